@@ -1,0 +1,1 @@
+"""Shancheng Provenance SDK: 国密 crypto, records, SM3 Merkle log proofs, checkpoints, bundles, verification."""

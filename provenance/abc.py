@@ -1,0 +1,54 @@
+"""Interfaces of the SDK (py-evm's ``eth/abc.py`` style): implementations live elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Something that signs bytes with SM2 (default ID) and can name its public key."""
+
+    def sign(self, message: bytes) -> bytes:
+        """Return a DER ``SEQUENCE{r, s}`` SM2 signature of ``message``."""
+        ...
+
+    def public_key_pem(self) -> bytes: ...
+
+
+@runtime_checkable
+class SignatureVerifier(Protocol):
+    def verify(self, message: bytes, signature: bytes) -> None:
+        """Return ``None`` or raise :class:`provenance.errors.SignatureInvalid`."""
+        ...
+
+
+class LogStorage(Protocol):
+    """Storage behind the Merkle log: leaf hashes plus whatever nodes the tree caches."""
+
+    def size(self) -> int: ...
+
+    def append_leaf_hash(self, leaf_hash: bytes) -> int:
+        """Append and return the new leaf's index."""
+        ...
+
+    def leaf_hash(self, index: int) -> bytes: ...
+
+    def get_node(self, level: int, index: int) -> bytes | None:
+        """A cached hash of the complete subtree of 2**level leaves starting at index * 2**level."""
+        ...
+
+    def put_node(self, level: int, index: int, value: bytes) -> None: ...
+
+
+class KeyValueStore(Protocol):
+    """Byte key-value store (used by the chain node's state and block storage)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+    def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...

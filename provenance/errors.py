@@ -1,0 +1,144 @@
+"""One error root for the whole project, with stable machine-readable codes.
+
+The gateway maps these to HTTP in one handler, the node to JSON-RPC in one table, the CLI to one line
+and a non-zero exit. A code never changes once published: outside tools match on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ProvenanceError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    code: ClassVar[str] = "PROVENANCE_ERROR"
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+# --- crypto -------------------------------------------------------------------------------------------
+
+
+class CryptoError(ProvenanceError):
+    code = "CRYPTO_ERROR"
+
+
+class KeyInvalid(CryptoError):
+    """A key that cannot be parsed, is of the wrong curve, or is not on the curve."""
+
+    code = "KEY_INVALID"
+
+
+class SignatureInvalid(CryptoError):
+    """A signature that is malformed or does not verify."""
+
+    code = "SIGNATURE_INVALID"
+
+
+class BackendUnavailable(CryptoError):
+    code = "CRYPTO_BACKEND_UNAVAILABLE"
+    http_status = 500
+
+
+# --- input formats -----------------------------------------------------------------------------------
+
+
+class FormatError(ProvenanceError):
+    """Input that is not of the expected format (JSON, PEM, base64, note text, ...)."""
+
+    code = "FORMAT_INVALID"
+
+
+class SchemaInvalid(FormatError):
+    code = "SCHEMA_INVALID"
+
+
+class RecordInvalid(FormatError):
+    code = "RECORD_INVALID"
+
+
+class PayloadInvalid(FormatError):
+    code = "PAYLOAD_INVALID"
+
+
+# --- verification ------------------------------------------------------------------------------------
+
+
+class VerificationError(ProvenanceError):
+    """A verification step failed; ``step`` names it (see ``provenance.verify.STEPS``)."""
+
+    code = "VERIFICATION_FAILED"
+    step: ClassVar[str] = "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["step"] = self.step
+        return d
+
+
+class DigestMismatch(VerificationError):
+    code = "DIGEST_MISMATCH"
+    step = "digest"
+
+
+class PayloadDigestMismatch(VerificationError):
+    code = "PAYLOAD_DIGEST_MISMATCH"
+    step = "payload"
+
+
+class RecordSignatureInvalid(VerificationError):
+    code = "SIGNATURE_INVALID"
+    step = "signature"
+
+
+class ProofInvalid(VerificationError):
+    code = "PROOF_INVALID"
+    step = "inclusion"
+
+
+class ConsistencyInvalid(VerificationError):
+    code = "CONSISTENCY_INVALID"
+    step = "consistency"
+
+
+class CheckpointInvalid(VerificationError):
+    code = "CHECKPOINT_INVALID"
+    step = "checkpoint"
+
+
+class AnchorInvalid(VerificationError):
+    code = "ANCHOR_INVALID"
+    step = "anchor"
+
+
+class SignerInvalid(VerificationError):
+    """The signer named in a bundle is not the one trusted for that organisation."""
+
+    code = "SIGNER_UNTRUSTED"
+    step = "signer"
+
+
+# --- ledger / workflow (filled by the chain and gateway layers) -------------------------------------
+
+
+class NotPermitted(ProvenanceError):
+    code = "NOT_PERMITTED"
+    http_status = 403
+
+
+class NotFound(ProvenanceError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class LedgerError(ProvenanceError):
+    code = "LEDGER_ERROR"
+    http_status = 502
