@@ -1,0 +1,95 @@
+"""The internal SM2 backend interface and the choice between OpenSSL (fast) and gmssl (fallback).
+
+Key objects own canonical values (d, x, y) and the formats; a backend only turns them into a handle it
+can sign or verify with, once per key, so the hot path never re-parses anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from provenance.errors import BackendUnavailable
+
+
+class SM2Backend(Protocol):
+    name: str
+
+    def generate(self) -> tuple[object, int, tuple[int, int]]:
+        """A fresh key pair from a CSPRNG: (signing handle, d, (x, y))."""
+        ...
+
+    def load_private(self, d: int) -> tuple[object, tuple[int, int]]:
+        """A signing handle for ``d`` and the public point derived from it."""
+        ...
+
+    def load_public(self, x: int, y: int) -> object:
+        """A verifying handle for a point already checked to be on the curve."""
+        ...
+
+    def sign(self, handle: object, message: bytes, id: bytes) -> bytes:
+        """DER ``SEQUENCE{r, s}`` over e = SM3(Z(id) || message)."""
+        ...
+
+    def verify(self, handle: object, message: bytes, r: int, s: int, der: bytes, id: bytes) -> bool:
+        """Whether (r, s) (already range-checked; ``der`` is its strict encoding) is valid."""
+        ...
+
+
+_lock = threading.Lock()
+_default: SM2Backend | None = None
+_instances: dict[str, SM2Backend] = {}
+
+BACKENDS = ("openssl", "gmssl")
+
+
+def get_backend(name: str | None = None) -> SM2Backend:
+    """The named backend, or the default: OpenSSL when its libcrypto has SM2, else gmssl."""
+    global _default
+    with _lock:
+        if name is None:
+            if _default is None:
+                try:
+                    _default = _make("openssl")
+                except BackendUnavailable:
+                    _default = _make("gmssl")
+            return _default
+        return _make(name)
+
+
+def set_default_backend(name: str | None) -> None:
+    """Force the default backend (tests, or a deployment that must avoid libcrypto); None re-detects."""
+    global _default
+    b = get_backend(name) if name is not None else None
+    with _lock:
+        _default = b
+
+
+def available_backends() -> list[str]:
+    out = []
+    for n in BACKENDS:
+        try:
+            get_backend(n)
+        except BackendUnavailable:
+            continue
+        out.append(n)
+    return out
+
+
+def _make(name: str) -> SM2Backend:
+    # Called with _lock held.
+    if name in _instances:
+        return _instances[name]
+    b: SM2Backend
+    if name == "openssl":
+        from provenance.crypto._openssl import OpenSSLBackend
+
+        b = OpenSSLBackend()
+    elif name == "gmssl":
+        from provenance.crypto._gmssl import GmsslBackend
+
+        b = GmsslBackend()
+    else:
+        raise BackendUnavailable(f"unknown SM2 backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    _instances[name] = b
+    return b
