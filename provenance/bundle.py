@@ -1,0 +1,152 @@
+"""Evidence bundles: everything needed to verify one record without the gateway (see docs/formats.md)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from provenance.errors import SchemaInvalid
+from provenance.records import SignedRecord, b64decode, load_json
+
+MEDIA_TYPE = "application/vnd.shancheng.evidence+json;version=1"
+_NO_PAYLOAD = object()
+
+
+@cache
+def bundle_schema() -> dict[str, Any]:
+    """The evidence bundle JSON Schema (also published as docs/evidence-bundle.schema.json)."""
+    text = resources.files("provenance.schemas").joinpath("evidence-bundle.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = bundle_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    tree_size: int
+    root: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "contract": self.contract,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "tree_size": self.tree_size,
+            "root": "0x" + self.root.hex(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceBundle:
+    """A parsed, schema-valid evidence bundle."""
+
+    signed: SignedRecord
+    digest: str
+    signer_org: str
+    signer_public_key: str
+    leaf_index: int
+    tree_size: int
+    inclusion_proof: tuple[bytes, ...]
+    checkpoint: str
+    log_key: tuple[str, str] | None = None  # (name, public key PEM), informative unless pinned
+    anchor: Anchor | None = None
+    payload: Any = _NO_PAYLOAD
+    signer_key_id: str | None = None
+
+    @property
+    def has_payload(self) -> bool:
+        return self.payload is not _NO_PAYLOAD and self.payload is not None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EvidenceBundle:
+        """Parse bundle JSON text."""
+        return cls.from_dict(load_json(text, what="evidence bundle"))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> EvidenceBundle:
+        """Validate against the JSON Schema, then build the typed bundle."""
+        errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+        if errors:
+            first = errors[0]
+            where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+            raise SchemaInvalid(
+                f"evidence bundle does not match the schema at {where}: {first.message}",
+                details={"path": where, "errors": len(errors)},
+            )
+        signed = SignedRecord.from_dict({"record": data["record"], "signature": data["signature"]})
+        log = data["log"]
+        anchor = data.get("anchor")
+        log_key = log.get("log_key")
+        return cls(
+            signed=signed,
+            digest=data["digest"],
+            signer_org=data["signer"]["org"],
+            signer_public_key=data["signer"]["public_key"],
+            signer_key_id=data["signer"].get("key_id"),
+            payload=data.get("payload", _NO_PAYLOAD),
+            leaf_index=log["leaf_index"],
+            tree_size=log["tree_size"],
+            inclusion_proof=tuple(b64decode(p, what="inclusion proof hash") for p in log["inclusion_proof"]),
+            checkpoint=log["checkpoint"],
+            log_key=(log_key["name"], log_key["public_key"]) if log_key else None,
+            anchor=(
+                Anchor(
+                    chain_id=anchor["chain_id"],
+                    contract=anchor["contract"],
+                    tx_hash=anchor["tx_hash"],
+                    block_number=anchor["block_number"],
+                    block_hash=anchor["block_hash"],
+                    tree_size=anchor["tree_size"],
+                    root=bytes.fromhex(anchor["root"][2:]),
+                )
+                if anchor
+                else None
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        signer: dict[str, Any] = {"org": self.signer_org, "public_key": self.signer_public_key}
+        if self.signer_key_id is not None:
+            signer["key_id"] = self.signer_key_id
+        log: dict[str, Any] = {
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "inclusion_proof": [base64.b64encode(h).decode("ascii") for h in self.inclusion_proof],
+            "checkpoint": self.checkpoint,
+        }
+        if self.log_key is not None:
+            log["log_key"] = {"name": self.log_key[0], "public_key": self.log_key[1]}
+        out: dict[str, Any] = {
+            "media_type": MEDIA_TYPE,
+            "record": self.signed.envelope.to_dict(),
+            "digest": self.digest,
+            "signature": self.signed.signature_b64(),
+            "signer": signer,
+            "log": log,
+            "anchor": self.anchor.to_dict() if self.anchor else None,
+        }
+        if self.payload is not _NO_PAYLOAD:
+            out["payload"] = self.payload
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)

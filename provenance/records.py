@@ -1,0 +1,222 @@
+"""Record envelopes: canonical bytes (RFC 8785), SM3 digests and SM2 signatures.
+
+A record is the envelope below plus an SM2 signature over its canonical bytes. The payload (a FHIR
+resource, an HJ 212 packet, ...) travels beside it; the envelope carries only the payload's digest, so
+purging a payload leaves the record, its digest and its proofs valid.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from provenance.abc import Signer
+from provenance.crypto.sm3 import sm3_hex
+from provenance.errors import FormatError, RecordInvalid
+from provenance.types import Digest, OrgId, RecordKind, Subject
+
+ENVELOPE_VERSION = 1
+
+# Closed set of envelope fields: an extra field would be signed but ignored by readers, a gap for abuse.
+ENVELOPE_FIELDS = ("version", "kind", "subject", "org", "timestamp", "nonce", "prev", "payload_digest")
+
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_SUBJECT_RE = re.compile(r"^[a-z][a-z0-9_]*:[^\s]{1,200}$")
+_ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_NONCE_RE = re.compile(r"^[0-9a-f]{32,64}$")
+# RFC 3339 in UTC only ("Z"), so that two readers never disagree on the instant or the bytes.
+_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise FormatError(f"value cannot be canonicalised as JSON: {exc}") from exc
+
+
+def digest_of(obj: Any) -> Digest:
+    """SM3 hex of a JSON value's canonical bytes."""
+    return Digest(sm3_hex(canonical_bytes(obj)))
+
+
+def utc_now() -> str:
+    """The current instant as an RFC 3339 UTC timestamp with millisecond precision."""
+    return format_timestamp(datetime.now(UTC))
+
+
+def format_timestamp(ts: datetime) -> str:
+    """RFC 3339 UTC form used in envelopes."""
+    if ts.tzinfo is None:
+        raise RecordInvalid("timestamp must be timezone-aware")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an envelope timestamp (RFC 3339, UTC, ``Z``)."""
+    if not isinstance(value, str) or not _TS_RE.match(value):
+        raise RecordInvalid("timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RecordInvalid(f"timestamp is not a valid date-time: {value}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The signed part of a record."""
+
+    kind: RecordKind
+    subject: Subject
+    org: OrgId
+    timestamp: str
+    nonce: str
+    prev: Digest | None
+    payload_digest: Digest
+    version: int = ENVELOPE_VERSION
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        kind: str,
+        subject: str,
+        org: str,
+        payload: Any,
+        prev: str | None = None,
+        timestamp: str | None = None,
+    ) -> Envelope:
+        """A new envelope for ``payload`` (a JSON value), with a fresh CSPRNG nonce."""
+        env = cls(
+            kind=RecordKind(kind),
+            subject=Subject(subject),
+            org=OrgId(org),
+            timestamp=timestamp or utc_now(),
+            nonce=secrets.token_hex(16),
+            prev=Digest(prev) if prev is not None else None,
+            payload_digest=digest_of(payload),
+        )
+        env.validate()
+        return env
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Envelope:
+        """Parse and validate an envelope from its JSON object form."""
+        if not isinstance(data, Mapping):
+            raise RecordInvalid("record envelope must be a JSON object")
+        missing = [f for f in ENVELOPE_FIELDS if f not in data]
+        extra = sorted(set(data) - set(ENVELOPE_FIELDS))
+        if missing or extra:
+            raise RecordInvalid(
+                "record envelope fields are wrong",
+                details={"missing": missing, "unexpected": extra},
+            )
+        env = cls(
+            version=data["version"],
+            kind=data["kind"],
+            subject=data["subject"],
+            org=data["org"],
+            timestamp=data["timestamp"],
+            nonce=data["nonce"],
+            prev=data["prev"],
+            payload_digest=data["payload_digest"],
+        )
+        env.validate()
+        return env
+
+    def validate(self) -> None:
+        """Raise :class:`RecordInvalid` naming the first bad field."""
+
+        def bad(field: str, why: str) -> RecordInvalid:
+            return RecordInvalid(f"envelope field '{field}' {why}", details={"field": field})
+
+        if type(self.version) is not int or self.version != ENVELOPE_VERSION:
+            raise bad("version", f"must be {ENVELOPE_VERSION}")
+        if not isinstance(self.kind, str) or not _KIND_RE.match(self.kind):
+            raise bad("kind", "must look like 'rx.issue'")
+        if not isinstance(self.subject, str) or not _SUBJECT_RE.match(self.subject):
+            raise bad("subject", "must look like 'rx:<id>' (prefix, colon, no spaces, ≤ 200 chars)")
+        if not isinstance(self.org, str) or not _ORG_RE.match(self.org):
+            raise bad("org", "must be 1-64 characters of letters, digits, '.', '_' or '-'")
+        parse_timestamp(self.timestamp)
+        if not isinstance(self.nonce, str) or not _NONCE_RE.match(self.nonce):
+            raise bad("nonce", "must be 32-64 lowercase hex characters")
+        if self.prev is not None and (not isinstance(self.prev, str) or not _DIGEST_RE.match(self.prev)):
+            raise bad("prev", "must be null or a lowercase SM3 hex digest")
+        if not isinstance(self.payload_digest, str) or not _DIGEST_RE.match(self.payload_digest):
+            raise bad("payload_digest", "must be a lowercase SM3 hex digest")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in ENVELOPE_FIELDS}
+
+    def canonical(self) -> bytes:
+        """The bytes that are signed and digested."""
+        return canonical_bytes(self.to_dict())
+
+    @property
+    def digest(self) -> Digest:
+        """SM3 hex of the canonical bytes; also the record id."""
+        return Digest(sm3_hex(self.canonical()))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRecord:
+    """An envelope with its SM2 signature (DER) by the organisation's key."""
+
+    envelope: Envelope
+    signature: bytes
+
+    @property
+    def record_id(self) -> Digest:
+        return self.envelope.digest
+
+    def signature_b64(self) -> str:
+        return base64.b64encode(self.signature).decode("ascii")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.envelope.to_dict(), "signature": self.signature_b64()}
+
+    def leaf_entry(self) -> bytes:
+        """The bytes appended to the Merkle log for this record: envelope and signature, canonical."""
+        return canonical_bytes(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SignedRecord:
+        if not isinstance(data, Mapping) or "record" not in data or "signature" not in data:
+            raise RecordInvalid("signed record must be an object with 'record' and 'signature'")
+        return cls(envelope=Envelope.from_dict(data["record"]), signature=b64decode(data["signature"]))
+
+
+def sign_envelope(envelope: Envelope, signer: Signer) -> SignedRecord:
+    """Sign an envelope's canonical bytes with SM2 (default ID)."""
+    envelope.validate()
+    return SignedRecord(envelope=envelope, signature=signer.sign(envelope.canonical()))
+
+
+def b64decode(value: Any, *, what: str = "signature") -> bytes:
+    """Strict standard base64 (padding required), with a project error on anything else."""
+    if not isinstance(value, str):
+        raise FormatError(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise FormatError(f"{what} is not valid base64") from exc
+
+
+def load_json(text: str | bytes, *, what: str = "input") -> Any:
+    """Parse JSON with a project error (never a raw ValueError) on bad input."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FormatError(f"{what} is not valid JSON: {exc}") from exc

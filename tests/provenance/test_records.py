@@ -1,0 +1,110 @@
+import pytest
+
+from provenance.crypto import SM2PrivateKey, sm3_hex
+from provenance.errors import FormatError, RecordInvalid, SignatureInvalid
+from provenance.records import (
+    Envelope,
+    SignedRecord,
+    b64decode,
+    canonical_bytes,
+    digest_of,
+    load_json,
+    sign_envelope,
+)
+
+
+def test_canonical_bytes_rfc8785_example():
+    # RFC 8785 §3.2.2: the specification's own input and output.
+    value = load_json(
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        ' "literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+    assert canonical_bytes(value) == expected.encode("utf-8")
+
+
+def test_canonical_bytes_rejects_non_json_values():
+    with pytest.raises(FormatError):
+        canonical_bytes({"x": float("nan")})
+    with pytest.raises(FormatError):
+        canonical_bytes({"x": {1, 2}})
+
+
+def test_envelope_digest_and_signature_roundtrip():
+    key = SM2PrivateKey.generate()
+    payload = {"resourceType": "MedicationRequest", "id": "rx-1", "status": "active"}
+    env = Envelope.create(kind="rx.issue", subject="rx:rx-1", org="hosp-1", payload=payload)
+    assert env.payload_digest == sm3_hex(canonical_bytes(payload)) == digest_of(payload)
+    assert env.digest == sm3_hex(env.canonical())
+    assert len(env.nonce) == 32
+    signed = sign_envelope(env, key)
+    key.public_key().verify(env.canonical(), signed.signature)
+    again = SignedRecord.from_dict(signed.to_dict())
+    assert again == signed and again.record_id == env.digest
+    # Same envelope content, fresh nonce: a different record.
+    other = Envelope.create(kind="rx.issue", subject="rx:rx-1", org="hosp-1", payload=payload)
+    assert other.nonce != env.nonce and other.digest != env.digest
+
+
+def test_subject_chain_through_prev():
+    key = SM2PrivateKey.generate()
+    first = sign_envelope(Envelope.create(kind="rx.issue", subject="rx:7", org="h", payload={"a": 1}), key)
+    second = sign_envelope(
+        Envelope.create(kind="rx.dispense", subject="rx:7", org="p", payload={"b": 2}, prev=first.record_id), key
+    )
+    assert second.envelope.prev == first.record_id
+
+
+def test_altered_envelope_fails_signature():
+    key = SM2PrivateKey.generate()
+    signed = sign_envelope(Envelope.create(kind="env.reading", subject="station:A1", org="st", payload=[1]), key)
+    d = signed.envelope.to_dict() | {"subject": "station:A2"}
+    with pytest.raises(SignatureInvalid):
+        key.public_key().verify(Envelope.from_dict(d).canonical(), signed.signature)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"version": 2}, "version"),
+        ({"version": True}, "version"),
+        ({"kind": "Rx Issue"}, "kind"),
+        ({"subject": "no-colon"}, "subject"),
+        ({"subject": "rx:has space"}, "subject"),
+        ({"org": ""}, "org"),
+        ({"timestamp": "2026-01-01T00:00:00+08:00"}, None),
+        ({"timestamp": "2026-13-01T00:00:00Z"}, None),
+        ({"nonce": "xyz"}, "nonce"),
+        ({"prev": "ABC"}, "prev"),
+        ({"payload_digest": "0" * 63}, "payload_digest"),
+    ],
+)
+def test_envelope_field_validation(change, field):
+    env = Envelope.create(kind="party.record", subject="branch:b1", org="b1", payload={})
+    with pytest.raises(RecordInvalid) as info:
+        Envelope.from_dict(env.to_dict() | change)
+    if field is not None:
+        assert info.value.details["field"] == field
+
+
+def test_envelope_rejects_missing_and_extra_fields():
+    env = Envelope.create(kind="party.record", subject="branch:b1", org="b1", payload={}).to_dict()
+    del env["nonce"]
+    with pytest.raises(RecordInvalid) as info:
+        Envelope.from_dict(env | {"extra": 1})
+    assert info.value.details == {"missing": ["nonce"], "unexpected": ["extra"]}
+    with pytest.raises(RecordInvalid):
+        Envelope.from_dict(["not", "an", "object"])
+
+
+def test_strict_base64_and_json_errors():
+    with pytest.raises(FormatError):
+        b64decode("not base64!")
+    with pytest.raises(FormatError):
+        b64decode(12)
+    with pytest.raises(FormatError):
+        load_json("{bad")
