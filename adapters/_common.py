@@ -1,0 +1,149 @@
+"""Helpers every adapter shares: JSON loading, canonical bytes, model validation, RFC 3339 instants."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from adapters.abc import AdaptedPayload
+from adapters.errors import PayloadInvalid
+from provenance.crypto.sm3 import sm3_hex
+from provenance.types import Digest, RecordKind, Subject
+
+M = TypeVar("M", bound=BaseModel)
+
+# Wire models of our own JSON kinds: unknown keys refused, no type coercion, immutable once validated.
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+# RFC 3339 date-time with a mandatory offset; FHIR dateTime and ISO 8601 allow more, rules need an instant.
+_INSTANT = re.compile(
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?P<frac>\.\d{1,9})?(?P<off>Z|[+-]\d{2}:\d{2})\Z"
+)
+
+# Identifiers that end up inside subjects ("rx:<id>") and facts: no spaces, colons only inside.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            # Two parsers may keep different copies of a duplicated key: refuse the ambiguity.
+            raise PayloadInvalid("duplicate JSON object key", details={"field": key})
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise PayloadInvalid("JSON number out of range", details={"field": name})
+
+
+def load_json_object(payload: object) -> dict[str, Any]:
+    """Turn a payload (UTF-8 JSON bytes or a mapping) into a plain JSON object, or raise PayloadInvalid."""
+    try:
+        if isinstance(payload, bytes | bytearray | memoryview):
+            text = bytes(payload).decode("utf-8")
+            obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        elif isinstance(payload, Mapping):
+            # Through canonical JSON and back, so a mapping holding non-JSON values is refused here
+            # and every later step sees exactly what a JSON client would have sent.
+            obj = json.loads(rfc8785.dumps(dict(payload)))
+        else:
+            raise PayloadInvalid("payload must be JSON bytes or a mapping", details={"field": "$"})
+    except PayloadInvalid:
+        raise
+    except UnicodeDecodeError as exc:
+        raise PayloadInvalid("payload is not UTF-8", details={"field": "$", "offset": exc.start}) from exc
+    except json.JSONDecodeError as exc:
+        raise PayloadInvalid(
+            f"payload is not JSON: {exc.msg}", details={"field": "$", "offset": exc.pos}
+        ) from exc
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise PayloadInvalid(f"payload is not canonical JSON: {exc}", details={"field": "$"}) from exc
+    except RecursionError as exc:
+        raise PayloadInvalid("payload nested too deeply", details={"field": "$"}) from exc
+    if not isinstance(obj, dict):
+        raise PayloadInvalid("payload must be a JSON object", details={"field": "$"})
+    return obj
+
+
+def canonical_json(obj: Mapping[str, Any]) -> bytes:
+    """RFC 8785 bytes of ``obj`` (values outside the JSON number domain are a PayloadInvalid)."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise PayloadInvalid(f"payload cannot be canonicalised: {exc}", details={"field": "$"}) from exc
+    except RecursionError as exc:
+        raise PayloadInvalid("payload nested too deeply", details={"field": "$"}) from exc
+
+
+def adapted(kind: str, subject: str, normalised: Mapping[str, Any], facts: dict[str, Any]) -> AdaptedPayload:
+    """Build the :class:`AdaptedPayload` for a normalised JSON object."""
+    canonical = canonical_json(normalised)
+    return AdaptedPayload(
+        kind=RecordKind(kind),
+        subject=Subject(subject),
+        canonical=canonical,
+        digest=Digest(sm3_hex(canonical)),
+        facts=facts,
+    )
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "$"
+
+
+def validate_model(
+    model: type[M], data: Mapping[str, Any], error: type[PayloadInvalid] = PayloadInvalid
+) -> M:
+    """Validate ``data`` with ``model``; a failure becomes ``error`` naming every bad field (never values)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, error, model.__name__) from exc
+
+
+def validation_error(exc: ValidationError, error: type[PayloadInvalid], what: str) -> PayloadInvalid:
+    """Translate a pydantic ValidationError; the input values are left out (they may be personal data)."""
+    errors = [{"field": _loc(e["loc"]), "type": e["type"], "message": e["msg"]} for e in exc.errors()[:20]]
+    first = errors[0] if errors else {"field": "$", "message": "invalid"}
+    return error(
+        f"invalid {what}: {first['field']}: {first['message']}",
+        details={"field": first["field"], "errors": errors},
+    )
+
+
+def parse_instant(value: object, field: str, error: type[PayloadInvalid] = PayloadInvalid) -> datetime:
+    """Parse an RFC 3339 date-time with an explicit offset into an aware datetime."""
+    m = _INSTANT.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise error(f"{field} must be an RFC 3339 date-time with an offset", details={"field": field})
+    # datetime keeps microseconds: digits beyond the sixth are dropped, not rounded.
+    frac = (m["frac"] or "")[:7]
+    offset = "+00:00" if m["off"] == "Z" else m["off"]
+    try:
+        return datetime.fromisoformat(m["base"] + frac + offset)
+    except ValueError as exc:
+        raise error(f"{field} is not a valid date-time", details={"field": field}) from exc
+
+
+def check_instant(value: str) -> str:
+    """Pydantic after-validator: the string is an RFC 3339 date-time with an offset."""
+    try:
+        parse_instant(value, "value")
+    except PayloadInvalid as exc:
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset, e.g. 2026-11-25T09:30:00+08:00"
+        ) from exc
+    return value
+
+
+def rfc3339_utc(dt: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC with a ``Z`` (the form facts use)."""
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,147 @@
+"""Environmental monitoring: ``env.reading`` from an HJ 212-2017 packet or the same reading as JSON.
+
+Both inputs normalise to one JSON form (see ``docs/design/adapters.md``); a packet's text is kept in its
+``packet`` member, so nothing is lost and the JSON form can be re-checked against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from adapters import hj212
+from adapters._common import STRICT, adapted, load_json_object, rfc3339_utc, validate_model
+from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.errors import EnvRuleViolation, Hj212Malformed, PayloadInvalid
+
+# Data-upload commands (HJ 212-2017 table 8): the only CNs that carry readings.
+READING_COMMANDS = {"2011": "real-time", "2051": "minute", "2061": "hour", "2031": "day"}
+# Real-time uploads report Rtd, the others Avg: the value the facts give for each pollutant.
+_PRIMARY = {"2011": "Rtd"}
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class EnvReadingJson(BaseModel):
+    """The JSON form of a reading (also the normalised form of a packet)."""
+
+    model_config = STRICT
+
+    mn: str
+    st: str
+    cn: str
+    pw: str
+    qn: str | None = None
+    flag: int | None = None
+    pnum: int | None = None
+    pno: int | None = None
+    data_time: str
+    pollutants: dict[str, dict[str, str]]
+    cp: dict[str, str] | None = None  # other plain CP items (DataTime lives in data_time)
+    packet: str | None = None
+
+
+def _normalise(p: hj212.Packet) -> dict[str, Any]:
+    cp = {k: v for k, v in p.cp.items() if k != "DataTime"}
+    out: dict[str, Any] = {
+        "mn": p.mn,
+        "st": p.st,
+        "cn": p.cn,
+        "pw": p.pw,
+        "qn": p.qn,
+        "flag": p.flag,
+        "pnum": p.pnum,
+        "pno": p.pno,
+        "data_time": p.data_time,
+        "pollutants": p.pollutants,
+        "cp": cp or None,
+        "packet": p.raw,
+    }
+    # Absent members are left out rather than null, so a JSON client that omits them gets the same bytes.
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _from_json(obj: Mapping[str, Any]) -> dict[str, Any]:
+    m = validate_model(EnvReadingJson, obj)
+    if m.packet is not None:
+        normalised = _normalise(hj212.parse_packet(m.packet))
+        mine = m.model_dump(exclude_none=True)
+        for key in sorted(set(normalised) | set(mine)):
+            if normalised.get(key) != mine.get(key):
+                raise PayloadInvalid("reading disagrees with its packet", details={"field": key})
+        return normalised
+    cp = {"DataTime": m.data_time, **(m.cp or {})}
+    if m.cp and "DataTime" in m.cp:
+        raise PayloadInvalid("DataTime goes in data_time, not cp", details={"field": "cp.DataTime"})
+    packet = hj212.Packet(
+        st=m.st,
+        cn=m.cn,
+        pw=m.pw,
+        mn=m.mn,
+        qn=m.qn,
+        flag=m.flag,
+        pnum=m.pnum,
+        pno=m.pno,
+        cp=cp,
+        pollutants=m.pollutants,
+    )
+    # The packet grammar is the one source of truth for what a reading may hold: the JSON form must
+    # denote exactly the packet it encodes to.
+    segment = packet.data_segment()
+    if any(not fields for fields in m.pollutants.values()):
+        raise Hj212Malformed("a pollutant needs at least one field", details={"part": "pollutants"})
+    if hj212.parse_data_segment(segment) != packet:
+        raise Hj212Malformed("reading does not encode to an equivalent packet", details={"part": "data"})
+    return _normalise(packet)
+
+
+def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
+    cn = n["cn"]
+    if cn not in READING_COMMANDS:
+        raise EnvRuleViolation(f"CN={cn} is not a data upload", details={"field": "CN", "value": cn})
+    if "data_time" not in n:
+        raise EnvRuleViolation("a reading needs DataTime", details={"field": "DataTime"})
+    pollutants: dict[str, dict[str, str]] = n["pollutants"]
+    if not pollutants:
+        raise EnvRuleViolation("a reading needs at least one pollutant", details={"field": "pollutants"})
+    local = datetime.strptime(n["data_time"], "%Y%m%d%H%M%S")
+    try:
+        utc = (local - context.hj212_utc_offset).replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise EnvRuleViolation("DataTime out of range", details={"field": "DataTime"}) from exc
+    if context.now is not None and utc > context.now + MAX_CLOCK_SKEW:
+        raise EnvRuleViolation(
+            "reading is dated in the future", details={"field": "DataTime", "value": n["data_time"]}
+        )
+    primary = _PRIMARY.get(cn, "Avg")
+    values = {code: float(f[primary]) for code, f in pollutants.items() if primary in f}
+    flags = {code: f["Flag"] for code, f in pollutants.items() if "Flag" in f}
+    return {
+        "mn": n["mn"],
+        "st": n["st"],
+        "cn": cn,
+        "interval": READING_COMMANDS[cn],
+        "data_time": rfc3339_utc(utc),
+        "pollutants": values,
+        "flags": flags,
+        "abnormal": sorted(code for code, flag in flags.items() if flag != "N"),
+        "source": "packet" if "packet" in n else "json",
+    }
+
+
+class EnvAdapter:
+    """``env.reading``: HJ 212-2017 packet bytes (``##…``) or its JSON form; subject ``station:<MN>``."""
+
+    kinds: tuple[str, ...] = ("env.reading",)
+
+    def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
+        """Parse, check and normalise one reading."""
+        ctx = context or AdaptContext()
+        if isinstance(payload, bytes | bytearray | memoryview) and bytes(payload[:2]) == b"##":
+            normalised = _normalise(hj212.parse_packet(bytes(payload)))
+        else:
+            normalised = _from_json(load_json_object(payload))
+        facts = _facts(normalised, ctx)
+        return adapted(kind, f"station:{normalised['mn']}", normalised, facts)

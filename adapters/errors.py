@@ -1,0 +1,109 @@
+"""Errors the adapters raise: all :class:`provenance.errors.PayloadInvalid`, each with a stable code.
+
+``details`` always names the offending part (``field`` for JSON/FHIR paths, ``part`` for HJ 212 packets)
+so the gateway can answer ``{"error": {"code", "message", "details"}}`` without parsing the message.
+"""
+
+from __future__ import annotations
+
+from provenance.errors import PayloadInvalid
+
+__all__ = [
+    "ConsentScopeExceeded",
+    "EnvRuleViolation",
+    "FhirInvalid",
+    "Hj212CrcMismatch",
+    "Hj212LengthMismatch",
+    "Hj212Malformed",
+    "KindUnknown",
+    "PartyRuleViolation",
+    "PartyStageInvalid",
+    "PayloadInvalid",
+    "RxRuleViolation",
+    "ShareRuleViolation",
+    "SubjectMismatch",
+]
+
+
+class KindUnknown(PayloadInvalid):
+    """No adapter is registered for the record kind."""
+
+    code = "KIND_UNKNOWN"
+
+
+class SubjectMismatch(PayloadInvalid):
+    """The subject the caller declared differs from the one the payload names."""
+
+    code = "SUBJECT_MISMATCH"
+
+
+# --- e-prescription ----------------------------------------------------------------------------------
+
+
+class FhirInvalid(PayloadInvalid):
+    """Not a valid FHIR R4 resource of the expected type, or a required element is missing."""
+
+    code = "FHIR_INVALID"
+
+
+class RxRuleViolation(PayloadInvalid):
+    """A valid resource that breaks a prescription rule (status, intent, quantity, validity, repeats)."""
+
+    code = "RX_RULE_VIOLATION"
+
+
+# --- data sharing ------------------------------------------------------------------------------------
+
+
+class ShareRuleViolation(PayloadInvalid):
+    """A sharing record inconsistent with itself or with the record it builds on."""
+
+    code = "SHARE_RULE_VIOLATION"
+
+
+class ConsentScopeExceeded(ShareRuleViolation):
+    """An access outside its consent: other dataset or purpose, extra fields, or outside its window."""
+
+    code = "CONSENT_SCOPE_EXCEEDED"
+
+
+# --- environmental monitoring ------------------------------------------------------------------------
+
+
+class Hj212Malformed(PayloadInvalid):
+    """An HJ 212-2017 packet that does not follow the packet grammar; ``details["part"]`` names where."""
+
+    code = "HJ212_MALFORMED"
+
+
+class Hj212CrcMismatch(Hj212Malformed):
+    """The packet's CRC16 does not match its data segment."""
+
+    code = "HJ212_CRC_MISMATCH"
+
+
+class Hj212LengthMismatch(Hj212Malformed):
+    """The packet's 4-digit length does not match its data segment."""
+
+    code = "HJ212_LENGTH_MISMATCH"
+
+
+class EnvRuleViolation(PayloadInvalid):
+    """A well-formed packet that is not an acceptable reading (not a data upload, dated in the future)."""
+
+    code = "ENV_RULE_VIOLATION"
+
+
+# --- party building ----------------------------------------------------------------------------------
+
+
+class PartyRuleViolation(PayloadInvalid):
+    """A party record that breaks a domain rule."""
+
+    code = "PARTY_RULE_VIOLATION"
+
+
+class PartyStageInvalid(PartyRuleViolation):
+    """A membership stage change that skips or reverses the 入党 sequence."""
+
+    code = "PARTY_STAGE_TRANSITION_INVALID"

@@ -1,0 +1,161 @@
+"""Party building (党建): ``party.record`` for meetings (三会一课), study, dues and membership stages.
+
+One kind, four record types told apart by ``type``; the subject is ``branch:<branch_id>``. Membership stages
+follow the 发展党员 sequence 入党申请人 → 入党积极分子 → 发展对象 → 预备党员 → 正式党员, one step at a
+time; a record states the stage it leaves (``previous_stage``) so the step is checked from the record alone,
+and against the member's last recorded stage when ``AdaptContext.prior`` carries it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
+
+from adapters._common import (
+    ID_PATTERN,
+    STRICT,
+    adapted,
+    check_instant,
+    load_json_object,
+    parse_instant,
+    rfc3339_utc,
+    validation_error,
+)
+from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.errors import PartyRuleViolation, PartyStageInvalid, PayloadInvalid
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Instant = Annotated[str, AfterValidator(check_instant)]
+Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+MEETING_TYPES = ("支部党员大会", "支部委员会", "党小组会", "党课")  # 三会一课
+STAGES = ("入党申请人", "入党积极分子", "发展对象", "预备党员", "正式党员")
+Stage = Literal["入党申请人", "入党积极分子", "发展对象", "预备党员", "正式党员"]
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _unique(ids: list[str]) -> list[str]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("member ids must be unique")
+    return ids
+
+
+Members = Annotated[list[Id], Field(min_length=1, max_length=1000), AfterValidator(_unique)]
+
+
+class Meeting(BaseModel):
+    """A 三会一课 meeting held by the branch."""
+
+    model_config = STRICT
+
+    type: Literal["meeting"]
+    branch_id: Id
+    meeting_id: Id
+    meeting_type: Literal["支部党员大会", "支部委员会", "党小组会", "党课"]
+    held_at: Instant
+    topic: Text
+    attendees: Members
+    absentees: Annotated[list[Id], Field(max_length=1000), AfterValidator(_unique)] = []
+    recorder: Id
+
+
+class Study(BaseModel):
+    """A study session (学习教育)."""
+
+    model_config = STRICT
+
+    type: Literal["study"]
+    branch_id: Id
+    session_id: Id
+    held_at: Instant
+    topic: Text
+    materials: Annotated[list[Text], Field(max_length=100)] = []
+    participants: Members
+    duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
+
+
+class Dues(BaseModel):
+    """One member's party dues (党费) for one month, in fen (分) so no amount is a float."""
+
+    model_config = STRICT
+
+    type: Literal["dues"]
+    branch_id: Id
+    member_id: Id
+    month: Annotated[str, Field(pattern=_MONTH.pattern)]
+    amount_fen: Annotated[int, Field(gt=0, le=100_000_000)]
+    paid_at: Instant
+
+
+class Membership(BaseModel):
+    """A member reaching a stage of the 发展党员 sequence."""
+
+    model_config = STRICT
+
+    type: Literal["membership"]
+    branch_id: Id
+    member_id: Id
+    stage: Stage
+    previous_stage: Stage | None
+    effective_at: Instant
+    approved_by: Id  # the meeting (e.g. 支部党员大会 meeting_id) or body that decided the step
+
+
+PartyRecord = Annotated[Meeting | Study | Dues | Membership, Field(discriminator="type")]
+_RECORD: TypeAdapter[Meeting | Study | Dues | Membership] = TypeAdapter(PartyRecord)
+
+
+def _check_stage(record: Membership, prior: dict[str, Any] | None) -> None:
+    index = STAGES.index(record.stage)
+    expected = STAGES[index - 1] if index else None
+    if record.previous_stage != expected:
+        raise PartyStageInvalid(
+            f"{record.stage} follows {expected or 'no stage'}, not {record.previous_stage}",
+            details={"field": "previous_stage", "expected": expected},
+        )
+    if prior is None:
+        return
+    if prior.get("member_id", record.member_id) != record.member_id:
+        raise PartyRuleViolation("prior record is of another member", details={"field": "member_id"})
+    last = prior.get("stage")
+    if last != record.previous_stage:
+        raise PartyStageInvalid(
+            f"member's recorded stage is {last}, not {record.previous_stage}",
+            details={"field": "previous_stage", "recorded": last},
+        )
+
+
+class PartyAdapter:
+    """``party.record``; subject ``branch:<branch_id>``."""
+
+    kinds: tuple[str, ...] = ("party.record",)
+
+    def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
+        """Validate one party-building record."""
+        ctx = context or AdaptContext()
+        if kind not in self.kinds:
+            raise PayloadInvalid(f"not a party kind: {kind}", details={"field": "kind"})
+        obj = load_json_object(payload)
+        try:
+            record = _RECORD.validate_python(obj)
+        except ValidationError as exc:
+            raise validation_error(exc, PayloadInvalid, "party record") from exc
+        facts: dict[str, Any] = record.model_dump()
+        for key in ("held_at", "paid_at", "effective_at"):
+            if key in facts:
+                facts[key] = rfc3339_utc(parse_instant(facts[key], key))
+        if isinstance(record, Meeting) and set(record.attendees) & set(record.absentees):
+            raise PartyRuleViolation(
+                "a member cannot both attend and be absent", details={"field": "absentees"}
+            )
+        if isinstance(record, Membership):
+            _check_stage(record, dict(ctx.prior) if ctx.prior is not None else None)
+        if (
+            isinstance(record, Dues)
+            and ctx.now is not None
+            and parse_instant(record.paid_at, "paid_at") > ctx.now
+        ):
+            raise PartyRuleViolation("dues paid in the future", details={"field": "paid_at"})
+        return adapted(kind, f"branch:{record.branch_id}", obj, facts)

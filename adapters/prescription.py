@@ -1,0 +1,248 @@
+"""E-prescription: ``rx.issue`` (FHIR MedicationRequest), ``rx.dispense`` (MedicationDispense), ``rx.revoke``.
+
+Resources are validated with ``fhir.resources`` (its R4B package: MedicationRequest and MedicationDispense
+are unchanged from R4). The canonical bytes are RFC 8785 of the resource exactly as received, so the digest
+a client computes over its own JSON matches. The rx id is the first ``identifier.value`` of the request
+(its ``id`` when it has none); a dispense names it in ``authorizingPrescription`` by identifier or by a
+``MedicationRequest/<rx id>`` reference. A revoke is a small JSON document, not a cancelled resource: a
+revocation needs no copy of the prescription, and the contract, not the resource, holds the state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from fhir.resources.R4B.medicationdispense import MedicationDispense
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
+
+from adapters._common import (
+    ID_PATTERN,
+    STRICT,
+    adapted,
+    check_instant,
+    load_json_object,
+    parse_instant,
+    rfc3339_utc,
+    validate_model,
+    validation_error,
+)
+from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.errors import FhirInvalid, PayloadInvalid, RxRuleViolation
+from provenance.crypto.sm3 import sm3_hex
+
+_ID = re.compile(ID_PATTERN)
+_RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
+
+
+class RxRevoke(BaseModel):
+    """Payload of ``rx.revoke``."""
+
+    model_config = STRICT
+
+    rx_id: Annotated[str, Field(pattern=ID_PATTERN)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    revoked_at: Annotated[str, AfterValidator(check_instant)]
+
+
+def _get(obj: Any, *path: str | int) -> Any:
+    """Walk plain JSON; ``None`` when any step is missing (the model has already checked the types)."""
+    for step in path:
+        if isinstance(step, int):
+            obj = obj[step] if isinstance(obj, list) and len(obj) > step else None
+        else:
+            obj = obj.get(step) if isinstance(obj, dict) else None
+        if obj is None:
+            return None
+    return obj
+
+
+def _require(obj: dict[str, Any], *path: str | int) -> Any:
+    value = _get(obj, *path)
+    if value is None or value == [] or value == "":
+        field = ".".join(str(p) for p in path)
+        raise FhirInvalid(f"{field} is required", details={"field": field})
+    return value
+
+
+def _fhir(model: type[MedicationRequest | MedicationDispense], obj: dict[str, Any]) -> None:
+    if obj.get("resourceType") != model.__name__:
+        raise FhirInvalid(f"resourceType must be {model.__name__}", details={"field": "resourceType"})
+    try:
+        model.model_validate(obj)
+    except ValidationError as exc:
+        raise validation_error(exc, FhirInvalid, model.__name__) from exc
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # fhir.resources raises assorted errors of its own from some validators: all mean "not valid FHIR".
+        raise FhirInvalid(f"invalid {model.__name__}: {type(exc).__name__}", details={"field": "$"}) from exc
+
+
+def _rx_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise FhirInvalid("rx id must be 1-128 of A-Z a-z 0-9 . _ : -", details={"field": field})
+    return value
+
+
+def _positive_quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]:
+    value = _require(obj, *path, "value")
+    field = ".".join((*path, "value"))
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise RxRuleViolation("quantity must be greater than 0", details={"field": field})
+    unit = _get(obj, *path, "unit")
+    return value, unit if isinstance(unit, str) else None
+
+
+def _medication(obj: dict[str, Any]) -> dict[str, str]:
+    coding = _get(obj, "medicationCodeableConcept", "coding", 0)
+    if isinstance(coding, dict):
+        return {k: v for k in ("system", "code", "display") if isinstance(v := coding.get(k), str)}
+    text = _get(obj, "medicationCodeableConcept", "text")
+    if isinstance(text, str):
+        return {"text": text}
+    ref = _get(obj, "medicationReference", "reference")
+    if isinstance(ref, str):
+        return {"reference": ref}
+    raise FhirInvalid("medication[x] is required", details={"field": "medication[x]"})
+
+
+def _instant(obj: dict[str, Any], *path: str) -> datetime:
+    field = ".".join(path)
+    return parse_instant(_require(obj, *path), field, FhirInvalid)
+
+
+def _patient_digest(obj: dict[str, Any]) -> str:
+    # Facts may reach the chain: they name the patient only by digest.
+    return sm3_hex(str(_require(obj, "subject", "reference")).encode("utf-8"))
+
+
+def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
+    _fhir(MedicationRequest, obj)
+    identifier = _get(obj, "identifier", 0, "value")
+    rx_id = (
+        _rx_id(identifier, "identifier.0.value") if identifier is not None else _rx_id(obj.get("id"), "id")
+    )
+    if obj.get("status") != "active":
+        raise RxRuleViolation("an issued prescription must be active", details={"field": "status"})
+    if obj.get("intent") != "order":
+        raise RxRuleViolation("an issued prescription must have intent order", details={"field": "intent"})
+    patient = _patient_digest(obj)
+    medication = _medication(obj)
+    _require(obj, "dosageInstruction", 0)
+    authored = _instant(obj, "authoredOn")
+    quantity, unit = _positive_quantity(obj, "dispenseRequest", "quantity")
+    start = _instant(obj, "dispenseRequest", "validityPeriod", "start")
+    end = _instant(obj, "dispenseRequest", "validityPeriod", "end")
+    if end <= start:
+        raise RxRuleViolation(
+            "validity period must end after it starts",
+            details={"field": "dispenseRequest.validityPeriod.end"},
+        )
+    if ctx.now is not None and end <= ctx.now:
+        raise RxRuleViolation(
+            "prescription already expired", details={"field": "dispenseRequest.validityPeriod.end"}
+        )
+    repeats = _get(obj, "dispenseRequest", "numberOfRepeatsAllowed")
+    if repeats not in (None, 0):
+        # The Prescriptions contract dispenses a prescription exactly once.
+        raise RxRuleViolation(
+            "repeat dispensing is not supported", details={"field": "dispenseRequest.numberOfRepeatsAllowed"}
+        )
+    requester = _get(obj, "requester", "reference")
+    return rx_id, {
+        "rx_id": rx_id,
+        "authored_on": rfc3339_utc(authored),
+        "valid_from": rfc3339_utc(start),
+        "expires_at": rfc3339_utc(end),
+        "quantity": quantity,
+        "unit": unit,
+        "medication": medication,
+        "patient_ref_digest": patient,
+        "requester": requester if isinstance(requester, str) else None,
+    }
+
+
+def _dispense_rx_id(obj: dict[str, Any]) -> str:
+    prescriptions = _require(obj, "authorizingPrescription")
+    if len(prescriptions) != 1:
+        raise RxRuleViolation(
+            "a dispense must name exactly one prescription", details={"field": "authorizingPrescription"}
+        )
+    value = _get(prescriptions, 0, "identifier", "value")
+    if value is not None:
+        return _rx_id(value, "authorizingPrescription.0.identifier.value")
+    ref = _get(prescriptions, 0, "reference")
+    m = _RX_REFERENCE.match(ref) if isinstance(ref, str) else None
+    if m is None:
+        raise FhirInvalid(
+            "authorizingPrescription must reference MedicationRequest/<rx id> or carry its identifier",
+            details={"field": "authorizingPrescription.0"},
+        )
+    return _rx_id(m["id"], "authorizingPrescription.0.reference")
+
+
+def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
+    _fhir(MedicationDispense, obj)
+    rx_id = _dispense_rx_id(obj)
+    if obj.get("status") != "completed":
+        raise RxRuleViolation("a recorded dispense must be completed", details={"field": "status"})
+    quantity, unit = _positive_quantity(obj, "quantity")
+    handed_over = _instant(obj, "whenHandedOver")
+    patient = _patient_digest(obj)
+    facts = {
+        "rx_id": rx_id,
+        "dispense_id": _get(obj, "identifier", 0, "value") or obj.get("id"),
+        "handed_over_at": rfc3339_utc(handed_over),
+        "quantity": quantity,
+        "unit": unit,
+        "medication": _medication(obj),
+        "patient_ref_digest": patient,
+    }
+    prior = ctx.prior
+    if prior is not None:
+        _check_against_issue(facts, prior, handed_over)
+    return rx_id, facts
+
+
+def _check_against_issue(facts: dict[str, Any], issue: Mapping[str, Any], handed_over: datetime) -> None:
+    """Rules that need the ``rx.issue`` facts: same rx and patient, within quantity and validity."""
+    for key in ("rx_id", "patient_ref_digest"):
+        if key in issue and issue[key] != facts[key]:
+            raise RxRuleViolation(f"dispense does not match the prescription's {key}", details={"field": key})
+    limit = issue.get("quantity")
+    if isinstance(limit, int | float) and facts["quantity"] > limit:
+        raise RxRuleViolation("dispensed more than prescribed", details={"field": "quantity.value"})
+    for key, late in (("valid_from", False), ("expires_at", True)):
+        bound = issue.get(key)
+        if isinstance(bound, str):
+            when = parse_instant(bound, key)
+            if (handed_over >= when) if late else (handed_over < when):
+                raise RxRuleViolation(
+                    "dispensed outside the prescription's validity period",
+                    details={"field": "whenHandedOver"},
+                )
+
+
+class PrescriptionAdapter:
+    """``rx.issue`` / ``rx.dispense`` / ``rx.revoke``; subject ``rx:<rx id>``."""
+
+    kinds: tuple[str, ...] = ("rx.issue", "rx.dispense", "rx.revoke")
+
+    def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
+        """Validate one prescription record's payload."""
+        ctx = context or AdaptContext()
+        obj = load_json_object(payload)
+        if kind == "rx.issue":
+            rx_id, facts = _issue(obj, ctx)
+        elif kind == "rx.dispense":
+            rx_id, facts = _dispense(obj, ctx)
+        elif kind == "rx.revoke":
+            revoke = validate_model(RxRevoke, obj)
+            at = parse_instant(revoke.revoked_at, "revoked_at")
+            rx_id = revoke.rx_id
+            facts = {"rx_id": rx_id, "reason": revoke.reason, "revoked_at": rfc3339_utc(at)}
+        else:
+            raise PayloadInvalid(f"not a prescription kind: {kind}", details={"field": "kind"})
+        return adapted(kind, f"rx:{rx_id}", obj, facts)

@@ -1,0 +1,182 @@
+"""Data-sharing audit (政务数据共享): request → consent → access events, and consent revocation.
+
+All four are strict JSON documents; the subject is ``dataset:<dataset>``. A consent may narrow a request
+(fewer fields) but never widen it; an access must stay inside its consent (dataset, purpose, fields,
+time window). Checks that need the earlier record run when ``AdaptContext.prior`` carries its facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from adapters._common import (
+    ID_PATTERN,
+    STRICT,
+    adapted,
+    check_instant,
+    load_json_object,
+    parse_instant,
+    rfc3339_utc,
+    validate_model,
+)
+from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.errors import ConsentScopeExceeded, PayloadInvalid, ShareRuleViolation
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Instant = Annotated[str, AfterValidator(check_instant)]
+FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
+Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _unique(fields: list[str]) -> list[str]:
+    if len(set(fields)) != len(fields):
+        raise ValueError("field names must be unique")
+    return fields
+
+
+Fields = Annotated[list[FieldName], Field(min_length=1, max_length=256), AfterValidator(_unique)]
+
+
+class ShareRequest(BaseModel):
+    """Payload of ``share.request``: an organisation asks to read some fields of a dataset for a purpose."""
+
+    model_config = STRICT
+
+    request_id: Id
+    dataset: Id
+    requester: Id  # the requesting organisation's id
+    fields: Fields
+    purpose: Text
+    requested_at: Instant
+
+
+class ShareConsent(BaseModel):
+    """Payload of ``share.consent``: the data owner grants (part of) a request until ``expires_at``."""
+
+    model_config = STRICT
+
+    request_id: Id
+    dataset: Id
+    fields: Fields
+    purpose: Text
+    granted_at: Instant
+    expires_at: Instant
+
+
+class ShareAccess(BaseModel):
+    """Payload of ``share.access``: one read of a dataset under a consent."""
+
+    model_config = STRICT
+
+    request_id: Id
+    consent_digest: Digest  # payload digest of the share.consent this access relies on
+    dataset: Id
+    fields: Fields
+    purpose: Text
+    accessor: Id  # the organisation (or its system account) that read the data
+    accessed_at: Instant
+
+
+class ShareRevoke(BaseModel):
+    """Payload of ``share.revoke_consent``: the data owner withdraws a consent."""
+
+    model_config = STRICT
+
+    request_id: Id
+    dataset: Id
+    reason: Text
+    revoked_at: Instant
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "share.request": ShareRequest,
+    "share.consent": ShareConsent,
+    "share.access": ShareAccess,
+    "share.revoke_consent": ShareRevoke,
+}
+_INSTANTS = ("requested_at", "granted_at", "expires_at", "accessed_at", "revoked_at")
+
+
+def _same(
+    facts: Mapping[str, Any], prior: Mapping[str, Any], keys: tuple[str, ...], error: type[PayloadInvalid]
+) -> None:
+    for key in keys:
+        if key in prior and prior[key] != facts[key]:
+            raise error(f"{key} differs from the record it builds on", details={"field": key})
+
+
+def _time(facts: Mapping[str, Any], key: str) -> datetime:
+    return parse_instant(facts[key], key)
+
+
+def _check_consent(facts: dict[str, Any], ctx: AdaptContext) -> None:
+    if _time(facts, "expires_at") <= _time(facts, "granted_at"):
+        raise ShareRuleViolation("consent must expire after it is granted", details={"field": "expires_at"})
+    if ctx.now is not None and _time(facts, "expires_at") <= ctx.now:
+        raise ShareRuleViolation("consent already expired", details={"field": "expires_at"})
+    request = ctx.prior
+    if request is None:
+        return
+    _same(facts, request, ("request_id", "dataset", "purpose"), ShareRuleViolation)
+    extra = sorted(set(facts["fields"]) - set(request.get("fields", facts["fields"])))
+    if extra:
+        raise ShareRuleViolation(
+            "consent grants fields never requested", details={"field": "fields", "extra": extra}
+        )
+    requested_at = request.get("requested_at")
+    if isinstance(requested_at, str) and _time(facts, "granted_at") < parse_instant(
+        requested_at, "requested_at"
+    ):
+        raise ShareRuleViolation("consent granted before it was requested", details={"field": "granted_at"})
+
+
+def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
+    consent = ctx.prior
+    if consent is None:
+        return
+    _same(facts, consent, ("request_id", "dataset", "purpose"), ConsentScopeExceeded)
+    digest = consent.get("digest")
+    if digest is not None and digest != facts["consent_digest"]:
+        raise ConsentScopeExceeded("access names another consent", details={"field": "consent_digest"})
+    extra = sorted(set(facts["fields"]) - set(consent.get("fields", facts["fields"])))
+    if extra:
+        raise ConsentScopeExceeded(
+            "access reads fields outside its consent", details={"field": "fields", "extra": extra}
+        )
+    at = _time(facts, "accessed_at")
+    for key, late in (("granted_at", False), ("expires_at", True)):
+        bound = consent.get(key)
+        if isinstance(bound, str):
+            when = parse_instant(bound, key)
+            if (at >= when) if late else (at < when):
+                raise ConsentScopeExceeded(
+                    "access outside the consent's validity", details={"field": "accessed_at"}
+                )
+
+
+class SharingAdapter:
+    """``share.request``, ``share.consent``, ``share.access``, ``share.revoke_consent``; ``dataset:<id>``."""
+
+    kinds: tuple[str, ...] = tuple(_MODELS)
+
+    def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
+        """Validate one data-sharing record's payload."""
+        ctx = context or AdaptContext()
+        model = _MODELS.get(kind)
+        if model is None:
+            raise PayloadInvalid(f"not a sharing kind: {kind}", details={"field": "kind"})
+        obj = load_json_object(payload)
+        facts = validate_model(model, obj).model_dump()
+        for key in _INSTANTS:
+            if key in facts:
+                facts[key] = rfc3339_utc(parse_instant(facts[key], key))
+        if kind == "share.consent":
+            _check_consent(facts, ctx)
+        elif kind == "share.access":
+            _check_access(facts, ctx)
+        return adapted(kind, f"dataset:{facts['dataset']}", obj, facts)
