@@ -18,13 +18,15 @@ from provenance.errors import CryptoError, KeyInvalid, SignatureInvalid
 DEFAULT_ID: Final = _curve.DEFAULT_ID
 
 BackendArg = SM2Backend | str | None
+# Anything bytes-like is accepted where bytes are read; results are always bytes.
+BytesLike = bytes | bytearray | memoryview
 
 
 def _backend(b: BackendArg) -> SM2Backend:
     return b if b is not None and not isinstance(b, str) else get_backend(b)
 
 
-def _as_bytes(data: bytes | bytearray | memoryview, what: str) -> bytes:
+def _as_bytes(data: BytesLike, what: str) -> bytes:
     if isinstance(data, bytes):
         return data
     if isinstance(data, bytearray | memoryview):
@@ -54,18 +56,18 @@ class SM2PublicKey:
     # --- constructors ---------------------------------------------------------------------------------
 
     @classmethod
-    def from_raw(cls, raw: bytes, *, backend: BackendArg = None) -> SM2PublicKey:
+    def from_raw(cls, raw: BytesLike, *, backend: BackendArg = None) -> SM2PublicKey:
         """From 64 bytes x||y (or 65 bytes 04||x||y)."""
-        raw = _as_bytes(raw, "raw public key")
-        if len(raw) == 64:
-            raw = b"\x04" + raw
-        if len(raw) != 65 or raw[0] != 0x04:
+        octets = _as_bytes(raw, "raw public key")
+        if len(octets) == 64:
+            octets = b"\x04" + octets
+        if len(octets) != 65 or octets[0] != 0x04:
             raise KeyInvalid("raw SM2 public key must be 64 bytes x||y or 65 bytes 04||x||y")
-        x, y = _curve.decode_point(raw)
+        x, y = _curve.decode_point(octets)
         return cls(x=x, y=y, backend=backend)
 
     @classmethod
-    def from_der(cls, der: bytes, *, backend: BackendArg = None) -> SM2PublicKey:
+    def from_der(cls, der: BytesLike, *, backend: BackendArg = None) -> SM2PublicKey:
         """From SubjectPublicKeyInfo DER."""
         if backend is None:
             return _public_from_der_cached(_as_bytes(der, "DER"))
@@ -110,14 +112,14 @@ class SM2PublicKey:
 
     # --- verification ---------------------------------------------------------------------------------
 
-    def verify(self, message: bytes, signature: bytes, *, id: bytes = DEFAULT_ID) -> None:
+    def verify(self, message: BytesLike, signature: BytesLike, *, id: BytesLike = DEFAULT_ID) -> None:
         """Return ``None`` when ``signature`` (DER) is valid for ``message``, else raise SignatureInvalid."""
-        message = _as_bytes(message, "message")
-        signature = _as_bytes(signature, "signature")
-        id = _as_bytes(id, "id")
-        _curve.check_id(id)
-        r, s = _der.decode_signature(signature)
-        if not self._backend.verify(self._handle, message, r, s, signature, id):
+        msg = _as_bytes(message, "message")
+        sig = _as_bytes(signature, "signature")
+        ident = _as_bytes(id, "id")
+        _curve.check_id(ident)
+        r, s = _der.decode_signature(sig)
+        if not self._backend.verify(self._handle, msg, r, s, sig, ident):
             raise SignatureInvalid("SM2 signature does not match the message, key and ID")
 
     def __eq__(self, other: object) -> bool:
@@ -165,7 +167,7 @@ class SM2PrivateKey:
         return k
 
     @classmethod
-    def from_der(cls, der: bytes, *, backend: BackendArg = None) -> SM2PrivateKey:
+    def from_der(cls, der: BytesLike, *, backend: BackendArg = None) -> SM2PrivateKey:
         """From PKCS#8 DER (SEC1 ``ECPrivateKey`` DER is accepted too)."""
         parts = _der.decode_private_der(_as_bytes(der, "DER"))
         return cls(d=parts.d, public=parts.public, backend=backend)
@@ -215,12 +217,12 @@ class SM2PrivateKey:
 
     # --- signing --------------------------------------------------------------------------------------
 
-    def sign(self, message: bytes, *, id: bytes = DEFAULT_ID) -> bytes:
+    def sign(self, message: BytesLike, *, id: BytesLike = DEFAULT_ID) -> bytes:
         """DER ``SEQUENCE{r, s}`` SM2 signature of ``message`` (SM3, Z over ``id``)."""
-        message = _as_bytes(message, "message")
-        id = _as_bytes(id, "id")
-        _curve.check_id(id)
-        sig = self._backend.sign(self._handle, message, id)
+        msg = _as_bytes(message, "message")
+        ident = _as_bytes(id, "id")
+        _curve.check_id(ident)
+        sig = self._backend.sign(self._handle, msg, ident)
         if not sig:
             raise CryptoError("SM2 signing produced no signature")
         return sig
