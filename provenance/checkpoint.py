@@ -1,0 +1,304 @@
+"""Log checkpoints: C2SP tlog-checkpoint bodies in C2SP signed notes, signed with SM2.
+
+A note is the body ``<origin>\\n<tree size>\\n<base64 root>\\n[<extension>\\n...]``, a blank line, then one
+line per signature: ``— <key name> <base64(key ID ‖ DER SM2 signature of the body)>``. The key ID is
+``SHA-256(key name ‖ 0x0A ‖ SIGNATURE_TYPE ‖ SubjectPublicKeyInfo DER)[:4]``. The choices and their reasons
+are in ``docs/design/checkpoint-note.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from provenance.abc import Signer
+from provenance.crypto import SM2PublicKey
+from provenance.errors import CheckpointInvalid, FormatError, ProvenanceError, SignatureInvalid
+
+# 0xff is signed-note's byte for signature types it has not assigned, followed by our own identifier.
+# It names everything a verifier must agree on: SM2 over SM3 with the default ID, DER signature, SPKI key.
+SIGNATURE_TYPE = b"\xff" + b"shancheng-provenance/sm2-sm3"
+ROOT_SIZE = 32
+KEY_ID_SIZE = 4
+
+# Limits on what a parser accepts (signed-note asks verifiers to bound notes and accept >= 16 signatures).
+MAX_NOTE_BYTES = 1 << 20
+MAX_SIGNATURES = 100
+MAX_EXTENSIONS = 16
+MAX_TREE_SIZE = (1 << 64) - 1
+
+_EM_DASH_PREFIX = "\u2014 "
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    """Strict standard base64: padded, no stray characters, and canonical (one encoding per value)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise CheckpointInvalid(f"{what} is not valid base64") from e
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise CheckpointInvalid(f"{what} is not canonical base64")
+    return raw
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _check_text(value: str, what: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise CheckpointInvalid(f"{what} must be a non-empty string")
+    if "\n" in value or _CONTROL.search(value):
+        raise CheckpointInvalid(f"{what} must be one line without control characters")
+
+
+def _check_key_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise CheckpointInvalid("key name must be a non-empty string")
+    if any(c.isspace() or c == "+" for c in name) or _CONTROL.search(name):
+        raise CheckpointInvalid(f"key name {name!r} must not contain spaces, '+' or control characters")
+
+
+def key_id(name: str, public_key: SM2PublicKey) -> bytes:
+    """The 4-byte signed-note key ID of an SM2 key under ``name``."""
+    _check_key_name(name)
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + SIGNATURE_TYPE + public_key.to_der()).digest()[
+        :KEY_ID_SIZE
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """A signed statement of the log's tree: origin, size and root (plus opaque extension lines)."""
+
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_text(self.origin, "checkpoint origin")
+        if (
+            isinstance(self.size, bool)
+            or not isinstance(self.size, int)
+            or not 0 <= self.size <= MAX_TREE_SIZE
+        ):
+            raise CheckpointInvalid(f"checkpoint tree size {self.size!r} is not an integer in [0, 2**64)")
+        if not isinstance(self.root, bytes) or len(self.root) != ROOT_SIZE:
+            got = len(self.root) if isinstance(self.root, bytes) else type(self.root).__name__
+            raise CheckpointInvalid(f"checkpoint root is {got} bytes, expected {ROOT_SIZE}")
+        if not isinstance(self.extensions, tuple):
+            raise CheckpointInvalid("checkpoint extensions must be a tuple of strings")
+        if len(self.extensions) > MAX_EXTENSIONS:
+            raise CheckpointInvalid(
+                f"checkpoint has {len(self.extensions)} extension lines, at most {MAX_EXTENSIONS}"
+            )
+        for i, ext in enumerate(self.extensions):
+            _check_text(ext, f"checkpoint extension line {i + 1}")
+
+    def body(self) -> bytes:
+        """The note text that is signed: origin, size, base64 root and extensions, each ending in newline."""
+        lines = [self.origin, str(self.size), _b64encode(self.root), *self.extensions]
+        return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+    @classmethod
+    def from_body(cls, body: str) -> Checkpoint:
+        """Parse a checkpoint body (the note text, ending in newline); raises CheckpointInvalid."""
+        if not body.endswith("\n"):
+            raise CheckpointInvalid("checkpoint body does not end with a newline")
+        lines = body[:-1].split("\n")
+        if len(lines) < 3:
+            raise CheckpointInvalid(
+                f"checkpoint body has {len(lines)} lines, needs origin, tree size and root hash"
+            )
+        origin, size_text, root_text, *extensions = lines
+        if not origin:
+            raise CheckpointInvalid("checkpoint origin line is empty")
+        if not _DECIMAL.fullmatch(size_text):
+            raise CheckpointInvalid(
+                f"checkpoint tree size {size_text[:40]!r} is not a decimal number without leading zeros"
+            )
+        # Bound the length before int(): Python refuses (ValueError) to convert very long digit strings.
+        if len(size_text) > len(str(MAX_TREE_SIZE)) or int(size_text) > MAX_TREE_SIZE:
+            raise CheckpointInvalid(f"checkpoint tree size {size_text} does not fit in 64 bits")
+        root = _b64decode(root_text, "checkpoint root hash")
+        if len(root) != ROOT_SIZE:
+            raise CheckpointInvalid(f"checkpoint root hash is {len(root)} bytes, expected {ROOT_SIZE}")
+        for i, ext in enumerate(extensions):
+            if not ext:
+                raise CheckpointInvalid(f"checkpoint extension line {i + 1} is empty")
+        return cls(origin=origin, size=int(size_text), root=root, extensions=tuple(extensions))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoteSignature:
+    """One signature line of a note, decoded but not verified."""
+
+    key_name: str
+    key_id: bytes
+    signature: bytes
+
+    @property
+    def key_hash(self) -> int:
+        """The key ID as the big-endian uint32 that Go's note package calls the key hash."""
+        return int.from_bytes(self.key_id, "big")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoteVerifier:
+    """A trusted log key: a name and an SM2 public key (its key ID is derived from both)."""
+
+    name: str
+    public_key: SM2PublicKey
+
+    def __post_init__(self) -> None:
+        _check_key_name(self.name)
+
+    @cached_property
+    def key_id(self) -> bytes:
+        """The 4-byte key ID that prefixes this key's signatures."""
+        return key_id(self.name, self.public_key)
+
+    @property
+    def key_hash(self) -> int:
+        """The key ID as a big-endian uint32 (printed as 8 hex digits in a verifier key)."""
+        return int.from_bytes(self.key_id, "big")
+
+    def vkey(self) -> str:
+        """The verifier key string ``<name>+<8 hex key hash>+<base64(SIGNATURE_TYPE ‖ SPKI DER)>``."""
+        return f"{self.name}+{self.key_hash:08x}+{_b64encode(SIGNATURE_TYPE + self.public_key.to_der())}"
+
+    @classmethod
+    def from_vkey(cls, vkey: str) -> NoteVerifier:
+        """Parse a verifier key string (see ``vkey``); raises FormatError."""
+        parts = vkey.strip().split("+", 2)  # the base64 key may itself contain "+"
+        if len(parts) != 3:
+            raise FormatError("verifier key is not '<name>+<hash>+<base64 key>'")
+        name, hash_hex, key_b64 = parts
+        if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
+            raise FormatError(f"verifier key hash {hash_hex[:16]!r} is not 8 lowercase hex digits")
+        try:
+            typed_key = _b64decode(key_b64, "verifier key")
+            if not typed_key.startswith(SIGNATURE_TYPE):
+                raise FormatError("verifier key is not an SM2 note key (unknown signature type)")
+            verifier = cls(name=name, public_key=SM2PublicKey.from_der(typed_key[len(SIGNATURE_TYPE) :]))
+        except FormatError:
+            raise
+        except ProvenanceError as e:  # a bad name (CheckpointInvalid) or a bad key (KeyInvalid)
+            raise FormatError(f"verifier key is invalid: {e.message}") from e
+        if f"{verifier.key_hash:08x}" != hash_hex:
+            raise FormatError("verifier key hash does not match its name and public key")
+        return verifier
+
+    def matches(self, sig: NoteSignature) -> bool:
+        """Whether a signature line claims this key (same name and key ID)."""
+        return sig.key_name == self.name and sig.key_id == self.key_id
+
+
+def verifier_key_string(name: str, public_key: SM2PublicKey) -> str:
+    """The verifier key string for distributing a log key (``NoteVerifier.vkey``)."""
+    return NoteVerifier(name=name, public_key=public_key).vkey()
+
+
+def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer) -> str:
+    """The signed note of ``checkpoint``: its body, a blank line, one SM2 signature line by ``signer``."""
+    public_key = SM2PublicKey.from_pem(signer.public_key_pem())
+    kid = key_id(key_name, public_key)
+    body = checkpoint.body()
+    signature = signer.sign(body)
+    return f"{body.decode('utf-8')}\n{_EM_DASH_PREFIX}{key_name} {_b64encode(kid + signature)}\n"
+
+
+def _open(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
+    """Split a note into its text and decoded signature lines, enforcing signed-note's syntax."""
+    if isinstance(note, bytes | bytearray):
+        if len(note) > MAX_NOTE_BYTES:
+            raise CheckpointInvalid(f"note is {len(note)} bytes, more than {MAX_NOTE_BYTES}")
+        try:
+            text = bytes(note).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CheckpointInvalid("note is not valid UTF-8") from e
+    elif isinstance(note, str):
+        text = note
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as e:
+            raise CheckpointInvalid("note is not valid UTF-8 (it contains a lone surrogate)") from e
+        if size > MAX_NOTE_BYTES:
+            raise CheckpointInvalid(f"note is {size} bytes, more than {MAX_NOTE_BYTES}")
+    else:
+        raise TypeError(f"note must be str or bytes, not {type(note).__name__}")
+
+    control = _CONTROL.search(text)
+    if control:
+        raise CheckpointInvalid(
+            f"note contains control character U+{ord(control.group()):04X} at offset {control.start()}"
+        )
+    if not text.endswith("\n"):
+        raise CheckpointInvalid("note does not end with a newline")
+    split = text.rfind("\n\n")
+    if split < 0:
+        raise CheckpointInvalid("note has no blank line between its text and its signatures")
+    body, sig_block = text[: split + 1], text[split + 2 :]
+    if not sig_block:
+        raise CheckpointInvalid("note has no signature lines after the blank line")
+    lines = sig_block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise CheckpointInvalid(f"note has {len(lines)} signature lines, at most {MAX_SIGNATURES}")
+
+    signatures = []
+    for n, line in enumerate(lines, start=1):
+        parts = line[len(_EM_DASH_PREFIX) :].split(" ") if line.startswith(_EM_DASH_PREFIX) else []
+        if len(parts) != 2:
+            raise CheckpointInvalid(f"signature line {n} is not '— <key name> <base64 signature>'")
+        name, sig_b64 = parts
+        try:
+            _check_key_name(name)
+        except CheckpointInvalid as e:
+            raise CheckpointInvalid(f"signature line {n}: {e.message}") from e
+        raw = _b64decode(sig_b64, f"signature line {n}")
+        if len(raw) <= KEY_ID_SIZE:
+            raise CheckpointInvalid(
+                f"signature line {n} is {len(raw)} bytes, too short for key ID and signature"
+            )
+        signatures.append(NoteSignature(key_name=name, key_id=raw[:KEY_ID_SIZE], signature=raw[KEY_ID_SIZE:]))
+    return body, tuple(signatures)
+
+
+def parse_note(note: str | bytes) -> tuple[Checkpoint, tuple[NoteSignature, ...]]:
+    """Parse a checkpoint note strictly, without verifying signatures; raises CheckpointInvalid."""
+    body, signatures = _open(note)
+    return Checkpoint.from_body(body), signatures
+
+
+def verify_checkpoint(note: str | bytes, verifier: NoteVerifier, *, origin: str | None = None) -> Checkpoint:
+    """The checkpoint of ``note`` once ``verifier``'s signature on it verifies; raises CheckpointInvalid.
+
+    Signatures by other keys are ignored (signed-note); every signature claiming ``verifier``'s key must
+    verify. With ``origin``, the checkpoint must also name that log.
+    """
+    body, signatures = _open(note)
+    checkpoint = Checkpoint.from_body(body)
+    mine = [s for s in signatures if verifier.matches(s)]
+    if not mine:
+        raise CheckpointInvalid(
+            f"note has no signature from key {verifier.name} ({verifier.key_hash:08x})",
+            details={"signers": [f"{s.key_name} ({s.key_hash:08x})" for s in signatures]},
+        )
+    body_bytes = body.encode("utf-8")
+    for sig in mine:
+        try:
+            verifier.public_key.verify(body_bytes, sig.signature)
+        except SignatureInvalid as e:
+            raise CheckpointInvalid(
+                f"signature by key {verifier.name} ({verifier.key_hash:08x}) does not verify: {e.message}"
+            ) from e
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointInvalid(f"checkpoint origin {checkpoint.origin!r} is not the expected {origin!r}")
+    return checkpoint
