@@ -30,7 +30,7 @@ def bundle_schema() -> dict[str, Any]:
 def _validator() -> jsonschema.protocols.Validator:
     schema = bundle_schema()
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 @dataclass(frozen=True, slots=True)

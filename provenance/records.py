@@ -31,7 +31,7 @@ ENVELOPE_FIELDS = ("version", "kind", "subject", "org", "timestamp", "nonce", "p
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _SUBJECT_RE = re.compile(r"^[a-z][a-z0-9_]*:[^\s]{1,200}$")
-_ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,64}$")
 # RFC 3339 in UTC only ("Z"), so that two readers never disagree on the instant or the bytes.
@@ -148,7 +148,7 @@ class Envelope:
         if not isinstance(self.subject, str) or not _SUBJECT_RE.match(self.subject):
             raise bad("subject", "must look like 'rx:<id>' (prefix, colon, no spaces, ≤ 200 chars)")
         if not isinstance(self.org, str) or not _ORG_RE.match(self.org):
-            raise bad("org", "must be 1-64 characters of letters, digits, '.', '_' or '-'")
+            raise bad("org", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
         parse_timestamp(self.timestamp)
         if not isinstance(self.nonce, str) or not _NONCE_RE.match(self.nonce):
             raise bad("nonce", "must be 32-64 lowercase hex characters")

@@ -54,14 +54,17 @@ def test_subject_chain_through_prev():
     key = SM2PrivateKey.generate()
     first = sign_envelope(Envelope.create(kind="rx.issue", subject="rx:7", org="h", payload={"a": 1}), key)
     second = sign_envelope(
-        Envelope.create(kind="rx.dispense", subject="rx:7", org="p", payload={"b": 2}, prev=first.record_id), key
+        Envelope.create(kind="rx.dispense", subject="rx:7", org="p", payload={"b": 2}, prev=first.record_id),
+        key,
     )
     assert second.envelope.prev == first.record_id
 
 
 def test_altered_envelope_fails_signature():
     key = SM2PrivateKey.generate()
-    signed = sign_envelope(Envelope.create(kind="env.reading", subject="station:A1", org="st", payload=[1]), key)
+    signed = sign_envelope(
+        Envelope.create(kind="env.reading", subject="station:A1", org="st", payload=[1]), key
+    )
     d = signed.envelope.to_dict() | {"subject": "station:A2"}
     with pytest.raises(SignatureInvalid):
         key.public_key().verify(Envelope.from_dict(d).canonical(), signed.signature)

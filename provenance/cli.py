@@ -1,0 +1,315 @@
+"""The ``provenance`` command: keys, digests, SM2, records, verification (typer + rich).
+
+Errors print one readable line and exit non-zero (2 for bad input, 1 for a failed verification);
+``--verbose`` adds the traceback. Other packages add command groups through the
+``provenance.cli`` entry-point group (``node``, ``devnet``, …) so this package never imports them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import traceback
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from provenance._internal.files import read_bytes, read_text, write_private, write_public
+from provenance.bundle import EvidenceBundle
+from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
+from provenance.errors import FormatError, ProvenanceError, SignatureInvalid, VerificationError
+from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
+from provenance.trust import TrustStore
+from provenance.verify import STEP_TITLES, StepResult, Verifier
+
+app = typer.Typer(
+    name="provenance",
+    help="Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sm2_app = typer.Typer(help="SM2 signatures of files (GB/T 32918, default ID 1234567812345678).")
+record_app = typer.Typer(help="Record envelopes.")
+app.add_typer(sm2_app, name="sm2")
+app.add_typer(record_app, name="record")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"verbose": False}
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def _load_private(path: Path) -> SM2PrivateKey:
+    return SM2PrivateKey.from_pem(read_bytes(path, what="private key"))
+
+
+def _load_public(path: Path) -> SM2PublicKey:
+    return SM2PublicKey.from_pem(read_bytes(path, what="public key"))
+
+
+@app.command()
+def keygen(
+    out_path: Annotated[Path, typer.Option("--out", help="Private key PEM to write (0600).")],
+) -> None:
+    """Generate an SM2 key pair: KEY.pem (PKCS#8, 0600) and KEY.pub.pem."""
+    key = SM2PrivateKey.generate()
+    pub_path = out_path.with_name(out_path.name.removesuffix(".pem") + ".pub.pem")
+    write_private(out_path, key.to_pem())
+    write_public(pub_path, key.public_key_pem())
+    out.print(f"wrote {out_path} (private, 0600) and {pub_path}")
+    out.print(f"fingerprint {key.public_key().fingerprint()}")
+
+
+@app.command()
+def digest(file: Annotated[Path, typer.Argument(help="File to hash.")]) -> None:
+    """SM3 digest of a file, as lowercase hex (like `openssl dgst -sm3`)."""
+    typer.echo(sm3_hex(read_bytes(file)))
+
+
+@sm2_app.command("sign")
+def sm2_sign(
+    file: Annotated[Path, typer.Argument(help="File whose bytes are signed.")],
+    key: Annotated[Path, typer.Option("--key", help="Private key PEM.")],
+) -> None:
+    """Print the base64 DER SM2 signature of FILE's bytes."""
+    sig = _load_private(key).sign(read_bytes(file))
+    typer.echo(base64.b64encode(sig).decode("ascii"))
+
+
+@sm2_app.command("verify")
+def sm2_verify(
+    file: Annotated[Path, typer.Argument(help="File whose bytes were signed.")],
+    pub: Annotated[Path, typer.Option("--pub", help="Public key PEM.")],
+    sig: Annotated[Path, typer.Option("--sig", help="Signature file: base64 or raw DER.")],
+) -> None:
+    """Exit 0 if SIG is a valid SM2 signature of FILE by PUB, 1 otherwise."""
+    raw = read_bytes(sig, what="signature file")
+    stripped = raw.strip()
+    signature = raw if raw[:1] == b"\x30" else b64decode(stripped.decode("ascii", "replace"))
+    try:
+        _load_public(pub).verify(read_bytes(file), signature)
+    except SignatureInvalid as exc:
+        err.print(f"[red]invalid[/red]: {exc.message}")
+        raise typer.Exit(1) from exc
+    out.print("[green]valid[/green]")
+
+
+@record_app.command("sign")
+def record_sign(
+    record: Annotated[
+        Path, typer.Argument(help="JSON: {kind, subject, payload[, prev, timestamp]} or an envelope.")
+    ],
+    key: Annotated[Path, typer.Option("--key", help="The organisation's SM2 private key PEM.")],
+    org: Annotated[str, typer.Option("--org", help="Organisation id.")],
+    output: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Build (if needed) and sign a record envelope; prints the signed record with its payload."""
+    data = load_json(read_bytes(record, what="record file"), what="record file")
+    if not isinstance(data, dict):
+        raise FormatError("record file must hold a JSON object")
+    payload: Any = data.get("payload")
+    if "payload_digest" in data:
+        env = Envelope.from_dict({k: v for k, v in data.items() if k != "payload"})
+        if env.org != org:
+            raise FormatError(f"envelope is for org '{env.org}', not '{org}'")
+    else:
+        missing = [f for f in ("kind", "subject", "payload") if f not in data]
+        if missing:
+            raise FormatError(f"record file lacks {', '.join(missing)}", details={"missing": missing})
+        env = Envelope.create(
+            kind=data["kind"],
+            subject=data["subject"],
+            org=org,
+            payload=payload,
+            prev=data.get("prev"),
+            timestamp=data.get("timestamp"),
+        )
+    signer = _load_private(key)
+    signed = sign_envelope(env, signer)
+    doc = signed.to_dict() | {
+        "digest": signed.record_id,
+        "signer": {"org": org, "public_key": signer.public_key_pem().decode("ascii")},
+    }
+    if payload is not None:
+        doc["payload"] = payload
+    text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_public(output, text.encode("utf-8"))
+
+
+@record_app.command("check")
+def record_check(
+    file: Annotated[Path, typer.Argument(help="Signed record JSON (as printed by `record sign`).")],
+) -> None:
+    """Check a signed record's signature against the key it names (no log, no chain)."""
+    data = load_json(read_bytes(file), what="signed record")
+    signed = SignedRecord.from_dict(data)
+    pem = data.get("signer", {}).get("public_key") if isinstance(data, dict) else None
+    if not isinstance(pem, str):
+        raise FormatError("signed record has no signer.public_key")
+    try:
+        SM2PublicKey.from_pem(pem).verify(signed.envelope.canonical(), signed.signature)
+    except SignatureInvalid as exc:
+        err.print(f"[red]invalid[/red]: {exc.message}")
+        raise typer.Exit(1) from exc
+    out.print(f"[green]valid[/green] record {signed.record_id}")
+
+
+def _iter_bundles(text: str) -> list[tuple[int, Any]]:
+    """A single bundle (JSON) or an export (JSON Lines); returns (line number, parsed value)."""
+    stripped = text.strip()
+    if not stripped:
+        raise FormatError("bundle file is empty")
+    try:
+        return [(1, json.loads(stripped))]
+    except json.JSONDecodeError:
+        pass
+    items = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            items.append((n, load_json(line, what=f"line {n}")))
+    return items
+
+
+def _print_steps(results: list[StepResult]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    colours = {"passed": "green", "failed": "red", "skipped": "yellow", "warning": "yellow"}
+    for r in results:
+        table.add_row(
+            STEP_TITLES.get(r.step, r.step),
+            f"[{colours.get(r.status, 'white')}]{r.status}[/]",
+            r.detail,
+        )
+    out.print(table)
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="An evidence bundle (JSON) or an export (JSON Lines).")],
+    trust: Annotated[
+        Path | None, typer.Option("--trust", help="Trust file (`provenance orgs export`) pinning keys.")
+    ] = None,
+    allow_unanchored: Annotated[
+        bool, typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Verify evidence: exit 0 when every step holds, 1 naming the failed step."""
+    store = TrustStore.load(trust) if trust else None
+    verifier = Verifier(trust=store, require_anchor=not allow_unanchored)
+    items = _iter_bundles(read_text(file, what="bundle file"))
+    summary: list[dict[str, Any]] = []
+    failures = 0
+    for line, data in items:
+        results: list[StepResult] = []
+        entry: dict[str, Any] = {"line": line}
+        try:
+            bundle = EvidenceBundle.from_dict(data)
+            entry["record"] = bundle.digest
+            verifier.verify(bundle, report=results)
+            entry["ok"] = True
+        except VerificationError as exc:
+            failures += 1
+            entry |= {"ok": False, "failed_step": exc.step, "code": exc.code, "message": exc.message}
+        except ProvenanceError as exc:
+            failures += 1
+            results.append(StepResult("schema", "failed", exc.message))
+            entry |= {"ok": False, "failed_step": "schema", "code": exc.code, "message": exc.message}
+        entry["steps"] = [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]
+        summary.append(entry)
+        if not as_json and len(items) == 1:
+            _print_steps(results)
+    if as_json:
+        doc: Any = (
+            summary[0] if len(items) == 1 else {"total": len(items), "failed": failures, "bundles": summary}
+        )
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    elif len(items) == 1:
+        e = summary[0]
+        if e["ok"]:
+            out.print(f"[green]verified[/green] record {e.get('record')}")
+        else:
+            err.print(
+                f"[red]NOT verified[/red]: step '{e['failed_step']}' failed [{e['code']}]: {e['message']}"
+            )
+    else:
+        out.print(f"{len(items) - failures} of {len(items)} bundles verified, {failures} failed")
+        for e in summary:
+            if not e["ok"]:
+                err.print(f"  line {e['line']}: step '{e['failed_step']}' [{e['code']}]: {e['message']}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="Where keys and bundles are written.")] = Path(
+        ".devnet/demo"
+    ),
+    records: Annotated[int, typer.Option(help="How many records to log.")] = 8,
+) -> None:
+    """Offline walk-through: keys, signed records, an SM3 log, a checkpoint, bundles, verification."""
+    from provenance.demo import run_demo
+
+    run_demo(workdir=workdir, records=records, console=out)
+
+
+def _plugin_groups() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="provenance.cli")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: mounts plugin groups, maps project errors to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    plugins = _plugin_groups()
+    wanted = [a for a in args if not a.startswith("-")][:1]
+    # Import only the group asked for: loading the node or gateway costs time on every other command.
+    for name, ep in plugins.items():
+        if not wanted or wanted[0] == name:
+            try:
+                app.add_typer(ep.load(), name=name)
+            except ImportError as exc:  # pragma: no cover - a broken install
+                err.print(f"[yellow]warning[/yellow]: command group '{name}' unavailable: {exc}")
+    try:
+        rv = app(args=args, prog_name="provenance", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except VerificationError as exc:
+        err.print(f"[red]error[/red] [{exc.code}] step '{exc.step}': {exc.message}")
+        if _state["verbose"]:
+            traceback.print_exc()
+        return 1
+    except ProvenanceError as exc:
+        err.print(f"[red]error[/red] [{exc.code}]: {exc.message}")
+        if _state["verbose"]:
+            traceback.print_exc()
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The one verifier of evidence bundles, used by the CLI, the SDK and the gateway.
+
+``Verifier.verify`` returns ``None`` or raises a :class:`~provenance.errors.VerificationError` whose
+``step`` names the first step that failed (sigstore-python's ``Verifier.verify_artifact`` contract).
+Steps run in a fixed order; each later step relies on the earlier ones having held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from provenance.bundle import Anchor, EvidenceBundle
+from provenance.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
+from provenance.crypto import SM2PublicKey
+from provenance.errors import (
+    AnchorInvalid,
+    CheckpointInvalid,
+    DigestMismatch,
+    FormatError,
+    KeyInvalid,
+    PayloadDigestMismatch,
+    ProofInvalid,
+    RecordSignatureInvalid,
+    SignatureInvalid,
+    SignerInvalid,
+    VerificationError,
+)
+from provenance.merkle import leaf_hash, verify_inclusion
+from provenance.records import digest_of, parse_timestamp
+from provenance.trust import TrustStore
+
+STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
+
+STEP_TITLES = {
+    "schema": "bundle parses and matches the schema",
+    "digest": "record digest (SM3 of the canonical envelope)",
+    "payload": "payload digest",
+    "signer": "signer key belongs to the organisation at the record's time",
+    "signature": "SM2 signature of the organisation",
+    "checkpoint": "checkpoint signed by the log key",
+    "inclusion": "Merkle inclusion proof up to the checkpoint root",
+    "anchor": "checkpoint anchored on chain",
+}
+
+
+class AnchorChecker(Protocol):
+    """Looks an anchor up on the ledger; raises :class:`AnchorInvalid` when it does not hold there."""
+
+    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    step: str
+    status: str  # "passed" | "failed" | "skipped" | "warning"
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class _Run:
+    """State of one verification, so that one Verifier can serve many threads."""
+
+    out: list[StepResult]
+    cp: Checkpoint | None = None
+
+
+class Verifier:
+    """Verifies evidence bundles against pinned trust (or, unpinned, the keys the bundle carries)."""
+
+    def __init__(
+        self,
+        *,
+        trust: TrustStore | None = None,
+        anchor_checker: AnchorChecker | None = None,
+        require_anchor: bool = True,
+    ) -> None:
+        self._trust = trust
+        self._anchor_checker = anchor_checker
+        self._require_anchor = require_anchor
+        self._key_cache: dict[str, SM2PublicKey] = {}
+
+    @classmethod
+    def offline(cls, trust: TrustStore, *, require_anchor: bool = True) -> Verifier:
+        """Every check but the live anchor lookup, with pinned organisation and log keys."""
+        return cls(trust=trust, require_anchor=require_anchor)
+
+    def verify(self, bundle: EvidenceBundle, *, report: list[StepResult] | None = None) -> None:
+        """Return ``None`` when every step holds; raise naming the first failed step otherwise."""
+        run = _Run(out=report if report is not None else [])
+        out = run.out
+        steps: tuple[tuple[str, Callable[[EvidenceBundle, _Run], None]], ...] = (
+            ("digest", self._digest),
+            ("payload", self._payload),
+            ("signer", self._signer),
+            ("signature", self._signature),
+            ("checkpoint", self._checkpoint),
+            ("inclusion", self._inclusion),
+            ("anchor", self._anchor),
+        )
+        for name, step in steps:
+            before = len(out)
+            try:
+                step(bundle, run)
+            except VerificationError as exc:
+                out.append(StepResult(name, "failed", exc.message))
+                exc.details.setdefault("passed", [r.step for r in out if r.status == "passed"])
+                raise
+            if len(out) == before:
+                out.append(StepResult(name, "passed"))
+
+    # --- steps -----------------------------------------------------------------------------------------
+
+    def _digest(self, b: EvidenceBundle, run: _Run) -> None:
+        actual = b.signed.envelope.digest
+        if actual != b.digest:
+            raise DigestMismatch(
+                "record digest does not match the envelope",
+                details={"expected": b.digest, "actual": actual},
+            )
+
+    def _payload(self, b: EvidenceBundle, run: _Run) -> None:
+        if not b.has_payload:
+            run.out.append(StepResult("payload", "skipped", "payload not included (withheld or purged)"))
+            return
+        try:
+            actual = digest_of(b.payload)
+        except FormatError as exc:
+            raise PayloadDigestMismatch(f"payload cannot be canonicalised: {exc.message}") from exc
+        if actual != b.signed.envelope.payload_digest:
+            raise PayloadDigestMismatch(
+                "payload does not match the payload digest the organisation signed",
+                details={"expected": b.signed.envelope.payload_digest, "actual": actual},
+            )
+
+    def _signer_key(self, b: EvidenceBundle) -> SM2PublicKey:
+        key = self._key_cache.get(b.signer_public_key)
+        if key is None:
+            try:
+                key = SM2PublicKey.from_pem(b.signer_public_key)
+            except KeyInvalid as exc:
+                raise SignerInvalid(f"signer public key is not a valid SM2 key: {exc.message}") from exc
+            self._key_cache[b.signer_public_key] = key
+        return key
+
+    def _signer(self, b: EvidenceBundle, run: _Run) -> None:
+        env = b.signed.envelope
+        if b.signer_org != env.org:
+            raise SignerInvalid(
+                f"bundle names signer '{b.signer_org}' but the record is by '{env.org}'",
+                details={"signer": b.signer_org, "org": env.org},
+            )
+        key = self._signer_key(b)
+        if self._trust is None:
+            run.out.append(
+                StepResult("signer", "warning", "signer key taken from the bundle (no trust file)")
+            )
+            return
+        at = parse_timestamp(env.timestamp)
+        valid = self._trust.org_keys_at(env.org, at)
+        if env.org not in self._trust.orgs:
+            raise SignerInvalid(
+                f"organisation '{env.org}' is not in the trust store", details={"org": env.org}
+            )
+        if not any(k.raw() == key.raw() for k in valid):
+            raise SignerInvalid(
+                f"the signer key is not a key of '{env.org}' valid at {env.timestamp} "
+                "(unknown, not yet valid, expired or revoked)",
+                details={"org": env.org, "timestamp": env.timestamp},
+            )
+
+    def _signature(self, b: EvidenceBundle, run: _Run) -> None:
+        try:
+            self._signer_key(b).verify(b.signed.envelope.canonical(), b.signed.signature)
+        except SignatureInvalid as exc:
+            raise RecordSignatureInvalid(f"SM2 signature does not verify: {exc.message}") from exc
+
+    def _log_verifier(self, b: EvidenceBundle) -> tuple[NoteVerifier, bool]:
+        if self._trust is not None and self._trust.logs:
+            names = {k.name for k in self._trust.logs}
+            if b.log_key is not None and b.log_key[0] not in names:
+                raise CheckpointInvalid(f"log key '{b.log_key[0]}' is not pinned in the trust store")
+            lk = self._trust.log_key(b.log_key[0]) if b.log_key else self._trust.logs[0]
+            assert lk is not None
+            return NoteVerifier(name=lk.name, public_key=lk.public_key), True
+        if b.log_key is None:
+            raise CheckpointInvalid("no log key: pass a trust file or a bundle that names its log key")
+        try:
+            return NoteVerifier(name=b.log_key[0], public_key=SM2PublicKey.from_pem(b.log_key[1])), False
+        except KeyInvalid as exc:
+            raise CheckpointInvalid(f"log key in the bundle is not a valid SM2 key: {exc.message}") from exc
+
+    def _checkpoint(self, b: EvidenceBundle, run: _Run) -> None:
+        verifier, pinned = self._log_verifier(b)
+        cp = verify_checkpoint(b.checkpoint, verifier)
+        if cp.size != b.tree_size:
+            raise CheckpointInvalid(
+                f"checkpoint is for tree size {cp.size}, the proof for {b.tree_size}",
+                details={"checkpoint_size": cp.size, "proof_size": b.tree_size},
+            )
+        run.cp = cp
+        if not pinned:
+            run.out.append(
+                StepResult("checkpoint", "warning", "log key taken from the bundle (no trust file)")
+            )
+
+    def _inclusion(self, b: EvidenceBundle, run: _Run) -> None:
+        assert run.cp is not None
+        if b.leaf_index >= b.tree_size:
+            raise ProofInvalid(f"leaf index {b.leaf_index} is outside tree size {b.tree_size}")
+        verify_inclusion(
+            leaf_hash(b.signed.leaf_entry()), b.leaf_index, b.tree_size, list(b.inclusion_proof), run.cp.root
+        )
+
+    def _anchor(self, b: EvidenceBundle, run: _Run) -> None:
+        assert run.cp is not None
+        if b.anchor is None:
+            if self._require_anchor:
+                raise AnchorInvalid("the bundle has no on-chain anchor (not anchored yet?)")
+            run.out.append(StepResult("anchor", "skipped", "no anchor in the bundle"))
+            return
+        if b.anchor.tree_size != run.cp.size or b.anchor.root != run.cp.root:
+            raise AnchorInvalid(
+                "the anchor is for a different (size, root) than the checkpoint",
+                details={"anchor_size": b.anchor.tree_size, "checkpoint_size": run.cp.size},
+            )
+        if self._anchor_checker is None:
+            run.out.append(
+                StepResult(
+                    "anchor",
+                    "warning",
+                    f"matches the checkpoint; not looked up on chain {b.anchor.chain_id} (offline)",
+                )
+            )
+            return
+        self._anchor_checker.check(b.anchor, run.cp)

@@ -1,0 +1,166 @@
+"""The `provenance` command as a user runs it: real processes, real files, real OpenSSL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OPENSSL = shutil.which("openssl")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    r = run("keygen", "--out", str(d / "org.pem"))
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_keygen_writes_0600_private_and_public(keys):
+    mode = stat.S_IMODE(os.stat(keys / "org.pem").st_mode)
+    assert mode == 0o600
+    assert (keys / "org.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    r = run("keygen", "--out", str(keys / "org.pem"))
+    assert r.returncode == 2 and "refusing to overwrite" in r.stderr
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
+def test_keys_readable_by_openssl(keys):
+    r = subprocess.run(
+        [OPENSSL, "pkey", "-in", str(keys / "org.pem"), "-noout", "-text"], capture_output=True
+    )
+    assert r.returncode == 0 and b"SM2" in r.stdout
+
+
+def test_digest_matches_sm3_vector(tmp_path):
+    f = tmp_path / "abc.txt"
+    f.write_bytes(b"abc")
+    r = run("digest", str(f))
+    assert r.stdout.strip() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
+def test_sm2_sign_verify_and_openssl_interop(keys, tmp_path):
+    msg = tmp_path / "msg.bin"
+    msg.write_bytes("处方 rx-1 阿莫西林".encode())
+    r = run("sm2", "sign", "--key", str(keys / "org.pem"), str(msg))
+    assert r.returncode == 0, r.stderr
+    sig_b64 = tmp_path / "sig.b64"
+    sig_b64.write_text(r.stdout)
+    assert (
+        run("sm2", "verify", "--pub", str(keys / "org.pub.pem"), "--sig", str(sig_b64), str(msg)).returncode
+        == 0
+    )
+    # OpenSSL verifies our signature (raw DER), with the default distinguishing ID.
+    import base64
+
+    der = tmp_path / "sig.der"
+    der.write_bytes(base64.b64decode(r.stdout))
+    ok = subprocess.run(
+        [
+            OPENSSL,
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(keys / "org.pub.pem"),
+            "-rawin",
+            "-digest",
+            "sm3",
+            "-pkeyopt",
+            "distid:1234567812345678",
+            "-in",
+            str(msg),
+            "-sigfile",
+            str(der),
+        ],
+        capture_output=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    # Altered message: exit 1 with "invalid".
+    msg.write_bytes(b"tampered")
+    bad = run("sm2", "verify", "--pub", str(keys / "org.pub.pem"), "--sig", str(sig_b64), str(msg))
+    assert bad.returncode == 1 and "invalid" in bad.stderr
+
+
+def test_bad_input_is_one_line_not_a_traceback(tmp_path):
+    notpem = tmp_path / "x.pem"
+    notpem.write_text("hello")
+    for args, code in [
+        (("digest", str(tmp_path / "missing")), "FILE_UNREADABLE"),
+        (("sm2", "sign", "--key", str(notpem), str(notpem)), "KEY_INVALID"),
+        (("verify", str(notpem)), "FORMAT_INVALID"),
+    ]:
+        r = run(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert code in r.stderr and "Traceback" not in r.stderr
+
+
+def test_record_sign_then_check(keys, tmp_path):
+    rec = tmp_path / "rec.json"
+    rec.write_text(
+        json.dumps({"kind": "party.record", "subject": "branch:b1", "payload": {"meeting": "支部党员大会"}})
+    )
+    r = run(
+        "record",
+        "sign",
+        "--key",
+        str(keys / "org.pem"),
+        "--org",
+        "branch-1",
+        str(rec),
+        "--out",
+        str(tmp_path / "s.json"),
+    )
+    assert r.returncode == 0, r.stderr
+    signed = json.loads((tmp_path / "s.json").read_text())
+    assert signed["record"]["org"] == "branch-1" and signed["payload"] == {"meeting": "支部党员大会"}
+    assert run("record", "check", str(tmp_path / "s.json")).returncode == 0
+    signed["record"]["subject"] = "branch:b2"
+    (tmp_path / "t.json").write_text(json.dumps(signed))
+    assert run("record", "check", str(tmp_path / "t.json")).returncode == 1
+    rec.write_text(json.dumps({"kind": "party.record"}))
+    r = run("record", "sign", "--key", str(keys / "org.pem"), "--org", "b", str(rec))
+    assert r.returncode == 2 and "lacks subject, payload" in r.stderr
+
+
+def test_demo_then_verify_bundles(tmp_path):
+    r = run("demo", "--dir", str(tmp_path / "demo"), "--records", "5")
+    assert r.returncode == 0, r.stderr
+    bundle = tmp_path / "demo" / "bundles" / "0003.json"
+    trust = tmp_path / "demo" / "trust.json"
+    ok = run("verify", "--allow-unanchored", "--trust", str(trust), str(bundle), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    # Without --allow-unanchored the missing anchor is the failing step.
+    r = run("verify", "--trust", str(trust), str(bundle), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["failed_step"] == "anchor"
+    # Tampered payload: exit 1 naming the payload step.
+    data = json.loads(bundle.read_text())
+    data["payload"]["status"] = "cancelled"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    r = run("verify", "--allow-unanchored", "--trust", str(trust), str(bad))
+    assert r.returncode == 1 and "step 'payload' failed" in r.stderr
+    # An export (JSON Lines) with one bad line: summary and exit 1.
+    lines = [
+        json.dumps(json.loads(p.read_text())) for p in sorted((tmp_path / "demo" / "bundles").glob("*.json"))
+    ]
+    lines.append(json.dumps(data))
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(lines) + "\n")
+    r = run("verify", "--allow-unanchored", "--trust", str(trust), str(export))
+    assert r.returncode == 1 and "5 of 6 bundles verified, 1 failed" in r.stdout

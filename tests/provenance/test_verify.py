@@ -1,0 +1,253 @@
+"""The verifier against real keys, a real SM3 log and real checkpoints; each attack names its step."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from provenance.bundle import Anchor, EvidenceBundle
+from provenance.crypto import SM2PrivateKey
+from provenance.errors import (
+    AnchorInvalid,
+    CheckpointInvalid,
+    DigestMismatch,
+    PayloadDigestMismatch,
+    ProofInvalid,
+    RecordSignatureInvalid,
+    SchemaInvalid,
+    SignerInvalid,
+)
+from provenance.log import RecordLog
+from provenance.records import Envelope, SignedRecord, format_timestamp, sign_envelope
+from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.verify import StepResult, Verifier
+
+HOSP = SM2PrivateKey.generate()
+OTHER = SM2PrivateKey.generate()
+LOG_KEY = SM2PrivateKey.generate()
+
+
+def _trust(*, revoked_at: datetime | None = None) -> TrustStore:
+    def org(org_id: str, key: SM2PrivateKey, revoked: datetime | None = None) -> OrgEntry:
+        pem = key.public_key_pem().decode()
+        return OrgEntry(org_id, "hospital", keys=(OrgKey(key.public_key(), pem, revoked_at=revoked),))
+
+    return TrustStore(
+        orgs={"hosp-1": org("hosp-1", HOSP, revoked_at), "hosp-2": org("hosp-2", OTHER)},
+        logs=[LogKey("test-log", LOG_KEY.public_key(), LOG_KEY.public_key_pem().decode())],
+    )
+
+
+@pytest.fixture(scope="module")
+def built():
+    log = RecordLog.in_memory(origin="test.local/log", key_name="test-log", key=LOG_KEY)
+    items = []
+    for i in range(13):
+        payload = {"n": i, "text": "阿莫西林胶囊"}
+        env = Envelope.create(kind="rx.issue", subject=f"rx:{i}", org="hosp-1", payload=payload)
+        signed = sign_envelope(env, HOSP)
+        items.append((log.append(signed), signed, payload))
+    cp, note = log.checkpoint()
+    return log, items, cp, note
+
+
+def _bundle(built, i=5, **kw) -> EvidenceBundle:
+    log, items, cp, note = built
+    index, signed, payload = items[i]
+    anchor = Anchor(
+        chain_id=20260,
+        contract="0x" + "11" * 20,
+        tx_hash="0x" + "22" * 32,
+        block_number=42,
+        block_hash="0x" + "33" * 32,
+        tree_size=cp.size,
+        root=cp.root,
+    )
+    b = log.bundle(
+        signed=signed,
+        leaf_index=index,
+        signer_public_key_pem=HOSP.public_key_pem().decode(),
+        note=note,
+        tree_size=cp.size,
+        payload=payload,
+        anchor=anchor,
+    )
+    return replace(b, **kw) if kw else b
+
+
+def _fails(
+    bundle: EvidenceBundle, error: type[Exception], step: str, verifier: Verifier | None = None
+) -> None:
+    report: list[StepResult] = []
+    with pytest.raises(error) as info:
+        (verifier or Verifier.offline(_trust())).verify(bundle, report=report)
+    assert info.value.step == step
+    assert report[-1].step == step and report[-1].status == "failed"
+
+
+def test_valid_bundle_every_step(built):
+    b = _bundle(built)
+    report: list[StepResult] = []
+    Verifier.offline(_trust()).verify(b, report=report)
+    assert [r.step for r in report] == [
+        "digest",
+        "payload",
+        "signer",
+        "signature",
+        "checkpoint",
+        "inclusion",
+        "anchor",
+    ]
+    assert [r.status for r in report[:-1]] == ["passed"] * 6
+    assert report[-1].status == "warning" and "offline" in report[-1].detail
+    # The JSON form round-trips through the schema and still verifies.
+    again = EvidenceBundle.from_json(b.to_json())
+    Verifier.offline(_trust()).verify(again)
+
+
+def test_every_leaf_verifies(built):
+    verifier = Verifier.offline(_trust())
+    for i in range(13):
+        verifier.verify(_bundle(built, i))
+
+
+def test_unpinned_verification_warns(built):
+    report: list[StepResult] = []
+    Verifier().verify(_bundle(built), report=report)
+    statuses = {r.step: r.status for r in report}
+    assert statuses["signer"] == "warning" and statuses["checkpoint"] == "warning"
+
+
+def test_withheld_payload_is_skipped_not_failed(built):
+    b = _bundle(built)
+    purged = EvidenceBundle.from_dict({k: v for k, v in b.to_dict().items() if k != "payload"})
+    report: list[StepResult] = []
+    Verifier.offline(_trust()).verify(purged, report=report)
+    assert ("payload", "skipped") in [(r.step, r.status) for r in report]
+
+
+def test_tampered_payload(built):
+    _fails(_bundle(built, payload={"n": 5, "text": "阿莫西林胶囊 x10"}), PayloadDigestMismatch, "payload")
+
+
+def test_wrong_digest(built):
+    _fails(_bundle(built, digest="0" * 64), DigestMismatch, "digest")
+
+
+def test_altered_envelope_with_matching_digest_fails_signature(built):
+    b = _bundle(built)
+    env = replace(b.signed.envelope, subject="rx:forged")
+    signed = SignedRecord(envelope=env, signature=b.signed.signature)
+    _fails(replace(b, signed=signed, digest=env.digest), RecordSignatureInvalid, "signature")
+
+
+def test_forged_signature_bytes(built):
+    b = _bundle(built)
+    sig = bytearray(b.signed.signature)
+    sig[-1] ^= 1
+    _fails(
+        replace(b, signed=SignedRecord(b.signed.envelope, bytes(sig))), RecordSignatureInvalid, "signature"
+    )
+
+
+def test_signature_by_another_orgs_key(built):
+    b = _bundle(built)
+    forged = SignedRecord(b.signed.envelope, OTHER.sign(b.signed.envelope.canonical()))
+    bad = replace(b, signed=forged, signer_public_key=OTHER.public_key_pem().decode())
+    _fails(bad, SignerInvalid, "signer")
+
+
+def test_signer_org_mismatch(built):
+    _fails(_bundle(built, signer_org="hosp-2"), SignerInvalid, "signer")
+
+
+def test_key_revoked_before_record_time_fails_after_passes(built):
+    b = _bundle(built)
+    record_time = datetime.fromisoformat(b.signed.envelope.timestamp.replace("Z", "+00:00"))
+    _fails(
+        b, SignerInvalid, "signer", Verifier.offline(_trust(revoked_at=record_time - timedelta(seconds=1)))
+    )
+    Verifier.offline(_trust(revoked_at=record_time + timedelta(days=1))).verify(b)
+
+
+def test_unknown_org(built):
+    env = Envelope.create(
+        kind="rx.issue",
+        subject="rx:x",
+        org="ghost",
+        payload={},
+        timestamp=format_timestamp(datetime.now(UTC)),
+    )
+    signed = sign_envelope(env, HOSP)
+    b = _bundle(built, signed=signed, digest=signed.record_id, signer_org="ghost", payload={})
+    _fails(b, SignerInvalid, "signer")
+
+
+def test_wrong_inclusion_proof(built):
+    b = _bundle(built)
+    proof = list(b.inclusion_proof)
+    proof[0] = bytes([proof[0][0] ^ 1]) + proof[0][1:]
+    _fails(replace(b, inclusion_proof=tuple(proof)), ProofInvalid, "inclusion")
+
+
+def test_wrong_leaf_index(built):
+    _fails(_bundle(built, leaf_index=6), ProofInvalid, "inclusion")
+
+
+def test_record_not_in_log(built):
+    stranger = sign_envelope(Envelope.create(kind="rx.issue", subject="rx:5", org="hosp-1", payload={}), HOSP)
+    _fails(_bundle(built, signed=stranger, digest=stranger.record_id, payload={}), ProofInvalid, "inclusion")
+
+
+def test_checkpoint_by_unpinned_log_key(built):
+    log, items, _, _ = built
+    rogue = RecordLog.in_memory(origin=log.origin, key_name="test-log", key=OTHER)
+    for _, signed, _ in items:
+        rogue.append(signed)
+    _, rogue_note = rogue.checkpoint()
+    _fails(_bundle(built, checkpoint=rogue_note), CheckpointInvalid, "checkpoint")
+
+
+def test_checkpoint_text_tampered(built):
+    b = _bundle(built)
+    lines = b.checkpoint.split("\n")
+    lines[1] = str(int(lines[1]) + 1)
+    _fails(replace(b, checkpoint="\n".join(lines)), CheckpointInvalid, "checkpoint")
+
+
+def test_checkpoint_size_differs_from_proof(built):
+    _fails(_bundle(built, tree_size=12), CheckpointInvalid, "checkpoint")
+
+
+def test_missing_anchor(built):
+    _fails(_bundle(built, anchor=None), AnchorInvalid, "anchor")
+    Verifier.offline(_trust(), require_anchor=False).verify(_bundle(built, anchor=None))
+
+
+def test_anchor_for_another_root(built):
+    b = _bundle(built)
+    assert b.anchor is not None
+    _fails(replace(b, anchor=replace(b.anchor, root=b"\x00" * 32)), AnchorInvalid, "anchor")
+
+
+def test_schema_errors_name_the_path(built):
+    d = _bundle(built).to_dict()
+    d["log"]["leaf_index"] = -1
+    with pytest.raises(SchemaInvalid) as info:
+        EvidenceBundle.from_dict(d)
+    assert info.value.details["path"] == "log/leaf_index"
+    d = _bundle(built).to_dict()
+    d["signature"] = "***"
+    with pytest.raises(SchemaInvalid):
+        EvidenceBundle.from_dict(d)
+    with pytest.raises(SchemaInvalid):
+        EvidenceBundle.from_dict([])
+
+
+def test_inclusion_proof_base64_roundtrip(built):
+    b = _bundle(built)
+    d = b.to_dict()
+    assert [base64.b64decode(p) for p in d["log"]["inclusion_proof"]] == list(b.inclusion_proof)
