@@ -1,0 +1,83 @@
+"""The node's fork and chain classes, built by configuration (py-evm ``configure``), not by patching.
+
+``ShanchengVM`` is Cancun plus: the 国密 precompiles merged into the computation's ``_precompiles``, and
+a fixed block gas limit (a permissioned chain has no miners voting it up or down). Cancun's consensus is
+``PosConsensus``, whose ``validate_seal`` is a no-op: sealing is ours, with SM2, beside the block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth import constants
+from eth.abc import BlockHeaderAPI
+from eth.chains.base import MiningChain
+from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.computation import CancunComputation
+from eth.vm.forks.cancun.headers import create_cancun_header_from_parent
+from eth.vm.forks.cancun.state import CancunState
+from toolz import merge
+
+from chain_node.genesis import Genesis
+from chain_node.precompiles import PRECOMPILES
+
+
+class ShanchengComputation(CancunComputation):
+    """Cancun computation with SM3 and SM2-verify precompiles."""
+
+    _precompiles = merge(CancunComputation.get_precompiles(), PRECOMPILES)
+
+
+class ShanchengState(CancunState):
+    """Cancun state using :class:`ShanchengComputation`."""
+
+    computation_class = ShanchengComputation
+
+
+def make_vm_class(gas_limit: int) -> type[CancunVM]:
+    """The fork class for a chain whose genesis fixes ``gas_limit``."""
+
+    def create_header_from_parent(parent: BlockHeaderAPI | None, **params: Any) -> BlockHeaderAPI:
+        params.setdefault("gas_limit", gas_limit)
+        return create_cancun_header_from_parent(parent, **params)  # type: ignore[no-any-return]
+
+    return type(
+        "ShanchengVM",
+        (CancunVM,),
+        {
+            "fork": "shancheng-cancun",
+            "_state_class": ShanchengState,
+            "create_header_from_parent": staticmethod(create_header_from_parent),
+        },
+    )
+
+
+def make_chain_class(genesis: Genesis) -> type[MiningChain]:
+    """A MiningChain class for this genesis (one fork from block 0)."""
+    return MiningChain.configure(  # type: ignore[no-any-return]
+        __name__="ShanchengChain",
+        vm_configuration=((0, make_vm_class(genesis.gas_limit)),),
+        chain_id=genesis.chain_id,
+    )
+
+
+def genesis_params(genesis: Genesis) -> dict[str, Any]:
+    """py-evm genesis header parameters."""
+    return {
+        "difficulty": 0,
+        "gas_limit": genesis.gas_limit,
+        "timestamp": genesis.timestamp,
+        "base_fee_per_gas": genesis.base_fee_per_gas,
+        "coinbase": constants.ZERO_ADDRESS,
+        "extra_data": b"shancheng",
+        "nonce": b"\x00" * 8,
+        "mix_hash": constants.ZERO_HASH32,
+    }
+
+
+def genesis_state(genesis: Genesis) -> dict[bytes, dict[str, Any]]:
+    """py-evm genesis state: the funded accounts."""
+    return {
+        bytes.fromhex(addr[2:]): {"balance": bal, "nonce": 0, "code": b"", "storage": {}}
+        for addr, bal in genesis.alloc.items()
+    }

@@ -1,0 +1,771 @@
+"""The node: py-evm execution, the durable mempool, the sealing miner, and the indexes RPC reads.
+
+Threads (see docs/design/node-storage.md): the miner thread alone writes blocks; one reader thread
+(the RPC's executor) runs everything else that touches py-evm, over committed data only; index reads
+(blocks, receipts, logs, seals) are plain LMDB read transactions from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import rlp
+from eth._utils.address import generate_contract_address
+from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
+from eth.exceptions import Revert
+from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+from eth.vm.spoof import SpoofTransaction
+from eth_utils import ValidationError, keccak, to_checksum_address
+
+from chain_node.errors import Code, CreateNotPermitted, RpcError
+from chain_node.evm import genesis_params, genesis_state, make_chain_class
+from chain_node.genesis import Genesis
+from chain_node.store import EvmDB, Store, log_key, u64
+from provenance.crypto import SM2PrivateKey
+from provenance.errors import LedgerError, NotPermitted
+from provenance.ledger.seal import GENESIS_PREV, Seal, validator_id
+
+log = logging.getLogger("chain_node")
+
+PRIORITY_FEE = 1_000_000_000  # suggested tip, as anvil/geth dev mode suggest
+IS_PERMITTED_SELECTOR = keccak(text="isPermitted(address)")[:4]
+_EMPTY: bytes = b""
+
+BlockListener = Callable[[list[bytes], list[bytes]], None]  # (included hashes, dropped hashes)
+
+
+def hx(b: bytes) -> str:
+    """0x-hex of bytes."""
+    return "0x" + b.hex()
+
+
+def qty(n: int) -> str:
+    """JSON-RPC quantity."""
+    return hex(n)
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+@dataclass(slots=True)
+class PendingTx:
+    """A transaction accepted into the mempool (already durable in the ``pending`` table)."""
+
+    key: bytes  # u64 arrival sequence ‖ tx hash: the pending-table key, in arrival order
+    tx: SignedTransactionAPI
+    sender: bytes
+    raw: bytes
+
+    @property
+    def hash(self) -> bytes:
+        """Transaction hash."""
+        return self.key[8:]
+
+
+def tx_json(
+    tx: SignedTransactionAPI,
+    sender: bytes,
+    *,
+    block_hash: bytes | None,
+    number: int | None,
+    index: int | None,
+    base_fee: int | None,
+) -> dict[str, Any]:
+    """A transaction as eth_getTransactionByHash returns it."""
+    type_id = getattr(tx, "type_id", None) or 0
+    d: dict[str, Any] = {
+        "hash": hx(tx.hash),
+        "type": qty(type_id),
+        "nonce": qty(tx.nonce),
+        "from": to_checksum_address(sender),
+        "to": to_checksum_address(tx.to) if tx.to else None,
+        "value": qty(tx.value),
+        "gas": qty(tx.gas),
+        "input": hx(tx.data),
+        "r": qty(tx.r),
+        "s": qty(tx.s),
+        "blockHash": hx(block_hash) if block_hash is not None else None,
+        "blockNumber": qty(number) if number is not None else None,
+        "transactionIndex": qty(index) if index is not None else None,
+    }
+    if tx.chain_id is not None:
+        d["chainId"] = qty(tx.chain_id)
+    if type_id == 0:
+        d["gasPrice"] = qty(tx.gas_price)
+        d["v"] = qty(tx.v)
+    else:
+        d["v"] = qty(tx.y_parity)
+        d["yParity"] = qty(tx.y_parity)
+        d["accessList"] = [
+            {"address": to_checksum_address(a), "storageKeys": [hx(k.to_bytes(32, "big")) for k in keys]}
+            for a, keys in tx.access_list
+        ]
+        if type_id == 2:
+            d["maxFeePerGas"] = qty(tx.max_fee_per_gas)
+            d["maxPriorityFeePerGas"] = qty(tx.max_priority_fee_per_gas)
+            price = tx.max_fee_per_gas if base_fee is None else effective_gas_price(tx, base_fee)
+            d["gasPrice"] = qty(price)
+        else:
+            d["gasPrice"] = qty(tx.gas_price)
+    return d
+
+
+def effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
+    """What the sender pays per gas in a block with ``base_fee`` (EIP-1559)."""
+    return min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)
+
+
+def header_json(header: BlockHeaderAPI, size: int, tx_hashes: list[str]) -> dict[str, Any]:
+    """A block as eth_getBlockByNumber(..., false) returns it."""
+    return {
+        "number": qty(header.block_number),
+        "hash": hx(header.hash),
+        "parentHash": hx(header.parent_hash),
+        "sha3Uncles": hx(header.uncles_hash),
+        "miner": to_checksum_address(header.coinbase),
+        "stateRoot": hx(header.state_root),
+        "transactionsRoot": hx(header.transaction_root),
+        "receiptsRoot": hx(header.receipt_root),
+        "logsBloom": hx(header.bloom.to_bytes(256, "big")),
+        "difficulty": qty(header.difficulty),
+        "totalDifficulty": "0x0",
+        "gasLimit": qty(header.gas_limit),
+        "gasUsed": qty(header.gas_used),
+        "timestamp": qty(header.timestamp),
+        "extraData": hx(header.extra_data),
+        "mixHash": hx(header.mix_hash),
+        "nonce": hx(header.nonce),
+        "baseFeePerGas": qty(header.base_fee_per_gas),
+        "withdrawalsRoot": hx(header.withdrawals_root),
+        "withdrawals": [],
+        "blobGasUsed": qty(header.blob_gas_used),
+        "excessBlobGas": qty(header.excess_blob_gas),
+        "parentBeaconBlockRoot": hx(header.parent_beacon_block_root),
+        "size": qty(size),
+        "uncles": [],
+        "transactions": tx_hashes,
+    }
+
+
+class Node:
+    """One validator node over one data directory."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        genesis: Genesis,
+        validator_key: SM2PrivateKey,
+        block_time: float | None = None,
+    ) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.key = validator_key
+        self.block_time = block_time or None
+        self.chain_id = genesis.chain_id
+        vid = validator_id(validator_key.public_key())
+        if vid not in {v.id for v in genesis.validators}:
+            raise LedgerError("the validator key in the data directory is not a validator of this genesis")
+        self.admins = {bytes.fromhex(a[2:]) for a in genesis.admins}
+        self.allow = {bytes.fromhex(a[2:]) for a in genesis.allowlist} | self.admins
+        self.permission_contract = (
+            bytes.fromhex(genesis.permission_contract[2:]) if genesis.permission_contract else None
+        )
+        chain_cls = make_chain_class(genesis)
+        self._mine_db = EvmDB(store)
+        self._read_db = EvmDB(store, read_only=True)
+        self._init_genesis(chain_cls)
+        self._mchain = chain_cls(self._mine_db)
+        self._rchain = chain_cls(self._read_db)
+        self._read_lock = threading.RLock()  # py-evm objects are not thread-safe
+        self._lock = threading.Lock()  # mempool and pending nonces
+        self._mempool: dict[bytes, PendingTx] = {}  # tx hash -> pending, in arrival order
+        self._next_nonce: dict[bytes, int] = {}  # only senders with txs in the mempool
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._listeners: list[BlockListener] = []
+        self._miner: threading.Thread | None = None
+        self._permit_cache: dict[bytes, tuple[int, bool]] = {}
+        head = self.store.get("meta", b"head")
+        assert head is not None
+        self.head_number = int.from_bytes(head, "big")
+        seal = self.get_seal_json(self.head_number)
+        assert seal is not None
+        self._last_seal_digest = bytes.fromhex(json.loads(seal)["sealDigest"][2:])
+        self._load_pending()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _init_genesis(self, chain_cls: Any) -> None:
+        stored = self.store.get("meta", b"genesis")
+        if stored is not None:
+            if stored != self.genesis.dump():
+                raise LedgerError("the data directory holds a chain of a different genesis")
+            return
+        chain = chain_cls.from_genesis(
+            self._mine_db, genesis_params(self.genesis), genesis_state(self.genesis)
+        )
+        header = chain.get_canonical_head()
+        seal = Seal.make(
+            key=self.key,
+            number=0,
+            block_hash=header.hash,
+            header_rlp=rlp.encode(header),
+            prev_seal_digest=GENESIS_PREV,
+        )
+        block = chain.get_canonical_block_by_number(0)
+        writes: list[tuple[str, bytes, bytes | None]] = [
+            ("blocks", u64(0), _dumps(header_json(header, len(rlp.encode(block)), []))),
+            ("bhash", header.hash, u64(0)),
+            ("seals", u64(0), _dumps(seal.to_json())),
+            ("meta", b"head", u64(0)),
+            ("meta", b"genesis", self.genesis.dump()),
+        ]
+        self._commit(writes)
+        log.info("genesis block %s written", hx(header.hash))
+
+    def _load_pending(self) -> None:
+        for key, raw in self.store.items("pending"):
+            tx = CancunTransactionBuilder.decode(raw)
+            p = PendingTx(key=key, tx=tx, sender=tx.sender, raw=raw)
+            self._mempool[p.hash] = p
+            self._next_nonce[p.sender] = tx.nonce + 1
+            self._seq = max(self._seq, int.from_bytes(key[:8], "big") + 1)
+        if self._mempool:
+            log.info("recovered %d pending transactions", len(self._mempool))
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the miner thread."""
+        self._miner = threading.Thread(target=self._run_miner, name="miner", daemon=True)
+        self._miner.start()
+
+    def stop(self) -> None:
+        """Stop the miner (the current block finishes or is dropped whole) and close the store."""
+        self._stop.set()
+        self._wake.set()
+        if self._miner is not None:
+            self._miner.join(timeout=30)
+        self.store.close()
+
+    def add_listener(self, fn: BlockListener) -> None:
+        """Call ``fn(included, dropped)`` from the miner thread after each committed block."""
+        self._listeners.append(fn)
+
+    # -- storage ---------------------------------------------------------------------------------------
+
+    def _commit(self, writes: list[tuple[str, bytes, bytes | None]]) -> None:
+        """Commit the py-evm overlay and ``writes`` in one durable LMDB transaction."""
+        env = self.store.env
+        try:
+            with env.begin(write=True) as txn:
+                self._mine_db.write_overlay(txn)
+                for table, k, v in writes:
+                    if v is None:
+                        txn.delete(k, db=self.store.db(table))
+                    else:
+                        txn.put(k, v, db=self.store.db(table))
+        finally:
+            self._mine_db.clear_overlay()
+
+    # -- mining ----------------------------------------------------------------------------------------
+
+    def _run_miner(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            if self.block_time:
+                next_tick += self.block_time
+                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+            else:
+                self._wake.wait()
+                self._wake.clear()
+            if self._stop.is_set():
+                break
+            # instant mode keeps mining while work arrived during the last block: that is the batching
+            while not self._stop.is_set() and self._mine_once() and not self.block_time:
+                pass
+
+    def _mine_once(self) -> bool:
+        with self._lock:
+            batch = list(self._mempool.values())
+        if not batch:
+            return False
+        try:
+            included, dropped = self._mine_block(batch)
+        except Exception:
+            log.exception("block production failed; dropping %d transactions", len(batch))
+            self._mine_db.clear_overlay()
+            self._mchain.header = self._mchain.create_header_from_parent(self._mchain.get_canonical_head())
+            self._forget(batch, durable=True)
+            self._notify([], [p.hash for p in batch])
+            return True
+        self._notify(included, dropped)
+        return True
+
+    def _forget(self, txs: list[PendingTx], *, durable: bool) -> None:
+        """Remove txs from the mempool (and, if ``durable``, from the pending table)."""
+        if durable:
+            self._commit([("pending", p.key, None) for p in txs])
+        with self._lock:
+            for p in txs:
+                self._mempool.pop(p.hash, None)
+            still = {p.sender for p in self._mempool.values()}
+            for p in txs:
+                if p.sender not in still:
+                    self._next_nonce.pop(p.sender, None)
+
+    def _notify(self, included: list[bytes], dropped: list[bytes]) -> None:
+        for fn in self._listeners:
+            try:
+                fn(included, dropped)
+            except Exception:
+                log.exception("block listener failed")
+
+    def _mine_block(self, batch: list[PendingTx]) -> tuple[list[bytes], list[bytes]]:
+        chain = self._mchain
+        with self._mine_db.snapshot():
+            head = chain.get_canonical_head()
+            header = chain.create_header_from_parent(
+                head, timestamp=max(int(time.time()), head.timestamp + 1)
+            )
+            vm = chain.get_vm(header)
+            # Never fill past the EIP-1559 target: the base fee then never rises, so a transaction
+            # accepted against the current base fee stays valid until it is mined.
+            gas_cap = header.gas_limit // 2
+            cur = header
+            applied: list[PendingTx] = []
+            receipts = []
+            comps: list[ComputationAPI] = []
+            dropped: list[PendingTx] = []
+            for p in batch:
+                if applied and cur.gas_used + p.tx.gas > gas_cap:
+                    break
+                try:
+                    receipt, comp = vm.apply_transaction(cur, p.tx)
+                except ValidationError as exc:
+                    log.warning("dropping tx %s: %s", hx(p.hash), exc)
+                    dropped.append(p)
+                    continue
+                cur = vm.add_receipt_to_header(cur, receipt)
+                cur = vm.increment_blob_gas_used(cur, p.tx)
+                applied.append(p)
+                receipts.append(receipt)
+                comps.append(comp)
+            if not applied:
+                self._mine_db.clear_overlay()
+                chain.header = chain.create_header_from_parent(head)
+                self._forget(dropped, durable=True)
+                return [], [p.hash for p in dropped]
+            block = vm.set_block_transactions_and_withdrawals(
+                vm.get_block(), cur, [p.tx for p in applied], receipts
+            )
+            block = vm.mine_block(block).block
+            chain.persist_block(block)
+            chain.header = chain.create_header_from_parent(block.header)
+            writes = self._block_records(block, applied, receipts, comps)
+        writes += [("pending", p.key, None) for p in applied + dropped]
+        self._commit(writes)
+        self.head_number = block.number
+        with self._lock:
+            for p in applied + dropped:
+                self._mempool.pop(p.hash, None)
+            still = {p.sender for p in self._mempool.values()}
+            for p in applied + dropped:
+                if p.sender not in still:
+                    self._next_nonce.pop(p.sender, None)
+        return [p.hash for p in applied], [p.hash for p in dropped]
+
+    def _block_records(
+        self, block: Any, applied: list[PendingTx], receipts: list[Any], comps: list[ComputationAPI]
+    ) -> list[tuple[str, bytes, bytes | None]]:
+        header = block.header
+        number = header.block_number
+        bhash = header.hash
+        base_fee = header.base_fee_per_gas
+        header_rlp = rlp.encode(header)
+        writes: list[tuple[str, bytes, bytes | None]] = []
+        tx_hashes = []
+        log_index = 0
+        prev_cumulative = 0
+        for i, (p, receipt, _comp) in enumerate(zip(applied, receipts, comps, strict=True)):
+            tx = p.tx
+            h = p.hash
+            tx_hashes.append(hx(h))
+            writes.append(
+                (
+                    "txs",
+                    h,
+                    _dumps(
+                        tx_json(tx, p.sender, block_hash=bhash, number=number, index=i, base_fee=base_fee)
+                    ),
+                )
+            )
+            logs_json = []
+            for lg in receipt.logs:
+                topics = [t.to_bytes(32, "big") for t in lg.topics]
+                lj = {
+                    "address": to_checksum_address(lg.address),
+                    "topics": [hx(t) for t in topics],
+                    "data": hx(lg.data),
+                    "blockNumber": qty(number),
+                    "blockHash": hx(bhash),
+                    "transactionHash": hx(h),
+                    "transactionIndex": qty(i),
+                    "logIndex": qty(log_index),
+                    "removed": False,
+                }
+                logs_json.append(lj)
+                lk = log_key(number, log_index)
+                writes.append(("logs", lk, _dumps(lj)))
+                writes.append(("ix_addr", bytes(lg.address) + lk, _EMPTY))
+                for pos, t in enumerate(topics):
+                    writes.append(("ix_topic", bytes([pos]) + t + lk, _EMPTY))
+                if topics:
+                    writes.append(("ix_at", bytes(lg.address) + topics[0] + lk, _EMPTY))
+                log_index += 1
+            gas_used = receipt.gas_used - prev_cumulative
+            prev_cumulative = receipt.gas_used
+            rj = {
+                "transactionHash": hx(h),
+                "transactionIndex": qty(i),
+                "blockHash": hx(bhash),
+                "blockNumber": qty(number),
+                "from": to_checksum_address(p.sender),
+                "to": to_checksum_address(tx.to) if tx.to else None,
+                "cumulativeGasUsed": qty(receipt.gas_used),
+                "gasUsed": qty(gas_used),
+                "effectiveGasPrice": qty(effective_gas_price(tx, base_fee)),
+                "contractAddress": (
+                    to_checksum_address(generate_contract_address(p.sender, tx.nonce)) if not tx.to else None
+                ),
+                "logs": logs_json,
+                "logsBloom": hx(receipt.bloom.to_bytes(256, "big")),
+                "status": "0x1" if receipt.state_root == b"\x01" else "0x0",
+                "type": qty(getattr(tx, "type_id", None) or 0),
+            }
+            writes.append(("rcpts", h, _dumps(rj)))
+        seal = Seal.make(
+            key=self.key,
+            number=number,
+            block_hash=bhash,
+            header_rlp=header_rlp,
+            prev_seal_digest=self._last_seal_digest,
+        )
+        self._last_seal_digest = seal.seal_digest
+        writes += [
+            ("blocks", u64(number), _dumps(header_json(header, len(rlp.encode(block)), tx_hashes))),
+            ("bhash", bhash, u64(number)),
+            ("seals", u64(number), _dumps(seal.to_json())),
+            ("meta", b"head", u64(number)),
+        ]
+        return writes
+
+    # -- reads over committed state (reader thread) ----------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        with self._read_lock, self._read_db.snapshot():
+            yield self._rchain
+
+    def _header_at(self, chain: Any, number: int | None) -> BlockHeaderAPI:
+        head = chain.get_canonical_head()
+        if number is None or number == head.block_number:
+            return head  # type: ignore[no-any-return]
+        if number > head.block_number:
+            raise RpcError(Code.RESOURCE_NOT_FOUND, f"header not found: block {number}")
+        return chain.get_canonical_block_header_by_number(number)  # type: ignore[no-any-return]
+
+    def account(self, address: bytes, number: int | None, what: str, slot: int = 0) -> Any:
+        """Balance, nonce, code or storage of an account at a block (None = latest)."""
+        with self._reading() as chain:
+            state = chain.get_vm(self._header_at(chain, number)).state
+            if what == "balance":
+                return state.get_balance(address)
+            if what == "nonce":
+                return state.get_nonce(address)
+            if what == "code":
+                return state.get_code(address)
+            return state.get_storage(address, slot)
+
+    def pending_nonce(self, address: bytes) -> int:
+        """Next nonce counting the mempool (eth_getTransactionCount ... "pending")."""
+        with self._lock:
+            n = self._next_nonce.get(address)
+        return n if n is not None else int(self.account(address, None, "nonce"))
+
+    def _execute(self, chain: Any, call: dict[str, Any], number: int | None) -> tuple[Any, ComputationAPI]:
+        header = self._header_at(chain, number)
+        vm = chain.get_vm(header)
+        sender = call.get("from") or b"\x00" * 20
+        gas = call.get("gas") or header.gas_limit // 2
+        nonce = vm.state.get_nonce(sender)
+        unsigned = vm.create_unsigned_transaction(
+            nonce=nonce,
+            gas_price=0,
+            gas=gas,
+            to=call.get("to") or b"",
+            value=call.get("value", 0),
+            data=call.get("data", b""),
+        )
+        tx = SpoofTransaction(unsigned, from_=sender)
+        with vm.in_costless_state() as state:
+            try:
+                comp = state.costless_execute_transaction(tx)
+            except ValidationError as exc:
+                raise RpcError(Code.EXECUTION_ERROR, str(exc)) from exc
+        return tx, comp
+
+    @staticmethod
+    def _raise_if_error(comp: ComputationAPI) -> None:
+        if not comp.is_error:
+            return
+        if isinstance(comp.error, Revert):
+            data = comp.output
+            msg = "execution reverted"
+            if data[:4] == bytes.fromhex("08c379a0"):
+                try:
+                    from eth_abi import decode
+
+                    msg += ": " + decode(["string"], data[4:])[0]
+                except Exception:  # undecodable reason: the raw data still travels in `data`
+                    log.debug("undecodable revert reason")
+            raise RpcError(Code.EXECUTION_ERROR, msg, hx(data))
+        raise RpcError(Code.EXECUTION_ERROR, f"execution failed: {type(comp.error).__name__}: {comp.error}")
+
+    def call(self, call: dict[str, Any], number: int | None) -> bytes:
+        """eth_call: the output, or RpcError carrying revert data."""
+        with self._reading() as chain:
+            _, comp = self._execute(chain, call, number)
+        self._raise_if_error(comp)
+        return bytes(comp.output)
+
+    def estimate_gas(self, call: dict[str, Any], number: int | None) -> int:
+        """eth_estimateGas: one run at the cap, one check at the measured need, binary search if short."""
+        with self._reading() as chain:
+            cap = self._header_at(chain, number).gas_limit // 2
+            tx, comp = self._execute(chain, {**call, "gas": cap}, number)
+            self._raise_if_error(comp)
+            need = tx.intrinsic_gas + comp.get_gas_used()
+            lo, hi = need - 1, cap
+            _, c2 = self._execute(chain, {**call, "gas": need}, number)
+            if not c2.is_error:
+                return need
+            while hi - lo > 1000:
+                mid = (lo + hi) // 2
+                _, c3 = self._execute(chain, {**call, "gas": mid}, number)
+                if c3.is_error:
+                    lo = mid
+                else:
+                    hi = mid
+            return hi
+
+    def next_base_fee(self) -> int:
+        """Base fee of the block being built."""
+        return int(self._mchain_header_base_fee())
+
+    def _mchain_header_base_fee(self) -> int:
+        raw = self.get_block_raw(self.head_number)
+        assert raw is not None
+        head = json.loads(raw)
+        # the block being built follows the head; with blocks held at or under target it never rises
+        return int(head["baseFeePerGas"], 16)
+
+    # -- permissioning ---------------------------------------------------------------------------------
+
+    def is_permitted(self, address: bytes) -> bool:
+        """Genesis allowlist/admins, else OrgRegistry.isPermitted(address) on the head state (if named)."""
+        if address in self.allow:
+            return True
+        if self.permission_contract is None:
+            return False
+        head = self.head_number
+        cached = self._permit_cache.get(address)
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        data = IS_PERMITTED_SELECTOR + bytes(12) + address
+        try:
+            out = self.call({"to": self.permission_contract, "data": data}, None)
+            ok = len(out) >= 32 and int.from_bytes(out[:32], "big") == 1
+        except RpcError:
+            ok = False
+        self._permit_cache[address] = (head, ok)
+        return ok
+
+    # -- ingress ---------------------------------------------------------------------------------------
+
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        """Validate, make durable, queue for the miner; return the hash only once it is on disk."""
+        try:
+            tx = CancunTransactionBuilder.decode(raw)
+            tx.validate()
+            sender = tx.sender
+        except (ValidationError, rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError) as exc:
+            raise RpcError(Code.INVALID_PARAMS, f"invalid transaction: {exc}") from exc
+        if tx.chain_id is not None and tx.chain_id != self.chain_id:
+            raise RpcError(Code.EXECUTION_ERROR, f"invalid chain id {tx.chain_id} (expected {self.chain_id})")
+        if not self.is_permitted(sender):
+            raise NotPermitted(
+                f"sender {to_checksum_address(sender)} is not permitted by genesis or OrgRegistry",
+                details={"sender": to_checksum_address(sender)},
+            )
+        if not tx.to and sender not in self.admins:
+            raise CreateNotPermitted(
+                f"contract creation by {to_checksum_address(sender)} is not permitted (admins only)",
+                details={"sender": to_checksum_address(sender)},
+            )
+        cap = self.genesis.gas_limit // 2
+        if tx.gas < tx.intrinsic_gas:
+            raise RpcError(
+                Code.EXECUTION_ERROR, f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}"
+            )
+        if tx.gas > cap:
+            raise RpcError(Code.EXECUTION_ERROR, f"exceeds block gas limit: {tx.gas} > {cap}")
+        base_fee = self.next_base_fee()
+        if tx.max_fee_per_gas < base_fee:
+            raise RpcError(
+                Code.EXECUTION_ERROR,
+                f"max fee per gas less than block base fee: {tx.max_fee_per_gas} < {base_fee}",
+            )
+        h = tx.hash
+        with self._lock:
+            if h in self._mempool:
+                return h
+        if self.store.get("rcpts", h) is not None:
+            return h
+        state_nonce, balance = self._nonce_and_balance(sender)
+        with self._lock:
+            expected = self._next_nonce.get(sender, state_nonce)
+            if tx.nonce < expected:
+                raise RpcError(
+                    Code.EXECUTION_ERROR, f"nonce too low: next nonce {expected}, tx nonce {tx.nonce}"
+                )
+            if tx.nonce > expected:
+                raise RpcError(
+                    Code.EXECUTION_ERROR, f"nonce too high: next nonce {expected}, tx nonce {tx.nonce}"
+                )
+            if balance < tx.gas * tx.max_fee_per_gas + tx.value:
+                raise RpcError(Code.EXECUTION_ERROR, "insufficient funds for gas * price + value")
+            key = u64(self._seq) + h
+            self._seq += 1
+            self.store.put("pending", key, raw)  # fsync'd before the hash goes back
+            self._mempool[h] = PendingTx(key=key, tx=tx, sender=sender, raw=raw)
+            self._next_nonce[sender] = tx.nonce + 1
+        self._wake.set()
+        return h
+
+    def _nonce_and_balance(self, sender: bytes) -> tuple[int, int]:
+        with self._reading() as chain:
+            state = chain.get_vm(chain.get_canonical_head()).state
+            return int(state.get_nonce(sender)), int(state.get_balance(sender))
+
+    def in_mempool(self, tx_hash: bytes) -> bool:
+        """Whether a transaction is accepted but not yet mined."""
+        with self._lock:
+            return tx_hash in self._mempool
+
+    def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """A mempool transaction as eth_getTransactionByHash returns it, or None."""
+        with self._lock:
+            p = self._mempool.get(tx_hash)
+        if p is None:
+            return None
+        return tx_json(p.tx, p.sender, block_hash=None, number=None, index=None, base_fee=None)
+
+    # -- index reads (any thread) ----------------------------------------------------------------------
+
+    def get_block_raw(self, number: int) -> bytes | None:
+        """Block JSON (tx hashes) by number."""
+        return self.store.get("blocks", u64(number))
+
+    def block_number_by_hash(self, block_hash: bytes) -> int | None:
+        """Number of a canonical block by its hash."""
+        raw = self.store.get("bhash", block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def get_tx_raw(self, tx_hash: bytes) -> bytes | None:
+        """Mined transaction JSON."""
+        return self.store.get("txs", tx_hash)
+
+    def get_receipt_raw(self, tx_hash: bytes) -> bytes | None:
+        """Receipt JSON."""
+        return self.store.get("rcpts", tx_hash)
+
+    def get_seal_json(self, number: int) -> bytes | None:
+        """Seal JSON of a block."""
+        return self.store.get("seals", u64(number))
+
+    def get_logs(
+        self,
+        *,
+        from_block: int,
+        to_block: int,
+        addresses: list[bytes],
+        topics: list[list[bytes] | None],
+        limit: int,
+    ) -> list[bytes]:
+        """Log JSONs matching an eth_getLogs filter, in chain order, using the narrowest index."""
+        lo, hi = u64(from_block), u64(to_block + 1)
+        topics = topics[:4]
+        t0 = topics[0] if topics else None
+        # Candidate (prefix list, table) from the most selective index; then each candidate is checked.
+        if addresses and t0:
+            table, prefixes, exact = "ix_at", [a + t for a in addresses for t in t0], len(topics) == 1
+        elif addresses:
+            table, prefixes, exact = "ix_addr", list(addresses), not any(topics)
+        else:
+            pos = next((i for i, t in enumerate(topics) if t), None)
+            if pos is not None:
+                tp = topics[pos]
+                assert tp is not None
+                table, prefixes = "ix_topic", [bytes([pos]) + t for t in tp]
+                exact = sum(1 for t in topics if t) == 1
+            else:
+                table, prefixes, exact = "logs", [b""], True
+        keys: list[bytes] = []
+        with self.store.read() as txn:
+            db = self.store.db(table)
+            cur = txn.cursor(db=db)
+            for prefix in prefixes:
+                start = prefix + lo
+                end = prefix + hi
+                if not cur.set_range(start):
+                    continue
+                plen = len(prefix)
+                for k in cur.iternext(keys=True, values=False):
+                    if k >= end:
+                        break
+                    keys.append(bytes(k[plen:]))
+                    if len(keys) > limit:
+                        raise RpcError(Code.LIMIT_EXCEEDED, f"query returned more than {limit} results")
+            if len(prefixes) > 1:
+                keys = sorted(set(keys))
+            logs_db = self.store.db("logs")
+            out: list[bytes] = []
+            for k in keys:
+                raw = txn.get(k, db=logs_db)
+                if raw is None:
+                    continue
+                if exact or _log_matches(json.loads(raw), addresses, topics):
+                    out.append(bytes(raw))
+        return out
+
+
+def _log_matches(lj: dict[str, Any], addresses: list[bytes], topics: list[list[bytes] | None]) -> bool:
+    if addresses and bytes.fromhex(lj["address"][2:]) not in addresses:
+        return False
+    lt = lj["topics"]
+    for i, want in enumerate(topics):
+        if not want:
+            continue
+        if i >= len(lt) or bytes.fromhex(lt[i][2:]) not in want:
+            return False
+    return True
