@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,12 +45,35 @@ def _no_constant(name: str) -> NoReturn:
     raise PayloadInvalid("JSON number out of range", details={"field": name})
 
 
+# RFC 8785 numbers are IEEE doubles: refuse at parse time what canonicalisation would refuse later.
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _int(text: str) -> int:
+    if len(text) > 17 or abs(value := int(text)) > _MAX_SAFE_INT:
+        raise PayloadInvalid("JSON integer out of range", details={"field": "$"})
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadInvalid("JSON number out of range", details={"field": "$"})
+    return value
+
+
 def load_json_object(payload: object) -> dict[str, Any]:
     """Turn a payload (UTF-8 JSON bytes or a mapping) into a plain JSON object, or raise PayloadInvalid."""
     try:
         if isinstance(payload, bytes | bytearray | memoryview):
             text = bytes(payload).decode("utf-8")
-            obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+            obj = json.loads(
+                text,
+                object_pairs_hook=_no_duplicates,
+                parse_constant=_no_constant,
+                parse_int=_int,
+                parse_float=_float,
+            )
         elif isinstance(payload, Mapping):
             # Through canonical JSON and back, so a mapping holding non-JSON values is refused here
             # and every later step sees exactly what a JSON client would have sent.

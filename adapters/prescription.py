@@ -119,6 +119,8 @@ def _patient_digest(obj: dict[str, Any]) -> str:
 
 
 def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
+    if obj.get("resourceType") == "MedicationRequest":
+        _medication(obj)  # first: the library reports a missing choice element without naming it
     _fhir(MedicationRequest, obj)
     identifier = _get(obj, "identifier", 0, "value")
     rx_id = (
@@ -184,6 +186,8 @@ def _dispense_rx_id(obj: dict[str, Any]) -> str:
 
 
 def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
+    if obj.get("resourceType") == "MedicationDispense":
+        _medication(obj)  # first: the library reports a missing choice element without naming it
     _fhir(MedicationDispense, obj)
     rx_id = _dispense_rx_id(obj)
     if obj.get("status") != "completed":

@@ -1,0 +1,207 @@
+"""HJ 212-2017 codec and the ``env.reading`` adapter."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters import AdaptContext, adapt
+from adapters.errors import (
+    EnvRuleViolation,
+    Hj212CrcMismatch,
+    Hj212LengthMismatch,
+    Hj212Malformed,
+    PayloadInvalid,
+)
+from adapters.hj212 import crc16, encode_packet, parse_packet
+from tests.adapters.adapter_samples import ASSETS
+
+HJ = ASSETS / "hj212"
+WATER = (HJ / "water-realtime-2011.txt").read_bytes()
+STANDARD_EXAMPLE = (HJ / "standard-example-1062.txt").read_bytes()
+
+FAULTS = {
+    "crc-mismatch": ("HJ212_CRC_MISMATCH", Hj212CrcMismatch),
+    "length-mismatch": ("HJ212_LENGTH_MISMATCH", Hj212LengthMismatch),
+    "malformed": ("HJ212_MALFORMED", Hj212Malformed),
+}
+
+
+def test_crc_reproduces_the_standards_example() -> None:
+    segment = STANDARD_EXAMPLE[6:-6]
+    assert len(segment) == 101
+    assert crc16(segment) == 0x1C80
+    assert parse_packet(STANDARD_EXAMPLE).cp == {"RtdInterval": "30"}
+
+
+def test_crc_is_not_modbus() -> None:
+    # CRC-16/MODBUS of "123456789" is 0x4B37; the HJ 212 appendix algorithm gives another value.
+    assert crc16(b"123456789") != 0x4B37
+
+
+def test_lowercase_crc_accepted() -> None:
+    text = WATER.decode()
+    lower = text[:-6] + text[-6:-2].lower() + "\r\n"
+    assert parse_packet(lower).mn == "33010020261125WS0001"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in HJ.glob("*.txt") if p.name.startswith(tuple(FAULTS))), ids=lambda p: p.name
+)
+def test_fault_samples(path: Path) -> None:
+    code, cls = next(v for k, v in FAULTS.items() if path.name.startswith(k))
+    with pytest.raises(cls) as e:
+        adapt("env.reading", path.read_bytes())
+    assert e.value.code == code
+    assert "part" in e.value.details
+
+
+def test_parse_then_encode_is_byte_exact() -> None:
+    for path in HJ.glob("*.txt"):
+        if path.name.startswith(tuple(FAULTS)):
+            continue
+        text = path.read_bytes().decode("ascii")
+        assert parse_packet(text).encode() == text
+
+
+def test_several_pollutants_with_all_fields() -> None:
+    p = parse_packet((HJ / "water-hourly-2061.txt").read_bytes())
+    assert p.cn == "2061" and p.data_time == "20261125090000"
+    assert p.pollutants["w01018"] == {
+        "Cou": "1.296",
+        "Min": "25.1",
+        "Avg": "28.0",
+        "Max": "31.4",
+        "Flag": "N",
+    }
+    assert set(p.pollutants) == {"w01018", "w21003", "w01001", "w00000"}
+
+
+def test_flags_in_facts() -> None:
+    a = adapt("env.reading", (HJ / "air-quality-minute-2051-flags.txt").read_bytes())
+    assert a.facts["flags"]["a21026"] == "C"
+    assert a.facts["abnormal"] == ["a05024", "a21004", "a21026"]
+    assert a.facts["pollutants"]["a34004"] == 35.0
+    assert a.facts["data_time"] == "2026-11-25T01:30:00Z"  # DataTime is Beijing time
+
+
+def test_offset_from_context() -> None:
+    a = adapt("env.reading", WATER, AdaptContext(hj212_utc_offset=timedelta(0)))
+    assert a.facts["data_time"] == "2026-11-25T09:30:00Z"
+
+
+@pytest.mark.parametrize(
+    ("segment", "part"),
+    [
+        ("ST=32;CN=2011;PW=123456;MN=A1;CP=&&DataTime=20261125093000;w01018-Rtd=1&", "CP"),
+        (
+            "ST=32;CN=2011;PW=123456;MN=A1;CP=&&DataTime=20261125093000;w01018-Rtd=1,w01018-Rtd=2&&",
+            "w01018-Rtd",
+        ),
+        ("ST=32;CN=2011;PW=123456;MN=A1;XX=1;CP=&&&&", "XX"),
+        ("ST=32;CN=2011;PW=123456;MN=A1;CP=&&DataTime=20261125093000;w01018&&", "CP"),
+        ("ST=32;CN=2011;PW=123456;MN=A1;Flag=7;CP=&&&&", "PNUM"),
+        ("ST=32;CN=2011;PW=123456;MN=A1;Flag=7;PNUM=2;PNO=3;CP=&&&&", "PNO"),
+        ("ST=32;CN=2011;PW=123456;MN=A1;PNUM=2;PNO=1;CP=&&&&", "PNUM"),
+        ("ST=32;ST=32;CN=2011;PW=123456;MN=A1;CP=&&&&", "ST"),
+        ("ST=3;CN=2011;PW=123456;MN=A1;CP=&&&&", "ST"),
+        ("QN=20261399000000000;ST=32;CN=2011;PW=123456;MN=A1;CP=&&&&", "QN"),
+        ("ST=32;CN=2011;PW=123456;MN=A1;CP=&&DataTime=20261125093000;-Rtd=1&&", "-Rtd"),
+        ("ST=32;CN=2011;PW=123456;MN=A1;CP=&&DataTime=20261125093000;w01018-Rtd=1e5&&", "w01018-Rtd"),
+        ("ST=32;CN=2011;PW=123456;MN=A1CP=&&&&", "header"),
+    ],
+)
+def test_malformed_segments_name_the_part(segment: str, part: str) -> None:
+    packet = f"##{len(segment):04d}{segment}{crc16(segment.encode()):04X}\r\n"
+    with pytest.raises(Hj212Malformed) as e:
+        parse_packet(packet)
+    assert e.value.code == "HJ212_MALFORMED"
+    assert e.value.details["part"] == part
+
+
+@pytest.mark.parametrize(
+    ("packet", "part"),
+    [
+        (b"", "header"),
+        (b"#0010", "header"),
+        (b"##00a1QN=1\r\n", "length"),
+        (b"##0000\r\n", "crc"),
+        (b"##0000ZZZZ\r\n", "crc"),
+        ("##0002\u00e9\u00e9ABCD\r\n".encode(), "packet"),
+        (WATER.rstrip(b"\r\n") + b"\n", "trailer"),
+    ],
+)
+def test_malformed_frames(packet: bytes, part: str) -> None:
+    with pytest.raises(Hj212Malformed) as e:
+        parse_packet(packet)
+    assert e.value.details["part"] == part
+
+
+def test_subpacket_roundtrip() -> None:
+    seg = "ST=32;CN=2011;PW=123456;MN=A1;Flag=7;PNUM=2;PNO=1;CP=&&DataTime=20261125093000;w01018-Rtd=1.5&&"
+    text = f"##{len(seg):04d}{seg}{crc16(seg.encode()):04X}\r\n"
+    p = parse_packet(text)
+    assert (p.flag, p.pnum, p.pno) == (7, 2, 1)
+    assert p.encode() == text
+    assert adapt("env.reading", text.encode()).facts["mn"] == "A1"
+
+
+def test_encode_packet_refuses_what_parse_refuses() -> None:
+    with pytest.raises(Hj212Malformed):
+        encode_packet(st="32", cn="2011", pw="123456", mn="A;1", data_time="20261125093000")
+    with pytest.raises(Hj212Malformed):
+        encode_packet(st="32", cn="2011", pw="123456", mn="A1", pollutants={"w01018": {"Flag": "Z"}})
+
+
+def test_json_form_equals_packet_form() -> None:
+    from_packet = adapt("env.reading", WATER)
+    normalised = json.loads(from_packet.canonical)
+    assert normalised["packet"] == WATER.decode()
+    without_packet = {k: v for k, v in normalised.items() if k != "packet"}
+    from_json = adapt("env.reading", without_packet)
+    assert from_json.subject == from_packet.subject == "station:33010020261125WS0001"
+    assert {**from_json.facts, "source": "packet"} == from_packet.facts
+    assert from_json.facts["source"] == "json"
+
+
+def test_json_form_must_agree_with_its_packet() -> None:
+    normalised = json.loads(adapt("env.reading", WATER).canonical)
+    normalised["pollutants"]["w01018"]["Rtd"] = "1.0"
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("env.reading", normalised)
+    assert e.value.details["field"] == "pollutants"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"mn": "A;CN=2011"}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {"Rtd": "1", "Flag": "Q"}}}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {}}}, "HJ212_MALFORMED"),
+        ({"cp": {"DataTime": "20261125093000"}}, "PAYLOAD_INVALID"),
+        ({"pollutants": {"w01018": {"Rtd": 1.5}}}, "PAYLOAD_INVALID"),
+        ({"extra": 1}, "PAYLOAD_INVALID"),
+        ({"pollutants": {}}, "ENV_RULE_VIOLATION"),
+        ({"cn": "1062"}, "ENV_RULE_VIOLATION"),
+    ],
+)
+def test_json_form_rejections(change: dict[str, object], code: str) -> None:
+    base = {"mn": "A1", "st": "32", "cn": "2011", "pw": "123456", "data_time": "20261125093000"}
+    payload = {**base, "pollutants": {"w01018": {"Rtd": "12.3", "Flag": "N"}}, **change}
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("env.reading", payload)
+    assert e.value.code == code
+
+
+def test_not_a_reading_and_future_reading() -> None:
+    with pytest.raises(EnvRuleViolation) as e:
+        adapt("env.reading", STANDARD_EXAMPLE)
+    assert e.value.details["field"] == "CN"
+    now = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # the packet is for 01:30 UTC
+    with pytest.raises(EnvRuleViolation) as e:
+        adapt("env.reading", WATER, AdaptContext(now=now))
+    assert e.value.details["field"] == "DataTime"
+    adapt("env.reading", WATER, AdaptContext(now=now + timedelta(minutes=26)))
