@@ -78,6 +78,7 @@ def test_note_layout_key_id_and_signature() -> None:
     assert sigs.startswith(f"\u2014 {ORIGIN} ") and sigs.endswith("\n") and sigs.count("\n") == 1
     raw = base64.b64decode(sigs.split(" ")[2])
     der = LOG_KEY.public_key().to_der()
+    assert len(der) == 91 and der[-65] == 0x04  # SPKI with the uncompressed point, as the design record says
     expected_id = hashlib.sha256(
         ORIGIN.encode() + b"\n" + b"\xffshancheng-provenance/sm2-sm3" + der
     ).digest()[:4]
