@@ -1,0 +1,392 @@
+"""Deploy every contract, register organisations through the committee, and write the network manifest.
+
+The manifest (``manifest.json`` in ``out_dir``) is what the gateway, the devnet and the tests read to find
+the chain, the contracts and the organisations. Secret keys live in files next to it (mode 0600); the
+manifest only names them. A trust file (``trust.json``, the ``provenance verify --trust`` format) pins the
+organisations' SM2 keys and the log key for offline verification.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from devnet.engines import EngineHandle
+from provenance._internal.files import write_private, write_public
+from provenance.contracts import (
+    DOMAIN_CONTRACTS,
+    REGISTRY,
+    ProposalKind,
+    Role,
+    Suite,
+    at,
+    deploy_suite,
+    org_id,
+    propose,
+    transact,
+)
+from provenance.crypto import SM2PrivateKey, sm3
+
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+TRUST_NAME = "trust.json"
+LOG_ORIGIN = "shancheng.devnet/log"
+LOG_KEY_NAME = "shancheng-devnet-log"
+FUNDING_WEI = 10**20  # 100 ether of a test chain: enough gas for any test or bench run
+
+
+def role_name(role: Role) -> str:
+    """The manifest / API spelling of a role (``Role.DATA_OWNER`` -> ``"data_owner"``)."""
+    return role.name.lower()
+
+
+def parse_role(name: str) -> Role:
+    """Inverse of :func:`role_name`."""
+    try:
+        return Role[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown role {name!r}") from None
+
+
+def chain_key(namespace: str, value: str) -> bytes:
+    """The bytes32 id of a subject-like string on chain: SM3 of ``"<namespace>:<value>"``.
+
+    rx ids (``rx:<id>``), datasets (``dataset:<id>``), share requests (``share-request:<id>``) and stations
+    (``station:<MN>``) are hashed rather than padded, so any id length fits and none is readable on chain.
+    """
+    return sm3(f"{namespace}:{value}".encode())
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrgSpec:
+    """An organisation to register: id (≤ 32 bytes), role, name, and domain objects it owns."""
+
+    id: str
+    role: Role
+    name: str = ""
+    datasets: tuple[str, ...] = ()  # data_owner: datasets registered in DataSharing
+    stations: tuple[str, ...] = ()  # monitoring_station: MNs registered in EnvMonitoring (by the bureau)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrgEntry:
+    """A registered organisation as the manifest records it (paths relative to the manifest)."""
+
+    id: str
+    role: str
+    name: str
+    account: str
+    account_key_file: str
+    sm2_key_file: str
+    public_key: str  # SM2 SubjectPublicKeyInfo PEM
+    datasets: list[str] = field(default_factory=list)
+    stations: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """Everything a client of the network needs, as written to ``manifest.json``."""
+
+    chain_id: int
+    rpc_url: str
+    engine: str
+    contracts: dict[str, str]
+    committee: list[str]
+    orgs: list[OrgEntry]
+    log: dict[str, str]  # origin, key_name, key_file, public_key, operator_org
+    created_at: str
+    path: Path | None = None
+    version: int = MANIFEST_VERSION
+
+    def org(self, org: str) -> OrgEntry:
+        """The entry of organisation ``org`` (KeyError if absent)."""
+        for entry in self.orgs:
+            if entry.id == org:
+                return entry
+        raise KeyError(org)
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in the manifest, relative to the manifest's folder."""
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return base / relative
+
+    def account(self, org: str) -> LocalAccount:
+        """The transaction account of ``org`` (reads its key file)."""
+        key = self.resolve(self.org(org).account_key_file).read_text("ascii").strip()
+        acct: LocalAccount = Account.from_key(key)
+        return acct
+
+    def sm2_key(self, org: str) -> SM2PrivateKey:
+        """The SM2 record-signing key of ``org`` (reads its key file)."""
+        return SM2PrivateKey.from_pem(self.resolve(self.org(org).sm2_key_file).read_bytes())
+
+    def log_key(self) -> SM2PrivateKey:
+        """The log's SM2 checkpoint-signing key."""
+        return SM2PrivateKey.from_pem(self.resolve(self.log["key_file"]).read_bytes())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``path`` left out)."""
+        return {
+            "version": self.version,
+            "engine": self.engine,
+            "chain_id": self.chain_id,
+            "rpc_url": self.rpc_url,
+            "contracts": self.contracts,
+            "committee": self.committee,
+            "log": self.log,
+            "orgs": [asdict(o) for o in self.orgs],
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        """Read ``manifest.json``."""
+        p = Path(path)
+        data = json.loads(p.read_text("utf-8"))
+        if data.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"{p}: manifest version {data.get('version')!r}, expected {MANIFEST_VERSION}")
+        return cls(
+            version=data["version"],
+            engine=data["engine"],
+            chain_id=data["chain_id"],
+            rpc_url=data["rpc_url"],
+            contracts=data["contracts"],
+            committee=data["committee"],
+            log=data["log"],
+            orgs=[OrgEntry(**o) for o in data["orgs"]],
+            created_at=data["created_at"],
+            path=p,
+        )
+
+    def trust_dict(self) -> dict[str, Any]:
+        """The trust file (``provenance verify --trust``) for these organisations and the log key."""
+        return {
+            "version": 1,
+            "orgs": [
+                {
+                    "id": o.id,
+                    "name": o.name,
+                    "role": o.role,
+                    "keys": [{"public_key": o.public_key, "valid_from": None, "valid_until": None}],
+                }
+                for o in self.orgs
+            ],
+            "logs": [
+                {
+                    "name": self.log["key_name"],
+                    "origin": self.log["origin"],
+                    "public_key": self.log["public_key"],
+                }
+            ],
+            "chain": {
+                "chain_id": self.chain_id,
+                "rpc_url": self.rpc_url,
+                "log_contract": self.contracts["ProvenanceLog"],
+            },
+        }
+
+
+def demo_orgs() -> list[OrgSpec]:
+    """The demo organisations: every role, two of the ones that race or scale (hospitals, pharmacies)."""
+    return [
+        OrgSpec(id="hospital-1", role=Role.HOSPITAL, name="山城第一人民医院"),
+        OrgSpec(id="hospital-2", role=Role.HOSPITAL, name="山城中医院"),
+        OrgSpec(id="pharmacy-1", role=Role.PHARMACY, name="解放碑大药房"),
+        OrgSpec(id="pharmacy-2", role=Role.PHARMACY, name="观音桥药店"),
+        OrgSpec(id="data-owner", role=Role.DATA_OWNER, name="市卫健委数据中心", datasets=("health-stats",)),
+        OrgSpec(id="data-user", role=Role.DATA_USER, name="市统计局"),
+        OrgSpec(id="env-bureau", role=Role.ENV_BUREAU, name="市生态环境局"),
+        OrgSpec(
+            id="station-1",
+            role=Role.MONITORING_STATION,
+            name="空气自动站 FQ0007",
+            stations=("44030020261125FQ0007",),
+        ),
+        OrgSpec(id="station-2", role=Role.MONITORING_STATION, name="水质自动站"),
+        OrgSpec(id="party-branch", role=Role.PARTY_BRANCH, name="机关第一党支部"),
+        OrgSpec(id="auditor", role=Role.AUDITOR, name="审计局"),
+        OrgSpec(id="regulator", role=Role.REGULATOR, name="市场监管局"),
+        OrgSpec(id="log-operator", role=Role.LOG_OPERATOR, name="山城溯源日志"),
+    ]
+
+
+def _fund(w3: Web3, sender: LocalAccount, to: str, wei: int) -> None:
+    if w3.eth.get_balance(sender.address) < 2 * wei:
+        return  # a zero-fee chain (our embedded node) needs no funding
+    tx: dict[str, Any] = {
+        "to": to,
+        "value": wei,
+        "from": sender.address,
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "chainId": w3.eth.chain_id,
+        "gas": 21_000,
+        "gasPrice": w3.eth.gas_price,
+    }
+    signed = sender.sign_transaction(tx)
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60)
+
+
+def committee_pass(
+    w3: Web3, registry: Any, committee: Sequence[LocalAccount], kind: ProposalKind, *args: Any
+) -> None:
+    """Propose with the first member and vote with the others until the proposal executes."""
+    pid = propose(w3, registry, kind, *args, sender=committee[0])
+    for member in committee[1:]:
+        if registry.functions.getProposal(pid).call()[1] != 1:  # no longer Open: executed
+            break
+        transact(w3, registry.functions.vote(pid, True), member)
+    status = registry.functions.getProposal(pid).call()[1]
+    if status != 2:
+        raise RuntimeError(f"proposal {pid} ({kind.name}) did not execute (status {status})")
+
+
+def register_key(
+    w3: Web3, registry: Any, committee: Sequence[LocalAccount], org: str, raw_public_key: bytes
+) -> int:
+    """Add an SM2 key (64-byte x‖y, valid from now-ish, no end) to ``org``; returns its key index."""
+    committee_pass(w3, registry, committee, ProposalKind.ADD_KEY, org_id(org), raw_public_key, 0, 0)
+    count: int = registry.functions.keyCount(org_id(org)).call()
+    return count - 1
+
+
+def revoke_key(
+    w3: Web3, registry: Any, committee: Sequence[LocalAccount], org: str, index: int, at_unix: int = 0
+) -> None:
+    """Revoke key ``index`` of ``org`` as of ``at_unix`` (0 = the block's time)."""
+    committee_pass(w3, registry, committee, ProposalKind.REVOKE_KEY, org_id(org), index, at_unix)
+
+
+def register_org(
+    w3: Web3,
+    registry: Any,
+    committee: Sequence[LocalAccount],
+    spec: OrgSpec,
+    *,
+    account: str,
+    raw_public_key: bytes,
+) -> None:
+    """Add the org, its SM2 key and its transaction account, each by committee vote."""
+    oid = org_id(spec.id)
+    committee_pass(w3, registry, committee, ProposalKind.ADD_ORG, oid, int(spec.role), spec.name or spec.id)
+    register_key(w3, registry, committee, spec.id, raw_public_key)
+    committee_pass(w3, registry, committee, ProposalKind.ADD_ACCOUNT, oid, Web3.to_checksum_address(account))
+
+
+def _rel(path: Path, base: Path) -> str:
+    return str(path.relative_to(base))
+
+
+def deploy_network(
+    engine: EngineHandle,
+    orgs: Iterable[OrgSpec] | None = None,
+    *,
+    out_dir: Path,
+    committee_size: int = 3,
+) -> Manifest:
+    """Deploy the contracts on ``engine``, register ``orgs`` (default: :func:`demo_orgs`), write the manifest.
+
+    Keys are created under ``out_dir/keys`` (0600). ``engine.accounts[0]`` deploys; the next
+    ``committee_size`` accounts form the committee (equal weights, a majority decides).
+    """
+    specs = list(demo_orgs() if orgs is None else orgs)
+    out_dir = Path(out_dir).resolve()
+    keys_dir = out_dir / "keys"
+    w3 = Web3(Web3.HTTPProvider(engine.rpc_url, request_kwargs={"timeout": 30}))
+    admin = engine.accounts[0]
+    committee = engine.accounts[1 : 1 + committee_size]
+    if len(committee) < 2:
+        raise ValueError("the engine needs at least 3 accounts (deployer + 2 committee members)")
+    suite: Suite = deploy_suite(
+        w3,
+        sender=admin,
+        committee=[(m.address, 1) for m in committee],
+        participates_rate=51,
+        win_rate=51,
+    )
+    registry = suite.registry
+
+    entries: list[OrgEntry] = []
+    accounts: dict[str, LocalAccount] = {}
+    for spec in specs:
+        sm2_key = SM2PrivateKey.generate()
+        sm2_path = keys_dir / f"{spec.id}.sm2.pem"
+        write_private(sm2_path, sm2_key.to_pem())
+        write_public(keys_dir / f"{spec.id}.sm2.pub.pem", sm2_key.public_key_pem())
+        acct: LocalAccount = Account.create()
+        acct_path = keys_dir / f"{spec.id}.tx.key"
+        write_private(acct_path, (acct.key.hex() + "\n").encode("ascii"))
+        _fund(w3, admin, acct.address, FUNDING_WEI)
+        register_org(
+            w3, registry, committee, spec, account=acct.address, raw_public_key=sm2_key.public_key().raw()
+        )
+        accounts[spec.id] = acct
+        entries.append(
+            OrgEntry(
+                id=spec.id,
+                role=role_name(spec.role),
+                name=spec.name or spec.id,
+                account=acct.address,
+                account_key_file=_rel(acct_path, out_dir),
+                sm2_key_file=_rel(sm2_path, out_dir),
+                public_key=sm2_key.public_key_pem().decode("ascii"),
+                datasets=list(spec.datasets),
+                stations=list(spec.stations),
+            )
+        )
+
+    # Domain objects that belong to no record kind: datasets (by their owner), stations (by the bureau).
+    for spec in specs:
+        for dataset in spec.datasets:
+            fn = suite.data_sharing.functions.registerDataset(chain_key("dataset", dataset), b"\0" * 32)
+            transact(w3, fn, accounts[spec.id])
+    bureau = next((s for s in specs if s.role == Role.ENV_BUREAU), None)
+    for spec in specs:
+        for mn in spec.stations:
+            if bureau is None:
+                raise ValueError("stations need an env_bureau organisation to register them")
+            fn = suite.env_monitoring.functions.registerStation(
+                chain_key("station", mn), org_id(spec.id), b"\0" * 32
+            )
+            transact(w3, fn, accounts[bureau.id])
+
+    operator = next((s for s in specs if s.role == Role.LOG_OPERATOR), None)
+    log_key = SM2PrivateKey.generate()
+    log_key_path = keys_dir / "log.sm2.pem"
+    write_private(log_key_path, log_key.to_pem())
+    manifest = Manifest(
+        chain_id=engine.chain_id,
+        rpc_url=engine.rpc_url,
+        engine=engine.name,
+        contracts=suite.addresses(),
+        committee=[m.address for m in committee],
+        orgs=entries,
+        log={
+            "origin": LOG_ORIGIN,
+            "key_name": LOG_KEY_NAME,
+            "key_file": _rel(log_key_path, out_dir),
+            "public_key": log_key.public_key_pem().decode("ascii"),
+            "operator_org": operator.id if operator else "",
+        },
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        path=out_dir / MANIFEST_NAME,
+    )
+    write_public(out_dir / MANIFEST_NAME, _json(manifest.to_dict()))
+    write_public(out_dir / TRUST_NAME, _json(manifest.trust_dict()))
+    return manifest
+
+
+def contracts_of(w3: Web3, manifest: Manifest) -> dict[str, Any]:
+    """Contract objects bound to the manifest's deployment, by contract name."""
+    return {name: at(w3, name, manifest.contracts[name]) for name in (REGISTRY, *DOMAIN_CONTRACTS)}
+
+
+def _json(obj: Any) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
