@@ -51,26 +51,33 @@ def _b64encode(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def _check_text(value: str, what: str) -> None:
     if not isinstance(value, str) or not value:
         raise CheckpointInvalid(f"{what} must be a non-empty string")
-    if "\n" in value or _CONTROL.search(value):
-        raise CheckpointInvalid(f"{what} must be one line without control characters")
+    if "\n" in value or _CONTROL.search(value) or not _is_utf8(value):
+        raise CheckpointInvalid(f"{what} must be one line of UTF-8 text without control characters")
 
 
 def _check_key_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise CheckpointInvalid("key name must be a non-empty string")
-    if any(c.isspace() or c == "+" for c in name) or _CONTROL.search(name):
+    if any(c.isspace() or c == "+" for c in name) or _CONTROL.search(name) or not _is_utf8(name):
         raise CheckpointInvalid(f"key name {name!r} must not contain spaces, '+' or control characters")
 
 
 def key_id(name: str, public_key: SM2PublicKey) -> bytes:
     """The 4-byte signed-note key ID of an SM2 key under ``name``."""
     _check_key_name(name)
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + SIGNATURE_TYPE + public_key.to_der()).digest()[
-        :KEY_ID_SIZE
-    ]
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + SIGNATURE_TYPE + public_key.to_der()).digest()
+    return digest[:KEY_ID_SIZE]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -336,6 +336,8 @@ def test_mutated_notes_verify_only_if_unchanged(pos: int, cut: int, insert: str)
     [
         ({"origin": "", "size": 1, "root": ROOT}, "origin must be a non-empty string"),
         ({"origin": "a\nb", "size": 1, "root": ROOT}, "origin must be one line"),
+        ({"origin": "a\rb", "size": 1, "root": ROOT}, "origin must be one line"),
+        ({"origin": "a\ud800", "size": 1, "root": ROOT}, "origin must be one line of UTF-8 text"),
         ({"origin": "a", "size": -1, "root": ROOT}, "tree size -1 is not an integer"),
         ({"origin": "a", "size": 2**64, "root": ROOT}, "is not an integer in"),
         ({"origin": "a", "size": True, "root": ROOT}, "tree size True"),
@@ -356,6 +358,10 @@ def test_checkpoint_rejects_bad_fields(kwargs: dict[str, object], message: str) 
 def test_signing_rejects_a_bad_key_name() -> None:
     with pytest.raises(CheckpointInvalid, match="must not contain spaces"):
         sign_checkpoint(CP, "bad name", LOG_KEY)
+    with pytest.raises(CheckpointInvalid, match="must not contain spaces, '\\+'"):
+        sign_checkpoint(CP, "a+b", LOG_KEY)
+    with pytest.raises(CheckpointInvalid, match="must not contain"):
+        sign_checkpoint(CP, "a\ud800", LOG_KEY)
     with pytest.raises(CheckpointInvalid, match="non-empty"):
         NoteVerifier(name="", public_key=LOG_KEY.public_key())
 
