@@ -8,6 +8,7 @@ key object, which also caches its parsed form, so signing and verifying never re
 from __future__ import annotations
 
 import functools
+import hmac
 from typing import Final
 
 from provenance.crypto import _curve, _der
@@ -64,14 +65,16 @@ class SM2PublicKey:
         if len(octets) != 65 or octets[0] != 0x04:
             raise KeyInvalid("raw SM2 public key must be 64 bytes x||y or 65 bytes 04||x||y")
         x, y = _curve.decode_point(octets)
+        if backend is None:
+            return _shared_public(x, y, get_backend().name)
         return cls(x=x, y=y, backend=backend)
 
     @classmethod
     def from_der(cls, der: BytesLike, *, backend: BackendArg = None) -> SM2PublicKey:
         """From SubjectPublicKeyInfo DER."""
-        if backend is None:
-            return _public_from_der_cached(_as_bytes(der, "DER"))
         x, y = _der.decode_spki(_as_bytes(der, "DER"))
+        if backend is None:
+            return _shared_public(x, y, get_backend().name)
         return cls(x=x, y=y, backend=backend)
 
     @classmethod
@@ -133,10 +136,10 @@ class SM2PublicKey:
 
 
 @functools.lru_cache(maxsize=1024)
-def _public_from_der_cached(der: bytes) -> SM2PublicKey:
-    # Verifiers see the same few registered keys over and over; public keys are immutable, so share them.
-    x, y = _der.decode_spki(der)
-    return SM2PublicKey(x=x, y=y)
+def _shared_public(x: int, y: int, backend: str) -> SM2PublicKey:
+    # Verifiers (the gateway, the chain's SM2 precompile) see the same few registered keys over and over;
+    # public keys are immutable, so they share one parsed backend handle per key.
+    return SM2PublicKey(x=x, y=y, backend=backend)
 
 
 class SM2PrivateKey:
@@ -228,7 +231,9 @@ class SM2PrivateKey:
         return sig
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SM2PrivateKey) and self._d == other._d
+        return isinstance(other, SM2PrivateKey) and hmac.compare_digest(
+            self.private_bytes(), other.private_bytes()
+        )
 
     def __hash__(self) -> int:
         return hash(self._public)
