@@ -25,7 +25,12 @@ class SignatureVerifier(Protocol):
 
 
 class LogStorage(Protocol):
-    """Storage behind the Merkle log: leaf hashes plus whatever nodes the tree caches."""
+    """Storage behind the Merkle log: leaf hashes plus whatever nodes the tree caches.
+
+    Level 0 never reaches ``put_node`` (leaves arrive through ``append_leaf_hash``); each level's nodes
+    arrive in index order. A SQL implementation should write a leaf and its nodes in one transaction;
+    if it does not, reads stay correct but fall back to recomputing missing nodes.
+    """
 
     def size(self) -> int: ...
 

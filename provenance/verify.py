@@ -21,7 +21,6 @@ from provenance.errors import (
     FormatError,
     KeyInvalid,
     PayloadDigestMismatch,
-    ProofInvalid,
     RecordSignatureInvalid,
     SignatureInvalid,
     SignerInvalid,
@@ -176,24 +175,25 @@ class Verifier:
         except SignatureInvalid as exc:
             raise RecordSignatureInvalid(f"SM2 signature does not verify: {exc.message}") from exc
 
-    def _log_verifier(self, b: EvidenceBundle) -> tuple[NoteVerifier, bool]:
+    def _log_verifier(self, b: EvidenceBundle) -> tuple[NoteVerifier, str | None, bool]:
         if self._trust is not None and self._trust.logs:
             names = {k.name for k in self._trust.logs}
             if b.log_key is not None and b.log_key[0] not in names:
                 raise CheckpointInvalid(f"log key '{b.log_key[0]}' is not pinned in the trust store")
             lk = self._trust.log_key(b.log_key[0]) if b.log_key else self._trust.logs[0]
             assert lk is not None
-            return NoteVerifier(name=lk.name, public_key=lk.public_key), True
+            return NoteVerifier(name=lk.name, public_key=lk.public_key), lk.origin, True
         if b.log_key is None:
             raise CheckpointInvalid("no log key: pass a trust file or a bundle that names its log key")
         try:
-            return NoteVerifier(name=b.log_key[0], public_key=SM2PublicKey.from_pem(b.log_key[1])), False
+            verifier = NoteVerifier(name=b.log_key[0], public_key=SM2PublicKey.from_pem(b.log_key[1]))
+            return verifier, None, False
         except KeyInvalid as exc:
             raise CheckpointInvalid(f"log key in the bundle is not a valid SM2 key: {exc.message}") from exc
 
     def _checkpoint(self, b: EvidenceBundle, run: _Run) -> None:
-        verifier, pinned = self._log_verifier(b)
-        cp = verify_checkpoint(b.checkpoint, verifier)
+        verifier, origin, pinned = self._log_verifier(b)
+        cp = verify_checkpoint(b.checkpoint, verifier, origin=origin)
         if cp.size != b.tree_size:
             raise CheckpointInvalid(
                 f"checkpoint is for tree size {cp.size}, the proof for {b.tree_size}",
@@ -207,8 +207,6 @@ class Verifier:
 
     def _inclusion(self, b: EvidenceBundle, run: _Run) -> None:
         assert run.cp is not None
-        if b.leaf_index >= b.tree_size:
-            raise ProofInvalid(f"leaf index {b.leaf_index} is outside tree size {b.tree_size}")
         verify_inclusion(
             leaf_hash(b.signed.leaf_entry()), b.leaf_index, b.tree_size, list(b.inclusion_proof), run.cp.root
         )
