@@ -144,10 +144,15 @@ def test_cross_backend(signer: str, verifier: str, keys: dict[str, SM2PrivateKey
     fresh.public_key().verify(b"m", other.sign(b"m"))
 
 
+@pytest.mark.parametrize(
+    "ident", [b"ALICE123@YAHOO.COM", b"", bytes(range(256)) * 4], ids=["alice", "empty", "1KiB"]
+)
 @pytest.mark.parametrize(("signer", "verifier"), [(a, b) for a in BACKENDS for b in BACKENDS if a != b])
-def test_cross_backend_custom_id(signer: str, verifier: str, keys: dict[str, SM2PrivateKey]) -> None:
-    sig = keys[signer].sign(b"m", id=b"ALICE123@YAHOO.COM")
-    keys[verifier].public_key().verify(b"m", sig, id=b"ALICE123@YAHOO.COM")
+def test_cross_backend_custom_id(
+    signer: str, verifier: str, ident: bytes, keys: dict[str, SM2PrivateKey]
+) -> None:
+    sig = keys[signer].sign(b"m", id=ident)
+    keys[verifier].public_key().verify(b"m", sig, id=ident)
     with pytest.raises(SignatureInvalid):
         keys[verifier].public_key().verify(b"m", sig)
 
