@@ -16,8 +16,10 @@ class Code(IntEnum):
     METHOD_NOT_FOUND = -32601
     INVALID_PARAMS = -32602
     INTERNAL_ERROR = -32603
-    # geth's code for reverts and for transactions the pool refuses (nonce, funds, gas, fee); a revert
-    # carries its return data in ``data`` so web3.py raises ContractLogicError / ContractCustomError.
+    # geth's code for a revert: message "execution reverted: <reason>", the return data in ``data``;
+    # web3.py turns it into ContractLogicError (with the reason) or ContractCustomError (with the data).
+    EXECUTION_REVERTED = 3
+    # geth's code for other execution failures and for transactions the pool refuses (nonce, funds, fee)
     EXECUTION_ERROR = -32000
     RESOURCE_NOT_FOUND = -32001
     SENDER_NOT_PERMITTED = -32003
@@ -31,6 +33,7 @@ MESSAGES: dict[Code, str] = {
     Code.METHOD_NOT_FOUND: "method not found",
     Code.INVALID_PARAMS: "invalid params",
     Code.INTERNAL_ERROR: "internal error",
+    Code.EXECUTION_REVERTED: "execution reverted",
     Code.EXECUTION_ERROR: "execution error",
     Code.RESOURCE_NOT_FOUND: "resource not found",
     Code.SENDER_NOT_PERMITTED: "sender not permitted",

@@ -538,7 +538,7 @@ class Node:
                     msg += ": " + decode(["string"], data[4:])[0]
                 except Exception:  # undecodable reason: the raw data still travels in `data`
                     log.debug("undecodable revert reason")
-            raise RpcError(Code.EXECUTION_ERROR, msg, hx(data))
+            raise RpcError(Code.EXECUTION_REVERTED, msg, hx(data))
         raise RpcError(Code.EXECUTION_ERROR, f"execution failed: {type(comp.error).__name__}: {comp.error}")
 
     def call(self, call: dict[str, Any], number: int | None) -> bytes:

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test-only contract for the embedded node's tests and bench/chain.py (not part of contracts/).
+// Compiled with devnet/solc.py's pinned solc and SETTINGS into tests/assets/NodeProbe.json by
+// `python tests/chain_node/build_probe.py`.
+pragma solidity 0.8.28;
+
+contract NodeProbe {
+    error TooSmall(uint256 got, uint256 min);
+
+    event Anchored(uint256 indexed size, bytes32 indexed root, address indexed by, uint256 seq);
+
+    uint256 public lastSize;
+    bytes32 public lastRoot;
+    uint256 public count;
+
+    /// An anchor-like write: two storage slots, a counter, and an event with indexed topics.
+    function anchor(uint256 size, bytes32 root) external {
+        lastSize = size;
+        lastRoot = root;
+        count += 1;
+        emit Anchored(size, root, msg.sender, count);
+    }
+
+    function failCustom(uint256 x) external pure {
+        revert TooSmall(x, 10);
+    }
+
+    function failString() external pure {
+        require(false, "probe: nope");
+    }
+
+    /// SM3 through the node's precompile at 0x…5001.
+    function sm3(bytes calldata data) external view returns (bytes32) {
+        (bool ok, bytes memory out) = address(0x5001).staticcall(data);
+        require(ok && out.length == 32, "no sm3 precompile");
+        return bytes32(out);
+    }
+
+    /// SM2 verification through the node's precompile at 0x…5002: pub(64) ‖ r ‖ s ‖ message.
+    function sm2Verify(bytes calldata input) external view returns (bool) {
+        (bool ok, bytes memory out) = address(0x5002).staticcall(input);
+        require(ok && out.length == 32, "no sm2 precompile");
+        return uint256(bytes32(out)) == 1;
+    }
+}

@@ -1,0 +1,154 @@
+"""Node behaviour only our engine has: permissioning, precompiles, restart and crash durability."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import deploy_probe, send
+from eth_account import Account
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import Web3RPCError
+
+from devnet.embedded import start_embedded
+from devnet.engines import EngineHandle
+from provenance.crypto import SM2PrivateKey, sm3
+
+pytestmark = pytest.mark.embedded_only
+
+
+def _rpc_error(w3: Web3, raw: bytes) -> dict[str, object]:
+    with pytest.raises(Web3RPCError) as exc:
+        w3.eth.send_raw_transaction(raw)
+    err = exc.value.rpc_response["error"]  # type: ignore[index]
+    assert isinstance(err, dict)
+    return err
+
+
+def test_unpermitted_sender_refused(w3: Web3, node: EngineHandle) -> None:
+    stranger = Account.create()
+    tx = {
+        "to": node.accounts[0].address,
+        "value": 0,
+        "gas": 21000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 1,
+        "nonce": 0,
+        "chainId": node.chain_id,
+    }
+    err = _rpc_error(w3, stranger.sign_transaction(tx).raw_transaction)
+    assert err["code"] == -32003
+    assert "not permitted" in str(err["message"])
+
+
+def test_contract_creation_admins_only(w3: Web3, node: EngineHandle) -> None:
+    user = node.accounts[1]  # funded and permitted, not an admin
+    tx = {
+        "data": "0x6000",
+        "value": 0,
+        "gas": 100_000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 1,
+        "nonce": w3.eth.get_transaction_count(user.address, "pending"),
+        "chainId": node.chain_id,
+    }
+    err = _rpc_error(w3, user.sign_transaction(tx).raw_transaction)
+    assert err["code"] == -32010
+
+
+def test_nonce_errors(w3: Web3, node: EngineHandle) -> None:
+    user = node.accounts[5]
+    n = w3.eth.get_transaction_count(user.address, "pending")
+    base = {
+        "to": user.address,
+        "value": 0,
+        "gas": 21000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 1,
+        "chainId": node.chain_id,
+    }
+    assert "nonce too high" in str(
+        _rpc_error(w3, user.sign_transaction({**base, "nonce": n + 5}).raw_transaction)["message"]
+    )
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(user.sign_transaction({**base, "nonce": n}).raw_transaction)
+    )
+    replay = user.sign_transaction({**base, "nonce": n, "value": 1}).raw_transaction  # same nonce, new tx
+    assert "nonce too low" in str(_rpc_error(w3, replay)["message"])
+
+
+def test_sm3_precompile(probe: Contract) -> None:
+    for msg in (b"", b"abc", b"x" * 1000):
+        assert probe.functions.sm3(msg).call() == sm3(msg)
+
+
+def test_sm2_verify_precompile(probe: Contract) -> None:
+    key = SM2PrivateKey.generate()
+    msg = b"prescription rx:42 dispensed"
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    r, s = decode_dss_signature(key.sign(msg))
+    prefix = key.public_key().raw() + r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert probe.functions.sm2Verify(prefix + msg).call() is True
+    assert probe.functions.sm2Verify(prefix + msg + b"!").call() is False
+    assert probe.functions.sm2Verify(b"short").call() is False
+
+
+def test_restart_keeps_state(tmp_path: Path) -> None:
+    h = start_embedded(data_dir=tmp_path / "n")
+    w3 = Web3(Web3.HTTPProvider(h.rpc_url))
+    probe = deploy_probe(w3, h)
+    r = send(w3, h.accounts[1], probe.functions.anchor(7, b"\x07" * 32))
+    balances = [w3.eth.get_balance(a.address) for a in h.accounts[:3]]
+    head = w3.eth.block_number
+    h.stop()
+    h2 = start_embedded(data_dir=tmp_path / "n")
+    try:
+        w3 = Web3(Web3.HTTPProvider(h2.rpc_url))
+        assert w3.eth.block_number == head
+        assert [w3.eth.get_balance(a.address) for a in h2.accounts[:3]] == balances
+        assert w3.eth.get_transaction_receipt(r["transactionHash"])["blockHash"] == r["blockHash"]
+        probe2 = w3.eth.contract(address=probe.address, abi=probe.abi)
+        assert probe2.functions.lastSize().call() == 7
+        assert len(probe2.events.Anchored().get_logs(from_block=0)) == 1
+        r2 = send(w3, h2.accounts[1], probe2.functions.anchor(8, b"\x08" * 32))  # and the chain goes on
+        assert r2["blockNumber"] == head + 1
+    finally:
+        h2.stop()
+
+
+def test_kill_9_after_send_loses_nothing(tmp_path: Path) -> None:
+    h = start_embedded(data_dir=tmp_path / "n")
+    w3 = Web3(Web3.HTTPProvider(h.rpc_url))
+    user = h.accounts[2]
+    hashes = []
+    for i in range(30):
+        tx = {
+            "to": h.accounts[3].address,
+            "value": i + 1,
+            "gas": 21000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+            "nonce": i,
+            "chainId": h.chain_id,
+        }
+        hashes.append(w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction))
+    assert h.process is not None
+    os.kill(h.process.pid, signal.SIGKILL)  # right after the last hash came back
+    h.process.wait()
+    h2 = start_embedded(data_dir=tmp_path / "n")
+    try:
+        w3 = Web3(Web3.HTTPProvider(h2.rpc_url))
+        rcpts = [w3.eth.wait_for_transaction_receipt(x, timeout=30) for x in hashes]
+        assert all(r["status"] == 1 for r in rcpts)
+        assert w3.eth.get_transaction_count(user.address) == 30
+    finally:
+        h2.stop()
+
+
+def test_get_is_refused(node: EngineHandle) -> None:
+    assert httpx.get(node.rpc_url).status_code == 405

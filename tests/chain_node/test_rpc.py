@@ -1,0 +1,142 @@
+"""JSON-RPC surface through unmodified web3.py: deploy, transact, events, logs, errors, batches."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import send
+from eth_utils import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from devnet.engines import EngineHandle
+
+
+def _post(node: EngineHandle, body: bytes | str) -> object:
+    return httpx.post(node.rpc_url, content=body, headers={"content-type": "application/json"}).json()
+
+
+def test_basic_methods(w3: Web3, node: EngineHandle) -> None:
+    assert w3.eth.chain_id == node.chain_id
+    assert w3.net.version == str(node.chain_id)
+    assert w3.client_version.startswith("shancheng-node/")
+    assert w3.eth.accounts == []
+    assert w3.eth.syncing is False
+    assert w3.eth.gas_price > 0
+    assert w3.eth.max_priority_fee > 0
+    latest = w3.eth.get_block("latest")
+    assert latest["baseFeePerGas"] > 0
+    hist = w3.eth.fee_history(1, "latest", [50])
+    assert len(hist["baseFeePerGas"]) == 2
+
+
+def test_deploy_transact_events_and_logs(w3: Web3, node: EngineHandle, probe: Contract) -> None:
+    admin, user = node.accounts[0], node.accounts[1]
+    assert w3.eth.get_code(probe.address) != b""
+    rcpts = [send(w3, user, probe.functions.anchor(i, bytes([i]) * 32)) for i in range(1, 4)]
+    assert all(r["status"] == 1 for r in rcpts)
+    events = probe.events.Anchored().process_receipt(rcpts[-1])
+    assert events[0]["args"]["size"] == 3 and events[0]["args"]["by"] == user.address
+    assert probe.functions.lastSize().call() == 3
+    assert probe.functions.count().call() == 3
+    # historical eth_call (block parameter) sees the state of that block
+    assert probe.functions.lastSize().call(block_identifier=rcpts[0]["blockNumber"]) == 1
+    # get_logs: by address+topic0, by indexed arg, by block range
+    start = rcpts[0]["blockNumber"]
+    all_logs = probe.events.Anchored().get_logs(from_block=start)
+    assert [e["args"]["size"] for e in all_logs] == [1, 2, 3]
+    only2 = probe.events.Anchored().get_logs(from_block=start, argument_filters={"size": 2})
+    assert [e["args"]["size"] for e in only2] == [2]
+    sig = keccak(text="Anchored(uint256,bytes32,address,uint256)")
+    raw = w3.eth.get_logs({"fromBlock": start, "toBlock": rcpts[1]["blockNumber"], "topics": [sig]})
+    assert len(raw) == 2
+    by_user = w3.eth.get_logs(
+        {
+            "fromBlock": 0,
+            "address": probe.address,
+            "topics": [None, None, None, "0x" + "00" * 12 + user.address[2:]],
+        }
+    )
+    assert len(by_user) == 3
+    by_admin = w3.eth.get_logs(
+        {"fromBlock": 0, "topics": [sig, None, None, "0x" + "00" * 12 + admin.address[2:].lower()]}
+    )
+    assert by_admin == []
+    # receipts and transactions served back consistently
+    tx = w3.eth.get_transaction(rcpts[0]["transactionHash"])
+    assert tx["blockNumber"] == rcpts[0]["blockNumber"] and tx["from"] == user.address
+    block = w3.eth.get_block(rcpts[0]["blockNumber"], full_transactions=True)
+    assert block["transactions"][0]["hash"] == rcpts[0]["transactionHash"]
+    assert w3.eth.get_block(block["hash"])["number"] == block["number"]
+    assert w3.eth.get_storage_at(probe.address, 0) == (1 * 0 + 3).to_bytes(32, "big")
+
+
+def test_legacy_transaction(w3: Web3, node: EngineHandle) -> None:
+    a, b = node.accounts[2], node.accounts[3]
+    before = w3.eth.get_balance(b.address)
+    tx = {
+        "to": b.address,
+        "value": 12345,
+        "gas": 21000,
+        "gasPrice": w3.eth.gas_price,
+        "chainId": node.chain_id,
+    }
+    tx["nonce"] = w3.eth.get_transaction_count(a.address, "pending")
+    r = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(a.sign_transaction(tx).raw_transaction)
+    )
+    assert r["status"] == 1 and r["type"] == 0
+    assert w3.eth.get_balance(b.address) == before + 12345
+
+
+def test_reverts_decode_in_web3(w3: Web3, probe: Contract) -> None:
+    with pytest.raises(ContractCustomError) as custom:
+        probe.functions.failCustom(3).call()
+    assert custom.value.data == probe.encode_abi("TooSmall", [3, 10])
+    with pytest.raises(ContractLogicError, match="probe: nope"):
+        probe.functions.failString().call()
+    with pytest.raises(ContractLogicError, match="probe: nope"):
+        probe.functions.failString().estimate_gas()
+
+
+def test_pending_nonce_and_many_in_flight(w3: Web3, node: EngineHandle, probe: Contract) -> None:
+    user = node.accounts[4]
+    base = w3.eth.get_transaction_count(user.address, "pending")
+    hashes = []
+    for i in range(20):
+        tx = probe.functions.anchor(100 + i, b"\x01" * 32).build_transaction(
+            {"from": user.address, "nonce": base + i, "gas": 120_000}
+        )
+        hashes.append(w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction))
+    assert w3.eth.get_transaction_count(user.address, "pending") >= base + 1
+    rcpts = [w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    assert all(r["status"] == 1 for r in rcpts)
+    assert w3.eth.get_transaction_count(user.address) == base + 20
+    assert len({r["blockNumber"] for r in rcpts}) < 20  # batched: several per block
+
+
+def test_batch_requests(w3: Web3, node: EngineHandle) -> None:
+    with w3.batch_requests() as batch:
+        batch.add(w3.eth.get_block(0))
+        batch.add(w3.eth.get_balance(node.accounts[0].address))
+        results = batch.execute()
+    assert results[0]["number"] == 0 and results[1] > 0
+    out = _post(
+        node,
+        '[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},{"jsonrpc":"2.0","id":2,"method":"nope"},'
+        '{"jsonrpc":"2.0","method":"eth_chainId"},{"foo":1}]',
+    )
+    assert isinstance(out, list) and len(out) == 3  # the notification gets no answer
+    assert out[0]["result"] == hex(node.chain_id)
+    assert out[1]["error"]["code"] == -32601
+    assert out[2]["error"]["code"] == -32600
+
+
+def test_error_codes(node: EngineHandle) -> None:
+    assert _post(node, b"{not json")["error"]["code"] == -32700  # type: ignore[index]
+    assert _post(node, b"[]")["error"]["code"] == -32600  # type: ignore[index]
+    bad = '{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x12"]}'
+    assert _post(node, bad)["error"]["code"] == -32602  # type: ignore[index]
+    raw = '{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0xdeadbeef"]}'
+    assert _post(node, raw)["error"]["code"] == -32602  # type: ignore[index]
