@@ -22,6 +22,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
 from provenance.errors import LedgerError
@@ -158,7 +159,8 @@ def decode_revert(exc: ContractLogicError) -> ContractReverted:
         bytes.fromhex("4e487b71"): ("Panic", ("uint256",)),
     }
     name, types = {**builtin, **_error_table()}.get(raw[:4], ("unknown", ()))
-    args = tuple(abi_decode(list(types), raw[4:])) if types else ()
+    values = abi_decode(list(types), raw[4:]) if types else ()
+    args = [Web3.to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=True)]
     return ContractReverted(name, args)
 
 
@@ -207,8 +209,20 @@ def _send(w3: Web3, tx: TxParams, sender: LocalAccount) -> TxReceipt:
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
     if receipt["status"] != 1:
-        raise ContractReverted("unknown", [tx_hash.to_0x_hex()])
+        raise _reason_of_mined_revert(w3, tx, receipt)
     return receipt
+
+
+def _reason_of_mined_revert(w3: Web3, tx: TxParams, receipt: TxReceipt) -> ContractReverted:
+    # The gas estimate passed but the mined transaction reverted: another transaction got there first
+    # (a race, e.g. two pharmacies dispensing) or a block-number/time condition changed in between.
+    # Replaying it as a call on top of its block recovers the reason in practice.
+    replay: TxParams = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")}  # type: ignore[assignment]
+    try:
+        w3.eth.call(replay, block_identifier=receipt["blockNumber"])
+    except ContractLogicError as exc:
+        return decode_revert(exc)
+    return ContractReverted("unknown", [receipt["transactionHash"].to_0x_hex()])
 
 
 @dataclass(frozen=True)
@@ -263,6 +277,6 @@ def propose(
     """Create an OrgRegistry proposal (the proposer's vote for included); return its id."""
     data = encode_proposal(kind, *args)
     receipt = transact(w3, registry.functions.propose(int(kind), data, ttl_blocks), sender)
-    (event,) = registry.events.ProposalCreated().process_receipt(receipt)
+    (event,) = registry.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)
     proposal_id: int = event["args"]["id"]
     return proposal_id

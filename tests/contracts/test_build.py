@@ -1,0 +1,43 @@
+"""The committed artifacts are exactly what the pinned compiler makes of the sources."""
+
+from __future__ import annotations
+
+import re
+
+from devnet.solc import CONTRACTS_DIR, compile_contracts, diff_build
+from provenance.contracts import DOMAIN_CONTRACTS, REGISTRY, ProposalKind, ProposalStatus, Role, load_artifact
+
+EIP170_LIMIT = 24576  # Besu and anvil refuse larger runtime code
+
+
+def test_artifacts_match_sources() -> None:
+    artifacts = compile_contracts()
+    assert set(artifacts) == {REGISTRY, *DOMAIN_CONTRACTS}
+    assert diff_build(artifacts) == [], "run `python -m devnet.solc` and commit contracts/build"
+
+
+def test_runtime_code_fits_eip170() -> None:
+    for name in (REGISTRY, *DOMAIN_CONTRACTS):
+        size = len(bytes.fromhex(load_artifact(name).deployed_bytecode[2:]))
+        assert 0 < size <= EIP170_LIMIT, name
+
+
+def _solidity_enum(source: str, name: str) -> list[str]:
+    text = (CONTRACTS_DIR / source).read_text()
+    body = re.search(rf"enum {name} \{{(.*?)\}}", text, re.S)
+    assert body is not None
+    return [
+        re.sub(r"//.*", "", line).strip().rstrip(",") for line in body.group(1).splitlines() if line.strip()
+    ]
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).upper()
+
+
+def test_python_enums_mirror_solidity() -> None:
+    assert [_snake(n) for n in _solidity_enum("IOrgRegistry.sol", "Role")] == [r.name for r in Role]
+    kinds = _solidity_enum("OrgRegistry.sol", "ProposalKind")
+    assert [_snake(n) for n in kinds[1:]] == [k.name for k in ProposalKind]
+    statuses = _solidity_enum("OrgRegistry.sol", "ProposalStatus")
+    assert [_snake(n) for n in statuses] == [s.name for s in ProposalStatus]
