@@ -48,10 +48,12 @@ class SM2PublicKey:
         self._handle = self._backend.load_public(x, y)
 
     @classmethod
-    def _from_parts(cls, x: int, y: int, backend: SM2Backend, handle: object | None) -> SM2PublicKey:
+    def _from_parts(cls, x: int, y: int, backend: SM2Backend) -> SM2PublicKey:
+        # For points a backend derived itself: no curve check needed. Its own handle (never the private
+        # key's) so a public key kept around holds no private material.
         k = cls.__new__(cls)
         k._x, k._y, k._backend = x, y, backend
-        k._handle = handle if handle is not None else backend.load_public(x, y)
+        k._handle = backend.load_public(x, y)
         return k
 
     # --- constructors ---------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class SM2PrivateKey:
         self._d = d
         self._backend = b
         self._handle = handle
-        self._public = SM2PublicKey._from_parts(*derived, b, None)
+        self._public = SM2PublicKey._from_parts(*derived, b)
 
     @classmethod
     def generate(cls, *, backend: BackendArg = None) -> SM2PrivateKey:
@@ -166,7 +168,7 @@ class SM2PrivateKey:
         handle, d, (x, y) = b.generate()
         k = cls.__new__(cls)
         k._d, k._backend, k._handle = d, b, handle
-        k._public = SM2PublicKey._from_parts(x, y, b, None)
+        k._public = SM2PublicKey._from_parts(x, y, b)
         return k
 
     @classmethod
