@@ -24,7 +24,7 @@ STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 # RFC 3339 date-time with a mandatory offset; FHIR dateTime and ISO 8601 allow more, rules need an instant.
 _INSTANT = re.compile(
-    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?P<frac>\.\d{1,9})?(?P<off>Z|[+-]\d{2}:\d{2})\Z"
+    r"(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]{1,9})?(?P<off>Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 
 # Identifiers that end up inside subjects ("rx:<id>") and facts: no spaces, colons only inside.

@@ -48,21 +48,21 @@ NUMERIC_FIELDS = frozenset({"Rtd", "Avg", "Min", "Max", "Cou", "ZsRtd", "ZsAvg",
 
 _HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _HEADER_RULES = {
-    "QN": re.compile(r"\d{17}"),  # yyyyMMddHHmmssZZZ
-    "ST": re.compile(r"\d{2}"),
-    "CN": re.compile(r"\d{4}"),
+    "QN": re.compile(r"[0-9]{17}"),  # yyyyMMddHHmmssZZZ
+    "ST": re.compile(r"[0-9]{2}"),
+    "CN": re.compile(r"[0-9]{4}"),
     "PW": re.compile(r"[A-Za-z0-9]{1,32}"),
     "MN": re.compile(r"[A-Za-z0-9]{1,24}"),
-    "Flag": re.compile(r"\d{1,3}"),
-    "PNUM": re.compile(r"\d{1,4}"),
-    "PNO": re.compile(r"\d{1,4}"),
+    "Flag": re.compile(r"[0-9]{1,3}"),
+    "PNUM": re.compile(r"[0-9]{1,4}"),
+    "PNO": re.compile(r"[0-9]{1,4}"),
 }
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")
 _CODE = re.compile(r"[A-Za-z0-9]{1,16}")
 _VALUE = re.compile(r"[\x21-\x7e]{0,64}")  # printable ASCII; separators are refused separately
 _SEPARATORS = frozenset(";,=&")
-_NUMBER = re.compile(r"-?\d{1,15}(?:\.\d{1,10})?")
-_TIMESTAMP = re.compile(r"\d{14}")
+_NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,10})?")
+_TIMESTAMP = re.compile(r"[0-9]{14}")
 FLAG_SUBPACKET = 0b10  # Flag bit D: the packet is one of PNUM parts
 
 

@@ -33,7 +33,7 @@ Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f
 MEETING_TYPES = ("支部党员大会", "支部委员会", "党小组会", "党课")  # 三会一课
 STAGES = ("入党申请人", "入党积极分子", "发展对象", "预备党员", "正式党员")
 Stage = Literal["入党申请人", "入党积极分子", "发展对象", "预备党员", "正式党员"]
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 def _unique(ids: list[str]) -> list[str]:
@@ -141,6 +141,10 @@ class PartyAdapter:
         try:
             record = _RECORD.validate_python(obj)
         except ValidationError as exc:
+            if any(e["type"].startswith("union_tag") for e in exc.errors()):
+                raise PayloadInvalid(
+                    "type must be meeting, study, dues or membership", details={"field": "type"}
+                ) from exc
             raise validation_error(exc, PayloadInvalid, "party record") from exc
         facts: dict[str, Any] = record.model_dump()
         for key in ("held_at", "paid_at", "effective_at"):

@@ -1,7 +1,7 @@
 """The golden samples under ``tests/assets/`` and the kind each one is; shared by the adapter tests.
 
-Regenerate the pinned results after an intended format change with ``python -m tests.adapters.adapter_samples``
-(then review the diff: a changed digest is a changed format).
+Regenerate the pinned results after an intended format change with
+``python -m tests.adapters.adapter_samples`` (then review the diff: a changed digest is a changed format).
 """
 
 from __future__ import annotations

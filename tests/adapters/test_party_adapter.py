@@ -1,0 +1,86 @@
+"""Party-building adapter: record types, dues in fen, membership stage transitions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from adapters import AdaptContext, adapt
+from adapters.errors import PayloadInvalid
+from adapters.party import STAGES
+from tests.adapters.adapter_samples import ASSETS
+
+PARTY = ASSETS / "party"
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PARTY / name).read_text(encoding="utf-8"))
+    return data
+
+
+MEETING, DUES, MEMBERSHIP = (
+    load("meeting-branch-assembly.json"),
+    load("dues.json"),
+    load("membership-probationary.json"),
+)
+
+
+def expect(payload: dict[str, Any], code: str, field: str, **ctx: Any) -> None:
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("party.record", payload, AdaptContext(**ctx) if ctx else None)
+    assert (e.value.code, e.value.details["field"]) == (code, field), e.value.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("base", "change", "field"),
+    [
+        (MEETING, {"type": "picnic"}, "type"),
+        ({k: v for k, v in MEETING.items() if k != "type"}, {}, "type"),
+        (MEETING, {"meeting_type": "座谈会"}, "meeting.meeting_type"),
+        (MEETING, {"attendees": []}, "meeting.attendees"),
+        (DUES, {"amount_fen": 46.5}, "dues.amount_fen"),
+        (DUES, {"amount_fen": 0}, "dues.amount_fen"),
+        (DUES, {"amount_fen": True}, "dues.amount_fen"),
+        (DUES, {"month": "2026-13"}, "dues.month"),
+        (MEMBERSHIP, {"stage": "党员"}, "membership.stage"),
+    ],
+)
+def test_schema_rejections(base: dict[str, Any], change: dict[str, Any], field: str) -> None:
+    expect({**base, **change}, "PAYLOAD_INVALID", field)
+
+
+def test_attendee_cannot_be_absent() -> None:
+    expect({**MEETING, "absentees": ["M001"]}, "PARTY_RULE_VIOLATION", "absentees")
+
+
+def test_dues_not_in_the_future() -> None:
+    expect(DUES, "PARTY_RULE_VIOLATION", "paid_at", now=datetime(2026, 11, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("index", range(len(STAGES)))
+def test_each_stage_follows_the_previous(index: int) -> None:
+    previous = STAGES[index - 1] if index else None
+    record = {**MEMBERSHIP, "stage": STAGES[index], "previous_stage": previous}
+    prior = {"member_id": "A017", "stage": previous}
+    assert adapt("party.record", record, AdaptContext(prior=prior)).facts["stage"] == STAGES[index]
+
+
+@pytest.mark.parametrize(
+    ("stage", "previous"),
+    [("正式党员", "发展对象"), ("入党积极分子", None), ("入党申请人", "正式党员"), ("发展对象", "预备党员")],
+)
+def test_skipped_or_reversed_stage(stage: str, previous: str | None) -> None:
+    expect(
+        {**MEMBERSHIP, "stage": stage, "previous_stage": previous},
+        "PARTY_STAGE_TRANSITION_INVALID",
+        "previous_stage",
+    )
+
+
+def test_stage_against_recorded_stage() -> None:
+    code = "PARTY_STAGE_TRANSITION_INVALID"
+    expect(MEMBERSHIP, code, "previous_stage", prior={"member_id": "A017", "stage": "入党积极分子"})
+    expect(MEMBERSHIP, "PARTY_RULE_VIOLATION", "member_id", prior={"member_id": "A018", "stage": "发展对象"})
