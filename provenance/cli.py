@@ -210,11 +210,20 @@ def verify(
     allow_unanchored: Annotated[
         bool, typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
     ] = False,
+    rpc: Annotated[
+        str | None, typer.Option("--rpc", help="Look anchors up on this chain's JSON-RPC (online mode).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Verify evidence: exit 0 when every step holds, 1 naming the failed step."""
     store = TrustStore.load(trust) if trust else None
-    verifier = Verifier(trust=store, require_anchor=not allow_unanchored)
+    checker = None
+    if rpc:
+        from provenance.anchor import ChainAnchorChecker
+
+        pinned = store.chain.get("log_contract") if store else None
+        checker = ChainAnchorChecker.from_rpc(rpc, contract=pinned)
+    verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=not allow_unanchored)
     items = _iter_bundles(read_text(file, what="bundle file"))
     summary: list[dict[str, Any]] = []
     failures = 0

@@ -1,0 +1,326 @@
+"""The SDK client: sign records with the organisation's SM2 key, submit them, fetch and verify evidence.
+
+The gateway never sees the private key: records are signed here. Sync :class:`Client` and async
+:class:`AsyncClient` share one request description (:class:`_Api`), so both speak the same API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from provenance._internal.files import read_bytes, read_text
+from provenance.abc import Signer
+from provenance.bundle import EvidenceBundle
+from provenance.crypto import SM2PrivateKey
+from provenance.errors import NotFound, ProvenanceError
+from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.trust import TrustStore
+from provenance.verify import AnchorChecker, Verifier
+
+
+class GatewayError(ProvenanceError):
+    """An error answered by the gateway; ``code`` is the gateway's machine-readable code."""
+
+    code = "GATEWAY_ERROR"
+
+    def __init__(
+        self, code: str, message: str, *, status: int, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.code = code  # type: ignore[misc]  # instance code from the wire overrides the class default
+        self.status = status
+
+
+class AnchorTimeout(ProvenanceError):
+    code = "ANCHOR_TIMEOUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The gateway's acknowledgement of a record: its id and status."""
+
+    id: str
+    status: str
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+
+
+class _Api:
+    """Request shapes and response parsing, shared by the sync and async clients."""
+
+    @staticmethod
+    def submission(signed: SignedRecord, payload: Any) -> dict[str, Any]:
+        return signed.to_dict() | {"payload": payload}
+
+    @staticmethod
+    def submit(signed: SignedRecord, payload: Any) -> _Request:
+        return _Request("POST", "/api/v1/records", json=_Api.submission(signed, payload))
+
+    @staticmethod
+    def submit_many(items: Sequence[tuple[SignedRecord, Any]]) -> _Request:
+        body = {"records": [_Api.submission(s, p) for s, p in items]}
+        return _Request("POST", "/api/v1/records:bulk", json=body)
+
+    @staticmethod
+    def record(record_id: str) -> _Request:
+        return _Request("GET", f"/api/v1/records/{record_id}")
+
+    @staticmethod
+    def bundle(record_id: str, payload: bool) -> _Request:
+        return _Request(
+            "GET", f"/api/v1/records/{record_id}/bundle", params={"payload": str(payload).lower()}
+        )
+
+    @staticmethod
+    def history(subject: str, cursor: str | None, limit: int) -> _Request:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return _Request("GET", f"/api/v1/subjects/{subject}/records", params=params)
+
+    @staticmethod
+    def rx_check(rx_id: str) -> _Request:
+        return _Request("GET", f"/api/v1/rx/{rx_id}/check")
+
+    @staticmethod
+    def parse(resp: httpx.Response) -> Any:
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                code, message, details = err["code"], err["message"], err.get("details") or {}
+            except (ValueError, KeyError, TypeError):
+                code, message, details = f"HTTP_{resp.status_code}", resp.text[:200], {}
+            if resp.status_code == 404 and code == "NOT_FOUND":
+                raise NotFound(message, details=details)
+            raise GatewayError(code, message, status=resp.status_code, details=details)
+        return resp.json()
+
+    @staticmethod
+    def receipt(doc: Mapping[str, Any]) -> Receipt:
+        return Receipt(id=doc["id"], status=doc.get("status", ""), raw=doc)
+
+    @staticmethod
+    def page(doc: Any) -> tuple[list[Any], str | None]:
+        if isinstance(doc, list):
+            return doc, None
+        return list(doc.get("items", [])), doc.get("next_cursor")
+
+
+class _Base:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str | None = None,
+        org: str | None = None,
+        signer: Signer | None = None,
+        trust: TrustStore | None = None,
+        anchor_checker: AnchorChecker | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.org = org
+        self._signer = signer
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.verifier = Verifier(trust=trust, anchor_checker=anchor_checker)
+
+    def sign(
+        self,
+        *,
+        kind: str,
+        subject: str,
+        payload: Any,
+        prev: str | None = None,
+        timestamp: str | None = None,
+    ) -> SignedRecord:
+        """Build an envelope for ``payload`` and sign it with this organisation's SM2 key."""
+        if self._signer is None or self.org is None:
+            raise ProvenanceError("this client has no organisation key: pass org= and signer=")
+        env = Envelope.create(
+            kind=kind, subject=subject, org=self.org, payload=payload, prev=prev, timestamp=timestamp
+        )
+        return sign_envelope(env, self._signer)
+
+    @staticmethod
+    def _devnet_parts(org: str, root: str | Path) -> dict[str, Any]:
+        root = Path(root)
+        manifest = json.loads(read_text(root / "manifest.json", what="devnet manifest"))
+        entry = next((o for o in manifest.get("orgs", []) if o.get("id") == org), None)
+        if entry is None:
+            raise NotFound(f"organisation '{org}' is not in the devnet manifest")
+        gateway = manifest.get("gateway", {}).get("url", "http://127.0.0.1:8000")
+        token_file = entry.get("token_file") or f"tokens/{org}.token"
+        key_file = entry.get("sm2_key_file") or entry.get("sm2_key") or f"keys/{org}.sm2.pem"
+        trust_path = root / "trust.json"
+        return {
+            "base_url": gateway,
+            "org": org,
+            "token": read_text(root / token_file, what="token file").strip(),
+            "signer": SM2PrivateKey.from_pem(read_bytes(root / key_file, what="SM2 key")),
+            "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
+        }
+
+
+class Client(_Base):
+    """Synchronous client of the gateway."""
+
+    def __init__(
+        self, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
+        )
+
+    @classmethod
+    def devnet(cls, org: str, *, root: str | Path = ".devnet") -> Client:
+        """A client for one demo organisation of a running devnet (reads its manifest, token and key)."""
+        return cls(**cls._devnet_parts(org, root))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _do(self, req: _Request) -> Any:
+        return _Api.parse(self._http.request(req.method, req.path, json=req.json, params=req.params))
+
+    def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
+        """Submit one signed record with its payload; the gateway answers 202 with the record id."""
+        return _Api.receipt(self._do(_Api.submit(signed, payload)))
+
+    def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
+        """Submit many records in one request (all or each, as the gateway reports per item)."""
+        doc = self._do(_Api.submit_many(items))
+        return [_Api.receipt(d) for d in (doc["records"] if isinstance(doc, dict) else doc)]
+
+    def record(self, record_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._do(_Api.record(record_id))
+        return result
+
+    def bundle(self, record_id: str, *, payload: bool = True) -> EvidenceBundle:
+        return EvidenceBundle.from_dict(self._do(_Api.bundle(record_id, payload)))
+
+    def history(self, subject: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every record of ``subject``, oldest first, across pages."""
+        cursor: str | None = None
+        while True:
+            items, cursor = _Api.page(self._do(_Api.history(subject, cursor, page_size)))
+            yield from items
+            if not cursor:
+                return
+
+    def rx_check(self, rx_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._do(_Api.rx_check(rx_id))
+        return result
+
+    def wait_anchored(
+        self, record_id: str, *, timeout: float = 30.0, interval: float = 0.2
+    ) -> EvidenceBundle:
+        """Poll until the record's bundle carries an anchor."""
+        deadline = time.monotonic() + timeout
+        while True:
+            b = self.bundle(record_id)
+            if b.anchor is not None:
+                return b
+            if time.monotonic() > deadline:
+                raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
+            time.sleep(interval)
+
+    def verify(self, record_id: str) -> EvidenceBundle:
+        """Fetch the record's bundle and verify it (every step, the anchor too); returns the bundle."""
+        b = self.bundle(record_id)
+        self.verifier.verify(b)
+        return b
+
+
+class AsyncClient(_Base):
+    """Asynchronous client of the gateway (same methods as :class:`Client`, awaitable)."""
+
+    def __init__(
+        self, *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
+        )
+
+    @classmethod
+    def devnet(cls, org: str, *, root: str | Path = ".devnet") -> AsyncClient:
+        return cls(**cls._devnet_parts(org, root))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _do(self, req: _Request) -> Any:
+        resp = await self._http.request(req.method, req.path, json=req.json, params=req.params)
+        return _Api.parse(resp)
+
+    async def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
+        return _Api.receipt(await self._do(_Api.submit(signed, payload)))
+
+    async def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
+        doc = await self._do(_Api.submit_many(items))
+        return [_Api.receipt(d) for d in (doc["records"] if isinstance(doc, dict) else doc)]
+
+    async def record(self, record_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(_Api.record(record_id))
+        return result
+
+    async def bundle(self, record_id: str, *, payload: bool = True) -> EvidenceBundle:
+        return EvidenceBundle.from_dict(await self._do(_Api.bundle(record_id, payload)))
+
+    async def history(self, subject: str, *, page_size: int = 100) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            items, cursor = _Api.page(await self._do(_Api.history(subject, cursor, page_size)))
+            for item in items:
+                yield item
+            if not cursor:
+                return
+
+    async def rx_check(self, rx_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(_Api.rx_check(rx_id))
+        return result
+
+    async def wait_anchored(
+        self, record_id: str, *, timeout: float = 30.0, interval: float = 0.2
+    ) -> EvidenceBundle:
+        deadline = time.monotonic() + timeout
+        while True:
+            b = await self.bundle(record_id)
+            if b.anchor is not None:
+                return b
+            if time.monotonic() > deadline:
+                raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
+            await asyncio.sleep(interval)
+
+    async def verify(self, record_id: str) -> EvidenceBundle:
+        b = await self.bundle(record_id)
+        # Verification is CPU-bound and quick (one SM2 verify + log n hashes): no thread hop needed.
+        self.verifier.verify(b)
+        return b
