@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import deploy_probe, send
+from node_helpers import deploy_probe, send
 from eth_account import Account
 from web3 import Web3
 from web3.contract import Contract

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import send
+from node_helpers import send
 from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
