@@ -295,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         if not wanted or wanted[0] == name:
             try:
                 app.add_typer(ep.load(), name=name)
-            except ImportError as exc:  # pragma: no cover - a broken install
-                err.print(f"[yellow]warning[/yellow]: command group '{name}' unavailable: {exc}")
+            except ImportError as exc:
+                if wanted:  # asked for by name: say why it is missing; a --help listing just omits it
+                    err.print(f"[yellow]warning[/yellow]: command group '{name}' unavailable: {exc}")
     try:
         rv = app(args=args, prog_name="provenance", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
