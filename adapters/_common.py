@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.abc import AdaptedPayload
 from adapters.errors import PayloadInvalid
 from provenance.crypto.sm3 import sm3_hex
+from provenance.errors import FormatError
+from provenance.records import canonical_bytes
 from provenance.types import Digest, RecordKind, Subject
 
 M = TypeVar("M", bound=BaseModel)
@@ -77,7 +78,7 @@ def load_json_object(payload: object) -> dict[str, Any]:
         elif isinstance(payload, Mapping):
             # Through canonical JSON and back, so a mapping holding non-JSON values is refused here
             # and every later step sees exactly what a JSON client would have sent.
-            obj = json.loads(rfc8785.dumps(dict(payload)))
+            obj = json.loads(canonical_bytes(dict(payload)))
         else:
             raise PayloadInvalid("payload must be JSON bytes or a mapping", details={"field": "$"})
     except PayloadInvalid:
@@ -88,8 +89,8 @@ def load_json_object(payload: object) -> dict[str, Any]:
         raise PayloadInvalid(
             f"payload is not JSON: {exc.msg}", details={"field": "$", "offset": exc.pos}
         ) from exc
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise PayloadInvalid(f"payload is not canonical JSON: {exc}", details={"field": "$"}) from exc
+    except (FormatError, TypeError, ValueError) as exc:
+        raise PayloadInvalid(f"payload is not JSON: {exc}", details={"field": "$"}) from exc
     except RecursionError as exc:
         raise PayloadInvalid("payload nested too deeply", details={"field": "$"}) from exc
     if not isinstance(obj, dict):
@@ -100,8 +101,8 @@ def load_json_object(payload: object) -> dict[str, Any]:
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
     """RFC 8785 bytes of ``obj`` (values outside the JSON number domain are a PayloadInvalid)."""
     try:
-        return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        return canonical_bytes(obj)
+    except FormatError as exc:
         raise PayloadInvalid(f"payload cannot be canonicalised: {exc}", details={"field": "$"}) from exc
     except RecursionError as exc:
         raise PayloadInvalid("payload nested too deeply", details={"field": "$"}) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,10 @@ class AdaptedPayload:
     canonical: bytes  # RFC 8785 JSON of the normalised payload
     digest: Digest  # SM3 of ``canonical``, lowercase hex
     facts: Mapping[str, Any] = field(default_factory=dict)  # JSON-compatible values only
+
+    def document(self) -> Any:
+        """The normalised payload as a JSON value: what a client passes to ``Envelope.create``."""
+        return json.loads(self.canonical)
 
 
 @runtime_checkable

@@ -65,16 +65,22 @@ def _normalise(p: hj212.Packet) -> dict[str, Any]:
 
 def _from_json(obj: Mapping[str, Any]) -> dict[str, Any]:
     m = validate_model(EnvReadingJson, obj)
-    if m.packet is not None:
-        normalised = _normalise(hj212.parse_packet(m.packet))
-        mine = m.model_dump(exclude_none=True)
-        for key in sorted(set(normalised) | set(mine)):
-            if normalised.get(key) != mine.get(key):
-                raise PayloadInvalid("reading disagrees with its packet", details={"field": key})
-        return normalised
-    cp = {"DataTime": m.data_time, **(m.cp or {})}
+    normalised = _normalise(hj212.parse_packet(m.packet) if m.packet is not None else _packet_of(m))
+    # Only the normal form is accepted, so the digest a client computes over its JSON is the one we compute.
+    for key in sorted(set(normalised) | set(obj)):
+        if key not in normalised or key not in obj or normalised[key] != obj[key]:
+            why = (
+                "disagrees with its packet" if m.packet is not None else "is not in normal form (omit nulls)"
+            )
+            raise PayloadInvalid(f"reading member {key} {why}", details={"field": key})
+    return normalised
+
+
+def _packet_of(m: EnvReadingJson) -> hj212.Packet:
     if m.cp and "DataTime" in m.cp:
         raise PayloadInvalid("DataTime goes in data_time, not cp", details={"field": "cp.DataTime"})
+    if any(not fields for fields in m.pollutants.values()):
+        raise Hj212Malformed("a pollutant needs at least one field", details={"part": "pollutants"})
     packet = hj212.Packet(
         st=m.st,
         cn=m.cn,
@@ -84,17 +90,14 @@ def _from_json(obj: Mapping[str, Any]) -> dict[str, Any]:
         flag=m.flag,
         pnum=m.pnum,
         pno=m.pno,
-        cp=cp,
+        cp={"DataTime": m.data_time, **(m.cp or {})},
         pollutants=m.pollutants,
     )
     # The packet grammar is the one source of truth for what a reading may hold: the JSON form must
-    # denote exactly the packet it encodes to.
-    segment = packet.data_segment()
-    if any(not fields for fields in m.pollutants.values()):
-        raise Hj212Malformed("a pollutant needs at least one field", details={"part": "pollutants"})
-    if hj212.parse_data_segment(segment) != packet:
+    # denote exactly the packet it encodes to (a value smuggling a ";" would parse back differently).
+    if hj212.parse_data_segment(packet.data_segment()) != packet:
         raise Hj212Malformed("reading does not encode to an equivalent packet", details={"part": "data"})
-    return _normalise(packet)
+    return packet
 
 
 def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:

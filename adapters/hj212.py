@@ -24,12 +24,13 @@ __all__ = [
     "DATA_FLAGS",
     "NUMERIC_FIELDS",
     "Packet",
+    "check_item",
     "crc16",
     "encode_packet",
+    "parse_cp",
+    "parse_data_segment",
     "parse_packet",
 ]
-
-MAX_DATA_LENGTH = 9999  # what 4 decimal digits can say (the standard recommends ≤ 1024)
 
 # Data flags of a monitored value (HJ 212-2017 table 6).
 DATA_FLAGS = MappingProxyType(
@@ -46,7 +47,6 @@ DATA_FLAGS = MappingProxyType(
 )
 NUMERIC_FIELDS = frozenset({"Rtd", "Avg", "Min", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax"})
 
-_HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _HEADER_RULES = {
     "QN": re.compile(r"[0-9]{17}"),  # yyyyMMddHHmmssZZZ
     "ST": re.compile(r"[0-9]{2}"),

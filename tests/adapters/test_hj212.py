@@ -205,3 +205,21 @@ def test_not_a_reading_and_future_reading() -> None:
         adapt("env.reading", WATER, AdaptContext(now=now))
     assert e.value.details["field"] == "DataTime"
     adapt("env.reading", WATER, AdaptContext(now=now + timedelta(minutes=26)))
+
+
+@pytest.mark.parametrize("change", [{"qn": None}, {"cp": {}}, {"flag": None}])
+def test_json_form_must_be_normal(change: dict[str, object]) -> None:
+    base = {"mn": "A1", "st": "32", "cn": "2011", "pw": "123456", "data_time": "20261125093000"}
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("env.reading", {**base, "pollutants": {"w01018": {"Rtd": "1"}}, **change})
+    assert e.value.details["field"] == next(iter(change))
+
+
+def test_client_signs_the_normalised_document() -> None:
+    # A station holding a packet signs the digest of its normalised JSON form and sends that form.
+    from provenance.records import Envelope
+
+    adapted = adapt("env.reading", WATER)
+    doc = adapted.document()
+    env = Envelope.create(kind="env.reading", subject=adapted.subject, org="st-1", payload=doc)
+    assert env.payload_digest == adapted.digest == adapt("env.reading", doc).digest
