@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -279,6 +280,88 @@ def demo(
     from provenance.demo import run_demo
 
     run_demo(workdir=workdir, records=records, console=out)
+
+
+orgs_app = typer.Typer(help="Organisations in OrgRegistry.")
+audit_app = typer.Typer(help="Auditors' whole-log checks.")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(audit_app, name="audit")
+
+
+def _web3(rpc: str) -> Any:
+    from web3 import Web3
+
+    return Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+
+
+@orgs_app.command("export")
+def orgs_export(
+    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
+    registry: Annotated[str, typer.Option("--registry", help="OrgRegistry address.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Trust file to write.")],
+    log_key_name: Annotated[
+        str | None, typer.Option("--log-key-name", help="Checkpoint key name of the log operator's key.")
+    ] = None,
+    log_origin: Annotated[str | None, typer.Option("--log-origin", help="The log's origin line.")] = None,
+    log_contract: Annotated[str | None, typer.Option("--log-contract", help="ProvenanceLog address.")] = None,
+) -> None:
+    """Write a trust file (organisations, roles, SM2 key windows) read from OrgRegistry."""
+    from provenance.registry import read_trust
+
+    extra = {"rpc_url": rpc} | ({"log_contract": log_contract} if log_contract else {})
+    store = read_trust(_web3(rpc), registry, log_key_name=log_key_name, log_origin=log_origin, extra=extra)
+    write_public(out_path, (json.dumps(store.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    out.print(f"wrote {out_path}: {len(store.orgs)} organisations, {len(store.logs)} log keys")
+
+
+@audit_app.command("log")
+def audit_log(
+    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
+    log_contract: Annotated[str, typer.Option("--log-contract", help="ProvenanceLog address.")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving consistency proofs.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check that every anchored checkpoint extends the previous one; exit 1 on any fork or gap."""
+    from rich.progress import Progress
+
+    from provenance.audit import check_links, read_anchors
+
+    anchors = read_anchors(_web3(rpc), log_contract)
+    with httpx.Client(base_url=gateway.rstrip("/"), timeout=30) as http:
+
+        def proof_for(first: int, second: int) -> list[bytes]:
+            resp = http.get("/api/v1/proofs/consistency", params={"first": first, "second": second})
+            if resp.status_code != 200:
+                raise FormatError(f"gateway answered {resp.status_code} for the proof {first} → {second}")
+            doc = resp.json()
+            return [b64decode(p, what="consistency proof hash") for p in doc.get("proof", [])]
+
+        with Progress(console=err, transient=True, disable=as_json) as bar:
+            task = bar.add_task("consistency", total=max(len(anchors) - 1, 0))
+            links = check_links(anchors, proof_for, progress=lambda: bar.advance(task))
+    bad = [lk for lk in links if not lk.ok]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "anchors": len(anchors),
+                    "links_checked": len(links),
+                    "failures": [
+                        {"from": lk.first.tree_size, "to": lk.second.tree_size, "reason": lk.reason}
+                        for lk in bad
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        out.print(
+            f"{len(anchors)} anchored checkpoints, {len(links) - len(bad)} of {len(links)} links consistent"
+        )
+        for lk in bad:
+            err.print(f"[red]{lk.first.tree_size} → {lk.second.tree_size}[/red]: {lk.reason}")
+    if bad:
+        raise typer.Exit(1)
 
 
 def _plugin_groups() -> dict[str, Any]:
