@@ -1,0 +1,69 @@
+"""``python -m gateway``: serve the API, and mint / rotate / revoke organisations' API tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.core.config import GatewaySettings
+from gateway.core.db import Database
+from gateway.core.security import mint_token, revoke_tokens, rotate_token, write_token_file
+
+app = typer.Typer(add_completion=False, help="Shancheng Provenance gateway.")
+
+OrgOpt = Annotated[str, typer.Option("--org", help="organisation id, as registered in OrgRegistry")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="write the token to this new file (0600)")]
+
+
+def _db() -> Database:
+    db = Database(GatewaySettings().database_url)
+    db.create_all()
+    return db
+
+
+def _emit(token: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(token)
+    else:
+        write_token_file(out, token)
+        typer.echo(f"token written to {out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Run the gateway (settings from PROV_GW_* environment variables)."""
+    import uvicorn
+
+    from gateway.main import create_app
+
+    settings = GatewaySettings()
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
+    )
+
+
+@app.command("mint-token")
+def mint(org: OrgOpt, out: OutOpt = None, label: str = "") -> None:
+    """Create an API token for an organisation."""
+    _emit(mint_token(_db(), org, label=label), out)
+
+
+@app.command("rotate-token")
+def rotate(org: OrgOpt, out: OutOpt = None, label: str = "") -> None:
+    """Create a new token for an organisation and revoke its older ones."""
+    _emit(rotate_token(_db(), org, label=label), out)
+
+
+@app.command("revoke-tokens")
+def revoke(org: OrgOpt) -> None:
+    """Revoke every token of an organisation."""
+    typer.echo(f"revoked {revoke_tokens(_db(), org)} token(s)")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,45 @@
+"""Dependencies of the route handlers, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from gateway.errors import AuthRequired
+from gateway.services.runtime import Gateway
+
+_bearer = HTTPBearer(auto_error=False, description="Per-organisation API token")
+
+
+def get_gateway(request: Request) -> Gateway:
+    """The app's running gateway."""
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def get_session(gw: GatewayDep) -> Iterator[Session]:
+    """A read session for one request."""
+    with gw.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def current_org(
+    gw: GatewayDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """The organisation of the request's bearer token (401 without a valid one)."""
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise AuthRequired("an API token is required: Authorization: Bearer <token>")
+    return gw.tokens.org_of(creds.credentials)
+
+
+CurrentOrg = Annotated[str, Depends(current_org)]

@@ -1,0 +1,66 @@
+"""Organisations and their keys as OrgRegistry holds them (the source of `provenance orgs export`). Public."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from gateway.api.deps import GatewayDep
+from gateway.services.runtime import Gateway
+from provenance.crypto import SM2PublicKey
+from provenance.errors import KeyInvalid
+
+router = APIRouter(tags=["orgs"])
+
+
+def _ts(unix: int) -> str | None:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if unix else None
+
+
+def _orgs(gw: Gateway) -> dict[str, Any]:
+    out = []
+    for org_id in gw.ledger.org_ids():
+        org = gw.orgs.get(org_id)
+        if org is None:
+            continue
+        keys = []
+        for k in org.keys:
+            try:
+                pem = SM2PublicKey.from_raw(k.raw).to_pem().decode("ascii")
+            except KeyInvalid:
+                continue
+            keys.append(
+                {
+                    "index": k.index,
+                    "public_key": pem,
+                    "valid_from": _ts(k.valid_from),
+                    "valid_until": _ts(k.valid_until),
+                    "revoked_at": _ts(k.revoked_at),
+                }
+            )
+        out.append(
+            {
+                "id": org.org,
+                "name": org.name,
+                "role": org.role.name.lower(),
+                "active": org.active,
+                "keys": keys,
+            }
+        )
+    return {
+        "version": 1,
+        "orgs": out,
+        "logs": [
+            {"name": gw.key_name, "origin": gw.origin, "public_key": gw.log_key.public_key_pem().decode()}
+        ],
+        "chain": {"chain_id": gw.ledger.chain_id, "log_contract": gw.log_contract},
+    }
+
+
+@router.get("/orgs")
+async def list_orgs(gw: GatewayDep) -> dict[str, Any]:
+    """Every organisation with role, status and SM2 keys (validity windows, revocations): a trust file."""
+    return await run_in_threadpool(_orgs, gw)

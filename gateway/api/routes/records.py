@@ -1,0 +1,156 @@
+"""Records: submit (single and bulk), read with status, evidence bundle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
+from gateway.errors import PayloadForbidden, RequestInvalid, error_body
+from gateway.models import RecordPublic
+from gateway.services.intake import Accepted, Submission
+from gateway.services.reads import bundle_of, get_record, record_public
+from gateway.services.runtime import Gateway
+from provenance.contracts import Role
+from provenance.errors import ProvenanceError
+
+router = APIRouter(tags=["records"])
+
+# Who reads payloads (personal data) besides the organisation that signed them.
+PAYLOAD_READERS = frozenset({Role.AUDITOR, Role.REGULATOR})
+
+
+class RecordSubmit(BaseModel):
+    """A signed record and its payload (a JSON object, or the text of an HJ 212 packet)."""
+
+    record: dict[str, Any] = Field(description="the record envelope (docs/formats.md)")
+    signature: str = Field(description="base64 DER SM2 signature over the envelope's canonical bytes")
+    payload: dict[str, Any] | str
+    signer: dict[str, Any] | None = Field(default=None, description="informative; keys come from OrgRegistry")
+
+
+class RecordAccepted(BaseModel):
+    id: str
+    status: Literal["accepted"] = "accepted"
+    existing: bool = False
+
+
+class BulkSubmit(BaseModel):
+    records: list[RecordSubmit]
+
+
+class BulkItem(BaseModel):
+    index: int
+    id: str | None = None
+    status: Literal["accepted", "rejected"]
+    existing: bool = False
+    error: dict[str, Any] | None = None
+
+
+class BulkResult(BaseModel):
+    accepted: int
+    rejected: int
+    items: list[BulkItem]
+
+
+def _count(gw: Gateway, kind: str | None, result: Accepted | ProvenanceError) -> None:
+    with gw.stats.lock:
+        if isinstance(result, ProvenanceError):
+            gw.stats.rejected_by_code[result.code] += 1
+        elif result.created and kind:
+            gw.stats.accepted_by_kind[kind] += 1
+
+
+def _kind(body: RecordSubmit) -> str | None:
+    kind = body.record.get("kind")
+    return kind if isinstance(kind, str) and len(kind) < 64 else None
+
+
+@router.post(
+    "/records",
+    status_code=202,
+    response_model=RecordAccepted,
+    responses={200: {"model": RecordAccepted, "description": "the same record was already accepted"}},
+)
+async def submit_record(
+    body: RecordSubmit,
+    org: CurrentOrg,
+    gw: GatewayDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RecordAccepted:
+    """Accept one signed record: 202 with its id (200 if it was already accepted)."""
+    sub = Submission(record=body.record, signature=body.signature, payload=body.payload)
+    try:
+        result = await run_in_threadpool(gw.intake.submit, org, sub, idempotency_key=idempotency_key)
+    except ProvenanceError as exc:
+        _count(gw, None, exc)
+        raise
+    _count(gw, _kind(body), result)
+    if not result.created:
+        response.status_code = 200
+    return RecordAccepted(id=result.id, existing=not result.created)
+
+
+@router.post("/records:bulk", response_model=BulkResult)
+async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> BulkResult:
+    """Accept many records; each item is accepted or rejected on its own, in request order."""
+    if not body.records or len(body.records) > gw.settings.max_bulk:
+        raise RequestInvalid(
+            f"a bulk request holds 1 to {gw.settings.max_bulk} records", details={"count": len(body.records)}
+        )
+    subs = [Submission(record=r.record, signature=r.signature, payload=r.payload) for r in body.records]
+    results = await run_in_threadpool(gw.intake.submit_many, org, subs)
+    items: list[BulkItem] = []
+    for i, (r, item) in enumerate(zip(results, body.records, strict=True)):
+        _count(gw, _kind(item), r)
+        if isinstance(r, ProvenanceError):
+            items.append(BulkItem(index=i, status="rejected", error=error_body(r)["error"]))
+        else:
+            items.append(BulkItem(index=i, id=r.id, status="accepted", existing=not r.created))
+    accepted = sum(1 for it in items if it.status == "accepted")
+    return BulkResult(accepted=accepted, rejected=len(items) - accepted, items=items)
+
+
+@router.get("/records/{record_id}", response_model=RecordPublic)
+def read_record(record_id: str, org: CurrentOrg, gw: GatewayDep, session: SessionDep) -> RecordPublic:
+    """A record's envelope, signature and status (accepted / sequenced / anchored) with its leaf index."""
+    return record_public(get_record(session, record_id), gw.stats.anchored_size)
+
+
+@router.get(
+    "/records/{record_id}/bundle",
+    responses={
+        200: {"content": {"application/json": {}}, "description": "evidence bundle (docs/formats.md)"}
+    },
+)
+def read_bundle(
+    record_id: str,
+    org: CurrentOrg,
+    gw: GatewayDep,
+    session: SessionDep,
+    payload: Annotated[bool | None, Query(description="include the payload (default: when allowed)")] = None,
+) -> dict[str, Any]:
+    """The evidence bundle of a record: verifiable offline with `provenance verify`."""
+    row = get_record(session, record_id)
+    allowed = row.org == org
+    if not allowed:
+        reader = gw.orgs.get(org)
+        allowed = reader is not None and reader.role in PAYLOAD_READERS
+    if payload and not allowed:
+        raise PayloadForbidden(
+            "only the signing organisation, auditors and regulators read payloads", details={"org": org}
+        )
+    return bundle_of(
+        session,
+        row,
+        log_key=gw.log_key,
+        origin=gw.origin,
+        key_name=gw.key_name,
+        chain_id=gw.ledger.chain_id,
+        contract=gw.log_contract,
+        include_payload=allowed if payload is None else payload,
+    )

@@ -1,0 +1,43 @@
+"""A subject's history (every record about one prescription, dataset, station or branch), paginated."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
+from gateway.models import Record, RecordPublic
+from gateway.services.reads import record_public
+
+router = APIRouter(tags=["subjects"])
+
+
+class SubjectPage(BaseModel):
+    subject: str
+    items: list[RecordPublic]
+    next_cursor: int | None  # pass as ?after= for the next page; null on the last page
+
+
+@router.get("/subjects/{subject}/records", response_model=SubjectPage)
+def subject_history(
+    subject: str,
+    org: CurrentOrg,
+    gw: GatewayDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[int, Query(ge=0, description="cursor from the previous page")] = 0,
+) -> SubjectPage:
+    """Records of ``subject`` in acceptance order."""
+    rows = session.exec(
+        select(Record)
+        .where(Record.subject == subject, col(Record.seq) > after)
+        .order_by(col(Record.seq))
+        .limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    anchored = gw.stats.anchored_size
+    nxt = page[-1].seq if len(rows) > limit and page else None
+    return SubjectPage(subject=subject, items=[record_public(r, anchored) for r in page], next_cursor=nxt)

@@ -1,0 +1,1 @@
+"""Gateway core: settings, database, security."""

@@ -1,0 +1,41 @@
+"""The gateway's settings: one pydantic-settings class, environment prefix ``PROV_GW_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEVNET_DIR = REPO_ROOT / ".devnet"
+
+
+class GatewaySettings(BaseSettings):
+    """Every knob of the gateway; the defaults run against ``make run``'s devnet with zero configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="PROV_GW_", extra="ignore")
+
+    database_url: str = f"sqlite:///{DEVNET_DIR / 'gateway.db'}"
+    manifest_path: Path = DEVNET_DIR / "manifest.json"
+    # Defaults to the manifest's; override when the node is reached through another address.
+    rpc_url: str | None = None
+    # The log's SM2 key; defaults to the file the manifest names.
+    log_key_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    checkpoint_interval: float = Field(default=1.0, gt=0, description="seconds between signed checkpoints, at most")
+    sequencer_batch: int = Field(default=2000, ge=1, description="records appended per log transaction")
+    worker_idle: float = Field(default=0.05, gt=0, description="seconds a worker sleeps when it has nothing to do")
+    chain_retry: float = Field(default=0.5, gt=0, description="seconds before retrying the chain after a failure")
+    registry_poll: float = Field(default=0.25, gt=0, description="seconds between OrgRegistry event polls")
+    backlog_limit: int = Field(default=100_000, ge=1, description="records accepted but not anchored before 503")
+    retry_after: int = Field(default=2, ge=1, description="Retry-After seconds on 503")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=4)
+    max_bulk: int = Field(default=1000, ge=1)
+    max_clock_skew: float = Field(default=300.0, ge=0, description="seconds a record may be dated in the future")
+    page_size_max: int = Field(default=500, ge=1)
+    token_cache_ttl: float = Field(default=5.0, ge=0)
+    start_workers: bool = True

@@ -1,0 +1,259 @@
+"""The gateway's own error codes, and the one handler that maps every project error to HTTP.
+
+Body shape everywhere: ``{"error": {"code", "message", "details"}}``. Codes are stable: clients match on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from provenance.errors import NotFound, NotPermitted, ProvenanceError
+
+log = logging.getLogger("gateway")
+
+
+class AuthRequired(ProvenanceError):
+    code = "AUTH_REQUIRED"
+    http_status = 401
+
+
+class TokenInvalid(ProvenanceError):
+    code = "TOKEN_INVALID"
+    http_status = 401
+
+
+class OrgMismatch(NotPermitted):
+    """The token's organisation is not the record's."""
+
+    code = "ORG_MISMATCH"
+
+
+class RoleForbidden(NotPermitted):
+    code = "ROLE_FORBIDDEN"
+
+
+class OrgUnknown(NotPermitted):
+    """The organisation is not registered (or not active) in OrgRegistry."""
+
+    code = "ORG_UNKNOWN"
+
+
+class KeyRevoked(ProvenanceError):
+    """The signature verifies only with a key that was revoked before the record's time."""
+
+    code = "KEY_REVOKED"
+
+
+class KeyNotValid(ProvenanceError):
+    """The signature verifies only with a key outside its validity window at the record's time."""
+
+    code = "KEY_NOT_VALID"
+
+
+class TimestampInvalid(ProvenanceError):
+    code = "TIMESTAMP_INVALID"
+
+
+class Replayed(ProvenanceError):
+    """Another record of the same organisation already used this nonce."""
+
+    code = "REPLAYED"
+    http_status = 409
+
+
+class IdempotencyConflict(ProvenanceError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    http_status = 409
+
+
+class Conflict(ProvenanceError):
+    http_status = 409
+    code = "CONFLICT"
+
+
+class RxExists(Conflict):
+    code = "RX_EXISTS"
+
+
+class RxUnknown(NotFound):
+    code = "RX_UNKNOWN"
+
+
+class RxAlreadyDispensed(Conflict):
+    code = "RX_ALREADY_DISPENSED"
+
+
+class RxRevoked(Conflict):
+    code = "RX_REVOKED"
+
+
+class RxExpired(Conflict):
+    code = "RX_EXPIRED"
+
+
+class RxNotIssuer(NotPermitted):
+    code = "RX_NOT_ISSUER"
+
+
+class DatasetUnknown(NotFound):
+    code = "DATASET_UNKNOWN"
+
+
+class ShareRequestExists(Conflict):
+    code = "SHARE_REQUEST_EXISTS"
+
+
+class ShareRequestUnknown(NotFound):
+    code = "SHARE_REQUEST_UNKNOWN"
+
+
+class NotDatasetOwner(NotPermitted):
+    code = "NOT_DATASET_OWNER"
+
+
+class ShareNotPending(Conflict):
+    code = "SHARE_NOT_PENDING"
+
+
+class ConsentMissing(Conflict):
+    code = "CONSENT_MISSING"
+
+
+class ConsentRevoked(Conflict):
+    code = "CONSENT_REVOKED"
+
+
+class ConsentExpired(Conflict):
+    code = "CONSENT_EXPIRED"
+
+
+class RecordNotFound(NotFound):
+    code = "RECORD_NOT_FOUND"
+
+
+class NotYetLogged(Conflict):
+    """The record is accepted but not yet in a signed checkpoint: retry shortly."""
+
+    code = "NOT_YET_LOGGED"
+
+
+class PayloadPurged(ProvenanceError):
+    code = "PAYLOAD_PURGED"
+    http_status = 410
+
+
+class PayloadForbidden(NotPermitted):
+    code = "PAYLOAD_FORBIDDEN"
+
+
+class PayloadCorrupt(ProvenanceError):
+    """The stored payload fails authentication or no longer hashes to its digest (tampered storage)."""
+
+    code = "PAYLOAD_CORRUPT"
+    http_status = 500
+
+
+class BodyTooLarge(ProvenanceError):
+    code = "BODY_TOO_LARGE"
+    http_status = 413
+
+
+class BodyTooDeep(ProvenanceError):
+    code = "BODY_TOO_DEEP"
+
+
+class JsonInvalid(ProvenanceError):
+    code = "JSON_INVALID"
+
+
+class RequestInvalid(ProvenanceError):
+    code = "REQUEST_INVALID"
+    http_status = 422
+
+
+class Backpressure(ProvenanceError):
+    """Too many records wait for the log or the chain; the client retries after ``retry_after`` s."""
+
+    code = "BACKLOG_FULL"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ProvenanceError):
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+def error_body(exc: ProvenanceError) -> dict[str, Any]:
+    """The wire body of a project error (``step`` of verification errors goes into details)."""
+    d = exc.to_dict()
+    details = dict(d.get("details") or {})
+    if "step" in d:
+        details.setdefault("step", d["step"])
+    return {"error": {"code": d["code"], "message": d["message"], "details": _jsonable(details)}}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def error_response(exc: ProvenanceError) -> JSONResponse:
+    """The HTTP response of a project error."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Backpressure) else None
+    return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the one exception handler (plus the translations of FastAPI's and Starlette's own)."""
+
+    async def on_project_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProvenanceError)
+        if exc.http_status >= 500:
+            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
+        return error_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "message": e.get("msg")}
+            for e in exc.errors()[:20]
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return error_response(JsonInvalid("request body is not valid JSON", details={"errors": errors}))
+        first = errors[0] if errors else {"loc": [], "message": "invalid"}
+        message = f"request is invalid at {'/'.join(first['loc']) or '(body)'}: {first['message']}"
+        return error_response(RequestInvalid(message, details={"errors": errors}))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "AUTH_REQUIRED", 413: "BODY_TOO_LARGE"}
+        code = codes.get(exc.status_code, "HTTP_ERROR")
+        body = {"error": {"code": code, "message": str(exc.detail), "details": {}}}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = {"error": {"code": "INTERNAL", "message": "internal error", "details": {}}}
+        return JSONResponse(body, status_code=500)
+
+    app.add_exception_handler(ProvenanceError, on_project_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

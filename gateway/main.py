@@ -1,0 +1,47 @@
+"""The FastAPI app factory: ``create_app(settings)``; the lifespan starts and stops the workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from gateway import errors
+from gateway.api.guard import BodyGuard
+from gateway.api.routes import health, log, orgs, records, rx, subjects
+from gateway.core.config import GatewaySettings
+from gateway.services.runtime import Gateway
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """A gateway app; the database, chain connection and workers come up with its lifespan."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = Gateway(settings)
+        app.state.gateway = gw
+        if settings.start_workers:
+            gw.start()
+        try:
+            yield
+        finally:
+            gw.stop()
+
+    app = FastAPI(
+        title="Shancheng Provenance gateway",
+        version="1",
+        description="Signed records in, evidence bundles out: SM2 signatures, SM3 log, on-chain anchors.",
+        lifespan=lifespan,
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (records, subjects, rx, log, orgs):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    errors.install(app)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    return app

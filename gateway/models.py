@@ -1,0 +1,163 @@
+"""Database tables and wire models (SQLModel families ``XBase`` / ``XCreate`` / ``XPublic`` / ``X``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# --- API tokens ------------------------------------------------------------------------------------
+
+
+class ApiTokenBase(SQLModel):
+    org_id: str = Field(index=True, max_length=32)
+    label: str = Field(default="", max_length=200)
+
+
+class ApiToken(ApiTokenBase, table=True):
+    """A per-organisation bearer token: ``<id>.<secret>``; only SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_token"
+    id: str = Field(primary_key=True, max_length=32)
+    secret_sha256: str = Field(max_length=64)
+    created_at: float
+    revoked_at: float | None = None
+
+
+class ApiTokenPublic(ApiTokenBase):
+    id: str
+    created_at: float
+    revoked_at: float | None
+
+
+# --- records (the outbox) --------------------------------------------------------------------------
+
+
+class RecordBase(SQLModel):
+    id: str = Field(unique=True, index=True, max_length=64)
+    kind: str = Field(max_length=64)
+    subject: str = Field(index=True, max_length=256)
+    org: str = Field(max_length=32)
+    timestamp: str = Field(max_length=40)
+    nonce: str = Field(max_length=64)
+    prev: str | None = Field(default=None, max_length=64)
+    payload_digest: str = Field(max_length=64)
+    signature: str = Field(max_length=256)
+
+
+class Record(RecordBase, table=True):
+    """An accepted record. ``seq`` is the acceptance order the sequencer follows."""
+
+    __tablename__ = "record"
+    __table_args__ = (UniqueConstraint("org", "nonce", name="uq_record_org_nonce"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    accepted_at: float
+    signer_key_index: int
+    signer_public_key: str
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    leaf_index: int | None = Field(default=None, unique=True, index=True, sa_type=BigInteger)
+    # Workflow kinds also go to their domain contract: none | pending | confirmed | rejected.
+    chain_status: str = Field(default="none", index=True, max_length=16)
+    chain_tx: str | None = Field(default=None, max_length=80)
+    chain_error: str | None = None
+    idempotency_key: str | None = Field(default=None, index=True, max_length=200)
+
+
+class RecordPublic(RecordBase):
+    """A record as the API shows it: the envelope, its signature and where it stands."""
+
+    status: str  # accepted | sequenced | anchored
+    leaf_index: int | None
+    accepted_at: float
+    chain_status: str
+    chain_tx: str | None
+    chain_error: str | None
+
+
+class RecordPayload(SQLModel, table=True):
+    """The payload's canonical bytes, SM4-GCM encrypted under the record's own data key."""
+
+    __tablename__ = "record_payload"
+    record_id: str = Field(primary_key=True, max_length=64)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class DataKey(SQLModel, table=True):
+    """A record's SM4 data key. Deleting the row purges the payload; digests and proofs stay valid."""
+
+    __tablename__ = "data_key"
+    record_id: str = Field(primary_key=True, max_length=64)
+    key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- the log -----------------------------------------------------------------------------------------
+
+
+class LogLeaf(SQLModel, table=True):
+    __tablename__ = "log_leaf"
+    index: int = Field(primary_key=True, sa_type=BigInteger)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogNode(SQLModel, table=True):
+    __tablename__ = "log_node"
+    level: int = Field(primary_key=True)
+    index: int = Field(primary_key=True, sa_type=BigInteger)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointBase(SQLModel):
+    size: int = Field(primary_key=True, sa_type=BigInteger)
+    note: str
+    created_at: float
+    anchor_tx: str | None = Field(default=None, max_length=80)
+    anchor_block_number: int | None = None
+    anchor_block_hash: str | None = Field(default=None, max_length=80)
+    anchored_at: float | None = None
+
+
+class CheckpointRow(CheckpointBase, table=True):
+    """A signed checkpoint; anchored once its (size, root) is in ProvenanceLog."""
+
+    __tablename__ = "checkpoint"
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointPublic(SQLModel):
+    size: int
+    root: str  # 0x-hex
+    note: str
+    created_at: float
+    anchor: dict[str, Any] | None
+
+
+# --- domain state (what the write path checks before accepting) -----------------------------------
+
+
+class RxState(SQLModel, table=True):
+    """One prescription: issued -> dispensed | revoked. Updated in the transaction that accepts the record."""
+
+    __tablename__ = "rx_state"
+    rx_id: str = Field(primary_key=True, max_length=128)
+    status: str = Field(max_length=16)
+    issuer: str = Field(max_length=32)
+    issue_record: str | None = Field(default=None, max_length=64)
+    expires_at: str | None = Field(default=None, max_length=40)
+    closed_by: str | None = Field(default=None, max_length=32)
+    close_record: str | None = Field(default=None, max_length=64)
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ShareState(SQLModel, table=True):
+    """One data-sharing request: pending -> consented -> revoked."""
+
+    __tablename__ = "share_state"
+    request_id: str = Field(primary_key=True, max_length=128)
+    dataset: str = Field(max_length=128)
+    requester: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    request_record: str = Field(max_length=64)
+    request_facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    consent_record: str | None = Field(default=None, max_length=64)
+    consent_facts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

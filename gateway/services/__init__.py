@@ -1,0 +1,1 @@
+"""Gateway services: write path, SQL-backed log, workers, ledger client, key cache."""

@@ -1,0 +1,547 @@
+"""The write path: validate, verify, check the domain state, persist record + payload in one transaction.
+
+Order matters for the codes a client sees: the cheap and the identity checks first (envelope, token's org,
+idempotent resubmission, role), then the payload (adapter, digest), then the SM2 signature against the keys
+OrgRegistry holds, then the workflow state. The state checks run twice: before the transaction (to give the
+adapter the prior record's facts) and inside it as conditional updates, which decide races.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from adapters import AdaptContext, AdaptedPayload, adapt
+from adapters.errors import KindUnknown
+from gateway.core.db import Database
+from gateway.errors import (
+    Backpressure,
+    ConsentExpired,
+    ConsentMissing,
+    ConsentRevoked,
+    DatasetUnknown,
+    IdempotencyConflict,
+    NotDatasetOwner,
+    OrgMismatch,
+    Replayed,
+    RoleForbidden,
+    RxAlreadyDispensed,
+    RxExists,
+    RxExpired,
+    RxNotIssuer,
+    RxRevoked,
+    RxUnknown,
+    ShareNotPending,
+    ShareRequestExists,
+    ShareRequestUnknown,
+    TimestampInvalid,
+)
+from gateway.models import DataKey, Record, RecordPayload, RxState, ShareState
+from gateway.services.keys import OrgDirectory
+from gateway.services.ledger import WORKFLOW_KINDS, Ledger
+from provenance.contracts import Role
+from provenance.crypto import generate_sm4_key, sm4_gcm_encrypt
+from provenance.errors import PayloadDigestMismatch, PayloadInvalid, ProvenanceError
+from provenance.records import Envelope, b64decode, parse_timestamp
+
+log = logging.getLogger("gateway.intake")
+
+# Who may submit which kind (the organisation's role in OrgRegistry).
+ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
+    "rx.issue": frozenset({Role.HOSPITAL}),
+    "rx.revoke": frozenset({Role.HOSPITAL}),
+    "rx.dispense": frozenset({Role.PHARMACY}),
+    "share.request": frozenset({Role.DATA_USER}),
+    "share.access": frozenset({Role.DATA_USER}),
+    "share.consent": frozenset({Role.DATA_OWNER}),
+    "share.revoke_consent": frozenset({Role.DATA_OWNER}),
+    "env.reading": frozenset({Role.MONITORING_STATION, Role.ENV_BUREAU}),
+    "party.record": frozenset({Role.PARTY_BRANCH}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One record as submitted: envelope (JSON object), base64 DER signature, payload."""
+
+    record: Any
+    signature: Any
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: str
+    created: bool  # False: the same record was already accepted (idempotent resubmission)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    envelope: Envelope
+    record_id: str
+    signature_b64: str
+    adapted: AdaptedPayload
+    key_index: int
+    public_key_pem: str
+    idempotency_key: str | None = None
+    existing: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Intake:
+    """Accepts records into the outbox (the ``record`` table) and tells the sequencer."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        orgs: OrgDirectory,
+        ledger: Ledger,
+        max_clock_skew: float,
+        backlog: Callable[[], int],
+        backlog_limit: int,
+        retry_after: int,
+        on_accept: Callable[[int], None],
+    ) -> None:
+        self._db = db
+        self._orgs = orgs
+        self._ledger = ledger
+        self._skew = max_clock_skew
+        self._backlog = backlog
+        self._backlog_limit = backlog_limit
+        self._retry_after = retry_after
+        self._on_accept = on_accept
+
+    # --- public ----------------------------------------------------------------------------------------
+
+    def check_backlog(self, incoming: int = 1) -> None:
+        """503 + Retry-After when accepting ``incoming`` more would exceed the backlog limit."""
+        waiting = self._backlog()
+        if waiting + incoming > self._backlog_limit:
+            raise Backpressure(
+                f"{waiting} records wait for the log or the chain; retry later",
+                retry_after=self._retry_after,
+                details={"backlog": waiting, "limit": self._backlog_limit},
+            )
+
+    def submit(self, token_org: str, sub: Submission, *, idempotency_key: str | None = None) -> Accepted:
+        """Accept one record (or return the id it already has)."""
+        self.check_backlog()
+        with self._db.session() as s:
+            prepared = self._prepare(s, token_org, sub, idempotency_key)
+        if prepared.existing:
+            return Accepted(prepared.record_id, created=False)
+        try:
+            with self._db.write() as s:
+                result = self._persist(s, prepared, {})
+        except IntegrityError:
+            # A concurrent submission won a unique constraint (PostgreSQL: no process-wide write lock).
+            result = self._after_conflict(prepared)
+        if result.created:
+            self._on_accept(1)
+        return result
+
+    def submit_many(self, token_org: str, subs: list[Submission]) -> list[Accepted | ProvenanceError]:
+        """Accept many records in one transaction; each item succeeds or fails on its own."""
+        self.check_backlog(len(subs))
+        results: list[Accepted | ProvenanceError | None] = [None] * len(subs)
+        ready: list[tuple[int, _Prepared]] = []
+        with self._db.session() as s:
+            for i, sub in enumerate(subs):
+                try:
+                    p = self._prepare(s, token_org, sub, None)
+                except ProvenanceError as exc:
+                    results[i] = exc
+                    continue
+                if p.existing:
+                    results[i] = Accepted(p.record_id, created=False)
+                else:
+                    ready.append((i, p))
+        created = 0
+        try:
+            with self._db.write() as s:
+                seen: dict[str, Any] = {}
+                staged: list[tuple[int, Accepted | ProvenanceError]] = []
+                for i, p in ready:
+                    try:
+                        staged.append((i, self._persist(s, p, seen)))
+                    except ProvenanceError as exc:
+                        staged.append((i, exc))
+            for i, r in staged:
+                results[i] = r
+                created += isinstance(r, Accepted) and r.created
+        except IntegrityError:
+            # Lost a race with another writer: fall back to one transaction per record.
+            for i, p in ready:
+                try:
+                    with self._db.write() as s:
+                        results[i] = self._persist(s, p, {})
+                except IntegrityError:
+                    try:
+                        results[i] = self._after_conflict(p)
+                    except ProvenanceError as exc:
+                        results[i] = exc
+                except ProvenanceError as exc:
+                    results[i] = exc
+                item = results[i]
+                created += isinstance(item, Accepted) and item.created
+        if created:
+            self._on_accept(created)
+        return [r for r in results if r is not None]
+
+    # --- validation ------------------------------------------------------------------------------------
+
+    def _prepare(self, s: Session, token_org: str, sub: Submission, idem: str | None) -> _Prepared:
+        envelope = Envelope.from_dict(sub.record)
+        signature = b64decode(sub.signature, what="signature")
+        if envelope.org != token_org:
+            raise OrgMismatch(
+                f"the token belongs to {token_org!r}, the record to {envelope.org!r}",
+                details={"token_org": token_org, "record_org": envelope.org},
+            )
+        record_id = envelope.digest
+        if idem is not None:
+            owner = s.exec(
+                select(Record.id).where(Record.org == token_org, Record.idempotency_key == idem)
+            ).first()
+            if owner is not None and owner != record_id:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was used for another record", details={"record_id": owner}
+                )
+        if s.exec(select(Record.seq).where(Record.id == record_id)).first() is not None:
+            return _Prepared(
+                envelope=envelope,
+                record_id=record_id,
+                signature_b64="",
+                adapted=None,  # type: ignore[arg-type]  # not needed for an existing record
+                key_index=-1,
+                public_key_pem="",
+                existing=True,
+            )
+        roles = ROLES_BY_KIND.get(envelope.kind)
+        if roles is None:
+            raise KindUnknown(f"no record kind {envelope.kind!r}", details={"field": "kind"})
+        org = self._orgs.require(envelope.org)
+        if org.role not in roles:
+            raise RoleForbidden(
+                f"a {org.role.name.lower()} may not submit {envelope.kind}",
+                details={"org": org.org, "role": org.role.name.lower(), "kind": envelope.kind},
+            )
+        now = _now()
+        at = parse_timestamp(envelope.timestamp)
+        if (at - now).total_seconds() > self._skew:
+            raise TimestampInvalid(
+                "the record is dated in the future", details={"timestamp": envelope.timestamp}
+            )
+        payload = _payload_input(sub.payload)
+        ctx = AdaptContext(now=now, subject=envelope.subject)
+        adapted = adapt(envelope.kind, payload, ctx)
+        if adapted.digest != envelope.payload_digest:
+            raise PayloadDigestMismatch(
+                "the payload does not hash to the record's payload_digest",
+                details={"expected": envelope.payload_digest, "actual": adapted.digest},
+            )
+        key, pub = self._orgs.verify(org, envelope, signature)
+        p = _Prepared(
+            envelope=envelope,
+            record_id=record_id,
+            signature_b64=base64.b64encode(signature).decode("ascii"),  # canonical form, as logged
+            adapted=adapted,
+            key_index=key.index,
+            public_key_pem=pub.to_pem().decode("ascii"),
+            idempotency_key=idem,
+            facts=dict(adapted.facts),
+        )
+        prior = self._precheck(s, p, now)
+        if prior is not None:
+            # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
+            p.adapted = adapt(
+                envelope.kind, payload, AdaptContext(now=now, subject=envelope.subject, prior=prior)
+            )
+            p.facts = dict(p.adapted.facts)
+        return p
+
+    def _precheck(self, s: Session, p: _Prepared, now: datetime) -> Mapping[str, Any] | None:
+        """Workflow state checks before the transaction; returns the prior facts the adapter needs."""
+        kind, org, facts = p.envelope.kind, p.envelope.org, p.adapted.facts
+        if kind == "rx.issue":
+            rx_id = facts["rx_id"]
+            if s.get(RxState, rx_id) is not None or self._ledger.rx_status(rx_id) is not None:
+                raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
+            return None
+        if kind in ("rx.dispense", "rx.revoke"):
+            state = self._rx_state(s, facts["rx_id"])
+            _check_rx_open(state, facts["rx_id"])
+            if kind == "rx.revoke":
+                if state.issuer != org:
+                    raise RxNotIssuer(
+                        "only the issuing hospital may revoke a prescription",
+                        details={"rx_id": state.rx_id, "issuer": state.issuer},
+                    )
+                return None
+            if state.expires_at is not None and now >= _instant(state.expires_at):
+                raise RxExpired(
+                    f"prescription {state.rx_id!r} expired at {state.expires_at}",
+                    details={"rx_id": state.rx_id, "expires_at": state.expires_at},
+                )
+            return state.facts or None
+        if kind == "share.request":
+            dataset = facts["dataset"]
+            if facts.get("requester") != org:
+                raise OrgMismatch(
+                    "a request's requester must be the submitting organisation",
+                    details={"requester": facts.get("requester"), "org": org},
+                )
+            if self._ledger.dataset_owner(dataset) is None:
+                raise DatasetUnknown(f"dataset {dataset!r} is not registered", details={"dataset": dataset})
+            if s.get(ShareState, facts["request_id"]) is not None:
+                raise ShareRequestExists(
+                    f"request {facts['request_id']!r} exists", details={"request_id": facts["request_id"]}
+                )
+            return None
+        if kind in ("share.consent", "share.revoke_consent"):
+            share = s.get(ShareState, facts["request_id"])
+            if share is None:
+                raise ShareRequestUnknown(
+                    f"no data-sharing request {facts['request_id']!r}",
+                    details={"request_id": facts["request_id"]},
+                )
+            owner = self._ledger.dataset_owner(share.dataset)
+            if owner != org:
+                raise NotDatasetOwner(
+                    f"{org!r} does not own dataset {share.dataset!r}", details={"dataset": share.dataset}
+                )
+            if kind == "share.consent":
+                if share.status != "pending":
+                    raise ShareNotPending(
+                        f"request {share.request_id!r} is {share.status}", details={"status": share.status}
+                    )
+                return share.request_facts
+            if share.status != "consented":
+                raise ConsentMissing(
+                    f"request {share.request_id!r} has no live consent to revoke",
+                    details={"status": share.status},
+                )
+            return None
+        if kind == "share.access":
+            share = s.get(ShareState, facts["request_id"])
+            _check_consent(share, facts["request_id"], org, now)
+            assert share is not None and share.consent_facts is not None
+            return share.consent_facts
+        return None
+
+    def _rx_state(self, s: Session, rx_id: str) -> RxState:
+        state = s.get(RxState, rx_id)
+        if state is not None:
+            return state
+        # Issued through another gateway of the same network: the chain knows it.
+        chain = self._ledger.rx_status(rx_id)
+        if chain is None:
+            raise RxUnknown(f"no prescription {rx_id!r}", details={"rx_id": rx_id})
+        expires = datetime.fromtimestamp(chain["expires_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return RxState(
+            rx_id=rx_id,
+            status=chain["status"],
+            issuer=chain["issuer"],
+            expires_at=expires,
+            closed_by=chain["dispenser"],
+            facts={"rx_id": rx_id, "expires_at": expires},
+        )
+
+    # --- persistence -----------------------------------------------------------------------------------
+
+    def _persist(self, s: Session, p: _Prepared, seen: dict[str, Any]) -> Accepted:
+        """Checks that need the transaction, then the rows. Adds nothing unless every check passed."""
+        env = p.envelope
+        if p.record_id in seen or s.exec(select(Record.seq).where(Record.id == p.record_id)).first():
+            return Accepted(p.record_id, created=False)
+        nonce_key = f"{env.org}\0{env.nonce}"
+        other = (
+            seen.get(nonce_key)
+            or s.exec(select(Record.id).where(Record.org == env.org, Record.nonce == env.nonce)).first()
+        )
+        if other is not None:
+            raise Replayed(
+                "this organisation already used the nonce for another record",
+                details={"nonce": env.nonce, "record_id": other},
+            )
+        self._apply_state(s, p, seen)
+        chain_status = "pending" if env.kind in WORKFLOW_KINDS else "none"
+        s.add(
+            Record(
+                id=p.record_id,
+                kind=env.kind,
+                subject=env.subject,
+                org=env.org,
+                timestamp=env.timestamp,
+                nonce=env.nonce,
+                prev=env.prev,
+                payload_digest=env.payload_digest,
+                signature=p.signature_b64,
+                accepted_at=time.time(),
+                signer_key_index=p.key_index,
+                signer_public_key=p.public_key_pem,
+                facts=p.facts,
+                chain_status=chain_status,
+                idempotency_key=p.idempotency_key,
+            )
+        )
+        key = generate_sm4_key()
+        # The record id as AAD binds the ciphertext to its record: swapping payload rows fails to decrypt.
+        s.add(
+            RecordPayload(
+                record_id=p.record_id,
+                ciphertext=sm4_gcm_encrypt(key, p.adapted.canonical, p.record_id.encode("ascii")),
+            )
+        )
+        s.add(DataKey(record_id=p.record_id, key=key))
+        seen[p.record_id] = True
+        seen[nonce_key] = p.record_id
+        return Accepted(p.record_id, created=True)
+
+    def _apply_state(self, s: Session, p: _Prepared, seen: dict[str, Any]) -> None:
+        kind, org, facts, rid = p.envelope.kind, p.envelope.org, p.facts, p.record_id
+        if kind == "rx.issue":
+            rx_id = facts["rx_id"]
+            if f"rx\0{rx_id}" in seen or s.get(RxState, rx_id) is not None:
+                raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
+            s.add(
+                RxState(
+                    rx_id=rx_id,
+                    status="issued",
+                    issuer=org,
+                    issue_record=rid,
+                    expires_at=facts.get("expires_at"),
+                    facts=facts,
+                )
+            )
+            seen[f"rx\0{rx_id}"] = True
+            s.flush()
+        elif kind in ("rx.dispense", "rx.revoke"):
+            rx_id = facts["rx_id"]
+            if s.get(RxState, rx_id) is None:
+                s.add(self._rx_state(s, rx_id))  # known on chain only: adopt it locally
+                s.flush()
+            target = "dispensed" if kind == "rx.dispense" else "revoked"
+            stmt = (
+                update(RxState)
+                .where(col(RxState.rx_id) == rx_id, col(RxState.status) == "issued")
+                .values(status=target, closed_by=org, close_record=rid)
+            )
+            if s.exec(stmt).rowcount != 1:
+                state = s.get(RxState, rx_id, populate_existing=True)
+                assert state is not None
+                _check_rx_open(state, rx_id)
+                raise RxAlreadyDispensed(f"prescription {rx_id!r} is closed", details={"rx_id": rx_id})
+        elif kind == "share.request":
+            request_id = facts["request_id"]
+            if f"share\0{request_id}" in seen or s.get(ShareState, request_id) is not None:
+                raise ShareRequestExists(f"request {request_id!r} exists", details={"request_id": request_id})
+            s.add(
+                ShareState(
+                    request_id=request_id,
+                    dataset=facts["dataset"],
+                    requester=org,
+                    status="pending",
+                    request_record=rid,
+                    request_facts=facts,
+                )
+            )
+            seen[f"share\0{request_id}"] = True
+            s.flush()
+        elif kind == "share.consent":
+            consent = {**facts, "digest": p.envelope.payload_digest}
+            stmt = (
+                update(ShareState)
+                .where(col(ShareState.request_id) == facts["request_id"], col(ShareState.status) == "pending")
+                .values(status="consented", consent_record=rid, consent_facts=consent)
+            )
+            if s.exec(stmt).rowcount != 1:
+                raise ShareNotPending(f"request {facts['request_id']!r} is no longer pending")
+        elif kind == "share.revoke_consent":
+            stmt = (
+                update(ShareState)
+                .where(
+                    col(ShareState.request_id) == facts["request_id"], col(ShareState.status) == "consented"
+                )
+                .values(status="revoked")
+            )
+            if s.exec(stmt).rowcount != 1:
+                raise ConsentMissing(f"request {facts['request_id']!r} has no live consent")
+        elif kind == "share.access":
+            share = s.get(ShareState, facts["request_id"], populate_existing=True)
+            _check_consent(share, facts["request_id"], org, _now())
+
+    def _after_conflict(self, p: _Prepared) -> Accepted:
+        """Explain a unique-constraint failure: same record (idempotent), same nonce, or a state race."""
+        with self._db.session() as s:
+            if s.exec(select(Record.seq).where(Record.id == p.record_id)).first() is not None:
+                return Accepted(p.record_id, created=False)
+            if s.exec(
+                select(Record.id).where(Record.org == p.envelope.org, Record.nonce == p.envelope.nonce)
+            ).first():
+                raise Replayed("this organisation already used the nonce for another record")
+            if p.envelope.kind == "rx.issue":
+                raise RxExists(f"prescription {p.facts['rx_id']!r} was already issued")
+            if p.envelope.kind == "share.request":
+                raise ShareRequestExists(f"request {p.facts['request_id']!r} exists")
+        raise ProvenanceError("the record conflicts with a concurrent submission; retry")
+
+
+def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
+    if isinstance(payload, str):
+        return payload.encode("utf-8")  # an HJ 212 packet (or JSON text)
+    if isinstance(payload, Mapping):
+        return payload
+    raise PayloadInvalid("payload must be a JSON object or a string", details={"field": "payload"})
+
+
+def _check_rx_open(state: RxState, rx_id: str) -> None:
+    if state.status == "dispensed":
+        raise RxAlreadyDispensed(
+            f"prescription {rx_id!r} was already dispensed",
+            details={"rx_id": rx_id, "dispensed_by": state.closed_by, "record": state.close_record},
+        )
+    if state.status == "revoked":
+        raise RxRevoked(
+            f"prescription {rx_id!r} was revoked", details={"rx_id": rx_id, "record": state.close_record}
+        )
+
+
+def _check_consent(share: ShareState | None, request_id: str, org: str, now: datetime) -> None:
+    if share is None or share.status == "pending" or share.consent_facts is None:
+        raise ConsentMissing(
+            f"no consent for request {request_id!r}",
+            details={"request_id": request_id, "status": share.status if share else None},
+        )
+    if share.status == "revoked":
+        raise ConsentRevoked(
+            f"the consent for request {request_id!r} was revoked", details={"request_id": request_id}
+        )
+    if share.requester != org:
+        raise ConsentMissing(
+            f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
+        )
+    expires = share.consent_facts.get("expires_at")
+    if isinstance(expires, str) and now >= _instant(expires):
+        raise ConsentExpired(
+            f"the consent for request {request_id!r} expired at {expires}",
+            details={"request_id": request_id, "expires_at": expires},
+        )

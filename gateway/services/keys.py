@@ -1,0 +1,113 @@
+"""Organisations and their SM2 keys from OrgRegistry, cached; registry events invalidate the cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+from gateway.errors import KeyNotValid, KeyRevoked, OrgUnknown
+from gateway.services.ledger import ChainKey, ChainOrg, Ledger
+from provenance.crypto import SM2PublicKey
+from provenance.errors import KeyInvalid, SignatureInvalid
+from provenance.records import Envelope, parse_timestamp
+
+
+class OrgDirectory:
+    """Cached ``OrgRegistry`` reads plus the signature check against the keys valid at a record's time."""
+
+    def __init__(self, ledger: Ledger, *, ttl: float = 300.0) -> None:
+        self._ledger = ledger
+        self._ttl = ttl
+        self._orgs: dict[str, tuple[ChainOrg | None, float]] = {}
+        self._pubkeys: dict[bytes, SM2PublicKey] = {}
+        self._lock = threading.Lock()
+        self.generation = 0
+
+    def get(self, org: str) -> ChainOrg | None:
+        """The organisation (None if unregistered); read through the cache."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._orgs.get(org)
+            generation = self.generation
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        entry = self._ledger.org(org)
+        with self._lock:
+            # An invalidation that raced this read wins: do not cache what may already be stale.
+            if generation == self.generation:
+                self._orgs[org] = (entry, now + self._ttl)
+        return entry
+
+    def require(self, org: str) -> ChainOrg:
+        """The organisation, active; ORG_UNKNOWN otherwise."""
+        entry = self.get(org)
+        if entry is None:
+            raise OrgUnknown(f"organisation {org!r} is not registered in OrgRegistry", details={"org": org})
+        if not entry.active:
+            raise OrgUnknown(f"organisation {org!r} is suspended", details={"org": org, "active": False})
+        return entry
+
+    def invalidate(self) -> None:
+        """Forget every cached organisation (a registry event arrived)."""
+        with self._lock:
+            self._orgs.clear()
+            self.generation += 1
+
+    def _pub(self, raw: bytes) -> SM2PublicKey | None:
+        key = self._pubkeys.get(raw)
+        if key is None:
+            try:
+                key = SM2PublicKey.from_raw(raw)
+            except KeyInvalid:
+                return None
+            self._pubkeys[raw] = key
+        return key
+
+    def verify(self, org: ChainOrg, envelope: Envelope, signature: bytes) -> tuple[ChainKey, SM2PublicKey]:
+        """The key that verifies the record and was valid at its time; raises the specific error otherwise."""
+        at = parse_timestamp(envelope.timestamp).timestamp()
+        message = envelope.canonical()
+        valid = [k for k in org.keys if _valid_at(k, at)]
+        for k in valid:
+            pub = self._pub(k.raw)
+            if pub is not None and _verifies(pub, message, signature):
+                return k, pub
+        for k in org.keys:
+            if k in valid:
+                continue
+            pub = self._pub(k.raw)
+            if pub is not None and _verifies(pub, message, signature):
+                details = {"org": org.org, "key_index": k.index, "timestamp": envelope.timestamp}
+                if k.revoked_at and at >= k.revoked_at:
+                    details["revoked_at"] = _iso(k.revoked_at)
+                    raise KeyRevoked(
+                        f"the signing key of {org.org!r} was revoked before the record's time",
+                        details=details,
+                    )
+                raise KeyNotValid(
+                    f"the signing key of {org.org!r} was not valid at the record's time", details=details
+                )
+        raise SignatureInvalid(
+            f"the SM2 signature does not verify with any key of {org.org!r}", details={"org": org.org}
+        )
+
+
+def _valid_at(k: ChainKey, at: float) -> bool:
+    return (
+        at >= k.valid_from
+        and (k.valid_until == 0 or at < k.valid_until)
+        and (k.revoked_at == 0 or at < k.revoked_at)
+    )
+
+
+def _verifies(pub: SM2PublicKey, message: bytes, signature: bytes) -> bool:
+    try:
+        pub.verify(message, signature)
+    except SignatureInvalid:
+        return False
+    return True
+
+
+def _iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,283 @@
+"""The gateway's view of the chain: web3.py contract objects built from the committed artifacts.
+
+Reads (organisations, keys, prescription and sharing state) serve the write path's checks; writes (anchors,
+workflow calls) are sent by the workers with the transaction account of the organisation concerned, so the
+contracts' role gates see the real organisation. The manifest (``devnet/deploy.py`` writes it) names the
+chain, the contracts and the accounts' key files.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from provenance.contracts import ContractReverted, Role, at, decode_revert, org_id, transact
+from provenance.crypto import sm3
+from provenance.errors import LedgerError
+
+# The manifest's role names are the enum's, lower case.
+ROLE_NAMES = {r: r.name.lower() for r in Role}
+
+
+def chain_key(namespace: str, value: str) -> bytes:
+    """bytes32 id of a subject-like string on chain: SM3 of ``"<namespace>:<value>"`` (as devnet.deploy)."""
+    return sm3(f"{namespace}:{value}".encode())
+
+
+def unix(ts: str) -> int:
+    """Whole seconds since the epoch of an RFC 3339 instant (``Z`` or an offset)."""
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class ChainKey:
+    """One SM2 key of an organisation as OrgRegistry holds it (times in unix seconds, 0 = none)."""
+
+    index: int
+    raw: bytes
+    valid_from: int
+    valid_until: int
+    revoked_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainOrg:
+    org: str
+    role: Role
+    active: bool
+    name: str
+    keys: tuple[ChainKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorReceipt:
+    tx_hash: str
+    block_number: int
+    block_hash: str
+
+
+def _chain_errors() -> tuple[type[BaseException], ...]:
+    import requests  # web3's HTTP provider raises these on a dead node
+
+    return (Web3Exception, requests.RequestException, OSError, TimeoutError, ValueError)
+
+
+CHAIN_ERRORS = _chain_errors()
+
+
+class Ledger:
+    """Contract reads and transactions for the gateway (thread-safe per sending account)."""
+
+    def __init__(self, *, manifest_path: Path, rpc_url: str | None = None) -> None:
+        self.manifest_path = Path(manifest_path)
+        try:
+            self.manifest: dict[str, Any] = json.loads(self.manifest_path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"cannot read the network manifest {manifest_path}: {exc}") from exc
+        self.rpc_url = rpc_url or str(self.manifest["rpc_url"])
+        self.chain_id = int(self.manifest["chain_id"])
+        self.w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10}))
+        names = self.manifest["contracts"]
+        self.registry: Contract = at(self.w3, "OrgRegistry", names["OrgRegistry"])
+        self.log: Contract = at(self.w3, "ProvenanceLog", names["ProvenanceLog"])
+        self.prescriptions: Contract = at(self.w3, "Prescriptions", names["Prescriptions"])
+        self.data_sharing: Contract = at(self.w3, "DataSharing", names["DataSharing"])
+        self.party_records: Contract = at(self.w3, "PartyRecords", names["PartyRecords"])
+        self._accounts: dict[str, LocalAccount] = {}
+        self._send_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    # --- manifest ------------------------------------------------------------------------------------
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in the manifest, relative to the manifest's folder."""
+        return self.manifest_path.parent / relative
+
+    @property
+    def log_info(self) -> Mapping[str, str]:
+        info: Mapping[str, str] = self.manifest["log"]
+        return info
+
+    def account(self, org: str) -> LocalAccount:
+        """The transaction account the gateway holds for ``org`` (LedgerError if it holds none)."""
+        with self._lock:
+            acct = self._accounts.get(org)
+            if acct is None:
+                entry = next((o for o in self.manifest["orgs"] if o["id"] == org), None)
+                if entry is None:
+                    raise LedgerError(f"the gateway holds no transaction account for {org!r}")
+                key = self.resolve(entry["account_key_file"]).read_text("ascii").strip()
+                acct = Account.from_key(key)
+                self._accounts[org] = acct
+                self._send_locks[org] = threading.Lock()
+            return acct
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def block_number(self) -> int:
+        """Latest block number."""
+        try:
+            return int(self.w3.eth.block_number)
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+
+    def org(self, org: str) -> ChainOrg | None:
+        """The organisation as OrgRegistry holds it, or None if it is not registered."""
+        try:
+            oid = org_id(org)
+        except ValueError:
+            return None
+        try:
+            role, active, _created, name = self.registry.functions.getOrg(oid).call()
+        except ContractLogicError:
+            return None
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        try:
+            raw_keys = self.registry.functions.keysOf(oid).call()
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        keys = tuple(
+            ChainKey(index=i, raw=bytes(k[0]), valid_from=k[1], valid_until=k[2], revoked_at=k[3])
+            for i, k in enumerate(raw_keys)
+        )
+        return ChainOrg(org=org, role=Role(role), active=bool(active), name=name, keys=keys)
+
+    def org_ids(self) -> list[str]:
+        """Every registered organisation id."""
+        try:
+            ids = self.registry.functions.orgIds().call()
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return [bytes(i).rstrip(b"\0").decode("utf-8", "replace") for i in ids]
+
+    def registry_changed(self, from_block: int, to_block: int) -> bool:
+        """Whether OrgRegistry emitted any event in [from_block, to_block] (keys, roles, accounts...)."""
+        if to_block < from_block:
+            return False
+        try:
+            logs = self.w3.eth.get_logs(
+                {"address": self.registry.address, "fromBlock": from_block, "toBlock": to_block}
+            )
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return len(logs) > 0
+
+    def rx_status(self, rx_id: str) -> dict[str, Any] | None:
+        """The Prescriptions entry of ``rx_id`` (None if the chain does not know it)."""
+        try:
+            rx = self.prescriptions.functions.statusOf(chain_key("rx", rx_id)).call()
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        status = ("none", "issued", "dispensed", "revoked")[rx[0]]
+        if status == "none":
+            return None
+        return {
+            "status": status,
+            "issuer": bytes(rx[1]).rstrip(b"\0").decode("utf-8", "replace"),
+            "dispenser": bytes(rx[2]).rstrip(b"\0").decode("utf-8", "replace") or None,
+            "expires_at": int(rx[3]),
+            "issue_digest": bytes(rx[7]).hex(),
+        }
+
+    def dataset_owner(self, dataset: str) -> str | None:
+        """The organisation that registered ``dataset`` in DataSharing, or None."""
+        try:
+            ds = self.data_sharing.functions.datasetOf(chain_key("dataset", dataset)).call()
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        owner = bytes(ds[0]).rstrip(b"\0")
+        return owner.decode("utf-8", "replace") if owner else None
+
+    def anchored_root(self, size: int) -> bytes | None:
+        """The root ProvenanceLog holds for ``size`` (None if never anchored)."""
+        try:
+            root = bytes(self.log.functions.rootAt(size).call())
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return None if root == b"\0" * 32 else root
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def _send(self, org: str, fn: Any) -> Any:
+        acct = self.account(org)
+        with self._send_locks[org]:
+            try:
+                return transact(self.w3, fn, acct)
+            except ContractReverted:
+                raise
+            except ContractLogicError as exc:
+                raise decode_revert(exc) from exc
+            except CHAIN_ERRORS as exc:
+                raise LedgerError(f"chain unavailable: {exc}") from exc
+
+    def anchor(self, size: int, root: bytes) -> AnchorReceipt:
+        """Anchor (size, root) in ProvenanceLog with the log operator's account."""
+        receipt = self._send(self.log_info["operator_org"], self.log.functions.anchor(size, root))
+        return AnchorReceipt(
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            block_hash=receipt["blockHash"].to_0x_hex(),
+        )
+
+    def workflow_call(
+        self, kind: str, org: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]
+    ) -> str | None:
+        """Send the domain-contract call of a workflow record; returns the tx hash (None: kind has none)."""
+        fn = self._workflow_fn(kind, record_id, payload_digest, facts)
+        if fn is None:
+            return None
+        receipt = self._send(org, fn)
+        tx: str = receipt["transactionHash"].to_0x_hex()
+        return tx
+
+    def _workflow_fn(self, kind: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]) -> Any:
+        digest = bytes.fromhex(record_id)
+        rx = self.prescriptions.functions
+        share = self.data_sharing.functions
+        if kind == "rx.issue":
+            return rx.issue(chain_key("rx", facts["rx_id"]), digest, unix(facts["expires_at"]))
+        if kind == "rx.dispense":
+            return rx.dispense(chain_key("rx", facts["rx_id"]), digest)
+        if kind == "rx.revoke":
+            return rx.revoke(chain_key("rx", facts["rx_id"]), digest)
+        request = chain_key("share-request", str(facts.get("request_id", "")))
+        if kind == "share.request":
+            return share.request(request, chain_key("dataset", facts["dataset"]), digest)
+        if kind == "share.consent":
+            scope = bytes.fromhex(payload_digest)  # the consent document (scope, purpose, expiry)
+            return share.consent(request, scope, unix(facts["expires_at"]), digest)
+        if kind == "share.access":
+            return share.recordAccess(request, digest)
+        if kind == "share.revoke_consent":
+            return share.revokeConsent(request, digest)
+        if kind == "party.record":
+            return self.party_records.functions.addRecord(PARTY_KINDS[facts["type"]], digest)
+        return None
+
+
+# PartyRecords keeps an open uint8 numbering of record types (0 invalid): ours, append only.
+PARTY_KINDS = {"meeting": 1, "study": 2, "dues": 3, "membership": 4}
+WORKFLOW_KINDS = frozenset(
+    {
+        "rx.issue",
+        "rx.dispense",
+        "rx.revoke",
+        "share.request",
+        "share.consent",
+        "share.access",
+        "share.revoke_consent",
+        "party.record",
+    }
+)

@@ -1,0 +1,147 @@
+"""The running gateway: settings, database, ledger, caches, write path and workers, as one object."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from gateway.core.config import GatewaySettings
+from gateway.core.db import Database
+from gateway.core.security import TokenVerifier
+from gateway.services.intake import Intake
+from gateway.services.keys import OrgDirectory
+from gateway.services.ledger import Ledger
+from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
+from provenance.crypto import SM2PrivateKey
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """Everything a request handler needs, built once per app."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.db.create_all()
+        self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
+        info = self.ledger.log_info
+        self.origin = info["origin"]
+        self.key_name = info["key_name"]
+        key_path = settings.log_key_path or self.ledger.resolve(info["key_file"])
+        self.log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
+        self.log_contract = self.ledger.log.address
+        self.orgs = OrgDirectory(self.ledger)
+        self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
+        self.stats = Stats.load(self.db)
+        self.checkpointed = threading.Event()
+        self.sequencer = Sequencer(
+            db=self.db,
+            stats=self.stats,
+            origin=self.origin,
+            key_name=self.key_name,
+            key=self.log_key,
+            batch=settings.sequencer_batch,
+            interval=settings.checkpoint_interval,
+            idle=min(settings.worker_idle, settings.checkpoint_interval),
+            on_checkpoint=self.checkpointed,
+        )
+        self.anchorer = Anchorer(
+            db=self.db,
+            ledger=self.ledger,
+            stats=self.stats,
+            idle=settings.worker_idle,
+            retry=settings.chain_retry,
+        )
+        self.chain_caller = ChainCaller(
+            db=self.db,
+            ledger=self.ledger,
+            stats=self.stats,
+            idle=settings.worker_idle,
+            retry=settings.chain_retry,
+        )
+        self.watcher = RegistryWatcher(ledger=self.ledger, orgs=self.orgs, idle=settings.registry_poll)
+        self.intake = Intake(
+            db=self.db,
+            orgs=self.orgs,
+            ledger=self.ledger,
+            max_clock_skew=settings.max_clock_skew,
+            backlog=self.stats.backlog,
+            backlog_limit=settings.backlog_limit,
+            retry_after=settings.retry_after,
+            on_accept=self._accepted,
+        )
+        self._workers: list[Worker] = [self.sequencer, self.anchorer, self.chain_caller, self.watcher]
+        self._started = False
+
+    def _accepted(self, n: int) -> None:
+        with self.stats.lock:
+            self.stats.accepted_total += n
+        self.sequencer.wake.set()
+        self.chain_caller.wake.set()
+
+    def start(self) -> None:
+        """Start the workers."""
+        if self._started:
+            return
+        self._started = True
+        self.checkpointed_relay = threading.Thread(target=self._relay, name="anchor-relay", daemon=True)
+        for w in self._workers:
+            w.start()
+        self.checkpointed_relay.start()
+
+    def _relay(self) -> None:
+        # Wake the anchorer as soon as a checkpoint is signed instead of waiting for its idle tick.
+        while self._started:
+            if self.checkpointed.wait(0.5):
+                self.checkpointed.clear()
+                self.anchorer.wake.set()
+
+    def stop(self) -> None:
+        """Stop the workers (each finishes its current step) and close the database."""
+        if self._started:
+            self._started = False
+            for w in self._workers:
+                w.stop()
+            for w in self._workers:
+                w.join(timeout=15)
+        self.db.dispose()
+
+    def metrics_text(self) -> str:
+        """Prometheus text exposition of the gateway's counters and gauges."""
+        st = self.stats
+        with st.lock:
+            lines = [
+                "# HELP prov_gw_records_accepted_total Records accepted since start, by kind.",
+                "# TYPE prov_gw_records_accepted_total counter",
+                *(
+                    f'prov_gw_records_accepted_total{{kind="{k}"}} {v}'
+                    for k, v in sorted(st.accepted_by_kind.items())
+                ),
+                "# HELP prov_gw_records_rejected_total Records refused since start, by error code.",
+                "# TYPE prov_gw_records_rejected_total counter",
+                *(
+                    f'prov_gw_records_rejected_total{{code="{k}"}} {v}'
+                    for k, v in sorted(st.rejected_by_code.items())
+                ),
+                "# HELP prov_gw_chain_calls_total Workflow contract calls, by outcome.",
+                "# TYPE prov_gw_chain_calls_total counter",
+                *(
+                    f'prov_gw_chain_calls_total{{status="{k}"}} {v}'
+                    for k, v in sorted(st.chain_calls.items())
+                ),
+                "# TYPE prov_gw_records_total gauge",
+                f"prov_gw_records_total {st.accepted_total}",
+                "# TYPE prov_gw_tree_size gauge",
+                f"prov_gw_tree_size {st.tree_size}",
+                "# TYPE prov_gw_checkpoint_size gauge",
+                f"prov_gw_checkpoint_size {st.checkpoint_size}",
+                "# TYPE prov_gw_anchored_size gauge",
+                f"prov_gw_anchored_size {st.anchored_size}",
+                "# HELP prov_gw_backlog Records accepted but not yet anchored.",
+                "# TYPE prov_gw_backlog gauge",
+                f"prov_gw_backlog {st.backlog()}",
+                "# TYPE prov_gw_chain_up gauge",
+                f"prov_gw_chain_up {int(st.chain_up)}",
+            ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""LogStorage over the gateway's database, so ``provenance.merkle.MerkleLog`` runs on SQL unchanged.
+
+A storage object is bound to one session: the sequencer appends leaves in the same transaction that marks
+their records sequenced, so a crash leaves either both or neither.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from gateway.models import LogLeaf, LogNode
+from provenance.errors import NotFound
+from provenance.merkle import MerkleLog
+
+
+class SqlLogStorage:
+    """``provenance.abc.LogStorage`` on the ``log_leaf`` and ``log_node`` tables of one session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._size: int | None = None
+        # Written in this transaction: read back without a round trip (and without relying on autoflush).
+        self._leaves: dict[int, bytes] = {}
+        self._nodes: dict[tuple[int, int], bytes] = {}
+
+    def size(self) -> int:
+        """Number of leaves."""
+        if self._size is None:
+            top = self._session.exec(select(func.max(LogLeaf.index))).one()
+            self._size = 0 if top is None else int(top) + 1
+        return self._size
+
+    def append_leaf_hash(self, leaf_hash: bytes) -> int:
+        """Append a leaf hash and return its index."""
+        index = self.size()
+        self._session.add(LogLeaf(index=index, hash=leaf_hash))
+        self._leaves[index] = leaf_hash
+        self._size = index + 1
+        return index
+
+    def leaf_hash(self, index: int) -> bytes:
+        """The leaf hash at ``index``."""
+        cached = self._leaves.get(index)
+        if cached is not None:
+            return cached
+        row = self._session.get(LogLeaf, index)
+        if row is None:
+            raise NotFound(f"no leaf {index} in a log of size {self.size()}")
+        return row.hash
+
+    def get_node(self, level: int, index: int) -> bytes | None:
+        """A stored complete-subtree hash, or None."""
+        cached = self._nodes.get((level, index))
+        if cached is not None:
+            return cached
+        row = self._session.get(LogNode, (level, index))
+        return None if row is None else row.hash
+
+    def put_node(self, level: int, index: int, value: bytes) -> None:
+        """Store a complete-subtree hash (the tree writes each node once, when its subtree closes)."""
+        self._session.add(LogNode(level=level, index=index, hash=value))
+        self._nodes[(level, index)] = value
+
+
+def merkle_log(session: Session) -> MerkleLog:
+    """A MerkleLog over the database through ``session``."""
+    return MerkleLog(storage=SqlLogStorage(session))

@@ -1,0 +1,321 @@
+"""Background workers: sequencer + checkpointer, anchoring, workflow contract calls, registry watcher.
+
+Each is one thread with one job. All state lives in the database, so a restart resumes where the last run
+stopped: a leaf index is assigned in the transaction that stores the leaf, a checkpoint row exists before it
+is anchored, and a workflow call is marked done only after its receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from gateway.core.db import Database
+from gateway.models import CheckpointRow, Record
+from gateway.services.keys import OrgDirectory
+from gateway.services.ledger import Ledger
+from gateway.services.sqllog import merkle_log
+from provenance.checkpoint import Checkpoint, sign_checkpoint
+from provenance.contracts import ContractReverted
+from provenance.crypto import SM2PrivateKey
+from provenance.errors import LedgerError
+from provenance.records import Envelope, SignedRecord, b64decode
+
+log = logging.getLogger("gateway.workers")
+
+
+@dataclass
+class Stats:
+    """Counters and gauges the workers and the write path share (read by /metrics and /healthz)."""
+
+    accepted_total: int = 0
+    tree_size: int = 0
+    checkpoint_size: int = 0
+    anchored_size: int = 0
+    chain_up: bool = True
+    chain_pending: int = 0
+    last_anchor_at: float | None = None
+    accepted_by_kind: Counter[str] = field(default_factory=Counter)
+    rejected_by_code: Counter[str] = field(default_factory=Counter)
+    chain_calls: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def backlog(self) -> int:
+        """Records accepted but not yet covered by an anchored checkpoint."""
+        return max(0, self.accepted_total - self.anchored_size)
+
+    @classmethod
+    def load(cls, db: Database) -> Stats:
+        """Initial values from the database (after a restart)."""
+        with db.session() as s:
+            accepted = s.exec(select(func.count()).select_from(Record)).one()
+            top = s.exec(select(func.max(Record.leaf_index))).one()
+            cp = s.exec(select(func.max(CheckpointRow.size))).one()
+            anchored = s.exec(
+                select(func.max(CheckpointRow.size)).where(col(CheckpointRow.anchor_tx).is_not(None))
+            ).one()
+            pending = s.exec(
+                select(func.count()).select_from(Record).where(Record.chain_status == "pending")
+            ).one()
+        return cls(
+            accepted_total=int(accepted),
+            tree_size=0 if top is None else int(top) + 1,
+            checkpoint_size=int(cp or 0),
+            anchored_size=int(anchored or 0),
+            chain_pending=int(pending),
+        )
+
+
+class Worker(threading.Thread):
+    """A daemon loop: ``step()`` until stopped; sleeps ``idle`` s (or until woken) when there was no work."""
+
+    def __init__(self, name: str, *, idle: float) -> None:
+        super().__init__(name=name, daemon=True)
+        self.idle = idle
+        self.wake = threading.Event()
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                busy = self.step()
+            except Exception:  # a worker must outlive any one bad iteration
+                log.exception("%s: step failed", self.name)
+                busy = False
+                self._stop_event.wait(1.0)
+            if not busy:
+                self.wake.wait(self.idle)
+                self.wake.clear()
+
+    def step(self) -> bool:
+        """One unit of work; True when there may be more right away."""
+        raise NotImplementedError
+
+
+class Sequencer(Worker):
+    """Appends accepted records to the SM3 log in acceptance order and signs checkpoints."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        stats: Stats,
+        origin: str,
+        key_name: str,
+        key: SM2PrivateKey,
+        batch: int,
+        interval: float,
+        idle: float,
+        on_checkpoint: threading.Event,
+    ) -> None:
+        super().__init__("sequencer", idle=idle)
+        self._db = db
+        self._stats = stats
+        self._origin = origin
+        self._key_name = key_name
+        self._key = key
+        self._batch = batch
+        self._interval = interval
+        self._last_checkpoint = 0.0
+        self._on_checkpoint = on_checkpoint
+
+    def step(self) -> bool:
+        appended = self.sequence()
+        self.checkpoint()
+        return appended >= self._batch
+
+    def sequence(self) -> int:
+        """Append the next batch of accepted records; returns how many."""
+        with self._db.write() as s:
+            rows = s.exec(
+                select(Record)
+                .where(col(Record.leaf_index).is_(None))
+                .order_by(col(Record.seq))
+                .limit(self._batch)
+            ).all()
+            if not rows:
+                return 0
+            tree = merkle_log(s)
+            for row in rows:
+                row.leaf_index = tree.append(_signed(row).leaf_entry())
+                s.add(row)
+            size = tree.size
+        with self._stats.lock:
+            self._stats.tree_size = size
+        return len(rows)
+
+    def checkpoint(self) -> None:
+        """Sign a checkpoint of the current tree if it grew and the interval has passed."""
+        now = time.monotonic()
+        if now - self._last_checkpoint < self._interval:
+            return
+        with self._db.write() as s:
+            tree = merkle_log(s)
+            size = tree.size
+            last = s.exec(select(func.max(CheckpointRow.size))).one() or 0
+            if size <= last:
+                return
+            cp = Checkpoint(origin=self._origin, size=size, root=tree.root(size))
+            note = sign_checkpoint(cp, self._key_name, self._key)
+            s.add(CheckpointRow(size=size, root=cp.root, note=note, created_at=time.time()))
+        self._last_checkpoint = now
+        with self._stats.lock:
+            self._stats.checkpoint_size = size
+        self._on_checkpoint.set()
+
+
+class Anchorer(Worker):
+    """Anchors the newest signed checkpoint in ProvenanceLog; retries while the chain is down."""
+
+    def __init__(self, *, db: Database, ledger: Ledger, stats: Stats, idle: float, retry: float) -> None:
+        super().__init__("anchorer", idle=idle)
+        self._db = db
+        self._ledger = ledger
+        self._stats = stats
+        self._retry = retry
+
+    def step(self) -> bool:
+        with self._db.session() as s:
+            row = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
+        if row is None or row.anchor_tx is not None:
+            return False
+        try:
+            receipt = self._ledger.anchor(row.size, row.root)
+        except ContractReverted as exc:
+            if exc.error == "SizeNotIncreasing":
+                # A larger size is already anchored (another run got further): adopt what the chain says.
+                log.warning("anchor of size %d refused: %s", row.size, exc.details)
+                self._stop_event.wait(self._retry)
+                return False
+            log.error("anchor of size %d refused by ProvenanceLog: %s", row.size, exc.details)
+            self._stop_event.wait(self._retry * 4)
+            return False
+        except LedgerError as exc:
+            with self._stats.lock:
+                self._stats.chain_up = False
+            log.info("chain unavailable for anchoring (%s); retrying", exc.message)
+            self._stop_event.wait(self._retry)
+            return False
+        with self._db.write() as s:
+            fresh = s.get(CheckpointRow, row.size)
+            assert fresh is not None
+            fresh.anchor_tx = receipt.tx_hash
+            fresh.anchor_block_number = receipt.block_number
+            fresh.anchor_block_hash = receipt.block_hash
+            fresh.anchored_at = time.time()
+            s.add(fresh)
+        with self._stats.lock:
+            self._stats.anchored_size = max(self._stats.anchored_size, row.size)
+            self._stats.chain_up = True
+            self._stats.last_anchor_at = time.time()
+        return True
+
+
+class ChainCaller(Worker):
+    """Sends the domain-contract call of every workflow record, strictly in acceptance order."""
+
+    def __init__(self, *, db: Database, ledger: Ledger, stats: Stats, idle: float, retry: float) -> None:
+        super().__init__("chain-caller", idle=idle)
+        self._db = db
+        self._ledger = ledger
+        self._stats = stats
+        self._retry = retry
+
+    def step(self) -> bool:
+        with self._db.session() as s:
+            rows = s.exec(
+                select(Record).where(Record.chain_status == "pending").order_by(col(Record.seq)).limit(50)
+            ).all()
+        if not rows:
+            with self._stats.lock:
+                self._stats.chain_pending = 0
+            return False
+        for row in rows:
+            if self.stopping:
+                return False
+            status, tx, error = "confirmed", None, None
+            try:
+                tx = self._ledger.workflow_call(row.kind, row.org, row.id, row.payload_digest, row.facts)
+            except ContractReverted as exc:
+                status, error = "rejected", exc.error
+                if self._already_applied(row, exc):
+                    status, error = "confirmed", None
+                else:
+                    log.warning("%s %s refused by its contract: %s", row.kind, row.id, exc.details)
+            except LedgerError as exc:
+                with self._stats.lock:
+                    self._stats.chain_up = False
+                log.info("chain unavailable for %s (%s); retrying", row.kind, exc.message)
+                self._stop_event.wait(self._retry)
+                return False
+            with self._db.write() as s:
+                fresh = s.get(Record, row.seq)
+                assert fresh is not None
+                fresh.chain_status, fresh.chain_tx, fresh.chain_error = status, tx, error
+                s.add(fresh)
+            with self._stats.lock:
+                self._stats.chain_calls[status] += 1
+                self._stats.chain_up = True
+        return True
+
+    def _already_applied(self, row: Record, exc: ContractReverted) -> bool:
+        """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
+        if row.kind == "rx.issue" and exc.error == "RxExists":
+            chain = self._ledger.rx_status(str(row.facts.get("rx_id")))
+            return chain is not None and chain["issue_digest"] == row.id
+        return exc.error == "DuplicateRecord"
+
+
+class RegistryWatcher(Worker):
+    """Polls OrgRegistry's events and drops the organisation cache when any arrives (key added/revoked...)."""
+
+    def __init__(self, *, ledger: Ledger, orgs: OrgDirectory, idle: float) -> None:
+        super().__init__("registry-watcher", idle=idle)
+        self._ledger = ledger
+        self._orgs = orgs
+        self._last: int | None = None
+
+    def step(self) -> bool:
+        try:
+            head = self._ledger.block_number()
+            if self._last is None:
+                self._last = head
+                return False
+            if self._ledger.registry_changed(self._last + 1, head):
+                self._orgs.invalidate()
+            self._last = head
+        except LedgerError:
+            pass  # the cache stays as it was; the next poll catches up from the same block
+        return False
+
+
+def _signed(row: Record) -> SignedRecord:
+    env = Envelope(
+        kind=row.kind,  # type: ignore[arg-type]
+        subject=row.subject,  # type: ignore[arg-type]
+        org=row.org,  # type: ignore[arg-type]
+        timestamp=row.timestamp,
+        nonce=row.nonce,
+        prev=row.prev,  # type: ignore[arg-type]
+        payload_digest=row.payload_digest,  # type: ignore[arg-type]
+    )
+    return SignedRecord(envelope=env, signature=b64decode(row.signature))
+
+
+def signed_record(row: Record) -> SignedRecord:
+    """The signed record a row holds (envelope + signature), as logged."""
+    return _signed(row)
