@@ -7,7 +7,7 @@ Both inputs normalise to one JSON form (see ``docs/design/adapters.md``); a pack
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -109,7 +109,7 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
     pollutants: dict[str, dict[str, str]] = n["pollutants"]
     if not pollutants:
         raise EnvRuleViolation("a reading needs at least one pollutant", details={"field": "pollutants"})
-    local = datetime.strptime(n["data_time"], "%Y%m%d%H%M%S")
+    local = hj212.local_time(n["data_time"])  # checked by the codec already
     try:
         utc = (local - context.hj212_utc_offset).replace(tzinfo=UTC)
     except OverflowError as exc:

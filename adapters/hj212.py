@@ -27,6 +27,7 @@ __all__ = [
     "check_item",
     "crc16",
     "encode_packet",
+    "local_time",
     "parse_cp",
     "parse_data_segment",
     "parse_packet",
@@ -66,14 +67,35 @@ _TIMESTAMP = re.compile(r"[0-9]{14}")
 FLAG_SUBPACKET = 0b10  # Flag bit D: the packet is one of PNUM parts
 
 
-def crc16(data: bytes) -> int:
-    """CRC16 of HJ 212-2017 appendix A over ``data`` (the data segment)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = (crc >> 8) ^ byte
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for i in range(256):
+        crc = i
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC16 of HJ 212-2017 appendix A over ``data`` (the data segment)."""
+    # The appendix's loop is crc = (crc >> 8) ^ byte, then 8 shift/xor steps. That value fits in a byte
+    # and the steps are linear, so each byte is one lookup of the 8 steps applied to it.
+    crc = 0xFFFF
+    for byte in data:
+        crc = _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
+
+
+def local_time(value: str) -> datetime:
+    """A ``YYYYMMDDhhmmss`` timestamp as a naive datetime (station local time); ValueError if invalid."""
+    if not _TIMESTAMP.fullmatch(value):
+        raise ValueError(value)
+    v = value
+    return datetime(int(v[:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]), int(v[10:12]), int(v[12:14]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,7 +274,7 @@ def _check_timestamp(value: str, part: str) -> None:
     if not _TIMESTAMP.fullmatch(value):
         raise _fail(f"{part} must be YYYYMMDDhhmmss", part, value=value)
     try:
-        datetime.strptime(value, "%Y%m%d%H%M%S")
+        local_time(value)
     except ValueError as exc:
         raise _fail(f"{part} is not a valid date-time", part, value=value) from exc
 
