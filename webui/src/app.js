@@ -1,0 +1,430 @@
+// The regulators' /verify page: input (file, paste, lookup), rendering, language switch, rx timeline.
+// Everything from a bundle or the gateway is untrusted text: it reaches the DOM only as textContent.
+import en from './i18n/en.json';
+import zh from './i18n/zh.json';
+import { verifyBundle } from './verify.js';
+import { toHex } from './bytes.js';
+
+const MESSAGES = { zh, en };
+const LANG_KEY = 'shancheng.verify.lang';
+const API = document.documentElement.dataset.apiBase || '/api/v1';
+const RECORD_ID = /^[0-9a-f]{64}$/;
+const SUBJECT = /^[a-z][a-z0-9_]*:\S{1,200}$/;
+const MAX_HISTORY_PAGES = 50;
+
+const state = { lang: initialLang(), view: null, busy: null };
+
+function initialLang() {
+  try {
+    const saved = localStorage.getItem(LANG_KEY);
+    if (saved && MESSAGES[saved]) return saved;
+  } catch {
+    // Storage may be disabled; the browser's language decides then.
+  }
+  return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+}
+
+function t(key, params = {}) {
+  const text = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+
+/** Create an element; strings and numbers become text nodes, never HTML. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const $ = (id) => document.getElementById(id);
+
+// --- static text and language ------------------------------------------------------------------------
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
+  document.title = `${t('app.title')} · Shancheng Provenance`;
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
+  for (const btn of document.querySelectorAll('[data-lang]')) btn.setAttribute('aria-pressed', String(btn.dataset.lang === state.lang));
+}
+
+function setLanguage(lang) {
+  state.lang = lang;
+  try {
+    localStorage.setItem(LANG_KEY, lang);
+  } catch {
+    // Not remembered, still switched.
+  }
+  applyLanguage();
+  render();
+}
+
+// --- rendering ---------------------------------------------------------------------------------------
+
+const ICON = { passed: '✓', failed: '✗', skipped: '–' };
+
+function stepItem(s) {
+  const reasonKey = s.status === 'passed' && !s.reason ? 'reason.passed' : `reason.${s.reason}`;
+  return h(
+    'li',
+    { class: `step ${s.status}`, 'data-step': s.step, 'data-status': s.status },
+    h('span', { class: 'icon', 'aria-hidden': 'true' }, ICON[s.status]),
+    h(
+      'div',
+      { class: 'step-body' },
+      h('span', { class: 'step-title' }, t(`step.${s.step}`)),
+      ' ',
+      h('span', { class: 'badge' }, t(`status.${s.status}`)),
+      h('p', { class: 'reason' }, t(reasonKey, s.params)),
+      s.note ? h('p', { class: 'note' }, t(`note.${s.note}`, s.params)) : null,
+      s.detail
+        ? h('details', {}, h('summary', {}, t('detail.technical')), h('code', { class: 'detail' }, s.detail))
+        : null,
+    ),
+  );
+}
+
+function dl(rows) {
+  return h(
+    'dl',
+    {},
+    rows.filter(Boolean).map(([k, v, mono]) => [h('dt', {}, t(k)), h('dd', mono ? { class: 'mono' } : {}, v)]),
+  );
+}
+
+function bundleView(result, source) {
+  const b = result.bundle && typeof result.bundle === 'object' ? result.bundle : {};
+  const rec = b.record && typeof b.record === 'object' ? b.record : null;
+  const verdict = result.ok
+    ? t('verdict.ok')
+    : t('verdict.failed', { step: t(`step.${result.failedStep}`) });
+  const parts = [
+    h(
+      'h2',
+      { class: `verdict ${result.ok ? 'ok' : 'failed'}`, 'data-verdict': result.ok ? 'verified' : 'failed', tabindex: '-1' },
+      h('span', { 'aria-hidden': 'true' }, result.ok ? '✓ ' : '✗ '),
+      verdict,
+    ),
+    source ? h('p', { class: 'source' }, t('verdict.source', { source })) : null,
+    h('h3', {}, t('steps.heading')),
+    h('ol', { class: 'steps' }, result.steps.map(stepItem)),
+  ];
+  if (rec) {
+    parts.push(
+      h('h3', {}, t('record.heading')),
+      dl([
+        ['record.kind', `${rec.kind ?? ''}${MESSAGES[state.lang][`kind.${rec.kind}`] ? ` (${t(`kind.${rec.kind}`)})` : ''}`],
+        ['record.subject', rec.subject, true],
+        ['record.org', rec.org, true],
+        ['record.timestamp', rec.timestamp, true],
+        ['record.digest', b.digest, true],
+        ['record.prev', rec.prev ?? t('record.none'), true],
+      ]),
+    );
+  }
+  const cp = result.checkpoint;
+  if (cp) {
+    parts.push(
+      h('h3', {}, t('checkpoint.heading')),
+      dl([
+        ['checkpoint.origin', cp.origin, true],
+        ['checkpoint.size', String(cp.size), true],
+        ['checkpoint.root', toHex(cp.root), true],
+        ['checkpoint.leaf', String(b.log?.leaf_index), true],
+      ]),
+    );
+  }
+  const a = b.anchor;
+  parts.push(h('h3', {}, t('anchor.heading')));
+  if (a && typeof a === 'object') {
+    parts.push(
+      dl([
+        ['anchor.chain_id', String(a.chain_id), true],
+        ['anchor.contract', a.contract, true],
+        ['anchor.block', String(a.block_number), true],
+        ['anchor.block_hash', a.block_hash, true],
+        ['anchor.tx', a.tx_hash, true],
+        ['anchor.tree', `${a.tree_size} / ${a.root}`, true],
+      ]),
+    );
+  } else {
+    parts.push(h('p', {}, t('anchor.none')));
+  }
+  return h('div', { class: 'bundle-result' }, parts);
+}
+
+/** Issued → dispensed / revoked / expired, from the subject's rx.* records. */
+function timelineEvents(entries) {
+  const events = [];
+  let validUntil = null;
+  const sorted = [...entries].sort((x, y) => (x.item.timestamp < y.item.timestamp ? -1 : 1));
+  for (const e of sorted) {
+    const stage = { 'rx.issue': 'issued', 'rx.dispense': 'dispensed', 'rx.revoke': 'revoked' }[e.item.kind];
+    if (!stage) continue;
+    if (stage === 'issued') {
+      const end = e.result?.bundle?.payload?.dispenseRequest?.validityPeriod?.end;
+      validUntil = typeof end === 'string' ? end : null;
+    }
+    events.push({ stage, org: e.item.org, at: e.item.timestamp, entry: e, validUntil: stage === 'issued' ? validUntil : null });
+  }
+  const last = events.at(-1);
+  if (last?.stage === 'issued' && last.validUntil && Date.parse(last.validUntil) < Date.now()) {
+    events.push({ stage: 'expired', org: null, at: last.validUntil, entry: null });
+  }
+  return events;
+}
+
+function timelineView(entries) {
+  const events = timelineEvents(entries);
+  if (!events.length) return null;
+  const current = events.at(-1).stage;
+  return h(
+    'section',
+    { class: 'timeline', 'aria-labelledby': 'timeline-heading', 'data-state': current },
+    h('h3', { id: 'timeline-heading' }, t('timeline.heading')),
+    h('p', { class: 'timeline-state' }, t('timeline.state', { state: t(`timeline.${current}`) })),
+    h(
+      'ol',
+      {},
+      events.map((ev) => {
+        const verified = ev.entry?.result ? ev.entry.result.ok : null;
+        return h(
+          'li',
+          { class: `event ${ev.stage}`, 'data-stage': ev.stage },
+          h('span', { class: 'stage' }, t(`timeline.${ev.stage}`)),
+          ' ',
+          h('time', { datetime: ev.at }, ev.at),
+          ev.org ? [' · ', h('span', { class: 'org' }, t('timeline.by', { org: ev.org }))] : null,
+          ev.validUntil ? [' · ', t('timeline.valid_until', { end: ev.validUntil })] : null,
+          verified === null
+            ? null
+            : [' ', h('span', { class: `badge ${verified ? 'passed' : 'failed'}` }, verified ? '✓' : '✗', ' ', t(`status.${verified ? 'passed' : 'failed'}`))],
+        );
+      }),
+    ),
+  );
+}
+
+function subjectView(view) {
+  const { subject, entries } = view;
+  const done = entries.filter((e) => e.result);
+  const ok = done.filter((e) => e.result.ok).length;
+  const rows = entries.map((e, i) => {
+    const id = e.item.id;
+    let cell;
+    if (e.error) cell = h('span', { class: 'badge failed' }, e.error);
+    else if (!e.result) cell = h('span', { class: 'badge' }, t('status.working'));
+    else {
+      cell = [
+        h('span', { class: `badge ${e.result.ok ? 'passed' : 'failed'}` }, e.result.ok ? '✓ ' : '✗ ', e.result.ok ? t('status.passed') : t('verdict.failed', { step: t(`step.${e.result.failedStep}`) })),
+        ' ',
+        h('button', { type: 'button', class: 'link', 'aria-expanded': String(view.open === i), 'aria-controls': 'subject-detail', onclick: () => toggleDetail(i) }, t('subject.show')),
+      ];
+    }
+    return h(
+      'tr',
+      { 'data-record': id },
+      h('td', { class: 'mono' }, e.item.timestamp),
+      h('td', {}, e.item.kind),
+      h('td', { class: 'mono' }, e.item.org),
+      h('td', { class: 'mono', title: id }, `${String(id).slice(0, 16)}…`),
+      h('td', {}, cell),
+    );
+  });
+  const open = view.open !== null && entries[view.open]?.result;
+  return h(
+    'div',
+    { class: 'subject-result', 'data-subject': subject },
+    h('h2', { tabindex: '-1' }, t('subject.heading', { subject })),
+    entries.length ? h('p', { class: 'summary' }, t('subject.summary', { ok, total: entries.length })) : h('p', {}, t('subject.empty')),
+    subject.startsWith('rx:') ? timelineView(entries) : null,
+    entries.length
+      ? h(
+          'table',
+          {},
+          h('thead', {}, h('tr', {}, ['time', 'kind', 'org', 'id', 'result'].map((c) => h('th', { scope: 'col' }, t(`subject.col.${c}`))))),
+          h('tbody', {}, rows),
+        )
+      : null,
+    h('div', { id: 'subject-detail' }, open ? bundleView(entries[view.open].result, entries[view.open].item.id) : null),
+  );
+}
+
+function render() {
+  const out = $('results');
+  out.setAttribute('aria-busy', String(Boolean(state.busy)));
+  const v = state.view;
+  let content;
+  if (state.busy) content = h('p', { class: 'busy' }, t(state.busy));
+  else if (!v) content = null;
+  else if (v.type === 'bundle') content = bundleView(v.result, v.source);
+  else if (v.type === 'subject') content = subjectView(v);
+  else if (v.type === 'error') content = h('p', { class: 'error', role: 'alert', 'data-error': v.key }, t(v.key, v.params));
+  out.replaceChildren(...(content ? [content] : []));
+}
+
+function toggleDetail(i) {
+  state.view.open = state.view.open === i ? null : i;
+  render();
+  if (state.view.open !== null) $('subject-detail').querySelector('h2')?.focus();
+}
+
+function show(view) {
+  state.busy = null;
+  state.view = view;
+  render();
+  // Move focus to the new heading so keyboard and screen-reader users land on the result.
+  $('results').querySelector('h2')?.focus({ preventScroll: false });
+}
+
+// --- inputs ------------------------------------------------------------------------------------------
+
+function verifyText(text, source) {
+  if (!text.trim()) return show({ type: 'error', key: 'error.empty' });
+  show({ type: 'bundle', result: verifyBundle(text), source });
+}
+
+async function readFile(file) {
+  try {
+    verifyText(await file.text(), file.name);
+  } catch {
+    show({ type: 'error', key: 'error.file' });
+  }
+}
+
+class ApiError extends Error {
+  constructor(key, params) {
+    super(key);
+    this.key = key;
+    this.params = params;
+  }
+}
+
+async function api(path) {
+  let res;
+  try {
+    res = await fetch(`${API}${path}`, { headers: { Accept: 'application/json' } });
+  } catch (e) {
+    throw new ApiError('error.network', { message: e.message });
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let message = res.statusText;
+    try {
+      const err = JSON.parse(text).error;
+      message = err.code ? `${err.message} [${err.code}]` : err.message;
+    } catch {
+      // Not the gateway's error body: keep the status text.
+    }
+    throw new ApiError(res.status === 404 ? 'error.not_found' : 'error.http', { status: res.status, message });
+  }
+  return text;
+}
+
+function historyItems(doc) {
+  const items = Array.isArray(doc) ? doc : (doc.items ?? doc.records ?? doc.data ?? []);
+  return items.map((it) => ({ ...it, id: it.id ?? it.record_id ?? it.digest }));
+}
+
+async function lookup(query) {
+  const q = query.trim();
+  if (!RECORD_ID.test(q) && !SUBJECT.test(q)) return show({ type: 'error', key: 'error.lookup_format' });
+  const url = new URL(location.href);
+  url.searchParams.set('q', q);
+  history.replaceState(null, '', url);
+  state.busy = 'status.loading';
+  render();
+  try {
+    if (RECORD_ID.test(q)) {
+      const text = await api(`/records/${q}/bundle`);
+      return show({ type: 'bundle', result: verifyBundle(text), source: q });
+    }
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
+      const suffix = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+      const doc = JSON.parse(await api(`/subjects/${encodeURIComponent(q)}/records${suffix}`));
+      items.push(...historyItems(doc));
+      cursor = Array.isArray(doc) ? null : (doc.next_cursor ?? null);
+      if (!cursor) break;
+    }
+    const view = { type: 'subject', subject: q, open: null, entries: items.map((item) => ({ item, result: null, error: null })) };
+    show(view);
+    await verifyAll(view);
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    show({ type: 'error', key: e.key, params: e.params });
+  }
+}
+
+async function verifyAll(view) {
+  let next = 0;
+  const worker = async () => {
+    while (next < view.entries.length) {
+      const entry = view.entries[next++];
+      try {
+        entry.result = verifyBundle(await api(`/records/${entry.item.id}/bundle`));
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        entry.error = t(e.key, e.params);
+      }
+      if (state.view === view) render();
+    }
+  };
+  // Screen readers wait for the whole history instead of reading each row as it lands.
+  $('results').setAttribute('aria-busy', 'true');
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  $('results').setAttribute('aria-busy', 'false');
+}
+
+function wire() {
+  for (const btn of document.querySelectorAll('[data-lang]')) btn.addEventListener('click', () => setLanguage(btn.dataset.lang));
+  $('file').addEventListener('change', (e) => {
+    const file = e.target.files?.[0];
+    if (file) readFile(file);
+    e.target.value = '';
+  });
+  $('verify-paste').addEventListener('click', () => verifyText($('paste').value, null));
+  $('lookup').addEventListener('submit', (e) => {
+    e.preventDefault();
+    lookup($('q').value);
+  });
+  const drop = $('drop');
+  // A file dropped anywhere is taken; the drop zone only shows where.
+  document.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('dragging');
+  });
+  document.addEventListener('dragleave', (e) => {
+    if (!e.relatedTarget) drop.classList.remove('dragging');
+  });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('dragging');
+    const file = e.dataTransfer?.files?.[0];
+    if (file) readFile(file);
+    else {
+      const text = e.dataTransfer?.getData('text/plain');
+      if (text) verifyText(text, null);
+    }
+  });
+}
+
+wire();
+applyLanguage();
+render();
+const initial = new URLSearchParams(location.search).get('q');
+if (initial) {
+  $('q').value = initial;
+  lookup(initial);
+}
