@@ -1,0 +1,356 @@
+"""Helpers of the gateway tests: a cuttable relay to the node, the gateway under uvicorn, signed payloads."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from adapters import adapt
+from devnet.deploy import Manifest
+from devnet.engines import EngineHandle
+from gateway.core.config import GatewaySettings
+from gateway.main import create_app
+from provenance.crypto import SM2PrivateKey
+from provenance.records import Envelope, format_timestamp, sign_envelope
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+# --- a relay in front of the node, to cut the chain off -----------------------------------------------
+
+
+class Relay:
+    """A TCP relay to the node's RPC port; ``down()`` refuses and drops every connection until ``up()``."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self._target = (host, int(port.rstrip("/")))
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self._up = threading.Event()
+        self._up.set()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def down(self) -> None:
+        self._up.clear()
+        with self._lock:
+            for c in self._conns:
+                with contextlib.suppress(OSError):
+                    c.close()
+            self._conns.clear()
+
+    def up(self) -> None:
+        self._up.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            if not self._up.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+# --- the gateway under test ---------------------------------------------------------------------------
+
+
+class Server:
+    """uvicorn serving one app in a thread."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+def sign_submission(
+    org: str,
+    key: SM2PrivateKey,
+    kind: str,
+    payload: Any,
+    *,
+    timestamp: str | None = None,
+    nonce: str | None = None,
+    prev: str | None = None,
+) -> dict[str, Any]:
+    """A request body: the envelope for ``payload`` (digest as the adapters compute it), signed."""
+    adapted = adapt(kind, payload.encode() if isinstance(payload, str) else payload)
+    env = Envelope(
+        kind=kind,  # type: ignore[arg-type]
+        subject=adapted.subject,
+        org=org,  # type: ignore[arg-type]
+        timestamp=timestamp or format_timestamp(datetime.now(UTC)),
+        nonce=nonce or secrets.token_hex(16),
+        prev=prev,  # type: ignore[arg-type]
+        payload_digest=adapted.digest,
+    )
+    signed = sign_envelope(env, key)
+    return {**signed.to_dict(), "payload": payload}
+
+
+@dataclass
+class OrgClient:
+    """One organisation: its SM2 key and API token, talking to the gateway."""
+
+    org: str
+    key: SM2PrivateKey
+    token: str
+    harness: Harness
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def body(self, kind: str, payload: Any, **kw: Any) -> dict[str, Any]:
+        kw.setdefault("org", self.org)
+        org = kw.pop("org")
+        key = kw.pop("key", self.key)
+        return sign_submission(org, key, kind, payload, **kw)
+
+    def post(self, body: Any, **kw: Any) -> httpx.Response:
+        return self.harness.http.post(
+            "/api/v1/records", json=body, headers={**self.headers, **kw.pop("headers", {})}
+        )
+
+    def submit(self, kind: str, payload: Any, **kw: Any) -> httpx.Response:
+        return self.post(self.body(kind, payload, **kw))
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.harness.http.get(path, headers=self.headers, **kw)
+
+
+@dataclass
+class Harness:
+    network: Manifest
+    engine: EngineHandle
+    settings: GatewaySettings
+    relay: Relay
+    server: Server
+    tokens: dict[str, str] = field(default_factory=dict)
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.server.url, timeout=30)
+
+    def client(self, org: str, *, key: SM2PrivateKey | None = None) -> OrgClient:
+        return OrgClient(org=org, key=key or self.network.sm2_key(org), token=self.tokens[org], harness=self)
+
+    def restart(self) -> None:
+        """Stop the gateway and start a new one on the same database (a process restart)."""
+        self.server.stop()
+        self.http.close()
+        self.server = Server(self.settings)
+        self.http = httpx.Client(base_url=self.server.url, timeout=30)
+
+    def wait(self, predicate: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def record(self, record_id: str) -> dict[str, Any]:
+        any_org = next(iter(self.tokens))
+        r = self.http.get(
+            f"/api/v1/records/{record_id}", headers={"Authorization": f"Bearer {self.tokens[any_org]}"}
+        )
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    def wait_status(self, record_id: str, status: str = "anchored", timeout: float = 20.0) -> dict[str, Any]:
+        order = ("accepted", "sequenced", "anchored")
+
+        def reached() -> dict[str, Any] | None:
+            rec = self.record(record_id)
+            return rec if order.index(rec["status"]) >= order.index(status) else None
+
+        result: dict[str, Any] = self.wait(reached, timeout=timeout, what=f"{record_id} {status}")
+        return result
+
+    def wait_chain(self, record_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            rec = self.record(record_id)
+            return rec if rec["chain_status"] in ("confirmed", "rejected") else None
+
+        result: dict[str, Any] = self.wait(done, timeout=timeout, what=f"{record_id} on chain")
+        return result
+
+
+def gateway_settings(tmp: Path, network: Manifest, rpc_url: str, **overrides: Any) -> GatewaySettings:
+    """Settings for a test gateway: its own SQLite file (or PROV_TEST_PG_URL), fast worker cadence."""
+    assert network.path is not None
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp / 'gateway.db'}",
+        "manifest_path": network.path,
+        "rpc_url": rpc_url,
+        "checkpoint_interval": 0.2,
+        "registry_poll": 0.1,
+        "chain_retry": 0.2,
+        "worker_idle": 0.02,
+        "token_cache_ttl": 1.0,
+        **overrides,
+    }
+    return GatewaySettings(**values)
+
+
+# --- payload builders ---------------------------------------------------------------------------------
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rx_issue(rx_id: str, *, valid_for: timedelta = timedelta(days=3)) -> dict[str, Any]:
+    """The golden MedicationRequest with a fresh id and a validity period around now."""
+    obj: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-issue-amoxicillin.json").read_text("utf-8"))
+    now = datetime.now(UTC)
+    obj["id"] = rx_id
+    obj["identifier"][0]["value"] = rx_id
+    obj["authoredOn"] = _iso(now - timedelta(minutes=5))
+    obj["dispenseRequest"]["validityPeriod"] = {
+        "start": _iso(now - timedelta(minutes=5)),
+        "end": _iso(now + valid_for),
+    }
+    return obj
+
+
+def rx_dispense(rx_id: str) -> dict[str, Any]:
+    """The golden MedicationDispense for ``rx_id``, handed over now."""
+    obj: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-dispense-amoxicillin.json").read_text("utf-8"))
+    obj = copy.deepcopy(obj)
+    now = datetime.now(UTC)
+    obj["id"] = "DS" + secrets.token_hex(6)
+    obj["identifier"][0]["value"] = obj["id"]
+    obj["authorizingPrescription"] = [{"reference": f"MedicationRequest/{rx_id}"}]
+    obj["whenPrepared"] = _iso(now - timedelta(seconds=30))
+    obj["whenHandedOver"] = _iso(now)
+    return obj
+
+
+def rx_revoke(rx_id: str) -> dict[str, Any]:
+    return {"rx_id": rx_id, "reason": "患者青霉素皮试阳性", "revoked_at": _iso(datetime.now(UTC))}
+
+
+def share_request(request_id: str, requester: str, dataset: str = "health-stats") -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "dataset": dataset,
+        "requester": requester,
+        "fields": ["person_id_hash", "household_district", "insured_status"],
+        "purpose": "城乡居民医保参保核查",
+        "requested_at": _iso(datetime.now(UTC) - timedelta(minutes=1)),
+    }
+
+
+def share_consent(
+    request_id: str, dataset: str = "health-stats", *, valid_for: timedelta = timedelta(days=30)
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "request_id": request_id,
+        "dataset": dataset,
+        "fields": ["person_id_hash", "insured_status"],
+        "purpose": "城乡居民医保参保核查",
+        "granted_at": _iso(now - timedelta(seconds=30)),
+        "expires_at": _iso(now + valid_for),
+    }
+
+
+def share_access(
+    request_id: str,
+    consent_digest: str,
+    accessor: str,
+    dataset: str = "health-stats",
+    fields: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "consent_digest": consent_digest,
+        "dataset": dataset,
+        "fields": fields or ["person_id_hash"],
+        "purpose": "城乡居民医保参保核查",
+        "accessor": accessor,
+        "accessed_at": _iso(datetime.now(UTC)),
+    }
+
+
+def party_meeting(branch: str, meeting_id: str) -> dict[str, Any]:
+    obj: dict[str, Any] = json.loads((ASSETS / "party" / "meeting-branch-assembly.json").read_text("utf-8"))
+    obj["branch_id"] = branch
+    obj["meeting_id"] = meeting_id
+    obj["held_at"] = _iso(datetime.now(UTC) - timedelta(hours=1))
+    return obj
+
+
+def hj212_packet(name: str = "air-realtime-2011.txt") -> str:
+    return (ASSETS / "hj212" / name).read_text("ascii").strip()
+
+
+def tamper_signature(body: dict[str, Any]) -> dict[str, Any]:
+    sig = bytearray(base64.b64decode(body["signature"]))
+    sig[-1] ^= 0x01
+    return {**body, "signature": base64.b64encode(bytes(sig)).decode()}
