@@ -1,4 +1,4 @@
-"""Contract suite fixtures: one engine per session (every engine we have), one full deployment per module.
+"""Contract suite fixtures: one engine per session (every engine we have), one full deployment on each.
 
 The same tests run on anvil and, once ``devnet.embedded`` exists, on our own node. Nothing here relies on
 anvil-only RPC methods except ``Chain.advance`` (time travel), which skips where it is unsupported.
@@ -22,7 +22,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
 from devnet.anvil import start_anvil
-from devnet.engines import EngineHandle
+from devnet.engines import EngineHandle, test_accounts
 from provenance.contracts import (
     ContractReverted,
     ProposalKind,
@@ -52,6 +52,9 @@ def pubkey(label: str) -> bytes:
     return hashlib.sha512(label.encode()).digest()
 
 
+N_EXTRA = 5
+
+
 def extra_account(i: int) -> LocalAccount:
     """Accounts beyond the engine's ten funded ones (funded by the fixture); test-only keys."""
     key = hashlib.sha256(f"shancheng-contract-tests-{i}".encode()).digest()
@@ -68,7 +71,9 @@ def engine(
     else:
         from devnet.embedded import start_embedded  # type: ignore[import-not-found,unused-ignore]
 
-        handle = start_embedded(data_dir=tmp_path_factory.mktemp("embedded"))
+        # Our node refuses senders its genesis does not permit, so the extra accounts go in there too.
+        accounts = test_accounts(10) + [extra_account(i) for i in range(N_EXTRA)]
+        handle = start_embedded(data_dir=tmp_path_factory.mktemp("embedded"), accounts=accounts)
     try:
         yield handle
     finally:
@@ -148,6 +153,18 @@ class Chain:
         members = [a.address for a in self.accounts[: len(weights)]]
         return deploy(self.w3, "OrgRegistry", members, list(weights), *rates, sender=self.accounts[0])
 
+    def enact(self, registry: Contract, kind: ProposalKind, *args: Any) -> int:
+        """C alone (weight 2 of 4, 50 % participation) passes a proposal in the proposing transaction."""
+        return propose(self.w3, registry, kind, *args, sender=self.committee[2])
+
+    def new_org(self, registry: Contract, name: str, role: Role, *accounts: LocalAccount) -> bytes:
+        """An org with its accounts on a registry of the default committee (see ``new_registry``)."""
+        oid = org_id(name)
+        self.enact(registry, ProposalKind.ADD_ORG, oid, int(role), name)
+        for account in accounts:
+            self.enact(registry, ProposalKind.ADD_ACCOUNT, oid, account.address)
+        return oid
+
     def pass_proposal(self, registry: Contract, kind: ProposalKind, *args: Any) -> int:
         """A proposes, B votes for: together they reach 50 % participation and 100 % for."""
         a, b, _ = self.committee
@@ -201,9 +218,13 @@ ORG_PLAN: list[tuple[str, Role, int | str | None]] = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployment(chain: Chain) -> Deployment:
-    """Every contract, with one org of each role registered through committee proposals and votes."""
+    """Every contract, with one org of each role registered through committee proposals and votes.
+
+    Shared by the whole session (deploying costs seconds per engine): tests use fresh ids, never change
+    the committee or the orgs of this registry, and deploy their own registry when they need to.
+    """
     committee = [(a.address, w) for a, w in zip(chain.committee, WEIGHTS, strict=True)]
     suite = deploy_suite(
         chain.w3,

@@ -19,14 +19,11 @@ def status(reg: Contract, pid: int) -> ProposalStatus:
 
 
 def by_c(chain: Chain, reg: Contract, kind: ProposalKind, *args: Any) -> int:
-    """C alone (weight 2 of 4, 50 % participation) passes a proposal in the proposing transaction."""
-    return propose(chain.w3, reg, kind, *args, sender=chain.committee[2])
+    return chain.enact(reg, kind, *args)
 
 
 def add_org(chain: Chain, reg: Contract, name: str, role: Role = Role.HOSPITAL) -> bytes:
-    oid = org_id(name)
-    by_c(chain, reg, K.ADD_ORG, oid, int(role), name)
-    return oid
+    return chain.new_org(reg, name, role)
 
 
 # ------------------------------------------------------------------ the shared deployment
