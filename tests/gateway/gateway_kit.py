@@ -133,17 +133,22 @@ def sign_submission(
     timestamp: str | None = None,
     nonce: str | None = None,
     prev: str | None = None,
+    subject: str | None = None,
+    payload_digest: str | None = None,
 ) -> dict[str, Any]:
     """A request body: the envelope for ``payload`` (digest as the adapters compute it), signed."""
-    adapted = adapt(kind, payload.encode() if isinstance(payload, str) else payload)
+    if subject is None or payload_digest is None:
+        adapted = adapt(kind, payload.encode() if isinstance(payload, str) else payload)
+        subject = subject or adapted.subject
+        payload_digest = payload_digest or adapted.digest
     env = Envelope(
         kind=kind,  # type: ignore[arg-type]
-        subject=adapted.subject,
+        subject=subject,  # type: ignore[arg-type]
         org=org,  # type: ignore[arg-type]
         timestamp=timestamp or format_timestamp(datetime.now(UTC)),
         nonce=nonce or secrets.token_hex(16),
         prev=prev,  # type: ignore[arg-type]
-        payload_digest=adapted.digest,
+        payload_digest=payload_digest,  # type: ignore[arg-type]
     )
     signed = sign_envelope(env, key)
     return {**signed.to_dict(), "payload": payload}
@@ -347,10 +352,48 @@ def party_meeting(branch: str, meeting_id: str) -> dict[str, Any]:
 
 
 def hj212_packet(name: str = "air-realtime-2011.txt") -> str:
-    return (ASSETS / "hj212" / name).read_text("ascii").strip()
+    return (ASSETS / "hj212" / name).read_bytes().decode("ascii")
 
 
 def tamper_signature(body: dict[str, Any]) -> dict[str, Any]:
     sig = bytearray(base64.b64decode(body["signature"]))
     sig[-1] ^= 0x01
     return {**body, "signature": base64.b64encode(bytes(sig)).decode()}
+
+
+def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
+    """``n`` distinct valid HJ 212 packets (the golden real-time packet with fresh QNs and values)."""
+    import dataclasses
+
+    from adapters import hj212
+
+    base = hj212.parse_packet(hj212_packet().encode())
+    out = []
+    for i in range(n):
+        pollutants = {code: dict(f) for code, f in base.pollutants.items()}
+        pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
+        p = dataclasses.replace(base, qn=f"2026112509{i:07d}", mn=mn or base.mn, pollutants=pollutants)
+        out.append(p.encode())
+    return out
+
+
+def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
+    """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain."""
+    from provenance.anchor import ChainAnchorChecker
+    from provenance.bundle import EvidenceBundle
+    from provenance.trust import TrustStore
+    from provenance.verify import Verifier
+
+    assert network.path is not None
+    trust = TrustStore.load(network.path.parent / "trust.json")
+    checker = ChainAnchorChecker.from_rpc(network.rpc_url, contract=network.contracts["ProvenanceLog"])
+    Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+
+
+def error_code(response: httpx.Response) -> str:
+    """The error code of an error response (and a check of the error body's shape)."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    code: str = body["error"]["code"]
+    return code

@@ -1,0 +1,127 @@
+"""E-prescriptions end to end: issue -> check -> dispense once (also under a race), revoke, expiry."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from datetime import timedelta
+
+import httpx
+from gateway_kit import Harness, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
+
+
+def _rx() -> str:
+    return "RX" + secrets.token_hex(5).upper()
+
+
+def _issue(harness: Harness, rx: str, **kw: object) -> str:
+    r = harness.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw))  # type: ignore[arg-type]
+    assert r.status_code == 202, r.text
+    rid: str = r.json()["id"]
+    return rid
+
+
+def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> None:
+    rx = _rx()
+    issue_id = _issue(harness, rx)
+    pharmacy = harness.client("pharmacy-1")
+
+    check = pharmacy.get(f"/api/v1/rx/{rx}/check").json()
+    assert check["valid"] and check["issuer"] == "hospital-1" and check["issuer_registered"]
+    assert not check["dispensed"] and not check["revoked"] and not check["expired"]
+    assert check["issue_record"] == issue_id
+
+    r = pharmacy.submit("rx.dispense", rx_dispense(rx))
+    assert r.status_code == 202, r.text
+    dispense_id = r.json()["id"]
+
+    again = harness.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx))
+    assert again.status_code == 409
+    assert error_code(again) == "RX_ALREADY_DISPENSED"
+
+    check = pharmacy.get(f"/api/v1/rx/{rx}/check").json()
+    assert check["dispensed"] and check["dispensed_by"] == "pharmacy-1" and not check["valid"]
+
+    # The contract saw both calls in order; the dispense is final on chain too.
+    assert harness.wait_chain(issue_id)["chain_status"] == "confirmed"
+    assert harness.wait_chain(dispense_id)["chain_status"] == "confirmed"
+    on_chain = pharmacy.get(f"/api/v1/rx/{rx}/check").json()["on_chain"]
+    assert on_chain["status"] == "dispensed" and on_chain["dispenser"] == "pharmacy-1"
+
+    harness.wait_status(dispense_id, "anchored")
+    bundle = pharmacy.get(f"/api/v1/records/{dispense_id}/bundle")
+    assert bundle.status_code == 200, bundle.text
+    assert bundle.json()["payload"]["resourceType"] == "MedicationDispense"
+    verify_bundle(bundle.json(), harness.network)
+
+
+def test_two_pharmacies_racing_exactly_one_wins(harness: Harness) -> None:
+    rx = _rx()
+    _issue(harness, rx)
+    bodies = {
+        org: harness.client(org).body("rx.dispense", rx_dispense(rx)) for org in ("pharmacy-1", "pharmacy-2")
+    }
+    results: dict[str, httpx.Response] = {}
+    start = threading.Barrier(2)
+
+    def go(org: str) -> None:
+        start.wait()
+        results[org] = harness.client(org).post(bodies[org])
+
+    threads = [threading.Thread(target=go, args=(org,)) for org in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results.values())
+    assert codes == [202, 409], {k: v.text for k, v in results.items()}
+    loser = next(r for r in results.values() if r.status_code == 409)
+    assert error_code(loser) == "RX_ALREADY_DISPENSED"
+
+
+def test_revoke_then_dispense_refused(harness: Harness) -> None:
+    rx = _rx()
+    _issue(harness, rx)
+    other = harness.client("hospital-2").submit("rx.revoke", rx_revoke(rx))
+    assert other.status_code == 403 and error_code(other) == "RX_NOT_ISSUER"
+    r = harness.client("hospital-1").submit("rx.revoke", rx_revoke(rx))
+    assert r.status_code == 202, r.text
+    d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
+    assert d.status_code == 409 and error_code(d) == "RX_REVOKED"
+    again = harness.client("hospital-1").submit("rx.revoke", rx_revoke(rx))
+    assert again.status_code == 409 and error_code(again) == "RX_REVOKED"
+    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check").json()
+    assert check["revoked"] and not check["valid"]
+
+
+def test_expired_prescription_refused(harness: Harness) -> None:
+    rx = _rx()
+    _issue(harness, rx, valid_for=timedelta(seconds=2))
+    time.sleep(2.2)
+    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check").json()
+    assert check["expired"] and not check["valid"]
+    d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
+    assert d.status_code == 409 and error_code(d) == "RX_EXPIRED"
+
+
+def test_unknown_and_duplicate_prescriptions(harness: Harness) -> None:
+    rx = _rx()
+    d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
+    assert d.status_code == 404 and error_code(d) == "RX_UNKNOWN"
+    c = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check")
+    assert c.status_code == 404 and error_code(c) == "RX_UNKNOWN"
+    _issue(harness, rx)
+    dup = harness.client("hospital-2").submit("rx.issue", rx_issue(rx))
+    assert dup.status_code == 409 and error_code(dup) == "RX_EXISTS"
+
+
+def test_roles_per_kind(harness: Harness) -> None:
+    rx = _rx()
+    r = harness.client("pharmacy-1").submit("rx.issue", rx_issue(rx))
+    assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN"
+    _issue(harness, rx)
+    r = harness.client("hospital-1").submit("rx.dispense", rx_dispense(rx))
+    assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN"
+    c = harness.client("party-branch").get(f"/api/v1/rx/{rx}/check")
+    assert c.status_code == 403 and error_code(c) == "ROLE_FORBIDDEN"
