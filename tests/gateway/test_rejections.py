@@ -1,0 +1,197 @@
+"""Every rejection of the write path has its code: auth, identity, signature, keys, replay, payload, body."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+from gateway_kit import Harness, Server, error_code, gateway_settings, rx_issue, tamper_signature
+from web3 import Web3
+
+from devnet.deploy import register_key, revoke_key
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from provenance.contracts import at, org_id
+from provenance.crypto import SM2PrivateKey
+from provenance.records import format_timestamp
+
+
+def _rx() -> str:
+    return "RX" + secrets.token_hex(5).upper()
+
+
+def test_auth_required_and_token_invalid(harness: Harness) -> None:
+    body = harness.client("hospital-1").body("rx.issue", rx_issue(_rx()))
+    r = harness.http.post("/api/v1/records", json=body)
+    assert r.status_code == 401 and error_code(r) == "AUTH_REQUIRED"
+    r = harness.http.post("/api/v1/records", json=body, headers={"Authorization": "Bearer spt_00.nope"})
+    assert r.status_code == 401 and error_code(r) == "TOKEN_INVALID"
+
+
+def test_org_mismatch(harness: Harness) -> None:
+    body = harness.client("hospital-1").body("rx.issue", rx_issue(_rx()))
+    r = harness.client("hospital-2").post(body)
+    assert r.status_code == 403 and error_code(r) == "ORG_MISMATCH"
+
+
+def test_org_unknown(harness: Harness) -> None:
+    ghost = harness.client("ghost-org", key=SM2PrivateKey.generate())
+    r = ghost.submit("rx.issue", rx_issue(_rx()))
+    assert r.status_code == 403 and error_code(r) == "ORG_UNKNOWN"
+
+
+def test_forged_signature_and_another_orgs_key(harness: Harness) -> None:
+    h = harness.client("hospital-1")
+    r = h.post(tamper_signature(h.body("rx.issue", rx_issue(_rx()))))
+    assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
+    stolen = harness.network.sm2_key("pharmacy-1")
+    r = h.submit("rx.issue", rx_issue(_rx()), key=stolen)
+    assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
+    r = h.post({**h.body("rx.issue", rx_issue(_rx())), "signature": "not base64!"})
+    assert r.status_code == 400 and error_code(r) == "FORMAT_INVALID"
+    r = h.post({**h.body("rx.issue", rx_issue(_rx())), "signature": "MAUCAQECAQE="})  # DER, wrong curve order
+    assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
+
+
+def test_key_revoked_before_record_time(harness: Harness) -> None:
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    registry = at(w3, "OrgRegistry", harness.network.contracts["OrgRegistry"])
+    committee = harness.engine.accounts[1:4]
+    key = SM2PrivateKey.generate()
+    index = register_key(w3, registry, committee, "hospital-2", key.public_key().raw())
+    h = harness.client("hospital-2", key=key)
+
+    def keys() -> list[dict[str, object]]:
+        orgs = harness.http.get("/api/v1/orgs").json()["orgs"]
+        found: list[dict[str, object]] = next(o for o in orgs if o["id"] == "hospital-2")["keys"]
+        return found
+
+    harness.wait(lambda: len(keys()) > index, what="new key visible")
+    before = format_timestamp(datetime.now(UTC) - timedelta(seconds=5))
+    signed_before = h.body("rx.issue", rx_issue(_rx()), timestamp=before)
+    assert h.submit("rx.issue", rx_issue(_rx())).status_code == 202
+
+    revoke_key(w3, registry, committee, "hospital-2", index)
+    harness.wait(lambda: keys()[index]["revoked_at"] is not None, what="revocation visible")
+    time.sleep(1.1)  # revokedAt has whole-second resolution: sign strictly after it
+    r = h.submit("rx.issue", rx_issue(_rx()))
+    assert r.status_code == 400 and error_code(r) == "KEY_REVOKED"
+    assert r.json()["error"]["details"]["key_index"] == index
+    # A record signed while the key was valid still verifies: revocation is not retroactive.
+    assert h.post(signed_before).status_code == 202
+    assert registry.functions.keyCount(org_id("hospital-2")).call() == index + 1
+
+
+def test_replay_and_idempotency(harness: Harness) -> None:
+    h = harness.client("hospital-1")
+    body = h.body("rx.issue", rx_issue(_rx()))
+    first = h.post(body)
+    assert first.status_code == 202
+    again = h.post(body)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"] and again.json()["existing"]
+    nonce = body["record"]["nonce"]
+    replay = h.submit("rx.issue", rx_issue(_rx()), nonce=nonce)
+    assert replay.status_code == 409 and error_code(replay) == "REPLAYED"
+    rec = harness.wait_status(first.json()["id"], "sequenced")
+    history = h.get(f"/api/v1/subjects/{body['record']['subject']}/records").json()["items"]
+    assert [i["id"] for i in history] == [first.json()["id"]] and rec["leaf_index"] is not None
+
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    b1 = h.body("rx.issue", rx_issue(_rx()))
+    assert h.post(b1, headers=key).status_code == 202
+    assert h.post(b1, headers=key).status_code == 200
+    other = h.post(h.body("rx.issue", rx_issue(_rx())), headers=key)
+    assert other.status_code == 409 and error_code(other) == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_payload_rejections(harness: Harness) -> None:
+    h = harness.client("hospital-1")
+    rx = _rx()
+    body = h.body("rx.issue", rx_issue(rx))
+    tampered = json.loads(json.dumps(body))
+    tampered["payload"]["dispenseRequest"]["quantity"]["value"] = 20
+    r = h.post(tampered)
+    assert r.status_code == 400 and error_code(r) == "PAYLOAD_DIGEST_MISMATCH"
+
+    r = h.submit("rx.issue", rx_issue(rx), subject="rx:SOMEONE-ELSE")
+    assert r.status_code == 400 and error_code(r) == "SUBJECT_MISMATCH"
+
+    bad = rx_issue(rx)
+    del bad["status"]
+    r = h.submit("rx.issue", bad, subject=f"rx:{rx}", payload_digest="0" * 64)
+    assert r.status_code == 400 and error_code(r) in ("FHIR_INVALID", "RX_RULE_VIOLATION")
+
+    r = h.submit("rx.issue", "not json", subject=f"rx:{rx}", payload_digest="0" * 64)
+    assert r.status_code == 400 and error_code(r) == "PAYLOAD_INVALID"
+
+    r = h.submit("rx.bogus", {"a": 1}, subject=f"rx:{rx}", payload_digest="0" * 64)
+    assert r.status_code == 400 and error_code(r) == "KIND_UNKNOWN"
+
+    future = format_timestamp(datetime.now(UTC) + timedelta(hours=1))
+    r = h.submit("rx.issue", rx_issue(rx), timestamp=future)
+    assert r.status_code == 400 and error_code(r) == "TIMESTAMP_INVALID"
+
+    station = harness.client("station-1")
+    from gateway_kit import ASSETS
+
+    crc_bad = (ASSETS / "hj212" / "crc-mismatch-tampered-value.txt").read_bytes().decode("ascii")
+    r = station.submit("env.reading", crc_bad, subject="station:x", payload_digest="0" * 64)
+    assert r.status_code == 400 and error_code(r) == "HJ212_CRC_MISMATCH"
+
+
+def test_malformed_requests(harness: Harness) -> None:
+    h = harness.client("hospital-1")
+    body = h.body("rx.issue", rx_issue(_rx()))
+    missing = {**body, "record": {k: v for k, v in body["record"].items() if k != "nonce"}}
+    r = h.post(missing)
+    assert r.status_code == 400 and error_code(r) == "RECORD_INVALID"
+
+    r = h.post({"record": body["record"], "payload": body["payload"]})
+    assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID"
+
+    raw = {**h.headers, "Content-Type": "application/json"}
+    r = harness.http.post("/api/v1/records", content=b'{"record": {', headers=raw)
+    assert r.status_code == 400 and error_code(r) == "JSON_INVALID"
+
+    deep = b'{"record": ' + b"[" * 200 + b"]" * 200 + b"}"
+    r = harness.http.post("/api/v1/records", content=deep, headers=raw)
+    assert r.status_code == 400 and error_code(r) == "BODY_TOO_DEEP"
+
+    huge = b'{"record": "' + b"x" * (harness.settings.max_body_bytes + 10) + b'"}'
+    r = harness.http.post("/api/v1/records", content=huge, headers=raw)
+    assert r.status_code == 413 and error_code(r) == "BODY_TOO_LARGE"
+
+    r = harness.http.get("/api/v1/records/" + "0" * 64, headers=h.headers)
+    assert r.status_code == 404 and error_code(r) == "RECORD_NOT_FOUND"
+
+
+def test_backpressure_503_with_retry_after(harness: Harness, tmp_path: object) -> None:
+    from pathlib import Path
+
+    tmp = Path(str(tmp_path))
+    # Workers off: nothing drains, so the backlog only grows (and nothing anchors beside the main gateway).
+    settings = gateway_settings(
+        tmp, harness.network, harness.network.rpc_url, backlog_limit=2, start_workers=False
+    )
+    db = Database(settings.database_url)
+    db.create_all()
+    token = mint_token(db, "station-1")
+    db.dispose()
+    server = Server(settings)
+    try:
+        import httpx
+        from gateway_kit import OrgClient, hj212_packets
+
+        station = OrgClient(
+            org="station-1", key=harness.network.sm2_key("station-1"), token=token, harness=harness
+        )
+        with httpx.Client(base_url=server.url, headers=station.headers) as http:
+            packets = hj212_packets(3)
+            codes = [http.post("/api/v1/records", json=station.body("env.reading", p)) for p in packets]
+        assert [c.status_code for c in codes] == [202, 202, 503]
+        assert error_code(codes[2]) == "BACKLOG_FULL"
+        assert codes[2].headers["Retry-After"] == str(settings.retry_after)
+    finally:
+        server.stop()
