@@ -1,0 +1,79 @@
+"""Sensor volume and the other domains: HJ 212 readings in bulk to anchored bundles; party history."""
+
+from __future__ import annotations
+
+import random
+import secrets
+
+from gateway_kit import Harness, error_code, hj212_packets, party_meeting, verify_bundle
+
+N_READINGS = 1000
+
+
+def test_hj212_readings_bulk_anchored_and_verifiable(harness: Harness) -> None:
+    station = harness.client("station-1")
+    bodies = [station.body("env.reading", p) for p in hj212_packets(N_READINGS)]
+    ids: list[str] = []
+    for chunk in range(0, N_READINGS, 500):
+        r = harness.http.post(
+            "/api/v1/records:bulk", json={"records": bodies[chunk : chunk + 500]}, headers=station.headers
+        )
+        assert r.status_code == 200, r.text
+        result = r.json()
+        assert result["accepted"] == 500 and result["rejected"] == 0, result["items"][:3]
+        ids += [i["id"] for i in result["items"]]
+    assert len(set(ids)) == N_READINGS
+    # The same bulk again is idempotent: same ids, no new leaves.
+    again = harness.http.post("/api/v1/records:bulk", json={"records": bodies[:10]}, headers=station.headers)
+    assert [i["id"] for i in again.json()["items"]] == ids[:10]
+    assert all(i["existing"] for i in again.json()["items"])
+
+    harness.wait_status(ids[-1], "anchored", timeout=60)
+    for rid in random.Random(7).sample(ids, 3):
+        bundle = station.get(f"/api/v1/records/{rid}/bundle")
+        assert bundle.status_code == 200, bundle.text
+        verify_bundle(bundle.json(), harness.network)
+    # Someone else's payload is withheld unless they audit.
+    other = harness.client("pharmacy-1").get(f"/api/v1/records/{ids[0]}/bundle")
+    assert "payload" not in other.json()
+    denied = harness.client("pharmacy-1").get(f"/api/v1/records/{ids[0]}/bundle", params={"payload": "true"})
+    assert denied.status_code == 403 and error_code(denied) == "PAYLOAD_FORBIDDEN"
+    audited = harness.client("auditor").get(f"/api/v1/records/{ids[0]}/bundle")
+    assert audited.json()["payload"]["mn"] == "44030020261125FQ0007"
+
+
+def test_bulk_items_fail_on_their_own(harness: Harness) -> None:
+    station = harness.client("station-1")
+    good, bad = hj212_packets(2)
+    b1 = station.body("env.reading", good)
+    b2 = {**station.body("env.reading", bad), "signature": b1["signature"]}
+    r = harness.http.post("/api/v1/records:bulk", json={"records": [b1, b2]}, headers=station.headers)
+    items = r.json()["items"]
+    assert items[0]["status"] == "accepted"
+    assert items[1]["status"] == "rejected" and items[1]["error"]["code"] == "SIGNATURE_INVALID"
+    r = harness.http.post("/api/v1/records:bulk", json={"records": []}, headers=station.headers)
+    assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID"
+
+
+def test_party_records_history_paginated(harness: Harness) -> None:
+    branch_id = "zb-" + secrets.token_hex(3)
+    branch = harness.client("party-branch")
+    ids = []
+    for i in range(5):
+        r = branch.submit("party.record", party_meeting(branch_id, f"MTG-{i}"))
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    seen: list[str] = []
+    after = 0
+    while True:
+        page = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 2, "after": after})
+        data = page.json()
+        seen += [i["id"] for i in data["items"]]
+        if data["next_cursor"] is None:
+            break
+        after = data["next_cursor"]
+    assert seen == ids
+    last = harness.wait_chain(ids[-1])
+    assert last["chain_status"] == "confirmed"
+    harness.wait_status(ids[-1], "anchored")
+    verify_bundle(branch.get(f"/api/v1/records/{ids[-1]}/bundle").json(), harness.network)
