@@ -1,1 +1,24 @@
-"""Shancheng Provenance SDK: 国密 crypto, records, SM3 Merkle log proofs, checkpoints, bundles, verification."""
+"""Shancheng Provenance SDK: 国密 crypto, records, SM3 Merkle log proofs, checkpoints, bundles, verification.
+
+The public surface is listed here; everything else is an implementation detail.
+"""
+
+from provenance.bundle import EvidenceBundle
+from provenance.client import AsyncClient, Client
+from provenance.errors import ProvenanceError, VerificationError
+from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.trust import TrustStore
+from provenance.verify import Verifier
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Envelope",
+    "EvidenceBundle",
+    "ProvenanceError",
+    "SignedRecord",
+    "TrustStore",
+    "VerificationError",
+    "Verifier",
+    "sign_envelope",
+]

@@ -21,7 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from provenance._internal.files import read_bytes, read_text, write_private, write_public
+from provenance._internal.files import read_bytes, write_private, write_public
+from provenance.batch import count_lines, is_json_lines, verify_export
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, ProvenanceError, SignatureInvalid, VerificationError
@@ -171,22 +172,6 @@ def record_check(
     out.print(f"[green]valid[/green] record {signed.record_id}")
 
 
-def _iter_bundles(text: str) -> list[tuple[int, Any]]:
-    """A single bundle (JSON) or an export (JSON Lines); returns (line number, parsed value)."""
-    stripped = text.strip()
-    if not stripped:
-        raise FormatError("bundle file is empty")
-    try:
-        return [(1, json.loads(stripped))]
-    except json.JSONDecodeError:
-        pass
-    items = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            items.append((n, load_json(line, what=f"line {n}")))
-    return items
-
-
 def _print_steps(results: list[StepResult]) -> None:
     table = Table(show_header=True, header_style="bold")
     table.add_column("step")
@@ -225,47 +210,75 @@ def verify(
         pinned = store.chain.get("log_contract") if store else None
         checker = ChainAnchorChecker.from_rpc(rpc, contract=pinned)
     verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=not allow_unanchored)
-    items = _iter_bundles(read_text(file, what="bundle file"))
-    summary: list[dict[str, Any]] = []
-    failures = 0
-    for line, data in items:
-        results: list[StepResult] = []
-        entry: dict[str, Any] = {"line": line}
-        try:
-            bundle = EvidenceBundle.from_dict(data)
-            entry["record"] = bundle.digest
-            verifier.verify(bundle, report=results)
-            entry["ok"] = True
-        except VerificationError as exc:
-            failures += 1
-            entry |= {"ok": False, "failed_step": exc.step, "code": exc.code, "message": exc.message}
-        except ProvenanceError as exc:
-            failures += 1
-            results.append(StepResult("schema", "failed", exc.message))
-            entry |= {"ok": False, "failed_step": "schema", "code": exc.code, "message": exc.message}
-        entry["steps"] = [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]
-        summary.append(entry)
-        if not as_json and len(items) == 1:
-            _print_steps(results)
+    if is_json_lines(file):
+        _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
+        return
+    data = load_json(read_bytes(file, what="bundle file"), what="bundle file")
+    results: list[StepResult] = []
+    entry: dict[str, Any] = {}
+    try:
+        bundle = EvidenceBundle.from_dict(data)
+        entry["record"] = bundle.digest
+        verifier.verify(bundle, report=results)
+        entry["ok"] = True
+    except VerificationError as exc:
+        entry |= {"ok": False, "failed_step": exc.step, "code": exc.code, "message": exc.message}
+    except ProvenanceError as exc:
+        results.append(StepResult("schema", "failed", exc.message))
+        entry |= {"ok": False, "failed_step": "schema", "code": exc.code, "message": exc.message}
+    entry["steps"] = [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]
     if as_json:
-        doc: Any = (
-            summary[0] if len(items) == 1 else {"total": len(items), "failed": failures, "bundles": summary}
-        )
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    elif len(items) == 1:
-        e = summary[0]
-        if e["ok"]:
-            out.print(f"[green]verified[/green] record {e.get('record')}")
-        else:
-            err.print(
-                f"[red]NOT verified[/red]: step '{e['failed_step']}' failed [{e['code']}]: {e['message']}"
-            )
+        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
     else:
-        out.print(f"{len(items) - failures} of {len(items)} bundles verified, {failures} failed")
-        for e in summary:
-            if not e["ok"]:
-                err.print(f"  line {e['line']}: step '{e['failed_step']}' [{e['code']}]: {e['message']}")
-    if failures:
+        _print_steps(results)
+        if entry["ok"]:
+            out.print(f"[green]verified[/green] record {entry.get('record')}")
+        else:
+            step, code = entry["failed_step"], entry["code"]
+            err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
+    if not entry["ok"]:
+        raise typer.Exit(1)
+
+
+def _verify_export(
+    file: Path, store: TrustStore | None, require_anchor: bool, as_json: bool, online: bool
+) -> None:
+    if online:
+        # Live anchor lookups would put one RPC round trip per bundle on every worker: refuse, clearly.
+        raise FormatError("--rpc checks single bundles; for exports use `provenance audit log` for anchors")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    total = count_lines(file)
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=as_json) as bar:
+        task = bar.add_task("verifying", total=total)
+        summary = verify_export(
+            file, trust=store, require_anchor=require_anchor, progress=lambda n: bar.advance(task, n)
+        )
+    if as_json:
+        doc = {
+            "total": summary.total,
+            "verified": summary.verified,
+            "failed": len(summary.failures),
+            "failures": [
+                {
+                    "line": f.line,
+                    "record": f.record,
+                    "failed_step": f.step,
+                    "code": f.code,
+                    "message": f.message,
+                }
+                for f in summary.failures
+            ],
+        }
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        out.print(f"{summary.verified} of {summary.total} bundles verified, {len(summary.failures)} failed")
+        for f in summary.failures[:50]:
+            err.print(f"  line {f.line}: step '{f.step}' [{f.code}]: {f.message}")
+        if len(summary.failures) > 50:
+            err.print(f"  … and {len(summary.failures) - 50} more (use --json for all)")
+    if summary.failures:
         raise typer.Exit(1)
 
 

@@ -79,6 +79,8 @@ class Verifier:
         self._anchor_checker = anchor_checker
         self._require_anchor = require_anchor
         self._key_cache: dict[str, SM2PublicKey] = {}
+        # Many bundles share one checkpoint: remember notes already verified (bounded, by exact text).
+        self._note_cache: dict[tuple[str, bytes, str | None], Checkpoint] = {}
 
     @classmethod
     def offline(cls, trust: TrustStore, *, require_anchor: bool = True) -> Verifier:
@@ -140,6 +142,8 @@ class Verifier:
                 key = SM2PublicKey.from_pem(b.signer_public_key)
             except KeyInvalid as exc:
                 raise SignerInvalid(f"signer public key is not a valid SM2 key: {exc.message}") from exc
+            if len(self._key_cache) >= 4096:
+                self._key_cache.clear()
             self._key_cache[b.signer_public_key] = key
         return key
 
@@ -193,7 +197,13 @@ class Verifier:
 
     def _checkpoint(self, b: EvidenceBundle, run: _Run) -> None:
         verifier, origin, pinned = self._log_verifier(b)
-        cp = verify_checkpoint(b.checkpoint, verifier, origin=origin)
+        cache_key = (b.checkpoint, verifier.key_id + verifier.public_key.raw(), origin)
+        cp = self._note_cache.get(cache_key)
+        if cp is None:
+            cp = verify_checkpoint(b.checkpoint, verifier, origin=origin)
+            if len(self._note_cache) >= 4096:
+                self._note_cache.clear()
+            self._note_cache[cache_key] = cp
         if cp.size != b.tree_size:
             raise CheckpointInvalid(
                 f"checkpoint is for tree size {cp.size}, the proof for {b.tree_size}",
