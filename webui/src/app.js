@@ -38,7 +38,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -270,7 +270,17 @@ function render() {
   else if (v.type === 'bundle') content = bundleView(v.result, v.source);
   else if (v.type === 'subject') content = subjectView(v);
   else if (v.type === 'error') content = h('p', { class: 'error', role: 'alert', 'data-error': v.key }, t(v.key, v.params));
+  // Re-rendering replaces nodes: keep keyboard focus on the equivalent element (heading or row button).
+  const active = document.activeElement;
+  const refocus = out.contains(active)
+    ? active.closest('tr[data-record]')
+      ? `tr[data-record="${active.closest('tr[data-record]').dataset.record}"] button`
+      : active.tagName === 'H2'
+        ? `${active.closest('#subject-detail') ? '#subject-detail ' : ''}h2`
+        : null
+    : null;
   out.replaceChildren(...(content ? [content] : []));
+  if (refocus) out.querySelector(refocus)?.focus({ preventScroll: true });
 }
 
 function toggleDetail(i) {

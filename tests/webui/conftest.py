@@ -1,0 +1,137 @@
+"""Browser tests of the /verify page: Playwright (Python) driving Debian's Chromium, no browser download.
+
+The page is served from ``gateway/static/verify`` by a small local server that also answers the two gateway
+endpoints the page calls, from the golden files in ``tests/assets/bundles``, so these tests do not need
+the gateway. Screenshots go to ``test-artifacts/webui/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from webui_support import BUNDLES, CHROMIUM, CHROMIUM_ARGS, STATIC, PageProbe
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage
+
+_RECORD = re.compile(r"^/api/v1/records/([^/]+)/bundle$")
+_SUBJECT = re.compile(r"^/api/v1/subjects/([^/]+)/records$")
+
+
+def _fixture() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((BUNDLES / "gateway-fixture.json").read_text("utf-8"))
+    return data
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Static files under /verify/ and the gateway's two read endpoints, from golden data."""
+
+    fixture: ClassVar[dict[str, Any]] = {}
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any) -> None:
+        self._send(status, json.dumps(doc, ensure_ascii=False).encode("utf-8"), "application/json")
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._json(status, {"error": {"code": code, "message": message, "details": {}}})
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/verify":
+            self._send(307, b"", "text/plain", {"Location": "/verify/"})
+            return
+        if path.startswith("/verify/"):
+            name = path.removeprefix("/verify/") or "index.html"
+            file = (STATIC / name).resolve()
+            if file.parent != STATIC.resolve() or not file.is_file():
+                self._error(404, "NOT_FOUND", f"no file {name}")
+                return
+            ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            if ctype.startswith("text/") or ctype.endswith("javascript"):
+                ctype += "; charset=utf-8"
+            self._send(200, file.read_bytes(), ctype)
+            return
+        if m := _RECORD.match(path):
+            bundle = self.fixture["bundles"].get(unquote(m.group(1)))
+            if bundle is None:
+                self._error(404, "NOT_FOUND", f"no record {unquote(m.group(1))}")
+            else:
+                self._json(200, bundle)
+            return
+        if m := _SUBJECT.match(path):
+            items = self.fixture["subjects"].get(unquote(m.group(1)), [])
+            self._json(200, {"items": items, "next_cursor": None})
+            return
+        self._error(404, "NOT_FOUND", f"no route {path}")
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[str]:
+    """Base URL of a local server for the page and the fixture API."""
+    _Handler.fixture = _fixture()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium) to run these"
+        )
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="the playwright Python package is not installed (pip install playwright)",
+    )
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def probe(browser: Browser, server: str) -> Iterator[PageProbe]:
+    """A fresh page (own storage) in English; fails the test on any console error or page exception."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    p = PageProbe(page=page, base=server)
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error" and not any(a in msg.text for a in p.allowed_errors):
+            p.errors.append(f"console: {msg.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
+    try:
+        yield p
+    finally:
+        context.close()
+    assert p.errors == [], "the page logged errors"

@@ -1,0 +1,241 @@
+"""The /verify page in a real browser: verdicts per golden bundle (cross-checked with `provenance verify`),
+lookups, the prescription timeline, the language switch, keyboard use, speed and a clean console."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+from webui_support import BUNDLES, PageProbe
+
+from provenance.cli import main as cli_main
+
+STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
+
+# Golden bundle → the step that must fail (None: every step holds). Named after the attack each models.
+GOLDEN: dict[str, str | None] = {
+    "valid.json": None,
+    "valid-no-payload.json": None,
+    "tampered-record.json": "digest",
+    "tampered-payload.json": "payload",
+    "signer-mismatch.json": "signer",
+    "forged-signature.json": "signature",
+    "wrong-checkpoint-signature.json": "checkpoint",
+    "wrong-proof.json": "inclusion",
+    "wrong-anchor.json": "anchor",
+}
+
+
+def _fixture() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((BUNDLES / "gateway-fixture.json").read_text("utf-8"))
+    return doc
+
+
+def _python_verdict(name: str) -> tuple[bool, str | None]:
+    """`provenance verify --json FILE` through the command's own entry point, in this process (a
+    subprocess per bundle costs ~1.5 s of imports): verified iff exit status 0, and the failed step."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = cli_main(["verify", "--json", str(BUNDLES / name)])
+    assert status in (0, 1), out.getvalue()
+    report = json.loads(out.getvalue())
+    return status == 0, report.get("failed_step")
+
+
+@pytest.fixture(scope="module")
+def python_verdicts() -> dict[str, tuple[bool, str | None]]:
+    return {name: _python_verdict(name) for name in GOLDEN}
+
+
+def page_verdict(probe: PageProbe) -> tuple[bool, str | None, dict[str, str]]:
+    """(verified, failed step, {step: status}) as the page shows them."""
+    page = probe.page
+    verdict = page.locator("#results .verdict").first
+    verdict.wait_for()
+    ok = verdict.get_attribute("data-verdict") == "verified"
+    statuses = {
+        li.get_attribute("data-step") or "": li.get_attribute("data-status") or ""
+        for li in page.locator("#results .bundle-result ol.steps > li").all()
+    }
+    failed = [s for s, st in statuses.items() if st == "failed"]
+    assert len(failed) <= 1, statuses
+    return ok, (failed[0] if failed else None), statuses
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_golden_bundle_verdict_matches_python(
+    probe: PageProbe, name: str, python_verdicts: dict[str, tuple[bool, str | None]]
+) -> None:
+    probe.open()
+    probe.page.set_input_files("#file", str(BUNDLES / name))
+    ok, failed, statuses = page_verdict(probe)
+    probe.shot(f"bundle-{Path(name).stem}")
+
+    expected = GOLDEN[name]
+    assert (ok, failed) == (expected is None, expected)
+    assert (ok, failed) == python_verdicts[name], "the page and `provenance verify` disagree"
+    assert list(statuses) == list(STEPS)
+    if expected is None:
+        want_payload = "skipped" if name == "valid-no-payload.json" else "passed"
+        assert statuses == {s: want_payload if s == "payload" else "passed" for s in STEPS}
+    else:
+        cut = STEPS.index(expected)
+        assert all(statuses[s] in ("passed", "skipped") for s in STEPS[:cut])
+        assert all(statuses[s] == "skipped" for s in STEPS[cut + 1 :])
+        reason = probe.page.locator(f'li[data-step="{expected}"] .reason').inner_text()
+        assert reason and not reason.startswith("reason."), "a failure must come with a plain reason"
+
+
+def test_valid_bundle_shows_anchor_and_checkpoint(probe: PageProbe) -> None:
+    valid = json.loads((BUNDLES / "valid.json").read_text("utf-8"))
+    probe.open()
+    probe.page.set_input_files("#file", str(BUNDLES / "valid.json"))
+    results = probe.page.locator("#results")
+    results.locator(".verdict").wait_for()
+    text = results.inner_text()
+    anchor = valid["anchor"]
+    for value in (anchor["contract"], anchor["tx_hash"], anchor["block_hash"], str(anchor["block_number"])):
+        assert value in text
+    assert valid["digest"] in text
+    assert "golden.shancheng.test/log" in text
+
+
+def test_pasted_bundle_and_malformed_input(probe: PageProbe) -> None:
+    probe.open()
+    page = probe.page
+    page.fill("#paste", (BUNDLES / "valid.json").read_text("utf-8"))
+    page.click("#verify-paste")
+    assert page_verdict(probe)[0]
+
+    page.fill("#paste", '{"media_type": "something else"}')
+    page.click("#verify-paste")
+    ok, failed, statuses = page_verdict(probe)
+    assert (ok, failed) == (False, "schema")
+    assert all(statuses[s] == "skipped" for s in STEPS)
+
+    page.fill("#paste", "not json {")
+    page.click("#verify-paste")
+    page.locator('li[data-step="schema"][data-status="failed"]').wait_for()
+    probe.shot("paste-not-json")
+
+
+def test_record_lookup_fetches_and_verifies(probe: PageProbe) -> None:
+    record_id = json.loads((BUNDLES / "valid.json").read_text("utf-8"))["digest"]
+    probe.open()
+    probe.page.fill("#q", record_id)
+    probe.page.click("#lookup button[type=submit]")
+    ok, _, _ = page_verdict(probe)
+    assert ok
+    assert f"q={record_id}" in probe.page.url
+    probe.shot("lookup-record")
+
+
+def test_lookup_errors_are_plain(probe: PageProbe) -> None:
+    # Chromium itself logs every 404 response as a console error; that one is the point of this test.
+    probe.allowed_errors.append("status of 404")
+    probe.open()
+    page = probe.page
+    page.fill("#q", "not a subject")
+    page.press("#q", "Enter")
+    page.locator('[data-error="error.lookup_format"]').wait_for()
+    page.fill("#q", "0" * 64)
+    page.press("#q", "Enter")
+    err = page.locator('[data-error="error.not_found"]')
+    err.wait_for()
+    assert "NOT_FOUND" in err.inner_text()  # the gateway's error code, from its error body
+    probe.shot("lookup-not-found")
+
+
+@pytest.mark.parametrize(
+    ("subject", "stages"),
+    [
+        ("rx:golden-0001", ["issued", "dispensed"]),
+        ("rx:golden-0002", ["issued", "revoked"]),
+        ("rx:golden-0003", ["issued", "expired"]),
+    ],
+)
+def test_prescription_subject_timeline(probe: PageProbe, subject: str, stages: list[str]) -> None:
+    history = _fixture()["subjects"][subject]
+    probe.open(f"?q={subject}")
+    page = probe.page
+    timeline = page.locator(".timeline")
+    timeline.wait_for()
+    # Every record of the history fetched and verified in the browser.
+    rows = page.locator(".subject-result tbody tr")
+    assert rows.count() == len(history)
+    page.locator(".subject-result tbody .badge.passed").nth(len(history) - 1).wait_for()
+    assert page.locator(".subject-result tbody .badge.failed").count() == 0
+    assert [li.get_attribute("data-stage") for li in timeline.locator("li").all()] == stages
+    assert timeline.get_attribute("data-state") == stages[-1]
+    text = timeline.inner_text()
+    for item in history:
+        assert item["org"] in text
+    # The checks of one record open under the table.
+    page.locator(".subject-result tbody button").first.click()
+    page.locator("#subject-detail .verdict[data-verdict=verified]").wait_for()
+    probe.shot(f"timeline-{subject.replace(':', '-')}")
+
+
+def test_language_switch_is_remembered(probe: PageProbe) -> None:
+    probe.open()
+    page = probe.page
+    assert page.locator("h1").inner_text() == "Evidence verification"  # English browser locale
+    page.set_input_files("#file", str(BUNDLES / "tampered-payload.json"))
+    page_verdict(probe)
+    page.click("button[data-lang=zh]")
+    assert page.locator("h1").inner_text() == "存证核验"
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert page.locator("button[data-lang=zh]").get_attribute("aria-pressed") == "true"
+    # The result already shown is re-rendered in Chinese.
+    assert "业务数据已被改动" in page.locator('li[data-step="payload"]').inner_text()
+    probe.shot("lang-zh")
+    page.reload()
+    page.wait_for_selector("html[lang=zh-CN]")
+    assert page.locator("h1").inner_text() == "存证核验"
+    page.click("button[data-lang=en]")
+    assert page.locator("h1").inner_text() == "Evidence verification"
+
+
+def test_keyboard_only_lookup(probe: PageProbe) -> None:
+    probe.open()
+    page = probe.page
+    # Every control has a label.
+    for control in ("#file", "#paste", "#q"):
+        assert page.locator(control).evaluate("el => el.labels.length") == 1
+    page.locator("#q").focus()
+    page.keyboard.type("rx:golden-0002")
+    page.keyboard.press("Enter")
+    page.locator(".timeline").wait_for()
+    # Focus moved to the result heading; the results region is announced politely.
+    assert page.evaluate("document.activeElement.closest('#results') !== null")
+    assert page.locator("#results").get_attribute("aria-live") == "polite"
+    page.locator(".subject-result tbody button").first.wait_for()
+    page.locator(".subject-result tbody button").first.focus()
+    page.keyboard.press("Enter")
+    page.locator("#subject-detail .verdict").wait_for()
+
+
+def test_first_render_and_verification_are_fast(probe: PageProbe) -> None:
+    probe.open()
+    timing = probe.page.evaluate(
+        "() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd}; }"
+    )
+    assert timing["dcl"] < 1000, timing
+    record_id = json.loads((BUNDLES / "valid.json").read_text("utf-8"))["digest"]
+    elapsed = probe.page.evaluate(
+        """async (id) => {
+            const t0 = performance.now();
+            const input = document.getElementById('paste');
+            input.value = await (await fetch(`/api/v1/records/${id}/bundle`)).text();
+            document.getElementById('verify-paste').click();
+            return performance.now() - t0;
+        }""",
+        record_id,
+    )
+    assert elapsed < 1000, elapsed
+    assert page_verdict(probe)[0]
