@@ -21,11 +21,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from provenance._internal.files import read_bytes, write_private, write_public
+from provenance._internal.files import read_bytes, read_text, write_private, write_public
 from provenance.batch import count_lines, is_json_lines, verify_export
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
-from provenance.errors import FormatError, ProvenanceError, SignatureInvalid, VerificationError
+from provenance.errors import FormatError, NotFound, ProvenanceError, SignatureInvalid, VerificationError
 from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
 from provenance.trust import TrustStore
 from provenance.verify import STEP_TITLES, StepResult, Verifier
@@ -374,6 +374,98 @@ def audit_log(
         for lk in bad:
             err.print(f"[red]{lk.first.tree_size} → {lk.second.tree_size}[/red]: {lk.reason}")
     if bad:
+        raise typer.Exit(1)
+
+
+def _token(token_file: Path | None) -> str | None:
+    return read_text(token_file, what="token file").strip() if token_file else None
+
+
+def _gateway_trust(gateway: str) -> TrustStore:
+    resp = httpx.get(gateway.rstrip("/") + "/api/v1/orgs", timeout=30)
+    if resp.status_code != 200:
+        raise FormatError(f"gateway answered {resp.status_code} for /api/v1/orgs")
+    return TrustStore.from_dict(resp.json())
+
+
+@app.command()
+def trace(
+    subject: Annotated[str, typer.Argument(help="rx:…, dataset:…, station:… or branch:…")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token of the reader.")] = None,
+    trust: Annotated[
+        Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
+    ] = None,
+    rpc: Annotated[str | None, typer.Option("--rpc", help="Look anchors up on this chain.")] = None,
+    require_anchor: Annotated[
+        bool, typer.Option("--require-anchor", help="Fail records not anchored yet (default: pending).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it."""
+    from provenance.client import Client
+
+    store = TrustStore.load(trust) if trust else _gateway_trust(gateway)
+    checker = None
+    if rpc:
+        from provenance.anchor import ChainAnchorChecker
+
+        checker = ChainAnchorChecker.from_rpc(rpc, contract=store.chain.get("log_contract"))
+    verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
+    rows: list[dict[str, Any]] = []
+    with Client(base_url=gateway, token=_token(token_file)) as client:
+        for item in client.history(subject):
+            row: dict[str, Any] = {k: item.get(k) for k in ("id", "kind", "org", "timestamp", "status")}
+            entry = store.orgs.get(str(item.get("org")))
+            row["role"] = entry.role if entry else "?"
+            results: list[StepResult] = []
+            try:
+                verifier.verify(client.bundle(item["id"], payload=False), report=results)
+                row["ok"] = True
+            except VerificationError as exc:
+                row |= {"ok": False, "failed_step": exc.step, "code": exc.code, "message": exc.message}
+            row["steps"] = {r.step: r.status for r in results}
+            rows.append(row)
+    if not rows:
+        raise NotFound(f"no records for subject '{subject}'")
+    failed = [r for r in rows if not r["ok"]]
+    if as_json:
+        typer.echo(
+            json.dumps({"subject": subject, "records": rows, "failed": len(failed)}, ensure_ascii=False)
+        )
+    else:
+        table = Table(title=f"{subject}: {len(rows)} records")
+        for col in (
+            "#",
+            "when (UTC)",
+            "organisation",
+            "kind",
+            "digest",
+            "signature",
+            "inclusion",
+            "anchor",
+            "",
+        ):
+            table.add_column(col)
+        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]pending[/]"}
+        for i, r in enumerate(rows, 1):
+            steps = r["steps"]
+            table.add_row(
+                str(i),
+                str(r["timestamp"]),
+                f"{r['org']} ({r['role']})",
+                str(r["kind"]),
+                str(r["id"])[:12] + "…",
+                *(
+                    mark.get(steps.get(s, ""), steps.get(s, "-"))
+                    for s in ("signature", "inclusion", "anchor")
+                ),
+                "[green]verified[/]" if r["ok"] else f"[red]{r['failed_step']} failed[/]",
+            )
+        out.print(table)
+        for r in failed:
+            err.print(f"[red]record {r['id']}[/red]: step '{r['failed_step']}' [{r['code']}]: {r['message']}")
+    if failed:
         raise typer.Exit(1)
 
 

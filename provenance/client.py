@@ -87,10 +87,10 @@ class _Api:
         )
 
     @staticmethod
-    def history(subject: str, cursor: str | None, limit: int) -> _Request:
+    def history(subject: str, after: int | None, limit: int) -> _Request:
         params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
+        if after:
+            params["after"] = after
         return _Request("GET", f"/api/v1/subjects/{subject}/records", params=params)
 
     @staticmethod
@@ -112,12 +112,16 @@ class _Api:
 
     @staticmethod
     def receipt(doc: Mapping[str, Any]) -> Receipt:
-        return Receipt(id=doc["id"], status=doc.get("status", ""), raw=doc)
+        status = doc.get("status") or ("existing" if doc.get("existing") else "accepted")
+        return Receipt(id=doc.get("id") or "", status=status, raw=doc)
 
     @staticmethod
-    def page(doc: Any) -> tuple[list[Any], str | None]:
-        if isinstance(doc, list):
-            return doc, None
+    def bulk(doc: Mapping[str, Any]) -> list[Receipt]:
+        """Per-item results of a bulk submission, in request order (rejected items carry ``raw['error']``)."""
+        return [_Api.receipt(item) for item in doc["items"]]
+
+    @staticmethod
+    def page(doc: Any) -> tuple[list[Any], int | None]:
         return list(doc.get("items", [])), doc.get("next_cursor")
 
 
@@ -209,8 +213,7 @@ class Client(_Base):
 
     def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
         """Submit many records in one request (all or each, as the gateway reports per item)."""
-        doc = self._do(_Api.submit_many(items))
-        return [_Api.receipt(d) for d in (doc["records"] if isinstance(doc, dict) else doc)]
+        return _Api.bulk(self._do(_Api.submit_many(items)))
 
     def record(self, record_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._do(_Api.record(record_id))
@@ -221,7 +224,7 @@ class Client(_Base):
 
     def history(self, subject: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Every record of ``subject``, oldest first, across pages."""
-        cursor: str | None = None
+        cursor: int | None = None
         while True:
             items, cursor = _Api.page(self._do(_Api.history(subject, cursor, page_size)))
             yield from items
@@ -284,8 +287,7 @@ class AsyncClient(_Base):
         return _Api.receipt(await self._do(_Api.submit(signed, payload)))
 
     async def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
-        doc = await self._do(_Api.submit_many(items))
-        return [_Api.receipt(d) for d in (doc["records"] if isinstance(doc, dict) else doc)]
+        return _Api.bulk(await self._do(_Api.submit_many(items)))
 
     async def record(self, record_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._do(_Api.record(record_id))
@@ -295,7 +297,7 @@ class AsyncClient(_Base):
         return EvidenceBundle.from_dict(await self._do(_Api.bundle(record_id, payload)))
 
     async def history(self, subject: str, *, page_size: int = 100) -> AsyncIterator[dict[str, Any]]:
-        cursor: str | None = None
+        cursor: int | None = None
         while True:
             items, cursor = _Api.page(await self._do(_Api.history(subject, cursor, page_size)))
             for item in items:
