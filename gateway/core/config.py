@@ -25,17 +25,27 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    checkpoint_interval: float = Field(default=1.0, gt=0, description="seconds between signed checkpoints, at most")
+    checkpoint_interval: float = Field(
+        default=1.0, gt=0, description="seconds between signed checkpoints, at most"
+    )
     sequencer_batch: int = Field(default=2000, ge=1, description="records appended per log transaction")
-    worker_idle: float = Field(default=0.05, gt=0, description="seconds a worker sleeps when it has nothing to do")
-    chain_retry: float = Field(default=0.5, gt=0, description="seconds before retrying the chain after a failure")
+    worker_idle: float = Field(
+        default=0.05, gt=0, description="seconds a worker sleeps when it has nothing to do"
+    )
+    chain_retry: float = Field(
+        default=0.5, gt=0, description="seconds before retrying the chain after a failure"
+    )
     registry_poll: float = Field(default=0.25, gt=0, description="seconds between OrgRegistry event polls")
-    backlog_limit: int = Field(default=100_000, ge=1, description="records accepted but not anchored before 503")
+    backlog_limit: int = Field(
+        default=100_000, ge=1, description="records accepted but not anchored before 503"
+    )
     retry_after: int = Field(default=2, ge=1, description="Retry-After seconds on 503")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=4)
     max_bulk: int = Field(default=1000, ge=1)
-    max_clock_skew: float = Field(default=300.0, ge=0, description="seconds a record may be dated in the future")
+    max_clock_skew: float = Field(
+        default=300.0, ge=0, description="seconds a record may be dated in the future"
+    )
     page_size_max: int = Field(default=500, ge=1)
     token_cache_ttl: float = Field(default=5.0, ge=0)
     start_workers: bool = True

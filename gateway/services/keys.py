@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from gateway.errors import KeyNotValid, KeyRevoked, OrgUnknown
 from gateway.services.ledger import ChainKey, ChainOrg, Ledger
 from provenance.crypto import SM2PublicKey
-from provenance.errors import KeyInvalid, SignatureInvalid
+from provenance.errors import KeyInvalid, LedgerError, SignatureInvalid
 from provenance.records import Envelope, parse_timestamp
 
 
@@ -32,7 +32,14 @@ class OrgDirectory:
             generation = self.generation
         if hit is not None and hit[1] > now:
             return hit[0]
-        entry = self._ledger.org(org)
+        try:
+            entry = self._ledger.org(org)
+        except LedgerError:
+            # Chain unreachable: the last known state is the best there is (a revocation made during the
+            # outage cannot be seen either way); with nothing known, the request fails.
+            if hit is not None:
+                return hit[0]
+            raise
         with self._lock:
             # An invalidation that raced this read wins: do not cache what may already be stale.
             if generation == self.generation:
@@ -49,9 +56,9 @@ class OrgDirectory:
         return entry
 
     def invalidate(self) -> None:
-        """Forget every cached organisation (a registry event arrived)."""
+        """Expire every cached organisation (a registry event arrived); kept only as a fallback."""
         with self._lock:
-            self._orgs.clear()
+            self._orgs = {k: (v, 0.0) for k, (v, _) in self._orgs.items()}
             self.generation += 1
 
     def _pub(self, raw: bytes) -> SM2PublicKey | None:

@@ -1,0 +1,129 @@
+"""The log's guarantees through the API: outage backs up and drains, restart loses and duplicates nothing,
+checkpoints are consistent, stored payloads are tamper-evident and purgeable; ops endpoints answer."""
+
+from __future__ import annotations
+
+import base64
+
+from gateway_kit import Harness, error_code, hj212_packets, rx_issue, verify_bundle
+from sqlmodel import select
+
+from gateway.core.db import Database
+from gateway.models import DataKey, Record, RecordPayload
+from provenance.merkle import verify_consistency
+
+
+def _submit_readings(harness: Harness, n: int) -> list[str]:
+    station = harness.client("station-1")
+    ids = []
+    for p in hj212_packets(n):
+        r = station.submit("env.reading", p)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+def test_chain_outage_backs_up_and_drains(harness: Harness) -> None:
+    _submit_readings(harness, 1)  # the station's keys are known before the outage
+    harness.relay.down()
+    try:
+        ids = _submit_readings(harness, 5)  # acceptance needs no chain: keys are cached
+        harness.wait(lambda: not harness.http.get("/healthz").json()["chain_up"], what="chain seen down")
+        rec = harness.wait_status(ids[-1], "sequenced")
+        assert rec["status"] == "sequenced"
+        assert harness.http.get("/healthz").json()["backlog"] >= 5
+    finally:
+        harness.relay.up()
+    harness.wait_status(ids[-1], "anchored", timeout=30)
+    assert harness.http.get("/healthz").json()["chain_up"]
+
+
+def test_restart_neither_loses_nor_duplicates(harness: Harness) -> None:
+    before = _submit_readings(harness, 20)
+    harness.restart()
+    after = _submit_readings(harness, 5)
+    harness.wait_status(after[-1], "anchored", timeout=30)
+    db = Database(harness.settings.database_url)
+    try:
+        with db.session() as s:
+            leaves = s.exec(select(Record.leaf_index)).all()
+            ours = s.exec(select(Record).where(Record.id.in_(before + after))).all()  # type: ignore[attr-defined]
+    finally:
+        db.dispose()
+    assert len(ours) == 25 and all(r.leaf_index is not None for r in ours)
+    assert sorted(i for i in leaves if i is not None) == list(range(len(leaves)))
+
+
+def test_checkpoints_are_consistent(harness: Harness) -> None:
+    first = harness.http.get("/api/v1/checkpoints/latest").json()
+    ids = _submit_readings(harness, 3)
+    harness.wait_status(ids[-1], "anchored")
+    second = harness.http.get("/api/v1/checkpoints/latest").json()
+    assert second["size"] > first["size"] and second["anchor"] is not None
+    assert harness.http.get(f"/api/v1/checkpoints/{first['size']}").json()["note"] == first["note"]
+    proof = harness.http.get(
+        "/api/v1/proofs/consistency", params={"first": first["size"], "second": second["size"]}
+    ).json()
+    verify_consistency(
+        first["size"],
+        second["size"],
+        bytes.fromhex(first["root"][2:]),
+        bytes.fromhex(second["root"][2:]),
+        [base64.b64decode(h) for h in proof["proof"]],
+    )
+    r = harness.http.get("/api/v1/proofs/consistency", params={"first": 5, "second": 10**12})
+    assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
+    r = harness.http.get("/api/v1/checkpoints/999999999")
+    assert r.status_code == 404
+
+
+def test_payload_tampered_in_storage_is_detected_and_purge_keeps_proofs(harness: Harness) -> None:
+    h = harness.client("hospital-1")
+    ids = []
+    for _ in range(2):
+        r = h.submit("rx.issue", rx_issue("RX" + _rand()))
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    harness.wait_status(ids[-1], "anchored")
+    tampered, purged = ids
+    db = Database(harness.settings.database_url)
+    try:
+        with db.write() as s:
+            row = s.get(RecordPayload, tampered)
+            assert row is not None
+            blob = bytearray(row.ciphertext)
+            blob[20] ^= 0x01
+            row.ciphertext = bytes(blob)
+            s.add(row)
+            key = s.get(DataKey, purged)
+            assert key is not None
+            s.delete(key)
+    finally:
+        db.dispose()
+    r = h.get(f"/api/v1/records/{tampered}/bundle")
+    assert r.status_code == 500 and error_code(r) == "PAYLOAD_CORRUPT"
+    r = h.get(f"/api/v1/records/{purged}/bundle")
+    assert r.status_code == 200 and "payload" not in r.json()
+    verify_bundle(r.json(), harness.network)  # digest, signature and proofs hold without the payload
+
+
+def test_ops_endpoints(harness: Harness) -> None:
+    health = harness.http.get("/healthz").json()
+    assert health["status"] == "ok" and health["tree_size"] >= 0
+    metrics = harness.http.get("/metrics")
+    assert metrics.status_code == 200 and "prov_gw_tree_size" in metrics.text
+    assert "prov_gw_records_rejected_total" in metrics.text
+    spec = harness.http.get("/openapi.json").json()
+    assert "/api/v1/records" in spec["paths"] and "/api/v1/records:bulk" in spec["paths"]
+    assert harness.http.get("/docs").status_code == 200
+    orgs = harness.http.get("/api/v1/orgs").json()
+    roles = {o["id"]: o["role"] for o in orgs["orgs"]}
+    assert roles["hospital-1"] == "hospital" and roles["log-operator"] == "log_operator"
+    r = harness.http.get("/api/v1/nope")
+    assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
+
+
+def _rand() -> str:
+    import secrets
+
+    return secrets.token_hex(5).upper()
