@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from web3.exceptions import ContractLogicError
 
 from devnet.anvil import start_anvil
 from devnet.engines import EngineHandle, test_accounts
+from devnet.solc import compile_contracts
 from provenance.contracts import (
     ContractReverted,
     ProposalKind,
@@ -31,6 +33,7 @@ from provenance.contracts import (
     decode_revert,
     deploy,
     deploy_suite,
+    encode_proposal,
     org_id,
     propose,
     transact,
@@ -60,6 +63,26 @@ def extra_account(i: int) -> LocalAccount:
     key = hashlib.sha256(f"shancheng-contract-tests-{i}".encode()).digest()
     acct: LocalAccount = Account.from_key(key)
     return acct
+
+
+_BUILD = ThreadPoolExecutor(max_workers=1)
+_build_future: Future[dict[str, dict[str, Any]]] | None = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Recompiling takes seconds of a node process (solcjs).
+    # Started here and checked last, so that it overlaps the engine tests.
+    global _build_future
+    build = [i for i in items if i.name == "test_artifacts_match_sources"]
+    if build and _build_future is None:
+        _build_future = _BUILD.submit(compile_contracts)
+        items[:] = [i for i in items if i not in build] + build
+
+
+@pytest.fixture(scope="session")
+def fresh_build() -> dict[str, dict[str, Any]]:
+    """What the pinned compiler makes of contracts/*.sol right now."""
+    return _build_future.result() if _build_future is not None else compile_contracts()
 
 
 @pytest.fixture(scope="session", params=ENGINES)
@@ -130,6 +153,26 @@ class Chain:
         if not ok:
             pytest.skip(f"{self.engine.name} cannot move time forward")
         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    def send_all(self, calls: list[tuple[Any, LocalAccount]], gas: int = 1_000_000) -> None:
+        """Send many transactions back to back, then wait for all; every one must succeed.
+
+        Explicit gas: an estimate would run against state that lacks the still-pending ones before it.
+        """
+        nonces: dict[str, int] = {}
+        gas_price, chain_id = self.w3.eth.gas_price, self.w3.eth.chain_id
+        hashes = []
+        for fn, sender in calls:
+            nonce = nonces.get(sender.address)
+            if nonce is None:
+                nonce = self.w3.eth.get_transaction_count(sender.address, "pending")
+            nonces[sender.address] = nonce + 1
+            params = {"from": sender.address, "nonce": nonce, "gas": gas, "gasPrice": gas_price}
+            tx = fn.build_transaction({**params, "chainId": chain_id})
+            hashes.append(self.w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
+        for i, h in enumerate(hashes):
+            receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.05)
+            assert receipt["status"] == 1, f"transaction {i} of the batch reverted"
 
     def mine_until(self, block_number: int) -> None:
         """Send filler transfers until the chain's head is at least ``block_number`` (no time travel)."""
@@ -244,13 +287,21 @@ def deployment(chain: Chain) -> Deployment:
             account = extra_account(int(who[1:]))
             if chain.w3.eth.get_balance(account.address) < 10**17:
                 chain.fund(account)
-        org = Org(id=org_id(name), role=role, account=account, key=pubkey(name))
-        reg = suite.registry
-        chain.pass_proposal(reg, ProposalKind.ADD_ORG, org.id, int(role), name)
-        chain.pass_proposal(reg, ProposalKind.ADD_KEY, org.id, org.key, 0, 0)
-        if account is not None:
-            chain.pass_proposal(reg, ProposalKind.ADD_ACCOUNT, org.id, account.address)
-        orgs[name] = org
+        orgs[name] = Org(id=org_id(name), role=role, account=account, key=pubkey(name))
+    # All proposals (A), then all votes (B), each batch pipelined: execution follows B's nonce order, so
+    # every org exists before its key and account proposals execute.
+    steps: list[tuple[ProposalKind, tuple[Any, ...]]] = []
+    for name, org in orgs.items():
+        steps.append((ProposalKind.ADD_ORG, (org.id, int(org.role), name)))
+        steps.append((ProposalKind.ADD_KEY, (org.id, org.key, 0, 0)))
+        if org.account is not None:
+            steps.append((ProposalKind.ADD_ACCOUNT, (org.id, org.account.address)))
+    reg = suite.registry
+    a, b, _ = chain.committee
+    first = reg.functions.proposalCount().call() + 1
+    chain.send_all([(reg.functions.propose(int(k), encode_proposal(k, *args), 1000), a) for k, args in steps])
+    chain.send_all([(reg.functions.vote(first + i, True), b) for i in range(len(steps))])
+    assert reg.functions.orgCount().call() == len(orgs)
     return Deployment(suite=suite, orgs=orgs)
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from devnet.solc import CONTRACTS_DIR, compile_contracts, diff_build
+from devnet.solc import CONTRACTS_DIR, diff_build
 from provenance.contracts import DOMAIN_CONTRACTS, REGISTRY, ProposalKind, ProposalStatus, Role, load_artifact
 
 EIP170_LIMIT = 24576  # Besu and anvil refuse larger runtime code
 
 
-def test_artifacts_match_sources() -> None:
-    artifacts = compile_contracts()
+def test_artifacts_match_sources(fresh_build: dict[str, dict[str, Any]]) -> None:
+    artifacts = fresh_build
     assert set(artifacts) == {REGISTRY, *DOMAIN_CONTRACTS}
     assert diff_build(artifacts) == [], "run `python -m devnet.solc` and commit contracts/build"
 
