@@ -20,6 +20,7 @@ STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", 
 GOLDEN: dict[str, str | None] = {
     "valid.json": None,
     "valid-no-payload.json": None,
+    "valid-jcs-edge-cases.json": None,
     "tampered-record.json": "digest",
     "tampered-payload.json": "payload",
     "signer-mismatch.json": "signer",
@@ -178,6 +179,14 @@ def test_prescription_subject_timeline(probe: PageProbe, subject: str, stages: l
     page.locator(".subject-result tbody button").first.click()
     page.locator("#subject-detail .verdict[data-verdict=verified]").wait_for()
     probe.shot(f"timeline-{subject.replace(':', '-')}")
+
+
+def test_other_subject_history_without_timeline(probe: PageProbe) -> None:
+    probe.open("?q=branch:golden-jcs")
+    page = probe.page
+    page.locator(".subject-result tbody .badge.passed").first.wait_for()
+    assert page.locator(".subject-result tbody tr").count() == 1
+    assert page.locator(".timeline").count() == 0
 
 
 def test_language_switch_is_remembered(probe: PageProbe) -> None:

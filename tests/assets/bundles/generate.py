@@ -8,6 +8,7 @@ signatures are randomised, so signatures, roots and checkpoints change on each r
 Outputs, beside this script:
 - ``valid.json``: an rx.issue bundle with payload and anchor; every step holds.
 - ``valid-no-payload.json``: the same record with the payload withheld; the payload step is skipped.
+- ``valid-jcs-edge-cases.json``: a valid bundle whose payload holds RFC 8785 corner cases.
 - one bundle per attack, named after it (``tampered-payload.json``, ``forged-signature.json`` ...).
 - ``gateway-fixture.json``: what a gateway would serve for the tests: subject histories and every bundle.
 """
@@ -127,6 +128,33 @@ RECORDS: list[tuple[str, str, str, str, Any]] = [
         "2026-11-22T01:00:00.000Z",
         {"reader": "analyst-7", "fields": ["年龄", "区县"], "purpose": "统计"},
     ),
+    # RFC 8785 corner cases (number forms, escapes, UTF-16 key order): the page must hash them as Python does.
+    (
+        "party.record",
+        "branch:golden-jcs",
+        "platform-1",
+        "2026-11-22T02:00:00.000Z",
+        {
+            "numbers": [
+                0,
+                -0.0,
+                1e21,
+                1e-7,
+                123456789012345.67,
+                5e-324,
+                1.7976931348623157e308,
+                9007199254740991,
+                -9007199254740991,
+                0.1,
+                100.0,
+                33.3333333333,
+                -1.5e-9,
+            ],
+            "strings": ['\u0000\u0007\b\t\n\f\r"\\/', "\u2028\u2029", "😀", "é", "中文", "\u007f"],
+            "keys": {"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001f600": 5, "\u0080": 6, "ö": 7, "": 8},
+            "nested": [[], {}, [None, True, False]],
+        },
+    ),
 ]
 
 
@@ -238,6 +266,8 @@ def build() -> dict[str, Any]:
     bad_anchor = copy.deepcopy(valid)
     bad_anchor["anchor"]["root"] = "0x" + fixed_hex("some other root")
     out["wrong-anchor.json"] = bad_anchor
+
+    out["valid-jcs-edge-cases.json"] = bundles[entries[-1][1].record_id]
 
     out["gateway-fixture.json"] = {
         "_comment": "Test fixture: what the gateway's JSON API would answer. Made by generate.py.",
