@@ -282,6 +282,8 @@ def _stop_child(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the servers do: a port whose last connections linger in TIME_WAIT is free to listen on.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
