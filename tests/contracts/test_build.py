@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from devnet.solc import CONTRACTS_DIR, diff_build
@@ -42,3 +43,11 @@ def test_python_enums_mirror_solidity() -> None:
     assert [_snake(n) for n in kinds[1:]] == [k.name for k in ProposalKind]
     statuses = _solidity_enum("OrgRegistry.sol", "ProposalStatus")
     assert [_snake(n) for n in statuses] == [s.name for s in ProposalStatus]
+
+
+def test_every_custom_error_has_a_test() -> None:
+    tests = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("test_*.py")))
+    for name in (REGISTRY, *DOMAIN_CONTRACTS):
+        errors = {i["name"] for i in load_artifact(name).abi if i["type"] == "error"}
+        untested = sorted(e for e in errors if f'reverts("{e}")' not in tests)
+        assert untested == [], f"{name}: no test asserts {untested}"
