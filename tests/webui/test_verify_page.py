@@ -124,6 +124,23 @@ def test_pasted_bundle_and_malformed_input(probe: PageProbe) -> None:
     probe.shot("paste-not-json")
 
 
+def test_export_file_lists_every_bundle(probe: PageProbe, tmp_path: Path) -> None:
+    """An export (JSON Lines, as `provenance export` writes) is verified bundle by bundle."""
+    names = list(GOLDEN)
+    export = tmp_path / "export.jsonl"
+    export.write_text(
+        "".join(json.dumps(json.loads((BUNDLES / n).read_text("utf-8"))) + "\n" for n in names), "utf-8"
+    )
+    probe.open()
+    probe.page.set_input_files("#file", str(export))
+    rows = probe.page.locator(".export-result tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == len(names)
+    passed = [r.locator(".badge.passed").count() == 1 for r in rows.all()]
+    assert passed == [GOLDEN[n] is None for n in names]
+    probe.shot("export-jsonl")
+
+
 def test_record_lookup_fetches_and_verifies(probe: PageProbe) -> None:
     record_id = json.loads((BUNDLES / "valid.json").read_text("utf-8"))["digest"]
     probe.open()

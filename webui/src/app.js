@@ -215,8 +215,9 @@ function timelineView(entries) {
   );
 }
 
-function subjectView(view) {
+function listView(view) {
   const { subject, entries } = view;
+  const isExport = view.type === 'export';
   const done = entries.filter((e) => e.result);
   const ok = done.filter((e) => e.result.ok).length;
   const rows = entries.map((e, i) => {
@@ -233,7 +234,7 @@ function subjectView(view) {
     }
     return h(
       'tr',
-      { 'data-record': id },
+      { 'data-row': i, 'data-record': id },
       h('td', { class: 'mono' }, e.item.timestamp),
       h('td', {}, e.item.kind),
       h('td', { class: 'mono' }, e.item.org),
@@ -244,10 +245,10 @@ function subjectView(view) {
   const open = view.open !== null && entries[view.open]?.result;
   return h(
     'div',
-    { class: 'subject-result', 'data-subject': subject },
-    h('h2', { tabindex: '-1' }, t('subject.heading', { subject })),
+    { class: isExport ? 'subject-result export-result' : 'subject-result', 'data-subject': subject },
+    h('h2', { tabindex: '-1' }, isExport ? t('export.heading', { name: view.name }) : t('subject.heading', { subject })),
     entries.length ? h('p', { class: 'summary' }, t('subject.summary', { ok, total: entries.length })) : h('p', {}, t('subject.empty')),
-    subject.startsWith('rx:') ? timelineView(entries) : null,
+    !isExport && subject.startsWith('rx:') ? timelineView(entries) : null,
     entries.length
       ? h(
           'table',
@@ -268,13 +269,13 @@ function render() {
   if (state.busy) content = h('p', { class: 'busy' }, t(state.busy));
   else if (!v) content = null;
   else if (v.type === 'bundle') content = bundleView(v.result, v.source);
-  else if (v.type === 'subject') content = subjectView(v);
+  else if (v.type === 'subject' || v.type === 'export') content = listView(v);
   else if (v.type === 'error') content = h('p', { class: 'error', role: 'alert', 'data-error': v.key }, t(v.key, v.params));
   // Re-rendering replaces nodes: keep keyboard focus on the equivalent element (heading or row button).
   const active = document.activeElement;
   const refocus = out.contains(active)
-    ? active.closest('tr[data-record]')
-      ? `tr[data-record="${active.closest('tr[data-record]').dataset.record}"] button`
+    ? active.closest('tr[data-row]')
+      ? `tr[data-row="${active.closest('tr[data-row]').dataset.row}"] button`
       : active.tagName === 'H2'
         ? `${active.closest('#subject-detail') ? '#subject-detail ' : ''}h2`
         : null
@@ -299,9 +300,35 @@ function show(view) {
 
 // --- inputs ------------------------------------------------------------------------------------------
 
+/** An export (JSON Lines, one bundle per line) when the text is not one JSON value: as the CLI reads it. */
+function exportLines(text) {
+  try {
+    JSON.parse(text);
+    return null;
+  } catch {
+    // Not a single JSON value: maybe JSON Lines.
+  }
+  const lines = text.split(/\r?\n/).map((line, i) => [i + 1, line]).filter(([, line]) => line.trim());
+  if (lines.length < 2) return null;
+  try {
+    lines.forEach(([, line]) => JSON.parse(line));
+  } catch {
+    return null; // reported by the single-bundle path as "not valid JSON"
+  }
+  return lines;
+}
+
 function verifyText(text, source) {
   if (!text.trim()) return show({ type: 'error', key: 'error.empty' });
-  show({ type: 'bundle', result: verifyBundle(text), source });
+  const lines = exportLines(text);
+  if (!lines) return show({ type: 'bundle', result: verifyBundle(text), source });
+  const entries = lines.map(([n, line]) => {
+    const result = verifyBundle(line);
+    const rec = result.bundle?.record ?? {};
+    const id = typeof result.bundle?.digest === 'string' ? result.bundle.digest : `#${n}`;
+    return { item: { id, kind: rec.kind, org: rec.org, timestamp: rec.timestamp }, result, error: null };
+  });
+  show({ type: 'export', name: source ?? '', subject: '', open: null, entries });
 }
 
 async function readFile(file) {
