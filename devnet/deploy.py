@@ -18,6 +18,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from devnet.engines import EngineHandle
 from provenance._internal.files import write_private, write_public
@@ -29,6 +30,7 @@ from provenance.contracts import (
     Suite,
     at,
     deploy_suite,
+    encode_proposal,
     org_id,
     propose,
     transact,
@@ -218,20 +220,25 @@ def demo_orgs() -> list[OrgSpec]:
     ]
 
 
-def _fund(w3: Web3, sender: LocalAccount, to: str, wei: int) -> None:
-    if w3.eth.get_balance(sender.address) < 2 * wei:
-        return  # a zero-fee chain (our embedded node) needs no funding
-    tx: dict[str, Any] = {
-        "to": to,
-        "value": wei,
-        "from": sender.address,
-        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-        "chainId": w3.eth.chain_id,
-        "gas": 21_000,
-        "gasPrice": w3.eth.gas_price,
-    }
-    signed = sender.sign_transaction(tx)
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60)
+def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> None:
+    if w3.eth.get_balance(sender.address) < (len(to) + 1) * wei:
+        return  # a zero-fee chain needs no funding
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    chain_id, gas_price = w3.eth.chain_id, w3.eth.gas_price
+    hashes = []
+    for i, address in enumerate(to):
+        tx: dict[str, Any] = {
+            "to": address,
+            "value": wei,
+            "from": sender.address,
+            "nonce": nonce + i,
+            "chainId": chain_id,
+            "gas": 21_000,
+            "gasPrice": gas_price,
+        }
+        hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
+    for h in hashes:
+        w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
 
 
 def committee_pass(
@@ -280,6 +287,56 @@ def register_org(
     committee_pass(w3, registry, committee, ProposalKind.ADD_ACCOUNT, oid, Web3.to_checksum_address(account))
 
 
+def send_batch(w3: Web3, sender: LocalAccount, fns: Sequence[Any], *, gas: int = 2_000_000) -> list[Any]:
+    """Send calls from one account with consecutive nonces without waiting in between; all receipts.
+
+    One block can then carry them all: registering a dozen organisations takes a few blocks, not dozens.
+    Gas is fixed because a later call may depend on an earlier one that estimation cannot see yet.
+    """
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    chain_id = w3.eth.chain_id
+    hashes = []
+    for i, fn in enumerate(fns):
+        tx = fn.build_transaction(
+            {"from": sender.address, "nonce": nonce + i, "chainId": chain_id, "gas": gas}
+        )
+        hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
+    receipts = [w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05) for h in hashes]
+    failed = [r["transactionHash"].to_0x_hex() for r in receipts if r["status"] != 1]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(fns)} transactions reverted, first {failed[0]}")
+    return receipts
+
+
+def committee_pass_many(
+    w3: Web3,
+    registry: Any,
+    committee: Sequence[LocalAccount],
+    proposals: Sequence[tuple[ProposalKind, tuple[Any, ...]]],
+) -> None:
+    """Pass many proposals at once: all proposed by the first member, then voted by the others as needed."""
+    if not proposals:
+        return
+    receipts = send_batch(
+        w3,
+        committee[0],
+        [registry.functions.propose(int(k), encode_proposal(k, *args), 1000) for k, args in proposals],
+    )
+    ids = [
+        registry.events.ProposalCreated().process_receipt(r, errors=DISCARD)[0]["args"]["id"]
+        for r in receipts
+    ]
+    for member in committee[1:]:
+        open_ids = [i for i in ids if registry.functions.getProposal(i).call()[1] == 1]
+        if not open_ids:
+            break
+        send_batch(w3, member, [registry.functions.vote(i, True) for i in open_ids])
+    for pid in ids:
+        status = registry.functions.getProposal(pid).call()[1]
+        if status != 2:
+            raise RuntimeError(f"proposal {pid} did not execute (status {status})")
+
+
 def _rel(path: Path, base: Path) -> str:
     return str(path.relative_to(base))
 
@@ -315,6 +372,7 @@ def deploy_network(
 
     entries: list[OrgEntry] = []
     accounts: dict[str, LocalAccount] = {}
+    raw_keys: dict[str, bytes] = {}
     for spec in specs:
         sm2_key = SM2PrivateKey.generate()
         sm2_path = keys_dir / f"{spec.id}.sm2.pem"
@@ -323,10 +381,7 @@ def deploy_network(
         acct: LocalAccount = Account.create()
         acct_path = keys_dir / f"{spec.id}.tx.key"
         write_private(acct_path, (acct.key.hex() + "\n").encode("ascii"))
-        _fund(w3, admin, acct.address, FUNDING_WEI)
-        register_org(
-            w3, registry, committee, spec, account=acct.address, raw_public_key=sm2_key.public_key().raw()
-        )
+        raw_keys[spec.id] = sm2_key.public_key().raw()
         accounts[spec.id] = acct
         entries.append(
             OrgEntry(
@@ -341,6 +396,24 @@ def deploy_network(
                 stations=list(spec.stations),
             )
         )
+
+    _fund_all(w3, admin, [a.address for a in accounts.values()], FUNDING_WEI)
+    committee_pass_many(
+        w3,
+        registry,
+        committee,
+        [(ProposalKind.ADD_ORG, (org_id(sp.id), int(sp.role), sp.name or sp.id)) for sp in specs],
+    )
+    committee_pass_many(
+        w3,
+        registry,
+        committee,
+        [(ProposalKind.ADD_KEY, (org_id(sp.id), raw_keys[sp.id], 0, 0)) for sp in specs]
+        + [
+            (ProposalKind.ADD_ACCOUNT, (org_id(sp.id), Web3.to_checksum_address(accounts[sp.id].address)))
+            for sp in specs
+        ],
+    )
 
     # Domain objects that belong to no record kind: datasets (by their owner), stations (by the bureau).
     for spec in specs:
