@@ -234,7 +234,7 @@ function listView(view) {
     }
     return h(
       'tr',
-      { 'data-row': i, 'data-record': id },
+      { 'data-row': i, 'data-record': id, 'data-failed-step': e.result ? (e.result.failedStep ?? '') : null },
       h('td', { class: 'mono' }, e.item.timestamp),
       h('td', {}, e.item.kind),
       h('td', { class: 'mono' }, e.item.org),
