@@ -54,6 +54,8 @@ def _shown(path: Path) -> str:
 
 def print_info(info: NetworkInfo, *, detached: bool) -> None:
     """Print the URLs, the demo organisations and their token files."""
+    for note in info.notes:
+        out.print(f"[yellow]note[/yellow]: {note}", soft_wrap=True)
     how = "created" if info.created else "resumed"
     height = "" if info.height is None else f"  (height {info.height})"
     root = info.manifest.parent
@@ -92,10 +94,10 @@ def up(
         Engine | None, typer.Option(help="Chain engine: our 国密 node, or anvil (no SM seals, no state).")
     ] = None,
     dir: DirOption = None,
-    rpc_port: Annotated[int | None, typer.Option(help="Node JSON-RPC port [default: 8545].")] = None,
-    gateway_port: Annotated[int | None, typer.Option(help="Gateway port [default: 8000].")] = None,
+    rpc_port: Annotated[int | None, typer.Option(help="Node JSON-RPC port (default 8545).")] = None,
+    gateway_port: Annotated[int | None, typer.Option(help="Gateway port (default 8000).")] = None,
     block_time: Annotated[
-        float | None, typer.Option(help="Seconds between blocks [default: a block per transaction].")
+        float | None, typer.Option(help="Seconds between blocks (default: a block per transaction).")
     ] = None,
     gateway: Annotated[bool | None, typer.Option("--gateway/--no-gateway", help="Start the gateway.")] = None,
     foreground: Annotated[

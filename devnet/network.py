@@ -145,6 +145,7 @@ class NetworkInfo:
     orgs: list[OrgInfo]
     created: bool
     pid: int
+    notes: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -356,6 +357,7 @@ class Devnet:
         self.gateway: subprocess.Popen[bytes] | None = None
         self.manifest: Manifest | None = None
         self.created = False
+        self.notes: list[str] = []  # things the user should hear about, printed by the caller
 
     @property
     def gateway_url(self) -> str:
@@ -374,13 +376,13 @@ class Devnet:
             if engine == "anvil":
                 _wipe_network(lay)
             return
-        # No manifest: a first run that did not finish leaves a chain whose deployer nonce is spent.
+        # No manifest: a first run stopped before the end (Ctrl-C while deploying). Its chain has the
+        # deployer's nonce spent and its keys were never handed out, so starting over loses nothing.
         leftovers = (lay.node_dir / "genesis.json").exists() or any(lay.keys_dir.glob("*.sm2.pem"))
         if leftovers:
-            raise DevnetError(
-                f"{lay.root} holds a network whose first start did not finish; "
-                f"run `provenance devnet reset --yes --dir {lay.root}` and start again"
-            )
+            self.notes.append(f"{lay.root}: the first start did not finish; starting a new network")
+            _wipe_network(lay)
+            shutil.rmtree(lay.node_dir, ignore_errors=True)
 
     def _start_engine(self) -> EngineHandle:
         s, lay = self.settings, self.layout
@@ -490,6 +492,7 @@ class Devnet:
             "rpc_url": self.engine.rpc_url,
             "gateway_url": self.gateway_url if self.gateway is not None else None,
             "created": self.created,
+            "notes": self.notes,
             "ready": True,
         }
         write_public(self.layout.endpoints, _json(endpoints))
@@ -552,6 +555,7 @@ def describe(layout: Layout) -> NetworkInfo:
         committee=list(manifest.committee),
         orgs=orgs,
         created=bool(endpoints.get("created", False)),
+        notes=[str(n) for n in endpoints.get("notes", [])],
         pid=_read_pid(layout, "devnet") or os.getpid(),
     )
 

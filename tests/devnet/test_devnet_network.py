@@ -35,12 +35,16 @@ def test_engine_accounts_are_created_once_and_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_unfinished_first_run_is_refused(tmp_path: Path) -> None:
+def test_unfinished_first_run_starts_over(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
-    (layout.node_dir).mkdir(parents=True)
+    layout.node_dir.mkdir(parents=True)
     (layout.node_dir / "genesis.json").write_text("{}")
-    with pytest.raises(DevnetError, match="did not finish"):
-        Devnet(settings=DevnetSettings(dir=tmp_path))._check_state()
+    layout.keys_dir.mkdir()
+    (layout.keys_dir / "hospital-1.sm2.pem").write_text("half-made")
+    net = Devnet(settings=DevnetSettings(dir=tmp_path))
+    net._check_state()
+    assert not layout.node_dir.exists() and not layout.keys_dir.exists()
+    assert "did not finish" in net.notes[0]
 
 
 def test_engine_mismatch_is_refused(tmp_path: Path) -> None:
