@@ -14,10 +14,10 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from webui_support import BUNDLES, CHROMIUM, CHROMIUM_ARGS, STATIC, PageProbe
+from webui_support import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage
@@ -71,6 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
                 ctype += "; charset=utf-8"
             self._send(200, file.read_bytes(), ctype)
             return
+        if path.startswith("/api/") and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._error(401, "AUTH_REQUIRED", "an API token is required: Authorization: Bearer <token>")
+            return
         if m := _RECORD.match(path):
             bundle = self.fixture["bundles"].get(unquote(m.group(1)))
             if bundle is None:
@@ -79,8 +82,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, bundle)
             return
         if m := _SUBJECT.match(path):
-            items = self.fixture["subjects"].get(unquote(m.group(1)), [])
-            self._json(200, {"items": items, "next_cursor": None})
+            # The gateway's pagination: ?after=<cursor>, next_cursor null on the last page.
+            subject = unquote(m.group(1))
+            after = int(parse_qs(urlsplit(self.path).query).get("after", ["0"])[0])
+            items = self.fixture["subjects"].get(subject, [])
+            page = items[after : after + HISTORY_PAGE]
+            more = after + HISTORY_PAGE < len(items)
+            doc = {"subject": subject, "items": page, "next_cursor": after + HISTORY_PAGE if more else None}
+            self._json(200, doc)
             return
         self._error(404, "NOT_FOUND", f"no route {path}")
 
@@ -121,6 +130,8 @@ def browser() -> Iterator[Browser]:
 def probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     """A fresh page (own storage) in English; fails the test on any console error or page exception."""
     context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
+    # Signed in, as a regulator would be after entering the token once in this tab.
+    context.add_init_script(f"sessionStorage.setItem('shancheng.verify.token', {TOKEN!r})")
     page = context.new_page()
     p = PageProbe(page=page, base=server)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from webui_support import BUNDLES, PageProbe
+from webui_support import BUNDLES, TOKEN, PageProbe
 
 from provenance.cli import main as cli_main
 
@@ -122,6 +122,23 @@ def test_pasted_bundle_and_malformed_input(probe: PageProbe) -> None:
     page.click("#verify-paste")
     page.locator('li[data-step="schema"][data-status="failed"]').wait_for()
     probe.shot("paste-not-json")
+
+
+def test_lookup_needs_a_token(probe: PageProbe) -> None:
+    probe.allowed_errors.append("status of 401")  # Chromium logs the 401 response itself
+    probe.open()
+    page = probe.page
+    page.evaluate("sessionStorage.clear()")
+    page.fill("#token", "")
+    page.fill("#q", "rx:golden-0001")
+    page.press("#q", "Enter")
+    err = page.locator('[data-error="error.auth"]')
+    err.wait_for()
+    assert "AUTH_REQUIRED" in err.inner_text()
+    assert page.locator("#token").get_attribute("type") == "password"
+    page.fill("#token", TOKEN)
+    page.press("#q", "Enter")
+    page.locator(".timeline").wait_for()
 
 
 def test_export_file_lists_every_bundle(probe: PageProbe, tmp_path: Path) -> None:
@@ -257,7 +274,8 @@ def test_first_render_and_verification_are_fast(probe: PageProbe) -> None:
         """async (id) => {
             const t0 = performance.now();
             const input = document.getElementById('paste');
-            input.value = await (await fetch(`/api/v1/records/${id}/bundle`)).text();
+            const auth = {Authorization: `Bearer ${sessionStorage.getItem('shancheng.verify.token')}`};
+            input.value = await (await fetch(`/api/v1/records/${id}/bundle`, {headers: auth})).text();
             document.getElementById('verify-paste').click();
             return performance.now() - t0;
         }""",

@@ -14,6 +14,9 @@ STATIC = ROOT / "gateway" / "static" / "verify"
 BUNDLES = ROOT / "tests" / "assets" / "bundles"
 ARTIFACTS = ROOT / "test-artifacts" / "webui"
 CHROMIUM = Path("/usr/bin/chromium")
+# The fixture API, like the gateway, wants an organisation's bearer token.
+TOKEN = "regulator-test-token"
+HISTORY_PAGE = 1  # a small page so that every history of two or more records is paginated
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

@@ -7,6 +7,8 @@ import { toHex } from './bytes.js';
 
 const MESSAGES = { zh, en };
 const LANG_KEY = 'shancheng.verify.lang';
+// The gateway's read endpoints need an organisation's API token; kept for this tab only.
+const TOKEN_KEY = 'shancheng.verify.token';
 const API = document.documentElement.dataset.apiBase || '/api/v1';
 const RECORD_ID = /^[0-9a-f]{64}$/;
 const SUBJECT = /^[a-z][a-z0-9_]*:\S{1,200}$/;
@@ -347,10 +349,21 @@ class ApiError extends Error {
   }
 }
 
+function token() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return $('token').value.trim();
+  }
+}
+
 async function api(path) {
   let res;
+  const headers = { Accept: 'application/json' };
+  const tok = token();
+  if (tok) headers.Authorization = `Bearer ${tok}`;
   try {
-    res = await fetch(`${API}${path}`, { headers: { Accept: 'application/json' } });
+    res = await fetch(`${API}${path}`, { headers });
   } catch (e) {
     throw new ApiError('error.network', { message: e.message });
   }
@@ -363,7 +376,8 @@ async function api(path) {
     } catch {
       // Not the gateway's error body: keep the status text.
     }
-    throw new ApiError(res.status === 404 ? 'error.not_found' : 'error.http', { status: res.status, message });
+    const key = { 401: 'error.auth', 403: 'error.forbidden', 404: 'error.not_found' }[res.status] ?? 'error.http';
+    throw new ApiError(key, { status: res.status, message });
   }
   return text;
 }
@@ -389,11 +403,11 @@ async function lookup(query) {
     const items = [];
     let cursor = null;
     for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
-      const suffix = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+      const suffix = cursor !== null ? `?after=${encodeURIComponent(cursor)}` : '';
       const doc = JSON.parse(await api(`/subjects/${encodeURIComponent(q)}/records${suffix}`));
       items.push(...historyItems(doc));
       cursor = Array.isArray(doc) ? null : (doc.next_cursor ?? null);
-      if (!cursor) break;
+      if (cursor === null) break;
     }
     const view = { type: 'subject', subject: q, open: null, entries: items.map((item) => ({ item, result: null, error: null })) };
     show(view);
@@ -425,6 +439,15 @@ async function verifyAll(view) {
 }
 
 function wire() {
+  const tokenInput = $('token');
+  tokenInput.value = token();
+  tokenInput.addEventListener('input', () => {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim());
+    } catch {
+      // Without storage the field itself is read on each request.
+    }
+  });
   for (const btn of document.querySelectorAll('[data-lang]')) btn.addEventListener('click', () => setLanguage(btn.dataset.lang));
   $('file').addEventListener('change', (e) => {
     const file = e.target.files?.[0];
