@@ -24,6 +24,10 @@ def run(
         float | None, typer.Option(help="Seconds between blocks (default: on arrival)")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level")] = None,
+    sync: Annotated[
+        str | None,
+        typer.Option(help="full: fsync every commit (default); os: survive kill -9, not power loss"),
+    ] = None,
 ) -> None:
     """Run the node: JSON-RPC over HTTP, blocks sealed by the genesis validator."""
     from chain_node.server import serve  # imported late: `init` should not pay for py-evm
@@ -37,6 +41,7 @@ def run(
             "genesis": genesis,
             "block_time": block_time,
             "log_level": log_level,
+            "sync": sync,
         }.items()
         if v is not None
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +20,7 @@ class NodeSettings(BaseSettings):
     block_time: float | None = None  # None or 0: seal on arrival; else seconds between blocks
     receipt_wait: float = 2.0  # eth_getTransactionReceipt waits this long for a mempool tx's block
     log_level: str = "warning"
+    sync: Literal["full", "os"] = "full"  # "full": fsync per commit (power-loss safe); "os": kill -9 safe
 
     def genesis_path(self) -> Path:
         """The genesis file in use."""

@@ -190,11 +190,13 @@ class Node:
         self._mempool: dict[bytes, PendingTx] = {}  # tx hash -> pending, in arrival order
         self._next_nonce: dict[bytes, int] = {}  # only senders with txs in the mempool
         self._seq = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._on_pending: Callable[[], None] = lambda: None
         self._listeners: list[BlockListener] = []
-        self._miner: threading.Thread | None = None
         self._permit_cache: dict[bytes, tuple[int, bool]] = {}
+        self._head_state_cache: tuple[bytes, Any] | None = None
+        self._base_fee_cache: tuple[int, int] = (-1, 0)
+        self.last_block_hashes: list[bytes] = []
+        self._last_block_end = 0.0
         head = self.store.get("meta", b"head")
         assert head is not None
         self.head_number = int.from_bytes(head, "big")
@@ -242,19 +244,15 @@ class Node:
             self._seq = max(self._seq, int.from_bytes(key[:8], "big") + 1)
         if self._mempool:
             log.info("recovered %d pending transactions", len(self._mempool))
-            self._wake.set()
 
-    def start(self) -> None:
-        """Start the miner thread."""
-        self._miner = threading.Thread(target=self._run_miner, name="miner", daemon=True)
-        self._miner.start()
+    def set_wake(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` whenever a transaction enters the mempool (the block producer's doorbell)."""
+        self._on_pending = fn
+        if self._mempool:
+            fn()
 
-    def stop(self) -> None:
-        """Stop the miner (the current block finishes or is dropped whole) and close the store."""
-        self._stop.set()
-        self._wake.set()
-        if self._miner is not None:
-            self._miner.join(timeout=30)
+    def close(self) -> None:
+        """Close the store (every commit is already on disk or in the OS, per the sync mode)."""
         self.store.close()
 
     def add_listener(self, fn: BlockListener) -> None:
@@ -279,36 +277,41 @@ class Node:
 
     # -- mining ----------------------------------------------------------------------------------------
 
-    def _run_miner(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            if self.block_time:
-                next_tick += self.block_time
-                self._stop.wait(max(0.0, next_tick - time.monotonic()))
-            else:
-                self._wake.wait()
-                self._wake.clear()
-            if self._stop.is_set():
-                break
-            # instant mode keeps mining while work arrived during the last block: that is the batching
-            while not self._stop.is_set() and self._mine_once() and not self.block_time:
-                pass
+    def pending_count(self) -> int:
+        """Transactions waiting for a block."""
+        with self._lock:
+            return len(self._mempool)
+
+    def since_last_block(self) -> float:
+        """Seconds since the last block was committed."""
+        return time.monotonic() - self._last_block_end
+
+    def mine_once(self) -> bool:
+        """Produce, seal and commit one block from the mempool; False if there was nothing to mine."""
+        return self._mine_once()
 
     def _mine_once(self) -> bool:
         with self._lock:
             batch = list(self._mempool.values())
         if not batch:
             return False
+        t0 = time.perf_counter()
         try:
             included, dropped = self._mine_block(batch)
         except Exception:
             log.exception("block production failed; dropping %d transactions", len(batch))
             self._mine_db.clear_overlay()
-            self._mchain.header = self._mchain.create_header_from_parent(self._mchain.get_canonical_head())
             self._forget(batch, durable=True)
             self._notify([], [p.hash for p in batch])
             return True
         self._notify(included, dropped)
+        log.debug(
+            "block %d: %d txs, %d dropped, %.1f ms",
+            self.head_number,
+            len(included),
+            len(dropped),
+            (time.perf_counter() - t0) * 1e3,
+        )
         return True
 
     def _forget(self, txs: list[PendingTx], *, durable: bool) -> None:
@@ -362,19 +365,21 @@ class Node:
                 comps.append(comp)
             if not applied:
                 self._mine_db.clear_overlay()
-                chain.header = chain.create_header_from_parent(head)
                 self._forget(dropped, durable=True)
                 return [], [p.hash for p in dropped]
             block = vm.set_block_transactions_and_withdrawals(
                 vm.get_block(), cur, [p.tx for p in applied], receipts
             )
-            block = vm.mine_block(block).block
-            chain.persist_block(block)
-            chain.header = chain.create_header_from_parent(block.header)
+            # finalize (state root) without vm.mine_block's re-validation, and persist without
+            # chain.persist_block's re-validation and read-back: we just built this block ourselves.
+            block = vm.finalize_block(block).block
+            chain.chaindb.persist_block(block)
             writes = self._block_records(block, applied, receipts, comps)
         writes += [("pending", p.key, None) for p in applied + dropped]
         self._commit(writes)
         self.head_number = block.number
+        self.last_block_hashes = [p.hash for p in applied]
+        self._last_block_end = time.monotonic()
         with self._lock:
             for p in applied + dropped:
                 self._mempool.pop(p.hash, None)
@@ -484,10 +489,20 @@ class Node:
             raise RpcError(Code.RESOURCE_NOT_FOUND, f"header not found: block {number}")
         return chain.get_canonical_block_header_by_number(number)  # type: ignore[no-any-return]
 
+    def _head_state(self, chain: Any) -> Any:
+        # One read-only state per head: its caches are valid until the head moves (roots are immutable).
+        head = chain.get_canonical_head()
+        if self._head_state_cache is None or self._head_state_cache[0] != head.hash:
+            self._head_state_cache = (head.hash, chain.get_vm(head).state)
+        return self._head_state_cache[1]
+
     def account(self, address: bytes, number: int | None, what: str, slot: int = 0) -> Any:
         """Balance, nonce, code or storage of an account at a block (None = latest)."""
         with self._reading() as chain:
-            state = chain.get_vm(self._header_at(chain, number)).state
+            if number is None or number == self.head_number:
+                state = self._head_state(chain)
+            else:
+                state = chain.get_vm(self._header_at(chain, number)).state
             if what == "balance":
                 return state.get_balance(address)
             if what == "nonce":
@@ -569,15 +584,13 @@ class Node:
             return hi
 
     def next_base_fee(self) -> int:
-        """Base fee of the block being built."""
-        return int(self._mchain_header_base_fee())
-
-    def _mchain_header_base_fee(self) -> int:
-        raw = self.get_block_raw(self.head_number)
-        assert raw is not None
-        head = json.loads(raw)
-        # the block being built follows the head; with blocks held at or under target it never rises
-        return int(head["baseFeePerGas"], 16)
+        """Upper bound of the next block's base fee: the head's (blocks never pass the target)."""
+        number = self.head_number
+        if self._base_fee_cache[0] != number:
+            raw = self.get_block_raw(number)
+            assert raw is not None
+            self._base_fee_cache = (number, int(json.loads(raw)["baseFeePerGas"], 16))
+        return self._base_fee_cache[1]
 
     # -- permissioning ---------------------------------------------------------------------------------
 
@@ -641,8 +654,10 @@ class Node:
                 return h
         if self.store.get("rcpts", h) is not None:
             return h
-        state_nonce, balance = self._nonce_and_balance(sender)
         with self._lock:
+            # Read the state under the lock: the miner commits a block before it drops that block's
+            # senders from _next_nonce (under this lock), so either the entry or the new state is seen.
+            state_nonce, balance = self._nonce_and_balance(sender)
             expected = self._next_nonce.get(sender, state_nonce)
             if tx.nonce < expected:
                 raise RpcError(
@@ -659,12 +674,12 @@ class Node:
             self.store.put("pending", key, raw)  # fsync'd before the hash goes back
             self._mempool[h] = PendingTx(key=key, tx=tx, sender=sender, raw=raw)
             self._next_nonce[sender] = tx.nonce + 1
-        self._wake.set()
+        self._on_pending()
         return h
 
     def _nonce_and_balance(self, sender: bytes) -> tuple[int, int]:
         with self._reading() as chain:
-            state = chain.get_vm(chain.get_canonical_head()).state
+            state = self._head_state(chain)
             return int(state.get_nonce(sender)), int(state.get_balance(sender))
 
     def in_mempool(self, tx_hash: bytes) -> bool:

@@ -7,7 +7,6 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,14 +75,15 @@ def p_hash(v: Any) -> bytes:
 
 
 class Rpc:
-    """The method table bound to one node. Methods that touch py-evm run on the single reader thread."""
+    """The method table bound to one node; everything runs on the server's event loop."""
 
     def __init__(self, node: Node, *, receipt_wait: float = 2.0) -> None:
         self.node = node
         self.receipt_wait = receipt_wait
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evm-reader")
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
+        # receipts clients asked for (recent, bounded): tells a waiting client from a streaming one
+        self.asked: dict[bytes, None] = {}
         evm: Callable[..., Any] = self._evm
         self.methods: dict[str, Callable[[list[Any]], Awaitable[Any]]] = {
             "web3_clientVersion": self._const(CLIENT_VERSION),
@@ -122,10 +122,6 @@ class Rpc:
         """Remember the server's event loop (the miner thread wakes receipt waiters through it)."""
         self._loop = loop
 
-    def close(self) -> None:
-        """Stop the reader thread."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
-
     @staticmethod
     def _const(value: Any) -> Callable[[list[Any]], Awaitable[Any]]:
         async def handler(params: list[Any]) -> Any:
@@ -141,10 +137,13 @@ class Rpc:
         return handler
 
     def _evm(self, fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Awaitable[Any]]:
-        async def handler(params: list[Any]) -> Any:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, params)
+        # Runs inline on the event loop, like block production: on a small shared machine every
+        # thread hand-off costs a scheduler slice, more than the py-evm work itself.
+        return self._direct(fn)
 
-        return handler
+    def clients_waiting_on_last_block(self) -> bool:
+        """Whether someone asked for a receipt of the last block's transactions (a one-at-a-time client)."""
+        return any(h in self.asked for h in self.node.last_block_hashes)
 
     def _on_block(self, included: list[bytes], dropped: list[bytes]) -> None:
         loop = self._loop
@@ -249,6 +248,9 @@ class Rpc:
     async def get_receipt(self, params: list[Any]) -> Any:
         """eth_getTransactionReceipt; for a mempool transaction, waits briefly for its block (long poll)."""
         h = p_hash(_param(params, 0))
+        self.asked[h] = None
+        if len(self.asked) > 10_000:
+            self.asked.pop(next(iter(self.asked)))
         raw = self.node.get_receipt_raw(h)
         if raw is None and self.node.in_mempool(h) and self.receipt_wait > 0:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -20,6 +20,12 @@ log = logging.getLogger("chain_node.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 MAX_BODY = 32 << 20
+# Instant mode under a stream of sends (last block < STREAM_WINDOW ago, nobody polling its receipts):
+# keep the block open while sends keep arriving within LINGER_GAP, up to LINGER_MAX / LINGER_TXS.
+STREAM_WINDOW = 0.05
+LINGER_GAP = 0.002
+LINGER_MAX = 0.05
+LINGER_TXS = 500
 
 
 class App:
@@ -27,6 +33,9 @@ class App:
 
     def __init__(self, rpc: Rpc) -> None:
         self.rpc = rpc
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._producer: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """ASGI entry point."""
@@ -58,16 +67,56 @@ class App:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 self.rpc.bind_loop(asyncio.get_running_loop())
-                self.rpc.node.start()
+                self._producer = asyncio.create_task(self._produce_blocks())
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
-                await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+                self._stopping = True
+                self._wake.set()
+                if self._producer is not None:
+                    await self._producer  # the block in progress completes (or was never started)
+                self.rpc.node.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _shutdown(self) -> None:
-        self.rpc.close()
-        self.rpc.node.stop()
+    async def _produce_blocks(self) -> None:
+        """Seal on arrival (default) or every block_time seconds; batch whatever is waiting."""
+        node = self.rpc.node
+        node.set_wake(self._wake.set)
+        block_time = node.block_time
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while not self._stopping:
+            if block_time:
+                next_tick += block_time
+                await asyncio.sleep(max(0.0, next_tick - loop.time()))
+                if not self._stopping:
+                    node.mine_once()
+                continue
+            await self._wake.wait()
+            self._wake.clear()
+            while not self._stopping and node.pending_count():
+                if node.since_last_block() < STREAM_WINDOW and not self.rpc.clients_waiting_on_last_block():
+                    await self._linger()
+                try:
+                    node.mine_once()
+                except Exception:
+                    log.exception("block production failed")
+                await asyncio.sleep(0)  # let requests that arrived meanwhile in before the next block
+
+    async def _linger(self) -> None:
+        """Sends are streaming in with nobody waiting for receipts: let the block fill while they keep coming."""
+        node = self.rpc.node
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_MAX
+        start = loop.time()
+        seen = node.pending_count()
+        while loop.time() < deadline and seen < LINGER_TXS:
+            await asyncio.sleep(LINGER_GAP)
+            now = node.pending_count()
+            if now == seen:
+                break
+            seen = now
+        log.debug("lingered %.1f ms for %d txs", (loop.time() - start) * 1e3, seen)
 
 
 async def _respond(send: Any, status: int, body: bytes) -> None:

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lmdb
 from eth.abc import AtomicWriteBatchAPI
@@ -35,6 +35,8 @@ TABLES = (
     "meta",  # b"head" -> u64 number; b"genesis" -> genesis JSON
 )
 
+SyncMode = Literal["full", "os"]
+
 _MAP_SIZE = 64 << 30  # address space only; LMDB grows the file as needed
 
 
@@ -56,12 +58,18 @@ def log_key(number: int, log_index: int) -> bytes:
 class Store:
     """The LMDB environment with the node's named tables."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sync: SyncMode = "full") -> None:
         path.mkdir(parents=True, exist_ok=True)
-        # sync=True (default): a commit returns only after fsync; that is what makes a returned
-        # transaction hash durable.
+        # "full": every commit fsyncs data and meta before returning, so a returned transaction hash
+        # survives power loss. "os": no fsync; a commit is in the OS page cache when it returns, so it
+        # survives kill -9 and process crashes, not power loss. See docs/design/node-storage.md.
         self.env = lmdb.open(
-            str(path / "chain.lmdb"), map_size=_MAP_SIZE, max_dbs=len(TABLES) + 1, subdir=True
+            str(path / "chain.lmdb"),
+            map_size=_MAP_SIZE,
+            max_dbs=len(TABLES) + 1,
+            subdir=True,
+            sync=sync == "full",
+            metasync=sync == "full",
         )
         self.tables: dict[str, Any] = {name: self.env.open_db(name.encode()) for name in TABLES}
 

@@ -21,6 +21,13 @@ contract NodeProbe {
         emit Anchored(size, root, msg.sender, count);
     }
 
+    /// Many events in one transaction (fills a log index quickly for getLogs benchmarks).
+    function emitMany(uint256 from, uint256 n, bytes32 root) external {
+        for (uint256 i = 0; i < n; i++) {
+            emit Anchored(from + i, root, msg.sender, i);
+        }
+    }
+
     function failCustom(uint256 x) external pure {
         revert TooSmall(x, 10);
     }

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from node_helpers import deploy_probe, send
 from eth_account import Account
+from node_helpers import deploy_probe, send
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError

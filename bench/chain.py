@@ -1,0 +1,248 @@
+"""Chain benchmark: the same anchor-like transaction through web3.py on our embedded node and on anvil.
+
+For each engine: one at a time (send, wait for the receipt), many per block (send N without waiting,
+then wait for all), and eth_getLogs over 10,000 matching events (address + topic filter), timed both
+as the raw JSON-RPC call and through web3.py's formatters. Prints a table; ``--json`` for machines.
+
+    PYTHONPATH=. .venv/bin/python bench/chain.py [--one 200] [--many 2000] [--events 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from devnet.embedded import start_embedded
+from devnet.engines import EngineHandle
+
+PROBE = json.loads(
+    (Path(__file__).resolve().parent.parent / "tests" / "assets" / "NodeProbe.json").read_text()
+)
+ANCHOR_GAS = 120_000
+EVENTS_PER_TX = 500
+BULK_ROOT = b"\xbb" * 32
+
+
+def _pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(p * len(s)))] if s else float("nan")
+
+
+class Runner:
+    """Drives one engine."""
+
+    def __init__(self, handle: EngineHandle) -> None:
+        self.h = handle
+        self.w3 = Web3(Web3.HTTPProvider(handle.rpc_url, request_kwargs={"timeout": 60}))
+        self.admin: LocalAccount = handle.accounts[0]
+        self.user: LocalAccount = handle.accounts[1]
+        self.nonces: dict[str, int] = {}
+        self.probe = self._deploy()
+
+    def _nonce(self, acct: LocalAccount) -> int:
+        n = self.nonces.get(acct.address)
+        if n is None:
+            n = self.w3.eth.get_transaction_count(acct.address, "pending")
+        self.nonces[acct.address] = n + 1
+        return n
+
+    def _fees(self) -> dict[str, int]:
+        base = self.w3.eth.get_block("latest")["baseFeePerGas"]
+        tip = self.w3.eth.max_priority_fee
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    def _deploy(self) -> Contract:
+        factory = self.w3.eth.contract(abi=PROBE["abi"], bytecode=PROBE["bytecode"])
+        tx = factory.constructor().build_transaction(
+            {"from": self.admin.address, "nonce": self._nonce(self.admin)}
+        )
+        raw = self.admin.sign_transaction(tx).raw_transaction
+        rcpt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(raw))
+        return self.w3.eth.contract(address=rcpt["contractAddress"], abi=PROBE["abi"])
+
+    def signed_anchors(self, n: int, start: int) -> list[bytes]:
+        """Pre-signed anchor transactions (signing is the client's cost, not the engine's)."""
+        fees = self._fees()
+        out = []
+        for i in range(n):
+            tx = self.probe.functions.anchor(start + i, (start + i).to_bytes(32, "big")).build_transaction(
+                {
+                    "from": self.user.address,
+                    "nonce": self._nonce(self.user),
+                    "gas": ANCHOR_GAS,
+                    "chainId": self.h.chain_id,
+                    **fees,
+                }
+            )
+            out.append(bytes(self.user.sign_transaction(tx).raw_transaction))
+        return out
+
+    def one_at_a_time(self, n: int) -> dict[str, float]:
+        """Send, wait for the receipt, repeat."""
+        raws = self.signed_anchors(n, 1)
+        lat = []
+        t0 = time.perf_counter()
+        for raw in raws:
+            t = time.perf_counter()
+            h = self.w3.eth.send_raw_transaction(raw)
+            r = self.w3.eth.wait_for_transaction_receipt(h, poll_latency=0.01)
+            lat.append(time.perf_counter() - t)
+            assert r["status"] == 1
+        total = time.perf_counter() - t0
+        return {"tx_s": n / total, "p50_ms": _pct(lat, 0.5) * 1e3, "p99_ms": _pct(lat, 0.99) * 1e3}
+
+    def many_per_block(self, n: int) -> dict[str, float]:
+        """Send n without waiting, then wait for every receipt."""
+        raws = self.signed_anchors(n, 100_000)
+        sent: list[tuple[bytes, float]] = []
+        lat = []
+        t0 = time.perf_counter()
+        for raw in raws:
+            sent.append((self.w3.eth.send_raw_transaction(raw), time.perf_counter()))
+        t_sent = time.perf_counter()
+        blocks = set()
+        for h, ts in sent:
+            r = self.w3.eth.wait_for_transaction_receipt(h, poll_latency=0.01)
+            lat.append(time.perf_counter() - ts)
+            blocks.add(r["blockNumber"])
+            assert r["status"] == 1
+        total = time.perf_counter() - t0
+        return {
+            "tx_s": n / total,
+            "send_tx_s": n / (t_sent - t0),
+            "p50_ms": _pct(lat, 0.5) * 1e3,
+            "p99_ms": _pct(lat, 0.99) * 1e3,
+            "tx_per_block": n / max(1, len(blocks)),
+        }
+
+    def fill_events(self, n: int) -> None:
+        """n extra Anchored events with the bulk root (EVENTS_PER_TX per transaction)."""
+        fees = self._fees()
+        hashes = []
+        for k in range(0, n, EVENTS_PER_TX):
+            count = min(EVENTS_PER_TX, n - k)
+            tx = self.probe.functions.emitMany(k, count, BULK_ROOT).build_transaction(
+                {"from": self.user.address, "nonce": self._nonce(self.user), "gas": 3_000_000, **fees}
+            )
+            hashes.append(self.w3.eth.send_raw_transaction(self.user.sign_transaction(tx).raw_transaction))
+        for h in hashes:
+            assert self.w3.eth.wait_for_transaction_receipt(h, timeout=120)["status"] == 1
+
+    def get_logs(self, expect: int, rounds: int = 3) -> dict[str, float]:
+        """Time eth_getLogs for the bulk events: raw JSON-RPC and through web3.py."""
+        topic0 = "0x" + Web3.keccak(text="Anchored(uint256,bytes32,address,uint256)").hex().removeprefix("0x")
+        flt = {"fromBlock": "0x0", "toBlock": "latest", "address": self.probe.address,
+               "topics": [topic0, None, "0x" + BULK_ROOT.hex()]}  # fmt: skip
+
+        def raw() -> int:
+            resp: Any = self.w3.provider.make_request("eth_getLogs", [flt])  # type: ignore[arg-type]
+            return len(resp["result"])
+
+        def formatted() -> int:
+            return len(self.w3.eth.get_logs(flt))  # type: ignore[arg-type]
+
+        out = {}
+        for name, fn in (("raw_ms", raw), ("web3_ms", formatted)):
+            times = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                got = fn()
+                times.append(time.perf_counter() - t)
+                assert got == expect, f"{name}: {got} logs, expected {expect}"
+            out[name] = statistics.median(times) * 1e3
+        return out
+
+
+def run_engine(name: str, start: Callable[[], EngineHandle], args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement on one engine."""
+    h = start()
+    try:
+        r = Runner(h)
+        res: dict[str, Any] = {"engine": name}
+        res["one"] = r.one_at_a_time(args.one)
+        res["many"] = r.many_per_block(args.many)
+        r.fill_events(args.events)
+        res["logs"] = r.get_logs(args.events)
+        return res
+    finally:
+        h.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--one", type=int, default=200, help="transactions sent one at a time")
+    ap.add_argument("--many", type=int, default=1000, help="transactions sent without waiting")
+    ap.add_argument("--events", type=int, default=10_000, help="events for the getLogs timing")
+    ap.add_argument(
+        "--engines",
+        default="embedded,embedded-os,anvil",
+        help="embedded (fsync per commit, the default), embedded-os (PROV_NODE_SYNC=os), anvil",
+    )
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-chain-") as tmp:
+
+        def embedded(sync: str) -> Callable[[], EngineHandle]:
+            def start() -> EngineHandle:
+                os.environ["PROV_NODE_SYNC"] = sync  # NodeSettings reads it in the node subprocess
+                try:
+                    return start_embedded(data_dir=Path(tmp) / f"node-{sync}")
+                finally:
+                    del os.environ["PROV_NODE_SYNC"]
+
+            return start
+
+        starters: dict[str, Callable[[], EngineHandle]] = {
+            "embedded": embedded("full"),
+            "embedded-os": embedded("os"),
+        }
+        if "anvil" in args.engines:
+            from devnet.anvil import start_anvil
+
+            starters["anvil"] = start_anvil
+        for name in args.engines.split(","):
+            t = time.perf_counter()
+            res = run_engine(name, starters[name], args)
+            res["wall_s"] = time.perf_counter() - t
+            results.append(res)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{'engine':10} {'mode':16} {'tx/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes")
+    for res in results:
+        o, m, lg = res["one"], res["many"], res["logs"]
+        print(
+            f"{res['engine']:10} {'one at a time':16} {o['tx_s']:8.1f} {o['p50_ms']:8.2f} {o['p99_ms']:8.2f}"
+        )
+        print(
+            f"{res['engine']:10} {'many per block':16} {m['tx_s']:8.1f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}"
+            f"  sends {m['send_tx_s']:.0f} tx/s, {m['tx_per_block']:.1f} tx/block"
+        )
+        print(
+            f"{res['engine']:10} {'getLogs ' + str(args.events):16} raw {lg['raw_ms']:.0f} ms, "
+            f"via web3.py {lg['web3_ms']:.0f} ms  (wall {res['wall_s']:.0f} s)"
+        )
+    anvil = next((r for r in results if r["engine"] == "anvil"), None)
+    if anvil is not None:
+        for r in results:
+            if r is not anvil:
+                print(f"one at a time, {r['engine']} / anvil: {r['one']['tx_s'] / anvil['one']['tx_s']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
