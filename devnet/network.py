@@ -429,10 +429,11 @@ class Devnet:
             "PROV_GW_PORT": str(self.settings.gateway_port),
         }
 
-    def _mint_tokens(self, manifest: Manifest) -> None:
+    def _mint_tokens(self, manifest: Manifest, *, meanwhile: Callable[[], None]) -> None:
         """One API token file (0600) per organisation that has none yet, through the gateway's CLI."""
         missing = [o.id for o in manifest.orgs if not self.layout.token_file(o.id).exists()]
         if not missing:
+            meanwhile()
             return
         self.layout.tokens_dir.mkdir(parents=True, exist_ok=True)
         env = self._gateway_env()
@@ -444,17 +445,19 @@ class Devnet:
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_ROOT
             )
 
-        # The first one alone creates the tables; the rest in parallel (each pays the import time).
+        # The first one alone creates the tables; the rest in parallel (each pays the import time),
+        # while the gateway starts (the caller's ``meanwhile``).
         first, rest = missing[0], missing[1:]
         procs = [(first, mint(first))]
         procs[0][1].wait()
         procs += [(org, mint(org)) for org in rest]
+        meanwhile()
         for org, proc in procs:
             output, _ = proc.communicate(timeout=self.settings.start_timeout)
             if proc.returncode != 0:
                 raise DevnetError(f"minting the API token of {org} failed: {output.strip()[-1000:]}")
 
-    def _start_gateway(self) -> subprocess.Popen[bytes]:
+    def _spawn_gateway(self) -> None:
         s, lay = self.settings, self.layout
         if not _port_free(s.gateway_port):
             raise DevnetError(
@@ -463,17 +466,21 @@ class Devnet:
         cmd = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", str(s.gateway_port)]
         log = lay.log("gateway").open("ab")
         env = self._gateway_env()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)  # noqa: S603
+        self.gateway = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)  # noqa: S603
         log.close()
+        _write_pid(lay, "gateway", self.gateway.pid)
+
+    def _wait_gateway(self) -> None:
+        s, lay, proc = self.settings, self.layout, self.gateway
+        assert proc is not None
         deadline = time.monotonic() + s.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise DevnetError(f"gateway exited with {proc.returncode}: {_tail(lay.log('gateway'))}")
             with contextlib.suppress(httpx.HTTPError):
                 httpx.get(f"{self.gateway_url}/healthz", timeout=1.0)
-                return proc  # any HTTP answer: it serves; `status` reports whether it is healthy
+                return  # any HTTP answer: it serves; `status` reports whether it is healthy
             time.sleep(0.1)
-        _stop_child(proc, s.stop_timeout)
         raise DevnetError(f"gateway did not answer on {self.gateway_url} within {s.start_timeout:.0f} s")
 
     def start(self) -> None:
@@ -484,9 +491,8 @@ class Devnet:
             _write_pid(self.layout, "node", self.engine.process.pid)
         self.manifest = self._ensure_deployed(self.engine)
         if _gateway_wanted(self.settings):
-            self._mint_tokens(self.manifest)
-            self.gateway = self._start_gateway()
-            _write_pid(self.layout, "gateway", self.gateway.pid)
+            self._mint_tokens(self.manifest, meanwhile=self._spawn_gateway)
+            self._wait_gateway()
         endpoints = {
             "engine": self.engine.name,
             "rpc_url": self.engine.rpc_url,
