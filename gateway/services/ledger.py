@@ -16,11 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3Exception
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from provenance.contracts import ContractReverted, Role, at, decode_revert, org_id, transact
 from provenance.crypto import sm3
@@ -67,13 +69,14 @@ class AnchorReceipt:
     block_hash: str
 
 
-def _chain_errors() -> tuple[type[BaseException], ...]:
-    import requests  # web3's HTTP provider raises these on a dead node
-
-    return (Web3Exception, requests.RequestException, OSError, TimeoutError, ValueError)
-
-
-CHAIN_ERRORS = _chain_errors()
+# What web3's HTTP provider raises when the node is down, slow or answers nonsense.
+CHAIN_ERRORS: tuple[type[BaseException], ...] = (
+    Web3Exception,
+    requests.RequestException,
+    OSError,
+    TimeoutError,
+    ValueError,
+)
 
 
 class Ledger:
@@ -87,7 +90,19 @@ class Ledger:
             raise LedgerError(f"cannot read the network manifest {manifest_path}: {exc}") from exc
         self.rpc_url = rpc_url or str(self.manifest["rpc_url"])
         self.chain_id = int(self.manifest["chain_id"])
-        self.w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10}))
+        self.w3 = Web3(
+            Web3.HTTPProvider(
+                self.rpc_url,
+                request_kwargs={"timeout": 10},
+                # web3's default retries only the builtin ConnectionError; a pooled keep-alive connection
+                # that the node closed surfaces as requests' ConnectionError: retry reads on that too.
+                exception_retry_configuration=ExceptionRetryConfiguration(
+                    errors=(requests.ConnectionError, requests.Timeout, ConnectionError),
+                    retries=3,
+                    backoff_factor=0.05,
+                ),
+            )
+        )
         names = self.manifest["contracts"]
         self.registry: Contract = at(self.w3, "OrgRegistry", names["OrgRegistry"])
         self.log: Contract = at(self.w3, "ProvenanceLog", names["ProvenanceLog"])
