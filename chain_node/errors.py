@@ -78,6 +78,6 @@ def to_rpc_error(exc: BaseException) -> RpcError:
     if isinstance(exc, ProvenanceError):
         for cls, code in _PROJECT_ERRORS:
             if isinstance(exc, cls):
-                return RpcError(code, exc.message, {"code": exc.code, **exc.details} or None)
+                return RpcError(code, exc.message, {"code": exc.code, **exc.details})
         return RpcError(Code.EXECUTION_ERROR, exc.message, {"code": exc.code})
     return RpcError(Code.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")

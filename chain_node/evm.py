@@ -54,7 +54,7 @@ def make_vm_class(gas_limit: int) -> type[CancunVM]:
 
 def make_chain_class(genesis: Genesis) -> type[MiningChain]:
     """A MiningChain class for this genesis (one fork from block 0)."""
-    return MiningChain.configure(  # type: ignore[no-any-return]
+    return MiningChain.configure(
         __name__="ShanchengChain",
         vm_configuration=((0, make_vm_class(genesis.gas_limit)),),
         chain_id=genesis.chain_id,

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from provenance.crypto import SM2PrivateKey, SM2PublicKey

@@ -22,7 +22,11 @@ from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
 from eth.exceptions import Revert
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
-from eth_utils import ValidationError, keccak, to_checksum_address
+from eth_abi.abi import decode
+from eth_typing import Address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from eth_utils.exceptions import ValidationError
 
 from chain_node.errors import Code, CreateNotPermitted, RpcError
 from chain_node.evm import genesis_params, genesis_state, make_chain_class
@@ -100,7 +104,7 @@ def tx_json(
         d["chainId"] = qty(tx.chain_id)
     if type_id == 0:
         d["gasPrice"] = qty(tx.gas_price)
-        d["v"] = qty(tx.v)
+        d["v"] = qty(tx.v)  # type: ignore[attr-defined]  # legacy transactions only, per type_id
     else:
         d["v"] = qty(tx.y_parity)
         d["yParity"] = qty(tx.y_parity)
@@ -123,8 +127,8 @@ def effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
     return min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)
 
 
-def header_json(header: BlockHeaderAPI, size: int, tx_hashes: list[str]) -> dict[str, Any]:
-    """A block as eth_getBlockByNumber(..., false) returns it."""
+def header_json(header: Any, size: int, tx_hashes: list[str]) -> dict[str, Any]:
+    """A block as eth_getBlockByNumber(..., false) returns it (``header``: a Cancun header)."""
     return {
         "number": qty(header.block_number),
         "hash": hx(header.hash),
@@ -450,7 +454,9 @@ class Node:
                 "gasUsed": qty(gas_used),
                 "effectiveGasPrice": qty(effective_gas_price(tx, base_fee)),
                 "contractAddress": (
-                    to_checksum_address(generate_contract_address(p.sender, tx.nonce)) if not tx.to else None
+                    to_checksum_address(generate_contract_address(Address(p.sender), tx.nonce))
+                    if not tx.to
+                    else None
                 ),
                 "logs": logs_json,
                 "logsBloom": hx(receipt.bloom.to_bytes(256, "big")),
@@ -548,8 +554,6 @@ class Node:
             msg = "execution reverted"
             if data[:4] == bytes.fromhex("08c379a0"):
                 try:
-                    from eth_abi import decode
-
                     msg += ": " + decode(["string"], data[4:])[0]
                 except Exception:  # undecodable reason: the raw data still travels in `data`
                     log.debug("undecodable revert reason")
@@ -569,7 +573,7 @@ class Node:
             cap = self._header_at(chain, number).gas_limit // 2
             tx, comp = self._execute(chain, {**call, "gas": cap}, number)
             self._raise_if_error(comp)
-            need = tx.intrinsic_gas + comp.get_gas_used()
+            need = int(tx.intrinsic_gas + comp.get_gas_used())
             lo, hi = need - 1, cap
             _, c2 = self._execute(chain, {**call, "gas": need}, number)
             if not c2.is_error:
@@ -755,7 +759,8 @@ class Node:
                 if not cur.set_range(start):
                     continue
                 plen = len(prefix)
-                for k in cur.iternext(keys=True, values=False):
+                for kv in cur.iternext(keys=True, values=False):
+                    k = bytes(kv)
                     if k >= end:
                         break
                     keys.append(bytes(k[plen:]))
@@ -766,11 +771,12 @@ class Node:
             logs_db = self.store.db("logs")
             out: list[bytes] = []
             for k in keys:
-                raw = txn.get(k, db=logs_db)
-                if raw is None:
+                found = txn.get(k, db=logs_db)
+                if found is None:
                     continue
+                raw = bytes(found)
                 if exact or _log_matches(json.loads(raw), addresses, topics):
-                    out.append(bytes(raw))
+                    out.append(raw)
         return out
 
 

@@ -8,8 +8,8 @@ them: on engines without them a staticcall to these addresses succeeds with empt
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from eth.abc import ComputationAPI
 from eth._utils.numeric import ceil32
+from eth.abc import ComputationAPI
 
 from provenance.crypto import SM2PublicKey, sm3
 

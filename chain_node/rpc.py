@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -10,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from chain_node.errors import Code, RpcError, to_rpc_error
 from chain_node.node import PRIORITY_FEE, Node, hx, qty
@@ -258,10 +259,8 @@ class Rpc:
             try:
                 raw = self.node.get_receipt_raw(h)  # re-check: the block may have landed meanwhile
                 if raw is None and self.node.in_mempool(h):
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(fut, self.receipt_wait)
-                    except TimeoutError:
-                        pass
                     raw = self.node.get_receipt_raw(h)
             finally:
                 lst = self._waiters.get(h)

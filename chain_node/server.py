@@ -104,7 +104,7 @@ class App:
                 await asyncio.sleep(0)  # let requests that arrived meanwhile in before the next block
 
     async def _linger(self) -> None:
-        """Sends are streaming in with nobody waiting for receipts: let the block fill while they keep coming."""
+        """Sends stream in and nobody waits on receipts: keep the block open while they keep coming."""
         node = self.rpc.node
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LINGER_MAX

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rlp
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 
 from provenance.crypto import SM2PublicKey
@@ -89,7 +89,8 @@ def header_mismatch(block: dict[str, Any], header_rlp: bytes) -> str | None:
     except rlp.DecodingError:
         return "headerRlp is not RLP"
     if not isinstance(fields, list) or len(fields) != len(HEADER_FIELDS):
-        return f"header has {len(fields) if isinstance(fields, list) else 0} fields, expected {len(HEADER_FIELDS)}"
+        n = len(fields) if isinstance(fields, list) else 0
+        return f"header has {n} fields, expected {len(HEADER_FIELDS)}"
     for raw, (name, kind) in zip(fields, HEADER_FIELDS, strict=True):
         if name not in block:
             return f"block field {name} missing"

@@ -59,7 +59,8 @@ def verify(
             err.print_exception()
         raise typer.Exit(2) from exc
     src = "pinned key" if report.validator_source == "pinned" else "key from the node (gm_validators)"
+    sealers = ", ".join(v[:16] + "…" for v in report.validators)
     out.print(
-        f"[green]chain valid[/green]: {report.blocks} blocks (chain {report.chain_id}), head {report.head_number} "
-        f"{report.head_hash}, sealed by {', '.join(v[:16] + '…' for v in report.validators)} ({src})"
+        f"[green]chain valid[/green]: {report.blocks} blocks (chain {report.chain_id}), "
+        f"head {report.head_number} {report.head_hash}, sealed by {sealers} ({src})"
     )
