@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from webui_support import BUNDLES, PageProbe
 
 from provenance.bundle import EvidenceBundle
 from provenance.checkpoint import Checkpoint, parse_note, sign_checkpoint
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
 from provenance.errors import ProvenanceError, VerificationError
+from provenance.trust import TrustStore
 from provenance.verify import Verifier
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -107,10 +109,10 @@ def _mutations(valid: dict[str, Any]) -> Iterator[Mutation]:
     yield _set("signer/key_id", "k")
 
 
-def _python_step(b: dict[str, Any]) -> str:
-    """The step `provenance verify` names for a bundle ('' when every step holds)."""
+def _python_step(b: dict[str, Any], trust: TrustStore | None = None) -> str:
+    """The step `provenance verify [--trust]` names for a bundle ('' when every step holds)."""
     try:
-        Verifier().verify(EvidenceBundle.from_dict(b))
+        Verifier(trust=trust).verify(EvidenceBundle.from_dict(b))
     except VerificationError as exc:
         return exc.step
     except ProvenanceError:
@@ -133,6 +135,36 @@ def test_mutated_bundles_fail_in_the_same_step(probe: PageProbe, tmp_path: Path)
     probe.open()
     probe.page.set_input_files("#file", str(export))
     rows = probe.page.locator(".export-result tbody tr")
+    rows.first.wait_for()
+    got = [r.get_attribute("data-failed-step") for r in rows.all()]
+    mismatches = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got, strict=True)) if e != g]
+    assert mismatches == [], "page and Python verifier disagree (row, python, page)"
+
+
+TRUST_FILES = ("trust.json", "trust-hospital-key-expired.json", "trust-other-log.json")
+
+
+@pytest.mark.parametrize("trust_file", TRUST_FILES)
+def test_with_a_trust_file_same_verdicts_as_python(probe: PageProbe, tmp_path: Path, trust_file: str) -> None:
+    """`provenance verify --trust FILE` and the page with the same trust file agree on every bundle."""
+    fixture = json.loads((BUNDLES / "gateway-fixture.json").read_text("utf-8"))
+    bundles = list(fixture["bundles"].values())
+    valid = json.loads((BUNDLES / "valid.json").read_text("utf-8"))
+    for mutate in _mutations(valid):
+        b = copy.deepcopy(valid)
+        mutate(b)
+        bundles.append(b)
+    store = TrustStore.load(BUNDLES / trust_file)
+    expected = [_python_step(b, store) for b in bundles]
+
+    export = tmp_path / "bundles.jsonl"
+    export.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bundles), "utf-8")
+    probe.open()
+    page = probe.page
+    page.set_input_files("#trust", str(BUNDLES / trust_file))
+    page.locator("#trust-clear:not([hidden])").wait_for()
+    page.set_input_files("#file", str(export))
+    rows = page.locator(".export-result tbody tr")
     rows.first.wait_for()
     got = [r.get_attribute("data-failed-step") for r in rows.all()]
     mismatches = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got, strict=True)) if e != g]

@@ -105,6 +105,28 @@ def test_valid_bundle_shows_anchor_and_checkpoint(probe: PageProbe) -> None:
     assert "golden.shancheng.test/log" in text
 
 
+def test_trust_file_pins_keys(probe: PageProbe) -> None:
+    probe.open()
+    page = probe.page
+    assert "No trust file" in page.locator("#trust-status").inner_text()
+    page.set_input_files("#file", str(BUNDLES / "valid.json"))
+    assert page_verdict(probe)[0]
+    # Loading a trust file re-verifies what is shown: the hospital's key had expired by then.
+    page.set_input_files("#trust", str(BUNDLES / "trust-hospital-key-expired.json"))
+    page.locator(".verdict[data-verdict=failed]").wait_for()
+    assert page_verdict(probe)[1] == "signer"
+    assert "hosp-1" in page.locator('li[data-step="signer"] .reason').inner_text()
+    probe.shot("trust-expired-key")
+    page.set_input_files("#trust", str(BUNDLES / "trust.json"))
+    page.locator(".verdict[data-verdict=verified]").wait_for()
+    assert "registered key" in page.locator('li[data-step="signer"] .note').inner_text()
+    assert "4 organisations, 1 log keys" in page.locator("#trust-status").inner_text()
+    page.click("#trust-clear")
+    assert "No trust file" in page.locator("#trust-status").inner_text()
+    page.set_input_files("#trust", str(BUNDLES / "valid.json"))  # not a trust file
+    assert "not used" in page.locator("#trust-status").inner_text()
+
+
 def test_pasted_bundle_and_malformed_input(probe: PageProbe) -> None:
     probe.open()
     page = probe.page

@@ -2,7 +2,8 @@
 // Everything from a bundle or the gateway is untrusted text: it reaches the DOM only as textContent.
 import en from './i18n/en.json';
 import zh from './i18n/zh.json';
-import { verifyBundle } from './verify.js';
+import { verifyBundle as verifyWith } from './verify.js';
+import { parseTrust, TrustError } from './trust.js';
 import { toHex } from './bytes.js';
 
 const MESSAGES = { zh, en };
@@ -14,7 +15,10 @@ const RECORD_ID = /^[0-9a-f]{64}$/;
 const SUBJECT = /^[a-z][a-z0-9_]*:\S{1,200}$/;
 const MAX_HISTORY_PAGES = 50;
 
-const state = { lang: initialLang(), view: null, busy: null };
+const state = { lang: initialLang(), view: null, busy: null, trust: null };
+
+/** Verify with the pinned keys of the loaded trust file, if any. */
+const verifyBundle = (text) => verifyWith(text, { trust: state.trust?.store ?? null });
 
 function initialLang() {
   try {
@@ -68,6 +72,7 @@ function setLanguage(lang) {
     // Not remembered, still switched.
   }
   applyLanguage();
+  renderTrust();
   render();
 }
 
@@ -323,12 +328,12 @@ function exportLines(text) {
 function verifyText(text, source) {
   if (!text.trim()) return show({ type: 'error', key: 'error.empty' });
   const lines = exportLines(text);
-  if (!lines) return show({ type: 'bundle', result: verifyBundle(text), source });
+  if (!lines) return show({ type: 'bundle', text, result: verifyBundle(text), source });
   const entries = lines.map(([n, line]) => {
     const result = verifyBundle(line);
     const rec = result.bundle?.record ?? {};
     const id = typeof result.bundle?.digest === 'string' ? result.bundle.digest : `#${n}`;
-    return { item: { id, kind: rec.kind, org: rec.org, timestamp: rec.timestamp }, result, error: null };
+    return { item: { id, kind: rec.kind, org: rec.org, timestamp: rec.timestamp }, text: line, result, error: null };
   });
   show({ type: 'export', name: source ?? '', subject: '', open: null, entries });
 }
@@ -398,7 +403,7 @@ async function lookup(query) {
   try {
     if (RECORD_ID.test(q)) {
       const text = await api(`/records/${q}/bundle`);
-      return show({ type: 'bundle', result: verifyBundle(text), source: q });
+      return show({ type: 'bundle', text, result: verifyBundle(text), source: q });
     }
     const items = [];
     let cursor = null;
@@ -424,7 +429,8 @@ async function verifyAll(view) {
     while (next < view.entries.length) {
       const entry = view.entries[next++];
       try {
-        entry.result = verifyBundle(await api(`/records/${entry.item.id}/bundle`));
+        entry.text = await api(`/records/${entry.item.id}/bundle`);
+        entry.result = verifyBundle(entry.text);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         entry.error = t(e.key, e.params);
@@ -438,7 +444,49 @@ async function verifyAll(view) {
   $('results').setAttribute('aria-busy', 'false');
 }
 
+function renderTrust() {
+  const status = $('trust-status');
+  const tr = state.trust;
+  status.textContent = tr?.error
+    ? t('trust.error', { message: tr.error })
+    : tr
+      ? t('trust.loaded', { name: tr.name, orgs: tr.store.orgs.size, logs: tr.store.logs.length })
+      : t('trust.none');
+  status.className = tr?.error ? 'trust-status error-text' : 'trust-status';
+  $('trust-clear').hidden = !tr;
+}
+
+/** Verify what is on screen again, e.g. after a trust file was loaded or removed. */
+function reverify() {
+  const v = state.view;
+  if (v?.type === 'bundle' && v.text !== undefined) v.result = verifyBundle(v.text);
+  for (const e of v?.entries ?? []) if (e.text !== undefined) e.result = verifyBundle(e.text);
+  render();
+}
+
+async function loadTrust(file) {
+  try {
+    state.trust = { name: file.name, store: parseTrust(await file.text()) };
+  } catch (e) {
+    if (!(e instanceof TrustError)) throw e;
+    state.trust = { name: file.name, error: e.message, store: null };
+  }
+  renderTrust();
+  reverify();
+}
+
 function wire() {
+  $('trust').addEventListener('change', (e) => {
+    const file = e.target.files?.[0];
+    if (file) loadTrust(file);
+    e.target.value = '';
+  });
+  $('trust-clear').addEventListener('click', () => {
+    state.trust = null;
+    renderTrust();
+    reverify();
+    $('trust').focus();
+  });
   const tokenInput = $('token');
   tokenInput.value = token();
   tokenInput.addEventListener('input', () => {
@@ -482,6 +530,7 @@ function wire() {
 
 wire();
 applyLanguage();
+renderTrust();
 render();
 const initial = new URLSearchParams(location.search).get('q');
 if (initial) {

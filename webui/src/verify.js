@@ -1,5 +1,5 @@
 // The verification steps of an evidence bundle, in the order and with the names of provenance/verify.py
-// (Verifier.verify) run without a trust file and offline, which is what `provenance verify BUNDLE` does.
+// (Verifier.verify) offline, which is what `provenance verify [--trust FILE] BUNDLE` does.
 // Each step yields passed / failed / skipped with a reason key (translated by the page) and, on failure,
 // the technical message in English (the same wording as the Python verifier where it can be).
 import { b64decode, fromHex, equalBytes, toHex } from './bytes.js';
@@ -8,6 +8,7 @@ import { leafHash, verifyInclusion, ProofError } from './merkle.js';
 import { verifyCheckpoint, CheckpointError } from './note.js';
 import { schemaError } from './schema.js';
 import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
+import { instantMicros, orgKeysAt } from './trust.js';
 
 export const STEPS = ['digest', 'payload', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
 
@@ -82,7 +83,18 @@ const STEP_FUNCS = {
       if (!(e instanceof KeyError)) throw e;
       fail('signer.bad_key', `signer public key is not a valid SM2 key: ${e.message}`);
     }
-    return { status: 'passed', note: 'signer.unpinned' };
+    const trust = b.trust;
+    if (!trust) return { status: 'passed', note: 'signer.unpinned' };
+    const valid = orgKeysAt(trust, org, instantMicros(b.data.record.timestamp));
+    if (!trust.orgs.has(org)) fail('signer.unknown_org', `organisation '${org}' is not in the trust store`, { org });
+    if (!valid.includes(b.signerKey.hex)) {
+      fail(
+        'signer.untrusted_key',
+        `the signer key is not a key of '${org}' valid at ${b.data.record.timestamp} (unknown, not yet valid, expired or revoked)`,
+        { org, timestamp: b.data.record.timestamp },
+      );
+    }
+    return { status: 'passed', note: 'signer.pinned', params: { org } };
   },
 
   signature(b) {
@@ -91,14 +103,28 @@ const STEP_FUNCS = {
   },
 
   checkpoint(b) {
-    const logKey = b.data.log.log_key;
-    if (!logKey) fail('checkpoint.no_log_key', 'no log key: pass a trust file or a bundle that names its log key');
+    const bundleKey = b.data.log.log_key;
+    let logKey;
     let key;
-    try {
-      key = parsePublicKey(logKey.public_key);
-    } catch (e) {
-      if (!(e instanceof KeyError)) throw e;
-      fail('checkpoint.bad_log_key', `log key in the bundle is not a valid SM2 key: ${e.message}`);
+    const pinned = Boolean(b.trust?.logs.length);
+    if (pinned) {
+      // provenance/verify.py _log_verifier: the bundle's key name must be pinned; its key is not used.
+      const names = b.trust.logs.map((k) => k.name);
+      if (bundleKey && !names.includes(bundleKey.name)) {
+        fail('checkpoint.unpinned_key', `log key '${bundleKey.name}' is not pinned in the trust store`, { key: bundleKey.name });
+      }
+      const lk = bundleKey ? b.trust.logs.find((k) => k.name === bundleKey.name) : b.trust.logs[0];
+      logKey = { name: lk.name };
+      key = lk.key;
+    } else {
+      logKey = bundleKey;
+      if (!logKey) fail('checkpoint.no_log_key', 'no log key: pass a trust file or a bundle that names its log key');
+      try {
+        key = parsePublicKey(logKey.public_key);
+      } catch (e) {
+        if (!(e instanceof KeyError)) throw e;
+        fail('checkpoint.bad_log_key', `log key in the bundle is not a valid SM2 key: ${e.message}`);
+      }
     }
     try {
       b.checkpoint = verifyCheckpoint(b.data.log.checkpoint, logKey.name, key);
@@ -115,7 +141,7 @@ const STEP_FUNCS = {
         proof_size: String(treeSize),
       });
     }
-    return { status: 'passed', note: 'checkpoint.unpinned', params: { key: logKey.name } };
+    return { status: 'passed', note: pinned ? 'checkpoint.pinned' : 'checkpoint.unpinned', params: { key: logKey.name } };
   },
 
   inclusion(b) {
@@ -146,10 +172,11 @@ const STEP_FUNCS = {
 };
 
 /**
- * Verify a bundle (JSON text or parsed value). Never throws for bad input: returns
+ * Verify a bundle (JSON text or parsed value), with pinned keys when `trust` (from parseTrust) is given.
+ * Never throws for bad input: returns
  * {ok, failedStep, steps: [{step, status, reason, note, params, detail}], bundle, checkpoint}.
  */
-export function verifyBundle(input) {
+export function verifyBundle(input, { trust = null } = {}) {
   const steps = [];
   let data = input;
   let b = null;
@@ -162,6 +189,7 @@ export function verifyBundle(input) {
       }
     }
     b = readBundle(data);
+    b.trust = trust;
   } catch (e) {
     if (!(e instanceof StepFailure)) throw e;
     steps.push({ step: 'schema', status: 'failed', reason: e.reason, params: e.params, detail: e.message });

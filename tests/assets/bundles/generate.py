@@ -10,6 +10,9 @@ Outputs, beside this script:
 - ``valid-no-payload.json``: the same record with the payload withheld; the payload step is skipped.
 - ``valid-jcs-edge-cases.json``: a valid bundle whose payload holds RFC 8785 corner cases.
 - one bundle per attack, named after it (``tampered-payload.json``, ``forged-signature.json`` ...).
+- ``trust.json``, ``trust-hospital-key-expired.json``, ``trust-other-log.json``: trust files pinning the
+  fixture keys, with the hospital's key expired before the valid record, and with the log pinned under
+  another name.
 - ``gateway-fixture.json``: what a gateway would serve for the tests: subject histories and every bundle.
 """
 
@@ -26,7 +29,8 @@ from provenance.checkpoint import KEY_ID_SIZE, parse_note
 from provenance.crypto import SM2PrivateKey
 from provenance.crypto.sm3 import sm3_hex
 from provenance.log import RecordLog
-from provenance.records import Envelope, SignedRecord, digest_of, sign_envelope
+from provenance.records import Envelope, SignedRecord, digest_of, parse_timestamp, sign_envelope
+from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
 from provenance.types import Digest, OrgId, RecordKind, Subject
 
 HERE = Path(__file__).resolve().parent
@@ -269,6 +273,32 @@ def build() -> dict[str, Any]:
 
     out["valid-jcs-edge-cases.json"] = bundles[entries[-1][1].record_id]
 
+    # Trust files (`provenance orgs export` form): the right keys, then two ways a pin must refuse.
+    def trust(*, hospital_until: str | None = None, log_name: str = ORIGIN) -> dict[str, Any]:
+        orgs = {}
+        for org, key in keys.items():
+            until = hospital_until if org == "hosp-1" else None
+            pub = key.public_key()
+            pem = key.public_key_pem().decode("ascii")
+            org_key = OrgKey(
+                public_key=pub,
+                pem=pem,
+                valid_from=parse_timestamp("2026-01-01T00:00:00Z"),
+                valid_until=parse_timestamp(until) if until else None,
+            )
+            orgs[org] = OrgEntry(org_id=org, role=_ORG_ROLES[org], name=org, keys=(org_key,))
+        log_pub = LogKey(
+            name=log_name, public_key=log_key.public_key(), pem=log.public_key_pem(), origin=ORIGIN
+        )
+        store = TrustStore(
+            orgs=orgs, logs=[log_pub], chain={"chain_id": CHAIN_ID, "provenance_log": CONTRACT}
+        )
+        return store.to_dict()
+
+    out["trust.json"] = trust()
+    out["trust-hospital-key-expired.json"] = trust(hospital_until="2026-06-01T00:00:00Z")
+    out["trust-other-log.json"] = trust(log_name="other.shancheng.test/log")
+
     out["gateway-fixture.json"] = {
         "_comment": "Test fixture: what the gateway's JSON API would answer. Made by generate.py.",
         "subjects": histories,
@@ -278,6 +308,12 @@ def build() -> dict[str, Any]:
 
 
 _ORG_KEYS = {"hosp-1": "hospital", "pharm-1": "pharmacy", "env-1": "station", "platform-1": "platform"}
+_ORG_ROLES = {
+    "hosp-1": "hospital",
+    "pharm-1": "pharmacy",
+    "env-1": "env_station",
+    "platform-1": "data_platform",
+}
 
 
 def main() -> None:
