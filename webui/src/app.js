@@ -174,12 +174,14 @@ function bundleView(result, source) {
 function timelineEvents(entries) {
   const events = [];
   let validUntil = null;
-  const sorted = [...entries].sort((x, y) => (x.item.timestamp < y.item.timestamp ? -1 : 1));
-  for (const e of sorted) {
+  // The gateway lists a subject's records in acceptance (log) order, which the chain also enforces;
+  // organisations' clocks may disagree, so the signed timestamps are shown but not used to reorder.
+  for (const e of entries) {
     const stage = { 'rx.issue': 'issued', 'rx.dispense': 'dispensed', 'rx.revoke': 'revoked' }[e.item.kind];
     if (!stage) continue;
     if (stage === 'issued') {
-      const end = e.result?.bundle?.payload?.dispenseRequest?.validityPeriod?.end;
+      // Only a verified payload may say when the prescription expires.
+      const end = e.result?.ok ? e.result.bundle.payload?.dispenseRequest?.validityPeriod?.end : undefined;
       validUntil = typeof end === 'string' ? end : null;
     }
     events.push({ stage, org: e.item.org, at: e.item.timestamp, entry: e, validUntil: stage === 'issued' ? validUntil : null });
@@ -230,7 +232,7 @@ function listView(view) {
   const rows = entries.map((e, i) => {
     const id = e.item.id;
     let cell;
-    if (e.error) cell = h('span', { class: 'badge failed' }, e.error);
+    if (e.error) cell = h('span', { class: 'badge failed' }, t(e.error.key, e.error.params));
     else if (!e.result) cell = h('span', { class: 'badge' }, t('status.working'));
     else {
       cell = [
@@ -433,7 +435,7 @@ async function verifyAll(view) {
         entry.result = verifyBundle(entry.text);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
-        entry.error = t(e.key, e.params);
+        entry.error = { key: e.key, params: e.params };
       }
       if (state.view === view) render();
     }
