@@ -86,6 +86,7 @@ def print_info(info: NetworkInfo, *, detached: bool) -> None:
         out.print(f"Running in the background (pid {info.pid}); stop it with `provenance devnet down`.")
     else:
         out.print("Press Ctrl-C to stop the node and the gateway.")
+    out.file.flush()  # piped (CI logs, `tee`): show it now, not when the devnet stops
 
 
 @app.command()
@@ -115,6 +116,7 @@ def up(
         start_gateway=gateway,
     )
     if not foreground:
+        out.print(f"starting the devnet in the background (log: {_shown(settings.dir.resolve())}/devnet.log)")
         info = _guard(lambda: up_detached(settings))
         print_info(info, detached=True)
         return
@@ -123,7 +125,12 @@ def up(
         if not quiet:
             print_info(info, detached=False)
 
-    code = _guard(lambda: serve(settings, on_ready=ready))
+    def step(message: str) -> None:
+        if not quiet:
+            out.print(f"[dim]… {message}[/dim]")
+            out.file.flush()
+
+    code = _guard(lambda: serve(settings, on_ready=ready, on_step=step))
     if not quiet:
         out.print("devnet stopped")
     raise typer.Exit(code)

@@ -350,8 +350,9 @@ def _gateway_wanted(settings: DevnetSettings) -> bool:
 class Devnet:
     """The processes of one devnet, owned by the calling (supervisor) process."""
 
-    def __init__(self, *, settings: DevnetSettings) -> None:
+    def __init__(self, *, settings: DevnetSettings, on_step: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.on_step = on_step or (lambda _message: None)
         self.layout = Layout(settings.dir.resolve())
         self.engine: EngineHandle | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
@@ -405,6 +406,7 @@ class Devnet:
         lay = self.layout
         if not lay.manifest.exists():
             self.created = True
+            self.on_step("first run: deploying the contracts and registering the demo organisations")
             return deploy_network(engine, demo_orgs(), out_dir=lay.root, committee_size=COMMITTEE_SIZE)
         manifest = Manifest.load(lay.manifest)
         w3 = _rpc(engine.rpc_url)
@@ -486,11 +488,13 @@ class Devnet:
     def start(self) -> None:
         """Start the engine, deploy or resume, mint tokens, start the gateway; write pid files."""
         self._check_state()
+        self.on_step(f"starting the {self.settings.engine} node on port {self.settings.rpc_port}")
         self.engine = self._start_engine()
         if self.engine.process is not None:
             _write_pid(self.layout, "node", self.engine.process.pid)
         self.manifest = self._ensure_deployed(self.engine)
         if _gateway_wanted(self.settings):
+            self.on_step(f"starting the gateway on port {self.settings.gateway_port}")
             self._mint_tokens(self.manifest, meanwhile=self._spawn_gateway)
             self._wait_gateway()
         endpoints = {
@@ -583,7 +587,12 @@ def _signals_stop() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def serve(settings: DevnetSettings, *, on_ready: Callable[[NetworkInfo], None]) -> int:
+def serve(
+    settings: DevnetSettings,
+    *,
+    on_ready: Callable[[NetworkInfo], None],
+    on_step: Callable[[str], None] | None = None,
+) -> int:
     """Run the devnet in this process until SIGINT/SIGTERM (exit code 0) or a child dies (1)."""
     layout = Layout(settings.dir.resolve())
     other = running_pid(layout)
@@ -592,7 +601,7 @@ def serve(settings: DevnetSettings, *, on_ready: Callable[[NetworkInfo], None]) 
     _clear_stale(layout, settings.stop_timeout)
     layout.root.mkdir(parents=True, exist_ok=True)
     _write_pid(layout, "devnet", os.getpid())
-    net = Devnet(settings=settings)
+    net = Devnet(settings=settings, on_step=on_step)
     try:
         with _signals_stop():
             try:
