@@ -12,6 +12,8 @@ contract NodeProbe {
     uint256 public lastSize;
     bytes32 public lastRoot;
     uint256 public count;
+    /// Stands in for OrgRegistry.isPermitted(address) when a test genesis names this contract.
+    mapping(address => bool) public isPermitted;
 
     /// An anchor-like write: two storage slots, a counter, and an event with indexed topics.
     function anchor(uint256 size, bytes32 root) external {
@@ -26,6 +28,10 @@ contract NodeProbe {
         for (uint256 i = 0; i < n; i++) {
             emit Anchored(from + i, root, msg.sender, i);
         }
+    }
+
+    function setPermitted(address who, bool ok) external {
+        isPermitted[who] = ok;
     }
 
     function failCustom(uint256 x) external pure {

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from eth._utils.address import generate_contract_address
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from node_helpers import deploy_probe, send
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
 
+from devnet import engines
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
 from provenance.crypto import SM2PrivateKey, sm3
@@ -152,3 +157,51 @@ def test_kill_9_after_send_loses_nothing(tmp_path: Path) -> None:
 
 def test_get_is_refused(node: EngineHandle) -> None:
     assert httpx.get(node.rpc_url).status_code == 405
+
+
+def test_permission_contract_hook(tmp_path: Path) -> None:
+    """A sender unknown to genesis is accepted once the named contract's isPermitted(sender) is true."""
+    admin = engines.test_accounts(1)[0]
+    d = tmp_path / "n"
+    # the admin's first deployment lands here
+    probe_addr = to_checksum_address(generate_contract_address(bytes.fromhex(admin.address[2:]), 0))  # type: ignore[arg-type]
+    subprocess.run(
+        [sys.executable, "-m", "chain_node", "init", "--out", str(d / "genesis.json"), "--data-dir", str(d),
+         "--admin", admin.address, "--permission-contract", probe_addr],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    h = start_embedded(data_dir=d)
+    try:
+        w3 = Web3(Web3.HTTPProvider(h.rpc_url))
+        probe = deploy_probe(w3, h)
+        assert probe.address == probe_addr
+        stranger = Account.create()
+        fund = {"to": stranger.address, "value": 10**18, "gas": 21000, "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 1, "nonce": 1, "chainId": h.chain_id}  # fmt: skip
+        w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_raw_transaction(admin.sign_transaction(fund).raw_transaction)
+        )
+        tx = {"to": admin.address, "value": 1, "gas": 21000, "maxFeePerGas": 10**10,
+              "maxPriorityFeePerGas": 1, "nonce": 0, "chainId": h.chain_id}  # fmt: skip
+        raw = stranger.sign_transaction(tx).raw_transaction
+        assert _rpc_error(w3, raw)["code"] == -32003
+        send(w3, admin, probe.functions.setPermitted(stranger.address, True))
+        assert w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))["status"] == 1
+    finally:
+        h.stop()
+
+
+def test_block_time_packs_transactions(tmp_path: Path) -> None:
+    h = start_embedded(data_dir=tmp_path / "n", block_time=1.0)
+    try:
+        w3 = Web3(Web3.HTTPProvider(h.rpc_url))
+        user = h.accounts[1]
+        hashes = []
+        for i in range(5):
+            tx = {"to": h.accounts[2].address, "value": 1, "gas": 21000, "maxFeePerGas": 10**10,
+                  "maxPriorityFeePerGas": 1, "nonce": i, "chainId": h.chain_id}  # fmt: skip
+            hashes.append(w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction))
+        blocks = {w3.eth.wait_for_transaction_receipt(x, timeout=10)["blockNumber"] for x in hashes}
+        assert len(blocks) <= 2  # one tick's worth (or two if the sends straddled a tick)
+    finally:
+        h.stop()
