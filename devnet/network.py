@@ -653,12 +653,17 @@ def up_detached(settings: DevnetSettings) -> NetworkInfo:
     )
     log.close()
     deadline = time.monotonic() + settings.start_timeout + 30  # a first run deploys every contract
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DevnetError(f"the devnet exited with {proc.returncode}: {_tail(log_path, 1500)}")
-        if layout.endpoints.exists() and running_pid(layout) == proc.pid:
-            return describe(layout)
-        time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise DevnetError(f"the devnet exited with {proc.returncode}: {_tail(log_path, 1500)}")
+            if layout.endpoints.exists() and running_pid(layout) == proc.pid:
+                return describe(layout)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        # Ctrl-C does not reach the supervisor (its own session): stop it rather than leave it half up.
+        _terminate(proc.pid, 2 * settings.stop_timeout + 5)
+        raise DevnetError("interrupted: the devnet was stopped") from None
     _terminate(proc.pid, settings.stop_timeout)
     raise DevnetError(f"the devnet was not ready within {settings.start_timeout + 30:.0f} s; see {log_path}")
 
