@@ -385,7 +385,7 @@ def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
     from provenance.verify import Verifier
 
     assert network.path is not None
-    trust = TrustStore.load(network.path.parent / "trust.json")
+    trust = TrustStore.load(network.path.parent / "trust.json")  # the orgs' and the log's keys
     checker = ChainAnchorChecker.from_rpc(network.rpc_url, contract=network.contracts["ProvenanceLog"])
     Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
 
