@@ -17,9 +17,7 @@ Account.enable_unaudited_hdwallet_features()
 
 def test_accounts(n: int = 10) -> list[LocalAccount]:
     """The first ``n`` accounts of the public test mnemonic (anvil's defaults)."""
-    return [
-        Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
-    ]
+    return [Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)]
 
 
 @dataclass
