@@ -24,6 +24,9 @@ def run(
         float | None, typer.Option(help="Seconds between blocks (default: on arrival)")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level")] = None,
+    dev_rpc: Annotated[
+        bool | None, typer.Option("--dev-rpc", help="Enable evm_increaseTime/evm_mine (tests, devnets)")
+    ] = None,
     sync: Annotated[
         str | None,
         typer.Option(help="full: fsync every commit (default); os: survive kill -9, not power loss"),
@@ -42,6 +45,7 @@ def run(
             "block_time": block_time,
             "log_level": log_level,
             "sync": sync,
+            "dev_rpc": dev_rpc,
         }.items()
         if v is not None
     }

@@ -20,6 +20,7 @@ class NodeSettings(BaseSettings):
     block_time: float | None = None  # None or 0: seal on arrival; else seconds between blocks
     receipt_wait: float = 2.0  # eth_getTransactionReceipt waits this long for a mempool tx's block
     log_level: str = "warning"
+    dev_rpc: bool = False  # evm_increaseTime / evm_mine, for test suites and throw-away devnets only
     sync: Literal["full", "os"] = "full"  # "full": fsync per commit (power-loss safe); "os": kill -9 safe
 
     def genesis_path(self) -> Path:

@@ -200,6 +200,8 @@ class Node:
         self._head_state_cache: tuple[bytes, Any] | None = None
         self._base_fee_cache: tuple[int, int] = (-1, 0)
         self.last_block_hashes: list[bytes] = []
+        self.time_offset = 0  # seconds added to the clock for block timestamps (dev RPC evm_increaseTime)
+        self.timestamp_floor = 0  # the next block is stamped no earlier (dev RPC evm_increaseTime)
         self._last_block_end = 0.0
         head = self.store.get("meta", b"head")
         assert head is not None
@@ -290,18 +292,18 @@ class Node:
         """Seconds since the last block was committed."""
         return time.monotonic() - self._last_block_end
 
-    def mine_once(self) -> bool:
+    def mine_once(self, *, allow_empty: bool = False) -> bool:
         """Produce, seal and commit one block from the mempool; False if there was nothing to mine."""
-        return self._mine_once()
+        return self._mine_once(allow_empty=allow_empty)
 
-    def _mine_once(self) -> bool:
+    def _mine_once(self, *, allow_empty: bool = False) -> bool:
         with self._lock:
             batch = list(self._mempool.values())
-        if not batch:
+        if not batch and not allow_empty:
             return False
         t0 = time.perf_counter()
         try:
-            included, dropped = self._mine_block(batch)
+            included, dropped = self._mine_block(batch, allow_empty)
         except Exception:
             log.exception("block production failed; dropping %d transactions", len(batch))
             self._mine_db.clear_overlay()
@@ -337,12 +339,15 @@ class Node:
             except Exception:
                 log.exception("block listener failed")
 
-    def _mine_block(self, batch: list[PendingTx]) -> tuple[list[bytes], list[bytes]]:
+    def _mine_block(
+        self, batch: list[PendingTx], allow_empty: bool = False
+    ) -> tuple[list[bytes], list[bytes]]:
         chain = self._mchain
         with self._mine_db.snapshot():
             head = chain.get_canonical_head()
             header = chain.create_header_from_parent(
-                head, timestamp=max(int(time.time()), head.timestamp + 1)
+                head,
+                timestamp=max(int(time.time()) + self.time_offset, head.timestamp + 1, self.timestamp_floor),
             )
             vm = chain.get_vm(header)
             # Never fill past the EIP-1559 target: the base fee then never rises, so a transaction
@@ -367,7 +372,7 @@ class Node:
                 applied.append(p)
                 receipts.append(receipt)
                 comps.append(comp)
-            if not applied:
+            if not applied and not allow_empty:
                 self._mine_db.clear_overlay()
                 self._forget(dropped, durable=True)
                 return [], [p.hash for p in dropped]

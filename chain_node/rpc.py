@@ -78,7 +78,7 @@ def p_hash(v: Any) -> bytes:
 class Rpc:
     """The method table bound to one node; everything runs on the server's event loop."""
 
-    def __init__(self, node: Node, *, receipt_wait: float = 2.0) -> None:
+    def __init__(self, node: Node, *, receipt_wait: float = 2.0, dev_rpc: bool = False) -> None:
         self.node = node
         self.receipt_wait = receipt_wait
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
@@ -115,6 +115,9 @@ class Rpc:
             "gm_validators": self._direct(self.validators),
             "gm_nodeInfo": self._direct(self.node_info),
         }
+        if dev_rpc:  # test/devnet only: lets suites written for anvil move time forward
+            self.methods["evm_increaseTime"] = self._direct(self.increase_time)
+            self.methods["evm_mine"] = self._direct(self.mine)
         node.add_listener(self._on_block)
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -386,6 +389,22 @@ class Rpc:
     def send_raw_transaction(self, params: list[Any]) -> Any:
         """eth_sendRawTransaction: returns the hash once the transaction is durable."""
         return hx(self.node.send_raw_transaction(p_data(_param(params, 0), "raw transaction")))
+
+    # -- dev namespace (only with dev_rpc) --------------------------------------------------------------
+
+    def increase_time(self, params: list[Any]) -> Any:
+        """evm_increaseTime(seconds): later blocks are stamped that much later; returns the total offset."""
+        seconds = p_quantity(_param(params, 0), "seconds")
+        self.node.time_offset += seconds
+        # relative to the head too: burst blocks may already be stamped ahead of the wall clock
+        head = json.loads(self.node.get_block_raw(self.node.head_number) or b"{}")
+        self.node.timestamp_floor = int(head["timestamp"], 16) + seconds
+        return self.node.time_offset
+
+    def mine(self, params: list[Any]) -> Any:
+        """evm_mine: produce a block now, empty if nothing is pending."""
+        self.node.mine_once(allow_empty=True)
+        return "0x0"
 
     # -- gm_ namespace ---------------------------------------------------------------------------------
 

@@ -145,7 +145,7 @@ def serve(settings: NodeSettings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     node = build_node(settings)
-    app = App(Rpc(node, receipt_wait=settings.receipt_wait))
+    app = App(Rpc(node, receipt_wait=settings.receipt_wait, dev_rpc=settings.dev_rpc))
     config = uvicorn.Config(
         app,
         host=settings.rpc_host,

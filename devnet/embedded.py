@@ -61,6 +61,7 @@ def start_embedded(
         str(genesis),
         "--rpc-port",
         str(port),
+        "--dev-rpc",  # test accounts, throw-away chain: let anvil-style suites move time forward
     ]
     if block_time:
         cmd += ["--block-time", str(block_time)]

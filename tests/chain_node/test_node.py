@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -205,3 +206,14 @@ def test_block_time_packs_transactions(tmp_path: Path) -> None:
         assert len(blocks) <= 2  # one tick's worth (or two if the sends straddled a tick)
     finally:
         h.stop()
+
+
+def test_dev_rpc_moves_time(w3: Web3) -> None:
+    """start_embedded enables the dev RPC (evm_increaseTime, evm_mine) for anvil-style suites."""
+    before = w3.eth.get_block("latest")
+    provider: Any = w3.provider
+    assert "error" not in provider.make_request("evm_increaseTime", [3600])
+    assert "error" not in provider.make_request("evm_mine", [])
+    after = w3.eth.get_block("latest")
+    assert after["number"] == before["number"] + 1 and after["transactions"] == []
+    assert after["timestamp"] >= before["timestamp"] + 3600
