@@ -1,8 +1,9 @@
-"""The node: py-evm execution, the durable mempool, the sealing miner, and the indexes RPC reads.
+"""The node: py-evm execution, the durable mempool, block production and sealing, the RPC's indexes.
 
-Threads (see docs/design/node-storage.md): the miner thread alone writes blocks; one reader thread
-(the RPC's executor) runs everything else that touches py-evm, over committed data only; index reads
-(blocks, receipts, logs, seals) are plain LMDB read transactions from any thread.
+The server drives it from one event loop (docs/design/node-storage.md): ``mine_once`` writes blocks
+through the mining chain (py-evm overlay, one LMDB commit per block); state reads go through a second,
+read-only chain over committed data; index reads (blocks, receipts, logs, seals) are plain LMDB reads.
+The locks keep it correct if a caller does use threads.
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ class Node:
         self.store.close()
 
     def add_listener(self, fn: BlockListener) -> None:
-        """Call ``fn(included, dropped)`` from the miner thread after each committed block."""
+        """Call ``fn(included, dropped)`` after each committed block."""
         self._listeners.append(fn)
 
     # -- storage ---------------------------------------------------------------------------------------
@@ -485,7 +486,7 @@ class Node:
         ]
         return writes
 
-    # -- reads over committed state (reader thread) ----------------------------------------------------
+    # -- reads over committed state ----------------------------------------------------------------------
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:

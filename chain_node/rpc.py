@@ -123,7 +123,7 @@ class Rpc:
     # -- plumbing --------------------------------------------------------------------------------------
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember the server's event loop (the miner thread wakes receipt waiters through it)."""
+        """Remember the server's event loop (block listeners wake receipt waiters through it)."""
         self._loop = loop
 
     @staticmethod
@@ -326,7 +326,7 @@ class Rpc:
         )
         return Raw(b"[" + b",".join(logs) + b"]")
 
-    # -- state (reader thread) -------------------------------------------------------------------------
+    # -- state (py-evm reads over committed data) ---------------------------------------------------------
 
     def get_balance(self, params: list[Any]) -> Any:
         """eth_getBalance."""

@@ -143,7 +143,7 @@ class EvmDB(BaseAtomicDB):
     """py-evm's AtomicDatabaseAPI over the ``evm`` table, writes buffered until :meth:`commit`.
 
     Reads see the overlay first, then committed LMDB data. With ``read_only`` the overlay is refused:
-    the RPC reader thread uses such an instance so it only ever sees committed blocks.
+    the RPC's read-only chain uses such an instance so it only ever sees committed blocks.
     """
 
     def __init__(self, store: Store, *, read_only: bool = False) -> None:
