@@ -129,6 +129,16 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     """A fresh page (own storage) in English; fails the test on any console error or page exception."""
+    yield from _probe(browser, server)
+
+
+@pytest.fixture(scope="module")
+def shared_probe(browser: Browser, server: str) -> Iterator[PageProbe]:
+    """One page for a module's tests that only drop bundles on it (a page per case costs ~1 s)."""
+    yield from _probe(browser, server)
+
+
+def _probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
     # Signed in, as a regulator would be after entering the token once in this tab.
     context.add_init_script(f"sessionStorage.setItem('shancheng.verify.token', {TOKEN!r})")

@@ -21,6 +21,9 @@ GOLDEN: dict[str, str | None] = {
     "valid.json": None,
     "valid-no-payload.json": None,
     "valid-jcs-edge-cases.json": None,
+    # Made by the real gateway (tests/gateway, anchored on a devnet chain) and kept as captured.
+    "gateway-sample-rx-dispense.json": None,
+    "gateway-sample-env-reading.json": None,
     "tampered-record.json": "digest",
     "tampered-payload.json": "payload",
     "signer-mismatch.json": "signer",
@@ -67,12 +70,19 @@ def page_verdict(probe: PageProbe) -> tuple[bool, str | None, dict[str, str]]:
     return ok, (failed[0] if failed else None), statuses
 
 
+@pytest.fixture(scope="module")
+def golden_page(shared_probe: PageProbe) -> PageProbe:
+    shared_probe.open()
+    return shared_probe
+
+
 @pytest.mark.parametrize("name", list(GOLDEN))
 def test_golden_bundle_verdict_matches_python(
-    probe: PageProbe, name: str, python_verdicts: dict[str, tuple[bool, str | None]]
+    golden_page: PageProbe, name: str, python_verdicts: dict[str, tuple[bool, str | None]]
 ) -> None:
-    probe.open()
+    probe = golden_page
     probe.page.set_input_files("#file", str(BUNDLES / name))
+    probe.page.locator("#results p.source", has_text=f"Source: {name}").wait_for()
     ok, failed, statuses = page_verdict(probe)
     probe.shot(f"bundle-{Path(name).stem}")
 
@@ -89,6 +99,7 @@ def test_golden_bundle_verdict_matches_python(
         assert all(statuses[s] == "skipped" for s in STEPS[cut + 1 :])
         reason = probe.page.locator(f'li[data-step="{expected}"] .reason').inner_text()
         assert reason and not reason.startswith("reason."), "a failure must come with a plain reason"
+    assert probe.errors == [], "the page logged errors"
 
 
 def test_valid_bundle_shows_anchor_and_checkpoint(probe: PageProbe) -> None:

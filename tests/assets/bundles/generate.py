@@ -14,6 +14,9 @@ Outputs, beside this script:
   fixture keys, with the hospital's key expired before the valid record, and with the log pinned under
   another name.
 - ``gateway-fixture.json``: what a gateway would serve for the tests: subject histories and every bundle.
+
+Not made here: ``gateway-sample-*.json`` are bundles served by the real gateway during its tests (tree of
+1000+ leaves, anchored on a devnet chain), kept byte for byte as captured.
 """
 
 from __future__ import annotations
