@@ -23,7 +23,7 @@ from devnet.network import ENGINE_ACCOUNTS, DevnetError, Layout, create_address,
 from devnet.solc import REPO_ROOT
 from provenance.contracts import Role
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
 
 EXPECTED_ROLES = {
     Role.HOSPITAL: 2,
@@ -148,11 +148,13 @@ def test_lifecycle(state: Path) -> None:
         start_new_session=True,  # a process group of its own, as a terminal gives `make run`
     )
     try:
-        deadline = time.monotonic() + 90
-        while not layout.endpoints.exists():
-            assert fg.poll() is None, fg.stdout.read() if fg.stdout else ""
-            assert time.monotonic() < deadline, "foreground devnet not ready"
-            time.sleep(0.2)
+        assert fg.stdout is not None
+        printed = []
+        for line in fg.stdout:  # until the summary is out (EOF if it died; pytest-timeout if it hangs)
+            printed.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        assert fg.poll() is None, "".join(printed)
         resumed = Manifest.load(layout.manifest)
         assert resumed.contracts == manifest.contracts
         assert resumed.created_at == manifest.created_at
@@ -164,10 +166,11 @@ def test_lifecycle(state: Path) -> None:
         children = [int(layout.pid_file(n).read_text()) for n in ("node", "gateway")]
 
         os.killpg(fg.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
-        output, _ = fg.communicate(timeout=40)
+        rest, _ = fg.communicate(timeout=40)
     finally:
         if fg.poll() is None:
             os.killpg(fg.pid, signal.SIGKILL)
+    output = "".join(printed) + rest
     assert fg.returncode == 0, output
     assert "resumed" in output and "devnet stopped" in output
     wait_gone(children, timeout=5)
