@@ -1,8 +1,9 @@
 """Chain benchmark: the same anchor-like transaction through web3.py on our embedded node and on anvil.
 
-For each engine: one at a time (send, wait for the receipt), many per block (send N without waiting,
-then wait for all), and eth_getLogs over 10,000 matching events (address + topic filter), timed both
-as the raw JSON-RPC call and through web3.py's formatters. Prints a table; ``--json`` for machines.
+For each engine: one at a time (send, wait for the receipt); many per block (send N without waiting,
+from 4 client threads with their own accounts, then wait for all); eth_getLogs over 10,000 matching
+events (address + topic filter), timed as the raw JSON-RPC call and through web3.py's formatters.
+Prints a table; ``--json`` for machines.
 
     PYTHONPATH=. .venv/bin/python bench/chain.py [--one 200] [--many 2000] [--events 10000]
 """
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,21 +74,22 @@ class Runner:
         rcpt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(raw))
         return self.w3.eth.contract(address=rcpt["contractAddress"], abi=PROBE["abi"])
 
-    def signed_anchors(self, n: int, start: int) -> list[bytes]:
+    def signed_anchors(self, n: int, start: int, sender: LocalAccount | None = None) -> list[bytes]:
         """Pre-signed anchor transactions (signing is the client's cost, not the engine's)."""
+        sender = sender or self.user
         fees = self._fees()
         out = []
         for i in range(n):
             tx = self.probe.functions.anchor(start + i, (start + i).to_bytes(32, "big")).build_transaction(
                 {
-                    "from": self.user.address,
-                    "nonce": self._nonce(self.user),
+                    "from": sender.address,
+                    "nonce": self._nonce(sender),
                     "gas": ANCHOR_GAS,
                     "chainId": self.h.chain_id,
                     **fees,
                 }
             )
-            out.append(bytes(self.user.sign_transaction(tx).raw_transaction))
+            out.append(bytes(sender.sign_transaction(tx).raw_transaction))
         return out
 
     def one_at_a_time(self, n: int) -> dict[str, float]:
@@ -103,14 +106,20 @@ class Runner:
         total = time.perf_counter() - t0
         return {"tx_s": n / total, "p50_ms": _pct(lat, 0.5) * 1e3, "p99_ms": _pct(lat, 0.99) * 1e3}
 
-    def many_per_block(self, n: int) -> dict[str, float]:
-        """Send n without waiting, then wait for every receipt."""
-        raws = self.signed_anchors(n, 100_000)
-        sent: list[tuple[bytes, float]] = []
+    def many_per_block(self, n: int, senders: int) -> dict[str, float]:
+        """Send n without waiting (from ``senders`` accounts, one client thread each), then wait for all."""
+        accounts = self.h.accounts[1 : 1 + senders]
+        per = [self.signed_anchors(n // senders, 100_000 * (k + 1), a) for k, a in enumerate(accounts)]
+        n = sum(len(p) for p in per)
+
+        def stream(raws: list[bytes]) -> list[tuple[bytes, float]]:
+            w3 = Web3(Web3.HTTPProvider(self.h.rpc_url, request_kwargs={"timeout": 60}))
+            return [(bytes(w3.eth.send_raw_transaction(raw)), time.perf_counter()) for raw in raws]
+
         lat = []
         t0 = time.perf_counter()
-        for raw in raws:
-            sent.append((self.w3.eth.send_raw_transaction(raw), time.perf_counter()))
+        with ThreadPoolExecutor(max_workers=senders) as pool:
+            sent = [x for part in pool.map(stream, per) for x in part]
         t_sent = time.perf_counter()
         blocks = set()
         for h, ts in sent:
@@ -172,7 +181,7 @@ def run_engine(name: str, start: Callable[[], EngineHandle], args: argparse.Name
         r = Runner(h)
         res: dict[str, Any] = {"engine": name}
         res["one"] = r.one_at_a_time(args.one)
-        res["many"] = r.many_per_block(args.many)
+        res["many"] = r.many_per_block(args.many, args.senders)
         r.fill_events(args.events)
         res["logs"] = r.get_logs(args.events)
         return res
@@ -185,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--one", type=int, default=200, help="transactions sent one at a time")
     ap.add_argument("--many", type=int, default=1000, help="transactions sent without waiting")
+    ap.add_argument("--senders", type=int, default=4, help="client threads (accounts) sending at once")
     ap.add_argument("--events", type=int, default=10_000, help="events for the getLogs timing")
     ap.add_argument(
         "--engines",
