@@ -397,9 +397,13 @@ class Devnet:
         accounts = engine_accounts(lay)
         if not (lay.node_dir / "genesis.json").exists():
             init_genesis(lay, accounts)
-        return start_embedded(
-            data_dir=lay.node_dir, port=s.rpc_port, accounts=accounts, block_time=s.block_time
-        )
+        try:
+            return start_embedded(
+                data_dir=lay.node_dir, port=s.rpc_port, accounts=accounts, block_time=s.block_time
+            )
+        except ProvenanceError as exc:
+            hint = " (a chain from an older node version? `provenance devnet reset --yes`)"
+            raise DevnetError(exc.message + (hint if lay.manifest.exists() else "")) from exc
 
     def _ensure_deployed(self, engine: EngineHandle) -> Manifest:
         """Deploy on the first run; on later runs check the chain still holds the manifest's contracts."""
@@ -599,7 +603,7 @@ def serve(
     if other is not None and other != os.getpid():
         raise DevnetError(f"a devnet already runs over {layout.root} (pid {other}); `provenance devnet down`")
     _clear_stale(layout, settings.stop_timeout)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # keys and tokens inside
     _write_pid(layout, "devnet", os.getpid())
     net = Devnet(settings=settings, on_step=on_step)
     try:
@@ -639,7 +643,7 @@ def up_detached(settings: DevnetSettings) -> NetworkInfo:
     if other is not None:
         raise DevnetError(f"a devnet already runs over {layout.root} (pid {other}); `provenance devnet down`")
     _clear_stale(layout, settings.stop_timeout)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # keys and tokens inside
     log_path = layout.log("devnet")
     log = log_path.open("ab")
     proc = subprocess.Popen(  # our own module, fixed argv
