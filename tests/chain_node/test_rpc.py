@@ -149,3 +149,28 @@ def test_error_codes(node: EngineHandle) -> None:
     assert _post(node, bad)["error"]["code"] == -32602  # type: ignore[index]
     raw = '{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0xdeadbeef"]}'
     assert _post(node, raw)["error"]["code"] == -32602  # type: ignore[index]
+
+
+def test_get_logs_index_shapes(w3: Web3, node: EngineHandle, probe: Contract) -> None:
+    """Every filter shape picks an index and still applies the whole filter."""
+    user = node.accounts[6]
+    ra, rb = b"\xaa" * 32, b"\xbb" * 32
+    r1 = send(w3, user, probe.functions.emitMany(0, 50, ra))
+    r2 = send(w3, user, probe.functions.emitMany(100, 30, rb))
+    sig = "0x" + keccak(text="Anchored(uint256,bytes32,address,uint256)").hex()
+    a, b = "0x" + ra.hex(), "0x" + rb.hex()
+    lo, hi = r1["blockNumber"], r2["blockNumber"]
+
+    def count(flt: dict[str, Any]) -> int:
+        return len(w3.eth.get_logs({"fromBlock": lo, "toBlock": hi, **flt}))  # type: ignore[typeddict-item]
+
+    assert count({"address": probe.address, "topics": [sig, None, [a, b]]}) == 80
+    assert count({"address": [probe.address, node.accounts[0].address], "topics": [sig]}) == 80
+    assert count({"topics": [None, None, b]}) == 30  # topic index at position 2, no address
+    assert count({"topics": [[sig], None, a]}) == 50
+    assert count({"address": probe.address}) == 80
+    assert count({}) == 80
+    only_second = w3.eth.get_logs({"blockHash": r2["blockHash"]})
+    assert len(only_second) == 30 and only_second[0]["logIndex"] == 0
+    sizes = [e["args"]["size"] for e in probe.events.Anchored().get_logs(from_block=lo, to_block=hi)]
+    assert sizes == list(range(50)) + list(range(100, 130))  # chain order
