@@ -223,9 +223,14 @@ def b64decode(value: Any, *, what: str = "signature") -> bytes:
         raise FormatError(f"{what} is not valid base64") from exc
 
 
+def _no_constants(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259); Python accepts them, browsers do not: refuse them here too.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def load_json(text: str | bytes, *, what: str = "input") -> Any:
-    """Parse JSON with a project error (never a raw ValueError) on bad input."""
+    """Parse strict JSON with a project error (never a raw ValueError) on bad input."""
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return json.loads(text, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FormatError(f"{what} is not valid JSON: {exc}") from exc

@@ -114,6 +114,9 @@ def test_strict_base64_and_json_errors():
         b64decode(12)
     with pytest.raises(FormatError):
         load_json("{bad")
+    for text in ('{"x": NaN}', '{"x": Infinity}', "[-Infinity]"):
+        with pytest.raises(FormatError):
+            load_json(text)
 
 
 @settings(max_examples=300, deadline=None)
