@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from devnet.config import DevnetSettings, Engine
@@ -38,7 +39,7 @@ def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except ProvenanceError as exc:
-        err.print(f"[red]error[/red] [{exc.code}]: {exc.message}")
+        err.print(f"[red]error[/red] {escape(f'[{exc.code}]: {exc.message}')}", soft_wrap=True)
         if os.environ.get("PROV_DEVNET_VERBOSE"):  # the root CLI's --verbose does not reach plugin groups
             traceback.print_exc()
         raise typer.Exit(1) from exc
@@ -55,7 +56,7 @@ def _shown(path: Path) -> str:
 def print_info(info: NetworkInfo, *, detached: bool) -> None:
     """Print the URLs, the demo organisations and their token files."""
     for note in info.notes:
-        out.print(f"[yellow]note[/yellow]: {note}", soft_wrap=True)
+        out.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True)
     how = "created" if info.created else "resumed"
     height = "" if info.height is None else f"  (height {info.height})"
     root = info.manifest.parent

@@ -116,7 +116,13 @@ class Layout:
 
     def looks_like_devnet(self) -> bool:
         """True if the folder holds devnet state (``reset`` removes nothing else)."""
-        return any(p.exists() for p in (self.manifest, self.node_dir, self.keys_dir, self.run_dir))
+        markers = (self.manifest, self.node_dir, self.keys_dir, self.run_dir, self.log("devnet"))
+        return any(p.exists() for p in markers)
+
+    def check_usable(self) -> None:
+        """Refuse a folder that holds something other than a devnet (``--dir /tmp`` by mistake)."""
+        if self.root.is_dir() and any(self.root.iterdir()) and not self.looks_like_devnet():
+            raise DevnetError(f"{self.root} is not empty and holds no devnet; choose a new or empty folder")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -599,6 +605,7 @@ def serve(
 ) -> int:
     """Run the devnet in this process until SIGINT/SIGTERM (exit code 0) or a child dies (1)."""
     layout = Layout(settings.dir.resolve())
+    layout.check_usable()
     other = running_pid(layout)
     if other is not None and other != os.getpid():
         raise DevnetError(f"a devnet already runs over {layout.root} (pid {other}); `provenance devnet down`")
@@ -639,6 +646,7 @@ def _settings_env(settings: DevnetSettings) -> dict[str, str]:
 def up_detached(settings: DevnetSettings) -> NetworkInfo:
     """Start the supervisor in a session of its own (it outlives this process); return once it is ready."""
     layout = Layout(settings.dir.resolve())
+    layout.check_usable()
     other = running_pid(layout)
     if other is not None:
         raise DevnetError(f"a devnet already runs over {layout.root} (pid {other}); `provenance devnet down`")

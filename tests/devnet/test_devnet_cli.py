@@ -16,10 +16,19 @@ import httpx
 import pytest
 from web3 import HTTPProvider, Web3
 
+from devnet.anvil import ANVIL_BIN
 from devnet.config import DevnetSettings
 from devnet.deploy import Manifest, parse_role
 from devnet.embedded import free_port
-from devnet.network import ENGINE_ACCOUNTS, DevnetError, Layout, create_address, status, up_detached
+from devnet.network import (
+    ENGINE_ACCOUNTS,
+    DevnetError,
+    Layout,
+    create_address,
+    down,
+    status,
+    up_detached,
+)
 from devnet.solc import REPO_ROOT
 from provenance.contracts import Role
 
@@ -179,3 +188,27 @@ def test_lifecycle(state: Path) -> None:
     removed = devnet("reset", "--yes", "--dir", str(state))
     assert removed.returncode == 0, removed.stderr
     assert not state.exists()
+
+
+@pytest.mark.skipif(not ANVIL_BIN.exists(), reason="anvil not installed (make setup)")
+def test_anvil_network_is_recreated_on_each_up(tmp_path: Path) -> None:
+    # In process and without the gateway (both covered above): this test is about the engine.
+    root = tmp_path / "anvil"
+    settings = DevnetSettings(dir=root, engine="anvil", rpc_port=free_port(), start_gateway=False)
+    try:
+        info = up_detached(settings)
+        assert (info.engine, info.chain_id, info.created, info.gateway_url) == ("anvil", 31337, True, None)
+        first = Manifest.load(Layout(root).manifest)
+        assert {parse_role(o.role) for o in first.orgs} == set(EXPECTED_ROLES)
+        assert down(settings) == ["devnet"]
+
+        # anvil keeps no state: the next up deploys a new network (new organisation keys) in the folder.
+        assert up_detached(settings).created
+        second = Manifest.load(Layout(root).manifest)
+        assert second.org("hospital-1").public_key != first.org("hospital-1").public_key
+        down(settings)
+
+        with pytest.raises(DevnetError, match=r"holds an\s+anvil network"):
+            up_detached(DevnetSettings(dir=root, engine="embedded", rpc_port=free_port()))
+    finally:
+        down(settings)

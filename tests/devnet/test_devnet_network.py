@@ -12,7 +12,15 @@ from eth_account import Account
 from eth_utils import keccak
 
 from devnet.config import DevnetSettings
-from devnet.network import Devnet, DevnetError, Layout, create_address, engine_accounts, reset
+from devnet.network import (
+    Devnet,
+    DevnetError,
+    Layout,
+    create_address,
+    engine_accounts,
+    reset,
+    up_detached,
+)
 
 
 def test_create_address_matches_rlp_rule() -> None:
@@ -78,3 +86,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("PROV_DEVNET_DIR", str(tmp_path))
     s = DevnetSettings()
     assert (s.engine, s.rpc_port, s.gateway_port, s.dir) == ("anvil", 9545, 8000, tmp_path)
+
+
+def test_up_refuses_a_folder_that_is_not_a_devnet(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(DevnetError, match="holds no devnet"):
+        up_detached(DevnetSettings(dir=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
