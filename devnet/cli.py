@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,7 @@ def _guard(fn: Callable[[], T]) -> T:
         return fn()
     except ProvenanceError as exc:
         err.print(f"[red]error[/red] {escape(f'[{exc.code}]: {exc.message}')}", soft_wrap=True)
-        if os.environ.get("PROV_DEVNET_VERBOSE"):  # the root CLI's --verbose does not reach plugin groups
+        if DevnetSettings().verbose:  # the root CLI's --verbose does not reach plugin groups
             traceback.print_exc()
         raise typer.Exit(1) from exc
 

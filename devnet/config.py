@@ -20,9 +20,14 @@ class DevnetSettings(BaseSettings):
 
     dir: Path = REPO_ROOT / ".devnet"
     engine: Engine = "embedded"
-    rpc_port: int = Field(8545, ge=1, le=65535)
-    gateway_port: int = Field(8000, ge=1, le=65535)
-    block_time: float | None = Field(None, ge=0, description="seconds between blocks; None: on arrival")
+    rpc_port: int = Field(default=8545, ge=1, le=65535)
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    block_time: float | None = Field(
+        default=None, ge=0, description="seconds between blocks; None: on arrival"
+    )
     start_gateway: bool = True  # with `python -m gateway serve`, when the gateway is installed
-    start_timeout: float = Field(120.0, gt=0, description="seconds to wait for a process or a detached up")
-    stop_timeout: float = Field(10.0, gt=0, description="seconds between SIGTERM and SIGKILL")
+    start_timeout: float = Field(
+        default=120.0, gt=0, description="seconds to wait for a process or a detached up"
+    )
+    stop_timeout: float = Field(default=10.0, gt=0, description="seconds between SIGTERM and SIGKILL")
+    verbose: bool = False  # tracebacks with error lines
