@@ -628,6 +628,8 @@ def serve(
                 net.stop()
     finally:
         layout.pid_file("devnet").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left only if something else was put there
+            layout.run_dir.rmdir()
 
 
 def _settings_env(settings: DevnetSettings) -> dict[str, str]:
