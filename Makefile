@@ -21,7 +21,7 @@ $(BIN)/activate:
 setup: .stamp-py .stamp-npm
 
 run: setup
-	$(BIN)/provenance demo
+	$(BIN)/provenance devnet up
 
 test: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
