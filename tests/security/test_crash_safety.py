@@ -1,0 +1,209 @@
+"""Crash safety under load: kill -9 of the gateway and of the node, a chain outage, a full disk.
+
+One network of real processes for the module (``procnet.ProcNet``): every test leaves it running and
+consistent. After every round an auditor checks, from the outside: each record that got a 202 has exactly
+one leaf and is anchored, its evidence bundle verifies (pinned keys, anchor looked up on chain),
+consecutive anchored checkpoints are consistent, and (after node crashes) the chain verifies from genesis.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway_kit import hj212_packets, sign_submission
+from procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
+from sqlmodel import select
+
+from gateway.core.db import Database
+from gateway.models import DataKey, Record, RecordPayload
+from provenance.records import Envelope
+
+pytestmark = pytest.mark.timeout(400)
+
+RATE = 40.0  # records/s offered by the load thread
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcNet]:
+    n = ProcNet(tmp_path_factory.mktemp("procnet"), gateway=FAST_GATEWAY)
+    n.start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture(scope="module")
+def auditor(net: ProcNet) -> Auditor:
+    return Auditor(net)
+
+
+def _settle(auditor: Auditor, load: Load, *, timeout: float = 60.0) -> tuple[int, int]:
+    """Every acknowledged record so far: one leaf, anchored, bundle verifies; links consistent."""
+    ids = load.accepted()
+    state = auditor.wait_anchored(ids, timeout=timeout)
+    auditor.check_log(state, ids)
+    verified = auditor.verify_bundles(ids)
+    links = auditor.check_consistency()
+    return verified, links
+
+
+def _report(name: str, rounds: int, load: Load, extra: str = "") -> None:
+    with load.stats.lock:
+        outcomes = dict(load.stats.outcomes)
+        n = len(load.stats.accepted)
+    print(f"\n[{name}] rounds survived={rounds} acknowledged={n} outcomes={outcomes} {extra}")
+
+
+@pytest.mark.crash_rounds(10)
+def test_gateway_kill_9_under_load(
+    net: ProcNet, auditor: Auditor, crash_rounds: int, crash_seed: int
+) -> None:
+    rng = random.Random(crash_seed)
+    load = Load(net, rate=RATE, seed=crash_seed)
+    load.start()
+    survived = 0
+    try:
+        for _ in range(crash_rounds):
+            time.sleep(rng.uniform(0.2, 2.0))  # a random point of the write path, sequencer or anchorer
+            net.kill_gateway()
+            time.sleep(rng.uniform(0.0, 0.3))
+            net.start_gateway()
+            time.sleep(0.3)  # some load on the new process before the checks
+            _settle(auditor, load)
+            survived += 1
+        load.stop()
+        ids = load.accepted()
+        _settle(auditor, load)
+        # Workflow records (rx.issue) all reached their contract exactly once, none refused as a duplicate.
+
+        def sent() -> DbState | None:
+            st = net.db_state()
+            return st if "pending" not in st.chain_status.values() else None
+
+        state = wait_until(sent, timeout=60, what="workflow calls sent")
+        rx = [i for i in ids if state.kinds[i] == "rx.issue"]
+        assert rx and all(state.chain_status[i] == "confirmed" for i in rx), {
+            i: state.chain_status[i] for i in rx if state.chain_status[i] != "confirmed"
+        }
+    finally:
+        load.stop()
+        _report("gateway kill -9", survived, load, f"gateway starts={net.gateway_starts}")
+    assert survived == crash_rounds
+
+
+@pytest.mark.crash_rounds(10)
+def test_node_kill_9_under_load(net: ProcNet, auditor: Auditor, crash_rounds: int, crash_seed: int) -> None:
+    rng = random.Random(crash_seed + 1)
+    load = Load(net, rate=RATE, seed=crash_seed + 1)
+    load.start()
+    survived = 0
+    try:
+        for _ in range(crash_rounds):
+            time.sleep(rng.uniform(0.2, 2.0))
+            net.kill_node()
+            time.sleep(rng.uniform(0.0, 1.0))
+            net.start_node()
+            _settle(auditor, load, timeout=90)
+            report = auditor.verify_chain()
+            assert report.blocks > 1
+            survived += 1
+    finally:
+        load.stop()
+        _report("node kill -9", survived, load)
+    assert survived == crash_rounds
+    # The CLI an auditor runs, from genesis.
+    done = subprocess.run(
+        [sys.executable, "-m", "provenance", "chain", "verify", "--rpc", net.rpc_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "chain valid" in done.stdout
+
+
+def test_chain_outage_backs_up_with_503_retry_after_and_drains(tmp_path: Path) -> None:
+    """Node down for a while: the gateway accepts until its backlog limit, then 503 + Retry-After; never a
+    silent drop; every acknowledged record is anchored once the chain is back."""
+    net = ProcNet(tmp_path, gateway={**FAST_GATEWAY, "backlog_limit": "60", "retry_after": "1"})
+    net.start()
+    auditor = Auditor(net)
+    load = Load(net, rate=RATE, rx_every=0)
+    try:
+        load.start()
+        time.sleep(1.0)
+        before = len(load.accepted())
+        net.kill_node()
+        wait_until(
+            lambda: not httpx.get(f"{net.url}/healthz", timeout=5).json()["chain_up"],
+            timeout=20,
+            what="gateway sees the chain down",
+        )
+        time.sleep(4.0)  # long enough to fill the backlog
+        during = len(load.accepted()) - before
+        with load.stats.lock:
+            refused = load.stats.outcomes["503"]
+            missing_retry_after = load.stats.retry_after_missing
+            others = {k: v for k, v in load.stats.outcomes.items() if k not in ("200", "202", "503")}
+        assert during > 0, "the gateway kept accepting while the chain was down"
+        assert refused > 0, "the backlog limit was reached: 503"
+        assert missing_retry_after == 0
+        assert not others, others
+        net.start_node()
+        time.sleep(1.0)
+        load.stop()
+        _settle(auditor, load, timeout=90)
+    finally:
+        load.stop()
+        _report("chain outage", 1, load)
+        net.stop()
+
+
+def _db_has(net: ProcNet, record_id: str) -> tuple[bool, bool, bool]:
+    db = Database(net.db_url)
+    try:
+        with db.session() as s:
+            rec = s.exec(select(Record).where(Record.id == record_id)).first()
+            return (
+                rec is not None,
+                s.get(RecordPayload, record_id) is not None,
+                s.get(DataKey, record_id) is not None,
+            )
+    finally:
+        db.dispose()
+
+
+def test_disk_full_fails_clearly_and_keeps_nothing_partial(net: ProcNet, auditor: Auditor) -> None:
+    """The gateway's files cannot grow (RLIMIT_FSIZE on its process, as a full disk does): a submission is
+    refused with an error body and leaves no row; once space is back the same record is accepted."""
+    assert net.gateway is not None
+    station = net.sm2_key("station-1")
+    packets = hj212_packets(3)
+    warm = sign_submission("station-1", station, "env.reading", packets[0])
+    r = httpx.post(f"{net.url}/api/v1/records", json=warm, headers=net.headers("station-1"), timeout=30)
+    assert r.status_code == 202, r.text
+    auditor.wait_anchored([r.json()["id"]])
+    body = sign_submission("station-1", station, "env.reading", packets[1])
+    pid = net.gateway.pid
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    try:
+        r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=net.headers("station-1"), timeout=60)
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print(f"\n[disk full] status={r.status_code} body={r.text[:300]}")
+    assert r.status_code >= 500, r.text
+    err = r.json()["error"]
+    assert set(err) == {"code", "message", "details"}
+    rid = Envelope.from_dict(body["record"]).digest
+    assert _db_has(net, rid) == (False, False, False), "nothing partial is kept"
+    again = httpx.post(f"{net.url}/api/v1/records", json=body, headers=net.headers("station-1"), timeout=30)
+    assert again.status_code == 202, again.text
+    auditor.wait_anchored([rid])
+    auditor.verify_bundles([rid])
