@@ -1,9 +1,9 @@
 """The node: py-evm execution, the durable mempool, block production and sealing, the RPC's indexes.
 
-The server drives it from one event loop (docs/design/node-storage.md): ``mine_once`` writes blocks
-through the mining chain (py-evm overlay, one LMDB commit per block); state reads go through a second,
-read-only chain over committed data; index reads (blocks, receipts, logs, seals) are plain LMDB reads.
-The locks keep it correct if a caller does use threads.
+The server drives it from its event loop (docs/design/node-storage.md); ``mine_once`` runs there or on
+one miner thread. It writes blocks through the mining chain (py-evm overlay, one LMDB commit per block);
+state reads go through a second, read-only chain over committed data, so they never see half a block;
+index reads (blocks, receipts, logs, seals) are plain LMDB reads. Locks: mempool, reads, mining.
 """
 
 from __future__ import annotations
@@ -192,6 +192,7 @@ class Node:
         self._rchain = chain_cls(self._read_db)
         self._read_lock = threading.RLock()  # py-evm objects are not thread-safe
         self._lock = threading.Lock()  # mempool and pending nonces
+        self._mine_lock = threading.Lock()  # one block at a time, whoever asks
         self._mempool: dict[bytes, PendingTx] = {}  # tx hash -> pending, in arrival order
         self._next_nonce: dict[bytes, int] = {}  # only senders with txs in the mempool
         self._seq = 0
@@ -298,6 +299,10 @@ class Node:
         return self._mine_once(allow_empty=allow_empty)
 
     def _mine_once(self, *, allow_empty: bool = False) -> bool:
+        with self._mine_lock:
+            return self._mine_once_locked(allow_empty)
+
+    def _mine_once_locked(self, allow_empty: bool) -> bool:
         with self._lock:
             batch = list(self._mempool.values())
         if not batch and not allow_empty:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
@@ -20,6 +22,7 @@ log = logging.getLogger("chain_node.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 MAX_BODY = 32 << 20
+
 # Instant mode under a stream of sends (last block < STREAM_WINDOW ago, nobody polling its receipts):
 # keep the block open while sends keep arriving within LINGER_GAP, up to LINGER_MAX / LINGER_TXS.
 STREAM_WINDOW = 0.05
@@ -36,6 +39,7 @@ class App:
         self._wake = asyncio.Event()
         self._stopping = False
         self._producer: asyncio.Task[None] | None = None
+        self._miner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miner")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """ASGI entry point."""
@@ -74,6 +78,7 @@ class App:
                 self._wake.set()
                 if self._producer is not None:
                     await self._producer  # the block in progress completes (or was never started)
+                self._miner.shutdown(wait=True)
                 self.rpc.node.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -90,18 +95,29 @@ class App:
                 next_tick += block_time
                 await asyncio.sleep(max(0.0, next_tick - loop.time()))
                 if not self._stopping:
-                    node.mine_once()
+                    await self._mine(threaded=True)
                 continue
             await self._wake.wait()
             self._wake.clear()
             while not self._stopping and node.pending_count():
-                if node.since_last_block() < STREAM_WINDOW and not self.rpc.clients_waiting_on_last_block():
+                stream = (
+                    node.since_last_block() < STREAM_WINDOW and not self.rpc.clients_waiting_on_last_block()
+                )
+                if stream:
                     await self._linger()
                 try:
-                    node.mine_once()
+                    await self._mine(threaded=stream)
                 except Exception:
                     log.exception("block production failed")
                 await asyncio.sleep(0)  # let requests that arrived meanwhile in before the next block
+
+    async def _mine(self, *, threaded: bool) -> None:
+        """Mine one block: inline for a lone waiting client (no hand-off latency), on the miner thread
+        under a stream (the loop keeps accepting sends while the block is built)."""
+        if threaded:
+            await asyncio.get_running_loop().run_in_executor(self._miner, self.rpc.node.mine_once)
+        else:
+            self.rpc.node.mine_once()
 
     async def _linger(self) -> None:
         """Sends stream in and nobody waits on receipts: keep the block open while they keep coming."""
@@ -146,6 +162,9 @@ def serve(settings: NodeSettings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    # While the miner thread builds a block, the loop thread must get the GIL often enough to keep
+    # accepting sends: 1 ms instead of the default 5 ms switch interval.
+    sys.setswitchinterval(0.001)
     node = build_node(settings)
     app = App(Rpc(node, receipt_wait=settings.receipt_wait, dev_rpc=settings.dev_rpc))
     config = uvicorn.Config(
