@@ -114,6 +114,7 @@ class App:
     async def _mine(self, *, threaded: bool) -> None:
         """Mine one block: inline for a lone waiting client (no hand-off latency), on the miner thread
         under a stream (the loop keeps accepting sends while the block is built)."""
+        log.debug("mining %s", "on the miner thread" if threaded else "inline")
         if threaded:
             await asyncio.get_running_loop().run_in_executor(self._miner, self.rpc.node.mine_once)
         else:
