@@ -33,6 +33,9 @@ lint: .stamp-py
 
 bench: setup
 	$(PYTHON) bench/crypto.py
+	$(PYTHON) bench/chain.py
+	$(PYTHON) bench/gateway.py
+	$(PYTHON) bench/verify.py
 
 clean:
 	rm -rf $(VENV) node_modules .stamp-py .stamp-npm
