@@ -30,6 +30,7 @@ from gateway_kit import (
     verify_bundle,
 )
 from web3 import Web3
+from web3.types import Nonce, TxParams, Wei
 
 from gateway.core.db import Database
 from gateway.models import DataKey, Record, RecordPayload
@@ -311,16 +312,15 @@ def test_transaction_from_non_permitted_account_refused_by_node(harness: Harness
     w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
     log = at(w3, "ProvenanceLog", harness.network.contracts["ProvenanceLog"])
     stranger = Account.create()
-    tx = log.functions.anchor(10**9, b"\x11" * 32).build_transaction(
-        {
-            "from": stranger.address,
-            "nonce": 0,
-            "gas": 200_000,
-            "maxFeePerGas": 10**10,
-            "maxPriorityFeePerGas": 1,
-            "chainId": harness.network.chain_id,
-        }
-    )
+    params: TxParams = {
+        "from": stranger.address,
+        "nonce": Nonce(0),
+        "gas": 200_000,
+        "maxFeePerGas": Wei(10**10),
+        "maxPriorityFeePerGas": Wei(1),
+        "chainId": harness.network.chain_id,
+    }
+    tx = log.functions.anchor(10**9, b"\x11" * 32).build_transaction(params)
     raw = stranger.sign_transaction(tx).raw_transaction
     out = _rpc(harness.network.rpc_url, "eth_sendRawTransaction", ["0x" + raw.hex()])
     assert "error" in out and out["error"]["code"] == -32003, out

@@ -1,0 +1,128 @@
+"""Soak: a fixed load of signed records for N minutes against a devnet this script starts and owns.
+
+Starts, in a temporary folder, the embedded node (its own process), deploys the contracts and demo
+organisations, runs the gateway as its own process (``python -m gateway serve``, default settings,
+SQLite), then offers ``--rate`` records/s through the HTTP API from one client thread (HJ 212 readings,
+every ``--rx-every``-th an e-prescription, which also goes to its contract). Every ``--sample`` seconds it
+prints throughput, p50/p99 latency and the resident memory of the gateway and the node; at the end it waits
+for every acknowledged record to be anchored, verifies every bundle (pinned keys, anchor on chain), checks
+consecutive anchored checkpoints for consistency and re-verifies the chain from genesis.
+
+    .venv/bin/python bench/soak.py --minutes 10 --rate 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "security")]
+
+from procnet import Auditor, Load, ProcNet  # noqa: E402  (tests/security/procnet.py)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="duration of the load (default 10)")
+    ap.add_argument("--rate", type=float, default=50.0, help="records/s offered (default 50)")
+    ap.add_argument("--sample", type=float, default=None, help="seconds between rows (default: 10 rows)")
+    ap.add_argument("--rx-every", type=int, default=10, help="every n-th record an rx.issue (0: none)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database)")
+    args = ap.parse_args(argv)
+    duration = args.minutes * 60
+    sample = args.sample or max(5.0, duration / 10)
+
+    tmp = tempfile.TemporaryDirectory(prefix="prov-soak-")
+    root = Path(tmp.name)
+    print(f"soak: {args.minutes:g} min at {args.rate:g} records/s; devnet in {root}", flush=True)
+    net = ProcNet(root)
+    t_setup = time.monotonic()
+    net.start()
+    print(
+        f"devnet up in {time.monotonic() - t_setup:.1f} s (node {net.rpc_url}, gateway {net.url})", flush=True
+    )
+    load = Load(net, rate=args.rate, rx_every=args.rx_every)
+    cols = [("t (s)", 7), ("acked", 8), ("rec/s", 7), ("p50 ms", 7), ("p99 ms", 7), ("backlog", 8)]
+    cols += [("gw MiB", 7), ("node MiB", 8)]
+    print(" ".join(f"{name:>{width}}" for name, width in cols))
+    rss: list[tuple[float, int, int]] = []
+    try:
+        start = time.monotonic()
+        load.start()
+        last_n, last_t = 0, start
+        while (now := time.monotonic()) - start < duration:
+            time.sleep(min(sample, duration - (now - start)))
+            now = time.monotonic()
+            with load.stats.lock:
+                n = len(load.stats.accepted)
+                window = [dt for (t0, dt) in load.stats.latencies if t0 >= last_t]
+            gw, node = net.rss()
+            rss.append((now - start, gw, node))
+            backlog = httpx.get(f"{net.url}/healthz", timeout=10).json().get("backlog", -1)
+            rate = (n - last_n) / (now - last_t)
+            print(
+                f"{now - start:7.0f} {n:8d} {rate:7.1f} {_pct(window, 0.5) * 1e3:7.1f} "
+                f"{_pct(window, 0.99) * 1e3:7.1f} {backlog:8d} {gw / 1024:7.1f} {node / 1024:8.1f}",
+                flush=True,
+            )
+            last_n, last_t = n, now
+        load.stop()
+        elapsed = time.monotonic() - start
+        with load.stats.lock:
+            ids = list(load.stats.accepted)
+            lat = [dt for _, dt in load.stats.latencies]
+            outcomes = dict(load.stats.outcomes)
+
+        print("\nwaiting for every acknowledged record to be anchored ...", flush=True)
+        auditor = Auditor(net)
+        t0 = time.monotonic()
+        state = auditor.wait_anchored(ids, timeout=300)
+        auditor.check_log(state, ids)
+        anchored_in = time.monotonic() - t0
+        t0 = time.monotonic()
+        verified = auditor.verify_bundles(ids)
+        verify_s = time.monotonic() - t0
+        links = auditor.check_consistency()
+        chain = auditor.verify_chain()
+        lost = sum(1 for i in ids if state.leaves.get(i) is None)
+
+        first, last = rss[min(1, len(rss) - 1)], rss[-1]  # from the second sample: after warm-up
+        print("\nsummary")
+        mix = f"rx every {args.rx_every}" if args.rx_every else "no rx"
+        p50, p99, worst = statistics.median(lat) * 1e3, _pct(lat, 0.99) * 1e3, max(lat) * 1e3
+        print(f"  offered              {args.rate:g} records/s for {elapsed:.0f} s ({mix})")
+        print(f"  acknowledged         {len(ids)} ({len(ids) / elapsed:.1f} records/s); outcomes {outcomes}")
+        print(f"  latency              p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
+        span = f"t={first[0]:.0f}..{last[0]:.0f} s"
+        print(f"  gateway RSS          {first[1] / 1024:.1f} -> {last[1] / 1024:.1f} MiB ({span})")
+        print(f"  node RSS             {first[2] / 1024:.1f} -> {last[2] / 1024:.1f} MiB")
+        print(f"  lost records         {lost} (all anchored {anchored_in:.1f} s after the load stopped)")
+        print(f"  bundles verified     {verified} in {verify_s:.0f} s (pinned keys, anchor on chain)")
+        print(f"  checkpoint links     {links} consecutive anchors consistent")
+        print(f"  chain                {chain.blocks} blocks re-verified from genesis")
+        return 0 if lost == 0 and verified == len(set(ids)) else 1
+    finally:
+        load.stop()
+        net.stop()
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
