@@ -134,6 +134,26 @@ def time_to_anchor(url: str, token: str, bodies: list[dict[str, Any]]) -> list[f
     return out
 
 
+def own_log(manifest: Manifest, engine: Any, name: str) -> Manifest:
+    """The manifest with a ProvenanceLog of its own: two logs must never anchor into one contract."""
+    import dataclasses
+    import json
+
+    from web3 import Web3
+
+    from provenance.contracts import deploy
+
+    w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
+    log = deploy(w3, "ProvenanceLog", manifest.contracts["OrgRegistry"], sender=engine.accounts[0])
+    assert manifest.path is not None
+    path = manifest.path.with_name(f"manifest-{name}.json")
+    variant = dataclasses.replace(
+        manifest, contracts={**manifest.contracts, "ProvenanceLog": log.address}, path=path
+    )
+    path.write_text(json.dumps(variant.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+    return variant
+
+
 def run_one(
     name: str, manifest: Manifest, db_url: str, args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
@@ -190,7 +210,7 @@ def main() -> int:
         dbs = [("sqlite", f"sqlite:///{work / 'gateway.db'}")]
         if args.pg:
             dbs.append(("postgresql", args.pg))
-        results = {name: run_one(name, manifest, url, args, work) for name, url in dbs}
+        results = {name: run_one(name, own_log(manifest, engine, name), url, args, work) for name, url in dbs}
     finally:
         engine.stop()
 
