@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.api.guard import BodyGuard
@@ -14,6 +16,7 @@ from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
 
 API_PREFIX = "/api/v1"
+VERIFY_PAGE = Path(__file__).resolve().parent / "static" / "verify"
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -42,6 +45,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    if VERIFY_PAGE.is_dir():
+        # The regulators' page: static files only; it verifies bundles in the browser, not here.
+        app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")
     errors.install(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     return app

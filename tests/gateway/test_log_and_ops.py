@@ -119,6 +119,8 @@ def test_ops_endpoints(harness: Harness) -> None:
     orgs = harness.http.get("/api/v1/orgs").json()
     roles = {o["id"]: o["role"] for o in orgs["orgs"]}
     assert roles["hospital-1"] == "hospital" and roles["log-operator"] == "log_operator"
+    page = harness.http.get("/verify/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     r = harness.http.get("/api/v1/nope")
     assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
 
