@@ -29,6 +29,15 @@ def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> 
 
     check = pharmacy.get(f"/api/v1/rx/{rx}/check").json()
     assert check["valid"] and check["issuer"] == "hospital-1" and check["issuer_registered"]
+    # The pharmacy reads the prescription it fills (another domain's org does not).
+    harness.wait_status(issue_id, "sequenced")
+    harness.wait(lambda: pharmacy.get(f"/api/v1/records/{issue_id}/bundle").status_code == 200, what="bundle")
+    issued = pharmacy.get(f"/api/v1/records/{issue_id}/bundle", params={"payload": "true"}).json()
+    assert issued["payload"]["resourceType"] == "MedicationRequest"
+    other = harness.client("party-branch").get(
+        f"/api/v1/records/{issue_id}/bundle", params={"payload": "true"}
+    )
+    assert other.status_code == 403 and error_code(other) == "PAYLOAD_FORBIDDEN"
     assert not check["dispensed"] and not check["revoked"] and not check["expired"]
     assert check["issue_record"] == issue_id
 

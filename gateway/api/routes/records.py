@@ -19,8 +19,14 @@ from provenance.errors import ProvenanceError
 
 router = APIRouter(tags=["records"])
 
-# Who reads payloads (personal data) besides the organisation that signed them.
+# Who reads payloads (personal data) besides the organisation that signed them: auditors and regulators,
+# and the roles that take part in the subject's workflow (a pharmacy must read the prescription it fills).
 PAYLOAD_READERS = frozenset({Role.AUDITOR, Role.REGULATOR})
+WORKFLOW_READERS = {
+    "rx": frozenset({Role.HOSPITAL, Role.PHARMACY}),
+    "dataset": frozenset({Role.DATA_OWNER, Role.DATA_USER}),
+    "station": frozenset({Role.ENV_BUREAU}),
+}
 
 
 class RecordSubmit(BaseModel):
@@ -139,10 +145,14 @@ def read_bundle(
     allowed = row.org == org
     if not allowed:
         reader = gw.orgs.get(org)
-        allowed = reader is not None and reader.role in PAYLOAD_READERS
+        prefix = row.subject.split(":", 1)[0]
+        allowed = reader is not None and (
+            reader.role in PAYLOAD_READERS or reader.role in WORKFLOW_READERS.get(prefix, frozenset())
+        )
     if payload and not allowed:
         raise PayloadForbidden(
-            "only the signing organisation, auditors and regulators read payloads", details={"org": org}
+            "payloads are for the signing org, the workflow roles of the subject, auditors and regulators",
+            details={"org": org},
         )
     return bundle_of(
         session,
