@@ -380,6 +380,8 @@ class Auditor:
         assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:3]}"
         leaves = sorted(v for v in state.leaves.values() if v is not None)
         assert leaves == list(range(len(leaves))), "leaf indexes are not 0..n-1 exactly once"
+        # The log holds no leaf without its row (a duplicate would make the tree larger than the rows).
+        assert state.anchored_size <= len(leaves), (state.anchored_size, len(leaves))
 
     def verify_bundles(self, ids: list[str]) -> int:
         """Fetch and verify (pinned keys, anchor on chain) the bundle of every id not verified yet."""
