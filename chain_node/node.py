@@ -21,6 +21,7 @@ import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
 from eth.exceptions import Revert
+from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
 from eth_abi.abi import decode
@@ -54,6 +55,20 @@ def hx(b: bytes) -> str:
 def qty(n: int) -> str:
     """JSON-RPC quantity."""
     return hex(n)
+
+
+_CHECKSUMMED: dict[bytes, str] = {}
+
+
+def checksum(address: bytes) -> str:
+    """EIP-55 form of an address, cached: the same few senders and contracts recur in every block, and
+    each ``to_checksum_address`` costs a keccak and hex work (~25 µs, several per transaction)."""
+    s = _CHECKSUMMED.get(address)
+    if s is None:
+        if len(_CHECKSUMMED) >= 65_536:
+            _CHECKSUMMED.clear()
+        s = _CHECKSUMMED[bytes(address)] = to_checksum_address(address)
+    return s
 
 
 def _dumps(obj: Any) -> bytes:
@@ -90,8 +105,8 @@ def tx_json(
         "hash": hx(tx.hash),
         "type": qty(type_id),
         "nonce": qty(tx.nonce),
-        "from": to_checksum_address(sender),
-        "to": to_checksum_address(tx.to) if tx.to else None,
+        "from": checksum(sender),
+        "to": checksum(tx.to) if tx.to else None,
         "value": qty(tx.value),
         "gas": qty(tx.gas),
         "input": hx(tx.data),
@@ -110,7 +125,7 @@ def tx_json(
         d["v"] = qty(tx.y_parity)
         d["yParity"] = qty(tx.y_parity)
         d["accessList"] = [
-            {"address": to_checksum_address(a), "storageKeys": [hx(k.to_bytes(32, "big")) for k in keys]}
+            {"address": checksum(a), "storageKeys": [hx(k.to_bytes(32, "big")) for k in keys]}
             for a, keys in tx.access_list
         ]
         if type_id == 2:
@@ -135,7 +150,7 @@ def header_json(header: Any, size: int, tx_hashes: list[str]) -> dict[str, Any]:
         "hash": hx(header.hash),
         "parentHash": hx(header.parent_hash),
         "sha3Uncles": hx(header.uncles_hash),
-        "miner": to_checksum_address(header.coinbase),
+        "miner": checksum(header.coinbase),
         "stateRoot": hx(header.state_root),
         "transactionsRoot": hx(header.transaction_root),
         "receiptsRoot": hx(header.receipt_root),
@@ -373,8 +388,11 @@ class Node:
                     log.warning("dropping tx %s: %s", hx(p.hash), exc)
                     dropped.append(p)
                     continue
-                cur = vm.add_receipt_to_header(cur, receipt)
-                cur = vm.increment_blob_gas_used(cur, p.tx)
+                # One header copy per transaction (gas used, which the next receipt builds on); the
+                # bloom is OR-ed once at the end instead of copying the header for it every time.
+                cur = cur.copy(gas_used=receipt.gas_used)
+                if getattr(p.tx, "type_id", None) == BLOB_TX_TYPE:
+                    cur = vm.increment_blob_gas_used(cur, p.tx)
                 applied.append(p)
                 receipts.append(receipt)
                 comps.append(comp)
@@ -382,6 +400,11 @@ class Node:
                 self._mine_db.clear_overlay()
                 self._forget(dropped, durable=True)
                 return [], [p.hash for p in dropped]
+            if receipts:
+                bloom = cur.bloom
+                for receipt in receipts:
+                    bloom |= receipt.bloom
+                cur = cur.copy(bloom=bloom)
             block = vm.set_block_transactions_and_withdrawals(
                 vm.get_block(), cur, [p.tx for p in applied], receipts
             )
@@ -433,7 +456,7 @@ class Node:
             for lg in receipt.logs:
                 topics = [t.to_bytes(32, "big") for t in lg.topics]
                 lj = {
-                    "address": to_checksum_address(lg.address),
+                    "address": checksum(lg.address),
                     "topics": [hx(t) for t in topics],
                     "data": hx(lg.data),
                     "blockNumber": qty(number),
@@ -459,15 +482,13 @@ class Node:
                 "transactionIndex": qty(i),
                 "blockHash": hx(bhash),
                 "blockNumber": qty(number),
-                "from": to_checksum_address(p.sender),
-                "to": to_checksum_address(tx.to) if tx.to else None,
+                "from": checksum(p.sender),
+                "to": checksum(tx.to) if tx.to else None,
                 "cumulativeGasUsed": qty(receipt.gas_used),
                 "gasUsed": qty(gas_used),
                 "effectiveGasPrice": qty(effective_gas_price(tx, base_fee)),
                 "contractAddress": (
-                    to_checksum_address(generate_contract_address(Address(p.sender), tx.nonce))
-                    if not tx.to
-                    else None
+                    checksum(generate_contract_address(Address(p.sender), tx.nonce)) if not tx.to else None
                 ),
                 "logs": logs_json,
                 "logsBloom": hx(receipt.bloom.to_bytes(256, "big")),
