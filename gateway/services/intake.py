@@ -411,6 +411,8 @@ class Intake:
                     details={"status": share.status},
                 )
             return None
+        if kind == "party.record" and facts.get("type") == "membership":
+            return _last_membership(s, p.envelope.subject, str(facts.get("member_id")))
         if kind == "share.access":
             share = s.get(ShareState, facts["request_id"])
             _check_consent(share, facts["request_id"], org, now)
@@ -576,6 +578,20 @@ class Intake:
             if p.envelope.kind == "share.request":
                 raise ShareRequestExists(f"request {p.facts['request_id']!r} exists")
         raise ProvenanceError("the record conflicts with a concurrent submission; retry")
+
+
+def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, Any] | None:
+    """Facts of the member's last membership record on this branch (None for a first record)."""
+    rows = s.exec(
+        select(Record.facts)
+        .where(Record.subject == subject, Record.kind == "party.record")
+        .order_by(col(Record.seq).desc())
+        .limit(5000)
+    )
+    for facts in rows:
+        if facts.get("type") == "membership" and facts.get("member_id") == member_id:
+            return facts
+    return None
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:

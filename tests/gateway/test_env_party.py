@@ -77,3 +77,26 @@ def test_party_records_history_paginated(harness: Harness) -> None:
     assert last["chain_status"] == "confirmed"
     harness.wait_status(ids[-1], "anchored")
     verify_bundle(branch.get(f"/api/v1/records/{ids[-1]}/bundle").json(), harness.network)
+
+
+def test_membership_stages_follow_the_recorded_stage(harness: Harness) -> None:
+    branch_id = "zb-" + secrets.token_hex(3)
+    branch = harness.client("party-branch")
+
+    def stage(stage: str, previous: str | None) -> dict[str, object]:
+        return {
+            "type": "membership",
+            "branch_id": branch_id,
+            "member_id": "A017",
+            "stage": stage,
+            "previous_stage": previous,
+            "effective_at": "2026-11-20T16:00:00+08:00",
+            "approved_by": "MTG-2026-11-01",
+        }
+
+    assert branch.submit("party.record", stage("入党申请人", None)).status_code == 202
+    assert branch.submit("party.record", stage("入党积极分子", "入党申请人")).status_code == 202
+    # Consistent on its own, but the member's recorded stage is 入党积极分子, not 发展对象.
+    r = branch.submit("party.record", stage("预备党员", "发展对象"))
+    assert r.status_code == 400 and error_code(r) == "PARTY_STAGE_TRANSITION_INVALID"
+    assert branch.submit("party.record", stage("发展对象", "入党积极分子")).status_code == 202
