@@ -195,3 +195,26 @@ def test_backpressure_503_with_retry_after(harness: Harness, tmp_path: object) -
         assert codes[2].headers["Retry-After"] == str(settings.retry_after)
     finally:
         server.stop()
+
+
+def test_token_rotation_revokes_the_old_token(harness: Harness) -> None:
+    from gateway.core.security import rotate_token
+
+    db = Database(harness.settings.database_url)
+    try:
+        old = mint_token(db, "auditor", label="old")
+        assert harness.http.get(
+            "/api/v1/rx/none/check", headers={"Authorization": f"Bearer {old}"}
+        ).status_code
+        new = rotate_token(db, "auditor", label="new")
+    finally:
+        db.dispose()
+
+    def refused() -> bool:
+        r = harness.http.get("/api/v1/records/" + "0" * 64, headers={"Authorization": f"Bearer {old}"})
+        return r.status_code == 401 and error_code(r) == "TOKEN_INVALID"
+
+    harness.wait(refused, timeout=5, what="old token refused after the cache TTL")
+    r = harness.http.get("/api/v1/records/" + "0" * 64, headers={"Authorization": f"Bearer {new}"})
+    assert r.status_code == 404 and error_code(r) == "RECORD_NOT_FOUND"
+    harness.tokens["auditor"] = new  # later tests use the current token
