@@ -38,11 +38,31 @@ _NONCE_RE = re.compile(r"^[0-9a-f]{32,64}$")
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 
+_SAFE_INT = 2**53
+
+
+def _check_floats(obj: Any, depth: int = 0) -> None:
+    # JCS writes an integral float below 1e21 without exponent (1e16 -> "10000000000000000"); read back,
+    # that is an integer beyond 2^53, which JCS refuses: the digest could never be recomputed. Refuse it now.
+    if depth > 200:
+        raise FormatError("value is nested too deeply to canonicalise")
+    if isinstance(obj, float):
+        if _SAFE_INT <= abs(obj) < 1e21:
+            raise FormatError(f"number {obj!r} is not exactly representable in JSON: send it as a string")
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _check_floats(v, depth + 1)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            _check_floats(v, depth + 1)
+
+
 def canonical_bytes(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value."""
+    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value whose canonical form reads back to itself."""
+    _check_floats(obj)
     try:
         return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise FormatError(f"value cannot be canonicalised as JSON: {exc}") from exc
 
 

@@ -103,6 +103,8 @@ class TrustStore:
         except ProvenanceError as exc:
             raise TrustInvalid(f"trust file has a bad entry: {exc.message}") from exc
         chain = data.get("chain") or {}
+        if not isinstance(chain, Mapping):
+            raise TrustInvalid("trust file 'chain' must be an object")
         return cls(orgs=orgs, logs=logs, chain=dict(chain))
 
     def to_dict(self) -> dict[str, Any]:

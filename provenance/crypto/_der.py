@@ -268,6 +268,8 @@ _PEM_RE = re.compile(
 
 def pem_blocks(pem: bytes | str) -> list[tuple[str, bytes]]:
     """All (label, DER) blocks in a PEM text, in order."""
+    if not isinstance(pem, str | bytes | bytearray | memoryview):
+        raise KeyInvalid(f"PEM must be text or bytes, not {type(pem).__name__}")
     data = pem.encode("ascii", "replace") if isinstance(pem, str) else bytes(pem)
     out: list[tuple[str, bytes]] = []
     for m in _PEM_RE.finditer(data):
