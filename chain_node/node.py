@@ -209,7 +209,8 @@ class Node:
         self._lock = threading.Lock()  # mempool and pending nonces
         self._mine_lock = threading.Lock()  # one block at a time, whoever asks
         self._mempool: dict[bytes, PendingTx] = {}  # tx hash -> pending, in arrival order
-        self._next_nonce: dict[bytes, int] = {}  # only senders with txs in the mempool
+        self._staged: dict[bytes, PendingTx] = {}  # accepted, not yet durable (see stage / commit_staged)
+        self._next_nonce: dict[bytes, int] = {}  # only senders with txs in the mempool or staged
         self._seq = 0
         self._on_pending: Callable[[], None] = lambda: None
         self._listeners: list[BlockListener] = []
@@ -348,10 +349,14 @@ class Node:
         with self._lock:
             for p in txs:
                 self._mempool.pop(p.hash, None)
-            still = {p.sender for p in self._mempool.values()}
-            for p in txs:
-                if p.sender not in still:
-                    self._next_nonce.pop(p.sender, None)
+            self._release_nonces(txs)
+
+    def _release_nonces(self, txs: list[PendingTx]) -> None:
+        """Forget the pending nonce of senders with nothing left in the mempool or staged (under _lock)."""
+        still = {p.sender for p in self._mempool.values()} | {p.sender for p in self._staged.values()}
+        for p in txs:
+            if p.sender not in still:
+                self._next_nonce.pop(p.sender, None)
 
     def _notify(self, included: list[bytes], dropped: list[bytes]) -> None:
         for fn in self._listeners:
@@ -421,10 +426,7 @@ class Node:
         with self._lock:
             for p in applied + dropped:
                 self._mempool.pop(p.hash, None)
-            still = {p.sender for p in self._mempool.values()}
-            for p in applied + dropped:
-                if p.sender not in still:
-                    self._next_nonce.pop(p.sender, None)
+            self._release_nonces(applied + dropped)
         return [p.hash for p in applied], [p.hash for p in dropped]
 
     def _block_records(
@@ -653,6 +655,19 @@ class Node:
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
         """Validate, make durable, queue for the miner; return the hash only once it is on disk."""
+        p = self.stage(raw)
+        if isinstance(p, PendingTx):
+            self.commit_staged()
+            return p.hash
+        return p
+
+    def stage(self, raw: bytes) -> PendingTx | bytes:
+        """Validate a transaction and reserve its nonce; the hash alone if it is already durable.
+
+        A staged transaction is not yet durable, so its hash must not go back before :meth:`commit_staged`
+        has written it: the server stages every send of one turn of its loop, then commits them together
+        (group commit: one LMDB commit, one fsync pair, for all of them instead of one each).
+        """
         try:
             tx = CancunTransactionBuilder.decode(raw)
             tx.validate()
@@ -688,6 +703,9 @@ class Node:
         with self._lock:
             if h in self._mempool:
                 return h
+            staged = self._staged.get(h)
+            if staged is not None:
+                return staged  # the same send again before its commit: wait for that commit too
         if self.store.get("rcpts", h) is not None:
             return h
         with self._lock:
@@ -705,13 +723,43 @@ class Node:
                 )
             if balance < tx.gas * tx.max_fee_per_gas + tx.value:
                 raise RpcError(Code.EXECUTION_ERROR, "insufficient funds for gas * price + value")
-            key = u64(self._seq) + h
+            p = PendingTx(key=u64(self._seq) + h, tx=tx, sender=sender, raw=raw)
             self._seq += 1
-            self.store.put("pending", key, raw)  # fsync'd before the hash goes back
-            self._mempool[h] = PendingTx(key=key, tx=tx, sender=sender, raw=raw)
+            self._staged[h] = p
             self._next_nonce[sender] = tx.nonce + 1
+        return p
+
+    def commit_staged(self) -> None:
+        """Write every staged transaction to the pending table in one commit, then hand them to the miner.
+
+        Only durable transactions reach the mempool, so a block never includes one whose commit failed.
+        On failure the staged transactions are refused (their nonces freed) and the error propagates.
+        """
+        with self._lock:
+            batch = list(self._staged.values())
+        if not batch:
+            return
+        try:
+            with self.store.env.begin(write=True) as txn:
+                db = self.store.db("pending")
+                for p in batch:
+                    txn.put(p.key, p.raw, db=db)
+        except BaseException:
+            with self._lock:
+                for p in batch:
+                    self._staged.pop(p.hash, None)
+                senders = {p.sender for p in batch}
+                for sender in senders:
+                    self._next_nonce.pop(sender, None)
+                for q in [*self._mempool.values(), *self._staged.values()]:
+                    if q.sender in senders:
+                        self._next_nonce[q.sender] = max(self._next_nonce.get(q.sender, 0), q.tx.nonce + 1)
+            raise
+        with self._lock:
+            for p in batch:
+                self._staged.pop(p.hash, None)
+                self._mempool[p.hash] = p
         self._on_pending()
-        return h
 
     def _nonce_and_balance(self, sender: bytes) -> tuple[int, int]:
         with self._reading() as chain:

@@ -83,6 +83,7 @@ class Rpc:
         self.receipt_wait = receipt_wait
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._commit: asyncio.Future[None] | None = None  # the group commit of the sends staged so far
         # receipts clients asked for (recent, bounded): tells a waiting client from a streaming one
         self.asked: dict[bytes, None] = {}
         evm: Callable[..., Any] = self._evm
@@ -109,7 +110,7 @@ class Rpc:
             "eth_getStorageAt": evm(self.get_storage_at),
             "eth_call": evm(self.call),
             "eth_estimateGas": evm(self.estimate_gas),
-            "eth_sendRawTransaction": evm(self.send_raw_transaction),
+            "eth_sendRawTransaction": self.send_raw_transaction,
             "gm_getSeal": self._direct(self.get_seal),
             "gm_sealedBlock": self._direct(self.sealed_block),
             "gm_validators": self._direct(self.validators),
@@ -386,9 +387,37 @@ class Rpc:
         call.pop("gas", None)
         return qty(self.node.estimate_gas(call, self._block_tag(_param(params, 1, None))))
 
-    def send_raw_transaction(self, params: list[Any]) -> Any:
+    async def send_raw_transaction(self, params: list[Any]) -> Any:
         """eth_sendRawTransaction: returns the hash once the transaction is durable."""
-        return hx(self.node.send_raw_transaction(p_data(_param(params, 0), "raw transaction")))
+        p = self.node.stage(p_data(_param(params, 0), "raw transaction"))
+        if isinstance(p, bytes):
+            return hx(p)
+        await self._group_commit()
+        return hx(p.hash)
+
+    def _group_commit(self) -> asyncio.Future[None]:
+        """The commit that will make the sends staged so far durable.
+
+        Sends arriving together (one turn of the loop: several clients, or a batch request) are staged
+        first and written by one LMDB commit right after, instead of one commit and two fsyncs each:
+        under a stream of sends that per-send fsync was half of the loop's time.
+        """
+        if self._commit is None:
+            loop = asyncio.get_running_loop()
+            self._commit = loop.create_future()
+            loop.call_soon(self._flush)
+        return self._commit
+
+    def _flush(self) -> None:
+        fut, self._commit = self._commit, None
+        assert fut is not None
+        try:
+            self.node.commit_staged()
+        except Exception as exc:
+            log.exception("pending transactions could not be written")
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
 
     # -- dev namespace (only with dev_rpc) --------------------------------------------------------------
 
