@@ -203,8 +203,8 @@ class Harness:
 
     def restart(self) -> None:
         """Stop the gateway and start a new one on the same database (a process restart)."""
+        self.http.close()  # first: an open keep-alive connection holds up uvicorn's graceful shutdown
         self.server.stop()
-        self.http.close()
         self.server = Server(self.settings)
         self.http = httpx.Client(base_url=self.server.url, timeout=30)
 
