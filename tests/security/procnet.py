@@ -258,6 +258,7 @@ class Load(threading.Thread):
         self.stats = LoadStats()
         self._halt = threading.Event()
         self._paused = threading.Event()
+        self._idle = threading.Event()
         self._rng = random.Random(seed)
         self._keys = {org: net.sm2_key(org) for org in ("station-1", "hospital-1")}
 
@@ -277,6 +278,7 @@ class Load(threading.Thread):
         with httpx.Client(timeout=10) as http:
             while not self._halt.is_set():
                 if self._paused.is_set():
+                    self._idle.set()
                     time.sleep(0.01)
                     next_at = time.monotonic()
                     continue
@@ -306,8 +308,11 @@ class Load(threading.Thread):
                     next_at = time.monotonic()  # behind: do not burst to catch up
 
     def pause(self) -> None:
+        """Stop sending after the request in flight (returns once the thread is idle)."""
+        self._idle.clear()
         self._paused.set()
-        time.sleep(0.05)
+        if self.is_alive():
+            self._idle.wait(timeout=30)
 
     def resume(self) -> None:
         self._paused.clear()
