@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,19 @@ class GatewayError(ProvenanceError):
 
 class AnchorTimeout(ProvenanceError):
     code = "ANCHOR_TIMEOUT"
+
+
+NOT_YET_LOGGED = "NOT_YET_LOGGED"  # accepted, but no signed checkpoint covers it yet
+
+
+def _pending_or(fetch: Callable[[], EvidenceBundle]) -> EvidenceBundle | None:
+    """The bundle, or ``None`` while the record waits for its first checkpoint."""
+    try:
+        return fetch()
+    except GatewayError as exc:
+        if exc.code != NOT_YET_LOGGED:
+            raise
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +125,8 @@ class _Api:
 
     @staticmethod
     def receipt(doc: Mapping[str, Any]) -> Receipt:
-        status = doc.get("status") or ("existing" if doc.get("existing") else "accepted")
+        # The gateway answers {"id", "existing"} (bulk items add "status": accepted | rejected).
+        status = "existing" if doc.get("existing") else doc.get("status") or "accepted"
         return Receipt(id=doc.get("id") or "", status=status, raw=doc)
 
     @staticmethod
@@ -160,22 +174,26 @@ class _Base:
         return sign_envelope(env, self._signer)
 
     @staticmethod
-    def _devnet_parts(org: str, root: str | Path) -> dict[str, Any]:
+    def _devnet_parts(org: str, root: str | Path, gateway: str | None) -> dict[str, Any]:
         root = Path(root)
         manifest = json.loads(read_text(root / "manifest.json", what="devnet manifest"))
         entry = next((o for o in manifest.get("orgs", []) if o.get("id") == org), None)
         if entry is None:
             raise NotFound(f"organisation '{org}' is not in the devnet manifest")
-        gateway = manifest.get("gateway", {}).get("url", "http://127.0.0.1:8000")
-        token_file = entry.get("token_file") or f"tokens/{org}.token"
-        key_file = entry.get("sm2_key_file") or entry.get("sm2_key") or f"keys/{org}.sm2.pem"
         trust_path = root / "trust.json"
+        # The devnet's own chain checks anchors live; the ProvenanceLog address is pinned from the manifest.
+        from provenance.anchor import ChainAnchorChecker
+
+        checker = ChainAnchorChecker.from_rpc(
+            manifest["rpc_url"], contract=manifest["contracts"]["ProvenanceLog"]
+        )
         return {
-            "base_url": gateway,
+            "base_url": gateway or "http://127.0.0.1:8000",
             "org": org,
-            "token": read_text(root / token_file, what="token file").strip(),
-            "signer": SM2PrivateKey.from_pem(read_bytes(root / key_file, what="SM2 key")),
+            "token": read_text(root / "tokens" / f"{org}.token", what="token file").strip(),
+            "signer": SM2PrivateKey.from_pem(read_bytes(root / entry["sm2_key_file"], what="SM2 key")),
             "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
+            "anchor_checker": checker,
         }
 
 
@@ -191,9 +209,9 @@ class Client(_Base):
         )
 
     @classmethod
-    def devnet(cls, org: str, *, root: str | Path = ".devnet") -> Client:
+    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> Client:
         """A client for one demo organisation of a running devnet (reads its manifest, token and key)."""
-        return cls(**cls._devnet_parts(org, root))
+        return cls(**cls._devnet_parts(org, root, gateway))
 
     def close(self) -> None:
         self._http.close()
@@ -241,8 +259,8 @@ class Client(_Base):
         """Poll until the record's bundle carries an anchor."""
         deadline = time.monotonic() + timeout
         while True:
-            b = self.bundle(record_id)
-            if b.anchor is not None:
+            b = _pending_or(lambda: self.bundle(record_id))
+            if b is not None and b.anchor is not None:
                 return b
             if time.monotonic() > deadline:
                 raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
@@ -267,8 +285,8 @@ class AsyncClient(_Base):
         )
 
     @classmethod
-    def devnet(cls, org: str, *, root: str | Path = ".devnet") -> AsyncClient:
-        return cls(**cls._devnet_parts(org, root))
+    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> AsyncClient:
+        return cls(**cls._devnet_parts(org, root, gateway))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -314,8 +332,13 @@ class AsyncClient(_Base):
     ) -> EvidenceBundle:
         deadline = time.monotonic() + timeout
         while True:
-            b = await self.bundle(record_id)
-            if b.anchor is not None:
+            try:
+                b: EvidenceBundle | None = await self.bundle(record_id)
+            except GatewayError as exc:
+                if exc.code != NOT_YET_LOGGED:
+                    raise
+                b = None
+            if b is not None and b.anchor is not None:
                 return b
             if time.monotonic() > deadline:
                 raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")

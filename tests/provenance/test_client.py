@@ -1,0 +1,172 @@
+"""The SDK client and the auditors' CLI against a real devnet (`provenance devnet up`, embedded node)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devnet.embedded import free_port
+from provenance.client import AsyncClient, Client, GatewayError
+from provenance.errors import AnchorInvalid
+from provenance.verify import StepResult
+from tests.gateway.gateway_kit import party_meeting, rx_dispense, rx_issue
+
+pytestmark = pytest.mark.timeout(400)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PROV_DEVNET_", "PROV_GW_", "PROV_NODE_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    state = tmp_path_factory.mktemp("devnet") / "state"
+    rpc_port, gw_port = free_port(), free_port()
+    up = run(
+        "provenance",
+        "devnet",
+        "up",
+        "--detach",
+        "--dir",
+        str(state),
+        "--rpc-port",
+        str(rpc_port),
+        "--gateway-port",
+        str(gw_port),
+        timeout=300,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield state, f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{rpc_port}"
+    finally:
+        run("provenance", "devnet", "down", "--dir", str(state), timeout=60)
+
+
+def test_prescription_through_the_sdk_verifies_with_a_live_anchor(net: tuple[Path, str, str]) -> None:
+    state, gateway, _ = net
+    rx = "RX" + secrets.token_hex(5)
+    with (
+        Client.devnet("hospital-1", root=state, gateway=gateway) as hospital,
+        Client.devnet("pharmacy-1", root=state, gateway=gateway) as pharmacy,
+    ):
+        p = rx_issue(rx)
+        signed = hospital.sign(kind="rx.issue", subject=f"rx:{rx}", payload=p)
+        issued = hospital.submit(signed, p)
+        assert issued.status == "accepted" and issued.id == signed.record_id
+        # The same signed record again: the same id, marked existing (idempotent, one leaf).
+        again = hospital.submit(signed, p)
+        assert (again.id, again.status) == (issued.id, "existing")
+        # Signed anew (fresh nonce) it is another record for the same prescription: refused.
+        with pytest.raises(GatewayError) as info:
+            hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{rx}", payload=p), p)
+        assert info.value.code == "RX_EXISTS"
+        hospital.wait_anchored(issued.id, timeout=60)
+        check = pharmacy.rx_check(rx)
+        assert check["issuer"] == "hospital-1" and not check["dispensed"]
+        disp = rx_dispense(rx)
+        dispensed = pharmacy.submit(
+            pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=disp, prev=issued.id), disp
+        )
+        bundle = pharmacy.wait_anchored(dispensed.id, timeout=60)
+        report: list[StepResult] = []
+        pharmacy.verifier.verify(bundle, report=report)
+        assert [(r.step, r.status) for r in report][-1] == ("anchor", "passed")
+        assert [h["kind"] for h in pharmacy.history(f"rx:{rx}")] == ["rx.issue", "rx.dispense"]
+        # A second dispense is refused with the gateway's code, as a typed error.
+        with pytest.raises(GatewayError) as info:
+            pharmacy.submit(
+                pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=rx_dispense(rx)), disp
+            )
+        assert info.value.code in {"RX_ALREADY_DISPENSED", "PAYLOAD_DIGEST_MISMATCH"}
+        second = rx_dispense(rx)
+        with pytest.raises(GatewayError) as info:
+            pharmacy.submit(pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=second), second)
+        assert info.value.code == "RX_ALREADY_DISPENSED" and info.value.status == 409
+        # A bundle whose anchor names another transaction fails the live anchor step.
+        from dataclasses import replace
+
+        assert bundle.anchor is not None
+        forged = replace(bundle, anchor=replace(bundle.anchor, tx_hash="0x" + "00" * 32))
+        with pytest.raises(AnchorInvalid):
+            pharmacy.verifier.verify(forged)
+
+    # The auditor traces the whole prescription from the CLI, every step checked against the chain.
+    _, _, rpc = net
+    traced = run(
+        "provenance",
+        "trace",
+        f"rx:{rx}",
+        "--gateway",
+        gateway,
+        "--token-file",
+        str(state / "tokens" / "auditor.token"),
+        "--rpc",
+        rpc,
+        "--json",
+    )
+    assert traced.returncode == 0, traced.stderr
+    doc = json.loads(traced.stdout)
+    assert [r["kind"] for r in doc["records"]] == ["rx.issue", "rx.dispense"]
+    assert all(r["ok"] and r["steps"]["anchor"] == "passed" for r in doc["records"])
+    assert [r["role"] for r in doc["records"]] == ["hospital", "pharmacy"]
+
+
+async def test_async_client_party_records_and_history(net: tuple[Path, str, str]) -> None:
+    state, gateway, _ = net
+    async with AsyncClient.devnet("party-branch", root=state, gateway=gateway) as branch:
+        ids = []
+        for i in range(3):
+            payload = party_meeting("party-branch", f"M{secrets.token_hex(3)}{i}")
+            signed = branch.sign(kind="party.record", subject="branch:party-branch", payload=payload)
+            ids.append((await branch.submit(signed, payload)).id)
+        await branch.wait_anchored(ids[-1], timeout=60)
+        history = [h["id"] async for h in branch.history("branch:party-branch", page_size=2)]
+        assert history[-3:] == ids
+        bundle = await branch.verify(ids[0])
+        assert bundle.signed.record_id == ids[0]
+
+
+def test_trace_and_orgs_export_from_the_cli(net: tuple[Path, str, str], tmp_path: Path) -> None:
+    state, gateway, rpc = net
+    manifest = json.loads((state / "manifest.json").read_text())
+    trust = tmp_path / "trust.json"
+    exported = run(
+        "provenance",
+        "orgs",
+        "export",
+        "--rpc",
+        rpc,
+        "--registry",
+        manifest["contracts"]["OrgRegistry"],
+        "--out",
+        str(trust),
+        "--log-contract",
+        manifest["contracts"]["ProvenanceLog"],
+    )
+    assert exported.returncode == 0, exported.stderr
+    orgs = json.loads(trust.read_text())["orgs"]
+    assert {o["id"] for o in orgs} >= {"hospital-1", "pharmacy-1", "auditor", "log-operator"}
+    # An unknown subject: one clear line, non-zero exit.
+    missing = run(
+        "provenance",
+        "trace",
+        "rx:does-not-exist",
+        "--gateway",
+        gateway,
+        "--token-file",
+        str(state / "tokens" / "auditor.token"),
+    )
+    assert missing.returncode == 2 and "no records" in missing.stderr
