@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.api.guard import BodyGuard
-from gateway.api.routes import health, log, orgs, records, rx, subjects
+from gateway.api.routes import bundles, health, log, orgs, records, rx, subjects
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
 
@@ -41,7 +41,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (records, subjects, rx, log, orgs):
+    for module in (records, bundles, subjects, rx, log, orgs):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -45,3 +45,10 @@ async def current_org(
 
 
 CurrentOrg = Annotated[str, Depends(current_org)]
+
+
+# Cursors and sizes go to the database as BIGINT: anything beyond int64 is a 422, not a driver overflow.
+INT64_MAX = 2**63 - 1
+Cursor = Annotated[
+    int, Query(ge=0, le=INT64_MAX, description="`next_cursor` of the previous page (0: from the start)")
+]

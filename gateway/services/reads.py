@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadPurged, RecordNotFound
+from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged, RecordNotFound
 from gateway.models import CheckpointPublic, CheckpointRow, DataKey, Record, RecordPayload, RecordPublic
+from gateway.services.ledger import ChainOrg
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from gateway.services.workers import signed_record
 from provenance.bundle import Anchor
+from provenance.contracts import Role
 from provenance.crypto import DecryptionFailed, SM2PrivateKey, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
 from provenance.log import RecordLog
+
+# Who reads payloads (personal data) besides the organisation that signed them: auditors and regulators,
+# and the roles that take part in the subject's workflow (a pharmacy must read the prescription it fills).
+PAYLOAD_READERS = frozenset({Role.AUDITOR, Role.REGULATOR})
+WORKFLOW_READERS = {
+    "rx": frozenset({Role.HOSPITAL, Role.PHARMACY}),
+    "dataset": frozenset({Role.DATA_OWNER, Role.DATA_USER}),
+    "station": frozenset({Role.ENV_BUREAU}),
+}
 
 
 def status_of(row: Record, anchored_size: int) -> str:
@@ -100,40 +115,48 @@ def checkpoint_public(cp: CheckpointRow, *, chain_id: int, contract: str) -> Che
     )
 
 
-def bundle_of(
-    s: Session,
-    row: Record,
-    *,
-    log_key: SM2PrivateKey,
-    origin: str,
-    key_name: str,
-    chain_id: int,
-    contract: str,
-    include_payload: bool,
-) -> dict[str, Any]:
-    """The evidence bundle of a record under the newest checkpoint that covers it, anchored if possible."""
-    if row.leaf_index is None:
-        raise NotYetLogged(
-            "the record is accepted but not in the log yet; retry shortly", details={"id": row.id}
-        )
-    covering = select(CheckpointRow).where(col(CheckpointRow.size) > row.leaf_index)
-    cp = (
+@dataclass(frozen=True, slots=True)
+class LogIdentity:
+    """What every bundle of this gateway's log names: the log key and origin, the chain and its contract."""
+
+    log_key: SM2PrivateKey
+    origin: str
+    key_name: str
+    chain_id: int
+    contract: str
+
+
+def may_read_payload(reader_id: str, reader: ChainOrg | None, row: Record) -> bool:
+    """Whether ``reader_id`` may see the payload of ``row`` (the rule of every bundle route)."""
+    if row.org == reader_id:
+        return True
+    prefix = row.subject.split(":", 1)[0]
+    return reader is not None and (
+        reader.role in PAYLOAD_READERS or reader.role in WORKFLOW_READERS.get(prefix, frozenset())
+    )
+
+
+def _covering(s: Session, leaf_index: int) -> CheckpointRow | None:
+    """The newest anchored checkpoint covering ``leaf_index``, else the newest covering one."""
+    covering = select(CheckpointRow).where(col(CheckpointRow.size) > leaf_index)
+    return (
         s.exec(
             covering.where(col(CheckpointRow.anchor_tx).is_not(None)).order_by(col(CheckpointRow.size).desc())
         ).first()
         or s.exec(covering.order_by(col(CheckpointRow.size).desc())).first()
     )
-    if cp is None:
-        raise NotYetLogged(
-            "no signed checkpoint covers the record yet; retry shortly", details={"id": row.id}
-        )
+
+
+def _bundle(
+    s: Session, log: RecordLog, row: Record, cp: CheckpointRow, ident: LogIdentity, include_payload: bool
+) -> dict[str, Any]:
+    assert row.leaf_index is not None
     payload: Any = None
     if include_payload:
         try:
             payload = payload_of(s, row)
         except PayloadPurged:
             include_payload = False
-    log = RecordLog(origin=origin, key_name=key_name, key=log_key, storage=SqlLogStorage(s))
     bundle = log.bundle(
         signed=signed_record(row),
         leaf_index=row.leaf_index,
@@ -142,9 +165,121 @@ def bundle_of(
         tree_size=cp.size,
         payload=payload,
         include_payload=include_payload,
-        anchor=anchor_of(cp, chain_id=chain_id, contract=contract),
+        anchor=anchor_of(cp, chain_id=ident.chain_id, contract=ident.contract),
     )
     return bundle.to_dict()
+
+
+def _record_log(s: Session, ident: LogIdentity) -> RecordLog:
+    return RecordLog(
+        origin=ident.origin, key_name=ident.key_name, key=ident.log_key, storage=SqlLogStorage(s)
+    )
+
+
+def bundle_of(s: Session, row: Record, ident: LogIdentity, *, include_payload: bool) -> dict[str, Any]:
+    """The evidence bundle of a record under the newest checkpoint that covers it, anchored if possible."""
+    if row.leaf_index is None:
+        raise NotYetLogged(
+            "the record is accepted but not in the log yet; retry shortly", details={"id": row.id}
+        )
+    cp = _covering(s, row.leaf_index)
+    if cp is None:
+        raise NotYetLogged(
+            "no signed checkpoint covers the record yet; retry shortly", details={"id": row.id}
+        )
+    return _bundle(s, _record_log(s, ident), row, cp, ident, include_payload)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFilter:
+    """Which records an export holds; ``since``/``until`` bound the envelope timestamp as [since, until)."""
+
+    org: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    items: list[dict[str, Any]]
+    next_cursor: int | None
+    total: int | None
+
+
+def _ts_key(at: datetime) -> str:
+    """An instant in the form ``_ts_column`` compares: seconds, then the fraction without trailing zeros.
+
+    Envelope timestamps carry 0 to 6 fraction digits before ``Z``; with the ``Z`` dropped, plain string
+    order is time order (``…05`` < ``…05.1`` < ``…05.25`` < ``…06``), so the database can filter and page.
+    """
+    at = at.astimezone(UTC)
+    frac = f"{at.microsecond:06d}".rstrip("0")
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "")
+
+
+def export_page(
+    s: Session,
+    ident: LogIdentity,
+    flt: ExportFilter,
+    *,
+    after: int,
+    limit: int,
+    payload_rule: Callable[[Record], bool],
+    payload: bool | None,
+) -> ExportPage:
+    """One page of evidence bundles in acceptance order: records under a signed checkpoint only.
+
+    ``payload``: None includes each payload the reader may see, False none, True all (PAYLOAD_FORBIDDEN
+    if the page holds a record whose payload the reader may not see). ``total`` is counted on the first
+    page only (``after`` = 0): it costs a scan of the matching rows.
+    """
+    newest = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
+    if newest is None:
+        return ExportPage(items=[], next_cursor=None, total=0 if after == 0 else None)
+    anchored = s.exec(
+        select(CheckpointRow)
+        .where(col(CheckpointRow.anchor_tx).is_not(None))
+        .order_by(col(CheckpointRow.size).desc())
+        .limit(1)
+    ).first()
+    # Only what a signed checkpoint covers has a bundle: a leaf beyond it waits for the next page/export.
+    conds: list[Any] = [col(Record.leaf_index).is_not(None), col(Record.leaf_index) < newest.size]
+    if flt.org is not None:
+        conds.append(col(Record.org) == flt.org)
+    if flt.kind is not None:
+        conds.append(col(Record.kind) == flt.kind)
+    ts = _ts_column(s)
+    if flt.since is not None:
+        conds.append(ts >= _ts_key(flt.since))
+    if flt.until is not None:
+        conds.append(ts < _ts_key(flt.until))
+    rows = s.exec(
+        select(Record).where(*conds, col(Record.seq) > after).order_by(col(Record.seq)).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    total = int(s.exec(select(func.count()).select_from(Record).where(*conds)).one()) if after == 0 else None
+    log = _record_log(s, ident)
+    items = []
+    for row in page:
+        allowed = payload_rule(row)
+        if payload and not allowed:
+            raise PayloadForbidden(
+                f"the payload of {row.id} is not for this reader; leave payload unset for the allowed ones",
+                details={"id": row.id, "org": row.org},
+            )
+        assert row.leaf_index is not None
+        cp = anchored if anchored is not None and row.leaf_index < anchored.size else newest
+        items.append(_bundle(s, log, row, cp, ident, allowed if payload is None else payload))
+    nxt = page[-1].seq if len(rows) > limit and page else None
+    return ExportPage(items=items, next_cursor=nxt, total=total)
+
+
+def _ts_column(s: Session) -> Any:
+    expr = func.replace(col(Record.timestamp), "Z", "")
+    # PostgreSQL compares text by the database's collation, which may order punctuation unlike bytes.
+    bind = s.get_bind()
+    return expr if bind.dialect.name == "sqlite" else expr.collate("C")
 
 
 def consistency(s: Session, first: int, second: int) -> dict[str, Any]:

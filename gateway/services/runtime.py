@@ -11,6 +11,7 @@ from gateway.core.security import TokenVerifier
 from gateway.services.intake import Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
+from gateway.services.reads import LogIdentity
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 
@@ -31,6 +32,13 @@ class Gateway:
         key_path = settings.log_key_path or self.ledger.resolve(info["key_file"])
         self.log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
         self.log_contract = self.ledger.log.address
+        self.identity = LogIdentity(
+            log_key=self.log_key,
+            origin=self.origin,
+            key_name=self.key_name,
+            chain_id=self.ledger.chain_id,
+            contract=self.log_contract,
+        )
         self.orgs = OrgDirectory(self.ledger)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)

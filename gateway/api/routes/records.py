@@ -12,21 +12,11 @@ from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
-from gateway.services.reads import bundle_of, get_record, record_public
+from gateway.services.reads import bundle_of, get_record, may_read_payload, record_public
 from gateway.services.runtime import Gateway
-from provenance.contracts import Role
 from provenance.errors import ProvenanceError
 
 router = APIRouter(tags=["records"])
-
-# Who reads payloads (personal data) besides the organisation that signed them: auditors and regulators,
-# and the roles that take part in the subject's workflow (a pharmacy must read the prescription it fills).
-PAYLOAD_READERS = frozenset({Role.AUDITOR, Role.REGULATOR})
-WORKFLOW_READERS = {
-    "rx": frozenset({Role.HOSPITAL, Role.PHARMACY}),
-    "dataset": frozenset({Role.DATA_OWNER, Role.DATA_USER}),
-    "station": frozenset({Role.ENV_BUREAU}),
-}
 
 
 class RecordSubmit(BaseModel):
@@ -142,25 +132,10 @@ def read_bundle(
 ) -> dict[str, Any]:
     """The evidence bundle of a record: verifiable offline with `provenance verify`."""
     row = get_record(session, record_id)
-    allowed = row.org == org
-    if not allowed:
-        reader = gw.orgs.get(org)
-        prefix = row.subject.split(":", 1)[0]
-        allowed = reader is not None and (
-            reader.role in PAYLOAD_READERS or reader.role in WORKFLOW_READERS.get(prefix, frozenset())
-        )
+    allowed = row.org == org or may_read_payload(org, gw.orgs.get(org), row)
     if payload and not allowed:
         raise PayloadForbidden(
             "payloads are for the signing org, the workflow roles of the subject, auditors and regulators",
             details={"org": org},
         )
-    return bundle_of(
-        session,
-        row,
-        log_key=gw.log_key,
-        origin=gw.origin,
-        key_name=gw.key_name,
-        chain_id=gw.ledger.chain_id,
-        contract=gw.log_contract,
-        include_payload=allowed if payload is None else payload,
-    )
+    return bundle_of(session, row, gw.identity, include_payload=allowed if payload is None else payload)

@@ -1,0 +1,75 @@
+"""Evidence bundles in bulk, for auditors' exports (`provenance export`): filtered, paginated by cursor."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import CurrentOrg, Cursor, GatewayDep, SessionDep
+from gateway.errors import RequestInvalid
+from gateway.models import Record
+from gateway.services.reads import ExportFilter, export_page, may_read_payload
+
+router = APIRouter(tags=["records"])
+
+
+class BundlePage(BaseModel):
+    items: list[dict[str, Any]] = Field(description="evidence bundles (docs/formats.md), in acceptance order")
+    next_cursor: int | None = Field(description="pass as ?after= for the next page; null on the last page")
+    total: int | None = Field(description="records matching the filter (first page only, else null)")
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 instant with ``Z`` or an offset, or a bare date (its midnight UTC)."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        at = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise RequestInvalid(
+            f"{name} must be an RFC 3339 instant in UTC, like 2026-11-25T08:00:00Z",
+            details={"field": name, "value": value},
+        )
+    return at.astimezone(UTC)
+
+
+@router.get("/bundles", response_model=BundlePage)
+def export_bundles(
+    reader: CurrentOrg,
+    gw: GatewayDep,
+    session: SessionDep,
+    org: Annotated[str | None, Query(max_length=32, description="only records of this organisation")] = None,
+    kind: Annotated[str | None, Query(max_length=64, description="only records of this kind")] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, description="envelope timestamp at or after (RFC 3339 UTC)")
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=40, description="envelope timestamp before (RFC 3339 UTC)")
+    ] = None,
+    after: Cursor = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    payload: Annotated[
+        bool | None, Query(description="include payloads (default: those the reader may see)")
+    ] = None,
+) -> BundlePage:
+    """Evidence bundles of the records in the log (under a signed checkpoint), in acceptance order.
+
+    Records accepted but not yet sequenced and checkpointed are not exported yet.
+    """
+    flt = ExportFilter(org=org, kind=kind, since=_instant(since, "since"), until=_instant(until, "until"))
+    who = gw.orgs.get(reader)
+
+    def allowed(row: Record) -> bool:
+        return may_read_payload(reader, who, row)
+
+    page = export_page(
+        session, gw.identity, flt, after=after, limit=limit, payload_rule=allowed, payload=payload
+    )
+    return BundlePage(items=page.items, next_cursor=page.next_cursor, total=page.total)
