@@ -73,6 +73,9 @@ def test_party_records_history_paginated(harness: Harness) -> None:
             break
         after = data["next_cursor"]
     assert seen == ids
+    # The cursor is a BIGINT in the database: beyond int64 it is refused before any query.
+    r = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"after": 2**63})
+    assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID"
     last = harness.wait_chain(ids[-1])
     assert last["chain_status"] == "confirmed"
     harness.wait_status(ids[-1], "anchored")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
+from gateway.api.deps import CurrentOrg, Cursor, GatewayDep, SessionDep
 from gateway.models import Record, RecordPublic
 from gateway.services.reads import record_public
 
@@ -28,7 +28,7 @@ def subject_history(
     gw: GatewayDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    after: Annotated[int, Query(ge=0, description="cursor from the previous page")] = 0,
+    after: Cursor = 0,
 ) -> SubjectPage:
     """Records of ``subject`` in acceptance order."""
     rows = session.exec(
