@@ -1,4 +1,4 @@
-"""Auditors' export: GET /api/v1/bundles (filters, cursor, payload rule) and `provenance export` / `verify`."""
+"""Auditors' export: GET /api/v1/bundles (filters, cursor, payload rule), `provenance export`, `verify`."""
 
 from __future__ import annotations
 
