@@ -40,6 +40,8 @@ class App:
         self._stopping = False
         self._producer: asyncio.Task[None] | None = None
         self._miner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miner")
+        if rpc.node.block_time is None:
+            rpc.mine_on_send = self._lone_client
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """ASGI entry point."""
@@ -110,6 +112,13 @@ class App:
                 except Exception:
                     log.exception("block production failed")
                 await asyncio.sleep(0)  # let requests that arrived meanwhile in before the next block
+
+    def _lone_client(self) -> bool:
+        """A client that waits for each receipt, not a stream: its sends are mined as they arrive."""
+        node = self.rpc.node
+        return (
+            node.since_last_block() >= STREAM_WINDOW or self.rpc.clients_waiting_on_last_block()
+        ) and not node.pending_count()
 
     async def _mine(self, *, threaded: bool) -> None:
         """Mine one block: inline for a lone waiting client (no hand-off latency), on the miner thread
