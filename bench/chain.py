@@ -3,9 +3,11 @@
 For each engine: one at a time (send, wait for the receipt); many per block (send N without waiting,
 from 4 client processes with their own accounts, then wait for all); eth_getLogs over 10,000 matching
 events (address + topic filter), timed as the raw JSON-RPC call and through web3.py's formatters.
-Prints a table; ``--json`` for machines.
+Also the engine process's CPU time per transaction (from /proc), which other load on a shared machine
+disturbs much less than tx/s. ``--rounds N`` repeats every engine N times, interleaved, and reports each
+round's ratio to anvil and the medians. Prints a table; ``--json`` for machines.
 
-    PYTHONPATH=. .venv/bin/python bench/chain.py [--one 200] [--many 2000] [--events 10000]
+    PYTHONPATH=. .venv/bin/python bench/chain.py [--one 200] [--many 2000] [--events 10000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -201,14 +203,36 @@ def _stream(url: str, raws: list[bytes]) -> list[tuple[bytes, float]]:
     return [(bytes(w3.eth.send_raw_transaction(raw)), time.perf_counter()) for raw in raws]
 
 
+def _cpu_s(h: EngineHandle) -> float:
+    """User + system CPU seconds of the engine process so far (Linux /proc; 0 elsewhere)."""
+    if h.process is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{h.process.pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ms(v: float) -> str:
+    # anvil runs under a launcher process, whose own CPU time says nothing
+    return f"{v:9.2f}" if v > 0 else f"{'n/a':>9}"
+
+
 def run_engine(name: str, start: Callable[[], EngineHandle], args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement on one engine."""
     h = start()
     try:
         r = Runner(h)
         res: dict[str, Any] = {"engine": name}
+        c0 = _cpu_s(h)
         res["one"] = r.one_at_a_time(args.one)
+        c1 = _cpu_s(h)
         res["many"] = r.many_per_block(args.many, args.senders)
+        c2 = _cpu_s(h)
+        res["one"]["cpu_ms_per_tx"] = (c1 - c0) / args.one * 1e3
+        res["many"]["cpu_ms_per_tx"] = (c2 - c1) / args.many * 1e3
         r.fill_events(args.events)
         res["logs"] = r.get_logs(args.events)
         return res
@@ -228,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         default="embedded,embedded-os,anvil",
         help="embedded (fsync per commit, the default), embedded-os (PROV_NODE_SYNC=os), anvil",
     )
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every engine, interleaved")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     results = []
@@ -237,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             def start() -> EngineHandle:
                 os.environ["PROV_NODE_SYNC"] = sync  # NodeSettings reads it in the node subprocess
                 try:
-                    return start_embedded(data_dir=Path(tmp) / f"node-{sync}")
+                    return start_embedded(data_dir=Path(tempfile.mkdtemp(dir=tmp)) / f"node-{sync}")
                 finally:
                     del os.environ["PROV_NODE_SYNC"]
 
@@ -251,33 +276,54 @@ def main(argv: list[str] | None = None) -> int:
             from devnet.anvil import start_anvil
 
             starters["anvil"] = start_anvil
-        for name in args.engines.split(","):
-            t = time.perf_counter()
-            res = run_engine(name, starters[name], args)
-            res["wall_s"] = time.perf_counter() - t
-            results.append(res)
+        for rnd in range(args.rounds):
+            for name in args.engines.split(","):
+                t = time.perf_counter()
+                res = run_engine(name, starters[name], args)
+                res["wall_s"] = time.perf_counter() - t
+                res["round"] = rnd
+                results.append(res)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{'engine':10} {'mode':16} {'tx/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes")
+    print(f"{'engine':12} {'mode':16} {'tx/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/tx':>9}  notes")
     for res in results:
         o, m, lg = res["one"], res["many"], res["logs"]
+        e = f"{res['engine']}#{res['round']}" if args.rounds > 1 else res["engine"]
         print(
-            f"{res['engine']:10} {'one at a time':16} {o['tx_s']:8.1f} {o['p50_ms']:8.2f} {o['p99_ms']:8.2f}"
+            f"{e:12} {'one at a time':16} {o['tx_s']:8.1f} {o['p50_ms']:8.2f} {o['p99_ms']:8.2f}"
+            f" {_ms(o['cpu_ms_per_tx'])}"
         )
         print(
-            f"{res['engine']:10} {'many per block':16} {m['tx_s']:8.1f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}"
-            f"  sends {m['send_tx_s']:.0f} tx/s, {m['tx_per_block']:.1f} tx/block"
+            f"{e:12} {'many per block':16} {m['tx_s']:8.1f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}"
+            f" {_ms(m['cpu_ms_per_tx'])}  sends {m['send_tx_s']:.0f} tx/s, {m['tx_per_block']:.1f} tx/block"
         )
         print(
-            f"{res['engine']:10} {'getLogs ' + str(args.events):16} raw {lg['raw_ms']:.0f} ms, "
+            f"{e:12} {'getLogs ' + str(args.events):16} raw {lg['raw_ms']:.0f} ms, "
             f"via web3.py {lg['web3_ms']:.0f} ms  (wall {res['wall_s']:.0f} s)"
         )
-    anvil = next((r for r in results if r["engine"] == "anvil"), None)
-    if anvil is not None:
-        for r in results:
-            if r is not anvil:
-                print(f"one at a time, {r['engine']} / anvil: {r['one']['tx_s'] / anvil['one']['tx_s']:.2f}x")
+    engines = args.engines.split(",")
+    if args.rounds > 1:
+        for name in engines:
+            mine = [r for r in results if r["engine"] == name]
+            print(
+                f"median {name}: one at a time {statistics.median(r['one']['tx_s'] for r in mine):.1f} tx/s, "
+                f"many per block {statistics.median(r['many']['tx_s'] for r in mine):.1f} tx/s, "
+                f"getLogs {statistics.median(r['logs']['raw_ms'] for r in mine):.0f} ms"
+            )
+    if "anvil" in engines:
+        for name in engines:
+            if name == "anvil":
+                continue
+            ratios = []
+            for rnd in range(args.rounds):
+                ours = next(r for r in results if r["engine"] == name and r["round"] == rnd)
+                anvil = next(r for r in results if r["engine"] == "anvil" and r["round"] == rnd)
+                ratios.append(ours["one"]["tx_s"] / anvil["one"]["tx_s"])
+            each = ", ".join(f"{x:.2f}" for x in ratios)
+            print(
+                f"one at a time, {name} / anvil (same round): {each}; median {statistics.median(ratios):.2f}x"
+            )
     return 0
 
 

@@ -183,6 +183,7 @@ def serve(settings: NodeSettings) -> None:
         port=settings.rpc_port,
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # no proxy in front: skip the per-request X-Forwarded-* middleware
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )
