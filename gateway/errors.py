@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provenance.errors import NotFound, NotPermitted, ProvenanceError
@@ -191,6 +192,39 @@ class Backpressure(ProvenanceError):
 class ServiceUnavailable(ProvenanceError):
     code = "UNAVAILABLE"
     http_status = 503
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. RX_ALREADY_DISPENSED")
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorInfo
+
+
+_ERROR_STATUSES = {
+    400: "invalid record, payload, signature or body (see error.code)",
+    401: "no or invalid API token",
+    403: "organisation, role or payload access not permitted",
+    404: "no such record, prescription, checkpoint or route",
+    405: "method not allowed",
+    409: "conflicts with the recorded state (replay, already dispensed, not yet logged...)",
+    410: "payload purged",
+    413: "request body too large",
+    422: "request parameters or body fail validation",
+    500: "internal error, or a stored payload fails authentication",
+    503: "backlog full or chain unavailable: retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` documenting the error body for ``statuses`` (all of them by default)."""
+    chosen = statuses or tuple(_ERROR_STATUSES)
+    return {code: {"model": ErrorResponse, "description": _ERROR_STATUSES[code]} for code in chosen}
 
 
 def error_body(exc: ProvenanceError) -> dict[str, Any]:

@@ -40,11 +40,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="Signed records in, evidence bundles out: SM2 signatures, SM3 log, on-chain anchors.",
         lifespan=lifespan,
     )
-    api = APIRouter(prefix=API_PREFIX)
+    # Every route documents the error body it may answer with (clients generated from /openapi.json).
+    api = APIRouter(prefix=API_PREFIX, responses=errors.error_responses())
     for module in (records, bundles, subjects, rx, log, orgs):
         api.include_router(module.router)
     app.include_router(api)
-    app.include_router(health.router)
+    app.include_router(health.router, responses=errors.error_responses(500))
     if VERIFY_PAGE.is_dir():
         # The regulators' page: static files only; it verifies bundles in the browser, not here.
         app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")
