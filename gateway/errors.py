@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provenance.errors import NotFound, NotPermitted, ProvenanceError
+from provenance.errors import LedgerError, NotFound, NotPermitted, ProvenanceError
 
 log = logging.getLogger("gateway")
 
@@ -178,10 +178,10 @@ class RequestInvalid(ProvenanceError):
     http_status = 422
 
 
-class Backpressure(ProvenanceError):
-    """Too many records wait for the log or the chain; the client retries after ``retry_after`` s."""
+class RetryLater(ProvenanceError):
+    """503 with ``Retry-After``: the request may succeed unchanged after ``retry_after`` seconds."""
 
-    code = "BACKLOG_FULL"
+    code = "UNAVAILABLE"
     http_status = 503
 
     def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
@@ -189,9 +189,16 @@ class Backpressure(ProvenanceError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(ProvenanceError):
-    code = "UNAVAILABLE"
-    http_status = 503
+class Backpressure(RetryLater):
+    """Too many records wait for the log or the chain; the client retries after ``retry_after`` s."""
+
+    code = "BACKLOG_FULL"
+
+
+class ChainUnavailable(RetryLater):
+    """A check needs the chain (OrgRegistry, Prescriptions, DataSharing) and it cannot be reached."""
+
+    code = "CHAIN_UNAVAILABLE"
 
 
 class ErrorInfo(BaseModel):
@@ -250,15 +257,19 @@ def _jsonable(value: Any) -> Any:
 
 def error_response(exc: ProvenanceError) -> JSONResponse:
     """The HTTP response of a project error."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Backpressure) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
     return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, retry_after: int = 2) -> None:
     """Register the one exception handler (plus the translations of FastAPI's and Starlette's own)."""
 
     async def on_project_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProvenanceError)
+        if type(exc) is LedgerError:
+            # The node is down or unreachable (a contract's refusal is a subclass, kept as it is): the same
+            # request succeeds once it is back, so say when to retry rather than 502.
+            exc = ChainUnavailable(exc.message, retry_after=retry_after, details=exc.details)
         if exc.http_status >= 500:
             log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
         return error_response(exc)

@@ -9,10 +9,11 @@ adapter the prior record's facts) and inside it as conditional updates, which de
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from adapters.errors import KindUnknown
 from gateway.core.db import Database
 from gateway.errors import (
     Backpressure,
+    ChainUnavailable,
     ConsentExpired,
     ConsentMissing,
     ConsentRevoked,
@@ -50,9 +52,9 @@ from gateway.errors import (
 from gateway.models import DataKey, Record, RecordPayload, RxState, ShareState
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
-from provenance.contracts import Role
+from provenance.contracts import ContractReverted, Role
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm4_gcm_encrypt
-from provenance.errors import PayloadDigestMismatch, PayloadInvalid, ProvenanceError
+from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.records import Envelope, b64decode, parse_timestamp
 
 log = logging.getLogger("gateway.intake")
@@ -175,7 +177,7 @@ class Intake:
     def submit(self, token_org: str, sub: Submission, *, idempotency_key: str | None = None) -> Accepted:
         """Accept one record (or return the id it already has)."""
         self.check_backlog()
-        with self._db.session() as s:
+        with self._db.session() as s, self._chain_reads():
             prepared = self._prepare(s, token_org, sub, idempotency_key)
         if prepared.existing:
             return Accepted(prepared.record_id, created=False)
@@ -203,7 +205,8 @@ class Intake:
             known = self._known_ids(s, subs)
             for i, sub in enumerate(subs):
                 try:
-                    p = self._prepare(s, token_org, sub, None, known=known, verified=verified[i])
+                    with self._chain_reads():
+                        p = self._prepare(s, token_org, sub, None, known=known, verified=verified[i])
                 except ProvenanceError as exc:
                     results[i] = exc
                     continue
@@ -277,6 +280,20 @@ class Intake:
             for rid, nonce in rows:
                 seen[f"{org}\0{nonce}"] = rid
         return seen
+
+    @contextlib.contextmanager
+    def _chain_reads(self) -> Iterator[None]:
+        """Chain unreachable during a check → 503 CHAIN_UNAVAILABLE + Retry-After (never 502 on writes)."""
+        try:
+            yield
+        except ContractReverted:
+            raise
+        except LedgerError as exc:
+            raise ChainUnavailable(
+                "the chain is unreachable for a check this record needs; retry later",
+                retry_after=self._retry_after,
+                details={"reason": exc.message},
+            ) from exc
 
     # --- validation ------------------------------------------------------------------------------------
 
@@ -485,7 +502,8 @@ class Intake:
                 "this organisation already used the nonce for another record",
                 details={"nonce": env.nonce, "record_id": other},
             )
-        self._apply_state(s, p, seen)
+        with self._chain_reads():
+            self._apply_state(s, p, seen)
         chain_status = "pending" if env.kind in WORKFLOW_KINDS else "none"
         rows: _Rows = seen.setdefault(_ROWS, _Rows())
         rows.records.append(

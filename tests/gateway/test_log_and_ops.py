@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from gateway_kit import Harness, error_code, hj212_packets, rx_issue, verify_bundle
+from gateway_kit import Harness, error_code, hj212_packets, rx_issue, share_request, verify_bundle
 from sqlmodel import select
 
 from gateway.core.db import Database
@@ -36,6 +36,31 @@ def test_chain_outage_backs_up_and_drains(harness: Harness) -> None:
         harness.relay.up()
     harness.wait_status(ids[-1], "anchored", timeout=30)
     assert harness.http.get("/healthz").json()["chain_up"]
+
+
+def test_workflow_checks_during_chain_outage_answer_503(harness: Harness) -> None:
+    """Checks that must read the chain cannot be made: retry later (503 + Retry-After), never a 502."""
+    h, user = harness.client("hospital-1"), harness.client("data-user")
+    assert h.submit("rx.issue", rx_issue("RX" + _rand())).status_code == 202  # org keys cached
+    assert user.submit("share.request", share_request("SR" + _rand(), "data-user")).status_code == 202
+    harness.relay.down()
+    try:
+        r = h.submit("rx.issue", rx_issue("RX" + _rand()))
+        assert r.status_code == 503 and error_code(r) == "CHAIN_UNAVAILABLE", r.text
+        assert int(r.headers["Retry-After"]) >= 1
+        r = user.submit("share.request", share_request("SR" + _rand(), "data-user"))
+        assert r.status_code == 503 and error_code(r) == "CHAIN_UNAVAILABLE", r.text
+        bulk = harness.http.post(
+            "/api/v1/records:bulk",
+            json={"records": [h.body("rx.issue", rx_issue("RX" + _rand()))]},
+            headers=h.headers,
+        ).json()
+        assert bulk["items"][0]["error"]["code"] == "CHAIN_UNAVAILABLE"
+        r = h.get("/api/v1/rx/RX-NOT-LOCAL/check")  # a read that needs the chain
+        assert r.status_code == 503 and error_code(r) == "CHAIN_UNAVAILABLE" and "Retry-After" in r.headers
+    finally:
+        harness.relay.up()
+    assert h.submit("rx.issue", rx_issue("RX" + _rand())).status_code == 202
 
 
 def test_restart_neither_loses_nor_duplicates(harness: Harness) -> None:

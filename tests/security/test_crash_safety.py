@@ -291,10 +291,6 @@ def test_kill_between_dispense_receipt_and_commit(net: ProcNet) -> None:
     assert wait_until(status, timeout=60, what="dispense retried") == "confirmed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in a chain outage rx.issue/share.* answer 502 LEDGER_ERROR, not 202 or 503 + Retry-After",
-)
 def test_workflow_records_during_chain_outage_accepted_or_503(harness: Harness) -> None:
     """The chain is unreachable: a hospital issuing a prescription is either accepted (the contract call
     backs up like the anchors do) or told to retry (503 + Retry-After), never a bare 502."""
