@@ -204,6 +204,7 @@ class Ledger:
             "dispenser": bytes(rx[2]).rstrip(b"\0").decode("utf-8", "replace") or None,
             "expires_at": int(rx[3]),
             "issue_digest": bytes(rx[7]).hex(),
+            "close_digest": bytes(rx[8]).hex(),
         }
 
     def dataset_owner(self, dataset: str) -> str | None:
@@ -222,6 +223,55 @@ class Ledger:
         except CHAIN_ERRORS as exc:
             raise LedgerError(f"chain unavailable: {exc}") from exc
         return None if root == b"\0" * 32 else root
+
+    def find_anchor(self, size: int, root: bytes) -> AnchorReceipt | None:
+        """The transaction that anchored exactly (size, root), or None if the chain holds no such anchor.
+
+        Re-sending an anchor the chain already holds is a successful no-op without an ``Anchored`` event:
+        a bundle citing that transaction would fail its anchor step, so the original one is looked up.
+        """
+        if self.anchored_root(size) != root:
+            return None
+        try:
+            events = self.log.events.Anchored.get_logs(argument_filters={"treeSize": size}, from_block=0)
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        for ev in events:
+            if bytes(ev["args"]["root"]) == root:
+                return AnchorReceipt(
+                    tx_hash=ev["transactionHash"].to_0x_hex(),
+                    block_number=int(ev["blockNumber"]),
+                    block_hash=ev["blockHash"].to_0x_hex(),
+                )
+        raise LedgerError(f"tree size {size} is anchored but its Anchored event was not found")
+
+    def holds_record(self, kind: str, record_id: str, facts: Mapping[str, Any]) -> bool:
+        """Whether the domain contract already holds this record's call (mined before a crash).
+
+        Compares the digest the contract stored (or emitted) for the record's subject with the record id.
+        ``share.access`` never reverts on a repeat, so it is not asked here.
+        """
+        try:
+            if kind.startswith("rx."):
+                rx = self.rx_status(str(facts.get("rx_id")))
+                if rx is None:
+                    return False
+                if kind == "rx.issue":
+                    return bool(rx["issue_digest"] == record_id)
+                closed = "dispensed" if kind == "rx.dispense" else "revoked"
+                return bool(rx["status"] == closed and rx["close_digest"] == record_id)
+            request = chain_key("share-request", str(facts.get("request_id", "")))
+            if kind == "share.request":
+                return bytes(self.data_sharing.functions.requestOf(request).call()[3]).hex() == record_id
+            event = {"share.consent": "ConsentGranted", "share.revoke_consent": "ConsentWithdrawn"}.get(kind)
+            if event is None:
+                return False
+            logs = self.data_sharing.events[event].get_logs(
+                argument_filters={"requestId": request}, from_block=0
+            )
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return any(bytes(ev["args"]["digest"]).hex() == record_id for ev in logs)
 
     # --- writes --------------------------------------------------------------------------------------
 

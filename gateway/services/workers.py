@@ -194,7 +194,8 @@ class Anchorer(Worker):
         if row is None or row.anchor_tx is not None:
             return False
         try:
-            receipt = self._ledger.anchor(row.size, row.root)
+            # Already anchored (a crash lost the receipt): cite the original transaction, not a no-op retry.
+            receipt = self._ledger.find_anchor(row.size, row.root) or self._ledger.anchor(row.size, row.root)
         except ContractReverted as exc:
             if exc.error == "SizeNotIncreasing":
                 # A larger size is already anchored (another run got further): adopt what the chain says.
@@ -249,14 +250,15 @@ class ChainCaller(Worker):
                 return False
             status, tx, error = "confirmed", None, None
             try:
-                tx = self._ledger.workflow_call(row.kind, row.org, row.id, row.payload_digest, row.facts)
-            except ContractReverted as exc:
-                status, error = "rejected", exc.error
-                if self._already_applied(row, exc):
-                    status, error = "confirmed", None
-                else:
-                    log.warning("%s %s refused by its contract: %s", row.kind, row.id, exc.details)
-            except LedgerError as exc:
+                try:
+                    tx = self._ledger.workflow_call(row.kind, row.org, row.id, row.payload_digest, row.facts)
+                except ContractReverted as exc:
+                    status, error = "rejected", exc.error
+                    if self._already_applied(row, exc):
+                        status, error = "confirmed", None
+                    else:
+                        log.warning("%s %s refused by its contract: %s", row.kind, row.id, exc.details)
+            except LedgerError as exc:  # the send or the already-applied lookup: retry the row later
                 with self._stats.lock:
                     self._stats.chain_up = False
                 log.info("chain unavailable for %s (%s); retrying", row.kind, exc.message)
@@ -274,10 +276,9 @@ class ChainCaller(Worker):
 
     def _already_applied(self, row: Record, exc: ContractReverted) -> bool:
         """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
-        if row.kind == "rx.issue" and exc.error == "RxExists":
-            chain = self._ledger.rx_status(str(row.facts.get("rx_id")))
-            return chain is not None and chain["issue_digest"] == row.id
-        return exc.error == "DuplicateRecord"
+        if exc.error == "DuplicateRecord":  # PartyRecords keys records by their digest: ours
+            return True
+        return self._ledger.holds_record(row.kind, row.id, row.facts)
 
 
 class RegistryWatcher(Worker):

@@ -230,10 +230,6 @@ def _submit(net: ProcNet, org: str, kind: str, payload: object) -> str:
     return rid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a crash between anchor receipt and commit, the retry records the no-op tx (no event)",
-)
 def test_kill_between_anchor_receipt_and_commit(net: ProcNet, auditor: Auditor) -> None:
     """kill -9 after ProvenanceLog.anchor was mined and before the gateway stored its receipt: on restart
     the checkpoint is anchored again (the contract returns early, emitting nothing) and that second
@@ -261,10 +257,6 @@ def test_kill_between_anchor_receipt_and_commit(net: ProcNet, auditor: Auditor) 
     auditor.verify_bundles([rid])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a dispense whose contract call was mined before a crash is marked 'rejected' on retry",
-)
 def test_kill_between_dispense_receipt_and_commit(net: ProcNet) -> None:
     """kill -9 after Prescriptions.dispense was mined and before the gateway marked it confirmed: the retry
     reverts (AlreadyDispensed) and the record is reported as refused by the chain, although it is the
