@@ -21,7 +21,8 @@ class SubjectPage(BaseModel):
     next_cursor: int | None  # pass as ?after= for the next page; null on the last page
 
 
-@router.get("/subjects/{subject}/records", response_model=SubjectPage)
+# ``path``: the envelope's subject pattern allows "/" (only the adapters' ids exclude it today).
+@router.get("/subjects/{subject:path}/records", response_model=SubjectPage)
 def subject_history(
     subject: str,
     org: CurrentOrg,
