@@ -29,13 +29,14 @@ from provenance.contracts import (
     Role,
     Suite,
     at,
+    chain_key,
     deploy_suite,
     encode_proposal,
     org_id,
     propose,
     transact,
 )
-from provenance.crypto import SM2PrivateKey, sm3
+from provenance.crypto import SM2PrivateKey
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -56,15 +57,6 @@ def parse_role(name: str) -> Role:
         return Role[name.upper()]
     except KeyError:
         raise ValueError(f"unknown role {name!r}") from None
-
-
-def chain_key(namespace: str, value: str) -> bytes:
-    """The bytes32 id of a subject-like string on chain: SM3 of ``"<namespace>:<value>"``.
-
-    rx ids (``rx:<id>``), datasets (``dataset:<id>``), share requests (``share-request:<id>``) and stations
-    (``station:<MN>``) are hashed rather than padded, so any id length fits and none is readable on chain.
-    """
-    return sm3(f"{namespace}:{value}".encode())
 
 
 @dataclass(frozen=True, kw_only=True)

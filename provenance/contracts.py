@@ -25,6 +25,7 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
+from provenance.crypto import sm3
 from provenance.errors import LedgerError
 
 BUILD_DIR = Path(__file__).resolve().parent.parent / "contracts" / "build"
@@ -131,6 +132,15 @@ def org_id(text: str) -> bytes:
 def org_id_text(value: bytes) -> str:
     """Inverse of :func:`org_id`."""
     return value.rstrip(b"\0").decode("utf-8")
+
+
+def chain_key(namespace: str, value: str) -> bytes:
+    """The bytes32 id of a subject-like string on chain: SM3 of ``"<namespace>:<value>"``.
+
+    rx ids (``rx:<id>``), datasets (``dataset:<id>``), share requests (``share-request:<id>``) and stations
+    (``station:<MN>``) are hashed rather than padded, so any id length fits and none is readable on chain.
+    """
+    return sm3(f"{namespace}:{value}".encode())
 
 
 def encode_proposal(kind: ProposalKind, *args: Any) -> bytes:

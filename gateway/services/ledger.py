@@ -24,17 +24,11 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-from provenance.contracts import ContractReverted, Role, at, decode_revert, org_id, transact
-from provenance.crypto import sm3
+from provenance.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
 from provenance.errors import LedgerError
 
 # The manifest's role names are the enum's, lower case.
 ROLE_NAMES = {r: r.name.lower() for r in Role}
-
-
-def chain_key(namespace: str, value: str) -> bytes:
-    """bytes32 id of a subject-like string on chain: SM3 of ``"<namespace>:<value>"`` (as devnet.deploy)."""
-    return sm3(f"{namespace}:{value}".encode())
 
 
 def unix(ts: str) -> int:
