@@ -123,9 +123,11 @@ class Runner:
         seen: dict[int, float] = {}
         stop = threading.Event()
 
+        start_block = self.w3.eth.block_number  # before the clock starts: the first block may be instant
+
         def watch() -> None:
             w3 = Web3(Web3.HTTPProvider(self.h.rpc_url, request_kwargs={"timeout": 60}))
-            last = w3.eth.block_number
+            last = start_block
             while not stop.is_set():
                 now = w3.eth.block_number
                 for b in range(last + 1, now + 1):
