@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,42 @@ def test_dev_rpc_moves_time(w3: Web3) -> None:
     after = w3.eth.get_block("latest")
     assert after["number"] == before["number"] + 1 and after["transactions"] == []
     assert after["timestamp"] >= before["timestamp"] + 3600
+
+
+def test_lone_send_is_mined_before_its_hash_returns(w3: Web3, node: EngineHandle) -> None:
+    # A client waiting on each receipt gets its transaction mined at once: the block commit is what
+    # makes it durable, so it is already in a block when the hash comes back.
+    user = node.accounts[6]
+    tx = {
+        "to": user.address,
+        "value": 0,
+        "gas": 21000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 1,
+        "nonce": w3.eth.get_transaction_count(user.address, "pending"),
+        "chainId": node.chain_id,
+    }
+    time.sleep(0.1)  # no stream in progress
+    h = w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction)
+    assert w3.eth.get_transaction(h)["blockNumber"] is not None
+
+
+def test_same_send_twice_in_one_group_commit(w3: Web3, node: EngineHandle) -> None:
+    user = node.accounts[7]
+    n = w3.eth.get_transaction_count(user.address, "pending")
+    base = {
+        "to": user.address,
+        "value": 0,
+        "gas": 21000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 1,
+        "chainId": node.chain_id,
+    }
+    a, b = (user.sign_transaction({**base, "nonce": n + i}).raw_transaction.to_0x_hex() for i in range(2))
+    provider: Any = w3.provider
+    resps = provider.make_batch_request([("eth_sendRawTransaction", [raw]) for raw in (a, b, b)])
+    results = [r["result"] for r in sorted(resps, key=lambda r: int(r["id"]))]
+    assert results[1] == results[2]  # the duplicate waited for the same commit, no "nonce too low"
+    for h in results[:2]:
+        assert w3.eth.wait_for_transaction_receipt(h)["status"] == 1
+    assert w3.eth.get_transaction_count(user.address) == n + 2
