@@ -744,7 +744,15 @@ class Node:
                     return False
                 del self._staged[p.hash]
                 self._mempool[p.hash] = p
-            self._mine_once_locked(False)
+            try:
+                self._mine_once_locked(False)
+            except BaseException:
+                # not durable and the client gets the error: it must not stay in the mempool, where a
+                # resend would be answered as already accepted
+                with self._lock:
+                    self._mempool.pop(p.hash, None)
+                    self._release_nonces([p])
+                raise
         finally:
             self._mine_lock.release()
         if self.store.get("rcpts", p.hash) is None:
