@@ -43,7 +43,12 @@ def serve(
 
     settings = GatewaySettings()
     uvicorn.run(
-        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=settings.access_log,
+        proxy_headers=False,  # no proxy in front by default; its middleware ran on every request
     )
 
 

@@ -29,6 +29,12 @@ class GatewaySettings(BaseSettings):
         default=1.0, gt=0, description="seconds between signed checkpoints, at most"
     )
     sequencer_batch: int = Field(default=2000, ge=1, description="records appended per log transaction")
+    sequencer_idle: float = Field(
+        default=0.2,
+        gt=0,
+        description="seconds between log appends when idle (each append is one write transaction; "
+        "records wait at most this long before the next checkpoint can cover them)",
+    )
     worker_idle: float = Field(
         default=0.05, gt=0, description="seconds a worker sleeps when it has nothing to do"
     )
@@ -48,4 +54,5 @@ class GatewaySettings(BaseSettings):
     )
     page_size_max: int = Field(default=500, ge=1)
     token_cache_ttl: float = Field(default=5.0, ge=0)
+    access_log: bool = Field(default=False, description="uvicorn's line per request (costs ~5% at load)")
     start_workers: bool = True

@@ -31,6 +31,11 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if not database or database == ":memory:":
                 kwargs["poolclass"] = StaticPool
+            else:
+                # One connection per request thread (anyio's pool has 40): beyond the default 5 + 10,
+                # overflow connections were opened and closed per request, with their PRAGMAs each time.
+                kwargs["pool_size"] = 48
+                kwargs["max_overflow"] = 16
         else:
             kwargs["pool_size"] = 20
             kwargs["max_overflow"] = 20

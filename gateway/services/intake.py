@@ -111,10 +111,15 @@ class _Rows:
     keys: list[dict[str, Any]] = field(default_factory=list)
 
     def insert(self, s: Session) -> None:
-        """Core INSERTs, one statement per table: the ORM unit of work costs more than the rest of intake."""
+        """Core INSERTs, one statement per table: the ORM unit of work costs more than the rest of intake.
+
+        On the connection, not ``Session.execute``: the ORM's bulk-insert layer cost as much again, and
+        this runs under the (SQLite) write lock.
+        """
+        conn = s.connection()
         for model, rows in ((Record, self.records), (RecordPayload, self.payloads), (DataKey, self.keys)):
             if rows:
-                s.execute(insert(model), rows)
+                conn.execute(insert(model.__table__), rows)  # type: ignore[union-attr]
                 rows.clear()
 
 
@@ -148,7 +153,7 @@ class Intake:
         backlog: Callable[[], int],
         backlog_limit: int,
         retry_after: int,
-        on_accept: Callable[[int], None],
+        on_accept: Callable[[int, bool], None],
     ) -> None:
         self._db = db
         self._orgs = orgs
@@ -183,14 +188,16 @@ class Intake:
             return Accepted(prepared.record_id, created=False)
         try:
             with self._db.write() as s:
-                seen: dict[str, Any] = {}
+                # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
+                # did, and their unique constraints decide a race (then _after_conflict says which).
+                seen: dict[str, Any] = {_PREFETCHED: True}
                 result = self._persist(s, prepared, seen)
                 _insert_rows(s, seen)
         except IntegrityError:
             # A concurrent submission won a unique constraint (PostgreSQL: no process-wide write lock).
             result = self._after_conflict(prepared)
         if result.created:
-            self._on_accept(1)
+            self._on_accept(1, prepared.envelope.kind in WORKFLOW_KINDS)
         return result
 
     def submit_many(self, token_org: str, subs: list[Submission]) -> list[Accepted | ProvenanceError]:
@@ -247,7 +254,7 @@ class Intake:
                 item = results[i]
                 created += isinstance(item, Accepted) and item.created
         if created:
-            self._on_accept(created)
+            self._on_accept(created, any(p.envelope.kind in WORKFLOW_KINDS for _, p in ready))
         return [r for r in results if r is not None]
 
     @staticmethod
@@ -615,10 +622,14 @@ class Intake:
         with self._db.session() as s:
             if s.exec(select(Record.seq).where(Record.id == p.record_id)).first() is not None:
                 return Accepted(p.record_id, created=False)
-            if s.exec(
+            other = s.exec(
                 select(Record.id).where(Record.org == p.envelope.org, Record.nonce == p.envelope.nonce)
-            ).first():
-                raise Replayed("this organisation already used the nonce for another record")
+            ).first()
+            if other is not None:
+                raise Replayed(
+                    "this organisation already used the nonce for another record",
+                    details={"nonce": p.envelope.nonce, "record_id": other},
+                )
             if p.envelope.kind == "rx.issue":
                 raise RxExists(f"prescription {p.facts['rx_id']!r} was already issued")
             if p.envelope.kind == "share.request":

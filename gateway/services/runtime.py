@@ -51,7 +51,7 @@ class Gateway:
             key=self.log_key,
             batch=settings.sequencer_batch,
             interval=settings.checkpoint_interval,
-            idle=min(settings.worker_idle, settings.checkpoint_interval),
+            idle=min(settings.sequencer_idle, settings.checkpoint_interval),
             on_checkpoint=self.checkpointed,
         )
         self.anchorer = Anchorer(
@@ -82,11 +82,13 @@ class Gateway:
         self._workers: list[Worker] = [self.sequencer, self.anchorer, self.chain_caller, self.watcher]
         self._started = False
 
-    def _accepted(self, n: int) -> None:
+    def _accepted(self, n: int, workflow: bool) -> None:
         with self.stats.lock:
             self.stats.accepted_total += n
-        self.sequencer.wake.set()
-        self.chain_caller.wake.set()
+        # The sequencer is not woken per record: it polls every ``sequencer_idle`` s and appends what piled
+        # up in one transaction; waking it per record made one extra write (and write-lock hold) per request.
+        if workflow:
+            self.chain_caller.wake.set()
 
     def start(self) -> None:
         """Start the workers."""
