@@ -469,6 +469,52 @@ def trace(
         raise typer.Exit(1)
 
 
+@app.command()
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="JSON Lines file to write (one bundle a line).")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token of the reader.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Only records of this organisation.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only records of this kind.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339 UTC, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="RFC 3339 UTC, exclusive.")] = None,
+    payload: Annotated[bool, typer.Option("--payload/--no-payload", help="Include payloads.")] = False,
+) -> None:
+    """Export evidence bundles as JSON Lines (verify them later with `provenance verify FILE`)."""
+    from rich.progress import Progress
+
+    params: dict[str, Any] = {"payload": str(payload).lower(), "limit": 500}
+    params |= {k: v for k, v in {"org": org, "kind": kind, "since": since, "until": until}.items() if v}
+    token = _token(token_file)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    written = 0
+    tmp = out_path.with_name(out_path.name + ".part")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        httpx.Client(base_url=gateway.rstrip("/"), headers=headers, timeout=60) as http,
+        tmp.open("w", encoding="utf-8") as f,
+        Progress(console=err, transient=True) as bar,
+    ):
+        task = bar.add_task("exporting", total=None)
+        after = 0
+        while True:
+            resp = http.get("/api/v1/bundles", params=params | {"after": after})
+            if resp.status_code != 200:
+                raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
+            doc = resp.json()
+            if bar.tasks[task].total is None and doc.get("total") is not None:
+                bar.update(task, total=doc["total"])
+            for item in doc["items"]:
+                f.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+            written += len(doc["items"])
+            bar.advance(task, len(doc["items"]))
+            if not doc.get("next_cursor"):
+                break
+            after = doc["next_cursor"]
+    tmp.replace(out_path)  # a complete file or none: an interrupted export leaves only the .part file
+    out.print(f"wrote {written} bundles to {out_path}")
+
+
 def _plugin_groups() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group="provenance.cli")}
 

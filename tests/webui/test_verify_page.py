@@ -135,7 +135,8 @@ def test_trust_file_pins_keys(probe: PageProbe) -> None:
     page.click("#trust-clear")
     assert "No trust file" in page.locator("#trust-status").inner_text()
     page.set_input_files("#trust", str(BUNDLES / "valid.json"))  # not a trust file
-    assert "not used" in page.locator("#trust-status").inner_text()
+    # The file is read asynchronously: wait for the status to change rather than racing it.
+    page.locator("#trust-status", has_text="not used").wait_for(timeout=10_000)
 
 
 def test_pasted_bundle_and_malformed_input(probe: PageProbe) -> None:
