@@ -128,6 +128,10 @@ def test_node_kill_9_under_load(net: ProcNet, auditor: Auditor, crash_rounds: in
         load.stop()
         _report("node kill -9", survived, load)
     assert survived == crash_rounds
+    # While the node was down, workflow records were told to retry (503 + Retry-After), never a bare error.
+    with load.stats.lock:
+        assert set(load.stats.outcomes) <= {"200", "202", "503"}, dict(load.stats.outcomes)
+        assert load.stats.retry_after_missing == 0
     # The CLI an auditor runs, from genesis.
     done = subprocess.run(
         [sys.executable, "-m", "provenance", "chain", "verify", "--rpc", net.rpc_url],
