@@ -423,9 +423,15 @@ def deploy_network(
             transact(w3, fn, accounts[bureau.id])
 
     operator = next((s for s in specs if s.role == Role.LOG_OPERATOR), None)
-    log_key = SM2PrivateKey.generate()
-    log_key_path = keys_dir / "log.sm2.pem"
-    write_private(log_key_path, log_key.to_pem())
+    if operator is not None:
+        # The log signs checkpoints with the log operator's registered SM2 key, so auditors read the log key
+        # from OrgRegistry (`provenance orgs export --log-key-name …`) like every other organisation's key.
+        log_key_path = keys_dir / f"{operator.id}.sm2.pem"
+        log_key = SM2PrivateKey.from_pem(log_key_path.read_bytes())
+    else:
+        log_key = SM2PrivateKey.generate()
+        log_key_path = keys_dir / "log.sm2.pem"
+        write_private(log_key_path, log_key.to_pem())
     manifest = Manifest(
         chain_id=engine.chain_id,
         rpc_url=engine.rpc_url,

@@ -159,6 +159,35 @@ def test_trace_and_orgs_export_from_the_cli(net: tuple[Path, str, str], tmp_path
     assert exported.returncode == 0, exported.stderr
     orgs = json.loads(trust.read_text())["orgs"]
     assert {o["id"] for o in orgs} >= {"hospital-1", "pharmacy-1", "auditor", "log-operator"}
+    # With the log key read from the registry too, the trust file pins every key an auditor needs.
+    exported = run(
+        "provenance",
+        "orgs",
+        "export",
+        "--rpc",
+        rpc,
+        "--registry",
+        manifest["contracts"]["OrgRegistry"],
+        "--out",
+        str(trust),
+        "--log-contract",
+        manifest["contracts"]["ProvenanceLog"],
+        "--log-key-name",
+        manifest["log"]["key_name"],
+        "--log-origin",
+        manifest["log"]["origin"],
+    )
+    assert exported.returncode == 0, exported.stderr
+    with Client.devnet("party-branch", root=state, gateway=gateway) as branch:
+        payload = party_meeting("party-branch", f"M{secrets.token_hex(3)}")
+        rid = branch.submit(
+            branch.sign(kind="party.record", subject="branch:party-branch", payload=payload), payload
+        ).id
+        bundle_path = tmp_path / "bundle.json"
+        bundle_path.write_text(branch.wait_anchored(rid, timeout=60).to_json())
+    verified = run("provenance", "verify", str(bundle_path), "--trust", str(trust), "--rpc", rpc, "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert {s["step"]: s["status"] for s in json.loads(verified.stdout)["steps"]}["checkpoint"] == "passed"
     # An unknown subject: one clear line, non-zero exit.
     missing = run(
         "provenance",
