@@ -33,8 +33,12 @@ def start_embedded(
     port: int | None = None,
     accounts: list[LocalAccount] | None = None,
     block_time: float | None = None,
+    dev_rpc: bool = True,
 ) -> EngineHandle:
     """Start (or restart, keeping its chain) a node over ``data_dir``; return once its RPC answers.
+
+    ``dev_rpc`` enables ``evm_increaseTime``/``evm_mine`` for test suites; a devnet anyone can reach
+    turns it off, or any caller could move the chain's clock (and expire prescriptions).
 
     A fresh ``data_dir`` gets a genesis whose validator key is generated there (0600) and which funds
     and permits ``accounts`` (default: the 10 public test accounts), ``accounts[0]`` being the admin who
@@ -61,8 +65,9 @@ def start_embedded(
         str(genesis),
         "--rpc-port",
         str(port),
-        "--dev-rpc",  # test accounts, throw-away chain: let anvil-style suites move time forward
     ]
+    if dev_rpc:  # test accounts, throw-away chain: let anvil-style suites move time forward
+        cmd.append("--dev-rpc")
     if block_time:
         cmd += ["--block-time", str(block_time)]
     log = (data_dir / "node.log").open("ab")

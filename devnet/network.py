@@ -405,7 +405,11 @@ class Devnet:
             init_genesis(lay, accounts)
         try:
             return start_embedded(
-                data_dir=lay.node_dir, port=s.rpc_port, accounts=accounts, block_time=s.block_time
+                data_dir=lay.node_dir,
+                port=s.rpc_port,
+                accounts=accounts,
+                block_time=s.block_time,
+                dev_rpc=False,
             )
         except ProvenanceError as exc:
             hint = " (a chain from an older node version? `provenance devnet reset --yes`)"

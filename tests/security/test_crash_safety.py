@@ -310,7 +310,9 @@ def test_postgres_write_refused_keeps_nothing_partial(tmp_path: Path) -> None:
     the submission fails with an error body and neither the record nor its payload row is kept."""
     assert PG_URL is not None
     base = make_url(PG_URL)
-    dbname, role = f"{base.database}_security", "prov_security_gw"
+    # Roles are cluster-wide: name it after this run's database so runs sharing a cluster never collide.
+    dbname = f"{base.database}_security"
+    role = f"{dbname}_gw"
     with create_engine(base, isolation_level="AUTOCOMMIT").connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{dbname}"'))
