@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     cols += [("gw MiB", 7), ("node MiB", 8)]
     print(" ".join(f"{name:>{width}}" for name, width in cols))
     rss: list[tuple[float, int, int]] = []
+    heap: list[tuple[int, int]] = []
     try:
         start = time.monotonic()
         load.start()
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 window = [dt for (t0, dt) in load.stats.latencies if t0 >= last_t]
             gw, node = net.rss()
             rss.append((now - start, gw, node))
+            heap.append(net.rss("RssAnon"))
             backlog = httpx.get(f"{net.url}/healthz", timeout=10).json().get("backlog", -1)
             rate = (n - last_n) / (now - last_t)
             print(
@@ -109,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  latency              p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
         span = f"t={first[0]:.0f}..{last[0]:.0f} s"
         print(f"  gateway RSS          {first[1] / 1024:.1f} -> {last[1] / 1024:.1f} MiB ({span})")
-        print(f"  node RSS             {first[2] / 1024:.1f} -> {last[2] / 1024:.1f} MiB")
+        print(f"  node RSS             {first[2] / 1024:.1f} -> {last[2] / 1024:.1f} MiB (with LMDB pages)")
+        h0, h1 = heap[min(1, len(heap) - 1)], heap[-1]
+        print(
+            f"  heap (RssAnon)       gateway {h0[0] / 1024:.1f} -> {h1[0] / 1024:.1f} MiB, "
+            f"node {h0[1] / 1024:.1f} -> {h1[1] / 1024:.1f} MiB"
+        )
         print(f"  lost records         {lost} (all anchored {anchored_in:.1f} s after the load stopped)")
         print(f"  bundles verified     {verified} in {verify_s:.0f} s (pinned keys, anchor on chain)")
         print(f"  checkpoint links     {links} consecutive anchors consistent")

@@ -58,11 +58,11 @@ FAST_GATEWAY = {
 }
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process in KiB (from /proc), 0 if it is gone."""
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of a process in KiB from /proc (``VmRSS``, or ``RssAnon`` = heap), 0 if it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -197,11 +197,15 @@ class ProcNet:
         assert self.manifest is not None
         return self.manifest.sm2_key(org)
 
-    def rss(self) -> tuple[int, int]:
-        """(gateway, node) resident set sizes in KiB."""
+    def rss(self, field: str = "VmRSS") -> tuple[int, int]:
+        """(gateway, node) memory in KiB: resident set by default, ``RssAnon`` for the heap alone.
+
+        The node's resident set also counts the pages of its memory-mapped LMDB file that reads touched,
+        which grow with the chain; a leak shows in ``RssAnon``.
+        """
         gw = self.gateway.pid if self.gateway is not None else 0
         node = self.engine.process.pid if self.engine is not None and self.engine.process is not None else 0
-        return rss_kib(gw), rss_kib(node)
+        return rss_kib(gw, field), rss_kib(node, field)
 
     def db_state(self) -> DbState:
         """What the gateway's database holds (read through its own models; the gateway may be running)."""
