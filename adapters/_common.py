@@ -7,9 +7,9 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.abc import AdaptedPayload
 from adapters.errors import PayloadInvalid
@@ -172,3 +172,8 @@ def check_instant(value: str) -> str:
 def rfc3339_utc(dt: datetime) -> str:
     """An aware datetime as RFC 3339 in UTC with a ``Z`` (the form facts use)."""
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Field types shared by the JSON-document adapters (sharing, party).
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Instant = Annotated[str, AfterValidator(check_instant)]

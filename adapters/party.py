@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 
 from adapters._common import (
-    ID_PATTERN,
     STRICT,
+    Id,
+    Instant,
     adapted,
-    check_instant,
     load_json_object,
     parse_instant,
     rfc3339_utc,
@@ -26,8 +26,6 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.errors import PartyRuleViolation, PartyStageInvalid, PayloadInvalid
 
-Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Instant = Annotated[str, AfterValidator(check_instant)]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 MEETING_TYPES = ("支部党员大会", "支部委员会", "党小组会", "党课")  # 三会一课

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from adapters._common import (
-    ID_PATTERN,
     STRICT,
+    Id,
+    Instant,
     adapted,
-    check_instant,
     load_json_object,
     parse_instant,
     rfc3339_utc,
@@ -26,8 +26,6 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.errors import ConsentScopeExceeded, PayloadInvalid, ShareRuleViolation
 
-Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Instant = Annotated[str, AfterValidator(check_instant)]
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

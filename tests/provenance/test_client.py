@@ -143,39 +143,17 @@ def test_trace_and_orgs_export_from_the_cli(net: tuple[Path, str, str], tmp_path
     state, gateway, rpc = net
     manifest = json.loads((state / "manifest.json").read_text())
     trust = tmp_path / "trust.json"
-    exported = run(
-        "provenance",
-        "orgs",
-        "export",
-        "--rpc",
-        rpc,
-        "--registry",
-        manifest["contracts"]["OrgRegistry"],
-        "--out",
-        str(trust),
-        "--log-contract",
-        manifest["contracts"]["ProvenanceLog"],
-    )
+    contracts = manifest["contracts"]
+    export = ("provenance", "orgs", "export", "--rpc", rpc, "--registry", contracts["OrgRegistry"])
+    export += ("--out", str(trust), "--log-contract", contracts["ProvenanceLog"])
+    exported = run(*export)
     assert exported.returncode == 0, exported.stderr
     orgs = json.loads(trust.read_text())["orgs"]
     assert {o["id"] for o in orgs} >= {"hospital-1", "pharmacy-1", "auditor", "log-operator"}
+    assert json.loads(trust.read_text())["logs"] == []  # no log key named: none pinned
     # With the log key read from the registry too, the trust file pins every key an auditor needs.
     exported = run(
-        "provenance",
-        "orgs",
-        "export",
-        "--rpc",
-        rpc,
-        "--registry",
-        manifest["contracts"]["OrgRegistry"],
-        "--out",
-        str(trust),
-        "--log-contract",
-        manifest["contracts"]["ProvenanceLog"],
-        "--log-key-name",
-        manifest["log"]["key_name"],
-        "--log-origin",
-        manifest["log"]["origin"],
+        *export, "--log-key-name", manifest["log"]["key_name"], "--log-origin", manifest["log"]["origin"]
     )
     assert exported.returncode == 0, exported.stderr
     with Client.devnet("party-branch", root=state, gateway=gateway) as branch:
