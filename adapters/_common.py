@@ -174,6 +174,17 @@ def rfc3339_utc(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def unique_items(what: str) -> AfterValidator:
+    """A list validator refusing repeated items (``what`` names them in the error)."""
+
+    def check(items: list[str]) -> list[str]:
+        if len(set(items)) != len(items):
+            raise ValueError(f"{what} must be unique")
+        return items
+
+    return AfterValidator(check)
+
+
 # Field types shared by the JSON-document adapters (sharing, party).
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Instant = Annotated[str, AfterValidator(check_instant)]

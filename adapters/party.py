@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from adapters._common import (
     STRICT,
@@ -21,6 +21,7 @@ from adapters._common import (
     load_json_object,
     parse_instant,
     rfc3339_utc,
+    unique_items,
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
@@ -34,13 +35,7 @@ Stage = Literal["入党申请人", "入党积极分子", "发展对象", "预备
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
-def _unique(ids: list[str]) -> list[str]:
-    if len(set(ids)) != len(ids):
-        raise ValueError("member ids must be unique")
-    return ids
-
-
-Members = Annotated[list[Id], Field(min_length=1, max_length=1000), AfterValidator(_unique)]
+Members = Annotated[list[Id], Field(min_length=1, max_length=1000), unique_items("member ids")]
 
 
 class Meeting(BaseModel):
@@ -55,7 +50,7 @@ class Meeting(BaseModel):
     held_at: Instant
     topic: Text
     attendees: Members
-    absentees: Annotated[list[Id], Field(max_length=1000), AfterValidator(_unique)] = []
+    absentees: Annotated[list[Id], Field(max_length=1000), unique_items("member ids")] = []
     recorder: Id
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from adapters._common import (
     STRICT,
@@ -21,6 +21,7 @@ from adapters._common import (
     load_json_object,
     parse_instant,
     rfc3339_utc,
+    unique_items,
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
@@ -31,13 +32,7 @@ Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-def _unique(fields: list[str]) -> list[str]:
-    if len(set(fields)) != len(fields):
-        raise ValueError("field names must be unique")
-    return fields
-
-
-Fields = Annotated[list[FieldName], Field(min_length=1, max_length=256), AfterValidator(_unique)]
+Fields = Annotated[list[FieldName], Field(min_length=1, max_length=256), unique_items("field names")]
 
 
 class ShareRequest(BaseModel):

@@ -15,7 +15,7 @@ from provenance.bundle import EvidenceBundle
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.records import load_json
 from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.verify import StepResult, Verifier
 
 CHUNK_LINES = 2000
 
@@ -48,18 +48,31 @@ def _init(trust: dict[str, Any] | None, require_anchor: bool) -> None:
     _worker_verifier = Verifier(trust=store, require_anchor=require_anchor)
 
 
-def verify_line(verifier: Verifier, line_no: int, line: str) -> Failure | None:
-    """Verify one JSON line; a failure names its step (``schema`` for unparsable input)."""
+def check_bundle(
+    verifier: Verifier, data: Any, *, line: int = 1, report: list[StepResult] | None = None
+) -> Failure | None:
+    """Verify one parsed bundle; a failure names its step (``schema`` when it is not a valid bundle)."""
     record = None
     try:
-        bundle = EvidenceBundle.from_dict(load_json(line, what=f"line {line_no}"))
+        bundle = EvidenceBundle.from_dict(data)
         record = bundle.digest
-        verifier.verify(bundle)
+        verifier.verify(bundle, report=report)
     except VerificationError as exc:
-        return Failure(line_no, exc.step, exc.code, exc.message, record)
+        return Failure(line, exc.step, exc.code, exc.message, record)
     except ProvenanceError as exc:
-        return Failure(line_no, "schema", exc.code, exc.message, record)
+        if report is not None:
+            report.append(StepResult("schema", "failed", exc.message))
+        return Failure(line, "schema", exc.code, exc.message, record)
     return None
+
+
+def verify_line(verifier: Verifier, line_no: int, line: str) -> Failure | None:
+    """Verify one JSON line of an export (unparsable JSON fails the ``schema`` step)."""
+    try:
+        data = load_json(line, what=f"line {line_no}")
+    except ProvenanceError as exc:
+        return Failure(line_no, "schema", exc.code, exc.message)
+    return check_bundle(verifier, data, line=line_no)
 
 
 def _verify_chunk(chunk: list[tuple[int, str]]) -> tuple[int, list[Failure]]:

@@ -22,8 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from provenance._internal.files import read_bytes, read_text, write_private, write_public
-from provenance.batch import count_lines, is_json_lines, verify_export
-from provenance.bundle import EvidenceBundle
+from provenance.batch import check_bundle, count_lines, is_json_lines, verify_export
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, NotFound, ProvenanceError, SignatureInvalid, VerificationError
 from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
@@ -215,17 +214,14 @@ def verify(
         return
     data = load_json(read_bytes(file, what="bundle file"), what="bundle file")
     results: list[StepResult] = []
-    entry: dict[str, Any] = {}
-    try:
-        bundle = EvidenceBundle.from_dict(data)
-        entry["record"] = bundle.digest
-        verifier.verify(bundle, report=results)
-        entry["ok"] = True
-    except VerificationError as exc:
-        entry |= {"ok": False, "failed_step": exc.step, "code": exc.code, "message": exc.message}
-    except ProvenanceError as exc:
-        results.append(StepResult("schema", "failed", exc.message))
-        entry |= {"ok": False, "failed_step": "schema", "code": exc.code, "message": exc.message}
+    failure = check_bundle(verifier, data, report=results)
+    entry: dict[str, Any] = {"ok": failure is None}
+    if failure is None:
+        entry["record"] = data["digest"]  # the digest step held: it is the record id
+    else:
+        entry |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
+        if failure.record is not None:
+            entry["record"] = failure.record
     entry["steps"] = [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]
     if as_json:
         typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
