@@ -179,7 +179,7 @@ class RequestInvalid(ProvenanceError):
 
 
 class RetryLater(ProvenanceError):
-    """503 with ``Retry-After``: the request may succeed unchanged after ``retry_after`` seconds."""
+    """503 (or 507) with ``Retry-After``: the request may succeed unchanged after ``retry_after`` seconds."""
 
     code = "UNAVAILABLE"
     http_status = 503
@@ -199,6 +199,23 @@ class ChainUnavailable(RetryLater):
     """A check needs the chain (OrgRegistry, Prescriptions, DataSharing) and it cannot be reached."""
 
     code = "CHAIN_UNAVAILABLE"
+
+
+class StorageWriteFailed(RetryLater):
+    """The gateway's database refused or failed a write (permission revoked, read-only, I/O error).
+
+    The transaction rolled back, so nothing of it was kept; the same request succeeds once the database
+    takes writes again, which needs the gateway's operator.
+    """
+
+    code = "STORAGE_WRITE_FAILED"
+
+
+class StorageFull(StorageWriteFailed):
+    """The gateway's database has no room left (disk full, file size limit, quota): nothing was kept."""
+
+    code = "STORAGE_FULL"
+    http_status = 507
 
 
 class ErrorInfo(BaseModel):
@@ -224,7 +241,8 @@ _ERROR_STATUSES = {
     413: "request body too large",
     422: "request parameters or body fail validation",
     500: "internal error, or a stored payload fails authentication",
-    503: "backlog full or chain unavailable: retry after Retry-After seconds",
+    503: "backlog full, chain unavailable or database write refused: retry after Retry-After seconds",
+    507: "the gateway's database disk is full, nothing was kept: retry after Retry-After seconds",
 }
 
 

@@ -46,6 +46,12 @@ class GatewaySettings(BaseSettings):
         default=100_000, ge=1, description="records accepted but not anchored before 503"
     )
     retry_after: int = Field(default=2, ge=1, description="Retry-After seconds on 503")
+    storage_retry_after: int = Field(
+        default=30,
+        ge=1,
+        description="Retry-After seconds when the database cannot store a write (STORAGE_FULL, "
+        "STORAGE_WRITE_FAILED): freeing space or restoring a permission takes a person, not 2 s",
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=4)
     max_bulk: int = Field(default=1000, ge=1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
+import resource
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,24 +13,51 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 from gateway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from gateway.errors import StorageFull, StorageWriteFailed
+
+log = logging.getLogger("gateway.db")
+
+# Database answers that mean "this write cannot be stored now", and what to tell the operator. Anything
+# else (a unique-constraint race, a deadlock, a bug) keeps its own exception.
+_SQLITE_FULL = 13  # SQLITE_FULL: the file could not grow (ENOSPC) or max_page_count was reached
+_SQLITE_REFUSED = {  # primary result codes, https://sqlite.org/rescode.html
+    3: "access to the database file was denied",  # SQLITE_PERM
+    8: "the database file is read-only",  # SQLITE_READONLY
+    10: "a disk I/O error",  # SQLITE_IOERR (also EFBIG and EDQUOT: SQLite names only ENOSPC "full")
+    14: "the database file cannot be opened",  # SQLITE_CANTOPEN
+    23: "access to the database was denied",  # SQLITE_AUTH
+}
+_SQLITE_IOERR = 10
+_PG_FULL = {"53100": "PostgreSQL has no space left on its volume"}  # SQLSTATE disk_full
+_PG_REFUSED = {
+    "42501": "permission denied to the gateway's database account",  # insufficient_privilege
+    "25006": "the database is read-only",  # read_only_sql_transaction (a standby, or set read-only)
+    "58030": "a disk I/O error",  # io_error
+}
+_OS_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_MAX_PAGE = 65536  # SQLite's largest page: a write that fails at the file size limit starts within one
 
 
 class Database:
     """One engine plus the one rule SQLite needs: a single writer at a time, taken before BEGIN."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, storage_retry_after: int = 30) -> None:
         self.url = url
+        self.storage_retry_after = storage_retry_after
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._sqlite_file: Path | None = None
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             database = parsed.database or ""
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                self._sqlite_file = Path(database)
+                self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if not database or database == ":memory:":
                 kwargs["poolclass"] = StaticPool
@@ -59,14 +89,82 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """A session in one write transaction: committed on success, rolled back on any exception."""
+        """A session in one write transaction: committed on success, rolled back on any exception.
+
+        A database that cannot store the transaction raises ``StorageFull`` (no room) or
+        ``StorageWriteFailed`` (write refused or failed) instead of the driver's error. Every write goes
+        through here, so single submissions, bulk items and the workers all report it the same way.
+        """
         with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
-            except BaseException:
+            except BaseException as exc:
                 session.rollback()
+                storage = self._storage_error(exc)
+                if storage is not None:
+                    log.error("database write failed, rolled back: %s", exc)
+                    raise storage from exc
                 raise
+
+    def _storage_error(self, exc: BaseException) -> StorageWriteFailed | None:
+        """The project error for a database that cannot store a write, or None for any other failure."""
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        found = None if orig is None else self._cannot_store(orig)
+        if found is None:
+            return None
+        full, name, reason = found
+        details = {"database": "sqlite" if self.is_sqlite else "postgresql", "error": name, "reason": reason}
+        if full:
+            return StorageFull(
+                f"the gateway could not store the record: its database disk is full ({reason}); nothing "
+                "was kept, submit it again later (the gateway's operator has to free space)",
+                retry_after=self.storage_retry_after,
+                details=details,
+            )
+        return StorageWriteFailed(
+            f"the gateway could not store the record: its database could not take the write ({reason}); "
+            "nothing was kept, submit it again later (the gateway's operator has to repair the database)",
+            retry_after=self.storage_retry_after,
+            details=details,
+        )
+
+    def _cannot_store(self, orig: BaseException) -> tuple[bool, str, str] | None:
+        """(disk full?, the driver's error name or SQLSTATE, why) when ``orig`` means the write cannot be
+        stored now; None otherwise."""
+        sqlite_code = getattr(orig, "sqlite_errorcode", None)
+        sqlstate = getattr(orig, "sqlstate", None)
+        if isinstance(sqlite_code, int):
+            name = str(getattr(orig, "sqlite_errorname", None) or sqlite_code)
+            primary = sqlite_code & 0xFF
+            if primary == _SQLITE_FULL:
+                return True, name, "SQLite could not grow the database file"
+            if primary == _SQLITE_IOERR and (limit := self._at_file_size_limit()) is not None:
+                return True, name, f"file size limit of {limit} bytes reached, ulimit -f"
+            reason = _SQLITE_REFUSED.get(primary)
+            return None if reason is None else (False, name, reason)
+        if isinstance(sqlstate, str):
+            if sqlstate in _PG_FULL:
+                return True, sqlstate, _PG_FULL[sqlstate]
+            reason = _PG_REFUSED.get(sqlstate)
+            return None if reason is None else (False, sqlstate, reason)
+        if isinstance(orig, OSError) and orig.errno in _OS_FULL:
+            return True, errno.errorcode[orig.errno], orig.strerror or "no space left"
+        return None
+
+    def _at_file_size_limit(self) -> int | None:
+        """The process's file size limit if a database file has reached it (within one page), else None.
+
+        A write past RLIMIT_FSIZE fails with EFBIG, which SQLite reports as a plain I/O error.
+        """
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft == resource.RLIM_INFINITY or self._sqlite_file is None:
+            return None
+        sizes = []
+        for suffix in ("", "-wal", "-journal", "-shm"):
+            with contextlib.suppress(OSError):
+                sizes.append(Path(f"{self._sqlite_file}{suffix}").stat().st_size)
+        return soft if sizes and max(sizes) + _MAX_PAGE >= soft else None
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -23,7 +23,7 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, storage_retry_after=settings.storage_retry_after)
         self.db.create_all()
         self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
         info = self.ledger.log_info

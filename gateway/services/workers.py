@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from gateway.core.db import Database
+from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
@@ -93,8 +94,12 @@ class Worker(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 busy = self.step()
-            except Exception:  # a worker must outlive any one bad iteration
-                log.exception("%s: step failed", self.name)
+            except Exception as exc:  # a worker must outlive any one bad iteration
+                if isinstance(exc, StorageWriteFailed):
+                    # Rolled back, so its records still wait for the next step: one line, no traceback.
+                    log.warning("%s: %s: %s", self.name, exc.code, exc.message)
+                else:
+                    log.exception("%s: step failed", self.name)
                 busy = False
                 self._stop_event.wait(1.0)
             if not busy:

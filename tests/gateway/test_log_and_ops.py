@@ -140,10 +140,11 @@ def test_ops_endpoints(harness: Harness) -> None:
     assert "prov_gw_records_rejected_total" in metrics.text
     spec = harness.http.get("/openapi.json").json()
     assert "/api/v1/records" in spec["paths"] and "/api/v1/records:bulk" in spec["paths"]
-    submit = spec["paths"]["/api/v1/records"]["post"]["responses"]
-    for status in ("400", "401", "403", "409", "413", "422", "503"):
-        ref = submit[status]["content"]["application/json"]["schema"]["$ref"]
-        assert ref.endswith("/ErrorResponse"), (status, ref)
+    for path in ("/api/v1/records", "/api/v1/records:bulk"):
+        submit = spec["paths"][path]["post"]["responses"]
+        for status in ("400", "401", "403", "409", "413", "422", "503", "507"):
+            ref = submit[status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/ErrorResponse"), (path, status, ref)
     assert harness.http.get("/docs").status_code == 200
     orgs = harness.http.get("/api/v1/orgs").json()
     roles = {o["id"]: o["role"] for o in orgs["orgs"]}

@@ -25,6 +25,7 @@ from procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
 from sqlalchemy import create_engine, make_url, text
 from sqlmodel import col, select
 
+from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.models import CheckpointRow, DataKey, Record, RecordPayload
 from provenance.records import Envelope
@@ -194,33 +195,75 @@ def _db_has(net: ProcNet, record_id: str) -> tuple[bool, bool, bool]:
         db.dispose()
 
 
+STORAGE_RETRY_AFTER = str(GatewaySettings.model_fields["storage_retry_after"].default)
+
+
+def _storage_refusal(r: httpx.Response, status: int, code: str) -> dict[str, object]:
+    """The answer of a write the database could not store: the status, code and Retry-After chosen."""
+    assert r.status_code == status, r.text
+    err: dict[str, object] = r.json()["error"]
+    assert set(err) == {"code", "message", "details"} and err["code"] == code, r.text
+    assert "nothing was kept" in str(err["message"]), err
+    assert r.headers["Retry-After"] == STORAGE_RETRY_AFTER
+    return err
+
+
 def test_disk_full_fails_clearly_and_keeps_nothing_partial(net: ProcNet, auditor: Auditor) -> None:
-    """The gateway's files cannot grow (RLIMIT_FSIZE on its process, as a full disk does): a submission is
-    refused with an error body and leaves no row; once space is back the same record is accepted."""
+    """The gateway's files cannot grow (RLIMIT_FSIZE on its process, as a full disk does): a submission and
+    a bulk are refused with 507 STORAGE_FULL + Retry-After and leave no row; the workers survive (a record
+    accepted just before waits and is logged once); once space is back the same records are accepted."""
     assert net.gateway is not None
     station = net.sm2_key("station-1")
-    packets = hj212_packets(3)
-    warm = sign_submission("station-1", station, "env.reading", packets[0])
-    r = httpx.post(f"{net.url}/api/v1/records", json=warm, headers=net.headers("station-1"), timeout=30)
+    headers = net.headers("station-1")
+    packets = hj212_packets(5)
+    first = sign_submission("station-1", station, "env.reading", packets[0])
+    r = httpx.post(f"{net.url}/api/v1/records", json=first, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
     auditor.wait_anchored([r.json()["id"]])
     body = sign_submission("station-1", station, "env.reading", packets[1])
-    pid = net.gateway.pid
+    bulk = {"records": [sign_submission("station-1", station, "env.reading", p) for p in packets[3:]]}
+    pid, starts = net.gateway.pid, net.gateway_starts
+    # Accepted right before the disk fills: the sequencer (every 0.2 s), checkpointer and anchorer meet
+    # the full disk with it, unless the sequencer ran in the instant between the 202 and the limit.
+    warm = httpx.post(
+        f"{net.url}/api/v1/records",
+        json=sign_submission("station-1", station, "env.reading", packets[2]),
+        headers=headers,
+        timeout=30,
+    )
+    assert warm.status_code == 202, warm.text
     resource.prlimit(pid, resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
     try:
-        r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=net.headers("station-1"), timeout=60)
+        r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=headers, timeout=60)
+        rb = httpx.post(f"{net.url}/api/v1/records:bulk", json=bulk, headers=headers, timeout=60)
+        time.sleep(1.5)  # the workers retry under the limit
+        warm_status = httpx.get(
+            f"{net.url}/api/v1/records/{warm.json()['id']}", headers=headers, timeout=30
+        ).json()["status"]
     finally:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-    print(f"\n[disk full] status={r.status_code} body={r.text[:300]}")
-    assert r.status_code >= 500, r.text
-    err = r.json()["error"]
-    assert set(err) == {"code", "message", "details"}
+    print(f"\n[disk full] status={r.status_code} body={r.text[:400]}")
+    print(f"[disk full] bulk status={rb.status_code}; record accepted before: {warm_status} while full")
+    err = _storage_refusal(r, 507, "STORAGE_FULL")
+    assert "disk is full" in str(err["message"]), err
+    assert err["details"] == {
+        "database": "sqlite",
+        "error": "SQLITE_IOERR_WRITE",
+        "reason": "file size limit of 4096 bytes reached, ulimit -f",
+    }
+    _storage_refusal(rb, 507, "STORAGE_FULL")
     rid = Envelope.from_dict(body["record"]).digest
-    assert _db_has(net, rid) == (False, False, False), "nothing partial is kept"
-    again = httpx.post(f"{net.url}/api/v1/records", json=body, headers=net.headers("station-1"), timeout=30)
+    bulk_ids = [Envelope.from_dict(b["record"]).digest for b in bulk["records"]]
+    for kept in (rid, *bulk_ids):
+        assert _db_has(net, kept) == (False, False, False), "nothing partial is kept"
+    again = httpx.post(f"{net.url}/api/v1/records", json=body, headers=headers, timeout=30)
     assert again.status_code == 202, again.text
-    auditor.wait_anchored([rid])
-    auditor.verify_bundles([rid])
+    again_bulk = httpx.post(f"{net.url}/api/v1/records:bulk", json=bulk, headers=headers, timeout=30)
+    assert again_bulk.status_code == 200 and again_bulk.json()["accepted"] == 2, again_bulk.text
+    ids = [warm.json()["id"], rid, *bulk_ids]
+    auditor.check_log(auditor.wait_anchored(ids), ids)  # each once: the workers lost and doubled nothing
+    auditor.verify_bundles(ids)
+    assert net.gateway.pid == pid and net.gateway.poll() is None and net.gateway_starts == starts
 
 
 # --- known crash windows (found by this suite; see docs/security.md) ------------------------------------
@@ -307,7 +350,8 @@ PG_URL = os.environ.get("PROV_TEST_PG_URL")
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL write failure: set PROV_TEST_PG_URL")
 def test_postgres_write_refused_keeps_nothing_partial(tmp_path: Path) -> None:
     """The gateway's PostgreSQL role loses INSERT on one table of the outbox transaction (the data keys):
-    the submission fails with an error body and neither the record nor its payload row is kept."""
+    a submission and a bulk fail with 503 STORAGE_WRITE_FAILED + Retry-After and neither a record nor its
+    payload row is kept; with the grant back the same records are accepted."""
     assert PG_URL is not None
     base = make_url(PG_URL)
     # Roles are cluster-wide: name it after this run's database so runs sharing a cluster never collide.
@@ -326,21 +370,29 @@ def test_postgres_write_refused_keeps_nothing_partial(tmp_path: Path) -> None:
     net.start()
     try:
         auditor = Auditor(net)
-        packets = hj212_packets(2)
+        packets = hj212_packets(4)
         auditor.wait_anchored([_submit(net, "station-1", "env.reading", packets[0])])
-        body = sign_submission("station-1", net.sm2_key("station-1"), "env.reading", packets[1])
+        station, headers = net.sm2_key("station-1"), net.headers("station-1")
+        body = sign_submission("station-1", station, "env.reading", packets[1])
         rid = Envelope.from_dict(body["record"]).digest
+        bulk = {"records": [sign_submission("station-1", station, "env.reading", p) for p in packets[2:]]}
+        bulk_ids = [Envelope.from_dict(b["record"]).digest for b in bulk["records"]]
         with admin.connect() as c:
             c.execute(text(f"REVOKE INSERT ON data_key FROM {role}"))
         try:
-            r = httpx.post(
-                f"{net.url}/api/v1/records", json=body, headers=net.headers("station-1"), timeout=60
-            )
+            r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=headers, timeout=60)
+            rb = httpx.post(f"{net.url}/api/v1/records:bulk", json=bulk, headers=headers, timeout=60)
         finally:
             with admin.connect() as c:
                 c.execute(text(f"GRANT INSERT ON data_key TO {role}"))
-        print(f"\n[postgres write refused] status={r.status_code} body={r.text[:300]}")
-        assert r.status_code >= 500 and set(r.json()["error"]) == {"code", "message", "details"}, r.text
+        print(f"\n[postgres write refused] status={r.status_code} body={r.text[:400]}")
+        err = _storage_refusal(r, 503, "STORAGE_WRITE_FAILED")
+        assert err["details"] == {
+            "database": "postgresql",
+            "error": "42501",
+            "reason": "permission denied to the gateway's database account",
+        }
+        _storage_refusal(rb, 503, "STORAGE_WRITE_FAILED")
         with admin.connect() as c:
             for table, column in (
                 ("record", "id"),
@@ -348,15 +400,16 @@ def test_postgres_write_refused_keeps_nothing_partial(tmp_path: Path) -> None:
                 ("data_key", "record_id"),
             ):
                 n = c.execute(
-                    text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": rid}
+                    text(f"SELECT count(*) FROM {table} WHERE {column} = ANY(:ids)"),
+                    {"ids": [rid, *bulk_ids]},
                 ).scalar()
                 assert n == 0, f"{table} kept a partial row"
-        again = httpx.post(
-            f"{net.url}/api/v1/records", json=body, headers=net.headers("station-1"), timeout=30
-        )
+        again = httpx.post(f"{net.url}/api/v1/records", json=body, headers=headers, timeout=30)
         assert again.status_code == 202, again.text
-        auditor.wait_anchored([rid])
-        auditor.verify_bundles([rid])
+        again_bulk = httpx.post(f"{net.url}/api/v1/records:bulk", json=bulk, headers=headers, timeout=30)
+        assert again_bulk.status_code == 200 and again_bulk.json()["accepted"] == 2, again_bulk.text
+        auditor.wait_anchored([rid, *bulk_ids])
+        auditor.verify_bundles([rid, *bulk_ids])
     finally:
         net.stop()
         admin.dispose()

@@ -1,0 +1,79 @@
+"""``Database.write()``: a database that cannot store a write raises the gateway's storage codes.
+
+In process, on a real SQLite file: SQLite's own limits produce the driver errors a full disk and a
+read-only database do. The HTTP answers (507 / 503 + Retry-After) on a full disk and a revoked PostgreSQL
+grant are in ``tests/security/test_crash_safety.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from gateway.core.db import Database
+from gateway.errors import StorageFull, StorageWriteFailed
+from gateway.models import CheckpointRow
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    d = Database(f"sqlite:///{tmp_path / 'gateway.db'}", storage_retry_after=7)
+    d.create_all()
+    yield d
+    d.dispose()
+
+
+def _checkpoint(size: int, note: str = "note") -> CheckpointRow:
+    return CheckpointRow(size=size, root=bytes(32), note=note, created_at=time.time())
+
+
+def _sizes(db: Database) -> list[int]:
+    with db.session() as s:
+        return list(s.exec(select(CheckpointRow.size)).all())
+
+
+def test_full_database_raises_storage_full_and_keeps_nothing(db: Database) -> None:
+    with db.write() as s:
+        s.add(_checkpoint(1))
+    with pytest.raises(StorageFull) as caught, db.write() as s:
+        # SQLITE_FULL, as ENOSPC gives: the file may not grow past the pages it has.
+        s.connection().exec_driver_sql("PRAGMA max_page_count = 1")
+        s.add(_checkpoint(2))
+        s.add(_checkpoint(3, "x" * 1_000_000))
+    err = caught.value
+    assert (err.code, err.http_status, err.retry_after) == ("STORAGE_FULL", 507, 7)
+    assert err.details == {
+        "database": "sqlite",
+        "error": "SQLITE_FULL",
+        "reason": "SQLite could not grow the database file",
+    }
+    assert "disk is full" in err.message and "nothing was kept" in err.message
+    assert _sizes(db) == [1]
+
+
+def test_read_only_database_raises_storage_write_failed(db: Database) -> None:
+    with pytest.raises(StorageWriteFailed) as caught, db.write() as s:
+        s.connection().exec_driver_sql("PRAGMA query_only = ON")
+        s.add(_checkpoint(1))
+    err = caught.value
+    assert type(err) is StorageWriteFailed
+    assert (err.code, err.http_status, err.retry_after) == ("STORAGE_WRITE_FAILED", 503, 7)
+    assert err.details["error"] == "SQLITE_READONLY" and "nothing was kept" in err.message
+    assert _sizes(db) == []
+
+
+def test_other_database_errors_keep_their_exception(db: Database) -> None:
+    """A unique-constraint race is the write path's to explain (``_after_conflict``), not a storage fault."""
+    with db.write() as s:
+        s.add(_checkpoint(1))
+    with pytest.raises(IntegrityError), db.write() as s:
+        s.add(_checkpoint(1))
+    with pytest.raises(KeyError), db.write() as s:
+        s.add(_checkpoint(2))
+        raise KeyError("not a database error")
+    assert _sizes(db) == [1]
