@@ -2,7 +2,9 @@
 
 ``ShanchengVM`` is Cancun plus: the 国密 precompiles merged into the computation's ``_precompiles``, a
 fixed block gas limit (a permissioned chain has no miners voting it up or down), and transaction and
-receipt tries built in one pass (``chain_node/_trie.py``: same roots and nodes, ~10x faster). Cancun's
+receipt tries built in one pass (``chain_node/_trie.py``: same roots and nodes, ~10x faster), and two
+opcodes that note what ``eth_estimateGas`` needs to know to trust one run (SSTORE: the least gas left at
+any SSTORE; GAS: that the code read its gas). Cancun's
 consensus is ``PosConsensus``, whose ``validate_seal`` is a no-op: sealing is ours, with SM2, beside the
 block.
 """
@@ -19,6 +21,8 @@ from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.cancun.computation import CancunComputation
 from eth.vm.forks.cancun.headers import create_cancun_header_from_parent
 from eth.vm.forks.cancun.state import CancunState
+from eth.vm.opcode import _FastOpcode
+from eth.vm.opcode_values import GAS, SSTORE
 from toolz import merge
 
 from chain_node._trie import trie_root_and_nodes
@@ -26,10 +30,39 @@ from chain_node.genesis import Genesis
 from chain_node.precompiles import PRECOMPILES
 
 
+def _observed(opcode: Any, note: Any) -> Any:
+    """``opcode`` preceded by ``note(computation)``, both before any gas of the opcode is charged."""
+    assert opcode.gas_cost == 0 or note is _note_gas_read, "SSTORE must charge dynamically"
+
+    def logic(computation: Any) -> None:
+        note(computation)
+        opcode(computation)
+
+    return _FastOpcode(logic, opcode.mnemonic, 0)
+
+
+def _note_sstore(computation: Any) -> None:
+    # EIP-2200: an SSTORE fails when 2300 gas or less is left; eth_estimateGas checks its answer with this
+    left = computation.get_gas_remaining()
+    if left < computation.min_sstore_gas:
+        computation.min_sstore_gas = left
+
+
+def _note_gas_read(computation: Any) -> None:
+    computation.reads_gas = True
+
+
 class ShanchengComputation(CancunComputation):
-    """Cancun computation with SM3 and SM2-verify precompiles."""
+    """Cancun computation with SM3 and SM2-verify precompiles, and SSTORE/GAS observed for estimates."""
 
     _precompiles = merge(CancunComputation.get_precompiles(), PRECOMPILES)
+    opcodes = {  # noqa: RUF012 - py-evm's own class-level table, replaced whole, never mutated
+        **CancunComputation.opcodes,
+        SSTORE: _observed(CancunComputation.opcodes[SSTORE], _note_sstore),
+        GAS: _observed(CancunComputation.opcodes[GAS], _note_gas_read),
+    }
+    min_sstore_gas: int = 1 << 256  # least gas left when an SSTORE of this frame began
+    reads_gas: bool = False  # the GAS opcode ran in this frame
 
 
 class ShanchengState(CancunState):

@@ -8,6 +8,7 @@ index reads (blocks, receipts, logs, seals) are plain LMDB reads. Locks: mempool
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -43,6 +44,7 @@ log = logging.getLogger("chain_node")
 PRIORITY_FEE = 1_000_000_000  # suggested tip, as anvil/geth dev mode suggest
 IS_PERMITTED_SELECTOR = keccak(text="isPermitted(address)")[:4]
 _EMPTY: bytes = b""
+SSTORE_SENTRY = 2300  # EIP-2200: an SSTORE with this much gas left or less fails
 
 BlockListener = Callable[[list[bytes], list[bytes]], None]  # (included hashes, dropped hashes)
 
@@ -216,6 +218,7 @@ class Node:
         self._listeners: list[BlockListener] = []
         self._permit_cache: dict[bytes, tuple[int, bool]] = {}
         self._head_state_cache: tuple[bytes, Any] | None = None
+        self._call_state_cache: tuple[bytes, Any] | None = None
         self._base_fee_cache: tuple[int, int] = (-1, 0)
         self.last_block_hashes: list[bytes] = []
         self.time_offset = 0  # seconds added to the clock for block timestamps (dev RPC evm_increaseTime)
@@ -224,6 +227,9 @@ class Node:
         head = self.store.get("meta", b"head")
         assert head is not None
         self.head_number = int.from_bytes(head, "big")
+        # The committed head header, replaced by the miner after each commit: reads need it for every
+        # call, and decoding it from the store each time cost more than the call itself.
+        self._head: BlockHeaderAPI = self._rchain.get_canonical_head()
         seal = self.get_seal_json(self.head_number)
         assert seal is not None
         self._last_seal_digest = bytes.fromhex(json.loads(seal)["sealDigest"][2:])
@@ -370,7 +376,7 @@ class Node:
     ) -> tuple[list[bytes], list[bytes]]:
         chain = self._mchain
         with self._mine_db.snapshot():
-            head = chain.get_canonical_head()
+            head = self._head
             header = chain.create_header_from_parent(
                 head,
                 timestamp=max(int(time.time()) + self.time_offset, head.timestamp + 1, self.timestamp_floor),
@@ -420,6 +426,7 @@ class Node:
             writes = self._block_records(block, applied, receipts, comps)
         writes += [("pending", p.key, None) for p in applied + dropped]
         self._commit(writes)
+        self._head = block.header
         self.head_number = block.number
         self.last_block_hashes = [p.hash for p in applied]
         self._last_block_end = time.monotonic()
@@ -522,19 +529,37 @@ class Node:
             yield self._rchain
 
     def _header_at(self, chain: Any, number: int | None) -> BlockHeaderAPI:
-        head = chain.get_canonical_head()
+        head = self._head
         if number is None or number == head.block_number:
-            return head  # type: ignore[no-any-return]
+            return head
         if number > head.block_number:
             raise RpcError(Code.RESOURCE_NOT_FOUND, f"header not found: block {number}")
         return chain.get_canonical_block_header_by_number(number)  # type: ignore[no-any-return]
 
     def _head_state(self, chain: Any) -> Any:
         # One read-only state per head: its caches are valid until the head moves (roots are immutable).
-        head = chain.get_canonical_head()
+        head = self._head
         if self._head_state_cache is None or self._head_state_cache[0] != head.hash:
             self._head_state_cache = (head.hash, chain.get_vm(head).state)
         return self._head_state_cache[1]
+
+    def _call_state(self, chain: Any, header: BlockHeaderAPI) -> Any:
+        """The state eth_call and eth_estimateGas run in on top of ``header``, as py-evm's
+        ``in_costless_state`` builds it (a child block, base fee 0); kept for the head, so that every call
+        at the head after the first finds its accounts and trie nodes cached. Callers revert what they ran.
+        """
+        cached = self._call_state_cache
+        if cached is not None and cached[0] == header.hash:
+            return cached[1]
+        vm = chain.get_vm(header)
+        child = vm.generate_block_from_parent_header_and_coinbase(header, header.coinbase).header
+        if hasattr(child, "base_fee_per_gas"):
+            child = child.copy(base_fee_per_gas=0)
+        prev_hashes = itertools.chain((header.hash,), vm.previous_hashes)
+        state = vm.build_state(vm.chaindb.db, child, vm.chain_context, prev_hashes)
+        if header.hash == self._head.hash:
+            self._call_state_cache = (header.hash, state)
+        return state
 
     def account(self, address: bytes, number: int | None, what: str, slot: int = 0) -> Any:
         """Balance, nonce, code or storage of an account at a block (None = latest)."""
@@ -559,12 +584,11 @@ class Node:
 
     def _execute(self, chain: Any, call: dict[str, Any], number: int | None) -> tuple[Any, ComputationAPI]:
         header = self._header_at(chain, number)
-        vm = chain.get_vm(header)
+        state = self._call_state(chain, header)
         sender = call.get("from") or b"\x00" * 20
         gas = call.get("gas") or header.gas_limit // 2
-        nonce = vm.state.get_nonce(sender)
-        unsigned = vm.create_unsigned_transaction(
-            nonce=nonce,
+        unsigned = chain.get_vm_class_for_block_number(header.block_number + 1).create_unsigned_transaction(
+            nonce=state.get_nonce(sender),
             gas_price=0,
             gas=gas,
             to=call.get("to") or b"",
@@ -572,11 +596,13 @@ class Node:
             data=call.get("data", b""),
         )
         tx = SpoofTransaction(unsigned, from_=sender)
-        with vm.in_costless_state() as state:
-            try:
-                comp = state.costless_execute_transaction(tx)
-            except ValidationError as exc:
-                raise RpcError(Code.EXECUTION_ERROR, str(exc)) from exc
+        snapshot = state.snapshot()
+        try:
+            comp = state.costless_execute_transaction(tx)
+        except ValidationError as exc:
+            raise RpcError(Code.EXECUTION_ERROR, str(exc)) from exc
+        finally:
+            state.revert(snapshot)
         return tx, comp
 
     @staticmethod
@@ -602,12 +628,15 @@ class Node:
         return bytes(comp.output)
 
     def estimate_gas(self, call: dict[str, Any], number: int | None) -> int:
-        """eth_estimateGas: one run at the cap, one check at the measured need, binary search if short."""
+        """eth_estimateGas: one run at the cap; its measured need when that run proves it suffices, else
+        a check at the need and a binary search if short."""
         with self._reading() as chain:
             cap = self._header_at(chain, number).gas_limit // 2
             tx, comp = self._execute(chain, {**call, "gas": cap}, number)
             self._raise_if_error(comp)
             need = int(tx.intrinsic_gas + comp.get_gas_used())
+            if _need_suffices(call, comp, cap - need):
+                return need
             lo, hi = need - 1, cap
             _, c2 = self._execute(chain, {**call, "gas": need}, number)
             if not c2.is_error:
@@ -890,6 +919,22 @@ class Node:
                 if exact or _log_matches(json.loads(raw), addresses, topics):
                     out.append(raw)
         return out
+
+
+def _need_suffices(call: dict[str, Any], comp: ComputationAPI, spare: int) -> bool:
+    """Whether a run given ``spare`` gas less than ``comp``'s would have gone exactly the same way.
+
+    With gas G the only gas-dependent steps are: what a CALL/CREATE forwards (63/64 of what is left),
+    the GAS opcode, and EIP-2200's refusal of an SSTORE with 2300 gas or less left. A message call with
+    no sub-calls, no GAS and every SSTORE still above 2300 after ``spare`` less runs identically, so its
+    measured need is the answer, without a second run (one py-evm execution saved per estimate).
+    """
+    return bool(
+        call.get("to")
+        and not comp.children
+        and not getattr(comp, "reads_gas", True)
+        and getattr(comp, "min_sstore_gas", 0) - spare > SSTORE_SENTRY
+    )
 
 
 def _log_matches(lj: dict[str, Any], addresses: list[bytes], topics: list[list[bytes] | None]) -> bool:

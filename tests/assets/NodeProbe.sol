@@ -30,6 +30,23 @@ contract NodeProbe {
         }
     }
 
+    /// Two writes of one slot: the second SSTORE is warm and cheap, so with exactly the gas it uses the
+    /// transaction would reach it with under 2300 gas left, which EIP-2200 refuses (estimates must see it).
+    function rewrite(uint256 v) external {
+        lastSize = v;
+        lastSize = v + 1;
+    }
+
+    /// Spends more when given more: an estimate must not trust the gas of one run.
+    function spendIfRich(uint256 n) external {
+        if (gasleft() > 200_000) {
+            for (uint256 i = 0; i < n; i++) {
+                count += 1;
+            }
+        }
+        lastRoot = bytes32(count);
+    }
+
     function setPermitted(address who, bool ok) external {
         isPermitted[who] = ok;
     }

@@ -103,6 +103,74 @@ def test_reverts_decode_in_web3(w3: Web3, probe: Contract) -> None:
         probe.functions.failString().estimate_gas()
 
 
+def test_simulated_calls_leave_no_trace(w3: Web3, node: EngineHandle, probe: Contract) -> None:
+    """eth_call and eth_estimateGas run in one state kept per head: each must see the head exactly,
+    never what an earlier simulation wrote (storage, counters, events, nonces, balances)."""
+    user = node.accounts[5]
+    send(w3, user, probe.functions.anchor(7, b"\x07" * 32))
+    head = w3.eth.block_number
+    before = (probe.functions.lastSize().call(), probe.functions.count().call())
+    nonce, balance = w3.eth.get_transaction_count(user.address), w3.eth.get_balance(user.address)
+    for i in range(3):
+        fn = probe.functions.anchor(1000 + i, b"\xee" * 32)
+        assert fn.estimate_gas({"from": user.address}) > 21_000
+        fn.call({"from": user.address})  # a state-changing call, simulated
+        probe.functions.setPermitted(user.address, True).call({"from": user.address})
+        with pytest.raises(ContractLogicError, match="probe: nope"):
+            probe.functions.failString().estimate_gas({"from": user.address})
+        assert (probe.functions.lastSize().call(), probe.functions.count().call()) == before
+        assert probe.functions.isPermitted(user.address).call() is False
+    assert w3.eth.block_number == head
+    assert w3.eth.get_transaction_count(user.address) == nonce
+    assert w3.eth.get_balance(user.address) == balance
+    # the gas a simulation measured is what the real transaction uses
+    fn = probe.functions.anchor(8, b"\x08" * 32)
+    est = fn.estimate_gas({"from": user.address})
+    rcpt = send(w3, user, fn)
+    assert rcpt["gasUsed"] <= est < rcpt["gasUsed"] + 25_000
+    assert (probe.functions.lastSize().call(), probe.functions.count().call()) == (8, before[1] + 1)
+
+
+def _send_with_gas(w3: Web3, account: Any, fn: Any, gas: int) -> Any:
+    tx = fn.build_transaction(
+        {
+            "from": account.address,
+            "gas": gas,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        }
+    )
+    return w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    )
+
+
+def test_estimate_is_enough_and_tight(w3: Web3, node: EngineHandle, probe: Contract) -> None:
+    """A transaction given exactly the estimate succeeds, whatever makes its gas need differ from what one
+    run used: a cheap SSTORE near the end (EIP-2200's 2300 floor), code reading gasleft(), a sub-call (to
+    the SM3 precompile) with its 63/64 rule; the plain case gets its measured need, no more."""
+    user = node.accounts[6]
+    send(w3, user, probe.functions.anchor(1, b"\x01" * 32))  # slots non-zero: later writes are cheap
+    cases = {
+        "anchor": probe.functions.anchor(2, b"\x02" * 32),
+        "rewrite": probe.functions.rewrite(5),
+        "spendIfRich": probe.functions.spendIfRich(3),
+        "sm3": probe.functions.sm3(b"abc"),
+        "setPermitted": probe.functions.setPermitted(user.address, True),
+    }
+    used = {}
+    for name, fn in cases.items():
+        est = fn.estimate_gas({"from": user.address})
+        rcpt = _send_with_gas(w3, user, fn, est)
+        assert rcpt["status"] == 1, f"{name}: the estimate {est} was not enough"
+        used[name] = (est, rcpt["gasUsed"])
+    est, gas_used = used["anchor"]
+    assert est == gas_used  # one run, exact: no refunds, nothing gas-dependent
+    # rewrite really is the hard case: exactly the gas it uses runs out at its second SSTORE
+    est, gas_used = used["rewrite"]
+    assert est > gas_used
+    assert _send_with_gas(w3, user, probe.functions.rewrite(5), gas_used)["status"] == 0
+
+
 def test_pending_nonce_and_many_in_flight(w3: Web3, node: EngineHandle, probe: Contract) -> None:
     user = node.accounts[4]
     base = w3.eth.get_transaction_count(user.address, "pending")
