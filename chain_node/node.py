@@ -217,7 +217,6 @@ class Node:
         self._on_pending: Callable[[], None] = lambda: None
         self._listeners: list[BlockListener] = []
         self._permit_cache: dict[bytes, tuple[int, bool]] = {}
-        self._head_state_cache: tuple[bytes, Any] | None = None
         self._call_state_cache: tuple[bytes, Any] | None = None
         self._base_fee_cache: tuple[int, int] = (-1, 0)
         self.last_block_hashes: list[bytes] = []
@@ -536,17 +535,11 @@ class Node:
             raise RpcError(Code.RESOURCE_NOT_FOUND, f"header not found: block {number}")
         return chain.get_canonical_block_header_by_number(number)  # type: ignore[no-any-return]
 
-    def _head_state(self, chain: Any) -> Any:
-        # One read-only state per head: its caches are valid until the head moves (roots are immutable).
-        head = self._head
-        if self._head_state_cache is None or self._head_state_cache[0] != head.hash:
-            self._head_state_cache = (head.hash, chain.get_vm(head).state)
-        return self._head_state_cache[1]
-
     def _call_state(self, chain: Any, header: BlockHeaderAPI) -> Any:
         """The state eth_call and eth_estimateGas run in on top of ``header``, as py-evm's
         ``in_costless_state`` builds it (a child block, base fee 0); kept for the head, so that every call
-        at the head after the first finds its accounts and trie nodes cached. Callers revert what they ran.
+        at the head after the first finds its accounts and trie nodes cached. Callers revert what they ran;
+        balance, nonce, code and storage reads at the head use it too (its accounts are the head's).
         """
         cached = self._call_state_cache
         if cached is not None and cached[0] == header.hash:
@@ -565,7 +558,7 @@ class Node:
         """Balance, nonce, code or storage of an account at a block (None = latest)."""
         with self._reading() as chain:
             if number is None or number == self.head_number:
-                state = self._head_state(chain)
+                state = self._call_state(chain, self._head)
             else:
                 state = chain.get_vm(self._header_at(chain, number)).state
             if what == "balance":
@@ -824,7 +817,7 @@ class Node:
 
     def _nonce_and_balance(self, sender: bytes) -> tuple[int, int]:
         with self._reading() as chain:
-            state = self._head_state(chain)
+            state = self._call_state(chain, self._head)
             return int(state.get_nonce(sender)), int(state.get_balance(sender))
 
     def in_mempool(self, tx_hash: bytes) -> bool:
