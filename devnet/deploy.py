@@ -248,10 +248,20 @@ def committee_pass(
 
 
 def register_key(
-    w3: Web3, registry: Any, committee: Sequence[LocalAccount], org: str, raw_public_key: bytes
+    w3: Web3,
+    registry: Any,
+    committee: Sequence[LocalAccount],
+    org: str,
+    raw_public_key: bytes,
+    *,
+    valid_from: int = 0,
+    valid_until: int = 0,
 ) -> int:
-    """Add an SM2 key (64-byte x‖y, valid from now-ish, no end) to ``org``; returns its key index."""
-    committee_pass(w3, registry, committee, ProposalKind.ADD_KEY, org_id(org), raw_public_key, 0, 0)
+    """Add an SM2 key (64-byte x‖y) to ``org``, valid for unix times in ``[valid_from, valid_until)``
+    (defaults: always, no end); returns its key index."""
+    committee_pass(
+        w3, registry, committee, ProposalKind.ADD_KEY, org_id(org), raw_public_key, valid_from, valid_until
+    )
     count: int = registry.functions.keyCount(org_id(org)).call()
     return count - 1
 

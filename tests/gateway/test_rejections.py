@@ -15,7 +15,7 @@ from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.contracts import at, org_id
 from provenance.crypto import SM2PrivateKey
-from provenance.records import format_timestamp
+from provenance.records import format_timestamp, parse_timestamp
 
 
 def _rx() -> str:
@@ -55,6 +55,13 @@ def test_forged_signature_and_another_orgs_key(harness: Harness) -> None:
     assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
 
 
+def _keys(harness: Harness, org: str) -> list[dict[str, object]]:
+    """The organisation's SM2 keys as the gateway serves them (from its OrgRegistry cache)."""
+    orgs = harness.http.get("/api/v1/orgs").json()["orgs"]
+    found: list[dict[str, object]] = next(o for o in orgs if o["id"] == org)["keys"]
+    return found
+
+
 def test_key_revoked_before_record_time(harness: Harness) -> None:
     w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
     registry = at(w3, "OrgRegistry", harness.network.contracts["OrgRegistry"])
@@ -64,9 +71,7 @@ def test_key_revoked_before_record_time(harness: Harness) -> None:
     h = harness.client("hospital-2", key=key)
 
     def keys() -> list[dict[str, object]]:
-        orgs = harness.http.get("/api/v1/orgs").json()["orgs"]
-        found: list[dict[str, object]] = next(o for o in orgs if o["id"] == "hospital-2")["keys"]
-        return found
+        return _keys(harness, "hospital-2")
 
     harness.wait(lambda: len(keys()) > index, what="new key visible")
     before = format_timestamp(datetime.now(UTC) - timedelta(seconds=5))
@@ -82,6 +87,27 @@ def test_key_revoked_before_record_time(harness: Harness) -> None:
     # A record signed while the key was valid still verifies: revocation is not retroactive.
     assert h.post(signed_before).status_code == 202
     assert registry.functions.keyCount(org_id("hospital-2")).call() == index + 1
+
+
+def test_key_not_valid_before_its_window(harness: Harness) -> None:
+    """A key rotated in later is valid from its ``validFrom``: a record it signs dated before that is
+    KEY_NOT_VALID (not SIGNATURE_INVALID: the key is the org's, the time is wrong); dated inside, accepted."""
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    registry = at(w3, "OrgRegistry", harness.network.contracts["OrgRegistry"])
+    committee = harness.engine.accounts[1:4]
+    key = SM2PrivateKey.generate()
+    starts = int(time.time())
+    raw = key.public_key().raw()
+    index = register_key(w3, registry, committee, "hospital-2", raw, valid_from=starts)
+    harness.wait(lambda: len(_keys(harness, "hospital-2")) > index, what="new key visible")
+    assert parse_timestamp(str(_keys(harness, "hospital-2")[index]["valid_from"])).timestamp() == starts
+    h = harness.client("hospital-2", key=key)
+    early = format_timestamp(datetime.fromtimestamp(starts - 60, UTC))
+    r = h.submit("rx.issue", rx_issue(_rx()), timestamp=early)
+    assert r.status_code == 400 and error_code(r) == "KEY_NOT_VALID", r.text
+    assert r.json()["error"]["details"] == {"org": "hospital-2", "key_index": index, "timestamp": early}
+    r = h.submit("rx.issue", rx_issue(_rx()))
+    assert r.status_code == 202, r.text
 
 
 def test_replay_and_idempotency(harness: Harness) -> None:
