@@ -325,6 +325,15 @@ def share_consent(
     }
 
 
+def share_revoke_consent(request_id: str, dataset: str = "health-stats") -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "dataset": dataset,
+        "reason": "项目结束",
+        "revoked_at": _iso(datetime.now(UTC)),
+    }
+
+
 def share_access(
     request_id: str,
     consent_digest: str,

@@ -4,7 +4,6 @@ the anchor cites the original transaction, workflow calls are confirmed, not rej
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 
 from gateway_kit import (
     Harness,
@@ -14,6 +13,7 @@ from gateway_kit import (
     rx_revoke,
     share_consent,
     share_request,
+    share_revoke_consent,
     verify_bundle,
 )
 from sqlmodel import col, select
@@ -24,10 +24,6 @@ from gateway.models import CheckpointRow, Record
 
 def _rand() -> str:
     return secrets.token_hex(5).upper()
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_anchor_retried_after_lost_receipt_cites_the_original_tx(harness: Harness) -> None:
@@ -68,11 +64,7 @@ def test_workflow_calls_retried_after_lost_receipt_are_confirmed(harness: Harnes
         (hospital, "rx.revoke", rx_revoke(rx2)),
         (user, "share.request", share_request(req, "data-user")),
         (owner, "share.consent", share_consent(req)),
-        (
-            owner,
-            "share.revoke_consent",
-            {"request_id": req, "dataset": "health-stats", "reason": "项目结束", "revoked_at": _now()},
-        ),
+        (owner, "share.revoke_consent", share_revoke_consent(req)),
     ):
         r = client.submit(kind, payload)
         assert r.status_code == 202, (kind, r.text)

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import secrets
 
-from gateway_kit import Harness, error_code, share_access, share_consent, share_request
+from eth_account import Account
+from gateway_kit import (
+    Harness,
+    OrgClient,
+    error_code,
+    share_access,
+    share_consent,
+    share_request,
+    share_revoke_consent,
+)
+from web3 import Web3
+
+from devnet.deploy import OrgSpec, register_org
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from provenance.contracts import Role, at
+from provenance.crypto import SM2PrivateKey
 
 
 def _request(harness: Harness) -> str:
@@ -52,13 +68,7 @@ def test_access_outside_or_after_consent_refused(harness: Harness) -> None:
     r = user.submit("share.access", wider)
     assert r.status_code == 400 and error_code(r) == "CONSENT_SCOPE_EXCEEDED"
     owner = harness.client("data-owner")
-    revoke = {
-        "request_id": request_id,
-        "dataset": "health-stats",
-        "reason": "项目结束",
-        "revoked_at": "2026-11-25T12:00:00Z",
-    }
-    assert owner.submit("share.revoke_consent", revoke).status_code == 202
+    assert owner.submit("share.revoke_consent", share_revoke_consent(request_id)).status_code == 202
     r = user.submit("share.access", share_access(request_id, consent_digest, "data-user"))
     assert r.status_code == 409 and error_code(r) == "CONSENT_REVOKED"
 
@@ -82,3 +92,36 @@ def test_sharing_state_codes(harness: Harness) -> None:
     assert r.status_code == 409 and error_code(r) == "SHARE_NOT_PENDING"
     r = user.submit("share.consent", share_consent(request_id))
     assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN"
+
+
+def _another_data_owner(harness: Harness) -> OrgClient:
+    """A second data owner, registered through the committee like the demo ones, that owns no dataset."""
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    registry = at(w3, "OrgRegistry", harness.network.contracts["OrgRegistry"])
+    # A fresh id: the SQLite and PostgreSQL runs of the suite share one OrgRegistry.
+    spec = OrgSpec(id="data-owner-" + secrets.token_hex(3), role=Role.DATA_OWNER, name="区数据中心")
+    key = SM2PrivateKey.generate()
+    account = Account.create().address
+    raw = key.public_key().raw()
+    register_org(w3, registry, harness.engine.accounts[1:4], spec, account=account, raw_public_key=raw)
+    db = Database(harness.settings.database_url)
+    try:
+        token = mint_token(db, spec.id, label="test")
+    finally:
+        db.dispose()
+    return OrgClient(org=spec.id, key=key, token=token, harness=harness)
+
+
+def test_only_the_dataset_owner_consents_or_withdraws(harness: Harness) -> None:
+    """Another data owner (the right role, not this dataset's owner in DataSharing) may neither consent
+    to a request on the dataset nor withdraw its consent: NOT_DATASET_OWNER (403)."""
+    other = _another_data_owner(harness)
+    request_id = _request(harness)
+    r = other.submit("share.consent", share_consent(request_id))
+    assert r.status_code == 403 and error_code(r) == "NOT_DATASET_OWNER", r.text
+    assert r.json()["error"]["details"] == {"dataset": "health-stats"}
+    _consent(harness, request_id)
+    r = other.submit("share.revoke_consent", share_revoke_consent(request_id))
+    assert r.status_code == 403 and error_code(r) == "NOT_DATASET_OWNER", r.text
+    owner = harness.client("data-owner")
+    assert owner.submit("share.revoke_consent", share_revoke_consent(request_id)).status_code == 202
