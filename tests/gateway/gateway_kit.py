@@ -10,7 +10,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +23,8 @@ from adapters import adapt
 from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
 from gateway.core.config import GatewaySettings
+from gateway.core.db import Database
+from gateway.core.security import mint_token
 from gateway.main import create_app
 from provenance.crypto import SM2PrivateKey
 from provenance.records import Envelope, format_timestamp, sign_envelope
@@ -260,6 +262,31 @@ def gateway_settings(tmp: Path, network: Manifest, rpc_url: str, **overrides: An
         **overrides,
     }
     return GatewaySettings(**values)
+
+
+@contextlib.contextmanager
+def workerless_gateway(
+    harness: Harness, tmp: Path, org: str, **overrides: Any
+) -> Iterator[tuple[GatewaySettings, httpx.Client]]:
+    """A second gateway with its workers off, on a SQLite database of its own, and an HTTP client with
+    ``org``'s token for it. It logs and anchors nothing (so never into the harness's ProvenanceLog): its
+    backlog only grows and its records stay accepted."""
+    settings = gateway_settings(
+        tmp, harness.network, harness.network.rpc_url, start_workers=False, **overrides
+    )
+    db = Database(settings.database_url)
+    try:
+        db.create_all()
+        token = mint_token(db, org, label="test")
+    finally:
+        db.dispose()
+    server = Server(settings)
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+            yield settings, http
+    finally:
+        server.stop()
 
 
 # --- payload builders ---------------------------------------------------------------------------------

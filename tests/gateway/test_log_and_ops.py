@@ -4,8 +4,17 @@ checkpoints are consistent, stored payloads are tamper-evident and purgeable; op
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
-from gateway_kit import Harness, error_code, hj212_packets, rx_issue, share_request, verify_bundle
+from gateway_kit import (
+    Harness,
+    error_code,
+    hj212_packets,
+    rx_issue,
+    share_request,
+    verify_bundle,
+    workerless_gateway,
+)
 from sqlmodel import select
 
 from gateway.core.db import Database
@@ -130,6 +139,23 @@ def test_payload_tampered_in_storage_is_detected_and_purge_keeps_proofs(harness:
     r = h.get(f"/api/v1/records/{purged}/bundle")
     assert r.status_code == 200 and "payload" not in r.json()
     verify_bundle(r.json(), harness.network)  # digest, signature and proofs hold without the payload
+
+
+def test_bundle_of_a_record_not_yet_logged(harness: Harness, tmp_path: Path) -> None:
+    """Accepted but not yet sequenced (here on a gateway whose workers are off): no bundle yet, 409
+    NOT_YET_LOGGED (retry shortly); the record reads as accepted without a leaf; exports leave it out."""
+    station = harness.client("station-1")
+    with workerless_gateway(harness, tmp_path, "station-1") as (_, http):
+        r = http.post("/api/v1/records", json=station.body("env.reading", hj212_packets(1)[0]))
+        assert r.status_code == 202, r.text
+        rid = r.json()["id"]
+        rec = http.get(f"/api/v1/records/{rid}").json()
+        assert (rec["status"], rec["leaf_index"]) == ("accepted", None), rec
+        bundle = http.get(f"/api/v1/records/{rid}/bundle")
+        assert bundle.status_code == 409 and error_code(bundle) == "NOT_YET_LOGGED", bundle.text
+        assert bundle.json()["error"]["details"] == {"id": rid}
+        export = http.get("/api/v1/bundles").json()
+        assert (export["items"], export["total"]) == ([], 0), export
 
 
 def test_ops_endpoints(harness: Harness) -> None:

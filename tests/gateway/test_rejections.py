@@ -6,8 +6,16 @@ import json
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from gateway_kit import Harness, Server, error_code, gateway_settings, rx_issue, tamper_signature
+from gateway_kit import (
+    Harness,
+    error_code,
+    hj212_packets,
+    rx_issue,
+    tamper_signature,
+    workerless_gateway,
+)
 from web3 import Web3
 
 from devnet.deploy import register_key, revoke_key
@@ -193,34 +201,14 @@ def test_malformed_requests(harness: Harness) -> None:
     assert r.status_code == 404 and error_code(r) == "RECORD_NOT_FOUND"
 
 
-def test_backpressure_503_with_retry_after(harness: Harness, tmp_path: object) -> None:
-    from pathlib import Path
-
-    tmp = Path(str(tmp_path))
-    # Workers off: nothing drains, so the backlog only grows (and nothing anchors beside the main gateway).
-    settings = gateway_settings(
-        tmp, harness.network, harness.network.rpc_url, backlog_limit=2, start_workers=False
-    )
-    db = Database(settings.database_url)
-    db.create_all()
-    token = mint_token(db, "station-1")
-    db.dispose()
-    server = Server(settings)
-    try:
-        import httpx
-        from gateway_kit import OrgClient, hj212_packets
-
-        station = OrgClient(
-            org="station-1", key=harness.network.sm2_key("station-1"), token=token, harness=harness
-        )
-        with httpx.Client(base_url=server.url, headers=station.headers) as http:
-            packets = hj212_packets(3)
-            codes = [http.post("/api/v1/records", json=station.body("env.reading", p)) for p in packets]
-        assert [c.status_code for c in codes] == [202, 202, 503]
-        assert error_code(codes[2]) == "BACKLOG_FULL"
-        assert codes[2].headers["Retry-After"] == str(settings.retry_after)
-    finally:
-        server.stop()
+def test_backpressure_503_with_retry_after(harness: Harness, tmp_path: Path) -> None:
+    # Workers off: nothing drains, so the backlog only grows.
+    station = harness.client("station-1")
+    with workerless_gateway(harness, tmp_path, "station-1", backlog_limit=2) as (settings, http):
+        codes = [http.post("/api/v1/records", json=station.body("env.reading", p)) for p in hj212_packets(3)]
+    assert [c.status_code for c in codes] == [202, 202, 503]
+    assert error_code(codes[2]) == "BACKLOG_FULL"
+    assert codes[2].headers["Retry-After"] == str(settings.retry_after)
 
 
 def test_token_rotation_revokes_the_old_token(harness: Harness) -> None:
