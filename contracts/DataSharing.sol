@@ -4,8 +4,9 @@ pragma solidity ^0.8.28;
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
 /// Data-sharing workflow: a data owner registers datasets; a data user requests one; the owner consents
-/// (scope + expiry) or not; the user's accesses are recorded only under a live consent. A revoked consent
-/// is final: the user files a new request.
+/// (scope + expiry) or not; the user's accesses are recorded only under a live consent, each access digest
+/// once (a retried call after a lost receipt is refused rather than recorded twice). A revoked consent is
+/// final: the user files a new request.
 contract DataSharing is OrgGated {
     enum Status {
         None,
@@ -43,6 +44,7 @@ contract DataSharing is OrgGated {
     error ConsentNotLive(bytes32 requestId, Status status);
     error ConsentExpired(bytes32 requestId, uint64 expiresAt);
     error ExpiryNotInFuture(uint64 expiresAt, uint256 blockTimestamp);
+    error DuplicateAccess(bytes32 accessDigest);
 
     event DatasetRegistered(bytes32 indexed datasetId, bytes32 indexed ownerOrg, bytes32 metadataDigest);
     event Requested(
@@ -63,6 +65,7 @@ contract DataSharing is OrgGated {
 
     mapping(bytes32 => Dataset) private _datasets;
     mapping(bytes32 => Request) private _requests;
+    mapping(bytes32 accessDigest => bool) private _accessRecorded;
 
     constructor(IOrgRegistry registry_) OrgGated(registry_) {}
 
@@ -107,10 +110,13 @@ contract DataSharing is OrgGated {
 
     function recordAccess(bytes32 requestId, bytes32 accessDigest) external {
         bytes32 org = _orgWithRole(Role.DataUser);
+        // Before the consent checks: a repeat is named as such even once the consent has ended.
+        if (_accessRecorded[accessDigest]) revert DuplicateAccess(accessDigest);
         Request storage r = _request(requestId);
         if (r.requesterOrg != org) revert NotRequester(requestId, org);
         if (r.status != Status.Consented) revert ConsentNotLive(requestId, r.status);
         if (block.timestamp >= r.expiresAt) revert ConsentExpired(requestId, r.expiresAt);
+        _accessRecorded[accessDigest] = true;
         uint64 index = r.accessCount++;
         emit AccessRecorded(requestId, r.datasetId, org, accessDigest, index, msg.sender);
     }
@@ -121,6 +127,10 @@ contract DataSharing is OrgGated {
 
     function requestOf(bytes32 requestId) external view returns (Request memory) {
         return _requests[requestId];
+    }
+
+    function accessRecorded(bytes32 accessDigest) external view returns (bool) {
+        return _accessRecorded[accessDigest];
     }
 
     function consentLive(bytes32 requestId) external view returns (bool) {

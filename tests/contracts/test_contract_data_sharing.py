@@ -9,7 +9,7 @@ from conftest import Chain, Deployment
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import Role, deploy
+from provenance.contracts import Role, deploy, transact
 
 PENDING, CONSENTED, REVOKED = 1, 2, 3
 DAY = 86_400
@@ -59,7 +59,7 @@ def test_request_consent_access_revoke(
 
     for i in range(2):
         receipt = chain.tx(
-            ds.functions.recordAccess(request, bytes([i]) * 32), deployment.account("data-user-1")
+            ds.functions.recordAccess(request, unique("access")), deployment.account("data-user-1")
         )
         (event,) = ds.events.AccessRecorded().process_receipt(receipt, errors=DISCARD)
         assert (event.args.datasetId, event.args.requesterOrg, event.args.accessIndex) == (
@@ -98,6 +98,40 @@ def test_access_needs_consent_and_the_requester(
         chain.tx(ds.functions.recordAccess(unique("request"), b"a" * 32), deployment.account("data-user-1"))
     with chain.reverts("NotPending"):
         consent(chain, deployment, request)
+
+
+def test_an_access_digest_is_recorded_once(
+    chain: Chain, deployment: Deployment, ds: Contract, unique: Callable[[str], bytes]
+) -> None:
+    """A recordAccess retried after its receipt was lost is refused, so the access is logged once."""
+    _, request = open_request(chain, deployment, unique)
+    consent(chain, deployment, request)
+    user = deployment.account("data-user-1")
+    first, second = unique("access"), unique("access")
+    assert not ds.functions.accessRecorded(first).call()
+    chain.tx(ds.functions.recordAccess(request, first), user)
+    assert ds.functions.accessRecorded(first).call()
+    with chain.reverts("DuplicateAccess") as info:
+        chain.tx(ds.functions.recordAccess(request, first), user)
+    assert info.value.details["args"] == [first]
+    # Mined (an explicit gas limit skips the estimate, as for a retry racing its original): reverts too.
+    with chain.reverts("DuplicateAccess"):
+        transact(chain.w3, ds.functions.recordAccess(request, first), user, gas=200_000)
+    receipt = chain.tx(ds.functions.recordAccess(request, second), user)  # same consent, another access
+    (event,) = ds.events.AccessRecorded().process_receipt(receipt, errors=DISCARD)
+    assert (event.args.accessDigest, event.args.accessIndex) == (second, 1)
+    logged = ds.events.AccessRecorded().get_logs(from_block=0, argument_filters={"requestId": request})
+    assert [(e.args.accessDigest, e.args.accessIndex) for e in logged] == [(first, 0), (second, 1)]
+    assert ds.functions.requestOf(request).call()[9] == 2
+    # A repeat is named as such before the consent checks: after the consent ended, and under another request.
+    chain.tx(ds.functions.revokeConsent(request, b"x" * 32), deployment.account("data-owner-1"))
+    with chain.reverts("DuplicateAccess"):
+        chain.tx(ds.functions.recordAccess(request, first), user)
+    _, other = open_request(chain, deployment, unique)
+    consent(chain, deployment, other)
+    with chain.reverts("DuplicateAccess"):
+        chain.tx(ds.functions.recordAccess(other, second), user)
+    assert len(ds.events.AccessRecorded().get_logs(from_block=0, argument_filters={"requestId": other})) == 0
 
 
 def test_registry_and_request_errors(
