@@ -242,10 +242,18 @@ class Ledger:
     def holds_record(self, kind: str, record_id: str, facts: Mapping[str, Any]) -> bool:
         """Whether the domain contract already holds this record's call (mined before a crash).
 
-        Compares the digest the contract stored (or emitted) for the record's subject with the record id.
-        ``share.access`` never reverts on a repeat, so it is not asked here.
+        Compares the digest the contract stored (or emitted) for the record's subject with the record id;
+        ``share.access`` asks whether DataSharing recorded the record id as an access digest (a repeat
+        reverts with ``DuplicateAccess``).
         """
         try:
+            if kind == "share.access":
+                try:
+                    return bool(self.data_sharing.functions.accessRecorded(bytes.fromhex(record_id)).call())
+                except ContractLogicError:
+                    # A DataSharing deployed before accessRecorded existed (a network resumed from an older
+                    # checkout) has no such view; it never refused a repeat, so the revert was a real refusal.
+                    return False
             if kind.startswith("rx."):
                 rx = self.rx_status(str(facts.get("rx_id")))
                 if rx is None:

@@ -3,23 +3,32 @@ the anchor cites the original transaction, workflow calls are confirmed, not rej
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import secrets
+from pathlib import Path
+from typing import Any
 
 from gateway_kit import (
     Harness,
+    OrgClient,
     hj212_packets,
     rx_dispense,
     rx_issue,
     rx_revoke,
+    share_access,
     share_consent,
     share_request,
     share_revoke_consent,
     verify_bundle,
 )
 from sqlmodel import col, select
+from web3 import Web3
 
 from gateway.core.db import Database
 from gateway.models import CheckpointRow, Record
+from gateway.services.ledger import Ledger
+from provenance.contracts import at, chain_key
 
 
 def _rand() -> str:
@@ -56,24 +65,31 @@ def test_workflow_calls_retried_after_lost_receipt_are_confirmed(harness: Harnes
     hospital, pharmacy = harness.client("hospital-1"), harness.client("pharmacy-1")
     owner, user = harness.client("data-owner"), harness.client("data-user")
     rx1, rx2, req = "RX" + _rand(), "RX" + _rand(), "SR" + _rand()
-    ids = []
-    for client, kind, payload in (
-        (hospital, "rx.issue", rx_issue(rx1)),
-        (hospital, "rx.issue", rx_issue(rx2)),
-        (pharmacy, "rx.dispense", rx_dispense(rx1)),
-        (hospital, "rx.revoke", rx_revoke(rx2)),
-        (user, "share.request", share_request(req, "data-user")),
-        (owner, "share.consent", share_consent(req)),
-        (owner, "share.revoke_consent", share_revoke_consent(req)),
-    ):
+
+    def submit(client: OrgClient, kind: str, payload: Any) -> str:
         r = client.submit(kind, payload)
         assert r.status_code == 202, (kind, r.text)
-        ids.append(r.json()["id"])
+        rid: str = r.json()["id"]
+        return rid
+
+    ids = [
+        submit(hospital, "rx.issue", rx_issue(rx1)),
+        submit(hospital, "rx.issue", rx_issue(rx2)),
+        submit(pharmacy, "rx.dispense", rx_dispense(rx1)),
+        submit(hospital, "rx.revoke", rx_revoke(rx2)),
+        submit(user, "share.request", share_request(req, "data-user")),
+        submit(owner, "share.consent", share_consent(req)),
+    ]
+    consent_digest = harness.record(ids[-1])["payload_digest"]
+    access = submit(user, "share.access", share_access(req, consent_digest, "data-user"))
+    # Withdrawn after the access: the access's retry meets an ended consent and is still known as ours.
+    ids += [access, submit(owner, "share.revoke_consent", share_revoke_consent(req))]
     for rid in ids:
         assert harness.wait_chain(rid)["chain_status"] == "confirmed", rid
+    access_tx = harness.record(access)["chain_tx"]
     db = Database(harness.settings.database_url)
     try:
-        with db.write() as s:
+        with db.write() as s:  # as a kill -9 between each call's receipt and its commit leaves them
             for rec in s.exec(select(Record).where(col(Record.id).in_(ids))).all():
                 rec.chain_status, rec.chain_tx, rec.chain_error = "pending", None, None
                 s.add(rec)
@@ -82,3 +98,27 @@ def test_workflow_calls_retried_after_lost_receipt_are_confirmed(harness: Harnes
     for rid in ids:
         rec = harness.wait_chain(rid)
         assert (rec["chain_status"], rec["chain_error"]) == ("confirmed", None), rec
+    # The access is on chain once, from its original transaction: the retry was refused, not mined again.
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    sharing = at(w3, "DataSharing", harness.network.contracts["DataSharing"])
+    logged = sharing.events.AccessRecorded().get_logs(
+        from_block=0, argument_filters={"requestId": chain_key("share-request", req)}
+    )
+    assert [(e.args.accessDigest.hex(), e.transactionHash.to_0x_hex()) for e in logged] == [
+        (access, access_tx)
+    ]
+
+
+def test_access_check_on_a_data_sharing_without_the_view(harness: Harness, tmp_path: Path) -> None:
+    """A network deployed before DataSharing.accessRecorded existed (resumed from an older checkout): its
+    contract never refused a repeat, so a reverted access is a real refusal, not a chain outage."""
+    network = harness.network
+    assert network.path is not None
+    # A stand-in without the view: any other contract answers the unknown selector with an empty revert.
+    old = dataclasses.replace(
+        network, contracts={**network.contracts, "DataSharing": network.contracts["PartyRecords"]}
+    )
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(old.to_dict(), ensure_ascii=False), "utf-8")
+    ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
+    assert not ledger.holds_record("share.access", secrets.token_hex(32), {"request_id": "SR" + _rand()})
