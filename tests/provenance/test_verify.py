@@ -6,9 +6,10 @@ import base64
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import fastjsonschema
 import pytest
 
-from provenance.bundle import Anchor, EvidenceBundle
+from provenance.bundle import Anchor, EvidenceBundle, _validator, bundle_schema
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import (
     AnchorInvalid,
@@ -251,3 +252,46 @@ def test_inclusion_proof_base64_roundtrip(built):
     b = _bundle(built)
     d = b.to_dict()
     assert [base64.b64decode(p) for p in d["log"]["inclusion_proof"]] == list(b.inclusion_proof)
+
+
+def _set(path: str, value: object):
+    def mutate(d: dict) -> None:
+        *parents, last = path.split("/")
+        for p in parents:
+            d = d[p]
+        d[int(last) if isinstance(d, list) else last] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _set("log/inclusion_proof/3", "***"),
+        _set("log/inclusion_proof/0", 5),
+        _set("log/inclusion_proof", ["QQ=="] * 65),
+        _set("record/prev", "0" * 64),
+        _set("record/prev", "xyz"),
+        _set("record/prev", 1),
+        _set("anchor", None),
+        _set("anchor", {}),
+        _set("anchor/root", "0x12"),
+        _set("signature", "a b"),
+        _set("digest", "A" * 64),
+        _set("extra", 1),
+        lambda d: None,
+    ],
+)
+def test_compiled_validator_agrees_with_the_published_schema(built, mutate):
+    """Refs are inlined before compiling (for speed): same verdicts, paths and rules as the schema itself."""
+
+    def outcome(validate, d):
+        try:
+            validate(d)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            return exc.name, exc.rule, exc.message
+        return None
+
+    d = _bundle(built).to_dict()
+    mutate(d)
+    assert outcome(_validator(), d) == outcome(fastjsonschema.compile(bundle_schema()), d)
