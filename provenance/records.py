@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,35 +39,70 @@ _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 
 _SAFE_INT = 2**53
+_MAX_DEPTH = 200
 
 
-def _check_floats(obj: Any, depth: int = 0) -> None:
-    # JCS writes an integral float below 1e21 without exponent (1e16 -> "10000000000000000"); read back,
-    # that is an integer beyond 2^53, which JCS refuses: the digest could never be recomputed. Refuse it now.
-    if depth > 200:
+def _check_value(obj: Any, depth: int = 0) -> bool:
+    """Refuse floats whose canonical form cannot be read back; True when ``json.dumps`` writes the JCS bytes.
+
+    That holds for a value of exact JSON types without floats (JCS's number form is not Python's), without
+    integers beyond ±(2^53 − 1) (refused by JCS) and whose object keys lie in the Basic Multilingual Plane
+    (JCS sorts keys by UTF-16 code units, Python by code points: they differ only beyond U+FFFF). Strings are
+    escaped identically by both (RFC 8785 §3.2.2.2 and ``json``'s ``ensure_ascii=False``).
+    """
+    if depth > _MAX_DEPTH:
         raise FormatError("value is nested too deeply to canonicalise")
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is int:
+        return bool(-_SAFE_INT < obj < _SAFE_INT)
+    plain = True
+    if (t is dict or t is list) and obj and depth == _MAX_DEPTH:  # its string items are not visited below
+        raise FormatError("value is nested too deeply to canonicalise")
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or not (k.isascii() or max(k) <= "\uffff"):
+                plain = False
+            # Strings are most leaves: checked here rather than by a call.
+            if type(v) is not str and not _check_value(v, depth + 1):
+                plain = False
+        return plain
+    if t is list:
+        for v in obj:
+            if type(v) is not str and not _check_value(v, depth + 1):
+                plain = False
+        return plain
     if isinstance(obj, float):
+        # JCS writes an integral float below 1e21 without exponent (1e16 -> "10000000000000000"); read
+        # back, that is an integer beyond 2^53, which JCS refuses: the digest could never be recomputed.
         if _SAFE_INT <= abs(obj) < 1e21:
             raise FormatError(f"number {obj!r} is not exactly representable in JSON: send it as a string")
     elif isinstance(obj, dict):
         for v in obj.values():
-            _check_floats(v, depth + 1)
+            _check_value(v, depth + 1)
     elif isinstance(obj, list | tuple):
         for v in obj:
-            _check_floats(v, depth + 1)
+            _check_value(v, depth + 1)
+    return False
 
 
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value whose canonical form reads back to itself."""
-    _check_floats(obj)
+    if _check_value(obj):
+        # ~4x faster than the rfc8785 library on a FHIR resource, byte-identical (fuzzed against it).
+        try:
+            return _flat_canonical(obj)
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the library refuses it below
     try:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise FormatError(f"value cannot be canonicalised as JSON: {exc}") from exc
 
 
-def _flat_canonical(obj: dict[str, Any]) -> bytes:
-    """JCS of a validated envelope-shaped value: ASCII keys, strings without control characters, small ints.
+def _flat_canonical(obj: Any) -> bytes:
+    """JCS of a value for which ``_check_value`` holds (validated envelopes do), via ``json.dumps``.
 
     For such values RFC 8785 and ``json.dumps(sort_keys=True)`` agree byte for byte (tested against the
     ``rfc8785`` library); this path is ~10x faster, and envelopes are canonicalised on every verification.
@@ -114,6 +149,9 @@ class Envelope:
     prev: Digest | None
     payload_digest: Digest
     version: int = ENVELOPE_VERSION
+    # Filled by the first canonical(): a verification needs the bytes for the digest, the signature and the
+    # leaf entry, and the envelope is immutable.
+    _canonical: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -191,7 +229,11 @@ class Envelope:
 
     def canonical(self) -> bytes:
         """The bytes that are signed and digested (RFC 8785 of the validated envelope)."""
-        return _flat_canonical(self.to_dict())
+        c = self._canonical
+        if c is None:
+            c = _flat_canonical(self.to_dict())
+            object.__setattr__(self, "_canonical", c)
+        return c
 
     @property
     def digest(self) -> Digest:
@@ -218,7 +260,17 @@ class SignedRecord:
 
     def leaf_entry(self) -> bytes:
         """The bytes appended to the Merkle log for this record: envelope and signature, canonical."""
-        return _flat_canonical(self.to_dict())
+        # RFC 8785 of {"record": envelope, "signature": base64}: keys in that order, the envelope's own
+        # canonical bytes, and base64 has nothing to escape (tested equal to the rfc8785 library).
+        return b"".join(
+            (
+                b'{"record":',
+                self.envelope.canonical(),
+                b',"signature":"',
+                self.signature_b64().encode(),
+                b'"}',
+            )
+        )
 
     @classmethod
     def from_dict(cls, data: Any) -> SignedRecord:
@@ -238,7 +290,8 @@ def b64decode(value: Any, *, what: str = "signature") -> bytes:
     if not isinstance(value, str):
         raise FormatError(f"{what} must be a base64 string")
     try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
+        # What base64.b64decode(..., validate=True) does, without its wrappers (bundles carry dozens).
+        return binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise FormatError(f"{what} is not valid base64") from exc
 

@@ -142,3 +142,31 @@ def test_subject_rejects_control_characters_and_lone_surrogates():
     for bad in ("branch:a\x00b", "branch:a\x7f", "branch:\ud800"):
         with pytest.raises(RecordInvalid):
             Envelope.create(kind="party.record", subject=bad, org="b", payload={})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {
+            "\U0001f600": 1,
+            "\uff61": 2,
+            "a": {"\U00010000x": [], "\ue000": None},
+        },  # UTF-16 order ≠ code points
+        {"s": '\x00\x08\x1f\x7f\u2028\u2029"\\/\ud7ff\U0010ffff'},
+        {"n": [2**53 - 1, -(2**53) + 1, 0, True, False, None]},
+        {"n": 2**53},  # refused by JCS
+        {"x": [1.5, 1e-7, 1e21, -0.0]},  # floats take the library's path
+        {"a": "\ud800"},  # lone surrogate: refused
+        {"\udfff": 1},
+        [(1, 2), {"t": (3,)}],
+    ],
+)
+def test_canonical_bytes_equals_rfc8785_on_edges(value):
+    """The json.dumps fast path is taken only where it gives the RFC 8785 library's bytes."""
+    try:
+        expected = rfc8785.dumps(value)
+    except ValueError:  # CanonicalizationError, or UnicodeEncodeError for a lone surrogate in a key
+        with pytest.raises(FormatError):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == expected
