@@ -78,9 +78,12 @@ class Verifier:
         self._trust = trust
         self._anchor_checker = anchor_checker
         self._require_anchor = require_anchor
+        # Parsed once per PEM text (bounded): exports repeat the same few organisation and log keys.
         self._key_cache: dict[str, SM2PublicKey] = {}
-        # Many bundles share one checkpoint: remember notes already verified (bounded, by exact text).
-        self._note_cache: dict[tuple[str, bytes, str | None], Checkpoint] = {}
+        self._note_verifiers: dict[tuple[str, SM2PublicKey], NoteVerifier] = {}
+        # Many bundles share one checkpoint: remember notes already verified (bounded), keyed by the exact
+        # note text (body and every signature line), the log key (name and point) and the pinned origin.
+        self._note_cache: dict[tuple[str, NoteVerifier, str | None], Checkpoint] = {}
 
     @classmethod
     def offline(cls, trust: TrustStore, *, require_anchor: bool = True) -> Verifier:
@@ -91,19 +94,10 @@ class Verifier:
         """Return ``None`` when every step holds; raise naming the first failed step otherwise."""
         run = _Run(out=report if report is not None else [])
         out = run.out
-        steps: tuple[tuple[str, Callable[[EvidenceBundle, _Run], None]], ...] = (
-            ("digest", self._digest),
-            ("payload", self._payload),
-            ("signer", self._signer),
-            ("signature", self._signature),
-            ("checkpoint", self._checkpoint),
-            ("inclusion", self._inclusion),
-            ("anchor", self._anchor),
-        )
-        for name, step in steps:
+        for name, step in self._STEPS:
             before = len(out)
             try:
-                step(bundle, run)
+                step(self, bundle, run)
             except VerificationError as exc:
                 out.append(StepResult(name, "failed", exc.message))
                 exc.details.setdefault("passed", [r.step for r in out if r.status == "passed"])
@@ -135,17 +129,21 @@ class Verifier:
                 details={"expected": b.signed.envelope.payload_digest, "actual": actual},
             )
 
-    def _signer_key(self, b: EvidenceBundle) -> SM2PublicKey:
-        key = self._key_cache.get(b.signer_public_key)
+    def _public_key(self, pem: str) -> SM2PublicKey:
+        """The key of a PEM text, parsed once; raises KeyInvalid (never cached)."""
+        key = self._key_cache.get(pem)
         if key is None:
-            try:
-                key = SM2PublicKey.from_pem(b.signer_public_key)
-            except KeyInvalid as exc:
-                raise SignerInvalid(f"signer public key is not a valid SM2 key: {exc.message}") from exc
+            key = SM2PublicKey.from_pem(pem)
             if len(self._key_cache) >= 4096:
                 self._key_cache.clear()
-            self._key_cache[b.signer_public_key] = key
+            self._key_cache[pem] = key
         return key
+
+    def _signer_key(self, b: EvidenceBundle) -> SM2PublicKey:
+        try:
+            return self._public_key(b.signer_public_key)
+        except KeyInvalid as exc:
+            raise SignerInvalid(f"signer public key is not a valid SM2 key: {exc.message}") from exc
 
     def _signer(self, b: EvidenceBundle, run: _Run) -> None:
         env = b.signed.envelope
@@ -166,7 +164,7 @@ class Verifier:
             raise SignerInvalid(
                 f"organisation '{env.org}' is not in the trust store", details={"org": env.org}
             )
-        if not any(k.raw() == key.raw() for k in valid):
+        if key not in valid:  # same point
             raise SignerInvalid(
                 f"the signer key is not a key of '{env.org}' valid at {env.timestamp} "
                 "(unknown, not yet valid, expired or revoked)",
@@ -186,18 +184,28 @@ class Verifier:
                 raise CheckpointInvalid(f"log key '{b.log_key[0]}' is not pinned in the trust store")
             lk = self._trust.log_key(b.log_key[0]) if b.log_key else self._trust.logs[0]
             assert lk is not None
-            return NoteVerifier(name=lk.name, public_key=lk.public_key), lk.origin, True
+            return self._note_verifier(lk.name, lk.public_key), lk.origin, True
         if b.log_key is None:
             raise CheckpointInvalid("no log key: pass a trust file or a bundle that names its log key")
         try:
-            verifier = NoteVerifier(name=b.log_key[0], public_key=SM2PublicKey.from_pem(b.log_key[1]))
-            return verifier, None, False
+            key = self._public_key(b.log_key[1])
         except KeyInvalid as exc:
             raise CheckpointInvalid(f"log key in the bundle is not a valid SM2 key: {exc.message}") from exc
+        return self._note_verifier(b.log_key[0], key), None, False
+
+    def _note_verifier(self, name: str, key: SM2PublicKey) -> NoteVerifier:
+        # One per log key, so that its key ID (a SHA-256 over the name and the DER key) is computed once.
+        verifier = self._note_verifiers.get((name, key))
+        if verifier is None:
+            verifier = NoteVerifier(name=name, public_key=key)  # raises CheckpointInvalid on a bad name
+            if len(self._note_verifiers) >= 4096:
+                self._note_verifiers.clear()
+            self._note_verifiers[(name, key)] = verifier
+        return verifier
 
     def _checkpoint(self, b: EvidenceBundle, run: _Run) -> None:
         verifier, origin, pinned = self._log_verifier(b)
-        cache_key = (b.checkpoint, verifier.key_id + verifier.public_key.raw(), origin)
+        cache_key = (b.checkpoint, verifier, origin)
         cp = self._note_cache.get(cache_key)
         if cp is None:
             cp = verify_checkpoint(b.checkpoint, verifier, origin=origin)
@@ -243,3 +251,13 @@ class Verifier:
             )
             return
         self._anchor_checker.check(b.anchor, run.cp)
+
+    _STEPS: tuple[tuple[str, Callable[[Verifier, EvidenceBundle, _Run], None]], ...] = (
+        ("digest", _digest),
+        ("payload", _payload),
+        ("signer", _signer),
+        ("signature", _signature),
+        ("checkpoint", _checkpoint),
+        ("inclusion", _inclusion),
+        ("anchor", _anchor),
+    )

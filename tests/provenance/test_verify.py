@@ -219,6 +219,34 @@ def test_checkpoint_text_tampered(built):
     _fails(replace(b, checkpoint="\n".join(lines)), CheckpointInvalid, "checkpoint")
 
 
+def _resigned(note: str, flip: int) -> str:
+    """The note with one byte of its signature flipped (the body, key name and key ID unchanged)."""
+    body, line = note.rstrip("\n").split("\n\n")
+    dash, name, sig = line.split(" ")
+    raw = bytearray(base64.b64decode(sig))
+    raw[flip] ^= 1
+    return f"{body}\n\n{dash} {name} {base64.b64encode(bytes(raw)).decode()}\n"
+
+
+def test_verified_notes_are_remembered_by_their_whole_text(built):
+    """A note verified once is not verified again, but only the very same text: body and signatures."""
+    verifier = Verifier.offline(_trust())
+    b = _bundle(built)
+    verifier.verify(b)
+    _fails(replace(b, checkpoint=_resigned(b.checkpoint, -1)), CheckpointInvalid, "checkpoint", verifier)
+    _fails(replace(b, checkpoint=_resigned(b.checkpoint, 0)), CheckpointInvalid, "checkpoint", verifier)
+    verifier.verify(_bundle(built, 7))  # the genuine note, still remembered
+
+
+def test_remembered_note_is_checked_again_for_another_log_key(built):
+    # Unpinned, the log key comes from each bundle: the same note must not pass for a key that did not sign.
+    verifier = Verifier()
+    b = _bundle(built)
+    verifier.verify(b)
+    rogue = replace(b, log_key=("test-log", OTHER.public_key_pem().decode()))
+    _fails(rogue, CheckpointInvalid, "checkpoint", verifier)
+
+
 def test_checkpoint_size_differs_from_proof(built):
     _fails(_bundle(built, tree_size=12), CheckpointInvalid, "checkpoint")
 
