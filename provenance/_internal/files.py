@@ -34,7 +34,7 @@ def read_text(path: str | Path, *, what: str = "file") -> str:
 
 
 def write_private(path: str | Path, data: bytes) -> None:
-    """Write secret material readable by the owner only (0600), refusing to overwrite."""
+    """Write secret material readable by the owner only (0600), refusing to overwrite; on disk on return."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -43,6 +43,9 @@ def write_private(path: str | Path, data: bytes) -> None:
         raise FileUnreadable(f"refusing to overwrite existing key file: {p}") from exc
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+        f.flush()
+        # Data may be encrypted under the key right after: a crash must not leave an empty key file.
+        os.fsync(f.fileno())
 
 
 def write_public(path: str | Path, data: bytes) -> None:
