@@ -1,4 +1,4 @@
-"""``python -m gateway``: serve the API, and mint / rotate / revoke organisations' API tokens."""
+"""``python -m gateway``: serve the API, mint / rotate / revoke organisations' API tokens, wrap data keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import typer
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
+from gateway.core.kek import KeyEncryptionKey, open_kek, wrap_legacy_keys
 from gateway.core.security import mint_token, revoke_tokens, rotate_token, write_token_file
+from provenance.errors import ProvenanceError
 
 app = typer.Typer(add_completion=False, help="Shancheng Provenance gateway.")
 
@@ -17,10 +19,19 @@ OrgOpt = Annotated[str, typer.Option("--org", help="organisation id, as register
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the token to this new file (0600)")]
 
 
-def _db() -> Database:
-    db = Database(GatewaySettings().database_url)
+def _db(settings: GatewaySettings | None = None) -> Database:
+    db = Database((settings or GatewaySettings()).database_url)
     db.create_all()
     return db
+
+
+def _kek(settings: GatewaySettings, db: Database) -> KeyEncryptionKey:
+    """The gateway's KEK, or one line naming what is wrong with its file and exit 2."""
+    try:
+        return open_kek(settings.kek_path, db)
+    except ProvenanceError as exc:
+        typer.echo(f"gateway: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _emit(token: str, out: Path | None) -> None:
@@ -42,6 +53,11 @@ def serve(
     from gateway.main import create_app
 
     settings = GatewaySettings()
+    db = _db(settings)
+    try:
+        _kek(settings, db)  # refuse to start on an unusable KEK file with one line, not a traceback
+    finally:
+        db.dispose()
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -68,6 +84,28 @@ def rotate(org: OrgOpt, out: OutOpt = None, label: str = "") -> None:
 def revoke(org: OrgOpt) -> None:
     """Revoke every token of an organisation."""
     typer.echo(f"revoked {revoke_tokens(_db(), org)} token(s)")
+
+
+@app.command("wrap-data-keys")
+def wrap_data_keys(
+    batch: Annotated[int, typer.Option(min=1, help="rows per transaction")] = 500,
+) -> None:
+    """Wrap with the KEK every data key stored unwrapped (rows written before the KEK), in place."""
+    settings = GatewaySettings()
+    db = _db(settings)
+    try:
+        kek = _kek(settings, db)
+        wrapped, skipped = wrap_legacy_keys(db, kek, batch=batch)
+    finally:
+        db.dispose()
+    typer.echo(f"wrapped {wrapped} data key(s) with the key-encryption key {kek.key_id}")
+    if skipped:
+        typer.echo(
+            f"left {len(skipped)} row(s) unwrapped, their key is not a 16-byte SM4 key (altered in "
+            f"storage?): {', '.join(skipped)}",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

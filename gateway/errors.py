@@ -160,6 +160,15 @@ class PayloadCorrupt(ProvenanceError):
     http_status = 500
 
 
+class DataKeyUnavailable(ProvenanceError):
+    """A record's data key cannot be unwrapped: the gateway's key-encryption key is not the one that
+    wrapped it (started with another KEK file), or the KEK file cannot be used (then the gateway does not
+    start). A misconfiguration of the gateway, not of the request; the message names the key ids or file."""
+
+    code = "DATA_KEY_UNAVAILABLE"
+    http_status = 500
+
+
 class BodyTooLarge(ProvenanceError):
     code = "BODY_TOO_LARGE"
     http_status = 413
@@ -240,7 +249,8 @@ _ERROR_STATUSES = {
     410: "payload purged",
     413: "request body too large",
     422: "request parameters or body fail validation",
-    500: "internal error, or a stored payload fails authentication",
+    500: "internal error, a stored payload fails authentication, or its data key cannot be unwrapped "
+    "(the gateway's key-encryption key)",
     503: "backlog full, chain unavailable or database write refused: retry after Retry-After seconds",
     507: "the gateway's database disk is full, nothing was kept: retry after Retry-After seconds",
 }

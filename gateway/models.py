@@ -84,11 +84,18 @@ class RecordPayload(SQLModel, table=True):
 
 
 class DataKey(SQLModel, table=True):
-    """A record's SM4 data key. Deleting the row purges the payload; digests and proofs stay valid."""
+    """A record's SM4 data key, wrapped with the gateway's key-encryption key (``gateway/core/kek.py``).
+
+    Deleting the row purges the payload; digests and proofs stay valid. ``kek_id`` names the KEK that
+    wrapped ``key``; NULL marks a row written before the KEK, whose ``key`` is the data key itself until
+    ``python -m gateway wrap-data-keys`` wraps it. (The column was added after the table's first release:
+    ``Database.create_all`` adds it to an older database.)
+    """
 
     __tablename__ = "data_key"
     record_id: str = Field(primary_key=True, max_length=64)
     key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    kek_id: str | None = Field(default=None, max_length=16)
 
 
 # --- the log -----------------------------------------------------------------------------------------

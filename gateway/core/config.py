@@ -6,9 +6,11 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVNET_DIR = REPO_ROOT / ".devnet"
+KEK_NAME = "gateway.kek"
 
 
 class GatewaySettings(BaseSettings):
@@ -22,6 +24,12 @@ class GatewaySettings(BaseSettings):
     rpc_url: str | None = None
     # The log's SM2 key; defaults to the file the manifest names.
     log_key_path: Path | None = None
+    kek_file: Path | None = Field(
+        default=None,
+        description="the key-encryption key that wraps every record's SM4 data key: 32 hex digits (128 "
+        "bits), generated (0600) on first start if missing; default gateway.kek beside a SQLite database "
+        "file, else .devnet/gateway.kek. The operator's secret, like a TLS key: never in the database",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -62,3 +70,13 @@ class GatewaySettings(BaseSettings):
     token_cache_ttl: float = Field(default=5.0, ge=0)
     access_log: bool = Field(default=False, description="uvicorn's line per request (costs ~5% at load)")
     start_workers: bool = True
+
+    @property
+    def kek_path(self) -> Path:
+        """The key-encryption key's file: ``kek_file``, else ``gateway.kek`` in the gateway's data folder."""
+        if self.kek_file is not None:
+            return self.kek_file
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).parent / KEK_NAME
+        return DEVNET_DIR / KEK_NAME

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -40,7 +40,12 @@ _PG_REFUSED = {
     "58030": "a disk I/O error",  # io_error
 }
 _OS_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
 _MAX_PAGE = 65536  # SQLite's largest page: a write that fails at the file size limit starts within one
+
+# Columns added to a table after its first release. There are no migrations yet: ``create_all`` makes
+# missing tables only, so it adds these to an older database (nullable, so its rows read NULL).
+ADDED_COLUMNS = (("data_key", "kek_id"),)
 
 
 class Database:
@@ -80,8 +85,29 @@ class Database:
         )
 
     def create_all(self) -> None:
-        """Create missing tables (idempotent)."""
+        """Create missing tables, and add the columns an older database lacks (idempotent)."""
         SQLModel.metadata.create_all(self.engine)
+        for table, column in ADDED_COLUMNS:
+            self._add_column(table, column)
+
+    def _add_column(self, table: str, column: str) -> None:
+        """``ALTER TABLE … ADD COLUMN`` from the model's definition, unless the column is there already."""
+
+        def present() -> bool:
+            return column in {c["name"] for c in inspect(self.engine).get_columns(table)}
+
+        if present():
+            return
+        quote = self.engine.dialect.identifier_preparer.quote
+        definition = SQLModel.metadata.tables[table].c[column].type.compile(self.engine.dialect)
+        ddl = f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column)} {definition}"
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(ddl)
+        except DBAPIError:
+            if not present():  # else another process starting on this database added it first
+                raise
+        log.info("added the column %s.%s to an older database", table, column)
 
     def session(self) -> Session:
         """A new session (the caller closes it)."""

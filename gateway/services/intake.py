@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from adapters import AdaptContext, AdaptedPayload, adapt
 from adapters.errors import KindUnknown
 from gateway.core.db import Database
+from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
     Backpressure,
     ChainUnavailable,
@@ -147,6 +148,7 @@ class Intake:
         self,
         *,
         db: Database,
+        kek: KeyEncryptionKey,
         orgs: OrgDirectory,
         ledger: Ledger,
         max_clock_skew: float,
@@ -156,6 +158,7 @@ class Intake:
         on_accept: Callable[[int, bool], None],
     ) -> None:
         self._db = db
+        self._kek = kek
         self._orgs = orgs
         self._ledger = ledger
         self._skew = max_clock_skew
@@ -539,7 +542,7 @@ class Intake:
         # The record id as AAD binds the ciphertext to its record: swapping payload rows fails to decrypt.
         ciphertext = sm4_gcm_encrypt(key, p.adapted.canonical, p.record_id.encode("ascii"))
         rows.payloads.append({"record_id": p.record_id, "ciphertext": ciphertext})
-        rows.keys.append({"record_id": p.record_id, "key": key})
+        rows.keys.append(self._kek.key_row(p.record_id, key))  # stored only wrapped with the KEK
         seen[p.record_id] = True
         seen[nonce_key] = p.record_id
         return Accepted(p.record_id, created=True)

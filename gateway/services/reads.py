@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged, RecordNotFound
 from gateway.models import CheckpointPublic, CheckpointRow, DataKey, Record, RecordPayload, RecordPublic
 from gateway.services.ledger import ChainOrg
@@ -69,14 +70,16 @@ def get_record(s: Session, record_id: str) -> Record:
     return row
 
 
-def payload_of(s: Session, row: Record) -> Any:
-    """The decrypted payload (JSON value); PAYLOAD_PURGED once its data key is gone."""
+def payload_of(s: Session, row: Record, kek: KeyEncryptionKey) -> Any:
+    """The decrypted payload (JSON value); PAYLOAD_PURGED once its data key is gone, DATA_KEY_UNAVAILABLE
+    when the gateway's KEK cannot unwrap it."""
     key = s.get(DataKey, row.id)
     stored = s.get(RecordPayload, row.id)
     if key is None or stored is None:
         raise PayloadPurged(f"the payload of {row.id} was purged", details={"id": row.id})
+    data_key = kek.data_key(key)
     try:
-        canonical = sm4_gcm_decrypt(key.key, stored.ciphertext, row.id.encode("ascii"))
+        canonical = sm4_gcm_decrypt(data_key, stored.ciphertext, row.id.encode("ascii"))
     except DecryptionFailed as exc:
         raise PayloadCorrupt(
             "the stored payload fails authentication (altered in storage)", details={"id": row.id}
@@ -148,13 +151,19 @@ def _covering(s: Session, leaf_index: int) -> CheckpointRow | None:
 
 
 def _bundle(
-    s: Session, log: RecordLog, row: Record, cp: CheckpointRow, ident: LogIdentity, include_payload: bool
+    s: Session,
+    log: RecordLog,
+    row: Record,
+    cp: CheckpointRow,
+    ident: LogIdentity,
+    kek: KeyEncryptionKey,
+    include_payload: bool,
 ) -> dict[str, Any]:
     assert row.leaf_index is not None
     payload: Any = None
     if include_payload:
         try:
-            payload = payload_of(s, row)
+            payload = payload_of(s, row, kek)
         except PayloadPurged:
             include_payload = False
     bundle = log.bundle(
@@ -176,7 +185,9 @@ def _record_log(s: Session, ident: LogIdentity) -> RecordLog:
     )
 
 
-def bundle_of(s: Session, row: Record, ident: LogIdentity, *, include_payload: bool) -> dict[str, Any]:
+def bundle_of(
+    s: Session, row: Record, ident: LogIdentity, kek: KeyEncryptionKey, *, include_payload: bool
+) -> dict[str, Any]:
     """The evidence bundle of a record under the newest checkpoint that covers it, anchored if possible."""
     if row.leaf_index is None:
         raise NotYetLogged(
@@ -187,7 +198,7 @@ def bundle_of(s: Session, row: Record, ident: LogIdentity, *, include_payload: b
         raise NotYetLogged(
             "no signed checkpoint covers the record yet; retry shortly", details={"id": row.id}
         )
-    return _bundle(s, _record_log(s, ident), row, cp, ident, include_payload)
+    return _bundle(s, _record_log(s, ident), row, cp, ident, kek, include_payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +232,7 @@ def _ts_key(at: datetime) -> str:
 def export_page(
     s: Session,
     ident: LogIdentity,
+    kek: KeyEncryptionKey,
     flt: ExportFilter,
     *,
     after: int,
@@ -270,7 +282,7 @@ def export_page(
             )
         assert row.leaf_index is not None
         cp = anchored if anchored is not None and row.leaf_index < anchored.size else newest
-        items.append(_bundle(s, log, row, cp, ident, allowed if payload is None else payload))
+        items.append(_bundle(s, log, row, cp, ident, kek, allowed if payload is None else payload))
     nxt = page[-1].seq if len(rows) > limit and page else None
     return ExportPage(items=items, next_cursor=nxt, total=total)
 

@@ -7,6 +7,7 @@ import threading
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
+from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
 from gateway.services.intake import Intake
 from gateway.services.keys import OrgDirectory
@@ -25,6 +26,9 @@ class Gateway:
         self.settings = settings
         self.db = Database(settings.database_url, storage_retry_after=settings.storage_retry_after)
         self.db.create_all()
+        # First: a KEK file that exists but cannot be used stops the start here (DATA_KEY_UNAVAILABLE).
+        self.kek = open_kek(settings.kek_path, self.db)
+        log.info("key-encryption key %s (id %s)", settings.kek_path, self.kek.key_id)
         self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
         info = self.ledger.log_info
         self.origin = info["origin"]
@@ -71,6 +75,7 @@ class Gateway:
         self.watcher = RegistryWatcher(ledger=self.ledger, orgs=self.orgs, idle=settings.registry_poll)
         self.intake = Intake(
             db=self.db,
+            kek=self.kek,
             orgs=self.orgs,
             ledger=self.ledger,
             max_clock_skew=settings.max_clock_skew,

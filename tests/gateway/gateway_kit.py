@@ -252,6 +252,7 @@ def gateway_settings(tmp: Path, network: Manifest, rpc_url: str, **overrides: An
     assert network.path is not None
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp / 'gateway.db'}",
+        "kek_file": tmp / "gateway.kek",  # also on PostgreSQL: never the default .devnet/gateway.kek
         "manifest_path": network.path,
         "rpc_url": rpc_url,
         "checkpoint_interval": 0.2,

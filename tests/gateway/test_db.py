@@ -1,4 +1,5 @@
-"""``Database.write()``: a database that cannot store a write raises the gateway's storage codes.
+"""``Database``: a database that cannot store a write raises the gateway's storage codes; an older
+database gets the columns added since (``create_all``).
 
 In process, on a real SQLite file: SQLite's own limits produce the driver errors a full disk and a
 read-only database do. The HTTP answers (507 / 503 + Retry-After) on a full disk and a revoked PostgreSQL
@@ -7,17 +8,23 @@ grant are in ``tests/security/test_crash_safety.py``.
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from gateway.core.db import Database
 from gateway.errors import StorageFull, StorageWriteFailed
-from gateway.models import CheckpointRow
+from gateway.models import CheckpointRow, DataKey
+
+PG_URL = os.environ.get("PROV_TEST_PG_URL")
 
 
 @pytest.fixture
@@ -77,3 +84,53 @@ def test_other_database_errors_keep_their_exception(db: Database) -> None:
         s.add(_checkpoint(2))
         raise KeyError("not a database error")
     assert _sizes(db) == [1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a schema of its own in PROV_TEST_PG_URL's database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'older.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL: set PROV_TEST_PG_URL")
+    schema = f"older_{secrets.token_hex(4)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_an_older_database_gets_the_added_columns(empty_url: str) -> None:
+    """A data_key table from before the KEK (no kek_id) gets the column at start; its rows read NULL (an
+    unwrapped key); starting again changes nothing."""
+    older = MetaData()
+    Table(
+        "data_key",
+        older,
+        Column("record_id", String(64), primary_key=True),
+        Column("key", LargeBinary, nullable=False),
+    )
+    engine = create_engine(empty_url)
+    older.create_all(engine)
+    with engine.begin() as c:
+        c.execute(older.tables["data_key"].insert(), [{"record_id": "r1", "key": bytes(16)}])
+    engine.dispose()
+
+    for _ in range(2):
+        db = Database(empty_url)
+        try:
+            db.create_all()
+            columns = {c["name"] for c in inspect(db.engine).get_columns("data_key")}
+            assert columns == {"record_id", "key", "kek_id"}
+            with db.session() as s:
+                row = s.get(DataKey, "r1")
+            assert row is not None and (row.key, row.kek_id) == (bytes(16), None)
+        finally:
+            db.dispose()

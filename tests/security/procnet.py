@@ -129,6 +129,7 @@ class ProcNet:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROV_GW_")}
         env |= {
             "PROV_GW_DATABASE_URL": self.db_url,
+            "PROV_GW_KEK_FILE": str(self.root / "gateway.kek"),
             "PROV_GW_MANIFEST_PATH": str(self.manifest.path),
             "PROV_GW_RPC_URL": self.rpc_url,
             **{f"PROV_GW_{k.upper()}": v for k, v in self.gateway_settings.items()},

@@ -33,10 +33,11 @@ from web3 import Web3
 from web3.types import Nonce, TxParams, Wei
 
 from gateway.core.db import Database
+from gateway.core.kek import read_kek
 from gateway.models import DataKey, Record, RecordPayload
 from provenance.bundle import EvidenceBundle
 from provenance.contracts import ContractReverted, at, transact
-from provenance.crypto import SM2PrivateKey, sm3_hex, sm4_gcm_decrypt, sm4_gcm_encrypt
+from provenance.crypto import SM2PrivateKey, generate_sm4_key, sm3_hex, sm4_gcm_decrypt, sm4_gcm_encrypt
 from provenance.errors import PayloadDigestMismatch, VerificationError
 from provenance.records import canonical_bytes
 
@@ -215,9 +216,11 @@ def test_oversize_streamed_body_and_bulk_limits(harness: Harness) -> None:
 
 
 def test_payload_rewritten_in_database_is_detected(harness: Harness) -> None:
-    """Someone with write access to the gateway's database rewrites a payload consistently (re-encrypted
-    under its data key): the gateway refuses to serve it (PAYLOAD_CORRUPT); a gateway that served it anyway
-    is caught offline (PAYLOAD_DIGEST_MISMATCH); rewriting the signed digest too breaks the signature."""
+    """Someone with write access to the gateway's database rewrites a payload consistently: with the KEK
+    file too (the data key unwrapped, the payload re-encrypted under it), or without it (under a data key of
+    its own, stored as a row from before the KEK). The gateway refuses to serve either (PAYLOAD_CORRUPT); a
+    gateway that served it anyway is caught offline (PAYLOAD_DIGEST_MISMATCH); rewriting the signed digest
+    too breaks the signature."""
     h = harness.client("hospital-1")
     r = h.submit("rx.issue", rx_issue(_rx()))
     assert r.status_code == 202, r.text
@@ -229,17 +232,35 @@ def test_payload_rewritten_in_database_is_detected(harness: Harness) -> None:
     forged_payload = json.loads(json.dumps(genuine["payload"]))
     forged_payload["dispenseRequest"]["quantity"]["value"] = 60  # 20 capsules become 60
     forged = canonical_bytes(forged_payload)
+    kek = read_kek(harness.settings.kek_path)
+    assert kek is not None
     db = Database(harness.settings.database_url)
     try:
-        with db.write() as s:
+        with db.write() as s:  # with the KEK file
             key = s.get(DataKey, rid)
             row = s.get(RecordPayload, rid)
             assert key is not None and row is not None
-            assert sm4_gcm_decrypt(key.key, row.ciphertext, rid.encode()) == canonical_bytes(
+            data_key = kek.data_key(key)
+            assert sm4_gcm_decrypt(data_key, row.ciphertext, rid.encode()) == canonical_bytes(
                 genuine["payload"]
             )
-            row.ciphertext = sm4_gcm_encrypt(key.key, forged, rid.encode())
+            row.ciphertext = sm4_gcm_encrypt(data_key, forged, rid.encode())
             s.add(row)
+    finally:
+        db.dispose()
+    r = h.get(f"/api/v1/records/{rid}/bundle")
+    assert r.status_code == 500 and error_code(r) == "PAYLOAD_CORRUPT"
+
+    db = Database(harness.settings.database_url)
+    try:
+        with db.write() as s:  # without it: a data key of its own, unwrapped
+            key = s.get(DataKey, rid)
+            row = s.get(RecordPayload, rid)
+            assert key is not None and row is not None
+            own = generate_sm4_key()
+            key.key, key.kek_id = own, None
+            row.ciphertext = sm4_gcm_encrypt(own, forged, rid.encode())
+            s.add_all([key, row])
     finally:
         db.dispose()
     r = h.get(f"/api/v1/records/{rid}/bundle")

@@ -70,6 +70,6 @@ def export_bundles(
         return may_read_payload(reader, who, row)
 
     page = export_page(
-        session, gw.identity, flt, after=after, limit=limit, payload_rule=allowed, payload=payload
+        session, gw.identity, gw.kek, flt, after=after, limit=limit, payload_rule=allowed, payload=payload
     )
     return BundlePage(items=page.items, next_cursor=page.next_cursor, total=page.total)

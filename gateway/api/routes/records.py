@@ -138,4 +138,5 @@ def read_bundle(
             "payloads are for the signing org, the workflow roles of the subject, auditors and regulators",
             details={"org": org},
         )
-    return bundle_of(session, row, gw.identity, include_payload=allowed if payload is None else payload)
+    include = allowed if payload is None else payload
+    return bundle_of(session, row, gw.identity, gw.kek, include_payload=include)
