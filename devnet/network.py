@@ -9,6 +9,7 @@ it through pid files under ``<dir>/run``. State lives under ``<dir>`` (default `
     tokens/          one API token per organisation (0600)
     manifest.json    chain, contracts, organisations (written by ``devnet.deploy``); trust.json beside it
     gateway.db       the gateway's SQLite database
+    gateway.kek      the gateway's key-encryption key, which wraps the payloads' data keys (0600)
     run/             pid files and endpoints.json of the running network; *.log beside it
 """
 
@@ -97,6 +98,10 @@ class Layout:
     @property
     def gateway_db(self) -> Path:
         return self.root / "gateway.db"
+
+    @property
+    def gateway_kek(self) -> Path:
+        return self.root / "gateway.kek"
 
     @property
     def endpoints(self) -> Path:
@@ -441,6 +446,7 @@ class Devnet:
             **os.environ,
             "PROV_GW_MANIFEST_PATH": str(self.layout.manifest),
             "PROV_GW_DATABASE_URL": f"sqlite:///{self.layout.gateway_db}",
+            "PROV_GW_KEK_FILE": str(self.layout.gateway_kek),
             "PROV_GW_HOST": HOST,
             "PROV_GW_PORT": str(self.settings.gateway_port),
         }

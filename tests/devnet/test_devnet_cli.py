@@ -127,7 +127,7 @@ def test_lifecycle(state: Path) -> None:
     assert deployer_address != "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
     secrets = [*layout.keys_dir.glob("*.tx.key"), *layout.keys_dir.glob("*.sm2.pem")]
-    secrets += [layout.node_dir / "validator.pem", *layout.tokens_dir.glob("*.token")]
+    secrets += [layout.node_dir / "validator.pem", *layout.tokens_dir.glob("*.token"), layout.gateway_kek]
     assert len(list(layout.tokens_dir.glob("*.token"))) == len(manifest.orgs)
     assert {p.name: mode(p) for p in secrets} == {p.name: 0o600 for p in secrets}
 
