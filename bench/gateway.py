@@ -50,6 +50,8 @@ def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subp
         "PROV_GW_DATABASE_URL": db_url,
         "PROV_GW_MANIFEST_PATH": str(manifest.path),
         "PROV_GW_BACKLOG_LIMIT": "1000000",
+        # the run's own key-encryption key, beside its log (the default for PostgreSQL is the devnet's)
+        "PROV_GW_KEK_FILE": str(log.with_suffix(".kek")),
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO)
