@@ -155,7 +155,8 @@ def test_subject_rejects_control_characters_and_lone_surrogates():
         {"s": '\x00\x08\x1f\x7f\u2028\u2029"\\/\ud7ff\U0010ffff'},
         {"n": [2**53 - 1, -(2**53) + 1, 0, True, False, None]},
         {"n": 2**53},  # refused by JCS
-        {"x": [1.5, 1e-7, 1e21, -0.0]},  # floats take the library's path
+        {"x": [1.5, -0.5, 0.1, 0.0001, 1e-4 + 1e-20, 9.9999e-5, 1e15 + 0.5, 9007199254740991.0]},
+        {"x": [1e-7, 1e21, 2.0, -0.0, 0.0, 5e-324, 1.7976931348623157e308, 1e-5, 123456.789e3]},
         {"a": "\ud800"},  # lone surrogate: refused
         {"\udfff": 1},
         [(1, 2), {"t": (3,)}],
@@ -170,3 +171,19 @@ def test_canonical_bytes_equals_rfc8785_on_edges(value):
             canonical_bytes(value)
         return
     assert canonical_bytes(value) == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=1e-5, max_value=1e17))
+def test_canonical_float_equals_rfc8785(x):
+    """Floats in fixed notation take the json.dumps path: the library's bytes at every magnitude."""
+    try:
+        expected = rfc8785.dumps({"v": [x, -x]})
+    except ValueError:
+        with pytest.raises(FormatError):
+            canonical_bytes({"v": [x, -x]})
+        return
+    try:
+        assert canonical_bytes({"v": [x, -x]}) == expected
+    except FormatError:
+        assert 2.0**53 <= abs(x) < 1e21  # refused: reads back as an unsafe integer
