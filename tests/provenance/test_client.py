@@ -3,60 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devnet.embedded import free_port
 from provenance.client import AsyncClient, Client, GatewayError
 from provenance.errors import AnchorInvalid
 from provenance.verify import StepResult
 from tests.gateway.gateway_kit import party_meeting, rx_dispense, rx_issue
+from tests.provenance.devnet_kit import run
 
 pytestmark = pytest.mark.timeout(400)
-REPO = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PROV_DEVNET_", "PROV_GW_", "PROV_NODE_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
-    )
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
-    state = tmp_path_factory.mktemp("devnet") / "state"
-    rpc_port, gw_port = free_port(), free_port()
-    up = run(
-        "provenance",
-        "devnet",
-        "up",
-        "--detach",
-        "--dir",
-        str(state),
-        "--rpc-port",
-        str(rpc_port),
-        "--gateway-port",
-        str(gw_port),
-        timeout=300,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield state, f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{rpc_port}"
-    finally:
-        run("provenance", "devnet", "down", "--dir", str(state), timeout=60)
-
-
-def test_prescription_through_the_sdk_verifies_with_a_live_anchor(net: tuple[Path, str, str]) -> None:
-    state, gateway, _ = net
+def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[Path, str, str]) -> None:
+    state, gateway, _ = devnet
     rx = "RX" + secrets.token_hex(5)
     with (
         Client.devnet("hospital-1", root=state, gateway=gateway) as hospital,
@@ -104,7 +66,7 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(net: tuple[Pat
             pharmacy.verifier.verify(forged)
 
     # The auditor traces the whole prescription from the CLI, every step checked against the chain.
-    _, _, rpc = net
+    _, _, rpc = devnet
     traced = run(
         "provenance",
         "trace",
@@ -124,8 +86,8 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(net: tuple[Pat
     assert [r["role"] for r in doc["records"]] == ["hospital", "pharmacy"]
 
 
-async def test_async_client_party_records_and_history(net: tuple[Path, str, str]) -> None:
-    state, gateway, _ = net
+async def test_async_client_party_records_and_history(devnet: tuple[Path, str, str]) -> None:
+    state, gateway, _ = devnet
     async with AsyncClient.devnet("party-branch", root=state, gateway=gateway) as branch:
         ids = []
         for i in range(3):
@@ -139,8 +101,8 @@ async def test_async_client_party_records_and_history(net: tuple[Path, str, str]
         assert bundle.signed.record_id == ids[0]
 
 
-def test_trace_and_orgs_export_from_the_cli(net: tuple[Path, str, str], tmp_path: Path) -> None:
-    state, gateway, rpc = net
+def test_trace_and_orgs_export_from_the_cli(devnet: tuple[Path, str, str], tmp_path: Path) -> None:
+    state, gateway, rpc = devnet
     manifest = json.loads((state / "manifest.json").read_text())
     trust = tmp_path / "trust.json"
     contracts = manifest["contracts"]
