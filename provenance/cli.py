@@ -11,6 +11,8 @@ import base64
 import json
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
@@ -371,6 +373,138 @@ def audit_log(
             err.print(f"[red]{lk.first.tree_size} → {lk.second.tree_size}[/red]: {lk.reason}")
     if bad:
         raise typer.Exit(1)
+
+
+@audit_app.command("workflow")
+def audit_workflow(
+    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")],
+    token_file: Annotated[Path, typer.Option("--token-file", help="API token of the auditor.")],
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust", help="Pinned keys (`provenance orgs export`; default: read from OrgRegistry)."
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="Network manifest naming the contracts.")
+    ] = Path(".devnet/manifest.json"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check every workflow event on chain against a signed record; exit 1 naming each event without one."""
+    from rich.progress import Progress
+
+    from provenance.anchor import ChainAnchorChecker
+    from provenance.audit import (
+        check_events,
+        read_account_changes,
+        read_workflow_events,
+        workflow_registry,
+    )
+    from provenance.client import Client
+
+    token = _token(token_file)
+    if not token:
+        raise FormatError(f"token file is empty: {token_file}")
+    contracts = _manifest_contracts(manifest)
+    w3 = _web3(rpc)
+    with _reaching(gateway=gateway, rpc=rpc):
+        registry = workflow_registry(w3, contracts)
+        events = read_workflow_events(w3, contracts)
+        accounts = read_account_changes(w3, registry)
+        store = TrustStore.load(trust) if trust else _registry_trust(w3, registry, gateway)
+        log_contract = contracts.get("ProvenanceLog") or store.chain.get("log_contract")
+        checker = ChainAnchorChecker(w3, contract=log_contract)
+        verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=False)
+        with (
+            Client(base_url=gateway, token=token) as client,
+            Progress(console=err, transient=True, disable=as_json) as bar,
+        ):
+            task = bar.add_task("workflow events", total=len(events))
+            results = check_events(
+                events,
+                lambda digest: client.bundle_document(digest, payload=False),
+                verifier,
+                accounts,
+                progress=lambda: bar.advance(task),
+            )
+    bad = [r for r in results if not r.ok]
+    if as_json:
+        doc = {
+            "events": len(results),
+            "ok": len(results) - len(bad),
+            "failed": len(bad),
+            "keys": "trust file" if trust else "OrgRegistry",
+            "results": [r.to_dict() for r in results],
+        }
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        table = Table(title=f"{len(results)} workflow events, {len(bad)} without a matching signed record")
+        for col in ("block", "event", "organisation", "record", "result"):
+            table.add_column(col, overflow="fold")
+        for r in results:
+            ev, env = r.event, r.record
+            table.add_row(
+                str(ev.block_number),
+                ev.event,  # event names are unique across the domain contracts
+                ev.org,
+                f"{env.kind} {env.subject}" if env else ev.digest[:12] + "…",
+                "[green]ok[/]" if r.ok else f"[red]{r.check}[/]",
+            )
+        out.print(table)
+        for r in bad:
+            ev = r.event
+            # One line an event (no wrapping), so that a script can grep the events it cares about.
+            line = f"[red]{ev.name}[/red] block {ev.block_number} tx {ev.tx_hash}: {r.reason}"
+            err.print(line, soft_wrap=True, highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _manifest_contracts(path: Path) -> dict[str, str]:
+    """Contract addresses by name from a network manifest (``devnet/deploy.py`` writes it)."""
+    from provenance.audit import WORKFLOW_CONTRACTS
+
+    doc = load_json(read_bytes(path, what="manifest"), what="manifest")
+    contracts = doc.get("contracts") if isinstance(doc, dict) else None
+    if not isinstance(contracts, dict):
+        raise FormatError(f"manifest {path} has no 'contracts' object")
+    missing = [n for n in WORKFLOW_CONTRACTS if not isinstance(contracts.get(n), str)]
+    if missing:
+        raise FormatError(f"manifest {path} names no {', '.join(missing)}", details={"missing": missing})
+    return {str(k): str(v) for k, v in contracts.items()}
+
+
+def _registry_trust(w3: Any, registry: str, gateway: str) -> TrustStore:
+    """Organisations' keys read from OrgRegistry, as `orgs export` writes them, not as the gateway says.
+
+    Only the log key's name and origin come from the gateway; the key itself is the log operator's
+    registered one, so a gateway under audit supplies no key the audit relies on.
+    """
+    from provenance.registry import read_trust
+
+    served = _gateway_trust(gateway).logs
+    name, origin = (served[0].name, served[0].origin) if served else (None, None)
+    return read_trust(w3, registry, log_key_name=name, log_origin=origin)
+
+
+@contextmanager
+def _reaching(*, gateway: str, rpc: str) -> Iterator[None]:
+    """A gateway or node that does not answer is bad input (one line, exit 2), not a traceback."""
+    import requests
+    from web3.exceptions import Web3Exception
+
+    from provenance.client import GatewayUnreachable
+    from provenance.errors import LedgerError
+
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise GatewayUnreachable(f"cannot reach the gateway at {gateway}: {exc}") from exc
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise LedgerError(f"cannot reach the chain at {rpc}: no answer ({type(exc).__name__})") from exc
+    except (Web3Exception, OSError) as exc:
+        raise LedgerError(f"cannot read the chain at {rpc}: {exc}") from exc
 
 
 def _token(token_file: Path | None) -> str | None:

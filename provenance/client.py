@@ -39,6 +39,12 @@ class GatewayError(ProvenanceError):
         self.status = status
 
 
+class GatewayUnreachable(ProvenanceError):
+    """No answer from the gateway at all (connection refused, timeout)."""
+
+    code = "GATEWAY_UNREACHABLE"
+
+
 class AnchorTimeout(ProvenanceError):
     code = "ANCHOR_TIMEOUT"
 
@@ -237,8 +243,13 @@ class Client(_Base):
         result: dict[str, Any] = self._do(_Api.record(record_id))
         return result
 
+    def bundle_document(self, record_id: str, *, payload: bool = True) -> dict[str, Any]:
+        """The record's evidence bundle as the gateway serves it (JSON, not parsed)."""
+        result: dict[str, Any] = self._do(_Api.bundle(record_id, payload))
+        return result
+
     def bundle(self, record_id: str, *, payload: bool = True) -> EvidenceBundle:
-        return EvidenceBundle.from_dict(self._do(_Api.bundle(record_id, payload)))
+        return EvidenceBundle.from_dict(self.bundle_document(record_id, payload=payload))
 
     def history(self, subject: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Every record of ``subject``, oldest first, across pages."""
@@ -311,8 +322,12 @@ class AsyncClient(_Base):
         result: dict[str, Any] = await self._do(_Api.record(record_id))
         return result
 
+    async def bundle_document(self, record_id: str, *, payload: bool = True) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(_Api.bundle(record_id, payload))
+        return result
+
     async def bundle(self, record_id: str, *, payload: bool = True) -> EvidenceBundle:
-        return EvidenceBundle.from_dict(await self._do(_Api.bundle(record_id, payload)))
+        return EvidenceBundle.from_dict(await self.bundle_document(record_id, payload=payload))
 
     async def history(self, subject: str, *, page_size: int = 100) -> AsyncIterator[dict[str, Any]]:
         cursor: int | None = None
