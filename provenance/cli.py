@@ -320,7 +320,10 @@ def orgs_export(
     from provenance.registry import read_trust
 
     extra = {"rpc_url": rpc} | ({"log_contract": log_contract} if log_contract else {})
-    store = read_trust(_web3(rpc), registry, log_key_name=log_key_name, log_origin=log_origin, extra=extra)
+    with _reaching(gateway="", rpc=rpc):
+        store = read_trust(
+            _web3(rpc), registry, log_key_name=log_key_name, log_origin=log_origin, extra=extra
+        )
     write_public(out_path, (json.dumps(store.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     out.print(f"wrote {out_path}: {len(store.orgs)} organisations, {len(store.logs)} log keys")
 
@@ -337,8 +340,8 @@ def audit_log(
 
     from provenance.audit import check_links, read_anchors
 
-    anchors = read_anchors(_web3(rpc), log_contract)
-    with httpx.Client(base_url=gateway.rstrip("/"), timeout=30) as http:
+    with _reaching(gateway=gateway, rpc=rpc), httpx.Client(base_url=gateway.rstrip("/"), timeout=30) as http:
+        anchors = read_anchors(_web3(rpc), log_contract)
 
         def proof_for(first: int, second: int) -> list[bytes]:
             resp = http.get("/api/v1/proofs/consistency", params={"first": first, "second": second})
@@ -683,6 +686,28 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except Exception as exc:
+        reason = _unreachable(exc)
+        if reason is None:
+            raise
+        err.print(f"[red]error[/red] {reason}")
+        if _state["verbose"]:
+            traceback.print_exc()
+        return 2
+
+
+def _unreachable(exc: Exception) -> str | None:
+    """One line for a gateway or node that does not answer at all (any command), else None."""
+    if isinstance(exc, httpx.TransportError):
+        try:
+            where = str(exc.request.url)
+        except RuntimeError:
+            where = "the gateway"
+        return f"[GATEWAY_UNREACHABLE]: cannot reach {where}: {exc or type(exc).__name__}"
+    requests = sys.modules.get("requests")  # loaded with web3; not imported just to compare types
+    if requests is not None and isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return f"[LEDGER_ERROR]: cannot reach the chain: no answer ({type(exc).__name__})"
+    return None
 
 
 def entry() -> None:

@@ -109,6 +109,30 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
         assert code in r.stderr and "Traceback" not in r.stderr
 
 
+def test_unreachable_gateway_or_chain_is_one_line_exit_2(tmp_path):
+    """Every command that talks to a gateway or a node says which one did not answer, without a traceback."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    addr = "0x" + "11" * 20
+    for args, code in [
+        (("trace", "rx:RX1", "--gateway", dead), "GATEWAY_UNREACHABLE"),
+        (("export", "--gateway", dead, "--out", str(tmp_path / "x.jsonl")), "GATEWAY_UNREACHABLE"),
+        (("audit", "log", "--rpc", dead, "--log-contract", addr, "--gateway", dead), "LEDGER_ERROR"),
+        (
+            ("orgs", "export", "--rpc", dead, "--registry", addr, "--out", str(tmp_path / "t.json")),
+            "LEDGER_ERROR",
+        ),
+        (("chain", "verify", "--rpc", dead), "LEDGER_ERROR"),
+    ]:
+        r = run(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert code in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "t.json").exists()
+
+
 def test_record_sign_then_check(keys, tmp_path):
     rec = tmp_path / "rec.json"
     rec.write_text(
