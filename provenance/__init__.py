@@ -5,20 +5,24 @@ The public surface is listed here; everything else is an implementation detail.
 
 from provenance.bundle import EvidenceBundle
 from provenance.client import AsyncClient, Client
-from provenance.errors import ProvenanceError, VerificationError
+from provenance.errors import ProvenanceError, ReceiptInvalid, VerificationError
+from provenance.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import Envelope, SignedRecord, sign_envelope
 from provenance.trust import TrustStore
 from provenance.verify import Verifier
 
 __all__ = [
+    "AcceptanceReceipt",
     "AsyncClient",
     "Client",
     "Envelope",
     "EvidenceBundle",
     "ProvenanceError",
+    "ReceiptInvalid",
     "SignedRecord",
     "TrustStore",
     "VerificationError",
     "Verifier",
     "sign_envelope",
+    "verify_receipt",
 ]

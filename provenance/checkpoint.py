@@ -213,17 +213,21 @@ def verifier_key_string(name: str, public_key: SM2PublicKey) -> str:
     return NoteVerifier(name=name, public_key=public_key).vkey()
 
 
-def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer) -> str:
-    """The signed note of ``checkpoint``: its body, a blank line, one SM2 signature line by ``signer``."""
+def sign_note(body: bytes, key_name: str, signer: Signer) -> str:
+    """The signed note of ``body`` (a note text): body, blank line, one SM2 signature line by ``signer``."""
     public_key = SM2PublicKey.from_pem(signer.public_key_pem())
     kid = key_id(key_name, public_key)
-    body = checkpoint.body()
     signature = signer.sign(body)
     return f"{body.decode('utf-8')}\n{_EM_DASH_PREFIX}{key_name} {_b64encode(kid + signature)}\n"
 
 
-def _open(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
-    """Split a note into its text and decoded signature lines, enforcing signed-note's syntax."""
+def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer) -> str:
+    """The signed note of ``checkpoint``: its body, a blank line, one SM2 signature line by ``signer``."""
+    return sign_note(checkpoint.body(), key_name, signer)
+
+
+def open_note(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
+    """Split a note into its text and decoded signature lines, enforcing signed-note's syntax (unverified)."""
     if isinstance(note, bytes | bytearray):
         if len(note) > MAX_NOTE_BYTES:
             raise CheckpointInvalid(f"note is {len(note)} bytes, more than {MAX_NOTE_BYTES}")
@@ -280,7 +284,7 @@ def _open(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
 
 def parse_note(note: str | bytes) -> tuple[Checkpoint, tuple[NoteSignature, ...]]:
     """Parse a checkpoint note strictly, without verifying signatures; raises CheckpointInvalid."""
-    body, signatures = _open(note)
+    body, signatures = open_note(note)
     return Checkpoint.from_body(body), signatures
 
 
@@ -290,8 +294,20 @@ def verify_checkpoint(note: str | bytes, verifier: NoteVerifier, *, origin: str 
     Signatures by other keys are ignored (signed-note); every signature claiming ``verifier``'s key must
     verify. With ``origin``, the checkpoint must also name that log.
     """
-    body, signatures = _open(note)
+    body, signatures = open_note(note)
     checkpoint = Checkpoint.from_body(body)
+    verify_note_text(body, signatures, verifier)
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointInvalid(f"checkpoint origin {checkpoint.origin!r} is not the expected {origin!r}")
+    return checkpoint
+
+
+def verify_note_text(body: str, signatures: tuple[NoteSignature, ...], verifier: NoteVerifier) -> None:
+    """Check ``verifier``'s signatures on a note text (signed-note rules); raises CheckpointInvalid.
+
+    Signatures by other keys are ignored; every one claiming ``verifier``'s key must verify, and there
+    must be at least one.
+    """
     mine = [s for s in signatures if verifier.matches(s)]
     if not mine:
         raise CheckpointInvalid(
@@ -306,6 +322,3 @@ def verify_checkpoint(note: str | bytes, verifier: NoteVerifier, *, origin: str 
             raise CheckpointInvalid(
                 f"signature by key {verifier.name} ({verifier.key_hash:08x}) does not verify: {e.message}"
             ) from e
-    if origin is not None and checkpoint.origin != origin:
-        raise CheckpointInvalid(f"checkpoint origin {checkpoint.origin!r} is not the expected {origin!r}")
-    return checkpoint

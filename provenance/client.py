@@ -20,7 +20,8 @@ from provenance._internal.files import read_bytes, read_text
 from provenance.abc import Signer
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey
-from provenance.errors import NotFound, ProvenanceError
+from provenance.errors import NotFound, ProvenanceError, ReceiptInvalid
+from provenance.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import Envelope, SignedRecord, sign_envelope
 from provenance.trust import TrustStore
 from provenance.verify import AnchorChecker, Verifier
@@ -64,11 +65,18 @@ def _pending_or(fetch: Callable[[], EvidenceBundle]) -> EvidenceBundle | None:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """The gateway's acknowledgement of a record: its id and status."""
+    """The gateway's acknowledgement of a record: its id, status and signed acceptance receipt (a note)."""
 
     id: str
     status: str
     raw: Mapping[str, Any]
+    acceptance: str | None = None
+
+    def verify(self, trust: TrustStore) -> AcceptanceReceipt:
+        """The acceptance receipt, once a log key pinned in ``trust`` signed it for this record id."""
+        if self.acceptance is None:
+            raise ReceiptInvalid("the gateway sent no acceptance receipt", details={"check": "format"})
+        return verify_receipt(self.acceptance, trust, record_id=self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +139,12 @@ class _Api:
 
     @staticmethod
     def receipt(doc: Mapping[str, Any]) -> Receipt:
-        # The gateway answers {"id", "existing"} (bulk items add "status": accepted | rejected).
+        # The gateway answers {"id", "existing", "receipt"} (bulk items add "status": accepted | rejected).
         status = "existing" if doc.get("existing") else doc.get("status") or "accepted"
-        return Receipt(id=doc.get("id") or "", status=status, raw=doc)
+        note = doc.get("receipt")
+        return Receipt(
+            id=doc.get("id") or "", status=status, raw=doc, acceptance=note if isinstance(note, str) else None
+        )
 
     @staticmethod
     def bulk(doc: Mapping[str, Any]) -> list[Receipt]:

@@ -119,6 +119,16 @@ class AnchorInvalid(VerificationError):
     step = "anchor"
 
 
+class ReceiptInvalid(VerificationError):
+    """An acceptance receipt that does not parse, is not signed by a pinned log key, or is for another record.
+
+    ``details["check"]`` says which: ``format``, ``log_key``, ``signature``, ``origin`` or ``record``.
+    """
+
+    code = "RECEIPT_INVALID"
+    step = "receipt"
+
+
 class SignerInvalid(VerificationError):
     """The signer named in a bundle is not the one trusted for that organisation."""
 

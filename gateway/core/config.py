@@ -63,6 +63,13 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=4)
     max_bulk: int = Field(default=1000, ge=1)
+    max_merge_delay: int = Field(
+        default=60,
+        ge=1,
+        le=366 * 24 * 3600,
+        description="seconds within which the gateway promises, in each signed acceptance receipt, that an "
+        "accepted record is in the log under a signed checkpoint (RFC 6962's maximum merge delay)",
+    )
     max_clock_skew: float = Field(
         default=300.0, ge=0, description="seconds a record may be dated in the future"
     )

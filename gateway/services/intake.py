@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +60,9 @@ from provenance.records import Envelope, b64decode, parse_timestamp
 
 log = logging.getLogger("gateway.intake")
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
 # Who may submit which kind (the organisation's role in OrgRegistry).
 ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
     "rx.issue": frozenset({Role.HOSPITAL}),
@@ -87,6 +90,7 @@ class Submission:
 class Accepted:
     id: str
     created: bool  # False: the same record was already accepted (idempotent resubmission)
+    accepted_at: float  # when it was first accepted (epoch seconds, as stored): its receipt's time
 
 
 @dataclass(slots=True)
@@ -98,7 +102,7 @@ class _Prepared:
     key_index: int
     public_key_pem: str
     idempotency_key: str | None = None
-    existing: bool = False
+    existing: float | None = None  # the first acceptance time of a record already accepted
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,6 +176,10 @@ class Intake:
 
     # --- public ----------------------------------------------------------------------------------------
 
+    def on_sm2_pool(self, fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+        """``fn`` over ``items`` on the SM2 thread pool (OpenSSL signs and verifies without the GIL)."""
+        return list(self._pool.map(fn, items))
+
     def check_backlog(self, incoming: int = 1) -> None:
         """503 + Retry-After when accepting ``incoming`` more would exceed the backlog limit."""
         waiting = self._backlog()
@@ -187,8 +195,8 @@ class Intake:
         self.check_backlog()
         with self._db.session() as s, self._chain_reads():
             prepared = self._prepare(s, token_org, sub, idempotency_key)
-        if prepared.existing:
-            return Accepted(prepared.record_id, created=False)
+        if prepared.existing is not None:
+            return Accepted(prepared.record_id, created=False, accepted_at=prepared.existing)
         try:
             with self._db.write() as s:
                 # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
@@ -210,7 +218,7 @@ class Intake:
         ready: list[tuple[int, _Prepared]] = []
         # SM2 verification dominates and OpenSSL runs it without the GIL: verify the batch on the pool
         # first; _prepare then reuses each result (and redoes the check, in order, only where it failed).
-        verified = list(self._pool.map(lambda sub: self._verify_only(token_org, sub), subs))
+        verified = self.on_sm2_pool(lambda sub: self._verify_only(token_org, sub), subs)
         with self._db.session() as s:
             known = self._known_ids(s, subs)
             for i, sub in enumerate(subs):
@@ -220,8 +228,8 @@ class Intake:
                 except ProvenanceError as exc:
                     results[i] = exc
                     continue
-                if p.existing:
-                    results[i] = Accepted(p.record_id, created=False)
+                if p.existing is not None:
+                    results[i] = Accepted(p.record_id, created=False, accepted_at=p.existing)
                 else:
                     ready.append((i, p))
         created = 0
@@ -261,18 +269,18 @@ class Intake:
         return [r for r in results if r is not None]
 
     @staticmethod
-    def _known_ids(s: Session, subs: list[Submission]) -> set[str]:
-        """Which of the submissions' record ids are already accepted (one query per 500)."""
+    def _known_ids(s: Session, subs: list[Submission]) -> dict[str, float]:
+        """The submissions' record ids already accepted, with their acceptance time (one query per 500)."""
         ids = []
         for sub in subs:
             try:
                 ids.append(Envelope.from_dict(sub.record).digest)
             except ProvenanceError:
                 continue  # reported by _prepare
-        known: set[str] = set()
+        known: dict[str, float] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            known.update(s.exec(select(Record.id).where(col(Record.id).in_(chunk))).all())
+            known.update(s.exec(select(Record.id, Record.accepted_at).where(col(Record.id).in_(chunk))).all())
         return known
 
     @staticmethod
@@ -281,8 +289,9 @@ class Intake:
         seen: dict[str, Any] = {_PREFETCHED: True}
         for start in range(0, len(ready), 500):
             chunk = ready[start : start + 500]
-            for rid in s.exec(select(Record.id).where(col(Record.id).in_([p.record_id for p in chunk]))):
-                seen[rid] = True
+            ids = [p.record_id for p in chunk]
+            for rid, at in s.exec(select(Record.id, Record.accepted_at).where(col(Record.id).in_(ids))):
+                seen[rid] = at
             nonces = [p.envelope.nonce for p in chunk]
             rows = s.exec(
                 select(Record.id, Record.nonce).where(Record.org == org, col(Record.nonce).in_(nonces))
@@ -327,7 +336,7 @@ class Intake:
         sub: Submission,
         idem: str | None,
         *,
-        known: set[str] | None = None,
+        known: dict[str, float] | None = None,
         verified: tuple[ChainKey, SM2PublicKey] | None = None,
     ) -> _Prepared:
         envelope = Envelope.from_dict(sub.record)
@@ -347,11 +356,11 @@ class Intake:
                     "this Idempotency-Key was used for another record", details={"record_id": owner}
                 )
         exists = (
-            record_id in known
+            known.get(record_id)
             if known is not None
-            else s.exec(select(Record.seq).where(Record.id == record_id)).first() is not None
+            else s.exec(select(Record.accepted_at).where(Record.id == record_id)).first()
         )
-        if exists:
+        if exists is not None:
             return _Prepared(
                 envelope=envelope,
                 record_id=record_id,
@@ -359,7 +368,7 @@ class Intake:
                 adapted=None,  # type: ignore[arg-type]  # not needed for an existing record
                 key_index=-1,
                 public_key_pem="",
-                existing=True,
+                existing=exists,
             )
         roles = ROLES_BY_KIND.get(envelope.kind)
         if roles is None:
@@ -499,10 +508,11 @@ class Intake:
         """Checks that need the transaction, then the rows. Adds nothing unless every check passed."""
         env = p.envelope
         prefetched = _PREFETCHED in seen
-        if p.record_id in seen or (
-            not prefetched and s.exec(select(Record.seq).where(Record.id == p.record_id)).first()
-        ):
-            return Accepted(p.record_id, created=False)
+        first = seen.get(p.record_id)  # accepted earlier, or earlier in this batch: its acceptance time
+        if first is None and not prefetched:
+            first = s.exec(select(Record.accepted_at).where(Record.id == p.record_id)).first()
+        if first is not None:
+            return Accepted(p.record_id, created=False, accepted_at=first)
         nonce_key = f"{env.org}\0{env.nonce}"
         other = seen.get(nonce_key)
         if other is None and not prefetched:
@@ -516,6 +526,7 @@ class Intake:
             self._apply_state(s, p, seen)
         chain_status = "pending" if env.kind in WORKFLOW_KINDS else "none"
         rows: _Rows = seen.setdefault(_ROWS, _Rows())
+        accepted_at = time.time()
         rows.records.append(
             {
                 "id": p.record_id,
@@ -527,7 +538,7 @@ class Intake:
                 "prev": env.prev,
                 "payload_digest": env.payload_digest,
                 "signature": p.signature_b64,
-                "accepted_at": time.time(),
+                "accepted_at": accepted_at,
                 "signer_key_index": p.key_index,
                 "signer_public_key": p.public_key_pem,
                 "facts": p.facts,
@@ -543,9 +554,9 @@ class Intake:
         ciphertext = sm4_gcm_encrypt(key, p.adapted.canonical, p.record_id.encode("ascii"))
         rows.payloads.append({"record_id": p.record_id, "ciphertext": ciphertext})
         rows.keys.append(self._kek.key_row(p.record_id, key))  # stored only wrapped with the KEK
-        seen[p.record_id] = True
+        seen[p.record_id] = accepted_at
         seen[nonce_key] = p.record_id
-        return Accepted(p.record_id, created=True)
+        return Accepted(p.record_id, created=True, accepted_at=accepted_at)
 
     def _apply_state(self, s: Session, p: _Prepared, seen: dict[str, Any]) -> None:
         kind, org, facts, rid = p.envelope.kind, p.envelope.org, p.facts, p.record_id
@@ -623,8 +634,9 @@ class Intake:
     def _after_conflict(self, p: _Prepared) -> Accepted:
         """Explain a unique-constraint failure: same record (idempotent), same nonce, or a state race."""
         with self._db.session() as s:
-            if s.exec(select(Record.seq).where(Record.id == p.record_id)).first() is not None:
-                return Accepted(p.record_id, created=False)
+            first = s.exec(select(Record.accepted_at).where(Record.id == p.record_id)).first()
+            if first is not None:
+                return Accepted(p.record_id, created=False, accepted_at=first)
             other = s.exec(
                 select(Record.id).where(Record.org == p.envelope.org, Record.nonce == p.envelope.nonce)
             ).first()

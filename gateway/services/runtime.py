@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
-from gateway.services.intake import Intake
+from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
+from provenance.receipt import AcceptanceReceipt, sign_receipt
+from provenance.records import format_timestamp
 
 log = logging.getLogger("gateway")
 
@@ -94,6 +97,16 @@ class Gateway:
         # up in one transaction; waking it per record made one extra write (and write-lock hold) per request.
         if workflow:
             self.chain_caller.wake.set()
+
+    def receipt(self, accepted: Accepted) -> str:
+        """The signed acceptance receipt of a record: the log key's promise to log it within the delay."""
+        receipt = AcceptanceReceipt(
+            origin=self.origin,
+            record_id=accepted.id,
+            accepted_at=format_timestamp(datetime.fromtimestamp(accepted.accepted_at, UTC)),
+            max_merge_delay=self.settings.max_merge_delay,
+        )
+        return sign_receipt(receipt, self.key_name, self.log_key)
 
     def start(self) -> None:
         """Start the workers."""

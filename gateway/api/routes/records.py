@@ -28,10 +28,17 @@ class RecordSubmit(BaseModel):
     signer: dict[str, Any] | None = Field(default=None, description="informative; keys come from OrgRegistry")
 
 
+RECEIPT_DESCRIPTION = (
+    "signed acceptance receipt: a C2SP signed note by the log key, lines '<origin> accepted', record id, "
+    "accepted-at (RFC 3339 UTC, the first acceptance), maximum merge delay in seconds (docs/formats.md)"
+)
+
+
 class RecordAccepted(BaseModel):
     id: str
     status: Literal["accepted"] = "accepted"
     existing: bool = False
+    receipt: str = Field(description=RECEIPT_DESCRIPTION)
 
 
 class BulkSubmit(BaseModel):
@@ -43,6 +50,7 @@ class BulkItem(BaseModel):
     id: str | None = None
     status: Literal["accepted", "rejected"]
     existing: bool = False
+    receipt: str | None = Field(default=None, description=RECEIPT_DESCRIPTION + "; accepted items only")
     error: dict[str, Any] | None = None
 
 
@@ -78,17 +86,22 @@ async def submit_record(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RecordAccepted:
-    """Accept one signed record: 202 with its id (200 if it was already accepted)."""
+    """Accept one signed record: 202 with its id and signed receipt (200 if it was already accepted)."""
     sub = Submission(record=body.record, signature=body.signature, payload=body.payload)
+
+    def accept() -> tuple[Accepted, str]:
+        accepted = gw.intake.submit(org, sub, idempotency_key=idempotency_key)
+        return accepted, gw.receipt(accepted)
+
     try:
-        result = await run_in_threadpool(gw.intake.submit, org, sub, idempotency_key=idempotency_key)
+        result, receipt = await run_in_threadpool(accept)
     except ProvenanceError as exc:
         _count(gw, None, exc)
         raise
     _count(gw, _kind(body), result)
     if not result.created:
         response.status_code = 200
-    return RecordAccepted(id=result.id, existing=not result.created)
+    return RecordAccepted(id=result.id, existing=not result.created, receipt=receipt)
 
 
 @router.post("/records:bulk", response_model=BulkResult)
@@ -99,14 +112,25 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> Bulk
             f"a bulk request holds 1 to {gw.settings.max_bulk} records", details={"count": len(body.records)}
         )
     subs = [Submission(record=r.record, signature=r.signature, payload=r.payload) for r in body.records]
-    results = await run_in_threadpool(gw.intake.submit_many, org, subs)
+
+    def accept() -> list[tuple[Accepted | ProvenanceError, str | None]]:
+        results = gw.intake.submit_many(org, subs)
+        # One SM2 signature per accepted item, as costly as its verification: on the pool, in parallel.
+        receipts = gw.intake.on_sm2_pool(
+            lambda r: None if isinstance(r, ProvenanceError) else gw.receipt(r), results
+        )
+        return list(zip(results, receipts, strict=True))
+
+    results = await run_in_threadpool(accept)
     items: list[BulkItem] = []
-    for i, (r, item) in enumerate(zip(results, body.records, strict=True)):
+    for i, ((r, receipt), item) in enumerate(zip(results, body.records, strict=True)):
         _count(gw, _kind(item), r)
         if isinstance(r, ProvenanceError):
             items.append(BulkItem(index=i, status="rejected", error=error_body(r)["error"]))
         else:
-            items.append(BulkItem(index=i, id=r.id, status="accepted", existing=not r.created))
+            items.append(
+                BulkItem(index=i, id=r.id, status="accepted", existing=not r.created, receipt=receipt)
+            )
     accepted = sum(1 for it in items if it.status == "accepted")
     return BulkResult(accepted=accepted, rejected=len(items) - accepted, items=items)
 
