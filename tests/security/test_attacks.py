@@ -39,6 +39,7 @@ from provenance.bundle import EvidenceBundle
 from provenance.contracts import ContractReverted, at, transact
 from provenance.crypto import SM2PrivateKey, generate_sm4_key, sm3_hex, sm4_gcm_decrypt, sm4_gcm_encrypt
 from provenance.errors import PayloadDigestMismatch, VerificationError
+from provenance.receipt import parse_receipt
 from provenance.records import canonical_bytes
 
 
@@ -74,7 +75,10 @@ def test_replay_with_a_new_id_is_refused(harness: Harness) -> None:
     )
     assert resigned["record"] == body["record"] and resigned["signature"] != body["signature"]
     again = h.post(resigned)
-    assert again.status_code == 200 and again.json() == {**first.json(), "existing": True}
+    assert again.status_code == 200, again.text
+    # the same answer, and the same promise (original acceptance time) in a receipt signed anew
+    assert {**again.json(), "receipt": None} == {**first.json(), "existing": True, "receipt": None}
+    assert parse_receipt(again.json()["receipt"]) == parse_receipt(first.json()["receipt"])
     harness.wait_status(first.json()["id"], "sequenced")
     assert _history(harness, body["record"]["subject"]) == [first.json()["id"]]
 
