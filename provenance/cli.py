@@ -383,7 +383,7 @@ def orgs_export(
     from provenance.registry import read_trust
 
     extra = {"rpc_url": rpc} | ({"log_contract": log_contract} if log_contract else {})
-    with _reaching(gateway="", rpc=rpc):
+    with _reaching(rpc=rpc):
         store = read_trust(
             _web3(rpc), registry, log_key_name=log_key_name, log_origin=log_origin, extra=extra
         )
@@ -555,20 +555,43 @@ def _registry_trust(w3: Any, registry: str, gateway: str) -> TrustStore:
 
 
 @contextmanager
-def _reaching(*, gateway: str, rpc: str) -> Iterator[None]:
-    """A gateway or node that does not answer is bad input (one line, exit 2), not a traceback."""
-    import requests
-    from web3.exceptions import Web3Exception
+def _answered(*, gateway: str | None = None, rpc: str | None = None) -> Iterator[None]:
+    """A gateway or node that does not answer at all is bad input (one line, exit 2), not a traceback.
 
+    Around every command (``main``); commands that know the URLs they talk to name them.
+    """
     from provenance.client import GatewayUnreachable
     from provenance.errors import LedgerError
 
     try:
         yield
     except httpx.TransportError as exc:
-        raise GatewayUnreachable(f"cannot reach the gateway at {gateway}: {exc}") from exc
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise LedgerError(f"cannot reach the chain at {rpc}: no answer ({type(exc).__name__})") from exc
+        if gateway is None:
+            try:
+                gateway = str(exc.request.url)
+            except RuntimeError:
+                gateway = "?"
+        raise GatewayUnreachable(
+            f"cannot reach the gateway at {gateway}: {exc or type(exc).__name__}"
+        ) from exc
+    except Exception as exc:
+        requests = sys.modules.get("requests")  # loaded with web3; not imported just to compare types
+        if requests is None or not isinstance(exc, requests.ConnectionError | requests.Timeout):
+            raise
+        at = f" at {rpc}" if rpc else ""
+        raise LedgerError(f"cannot reach the chain{at}: no answer ({type(exc).__name__})") from exc
+
+
+@contextmanager
+def _reaching(*, rpc: str, gateway: str | None = None) -> Iterator[None]:
+    """:func:`_answered` naming both ends, and any other failure of a chain read as a LEDGER_ERROR."""
+    from web3.exceptions import Web3Exception
+
+    from provenance.errors import LedgerError
+
+    try:
+        with _answered(gateway=gateway, rpc=rpc):
+            yield
     except (Web3Exception, OSError) as exc:
         raise LedgerError(f"cannot read the chain at {rpc}: {exc}") from exc
 
@@ -729,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
                 if wanted:  # asked for by name: say why it is missing; a --help listing just omits it
                     err.print(f"[yellow]warning[/yellow]: command group '{name}' unavailable: {exc}")
     try:
-        rv = app(args=args, prog_name="provenance", standalone_mode=False)
+        with _answered():
+            rv = app(args=args, prog_name="provenance", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except VerificationError as exc:
         err.print(f"[red]error[/red] [{exc.code}] step '{exc.step}': {exc.message}")
@@ -749,28 +773,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except Exception as exc:
-        reason = _unreachable(exc)
-        if reason is None:
-            raise
-        err.print(f"[red]error[/red] {reason}")
-        if _state["verbose"]:
-            traceback.print_exc()
-        return 2
-
-
-def _unreachable(exc: Exception) -> str | None:
-    """One line for a gateway or node that does not answer at all (any command), else None."""
-    if isinstance(exc, httpx.TransportError):
-        try:
-            where = str(exc.request.url)
-        except RuntimeError:
-            where = "the gateway"
-        return f"[GATEWAY_UNREACHABLE]: cannot reach {where}: {exc or type(exc).__name__}"
-    requests = sys.modules.get("requests")  # loaded with web3; not imported just to compare types
-    if requests is not None and isinstance(exc, requests.ConnectionError | requests.Timeout):
-        return f"[LEDGER_ERROR]: cannot reach the chain: no answer ({type(exc).__name__})"
-    return None
 
 
 def entry() -> None:
