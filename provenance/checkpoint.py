@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from provenance.abc import Signer
 from provenance.crypto import SM2PublicKey
@@ -213,10 +213,15 @@ def verifier_key_string(name: str, public_key: SM2PublicKey) -> str:
     return NoteVerifier(name=name, public_key=public_key).vkey()
 
 
+@lru_cache(maxsize=64)
+def _signer_key_id(key_name: str, public_key_pem: bytes) -> bytes:
+    # The gateway signs a receipt for every accepted record with the same log key: parse it once.
+    return key_id(key_name, SM2PublicKey.from_pem(public_key_pem))
+
+
 def sign_note(body: bytes, key_name: str, signer: Signer) -> str:
     """The signed note of ``body`` (a note text): body, blank line, one SM2 signature line by ``signer``."""
-    public_key = SM2PublicKey.from_pem(signer.public_key_pem())
-    kid = key_id(key_name, public_key)
+    kid = _signer_key_id(key_name, signer.public_key_pem())
     signature = signer.sign(body)
     return f"{body.decode('utf-8')}\n{_EM_DASH_PREFIX}{key_name} {_b64encode(kid + signature)}\n"
 
