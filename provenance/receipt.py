@@ -21,7 +21,14 @@ from datetime import datetime, timedelta
 
 from provenance.abc import Signer
 from provenance.bundle import EvidenceBundle
-from provenance.checkpoint import NoteVerifier, open_note, parse_note, sign_note, verify_note_text
+from provenance.checkpoint import (
+    NoteSignature,
+    NoteVerifier,
+    open_note,
+    parse_note,
+    sign_note,
+    verify_note_text,
+)
 from provenance.errors import CheckpointInvalid, ProvenanceError, ReceiptInvalid
 from provenance.records import parse_timestamp
 from provenance.trust import TrustStore
@@ -93,13 +100,18 @@ def sign_receipt(receipt: AcceptanceReceipt, key_name: str, signer: Signer) -> s
     return sign_note(receipt.body(), key_name, signer)
 
 
-def parse_receipt(note: str | bytes) -> AcceptanceReceipt:
-    """Parse a receipt note strictly, without verifying its signature; raises ReceiptInvalid."""
+def _open_receipt(note: str | bytes) -> tuple[AcceptanceReceipt, str, tuple[NoteSignature, ...]]:
+    """The receipt, its note text and its signature lines (unverified); raises ReceiptInvalid."""
     try:
-        body, _ = open_note(note)
+        body, signatures = open_note(note)
     except CheckpointInvalid as exc:
         raise _invalid("format", f"receipt is not a signed note: {exc.message}") from exc
-    return AcceptanceReceipt.from_body(body)
+    return AcceptanceReceipt.from_body(body), body, signatures
+
+
+def parse_receipt(note: str | bytes) -> AcceptanceReceipt:
+    """Parse a receipt note strictly, without verifying its signature; raises ReceiptInvalid."""
+    return _open_receipt(note)[0]
 
 
 def verify_receipt(
@@ -107,11 +119,7 @@ def verify_receipt(
 ) -> AcceptanceReceipt:
     """The receipt once a log key pinned in ``trust`` signed it (and, with ``record_id``, it is for that
     record); raises ReceiptInvalid whose ``details["check"]`` names what failed."""
-    try:
-        body, signatures = open_note(note)
-    except CheckpointInvalid as exc:
-        raise _invalid("format", f"receipt is not a signed note: {exc.message}") from exc
-    receipt = AcceptanceReceipt.from_body(body)
+    receipt, body, signatures = _open_receipt(note)
     names = {s.key_name for s in signatures}
     keys = [k for k in trust.logs if k.name in names]
     if not keys:
