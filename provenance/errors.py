@@ -122,7 +122,8 @@ class AnchorInvalid(VerificationError):
 class ReceiptInvalid(VerificationError):
     """An acceptance receipt that does not parse, is not signed by a pinned log key, or is for another record.
 
-    ``details["check"]`` says which: ``format``, ``log_key``, ``signature``, ``origin`` or ``record``.
+    ``details["check"]`` says which: ``format``, ``inclusion`` (a batch receipt's proof), ``log_key``,
+    ``signature``, ``origin`` or ``record``.
     """
 
     code = "RECEIPT_INVALID"

@@ -75,6 +75,33 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes], *, hasher: TreeHasher = 
     return mth(0, len(leaf_hashes))
 
 
+def root_and_inclusion_proofs(
+    leaf_hashes: Sequence[bytes], *, hasher: TreeHasher = SM3_HASHER
+) -> tuple[bytes, list[list[bytes]]]:
+    """The MTH of a whole (small) tree and every leaf's RFC 9162 §2.1.3.1 inclusion proof, in one pass.
+
+    PATH(m, D[0:n]) is PATH(m, D[0:k]) : MTH(D[k:n]) for m < k, else PATH(m - k, D[k:n]) : MTH(D[0:k]):
+    each subtree's root is appended to the proofs of the leaves beside it, n log n list appends and n - 1
+    hashes in all, where one proof at a time would recompute the subtree roots for every leaf.
+    """
+    if not leaf_hashes:
+        raise ValueError("a tree without leaves has no inclusion proofs")
+
+    def build(start: int, end: int) -> tuple[bytes, list[list[bytes]]]:
+        if end - start == 1:
+            return leaf_hashes[start], [[]]
+        k = start + _split(end - start)
+        left, left_proofs = build(start, k)
+        right, right_proofs = build(k, end)
+        for p in left_proofs:
+            p.append(right)
+        for p in right_proofs:
+            p.append(left)
+        return hasher.node(left, right), left_proofs + right_proofs
+
+    return build(0, len(leaf_hashes))
+
+
 # --- verification ------------------------------------------------------------------------------------
 
 

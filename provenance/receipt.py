@@ -9,13 +9,33 @@ can pass for the other::
     <maximum merge delay>       seconds, ASCII decimal
 
 The gateway promises that the record is in the log, under a signed checkpoint, by ``accepted at`` plus the
-maximum merge delay. The format is in ``docs/formats.md``; what a receipt proves, and what it does not, in
-``docs/security.md``.
+maximum merge delay.
+
+Receipts accepted together (a bulk request, concurrent submissions) share one signature: the log signs a
+*batch* note over the SM3 Merkle root (RFC 9162 hashing) of their leaves ``<record id> <accepted at>``, and
+each record's receipt is that note preceded by the record's leaf and inclusion proof::
+
+    shancheng-provenance/acceptance-proof@v1
+    record <record id>
+    accepted <accepted at>
+    index <leaf index>
+    <base64 proof hash>...      one per line
+                                blank line
+    <origin> accepted batch     the signed batch note
+    size <batch size>
+    root <base64 root>
+    max-merge-delay <seconds>
+
+Both forms promise the same and parse to the same ``AcceptanceReceipt``. The format is in
+``docs/formats.md``; what a receipt proves, and what it does not, in ``docs/security.md``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,11 +49,15 @@ from provenance.checkpoint import (
     sign_note,
     verify_note_text,
 )
-from provenance.errors import CheckpointInvalid, ProvenanceError, ReceiptInvalid
+from provenance.errors import CheckpointInvalid, ProofInvalid, ProvenanceError, ReceiptInvalid
+from provenance.merkle import leaf_hash, root_and_inclusion_proofs, root_from_inclusion_proof
 from provenance.records import parse_timestamp
 from provenance.trust import TrustStore
 
 RECEIPT_SUFFIX = " accepted"
+BATCH_SUFFIX = " accepted batch"
+PROOF_HEADER = "shancheng-provenance/acceptance-proof@v1"
+MAX_BATCH = 1 << 16  # more leaves than any bulk request holds; bounds the proof a verifier reads
 MAX_MERGE_DELAY_LIMIT = 366 * 24 * 3600  # a year: anything longer promises nothing
 
 _RECORD_ID = re.compile(r"[0-9a-f]{64}")
@@ -94,14 +118,154 @@ class AcceptanceReceipt:
             max_merge_delay=int(mmd),
         )
 
+    def leaf(self) -> bytes:
+        """The receipt's entry in a batch tree: ``<record id> <accepted at>`` (both fixed-form, no spaces)."""
+        return f"{self.record_id} {self.accepted_at}".encode("ascii")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceptanceBatch:
+    """What the log signed for receipts accepted together: the root of their leaves' Merkle tree."""
+
+    origin: str
+    size: int
+    root: bytes
+    max_merge_delay: int
+
+    def body(self) -> bytes:
+        """The batch note text that is signed (labelled lines: it never has a checkpoint's shape)."""
+        root = base64.b64encode(self.root).decode("ascii")
+        lines = [
+            self.origin + BATCH_SUFFIX,
+            f"size {self.size}",
+            f"root {root}",
+            f"max-merge-delay {self.max_merge_delay}",
+        ]
+        return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+    @classmethod
+    def from_body(cls, body: str) -> AcceptanceBatch:
+        """Parse a batch note's text; raises ReceiptInvalid (check ``format``)."""
+        lines = body[:-1].split("\n") if body.endswith("\n") else []
+        if len(lines) != 4:
+            raise _invalid(
+                "format", "batch note is not four lines: '<origin> accepted batch', size, root, delay"
+            )
+        head, *labelled = lines
+        if not head.endswith(BATCH_SUFFIX) or len(head) == len(BATCH_SUFFIX):
+            raise _invalid("format", "batch note's first line is not '<origin> accepted batch'")
+        size, root, mmd = _labelled(labelled, ("size", "root", "max-merge-delay"), "batch note")
+        if not _DECIMAL.fullmatch(size) or not 1 <= int(size) <= MAX_BATCH:
+            raise _invalid("format", f"batch size {size[:20]!r} is not a decimal from 1 to {MAX_BATCH}")
+        if not _DECIMAL.fullmatch(mmd):
+            raise _invalid("format", f"batch maximum merge delay {mmd[:20]!r} is not a decimal number")
+        return cls(
+            origin=head[: -len(BATCH_SUFFIX)],
+            size=int(size),
+            root=_hash(root, "batch root"),
+            max_merge_delay=int(mmd),
+        )
+
+
+def _labelled(lines: Sequence[str], labels: Sequence[str], what: str) -> list[str]:
+    """The values of ``<label> <value>`` lines, in order; raises ReceiptInvalid (check ``format``)."""
+    values = []
+    for line, label in zip(lines, labels, strict=True):
+        if not line.startswith(label + " "):
+            raise _invalid("format", f"{what} has no '{label}' line where expected")
+        values.append(line[len(label) + 1 :])
+    return values
+
+
+def _hash(text: str, what: str) -> bytes:
+    """A canonical base64 SM3 hash (32 bytes); raises ReceiptInvalid (check ``format``)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid("format", f"{what} is not base64") from exc
+    if len(raw) != 32 or base64.b64encode(raw).decode("ascii") != text:
+        raise _invalid("format", f"{what} is not the canonical base64 of a 32-byte hash")
+    return raw
+
 
 def sign_receipt(receipt: AcceptanceReceipt, key_name: str, signer: Signer) -> str:
     """The receipt as a signed note by the log key (the same signing as a checkpoint's)."""
     return sign_note(receipt.body(), key_name, signer)
 
 
+def sign_receipts(receipts: Sequence[AcceptanceReceipt], key_name: str, signer: Signer) -> list[str]:
+    """The receipts of records accepted together, in order, under one signature.
+
+    One receipt is a plain signed receipt note; several share a signed batch note over their Merkle root,
+    each with its leaf and inclusion proof in front. Every receipt must be of the same log and delay.
+    """
+    if len(receipts) == 1:
+        return [sign_receipt(receipts[0], key_name, signer)]
+    if not receipts:
+        return []
+    first = receipts[0]
+    if any((r.origin, r.max_merge_delay) != (first.origin, first.max_merge_delay) for r in receipts):
+        raise ValueError("receipts signed together must share the log's origin and maximum merge delay")
+    if len(receipts) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} receipts under one signature")
+    root, proofs = root_and_inclusion_proofs([leaf_hash(r.leaf()) for r in receipts])
+    batch = AcceptanceBatch(
+        origin=first.origin, size=len(receipts), root=root, max_merge_delay=first.max_merge_delay
+    )
+    note = sign_note(batch.body(), key_name, signer)
+    out = []
+    for i, r in enumerate(receipts):
+        proof = "".join(base64.b64encode(h).decode("ascii") + "\n" for h in proofs[i])
+        out.append(
+            f"{PROOF_HEADER}\nrecord {r.record_id}\naccepted {r.accepted_at}\nindex {i}\n{proof}\n{note}"
+        )
+    return out
+
+
+def _open_proof(text: str) -> tuple[AcceptanceReceipt, str, tuple[NoteSignature, ...]]:
+    """A batch receipt: the record's receipt once its leaf is proven under the batch note's root
+    (unverified signature); raises ReceiptInvalid (``format``, or ``inclusion`` for a proof that fails)."""
+    split = text.find("\n\n")
+    if split < 0:
+        raise _invalid("format", "acceptance proof has no blank line before its batch note")
+    lines = text[:split].split("\n")
+    if len(lines) < 4 or lines[0] != PROOF_HEADER:
+        raise _invalid("format", "acceptance proof does not start with its header, record, accepted, index")
+    if len(lines) > 4 + MAX_BATCH.bit_length():
+        raise _invalid("format", f"acceptance proof has {len(lines) - 4} hashes, more than a batch needs")
+    record_id, accepted_at, index = _labelled(lines[1:4], ("record", "accepted", "index"), "acceptance proof")
+    if not _DECIMAL.fullmatch(index):
+        raise _invalid("format", f"acceptance proof index {index[:20]!r} is not a decimal number")
+    proof = [_hash(line, f"inclusion proof hash {n}") for n, line in enumerate(lines[4:])]
+    try:
+        body, signatures = open_note(text[split + 2 :])
+    except CheckpointInvalid as exc:
+        raise _invalid("format", f"batch note is not a signed note: {exc.message}") from exc
+    batch = AcceptanceBatch.from_body(body)
+    receipt = AcceptanceReceipt(
+        origin=batch.origin,
+        record_id=record_id,
+        accepted_at=accepted_at,
+        max_merge_delay=batch.max_merge_delay,
+    )
+    try:
+        root = root_from_inclusion_proof(leaf_hash(receipt.leaf()), int(index), batch.size, proof)
+    except ProofInvalid as exc:
+        raise _invalid("inclusion", f"receipt's inclusion proof: {exc.message}") from exc
+    if root != batch.root:
+        raise _invalid("inclusion", "the receipt's leaf and proof do not lead to the signed batch root")
+    return receipt, body, signatures
+
+
 def _open_receipt(note: str | bytes) -> tuple[AcceptanceReceipt, str, tuple[NoteSignature, ...]]:
-    """The receipt, its note text and its signature lines (unverified); raises ReceiptInvalid."""
+    """The receipt, its signed text and its signature lines (unverified); raises ReceiptInvalid."""
+    if isinstance(note, bytes | bytearray) and note.startswith(PROOF_HEADER.encode() + b"\n"):
+        try:
+            note = bytes(note).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _invalid("format", "acceptance proof is not valid UTF-8") from exc
+    if isinstance(note, str) and note.startswith(PROOF_HEADER + "\n"):
+        return _open_proof(note)
     try:
         body, signatures = open_note(note)
     except CheckpointInvalid as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gateway.core.config import GatewaySettings
@@ -14,9 +15,10 @@ from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
+from gateway.services.receipts import GroupSigner
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
-from provenance.receipt import AcceptanceReceipt, sign_receipt
+from provenance.receipt import AcceptanceReceipt, sign_receipts
 from provenance.records import format_timestamp
 
 log = logging.getLogger("gateway")
@@ -47,6 +49,7 @@ class Gateway:
             contract=self.log_contract,
         )
         self.orgs = OrgDirectory(self.ledger)
+        self.receipt_signer = GroupSigner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
         self.checkpointed = threading.Event()
@@ -98,15 +101,25 @@ class Gateway:
         if workflow:
             self.chain_caller.wake.set()
 
-    def receipt(self, accepted: Accepted) -> str:
-        """The signed acceptance receipt of a record: the log key's promise to log it within the delay."""
-        receipt = AcceptanceReceipt(
+    def _promise(self, accepted: Accepted) -> AcceptanceReceipt:
+        return AcceptanceReceipt(
             origin=self.origin,
             record_id=accepted.id,
             accepted_at=format_timestamp(datetime.fromtimestamp(accepted.accepted_at, UTC)),
             max_merge_delay=self.settings.max_merge_delay,
         )
-        return sign_receipt(receipt, self.key_name, self.log_key)
+
+    def _sign_receipts(self, receipts: Sequence[AcceptanceReceipt]) -> list[str]:
+        return sign_receipts(receipts, self.key_name, self.log_key)
+
+    def receipt(self, accepted: Accepted) -> str:
+        """The signed acceptance receipt of a record: the log key's promise to log it within the delay
+        (signed together with the receipts of concurrent submissions: one SM2 signature per group)."""
+        return self.receipt_signer.sign(self._promise(accepted))
+
+    def receipts(self, accepted: Sequence[Accepted]) -> list[str]:
+        """The receipts of records accepted together (a bulk request), in order, under one signature."""
+        return self._sign_receipts([self._promise(a) for a in accepted])
 
     def start(self) -> None:
         """Start the workers."""

@@ -8,16 +8,21 @@ import base64
 import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from gateway_kit import Harness, hj212_packets, tamper_signature
 
+from gateway.services.receipts import GroupSigner
 from provenance import Client, ReceiptInvalid, SignedRecord, TrustStore, verify_receipt
 from provenance.crypto import SM2PrivateKey
-from provenance.receipt import check_kept, parse_receipt
+from provenance.receipt import AcceptanceReceipt, check_kept, parse_receipt
 from provenance.records import format_timestamp, parse_timestamp
 from provenance.trust import LogKey
 
@@ -163,3 +168,93 @@ def test_openapi_documents_the_receipt(harness: Harness) -> None:
     assert "receipt" in accepted["required"] and accepted["properties"]["receipt"]["type"] == "string"
     assert "signed note" in accepted["properties"]["receipt"]["description"]
     assert "receipt" in schemas["BulkItem"]["properties"]
+
+
+def test_concurrent_and_bulk_acceptances_share_signatures_and_each_receipt_stands_alone(
+    harness: Harness, tmp_path: Path
+) -> None:
+    station = harness.client("station-1")
+    trust = _api_trust(harness)
+    bodies = [station.body("env.reading", p) for p in hj212_packets(40)]
+    # Bulk: every accepted item's receipt is one signed batch note plus the item's leaf and proof.
+    doc = station.harness.http.post(
+        "/api/v1/records:bulk", json={"records": bodies[:8]}, headers=station.headers
+    ).json()
+    notes = [item["receipt"] for item in doc["items"]]
+    assert len({n.split("\n\n", 1)[1] for n in notes}) == 1
+    for item in doc["items"]:
+        assert verify_receipt(item["receipt"], trust, record_id=item["id"]).record_id == item["id"]
+    receipt_file = tmp_path / "item.json"
+    receipt_file.write_text(json.dumps(doc["items"][5]))
+    cli = _cli("receipt", "verify", str(receipt_file), "--trust", str(_trust_file(harness)))
+    assert cli.returncode == 0 and doc["items"][5]["id"] in cli.stdout, cli.stdout + cli.stderr
+    # Concurrent single submissions (grouped or not, as they come): each receipt is for its own record.
+    answers: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def submit(chunk: list[dict[str, Any]]) -> None:
+        with httpx.Client(base_url=harness.server.url, headers=station.headers, timeout=30) as http:
+            for body in chunk:
+                r = http.post("/api/v1/records", json=body)
+                assert r.status_code == 202, r.text
+                with lock:
+                    answers.append(r.json())
+
+    threads = [threading.Thread(target=submit, args=(bodies[8 + i :: 8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 32
+    for a in answers:
+        assert verify_receipt(a["receipt"], trust, record_id=a["id"]).record_id == a["id"]
+
+
+def _promise(i: int) -> AcceptanceReceipt:
+    return AcceptanceReceipt(
+        origin="o.example/log",
+        record_id=f"{i:064x}",
+        accepted_at="2026-11-30T08:00:00.000Z",
+        max_merge_delay=60,
+    )
+
+
+def test_group_signer_signs_what_queued_while_it_was_signing_as_one_group() -> None:
+    release = threading.Event()
+    groups: list[list[str]] = []
+
+    def sign_many(receipts: Sequence[AcceptanceReceipt]) -> list[str]:
+        groups.append([r.record_id for r in receipts])
+        if len(groups) == 1:
+            release.wait(10)  # the first signature is slow: others queue meanwhile
+        if any(r.record_id == f"{13:064x}" for r in receipts):
+            raise RuntimeError("the signer failed")
+        return [f"note of {r.record_id}" for r in receipts]
+
+    signer = GroupSigner(sign_many)
+    results: dict[int, str] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = signer.sign(_promise(i))
+        except RuntimeError as exc:
+            results[i] = str(exc)
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    while not groups:
+        time.sleep(0.001)
+    others = [threading.Thread(target=call, args=(i,)) for i in (11, 12, 13)]
+    for t in others:
+        t.start()
+    while len(signer._queue) < 3:  # all three queued behind the first signature
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert groups[0] == [f"{0:064x}"]
+    assert sorted(groups[1]) == [f"{i:064x}" for i in (11, 12, 13)] and len(groups) == 2
+    assert results[0] == f"note of {0:064x}"
+    # One failure fails the whole group it was signed with, and each caller sees it.
+    assert results[11] == results[12] == results[13] == "the signer failed"
+    assert signer.sign(_promise(1)) == f"note of {1:064x}"  # and the signer goes on

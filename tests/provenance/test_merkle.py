@@ -26,6 +26,7 @@ from provenance.merkle import (
     empty_root,
     leaf_hash,
     node_hash,
+    root_and_inclusion_proofs,
     root_from_inclusion_proof,
     root_from_leaf_hashes,
     verify_consistency,
@@ -233,6 +234,16 @@ def test_every_root_and_every_proof_up_to_max_size_verifies() -> None:
             verify_inclusion(hashes[i], i, n, log.inclusion_proof(i, n), roots[n])
         for m in range(n + 1):
             verify_consistency(m, n, roots[m], roots[n], log.consistency_proof(m, n))
+
+
+def test_all_proofs_in_one_pass_equal_the_log_s_proofs() -> None:
+    log, hashes = big_log()
+    for n in range(1, MAX_SIZE + 1):
+        root, proofs = root_and_inclusion_proofs(hashes[:n])
+        assert root == log.root(n)
+        assert proofs == [log.inclusion_proof(i, n) for i in range(n)]
+    with pytest.raises(ValueError):
+        root_and_inclusion_proofs([])
 
 
 @SETTINGS

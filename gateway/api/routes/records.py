@@ -30,7 +30,9 @@ class RecordSubmit(BaseModel):
 
 RECEIPT_DESCRIPTION = (
     "signed acceptance receipt: a C2SP signed note by the log key, lines '<origin> accepted', record id, "
-    "accepted-at (RFC 3339 UTC, the first acceptance), maximum merge delay in seconds (docs/formats.md)"
+    "accepted-at (RFC 3339 UTC, the first acceptance), maximum merge delay in seconds; for records "
+    "accepted together, 'shancheng-provenance/acceptance-proof@v1' lines (record, accepted-at, index, "
+    "inclusion proof) before the log key's signed batch note over their Merkle root (docs/formats.md)"
 )
 
 
@@ -115,11 +117,10 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> Bulk
 
     def accept() -> list[tuple[Accepted | ProvenanceError, str | None]]:
         results = gw.intake.submit_many(org, subs)
-        # One SM2 signature per accepted item, as costly as its verification: on the pool, in parallel.
-        receipts = gw.intake.on_sm2_pool(
-            lambda r: None if isinstance(r, ProvenanceError) else gw.receipt(r), results
-        )
-        return list(zip(results, receipts, strict=True))
+        # The accepted items' receipts under one SM2 signature (a batch note and a proof each).
+        accepted = [r for r in results if isinstance(r, Accepted)]
+        signed = iter(gw.receipts(accepted))
+        return [(r, None if isinstance(r, ProvenanceError) else next(signed)) for r in results]
 
     results = await run_in_threadpool(accept)
     items: list[BulkItem] = []
