@@ -1,12 +1,14 @@
 """LogStorage over the gateway's database, so ``provenance.merkle.MerkleLog`` runs on SQL unchanged.
 
 A storage object is bound to one session: the sequencer appends leaves in the same transaction that marks
-their records sequenced, so a crash leaves either both or neither.
+their records sequenced, so a crash leaves either both or neither. Appended leaves and nodes are written by
+``write_pending()`` (one INSERT per table for a whole batch: the ORM's unit of work cost more than the
+hashing), which the appender calls before its transaction commits.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from gateway.models import LogLeaf, LogNode
@@ -23,6 +25,8 @@ class SqlLogStorage:
         # Written in this transaction: read back without a round trip (and without relying on autoflush).
         self._leaves: dict[int, bytes] = {}
         self._nodes: dict[tuple[int, int], bytes] = {}
+        self._pending_leaves: list[dict[str, object]] = []
+        self._pending_nodes: list[dict[str, object]] = []
 
     def size(self) -> int:
         """Number of leaves."""
@@ -34,7 +38,7 @@ class SqlLogStorage:
     def append_leaf_hash(self, leaf_hash: bytes) -> int:
         """Append a leaf hash and return its index."""
         index = self.size()
-        self._session.add(LogLeaf(index=index, hash=leaf_hash))
+        self._pending_leaves.append({"index": index, "hash": leaf_hash})
         self._leaves[index] = leaf_hash
         self._size = index + 1
         return index
@@ -59,10 +63,18 @@ class SqlLogStorage:
 
     def put_node(self, level: int, index: int, value: bytes) -> None:
         """Store a complete-subtree hash (the tree writes each node once, when its subtree closes)."""
-        self._session.add(LogNode(level=level, index=index, hash=value))
+        self._pending_nodes.append({"level": level, "index": index, "hash": value})
         self._nodes[(level, index)] = value
 
+    def write_pending(self) -> None:
+        """Write the leaves and nodes appended since the last call (in the session's transaction)."""
+        conn = self._session.connection()
+        for model, rows in ((LogLeaf, self._pending_leaves), (LogNode, self._pending_nodes)):
+            if rows:
+                conn.execute(insert(model.__table__), rows)  # type: ignore[union-attr]
+                rows.clear()
 
-def merkle_log(session: Session) -> MerkleLog:
-    """A MerkleLog over the database through ``session``."""
-    return MerkleLog(storage=SqlLogStorage(session))
+
+def merkle_log(session: Session, storage: SqlLogStorage | None = None) -> MerkleLog:
+    """A MerkleLog over the database through ``session`` (or over ``storage``, to write what it appends)."""
+    return MerkleLog(storage=storage or SqlLogStorage(session))
