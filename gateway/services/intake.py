@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from gateway.errors import (
     TimestampInvalid,
 )
 from gateway.models import DataKey, Record, RecordPayload, RxState, ShareState
+from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
 from provenance.contracts import ContractReverted, Role
@@ -171,6 +172,7 @@ class Intake:
         self._backlog_limit = backlog_limit
         self._retry_after = retry_after
         self._on_accept = on_accept
+        self._writer: GroupRunner[_Prepared, Accepted | ProvenanceError] = GroupRunner(self._write)
         self._pool = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="sm2-verify"
         )
@@ -198,18 +200,11 @@ class Intake:
             prepared = self._prepare(s, token_org, sub, idempotency_key)
         if prepared.existing is not None:
             return Accepted(prepared.record_id, created=False, accepted_at=prepared.existing)
-        try:
-            with self._db.write() as s:
-                # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
-                # did, and their unique constraints decide a race (then _after_conflict says which).
-                seen: dict[str, Any] = {_PREFETCHED: True}
-                result = self._persist(s, prepared, seen)
-                _insert_rows(s, seen)
-        except IntegrityError:
-            # A concurrent submission won a unique constraint (PostgreSQL: no process-wide write lock).
-            result = self._after_conflict(prepared)
-        if result.created:
-            self._on_accept(1, prepared.envelope.kind in WORKFLOW_KINDS)
+        # Concurrent single submissions share one transaction (group commit): one commit, one INSERT per
+        # table and one hold of the write lock for the group instead of one each.
+        result = self._writer.run(prepared)
+        if isinstance(result, ProvenanceError):
+            raise result
         return result
 
     def submit_many(self, token_org: str, subs: list[Submission]) -> list[Accepted | ProvenanceError]:
@@ -234,41 +229,53 @@ class Intake:
                     results[i] = Accepted(p.record_id, created=False, accepted_at=p.existing)
                 else:
                     ready.append((i, p))
-        created = 0
-        try:
-            with self._db.write() as s, s.no_autoflush:
-                # Two queries for the whole batch instead of two per record (and no flush per record).
-                seen = self._prefetch(s, token_org, [p for _, p in ready])
-                staged: list[tuple[int, Accepted | ProvenanceError]] = []
-                for i, p in ready:
-                    try:
-                        staged.append((i, self._persist(s, p, seen)))
-                    except ProvenanceError as exc:
-                        staged.append((i, exc))
-                _insert_rows(s, seen)
-            for i, r in staged:
-                results[i] = r
-                created += isinstance(r, Accepted) and r.created
-        except IntegrityError:
-            # Lost a race with another writer: fall back to one transaction per record.
-            for i, p in ready:
-                try:
-                    with self._db.write() as s:
-                        one: dict[str, Any] = {}
-                        results[i] = self._persist(s, p, one)
-                        _insert_rows(s, one)
-                except IntegrityError:
-                    try:
-                        results[i] = self._after_conflict(p)
-                    except ProvenanceError as exc:
-                        results[i] = exc
-                except ProvenanceError as exc:
-                    results[i] = exc
-                item = results[i]
-                created += isinstance(item, Accepted) and item.created
-        if created:
-            self._on_accept(created, any(p.envelope.kind in WORKFLOW_KINDS for _, p in ready))
+        for (i, _), result in zip(ready, self._write([p for _, p in ready]), strict=True):
+            results[i] = result
         return [r for r in results if r is not None]
+
+    def _write(self, ready: Sequence[_Prepared]) -> list[Accepted | ProvenanceError]:
+        """Persist prepared records in one transaction (a bulk request's, or concurrent single submissions');
+        each succeeds or fails on its own. On a unique-constraint race, one transaction per record."""
+        if not ready:
+            return []
+        if len(ready) == 1:
+            results = [self._write_one(ready[0])]
+        else:
+            try:
+                with self._db.write() as s, s.no_autoflush:
+                    # Two queries for the whole batch instead of two per record (and no flush per record).
+                    seen = self._prefetch(s, ready)
+                    results = []
+                    for p in ready:
+                        try:
+                            results.append(self._persist(s, p, seen))
+                        except ProvenanceError as exc:
+                            results.append(exc)
+                    _insert_rows(s, seen)
+            except IntegrityError:
+                # Lost a race with another writer (PostgreSQL has no process-wide write lock): one by one.
+                results = [self._write_one(p) for p in ready]
+        created = [p for p, r in zip(ready, results, strict=True) if isinstance(r, Accepted) and r.created]
+        if created:
+            self._on_accept(len(created), any(p.envelope.kind in WORKFLOW_KINDS for p in created))
+        return results
+
+    def _write_one(self, p: _Prepared) -> Accepted | ProvenanceError:
+        try:
+            with self._db.write() as s:
+                # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
+                # did, and their unique constraints decide a race (then _after_conflict says which).
+                seen: dict[str, Any] = {_PREFETCHED: True}
+                result = self._persist(s, p, seen)
+                _insert_rows(s, seen)
+            return result
+        except IntegrityError:
+            try:
+                return self._after_conflict(p)
+            except ProvenanceError as exc:
+                return exc
+        except ProvenanceError as exc:
+            return exc
 
     @staticmethod
     def _known_ids(s: Session, subs: list[Submission]) -> dict[str, float]:
@@ -286,7 +293,7 @@ class Intake:
         return known
 
     @staticmethod
-    def _prefetch(s: Session, org: str, ready: list[_Prepared]) -> dict[str, Any]:
+    def _prefetch(s: Session, ready: Sequence[_Prepared]) -> dict[str, Any]:
         """The ``seen`` map of a batch, seeded with the ids and nonces the database already holds."""
         seen: dict[str, Any] = {_PREFETCHED: True}
         for start in range(0, len(ready), 500):
@@ -294,12 +301,15 @@ class Intake:
             ids = [p.record_id for p in chunk]
             for rid, at in s.exec(select(Record.id, Record.accepted_at).where(col(Record.id).in_(ids))):
                 seen[rid] = at
-            nonces = [p.envelope.nonce for p in chunk]
-            rows = s.exec(
-                select(Record.id, Record.nonce).where(Record.org == org, col(Record.nonce).in_(nonces))
-            )
-            for rid, nonce in rows:
-                seen[f"{org}\0{nonce}"] = rid
+            nonces_by_org: dict[str, list[str]] = {}
+            for p in chunk:
+                nonces_by_org.setdefault(p.envelope.org, []).append(p.envelope.nonce)
+            for org, nonces in nonces_by_org.items():
+                rows = s.exec(
+                    select(Record.id, Record.nonce).where(Record.org == org, col(Record.nonce).in_(nonces))
+                )
+                for rid, nonce in rows:
+                    seen[f"{org}\0{nonce}"] = rid
         return seen
 
     @contextlib.contextmanager

@@ -11,11 +11,11 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
+from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
-from gateway.services.receipts import GroupSigner
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.receipt import AcceptanceReceipt, sign_receipts
@@ -49,7 +49,7 @@ class Gateway:
             contract=self.log_contract,
         )
         self.orgs = OrgDirectory(self.ledger)
-        self.receipt_signer = GroupSigner(self._sign_receipts)
+        self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
         self.checkpointed = threading.Event()
@@ -115,7 +115,7 @@ class Gateway:
     def receipt(self, accepted: Accepted) -> str:
         """The signed acceptance receipt of a record: the log key's promise to log it within the delay
         (signed together with the receipts of concurrent submissions: one SM2 signature per group)."""
-        return self.receipt_signer.sign(self._promise(accepted))
+        return self.receipt_signer.run(self._promise(accepted))
 
     def receipts(self, accepted: Sequence[Accepted]) -> list[str]:
         """The receipts of records accepted together (a bulk request), in order, under one signature."""

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,9 @@ import httpx
 import pytest
 from gateway_kit import Harness, hj212_packets, tamper_signature
 
-from gateway.services.receipts import GroupSigner
 from provenance import Client, ReceiptInvalid, SignedRecord, TrustStore, verify_receipt
 from provenance.crypto import SM2PrivateKey
-from provenance.receipt import AcceptanceReceipt, check_kept, parse_receipt
+from provenance.receipt import check_kept, parse_receipt
 from provenance.records import format_timestamp, parse_timestamp
 from provenance.trust import LogKey
 
@@ -208,53 +206,3 @@ def test_concurrent_and_bulk_acceptances_share_signatures_and_each_receipt_stand
     assert len(answers) == 32
     for a in answers:
         assert verify_receipt(a["receipt"], trust, record_id=a["id"]).record_id == a["id"]
-
-
-def _promise(i: int) -> AcceptanceReceipt:
-    return AcceptanceReceipt(
-        origin="o.example/log",
-        record_id=f"{i:064x}",
-        accepted_at="2026-11-30T08:00:00.000Z",
-        max_merge_delay=60,
-    )
-
-
-def test_group_signer_signs_what_queued_while_it_was_signing_as_one_group() -> None:
-    release = threading.Event()
-    groups: list[list[str]] = []
-
-    def sign_many(receipts: Sequence[AcceptanceReceipt]) -> list[str]:
-        groups.append([r.record_id for r in receipts])
-        if len(groups) == 1:
-            release.wait(10)  # the first signature is slow: others queue meanwhile
-        if any(r.record_id == f"{13:064x}" for r in receipts):
-            raise RuntimeError("the signer failed")
-        return [f"note of {r.record_id}" for r in receipts]
-
-    signer = GroupSigner(sign_many)
-    results: dict[int, str] = {}
-
-    def call(i: int) -> None:
-        try:
-            results[i] = signer.sign(_promise(i))
-        except RuntimeError as exc:
-            results[i] = str(exc)
-
-    first = threading.Thread(target=call, args=(0,))
-    first.start()
-    while not groups:
-        time.sleep(0.001)
-    others = [threading.Thread(target=call, args=(i,)) for i in (11, 12, 13)]
-    for t in others:
-        t.start()
-    while len(signer._queue) < 3:  # all three queued behind the first signature
-        time.sleep(0.001)
-    release.set()
-    for t in [first, *others]:
-        t.join(10)
-    assert groups[0] == [f"{0:064x}"]
-    assert sorted(groups[1]) == [f"{i:064x}" for i in (11, 12, 13)] and len(groups) == 2
-    assert results[0] == f"note of {0:064x}"
-    # One failure fails the whole group it was signed with, and each caller sees it.
-    assert results[11] == results[12] == results[13] == "the signer failed"
-    assert signer.sign(_promise(1)) == f"note of {1:064x}"  # and the signer goes on
