@@ -23,6 +23,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
+from web3.types import RPCEndpoint
 
 from provenance.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
 from provenance.errors import LedgerError
@@ -95,6 +96,10 @@ class Ledger:
                     retries=3,
                     backoff_factor=0.05,
                 ),
+                # web3's validation asks eth_chainId before every call and transaction (5 of the 12 RPCs
+                # of an anchor); a node's chain id never changes, so ask once.
+                cache_allowed_requests=True,
+                cacheable_requests={RPCEndpoint("eth_chainId")},
             )
         )
         names = self.manifest["contracts"]
