@@ -51,15 +51,18 @@ def serve(
     import uvicorn
 
     from gateway.main import create_app
+    from gateway.services.runtime import Gateway
 
     settings = GatewaySettings()
-    db = _db(settings)
     try:
-        _kek(settings, db)  # refuse to start on an unusable KEK file with one line, not a traceback
-    finally:
-        db.dispose()
+        # Opened here, once: an unusable database, KEK file, manifest or log key stops the start with one
+        # line instead of a traceback from inside the server's lifespan.
+        gw = Gateway(settings)
+    except ProvenanceError as exc:
+        typer.echo(f"gateway: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, gateway=gw),
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",

@@ -19,13 +19,14 @@ API_PREFIX = "/api/v1"
 VERIFY_PAGE = Path(__file__).resolve().parent / "static" / "verify"
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """A gateway app; the database, chain connection and workers come up with its lifespan."""
+def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
+    """A gateway app; the database, chain connection and workers come up with its lifespan (or were
+    opened by the caller: ``gateway``, built from the same settings, whose workers the lifespan starts)."""
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gw = Gateway(settings)
+        gw = gateway or Gateway(settings)
         app.state.gateway = gw
         if settings.start_workers:
             gw.start()
