@@ -139,6 +139,13 @@ def _insert_rows(s: Session, seen: dict[str, Any]) -> None:
         rows.insert(s)
 
 
+def _envelope_or_none(sub: Submission) -> Envelope | None:
+    try:
+        return Envelope.from_dict(sub.record)
+    except ProvenanceError:
+        return None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -215,13 +222,19 @@ class Intake:
         # SM2 verification dominates and OpenSSL runs it without the GIL: the pool verifies the batch in
         # order while this thread runs the adapters (pure Python) of the same items; _prepare takes each
         # result when it gets there (and redoes the check, in order, only where it failed).
-        verified = [self._pool.submit(self._verify_only, token_org, sub) for sub in subs]
+        envelopes = [_envelope_or_none(sub) for sub in subs]  # parsed once (a bad one: _prepare says why)
+        verified = [
+            self._pool.submit(self._verify_only, token_org, sub, env)
+            for sub, env in zip(subs, envelopes, strict=True)
+        ]
         with self._db.session() as s:
-            known = self._known_ids(s, subs)
+            known = self._known_ids(s, [env.digest for env in envelopes if env is not None])
             for i, sub in enumerate(subs):
                 try:
                     with self._chain_reads():
-                        p = self._prepare(s, token_org, sub, None, known=known, verified=verified[i])
+                        p = self._prepare(
+                            s, token_org, sub, None, known=known, verified=verified[i], envelope=envelopes[i]
+                        )
                 except ProvenanceError as exc:
                     results[i] = exc
                     continue
@@ -278,14 +291,8 @@ class Intake:
             return exc
 
     @staticmethod
-    def _known_ids(s: Session, subs: list[Submission]) -> dict[str, float]:
-        """The submissions' record ids already accepted, with their acceptance time (one query per 500)."""
-        ids = []
-        for sub in subs:
-            try:
-                ids.append(Envelope.from_dict(sub.record).digest)
-            except ProvenanceError:
-                continue  # reported by _prepare
+    def _known_ids(s: Session, ids: list[str]) -> dict[str, float]:
+        """Those of the record ids already accepted, with their acceptance time (one query per 500)."""
         known: dict[str, float] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -328,11 +335,12 @@ class Intake:
 
     # --- validation ------------------------------------------------------------------------------------
 
-    def _verify_only(self, token_org: str, sub: Submission) -> tuple[ChainKey, SM2PublicKey] | None:
+    def _verify_only(
+        self, token_org: str, sub: Submission, envelope: Envelope | None
+    ) -> tuple[ChainKey, SM2PublicKey] | None:
         """The signature check alone (None on any failure: _prepare reports it with the right code)."""
         try:
-            envelope = Envelope.from_dict(sub.record)
-            if envelope.org != token_org:
+            if envelope is None or envelope.org != token_org:
                 return None
             org = self._orgs.get(envelope.org)
             if org is None:
@@ -350,8 +358,10 @@ class Intake:
         *,
         known: dict[str, float] | None = None,
         verified: Future[tuple[ChainKey, SM2PublicKey] | None] | None = None,
+        envelope: Envelope | None = None,
     ) -> _Prepared:
-        envelope = Envelope.from_dict(sub.record)
+        if envelope is None:
+            envelope = Envelope.from_dict(sub.record)
         signature = b64decode(sub.signature, what="signature")
         if envelope.org != token_org:
             raise OrgMismatch(
