@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.testclient import TestClient
 from webui_support import STATIC
 
 
 def test_static_mount_serves_the_page() -> None:
     app = FastAPI()
     app.mount("/verify", StaticFiles(directory=STATIC, html=True), name="verify")
-    client = TestClient(app)
 
+    async def fetch() -> dict[str, httpx.Response]:
+        # httpx's ASGI transport (starlette's TestClient over httpx is deprecated).
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            paths = ("/verify", "/verify/", "/verify/app.js", "/verify/style.css")
+            return {p: await client.get(p, follow_redirects=False) for p in paths}
+
+    got = asyncio.run(fetch())
     # Without the slash the page's relative URLs (app.js, style.css) would resolve against "/".
-    first = client.get("/verify", follow_redirects=False)
+    first = got["/verify"]
     assert first.status_code in (301, 302, 307, 308)
     assert first.headers["location"].endswith("/verify/")
-
-    page = client.get("/verify/")
+    page = got["/verify/"]
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert 'src="app.js"' in page.text
-    script = client.get("/verify/app.js")
+    script = got["/verify/app.js"]
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
-    assert client.get("/verify/style.css").headers["content-type"].startswith("text/css")
+    assert got["/verify/style.css"].headers["content-type"].startswith("text/css")
