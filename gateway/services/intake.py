@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -61,8 +61,6 @@ from provenance.records import Envelope, b64decode, parse_timestamp
 
 log = logging.getLogger("gateway.intake")
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 # Who may submit which kind (the organisation's role in OrgRegistry).
 ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
@@ -185,10 +183,6 @@ class Intake:
         )
 
     # --- public ----------------------------------------------------------------------------------------
-
-    def on_sm2_pool(self, fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
-        """``fn`` over ``items`` on the SM2 thread pool (OpenSSL signs and verifies without the GIL)."""
-        return list(self._pool.map(fn, items))
 
     def check_backlog(self, incoming: int = 1) -> None:
         """503 + Retry-After when accepting ``incoming`` more would exceed the backlog limit."""
