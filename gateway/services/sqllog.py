@@ -75,6 +75,6 @@ class SqlLogStorage:
                 rows.clear()
 
 
-def merkle_log(session: Session, storage: SqlLogStorage | None = None) -> MerkleLog:
-    """A MerkleLog over the database through ``session`` (or over ``storage``, to write what it appends)."""
-    return MerkleLog(storage=storage or SqlLogStorage(session))
+def merkle_log(session: Session) -> MerkleLog:
+    """A MerkleLog over the database through ``session``."""
+    return MerkleLog(storage=SqlLogStorage(session))

@@ -28,6 +28,7 @@ from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.contracts import ContractReverted
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
+from provenance.merkle import MerkleLog
 from provenance.records import Envelope, SignedRecord, b64decode
 
 log = logging.getLogger("gateway.workers")
@@ -180,7 +181,7 @@ class Sequencer(Worker):
             if not rows:
                 return 0
             storage = SqlLogStorage(s)
-            tree = merkle_log(s, storage)
+            tree = MerkleLog(storage=storage)
             marks = [{"s": row.seq, "leaf": tree.append(_signed(row).leaf_entry())} for row in rows]
             storage.write_pending()
             conn.execute(_SET_LEAF, marks)
