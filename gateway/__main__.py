@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +11,7 @@ import typer
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
-from gateway.core.kek import KeyEncryptionKey, open_kek, wrap_legacy_keys
+from gateway.core.kek import open_kek, wrap_legacy_keys
 from gateway.core.security import mint_token, revoke_tokens, rotate_token, write_token_file
 from provenance.errors import ProvenanceError
 
@@ -25,10 +27,11 @@ def _db(settings: GatewaySettings | None = None) -> Database:
     return db
 
 
-def _kek(settings: GatewaySettings, db: Database) -> KeyEncryptionKey:
-    """The gateway's KEK, or one line naming what is wrong with its file and exit 2."""
+@contextlib.contextmanager
+def _one_line() -> Iterator[None]:
+    """A project error (an unusable KEK file, database, manifest, log key) as one line and exit 2."""
     try:
-        return open_kek(settings.kek_path, db)
+        yield
     except ProvenanceError as exc:
         typer.echo(f"gateway: {exc.code}: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -54,13 +57,10 @@ def serve(
     from gateway.services.runtime import Gateway
 
     settings = GatewaySettings()
-    try:
-        # Opened here, once: an unusable database, KEK file, manifest or log key stops the start with one
-        # line instead of a traceback from inside the server's lifespan.
+    # Opened here, once: an unusable database, KEK file, manifest or log key stops the start with one line
+    # instead of a traceback from inside the server's lifespan.
+    with _one_line():
         gw = Gateway(settings)
-    except ProvenanceError as exc:
-        typer.echo(f"gateway: {exc.code}: {exc.message}", err=True)
-        raise typer.Exit(2) from None
     uvicorn.run(
         create_app(settings, gateway=gw),
         host=host or settings.host,
@@ -97,7 +97,8 @@ def wrap_data_keys(
     settings = GatewaySettings()
     db = _db(settings)
     try:
-        kek = _kek(settings, db)
+        with _one_line():
+            kek = open_kek(settings.kek_path, db)
         wrapped, skipped = wrap_legacy_keys(db, kek, batch=batch)
     finally:
         db.dispose()
