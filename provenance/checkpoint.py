@@ -36,7 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 
-def _b64decode(text: str, what: str) -> bytes:
+def canonical_b64decode(text: str, what: str) -> bytes:
     """Strict standard base64: padded, no stray characters, and canonical (one encoding per value)."""
     try:
         raw = base64.b64decode(text, validate=True)
@@ -134,7 +134,7 @@ class Checkpoint:
         # Bound the length before int(): Python refuses (ValueError) to convert very long digit strings.
         if len(size_text) > len(str(MAX_TREE_SIZE)) or int(size_text) > MAX_TREE_SIZE:
             raise CheckpointInvalid(f"checkpoint tree size {size_text} does not fit in 64 bits")
-        root = _b64decode(root_text, "checkpoint root hash")
+        root = canonical_b64decode(root_text, "checkpoint root hash")
         if len(root) != ROOT_SIZE:
             raise CheckpointInvalid(f"checkpoint root hash is {len(root)} bytes, expected {ROOT_SIZE}")
         for i, ext in enumerate(extensions):
@@ -191,7 +191,7 @@ class NoteVerifier:
         if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
             raise FormatError(f"verifier key hash {hash_hex[:16]!r} is not 8 lowercase hex digits")
         try:
-            typed_key = _b64decode(key_b64, "verifier key")
+            typed_key = canonical_b64decode(key_b64, "verifier key")
             if not typed_key.startswith(SIGNATURE_TYPE):
                 raise FormatError("verifier key is not an SM2 note key (unknown signature type)")
             verifier = cls(name=name, public_key=SM2PublicKey.from_der(typed_key[len(SIGNATURE_TYPE) :]))
@@ -278,7 +278,7 @@ def open_note(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
             _check_key_name(name)
         except CheckpointInvalid as e:
             raise CheckpointInvalid(f"signature line {n}: {e.message}") from e
-        raw = _b64decode(sig_b64, f"signature line {n}")
+        raw = canonical_b64decode(sig_b64, f"signature line {n}")
         if len(raw) <= KEY_ID_SIZE:
             raise CheckpointInvalid(
                 f"signature line {n} is {len(raw)} bytes, too short for key ID and signature"

@@ -33,7 +33,6 @@ Both forms promise the same and parse to the same ``AcceptanceReceipt``. The for
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,13 +43,14 @@ from provenance.bundle import EvidenceBundle
 from provenance.checkpoint import (
     NoteSignature,
     NoteVerifier,
+    canonical_b64decode,
     open_note,
     parse_note,
     sign_note,
     verify_note_text,
 )
 from provenance.errors import CheckpointInvalid, ProofInvalid, ProvenanceError, ReceiptInvalid
-from provenance.merkle import leaf_hash, root_and_inclusion_proofs, root_from_inclusion_proof
+from provenance.merkle import HASH_SIZE, leaf_hash, root_and_inclusion_proofs, root_from_inclusion_proof
 from provenance.records import parse_timestamp
 from provenance.trust import TrustStore
 
@@ -180,11 +180,11 @@ def _labelled(lines: Sequence[str], labels: Sequence[str], what: str) -> list[st
 def _hash(text: str, what: str) -> bytes:
     """A canonical base64 SM3 hash (32 bytes); raises ReceiptInvalid (check ``format``)."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid("format", f"{what} is not base64") from exc
-    if len(raw) != 32 or base64.b64encode(raw).decode("ascii") != text:
-        raise _invalid("format", f"{what} is not the canonical base64 of a 32-byte hash")
+        raw = canonical_b64decode(text, what)
+    except CheckpointInvalid as exc:
+        raise _invalid("format", exc.message) from exc
+    if len(raw) != HASH_SIZE:
+        raise _invalid("format", f"{what} is {len(raw)} bytes, not a {HASH_SIZE}-byte hash")
     return raw
 
 
