@@ -21,6 +21,7 @@ class OrgDirectory:
         self._ttl = ttl
         self._orgs: dict[str, tuple[ChainOrg | None, float]] = {}
         self._pubkeys: dict[bytes, SM2PublicKey] = {}
+        self._ids: tuple[list[str], float] | None = None
         self._lock = threading.Lock()
         self.generation = 0
 
@@ -59,7 +60,32 @@ class OrgDirectory:
         """Expire every cached organisation (a registry event arrived); kept only as a fallback."""
         with self._lock:
             self._orgs = {k: (v, 0.0) for k, (v, _) in self._orgs.items()}
+            if self._ids is not None:
+                self._ids = (self._ids[0], 0.0)
             self.generation += 1
+
+    def org_ids(self) -> list[str]:
+        """Every registered organisation id, read through the cache like :meth:`get`."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._ids
+            generation = self.generation
+        if hit is not None and hit[1] > now:
+            return list(hit[0])
+        try:
+            ids = self._ledger.org_ids()
+        except LedgerError:
+            if hit is not None:
+                return list(hit[0])
+            raise
+        with self._lock:
+            if generation == self.generation:
+                self._ids = (ids, now + self._ttl)
+        return list(ids)
+
+    def public_key(self, raw: bytes) -> SM2PublicKey | None:
+        """The key of a registry entry's 64 raw bytes (None if not a valid SM2 point); parsed once."""
+        return self._pub(raw)
 
     def _pub(self, raw: bytes) -> SM2PublicKey | None:
         key = self._pubkeys.get(raw)

@@ -38,12 +38,13 @@ def _as_bytes(data: BytesLike, what: str) -> bytes:
 class SM2PublicKey:
     """An SM2 public key; ``verify`` returns ``None`` or raises :class:`SignatureInvalid`."""
 
-    __slots__ = ("__weakref__", "_backend", "_handle", "_x", "_y")
+    __slots__ = ("__weakref__", "_backend", "_handle", "_pem", "_x", "_y")
 
     def __init__(self, *, x: int, y: int, backend: BackendArg = None) -> None:
         _curve.check_point(x, y)
         self._x = x
         self._y = y
+        self._pem: bytes | None = None
         self._backend = _backend(backend)
         self._handle = self._backend.load_public(x, y)
 
@@ -52,7 +53,7 @@ class SM2PublicKey:
         # For points a backend derived itself: no curve check needed. Its own handle (never the private
         # key's) so a public key kept around holds no private material.
         k = cls.__new__(cls)
-        k._x, k._y, k._backend = x, y, backend
+        k._x, k._y, k._backend, k._pem = x, y, backend, None
         k._handle = backend.load_public(x, y)
         return k
 
@@ -97,7 +98,11 @@ class SM2PublicKey:
         return _der.encode_spki(self._x, self._y)
 
     def to_pem(self) -> bytes:
-        return _der.pem_armor("PUBLIC KEY", self.to_der())
+        # Kept: the gateway stores the verifying key's PEM with every record it accepts.
+        pem = self._pem
+        if pem is None:
+            pem = self._pem = _der.pem_armor("PUBLIC KEY", self.to_der())
+        return pem
 
     def fingerprint(self) -> str:
         """SM3 hex of the SubjectPublicKeyInfo DER: a stable name for this key."""
