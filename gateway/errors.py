@@ -45,6 +45,13 @@ class OrgUnknown(NotPermitted):
     code = "ORG_UNKNOWN"
 
 
+class TxAccountMissing(NotPermitted):
+    """A workflow record of an organisation the gateway holds no transaction account for: its contract call
+    could never be sent (an organisation registered in OrgRegistry after the gateway's manifest was made)."""
+
+    code = "TX_ACCOUNT_MISSING"
+
+
 class KeyRevoked(ProvenanceError):
     """The signature verifies only with a key that was revoked before the record's time."""
 

@@ -123,6 +123,13 @@ class Ledger:
         info: Mapping[str, str] = self.manifest["log"]
         return info
 
+    def holds_account(self, org: str) -> bool:
+        """Whether the gateway holds a transaction account for ``org`` (its manifest names one)."""
+        with self._lock:
+            if org in self._accounts:
+                return True
+        return any(o["id"] == org for o in self.manifest["orgs"])
+
     def account(self, org: str) -> LocalAccount:
         """The transaction account the gateway holds for ``org`` (LedgerError if it holds none)."""
         with self._lock:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from gateway_kit import (
     Harness,
     OrgClient,
+    error_code,
     hj212_packets,
+    party_meeting,
     rx_dispense,
     rx_issue,
     rx_revoke,
@@ -20,15 +23,20 @@ from gateway_kit import (
     share_consent,
     share_request,
     share_revoke_consent,
+    sign_submission,
     verify_bundle,
+    workerless_gateway,
 )
 from sqlmodel import col, select
 from web3 import Web3
 
 from gateway.core.db import Database
+from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
 from gateway.services.ledger import Ledger
+from gateway.services.workers import ChainCaller, Stats
 from provenance.contracts import at, chain_key
+from provenance.records import Envelope
 
 
 def _rand() -> str:
@@ -122,3 +130,66 @@ def test_access_check_on_a_data_sharing_without_the_view(harness: Harness, tmp_p
     path.write_text(json.dumps(old.to_dict(), ensure_ascii=False), "utf-8")
     ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
     assert not ledger.holds_record("share.access", secrets.token_hex(32), {"request_id": "SR" + _rand()})
+
+
+def test_workflow_record_without_a_transaction_account(harness: Harness, tmp_path: Path) -> None:
+    """The gateway holds transaction accounts for the organisations of its manifest. A workflow record of an
+    organisation without one is refused at intake (TX_ACCOUNT_MISSING, 403: its contract call could never be
+    sent); one accepted before its account left the manifest is marked rejected by the chain caller, which
+    goes on with the next record instead of retrying it forever in front of every later call."""
+    network = harness.network
+    with workerless_gateway(harness, tmp_path, "party-branch") as (settings, http):
+        db = Database(settings.database_url)
+        try:
+            hospital_token = mint_token(db, "hospital-1", label="test")
+            branch_id = "zb-" + secrets.token_hex(3)
+            party = sign_submission(
+                "party-branch",
+                network.sm2_key("party-branch"),
+                "party.record",
+                party_meeting(branch_id, "M-1"),
+            )
+            rx = sign_submission(
+                "hospital-1", network.sm2_key("hospital-1"), "rx.issue", rx_issue("RX" + _rand())
+            )
+            assert http.post("/api/v1/records", json=party).status_code == 202
+            r = http.post("/api/v1/records", json=rx, headers={"Authorization": f"Bearer {hospital_token}"})
+            assert r.status_code == 202, r.text
+            party_id, rx_id = Envelope.from_dict(party["record"]).digest, r.json()["id"]
+
+            # The same network without the party branch's account: as if removed after acceptance.
+            assert network.path is not None
+            manifest = json.loads(network.path.read_text("utf-8"))
+            manifest["orgs"] = [o for o in manifest["orgs"] if o["id"] != "party-branch"]
+            # Beside the original: the key files it names are relative to the manifest.
+            path = network.path.with_name(f"manifest-{secrets.token_hex(4)}.json")
+            path.write_text(json.dumps(manifest, ensure_ascii=False), "utf-8")
+            ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
+            caller = ChainCaller(db=db, ledger=ledger, stats=Stats(), idle=0.01, retry=30.0)
+            started = time.monotonic()
+            assert caller.step()
+            assert time.monotonic() - started < 25  # no retry wait: the missing account is not an outage
+            with db.session() as s:
+                rows = {row.id: row for row in s.exec(select(Record)).all()}
+            assert (rows[party_id].chain_status, rows[party_id].chain_error) == (
+                "rejected",
+                "TX_ACCOUNT_MISSING",
+            )
+            assert rows[rx_id].chain_status == "confirmed" and rows[rx_id].chain_tx
+        finally:
+            db.dispose()
+    # At intake, a gateway on that manifest refuses the branch's workflow records before accepting them.
+    (tmp_path / "second").mkdir()
+    with workerless_gateway(harness, tmp_path / "second", "party-branch", manifest_path=path) as (_, http2):
+        r = http2.post(
+            "/api/v1/records",
+            json=sign_submission(
+                "party-branch",
+                network.sm2_key("party-branch"),
+                "party.record",
+                party_meeting(branch_id, "M-2"),
+            ),
+        )
+        assert r.status_code == 403 and error_code(r) == "TX_ACCOUNT_MISSING", r.text
+        assert r.json()["error"]["details"] == {"org": "party-branch", "kind": "party.record"}
+    path.unlink()

@@ -7,7 +7,9 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from eth_account import Account
 from gateway_kit import (
     Harness,
     error_code,
@@ -18,10 +20,10 @@ from gateway_kit import (
 )
 from web3 import Web3
 
-from devnet.deploy import register_key, revoke_key
+from devnet.deploy import OrgSpec, register_key, register_org, revoke_key
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.contracts import at, org_id
+from provenance.contracts import Role, at, org_id
 from provenance.crypto import SM2PrivateKey
 from provenance.records import format_timestamp, parse_timestamp
 
@@ -48,6 +50,44 @@ def test_org_unknown(harness: Harness) -> None:
     ghost = harness.client("ghost-org", key=SM2PrivateKey.generate())
     r = ghost.submit("rx.issue", rx_issue(_rx()))
     assert r.status_code == 403 and error_code(r) == "ORG_UNKNOWN"
+
+
+def test_org_registered_while_running(harness: Harness) -> None:
+    """An organisation the committee registers while the gateway runs shows in /api/v1/orgs (id list, entry
+    and key all come through the registry cache) once the watcher sees the event."""
+    new = f"clinic-{secrets.token_hex(4)}"
+    key = SM2PrivateKey.generate()
+
+    def entry() -> dict[str, Any] | None:
+        orgs: list[dict[str, Any]] = harness.http.get("/api/v1/orgs").json()["orgs"]
+        return next((o for o in orgs if o["id"] == new), None)
+
+    assert entry() is None  # the cached list, from before the registration
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    registry = at(w3, "OrgRegistry", harness.network.contracts["OrgRegistry"])
+    spec = OrgSpec(id=new, role=Role.HOSPITAL, name="南岸社区诊所")
+    account = Account.create().address
+    register_org(
+        w3,
+        registry,
+        harness.engine.accounts[1:4],
+        spec,
+        account=account,
+        raw_public_key=key.public_key().raw(),
+    )
+    found = harness.wait(entry, what=f"{new} in /api/v1/orgs")
+    assert found["role"] == "hospital" and found["active"] and found["name"] == "南岸社区诊所"
+    assert [k["public_key"] for k in found["keys"]] == [key.public_key().to_pem().decode("ascii")]
+    db = Database(harness.settings.database_url)
+    try:
+        token = mint_token(db, new)
+    finally:
+        db.dispose()
+    harness.tokens[new] = token
+    # Registered with its key, so the record verifies; but the gateway's manifest holds no transaction
+    # account for it, so its prescription could never reach Prescriptions: refused, not accepted.
+    r = harness.client(new, key=key).submit("rx.issue", rx_issue(_rx()))
+    assert r.status_code == 403 and error_code(r) == "TX_ACCOUNT_MISSING", r.text
 
 
 def test_forged_signature_and_another_orgs_key(harness: Harness) -> None:
