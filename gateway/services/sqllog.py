@@ -15,6 +15,9 @@ from gateway.models import LogLeaf, LogNode
 from provenance.errors import NotFound
 from provenance.merkle import MerkleLog
 
+_INSERT_LEAF = insert(LogLeaf.__table__)  # type: ignore[attr-defined]
+_INSERT_NODE = insert(LogNode.__table__)  # type: ignore[attr-defined]
+
 
 class SqlLogStorage:
     """``provenance.abc.LogStorage`` on the ``log_leaf`` and ``log_node`` tables of one session."""
@@ -69,9 +72,9 @@ class SqlLogStorage:
     def write_pending(self) -> None:
         """Write the leaves and nodes appended since the last call (in the session's transaction)."""
         conn = self._session.connection()
-        for model, rows in ((LogLeaf, self._pending_leaves), (LogNode, self._pending_nodes)):
+        for stmt, rows in ((_INSERT_LEAF, self._pending_leaves), (_INSERT_NODE, self._pending_nodes)):
             if rows:
-                conn.execute(insert(model.__table__), rows)  # type: ignore[union-attr]
+                conn.execute(stmt, rows)
                 rows.clear()
 
 
