@@ -138,8 +138,12 @@ class Ledger:
                 entry = next((o for o in self.manifest["orgs"] if o["id"] == org), None)
                 if entry is None:
                     raise LedgerError(f"the gateway holds no transaction account for {org!r}")
-                key = self.resolve(entry["account_key_file"]).read_text("ascii").strip()
-                acct = Account.from_key(key)
+                path = self.resolve(entry["account_key_file"])
+                try:
+                    acct = Account.from_key(path.read_text("ascii").strip())
+                except (OSError, ValueError) as exc:
+                    # A configuration fault, told as such in the workers' log (not a traceback per retry).
+                    raise LedgerError(f"cannot read the transaction key of {org!r} ({path}): {exc}") from exc
                 self._accounts[org] = acct
                 self._send_locks[org] = threading.Lock()
             return acct

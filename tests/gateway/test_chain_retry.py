@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from gateway_kit import (
     Harness,
     OrgClient,
@@ -36,6 +37,7 @@ from gateway.models import CheckpointRow, Record
 from gateway.services.ledger import Ledger
 from gateway.services.workers import ChainCaller, Stats
 from provenance.contracts import at, chain_key
+from provenance.errors import LedgerError
 from provenance.records import Envelope
 
 
@@ -161,10 +163,15 @@ def test_workflow_record_without_a_transaction_account(harness: Harness, tmp_pat
             assert network.path is not None
             manifest = json.loads(network.path.read_text("utf-8"))
             manifest["orgs"] = [o for o in manifest["orgs"] if o["id"] != "party-branch"]
+            for o in manifest["orgs"]:
+                if o["id"] == "hospital-2":  # and one whose key file is gone: a configuration fault, named
+                    o["account_key_file"] = "keys/gone.tx.key"
             # Beside the original: the key files it names are relative to the manifest.
             path = network.path.with_name(f"manifest-{secrets.token_hex(4)}.json")
             path.write_text(json.dumps(manifest, ensure_ascii=False), "utf-8")
             ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
+            with pytest.raises(LedgerError, match=r"cannot read the transaction key of 'hospital-2'"):
+                ledger.account("hospital-2")
             caller = ChainCaller(db=db, ledger=ledger, stats=Stats(), idle=0.01, retry=30.0)
             started = time.monotonic()
             assert caller.step()
