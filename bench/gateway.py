@@ -6,7 +6,8 @@ orgs, runs the gateway as its own process (``python -m gateway serve``) on SQLit
 
 - single-record submissions (pre-signed ``env.reading`` records, ``--concurrency`` clients): req/s, p50/p99;
 - bulk submissions (``--bulk`` records per request): records/s;
-- time from acceptance to anchored (one record at a time, polled).
+- time from acceptance to anchored (one record at a time, polled);
+- the gateway process's CPU time per single request and per bulk record (workers included, from ``/proc``).
 
 The bound is 2 × ``openssl speed sm2`` verify/s (one SM2 verification per record, two cores' worth).
 """
@@ -64,6 +65,15 @@ def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subp
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"gateway did not start; see {log}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def presign(manifest: Manifest, n: int) -> list[dict[str, Any]]:
@@ -174,15 +184,20 @@ def run_one(
     try:
         bodies = presign(manifest, args.single + args.records + args.anchor_samples)
         note(f"{name}: {len(bodies)} records signed; single-record submissions")
+        # The gateway's own CPU per request / record (workers included): steadier than rates on a shared box.
+        c0 = cpu_seconds(proc.pid)
         s = single(url, token, bodies[: args.single], args.concurrency)
+        c1 = cpu_seconds(proc.pid)
+        s["cpu_ms"] = (c1 - c0) / args.single * 1000
         note(f"{name}: {s['rate']:.0f} req/s; bulk submissions")
         b = bulk(url, token, bodies[args.single : args.single + args.records], args.bulk, 2)
+        bulk_cpu = (cpu_seconds(proc.pid) - c1) / args.records * 1000
         note(f"{name}: {b:.0f} records/s; time to anchored")
         a = time_to_anchor(url, token, bodies[args.single + args.records :])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return {"single": s, "bulk": b, "anchor": a}
+    return {"single": s, "bulk": b, "bulk_cpu_ms": bulk_cpu, "anchor": a}
 
 
 def main() -> int:
@@ -226,8 +241,10 @@ def main() -> int:
         "x bound",
         "anchored p50 s",
         "max s",
+        "cpu ms/req",
+        "cpu ms/rec",
     )
-    widths = (-11, 12, 7, 7, 11, 8, 15, 6)
+    widths = (-11, 12, 7, 7, 11, 8, 15, 6, 11, 11)
     print(" ".join(f"{h:{'<' if w < 0 else '>'}{abs(w)}}" for h, w in zip(head, widths, strict=True)))
     for name, r in results.items():
         s, a = r["single"], r["anchor"]
@@ -235,6 +252,7 @@ def main() -> int:
         print(
             f"{name:<11} {s['rate']:>12,.0f} {s['p50']:>7.1f} {s['p99']:>7.1f} {r['bulk']:>11,.0f}"
             f" {ratio:>8.2f} {statistics.median(a):>15.2f} {max(a):>6.2f}"
+            f" {s['cpu_ms']:>11.2f} {r['bulk_cpu_ms']:>11.3f}"
         )
     print("targets: bulk >= 0.6 x bound; single >= 1,000 req/s with p99 < 50 ms; anchored within 2 s")
     return 0

@@ -44,7 +44,10 @@ class GatewaySettings(BaseSettings):
         "records wait at most this long before the next checkpoint can cover them)",
     )
     worker_idle: float = Field(
-        default=0.05, gt=0, description="seconds a worker sleeps when it has nothing to do"
+        default=1.0,
+        gt=0,
+        description="seconds between the anchorer's and the chain caller's polls when nothing woke them "
+        "(a new checkpoint wakes the anchorer, a workflow record the chain caller)",
     )
     chain_retry: float = Field(
         default=0.5, gt=0, description="seconds before retrying the chain after a failure"
