@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from adapters import AdaptContext, AdaptedPayload, adapt
-from adapters.errors import KindUnknown
+from adapters.errors import KindUnknown, PartyStageInvalid
 from gateway.core.db import Database
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
@@ -75,6 +75,20 @@ ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
     "env.reading": frozenset({Role.MONITORING_STATION, Role.ENV_BUREAU}),
     "party.record": frozenset({Role.PARTY_BRANCH}),
 }
+
+
+# Kinds whose acceptance changes state that later records of the same subject are checked against.
+STATEFUL_KINDS = frozenset(
+    {
+        "rx.issue",
+        "rx.dispense",
+        "rx.revoke",
+        "share.request",
+        "share.consent",
+        "share.revoke_consent",
+        "party.record",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +228,8 @@ class Intake:
         return result
 
     def submit_many(self, token_org: str, subs: list[Submission]) -> list[Accepted | ProvenanceError]:
-        """Accept many records in one transaction; each item succeeds or fails on its own."""
+        """Accept many records, each on its own, decided in request order: one transaction, unless an item
+        depends on workflow state an earlier item of the batch changes (then the items before it first)."""
         self.check_backlog(len(subs))
         results: list[Accepted | ProvenanceError | None] = [None] * len(subs)
         ready: list[tuple[int, _Prepared]] = []
@@ -226,13 +241,31 @@ class Intake:
             self._pool.submit(self._verify_only, token_org, sub, env)
             for sub, env in zip(subs, envelopes, strict=True)
         ]
+        barriers: set[str] = set()  # subjects whose workflow state an item waiting in ``ready`` changes
+
+        def flush() -> None:
+            for (i, _), result in zip(ready, self._write([p for _, p in ready]), strict=True):
+                results[i] = result
+                if isinstance(result, Accepted):
+                    known[result.id] = result.accepted_at  # a repeat later in the batch is idempotent
+            ready.clear()
+            barriers.clear()
+
         with self._db.session() as s:
             known = self._known_ids(s, [env.digest for env in envelopes if env is not None])
             for i, sub in enumerate(subs):
+                env = envelopes[i]
+                if env is not None and env.subject in barriers:
+                    # Items are decided in request order: one that follows a state change of its subject
+                    # in this batch (issue then revoke, a member's successive stages) is checked against
+                    # it, so what waits is written first. Env readings never wait. The read transaction ends
+                    # first (its connection back to the pool, no cached state rows): the next sees the write.
+                    s.rollback()
+                    flush()
                 try:
                     with self._chain_reads():
                         p = self._prepare(
-                            s, token_org, sub, None, known=known, verified=verified[i], envelope=envelopes[i]
+                            s, token_org, sub, None, known=known, verified=verified[i], envelope=env
                         )
                 except ProvenanceError as exc:
                     results[i] = exc
@@ -241,8 +274,9 @@ class Intake:
                     results[i] = Accepted(p.record_id, created=False, accepted_at=p.existing)
                 else:
                     ready.append((i, p))
-        for (i, _), result in zip(ready, self._write([p for _, p in ready]), strict=True):
-            results[i] = result
+                    if p.envelope.kind in STATEFUL_KINDS:
+                        barriers.add(p.envelope.subject)
+        flush()
         return [r for r in results if r is not None]
 
     def _write(self, ready: Sequence[_Prepared]) -> list[Accepted | ProvenanceError]:
@@ -661,6 +695,19 @@ class Intake:
         elif kind == "share.access":
             share = s.get(ShareState, facts["request_id"], populate_existing=True)
             _check_consent(share, facts["request_id"], org, _now())
+        elif kind == "party.record" and facts.get("type") == "membership":
+            # Checked before the transaction against the stage recorded then; concurrent submissions for
+            # the same member (one group commit) may have recorded another since: the stage as it stands
+            # here, with this transaction's earlier records, decides.
+            member = str(facts.get("member_id"))
+            key = f"member\0{p.envelope.subject}\0{member}"
+            last = seen[key] if key in seen else _last_membership(s, p.envelope.subject, member)
+            if last is not None and last.get("stage") != facts.get("previous_stage"):
+                raise PartyStageInvalid(
+                    f"member's recorded stage is {last.get('stage')}, not {facts.get('previous_stage')}",
+                    details={"field": "previous_stage", "recorded": last.get("stage")},
+                )
+            seen[key] = facts
 
     def _after_conflict(self, p: _Prepared) -> Accepted:
         """Explain a unique-constraint failure: same record (idempotent), same nonce, or a state race."""

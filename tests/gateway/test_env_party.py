@@ -87,20 +87,24 @@ def test_party_records_history_paginated(harness: Harness) -> None:
     verify_bundle(branch.get(f"/api/v1/records/{ids[-1]}/bundle").json(), harness.network)
 
 
+def _stage(branch_id: str, stage: str, previous: str | None, member: str = "A017") -> dict[str, object]:
+    return {
+        "type": "membership",
+        "branch_id": branch_id,
+        "member_id": member,
+        "stage": stage,
+        "previous_stage": previous,
+        "effective_at": "2026-11-20T16:00:00+08:00",
+        "approved_by": "MTG-2026-11-01",
+    }
+
+
 def test_membership_stages_follow_the_recorded_stage(harness: Harness) -> None:
     branch_id = "zb-" + secrets.token_hex(3)
     branch = harness.client("party-branch")
 
     def stage(stage: str, previous: str | None) -> dict[str, object]:
-        return {
-            "type": "membership",
-            "branch_id": branch_id,
-            "member_id": "A017",
-            "stage": stage,
-            "previous_stage": previous,
-            "effective_at": "2026-11-20T16:00:00+08:00",
-            "approved_by": "MTG-2026-11-01",
-        }
+        return _stage(branch_id, stage, previous)
 
     assert branch.submit("party.record", stage("入党申请人", None)).status_code == 202
     assert branch.submit("party.record", stage("入党积极分子", "入党申请人")).status_code == 202
@@ -108,3 +112,37 @@ def test_membership_stages_follow_the_recorded_stage(harness: Harness) -> None:
     r = branch.submit("party.record", stage("预备党员", "发展对象"))
     assert r.status_code == 400 and error_code(r) == "PARTY_STAGE_TRANSITION_INVALID"
     assert branch.submit("party.record", stage("发展对象", "入党积极分子")).status_code == 202
+
+
+def test_bulk_items_are_checked_against_earlier_items_of_the_batch(harness: Harness) -> None:
+    """A branch uploading a member's history in one bulk request: each stage is checked against the stage
+    the batch recorded before it, as if submitted one by one (a skipped or repeated stage is refused);
+    meetings of the same branch in between, another member's first stage, and a repeated item (idempotent)
+    go through; every accepted record is logged and verifies."""
+    branch_id = "zb-" + secrets.token_hex(3)
+    branch = harness.client("party-branch")
+    items = [
+        branch.body("party.record", _stage(branch_id, "入党申请人", None)),
+        branch.body("party.record", _stage(branch_id, "入党申请人", None)),  # again: the member has it now
+        branch.body("party.record", party_meeting(branch_id, "MTG-B1")),
+        branch.body("party.record", _stage(branch_id, "入党积极分子", "入党申请人")),
+        branch.body("party.record", _stage(branch_id, "入党申请人", None, member="B002")),
+        branch.body("party.record", _stage(branch_id, "预备党员", "发展对象")),  # skips 发展对象
+        branch.body("party.record", _stage(branch_id, "发展对象", "入党积极分子")),
+    ]
+    items.append(items[3])  # the same signed record twice: one record, the same id
+    r = harness.http.post("/api/v1/records:bulk", json={"records": items}, headers=branch.headers)
+    assert r.status_code == 200, r.text
+    got = [(it["status"], it["existing"], (it["error"] or {}).get("code")) for it in r.json()["items"]]
+    invalid = ("rejected", False, "PARTY_STAGE_TRANSITION_INVALID")
+    ok = ("accepted", False, None)
+    assert got == [ok, invalid, ok, ok, ok, invalid, ok, ("accepted", True, None)], got
+    results = r.json()["items"]
+    assert results[7]["id"] == results[3]["id"]
+    assert results[1]["error"]["details"] == {"field": "previous_stage", "recorded": "入党申请人"}
+    assert results[5]["error"]["details"] == {"field": "previous_stage", "recorded": "入党积极分子"}
+    last = harness.wait_status(results[6]["id"], "anchored")
+    assert last["leaf_index"] is not None
+    verify_bundle(branch.get(f"/api/v1/records/{results[6]['id']}/bundle").json(), harness.network)
+    history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()["items"]
+    assert len(history) == 5

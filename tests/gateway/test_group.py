@@ -3,6 +3,7 @@ receipt signature, and each still gets its own answer: accepted, idempotent, or 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import Counter
@@ -127,3 +128,45 @@ def test_group_runner_runs_what_queued_while_it_was_running_as_one_batch() -> No
     # One failure fails the whole group it was signed with, and each caller sees it.
     assert results[11] == results[12] == results[13] == "the signer failed"
     assert signer.run(_promise(1)) == f"note of {1:064x}"  # and the signer goes on
+
+
+def test_concurrent_stage_changes_of_one_member_one_wins(harness: Harness) -> None:
+    """Eight submissions of the same next stage of one member, in flight at once, each checked before the
+    transaction against the same recorded stage: the stage as it stands in the transaction decides, so
+    exactly one is accepted and the others are PARTY_STAGE_TRANSITION_INVALID (before, several went in)."""
+    branch = harness.client("party-branch")
+    branch_id = "zb-" + secrets.token_hex(3)
+
+    def stage(stage: str, previous: str | None) -> dict[str, Any]:
+        return {
+            "type": "membership",
+            "branch_id": branch_id,
+            "member_id": "C033",
+            "stage": stage,
+            "previous_stage": previous,
+            "effective_at": "2026-11-28T09:00:00+08:00",
+            "approved_by": "MTG-2026-11-07",
+        }
+
+    assert branch.submit("party.record", stage("入党申请人", None)).status_code == 202
+    bodies = [branch.body("party.record", stage("入党积极分子", "入党申请人")) for _ in range(8)]
+    start = threading.Barrier(len(bodies))
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def submit(body: dict[str, Any]) -> None:
+        with httpx.Client(base_url=harness.server.url, headers=branch.headers, timeout=30) as http:
+            start.wait()
+            r = http.post("/api/v1/records", json=body)
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=submit, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = Counter(r.status_code if r.status_code == 202 else error_code(r) for r in answers)
+    assert codes == {202: 1, "PARTY_STAGE_TRANSITION_INVALID": 7}, codes
+    history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()
+    assert len(history["items"]) == 2

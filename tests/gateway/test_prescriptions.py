@@ -134,3 +134,34 @@ def test_roles_per_kind(harness: Harness) -> None:
     assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN"
     c = harness.client("party-branch").get(f"/api/v1/rx/{rx}/check")
     assert c.status_code == 403 and error_code(c) == "ROLE_FORBIDDEN"
+
+
+def test_bulk_issue_then_revoke_in_one_request(harness: Harness) -> None:
+    """Items of a bulk request are decided in request order: a revoke after its issue in the same request
+    sees the issue (before: RX_UNKNOWN), a second revoke sees the first (RX_REVOKED), a second issue of the
+    same prescription is RX_EXISTS; the chain gets the issue and the revoke, in that order."""
+    hospital = harness.client("hospital-1")
+    a, b = _rx(), _rx()
+    items = [
+        hospital.body("rx.issue", rx_issue(a)),
+        hospital.body("rx.revoke", rx_revoke(a)),
+        hospital.body("rx.revoke", rx_revoke(a)),
+        hospital.body("rx.issue", rx_issue(b)),
+        hospital.body("rx.issue", rx_issue(b)),
+    ]
+    r = harness.http.post("/api/v1/records:bulk", json={"records": items}, headers=hospital.headers)
+    assert r.status_code == 200, r.text
+    results = r.json()["items"]
+    codes = [(it["status"], (it["error"] or {}).get("code")) for it in results]
+    assert codes == [
+        ("accepted", None),
+        ("accepted", None),
+        ("rejected", "RX_REVOKED"),
+        ("accepted", None),
+        ("rejected", "RX_EXISTS"),
+    ], codes
+    for it in (results[0], results[1], results[3]):
+        assert harness.wait_chain(it["id"])["chain_status"] == "confirmed"
+    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{a}/check").json()
+    assert check["revoked"] and not check["valid"] and check["close_record"] == results[1]["id"]
+    assert check["on_chain"]["status"] == "revoked"
