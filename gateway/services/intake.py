@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -56,7 +56,7 @@ from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
 from provenance.contracts import ContractReverted, Role
-from provenance.crypto import SM2PublicKey, generate_sm4_key, sm4_gcm_encrypt
+from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.records import Envelope, b64decode, parse_timestamp
 
@@ -289,6 +289,7 @@ class Intake:
         else:
             try:
                 with self._db.write() as s, s.no_autoflush:
+                    self._lock_members(s, ready)
                     # Two queries for the whole batch instead of two per record (and no flush per record).
                     seen = self._prefetch(s, ready)
                     results = []
@@ -311,6 +312,7 @@ class Intake:
             with self._db.write() as s:
                 # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
                 # did, and their unique constraints decide a race (then _after_conflict says which).
+                self._lock_members(s, [p])
                 seen: dict[str, Any] = {_PREFETCHED: True}
                 result = self._persist(s, p, seen)
                 _insert_rows(s, seen)
@@ -322,6 +324,23 @@ class Intake:
                 return exc
         except ProvenanceError as exc:
             return exc
+
+    def _lock_members(self, s: Session, ready: Sequence[_Prepared]) -> None:
+        """On PostgreSQL, which runs writers side by side (bulk requests, a group, other gateway processes):
+        lock the members whose stage these records change until the commit, in one order (no deadlock), so
+        the stage check inside the transaction reads the last one committed. SQLite writers are serialised."""
+        if self._db.is_sqlite:
+            return
+        keys = sorted(
+            {
+                _member_key(p.envelope.subject, p.facts)
+                for p in ready
+                if p.envelope.kind == "party.record" and p.facts.get("type") == "membership"
+            }
+        )
+        conn = s.connection()
+        for key in keys:
+            conn.execute(_MEMBER_LOCK, {"k": _lock_id(key)})
 
     @staticmethod
     def _known_ids(s: Session, ids: list[str]) -> dict[str, float]:
@@ -700,7 +719,7 @@ class Intake:
             # the same member (one group commit) may have recorded another since: the stage as it stands
             # here, with this transaction's earlier records, decides.
             member = str(facts.get("member_id"))
-            key = f"member\0{p.envelope.subject}\0{member}"
+            key = _member_key(p.envelope.subject, facts)
             last = seen[key] if key in seen else _last_membership(s, p.envelope.subject, member)
             if last is not None and last.get("stage") != facts.get("previous_stage"):
                 raise PartyStageInvalid(
@@ -728,6 +747,18 @@ class Intake:
             if p.envelope.kind == "share.request":
                 raise ShareRequestExists(f"request {p.facts['request_id']!r} exists")
         raise ProvenanceError("the record conflicts with a concurrent submission; retry")
+
+
+_MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def _member_key(subject: str, facts: Mapping[str, Any]) -> str:
+    return f"member\0{subject}\0{facts.get('member_id')}"
+
+
+def _lock_id(key: str) -> int:
+    """A PostgreSQL advisory lock id (signed 64 bits) for ``key``."""
+    return int.from_bytes(sm3(key.encode("utf-8"))[:8], "big", signed=True)
 
 
 def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, Any] | None:
