@@ -77,7 +77,8 @@ ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
 }
 
 
-# Kinds whose acceptance changes state that later records of the same subject are checked against.
+# Kinds whose acceptance changes state that later records of the same subject are checked against (of party
+# records, membership stages only).
 STATEFUL_KINDS = frozenset(
     {
         "rx.issue",
@@ -274,7 +275,7 @@ class Intake:
                     results[i] = Accepted(p.record_id, created=False, accepted_at=p.existing)
                 else:
                     ready.append((i, p))
-                    if p.envelope.kind in STATEFUL_KINDS:
+                    if _changes_state(p):
                         barriers.add(p.envelope.subject)
         flush()
         return [r for r in results if r is not None]
@@ -747,6 +748,11 @@ class Intake:
             if p.envelope.kind == "share.request":
                 raise ShareRequestExists(f"request {p.facts['request_id']!r} exists")
         raise ProvenanceError("the record conflicts with a concurrent submission; retry")
+
+
+def _changes_state(p: _Prepared) -> bool:
+    kind = p.envelope.kind
+    return kind in STATEFUL_KINDS and (kind != "party.record" or p.facts.get("type") == "membership")
 
 
 _MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
