@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from gateway.errors import KeyNotValid, KeyRevoked, OrgUnknown
 from gateway.services.ledger import ChainKey, ChainOrg, Ledger
 from provenance.crypto import SM2PublicKey
 from provenance.errors import KeyInvalid, LedgerError, SignatureInvalid
 from provenance.records import Envelope, parse_timestamp
+
+_V = TypeVar("_V")
 
 
 class OrgDirectory:
@@ -21,20 +25,28 @@ class OrgDirectory:
         self._ttl = ttl
         self._orgs: dict[str, tuple[ChainOrg | None, float]] = {}
         self._pubkeys: dict[bytes, SM2PublicKey] = {}
-        self._ids: tuple[list[str], float] | None = None
+        self._ids: dict[str, tuple[list[str], float]] = {}  # one entry: every org id
         self._lock = threading.Lock()
         self.generation = 0
 
     def get(self, org: str) -> ChainOrg | None:
         """The organisation (None if unregistered); read through the cache."""
+        return self._read_through(self._orgs, org, lambda: self._ledger.org(org))
+
+    def org_ids(self) -> list[str]:
+        """Every registered organisation id, read through the cache like :meth:`get`."""
+        ids: list[str] = self._read_through(self._ids, "all", self._ledger.org_ids)
+        return list(ids)
+
+    def _read_through(self, cache: dict[str, tuple[_V, float]], key: str, read: Callable[[], _V]) -> _V:
         now = time.monotonic()
         with self._lock:
-            hit = self._orgs.get(org)
+            hit = cache.get(key)
             generation = self.generation
         if hit is not None and hit[1] > now:
             return hit[0]
         try:
-            entry = self._ledger.org(org)
+            value = read()
         except LedgerError:
             # Chain unreachable: the last known state is the best there is (a revocation made during the
             # outage cannot be seen either way); with nothing known, the request fails.
@@ -44,8 +56,8 @@ class OrgDirectory:
         with self._lock:
             # An invalidation that raced this read wins: do not cache what may already be stale.
             if generation == self.generation:
-                self._orgs[org] = (entry, now + self._ttl)
-        return entry
+                cache[key] = (value, now + self._ttl)
+        return value
 
     def require(self, org: str) -> ChainOrg:
         """The organisation, active; ORG_UNKNOWN otherwise."""
@@ -59,35 +71,12 @@ class OrgDirectory:
     def invalidate(self) -> None:
         """Expire every cached organisation (a registry event arrived); kept only as a fallback."""
         with self._lock:
-            self._orgs = {k: (v, 0.0) for k, (v, _) in self._orgs.items()}
-            if self._ids is not None:
-                self._ids = (self._ids[0], 0.0)
+            _expire(self._orgs)
+            _expire(self._ids)
             self.generation += 1
-
-    def org_ids(self) -> list[str]:
-        """Every registered organisation id, read through the cache like :meth:`get`."""
-        now = time.monotonic()
-        with self._lock:
-            hit = self._ids
-            generation = self.generation
-        if hit is not None and hit[1] > now:
-            return list(hit[0])
-        try:
-            ids = self._ledger.org_ids()
-        except LedgerError:
-            if hit is not None:
-                return list(hit[0])
-            raise
-        with self._lock:
-            if generation == self.generation:
-                self._ids = (ids, now + self._ttl)
-        return list(ids)
 
     def public_key(self, raw: bytes) -> SM2PublicKey | None:
         """The key of a registry entry's 64 raw bytes (None if not a valid SM2 point); parsed once."""
-        return self._pub(raw)
-
-    def _pub(self, raw: bytes) -> SM2PublicKey | None:
         key = self._pubkeys.get(raw)
         if key is None:
             try:
@@ -103,13 +92,13 @@ class OrgDirectory:
         message = envelope.canonical()
         valid = [k for k in org.keys if _valid_at(k, at)]
         for k in valid:
-            pub = self._pub(k.raw)
+            pub = self.public_key(k.raw)
             if pub is not None and _verifies(pub, message, signature):
                 return k, pub
         for k in org.keys:
             if k in valid:
                 continue
-            pub = self._pub(k.raw)
+            pub = self.public_key(k.raw)
             if pub is not None and _verifies(pub, message, signature):
                 details = {"org": org.org, "key_index": k.index, "timestamp": envelope.timestamp}
                 if k.revoked_at and at >= k.revoked_at:
@@ -124,6 +113,11 @@ class OrgDirectory:
         raise SignatureInvalid(
             f"the SM2 signature does not verify with any key of {org.org!r}", details={"org": org.org}
         )
+
+
+def _expire(cache: dict[str, tuple[_V, float]]) -> None:
+    for key, (value, _) in cache.items():
+        cache[key] = (value, 0.0)
 
 
 def _valid_at(k: ChainKey, at: float) -> bool:

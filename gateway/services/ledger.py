@@ -123,19 +123,19 @@ class Ledger:
         info: Mapping[str, str] = self.manifest["log"]
         return info
 
+    def _manifest_org(self, org: str) -> Mapping[str, Any] | None:
+        return next((o for o in self.manifest["orgs"] if o["id"] == org), None)
+
     def holds_account(self, org: str) -> bool:
         """Whether the gateway holds a transaction account for ``org`` (its manifest names one)."""
-        with self._lock:
-            if org in self._accounts:
-                return True
-        return any(o["id"] == org for o in self.manifest["orgs"])
+        return self._manifest_org(org) is not None
 
     def account(self, org: str) -> LocalAccount:
         """The transaction account the gateway holds for ``org`` (LedgerError if it holds none)."""
         with self._lock:
             acct = self._accounts.get(org)
             if acct is None:
-                entry = next((o for o in self.manifest["orgs"] if o["id"] == org), None)
+                entry = self._manifest_org(org)
                 if entry is None:
                     raise LedgerError(f"the gateway holds no transaction account for {org!r}")
                 path = self.resolve(entry["account_key_file"])
