@@ -112,11 +112,16 @@ def _check_stage(record: Membership, prior: dict[str, Any] | None) -> None:
         return
     if prior.get("member_id", record.member_id) != record.member_id:
         raise PartyRuleViolation("prior record is of another member", details={"field": "member_id"})
-    last = prior.get("stage")
-    if last != record.previous_stage:
+    check_recorded_stage(record.previous_stage, prior.get("stage"))
+
+
+def check_recorded_stage(previous_stage: str | None, recorded: str | None) -> None:
+    """A membership record's ``previous_stage`` must be the member's recorded stage (the gateway checks it
+    again inside its write transaction)."""
+    if recorded != previous_stage:
         raise PartyStageInvalid(
-            f"member's recorded stage is {last}, not {record.previous_stage}",
-            details={"field": "previous_stage", "recorded": last},
+            f"member's recorded stage is {recorded}, not {previous_stage}",
+            details={"field": "previous_stage", "recorded": recorded},
         )
 
 

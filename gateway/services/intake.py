@@ -24,7 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from adapters import AdaptContext, AdaptedPayload, adapt
-from adapters.errors import KindUnknown, PartyStageInvalid
+from adapters.errors import KindUnknown
+from adapters.party import check_recorded_stage
 from gateway.core.db import Database
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
@@ -77,18 +78,10 @@ ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
 }
 
 
-# Kinds whose acceptance changes state that later records of the same subject are checked against (of party
-# records, membership stages only).
+# Kinds whose acceptance changes state that later records of the same subject are checked against (and,
+# of party records, membership stages: _changes_state).
 STATEFUL_KINDS = frozenset(
-    {
-        "rx.issue",
-        "rx.dispense",
-        "rx.revoke",
-        "share.request",
-        "share.consent",
-        "share.revoke_consent",
-        "party.record",
-    }
+    {"rx.issue", "rx.dispense", "rx.revoke", "share.request", "share.consent", "share.revoke_consent"}
 )
 
 
@@ -332,13 +325,7 @@ class Intake:
         the stage check inside the transaction reads the last one committed. SQLite writers are serialised."""
         if self._db.is_sqlite:
             return
-        keys = sorted(
-            {
-                _member_key(p.envelope.subject, p.facts)
-                for p in ready
-                if p.envelope.kind == "party.record" and p.facts.get("type") == "membership"
-            }
-        )
+        keys = sorted({_member_key(p.envelope.subject, p.facts) for p in ready if _is_membership(p)})
         conn = s.connection()
         for key in keys:
             conn.execute(_MEMBER_LOCK, {"k": _lock_id(key)})
@@ -715,18 +702,16 @@ class Intake:
         elif kind == "share.access":
             share = s.get(ShareState, facts["request_id"], populate_existing=True)
             _check_consent(share, facts["request_id"], org, _now())
-        elif kind == "party.record" and facts.get("type") == "membership":
+        elif _is_membership(p):
             # Checked before the transaction against the stage recorded then; concurrent submissions for
             # the same member (one group commit) may have recorded another since: the stage as it stands
             # here, with this transaction's earlier records, decides.
-            member = str(facts.get("member_id"))
             key = _member_key(p.envelope.subject, facts)
-            last = seen[key] if key in seen else _last_membership(s, p.envelope.subject, member)
-            if last is not None and last.get("stage") != facts.get("previous_stage"):
-                raise PartyStageInvalid(
-                    f"member's recorded stage is {last.get('stage')}, not {facts.get('previous_stage')}",
-                    details={"field": "previous_stage", "recorded": last.get("stage")},
-                )
+            last = (
+                seen[key] if key in seen else _last_membership(s, p.envelope.subject, str(facts["member_id"]))
+            )
+            if last is not None:
+                check_recorded_stage(facts["previous_stage"], last.get("stage"))
             seen[key] = facts
 
     def _after_conflict(self, p: _Prepared) -> Accepted:
@@ -750,9 +735,12 @@ class Intake:
         raise ProvenanceError("the record conflicts with a concurrent submission; retry")
 
 
+def _is_membership(p: _Prepared) -> bool:
+    return p.envelope.kind == "party.record" and p.facts.get("type") == "membership"
+
+
 def _changes_state(p: _Prepared) -> bool:
-    kind = p.envelope.kind
-    return kind in STATEFUL_KINDS and (kind != "party.record" or p.facts.get("type") == "membership")
+    return p.envelope.kind in STATEFUL_KINDS or _is_membership(p)
 
 
 _MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")

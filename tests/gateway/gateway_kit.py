@@ -388,6 +388,19 @@ def party_meeting(branch: str, meeting_id: str) -> dict[str, Any]:
     return obj
 
 
+def party_membership(branch: str, stage: str, previous: str | None, member: str = "A017") -> dict[str, Any]:
+    """A membership record: ``member`` of ``branch`` reaches ``stage`` from ``previous``."""
+    return {
+        "type": "membership",
+        "branch_id": branch,
+        "member_id": member,
+        "stage": stage,
+        "previous_stage": previous,
+        "effective_at": "2026-11-20T16:00:00+08:00",
+        "approved_by": "MTG-2026-11-01",
+    }
+
+
 def hj212_packet(name: str = "air-realtime-2011.txt") -> str:
     return (ASSETS / "hj212" / name).read_bytes().decode("ascii")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import secrets
 
-from gateway_kit import Harness, error_code, hj212_packets, party_meeting, verify_bundle
+from gateway_kit import Harness, error_code, hj212_packets, party_meeting, party_membership, verify_bundle
 
 N_READINGS = 1000
 
@@ -87,24 +87,12 @@ def test_party_records_history_paginated(harness: Harness) -> None:
     verify_bundle(branch.get(f"/api/v1/records/{ids[-1]}/bundle").json(), harness.network)
 
 
-def _stage(branch_id: str, stage: str, previous: str | None, member: str = "A017") -> dict[str, object]:
-    return {
-        "type": "membership",
-        "branch_id": branch_id,
-        "member_id": member,
-        "stage": stage,
-        "previous_stage": previous,
-        "effective_at": "2026-11-20T16:00:00+08:00",
-        "approved_by": "MTG-2026-11-01",
-    }
-
-
 def test_membership_stages_follow_the_recorded_stage(harness: Harness) -> None:
     branch_id = "zb-" + secrets.token_hex(3)
     branch = harness.client("party-branch")
 
     def stage(stage: str, previous: str | None) -> dict[str, object]:
-        return _stage(branch_id, stage, previous)
+        return party_membership(branch_id, stage, previous)
 
     assert branch.submit("party.record", stage("入党申请人", None)).status_code == 202
     assert branch.submit("party.record", stage("入党积极分子", "入党申请人")).status_code == 202
@@ -122,13 +110,15 @@ def test_bulk_items_are_checked_against_earlier_items_of_the_batch(harness: Harn
     branch_id = "zb-" + secrets.token_hex(3)
     branch = harness.client("party-branch")
     items = [
-        branch.body("party.record", _stage(branch_id, "入党申请人", None)),
-        branch.body("party.record", _stage(branch_id, "入党申请人", None)),  # again: the member has it now
+        branch.body("party.record", party_membership(branch_id, "入党申请人", None)),
+        branch.body(
+            "party.record", party_membership(branch_id, "入党申请人", None)
+        ),  # again: the member has it now
         branch.body("party.record", party_meeting(branch_id, "MTG-B1")),
-        branch.body("party.record", _stage(branch_id, "入党积极分子", "入党申请人")),
-        branch.body("party.record", _stage(branch_id, "入党申请人", None, member="B002")),
-        branch.body("party.record", _stage(branch_id, "预备党员", "发展对象")),  # skips 发展对象
-        branch.body("party.record", _stage(branch_id, "发展对象", "入党积极分子")),
+        branch.body("party.record", party_membership(branch_id, "入党积极分子", "入党申请人")),
+        branch.body("party.record", party_membership(branch_id, "入党申请人", None, member="B002")),
+        branch.body("party.record", party_membership(branch_id, "预备党员", "发展对象")),  # skips 发展对象
+        branch.body("party.record", party_membership(branch_id, "发展对象", "入党积极分子")),
     ]
     items.append(items[3])  # the same signed record twice: one record, the same id
     r = harness.http.post("/api/v1/records:bulk", json={"records": items}, headers=branch.headers)

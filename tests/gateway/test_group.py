@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from gateway_kit import Harness, error_code, hj212_packets
+from gateway_kit import Harness, error_code, hj212_packets, party_membership
 
 from gateway.services.group import GroupRunner
 from provenance import TrustStore, verify_receipt
@@ -138,19 +138,11 @@ def test_concurrent_stage_changes_of_one_member_one_wins(harness: Harness) -> No
     branch = harness.client("party-branch")
     branch_id = "zb-" + secrets.token_hex(3)
 
-    def stage(stage: str, previous: str | None) -> dict[str, Any]:
-        return {
-            "type": "membership",
-            "branch_id": branch_id,
-            "member_id": "C033",
-            "stage": stage,
-            "previous_stage": previous,
-            "effective_at": "2026-11-28T09:00:00+08:00",
-            "approved_by": "MTG-2026-11-07",
-        }
-
-    assert branch.submit("party.record", stage("入党申请人", None)).status_code == 202
-    bodies = [branch.body("party.record", stage("入党积极分子", "入党申请人")) for _ in range(8)]
+    assert branch.submit("party.record", party_membership(branch_id, "入党申请人", None)).status_code == 202
+    bodies = [
+        branch.body("party.record", party_membership(branch_id, "入党积极分子", "入党申请人"))
+        for _ in range(8)
+    ]
     start = threading.Barrier(len(bodies))
     codes: Counter[int | str] = Counter()
     lock = threading.Lock()
