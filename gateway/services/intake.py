@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -141,6 +141,8 @@ _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey)) 
 
 
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
+_SLICE = 25  # records per verification task of a bulk request
+_Verified = tuple[ChainKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
 _PREFETCHED = "\0prefetched"  # marker in a batch's ``seen`` map: ids and nonces were loaded up front
 
 
@@ -228,13 +230,17 @@ class Intake:
         results: list[Accepted | ProvenanceError | None] = [None] * len(subs)
         ready: list[tuple[int, _Prepared]] = []
         # SM2 verification dominates and OpenSSL runs it without the GIL: the pool verifies the batch in
-        # order while this thread runs the adapters (pure Python) of the same items; _prepare takes each
-        # result when it gets there (and redoes the check, in order, only where it failed).
+        # order, in slices (one future per item cost as much as the adapter's work), while this thread runs
+        # the adapters (pure Python) of the same items; _prepare takes each result when it gets there (and
+        # redoes the check, in order, only where it failed).
         envelopes = [_envelope_or_none(sub) for sub in subs]  # parsed once (a bad one: _prepare says why)
-        verified = [
-            self._pool.submit(self._verify_only, token_org, sub, env)
-            for sub, env in zip(subs, envelopes, strict=True)
+        slices = [
+            self._pool.submit(self._verify_slice, token_org, subs[i : i + _SLICE], envelopes[i : i + _SLICE])
+            for i in range(0, len(subs), _SLICE)
         ]
+
+        def verified(i: int) -> Callable[[], _Verified]:
+            return lambda: slices[i // _SLICE].result()[i % _SLICE]
         barriers: set[str] = set()  # subjects whose workflow state an item waiting in ``ready`` changes
 
         def flush() -> None:
@@ -259,7 +265,7 @@ class Intake:
                 try:
                     with self._chain_reads():
                         p = self._prepare(
-                            s, token_org, sub, None, known=known, verified=verified[i], envelope=env
+                            s, token_org, sub, None, known=known, verified=verified(i), envelope=env
                         )
                 except ProvenanceError as exc:
                     results[i] = exc
@@ -375,9 +381,12 @@ class Intake:
 
     # --- validation ------------------------------------------------------------------------------------
 
-    def _verify_only(
-        self, token_org: str, sub: Submission, envelope: Envelope | None
-    ) -> tuple[ChainKey, SM2PublicKey] | None:
+    def _verify_slice(
+        self, token_org: str, subs: Sequence[Submission], envelopes: Sequence[Envelope | None]
+    ) -> list[_Verified]:
+        return [self._verify_only(token_org, sub, env) for sub, env in zip(subs, envelopes, strict=True)]
+
+    def _verify_only(self, token_org: str, sub: Submission, envelope: Envelope | None) -> _Verified:
         """The signature check alone (None on any failure: _prepare reports it with the right code)."""
         try:
             if envelope is None or envelope.org != token_org:
@@ -397,7 +406,7 @@ class Intake:
         idem: str | None,
         *,
         known: dict[str, float] | None = None,
-        verified: Future[tuple[ChainKey, SM2PublicKey] | None] | None = None,
+        verified: Callable[[], _Verified] | None = None,
         envelope: Envelope | None = None,
     ) -> _Prepared:
         if envelope is None:
@@ -456,7 +465,7 @@ class Intake:
                 "the payload does not hash to the record's payload_digest",
                 details={"expected": envelope.payload_digest, "actual": adapted.digest},
             )
-        done = verified.result() if verified is not None else None
+        done = verified() if verified is not None else None
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
         p = _Prepared(
             envelope=envelope,
