@@ -7,7 +7,10 @@ orgs, runs the gateway as its own process (``python -m gateway serve``) on SQLit
 - single-record submissions (pre-signed ``env.reading`` records, ``--concurrency`` clients): req/s, p50/p99;
 - bulk submissions (``--bulk`` records per request): records/s;
 - time from acceptance to anchored (one record at a time, polled);
-- the gateway process's CPU time per single request and per bulk record (workers included, from ``/proc``).
+- the gateway process's CPU time per single request and per bulk record (workers included, from ``/proc``);
+- with ``--floor``, the same for ``bench/floor_app.py``: what any gateway on this stack costs at least.
+
+The client (``bench/load.py``) sends pre-encoded requests, so its own CPU takes little from the server's.
 
 The bound is 2 × ``openssl speed sm2`` verify/s (one SM2 verification per record, two cores' worth).
 """
@@ -20,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "gateway")]
 
+import load  # noqa: E402  (bench/load.py)
 from crypto import openssl_speed  # noqa: E402  (bench/crypto.py)
 from gateway_kit import hj212_packets, sign_submission  # noqa: E402
 
@@ -56,15 +59,21 @@ def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subp
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+    return proc
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until ``/healthz`` answers 200 (a minute at most)."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"gateway did not start; see {log}")
+    raise RuntimeError(f"{url} did not start; see {log}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -83,53 +92,20 @@ def presign(manifest: Manifest, n: int) -> list[dict[str, Any]]:
 
 
 def single(url: str, token: str, bodies: list[dict[str, Any]], concurrency: int) -> dict[str, float]:
-    """Submit one record per request from ``concurrency`` threads; req/s and latency percentiles (ms)."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    chunks = [bodies[i::concurrency] for i in range(concurrency)]
-
-    def run(chunk: list[dict[str, Any]]) -> None:
-        mine = []
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
-            for body in chunk:
-                t = time.perf_counter()
-                r = http.post("/api/v1/records", json=body)
-                mine.append(time.perf_counter() - t)
-                if r.status_code != 202:
-                    raise RuntimeError(r.text)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=100)
-    return {"rate": len(latencies) / elapsed, "p50": q[49] * 1000, "p99": q[98] * 1000}
+    """Submit one record per request over ``concurrency`` connections; req/s and latency percentiles (ms)."""
+    auth = {"authorization": f"Bearer {token}"}
+    requests = [load.encode("/api/v1/records", body, auth) for body in bodies]
+    return load.run(url, requests, concurrency, load.expect(202))
 
 
 def bulk(url: str, token: str, bodies: list[dict[str, Any]], size: int, concurrency: int) -> float:
     """Submit in bulk requests of ``size``; records/s."""
-    batches = [bodies[i : i + size] for i in range(0, len(bodies), size)]
-    per_thread = [batches[i::concurrency] for i in range(concurrency)]
-
-    def run(mine: list[list[dict[str, Any]]]) -> None:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as http:
-            for b in mine:
-                r = http.post("/api/v1/records:bulk", json={"records": b})
-                if r.status_code != 200 or r.json()["rejected"]:
-                    raise RuntimeError(r.text[:500])
-
-    threads = [threading.Thread(target=run, args=(m,)) for m in per_thread]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(bodies) / (time.perf_counter() - t0)
+    auth = {"authorization": f"Bearer {token}"}
+    requests = [
+        load.encode("/api/v1/records:bulk", {"records": bodies[i : i + size]}, auth)
+        for i in range(0, len(bodies), size)
+    ]
+    return len(bodies) / load.run(url, requests, concurrency, load.expect_all_accepted)["seconds"]
 
 
 def time_to_anchor(url: str, token: str, bodies: list[dict[str, Any]]) -> list[float]:
@@ -180,23 +156,56 @@ def run_one(
     db.dispose()
     port = 18000 + (os.getpid() % 1000)
     proc = start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")
-    url = f"http://127.0.0.1:{port}"
     try:
-        bodies = presign(manifest, args.single + args.records + args.anchor_samples)
-        note(f"{name}: {len(bodies)} records signed; single-record submissions")
-        # The gateway's own CPU per request / record (workers included): steadier than rates on a shared box.
-        c0 = cpu_seconds(proc.pid)
-        s = single(url, token, bodies[: args.single], args.concurrency)
-        c1 = cpu_seconds(proc.pid)
-        s["cpu_ms"] = (c1 - c0) / args.single * 1000
-        note(f"{name}: {s['rate']:.0f} req/s; bulk submissions")
-        b = bulk(url, token, bodies[args.single : args.single + args.records], args.bulk, 2)
-        bulk_cpu = (cpu_seconds(proc.pid) - c1) / args.records * 1000
-        note(f"{name}: {b:.0f} records/s; time to anchored")
-        a = time_to_anchor(url, token, bodies[args.single + args.records :])
+        return measure(name, f"http://127.0.0.1:{port}", proc, token, manifest, args)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def run_floor(manifest: Manifest, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The same measurements against bench/floor_app.py (no anchoring there)."""
+    pub = work / "floor-station-1.pem"
+    pub.write_bytes(manifest.sm2_key("station-1").public_key().to_pem())
+    env = {**os.environ, "FLOOR_PUB": str(pub), "FLOOR_DB": str(work / "floor.db")}
+    port = 19000 + (os.getpid() % 1000)
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", "bench", "floor_app:app", "--port", str(port)]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    log = (work / "floor.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, work / "floor.log")
+        return measure("floor", f"http://127.0.0.1:{port}", proc, "-", manifest, args, anchor=False)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def measure(
+    name: str,
+    url: str,
+    proc: subprocess.Popen[bytes],
+    token: str,
+    manifest: Manifest,
+    args: argparse.Namespace,
+    *,
+    anchor: bool = True,
+) -> dict[str, Any]:
+    """Single-record, bulk and (``anchor``) time-to-anchored figures of the server at ``url``."""
+    bodies = presign(manifest, args.single + args.records + args.anchor_samples)
+    note(f"{name}: {len(bodies)} records signed; single-record submissions")
+    # The server's own CPU per request / record (workers included): steadier than rates on a shared box.
+    c0 = cpu_seconds(proc.pid)
+    s = single(url, token, bodies[: args.single], args.concurrency)
+    c1 = cpu_seconds(proc.pid)
+    s["cpu_ms"] = (c1 - c0) / args.single * 1000
+    note(f"{name}: {s['rate']:.0f} req/s; bulk submissions")
+    b = bulk(url, token, bodies[args.single : args.single + args.records], args.bulk, 2)
+    bulk_cpu = (cpu_seconds(proc.pid) - c1) / args.records * 1000
+    a = []
+    if anchor:
+        note(f"{name}: {b:.0f} records/s; time to anchored")
+        a = time_to_anchor(url, token, bodies[args.single + args.records :])
     return {"single": s, "bulk": b, "bulk_cpu_ms": bulk_cpu, "anchor": a}
 
 
@@ -209,6 +218,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--anchor-samples", type=int, default=10)
     p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")
+    p.add_argument("--floor", action="store_true", help="also measure bench/floor_app.py (see its docstring)")
     args = p.parse_args()
 
     ref = openssl_speed(3)
@@ -228,6 +238,8 @@ def main() -> int:
         if args.pg:
             dbs.append(("postgresql", args.pg))
         results = {name: run_one(name, own_log(manifest, engine, name), url, args, work) for name, url in dbs}
+        if args.floor:
+            results["floor"] = run_floor(manifest, args, work)
     finally:
         engine.stop()
 
@@ -246,15 +258,18 @@ def main() -> int:
     )
     widths = (-11, 12, 7, 7, 11, 8, 15, 6, 11, 11)
     print(" ".join(f"{h:{'<' if w < 0 else '>'}{abs(w)}}" for h, w in zip(head, widths, strict=True)))
+    nan = float("nan")
     for name, r in results.items():
         s, a = r["single"], r["anchor"]
         ratio = r["bulk"] / bound if bound else float("nan")
         print(
             f"{name:<11} {s['rate']:>12,.0f} {s['p50']:>7.1f} {s['p99']:>7.1f} {r['bulk']:>11,.0f}"
-            f" {ratio:>8.2f} {statistics.median(a):>15.2f} {max(a):>6.2f}"
+            f" {ratio:>8.2f} {statistics.median(a) if a else nan:>15.2f} {max(a, default=nan):>6.2f}"
             f" {s['cpu_ms']:>11.2f} {r['bulk_cpu_ms']:>11.3f}"
         )
     print("targets: bulk >= 0.6 x bound; single >= 1,000 req/s with p99 < 50 ms; anchored within 2 s")
+    if args.floor:
+        print("floor: bench/floor_app.py, the least a submission does on this stack (parse, verify, insert)")
     return 0
 
 
