@@ -40,6 +40,13 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+def envelope_schema() -> dict[str, Any]:
+    """The JSON Schema of a record envelope (the bundle schema's ``record``, self-contained), for API docs."""
+    schema = bundle_schema()
+    envelope: dict[str, Any] = _inline_refs(schema["properties"]["record"], schema.get("$defs", {}))
+    return envelope
+
+
 @cache
 def _validator() -> Callable[[Any], Any]:
     # Compiled to Python code, where interpreting the schema took ~3 ms a bundle (exports are big). Refs are

@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from gateway.core.db import Database
 from gateway.models import DataKey, Record, RecordPayload
+from provenance.bundle import envelope_schema
 from provenance.merkle import verify_consistency
 
 
@@ -171,6 +172,11 @@ def test_ops_endpoints(harness: Harness) -> None:
         for status in ("400", "401", "403", "409", "413", "422", "503", "507"):
             ref = submit[status]["content"]["application/json"]["schema"]["$ref"]
             assert ref.endswith("/ErrorResponse"), (path, status, ref)
+    # Generated clients see what an envelope must hold (the bundle schema's record) and the bulk bounds.
+    schemas = spec["components"]["schemas"]
+    assert schemas["RecordSubmit"]["properties"]["record"]["properties"] == envelope_schema()["properties"]
+    assert schemas["RecordSubmit"]["properties"]["record"]["additionalProperties"] is False
+    assert schemas["BulkSubmit"]["properties"]["records"]["minItems"] == 1
     assert harness.http.get("/docs").status_code == 200
     orgs = harness.http.get("/api/v1/orgs").json()
     roles = {o["id"]: o["role"] for o in orgs["orgs"]}

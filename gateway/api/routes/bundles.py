@@ -22,6 +22,13 @@ class BundlePage(BaseModel):
     total: int | None = Field(description="records matching the filter (first page only, else null)")
 
 
+# A date, or a date-time with Z or an offset (_instant then checks that it exists).
+_INSTANT = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+
+
 def _instant(value: str | None, name: str) -> datetime | None:
     """An RFC 3339 instant with ``Z`` or an offset, or a bare date (its midnight UTC)."""
     if value is None:
@@ -48,10 +55,12 @@ def export_bundles(
     org: Annotated[str | None, Query(max_length=32, description="only records of this organisation")] = None,
     kind: Annotated[str | None, Query(max_length=64, description="only records of this kind")] = None,
     since: Annotated[
-        str | None, Query(max_length=40, description="envelope timestamp at or after (RFC 3339 UTC)")
+        str | None,
+        Query(max_length=40, pattern=_INSTANT, description="envelope timestamp at or after (RFC 3339 UTC)"),
     ] = None,
     until: Annotated[
-        str | None, Query(max_length=40, description="envelope timestamp before (RFC 3339 UTC)")
+        str | None,
+        Query(max_length=40, pattern=_INSTANT, description="envelope timestamp before (RFC 3339 UTC)"),
     ] = None,
     after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

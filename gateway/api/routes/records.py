@@ -14,6 +14,7 @@ from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, get_record, may_read_payload, record_public
 from gateway.services.runtime import Gateway
+from provenance.bundle import bundle_schema, envelope_schema
 from provenance.errors import ProvenanceError
 
 router = APIRouter(tags=["records"])
@@ -22,8 +23,15 @@ router = APIRouter(tags=["records"])
 class RecordSubmit(BaseModel):
     """A signed record and its payload (a JSON object, or the text of an HJ 212 packet)."""
 
-    record: dict[str, Any] = Field(description="the record envelope (docs/formats.md)")
-    signature: str = Field(description="base64 DER SM2 signature over the envelope's canonical bytes")
+    # The envelope and signature are checked by the intake (specific error codes); their schemas here say
+    # what passes, for clients generated from the OpenAPI document.
+    record: dict[str, Any] = Field(
+        description="the record envelope (docs/formats.md)", json_schema_extra=envelope_schema()
+    )
+    signature: str = Field(
+        description="base64 DER SM2 signature over the envelope's canonical bytes",
+        json_schema_extra={"pattern": bundle_schema()["$defs"]["base64"]["pattern"], "minLength": 1},
+    )
     payload: dict[str, Any] | str
     signer: dict[str, Any] | None = Field(default=None, description="informative; keys come from OrgRegistry")
 
@@ -44,7 +52,9 @@ class RecordAccepted(BaseModel):
 
 
 class BulkSubmit(BaseModel):
-    records: list[RecordSubmit]
+    records: list[RecordSubmit] = Field(
+        description="1 to PROV_GW_MAX_BULK (default 1000) records", json_schema_extra={"minItems": 1}
+    )
 
 
 class BulkItem(BaseModel):
