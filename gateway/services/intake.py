@@ -241,6 +241,7 @@ class Intake:
 
         def verified(i: int) -> Callable[[], _Verified]:
             return lambda: slices[i // _SLICE].result()[i % _SLICE]
+
         barriers: set[str] = set()  # subjects whose workflow state an item waiting in ``ready`` changes
 
         def flush() -> None:
