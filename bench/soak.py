@@ -1,12 +1,13 @@
 """Soak: a fixed load of signed records for N minutes against a devnet this script starts and owns.
 
 Starts, in a temporary folder, the embedded node (its own process), deploys the contracts and demo
-organisations, runs the gateway as its own process (``python -m gateway serve``, default settings,
-SQLite), then offers ``--rate`` records/s through the HTTP API from one client thread (HJ 212 readings,
-every ``--rx-every``-th an e-prescription, which also goes to its contract). Every ``--sample`` seconds it
-prints throughput, p50/p99 latency and the resident memory of the gateway and the node; at the end it waits
-for every acknowledged record to be anchored, verifies every bundle (pinned keys, anchor on chain), checks
-consecutive anchored checkpoints for consistency and re-verifies the chain from genesis.
+organisations, runs the gateway as its own process (``python -m gateway serve``, default settings, SQLite,
+or with ``--pg URL`` a throwaway PostgreSQL database), then offers ``--rate`` records/s through the HTTP API
+from one client thread (HJ 212 readings, every ``--rx-every``-th an e-prescription, which also goes to its
+contract). Every ``--sample`` seconds it prints throughput, p50/p99 latency and the resident memory of the
+gateway and the node; at the end it waits for every acknowledged record to be anchored, verifies every
+bundle (pinned keys, anchor on chain), checks consecutive anchored checkpoints for consistency and verifies
+the chain again from genesis.
 
     .venv/bin/python bench/soak.py --minutes 10 --rate 50
 """
@@ -42,14 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=float, default=None, help="seconds between rows (default: 10 rows)")
     ap.add_argument("--rx-every", type=int, default=10, help="every n-th record an rx.issue (0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database)")
+    ap.add_argument("--pg", default=None, help="a throwaway PostgreSQL URL (emptied first) instead of SQLite")
     args = ap.parse_args(argv)
     duration = args.minutes * 60
     sample = args.sample or max(5.0, duration / 10)
 
     tmp = tempfile.TemporaryDirectory(prefix="prov-soak-")
     root = Path(tmp.name)
-    print(f"soak: {args.minutes:g} min at {args.rate:g} records/s; devnet in {root}", flush=True)
-    net = ProcNet(root)
+    db = "PostgreSQL" if args.pg else "SQLite"
+    print(f"soak: {args.minutes:g} min at {args.rate:g} records/s on {db}; devnet in {root}", flush=True)
+    net = ProcNet(root, db_url=args.pg)
     t_setup = time.monotonic()
     net.start()
     print(
