@@ -171,8 +171,8 @@ def run_floor(manifest: Manifest, args: argparse.Namespace, work: Path) -> dict[
     port = 19000 + (os.getpid() % 1000)
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", "bench", "floor_app:app", "--port", str(port)]
     cmd += ["--log-level", "warning", "--no-access-log"]
-    log = (work / "floor.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    with (work / "floor.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, work / "floor.log")
         return measure("floor", f"http://127.0.0.1:{port}", proc, "-", manifest, args, anchor=False)
