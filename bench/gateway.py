@@ -58,7 +58,8 @@ def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subp
         "PROV_GW_KEK_FILE": str(log.with_suffix(".kek")),
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    with log.open("wb") as out:  # the child holds its own copy of the handle
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     wait_healthy(f"http://127.0.0.1:{port}", proc, log)
     return proc
 
