@@ -91,7 +91,8 @@ def test_export_rejections(harness: Harness) -> None:
     # Outside RFC 3339 (an ISO week date, an offset without colon) or not a real day: the message says how.
     for value in ("2026-W48-2", "2026-11-25T10:00:00+0800", "2026-02-30"):
         r = hospital.get("/api/v1/bundles", params={"since": value})
-        assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "since", "value": value}
+        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
+        assert r.json()["error"]["details"] == {"field": "since", "value": value}
         assert "like 2026-11-25T08:00:00Z" in r.json()["error"]["message"], r.text
     r = harness.http.get("/api/v1/bundles")
     assert r.status_code == 401 and error_code(r) == "AUTH_REQUIRED"
