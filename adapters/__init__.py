@@ -1,6 +1,19 @@
 """Domain adapters: validate, canonicalise and name the subject of each record kind's payload."""
 
-from adapters.abc import AdaptContext, AdaptedPayload, RecordAdapter
-from adapters.registry import ADAPTERS, KINDS, adapt, adapter_for
+from adapters.abc import Access, AdaptContext, AdaptedPayload, Grant, ReadPolicy, RecordAdapter
+from adapters.registry import ADAPTERS, KINDS, adapt, adapter_for, read_policies, read_policy
 
-__all__ = ["ADAPTERS", "KINDS", "AdaptContext", "AdaptedPayload", "RecordAdapter", "adapt", "adapter_for"]
+__all__ = [
+    "ADAPTERS",
+    "KINDS",
+    "Access",
+    "AdaptContext",
+    "AdaptedPayload",
+    "Grant",
+    "ReadPolicy",
+    "RecordAdapter",
+    "adapt",
+    "adapter_for",
+    "read_policies",
+    "read_policy",
+]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.abc import AdaptedPayload
+from adapters.abc import AdaptedPayload, Grant, ReadPolicy
 from adapters.errors import PayloadInvalid
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import FormatError
@@ -117,6 +117,35 @@ def adapted(kind: str, subject: str, normalised: Mapping[str, Any], facts: dict[
         canonical=canonical,
         digest=Digest(sm3_hex(canonical)),
         facts=facts,
+    )
+
+
+# Auditors and regulators read every record of every domain, payloads included (docs/security.md).
+OVERSIGHT_ROLES = ("auditor", "regulator")
+
+
+def everything(kinds: tuple[str, ...] | frozenset[str]) -> Grant:
+    """A grant of every envelope and payload of ``kinds``."""
+    return Grant(frozenset(kinds), frozenset(kinds))
+
+
+def domain_policy(
+    kinds: tuple[str, ...],
+    *,
+    roles: Mapping[str, Grant] | None = None,
+    parties: Mapping[str, Grant] | None = None,
+    holders: Grant | None = None,
+    code_kind: str | None = None,
+    code_matches: Callable[[Mapping[str, Any], str], bool] | None = None,
+) -> ReadPolicy:
+    """A domain's :class:`ReadPolicy`: auditors and regulators read all of ``kinds``, plus ``roles``."""
+    oversight = {role: everything(kinds) for role in OVERSIGHT_ROLES}
+    return ReadPolicy(
+        roles={**oversight, **(roles or {})},
+        parties=parties or {},
+        holders=holders,
+        code_kind=code_kind,
+        code_matches=code_matches,
     )
 
 

@@ -2,6 +2,8 @@
 
 Both inputs normalise to one JSON form (see ``docs/design/adapters.md``); a packet's text is kept in its
 ``packet`` member, so nothing is lost and the JSON form can be re-checked against it.
+
+Reads (``READ_POLICY``): a station reads its own readings; the environment bureau reads every reading.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from adapters import hj212
-from adapters._common import STRICT, adapted, load_json_object, rfc3339_utc, validate_model
+from adapters._common import (
+    STRICT,
+    adapted,
+    domain_policy,
+    everything,
+    load_json_object,
+    rfc3339_utc,
+    validate_model,
+)
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.errors import EnvRuleViolation, Hj212Malformed, PayloadInvalid
 
@@ -134,10 +144,15 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
     }
 
 
+_KINDS = ("env.reading",)
+READ_POLICY = domain_policy(_KINDS, roles={"env_bureau": everything(_KINDS)})
+
+
 class EnvAdapter:
     """``env.reading``: HJ 212-2017 packet bytes (``##…``) or its JSON form; subject ``station:<MN>``."""
 
-    kinds: tuple[str, ...] = ("env.reading",)
+    kinds: tuple[str, ...] = _KINDS
+    read_policy = READ_POLICY
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         """Parse, check and normalise one reading."""

@@ -4,6 +4,8 @@ One kind, four record types told apart by ``type``; the subject is ``branch:<bra
 follow the 发展党员 sequence 入党申请人 → 入党积极分子 → 发展对象 → 预备党员 → 正式党员, one step at a
 time; a record states the stage it leaves (``previous_stage``) so the step is checked from the record alone,
 and against the member's last recorded stage when ``AdaptContext.prior`` carries it.
+
+Reads (``READ_POLICY``): the branch reads its own records; besides it only auditors and regulators.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
+    domain_policy,
     load_json_object,
     parse_instant,
     rfc3339_utc,
@@ -125,10 +128,15 @@ def check_recorded_stage(previous_stage: str | None, recorded: str | None) -> No
         )
 
 
+_KINDS = ("party.record",)
+READ_POLICY = domain_policy(_KINDS)
+
+
 class PartyAdapter:
     """``party.record``; subject ``branch:<branch_id>``."""
 
-    kinds: tuple[str, ...] = ("party.record",)
+    kinds: tuple[str, ...] = _KINDS
+    read_policy = READ_POLICY
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         """Validate one party-building record."""

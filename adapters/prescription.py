@@ -6,6 +6,10 @@ a client computes over its own JSON matches. The rx id is the first ``identifier
 (its ``id`` when it has none); a dispense names it in ``authorizingPrescription`` by identifier or by a
 ``MedicationRequest/<rx id>`` reference. A revoke is a small JSON document, not a cancelled resource: a
 revocation needs no copy of the prescription, and the contract, not the resource, holds the state.
+
+Reads (``READ_POLICY``): the issuing hospital and the dispensing pharmacy read the whole prescription; a
+pharmacy the patient shows the slip to reads the issue by its access code (``provenance.access_code``:
+the MedicationRequest carries the code's digest in an extension, the facts as ``access_code_digest``).
 """
 
 from __future__ import annotations
@@ -24,18 +28,22 @@ from adapters._common import (
     STRICT,
     adapted,
     check_instant,
+    domain_policy,
+    everything,
     load_json_object,
     parse_instant,
     rfc3339_utc,
     validate_model,
     validation_error,
 )
-from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import FhirInvalid, PayloadInvalid, RxRuleViolation
+from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 
 _ID = re.compile(ID_PATTERN)
 _RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class RxRevoke(BaseModel):
@@ -229,10 +237,52 @@ def _check_against_issue(facts: dict[str, Any], issue: Mapping[str, Any], handed
                 )
 
 
+def _access_code_fact(obj: dict[str, Any]) -> dict[str, str]:
+    """``{"access_code_digest": …}`` from the MedicationRequest's access-code extension (none: ``{}``)."""
+    found = [
+        (i, e)
+        for i, e in enumerate(obj.get("extension") or [])
+        if isinstance(e, dict) and e.get("url") == FHIR_EXTENSION_URL
+    ]
+    if not found:
+        return {}
+    if len(found) > 1:
+        raise FhirInvalid("at most one access-code digest extension", details={"field": "extension"})
+    i, ext = found[0]
+    digest = ext.get("valueString")
+    if set(ext) != {"url", "valueString"} or not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        raise FhirInvalid(
+            "the access-code digest is a valueString of 64 lowercase hex digits",
+            details={"field": f"extension.{i}.valueString"},
+        )
+    return {"access_code_digest": digest}
+
+
+def _code_matches(issue_facts: Mapping[str, Any], code: str) -> bool:
+    """Whether ``code`` (as presented; ACCESS_CODE_MALFORMED if it is none) opens this issue."""
+    parsed = AccessCode.parse(code)
+    rx_id = issue_facts.get("rx_id")
+    return isinstance(rx_id, str) and parsed.matches(rx_id, issue_facts.get("access_code_digest"))
+
+
+_KINDS = ("rx.issue", "rx.dispense", "rx.revoke")
+
+# The issuing hospital and the dispensing pharmacy read the whole prescription; whoever presents its access
+# code (the pharmacy the patient shows the slip to) reads its records' envelopes and the issue's payload.
+READ_POLICY = domain_policy(
+    _KINDS,
+    parties={"hospital": everything(_KINDS), "pharmacy": everything(_KINDS)},
+    holders=Grant(frozenset(_KINDS), frozenset({"rx.issue"})),
+    code_kind="rx.issue",
+    code_matches=_code_matches,
+)
+
+
 class PrescriptionAdapter:
     """``rx.issue`` / ``rx.dispense`` / ``rx.revoke``; subject ``rx:<rx id>``."""
 
-    kinds: tuple[str, ...] = ("rx.issue", "rx.dispense", "rx.revoke")
+    kinds: tuple[str, ...] = _KINDS
+    read_policy = READ_POLICY
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         """Validate one prescription record's payload."""
@@ -240,6 +290,7 @@ class PrescriptionAdapter:
         obj = load_json_object(payload)
         if kind == "rx.issue":
             rx_id, facts = _issue(obj, ctx)
+            facts |= _access_code_fact(obj)
         elif kind == "rx.dispense":
             rx_id, facts = _dispense(obj, ctx)
         elif kind == "rx.revoke":

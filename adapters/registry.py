@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from adapters.abc import AdaptContext, AdaptedPayload, Payload, RecordAdapter
+from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, RecordAdapter
 from adapters.env import EnvAdapter
 from adapters.errors import KindUnknown, SubjectMismatch
 from adapters.party import PartyAdapter
@@ -39,6 +39,19 @@ def adapter_for(kind: str) -> RecordAdapter:
         return ADAPTERS[kind]
     except (KeyError, TypeError):
         raise KindUnknown(f"no adapter for record kind {kind!r}", details={"field": "kind"}) from None
+
+
+def read_policy(kind: str) -> ReadPolicy:
+    """Who reads records of ``kind`` (its domain's policy), or KIND_UNKNOWN."""
+    return adapter_for(kind).read_policy
+
+
+def read_policies() -> list[ReadPolicy]:
+    """Every domain's read policy, once each."""
+    seen: dict[int, ReadPolicy] = {}
+    for adapter in ADAPTERS.values():
+        seen.setdefault(id(adapter.read_policy), adapter.read_policy)
+    return list(seen.values())
 
 
 def adapt(kind: str, payload: Payload, context: AdaptContext | None = None) -> AdaptedPayload:

@@ -3,6 +3,11 @@
 All four are strict JSON documents; the subject is ``dataset:<dataset>``. A consent may narrow a request
 (fewer fields) but never widen it; an access must stay inside its consent (dataset, purpose, fields,
 time window). Checks that need the earlier record run when ``AdaptContext.prior`` carries its facts.
+
+Reads (``READ_POLICY``): the dataset's owner, once it has answered a request for it, reads everything about
+the dataset; a requester reads the envelopes of the dataset's records and the consents and withdrawals
+(the terms it may read under), not other requesters' requests and accesses. Data owners read every request
+(a request is addressed to the dataset's owner, who has signed nothing about it yet).
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
+    domain_policy,
+    everything,
     load_json_object,
     parse_instant,
     rfc3339_utc,
     unique_items,
     validate_model,
 )
-from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import ConsentScopeExceeded, PayloadInvalid, ShareRuleViolation
 
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
@@ -152,10 +159,22 @@ def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
                 )
 
 
+_KINDS = tuple(_MODELS)
+_REQUESTS = frozenset({"share.request"})
+_TERMS = frozenset({"share.consent", "share.revoke_consent"})
+
+READ_POLICY = domain_policy(
+    _KINDS,
+    roles={"data_owner": Grant(_REQUESTS, _REQUESTS)},
+    parties={"data_owner": everything(_KINDS), "data_user": Grant(frozenset(_KINDS), _TERMS)},
+)
+
+
 class SharingAdapter:
     """``share.request``, ``share.consent``, ``share.access``, ``share.revoke_consent``; ``dataset:<id>``."""
 
-    kinds: tuple[str, ...] = tuple(_MODELS)
+    kinds: tuple[str, ...] = _KINDS
+    read_policy = READ_POLICY
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         """Validate one data-sharing record's payload."""

@@ -69,6 +69,12 @@ class PayloadInvalid(FormatError):
     code = "PAYLOAD_INVALID"
 
 
+class AccessCodeMalformed(FormatError):
+    """Text that is not an access code (20 Crockford base32 characters, dashes and spaces ignored)."""
+
+    code = "ACCESS_CODE_MALFORMED"
+
+
 # --- verification ------------------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from provenance.crypto._backend import available_backends, get_backend, set_default_backend
 from provenance.crypto.sm2 import DEFAULT_ID, SM2PrivateKey, SM2PublicKey
-from provenance.crypto.sm3 import SM3Hasher, sm3, sm3_hex
+from provenance.crypto.sm3 import SM3Hasher, hmac_sm3, sm3, sm3_hex
 from provenance.crypto.sm4 import DecryptionFailed, generate_sm4_key, sm4_gcm_decrypt, sm4_gcm_encrypt
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "available_backends",
     "generate_sm4_key",
     "get_backend",
+    "hmac_sm3",
     "set_default_backend",
     "sm3",
     "sm3_hex",

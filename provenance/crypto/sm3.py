@@ -12,6 +12,7 @@ import hashlib
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as _hmac
 
 DIGEST_SIZE = 32
 _ABC = bytes.fromhex("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")  # GB/T 32905 A.1
@@ -67,6 +68,13 @@ def sm3(data: bytes) -> bytes:
 def sm3_hex(data: bytes) -> str:
     """SM3 digest of ``data`` as lowercase hex, the project's ``Digest`` form."""
     return sm3(data).hex()
+
+
+def hmac_sm3(key: bytes, data: bytes) -> bytes:
+    """HMAC (RFC 2104; GB/T 15852.2) with SM3 as the hash: 32 bytes, as ``openssl mac -digest SM3 HMAC``."""
+    mac = _hmac.HMAC(key, hashes.SM3())
+    mac.update(data)
+    return mac.finalize()
 
 
 class SM3Hasher:
