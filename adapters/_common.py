@@ -141,6 +141,7 @@ def domain_policy(
     """A domain's :class:`ReadPolicy`: auditors and regulators read all of ``kinds``, plus ``roles``."""
     oversight = {role: everything(kinds) for role in OVERSIGHT_ROLES}
     return ReadPolicy(
+        kinds=frozenset(kinds),
         roles={**oversight, **(roles or {})},
         parties=parties or {},
         holders=holders,

@@ -86,6 +86,7 @@ class ReadPolicy:
       the facts of the subject's first ``code_kind`` record (and raises on a malformed code).
     """
 
+    kinds: frozenset[str]  # the domain's record kinds
     roles: Mapping[str, Grant]
     parties: Mapping[str, Grant] = field(default_factory=dict)
     holders: Grant | None = None

@@ -109,6 +109,19 @@ class RxNotIssuer(NotPermitted):
     code = "RX_NOT_ISSUER"
 
 
+class AccessCodeRequired(NotPermitted):
+    """The reader may read this prescription only with the access code on its slip, and sent none (also
+    answered for a prescription that does not exist: existence is not told to such readers)."""
+
+    code = "ACCESS_CODE_REQUIRED"
+
+
+class AccessCodeInvalid(NotPermitted):
+    """The access code presented does not open this prescription (or there is no such prescription)."""
+
+    code = "ACCESS_CODE_INVALID"
+
+
 class DatasetUnknown(NotFound):
     code = "DATASET_UNKNOWN"
 

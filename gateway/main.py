@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
-from gateway.api.guard import BodyGuard
+from gateway.api.guard import BodyGuard, SafeRedirects
 from gateway.api.routes import bundles, health, log, orgs, records, rx, subjects
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
@@ -52,4 +52,5 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")
     errors.install(app, retry_after=settings.retry_after)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    app.add_middleware(SafeRedirects, public_url=settings.public_url)
     return app

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from gateway.errors import AuthRequired
 from gateway.services.runtime import Gateway
+from gateway.services.visibility import Reader, role_name
+from provenance.access_code import HEADER, AccessCode
 
 _bearer = HTTPBearer(auto_error=False, description="Per-organisation API token")
 
@@ -45,6 +47,30 @@ async def current_org(
 
 
 CurrentOrg = Annotated[str, Depends(current_org)]
+
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def current_reader(
+    org: CurrentOrg,
+    gw: GatewayDep,
+    access_code: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            max_length=64,
+            description="the access code printed on a prescription's slip: its records open to the reader "
+            "(docs/security.md, Read access)",
+        ),
+    ] = None,
+) -> Reader:
+    """Who reads: the token's organisation, its role in OrgRegistry, the access code it presents
+    (ACCESS_CODE_MALFORMED, 400, for text that is no code, whatever it would open)."""
+    code = AccessCode.parse(access_code).value if access_code is not None else None
+    return Reader(org=org, role=role_name(gw.orgs.get(org)), access_code=code)
+
+
+CurrentReader = Annotated[Reader, Depends(current_reader)]
 
 
 # Cursors and sizes go to the database as BIGINT: anything beyond int64 is a 422, not a driver overflow.

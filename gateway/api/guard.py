@@ -1,8 +1,10 @@
-"""ASGI middleware bounding request bodies: size (413) and JSON nesting depth (400) before any parsing."""
+"""ASGI middleware: request bodies bounded in size (413) and JSON nesting depth (400) before any parsing;
+redirects never built from the request's Host header."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,3 +98,38 @@ class BodyGuard:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
         await error_response(exc)(scope, receive, send)
+
+
+class SafeRedirects:
+    """Rewrites the ``Location`` of the app's redirects (``/verify`` → ``/verify/``: Starlette builds them
+    from the request's Host header) to a path, or onto the configured public URL.
+
+    A request naming another host would otherwise get a redirect to it (cache poisoning, phishing links).
+    """
+
+    def __init__(self, app: ASGIApp, *, public_url: str | None) -> None:
+        self.app = app
+        self.base = (public_url or "").rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_safe(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                headers = [
+                    (k, self.location(v) if k.lower() == b"location" else v)
+                    for k, v in message.get("headers", [])
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_safe)
+
+    def location(self, value: bytes) -> bytes:
+        """``value`` without scheme and host, on the public URL if one is set."""
+        parts = urlsplit(value.decode("latin-1"))
+        # "//host/…" is a network-path reference, which a browser resolves to another host: one slash.
+        path = "/" + parts.path.lstrip("/")
+        return (self.base + urlunsplit(("", "", path, parts.query, parts.fragment))).encode("latin-1")

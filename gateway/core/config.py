@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -32,6 +32,18 @@ class GatewaySettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="the gateway's public base URL (https://prov.example.cn): the gateway's redirects "
+        "point there; unset, they are relative paths. Never built from the request's Host header",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="a bearer token for Prometheus scrapes of /metrics (at least 32 characters); "
+        "besides it, /metrics answers auditors', regulators' and log operators' API tokens only",
+    )
 
     checkpoint_interval: float = Field(
         default=1.0, gt=0, description="seconds between signed checkpoints, at most"

@@ -13,25 +13,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from gateway.core.kek import KeyEncryptionKey
-from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged, RecordNotFound
+from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged
 from gateway.models import CheckpointPublic, CheckpointRow, DataKey, Record, RecordPayload, RecordPublic
-from gateway.services.ledger import ChainOrg
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from gateway.services.workers import signed_record
 from provenance.bundle import Anchor
-from provenance.contracts import Role
 from provenance.crypto import DecryptionFailed, SM2PrivateKey, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
 from provenance.log import RecordLog
-
-# Who reads payloads (personal data) besides the organisation that signed them: auditors and regulators,
-# and the roles that take part in the subject's workflow (a pharmacy must read the prescription it fills).
-PAYLOAD_READERS = frozenset({Role.AUDITOR, Role.REGULATOR})
-WORKFLOW_READERS = {
-    "rx": frozenset({Role.HOSPITAL, Role.PHARMACY}),
-    "dataset": frozenset({Role.DATA_OWNER, Role.DATA_USER}),
-    "station": frozenset({Role.ENV_BUREAU}),
-}
 
 
 def status_of(row: Record, anchored_size: int) -> str:
@@ -62,12 +51,9 @@ def record_public(row: Record, anchored_size: int) -> RecordPublic:
     )
 
 
-def get_record(s: Session, record_id: str) -> Record:
-    """The record row, or RECORD_NOT_FOUND."""
-    row = s.exec(select(Record).where(Record.id == record_id)).first()
-    if row is None:
-        raise RecordNotFound(f"no record {record_id!r}", details={"id": record_id})
-    return row
+def find_record(s: Session, record_id: str) -> Record | None:
+    """The record row, if there is one (who may see it: ``visibility.Reader.visible``)."""
+    return s.exec(select(Record).where(Record.id == record_id)).first()
 
 
 def payload_of(s: Session, row: Record, kek: KeyEncryptionKey) -> Any:
@@ -127,16 +113,6 @@ class LogIdentity:
     key_name: str
     chain_id: int
     contract: str
-
-
-def may_read_payload(reader_id: str, reader: ChainOrg | None, row: Record) -> bool:
-    """Whether ``reader_id`` may see the payload of ``row`` (the rule of every bundle route)."""
-    if row.org == reader_id:
-        return True
-    prefix = row.subject.split(":", 1)[0]
-    return reader is not None and (
-        reader.role in PAYLOAD_READERS or reader.role in WORKFLOW_READERS.get(prefix, frozenset())
-    )
 
 
 def _covering(s: Session, leaf_index: int) -> CheckpointRow | None:
@@ -203,8 +179,10 @@ def bundle_of(
 
 @dataclass(frozen=True, slots=True)
 class ExportFilter:
-    """Which records an export holds; ``since``/``until`` bound the envelope timestamp as [since, until)."""
+    """Which records an export holds; ``since``/``until`` bound the envelope timestamp as [since, until);
+    ``scope`` is what the reader may list (``visibility.Reader.listing``; None: every record)."""
 
+    scope: Any = None
     org: str | None = None
     kind: str | None = None
     since: datetime | None = None
@@ -257,6 +235,8 @@ def export_page(
     ).first()
     # Only what a signed checkpoint covers has a bundle: a leaf beyond it waits for the next page/export.
     conds: list[Any] = [col(Record.leaf_index).is_not(None), col(Record.leaf_index) < newest.size]
+    if flt.scope is not None:
+        conds.append(flt.scope)
     if flt.org is not None:
         conds.append(col(Record.org) == flt.org)
     if flt.kind is not None:

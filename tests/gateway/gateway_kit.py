@@ -26,6 +26,7 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.main import create_app
+from provenance.access_code import AccessCode
 from provenance.crypto import SM2PrivateKey
 from provenance.records import Envelope, format_timestamp, sign_envelope
 
@@ -184,7 +185,7 @@ class OrgClient:
         return self.post(self.body(kind, payload, **kw))
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return self.harness.http.get(path, headers=self.headers, **kw)
+        return self.harness.http.get(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
 
 @dataclass
@@ -220,9 +221,9 @@ class Harness:
         raise AssertionError(f"timed out waiting for {what}")
 
     def record(self, record_id: str) -> dict[str, Any]:
-        any_org = next(iter(self.tokens))
+        # The auditor reads every record (docs/security.md, Read access).
         r = self.http.get(
-            f"/api/v1/records/{record_id}", headers={"Authorization": f"Bearer {self.tokens[any_org]}"}
+            f"/api/v1/records/{record_id}", headers={"Authorization": f"Bearer {self.tokens['auditor']}"}
         )
         assert r.status_code == 200, r.text
         data: dict[str, Any] = r.json()
@@ -297,8 +298,11 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def rx_issue(rx_id: str, *, valid_for: timedelta = timedelta(days=3)) -> dict[str, Any]:
-    """The golden MedicationRequest with a fresh id and a validity period around now."""
+def rx_issue(
+    rx_id: str, *, valid_for: timedelta = timedelta(days=3), access_code: AccessCode | None = None
+) -> dict[str, Any]:
+    """The golden MedicationRequest with a fresh id and a validity period around now (and the digest of
+    ``access_code``, the code on the patient's slip)."""
     obj: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-issue-amoxicillin.json").read_text("utf-8"))
     now = datetime.now(UTC)
     obj["id"] = rx_id
@@ -308,7 +312,7 @@ def rx_issue(rx_id: str, *, valid_for: timedelta = timedelta(days=3)) -> dict[st
         "start": _iso(now - timedelta(minutes=5)),
         "end": _iso(now + valid_for),
     }
-    return obj
+    return access_code.attach(obj, rx_id) if access_code is not None else obj
 
 
 def rx_dispense(rx_id: str) -> dict[str, Any]:

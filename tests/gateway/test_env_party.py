@@ -33,13 +33,13 @@ def test_hj212_readings_bulk_anchored_and_verifiable(harness: Harness) -> None:
         bundle = station.get(f"/api/v1/records/{rid}/bundle")
         assert bundle.status_code == 200, bundle.text
         verify_bundle(bundle.json(), harness.network)
-    # Someone else's payload is withheld unless they audit.
+    # Another domain's organisation does not see the station's records at all; the environment bureau
+    # (the domain's supervisor) and the auditor read them, payload included.
     other = harness.client("pharmacy-1").get(f"/api/v1/records/{ids[0]}/bundle")
-    assert "payload" not in other.json()
-    denied = harness.client("pharmacy-1").get(f"/api/v1/records/{ids[0]}/bundle", params={"payload": "true"})
-    assert denied.status_code == 403 and error_code(denied) == "PAYLOAD_FORBIDDEN"
-    audited = harness.client("auditor").get(f"/api/v1/records/{ids[0]}/bundle")
-    assert audited.json()["payload"]["mn"] == "44030020261125FQ0007"
+    assert other.status_code == 404 and error_code(other) == "RECORD_NOT_FOUND"
+    for reader in ("env-bureau", "auditor"):
+        read = harness.client(reader).get(f"/api/v1/records/{ids[0]}/bundle", params={"payload": "true"})
+        assert read.json()["payload"]["mn"] == "44030020261125FQ0007"
 
 
 def test_bulk_items_fail_on_their_own(harness: Harness) -> None:

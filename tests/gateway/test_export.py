@@ -72,7 +72,11 @@ def test_export_filters_pages_and_verifies(harness: Harness, tmp_path: Path) -> 
     half = {"since": _iso(base + timedelta(seconds=0.5)), "until": (base + timedelta(seconds=1)).isoformat()}
     assert [b["digest"] for b in _export(harness, "auditor", org="station-1", **half)] == [ids[1]]
     assert _export(harness, "auditor", **window, kind="rx.issue") == []
-    assert all("payload" not in b for b in _export(harness, "hospital-1", **window))
+    # Another organisation's export lists none of them (and counts none), its own with their payloads.
+    assert _export(harness, "hospital-1", **window) == []
+    assert harness.client("hospital-1").get("/api/v1/bundles", params=window).json()["total"] == 0
+    own = _export(harness, "station-1", **window)
+    assert [b["digest"] for b in own] == ids[:3] and all("payload" in b for b in own)
     out = tmp_path / "export.jsonl"
     out.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in items), "utf-8")
     done = _verify(harness, out)
@@ -83,8 +87,9 @@ def test_export_rejections(harness: Harness) -> None:
     base, _ids = _window(harness)
     window = {"org": "station-1", "since": _iso(base), "until": _iso(base + timedelta(seconds=2))}
     hospital = harness.client("hospital-1")
+    # Records it may not see are not listed, so payload=true refuses nothing: there is nothing to withhold.
     r = hospital.get("/api/v1/bundles", params={**window, "payload": "true"})
-    assert r.status_code == 403 and error_code(r) == "PAYLOAD_FORBIDDEN"
+    assert r.status_code == 200 and (r.json()["items"], r.json()["total"]) == ([], 0), r.text
     for bad in ({"since": "yesterday"}, {"until": "2026-11-25T10:00:00"}, {"after": INT64_MAX + 1}):
         r = hospital.get("/api/v1/bundles", params=bad)
         assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", (bad, r.text)

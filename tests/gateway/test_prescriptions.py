@@ -10,6 +10,8 @@ from datetime import timedelta
 import httpx
 from gateway_kit import Harness, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
 
+from provenance.access_code import HEADER, AccessCode
+
 
 def _rx() -> str:
     return "RX" + secrets.token_hex(5).upper()
@@ -23,21 +25,23 @@ def _issue(harness: Harness, rx: str, **kw: object) -> str:
 
 
 def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> None:
-    rx = _rx()
-    issue_id = _issue(harness, rx)
+    rx, code = _rx(), AccessCode.new()
+    issue_id = _issue(harness, rx, access_code=code)
     pharmacy = harness.client("pharmacy-1")
+    slip = {HEADER: str(code)}  # the patient shows the pharmacy the slip
 
-    check = pharmacy.get(f"/api/v1/rx/{rx}/check").json()
+    closed = pharmacy.get(f"/api/v1/rx/{rx}/check")
+    assert closed.status_code == 403 and error_code(closed) == "ACCESS_CODE_REQUIRED"
+    check = pharmacy.get(f"/api/v1/rx/{rx}/check", headers=slip).json()
     assert check["valid"] and check["issuer"] == "hospital-1" and check["issuer_registered"]
-    # The pharmacy reads the prescription it fills (another domain's org does not).
+    # The pharmacy reads the prescription it fills, by its code (another domain's org does not see it).
     harness.wait_status(issue_id, "sequenced")
-    harness.wait(lambda: pharmacy.get(f"/api/v1/records/{issue_id}/bundle").status_code == 200, what="bundle")
-    issued = pharmacy.get(f"/api/v1/records/{issue_id}/bundle", params={"payload": "true"}).json()
+    url = f"/api/v1/records/{issue_id}/bundle"
+    harness.wait(lambda: pharmacy.get(url, headers=slip).status_code == 200, what="bundle")
+    issued = pharmacy.get(url, params={"payload": "true"}, headers=slip).json()
     assert issued["payload"]["resourceType"] == "MedicationRequest"
-    other = harness.client("party-branch").get(
-        f"/api/v1/records/{issue_id}/bundle", params={"payload": "true"}
-    )
-    assert other.status_code == 403 and error_code(other) == "PAYLOAD_FORBIDDEN"
+    other = harness.client("party-branch").get(url, params={"payload": "true"})
+    assert other.status_code == 404 and error_code(other) == "RECORD_NOT_FOUND"
     assert not check["dispensed"] and not check["revoked"] and not check["expired"]
     assert check["issue_record"] == issue_id
 
@@ -49,8 +53,10 @@ def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> 
     assert again.status_code == 409
     assert error_code(again) == "RX_ALREADY_DISPENSED"
 
+    # Having dispensed it, the pharmacy checks and reads it without the code.
     check = pharmacy.get(f"/api/v1/rx/{rx}/check").json()
     assert check["dispensed"] and check["dispensed_by"] == "pharmacy-1" and not check["valid"]
+    assert pharmacy.get(url, params={"payload": "true"}).json()["payload"] == issued["payload"]
 
     # The contract saw both calls in order; the dispense is final on chain too.
     assert harness.wait_chain(issue_id)["chain_status"] == "confirmed"
@@ -100,15 +106,15 @@ def test_revoke_then_dispense_refused(harness: Harness) -> None:
     assert d.status_code == 409 and error_code(d) == "RX_REVOKED"
     again = harness.client("hospital-1").submit("rx.revoke", rx_revoke(rx))
     assert again.status_code == 409 and error_code(again) == "RX_REVOKED"
-    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check").json()
+    check = harness.client("hospital-1").get(f"/api/v1/rx/{rx}/check").json()  # the issuer's own
     assert check["revoked"] and not check["valid"]
 
 
 def test_expired_prescription_refused(harness: Harness) -> None:
-    rx = _rx()
-    _issue(harness, rx, valid_for=timedelta(seconds=2))
+    rx, code = _rx(), AccessCode.new()
+    _issue(harness, rx, valid_for=timedelta(seconds=2), access_code=code)
     time.sleep(2.2)
-    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check").json()
+    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check", headers={HEADER: str(code)}).json()
     assert check["expired"] and not check["valid"]
     d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
     assert d.status_code == 409 and error_code(d) == "RX_EXPIRED"
@@ -118,8 +124,12 @@ def test_unknown_and_duplicate_prescriptions(harness: Harness) -> None:
     rx = _rx()
     d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
     assert d.status_code == 404 and error_code(d) == "RX_UNKNOWN"
-    c = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check")
+    # Only readers of every prescription learn that one does not exist; a pharmacy is told what it
+    # would be told of an existing one it holds no code for.
+    c = harness.client("auditor").get(f"/api/v1/rx/{rx}/check")
     assert c.status_code == 404 and error_code(c) == "RX_UNKNOWN"
+    c = harness.client("pharmacy-1").get(f"/api/v1/rx/{rx}/check")
+    assert c.status_code == 403 and error_code(c) == "ACCESS_CODE_REQUIRED"
     _issue(harness, rx)
     dup = harness.client("hospital-2").submit("rx.issue", rx_issue(rx))
     assert dup.status_code == 409 and error_code(dup) == "RX_EXISTS"
@@ -162,6 +172,6 @@ def test_bulk_issue_then_revoke_in_one_request(harness: Harness) -> None:
     ], codes
     for it in (results[0], results[1], results[3]):
         assert harness.wait_chain(it["id"])["chain_status"] == "confirmed"
-    check = harness.client("pharmacy-1").get(f"/api/v1/rx/{a}/check").json()
+    check = hospital.get(f"/api/v1/rx/{a}/check").json()
     assert check["revoked"] and not check["valid"] and check["close_record"] == results[1]["id"]
     assert check["on_chain"]["status"] == "revoked"

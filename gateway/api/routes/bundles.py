@@ -9,10 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from gateway.api.deps import CurrentOrg, Cursor, GatewayDep, SessionDep
+from gateway.api.deps import CurrentReader, Cursor, GatewayDep, SessionDep
 from gateway.errors import RequestInvalid
-from gateway.models import Record
-from gateway.services.reads import ExportFilter, export_page, may_read_payload
+from gateway.services.reads import ExportFilter, export_page
 
 router = APIRouter(tags=["records"])
 
@@ -54,7 +53,7 @@ def _instant(value: str | None, name: str) -> datetime | None:
 
 @router.get("/bundles", response_model=BundlePage)
 def export_bundles(
-    reader: CurrentOrg,
+    reader: CurrentReader,
     gw: GatewayDep,
     session: SessionDep,
     org: Annotated[str | None, Query(max_length=32, description="only records of this organisation")] = None,
@@ -77,15 +76,19 @@ def export_bundles(
 ) -> BundlePage:
     """Evidence bundles of the records in the log (under a signed checkpoint), in acceptance order.
 
-    Records accepted but not yet sequenced and checkpointed are not exported yet.
+    Records accepted but not yet sequenced and checkpointed are not exported yet. Auditors and regulators
+    export every record; other readers their own and those their role reads in every subject (the
+    environment bureau every reading, data owners every request): `total` counts only those.
     """
-    flt = ExportFilter(org=org, kind=kind, since=_instant(since, "since"), until=_instant(until, "until"))
-    who = gw.orgs.get(reader)
-
-    def allowed(row: Record) -> bool:
-        return may_read_payload(reader, who, row)
-
+    flt = ExportFilter(
+        scope=reader.listing(),
+        org=org,
+        kind=kind,
+        since=_instant(since, "since"),
+        until=_instant(until, "until"),
+    )
+    rule = reader.payload_rule(session)
     page = export_page(
-        session, gw.identity, gw.kek, flt, after=after, limit=limit, payload_rule=allowed, payload=payload
+        session, gw.identity, gw.kek, flt, after=after, limit=limit, payload_rule=rule, payload=payload
     )
     return BundlePage(items=page.items, next_cursor=page.next_cursor, total=page.total)

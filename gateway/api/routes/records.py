@@ -8,11 +8,12 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
+from adapters import Access
+from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, SessionDep
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
-from gateway.services.reads import bundle_of, get_record, may_read_payload, record_public
+from gateway.services.reads import bundle_of, find_record, record_public
 from gateway.services.runtime import Gateway
 from provenance.bundle import bundle_schema, envelope_schema
 from provenance.errors import ProvenanceError
@@ -147,9 +148,13 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> Bulk
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
-def read_record(record_id: str, org: CurrentOrg, gw: GatewayDep, session: SessionDep) -> RecordPublic:
-    """A record's envelope, signature and status (accepted / sequenced / anchored) with its leaf index."""
-    return record_public(get_record(session, record_id), gw.stats.anchored_size)
+def read_record(record_id: str, reader: CurrentReader, gw: GatewayDep, session: SessionDep) -> RecordPublic:
+    """A record's envelope, signature and status (accepted / sequenced / anchored) with its leaf index.
+
+    RECORD_NOT_FOUND (404) alike for a record that does not exist and one the reader may not see.
+    """
+    row, _ = reader.visible(session, find_record(session, record_id), record_id)
+    return record_public(row, gw.stats.anchored_size)
 
 
 @router.get(
@@ -160,18 +165,22 @@ def read_record(record_id: str, org: CurrentOrg, gw: GatewayDep, session: Sessio
 )
 def read_bundle(
     record_id: str,
-    org: CurrentOrg,
+    reader: CurrentReader,
     gw: GatewayDep,
     session: SessionDep,
     payload: Annotated[bool | None, Query(description="include the payload (default: when allowed)")] = None,
 ) -> dict[str, Any]:
-    """The evidence bundle of a record: verifiable offline with `provenance verify`."""
-    row = get_record(session, record_id)
-    allowed = row.org == org or may_read_payload(org, gw.orgs.get(org), row)
+    """The evidence bundle of a record: verifiable offline with `provenance verify`.
+
+    RECORD_NOT_FOUND (404) for a record the reader may not see; PAYLOAD_FORBIDDEN (403) for
+    ``payload=true`` on one whose envelope it sees but not its payload (docs/security.md, Read access).
+    """
+    row, access = reader.visible(session, find_record(session, record_id), record_id)
+    allowed = access is Access.PAYLOAD
     if payload and not allowed:
         raise PayloadForbidden(
-            "payloads are for the signing org, the workflow roles of the subject, auditors and regulators",
-            details={"org": org},
+            "this reader sees the record but not its payload (docs/security.md, Read access)",
+            details={"id": record_id},
         )
     include = allowed if payload is None else payload
     return bundle_of(session, row, gw.identity, gw.kek, include_payload=include)

@@ -8,15 +8,20 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
+from sqlmodel import Session
 
-from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
-from gateway.errors import RoleForbidden, RxUnknown
+from adapters import Access, read_policy
+from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
+from gateway.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden, RxUnknown
 from gateway.models import RxState
+from gateway.services.reads import find_record
+from gateway.services.visibility import Reader
 from provenance.contracts import Role
 
 router = APIRouter(tags=["prescriptions"])
 
-CHECKERS = frozenset({Role.PHARMACY, Role.HOSPITAL, Role.AUDITOR, Role.REGULATOR})
+CHECKERS = frozenset({"pharmacy", "hospital", "auditor", "regulator"})
+ISSUE = "rx.issue"
 
 
 class RxCheck(BaseModel):
@@ -36,14 +41,41 @@ class RxCheck(BaseModel):
     facts: dict[str, Any]
 
 
+def _may_check(reader: Reader, s: Session, state: RxState | None, chain: dict[str, Any] | None) -> bool:
+    """The rx domain's read policy on the prescription's issue: auditors and regulators, its parties
+    (issuer, dispenser), the holder of its access code. Known only on chain: the orgs the chain names."""
+    if state is not None and state.issue_record is not None:
+        row = find_record(s, state.issue_record)
+        return row is not None and reader.access(s, row) is not Access.NONE
+    if ISSUE in read_policy(ISSUE).role_kinds(reader.role):
+        return True
+    named = {state.issuer, state.closed_by} if state is not None else set()
+    if chain is not None:
+        named |= {chain["issuer"], chain["dispenser"]}
+    return reader.org in named
+
+
 @router.get("/rx/{rx_id}/check", response_model=RxCheck)
-async def check_rx(rx_id: str, org: CurrentOrg, gw: GatewayDep, session: SessionDep) -> RxCheck:
-    """Whether the prescription can be dispensed now, and why not."""
-    reader = await run_in_threadpool(gw.orgs.get, org)
-    if reader is None or reader.role not in CHECKERS:
+async def check_rx(rx_id: str, reader: CurrentReader, gw: GatewayDep, session: SessionDep) -> RxCheck:
+    """Whether the prescription can be dispensed now, and why not.
+
+    For auditors, regulators, the issuing hospital and the dispensing pharmacy; any other pharmacy or
+    hospital presents the access code of the patient's slip (`Provenance-Access-Code`): without it
+    ACCESS_CODE_REQUIRED, with another ACCESS_CODE_INVALID (403), whether the prescription exists or not.
+    """
+    if reader.role not in CHECKERS:
         raise RoleForbidden("only pharmacies, hospitals, auditors and regulators check prescriptions")
     state = session.get(RxState, rx_id)
     chain = await run_in_threadpool(gw.ledger.rx_status, rx_id)
+    if not await run_in_threadpool(_may_check, reader, session, state, chain):
+        if reader.access_code is None:
+            raise AccessCodeRequired(
+                "present the access code printed on the prescription (Provenance-Access-Code header)",
+                details={"rx_id": rx_id},
+            )
+        raise AccessCodeInvalid(
+            f"no prescription {rx_id!r} opens with this access code", details={"rx_id": rx_id}
+        )
     if state is None and chain is None:
         raise RxUnknown(f"no prescription {rx_id!r}", details={"rx_id": rx_id})
     if state is not None:

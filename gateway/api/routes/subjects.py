@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from gateway.api.deps import CurrentOrg, Cursor, GatewayDep, SessionDep
+from gateway.api.deps import CurrentReader, Cursor, GatewayDep, SessionDep
 from gateway.models import Record, RecordPublic
 from gateway.services.reads import record_public
 
@@ -25,19 +25,19 @@ class SubjectPage(BaseModel):
 @router.get("/subjects/{subject:path}/records", response_model=SubjectPage)
 def subject_history(
     subject: str,
-    org: CurrentOrg,
+    reader: CurrentReader,
     gw: GatewayDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after: Cursor = 0,
 ) -> SubjectPage:
-    """Records of ``subject`` in acceptance order."""
-    rows = session.exec(
-        select(Record)
-        .where(Record.subject == subject, col(Record.seq) > after)
-        .order_by(col(Record.seq))
-        .limit(limit + 1)
-    ).all()
+    """Records of ``subject`` in acceptance order: those the reader may see (docs/security.md, Read
+    access); a subject it may not see answers like one without records."""
+    conds: list[Any] = [col(Record.subject) == subject, col(Record.seq) > after]
+    scope = reader.subject_listing(session, subject)
+    if scope is not None:
+        conds.append(scope)
+    rows = session.exec(select(Record).where(*conds).order_by(col(Record.seq)).limit(limit + 1)).all()
     page = rows[:limit]
     anchored = gw.stats.anchored_size
     nxt = page[-1].seq if len(rows) > limit and page else None

@@ -1,0 +1,115 @@
+"""Who sees which record: each domain's read policy (``adapters``) applied to one reader, for every read.
+
+The gateway names no domain here: a record's kind gives its policy, and the relations a policy speaks of
+(signer, role, party of the subject, holder of the subject's access code) are worked out the same way for
+all. Nothing a reader may not see is told apart from nothing at all (``docs/design/gateway.md``, Reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import ColumnElement, or_
+from sqlmodel import Session, col, select
+
+from adapters import KINDS, Access, ReadPolicy, read_policies, read_policy
+from gateway.errors import RecordNotFound
+from gateway.models import Record
+from gateway.services.ledger import ChainOrg
+
+
+def role_name(org: ChainOrg | None) -> str | None:
+    """The role a policy names (``auditor``), or None for an unregistered or suspended organisation."""
+    return org.role.name.lower() if org is not None and org.active else None
+
+
+class Reader:
+    """One request's reader: organisation, role, the access code it presented; caches per subject."""
+
+    def __init__(self, *, org: str, role: str | None, access_code: str | None = None) -> None:
+        self.org = org
+        self.role = role
+        self.access_code = access_code
+        self._party: dict[str, bool] = {}
+        self._holder: dict[tuple[str, str], bool] = {}
+
+    # --- one record ------------------------------------------------------------------------------------
+
+    def access(self, s: Session, row: Record) -> Access:
+        """What this reader sees of ``row``."""
+        policy = read_policy(row.kind)
+        signer = row.org == self.org
+        quick = policy.access(row.kind, signer=signer, role=self.role, party=False, holder=False)
+        if quick is Access.PAYLOAD:
+            return quick  # no relation reads more: spare the subject look-ups
+        return policy.access(
+            row.kind,
+            signer=signer,
+            role=self.role,
+            party=bool(policy.parties) and self.is_party(s, row.subject),
+            holder=self.holds_code(s, row.subject, policy),
+        )
+
+    def visible(self, s: Session, row: Record | None, record_id: str) -> tuple[Record, Access]:
+        """``row`` and what this reader sees of it; RECORD_NOT_FOUND alike when absent or not visible."""
+        access = self.access(s, row) if row is not None else Access.NONE
+        if row is None or access is Access.NONE:
+            raise RecordNotFound(f"no record {record_id!r}", details={"id": record_id})
+        return row, access
+
+    def is_party(self, s: Session, subject: str) -> bool:
+        """Whether this reader signed some record of ``subject``."""
+        hit = self._party.get(subject)
+        if hit is None:
+            found = s.exec(
+                select(Record.seq).where(Record.subject == subject, Record.org == self.org).limit(1)
+            ).first()
+            hit = self._party[subject] = found is not None
+        return hit
+
+    def holds_code(self, s: Session, subject: str, policy: ReadPolicy) -> bool:
+        """Whether the presented access code opens ``subject`` (its first ``code_kind`` record's facts)."""
+        if self.access_code is None or policy.code_kind is None or policy.code_matches is None:
+            return False
+        key = (subject, policy.code_kind)
+        hit = self._holder.get(key)
+        if hit is None:
+            facts = s.exec(
+                select(Record.facts)
+                .where(Record.subject == subject, Record.kind == policy.code_kind)
+                .order_by(col(Record.seq))
+                .limit(1)
+            ).first()
+            hit = self._holder[key] = facts is not None and policy.code_matches(facts, self.access_code)
+        return hit
+
+    # --- listings --------------------------------------------------------------------------------------
+
+    def listing(self) -> ColumnElement[bool] | None:
+        """The export's filter: this reader's own records and the kinds its role reads everywhere (None:
+        every record). Parties and code holders read a subject through its history, not in exports."""
+        kinds = set().union(*(p.role_kinds(self.role) for p in read_policies()))
+        return None if kinds >= set(KINDS) else _own_or(self.org, kinds)
+
+    def subject_listing(self, s: Session, subject: str) -> ColumnElement[bool] | None:
+        """The filter of ``subject``'s history: the kinds this reader's relations to it read, and its own
+        records (None: every record). A subject it may not see reads as one without records."""
+        kinds: set[str] = set()
+        for policy in read_policies():
+            party = bool(policy.parties) and self.is_party(s, subject)
+            holder = self.holds_code(s, subject, policy)
+            kinds.update(
+                k
+                for k in policy.kinds
+                if policy.access(k, signer=False, role=self.role, party=party, holder=holder)
+            )
+        return None if kinds >= set(KINDS) else _own_or(self.org, kinds)
+
+    def payload_rule(self, s: Session) -> Callable[[Record], bool]:
+        """``row -> bool``: whether this reader sees the payload of a listed row."""
+        return lambda row: self.access(s, row) is Access.PAYLOAD
+
+
+def _own_or(org: str, kinds: set[str]) -> ColumnElement[bool]:
+    own = col(Record.org) == org
+    return or_(own, col(Record.kind).in_(sorted(kinds))) if kinds else own
