@@ -3,8 +3,9 @@
 The public surface is listed here; everything else is an implementation detail.
 """
 
+from provenance.access_code import AccessCode
 from provenance.bundle import EvidenceBundle
-from provenance.client import AsyncClient, Client
+from provenance.client import AsyncClient, Client, IssuedPrescription
 from provenance.errors import ProvenanceError, ReceiptInvalid, VerificationError
 from provenance.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import Envelope, SignedRecord, sign_envelope
@@ -13,10 +14,12 @@ from provenance.verify import Verifier
 
 __all__ = [
     "AcceptanceReceipt",
+    "AccessCode",
     "AsyncClient",
     "Client",
     "Envelope",
     "EvidenceBundle",
+    "IssuedPrescription",
     "ProvenanceError",
     "ReceiptInvalid",
     "SignedRecord",

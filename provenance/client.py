@@ -18,6 +18,7 @@ import httpx
 
 from provenance._internal.files import read_bytes, read_text
 from provenance.abc import Signer
+from provenance.access_code import HEADER, AccessCode
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound, ProvenanceError, ReceiptInvalid
@@ -80,11 +81,34 @@ class Receipt:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuedPrescription:
+    """An ``rx.issue`` accepted by the gateway, with the access code to print on the patient's slip."""
+
+    receipt: Receipt
+    rx_id: str
+    access_code: AccessCode  # ``str()`` gives the printed form; a pharmacy passes it as ``access_code=``
+    signed: SignedRecord  # submit it again (with ``payload``) to retry: the same record, idempotent
+    payload: dict[str, Any]  # the MedicationRequest as signed: carrying the code's digest, not the code
+
+
+@dataclass(frozen=True, slots=True)
 class _Request:
     method: str
     path: str
     json: Any = None
     params: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
+
+
+def _code(access_code: AccessCode | str | None) -> dict[str, str] | None:
+    """The request header presenting an access code (a printed or typed one is parsed first)."""
+    if access_code is None:
+        return None
+    code = access_code if isinstance(access_code, AccessCode) else AccessCode.parse(access_code)
+    return {HEADER: str(code)}
+
+
+AccessCodeArg = AccessCode | str | None
 
 
 class _Api:
@@ -104,25 +128,24 @@ class _Api:
         return _Request("POST", "/api/v1/records:bulk", json=body)
 
     @staticmethod
-    def record(record_id: str) -> _Request:
-        return _Request("GET", f"/api/v1/records/{record_id}")
+    def record(record_id: str, code: AccessCodeArg = None) -> _Request:
+        return _Request("GET", f"/api/v1/records/{record_id}", headers=_code(code))
 
     @staticmethod
-    def bundle(record_id: str, payload: bool) -> _Request:
-        return _Request(
-            "GET", f"/api/v1/records/{record_id}/bundle", params={"payload": str(payload).lower()}
-        )
+    def bundle(record_id: str, payload: bool, code: AccessCodeArg = None) -> _Request:
+        params = {"payload": str(payload).lower()}
+        return _Request("GET", f"/api/v1/records/{record_id}/bundle", params=params, headers=_code(code))
 
     @staticmethod
-    def history(subject: str, after: int | None, limit: int) -> _Request:
+    def history(subject: str, after: int | None, limit: int, code: AccessCodeArg = None) -> _Request:
         params: dict[str, Any] = {"limit": limit}
         if after:
             params["after"] = after
-        return _Request("GET", f"/api/v1/subjects/{subject}/records", params=params)
+        return _Request("GET", f"/api/v1/subjects/{subject}/records", params=params, headers=_code(code))
 
     @staticmethod
-    def rx_check(rx_id: str) -> _Request:
-        return _Request("GET", f"/api/v1/rx/{rx_id}/check")
+    def rx_check(rx_id: str, code: AccessCodeArg = None) -> _Request:
+        return _Request("GET", f"/api/v1/rx/{rx_id}/check", headers=_code(code))
 
     @staticmethod
     def parse(resp: httpx.Response) -> Any:
@@ -190,6 +213,16 @@ class _Base:
         )
         return sign_envelope(env, self._signer)
 
+    def _prescription(
+        self, medication_request: Mapping[str, Any], rx_id: str, prev: str | None, timestamp: str | None
+    ) -> tuple[SignedRecord, dict[str, Any], AccessCode]:
+        code = AccessCode.new()
+        payload = code.attach(medication_request, rx_id)
+        signed = self.sign(
+            kind="rx.issue", subject=f"rx:{rx_id}", payload=payload, prev=prev, timestamp=timestamp
+        )
+        return signed, payload, code
+
     @staticmethod
     def _devnet_parts(org: str, root: str | Path, gateway: str | None) -> dict[str, Any]:
         root = Path(root)
@@ -240,7 +273,8 @@ class Client(_Base):
         self.close()
 
     def _do(self, req: _Request) -> Any:
-        return _Api.parse(self._http.request(req.method, req.path, json=req.json, params=req.params))
+        resp = self._http.request(req.method, req.path, json=req.json, params=req.params, headers=req.headers)
+        return _Api.parse(resp)
 
     def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
         """Submit one signed record with its payload; the gateway answers 202 with the record id."""
@@ -250,29 +284,51 @@ class Client(_Base):
         """Submit many records in one request (all or each, as the gateway reports per item)."""
         return _Api.bulk(self._do(_Api.submit_many(items)))
 
-    def record(self, record_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Api.record(record_id))
+    def issue_prescription(
+        self,
+        medication_request: Mapping[str, Any],
+        *,
+        rx_id: str,
+        prev: str | None = None,
+        timestamp: str | None = None,
+    ) -> IssuedPrescription:
+        """Sign and submit an ``rx.issue`` carrying a fresh access code's digest; the code comes back to be
+        printed on the patient's slip (the gateway never sees it)."""
+        signed, payload, code = self._prescription(medication_request, rx_id, prev, timestamp)
+        return IssuedPrescription(self.submit(signed, payload), rx_id, code, signed, payload)
+
+    def record(self, record_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
+        """A record's envelope and status (``access_code``: the slip's, for a prescription's records)."""
+        result: dict[str, Any] = self._do(_Api.record(record_id, access_code))
         return result
 
-    def bundle_document(self, record_id: str, *, payload: bool = True) -> dict[str, Any]:
+    def bundle_document(
+        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
+    ) -> dict[str, Any]:
         """The record's evidence bundle as the gateway serves it (JSON, not parsed)."""
-        result: dict[str, Any] = self._do(_Api.bundle(record_id, payload))
+        result: dict[str, Any] = self._do(_Api.bundle(record_id, payload, access_code))
         return result
 
-    def bundle(self, record_id: str, *, payload: bool = True) -> EvidenceBundle:
-        return EvidenceBundle.from_dict(self.bundle_document(record_id, payload=payload))
+    def bundle(
+        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
+    ) -> EvidenceBundle:
+        doc = self.bundle_document(record_id, payload=payload, access_code=access_code)
+        return EvidenceBundle.from_dict(doc)
 
-    def history(self, subject: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
-        """Every record of ``subject``, oldest first, across pages."""
+    def history(
+        self, subject: str, *, page_size: int = 100, access_code: AccessCodeArg = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every record of ``subject`` this reader may see, oldest first, across pages."""
         cursor: int | None = None
         while True:
-            items, cursor = _Api.page(self._do(_Api.history(subject, cursor, page_size)))
+            items, cursor = _Api.page(self._do(_Api.history(subject, cursor, page_size, access_code)))
             yield from items
             if not cursor:
                 return
 
-    def rx_check(self, rx_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Api.rx_check(rx_id))
+    def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
+        """Whether a prescription can be dispensed now; a pharmacy passes the code on the patient's slip."""
+        result: dict[str, Any] = self._do(_Api.rx_check(rx_id, access_code))
         return result
 
     def wait_anchored(
@@ -320,7 +376,9 @@ class AsyncClient(_Base):
         await self.aclose()
 
     async def _do(self, req: _Request) -> Any:
-        resp = await self._http.request(req.method, req.path, json=req.json, params=req.params)
+        resp = await self._http.request(
+            req.method, req.path, json=req.json, params=req.params, headers=req.headers
+        )
         return _Api.parse(resp)
 
     async def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
@@ -329,28 +387,47 @@ class AsyncClient(_Base):
     async def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
         return _Api.bulk(await self._do(_Api.submit_many(items)))
 
-    async def record(self, record_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Api.record(record_id))
+    async def issue_prescription(
+        self,
+        medication_request: Mapping[str, Any],
+        *,
+        rx_id: str,
+        prev: str | None = None,
+        timestamp: str | None = None,
+    ) -> IssuedPrescription:
+        signed, payload, code = self._prescription(medication_request, rx_id, prev, timestamp)
+        return IssuedPrescription(await self.submit(signed, payload), rx_id, code, signed, payload)
+
+    async def record(self, record_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(_Api.record(record_id, access_code))
         return result
 
-    async def bundle_document(self, record_id: str, *, payload: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Api.bundle(record_id, payload))
+    async def bundle_document(
+        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(_Api.bundle(record_id, payload, access_code))
         return result
 
-    async def bundle(self, record_id: str, *, payload: bool = True) -> EvidenceBundle:
-        return EvidenceBundle.from_dict(await self.bundle_document(record_id, payload=payload))
+    async def bundle(
+        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
+    ) -> EvidenceBundle:
+        doc = await self.bundle_document(record_id, payload=payload, access_code=access_code)
+        return EvidenceBundle.from_dict(doc)
 
-    async def history(self, subject: str, *, page_size: int = 100) -> AsyncIterator[dict[str, Any]]:
+    async def history(
+        self, subject: str, *, page_size: int = 100, access_code: AccessCodeArg = None
+    ) -> AsyncIterator[dict[str, Any]]:
         cursor: int | None = None
         while True:
-            items, cursor = _Api.page(await self._do(_Api.history(subject, cursor, page_size)))
+            req = _Api.history(subject, cursor, page_size, access_code)
+            items, cursor = _Api.page(await self._do(req))
             for item in items:
                 yield item
             if not cursor:
                 return
 
-    async def rx_check(self, rx_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Api.rx_check(rx_id))
+    async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(_Api.rx_check(rx_id, access_code))
         return result
 
     async def wait_anchored(

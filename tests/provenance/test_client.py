@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -24,20 +25,29 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[
         Client.devnet("hospital-1", root=state, gateway=gateway) as hospital,
         Client.devnet("pharmacy-1", root=state, gateway=gateway) as pharmacy,
     ):
-        p = rx_issue(rx)
-        signed = hospital.sign(kind="rx.issue", subject=f"rx:{rx}", payload=p)
-        issued = hospital.submit(signed, p)
-        assert issued.status == "accepted" and issued.id == signed.record_id
+        prescription = hospital.issue_prescription(rx_issue(rx), rx_id=rx)
+        issued, p = prescription.receipt, prescription.payload
+        assert issued.status == "accepted" and issued.id == prescription.signed.record_id
+        # The record carries the code's digest, never the code (which goes on the patient's slip).
+        code = prescription.access_code
+        assert code.value not in json.dumps(p) and code.digest(rx) in json.dumps(p)
         # The same signed record again: the same id, marked existing (idempotent, one leaf).
-        again = hospital.submit(signed, p)
+        again = hospital.submit(prescription.signed, p)
         assert (again.id, again.status) == (issued.id, "existing")
         # Signed anew (fresh nonce) it is another record for the same prescription: refused.
         with pytest.raises(GatewayError) as info:
             hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{rx}", payload=p), p)
         assert info.value.code == "RX_EXISTS"
         hospital.wait_anchored(issued.id, timeout=60)
-        check = pharmacy.rx_check(rx)
+        # A pharmacy reads the prescription only with the code the patient shows (typed, any case).
+        with pytest.raises(GatewayError) as info:
+            pharmacy.rx_check(rx)
+        assert (info.value.code, info.value.status) == ("ACCESS_CODE_REQUIRED", 403)
+        check = pharmacy.rx_check(rx, access_code=str(code).lower())
         assert check["issuer"] == "hospital-1" and not check["dispensed"]
+        content = pharmacy.bundle(check["issue_record"], access_code=code)
+        assert content.payload == p
+        assert [h["kind"] for h in pharmacy.history(f"rx:{rx}", access_code=code)] == ["rx.issue"]
         disp = rx_dispense(rx)
         dispensed = pharmacy.submit(
             pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=disp, prev=issued.id), disp
@@ -84,6 +94,27 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[
     assert [r["kind"] for r in doc["records"]] == ["rx.issue", "rx.dispense"]
     assert all(r["ok"] and r["steps"]["anchor"] == "passed" for r in doc["records"])
     assert [r["role"] for r in doc["records"]] == ["hospital", "pharmacy"]
+
+
+def test_the_readme_sdk_example_runs(
+    devnet: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's "From Python" block, as written, against the devnet (``.devnet`` is its folder)."""
+    state, gateway, _ = devnet
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    block = readme.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / ".devnet").symlink_to(state)
+    monkeypatch.chdir(tmp_path)
+    devnet_client = Client.devnet.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(  # the devnet's gateway listens on a port of its own
+        Client, "devnet", classmethod(lambda cls, org, **kw: devnet_client(cls, org, gateway=gateway, **kw))
+    )
+    printed: list[str] = []
+    scope = {"medication_request": rx_issue("RX1"), "print": lambda *a: printed.append(" ".join(map(str, a)))}
+    exec(compile(block, "README.md", "exec"), scope)  # our own README
+    code = str(scope["issued"].access_code)  # type: ignore[attr-defined]
+    assert printed == [f"print on the slip: {code}"] and re.fullmatch(r"([0-9A-Z]{4}-){4}[0-9A-Z]{4}", code)
+    assert scope["check"]["valid"] and scope["prescription"]["identifier"][0]["value"] == "RX1"  # type: ignore[index]
 
 
 async def test_async_client_party_records_and_history(devnet: tuple[Path, str, str]) -> None:
