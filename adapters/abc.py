@@ -82,8 +82,10 @@ class ReadPolicy:
     - ``parties``: by the reader's role, once it signed some record of the record's subject (the hospital
       that issued a prescription, the pharmacy that dispensed it); empty: the domain has no such relation,
       and the gateway never looks a subject up for it;
-    - ``holders``: the reader presented the subject's access code, which ``code_matches`` checks against
-      the facts of the subject's first ``code_kind`` record (and raises on a malformed code).
+    - ``holders``: the reader, a registered and active organisation, presented the subject's access code,
+      which ``code_matches`` checks against the facts of the subject's first ``code_kind`` record.
+
+    An unregistered or suspended organisation (``role`` None) reads only what it signed.
     """
 
     kinds: frozenset[str]  # the domain's record kinds
@@ -100,7 +102,7 @@ class ReadPolicy:
         grants = [
             self.roles.get(role or ""),
             self.parties.get(role or "") if party else None,
-            self.holders if holder else None,
+            self.holders if holder and role is not None else None,
         ]
         return max((g.of(kind) for g in grants if g is not None), default=Access.NONE)
 
