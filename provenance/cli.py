@@ -445,7 +445,13 @@ def audit_log(
 def audit_workflow(
     rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
     gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")],
-    token_file: Annotated[Path, typer.Option("--token-file", help="API token of the auditor.")],
+    token_file: Annotated[
+        Path,
+        typer.Option(
+            "--token-file",
+            help="API token of an auditor or regulator (other readers do not see others' records).",
+        ),
+    ],
     trust: Annotated[
         Path | None,
         typer.Option(
@@ -611,7 +617,10 @@ def _gateway_trust(gateway: str) -> TrustStore:
 def trace(
     subject: Annotated[str, typer.Argument(help="rx:…, dataset:…, station:… or branch:…")],
     gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token of the reader.")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="API token of the reader: the records it may see are traced."),
+    ] = None,
     trust: Annotated[
         Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
     ] = None,
@@ -692,7 +701,13 @@ def trace(
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="JSON Lines file to write (one bundle a line).")],
     gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token of the reader.")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="API token of the reader: its own records, every record for auditors and regulators.",
+        ),
+    ] = None,
     org: Annotated[str | None, typer.Option("--org", help="Only records of this organisation.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Only records of this kind.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339 UTC, inclusive.")] = None,
