@@ -6,7 +6,7 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from gateway.api.deps import BearerDep, GatewayDep
 from gateway.errors import AuthRequired, RoleForbidden, error_responses
@@ -34,7 +34,11 @@ def healthz(gw: GatewayDep) -> dict[str, Any]:
         }
 
 
-@router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401, 403, 503))
+_TEXT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}}
+
+
+# response_class=Response: with PlainTextResponse, FastAPI would document the JSON error bodies as text/plain.
+@router.get("/metrics", response_class=Response, responses={**_TEXT, **error_responses(401, 403, 503)})
 def metrics(gw: GatewayDep, creds: BearerDep) -> PlainTextResponse:
     """Prometheus text exposition: `Authorization: Bearer` the scrape token (`PROV_GW_METRICS_TOKEN`) or
     the API token of an auditor, a regulator or a log operator."""
