@@ -34,7 +34,9 @@ def healthz(gw: GatewayDep) -> dict[str, Any]:
         }
 
 
-_TEXT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}}
+_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}
+}
 
 
 # response_class=Response: with PlainTextResponse, FastAPI would document the JSON error bodies as text/plain.
