@@ -3,8 +3,9 @@
     .venv/bin/python bench/crypto.py
 
 Per backend: SM2 sign/s and verify/s on one thread (per CPU-second, as `openssl speed` counts) and on two
-threads (per wall-clock second, both threads on one key: what the gateway's thread pool does), beside
-`openssl speed sm2` and `openssl speed ecdsap256` (the same size of curve with OpenSSL's assembly).
+threads (per wall-clock second, both threads on one key: what the gateway's thread pool does; "x 1t" is
+that over one thread's wall-clock rate), beside `openssl speed sm2` and `openssl speed ecdsap256` (the same
+size of curve with OpenSSL's assembly).
 
 Targets: Botan (issue 20) verify >= 2.5x and sign >= 5x `openssl speed sm2`; OpenSSL through ctypes (issue 3)
 sign and verify >= 0.7x; SM3 (1 KiB) >= 0.6x. Runs in ~45 s.
@@ -13,6 +14,7 @@ sign and verify >= 0.7x; SM3 (1 KiB) >= 0.6x. Runs in ~45 s.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -113,7 +115,7 @@ def openssl_speed(seconds: int) -> dict[str, float]:
 
 
 def measure_sm2(seconds: float) -> dict[str, dict[str, float]]:
-    """backend -> {"sign", "verify", "sign 2t", "verify 2t"}."""
+    """backend -> {op, op + " 1t", op + " 2t"} for sign and verify: CPU-second rate, then wall rates."""
     ours: dict[str, dict[str, float]] = {}
     for b in available_backends():
         secs = seconds if b != "gmssl" else seconds / 3  # the pure-Python fallback needs no long run
@@ -121,17 +123,17 @@ def measure_sm2(seconds: float) -> dict[str, dict[str, float]]:
         pub = key.public_key()
         sig = key.sign(MSG20)
         sign, verify = functools.partial(key.sign, MSG20), functools.partial(pub.verify, MSG20, sig)
-        ours[b] = {
-            "sign": rate(sign, secs),
-            "verify": rate(verify, secs),
-            "sign 2t": rate_threads(sign, secs),
-            "verify 2t": rate_threads(verify, secs),
-        }
+        ours[b] = {}
+        for op, fn in (("sign", sign), ("verify", verify)):
+            ours[b][op] = rate(fn, secs)
+            ours[b][op + " 1t"] = rate_threads(fn, secs / 2, threads=1)
+            ours[b][op + " 2t"] = rate_threads(fn, secs / 2, threads=2)
     return ours
 
 
 def main() -> int:
     t0 = time.perf_counter()
+    load = os.getloadavg()[0]
     print("SM2 backends (* in use):")
     print(backend_report())
     # Half of our runs before `openssl speed`, half after, averaged: on a shared machine the load drifts,
@@ -145,9 +147,10 @@ def main() -> int:
     sm4_rate = rate(functools.partial(sm4_gcm_encrypt, generate_sm4_key(), KIB), 1.0)
 
     print()
-    print(
-        f"{'sm2':<7} {'backend':<8} {'1 thread/s':>11} {'x sm2':>7} {'x p256':>7} {'2 threads/s':>12}  target"
-    )
+    cores = os.cpu_count()
+    print(f"load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {cores} cores (wall rates share them)")
+    head = f"{'1 thread/s':>11} {'x sm2':>7} {'x p256':>7} {'2 threads/s':>12} {'x 1t':>6}"
+    print(f"{'sm2':<7} {'backend':<8} {head}  target")
     for op in ("sign", "verify"):
         sm2_ref, p256_ref = ref.get(f"sm2 {op}"), ref.get(f"ecdsap256 {op}")
         for backend, figures in ours.items():
@@ -161,9 +164,9 @@ def main() -> int:
                 verdict = f">= {target}x sm2 " + ("ok" if v / sm2_ref >= target else "BELOW TARGET")
             else:
                 verdict = "(no openssl to compare)"
-            print(
-                f"{op:<7} {backend:<8} {v:>11,.0f} {x_sm2} {x_p256} {figures[op + ' 2t']:>12,.0f}  {verdict}"
-            )
+            two, one = figures[op + " 2t"], figures[op + " 1t"]
+            row = f"{v:>11,.0f} {x_sm2} {x_p256} {two:>12,.0f} {two / one:>5.2f}x"
+            print(f"{op:<7} {backend:<8} {row}  {verdict}")
         for name in ("sm2", "ecdsap256"):
             r = ref.get(f"{name} {op}")
             if r:

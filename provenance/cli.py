@@ -62,7 +62,7 @@ def _version(value: bool) -> None:
         from provenance.crypto import backend_report
 
         out.print(f"provenance {version('shancheng-provenance')}\nSM2 backends (* in use):", highlight=False)
-        out.print(backend_report(), markup=False, highlight=False)
+        out.print(backend_report(), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit()
 
 

@@ -94,8 +94,8 @@ def _locked(cache: Path) -> Iterator[None]:
 # --- fetching the source ----------------------------------------------------------------------------
 
 
-def _run(cmd: Sequence[str | Path], *, cwd: Path | None = None, log: Path | None = None) -> str:
-    """Run a command; its output goes to ``log`` when given. Failure raises BuildFailed with the tail."""
+def _run(what: str, cmd: Sequence[str | Path], *, cwd: Path | None = None, log: Path | None = None) -> str:
+    """Run ``cmd`` (``what`` names it in errors); output goes to ``log`` when given. Failure: BuildFailed."""
     try:
         res = subprocess.run(  # noqa: S603 - fixed argv of system tools, no shell
             [str(c) for c in cmd],
@@ -106,13 +106,13 @@ def _run(cmd: Sequence[str | Path], *, cwd: Path | None = None, log: Path | None
             stdin=subprocess.DEVNULL,
         )
     except OSError as e:
-        raise BuildFailed(f"{cmd[0]}: {e}") from None
+        raise BuildFailed(f"{what}: {e}") from None
     if log is not None:
         with open(log, "a") as f:
             f.write(f"$ {' '.join(map(str, cmd))}\n{res.stdout}{res.stderr}\n")
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise BuildFailed(f"`{Path(str(cmd[0])).name} {cmd[1]}` exited {res.returncode}: {' | '.join(tail)}")
+        raise BuildFailed(f"`{what}` exited {res.returncode}: {' | '.join(tail)}")
     return res.stdout
 
 
@@ -123,7 +123,10 @@ def _debian_mirror() -> str:
         for line in Path("/etc/os-release").read_text().splitlines():
             if line.startswith("VERSION_CODENAME="):
                 codename = line.split("=", 1)[1].strip().strip('"')
-    out = _run(["apt-get", "indextargets", "--no-release-info", "--format", "$(RELEASE) $(REPO_URI)"])
+    out = _run(
+        "apt-get indextargets",
+        ["apt-get", "indextargets", "--no-release-info", "--format", "$(RELEASE) $(REPO_URI)"],
+    )
     for line in out.splitlines():
         release, _, uri = line.partition(" ")
         if release == codename and uri:
@@ -154,14 +157,15 @@ class _Apt:
             self.opts.append("-oAPT::Sandbox::User=root")
 
     def update(self, log: Path) -> None:
-        _run(["apt-get", *self.opts, "-qq", "update"], log=log)
+        _run("apt-get update", ["apt-get", *self.opts, "-qq", "update"], log=log)
 
     def download_source(self, dest: Path, log: Path) -> Path:
         """The source package's files into ``dest`` (each checked by apt against the signed index)."""
         dest.mkdir(parents=True, exist_ok=True)
         for old in dest.iterdir():
             old.unlink()
-        _run(["apt-get", *self.opts, "-qq", "source", "--download-only", SOURCE_PACKAGE], cwd=dest, log=log)
+        cmd = ["apt-get", *self.opts, "-qq", "source", "--download-only", SOURCE_PACKAGE]
+        _run("apt-get source", cmd, cwd=dest, log=log)
         dscs = sorted(dest.glob("*.dsc"))
         if len(dscs) != 1:
             raise BuildFailed(f"apt-get source left {len(dscs)} .dsc files in {dest}")
@@ -177,7 +181,7 @@ def dsc_version(dsc: Path) -> str:
 
 def unpack(dsc: Path, dest: Path, log: Path) -> None:
     """``dpkg-source -x``: refuses, before unpacking, a file whose size or checksum differs from the .dsc."""
-    _run(["dpkg-source", "--no-copy", "-x", dsc, dest], cwd=dsc.parent, log=log)
+    _run("dpkg-source -x", ["dpkg-source", "--no-copy", "-x", dsc, dest], cwd=dsc.parent, log=log)
 
 
 # --- building ---------------------------------------------------------------------------------------
@@ -186,8 +190,8 @@ def unpack(dsc: Path, dest: Path, log: Path) -> None:
 def _compile(src: Path, version: str, log: Path) -> Path:
     # The distribution info shows in botan_version_string(), so `provenance --version` names the source.
     info = f"--distribution-info=Debian {SOURCE_PACKAGE} {version}"
-    _run([sys.executable, "configure.py", *CONFIGURE, info], cwd=src, log=log)
-    _run(["make", f"-j{os.cpu_count() or 1}", "libs"], cwd=src, log=log)
+    _run("configure.py", [sys.executable, "configure.py", *CONFIGURE, info], cwd=src, log=log)
+    _run("make libs", ["make", f"-j{os.cpu_count() or 1}", "libs"], cwd=src, log=log)
     built = sorted(p for p in src.glob(LIB_GLOB) if p.is_file() and not p.is_symlink())
     if not built:
         raise BuildFailed(f"the build produced no {LIB_GLOB}")
@@ -202,8 +206,11 @@ def build(cache: Path) -> Path:
     log = cache / "build.log"
     log.write_text("")
     apt = _Apt(cache / "apt")
-    apt.update(log)
-    dsc = apt.download_source(cache / "source", log)
+    try:
+        apt.update(log)
+        dsc = apt.download_source(cache / "source", log)
+    finally:
+        shutil.rmtree(apt.root / "lists", ignore_errors=True)  # 20 MB of index, needed once
     version = dsc_version(dsc)
     out = cache / version
     if cached_library(cache) is None or (cache / "current").read_text().strip() != version:
