@@ -99,3 +99,32 @@ def test_a_stale_build_record_is_not_used(tmp_path: Path) -> None:
     # A file that is not a loadable Botan is refused with the reason, not loaded.
     with pytest.raises(BackendUnavailable, match="Botan 3 did not load"):
         _botan.BotanBackend(tmp_path)
+
+
+@built
+def test_version_names_the_backend_in_use() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "provenance", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("provenance ")
+    version = (CACHE / "current").read_text().strip()
+    assert [ln[:9] for ln in lines[2:]] == ["* botan: ", "  openssl", "  gmssl: "]
+    assert f"distribution Debian botan3 {version}" in lines[2] and lines[2].startswith("* botan: Botan 3.")
+    assert "OpenSSL 3." in lines[3]
+    assert "SM2 runs on" not in res.stderr  # no fallback, so no warning
+
+
+def test_version_says_why_botan_is_not_in_use(
+    botan_not_built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provenance.cli import main
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert "  botan: unavailable: Botan 3 was not built at setup: `apt-get update` exited 100" in out
+    assert "* openssl: OpenSSL 3." in out

@@ -490,22 +490,6 @@ def test_no_leak_on_load_sign_verify_and_failure_paths(fast: str) -> None:
 # --- backend selection and gmssl pitfalls -----------------------------------------------------------
 
 
-@pytest.fixture
-def botan_not_built(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A machine whose setup could not build Botan: an empty build cache with the failure it recorded."""
-    import ctypes.util
-
-    from provenance.crypto import _backend, botan_build
-
-    (tmp_path / "failed.txt").write_text("`apt-get update` exited 100: simulated: no network\n")
-    monkeypatch.setattr(botan_build, "default_cache", lambda: tmp_path)
-    real_find = ctypes.util.find_library
-    monkeypatch.setattr(ctypes.util, "find_library", lambda n: None if n == "botan-3" else real_find(n))
-    monkeypatch.setattr(_backend, "_instances", {})
-    monkeypatch.setattr(_backend, "_default", None)
-    return tmp_path
-
-
 def test_falls_back_to_openssl_without_botan_and_says_so_once(
     botan_not_built: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
