@@ -249,7 +249,9 @@ def ensure(cache: Path, *, refresh: bool = False) -> Path | None:
         if lib is not None:
             print(f"botan: cached {lib.relative_to(cache.parent)}")
             return lib
-        print(f"botan: building {SOURCE_PACKAGE} from Debian {SUITE} (minimized, ~3 min on two cores)")
+        print(
+            f"botan: fetching {SOURCE_PACKAGE} from Debian {SUITE}; a new version builds in ~3 min (2 cores)"
+        )
         try:
             lib = build(cache)
         except BuildFailed as e:
@@ -260,7 +262,7 @@ def ensure(cache: Path, *, refresh: bool = False) -> Path | None:
                 file=sys.stderr,
             )
             return None
-        print(f"botan: built {lib.relative_to(cache.parent)}")
+        print(f"botan: ready {lib.relative_to(cache.parent)}")
         return lib
 
 
