@@ -18,7 +18,13 @@ $(BIN)/activate:
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: .stamp-py .stamp-npm
+# Botan 3 for the SM2 backend, from Debian's source package, cached in .build/botan/ (a failure is reported,
+# never fatal: SM2 then runs on OpenSSL). The script itself needs only python3 and apt.
+.stamp-botan: provenance/crypto/botan_build.py
+	$(PY) provenance/crypto/botan_build.py
+	touch $@
+
+setup: .stamp-py .stamp-npm .stamp-botan
 
 run: setup
 	$(BIN)/provenance devnet up

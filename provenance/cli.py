@@ -55,9 +55,26 @@ err = Console(stderr=True)
 _state = {"verbose": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        from provenance.crypto import backend_report
+
+        out.print(f"provenance {version('shancheng-provenance')}\nSM2 backends (* in use):", highlight=False)
+        out.print(backend_report(), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Versions and the SM2 backend in use."
+        ),
+    ] = False,
 ) -> None:
     _state["verbose"] = verbose
 

@@ -1,11 +1,13 @@
-"""The internal SM2 backend interface and the choice between OpenSSL (fast) and gmssl (fallback).
+"""The internal SM2 backend interface and the choice between Botan 3, OpenSSL 3 and gmssl, in that order.
 
 Key objects own canonical values (d, x, y) and the formats; a backend only turns them into a handle it
-can sign or verify with, once per key, so the hot path never re-parses anything.
+can sign or verify with, once per key, so the hot path never re-parses anything. The default is the first
+backend that loads; passing over Botan (not built here, or its build failed) is logged once, as a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Protocol
 
@@ -14,6 +16,7 @@ from provenance.errors import BackendUnavailable
 
 class SM2Backend(Protocol):
     name: str
+    detail: str  # which library and version, for `provenance --version` and the benchmarks
 
     def generate(self) -> tuple[object, int, tuple[int, int]]:
         """A fresh key pair from a CSPRNG: (signing handle, d, (x, y))."""
@@ -36,25 +39,39 @@ class SM2Backend(Protocol):
         ...
 
 
+log = logging.getLogger("provenance.crypto")
+
 _lock = threading.Lock()
 _default: SM2Backend | None = None
 _instances: dict[str, SM2Backend] = {}
 
-BACKENDS = ("openssl", "gmssl")
+BACKENDS = ("botan", "openssl", "gmssl")
 
 
 def get_backend(name: str | None = None) -> SM2Backend:
-    """The named backend, or the default: OpenSSL when its libcrypto has SM2, else gmssl."""
+    """The named backend, or the default: the first of :data:`BACKENDS` that loads here."""
     global _default
     with _lock:
         if name is None:
             if _default is None:
-                try:
-                    _default = _make("openssl")
-                except BackendUnavailable:
-                    _default = _make("gmssl")
+                _default = _first_available()
             return _default
         return _make(name)
+
+
+def _first_available() -> SM2Backend:
+    # Called with _lock held, once per process (until set_default_backend(None)): so the warning is too.
+    skipped: list[str] = []
+    for n in BACKENDS:
+        try:
+            b = _make(n)
+        except BackendUnavailable as e:
+            skipped.append(f"{n}: {e.message}")
+            continue
+        if skipped:
+            log.warning("SM2 runs on %s, not the faster %s", n, "; ".join(skipped))
+        return b
+    raise BackendUnavailable("no SM2 backend loads here: " + "; ".join(skipped))
 
 
 def set_default_backend(name: str | None) -> None:
@@ -63,6 +80,20 @@ def set_default_backend(name: str | None) -> None:
     b = get_backend(name) if name is not None else None
     with _lock:
         _default = b
+
+
+def backend_report() -> str:
+    """One line per backend: the default marked, each one's library, and why any is unavailable here."""
+    default = get_backend().name
+    lines = []
+    for n in BACKENDS:
+        try:
+            b = get_backend(n)
+        except BackendUnavailable as e:
+            lines.append(f"  {n}: unavailable: {e.message}")
+            continue
+        lines.append(f"{'*' if n == default else ' '} {n}: {b.detail}")
+    return "\n".join(lines)
 
 
 def available_backends() -> list[str]:
@@ -81,7 +112,11 @@ def _make(name: str) -> SM2Backend:
     if name in _instances:
         return _instances[name]
     b: SM2Backend
-    if name == "openssl":
+    if name == "botan":
+        from provenance.crypto._botan import BotanBackend
+
+        b = BotanBackend()
+    elif name == "openssl":
         from provenance.crypto._openssl import OpenSSLBackend
 
         b = OpenSSLBackend()

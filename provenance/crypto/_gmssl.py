@@ -8,6 +8,7 @@ signatures are converted between its raw r||s hex and DER here.
 
 from __future__ import annotations
 
+import importlib.metadata
 import secrets
 
 from provenance.crypto import _curve, _der
@@ -39,6 +40,7 @@ class GmsslBackend:
     def __init__(self) -> None:
         if CryptSM2 is None:
             raise BackendUnavailable("gmssl is not installed")
+        self.detail = f"gmssl {importlib.metadata.version('gmssl')} (pure Python)"
 
     def _point(self, d: int) -> tuple[int, int]:
         assert CryptSM2 is not None

@@ -44,6 +44,7 @@ def _bind(lib: ctypes.CDLL) -> None:
         fn.argtypes = list(argtypes)
 
     pp = POINTER(c_char_p)
+    f("OpenSSL_version", c_char_p, c_int)
     f("ERR_clear_error", None)
     f("ERR_get_error", c_ulong)
     f("ERR_error_string_n", None, c_ulong, c_char_p, c_size_t)
@@ -96,6 +97,7 @@ class OpenSSLBackend:
         lib = _load_libcrypto()
         _bind(lib)
         self._lib = lib
+        self.detail = (lib.OpenSSL_version(0) or b"OpenSSL").decode("ascii", "replace")
         # Fetched once: an explicit EVP_MD spares the per-call implicit fetch of EVP_sm3().
         md = lib.EVP_MD_fetch(None, b"SM3", None)
         if not md:

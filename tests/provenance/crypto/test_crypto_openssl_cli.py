@@ -55,6 +55,20 @@ def test_our_signature_verifies_with_openssl(tmp_path: Path, backend: str) -> No
     assert bad_msg.returncode != 0
 
 
+def test_our_other_id_signature_verifies_with_openssl(tmp_path: Path, backend: str) -> None:
+    # Botan signs a non-default ID on its own path (e computed here, Botan's Raw mode): OpenSSL decides.
+    k = SM2PrivateKey.generate(backend=backend)
+    ident = "ALICE123@YAHOO.COM,x"
+    (tmp_path / "pub.pem").write_bytes(k.public_key_pem())
+    (tmp_path / "msg").write_bytes(MSG)
+    (tmp_path / "sig").write_bytes(k.sign(MSG, id=ident.encode()))
+    args = ["pkeyutl", "-verify", "-pubin", "-inkey", tmp_path / "pub.pem", "-rawin", "-digest", "sm3"]
+    args += ["-in", tmp_path / "msg", "-sigfile", tmp_path / "sig"]
+    ok = openssl(*args, "-pkeyopt", f"distid:{ident}")
+    assert "Signature Verified Successfully" in ok.stdout
+    assert openssl(*args, "-pkeyopt", DISTID, check=False).returncode != 0
+
+
 def test_openssl_signature_verifies_here(tmp_path: Path, backend: str) -> None:
     key = tmp_path / "key.pem"
     openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", key)

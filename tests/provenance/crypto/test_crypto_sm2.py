@@ -1,4 +1,4 @@
-"""SM2: both backends, cross-backend agreement, golden vectors, and every rejection path."""
+"""SM2 on every backend (Botan 3, OpenSSL 3, gmssl): cross-backend agreement, golden vectors, rejections."""
 
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ BACKENDS = available_backends()
 N = _curve.N
 
 
-def test_both_backends_present_here() -> None:
-    # This machine has OpenSSL 3 with SM2 and gmssl; a silent fallback would hide a broken fast path.
-    assert BACKENDS == ["openssl", "gmssl"]
-    assert get_backend().name == "openssl"
+def test_every_backend_present_here() -> None:
+    # `make setup` builds Botan 3 here; this machine has OpenSSL 3 with SM2 and gmssl. A silent fallback
+    # would hide a broken fast path (a failed build says why in .build/botan/failed.txt).
+    assert BACKENDS == ["botan", "openssl", "gmssl"]
+    assert get_backend().name == "botan"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -106,7 +107,7 @@ def test_set_default_backend() -> None:
         assert SM2PrivateKey.generate().backend == "gmssl"
     finally:
         set_default_backend(None)
-    assert SM2PrivateKey.generate().backend == "openssl"
+    assert SM2PrivateKey.generate().backend == BACKENDS[0]
     with pytest.raises(BackendUnavailable):
         get_backend("nope")
 
@@ -125,6 +126,68 @@ def test_z_value_matches_independent_computation() -> None:
 
 def test_openssl_made_vector_verifies(backend: str) -> None:
     SM2PublicKey.from_pem(FIXTURE_PUB, backend=backend).verify(VEC_MSG, VEC_SIG)
+
+
+def _h(text: str) -> int:
+    return int(text.replace(" ", ""), 16)
+
+
+# GB/T 32918.5-2017 (GM/T 0003.5-2012) Annex A: the signature example on the recommended curve.
+GBT_D = _h("3945208F 7B2144B1 3F36E38A C6D39F95 88939369 2860B51A 42FB81EF 4DF7C5B8")
+GBT_P = (
+    _h("09F9DF31 1E5421A1 50DD7D16 1E4BC5C6 72179FAD 1833FC07 6BB08FF3 56F35020"),
+    _h("CCEA490C E26775A5 2DC6EA71 8CC1AA60 0AED05FB F35E084A 6632F607 2DA9AD13"),
+)
+GBT_MSG = b"message digest"
+GBT_E = _h("F0B43E94 BA45ACCA ACE692ED 534382EB 17E6AB5A 19CE7B31 F4486FDF C0D28640")
+GBT_K = _h("59276E27 D506861A 16680F3A D9C02DCC EF3CC1FA 3CDBE4CE 6D54B80D EAC1BC21")
+GBT_R = _h("F5A03B06 48D2C463 0EEAC513 E1BB81A1 5944DA38 27D5B741 43AC7EAC EEE720B3")
+GBT_S = _h("B1B6AA29 DF212FD8 763182BC 0D421CA1 BB9038FD 1F7F42D4 840B69C4 85BBC1AA")
+
+
+def test_gbt32918_example_verifies(backend: str) -> None:
+    key = SM2PrivateKey.from_int(GBT_D, backend=backend)
+    assert key.public_key().point == GBT_P
+    assert int.from_bytes(_curve.message_digest(*GBT_P, GBT_MSG), "big") == GBT_E
+    sig = _der.encode_signature(GBT_R, GBT_S)
+    pub = SM2PublicKey(x=GBT_P[0], y=GBT_P[1], backend=backend)
+    pub.verify(GBT_MSG, sig)
+    key.public_key().verify(GBT_MSG, sig)
+    for bad in (_der.encode_signature(GBT_R, GBT_S - 1), _der.encode_signature(GBT_R ^ 1, GBT_S)):
+        with pytest.raises(SignatureInvalid):
+            pub.verify(GBT_MSG, bad)
+    with pytest.raises(SignatureInvalid):
+        pub.verify(b"message digesT", sig)
+
+
+def test_gbt32918_example_signature_follows_from_its_nonce(backend: str) -> None:
+    # Nonces are never caller-supplied, so signing cannot be replayed; instead the example's (r, s) is
+    # rebuilt from its k by the standard's formulas (§6.1 A4-A6), with k·G computed by the backend.
+    x1, _ = SM2PrivateKey.from_int(GBT_K, backend=backend).public_key().point
+    r = (GBT_E + x1) % N
+    assert r == GBT_R
+    assert pow(1 + GBT_D, -1, N) * (GBT_K - r * GBT_D) % N == GBT_S
+
+
+# A custom-ID vector on the recommended curve, made with GmSSL (published in Botan's test data): the ID
+# goes through each backend's non-default-ID path.
+GMSSL_D = _h("110E7973206F68C19EE5F7328C036F26911C8C73B4E4F36AE3291097F8984FFC")
+GMSSL_ID = b"sm2test@example.com"
+GMSSL_MSG = b"hi chappy"
+GMSSL_RS = (
+    _h("05890B9077B92E47B17A1FF42A814280E556AFD92B4A98B9670BF8B1A274C2FA"),
+    _h("E3ABBB8DB2B6ECD9B24ECCEA7F679FB9A4B1DB52F4AA985E443AD73237FA1993"),
+)
+
+
+def test_gmssl_custom_id_vector_verifies(backend: str) -> None:
+    pub = SM2PrivateKey.from_int(GMSSL_D, backend=backend).public_key()
+    sig = _der.encode_signature(*GMSSL_RS)
+    pub.verify(GMSSL_MSG, sig, id=GMSSL_ID)
+    with pytest.raises(SignatureInvalid):
+        pub.verify(GMSSL_MSG, sig)  # the default ID
+    with pytest.raises(SignatureInvalid):
+        pub.verify(GMSSL_MSG, sig, id=GMSSL_ID + b"\x00")
 
 
 # --- cross-backend ----------------------------------------------------------------------------------
@@ -161,8 +224,11 @@ def test_private_scalar_agrees_across_backends(keys: dict[str, SM2PrivateKey]) -
     d = int.from_bytes(keys["openssl"].private_bytes(), "big")
     for b in BACKENDS:
         assert SM2PrivateKey.from_int(d, backend=b).public_key() == keys["openssl"].public_key()
-    assert SM2PrivateKey.from_int(1, backend="gmssl").public_key().point == (_curve.GX, _curve.GY)
-    assert SM2PrivateKey.from_int(1, backend="openssl").public_key().point == (_curve.GX, _curve.GY)
+        assert SM2PrivateKey.from_int(1, backend=b).public_key().point == (_curve.GX, _curve.GY)
+    # The top of the range, n - 2, gives -2G on every backend (the largest d whose 1 + d is invertible).
+    top = {SM2PrivateKey.from_int(N - 2, backend=b).public_key().point for b in BACKENDS}
+    two_g = SM2PrivateKey.from_int(2, backend="openssl").public_key().point
+    assert top == {(two_g[0], _curve.P - two_g[1])}
 
 
 # --- rejection: signatures --------------------------------------------------------------------------
@@ -359,19 +425,27 @@ def test_type_errors() -> None:
 # --- concurrency ------------------------------------------------------------------------------------
 
 
-def test_threads_share_keys_safely() -> None:
-    k = SM2PrivateKey.generate(backend="openssl")
-    pub = SM2PublicKey.from_pem(k.public_key_pem(), backend="openssl")
+@pytest.mark.parametrize("fast", [b for b in BACKENDS if b != "gmssl"])
+def test_threads_share_keys_safely(fast: str) -> None:
+    # Botan's operation objects are not thread-safe: one per key per thread. Interleaved signs, verifies,
+    # failed verifies and other-ID calls from four threads on one key must each stay correct.
+    k = SM2PrivateKey.generate(backend=fast)
+    pub = SM2PublicKey.from_pem(k.public_key_pem(), backend=fast)
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
         try:
             for j in range(150):
-                msg = f"{i}:{j}".encode()
+                msg = f"{i}:{j}".encode() * (j % 7)
                 sig = k.sign(msg)
                 pub.verify(msg, sig)
                 with pytest.raises(SignatureInvalid):
                     pub.verify(msg + b"!", sig)
+                if j % 25 == 0:
+                    k.public_key().verify(msg, k.sign(msg, id=b"other"), id=b"other")
+                    with pytest.raises(SignatureInvalid):
+                        pub.verify(msg, sig, id=b"other")
+                pub.verify(msg, sig)
         except BaseException as e:
             errors.append(e)
 
@@ -389,16 +463,20 @@ def _rss_kib() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
-def test_no_leak_on_load_sign_verify_and_failure_paths() -> None:
-    k = SM2PrivateKey.generate(backend="openssl")
+@pytest.mark.parametrize("fast", [b for b in BACKENDS if b != "gmssl"])
+def test_no_leak_on_load_sign_verify_and_failure_paths(fast: str) -> None:
+    k = SM2PrivateKey.generate(backend=fast)
     pem, pub_pem = k.to_pem(), k.public_key_pem()
     sig = k.sign(b"m")
 
     def churn(n: int) -> None:
         for _ in range(n):
-            kk = SM2PrivateKey.from_pem(pem, backend="openssl")
-            pp = SM2PublicKey.from_pem(pub_pem, backend="openssl")
+            # Botan: a key, its per-thread sign/verify objects and the threading.local holding them, each
+            # freed with the key; one-off objects for another ID freed after the call.
+            kk = SM2PrivateKey.from_pem(pem, backend=fast)
+            pp = SM2PublicKey.from_pem(pub_pem, backend=fast)
             pp.verify(b"m", kk.sign(b"m"))
+            pp.verify(b"m", kk.sign(b"m", id=b"x"), id=b"x")
             with pytest.raises(SignatureInvalid):
                 pp.verify(b"x", sig)  # leaves an entry on OpenSSL's error queue unless drained
 
@@ -412,15 +490,33 @@ def test_no_leak_on_load_sign_verify_and_failure_paths() -> None:
 # --- backend selection and gmssl pitfalls -----------------------------------------------------------
 
 
-def test_falls_back_to_gmssl_without_libcrypto_sm2(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provenance.crypto import _backend, _openssl
+def test_falls_back_to_openssl_without_botan_and_says_so_once(
+    botan_not_built: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="provenance.crypto")
+    assert get_backend().name == "openssl"
+    k = SM2PrivateKey.from_pem(FIXTURE_KEY)
+    for _ in range(3):
+        k.public_key().verify(b"m", k.sign(b"m"))
+        SM2PublicKey.from_pem(FIXTURE_PUB).verify(VEC_MSG, VEC_SIG)
+    assert k.backend == "openssl" and get_backend().name == "openssl"
+    assert available_backends() == ["openssl", "gmssl"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "provenance.crypto"]
+    assert len(warned) == 1
+    assert "SM2 runs on openssl" in warned[0] and "simulated: no network" in warned[0]
+    with pytest.raises(BackendUnavailable, match="not built at setup: `apt-get update` exited 100"):
+        get_backend("botan")
+
+
+def test_falls_back_to_gmssl_without_libcrypto_sm2(
+    botan_not_built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.crypto import _openssl
 
     def no_sm2() -> object:
         raise BackendUnavailable("simulated: libcrypto without SM2")
 
     monkeypatch.setattr(_openssl, "_load_libcrypto", no_sm2)
-    monkeypatch.setattr(_backend, "_instances", {})
-    monkeypatch.setattr(_backend, "_default", None)
     assert get_backend().name == "gmssl"
     assert available_backends() == ["gmssl"]
     k = SM2PrivateKey.from_pem(FIXTURE_KEY)
@@ -450,4 +546,4 @@ def test_shared_public_keys_follow_the_default_backend() -> None:
         assert SM2PublicKey.from_pem(FIXTURE_PUB).backend == "gmssl"
     finally:
         set_default_backend(None)
-    assert SM2PublicKey.from_pem(FIXTURE_PUB).backend == "openssl"
+    assert SM2PublicKey.from_pem(FIXTURE_PUB).backend == BACKENDS[0]
