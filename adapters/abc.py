@@ -50,5 +50,6 @@ class RecordAdapter(Protocol):
     kinds: tuple[str, ...]
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
-        """Return the adapted payload or raise a :class:`provenance.errors.PayloadInvalid` subclass."""
+        """Return the adapted payload or raise a :class:`provenance.errors.PayloadInvalid` subclass (or
+        :class:`provenance.errors.DuplicateKey`, ``JSON_DUPLICATE_KEY``, for JSON naming a key twice)."""
         ...

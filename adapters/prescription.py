@@ -34,7 +34,7 @@ from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.errors import FhirInvalid, PayloadInvalid, RxRuleViolation
 from provenance.crypto.sm3 import sm3_hex
 
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: see ID_PATTERN
 _RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
 
 
@@ -81,7 +81,7 @@ def _fhir(model: type[MedicationRequest | MedicationDispense], obj: dict[str, An
 
 
 def _rx_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise FhirInvalid("rx id must be 1-128 of A-Z a-z 0-9 . _ : -", details={"field": field})
     return value
 

@@ -1,12 +1,19 @@
-"""ASGI middleware bounding request bodies: size (413) and JSON nesting depth (400) before any parsing."""
+"""Guards on what a client sends: ASGI middleware bounding request bodies (size 413, JSON nesting depth 400)
+before any parsing, and the strict JSON parse of request bodies (a key named twice is refused)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTooDeep, BodyTooLarge, error_response
+from provenance.errors import DuplicateKey
+from provenance.records import unique_object
 
 # Everything but the bytes that matter for nesting is dropped before the Python-level scan.
 _KEEP = b'"[]{}\\'
@@ -96,3 +103,35 @@ class BodyGuard:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
         await error_response(exc)(scope, receive, send)
+
+
+class _StrictJsonRequest(Request):
+    """A request whose JSON body is parsed once, with the project's hook (no key twice in any object)."""
+
+    _strict: Any
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_strict"):
+            self._strict = json.loads(await self.body(), object_pairs_hook=unique_object)
+        return self._strict
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body refuses duplicate keys at any depth (400 ``JSON_DUPLICATE_KEY``), like every
+    other JSON the project parses: FastAPI's own parse keeps the last copy of a key silently."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            req = _StrictJsonRequest(request.scope, request.receive)
+            if await req.body():
+                try:
+                    await req.json()  # here, not in the handler: FastAPI turns its errors into a bare 400
+                except DuplicateKey:
+                    raise
+                except (ValueError, RecursionError):
+                    pass  # not JSON at all: the handler parses again and answers JSON_INVALID
+            return await handler(req)
+
+        return strict

@@ -12,6 +12,7 @@ import pytest
 
 from adapters import AdaptContext, adapt
 from adapters.errors import PayloadInvalid
+from provenance.errors import DuplicateKey
 from tests.adapters.adapter_samples import ASSETS
 
 FHIR = ASSETS / "fhir"
@@ -190,11 +191,21 @@ def test_revoke_rejections(change: dict[str, Any], field: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"[]", b"\xff", b'{"a": 1, "a": 2}', b'{"x": NaN}', b"{" * 5000 + b"}" * 5000, b'{"n": 1e400}'],
+    [b"", b"[]", b"\xff", b'{"x": NaN}', b"{" * 5000 + b"}" * 5000, b'{"n": 1e400}'],
 )
 def test_not_json_object(raw: bytes) -> None:
     for kind in ("rx.issue", "rx.dispense", "rx.revoke"):
         expect(kind, raw, "PAYLOAD_INVALID")
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"a": 1, "a": 2}', b'{"dispenseRequest": {"quantity": {"value": 1, "value": 999}}}']
+)
+def test_duplicate_keys_refused_at_any_depth(raw: bytes) -> None:
+    for kind in ("rx.issue", "rx.dispense", "rx.revoke"):
+        with pytest.raises(DuplicateKey) as e:
+            adapt(kind, raw)
+        assert e.value.code == "JSON_DUPLICATE_KEY" and e.value.details["key"] in ("a", "value")
 
 
 def test_mapping_with_non_json_values() -> None:

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
+from gateway.api.guard import StrictJsonRoute
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
@@ -17,7 +18,7 @@ from gateway.services.runtime import Gateway
 from provenance.bundle import bundle_schema, envelope_schema
 from provenance.errors import ProvenanceError
 
-router = APIRouter(tags=["records"])
+router = APIRouter(tags=["records"], route_class=StrictJsonRoute)  # JSON_DUPLICATE_KEY
 
 
 class RecordSubmit(BaseModel):
