@@ -26,6 +26,7 @@ class AdaptContext:
     subject: str | None = None  # the subject the envelope declares; checked by ``registry.adapt``
     prior: Mapping[str, Any] | None = None
     hj212_utc_offset: timedelta = timedelta(hours=8)  # HJ 212 DataTime is station local time (北京时间)
+    max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a reading or access may be dated
 
 
 @dataclass(frozen=True, kw_only=True)

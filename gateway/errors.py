@@ -109,6 +109,37 @@ class RxNotIssuer(NotPermitted):
     code = "RX_NOT_ISSUER"
 
 
+class RxNotRecorded(Conflict):
+    """The chain holds the prescription but this gateway holds no signed ``rx.issue`` record of it (put there
+    by a raw transaction, or through another gateway): a dispense cannot be checked against its content."""
+
+    code = "RX_NOT_RECORDED"
+
+
+class StationUnknown(NotFound):
+    """A reading names a monitoring point (MN) that EnvMonitoring has not registered."""
+
+    code = "STATION_UNKNOWN"
+
+
+class StationNotOperator(NotPermitted):
+    """A reading names a monitoring point that EnvMonitoring registered to another organisation."""
+
+    code = "STATION_NOT_OPERATOR"
+
+
+class StationInactive(NotPermitted):
+    """A reading names a monitoring point the environmental bureau has suspended in EnvMonitoring."""
+
+    code = "STATION_INACTIVE"
+
+
+class AccessorMismatch(NotPermitted):
+    """A ``share.access`` whose ``accessor`` is not the submitting organisation (nor ``<org>:<account>``)."""
+
+    code = "ACCESSOR_MISMATCH"
+
+
 class DatasetUnknown(NotFound):
     code = "DATASET_UNKNOWN"
 

@@ -10,25 +10,27 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from adapters import AdaptContext, AdaptedPayload, adapt
-from adapters.errors import KindUnknown
-from adapters.party import check_recorded_stage
+from adapters.errors import ExpiryNotInFuture, KindUnknown
+from adapters.party import MEMBER_TYPES, member_step
 from gateway.core.db import Database
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
+    AccessorMismatch,
     Backpressure,
     ChainUnavailable,
     ConsentExpired,
@@ -44,18 +46,22 @@ from gateway.errors import (
     RxExists,
     RxExpired,
     RxNotIssuer,
+    RxNotRecorded,
     RxRevoked,
     RxUnknown,
     ShareNotPending,
     ShareRequestExists,
     ShareRequestUnknown,
+    StationInactive,
+    StationNotOperator,
+    StationUnknown,
     TimestampInvalid,
     TxAccountMissing,
 )
-from gateway.models import DataKey, Record, RecordPayload, RxState, ShareState
+from gateway.models import DataKey, PartyMember, Record, RecordPayload, RxState, ShareState
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
+from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger, chain_time, unix
 from provenance.contracts import ContractReverted, Role
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
@@ -73,13 +79,15 @@ ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
     "share.access": frozenset({Role.DATA_USER}),
     "share.consent": frozenset({Role.DATA_OWNER}),
     "share.revoke_consent": frozenset({Role.DATA_OWNER}),
-    "env.reading": frozenset({Role.MONITORING_STATION, Role.ENV_BUREAU}),
+    # A reading is the station's own signed measurement: the bureau registers and suspends stations
+    # (EnvMonitoring) and reads their records, it submits none.
+    "env.reading": frozenset({Role.MONITORING_STATION}),
     "party.record": frozenset({Role.PARTY_BRANCH}),
 }
 
 
 # Kinds whose acceptance changes state that later records of the same subject are checked against (and,
-# of party records, membership stages: _changes_state).
+# of party records, a member's place: _changes_state).
 STATEFUL_KINDS = frozenset(
     {"rx.issue", "rx.dispense", "rx.revoke", "share.request", "share.consent", "share.revoke_consent"}
 )
@@ -114,6 +122,7 @@ class _Prepared:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+_T = TypeVar("_T")
 _ROWS = "\0rows"  # in ``seen``: the rows of the accepted records, inserted together (executemany)
 
 
@@ -144,6 +153,7 @@ _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"
 _SLICE = 25  # records per verification task of a bulk request
 _Verified = tuple[ChainKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
 _PREFETCHED = "\0prefetched"  # marker in a batch's ``seen`` map: ids and nonces were loaded up front
+_MEMBERS = "\0members"  # in a bulk request's barriers: a party member's place changed
 
 
 def _insert_rows(s: Session, seen: dict[str, Any]) -> None:
@@ -256,7 +266,9 @@ class Intake:
             known = self._known_ids(s, [env.digest for env in envelopes if env is not None])
             for i, sub in enumerate(subs):
                 env = envelopes[i]
-                if env is not None and env.subject in barriers:
+                if env is not None and (
+                    env.subject in barriers or (env.kind == "party.record" and _MEMBERS in barriers)
+                ):
                     # Items are decided in request order: one that follows a state change of its subject
                     # in this batch (issue then revoke, a member's successive stages) is checked against
                     # it, so what waits is written first. Env readings never wait. The read transaction ends
@@ -277,6 +289,8 @@ class Intake:
                     ready.append((i, p))
                     if _changes_state(p):
                         barriers.add(p.envelope.subject)
+                    if _is_member_record(p):
+                        barriers.add(_MEMBERS)  # a transfer moves a member to another subject
         flush()
         return [r for r in results if r is not None]
 
@@ -328,11 +342,11 @@ class Intake:
 
     def _lock_members(self, s: Session, ready: Sequence[_Prepared]) -> None:
         """On PostgreSQL, which runs writers side by side (bulk requests, a group, other gateway processes):
-        lock the members whose stage these records change until the commit, in one order (no deadlock), so
-        the stage check inside the transaction reads the last one committed. SQLite writers are serialised."""
+        lock the members whose place these records change until the commit, in one order (no deadlock), so
+        the check inside the transaction reads the last one committed. SQLite writers are serialised."""
         if self._db.is_sqlite:
             return
-        keys = sorted({_member_key(p.envelope.subject, p.facts) for p in ready if _is_membership(p)})
+        keys = sorted({_member_key(p.facts) for p in ready if _is_member_record(p)})
         conn = s.connection()
         for key in keys:
             conn.execute(_MEMBER_LOCK, {"k": _lock_id(key)})
@@ -459,7 +473,8 @@ class Intake:
                 "the record is dated in the future", details={"timestamp": envelope.timestamp}
             )
         payload = _payload_input(sub.payload)
-        ctx = AdaptContext(now=now, subject=envelope.subject)
+        skew = timedelta(seconds=self._skew)
+        ctx = AdaptContext(now=now, subject=envelope.subject, max_clock_skew=skew)
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:
             raise PayloadDigestMismatch(
@@ -481,9 +496,7 @@ class Intake:
         prior = self._precheck(s, p, now)
         if prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
-            p.adapted = adapt(
-                envelope.kind, payload, AdaptContext(now=now, subject=envelope.subject, prior=prior)
-            )
+            p.adapted = adapt(envelope.kind, payload, dataclasses.replace(ctx, prior=prior))
             p.facts = dict(p.adapted.facts)
         if envelope.kind in WORKFLOW_KINDS and not self._ledger.holds_account(org.org):
             # Last, once the record is otherwise acceptable: accepted, its contract call could never be sent
@@ -496,16 +509,37 @@ class Intake:
         return p
 
     def _precheck(self, s: Session, p: _Prepared, now: datetime) -> Mapping[str, Any] | None:
-        """Workflow state checks before the transaction; returns the prior facts the adapter needs."""
+        """Workflow state checks before the transaction; returns the prior facts the adapter needs.
+
+        Each refuses what the domain contract would refuse, with the code the chain would give: a record
+        accepted here must not be refused on chain. The chain's own state and clock count too (a raw
+        transaction may have changed the state; the chain's clock may run ahead of ours)."""
         kind, org, facts = p.envelope.kind, p.envelope.org, p.adapted.facts
         if kind == "rx.issue":
             rx_id = facts["rx_id"]
-            if s.get(RxState, rx_id) is not None or self._ledger.rx_status(rx_id) is not None:
+            if s.get(RxState, rx_id) is not None:
                 raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
+            chain = self._ledger.rx_status(rx_id)
+            if chain is not None:
+                raise RxExists(
+                    f"the chain already holds prescription {rx_id!r} (put there without a record here)",
+                    details={"rx_id": rx_id, "on_chain": _chain_rx(chain)},
+                )
+            self._check_future(facts["expires_at"], "dispenseRequest.validityPeriod.end")
             return None
         if kind in ("rx.dispense", "rx.revoke"):
             state = self._rx_state(s, facts["rx_id"])
             _check_rx_open(state, facts["rx_id"])
+            chain = self._chain_or_none(lambda: self._ledger.rx_status(state.rx_id))
+            if chain is not None and chain["status"] != "issued":
+                # Closed on chain (a raw transaction): the chain's order is final, and would refuse this.
+                closed = RxState(
+                    rx_id=state.rx_id,
+                    status=chain["status"],
+                    issuer=chain["issuer"],
+                    closed_by=chain["dispenser"],
+                )
+                _check_rx_open(closed, state.rx_id)
             if kind == "rx.revoke":
                 if state.issuer != org:
                     raise RxNotIssuer(
@@ -513,7 +547,14 @@ class Intake:
                         details={"rx_id": state.rx_id, "issuer": state.issuer},
                     )
                 return None
-            if state.expires_at is not None and now >= _instant(state.expires_at):
+            if state.issue_record is None:
+                raise RxNotRecorded(
+                    f"the chain holds prescription {state.rx_id!r} but this gateway holds no signed record "
+                    "of its issue: a dispense cannot be checked against it",
+                    details={"rx_id": state.rx_id, "on_chain": _chain_rx(chain) if chain else None},
+                )
+            contract_now = max(now, self._ledger.contract_clock())
+            if state.expires_at is not None and contract_now >= _instant(state.expires_at):
                 raise RxExpired(
                     f"prescription {state.rx_id!r} expired at {state.expires_at}",
                     details={"rx_id": state.rx_id, "expires_at": state.expires_at},
@@ -528,9 +569,13 @@ class Intake:
                 )
             if self._ledger.dataset_owner(dataset) is None:
                 raise DatasetUnknown(f"dataset {dataset!r} is not registered", details={"dataset": dataset})
-            if s.get(ShareState, facts["request_id"]) is not None:
+            request_id = facts["request_id"]
+            if s.get(ShareState, request_id) is not None:
+                raise ShareRequestExists(f"request {request_id!r} exists", details={"request_id": request_id})
+            if (on_chain := self._ledger.share_request_status(request_id)) is not None:
                 raise ShareRequestExists(
-                    f"request {facts['request_id']!r} exists", details={"request_id": facts["request_id"]}
+                    f"the chain already holds request {request_id!r} (put there without a record here)",
+                    details={"request_id": request_id, "on_chain": on_chain},
                 )
             return None
         if kind in ("share.consent", "share.revoke_consent"):
@@ -545,36 +590,89 @@ class Intake:
                 raise NotDatasetOwner(
                     f"{org!r} does not own dataset {share.dataset!r}", details={"dataset": share.dataset}
                 )
+            request_id = share.request_id
+            on_chain = self._chain_or_none(lambda: self._ledger.share_request_status(request_id))
             if kind == "share.consent":
-                if share.status != "pending":
+                if share.status != "pending" or on_chain not in (None, "pending"):
+                    status = share.status if share.status != "pending" else on_chain
                     raise ShareNotPending(
-                        f"request {share.request_id!r} is {share.status}", details={"status": share.status}
+                        f"request {share.request_id!r} is {status}",
+                        details={"status": share.status, "on_chain": on_chain},
                     )
+                self._check_future(facts["expires_at"], "expires_at")
                 return share.request_facts
-            if share.status != "consented":
+            # The chain may lag (the consent's call not sent yet); withdrawn there, a raw transaction did it.
+            if share.status != "consented" or on_chain == "revoked":
                 raise ConsentMissing(
                     f"request {share.request_id!r} has no live consent to revoke",
-                    details={"status": share.status},
+                    details={"status": share.status, "on_chain": on_chain},
                 )
             return None
-        if kind == "party.record" and facts.get("type") == "membership":
-            return _last_membership(s, p.envelope.subject, str(facts.get("member_id")))
+        if kind == "party.record" and facts.get("type") in MEMBER_TYPES:
+            # Raises the specific error now, with the place recorded before the transaction; the write
+            # checks again (concurrent records of the same member).
+            member_step(facts, _member_place(s, p.envelope.subject, str(facts["member_id"])))
+            return None
         if kind == "share.access":
+            accessor = str(facts["accessor"])
+            if accessor != org and not accessor.startswith(f"{org}:"):
+                raise AccessorMismatch(
+                    "an access's accessor must be the submitting organisation (or '<org>:<account>')",
+                    details={"accessor": accessor, "org": org},
+                )
             share = s.get(ShareState, facts["request_id"])
-            _check_consent(share, facts["request_id"], org, now)
+            _check_consent(share, facts["request_id"], org, max(now, self._ledger.contract_clock()))
             assert share is not None and share.consent_facts is not None
             return share.consent_facts
+        if kind == "env.reading":
+            self._check_station(str(facts["mn"]), org)
         return None
+
+    def _check_station(self, mn: str, org: str) -> None:
+        """A reading's monitoring point must be registered in EnvMonitoring, active, operated by ``org``."""
+        station = self._orgs.station(mn)
+        if station is None:
+            raise StationUnknown(
+                f"monitoring point {mn!r} is not registered in EnvMonitoring", details={"mn": mn}
+            )
+        if station.operator != org:
+            raise StationNotOperator(
+                f"monitoring point {mn!r} is operated by {station.operator!r}, not {org!r}",
+                details={"mn": mn, "operator": station.operator, "org": org},
+            )
+        if not station.active:
+            raise StationInactive(f"monitoring point {mn!r} is suspended", details={"mn": mn})
+
+    def _check_future(self, instant: str, field: str) -> None:
+        """An expiry the contract requires after ``block.timestamp`` (whole seconds): EXPIRY_NOT_IN_FUTURE.
+        While the chain is unreachable the gateway's clock decides: such a record may still be refused on
+        chain (then it is marked rejected)."""
+        clock = int(self._ledger.contract_clock().timestamp())
+        if unix(instant) <= clock:
+            raise ExpiryNotInFuture(
+                f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})",
+                details={"field": field, "expires_at": instant, "chain_time": chain_time(clock)},
+            )
+
+    @staticmethod
+    def _chain_or_none(read: Callable[[], _T]) -> _T | None:
+        """A chain read that only makes a check stricter: None while the chain is unreachable."""
+        try:
+            return read()
+        except ContractReverted:
+            raise
+        except LedgerError:
+            return None
 
     def _rx_state(self, s: Session, rx_id: str) -> RxState:
         state = s.get(RxState, rx_id)
         if state is not None:
             return state
-        # Issued through another gateway of the same network: the chain knows it.
+        # Issued through another gateway of the same network, or by a raw transaction: the chain knows it.
         chain = self._ledger.rx_status(rx_id)
         if chain is None:
             raise RxUnknown(f"no prescription {rx_id!r}", details={"rx_id": rx_id})
-        expires = datetime.fromtimestamp(chain["expires_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = chain_time(chain["expires_at"])
         return RxState(
             rx_id=rx_id,
             status=chain["status"],
@@ -712,17 +810,21 @@ class Intake:
         elif kind == "share.access":
             share = s.get(ShareState, facts["request_id"], populate_existing=True)
             _check_consent(share, facts["request_id"], org, _now())
-        elif _is_membership(p):
-            # Checked before the transaction against the stage recorded then; concurrent submissions for
-            # the same member (one group commit) may have recorded another since: the stage as it stands
+        elif _is_member_record(p):
+            # Checked before the transaction against the place recorded then; concurrent submissions for
+            # the same member (one group commit) may have recorded another since: the place as it stands
             # here, with this transaction's earlier records, decides.
-            key = _member_key(p.envelope.subject, facts)
-            last = (
-                seen[key] if key in seen else _last_membership(s, p.envelope.subject, str(facts["member_id"]))
-            )
-            if last is not None:
-                check_recorded_stage(facts["previous_stage"], last.get("stage"))
-            seen[key] = facts
+            member, key = str(facts["member_id"]), _member_key(facts)
+            place = seen[key] if key in seen else _member_place(s, p.envelope.subject, member)
+            after = member_step(facts, place)
+            row = s.get(PartyMember, member)
+            if row is None:
+                s.add(PartyMember(member_id=member, record=rid, **after))
+            else:
+                row.branch_id, row.stage, row.record = after["branch_id"], after["stage"], rid
+                s.add(row)
+            s.flush()  # so the next record of the member in this transaction finds the row
+            seen[key] = after
 
     def _after_conflict(self, p: _Prepared) -> Accepted:
         """Explain a unique-constraint failure: same record (idempotent), same nonce, or a state race."""
@@ -745,24 +847,35 @@ class Intake:
         raise ProvenanceError("the record conflicts with a concurrent submission; retry")
 
 
-def _is_membership(p: _Prepared) -> bool:
-    return p.envelope.kind == "party.record" and p.facts.get("type") == "membership"
+def _is_member_record(p: _Prepared) -> bool:
+    """A party record that moves a member's place (a stage step or a transfer)."""
+    return p.envelope.kind == "party.record" and p.facts.get("type") in MEMBER_TYPES
 
 
 def _changes_state(p: _Prepared) -> bool:
-    return p.envelope.kind in STATEFUL_KINDS or _is_membership(p)
+    return p.envelope.kind in STATEFUL_KINDS or _is_member_record(p)
 
 
 _MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
-def _member_key(subject: str, facts: Mapping[str, Any]) -> str:
-    return f"member\0{subject}\0{facts.get('member_id')}"
+def _member_key(facts: Mapping[str, Any]) -> str:
+    return f"member\0{facts.get('member_id')}"  # network-wide: a member is at one branch at a time
 
 
 def _lock_id(key: str) -> int:
     """A PostgreSQL advisory lock id (signed 64 bits) for ``key``."""
     return int.from_bytes(sm3(key.encode("utf-8"))[:8], "big", signed=True)
+
+
+def _member_place(s: Session, subject: str, member_id: str) -> dict[str, Any] | None:
+    """The member's recorded place (``branch_id``, ``stage``) in the network, None if they have none."""
+    row = s.get(PartyMember, member_id)
+    if row is not None:
+        return {"branch_id": row.branch_id, "stage": row.stage}
+    # A database from before the party_member table: the member's last stage on this branch, if any.
+    last = _last_membership(s, subject, member_id)
+    return None if last is None else {"branch_id": subject.removeprefix("branch:"), "stage": last["stage"]}
 
 
 def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, Any] | None:
@@ -785,6 +898,11 @@ def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
     if isinstance(payload, Mapping):
         return payload
     raise PayloadInvalid("payload must be a JSON object or a string", details={"field": "payload"})
+
+
+def _chain_rx(chain: Mapping[str, Any]) -> dict[str, Any]:
+    """A prescription's chain entry for error details: its time as RFC 3339 (any uint64 the chain holds)."""
+    return {**chain, "expires_at": chain_time(chain["expires_at"])}
 
 
 def _check_rx_open(state: RxState, rx_id: str) -> None:

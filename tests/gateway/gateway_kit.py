@@ -388,12 +388,15 @@ def party_meeting(branch: str, meeting_id: str) -> dict[str, Any]:
     return obj
 
 
-def party_membership(branch: str, stage: str, previous: str | None, member: str = "A017") -> dict[str, Any]:
-    """A membership record: ``member`` of ``branch`` reaches ``stage`` from ``previous``."""
+def party_membership(
+    branch: str, stage: str, previous: str | None, member: str | None = None
+) -> dict[str, Any]:
+    """A membership record: ``member`` of ``branch`` reaches ``stage`` from ``previous``. Member ids are
+    network-wide (a member is at one branch at a time): by default one of this branch's own."""
     return {
         "type": "membership",
         "branch_id": branch,
-        "member_id": member,
+        "member_id": member or f"{branch}.A017",
         "stage": stage,
         "previous_stage": previous,
         "effective_at": "2026-11-20T16:00:00+08:00",
@@ -411,6 +414,12 @@ def tamper_signature(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "signature": base64.b64encode(bytes(sig)).decode()}
 
 
+# The monitoring points devnet.deploy registers in EnvMonitoring: station-1's (the golden packets') and
+# station-2's. A reading under another organisation's MN is refused (STATION_NOT_OPERATOR).
+STATION_1_MN = "44030020261125FQ0007"
+STATION_2_MN = "33010020261125WS0001"
+
+
 def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
     """``n`` distinct valid HJ 212 packets (the golden real-time packet with fresh QNs and values)."""
     import dataclasses
@@ -425,6 +434,16 @@ def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
         p = dataclasses.replace(base, qn=f"2026112509{i:07d}", mn=mn or base.mn, pollutants=pollutants)
         out.append(p.encode())
     return out
+
+
+def chain_lead(harness: Harness) -> float:
+    """Seconds the chain's clock (the next block's earliest timestamp) runs ahead of ours: the node stamps
+    each block at least a second after its parent, so a burst of transactions (the deployment's) moves it
+    ahead. Contracts check times against it, and so does the gateway."""
+    from web3 import Web3
+
+    head = Web3(Web3.HTTPProvider(harness.network.rpc_url)).eth.get_block("latest")["timestamp"]
+    return max(0.0, head + 1 - time.time())
 
 
 def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:

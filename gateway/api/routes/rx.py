@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from gateway.api.deps import CurrentOrg, GatewayDep, SessionDep
 from gateway.errors import RoleForbidden, RxUnknown
 from gateway.models import RxState
+from gateway.services.ledger import chain_time
 from provenance.contracts import Role
 
 router = APIRouter(tags=["prescriptions"])
@@ -52,14 +53,14 @@ async def check_rx(rx_id: str, org: CurrentOrg, gw: GatewayDep, session: Session
     else:
         assert chain is not None
         status, issuer = chain["status"], chain["issuer"]
-        expires = datetime.fromtimestamp(chain["expires_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = chain_time(chain["expires_at"])
         dispensed_by = chain["dispenser"]
     if chain is not None and chain["status"] != "issued":
         status = chain["status"]  # the chain's order is final
         dispensed_by = chain["dispenser"] or dispensed_by
-    expired = expires is not None and datetime.now(UTC) >= datetime.fromisoformat(
-        expires.replace("Z", "+00:00")
-    )
+    # The chain's clock as the write path uses it (it may run ahead): "valid" means a dispense is accepted.
+    clock = await run_in_threadpool(gw.ledger.contract_clock)
+    expired = expires is not None and clock >= datetime.fromisoformat(expires.replace("Z", "+00:00"))
     issuer_org = await run_in_threadpool(gw.orgs.get, issuer)
     registered = issuer_org is not None and issuer_org.active and issuer_org.role == Role.HOSPITAL
     return RxCheck(
