@@ -212,6 +212,13 @@ class BodyTooLarge(ProvenanceError):
     http_status = 413
 
 
+class BodyTimeout(ProvenanceError):
+    """The request body did not arrive within the body time-out (a slow or stalled client)."""
+
+    code = "BODY_TIMEOUT"
+    http_status = 408
+
+
 class BodyTooDeep(ProvenanceError):
     code = "BODY_TOO_DEEP"
 
@@ -283,6 +290,7 @@ _ERROR_STATUSES = {
     403: "organisation, role or payload access not permitted",
     404: "no such record, prescription, checkpoint or route",
     405: "method not allowed",
+    408: "the request body did not arrive within the body time-out (BODY_TIMEOUT)",
     409: "conflicts with the recorded state (replay, already dispensed, not yet logged...)",
     410: "payload purged",
     413: "request body too large",

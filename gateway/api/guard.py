@@ -3,6 +3,7 @@ before any parsing, and the strict JSON parse of request bodies (a key named twi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -11,8 +12,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import BodyTooDeep, BodyTooLarge, error_response
-from provenance.errors import DuplicateKey
+from gateway.errors import BodyTimeout, BodyTooDeep, BodyTooLarge, error_response
+from provenance.errors import DuplicateKey, ProvenanceError
 from provenance.records import unique_object
 
 # Everything but the bytes that matter for nesting is dropped before the Python-level scan.
@@ -46,12 +47,14 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
 
 
 class BodyGuard:
-    """Reads a request body up to ``max_bytes`` and checks its JSON depth, then replays it to the app."""
+    """Reads a request body up to ``max_bytes`` within ``timeout`` seconds and checks its JSON depth, then
+    replays it to the app. Every refusal closes the connection: the rest of the body is not read."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -67,24 +70,31 @@ class BodyGuard:
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(
-                    scope, receive, send, BodyTooLarge(self._large_msg(), details={"limit": self.max_bytes})
-                )
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if json_depth_exceeds(body, self.max_depth):
+        err: ProvenanceError | None = None
+        try:
+            # One deadline for the whole body, not one per read: a byte a second is a stalled client too.
+            async with asyncio.timeout(self.timeout):
+                while more and err is None:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        err = BodyTooLarge(self._large_msg(), details={"limit": self.max_bytes})
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            err = BodyTimeout(
+                f"request body not received within {self.timeout:g} s",
+                details={"timeout": self.timeout, "received": size},
+            )
+        body = b"".join(chunks) if err is None else b""
+        if err is None and json_depth_exceeds(body, self.max_depth):
             err = BodyTooDeep(
                 f"JSON nests deeper than {self.max_depth} levels", details={"limit": self.max_depth}
             )
+        if err is not None:
             await self._reject(scope, receive, send, err)
             return
         sent = False
@@ -102,7 +112,11 @@ class BodyGuard:
         return f"request body exceeds {self.max_bytes} bytes"
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
-        await error_response(exc)(scope, receive, send)
+        response = error_response(exc)
+        # Otherwise uvicorn keeps the connection for the next request while the client goes on sending the
+        # body it refused (each byte resetting the keep-alive time-out).
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
 
 
 class _StrictJsonRequest(Request):

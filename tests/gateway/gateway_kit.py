@@ -22,6 +22,7 @@ import uvicorn
 from adapters import adapt
 from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
+from gateway.api.server import server_config
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
@@ -107,7 +108,10 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        # The production server configuration (HTTP limits included), on a port of its own.
+        config = server_config(
+            create_app(settings), settings, host="127.0.0.1", port=self.port, log_level="warning"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
