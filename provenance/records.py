@@ -137,11 +137,15 @@ def format_timestamp(ts: datetime) -> str:
 def parse_timestamp(value: str) -> datetime:
     """Parse an envelope timestamp (RFC 3339, UTC, ``Z``)."""
     if not isinstance(value, str) or not _TS_RE.fullmatch(value):
-        raise RecordInvalid("timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z")
+        raise RecordInvalid(
+            "timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z", details={"field": "timestamp"}
+        )
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise RecordInvalid(f"timestamp is not a valid date-time: {value}") from exc
+        raise RecordInvalid(
+            f"timestamp is not a valid date-time: {value}", details={"field": "timestamp"}
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

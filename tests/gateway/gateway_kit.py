@@ -463,6 +463,62 @@ def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
     Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
 
 
+# --- the invariant of every acceptance (issue #23, finding 4) -----------------------------------------
+
+
+def accepted_since(harness: Harness, since: float) -> list[str]:
+    """Ids of the records the harness's gateway accepted at or after ``since`` (epoch seconds), in order."""
+    from sqlmodel import col, select
+
+    from gateway.models import Record
+
+    db = Database(harness.settings.database_url)
+    try:
+        with db.session() as s:
+            rows = s.exec(select(Record.id).where(col(Record.accepted_at) >= since).order_by(col(Record.seq)))
+            return list(rows)
+    finally:
+        db.dispose()
+
+
+def check_accepted(harness: Harness, record_ids: list[str], *, timeout: float = 60.0) -> None:
+    """What a 202 promises, for each record: it is logged and anchored, its evidence bundle (payload
+    included, as its signer reads it) verifies as an auditor verifies it (schema, pinned keys, proof, anchor
+    on chain; the /verify page applies the same schema), and every read of it answers 2xx: the record, its
+    bundle, its subject's history, and for a prescription the pharmacies' check. Call it at the end of every
+    test or fuzz run that submits records (``accepted_since`` gives the ids of a run)."""
+    from urllib.parse import quote
+
+    from provenance.records import load_json
+
+    auditor = harness.client("auditor")
+    subjects: set[str] = set()
+    for rid in record_ids:
+        record = harness.wait_status(rid, "anchored", timeout=timeout)
+        signer = harness.client(record["org"])
+        for reader in (auditor, signer):
+            r = reader.get(f"/api/v1/records/{rid}")
+            assert r.status_code == 200, (rid, r.status_code, r.text)
+        r = signer.get(f"/api/v1/records/{rid}/bundle", params={"payload": "true"})
+        assert r.status_code == 200, (rid, r.status_code, r.text)
+        bundle = load_json(r.content, what="bundle")  # strict: no key twice, no NaN
+        assert "payload" in bundle, rid
+        verify_bundle(bundle, harness.network)
+        r = auditor.get(f"/api/v1/records/{rid}/bundle")
+        assert r.status_code == 200, (rid, r.status_code, r.text)
+        subjects.add(record["subject"])
+    for subject in subjects:
+        path = f"/api/v1/subjects/{quote(subject, safe=':')}/records"
+        after: int | None = 0
+        while after is not None:
+            r = auditor.get(path, params={"limit": 500, "after": after})
+            assert r.status_code == 200, (subject, r.status_code, r.text)
+            after = r.json()["next_cursor"]
+        if subject.startswith("rx:"):
+            r = auditor.get(f"/api/v1/rx/{quote(subject.removeprefix('rx:'), safe='')}/check")
+            assert r.status_code == 200, (subject, r.status_code, r.text)
+
+
 def error_code(response: httpx.Response) -> str:
     """The error code of an error response (and a check of the error body's shape)."""
     body = response.json()
