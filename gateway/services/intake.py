@@ -2,8 +2,9 @@
 
 Order matters for the codes a client sees: the cheap and the identity checks first (envelope, token's org,
 idempotent resubmission, role), then the payload (adapter, digest), then the SM2 signature against the keys
-OrgRegistry holds, then the workflow state. The state checks run twice: before the transaction (to give the
-adapter the prior record's facts) and inside it as conditional updates, which decide races.
+OrgRegistry holds, then the workflow state (``gateway.services.workflow``). The state checks run twice: before
+the transaction (to give the adapter the prior record's facts) and inside it as conditional updates, which
+decide races.
 """
 
 from __future__ import annotations
@@ -17,51 +18,35 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from adapters import AdaptContext, AdaptedPayload, adapt
-from adapters.errors import ExpiryNotInFuture, KindUnknown
-from adapters.party import MEMBER_TYPES, member_step
+from adapters.errors import KindUnknown
 from gateway.core.db import Database
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
-    AccessorMismatch,
     Backpressure,
     ChainUnavailable,
-    ConsentExpired,
-    ConsentMissing,
-    ConsentRevoked,
-    DatasetUnknown,
     IdempotencyConflict,
-    NotDatasetOwner,
     OrgMismatch,
     Replayed,
     RoleForbidden,
-    RxAlreadyDispensed,
     RxExists,
-    RxExpired,
-    RxNotIssuer,
-    RxNotRecorded,
-    RxRevoked,
-    RxUnknown,
-    ShareNotPending,
     ShareRequestExists,
-    ShareRequestUnknown,
-    StationInactive,
-    StationNotOperator,
-    StationUnknown,
     TimestampInvalid,
     TxAccountMissing,
 )
-from gateway.models import DataKey, PartyMember, Record, RecordPayload, RxState, ShareState
+from gateway.models import DataKey, Record, RecordPayload
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger, chain_time, unix
+from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
+from gateway.services.workflow import WorkflowState, is_member_record, member_key
+from gateway.services.workflow import now as clock
 from provenance.contracts import ContractReverted, Role
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
@@ -122,7 +107,6 @@ class _Prepared:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-_T = TypeVar("_T")
 _ROWS = "\0rows"  # in ``seen``: the rows of the accepted records, inserted together (executemany)
 
 
@@ -169,14 +153,6 @@ def _envelope_or_none(sub: Submission) -> Envelope | None:
         return None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 class Intake:
     """Accepts records into the outbox (the ``record`` table) and tells the sequencer."""
 
@@ -197,6 +173,7 @@ class Intake:
         self._kek = kek
         self._orgs = orgs
         self._ledger = ledger
+        self._workflow = WorkflowState(ledger=ledger, orgs=orgs)
         self._skew = max_clock_skew
         self._backlog = backlog
         self._backlog_limit = backlog_limit
@@ -346,7 +323,7 @@ class Intake:
         the check inside the transaction reads the last one committed. SQLite writers are serialised."""
         if self._db.is_sqlite:
             return
-        keys = sorted({_member_key(p.facts) for p in ready if _is_member_record(p)})
+        keys = sorted({member_key(p.facts) for p in ready if _is_member_record(p)})
         conn = s.connection()
         for key in keys:
             conn.execute(_MEMBER_LOCK, {"k": _lock_id(key)})
@@ -466,7 +443,7 @@ class Intake:
                 f"a {org.role.name.lower()} may not submit {envelope.kind}",
                 details={"org": org.org, "role": org.role.name.lower(), "kind": envelope.kind},
             )
-        now = _now()
+        now = clock()
         at = parse_timestamp(envelope.timestamp)
         if (at - now).total_seconds() > self._skew:
             raise TimestampInvalid(
@@ -493,7 +470,7 @@ class Intake:
             idempotency_key=idem,
             facts=dict(adapted.facts),
         )
-        prior = self._precheck(s, p, now)
+        prior = self._workflow.precheck(s, p.envelope, p.adapted.facts, now)
         if prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
             p.adapted = adapt(envelope.kind, payload, dataclasses.replace(ctx, prior=prior))
@@ -507,180 +484,6 @@ class Intake:
                 details={"org": org.org, "kind": envelope.kind},
             )
         return p
-
-    def _precheck(self, s: Session, p: _Prepared, now: datetime) -> Mapping[str, Any] | None:
-        """Workflow state checks before the transaction; returns the prior facts the adapter needs.
-
-        Each refuses what the domain contract would refuse, with the code the chain would give: a record
-        accepted here must not be refused on chain. The chain's own state and clock count too (a raw
-        transaction may have changed the state; the chain's clock may run ahead of ours)."""
-        kind, org, facts = p.envelope.kind, p.envelope.org, p.adapted.facts
-        if kind == "rx.issue":
-            rx_id = facts["rx_id"]
-            if s.get(RxState, rx_id) is not None:
-                raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
-            chain = self._ledger.rx_status(rx_id)
-            if chain is not None:
-                raise RxExists(
-                    f"the chain already holds prescription {rx_id!r} (put there without a record here)",
-                    details={"rx_id": rx_id, "on_chain": _chain_rx(chain)},
-                )
-            self._check_future(facts["expires_at"], "dispenseRequest.validityPeriod.end")
-            return None
-        if kind in ("rx.dispense", "rx.revoke"):
-            state = self._rx_state(s, facts["rx_id"])
-            _check_rx_open(state, facts["rx_id"])
-            chain = self._chain_or_none(lambda: self._ledger.rx_status(state.rx_id))
-            if chain is not None and chain["status"] != "issued":
-                # Closed on chain (a raw transaction): the chain's order is final, and would refuse this.
-                closed = RxState(
-                    rx_id=state.rx_id,
-                    status=chain["status"],
-                    issuer=chain["issuer"],
-                    closed_by=chain["dispenser"],
-                )
-                _check_rx_open(closed, state.rx_id)
-            if kind == "rx.revoke":
-                if state.issuer != org:
-                    raise RxNotIssuer(
-                        "only the issuing hospital may revoke a prescription",
-                        details={"rx_id": state.rx_id, "issuer": state.issuer},
-                    )
-                return None
-            if state.issue_record is None:
-                raise RxNotRecorded(
-                    f"the chain holds prescription {state.rx_id!r} but this gateway holds no signed record "
-                    "of its issue: a dispense cannot be checked against it",
-                    details={"rx_id": state.rx_id, "on_chain": _chain_rx(chain) if chain else None},
-                )
-            contract_now = max(now, self._ledger.contract_clock())
-            if state.expires_at is not None and contract_now >= _instant(state.expires_at):
-                raise RxExpired(
-                    f"prescription {state.rx_id!r} expired at {state.expires_at}",
-                    details={"rx_id": state.rx_id, "expires_at": state.expires_at},
-                )
-            return state.facts or None
-        if kind == "share.request":
-            dataset = facts["dataset"]
-            if facts.get("requester") != org:
-                raise OrgMismatch(
-                    "a request's requester must be the submitting organisation",
-                    details={"requester": facts.get("requester"), "org": org},
-                )
-            if self._ledger.dataset_owner(dataset) is None:
-                raise DatasetUnknown(f"dataset {dataset!r} is not registered", details={"dataset": dataset})
-            request_id = facts["request_id"]
-            if s.get(ShareState, request_id) is not None:
-                raise ShareRequestExists(f"request {request_id!r} exists", details={"request_id": request_id})
-            if (on_chain := self._ledger.share_request_status(request_id)) is not None:
-                raise ShareRequestExists(
-                    f"the chain already holds request {request_id!r} (put there without a record here)",
-                    details={"request_id": request_id, "on_chain": on_chain},
-                )
-            return None
-        if kind in ("share.consent", "share.revoke_consent"):
-            share = s.get(ShareState, facts["request_id"])
-            if share is None:
-                raise ShareRequestUnknown(
-                    f"no data-sharing request {facts['request_id']!r}",
-                    details={"request_id": facts["request_id"]},
-                )
-            owner = self._ledger.dataset_owner(share.dataset)
-            if owner != org:
-                raise NotDatasetOwner(
-                    f"{org!r} does not own dataset {share.dataset!r}", details={"dataset": share.dataset}
-                )
-            request_id = share.request_id
-            on_chain = self._chain_or_none(lambda: self._ledger.share_request_status(request_id))
-            if kind == "share.consent":
-                if share.status != "pending" or on_chain not in (None, "pending"):
-                    status = share.status if share.status != "pending" else on_chain
-                    raise ShareNotPending(
-                        f"request {share.request_id!r} is {status}",
-                        details={"status": share.status, "on_chain": on_chain},
-                    )
-                self._check_future(facts["expires_at"], "expires_at")
-                return share.request_facts
-            # The chain may lag (the consent's call not sent yet); withdrawn there, a raw transaction did it.
-            if share.status != "consented" or on_chain == "revoked":
-                raise ConsentMissing(
-                    f"request {share.request_id!r} has no live consent to revoke",
-                    details={"status": share.status, "on_chain": on_chain},
-                )
-            return None
-        if kind == "party.record" and facts.get("type") in MEMBER_TYPES:
-            # Raises the specific error now, with the place recorded before the transaction; the write
-            # checks again (concurrent records of the same member).
-            member_step(facts, _member_place(s, p.envelope.subject, str(facts["member_id"])))
-            return None
-        if kind == "share.access":
-            accessor = str(facts["accessor"])
-            if accessor != org and not accessor.startswith(f"{org}:"):
-                raise AccessorMismatch(
-                    "an access's accessor must be the submitting organisation (or '<org>:<account>')",
-                    details={"accessor": accessor, "org": org},
-                )
-            share = s.get(ShareState, facts["request_id"])
-            _check_consent(share, facts["request_id"], org, max(now, self._ledger.contract_clock()))
-            assert share is not None and share.consent_facts is not None
-            return share.consent_facts
-        if kind == "env.reading":
-            self._check_station(str(facts["mn"]), org)
-        return None
-
-    def _check_station(self, mn: str, org: str) -> None:
-        """A reading's monitoring point must be registered in EnvMonitoring, active, operated by ``org``."""
-        station = self._orgs.station(mn)
-        if station is None:
-            raise StationUnknown(
-                f"monitoring point {mn!r} is not registered in EnvMonitoring", details={"mn": mn}
-            )
-        if station.operator != org:
-            raise StationNotOperator(
-                f"monitoring point {mn!r} is operated by {station.operator!r}, not {org!r}",
-                details={"mn": mn, "operator": station.operator, "org": org},
-            )
-        if not station.active:
-            raise StationInactive(f"monitoring point {mn!r} is suspended", details={"mn": mn})
-
-    def _check_future(self, instant: str, field: str) -> None:
-        """An expiry the contract requires after ``block.timestamp`` (whole seconds): EXPIRY_NOT_IN_FUTURE.
-        While the chain is unreachable the gateway's clock decides: such a record may still be refused on
-        chain (then it is marked rejected)."""
-        clock = int(self._ledger.contract_clock().timestamp())
-        if unix(instant) <= clock:
-            raise ExpiryNotInFuture(
-                f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})",
-                details={"field": field, "expires_at": instant, "chain_time": chain_time(clock)},
-            )
-
-    @staticmethod
-    def _chain_or_none(read: Callable[[], _T]) -> _T | None:
-        """A chain read that only makes a check stricter: None while the chain is unreachable."""
-        try:
-            return read()
-        except ContractReverted:
-            raise
-        except LedgerError:
-            return None
-
-    def _rx_state(self, s: Session, rx_id: str) -> RxState:
-        state = s.get(RxState, rx_id)
-        if state is not None:
-            return state
-        # Issued through another gateway of the same network, or by a raw transaction: the chain knows it.
-        chain = self._ledger.rx_status(rx_id)
-        if chain is None:
-            raise RxUnknown(f"no prescription {rx_id!r}", details={"rx_id": rx_id})
-        expires = chain_time(chain["expires_at"])
-        return RxState(
-            rx_id=rx_id,
-            status=chain["status"],
-            issuer=chain["issuer"],
-            expires_at=expires,
-            closed_by=chain["dispenser"],
-            facts={"rx_id": rx_id, "expires_at": expires},
-        )
 
     # --- persistence -----------------------------------------------------------------------------------
 
@@ -703,7 +506,7 @@ class Intake:
                 details={"nonce": env.nonce, "record_id": other},
             )
         with self._chain_reads():
-            self._apply_state(s, p, seen)
+            self._workflow.apply(s, p.envelope, p.facts, p.record_id, seen)
         chain_status = "pending" if env.kind in WORKFLOW_KINDS else "none"
         rows: _Rows = seen.setdefault(_ROWS, _Rows())
         accepted_at = time.time()
@@ -738,94 +541,6 @@ class Intake:
         seen[nonce_key] = p.record_id
         return Accepted(p.record_id, created=True, accepted_at=accepted_at)
 
-    def _apply_state(self, s: Session, p: _Prepared, seen: dict[str, Any]) -> None:
-        kind, org, facts, rid = p.envelope.kind, p.envelope.org, p.facts, p.record_id
-        if kind == "rx.issue":
-            rx_id = facts["rx_id"]
-            if f"rx\0{rx_id}" in seen or s.get(RxState, rx_id) is not None:
-                raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
-            s.add(
-                RxState(
-                    rx_id=rx_id,
-                    status="issued",
-                    issuer=org,
-                    issue_record=rid,
-                    expires_at=facts.get("expires_at"),
-                    facts=facts,
-                )
-            )
-            seen[f"rx\0{rx_id}"] = True
-            s.flush()
-        elif kind in ("rx.dispense", "rx.revoke"):
-            rx_id = facts["rx_id"]
-            if s.get(RxState, rx_id) is None:
-                s.add(self._rx_state(s, rx_id))  # known on chain only: adopt it locally
-                s.flush()
-            target = "dispensed" if kind == "rx.dispense" else "revoked"
-            stmt = (
-                update(RxState)
-                .where(col(RxState.rx_id) == rx_id, col(RxState.status) == "issued")
-                .values(status=target, closed_by=org, close_record=rid)
-            )
-            if s.exec(stmt).rowcount != 1:
-                state = s.get(RxState, rx_id, populate_existing=True)
-                assert state is not None
-                _check_rx_open(state, rx_id)
-                raise RxAlreadyDispensed(f"prescription {rx_id!r} is closed", details={"rx_id": rx_id})
-        elif kind == "share.request":
-            request_id = facts["request_id"]
-            if f"share\0{request_id}" in seen or s.get(ShareState, request_id) is not None:
-                raise ShareRequestExists(f"request {request_id!r} exists", details={"request_id": request_id})
-            s.add(
-                ShareState(
-                    request_id=request_id,
-                    dataset=facts["dataset"],
-                    requester=org,
-                    status="pending",
-                    request_record=rid,
-                    request_facts=facts,
-                )
-            )
-            seen[f"share\0{request_id}"] = True
-            s.flush()
-        elif kind == "share.consent":
-            consent = {**facts, "digest": p.envelope.payload_digest}
-            stmt = (
-                update(ShareState)
-                .where(col(ShareState.request_id) == facts["request_id"], col(ShareState.status) == "pending")
-                .values(status="consented", consent_record=rid, consent_facts=consent)
-            )
-            if s.exec(stmt).rowcount != 1:
-                raise ShareNotPending(f"request {facts['request_id']!r} is no longer pending")
-        elif kind == "share.revoke_consent":
-            stmt = (
-                update(ShareState)
-                .where(
-                    col(ShareState.request_id) == facts["request_id"], col(ShareState.status) == "consented"
-                )
-                .values(status="revoked")
-            )
-            if s.exec(stmt).rowcount != 1:
-                raise ConsentMissing(f"request {facts['request_id']!r} has no live consent")
-        elif kind == "share.access":
-            share = s.get(ShareState, facts["request_id"], populate_existing=True)
-            _check_consent(share, facts["request_id"], org, _now())
-        elif _is_member_record(p):
-            # Checked before the transaction against the place recorded then; concurrent submissions for
-            # the same member (one group commit) may have recorded another since: the place as it stands
-            # here, with this transaction's earlier records, decides.
-            member, key = str(facts["member_id"]), _member_key(facts)
-            place = seen[key] if key in seen else _member_place(s, p.envelope.subject, member)
-            after = member_step(facts, place)
-            row = s.get(PartyMember, member)
-            if row is None:
-                s.add(PartyMember(member_id=member, record=rid, **after))
-            else:
-                row.branch_id, row.stage, row.record = after["branch_id"], after["stage"], rid
-                s.add(row)
-            s.flush()  # so the next record of the member in this transaction finds the row
-            seen[key] = after
-
     def _after_conflict(self, p: _Prepared) -> Accepted:
         """Explain a unique-constraint failure: same record (idempotent), same nonce, or a state race."""
         with self._db.session() as s:
@@ -848,8 +563,7 @@ class Intake:
 
 
 def _is_member_record(p: _Prepared) -> bool:
-    """A party record that moves a member's place (a stage step or a transfer)."""
-    return p.envelope.kind == "party.record" and p.facts.get("type") in MEMBER_TYPES
+    return is_member_record(p.envelope.kind, p.facts)
 
 
 def _changes_state(p: _Prepared) -> bool:
@@ -859,37 +573,9 @@ def _changes_state(p: _Prepared) -> bool:
 _MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
-def _member_key(facts: Mapping[str, Any]) -> str:
-    return f"member\0{facts.get('member_id')}"  # network-wide: a member is at one branch at a time
-
-
 def _lock_id(key: str) -> int:
     """A PostgreSQL advisory lock id (signed 64 bits) for ``key``."""
     return int.from_bytes(sm3(key.encode("utf-8"))[:8], "big", signed=True)
-
-
-def _member_place(s: Session, subject: str, member_id: str) -> dict[str, Any] | None:
-    """The member's recorded place (``branch_id``, ``stage``) in the network, None if they have none."""
-    row = s.get(PartyMember, member_id)
-    if row is not None:
-        return {"branch_id": row.branch_id, "stage": row.stage}
-    # A database from before the party_member table: the member's last stage on this branch, if any.
-    last = _last_membership(s, subject, member_id)
-    return None if last is None else {"branch_id": subject.removeprefix("branch:"), "stage": last["stage"]}
-
-
-def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, Any] | None:
-    """Facts of the member's last membership record on this branch (None for a first record)."""
-    rows = s.exec(
-        select(Record.facts)
-        .where(Record.subject == subject, Record.kind == "party.record")
-        .order_by(col(Record.seq).desc())
-        .limit(5000)
-    )
-    for facts in rows:
-        if facts.get("type") == "membership" and facts.get("member_id") == member_id:
-            return facts
-    return None
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
@@ -898,42 +584,3 @@ def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
     if isinstance(payload, Mapping):
         return payload
     raise PayloadInvalid("payload must be a JSON object or a string", details={"field": "payload"})
-
-
-def _chain_rx(chain: Mapping[str, Any]) -> dict[str, Any]:
-    """A prescription's chain entry for error details: its time as RFC 3339 (any uint64 the chain holds)."""
-    return {**chain, "expires_at": chain_time(chain["expires_at"])}
-
-
-def _check_rx_open(state: RxState, rx_id: str) -> None:
-    if state.status == "dispensed":
-        raise RxAlreadyDispensed(
-            f"prescription {rx_id!r} was already dispensed",
-            details={"rx_id": rx_id, "dispensed_by": state.closed_by, "record": state.close_record},
-        )
-    if state.status == "revoked":
-        raise RxRevoked(
-            f"prescription {rx_id!r} was revoked", details={"rx_id": rx_id, "record": state.close_record}
-        )
-
-
-def _check_consent(share: ShareState | None, request_id: str, org: str, now: datetime) -> None:
-    if share is None or share.status == "pending" or share.consent_facts is None:
-        raise ConsentMissing(
-            f"no consent for request {request_id!r}",
-            details={"request_id": request_id, "status": share.status if share else None},
-        )
-    if share.status == "revoked":
-        raise ConsentRevoked(
-            f"the consent for request {request_id!r} was revoked", details={"request_id": request_id}
-        )
-    if share.requester != org:
-        raise ConsentMissing(
-            f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
-        )
-    expires = share.consent_facts.get("expires_at")
-    if isinstance(expires, str) and now >= _instant(expires):
-        raise ConsentExpired(
-            f"the consent for request {request_id!r} expired at {expires}",
-            details={"request_id": request_id, "expires_at": expires},
-        )
