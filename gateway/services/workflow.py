@@ -184,6 +184,13 @@ class WorkflowState:
             share = s.get(ShareState, facts["request_id"])
             _check_consent(share, facts["request_id"], org, max(now, self._ledger.contract_clock()))
             assert share is not None and share.consent_facts is not None
+            request_id = share.request_id
+            if self._chain_or_none(lambda: self._ledger.share_request_status(request_id)) == "revoked":
+                # Withdrawn on chain by a raw transaction: DataSharing refuses the access (ConsentNotLive).
+                raise ConsentRevoked(
+                    f"the consent for request {request_id!r} was withdrawn on chain",
+                    details={"request_id": request_id, "on_chain": "revoked"},
+                )
             return share.consent_facts
         if kind == "env.reading":
             self._check_station(str(facts["mn"]), org)

@@ -101,7 +101,7 @@ def test_issue_expired_at_now() -> None:
     expect(
         "rx.issue",
         ISSUE,
-        "RX_RULE_VIOLATION",
+        "EXPIRY_NOT_IN_FUTURE",  # what Prescriptions.issue would answer (ExpiryNotInFuture)
         "dispenseRequest.validityPeriod.end",
         now=datetime(2027, 1, 1, tzinfo=UTC),
     )

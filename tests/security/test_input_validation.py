@@ -419,13 +419,14 @@ def test_duplicate_payload_keys_refused(harness: Harness, tmp_path: Path) -> Non
 # --- finding 12: share.access and rules only the chain enforced ----------------------------------------
 
 
-def _consented(harness: Harness) -> tuple[str, str]:
+def _consented(harness: Harness) -> tuple[str, str, str]:
+    """A request of data-user with data-owner's consent: request id, consent's payload digest, its id."""
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
     assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
     r = owner.submit("share.consent", share_consent(request_id))
     assert r.status_code == 202, r.text
-    return request_id, harness.record(r.json()["id"])["payload_digest"]
+    return request_id, harness.record(r.json()["id"])["payload_digest"], r.json()["id"]
 
 
 def test_share_access_accessor_and_time(harness: Harness) -> None:
@@ -434,7 +435,7 @@ def test_share_access_accessor_and_time(harness: Harness) -> None:
     access dated beyond the clock skew is ACCESS_IN_FUTURE."""
     started = time.time()
     user = harness.client("data-user")
-    request_id, digest = _consented(harness)
+    request_id, digest, _ = _consented(harness)
     for accessor in ("data-owner", "hospital-1", "data-user2", "data-userx:etl"):
         r = user.submit("share.access", share_access(request_id, digest, accessor))
         assert r.status_code == 403 and error_code(r) == "ACCESSOR_MISMATCH", (accessor, r.text)
@@ -466,8 +467,8 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     checked the expiry against its own clock, while the contract checks ``block.timestamp``, which runs
     ahead. Each workflow kind is now refused at intake, with the chain's code, where its contract would
     refuse it: an expiry not after the chain's clock (prescriptions, consents: EXPIRY_NOT_IN_FUTURE), a
-    prescription expired by the chain's clock (RX_EXPIRED), a request id or prescription squatted or
-    closed on chain by a raw transaction (SHARE_REQUEST_EXISTS, RX_REVOKED)."""
+    prescription expired by the chain's clock (RX_EXPIRED), a request id squatted, a prescription or a
+    consent closed on chain by a raw transaction (SHARE_REQUEST_EXISTS, RX_REVOKED, CONSENT_REVOKED)."""
     started = time.time()
     lead = _lead_at_least(harness, 8)
     hospital, pharmacy = harness.client("hospital-1"), harness.client("pharmacy-1")
@@ -482,6 +483,21 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     r = hospital.submit("rx.issue", rx_issue(rx, valid_for=timedelta(seconds=lead + 60)))
     assert r.status_code == 202, r.text
     assert harness.wait_chain(r.json()["id"])["chain_status"] == "confirmed"
+
+    # Accepted, then expired by the chain's clock while ours is still before its expiry: the contract
+    # would refuse the dispense (RxExpired), so does the gateway.
+    rx = _rx()
+    payload = rx_issue(rx, valid_for=timedelta(seconds=lead + 3))
+    r = hospital.submit("rx.issue", payload)
+    assert r.status_code == 202, r.text
+    assert harness.wait_chain(r.json()["id"])["chain_status"] == "confirmed"
+    _lead_at_least(harness, lead + 6)  # the chain's clock passes the expiry (a few more blocks)
+    expires = datetime.fromisoformat(
+        payload["dispenseRequest"]["validityPeriod"]["end"].replace("Z", "+00:00")
+    )
+    r = pharmacy.submit("rx.dispense", rx_dispense(rx))
+    assert datetime.now(UTC) < expires, "the test was too slow to tell the two clocks apart"
+    assert r.status_code == 409 and error_code(r) == "RX_EXPIRED", r.text
 
     # A consent expiring before the chain's clock: the same rule in DataSharing.
     user, owner = harness.client("data-user"), harness.client("data-owner")
@@ -513,4 +529,15 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     )
     r = pharmacy.submit("rx.dispense", rx_dispense(rx))
     assert r.status_code == 409 and error_code(r) == "RX_REVOKED", r.text
+
+    # A consent withdrawn on chain by a raw transaction of the data owner: no access under it.
+    request_id, digest, consent_id = _consented(harness)
+    assert harness.wait_chain(consent_id)["chain_status"] == "confirmed"
+    _send(
+        harness,
+        "data-owner",
+        sharing.functions.revokeConsent(chain_key("share-request", request_id), b"\x05" * 32),
+    )
+    r = user.submit("share.access", share_access(request_id, digest, "data-user"))
+    assert r.status_code == 409 and error_code(r) == "CONSENT_REVOKED", r.text
     check_accepted(harness, accepted_since(harness, started))
