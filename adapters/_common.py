@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from adapters.abc import AdaptedPayload, Grant, ReadPolicy
 from adapters.errors import PayloadInvalid
 from provenance.crypto.sm3 import sm3_hex
-from provenance.errors import FormatError
-from provenance.records import canonical_bytes
+from provenance.errors import DuplicateKey, FormatError
+from provenance.records import canonical_bytes, unique_object
 from provenance.types import Digest, RecordKind, Subject
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,18 +28,10 @@ _INSTANT = re.compile(
     r"(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]{1,9})?(?P<off>Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 
-# Identifiers that end up inside subjects ("rx:<id>") and facts: no spaces, colons only inside.
+# Identifiers that end up inside subjects ("rx:<id>") and facts: no spaces, colons only inside. As a pydantic
+# ``pattern`` it runs on the Rust regex crate, where ``$`` is the end of the text; Python code matching it
+# uses ``fullmatch`` (Python's ``$`` also matches before a final newline).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Two parsers may keep different copies of a duplicated key: refuse the ambiguity.
-            raise PayloadInvalid("duplicate JSON object key", details={"field": key})
-        obj[key] = value
-    return obj
 
 
 def _no_constant(name: str) -> NoReturn:
@@ -70,7 +62,7 @@ def load_json_object(payload: object) -> dict[str, Any]:
             text = bytes(payload).decode("utf-8")
             obj = json.loads(
                 text,
-                object_pairs_hook=_no_duplicates,
+                object_pairs_hook=unique_object,  # JSON_DUPLICATE_KEY, at any depth
                 parse_constant=_no_constant,
                 parse_int=_int,
                 parse_float=_float,
@@ -81,7 +73,7 @@ def load_json_object(payload: object) -> dict[str, Any]:
             obj = json.loads(canonical_bytes(dict(payload)))
         else:
             raise PayloadInvalid("payload must be JSON bytes or a mapping", details={"field": "$"})
-    except PayloadInvalid:
+    except (PayloadInvalid, DuplicateKey):
         raise
     except UnicodeDecodeError as exc:
         raise PayloadInvalid("payload is not UTF-8", details={"field": "$", "offset": exc.start}) from exc

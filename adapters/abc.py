@@ -27,6 +27,7 @@ class AdaptContext:
     subject: str | None = None  # the subject the envelope declares; checked by ``registry.adapt``
     prior: Mapping[str, Any] | None = None
     hj212_utc_offset: timedelta = timedelta(hours=8)  # HJ 212 DataTime is station local time (北京时间)
+    max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a reading or access may be dated
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,5 +121,6 @@ class RecordAdapter(Protocol):
     read_policy: ReadPolicy  # who reads this domain's records (envelopes, payloads)
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
-        """Return the adapted payload or raise a :class:`provenance.errors.PayloadInvalid` subclass."""
+        """Return the adapted payload or raise a :class:`provenance.errors.PayloadInvalid` subclass (or
+        :class:`provenance.errors.DuplicateKey`, ``JSON_DUPLICATE_KEY``, for JSON naming a key twice)."""
         ...

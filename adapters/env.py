@@ -9,7 +9,7 @@ Reads (``READ_POLICY``): a station reads its own readings; the environment burea
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, timedelta
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,7 +31,6 @@ from adapters.errors import EnvRuleViolation, Hj212Malformed, PayloadInvalid
 READING_COMMANDS = {"2011": "real-time", "2051": "minute", "2061": "hour", "2031": "day"}
 # Real-time uploads report Rtd, the others Avg: the value the facts give for each pollutant.
 _PRIMARY = {"2011": "Rtd"}
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class EnvReadingJson(BaseModel):
@@ -124,7 +123,7 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
         utc = (local - context.hj212_utc_offset).replace(tzinfo=UTC)
     except OverflowError as exc:
         raise EnvRuleViolation("DataTime out of range", details={"field": "DataTime"}) from exc
-    if context.now is not None and utc > context.now + MAX_CLOCK_SKEW:
+    if context.now is not None and utc > context.now + context.max_clock_skew:
         raise EnvRuleViolation(
             "reading is dated in the future", details={"field": "DataTime", "value": n["data_time"]}
         )

@@ -9,16 +9,21 @@ from __future__ import annotations
 from provenance.errors import PayloadInvalid
 
 __all__ = [
+    "AccessInFuture",
     "ConsentScopeExceeded",
     "EnvRuleViolation",
+    "ExpiryNotInFuture",
     "FhirInvalid",
     "Hj212CrcMismatch",
     "Hj212LengthMismatch",
     "Hj212Malformed",
     "KindUnknown",
+    "PartyFirstStageInvalid",
+    "PartyMemberNotAtBranch",
     "PartyRuleViolation",
     "PartyStageInvalid",
     "PayloadInvalid",
+    "RxDispenseMismatch",
     "RxRuleViolation",
     "ShareRuleViolation",
     "SubjectMismatch",
@@ -37,6 +42,13 @@ class SubjectMismatch(PayloadInvalid):
     code = "SUBJECT_MISMATCH"
 
 
+class ExpiryNotInFuture(PayloadInvalid):
+    """A prescription's or consent's expiry that is not after now (nor after the chain's clock, which the
+    gateway checks too): the contract would refuse it with ``ExpiryNotInFuture``."""
+
+    code = "EXPIRY_NOT_IN_FUTURE"
+
+
 # --- e-prescription ----------------------------------------------------------------------------------
 
 
@@ -52,6 +64,13 @@ class RxRuleViolation(PayloadInvalid):
     code = "RX_RULE_VIOLATION"
 
 
+class RxDispenseMismatch(RxRuleViolation):
+    """A dispense that differs from its prescription: another medication (no code in common, or another
+    text), another quantity unit, more than prescribed, another rx id or patient."""
+
+    code = "RX_DISPENSE_MISMATCH"
+
+
 # --- data sharing ------------------------------------------------------------------------------------
 
 
@@ -59,6 +78,12 @@ class ShareRuleViolation(PayloadInvalid):
     """A sharing record inconsistent with itself or with the record it builds on."""
 
     code = "SHARE_RULE_VIOLATION"
+
+
+class AccessInFuture(ShareRuleViolation):
+    """An access dated later than now plus the allowed clock skew."""
+
+    code = "ACCESS_IN_FUTURE"
 
 
 class ConsentScopeExceeded(ShareRuleViolation):
@@ -107,3 +132,16 @@ class PartyStageInvalid(PartyRuleViolation):
     """A membership stage change that skips or reverses the 入党 sequence."""
 
     code = "PARTY_STAGE_TRANSITION_INVALID"
+
+
+class PartyFirstStageInvalid(PartyStageInvalid):
+    """A member with no recorded stage anywhere starts at 入党申请人 (a transfer brings a recorded stage)."""
+
+    code = "PARTY_FIRST_STAGE_INVALID"
+
+
+class PartyMemberNotAtBranch(PartyRuleViolation):
+    """A membership or transfer record for a member whose recorded stage is at another branch (without a
+    transfer to this one), or nowhere (a transfer)."""
+
+    code = "PARTY_MEMBER_NOT_AT_BRANCH"

@@ -37,11 +37,17 @@ from adapters._common import (
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
-from adapters.errors import FhirInvalid, PayloadInvalid, RxRuleViolation
+from adapters.errors import (
+    ExpiryNotInFuture,
+    FhirInvalid,
+    PayloadInvalid,
+    RxDispenseMismatch,
+    RxRuleViolation,
+)
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: see ID_PATTERN
 _RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -89,7 +95,7 @@ def _fhir(model: type[MedicationRequest | MedicationDispense], obj: dict[str, An
 
 
 def _rx_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise FhirInvalid("rx id must be 1-128 of A-Z a-z 0-9 . _ : -", details={"field": field})
     return value
 
@@ -114,6 +120,51 @@ def _medication(obj: dict[str, Any]) -> dict[str, str]:
     if isinstance(ref, str):
         return {"reference": ref}
     raise FhirInvalid("medication[x] is required", details={"field": "medication[x]"})
+
+
+def _medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
+    """Everything that names the medication, to match a dispense with its prescription: every coding's
+    ``system|code``, the text, the reference (``_medication`` keeps only the first, for display)."""
+    codings = _get(obj, "medicationCodeableConcept", "coding")
+    codes = sorted(
+        {
+            f"{c['system']}|{c['code']}"
+            for c in (codings if isinstance(codings, list) else [])
+            if isinstance(c, dict) and isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
+        }
+    )
+    ids: dict[str, Any] = {"codes": codes}
+    for key, path in (
+        ("text", ("medicationCodeableConcept", "text")),
+        ("reference", ("medicationReference", "reference")),
+    ):
+        value = _get(obj, *path)
+        if isinstance(value, str):
+            ids[key] = value
+    return ids
+
+
+def _ids_of(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The medication ids of an issue's facts (facts stored before ``medication_ids`` existed: from the
+    first coding, text or reference they kept)."""
+    ids = facts.get("medication_ids")
+    if isinstance(ids, dict):
+        return ids
+    med = facts.get("medication")
+    med = med if isinstance(med, dict) else {}
+    out: dict[str, Any] = {
+        "codes": [f"{med['system']}|{med['code']}"] if "system" in med and "code" in med else []
+    }
+    out.update({k: med[k] for k in ("text", "reference") if k in med})
+    return out
+
+
+def _same_medication(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) -> bool:
+    """Codes decide when both sides are coded (one code in common: a substitution keeps e.g. the ATC code);
+    otherwise the text or the reference must be the prescription's."""
+    if issued["codes"] and dispensed["codes"]:
+        return bool(set(issued["codes"]) & set(dispensed["codes"]))
+    return any(k in issued and issued[k] == dispensed.get(k) for k in ("text", "reference"))
 
 
 def _instant(obj: dict[str, Any], *path: str) -> datetime:
@@ -151,7 +202,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
             details={"field": "dispenseRequest.validityPeriod.end"},
         )
     if ctx.now is not None and end <= ctx.now:
-        raise RxRuleViolation(
+        raise ExpiryNotInFuture(
             "prescription already expired", details={"field": "dispenseRequest.validityPeriod.end"}
         )
     repeats = _get(obj, "dispenseRequest", "numberOfRepeatsAllowed")
@@ -169,6 +220,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         "quantity": quantity,
         "unit": unit,
         "medication": medication,
+        "medication_ids": _medication_ids(obj),
         "patient_ref_digest": patient,
         "requester": requester if isinstance(requester, str) else None,
     }
@@ -210,6 +262,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "quantity": quantity,
         "unit": unit,
         "medication": _medication(obj),
+        "medication_ids": _medication_ids(obj),
         "patient_ref_digest": patient,
     }
     prior = ctx.prior
@@ -219,13 +272,28 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
 
 
 def _check_against_issue(facts: dict[str, Any], issue: Mapping[str, Any], handed_over: datetime) -> None:
-    """Rules that need the ``rx.issue`` facts: same rx and patient, within quantity and validity."""
+    """Rules that need the ``rx.issue`` facts: same rx, patient, medication and unit, at most the prescribed
+    quantity, within validity."""
     for key in ("rx_id", "patient_ref_digest"):
         if key in issue and issue[key] != facts[key]:
-            raise RxRuleViolation(f"dispense does not match the prescription's {key}", details={"field": key})
+            raise RxDispenseMismatch(
+                f"dispense does not match the prescription's {key}", details={"field": key}
+            )
+    if "medication" in issue and not _same_medication(_ids_of(issue), facts["medication_ids"]):
+        raise RxDispenseMismatch(
+            "dispense names another medication than the prescription",
+            details={"field": "medication[x]", "prescribed": issue["medication"]},
+        )
+    if "quantity" in issue and issue.get("unit") != facts["unit"]:
+        raise RxDispenseMismatch(
+            "dispense quantity is in another unit than the prescription's",
+            details={"field": "quantity.unit", "prescribed": issue.get("unit")},
+        )
     limit = issue.get("quantity")
     if isinstance(limit, int | float) and facts["quantity"] > limit:
-        raise RxRuleViolation("dispensed more than prescribed", details={"field": "quantity.value"})
+        raise RxDispenseMismatch(
+            "dispensed more than prescribed", details={"field": "quantity.value", "prescribed": limit}
+        )
     for key, late in (("valid_from", False), ("expires_at", True)):
         bound = issue.get(key)
         if isinstance(bound, str):

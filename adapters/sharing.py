@@ -32,7 +32,13 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
-from adapters.errors import ConsentScopeExceeded, PayloadInvalid, ShareRuleViolation
+from adapters.errors import (
+    AccessInFuture,
+    ConsentScopeExceeded,
+    ExpiryNotInFuture,
+    PayloadInvalid,
+    ShareRuleViolation,
+)
 
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -78,7 +84,7 @@ class ShareAccess(BaseModel):
     dataset: Id
     fields: Fields
     purpose: Text
-    accessor: Id  # the organisation (or its system account) that read the data
+    accessor: Id  # the submitting organisation, or "<org>:<system account>" of it (the gateway checks)
     accessed_at: Instant
 
 
@@ -118,7 +124,7 @@ def _check_consent(facts: dict[str, Any], ctx: AdaptContext) -> None:
     if _time(facts, "expires_at") <= _time(facts, "granted_at"):
         raise ShareRuleViolation("consent must expire after it is granted", details={"field": "expires_at"})
     if ctx.now is not None and _time(facts, "expires_at") <= ctx.now:
-        raise ShareRuleViolation("consent already expired", details={"field": "expires_at"})
+        raise ExpiryNotInFuture("consent already expired", details={"field": "expires_at"})
     request = ctx.prior
     if request is None:
         return
@@ -136,6 +142,8 @@ def _check_consent(facts: dict[str, Any], ctx: AdaptContext) -> None:
 
 
 def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
+    if ctx.now is not None and _time(facts, "accessed_at") > ctx.now + ctx.max_clock_skew:
+        raise AccessInFuture("access is dated in the future", details={"field": "accessed_at"})
     consent = ctx.prior
     if consent is None:
         return

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,26 +42,26 @@ def _param(params: list[Any], i: int, default: Any = ...) -> Any:
     return default
 
 
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+
+
 def p_quantity(v: Any, what: str = "quantity") -> int:
     """A 0x-hex quantity (ints tolerated)."""
     if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
         return v
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            return int(v, 16)
-        except ValueError:
-            pass
+    # fullmatch, not int(v, 16) alone: that also takes "0x1\n", " 0x1", "0x_1".
+    if isinstance(v, str) and _QUANTITY.fullmatch(v):
+        return int(v, 16)
     raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {v!r}")
 
 
 def p_data(v: Any, what: str = "data", size: int | None = None) -> bytes:
     """0x-hex bytes, optionally of a fixed size."""
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            b = bytes.fromhex(v[2:])
-        except ValueError:
-            b = None
-        if b is not None and (size is None or len(b) == size):
+    # fullmatch, not bytes.fromhex alone: that skips whitespace ("0xab cd\n").
+    if isinstance(v, str) and _DATA.fullmatch(v):
+        b = bytes.fromhex(v[2:])
+        if size is None or len(b) == size:
             return b
     raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {v!r}")
 

@@ -204,7 +204,12 @@ def demo_orgs() -> list[OrgSpec]:
             name="空气自动站 FQ0007",
             stations=("44030020261125FQ0007",),
         ),
-        OrgSpec(id="station-2", role=Role.MONITORING_STATION, name="水质自动站"),
+        OrgSpec(
+            id="station-2",
+            role=Role.MONITORING_STATION,
+            name="水质自动站 WS0001",
+            stations=("33010020261125WS0001",),
+        ),
         OrgSpec(id="party-branch", role=Role.PARTY_BRANCH, name="机关第一党支部"),
         OrgSpec(id="auditor", role=Role.AUDITOR, name="审计局"),
         OrgSpec(id="regulator", role=Role.REGULATOR, name="市场监管局"),

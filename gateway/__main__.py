@@ -53,6 +53,7 @@ def serve(
     """Run the gateway (settings from PROV_GW_* environment variables)."""
     import uvicorn
 
+    from gateway.api.server import server_config
     from gateway.main import create_app
     from gateway.services.runtime import Gateway
 
@@ -61,14 +62,13 @@ def serve(
     # instead of a traceback from inside the server's lifespan.
     with _one_line():
         gw = Gateway(settings)
-    uvicorn.run(
-        create_app(settings, gateway=gw),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        access_log=settings.access_log,
-        proxy_headers=False,  # no proxy in front by default; its middleware ran on every request
+    config = server_config(
+        create_app(settings, gateway=gw), settings, host=host or settings.host, port=port or settings.port
     )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run: the port was taken, or the app failed to start
 
 
 @app.command("mint-token")

@@ -122,6 +122,37 @@ class AccessCodeInvalid(NotPermitted):
     code = "ACCESS_CODE_INVALID"
 
 
+class RxNotRecorded(Conflict):
+    """The chain holds the prescription but this gateway holds no signed ``rx.issue`` record of it (put there
+    by a raw transaction, or through another gateway): a dispense cannot be checked against its content."""
+
+    code = "RX_NOT_RECORDED"
+
+
+class StationUnknown(NotFound):
+    """A reading names a monitoring point (MN) that EnvMonitoring has not registered."""
+
+    code = "STATION_UNKNOWN"
+
+
+class StationNotOperator(NotPermitted):
+    """A reading names a monitoring point that EnvMonitoring registered to another organisation."""
+
+    code = "STATION_NOT_OPERATOR"
+
+
+class StationInactive(NotPermitted):
+    """A reading names a monitoring point the environmental bureau has suspended in EnvMonitoring."""
+
+    code = "STATION_INACTIVE"
+
+
+class AccessorMismatch(NotPermitted):
+    """A ``share.access`` whose ``accessor`` is not the submitting organisation (nor ``<org>:<account>``)."""
+
+    code = "ACCESSOR_MISMATCH"
+
+
 class DatasetUnknown(NotFound):
     code = "DATASET_UNKNOWN"
 
@@ -192,6 +223,13 @@ class DataKeyUnavailable(ProvenanceError):
 class BodyTooLarge(ProvenanceError):
     code = "BODY_TOO_LARGE"
     http_status = 413
+
+
+class BodyTimeout(ProvenanceError):
+    """The request body did not arrive within the body time-out (a slow or stalled client)."""
+
+    code = "BODY_TIMEOUT"
+    http_status = 408
 
 
 class BodyTooDeep(ProvenanceError):
@@ -265,6 +303,7 @@ _ERROR_STATUSES = {
     403: "organisation, role or payload access not permitted",
     404: "no such record, prescription, checkpoint or route",
     405: "method not allowed",
+    408: "the request body did not arrive within the body time-out (BODY_TIMEOUT)",
     409: "conflicts with the recorded state (replay, already dispensed, not yet logged...)",
     410: "payload purged",
     413: "request body too large",

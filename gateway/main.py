@@ -51,6 +51,11 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         # The regulators' page: static files only; it verifies bundles in the browser, not here.
         app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")
     errors.install(app, retry_after=settings.retry_after)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+        timeout=settings.body_timeout,
+    )
     app.add_middleware(SafeRedirects, public_url=settings.public_url)
     return app

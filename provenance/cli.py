@@ -427,7 +427,7 @@ def audit_log(
             resp = http.get("/api/v1/proofs/consistency", params={"first": first, "second": second})
             if resp.status_code != 200:
                 raise FormatError(f"gateway answered {resp.status_code} for the proof {first} → {second}")
-            doc = resp.json()
+            doc = load_json(resp.content, what="consistency proof")
             return [b64decode(p, what="consistency proof hash") for p in doc.get("proof", [])]
 
         with Progress(console=err, transient=True, disable=as_json) as bar:
@@ -627,7 +627,7 @@ def _gateway_trust(gateway: str) -> TrustStore:
     resp = httpx.get(gateway.rstrip("/") + "/api/v1/orgs", timeout=30)
     if resp.status_code != 200:
         raise FormatError(f"gateway answered {resp.status_code} for /api/v1/orgs")
-    return TrustStore.from_dict(resp.json())
+    return TrustStore.from_dict(load_json(resp.content, what="/api/v1/orgs"))
 
 
 @app.command()
@@ -752,7 +752,7 @@ def export(
             resp = http.get("/api/v1/bundles", params=params | {"after": after})
             if resp.status_code != 200:
                 raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
-            doc = resp.json()
+            doc = load_json(resp.content, what="bundle page")
             if bar.tasks[task].total is None and doc.get("total") is not None:
                 bar.update(task, total=doc["total"])
             for item in doc["items"]:

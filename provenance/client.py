@@ -23,7 +23,7 @@ from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound, ProvenanceError, ReceiptInvalid
 from provenance.receipt import AcceptanceReceipt, verify_receipt
-from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.records import Envelope, SignedRecord, load_json, sign_envelope
 from provenance.trust import TrustStore
 from provenance.verify import AnchorChecker, Verifier
 
@@ -158,7 +158,8 @@ class _Api:
             if resp.status_code == 404 and code == "NOT_FOUND":
                 raise NotFound(message, details=details)
             raise GatewayError(code, message, status=resp.status_code, details=details)
-        return resp.json()
+        # Strict, as every JSON the SDK verifies: a bundle naming a key twice is refused, not read one way.
+        return load_json(resp.content, what="gateway answer")
 
     @staticmethod
     def receipt(doc: Mapping[str, Any]) -> Receipt:

@@ -57,6 +57,12 @@ class FormatError(ProvenanceError):
     code = "FORMAT_INVALID"
 
 
+class DuplicateKey(FormatError):
+    """A JSON object names a key twice: parsers disagree on which copy counts, so the input is refused."""
+
+    code = "JSON_DUPLICATE_KEY"
+
+
 class SchemaInvalid(FormatError):
     code = "SCHEMA_INVALID"
 

@@ -21,7 +21,7 @@ import rfc8785
 
 from provenance.abc import Signer
 from provenance.crypto.sm3 import sm3_hex
-from provenance.errors import FormatError, RecordInvalid
+from provenance.errors import DuplicateKey, FormatError, RecordInvalid
 from provenance.types import Digest, OrgId, RecordKind, Subject
 
 ENVELOPE_VERSION = 1
@@ -29,13 +29,17 @@ ENVELOPE_VERSION = 1
 # Closed set of envelope fields: an extra field would be signed but ignored by readers, a gap for abuse.
 ENVELOPE_FIELDS = ("version", "kind", "subject", "org", "timestamp", "nonce", "prev", "payload_digest")
 
-_KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_SUBJECT_RE = re.compile(r"^[a-z][a-z0-9_]*:[^\s\x00-\x1f\x7f\ud800-\udfff]{1,200}$")
-_ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
-_NONCE_RE = re.compile(r"^[0-9a-f]{32,64}$")
-# RFC 3339 in UTC only ("Z"), so that two readers never disagree on the instant or the bytes.
-_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+# Matched with fullmatch: ``$`` in a Python pattern also matches before a final "\n", so N and N + "\n" would
+# both pass (a replayed nonce, a subject the bundle schema and the page refuse). The bundle schema's patterns
+# are the same without anchors' ambiguity (JSON Schema regexes are ECMA 262, where ``$`` is the end).
+_KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+_SUBJECT_RE = re.compile(r"[a-z][a-z0-9_]*:[^\s\x00-\x1f\x7f\ud800-\udfff]{1,200}")
+_ORG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_NONCE_RE = re.compile(r"[0-9a-f]{32,64}")
+# RFC 3339 in UTC only ("Z"), so that two readers never disagree on the instant or the bytes. ASCII digits
+# only: Python's \d also matches other scripts' digits, ECMA 262's (the page's) does not.
+_TS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
 _SAFE_INT = 2**53
@@ -132,12 +136,16 @@ def format_timestamp(ts: datetime) -> str:
 
 def parse_timestamp(value: str) -> datetime:
     """Parse an envelope timestamp (RFC 3339, UTC, ``Z``)."""
-    if not isinstance(value, str) or not _TS_RE.match(value):
-        raise RecordInvalid("timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z")
+    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
+        raise RecordInvalid(
+            "timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z", details={"field": "timestamp"}
+        )
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise RecordInvalid(f"timestamp is not a valid date-time: {value}") from exc
+        raise RecordInvalid(
+            f"timestamp is not a valid date-time: {value}", details={"field": "timestamp"}
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,18 +221,18 @@ class Envelope:
 
         if type(self.version) is not int or self.version != ENVELOPE_VERSION:
             raise bad("version", f"must be {ENVELOPE_VERSION}")
-        if not isinstance(self.kind, str) or not _KIND_RE.match(self.kind):
+        if not isinstance(self.kind, str) or not _KIND_RE.fullmatch(self.kind):
             raise bad("kind", "must look like 'rx.issue'")
-        if not isinstance(self.subject, str) or not _SUBJECT_RE.match(self.subject):
+        if not isinstance(self.subject, str) or not _SUBJECT_RE.fullmatch(self.subject):
             raise bad("subject", "must look like 'rx:<id>' (prefix, colon, no spaces, ≤ 200 chars)")
-        if not isinstance(self.org, str) or not _ORG_RE.match(self.org):
+        if not isinstance(self.org, str) or not _ORG_RE.fullmatch(self.org):
             raise bad("org", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
         parse_timestamp(self.timestamp)
-        if not isinstance(self.nonce, str) or not _NONCE_RE.match(self.nonce):
+        if not isinstance(self.nonce, str) or not _NONCE_RE.fullmatch(self.nonce):
             raise bad("nonce", "must be 32-64 lowercase hex characters")
-        if self.prev is not None and (not isinstance(self.prev, str) or not _DIGEST_RE.match(self.prev)):
+        if self.prev is not None and (not isinstance(self.prev, str) or not _DIGEST_RE.fullmatch(self.prev)):
             raise bad("prev", "must be null or a lowercase SM3 hex digest")
-        if not isinstance(self.payload_digest, str) or not _DIGEST_RE.match(self.payload_digest):
+        if not isinstance(self.payload_digest, str) or not _DIGEST_RE.fullmatch(self.payload_digest):
             raise bad("payload_digest", "must be a lowercase SM3 hex digest")
 
     def to_dict(self) -> dict[str, Any]:
@@ -304,9 +312,29 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: an object, or :class:`DuplicateKey` if it names a key twice.
+
+    Parsers keep different copies of a duplicated key (Python and browsers the last, others the first), so
+    a signer and a verifier could read different documents from the same bytes: every JSON this project
+    parses from outside (request bodies, payloads, bundles, trust files) goes through this hook.
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # the rare case: find the key to name it
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(f"JSON object has the key {key!r} twice", details={"key": key})
+            seen.add(key)
+    return obj
+
+
 def load_json(text: str | bytes, *, what: str = "input") -> Any:
-    """Parse strict JSON with a project error (never a raw ValueError) on bad input."""
+    """Parse strict JSON with a project error (never a raw ValueError) on bad input: no NaN or Infinity,
+    no key twice in an object (:class:`DuplicateKey`)."""
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=unique_object, parse_constant=_no_constants)
+    except DuplicateKey as exc:
+        raise DuplicateKey(f"{what} is not valid JSON: {exc.message}", details=exc.details) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FormatError(f"{what} is not valid JSON: {exc}") from exc

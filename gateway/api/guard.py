@@ -1,14 +1,22 @@
-"""ASGI middleware: request bodies bounded in size (413) and JSON nesting depth (400) before any parsing;
-redirects never built from the request's Host header."""
+"""Guards on what a client sends: ASGI middleware bounding request bodies (size 413, JSON nesting depth 400)
+before any parsing, and the strict JSON parse of request bodies (a key named twice is refused); redirects
+never built from the request's Host header."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import BodyTooDeep, BodyTooLarge, error_response
+from gateway.errors import BodyTimeout, BodyTooDeep, BodyTooLarge, error_response
+from provenance.errors import DuplicateKey, ProvenanceError
+from provenance.records import unique_object
 
 # Everything but the bytes that matter for nesting is dropped before the Python-level scan.
 _KEEP = b'"[]{}\\'
@@ -41,12 +49,14 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
 
 
 class BodyGuard:
-    """Reads a request body up to ``max_bytes`` and checks its JSON depth, then replays it to the app."""
+    """Reads a request body up to ``max_bytes`` within ``timeout`` seconds and checks its JSON depth, then
+    replays it to the app. Every refusal closes the connection: the rest of the body is not read."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -62,24 +72,31 @@ class BodyGuard:
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(
-                    scope, receive, send, BodyTooLarge(self._large_msg(), details={"limit": self.max_bytes})
-                )
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if json_depth_exceeds(body, self.max_depth):
+        err: ProvenanceError | None = None
+        try:
+            # One deadline for the whole body, not one per read: a byte a second is a stalled client too.
+            async with asyncio.timeout(self.timeout):
+                while more and err is None:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        err = BodyTooLarge(self._large_msg(), details={"limit": self.max_bytes})
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            err = BodyTimeout(
+                f"request body not received within {self.timeout:g} s",
+                details={"timeout": self.timeout, "received": size},
+            )
+        body = b"".join(chunks) if err is None else b""
+        if err is None and json_depth_exceeds(body, self.max_depth):
             err = BodyTooDeep(
                 f"JSON nests deeper than {self.max_depth} levels", details={"limit": self.max_depth}
             )
+        if err is not None:
             await self._reject(scope, receive, send, err)
             return
         sent = False
@@ -97,7 +114,11 @@ class BodyGuard:
         return f"request body exceeds {self.max_bytes} bytes"
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
-        await error_response(exc)(scope, receive, send)
+        response = error_response(exc)
+        # Otherwise uvicorn keeps the connection for the next request while the client goes on sending the
+        # body it refused (each byte resetting the keep-alive time-out).
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
 
 
 class SafeRedirects:
@@ -133,3 +154,35 @@ class SafeRedirects:
         # "//host/…" is a network-path reference, which a browser resolves to another host: one slash.
         path = "/" + parts.path.lstrip("/")
         return (self.base + urlunsplit(("", "", path, parts.query, parts.fragment))).encode("latin-1")
+
+
+class _StrictJsonRequest(Request):
+    """A request whose JSON body is parsed once, with the project's hook (no key twice in any object)."""
+
+    _strict: Any
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_strict"):
+            self._strict = json.loads(await self.body(), object_pairs_hook=unique_object)
+        return self._strict
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body refuses duplicate keys at any depth (400 ``JSON_DUPLICATE_KEY``), like every
+    other JSON the project parses: FastAPI's own parse keeps the last copy of a key silently."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            req = _StrictJsonRequest(request.scope, request.receive)
+            if await req.body():
+                try:
+                    await req.json()  # here, not in the handler: FastAPI turns its errors into a bare 400
+                except DuplicateKey:
+                    raise
+                except (ValueError, RecursionError):
+                    pass  # not JSON at all: the handler parses again and answers JSON_INVALID
+            return await handler(req)
+
+        return strict

@@ -76,6 +76,26 @@ class GatewaySettings(BaseSettings):
         "STORAGE_WRITE_FAILED): freeing space or restoring a permission takes a person, not 2 s",
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="bytes a request's line and headers may take (431 and the connection closes beyond)",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a client has, from connecting or its request's first byte, to send the whole "
+        "request head (408 and the connection closes after): bounds connections held by partial heads",
+    )
+    body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a client has to send a request body once its head arrived (408 "
+        "BODY_TIMEOUT and the connection closes after): bounds connections held by slow bodies",
+    )
+    keep_alive_timeout: int = Field(
+        default=5, ge=1, description="seconds an idle keep-alive connection stays open"
+    )
     max_json_depth: int = Field(default=64, ge=4)
     max_bulk: int = Field(default=1000, ge=1)
     max_merge_delay: int = Field(

@@ -2,60 +2,51 @@
 
 Order matters for the codes a client sees: the cheap and the identity checks first (envelope, token's org,
 idempotent resubmission, role), then the payload (adapter, digest), then the SM2 signature against the keys
-OrgRegistry holds, then the workflow state. The state checks run twice: before the transaction (to give the
-adapter the prior record's facts) and inside it as conditional updates, which decide races.
+OrgRegistry holds, then the workflow state (``gateway.services.workflow``). The state checks run twice: before
+the transaction (to give the adapter the prior record's facts) and inside it as conditional updates, which
+decide races.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from adapters import AdaptContext, AdaptedPayload, adapt
 from adapters.errors import KindUnknown
-from adapters.party import check_recorded_stage
 from gateway.core.db import Database
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
     Backpressure,
     ChainUnavailable,
-    ConsentExpired,
-    ConsentMissing,
-    ConsentRevoked,
-    DatasetUnknown,
     IdempotencyConflict,
-    NotDatasetOwner,
     OrgMismatch,
     Replayed,
     RoleForbidden,
-    RxAlreadyDispensed,
     RxExists,
-    RxExpired,
-    RxNotIssuer,
-    RxRevoked,
-    RxUnknown,
-    ShareNotPending,
     ShareRequestExists,
-    ShareRequestUnknown,
     TimestampInvalid,
     TxAccountMissing,
 )
-from gateway.models import DataKey, Record, RecordPayload, RxState, ShareState
+from gateway.models import DataKey, Record, RecordPayload
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
+from gateway.services.workflow import WorkflowState, is_member_record, member_key
+from gateway.services.workflow import now as clock
 from provenance.contracts import ContractReverted, Role
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
@@ -73,13 +64,15 @@ ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
     "share.access": frozenset({Role.DATA_USER}),
     "share.consent": frozenset({Role.DATA_OWNER}),
     "share.revoke_consent": frozenset({Role.DATA_OWNER}),
-    "env.reading": frozenset({Role.MONITORING_STATION, Role.ENV_BUREAU}),
+    # A reading is the station's own signed measurement: the bureau registers and suspends stations
+    # (EnvMonitoring) and reads their records, it submits none.
+    "env.reading": frozenset({Role.MONITORING_STATION}),
     "party.record": frozenset({Role.PARTY_BRANCH}),
 }
 
 
 # Kinds whose acceptance changes state that later records of the same subject are checked against (and,
-# of party records, membership stages: _changes_state).
+# of party records, a member's place: _changes_state).
 STATEFUL_KINDS = frozenset(
     {"rx.issue", "rx.dispense", "rx.revoke", "share.request", "share.consent", "share.revoke_consent"}
 )
@@ -144,6 +137,7 @@ _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"
 _SLICE = 25  # records per verification task of a bulk request
 _Verified = tuple[ChainKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
 _PREFETCHED = "\0prefetched"  # marker in a batch's ``seen`` map: ids and nonces were loaded up front
+_MEMBERS = "\0members"  # in a bulk request's barriers: a party member's place changed
 
 
 def _insert_rows(s: Session, seen: dict[str, Any]) -> None:
@@ -157,14 +151,6 @@ def _envelope_or_none(sub: Submission) -> Envelope | None:
         return Envelope.from_dict(sub.record)
     except ProvenanceError:
         return None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class Intake:
@@ -187,6 +173,7 @@ class Intake:
         self._kek = kek
         self._orgs = orgs
         self._ledger = ledger
+        self._workflow = WorkflowState(ledger=ledger, orgs=orgs)
         self._skew = max_clock_skew
         self._backlog = backlog
         self._backlog_limit = backlog_limit
@@ -256,7 +243,9 @@ class Intake:
             known = self._known_ids(s, [env.digest for env in envelopes if env is not None])
             for i, sub in enumerate(subs):
                 env = envelopes[i]
-                if env is not None and env.subject in barriers:
+                if env is not None and (
+                    env.subject in barriers or (env.kind == "party.record" and _MEMBERS in barriers)
+                ):
                     # Items are decided in request order: one that follows a state change of its subject
                     # in this batch (issue then revoke, a member's successive stages) is checked against
                     # it, so what waits is written first. Env readings never wait. The read transaction ends
@@ -277,6 +266,8 @@ class Intake:
                     ready.append((i, p))
                     if _changes_state(p):
                         barriers.add(p.envelope.subject)
+                    if _is_member_record(p):
+                        barriers.add(_MEMBERS)  # a transfer moves a member to another subject
         flush()
         return [r for r in results if r is not None]
 
@@ -328,11 +319,11 @@ class Intake:
 
     def _lock_members(self, s: Session, ready: Sequence[_Prepared]) -> None:
         """On PostgreSQL, which runs writers side by side (bulk requests, a group, other gateway processes):
-        lock the members whose stage these records change until the commit, in one order (no deadlock), so
-        the stage check inside the transaction reads the last one committed. SQLite writers are serialised."""
+        lock the members whose place these records change until the commit, in one order (no deadlock), so
+        the check inside the transaction reads the last one committed. SQLite writers are serialised."""
         if self._db.is_sqlite:
             return
-        keys = sorted({_member_key(p.envelope.subject, p.facts) for p in ready if _is_membership(p)})
+        keys = sorted({member_key(p.facts) for p in ready if _is_member_record(p)})
         conn = s.connection()
         for key in keys:
             conn.execute(_MEMBER_LOCK, {"k": _lock_id(key)})
@@ -452,14 +443,15 @@ class Intake:
                 f"a {org.role.name.lower()} may not submit {envelope.kind}",
                 details={"org": org.org, "role": org.role.name.lower(), "kind": envelope.kind},
             )
-        now = _now()
+        now = clock()
         at = parse_timestamp(envelope.timestamp)
         if (at - now).total_seconds() > self._skew:
             raise TimestampInvalid(
                 "the record is dated in the future", details={"timestamp": envelope.timestamp}
             )
         payload = _payload_input(sub.payload)
-        ctx = AdaptContext(now=now, subject=envelope.subject)
+        skew = timedelta(seconds=self._skew)
+        ctx = AdaptContext(now=now, subject=envelope.subject, max_clock_skew=skew)
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:
             raise PayloadDigestMismatch(
@@ -478,12 +470,10 @@ class Intake:
             idempotency_key=idem,
             facts=dict(adapted.facts),
         )
-        prior = self._precheck(s, p, now)
+        prior = self._workflow.precheck(s, p.envelope, p.adapted.facts, now)
         if prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
-            p.adapted = adapt(
-                envelope.kind, payload, AdaptContext(now=now, subject=envelope.subject, prior=prior)
-            )
+            p.adapted = adapt(envelope.kind, payload, dataclasses.replace(ctx, prior=prior))
             p.facts = dict(p.adapted.facts)
         if envelope.kind in WORKFLOW_KINDS and not self._ledger.holds_account(org.org):
             # Last, once the record is otherwise acceptable: accepted, its contract call could never be sent
@@ -494,95 +484,6 @@ class Intake:
                 details={"org": org.org, "kind": envelope.kind},
             )
         return p
-
-    def _precheck(self, s: Session, p: _Prepared, now: datetime) -> Mapping[str, Any] | None:
-        """Workflow state checks before the transaction; returns the prior facts the adapter needs."""
-        kind, org, facts = p.envelope.kind, p.envelope.org, p.adapted.facts
-        if kind == "rx.issue":
-            rx_id = facts["rx_id"]
-            if s.get(RxState, rx_id) is not None or self._ledger.rx_status(rx_id) is not None:
-                raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
-            return None
-        if kind in ("rx.dispense", "rx.revoke"):
-            state = self._rx_state(s, facts["rx_id"])
-            _check_rx_open(state, facts["rx_id"])
-            if kind == "rx.revoke":
-                if state.issuer != org:
-                    raise RxNotIssuer(
-                        "only the issuing hospital may revoke a prescription",
-                        details={"rx_id": state.rx_id, "issuer": state.issuer},
-                    )
-                return None
-            if state.expires_at is not None and now >= _instant(state.expires_at):
-                raise RxExpired(
-                    f"prescription {state.rx_id!r} expired at {state.expires_at}",
-                    details={"rx_id": state.rx_id, "expires_at": state.expires_at},
-                )
-            return state.facts or None
-        if kind == "share.request":
-            dataset = facts["dataset"]
-            if facts.get("requester") != org:
-                raise OrgMismatch(
-                    "a request's requester must be the submitting organisation",
-                    details={"requester": facts.get("requester"), "org": org},
-                )
-            if self._ledger.dataset_owner(dataset) is None:
-                raise DatasetUnknown(f"dataset {dataset!r} is not registered", details={"dataset": dataset})
-            if s.get(ShareState, facts["request_id"]) is not None:
-                raise ShareRequestExists(
-                    f"request {facts['request_id']!r} exists", details={"request_id": facts["request_id"]}
-                )
-            return None
-        if kind in ("share.consent", "share.revoke_consent"):
-            share = s.get(ShareState, facts["request_id"])
-            if share is None:
-                raise ShareRequestUnknown(
-                    f"no data-sharing request {facts['request_id']!r}",
-                    details={"request_id": facts["request_id"]},
-                )
-            owner = self._ledger.dataset_owner(share.dataset)
-            if owner != org:
-                raise NotDatasetOwner(
-                    f"{org!r} does not own dataset {share.dataset!r}", details={"dataset": share.dataset}
-                )
-            if kind == "share.consent":
-                if share.status != "pending":
-                    raise ShareNotPending(
-                        f"request {share.request_id!r} is {share.status}", details={"status": share.status}
-                    )
-                return share.request_facts
-            if share.status != "consented":
-                raise ConsentMissing(
-                    f"request {share.request_id!r} has no live consent to revoke",
-                    details={"status": share.status},
-                )
-            return None
-        if kind == "party.record" and facts.get("type") == "membership":
-            return _last_membership(s, p.envelope.subject, str(facts.get("member_id")))
-        if kind == "share.access":
-            share = s.get(ShareState, facts["request_id"])
-            _check_consent(share, facts["request_id"], org, now)
-            assert share is not None and share.consent_facts is not None
-            return share.consent_facts
-        return None
-
-    def _rx_state(self, s: Session, rx_id: str) -> RxState:
-        state = s.get(RxState, rx_id)
-        if state is not None:
-            return state
-        # Issued through another gateway of the same network: the chain knows it.
-        chain = self._ledger.rx_status(rx_id)
-        if chain is None:
-            raise RxUnknown(f"no prescription {rx_id!r}", details={"rx_id": rx_id})
-        expires = datetime.fromtimestamp(chain["expires_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return RxState(
-            rx_id=rx_id,
-            status=chain["status"],
-            issuer=chain["issuer"],
-            expires_at=expires,
-            closed_by=chain["dispenser"],
-            facts={"rx_id": rx_id, "expires_at": expires},
-        )
 
     # --- persistence -----------------------------------------------------------------------------------
 
@@ -605,7 +506,7 @@ class Intake:
                 details={"nonce": env.nonce, "record_id": other},
             )
         with self._chain_reads():
-            self._apply_state(s, p, seen)
+            self._workflow.apply(s, p.envelope, p.facts, p.record_id, seen)
         chain_status = "pending" if env.kind in WORKFLOW_KINDS else "none"
         rows: _Rows = seen.setdefault(_ROWS, _Rows())
         accepted_at = time.time()
@@ -640,90 +541,6 @@ class Intake:
         seen[nonce_key] = p.record_id
         return Accepted(p.record_id, created=True, accepted_at=accepted_at)
 
-    def _apply_state(self, s: Session, p: _Prepared, seen: dict[str, Any]) -> None:
-        kind, org, facts, rid = p.envelope.kind, p.envelope.org, p.facts, p.record_id
-        if kind == "rx.issue":
-            rx_id = facts["rx_id"]
-            if f"rx\0{rx_id}" in seen or s.get(RxState, rx_id) is not None:
-                raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
-            s.add(
-                RxState(
-                    rx_id=rx_id,
-                    status="issued",
-                    issuer=org,
-                    issue_record=rid,
-                    expires_at=facts.get("expires_at"),
-                    facts=facts,
-                )
-            )
-            seen[f"rx\0{rx_id}"] = True
-            s.flush()
-        elif kind in ("rx.dispense", "rx.revoke"):
-            rx_id = facts["rx_id"]
-            if s.get(RxState, rx_id) is None:
-                s.add(self._rx_state(s, rx_id))  # known on chain only: adopt it locally
-                s.flush()
-            target = "dispensed" if kind == "rx.dispense" else "revoked"
-            stmt = (
-                update(RxState)
-                .where(col(RxState.rx_id) == rx_id, col(RxState.status) == "issued")
-                .values(status=target, closed_by=org, close_record=rid)
-            )
-            if s.exec(stmt).rowcount != 1:
-                state = s.get(RxState, rx_id, populate_existing=True)
-                assert state is not None
-                _check_rx_open(state, rx_id)
-                raise RxAlreadyDispensed(f"prescription {rx_id!r} is closed", details={"rx_id": rx_id})
-        elif kind == "share.request":
-            request_id = facts["request_id"]
-            if f"share\0{request_id}" in seen or s.get(ShareState, request_id) is not None:
-                raise ShareRequestExists(f"request {request_id!r} exists", details={"request_id": request_id})
-            s.add(
-                ShareState(
-                    request_id=request_id,
-                    dataset=facts["dataset"],
-                    requester=org,
-                    status="pending",
-                    request_record=rid,
-                    request_facts=facts,
-                )
-            )
-            seen[f"share\0{request_id}"] = True
-            s.flush()
-        elif kind == "share.consent":
-            consent = {**facts, "digest": p.envelope.payload_digest}
-            stmt = (
-                update(ShareState)
-                .where(col(ShareState.request_id) == facts["request_id"], col(ShareState.status) == "pending")
-                .values(status="consented", consent_record=rid, consent_facts=consent)
-            )
-            if s.exec(stmt).rowcount != 1:
-                raise ShareNotPending(f"request {facts['request_id']!r} is no longer pending")
-        elif kind == "share.revoke_consent":
-            stmt = (
-                update(ShareState)
-                .where(
-                    col(ShareState.request_id) == facts["request_id"], col(ShareState.status) == "consented"
-                )
-                .values(status="revoked")
-            )
-            if s.exec(stmt).rowcount != 1:
-                raise ConsentMissing(f"request {facts['request_id']!r} has no live consent")
-        elif kind == "share.access":
-            share = s.get(ShareState, facts["request_id"], populate_existing=True)
-            _check_consent(share, facts["request_id"], org, _now())
-        elif _is_membership(p):
-            # Checked before the transaction against the stage recorded then; concurrent submissions for
-            # the same member (one group commit) may have recorded another since: the stage as it stands
-            # here, with this transaction's earlier records, decides.
-            key = _member_key(p.envelope.subject, facts)
-            last = (
-                seen[key] if key in seen else _last_membership(s, p.envelope.subject, str(facts["member_id"]))
-            )
-            if last is not None:
-                check_recorded_stage(facts["previous_stage"], last.get("stage"))
-            seen[key] = facts
-
     def _after_conflict(self, p: _Prepared) -> Accepted:
         """Explain a unique-constraint failure: same record (idempotent), same nonce, or a state race."""
         with self._db.session() as s:
@@ -745,38 +562,20 @@ class Intake:
         raise ProvenanceError("the record conflicts with a concurrent submission; retry")
 
 
-def _is_membership(p: _Prepared) -> bool:
-    return p.envelope.kind == "party.record" and p.facts.get("type") == "membership"
+def _is_member_record(p: _Prepared) -> bool:
+    return is_member_record(p.envelope.kind, p.facts)
 
 
 def _changes_state(p: _Prepared) -> bool:
-    return p.envelope.kind in STATEFUL_KINDS or _is_membership(p)
+    return p.envelope.kind in STATEFUL_KINDS or _is_member_record(p)
 
 
 _MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
-def _member_key(subject: str, facts: Mapping[str, Any]) -> str:
-    return f"member\0{subject}\0{facts.get('member_id')}"
-
-
 def _lock_id(key: str) -> int:
     """A PostgreSQL advisory lock id (signed 64 bits) for ``key``."""
     return int.from_bytes(sm3(key.encode("utf-8"))[:8], "big", signed=True)
-
-
-def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, Any] | None:
-    """Facts of the member's last membership record on this branch (None for a first record)."""
-    rows = s.exec(
-        select(Record.facts)
-        .where(Record.subject == subject, Record.kind == "party.record")
-        .order_by(col(Record.seq).desc())
-        .limit(5000)
-    )
-    for facts in rows:
-        if facts.get("type") == "membership" and facts.get("member_id") == member_id:
-            return facts
-    return None
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
@@ -785,37 +584,3 @@ def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
     if isinstance(payload, Mapping):
         return payload
     raise PayloadInvalid("payload must be a JSON object or a string", details={"field": "payload"})
-
-
-def _check_rx_open(state: RxState, rx_id: str) -> None:
-    if state.status == "dispensed":
-        raise RxAlreadyDispensed(
-            f"prescription {rx_id!r} was already dispensed",
-            details={"rx_id": rx_id, "dispensed_by": state.closed_by, "record": state.close_record},
-        )
-    if state.status == "revoked":
-        raise RxRevoked(
-            f"prescription {rx_id!r} was revoked", details={"rx_id": rx_id, "record": state.close_record}
-        )
-
-
-def _check_consent(share: ShareState | None, request_id: str, org: str, now: datetime) -> None:
-    if share is None or share.status == "pending" or share.consent_facts is None:
-        raise ConsentMissing(
-            f"no consent for request {request_id!r}",
-            details={"request_id": request_id, "status": share.status if share else None},
-        )
-    if share.status == "revoked":
-        raise ConsentRevoked(
-            f"the consent for request {request_id!r} was revoked", details={"request_id": request_id}
-        )
-    if share.requester != org:
-        raise ConsentMissing(
-            f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
-        )
-    expires = share.consent_facts.get("expires_at")
-    if isinstance(expires, str) and now >= _instant(expires):
-        raise ConsentExpired(
-            f"the consent for request {request_id!r} expired at {expires}",
-            details={"request_id": request_id, "expires_at": expires},
-        )

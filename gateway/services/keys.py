@@ -1,15 +1,15 @@
-"""Organisations and their SM2 keys from OrgRegistry, cached; registry events invalidate the cache."""
+"""Organisations and their SM2 keys from OrgRegistry, and the monitoring points EnvMonitoring binds to their
+operators, cached; events of either contract invalidate the cache."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from gateway.errors import KeyNotValid, KeyRevoked, OrgUnknown
-from gateway.services.ledger import ChainKey, ChainOrg, Ledger
+from gateway.services.ledger import ChainKey, ChainOrg, ChainStation, Ledger, chain_time
 from provenance.crypto import SM2PublicKey
 from provenance.errors import KeyInvalid, LedgerError, SignatureInvalid
 from provenance.records import Envelope, parse_timestamp
@@ -26,12 +26,18 @@ class OrgDirectory:
         self._orgs: dict[str, tuple[ChainOrg | None, float]] = {}
         self._pubkeys: dict[bytes, SM2PublicKey] = {}
         self._ids: dict[str, tuple[list[str], float]] = {}  # one entry: every org id
+        self._stations: dict[str, tuple[ChainStation | None, float]] = {}
         self._lock = threading.Lock()
         self.generation = 0
 
     def get(self, org: str) -> ChainOrg | None:
         """The organisation (None if unregistered); read through the cache."""
         return self._read_through(self._orgs, org, lambda: self._ledger.org(org))
+
+    def station(self, mn: str) -> ChainStation | None:
+        """The monitoring point ``mn`` and its operator (None if EnvMonitoring has none); read through the
+        cache like :meth:`get`."""
+        return self._read_through(self._stations, mn, lambda: self._ledger.station(mn))
 
     def org_ids(self) -> list[str]:
         """Every registered organisation id, read through the cache like :meth:`get`."""
@@ -69,10 +75,11 @@ class OrgDirectory:
         return entry
 
     def invalidate(self) -> None:
-        """Expire every cached organisation (a registry event arrived); kept only as a fallback."""
+        """Expire every cached organisation and station (an event arrived); kept only as a fallback."""
         with self._lock:
             _expire(self._orgs)
             _expire(self._ids)
+            _expire(self._stations)
             self.generation += 1
 
     def public_key(self, raw: bytes) -> SM2PublicKey | None:
@@ -102,7 +109,7 @@ class OrgDirectory:
             if pub is not None and _verifies(pub, message, signature):
                 details = {"org": org.org, "key_index": k.index, "timestamp": envelope.timestamp}
                 if k.revoked_at and at >= k.revoked_at:
-                    details["revoked_at"] = _iso(k.revoked_at)
+                    details["revoked_at"] = chain_time(k.revoked_at)
                     raise KeyRevoked(
                         f"the signing key of {org.org!r} was revoked before the record's time",
                         details=details,
@@ -134,7 +141,3 @@ def _verifies(pub: SM2PublicKey, message: bytes, signature: bytes) -> bool:
     except SignatureInvalid:
         return False
     return True
-
-
-def _iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ def unix(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
 
 
+# The last second ``datetime`` can hold (9999-12-31T23:59:59Z).
+_MAX_TIME = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+
+
+def chain_time(seconds: int) -> str:
+    """A time read from the chain (unix seconds, any uint64) as RFC 3339 UTC: the one conversion every
+    chain time goes through. The chain holds whatever a transaction put there (2^64 - 1 through a raw
+    transaction): beyond year 9999 it reads as 9999-12-31T23:59:59Z (never reached), never an error."""
+    clamped = min(max(int(seconds), 0), _MAX_TIME)
+    return datetime.fromtimestamp(clamped, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, slots=True)
 class ChainKey:
     """One SM2 key of an organisation as OrgRegistry holds it (times in unix seconds, 0 = none)."""
@@ -55,6 +68,15 @@ class ChainOrg:
     active: bool
     name: str
     keys: tuple[ChainKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStation:
+    """A monitoring point (MN) as EnvMonitoring holds it: the organisation that operates it."""
+
+    mn: str
+    operator: str
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +130,7 @@ class Ledger:
         self.prescriptions: Contract = at(self.w3, "Prescriptions", names["Prescriptions"])
         self.data_sharing: Contract = at(self.w3, "DataSharing", names["DataSharing"])
         self.party_records: Contract = at(self.w3, "PartyRecords", names["PartyRecords"])
+        self.env_monitoring: Contract = at(self.w3, "EnvMonitoring", names["EnvMonitoring"])
         self._accounts: dict[str, LocalAccount] = {}
         self._send_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -187,13 +210,37 @@ class Ledger:
             raise LedgerError(f"chain unavailable: {exc}") from exc
         return [bytes(i).rstrip(b"\0").decode("utf-8", "replace") for i in ids]
 
+    def next_block_time(self) -> int:
+        """The earliest ``block.timestamp`` the next block can have: after the head's, not before now (the
+        embedded node's and Besu's rule). Contracts compare their time fields with it; the chain's clock
+        may run ahead of the gateway's (a block per transaction, each a second after its parent)."""
+        try:
+            head = int(self.w3.eth.get_block("latest")["timestamp"])
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return max(head + 1, int(time.time()))
+
+    def contract_clock(self) -> datetime:
+        """The time a contract call sent now is checked at (:meth:`next_block_time`), as an aware datetime;
+        the gateway's clock while the chain is unreachable (a check against it only gets stricter)."""
+        try:
+            seconds = self.next_block_time()
+        except LedgerError:
+            return datetime.now(UTC)
+        return max(datetime.now(UTC), datetime.fromtimestamp(seconds, UTC))
+
     def registry_changed(self, from_block: int, to_block: int) -> bool:
-        """Whether OrgRegistry emitted any event in [from_block, to_block] (keys, roles, accounts...)."""
+        """Whether OrgRegistry (keys, roles, accounts...) or EnvMonitoring (stations and their operators)
+        emitted any event in [from_block, to_block]."""
         if to_block < from_block:
             return False
         try:
             logs = self.w3.eth.get_logs(
-                {"address": self.registry.address, "fromBlock": from_block, "toBlock": to_block}
+                {
+                    "address": [self.registry.address, self.env_monitoring.address],
+                    "fromBlock": from_block,
+                    "toBlock": to_block,
+                }
             )
         except CHAIN_ERRORS as exc:
             raise LedgerError(f"chain unavailable: {exc}") from exc
@@ -216,6 +263,25 @@ class Ledger:
             "issue_digest": bytes(rx[7]).hex(),
             "close_digest": bytes(rx[8]).hex(),
         }
+
+    def station(self, mn: str) -> ChainStation | None:
+        """The monitoring point ``mn`` as EnvMonitoring registered it, or None."""
+        try:
+            st = self.env_monitoring.functions.stationOf(chain_key("station", mn)).call()
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        operator = bytes(st[0]).rstrip(b"\0")
+        if not operator:
+            return None
+        return ChainStation(mn=mn, operator=operator.decode("utf-8", "replace"), active=bool(st[2]))
+
+    def share_request_status(self, request_id: str) -> str | None:
+        """The DataSharing status of a request (pending, consented, revoked), None if the chain has none."""
+        try:
+            req = self.data_sharing.functions.requestOf(chain_key("share-request", request_id)).call()
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return (None, "pending", "consented", "revoked")[req[0]]
 
     def dataset_owner(self, dataset: str) -> str | None:
         """The organisation that registered ``dataset`` in DataSharing, or None."""
@@ -351,7 +417,7 @@ class Ledger:
 
 
 # PartyRecords keeps an open uint8 numbering of record types (0 invalid): ours, append only.
-PARTY_KINDS = {"meeting": 1, "study": 2, "dues": 3, "membership": 4}
+PARTY_KINDS = {"meeting": 1, "study": 2, "dues": 3, "membership": 4, "transfer": 5}
 WORKFLOW_KINDS = frozenset(
     {
         "rx.issue",

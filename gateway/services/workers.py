@@ -322,7 +322,8 @@ class ChainCaller(Worker):
 
 
 class RegistryWatcher(Worker):
-    """Polls OrgRegistry's events and drops the organisation cache when any arrives (key added/revoked...)."""
+    """Polls OrgRegistry's and EnvMonitoring's events and drops the organisation cache (orgs, keys, stations)
+    when any arrives (key added/revoked, station registered or suspended...)."""
 
     def __init__(self, *, ledger: Ledger, orgs: OrgDirectory, idle: float) -> None:
         super().__init__("registry-watcher", idle=idle)

@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 
 from adapters import AdaptContext, adapt
-from adapters.errors import PayloadInvalid
-from adapters.party import STAGES
+from adapters.errors import (
+    PartyFirstStageInvalid,
+    PartyMemberNotAtBranch,
+    PartyStageInvalid,
+    PayloadInvalid,
+)
+from adapters.party import STAGES, member_step
 from tests.adapters.adapter_samples import ASSETS
 
 PARTY = ASSETS / "party"
@@ -84,3 +89,35 @@ def test_stage_against_recorded_stage() -> None:
     code = "PARTY_STAGE_TRANSITION_INVALID"
     expect(MEMBERSHIP, code, "previous_stage", prior={"member_id": "A017", "stage": "入党积极分子"})
     expect(MEMBERSHIP, "PARTY_RULE_VIOLATION", "member_id", prior={"member_id": "A018", "stage": "发展对象"})
+
+
+def test_member_place_first_stage_and_transfer() -> None:
+    """``member_step``: the rule the gateway applies to a member's recorded place in the whole network."""
+    first = dict(adapt("party.record", {**MEMBERSHIP, "stage": STAGES[0], "previous_stage": None}).facts)
+    at_a = member_step(first, None)
+    assert at_a == {"branch_id": first["branch_id"], "stage": STAGES[0]}
+    late = dict(adapt("party.record", {**MEMBERSHIP, "stage": STAGES[4], "previous_stage": STAGES[3]}).facts)
+    with pytest.raises(PartyFirstStageInvalid):
+        member_step(late, None)
+    elsewhere = {**first, "branch_id": "zb-other"}
+    with pytest.raises(PartyMemberNotAtBranch):
+        member_step(elsewhere, at_a)
+    transfer = {
+        "type": "transfer",
+        "branch_id": first["branch_id"],
+        "member_id": first["member_id"],
+        "stage": STAGES[0],
+        "to_branch_id": "zb-other",
+        "effective_at": "2026-11-20T16:00:00+08:00",
+        "approved_by": "MTG-1",
+    }
+    facts = dict(adapt("party.record", transfer).facts)
+    with pytest.raises(PartyMemberNotAtBranch):
+        member_step(facts, None)
+    with pytest.raises(PartyStageInvalid):
+        member_step({**facts, "stage": STAGES[1]}, at_a)
+    at_b = member_step(facts, at_a)
+    assert at_b == {"branch_id": "zb-other", "stage": STAGES[0]}
+    step = {**first, "branch_id": "zb-other", "stage": STAGES[1], "previous_stage": STAGES[0]}
+    assert member_step(step, at_b) == {"branch_id": "zb-other", "stage": STAGES[1]}
+    expect({**transfer, "to_branch_id": transfer["branch_id"]}, "PARTY_RULE_VIOLATION", "to_branch_id")

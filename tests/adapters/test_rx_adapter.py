@@ -12,6 +12,7 @@ import pytest
 
 from adapters import AdaptContext, adapt
 from adapters.errors import PayloadInvalid
+from provenance.errors import DuplicateKey
 from tests.adapters.adapter_samples import ASSETS
 
 FHIR = ASSETS / "fhir"
@@ -100,7 +101,7 @@ def test_issue_expired_at_now() -> None:
     expect(
         "rx.issue",
         ISSUE,
-        "RX_RULE_VIOLATION",
+        "EXPIRY_NOT_IN_FUTURE",  # what Prescriptions.issue would answer (ExpiryNotInFuture)
         "dispenseRequest.validityPeriod.end",
         now=datetime(2027, 1, 1, tzinfo=UTC),
     )
@@ -151,12 +152,12 @@ def test_dispense_rejections(
 def test_dispense_against_its_issue() -> None:
     issued = dict(adapt("rx.issue", ISSUE).facts)
     assert adapt("rx.dispense", DISPENSE, AdaptContext(prior=issued)).subject == "rx:RX20261125000123"
-    expect("rx.dispense", DISPENSE, "RX_RULE_VIOLATION", "quantity.value", prior={**issued, "quantity": 1})
-    expect("rx.dispense", DISPENSE, "RX_RULE_VIOLATION", "rx_id", prior={**issued, "rx_id": "RX9"})
+    expect("rx.dispense", DISPENSE, "RX_DISPENSE_MISMATCH", "quantity.value", prior={**issued, "quantity": 1})
+    expect("rx.dispense", DISPENSE, "RX_DISPENSE_MISMATCH", "rx_id", prior={**issued, "rx_id": "RX9"})
     expect(
         "rx.dispense",
         DISPENSE,
-        "RX_RULE_VIOLATION",
+        "RX_DISPENSE_MISMATCH",
         "patient_ref_digest",
         prior={**issued, "patient_ref_digest": "0" * 64},
     )
@@ -190,13 +191,64 @@ def test_revoke_rejections(change: dict[str, Any], field: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"[]", b"\xff", b'{"a": 1, "a": 2}', b'{"x": NaN}', b"{" * 5000 + b"}" * 5000, b'{"n": 1e400}'],
+    [b"", b"[]", b"\xff", b'{"x": NaN}', b"{" * 5000 + b"}" * 5000, b'{"n": 1e400}'],
 )
 def test_not_json_object(raw: bytes) -> None:
     for kind in ("rx.issue", "rx.dispense", "rx.revoke"):
         expect(kind, raw, "PAYLOAD_INVALID")
 
 
+@pytest.mark.parametrize(
+    "raw", [b'{"a": 1, "a": 2}', b'{"dispenseRequest": {"quantity": {"value": 1, "value": 999}}}']
+)
+def test_duplicate_keys_refused_at_any_depth(raw: bytes) -> None:
+    for kind in ("rx.issue", "rx.dispense", "rx.revoke"):
+        with pytest.raises(DuplicateKey) as e:
+            adapt(kind, raw)
+        assert e.value.code == "JSON_DUPLICATE_KEY" and e.value.details["key"] in ("a", "value")
+
+
 def test_mapping_with_non_json_values() -> None:
     expect("rx.revoke", {**REVOKE, "revoked_at": datetime(2026, 1, 1, tzinfo=UTC)}, "PAYLOAD_INVALID", "$")
     expect("rx.revoke", {**REVOKE, "n": 2**60}, "PAYLOAD_INVALID", "$")
+
+
+MORPHINE = {"system": "http://www.whocc.no/atc", "code": "N02AA01", "display": "吗啡"}
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"),
+    [
+        ("other-drug", lambda d: d.update(medicationCodeableConcept={"coding": [MORPHINE]}), "medication[x]"),
+        (
+            "other-drug-same-text",  # the codes decide when both sides are coded
+            lambda d: d.update(medicationCodeableConcept={"coding": [MORPHINE], "text": "阿莫西林胶囊"}),
+            "medication[x]",
+        ),
+        ("other-text", lambda d: d.update(medicationCodeableConcept={"text": "吗啡片"}), "medication[x]"),
+        ("other-unit", lambda d: d["quantity"].update(unit="kg"), "quantity.unit"),
+        ("no-unit", lambda d: d["quantity"].pop("unit"), "quantity.unit"),
+        ("more", lambda d: d["quantity"].update(value=3), "quantity.value"),
+    ],
+)
+def test_dispense_must_match_its_prescription(
+    name: str, change: Callable[[dict[str, Any]], object], field: str
+) -> None:
+    issued = dict(adapt("rx.issue", ISSUE).facts)
+    expect("rx.dispense", mutate(DISPENSE, change), "RX_DISPENSE_MISMATCH", field, prior=issued)
+
+
+def test_dispense_matches_by_any_shared_code_or_the_text() -> None:
+    issued = dict(adapt("rx.issue", ISSUE).facts)
+    atc = {"system": "http://www.whocc.no/atc", "code": "J01CA04"}  # a generic substitute: same ATC code
+    for medication in ({"coding": [atc]}, {"text": "阿莫西林胶囊"}):
+        dispense = mutate(DISPENSE, lambda d, m=medication: d.update(medicationCodeableConcept=m))
+        assert adapt("rx.dispense", dispense, AdaptContext(prior=issued)).facts["quantity"] == 2
+    # Facts stored before medication_ids existed: the first coding they kept still decides.
+    legacy = {k: v for k, v in issued.items() if k != "medication_ids"}
+    assert adapt("rx.dispense", DISPENSE, AdaptContext(prior=legacy)).facts["rx_id"]
+    other = mutate(DISPENSE, lambda d: d.update(medicationCodeableConcept={"coding": [MORPHINE]}))
+    expect("rx.dispense", other, "RX_DISPENSE_MISMATCH", "medication[x]", prior=legacy)
+    metformin = dict(adapt("rx.issue", load("rx-issue-metformin-by-id.json")).facts)
+    by_text = load("rx-dispense-metformin-by-reference.json")
+    assert adapt("rx.dispense", by_text, AdaptContext(prior=metformin)).facts["unit"] == "片"

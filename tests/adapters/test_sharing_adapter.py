@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -67,7 +67,7 @@ def test_consent_rules() -> None:
         "expires_at",
     )
     expect(
-        "share.consent", CONSENT, "SHARE_RULE_VIOLATION", "expires_at", now=datetime(2027, 3, 1, tzinfo=UTC)
+        "share.consent", CONSENT, "EXPIRY_NOT_IN_FUTURE", "expires_at", now=datetime(2027, 3, 1, tzinfo=UTC)
     )
     wider = {**CONSENT, "fields": [*CONSENT["fields"], "phone"]}
     expect("share.consent", wider, "SHARE_RULE_VIOLATION", "fields", prior=request)
@@ -89,3 +89,11 @@ def test_access_rules() -> None:
     expect("share.access", late, code, "accessed_at", prior=prior)
     before = {**ACCESS, "accessed_at": "2026-11-25T11:29:59+08:00"}
     expect("share.access", before, code, "accessed_at", prior=prior)
+
+
+def test_access_dated_in_the_future() -> None:
+    at = datetime.fromisoformat(ACCESS["accessed_at"])
+    expect("share.access", ACCESS, "ACCESS_IN_FUTURE", "accessed_at", now=at - timedelta(minutes=6))
+    assert adapt("share.access", ACCESS, AdaptContext(now=at - timedelta(minutes=4))).kind == "share.access"
+    wide = AdaptContext(now=at - timedelta(minutes=6), max_clock_skew=timedelta(minutes=10))
+    assert adapt("share.access", ACCESS, wide).kind == "share.access"

@@ -22,6 +22,7 @@ import uvicorn
 from adapters import adapt
 from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
+from gateway.api.server import server_config
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
@@ -108,7 +109,10 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        # The production server configuration (HTTP limits included), on a port of its own.
+        config = server_config(
+            create_app(settings), settings, host="127.0.0.1", port=self.port, log_level="warning"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -392,12 +396,15 @@ def party_meeting(branch: str, meeting_id: str) -> dict[str, Any]:
     return obj
 
 
-def party_membership(branch: str, stage: str, previous: str | None, member: str = "A017") -> dict[str, Any]:
-    """A membership record: ``member`` of ``branch`` reaches ``stage`` from ``previous``."""
+def party_membership(
+    branch: str, stage: str, previous: str | None, member: str | None = None
+) -> dict[str, Any]:
+    """A membership record: ``member`` of ``branch`` reaches ``stage`` from ``previous``. Member ids are
+    network-wide (a member is at one branch at a time): by default one of this branch's own."""
     return {
         "type": "membership",
         "branch_id": branch,
-        "member_id": member,
+        "member_id": member or f"{branch}.A017",
         "stage": stage,
         "previous_stage": previous,
         "effective_at": "2026-11-20T16:00:00+08:00",
@@ -413,6 +420,12 @@ def tamper_signature(body: dict[str, Any]) -> dict[str, Any]:
     sig = bytearray(base64.b64decode(body["signature"]))
     sig[-1] ^= 0x01
     return {**body, "signature": base64.b64encode(bytes(sig)).decode()}
+
+
+# The monitoring points devnet.deploy registers in EnvMonitoring: station-1's (the golden packets') and
+# station-2's. A reading under another organisation's MN is refused (STATION_NOT_OPERATOR).
+STATION_1_MN = "44030020261125FQ0007"
+STATION_2_MN = "33010020261125WS0001"
 
 
 def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
@@ -431,6 +444,16 @@ def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
     return out
 
 
+def chain_lead(harness: Harness) -> float:
+    """Seconds the chain's clock (the next block's earliest timestamp) runs ahead of ours: the node stamps
+    each block at least a second after its parent, so a burst of transactions (the deployment's) moves it
+    ahead. Contracts check times against it, and so does the gateway."""
+    from web3 import Web3
+
+    head = Web3(Web3.HTTPProvider(harness.network.rpc_url)).eth.get_block("latest")["timestamp"]
+    return max(0.0, head + 1 - time.time())
+
+
 def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
     """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain."""
     from provenance.anchor import ChainAnchorChecker
@@ -442,6 +465,62 @@ def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
     trust = TrustStore.load(network.path.parent / "trust.json")  # the orgs' and the log's keys
     checker = ChainAnchorChecker.from_rpc(network.rpc_url, contract=network.contracts["ProvenanceLog"])
     Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+
+
+# --- the invariant of every acceptance (issue #23, finding 4) -----------------------------------------
+
+
+def accepted_since(harness: Harness, since: float) -> list[str]:
+    """Ids of the records the harness's gateway accepted at or after ``since`` (epoch seconds), in order."""
+    from sqlmodel import col, select
+
+    from gateway.models import Record
+
+    db = Database(harness.settings.database_url)
+    try:
+        with db.session() as s:
+            rows = s.exec(select(Record.id).where(col(Record.accepted_at) >= since).order_by(col(Record.seq)))
+            return list(rows)
+    finally:
+        db.dispose()
+
+
+def check_accepted(harness: Harness, record_ids: list[str], *, timeout: float = 60.0) -> None:
+    """What a 202 promises, for each record: it is logged and anchored, its evidence bundle (payload
+    included, as its signer reads it) verifies as an auditor verifies it (schema, pinned keys, proof, anchor
+    on chain; the /verify page applies the same schema), and every read of it answers 2xx: the record, its
+    bundle, its subject's history, and for a prescription the pharmacies' check. Call it at the end of every
+    test or fuzz run that submits records (``accepted_since`` gives the ids of a run)."""
+    from urllib.parse import quote
+
+    from provenance.records import load_json
+
+    auditor = harness.client("auditor")
+    subjects: set[str] = set()
+    for rid in record_ids:
+        record = harness.wait_status(rid, "anchored", timeout=timeout)
+        signer = harness.client(record["org"])
+        for reader in (auditor, signer):
+            r = reader.get(f"/api/v1/records/{rid}")
+            assert r.status_code == 200, (rid, r.status_code, r.text)
+        r = signer.get(f"/api/v1/records/{rid}/bundle", params={"payload": "true"})
+        assert r.status_code == 200, (rid, r.status_code, r.text)
+        bundle = load_json(r.content, what="bundle")  # strict: no key twice, no NaN
+        assert "payload" in bundle, rid
+        verify_bundle(bundle, harness.network)
+        r = auditor.get(f"/api/v1/records/{rid}/bundle")
+        assert r.status_code == 200, (rid, r.status_code, r.text)
+        subjects.add(record["subject"])
+    for subject in subjects:
+        path = f"/api/v1/subjects/{quote(subject, safe=':')}/records"
+        after: int | None = 0
+        while after is not None:
+            r = auditor.get(path, params={"limit": 500, "after": after})
+            assert r.status_code == 200, (subject, r.status_code, r.text)
+            after = r.json()["next_cursor"]
+        if subject.startswith("rx:"):
+            r = auditor.get(f"/api/v1/rx/{quote(subject.removeprefix('rx:'), safe='')}/check")
+            assert r.status_code == 200, (subject, r.status_code, r.text)
 
 
 def error_code(response: httpx.Response) -> str:

@@ -116,7 +116,9 @@ def test_bulk_items_are_checked_against_earlier_items_of_the_batch(harness: Harn
         ),  # again: the member has it now
         branch.body("party.record", party_meeting(branch_id, "MTG-B1")),
         branch.body("party.record", party_membership(branch_id, "入党积极分子", "入党申请人")),
-        branch.body("party.record", party_membership(branch_id, "入党申请人", None, member="B002")),
+        branch.body(
+            "party.record", party_membership(branch_id, "入党申请人", None, member=f"{branch_id}.B002")
+        ),
         branch.body("party.record", party_membership(branch_id, "预备党员", "发展对象")),  # skips 发展对象
         branch.body("party.record", party_membership(branch_id, "发展对象", "入党积极分子")),
     ]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from gateway_kit import Harness, error_code, hj212_packets, party_membership
+from gateway_kit import STATION_2_MN, Harness, error_code, hj212_packets, party_membership
 
 from gateway.services.group import GroupRunner
 from provenance import TrustStore, verify_receipt
@@ -23,7 +23,8 @@ def test_a_burst_of_single_submissions_gets_each_its_own_answer(harness: Harness
     one, two = harness.client("station-1"), harness.client("station-2")
     packets = hj212_packets(20)
     distinct = [one.body("env.reading", p) for p in packets[:8]] + [
-        two.body("env.reading", p) for p in packets[8:14]
+        two.body("env.reading", p)
+        for p in hj212_packets(6, mn=STATION_2_MN)  # each station its own MN
     ]
     twins = distinct[:3]  # submitted twice each: one 202 and one 200, same id
     replays = [

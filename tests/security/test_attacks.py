@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 from eth_account import Account
 from gateway_kit import (
     Harness,
+    chain_lead,
     error_code,
     hj212_packets,
     rx_issue,
@@ -301,12 +301,18 @@ def test_access_after_consent_expired(harness: Harness) -> None:
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
     assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
-    r = owner.submit("share.consent", share_consent(request_id, valid_for=timedelta(seconds=2)))
+    # Expiring a few seconds after the chain's clock, which DataSharing checks (it runs ahead of ours).
+    lead = chain_lead(harness)
+    r = owner.submit("share.consent", share_consent(request_id, valid_for=timedelta(seconds=lead + 4)))
     assert r.status_code == 202, r.text
     digest = harness.record(r.json()["id"])["payload_digest"]
-    time.sleep(2.2)
-    r = user.submit("share.access", share_access(request_id, digest, "data-user"))
-    assert r.status_code == 409 and error_code(r) == "CONSENT_EXPIRED"
+
+    def refused() -> httpx.Response | None:
+        r = user.submit("share.access", share_access(request_id, digest, "data-user"))
+        return r if r.status_code != 202 else None
+
+    r = harness.wait(refused, timeout=lead + 30, what="the consent expired")
+    assert r.status_code == 409 and error_code(r) == "CONSENT_EXPIRED", r.text
 
 
 def test_access_under_another_users_consent(harness: Harness) -> None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from gateway.api.deps import GatewayDep
+from gateway.services.ledger import chain_time
 from gateway.services.runtime import Gateway
 
 router = APIRouter(tags=["orgs"])
 
 
 def _ts(unix: int) -> str | None:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if unix else None
+    return chain_time(unix) if unix else None
 
 
 def _orgs(gw: Gateway) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from adapters import Access
 from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, SessionDep
+from gateway.api.guard import StrictJsonRoute
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
@@ -18,7 +19,7 @@ from gateway.services.runtime import Gateway
 from provenance.bundle import bundle_schema, envelope_schema
 from provenance.errors import ProvenanceError
 
-router = APIRouter(tags=["records"])
+router = APIRouter(tags=["records"], route_class=StrictJsonRoute)  # JSON_DUPLICATE_KEY
 
 
 class RecordSubmit(BaseModel):

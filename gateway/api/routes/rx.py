@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,6 +14,7 @@ from adapters import Access, read_policy
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
 from gateway.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden, RxUnknown
 from gateway.models import RxState
+from gateway.services.ledger import chain_time
 from gateway.services.reads import find_record
 from gateway.services.visibility import Reader
 from provenance.contracts import Role
@@ -84,14 +85,14 @@ async def check_rx(rx_id: str, reader: CurrentReader, gw: GatewayDep, session: S
     else:
         assert chain is not None
         status, issuer = chain["status"], chain["issuer"]
-        expires = datetime.fromtimestamp(chain["expires_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = chain_time(chain["expires_at"])
         dispensed_by = chain["dispenser"]
     if chain is not None and chain["status"] != "issued":
         status = chain["status"]  # the chain's order is final
         dispensed_by = chain["dispenser"] or dispensed_by
-    expired = expires is not None and datetime.now(UTC) >= datetime.fromisoformat(
-        expires.replace("Z", "+00:00")
-    )
+    # The chain's clock as the write path uses it (it may run ahead): "valid" means a dispense is accepted.
+    clock = await run_in_threadpool(gw.ledger.contract_clock)
+    expired = expires is not None and clock >= datetime.fromisoformat(expires.replace("Z", "+00:00"))
     issuer_org = await run_in_threadpool(gw.orgs.get, issuer)
     registered = issuer_org is not None and issuer_org.active and issuer_org.role == Role.HOSPITAL
     return RxCheck(
