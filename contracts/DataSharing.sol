@@ -44,6 +44,7 @@ contract DataSharing is OrgGated {
     error ConsentNotLive(bytes32 requestId, Status status);
     error ConsentExpired(bytes32 requestId, uint64 expiresAt);
     error ExpiryNotInFuture(uint64 expiresAt, uint256 blockTimestamp);
+    error ExpiryTooFar(uint64 expiresAt, uint256 latestAllowed);
     error DuplicateAccess(bytes32 accessDigest);
 
     event DatasetRegistered(bytes32 indexed datasetId, bytes32 indexed ownerOrg, bytes32 metadataDigest);
@@ -62,6 +63,9 @@ contract DataSharing is OrgGated {
         uint64 accessIndex,
         address account
     );
+
+    /// The longest a consent may last; a longer use is a new request and a new consent.
+    uint64 public constant MAX_CONSENT = 5 * 365 days;
 
     mapping(bytes32 => Dataset) private _datasets;
     mapping(bytes32 => Request) private _requests;
@@ -93,6 +97,7 @@ contract DataSharing is OrgGated {
         (Request storage r, bytes32 org) = _asOwner(requestId);
         if (r.status != Status.Pending) revert NotPending(requestId, r.status);
         if (expiresAt <= block.timestamp) revert ExpiryNotInFuture(expiresAt, block.timestamp);
+        if (expiresAt > block.timestamp + MAX_CONSENT) revert ExpiryTooFar(expiresAt, block.timestamp + MAX_CONSENT);
         r.status = Status.Consented;
         r.scopeDigest = scopeDigest;
         r.consentedAt = uint64(block.timestamp);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {IAnchorGovernance} from "./IAnchorGovernance.sol";
 import {IOrgRegistry, Role} from "./IOrgRegistry.sol";
 
 /// Organisations, their roles, SM2 public keys (with validity windows) and transaction accounts.
@@ -25,7 +26,9 @@ contract OrgRegistry is IOrgRegistry {
         RemoveAccount, // (address account)
         SetMember, //     (address member, uint32 weight)   adds or re-weights
         RemoveMember, //  (address member)
-        SetRates //       (uint8 participatesRate, uint8 winRate)
+        SetRates, //      (uint8 participatesRate, uint8 winRate)
+        VoidAnchors, //   (address provenanceLog, uint64 keepSize)   removes the anchors above keepSize
+        SetMaxAnchorGrowth // (address provenanceLog, uint64 maxGrowth)
     }
 
     enum ProposalStatus {
@@ -36,6 +39,11 @@ contract OrgRegistry is IOrgRegistry {
         Cancelled,
         Expired
     }
+
+    /// Bounds on caller-supplied times: a far-future value is refused rather than stored for every reader
+    /// to choke on. Keys are rotated within years; a proposal's window is counted in blocks.
+    uint64 public constant MAX_KEY_HORIZON = 30 * 365 days;
+    uint64 public constant MAX_TTL_BLOCKS = 10_000_000;
 
     struct Org {
         Role role;
@@ -72,7 +80,7 @@ contract OrgRegistry is IOrgRegistry {
     error CommitteeEmpty();
     error InvalidRates(uint8 participatesRate, uint8 winRate);
     error InvalidProposalKind();
-    error InvalidTtl();
+    error InvalidTtl(uint64 ttlBlocks);
     error ProposalNotFound(uint256 id);
     error ProposalNotOpen(uint256 id, ProposalStatus status);
     error ProposalExpired(uint256 id, uint64 expiresAtBlock);
@@ -85,6 +93,7 @@ contract OrgRegistry is IOrgRegistry {
     error InvalidRole(Role role);
     error InvalidPublicKey(uint256 length);
     error InvalidKeyWindow(uint64 validFrom, uint64 validUntil);
+    error TimeTooFar(uint64 timestamp, uint256 latestAllowed);
     error KeyNotFound(bytes32 orgId, uint256 keyIndex);
     error KeyAlreadyRevoked(bytes32 orgId, uint256 keyIndex);
     error ZeroAddress();
@@ -149,7 +158,7 @@ contract OrgRegistry is IOrgRegistry {
     function propose(ProposalKind kind, bytes calldata data, uint64 ttlBlocks) external returns (uint256 id) {
         uint32 weight = _memberWeight();
         if (kind == ProposalKind.None) revert InvalidProposalKind();
-        if (ttlBlocks == 0) revert InvalidTtl();
+        if (ttlBlocks == 0 || ttlBlocks > MAX_TTL_BLOCKS) revert InvalidTtl(ttlBlocks);
         uint64 expiresAtBlock = uint64(block.number) + ttlBlocks;
         _proposals.push(
             Proposal(kind, ProposalStatus.Open, msg.sender, uint64(block.number), expiresAtBlock, 0, 0, data)
@@ -330,9 +339,16 @@ contract OrgRegistry is IOrgRegistry {
             _setMember(member, weight);
         } else if (kind == ProposalKind.RemoveMember) {
             _removeMember(abi.decode(data, (address)));
-        } else {
+        } else if (kind == ProposalKind.SetRates) {
             (uint8 p, uint8 w) = abi.decode(data, (uint8, uint8));
             _setRates(p, w);
+        } else if (kind == ProposalKind.VoidAnchors) {
+            (address log, uint64 keepSize) = abi.decode(data, (address, uint64));
+            // The log's own checks (NotAnchored, NothingToVoid) revert the deciding vote, as above.
+            IAnchorGovernance(log).voidAnchorsAfter(keepSize);
+        } else {
+            (address log, uint64 maxGrowth) = abi.decode(data, (address, uint64));
+            IAnchorGovernance(log).setMaxGrowth(maxGrowth);
         }
     }
 
@@ -354,6 +370,8 @@ contract OrgRegistry is IOrgRegistry {
         _org(orgId);
         if (publicKey.length != 64) revert InvalidPublicKey(publicKey.length);
         if (validUntil != 0 && validUntil <= validFrom) revert InvalidKeyWindow(validFrom, validUntil);
+        _notTooFar(validFrom);
+        _notTooFar(validUntil);
         _keys[orgId].push(Key(publicKey, validFrom, validUntil, 0));
         emit KeyAdded(orgId, _keys[orgId].length - 1, publicKey, validFrom, validUntil);
     }
@@ -364,8 +382,14 @@ contract OrgRegistry is IOrgRegistry {
         if (k.revokedAt != 0) revert KeyAlreadyRevoked(orgId, keyIndex);
         // Backdating is allowed: a compromise is often discovered after the fact.
         if (revokedAt == 0) revokedAt = uint64(block.timestamp);
+        _notTooFar(revokedAt);
         k.revokedAt = revokedAt;
         emit KeyRevoked(orgId, keyIndex, revokedAt);
+    }
+
+    function _notTooFar(uint64 timestamp) private view {
+        uint256 latestAllowed = block.timestamp + MAX_KEY_HORIZON;
+        if (timestamp > latestAllowed) revert TimeTooFar(timestamp, latestAllowed);
     }
 
     function _addAccount(bytes32 orgId, address account) private {
