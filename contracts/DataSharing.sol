@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: consents expire by block time; a validator's seconds of leeway are immaterial to their day-scale windows
 /// Data-sharing workflow: a data owner registers datasets; a data user requests one; the owner consents
 /// (scope + expiry) or not; the user's accesses are recorded only under a live consent, each access digest
 /// once (a retried call after a lost receipt is refused rather than recorded twice). A revoked consent is
@@ -159,3 +160,4 @@ contract DataSharing is OrgGated {
         if (_datasets[r.datasetId].ownerOrg != org) revert NotDatasetOwner(r.datasetId, org);
     }
 }
+// slither-disable-end timestamp

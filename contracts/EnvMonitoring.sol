@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: batch periods are bounded by block time (an hour of clock lead); seconds of validator leeway are immaterial
 /// Monitoring stations (registered by the environmental bureau, each operated by a monitoring_station
 /// org) and per-station batch anchors: the Merkle root of the readings of one period. The readings
 /// themselves go through the provenance log; periods of a station never overlap and only move forward.
@@ -115,3 +116,4 @@ contract EnvMonitoring is OrgGated {
         if (s.operatorOrg == bytes32(0)) revert StationNotFound(stationId);
     }
 }
+// slither-disable-end timestamp

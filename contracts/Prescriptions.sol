@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: expiry is by block time by design; a validator's seconds of leeway are immaterial to day-scale validity
 /// E-prescription state machine: Issued -> Dispensed (once) | Revoked. The chain's order decides races,
 /// so two pharmacies can never both dispense. Digests are SM3 digests of the signed off-chain records.
 contract Prescriptions is OrgGated {
@@ -97,3 +98,4 @@ contract Prescriptions is OrgGated {
         if (rx.status == Status.Revoked) revert RxIsRevoked(rxId);
     }
 }
+// slither-disable-end timestamp

@@ -19,15 +19,10 @@ library Rfc9162 {
         if (size1 == 0 || size1 >= size2 || proof.length == 0) return false;
         uint256 fn = size1 - 1;
         uint256 sn = size2 - 1;
-        uint256 i;
-        bytes32 fr;
         // When size1 is a power of two the old root is itself a node of the new tree: it seeds the path.
-        if (size1 & fn == 0) {
-            fr = root1;
-        } else {
-            fr = proof[0];
-            i = 1;
-        }
+        bool seeded = size1 & fn == 0;
+        bytes32 fr = seeded ? root1 : proof[0];
+        uint256 i = seeded ? 0 : 1;
         bytes32 sr = fr;
         while (fn & 1 == 1) {
             fn >>= 1;

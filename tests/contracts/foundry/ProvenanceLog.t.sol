@@ -229,6 +229,7 @@ contract Rfc9162Test is Test {
     }
 
     /// forge-config: default.fuzz.runs = 64
+    /// forge-config: deep.fuzz.runs = 500
     function testFuzz_honest_proofs_verify_and_forks_do_not(uint256 mSeed, uint256 nSeed, uint256 forkSeed) public {
         uint256 n = 2 + nSeed % 39;
         uint256 m = 1 + mSeed % (n - 1);
