@@ -74,6 +74,10 @@ def test_foundry_invariants_and_fuzz_tests_pass() -> None:
             assert test is not None, f"{suite}.{name} did not run"
             kind = test["kind"]
             if "Invariant" in kind:  # it really called the handlers, many times
-                assert kind["Invariant"]["runs"] >= 20 and kind["Invariant"]["calls"] >= 900, (suite, name, kind)
+                assert kind["Invariant"]["runs"] >= 20 and kind["Invariant"]["calls"] >= 900, (
+                    suite,
+                    name,
+                    kind,
+                )
             elif "Fuzz" in kind:
                 assert kind["Fuzz"]["runs"] >= 64, (suite, name, kind)

@@ -33,7 +33,9 @@ def forked(honest: MerkleLog, keep: int, n: int, label: str = "forged") -> Merkl
     return log
 
 
-def anchor(chain: Chain, log: Contract, t: MerkleLog, size: int, op: object, *, since: int | None = None) -> object:
+def anchor(
+    chain: Chain, log: Contract, t: MerkleLog, size: int, op: object, *, since: int | None = None
+) -> object:
     """Anchor t's root at ``size`` with the proof from ``since`` (default: the contract's latest size)."""
     latest = log.functions.latest().call()[0] if since is None else since
     proof = t.consistency_proof(latest, size) if latest else []
@@ -84,7 +86,10 @@ def test_every_anchor_must_extend_the_latest(chain: Chain, deployment: Deploymen
     assert info.value.details["args"] == [7, honest.root(7), 15, fork.root(15)]
     bad_proofs = {
         "honest proof, another root": (honest.consistency_proof(7, 15), fork.root(15)),
-        "a hash flipped": ([bytes([p[0] ^ 1]) + p[1:] for p in honest.consistency_proof(7, 15)], honest.root(15)),
+        "a hash flipped": (
+            [bytes([p[0] ^ 1]) + p[1:] for p in honest.consistency_proof(7, 15)],
+            honest.root(15),
+        ),
         "one hash short": (honest.consistency_proof(7, 15)[:-1], honest.root(15)),
         "one hash too many": ([*honest.consistency_proof(7, 15), honest.root(15)], honest.root(15)),
         "the proof of another size": (honest.consistency_proof(7, 16), honest.root(15)),
@@ -205,7 +210,9 @@ def test_the_committee_voids_an_anchor_the_log_cannot_extend(
     assert log.functions.latest().call()[0] == 20  # one vote of weight 1: not yet
     receipt = chain.tx(reg.functions.vote(pid, True), b)
     voided = log.events.AnchorVoided().process_receipt(receipt, errors=DISCARD)
-    assert [(e.args.treeSize, e.args.root, e.args.operator) for e in voided] == [(20, bogus.root(20), op.address)]
+    assert [(e.args.treeSize, e.args.root, e.args.operator) for e in voided] == [
+        (20, bogus.root(20), op.address)
+    ]
     (summary,) = log.events.AnchorsVoided().process_receipt(receipt, errors=DISCARD)
     assert dict(summary.args) == {"keptSize": 10, "voidedLatestSize": 20, "count": 1}
     assert log.functions.rootAt(20).call() == b"\0" * 32
