@@ -39,7 +39,7 @@ def _sources() -> dict[str, dict[str, str]]:
 
 
 def compile_contracts() -> dict[str, dict[str, Any]]:
-    """Compile every ``contracts/*.sol``; return the artifacts of deployable contracts (not libraries), by name."""
+    """Compile every ``contracts/*.sol``; return the artifacts of deployable contracts, by name."""
     version = str(get_solc_version(SOLC_BINARY, with_commit_hash=True))
     if not version.startswith(SOLC_VERSION + "+"):
         raise RuntimeError(f"{SOLC_BINARY} is solc {version}, expected {SOLC_VERSION} (run make setup)")

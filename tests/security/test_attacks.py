@@ -383,7 +383,9 @@ def test_smaller_or_conflicting_checkpoint_anchor_refused(harness: Harness) -> N
             transact(w3, fn, operator)
         assert caught.value.error == expected
     with pytest.raises(ContractReverted) as caught:
-        transact(w3, log.functions.anchor(size + 10**6, other_root, []), harness.network.account("hospital-1"))
+        transact(
+            w3, log.functions.anchor(size + 10**6, other_root, []), harness.network.account("hospital-1")
+        )
     assert caught.value.error == "Unauthorized"
     assert bytes(log.functions.rootAt(size).call()) == root
     bundle = harness.client("auditor").get(f"/api/v1/records/{ids[-1]}/bundle").json()
