@@ -45,6 +45,7 @@ bench: setup
 	$(PYTHON) bench/chain.py
 	$(PYTHON) bench/gateway.py
 	$(PYTHON) bench/verify.py
+	$(PYTHON) bench/anchor_gas.py
 
 clean:
 	rm -rf $(VENV) node_modules .stamp-py .stamp-npm tests/contracts/foundry/.forge
