@@ -21,13 +21,13 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, committee_pass_many, deploy_network
+from devnet.deploy import Manifest, deploy_network, set_max_anchor_growth, void_anchors
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.anchor import ChainAnchorChecker
 from provenance.bundle import EvidenceBundle
-from provenance.contracts import ProposalKind, at, deploy, transact
+from provenance.contracts import at, deploy, transact
 from provenance.merkle import node_hash
 from provenance.trust import TrustStore
 from provenance.verify import Verifier
@@ -131,10 +131,9 @@ def gw(net: Net, tmp_path: Path) -> Iterator[Gateway]:
         g.stop()
 
 
-def committee_passes(net: Net, kind: ProposalKind, *args: Any) -> None:
-    committee = [a for a in net.engine.accounts if a.address in net.manifest.committee]
-    registry = at(net.w3, "OrgRegistry", net.manifest.contracts["OrgRegistry"])
-    committee_pass_many(net.w3, registry, committee, [(kind, args)])
+def committee(net: Net) -> tuple[Any, list[Any]]:
+    members = [a for a in net.engine.accounts if a.address in net.manifest.committee]
+    return at(net.w3, "OrgRegistry", net.manifest.contracts["OrgRegistry"]), members
 
 
 def test_a_foreign_anchor_is_reported_and_the_committee_recovers(
@@ -164,7 +163,7 @@ def test_a_foreign_anchor_is_reported_and_the_committee_recovers(
     assert net.log.functions.latest().call()[0] == 8
 
     # The committee votes the bad anchor away; the gateway resumes on its own and anchors its tree of 9.
-    committee_passes(net, ProposalKind.VOID_ANCHORS, net.log.address, 4)
+    void_anchors(net.w3, *committee(net), net.log.address, 4)
     health = gw.wait("anchoring to resume", lambda h: h["anchored_size"] == 9)
     assert health["anchor_stuck"] is None and gw.metric("prov_gw_anchor_stuck") == 0
     assert net.log.functions.anchorCount().call() == 2
@@ -183,13 +182,13 @@ def test_a_checkpoint_beyond_the_growth_bound_is_reported(net: Net, gw: Gateway)
     # A fresh gateway starts a fresh tree; this log is the one the test above recovered, so start from the
     # operator's side: void everything first (the committee may), then bound growth to 1 an anchor.
     if net.log.functions.anchorCount().call():
-        committee_passes(net, ProposalKind.VOID_ANCHORS, net.log.address, 0)
-    committee_passes(net, ProposalKind.SET_MAX_ANCHOR_GROWTH, net.log.address, 1)
+        void_anchors(net.w3, *committee(net), net.log.address, 0)
+    set_max_anchor_growth(net.w3, *committee(net), net.log.address, 1)
     gw.submit(1)
     gw.wait("the first anchor", lambda h: h["anchored_size"] == 1)
     gw.submit(2)  # one step, one checkpoint at 3: two beyond the anchored 1
     stuck = gw.wait("ANCHOR_STUCK", lambda h: h["anchor_stuck"] is not None)["anchor_stuck"]
     assert (stuck["reason"], stuck["chain_size"], stuck["log_size"]) == ("growth", 1, 3)
-    committee_passes(net, ProposalKind.SET_MAX_ANCHOR_GROWTH, net.log.address, 1_000_000)
+    set_max_anchor_growth(net.w3, *committee(net), net.log.address, 1_000_000)
     health = gw.wait("anchoring to resume", lambda h: h["anchored_size"] == 3)
     assert health["anchor_stuck"] is None
