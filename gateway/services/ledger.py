@@ -264,7 +264,7 @@ class Ledger:
             events = self.log.events.Anchored.get_logs(argument_filters={"treeSize": size}, from_block=0)
         except CHAIN_ERRORS as exc:
             raise LedgerError(f"chain unavailable: {exc}") from exc
-        for ev in events:
+        for ev in reversed(events):  # the newest: after a committee void the same (size, root) may recur
             if bytes(ev["args"]["root"]) == root:
                 return AnchorReceipt(
                     tx_hash=ev["transactionHash"].to_0x_hex(),

@@ -61,13 +61,16 @@ _SET_LEAF = update(Record).where(col(Record.seq) == bindparam("s")).values(leaf_
 
 # The logged code and /healthz field of an anchor the chain will not take until the committee acts.
 ANCHOR_STUCK = "ANCHOR_STUCK"
+# ProvenanceLog's refusals that mean the chain moved since the anchorer read it: re-plan, not stuck.
+_ANCHOR_RACES = frozenset({"InconsistentAnchor", "GrowthTooLarge", "SizeNotIncreasing", "RootConflict"})
 
 
 @dataclass(frozen=True, slots=True)
 class AnchorStuck:
     """Why anchoring cannot go on by itself: ProvenanceLog's latest anchor is not this log's (``fork``: a root
-    this log never had; ``beyond_log``: a size it does not have), or no checkpoint lies within the growth an
-    anchor may add (``growth``). The committee recovers it (VoidAnchors, SetMaxAnchorGrowth)."""
+    this log never had; ``beyond_log``: a size it does not have), no checkpoint lies within the growth an
+    anchor may add (``growth``), or the contract refuses the operator (``refused``, e.g. its organisation
+    suspended). The committee recovers it (VoidAnchors, SetMaxAnchorGrowth, SetOrgStatus)."""
 
     reason: str
     message: str
@@ -261,6 +264,7 @@ class Anchorer(Worker):
             row = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
         if row is None or row.anchor_tx is not None:
             return False
+        state: AnchorState | None = None
         try:
             # Already anchored (a crash lost the receipt): cite the original transaction, not a no-op retry.
             receipt = self._ledger.find_anchor(row.size, row.root)
@@ -269,11 +273,14 @@ class Anchorer(Worker):
                 if plan is None:
                     self._stop_event.wait(self._retry * 4)
                     return False
-                row, proof = plan
+                row, proof, state = plan
                 receipt = self._ledger.anchor(row.size, row.root, proof)
         except ContractReverted as exc:
-            # The chain moved between our read and the send (another anchor landed): the next step re-plans.
-            log.warning("anchor of size %d refused by ProvenanceLog: %s", row.size, exc.details)
+            if exc.error in _ANCHOR_RACES or state is None:
+                # The chain moved between our read and the send (another anchor landed): re-planned next step.
+                log.warning("anchor of size %d refused by ProvenanceLog: %s", row.size, exc.details)
+            else:  # e.g. Unauthorized: the operator's organisation suspended; no retry can succeed by itself
+                self._stuck("refused", f"it refuses size {row.size}: {exc.error}", state, row.size)
             self._stop_event.wait(self._retry)
             return False
         except LedgerError as exc:
@@ -296,7 +303,7 @@ class Anchorer(Worker):
             self._stats.last_anchor_at = time.time()
         return True
 
-    def _plan(self, newest: int) -> tuple[CheckpointRow, list[bytes]] | None:
+    def _plan(self, newest: int) -> tuple[CheckpointRow, list[bytes], AnchorState] | None:
         """The checkpoint to anchor next and its proof from the chain's latest anchor (None: nothing now)."""
         state = self._ledger.anchor_state()
         with self._stats.lock:
@@ -333,7 +340,7 @@ class Anchorer(Worker):
                 return None
             proof = tree.consistency_proof(state.size, target.size) if state.size else []
         self._unstuck()
-        return target, proof
+        return target, proof, state
 
     def _stuck(self, reason: str, detail: str, state: AnchorState, log_size: int) -> None:
         message = f"ProvenanceLog's latest anchor cannot be extended: {detail}"

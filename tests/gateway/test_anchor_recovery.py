@@ -21,13 +21,13 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, deploy_network, set_max_anchor_growth, void_anchors
+from devnet.deploy import Manifest, committee_pass, deploy_network, set_max_anchor_growth, void_anchors
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.anchor import ChainAnchorChecker
 from provenance.bundle import EvidenceBundle
-from provenance.contracts import at, deploy, transact
+from provenance.contracts import ProposalKind, at, deploy, org_id, transact
 from provenance.merkle import node_hash
 from provenance.trust import TrustStore
 from provenance.verify import Verifier
@@ -190,5 +190,23 @@ def test_a_checkpoint_beyond_the_growth_bound_is_reported(net: Net, gw: Gateway)
     stuck = gw.wait("ANCHOR_STUCK", lambda h: h["anchor_stuck"] is not None)["anchor_stuck"]
     assert (stuck["reason"], stuck["chain_size"], stuck["log_size"]) == ("growth", 1, 3)
     set_max_anchor_growth(net.w3, *committee(net), net.log.address, 1_000_000)
+    health = gw.wait("anchoring to resume", lambda h: h["anchored_size"] == 3)
+    assert health["anchor_stuck"] is None
+
+
+def test_a_suspended_operator_is_reported_and_resumes_when_reactivated(net: Net, gw: Gateway) -> None:
+    registry, members = committee(net)
+    if net.log.functions.anchorCount().call():
+        void_anchors(net.w3, registry, members, net.log.address, 0)  # this gateway's tree starts afresh
+    operator = org_id(net.manifest.log["operator_org"])
+    gw.submit(1)
+    gw.wait("the first anchor", lambda h: h["anchored_size"] == 1)
+    committee_pass(net.w3, registry, members, ProposalKind.SET_ORG_STATUS, operator, False)
+    try:
+        gw.submit(2)
+        stuck = gw.wait("ANCHOR_STUCK", lambda h: h["anchor_stuck"] is not None)["anchor_stuck"]
+        assert stuck["reason"] == "refused" and "Unauthorized" in stuck["message"], stuck
+    finally:
+        committee_pass(net.w3, registry, members, ProposalKind.SET_ORG_STATUS, operator, True)
     health = gw.wait("anchoring to resume", lambda h: h["anchored_size"] == 3)
     assert health["anchor_stuck"] is None
