@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 
-.PHONY: run test lint bench setup npm clean
+.PHONY: run test lint fuzz bench setup npm clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -32,16 +32,26 @@ run: setup
 test: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-lint: .stamp-py
+# Slither through the pinned solc (devnet/bin/solc serves the imports); settings in slither.config.json.
+lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy provenance chain_node devnet adapters gateway
+	$(BIN)/slither contracts/ --config-file slither.config.json
+
+# The deep Foundry profile (tests/contracts/foundry/foundry.toml [profile.deep]) with a fresh seed each run; `make test` runs
+# the CI-sized default profile through tests/contracts/test_contract_foundry.py.
+fuzz: setup
+	seed=0x$$(od -An -N8 -tx8 /dev/urandom | tr -d ' '); echo "fuzz seed $$seed"; \
+	FOUNDRY_PROFILE=deep node_modules/.bin/forge test --root tests/contracts/foundry \
+		--use $(CURDIR)/devnet/bin/solc --offline --fuzz-seed $$seed
 
 bench: setup
 	$(PYTHON) bench/crypto.py
 	$(PYTHON) bench/chain.py
 	$(PYTHON) bench/gateway.py
 	$(PYTHON) bench/verify.py
+	$(PYTHON) bench/anchor_gas.py
 
 clean:
-	rm -rf $(VENV) node_modules .stamp-py .stamp-npm
+	rm -rf $(VENV) node_modules .stamp-py .stamp-npm tests/contracts/foundry/.forge

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: consents expire by block time; a validator's seconds of leeway are immaterial to their day-scale windows
 /// Data-sharing workflow: a data owner registers datasets; a data user requests one; the owner consents
 /// (scope + expiry) or not; the user's accesses are recorded only under a live consent, each access digest
 /// once (a retried call after a lost receipt is refused rather than recorded twice). A revoked consent is
@@ -44,6 +45,7 @@ contract DataSharing is OrgGated {
     error ConsentNotLive(bytes32 requestId, Status status);
     error ConsentExpired(bytes32 requestId, uint64 expiresAt);
     error ExpiryNotInFuture(uint64 expiresAt, uint256 blockTimestamp);
+    error ExpiryTooFar(uint64 expiresAt, uint256 latestAllowed);
     error DuplicateAccess(bytes32 accessDigest);
 
     event DatasetRegistered(bytes32 indexed datasetId, bytes32 indexed ownerOrg, bytes32 metadataDigest);
@@ -62,6 +64,9 @@ contract DataSharing is OrgGated {
         uint64 accessIndex,
         address account
     );
+
+    /// The longest a consent may last; a longer use is a new request and a new consent.
+    uint64 public constant MAX_CONSENT = 5 * 365 days;
 
     mapping(bytes32 => Dataset) private _datasets;
     mapping(bytes32 => Request) private _requests;
@@ -93,6 +98,7 @@ contract DataSharing is OrgGated {
         (Request storage r, bytes32 org) = _asOwner(requestId);
         if (r.status != Status.Pending) revert NotPending(requestId, r.status);
         if (expiresAt <= block.timestamp) revert ExpiryNotInFuture(expiresAt, block.timestamp);
+        if (expiresAt > block.timestamp + MAX_CONSENT) revert ExpiryTooFar(expiresAt, block.timestamp + MAX_CONSENT);
         r.status = Status.Consented;
         r.scopeDigest = scopeDigest;
         r.consentedAt = uint64(block.timestamp);
@@ -154,3 +160,4 @@ contract DataSharing is OrgGated {
         if (_datasets[r.datasetId].ownerOrg != org) revert NotDatasetOwner(r.datasetId, org);
     }
 }
+// slither-disable-end timestamp

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: batch periods are bounded by block time (an hour of clock lead); seconds of validator leeway are immaterial
 /// Monitoring stations (registered by the environmental bureau, each operated by a monitoring_station
 /// org) and per-station batch anchors: the Merkle root of the readings of one period. The readings
 /// themselves go through the provenance log; periods of a station never overlap and only move forward.
@@ -33,6 +34,7 @@ contract EnvMonitoring is OrgGated {
     error InvalidPeriod(uint64 periodStart, uint64 periodEnd);
     error PeriodOverlap(uint64 periodStart, uint64 lastPeriodEnd);
     error EmptyBatch();
+    error PeriodInFuture(uint64 periodEnd, uint256 latestAllowed);
     error IndexOutOfRange(uint256 index, uint256 count);
 
     event StationRegistered(bytes32 indexed stationId, bytes32 indexed operatorOrg, bytes32 metadataDigest);
@@ -45,6 +47,10 @@ contract EnvMonitoring is OrgGated {
         bytes32 merkleRoot,
         uint32 count
     );
+
+    /// A batch covers readings already taken: its end may lead the chain's clock by this much (station
+    /// clocks drift), no more, or one far-future period would block the station's later batches.
+    uint64 public constant MAX_CLOCK_LEAD = 1 hours;
 
     mapping(bytes32 => Station) private _stations;
     mapping(bytes32 => Batch[]) private _batches;
@@ -77,6 +83,9 @@ contract EnvMonitoring is OrgGated {
         if (!s.active) revert StationInactive(stationId);
         if (periodStart >= periodEnd) revert InvalidPeriod(periodStart, periodEnd);
         if (periodStart < s.lastPeriodEnd) revert PeriodOverlap(periodStart, s.lastPeriodEnd);
+        if (periodEnd > block.timestamp + MAX_CLOCK_LEAD) {
+            revert PeriodInFuture(periodEnd, block.timestamp + MAX_CLOCK_LEAD);
+        }
         if (count == 0) revert EmptyBatch();
         _batches[stationId].push(Batch(periodStart, periodEnd, merkleRoot, count, msg.sender, uint64(block.timestamp)));
         s.lastPeriodEnd = periodEnd;
@@ -107,3 +116,4 @@ contract EnvMonitoring is OrgGated {
         if (s.operatorOrg == bytes32(0)) revert StationNotFound(stationId);
     }
 }
+// slither-disable-end timestamp

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {IAnchorGovernance} from "./IAnchorGovernance.sol";
 import {IOrgRegistry, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: key windows and the time bound use block time by design; the other flagged lines are index checks
 /// Organisations, their roles, SM2 public keys (with validity windows) and transaction accounts.
 /// Every change goes through the committee (FISCO BCOS v3 CommitteeManager is the model): a member
 /// proposes (which counts as its vote for), members vote with weights, and the proposal executes in the
@@ -25,7 +27,9 @@ contract OrgRegistry is IOrgRegistry {
         RemoveAccount, // (address account)
         SetMember, //     (address member, uint32 weight)   adds or re-weights
         RemoveMember, //  (address member)
-        SetRates //       (uint8 participatesRate, uint8 winRate)
+        SetRates, //      (uint8 participatesRate, uint8 winRate)
+        VoidAnchors, //   (address provenanceLog, uint64 keepSize)   removes the anchors above keepSize
+        SetMaxAnchorGrowth // (address provenanceLog, uint64 maxGrowth)
     }
 
     enum ProposalStatus {
@@ -36,6 +40,11 @@ contract OrgRegistry is IOrgRegistry {
         Cancelled,
         Expired
     }
+
+    /// Bounds on caller-supplied times: a far-future value is refused rather than stored for every reader
+    /// to choke on. Keys are rotated within years; a proposal's window is counted in blocks.
+    uint64 public constant MAX_KEY_HORIZON = 30 * 365 days;
+    uint64 public constant MAX_TTL_BLOCKS = 10_000_000;
 
     struct Org {
         Role role;
@@ -72,7 +81,7 @@ contract OrgRegistry is IOrgRegistry {
     error CommitteeEmpty();
     error InvalidRates(uint8 participatesRate, uint8 winRate);
     error InvalidProposalKind();
-    error InvalidTtl();
+    error InvalidTtl(uint64 ttlBlocks);
     error ProposalNotFound(uint256 id);
     error ProposalNotOpen(uint256 id, ProposalStatus status);
     error ProposalExpired(uint256 id, uint64 expiresAtBlock);
@@ -85,6 +94,7 @@ contract OrgRegistry is IOrgRegistry {
     error InvalidRole(Role role);
     error InvalidPublicKey(uint256 length);
     error InvalidKeyWindow(uint64 validFrom, uint64 validUntil);
+    error TimeTooFar(uint64 timestamp, uint256 latestAllowed);
     error KeyNotFound(bytes32 orgId, uint256 keyIndex);
     error KeyAlreadyRevoked(bytes32 orgId, uint256 keyIndex);
     error ZeroAddress();
@@ -149,7 +159,7 @@ contract OrgRegistry is IOrgRegistry {
     function propose(ProposalKind kind, bytes calldata data, uint64 ttlBlocks) external returns (uint256 id) {
         uint32 weight = _memberWeight();
         if (kind == ProposalKind.None) revert InvalidProposalKind();
-        if (ttlBlocks == 0) revert InvalidTtl();
+        if (ttlBlocks == 0 || ttlBlocks > MAX_TTL_BLOCKS) revert InvalidTtl(ttlBlocks);
         uint64 expiresAtBlock = uint64(block.number) + ttlBlocks;
         _proposals.push(
             Proposal(kind, ProposalStatus.Open, msg.sender, uint64(block.number), expiresAtBlock, 0, 0, data)
@@ -259,8 +269,10 @@ contract OrgRegistry is IOrgRegistry {
     /// Whether the key was valid at `timestamp` (window and revocation; the org's status is not considered).
     function keyValidAt(bytes32 orgId, uint256 keyIndex, uint64 timestamp) external view returns (bool) {
         Key memory k = keyAt(orgId, keyIndex);
-        return timestamp >= k.validFrom && (k.validUntil == 0 || timestamp < k.validUntil)
-            && (k.revokedAt == 0 || timestamp < k.revokedAt);
+        if (timestamp < k.validFrom) return false;
+        if (k.validUntil != 0 && timestamp >= k.validUntil) return false; // 0: no end
+        if (k.revokedAt != 0 && timestamp >= k.revokedAt) return false; // 0: not revoked
+        return true;
     }
 
     // ------------------------------------------------------------------ internals
@@ -291,8 +303,10 @@ contract OrgRegistry is IOrgRegistry {
         uint256 total = totalWeight;
         if (voted * 100 >= uint256(participatesRate) * total && uint256(p.forWeight) * 100 >= winRate * voted) {
             p.status = ProposalStatus.Executed;
-            _execute(p.kind, p.data);
+            // Emitted first (checks-effects-interactions: a VoidAnchors execution calls out); a failing
+            // execution reverts the whole vote, the event included.
             emit ProposalExecuted(id);
+            _execute(p.kind, p.data);
         } else if (uint256(p.againstWeight) * 100 > (100 - uint256(winRate)) * total) {
             p.status = ProposalStatus.Rejected;
             emit ProposalRejected(id);
@@ -300,7 +314,9 @@ contract OrgRegistry is IOrgRegistry {
     }
 
     function _execute(ProposalKind kind, bytes memory data) private {
-        if (kind == ProposalKind.AddOrg) {
+        if (kind >= ProposalKind.SetMember) {
+            _executeCommitteeChange(kind, data);
+        } else if (kind == ProposalKind.AddOrg) {
             (bytes32 orgId, Role role, string memory name) = abi.decode(data, (bytes32, Role, string));
             _addOrg(orgId, role, name);
         } else if (kind == ProposalKind.SetOrgRole) {
@@ -323,16 +339,28 @@ contract OrgRegistry is IOrgRegistry {
         } else if (kind == ProposalKind.AddAccount) {
             (bytes32 orgId, address account) = abi.decode(data, (bytes32, address));
             _addAccount(orgId, account);
-        } else if (kind == ProposalKind.RemoveAccount) {
+        } else {
             _removeAccount(abi.decode(data, (address)));
-        } else if (kind == ProposalKind.SetMember) {
+        }
+    }
+
+    /// The kinds that change the committee itself or the log it governs.
+    function _executeCommitteeChange(ProposalKind kind, bytes memory data) private {
+        if (kind == ProposalKind.SetMember) {
             (address member, uint32 weight) = abi.decode(data, (address, uint32));
             _setMember(member, weight);
         } else if (kind == ProposalKind.RemoveMember) {
             _removeMember(abi.decode(data, (address)));
-        } else {
+        } else if (kind == ProposalKind.SetRates) {
             (uint8 p, uint8 w) = abi.decode(data, (uint8, uint8));
             _setRates(p, w);
+        } else if (kind == ProposalKind.VoidAnchors) {
+            (address log, uint64 keepSize) = abi.decode(data, (address, uint64));
+            // The log's own checks (NotAnchored, NothingToVoid) revert the deciding vote, as above.
+            IAnchorGovernance(log).voidAnchorsAfter(keepSize);
+        } else {
+            (address log, uint64 maxGrowth) = abi.decode(data, (address, uint64));
+            IAnchorGovernance(log).setMaxGrowth(maxGrowth);
         }
     }
 
@@ -354,6 +382,8 @@ contract OrgRegistry is IOrgRegistry {
         _org(orgId);
         if (publicKey.length != 64) revert InvalidPublicKey(publicKey.length);
         if (validUntil != 0 && validUntil <= validFrom) revert InvalidKeyWindow(validFrom, validUntil);
+        _notTooFar(validFrom);
+        _notTooFar(validUntil);
         _keys[orgId].push(Key(publicKey, validFrom, validUntil, 0));
         emit KeyAdded(orgId, _keys[orgId].length - 1, publicKey, validFrom, validUntil);
     }
@@ -364,8 +394,14 @@ contract OrgRegistry is IOrgRegistry {
         if (k.revokedAt != 0) revert KeyAlreadyRevoked(orgId, keyIndex);
         // Backdating is allowed: a compromise is often discovered after the fact.
         if (revokedAt == 0) revokedAt = uint64(block.timestamp);
+        _notTooFar(revokedAt);
         k.revokedAt = revokedAt;
         emit KeyRevoked(orgId, keyIndex, revokedAt);
+    }
+
+    function _notTooFar(uint64 timestamp) private view {
+        uint256 latestAllowed = block.timestamp + MAX_KEY_HORIZON;
+        if (timestamp > latestAllowed) revert TimeTooFar(timestamp, latestAllowed);
     }
 
     function _addAccount(bytes32 orgId, address account) private {
@@ -393,6 +429,7 @@ contract OrgRegistry is IOrgRegistry {
         emit AccountRemoved(orgId, account);
     }
 
+    // slither-disable-next-line costly-loop: the constructor's loop writes totalWeight once a member, a handful
     function _setMember(address member, uint32 weight) private {
         if (member == address(0) || weight == 0) revert InvalidWeight(member, weight);
         if (_memberPos[member] == 0) {
@@ -427,3 +464,4 @@ contract OrgRegistry is IOrgRegistry {
         emit RatesSet(participatesRate_, winRate_);
     }
 }
+// slither-disable-end timestamp

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IOrgRegistry, OrgGated, Role} from "./IOrgRegistry.sol";
 
+// slither-disable-start timestamp: expiry is by block time by design; a validator's seconds of leeway are immaterial to day-scale validity
 /// E-prescription state machine: Issued -> Dispensed (once) | Revoked. The chain's order decides races,
 /// so two pharmacies can never both dispense. Digests are SM3 digests of the signed off-chain records.
 contract Prescriptions is OrgGated {
@@ -31,6 +32,7 @@ contract Prescriptions is OrgGated {
     error RxIsRevoked(bytes32 rxId);
     error RxExpired(bytes32 rxId, uint64 expiresAt);
     error ExpiryNotInFuture(uint64 expiresAt, uint256 blockTimestamp);
+    error ExpiryTooFar(uint64 expiresAt, uint256 latestAllowed);
     error NotIssuer(bytes32 rxId, bytes32 orgId);
 
     event Issued(
@@ -38,6 +40,10 @@ contract Prescriptions is OrgGated {
     );
     event Dispensed(bytes32 indexed rxId, bytes32 indexed dispenserOrg, bytes32 recordDigest, address account);
     event Revoked(bytes32 indexed rxId, bytes32 indexed issuerOrg, bytes32 recordDigest, address account);
+
+    /// The longest a prescription may stay dispensable: a year and a day covers long-term prescriptions;
+    /// anything further is a mistake or an attack on the readers (a year-36812 expiry).
+    uint64 public constant MAX_VALIDITY = 366 days;
 
     mapping(bytes32 rxId => Rx) private _rx;
 
@@ -47,6 +53,7 @@ contract Prescriptions is OrgGated {
         bytes32 org = _orgWithRole(Role.Hospital);
         if (_rx[rxId].status != Status.None) revert RxExists(rxId);
         if (expiresAt <= block.timestamp) revert ExpiryNotInFuture(expiresAt, block.timestamp);
+        if (expiresAt > block.timestamp + MAX_VALIDITY) revert ExpiryTooFar(expiresAt, block.timestamp + MAX_VALIDITY);
         _rx[rxId] = Rx(Status.Issued, org, 0, expiresAt, uint64(block.timestamp), 0, 0, recordDigest, 0);
         emit Issued(rxId, org, recordDigest, expiresAt, msg.sender);
     }
@@ -91,3 +98,4 @@ contract Prescriptions is OrgGated {
         if (rx.status == Status.Revoked) revert RxIsRevoked(rxId);
     }
 }
+// slither-disable-end timestamp

@@ -278,6 +278,24 @@ def revoke_key(
     committee_pass(w3, registry, committee, ProposalKind.REVOKE_KEY, org_id(org), index, at_unix)
 
 
+def void_anchors(
+    w3: Web3, registry: Any, committee: Sequence[LocalAccount], log_contract: str, keep_size: int
+) -> None:
+    """Void every ProvenanceLog anchor above ``keep_size`` (0 or an anchored size) by committee vote: the
+    recovery from an anchor the gateway's log cannot extend (ANCHOR_STUCK; docs/design/anchor-consistency.md).
+    """
+    log = Web3.to_checksum_address(log_contract)
+    committee_pass(w3, registry, committee, ProposalKind.VOID_ANCHORS, log, keep_size)
+
+
+def set_max_anchor_growth(
+    w3: Web3, registry: Any, committee: Sequence[LocalAccount], log_contract: str, max_growth: int
+) -> None:
+    """Set by committee vote how much one anchor may grow ProvenanceLog's anchored size."""
+    log = Web3.to_checksum_address(log_contract)
+    committee_pass(w3, registry, committee, ProposalKind.SET_MAX_ANCHOR_GROWTH, log, max_growth)
+
+
 def register_org(
     w3: Web3,
     registry: Any,

@@ -46,16 +46,23 @@ def compile_contracts() -> dict[str, dict[str, Any]]:
     standard_input = {
         "language": "Solidity",
         "sources": _sources(),
-        "settings": {**SETTINGS, "outputSelection": {"*": {"*": _OUTPUTS}}},
+        # The AST tells libraries apart: their internal functions are compiled into the contracts using them.
+        "settings": {**SETTINGS, "outputSelection": {"*": {"*": _OUTPUTS, "": ["ast"]}}},
     }
     output = solcx.compile_standard(standard_input, solc_binary=SOLC_BINARY)
     for diagnostic in output.get("errors", []):  # only warnings reach here; errors raise above
         print(diagnostic["formattedMessage"], file=sys.stderr)
+    libraries = {
+        node["name"]
+        for source in output["sources"].values()
+        for node in source["ast"]["nodes"]
+        if node.get("nodeType") == "ContractDefinition" and node.get("contractKind") == "library"
+    }
     artifacts: dict[str, dict[str, Any]] = {}
     for source_name, contracts in sorted(output["contracts"].items()):
         for name, out in sorted(contracts.items()):
             bytecode = out["evm"]["bytecode"]["object"]
-            if not bytecode:  # interfaces and abstract bases
+            if not bytecode or name in libraries:  # interfaces, abstract bases, internal libraries
                 continue
             if name in artifacts:
                 raise RuntimeError(f"two contracts named {name}: artifacts are keyed by name")

@@ -60,6 +60,8 @@ class ProposalKind(IntEnum):
     SET_MEMBER = 8
     REMOVE_MEMBER = 9
     SET_RATES = 10
+    VOID_ANCHORS = 11
+    SET_MAX_ANCHOR_GROWTH = 12
 
 
 class ProposalStatus(IntEnum):
@@ -83,6 +85,8 @@ PROPOSAL_TYPES: dict[ProposalKind, tuple[str, ...]] = {
     ProposalKind.SET_MEMBER: ("address", "uint32"),
     ProposalKind.REMOVE_MEMBER: ("address",),
     ProposalKind.SET_RATES: ("uint8", "uint8"),
+    ProposalKind.VOID_ANCHORS: ("address", "uint64"),
+    ProposalKind.SET_MAX_ANCHOR_GROWTH: ("address", "uint64"),
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +77,15 @@ class ChainStation:
     mn: str
     operator: str
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorState:
+    """What ProvenanceLog holds now: the latest anchored (size, root), and the growth an anchor may add."""
+
+    size: int
+    root: bytes
+    max_growth: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +309,15 @@ class Ledger:
             raise LedgerError(f"chain unavailable: {exc}") from exc
         return None if root == b"\0" * 32 else root
 
+    def anchor_state(self) -> AnchorState:
+        """The latest anchor and the growth bound (the anchorer extends the former within the latter)."""
+        try:
+            latest = self.log.functions.latest().call()
+            max_growth = int(self.log.functions.maxGrowth().call())
+        except CHAIN_ERRORS as exc:
+            raise LedgerError(f"chain unavailable: {exc}") from exc
+        return AnchorState(size=int(latest[0]), root=bytes(latest[1]), max_growth=max_growth)
+
     def find_anchor(self, size: int, root: bytes) -> AnchorReceipt | None:
         """The transaction that anchored exactly (size, root), or None if the chain holds no such anchor.
 
@@ -312,7 +330,7 @@ class Ledger:
             events = self.log.events.Anchored.get_logs(argument_filters={"treeSize": size}, from_block=0)
         except CHAIN_ERRORS as exc:
             raise LedgerError(f"chain unavailable: {exc}") from exc
-        for ev in events:
+        for ev in reversed(events):  # the newest: after a committee void the same (size, root) may recur
             if bytes(ev["args"]["root"]) == root:
                 return AnchorReceipt(
                     tx_hash=ev["transactionHash"].to_0x_hex(),
@@ -371,9 +389,11 @@ class Ledger:
             except CHAIN_ERRORS as exc:
                 raise LedgerError(f"chain unavailable: {exc}") from exc
 
-    def anchor(self, size: int, root: bytes) -> AnchorReceipt:
-        """Anchor (size, root) in ProvenanceLog with the log operator's account."""
-        receipt = self._send(self.log_info["operator_org"], self.log.functions.anchor(size, root))
+    def anchor(self, size: int, root: bytes, proof: Sequence[bytes]) -> AnchorReceipt:
+        """Anchor (size, root) in ProvenanceLog with the log operator's account; ``proof`` is the RFC 9162
+        consistency proof from the latest anchored size (the contract checks it; empty for the first)."""
+        fn = self.log.functions.anchor(size, root, list(proof))
+        receipt = self._send(self.log_info["operator_org"], fn)
         return AnchorReceipt(
             tx_hash=receipt["transactionHash"].to_0x_hex(),
             block_number=int(receipt["blockNumber"]),

@@ -184,5 +184,8 @@ class Gateway:
                 f"prov_gw_backlog {st.backlog()}",
                 "# TYPE prov_gw_chain_up gauge",
                 f"prov_gw_chain_up {int(st.chain_up)}",
+                "# HELP prov_gw_anchor_stuck 1 while anchoring waits for the committee (ANCHOR_STUCK).",
+                "# TYPE prov_gw_anchor_stuck gauge",
+                f"prov_gw_anchor_stuck {int(st.anchor_stuck is not None)}",
             ]
         return "\n".join(lines) + "\n"

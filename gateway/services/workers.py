@@ -22,7 +22,7 @@ from gateway.core.db import Database
 from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import Ledger
+from gateway.services.ledger import AnchorState, Ledger
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.contracts import ContractReverted
@@ -59,6 +59,38 @@ _UNSEQUENCED = (
 _SET_LEAF = update(Record).where(col(Record.seq) == bindparam("s")).values(leaf_index=bindparam("leaf"))
 
 
+# The logged code and /healthz field of an anchor the chain will not take until the committee acts.
+ANCHOR_STUCK = "ANCHOR_STUCK"
+# ProvenanceLog's refusals that mean the chain moved since the anchorer read it: re-plan, not stuck.
+_ANCHOR_RACES = frozenset({"InconsistentAnchor", "GrowthTooLarge", "SizeNotIncreasing", "RootConflict"})
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorStuck:
+    """Why anchoring cannot go on by itself: ProvenanceLog's latest anchor is not this log's (``fork``: a root
+    this log never had; ``beyond_log``: a size it does not have), no checkpoint lies within the growth an
+    anchor may add (``growth``), or the contract refuses the operator (``refused``, e.g. its organisation
+    suspended). The committee recovers it (VoidAnchors, SetMaxAnchorGrowth, SetOrgStatus)."""
+
+    reason: str
+    message: str
+    chain_size: int
+    chain_root: str  # 0x-hex
+    log_size: int
+    since: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": ANCHOR_STUCK,
+            "reason": self.reason,
+            "message": self.message,
+            "chain_size": self.chain_size,
+            "chain_root": self.chain_root,
+            "log_size": self.log_size,
+            "since": self.since,
+        }
+
+
 @dataclass
 class Stats:
     """Counters and gauges the workers and the write path share (read by /metrics and /healthz)."""
@@ -70,6 +102,7 @@ class Stats:
     chain_up: bool = True
     chain_pending: int = 0
     last_anchor_at: float | None = None
+    anchor_stuck: AnchorStuck | None = None
     accepted_by_kind: Counter[str] = field(default_factory=Counter)
     rejected_by_code: Counter[str] = field(default_factory=Counter)
     chain_calls: Counter[str] = field(default_factory=Counter)
@@ -211,7 +244,13 @@ class Sequencer(Worker):
 
 
 class Anchorer(Worker):
-    """Anchors the newest signed checkpoint in ProvenanceLog; retries while the chain is down."""
+    """Anchors signed checkpoints in ProvenanceLog, each with the consistency proof from the latest anchor.
+
+    Retries while the chain is down. When the chain's latest anchor is not part of this log (the operator's
+    key anchored something else), or no checkpoint lies within the contract's growth bound, no retry can
+    succeed: it says so once (ANCHOR_STUCK, logged and in ``Stats.anchor_stuck``) and polls until the
+    committee's proposal has recovered the log, then resumes by itself.
+    """
 
     def __init__(self, *, db: Database, ledger: Ledger, stats: Stats, idle: float, retry: float) -> None:
         super().__init__("anchorer", idle=idle)
@@ -225,17 +264,24 @@ class Anchorer(Worker):
             row = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
         if row is None or row.anchor_tx is not None:
             return False
+        state: AnchorState | None = None
         try:
             # Already anchored (a crash lost the receipt): cite the original transaction, not a no-op retry.
-            receipt = self._ledger.find_anchor(row.size, row.root) or self._ledger.anchor(row.size, row.root)
+            receipt = self._ledger.find_anchor(row.size, row.root)
+            if receipt is None:
+                plan = self._plan(row.size)
+                if plan is None:
+                    self._stop_event.wait(self._retry * 4)
+                    return False
+                row, proof, state = plan
+                receipt = self._ledger.anchor(row.size, row.root, proof)
         except ContractReverted as exc:
-            if exc.error == "SizeNotIncreasing":
-                # A larger size is already anchored (another run got further): adopt what the chain says.
-                log.warning("anchor of size %d refused: %s", row.size, exc.details)
-                self._stop_event.wait(self._retry)
-                return False
-            log.error("anchor of size %d refused by ProvenanceLog: %s", row.size, exc.details)
-            self._stop_event.wait(self._retry * 4)
+            if exc.error in _ANCHOR_RACES or state is None:
+                # The chain moved between our read and the send (another anchor landed): re-planned next step.
+                log.warning("anchor of size %d refused by ProvenanceLog: %s", row.size, exc.details)
+            else:  # e.g. Unauthorized: the operator's organisation suspended; no retry can succeed by itself
+                self._stuck("refused", f"it refuses size {row.size}: {exc.error}", state, row.size)
+            self._stop_event.wait(self._retry)
             return False
         except LedgerError as exc:
             with self._stats.lock:
@@ -256,6 +302,72 @@ class Anchorer(Worker):
             self._stats.chain_up = True
             self._stats.last_anchor_at = time.time()
         return True
+
+    def _plan(self, newest: int) -> tuple[CheckpointRow, list[bytes], AnchorState] | None:
+        """The checkpoint to anchor next and its proof from the chain's latest anchor (None: nothing now)."""
+        state = self._ledger.anchor_state()
+        with self._stats.lock:
+            self._stats.chain_up = True
+        with self._db.session() as s:
+            tree = merkle_log(s)
+            size = tree.size
+            if state.size > size:
+                self._stuck("beyond_log", f"its size {state.size} is beyond this log's {size}", state, size)
+                return None
+            if state.size and tree.root(state.size) != state.root:
+                self._stuck("fork", f"its root for size {state.size} is not this log's", state, size)
+                return None
+            if newest <= state.size:
+                # A larger size of this same log is anchored (an earlier run got further): the next checkpoint
+                # beyond it will be anchored.
+                self._unstuck()
+                log.warning(
+                    "checkpoint %d is behind the anchored size %d; waiting for a newer one",
+                    newest,
+                    state.size,
+                )
+                return None
+            reach = state.size + state.max_growth
+            target = s.exec(
+                select(CheckpointRow)
+                .where(col(CheckpointRow.size) > state.size, col(CheckpointRow.size) <= reach)
+                .order_by(col(CheckpointRow.size).desc())
+                .limit(1)
+            ).first()
+            if target is None:
+                message = f"no checkpoint within its growth bound ({state.max_growth}) of size {state.size}"
+                self._stuck("growth", message, state, size)
+                return None
+            proof = tree.consistency_proof(state.size, target.size) if state.size else []
+        self._unstuck()
+        return target, proof, state
+
+    def _stuck(self, reason: str, detail: str, state: AnchorState, log_size: int) -> None:
+        message = f"ProvenanceLog's latest anchor cannot be extended: {detail}"
+        stuck = AnchorStuck(reason, message, state.size, "0x" + state.root.hex(), log_size, time.time())
+        with self._stats.lock:
+            before = self._stats.anchor_stuck
+            if before is not None and (before.reason, before.chain_size, before.chain_root) == (
+                reason,
+                stuck.chain_size,
+                stuck.chain_root,
+            ):
+                return  # said already; keep the first time it was seen
+            self._stats.anchor_stuck = stuck
+        log.error(
+            "%s (%s): %s; nothing is anchored until the committee's VoidAnchors or SetMaxAnchorGrowth "
+            "proposal recovers ProvenanceLog",
+            ANCHOR_STUCK,
+            reason,
+            message,
+        )
+
+    def _unstuck(self) -> None:
+        with self._stats.lock:
+            was = self._stats.anchor_stuck
+            self._stats.anchor_stuck = None
+        if was is not None:
+            log.warning("%s cleared: ProvenanceLog's latest anchor is this log's again", ANCHOR_STUCK)
 
 
 class ChainCaller(Worker):

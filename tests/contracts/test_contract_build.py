@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from devnet.solc import CONTRACTS_DIR, diff_build
+from devnet.solc import CONTRACTS_DIR, REPO_ROOT, SOLC_BINARY, diff_build
 from provenance.contracts import DOMAIN_CONTRACTS, REGISTRY, ProposalKind, ProposalStatus, Role, load_artifact
 
 EIP170_LIMIT = 24576  # Besu and anvil refuse larger runtime code
@@ -51,3 +55,43 @@ def test_every_custom_error_has_a_test() -> None:
         errors = {i["name"] for i in load_artifact(name).abi if i["type"] == "error"}
         untested = sorted(e for e in errors if f'reverts("{e}")' not in tests)
         assert untested == [], f"{name}: no test asserts {untested}"
+
+
+def _compile_via_wrapper(source: str, cwd: Path) -> dict[str, Any]:
+    standard_input = {
+        "language": "Solidity",
+        "sources": {"probe.sol": {"content": source}},
+        "settings": {"outputSelection": {"*": {"*": ["abi"]}}},
+    }
+    r = subprocess.run(
+        [str(SOLC_BINARY), "--standard-json", "--allow-paths", "/"],
+        input=json.dumps(standard_input),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
+def test_solc_wrapper_serves_imports_from_the_repository_only(tmp_path: Path) -> None:
+    """devnet/bin/solc answers solc's import callback (forge, Slither) with files inside the repository,
+    and nothing else: not an absolute path, not ``..`` out of it, not a symlink that leads out."""
+    ok = _compile_via_wrapper('pragma solidity ^0.8.28; import {SM3} from "contracts/SM3.sol";', REPO_ROOT)
+    assert not [e for e in ok.get("errors", []) if e["severity"] == "error"], ok.get("errors")
+    assert "contracts/SM3.sol" in ok["sources"]
+
+    outside = tmp_path / "outside.sol"
+    outside.write_text("pragma solidity ^0.8.28; contract Outside {}")
+    link_dir = Path(tempfile.mkdtemp(dir=REPO_ROOT / "tests" / "contracts", prefix=".solc-link-"))
+    try:
+        (link_dir / "escape.sol").symlink_to(outside)
+        escape = (link_dir / "escape.sol").relative_to(REPO_ROOT)
+        for path in (str(outside), "../" * 12 + str(outside).lstrip("/"), str(escape)):
+            out = _compile_via_wrapper(f'pragma solidity ^0.8.28; import "{path}";', REPO_ROOT)
+            messages = [e["message"] for e in out.get("errors", []) if e["severity"] == "error"]
+            assert any("only the repository is served" in m for m in messages), (path, messages)
+    finally:
+        shutil.rmtree(link_dir)

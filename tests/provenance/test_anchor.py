@@ -45,7 +45,7 @@ def anchored(tmp_path_factory):
             log.append(s)
         cp, note = log.checkpoint()
         contract = at(w3, "ProvenanceLog", manifest.contracts["ProvenanceLog"])
-        receipt = transact(w3, contract.functions.anchor(cp.size, cp.root), manifest.account("logop"))
+        receipt = transact(w3, contract.functions.anchor(cp.size, cp.root, []), manifest.account("logop"))
         anchor = Anchor(
             chain_id=engine.chain_id,
             contract=contract.address,

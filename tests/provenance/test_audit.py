@@ -31,7 +31,7 @@ from provenance.audit import (
     workflow_registry,
 )
 from provenance.client import NOT_YET_LOGGED, Client, GatewayError
-from provenance.contracts import Role, at, chain_key, transact
+from provenance.contracts import ContractReverted, Role, at, chain_key, transact
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound
 from provenance.log import RecordLog
@@ -76,28 +76,35 @@ def test_anchors_extend_each_other_and_a_fork_is_named(net):
     contract = at(w3, "ProvenanceLog", manifest.contracts["ProvenanceLog"])
     operator = manifest.account("logop")
     honest = RecordLog.in_memory(origin="o", key_name="k", key=SM2PrivateKey.generate())
+    previous = 0
     for size in (3, 7, 12):
         while honest.size < size:
             honest.tree.append(f"entry {honest.size}".encode())
-        transact(w3, contract.functions.anchor(size, honest.tree.root(size)), operator)
+        proof = honest.tree.consistency_proof(previous, size) if previous else []
+        transact(w3, contract.functions.anchor(size, honest.tree.root(size), proof), operator)
+        previous = size
     anchors = read_anchors(w3, contract.address)
     assert [a.tree_size for a in anchors] == [3, 7, 12]
     links = check_links(anchors, honest.tree.consistency_proof)
     assert [lk.ok for lk in links] == [True, True]
 
-    # The operator rewrites history: a tree of 15 whose first leaves differ, anchored on top.
+    # The operator rewrites history: a tree of 15 whose first leaves differ. ProvenanceLog checks the
+    # consistency proof on chain, so the fork is never anchored ...
     forked = RecordLog.in_memory(origin="o", key_name="k", key=SM2PrivateKey.generate())
     for i in range(15):
         forked.tree.append(f"rewritten {i}".encode())
-    transact(w3, contract.functions.anchor(15, forked.tree.root(15)), operator)
+    with pytest.raises(ContractReverted) as refused:
+        fn = contract.functions.anchor(15, forked.tree.root(15), forked.tree.consistency_proof(12, 15))
+        transact(w3, fn, operator)
+    assert refused.value.error == "InconsistentAnchor"
 
     def served(first: int, second: int) -> list[bytes]:
-        # Old links keep their honest proofs; for the new one the operator can only offer the fork's.
-        tree = honest.tree if second <= 12 else forked.tree
+        # ... and a gateway that serves the fork's proofs for the anchored links is named by the audit.
+        tree = honest.tree if second <= 7 else forked.tree
         return tree.consistency_proof(first, second)
 
     links = check_links(read_anchors(w3, contract.address), served)
-    assert [lk.ok for lk in links] == [True, True, False]
+    assert [lk.ok for lk in links] == [True, False]
     assert links[-1].reason.startswith("fork:")
 
 

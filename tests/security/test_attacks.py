@@ -351,7 +351,7 @@ def test_transaction_from_non_permitted_account_refused_by_node(harness: Harness
         "maxPriorityFeePerGas": Wei(1),
         "chainId": harness.network.chain_id,
     }
-    tx = log.functions.anchor(10**9, b"\x11" * 32).build_transaction(params)
+    tx = log.functions.anchor(10**9, b"\x11" * 32, []).build_transaction(params)
     raw = stranger.sign_transaction(tx).raw_transaction
     out = _rpc(harness.network.rpc_url, "eth_sendRawTransaction", ["0x" + raw.hex()])
     assert "error" in out and out["error"]["code"] == -32003, out
@@ -381,15 +381,17 @@ def test_smaller_or_conflicting_checkpoint_anchor_refused(harness: Harness) -> N
     # A smaller size never anchored (the gateway anchors only its newest checkpoint, so gaps exist).
     never = next(s for s in range(size - 1, 0, -1) if log.functions.rootAt(s).call() == bytes(32))
     attempts = {
-        "SizeNotIncreasing": log.functions.anchor(never, other_root),
-        "RootConflict": log.functions.anchor(size, other_root),
+        "SizeNotIncreasing": log.functions.anchor(never, other_root, []),
+        "RootConflict": log.functions.anchor(size, other_root, []),
     }
     for expected, fn in attempts.items():
         with pytest.raises(ContractReverted) as caught:
             transact(w3, fn, operator)
         assert caught.value.error == expected
     with pytest.raises(ContractReverted) as caught:
-        transact(w3, log.functions.anchor(size + 10**6, other_root), harness.network.account("hospital-1"))
+        transact(
+            w3, log.functions.anchor(size + 10**6, other_root, []), harness.network.account("hospital-1")
+        )
     assert caught.value.error == "Unauthorized"
     assert bytes(log.functions.rootAt(size).call()) == root
     bundle = harness.client("auditor").get(f"/api/v1/records/{ids[-1]}/bundle").json()

@@ -31,6 +31,8 @@ def healthz(gw: GatewayDep) -> dict[str, Any]:
             "anchored_size": st.anchored_size,
             "backlog": st.backlog(),
             "chain_up": st.chain_up,
+            # ANCHOR_STUCK: the chain's latest anchor is not this log's; the committee must recover it
+            "anchor_stuck": st.anchor_stuck.to_dict() if st.anchor_stuck else None,
         }
 
 
