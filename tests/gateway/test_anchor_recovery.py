@@ -81,6 +81,7 @@ class Gateway:
         db = Database(settings.database_url)
         db.create_all()
         self.token = mint_token(db, "station-1", label="test")
+        self.auditor_token = mint_token(db, "auditor", label="test")  # /metrics is for oversight only
         db.dispose()
         self.server = Server(settings)
         self.http = httpx.Client(base_url=self.server.url, timeout=30)
@@ -103,7 +104,8 @@ class Gateway:
         return data
 
     def metric(self, name: str) -> int:
-        for line in self.http.get("/metrics").text.splitlines():
+        metrics = self.http.get("/metrics", headers={"Authorization": f"Bearer {self.auditor_token}"})
+        for line in metrics.text.splitlines():
             if line.startswith(name + " "):
                 return int(line.split()[1])
         raise AssertionError(f"no {name} in /metrics")
