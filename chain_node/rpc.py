@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from eth_utils.address import to_checksum_address
 
-from chain_node.errors import Code, RpcError, to_rpc_error
+from chain_node.calls import CallRunner
+from chain_node.config import NodeSettings
+from chain_node.errors import Code, RpcError, show, to_rpc_error
 from chain_node.node import PRIORITY_FEE, Node, hx, qty
+from chain_node.rpc_limits import BatchBudget, CallPool, decode_body, valid_id
 
 log = logging.getLogger("chain_node.rpc")
 
 CLIENT_VERSION = "shancheng-node/0.1.0/py-evm-0.12.1b1"
-MAX_BATCH = 1000
 MAX_LOGS = 100_000
+UINT256_END = 1 << 256
+U64_END = 1 << 64
+
+T = TypeVar("T")
+Handler = Callable[[list[Any], BatchBudget], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +50,17 @@ def _param(params: list[Any], i: int, default: Any = ...) -> Any:
     return default
 
 
-def p_quantity(v: Any, what: str = "quantity") -> int:
-    """A 0x-hex quantity (ints tolerated)."""
-    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-        return v
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            return int(v, 16)
-        except ValueError:
-            pass
-    raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {v!r}")
+def p_quantity(v: Any, what: str = "quantity", end: int = UINT256_END) -> int:
+    """A 0x-hex quantity below ``end`` (ints tolerated)."""
+    n: int | None = None
+    if isinstance(v, int) and not isinstance(v, bool):
+        n = v
+    elif isinstance(v, str) and v.startswith("0x") and len(v) <= 2 + (end.bit_length() + 3) // 4:
+        with contextlib.suppress(ValueError):
+            n = int(v, 16)
+    if n is None or not 0 <= n < end:
+        raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {show(v)}")
+    return n
 
 
 def p_data(v: Any, what: str = "data", size: int | None = None) -> bytes:
@@ -62,7 +72,7 @@ def p_data(v: Any, what: str = "data", size: int | None = None) -> bytes:
             b = None
         if b is not None and (size is None or len(b) == size):
             return b
-    raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {v!r}")
+    raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {show(v)}")
 
 
 def p_address(v: Any) -> bytes:
@@ -76,11 +86,53 @@ def p_hash(v: Any) -> bytes:
 
 
 class Rpc:
-    """The method table bound to one node; everything runs on the server's event loop."""
+    """The method table bound to one node; requests run on the server's event loop, calls on its pool."""
 
-    def __init__(self, node: Node, *, receipt_wait: float = 2.0, dev_rpc: bool = False) -> None:
+    # JSON-RPC name -> handler. A handler takes the params list; a coroutine is awaited; the rest run
+    # inline on the loop (bounded index and state reads: on a small shared machine a thread hand-off costs
+    # more than they do). eth_call and eth_estimateGas take the batch's budget too and run on the pool.
+    METHODS: ClassVar[dict[str, str]] = {
+        "web3_clientVersion": "client_version",
+        "net_version": "net_version",
+        "net_listening": "true",
+        "eth_chainId": "chain_id",
+        "eth_accounts": "accounts",
+        "eth_syncing": "false",
+        "eth_mining": "true",
+        "eth_blockNumber": "block_number",
+        "eth_gasPrice": "gas_price",
+        "eth_maxPriorityFeePerGas": "max_priority_fee",
+        "eth_feeHistory": "fee_history",
+        "eth_getBlockByNumber": "get_block_by_number",
+        "eth_getBlockByHash": "get_block_by_hash",
+        "eth_getTransactionByHash": "get_transaction",
+        "eth_getTransactionReceipt": "get_receipt",
+        "eth_getLogs": "get_logs",
+        "eth_getBalance": "get_balance",
+        "eth_getTransactionCount": "get_transaction_count",
+        "eth_getCode": "get_code",
+        "eth_getStorageAt": "get_storage_at",
+        "eth_call": "call",
+        "eth_estimateGas": "estimate_gas",
+        "eth_sendRawTransaction": "send_raw_transaction",
+        "gm_getSeal": "get_seal",
+        "gm_sealedBlock": "sealed_block",
+        "gm_validators": "validators",
+        "gm_nodeInfo": "node_info",
+    }
+    # test/devnet only (--dev-rpc): lets suites written for anvil move time forward
+    DEV_METHODS: ClassVar[dict[str, str]] = {"evm_increaseTime": "increase_time", "evm_mine": "mine"}
+    _BUDGETED: ClassVar[frozenset[str]] = frozenset({"call", "estimate_gas"})
+
+    def __init__(self, node: Node, settings: NodeSettings) -> None:
         self.node = node
-        self.receipt_wait = receipt_wait
+        self.settings = settings
+        self.receipt_wait = settings.receipt_wait
+        self.calls = CallPool(
+            workers=settings.rpc_call_workers,
+            timeout=settings.rpc_evm_timeout,
+            make_runner=lambda: node.call_runner(gas_cap=settings.rpc_gas_cap),
+        )
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit: asyncio.Future[None] | None = None  # the group commit of the sends staged so far
@@ -88,39 +140,11 @@ class Rpc:
         self.mine_on_send: Callable[[], bool] = lambda: False
         # receipts clients asked for (recent, bounded): tells a waiting client from a streaming one
         self.asked: dict[bytes, None] = {}
-        evm: Callable[..., Any] = self._evm
-        self.methods: dict[str, Callable[[list[Any]], Awaitable[Any]]] = {
-            "web3_clientVersion": self._const(CLIENT_VERSION),
-            "net_version": self._const(str(node.chain_id)),
-            "net_listening": self._const(True),
-            "eth_chainId": self._const(qty(node.chain_id)),
-            "eth_accounts": self._const([]),
-            "eth_syncing": self._const(False),
-            "eth_mining": self._const(True),
-            "eth_blockNumber": self._direct(lambda p: qty(self.node.head_number)),
-            "eth_gasPrice": self._direct(lambda p: qty(self.node.next_base_fee() + PRIORITY_FEE)),
-            "eth_maxPriorityFeePerGas": self._const(qty(PRIORITY_FEE)),
-            "eth_feeHistory": self._direct(self.fee_history),
-            "eth_getBlockByNumber": self._direct(self.get_block_by_number),
-            "eth_getBlockByHash": self._direct(self.get_block_by_hash),
-            "eth_getTransactionByHash": self._direct(self.get_transaction),
-            "eth_getTransactionReceipt": self.get_receipt,
-            "eth_getLogs": self._direct(self.get_logs),
-            "eth_getBalance": evm(self.get_balance),
-            "eth_getTransactionCount": evm(self.get_transaction_count),
-            "eth_getCode": evm(self.get_code),
-            "eth_getStorageAt": evm(self.get_storage_at),
-            "eth_call": evm(self.call),
-            "eth_estimateGas": evm(self.estimate_gas),
-            "eth_sendRawTransaction": self.send_raw_transaction,
-            "gm_getSeal": self._direct(self.get_seal),
-            "gm_sealedBlock": self._direct(self.sealed_block),
-            "gm_validators": self._direct(self.validators),
-            "gm_nodeInfo": self._direct(self.node_info),
+        table = {**self.METHODS, **(self.DEV_METHODS if settings.dev_rpc else {})}
+        self.methods: dict[str, Handler] = {
+            name: getattr(self, attr) if attr in self._BUDGETED else _handler(getattr(self, attr))
+            for name, attr in table.items()
         }
-        if dev_rpc:  # test/devnet only: lets suites written for anvil move time forward
-            self.methods["evm_increaseTime"] = self._direct(self.increase_time)
-            self.methods["evm_mine"] = self._direct(self.mine)
         node.add_listener(self._on_block)
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -129,24 +153,9 @@ class Rpc:
         """Remember the server's event loop (block listeners wake receipt waiters through it)."""
         self._loop = loop
 
-    @staticmethod
-    def _const(value: Any) -> Callable[[list[Any]], Awaitable[Any]]:
-        async def handler(params: list[Any]) -> Any:
-            return value
-
-        return handler
-
-    @staticmethod
-    def _direct(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Awaitable[Any]]:
-        async def handler(params: list[Any]) -> Any:
-            return fn(params)
-
-        return handler
-
-    def _evm(self, fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Awaitable[Any]]:
-        # Runs inline on the event loop, like block production: on a small shared machine every
-        # thread hand-off costs a scheduler slice, more than the py-evm work itself.
-        return self._direct(fn)
+    def close(self) -> None:
+        """Stop the call pool."""
+        self.calls.close()
 
     def clients_waiting_on_last_block(self) -> bool:
         """Whether someone asked for a receipt of the last block's transactions (a one-at-a-time client)."""
@@ -165,46 +174,113 @@ class Rpc:
 
     # -- dispatch --------------------------------------------------------------------------------------
 
+    def _budget(self, *, batch: bool) -> BatchBudget:
+        s = self.settings
+        return BatchBudget(
+            # a single request is a batch of one: its gas is bounded by the cap, its answer by MAX_LOGS
+            gas=s.rpc_batch_gas if batch else max(s.rpc_batch_gas, s.rpc_gas_cap),
+            response_bytes=s.rpc_batch_response_bytes if batch else sys.maxsize,
+            deadline=self.calls.deadline(),
+        )
+
     async def handle_body(self, body: bytes) -> bytes | None:
         """Handle one HTTP body (single or batch); None when nothing is to be answered."""
         try:
-            req = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _encode(None, error=RpcError(Code.PARSE_ERROR))
+            req = decode_body(body, max_depth=self.settings.rpc_max_json_depth)
+        except RpcError as exc:
+            return _encode(None, error=exc)
         if isinstance(req, list):
             if not req:
                 return _encode(None, error=RpcError(Code.INVALID_REQUEST, "empty batch"))
-            if len(req) > MAX_BATCH:
-                return _encode(None, error=RpcError(Code.LIMIT_EXCEEDED, f"batch larger than {MAX_BATCH}"))
-            parts = await asyncio.gather(*(self.handle_one(r) for r in req))
+            limit = self.settings.rpc_batch_limit
+            if len(req) > limit:
+                err = RpcError(
+                    Code.LIMIT_EXCEEDED,
+                    f"batch of {len(req)} requests, more than {limit}",
+                    {"code": "BATCH_TOO_LARGE", "limit": limit},
+                )
+                return _encode(None, error=err)
+            budget = self._budget(batch=True)
+            parts = await asyncio.gather(*(self.handle_one(r, budget) for r in req))
             answered = [p for p in parts if p is not None]
             return b"[" + b",".join(answered) + b"]" if answered else None
-        return await self.handle_one(req)
+        return await self.handle_one(req, self._budget(batch=False))
 
-    async def handle_one(self, req: Any) -> bytes | None:
+    async def handle_one(self, req: Any, budget: BatchBudget) -> bytes | None:
         """Handle one request object."""
-        if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
-            rid = req.get("id") if isinstance(req, dict) else None
+        if not isinstance(req, dict):
+            return _encode(None, error=RpcError(Code.INVALID_REQUEST, "request must be an object"))
+        rid = req.get("id")
+        if not valid_id(rid):
+            return _encode(None, error=RpcError(Code.INVALID_REQUEST, "id must be a string, number or null"))
+        method = req.get("method")
+        if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
             return _encode(rid, error=RpcError(Code.INVALID_REQUEST))
         notification = "id" not in req
-        rid = req.get("id")
         params = req.get("params", [])
         if isinstance(params, dict):
             params = [params]
         if not isinstance(params, list):
             return _encode(rid, error=RpcError(Code.INVALID_PARAMS, "params must be an array"))
-        method = self.methods.get(req["method"])
-        if method is None:
-            out = _encode(rid, error=RpcError(Code.METHOD_NOT_FOUND, f"method not found: {req['method']}"))
+        handler = self.methods.get(method)
+        if handler is None:
+            out = _encode(rid, error=RpcError(Code.METHOD_NOT_FOUND, f"method not found: {show(method)}"))
         else:
             try:
-                out = _encode(rid, result=await method(params))
+                out = _encode(rid, result=await handler(params, budget))
             except Exception as exc:
                 err = to_rpc_error(exc)
                 if err.code == Code.INTERNAL_ERROR:
-                    log.exception("internal error in %s", req["method"])
+                    log.exception("internal error in %s", method)
                 out = _encode(rid, error=err)
-        return None if notification else out
+        if notification:
+            return None
+        if not budget.take_bytes(len(out)):
+            err = RpcError(
+                Code.LIMIT_EXCEEDED,
+                "batch response too large",
+                {"code": "BATCH_RESPONSE_TOO_LARGE", "limit": self.settings.rpc_batch_response_bytes},
+            )
+            out = _encode(rid, error=err)
+        return out
+
+    # -- constants and cheap reads ---------------------------------------------------------------------
+
+    def client_version(self, params: list[Any]) -> Any:
+        """web3_clientVersion."""
+        return CLIENT_VERSION
+
+    def net_version(self, params: list[Any]) -> Any:
+        """net_version: the chain id in decimal."""
+        return str(self.node.chain_id)
+
+    def chain_id(self, params: list[Any]) -> Any:
+        """eth_chainId."""
+        return qty(self.node.chain_id)
+
+    def accounts(self, params: list[Any]) -> Any:
+        """eth_accounts: the node holds no user keys."""
+        return []
+
+    def true(self, params: list[Any]) -> Any:
+        """net_listening, eth_mining."""
+        return True
+
+    def false(self, params: list[Any]) -> Any:
+        """eth_syncing."""
+        return False
+
+    def block_number(self, params: list[Any]) -> Any:
+        """eth_blockNumber."""
+        return qty(self.node.head_number)
+
+    def gas_price(self, params: list[Any]) -> Any:
+        """eth_gasPrice: next base fee plus the suggested tip."""
+        return qty(self.node.next_base_fee() + PRIORITY_FEE)
+
+    def max_priority_fee(self, params: list[Any]) -> Any:
+        """eth_maxPriorityFeePerGas."""
+        return qty(PRIORITY_FEE)
 
     # -- blocks and transactions -----------------------------------------------------------------------
 
@@ -216,13 +292,13 @@ class Rpc:
             return 0
         if isinstance(v, dict):  # EIP-1898
             if "blockNumber" in v:
-                return p_quantity(v["blockNumber"], "block number")
+                return p_quantity(v["blockNumber"], "block number", U64_END)
             if "blockHash" in v:
                 n = self.node.block_number_by_hash(p_hash(v["blockHash"]))
                 if n is None:
                     raise RpcError(Code.RESOURCE_NOT_FOUND, "block not found")
                 return n
-        return p_quantity(v, "block number")
+        return p_quantity(v, "block number", U64_END)
 
     def _block(self, number: int, full: bool) -> Any:
         raw = self.node.get_block_raw(number)
@@ -369,7 +445,14 @@ class Rpc:
         if v.get("to"):
             call["to"] = p_address(v["to"])
         if v.get("gas") is not None:
-            call["gas"] = p_quantity(v["gas"], "gas")
+            call["gas"] = gas = p_quantity(v["gas"], "gas")
+            cap = self.settings.rpc_gas_cap
+            if gas > cap:
+                raise RpcError(
+                    Code.EXECUTION_ERROR,
+                    f"gas cap exceeded: {show(gas)} > {cap}",
+                    {"code": "GAS_CAP_EXCEEDED", "cap": cap},
+                )
         if v.get("value") is not None:
             call["value"] = p_quantity(v["value"], "value")
         data = v.get("data", v.get("input"))
@@ -377,17 +460,32 @@ class Rpc:
             call["data"] = p_data(data)
         return call
 
-    def call(self, params: list[Any]) -> Any:
-        """eth_call."""
-        return hx(
-            self.node.call(self._call_params(_param(params, 0)), self._block_tag(_param(params, 1, None)))
-        )
+    async def _on_pool(self, budget: BatchBudget, fn: Callable[[CallRunner], T]) -> T:
+        """``fn(runner)`` on the call pool by the batch's deadline, while the batch has call gas left."""
 
-    def estimate_gas(self, params: list[Any]) -> Any:
-        """eth_estimateGas."""
+        def job(runner: CallRunner) -> T:
+            budget.check_gas()
+            before = runner.gas_burned
+            try:
+                return fn(runner)
+            finally:
+                budget.spend_gas(runner.gas_burned - before)
+
+        return await self.calls.run(job, budget.deadline)
+
+    async def call(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_call, on the call pool under the gas cap and the deadline."""
+        call = self._call_params(_param(params, 0))
+        number = self._block_tag(_param(params, 1, None))
+        return hx(await self._on_pool(budget, lambda r: r.call(call, number)))
+
+    async def estimate_gas(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_estimateGas, on the call pool under the gas cap and the deadline (the given gas is not used:
+        the search runs up to the cap)."""
         call = self._call_params(_param(params, 0))
         call.pop("gas", None)
-        return qty(self.node.estimate_gas(call, self._block_tag(_param(params, 1, None))))
+        number = self._block_tag(_param(params, 1, None))
+        return qty(await self._on_pool(budget, lambda r: r.estimate_gas(call, number)))
 
     async def send_raw_transaction(self, params: list[Any]) -> Any:
         """eth_sendRawTransaction: returns the hash once the transaction is durable."""
@@ -427,7 +525,7 @@ class Rpc:
 
     def increase_time(self, params: list[Any]) -> Any:
         """evm_increaseTime(seconds): later blocks are stamped that much later; returns the total offset."""
-        seconds = p_quantity(_param(params, 0), "seconds")
+        seconds = p_quantity(_param(params, 0), "seconds", 1 << 32)
         self.node.time_offset += seconds
         # relative to the head too: burst blocks may already be stamped ahead of the wall clock
         head = json.loads(self.node.get_block_raw(self.node.head_number) or b"{}")
@@ -476,6 +574,11 @@ class Rpc:
         }
 
 
+def encode_error(error: RpcError) -> bytes:
+    """A JSON-RPC error response to a request whose id is unknown (the body was refused or unreadable)."""
+    return _encode(None, error=error)
+
+
 def _encode(rid: Any, *, result: Any = None, error: RpcError | None = None) -> bytes:
     head = b'{"jsonrpc":"2.0","id":' + json.dumps(rid).encode()
     if error is not None:
@@ -483,3 +586,18 @@ def _encode(rid: Any, *, result: Any = None, error: RpcError | None = None) -> b
     if isinstance(result, Raw):
         return head + b',"result":' + result.data + b"}"
     return head + b',"result":' + json.dumps(result, separators=(",", ":")).encode() + b"}"
+
+
+def _handler(fn: Callable[[list[Any]], Any]) -> Handler:
+    """A table entry for a handler that takes no budget (a coroutine function, or inline on the loop)."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def run_async(params: list[Any], budget: BatchBudget) -> Any:
+            return await fn(params)
+
+        return run_async
+
+    async def run(params: list[Any], budget: BatchBudget) -> Any:
+        return fn(params)
+
+    return run

@@ -1,0 +1,188 @@
+"""Execution without a transaction: eth_call, eth_estimateGas and state reads over committed blocks.
+
+A :class:`CallRunner` owns a py-evm chain over a read-only view of the store, so it never sees half a
+block, and the call state of the head (built once per head, reused by every call at it). py-evm objects
+are not thread-safe: each thread has its own runner (the node one for its own reads, under its read lock;
+the RPC's call pool one per worker thread, ``chain_node/rpc_limits.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eth.abc import BlockHeaderAPI, ComputationAPI
+from eth.exceptions import Revert
+from eth.vm.spoof import SpoofTransaction
+from eth_abi.abi import decode
+from eth_utils.exceptions import ValidationError
+
+from chain_node.errors import Code, RpcError
+from chain_node.store import EvmDB, Store
+
+log = logging.getLogger("chain_node.calls")
+
+SSTORE_SENTRY = 2300  # EIP-2200: an SSTORE with this much gas left or less fails
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+
+class CallRunner:
+    """Calls, estimates and account reads at any committed block; one thread at a time."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        chain_cls: Any,
+        head: Callable[[], BlockHeaderAPI],
+        gas_cap: int | None = None,
+    ) -> None:
+        self._db = EvmDB(store, read_only=True)
+        self._chain = chain_cls(self._db)
+        self._head = head
+        self._gas_cap = gas_cap
+        self._state_cache: tuple[bytes, Any] | None = None
+        self.gas_burned = 0  # by every execution so far (an estimate runs several): what a batch is charged
+
+    @contextmanager
+    def _at(self, number: int | None) -> Iterator[BlockHeaderAPI]:
+        """The header of block ``number`` (None: the head), its state readable until the block ends."""
+        # The head is read before the snapshot opens: the miner publishes a head only after its commit,
+        # so the snapshot holds that head's state (read after, it could be a block the snapshot lacks).
+        head = self._head()
+        with self._db.snapshot():
+            if number is None or number == head.block_number:
+                yield head
+            elif number > head.block_number:
+                raise RpcError(Code.RESOURCE_NOT_FOUND, f"header not found: block {number}")
+            else:
+                yield self._chain.get_canonical_block_header_by_number(number)
+
+    def _call_state(self, header: BlockHeaderAPI) -> Any:
+        """The state eth_call and eth_estimateGas run in on top of ``header``, as py-evm's
+        ``in_costless_state`` builds it (a child block, base fee 0); kept for the head, so that every call
+        at the head after the first finds its accounts and trie nodes cached. Callers revert what they ran;
+        balance, nonce, code and storage reads at the head use it too (its accounts are the head's).
+        """
+        cached = self._state_cache
+        if cached is not None and cached[0] == header.hash:
+            return cached[1]
+        vm = self._chain.get_vm(header)
+        child = vm.generate_block_from_parent_header_and_coinbase(header, header.coinbase).header
+        if hasattr(child, "base_fee_per_gas"):
+            child = child.copy(base_fee_per_gas=0)
+        prev_hashes = itertools.chain((header.hash,), vm.previous_hashes)
+        state = vm.build_state(vm.chaindb.db, child, vm.chain_context, prev_hashes)
+        if header.hash == self._head().hash:
+            self._state_cache = (header.hash, state)
+        return state
+
+    def account(self, address: bytes, number: int | None, what: str, slot: int = 0) -> Any:
+        """Balance, nonce, code or storage of an account at a block (None = latest)."""
+        with self._at(number) as header:
+            if header.hash == self._head().hash:
+                state = self._call_state(header)
+            else:
+                state = self._chain.get_vm(header).state
+            if what == "balance":
+                return state.get_balance(address)
+            if what == "nonce":
+                return state.get_nonce(address)
+            if what == "code":
+                return state.get_code(address)
+            return state.get_storage(address, slot)
+
+    def gas_ceiling(self, header: BlockHeaderAPI) -> int:
+        """Gas of a call that names none, and the most an estimate tries: half the block (the most a
+        transaction may use here), and no more than the RPC gas cap."""
+        cap = header.gas_limit // 2
+        return cap if self._gas_cap is None else min(cap, self._gas_cap)
+
+    def _execute(self, header: BlockHeaderAPI, call: dict[str, Any]) -> tuple[Any, ComputationAPI]:
+        state = self._call_state(header)
+        sender = call.get("from") or b"\x00" * 20
+        gas = call.get("gas") or self.gas_ceiling(header)
+        vm_class = self._chain.get_vm_class_for_block_number(header.block_number + 1)
+        unsigned = vm_class.create_unsigned_transaction(
+            nonce=state.get_nonce(sender),
+            gas_price=0,
+            gas=gas,
+            to=call.get("to") or b"",
+            value=call.get("value", 0),
+            data=call.get("data", b""),
+        )
+        tx = SpoofTransaction(unsigned, from_=sender)
+        snapshot = state.snapshot()
+        try:
+            comp = state.costless_execute_transaction(tx)
+        except ValidationError as exc:
+            raise RpcError(Code.EXECUTION_ERROR, str(exc)) from exc
+        finally:
+            state.revert(snapshot)
+        self.gas_burned += int(tx.intrinsic_gas + comp.get_gas_used())
+        return tx, comp
+
+    def call(self, call: dict[str, Any], number: int | None) -> bytes:
+        """eth_call: the output, or RpcError carrying revert data."""
+        with self._at(number) as header:
+            _, comp = self._execute(header, call)
+        raise_if_error(comp)
+        return bytes(comp.output)
+
+    def estimate_gas(self, call: dict[str, Any], number: int | None) -> int:
+        """eth_estimateGas: one run at the ceiling; its measured need when that run proves it suffices,
+        else a check at the need and a binary search if short."""
+        with self._at(number) as header:
+            cap = self.gas_ceiling(header)
+            tx, comp = self._execute(header, {**call, "gas": cap})
+            raise_if_error(comp)
+            need = int(tx.intrinsic_gas + comp.get_gas_used())
+            if _need_suffices(call, comp, cap - need):
+                return need
+            lo, hi = need - 1, cap
+            _, c2 = self._execute(header, {**call, "gas": need})
+            if not c2.is_error:
+                return need
+            while hi - lo > 1000:
+                mid = (lo + hi) // 2
+                _, c3 = self._execute(header, {**call, "gas": mid})
+                if c3.is_error:
+                    lo = mid
+                else:
+                    hi = mid
+            return hi
+
+
+def raise_if_error(comp: ComputationAPI) -> None:
+    """RpcError for a failed execution: geth's revert shape (reason in the message, data in ``data``)."""
+    if not comp.is_error:
+        return
+    if isinstance(comp.error, Revert):
+        data = comp.output
+        msg = "execution reverted"
+        if data[:4] == _ERROR_SELECTOR:
+            try:
+                msg += ": " + decode(["string"], data[4:])[0]
+            except Exception:  # undecodable reason: the raw data still travels in `data`
+                log.debug("undecodable revert reason")
+        raise RpcError(Code.EXECUTION_REVERTED, msg, "0x" + bytes(data).hex())
+    raise RpcError(Code.EXECUTION_ERROR, f"execution failed: {type(comp.error).__name__}: {comp.error}")
+
+
+def _need_suffices(call: dict[str, Any], comp: ComputationAPI, spare: int) -> bool:
+    """Whether a run given ``spare`` gas less than ``comp``'s would have gone exactly the same way.
+
+    With gas G the only gas-dependent steps are: what a CALL/CREATE forwards (63/64 of what is left),
+    the GAS opcode, and EIP-2200's refusal of an SSTORE with 2300 gas or less left. A message call with
+    no sub-calls, no GAS and every SSTORE still above 2300 after ``spare`` less runs identically, so its
+    measured need is the answer, without a second run (one py-evm execution saved per estimate).
+    """
+    return bool(
+        call.get("to")
+        and not comp.children
+        and not getattr(comp, "reads_gas", True)
+        and getattr(comp, "min_sstore_gas", 0) - spare > SSTORE_SENTRY
+    )
