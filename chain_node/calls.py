@@ -2,14 +2,16 @@
 
 A :class:`CallRunner` owns a py-evm chain over a read-only view of the store, so it never sees half a
 block, and the call state of the head (built once per head, reused by every call at it). py-evm objects
-are not thread-safe: each thread has its own runner (the node one for its own reads, under its read lock;
-the RPC's call pool one per worker thread, ``chain_node/rpc_limits.py``).
+are not thread-safe, so a runner serves one thread at a time: :class:`RunnerPool` lends them out, the most
+recently used first, to the node's own reads on the event loop and to the RPC's call threads
+(``chain_node/rpc_limits.py``) alike; one after the other they all find the same runner, its state hot.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,18 +34,11 @@ _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 class CallRunner:
     """Calls, estimates and account reads at any committed block; one thread at a time."""
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        chain_cls: Any,
-        head: Callable[[], BlockHeaderAPI],
-        gas_cap: int | None = None,
-    ) -> None:
+    def __init__(self, *, store: Store, chain_cls: Any, head: Callable[[], BlockHeaderAPI]) -> None:
         self._db = EvmDB(store, read_only=True)
         self._chain = chain_cls(self._db)
         self._head = head
-        self._gas_cap = gas_cap
+        self.poisoned = False  # interrupted somewhere unknown: its state may be inconsistent, never reuse
         self._state_cache: tuple[bytes, Any] | None = None
         self.gas_burned = 0  # by every execution so far (an estimate runs several): what a batch is charged
 
@@ -95,16 +90,10 @@ class CallRunner:
                 return state.get_code(address)
             return state.get_storage(address, slot)
 
-    def gas_ceiling(self, header: BlockHeaderAPI) -> int:
-        """Gas of a call that names none, and the most an estimate tries: half the block (the most a
-        transaction may use here), and no more than the RPC gas cap."""
-        cap = header.gas_limit // 2
-        return cap if self._gas_cap is None else min(cap, self._gas_cap)
-
     def _execute(self, header: BlockHeaderAPI, call: dict[str, Any]) -> tuple[Any, ComputationAPI]:
         state = self._call_state(header)
         sender = call.get("from") or b"\x00" * 20
-        gas = call.get("gas") or self.gas_ceiling(header)
+        gas = call.get("gas") or header.gas_limit // 2  # the most a transaction may use here
         vm_class = self._chain.get_vm_class_for_block_number(header.block_number + 1)
         unsigned = vm_class.create_unsigned_transaction(
             nonce=state.get_nonce(sender),
@@ -132,11 +121,11 @@ class CallRunner:
         raise_if_error(comp)
         return bytes(comp.output)
 
-    def estimate_gas(self, call: dict[str, Any], number: int | None) -> int:
-        """eth_estimateGas: one run at the ceiling; its measured need when that run proves it suffices,
-        else a check at the need and a binary search if short."""
+    def estimate_gas(self, call: dict[str, Any], number: int | None, *, cap: int | None = None) -> int:
+        """eth_estimateGas: one run at the ceiling (half the block, at most ``cap``); its measured need when
+        that run proves it suffices, else a check at the need and a binary search if short."""
         with self._at(number) as header:
-            cap = self.gas_ceiling(header)
+            cap = header.gas_limit // 2 if cap is None else min(cap, header.gas_limit // 2)
             tx, comp = self._execute(header, {**call, "gas": cap})
             raise_if_error(comp)
             need = int(tx.intrinsic_gas + comp.get_gas_used())
@@ -154,6 +143,30 @@ class CallRunner:
                 else:
                     hi = mid
             return hi
+
+
+class RunnerPool:
+    """Runners lent to one thread at a time, the most recently used first (its caches hot); as many exist
+    as were ever in use at once (the event loop and each call thread)."""
+
+    def __init__(self, make: Callable[[], CallRunner]) -> None:
+        self._make = make
+        self._free: list[CallRunner] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def runner(self) -> Iterator[CallRunner]:
+        """A runner for the caller's thread until the block ends (dropped if it was interrupted)."""
+        with self._lock:
+            r = self._free.pop() if self._free else None
+        if r is None:
+            r = self._make()
+        try:
+            yield r
+        finally:
+            if not r.poisoned:
+                with self._lock:
+                    self._free.append(r)
 
 
 def raise_if_error(comp: ComputationAPI) -> None:

@@ -4,7 +4,7 @@ The server drives it from its event loop (docs/design/node-storage.md); ``mine_o
 one miner thread. It writes blocks through the mining chain (py-evm overlay, one LMDB commit per block);
 state reads go through read-only chains over committed data (``chain_node/calls.py``: the node's own,
 and one per RPC call thread), so they never see half a block; index reads (blocks, receipts, logs,
-seals) are plain LMDB reads. Locks: mempool, reads, mining.
+seals) are plain LMDB reads. Locks: mempool, mining (and the runner pool's).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError
 
-from chain_node.calls import CallRunner
+from chain_node.calls import CallRunner, RunnerPool
 from chain_node.errors import Code, CreateNotPermitted, RpcError
 from chain_node.evm import genesis_params, genesis_state, make_chain_class
 from chain_node.genesis import Genesis
@@ -201,13 +201,12 @@ class Node:
             bytes.fromhex(genesis.permission_contract[2:]) if genesis.permission_contract else None
         )
         chain_cls = make_chain_class(genesis)
-        self._chain_cls = chain_cls
         self._mine_db = EvmDB(store)
         self._init_genesis(chain_cls)
         self._mchain = chain_cls(self._mine_db)
-        # The node's own reads (admission, permissioning, balances); calls from the RPC have their own.
-        self._reader = CallRunner(store=store, chain_cls=chain_cls, head=self.head)
-        self._read_lock = threading.RLock()  # py-evm objects are not thread-safe
+        # Read-only py-evm chains for the node's own reads (admission, permissioning, balances) and the
+        # RPC's calls: one per thread at a time.
+        self.runners = RunnerPool(lambda: CallRunner(store=store, chain_cls=chain_cls, head=self.head))
         self._lock = threading.Lock()  # mempool and pending nonces
         self._mine_lock = threading.Lock()  # one block at a time, whoever asks
         self._mempool: dict[bytes, PendingTx] = {}  # tx hash -> pending, in arrival order
@@ -523,18 +522,14 @@ class Node:
 
     def account(self, address: bytes, number: int | None, what: str, slot: int = 0) -> Any:
         """Balance, nonce, code or storage of an account at a block (None = latest)."""
-        with self._read_lock:
-            return self._reader.account(address, number, what, slot)
+        with self.runners.runner() as r:
+            return r.account(address, number, what, slot)
 
     def pending_nonce(self, address: bytes) -> int:
         """Next nonce counting the mempool (eth_getTransactionCount ... "pending")."""
         with self._lock:
             n = self._next_nonce.get(address)
         return n if n is not None else int(self.account(address, None, "nonce"))
-
-    def call_runner(self, *, gas_cap: int) -> CallRunner:
-        """A runner of its own for one thread of calls (the RPC's call pool), under ``gas_cap``."""
-        return CallRunner(store=self.store, chain_cls=self._chain_cls, head=self.head, gas_cap=gas_cap)
 
     def head(self) -> BlockHeaderAPI:
         """The committed head's header (replaced by the miner after each commit)."""
@@ -563,8 +558,8 @@ class Node:
             return cached[1]
         data = IS_PERMITTED_SELECTOR + bytes(12) + address
         try:
-            with self._read_lock:
-                out = self._reader.call({"to": self.permission_contract, "data": data}, None)
+            with self.runners.runner() as r:
+                out = r.call({"to": self.permission_contract, "data": data}, None)
             ok = len(out) >= 32 and int.from_bytes(out[:32], "big") == 1
         except RpcError:
             ok = False

@@ -131,7 +131,7 @@ class Rpc:
         self.calls = CallPool(
             workers=settings.rpc_call_workers,
             timeout=settings.rpc_evm_timeout,
-            make_runner=lambda: node.call_runner(gas_cap=settings.rpc_gas_cap),
+            runners=node.runners,
         )
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -477,6 +477,7 @@ class Rpc:
         """eth_call, on the call pool under the gas cap and the deadline."""
         call = self._call_params(_param(params, 0))
         number = self._block_tag(_param(params, 1, None))
+        call.setdefault("gas", min(self.node.genesis.gas_limit // 2, self.settings.rpc_gas_cap))
         return hx(await self._on_pool(budget, lambda r: r.call(call, number)))
 
     async def estimate_gas(self, params: list[Any], budget: BatchBudget) -> Any:
@@ -485,7 +486,8 @@ class Rpc:
         call = self._call_params(_param(params, 0))
         call.pop("gas", None)
         number = self._block_tag(_param(params, 1, None))
-        return qty(await self._on_pool(budget, lambda r: r.estimate_gas(call, number)))
+        cap = self.settings.rpc_gas_cap
+        return qty(await self._on_pool(budget, lambda r: r.estimate_gas(call, number, cap=cap)))
 
     async def send_raw_transaction(self, params: list[Any]) -> Any:
         """eth_sendRawTransaction: returns the hash once the transaction is durable."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from chain_node.calls import CallRunner
+from chain_node.calls import CallRunner, RunnerPool
 from chain_node.errors import Code, RpcError
 from provenance._internal.stack import json_depth_exceeds
 
@@ -107,25 +107,13 @@ def timeout_error(seconds: float) -> RpcError:
     )
 
 
-class _Slot:
-    """A worker thread's runner, and whether an interrupted call may have left it inconsistent."""
-
-    def __init__(self) -> None:
-        self.runner: CallRunner | None = None
-        self.poisoned = False
-
-
-class _Local(threading.local):
-    slot: _Slot | None = None
-
-
 class _Job:
     """One call on a worker thread; :meth:`interrupt` raises CallTimeout in that thread if it still runs.
 
     py-evm's loops and precompiles (blake2f rounds, pairings) are Python code, so an asynchronous
     exception stops them at the next bytecode wherever they are: a cooperative check in the interpreter
-    loop could not reach into a precompile. Where it lands is unknown, so the thread's runner (its py-evm
-    state) is thrown away after it (``poisoned``); the exception is withdrawn if the job ends first.
+    loop could not reach into a precompile. Where it lands is unknown, so the runner (its py-evm state) is
+    marked ``poisoned`` and never lent again; the exception is withdrawn if the job ends first.
     """
 
     def __init__(self, deadline: float) -> None:
@@ -133,51 +121,45 @@ class _Job:
         self._lock = threading.Lock()
         self._tid: int | None = None
         self._fired = False
-        self._slot: _Slot | None = None
+        self._runner: CallRunner | None = None
 
-    def run(self, local: _Local, fn: Callable[[CallRunner], T], make: Callable[[], CallRunner]) -> T:
-        with self._lock:
-            if time.monotonic() >= self.deadline:  # waited in the queue past its deadline
-                raise CallTimeout
-            slot = local.slot
-            if slot is None:
-                slot = local.slot = _Slot()
-            if slot.runner is None or slot.poisoned:
-                slot.runner, slot.poisoned = None, False
-                slot.runner = make()
-            runner = slot.runner
-            self._slot = slot
-            self._tid = threading.get_ident()
-        try:
-            return fn(runner)
-        finally:
+    def run(self, runners: RunnerPool, fn: Callable[[CallRunner], T]) -> T:
+        with runners.runner() as runner:
             with self._lock:
-                if self._fired and self._tid is not None:
-                    _set_async_exc(self._tid, _NULL)  # fired but not delivered yet: withdraw it
-                self._tid = None
+                if time.monotonic() >= self.deadline:  # waited in the queue past its deadline
+                    raise CallTimeout
+                self._runner = runner
+                self._tid = threading.get_ident()
+            try:
+                return fn(runner)
+            finally:
+                with self._lock:
+                    if self._fired and self._tid is not None:
+                        _set_async_exc(self._tid, _NULL)  # fired but not delivered yet: withdraw it
+                    self._tid = None
 
     def interrupt(self) -> None:
         with self._lock:
             if self._tid is None or self._fired:
                 return
             self._fired = True
-            assert self._slot is not None
-            self._slot.poisoned = True
+            assert self._runner is not None
+            self._runner.poisoned = True
             _set_async_exc(self._tid, CallTimeout)
 
 
 class CallPool:
-    """Worker threads running calls, each thread with its own :class:`CallRunner`, each call with a deadline.
+    """Worker threads running calls on runners from the node's pool, each call under a deadline.
 
     On a deadline the caller is answered with the timeout error at once and the call is stopped in its
     thread; a call still queued when its deadline passes does not start.
     """
 
-    def __init__(self, *, workers: int, timeout: float, make_runner: Callable[[], CallRunner]) -> None:
+    def __init__(self, *, workers: int, timeout: float, runners: RunnerPool) -> None:
         self.timeout = timeout
-        self._make = make_runner
+        self._runners = runners
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="call")
-        self._local = _Local()
+        self._jobs: set[_Job] = set()
 
     def deadline(self) -> float:
         """The deadline of a call arriving now."""
@@ -187,7 +169,8 @@ class CallPool:
         """``fn(runner)`` on a worker thread; RpcError (timeout) if it is not done by ``deadline``."""
         loop = asyncio.get_running_loop()
         job = _Job(deadline)
-        fut = loop.run_in_executor(self._pool, job.run, self._local, fn, self._make)
+        self._jobs.add(job)
+        fut = loop.run_in_executor(self._pool, job.run, self._runners, fn)
         left = max(0.0, deadline - time.monotonic())
         timer = loop.call_later(left, job.interrupt)
         try:
@@ -198,7 +181,11 @@ class CallPool:
             raise timeout_error(self.timeout) from None
         finally:
             timer.cancel()
+            self._jobs.discard(job)
 
     def close(self) -> None:
-        """Stop the workers (a running call ends at its deadline)."""
+        """Stop the workers: queued calls are dropped, running ones interrupted now (the event loop that
+        would interrupt them at their deadline is the one waiting here)."""
+        for job in list(self._jobs):
+            job.interrupt()
         self._pool.shutdown(wait=True, cancel_futures=True)
