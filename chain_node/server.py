@@ -178,7 +178,7 @@ def build_node(settings: NodeSettings) -> Node:
     genesis = Genesis.load(genesis_path)
     key = SM2PrivateKey.from_pem(key_path.read_bytes())
     return Node(
-        store=Store(settings.data_dir),
+        store=Store(settings.data_dir, sync=settings.sync),
         genesis=genesis,
         validator_key=key,
         block_time=settings.block_time,
