@@ -40,6 +40,7 @@ from provenance.ledger.seal import GENESIS_PREV, Seal, validator_id
 log = logging.getLogger("chain_node")
 
 PRIORITY_FEE = 1_000_000_000  # suggested tip, as anvil/geth dev mode suggest
+MAX_PAIR_PREFIXES = 10_000  # eth_getLogs: address x topic0 index seeks, beyond which the address index serves
 IS_PERMITTED_SELECTOR = keccak(text="isPermitted(address)")[:4]
 _EMPTY: bytes = b""
 
@@ -776,7 +777,8 @@ class Node:
         topics = topics[:4]
         t0 = topics[0] if topics else None
         # Candidate (prefix list, table) from the most selective index; then each candidate is checked.
-        if addresses and t0:
+        # Address x topic0 pairs only while few: the product of two long lists is not worth its seeks.
+        if addresses and t0 and len(addresses) * len(t0) <= MAX_PAIR_PREFIXES:
             table, prefixes, exact = "ix_at", [a + t for a in addresses for t in t0], len(topics) == 1
         elif addresses:
             table, prefixes, exact = "ix_addr", list(addresses), not any(topics)
@@ -810,17 +812,19 @@ class Node:
                 keys = sorted(set(keys))
             logs_db = self.store.db("logs")
             out: list[bytes] = []
+            want_addresses = set(addresses)
+            want_topics = [set(t) if t else None for t in topics]
             for k in keys:
                 found = txn.get(k, db=logs_db)
                 if found is None:
                     continue
                 raw = bytes(found)
-                if exact or _log_matches(json.loads(raw), addresses, topics):
+                if exact or _log_matches(json.loads(raw), want_addresses, want_topics):
                     out.append(raw)
         return out
 
 
-def _log_matches(lj: dict[str, Any], addresses: list[bytes], topics: list[list[bytes] | None]) -> bool:
+def _log_matches(lj: dict[str, Any], addresses: set[bytes], topics: list[set[bytes] | None]) -> bool:
     if addresses and bytes.fromhex(lj["address"][2:]) not in addresses:
         return False
     lt = lj["topics"]

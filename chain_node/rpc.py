@@ -25,6 +25,7 @@ log = logging.getLogger("chain_node.rpc")
 
 CLIENT_VERSION = "shancheng-node/0.1.0/py-evm-0.12.1b1"
 MAX_LOGS = 100_000
+MAX_FILTER_ITEMS = 1000  # addresses, and alternatives per topic position, in one eth_getLogs (geth's bound)
 UINT256_END = 1 << 256
 U64_END = 1 << 64
 
@@ -388,14 +389,16 @@ class Rpc:
             hi = head if b is None else min(b, head)
         addr = f.get("address")
         addresses = (
-            [] if addr is None else [p_address(a) for a in (addr if isinstance(addr, list) else [addr])]
+            []
+            if addr is None
+            else [p_address(a) for a in _filter_items(addr if isinstance(addr, list) else [addr])]
         )
         topics: list[list[bytes] | None] = []
         for t in f.get("topics") or []:
             if t is None:
                 topics.append(None)
             elif isinstance(t, list):
-                topics.append([p_hash(x) for x in t] or None)
+                topics.append([p_hash(x) for x in _filter_items(t)] or None)
             else:
                 topics.append([p_hash(t)])
         if lo > hi:
@@ -574,6 +577,17 @@ class Rpc:
                 "sm2Verify": to_checksum_address("0x" + "00" * 18 + "5002"),
             },
         }
+
+
+def _filter_items(items: list[Any]) -> list[Any]:
+    """A filter's addresses or one position's topics, at most MAX_FILTER_ITEMS of them."""
+    if len(items) > MAX_FILTER_ITEMS:
+        raise RpcError(
+            Code.LIMIT_EXCEEDED,
+            f"filter lists {len(items)} values in one field, more than {MAX_FILTER_ITEMS}",
+            {"code": "FILTER_TOO_LARGE", "limit": MAX_FILTER_ITEMS},
+        )
+    return items
 
 
 def encode_error(error: RpcError) -> bytes:

@@ -258,6 +258,23 @@ def test_batch_work_bounded(node: EngineHandle) -> None:
     assert_alive(node)
 
 
+def test_get_logs_filter_bounded(node: EngineHandle) -> None:
+    """eth_getLogs looked up every address x topic pair: 2,000 x 2,000 took 1.2 s of the event loop, and a
+    5 MiB filter would have asked for billions. Now at most 1,000 values a field, and long pairs lists are
+    served from the address index."""
+    many = [f"0x{i:040x}" for i in range(1001)]
+    topics = [f"0x{i:064x}" for i in range(1001)]
+    for flt in [{"address": many}, {"topics": [topics]}, {"topics": [None, None, topics]}]:
+        err = rpc_error(post(node, request("eth_getLogs", [{"fromBlock": "0x0", **flt}])))
+        assert err["code"] == -32005 and err["data"] == {"code": "FILTER_TOO_LARGE", "limit": 1000}
+    r = post(
+        node,
+        request("eth_getLogs", [{"fromBlock": "0x0", "address": many[:1000], "topics": [topics[:1000]]}]),
+    )
+    assert r.json()["result"] == []
+    assert_alive(node)
+
+
 # -- finding 12: transactions without replay protection ---------------------------------------------------
 
 
