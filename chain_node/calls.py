@@ -163,6 +163,10 @@ class RunnerPool:
             r = self._make()
         try:
             yield r
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # an interrupt (a call's deadline) landed somewhere in it
+                r.poisoned = True
+            raise
         finally:
             if not r.poisoned:
                 with self._lock:

@@ -123,7 +123,7 @@ class Rpc:
     }
     # test/devnet only (--dev-rpc): lets suites written for anvil move time forward
     DEV_METHODS: ClassVar[dict[str, str]] = {"evm_increaseTime": "increase_time", "evm_mine": "mine"}
-    _BUDGETED: ClassVar[frozenset[str]] = frozenset({"call", "estimate_gas"})
+    _BUDGETED: ClassVar[frozenset[str]] = frozenset({"call", "estimate_gas", "get_logs", "fee_history"})
 
     def __init__(self, node: Node, settings: NodeSettings) -> None:
         self.node = node
@@ -132,7 +132,6 @@ class Rpc:
         self.calls = CallPool(
             workers=settings.rpc_call_workers,
             timeout=settings.rpc_evm_timeout,
-            runners=node.runners,
         )
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,7 +223,9 @@ class Rpc:
         if not isinstance(params, list):
             return _encode(rid, error=RpcError(Code.INVALID_PARAMS, "params must be an array"))
         handler = self.methods.get(method)
-        if handler is None:
+        if budget.response_bytes <= 0:  # the batch's answer is full: the rest is not even run
+            out = _encode(rid, error=self._response_too_large())
+        elif handler is None:
             out = _encode(rid, error=RpcError(Code.METHOD_NOT_FOUND, f"method not found: {show(method)}"))
         else:
             try:
@@ -237,13 +238,15 @@ class Rpc:
         if notification:
             return None
         if not budget.take_bytes(len(out)):
-            err = RpcError(
-                Code.LIMIT_EXCEEDED,
-                "batch response too large",
-                {"code": "BATCH_RESPONSE_TOO_LARGE", "limit": self.settings.rpc_batch_response_bytes},
-            )
-            out = _encode(rid, error=err)
+            out = _encode(rid, error=self._response_too_large())
         return out
+
+    def _response_too_large(self) -> RpcError:
+        return RpcError(
+            Code.LIMIT_EXCEEDED,
+            "batch response too large",
+            {"code": "BATCH_RESPONSE_TOO_LARGE", "limit": self.settings.rpc_batch_response_bytes},
+        )
 
     # -- constants and cheap reads ---------------------------------------------------------------------
 
@@ -307,11 +310,12 @@ class Rpc:
             return None
         if not full:
             return Raw(raw)
-        block = json.loads(raw)
-        block["transactions"] = [
-            json.loads(self.node.get_tx_raw(bytes.fromhex(h[2:])) or b"null") for h in block["transactions"]
-        ]
-        return block
+        # The stored transactions spliced in for their hashes, unparsed: "transactions" ends the block
+        # record (header_json), and a block may hold 1,400 transactions.
+        cut = raw.rindex(b'"transactions":')
+        hashes = json.loads(raw[cut + len(b'"transactions":') : -1])
+        txs = [self.node.get_tx_raw(bytes.fromhex(h[2:])) or b"null" for h in hashes]
+        return Raw(raw[:cut] + b'"transactions":[' + b",".join(txs) + b"]}")
 
     def get_block_by_number(self, params: list[Any]) -> Any:
         """eth_getBlockByNumber."""
@@ -353,26 +357,33 @@ class Rpc:
                         self._waiters.pop(h, None)
         return Raw(raw) if raw is not None else None
 
-    def fee_history(self, params: list[Any]) -> Any:
-        """eth_feeHistory over stored blocks."""
+    async def fee_history(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_feeHistory over stored blocks (up to 1,024 of them: on the pool, under the deadline)."""
         count = min(p_quantity(_param(params, 0), "block count"), 1024)
         newest = self._block_tag(_param(params, 1, "latest"))
         newest = self.node.head_number if newest is None else min(newest, self.node.head_number)
         percentiles = _param(params, 2, None) or []
+        if not isinstance(percentiles, list):
+            raise RpcError(Code.INVALID_PARAMS, f"invalid reward percentiles: {show(percentiles)}")
         oldest = max(0, newest - count + 1)
-        fees, ratios = [], []
-        for n in range(oldest, newest + 1):
-            b = json.loads(self.node.get_block_raw(n) or b"{}")
-            fees.append(b["baseFeePerGas"])
-            ratios.append(int(b["gasUsed"], 16) / int(b["gasLimit"], 16))
+
+        def scan() -> tuple[list[str], list[float]]:
+            fees, ratios = [], []
+            for n in range(oldest, newest + 1):
+                b = json.loads(self.node.get_block_raw(n) or b"{}")
+                fees.append(b["baseFeePerGas"])
+                ratios.append(int(b["gasUsed"], 16) / int(b["gasLimit"], 16))
+            return fees, ratios
+
+        fees, ratios = await self.calls.run(scan, budget.deadline)
         fees.append(qty(self.node.next_base_fee()))
         out: dict[str, Any] = {"oldestBlock": qty(oldest), "baseFeePerGas": fees, "gasUsedRatio": ratios}
         if percentiles:
             out["reward"] = [[qty(PRIORITY_FEE)] * len(percentiles) for _ in ratios]
         return out
 
-    def get_logs(self, params: list[Any]) -> Any:
-        """eth_getLogs over the address/topic indexes."""
+    async def get_logs(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_getLogs over the address/topic indexes (up to MAX_LOGS: on the pool, under the deadline)."""
         f = _param(params, 0)
         if not isinstance(f, dict):
             raise RpcError(Code.INVALID_PARAMS, "filter must be an object")
@@ -403,8 +414,11 @@ class Rpc:
                 topics.append([p_hash(t)])
         if lo > hi:
             return []
-        logs = self.node.get_logs(
-            from_block=lo, to_block=hi, addresses=addresses, topics=topics, limit=MAX_LOGS
+        logs = await self.calls.run(
+            lambda: self.node.get_logs(
+                from_block=lo, to_block=hi, addresses=addresses, topics=topics, limit=MAX_LOGS
+            ),
+            budget.deadline,
         )
         return Raw(b"[" + b",".join(logs) + b"]")
 
@@ -466,13 +480,14 @@ class Rpc:
     async def _on_pool(self, budget: BatchBudget, fn: Callable[[CallRunner], T]) -> T:
         """``fn(runner)`` on the call pool by the batch's deadline, while the batch has call gas left."""
 
-        def job(runner: CallRunner) -> T:
+        def job() -> T:
             budget.check_gas()
-            before = runner.gas_burned
-            try:
-                return fn(runner)
-            finally:
-                budget.spend_gas(runner.gas_burned - before)
+            with self.node.runners.runner() as runner:
+                before = runner.gas_burned
+                try:
+                    return fn(runner)
+                finally:
+                    budget.spend_gas(runner.gas_burned - before)
 
         return await self.calls.run(job, budget.deadline)
 

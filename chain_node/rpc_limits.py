@@ -21,7 +21,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from chain_node.calls import CallRunner, RunnerPool
 from chain_node.errors import Code, RpcError
 from provenance._internal.stack import json_depth_exceeds
 
@@ -77,8 +76,9 @@ class BatchBudget:
             self.gas -= gas
 
     def take_bytes(self, n: int) -> bool:
-        """Charge an answer's size; False (nothing charged) once the batch's answer would be too large."""
+        """Charge an answer's size; False once the batch's answer would be too large (then it is full)."""
         if n > self.response_bytes:
+            self.response_bytes = 0
             return False
         self.response_bytes -= n
         return True
@@ -108,12 +108,13 @@ def timeout_error(seconds: float) -> RpcError:
 
 
 class _Job:
-    """One call on a worker thread; :meth:`interrupt` raises CallTimeout in that thread if it still runs.
+    """One piece of work on a worker thread; :meth:`interrupt` raises CallTimeout in that thread if it
+    still runs.
 
-    py-evm's loops and precompiles (blake2f rounds, pairings) are Python code, so an asynchronous
-    exception stops them at the next bytecode wherever they are: a cooperative check in the interpreter
-    loop could not reach into a precompile. Where it lands is unknown, so the runner (its py-evm state) is
-    marked ``poisoned`` and never lent again; the exception is withdrawn if the job ends first.
+    py-evm's loops and precompiles (blake2f rounds, pairings) are Python code, and so are the index scans,
+    so an asynchronous exception stops them at the next bytecode wherever they are: a cooperative check in
+    the interpreter loop could not reach into a precompile. Where it lands is unknown, so a runner it
+    passes through is never lent again (``RunnerPool``); the exception is withdrawn if the job ends first.
     """
 
     def __init__(self, deadline: float) -> None:
@@ -121,43 +122,37 @@ class _Job:
         self._lock = threading.Lock()
         self._tid: int | None = None
         self._fired = False
-        self._runner: CallRunner | None = None
 
-    def run(self, runners: RunnerPool, fn: Callable[[CallRunner], T]) -> T:
-        with runners.runner() as runner:
+    def run(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if time.monotonic() >= self.deadline:  # waited in the queue past its deadline
+                raise CallTimeout
+            self._tid = threading.get_ident()
+        try:
+            return fn()
+        finally:
             with self._lock:
-                if time.monotonic() >= self.deadline:  # waited in the queue past its deadline
-                    raise CallTimeout
-                self._runner = runner
-                self._tid = threading.get_ident()
-            try:
-                return fn(runner)
-            finally:
-                with self._lock:
-                    if self._fired and self._tid is not None:
-                        _set_async_exc(self._tid, _NULL)  # fired but not delivered yet: withdraw it
-                    self._tid = None
+                if self._fired and self._tid is not None:
+                    _set_async_exc(self._tid, _NULL)  # fired but not delivered yet: withdraw it
+                self._tid = None
 
     def interrupt(self) -> None:
         with self._lock:
             if self._tid is None or self._fired:
                 return
             self._fired = True
-            assert self._runner is not None
-            self._runner.poisoned = True
             _set_async_exc(self._tid, CallTimeout)
 
 
 class CallPool:
-    """Worker threads running calls on runners from the node's pool, each call under a deadline.
+    """Worker threads for what nothing cheap bounds (calls, estimates, index scans), each under a deadline.
 
     On a deadline the caller is answered with the timeout error at once and the call is stopped in its
     thread; a call still queued when its deadline passes does not start.
     """
 
-    def __init__(self, *, workers: int, timeout: float, runners: RunnerPool) -> None:
+    def __init__(self, *, workers: int, timeout: float) -> None:
         self.timeout = timeout
-        self._runners = runners
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="call")
         self._jobs: set[_Job] = set()
 
@@ -165,12 +160,12 @@ class CallPool:
         """The deadline of a call arriving now."""
         return time.monotonic() + self.timeout
 
-    async def run(self, fn: Callable[[CallRunner], T], deadline: float) -> T:
-        """``fn(runner)`` on a worker thread; RpcError (timeout) if it is not done by ``deadline``."""
+    async def run(self, fn: Callable[[], T], deadline: float) -> T:
+        """``fn()`` on a worker thread; RpcError (timeout) if it is not done by ``deadline``."""
         loop = asyncio.get_running_loop()
         job = _Job(deadline)
         self._jobs.add(job)
-        fut = loop.run_in_executor(self._pool, job.run, self._runners, fn)
+        fut = loop.run_in_executor(self._pool, job.run, fn)
         left = max(0.0, deadline - time.monotonic())
         timer = loop.call_later(left, job.interrupt)
         try:

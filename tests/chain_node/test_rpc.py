@@ -72,6 +72,12 @@ def test_deploy_transact_events_and_logs(w3: Web3, node: EngineHandle, probe: Co
     assert tx["blockNumber"] == rcpts[0]["blockNumber"] and tx["from"] == user.address
     block = w3.eth.get_block(rcpts[0]["blockNumber"], full_transactions=True)
     assert block["transactions"][0]["hash"] == rcpts[0]["transactionHash"]
+    assert block["transactions"][0] == tx  # the stored transaction, spliced in whole
+    plain = w3.eth.get_block(block["number"])
+    assert [t["hash"] for t in block["transactions"]] == plain["transactions"]
+    assert {k: v for k, v in block.items() if k != "transactions"} == {
+        k: v for k, v in plain.items() if k != "transactions"
+    }
     assert w3.eth.get_block(block["hash"])["number"] == block["number"]
     assert w3.eth.get_storage_at(probe.address, 0) == (1 * 0 + 3).to_bytes(32, "big")
 

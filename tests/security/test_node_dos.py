@@ -247,6 +247,17 @@ def test_batch_work_bounded(node: EngineHandle) -> None:
     assert sorted(a["id"] for a in out) == list(range(8))
     assert all(a["error"]["data"]["code"] == "EXECUTION_TIMEOUT" for a in out)
 
+    # Scans (logs, fee history) run on the call threads under the batch's deadline too: all answered.
+    scans = [
+        request("eth_getLogs", [{"fromBlock": "0x0"}], rid=i)
+        if i % 2
+        else request("eth_feeHistory", ["0x400", "latest", [50]], rid=i)
+        for i in range(500)
+    ]
+    out = post(node, scans).json()
+    assert sorted(a["id"] for a in out) == list(range(500))
+    assert all("result" in a or a["error"]["code"] in (-32000, -32005) for a in out)
+
     # The answer's bytes: blocks until the budget is spent, then a limit error per request.
     blocks = [request("eth_getBlockByNumber", ["0x0", False], rid=i) for i in range(200)]
     out = post(node, blocks).json()
