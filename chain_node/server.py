@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +17,7 @@ from chain_node.genesis import VALIDATOR_KEY_FILE, Genesis
 from chain_node.node import Node
 from chain_node.rpc import Rpc, encode_error
 from chain_node.store import Store
+from provenance._internal.stack import THREAD_STACK_BYTES
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
 
@@ -194,6 +196,9 @@ def serve(settings: NodeSettings) -> None:
     # While the miner thread builds a block, the loop thread must get the GIL often enough to keep
     # accepting sends: 1 ms instead of the default 5 ms switch interval.
     sys.setswitchinterval(0.001)
+    # The miner and call threads run py-evm as deep as the recursion limit allows: give them the stack
+    # for it (threads started from here on; the pools start theirs on first use).
+    threading.stack_size(THREAD_STACK_BYTES)
     node = build_node(settings)
     app = App(Rpc(node, settings))
     config = uvicorn.Config(

@@ -19,9 +19,16 @@ from importlib.abc import Loader, MetaPathFinder
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-# py-evm's EVM at its full 1024-deep call stack needs ~3,800 frames (measured: 4,000 are too few, 5,000
-# enough); 6,000 leaves room for that and still costs at most ~4 MiB of an 8 MiB stack.
+# The deepest EVM execution gas allows (50 M, the node's call cap; 30 M per transaction) needs between
+# 3,000 and 3,500 (measured: a self-calling contract, the 63/64 rule stops it near depth 540); 6,000 leaves
+# room for that and costs at most ~4 MiB of an 8 MiB stack. The EVM's full depth of 1,024 would need ~6,500
+# (~8,000 through CREATE), reachable only with ~10^11 gas: the node answers such a call with an error.
 RECURSION_LIMIT = 6000
+
+# A thread stack that holds RECURSION_LIMIT levels at ~700 bytes each with room to spare, whatever
+# `ulimit -s` says (threads otherwise get its value, or glibc's default when it is unlimited): for the
+# threads that run py-evm (the node's miner and call threads), set with threading.stack_size().
+THREAD_STACK_BYTES = 16 << 20
 
 # Packages that raise the limit when imported.
 _RAISERS = frozenset({"py_ecc", "eth"})

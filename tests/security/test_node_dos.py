@@ -140,6 +140,56 @@ def test_recursion_limit_held_by_every_entry_point(module: str) -> None:
     assert out.stdout.split() == [str(RECURSION_LIMIT)] * 2, out.stdout
 
 
+# Returns the deepest call depth it reached: depth d (calldata) calls itself with d + 1 and returns the
+# child's answer, or d when that call fails (the EVM's 1,024 limit).
+DEEPEST = (
+    "600035806001016000526020600060206000600030"  # d; mem[0] = d + 1; CALL(gas, self, 0, 0, 32, 0, 32)
+    "5af1602257600052602060"
+    "00f35b5060206000f3"  # ok: return the child's answer; else return d
+)
+
+
+def _deploy_deepest(node: EngineHandle) -> str:
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 60}))
+    admin = node.accounts[0]
+    runtime = bytes.fromhex(DEEPEST)
+    init = bytes([0x60, len(runtime), 0x60, 12, 0x60, 0, 0x39, 0x60, len(runtime), 0x60, 0, 0xF3]) + runtime
+    tx = {
+        "data": init,
+        "gas": 200_000,
+        "gasPrice": w3.eth.gas_price,
+        "nonce": w3.eth.get_transaction_count(admin.address, "pending"),
+        "chainId": node.chain_id,
+    }
+    raw = admin.sign_transaction(tx).raw_transaction
+    address: str = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))["contractAddress"]
+    return address
+
+
+def test_deepest_call_within_the_gas_cap_fits_the_recursion_limit(node: EngineHandle, tmp_path: Path) -> None:
+    """The limit that keeps the C stack safe (6,000) holds the deepest call the gas cap allows (the 63/64
+    rule stops it near depth 540, ~3,300 levels of Python); only a cap raised far past the default could
+    nest deeper, and then the call gets a JSON-RPC error, not a crash."""
+    deepest = _call(node, {"to": _deploy_deepest(node), "data": "0x" + "00" * 32, "gas": hex(GAS_CAP)})
+    assert 500 < int(deepest.json()["result"], 16) < 1024, deepest.text
+    assert_alive(node)
+
+    raised = start_node(tmp_path / "raised-cap", rpc_gas_cap=str(10**13), rpc_evm_timeout="60")
+    try:
+        target = _deploy_deepest(raised)
+        r = post(
+            raised,
+            request("eth_call", [{"to": target, "data": "0x" + "00" * 32, "gas": hex(10**12)}]),
+            timeout=90,
+        )
+        err = rpc_error(r)
+        assert err["code"] == -32000 and err["data"] == {"code": "CALL_TOO_DEEP"}, err
+        assert int(_call(raised, {"data": RETURN_42}).json()["result"], 16) == 42  # a fresh runner served it
+        assert_alive(raised)
+    finally:
+        raised.stop()
+
+
 def test_gateway_depth_guard_holds_for_escaped_strings(harness: Harness) -> None:
     """The gateway's body guard shares the node's scan: an escape before deep nesting does not hide it."""
     h = harness.client("station-1")
