@@ -19,6 +19,7 @@ from chain_node.calls import CallRunner
 from chain_node.config import NodeSettings
 from chain_node.errors import Code, RpcError, show, to_rpc_error
 from chain_node.node import PRIORITY_FEE, Node, hx, qty
+from chain_node.params import U64_END, p_address, p_data, p_hash, p_quantity, param
 from chain_node.rpc_limits import BatchBudget, CallPool, decode_body, valid_id
 
 log = logging.getLogger("chain_node.rpc")
@@ -26,8 +27,6 @@ log = logging.getLogger("chain_node.rpc")
 CLIENT_VERSION = "shancheng-node/0.1.0/py-evm-0.12.1b1"
 MAX_LOGS = 100_000
 MAX_FILTER_ITEMS = 1000  # addresses, and alternatives per topic position, in one eth_getLogs (geth's bound)
-UINT256_END = 1 << 256
-U64_END = 1 << 64
 
 T = TypeVar("T")
 Handler = Callable[[list[Any], BatchBudget], Awaitable[Any]]
@@ -40,69 +39,27 @@ class Raw:
     data: bytes
 
 
-# -- parameter parsing ----------------------------------------------------------------------------------
-
-
-def _param(params: list[Any], i: int, default: Any = ...) -> Any:
-    if i < len(params):
-        return params[i]
-    if default is ...:
-        raise RpcError(Code.INVALID_PARAMS, f"missing parameter {i}")
-    return default
-
-
-def p_quantity(v: Any, what: str = "quantity", end: int = UINT256_END) -> int:
-    """A 0x-hex quantity below ``end`` (ints tolerated)."""
-    n: int | None = None
-    if isinstance(v, int) and not isinstance(v, bool):
-        n = v
-    elif isinstance(v, str) and v.startswith("0x") and len(v) <= 2 + (end.bit_length() + 3) // 4:
-        with contextlib.suppress(ValueError):
-            n = int(v, 16)
-    if n is None or not 0 <= n < end:
-        raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {show(v)}")
-    return n
-
-
-def p_data(v: Any, what: str = "data", size: int | None = None) -> bytes:
-    """0x-hex bytes, optionally of a fixed size."""
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            b = bytes.fromhex(v[2:])
-        except ValueError:
-            b = None
-        if b is not None and (size is None or len(b) == size):
-            return b
-    raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {show(v)}")
-
-
-def p_address(v: Any) -> bytes:
-    """A 20-byte address."""
-    return p_data(v, "address", 20)
-
-
-def p_hash(v: Any) -> bytes:
-    """A 32-byte hash."""
-    return p_data(v, "hash", 32)
-
-
 class Rpc:
-    """The method table bound to one node; requests run on the server's event loop, calls on its pool."""
+    """The method table bound to one node; requests run on the server's event loop, calls and scans on
+    its pool."""
 
+    # Answers computed from the node alone, whatever the params.
+    CONSTANTS: ClassVar[dict[str, Callable[[Node], Any]]] = {
+        "web3_clientVersion": lambda n: CLIENT_VERSION,
+        "net_version": lambda n: str(n.chain_id),
+        "net_listening": lambda n: True,
+        "eth_chainId": lambda n: qty(n.chain_id),
+        "eth_accounts": lambda n: [],  # the node holds no user keys
+        "eth_syncing": lambda n: False,
+        "eth_mining": lambda n: True,
+        "eth_blockNumber": lambda n: qty(n.head_number),
+        "eth_gasPrice": lambda n: qty(n.next_base_fee() + PRIORITY_FEE),
+        "eth_maxPriorityFeePerGas": lambda n: qty(PRIORITY_FEE),
+    }
     # JSON-RPC name -> handler. A handler takes the params list; a coroutine is awaited; the rest run
     # inline on the loop (bounded index and state reads: on a small shared machine a thread hand-off costs
-    # more than they do). eth_call and eth_estimateGas take the batch's budget too and run on the pool.
+    # more than they do). Calls, estimates and scans take the batch's budget too and run on the pool.
     METHODS: ClassVar[dict[str, str]] = {
-        "web3_clientVersion": "client_version",
-        "net_version": "net_version",
-        "net_listening": "true",
-        "eth_chainId": "chain_id",
-        "eth_accounts": "accounts",
-        "eth_syncing": "false",
-        "eth_mining": "true",
-        "eth_blockNumber": "block_number",
-        "eth_gasPrice": "gas_price",
-        "eth_maxPriorityFeePerGas": "max_priority_fee",
         "eth_feeHistory": "fee_history",
         "eth_getBlockByNumber": "get_block_by_number",
         "eth_getBlockByHash": "get_block_by_hash",
@@ -145,6 +102,8 @@ class Rpc:
             name: getattr(self, attr) if attr in self._BUDGETED else _handler(getattr(self, attr))
             for name, attr in table.items()
         }
+        for name, fn in self.CONSTANTS.items():
+            self.methods[name] = _handler(_of_node(fn, node))
         node.add_listener(self._on_block)
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -248,44 +207,6 @@ class Rpc:
             {"code": "BATCH_RESPONSE_TOO_LARGE", "limit": self.settings.rpc_batch_response_bytes},
         )
 
-    # -- constants and cheap reads ---------------------------------------------------------------------
-
-    def client_version(self, params: list[Any]) -> Any:
-        """web3_clientVersion."""
-        return CLIENT_VERSION
-
-    def net_version(self, params: list[Any]) -> Any:
-        """net_version: the chain id in decimal."""
-        return str(self.node.chain_id)
-
-    def chain_id(self, params: list[Any]) -> Any:
-        """eth_chainId."""
-        return qty(self.node.chain_id)
-
-    def accounts(self, params: list[Any]) -> Any:
-        """eth_accounts: the node holds no user keys."""
-        return []
-
-    def true(self, params: list[Any]) -> Any:
-        """net_listening, eth_mining."""
-        return True
-
-    def false(self, params: list[Any]) -> Any:
-        """eth_syncing."""
-        return False
-
-    def block_number(self, params: list[Any]) -> Any:
-        """eth_blockNumber."""
-        return qty(self.node.head_number)
-
-    def gas_price(self, params: list[Any]) -> Any:
-        """eth_gasPrice: next base fee plus the suggested tip."""
-        return qty(self.node.next_base_fee() + PRIORITY_FEE)
-
-    def max_priority_fee(self, params: list[Any]) -> Any:
-        """eth_maxPriorityFeePerGas."""
-        return qty(PRIORITY_FEE)
-
     # -- blocks and transactions -----------------------------------------------------------------------
 
     def _block_tag(self, v: Any) -> int | None:
@@ -319,23 +240,23 @@ class Rpc:
 
     def get_block_by_number(self, params: list[Any]) -> Any:
         """eth_getBlockByNumber."""
-        n = self._block_tag(_param(params, 0))
-        return self._block(self.node.head_number if n is None else n, bool(_param(params, 1, False)))
+        n = self._block_tag(param(params, 0))
+        return self._block(self.node.head_number if n is None else n, bool(param(params, 1, False)))
 
     def get_block_by_hash(self, params: list[Any]) -> Any:
         """eth_getBlockByHash."""
-        n = self.node.block_number_by_hash(p_hash(_param(params, 0)))
-        return None if n is None else self._block(n, bool(_param(params, 1, False)))
+        n = self.node.block_number_by_hash(p_hash(param(params, 0)))
+        return None if n is None else self._block(n, bool(param(params, 1, False)))
 
     def get_transaction(self, params: list[Any]) -> Any:
         """eth_getTransactionByHash (mempool transactions have null block fields)."""
-        h = p_hash(_param(params, 0))
+        h = p_hash(param(params, 0))
         raw = self.node.get_tx_raw(h)
         return Raw(raw) if raw is not None else self.node.pending_tx_json(h)
 
     async def get_receipt(self, params: list[Any]) -> Any:
         """eth_getTransactionReceipt; for a mempool transaction, waits briefly for its block (long poll)."""
-        h = p_hash(_param(params, 0))
+        h = p_hash(param(params, 0))
         self.asked[h] = None
         if len(self.asked) > 10_000:
             self.asked.pop(next(iter(self.asked)))
@@ -359,10 +280,10 @@ class Rpc:
 
     async def fee_history(self, params: list[Any], budget: BatchBudget) -> Any:
         """eth_feeHistory over stored blocks (up to 1,024 of them: on the pool, under the deadline)."""
-        count = min(p_quantity(_param(params, 0), "block count"), 1024)
-        newest = self._block_tag(_param(params, 1, "latest"))
+        count = min(p_quantity(param(params, 0), "block count"), 1024)
+        newest = self._block_tag(param(params, 1, "latest"))
         newest = self.node.head_number if newest is None else min(newest, self.node.head_number)
-        percentiles = _param(params, 2, None) or []
+        percentiles = param(params, 2, None) or []
         if not isinstance(percentiles, list):
             raise RpcError(Code.INVALID_PARAMS, f"invalid reward percentiles: {show(percentiles)}")
         oldest = max(0, newest - count + 1)
@@ -384,7 +305,7 @@ class Rpc:
 
     async def get_logs(self, params: list[Any], budget: BatchBudget) -> Any:
         """eth_getLogs over the address/topic indexes (up to MAX_LOGS: on the pool, under the deadline)."""
-        f = _param(params, 0)
+        f = param(params, 0)
         if not isinstance(f, dict):
             raise RpcError(Code.INVALID_PARAMS, "filter must be an object")
         head = self.node.head_number
@@ -427,15 +348,13 @@ class Rpc:
     def get_balance(self, params: list[Any]) -> Any:
         """eth_getBalance."""
         return qty(
-            self.node.account(
-                p_address(_param(params, 0)), self._block_tag(_param(params, 1, None)), "balance"
-            )
+            self.node.account(p_address(param(params, 0)), self._block_tag(param(params, 1, None)), "balance")
         )
 
     def get_transaction_count(self, params: list[Any]) -> Any:
         """eth_getTransactionCount; "pending" counts the mempool."""
-        addr = p_address(_param(params, 0))
-        tag = _param(params, 1, None)
+        addr = p_address(param(params, 0))
+        tag = param(params, 1, None)
         if tag == "pending":
             return qty(self.node.pending_nonce(addr))
         return qty(self.node.account(addr, self._block_tag(tag), "nonce"))
@@ -443,14 +362,14 @@ class Rpc:
     def get_code(self, params: list[Any]) -> Any:
         """eth_getCode."""
         return hx(
-            self.node.account(p_address(_param(params, 0)), self._block_tag(_param(params, 1, None)), "code")
+            self.node.account(p_address(param(params, 0)), self._block_tag(param(params, 1, None)), "code")
         )
 
     def get_storage_at(self, params: list[Any]) -> Any:
         """eth_getStorageAt."""
-        addr = p_address(_param(params, 0))
-        slot = p_quantity(_param(params, 1), "slot")
-        value = self.node.account(addr, self._block_tag(_param(params, 2, None)), "storage", slot)
+        addr = p_address(param(params, 0))
+        slot = p_quantity(param(params, 1), "slot")
+        value = self.node.account(addr, self._block_tag(param(params, 2, None)), "storage", slot)
         return hx(int(value).to_bytes(32, "big"))
 
     def _call_params(self, v: Any) -> dict[str, Any]:
@@ -493,23 +412,23 @@ class Rpc:
 
     async def call(self, params: list[Any], budget: BatchBudget) -> Any:
         """eth_call, on the call pool under the gas cap and the deadline."""
-        call = self._call_params(_param(params, 0))
-        number = self._block_tag(_param(params, 1, None))
+        call = self._call_params(param(params, 0))
+        number = self._block_tag(param(params, 1, None))
         call.setdefault("gas", min(self.node.genesis.gas_limit // 2, self.settings.rpc_gas_cap))
         return hx(await self._on_pool(budget, lambda r: r.call(call, number)))
 
     async def estimate_gas(self, params: list[Any], budget: BatchBudget) -> Any:
         """eth_estimateGas, on the call pool under the gas cap and the deadline (the given gas is not used:
         the search runs up to the cap)."""
-        call = self._call_params(_param(params, 0))
+        call = self._call_params(param(params, 0))
         call.pop("gas", None)
-        number = self._block_tag(_param(params, 1, None))
+        number = self._block_tag(param(params, 1, None))
         cap = self.settings.rpc_gas_cap
         return qty(await self._on_pool(budget, lambda r: r.estimate_gas(call, number, cap=cap)))
 
     async def send_raw_transaction(self, params: list[Any]) -> Any:
         """eth_sendRawTransaction: returns the hash once the transaction is durable."""
-        p = self.node.stage(p_data(_param(params, 0), "raw transaction"))
+        p = self.node.stage(p_data(param(params, 0), "raw transaction"))
         if isinstance(p, bytes):
             return hx(p)
         if self._commit is None and self.mine_on_send() and self.node.mine_staged_now(p):
@@ -545,7 +464,7 @@ class Rpc:
 
     def increase_time(self, params: list[Any]) -> Any:
         """evm_increaseTime(seconds): later blocks are stamped that much later; returns the total offset."""
-        seconds = p_quantity(_param(params, 0), "seconds", 1 << 32)
+        seconds = p_quantity(param(params, 0), "seconds", 1 << 32)
         self.node.time_offset += seconds
         # relative to the head too: burst blocks may already be stamped ahead of the wall clock
         head = json.loads(self.node.get_block_raw(self.node.head_number) or b"{}")
@@ -561,13 +480,13 @@ class Rpc:
 
     def get_seal(self, params: list[Any]) -> Any:
         """gm_getSeal(blockNumber): the block's seal (see provenance.ledger.seal)."""
-        n = self._block_tag(_param(params, 0, "latest"))
+        n = self._block_tag(param(params, 0, "latest"))
         raw = self.node.get_seal_json(self.node.head_number if n is None else n)
         return None if raw is None else Raw(raw)
 
     def sealed_block(self, params: list[Any]) -> Any:
         """gm_sealedBlock(blockNumber): {"block", "seal"} in one answer."""
-        n = self._block_tag(_param(params, 0, "latest"))
+        n = self._block_tag(param(params, 0, "latest"))
         n = self.node.head_number if n is None else n
         block, seal = self.node.get_block_raw(n), self.node.get_seal_json(n)
         if block is None or seal is None:
@@ -617,6 +536,11 @@ def _encode(rid: Any, *, result: Any = None, error: RpcError | None = None) -> b
     if isinstance(result, Raw):
         return head + b',"result":' + result.data + b"}"
     return head + b',"result":' + json.dumps(result, separators=(",", ":")).encode() + b"}"
+
+
+def _of_node(fn: Callable[[Node], Any], node: Node) -> Callable[[list[Any]], Any]:
+    """A handler answering ``fn(node)`` whatever the params."""
+    return lambda params: fn(node)
 
 
 def _handler(fn: Callable[[list[Any]], Any]) -> Handler:

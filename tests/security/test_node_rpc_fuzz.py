@@ -35,7 +35,7 @@ HTTP_TIMEOUT = EVM_TIMEOUT + 10  # the deadline, its grace, and a loaded machine
 MAX_DEPTH = 32  # the default rpc_max_json_depth
 MAX_BODY = 5 << 20  # the default rpc_max_body_bytes
 INTERNAL_ERROR = -32603
-METHODS = sorted(Rpc.METHODS)  # every method a node serves without --dev-rpc
+METHODS = sorted({**Rpc.CONSTANTS, **Rpc.METHODS})  # every method a node serves without --dev-rpc
 
 
 @pytest.fixture(scope="module")
