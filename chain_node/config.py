@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +23,17 @@ class NodeSettings(BaseSettings):
     log_level: str = "warning"
     dev_rpc: bool = False  # evm_increaseTime / evm_mine, for test suites and throw-away devnets only
     sync: Literal["full", "os"] = "full"  # "full": fsync per commit (power-loss safe); "os": kill -9 safe
+    # Bounds on what one unauthenticated JSON-RPC request may cost (docs/design/node-rpc-limits.md).
+    rpc_max_body_bytes: int = Field(5 << 20, gt=0)  # larger bodies: HTTP 413 (geth: 5 MiB)
+    rpc_max_json_depth: int = Field(32, gt=0)  # deeper JSON: refused before the decoder sees it
+    rpc_batch_limit: int = Field(1000, gt=0)  # requests in one batch (geth: 1000)
+    rpc_batch_gas: int = Field(100_000_000, gt=0)  # eth_call/estimateGas gas of one batch, summed
+    rpc_batch_response_bytes: int = Field(25 << 20, gt=0)  # answer bytes of one batch (geth: 25 MiB)
+    rpc_gas_cap: int = Field(50_000_000, gt=0)  # most gas one eth_call/estimateGas may use (--rpc.gascap)
+    rpc_evm_timeout: float = Field(5.0, gt=0)  # seconds one eth_call/estimateGas may run (--rpc.evmtimeout)
+    rpc_call_workers: int = Field(2, gt=0)  # threads running eth_call/estimateGas beside the event loop
+    # Pre-EIP-155 (no chain id) transactions can be replayed on any chain: refused unless enabled.
+    allow_unprotected_txs: bool = False
 
     def genesis_path(self) -> Path:
         """The genesis file in use."""

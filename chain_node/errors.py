@@ -42,6 +42,16 @@ MESSAGES: dict[Code, str] = {
 }
 
 
+SHOW_CHARS = 80  # of a client's value quoted in an error message
+MAX_MESSAGE = 1000
+
+
+def show(v: Any) -> str:
+    """A client's value as an error message quotes it: its repr, cut short (it may be megabytes)."""
+    r = repr(v)
+    return r if len(r) <= SHOW_CHARS else r[:SHOW_CHARS] + f"… ({len(r)} chars)"
+
+
 class RpcError(Exception):
     """An error to return as a JSON-RPC error object."""
 
@@ -53,7 +63,8 @@ class RpcError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """The ``error`` member of a response."""
-        err: dict[str, Any] = {"code": int(self.code), "message": self.message}
+        msg = self.message if len(self.message) <= MAX_MESSAGE else self.message[:MAX_MESSAGE] + "…"
+        err: dict[str, Any] = {"code": int(self.code), "message": msg}
         if self.data is not None:
             err["data"] = self.data
         return err

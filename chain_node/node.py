@@ -2,35 +2,33 @@
 
 The server drives it from its event loop (docs/design/node-storage.md); ``mine_once`` runs there or on
 one miner thread. It writes blocks through the mining chain (py-evm overlay, one LMDB commit per block);
-state reads go through a second, read-only chain over committed data, so they never see half a block;
-index reads (blocks, receipts, logs, seals) are plain LMDB reads. Locks: mempool, reads, mining.
+state reads go through read-only chains over committed data (``chain_node/calls.py``: the node's own,
+and one per RPC call thread), so they never see half a block; index reads (blocks, receipts, logs,
+seals) are plain LMDB reads. Locks: mempool, mining (and the runner pool's).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
-from eth.exceptions import Revert
+from eth.exceptions import PyEVMError
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
-from eth.vm.spoof import SpoofTransaction
-from eth_abi.abi import decode
 from eth_typing import Address
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError
 
+from chain_node.calls import CallRunner, RunnerPool
 from chain_node.errors import Code, CreateNotPermitted, RpcError
 from chain_node.evm import genesis_params, genesis_state, make_chain_class
 from chain_node.genesis import Genesis
@@ -42,9 +40,9 @@ from provenance.ledger.seal import GENESIS_PREV, Seal, validator_id
 log = logging.getLogger("chain_node")
 
 PRIORITY_FEE = 1_000_000_000  # suggested tip, as anvil/geth dev mode suggest
+MAX_PAIR_PREFIXES = 10_000  # eth_getLogs: address x topic0 index seeks, beyond which the address index serves
 IS_PERMITTED_SELECTOR = keccak(text="isPermitted(address)")[:4]
 _EMPTY: bytes = b""
-SSTORE_SENTRY = 2300  # EIP-2200: an SSTORE with this much gas left or less fails
 
 BlockListener = Callable[[list[bytes], list[bytes]], None]  # (included hashes, dropped hashes)
 
@@ -187,8 +185,10 @@ class Node:
         genesis: Genesis,
         validator_key: SM2PrivateKey,
         block_time: float | None = None,
+        allow_unprotected_txs: bool = False,
     ) -> None:
         self.store = store
+        self.allow_unprotected_txs = allow_unprotected_txs
         self.genesis = genesis
         self.key = validator_key
         self.block_time = block_time or None
@@ -203,11 +203,11 @@ class Node:
         )
         chain_cls = make_chain_class(genesis)
         self._mine_db = EvmDB(store)
-        self._read_db = EvmDB(store, read_only=True)
         self._init_genesis(chain_cls)
         self._mchain = chain_cls(self._mine_db)
-        self._rchain = chain_cls(self._read_db)
-        self._read_lock = threading.RLock()  # py-evm objects are not thread-safe
+        # Read-only py-evm chains for the node's own reads (admission, permissioning, balances) and the
+        # RPC's calls: one per thread at a time.
+        self.runners = RunnerPool(lambda: CallRunner(store=store, chain_cls=chain_cls, head=self.head))
         self._lock = threading.Lock()  # mempool and pending nonces
         self._mine_lock = threading.Lock()  # one block at a time, whoever asks
         self._mempool: dict[bytes, PendingTx] = {}  # tx hash -> pending, in arrival order
@@ -217,7 +217,6 @@ class Node:
         self._on_pending: Callable[[], None] = lambda: None
         self._listeners: list[BlockListener] = []
         self._permit_cache: dict[bytes, tuple[int, bool]] = {}
-        self._call_state_cache: tuple[bytes, Any] | None = None
         self._base_fee_cache: tuple[int, int] = (-1, 0)
         self.last_block_hashes: list[bytes] = []
         self.time_offset = 0  # seconds added to the clock for block timestamps (dev RPC evm_increaseTime)
@@ -228,7 +227,7 @@ class Node:
         self.head_number = int.from_bytes(head, "big")
         # The committed head header, replaced by the miner after each commit: reads need it for every
         # call, and decoding it from the store each time cost more than the call itself.
-        self._head: BlockHeaderAPI = self._rchain.get_canonical_head()
+        self._head: BlockHeaderAPI = self._mchain.get_canonical_head()
         seal = self.get_seal_json(self.head_number)
         assert seal is not None
         self._last_seal_digest = bytes.fromhex(json.loads(seal)["sealDigest"][2:])
@@ -522,52 +521,10 @@ class Node:
 
     # -- reads over committed state ----------------------------------------------------------------------
 
-    @contextmanager
-    def _reading(self) -> Iterator[Any]:
-        with self._read_lock, self._read_db.snapshot():
-            yield self._rchain
-
-    def _header_at(self, chain: Any, number: int | None) -> BlockHeaderAPI:
-        head = self._head
-        if number is None or number == head.block_number:
-            return head
-        if number > head.block_number:
-            raise RpcError(Code.RESOURCE_NOT_FOUND, f"header not found: block {number}")
-        return chain.get_canonical_block_header_by_number(number)  # type: ignore[no-any-return]
-
-    def _call_state(self, chain: Any, header: BlockHeaderAPI) -> Any:
-        """The state eth_call and eth_estimateGas run in on top of ``header``, as py-evm's
-        ``in_costless_state`` builds it (a child block, base fee 0); kept for the head, so that every call
-        at the head after the first finds its accounts and trie nodes cached. Callers revert what they ran;
-        balance, nonce, code and storage reads at the head use it too (its accounts are the head's).
-        """
-        cached = self._call_state_cache
-        if cached is not None and cached[0] == header.hash:
-            return cached[1]
-        vm = chain.get_vm(header)
-        child = vm.generate_block_from_parent_header_and_coinbase(header, header.coinbase).header
-        if hasattr(child, "base_fee_per_gas"):
-            child = child.copy(base_fee_per_gas=0)
-        prev_hashes = itertools.chain((header.hash,), vm.previous_hashes)
-        state = vm.build_state(vm.chaindb.db, child, vm.chain_context, prev_hashes)
-        if header.hash == self._head.hash:
-            self._call_state_cache = (header.hash, state)
-        return state
-
     def account(self, address: bytes, number: int | None, what: str, slot: int = 0) -> Any:
         """Balance, nonce, code or storage of an account at a block (None = latest)."""
-        with self._reading() as chain:
-            if number is None or number == self.head_number:
-                state = self._call_state(chain, self._head)
-            else:
-                state = chain.get_vm(self._header_at(chain, number)).state
-            if what == "balance":
-                return state.get_balance(address)
-            if what == "nonce":
-                return state.get_nonce(address)
-            if what == "code":
-                return state.get_code(address)
-            return state.get_storage(address, slot)
+        with self.runners.runner() as r:
+            return r.account(address, number, what, slot)
 
     def pending_nonce(self, address: bytes) -> int:
         """Next nonce counting the mempool (eth_getTransactionCount ... "pending")."""
@@ -575,73 +532,9 @@ class Node:
             n = self._next_nonce.get(address)
         return n if n is not None else int(self.account(address, None, "nonce"))
 
-    def _execute(self, chain: Any, call: dict[str, Any], number: int | None) -> tuple[Any, ComputationAPI]:
-        header = self._header_at(chain, number)
-        state = self._call_state(chain, header)
-        sender = call.get("from") or b"\x00" * 20
-        gas = call.get("gas") or header.gas_limit // 2
-        unsigned = chain.get_vm_class_for_block_number(header.block_number + 1).create_unsigned_transaction(
-            nonce=state.get_nonce(sender),
-            gas_price=0,
-            gas=gas,
-            to=call.get("to") or b"",
-            value=call.get("value", 0),
-            data=call.get("data", b""),
-        )
-        tx = SpoofTransaction(unsigned, from_=sender)
-        snapshot = state.snapshot()
-        try:
-            comp = state.costless_execute_transaction(tx)
-        except ValidationError as exc:
-            raise RpcError(Code.EXECUTION_ERROR, str(exc)) from exc
-        finally:
-            state.revert(snapshot)
-        return tx, comp
-
-    @staticmethod
-    def _raise_if_error(comp: ComputationAPI) -> None:
-        if not comp.is_error:
-            return
-        if isinstance(comp.error, Revert):
-            data = comp.output
-            msg = "execution reverted"
-            if data[:4] == bytes.fromhex("08c379a0"):
-                try:
-                    msg += ": " + decode(["string"], data[4:])[0]
-                except Exception:  # undecodable reason: the raw data still travels in `data`
-                    log.debug("undecodable revert reason")
-            raise RpcError(Code.EXECUTION_REVERTED, msg, hx(data))
-        raise RpcError(Code.EXECUTION_ERROR, f"execution failed: {type(comp.error).__name__}: {comp.error}")
-
-    def call(self, call: dict[str, Any], number: int | None) -> bytes:
-        """eth_call: the output, or RpcError carrying revert data."""
-        with self._reading() as chain:
-            _, comp = self._execute(chain, call, number)
-        self._raise_if_error(comp)
-        return bytes(comp.output)
-
-    def estimate_gas(self, call: dict[str, Any], number: int | None) -> int:
-        """eth_estimateGas: one run at the cap; its measured need when that run proves it suffices, else
-        a check at the need and a binary search if short."""
-        with self._reading() as chain:
-            cap = self._header_at(chain, number).gas_limit // 2
-            tx, comp = self._execute(chain, {**call, "gas": cap}, number)
-            self._raise_if_error(comp)
-            need = int(tx.intrinsic_gas + comp.get_gas_used())
-            if _need_suffices(call, comp, cap - need):
-                return need
-            lo, hi = need - 1, cap
-            _, c2 = self._execute(chain, {**call, "gas": need}, number)
-            if not c2.is_error:
-                return need
-            while hi - lo > 1000:
-                mid = (lo + hi) // 2
-                _, c3 = self._execute(chain, {**call, "gas": mid}, number)
-                if c3.is_error:
-                    lo = mid
-                else:
-                    hi = mid
-            return hi
+    def head(self) -> BlockHeaderAPI:
+        """The committed head's header (replaced by the miner after each commit)."""
+        return self._head
 
     def next_base_fee(self) -> int:
         """Upper bound of the next block's base fee: the head's (blocks never pass the target)."""
@@ -666,7 +559,8 @@ class Node:
             return cached[1]
         data = IS_PERMITTED_SELECTOR + bytes(12) + address
         try:
-            out = self.call({"to": self.permission_contract, "data": data}, None)
+            with self.runners.runner() as r:
+                out = r.call({"to": self.permission_contract, "data": data}, None)
             ok = len(out) >= 32 and int.from_bytes(out[:32], "big") == 1
         except RpcError:
             ok = False
@@ -694,8 +588,23 @@ class Node:
             tx = CancunTransactionBuilder.decode(raw)
             tx.validate()
             sender = tx.sender
-        except (ValidationError, rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError) as exc:
-            raise RpcError(Code.INVALID_PARAMS, f"invalid transaction: {exc}") from exc
+        except (
+            ValidationError,
+            PyEVMError,  # an unknown transaction type
+            rlp.DecodingError,
+            rlp.DeserializationError,
+            RecursionError,  # lists nested past the recursion limit
+            ValueError,
+            TypeError,
+        ) as exc:
+            raise RpcError(Code.INVALID_PARAMS, f"invalid transaction: {type(exc).__name__}: {exc}") from exc
+        if tx.chain_id is None and not self.allow_unprotected_txs:
+            # geth's answer and default: a transaction without a chain id can be replayed on any chain
+            raise RpcError(
+                Code.EXECUTION_ERROR,
+                "only replay-protected (EIP-155) transactions allowed over RPC",
+                {"code": "UNPROTECTED_TX"},
+            )
         if tx.chain_id is not None and tx.chain_id != self.chain_id:
             raise RpcError(Code.EXECUTION_ERROR, f"invalid chain id {tx.chain_id} (expected {self.chain_id})")
         if not self.is_permitted(sender):
@@ -816,9 +725,7 @@ class Node:
         self._on_pending()
 
     def _nonce_and_balance(self, sender: bytes) -> tuple[int, int]:
-        with self._reading() as chain:
-            state = self._call_state(chain, self._head)
-            return int(state.get_nonce(sender)), int(state.get_balance(sender))
+        return int(self.account(sender, None, "nonce")), int(self.account(sender, None, "balance"))
 
     def in_mempool(self, tx_hash: bytes) -> bool:
         """Whether a transaction is accepted but not yet mined."""
@@ -870,7 +777,8 @@ class Node:
         topics = topics[:4]
         t0 = topics[0] if topics else None
         # Candidate (prefix list, table) from the most selective index; then each candidate is checked.
-        if addresses and t0:
+        # Address x topic0 pairs only while few: the product of two long lists is not worth its seeks.
+        if addresses and t0 and len(addresses) * len(t0) <= MAX_PAIR_PREFIXES:
             table, prefixes, exact = "ix_at", [a + t for a in addresses for t in t0], len(topics) == 1
         elif addresses:
             table, prefixes, exact = "ix_addr", list(addresses), not any(topics)
@@ -904,33 +812,19 @@ class Node:
                 keys = sorted(set(keys))
             logs_db = self.store.db("logs")
             out: list[bytes] = []
+            want_addresses = set(addresses)
+            want_topics = [set(t) if t else None for t in topics]
             for k in keys:
                 found = txn.get(k, db=logs_db)
                 if found is None:
                     continue
                 raw = bytes(found)
-                if exact or _log_matches(json.loads(raw), addresses, topics):
+                if exact or _log_matches(json.loads(raw), want_addresses, want_topics):
                     out.append(raw)
         return out
 
 
-def _need_suffices(call: dict[str, Any], comp: ComputationAPI, spare: int) -> bool:
-    """Whether a run given ``spare`` gas less than ``comp``'s would have gone exactly the same way.
-
-    With gas G the only gas-dependent steps are: what a CALL/CREATE forwards (63/64 of what is left),
-    the GAS opcode, and EIP-2200's refusal of an SSTORE with 2300 gas or less left. A message call with
-    no sub-calls, no GAS and every SSTORE still above 2300 after ``spare`` less runs identically, so its
-    measured need is the answer, without a second run (one py-evm execution saved per estimate).
-    """
-    return bool(
-        call.get("to")
-        and not comp.children
-        and not getattr(comp, "reads_gas", True)
-        and getattr(comp, "min_sstore_gas", 0) - spare > SSTORE_SENTRY
-    )
-
-
-def _log_matches(lj: dict[str, Any], addresses: list[bytes], topics: list[list[bytes] | None]) -> bool:
+def _log_matches(lj: dict[str, Any], addresses: set[bytes], topics: list[set[bytes] | None]) -> bool:
     if addresses and bytes.fromhex(lj["address"][2:]) not in addresses:
         return False
     lt = lj["topics"]

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
-import re
+import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from eth_utils.address import to_checksum_address
 
-from chain_node.errors import Code, RpcError, to_rpc_error
+from chain_node.calls import CallRunner
+from chain_node.config import NodeSettings
+from chain_node.errors import Code, RpcError, show, to_rpc_error
 from chain_node.node import PRIORITY_FEE, Node, hx, qty
+from chain_node.params import U64_END, p_address, p_data, p_hash, p_quantity, param
+from chain_node.rpc_limits import BatchBudget, CallPool, decode_body, valid_id
 
 log = logging.getLogger("chain_node.rpc")
 
 CLIENT_VERSION = "shancheng-node/0.1.0/py-evm-0.12.1b1"
-MAX_BATCH = 1000
 MAX_LOGS = 100_000
+MAX_FILTER_ITEMS = 1000  # addresses, and alternatives per topic position, in one eth_getLogs (geth's bound)
+
+T = TypeVar("T")
+Handler = Callable[[list[Any], BatchBudget], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,57 +39,57 @@ class Raw:
     data: bytes
 
 
-# -- parameter parsing ----------------------------------------------------------------------------------
-
-
-def _param(params: list[Any], i: int, default: Any = ...) -> Any:
-    if i < len(params):
-        return params[i]
-    if default is ...:
-        raise RpcError(Code.INVALID_PARAMS, f"missing parameter {i}")
-    return default
-
-
-_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
-_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
-
-
-def p_quantity(v: Any, what: str = "quantity") -> int:
-    """A 0x-hex quantity (ints tolerated)."""
-    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-        return v
-    # fullmatch, not int(v, 16) alone: that also takes "0x1\n", " 0x1", "0x_1".
-    if isinstance(v, str) and _QUANTITY.fullmatch(v):
-        return int(v, 16)
-    raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {v!r}")
-
-
-def p_data(v: Any, what: str = "data", size: int | None = None) -> bytes:
-    """0x-hex bytes, optionally of a fixed size."""
-    # fullmatch, not bytes.fromhex alone: that skips whitespace ("0xab cd\n").
-    if isinstance(v, str) and _DATA.fullmatch(v):
-        b = bytes.fromhex(v[2:])
-        if size is None or len(b) == size:
-            return b
-    raise RpcError(Code.INVALID_PARAMS, f"invalid {what}: {v!r}")
-
-
-def p_address(v: Any) -> bytes:
-    """A 20-byte address."""
-    return p_data(v, "address", 20)
-
-
-def p_hash(v: Any) -> bytes:
-    """A 32-byte hash."""
-    return p_data(v, "hash", 32)
-
-
 class Rpc:
-    """The method table bound to one node; everything runs on the server's event loop."""
+    """The method table bound to one node; requests run on the server's event loop, calls and scans on
+    its pool."""
 
-    def __init__(self, node: Node, *, receipt_wait: float = 2.0, dev_rpc: bool = False) -> None:
+    # Answers computed from the node alone, whatever the params.
+    CONSTANTS: ClassVar[dict[str, Callable[[Node], Any]]] = {
+        "web3_clientVersion": lambda n: CLIENT_VERSION,
+        "net_version": lambda n: str(n.chain_id),
+        "net_listening": lambda n: True,
+        "eth_chainId": lambda n: qty(n.chain_id),
+        "eth_accounts": lambda n: [],  # the node holds no user keys
+        "eth_syncing": lambda n: False,
+        "eth_mining": lambda n: True,
+        "eth_blockNumber": lambda n: qty(n.head_number),
+        "eth_gasPrice": lambda n: qty(n.next_base_fee() + PRIORITY_FEE),
+        "eth_maxPriorityFeePerGas": lambda n: qty(PRIORITY_FEE),
+    }
+    # JSON-RPC name -> handler. A handler takes the params list; a coroutine is awaited; the rest run
+    # inline on the loop (bounded index and state reads: on a small shared machine a thread hand-off costs
+    # more than they do). Calls, estimates and scans take the batch's budget too and run on the pool.
+    METHODS: ClassVar[dict[str, str]] = {
+        "eth_feeHistory": "fee_history",
+        "eth_getBlockByNumber": "get_block_by_number",
+        "eth_getBlockByHash": "get_block_by_hash",
+        "eth_getTransactionByHash": "get_transaction",
+        "eth_getTransactionReceipt": "get_receipt",
+        "eth_getLogs": "get_logs",
+        "eth_getBalance": "get_balance",
+        "eth_getTransactionCount": "get_transaction_count",
+        "eth_getCode": "get_code",
+        "eth_getStorageAt": "get_storage_at",
+        "eth_call": "call",
+        "eth_estimateGas": "estimate_gas",
+        "eth_sendRawTransaction": "send_raw_transaction",
+        "gm_getSeal": "get_seal",
+        "gm_sealedBlock": "sealed_block",
+        "gm_validators": "validators",
+        "gm_nodeInfo": "node_info",
+    }
+    # test/devnet only (--dev-rpc): lets suites written for anvil move time forward
+    DEV_METHODS: ClassVar[dict[str, str]] = {"evm_increaseTime": "increase_time", "evm_mine": "mine"}
+    _BUDGETED: ClassVar[frozenset[str]] = frozenset({"call", "estimate_gas", "get_logs", "fee_history"})
+
+    def __init__(self, node: Node, settings: NodeSettings) -> None:
         self.node = node
-        self.receipt_wait = receipt_wait
+        self.settings = settings
+        self.receipt_wait = settings.receipt_wait
+        self.calls = CallPool(
+            workers=settings.rpc_call_workers,
+            timeout=settings.rpc_evm_timeout,
+        )
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit: asyncio.Future[None] | None = None  # the group commit of the sends staged so far
@@ -89,39 +97,13 @@ class Rpc:
         self.mine_on_send: Callable[[], bool] = lambda: False
         # receipts clients asked for (recent, bounded): tells a waiting client from a streaming one
         self.asked: dict[bytes, None] = {}
-        evm: Callable[..., Any] = self._evm
-        self.methods: dict[str, Callable[[list[Any]], Awaitable[Any]]] = {
-            "web3_clientVersion": self._const(CLIENT_VERSION),
-            "net_version": self._const(str(node.chain_id)),
-            "net_listening": self._const(True),
-            "eth_chainId": self._const(qty(node.chain_id)),
-            "eth_accounts": self._const([]),
-            "eth_syncing": self._const(False),
-            "eth_mining": self._const(True),
-            "eth_blockNumber": self._direct(lambda p: qty(self.node.head_number)),
-            "eth_gasPrice": self._direct(lambda p: qty(self.node.next_base_fee() + PRIORITY_FEE)),
-            "eth_maxPriorityFeePerGas": self._const(qty(PRIORITY_FEE)),
-            "eth_feeHistory": self._direct(self.fee_history),
-            "eth_getBlockByNumber": self._direct(self.get_block_by_number),
-            "eth_getBlockByHash": self._direct(self.get_block_by_hash),
-            "eth_getTransactionByHash": self._direct(self.get_transaction),
-            "eth_getTransactionReceipt": self.get_receipt,
-            "eth_getLogs": self._direct(self.get_logs),
-            "eth_getBalance": evm(self.get_balance),
-            "eth_getTransactionCount": evm(self.get_transaction_count),
-            "eth_getCode": evm(self.get_code),
-            "eth_getStorageAt": evm(self.get_storage_at),
-            "eth_call": evm(self.call),
-            "eth_estimateGas": evm(self.estimate_gas),
-            "eth_sendRawTransaction": self.send_raw_transaction,
-            "gm_getSeal": self._direct(self.get_seal),
-            "gm_sealedBlock": self._direct(self.sealed_block),
-            "gm_validators": self._direct(self.validators),
-            "gm_nodeInfo": self._direct(self.node_info),
+        table = {**self.METHODS, **(self.DEV_METHODS if settings.dev_rpc else {})}
+        self.methods: dict[str, Handler] = {
+            name: getattr(self, attr) if attr in self._BUDGETED else _handler(getattr(self, attr))
+            for name, attr in table.items()
         }
-        if dev_rpc:  # test/devnet only: lets suites written for anvil move time forward
-            self.methods["evm_increaseTime"] = self._direct(self.increase_time)
-            self.methods["evm_mine"] = self._direct(self.mine)
+        for name, fn in self.CONSTANTS.items():
+            self.methods[name] = _handler(_of_node(fn, node))
         node.add_listener(self._on_block)
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -130,24 +112,9 @@ class Rpc:
         """Remember the server's event loop (block listeners wake receipt waiters through it)."""
         self._loop = loop
 
-    @staticmethod
-    def _const(value: Any) -> Callable[[list[Any]], Awaitable[Any]]:
-        async def handler(params: list[Any]) -> Any:
-            return value
-
-        return handler
-
-    @staticmethod
-    def _direct(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Awaitable[Any]]:
-        async def handler(params: list[Any]) -> Any:
-            return fn(params)
-
-        return handler
-
-    def _evm(self, fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Awaitable[Any]]:
-        # Runs inline on the event loop, like block production: on a small shared machine every
-        # thread hand-off costs a scheduler slice, more than the py-evm work itself.
-        return self._direct(fn)
+    def close(self) -> None:
+        """Stop the call pool."""
+        self.calls.close()
 
     def clients_waiting_on_last_block(self) -> bool:
         """Whether someone asked for a receipt of the last block's transactions (a one-at-a-time client)."""
@@ -166,46 +133,79 @@ class Rpc:
 
     # -- dispatch --------------------------------------------------------------------------------------
 
+    def _budget(self, *, batch: bool) -> BatchBudget:
+        s = self.settings
+        return BatchBudget(
+            # a single request is a batch of one: its gas is bounded by the cap, its answer by MAX_LOGS
+            gas=s.rpc_batch_gas if batch else max(s.rpc_batch_gas, s.rpc_gas_cap),
+            response_bytes=s.rpc_batch_response_bytes if batch else sys.maxsize,
+            deadline=self.calls.deadline(),
+        )
+
     async def handle_body(self, body: bytes) -> bytes | None:
         """Handle one HTTP body (single or batch); None when nothing is to be answered."""
         try:
-            req = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _encode(None, error=RpcError(Code.PARSE_ERROR))
+            req = decode_body(body, max_depth=self.settings.rpc_max_json_depth)
+        except RpcError as exc:
+            return _encode(None, error=exc)
         if isinstance(req, list):
             if not req:
                 return _encode(None, error=RpcError(Code.INVALID_REQUEST, "empty batch"))
-            if len(req) > MAX_BATCH:
-                return _encode(None, error=RpcError(Code.LIMIT_EXCEEDED, f"batch larger than {MAX_BATCH}"))
-            parts = await asyncio.gather(*(self.handle_one(r) for r in req))
+            limit = self.settings.rpc_batch_limit
+            if len(req) > limit:
+                err = RpcError(
+                    Code.LIMIT_EXCEEDED,
+                    f"batch of {len(req)} requests, more than {limit}",
+                    {"code": "BATCH_TOO_LARGE", "limit": limit},
+                )
+                return _encode(None, error=err)
+            budget = self._budget(batch=True)
+            parts = await asyncio.gather(*(self.handle_one(r, budget) for r in req))
             answered = [p for p in parts if p is not None]
             return b"[" + b",".join(answered) + b"]" if answered else None
-        return await self.handle_one(req)
+        return await self.handle_one(req, self._budget(batch=False))
 
-    async def handle_one(self, req: Any) -> bytes | None:
+    async def handle_one(self, req: Any, budget: BatchBudget) -> bytes | None:
         """Handle one request object."""
-        if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
-            rid = req.get("id") if isinstance(req, dict) else None
+        if not isinstance(req, dict):
+            return _encode(None, error=RpcError(Code.INVALID_REQUEST, "request must be an object"))
+        rid = req.get("id")
+        if not valid_id(rid):
+            return _encode(None, error=RpcError(Code.INVALID_REQUEST, "id must be a string, number or null"))
+        method = req.get("method")
+        if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
             return _encode(rid, error=RpcError(Code.INVALID_REQUEST))
         notification = "id" not in req
-        rid = req.get("id")
         params = req.get("params", [])
         if isinstance(params, dict):
             params = [params]
         if not isinstance(params, list):
             return _encode(rid, error=RpcError(Code.INVALID_PARAMS, "params must be an array"))
-        method = self.methods.get(req["method"])
-        if method is None:
-            out = _encode(rid, error=RpcError(Code.METHOD_NOT_FOUND, f"method not found: {req['method']}"))
+        handler = self.methods.get(method)
+        if budget.response_bytes <= 0:  # the batch's answer is full: the rest is not even run
+            out = _encode(rid, error=self._response_too_large())
+        elif handler is None:
+            out = _encode(rid, error=RpcError(Code.METHOD_NOT_FOUND, f"method not found: {show(method)}"))
         else:
             try:
-                out = _encode(rid, result=await method(params))
+                out = _encode(rid, result=await handler(params, budget))
             except Exception as exc:
                 err = to_rpc_error(exc)
                 if err.code == Code.INTERNAL_ERROR:
-                    log.exception("internal error in %s", req["method"])
+                    log.exception("internal error in %s", method)
                 out = _encode(rid, error=err)
-        return None if notification else out
+        if notification:
+            return None
+        if not budget.take_bytes(len(out)):
+            out = _encode(rid, error=self._response_too_large())
+        return out
+
+    def _response_too_large(self) -> RpcError:
+        return RpcError(
+            Code.LIMIT_EXCEEDED,
+            "batch response too large",
+            {"code": "BATCH_RESPONSE_TOO_LARGE", "limit": self.settings.rpc_batch_response_bytes},
+        )
 
     # -- blocks and transactions -----------------------------------------------------------------------
 
@@ -217,13 +217,13 @@ class Rpc:
             return 0
         if isinstance(v, dict):  # EIP-1898
             if "blockNumber" in v:
-                return p_quantity(v["blockNumber"], "block number")
+                return p_quantity(v["blockNumber"], "block number", U64_END)
             if "blockHash" in v:
                 n = self.node.block_number_by_hash(p_hash(v["blockHash"]))
                 if n is None:
                     raise RpcError(Code.RESOURCE_NOT_FOUND, "block not found")
                 return n
-        return p_quantity(v, "block number")
+        return p_quantity(v, "block number", U64_END)
 
     def _block(self, number: int, full: bool) -> Any:
         raw = self.node.get_block_raw(number)
@@ -231,31 +231,32 @@ class Rpc:
             return None
         if not full:
             return Raw(raw)
-        block = json.loads(raw)
-        block["transactions"] = [
-            json.loads(self.node.get_tx_raw(bytes.fromhex(h[2:])) or b"null") for h in block["transactions"]
-        ]
-        return block
+        # The stored transactions spliced in for their hashes, unparsed: "transactions" ends the block
+        # record (header_json), and a block may hold 1,400 transactions.
+        cut = raw.rindex(b'"transactions":')
+        hashes = json.loads(raw[cut + len(b'"transactions":') : -1])
+        txs = [self.node.get_tx_raw(bytes.fromhex(h[2:])) or b"null" for h in hashes]
+        return Raw(raw[:cut] + b'"transactions":[' + b",".join(txs) + b"]}")
 
     def get_block_by_number(self, params: list[Any]) -> Any:
         """eth_getBlockByNumber."""
-        n = self._block_tag(_param(params, 0))
-        return self._block(self.node.head_number if n is None else n, bool(_param(params, 1, False)))
+        n = self._block_tag(param(params, 0))
+        return self._block(self.node.head_number if n is None else n, bool(param(params, 1, False)))
 
     def get_block_by_hash(self, params: list[Any]) -> Any:
         """eth_getBlockByHash."""
-        n = self.node.block_number_by_hash(p_hash(_param(params, 0)))
-        return None if n is None else self._block(n, bool(_param(params, 1, False)))
+        n = self.node.block_number_by_hash(p_hash(param(params, 0)))
+        return None if n is None else self._block(n, bool(param(params, 1, False)))
 
     def get_transaction(self, params: list[Any]) -> Any:
         """eth_getTransactionByHash (mempool transactions have null block fields)."""
-        h = p_hash(_param(params, 0))
+        h = p_hash(param(params, 0))
         raw = self.node.get_tx_raw(h)
         return Raw(raw) if raw is not None else self.node.pending_tx_json(h)
 
     async def get_receipt(self, params: list[Any]) -> Any:
         """eth_getTransactionReceipt; for a mempool transaction, waits briefly for its block (long poll)."""
-        h = p_hash(_param(params, 0))
+        h = p_hash(param(params, 0))
         self.asked[h] = None
         if len(self.asked) > 10_000:
             self.asked.pop(next(iter(self.asked)))
@@ -277,27 +278,34 @@ class Rpc:
                         self._waiters.pop(h, None)
         return Raw(raw) if raw is not None else None
 
-    def fee_history(self, params: list[Any]) -> Any:
-        """eth_feeHistory over stored blocks."""
-        count = min(p_quantity(_param(params, 0), "block count"), 1024)
-        newest = self._block_tag(_param(params, 1, "latest"))
+    async def fee_history(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_feeHistory over stored blocks (up to 1,024 of them: on the pool, under the deadline)."""
+        count = min(p_quantity(param(params, 0), "block count"), 1024)
+        newest = self._block_tag(param(params, 1, "latest"))
         newest = self.node.head_number if newest is None else min(newest, self.node.head_number)
-        percentiles = _param(params, 2, None) or []
+        percentiles = param(params, 2, None) or []
+        if not isinstance(percentiles, list):
+            raise RpcError(Code.INVALID_PARAMS, f"invalid reward percentiles: {show(percentiles)}")
         oldest = max(0, newest - count + 1)
-        fees, ratios = [], []
-        for n in range(oldest, newest + 1):
-            b = json.loads(self.node.get_block_raw(n) or b"{}")
-            fees.append(b["baseFeePerGas"])
-            ratios.append(int(b["gasUsed"], 16) / int(b["gasLimit"], 16))
+
+        def scan() -> tuple[list[str], list[float]]:
+            fees, ratios = [], []
+            for n in range(oldest, newest + 1):
+                b = json.loads(self.node.get_block_raw(n) or b"{}")
+                fees.append(b["baseFeePerGas"])
+                ratios.append(int(b["gasUsed"], 16) / int(b["gasLimit"], 16))
+            return fees, ratios
+
+        fees, ratios = await self.calls.run(scan, budget.deadline)
         fees.append(qty(self.node.next_base_fee()))
         out: dict[str, Any] = {"oldestBlock": qty(oldest), "baseFeePerGas": fees, "gasUsedRatio": ratios}
         if percentiles:
             out["reward"] = [[qty(PRIORITY_FEE)] * len(percentiles) for _ in ratios]
         return out
 
-    def get_logs(self, params: list[Any]) -> Any:
-        """eth_getLogs over the address/topic indexes."""
-        f = _param(params, 0)
+    async def get_logs(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_getLogs over the address/topic indexes (up to MAX_LOGS: on the pool, under the deadline)."""
+        f = param(params, 0)
         if not isinstance(f, dict):
             raise RpcError(Code.INVALID_PARAMS, "filter must be an object")
         head = self.node.head_number
@@ -313,20 +321,25 @@ class Rpc:
             hi = head if b is None else min(b, head)
         addr = f.get("address")
         addresses = (
-            [] if addr is None else [p_address(a) for a in (addr if isinstance(addr, list) else [addr])]
+            []
+            if addr is None
+            else [p_address(a) for a in _filter_items(addr if isinstance(addr, list) else [addr])]
         )
         topics: list[list[bytes] | None] = []
         for t in f.get("topics") or []:
             if t is None:
                 topics.append(None)
             elif isinstance(t, list):
-                topics.append([p_hash(x) for x in t] or None)
+                topics.append([p_hash(x) for x in _filter_items(t)] or None)
             else:
                 topics.append([p_hash(t)])
         if lo > hi:
             return []
-        logs = self.node.get_logs(
-            from_block=lo, to_block=hi, addresses=addresses, topics=topics, limit=MAX_LOGS
+        logs = await self.calls.run(
+            lambda: self.node.get_logs(
+                from_block=lo, to_block=hi, addresses=addresses, topics=topics, limit=MAX_LOGS
+            ),
+            budget.deadline,
         )
         return Raw(b"[" + b",".join(logs) + b"]")
 
@@ -335,15 +348,13 @@ class Rpc:
     def get_balance(self, params: list[Any]) -> Any:
         """eth_getBalance."""
         return qty(
-            self.node.account(
-                p_address(_param(params, 0)), self._block_tag(_param(params, 1, None)), "balance"
-            )
+            self.node.account(p_address(param(params, 0)), self._block_tag(param(params, 1, None)), "balance")
         )
 
     def get_transaction_count(self, params: list[Any]) -> Any:
         """eth_getTransactionCount; "pending" counts the mempool."""
-        addr = p_address(_param(params, 0))
-        tag = _param(params, 1, None)
+        addr = p_address(param(params, 0))
+        tag = param(params, 1, None)
         if tag == "pending":
             return qty(self.node.pending_nonce(addr))
         return qty(self.node.account(addr, self._block_tag(tag), "nonce"))
@@ -351,14 +362,14 @@ class Rpc:
     def get_code(self, params: list[Any]) -> Any:
         """eth_getCode."""
         return hx(
-            self.node.account(p_address(_param(params, 0)), self._block_tag(_param(params, 1, None)), "code")
+            self.node.account(p_address(param(params, 0)), self._block_tag(param(params, 1, None)), "code")
         )
 
     def get_storage_at(self, params: list[Any]) -> Any:
         """eth_getStorageAt."""
-        addr = p_address(_param(params, 0))
-        slot = p_quantity(_param(params, 1), "slot")
-        value = self.node.account(addr, self._block_tag(_param(params, 2, None)), "storage", slot)
+        addr = p_address(param(params, 0))
+        slot = p_quantity(param(params, 1), "slot")
+        value = self.node.account(addr, self._block_tag(param(params, 2, None)), "storage", slot)
         return hx(int(value).to_bytes(32, "big"))
 
     def _call_params(self, v: Any) -> dict[str, Any]:
@@ -370,7 +381,14 @@ class Rpc:
         if v.get("to"):
             call["to"] = p_address(v["to"])
         if v.get("gas") is not None:
-            call["gas"] = p_quantity(v["gas"], "gas")
+            call["gas"] = gas = p_quantity(v["gas"], "gas")
+            cap = self.settings.rpc_gas_cap
+            if gas > cap:
+                raise RpcError(
+                    Code.EXECUTION_ERROR,
+                    f"gas cap exceeded: {show(gas)} > {cap}",
+                    {"code": "GAS_CAP_EXCEEDED", "cap": cap},
+                )
         if v.get("value") is not None:
             call["value"] = p_quantity(v["value"], "value")
         data = v.get("data", v.get("input"))
@@ -378,21 +396,39 @@ class Rpc:
             call["data"] = p_data(data)
         return call
 
-    def call(self, params: list[Any]) -> Any:
-        """eth_call."""
-        return hx(
-            self.node.call(self._call_params(_param(params, 0)), self._block_tag(_param(params, 1, None)))
-        )
+    async def _on_pool(self, budget: BatchBudget, fn: Callable[[CallRunner], T]) -> T:
+        """``fn(runner)`` on the call pool by the batch's deadline, while the batch has call gas left."""
 
-    def estimate_gas(self, params: list[Any]) -> Any:
-        """eth_estimateGas."""
-        call = self._call_params(_param(params, 0))
+        def job() -> T:
+            budget.check_gas()
+            with self.node.runners.runner() as runner:
+                before = runner.gas_burned
+                try:
+                    return fn(runner)
+                finally:
+                    budget.spend_gas(runner.gas_burned - before)
+
+        return await self.calls.run(job, budget.deadline)
+
+    async def call(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_call, on the call pool under the gas cap and the deadline."""
+        call = self._call_params(param(params, 0))
+        number = self._block_tag(param(params, 1, None))
+        call.setdefault("gas", min(self.node.genesis.gas_limit // 2, self.settings.rpc_gas_cap))
+        return hx(await self._on_pool(budget, lambda r: r.call(call, number)))
+
+    async def estimate_gas(self, params: list[Any], budget: BatchBudget) -> Any:
+        """eth_estimateGas, on the call pool under the gas cap and the deadline (the given gas is not used:
+        the search runs up to the cap)."""
+        call = self._call_params(param(params, 0))
         call.pop("gas", None)
-        return qty(self.node.estimate_gas(call, self._block_tag(_param(params, 1, None))))
+        number = self._block_tag(param(params, 1, None))
+        cap = self.settings.rpc_gas_cap
+        return qty(await self._on_pool(budget, lambda r: r.estimate_gas(call, number, cap=cap)))
 
     async def send_raw_transaction(self, params: list[Any]) -> Any:
         """eth_sendRawTransaction: returns the hash once the transaction is durable."""
-        p = self.node.stage(p_data(_param(params, 0), "raw transaction"))
+        p = self.node.stage(p_data(param(params, 0), "raw transaction"))
         if isinstance(p, bytes):
             return hx(p)
         if self._commit is None and self.mine_on_send() and self.node.mine_staged_now(p):
@@ -428,7 +464,7 @@ class Rpc:
 
     def increase_time(self, params: list[Any]) -> Any:
         """evm_increaseTime(seconds): later blocks are stamped that much later; returns the total offset."""
-        seconds = p_quantity(_param(params, 0), "seconds")
+        seconds = p_quantity(param(params, 0), "seconds", 1 << 32)
         self.node.time_offset += seconds
         # relative to the head too: burst blocks may already be stamped ahead of the wall clock
         head = json.loads(self.node.get_block_raw(self.node.head_number) or b"{}")
@@ -444,13 +480,13 @@ class Rpc:
 
     def get_seal(self, params: list[Any]) -> Any:
         """gm_getSeal(blockNumber): the block's seal (see provenance.ledger.seal)."""
-        n = self._block_tag(_param(params, 0, "latest"))
+        n = self._block_tag(param(params, 0, "latest"))
         raw = self.node.get_seal_json(self.node.head_number if n is None else n)
         return None if raw is None else Raw(raw)
 
     def sealed_block(self, params: list[Any]) -> Any:
         """gm_sealedBlock(blockNumber): {"block", "seal"} in one answer."""
-        n = self._block_tag(_param(params, 0, "latest"))
+        n = self._block_tag(param(params, 0, "latest"))
         n = self.node.head_number if n is None else n
         block, seal = self.node.get_block_raw(n), self.node.get_seal_json(n)
         if block is None or seal is None:
@@ -477,6 +513,22 @@ class Rpc:
         }
 
 
+def _filter_items(items: list[Any]) -> list[Any]:
+    """A filter's addresses or one position's topics, at most MAX_FILTER_ITEMS of them."""
+    if len(items) > MAX_FILTER_ITEMS:
+        raise RpcError(
+            Code.LIMIT_EXCEEDED,
+            f"filter lists {len(items)} values in one field, more than {MAX_FILTER_ITEMS}",
+            {"code": "FILTER_TOO_LARGE", "limit": MAX_FILTER_ITEMS},
+        )
+    return items
+
+
+def encode_error(error: RpcError) -> bytes:
+    """A JSON-RPC error response to a request whose id is unknown (the body was refused or unreadable)."""
+    return _encode(None, error=error)
+
+
 def _encode(rid: Any, *, result: Any = None, error: RpcError | None = None) -> bytes:
     head = b'{"jsonrpc":"2.0","id":' + json.dumps(rid).encode()
     if error is not None:
@@ -484,3 +536,23 @@ def _encode(rid: Any, *, result: Any = None, error: RpcError | None = None) -> b
     if isinstance(result, Raw):
         return head + b',"result":' + result.data + b"}"
     return head + b',"result":' + json.dumps(result, separators=(",", ":")).encode() + b"}"
+
+
+def _of_node(fn: Callable[[Node], Any], node: Node) -> Callable[[list[Any]], Any]:
+    """A handler answering ``fn(node)`` whatever the params."""
+    return lambda params: fn(node)
+
+
+def _handler(fn: Callable[[list[Any]], Any]) -> Handler:
+    """A table entry for a handler that takes no budget (a coroutine function, or inline on the loop)."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def run_async(params: list[Any], budget: BatchBudget) -> Any:
+            return await fn(params)
+
+        return run_async
+
+    async def run(params: list[Any], budget: BatchBudget) -> Any:
+        return fn(params)
+
+    return run

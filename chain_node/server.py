@@ -5,23 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
 
 from chain_node.config import NodeSettings
+from chain_node.errors import Code, RpcError
 from chain_node.genesis import VALIDATOR_KEY_FILE, Genesis
 from chain_node.node import Node
-from chain_node.rpc import Rpc
+from chain_node.rpc import Rpc, encode_error
 from chain_node.store import Store
+from provenance._internal.stack import THREAD_STACK_BYTES
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
 
 log = logging.getLogger("chain_node.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-MAX_BODY = 32 << 20
 
 # Instant mode under a stream of sends (last block < STREAM_WINDOW ago, nobody polling its receipts):
 # keep the block open while sends keep arriving within LINGER_GAP, up to LINGER_MAX / LINGER_TXS.
@@ -36,6 +38,7 @@ class App:
 
     def __init__(self, rpc: Rpc) -> None:
         self.rpc = rpc
+        self.max_body = rpc.settings.rpc_max_body_bytes
         self._wake = asyncio.Event()
         self._stopping = False
         self._producer: asyncio.Task[None] | None = None
@@ -51,16 +54,29 @@ class App:
         if scope["type"] != "http":
             return
         if scope["method"] != "POST":
-            await _respond(send, 405, b'{"error":"POST JSON-RPC 2.0 requests"}')
+            await _respond(
+                send, 405, encode_error(RpcError(Code.INVALID_REQUEST, "POST JSON-RPC 2.0 requests"))
+            )
+            return
+        too_large = RpcError(
+            Code.LIMIT_EXCEEDED,
+            f"request body larger than {self.max_body} bytes",
+            {"code": "BODY_TOO_LARGE", "limit": self.max_body},
+        )
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await _respond(send, 413, encode_error(too_large))  # refused before reading a byte of it
             return
         chunks = []
         size = 0
         while True:
             msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
             body = msg.get("body", b"")
             size += len(body)
-            if size > MAX_BODY:
-                await _respond(send, 413, b'{"error":"request too large"}')
+            if size > self.max_body:
+                await _respond(send, 413, encode_error(too_large))
                 return
             chunks.append(body)
             if not msg.get("more_body"):
@@ -81,6 +97,7 @@ class App:
                 if self._producer is not None:
                     await self._producer  # the block in progress completes (or was never started)
                 self._miner.shutdown(wait=True)
+                self.rpc.close()
                 self.rpc.node.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -163,7 +180,11 @@ def build_node(settings: NodeSettings) -> Node:
     genesis = Genesis.load(genesis_path)
     key = SM2PrivateKey.from_pem(key_path.read_bytes())
     return Node(
-        store=Store(settings.data_dir), genesis=genesis, validator_key=key, block_time=settings.block_time
+        store=Store(settings.data_dir, sync=settings.sync),
+        genesis=genesis,
+        validator_key=key,
+        block_time=settings.block_time,
+        allow_unprotected_txs=settings.allow_unprotected_txs,
     )
 
 
@@ -175,8 +196,11 @@ def serve(settings: NodeSettings) -> None:
     # While the miner thread builds a block, the loop thread must get the GIL often enough to keep
     # accepting sends: 1 ms instead of the default 5 ms switch interval.
     sys.setswitchinterval(0.001)
+    # The miner and call threads run py-evm as deep as the recursion limit allows: give them the stack
+    # for it (threads started from here on; the pools start theirs on first use).
+    threading.stack_size(THREAD_STACK_BYTES)
     node = build_node(settings)
-    app = App(Rpc(node, receipt_wait=settings.receipt_wait, dev_rpc=settings.dev_rpc))
+    app = App(Rpc(node, settings))
     config = uvicorn.Config(
         app,
         host=settings.rpc_host,

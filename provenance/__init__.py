@@ -3,6 +3,9 @@
 The public surface is listed here; everything else is an implementation detail.
 """
 
+# First, before anything imports py_ecc or py-evm: holds the recursion limit at a value the C stack
+# holds (see the module), for every entry point (node, gateway, CLIs all import this package).
+import provenance._internal.stack  # noqa: F401  # isort: skip
 from provenance.access_code import AccessCode
 from provenance.bundle import EvidenceBundle
 from provenance.client import AsyncClient, Client, IssuedPrescription

@@ -15,37 +15,9 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTimeout, BodyTooDeep, BodyTooLarge, error_response
+from provenance._internal.stack import json_depth_exceeds  # the node's scan too: one copy
 from provenance.errors import DuplicateKey, ProvenanceError
 from provenance.records import unique_object
-
-# Everything but the bytes that matter for nesting is dropped before the Python-level scan.
-_KEEP = b'"[]{}\\'
-_DROP = bytes(b for b in range(256) if b not in _KEEP)
-
-
-def json_depth_exceeds(body: bytes, limit: int) -> bool:
-    """Whether JSON text nests arrays/objects deeper than ``limit`` (strings and escapes respected)."""
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for b in body.translate(None, _DROP):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif b == 0x5C:  # backslash
-                escaped = True
-            elif b == 0x22:  # quote
-                in_string = False
-        elif b == 0x22:
-            in_string = True
-        elif b in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif b in (0x5D, 0x7D):
-            depth -= 1
-    return False
 
 
 class BodyGuard:

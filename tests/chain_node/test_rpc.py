@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -71,6 +72,12 @@ def test_deploy_transact_events_and_logs(w3: Web3, node: EngineHandle, probe: Co
     assert tx["blockNumber"] == rcpts[0]["blockNumber"] and tx["from"] == user.address
     block = w3.eth.get_block(rcpts[0]["blockNumber"], full_transactions=True)
     assert block["transactions"][0]["hash"] == rcpts[0]["transactionHash"]
+    assert block["transactions"][0] == tx  # the stored transaction, spliced in whole
+    plain = w3.eth.get_block(block["number"])
+    assert [t["hash"] for t in block["transactions"]] == plain["transactions"]
+    assert {k: v for k, v in block.items() if k != "transactions"} == {
+        k: v for k, v in plain.items() if k != "transactions"
+    }
     assert w3.eth.get_block(block["hash"])["number"] == block["number"]
     assert w3.eth.get_storage_at(probe.address, 0) == (1 * 0 + 3).to_bytes(32, "big")
 
@@ -238,6 +245,23 @@ def test_get_logs_index_shapes(w3: Web3, node: EngineHandle, probe: Contract) ->
     assert count({"topics": [[sig], None, a]}) == 50
     assert count({"address": probe.address}) == 80
     assert count({}) == 80
+    # Many addresses x many topic0 values: served from the address index, the whole filter still applied.
+    others = ["0x" + f"{i:040x}" for i in range(1, 200)]
+    other_topics = ["0x" + f"{i:064x}" for i in range(1, 100)]
+
+    def raw_count(flt: dict[str, Any]) -> int:
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_getLogs",
+            "params": [{"fromBlock": hex(lo), "toBlock": hex(hi), **flt}],
+        }
+        out = _post(node, json.dumps(body))
+        assert isinstance(out, dict)
+        return len(out["result"])
+
+    assert raw_count({"address": [*others, probe.address], "topics": [[*other_topics, sig], None, b]}) == 30
+    assert raw_count({"address": [*others, probe.address], "topics": [other_topics]}) == 0
     only_second = w3.eth.get_logs({"blockHash": r2["blockHash"]})
     assert len(only_second) == 30 and only_second[0]["logIndex"] == 0
     sizes = [e["args"]["size"] for e in probe.events.Anchored().get_logs(from_block=lo, to_block=hi)]

@@ -32,6 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="kill -9 rounds per crash test (default: the test's crash_rounds marker)",
     )
     group.addoption("--crash-seed", type=int, default=None, help="seed of the random kill points")
+    group.addoption(
+        "--fuzz-examples", type=int, default=None, help="examples per node JSON-RPC fuzz test (default 60)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
