@@ -289,14 +289,28 @@ def sign_envelope(envelope: Envelope, signer: Signer) -> SignedRecord:
 
 
 def b64decode(value: Any, *, what: str = "signature") -> bytes:
-    """Strict standard base64 (padding required), with a project error on anything else."""
+    """Strict, canonical standard base64 (padding required, zero trailing bits), or a project error.
+
+    Canonical so that one value has one text: the log hashes the signature's base64 inside the leaf, and a
+    verifier that re-encoded a lenient decoding would hash other bytes than the text it was given.
+    """
     if not isinstance(value, str):
         raise FormatError(f"{what} must be a base64 string")
     try:
+        text = value.encode("ascii")
         # What base64.b64decode(..., validate=True) does, without its wrappers (bundles carry dozens).
-        return binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+        raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise FormatError(f"{what} is not valid base64") from exc
+    if binascii.b2a_base64(raw, newline=False) != text:
+        raise FormatError(f"{what} is not canonical base64 (non-zero trailing bits)")
+    return raw
+
+
+# Nesting deeper than this is refused when JSON is read (the page refuses the same): no reader's stack
+# is at risk, and the verifiers agree on where "too deep" starts.
+MAX_JSON_DEPTH = 256
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def _no_constants(name: str) -> Any:
@@ -304,9 +318,45 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of duplicate keys silently, so the text would show a value nobody checked.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate key {k[:80]!r}")
+            seen.add(k)
+    return obj
+
+
+def _check_depth(text: str) -> None:
+    # Cheap first: there cannot be deeper nesting than there are brackets (strings included).
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        elif c in "]}":
+            depth -= 1
+
+
 def load_json(text: str | bytes, *, what: str = "input") -> Any:
-    """Parse strict JSON with a project error (never a raw ValueError) on bad input."""
+    """Parse strict JSON (RFC 8259 in UTF-8) with a project error, never a raw ValueError, on bad input.
+
+    Stricter than ``json.loads``, the same as the /verify page: UTF-8 only, no byte order mark, no duplicate
+    object keys, no NaN/Infinity, at most ``MAX_JSON_DEPTH`` levels of nesting.
+    """
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        if isinstance(text, bytes | bytearray):
+            text = bytes(text).decode("utf-8")  # json.loads would also guess UTF-16 and UTF-32
+        if text.startswith("\ufeff"):
+            raise ValueError("it starts with a byte order mark (U+FEFF)")
+        _check_depth(text)
+        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FormatError(f"{what} is not valid JSON: {exc}") from exc
