@@ -120,20 +120,13 @@ def test_unreachable_gateway_or_chain_is_one_line_exit_2(tmp_path):
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     addr = "0x" + "11" * 20
+    export = ("orgs", "export", "--rpc", dead, "--registry", addr, "--out", str(tmp_path / "t.json"))
     for args, code in [
         (("trace", "rx:RX1", "--gateway", dead), "GATEWAY_UNREACHABLE"),
         (("export", "--gateway", dead, "--out", str(tmp_path / "x.jsonl")), "GATEWAY_UNREACHABLE"),
         (("audit", "log", "--rpc", dead, "--log-contract", addr, "--gateway", dead), "LEDGER_ERROR"),
-        (
-            ("orgs", "export", "--rpc", dead, "--registry", addr, "--out", str(tmp_path / "t.json"))
-            + ("--log-contract", addr, "--log-key-name", "k", "--log-origin", "o"),
-            "LEDGER_ERROR",
-        ),
-        (
-            ("orgs", "export", "--rpc", dead, "--registry", addr, "--out", str(tmp_path / "t.json"))
-            + ("--gateway", dead),
-            "GATEWAY_UNREACHABLE",
-        ),
+        ((*export, "--log-contract", addr, "--log-key-name", "k", "--log-origin", "o"), "LEDGER_ERROR"),
+        ((*export, "--gateway", dead), "GATEWAY_UNREACHABLE"),
         (("chain", "verify", "--rpc", dead), "LEDGER_ERROR"),
     ]:
         r = run(*args)
