@@ -30,12 +30,16 @@ ENVELOPE_VERSION = 1
 ENVELOPE_FIELDS = ("version", "kind", "subject", "org", "timestamp", "nonce", "prev", "payload_digest")
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_SUBJECT_RE = re.compile(r"^[a-z][a-z0-9_]*:[^\s\x00-\x1f\x7f\ud800-\udfff]{1,200}$")
+# Whitespace by an explicit list, the schema's (Python's \\s and a browser's differ at U+0085 and U+FEFF).
+_SUBJECT_RE = re.compile(
+    r"^[a-z][a-z0-9_]*:"
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\ud800-\udfff]{1,200}$"
+)
 _ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,64}$")
 # RFC 3339 in UTC only ("Z"), so that two readers never disagree on the instant or the bytes.
-_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$")
 
 
 _SAFE_INT = 2**53
