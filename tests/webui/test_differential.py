@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from differential import Outcome, disagreements, golden_line, page_outcomes, python_outcome
-from webui_support import BUNDLES, PageProbe
+from webui_support import BUNDLES, TOKEN, PageProbe
 
 from provenance.checkpoint import Checkpoint, parse_note, sign_checkpoint
 from provenance.cli import main as cli_main
@@ -257,3 +257,41 @@ def test_a_trust_file_that_does_not_load_is_an_error_on_both_sides(probe: PagePr
     assert "version" in (page.locator("#trust-status").text_content() or "")
     page.click("#trust-clear")  # removed: the bundle's own verdict again, which is only "consistent"
     assert page.locator("#results .verdict").get_attribute("data-verdict") == "consistent"
+
+
+def test_a_forged_listing_lends_no_verdict(probe: PageProbe, server: str, tmp_path: Path) -> None:
+    """Finding 6: the gateway lists an ``rx.dispense`` by pharm-1 and serves, for its id, another record's
+    bundle (an ``rx.issue`` by hosp-1); and lists a real record under another kind and organisation. Every
+    row is checked against its own bundle: the page and `provenance trace` fail both rows in step
+    ``listing``, and the timeline takes neither."""
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        trust = ("--trust", str(BUNDLES / "trust.json"))
+        status = cli_main(
+            ["trace", "rx:golden-swap", "--gateway", server, "--token-file", str(token), *trust, "--json"]
+        )
+    rows = json.loads(out.getvalue())["records"]
+    assert status == 1
+    assert [(r["failed_step"], r["code"]) for r in rows] == [("listing", "LISTING_MISMATCH")] * 2
+
+    probe.open()
+    page = probe.page
+    page.set_input_files("#trust", str(BUNDLES / "trust.json"))
+    page.locator("#trust-clear:not([hidden])").wait_for()
+    page.fill("#q", "rx:golden-swap")
+    page.press("#q", "Enter")
+    table = page.locator(".subject-result tbody")
+    table.locator("tr[data-verdict]").nth(1).wait_for()
+    got = [r.get_attribute("data-failed-step") for r in table.locator("tr").all()]
+    assert got == ["listing", "listing"]
+    assert table.locator(".badge.verified").count() == 0
+    assert page.locator(".timeline li").count() == 0
+    probe.shot("forged-listing")
+    # A record looked up by id must be that record: the swapped id's bundle fails the same way.
+    swapped = json.loads((BUNDLES / "gateway-fixture.json").read_text("utf-8"))["subjects"]["rx:golden-swap"]
+    page.fill("#q", swapped[0]["id"])
+    page.press("#q", "Enter")
+    page.locator('#results .verdict[data-verdict="failed"]').wait_for()
+    assert page.locator('li[data-step="listing"]').get_attribute("data-status") == "failed"
