@@ -52,8 +52,9 @@ def page_outcomes(
 ) -> list[Outcome]:
     """The page's outcome for each line, all in one export file, with ``trust_file`` loaded first."""
     assert all(b"\n" not in line and line.strip() for line in lines)
-    # An export has two lines or more (one line is a single bundle): pad with one, dropped below.
-    padded = lines if len(lines) > 1 else [*lines, golden_line("valid.json")]
+    # An export is two lines or more whose first is JSON (provenance/batch.py is_json_lines): a valid
+    # bundle goes first, its row dropped below, so that any line may follow.
+    padded = [golden_line("valid.json"), *lines]
     export = tmp / "bundles.jsonl"
     export.write_bytes(b"".join(line + b"\n" for line in padded))
     probe.open()
@@ -69,7 +70,7 @@ def page_outcomes(
         "rows => rows.map(r => [r.dataset.verdict, r.dataset.failedStep, r.dataset.steps])",
     )
     assert len(got) == len(padded), "one row per line"
-    return [Outcome(v or "", f or "", s or "") for v, f, s in got[: len(lines)]]
+    return [Outcome(v or "", f or "", s or "") for v, f, s in got[1:]]
 
 
 def disagreements(expected: list[Outcome], got: list[Outcome], labels: list[str]) -> list[str]:

@@ -32,9 +32,23 @@ function initialLang() {
   return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
+/**
+ * Text of any value from a bundle or the gateway, never throwing: a parsed object may carry its own
+ * "toString" or "__proto__" member, on which String() throws or lies.
+ */
+function text(v) {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === null || v === undefined) return `${v}`;
+  try {
+    return JSON.stringify(v) ?? '';
+  } catch {
+    return '?';
+  }
+}
+
 function t(key, params = {}) {
-  const text = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  const message = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
+  return message.replace(/\{(\w+)\}/g, (m, name) => (Object.hasOwn(params, name) ? text(params[name]) : m));
 }
 
 /** Create an element; strings and numbers become text nodes, never HTML. */
@@ -44,11 +58,11 @@ function h(tag, attrs = {}, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k === 'class') el.className = v;
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
+    else el.setAttribute(k, v === true ? '' : text(v));
   }
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(text(c)));
   }
   return el;
 }
@@ -140,7 +154,7 @@ function bundleView(result, source) {
     parts.push(
       h('h3', {}, t('record.heading')),
       dl([
-        ['record.kind', `${rec.kind ?? ''}${MESSAGES[state.lang][`kind.${rec.kind}`] ? ` (${t(`kind.${rec.kind}`)})` : ''}`],
+        ['record.kind', `${text(rec.kind)}${Object.hasOwn(MESSAGES[state.lang], `kind.${text(rec.kind)}`) ? ` (${t(`kind.${text(rec.kind)}`)})` : ''}`],
         ['record.subject', rec.subject, true],
         ['record.org', rec.org, true],
         ['record.timestamp', rec.timestamp, true],
@@ -157,7 +171,7 @@ function bundleView(result, source) {
         ['checkpoint.origin', cp.origin, true],
         ['checkpoint.size', String(cp.size), true],
         ['checkpoint.root', toHex(cp.root), true],
-        ['checkpoint.leaf', String(b.log?.leaf_index), true],
+        ['checkpoint.leaf', text(b.log?.leaf_index), true],
       ]),
     );
   }
@@ -166,12 +180,12 @@ function bundleView(result, source) {
   if (a && typeof a === 'object') {
     parts.push(
       dl([
-        ['anchor.chain_id', String(a.chain_id), true],
+        ['anchor.chain_id', text(a.chain_id), true],
         ['anchor.contract', a.contract, true],
-        ['anchor.block', String(a.block_number), true],
+        ['anchor.block', text(a.block_number), true],
         ['anchor.block_hash', a.block_hash, true],
         ['anchor.tx', a.tx_hash, true],
-        ['anchor.tree', `${a.tree_size} / ${a.root}`, true],
+        ['anchor.tree', `${text(a.tree_size)} / ${text(a.root)}`, true],
       ]),
     );
   } else {
@@ -263,13 +277,14 @@ function listView(view) {
         'data-row': i,
         'data-record': id,
         'data-failed-step': e.result ? (e.result.failedStep ?? '') : null,
+        'data-failed-reason': e.result?.steps.find((st) => st.status === 'failed')?.reason ?? null,
         'data-verdict': e.result?.verdict ?? null,
         'data-steps': e.result ? stepsAttr(e.result) : null,
       },
       h('td', { class: 'mono' }, e.item.timestamp),
       h('td', {}, e.item.kind),
       h('td', { class: 'mono' }, e.item.org),
-      h('td', { class: 'mono', title: id }, `${String(id).slice(0, 16)}…`),
+      h('td', { class: 'mono', title: id }, `${text(id).slice(0, 16)}…`),
       h('td', {}, cell),
     );
   });
@@ -452,8 +467,9 @@ async function api(path) {
 }
 
 function historyItems(doc) {
-  const items = Array.isArray(doc) ? doc : (doc.items ?? doc.records ?? doc.data ?? []);
-  return items.map((it) => ({ ...it, id: it.id ?? it.record_id ?? it.digest }));
+  const items = Array.isArray(doc) ? doc : (doc?.items ?? []);
+  // The listing is the gateway's word: whatever it holds, a row's id is text (checked before any fetch).
+  return (Array.isArray(items) ? items : []).map((it) => ({ ...(it && typeof it === 'object' ? it : {}), id: text(it?.id) }));
 }
 
 async function lookup(query) {
@@ -494,6 +510,10 @@ async function verifyAll(view) {
   const worker = async () => {
     while (next < view.entries.length) {
       const entry = view.entries[next++];
+      if (!RECORD_ID.test(entry.item.id)) {
+        entry.error = { key: 'error.bad_listing', params: { id: entry.item.id.slice(0, 80) } };
+        continue;
+      }
       try {
         const text = await api(`/records/${encodeURIComponent(entry.item.id)}/bundle`);
         // Each row is checked against its own bundle: the listed id, kind, org, subject and time.

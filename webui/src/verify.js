@@ -54,21 +54,30 @@ function readBundle(data) {
   return { data, signature, proof };
 }
 
+/** Text of a value the gateway listed (any JSON), never throwing. */
+function shown(v) {
+  try {
+    return (typeof v === 'string' ? v : JSON.stringify(v) ?? '').slice(0, 80);
+  } catch {
+    return '?';
+  }
+}
+
 /** provenance/verify.py check_listed: the bundle is the record the listing names. */
 function checkListed(b, listed) {
   const { item, subject } = listed;
   if (item.id !== b.data.digest) {
-    fail('listing.other_record', `the listing names record ${String(item.id).slice(0, 80)}, the bundle is record ${b.data.digest}`, {
-      listed: String(item.id).slice(0, 80),
+    fail('listing.other_record', `the listing names record ${shown(item.id)}, the bundle is record ${b.data.digest}`, {
+      listed: shown(item.id),
     });
   }
   const expected = { ...item, ...(subject !== undefined && subject !== null ? { subject } : {}) };
   for (const field of LISTED_FIELDS) {
     const signed = b.data.record[field];
     if (Object.hasOwn(expected, field) && expected[field] !== signed) {
-      fail('listing.mismatch', `the listing says ${field} '${String(expected[field]).slice(0, 80)}', the signed record '${signed}'`, {
+      fail('listing.mismatch', `the listing says ${field} '${shown(expected[field])}', the signed record '${signed}'`, {
         field,
-        listed: String(expected[field]).slice(0, 80),
+        listed: shown(expected[field]),
         signed,
       });
     }
