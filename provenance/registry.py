@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from provenance.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
 from provenance.contracts import Role, at, org_id_text
@@ -117,7 +118,12 @@ def read_trust(
     """
     registry = Web3.to_checksum_address(registry)
     provenance_log = Web3.to_checksum_address(provenance_log)
-    gate = at(w3, "ProvenanceLog", provenance_log).functions.registry().call()
+    log = at(w3, "ProvenanceLog", provenance_log)
+    try:
+        gate = log.functions.registry().call()
+        log.functions.latest().call()
+    except (ContractLogicError, BadFunctionCallOutput) as exc:  # no such contract or function there
+        raise ExportInvalid(f"{provenance_log} is not a ProvenanceLog: {exc}") from exc
     if Web3.to_checksum_address(gate) != registry:
         raise ExportInvalid(f"ProvenanceLog {provenance_log} answers to registry {gate}, not {registry}")
     orgs = read_orgs(w3, registry)
