@@ -239,10 +239,31 @@ def test_single_files_as_the_cli_reads_them(probe: PageProbe, name: str) -> None
     assert page == cli
 
 
-def test_a_trust_file_that_does_not_load_is_an_error_on_both_sides(probe: PageProbe) -> None:
-    """Finding 2: a trust file of an unknown version leaves no verdict on the page (an error, as the CLI
-    exits 2 with TRUST_INVALID), never a green verdict with "trust file not used"."""
-    bad = BUNDLES / "trust-unknown-version.json"
+def _broken_trust(name: str, tmp: Path) -> Path:
+    if name == "trust-unknown-version.json":
+        return BUNDLES / name
+    text = (BUNDLES / "trust.json").read_text("utf-8")
+    broken = {
+        "legacy-log-contract": text.replace('"provenance_log"', '"log_contract"'),
+        "duplicate-key": text.replace('"version": 1,', '"version": 1,\n  "version": 1,', 1),
+        "bom": "\ufeff" + text,
+        "float-chain-id": text.replace('"chain_id": 20260', '"chain_id": 20260.0'),
+    }[name]
+    path = tmp / f"{name}.json"
+    path.write_text(broken, "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ["trust-unknown-version.json", "legacy-log-contract", "duplicate-key", "bom", "float-chain-id"]
+)
+def test_a_trust_file_that_does_not_load_is_an_error_on_both_sides(
+    probe: PageProbe, tmp_path: Path, name: str
+) -> None:
+    """Finding 2: a trust file that does not load (an unknown version, the old name of a field, a duplicate
+    key, a BOM, a float) leaves no verdict on the page: an error, as the CLI exits 2 with TRUST_INVALID,
+    never a green verdict with "trust file not used"."""
+    bad = _broken_trust(name, tmp_path)
     err = io.StringIO()
     with redirect_stderr(err):
         status = cli_main(["verify", "--trust", str(bad), str(BUNDLES / "valid.json")])
@@ -254,7 +275,7 @@ def test_a_trust_file_that_does_not_load_is_an_error_on_both_sides(probe: PagePr
     page.set_input_files("#trust", str(bad))
     page.locator('#results [data-error="error.trust"]').wait_for()
     assert page.locator("#results .verdict").count() == 0
-    assert "version" in (page.locator("#trust-status").text_content() or "")
+    assert "NOT loaded" in (page.locator("#trust-status").text_content() or "")
     page.click("#trust-clear")  # removed: the bundle's own verdict again, which is only "consistent"
     assert page.locator("#results .verdict").get_attribute("data-verdict") == "consistent"
 
