@@ -94,14 +94,13 @@ class StepResult:
     detail: str = ""
 
 
-# The verdicts, strongest first. "verified": every step held and both the organisation's key and the log
-# key were pinned (a trust file). "consistent": every step held, but against keys the bundle carries
-# itself: integrity, not attribution. "failed": a step failed.
-VERDICTS = ("verified", "consistent", "failed")
-
-
 def verdict(report: list[StepResult]) -> str:
-    """The verdict of a verification report (``Verifier.verify``'s, or a schema failure's)."""
+    """The verdict of a verification report (``Verifier.verify``'s, or a schema failure's).
+
+    ``verified``: every step held and both the organisation's key and the log key were pinned (a trust
+    file); ``consistent``: every step held, but against keys the bundle carries itself (integrity, not
+    attribution); ``failed``: a step failed.
+    """
     status = {r.step: r.status for r in report}
     if not report or "failed" in status.values():
         return "failed"

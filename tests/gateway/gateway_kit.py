@@ -427,17 +427,26 @@ def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
     return out
 
 
-def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
-    """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain."""
+def verify_bundle(bundle: dict[str, Any], harness: Harness) -> None:
+    """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain and checked
+    against the anchors around it with the gateway's consistency proofs."""
     from provenance.anchor import ChainAnchorChecker
     from provenance.bundle import EvidenceBundle
+    from provenance.client import GatewayProofs
     from provenance.trust import TrustStore
     from provenance.verify import Verifier
 
+    network = harness.network
     assert network.path is not None
     trust = TrustStore.load(network.path.parent / "trust.json")  # the orgs' and the log's keys
-    checker = ChainAnchorChecker.from_rpc(network.rpc_url, contract=network.contracts["ProvenanceLog"])
-    Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+    proofs = GatewayProofs(harness.server.url, token=next(iter(harness.tokens.values()), None))
+    try:
+        checker = ChainAnchorChecker.from_rpc(
+            network.rpc_url, contract=network.contracts["ProvenanceLog"], proofs=proofs
+        )
+        Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+    finally:
+        proofs.close()
 
 
 def error_code(response: httpx.Response) -> str:
