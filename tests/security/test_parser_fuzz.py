@@ -147,6 +147,7 @@ def test_signed_record_of_arbitrary_input(data: dict[str, Any]) -> None:
 
 # --- evidence bundles -----------------------------------------------------------------------------------
 
+
 def _golden() -> dict[str, Any]:
     out = {}
     for p in sorted(BUNDLES.glob("*.json")):
