@@ -182,8 +182,9 @@ class Manifest:
             ],
             "chain": {
                 "chain_id": self.chain_id,
+                "org_registry": self.contracts["OrgRegistry"],
+                "provenance_log": self.contracts["ProvenanceLog"],
                 "rpc_url": self.rpc_url,
-                "log_contract": self.contracts["ProvenanceLog"],
             },
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -57,3 +57,11 @@ class KeyValueStore(Protocol):
     def delete(self, key: bytes) -> None: ...
 
     def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class ConsistencyProofs(Protocol):
+    """A source of RFC 9162 consistency proofs of the log (the gateway, a mirror): checked, never trusted."""
+
+    def consistency_proof(self, first: int, second: int) -> Sequence[bytes]:
+        """The proof that the tree of size ``second`` extends the tree of size ``first``."""
+        ...

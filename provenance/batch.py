@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +11,10 @@ from typing import Any
 
 from provenance._internal.files import FileUnreadable
 from provenance.bundle import EvidenceBundle
-from provenance.errors import ProvenanceError, VerificationError
+from provenance.errors import FormatError, ListingMismatch, ProvenanceError, VerificationError
 from provenance.records import load_json
 from provenance.trust import TrustStore
-from provenance.verify import StepResult, Verifier
+from provenance.verify import StepResult, Verifier, check_listed
 
 # Workers get whole lines in blocks of about this size (~500 bundles, ~0.2 s of CPU): small enough that the
 # last block does not leave the other workers idle for long, large enough that sending it costs nothing.
@@ -50,13 +50,35 @@ def _init(trust: dict[str, Any] | None, require_anchor: bool) -> None:
 
 
 def check_bundle(
-    verifier: Verifier, data: Any, *, line: int = 1, report: list[StepResult] | None = None
+    verifier: Verifier,
+    data: Any,
+    *,
+    line: int = 1,
+    report: list[StepResult] | None = None,
+    listed: tuple[Mapping[str, Any], str] | None = None,
 ) -> Failure | None:
-    """Verify one parsed bundle; a failure names its step (``schema`` when it is not a valid bundle)."""
+    """Verify one parsed bundle; a failure names its step (``schema`` when it is not a valid bundle).
+
+    ``listed``: the (history item, subject) the bundle was fetched for, checked first (step ``listing``).
+    """
     record = None
     try:
-        bundle = EvidenceBundle.from_dict(data)
+        try:
+            bundle = EvidenceBundle.from_dict(data)
+        except ProvenanceError:
+            raise
+        except Exception as bug:  # a verifier never crashes: input it cannot read fails step "schema"
+            raise FormatError(f"the bundle cannot be read: {type(bug).__name__}: {bug}") from bug
         record = bundle.digest
+        if listed is not None:
+            try:
+                check_listed(bundle, *listed)
+            except ListingMismatch as exc:
+                if report is not None:
+                    report.append(StepResult("listing", "failed", exc.message))
+                raise
+            if report is not None:
+                report.append(StepResult("listing", "passed"))
         verifier.verify(bundle, report=report)
     except VerificationError as exc:
         return Failure(line, exc.step, exc.code, exc.message, record)
@@ -67,13 +89,17 @@ def check_bundle(
     return None
 
 
-def verify_line(verifier: Verifier, line_no: int, line: str | bytes) -> Failure | None:
-    """Verify one JSON line of an export (unparsable JSON fails the ``schema`` step)."""
+def verify_line(
+    verifier: Verifier, line_no: int, line: str | bytes, *, report: list[StepResult] | None = None
+) -> Failure | None:
+    """Verify one bundle's JSON text (a file, a line of an export); text that is not JSON fails ``schema``."""
     try:
         data = load_json(line, what=f"line {line_no}")
     except ProvenanceError as exc:
+        if report is not None:
+            report.append(StepResult("schema", "failed", exc.message))
         return Failure(line_no, "schema", exc.code, exc.message)
-    return check_bundle(verifier, data, line=line_no)
+    return check_bundle(verifier, data, line=line_no, report=report)
 
 
 def _verify_block(block: tuple[int, bytes]) -> tuple[int, list[Failure]]:

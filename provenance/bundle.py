@@ -4,57 +4,34 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import fastjsonschema
-
+from provenance._internal.schema import StrictSchema, inline_refs, load_schema
 from provenance.errors import SchemaInvalid
 from provenance.records import SignedRecord, b64decode, load_json
 
 MEDIA_TYPE = "application/vnd.shancheng.evidence+json;version=1"
+SCHEMA = "evidence-bundle.schema.json"
 _NO_PAYLOAD = object()
 
 
-@cache
 def bundle_schema() -> dict[str, Any]:
     """The evidence bundle JSON Schema (also published as docs/evidence-bundle.schema.json)."""
-    text = resources.files("provenance.schemas").joinpath("evidence-bundle.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
-    """The schema with each local ``{"$ref": "#/$defs/x"}`` replaced by that definition (same meaning)."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            # Draft-07 ignores the siblings of "$ref" (here descriptions): the definition replaces them all.
-            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline_refs(v, defs) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline_refs(v, defs) for v in node]
-    return node
+    return load_schema(SCHEMA)
 
 
 def envelope_schema() -> dict[str, Any]:
     """The JSON Schema of a record envelope (the bundle schema's ``record``, self-contained), for API docs."""
     schema = bundle_schema()
-    envelope: dict[str, Any] = _inline_refs(schema["properties"]["record"], schema.get("$defs", {}))
+    envelope: dict[str, Any] = inline_refs(schema["properties"]["record"], schema.get("$defs", {}))
     return envelope
 
 
 @cache
-def _validator() -> Callable[[Any], Any]:
-    # Compiled to Python code, where interpreting the schema took ~3 ms a bundle (exports are big). Refs are
-    # inlined first: fastjsonschema calls a referenced definition with a name built by
-    # "...[{i}]".format(**locals()) for every array item, which was most of its ~50 µs a bundle (one call per
-    # inclusion proof hash); inlined, names are only formatted when an error is raised: ~17 µs a bundle.
-    schema = bundle_schema()
-    return fastjsonschema.compile(_inline_refs(schema, schema.get("$defs", {})))
+def _validator() -> StrictSchema:
+    return StrictSchema(SCHEMA, what="evidence bundle", error=SchemaInvalid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +85,7 @@ class EvidenceBundle:
     @classmethod
     def from_dict(cls, data: Any) -> EvidenceBundle:
         """Validate against the JSON Schema, then build the typed bundle."""
-        try:
-            _validator()(data)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            where = "/".join(str(p) for p in exc.path[1:]) or "(top level)"
-            raise SchemaInvalid(
-                f"evidence bundle does not match the schema at {where}: {exc.message}",
-                details={"path": where, "rule": exc.rule},
-            ) from exc
+        _validator()(data)
         signed = SignedRecord.from_dict({"record": data["record"], "signature": data["signature"]})
         log = data["log"]
         anchor = data.get("anchor")

@@ -9,7 +9,6 @@ are in ``docs/design/checkpoint-note.md``.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from functools import cached_property, lru_cache
 from provenance.abc import Signer
 from provenance.crypto import SM2PublicKey
 from provenance.errors import CheckpointInvalid, FormatError, ProvenanceError, SignatureInvalid
+from provenance.records import b64decode
 
 # 0xff is signed-note's byte for signature types it has not assigned, followed by our own identifier.
 # It names everything a verifier must agree on: SM2 over SM3 with the default ID, DER signature, SPKI key.
@@ -39,12 +39,9 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 def canonical_b64decode(text: str, what: str) -> bytes:
     """Strict standard base64: padded, no stray characters, and canonical (one encoding per value)."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise CheckpointInvalid(f"{what} is not valid base64") from e
-    if base64.b64encode(raw).decode("ascii") != text:
-        raise CheckpointInvalid(f"{what} is not canonical base64")
-    return raw
+        return b64decode(text, what=what)
+    except FormatError as e:
+        raise CheckpointInvalid(e.message) from e
 
 
 def _b64encode(raw: bytes) -> str:

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from provenance._internal.files import read_bytes, read_text, write_private, write_public
-from provenance.batch import check_bundle, count_lines, is_json_lines, verify_export
+from provenance.batch import check_bundle, count_lines, is_json_lines, verify_export, verify_line
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, NotFound, ProvenanceError, SignatureInvalid, VerificationError
 from provenance.records import (
@@ -36,7 +36,7 @@ from provenance.records import (
     sign_envelope,
 )
 from provenance.trust import TrustStore
-from provenance.verify import STEP_TITLES, StepResult, Verifier
+from provenance.verify import STEP_TITLES, StepResult, Verifier, verdict
 
 app = typer.Typer(
     name="provenance",
@@ -197,6 +197,17 @@ def record_check(
     out.print(f"[green]valid[/green] record {signed.record_id}")
 
 
+# How each status reads: "skipped" is a check that did not run (payload withheld, anchor offline).
+_STATUS_WORDS = {"passed": "passed", "failed": "failed", "skipped": "not checked", "warning": "unpinned"}
+_VERDICT_LINES = {
+    "verified": "[green]verified[/green] with the pinned keys: record {record}",
+    "consistent": (
+        "[yellow]internally consistent, NOT verified[/yellow]: record {record} agrees with keys it carries "
+        "itself, which shows integrity, not who signed it or which log holds it (pin keys with --trust)"
+    ),
+}
+
+
 def _print_steps(results: list[StepResult]) -> None:
     table = Table(show_header=True, header_style="bold")
     table.add_column("step")
@@ -206,10 +217,19 @@ def _print_steps(results: list[StepResult]) -> None:
     for r in results:
         table.add_row(
             STEP_TITLES.get(r.step, r.step),
-            f"[{colours.get(r.status, 'white')}]{r.status}[/]",
+            f"[{colours.get(r.status, 'white')}]{_STATUS_WORDS.get(r.status, r.status)}[/]",
             r.detail,
         )
     out.print(table)
+
+
+def _proofs(gateway: str | None, token_file: Path | None) -> Any:
+    """The consistency proofs of the live anchor check, from the gateway when one is named."""
+    if gateway is None:
+        return None
+    from provenance.client import GatewayProofs
+
+    return GatewayProofs(gateway, token=_token(token_file))
 
 
 @app.command()
@@ -224,26 +244,40 @@ def verify(
     rpc: Annotated[
         str | None, typer.Option("--rpc", help="Look anchors up on this chain's JSON-RPC (online mode).")
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", help="With --rpc: where to fetch consistency proofs between anchors."),
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token for --gateway.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Verify evidence: exit 0 when every step holds, 1 naming the failed step."""
+    """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
+
+    Without --trust the keys come from the bundle itself: the verdict is then "consistent", never
+    "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
+    --gateway checks that the anchored checkpoint is on one history with the anchors around it.
+    """
     store = TrustStore.load(trust) if trust else None
     checker = None
     if rpc:
         from provenance.anchor import ChainAnchorChecker
 
-        pinned = store.chain.get("log_contract") if store else None
-        checker = ChainAnchorChecker.from_rpc(rpc, contract=pinned)
+        checker = ChainAnchorChecker.from_rpc(
+            rpc,
+            contract=store.provenance_log if store else None,
+            chain_id=store.chain_id if store else None,
+            proofs=_proofs(gateway, token_file),
+        )
     verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=not allow_unanchored)
     if is_json_lines(file):
         _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
         return
-    data = load_json(read_bytes(file, what="bundle file"), what="bundle file")
+    raw = read_bytes(file, what="bundle file")
     results: list[StepResult] = []
-    failure = check_bundle(verifier, data, report=results)
-    entry: dict[str, Any] = {"ok": failure is None}
+    failure = verify_line(verifier, 1, raw, report=results)  # text that is not JSON fails step "schema"
+    entry: dict[str, Any] = {"ok": failure is None, "verdict": verdict(results)}
     if failure is None:
-        entry["record"] = data["digest"]  # the digest step held: it is the record id
+        entry["record"] = load_json(raw)["digest"]  # the digest step held: it is the record id
     else:
         entry |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
         if failure.record is not None:
@@ -254,7 +288,7 @@ def verify(
     else:
         _print_steps(results)
         if entry["ok"]:
-            out.print(f"[green]verified[/green] record {entry.get('record')}")
+            out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
         else:
             step, code = entry["failed_step"], entry["code"]
             err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
@@ -390,22 +424,71 @@ def orgs_export(
     rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
     registry: Annotated[str, typer.Option("--registry", help="OrgRegistry address.")],
     out_path: Annotated[Path, typer.Option("--out", help="Trust file to write.")],
-    log_key_name: Annotated[
-        str | None, typer.Option("--log-key-name", help="Checkpoint key name of the log operator's key.")
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", help="Gateway URL: the log's contract and an anchored checkpoint note."),
     ] = None,
-    log_origin: Annotated[str | None, typer.Option("--log-origin", help="The log's origin line.")] = None,
-    log_contract: Annotated[str | None, typer.Option("--log-contract", help="ProvenanceLog address.")] = None,
+    log_contract: Annotated[
+        str | None, typer.Option("--log-contract", help="ProvenanceLog address (default: the gateway's).")
+    ] = None,
+    log_key_name: Annotated[
+        str | None, typer.Option("--log-key-name", help="The log key's name (default: read, checked).")
+    ] = None,
+    log_origin: Annotated[
+        str | None, typer.Option("--log-origin", help="The log's origin (default: read, checked).")
+    ] = None,
 ) -> None:
-    """Write a trust file (organisations, roles, SM2 key windows) read from OrgRegistry."""
-    from provenance.registry import read_trust
+    """Write a trust file pinning everything a verifier needs, from the chain: organisations, roles, SM2 key
+    windows (OrgRegistry), the log's keys, name and origin, the chain id and the contracts."""
+    from provenance.client import Client
+    from provenance.registry import ExportInvalid, read_trust
 
-    extra = {"rpc_url": rpc} | ({"log_contract": log_contract} if log_contract else {})
-    with _reaching(rpc=rpc):
-        store = read_trust(
-            _web3(rpc), registry, log_key_name=log_key_name, log_origin=log_origin, extra=extra
-        )
+    with _reaching(rpc=rpc, gateway=gateway):
+        if gateway is not None:
+            with Client(base_url=gateway) as client:
+                contract = log_contract or _served_log_contract(gateway)
+                store = read_trust(
+                    _web3(rpc),
+                    registry,
+                    provenance_log=contract,
+                    note_for=lambda size: _note_of(client.checkpoint(size)),
+                    log_key_name=log_key_name,
+                    log_origin=log_origin,
+                    rpc_url=rpc,
+                )
+        elif log_contract is None:
+            raise ExportInvalid("pass --gateway, or --log-contract with --log-key-name and --log-origin")
+        else:
+            store = read_trust(
+                _web3(rpc),
+                registry,
+                provenance_log=log_contract,
+                log_key_name=log_key_name,
+                log_origin=log_origin,
+                rpc_url=rpc,
+            )
     write_public(out_path, (json.dumps(store.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
-    out.print(f"wrote {out_path}: {len(store.orgs)} organisations, {len(store.logs)} log keys")
+    log = store.logs[0]
+    out.print(
+        f"wrote {out_path}: {len(store.orgs)} organisations, {len(store.logs)} log keys ('{log.name}', "
+        f"origin '{log.origin}'), ProvenanceLog {store.provenance_log} on chain {store.chain_id}"
+    )
+
+
+def _note_of(doc: Any) -> str:
+    note = doc.get("note") if isinstance(doc, dict) else None
+    if not isinstance(note, str):
+        raise FormatError("the gateway's checkpoint has no 'note' text")
+    return note
+
+
+def _served_log_contract(gateway: str) -> str:
+    """The ProvenanceLog address the gateway names (checked on chain by ``read_trust``, not trusted)."""
+    chain = _gateway_trust(gateway).chain
+    contract = chain.get("provenance_log")
+    if not isinstance(contract, str):
+        raise FormatError("the gateway's /api/v1/orgs names no chain.provenance_log: pass --log-contract")
+    return contract
 
 
 @audit_app.command("log")
@@ -419,20 +502,15 @@ def audit_log(
     from rich.progress import Progress
 
     from provenance.audit import check_links, read_anchors
+    from provenance.client import GatewayProofs
 
-    with _reaching(gateway=gateway, rpc=rpc), httpx.Client(base_url=gateway.rstrip("/"), timeout=30) as http:
+    with _reaching(gateway=gateway, rpc=rpc):
         anchors = read_anchors(_web3(rpc), log_contract)
-
-        def proof_for(first: int, second: int) -> list[bytes]:
-            resp = http.get("/api/v1/proofs/consistency", params={"first": first, "second": second})
-            if resp.status_code != 200:
-                raise FormatError(f"gateway answered {resp.status_code} for the proof {first} → {second}")
-            doc = load_json(resp.content, what="consistency proof")
-            return [b64decode(p, what="consistency proof hash") for p in doc.get("proof", [])]
-
+        proofs = GatewayProofs(gateway)
         with Progress(console=err, transient=True, disable=as_json) as bar:
             task = bar.add_task("consistency", total=max(len(anchors) - 1, 0))
-            links = check_links(anchors, proof_for, progress=lambda: bar.advance(task))
+            links = check_links(anchors, proofs.consistency_proof, progress=lambda: bar.advance(task))
+        proofs.close()
     bad = [lk for lk in links if not lk.ok]
     if as_json:
         typer.echo(
@@ -491,32 +569,44 @@ def audit_workflow(
         workflow_registry,
     )
     from provenance.client import Client
+    from provenance.registry import read_trust
 
     token = _token(token_file)
     if not token:
         raise FormatError(f"token file is empty: {token_file}")
     contracts = _manifest_contracts(manifest)
     w3 = _web3(rpc)
-    with _reaching(gateway=gateway, rpc=rpc):
+    with (
+        _reaching(gateway=gateway, rpc=rpc),
+        Client(base_url=gateway, token=token) as client,
+        Progress(console=err, transient=True, disable=as_json) as bar,
+    ):
         registry = workflow_registry(w3, contracts)
         events = read_workflow_events(w3, contracts)
         accounts = read_account_changes(w3, registry)
-        store = TrustStore.load(trust) if trust else _registry_trust(w3, registry, gateway)
-        log_contract = contracts.get("ProvenanceLog") or store.chain.get("log_contract")
-        checker = ChainAnchorChecker(w3, contract=log_contract)
-        verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=False)
-        with (
-            Client(base_url=gateway, token=token) as client,
-            Progress(console=err, transient=True, disable=as_json) as bar,
-        ):
-            task = bar.add_task("workflow events", total=len(events))
-            results = check_events(
-                events,
-                lambda digest: client.bundle_document(digest, payload=False),
-                verifier,
-                accounts,
-                progress=lambda: bar.advance(task),
+        # Without --trust, keys as `orgs export` reads them from the chain, not as the audited gateway says.
+        store = (
+            TrustStore.load(trust)
+            if trust
+            else read_trust(
+                w3,
+                registry,
+                provenance_log=contracts["ProvenanceLog"],
+                note_for=lambda size: _note_of(client.checkpoint(size)),
             )
+        )
+        checker = ChainAnchorChecker(
+            w3, contract=contracts["ProvenanceLog"], chain_id=store.chain_id, proofs=client
+        )
+        verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=False)
+        task = bar.add_task("workflow events", total=len(events))
+        results = check_events(
+            events,
+            lambda digest: client.bundle_document(digest, payload=False),
+            verifier,
+            accounts,
+            progress=lambda: bar.advance(task),
+        )
     bad = [r for r in results if not r.ok]
     if as_json:
         doc = {
@@ -562,19 +652,6 @@ def _manifest_contracts(path: Path) -> dict[str, str]:
     if missing:
         raise FormatError(f"manifest {path} names no {', '.join(missing)}", details={"missing": missing})
     return {str(k): str(v) for k, v in contracts.items()}
-
-
-def _registry_trust(w3: Any, registry: str, gateway: str) -> TrustStore:
-    """Organisations' keys read from OrgRegistry, as `orgs export` writes them, not as the gateway says.
-
-    Only the log key's name and origin come from the gateway; the key itself is the log operator's
-    registered one, so a gateway under audit supplies no key the audit relies on.
-    """
-    from provenance.registry import read_trust
-
-    served = _gateway_trust(gateway).logs
-    name, origin = (served[0].name, served[0].origin) if served else (None, None)
-    return read_trust(w3, registry, log_key_name=name, log_origin=origin)
 
 
 @contextmanager
@@ -650,25 +727,33 @@ def trace(
     """The whole history of a subject, each step verified; exit 1 if any step fails, naming it."""
     from provenance.client import Client
 
+    if trust is None:
+        err.print(
+            "[yellow]warning[/yellow]: keys from the gateway's /api/v1/orgs, i.e. from the party being "
+            "checked; pin them with --trust (`provenance orgs export`)"
+        )
     store = TrustStore.load(trust) if trust else _gateway_trust(gateway)
-    checker = None
-    if rpc:
-        from provenance.anchor import ChainAnchorChecker
-
-        checker = ChainAnchorChecker.from_rpc(rpc, contract=store.chain.get("log_contract"))
-    verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
     rows: list[dict[str, Any]] = []
     with Client(base_url=gateway, token=_token(token_file)) as client:
+        checker = None
+        if rpc:
+            from provenance.anchor import ChainAnchorChecker
+
+            checker = ChainAnchorChecker.from_rpc(
+                rpc, contract=store.provenance_log, chain_id=store.chain_id, proofs=client
+            )
+        verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
         for item in client.history(subject):
             row: dict[str, Any] = {k: item.get(k) for k in ("id", "kind", "org", "timestamp", "status")}
             entry = store.orgs.get(str(item.get("org")))
             row["role"] = entry.role if entry else "?"
             results: list[StepResult] = []
-            try:
-                verifier.verify(client.bundle(item["id"], payload=False), report=results)
-                row["ok"] = True
-            except VerificationError as exc:
-                row |= {"ok": False, "failed_step": exc.step, "code": exc.code, "message": exc.message}
+            doc = client.bundle_document(str(item.get("id")), payload=False)
+            failure = check_bundle(verifier, doc, report=results, listed=(item, subject))
+            row["ok"] = failure is None
+            if failure is not None:
+                row |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
+            row["verdict"] = verdict(results)
             row["steps"] = {r.step: r.status for r in results}
             rows.append(row)
     if not rows:
@@ -692,7 +777,7 @@ def trace(
             "",
         ):
             table.add_column(col)
-        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]pending[/]"}
+        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]not checked[/]"}
         for i, r in enumerate(rows, 1):
             steps = r["steps"]
             table.add_row(
@@ -705,7 +790,11 @@ def trace(
                     mark.get(steps.get(s, ""), steps.get(s, "-"))
                     for s in ("signature", "inclusion", "anchor")
                 ),
-                "[green]verified[/]" if r["ok"] else f"[red]{r['failed_step']} failed[/]",
+                {"verified": "[green]verified[/]", "consistent": "[yellow]consistent[/]"}.get(
+                    r["verdict"], ""
+                )
+                if r["ok"]
+                else f"[red]{r['failed_step']} failed[/]",
             )
         out.print(table)
         for r in failed:

@@ -21,9 +21,9 @@ from provenance.abc import Signer
 from provenance.access_code import HEADER, AccessCode
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey
-from provenance.errors import NotFound, ProvenanceError, ReceiptInvalid
+from provenance.errors import FormatError, NotFound, ProvenanceError, ReceiptInvalid
 from provenance.receipt import AcceptanceReceipt, verify_receipt
-from provenance.records import Envelope, SignedRecord, load_json, sign_envelope
+from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
 from provenance.trust import TrustStore
 from provenance.verify import AnchorChecker, Verifier
 
@@ -144,6 +144,21 @@ class _Api:
         return _Request("GET", f"/api/v1/subjects/{subject}/records", params=params, headers=_code(code))
 
     @staticmethod
+    def checkpoint(size: int) -> _Request:
+        return _Request("GET", f"/api/v1/checkpoints/{size}")
+
+    @staticmethod
+    def consistency(first: int, second: int) -> _Request:
+        return _Request("GET", "/api/v1/proofs/consistency", params={"first": first, "second": second})
+
+    @staticmethod
+    def proof(doc: Any) -> list[bytes]:
+        hashes = doc.get("proof") if isinstance(doc, Mapping) else None
+        if not isinstance(hashes, list):
+            raise FormatError("the gateway's consistency proof has no 'proof' list")
+        return [b64decode(h, what="consistency proof hash") for h in hashes]
+
+    @staticmethod
     def rx_check(rx_id: str, code: AccessCodeArg = None) -> _Request:
         return _Request("GET", f"/api/v1/rx/{rx_id}/check", headers=_code(code))
 
@@ -178,6 +193,25 @@ class _Api:
     @staticmethod
     def page(doc: Any) -> tuple[list[Any], int | None]:
         return list(doc.get("items", [])), doc.get("next_cursor")
+
+
+class GatewayProofs:
+    """Consistency proofs from a gateway (``provenance.abc.ConsistencyProofs``) for the live anchor check.
+
+    Synchronous, on a connection of its own, so that any verifier (the sync or the async client's, the
+    CLI's) can ask for a proof in the middle of a check. The proofs are verified, never trusted.
+    """
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        req = _Api.consistency(first, second)
+        return _Api.proof(_Api.parse(self._http.request(req.method, req.path, params=req.params)))
+
+    def close(self) -> None:
+        self._http.close()
 
 
 class _Base:
@@ -235,13 +269,17 @@ class _Base:
         # The devnet's own chain checks anchors live; the ProvenanceLog address is pinned from the manifest.
         from provenance.anchor import ChainAnchorChecker
 
+        base_url = gateway or "http://127.0.0.1:8000"
+        token = read_text(root / "tokens" / f"{org}.token", what="token file").strip()
         checker = ChainAnchorChecker.from_rpc(
-            manifest["rpc_url"], contract=manifest["contracts"]["ProvenanceLog"]
+            manifest["rpc_url"],
+            contract=manifest["contracts"]["ProvenanceLog"],
+            proofs=GatewayProofs(base_url, token=token),
         )
         return {
-            "base_url": gateway or "http://127.0.0.1:8000",
+            "base_url": base_url,
             "org": org,
-            "token": read_text(root / "tokens" / f"{org}.token", what="token file").strip(),
+            "token": token,
             "signer": SM2PrivateKey.from_pem(read_bytes(root / entry["sm2_key_file"], what="SM2 key")),
             "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
             "anchor_checker": checker,
@@ -330,6 +368,15 @@ class Client(_Base):
     def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
         """Whether a prescription can be dispensed now; a pharmacy passes the code on the patient's slip."""
         result: dict[str, Any] = self._do(_Api.rx_check(rx_id, access_code))
+        return result
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
+        return _Api.proof(self._do(_Api.consistency(first, second)))
+
+    def checkpoint(self, size: int) -> dict[str, Any]:
+        """The signed checkpoint of tree size ``size`` (``note``, ``anchor``) as the gateway serves it."""
+        result: dict[str, Any] = self._do(_Api.checkpoint(size))
         return result
 
     def wait_anchored(
@@ -429,6 +476,15 @@ class AsyncClient(_Base):
 
     async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._do(_Api.rx_check(rx_id, access_code))
+        return result
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
+        return _Api.proof(await self._do(_Api.consistency(first, second)))
+
+    async def checkpoint(self, size: int) -> dict[str, Any]:
+        """The signed checkpoint of tree size ``size`` (``note``, ``anchor``) as the gateway serves it."""
+        result: dict[str, Any] = await self._do(_Api.checkpoint(size))
         return result
 
     async def wait_anchored(

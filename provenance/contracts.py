@@ -27,26 +27,13 @@ from web3.types import TxParams, TxReceipt
 
 from provenance.crypto import sm3
 from provenance.errors import LedgerError
+from provenance.types import Role as Role  # re-exported (the enum is in types.py, light to import)
 
 BUILD_DIR = Path(__file__).resolve().parent.parent / "contracts" / "build"
 
 # Deployment order: the registry first, every other contract takes its address as the only argument.
 REGISTRY = "OrgRegistry"
 DOMAIN_CONTRACTS = ("ProvenanceLog", "Prescriptions", "DataSharing", "EnvMonitoring", "PartyRecords")
-
-
-class Role(IntEnum):
-    NONE = 0
-    HOSPITAL = 1
-    PHARMACY = 2
-    DATA_OWNER = 3
-    DATA_USER = 4
-    ENV_BUREAU = 5
-    MONITORING_STATION = 6
-    PARTY_BRANCH = 7
-    AUDITOR = 8
-    REGULATOR = 9
-    LOG_OPERATOR = 10
 
 
 class ProposalKind(IntEnum):

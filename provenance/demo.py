@@ -54,7 +54,14 @@ def run_demo(*, workdir: Path, records: int, console: Console) -> None:
                 keys=(OrgKey(public_key=hospital.public_key(), pem=hospital.public_key_pem().decode()),),
             )
         },
-        logs=[LogKey(name="demo-log", public_key=log_key.public_key(), pem=log.public_key_pem())],
+        logs=[
+            LogKey(
+                name=log.key_name,
+                public_key=log_key.public_key(),
+                pem=log.public_key_pem(),
+                origin=log.origin,
+            )
+        ],
     )
     write_public(workdir / "trust.json", _json(trust.to_dict()))
     write_public(workdir / "checkpoint.txt", note.encode("utf-8"))

@@ -88,7 +88,7 @@ class VerificationError(ProvenanceError):
     """A verification step failed; ``step`` names it (see ``provenance.verify.STEPS``)."""
 
     code = "VERIFICATION_FAILED"
-    step: ClassVar[str] = "unknown"
+    step: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -131,6 +131,12 @@ class AnchorInvalid(VerificationError):
     step = "anchor"
 
 
+class HistoryInconsistent(AnchorInvalid):
+    """The anchored checkpoint is not on one history with the anchors around it (a forked log)."""
+
+    code = "HISTORY_INCONSISTENT"
+
+
 class ReceiptInvalid(VerificationError):
     """An acceptance receipt that does not parse, is not signed by a pinned log key, or is for another record.
 
@@ -147,6 +153,29 @@ class SignerInvalid(VerificationError):
 
     code = "SIGNER_UNTRUSTED"
     step = "signer"
+
+
+class ListingMismatch(VerificationError):
+    """A bundle fetched for a listed record is another record, or says otherwise than the listing."""
+
+    code = "LISTING_MISMATCH"
+    step = "listing"
+
+
+class SignerRoleForbidden(SignerInvalid):
+    """The organisation's pinned role may not record that kind (the gateway would have refused it)."""
+
+    code = "ROLE_FORBIDDEN"
+
+
+class VerifierFault(VerificationError):
+    """A check could not run on this input (a bug): the step fails, the verifier does not crash."""
+
+    code = "VERIFIER_FAULT"
+
+    def __init__(self, message: str, *, step: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.step = step
 
 
 # --- ledger / workflow (filled by the chain and gateway layers) -------------------------------------

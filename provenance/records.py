@@ -19,6 +19,7 @@ from typing import Any
 
 import rfc8785
 
+from provenance._internal.stack import json_depth_exceeds
 from provenance.abc import Signer
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import DuplicateKey, FormatError, RecordInvalid
@@ -31,9 +32,13 @@ ENVELOPE_FIELDS = ("version", "kind", "subject", "org", "timestamp", "nonce", "p
 
 # Matched with fullmatch: ``$`` in a Python pattern also matches before a final "\n", so N and N + "\n" would
 # both pass (a replayed nonce, a subject the bundle schema and the page refuse). The bundle schema's patterns
-# are the same without anchors' ambiguity (JSON Schema regexes are ECMA 262, where ``$`` is the end).
+# are the same (JSON Schema regexes are ECMA 262, where ``$`` is the end).
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
-_SUBJECT_RE = re.compile(r"[a-z][a-z0-9_]*:[^\s\x00-\x1f\x7f\ud800-\udfff]{1,200}")
+# Whitespace by an explicit list, the schema's (Python's \s and a browser's differ at U+0085 and U+FEFF).
+_SUBJECT_RE = re.compile(
+    r"[a-z][a-z0-9_]*:"
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\ud800-\udfff]{1,200}"
+)
 _ORG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _NONCE_RE = re.compile(r"[0-9a-f]{32,64}")
@@ -297,14 +302,27 @@ def sign_envelope(envelope: Envelope, signer: Signer) -> SignedRecord:
 
 
 def b64decode(value: Any, *, what: str = "signature") -> bytes:
-    """Strict standard base64 (padding required), with a project error on anything else."""
+    """Strict, canonical standard base64 (padding required, zero trailing bits), or a project error.
+
+    Canonical so that one value has one text: the log hashes the signature's base64 inside the leaf, and a
+    verifier that re-encoded a lenient decoding would hash other bytes than the text it was given.
+    """
     if not isinstance(value, str):
         raise FormatError(f"{what} must be a base64 string")
     try:
+        text = value.encode("ascii")
         # What base64.b64decode(..., validate=True) does, without its wrappers (bundles carry dozens).
-        return binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+        raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise FormatError(f"{what} is not valid base64") from exc
+    if binascii.b2a_base64(raw, newline=False) != text:
+        raise FormatError(f"{what} is not canonical base64 (non-zero trailing bits)")
+    return raw
+
+
+# Nesting deeper than this is refused when JSON is read (the page refuses the same): no reader's stack
+# is at risk, and the verifiers agree on where "too deep" starts.
+MAX_JSON_DEPTH = 256
 
 
 def _no_constants(name: str) -> Any:
@@ -324,16 +342,28 @@ def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise DuplicateKey(f"JSON object has the key {key!r} twice", details={"key": key})
+                raise DuplicateKey(f"JSON object has the key {key[:80]!r} twice", details={"key": key[:80]})
             seen.add(key)
     return obj
 
 
 def load_json(text: str | bytes, *, what: str = "input") -> Any:
-    """Parse strict JSON with a project error (never a raw ValueError) on bad input: no NaN or Infinity,
-    no key twice in an object (:class:`DuplicateKey`)."""
+    """Parse strict JSON (RFC 8259 in UTF-8) with a project error, never a raw ValueError, on bad input.
+
+    Stricter than ``json.loads``, the same as the /verify page: UTF-8 only, no byte order mark, no key twice
+    in an object (:class:`DuplicateKey`), no NaN/Infinity, at most ``MAX_JSON_DEPTH`` levels of nesting.
+    """
     try:
-        return json.loads(text, object_pairs_hook=unique_object, parse_constant=_no_constants)
+        if isinstance(text, bytes | bytearray):
+            raw = bytes(text)
+            text = raw.decode("utf-8")  # json.loads would also guess UTF-16 and UTF-32
+        else:
+            raw = text.encode("utf-8", "surrogatepass")
+        if text.startswith("\ufeff"):
+            raise ValueError("it starts with a byte order mark (U+FEFF)")
+        if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=unique_object)
     except DuplicateKey as exc:
         raise DuplicateKey(f"{what} is not valid JSON: {exc.message}", details=exc.details) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from provenance._internal.schema import StrictSchema
 from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, ProvenanceError
 from provenance.records import load_json, parse_timestamp
@@ -53,7 +55,7 @@ class LogKey:
     name: str
     public_key: SM2PublicKey
     pem: str
-    origin: str | None = None
+    origin: str
 
 
 @dataclass(slots=True)
@@ -81,35 +83,50 @@ class TrustStore:
             text = Path(path).read_bytes()
         except OSError as exc:
             raise TrustInvalid(f"cannot read trust file {path}: {exc.strerror}") from exc
-        return cls.from_dict(load_json(text, what="trust file"))
+        try:
+            data = load_json(text, what="trust file")
+        except FormatError as exc:
+            raise TrustInvalid(exc.message) from exc
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: Any) -> TrustStore:
-        if not isinstance(data, Mapping) or data.get("version") != TRUST_VERSION:
-            raise TrustInvalid(f"trust file must be an object with version {TRUST_VERSION}")
+        """Check a parsed trust file against ``schemas/trust.schema.json`` and read its keys."""
+        _schema()(data)
         try:
-            orgs = {o["id"]: _org(o) for o in data.get("orgs", [])}
-            logs = [
-                LogKey(
-                    name=lk["name"],
-                    public_key=SM2PublicKey.from_pem(lk["public_key"]),
-                    pem=lk["public_key"],
-                    origin=lk.get("origin"),
-                )
-                for lk in data.get("logs", [])
-            ]
-        except (KeyError, TypeError) as exc:
-            raise TrustInvalid(f"trust file entry is missing a field: {exc}") from exc
-        except ProvenanceError as exc:
+            orgs: dict[str, OrgEntry] = {}
+            for o in data["orgs"]:
+                if o["id"] in orgs:
+                    raise TrustInvalid(f"trust file lists organisation '{o['id']}' twice")
+                orgs[o["id"]] = _org(o)
+            logs: list[LogKey] = []
+            for lk in data["logs"]:
+                pem, pub = lk["public_key"], SM2PublicKey.from_pem(lk["public_key"])
+                if any(k.name == lk["name"] and k.public_key == pub for k in logs):
+                    raise TrustInvalid(f"trust file lists log key '{lk['name']}' twice")
+                logs.append(LogKey(name=lk["name"], public_key=pub, pem=pem, origin=lk["origin"]))
+        except TrustInvalid:
+            raise
+        except ProvenanceError as exc:  # a key that is not SM2, an impossible date (RecordInvalid)
             raise TrustInvalid(f"trust file has a bad entry: {exc.message}") from exc
-        chain = data.get("chain") or {}
-        if not isinstance(chain, Mapping):
-            raise TrustInvalid("trust file 'chain' must be an object")
-        return cls(orgs=orgs, logs=logs, chain=dict(chain))
+        return cls(orgs=orgs, logs=logs, chain=dict(data.get("chain", {})))
+
+    @property
+    def chain_id(self) -> int | None:
+        """The chain whose anchors count (``chain.chain_id``), if pinned."""
+        value = self.chain.get("chain_id")
+        return value if isinstance(value, int) else None
+
+    @property
+    def provenance_log(self) -> str | None:
+        """The ``ProvenanceLog`` address whose anchors count (``chain.provenance_log``), if pinned."""
+        value = self.chain.get("provenance_log")
+        return value if isinstance(value, str) else None
 
     def to_dict(self) -> dict[str, Any]:
         def ts(v: datetime | None) -> str | None:
-            return v.strftime("%Y-%m-%dT%H:%M:%SZ") if v else None
+            # Not strftime: glibc writes year 99 as "99", and the microseconds would be lost.
+            return v.astimezone(UTC).isoformat().replace("+00:00", "Z") if v else None
 
         return {
             "version": TRUST_VERSION,
@@ -131,8 +148,12 @@ class TrustStore:
                 for o in self.orgs.values()
             ],
             "logs": [{"name": k.name, "origin": k.origin, "public_key": k.pem} for k in self.logs],
-            "chain": self.chain,
-        }
+        } | ({"chain": self.chain} if self.chain else {})
+
+
+@cache
+def _schema() -> StrictSchema:
+    return StrictSchema("trust.schema.json", what="trust file", error=TrustInvalid)
 
 
 def _opt_ts(v: Any) -> datetime | None:
@@ -140,10 +161,10 @@ def _opt_ts(v: Any) -> datetime | None:
 
 
 def _org(o: Mapping[str, Any]) -> OrgEntry:
-    keys: Sequence[Mapping[str, Any]] = o.get("keys", [])
+    keys: Sequence[Mapping[str, Any]] = o["keys"]
     return OrgEntry(
         org_id=o["id"],
-        role=o.get("role", ""),
+        role=o["role"],
         name=o.get("name", ""),
         keys=tuple(
             OrgKey(

@@ -1,5 +1,6 @@
 """Shared NewTypes, so signatures say what a string means."""
 
+from enum import IntEnum
 from typing import NewType
 
 Digest = NewType("Digest", str)  # SM3, lowercase hex, 64 characters
@@ -7,3 +8,19 @@ OrgId = NewType("OrgId", str)
 RecordId = NewType("RecordId", str)
 Subject = NewType("Subject", str)  # "rx:…", "dataset:…", "station:…", "branch:…"
 RecordKind = NewType("RecordKind", str)  # "rx.issue", "env.reading", …
+
+
+class Role(IntEnum):
+    """An organisation's role in ``OrgRegistry`` (mirrors the Solidity enum number for number)."""
+
+    NONE = 0
+    HOSPITAL = 1
+    PHARMACY = 2
+    DATA_OWNER = 3
+    DATA_USER = 4
+    ENV_BUREAU = 5
+    MONITORING_STATION = 6
+    PARTY_BRANCH = 7
+    AUDITOR = 8
+    REGULATOR = 9
+    LOG_OPERATOR = 10

@@ -47,28 +47,13 @@ from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
 from gateway.services.workflow import WorkflowState, is_member_record, member_key
 from gateway.services.workflow import now as clock
-from provenance.contracts import ContractReverted, Role
+from provenance.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
+from provenance.kinds import ROLES_BY_KIND  # who may submit which kind: the table verifiers read too
 from provenance.records import Envelope, b64decode, parse_timestamp
 
 log = logging.getLogger("gateway.intake")
-
-
-# Who may submit which kind (the organisation's role in OrgRegistry).
-ROLES_BY_KIND: Mapping[str, frozenset[Role]] = {
-    "rx.issue": frozenset({Role.HOSPITAL}),
-    "rx.revoke": frozenset({Role.HOSPITAL}),
-    "rx.dispense": frozenset({Role.PHARMACY}),
-    "share.request": frozenset({Role.DATA_USER}),
-    "share.access": frozenset({Role.DATA_USER}),
-    "share.consent": frozenset({Role.DATA_OWNER}),
-    "share.revoke_consent": frozenset({Role.DATA_OWNER}),
-    # A reading is the station's own signed measurement: the bureau registers and suspends stations
-    # (EnvMonitoring) and reads their records, it submits none.
-    "env.reading": frozenset({Role.MONITORING_STATION}),
-    "party.record": frozenset({Role.PARTY_BRANCH}),
-}
 
 
 # Kinds whose acceptance changes state that later records of the same subject are checked against (and,

@@ -454,17 +454,26 @@ def chain_lead(harness: Harness) -> float:
     return max(0.0, head + 1 - time.time())
 
 
-def verify_bundle(bundle: dict[str, Any], network: Manifest) -> None:
-    """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain."""
+def verify_bundle(bundle: dict[str, Any], harness: Harness) -> None:
+    """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain and checked
+    against the anchors around it with the gateway's consistency proofs."""
     from provenance.anchor import ChainAnchorChecker
     from provenance.bundle import EvidenceBundle
+    from provenance.client import GatewayProofs
     from provenance.trust import TrustStore
     from provenance.verify import Verifier
 
+    network = harness.network
     assert network.path is not None
     trust = TrustStore.load(network.path.parent / "trust.json")  # the orgs' and the log's keys
-    checker = ChainAnchorChecker.from_rpc(network.rpc_url, contract=network.contracts["ProvenanceLog"])
-    Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+    proofs = GatewayProofs(harness.server.url, token=next(iter(harness.tokens.values()), None))
+    try:
+        checker = ChainAnchorChecker.from_rpc(
+            network.rpc_url, contract=network.contracts["ProvenanceLog"], proofs=proofs
+        )
+        Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+    finally:
+        proofs.close()
 
 
 # --- the invariant of every acceptance (issue #23, finding 4) -----------------------------------------
@@ -507,7 +516,7 @@ def check_accepted(harness: Harness, record_ids: list[str], *, timeout: float = 
         assert r.status_code == 200, (rid, r.status_code, r.text)
         bundle = load_json(r.content, what="bundle")  # strict: no key twice, no NaN
         assert "payload" in bundle, rid
-        verify_bundle(bundle, harness.network)
+        verify_bundle(bundle, harness)
         r = auditor.get(f"/api/v1/records/{rid}/bundle")
         assert r.status_code == 200, (rid, r.status_code, r.text)
         subjects.add(record["subject"])

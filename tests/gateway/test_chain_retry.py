@@ -68,7 +68,7 @@ def test_anchor_retried_after_lost_receipt_cites_the_original_tx(harness: Harnes
     finally:
         db.dispose()
     assert (again.anchor_tx, again.anchor_block_number) == (tx, block)
-    verify_bundle(harness.client("station-1").get(f"/api/v1/records/{rid}/bundle").json(), harness.network)
+    verify_bundle(harness.client("station-1").get(f"/api/v1/records/{rid}/bundle").json(), harness)
 
 
 def test_workflow_calls_retried_after_lost_receipt_are_confirmed(harness: Harness) -> None:

@@ -32,7 +32,7 @@ def test_hj212_readings_bulk_anchored_and_verifiable(harness: Harness) -> None:
     for rid in random.Random(7).sample(ids, 3):
         bundle = station.get(f"/api/v1/records/{rid}/bundle")
         assert bundle.status_code == 200, bundle.text
-        verify_bundle(bundle.json(), harness.network)
+        verify_bundle(bundle.json(), harness)
     # Another domain's organisation does not see the station's records at all; the environment bureau
     # (the domain's supervisor) and the auditor read them, payload included.
     other = harness.client("pharmacy-1").get(f"/api/v1/records/{ids[0]}/bundle")
@@ -84,7 +84,7 @@ def test_party_records_history_paginated(harness: Harness) -> None:
     last = harness.wait_chain(ids[-1])
     assert last["chain_status"] == "confirmed"
     harness.wait_status(ids[-1], "anchored")
-    verify_bundle(branch.get(f"/api/v1/records/{ids[-1]}/bundle").json(), harness.network)
+    verify_bundle(branch.get(f"/api/v1/records/{ids[-1]}/bundle").json(), harness)
 
 
 def test_membership_stages_follow_the_recorded_stage(harness: Harness) -> None:
@@ -135,6 +135,6 @@ def test_bulk_items_are_checked_against_earlier_items_of_the_batch(harness: Harn
     assert results[5]["error"]["details"] == {"field": "previous_stage", "recorded": "入党积极分子"}
     last = harness.wait_status(results[6]["id"], "anchored")
     assert last["leaf_index"] is not None
-    verify_bundle(branch.get(f"/api/v1/records/{results[6]['id']}/bundle").json(), harness.network)
+    verify_bundle(branch.get(f"/api/v1/records/{results[6]['id']}/bundle").json(), harness)
     history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()["items"]
     assert len(history) == 5

@@ -77,7 +77,7 @@ def test_data_key_rows_hold_only_wrapped_keys(harness: Harness) -> None:
     station = harness.client("station-1")
     bundle = station.get(f"/api/v1/records/{rid}/bundle").json()
     assert "payload" in bundle
-    verify_bundle(bundle, harness.network)  # the payload read back hashes to the signed digest
+    verify_bundle(bundle, harness)  # the payload read back hashes to the signed digest
 
     kek_file = harness.settings.kek_path
     assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
@@ -118,7 +118,7 @@ def test_another_kek_answers_data_key_unavailable(harness: Harness, tmp_path: Pa
 
         r = http.get(f"/api/v1/records/{rid}/bundle", params={"payload": "false"})
         assert r.status_code == 200 and "payload" not in r.json(), r.text
-        verify_bundle(r.json(), harness.network)
+        verify_bundle(r.json(), harness)
 
         window: dict[str, Any] = {"org": "station-1", "since": ts, "until": _next_second(ts)}
         r = http.get("/api/v1/bundles", params=window)
@@ -148,7 +148,7 @@ def test_row_from_before_the_kek_reads_and_is_wrapped_in_place(harness: Harness)
         db.dispose()
     bundle = station.get(f"/api/v1/records/{rid}/bundle").json()
     assert bundle["payload"] == payload
-    verify_bundle(bundle, harness.network)
+    verify_bundle(bundle, harness)
 
     done = _gateway_cli(harness, "wrap-data-keys", "--batch", "2")
     assert done.returncode == 0, done.stdout + done.stderr

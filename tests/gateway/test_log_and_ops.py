@@ -139,7 +139,7 @@ def test_payload_tampered_in_storage_is_detected_and_purge_keeps_proofs(harness:
     assert r.status_code == 500 and error_code(r) == "PAYLOAD_CORRUPT"
     r = h.get(f"/api/v1/records/{purged}/bundle")
     assert r.status_code == 200 and "payload" not in r.json()
-    verify_bundle(r.json(), harness.network)  # digest, signature and proofs hold without the payload
+    verify_bundle(r.json(), harness)  # digest, signature and proofs hold without the payload
 
 
 def test_bundle_of_a_record_not_yet_logged(harness: Harness, tmp_path: Path) -> None:

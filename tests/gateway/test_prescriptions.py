@@ -67,7 +67,7 @@ def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> 
     bundle = pharmacy.get(f"/api/v1/records/{dispense_id}/bundle")
     assert bundle.status_code == 200, bundle.text
     assert bundle.json()["payload"]["resourceType"] == "MedicationDispense"
-    verify_bundle(bundle.json(), harness.network)
+    verify_bundle(bundle.json(), harness)
 
 
 def test_two_pharmacies_racing_exactly_one_wins(harness: Harness) -> None:

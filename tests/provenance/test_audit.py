@@ -30,7 +30,7 @@ from provenance.audit import (
     read_workflow_events,
     workflow_registry,
 )
-from provenance.client import NOT_YET_LOGGED, Client, GatewayError
+from provenance.client import NOT_YET_LOGGED, Client, GatewayError, GatewayProofs
 from provenance.contracts import ContractReverted, Role, at, chain_key, transact
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound
@@ -111,33 +111,39 @@ def test_anchors_extend_each_other_and_a_fork_is_named(net):
 def test_orgs_export_writes_key_windows(net, tmp_path):
     engine, manifest, _ = net
     out = tmp_path / "trust.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "provenance",
-            "orgs",
-            "export",
-            "--rpc",
-            engine.rpc_url,
-            "--registry",
-            manifest.contracts["OrgRegistry"],
-            "--out",
-            str(out),
-            "--log-key-name",
-            "logkey",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    export = ["orgs", "export", "--rpc", engine.rpc_url, "--registry", manifest.contracts["OrgRegistry"]]
+    export += ["--out", str(out)]
+
+    def run_export(*extra: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "provenance", *export, *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    # Nothing anchored yet and no gateway: the log's name and origin must be given, with its contract.
+    r = run_export("--log-key-name", "logkey")
+    assert r.returncode == 2 and "EXPORT_INVALID" in r.stderr, r.stderr
+    log = manifest.contracts["ProvenanceLog"]
+    r = run_export("--log-contract", log, "--log-key-name", "logkey", "--log-origin", "net/log")
     assert r.returncode == 0, r.stderr
     store = TrustStore.load(out)
     assert set(store.orgs) == {"hosp-1", "logop"}
     assert store.orgs["hosp-1"].role == "hospital" and store.orgs["hosp-1"].name == "医院"
     assert store.orgs["hosp-1"].keys[0].pem == manifest.org("hosp-1").public_key
-    assert [k.name for k in store.logs] == ["logkey"]
-    assert json.loads(out.read_text())["chain"]["registry"] == manifest.contracts["OrgRegistry"]
+    # The log keys are the log operator's registered keys, pinned with the name and origin given.
+    assert [(k.name, k.origin, k.pem) for k in store.logs] == [
+        ("logkey", "net/log", manifest.org("logop").public_key)
+    ]
+    assert json.loads(out.read_text())["chain"] == {
+        "chain_id": engine.chain_id,
+        "org_registry": manifest.contracts["OrgRegistry"],
+        "provenance_log": log,
+        "rpc_url": engine.rpc_url,
+    }
+    # A contract of the same registry that is no ProvenanceLog is refused, not pinned.
+    r = run_export(
+        "--log-contract", manifest.contracts["Prescriptions"], "--log-key-name", "k", "--log-origin", "o"
+    )
+    assert r.returncode == 2 and "EXPORT_INVALID" in r.stderr, r.stderr
+    assert "is not a ProvenanceLog" in " ".join(r.stderr.split())
 
 
 # --- audit workflow: every workflow event backed by a signed record (a real devnet, `devnet` fixture) ---
@@ -290,9 +296,10 @@ def test_check_events_names_each_mismatch(devnet: Devnet, flows: dict[str, str])
     w3 = Web3(Web3.HTTPProvider(rpc))
     events = {e.digest: e for e in read_workflow_events(w3, manifest.contracts)}
     accounts = read_account_changes(w3, workflow_registry(w3, manifest.contracts))
-    checker = ChainAnchorChecker(w3, contract=manifest.contracts["ProvenanceLog"])
-    verifier = Verifier(trust=TrustStore.load(state / "trust.json"), anchor_checker=checker)
     token = (state / "tokens" / "auditor.token").read_text().strip()
+    proofs = GatewayProofs(gateway, token=token)  # online, an anchor is checked against its neighbours
+    checker = ChainAnchorChecker(w3, contract=manifest.contracts["ProvenanceLog"], proofs=proofs)
+    verifier = Verifier(trust=TrustStore.load(state / "trust.json"), anchor_checker=checker)
     with Client(base_url=gateway, token=token) as client:
         documents = {d: client.bundle_document(d, payload=False) for d in flows.values()}
 

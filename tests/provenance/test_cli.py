@@ -102,11 +102,14 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
     for args, code in [
         (("digest", str(tmp_path / "missing")), "FILE_UNREADABLE"),
         (("sm2", "sign", "--key", str(notpem), str(notpem)), "KEY_INVALID"),
-        (("verify", str(notpem)), "FORMAT_INVALID"),
+        (("verify", "--trust", str(notpem), str(notpem)), "TRUST_INVALID"),
     ]:
         r = run(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert code in r.stderr and "Traceback" not in r.stderr
+    # A bundle file that is not JSON is a bundle that fails its first step, as on the /verify page.
+    r = run("verify", str(notpem))
+    assert r.returncode == 1 and "step 'schema' failed [FORMAT_INVALID]" in r.stderr, r.stderr
 
 
 def test_unreachable_gateway_or_chain_is_one_line_exit_2(tmp_path):
@@ -117,14 +120,13 @@ def test_unreachable_gateway_or_chain_is_one_line_exit_2(tmp_path):
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     addr = "0x" + "11" * 20
+    export = ("orgs", "export", "--rpc", dead, "--registry", addr, "--out", str(tmp_path / "t.json"))
     for args, code in [
         (("trace", "rx:RX1", "--gateway", dead), "GATEWAY_UNREACHABLE"),
         (("export", "--gateway", dead, "--out", str(tmp_path / "x.jsonl")), "GATEWAY_UNREACHABLE"),
         (("audit", "log", "--rpc", dead, "--log-contract", addr, "--gateway", dead), "LEDGER_ERROR"),
-        (
-            ("orgs", "export", "--rpc", dead, "--registry", addr, "--out", str(tmp_path / "t.json")),
-            "LEDGER_ERROR",
-        ),
+        ((*export, "--log-contract", addr, "--log-key-name", "k", "--log-origin", "o"), "LEDGER_ERROR"),
+        ((*export, "--gateway", dead), "GATEWAY_UNREACHABLE"),
         (("chain", "verify", "--rpc", dead), "LEDGER_ERROR"),
     ]:
         r = run(*args)

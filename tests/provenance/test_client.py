@@ -138,17 +138,26 @@ def test_trace_and_orgs_export_from_the_cli(devnet: tuple[Path, str, str], tmp_p
     trust = tmp_path / "trust.json"
     contracts = manifest["contracts"]
     export = ("provenance", "orgs", "export", "--rpc", rpc, "--registry", contracts["OrgRegistry"])
-    export += ("--out", str(trust), "--log-contract", contracts["ProvenanceLog"])
-    exported = run(*export)
+    # By default the export pins everything a verifier needs, read from the chain: the log's keys (the log
+    # operator's registered keys), its name and origin (from a checkpoint the chain anchored, its
+    # signature checked), the chain id and the contracts (issue 25, finding 3).
+    exported = run(*export, "--out", str(trust), "--gateway", gateway)
     assert exported.returncode == 0, exported.stderr
-    orgs = json.loads(trust.read_text())["orgs"]
-    assert {o["id"] for o in orgs} >= {"hospital-1", "pharmacy-1", "auditor", "log-operator"}
-    assert json.loads(trust.read_text())["logs"] == []  # no log key named: none pinned
-    # With the log key read from the registry too, the trust file pins every key an auditor needs.
-    exported = run(
-        *export, "--log-key-name", manifest["log"]["key_name"], "--log-origin", manifest["log"]["origin"]
-    )
-    assert exported.returncode == 0, exported.stderr
+    doc = json.loads(trust.read_text())
+    assert {o["id"] for o in doc["orgs"]} >= {"hospital-1", "pharmacy-1", "auditor", "log-operator"}
+    log = manifest["log"]
+    assert doc["logs"] == [
+        {"name": log["key_name"], "origin": log["origin"], "public_key": log["public_key"]}
+    ]
+    assert doc["chain"] == {
+        "chain_id": manifest["chain_id"],
+        "org_registry": contracts["OrgRegistry"],
+        "provenance_log": contracts["ProvenanceLog"],
+        "rpc_url": rpc,
+    }
+    # Named by hand, name and origin must agree with what the chain anchored.
+    wrong = run(*export, "--out", str(tmp_path / "t.json"), "--gateway", gateway, "--log-origin", "other/log")
+    assert wrong.returncode == 2 and "EXPORT_INVALID" in wrong.stderr, wrong.stderr
     with Client.devnet("party-branch", root=state, gateway=gateway) as branch:
         payload = party_meeting("party-branch", f"M{secrets.token_hex(3)}")
         rid = branch.submit(
@@ -156,9 +165,14 @@ def test_trace_and_orgs_export_from_the_cli(devnet: tuple[Path, str, str], tmp_p
         ).id
         bundle_path = tmp_path / "bundle.json"
         bundle_path.write_text(branch.wait_anchored(rid, timeout=60).to_json())
-    verified = run("provenance", "verify", str(bundle_path), "--trust", str(trust), "--rpc", rpc, "--json")
+    verify = ("provenance", "verify", str(bundle_path), "--trust", str(trust), "--rpc", rpc, "--json")
+    verified = run(*verify, "--gateway", gateway)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert {s["step"]: s["status"] for s in json.loads(verified.stdout)["steps"]}["checkpoint"] == "passed"
+    report = json.loads(verified.stdout)
+    assert report["verdict"] == "verified"
+    assert {s["step"]: s["status"] for s in report["steps"]} == dict.fromkeys(
+        ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor"), "passed"
+    )
     # An unknown subject: one clear line, non-zero exit.
     missing = run(
         "provenance",

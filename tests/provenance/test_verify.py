@@ -20,11 +20,13 @@ from provenance.errors import (
     RecordSignatureInvalid,
     SchemaInvalid,
     SignerInvalid,
+    SignerRoleForbidden,
+    VerifierFault,
 )
 from provenance.log import RecordLog
 from provenance.records import Envelope, SignedRecord, format_timestamp, sign_envelope
 from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
-from provenance.verify import StepResult, Verifier
+from provenance.verify import StepResult, Verifier, verdict
 
 HOSP = SM2PrivateKey.generate()
 OTHER = SM2PrivateKey.generate()
@@ -38,7 +40,7 @@ def _trust(*, revoked_at: datetime | None = None) -> TrustStore:
 
     return TrustStore(
         orgs={"hosp-1": org("hosp-1", HOSP, revoked_at), "hosp-2": org("hosp-2", OTHER)},
-        logs=[LogKey("test-log", LOG_KEY.public_key(), LOG_KEY.public_key_pem().decode())],
+        logs=[LogKey("test-log", LOG_KEY.public_key(), LOG_KEY.public_key_pem().decode(), "test.local/log")],
     )
 
 
@@ -103,7 +105,9 @@ def test_valid_bundle_every_step(built):
         "anchor",
     ]
     assert [r.status for r in report[:-1]] == ["passed"] * 6
-    assert report[-1].status == "warning" and "offline" in report[-1].detail
+    # Offline the anchor is not looked up: not checked, never passed; the keys were pinned: verified.
+    assert report[-1].status == "skipped" and "offline" in report[-1].detail
+    assert verdict(report) == "verified"
     # The JSON form round-trips through the schema and still verifies.
     again = EvidenceBundle.from_json(b.to_json())
     Verifier.offline(_trust()).verify(again)
@@ -322,4 +326,74 @@ def test_compiled_validator_agrees_with_the_published_schema(built, mutate):
 
     d = _bundle(built).to_dict()
     mutate(d)
-    assert outcome(_validator(), d) == outcome(fastjsonschema.compile(bundle_schema()), d)
+    assert outcome(_validator().compiled, d) == outcome(fastjsonschema.compile(bundle_schema()), d)
+
+
+# --- issue 25: what the verifier may say, and to whom ---------------------------------------------------
+
+
+def test_without_pinned_keys_only_consistent(built):
+    """No trust file, or one pinning no log key: every step holds, yet the verdict is never "verified"."""
+    report: list[StepResult] = []
+    Verifier().verify(_bundle(built), report=report)
+    assert verdict(report) == "consistent"
+    assert {r.step: r.status for r in report}["signer"] == "warning"
+    no_logs = replace(_trust(), logs=[])
+    report = []
+    Verifier(trust=no_logs).verify(_bundle(built), report=report)
+    assert verdict(report) == "consistent"
+    assert {r.step: r.status for r in report} == {
+        "digest": "passed",
+        "payload": "passed",
+        "signer": "passed",
+        "signature": "passed",
+        "checkpoint": "warning",
+        "inclusion": "passed",
+        "anchor": "skipped",
+    }
+
+
+def test_a_role_that_may_not_record_the_kind_fails_the_signer_step(built):
+    pharmacy = _trust()
+    entry = pharmacy.orgs["hosp-1"]
+    pharmacy.orgs["hosp-1"] = replace(entry, role="pharmacy")  # hosp-1's pinned role: pharmacy
+    _fails(_bundle(built), SignerRoleForbidden, "signer", Verifier.offline(pharmacy))
+    pharmacy.orgs["hosp-1"] = replace(entry, role="log_operator")
+    with pytest.raises(SignerRoleForbidden) as info:
+        Verifier.offline(pharmacy).verify(_bundle(built))
+    assert info.value.code == "ROLE_FORBIDDEN" and info.value.details["kind"] == "rx.issue"
+
+
+def test_the_pinned_origin_is_checked(built):
+    other = _trust()
+    other.logs[0] = replace(other.logs[0], origin="test.staging/log")
+    _fails(_bundle(built), CheckpointInvalid, "checkpoint", Verifier.offline(other))
+
+
+@pytest.mark.parametrize(
+    ("chain", "detail"),
+    [
+        ({"chain_id": 1}, "pins chain 1"),
+        ({"chain_id": 20260, "provenance_log": "0x" + "12" * 20}, "pins Prov"),
+    ],
+)
+def test_offline_an_anchor_on_another_chain_or_contract_fails(built, chain, detail):
+    pinned = replace(_trust(), chain=chain)
+    report: list[StepResult] = []
+    with pytest.raises(AnchorInvalid, match=detail):
+        Verifier.offline(pinned).verify(_bundle(built), report=report)
+    assert report[-1].status == "failed"
+    # The pinned chain and contract (case aside): still only "not checked" offline, never "passed".
+    pinned = replace(_trust(), chain={"chain_id": 20260, "provenance_log": "0x" + "11" * 20})
+    report = []
+    Verifier.offline(pinned).verify(_bundle(built), report=report)
+    assert report[-1].status == "skipped" and "pinned chain and contract" in report[-1].detail
+
+
+def test_a_check_that_cannot_run_fails_its_step_never_crashes(built):
+    """A typed bundle no parser would make (a float leaf index): the inclusion step fails, naming itself."""
+    report: list[StepResult] = []
+    with pytest.raises(VerifierFault) as info:
+        Verifier.offline(_trust()).verify(_bundle(built, leaf_index=5.0), report=report)
+    assert (info.value.step, info.value.code) == ("inclusion", "VERIFIER_FAULT")
+    assert report[-1] == StepResult("inclusion", "failed", info.value.message)

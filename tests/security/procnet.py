@@ -39,6 +39,7 @@ from provenance.anchor import ChainAnchorChecker
 from provenance.audit import check_links, read_anchors
 from provenance.bundle import Anchor, EvidenceBundle
 from provenance.checkpoint import Checkpoint
+from provenance.client import GatewayProofs
 from provenance.crypto import SM2PrivateKey
 from provenance.ledger.chain_verify import ChainReport, verify_chain
 from provenance.records import b64decode
@@ -367,8 +368,11 @@ class Auditor:
         assert net.manifest is not None and net.manifest.path is not None
         self.net = net
         self.trust = TrustStore.load(net.manifest.path.parent / "trust.json")
+        # Online an anchor is checked against the anchors around it, with the gateway's consistency proofs.
         self.checker = CachedAnchorChecker(
-            ChainAnchorChecker.from_rpc(net.rpc_url, contract=net.manifest.contracts["ProvenanceLog"])
+            ChainAnchorChecker.from_rpc(
+                net.rpc_url, contract=net.manifest.contracts["ProvenanceLog"], proofs=GatewayProofs(net.url)
+            )
         )
         self.verified: set[str] = set()
 

@@ -231,7 +231,7 @@ def test_payload_rewritten_in_database_is_detected(harness: Harness) -> None:
     rid = r.json()["id"]
     harness.wait_status(rid, "anchored")
     genuine = h.get(f"/api/v1/records/{rid}/bundle").json()
-    verify_bundle(genuine, harness.network)
+    verify_bundle(genuine, harness)
 
     forged_payload = json.loads(json.dumps(genuine["payload"]))
     forged_payload["dispenseRequest"]["quantity"]["value"] = 60  # 20 capsules become 60
@@ -273,7 +273,7 @@ def test_payload_rewritten_in_database_is_detected(harness: Harness) -> None:
     # A dishonest gateway serving the rewritten payload: the verifier recomputes its digest.
     served = {**genuine, "payload": forged_payload}
     with pytest.raises(PayloadDigestMismatch):
-        verify_bundle(served, harness.network)
+        verify_bundle(served, harness)
 
     # The same with the record's payload digest rewritten to match: now the signed envelope changed.
     db = Database(harness.settings.database_url)
@@ -290,7 +290,7 @@ def test_payload_rewritten_in_database_is_detected(harness: Harness) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["payload"] == forged_payload
     with pytest.raises(VerificationError) as caught:
-        verify_bundle(r.json(), harness.network)
+        verify_bundle(r.json(), harness)
     assert caught.value.step in ("digest", "signature", "inclusion"), caught.value.to_dict()
 
 
@@ -395,5 +395,5 @@ def test_smaller_or_conflicting_checkpoint_anchor_refused(harness: Harness) -> N
     assert caught.value.error == "Unauthorized"
     assert bytes(log.functions.rootAt(size).call()) == root
     bundle = harness.client("auditor").get(f"/api/v1/records/{ids[-1]}/bundle").json()
-    verify_bundle(bundle, harness.network)
+    verify_bundle(bundle, harness)
     EvidenceBundle.from_dict(bundle)

@@ -1,28 +1,30 @@
-"""Differential test: mutated bundles fail in the same step on the page as in the Python verifier.
+"""Differential tests: the /verify page (headless Chromium) and `provenance verify` give the same verdict,
+fail in the same step and run the same steps, on every golden attack of issue 25 and on mutated bundles.
 
 The mutations model what a tamperer or a buggy producer does to each part of a bundle: the signature's DER,
 the keys' PEM/SPKI, the checkpoint note's syntax and signatures, the proof, the anchor, the payload's
-numbers. Each row of the page's export view carries the step it failed (``data-failed-step``).
+numbers. Generated mutations (hypothesis) are in ``test_differential_fuzz.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
-from webui_support import BUNDLES, PageProbe
+from differential import Outcome, disagreements, golden_line, page_outcomes, python_outcome
+from webui_support import BUNDLES, TOKEN, PageProbe
 
-from provenance.bundle import EvidenceBundle
 from provenance.checkpoint import Checkpoint, parse_note, sign_checkpoint
+from provenance.cli import main as cli_main
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
-from provenance.errors import ProvenanceError, VerificationError
 from provenance.trust import TrustStore
-from provenance.verify import Verifier
 
 Mutation = Callable[[dict[str, Any]], None]
 SPKI_COMPRESSED_PREFIX = bytes.fromhex("3039301306072a8648ce3d020106082a811ccf5501822d032200")
@@ -109,63 +111,208 @@ def _mutations(valid: dict[str, Any]) -> Iterator[Mutation]:
     yield _set("signer/key_id", "k")
 
 
-def _python_step(b: dict[str, Any], trust: TrustStore | None = None) -> str:
-    """The step `provenance verify [--trust]` names for a bundle ('' when every step holds)."""
-    try:
-        Verifier(trust=trust).verify(EvidenceBundle.from_dict(b))
-    except VerificationError as exc:
-        return exc.step
-    except ProvenanceError:
-        return "schema"
-    return ""
+def _line(b: dict[str, Any]) -> bytes:
+    return json.dumps(b, ensure_ascii=False).encode("utf-8")
 
 
-def test_mutated_bundles_fail_in_the_same_step(probe: PageProbe, tmp_path: Path) -> None:
+def _mutated() -> list[bytes]:
     valid = json.loads((BUNDLES / "valid.json").read_text("utf-8"))
-    bundles = []
+    out = []
     for mutate in _mutations(valid):
         b = copy.deepcopy(valid)
         mutate(b)
-        bundles.append(b)
-    expected = [_python_step(b) for b in bundles]
-    assert len(set(expected)) >= 7, "the mutations should reach most steps"
-
-    export = tmp_path / "mutations.jsonl"
-    export.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bundles), "utf-8")
-    probe.open()
-    probe.page.set_input_files("#file", str(export))
-    rows = probe.page.locator(".export-result tbody tr")
-    rows.first.wait_for()
-    got = [r.get_attribute("data-failed-step") for r in rows.all()]
-    mismatches = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got, strict=True)) if e != g]
-    assert mismatches == [], "page and Python verifier disagree (row, python, page)"
+        out.append(_line(b))
+    return out
 
 
-TRUST_FILES = ("trust.json", "trust-hospital-key-expired.json", "trust-other-log.json")
-
-
-@pytest.mark.parametrize("trust_file", TRUST_FILES)
-def test_with_a_trust_file_same_verdicts_as_python(probe: PageProbe, tmp_path: Path, trust_file: str) -> None:
-    """`provenance verify --trust FILE` and the page with the same trust file agree on every bundle."""
+@pytest.mark.parametrize(
+    "trust_file", [None, "trust.json", "trust-hospital-key-expired.json", "trust-other-log.json"]
+)
+def test_mutated_bundles_get_the_same_outcome(
+    probe: PageProbe, tmp_path: Path, trust_file: str | None
+) -> None:
+    """About fifty mutations of the valid bundle and every bundle a gateway serves: the page and
+    `provenance verify [--trust FILE]` give the same verdict, fail in the same step, and ran the same steps
+    with the same statuses."""
     fixture = json.loads((BUNDLES / "gateway-fixture.json").read_text("utf-8"))
-    bundles = list(fixture["bundles"].values())
-    valid = json.loads((BUNDLES / "valid.json").read_text("utf-8"))
-    for mutate in _mutations(valid):
-        b = copy.deepcopy(valid)
-        mutate(b)
-        bundles.append(b)
-    store = TrustStore.load(BUNDLES / trust_file)
-    expected = [_python_step(b, store) for b in bundles]
+    lines = [_line(b) for b in fixture["bundles"].values()] + _mutated()
+    store = TrustStore.load(BUNDLES / trust_file) if trust_file else None
+    expected = [python_outcome(line, store) for line in lines]
+    if trust_file in (None, "trust.json"):  # with the others most fail early, at the pinned keys
+        assert len({e.failed_step for e in expected}) >= 8, "the mutations should reach every step"
+    got = page_outcomes(probe, lines, tmp_path, trust_file=BUNDLES / trust_file if trust_file else None)
+    assert disagreements(expected, got, [f"line {i + 1}" for i in range(len(lines))]) == []
 
-    export = tmp_path / "bundles.jsonl"
-    export.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bundles), "utf-8")
+
+# Issue 25's findings, each a golden file named after the attack (tests/assets/bundles/generate.py ATTACKS),
+# with the trust file it is read with and the outcome both verifiers must give: (verdict, failed step).
+GOLDEN_CASES: list[tuple[str, str | None, str, str]] = [
+    # 1. The log operator's own prescription in a tree of its own: its role may not issue prescriptions.
+    ("log-operator-fork.json", "trust.json", "failed", "signer"),
+    ("log-operator-fork.json", None, "consistent", ""),
+    # 2. Fully forged: without pinned keys only "consistent", never "verified"; pinned, the key is foreign.
+    ("forged-unpinned.json", None, "consistent", ""),
+    ("forged-unpinned.json", "trust.json", "failed", "signer"),
+    # 3. A real organisation key in a self-made log: the pinned log key refuses it; a trust file pinning no
+    #    log key cannot make it "verified".
+    ("unsubmitted-self-made-log.json", "trust.json", "failed", "checkpoint"),
+    ("unsubmitted-self-made-log.json", "trust-no-logs.json", "consistent", ""),
+    ("valid.json", "trust-no-logs.json", "consistent", ""),
+    # 4. Another log's origin under the real log key.
+    ("other-origin.json", "trust.json", "failed", "checkpoint"),
+    # 5. An anchor naming another chain and contract than the pinned ones; offline, without a pinned chain,
+    #    an anchor is not checked (never passed).
+    ("anchor-other-chain.json", "trust.json", "failed", "anchor"),
+    ("anchor-other-chain.json", None, "consistent", ""),
+    ("valid.json", "trust.json", "verified", ""),
+    ("valid.json", None, "consistent", ""),
+    # 7. Parser and schema differences: each refused by both, or read the same by both.
+    ("unknown-property-constructor.json", None, "failed", "schema"),
+    ("unknown-property-tostring.json", None, "failed", "schema"),
+    ("unknown-property-proto.json", None, "failed", "schema"),
+    ("float-leaf-index.json", None, "failed", "schema"),
+    ("float-tree-size.json", None, "failed", "schema"),
+    ("float-version.json", None, "failed", "schema"),
+    ("payload-beyond-2-53.json", None, "failed", "payload"),
+    ("payload-nested-250.json", None, "failed", "payload"),
+    ("timestamp-year-0099.json", "trust-ancient-hospital-key.json", "verified", ""),
+    ("timestamp-year-0099.json", "trust.json", "failed", "signer"),
+    ("pem-nbsp.json", None, "failed", "signer"),
+    ("pem-u2028.json", None, "failed", "signer"),
+    ("signature-trailing-bits.json", None, "failed", "schema"),
+    ("duplicate-keys.json", None, "failed", "schema"),
+    ("bom.json", None, "failed", "schema"),
+    ("anchor-uppercase-block-hash.json", None, "failed", "schema"),
+]
+
+
+def test_every_attack_file_has_a_golden_case() -> None:
+    from tests.assets.bundles.generate import ATTACKS
+
+    assert set(ATTACKS) <= {name for name, *_ in GOLDEN_CASES}
+    for name in ATTACKS:
+        assert (BUNDLES / name).is_file(), f"run tests/assets/bundles/generate.py: {name} is missing"
+
+
+@pytest.mark.parametrize("trust_file", sorted({t for _, t, *_ in GOLDEN_CASES}, key=str))
+def test_golden_attacks_same_outcome_on_both_sides(
+    probe: PageProbe, tmp_path: Path, trust_file: str | None
+) -> None:
+    """Each golden case: `provenance verify` and the page give the expected verdict and failed step, and
+    the same steps with the same statuses."""
+    cases = [(name, v, step) for name, t, v, step in GOLDEN_CASES if t == trust_file]
+    store = TrustStore.load(BUNDLES / trust_file) if trust_file else None
+    lines = [golden_line(name) for name, _, _ in cases]
+    expected = [python_outcome(line, store) for line in lines]
+    assert [(e.verdict, e.failed_step) for e in expected] == [(v, step) for _, v, step in cases]
+    got = page_outcomes(probe, lines, tmp_path, trust_file=BUNDLES / trust_file if trust_file else None)
+    assert disagreements(expected, got, [name for name, _, _ in cases]) == []
+
+
+@pytest.mark.parametrize("name", ["bom.json", "duplicate-keys.json", "valid.json", "forged-unpinned.json"])
+def test_single_files_as_the_cli_reads_them(probe: PageProbe, name: str) -> None:
+    """A file dropped on the page as it is (pretty-printed, BOM and all) and `provenance verify FILE`:
+    the same verdict, failed step and steps; and the CLI's exit status says the same."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = cli_main(["verify", "--json", str(BUNDLES / name)])
+    report = json.loads(out.getvalue())
+    cli = Outcome(
+        report["verdict"],
+        report.get("failed_step", ""),
+        ",".join(f"{s['step']}:{s['status']}" for s in report["steps"]),
+    )
+    assert status == (0 if report["ok"] else 1)
+    assert cli == python_outcome((BUNDLES / name).read_bytes(), None)
+    probe.open()
+    probe.page.set_input_files("#file", str(BUNDLES / name))
+    verdict = probe.page.locator("#results .verdict")
+    verdict.wait_for()
+    page = Outcome(
+        verdict.get_attribute("data-verdict") or "",
+        (
+            [s for s in (verdict.get_attribute("data-steps") or "").split(",") if s.endswith(":failed")]
+            or [""]
+        )[0].removesuffix(":failed"),
+        verdict.get_attribute("data-steps") or "",
+    )
+    assert page == cli
+
+
+def _broken_trust(name: str, tmp: Path) -> Path:
+    if name == "trust-unknown-version.json":
+        return BUNDLES / name
+    text = (BUNDLES / "trust.json").read_text("utf-8")
+    broken = {
+        "legacy-log-contract": text.replace('"provenance_log"', '"log_contract"'),
+        "duplicate-key": text.replace('"version": 1,', '"version": 1,\n  "version": 1,', 1),
+        "bom": "\ufeff" + text,
+        "float-chain-id": text.replace('"chain_id": 20260', '"chain_id": 20260.0'),
+    }[name]
+    path = tmp / f"{name}.json"
+    path.write_text(broken, "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ["trust-unknown-version.json", "legacy-log-contract", "duplicate-key", "bom", "float-chain-id"]
+)
+def test_a_trust_file_that_does_not_load_is_an_error_on_both_sides(
+    probe: PageProbe, tmp_path: Path, name: str
+) -> None:
+    """Finding 2: a trust file that does not load (an unknown version, the old name of a field, a duplicate
+    key, a BOM, a float) leaves no verdict on the page: an error, as the CLI exits 2 with TRUST_INVALID,
+    never a green verdict with "trust file not used"."""
+    bad = _broken_trust(name, tmp_path)
+    err = io.StringIO()
+    with redirect_stderr(err):
+        status = cli_main(["verify", "--trust", str(bad), str(BUNDLES / "valid.json")])
+    assert status == 2 and "TRUST_INVALID" in err.getvalue()
     probe.open()
     page = probe.page
-    page.set_input_files("#trust", str(BUNDLES / trust_file))
+    page.set_input_files("#file", str(BUNDLES / "valid.json"))
+    page.locator("#results .verdict").wait_for()
+    page.set_input_files("#trust", str(bad))
+    page.locator('#results [data-error="error.trust"]').wait_for()
+    assert page.locator("#results .verdict").count() == 0
+    assert "NOT loaded" in (page.locator("#trust-status").text_content() or "")
+    page.click("#trust-clear")  # removed: the bundle's own verdict again, which is only "consistent"
+    assert page.locator("#results .verdict").get_attribute("data-verdict") == "consistent"
+
+
+def test_a_forged_listing_lends_no_verdict(probe: PageProbe, server: str, tmp_path: Path) -> None:
+    """Finding 6: the gateway lists an ``rx.dispense`` by pharm-1 and serves, for its id, another record's
+    bundle (an ``rx.issue`` by hosp-1); and lists a real record under another kind and organisation. Every
+    row is checked against its own bundle: the page and `provenance trace` fail both rows in step
+    ``listing``, and the timeline takes neither."""
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        trust = ("--trust", str(BUNDLES / "trust.json"))
+        status = cli_main(
+            ["trace", "rx:golden-swap", "--gateway", server, "--token-file", str(token), *trust, "--json"]
+        )
+    rows = json.loads(out.getvalue())["records"]
+    assert status == 1
+    assert [(r["failed_step"], r["code"]) for r in rows] == [("listing", "LISTING_MISMATCH")] * 2
+
+    probe.open()
+    page = probe.page
+    page.set_input_files("#trust", str(BUNDLES / "trust.json"))
     page.locator("#trust-clear:not([hidden])").wait_for()
-    page.set_input_files("#file", str(export))
-    rows = page.locator(".export-result tbody tr")
-    rows.first.wait_for()
-    got = [r.get_attribute("data-failed-step") for r in rows.all()]
-    mismatches = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got, strict=True)) if e != g]
-    assert mismatches == [], "page and Python verifier disagree (row, python, page)"
+    page.fill("#q", "rx:golden-swap")
+    page.press("#q", "Enter")
+    table = page.locator(".subject-result tbody")
+    table.locator("tr[data-verdict]").nth(1).wait_for()
+    got = [r.get_attribute("data-failed-step") for r in table.locator("tr").all()]
+    assert got == ["listing", "listing"]
+    assert table.locator(".badge.verified").count() == 0
+    assert page.locator(".timeline li").count() == 0
+    probe.shot("forged-listing")
+    # A record looked up by id must be that record: the swapped id's bundle fails the same way.
+    swapped = json.loads((BUNDLES / "gateway-fixture.json").read_text("utf-8"))["subjects"]["rx:golden-swap"]
+    page.fill("#q", swapped[0]["id"])
+    page.press("#q", "Enter")
+    page.locator('#results .verdict[data-verdict="failed"]').wait_for()
+    assert page.locator('li[data-step="listing"]').get_attribute("data-status") == "failed"

@@ -2,9 +2,10 @@
 // Everything from a bundle or the gateway is untrusted text: it reaches the DOM only as textContent.
 import en from './i18n/en.json';
 import zh from './i18n/zh.json';
+import { parseJson } from './jcs.js';
 import { verifyBundle as verifyWith } from './verify.js';
 import { parseTrust, TrustError } from './trust.js';
-import { toHex } from './bytes.js';
+import { toHex, utf8 } from './bytes.js';
 
 const MESSAGES = { zh, en };
 const LANG_KEY = 'shancheng.verify.lang';
@@ -17,8 +18,9 @@ const MAX_HISTORY_PAGES = 50;
 
 const state = { lang: initialLang(), view: null, busy: null, trust: null };
 
-/** Verify with the pinned keys of the loaded trust file, if any. */
-const verifyBundle = (text) => verifyWith(text, { trust: state.trust?.store ?? null });
+/** Verify with the pinned keys of the loaded trust file, if any (callers first refuse a broken one). */
+const verifyBundle = (text, listed = null) => verifyWith(text, { trust: state.trust?.store ?? null, listed });
+
 
 function initialLang() {
   try {
@@ -30,9 +32,23 @@ function initialLang() {
   return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
+/**
+ * Text of any value from a bundle or the gateway, never throwing: a parsed object may carry its own
+ * "toString" or "__proto__" member, on which String() throws or lies.
+ */
+function text(v) {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === null || v === undefined) return `${v}`;
+  try {
+    return JSON.stringify(v) ?? '';
+  } catch {
+    return '?';
+  }
+}
+
 function t(key, params = {}) {
-  const text = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  const message = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
+  return message.replace(/\{(\w+)\}/g, (m, name) => (Object.hasOwn(params, name) ? text(params[name]) : m));
 }
 
 /** Create an element; strings and numbers become text nodes, never HTML. */
@@ -42,11 +58,11 @@ function h(tag, attrs = {}, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k === 'class') el.className = v;
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
+    else el.setAttribute(k, v === true ? '' : text(v));
   }
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(text(c)));
   }
   return el;
 }
@@ -78,7 +94,15 @@ function setLanguage(lang) {
 
 // --- rendering ---------------------------------------------------------------------------------------
 
-const ICON = { passed: '✓', failed: '✗', skipped: '–' };
+const ICON = { passed: '✓', failed: '✗', skipped: '–', warning: '!' };
+const VERDICT_ICON = { verified: '✓ ', consistent: '! ', failed: '✗ ' };
+
+/** The steps that ran as one attribute, "digest:passed,payload:skipped,…" (tests compare it with the CLI's). */
+const stepsAttr = (result) =>
+  result.steps
+    .filter((s) => s.reason !== 'not_checked')
+    .map((s) => `${s.step}:${s.status}`)
+    .join(',');
 
 function stepItem(s) {
   const reasonKey = s.status === 'passed' && !s.reason ? 'reason.passed' : `reason.${s.reason}`;
@@ -113,13 +137,13 @@ function bundleView(result, source) {
   const b = result.bundle && typeof result.bundle === 'object' ? result.bundle : {};
   const rec = b.record && typeof b.record === 'object' ? b.record : null;
   const verdict = result.ok
-    ? t('verdict.ok')
+    ? t(`verdict.${result.verdict}`)
     : t('verdict.failed', { step: t(`step.${result.failedStep}`) });
   const parts = [
     h(
       'h2',
-      { class: `verdict ${result.ok ? 'ok' : 'failed'}`, 'data-verdict': result.ok ? 'verified' : 'failed', tabindex: '-1' },
-      h('span', { 'aria-hidden': 'true' }, result.ok ? '✓ ' : '✗ '),
+      { class: `verdict ${result.verdict}`, 'data-verdict': result.verdict, 'data-steps': stepsAttr(result), tabindex: '-1' },
+      h('span', { 'aria-hidden': 'true' }, VERDICT_ICON[result.verdict]),
       verdict,
     ),
     source ? h('p', { class: 'source' }, t('verdict.source', { source })) : null,
@@ -130,7 +154,7 @@ function bundleView(result, source) {
     parts.push(
       h('h3', {}, t('record.heading')),
       dl([
-        ['record.kind', `${rec.kind ?? ''}${MESSAGES[state.lang][`kind.${rec.kind}`] ? ` (${t(`kind.${rec.kind}`)})` : ''}`],
+        ['record.kind', `${text(rec.kind)}${Object.hasOwn(MESSAGES[state.lang], `kind.${text(rec.kind)}`) ? ` (${t(`kind.${text(rec.kind)}`)})` : ''}`],
         ['record.subject', rec.subject, true],
         ['record.org', rec.org, true],
         ['record.timestamp', rec.timestamp, true],
@@ -147,7 +171,7 @@ function bundleView(result, source) {
         ['checkpoint.origin', cp.origin, true],
         ['checkpoint.size', String(cp.size), true],
         ['checkpoint.root', toHex(cp.root), true],
-        ['checkpoint.leaf', String(b.log?.leaf_index), true],
+        ['checkpoint.leaf', text(b.log?.leaf_index), true],
       ]),
     );
   }
@@ -156,12 +180,12 @@ function bundleView(result, source) {
   if (a && typeof a === 'object') {
     parts.push(
       dl([
-        ['anchor.chain_id', String(a.chain_id), true],
+        ['anchor.chain_id', text(a.chain_id), true],
         ['anchor.contract', a.contract, true],
-        ['anchor.block', String(a.block_number), true],
+        ['anchor.block', text(a.block_number), true],
         ['anchor.block_hash', a.block_hash, true],
         ['anchor.tx', a.tx_hash, true],
-        ['anchor.tree', `${a.tree_size} / ${a.root}`, true],
+        ['anchor.tree', `${text(a.tree_size)} / ${text(a.root)}`, true],
       ]),
     );
   } else {
@@ -170,21 +194,26 @@ function bundleView(result, source) {
   return h('div', { class: 'bundle-result' }, parts);
 }
 
-/** Issued → dispensed / revoked / expired, from the subject's rx.* records. */
+/**
+ * Issued → dispensed / revoked / expired, from the subject's rx.* records. Only records whose bundle held
+ * (the listing check included) take part, with what their signed records say, not what the gateway listed.
+ */
 function timelineEvents(entries) {
   const events = [];
   let validUntil = null;
   // The gateway lists a subject's records in acceptance (log) order, which the chain also enforces;
   // organisations' clocks may disagree, so the signed timestamps are shown but not used to reorder.
   for (const e of entries) {
-    const stage = { 'rx.issue': 'issued', 'rx.dispense': 'dispensed', 'rx.revoke': 'revoked' }[e.item.kind];
+    if (!e.result?.ok) continue;
+    const rec = e.result.bundle.record;
+    const stage = { 'rx.issue': 'issued', 'rx.dispense': 'dispensed', 'rx.revoke': 'revoked' }[rec.kind];
     if (!stage) continue;
     if (stage === 'issued') {
       // Only a verified payload may say when the prescription expires.
-      const end = e.result?.ok ? e.result.bundle.payload?.dispenseRequest?.validityPeriod?.end : undefined;
+      const end = e.result.bundle.payload?.dispenseRequest?.validityPeriod?.end;
       validUntil = typeof end === 'string' ? end : null;
     }
-    events.push({ stage, org: e.item.org, at: e.item.timestamp, entry: e, validUntil: stage === 'issued' ? validUntil : null });
+    events.push({ stage, org: rec.org, at: rec.timestamp, entry: e, validUntil: stage === 'issued' ? validUntil : null });
   }
   const last = events.at(-1);
   if (last?.stage === 'issued' && last.validUntil && Date.parse(last.validUntil) < Date.now()) {
@@ -202,11 +231,12 @@ function timelineView(entries) {
     { class: 'timeline', 'aria-labelledby': 'timeline-heading', 'data-state': current },
     h('h3', { id: 'timeline-heading' }, t('timeline.heading')),
     h('p', { class: 'timeline-state' }, t('timeline.state', { state: t(`timeline.${current}`) })),
+    h('p', { class: 'note' }, t('timeline.note')),
     h(
       'ol',
       {},
       events.map((ev) => {
-        const verified = ev.entry?.result ? ev.entry.result.ok : null;
+        const verdict = ev.entry?.result?.verdict ?? null;
         return h(
           'li',
           { class: `event ${ev.stage}`, 'data-stage': ev.stage },
@@ -215,9 +245,7 @@ function timelineView(entries) {
           h('time', { datetime: ev.at }, ev.at),
           ev.org ? [' · ', h('span', { class: 'org' }, t('timeline.by', { org: ev.org }))] : null,
           ev.validUntil ? [' · ', t('timeline.valid_until', { end: ev.validUntil })] : null,
-          verified === null
-            ? null
-            : [' ', h('span', { class: `badge ${verified ? 'passed' : 'failed'}` }, verified ? '✓' : '✗', ' ', t(`status.${verified ? 'passed' : 'failed'}`))],
+          verdict === null ? null : [' ', h('span', { class: `badge ${verdict}` }, VERDICT_ICON[verdict], t(`row.${verdict}`))],
         );
       }),
     ),
@@ -228,26 +256,35 @@ function listView(view) {
   const { subject, entries } = view;
   const isExport = view.type === 'export';
   const done = entries.filter((e) => e.result);
-  const ok = done.filter((e) => e.result.ok).length;
+  const ok = done.filter((e) => e.result.verdict === 'verified').length;
+  const consistent = done.filter((e) => e.result.verdict === 'consistent').length;
   const rows = entries.map((e, i) => {
     const id = e.item.id;
     let cell;
     if (e.error) cell = h('span', { class: 'badge failed' }, t(e.error.key, e.error.params));
     else if (!e.result) cell = h('span', { class: 'badge' }, t('status.working'));
     else {
+      const v = e.result.verdict;
       cell = [
-        h('span', { class: `badge ${e.result.ok ? 'passed' : 'failed'}` }, e.result.ok ? '✓ ' : '✗ ', e.result.ok ? t('status.passed') : t('verdict.failed', { step: t(`step.${e.result.failedStep}`) })),
+        h('span', { class: `badge ${v}` }, VERDICT_ICON[v], v === 'failed' ? t('verdict.failed', { step: t(`step.${e.result.failedStep}`) }) : t(`row.${v}`)),
         ' ',
         h('button', { type: 'button', class: 'link', 'aria-expanded': String(view.open === i), 'aria-controls': 'subject-detail', onclick: () => toggleDetail(i) }, t('subject.show')),
       ];
     }
     return h(
       'tr',
-      { 'data-row': i, 'data-record': id, 'data-failed-step': e.result ? (e.result.failedStep ?? '') : null },
+      {
+        'data-row': i,
+        'data-record': id,
+        'data-failed-step': e.result ? (e.result.failedStep ?? '') : null,
+        'data-failed-reason': e.result?.steps.find((st) => st.status === 'failed')?.reason ?? null,
+        'data-verdict': e.result?.verdict ?? null,
+        'data-steps': e.result ? stepsAttr(e.result) : null,
+      },
       h('td', { class: 'mono' }, e.item.timestamp),
       h('td', {}, e.item.kind),
       h('td', { class: 'mono' }, e.item.org),
-      h('td', { class: 'mono', title: id }, `${String(id).slice(0, 16)}…`),
+      h('td', { class: 'mono', title: id }, `${text(id).slice(0, 16)}…`),
       h('td', {}, cell),
     );
   });
@@ -256,7 +293,7 @@ function listView(view) {
     'div',
     { class: isExport ? 'subject-result export-result' : 'subject-result', 'data-subject': subject },
     h('h2', { tabindex: '-1' }, isExport ? t('export.heading', { name: view.name }) : t('subject.heading', { subject })),
-    entries.length ? h('p', { class: 'summary' }, t('subject.summary', { ok, total: entries.length })) : h('p', {}, t('subject.empty')),
+    entries.length ? h('p', { class: 'summary' }, t('subject.summary', { ok, consistent, total: entries.length })) : h('p', {}, t('subject.empty')),
     !isExport && subject.startsWith('rx:') ? timelineView(entries) : null,
     entries.length
       ? h(
@@ -277,7 +314,10 @@ function render() {
   let content;
   if (state.busy) content = h('p', { class: 'busy' }, t(state.busy));
   else if (!v) content = null;
-  else if (v.type === 'bundle') content = bundleView(v.result, v.source);
+  // A trust file that did not load is an error, as in `provenance verify --trust`: no verdict is shown.
+  else if (state.trust?.error && v.type !== 'error') {
+    content = h('p', { class: 'error', role: 'alert', 'data-error': 'error.trust' }, t('error.trust', { name: state.trust.name, message: state.trust.error }));
+  } else if (v.type === 'bundle') content = bundleView(v.result, v.source);
   else if (v.type === 'subject' || v.type === 'export') content = listView(v);
   else if (v.type === 'error') content = h('p', { class: 'error', role: 'alert', 'data-error': v.key }, t(v.key, v.params));
   // Re-rendering replaces nodes: keep keyboard focus on the equivalent element (heading or row button).
@@ -309,43 +349,80 @@ function show(view) {
 
 // --- inputs ------------------------------------------------------------------------------------------
 
-/** An export (JSON Lines, one bundle per line) when the text is not one JSON value: as the CLI reads it. */
-function exportLines(text) {
+// bytes.strip() of Python: the ASCII whitespace a blank line of an export may hold.
+const PY_BLANK = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
+const isBlank = (bytes) => bytes.every((c) => PY_BLANK.has(c));
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** UTF-8 text of bytes, or null when they are not UTF-8 (a BOM is kept, for the parser to refuse). */
+function decode(bytes) {
   try {
-    JSON.parse(text);
-    return null;
+    return STRICT_UTF8.decode(bytes);
   } catch {
-    // Not a single JSON value: maybe JSON Lines.
+    return null;
   }
-  const lines = text.split(/\r?\n/).map((line, i) => [i + 1, line]).filter(([, line]) => line.trim());
+}
+
+/** Verify one bundle's bytes as `provenance verify` reads a file or an export line. */
+function verifyLine(bytes) {
+  const text = decode(bytes);
+  return verifyBundle(text ?? '\ufffd'); // not UTF-8: a schema failure, as Python's decode error
+}
+
+/**
+ * The lines of an export (JSON Lines) as [number, bytes], or null for a single document: the rule of
+ * provenance/batch.py is_json_lines (the first non-blank line is JSON and more non-blank lines follow).
+ */
+function exportLines(bytes) {
+  const lines = [];
+  let start = 0;
+  let n = 1;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === 0x0a) {
+      const line = bytes.subarray(start, i);
+      if (!isBlank(line)) lines.push([n, line]);
+      start = i + 1;
+      n++;
+    }
+  }
   if (lines.length < 2) return null;
   try {
-    lines.forEach(([, line]) => JSON.parse(line));
+    parseJson(decode(lines[0][1]));
   } catch {
-    return null; // reported by the single-bundle path as "not valid JSON"
+    return null; // a pretty-printed single document spans lines
   }
   return lines;
 }
 
-function verifyText(text, source) {
-  if (!text.trim()) return show({ type: 'error', key: 'error.empty' });
-  const lines = exportLines(text);
-  if (!lines) return show({ type: 'bundle', text, result: verifyBundle(text), source });
+function verifyBytes(bytes, source) {
+  const lines = exportLines(bytes);
+  if (!lines) {
+    const redo = () => verifyLine(bytes);
+    return show({ type: 'bundle', redo, result: redo(), source });
+  }
   const entries = lines.map(([n, line]) => {
-    const result = verifyBundle(line);
+    const redo = () => verifyLine(line);
+    const result = redo();
     const rec = result.bundle?.record ?? {};
     const id = typeof result.bundle?.digest === 'string' ? result.bundle.digest : `#${n}`;
-    return { item: { id, kind: rec.kind, org: rec.org, timestamp: rec.timestamp }, text: line, result, error: null };
+    return { item: { id, kind: rec.kind, org: rec.org, timestamp: rec.timestamp }, redo, result, error: null };
   });
   show({ type: 'export', name: source ?? '', subject: '', open: null, entries });
 }
 
+function verifyText(text, source) {
+  if (!text.trim()) return show({ type: 'error', key: 'error.empty' });
+  verifyBytes(utf8(text), source);
+}
+
 async function readFile(file) {
+  let bytes;
   try {
-    verifyText(await file.text(), file.name);
+    bytes = new Uint8Array(await file.arrayBuffer());
   } catch {
-    show({ type: 'error', key: 'error.file' });
+    return show({ type: 'error', key: 'error.file' });
   }
+  verifyBytes(bytes, file.name);
 }
 
 class ApiError extends Error {
@@ -390,8 +467,9 @@ async function api(path) {
 }
 
 function historyItems(doc) {
-  const items = Array.isArray(doc) ? doc : (doc.items ?? doc.records ?? doc.data ?? []);
-  return items.map((it) => ({ ...it, id: it.id ?? it.record_id ?? it.digest }));
+  const items = Array.isArray(doc) ? doc : (doc?.items ?? []);
+  // The listing is the gateway's word: whatever it holds, a row's id is text (checked before any fetch).
+  return (Array.isArray(items) ? items : []).map((it) => ({ ...(it && typeof it === 'object' ? it : {}), id: text(it?.id) }));
 }
 
 async function lookup(query) {
@@ -405,7 +483,9 @@ async function lookup(query) {
   try {
     if (RECORD_ID.test(q)) {
       const text = await api(`/records/${q}/bundle`);
-      return show({ type: 'bundle', text, result: verifyBundle(text), source: q });
+      // The gateway must answer with the record asked for: checked like a history row (step "listing").
+      const redo = () => verifyBundle(text, { item: { id: q } });
+      return show({ type: 'bundle', redo, result: redo(), source: q });
     }
     const items = [];
     let cursor = null;
@@ -430,9 +510,15 @@ async function verifyAll(view) {
   const worker = async () => {
     while (next < view.entries.length) {
       const entry = view.entries[next++];
+      if (!RECORD_ID.test(entry.item.id)) {
+        entry.error = { key: 'error.bad_listing', params: { id: entry.item.id.slice(0, 80) } };
+        continue;
+      }
       try {
-        entry.text = await api(`/records/${entry.item.id}/bundle`);
-        entry.result = verifyBundle(entry.text);
+        const text = await api(`/records/${encodeURIComponent(entry.item.id)}/bundle`);
+        // Each row is checked against its own bundle: the listed id, kind, org, subject and time.
+        entry.redo = () => verifyBundle(text, { item: entry.item, subject: view.subject });
+        entry.result = entry.redo();
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         entry.error = { key: e.key, params: e.params };
@@ -461,14 +547,16 @@ function renderTrust() {
 /** Verify what is on screen again, e.g. after a trust file was loaded or removed. */
 function reverify() {
   const v = state.view;
-  if (v?.type === 'bundle' && v.text !== undefined) v.result = verifyBundle(v.text);
-  for (const e of v?.entries ?? []) if (e.text !== undefined) e.result = verifyBundle(e.text);
+  if (v?.type === 'bundle') v.result = v.redo();
+  for (const e of v?.entries ?? []) if (e.redo) e.result = e.redo();
   render();
 }
 
 async function loadTrust(file) {
   try {
-    state.trust = { name: file.name, store: parseTrust(await file.text()) };
+    const text = decode(new Uint8Array(await file.arrayBuffer()));
+    if (text === null) throw new TrustError('trust file is not valid JSON: it is not UTF-8');
+    state.trust = { name: file.name, store: parseTrust(text) };
   } catch (e) {
     if (!(e instanceof TrustError)) throw e;
     state.trust = { name: file.name, error: e.message, store: null };

@@ -101,9 +101,10 @@ function openNote(text) {
 
 /**
  * The checkpoint of `note` once the log key's signature on it verifies (signed-note rules: lines by
- * other keys are ignored, every line claiming this key must verify). Throws CheckpointError.
+ * other keys are ignored, every line claiming this key must verify) and, when `origin` is given (pinned
+ * by a trust file), it names that log. Throws CheckpointError.
  */
-export function verifyCheckpoint(note, keyName, publicKey) {
+export function verifyCheckpoint(note, keyName, publicKey, origin = null) {
   const { body, signatures } = openNote(note);
   const checkpoint = parseBody(body);
   const kid = keyId(keyName, publicKey);
@@ -122,6 +123,12 @@ export function verifyCheckpoint(note, keyName, publicKey) {
       e.reason = 'bad_signature';
       throw e;
     }
+  }
+  if (origin !== null && checkpoint.origin !== origin) {
+    const e = new CheckpointError(`checkpoint origin '${checkpoint.origin}' is not the expected '${origin}'`);
+    e.reason = 'origin';
+    e.params = { origin: checkpoint.origin, expected: origin };
+    throw e;
   }
   return { ...checkpoint, keyIdHex: kidHex };
 }

@@ -1,79 +1,90 @@
-// Validates a bundle against provenance/schemas/evidence-bundle.schema.json, the one schema the Python
-// side uses (bundled at build time, not copied). A small interpreter for the keywords that schema uses;
-// an unknown keyword fails the build's self-check instead of being ignored silently.
-import schema from '../../provenance/schemas/evidence-bundle.schema.json';
+// Validates parsed JSON against the schemas of provenance/schemas (bundled at build time, not copied): the
+// evidence bundle and the trust file, the very files the Python side (provenance/_internal/schema.py)
+// compiles. A small interpreter for the keywords those schemas use; an unknown keyword throws instead of
+// being ignored silently. Like the Python side it adds the one rule draft-07 does not have: an integer
+// must be written as an integer literal (1, not 1.0 or 1e0).
+import bundleSchema from '../../provenance/schemas/evidence-bundle.schema.json';
+import trustSchema from '../../provenance/schemas/trust.schema.json';
+import { isFloatLiteral } from './jcs.js';
 
-const ANNOTATIONS = new Set(['$schema', '$id', 'title', 'description', '$defs']);
+const ANNOTATIONS = new Set(['$schema', '$id', '$comment', 'title', 'description', '$defs']);
 const KEYWORDS = new Set([
-  'type', 'const', 'pattern', 'minimum', 'maxItems', 'items', 'required', 'properties',
+  'type', 'const', 'pattern', 'minimum', 'maximum', 'maxItems', 'items', 'required', 'properties',
   'additionalProperties', 'oneOf', '$ref',
 ]);
+const own = (obj, key) => Object.hasOwn(obj, key);
 
-function typeOf(v) {
+function typeOf(v, holder, key) {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  if (typeof v === 'number') return Number.isInteger(v) && !isFloatLiteral(holder, key) ? 'integer' : 'number';
   return typeof v; // string, boolean, object
-}
-
-function resolve(ref) {
-  if (!ref.startsWith('#/')) throw new Error(`unsupported $ref ${ref}`);
-  return ref.slice(2).split('/').reduce((node, key) => node[key], schema);
 }
 
 function equal(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Errors of `value` against `node` as [{path, message}] (empty when valid). */
-function check(value, node, path, errors) {
-  for (const key of Object.keys(node)) {
-    if (!KEYWORDS.has(key) && !ANNOTATIONS.has(key)) throw new Error(`schema keyword ${key} is not supported`);
+/** Errors of `value` (that is `holder[key]`) against `node` of `root`, as [{path, message}]. */
+function check(root, value, node, path, errors, holder, key) {
+  for (const k of Object.keys(node)) {
+    if (!KEYWORDS.has(k) && !ANNOTATIONS.has(k)) throw new Error(`schema keyword ${k} is not supported`);
   }
   const fail = (message) => errors.push({ path: path.join('/') || '(top level)', message });
-  if (node.$ref) check(value, resolve(node.$ref), path, errors);
-  if ('const' in node && !equal(value, node.const)) fail(`${JSON.stringify(node.const)} was expected`);
-  if (node.type) {
-    const t = typeOf(value);
-    const ok = t === node.type || (node.type === 'number' && t === 'integer');
-    if (!ok) {
+  if (own(node, '$ref')) {
+    if (!node.$ref.startsWith('#/')) throw new Error(`unsupported $ref ${node.$ref}`);
+    const target = node.$ref.slice(2).split('/').reduce((n, part) => n[part], root);
+    check(root, value, target, path, errors, holder, key);
+  }
+  if (own(node, 'type')) {
+    const t = typeOf(value, holder, key);
+    if (!(t === node.type || (node.type === 'number' && t === 'integer'))) {
       fail(`${JSON.stringify(value)?.slice(0, 60)} is not of type '${node.type}'`);
-      return;
+      return errors;
     }
   }
-  if (node.pattern && typeof value === 'string' && !new RegExp(node.pattern, 'u').test(value)) {
+  if (own(node, 'const') && !equal(value, node.const)) fail(`${JSON.stringify(node.const)} was expected`);
+  if (own(node, 'pattern') && typeof value === 'string' && !new RegExp(node.pattern, 'u').test(value)) {
     fail(`'${value.slice(0, 80)}' does not match '${node.pattern}'`);
   }
-  if ('minimum' in node && typeof value === 'number' && value < node.minimum) {
+  if (own(node, 'minimum') && typeof value === 'number' && value < node.minimum) {
     fail(`${value} is less than the minimum of ${node.minimum}`);
   }
-  if ('maxItems' in node && Array.isArray(value) && value.length > node.maxItems) fail('is too long');
-  if (node.items && Array.isArray(value)) value.forEach((v, i) => check(v, node.items, [...path, i], errors));
+  if (own(node, 'maximum') && typeof value === 'number' && value > node.maximum) {
+    fail(`${value} is greater than the maximum of ${node.maximum}`);
+  }
+  if (own(node, 'maxItems') && Array.isArray(value) && value.length > node.maxItems) fail('is too long');
+  if (own(node, 'items') && Array.isArray(value)) {
+    value.forEach((v, i) => check(root, v, node.items, [...path, i], errors, value, i));
+  }
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const req of node.required ?? []) if (!(req in value)) fail(`'${req}' is a required property`);
-    for (const [k, sub] of Object.entries(node.properties ?? {})) if (k in value) check(value[k], sub, [...path, k], errors);
+    // Own properties only: "constructor" or "__proto__" in a bundle are unknown fields, not built-ins.
+    for (const req of node.required ?? []) if (!own(value, req)) fail(`'${req}' is a required property`);
+    const props = node.properties ?? {};
+    for (const k of Object.keys(props)) if (own(value, k)) check(root, value[k], props[k], [...path, k], errors, value, k);
     if (node.additionalProperties === false) {
-      const extra = Object.keys(value).filter((k) => !(k in (node.properties ?? {})));
+      const extra = Object.keys(value).filter((k) => !own(props, k));
       if (extra.length) fail(`additional properties are not allowed (${extra.map((k) => `'${k}'`).join(', ')} unexpected)`);
     }
   }
-  if (node.oneOf) {
-    const matches = node.oneOf.filter((sub) => {
-      const e = [];
-      check(value, sub, path, e);
-      return e.length === 0;
-    }).length;
+  if (own(node, 'oneOf')) {
+    const matches = node.oneOf.filter((sub) => check(root, value, sub, path, [], holder, key).length === 0).length;
     if (matches !== 1) fail(matches ? 'is valid under more than one of the given schemas' : 'is not valid under any of the given schemas');
   }
   return errors;
 }
 
-/** The first schema error of a parsed bundle (sorted by path, as the Python side reports), or null. */
-export function schemaError(bundle) {
-  const errors = check(bundle, schema, [], []);
+function firstError(schema, value) {
+  const errors = check(schema, value, schema, [], [], null, null);
   if (!errors.length) return null;
   errors.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return errors[0];
 }
 
-export const MEDIA_TYPE = schema.properties.media_type.const;
+/** The first schema error of a parsed bundle (sorted by path), or null. */
+export const schemaError = (bundle) => firstError(bundleSchema, bundle);
+
+/** The first schema error of a parsed trust file (sorted by path), or null. */
+export const trustSchemaError = (trust) => firstError(trustSchema, trust);
+
+export const MEDIA_TYPE = bundleSchema.properties.media_type.const;

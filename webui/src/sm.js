@@ -33,7 +33,8 @@ function pemPublicKeyDer(pem) {
   for (const m of pem.matchAll(PEM_RE)) {
     const body = m[2];
     if (body.includes(':')) throw new KeyError(`encrypted or header-carrying PEM (${m[1]}) is not supported`);
-    const b64 = body.replace(/\s+/g, '');
+    // Only the whitespace Python's bytes.split() drops: JS \s would also drop U+00A0, U+2028, U+FEFF...
+    const b64 = body.replace(/[ \t\n\r\v\f]+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4) throw new KeyError(`PEM block ${m[1]} is not valid base64`);
     blocks.push([m[1], b64]);
   }

@@ -1,22 +1,46 @@
-// Pinned keys from a trust file (`provenance orgs export`): a port of provenance/trust.py. With one,
-// the signer step checks the organisation's key valid at the record's time and the checkpoint step uses
-// the pinned log key, as `provenance verify --trust` does.
+// Pinned keys from a trust file (`provenance orgs export`): a port of provenance/trust.py. The file is
+// checked against the same schema (provenance/schemas/trust.schema.json); a file that does not load is an
+// error, never a silent "no trust file". With one, the signer step checks the organisation's key valid
+// at the record's time and its role, and the checkpoint step uses the pinned log key and origin.
+import { parseJson, JsonError } from './jcs.js';
+import { trustSchemaError } from './schema.js';
 import { parsePublicKey, KeyError } from './sm.js';
 
 export class TrustError extends Error {}
 
 const TS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z$/;
+const DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-/** Microseconds since the epoch of an envelope timestamp (exact: Python compares datetimes to the µs). */
-export function instantMicros(ts) {
-  const m = typeof ts === 'string' ? TS.exec(ts) : null;
-  if (!m) throw new TrustError(`timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z: ${ts}`);
-  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-  return BigInt(ms) * 1000n + BigInt((m[7] ?? '').padEnd(6, '0') || '0');
+/** Days from 1970-01-01 to a proleptic Gregorian date (exact for years 1..9999; Date.UTC maps 0..99 to 19xx). */
+function daysFromCivil(y, m, d) {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
 }
 
-function optInstant(v) {
-  return v === null || v === undefined ? null : instantMicros(v);
+/**
+ * Microseconds since the epoch of an envelope timestamp (provenance/records.py parse_timestamp: the
+ * pattern and a real calendar instant, years 1 to 9999), or null when it is not one.
+ */
+export function instantMicros(ts) {
+  const m = typeof ts === 'string' ? TS.exec(ts) : null;
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const days = mo === 2 && !leap ? 28 : DAYS[mo - 1];
+  if (!(y >= 1 && mo >= 1 && mo <= 12 && d >= 1 && d <= days && h < 24 && mi < 60 && s < 60)) return null;
+  const seconds = BigInt(daysFromCivil(y, mo, d)) * 86400n + BigInt(h * 3600 + mi * 60 + s);
+  return seconds * 1000000n + BigInt((m[7] ?? '').padEnd(6, '0'));
+}
+
+function instant(v) {
+  if (v === null || v === undefined) return null;
+  const at = instantMicros(v);
+  if (at === null) throw new TrustError(`trust file has a bad entry: timestamp is not a valid date-time: ${v}`);
+  return at;
 }
 
 function key(pem) {
@@ -32,37 +56,32 @@ function key(pem) {
 export function parseTrust(text) {
   let data;
   try {
-    data = JSON.parse(text);
+    data = parseJson(text);
   } catch (e) {
-    throw new TrustError(`trust file is not valid JSON: ${e.message}`);
+    if (e instanceof JsonError) throw new TrustError(`trust file is not valid JSON: ${e.message}`);
+    throw e;
   }
-  if (!data || typeof data !== 'object' || Array.isArray(data) || data.version !== 1) {
-    throw new TrustError('trust file must be an object with version 1');
+  const err = trustSchemaError(data);
+  if (err) throw new TrustError(`trust file does not match the schema at ${err.path}: ${err.message}`);
+  const orgs = new Map();
+  for (const o of data.orgs) {
+    if (orgs.has(o.id)) throw new TrustError(`trust file lists organisation '${o.id}' twice`);
+    const keys = o.keys.map((k) => ({
+      hex: key(k.public_key).hex,
+      validFrom: instant(k.valid_from),
+      validUntil: instant(k.valid_until),
+      revokedAt: instant(k.revoked_at),
+    }));
+    orgs.set(o.id, { id: o.id, role: o.role, name: o.name ?? '', keys });
   }
-  try {
-    const orgs = new Map();
-    for (const o of data.orgs ?? []) {
-      if (!('id' in o)) throw new TypeError("'id'");
-      const keys = (o.keys ?? []).map((k) => {
-        if (!('public_key' in k)) throw new TypeError("'public_key'");
-        return {
-          hex: key(k.public_key).hex,
-          validFrom: optInstant(k.valid_from),
-          validUntil: optInstant(k.valid_until),
-          revokedAt: optInstant(k.revoked_at),
-        };
-      });
-      orgs.set(o.id, { id: o.id, role: o.role ?? '', name: o.name ?? '', keys });
-    }
-    const logs = (data.logs ?? []).map((lk) => {
-      if (!('name' in lk) || !('public_key' in lk)) throw new TypeError("'name' or 'public_key'");
-      return { name: lk.name, key: key(lk.public_key), origin: lk.origin ?? null };
-    });
-    return { orgs, logs };
-  } catch (e) {
-    if (e instanceof TrustError) throw e;
-    throw new TrustError(`trust file entry is missing a field: ${e.message}`);
+  const logs = [];
+  for (const lk of data.logs) {
+    const k = key(lk.public_key);
+    if (logs.some((l) => l.name === lk.name && l.key.hex === k.hex)) throw new TrustError(`trust file lists log key '${lk.name}' twice`);
+    logs.push({ name: lk.name, key: k, origin: lk.origin });
   }
+  const chain = data.chain ?? {};
+  return { orgs, logs, chainId: chain.chain_id ?? null, provenanceLog: chain.provenance_log ?? null };
 }
 
 /** Public keys (04‖x‖y hex) of `org` valid at `at` (µs): [valid_from, valid_until) and before revoked_at. */

@@ -1,9 +1,12 @@
 // The verification steps of an evidence bundle, in the order and with the names of provenance/verify.py
 // (Verifier.verify) offline, which is what `provenance verify [--trust FILE] BUNDLE` does.
-// Each step yields passed / failed / skipped with a reason key (translated by the page) and, on failure,
-// the technical message in English (the same wording as the Python verifier where it can be).
-import { b64decode, fromHex, equalBytes, toHex } from './bytes.js';
-import { canonicalBytes, parseJson } from './jcs.js';
+// Each step yields passed / failed / skipped (not checked) / warning (held against keys the bundle
+// carries itself) with a reason key (translated by the page) and, on failure, the technical message in
+// English (the same wording as the Python verifier where it can be). The verdict follows verify.py's:
+// "verified" only with pinned organisation and log keys, else "consistent"; "failed" when a step fails.
+import kindRoles from '../../provenance/schemas/kind-roles.json';
+import { b64decode, b64encode, fromHex, equalBytes, toHex } from './bytes.js';
+import { canonicalBytes, parseJson, JsonError } from './jcs.js';
 import { leafHash, verifyInclusion, ProofError } from './merkle.js';
 import { verifyCheckpoint, CheckpointError } from './note.js';
 import { schemaError } from './schema.js';
@@ -11,6 +14,8 @@ import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
 import { instantMicros, orgKeysAt } from './trust.js';
 
 export const STEPS = ['digest', 'payload', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
+// provenance/verify.py LISTED_FIELDS: what a history listing says that the bundle must say too.
+const LISTED_FIELDS = ['kind', 'org', 'subject', 'timestamp'];
 
 class StepFailure extends Error {
   constructor(reason, detail = '', params = {}) {
@@ -24,30 +29,59 @@ const fail = (reason, detail, params) => {
   throw new StepFailure(reason, detail, params);
 };
 
-const DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/** provenance/kinds.py role_may_record: the one table the gateway refuses submissions by. */
+function roleMayRecord(role, kind) {
+  return Object.hasOwn(kindRoles, kind) && !kind.startsWith('$') && kindRoles[kind].includes(role);
+}
 
-/** provenance/records.py parse_timestamp: the pattern (schema) and a real calendar instant. */
-function realTimestamp(ts) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(ts);
-  if (!m) return false;
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number);
-  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  const days = mo === 2 && !leap ? 28 : DAYS[mo - 1];
-  return y >= 1 && mo >= 1 && mo <= 12 && d >= 1 && d <= days && h < 24 && mi < 60 && s < 60;
+/** Canonical base64 (provenance/records.py b64decode), or null. */
+function strictB64(text) {
+  const raw = b64decode(text);
+  return raw !== null && b64encode(raw) === text ? raw : null;
 }
 
 /** Parse and check the shape of a bundle (the Python side's EvidenceBundle.from_dict). */
 function readBundle(data) {
   const err = schemaError(data);
   if (err) fail('schema.invalid', `evidence bundle does not match the schema at ${err.path}: ${err.message}`, err);
-  if (!realTimestamp(data.record.timestamp)) {
+  if (instantMicros(data.record.timestamp) === null) {
     fail('schema.invalid', `timestamp is not a valid date-time: ${data.record.timestamp}`, { path: 'record/timestamp' });
   }
-  const signature = b64decode(data.signature);
+  const signature = strictB64(data.signature);
   if (!signature) fail('schema.invalid', 'signature is not valid base64', { path: 'signature' });
-  const proof = data.log.inclusion_proof.map((p) => b64decode(p));
+  const proof = data.log.inclusion_proof.map((p) => strictB64(p));
   if (proof.some((p) => p === null)) fail('schema.invalid', 'inclusion proof hash is not valid base64', { path: 'log/inclusion_proof' });
   return { data, signature, proof };
+}
+
+/** Text of a value the gateway listed (any JSON), never throwing. */
+function shown(v) {
+  try {
+    return (typeof v === 'string' ? v : JSON.stringify(v) ?? '').slice(0, 80);
+  } catch {
+    return '?';
+  }
+}
+
+/** provenance/verify.py check_listed: the bundle is the record the listing names. */
+function checkListed(b, listed) {
+  const { item, subject } = listed;
+  if (item.id !== b.data.digest) {
+    fail('listing.other_record', `the listing names record ${shown(item.id)}, the bundle is record ${b.data.digest}`, {
+      listed: shown(item.id),
+    });
+  }
+  const expected = { ...item, ...(subject !== undefined && subject !== null ? { subject } : {}) };
+  for (const field of LISTED_FIELDS) {
+    const signed = b.data.record[field];
+    if (Object.hasOwn(expected, field) && expected[field] !== signed) {
+      fail('listing.mismatch', `the listing says ${field} '${shown(expected[field])}', the signed record '${signed}'`, {
+        field,
+        listed: shown(expected[field]),
+        signed,
+      });
+    }
+  }
 }
 
 const STEP_FUNCS = {
@@ -59,10 +93,10 @@ const STEP_FUNCS = {
   },
 
   payload(b) {
-    if (!('payload' in b.data) || b.data.payload === null) return { status: 'skipped', reason: 'payload.absent' };
+    if (!Object.hasOwn(b.data, 'payload') || b.data.payload === null) return { status: 'skipped', reason: 'payload.absent' };
     let bytes;
     try {
-      bytes = canonicalBytes(b.data.payload);
+      bytes = canonicalBytes(b.data.payload, b.data, 'payload');
     } catch (e) {
       fail('payload.uncanonical', `payload cannot be canonicalised: ${e.message}`);
     }
@@ -74,7 +108,7 @@ const STEP_FUNCS = {
   },
 
   signer(b) {
-    const { org } = b.data.record;
+    const { org, kind } = b.data.record;
     const signer = b.data.signer.org;
     if (signer !== org) fail('signer.org_mismatch', `bundle names signer '${signer}' but the record is by '${org}'`, { signer, org });
     try {
@@ -84,17 +118,21 @@ const STEP_FUNCS = {
       fail('signer.bad_key', `signer public key is not a valid SM2 key: ${e.message}`);
     }
     const trust = b.trust;
-    if (!trust) return { status: 'passed', note: 'signer.unpinned' };
-    const valid = orgKeysAt(trust, org, instantMicros(b.data.record.timestamp));
-    if (!trust.orgs.has(org)) fail('signer.unknown_org', `organisation '${org}' is not in the trust store`, { org });
-    if (!valid.includes(b.signerKey.hex)) {
+    // Without pinned keys the key is the bundle's own: integrity, not attribution (never a green tick).
+    if (!trust) return { status: 'warning', reason: 'signer.unpinned' };
+    const entry = trust.orgs.get(org);
+    if (!entry) fail('signer.unknown_org', `organisation '${org}' is not in the trust store`, { org });
+    if (!orgKeysAt(trust, org, instantMicros(b.data.record.timestamp)).includes(b.signerKey.hex)) {
       fail(
         'signer.untrusted_key',
         `the signer key is not a key of '${org}' valid at ${b.data.record.timestamp} (unknown, not yet valid, expired or revoked)`,
         { org, timestamp: b.data.record.timestamp },
       );
     }
-    return { status: 'passed', note: 'signer.pinned', params: { org } };
+    if (!roleMayRecord(entry.role, kind)) {
+      fail('signer.role_forbidden', `'${org}' is a ${entry.role}, which may not record ${kind}`, { org, role: entry.role, kind });
+    }
+    return { status: 'passed', note: 'signer.pinned', params: { org, role: entry.role } };
   },
 
   signature(b) {
@@ -104,34 +142,40 @@ const STEP_FUNCS = {
 
   checkpoint(b) {
     const bundleKey = b.data.log.log_key;
-    let logKey;
-    let key;
+    let candidates; // [{name, key, origin}]: several under one name when the log key was rotated
     const pinned = Boolean(b.trust?.logs.length);
     if (pinned) {
-      // provenance/verify.py _log_verifier: the bundle's key name must be pinned; its key is not used.
-      const names = b.trust.logs.map((k) => k.name);
-      if (bundleKey && !names.includes(bundleKey.name)) {
+      // provenance/verify.py _log_verifiers: the bundle's key name must be pinned; its key is not used.
+      candidates = b.trust.logs.filter((k) => !bundleKey || k.name === bundleKey.name);
+      if (!candidates.length) {
         fail('checkpoint.unpinned_key', `log key '${bundleKey.name}' is not pinned in the trust store`, { key: bundleKey.name });
       }
-      const lk = bundleKey ? b.trust.logs.find((k) => k.name === bundleKey.name) : b.trust.logs[0];
-      logKey = { name: lk.name };
-      key = lk.key;
     } else {
-      logKey = bundleKey;
-      if (!logKey) fail('checkpoint.no_log_key', 'no log key: pass a trust file or a bundle that names its log key');
+      if (!bundleKey) fail('checkpoint.no_log_key', 'no log key: pass a trust file or a bundle that names its log key');
+      let key;
       try {
-        key = parsePublicKey(logKey.public_key);
+        key = parsePublicKey(bundleKey.public_key);
       } catch (e) {
         if (!(e instanceof KeyError)) throw e;
         fail('checkpoint.bad_log_key', `log key in the bundle is not a valid SM2 key: ${e.message}`);
       }
+      candidates = [{ name: bundleKey.name, key, origin: null }];
     }
-    try {
-      b.checkpoint = verifyCheckpoint(b.data.log.checkpoint, logKey.name, key);
-    } catch (e) {
-      if (!(e instanceof CheckpointError)) throw e;
-      const reason = { no_signature: 'checkpoint.no_signature', bad_signature: 'checkpoint.bad_signature' }[e.reason];
-      fail(reason ?? 'checkpoint.malformed', e.message, { key: logKey.name });
+    let first = null;
+    let used = null;
+    for (const c of candidates) {
+      try {
+        b.checkpoint = verifyCheckpoint(b.data.log.checkpoint, c.name, c.key, c.origin);
+        used = c;
+        break;
+      } catch (e) {
+        if (!(e instanceof CheckpointError)) throw e;
+        first ??= { e, name: c.name };
+      }
+    }
+    if (!used) {
+      const reason = { no_signature: 'checkpoint.no_signature', bad_signature: 'checkpoint.bad_signature', origin: 'checkpoint.origin' }[first.e.reason];
+      fail(reason ?? 'checkpoint.malformed', first.e.message, { key: first.name, ...(first.e.params ?? {}) });
     }
     const size = b.checkpoint.size;
     const treeSize = BigInt(b.data.log.tree_size);
@@ -141,12 +185,12 @@ const STEP_FUNCS = {
         proof_size: String(treeSize),
       });
     }
-    return { status: 'passed', note: pinned ? 'checkpoint.pinned' : 'checkpoint.unpinned', params: { key: logKey.name } };
+    if (!pinned) return { status: 'warning', reason: b.trust ? 'checkpoint.unpinned_trust' : 'checkpoint.unpinned', params: { key: used.name } };
+    return { status: 'passed', note: 'checkpoint.pinned', params: { key: used.name, origin: used.origin } };
   },
 
   inclusion(b) {
     const { leaf_index: index, tree_size: size } = b.data.log;
-    if (index >= size) fail('inclusion.index', `leaf index ${index} is outside tree size ${size}`, { index, size });
     const entry = canonicalBytes({ record: b.data.record, signature: b.data.signature });
     try {
       verifyInclusion(leafHash(entry), index, size, b.proof, b.checkpoint.root);
@@ -167,43 +211,70 @@ const STEP_FUNCS = {
         checkpoint_size: String(cp.size),
       });
     }
-    return { status: 'passed', note: 'anchor.offline', params: { chain_id: a.chain_id } };
+    const pinnedChain = b.trust?.chainId ?? null;
+    const pinnedLog = b.trust?.provenanceLog ?? null;
+    if (pinnedChain !== null && a.chain_id !== pinnedChain) {
+      fail('anchor.other_chain', `the anchor is on chain ${a.chain_id}, the trust file pins chain ${pinnedChain}`, {
+        chain_id: a.chain_id,
+        pinned: pinnedChain,
+      });
+    }
+    if (pinnedLog !== null && a.contract.toLowerCase() !== pinnedLog.toLowerCase()) {
+      fail('anchor.other_contract', `the anchor names contract ${a.contract}, the trust file pins ProvenanceLog ${pinnedLog}`, {
+        contract: a.contract,
+        pinned: pinnedLog,
+      });
+    }
+    // The page never looks anchors up: not checked, never passed (`provenance verify --rpc` does it).
+    const reason = pinnedChain !== null && pinnedLog !== null ? 'anchor.offline_pinned' : 'anchor.offline';
+    return { status: 'skipped', reason, params: { chain_id: a.chain_id } };
   },
 };
 
+/** provenance/verify.py verdict: "verified", "consistent" or "failed". */
+export function verdictOf(steps) {
+  const status = Object.fromEntries(steps.map((s) => [s.step, s.status]));
+  if (!steps.length || steps.some((s) => s.status === 'failed')) return 'failed';
+  return status.signer === 'passed' && status.checkpoint === 'passed' ? 'verified' : 'consistent';
+}
+
 /**
- * Verify a bundle (JSON text or parsed value), with pinned keys when `trust` (from parseTrust) is given.
+ * Verify a bundle (JSON text or parsed value), with pinned keys when `trust` (from parseTrust) is given and,
+ * for a bundle fetched for a history row, `listed` = {item, subject} (step "listing" first).
  * Never throws for bad input: returns
- * {ok, failedStep, steps: [{step, status, reason, note, params, detail}], bundle, checkpoint}.
+ * {ok, verdict, failedStep, steps: [{step, status, reason, note, params, detail}], bundle, checkpoint}.
  */
-export function verifyBundle(input, { trust = null } = {}) {
+export function verifyBundle(input, { trust = null, listed = null } = {}) {
   const steps = [];
   let data = input;
   let b = null;
+  const order = listed ? ['listing', ...STEPS] : STEPS;
   try {
     if (typeof input === 'string') {
       try {
         data = parseJson(input);
       } catch (e) {
+        if (!(e instanceof JsonError)) throw e;
         fail('schema.json', `evidence bundle is not valid JSON: ${e.message}`);
       }
     }
     b = readBundle(data);
     b.trust = trust;
   } catch (e) {
-    if (!(e instanceof StepFailure)) throw e;
-    steps.push({ step: 'schema', status: 'failed', reason: e.reason, params: e.params, detail: e.message });
-    for (const step of STEPS) steps.push({ step, status: 'skipped', reason: 'not_checked' });
-    return { ok: false, failedStep: 'schema', steps, bundle: data && typeof data === 'object' ? data : null };
+    const failure = e instanceof StepFailure ? e : new StepFailure('internal', String(e?.message ?? e));
+    steps.push({ step: 'schema', status: 'failed', reason: failure.reason, params: failure.params, detail: failure.message });
+    for (const step of order) steps.push({ step, status: 'skipped', reason: 'not_checked' });
+    return { ok: false, verdict: 'failed', failedStep: 'schema', steps, bundle: data && typeof data === 'object' ? data : null };
   }
+  const funcs = { ...STEP_FUNCS, listing: (x) => checkListed(x, listed) };
   let failedStep = null;
-  for (const step of STEPS) {
+  for (const step of order) {
     if (failedStep) {
       steps.push({ step, status: 'skipped', reason: 'not_checked' });
       continue;
     }
     try {
-      const out = STEP_FUNCS[step](b) ?? {};
+      const out = funcs[step](b) ?? {};
       steps.push({ step, status: out.status ?? 'passed', reason: out.reason ?? null, note: out.note ?? null, params: out.params ?? {} });
     } catch (e) {
       failedStep = step;
@@ -215,5 +286,5 @@ export function verifyBundle(input, { trust = null } = {}) {
       }
     }
   }
-  return { ok: failedStep === null, failedStep, steps, bundle: b.data, checkpoint: b.checkpoint ?? null };
+  return { ok: failedStep === null, verdict: verdictOf(steps), failedStep, steps, bundle: b.data, checkpoint: b.checkpoint ?? null };
 }

@@ -55,7 +55,12 @@ def _orgs(gw: Gateway) -> dict[str, Any]:
         "logs": [
             {"name": gw.key_name, "origin": gw.origin, "public_key": gw.log_key.public_key_pem().decode()}
         ],
-        "chain": {"chain_id": gw.ledger.chain_id, "log_contract": gw.log_contract},
+        # Field names of the trust file (docs/formats.md, provenance/schemas/trust.schema.json).
+        "chain": {
+            "chain_id": gw.ledger.chain_id,
+            "org_registry": gw.ledger.registry.address,
+            "provenance_log": gw.log_contract,
+        },
     }
 
 

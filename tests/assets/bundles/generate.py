@@ -9,11 +9,20 @@ Outputs, beside this script:
 - ``valid.json``: an rx.issue bundle with payload and anchor; every step holds.
 - ``valid-no-payload.json``: the same record with the payload withheld; the payload step is skipped.
 - ``valid-jcs-edge-cases.json``: a valid bundle whose payload holds RFC 8785 corner cases.
-- one bundle per attack, named after it (``tampered-payload.json``, ``forged-signature.json`` ...).
+- one bundle per attack, named after it (``tampered-payload.json``, ``forged-signature.json`` ...), and
+  one per finding of issue 25 (an independent attack on the verifiers): ``log-operator-fork.json``,
+  ``forged-unpinned.json``, ``unsubmitted-self-made-log.json``, ``other-origin.json``,
+  ``anchor-other-chain.json`` and the parser cases ``unknown-property-*.json``, ``float-*.json``,
+  ``payload-*.json``, ``timestamp-year-0099.json``, ``pem-*.json``, ``signature-trailing-bits.json``,
+  ``duplicate-keys.json``, ``bom.json``, ``anchor-uppercase-block-hash.json`` (these last three are raw
+  text, not JSON a parser would write). ``ATTACKS`` below says what each models.
 - ``trust.json``, ``trust-hospital-key-expired.json``, ``trust-other-log.json``: trust files pinning the
-  fixture keys, with the hospital's key expired before the valid record, and with the log pinned under
-  another name.
-- ``gateway-fixture.json``: what a gateway would serve for the tests: subject histories and every bundle.
+  fixture keys (chain and contract too), with the hospital's key expired before the valid record, and with
+  the log pinned under another name; ``trust-no-logs.json`` pins organisations only,
+  ``trust-ancient-hospital-key.json`` a hospital key valid until 1999, ``trust-unknown-version.json`` is a
+  trust file no verifier may load.
+- ``gateway-fixture.json``: what a gateway would serve for the tests: subject histories and every bundle,
+  and one history whose listing the gateway forged (``rx:golden-swap``).
 
 Not made here: ``gateway-sample-*.json`` are bundles served by the real gateway during its tests (tree of
 1000+ leaves, anchored on a devnet chain), kept byte for byte as captured.
@@ -41,6 +50,34 @@ KEYS = HERE / "keys"
 ORIGIN = "golden.shancheng.test/log"
 CHAIN_ID = 20260
 CONTRACT = "0x" + "5c" * 20  # a recognisable fixture address, not a deployed contract
+REGISTRY = "0x" + "5e" * 20
+
+# Each golden file of issue 25's findings, with what it models (the differential test reads this too).
+ATTACKS = {
+    "log-operator-fork.json": "1: the log operator logs a prescription signed with its own organisation key "
+    "in a tree of its own (real records reordered), signs and anchors the checkpoint",
+    "forged-unpinned.json": "2: everything forged: the attacker's SM2 key claiming hosp-1, its own log key, "
+    "the real anchor with the root replaced",
+    "unsubmitted-self-made-log.json": "3: a record signed by the hospital's real key but never submitted, "
+    "placed in a log the attacker made",
+    "other-origin.json": "4: a checkpoint of another log (origin) signed by the real log key",
+    "anchor-other-chain.json": "5: an anchor on chain 1, contract 0x1111…, invented transaction and block",
+    "unknown-property-constructor.json": "7: an unknown property named constructor",
+    "unknown-property-tostring.json": "7: an unknown property named toString",
+    "unknown-property-proto.json": "7: an unknown property named __proto__",
+    "float-leaf-index.json": "7: leaf_index written 0.0",
+    "float-tree-size.json": "7: tree_size written as a float",
+    "float-version.json": "7: record.version written 1.0",
+    "payload-beyond-2-53.json": "7: a payload number beyond 2^53 (browsers round it)",
+    "payload-nested-250.json": "7: a payload nested 250 levels",
+    "timestamp-year-0099.json": "7: a record of year 0099 (Date.UTC reads 1999)",
+    "pem-nbsp.json": "7: a no-break space inside the signer key's base64",
+    "pem-u2028.json": "7: U+2028 inside the signer key's base64",
+    "signature-trailing-bits.json": "7: the signature's base64 with non-zero trailing bits",
+    "duplicate-keys.json": "7: a duplicate key: the text shows a digest nobody checked",
+    "bom.json": "7: a byte order mark before the bundle",
+    "anchor-uppercase-block-hash.json": "7: an uppercase block_hash",
+}
 
 
 def fixture_key(name: str) -> SM2PrivateKey:
@@ -139,7 +176,7 @@ RECORDS: list[tuple[str, str, str, str, Any]] = [
     (
         "party.record",
         "branch:golden-jcs",
-        "platform-1",
+        "branch-1",
         "2026-11-22T02:00:00.000Z",
         {
             "numbers": [
@@ -276,31 +313,62 @@ def build() -> dict[str, Any]:
 
     out["valid-jcs-edge-cases.json"] = bundles[entries[-1][1].record_id]
 
-    # Trust files (`provenance orgs export` form): the right keys, then two ways a pin must refuse.
-    def trust(*, hospital_until: str | None = None, log_name: str = ORIGIN) -> dict[str, Any]:
+    # Trust files (`provenance orgs export` form): the right keys, then ways a pin must refuse.
+    def trust(
+        *,
+        hospital_from: str | None = "2026-01-01T00:00:00Z",
+        hospital_until: str | None = None,
+        log_name: str = ORIGIN,
+        logs: bool = True,
+    ) -> dict[str, Any]:
         orgs = {}
         for org, key in keys.items():
-            until = hospital_until if org == "hosp-1" else None
-            pub = key.public_key()
-            pem = key.public_key_pem().decode("ascii")
+            hosp = org == "hosp-1"
+            valid_from = hospital_from if hosp else "2026-01-01T00:00:00Z"
             org_key = OrgKey(
-                public_key=pub,
-                pem=pem,
-                valid_from=parse_timestamp("2026-01-01T00:00:00Z"),
-                valid_until=parse_timestamp(until) if until else None,
+                public_key=key.public_key(),
+                pem=key.public_key_pem().decode("ascii"),
+                valid_from=parse_timestamp(valid_from) if valid_from else None,
+                valid_until=parse_timestamp(hospital_until) if hosp and hospital_until else None,
             )
             orgs[org] = OrgEntry(org_id=org, role=_ORG_ROLES[org], name=org, keys=(org_key,))
         log_pub = LogKey(
             name=log_name, public_key=log_key.public_key(), pem=log.public_key_pem(), origin=ORIGIN
         )
-        store = TrustStore(
-            orgs=orgs, logs=[log_pub], chain={"chain_id": CHAIN_ID, "provenance_log": CONTRACT}
-        )
-        return store.to_dict()
+        chain = {"chain_id": CHAIN_ID, "org_registry": REGISTRY, "provenance_log": CONTRACT}
+        return TrustStore(orgs=orgs, logs=[log_pub] if logs else [], chain=chain).to_dict()
 
     out["trust.json"] = trust()
     out["trust-hospital-key-expired.json"] = trust(hospital_until="2026-06-01T00:00:00Z")
     out["trust-other-log.json"] = trust(log_name="other.shancheng.test/log")
+    out["trust-no-logs.json"] = trust(logs=False)
+    out["trust-ancient-hospital-key.json"] = trust(hospital_from=None, hospital_until="1999-06-01T00:00:00Z")
+    out["trust-unknown-version.json"] = trust() | {"version": 2}
+
+    out |= _attacks(valid, entries, keys, log_key, attacker)
+
+    # A forged listing (finding 6): the gateway lists what it likes beside bundles of other records.
+    swap_id = fixed_hex("golden swap listing")
+    other = entries[1][1]  # rx:golden-0002's rx.issue by hosp-1
+    bundles[swap_id] = bundles[entries[0][1].record_id]
+    histories["rx:golden-swap"] = [
+        {
+            "id": swap_id,
+            "kind": "rx.dispense",
+            "subject": "rx:golden-swap",
+            "org": "pharm-1",
+            "timestamp": "2026-11-21T10:30:00.000Z",
+            "status": "anchored",
+        },
+        {
+            "id": other.record_id,
+            "kind": "rx.dispense",
+            "subject": "rx:golden-swap",
+            "org": "pharm-1",
+            "timestamp": other.envelope.timestamp,
+            "status": "anchored",
+        },
+    ]
 
     out["gateway-fixture.json"] = {
         "_comment": "Test fixture: what the gateway's JSON API would answer. Made by generate.py.",
@@ -310,19 +378,215 @@ def build() -> dict[str, Any]:
     return out
 
 
-_ORG_KEYS = {"hosp-1": "hospital", "pharm-1": "pharmacy", "env-1": "station", "platform-1": "platform"}
+def _logged(
+    records: list[tuple[SignedRecord, Any]],
+    index: int,
+    *,
+    signer: SM2PrivateKey,
+    log_key: SM2PrivateKey,
+    origin: str = ORIGIN,
+    key_name: str = ORIGIN,
+    chain_id: int = CHAIN_ID,
+    contract: str = CONTRACT,
+    label: str,
+) -> dict[str, Any]:
+    """The bundle of ``records[index]`` in a log of ``records`` alone, anchored (tx and block invented)."""
+    log = RecordLog.in_memory(origin=origin, key_name=key_name, key=log_key)
+    for signed, _ in records:
+        log.append(signed)
+    cp, note = log.checkpoint()
+    anchor = Anchor(
+        chain_id=chain_id,
+        contract=contract,
+        tx_hash="0x" + fixed_hex(f"{label} tx"),
+        block_number=77,
+        block_hash="0x" + fixed_hex(f"{label} block"),
+        tree_size=cp.size,
+        root=cp.root,
+    )
+    signed, payload = records[index]
+    return log.bundle(
+        signed=signed,
+        leaf_index=index,
+        signer_public_key_pem=signer.public_key_pem().decode("ascii"),
+        note=note,
+        tree_size=cp.size,
+        payload=payload,
+        anchor=anchor,
+    ).to_dict()
+
+
+def _signed(
+    key: SM2PrivateKey, org: str, kind: str, subject: str, payload_digest: str, ts: str, n: int
+) -> SignedRecord:
+    env = Envelope(
+        kind=RecordKind(kind),
+        subject=Subject(subject),
+        org=OrgId(org),
+        timestamp=ts,
+        nonce=fixed_hex(f"golden attack nonce {n}", 32),
+        prev=None,
+        payload_digest=Digest(payload_digest),
+    )
+    env.validate()
+    return sign_envelope(env, key)
+
+
+def _attacks(
+    valid: dict[str, Any],
+    entries: list[tuple[int, SignedRecord, Any]],
+    keys: dict[str, SM2PrivateKey],
+    log_key: SM2PrivateKey,
+    attacker: SM2PrivateKey,
+) -> dict[str, Any]:
+    """The golden files of ``ATTACKS`` (issue 25)."""
+    out: dict[str, Any] = {}
+    real = [(signed, payload) for _, signed, payload in entries]
+    rx = medication_request("golden-fork", "盐酸吗啡缓释片 30mg", "2026-12-31T23:59:59Z")
+    rx["dispenseRequest"]["quantity"]["value"] = 300
+
+    # 1. The operator's fork: its own prescription first, then the real records in another order.
+    own = _signed(
+        keys["log-op"], "log-op", "rx.issue", "rx:golden-fork", digest_of(rx), "2026-11-23T09:00:00.000Z", 1
+    )
+    fork = [(own, rx), *reversed(real)]
+    out["log-operator-fork.json"] = _logged(fork, 0, signer=keys["log-op"], log_key=log_key, label="fork")
+
+    # 2. Everything forged by one attacker key: record, log, checkpoint; the real anchor, root replaced.
+    forged_rec = _signed(
+        attacker, "hosp-1", "rx.issue", "rx:golden-forged", digest_of(rx), "2026-11-23T09:05:00.000Z", 2
+    )
+    forged = _logged([(forged_rec, rx)], 0, signer=attacker, log_key=attacker, label="forged")
+    forged["anchor"] |= {k: valid["anchor"][k] for k in ("tx_hash", "block_number", "block_hash")}
+    out["forged-unpinned.json"] = forged
+
+    # 3. The hospital's real key, a record never submitted, in a log of the attacker's (same log name).
+    hidden = _signed(
+        keys["hosp-1"], "hosp-1", "rx.issue", "rx:golden-hidden", digest_of(rx), "2026-11-23T09:10:00.000Z", 3
+    )
+    out["unsubmitted-self-made-log.json"] = _logged(
+        [(hidden, rx)], 0, signer=keys["hosp-1"], log_key=attacker, label="hidden"
+    )
+
+    # 4. The real log key, another log's origin.
+    out["other-origin.json"] = _logged(
+        real,
+        0,
+        signer=keys["hosp-1"],
+        log_key=log_key,
+        origin="golden.shancheng.staging/log",
+        label="staging",
+    )
+
+    # 5. An anchor on another chain and contract, invented transaction and block.
+    out["anchor-other-chain.json"] = _logged(
+        real,
+        0,
+        signer=keys["hosp-1"],
+        log_key=log_key,
+        chain_id=1,
+        contract="0x" + "11" * 20,
+        label="chain 1",
+    )
+
+    # 7. Parser and schema cases.
+    def variant(change: Any) -> dict[str, Any]:
+        b = copy.deepcopy(valid)
+        change(b)
+        return b
+
+    out["unknown-property-constructor.json"] = variant(lambda b: b.update(constructor={"name": "Object"}))
+    out["unknown-property-tostring.json"] = variant(lambda b: b["record"].update(toString="x"))
+    out["unknown-property-proto.json"] = variant(
+        lambda b: b["signer"].update({"__proto__": {"org": "hosp-2"}})
+    )
+    assert valid["log"]["leaf_index"] == 0
+    out["float-leaf-index.json"] = variant(lambda b: b["log"].update(leaf_index=0.0))
+    out["float-tree-size.json"] = variant(lambda b: b["log"].update(tree_size=float(b["log"]["tree_size"])))
+    out["float-version.json"] = variant(lambda b: b["record"].update(version=1.0))
+
+    def own_payload(payload: Any, n: int, text: str) -> dict[str, Any]:
+        # The digest of the payload as written (JCS bytes by hand): what a forger would sign.
+        rec = _signed(
+            keys["hosp-1"],
+            "hosp-1",
+            "party.record",
+            f"branch:golden-p{n}",
+            sm3_hex(text.encode()),
+            "2026-11-23T10:00:00.000Z",
+            10 + n,
+        )
+        return _logged([(rec, payload)], 0, signer=keys["hosp-1"], log_key=log_key, label=f"payload {n}")
+
+    big = {"amount_fen": 9007199254740993}
+    out["payload-beyond-2-53.json"] = own_payload(big, 1, '{"amount_fen":9007199254740993}')
+    nested: Any = [1]
+    for _ in range(249):
+        nested = [nested]
+    out["payload-nested-250.json"] = own_payload(nested, 2, json.dumps(nested, separators=(",", ":")))
+
+    ancient = _signed(
+        keys["hosp-1"], "hosp-1", "rx.issue", "rx:golden-0099", digest_of(rx), "0099-11-20T08:00:00.000Z", 4
+    )
+    out["timestamp-year-0099.json"] = _logged(
+        [(ancient, rx)], 0, signer=keys["hosp-1"], log_key=log_key, label="0099"
+    )
+
+    pem = valid["signer"]["public_key"]
+    lines = pem.split("\n")
+    out["pem-nbsp.json"] = variant(
+        lambda b: b["signer"].update(
+            public_key=pem.replace(lines[1], lines[1][:20] + "\u00a0" + lines[1][20:])
+        )
+    )
+    out["pem-u2028.json"] = variant(
+        lambda b: b["signer"].update(
+            public_key=pem.replace(lines[1], lines[1][:20] + "\u2028" + lines[1][20:])
+        )
+    )
+
+    sig = valid["signature"]
+    assert sig.endswith("=") and not sig.endswith("==")  # 2 unused bits: set one, same bytes decoded
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    bent = sig[:-2] + alphabet[alphabet.index(sig[-2]) | 1] + "="
+    assert base64.b64decode(bent) == base64.b64decode(sig) and bent != sig
+    out["signature-trailing-bits.json"] = variant(lambda b: b.update(signature=bent))
+
+    text = json.dumps(valid, ensure_ascii=False, indent=2)
+    shown = '"digest": "' + fixed_hex("a digest nobody checked") + '",\n  '
+    out["duplicate-keys.json"] = (text.replace('"digest": ', shown + '"digest": ', 1) + "\n").encode("utf-8")
+    out["bom.json"] = b"\xef\xbb\xbf" + (text + "\n").encode("utf-8")
+    out["anchor-uppercase-block-hash.json"] = variant(
+        lambda b: b["anchor"].update(block_hash="0x" + b["anchor"]["block_hash"][2:].upper())
+    )
+    assert set(out) == set(ATTACKS)
+    return out
+
+
+_ORG_KEYS = {
+    "hosp-1": "hospital",
+    "pharm-1": "pharmacy",
+    "env-1": "station",
+    "platform-1": "platform",
+    "branch-1": "branch",
+    "log-op": "log",  # the log operator organisation: its registered key is the log key
+}
 _ORG_ROLES = {
     "hosp-1": "hospital",
     "pharm-1": "pharmacy",
-    "env-1": "env_station",
-    "platform-1": "data_platform",
+    "env-1": "monitoring_station",
+    "platform-1": "data_user",
+    "branch-1": "party_branch",
+    "log-op": "log_operator",
 }
 
 
 def main() -> None:
     for name, doc in build().items():
-        text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-        (HERE / name).write_text(text, encoding="utf-8")
+        data = (
+            doc if isinstance(doc, bytes) else (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+        )
+        (HERE / name).write_bytes(data)  # bytes: some attacks are text no JSON writer makes
         print(f"wrote {name}")
 
 
