@@ -342,7 +342,9 @@ def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise DuplicateKey(f"JSON object has the key {key[:80]!r} twice", details={"key": key[:80]})
+                raise DuplicateKey(
+                    f"duplicate key {key[:80]!r}: a JSON object names it twice", details={"key": key[:80]}
+                )
             seen.add(key)
     return obj
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from gateway_kit import Harness, Relay, Server, gateway_settings
+from gateway_kit import Harness, Relay, Server, gateway_settings, trust_path
 from sqlmodel import SQLModel
 from web3 import Web3
 
@@ -95,6 +95,10 @@ def network(deployed: Manifest, engine: EngineHandle, backend: str) -> Manifest:
         deployed, contracts={**deployed.contracts, "ProvenanceLog": log.address}, path=path
     )
     path.write_text(json.dumps(variant.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+    # Its own trust file too: verifiers pin the ProvenanceLog an anchor must name.
+    trust = json.loads(trust_path(deployed).read_text("utf-8"))
+    trust["chain"]["provenance_log"] = log.address
+    trust_path(variant).write_text(json.dumps(trust, ensure_ascii=False, indent=2), "utf-8")
     return variant
 
 

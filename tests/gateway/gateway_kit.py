@@ -454,6 +454,13 @@ def chain_lead(harness: Harness) -> float:
     return max(0.0, head + 1 - time.time())
 
 
+def trust_path(network: Manifest) -> Path:
+    """The trust file of ``network``: ``trust.json`` beside ``manifest.json``, ``trust-X.json`` beside a
+    variant ``manifest-X.json`` (a gateway anchoring into a ProvenanceLog of its own)."""
+    assert network.path is not None
+    return network.path.with_name(network.path.name.replace("manifest", "trust", 1))
+
+
 def verify_bundle(bundle: dict[str, Any], harness: Harness) -> None:
     """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain and checked
     against the anchors around it with the gateway's consistency proofs."""
@@ -465,7 +472,7 @@ def verify_bundle(bundle: dict[str, Any], harness: Harness) -> None:
 
     network = harness.network
     assert network.path is not None
-    trust = TrustStore.load(network.path.parent / "trust.json")  # the orgs' and the log's keys
+    trust = TrustStore.load(trust_path(network))  # the orgs' and the log's keys
     proofs = GatewayProofs(harness.server.url, token=next(iter(harness.tokens.values()), None))
     try:
         checker = ChainAnchorChecker.from_rpc(

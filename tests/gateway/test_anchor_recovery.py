@@ -27,6 +27,7 @@ from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.anchor import ChainAnchorChecker
 from provenance.bundle import EvidenceBundle
+from provenance.client import GatewayProofs
 from provenance.contracts import ProposalKind, at, deploy, org_id, transact
 from provenance.merkle import node_hash
 from provenance.trust import TrustStore
@@ -173,11 +174,15 @@ def test_a_foreign_anchor_is_reported_and_the_committee_recovers(
 
     # And what it anchored verifies against the chain, with the log's key pinned.
     trust = TrustStore.from_dict(net.manifest.trust_dict())
-    checker = ChainAnchorChecker.from_rpc(net.manifest.rpc_url, contract=net.log.address)
+    proofs = GatewayProofs(gw.server.url, token=gw.token)  # the anchors around a checkpoint are checked too
+    checker = ChainAnchorChecker.from_rpc(net.manifest.rpc_url, contract=net.log.address, proofs=proofs)
     auth = {"Authorization": f"Bearer {gw.token}"}
-    for record_id in (first[0], later[-1]):
-        bundle = gw.http.get(f"/api/v1/records/{record_id}/bundle", headers=auth).json()
-        Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+    try:
+        for record_id in (first[0], later[-1]):
+            bundle = gw.http.get(f"/api/v1/records/{record_id}/bundle", headers=auth).json()
+            Verifier(trust=trust, anchor_checker=checker).verify(EvidenceBundle.from_dict(bundle))
+    finally:
+        proofs.close()
 
 
 def test_a_checkpoint_beyond_the_growth_bound_is_reported(net: Net, gw: Gateway) -> None:

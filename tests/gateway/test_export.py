@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway_kit import Harness, error_code, hj212_packets
+from gateway_kit import Harness, error_code, hj212_packets, trust_path
 
 INT64_MAX = 2**63 - 1
 
@@ -55,7 +55,7 @@ def _export(harness: Harness, reader: str, **params: Any) -> list[dict[str, Any]
 
 def _verify(harness: Harness, path: Path) -> subprocess.CompletedProcess[str]:
     assert harness.network.path is not None
-    trust = harness.network.path.parent / "trust.json"
+    trust = trust_path(harness.network)
     cmd = [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Harness, hj212_packets, tamper_signature
+from gateway_kit import Harness, hj212_packets, tamper_signature, trust_path
 
 from provenance import Client, ReceiptInvalid, SignedRecord, TrustStore, verify_receipt
 from provenance.crypto import SM2PrivateKey
@@ -27,7 +27,7 @@ from provenance.trust import LogKey
 
 def _trust_file(harness: Harness) -> Path:
     assert harness.network.path is not None
-    return harness.network.path.parent / "trust.json"  # the devnet trust file: orgs' and log's keys
+    return trust_path(harness.network)  # the devnet trust file: orgs' and log's keys
 
 
 def _api_trust(harness: Harness) -> TrustStore:

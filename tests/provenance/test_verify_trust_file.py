@@ -73,7 +73,8 @@ def test_formats_md_kind_table_is_the_one_the_verifiers_and_gateway_read() -> No
 
 def test_the_envelope_subject_rule_is_the_schemas() -> None:
     schema = load_schema("evidence-bundle.schema.json")
-    assert _SUBJECT_RE.pattern == schema["properties"]["record"]["properties"]["subject"]["pattern"]
+    # The Python pattern is matched whole (fullmatch); the schema's, an ECMA 262 regex, carries the anchors.
+    assert f"^{_SUBJECT_RE.pattern}$" == schema["properties"]["record"]["properties"]["subject"]["pattern"]
 
 
 def _trust() -> dict[str, Any]:

@@ -44,7 +44,7 @@ from provenance.bundle import EvidenceBundle, envelope_schema
 from provenance.contracts import ContractReverted, at, chain_key, org_id, transact
 from provenance.errors import DuplicateKey, ProvenanceError
 from provenance.records import ENVELOPE_FIELDS, Envelope, canonical_bytes, digest_of, load_json
-from provenance.trust import TrustStore
+from provenance.trust import TrustInvalid, TrustStore
 
 
 def _rx() -> str:
@@ -413,7 +413,7 @@ def test_duplicate_payload_keys_refused(harness: Harness, tmp_path: Path) -> Non
         EvidenceBundle.from_json(forged)
     trust = tmp_path / "trust.json"
     trust.write_text('{"version": 1, "version": 1, "orgs": [], "logs": []}')
-    with pytest.raises(DuplicateKey):
+    with pytest.raises(TrustInvalid, match="duplicate key 'version'"):
         TrustStore.load(trust)
     with pytest.raises(DuplicateKey):
         load_json(b'{"a": {"b": 1, "b": 2}}')
