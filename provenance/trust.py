@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from provenance.cosignature import WitnessPolicy
 from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, ProvenanceError
 from provenance.records import load_json, parse_timestamp
@@ -63,6 +64,8 @@ class TrustStore:
     orgs: dict[str, OrgEntry] = field(default_factory=dict)
     logs: list[LogKey] = field(default_factory=list)
     chain: dict[str, Any] = field(default_factory=dict)
+    # Witnesses that must cosign a checkpoint (k of n); None: no witness policy, a log signature suffices.
+    witnesses: WitnessPolicy | None = None
 
     def org_keys_at(self, org: str, at: datetime) -> list[SM2PublicKey]:
         """Keys of ``org`` valid at instant ``at`` (empty if the org is unknown)."""
@@ -105,7 +108,11 @@ class TrustStore:
         chain = data.get("chain") or {}
         if not isinstance(chain, Mapping):
             raise TrustInvalid("trust file 'chain' must be an object")
-        return cls(orgs=orgs, logs=logs, chain=dict(chain))
+        try:
+            witnesses = WitnessPolicy.from_dict(data["witnesses"]) if data.get("witnesses") else None
+        except FormatError as exc:
+            raise TrustInvalid(f"trust file has a bad witness policy: {exc.message}") from exc
+        return cls(orgs=orgs, logs=logs, chain=dict(chain), witnesses=witnesses)
 
     def to_dict(self) -> dict[str, Any]:
         def ts(v: datetime | None) -> str | None:
@@ -132,7 +139,7 @@ class TrustStore:
             ],
             "logs": [{"name": k.name, "origin": k.origin, "public_key": k.pem} for k in self.logs],
             "chain": self.chain,
-        }
+        } | ({"witnesses": self.witnesses.to_dict()} if self.witnesses is not None else {})
 
 
 def _opt_ts(v: Any) -> datetime | None:
