@@ -29,7 +29,7 @@ test: setup
 lint: .stamp-py
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy provenance chain_node devnet adapters gateway
+	$(BIN)/mypy provenance chain_node devnet adapters gateway witness
 
 bench: setup
 	$(PYTHON) bench/crypto.py
