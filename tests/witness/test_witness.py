@@ -57,7 +57,7 @@ def test_200_cosigns_a_checkpoint_that_extends_the_last_one(server: WitnessServe
     assert c.witness == NAME
     assert verify_checkpoint(cosigned, log.verifier, origin=log.origin) == cp
     # From 4 to 10 with the proof: cosigned; the same checkpoint again: cosigned again.
-    cp10, note10 = log.checkpoint()
+    _, note10 = log.checkpoint()
     assert post(server, 4, log.proof(4, 10), note10).status_code == 200
     again = post(server, 10, [], note10)
     assert again.status_code == 200 and policy.check(note10 + again.text)
@@ -114,7 +114,9 @@ def test_422_for_a_proof_that_does_not_verify(server: WitnessServer, log: Signin
     assert [r[2] for r in server.witness.state.refused(log.origin)] == ["CONSISTENCY_INVALID"] * 4
 
 
-def test_403_when_no_signature_verifies_with_the_pinned_log_key(server: WitnessServer, log: SigningLog) -> None:
+def test_403_when_no_signature_verifies_with_the_pinned_log_key(
+    server: WitnessServer, log: SigningLog
+) -> None:
     cp, note = log.checkpoint(5)
     impostor = sign_checkpoint(cp, log.key_name, SM2PrivateKey.generate())
     body, sig = note.split("\n\n")
@@ -170,7 +172,9 @@ def test_state_is_on_disk_before_the_answer_and_survives_a_restart(
     assert r.status_code == 409 and r.content == b"8\n"
 
 
-def test_concurrent_submissions_from_one_size_cosign_exactly_one(server: WitnessServer, log: SigningLog) -> None:
+def test_concurrent_submissions_from_one_size_cosign_exactly_one(
+    server: WitnessServer, log: SigningLog
+) -> None:
     # The race tlog-witness warns about: two requests checked against size 2 must not both be stored, or a
     # later store would roll the witness back. Here 8 requests race from size 2 to sizes 3..10.
     assert post(server, 0, [], log.checkpoint(2)[1]).status_code == 200
