@@ -27,6 +27,7 @@ from provenance._internal.files import read_bytes, read_text, write_private, wri
 from provenance.batch import check_bundle, count_lines, is_json_lines, verify_export
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, NotFound, ProvenanceError, SignatureInvalid, VerificationError
+from provenance.monitor_cli import monitor as monitor_command
 from provenance.records import (
     Envelope,
     SignedRecord,
@@ -355,6 +356,8 @@ def demo(
 
     run_demo(workdir=workdir, records=records, console=out)
 
+
+app.command("monitor")(monitor_command)
 
 orgs_app = typer.Typer(help="Organisations in OrgRegistry.")
 audit_app = typer.Typer(help="Auditors' whole-log checks.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +14,19 @@ from sqlmodel import Session, col, select
 
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged, RecordNotFound
-from gateway.models import CheckpointPublic, CheckpointRow, DataKey, Record, RecordPayload, RecordPublic
+from gateway.models import (
+    CheckpointCosignature,
+    CheckpointPublic,
+    CheckpointRow,
+    CosignaturePublic,
+    DataKey,
+    Record,
+    RecordPayload,
+    RecordPublic,
+)
 from gateway.services.ledger import ChainOrg
 from gateway.services.sqllog import SqlLogStorage, merkle_log
+from gateway.services.witnessing import cosigned_note, preferred_checkpoints
 from gateway.services.workers import signed_record
 from provenance.bundle import Anchor
 from provenance.contracts import Role
@@ -106,15 +116,21 @@ def anchor_of(cp: CheckpointRow, *, chain_id: int, contract: str) -> Anchor | No
     )
 
 
-def checkpoint_public(cp: CheckpointRow, *, chain_id: int, contract: str) -> CheckpointPublic:
-    """The API view of a checkpoint."""
+def checkpoint_public(
+    cp: CheckpointRow, *, chain_id: int, contract: str, cosigned: Sequence[CheckpointCosignature] = ()
+) -> CheckpointPublic:
+    """The API view of a checkpoint: its note carries the witnesses' cosignature lines ``cosigned``."""
     anchor = anchor_of(cp, chain_id=chain_id, contract=contract)
     return CheckpointPublic(
         size=cp.size,
         root="0x" + cp.root.hex(),
-        note=cp.note,
+        note=cp.note + "".join(c.line for c in cosigned),
         created_at=cp.created_at,
         anchor=anchor.to_dict() if anchor else None,
+        cosignatures=[
+            CosignaturePublic(witness=c.witness, timestamp=c.timestamp, received_at=c.received_at)
+            for c in cosigned
+        ],
     )
 
 
@@ -127,6 +143,7 @@ class LogIdentity:
     key_name: str
     chain_id: int
     contract: str
+    witness_quorum: int = 0  # cosignatures a checkpoint needs for bundles to prefer it
 
 
 def may_read_payload(reader_id: str, reader: ChainOrg | None, row: Record) -> bool:
@@ -139,15 +156,10 @@ def may_read_payload(reader_id: str, reader: ChainOrg | None, row: Record) -> bo
     )
 
 
-def _covering(s: Session, leaf_index: int) -> CheckpointRow | None:
-    """The newest anchored checkpoint covering ``leaf_index``, else the newest covering one."""
-    covering = select(CheckpointRow).where(col(CheckpointRow.size) > leaf_index)
-    return (
-        s.exec(
-            covering.where(col(CheckpointRow.anchor_tx).is_not(None)).order_by(col(CheckpointRow.size).desc())
-        ).first()
-        or s.exec(covering.order_by(col(CheckpointRow.size).desc())).first()
-    )
+def _covering(s: Session, leaf_index: int, quorum: int) -> CheckpointRow | None:
+    """The newest checkpoint covering ``leaf_index``, preferring (in order) those witnessed and anchored,
+    witnessed, anchored (``witnessing.preferred_checkpoints``)."""
+    return next((cp for cp in preferred_checkpoints(s, quorum) if cp.size > leaf_index), None)
 
 
 def _bundle(
@@ -170,7 +182,7 @@ def _bundle(
         signed=signed_record(row),
         leaf_index=row.leaf_index,
         signer_public_key_pem=row.signer_public_key,
-        note=cp.note,
+        note=cosigned_note(s, cp),
         tree_size=cp.size,
         payload=payload,
         include_payload=include_payload,
@@ -193,7 +205,7 @@ def bundle_of(
         raise NotYetLogged(
             "the record is accepted but not in the log yet; retry shortly", details={"id": row.id}
         )
-    cp = _covering(s, row.leaf_index)
+    cp = _covering(s, row.leaf_index, ident.witness_quorum)
     if cp is None:
         raise NotYetLogged(
             "no signed checkpoint covers the record yet; retry shortly", details={"id": row.id}
@@ -249,12 +261,7 @@ def export_page(
     newest = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
     if newest is None:
         return ExportPage(items=[], next_cursor=None, total=0 if after == 0 else None)
-    anchored = s.exec(
-        select(CheckpointRow)
-        .where(col(CheckpointRow.anchor_tx).is_not(None))
-        .order_by(col(CheckpointRow.size).desc())
-        .limit(1)
-    ).first()
+    preferred = preferred_checkpoints(s, ident.witness_quorum)
     # Only what a signed checkpoint covers has a bundle: a leaf beyond it waits for the next page/export.
     conds: list[Any] = [col(Record.leaf_index).is_not(None), col(Record.leaf_index) < newest.size]
     if flt.org is not None:
@@ -281,7 +288,7 @@ def export_page(
                 details={"id": row.id, "org": row.org},
             )
         assert row.leaf_index is not None
-        cp = anchored if anchored is not None and row.leaf_index < anchored.size else newest
+        cp = next(c for c in preferred if row.leaf_index < c.size)
         items.append(_bundle(s, log, row, cp, ident, kek, allowed if payload is None else payload))
     nxt = page[-1].seq if len(rows) > limit and page else None
     return ExportPage(items=items, next_cursor=nxt, total=total)

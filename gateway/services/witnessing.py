@@ -1,0 +1,238 @@
+"""Witnessing: each new checkpoint goes to the configured witnesses, and their cosignatures are published.
+
+One thread runs an event loop with one task per witness, so a witness that is slow or down delays only its
+own cosignatures: never another witness's, never the acceptance of records (the write path does not wait for
+witnesses at all). Each task sends the newest signed checkpoint with a consistency proof from the size that
+witness last cosigned (C2SP tlog-witness ``add-checkpoint``); a 409 names that size and the task retries with
+the proof from it. A cosignature is stored only once it verifies with the witness's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gateway.core.config import WitnessEndpoint
+from gateway.core.db import Database
+from gateway.models import CheckpointCosignature, CheckpointRow
+from gateway.services.sqllog import merkle_log
+from provenance.checkpoint import NoteSignature, open_note
+from provenance.cosignature import WitnessKey
+from provenance.errors import CheckpointInvalid, FormatError
+from provenance.tlog_witness import Conflict, Cosigned, add_checkpoint
+
+log = logging.getLogger("gateway.witnessing")
+
+
+@dataclass
+class WitnessStatus:
+    """What the gateway knows of one witness (read by /healthz and /metrics)."""
+
+    key: WitnessKey
+    url: str
+    held: int | None = None  # the size it last cosigned, once it told us (a 200 or a 409)
+    cosigned: int = 0  # the newest size whose cosignature is stored
+    up: bool = True
+    last_error: str = ""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Witnessing(threading.Thread):
+    """Submits the newest checkpoint to every witness, each on its own task; stores verified cosignatures."""
+
+    def __init__(
+        self, *, db: Database, witnesses: Sequence[WitnessEndpoint], timeout: float, retry: float, idle: float
+    ) -> None:
+        super().__init__(name="witnessing", daemon=True)
+        self._db = db
+        self._timeout = timeout
+        self._retry = retry
+        self._idle = idle
+        self.status = [
+            WitnessStatus(key=WitnessKey.from_vkey(w.vkey, org=w.org), url=w.url.rstrip("/"))
+            for w in witnesses
+        ]
+        self._loop = asyncio.new_event_loop()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """A checkpoint was signed: every witness task looks at once (callable from any thread)."""
+        if self.is_alive():
+            self._loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for st in self.status:
+            st.wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    def run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        limits = httpx.Limits(max_keepalive_connections=len(self.status) + 1)
+        async with httpx.AsyncClient(timeout=self._timeout, limits=limits) as client:
+            await asyncio.gather(*(self._follow(client, st) for st in self.status))
+
+    async def _follow(self, client: httpx.AsyncClient, st: WitnessStatus) -> None:
+        while not self._stopping:
+            st.wake.clear()
+            newest = self._newest()
+            delay = self._idle
+            if newest is not None and newest.size > st.cosigned:
+                try:
+                    await self._submit(client, st, newest)
+                    st.up, st.last_error = True, ""
+                except (httpx.HTTPError, OSError) as exc:
+                    if st.up:
+                        log.warning("witness %s at %s unreachable: %s", st.key.name, st.url, exc or type(exc))
+                    st.up, st.last_error, delay = (
+                        False,
+                        f"unreachable: {exc or type(exc).__name__}",
+                        self._retry,
+                    )
+                except _Refused as exc:
+                    log.warning("witness %s refused size %d: %s", st.key.name, newest.size, exc)
+                    st.last_error, delay = str(exc), self._retry
+            if self._stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(st.wake.wait(), timeout=delay)
+
+    def _newest(self) -> CheckpointRow | None:
+        with self._db.session() as s:
+            return s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
+
+    def _proof(self, old: int, new: int) -> list[bytes]:
+        with self._db.session() as s:
+            return merkle_log(s).consistency_proof(old, new)
+
+    async def _submit(self, client: httpx.AsyncClient, st: WitnessStatus, cp: CheckpointRow) -> None:
+        old = st.held if st.held is not None else 0
+        for _ in range(3):  # a 409 tells the size to prove from; a second one means it moved meanwhile
+            if old > cp.size:
+                raise _Refused(
+                    f"it holds size {old}, above the newest checkpoint {cp.size}: another log's view?"
+                )
+            answer = await add_checkpoint(client, st.url, old, self._proof(old, cp.size), cp.note)
+            if isinstance(answer, Cosigned):
+                st.held = cp.size
+                self._store(st, cp, answer.lines, answer.signatures)
+                return
+            if isinstance(answer, Conflict):
+                if answer.size == old:  # the size matches, so its root does not: it saw another tree
+                    raise _Refused(f"it cosigned another root for size {old} (409): a fork?")
+                st.held = old = answer.size
+                continue
+            raise _Refused(f"HTTP {answer.status}: {answer.reason}")
+        raise _Refused("it kept answering 409")
+
+    def _store(
+        self, st: WitnessStatus, cp: CheckpointRow, lines: str, signatures: Sequence[NoteSignature]
+    ) -> None:
+        body, _ = open_note(cp.note)
+        best: tuple[int, str] | None = None
+        for line, sig in zip(lines.splitlines(keepends=True), signatures, strict=True):
+            if not st.key.matches(sig):
+                continue  # signed-note: lines by other keys are ignored
+            try:
+                c = st.key.verify(body.encode("utf-8"), sig)
+            except CheckpointInvalid as exc:
+                raise _Refused(exc.message) from exc
+            if best is None or c.timestamp > best[0]:
+                best = (c.timestamp, line)
+        if best is None:
+            raise _Refused("its answer holds no cosignature by its key")
+        with self._db.write() as s:
+            if s.get(CheckpointCosignature, (cp.size, st.key.name)) is None:
+                s.add(
+                    CheckpointCosignature(
+                        size=cp.size,
+                        witness=st.key.name,
+                        line=best[1],
+                        timestamp=best[0],
+                        received_at=time.time(),
+                    )
+                )
+        st.cosigned = cp.size
+        log.info("witness %s cosigned size %d", st.key.name, cp.size)
+
+
+class _Refused(Exception):
+    """A witness answered, but gave no usable cosignature (logged; tried again later)."""
+
+
+# --- reads --------------------------------------------------------------------------------------------
+
+
+def cosignatures(s: Session, size: int) -> list[CheckpointCosignature]:
+    """The stored cosignatures of the checkpoint of ``size``, by witness name."""
+    return list(
+        s.exec(
+            select(CheckpointCosignature)
+            .where(CheckpointCosignature.size == size)
+            .order_by(col(CheckpointCosignature.witness))
+        ).all()
+    )
+
+
+def cosigned_note(s: Session, cp: CheckpointRow) -> str:
+    """The checkpoint's note with every stored cosignature line after the log's signature."""
+    return cp.note + "".join(c.line for c in cosignatures(s, cp.size))
+
+
+def _witnessed(quorum: int) -> Any:
+    """The sizes of checkpoints with at least ``quorum`` stored cosignatures (a subquery)."""
+    return (
+        select(CheckpointCosignature.size)
+        .group_by(col(CheckpointCosignature.size))
+        .having(func.count() >= quorum)
+    )
+
+
+def preferred_checkpoints(s: Session, quorum: int) -> list[CheckpointRow]:
+    """The newest checkpoint of each kind, best first: witnessed (``quorum`` cosignatures, when ``quorum`` >
+    0) and anchored, witnessed, anchored, any. A record's bundle cites the first that covers it."""
+    newest = select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)
+    anchored = col(CheckpointRow.anchor_tx).is_not(None)
+    queries = [newest.where(anchored), newest]
+    if quorum > 0:
+        witnessed = col(CheckpointRow.size).in_(_witnessed(quorum))
+        queries = [newest.where(witnessed, anchored), newest.where(witnessed), *queries]
+    out: list[CheckpointRow] = []
+    for q in queries:
+        row = s.exec(q).first()
+        if row is not None and all(row.size != o.size for o in out):
+            out.append(row)
+    return out
+
+
+def published(s: Session, quorum: int) -> CheckpointRow | None:
+    """The checkpoint to publish: the newest with ``quorum`` cosignatures, else (none yet) the newest."""
+    newest = select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)
+    if quorum > 0:
+        row = s.exec(newest.where(col(CheckpointRow.size).in_(_witnessed(quorum)))).first()
+        if row is not None:
+            return row
+    return s.exec(newest).first()
+
+
+def check_endpoints(witnesses: Sequence[WitnessEndpoint], quorum: int) -> None:
+    """Refuse settings that can never work: a bad verifier key, a quorum above the witnesses configured."""
+    for w in witnesses:
+        WitnessKey.from_vkey(w.vkey)
+    if quorum > len(witnesses):
+        raise FormatError(f"witness_quorum {quorum} is more than the {len(witnesses)} witnesses configured")
