@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from provenance.abc import Signer
 from provenance.checkpoint import (
@@ -230,3 +230,14 @@ class WitnessPolicy:
                 for w in self.witnesses
             ],
         }
+
+
+class _HasWitnesses(Protocol):
+    witnesses: WitnessPolicy | None
+
+
+def require_quorum(trust: _HasWitnesses | None, note: str | bytes) -> None:
+    """Apply a trust file's witness policy to a checkpoint note: None when it has none or the note meets it;
+    else WITNESS_QUORUM_MISSING (naming who cosigned) or CHECKPOINT_INVALID (a bad trusted cosignature)."""
+    if trust is not None and trust.witnesses is not None:
+        trust.witnesses.check(note)
