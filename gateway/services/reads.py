@@ -157,8 +157,8 @@ def may_read_payload(reader_id: str, reader: ChainOrg | None, row: Record) -> bo
 
 
 def _covering(s: Session, leaf_index: int, quorum: int) -> CheckpointRow | None:
-    """The newest checkpoint covering ``leaf_index``, preferring (in order) those witnessed and anchored,
-    witnessed, anchored (``witnessing.preferred_checkpoints``)."""
+    """The newest checkpoint covering ``leaf_index`` that evidence may cite, anchored if possible
+    (``witnessing.preferred_checkpoints``: with a witness quorum, only witnessed ones)."""
     return next((cp for cp in preferred_checkpoints(s, quorum) if cp.size > leaf_index), None)
 
 
@@ -208,7 +208,8 @@ def bundle_of(
     cp = _covering(s, row.leaf_index, ident.witness_quorum)
     if cp is None:
         raise NotYetLogged(
-            "no signed checkpoint covers the record yet; retry shortly", details={"id": row.id}
+            "no signed (and, with witnesses, witnessed) checkpoint covers the record yet; retry shortly",
+            details={"id": row.id},
         )
     return _bundle(s, _record_log(s, ident), row, cp, ident, kek, include_payload)
 
@@ -258,10 +259,10 @@ def export_page(
     if the page holds a record whose payload the reader may not see). ``total`` is counted on the first
     page only (``after`` = 0): it costs a scan of the matching rows.
     """
-    newest = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
-    if newest is None:
-        return ExportPage(items=[], next_cursor=None, total=0 if after == 0 else None)
     preferred = preferred_checkpoints(s, ident.witness_quorum)
+    if not preferred:
+        return ExportPage(items=[], next_cursor=None, total=0 if after == 0 else None)
+    newest = max(preferred, key=lambda c: c.size)
     # Only what a signed checkpoint covers has a bundle: a leaf beyond it waits for the next page/export.
     conds: list[Any] = [col(Record.leaf_index).is_not(None), col(Record.leaf_index) < newest.size]
     if flt.org is not None:

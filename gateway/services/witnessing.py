@@ -33,6 +33,8 @@ from provenance.tlog_witness import Conflict, Cosigned, add_checkpoint
 
 log = logging.getLogger("gateway.witnessing")
 
+CATCH_UP = 8  # checkpoints a witness may be behind before it is sent the newest instead of the next
+
 
 @dataclass
 class WitnessStatus:
@@ -90,11 +92,11 @@ class Witnessing(threading.Thread):
     async def _follow(self, client: httpx.AsyncClient, st: WitnessStatus) -> None:
         while not self._stopping:
             st.wake.clear()
-            newest = self._newest()
+            nxt = self._next(st.cosigned)
             delay = self._idle
-            if newest is not None and newest.size > st.cosigned:
+            if nxt is not None:
                 try:
-                    await self._submit(client, st, newest)
+                    await self._submit(client, st, nxt)
                     st.up, st.last_error = True, ""
                 except (httpx.HTTPError, OSError) as exc:
                     if st.up:
@@ -105,16 +107,26 @@ class Witnessing(threading.Thread):
                         self._retry,
                     )
                 except _Refused as exc:
-                    log.warning("witness %s refused size %d: %s", st.key.name, newest.size, exc)
+                    log.warning("witness %s refused size %d: %s", st.key.name, nxt.size, exc)
                     st.last_error, delay = str(exc), self._retry
             if self._stopping:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(st.wake.wait(), timeout=delay)
 
-    def _newest(self) -> CheckpointRow | None:
+    def _next(self, cosigned: int) -> CheckpointRow | None:
+        """The checkpoint to submit after size ``cosigned``: the next one, so that every checkpoint gets its
+        cosignatures (the anchored one among them); the newest when more than CATCH_UP behind (a witness
+        back from an outage cosigns the newest, which extends all it missed)."""
+        after = select(CheckpointRow).where(col(CheckpointRow.size) > cosigned)
         with self._db.session() as s:
-            return s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
+            newest = s.exec(after.order_by(col(CheckpointRow.size).desc()).limit(1)).first()
+            if newest is None:
+                return None
+            behind = s.exec(select(func.count()).select_from(after.subquery())).one()
+            if behind > CATCH_UP:
+                return newest
+            return s.exec(after.order_by(col(CheckpointRow.size)).limit(1)).first()
 
     def _proof(self, old: int, new: int) -> list[bytes]:
         with self._db.session() as s:
@@ -204,16 +216,14 @@ def _witnessed(quorum: int) -> Any:
 
 
 def preferred_checkpoints(s: Session, quorum: int) -> list[CheckpointRow]:
-    """The newest checkpoint of each kind, best first: witnessed (``quorum`` cosignatures, when ``quorum`` >
-    0) and anchored, witnessed, anchored, any. A record's bundle cites the first that covers it."""
+    """The checkpoints evidence may cite, best first: the newest anchored one and the newest one; with a
+    witness quorum (``quorum`` > 0) only among those with ``quorum`` cosignatures, since a verifier holding
+    the policy refuses any other. A record's bundle cites the first that covers it."""
     newest = select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)
-    anchored = col(CheckpointRow.anchor_tx).is_not(None)
-    queries = [newest.where(anchored), newest]
     if quorum > 0:
-        witnessed = col(CheckpointRow.size).in_(_witnessed(quorum))
-        queries = [newest.where(witnessed, anchored), newest.where(witnessed), *queries]
+        newest = newest.where(col(CheckpointRow.size).in_(_witnessed(quorum)))
     out: list[CheckpointRow] = []
-    for q in queries:
+    for q in (newest.where(col(CheckpointRow.anchor_tx).is_not(None)), newest):
         row = s.exec(q).first()
         if row is not None and all(row.size != o.size for o in out):
             out.append(row)
@@ -221,13 +231,8 @@ def preferred_checkpoints(s: Session, quorum: int) -> list[CheckpointRow]:
 
 
 def published(s: Session, quorum: int) -> CheckpointRow | None:
-    """The checkpoint to publish: the newest with ``quorum`` cosignatures, else (none yet) the newest."""
-    newest = select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)
-    if quorum > 0:
-        row = s.exec(newest.where(col(CheckpointRow.size).in_(_witnessed(quorum)))).first()
-        if row is not None:
-            return row
-    return s.exec(newest).first()
+    """The checkpoint ``/tiles/checkpoint`` publishes: the newest evidence may cite."""
+    return max(preferred_checkpoints(s, quorum), key=lambda c: c.size, default=None)
 
 
 def check_endpoints(witnesses: Sequence[WitnessEndpoint], quorum: int) -> None:
