@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import httpx
+import pytest
 
 from provenance.client import Client
 from provenance.cosignature import WitnessPolicy
@@ -78,3 +79,41 @@ def test_devnet_witnesses_cosign_and_bundles_verify_with_the_policy(
     assert mon.returncode == 0, mon.stdout + mon.stderr
     report = json.loads(mon.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["entries_checked"] == report["size"] >= 1
+
+
+def test_the_devnet_verify_page_applies_the_policy(devnet: tuple[Path, str, str], tmp_path: Path) -> None:
+    """The /verify page the devnet's gateway serves, in Chromium: the devnet's bundle and trust file verify,
+    and the bundle stripped of its cosignatures fails at the checkpoint step."""
+    from tests.webui.webui_support import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    state, gateway, _ = devnet
+    trust = TrustStore.load(state / "trust.json")
+    assert trust.witnesses is not None
+    with Client.devnet("hospital-1", root=state, gateway=gateway) as hospital:
+        p = rx_issue("RX" + secrets.token_hex(5))
+        accepted = hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{p['id']}", payload=p), p)
+        bundle = hospital.wait_anchored(accepted.id, timeout=60)
+    good, bad = tmp_path / "bundle.json", tmp_path / "stripped.json"
+    good.write_text(bundle.to_json())
+    doc = bundle.to_dict()
+    doc["log"]["checkpoint"] = _strip_cosignatures(doc["log"]["checkpoint"], trust.witnesses)
+    bad.write_text(json.dumps(doc))
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="en-GB")
+            page.goto(f"{gateway}/verify/")
+            page.wait_for_selector("html[lang]")
+            page.set_input_files("#trust", str(state / "trust.json"))
+            page.locator("#trust-status", has_text="organisations").wait_for(timeout=10_000)
+            for path, verdict in ((good, "verified"), (bad, "failed")):
+                page.set_input_files("#file", str(path))
+                page.locator(f"#results .verdict[data-verdict={verdict}]").wait_for(timeout=10_000)
+            step = page.locator('li[data-step="checkpoint"]')
+            assert step.get_attribute("data-status") == "failed"
+            assert "witness cosignatures" in step.inner_text()
+        finally:
+            browser.close()

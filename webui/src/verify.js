@@ -5,6 +5,7 @@
 import { b64decode, fromHex, equalBytes, toHex } from './bytes.js';
 import { canonicalBytes, parseJson } from './jcs.js';
 import { leafHash, verifyInclusion, ProofError } from './merkle.js';
+import { checkQuorum, QuorumError } from './cosignature.js';
 import { verifyCheckpoint, CheckpointError } from './note.js';
 import { schemaError } from './schema.js';
 import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
@@ -48,6 +49,26 @@ function readBundle(data) {
   const proof = data.log.inclusion_proof.map((p) => b64decode(p));
   if (proof.some((p) => p === null)) fail('schema.invalid', 'inclusion proof hash is not valid base64', { path: 'log/inclusion_proof' });
   return { data, signature, proof };
+}
+
+/** The trust file's witness policy applied to the checkpoint (provenance/cosignature.py require_quorum). */
+function witnessQuorum(b) {
+  const policy = b.trust?.witnesses;
+  if (!policy) return null;
+  try {
+    const by = checkQuorum(b.data.log.checkpoint, policy);
+    return { cosigned_by: by.join(', '), quorum: policy.quorum };
+  } catch (e) {
+    if (e instanceof QuorumError) {
+      fail('checkpoint.witness_quorum', e.message, {
+        cosigned_by: e.cosignedBy.length ? e.cosignedBy.join(', ') : '—',
+        count: e.cosignedBy.length,
+        quorum: e.quorum,
+      });
+    }
+    if (e instanceof CheckpointError) fail('checkpoint.bad_cosignature', e.message);
+    throw e;
+  }
 }
 
 const STEP_FUNCS = {
@@ -133,6 +154,7 @@ const STEP_FUNCS = {
       const reason = { no_signature: 'checkpoint.no_signature', bad_signature: 'checkpoint.bad_signature' }[e.reason];
       fail(reason ?? 'checkpoint.malformed', e.message, { key: logKey.name });
     }
+    const witnessed = witnessQuorum(b);
     const size = b.checkpoint.size;
     const treeSize = BigInt(b.data.log.tree_size);
     if (size !== treeSize) {
@@ -141,6 +163,7 @@ const STEP_FUNCS = {
         proof_size: String(treeSize),
       });
     }
+    if (witnessed) return { status: 'passed', note: 'checkpoint.witnessed', params: { key: logKey.name, ...witnessed } };
     return { status: 'passed', note: pinned ? 'checkpoint.pinned' : 'checkpoint.unpinned', params: { key: logKey.name } };
   },
 
