@@ -36,6 +36,7 @@ bench: setup
 	$(PYTHON) bench/chain.py
 	$(PYTHON) bench/gateway.py
 	$(PYTHON) bench/verify.py
+	$(PYTHON) bench/witness.py
 
 clean:
 	rm -rf $(VENV) node_modules .stamp-py .stamp-npm

@@ -568,7 +568,9 @@ class Devnet:
             return "node"
         if self.gateway is not None and self.gateway.poll() is not None:
             return "gateway"
-        return next((w.label for w in self.witnesses if w.process.poll() is not None), None)
+        # A witness that exits is not fatal: it delays quorum, never the acceptance of records (`status`
+        # shows it stopped; its log says why).
+        return None
 
     def stop(self) -> None:
         """Stop the gateway, then the engine (so the gateway's last writes reach the chain), then clean up."""
