@@ -381,15 +381,27 @@ def orgs_export(
     ] = None,
     log_origin: Annotated[str | None, typer.Option("--log-origin", help="The log's origin line.")] = None,
     log_contract: Annotated[str | None, typer.Option("--log-contract", help="ProvenanceLog address.")] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="ORG=VKEY: a witness run by ORG (its key must be registered to ORG)."),
+    ] = None,
+    witness_quorum: Annotated[
+        int, typer.Option("--witness-quorum", help="Cosignatures a checkpoint needs (default: a majority).")
+    ] = 0,
 ) -> None:
     """Write a trust file (organisations, roles, SM2 key windows) read from OrgRegistry."""
-    from provenance.registry import read_trust
+    from provenance.registry import read_trust, witness_policy
 
     extra = {"rpc_url": rpc} | ({"log_contract": log_contract} if log_contract else {})
     with _reaching(rpc=rpc):
         store = read_trust(
             _web3(rpc), registry, log_key_name=log_key_name, log_origin=log_origin, extra=extra
         )
+    if witness:
+        pairs = [(org, vkey) for org, _, vkey in (w.partition("=") for w in witness)]
+        if any(not org or not vkey for org, vkey in pairs):
+            raise FormatError("--witness takes ORG=VKEY (the witness's verifier key string)")
+        store.witnesses = witness_policy(store, pairs, witness_quorum or len(pairs) // 2 + 1)
     write_public(out_path, (json.dumps(store.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     out.print(f"wrote {out_path}: {len(store.orgs)} organisations, {len(store.logs)} log keys")
 

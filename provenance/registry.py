@@ -8,7 +8,9 @@ from typing import Any
 from web3 import Web3
 
 from provenance.contracts import Role, at, org_id_text
+from provenance.cosignature import WitnessKey, WitnessPolicy
 from provenance.crypto import SM2PublicKey
+from provenance.errors import FormatError
 from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
 
 
@@ -54,3 +56,18 @@ def read_trust(
             )
     chain = {"chain_id": w3.eth.chain_id, "registry": Web3.to_checksum_address(registry)} | (extra or {})
     return TrustStore(orgs=orgs, logs=logs, chain=chain)
+
+
+def witness_policy(store: TrustStore, witnesses: list[tuple[str, str]], quorum: int) -> WitnessPolicy:
+    """The policy of ``witnesses`` ((organisation, verifier key string) pairs) and ``quorum``, each key
+    checked to be a registered, unrevoked key of its organisation in the registry ``store`` was read from."""
+    keys = []
+    for org, vkey in witnesses:
+        w = WitnessKey.from_vkey(vkey, org=org)
+        entry = store.orgs.get(org)
+        if entry is None:
+            raise FormatError(f"witness {w.name}: organisation {org!r} is not in OrgRegistry")
+        if not any(k.public_key == w.public_key and k.revoked_at is None for k in entry.keys):
+            raise FormatError(f"witness {w.name}: its key is not a registered, unrevoked key of {org!r}")
+        keys.append(w)
+    return WitnessPolicy(witnesses=tuple(keys), quorum=quorum)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from provenance.client import Client
-from provenance.cosignature import WitnessPolicy
+from provenance.cosignature import WitnessKey, WitnessPolicy
 from provenance.trust import TrustStore
 from tests.gateway.gateway_kit import rx_issue
 from tests.provenance.devnet_kit import run
@@ -117,3 +117,29 @@ def test_the_devnet_verify_page_applies_the_policy(devnet: tuple[Path, str, str]
             assert "witness cosignatures" in step.inner_text()
         finally:
             browser.close()
+
+
+def test_orgs_export_writes_the_witness_policy_from_the_registry(
+    devnet: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """`provenance orgs export --witness ORG=VKEY` pins only witness keys OrgRegistry holds for ORG."""
+    from provenance.crypto import SM2PrivateKey
+
+    state, _, rpc = devnet
+    manifest = json.loads((state / "manifest.json").read_text())
+    devnet_policy = TrustStore.load(state / "trust.json").witnesses
+    assert devnet_policy is not None
+    base = ["provenance", "orgs", "export", "--rpc", rpc, "--registry", manifest["contracts"]["OrgRegistry"]]
+    args = [f"{w.org}={w.vkey()}" for w in devnet_policy.witnesses]
+    out = tmp_path / "trust.json"
+    done = run(*base, "--out", str(out), *(a for w in args for a in ("--witness", w)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert TrustStore.load(out).witnesses == devnet_policy  # 2 of 3: the majority by default
+    # A key that is not the named organisation's (another org's, or none registered) is refused.
+    w0 = devnet_policy.witnesses[0]
+    elsewhere = run(*base, "--out", str(tmp_path / "x.json"), "--witness", f"hospital-1={w0.vkey()}")
+    assert elsewhere.returncode == 2 and "not a registered, unrevoked key of 'hospital-1'" in elsewhere.stderr
+    stranger = WitnessKey(name=w0.name, public_key=SM2PrivateKey.generate().public_key(), org=w0.org)
+    refused = run(*base, "--out", str(tmp_path / "y.json"), "--witness", f"{w0.org}={stranger.vkey()}")
+    assert refused.returncode == 2 and "not a registered, unrevoked key" in refused.stderr
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
