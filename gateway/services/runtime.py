@@ -201,4 +201,5 @@ class Gateway:
                 "# TYPE prov_gw_chain_up gauge",
                 f"prov_gw_chain_up {int(st.chain_up)}",
             ]
+        lines += self.witnessing.metrics()
         return "\n".join(lines) + "\n"

@@ -67,6 +67,21 @@ class Witnessing(threading.Thread):
         self._loop = asyncio.new_event_loop()
         self._stopping = False
 
+    def metrics(self) -> list[str]:
+        """Prometheus lines: per witness, the newest size it cosigned and whether it answers."""
+        if not self.status:
+            return []
+        return [
+            "# HELP prov_gw_witness_cosigned_size The newest checkpoint size whose cosignature is stored.",
+            "# TYPE prov_gw_witness_cosigned_size gauge",
+            *(
+                f'prov_gw_witness_cosigned_size{{witness="{st.key.name}"}} {st.cosigned}'
+                for st in self.status
+            ),
+            "# TYPE prov_gw_witness_up gauge",
+            *(f'prov_gw_witness_up{{witness="{st.key.name}"}} {int(st.up)}' for st in self.status),
+        ]
+
     def wake(self) -> None:
         """A checkpoint was signed: every witness task looks at once (callable from any thread)."""
         if self.is_alive():
@@ -90,9 +105,12 @@ class Witnessing(threading.Thread):
             await asyncio.gather(*(self._follow(client, st) for st in self.status))
 
     async def _follow(self, client: httpx.AsyncClient, st: WitnessStatus) -> None:
+        st.cosigned = self._stored(st.key.name)  # after a restart: go on from the cosignatures kept
         while not self._stopping:
             st.wake.clear()
-            nxt = self._next(st.cosigned)
+            # A witness cosigns only extensions of what it holds: checkpoints below that are past for it
+            # (the one it holds may be sent again: it cosigns the same root again).
+            nxt = self._next(max(st.cosigned, (st.held or 0) - 1))
             delay = self._idle
             if nxt is not None:
                 try:
@@ -128,6 +146,14 @@ class Witnessing(threading.Thread):
                 return newest
             return s.exec(after.order_by(col(CheckpointRow.size)).limit(1)).first()
 
+    def _stored(self, witness: str) -> int:
+        """The newest size whose cosignature by ``witness`` is stored (0: none)."""
+        with self._db.session() as s:
+            size = s.exec(
+                select(func.max(CheckpointCosignature.size)).where(CheckpointCosignature.witness == witness)
+            ).one()
+        return int(size or 0)
+
     def _proof(self, old: int, new: int) -> list[bytes]:
         with self._db.session() as s:
             return merkle_log(s).consistency_proof(old, new)
@@ -136,9 +162,11 @@ class Witnessing(threading.Thread):
         old = st.held if st.held is not None else 0
         for _ in range(3):  # a 409 tells the size to prove from; a second one means it moved meanwhile
             if old > cp.size:
-                raise _Refused(
-                    f"it holds size {old}, above the newest checkpoint {cp.size}: another log's view?"
-                )
+                if self._next(cp.size) is None:  # it holds more than this log ever signed
+                    raise _Refused(
+                        f"it holds size {old}, above the newest checkpoint {cp.size}: another view?"
+                    )
+                return  # it is past this checkpoint: the next round sends one it can cosign
             answer = await add_checkpoint(client, st.url, old, self._proof(old, cp.size), cp.note)
             if isinstance(answer, Cosigned):
                 st.held = cp.size

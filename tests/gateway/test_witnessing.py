@@ -166,7 +166,7 @@ def test_the_gateway_retries_with_the_proof_a_409_asks_for(
     witnessed: Witnessed, caplog: pytest.LogCaptureFixture
 ) -> None:
     witnessed.submit(2)
-    before = witnessed.cosigned_checkpoint(1, by=3)
+    witnessed.cosigned_checkpoint(1, by=3)
     # A restarted gateway has forgotten the sizes the witnesses hold: it sends old 0, each witness answers
     # 409 with its size, and the gateway sends the consistency proof from there.
     caplog.set_level(logging.INFO, logger="witness")
@@ -174,8 +174,9 @@ def test_the_gateway_retries_with_the_proof_a_409_asks_for(
     witnessed.server.stop()
     witnessed.server = Server(witnessed.server.settings)
     witnessed.http = httpx.Client(base_url=witnessed.server.url, timeout=30)
+    last = witnessed.latest()["size"]  # the old gateway may have signed more after `before`
     witnessed.submit(2)
-    after = witnessed.cosigned_checkpoint(before["size"] + 2, by=3)
+    after = witnessed.cosigned_checkpoint(last + 2, by=3)
     conflicts = [
         r.getMessage() for r in caplog.records if r.name == "witness" and r.getMessage().startswith("409")
     ]
@@ -207,6 +208,8 @@ def test_a_witness_down_delays_quorum_never_records(witnessed: Witnessed) -> Non
     finally:
         for w in down:
             w.start()
+    metrics = witnessed.http.get("/metrics").text
+    assert metrics.count("prov_gw_witness_up{") == 3
     resumed = witnessed.cosigned_checkpoint(stalled["size"], by=2)
     witnessed.policy.check(resumed["note"])
     assert int(witnessed.http.get("/tiles/checkpoint").text.split("\n")[1]) >= stalled["size"]
