@@ -41,7 +41,7 @@ from web3 import HTTPProvider, Web3
 from devnet import witnesses
 from devnet.anvil import start_anvil
 from devnet.config import DevnetSettings
-from devnet.deploy import MANIFEST_NAME, TRUST_NAME, Manifest, demo_orgs, deploy_network
+from devnet.deploy import MANIFEST_NAME, TRUST_NAME, WITNESS_QUORUM, Manifest, demo_orgs, deploy_network
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
 from devnet.solc import REPO_ROOT
@@ -439,7 +439,13 @@ class Devnet:
         if not lay.manifest.exists():
             self.created = True
             self.on_step("first run: deploying the contracts and registering the demo organisations")
-            return deploy_network(engine, demo_orgs(), out_dir=lay.root, committee_size=COMMITTEE_SIZE)
+            return deploy_network(
+                engine,
+                demo_orgs(),
+                out_dir=lay.root,
+                committee_size=COMMITTEE_SIZE,
+                witness_quorum=WITNESS_QUORUM if _gateway_wanted(self.settings) else 0,
+            )
         manifest = Manifest.load(lay.manifest)
         w3 = _rpc(engine.rpc_url)
         registry = manifest.contracts["OrgRegistry"]
