@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance.checkpoint import (
     SIGNATURE_TYPE,
@@ -311,3 +313,24 @@ def _write_golden() -> None:
 
 if __name__ == "__main__":
     _write_golden()
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=400, deadline=None)
+def test_any_request_body_parses_or_is_refused_cleanly(body: bytes) -> None:
+    try:
+        parsed = parse_add_checkpoint(body)
+    except FormatError:
+        return
+    assert encode_add_checkpoint(parsed.old_size, parsed.proof, parsed.note) == body
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_any_note_text_meets_the_policy_or_is_refused_cleanly(tail: str) -> None:
+    # Random signature blocks after a real checkpoint: a verdict, never another exception.
+    try:
+        POLICY.check(NOTE + tail)
+    except (WitnessQuorumMissing, CheckpointInvalid):
+        return
+    raise AssertionError("random lines met the quorum")

@@ -125,3 +125,24 @@ def test_tree_hash_from_tiles_and_compact_range_match_the_log(size: int) -> None
         resumed.append(h)
     assert resumed.root() == log.root()
     assert len(closed) == size - size.bit_count()  # one node per merge: every complete internal subtree
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_any_path_parses_or_is_refused_cleanly(path: str) -> None:
+    try:
+        tile = Tile.parse(path)
+    except FormatError:
+        return
+    assert tile.path() == path  # only canonical paths parse
+
+
+@given(st.binary(max_size=600), st.integers(1, 256))
+@settings(max_examples=400, deadline=None)
+def test_any_bundle_bytes_decode_or_are_refused_cleanly(data: bytes, w: int) -> None:
+    tile = Tile(level=-1, n=0, w=w)
+    try:
+        entries = decode_bundle(tile, data)
+    except FormatError:
+        return
+    assert len(entries) == w and encode_bundle(entries) == data
