@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission
+from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, wait_until
 from web3 import Web3
 
 from devnet.deploy import Manifest
@@ -60,15 +60,7 @@ class Witnessed:
         return doc
 
     def wait(self, predicate: Any, *, timeout: float = 30.0, what: str) -> Any:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_until(predicate, timeout=timeout, what=what)
 
     def cosigned_checkpoint(self, at_least: int, *, by: int = 2) -> dict[str, Any]:
         """Wait for the newest checkpoint to reach ``at_least`` leaves with ``by`` cosignatures."""

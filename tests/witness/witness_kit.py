@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
@@ -13,6 +12,7 @@ from provenance.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from provenance.cosignature import WitnessKey
 from provenance.crypto import SM2PrivateKey
 from provenance.merkle import MerkleLog
+from tests.gateway.gateway_kit import serve_in_thread
 from witness.app import create_app
 from witness.service import Witness
 from witness.state import WitnessState
@@ -55,17 +55,7 @@ class WitnessServer:
     def start(self) -> None:
         state = WitnessState(self.folder / "witness.db")
         self.witness = Witness(name=self.name, key=self.key, logs=self.logs, state=state, org=self.org)
-        config = uvicorn.Config(
-            create_app(witness=self.witness), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("witness did not start")
-            time.sleep(0.02)
+        self._server, self._thread = serve_in_thread(create_app(witness=self.witness), self.port, "witness")
 
     def stop(self) -> None:
         assert self._server is not None and self._thread is not None
