@@ -36,7 +36,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy provenance chain_node devnet adapters gateway
+	$(BIN)/mypy provenance chain_node devnet adapters gateway witness
 	$(BIN)/slither contracts/ --config-file slither.config.json
 
 # The deep Foundry profile (tests/contracts/foundry/foundry.toml [profile.deep]) with a fresh seed each run; `make test` runs
@@ -52,6 +52,7 @@ bench: setup
 	$(PYTHON) bench/gateway.py
 	$(PYTHON) bench/verify.py
 	$(PYTHON) bench/anchor_gas.py
+	$(PYTHON) bench/witness.py
 
 clean:
 	rm -rf $(VENV) node_modules .stamp-py .stamp-npm tests/contracts/foundry/.forge

@@ -68,7 +68,9 @@ def print_info(info: NetworkInfo, *, detached: bool) -> None:
             f"  gateway        {info.gateway_url}",
             f"  verify page    {info.gateway_url}/verify",
             f"  API docs       {info.gateway_url}/docs",
+            f"  tiles          {info.gateway_url}/tiles  (provenance monitor --tiles …)",
         ]
+        lines += [f"  witness        {w['url']}  {w['name']} ({w['org']})" for w in info.witnesses]
     else:
         lines.append("  gateway        [yellow]not started[/yellow] (not installed, or --no-gateway)")
     lines += [

@@ -25,6 +25,9 @@ class DevnetSettings(BaseSettings):
     block_time: float | None = Field(
         default=None, ge=0, description="seconds between blocks; None: on arrival"
     )
+    witness_port: int | None = Field(
+        default=None, ge=1, le=65535, description="first witness's port (then +1, +2); None: free ports"
+    )
     start_gateway: bool = True  # with `python -m gateway serve`, when the gateway is installed
     start_timeout: float = Field(
         default=120.0, gt=0, description="seconds to wait for a process or a detached up"

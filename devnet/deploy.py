@@ -43,6 +43,11 @@ MANIFEST_NAME = "manifest.json"
 TRUST_NAME = "trust.json"
 LOG_ORIGIN = "shancheng.devnet/log"
 LOG_KEY_NAME = "shancheng-devnet-log"
+# Organisations other than the log operator that run a witness of the log, each with a dedicated SM2 key
+# registered in OrgRegistry (docs/design/witness.md); a checkpoint needs WITNESS_QUORUM of their cosignatures.
+WITNESS_ROLES = (Role.REGULATOR, Role.AUDITOR, Role.ENV_BUREAU)
+WITNESS_QUORUM = 2
+WITNESS_NAME = "shancheng.devnet/witness/{org}"
 FUNDING_WEI = 10**20  # 100 ether of a test chain: enough gas for any test or bench run
 
 
@@ -99,6 +104,9 @@ class Manifest:
     created_at: str
     path: Path | None = None
     version: int = MANIFEST_VERSION
+    # One per witness: org, name (its key name), key_file (its SM2 key), public_key (PEM)
+    witnesses: list[dict[str, str]] = field(default_factory=list)
+    witness_quorum: int = 0
 
     def org(self, org: str) -> OrgEntry:
         """The entry of organisation ``org`` (KeyError if absent)."""
@@ -138,6 +146,8 @@ class Manifest:
             "log": self.log,
             "orgs": [asdict(o) for o in self.orgs],
             "created_at": self.created_at,
+            "witnesses": self.witnesses,
+            "witness_quorum": self.witness_quorum,
         }
 
     @classmethod
@@ -158,18 +168,27 @@ class Manifest:
             orgs=[OrgEntry(**o) for o in data["orgs"]],
             created_at=data["created_at"],
             path=p,
+            witnesses=list(data.get("witnesses", [])),
+            witness_quorum=int(data.get("witness_quorum", 0)),
         )
 
     def trust_dict(self) -> dict[str, Any]:
-        """The trust file (``provenance verify --trust``) for these organisations and the log key."""
-        return {
+        """The trust file (``provenance verify --trust``): organisations' keys (a witness's key among its
+        organisation's, as OrgRegistry holds it), the log key and the witness policy."""
+        witness_keys: dict[str, list[str]] = {}
+        for w in self.witnesses:
+            witness_keys.setdefault(w["org"], []).append(w["public_key"])
+        doc: dict[str, Any] = {
             "version": 1,
             "orgs": [
                 {
                     "id": o.id,
                     "name": o.name,
                     "role": o.role,
-                    "keys": [{"public_key": o.public_key, "valid_from": None, "valid_until": None}],
+                    "keys": [
+                        {"public_key": pem, "valid_from": None, "valid_until": None}
+                        for pem in (o.public_key, *witness_keys.get(o.id, ()))
+                    ],
                 }
                 for o in self.orgs
             ],
@@ -187,6 +206,15 @@ class Manifest:
                 "rpc_url": self.rpc_url,
             },
         }
+        if self.witnesses and self.witness_quorum:
+            doc["witnesses"] = {
+                "quorum": self.witness_quorum,
+                "keys": [
+                    {"name": w["name"], "org": w["org"], "public_key": w["public_key"]}
+                    for w in self.witnesses
+                ],
+            }
+        return doc
 
 
 def demo_orgs() -> list[OrgSpec]:
@@ -373,11 +401,15 @@ def deploy_network(
     *,
     out_dir: Path,
     committee_size: int = 3,
+    witness_quorum: int = 0,
 ) -> Manifest:
     """Deploy the contracts on ``engine``, register ``orgs`` (default: :func:`demo_orgs`), write the manifest.
 
     Keys are created under ``out_dir/keys`` (0600). ``engine.accounts[0]`` deploys; the next
-    ``committee_size`` accounts form the committee (equal weights, a majority decides).
+    ``committee_size`` accounts form the committee (equal weights, a majority decides). The organisations
+    of ``WITNESS_ROLES`` get a witness key each; ``witness_quorum`` > 0 (the devnet, which runs the
+    witnesses: ``WITNESS_QUORUM``) puts the policy in the trust file, 0 leaves it out (a network whose
+    gateway submits to no witness, as in most tests).
     """
     specs = list(demo_orgs() if orgs is None else orgs)
     out_dir = Path(out_dir).resolve()
@@ -423,6 +455,20 @@ def deploy_network(
             )
         )
 
+    witnesses: list[dict[str, str]] = []
+    witness_proposals: list[tuple[ProposalKind, tuple[Any, ...]]] = []
+    for spec in specs:
+        if spec.role in WITNESS_ROLES:
+            wkey = SM2PrivateKey.generate()
+            wpath = keys_dir / f"{spec.id}.witness.sm2.pem"
+            write_private(wpath, wkey.to_pem())
+            pem = wkey.public_key_pem().decode("ascii")
+            name = WITNESS_NAME.format(org=spec.id)
+            witnesses.append(
+                {"org": spec.id, "name": name, "key_file": _rel(wpath, out_dir), "public_key": pem}
+            )
+            witness_proposals.append((ProposalKind.ADD_KEY, (org_id(spec.id), wkey.public_key().raw(), 0, 0)))
+
     _fund_all(w3, admin, [a.address for a in accounts.values()], FUNDING_WEI)
     committee_pass_many(
         w3,
@@ -438,7 +484,8 @@ def deploy_network(
         + [
             (ProposalKind.ADD_ACCOUNT, (org_id(sp.id), Web3.to_checksum_address(accounts[sp.id].address)))
             for sp in specs
-        ],
+        ]
+        + witness_proposals,  # after the organisations' own keys: a witness key is an org's second key
     )
 
     # Domain objects that belong to no record kind: datasets (by their owner), stations (by the bureau).
@@ -482,6 +529,8 @@ def deploy_network(
         },
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         path=out_dir / MANIFEST_NAME,
+        witnesses=witnesses,
+        witness_quorum=min(witness_quorum, len(witnesses)),
     )
     write_public(out_dir / MANIFEST_NAME, _json(manifest.to_dict()))
     write_public(out_dir / TRUST_NAME, _json(manifest.trust_dict()))

@@ -38,9 +38,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
 
+from devnet import witnesses
 from devnet.anvil import start_anvil
 from devnet.config import DevnetSettings
-from devnet.deploy import MANIFEST_NAME, TRUST_NAME, Manifest, demo_orgs, deploy_network
+from devnet.deploy import MANIFEST_NAME, TRUST_NAME, WITNESS_QUORUM, Manifest, demo_orgs, deploy_network
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
 from devnet.solc import REPO_ROOT
@@ -52,7 +53,12 @@ COMMITTEE_SIZE = 3
 # The devnet's own engine accounts (never the public test mnemonic): deployer, then the committee.
 ENGINE_ACCOUNTS = ("deployer", *(f"committee-{i}" for i in range(1, COMMITTEE_SIZE + 1)))
 # What /proc/<pid>/cmdline must hold for a pid file to still name our process (pids get reused).
-PROCESS_MARKERS = {"devnet": ("devnet",), "node": ("chain_node", "anvil"), "gateway": ("gateway",)}
+PROCESS_MARKERS = {
+    "devnet": ("devnet",),
+    "node": ("chain_node", "anvil"),
+    "gateway": ("gateway",),
+    "witness": ("witness",),  # witness-<org>
+}
 
 
 class DevnetError(ProvenanceError):
@@ -110,6 +116,11 @@ class Layout:
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
+    def children(self) -> list[str]:
+        """The names of the processes the supervisor starts that have pid files: witnesses, gateway, node."""
+        found = sorted(p.stem for p in self.run_dir.glob(f"{witnesses.PREFIX}*.pid"))
+        return [*found, "gateway", "node"]
+
     def log(self, name: str) -> Path:
         return self.root / f"{name}.log"
 
@@ -157,6 +168,7 @@ class NetworkInfo:
     created: bool
     pid: int
     notes: list[str]
+    witnesses: list[dict[str, str]] = dataclasses.field(default_factory=list)  # org, name, url
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,7 +263,7 @@ def _ours(name: str, pid: int) -> bool:
     cmdline = _cmdline(pid)
     if cmdline is None:  # no /proc: trust the pid file
         return True
-    return any(marker in cmdline for marker in PROCESS_MARKERS[name])
+    return any(marker in cmdline for marker in PROCESS_MARKERS[name.partition("-")[0]])
 
 
 def _read_pid(layout: Layout, name: str) -> int | None:
@@ -318,7 +330,7 @@ def running_pid(layout: Layout) -> int | None:
 
 def _clear_stale(layout: Layout, timeout: float) -> None:
     """After a supervisor died without cleaning up (kill -9), stop its orphans and drop its run files."""
-    for name in ("gateway", "node"):
+    for name in layout.children():
         pid = _read_pid(layout, name)
         if pid is not None and _ours(name, pid):
             _terminate(pid, timeout)
@@ -367,6 +379,7 @@ class Devnet:
         self.layout = Layout(settings.dir.resolve())
         self.engine: EngineHandle | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
+        self.witnesses: list[witnesses.WitnessProcess] = []
         self.manifest: Manifest | None = None
         self.created = False
         self.notes: list[str] = []  # things the user should hear about, printed by the caller
@@ -426,7 +439,13 @@ class Devnet:
         if not lay.manifest.exists():
             self.created = True
             self.on_step("first run: deploying the contracts and registering the demo organisations")
-            return deploy_network(engine, demo_orgs(), out_dir=lay.root, committee_size=COMMITTEE_SIZE)
+            return deploy_network(
+                engine,
+                demo_orgs(),
+                out_dir=lay.root,
+                committee_size=COMMITTEE_SIZE,
+                witness_quorum=WITNESS_QUORUM if _gateway_wanted(self.settings) else 0,
+            )
         manifest = Manifest.load(lay.manifest)
         w3 = _rpc(engine.rpc_url)
         registry = manifest.contracts["OrgRegistry"]
@@ -449,6 +468,7 @@ class Devnet:
             "PROV_GW_KEK_FILE": str(self.layout.gateway_kek),
             "PROV_GW_HOST": HOST,
             "PROV_GW_PORT": str(self.settings.gateway_port),
+            **witnesses.gateway_env(self.witnesses, self.manifest.witness_quorum if self.manifest else 0),
         }
 
     def _mint_tokens(self, manifest: Manifest, *, meanwhile: Callable[[], None]) -> None:
@@ -514,6 +534,7 @@ class Devnet:
             _write_pid(self.layout, "node", self.engine.process.pid)
         self.manifest = self._ensure_deployed(self.engine)
         if _gateway_wanted(self.settings):
+            self._start_witnesses(self.manifest)
             self.on_step(f"starting the gateway on port {self.settings.gateway_port}")
             self._mint_tokens(self.manifest, meanwhile=self._spawn_gateway)
             self._wait_gateway()
@@ -521,11 +542,27 @@ class Devnet:
             "engine": self.engine.name,
             "rpc_url": self.engine.rpc_url,
             "gateway_url": self.gateway_url if self.gateway is not None else None,
+            "witnesses": [{"org": w.org, "name": w.name, "url": w.url} for w in self.witnesses],
             "created": self.created,
             "notes": self.notes,
             "ready": True,
         }
         write_public(self.layout.endpoints, _json(endpoints))
+
+    def _start_witnesses(self, manifest: Manifest) -> None:
+        """Start the manifest's witnesses and wait until each answers (before the gateway submits to them)."""
+        if not manifest.witnesses:
+            return
+        self.on_step(f"starting {len(manifest.witnesses)} witnesses ({manifest.witness_quorum} must cosign)")
+        lay = self.layout
+        self.witnesses = witnesses.spawn(
+            manifest, root=lay.root, host=HOST, base_port=self.settings.witness_port, log_path=lay.log
+        )
+        for w in self.witnesses:
+            _write_pid(lay, w.label, w.process.pid)
+        problem = witnesses.wait_ready(self.witnesses, self.settings.start_timeout)
+        if problem is not None:
+            raise DevnetError(f"{problem}; see {lay.log(witnesses.PREFIX + '*')}")
 
     def dead_child(self) -> str | None:
         """The name of a process that exited on its own, if any."""
@@ -537,6 +574,8 @@ class Devnet:
             return "node"
         if self.gateway is not None and self.gateway.poll() is not None:
             return "gateway"
+        # A witness that exits is not fatal: it delays quorum, never the acceptance of records (`status`
+        # shows it stopped; its log says why).
         return None
 
     def stop(self) -> None:
@@ -544,6 +583,9 @@ class Devnet:
         if self.gateway is not None:
             _stop_child(self.gateway, self.settings.stop_timeout)
             self.layout.pid_file("gateway").unlink(missing_ok=True)
+        for w in self.witnesses:
+            _stop_child(w.process, self.settings.stop_timeout)
+            self.layout.pid_file(w.label).unlink(missing_ok=True)
         if self.engine is not None:
             self.engine.stop()
             self.layout.pid_file("node").unlink(missing_ok=True)
@@ -587,6 +629,7 @@ def describe(layout: Layout) -> NetworkInfo:
         created=bool(endpoints.get("created", False)),
         notes=[str(n) for n in endpoints.get("notes", [])],
         pid=_read_pid(layout, "devnet") or os.getpid(),
+        witnesses=[{str(k): str(v) for k, v in w.items()} for w in endpoints.get("witnesses", [])],
     )
 
 
@@ -630,7 +673,7 @@ def serve(
                 on_ready(describe(layout))
                 while (dead := net.dead_child()) is None:
                     time.sleep(0.2)
-                log = layout.node_dir / "node.log" if dead == "node" else layout.log("gateway")
+                log = layout.node_dir / "node.log" if dead == "node" else layout.log(dead)
                 raise DevnetError(f"the {dead} exited unexpectedly; see {log}: {_tail(log, 500)}")
             except _Stopped:
                 return 0
@@ -701,7 +744,7 @@ def down(settings: DevnetSettings) -> list[str]:
         # The supervisor stops the gateway and the node within stop_timeout each before it exits.
         _terminate(pid, 2 * settings.stop_timeout + 5)
         stopped.append("devnet")
-    for name in ("gateway", "node"):  # orphans of a supervisor that was killed outright
+    for name in layout.children():  # orphans of a supervisor that was killed outright
         child = _read_pid(layout, name)
         if child is not None and _ours(name, child):
             _terminate(child, settings.stop_timeout)
@@ -767,6 +810,25 @@ def status(settings: DevnetSettings) -> list[ServiceStatus]:
             detail=gw_detail,
         )
     )
+    for w in endpoints.get("witnesses", []):
+        label = witnesses.PREFIX + str(w["org"])
+        pid = _read_pid(layout, label)
+        running = pid is not None and _ours(label, pid)
+        try:
+            held = httpx.get(f"{w['url']}/healthz", timeout=2.0).json()["logs"]
+            healthy, detail = True, ", ".join(f"cosigned {lg['origin']} size {lg['size']}" for lg in held)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            healthy, detail = False, "no answer"
+        result.append(
+            ServiceStatus(
+                name=label,
+                pid=pid if running else None,
+                running=running,
+                url=str(w["url"]),
+                healthy=healthy,
+                detail=detail,
+            )
+        )
     return result
 
 

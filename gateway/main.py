@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.api.guard import BodyGuard, SafeRedirects
-from gateway.api.routes import bundles, health, log, orgs, records, rx, subjects
+from gateway.api.routes import bundles, health, log, orgs, records, rx, subjects, tiles
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
 
@@ -47,6 +47,7 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router, responses=errors.error_responses(500))
+    app.include_router(tiles.router, responses=errors.error_responses())
     if VERIFY_PAGE.is_dir():
         # The regulators' page: static files only; it verifies bundles in the browser, not here.
         app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")

@@ -131,12 +131,30 @@ class CheckpointRow(CheckpointBase, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class CheckpointCosignature(SQLModel, table=True):
+    """A witness's cosignature line of a checkpoint (verified against the witness key before it is stored)."""
+
+    __tablename__ = "checkpoint_cosignature"
+    size: int = Field(primary_key=True, sa_type=BigInteger)
+    witness: str = Field(primary_key=True, max_length=200)
+    line: str
+    timestamp: int = Field(sa_type=BigInteger)  # the witness's clock, POSIX seconds (in the signed line)
+    received_at: float  # the gateway's clock when the cosignature arrived
+
+
+class CosignaturePublic(SQLModel):
+    witness: str
+    timestamp: int
+    received_at: float
+
+
 class CheckpointPublic(SQLModel):
     size: int
     root: str  # 0x-hex
-    note: str
+    note: str  # the log's signed note followed by the witnesses' cosignature lines
     created_at: float
     anchor: dict[str, Any] | None
+    cosignatures: list[CosignaturePublic] = []
 
 
 # --- domain state (what the write path checks before accepting) -----------------------------------

@@ -70,11 +70,43 @@ def _check_key_name(name: str) -> None:
         raise CheckpointInvalid(f"key name {name!r} must not contain spaces, '+' or control characters")
 
 
-def key_id(name: str, public_key: SM2PublicKey) -> bytes:
-    """The 4-byte signed-note key ID of an SM2 key under ``name``."""
+def key_id(name: str, public_key: SM2PublicKey, signature_type: bytes = SIGNATURE_TYPE) -> bytes:
+    """The 4-byte signed-note key ID of an SM2 key under ``name`` (for notes of ``signature_type``)."""
     _check_key_name(name)
-    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + SIGNATURE_TYPE + public_key.to_der()).digest()
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + signature_type + public_key.to_der()).digest()
     return digest[:KEY_ID_SIZE]
+
+
+def parse_vkey(vkey: str, signature_type: bytes, what: str) -> tuple[str, SM2PublicKey]:
+    """The name and SM2 key of a verifier key string ``<name>+<8 hex key ID>+<base64(type ‖ SPKI DER)>``.
+
+    ``what`` names the kind of key in errors; raises FormatError (also when the key ID does not match).
+    """
+    parts = vkey.strip().split("+", 2)  # the base64 key may itself contain "+"
+    if len(parts) != 3:
+        raise FormatError(f"{what} is not '<name>+<hash>+<base64 key>'")
+    name, hash_hex, key_b64 = parts
+    if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
+        raise FormatError(f"{what} hash {hash_hex[:16]!r} is not 8 lowercase hex digits")
+    try:
+        typed_key = canonical_b64decode(key_b64, what)
+        if not typed_key.startswith(signature_type):
+            raise FormatError(f"{what} is not an SM2 note key of the expected signature type")
+        public_key = SM2PublicKey.from_der(typed_key[len(signature_type) :])
+        kid = key_id(name, public_key, signature_type)
+    except FormatError:
+        raise
+    except ProvenanceError as e:  # a bad name (CheckpointInvalid) or a bad key (KeyInvalid)
+        raise FormatError(f"{what} is invalid: {e.message}") from e
+    if kid.hex() != hash_hex:
+        raise FormatError(f"{what} hash does not match its name and public key")
+    return name, public_key
+
+
+def vkey_string(name: str, public_key: SM2PublicKey, signature_type: bytes) -> str:
+    """The verifier key string of an SM2 key under ``name`` for notes of ``signature_type``."""
+    kid = key_id(name, public_key, signature_type)
+    return f"{name}+{kid.hex()}+{_b64encode(signature_type + public_key.to_der())}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,29 +208,13 @@ class NoteVerifier:
 
     def vkey(self) -> str:
         """The verifier key string ``<name>+<8 hex key hash>+<base64(SIGNATURE_TYPE ‖ SPKI DER)>``."""
-        return f"{self.name}+{self.key_hash:08x}+{_b64encode(SIGNATURE_TYPE + self.public_key.to_der())}"
+        return vkey_string(self.name, self.public_key, SIGNATURE_TYPE)
 
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key string (see ``vkey``); raises FormatError."""
-        parts = vkey.strip().split("+", 2)  # the base64 key may itself contain "+"
-        if len(parts) != 3:
-            raise FormatError("verifier key is not '<name>+<hash>+<base64 key>'")
-        name, hash_hex, key_b64 = parts
-        if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
-            raise FormatError(f"verifier key hash {hash_hex[:16]!r} is not 8 lowercase hex digits")
-        try:
-            typed_key = canonical_b64decode(key_b64, "verifier key")
-            if not typed_key.startswith(SIGNATURE_TYPE):
-                raise FormatError("verifier key is not an SM2 note key (unknown signature type)")
-            verifier = cls(name=name, public_key=SM2PublicKey.from_der(typed_key[len(SIGNATURE_TYPE) :]))
-        except FormatError:
-            raise
-        except ProvenanceError as e:  # a bad name (CheckpointInvalid) or a bad key (KeyInvalid)
-            raise FormatError(f"verifier key is invalid: {e.message}") from e
-        if f"{verifier.key_hash:08x}" != hash_hex:
-            raise FormatError("verifier key hash does not match its name and public key")
-        return verifier
+        name, public_key = parse_vkey(vkey, SIGNATURE_TYPE, "verifier key")
+        return cls(name=name, public_key=public_key)
 
     def matches(self, sig: NoteSignature) -> bool:
         """Whether a signature line claims this key (same name and key ID)."""
@@ -220,7 +236,7 @@ def sign_note(body: bytes, key_name: str, signer: Signer) -> str:
     """The signed note of ``body`` (a note text): body, blank line, one SM2 signature line by ``signer``."""
     kid = _signer_key_id(key_name, signer.public_key_pem())
     signature = signer.sign(body)
-    return f"{body.decode('utf-8')}\n{_EM_DASH_PREFIX}{key_name} {_b64encode(kid + signature)}\n"
+    return f"{body.decode('utf-8')}\n{signature_line(key_name, kid + signature)}"
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer) -> str:
@@ -261,7 +277,18 @@ def open_note(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
     body, sig_block = text[: split + 1], text[split + 2 :]
     if not sig_block:
         raise CheckpointInvalid("note has no signature lines after the blank line")
-    lines = sig_block[:-1].split("\n")
+    return body, parse_signature_lines(sig_block)
+
+
+def parse_signature_lines(block: str) -> tuple[NoteSignature, ...]:
+    """Decode a block of note signature lines (each ``— <name> <base64>`` ending in newline), unverified.
+
+    The signature part of a note, and the body of a witness's answer (C2SP tlog-witness); raises
+    CheckpointInvalid.
+    """
+    if not block.endswith("\n"):
+        raise CheckpointInvalid("signature lines do not end with a newline")
+    lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise CheckpointInvalid(f"note has {len(lines)} signature lines, at most {MAX_SIGNATURES}")
 
@@ -281,7 +308,12 @@ def open_note(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
                 f"signature line {n} is {len(raw)} bytes, too short for key ID and signature"
             )
         signatures.append(NoteSignature(key_name=name, key_id=raw[:KEY_ID_SIZE], signature=raw[KEY_ID_SIZE:]))
-    return body, tuple(signatures)
+    return tuple(signatures)
+
+
+def signature_line(key_name: str, payload: bytes) -> str:
+    """One note signature line: ``— <key name> <base64(payload)>`` and a newline."""
+    return f"{_EM_DASH_PREFIX}{key_name} {_b64encode(payload)}\n"
 
 
 def parse_note(note: str | bytes) -> tuple[Checkpoint, tuple[NoteSignature, ...]]:

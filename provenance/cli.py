@@ -27,6 +27,7 @@ from provenance._internal.files import read_bytes, read_text, write_private, wri
 from provenance.batch import check_bundle, count_lines, is_json_lines, verify_export, verify_line
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, NotFound, ProvenanceError, SignatureInvalid, VerificationError
+from provenance.monitor_cli import monitor as monitor_command
 from provenance.records import (
     Envelope,
     SignedRecord,
@@ -407,6 +408,8 @@ def demo(
     run_demo(workdir=workdir, records=records, console=out)
 
 
+app.command("monitor")(monitor_command)
+
 orgs_app = typer.Typer(help="Organisations in OrgRegistry.")
 audit_app = typer.Typer(help="Auditors' whole-log checks.")
 app.add_typer(orgs_app, name="orgs")
@@ -437,11 +440,18 @@ def orgs_export(
     log_origin: Annotated[
         str | None, typer.Option("--log-origin", help="The log's origin (default: read, checked).")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="ORG=VKEY: a witness run by ORG (its key must be registered to ORG)."),
+    ] = None,
+    witness_quorum: Annotated[
+        int, typer.Option("--witness-quorum", help="Cosignatures a checkpoint needs (default: a majority).")
+    ] = 0,
 ) -> None:
     """Write a trust file pinning everything a verifier needs, from the chain: organisations, roles, SM2 key
     windows (OrgRegistry), the log's keys, name and origin, the chain id and the contracts."""
     from provenance.client import Client
-    from provenance.registry import ExportInvalid, read_trust
+    from provenance.registry import ExportInvalid, read_trust, witness_policy
 
     with _reaching(rpc=rpc, gateway=gateway):
         if gateway is not None:
@@ -467,6 +477,11 @@ def orgs_export(
                 log_origin=log_origin,
                 rpc_url=rpc,
             )
+    if witness:
+        pairs = [(org, vkey) for org, _, vkey in (w.partition("=") for w in witness)]
+        if any(not org or not vkey for org, vkey in pairs):
+            raise FormatError("--witness takes ORG=VKEY (the witness's verifier key string)")
+        store.witnesses = witness_policy(store, pairs, witness_quorum or len(pairs) // 2 + 1)
     write_public(out_path, (json.dumps(store.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     log = store.logs[0]
     out.print(

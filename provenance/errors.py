@@ -126,6 +126,17 @@ class CheckpointInvalid(VerificationError):
     step = "checkpoint"
 
 
+class WitnessQuorumMissing(VerificationError):
+    """A checkpoint without the cosignatures the trust file's witness policy asks for (k of n witnesses).
+
+    ``details``: ``cosigned_by`` (the trusted witnesses whose cosignatures verified), ``quorum`` and
+    ``witnesses`` (every trusted witness).
+    """
+
+    code = "WITNESS_QUORUM_MISSING"
+    step = "checkpoint"
+
+
 class AnchorInvalid(VerificationError):
     code = "ANCHOR_INVALID"
     step = "anchor"

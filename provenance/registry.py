@@ -18,6 +18,7 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from provenance.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
 from provenance.contracts import Role, at, org_id_text
+from provenance.cosignature import WitnessKey, WitnessPolicy
 from provenance.crypto import SM2PublicKey
 from provenance.errors import CheckpointInvalid, FormatError
 from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
@@ -150,3 +151,18 @@ def read_trust(
     if rpc_url is not None:
         chain["rpc_url"] = rpc_url
     return TrustStore(orgs=orgs, logs=logs, chain=chain)
+
+
+def witness_policy(store: TrustStore, witnesses: list[tuple[str, str]], quorum: int) -> WitnessPolicy:
+    """The policy of ``witnesses`` ((organisation, verifier key string) pairs) and ``quorum``, each key
+    checked to be a registered, unrevoked key of its organisation in the registry ``store`` was read from."""
+    keys = []
+    for org, vkey in witnesses:
+        w = WitnessKey.from_vkey(vkey, org=org)
+        entry = store.orgs.get(org)
+        if entry is None:
+            raise FormatError(f"witness {w.name}: organisation {org!r} is not in OrgRegistry")
+        if not any(k.public_key == w.public_key and k.revoked_at is None for k in entry.keys):
+            raise FormatError(f"witness {w.name}: its key is not a registered, unrevoked key of {org!r}")
+        keys.append(w)
+    return WitnessPolicy(witnesses=tuple(keys), quorum=quorum)

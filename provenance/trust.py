@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance._internal.schema import StrictSchema
+from provenance.cosignature import WitnessPolicy
 from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, ProvenanceError
 from provenance.records import load_json, parse_timestamp
@@ -65,6 +66,8 @@ class TrustStore:
     orgs: dict[str, OrgEntry] = field(default_factory=dict)
     logs: list[LogKey] = field(default_factory=list)
     chain: dict[str, Any] = field(default_factory=dict)
+    # Witnesses that must cosign a checkpoint (k of n); None: no witness policy, a log signature suffices.
+    witnesses: WitnessPolicy | None = None
 
     def org_keys_at(self, org: str, at: datetime) -> list[SM2PublicKey]:
         """Keys of ``org`` valid at instant ``at`` (empty if the org is unknown)."""
@@ -109,7 +112,11 @@ class TrustStore:
             raise
         except ProvenanceError as exc:  # a key that is not SM2, an impossible date (RecordInvalid)
             raise TrustInvalid(f"trust file has a bad entry: {exc.message}") from exc
-        return cls(orgs=orgs, logs=logs, chain=dict(data.get("chain", {})))
+        try:
+            witnesses = WitnessPolicy.from_dict(data["witnesses"]) if data.get("witnesses") else None
+        except FormatError as exc:
+            raise TrustInvalid(f"trust file has a bad witness policy: {exc.message}") from exc
+        return cls(orgs=orgs, logs=logs, chain=dict(data.get("chain", {})), witnesses=witnesses)
 
     @property
     def chain_id(self) -> int | None:
@@ -128,27 +135,31 @@ class TrustStore:
             # Not strftime: glibc writes year 99 as "99", and the microseconds would be lost.
             return v.astimezone(UTC).isoformat().replace("+00:00", "Z") if v else None
 
-        return {
-            "version": TRUST_VERSION,
-            "orgs": [
-                {
-                    "id": o.org_id,
-                    "name": o.name,
-                    "role": o.role,
-                    "keys": [
-                        {
-                            "public_key": k.pem,
-                            "valid_from": ts(k.valid_from),
-                            "valid_until": ts(k.valid_until),
-                            "revoked_at": ts(k.revoked_at),
-                        }
-                        for k in o.keys
-                    ],
-                }
-                for o in self.orgs.values()
-            ],
-            "logs": [{"name": k.name, "origin": k.origin, "public_key": k.pem} for k in self.logs],
-        } | ({"chain": self.chain} if self.chain else {})
+        return (
+            {
+                "version": TRUST_VERSION,
+                "orgs": [
+                    {
+                        "id": o.org_id,
+                        "name": o.name,
+                        "role": o.role,
+                        "keys": [
+                            {
+                                "public_key": k.pem,
+                                "valid_from": ts(k.valid_from),
+                                "valid_until": ts(k.valid_until),
+                                "revoked_at": ts(k.revoked_at),
+                            }
+                            for k in o.keys
+                        ],
+                    }
+                    for o in self.orgs.values()
+                ],
+                "logs": [{"name": k.name, "origin": k.origin, "public_key": k.pem} for k in self.logs],
+            }
+            | ({"chain": self.chain} if self.chain else {})
+            | ({"witnesses": self.witnesses.to_dict()} if self.witnesses is not None else {})
+        )
 
 
 @cache

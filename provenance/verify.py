@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from provenance.bundle import Anchor, EvidenceBundle
 from provenance.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
+from provenance.cosignature import require_quorum
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     AnchorInvalid,
@@ -272,6 +273,7 @@ class Verifier:
         cp = self._note_cache.get(cache_key)
         if cp is None:
             cp = verify_checkpoint(note, verifier, origin=origin)
+            require_quorum(self._trust, note)  # cached with the note: its lines are in the key
             if len(self._note_cache) >= 4096:
                 self._note_cache.clear()
             self._note_cache[cache_key] = cp

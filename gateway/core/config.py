@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVNET_DIR = REPO_ROOT / ".devnet"
 KEK_NAME = "gateway.kek"
+
+
+class WitnessEndpoint(BaseModel):
+    """A witness the gateway submits checkpoints to: its add-checkpoint URL prefix and verifier key."""
+
+    url: str
+    vkey: str = Field(description="the witness's verifier key string (docs/formats.md, witness cosignatures)")
+    org: str = ""
 
 
 class GatewaySettings(BaseSettings):
@@ -112,6 +120,21 @@ class GatewaySettings(BaseSettings):
     token_cache_ttl: float = Field(default=5.0, ge=0)
     access_log: bool = Field(default=False, description="uvicorn's line per request (costs ~5% at load)")
     start_workers: bool = True
+    witnesses: list[WitnessEndpoint] = Field(
+        default=[],
+        description="witnesses to submit each new checkpoint to (JSON list of {url, vkey, org}); none: "
+        "checkpoints are published with the log's signature only",
+    )
+    witness_quorum: int = Field(
+        default=0,
+        ge=0,
+        description="cosignatures a checkpoint needs before /tiles/checkpoint publishes it and bundles "
+        "prefer it (0: publish the newest at once)",
+    )
+    witness_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a witness's answer")
+    witness_retry: float = Field(
+        default=1.0, gt=0, description="seconds before a witness that failed or was down is tried again"
+    )
 
     @property
     def kek_path(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +14,18 @@ from sqlmodel import Session, col, select
 
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged
-from gateway.models import CheckpointPublic, CheckpointRow, DataKey, Record, RecordPayload, RecordPublic
+from gateway.models import (
+    CheckpointCosignature,
+    CheckpointPublic,
+    CheckpointRow,
+    CosignaturePublic,
+    DataKey,
+    Record,
+    RecordPayload,
+    RecordPublic,
+)
 from gateway.services.sqllog import SqlLogStorage, merkle_log
+from gateway.services.witnessing import cosigned_note, preferred_checkpoints
 from gateway.services.workers import signed_record
 from provenance.bundle import Anchor
 from provenance.crypto import DecryptionFailed, SM2PrivateKey, sm3_hex, sm4_gcm_decrypt
@@ -92,15 +102,21 @@ def anchor_of(cp: CheckpointRow, *, chain_id: int, contract: str) -> Anchor | No
     )
 
 
-def checkpoint_public(cp: CheckpointRow, *, chain_id: int, contract: str) -> CheckpointPublic:
-    """The API view of a checkpoint."""
+def checkpoint_public(
+    cp: CheckpointRow, *, chain_id: int, contract: str, cosigned: Sequence[CheckpointCosignature] = ()
+) -> CheckpointPublic:
+    """The API view of a checkpoint: its note carries the witnesses' cosignature lines ``cosigned``."""
     anchor = anchor_of(cp, chain_id=chain_id, contract=contract)
     return CheckpointPublic(
         size=cp.size,
         root="0x" + cp.root.hex(),
-        note=cp.note,
+        note=cp.note + "".join(c.line for c in cosigned),
         created_at=cp.created_at,
         anchor=anchor.to_dict() if anchor else None,
+        cosignatures=[
+            CosignaturePublic(witness=c.witness, timestamp=c.timestamp, received_at=c.received_at)
+            for c in cosigned
+        ],
     )
 
 
@@ -113,17 +129,13 @@ class LogIdentity:
     key_name: str
     chain_id: int
     contract: str
+    witness_quorum: int = 0  # cosignatures a checkpoint needs for bundles to prefer it
 
 
-def _covering(s: Session, leaf_index: int) -> CheckpointRow | None:
-    """The newest anchored checkpoint covering ``leaf_index``, else the newest covering one."""
-    covering = select(CheckpointRow).where(col(CheckpointRow.size) > leaf_index)
-    return (
-        s.exec(
-            covering.where(col(CheckpointRow.anchor_tx).is_not(None)).order_by(col(CheckpointRow.size).desc())
-        ).first()
-        or s.exec(covering.order_by(col(CheckpointRow.size).desc())).first()
-    )
+def _covering(s: Session, leaf_index: int, quorum: int) -> CheckpointRow | None:
+    """The newest checkpoint covering ``leaf_index`` that evidence may cite, anchored if possible
+    (``witnessing.preferred_checkpoints``: with a witness quorum, only witnessed ones)."""
+    return next((cp for cp in preferred_checkpoints(s, quorum) if cp.size > leaf_index), None)
 
 
 def _bundle(
@@ -146,7 +158,7 @@ def _bundle(
         signed=signed_record(row),
         leaf_index=row.leaf_index,
         signer_public_key_pem=row.signer_public_key,
-        note=cp.note,
+        note=cosigned_note(s, cp),
         tree_size=cp.size,
         payload=payload,
         include_payload=include_payload,
@@ -169,10 +181,11 @@ def bundle_of(
         raise NotYetLogged(
             "the record is accepted but not in the log yet; retry shortly", details={"id": row.id}
         )
-    cp = _covering(s, row.leaf_index)
+    cp = _covering(s, row.leaf_index, ident.witness_quorum)
     if cp is None:
         raise NotYetLogged(
-            "no signed checkpoint covers the record yet; retry shortly", details={"id": row.id}
+            "no signed (and, with witnesses, witnessed) checkpoint covers the record yet; retry shortly",
+            details={"id": row.id},
         )
     return _bundle(s, _record_log(s, ident), row, cp, ident, kek, include_payload)
 
@@ -224,15 +237,10 @@ def export_page(
     if the page holds a record whose payload the reader may not see). ``total`` is counted on the first
     page only (``after`` = 0): it costs a scan of the matching rows.
     """
-    newest = s.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
-    if newest is None:
+    preferred = preferred_checkpoints(s, ident.witness_quorum)
+    if not preferred:
         return ExportPage(items=[], next_cursor=None, total=0 if after == 0 else None)
-    anchored = s.exec(
-        select(CheckpointRow)
-        .where(col(CheckpointRow.anchor_tx).is_not(None))
-        .order_by(col(CheckpointRow.size).desc())
-        .limit(1)
-    ).first()
+    newest = max(preferred, key=lambda c: c.size)
     # Only what a signed checkpoint covers has a bundle: a leaf beyond it waits for the next page/export.
     conds: list[Any] = [col(Record.leaf_index).is_not(None), col(Record.leaf_index) < newest.size]
     if flt.scope is not None:
@@ -261,7 +269,7 @@ def export_page(
                 details={"id": row.id, "org": row.org},
             )
         assert row.leaf_index is not None
-        cp = anchored if anchored is not None and row.leaf_index < anchored.size else newest
+        cp = next(c for c in preferred if row.leaf_index < c.size)
         items.append(_bundle(s, log, row, cp, ident, kek, allowed if payload is None else payload))
     nxt = page[-1].seq if len(rows) > limit and page else None
     return ExportPage(items=items, next_cursor=nxt, total=total)

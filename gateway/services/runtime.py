@@ -16,6 +16,7 @@ from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
+from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.receipt import AcceptanceReceipt, sign_receipts
@@ -47,6 +48,7 @@ class Gateway:
             key_name=self.key_name,
             chain_id=self.ledger.chain_id,
             contract=self.log_contract,
+            witness_quorum=settings.witness_quorum,
         )
         self.orgs = OrgDirectory(self.ledger)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
@@ -91,6 +93,14 @@ class Gateway:
             on_accept=self._accepted,
         )
         self._workers: list[Worker] = [self.sequencer, self.anchorer, self.chain_caller, self.watcher]
+        check_endpoints(settings.witnesses, settings.witness_quorum)
+        self.witnessing = Witnessing(
+            db=self.db,
+            witnesses=settings.witnesses,
+            timeout=settings.witness_timeout,
+            retry=settings.witness_retry,
+            idle=settings.worker_idle,
+        )
         self._started = False
 
     def _accepted(self, n: int, workflow: bool) -> None:
@@ -129,6 +139,8 @@ class Gateway:
         self.checkpointed_relay = threading.Thread(target=self._relay, name="anchor-relay", daemon=True)
         for w in self._workers:
             w.start()
+        if self.witnessing.status:
+            self.witnessing.start()
         self.checkpointed_relay.start()
 
     def _relay(self) -> None:
@@ -137,6 +149,7 @@ class Gateway:
             if self.checkpointed.wait(0.5):
                 self.checkpointed.clear()
                 self.anchorer.wake.set()
+                self.witnessing.wake()
 
     def stop(self) -> None:
         """Stop the workers (each finishes its current step) and close the database."""
@@ -144,8 +157,11 @@ class Gateway:
             self._started = False
             for w in self._workers:
                 w.stop()
+            self.witnessing.stop()
             for w in self._workers:
                 w.join(timeout=15)
+            if self.witnessing.is_alive():
+                self.witnessing.join(timeout=15)
         self.db.dispose()
 
     def metrics_text(self) -> str:
@@ -188,4 +204,5 @@ class Gateway:
                 "# TYPE prov_gw_anchor_stuck gauge",
                 f"prov_gw_anchor_stuck {int(st.anchor_stuck is not None)}",
             ]
+        lines += self.witnessing.metrics()
         return "\n".join(lines) + "\n"

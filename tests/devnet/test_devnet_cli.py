@@ -104,7 +104,8 @@ def test_lifecycle(state: Path) -> None:
 
     shown = devnet("status", "--dir", str(state))
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert shown.stdout.count("running") == 3
+    assert shown.stdout.count("running") == 6  # supervisor, node, gateway and the three witnesses
+    assert shown.stdout.count("witness-") == 3
 
     w3 = Web3(HTTPProvider(f"http://127.0.0.1:{rpc_port}"))
     height = w3.eth.block_number
@@ -138,7 +139,7 @@ def test_lifecycle(state: Path) -> None:
     with pytest.raises(DevnetError, match="already runs"):  # in process: a CLI start costs 1-2 s
         up_detached(DevnetSettings(dir=state, rpc_port=rpc_port, gateway_port=gw_port))
 
-    pids = [int(layout.pid_file(n).read_text()) for n in ("devnet", "node", "gateway")]
+    pids = [int(layout.pid_file(n).read_text()) for n in ("devnet", *layout.children())]
     stopped = devnet("down", "--dir", str(state))
     assert stopped.returncode == 0, stopped.stderr
     wait_gone(pids, timeout=5)

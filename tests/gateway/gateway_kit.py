@@ -101,6 +101,30 @@ class Relay:
 # --- the gateway under test ---------------------------------------------------------------------------
 
 
+def serve_in_thread(config: uvicorn.Config, what: str) -> tuple[uvicorn.Server, threading.Thread]:
+    """uvicorn serving ``config`` in a daemon thread, returned once it listens."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+    """The first true value of ``predicate`` polled every 50 ms; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class Server:
     """uvicorn serving one app in a thread."""
 
@@ -113,14 +137,7 @@ class Server:
         config = server_config(
             create_app(settings), settings, host="127.0.0.1", port=self.port, log_level="warning"
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
+        self._server, self._thread = serve_in_thread(config, "gateway")
 
     @property
     def url(self) -> str:
@@ -216,13 +233,7 @@ class Harness:
         self.http = httpx.Client(base_url=self.server.url, timeout=30)
 
     def wait(self, predicate: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_until(predicate, timeout=timeout, what=what)
 
     def record(self, record_id: str) -> dict[str, Any]:
         # The auditor reads every record (docs/security.md, Read access).

@@ -62,7 +62,7 @@ function parseBody(body) {
   return { origin, size: BigInt(sizeText), root, extensions };
 }
 
-function openNote(text) {
+export function openNote(text) {
   if (typeof text !== 'string') throw new CheckpointError('note must be text');
   if (!text.isWellFormed()) throw new CheckpointError('note is not valid UTF-8 (it contains a lone surrogate)');
   const size = utf8(text).length;

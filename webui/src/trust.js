@@ -81,7 +81,37 @@ export function parseTrust(text) {
     logs.push({ name: lk.name, key: k, origin: lk.origin });
   }
   const chain = data.chain ?? {};
-  return { orgs, logs, chainId: chain.chain_id ?? null, provenanceLog: chain.provenance_log ?? null };
+  const witnesses = data.witnesses ? parseWitnesses(data.witnesses) : null;
+  return { orgs, logs, chainId: chain.chain_id ?? null, provenanceLog: chain.provenance_log ?? null, witnesses };
+}
+
+/** The witness policy ({quorum, keys: [{name, org, key}]}): provenance/cosignature.py WitnessPolicy.from_dict. */
+function parseWitnesses(doc) {
+  const bad = (message) => new TrustError(`trust file has a bad witness policy: ${message}`);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad("'witnesses' must be an object with 'quorum' and 'keys'");
+  if (!Array.isArray(doc.keys)) throw bad("'witnesses.keys' must be a list");
+  const keys = doc.keys.map((k, i) => {
+    if (!k || typeof k !== 'object' || typeof k.name !== 'string') throw bad(`witness ${i + 1} has no 'name'`);
+    if (typeof k.public_key !== 'string' || typeof (k.org ?? '') !== 'string') {
+      throw bad(`witness '${k.name}' needs a 'public_key' PEM (and 'org' as text)`);
+    }
+    let key;
+    try {
+      key = parsePublicKey(k.public_key);
+    } catch (e) {
+      if (e instanceof KeyError) throw bad(`witness '${k.name}': ${e.message}`);
+      throw e;
+    }
+    return { name: k.name, org: k.org ?? '', key };
+  });
+  const n = keys.length;
+  if (n < 1 || n > 64) throw bad(`a witness policy names 1 to 64 witnesses, not ${n}`);
+  const q = doc.quorum;
+  if (!Number.isInteger(q) || q < 1 || q > n) throw bad(`witness quorum ${JSON.stringify(q)} is not a number from 1 to ${n} (the witnesses named)`);
+  if (new Set(keys.map((k) => k.name)).size !== n || new Set(keys.map((k) => k.key.hex)).size !== n) {
+    throw bad('a witness policy names the same witness (name or key) more than once');
+  }
+  return { quorum: q, keys };
 }
 
 /** Public keys (04‖x‖y hex) of `org` valid at `at` (µs): [valid_from, valid_until) and before revoked_at. */

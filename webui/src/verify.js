@@ -8,6 +8,7 @@ import kindRoles from '../../provenance/schemas/kind-roles.json';
 import { b64decode, b64encode, fromHex, equalBytes, toHex } from './bytes.js';
 import { canonicalBytes, parseJson, JsonError } from './jcs.js';
 import { leafHash, verifyInclusion, ProofError } from './merkle.js';
+import { checkQuorum, QuorumError } from './cosignature.js';
 import { verifyCheckpoint, CheckpointError } from './note.js';
 import { schemaError } from './schema.js';
 import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
@@ -81,6 +82,26 @@ function checkListed(b, listed) {
         signed,
       });
     }
+  }
+}
+
+/** The trust file's witness policy applied to the checkpoint (provenance/cosignature.py require_quorum). */
+function witnessQuorum(b) {
+  const policy = b.trust?.witnesses;
+  if (!policy) return null;
+  try {
+    const by = checkQuorum(b.data.log.checkpoint, policy);
+    return { cosigned_by: by.join(', '), quorum: policy.quorum };
+  } catch (e) {
+    if (e instanceof QuorumError) {
+      fail('checkpoint.witness_quorum', e.message, {
+        cosigned_by: e.cosignedBy.length ? e.cosignedBy.join(', ') : '—',
+        count: e.cosignedBy.length,
+        quorum: e.quorum,
+      });
+    }
+    if (e instanceof CheckpointError) fail('checkpoint.bad_cosignature', e.message);
+    throw e;
   }
 }
 
@@ -177,6 +198,7 @@ const STEP_FUNCS = {
       const reason = { no_signature: 'checkpoint.no_signature', bad_signature: 'checkpoint.bad_signature', origin: 'checkpoint.origin' }[first.e.reason];
       fail(reason ?? 'checkpoint.malformed', first.e.message, { key: first.name, ...(first.e.params ?? {}) });
     }
+    const witnessed = witnessQuorum(b);
     const size = b.checkpoint.size;
     const treeSize = BigInt(b.data.log.tree_size);
     if (size !== treeSize) {
@@ -186,6 +208,7 @@ const STEP_FUNCS = {
       });
     }
     if (!pinned) return { status: 'warning', reason: b.trust ? 'checkpoint.unpinned_trust' : 'checkpoint.unpinned', params: { key: used.name } };
+    if (witnessed) return { status: 'passed', note: 'checkpoint.witnessed', params: { key: used.name, origin: used.origin, ...witnessed } };
     return { status: 'passed', note: 'checkpoint.pinned', params: { key: used.name, origin: used.origin } };
   },
 

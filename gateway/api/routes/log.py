@@ -11,6 +11,7 @@ from gateway.api.deps import GatewayDep, SessionDep
 from gateway.errors import NotYetLogged
 from gateway.models import CheckpointPublic, CheckpointRow
 from gateway.services.reads import checkpoint_public, consistency
+from gateway.services.witnessing import cosignatures
 from provenance.errors import NotFound
 
 router = APIRouter(tags=["log"])
@@ -22,7 +23,9 @@ def latest_checkpoint(gw: GatewayDep, session: SessionDep) -> CheckpointPublic:
     row = session.exec(select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)).first()
     if row is None:
         raise NotYetLogged("no checkpoint has been signed yet")
-    return checkpoint_public(row, chain_id=gw.ledger.chain_id, contract=gw.log_contract)
+    return checkpoint_public(
+        row, chain_id=gw.ledger.chain_id, contract=gw.log_contract, cosigned=cosignatures(session, row.size)
+    )
 
 
 @router.get("/checkpoints/{size}", response_model=CheckpointPublic)
@@ -33,7 +36,9 @@ def checkpoint_at(
     row = session.get(CheckpointRow, size)
     if row is None:
         raise NotFound(f"no checkpoint of size {size}", details={"size": size})
-    return checkpoint_public(row, chain_id=gw.ledger.chain_id, contract=gw.log_contract)
+    return checkpoint_public(
+        row, chain_id=gw.ledger.chain_id, contract=gw.log_contract, cosigned=cosignatures(session, row.size)
+    )
 
 
 @router.get("/proofs/consistency")

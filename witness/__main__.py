@@ -1,0 +1,3 @@
+from witness.cli import app
+
+app(prog_name="python -m witness")
