@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, wait_until
+from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
 from web3 import Web3
 
 from devnet.deploy import Manifest
@@ -43,6 +43,7 @@ class Witnessed:
     trust: TrustStore
     token: str
     http: httpx.Client
+    auditor_token: str = ""  # /metrics is for oversight
 
     def submit(self, n: int) -> list[str]:
         ids = []
@@ -111,11 +112,12 @@ def witnessed(
     db = Database(settings.database_url)
     db.create_all()
     token = mint_token(db, "station-1", label="test")
+    auditor_token = mint_token(db, "auditor", label="test")
     db.dispose()
     server = Server(settings)
     policy = WitnessPolicy(witnesses=tuple(w.public for w in witnesses), quorum=2)
     assert network.path is not None
-    trust = TrustStore.load(network.path.parent / "trust.json")
+    trust = TrustStore.load(trust_path(network))
     trust.witnesses = policy
     http = httpx.Client(base_url=server.url, timeout=30)
     yield Witnessed(
@@ -126,6 +128,7 @@ def witnessed(
         trust=trust,
         token=token,
         http=http,
+        auditor_token=auditor_token,
     )
     http.close()
     server.stop()
@@ -200,7 +203,8 @@ def test_a_witness_down_delays_quorum_never_records(witnessed: Witnessed) -> Non
     finally:
         for w in down:
             w.start()
-    metrics = witnessed.http.get("/metrics").text
+    auth = {"Authorization": f"Bearer {witnessed.auditor_token}"}
+    metrics = witnessed.http.get("/metrics", headers=auth).text
     assert metrics.count("prov_gw_witness_up{") == 3
     resumed = witnessed.cosigned_checkpoint(stalled["size"], by=2)
     witnessed.policy.check(resumed["note"])
