@@ -21,7 +21,7 @@ from tests.provenance.tiles_kit import LOG_NAME, ORIGIN, ServedLog, signed_entry
 
 @pytest.fixture(scope="module")
 def entries() -> list[bytes]:
-    return [signed_entry(i, "hospital-1" if i % 3 else "pharmacy-1") for i in range(600)]
+    return [signed_entry(i, "station-1" if i % 3 else "station-2") for i in range(600)]
 
 
 def test_follows_the_log_across_partial_tiles_and_resumes_from_its_state(
@@ -94,7 +94,7 @@ def test_a_tampered_entry_bundle_is_named(entries: list[bytes]) -> None:
 
 def test_entries_without_a_valid_signature_are_named(entries: list[bytes]) -> None:
     stranger = SM2PrivateKey.generate()
-    bad = [*entries[:10], signed_entry(10, "hospital-1", stranger), signed_entry(11, "ghost-org", stranger)]
+    bad = [*entries[:10], signed_entry(10, "station-1", stranger), signed_entry(11, "ghost-org", stranger)]
     served = ServedLog([*bad, b"not json"])
     report = Monitor(fetch=served.fetch, trust=trust()).step()
     assert [(p.code, p.details["leaf_index"]) for p in report.problems] == [
@@ -103,7 +103,7 @@ def test_entries_without_a_valid_signature_are_named(entries: list[bytes]) -> No
         ("ENTRY_INVALID", 12),
     ]
     msgs = [p.message for p in report.problems]
-    assert "hospital-1" in msgs[0] and "no key of it valid then verifies it" in msgs[0]
+    assert "station-1" in msgs[0] and "no key of it valid then verifies it" in msgs[0]
     assert "the organisation is not in the trust file" in msgs[1]
     assert "is not a signed record" in msgs[2]
 

@@ -125,11 +125,12 @@ def test_orgs_export_writes_the_witness_policy_from_the_registry(
     """`provenance orgs export --witness ORG=VKEY` pins only witness keys OrgRegistry holds for ORG."""
     from provenance.crypto import SM2PrivateKey
 
-    state, _, rpc = devnet
+    state, gateway, rpc = devnet
     manifest = json.loads((state / "manifest.json").read_text())
     devnet_policy = TrustStore.load(state / "trust.json").witnesses
     assert devnet_policy is not None
-    base = ["provenance", "orgs", "export", "--rpc", rpc, "--registry", manifest["contracts"]["OrgRegistry"]]
+    registry = manifest["contracts"]["OrgRegistry"]
+    base = ["provenance", "orgs", "export", "--rpc", rpc, "--registry", registry, "--gateway", gateway]
     args = [f"{w.org}={w.vkey()}" for w in devnet_policy.witnesses]
     out = tmp_path / "trust.json"
     done = run(*base, "--out", str(out), *(a for w in args for a in ("--witness", w)))

@@ -19,7 +19,7 @@ from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
 ORIGIN = "shancheng.test/log"
 LOG_NAME = "shancheng-test-log"
 LOG_KEY = SM2PrivateKey.generate()
-ORG_KEYS = {"hospital-1": SM2PrivateKey.generate(), "pharmacy-1": SM2PrivateKey.generate()}
+ORG_KEYS = {"station-1": SM2PrivateKey.generate(), "station-2": SM2PrivateKey.generate()}
 WITNESS_KEYS = [SM2PrivateKey.generate() for _ in range(3)]
 WITNESSES = tuple(
     WitnessKey(name=f"shancheng.test/witness/{i}", public_key=k.public_key())
@@ -31,7 +31,7 @@ def trust(*, policy: bool = False) -> TrustStore:
     orgs = {
         org: OrgEntry(
             org_id=org,
-            role="hospital",
+            role="monitoring_station",  # the entries are env.reading records
             keys=(OrgKey(public_key=k.public_key(), pem=k.public_key_pem().decode()),),
         )
         for org, k in ORG_KEYS.items()
@@ -41,7 +41,7 @@ def trust(*, policy: bool = False) -> TrustStore:
     return TrustStore(orgs=orgs, logs=[log], witnesses=witnesses)
 
 
-def signed_entry(i: int, org: str = "hospital-1", key: SM2PrivateKey | None = None) -> bytes:
+def signed_entry(i: int, org: str = "station-1", key: SM2PrivateKey | None = None) -> bytes:
     env = Envelope(
         kind="env.reading",  # type: ignore[arg-type]
         subject=f"station:MN{i:04d}",  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ POLICY = WitnessPolicy(witnesses=WITNESSES, quorum=2)
 BASE = [signed_entry(i) for i in range(10)]
 FORKS = {
     "A": ServedLog([*BASE, *(signed_entry(100 + i) for i in range(6))]),
-    "B": ServedLog([*BASE, *(signed_entry(200 + i, "pharmacy-1") for i in range(6))]),
+    "B": ServedLog([*BASE, *(signed_entry(200 + i, "station-2") for i in range(6))]),
 }
 for _served in FORKS.values():
     _served.publish(cosigners=())  # the log's signature only: cosignatures are what the witnesses give

@@ -215,6 +215,7 @@ def test_cli_prints_the_vkey_and_refuses_a_nameless_witness(
     (tmp_path / "w.pem").write_bytes(key.to_pem())
     trust = {
         "version": 1,
+        "orgs": [],
         "logs": [
             {"name": log.key_name, "origin": log.origin, "public_key": log.key.public_key_pem().decode()}
         ],
