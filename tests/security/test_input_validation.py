@@ -505,9 +505,13 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     # A consent expiring before the chain's clock: the same rule in DataSharing.
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
-    assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
+    requested = user.submit("share.request", share_request(request_id, "data-user"))
+    assert requested.status_code == 202, requested.text
     r = owner.submit("share.consent", share_consent(request_id, valid_for=timedelta(seconds=lead / 2)))
     assert r.status_code == 400 and error_code(r) == "EXPIRY_NOT_IN_FUTURE", r.text
+    # The gateway sends the request's contract call with the data user's account: let it land first, or the
+    # raw transaction below races it for the account's nonce.
+    harness.wait_chain(requested.json()["id"])
 
     # A request id squatted on chain by a raw transaction of the data user's key.
     squatted = "REQ-" + secrets.token_hex(4)
