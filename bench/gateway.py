@@ -130,7 +130,7 @@ def own_log(manifest: Manifest, engine: Any, name: str) -> Manifest:
 
     from web3 import Web3
 
-    from provenance.contracts import deploy
+    from provenance.chain.contracts import deploy
 
     w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
     log = deploy(w3, "ProvenanceLog", manifest.contracts["OrgRegistry"], sender=engine.accounts[0])

@@ -32,14 +32,14 @@ from pathlib import Path
 
 import httpx
 
-from provenance.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from provenance.crypto import SM2PrivateKey
-from provenance.merkle import MerkleLog
-from provenance.monitor import Monitor
+from provenance.log.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
+from provenance.log.merkle import MerkleLog
+from provenance.log.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
+from provenance.log.tlog_witness import encode_add_checkpoint
 from provenance.records import Envelope, sign_envelope
-from provenance.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
-from provenance.tlog_witness import encode_add_checkpoint
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.verification.monitor import Monitor
+from provenance.verification.trust import LogKey, OrgEntry, OrgKey, TrustStore
 
 ORIGIN, LOG_NAME = "bench.shancheng/log", "bench-log"
 LOG_KEY = SM2PrivateKey.generate()

@@ -21,8 +21,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from devnet.engines import EngineHandle
-from provenance._internal.files import write_private, write_public
-from provenance.contracts import (
+from provenance.chain.contracts import (
     DOMAIN_CONTRACTS,
     REGISTRY,
     ProposalKind,
@@ -37,6 +36,7 @@ from provenance.contracts import (
     transact,
 )
 from provenance.crypto import SM2PrivateKey
+from provenance.files import write_private, write_public
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"

@@ -45,8 +45,8 @@ from devnet.deploy import MANIFEST_NAME, TRUST_NAME, WITNESS_QUORUM, Manifest, d
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
 from devnet.solc import REPO_ROOT
-from provenance._internal.files import write_private, write_public
 from provenance.errors import ProvenanceError
+from provenance.files import write_private, write_public
 
 HOST = "127.0.0.1"
 COMMITTEE_SIZE = 3

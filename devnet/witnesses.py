@@ -21,8 +21,8 @@ import httpx
 
 from devnet.deploy import Manifest
 from devnet.solc import REPO_ROOT
-from provenance.cosignature import WitnessKey
 from provenance.crypto import SM2PublicKey
+from provenance.log.cosignature import WitnessKey
 
 PREFIX = "witness-"  # pid files and logs: witness-<org>
 

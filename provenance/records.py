@@ -19,10 +19,10 @@ from typing import Any
 
 import rfc8785
 
-from provenance._internal.stack import json_depth_exceeds
 from provenance.abc import Signer
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import DuplicateKey, FormatError, RecordInvalid
+from provenance.limits import json_depth_exceeds
 from provenance.types import Digest, OrgId, RecordKind, Subject
 
 ENVELOPE_VERSION = 1

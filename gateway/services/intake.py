@@ -47,7 +47,7 @@ from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
 from gateway.services.workflow import WorkflowState, is_member_record, member_key
 from gateway.services.workflow import now as clock
-from provenance.contracts import ContractReverted
+from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.kinds import ROLES_BY_KIND  # who may submit which kind: the table verifiers read too

@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
-from provenance.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
+from provenance.chain.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
 from provenance.errors import LedgerError
 
 # The manifest's role names are the enum's, lower case.

@@ -27,10 +27,10 @@ from gateway.models import (
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from gateway.services.witnessing import cosigned_note, preferred_checkpoints
 from gateway.services.workers import signed_record
-from provenance.bundle import Anchor
 from provenance.crypto import DecryptionFailed, SM2PrivateKey, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
-from provenance.log import RecordLog
+from provenance.log.bundle import Anchor
+from provenance.log.record_log import RecordLog
 
 
 def status_of(row: Record, anchored_size: int) -> str:

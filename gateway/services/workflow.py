@@ -43,7 +43,7 @@ from gateway.errors import (
 from gateway.models import PartyMember, Record, RxState, ShareState
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger, chain_time, unix
-from provenance.contracts import ContractReverted
+from provenance.chain.contracts import ContractReverted
 from provenance.errors import LedgerError
 from provenance.records import Envelope
 

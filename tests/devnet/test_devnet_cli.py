@@ -30,7 +30,7 @@ from devnet.network import (
     up_detached,
 )
 from devnet.solc import REPO_ROOT
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
 
 pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
 

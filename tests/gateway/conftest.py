@@ -24,7 +24,7 @@ from devnet.deploy import Manifest, deploy_network
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.contracts import deploy
+from provenance.chain.contracts import deploy
 
 
 def _engine_name() -> str:

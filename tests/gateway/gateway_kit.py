@@ -475,11 +475,11 @@ def trust_path(network: Manifest) -> Path:
 def verify_bundle(bundle: dict[str, Any], harness: Harness) -> None:
     """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain and checked
     against the anchors around it with the gateway's consistency proofs."""
-    from provenance.anchor import ChainAnchorChecker
-    from provenance.bundle import EvidenceBundle
+    from provenance.chain.anchor import ChainAnchorChecker
     from provenance.client import GatewayProofs
-    from provenance.trust import TrustStore
-    from provenance.verify import Verifier
+    from provenance.log.bundle import EvidenceBundle
+    from provenance.verification.trust import TrustStore
+    from provenance.verification.verify import Verifier
 
     network = harness.network
     assert network.path is not None

@@ -25,13 +25,13 @@ from devnet.deploy import Manifest, committee_pass, deploy_network, set_max_anch
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.anchor import ChainAnchorChecker
-from provenance.bundle import EvidenceBundle
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import ProposalKind, at, deploy, org_id, transact
 from provenance.client import GatewayProofs
-from provenance.contracts import ProposalKind, at, deploy, org_id, transact
-from provenance.merkle import node_hash
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.merkle import node_hash
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 
 
 @dataclasses.dataclass

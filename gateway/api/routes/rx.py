@@ -17,7 +17,7 @@ from gateway.models import RxState
 from gateway.services.ledger import chain_time
 from gateway.services.reads import find_record
 from gateway.services.visibility import Reader
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
 
 router = APIRouter(tags=["prescriptions"])
 

@@ -29,7 +29,7 @@ from provenance.crypto import sm3
 from provenance.errors import LedgerError
 from provenance.types import Role as Role  # re-exported (the enum is in types.py, light to import)
 
-BUILD_DIR = Path(__file__).resolve().parent.parent / "contracts" / "build"
+BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 # Deployment order: the registry first, every other contract takes its address as the only argument.
 REGISTRY = "OrgRegistry"

@@ -15,9 +15,9 @@ from web3 import Web3
 from chain_node.store import Store, u64
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
+from provenance.chain.chain_verify import ChainInvalid, verify_chain
+from provenance.cli.chain import app
 from provenance.crypto import SM2PrivateKey
-from provenance.ledger.chain_verify import ChainInvalid, verify_chain
-from provenance.ledger.cli import app
 
 pytestmark = pytest.mark.embedded_only
 
@@ -119,7 +119,7 @@ def test_tampered_block_named(copy: Path) -> None:
 def test_rewritten_history_breaks_the_sm3_link(copy: Path) -> None:
     # Replace block 2's seal by a validly signed seal of the same header with a different predecessor:
     # the signature holds, the link does not.
-    from provenance.ledger.seal import Seal
+    from provenance.chain.seal import Seal
 
     key = SM2PrivateKey.from_pem((copy / "validator.pem").read_bytes())
     store = Store(copy)

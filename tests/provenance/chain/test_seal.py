@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
+from provenance.chain.seal import DOMAIN, GENESIS_PREV, Seal, seal_digest
 from provenance.crypto import SM2PrivateKey, sm3
 from provenance.errors import FormatError
-from provenance.ledger.seal import DOMAIN, GENESIS_PREV, Seal, seal_digest
 
 
 def _seal(key: SM2PrivateKey, prev: bytes = GENESIS_PREV) -> Seal:

@@ -1,7 +1,7 @@
 """A transparency log of signed records: Merkle tree + log key + checkpoints + evidence bundles.
 
 The gateway runs one over SQL storage; the demo and tests run one in memory. Both hand out the same
-bundles, verified by the same :class:`provenance.verify.Verifier`.
+bundles, verified by the same :class:`provenance.verification.verify.Verifier`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from provenance.abc import LogStorage
-from provenance.bundle import Anchor, EvidenceBundle
-from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.crypto import SM2PrivateKey
-from provenance.merkle import InMemoryLogStorage, MerkleLog
+from provenance.log.bundle import Anchor, EvidenceBundle
+from provenance.log.checkpoint import Checkpoint, sign_checkpoint
+from provenance.log.merkle import InMemoryLogStorage, MerkleLog
 from provenance.records import SignedRecord
 
 

@@ -16,12 +16,12 @@ from typing import Any
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
-from provenance.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
-from provenance.contracts import Role, at, org_id_text
-from provenance.cosignature import WitnessKey, WitnessPolicy
+from provenance.chain.contracts import Role, at, org_id_text
 from provenance.crypto import SM2PublicKey
 from provenance.errors import CheckpointInvalid, FormatError
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.log.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
+from provenance.log.cosignature import WitnessKey, WitnessPolicy
+from provenance.verification.trust import LogKey, OrgEntry, OrgKey, TrustStore
 
 
 class ExportInvalid(FormatError):

@@ -1,4 +1,5 @@
-"""``provenance monitor``: follow a log's tiles from the state of the last run (``provenance.monitor``)."""
+"""``provenance monitor``: follow a log's tiles from the state of the last run
+(:mod:`provenance.verification.monitor`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 
-from provenance._internal.files import FileUnreadable
-from provenance.monitor import Monitor, MonitorState, StepReport
-from provenance.trust import TrustStore
-
-out = Console()
-err = Console(stderr=True)
+from provenance.cli._app import app, err, out
+from provenance.files import FileUnreadable
+from provenance.verification.monitor import Monitor, MonitorState, StepReport
+from provenance.verification.trust import TrustStore
 
 
 def http_fetch(client: httpx.Client) -> Any:
@@ -57,6 +55,7 @@ def _print(report: StepReport, as_json: bool) -> None:
         err.print(f"[red]{p.code}[/red]: {p.message}", soft_wrap=True, highlight=False)
 
 
+@app.command("monitor")
 def monitor(
     tiles: Annotated[str, typer.Option("--tiles", help="The log's tiles URL prefix (…/tiles).")],
     trust: Annotated[

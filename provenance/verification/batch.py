@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance._internal.files import FileUnreadable
-from provenance.bundle import EvidenceBundle
 from provenance.errors import FormatError, ListingMismatch, ProvenanceError, VerificationError
+from provenance.files import FileUnreadable
+from provenance.log.bundle import EvidenceBundle
 from provenance.records import load_json
-from provenance.trust import TrustStore
-from provenance.verify import StepResult, Verifier, check_listed
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import StepResult, Verifier, check_listed
 
 # Workers get whole lines in blocks of about this size (~500 bundles, ~0.2 s of CPU): small enough that the
 # last block does not leave the other workers idle for long, large enough that sending it costs nothing.

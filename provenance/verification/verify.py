@@ -16,9 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from provenance.bundle import Anchor, EvidenceBundle
-from provenance.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
-from provenance.cosignature import require_quorum
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     AnchorInvalid,
@@ -36,9 +33,12 @@ from provenance.errors import (
     VerifierFault,
 )
 from provenance.kinds import role_may_record
-from provenance.merkle import leaf_hash, verify_inclusion
+from provenance.log.bundle import Anchor, EvidenceBundle
+from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
+from provenance.log.cosignature import require_quorum
+from provenance.log.merkle import leaf_hash, verify_inclusion
 from provenance.records import digest_of, parse_timestamp
-from provenance.trust import TrustStore
+from provenance.verification.trust import TrustStore
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
 

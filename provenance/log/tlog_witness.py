@@ -22,9 +22,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from provenance.checkpoint import MAX_NOTE_BYTES, NoteSignature, canonical_b64decode, parse_signature_lines
 from provenance.errors import CheckpointInvalid, FormatError
-from provenance.merkle import HASH_SIZE
+from provenance.log.checkpoint import (
+    MAX_NOTE_BYTES,
+    NoteSignature,
+    canonical_b64decode,
+    parse_signature_lines,
+)
+from provenance.log.merkle import HASH_SIZE
 
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
 MAX_PROOF_LINES = 63

@@ -12,11 +12,12 @@ from typing import Any
 
 import rlp
 from eth_utils.crypto import keccak
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
+from provenance.chain.connect import connect
+from provenance.chain.seal import GENESIS_PREV, Seal, validator_id
 from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, LedgerError, VerificationError
-from provenance.ledger.seal import GENESIS_PREV, Seal, validator_id
 
 BATCH = 100
 
@@ -116,7 +117,7 @@ class ChainVerifier:
     @classmethod
     def from_rpc(cls, url: str, *, validator_keys: list[SM2PublicKey] | None = None) -> ChainVerifier:
         """A verifier for the node at ``url``."""
-        return cls(Web3(HTTPProvider(url, request_kwargs={"timeout": 30})), validator_keys=validator_keys)
+        return cls(connect(url), validator_keys=validator_keys)
 
     def _call(self, method: str, params: list[Any]) -> Any:
         resp = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from provenance._internal.schema import StrictSchema
-from provenance.cosignature import WitnessPolicy
 from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, ProvenanceError
+from provenance.log.cosignature import WitnessPolicy
 from provenance.records import load_json, parse_timestamp
 
 TRUST_VERSION = 1

@@ -20,14 +20,6 @@ from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from provenance.abc import Signer
-from provenance.checkpoint import (
-    NoteSignature,
-    key_id,
-    open_note,
-    parse_vkey,
-    signature_line,
-    vkey_string,
-)
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     CheckpointInvalid,
@@ -35,6 +27,14 @@ from provenance.errors import (
     ProvenanceError,
     SignatureInvalid,
     WitnessQuorumMissing,
+)
+from provenance.log.checkpoint import (
+    NoteSignature,
+    key_id,
+    open_note,
+    parse_vkey,
+    signature_line,
+    vkey_string,
 )
 
 # signed-note's 0xff (unassigned types) and our own identifier: a cosignature key ID never equals the

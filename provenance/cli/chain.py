@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from provenance.chain.chain_verify import ChainInvalid, verify_chain
 from provenance.crypto import SM2PublicKey
 from provenance.errors import ProvenanceError
-from provenance.ledger.chain_verify import ChainInvalid, verify_chain
 
 app = typer.Typer(help="The 国密 chain: verify SM2 seals and the SM3 seal chain.", no_args_is_help=True)
 

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance._internal.files import read_bytes
-from provenance.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from provenance.errors import (
     CheckpointInvalid,
     FormatError,
@@ -36,9 +34,10 @@ from provenance.errors import (
     VerificationError,
     WitnessQuorumMissing,
 )
-from provenance.merkle import leaf_hash
-from provenance.records import SignedRecord, load_json, parse_timestamp
-from provenance.tiles import (
+from provenance.files import read_bytes
+from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
+from provenance.log.merkle import leaf_hash
+from provenance.log.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     CompactRange,
@@ -47,8 +46,9 @@ from provenance.tiles import (
     split_hashes,
     tiles_for,
 )
-from provenance.tiles import tree_hash as tiles_tree_hash
-from provenance.trust import TrustStore
+from provenance.log.tiles import tree_hash as tiles_tree_hash
+from provenance.records import SignedRecord, load_json, parse_timestamp
+from provenance.verification.trust import TrustStore
 
 STATE_VERSION = 1
 

@@ -19,15 +19,16 @@ from web3.contract import Contract
 from web3.exceptions import TransactionNotFound, Web3Exception
 
 from provenance.abc import ConsistencyProofs
-from provenance.bundle import Anchor
-from provenance.checkpoint import Checkpoint
-from provenance.contracts import at
+from provenance.chain.connect import connect
+from provenance.chain.contracts import at
 from provenance.errors import AnchorInvalid, ConsistencyInvalid, HistoryInconsistent, ProvenanceError
-from provenance.merkle import verify_consistency
+from provenance.log.bundle import Anchor
+from provenance.log.checkpoint import Checkpoint
+from provenance.log.merkle import verify_consistency
 
 
 class ChainAnchorChecker:
-    """Checks anchors against the chain through web3.py (``provenance.verify.AnchorChecker``)."""
+    """Checks anchors against the chain through web3.py (``provenance.verification.verify.AnchorChecker``)."""
 
     def __init__(
         self,
@@ -57,8 +58,7 @@ class ChainAnchorChecker:
     ) -> ChainAnchorChecker:
         """A checker over JSON-RPC; ``contract`` and ``chain_id`` pin the ``ProvenanceLog`` (recommended),
         ``proofs`` serves the consistency proofs between anchored checkpoints (the gateway)."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-        return cls(w3, contract=contract, chain_id=chain_id, proofs=proofs)
+        return cls(connect(rpc_url, timeout=timeout), contract=contract, chain_id=chain_id, proofs=proofs)
 
     def check(self, anchor: Anchor, checkpoint: Checkpoint) -> None:
         """Return ``None`` if the chain holds the anchor, else raise :class:`AnchorInvalid` saying why."""

@@ -4,7 +4,7 @@ A tile at level L holds up to 256 consecutive hashes of complete subtrees of 256
 hashes); hash i of tile N at level L is MTH(D[(N*256 + i) * 256**L : (N*256 + i + 1) * 256**L]). A *partial*
 tile of width W < 256 is served at ``.p/<W>`` and never changes either. Entry bundles hold the log entries of
 the level-0 tile, each prefixed by its length as a big-endian uint16. Hashing is RFC 9162 with SM3
-(``provenance.merkle``), not the SHA-256 of the C2SP text.
+(``provenance.log.merkle``), not the SHA-256 of the C2SP text.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from provenance.errors import FormatError
-from provenance.merkle import HASH_SIZE, SM3_HASHER, TreeHasher
+from provenance.log.merkle import HASH_SIZE, SM3_HASHER, TreeHasher
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT

@@ -37,10 +37,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from provenance.abc import Signer
-from provenance.bundle import EvidenceBundle
-from provenance.checkpoint import (
+from provenance.errors import CheckpointInvalid, ProofInvalid, ProvenanceError, ReceiptInvalid
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.checkpoint import (
     NoteSignature,
     NoteVerifier,
     canonical_b64decode,
@@ -49,10 +51,11 @@ from provenance.checkpoint import (
     sign_note,
     verify_note_text,
 )
-from provenance.errors import CheckpointInvalid, ProofInvalid, ProvenanceError, ReceiptInvalid
-from provenance.merkle import HASH_SIZE, leaf_hash, root_and_inclusion_proofs, root_from_inclusion_proof
+from provenance.log.merkle import HASH_SIZE, leaf_hash, root_and_inclusion_proofs, root_from_inclusion_proof
 from provenance.records import parse_timestamp
-from provenance.trust import TrustStore
+
+if TYPE_CHECKING:  # the log's formats sit below verification: the trust store is only read here
+    from provenance.verification.trust import TrustStore
 
 RECEIPT_SUFFIX = " accepted"
 BATCH_SUFFIX = " accepted batch"
