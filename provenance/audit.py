@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 from web3 import Web3
@@ -26,10 +25,10 @@ from provenance.chain.events import (
 from provenance.chain.registry import read_trust
 from provenance.client import NOT_YET_LOGGED, Api, Client, GatewayError
 from provenance.errors import ConsistencyInvalid, FormatError, NotFound, ProvenanceError
-from provenance.files import read_bytes
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.merkle import verify_consistency
-from provenance.records import Envelope, load_json
+from provenance.manifest import Manifest
+from provenance.records import Envelope
 from provenance.verification.batch import check_bundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
@@ -231,16 +230,13 @@ def _match(
     return EventResult(ev, True, record=env)
 
 
-def workflow_contracts(manifest: Path) -> dict[str, str]:
-    """Contract addresses by name from a network manifest (``devnet/deploy.py`` writes it)."""
-    doc = load_json(read_bytes(manifest, what="manifest"), what="manifest")
-    contracts = doc.get("contracts") if isinstance(doc, dict) else None
-    if not isinstance(contracts, dict):
-        raise FormatError(f"manifest {manifest} has no 'contracts' object")
-    missing = [n for n in WORKFLOW_CONTRACTS if not isinstance(contracts.get(n), str)]
+def workflow_contracts(manifest: Manifest) -> dict[str, str]:
+    """The addresses of the contracts the workflow audit reads, by name, from a network manifest."""
+    missing = [n for n in WORKFLOW_CONTRACTS if not isinstance(manifest.contracts.get(n), str)]
     if missing:
-        raise FormatError(f"manifest {manifest} names no {', '.join(missing)}", details={"missing": missing})
-    return {str(k): str(v) for k, v in contracts.items()}
+        names = ", ".join(missing)
+        raise FormatError(f"manifest {manifest.path} names no {names}", details={"missing": missing})
+    return {str(k): str(v) for k, v in manifest.contracts.items()}
 
 
 @dataclass(frozen=True, slots=True)

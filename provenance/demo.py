@@ -14,8 +14,9 @@ from rich.table import Table
 from provenance.crypto import SM2PrivateKey
 from provenance.files import write_private, write_public
 from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import Envelope, sign_envelope
-from provenance.verification.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.verification.trust import LogKey, TrustStore
 from provenance.verification.verify import StepResult, Verifier
 
 

@@ -9,8 +9,7 @@ gateway) supplies nothing the trust file relies on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from web3 import Web3
@@ -18,21 +17,18 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from provenance.chain.contracts import Role, at, org_id_text
 from provenance.crypto import SM2PublicKey
-from provenance.errors import CheckpointInvalid, FormatError
+from provenance.errors import CheckpointInvalid, FormatError, KeyInvalid
 from provenance.log.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
 from provenance.log.cosignature import WitnessKey, WitnessPolicy
-from provenance.verification.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.timestamps import optional_chain_time
+from provenance.verification.trust import LogKey, TrustStore
 
 
 class ExportInvalid(FormatError):
     """The chain (or the note read beside it) does not give a consistent trust file."""
 
     code = "EXPORT_INVALID"
-
-
-def _ts(value: int) -> datetime | None:
-    # The registry stores 0 for "no bound" (validUntil, revokedAt) and for "from the start" (validFrom).
-    return datetime.fromtimestamp(value, UTC) if value else None
 
 
 def read_orgs(w3: Web3, registry: str) -> dict[str, OrgEntry]:
@@ -42,27 +38,37 @@ def read_orgs(w3: Web3, registry: str) -> dict[str, OrgEntry]:
     for raw_id in reg.functions.orgIds().call():
         org_id = org_id_text(bytes(raw_id))
         info = reg.functions.getOrg(raw_id).call()
-        keys = []
-        for k in reg.functions.keysOf(raw_id).call():
-            pub = SM2PublicKey.from_raw(bytes(k[0]))
-            keys.append(
-                OrgKey(
-                    public_key=pub,
-                    pem=pub.to_pem().decode("ascii"),
-                    valid_from=_ts(k[1]),
-                    valid_until=_ts(k[2]),
-                    revoked_at=_ts(k[3]),
-                )
-            )
-        orgs[org_id] = OrgEntry(
-            org_id=org_id, role=Role(info[0]).name.lower(), name=info[3], keys=tuple(keys)
-        )
+        orgs[org_id] = registry_org(org_id, info, reg.functions.keysOf(raw_id).call())
     return orgs
+
+
+def registry_org(org_id: str, info: Sequence[Any], keys: Sequence[Sequence[Any]]) -> OrgEntry:
+    """An organisation from what ``OrgRegistry.getOrg`` (role, active, created, name) and ``keysOf`` (raw
+    key, valid from, valid until, revoked at: unix seconds, 0 for none) return: the one conversion, for
+    the SDK's reads and the gateway's. A key that is not an SM2 point can sign nothing: it is left out, the
+    others keep their registry index."""
+    role, active, _created, name = info
+    parsed = []
+    for index, (raw, valid_from, valid_until, revoked_at) in enumerate(keys):
+        try:
+            public_key = SM2PublicKey.from_raw(bytes(raw))
+        except KeyInvalid:
+            continue
+        parsed.append(
+            OrgKey(
+                public_key=public_key,
+                valid_from=optional_chain_time(valid_from),
+                valid_until=optional_chain_time(valid_until),
+                revoked_at=optional_chain_time(revoked_at),
+                index=index,
+            )
+        )
+    return OrgEntry(org_id=org_id, role=Role(role).label, name=name, keys=tuple(parsed), active=bool(active))
 
 
 def _log_keys(orgs: dict[str, OrgEntry]) -> list[OrgKey]:
     """The keys the log may sign with: unrevoked keys of the log operator organisations."""
-    role = Role.LOG_OPERATOR.name.lower()
+    role = Role.LOG_OPERATOR.label
     return [k for o in orgs.values() if o.role == role for k in o.keys if k.revoked_at is None]
 
 

@@ -92,11 +92,12 @@ def audit_workflow(
     from provenance.audit import prepare_workflow_audit, workflow_contracts
     from provenance.chain.connect import connect
     from provenance.client import Client
+    from provenance.manifest import Manifest
 
     api_token = token(token_file)
     if not api_token:
         raise FormatError(f"token file is empty: {token_file}")
-    contracts = workflow_contracts(manifest)
+    contracts = workflow_contracts(Manifest.load(manifest))
     pinned = TrustStore.load(trust) if trust else None
     with (
         reaching(gateway=gateway, rpc=rpc),

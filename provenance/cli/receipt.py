@@ -11,7 +11,8 @@ import typer
 from provenance.cli._app import app, out
 from provenance.errors import FormatError
 from provenance.files import read_bytes
-from provenance.records import format_timestamp, load_json
+from provenance.records import load_json
+from provenance.timestamps import format_timestamp
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
 

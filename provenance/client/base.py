@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,9 @@ from typing import Any
 from provenance.abc import Signer
 from provenance.access_code import AccessCode
 from provenance.client.api import GatewayProofs
-from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound, ProvenanceError
-from provenance.files import read_bytes, read_text
+from provenance.files import read_text
+from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import AnchorChecker, Verifier
@@ -65,9 +64,8 @@ class ClientBase:
     @staticmethod
     def _devnet_parts(org: str, root: str | Path, gateway: str | None) -> dict[str, Any]:
         root = Path(root)
-        manifest = json.loads(read_text(root / "manifest.json", what="devnet manifest"))
-        entry = next((o for o in manifest.get("orgs", []) if o.get("id") == org), None)
-        if entry is None:
+        manifest = Manifest.load(root / "manifest.json")
+        if manifest.find(org) is None:
             raise NotFound(f"organisation '{org}' is not in the devnet manifest")
         trust_path = root / "trust.json"
         # The devnet's own chain checks anchors live; the ProvenanceLog address is pinned from the manifest.
@@ -76,15 +74,15 @@ class ClientBase:
         base_url = gateway or "http://127.0.0.1:8000"
         token = read_text(root / "tokens" / f"{org}.token", what="token file").strip()
         checker = ChainAnchorChecker.from_rpc(
-            manifest["rpc_url"],
-            contract=manifest["contracts"]["ProvenanceLog"],
+            manifest.rpc_url,
+            contract=manifest.contract("ProvenanceLog"),
             proofs=GatewayProofs(base_url, token=token),
         )
         return {
             "base_url": base_url,
             "org": org,
             "token": token,
-            "signer": SM2PrivateKey.from_pem(read_bytes(root / entry["sm2_key_file"], what="SM2 key")),
+            "signer": manifest.sm2_key(org),
             "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
             "anchor_checker": checker,
         }

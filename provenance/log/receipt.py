@@ -52,7 +52,7 @@ from provenance.log.checkpoint import (
     verify_note_text,
 )
 from provenance.log.merkle import HASH_SIZE, leaf_hash, root_and_inclusion_proofs, root_from_inclusion_proof
-from provenance.records import parse_timestamp
+from provenance.timestamps import parse_timestamp
 
 if TYPE_CHECKING:  # the log's formats sit below verification: the trust store is only read here
     from provenance.verification.trust import TrustStore

@@ -47,7 +47,8 @@ from provenance.log.tiles import (
     tiles_for,
 )
 from provenance.log.tiles import tree_hash as tiles_tree_hash
-from provenance.records import SignedRecord, load_json, parse_timestamp
+from provenance.records import SignedRecord, load_json
+from provenance.timestamps import parse_timestamp
 from provenance.verification.trust import TrustStore
 
 STATE_VERSION = 1

@@ -1,15 +1,13 @@
-"""Trust material for offline verification: organisations' SM2 keys with validity windows, and log keys.
+"""Trust material for offline verification: organisations' SM2 keys with validity windows
+(:mod:`provenance.orgs`), log keys, the chain and the witness policy.
 
 Written by ``provenance orgs export`` (from ``OrgRegistry``) and read by ``provenance verify --trust``.
-A key verifies a record only if the record's timestamp lies in ``[valid_from, valid_until)`` and before
-any ``revoked_at``: a key revoked today does not void records it signed last year.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,37 +16,14 @@ from provenance._internal.schema import StrictSchema
 from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, ProvenanceError
 from provenance.log.cosignature import WitnessPolicy
-from provenance.records import load_json, parse_timestamp
+from provenance.orgs import OrgEntry
+from provenance.records import load_json
 
 TRUST_VERSION = 1
 
 
 class TrustInvalid(FormatError):
     code = "TRUST_INVALID"
-
-
-@dataclass(frozen=True, slots=True)
-class OrgKey:
-    public_key: SM2PublicKey
-    pem: str
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    revoked_at: datetime | None = None
-
-    def valid_at(self, at: datetime) -> bool:
-        if self.valid_from is not None and at < self.valid_from:
-            return False
-        if self.valid_until is not None and at >= self.valid_until:
-            return False
-        return not (self.revoked_at is not None and at >= self.revoked_at)
-
-
-@dataclass(frozen=True, slots=True)
-class OrgEntry:
-    org_id: str
-    role: str
-    name: str = ""
-    keys: tuple[OrgKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +49,7 @@ class TrustStore:
         entry = self.orgs.get(org)
         if entry is None:
             return []
-        return [k.public_key for k in entry.keys if k.valid_at(at)]
+        return [k.public_key for k in entry.keys_at(at)]
 
     def log_key(self, name: str) -> LogKey | None:
         return next((k for k in self.logs if k.name == name), None)
@@ -101,7 +76,7 @@ class TrustStore:
             for o in data["orgs"]:
                 if o["id"] in orgs:
                     raise TrustInvalid(f"trust file lists organisation '{o['id']}' twice")
-                orgs[o["id"]] = _org(o)
+                orgs[o["id"]] = OrgEntry.from_dict(o)
             logs: list[LogKey] = []
             for lk in data["logs"]:
                 pem, pub = lk["public_key"], SM2PublicKey.from_pem(lk["public_key"])
@@ -131,30 +106,10 @@ class TrustStore:
         return value if isinstance(value, str) else None
 
     def to_dict(self) -> dict[str, Any]:
-        def ts(v: datetime | None) -> str | None:
-            # Not strftime: glibc writes year 99 as "99", and the microseconds would be lost.
-            return v.astimezone(UTC).isoformat().replace("+00:00", "Z") if v else None
-
         return (
             {
                 "version": TRUST_VERSION,
-                "orgs": [
-                    {
-                        "id": o.org_id,
-                        "name": o.name,
-                        "role": o.role,
-                        "keys": [
-                            {
-                                "public_key": k.pem,
-                                "valid_from": ts(k.valid_from),
-                                "valid_until": ts(k.valid_until),
-                                "revoked_at": ts(k.revoked_at),
-                            }
-                            for k in o.keys
-                        ],
-                    }
-                    for o in self.orgs.values()
-                ],
+                "orgs": [o.to_dict() for o in self.orgs.values()],
                 "logs": [{"name": k.name, "origin": k.origin, "public_key": k.pem} for k in self.logs],
             }
             | ({"chain": self.chain} if self.chain else {})
@@ -165,26 +120,3 @@ class TrustStore:
 @cache
 def _schema() -> StrictSchema:
     return StrictSchema("trust.schema.json", what="trust file", error=TrustInvalid)
-
-
-def _opt_ts(v: Any) -> datetime | None:
-    return None if v is None else parse_timestamp(v)
-
-
-def _org(o: Mapping[str, Any]) -> OrgEntry:
-    keys: Sequence[Mapping[str, Any]] = o["keys"]
-    return OrgEntry(
-        org_id=o["id"],
-        role=o["role"],
-        name=o.get("name", ""),
-        keys=tuple(
-            OrgKey(
-                public_key=SM2PublicKey.from_pem(k["public_key"]),
-                pem=k["public_key"],
-                valid_from=_opt_ts(k.get("valid_from")),
-                valid_until=_opt_ts(k.get("valid_until")),
-                revoked_at=_opt_ts(k.get("revoked_at")),
-            )
-            for k in keys
-        ),
-    )

@@ -37,7 +37,8 @@ from provenance.log.bundle import Anchor, EvidenceBundle
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import require_quorum
 from provenance.log.merkle import leaf_hash, verify_inclusion
-from provenance.records import digest_of, parse_timestamp
+from provenance.records import digest_of
+from provenance.timestamps import parse_timestamp
 from provenance.verification.trust import TrustStore
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")

@@ -20,7 +20,6 @@ import httpx
 import uvicorn
 
 from adapters import adapt
-from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
 from gateway.api.server import server_config
 from gateway.core.config import GatewaySettings
@@ -29,7 +28,9 @@ from gateway.core.security import mint_token
 from gateway.main import create_app
 from provenance.access_code import AccessCode
 from provenance.crypto import SM2PrivateKey
-from provenance.records import Envelope, format_timestamp, sign_envelope
+from provenance.manifest import Manifest
+from provenance.records import Envelope, sign_envelope
+from provenance.timestamps import format_timestamp
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 

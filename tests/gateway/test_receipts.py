@@ -21,7 +21,7 @@ from gateway_kit import Harness, hj212_packets, tamper_signature, trust_path
 from provenance import Client, ReceiptInvalid, SignedRecord, TrustStore, verify_receipt
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import check_kept, parse_receipt
-from provenance.records import format_timestamp, parse_timestamp
+from provenance.timestamps import format_timestamp, parse_timestamp
 from provenance.verification.trust import LogKey
 
 

@@ -25,7 +25,7 @@ from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.chain.contracts import Role, at, org_id
 from provenance.crypto import SM2PrivateKey
-from provenance.records import format_timestamp, parse_timestamp
+from provenance.timestamps import format_timestamp, parse_timestamp
 
 
 def _rx() -> str:

@@ -17,7 +17,6 @@ import pytest
 from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
 from web3 import Web3
 
-from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
@@ -26,6 +25,7 @@ from provenance.errors import WitnessQuorumMissing
 from provenance.log.checkpoint import NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import WitnessPolicy
 from provenance.log.tiles import Tile, tree_hash
+from provenance.manifest import Manifest
 from provenance.verification.trust import TrustStore
 from tests.witness.witness_kit import WitnessServer
 

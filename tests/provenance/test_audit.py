@@ -18,7 +18,7 @@ from eth_account import Account
 from web3 import Web3
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, OrgSpec, deploy_network
+from devnet.deploy import OrgSpec, deploy_network
 from devnet.embedded import free_port
 from provenance.audit import check_events, check_links
 from provenance.chain.anchor import ChainAnchorChecker
@@ -34,6 +34,7 @@ from provenance.client import NOT_YET_LOGGED, Client, GatewayError, GatewayProof
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound
 from provenance.log.record_log import RecordLog
+from provenance.manifest import Manifest
 from provenance.records import digest_of
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier

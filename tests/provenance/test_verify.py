@@ -24,8 +24,10 @@ from provenance.errors import (
 )
 from provenance.log.bundle import Anchor, EvidenceBundle, _validator, bundle_schema
 from provenance.log.record_log import RecordLog
-from provenance.records import Envelope, SignedRecord, format_timestamp, sign_envelope
-from provenance.verification.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.timestamps import format_timestamp
+from provenance.verification.trust import LogKey, TrustStore
 from provenance.verification.verify import StepResult, Verifier, verdict
 
 HOSP = SM2PrivateKey.generate()

@@ -29,13 +29,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from web3 import Web3
 
-from devnet.deploy import Manifest
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import ContractReverted, at, transact
 from provenance.client import Client, GatewayProofs
 from provenance.errors import AnchorInvalid, HistoryInconsistent, SignerRoleForbidden
 from provenance.log.bundle import Anchor, EvidenceBundle
 from provenance.log.record_log import RecordLog
+from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier

@@ -28,7 +28,7 @@ from sqlmodel import col, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from gateway_kit import hj212_packets, rx_issue, sign_submission
 
-from devnet.deploy import Manifest, deploy_network
+from devnet.deploy import deploy_network
 from devnet.embedded import free_port, start_embedded
 from devnet.engines import EngineHandle, test_accounts
 from devnet.network import create_address
@@ -43,6 +43,7 @@ from provenance.client import GatewayProofs
 from provenance.crypto import SM2PrivateKey
 from provenance.log.bundle import Anchor, EvidenceBundle
 from provenance.log.checkpoint import Checkpoint
+from provenance.manifest import Manifest
 from provenance.records import b64decode
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier

@@ -41,9 +41,11 @@ from provenance.crypto.sm3 import sm3_hex
 from provenance.log.bundle import Anchor
 from provenance.log.checkpoint import KEY_ID_SIZE, parse_note
 from provenance.log.record_log import RecordLog
-from provenance.records import Envelope, SignedRecord, digest_of, parse_timestamp, sign_envelope
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope, SignedRecord, digest_of, sign_envelope
+from provenance.timestamps import parse_timestamp
 from provenance.types import Digest, OrgId, RecordKind, Subject
-from provenance.verification.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.verification.trust import LogKey, TrustStore
 
 HERE = Path(__file__).resolve().parent
 KEYS = HERE / "keys"
