@@ -6,7 +6,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -16,6 +16,7 @@ from adapters.errors import PayloadInvalid
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import DuplicateKey, FormatError
 from provenance.records import canonical_bytes, unique_object
+from provenance.timestamps import format_rfc3339, parse_rfc3339
 from provenance.types import Digest, RecordKind, Subject
 
 M = TypeVar("M", bound=BaseModel)
@@ -168,14 +169,10 @@ def validation_error(exc: ValidationError, error: type[PayloadInvalid], what: st
 
 def parse_instant(value: object, field: str, error: type[PayloadInvalid] = PayloadInvalid) -> datetime:
     """Parse an RFC 3339 date-time with an explicit offset into an aware datetime."""
-    m = _INSTANT.match(value) if isinstance(value, str) else None
-    if m is None:
+    if not isinstance(value, str) or not _INSTANT.match(value):
         raise error(f"{field} must be an RFC 3339 date-time with an offset", details={"field": field})
-    # datetime keeps microseconds: digits beyond the sixth are dropped, not rounded.
-    frac = (m["frac"] or "")[:7]
-    offset = "+00:00" if m["off"] == "Z" else m["off"]
     try:
-        return datetime.fromisoformat(m["base"] + frac + offset)
+        return parse_rfc3339(value)
     except ValueError as exc:
         raise error(f"{field} is not a valid date-time", details={"field": field}) from exc
 
@@ -193,7 +190,7 @@ def check_instant(value: str) -> str:
 
 def rfc3339_utc(dt: datetime) -> str:
     """An aware datetime as RFC 3339 in UTC with a ``Z`` (the form facts use)."""
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_rfc3339(dt)
 
 
 def unique_items(what: str) -> AfterValidator:

@@ -33,9 +33,9 @@ from chain_node.errors import Code, CreateNotPermitted, RpcError
 from chain_node.evm import genesis_params, genesis_state, make_chain_class
 from chain_node.genesis import Genesis
 from chain_node.store import EvmDB, Store, log_key, u64
+from provenance.chain.seal import GENESIS_PREV, Seal, validator_id
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError, NotPermitted
-from provenance.ledger.seal import GENESIS_PREV, Seal, validator_id
 
 log = logging.getLogger("chain_node")
 

@@ -41,12 +41,13 @@ from web3 import HTTPProvider, Web3
 from devnet import witnesses
 from devnet.anvil import start_anvil
 from devnet.config import DevnetSettings
-from devnet.deploy import MANIFEST_NAME, TRUST_NAME, WITNESS_QUORUM, Manifest, demo_orgs, deploy_network
+from devnet.deploy import MANIFEST_NAME, TRUST_NAME, WITNESS_QUORUM, demo_orgs, deploy_network
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
 from devnet.solc import REPO_ROOT
-from provenance._internal.files import write_private, write_public
 from provenance.errors import ProvenanceError
+from provenance.files import write_private, write_public
+from provenance.manifest import Manifest
 
 HOST = "127.0.0.1"
 COMMITTEE_SIZE = 3
@@ -757,7 +758,7 @@ def down(settings: DevnetSettings) -> list[str]:
 def _manifest_rpc(layout: Layout) -> str | None:
     try:
         return Manifest.load(layout.manifest).rpc_url
-    except (OSError, ValueError, KeyError):
+    except ProvenanceError:  # no manifest, or not one
         return None
 
 

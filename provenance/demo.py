@@ -11,12 +11,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from provenance._internal.files import write_private, write_public
 from provenance.crypto import SM2PrivateKey
-from provenance.log import RecordLog
+from provenance.files import write_private, write_public
+from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import Envelope, sign_envelope
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
-from provenance.verify import StepResult, Verifier
+from provenance.verification.trust import LogKey, TrustStore
+from provenance.verification.verify import StepResult, Verifier
 
 
 def _key(workdir: Path, name: str) -> SM2PrivateKey:

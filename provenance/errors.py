@@ -85,7 +85,7 @@ class AccessCodeMalformed(FormatError):
 
 
 class VerificationError(ProvenanceError):
-    """A verification step failed; ``step`` names it (see ``provenance.verify.STEPS``)."""
+    """A verification step failed; ``step`` names it (see ``provenance.verification.verify.STEPS``)."""
 
     code = "VERIFICATION_FAILED"
     step: str = "unknown"

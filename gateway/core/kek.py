@@ -28,9 +28,9 @@ from sqlmodel import col, select
 from gateway.core.db import Database
 from gateway.errors import DataKeyUnavailable, PayloadCorrupt
 from gateway.models import DataKey
-from provenance._internal.files import FileUnreadable, write_private
 from provenance.crypto import DecryptionFailed, generate_sm4_key, sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
 from provenance.crypto.sm4 import KEY_SIZE
+from provenance.files import FileUnreadable, write_private
 
 log = logging.getLogger("gateway.kek")
 

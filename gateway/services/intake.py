@@ -44,14 +44,16 @@ from gateway.errors import (
 from gateway.models import DataKey, Record, RecordPayload
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
+from gateway.services.ledger import WORKFLOW_KINDS, Ledger
 from gateway.services.workflow import WorkflowState, is_member_record, member_key
 from gateway.services.workflow import now as clock
-from provenance.contracts import ContractReverted
+from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.kinds import ROLES_BY_KIND  # who may submit which kind: the table verifiers read too
-from provenance.records import Envelope, b64decode, parse_timestamp
+from provenance.orgs import OrgKey
+from provenance.records import Envelope, b64decode
+from provenance.timestamps import parse_timestamp
 
 log = logging.getLogger("gateway.intake")
 
@@ -120,7 +122,7 @@ _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey)) 
 
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
 _SLICE = 25  # records per verification task of a bulk request
-_Verified = tuple[ChainKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
+_Verified = tuple[OrgKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
 _PREFETCHED = "\0prefetched"  # marker in a batch's ``seen`` map: ids and nonces were loaded up front
 _MEMBERS = "\0members"  # in a bulk request's barriers: a party member's place changed
 
@@ -423,10 +425,10 @@ class Intake:
         if roles is None:
             raise KindUnknown(f"no record kind {envelope.kind!r}", details={"field": "kind"})
         org = self._orgs.require(envelope.org)
-        if org.role not in roles:
+        if org.role not in {r.label for r in roles}:
             raise RoleForbidden(
-                f"a {org.role.name.lower()} may not submit {envelope.kind}",
-                details={"org": org.org, "role": org.role.name.lower(), "kind": envelope.kind},
+                f"a {org.role} may not submit {envelope.kind}",
+                details={"org": org.org_id, "role": org.role, "kind": envelope.kind},
             )
         now = clock()
         at = parse_timestamp(envelope.timestamp)
@@ -450,7 +452,7 @@ class Intake:
             record_id=record_id,
             signature_b64=base64.b64encode(signature).decode("ascii"),  # canonical form, as logged
             adapted=adapted,
-            key_index=key.index,
+            key_index=key.index if key.index is not None else -1,
             public_key_pem=pub.to_pem().decode("ascii"),
             idempotency_key=idem,
             facts=dict(adapted.facts),
@@ -460,13 +462,13 @@ class Intake:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
             p.adapted = adapt(envelope.kind, payload, dataclasses.replace(ctx, prior=prior))
             p.facts = dict(p.adapted.facts)
-        if envelope.kind in WORKFLOW_KINDS and not self._ledger.holds_account(org.org):
+        if envelope.kind in WORKFLOW_KINDS and not self._ledger.holds_account(org.org_id):
             # Last, once the record is otherwise acceptable: accepted, its contract call could never be sent
             # (and the chain caller sends in acceptance order).
             raise TxAccountMissing(
-                f"this gateway holds no transaction account for {org.org!r}, so its {envelope.kind} "
+                f"this gateway holds no transaction account for {org.org_id!r}, so its {envelope.kind} "
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
-                details={"org": org.org, "kind": envelope.kind},
+                details={"org": org.org_id, "kind": envelope.kind},
             )
         return p
 

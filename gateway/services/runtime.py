@@ -19,8 +19,8 @@ from gateway.services.reads import LogIdentity
 from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
-from provenance.receipt import AcceptanceReceipt, sign_receipts
-from provenance.records import format_timestamp
+from provenance.log.receipt import AcceptanceReceipt, sign_receipts
+from provenance.timestamps import format_timestamp
 
 log = logging.getLogger("gateway")
 

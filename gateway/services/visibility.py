@@ -15,12 +15,12 @@ from sqlmodel import Session, col, select
 from adapters import KINDS, Access, ReadPolicy, read_policies, read_policy
 from gateway.errors import RecordNotFound
 from gateway.models import Record
-from gateway.services.ledger import ChainOrg
+from provenance.orgs import OrgEntry
 
 
-def role_name(org: ChainOrg | None) -> str | None:
+def role_name(org: OrgEntry | None) -> str | None:
     """The role a policy names (``auditor``), or None for an unregistered or suspended organisation."""
-    return org.role.name.lower() if org is not None and org.active else None
+    return org.role if org is not None and org.active else None
 
 
 class Reader:

@@ -42,10 +42,11 @@ from gateway.errors import (
 )
 from gateway.models import PartyMember, Record, RxState, ShareState
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import Ledger, chain_time, unix
-from provenance.contracts import ContractReverted
+from gateway.services.ledger import Ledger
+from provenance.chain.contracts import ContractReverted
 from provenance.errors import LedgerError
 from provenance.records import Envelope
+from provenance.timestamps import chain_time, parse_rfc3339, to_unix
 
 _T = TypeVar("_T")
 
@@ -115,7 +116,7 @@ class WorkflowState:
                     details={"rx_id": state.rx_id, "on_chain": _chain_rx(chain) if chain else None},
                 )
             contract_now = max(now, self._ledger.contract_clock())
-            if state.expires_at is not None and contract_now >= _instant(state.expires_at):
+            if state.expires_at is not None and contract_now >= parse_rfc3339(state.expires_at, lenient=True):
                 raise RxExpired(
                     f"prescription {state.rx_id!r} expired at {state.expires_at}",
                     details={"rx_id": state.rx_id, "expires_at": state.expires_at},
@@ -216,7 +217,7 @@ class WorkflowState:
         While the chain is unreachable the gateway's clock decides: such a record may still be refused on
         chain (then it is marked rejected)."""
         clock = int(self._ledger.contract_clock().timestamp())
-        if unix(instant) <= clock:
+        if to_unix(instant) <= clock:
             raise ExpiryNotInFuture(
                 f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})",
                 details={"field": field, "expires_at": instant, "chain_time": chain_time(clock)},
@@ -371,10 +372,6 @@ def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, A
     return None
 
 
-def _instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _chain_rx(chain: Mapping[str, Any]) -> dict[str, Any]:
     """A prescription's chain entry for error details: its time as RFC 3339 (any uint64 the chain holds)."""
     return {**chain, "expires_at": chain_time(chain["expires_at"])}
@@ -407,7 +404,7 @@ def _check_consent(share: ShareState | None, request_id: str, org: str, now: dat
             f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
         )
     expires = share.consent_facts.get("expires_at")
-    if isinstance(expires, str) and now >= _instant(expires):
+    if isinstance(expires, str) and now >= parse_rfc3339(expires, lenient=True):
         raise ConsentExpired(
             f"the consent for request {request_id!r} expired at {expires}",
             details={"request_id": request_id, "expires_at": expires},

@@ -16,7 +16,7 @@ import pytest
 from adapters import ADAPTERS, Access, Grant, adapt, read_policies, read_policy
 from adapters.errors import PayloadInvalid
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
 from tests.adapters.adapter_samples import ASSETS
 
 ISSUE: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-issue-amoxicillin.json").read_text("utf-8"))

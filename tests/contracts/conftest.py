@@ -25,7 +25,7 @@ from web3.exceptions import ContractLogicError
 from devnet.anvil import start_anvil
 from devnet.engines import EngineHandle, test_accounts
 from devnet.solc import compile_contracts
-from provenance.contracts import (
+from provenance.chain.contracts import (
     ContractReverted,
     ProposalKind,
     Role,

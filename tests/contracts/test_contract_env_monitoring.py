@@ -9,7 +9,7 @@ from conftest import Chain, Deployment
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
 
 
 @pytest.fixture

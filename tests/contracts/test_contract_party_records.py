@@ -7,7 +7,7 @@ from collections.abc import Callable
 from conftest import Chain, Deployment
 from web3.logs import DISCARD
 
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
 
 MEETING, STUDY = 1, 2
 

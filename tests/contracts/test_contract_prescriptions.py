@@ -9,7 +9,7 @@ from conftest import Chain, Deployment
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import Role, transact
+from provenance.chain.contracts import Role, transact
 
 ISSUED, DISPENSED, REVOKED = 1, 2, 3
 DAY = 86_400

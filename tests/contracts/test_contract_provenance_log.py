@@ -10,8 +10,8 @@ from conftest import Chain, Deployment
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import ProposalKind, ProposalStatus, Role, deploy, propose
-from provenance.merkle import MerkleLog
+from provenance.chain.contracts import ProposalKind, ProposalStatus, Role, deploy, propose
+from provenance.log.merkle import MerkleLog
 
 MAX_U64 = 2**64 - 1
 

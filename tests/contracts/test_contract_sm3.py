@@ -16,7 +16,7 @@ from web3.contract import Contract
 
 from devnet.solc import REPO_ROOT, SETTINGS, SOLC_BINARY
 from provenance.crypto import sm3
-from provenance.merkle import node_hash
+from provenance.log.merkle import node_hash
 
 HARNESS = "tests/contracts/foundry/lib/SM3Harness.sol"
 

@@ -18,7 +18,7 @@ from web3 import HTTPProvider, Web3
 
 from devnet.anvil import ANVIL_BIN
 from devnet.config import DevnetSettings
-from devnet.deploy import Manifest, parse_role
+from devnet.deploy import parse_role
 from devnet.embedded import free_port
 from devnet.network import (
     ENGINE_ACCOUNTS,
@@ -30,7 +30,8 @@ from devnet.network import (
     up_detached,
 )
 from devnet.solc import REPO_ROOT
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
+from provenance.manifest import Manifest
 
 pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
 

@@ -20,11 +20,12 @@ from gateway_kit import Harness, Relay, Server, gateway_settings, trust_path
 from sqlmodel import SQLModel
 from web3 import Web3
 
-from devnet.deploy import Manifest, deploy_network
+from devnet.deploy import deploy_network
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.contracts import deploy
+from provenance.chain.contracts import deploy
+from provenance.manifest import Manifest
 
 
 def _engine_name() -> str:

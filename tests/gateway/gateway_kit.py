@@ -20,7 +20,6 @@ import httpx
 import uvicorn
 
 from adapters import adapt
-from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
 from gateway.api.server import server_config
 from gateway.core.config import GatewaySettings
@@ -29,7 +28,9 @@ from gateway.core.security import mint_token
 from gateway.main import create_app
 from provenance.access_code import AccessCode
 from provenance.crypto import SM2PrivateKey
-from provenance.records import Envelope, format_timestamp, sign_envelope
+from provenance.manifest import Manifest
+from provenance.records import Envelope, sign_envelope
+from provenance.timestamps import format_timestamp
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -475,11 +476,11 @@ def trust_path(network: Manifest) -> Path:
 def verify_bundle(bundle: dict[str, Any], harness: Harness) -> None:
     """Verify a bundle as an auditor would: pinned keys (trust file), anchor looked up on chain and checked
     against the anchors around it with the gateway's consistency proofs."""
-    from provenance.anchor import ChainAnchorChecker
-    from provenance.bundle import EvidenceBundle
+    from provenance.chain.anchor import ChainAnchorChecker
     from provenance.client import GatewayProofs
-    from provenance.trust import TrustStore
-    from provenance.verify import Verifier
+    from provenance.log.bundle import EvidenceBundle
+    from provenance.verification.trust import TrustStore
+    from provenance.verification.verify import Verifier
 
     network = harness.network
     assert network.path is not None

@@ -21,17 +21,18 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, committee_pass, deploy_network, set_max_anchor_growth, void_anchors
+from devnet.deploy import committee_pass, deploy_network, set_max_anchor_growth, void_anchors
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.anchor import ChainAnchorChecker
-from provenance.bundle import EvidenceBundle
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import ProposalKind, at, deploy, org_id, transact
 from provenance.client import GatewayProofs
-from provenance.contracts import ProposalKind, at, deploy, org_id, transact
-from provenance.merkle import node_hash
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.merkle import node_hash
+from provenance.manifest import Manifest
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
 from gateway.services.ledger import Ledger
 from gateway.services.workers import ChainCaller, Stats
-from provenance.contracts import at, chain_key
+from provenance.chain.contracts import at, chain_key
 from provenance.errors import LedgerError
 from provenance.records import Envelope
 

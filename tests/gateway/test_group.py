@@ -15,7 +15,7 @@ from gateway_kit import STATION_2_MN, Harness, error_code, hj212_packets, party_
 
 from gateway.services.group import GroupRunner
 from provenance import TrustStore, verify_receipt
-from provenance.receipt import AcceptanceReceipt
+from provenance.log.receipt import AcceptanceReceipt
 
 
 def test_a_burst_of_single_submissions_gets_each_its_own_answer(harness: Harness) -> None:

@@ -25,8 +25,8 @@ from gateway.core.db import Database
 from gateway.core.kek import WRAP_LABEL, KeyEncryptionKey, read_kek
 from gateway.errors import PayloadCorrupt
 from gateway.models import DataKey, RecordPayload
-from provenance._internal.files import write_private
 from provenance.crypto import generate_sm4_key, sm3, sm4_gcm_decrypt
+from provenance.files import write_private
 from provenance.records import canonical_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from sqlmodel import select
 
 from gateway.core.db import Database
 from gateway.models import DataKey, Record, RecordPayload
-from provenance.bundle import envelope_schema
-from provenance.merkle import verify_consistency
+from provenance.log.bundle import envelope_schema
+from provenance.log.merkle import verify_consistency
 
 
 def _submit_readings(harness: Harness, n: int) -> list[str]:

@@ -23,9 +23,9 @@ from web3 import Web3
 from devnet.deploy import OrgSpec, register_key, register_org, revoke_key
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.contracts import Role, at, org_id
+from provenance.chain.contracts import Role, at, org_id
 from provenance.crypto import SM2PrivateKey
-from provenance.records import format_timestamp, parse_timestamp
+from provenance.timestamps import format_timestamp, parse_timestamp
 
 
 def _rx() -> str:

@@ -19,7 +19,7 @@ from web3 import Web3
 from devnet.deploy import OrgSpec, register_org
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.contracts import Role, at
+from provenance.chain.contracts import Role, at
 from provenance.crypto import SM2PrivateKey
 
 

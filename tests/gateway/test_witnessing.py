@@ -17,16 +17,16 @@ import pytest
 from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
 from web3 import Web3
 
-from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.checkpoint import NoteVerifier, verify_checkpoint
-from provenance.contracts import deploy
-from provenance.cosignature import WitnessPolicy
+from provenance.chain.contracts import deploy
 from provenance.errors import WitnessQuorumMissing
-from provenance.tiles import Tile, tree_hash
-from provenance.trust import TrustStore
+from provenance.log.checkpoint import NoteVerifier, verify_checkpoint
+from provenance.log.cosignature import WitnessPolicy
+from provenance.log.tiles import Tile, tree_hash
+from provenance.manifest import Manifest
+from provenance.verification.trust import TrustStore
 from tests.witness.witness_kit import WitnessServer
 
 ORGS = ("regulator", "auditor", "env-bureau")

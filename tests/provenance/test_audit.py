@@ -18,26 +18,26 @@ from eth_account import Account
 from web3 import Web3
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, OrgSpec, deploy_network
+from devnet.deploy import OrgSpec, deploy_network
 from devnet.embedded import free_port
-from provenance.anchor import ChainAnchorChecker
-from provenance.audit import (
+from provenance.audit import check_events, check_links
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import ContractReverted, Role, at, chain_key, transact
+from provenance.chain.events import (
     WorkflowEvent,
-    check_events,
-    check_links,
     read_account_changes,
     read_anchors,
     read_workflow_events,
     workflow_registry,
 )
 from provenance.client import NOT_YET_LOGGED, Client, GatewayError, GatewayProofs
-from provenance.contracts import ContractReverted, Role, at, chain_key, transact
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound
-from provenance.log import RecordLog
+from provenance.log.record_log import RecordLog
+from provenance.manifest import Manifest
 from provenance.records import digest_of
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 from tests.gateway.gateway_kit import (
     party_meeting,
     rx_dispense,

@@ -11,7 +11,7 @@ import pytest
 
 from provenance.client import AsyncClient, Client, GatewayError
 from provenance.errors import AnchorInvalid
-from provenance.verify import StepResult
+from provenance.verification.verify import StepResult
 from tests.gateway.gateway_kit import party_meeting, rx_dispense, rx_issue
 from tests.provenance.devnet_kit import run
 

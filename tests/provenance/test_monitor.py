@@ -1,4 +1,5 @@
-"""Tests for provenance.monitor over the tiles a log serves (the gateway's: tests/gateway/test_witnessing.py).
+"""Tests for provenance.verification.monitor over the tiles a log serves (the gateway's:
+tests/gateway/test_witnessing.py).
 
 The log here is real (SM2-signed records in an SM3 tree, checkpoints signed with an SM2 log key); its tiles
 are computed from the tree, as the gateway stores them, and read through the monitor's fetch function.
@@ -10,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import CheckpointInvalid, WitnessQuorumMissing
-from provenance.merkle import MerkleLog, root_from_leaf_hashes
-from provenance.monitor import LogForked, Monitor, MonitorState
-from provenance.tiles import Tile, encode_bundle
+from provenance.log.checkpoint import Checkpoint, sign_checkpoint
+from provenance.log.merkle import MerkleLog, root_from_leaf_hashes
+from provenance.log.tiles import Tile, encode_bundle
+from provenance.verification.monitor import LogForked, Monitor, MonitorState
 from tests.provenance.tiles_kit import LOG_NAME, ORIGIN, ServedLog, signed_entry, trust
 
 

@@ -14,7 +14,7 @@ from adapters.registry import KINDS
 from provenance._internal.schema import inline_refs, load_schema
 from provenance.kinds import ROLES_BY_KIND
 from provenance.records import _SUBJECT_RE
-from provenance.trust import TrustInvalid, TrustStore
+from provenance.verification.trust import TrustInvalid, TrustStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMATS = (ROOT / "docs" / "formats.md").read_text("utf-8")

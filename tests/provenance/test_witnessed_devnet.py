@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from provenance.client import Client
-from provenance.cosignature import WitnessKey, WitnessPolicy
-from provenance.trust import TrustStore
+from provenance.log.cosignature import WitnessKey, WitnessPolicy
+from provenance.verification.trust import TrustStore
 from tests.gateway.gateway_kit import rx_issue
 from tests.provenance.devnet_kit import run
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from provenance.checkpoint import Checkpoint, sign_checkpoint
-from provenance.cosignature import WitnessKey, WitnessPolicy, cosign
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import CheckpointInvalid
-from provenance.merkle import leaf_hash, root_from_leaf_hashes
-from provenance.records import Envelope, format_timestamp, sign_envelope
-from provenance.tiles import TILE_WIDTH, Tile, encode_bundle
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.log.checkpoint import Checkpoint, sign_checkpoint
+from provenance.log.cosignature import WitnessKey, WitnessPolicy, cosign
+from provenance.log.merkle import leaf_hash, root_from_leaf_hashes
+from provenance.log.tiles import TILE_WIDTH, Tile, encode_bundle
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope, sign_envelope
+from provenance.timestamps import format_timestamp
+from provenance.verification.trust import LogKey, TrustStore
 
 ORIGIN = "shancheng.test/log"
 LOG_NAME = "shancheng-test-log"

@@ -28,23 +28,25 @@ from sqlmodel import col, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from gateway_kit import hj212_packets, rx_issue, sign_submission
 
-from devnet.deploy import Manifest, deploy_network
+from devnet.deploy import deploy_network
 from devnet.embedded import free_port, start_embedded
 from devnet.engines import EngineHandle, test_accounts
 from devnet.network import create_address
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
-from provenance.anchor import ChainAnchorChecker
-from provenance.audit import check_links, read_anchors
-from provenance.bundle import Anchor, EvidenceBundle
-from provenance.checkpoint import Checkpoint
+from provenance.audit import check_links
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.chain_verify import ChainReport, verify_chain
+from provenance.chain.events import read_anchors
 from provenance.client import GatewayProofs
 from provenance.crypto import SM2PrivateKey
-from provenance.ledger.chain_verify import ChainReport, verify_chain
+from provenance.log.bundle import Anchor, EvidenceBundle
+from provenance.log.checkpoint import Checkpoint
+from provenance.manifest import Manifest
 from provenance.records import b64decode
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0

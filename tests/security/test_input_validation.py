@@ -39,12 +39,12 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 from adapters import adapt
-from gateway.services.ledger import chain_time
-from provenance.bundle import EvidenceBundle, envelope_schema
-from provenance.contracts import ContractReverted, at, chain_key, org_id, transact
+from provenance.chain.contracts import ContractReverted, at, chain_key, org_id, transact
 from provenance.errors import DuplicateKey, ProvenanceError
+from provenance.log.bundle import EvidenceBundle, envelope_schema
 from provenance.records import ENVELOPE_FIELDS, Envelope, canonical_bytes, digest_of, load_json
-from provenance.trust import TrustInvalid, TrustStore
+from provenance.timestamps import chain_time
+from provenance.verification.trust import TrustInvalid, TrustStore
 
 
 def _rx() -> str:

@@ -34,9 +34,9 @@ from node_kit import (
 )
 from web3 import Web3
 
-from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
-from provenance._internal.stack import RECURSION_LIMIT
+from provenance.limits import RECURSION_LIMIT
+from provenance.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 EVM_TIMEOUT = 3  # shorter than the default 5 s: the tests that run into it stay short
@@ -117,7 +117,7 @@ ENTRY_POINTS = [
     "gateway.main",  # the ASGI app
     "devnet.cli",  # `python -m devnet`, `provenance devnet`, `make run`
     "devnet.network",
-    "provenance.ledger.cli",  # `provenance chain`
+    "provenance.cli.chain",  # `provenance chain`
 ]
 
 

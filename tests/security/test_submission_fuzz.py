@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from adapters import adapt
 from provenance.errors import ProvenanceError
-from provenance.records import canonical_bytes, digest_of, utc_now
+from provenance.records import canonical_bytes, digest_of
+from provenance.timestamps import utc_now
 
 EXAMPLES = 60
 ODD = [

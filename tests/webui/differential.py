@@ -12,9 +12,9 @@ from pathlib import Path
 
 from webui_support import BUNDLES, PageProbe
 
-from provenance.batch import verify_line
-from provenance.trust import TrustStore
-from provenance.verify import StepResult, Verifier, verdict
+from provenance.verification.batch import verify_line
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import StepResult, Verifier, verdict
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def page_outcomes(
 ) -> list[Outcome]:
     """The page's outcome for each line, all in one export file, with ``trust_file`` loaded first."""
     assert all(b"\n" not in line and line.strip() for line in lines)
-    # An export is two lines or more whose first is JSON (provenance/batch.py is_json_lines): a valid
-    # bundle goes first, its row dropped below, so that any line may follow.
+    # An export is two lines or more whose first is JSON (provenance/verification/batch.py is_json_lines): a
+    # valid bundle goes first, its row dropped below, so that any line may follow.
     padded = [golden_line("valid.json"), *lines]
     export = tmp / "bundles.jsonl"
     export.write_bytes(b"".join(line + b"\n" for line in padded))

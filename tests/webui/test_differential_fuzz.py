@@ -26,14 +26,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from webui_support import BUNDLES, PageProbe
 
-from provenance.batch import verify_line
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import FormatError
 from provenance.kinds import ROLES_BY_KIND
 from provenance.records import Envelope, digest_of, sign_envelope
-from provenance.trust import TrustStore
 from provenance.types import Digest, OrgId, RecordKind, Subject
-from provenance.verify import Verifier
+from provenance.verification.batch import verify_line
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 from tests.assets.bundles.generate import _ORG_KEYS, CHAIN_ID, CONTRACT, ORIGIN, _logged, fixture_key
 
 VALID = json.loads((BUNDLES / "valid.json").read_text("utf-8"))

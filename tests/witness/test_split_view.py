@@ -13,16 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provenance.bundle import EvidenceBundle
-from provenance.checkpoint import NoteVerifier
-from provenance.cosignature import WitnessPolicy
 from provenance.errors import FormatError, WitnessQuorumMissing
-from provenance.log import RecordLog
-from provenance.merkle import MerkleLog
-from provenance.monitor import LogForked, Monitor
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.checkpoint import NoteVerifier
+from provenance.log.cosignature import WitnessPolicy
+from provenance.log.merkle import MerkleLog
+from provenance.log.record_log import RecordLog
+from provenance.log.tlog_witness import encode_add_checkpoint
 from provenance.records import SignedRecord, load_json
-from provenance.tlog_witness import encode_add_checkpoint
-from provenance.verify import Verifier
+from provenance.verification.monitor import LogForked, Monitor
+from provenance.verification.verify import Verifier
 from tests.provenance.tiles_kit import (
     LOG_KEY,
     LOG_NAME,

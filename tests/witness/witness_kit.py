@@ -8,10 +8,10 @@ from pathlib import Path
 
 import uvicorn
 
-from provenance.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
-from provenance.cosignature import WitnessKey
 from provenance.crypto import SM2PrivateKey
-from provenance.merkle import MerkleLog
+from provenance.log.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
+from provenance.log.cosignature import WitnessKey
+from provenance.log.merkle import MerkleLog
 from tests.gateway.gateway_kit import serve_in_thread
 from witness.app import create_app
 from witness.service import Witness

@@ -16,8 +16,8 @@ from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, find_record, record_public
 from gateway.services.runtime import Gateway
-from provenance.bundle import bundle_schema, envelope_schema
 from provenance.errors import ProvenanceError
+from provenance.log.bundle import bundle_schema, envelope_schema
 
 router = APIRouter(tags=["records"], route_class=StrictJsonRoute)  # JSON_DUPLICATE_KEY
 

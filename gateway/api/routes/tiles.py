@@ -10,7 +10,7 @@ from gateway.errors import NotYetLogged
 from gateway.services.tiles import tile_bytes
 from gateway.services.witnessing import cosigned_note, published
 from provenance.errors import FormatError, NotFound
-from provenance.tiles import Tile
+from provenance.log.tiles import Tile
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 
