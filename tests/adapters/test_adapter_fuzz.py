@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adapters import KINDS, adapt
 from adapters.hj212 import DATA_FLAGS, crc16, encode_packet, parse_packet
 from provenance.errors import ProvenanceError
-from tests.adapters.adapter_samples import good_samples, kind_of
+from tests.kit.adapter_samples import good_samples, kind_of
 
 # ADAPTER_FUZZ_EXAMPLES=5000 for a deeper run; the default keeps the suite fast.
 FUZZ = settings(

@@ -11,7 +11,7 @@ import rfc8785
 from adapters import ADAPTERS, KINDS, AdaptContext, RecordAdapter, adapt, adapter_for
 from adapters.errors import KindUnknown, SubjectMismatch
 from provenance.crypto.sm3 import sm3_hex
-from tests.adapters.adapter_samples import ASSETS, expected, good_samples, kind_of
+from tests.kit.adapter_samples import ASSETS, expected, good_samples, kind_of
 
 
 def test_every_adapter_kind_is_in_the_table_and_only_there() -> None:

@@ -17,7 +17,7 @@ from adapters.errors import (
     PayloadInvalid,
 )
 from adapters.hj212 import crc16, encode_packet, parse_packet
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 HJ = ASSETS / "hj212"
 WATER = (HJ / "water-realtime-2011.txt").read_bytes()

@@ -16,7 +16,7 @@ from adapters.errors import (
     PayloadInvalid,
 )
 from adapters.party import STAGES, member_step
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 PARTY = ASSETS / "party"
 

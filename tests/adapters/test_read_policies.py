@@ -17,7 +17,7 @@ from adapters import ADAPTERS, Access, Grant, adapt, read_policies, read_policy
 from adapters.errors import PayloadInvalid
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.chain.contracts import Role
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 ISSUE: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-issue-amoxicillin.json").read_text("utf-8"))
 RX_ID = ISSUE["identifier"][0]["value"]

@@ -13,7 +13,7 @@ import pytest
 from adapters import AdaptContext, adapt
 from adapters.errors import PayloadInvalid
 from provenance.errors import DuplicateKey
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 FHIR = ASSETS / "fhir"
 

@@ -7,9 +7,9 @@ import threading
 from datetime import timedelta
 
 import httpx
-from gateway_kit import Harness, chain_lead, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
 
 from provenance.access_code import HEADER, AccessCode
+from tests.kit.gateway import Harness, chain_lead, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
 
 
 def _rx() -> str:

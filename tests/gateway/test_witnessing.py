@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
 from web3 import Web3
 
 from devnet.engines import EngineHandle
@@ -27,7 +26,8 @@ from provenance.log.cosignature import WitnessPolicy
 from provenance.log.tiles import Tile, tree_hash
 from provenance.manifest import Manifest
 from provenance.verification.trust import TrustStore
-from tests.witness.witness_kit import WitnessServer
+from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
+from tests.kit.witness import WitnessServer
 
 ORGS = ("regulator", "auditor", "env-bureau")
 

@@ -38,7 +38,8 @@ from provenance.manifest import Manifest
 from provenance.records import digest_of
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
-from tests.gateway.gateway_kit import (
+from tests.kit.devnet import run
+from tests.kit.gateway import (
     party_meeting,
     rx_dispense,
     rx_issue,
@@ -48,7 +49,6 @@ from tests.gateway.gateway_kit import (
     share_request,
     share_revoke_consent,
 )
-from tests.provenance.devnet_kit import run
 
 Devnet = tuple[Path, str, str]
 

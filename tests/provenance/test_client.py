@@ -12,8 +12,8 @@ import pytest
 from provenance.client import AsyncClient, Client, GatewayError
 from provenance.errors import AnchorInvalid
 from provenance.verification.verify import StepResult
-from tests.gateway.gateway_kit import party_meeting, rx_dispense, rx_issue
-from tests.provenance.devnet_kit import run
+from tests.kit.devnet import run
+from tests.kit.gateway import party_meeting, rx_dispense, rx_issue
 
 pytestmark = pytest.mark.timeout(400)
 

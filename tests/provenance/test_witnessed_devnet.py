@@ -14,8 +14,8 @@ import pytest
 from provenance.client import Client
 from provenance.log.cosignature import WitnessKey, WitnessPolicy
 from provenance.verification.trust import TrustStore
-from tests.gateway.gateway_kit import rx_issue
-from tests.provenance.devnet_kit import run
+from tests.kit.devnet import run
+from tests.kit.gateway import rx_issue
 
 
 def _strip_cosignatures(note: str, policy: WitnessPolicy) -> str:
@@ -84,7 +84,7 @@ def test_devnet_witnesses_cosign_and_bundles_verify_with_the_policy(
 def test_the_devnet_verify_page_applies_the_policy(devnet: tuple[Path, str, str], tmp_path: Path) -> None:
     """The /verify page the devnet's gateway serves, in Chromium: the devnet's bundle and trust file verify,
     and the bundle stripped of its cosignatures fails at the checkpoint step."""
-    from tests.webui.webui_support import CHROMIUM, CHROMIUM_ARGS
+    from tests.kit.webui import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")

@@ -1,6 +1,6 @@
 """Crash safety under load: kill -9 of the gateway and of the node, a chain outage, a full disk.
 
-One network of real processes for the module (``procnet.ProcNet``): every test leaves it running and
+One network of real processes for the module (``tests.kit.procnet.ProcNet``): every test leaves it running and
 consistent. After every round an auditor checks, from the outside: each record that got a 202 has exactly
 one leaf and is anchored, its evidence bundle verifies (pinned keys, anchor looked up on chain),
 consecutive anchored checkpoints are consistent, and (after node crashes) the chain verifies from genesis.
@@ -20,8 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_kit import Harness, hj212_packets, rx_dispense, rx_issue, sign_submission
-from procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
 from sqlalchemy import create_engine, make_url, text
 from sqlmodel import col, select
 
@@ -29,6 +27,8 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.models import CheckpointRow, DataKey, Record, RecordPayload
 from provenance.records import Envelope
+from tests.kit.gateway import Harness, hj212_packets, rx_dispense, rx_issue, sign_submission
+from tests.kit.procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 

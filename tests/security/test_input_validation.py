@@ -1,6 +1,6 @@
 """Issue #23, the input-validation findings (4, 5, 6, 7, 10, 11, 12): each attack of the report, replayed
 through the real HTTP API (and raw transactions to the node where the attack used them), refused with its
-specific code; and what was accepted keeps the invariant of ``gateway_kit.check_accepted`` (logged,
+specific code; and what was accepted keeps the invariant of ``tests.kit.gateway.check_accepted`` (logged,
 anchored, its bundle verifies, every read 2xx).
 """
 
@@ -16,7 +16,18 @@ from typing import Any
 
 import fastjsonschema
 import pytest
-from gateway_kit import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from web3 import Web3
+
+from adapters import adapt
+from provenance.chain.contracts import ContractReverted, at, chain_key, org_id, transact
+from provenance.errors import DuplicateKey, ProvenanceError
+from provenance.log.bundle import EvidenceBundle, envelope_schema
+from provenance.records import ENVELOPE_FIELDS, Envelope, canonical_bytes, digest_of, load_json
+from provenance.timestamps import chain_time
+from provenance.verification.trust import TrustInvalid, TrustStore
+from tests.kit.gateway import (
     STATION_1_MN,
     STATION_2_MN,
     Harness,
@@ -34,17 +45,6 @@ from gateway_kit import (
     share_consent,
     share_request,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from web3 import Web3
-
-from adapters import adapt
-from provenance.chain.contracts import ContractReverted, at, chain_key, org_id, transact
-from provenance.errors import DuplicateKey, ProvenanceError
-from provenance.log.bundle import EvidenceBundle, envelope_schema
-from provenance.records import ENVELOPE_FIELDS, Envelope, canonical_bytes, digest_of, load_json
-from provenance.timestamps import chain_time
-from provenance.verification.trust import TrustInvalid, TrustStore
 
 
 def _rx() -> str:

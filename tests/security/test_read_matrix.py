@@ -26,7 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import (
+
+from gateway.api.guard import SafeRedirects
+from provenance.access_code import HEADER, AccessCode
+from tests.kit.gateway import (
     Harness,
     error_code,
     hj212_packets,
@@ -38,9 +41,6 @@ from gateway_kit import (
     share_request,
     workerless_gateway,
 )
-
-from gateway.api.guard import SafeRedirects
-from provenance.access_code import HEADER, AccessCode
 
 READERS = (
     "hospital-1",
