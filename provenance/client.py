@@ -21,7 +21,13 @@ from provenance.abc import Signer
 from provenance.access_code import HEADER, AccessCode
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey
-from provenance.errors import FormatError, NotFound, ProvenanceError, ReceiptInvalid
+from provenance.errors import (
+    AccessCodeDigestMissing,
+    FormatError,
+    NotFound,
+    ProvenanceError,
+    ReceiptInvalid,
+)
 from provenance.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
 from provenance.trust import TrustStore
@@ -115,16 +121,24 @@ class _Api:
     """Request shapes and response parsing, shared by the sync and async clients."""
 
     @staticmethod
-    def submission(signed: SignedRecord, payload: Any) -> dict[str, Any]:
-        return signed.to_dict() | {"payload": payload}
+    def submission(signed: SignedRecord, payload: Any, code: AccessCodeArg = None) -> dict[str, Any]:
+        header = _code(code)
+        extra = {"access_code": header[HEADER]} if header else {}
+        return signed.to_dict() | {"payload": payload} | extra
 
     @staticmethod
-    def submit(signed: SignedRecord, payload: Any) -> _Request:
-        return _Request("POST", "/api/v1/records", json=_Api.submission(signed, payload))
+    def submit(signed: SignedRecord, payload: Any, code: AccessCodeArg = None) -> _Request:
+        body = _Api.submission(signed, payload)
+        return _Request("POST", "/api/v1/records", json=body, headers=_code(code))
 
     @staticmethod
-    def submit_many(items: Sequence[tuple[SignedRecord, Any]]) -> _Request:
-        body = {"records": [_Api.submission(s, p) for s, p in items]}
+    def submit_many(
+        items: Sequence[tuple[SignedRecord, Any]], codes: Sequence[AccessCodeArg] | None = None
+    ) -> _Request:
+        if codes is not None and len(codes) != len(items):
+            raise ProvenanceError("submit_many: one access code (or None) per item")
+        each = codes if codes is not None else [None] * len(items)
+        body = {"records": [_Api.submission(s, p, c) for (s, p), c in zip(items, each, strict=True)]}
         return _Request("POST", "/api/v1/records:bulk", json=body)
 
     @staticmethod
@@ -240,9 +254,17 @@ class _Base:
         prev: str | None = None,
         timestamp: str | None = None,
     ) -> SignedRecord:
-        """Build an envelope for ``payload`` and sign it with this organisation's SM2 key."""
+        """Build an envelope for ``payload`` and sign it with this organisation's SM2 key (an ``rx.issue``
+        carries its access code's digest: :meth:`Client.issue_prescription` makes the code and attaches it,
+        else ACCESS_CODE_DIGEST_MISSING)."""
         if self._signer is None or self.org is None:
             raise ProvenanceError("this client has no organisation key: pass org= and signer=")
+        if kind == "rx.issue" and not (isinstance(payload, Mapping) and AccessCode.attached(payload)):
+            raise AccessCodeDigestMissing(
+                "an rx.issue carries its access code's digest: use issue_prescription, or attach one "
+                "(AccessCode.new().attach(resource, rx_id)) and print that code on the slip",
+                details={"field": "extension"},
+            )
         env = Envelope.create(
             kind=kind, subject=subject, org=self.org, payload=payload, prev=prev, timestamp=timestamp
         )
@@ -315,13 +337,20 @@ class Client(_Base):
         resp = self._http.request(req.method, req.path, json=req.json, params=req.params, headers=req.headers)
         return _Api.parse(resp)
 
-    def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
-        """Submit one signed record with its payload; the gateway answers 202 with the record id."""
-        return _Api.receipt(self._do(_Api.submit(signed, payload)))
+    def submit(self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None) -> Receipt:
+        """Submit one signed record with its payload; the gateway answers 202 with the record id.
+        ``access_code``: the prescription slip's, which an ``rx.dispense`` presents (never signed)."""
+        return _Api.receipt(self._do(_Api.submit(signed, payload, access_code)))
 
-    def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
-        """Submit many records in one request (all or each, as the gateway reports per item)."""
-        return _Api.bulk(self._do(_Api.submit_many(items)))
+    def submit_many(
+        self,
+        items: Sequence[tuple[SignedRecord, Any]],
+        *,
+        access_codes: Sequence[AccessCodeArg] | None = None,
+    ) -> list[Receipt]:
+        """Submit many records in one request (all or each, as the gateway reports per item);
+        ``access_codes``: one per item (None where an item needs none)."""
+        return _Api.bulk(self._do(_Api.submit_many(items, access_codes)))
 
     def issue_prescription(
         self,
@@ -429,11 +458,18 @@ class AsyncClient(_Base):
         )
         return _Api.parse(resp)
 
-    async def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
-        return _Api.receipt(await self._do(_Api.submit(signed, payload)))
+    async def submit(
+        self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None
+    ) -> Receipt:
+        return _Api.receipt(await self._do(_Api.submit(signed, payload, access_code)))
 
-    async def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
-        return _Api.bulk(await self._do(_Api.submit_many(items)))
+    async def submit_many(
+        self,
+        items: Sequence[tuple[SignedRecord, Any]],
+        *,
+        access_codes: Sequence[AccessCodeArg] | None = None,
+    ) -> list[Receipt]:
+        return _Api.bulk(await self._do(_Api.submit_many(items, access_codes)))
 
     async def issue_prescription(
         self,
