@@ -244,8 +244,9 @@ def test_bundles_carry_the_cosignatures(witnessed: Witnessed) -> None:
 
 
 def test_tiles_serve_the_tree_immutably(witnessed: Witnessed) -> None:
+    before = witnessed.latest().get("size", 0)
     witnessed.submit(3)
-    cp = witnessed.cosigned_checkpoint(3, by=2)
+    cp = witnessed.cosigned_checkpoint(before + 3, by=2)  # all three in it: no newer checkpoint follows
     size = cp["size"]
     got: dict[str, int] = {}
 
