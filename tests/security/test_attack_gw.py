@@ -228,7 +228,7 @@ def test_tiles_entry_bundles_need_an_oversight_token(harness: Harness, tmp_path:
     entries = f"/tiles/{Tile(level=-1, n=n, w=width).path()}"
     _refused(harness.http.get(entries), 401, "AUTH_REQUIRED")
     _refused(harness.http.get(entries, headers={"Authorization": "Bearer spt_0.nope"}), 401, "TOKEN_INVALID")
-    assert OVERSIGHT < set(harness.tokens) and "pharmacy-2" in harness.tokens
+    assert set(harness.tokens) > OVERSIGHT and "pharmacy-2" in harness.tokens
     for reader, token in harness.tokens.items():
         r = harness.http.get(entries, headers={"Authorization": f"Bearer {token}"})
         if reader in OVERSIGHT:
