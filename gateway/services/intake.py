@@ -25,11 +25,13 @@ from sqlalchemy import bindparam, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from adapters import AdaptContext, AdaptedPayload, adapt
+from adapters import AdaptContext, AdaptedPayload, adapt, read_policy
 from adapters.errors import KindUnknown
 from gateway.core.db import Database
-from gateway.core.kek import KeyEncryptionKey
+from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
 from gateway.errors import (
+    AccessCodeInvalid,
+    AccessCodeRequired,
     Backpressure,
     ChainUnavailable,
     IdempotencyConflict,
@@ -45,8 +47,10 @@ from gateway.models import DataKey, Record, RecordPayload
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import WORKFLOW_KINDS, Ledger
+from gateway.services.visibility import code_opens
 from gateway.services.workflow import WorkflowState, is_member_record, member_key
 from gateway.services.workflow import now as clock
+from provenance.access_code import AccessCode
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
@@ -67,11 +71,13 @@ STATEFUL_KINDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One record as submitted: envelope (JSON object), base64 DER signature, payload."""
+    """One record as submitted: envelope (JSON object), base64 DER signature, payload, and the access code
+    the submitter presents (a dispense's: the patient's slip), which is never part of what is signed."""
 
     record: Any
     signature: Any
     payload: Any
+    access_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,8 @@ class Intake:
         self._orgs = orgs
         self._ledger = ledger
         self._workflow = WorkflowState(ledger=ledger, orgs=orgs)
+        # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
+        self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
         self._skew = max_clock_skew
         self._backlog = backlog
         self._backlog_limit = backlog_limit
@@ -438,7 +446,9 @@ class Intake:
             )
         payload = _payload_input(sub.payload)
         skew = timedelta(seconds=self._skew)
-        ctx = AdaptContext(now=now, subject=envelope.subject, max_clock_skew=skew)
+        ctx = AdaptContext(
+            now=now, subject=envelope.subject, max_clock_skew=skew, pseudonym_key=self._pseudonym_key
+        )
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:
             raise PayloadDigestMismatch(
@@ -447,6 +457,9 @@ class Intake:
             )
         done = verified() if verified is not None else None
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
+        # Before anything about the subject is looked at: what follows (its state, its content) answers
+        # only a submitter that holds the subject's access code where the domain asks for it.
+        self._check_code(s, envelope, sub.access_code)
         p = _Prepared(
             envelope=envelope,
             record_id=record_id,
@@ -471,6 +484,25 @@ class Intake:
                 details={"org": org.org_id, "kind": envelope.kind},
             )
         return p
+
+    @staticmethod
+    def _check_code(s: Session, envelope: Envelope, code: str | None) -> None:
+        """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain lets only the holder of the
+        subject's access code submit, alike whether the subject exists or not (ACCESS_CODE_MALFORMED, 400,
+        for text that is no code)."""
+        policy = read_policy(envelope.kind)
+        if envelope.kind not in policy.code_writes:
+            return
+        if code is None:
+            raise AccessCodeRequired(
+                f"a {envelope.kind} presents the access code printed on the prescription "
+                "(Provenance-Access-Code header; in a bulk item, its access_code member)",
+                details={"subject": envelope.subject},
+            )
+        if not code_opens(s, envelope.subject, policy, AccessCode.parse(code).value):
+            raise AccessCodeInvalid(
+                f"no {envelope.subject!r} opens with this access code", details={"subject": envelope.subject}
+            )
 
     # --- persistence -----------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from provenance.client.api import (
     Request,
     pending_or,
 )
-from provenance.errors import NotFound, ProvenanceError
+from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
 from provenance.log.bundle import EvidenceBundle
 from provenance.manifest import Manifest
@@ -60,9 +60,17 @@ class ClientBase:
         prev: str | None = None,
         timestamp: str | None = None,
     ) -> SignedRecord:
-        """Build an envelope for ``payload`` and sign it with this organisation's SM2 key."""
+        """Build an envelope for ``payload`` and sign it with this organisation's SM2 key (an ``rx.issue``
+        carries its access code's digest: :meth:`Client.issue_prescription` makes the code and attaches it,
+        else ACCESS_CODE_DIGEST_MISSING)."""
         if self._signer is None or self.org is None:
             raise ProvenanceError("this client has no organisation key: pass org= and signer=")
+        if kind == "rx.issue" and not (isinstance(payload, Mapping) and AccessCode.attached(payload)):
+            raise AccessCodeDigestMissing(
+                "an rx.issue carries its access code's digest: use issue_prescription, or attach one "
+                "(AccessCode.new().attach(resource, rx_id)) and print that code on the slip",
+                details={"field": "extension"},
+            )
         env = Envelope.create(
             kind=kind, subject=subject, org=self.org, payload=payload, prev=prev, timestamp=timestamp
         )
@@ -134,13 +142,20 @@ class Client(ClientBase):
         resp = self._http.request(req.method, req.path, json=req.json, params=req.params, headers=req.headers)
         return Api.parse(resp)
 
-    def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
-        """Submit one signed record with its payload; the gateway answers 202 with the record id."""
-        return Api.receipt(self._do(Api.submit(signed, payload)))
+    def submit(self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None) -> Receipt:
+        """Submit one signed record with its payload; the gateway answers 202 with the record id.
+        ``access_code``: the prescription slip's, which an ``rx.dispense`` presents (never signed)."""
+        return Api.receipt(self._do(Api.submit(signed, payload, access_code)))
 
-    def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
-        """Submit many records in one request (all or each, as the gateway reports per item)."""
-        return Api.bulk(self._do(Api.submit_many(items)))
+    def submit_many(
+        self,
+        items: Sequence[tuple[SignedRecord, Any]],
+        *,
+        access_codes: Sequence[AccessCodeArg] | None = None,
+    ) -> list[Receipt]:
+        """Submit many records in one request (all or each, as the gateway reports per item);
+        ``access_codes``: one per item (None where an item needs none)."""
+        return Api.bulk(self._do(Api.submit_many(items, access_codes)))
 
     def issue_prescription(
         self,
@@ -248,11 +263,18 @@ class AsyncClient(ClientBase):
         )
         return Api.parse(resp)
 
-    async def submit(self, signed: SignedRecord, payload: Any) -> Receipt:
-        return Api.receipt(await self._do(Api.submit(signed, payload)))
+    async def submit(
+        self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None
+    ) -> Receipt:
+        return Api.receipt(await self._do(Api.submit(signed, payload, access_code)))
 
-    async def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
-        return Api.bulk(await self._do(Api.submit_many(items)))
+    async def submit_many(
+        self,
+        items: Sequence[tuple[SignedRecord, Any]],
+        *,
+        access_codes: Sequence[AccessCodeArg] | None = None,
+    ) -> list[Receipt]:
+        return Api.bulk(await self._do(Api.submit_many(items, access_codes)))
 
     async def issue_prescription(
         self,

@@ -40,6 +40,7 @@ from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
 from tests.kit.devnet import run
 from tests.kit.gateway import (
+    kit_code,
     party_meeting,
     rx_dispense,
     rx_issue,
@@ -163,7 +164,9 @@ def _settled(client: Client, record_id: str) -> str:
 
 def _submit(client: Client, kind: str, subject: str, payload: Any, prev: str | None = None) -> str:
     signed = client.sign(kind=kind, subject=subject, payload=payload, prev=prev)
-    return client.submit(signed, payload).id
+    # A dispense presents its prescription's code (the test kit's, which rx_issue attaches).
+    code = kit_code(subject.removeprefix("rx:")) if kind == "rx.dispense" else None
+    return client.submit(signed, payload, access_code=code).id
 
 
 @pytest.fixture(scope="module")

@@ -73,9 +73,11 @@ def test_devnet_witnesses_cosign_and_bundles_verify_with_the_policy(
     broken = run("provenance", "receipt", "verify", str(receipt), "--trust", trust_file, "--bundle", str(bad))
     assert broken.returncode == 1 and "WITNESS_QUORUM_MISSING" in broken.stderr
 
-    # The monitor follows the devnet's tiles with the same trust file.
+    # The monitor follows the devnet's tiles with the same trust file, and an auditor's token (the entry
+    # bundles are the signed envelopes: for oversight only).
+    token = str(state / "tokens" / "auditor.token")
     mon = run("provenance", "monitor", "--tiles", f"{gateway}/tiles", "--trust", trust_file,
-              "--state", str(tmp_path / "monitor.json"), "--json")  # fmt: skip
+              "--token-file", token, "--state", str(tmp_path / "monitor.json"), "--json")  # fmt: skip
     assert mon.returncode == 0, mon.stdout + mon.stderr
     report = json.loads(mon.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["entries_checked"] == report["size"] >= 1

@@ -26,8 +26,9 @@ from sqlmodel import col, select
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.models import CheckpointRow, DataKey, Record, RecordPayload
+from provenance.access_code import HEADER
 from provenance.records import Envelope
-from tests.kit.gateway import Harness, hj212_packets, rx_dispense, rx_issue, sign_submission
+from tests.kit.gateway import Harness, hj212_packets, kit_code, rx_dispense, rx_issue, sign_submission
 from tests.kit.procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
 
 pytestmark = pytest.mark.timeout(600)
@@ -271,7 +272,10 @@ def test_disk_full_fails_clearly_and_keeps_nothing_partial(net: ProcNet, auditor
 
 def _submit(net: ProcNet, org: str, kind: str, payload: object) -> str:
     body = sign_submission(org, net.sm2_key(org), kind, payload)
-    r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=net.headers(org), timeout=30)
+    headers = net.headers(org)
+    if kind == "rx.dispense":  # the prescription's code (the test kit's, which rx_issue attaches)
+        headers = {**headers, HEADER: str(kit_code(body["record"]["subject"].removeprefix("rx:")))}
+    r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
     rid: str = r.json()["id"]
     return rid
