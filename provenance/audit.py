@@ -256,7 +256,7 @@ def _record_of(ev: WorkflowEvent, fetch: BundleSource, verifier: Verifier) -> En
             raise  # the audit cannot go on (token refused, gateway failing): not a finding about this event
         reason = f"no evidence yet: record {ev.digest} is not under a signed checkpoint yet; re-run shortly"
         return EventResult(ev, False, "record", reason)
-    failure = check_bundle(verifier, doc)
+    failure = check_bundle(verifier, doc, consistent_ok=False)
     if failure is not None:
         reason = f"bundle fails at step {failure.step}: [{failure.code}] {failure.message}"
         return EventResult(ev, False, "bundle", reason, step=failure.step)

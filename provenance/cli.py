@@ -26,7 +26,14 @@ from rich.table import Table
 from provenance._internal.files import read_bytes, read_text, write_private, write_public
 from provenance.batch import check_bundle, count_lines, is_json_lines, verify_export, verify_line
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
-from provenance.errors import FormatError, NotFound, ProvenanceError, SignatureInvalid, VerificationError
+from provenance.errors import (
+    FormatError,
+    NotFound,
+    ProvenanceError,
+    ReceiptInvalid,
+    SignatureInvalid,
+    VerificationError,
+)
 from provenance.monitor_cli import monitor as monitor_command
 from provenance.records import (
     Envelope,
@@ -233,47 +240,25 @@ def _proofs(gateway: str | None, token_file: Path | None) -> Any:
     return GatewayProofs(gateway, token=_token(token_file))
 
 
-@app.command()
-def verify(
-    file: Annotated[Path, typer.Argument(help="An evidence bundle (JSON) or an export (JSON Lines).")],
-    trust: Annotated[
-        Path | None, typer.Option("--trust", help="Trust file (`provenance orgs export`) pinning keys.")
-    ] = None,
-    allow_unanchored: Annotated[
-        bool, typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
-    ] = False,
-    rpc: Annotated[
-        str | None, typer.Option("--rpc", help="Look anchors up on this chain's JSON-RPC (online mode).")
-    ] = None,
-    gateway: Annotated[
-        str | None,
-        typer.Option("--gateway", help="With --rpc: where to fetch consistency proofs between anchors."),
-    ] = None,
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token for --gateway.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
-
-    Without --trust the keys come from the bundle itself: the verdict is then "consistent", never
-    "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
-    --gateway checks that the anchored checkpoint is on one history with the anchors around it.
-    """
-    store = TrustStore.load(trust) if trust else None
+def _verifier(
+    store: TrustStore | None,
+    *,
+    rpc: str | None,
+    gateway: str | None,
+    token_file: Path | None,
+    require_anchor: bool,
+) -> Verifier:
+    """The verifier of `verify` and `receipt verify`: pinned keys, and with --rpc the live anchor check."""
     checker = None
     if rpc:
         from provenance.anchor import ChainAnchorChecker
 
-        checker = ChainAnchorChecker.from_rpc(
-            rpc,
-            contract=store.provenance_log if store else None,
-            chain_id=store.chain_id if store else None,
-            proofs=_proofs(gateway, token_file),
-        )
-    verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=not allow_unanchored)
-    if is_json_lines(file):
-        _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
-        return
-    raw = read_bytes(file, what="bundle file")
+        checker = ChainAnchorChecker.for_trust(rpc, store, proofs=_proofs(gateway, token_file))
+    return Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
+
+
+def _bundle_entry(verifier: Verifier, raw: bytes) -> dict[str, Any]:
+    """One bundle's bytes verified as `provenance verify FILE` reports it (``--json``'s document)."""
     results: list[StepResult] = []
     failure = verify_line(verifier, 1, raw, report=results)  # text that is not JSON fails step "schema"
     entry: dict[str, Any] = {"ok": failure is None, "verdict": verdict(results)}
@@ -284,10 +269,48 @@ def verify(
         if failure.record is not None:
             entry["record"] = failure.record
     entry["steps"] = [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]
+    return entry
+
+
+_RPC_OPTION = typer.Option("--rpc", help="Look anchors up on this chain's JSON-RPC (online mode).")
+_GATEWAY_OPTION = typer.Option(
+    "--gateway", help="With --rpc: where to fetch consistency proofs between anchors."
+)
+_TOKEN_OPTION = typer.Option("--token-file", help="API token for --gateway.")
+_UNANCHORED_OPTION = typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="An evidence bundle (JSON) or an export (JSON Lines).")],
+    trust: Annotated[
+        Path | None, typer.Option("--trust", help="Trust file (`provenance orgs export`) pinning keys.")
+    ] = None,
+    allow_unanchored: Annotated[bool, _UNANCHORED_OPTION] = False,
+    rpc: Annotated[str | None, _RPC_OPTION] = None,
+    gateway: Annotated[str | None, _GATEWAY_OPTION] = None,
+    token_file: Annotated[Path | None, _TOKEN_OPTION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
+
+    Without --trust the keys come from the bundle itself: the verdict is then "consistent", never
+    "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
+    --gateway checks that the anchored checkpoint is on one history with the anchors around it. An export
+    (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed).
+    """
+    store = TrustStore.load(trust) if trust else None
+    if is_json_lines(file):
+        _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
+        return
+    verifier = _verifier(
+        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=not allow_unanchored
+    )
+    entry = _bundle_entry(verifier, read_bytes(file, what="bundle file"))
     if as_json:
         typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
     else:
-        _print_steps(results)
+        _print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["steps"]])
         if entry["ok"]:
             out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
         else:
@@ -316,6 +339,7 @@ def _verify_export(
         doc = {
             "total": summary.total,
             "verified": summary.verified,
+            "consistent": summary.consistent,
             "failed": len(summary.failures),
             "failures": [
                 {
@@ -330,7 +354,17 @@ def _verify_export(
         }
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
-        out.print(f"{summary.verified} of {summary.total} bundles verified, {len(summary.failures)} failed")
+        # The page's words: "verified" only with pinned keys; the rest held against the bundles' own keys.
+        out.print(
+            f"{summary.verified} of {summary.total} bundles verified with the pinned keys, "
+            f"{summary.consistent} only consistent (keys from the bundles themselves, not attributed), "
+            f"{len(summary.failures)} failed"
+        )
+        if summary.consistent:
+            err.print(
+                "[yellow]warning[/yellow]: a consistent bundle agrees with keys it carries itself, which "
+                "anyone can make: pin the keys with --trust (`provenance orgs export`)"
+            )
         for f in summary.failures[:50]:
             err.print(f"  line {f.line}: step '{f.step}' [{f.code}]: {f.message}")
         if len(summary.failures) > 50:
@@ -353,11 +387,60 @@ def receipt_verify(
         str | None, typer.Option("--record", help="The record id it must be for (default: the answer's id).")
     ] = None,
     bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="An evidence bundle that must keep the promise.")
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="An evidence bundle that must keep the promise (verified as `provenance verify` would).",
+        ),
     ] = None,
+    allow_unanchored: Annotated[bool, _UNANCHORED_OPTION] = False,
+    rpc: Annotated[str | None, _RPC_OPTION] = None,
+    gateway: Annotated[str | None, _GATEWAY_OPTION] = None,
+    token_file: Annotated[Path | None, _TOKEN_OPTION] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Verify an acceptance receipt: exit 0 when the log key signed it (and the bundle keeps it), else 1."""
+    """Verify an acceptance receipt: exit 0 when the log key signed it (and the bundle keeps it), else 1.
+
+    With --bundle the bundle is verified as `provenance verify --trust` verifies it (the same trust file,
+    --rpc/--gateway for the live anchor check, an anchor required unless --allow-unanchored); it keeps the
+    promise only when it is *verified* and is the receipt's record in the receipt's log.
+    """
+    entry: dict[str, Any] = {"ok": False}
+    try:
+        _receipt_entry(entry, file, trust, record, bundle, allow_unanchored, rpc, gateway, token_file)
+    except ProvenanceError as exc:
+        entry |= {"code": exc.code, "message": exc.message}
+        if isinstance(exc, VerificationError):
+            entry |= {"failed_step": exc.step, "check": exc.details.get("check")}
+        if as_json:  # the document on stdout; the one-line error on stderr and the exit status from main
+            typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+        elif "bundle" in entry:
+            _print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["bundle"]["steps"]])
+        raise
+    if as_json:
+        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+        return
+    out.print(
+        f"[green]valid[/green] receipt: log {entry['origin']} accepted record {entry['record']} at "
+        f"{entry['accepted_at']}, promised in the log by {entry['deadline']}"
+    )
+    if bundle is not None:
+        _print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["bundle"]["steps"]])
+        out.print(f"[green]kept[/green]: leaf {entry['leaf_index']} of tree size {entry['tree_size']}")
+
+
+def _receipt_entry(
+    entry: dict[str, Any],
+    file: Path,
+    trust: Path,
+    record: str | None,
+    bundle: Path | None,
+    allow_unanchored: bool,
+    rpc: str | None,
+    gateway: str | None,
+    token_file: Path | None,
+) -> None:
+    """Fill ``entry`` (``receipt verify --json``'s document) as far as the checks get; raise at a failure."""
     from provenance.bundle import EvidenceBundle
     from provenance.receipt import check_kept, verify_receipt
 
@@ -371,28 +454,35 @@ def receipt_verify(
         record = record or (doc.get("id") if isinstance(doc.get("id"), str) else None)
     store = TrustStore.load(trust)
     receipt = verify_receipt(note, store, record_id=record)
-    entry: dict[str, Any] = {
-        "ok": True,
+    entry |= {
+        "ok": bundle is None,
         "origin": receipt.origin,
         "record": receipt.record_id,
         "accepted_at": receipt.accepted_at,
         "max_merge_delay": receipt.max_merge_delay,
         "deadline": format_timestamp(receipt.deadline),
     }
-    if bundle is not None:
-        b = EvidenceBundle.from_dict(load_json(read_bytes(bundle, what="bundle file"), what="bundle file"))
-        Verifier(trust=store, require_anchor=False).verify(b)
-        check_kept(receipt, b)
-        entry |= {"kept": True, "leaf_index": b.leaf_index, "tree_size": b.tree_size}
-    if as_json:
-        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+    if bundle is None:
         return
-    out.print(
-        f"[green]valid[/green] receipt: log {receipt.origin} accepted record {receipt.record_id} at "
-        f"{receipt.accepted_at}, promised in the log by {entry['deadline']}"
+    verifier = _verifier(
+        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=not allow_unanchored
     )
-    if bundle is not None:
-        out.print(f"[green]kept[/green]: leaf {entry['leaf_index']} of tree size {entry['tree_size']}")
+    raw_bundle = read_bytes(bundle, what="bundle file")
+    report = entry["bundle"] = _bundle_entry(verifier, raw_bundle)
+    if not report["ok"]:
+        raise ReceiptInvalid(
+            f"the bundle does not verify: step '{report['failed_step']}' failed [{report['code']}]: "
+            f"{report['message']}",
+            details={"check": "kept", "bundle_step": report["failed_step"], "bundle_code": report["code"]},
+        )
+    if report["verdict"] != "verified":
+        raise ReceiptInvalid(
+            "the bundle is only consistent (the trust file pins no log key): it cannot keep a promise",
+            details={"check": "kept", "verdict": report["verdict"]},
+        )
+    b = EvidenceBundle.from_json(raw_bundle)
+    check_kept(receipt, b)
+    entry |= {"ok": True, "kept": True, "leaf_index": b.leaf_index, "tree_size": b.tree_size}
 
 
 @app.command()
