@@ -37,6 +37,7 @@ from provenance.contracts import (
     transact,
 )
 from provenance.crypto import SM2PrivateKey
+from provenance.registry import read_validators
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -107,6 +108,8 @@ class Manifest:
     # One per witness: org, name (its key name), key_file (its SM2 key), public_key (PEM)
     witnesses: list[dict[str, str]] = field(default_factory=list)
     witness_quorum: int = 0
+    # The chain's SM2 sealing keys (PEM; our node's genesis validators), pinned by the trust file.
+    validators: list[str] = field(default_factory=list)
 
     def org(self, org: str) -> OrgEntry:
         """The entry of organisation ``org`` (KeyError if absent)."""
@@ -148,6 +151,7 @@ class Manifest:
             "created_at": self.created_at,
             "witnesses": self.witnesses,
             "witness_quorum": self.witness_quorum,
+            "validators": self.validators,
         }
 
     @classmethod
@@ -170,6 +174,7 @@ class Manifest:
             path=p,
             witnesses=list(data.get("witnesses", [])),
             witness_quorum=int(data.get("witness_quorum", 0)),
+            validators=list(data.get("validators", [])),
         )
 
     def trust_dict(self) -> dict[str, Any]:
@@ -204,7 +209,8 @@ class Manifest:
                 "org_registry": self.contracts["OrgRegistry"],
                 "provenance_log": self.contracts["ProvenanceLog"],
                 "rpc_url": self.rpc_url,
-            },
+            }
+            | ({"validators": [{"public_key": pem} for pem in self.validators]} if self.validators else {}),
         }
         if self.witnesses and self.witness_quorum:
             doc["witnesses"] = {
@@ -531,6 +537,7 @@ def deploy_network(
         path=out_dir / MANIFEST_NAME,
         witnesses=witnesses,
         witness_quorum=min(witness_quorum, len(witnesses)),
+        validators=[k.to_pem().decode("ascii") for k in read_validators(w3)],
     )
     write_public(out_dir / MANIFEST_NAME, _json(manifest.to_dict()))
     write_public(out_dir / TRUST_NAME, _json(manifest.trust_dict()))

@@ -28,12 +28,14 @@ from provenance.batch import check_bundle, count_lines, is_json_lines, verify_ex
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import (
     FormatError,
+    ListingInvalid,
     NotFound,
     ProvenanceError,
     ReceiptInvalid,
     SignatureInvalid,
     VerificationError,
 )
+from provenance.listing import MAX_HISTORY_PAGES, HistoryPages
 from provenance.monitor_cli import monitor as monitor_command
 from provenance.records import (
     Envelope,
@@ -701,7 +703,11 @@ def audit_workflow(
             )
         )
         checker = ChainAnchorChecker(
-            w3, contract=contracts["ProvenanceLog"], chain_id=store.chain_id, proofs=client
+            w3,
+            contract=contracts["ProvenanceLog"],
+            chain_id=store.chain_id,
+            proofs=client,
+            seal_keys=store.seal_keys,
         )
         verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=False)
         task = bar.add_task("workflow events", total=len(events))
@@ -827,9 +833,18 @@ def trace(
     require_anchor: Annotated[
         bool, typer.Option("--require-anchor", help="Fail records not anchored yet (default: pending).")
     ] = False,
+    max_pages: Annotated[
+        int,
+        typer.Option("--max-pages", min=1, help="Read at most this many pages of the listing (then warn)."),
+    ] = MAX_HISTORY_PAGES,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it."""
+    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it.
+
+    The listing is the gateway's word: a record listed twice fails step "listing", a cursor that does not
+    advance stops the listing (LISTING_INVALID, exit 1), and past --max-pages the rest is left out with a
+    warning. A record the gateway leaves out cannot be seen (docs/security.md).
+    """
     from provenance.client import Client
 
     if trust is None:
@@ -839,35 +854,34 @@ def trace(
         )
     store = TrustStore.load(trust) if trust else _gateway_trust(gateway)
     rows: list[dict[str, Any]] = []
+    pages = HistoryPages(max_pages=max_pages)
+    listing: ListingInvalid | None = None
     with Client(base_url=gateway, token=_token(token_file)) as client:
         checker = None
         if rpc:
             from provenance.anchor import ChainAnchorChecker
 
-            checker = ChainAnchorChecker.from_rpc(
-                rpc, contract=store.provenance_log, chain_id=store.chain_id, proofs=client
-            )
+            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client)
         verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
-        for item in client.history(subject):
-            row: dict[str, Any] = {k: item.get(k) for k in ("id", "kind", "org", "timestamp", "status")}
-            entry = store.orgs.get(str(item.get("org")))
-            row["role"] = entry.role if entry else "?"
-            results: list[StepResult] = []
-            doc = client.bundle_document(str(item.get("id")), payload=False)
-            failure = check_bundle(verifier, doc, report=results, listed=(item, subject))
-            row["ok"] = failure is None
-            if failure is not None:
-                row |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
-            row["verdict"] = verdict(results)
-            row["steps"] = {r.step: r.status for r in results}
-            rows.append(row)
-    if not rows:
+        seen: set[str] = set()
+        try:
+            for item in client.history(subject, pages=pages):
+                rows.append(_trace_row(client, verifier, store, subject, item, seen))
+        except ListingInvalid as exc:  # what was read so far is shown, then the listing's failure
+            listing = exc
+    if not rows and listing is None:
         raise NotFound(f"no records for subject '{subject}'")
     failed = [r for r in rows if not r["ok"]]
     if as_json:
-        typer.echo(
-            json.dumps({"subject": subject, "records": rows, "failed": len(failed)}, ensure_ascii=False)
-        )
+        doc: dict[str, Any] = {
+            "subject": subject,
+            "records": rows,
+            "failed": len(failed),
+            "truncated": pages.truncated,
+        }
+        if listing is not None:
+            doc["listing_error"] = {"code": listing.code, "message": listing.message}
+        typer.echo(json.dumps(doc, ensure_ascii=False))
     else:
         table = Table(title=f"{subject}: {len(rows)} records")
         for col in (
@@ -882,7 +896,12 @@ def trace(
             "",
         ):
             table.add_column(col)
-        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]not checked[/]"}
+        mark = {
+            "passed": "[green]✓[/]",
+            "failed": "[red]✗[/]",
+            "skipped": "[yellow]not checked[/]",
+            "warning": "[yellow]unpinned[/]",
+        }
         for i, r in enumerate(rows, 1):
             steps = r["steps"]
             table.add_row(
@@ -904,8 +923,37 @@ def trace(
         out.print(table)
         for r in failed:
             err.print(f"[red]record {r['id']}[/red]: step '{r['failed_step']}' [{r['code']}]: {r['message']}")
+    if pages.truncated:
+        err.print(
+            f"[yellow]warning[/yellow]: truncated after {pages.pages} pages ({len(rows)} records): the "
+            "gateway lists more, so this is not the whole history (raise --max-pages)"
+        )
+    if listing is not None:
+        raise listing
     if failed:
         raise typer.Exit(1)
+
+
+def _trace_row(
+    client: Any, verifier: Verifier, store: TrustStore, subject: str, item: Any, seen: set[str]
+) -> dict[str, Any]:
+    """One listed record of `trace`, checked against its own bundle (a repeated id fails step listing)."""
+    item = item if isinstance(item, dict) else {}
+    row: dict[str, Any] = {k: item.get(k) for k in ("id", "kind", "org", "timestamp", "status")}
+    entry = store.orgs.get(str(item.get("org")))
+    row["role"] = entry.role if entry else "?"
+    record_id = str(item.get("id"))
+    duplicate = record_id in seen
+    seen.add(record_id)
+    results: list[StepResult] = []
+    doc = client.bundle_document(record_id, payload=False)
+    failure = check_bundle(verifier, doc, report=results, listed=(item, subject), duplicate=duplicate)
+    row["ok"] = failure is None
+    if failure is not None:
+        row |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
+    row["verdict"] = verdict(results)
+    row["steps"] = {r.step: r.status for r in results}
+    return row
 
 
 @app.command()

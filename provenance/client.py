@@ -22,6 +22,7 @@ from provenance.access_code import HEADER, AccessCode
 from provenance.bundle import EvidenceBundle
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import FormatError, NotFound, ProvenanceError, ReceiptInvalid
+from provenance.listing import HistoryPages
 from provenance.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
 from provenance.trust import TrustStore
@@ -190,10 +191,6 @@ class _Api:
         """Per-item results of a bulk submission, in request order (rejected items carry ``raw['error']``)."""
         return [_Api.receipt(item) for item in doc["items"]]
 
-    @staticmethod
-    def page(doc: Any) -> tuple[list[Any], int | None]:
-        return list(doc.get("items", [])), doc.get("next_cursor")
-
 
 class GatewayProofs:
     """Consistency proofs from a gateway (``provenance.abc.ConsistencyProofs``) for the live anchor check.
@@ -271,17 +268,19 @@ class _Base:
 
         base_url = gateway or "http://127.0.0.1:8000"
         token = read_text(root / "tokens" / f"{org}.token", what="token file").strip()
+        trust = TrustStore.load(trust_path) if trust_path.exists() else None
         checker = ChainAnchorChecker.from_rpc(
             manifest["rpc_url"],
             contract=manifest["contracts"]["ProvenanceLog"],
             proofs=GatewayProofs(base_url, token=token),
+            seal_keys=trust.seal_keys if trust else (),
         )
         return {
             "base_url": base_url,
             "org": org,
             "token": token,
             "signer": SM2PrivateKey.from_pem(read_bytes(root / entry["sm2_key_file"], what="SM2 key")),
-            "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
+            "trust": trust,
             "anchor_checker": checker,
         }
 
@@ -355,14 +354,21 @@ class Client(_Base):
         return EvidenceBundle.from_dict(doc)
 
     def history(
-        self, subject: str, *, page_size: int = 100, access_code: AccessCodeArg = None
+        self,
+        subject: str,
+        *,
+        page_size: int = 100,
+        access_code: AccessCodeArg = None,
+        pages: HistoryPages | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every record of ``subject`` this reader may see, oldest first, across pages."""
+        """Every record of ``subject`` this reader may see, oldest first, across pages read by ``pages``
+        (a cursor that does not advance raises ListingInvalid; after its page bound, ``pages.truncated``)."""
+        pages = pages if pages is not None else HistoryPages()
         cursor: int | None = None
         while True:
-            items, cursor = _Api.page(self._do(_Api.history(subject, cursor, page_size, access_code)))
+            items, cursor = pages.accept(self._do(_Api.history(subject, cursor, page_size, access_code)))
             yield from items
-            if not cursor:
+            if cursor is None:
                 return
 
     def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
@@ -463,15 +469,21 @@ class AsyncClient(_Base):
         return EvidenceBundle.from_dict(doc)
 
     async def history(
-        self, subject: str, *, page_size: int = 100, access_code: AccessCodeArg = None
+        self,
+        subject: str,
+        *,
+        page_size: int = 100,
+        access_code: AccessCodeArg = None,
+        pages: HistoryPages | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
+        pages = pages if pages is not None else HistoryPages()
         cursor: int | None = None
         while True:
             req = _Api.history(subject, cursor, page_size, access_code)
-            items, cursor = _Api.page(await self._do(req))
+            items, cursor = pages.accept(await self._do(req))
             for item in items:
                 yield item
-            if not cursor:
+            if cursor is None:
                 return
 
     async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:

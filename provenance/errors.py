@@ -180,6 +180,14 @@ class ListingMismatch(VerificationError):
     step = "listing"
 
 
+class ListingInvalid(VerificationError):
+    """A history listing that cannot be one finite listing (a cursor that does not advance, an empty page
+    that says more follow): the reading stops here rather than loop or show repeats."""
+
+    code = "LISTING_INVALID"
+    step = "listing"
+
+
 class SignerRoleForbidden(SignerInvalid):
     """The organisation's pinned role may not record that kind (the gateway would have refused it)."""
 
