@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from eth_abi.abi import encode as abi_encode
 from web3 import Web3
 
