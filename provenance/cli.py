@@ -946,7 +946,11 @@ def _trace_row(
     duplicate = record_id in seen
     seen.add(record_id)
     results: list[StepResult] = []
-    doc = client.bundle_document(record_id, payload=False)
+    try:
+        doc: Any = client.bundle_document(record_id, payload=False)
+    except NotFound as exc:  # listed, yet no bundle: the listing names a record the gateway does not have
+        row |= {"ok": False, "failed_step": "listing", "code": exc.code, "message": exc.message}
+        return row | {"verdict": "failed", "steps": {"listing": "failed"}}
     failure = check_bundle(verifier, doc, report=results, listed=(item, subject), duplicate=duplicate)
     row["ok"] = failure is None
     if failure is not None:
