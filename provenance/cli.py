@@ -411,7 +411,7 @@ def receipt_verify(
     try:
         _receipt_entry(entry, file, trust, record, bundle, allow_unanchored, rpc, gateway, token_file)
     except ProvenanceError as exc:
-        entry |= {"code": exc.code, "message": exc.message}
+        entry |= {"code": exc.code, "message": exc.message, "details": exc.details}
         if isinstance(exc, VerificationError):
             entry |= {"failed_step": exc.step, "check": exc.details.get("check")}
         if as_json:  # the document on stdout; the one-line error on stderr and the exit status from main
