@@ -399,7 +399,8 @@ class Client(_Base):
             time.sleep(interval)
 
     def verify(self, record_id: str) -> EvidenceBundle:
-        """Fetch the record's bundle and verify it (every step, the anchor too); returns the bundle."""
+        """Fetch the record's bundle and verify it (every step, the anchor too); return the bundle only when
+        it is *verified* (the client's trust pins the keys), else raise (``KEYS_NOT_PINNED`` without them)."""
         b = self.bundle(record_id)
         self.verifier.verify(b)
         return b
@@ -517,6 +518,7 @@ class AsyncClient(_Base):
             await asyncio.sleep(interval)
 
     async def verify(self, record_id: str) -> EvidenceBundle:
+        """:meth:`Client.verify`, awaitable: the bundle only when it is *verified*."""
         b = await self.bundle(record_id)
         # Verification is CPU-bound and quick (one SM2 verify + log n hashes): no thread hop needed.
         self.verifier.verify(b)

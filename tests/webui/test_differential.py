@@ -485,3 +485,40 @@ def test_a_trust_file_that_fails_in_an_unforeseen_way_is_an_error(probe: PagePro
     assert "NOT loaded" in status and "simulated failure" in status
     page.click("#trust-clear")
     assert page.locator("#results .verdict").get_attribute("data-verdict") == "consistent"
+
+
+NUMBER_TEXTS = [
+    "30",
+    "30.0",
+    "3e1",
+    "0.1",
+    "1E2",
+    "-0.0",
+    "0e999999999999999999999",
+    "5e-324",
+    "2.4703282292062328e-324",  # rounds up to the smallest double: not its value
+    "2.4703282292062327e-324",  # rounds down to 0
+    "1e-400",
+    "0.10000000000000000555",
+    "0.1000000000000000055511151231257827021181583404541015625",  # exactly the double nearest 0.1
+    "1.7976931348623157e308",
+    "1.7976931348623158e308",  # rounds to the largest double
+    "1e309",
+    "123456789012345678901234567890e-10",
+    "1" + "0" * 30 + "e-30",
+]
+
+
+def test_number_texts_are_read_the_same_on_both_sides(probe: PageProbe, tmp_path: Path) -> None:
+    """Second attack, finding 8: a number's text must denote exactly the value read. Each text in the
+    payload of valid.json: both verifiers accept it (failing later, at the payload digest, when its value
+    differs) or refuse it at `schema`, the same way."""
+    valid = golden_line("valid.json")
+    assert valid.count(b'"value": 30,') == 1
+    lines = [valid.replace(b'"value": 30,', b'"value": ' + t.encode() + b",") for t in NUMBER_TEXTS]
+    expected = [python_outcome(line, None) for line in lines]
+    by_text = dict(zip(NUMBER_TEXTS, expected, strict=True))
+    assert by_text["30.0"].verdict == "consistent" and by_text["1e-400"].failed_step == "schema"
+    assert by_text["0.1000000000000000055511151231257827021181583404541015625"].failed_step == "schema"
+    got = page_outcomes(probe, lines, tmp_path, trust_file=None)
+    assert disagreements(expected, got, NUMBER_TEXTS) == []
