@@ -155,6 +155,13 @@ class HistoryInconsistent(AnchorInvalid):
     code = "HISTORY_INCONSISTENT"
 
 
+class ConsistencyProofMalformed(AnchorInvalid):
+    """The proof source (the gateway) served a consistency proof of the wrong shape (length, hash size):
+    its fault, which says nothing about the log's history."""
+
+    code = "CONSISTENCY_PROOF_MALFORMED"
+
+
 class ReceiptInvalid(VerificationError):
     """An acceptance receipt that does not parse, is not signed by a pinned log key, or is for another record.
 
@@ -180,10 +187,32 @@ class ListingMismatch(VerificationError):
     step = "listing"
 
 
+class ListingInvalid(VerificationError):
+    """A history listing that cannot be one finite listing (a cursor that does not advance, an empty page
+    that says more follow): the reading stops here rather than loop or show repeats."""
+
+    code = "LISTING_INVALID"
+    step = "listing"
+
+
 class SignerRoleForbidden(SignerInvalid):
     """The organisation's pinned role may not record that kind (the gateway would have refused it)."""
 
     code = "ROLE_FORBIDDEN"
+
+
+class KeysNotPinned(VerificationError):
+    """Every step held, but against keys the bundle carries itself: *consistent*, not *verified*.
+
+    ``Verifier.verify`` raises it (``step``: the first unpinned step, ``signer`` or ``checkpoint``);
+    ``Verifier.verify_consistent`` is the explicit opt-in that accepts such a bundle.
+    """
+
+    code = "KEYS_NOT_PINNED"
+
+    def __init__(self, message: str, *, step: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.step = step
 
 
 class VerifierFault(VerificationError):

@@ -62,6 +62,8 @@ class Manifest:
     # One per witness: org, name (its key name), key_file (its SM2 key), public_key (PEM)
     witnesses: list[dict[str, str]] = field(default_factory=list)
     witness_quorum: int = 0
+    # The chain's SM2 sealing keys (PEM; our node's genesis validators), pinned by the trust file.
+    validators: list[str] = field(default_factory=list)
 
     def find(self, org: str) -> ManifestOrg | None:
         """The entry of organisation ``org``, if the manifest has one."""
@@ -119,6 +121,7 @@ class Manifest:
             "created_at": self.created_at,
             "witnesses": self.witnesses,
             "witness_quorum": self.witness_quorum,
+            "validators": self.validators,
         }
 
     @classmethod
@@ -151,6 +154,7 @@ class Manifest:
                 path=path,
                 witnesses=list(data.get("witnesses", [])),
                 witness_quorum=int(data.get("witness_quorum", 0)),
+                validators=list(data.get("validators", [])),
             )
         except KeyError as exc:
             raise FormatError(f"{where} is malformed: it lacks {exc}") from exc
@@ -178,7 +182,8 @@ class Manifest:
                 "org_registry": self.contracts["OrgRegistry"],
                 "provenance_log": self.contracts["ProvenanceLog"],
                 "rpc_url": self.rpc_url,
-            },
+            }
+            | ({"validators": [{"public_key": pem} for pem in self.validators]} if self.validators else {}),
         }
         if self.witnesses and self.witness_quorum:
             doc["witnesses"] = {

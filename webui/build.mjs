@@ -1,6 +1,7 @@
 // Builds the /verify page's one self-contained script: `node webui/build.mjs [OUTDIR]` (or
 // `npm run build:verify`), default OUTDIR gateway/static/verify. Writes app.js and the licences of the
-// npm packages bundled into it. The output is committed, so the gateway serves it with no build step;
+// npm packages bundled into it, after checking that the page's schema reader can apply every schema in
+// provenance/schemas (else it stops, naming the keyword). The output is committed, so the gateway serves it with no build step;
 // tests/webui/test_build.py rebuilds it and fails when the committed files differ from the sources.
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
@@ -8,6 +9,45 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * What the page's schema reader (webui/src/schema.js keywordErrors) cannot apply in each schema file: the
+ * reader is run here, at build time, over every schema the project ships, so that a keyword it does not
+ * know stops the build instead of breaking a user's trust file load.
+ */
+async function schemaErrors(files) {
+  const imports = files.map((f, i) => `import s${i} from ${JSON.stringify(path.resolve(f))};`).join('\n');
+  const checks = files.map((f, i) => `...keywordErrors(s${i}).map((e) => ${JSON.stringify(f)} + ' ' + e)`).join(', ');
+  const check = await esbuild.build({
+    stdin: {
+      contents: `import { keywordErrors } from './webui/src/schema.js';\n${imports}\nexport default [${checks}];`,
+      resolveDir: root,
+      loader: 'js',
+    },
+    absWorkingDir: root,
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'node',
+    logLevel: 'warning',
+  });
+  const code = Buffer.from(check.outputFiles[0].text).toString('base64');
+  return (await import(`data:text/javascript;base64,${code}`)).default;
+}
+
+// `node webui/build.mjs --check-schemas FILE...`: only the check, of the given files (the tests use it).
+const checkOnly = process.argv[2] === '--check-schemas';
+const schemaDir = path.join(root, 'provenance/schemas');
+const schemas = checkOnly
+  ? process.argv.slice(3)
+  : fs.readdirSync(schemaDir).filter((f) => f.endsWith('.schema.json')).map((f) => path.join(schemaDir, f));
+const unsupported = await schemaErrors(schemas);
+if (unsupported.length) {
+  console.error(`the page's schema reader (webui/src/schema.js) cannot apply:\n  ${unsupported.join('\n  ')}`);
+  process.exit(1);
+}
+if (checkOnly) process.exit(0);
+
 const outdir = path.resolve(process.argv[2] ?? path.join(root, 'gateway/static/verify'));
 
 const result = await esbuild.build({

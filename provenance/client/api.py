@@ -195,10 +195,6 @@ class Api:
         """Per-item results of a bulk submission, in request order (rejected items carry ``raw['error']``)."""
         return [Api.receipt(item) for item in doc["items"]]
 
-    @staticmethod
-    def page(doc: Any) -> tuple[list[Any], int | None]:
-        return list(doc.get("items", [])), doc.get("next_cursor")
-
 
 class GatewayProofs:
     """Consistency proofs from a gateway (``provenance.abc.ConsistencyProofs``) for the live anchor check.

@@ -27,6 +27,7 @@ from provenance.client.api import (
 )
 from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
+from provenance.listing import HistoryPages
 from provenance.log.bundle import EvidenceBundle
 from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, sign_envelope
@@ -98,17 +99,19 @@ class ClientBase:
 
         base_url = gateway or "http://127.0.0.1:8000"
         token = read_text(root / "tokens" / f"{org}.token", what="token file").strip()
+        trust = TrustStore.load(trust_path) if trust_path.exists() else None
         checker = ChainAnchorChecker.from_rpc(
             manifest.rpc_url,
             contract=manifest.contract("ProvenanceLog"),
             proofs=GatewayProofs(base_url, token=token),
+            seal_keys=trust.seal_keys if trust else (),
         )
         return {
             "base_url": base_url,
             "org": org,
             "token": token,
             "signer": manifest.sm2_key(org),
-            "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
+            "trust": trust,
             "anchor_checker": checker,
         }
 
@@ -189,14 +192,21 @@ class Client(ClientBase):
         return EvidenceBundle.from_dict(doc)
 
     def history(
-        self, subject: str, *, page_size: int = 100, access_code: AccessCodeArg = None
+        self,
+        subject: str,
+        *,
+        page_size: int = 100,
+        access_code: AccessCodeArg = None,
+        pages: HistoryPages | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every record of ``subject`` this reader may see, oldest first, across pages."""
+        """Every record of ``subject`` this reader may see, oldest first, across pages read by ``pages``
+        (a cursor that does not advance raises ListingInvalid; after its page bound, ``pages.truncated``)."""
+        pages = pages if pages is not None else HistoryPages()
         cursor: int | None = None
         while True:
-            items, cursor = Api.page(self._do(Api.history(subject, cursor, page_size, access_code)))
+            items, cursor = pages.accept(self._do(Api.history(subject, cursor, page_size, access_code)))
             yield from items
-            if not cursor:
+            if cursor is None:
                 return
 
     def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
@@ -227,7 +237,8 @@ class Client(ClientBase):
             time.sleep(interval)
 
     def verify(self, record_id: str) -> EvidenceBundle:
-        """Fetch the record's bundle and verify it (every step, the anchor too); returns the bundle."""
+        """Fetch the record's bundle and verify it (every step, the anchor too); return the bundle only when
+        it is *verified* (the client's trust pins the keys), else raise (``KEYS_NOT_PINNED`` without them)."""
         b = self.bundle(record_id)
         self.verifier.verify(b)
         return b
@@ -304,15 +315,21 @@ class AsyncClient(ClientBase):
         return EvidenceBundle.from_dict(doc)
 
     async def history(
-        self, subject: str, *, page_size: int = 100, access_code: AccessCodeArg = None
+        self,
+        subject: str,
+        *,
+        page_size: int = 100,
+        access_code: AccessCodeArg = None,
+        pages: HistoryPages | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
+        pages = pages if pages is not None else HistoryPages()
         cursor: int | None = None
         while True:
             req = Api.history(subject, cursor, page_size, access_code)
-            items, cursor = Api.page(await self._do(req))
+            items, cursor = pages.accept(await self._do(req))
             for item in items:
                 yield item
-            if not cursor:
+            if cursor is None:
                 return
 
     async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
@@ -346,6 +363,7 @@ class AsyncClient(ClientBase):
             await asyncio.sleep(interval)
 
     async def verify(self, record_id: str) -> EvidenceBundle:
+        """:meth:`Client.verify`, awaitable: the bundle only when it is *verified*."""
         b = await self.bundle(record_id)
         # Verification is CPU-bound and quick (one SM2 verify + log n hashes): no thread hop needed.
         self.verifier.verify(b)

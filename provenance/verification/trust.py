@@ -6,6 +6,7 @@ Written by ``provenance orgs export`` (from ``OrgRegistry``) and read by ``prove
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -43,6 +44,8 @@ class TrustStore:
     chain: dict[str, Any] = field(default_factory=dict)
     # Witnesses that must cosign a checkpoint (k of n); None: no witness policy, a log signature suffices.
     witnesses: WitnessPolicy | None = None
+    # Parsed from ``chain["validators"]`` once (``seal_keys``); not an argument, so replace() re-reads it.
+    _seal_keys: tuple[SM2PublicKey, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def org_keys_at(self, org: str, at: datetime) -> list[SM2PublicKey]:
         """Keys of ``org`` valid at instant ``at`` (empty if the org is unknown)."""
@@ -83,6 +86,7 @@ class TrustStore:
                 if any(k.name == lk["name"] and k.public_key == pub for k in logs):
                     raise TrustInvalid(f"trust file lists log key '{lk['name']}' twice")
                 logs.append(LogKey(name=lk["name"], public_key=pub, pem=pem, origin=lk["origin"]))
+            seal_keys = _seal_keys(data.get("chain", {}))
         except TrustInvalid:
             raise
         except ProvenanceError as exc:  # a key that is not SM2, an impossible date (RecordInvalid)
@@ -91,13 +95,22 @@ class TrustStore:
             witnesses = WitnessPolicy.from_dict(data["witnesses"]) if data.get("witnesses") else None
         except FormatError as exc:
             raise TrustInvalid(f"trust file has a bad witness policy: {exc.message}") from exc
-        return cls(orgs=orgs, logs=logs, chain=dict(data.get("chain", {})), witnesses=witnesses)
+        store = cls(orgs=orgs, logs=logs, chain=dict(data.get("chain", {})), witnesses=witnesses)
+        store._seal_keys = seal_keys
+        return store
 
     @property
     def chain_id(self) -> int | None:
         """The chain whose anchors count (``chain.chain_id``), if pinned."""
         value = self.chain.get("chain_id")
         return value if isinstance(value, int) else None
+
+    @property
+    def seal_keys(self) -> tuple[SM2PublicKey, ...]:
+        """The chain's sealing keys (``chain.validators``): a block sealed by one of them is the chain's."""
+        if self._seal_keys is None:
+            self._seal_keys = _seal_keys(self.chain)
+        return self._seal_keys
 
     @property
     def provenance_log(self) -> str | None:
@@ -120,3 +133,7 @@ class TrustStore:
 @cache
 def _schema() -> StrictSchema:
     return StrictSchema("trust.schema.json", what="trust file", error=TrustInvalid)
+
+
+def _seal_keys(chain: Mapping[str, Any]) -> tuple[SM2PublicKey, ...]:
+    return tuple(SM2PublicKey.from_pem(v["public_key"]) for v in chain.get("validators", ()))

@@ -340,13 +340,13 @@ class CachedAnchorChecker:
 
     def __init__(self, inner: ChainAnchorChecker) -> None:
         self._inner = inner
-        self._ok: set[tuple[str, int, bytes]] = set()
+        self._ok: dict[tuple[str, int, bytes], str | None] = {}  # held, with the inner checker's warning
 
-    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> None:
+    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> str | None:
         key = (anchor.tx_hash, checkpoint.size, checkpoint.root)
         if key not in self._ok:
-            self._inner.check(anchor, checkpoint)
-            self._ok.add(key)
+            self._ok[key] = self._inner.check(anchor, checkpoint)
+        return self._ok[key]
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
@@ -371,7 +371,10 @@ class Auditor:
         # Online an anchor is checked against the anchors around it, with the gateway's consistency proofs.
         self.checker = CachedAnchorChecker(
             ChainAnchorChecker.from_rpc(
-                net.rpc_url, contract=net.manifest.contracts["ProvenanceLog"], proofs=GatewayProofs(net.url)
+                net.rpc_url,
+                contract=net.manifest.contracts["ProvenanceLog"],
+                proofs=GatewayProofs(net.url),
+                seal_keys=self.trust.seal_keys,  # the node's sealing keys: each anchoring block proven
             )
         )
         self.verified: set[str] = set()
