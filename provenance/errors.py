@@ -195,6 +195,37 @@ class ListingInvalid(VerificationError):
     step = "listing"
 
 
+class CertificateMismatch(VerificationError):
+    """A certificate's printed values are not those of the evidence bundle embedded in it."""
+
+    code = "CERTIFICATE_MISMATCH"
+    step = "certificate"
+
+
+class CertificateRefused(VerificationError):
+    """No certificate for a record that does not verify at issue time; ``step`` names the failed step."""
+
+    code = "CERTIFICATE_REFUSED"
+    http_status = 409
+
+    def __init__(self, message: str, *, step: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.step = step
+
+
+class CertificateInvalid(FormatError):
+    """A PDF that is no certificate of this project (unreadable, or not one embedded bundle per page)."""
+
+    code = "CERTIFICATE_INVALID"
+
+
+class CertificateFontMissing(ProvenanceError):
+    """No CJK font to print the certificate's Chinese text (install fonts-wqy-zenhei, or pass --font)."""
+
+    code = "CERTIFICATE_FONT_MISSING"
+    http_status = 500
+
+
 class SignerRoleForbidden(SignerInvalid):
     """The organisation's pinned role may not record that kind (the gateway would have refused it)."""
 

@@ -102,3 +102,19 @@ INT64_MAX = 2**63 - 1
 Cursor = Annotated[
     int, Query(ge=0, le=INT64_MAX, description="`next_cursor` of the previous page (0: from the start)")
 ]
+
+
+# Who supervises: the certificate endpoint and the dashboard are theirs (issue 21).
+SUPERVISORS = frozenset({"auditor", "regulator"})
+
+
+def current_supervisor(reader: CurrentReader) -> Reader:
+    """The reader, if its organisation is an auditor or a regulator (else 403 ROLE_FORBIDDEN)."""
+    if reader.role not in SUPERVISORS:
+        raise RoleForbidden(
+            "certificates and the dashboard are for auditors and regulators", details={"org": reader.org}
+        )
+    return reader
+
+
+CurrentSupervisor = Annotated[Reader, Depends(current_supervisor)]

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from provenance.cli._app import app, err, out, token
-from provenance.errors import FormatError
+from provenance.errors import FormatError, VerificationError
 from provenance.files import read_bytes
 from provenance.records import load_json
 from provenance.verification.batch import count_lines, is_json_lines, verify_export, verify_line
@@ -115,6 +115,10 @@ def verify(
     (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed).
     """
     store = TrustStore.load(trust) if trust else None
+    if _is_pdf(file):  # a certificate (`provenance certificate`): its embedded bundles
+        raw = read_bytes(file, what="certificate file")
+        _verify_certificate(raw, store, rpc, gateway, token_file, not allow_unanchored, as_json)
+        return
     if is_json_lines(file):
         _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
         return
@@ -125,13 +129,65 @@ def verify(
     if as_json:
         typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
     else:
-        print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["steps"]])
-        if entry["ok"]:
-            out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
-        else:
-            step, code = entry["failed_step"], entry["code"]
-            err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
+        _print_entry(entry)
     if not entry["ok"]:
+        raise typer.Exit(1)
+
+
+def _is_pdf(file: Path) -> bool:
+    try:
+        with file.open("rb") as f:
+            return f.read(5) == b"%PDF-"
+    except OSError:
+        return False  # read_bytes names the problem
+
+
+def _print_entry(entry: dict[str, Any]) -> None:
+    print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["steps"]])
+    if entry["ok"]:
+        out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
+    else:
+        step, code = entry["failed_step"], entry["code"]
+        err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
+
+
+def _verify_certificate(
+    raw: bytes,
+    store: TrustStore | None,
+    rpc: str | None,
+    gateway: str | None,
+    token_file: Path | None,
+    require_anchor: bool,
+    as_json: bool,
+) -> None:
+    """A 存证证明 PDF: each page's embedded bundle verified as a bundle file, then step ``certificate``:
+    the page prints that bundle's values (``provenance.certificate.check_printed``)."""
+    from provenance.certificate import check_printed, read_certificate
+    from provenance.log.bundle import EvidenceBundle
+
+    verifier = bundle_verifier(
+        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=require_anchor
+    )
+    entries = []
+    for page in read_certificate(raw):
+        entry = bundle_entry(verifier, page.bundle) | {"page": page.page, "attachment": page.attachment}
+        if entry["ok"]:
+            try:
+                check_printed(EvidenceBundle.from_json(page.bundle), page)
+                entry["steps"].append({"step": "certificate", "status": "passed", "detail": ""})
+            except VerificationError as exc:
+                entry["steps"].append({"step": "certificate", "status": "failed", "detail": exc.message})
+                entry |= {"ok": False, "verdict": "failed", "failed_step": exc.step}
+                entry |= {"code": exc.code, "message": exc.message}
+        entries.append(entry)
+    ok = all(e["ok"] for e in entries)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "pages": entries}, ensure_ascii=False, indent=2))
+    else:
+        for e in entries:
+            out.print(f"page {e['page']} ({e['attachment']}):")
+            _print_entry(e)
+    if not ok:
         raise typer.Exit(1)
 
 
