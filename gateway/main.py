@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.api.guard import BodyGuard, SafeRedirects
+from gateway.api.metrics import GatewayMetrics, RequestMetrics
 from gateway.api.routes import bundles, certificates, health, log, orgs, records, rx, subjects, tiles
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
@@ -23,11 +24,13 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     """A gateway app; the database, chain connection and workers come up with its lifespan (or were
     opened by the caller: ``gateway``, built from the same settings, whose workers the lifespan starts)."""
     settings = settings or GatewaySettings()
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = gateway or Gateway(settings)
         app.state.gateway = gw
+        metrics.watch(gw)
         if settings.start_workers:
             gw.start()
         try:
@@ -59,4 +62,6 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         timeout=settings.body_timeout,
     )
     app.add_middleware(SafeRedirects, public_url=settings.public_url)
+    app.state.metrics = metrics
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: the time of everything below
     return app

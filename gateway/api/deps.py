@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlmodel import Session
 
+from gateway.api.metrics import GatewayMetrics
 from gateway.errors import AuthRequired, RoleForbidden
 from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader, role_name
@@ -28,6 +29,15 @@ async def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+async def get_metrics(request: Request) -> GatewayMetrics:
+    """The app's Prometheus registry (``gateway.api.metrics``)."""
+    metrics: GatewayMetrics = request.app.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
 
 
 def get_session(gw: GatewayDep) -> Iterator[Session]:

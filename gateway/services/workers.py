@@ -93,7 +93,8 @@ class AnchorStuck:
 
 @dataclass
 class Stats:
-    """Counters and gauges the workers and the write path share (read by /metrics and /healthz)."""
+    """Counters and gauges the workers and the write path share (read by /metrics and /healthz; the
+    counters by kind and code are the metrics registry's, gateway/api/metrics.py)."""
 
     accepted_total: int = 0
     tree_size: int = 0
@@ -103,8 +104,6 @@ class Stats:
     chain_pending: int = 0
     last_anchor_at: float | None = None
     anchor_stuck: AnchorStuck | None = None
-    accepted_by_kind: Counter[str] = field(default_factory=Counter)
-    rejected_by_code: Counter[str] = field(default_factory=Counter)
     chain_calls: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

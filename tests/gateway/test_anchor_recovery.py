@@ -109,7 +109,7 @@ class Gateway:
         metrics = self.http.get("/metrics", headers={"Authorization": f"Bearer {self.auditor_token}"})
         for line in metrics.text.splitlines():
             if line.startswith(name + " "):
-                return int(line.split()[1])
+                return int(float(line.split()[1]))
         raise AssertionError(f"no {name} in /metrics")
 
     def wait(self, what: str, predicate: Any, timeout: float = 30) -> dict[str, Any]:

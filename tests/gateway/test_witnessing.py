@@ -209,7 +209,7 @@ def test_a_witness_down_delays_quorum_never_records(witnessed: Witnessed) -> Non
             w.start()
     auth = {"Authorization": f"Bearer {witnessed.auditor_token}"}
     metrics = witnessed.http.get("/metrics", headers=auth).text
-    assert metrics.count("prov_gw_witness_up{") == 3
+    assert metrics.count("prov_gw_witness_up{") == 3 and metrics.count("prov_gw_witness_lag{") == 3
     resumed = witnessed.cosigned_checkpoint(stalled["size"], by=2)
     witnessed.policy.check(resumed["note"])
     assert int(witnessed.http.get("/tiles/checkpoint").text.split("\n")[1]) >= stalled["size"]

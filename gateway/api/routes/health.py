@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
-from gateway.api.deps import BearerDep, GatewayDep, require_oversight
+from gateway.api.deps import BearerDep, GatewayDep, MetricsDep, require_oversight
+from gateway.api.metrics import CONTENT_TYPE
 from gateway.errors import error_responses
 
 router = APIRouter(tags=["ops"])
@@ -38,9 +39,9 @@ _TEXT: dict[int | str, dict[str, Any]] = {
 
 # response_class=Response: with PlainTextResponse, FastAPI would document the JSON error bodies as text/plain.
 @router.get("/metrics", response_class=Response, responses={**_TEXT, **error_responses(401, 403, 503)})
-def metrics(gw: GatewayDep, creds: BearerDep) -> PlainTextResponse:
+def metrics(gw: GatewayDep, creds: BearerDep, registry: MetricsDep) -> Response:
     """Prometheus text exposition: `Authorization: Bearer` the scrape token (`PROV_GW_METRICS_TOKEN`) or
     the API token of an auditor, a regulator or a log operator (metrics tell the load and the refusals by
     code of every organisation)."""
     require_oversight(gw, creds, what="/metrics", service_token=gw.settings.metrics_token)
-    return PlainTextResponse(gw.metrics_text(), media_type="text/plain; version=0.0.4")
+    return Response(registry.render(), media_type=CONTENT_TYPE)

@@ -9,13 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from adapters import Access
-from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, SessionDep
+from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, MetricsDep, SessionDep
 from gateway.api.guard import StrictJsonRoute
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, find_record, record_public
-from gateway.services.runtime import Gateway
 from provenance.access_code import HEADER
 from provenance.errors import ProvenanceError
 from provenance.log.bundle import bundle_schema, envelope_schema
@@ -93,19 +92,6 @@ class BulkResult(BaseModel):
     items: list[BulkItem]
 
 
-def _count(gw: Gateway, kind: str | None, result: Accepted | ProvenanceError) -> None:
-    with gw.stats.lock:
-        if isinstance(result, ProvenanceError):
-            gw.stats.rejected_by_code[result.code] += 1
-        elif result.created and kind:
-            gw.stats.accepted_by_kind[kind] += 1
-
-
-def _kind(body: RecordSubmit) -> str | None:
-    kind = body.record.get("kind")
-    return kind if isinstance(kind, str) and len(kind) < 64 else None
-
-
 @router.post(
     "/records",
     status_code=202,
@@ -116,6 +102,7 @@ async def submit_record(
     body: RecordSubmit,
     org: CurrentOrg,
     gw: GatewayDep,
+    metrics: MetricsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     access_code: Annotated[
@@ -138,16 +125,16 @@ async def submit_record(
     try:
         result, receipt = await run_in_threadpool(accept)
     except ProvenanceError as exc:
-        _count(gw, None, exc)
+        metrics.count(body.record.get("kind"), exc)
         raise
-    _count(gw, _kind(body), result)
+    metrics.count(body.record.get("kind"), result)
     if not result.created:
         response.status_code = 200
     return RecordAccepted(id=result.id, existing=not result.created, receipt=receipt)
 
 
 @router.post("/records:bulk", response_model=BulkResult)
-async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> BulkResult:
+async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep, metrics: MetricsDep) -> BulkResult:
     """Accept many records; each item is accepted or rejected on its own, in request order."""
     if not body.records or len(body.records) > gw.settings.max_bulk:
         raise RequestInvalid(
@@ -165,7 +152,7 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> Bulk
     results = await run_in_threadpool(accept)
     items: list[BulkItem] = []
     for i, ((r, receipt), item) in enumerate(zip(results, body.records, strict=True)):
-        _count(gw, _kind(item), r)
+        metrics.count(item.record.get("kind"), r)
         if isinstance(r, ProvenanceError):
             items.append(BulkItem(index=i, status="rejected", error=error_body(r)["error"]))
         else:
