@@ -84,44 +84,7 @@ def trace(
             doc["listing_error"] = {"code": listing.code, "message": listing.message}
         typer.echo(json.dumps(doc, ensure_ascii=False))
     else:
-        table = Table(title=f"{subject}: {len(rows)} records")
-        for col in (
-            "#",
-            "when (UTC)",
-            "organisation",
-            "kind",
-            "digest",
-            "signature",
-            "inclusion",
-            "anchor",
-            "",
-        ):
-            table.add_column(col)
-        mark = {
-            "passed": "[green]✓[/]",
-            "failed": "[red]✗[/]",
-            "skipped": "[yellow]not checked[/]",
-            "warning": "[yellow]unpinned[/]",
-        }
-        for i, r in enumerate(rows, 1):
-            steps = r["steps"]
-            table.add_row(
-                str(i),
-                str(r["timestamp"]),
-                f"{r['org']} ({r['role']})",
-                str(r["kind"]),
-                str(r["id"])[:12] + "…",
-                *(
-                    mark.get(steps.get(s, ""), steps.get(s, "-"))
-                    for s in ("signature", "inclusion", "anchor")
-                ),
-                {"verified": "[green]verified[/]", "consistent": "[yellow]consistent[/]"}.get(
-                    r["verdict"], ""
-                )
-                if r["ok"]
-                else f"[red]{r['failed_step']} failed[/]",
-            )
-        out.print(table)
+        out.print(trace_table(subject, rows))
         for r in failed:
             err.print(f"[red]record {r['id']}[/red]: step '{r['failed_step']}' [{r['code']}]: {r['message']}")
     if pages.truncated:
@@ -133,6 +96,60 @@ def trace(
         raise listing
     if failed:
         raise typer.Exit(1)
+
+
+# One cell for the three checks a reader scans for: S(ignature), I(nclusion), A(nchor), each with a mark.
+_MARKS = {
+    "passed": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "skipped": "[yellow]–[/]",
+    "warning": "[yellow]?[/]",
+}
+_CHECKS = (("S", "signature"), ("I", "inclusion"), ("A", "anchor"))
+
+
+def trace_table(subject: str, rows: list[dict[str, Any]]) -> Table:
+    """The history as a table that reads whole at 80 columns: no vertical rules, the time and the
+    organisation's role on a second line, the three checks in one cell (legend in the caption), and cells
+    that wrap rather than cut (`organ…`)."""
+    from rich import box
+
+    table = Table(
+        title=f"{subject}: {len(rows)} records",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        caption="S signature, I inclusion, A anchor: ✓ passed, ✗ failed, – not checked, ? the chain's word",
+        caption_justify="left",
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("signed (UTC)", no_wrap=True)
+    table.add_column("organisation", overflow="fold", min_width=12)
+    table.add_column("kind", overflow="fold")
+    table.add_column("record", no_wrap=True)
+    table.add_column("checks", no_wrap=True)
+    table.add_column("verdict", overflow="fold")
+    for i, r in enumerate(rows, 1):
+        steps = r["steps"]
+        when = str(r["timestamp"])
+        date, _, clock = when.partition("T")
+        checks = " ".join(f"{letter}{_MARKS.get(steps.get(s, ''), '-')}" for letter, s in _CHECKS)
+        if r["ok"]:
+            result = {"verified": "[green]verified[/]", "consistent": "[yellow]consistent[/]"}.get(
+                r["verdict"], ""
+            )
+        else:
+            result = f"[red]{r['failed_step']} failed[/]"
+        table.add_row(
+            str(i),
+            f"{date}\n{clock.removesuffix('Z')[:8]}" if clock else when,
+            f"{r['org']}\n[dim]{r['role']}[/]",
+            str(r["kind"]),
+            str(r["id"])[:8] + "…",
+            checks,
+            result,
+        )
+    return table
 
 
 def _trace_row(

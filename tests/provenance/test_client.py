@@ -18,7 +18,9 @@ from tests.kit.gateway import party_meeting, rx_dispense, rx_issue
 pytestmark = pytest.mark.timeout(400)
 
 
-def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[Path, str, str]) -> None:
+def test_prescription_through_the_sdk_verifies_with_a_live_anchor(
+    devnet: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     state, gateway, _ = devnet
     rx = "RX" + secrets.token_hex(5)
     with (
@@ -119,6 +121,28 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[
     assert pinned.returncode == 0, pinned.stderr
     records = json.loads(pinned.stdout)["records"]
     assert all(r["ok"] and r["verdict"] == "verified" and r["steps"]["anchor"] == "passed" for r in records)
+    # The table reads whole in an 80-column terminal (issue 21): no line wider, no value cut to `organ…`.
+    monkeypatch.setenv("COLUMNS", "80")
+    table = run(
+        *("provenance", "trace", f"rx:{rx}", "--gateway", gateway, "--rpc", rpc),
+        *("--token-file", str(state / "tokens" / "auditor.token"), "--trust", str(state / "trust.json")),
+    )
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, table.stdout
+    for word in (
+        "organisation",
+        "hospital-1",
+        "pharmacy-1",
+        "hospital",
+        "pharmacy",
+        "rx.issue",
+        "rx.dispense",
+    ):
+        assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", table.stdout), (word, table.stdout)
+    assert table.stdout.count("S✓ I✓ A✓") == 2 and table.stdout.count("verified") >= 2, table.stdout
+    for r in records:
+        assert r["id"][:8] + "…" in table.stdout
 
 
 def test_the_readme_sdk_example_runs(
