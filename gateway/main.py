@@ -12,12 +12,24 @@ from fastapi.staticfiles import StaticFiles
 from gateway import errors
 from gateway.api.guard import BodyGuard, SafeRedirects
 from gateway.api.metrics import GatewayMetrics, RequestMetrics
-from gateway.api.routes import bundles, certificates, health, log, orgs, records, rx, subjects, tiles
+from gateway.api.routes import (
+    bundles,
+    certificates,
+    dashboard,
+    health,
+    log,
+    orgs,
+    records,
+    rx,
+    subjects,
+    tiles,
+)
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
 
 API_PREFIX = "/api/v1"
 VERIFY_PAGE = Path(__file__).resolve().parent / "static" / "verify"
+DASHBOARD_PAGE = VERIFY_PAGE.with_name("dashboard")
 
 
 def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
@@ -46,7 +58,7 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     )
     # Every route documents the error body it may answer with (clients generated from /openapi.json).
     api = APIRouter(prefix=API_PREFIX, responses=errors.error_responses())
-    for module in (records, bundles, certificates, subjects, rx, log, orgs):
+    for module in (records, bundles, certificates, subjects, rx, log, orgs, dashboard):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router, responses=errors.error_responses(500))
@@ -54,6 +66,9 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     if VERIFY_PAGE.is_dir():
         # The regulators' page: static files only; it verifies bundles in the browser, not here.
         app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")
+    if DASHBOARD_PAGE.is_dir():
+        # The supervision dashboard: static too; its data from /api/v1/dashboard/* with the reader's token.
+        app.mount("/dashboard", StaticFiles(directory=DASHBOARD_PAGE, html=True), name="dashboard")
     errors.install(app, retry_after=settings.retry_after)
     app.add_middleware(
         BodyGuard,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -69,12 +69,13 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self._state: _GatewayCollector | None = None
+        self.started = time.time()
 
     def watch(self, gw: Gateway) -> None:
         """Read the gauges of ``gw`` at every scrape (once the lifespan has built it)."""
         if self._state is not None:
             self.registry.unregister(self._state)
-        self._state = _GatewayCollector(gw)
+        self._state = _GatewayCollector(gw, started=self.started)
         self.registry.register(self._state)
 
     def count(self, kind: object, result: Accepted | ProvenanceError) -> None:
@@ -84,58 +85,85 @@ class GatewayMetrics:
         elif result.created:
             self.accepted.labels(record_kind(kind)).inc()
 
+    def refusals(self) -> list[dict[str, Any]]:
+        """Records refused since start, by kind and code (the dashboard's refusals panel)."""
+        out = []
+        for family in self.refused.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.value:
+                    out.append({**sample.labels, "count": int(sample.value)})
+        return sorted(out, key=lambda r: (-r["count"], r["code"], r["kind"]))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_GAUGES = {
+    "records_total": "Records accepted in all (the database's count at start, then live).",
+    "tree_size": "Leaves in the log (its size).",
+    "checkpoint_size": "Size of the newest signed checkpoint.",
+    "anchored_size": "Size of the newest checkpoint anchored on chain.",
+    "backlog": "Records accepted but not yet anchored.",
+    "anchor_lag_records": "Leaves logged but not yet under an anchor.",
+    "anchor_lag_seconds": "Seconds since the last anchor while leaves wait for one (0: all anchored).",
+    "chain_up": "1 while the chain answers.",
+    "chain_pending": "Workflow contract calls not made yet.",
+    "anchor_stuck": "1 while anchoring waits for the committee (ANCHOR_STUCK).",
+}
+
+
+def progress(gw: Gateway, *, started: float) -> dict[str, Any]:
+    """The log's, the anchorer's and the witnesses' progress now (the gauges of `/metrics` and the
+    dashboard's lag panel: one reading for both). ``started``: since when a gateway that has not anchored
+    yet has been waiting."""
+    st = gw.stats
+    with st.lock:
+        waiting = st.tree_size > st.anchored_size
+        since = st.last_anchor_at if st.last_anchor_at is not None else started
+        now: dict[str, Any] = {
+            "records_total": st.accepted_total,
+            "tree_size": st.tree_size,
+            "checkpoint_size": st.checkpoint_size,
+            "anchored_size": st.anchored_size,
+            "backlog": st.backlog(),
+            "anchor_lag_records": max(0, st.tree_size - st.anchored_size),
+            "anchor_lag_seconds": max(0.0, time.time() - since) if waiting else 0.0,
+            "chain_up": int(st.chain_up),
+            "chain_pending": st.chain_pending,
+            "anchor_stuck": int(st.anchor_stuck is not None),
+            "chain_calls": dict(st.chain_calls),
+        }
+    now["witnesses"] = [
+        {
+            "name": w.key.name,
+            "cosigned": w.cosigned,
+            "lag": max(0, now["checkpoint_size"] - w.cosigned),
+            "up": bool(w.up),
+        }
+        for w in gw.witnessing.status
+    ]
+    return now
 
 
 class _GatewayCollector(Collector):
     """The log's, the anchorer's and the witnesses' progress, as ``Stats`` holds it at scrape time."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, *, started: float) -> None:
         self.gw = gw
-        self.started = time.time()
+        self.started = started
 
     def collect(self) -> Iterator[Metric]:
-        st = self.gw.stats
-        now = time.time()
-        with st.lock:
-            values = {
-                "records_total": (
-                    "Records accepted in all (the database's count at start, then live).",
-                    st.accepted_total,
-                ),
-                "tree_size": ("Leaves in the log (its size).", st.tree_size),
-                "checkpoint_size": ("Size of the newest signed checkpoint.", st.checkpoint_size),
-                "anchored_size": ("Size of the newest checkpoint anchored on chain.", st.anchored_size),
-                "backlog": ("Records accepted but not yet anchored.", st.backlog()),
-                "anchor_lag_records": (
-                    "Leaves logged but not yet under an anchor.",
-                    max(0, st.tree_size - st.anchored_size),
-                ),
-                "chain_up": ("1 while the chain answers.", int(st.chain_up)),
-                "chain_pending": ("Workflow contract calls not made yet.", st.chain_pending),
-                "anchor_stuck": (
-                    "1 while anchoring waits for the committee (ANCHOR_STUCK).",
-                    int(st.anchor_stuck is not None),
-                ),
-            }
-            waiting = st.tree_size > st.anchored_size
-            since = st.last_anchor_at if st.last_anchor_at is not None else self.started
-            calls = dict(st.chain_calls)
-        for name, (doc, value) in values.items():
-            yield GaugeMetricFamily(f"prov_gw_{name}", doc, value=value)
-        yield GaugeMetricFamily(
-            "prov_gw_anchor_lag_seconds",
-            "Seconds since the last anchor while leaves wait for one (0 when all are anchored).",
-            value=max(0.0, now - since) if waiting else 0.0,
-        )
+        now = progress(self.gw, started=self.started)
+        for name, doc in _GAUGES.items():
+            yield GaugeMetricFamily(f"prov_gw_{name}", doc, value=now[name])
+        calls = now["chain_calls"]
         chain = CounterMetricFamily(
             "prov_gw_chain_calls", "Workflow contract calls, by outcome.", labels=["status"]
         )
         for status, n in sorted(calls.items()):
             chain.add_metric([status], n)
         yield chain
-        witnesses = self.gw.witnessing.status
+        witnesses = now["witnesses"]
         if witnesses:
             size = GaugeMetricFamily(
                 "prov_gw_witness_cosigned_size",
@@ -149,9 +177,9 @@ class _GatewayCollector(Collector):
             )
             up = GaugeMetricFamily("prov_gw_witness_up", "1 while the witness answers.", labels=["witness"])
             for w in witnesses:
-                size.add_metric([w.key.name], w.cosigned)
-                lag.add_metric([w.key.name], max(0, values["checkpoint_size"][1] - w.cosigned))
-                up.add_metric([w.key.name], int(w.up))
+                size.add_metric([w["name"]], w["cosigned"])
+                lag.add_metric([w["name"]], w["lag"])
+                up.add_metric([w["name"]], int(w["up"]))
             yield from (size, lag, up)
 
 

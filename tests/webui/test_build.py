@@ -1,4 +1,5 @@
-"""The committed /verify bundle is what webui/build.mjs makes from the sources (and needs no network)."""
+"""The committed /verify and /dashboard bundles are what webui/build.mjs makes from the sources (and need no
+network)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,14 @@ def test_committed_bundle_matches_sources(tmp_path: Path) -> None:
     if node is None or not (ROOT / "node_modules" / "esbuild").is_dir():
         pytest.skip("node and the npm packages (npm install) are needed to rebuild the page")
     subprocess.run([node, "webui/build.mjs", str(tmp_path)], cwd=ROOT, check=True, timeout=120)
-    for name in BUILT:
-        assert (tmp_path / name).read_bytes() == (STATIC / name).read_bytes(), (
-            f"gateway/static/verify/{name} is stale: run `node webui/build.mjs` and commit it"
-        )
+    for page in ("verify", "dashboard"):  # the /verify page and the supervision dashboard
+        for name in BUILT:
+            assert (tmp_path / page / name).read_bytes() == (STATIC.parent / page / name).read_bytes(), (
+                f"gateway/static/{page}/{name} is stale: run `node webui/build.mjs` and commit it"
+            )
+    # The dashboard's charting library is bundled (no CDN) and its licence shipped beside it.
+    assert "chart.js" in (STATIC.parent / "dashboard" / "THIRD-PARTY-LICENSES.txt").read_text("utf-8")
+    assert "http" not in (STATIC.parent / "dashboard" / "index.html").read_text("utf-8")
 
 
 def _node() -> str:
