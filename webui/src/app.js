@@ -6,65 +6,22 @@ import { parseJson } from './jcs.js';
 import { verifyBundle as verifyWith } from './verify.js';
 import { parseTrust, TrustError } from './trust.js';
 import { toHex, utf8 } from './bytes.js';
+import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
 
 const MESSAGES = { zh, en };
-const LANG_KEY = 'shancheng.verify.lang';
-// The gateway's read endpoints need an organisation's API token; kept for this tab only.
-const TOKEN_KEY = 'shancheng.verify.token';
 const API = document.documentElement.dataset.apiBase || '/api/v1';
 const RECORD_ID = /^[0-9a-f]{64}$/;
 const SUBJECT = /^[a-z][a-z0-9_]*:\S{1,200}$/;
 const MAX_HISTORY_PAGES = 50;
 
-const state = { lang: initialLang(), view: null, busy: null, trust: null };
+const state = { lang: initialLang(MESSAGES), view: null, busy: null, trust: null };
 
 /** Verify with the pinned keys of the loaded trust file, if any (callers first refuse a broken one). */
 const verifyBundle = (text, listed = null) => verifyWith(text, { trust: state.trust?.store ?? null, listed });
 
 
-function initialLang() {
-  try {
-    const saved = localStorage.getItem(LANG_KEY);
-    if (saved && MESSAGES[saved]) return saved;
-  } catch {
-    // Storage may be disabled; the browser's language decides then.
-  }
-  return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
-}
-
-/**
- * Text of any value from a bundle or the gateway, never throwing: a parsed object may carry its own
- * "toString" or "__proto__" member, on which String() throws or lies.
- */
-function text(v) {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === null || v === undefined) return `${v}`;
-  try {
-    return JSON.stringify(v) ?? '';
-  } catch {
-    return '?';
-  }
-}
-
 function t(key, params = {}) {
-  const message = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
-  return message.replace(/\{(\w+)\}/g, (m, name) => (Object.hasOwn(params, name) ? text(params[name]) : m));
-}
-
-/** Create an element; strings and numbers become text nodes, never HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : text(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(text(c)));
-  }
-  return el;
+  return translate(MESSAGES, state.lang, key, params);
 }
 
 const $ = (id) => document.getElementById(id);
@@ -72,21 +29,12 @@ const $ = (id) => document.getElementById(id);
 // --- static text and language ------------------------------------------------------------------------
 
 function applyLanguage() {
-  document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
-  document.title = `${t('app.title')} · Shancheng Provenance`;
-  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
-  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
-  for (const btn of document.querySelectorAll('[data-lang]')) btn.setAttribute('aria-pressed', String(btn.dataset.lang === state.lang));
+  applyStaticText(t, state.lang);
 }
 
 function setLanguage(lang) {
   state.lang = lang;
-  try {
-    localStorage.setItem(LANG_KEY, lang);
-  } catch {
-    // Not remembered, still switched.
-  }
+  rememberLang(lang);
   applyLanguage();
   renderTrust();
   render();

@@ -14,13 +14,11 @@ import {
 } from 'chart.js';
 import en from './i18n/en.json';
 import zh from './i18n/zh.json';
+import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from '../ui.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
 
 const MESSAGES = { zh, en };
-// Shared with the /verify page: one language choice and one sign-in per tab for both pages.
-const LANG_KEY = 'shancheng.verify.lang';
-const TOKEN_KEY = 'shancheng.verify.token';
 const API = document.documentElement.dataset.apiBase || '/api/v1';
 const VERIFY = document.documentElement.dataset.verifyPage || '/verify/';
 const DAYS = 14;
@@ -41,47 +39,10 @@ const CATEGORY = {
   TRACE_CODE_REUSED: 'trace_reuse',
 };
 
-const state = { lang: initialLang(), data: null, charts: [], drill: null };
-
-function initialLang() {
-  try {
-    const saved = localStorage.getItem(LANG_KEY);
-    if (saved && MESSAGES[saved]) return saved;
-  } catch {
-    // Storage may be disabled; the browser's language decides then.
-  }
-  return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
-}
-
-function text(v) {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return `${v}`;
-  try {
-    return JSON.stringify(v) ?? '';
-  } catch {
-    return '?';
-  }
-}
+const state = { lang: initialLang(MESSAGES), data: null, charts: [], drill: null };
 
 function t(key, params = {}) {
-  const message = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
-  return message.replace(/\{(\w+)\}/g, (m, name) => (Object.hasOwn(params, name) ? text(params[name]) : m));
-}
-
-/** Create an element; strings and numbers become text nodes, never HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : text(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(text(c)));
-  }
-  return el;
+  return translate(MESSAGES, state.lang, key, params);
 }
 
 const $ = (id) => document.getElementById(id);
@@ -129,20 +90,12 @@ async function api(path) {
 // --- language ----------------------------------------------------------------------------------------
 
 function applyLanguage() {
-  document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
-  document.title = `${t('app.title')} · Shancheng Provenance`;
-  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
-  for (const btn of document.querySelectorAll('[data-lang]')) btn.setAttribute('aria-pressed', String(btn.dataset.lang === state.lang));
+  applyStaticText(t, state.lang);
 }
 
 function setLanguage(lang) {
   state.lang = lang;
-  try {
-    localStorage.setItem(LANG_KEY, lang);
-  } catch {
-    // Not remembered, still switched.
-  }
+  rememberLang(lang);
   applyLanguage();
   if (state.data) render();
   if (state.drill) drill(state.drill.domain, state.drill.day);
