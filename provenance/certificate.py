@@ -384,7 +384,8 @@ class CertificatePage:
     page: int
     attachment: str
     bundle: bytes
-    text: str
+    text: str  # the page's text
+    printed: str  # of that, what is printed in Courier: the values check_printed reads back
 
 
 def read_certificate(pdf: bytes) -> list[CertificatePage]:
@@ -396,7 +397,16 @@ def read_certificate(pdf: bytes) -> list[CertificatePage]:
     try:
         reader = PdfReader(io.BytesIO(pdf), strict=False)
         attachments = reader.attachments
-        texts = [p.extract_text() or "" for p in reader.pages]
+        texts, printed = [], []
+        for p in reader.pages:
+            mono: list[str] = []
+
+            def courier(text: str, _cm: Any, _tm: Any, font: Any, _size: Any, mono: list[str] = mono) -> None:
+                if font is not None and str(font.get("/BaseFont", "")).lstrip("/") == "Courier":
+                    mono.append(text)
+
+            texts.append(p.extract_text(visitor_text=courier) or "")
+            printed.append("\n".join(mono))
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise CertificateInvalid(f"the PDF cannot be read: {exc}") from exc
     if not texts or len(texts) > MAX_PAGES:
@@ -415,16 +425,17 @@ def read_certificate(pdf: bytes) -> list[CertificatePage]:
             "certificate embeds one bundle per page",
             details={"pages": len(texts), "attachments": sorted(n for n, _ in by_page.values())},
         )
-    return [CertificatePage(i, *by_page[i], texts[i - 1]) for i in range(1, len(texts) + 1)]
+    return [CertificatePage(i, *by_page[i], texts[i - 1], printed[i - 1]) for i in range(1, len(texts) + 1)]
 
 
 _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
 
 
 def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
-    """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page prints exactly the bundle's
-    values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails here."""
-    printed = _HEX.findall(page.text.replace("\n", " "))
+    """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
+    bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
+    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
+    printed = _HEX.findall(page.printed)
     expected = printed_values(bundle)
     if len(printed) != len(expected):
         raise CertificateMismatch(

@@ -39,7 +39,9 @@ def _records(harness: Harness) -> dict[str, str]:
         ),
         "env.reading": harness.client("station-1").submit("env.reading", hj212_packet()),
         "party.record": harness.client("party-branch").submit(
-            "party.record", party_meeting("BR-C" + secrets.token_hex(3), "MTG-1")
+            # A subject holding a long hex run: printed in the CJK font, it is no printed value to check.
+            "party.record",
+            party_meeting("BR-" + secrets.token_hex(24), "MTG-1"),
         ),
     }
     ids = {}
@@ -228,6 +230,34 @@ def test_cli_certificate_of_a_subject_and_who_may_ask(
     assert rc == 0, capsys.readouterr().err
     (page,) = read_certificate(one.read_bytes())
     assert "区块链存证证明" in page.text
+    # A record that does not verify with the reader's pins gets no certificate: a trust file that pins
+    # another key for the hospital refuses the issue at step "signer", and writes nothing.
+    doc = json.loads(Path(trust).read_text("utf-8"))
+    keys = {o["id"]: o["keys"] for o in doc["orgs"]}
+    for o in doc["orgs"]:
+        if o["id"] == "hospital-1":
+            o["keys"] = keys["party-branch"]
+    wrong = tmp_path / "trust-wrong-hospital-key.json"
+    wrong.write_text(json.dumps(doc, ensure_ascii=False))
+    refused = tmp_path / "refused.pdf"
+    capsys.readouterr()
+    rc = main(
+        [
+            "certificate",
+            rid,
+            "--out",
+            str(refused),
+            "--gateway",
+            harness.server.url,
+            "--token-file",
+            str(token),
+            "--trust",
+            str(wrong),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "CERTIFICATE_REFUSED" in err and "step 'signer'" in err, err
+    assert not refused.exists()
     # Only auditors and regulators: a hospital's token is refused, as is no token.
     r = harness.client("hospital-1").get(f"/api/v1/records/{rid}/certificate")
     assert r.status_code == 403 and r.json()["error"]["code"] == "ROLE_FORBIDDEN"
