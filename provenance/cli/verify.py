@@ -97,7 +97,13 @@ UNANCHORED_OPTION = typer.Option("--allow-unanchored", help="Accept bundles not 
 
 @app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="An evidence bundle (JSON) or an export (JSON Lines).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="An evidence bundle (JSON), an export (JSON Lines) or a certificate (PDF, "
+            "`provenance certificate`)."
+        ),
+    ],
     trust: Annotated[
         Path | None, typer.Option("--trust", help="Trust file (`provenance orgs export`) pinning keys.")
     ] = None,
@@ -112,7 +118,9 @@ def verify(
     Without --trust the keys come from the bundle itself: the verdict is then "consistent", never
     "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
     --gateway checks that the anchored checkpoint is on one history with the anchors around it. An export
-    (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed).
+    (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed). A
+    certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page prints
+    that bundle's digests and hashes.
     """
     store = TrustStore.load(trust) if trust else None
     if _is_pdf(file):  # a certificate (`provenance certificate`): its embedded bundles
