@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from adapters import env, party, rx, sharing
 from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, RecordAdapter
-from adapters.env import EnvAdapter
 from adapters.errors import KindUnknown, SubjectMismatch
-from adapters.party import PartyAdapter
-from adapters.prescription import PrescriptionAdapter
-from adapters.sharing import SharingAdapter
+from provenance.domains import DomainSpec
 
-_rx = PrescriptionAdapter()
-_share = SharingAdapter()
-_env = EnvAdapter()
-_party = PartyAdapter()
+_rx = rx.PrescriptionAdapter()
+_share = sharing.SharingAdapter()
+_env = env.EnvAdapter()
+_party = party.PartyAdapter()
 
 ADAPTERS: Mapping[str, RecordAdapter] = MappingProxyType(
     {
@@ -31,6 +29,21 @@ ADAPTERS: Mapping[str, RecordAdapter] = MappingProxyType(
     }
 )
 KINDS: tuple[str, ...] = tuple(ADAPTERS)
+DOMAINS: tuple[DomainSpec, ...] = (rx.DOMAIN, sharing.DOMAIN, env.DOMAIN, party.DOMAIN)
+
+
+def domains() -> tuple[DomainSpec, ...]:
+    """The domains' declarations (kind -> roles, audit events): the ``provenance.domains`` entry point."""
+    return DOMAINS
+
+
+def roles(kind: str) -> frozenset[str] | None:
+    """The roles (lower case) that may record ``kind``; None for a kind no domain declares."""
+    for d in DOMAINS:
+        found = d.roles.get(kind)
+        if found is not None:
+            return found
+    return None
 
 
 def adapter_for(kind: str) -> RecordAdapter:

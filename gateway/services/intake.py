@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from adapters import AdaptContext, AdaptedPayload, adapt
 from adapters.errors import KindUnknown
+from adapters.registry import roles as roles_of  # who may submit which kind: trust files carry it too
 from gateway.core.db import Database
 from gateway.core.kek import KeyEncryptionKey
 from gateway.errors import (
@@ -50,7 +51,6 @@ from gateway.services.workflow import now as clock
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
-from provenance.kinds import ROLES_BY_KIND  # who may submit which kind: the table verifiers read too
 from provenance.orgs import OrgKey
 from provenance.records import Envelope, b64decode
 from provenance.timestamps import parse_timestamp
@@ -421,11 +421,11 @@ class Intake:
                 public_key_pem="",
                 existing=exists,
             )
-        roles = ROLES_BY_KIND.get(envelope.kind)
+        roles = roles_of(envelope.kind)
         if roles is None:
             raise KindUnknown(f"no record kind {envelope.kind!r}", details={"field": "kind"})
         org = self._orgs.require(envelope.org)
-        if org.role not in {r.label for r in roles}:
+        if org.role not in roles:
             raise RoleForbidden(
                 f"a {org.role} may not submit {envelope.kind}",
                 details={"org": org.org_id, "role": org.role, "kind": envelope.kind},

@@ -17,6 +17,7 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from provenance.chain.contracts import Role, at, org_id_text
 from provenance.crypto import SM2PublicKey
+from provenance.domains import kind_roles
 from provenance.errors import CheckpointInvalid, FormatError, KeyInvalid
 from provenance.log.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
 from provenance.log.cosignature import WitnessKey, WitnessPolicy
@@ -156,7 +157,7 @@ def read_trust(
     }
     if rpc_url is not None:
         chain["rpc_url"] = rpc_url
-    return TrustStore(orgs=orgs, logs=logs, chain=chain)
+    return TrustStore(orgs=orgs, logs=logs, chain=chain, kinds=kind_roles())
 
 
 def witness_policy(store: TrustStore, witnesses: list[tuple[str, str]], quorum: int) -> WitnessPolicy:

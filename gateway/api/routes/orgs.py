@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
+from adapters.registry import domains
 from gateway.api.deps import GatewayDep
 from gateway.services.runtime import Gateway
+from provenance.domains import kind_roles, kinds_document
 from provenance.timestamps import format_rfc3339
 
 router = APIRouter(tags=["orgs"])
@@ -59,6 +61,7 @@ def _orgs(gw: Gateway) -> dict[str, Any]:
             "org_registry": gw.ledger.registry.address,
             "provenance_log": gw.log_contract,
         },
+        "kinds": kinds_document(kind_roles(domains())),  # the record kinds of this gateway's domains
     }
 
 

@@ -1,0 +1,6 @@
+"""Environmental monitoring: ``env.reading`` from HJ 212-2017 packets or their JSON form."""
+
+from adapters.env.domain import DOMAIN
+from adapters.env.payload import EnvAdapter
+
+__all__ = ["DOMAIN", "EnvAdapter"]

@@ -1,0 +1,6 @@
+"""Data sharing (政务数据共享): request → consent → access events, and consent withdrawal."""
+
+from adapters.sharing.domain import DOMAIN
+from adapters.sharing.payload import SharingAdapter
+
+__all__ = ["DOMAIN", "SharingAdapter"]
