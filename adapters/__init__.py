@@ -1,6 +1,21 @@
 """Domain adapters: validate, canonicalise and name the subject of each record kind's payload."""
 
-from adapters.abc import Access, AdaptContext, AdaptedPayload, Grant, ReadPolicy, RecordAdapter
+from adapters.abc import (
+    Access,
+    AdaptContext,
+    AdaptedPayload,
+    ChainView,
+    ContractCall,
+    Grant,
+    ReadContext,
+    ReadPolicy,
+    RecordAdapter,
+    RecordFacts,
+    Route,
+    State,
+    Step,
+    Workflow,
+)
 from adapters.registry import ADAPTERS, KINDS, adapt, adapter_for, read_policies, read_policy
 
 __all__ = [
@@ -9,9 +24,17 @@ __all__ = [
     "Access",
     "AdaptContext",
     "AdaptedPayload",
+    "ChainView",
+    "ContractCall",
     "Grant",
+    "ReadContext",
     "ReadPolicy",
     "RecordAdapter",
+    "RecordFacts",
+    "Route",
+    "State",
+    "Step",
+    "Workflow",
     "adapt",
     "adapter_for",
     "read_policies",

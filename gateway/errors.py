@@ -85,6 +85,13 @@ class Conflict(ProvenanceError):
     code = "CONFLICT"
 
 
+class StateConflict(Conflict):
+    """A workflow state changed between the record's checks and its write by another writer the locks do
+    not cover: nothing was kept; the same request decides again."""
+
+    code = "STATE_CONFLICT"
+
+
 class RxExists(Conflict):
     code = "RX_EXISTS"
 

@@ -160,6 +160,19 @@ class CheckpointPublic(SQLModel):
 # --- domain state (what the write path checks before accepting) -----------------------------------
 
 
+class WorkflowState(SQLModel, table=True):
+    """One state of a domain's workflow under one key (``adapters.State``): a prescription, a request, a
+    member. Written in the transaction that accepts the record that changed it; ``version`` counts the
+    changes, and a write names the version it read (compare-and-set)."""
+
+    __tablename__ = "workflow_state"
+    domain: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = Field(default=1, sa_type=BigInteger)
+
+
 class RxState(SQLModel, table=True):
     """One prescription: issued -> dispensed | revoked. Updated in the transaction that accepts the record."""
 

@@ -3,4 +3,6 @@
 from adapters.env.domain import DOMAIN
 from adapters.env.payload import EnvAdapter
 
-__all__ = ["DOMAIN", "EnvAdapter"]
+WORKFLOW = EnvAdapter()
+
+__all__ = ["DOMAIN", "WORKFLOW", "EnvAdapter"]

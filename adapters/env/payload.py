@@ -25,6 +25,7 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.env.domain import DOMAIN
 from adapters.errors import EnvRuleViolation, Hj212Malformed, PayloadInvalid
 
 # Data-upload commands (HJ 212-2017 table 8): the only CNs that carry readings.
@@ -150,6 +151,7 @@ READ_POLICY = domain_policy(_KINDS, roles={"env_bureau": everything(_KINDS)})
 class EnvAdapter:
     """``env.reading``: HJ 212-2017 packet bytes (``##…``) or its JSON form; subject ``station:<MN>``."""
 
+    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 

@@ -3,4 +3,6 @@
 from adapters.party.domain import DOMAIN
 from adapters.party.payload import MEMBER_TYPES, STAGES, PartyAdapter, member_step
 
-__all__ = ["DOMAIN", "MEMBER_TYPES", "STAGES", "PartyAdapter", "member_step"]
+WORKFLOW = PartyAdapter()
+
+__all__ = ["DOMAIN", "MEMBER_TYPES", "STAGES", "WORKFLOW", "PartyAdapter", "member_step"]

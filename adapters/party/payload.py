@@ -41,6 +41,7 @@ from adapters.errors import (
     PartyStageInvalid,
     PayloadInvalid,
 )
+from adapters.party.domain import DOMAIN
 
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -197,6 +198,7 @@ def member_step(facts: Mapping[str, Any], place: Mapping[str, Any] | None) -> di
 class PartyAdapter:
     """``party.record``; subject ``branch:<branch_id>``."""
 
+    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 

@@ -3,4 +3,6 @@
 from adapters.rx.domain import DOMAIN
 from adapters.rx.payload import PrescriptionAdapter
 
-__all__ = ["DOMAIN", "PrescriptionAdapter"]
+WORKFLOW = PrescriptionAdapter()
+
+__all__ = ["DOMAIN", "WORKFLOW", "PrescriptionAdapter"]

@@ -44,6 +44,7 @@ from adapters.errors import (
     RxDispenseMismatch,
     RxRuleViolation,
 )
+from adapters.rx.domain import DOMAIN
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 
@@ -349,6 +350,7 @@ READ_POLICY = domain_policy(
 class PrescriptionAdapter:
     """``rx.issue`` / ``rx.dispense`` / ``rx.revoke``; subject ``rx:<rx id>``."""
 
+    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 

@@ -3,4 +3,6 @@
 from adapters.sharing.domain import DOMAIN
 from adapters.sharing.payload import SharingAdapter
 
-__all__ = ["DOMAIN", "SharingAdapter"]
+WORKFLOW = SharingAdapter()
+
+__all__ = ["DOMAIN", "WORKFLOW", "SharingAdapter"]

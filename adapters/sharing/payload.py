@@ -39,6 +39,7 @@ from adapters.errors import (
     PayloadInvalid,
     ShareRuleViolation,
 )
+from adapters.sharing.domain import DOMAIN
 
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -181,6 +182,7 @@ READ_POLICY = domain_policy(
 class SharingAdapter:
     """``share.request``, ``share.consent``, ``share.access``, ``share.revoke_consent``; ``dataset:<id>``."""
 
+    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 

@@ -8,9 +8,10 @@ chain, the contracts and the accounts' key files.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +26,24 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
-from provenance.chain.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
+from adapters import ContractCall
+from provenance.chain.contracts import (
+    REGISTRY,
+    ContractReverted,
+    Role,
+    at,
+    chain_key,
+    decode_revert,
+    org_id,
+    transact,
+)
 from provenance.chain.registry import registry_org
 from provenance.errors import LedgerError, ProvenanceError
 from provenance.manifest import Manifest
 from provenance.orgs import OrgEntry
 from provenance.timestamps import from_unix, to_unix
+
+LOG = "ProvenanceLog"
 
 # The manifest's role names are the enum's, lower case.
 ROLE_NAMES = {r: r.name.lower() for r in Role}
@@ -71,6 +84,21 @@ CHAIN_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+@contextlib.contextmanager
+def chain_errors() -> Iterator[None]:
+    """The one mapping of what web3.py raises: a revert is :class:`ContractReverted` naming the contract's
+    custom error; anything else the node or the transport raises means the chain is unavailable
+    (:class:`LedgerError`, which callers answer with CHAIN_UNAVAILABLE or a retry)."""
+    try:
+        yield
+    except ContractReverted:
+        raise
+    except ContractLogicError as exc:
+        raise decode_revert(exc) from exc
+    except CHAIN_ERRORS as exc:
+        raise LedgerError(f"chain unavailable: {exc}") from exc
+
+
 class Ledger:
     """Contract reads and transactions for the gateway (thread-safe per sending account)."""
 
@@ -99,16 +127,36 @@ class Ledger:
                 cacheable_requests={RPCEndpoint("eth_chainId")},
             )
         )
-        names = self.manifest.contracts
-        self.registry: Contract = at(self.w3, "OrgRegistry", names["OrgRegistry"])
-        self.log: Contract = at(self.w3, "ProvenanceLog", names["ProvenanceLog"])
-        self.prescriptions: Contract = at(self.w3, "Prescriptions", names["Prescriptions"])
-        self.data_sharing: Contract = at(self.w3, "DataSharing", names["DataSharing"])
-        self.party_records: Contract = at(self.w3, "PartyRecords", names["PartyRecords"])
-        self.env_monitoring: Contract = at(self.w3, "EnvMonitoring", names["EnvMonitoring"])
+        self._contracts: dict[str, Contract] = {}
+        self.registry = self.contract(REGISTRY)
+        self.log = self.contract(LOG)
         self._accounts: dict[str, LocalAccount] = {}
         self._send_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def contract(self, name: str) -> Contract:
+        """The contract ``name`` of the network manifest, bound to its deployment (LedgerError if the
+        manifest names none: a domain's contract this network was not deployed with)."""
+        found = self._contracts.get(name)
+        if found is None:
+            address = self.manifest.contracts.get(name)
+            if not isinstance(address, str):
+                raise LedgerError(f"the network manifest names no contract {name!r}")
+            found = self._contracts[name] = at(self.w3, name, address)
+        return found
+
+    def call(self, contract: str, function: str, *args: Any) -> Any:
+        """The result of a view function, read now."""
+        fn = getattr(self.contract(contract).functions, function)
+        with chain_errors():
+            return fn(*args).call()
+
+    def events(self, contract: str, event: str, **filters: Any) -> list[Mapping[str, Any]]:
+        """The arguments of every ``event`` of ``contract`` matching the indexed ``filters``, oldest first."""
+        ev = self.contract(contract).events[event]
+        with chain_errors():
+            logs = ev.get_logs(argument_filters=filters or None, from_block=0)
+        return [dict(lg["args"]) for lg in logs]
 
     # --- manifest ------------------------------------------------------------------------------------
 
@@ -146,10 +194,8 @@ class Ledger:
 
     def block_number(self) -> int:
         """Latest block number."""
-        try:
+        with chain_errors():
             return int(self.w3.eth.block_number)
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
 
     def org(self, org: str) -> OrgEntry | None:
         """The organisation as OrgRegistry holds it, or None if it is not registered."""
@@ -158,33 +204,21 @@ class Ledger:
         except ValueError:
             return None
         try:
-            info = self.registry.functions.getOrg(oid).call()
-        except ContractLogicError:
+            info = self.call(REGISTRY, "getOrg", oid)
+        except ContractReverted:
             return None
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        try:
-            raw_keys = self.registry.functions.keysOf(oid).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return registry_org(org, info, raw_keys)
+        return registry_org(org, info, self.call(REGISTRY, "keysOf", oid))
 
     def org_ids(self) -> list[str]:
         """Every registered organisation id."""
-        try:
-            ids = self.registry.functions.orgIds().call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return [bytes(i).rstrip(b"\0").decode("utf-8", "replace") for i in ids]
+        return [bytes(i).rstrip(b"\0").decode("utf-8", "replace") for i in self.call(REGISTRY, "orgIds")]
 
     def next_block_time(self) -> int:
         """The earliest ``block.timestamp`` the next block can have: after the head's, not before now (the
         embedded node's and Besu's rule). Contracts compare their time fields with it; the chain's clock
         may run ahead of the gateway's (a block per transaction, each a second after its parent)."""
-        try:
+        with chain_errors():
             head = int(self.w3.eth.get_block("latest")["timestamp"])
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
         return max(head + 1, int(time.time()))
 
     def contract_clock(self) -> datetime:
@@ -196,29 +230,79 @@ class Ledger:
             return datetime.now(UTC)
         return max(datetime.now(UTC), from_unix(seconds))
 
-    def registry_changed(self, from_block: int, to_block: int) -> bool:
-        """Whether OrgRegistry (keys, roles, accounts...) or EnvMonitoring (stations and their operators)
-        emitted any event in [from_block, to_block]."""
+    def changed(self, contracts: Sequence[str], from_block: int, to_block: int) -> bool:
+        """Whether any of ``contracts`` (those of this network) emitted an event in [from_block, to_block]."""
         if to_block < from_block:
             return False
-        try:
-            logs = self.w3.eth.get_logs(
-                {
-                    "address": [self.registry.address, self.env_monitoring.address],
-                    "fromBlock": from_block,
-                    "toBlock": to_block,
-                }
-            )
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        addresses = [self.contract(n).address for n in contracts if n in self.manifest.contracts]
+        with chain_errors():
+            logs = self.w3.eth.get_logs({"address": addresses, "fromBlock": from_block, "toBlock": to_block})
         return len(logs) > 0
+
+    def anchored_root(self, size: int) -> bytes | None:
+        """The root ProvenanceLog holds for ``size`` (None if never anchored)."""
+        root = bytes(self.call(LOG, "rootAt", size))
+        return None if root == b"\0" * 32 else root
+
+    def anchor_state(self) -> AnchorState:
+        """The latest anchor and the growth bound (the anchorer extends the former within the latter)."""
+        latest = self.call(LOG, "latest")
+        max_growth = int(self.call(LOG, "maxGrowth"))
+        return AnchorState(size=int(latest[0]), root=bytes(latest[1]), max_growth=max_growth)
+
+    def find_anchor(self, size: int, root: bytes) -> AnchorReceipt | None:
+        """The transaction that anchored exactly (size, root), or None if the chain holds no such anchor.
+
+        Re-sending an anchor the chain already holds is a successful no-op without an ``Anchored`` event:
+        a bundle citing that transaction would fail its anchor step, so the original one is looked up.
+        """
+        if self.anchored_root(size) != root:
+            return None
+        with chain_errors():
+            events = self.log.events.Anchored.get_logs(argument_filters={"treeSize": size}, from_block=0)
+        for ev in reversed(events):  # the newest: after a committee void the same (size, root) may recur
+            if bytes(ev["args"]["root"]) == root:
+                return AnchorReceipt(
+                    tx_hash=ev["transactionHash"].to_0x_hex(),
+                    block_number=int(ev["blockNumber"]),
+                    block_hash=ev["blockHash"].to_0x_hex(),
+                )
+        raise LedgerError(f"tree size {size} is anchored but its Anchored event was not found")
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def _send(self, org: str, fn: Any) -> Any:
+        acct = self.account(org)
+        with self._send_locks[org], chain_errors():
+            return transact(self.w3, fn, acct)
+
+    def anchor(self, size: int, root: bytes, proof: Sequence[bytes]) -> AnchorReceipt:
+        """Anchor (size, root) in ProvenanceLog with the log operator's account; ``proof`` is the RFC 9162
+        consistency proof from the latest anchored size (the contract checks it; empty for the first)."""
+        fn = self.log.functions.anchor(size, root, list(proof))
+        receipt = self._send(self.log_info["operator_org"], fn)
+        return AnchorReceipt(
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            block_hash=receipt["blockHash"].to_0x_hex(),
+        )
+
+    def send(self, org: str, call: ContractCall) -> str:
+        """Send a domain contract's call with ``org``'s transaction account; its transaction hash."""
+        fn = getattr(self.contract(call.contract).functions, call.function)(*call.args)
+        receipt = self._send(org, fn)
+        tx: str = receipt["transactionHash"].to_0x_hex()
+        return tx
+
+    # --- domain reads and calls that move into their domains' packages ------------------------------
+
+    def registry_changed(self, from_block: int, to_block: int) -> bool:
+        """Whether OrgRegistry or EnvMonitoring emitted any event in [from_block, to_block]."""
+        return self.changed((REGISTRY, "EnvMonitoring"), from_block, to_block)
 
     def rx_status(self, rx_id: str) -> dict[str, Any] | None:
         """The Prescriptions entry of ``rx_id`` (None if the chain does not know it)."""
-        try:
-            rx = self.prescriptions.functions.statusOf(chain_key("rx", rx_id)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        rx = self.call("Prescriptions", "statusOf", chain_key("rx", rx_id))
         status = ("none", "issued", "dispensed", "revoked")[rx[0]]
         if status == "none":
             return None
@@ -233,10 +317,7 @@ class Ledger:
 
     def station(self, mn: str) -> ChainStation | None:
         """The monitoring point ``mn`` as EnvMonitoring registered it, or None."""
-        try:
-            st = self.env_monitoring.functions.stationOf(chain_key("station", mn)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        st = self.call("EnvMonitoring", "stationOf", chain_key("station", mn))
         operator = bytes(st[0]).rstrip(b"\0")
         if not operator:
             return None
@@ -244,119 +325,40 @@ class Ledger:
 
     def share_request_status(self, request_id: str) -> str | None:
         """The DataSharing status of a request (pending, consented, revoked), None if the chain has none."""
-        try:
-            req = self.data_sharing.functions.requestOf(chain_key("share-request", request_id)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        req = self.call("DataSharing", "requestOf", chain_key("share-request", request_id))
         return (None, "pending", "consented", "revoked")[req[0]]
 
     def dataset_owner(self, dataset: str) -> str | None:
         """The organisation that registered ``dataset`` in DataSharing, or None."""
-        try:
-            ds = self.data_sharing.functions.datasetOf(chain_key("dataset", dataset)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        ds = self.call("DataSharing", "datasetOf", chain_key("dataset", dataset))
         owner = bytes(ds[0]).rstrip(b"\0")
         return owner.decode("utf-8", "replace") if owner else None
 
-    def anchored_root(self, size: int) -> bytes | None:
-        """The root ProvenanceLog holds for ``size`` (None if never anchored)."""
-        try:
-            root = bytes(self.log.functions.rootAt(size).call())
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return None if root == b"\0" * 32 else root
-
-    def anchor_state(self) -> AnchorState:
-        """The latest anchor and the growth bound (the anchorer extends the former within the latter)."""
-        try:
-            latest = self.log.functions.latest().call()
-            max_growth = int(self.log.functions.maxGrowth().call())
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return AnchorState(size=int(latest[0]), root=bytes(latest[1]), max_growth=max_growth)
-
-    def find_anchor(self, size: int, root: bytes) -> AnchorReceipt | None:
-        """The transaction that anchored exactly (size, root), or None if the chain holds no such anchor.
-
-        Re-sending an anchor the chain already holds is a successful no-op without an ``Anchored`` event:
-        a bundle citing that transaction would fail its anchor step, so the original one is looked up.
-        """
-        if self.anchored_root(size) != root:
-            return None
-        try:
-            events = self.log.events.Anchored.get_logs(argument_filters={"treeSize": size}, from_block=0)
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        for ev in reversed(events):  # the newest: after a committee void the same (size, root) may recur
-            if bytes(ev["args"]["root"]) == root:
-                return AnchorReceipt(
-                    tx_hash=ev["transactionHash"].to_0x_hex(),
-                    block_number=int(ev["blockNumber"]),
-                    block_hash=ev["blockHash"].to_0x_hex(),
-                )
-        raise LedgerError(f"tree size {size} is anchored but its Anchored event was not found")
-
     def holds_record(self, kind: str, record_id: str, facts: Mapping[str, Any]) -> bool:
-        """Whether the domain contract already holds this record's call (mined before a crash).
-
-        Compares the digest the contract stored (or emitted) for the record's subject with the record id;
-        ``share.access`` asks whether DataSharing recorded the record id as an access digest (a repeat
-        reverts with ``DuplicateAccess``).
-        """
-        try:
-            if kind == "share.access":
-                try:
-                    return bool(self.data_sharing.functions.accessRecorded(bytes.fromhex(record_id)).call())
-                except ContractLogicError:
-                    # A DataSharing deployed before accessRecorded existed (a network resumed from an older
-                    # checkout) has no such view; it never refused a repeat, so the revert was a real refusal.
-                    return False
-            if kind.startswith("rx."):
-                rx = self.rx_status(str(facts.get("rx_id")))
-                if rx is None:
-                    return False
-                if kind == "rx.issue":
-                    return bool(rx["issue_digest"] == record_id)
-                closed = "dispensed" if kind == "rx.dispense" else "revoked"
-                return bool(rx["status"] == closed and rx["close_digest"] == record_id)
-            request = chain_key("share-request", str(facts.get("request_id", "")))
-            if kind == "share.request":
-                return bytes(self.data_sharing.functions.requestOf(request).call()[3]).hex() == record_id
-            event = {"share.consent": "ConsentGranted", "share.revoke_consent": "ConsentWithdrawn"}.get(kind)
-            if event is None:
-                return False
-            logs = self.data_sharing.events[event].get_logs(
-                argument_filters={"requestId": request}, from_block=0
-            )
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return any(bytes(ev["args"]["digest"]).hex() == record_id for ev in logs)
-
-    # --- writes --------------------------------------------------------------------------------------
-
-    def _send(self, org: str, fn: Any) -> Any:
-        acct = self.account(org)
-        with self._send_locks[org]:
+        """Whether the domain contract already holds this record's call (mined before a crash)."""
+        if kind == "share.access":
             try:
-                return transact(self.w3, fn, acct)
+                return bool(self.call("DataSharing", "accessRecorded", bytes.fromhex(record_id)))
             except ContractReverted:
-                raise
-            except ContractLogicError as exc:
-                raise decode_revert(exc) from exc
-            except CHAIN_ERRORS as exc:
-                raise LedgerError(f"chain unavailable: {exc}") from exc
-
-    def anchor(self, size: int, root: bytes, proof: Sequence[bytes]) -> AnchorReceipt:
-        """Anchor (size, root) in ProvenanceLog with the log operator's account; ``proof`` is the RFC 9162
-        consistency proof from the latest anchored size (the contract checks it; empty for the first)."""
-        fn = self.log.functions.anchor(size, root, list(proof))
-        receipt = self._send(self.log_info["operator_org"], fn)
-        return AnchorReceipt(
-            tx_hash=receipt["transactionHash"].to_0x_hex(),
-            block_number=int(receipt["blockNumber"]),
-            block_hash=receipt["blockHash"].to_0x_hex(),
-        )
+                # A DataSharing deployed before accessRecorded existed (a network resumed from an older
+                # checkout) has no such view; it never refused a repeat, so the revert was a real refusal.
+                return False
+        if kind.startswith("rx."):
+            rx = self.rx_status(str(facts.get("rx_id")))
+            if rx is None:
+                return False
+            if kind == "rx.issue":
+                return bool(rx["issue_digest"] == record_id)
+            closed = "dispensed" if kind == "rx.dispense" else "revoked"
+            return bool(rx["status"] == closed and rx["close_digest"] == record_id)
+        request = chain_key("share-request", str(facts.get("request_id", "")))
+        if kind == "share.request":
+            return bytes(self.call("DataSharing", "requestOf", request)[3]).hex() == record_id
+        event = {"share.consent": "ConsentGranted", "share.revoke_consent": "ConsentWithdrawn"}.get(kind)
+        if event is None:
+            return False
+        logs = self.events("DataSharing", event, requestId=request)
+        return any(bytes(ev["digest"]).hex() == record_id for ev in logs)
 
     def workflow_call(
         self, kind: str, org: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]
@@ -371,8 +373,8 @@ class Ledger:
 
     def _workflow_fn(self, kind: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]) -> Any:
         digest = bytes.fromhex(record_id)
-        rx = self.prescriptions.functions
-        share = self.data_sharing.functions
+        rx = self.contract("Prescriptions").functions
+        share = self.contract("DataSharing").functions
         if kind == "rx.issue":
             return rx.issue(chain_key("rx", facts["rx_id"]), digest, to_unix(facts["expires_at"]))
         if kind == "rx.dispense":
@@ -390,7 +392,7 @@ class Ledger:
         if kind == "share.revoke_consent":
             return share.revokeConsent(request, digest)
         if kind == "party.record":
-            return self.party_records.functions.addRecord(PARTY_KINDS[facts["type"]], digest)
+            return self.contract("PartyRecords").functions.addRecord(PARTY_KINDS[facts["type"]], digest)
         return None
 
 

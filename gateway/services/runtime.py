@@ -11,11 +11,13 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
+from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
+from gateway.services.rules import Rules, watched_contracts
 from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
@@ -50,7 +52,9 @@ class Gateway:
             contract=self.log_contract,
             witness_quorum=settings.witness_quorum,
         )
-        self.orgs = OrgDirectory(self.ledger)
+        cache = ReadCache()  # organisations and the domains' lookups: one registry event drops both
+        self.orgs = OrgDirectory(self.ledger, cache)
+        self.chain = ChainReads(self.ledger, cache)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
@@ -76,16 +80,23 @@ class Gateway:
         self.chain_caller = ChainCaller(
             db=self.db,
             ledger=self.ledger,
+            chain=self.chain,
             stats=self.stats,
             idle=settings.worker_idle,
             retry=settings.chain_retry,
         )
-        self.watcher = RegistryWatcher(ledger=self.ledger, orgs=self.orgs, idle=settings.registry_poll)
+        self.watcher = RegistryWatcher(
+            ledger=self.ledger,
+            cache=cache,
+            watched=(*watched_contracts(), "EnvMonitoring"),
+            idle=settings.registry_poll,
+        )
         self.intake = Intake(
             db=self.db,
             kek=self.kek,
             orgs=self.orgs,
             ledger=self.ledger,
+            rules=Rules(self.chain),
             max_clock_skew=settings.max_clock_skew,
             backlog=self.stats.backlog,
             backlog_limit=settings.backlog_limit,

@@ -34,6 +34,7 @@ from web3 import Web3
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
+from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.ledger import Ledger
 from gateway.services.workers import ChainCaller, Stats
 from provenance.chain.contracts import at, chain_key
@@ -172,7 +173,8 @@ def test_workflow_record_without_a_transaction_account(harness: Harness, tmp_pat
             ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
             with pytest.raises(LedgerError, match=r"cannot read the transaction key of 'hospital-2'"):
                 ledger.account("hospital-2")
-            caller = ChainCaller(db=db, ledger=ledger, stats=Stats(), idle=0.01, retry=30.0)
+            chain = ChainReads(ledger, ReadCache())
+            caller = ChainCaller(db=db, ledger=ledger, chain=chain, stats=Stats(), idle=0.01, retry=30.0)
             started = time.monotonic()
             assert caller.step()
             assert time.monotonic() - started < 25  # no retry wait: the missing account is not an outage
