@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -42,10 +43,12 @@ class Gateway:
         self.origin = info["origin"]
         self.key_name = info["key_name"]
         key_path = settings.log_key_path or self.ledger.resolve(info["key_file"])
-        self.log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
+        # The log's signing key: the sequencer's (checkpoints) and the receipts' only, never the reads'.
+        log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
+        self._sign = functools.partial(sign_receipts, key_name=self.key_name, signer=log_key)
         self.log_contract = self.ledger.log.address
         self.identity = LogIdentity(
-            log_key=self.log_key,
+            public_key_pem=log_key.public_key_pem().decode("ascii"),
             origin=self.origin,
             key_name=self.key_name,
             chain_id=self.ledger.chain_id,
@@ -64,7 +67,7 @@ class Gateway:
             stats=self.stats,
             origin=self.origin,
             key_name=self.key_name,
-            key=self.log_key,
+            key=log_key,
             batch=settings.sequencer_batch,
             interval=settings.checkpoint_interval,
             idle=min(settings.sequencer_idle, settings.checkpoint_interval),
@@ -131,7 +134,7 @@ class Gateway:
         )
 
     def _sign_receipts(self, receipts: Sequence[AcceptanceReceipt]) -> list[str]:
-        return sign_receipts(receipts, self.key_name, self.log_key)
+        return self._sign(receipts)
 
     def receipt(self, accepted: Accepted) -> str:
         """The signed acceptance receipt of a record: the log key's promise to log it within the delay

@@ -52,9 +52,7 @@ def _orgs(gw: Gateway) -> dict[str, Any]:
     return {
         "version": 1,
         "orgs": out,
-        "logs": [
-            {"name": gw.key_name, "origin": gw.origin, "public_key": gw.log_key.public_key_pem().decode()}
-        ],
+        "logs": [{"name": gw.key_name, "origin": gw.origin, "public_key": gw.identity.public_key_pem}],
         # Field names of the trust file (docs/formats.md, provenance/schemas/trust.schema.json).
         "chain": {
             "chain_id": gw.ledger.chain_id,
