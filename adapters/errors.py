@@ -11,7 +11,6 @@ from provenance.errors import PayloadInvalid
 __all__ = [
     "AccessInFuture",
     "ConsentScopeExceeded",
-    "EnvRuleViolation",
     "ExpiryNotInFuture",
     "FhirInvalid",
     "Hj212CrcMismatch",
@@ -111,12 +110,6 @@ class Hj212LengthMismatch(Hj212Malformed):
     """The packet's 4-digit length does not match its data segment."""
 
     code = "HJ212_LENGTH_MISMATCH"
-
-
-class EnvRuleViolation(PayloadInvalid):
-    """A well-formed packet that is not an acceptable reading (not a data upload, dated in the future)."""
-
-    code = "ENV_RULE_VIOLATION"
 
 
 # --- party building ----------------------------------------------------------------------------------

@@ -136,24 +136,6 @@ class RxNotRecorded(Conflict):
     code = "RX_NOT_RECORDED"
 
 
-class StationUnknown(NotFound):
-    """A reading names a monitoring point (MN) that EnvMonitoring has not registered."""
-
-    code = "STATION_UNKNOWN"
-
-
-class StationNotOperator(NotPermitted):
-    """A reading names a monitoring point that EnvMonitoring registered to another organisation."""
-
-    code = "STATION_NOT_OPERATOR"
-
-
-class StationInactive(NotPermitted):
-    """A reading names a monitoring point the environmental bureau has suspended in EnvMonitoring."""
-
-    code = "STATION_INACTIVE"
-
-
 class AccessorMismatch(NotPermitted):
     """A ``share.access`` whose ``accessor`` is not the submitting organisation (nor ``<org>:<account>``)."""
 

@@ -1,8 +1,9 @@
-"""Environmental monitoring: ``env.reading`` from HJ 212-2017 packets or their JSON form."""
+"""Environmental monitoring: ``env.reading`` from HJ 212-2017 packets or their JSON form, by the station
+operating the monitoring point."""
 
 from adapters.env.domain import DOMAIN
-from adapters.env.payload import EnvAdapter
+from adapters.env.workflow import EnvWorkflow
 
-WORKFLOW = EnvAdapter()
+WORKFLOW = EnvWorkflow()
 
-__all__ = ["DOMAIN", "WORKFLOW", "EnvAdapter"]
+__all__ = ["DOMAIN", "WORKFLOW", "EnvWorkflow"]

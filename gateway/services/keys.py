@@ -1,11 +1,11 @@
-"""Organisations and their SM2 keys from OrgRegistry, and the monitoring points EnvMonitoring binds to their
-operators, cached; events of either contract invalidate the cache."""
+"""Organisations and their SM2 keys from OrgRegistry, cached (in the cache the domains' chain lookups share:
+an event of OrgRegistry or of a contract a domain watches invalidates both)."""
 
 from __future__ import annotations
 
 from gateway.errors import KeyNotValid, KeyRevoked, OrgUnknown
 from gateway.services.chain import ReadCache
-from gateway.services.ledger import ChainStation, Ledger
+from gateway.services.ledger import Ledger
 from provenance.crypto import SM2PublicKey
 from provenance.errors import SignatureInvalid
 from provenance.orgs import OrgEntry, OrgKey
@@ -23,11 +23,6 @@ class OrgDirectory:
     def get(self, org: str) -> OrgEntry | None:
         """The organisation (None if unregistered); read through the cache."""
         return self.cache.get(("org", org), lambda: self._ledger.org(org))
-
-    def station(self, mn: str) -> ChainStation | None:
-        """The monitoring point ``mn`` and its operator (None if EnvMonitoring has none); read through the
-        cache like :meth:`get`."""
-        return self.cache.get(("station", mn), lambda: self._ledger.station(mn))
 
     def org_ids(self) -> list[str]:
         """Every registered organisation id, read through the cache like :meth:`get`."""

@@ -50,15 +50,6 @@ ROLE_NAMES = {r: r.name.lower() for r in Role}
 
 
 @dataclass(frozen=True, slots=True)
-class ChainStation:
-    """A monitoring point (MN) as EnvMonitoring holds it: the organisation that operates it."""
-
-    mn: str
-    operator: str
-    active: bool
-
-
-@dataclass(frozen=True, slots=True)
 class AnchorState:
     """What ProvenanceLog holds now: the latest anchored (size, root), and the growth an anchor may add."""
 
@@ -296,10 +287,6 @@ class Ledger:
 
     # --- domain reads and calls that move into their domains' packages ------------------------------
 
-    def registry_changed(self, from_block: int, to_block: int) -> bool:
-        """Whether OrgRegistry or EnvMonitoring emitted any event in [from_block, to_block]."""
-        return self.changed((REGISTRY, "EnvMonitoring"), from_block, to_block)
-
     def rx_status(self, rx_id: str) -> dict[str, Any] | None:
         """The Prescriptions entry of ``rx_id`` (None if the chain does not know it)."""
         rx = self.call("Prescriptions", "statusOf", chain_key("rx", rx_id))
@@ -314,14 +301,6 @@ class Ledger:
             "issue_digest": bytes(rx[7]).hex(),
             "close_digest": bytes(rx[8]).hex(),
         }
-
-    def station(self, mn: str) -> ChainStation | None:
-        """The monitoring point ``mn`` as EnvMonitoring registered it, or None."""
-        st = self.call("EnvMonitoring", "stationOf", chain_key("station", mn))
-        operator = bytes(st[0]).rstrip(b"\0")
-        if not operator:
-            return None
-        return ChainStation(mn=mn, operator=operator.decode("utf-8", "replace"), active=bool(st[2]))
 
     def share_request_status(self, request_id: str) -> str | None:
         """The DataSharing status of a request (pending, consented, revoked), None if the chain has none."""

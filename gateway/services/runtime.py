@@ -91,7 +91,7 @@ class Gateway:
         self.watcher = RegistryWatcher(
             ledger=self.ledger,
             cache=cache,
-            watched=(*watched_contracts(), "EnvMonitoring"),
+            watched=watched_contracts(),
             idle=settings.registry_poll,
         )
         self.intake = Intake(

@@ -36,9 +36,6 @@ from gateway.errors import (
     ShareNotPending,
     ShareRequestExists,
     ShareRequestUnknown,
-    StationInactive,
-    StationNotOperator,
-    StationUnknown,
 )
 from gateway.models import PartyMember, Record, RxState, ShareState
 from gateway.services.keys import OrgDirectory
@@ -193,24 +190,7 @@ class WorkflowState:
                     details={"request_id": request_id, "on_chain": "revoked"},
                 )
             return share.consent_facts
-        if kind == "env.reading":
-            self._check_station(str(facts["mn"]), org)
         return None
-
-    def _check_station(self, mn: str, org: str) -> None:
-        """A reading's monitoring point must be registered in EnvMonitoring, active, operated by ``org``."""
-        station = self._orgs.station(mn)
-        if station is None:
-            raise StationUnknown(
-                f"monitoring point {mn!r} is not registered in EnvMonitoring", details={"mn": mn}
-            )
-        if station.operator != org:
-            raise StationNotOperator(
-                f"monitoring point {mn!r} is operated by {station.operator!r}, not {org!r}",
-                details={"mn": mn, "operator": station.operator, "org": org},
-            )
-        if not station.active:
-            raise StationInactive(f"monitoring point {mn!r} is suspended", details={"mn": mn})
 
     def _check_future(self, instant: str, field: str) -> None:
         """An expiry the contract requires after ``block.timestamp`` (whole seconds): EXPIRY_NOT_IN_FUTURE.
