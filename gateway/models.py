@@ -199,15 +199,3 @@ class ShareState(SQLModel, table=True):
     request_facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     consent_record: str | None = Field(default=None, max_length=64)
     consent_facts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-
-
-class PartyMember(SQLModel, table=True):
-    """A party member's recorded place in the whole network: the branch that holds them and their stage,
-    from their last membership or transfer record (``adapters.party.member_step``). Member ids are
-    network-wide; a database from before this table falls back to the branch's own records."""
-
-    __tablename__ = "party_member"
-    member_id: str = Field(primary_key=True, max_length=128)
-    branch_id: str = Field(max_length=128)
-    stage: str = Field(max_length=32)
-    record: str = Field(max_length=64)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -50,9 +49,9 @@ from gateway.services.ledger import WORKFLOW_KINDS, Ledger
 from gateway.services.outbox import Accepted, Batch, Row
 from gateway.services.rules import Decision, Rules, now, record_facts
 from gateway.services.states import Key, TxStates
-from gateway.services.workflow import WorkflowState, is_member_record, member_key
+from gateway.services.workflow import WorkflowState
 from provenance.chain.contracts import ContractReverted
-from provenance.crypto import SM2PublicKey, sm3
+from provenance.crypto import SM2PublicKey
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.orgs import OrgKey
 from provenance.records import Envelope, b64decode
@@ -232,7 +231,7 @@ class Intake:
                 ready.append((i, p))
                 if p.decision is not None:
                     barriers.update(p.decision.changes())
-                elif p.envelope.kind in STATEFUL_KINDS or _is_member_record(p):
+                elif p.envelope.kind in STATEFUL_KINDS:
                     barriers.update(self._touches(p))
         flush()
         return [r for r in results if r is not None]
@@ -242,8 +241,7 @@ class Intake:
         workflow = workflow_for(p.envelope.kind)
         if workflow is None:
             # (Legacy: a domain whose rules are still in gateway/services/workflow.py.)
-            members = [("legacy", "members")] if p.envelope.kind == "party.record" else []
-            return [("legacy", p.envelope.subject), *members]
+            return [("legacy", p.envelope.subject)]
         return [(workflow.domain.name, k) for k in workflow.keys(p.envelope.kind, p.facts)]
 
     # --- the write transaction -------------------------------------------------------------------------
@@ -300,10 +298,6 @@ class Intake:
         """The transaction's states, every key its records touch locked (PostgreSQL)."""
         tx = TxStates(s, postgres=not self._db.is_sqlite)
         tx.lock(k for p in ready if p.decision is not None for k in p.decision.locks)
-        legacy = sorted({member_key(p.facts) for p in ready if _is_member_record(p)})
-        if legacy and not self._db.is_sqlite:
-            for key in legacy:
-                s.connection().execute(_MEMBER_LOCK, {"k": _lock_id(key)})
         return tx
 
     def _persist(self, s: Session, tx: TxStates, p: _Prepared, batch: Batch) -> Accepted:
@@ -467,15 +461,6 @@ class Intake:
 STATEFUL_KINDS = frozenset(
     {"rx.issue", "rx.dispense", "rx.revoke", "share.request", "share.consent", "share.revoke_consent"}
 )
-_MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-
-
-def _is_member_record(p: _Prepared) -> bool:
-    return is_member_record(p.envelope.kind, p.facts)
-
-
-def _lock_id(key: str) -> int:
-    return int.from_bytes(sm3(key.encode("utf-8"))[:8], "big", signed=True)
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:

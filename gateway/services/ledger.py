@@ -370,13 +370,9 @@ class Ledger:
             return share.recordAccess(request, digest)
         if kind == "share.revoke_consent":
             return share.revokeConsent(request, digest)
-        if kind == "party.record":
-            return self.contract("PartyRecords").functions.addRecord(PARTY_KINDS[facts["type"]], digest)
         return None
 
 
-# PartyRecords keeps an open uint8 numbering of record types (0 invalid): ours, append only.
-PARTY_KINDS = {"meeting": 1, "study": 2, "dues": 3, "membership": 4, "transfer": 5}
 WORKFLOW_KINDS = frozenset(
     {
         "rx.issue",
@@ -386,6 +382,5 @@ WORKFLOW_KINDS = frozenset(
         "share.consent",
         "share.access",
         "share.revoke_consent",
-        "party.record",
     }
 )

@@ -442,8 +442,6 @@ class ChainCaller(Worker):
         """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
         workflow = workflow_for(row.kind)
         if workflow is None:  # (legacy)
-            if exc.error == "DuplicateRecord":  # PartyRecords keys records by their digest: ours
-                return True
             return self._ledger.holds_record(row.kind, row.id, row.facts)
         return workflow.already_applied(_facts_of(row), exc, self._chain)
 

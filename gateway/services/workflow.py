@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from adapters.errors import ExpiryNotInFuture
-from adapters.party import MEMBER_TYPES, member_step
 from gateway.errors import (
     AccessorMismatch,
     ConsentExpired,
@@ -37,7 +36,7 @@ from gateway.errors import (
     ShareRequestExists,
     ShareRequestUnknown,
 )
-from gateway.models import PartyMember, Record, RxState, ShareState
+from gateway.models import RxState, ShareState
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from provenance.chain.contracts import ContractReverted
@@ -46,11 +45,6 @@ from provenance.records import Envelope
 from provenance.timestamps import chain_time, parse_rfc3339, to_unix
 
 _T = TypeVar("_T")
-
-
-def is_member_record(kind: str, facts: Mapping[str, Any]) -> bool:
-    """A party record that moves a member's place (a stage step or a transfer)."""
-    return kind == "party.record" and facts.get("type") in MEMBER_TYPES
 
 
 def now() -> datetime:
@@ -166,11 +160,6 @@ class WorkflowState:
                     f"request {share.request_id!r} has no live consent to revoke",
                     details={"status": share.status, "on_chain": on_chain},
                 )
-            return None
-        if kind == "party.record" and facts.get("type") in MEMBER_TYPES:
-            # Raises the specific error now, with the place recorded before the transaction; the write
-            # checks again (concurrent records of the same member).
-            member_step(facts, _member_place(s, env.subject, str(facts["member_id"])))
             return None
         if kind == "share.access":
             accessor = str(facts["accessor"])
@@ -307,49 +296,6 @@ class WorkflowState:
         elif kind == "share.access":
             share = s.get(ShareState, facts["request_id"], populate_existing=True)
             _check_consent(share, facts["request_id"], org, now())
-        elif is_member_record(kind, facts):
-            # Checked before the transaction against the place recorded then; concurrent submissions for
-            # the same member (one group commit) may have recorded another since: the place as it stands
-            # here, with this transaction's earlier records, decides.
-            member, key = str(facts["member_id"]), member_key(facts)
-            place = seen[key] if key in seen else _member_place(s, env.subject, member)
-            after = member_step(facts, place)
-            row = s.get(PartyMember, member)
-            if row is None:
-                s.add(PartyMember(member_id=member, record=rid, **after))
-            else:
-                row.branch_id, row.stage, row.record = after["branch_id"], after["stage"], rid
-                s.add(row)
-            s.flush()  # so the next record of the member in this transaction finds the row
-            seen[key] = after
-
-
-def member_key(facts: Mapping[str, Any]) -> str:
-    return f"member\0{facts.get('member_id')}"  # network-wide: a member is at one branch at a time
-
-
-def _member_place(s: Session, subject: str, member_id: str) -> dict[str, Any] | None:
-    """The member's recorded place (``branch_id``, ``stage``) in the network, None if they have none."""
-    row = s.get(PartyMember, member_id)
-    if row is not None:
-        return {"branch_id": row.branch_id, "stage": row.stage}
-    # A database from before the party_member table: the member's last stage on this branch, if any.
-    last = _last_membership(s, subject, member_id)
-    return None if last is None else {"branch_id": subject.removeprefix("branch:"), "stage": last["stage"]}
-
-
-def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, Any] | None:
-    """Facts of the member's last membership record on this branch (None for a first record)."""
-    rows = s.exec(
-        select(Record.facts)
-        .where(Record.subject == subject, Record.kind == "party.record")
-        .order_by(col(Record.seq).desc())
-        .limit(5000)
-    )
-    for facts in rows:
-        if facts.get("type") == "membership" and facts.get("member_id") == member_id:
-            return facts
-    return None
 
 
 def _chain_rx(chain: Mapping[str, Any]) -> dict[str, Any]:
