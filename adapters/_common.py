@@ -11,9 +11,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.abc import AdaptedPayload, Grant, ReadPolicy
-from adapters.errors import PayloadInvalid
-from provenance.crypto.sm3 import sm3_hex
+from adapters.abc import AdaptContext, AdaptedPayload, Grant, ReadPolicy
+from adapters.errors import DateInFuture, PayloadInvalid
+from provenance.crypto.sm3 import hmac_sm3, sm3_hex
 from provenance.errors import DuplicateKey, FormatError
 from provenance.records import canonical_bytes, unique_object
 from provenance.timestamps import format_rfc3339, parse_rfc3339
@@ -130,6 +130,7 @@ def domain_policy(
     holders: Grant | None = None,
     code_kind: str | None = None,
     code_matches: Callable[[Mapping[str, Any], str], bool] | None = None,
+    code_writes: frozenset[str] = frozenset(),
 ) -> ReadPolicy:
     """A domain's :class:`ReadPolicy`: auditors and regulators read all of ``kinds``, plus ``roles``."""
     oversight = {role: everything(kinds) for role in OVERSIGHT_ROLES}
@@ -140,6 +141,7 @@ def domain_policy(
         holders=holders,
         code_kind=code_kind,
         code_matches=code_matches,
+        code_writes=code_writes,
     )
 
 
@@ -186,6 +188,35 @@ def check_instant(value: str) -> str:
             "must be an RFC 3339 date-time with an offset, e.g. 2026-11-25T09:30:00+08:00"
         ) from exc
     return value
+
+
+def check_not_future(
+    when: datetime, field: str, ctx: AdaptContext, error: type[PayloadInvalid] = DateInFuture
+) -> None:
+    """A date the payload declares as past (authored, handed over, requested…) may not lie beyond the
+    gateway's clock plus the allowed skew (``DATE_IN_FUTURE``); rules that compare it with other dates run
+    after this."""
+    if ctx.now is not None and when > ctx.now + ctx.max_clock_skew:
+        raise error(
+            f"{field} is dated in the future (beyond the gateway's clock plus "
+            f"{int(ctx.max_clock_skew.total_seconds())} s)",
+            details={"field": field, "value": rfc3339_utc(when)},
+        )
+
+
+# HMAC-SM3 message label of a pseudonym: the format's version, and a separation from other uses of the key.
+PSEUDONYM_LABEL = b"shancheng-provenance/pseudonym@v1\n"
+
+
+def pseudonym(ctx: AdaptContext, what: str, value: str) -> str | None:
+    """``HMAC-SM3(deployment key, label ‖ what ‖ NUL ‖ value)`` as hex: a personal identifier in facts, which
+    the gateway's database keeps in clear beside the encrypted payload. Keyed, so that a dump of the
+    database (or a reader of facts) cannot test guesses of a low-entropy reference ("Patient/bob"); None
+    without the key (a client's own adapt: facts stay on the gateway)."""
+    if ctx.pseudonym_key is None:
+        return None
+    message = PSEUDONYM_LABEL + what.encode("ascii") + b"\0" + value.encode("utf-8")
+    return hmac_sm3(ctx.pseudonym_key, message).hex()
 
 
 def rfc3339_utc(dt: datetime) -> str:

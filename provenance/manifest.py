@@ -7,7 +7,7 @@ them, relative to its own folder.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,14 +147,16 @@ class Manifest:
                 contracts={str(k): v for k, v in data["contracts"].items()},
                 committee=list(data["committee"]),
                 log=dict(data["log"]),
-                orgs=[ManifestOrg(**o) for o in data["orgs"]],
+                orgs=[_org(o, i, where) for i, o in enumerate(data["orgs"])],
                 created_at=data["created_at"],
                 path=path,
                 witnesses=list(data.get("witnesses", [])),
                 witness_quorum=int(data.get("witness_quorum", 0)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{where} is malformed: {type(exc).__name__} {exc}") from exc
+        except KeyError as exc:
+            raise FormatError(f"{where} is malformed: it lacks {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"{where} is malformed: {exc}") from exc
 
     def trust_dict(self) -> dict[str, Any]:
         """The trust file (``provenance verify --trust``): organisations' keys (a witness's key among its
@@ -190,3 +192,21 @@ class Manifest:
                 ],
             }
         return doc
+
+
+_ORG_FIELDS = {f.name: f for f in fields(ManifestOrg)}
+_ORG_REQUIRED = [n for n, f in _ORG_FIELDS.items() if f.default is MISSING and f.default_factory is MISSING]
+
+
+def _org(o: Any, index: int, where: str) -> ManifestOrg:
+    if not isinstance(o, Mapping):
+        raise FormatError(f"{where} is malformed: organisation {index} is not an object")
+    missing = [n for n in _ORG_REQUIRED if n not in o]
+    unknown = sorted(set(o) - set(_ORG_FIELDS))
+    if missing or unknown:
+        raise FormatError(
+            f"{where} is malformed: organisation {index} lacks {', '.join(missing) or 'nothing'}"
+            f"{', has unknown ' + ', '.join(unknown) if unknown else ''}",
+            details={"missing": missing, "unexpected": unknown},
+        )
+    return ManifestOrg(**o)

@@ -23,13 +23,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from adapters import AdaptContext, adapt
+from adapters import AdaptContext, adapt, read_policy
 from adapters.errors import KindUnknown
 from adapters.registry import roles as roles_of  # who may submit which kind: trust files carry it too
 from adapters.registry import workflow_for
 from gateway.core.db import Database
-from gateway.core.kek import KeyEncryptionKey
+from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
 from gateway.errors import (
+    AccessCodeInvalid,
+    AccessCodeRequired,
     Backpressure,
     ChainUnavailable,
     IdempotencyConflict,
@@ -49,7 +51,9 @@ from gateway.services.ledger import WORKFLOW_KINDS, Ledger
 from gateway.services.outbox import Accepted, Batch, Row
 from gateway.services.rules import Decision, Rules, now, record_facts
 from gateway.services.states import Key, TxStates
+from gateway.services.visibility import code_opens
 from gateway.services.workflow import WorkflowState
+from provenance.access_code import AccessCode
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
@@ -64,11 +68,13 @@ __all__ = ["Accepted", "Intake", "Submission"]
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One record as submitted: envelope (JSON object), base64 DER signature, payload."""
+    """One record as submitted: envelope (JSON object), base64 DER signature, payload, and the access code
+    the submitter presents (a dispense's: the patient's slip), which is never part of what is signed."""
 
     record: Any
     signature: Any
     payload: Any
+    access_code: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,6 +147,8 @@ class Intake:
         self._ledger = ledger
         self._rules = rules
         self._legacy = WorkflowState(ledger=ledger, orgs=orgs)
+        # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
+        self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
         self._skew = max_clock_skew
         self._backlog = backlog
         self._backlog_limit = backlog_limit
@@ -407,7 +415,10 @@ class Intake:
                 "the record is dated in the future", details={"timestamp": envelope.timestamp}
             )
         payload = _payload_input(sub.payload)
-        ctx = AdaptContext(now=at, subject=envelope.subject, max_clock_skew=timedelta(seconds=self._skew))
+        skew = timedelta(seconds=self._skew)
+        ctx = AdaptContext(
+            now=at, subject=envelope.subject, max_clock_skew=skew, pseudonym_key=self._pseudonym_key
+        )
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:
             raise PayloadDigestMismatch(
@@ -416,6 +427,9 @@ class Intake:
             )
         done = verified() if verified is not None else None
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
+        # Before anything about the subject is looked at: what follows (its state, its content) answers
+        # only a submitter that holds the subject's access code where the domain asks for it.
+        self._check_code(s, envelope, sub.access_code)
         return _Prepared(
             envelope=envelope,
             record_id=record_id,
@@ -455,6 +469,25 @@ class Intake:
                 f"this gateway holds no transaction account for {env.org!r}, so its {env.kind} "
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
                 details={"org": env.org, "kind": env.kind},
+            )
+
+    @staticmethod
+    def _check_code(s: Session, envelope: Envelope, code: str | None) -> None:
+        """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain lets only the holder of the
+        subject's access code submit, alike whether the subject exists or not (ACCESS_CODE_MALFORMED, 400,
+        for text that is no code)."""
+        policy = read_policy(envelope.kind)
+        if envelope.kind not in policy.code_writes:
+            return
+        if code is None:
+            raise AccessCodeRequired(
+                f"a {envelope.kind} presents the access code printed on the prescription "
+                "(Provenance-Access-Code header; in a bulk item, its access_code member)",
+                details={"subject": envelope.subject},
+            )
+        if not code_opens(s, envelope.subject, policy, AccessCode.parse(code).value):
+            raise AccessCodeInvalid(
+                f"no {envelope.subject!r} opens with this access code", details={"subject": envelope.subject}
             )
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission
 from web3 import Web3
 from web3.contract import Contract
 
@@ -33,6 +32,7 @@ from provenance.log.merkle import node_hash
 from provenance.manifest import Manifest
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
+from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission
 
 
 @dataclasses.dataclass

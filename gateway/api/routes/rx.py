@@ -27,7 +27,7 @@ ISSUE = "rx.issue"
 class RxCheck(BaseModel):
     rx_id: str
     valid: bool  # a pharmacy may dispense it now
-    status: str  # issued | dispensed | revoked
+    status: str  # issued | dispensed | revoked | rejected (the chain refused its issue)
     issuer: str
     issuer_registered: bool
     issue_record: str | None
@@ -89,6 +89,10 @@ async def check_rx(rx_id: str, reader: CurrentReader, gw: GatewayDep, session: S
     if chain is not None and chain["status"] != "issued":
         status = chain["status"]  # the chain's order is final
         dispensed_by = chain["dispenser"] or dispensed_by
+    elif chain is None and state is not None and state.issue_record is not None:
+        issue = find_record(session, state.issue_record)
+        if issue is not None and issue.chain_status == "rejected":
+            status = "rejected"  # the contract never held it: no dispense can be accepted
     # The chain's clock as the write path uses it (it may run ahead): "valid" means a dispense is accepted.
     clock = await run_in_threadpool(gw.ledger.contract_clock)
     expired = expires is not None and clock >= parse_rfc3339(expires)

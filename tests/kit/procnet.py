@@ -25,9 +25,6 @@ from typing import Any
 import httpx
 from sqlmodel import col, func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_kit import hj212_packets, rx_issue, sign_submission
-
 from devnet.deploy import deploy_network
 from devnet.embedded import free_port, start_embedded
 from devnet.engines import EngineHandle, test_accounts
@@ -47,6 +44,7 @@ from provenance.manifest import Manifest
 from provenance.records import b64decode
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
+from tests.kit.gateway import hj212_packets, rx_issue, sign_submission
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
