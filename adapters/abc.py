@@ -213,6 +213,11 @@ class ChainView(Protocol):
         """The arguments of every ``event`` of ``contract`` matching the indexed ``filters``, oldest first."""
         ...
 
+    def refused(self, record_id: str) -> bool:
+        """Whether the chain refused the contract call of an accepted record (the gateway marked it
+        ``rejected``): the contract never held what that record did."""
+        ...
+
 
 class ReadContext(Protocol):
     """What a domain's read route sees of the gateway: the reader, its workflow's states, the chain."""

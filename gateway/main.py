@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.api.guard import BodyGuard, SafeRedirects
-from gateway.api.routes import bundles, domains, health, log, orgs, records, rx, subjects, tiles
+from gateway.api.routes import bundles, domains, health, log, orgs, records, subjects, tiles
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
 
@@ -43,7 +43,7 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     )
     # Every route documents the error body it may answer with (clients generated from /openapi.json).
     api = APIRouter(prefix=API_PREFIX, responses=errors.error_responses())
-    for module in (records, bundles, subjects, rx, log, orgs):
+    for module in (records, bundles, subjects, log, orgs):
         api.include_router(module.router)
     api.include_router(domains.router())  # each registered domain's own reads
     app.include_router(api)

@@ -171,31 +171,3 @@ class WorkflowState(SQLModel, table=True):
     status: str = Field(max_length=32)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     version: int = Field(default=1, sa_type=BigInteger)
-
-
-class RxState(SQLModel, table=True):
-    """One prescription: issued -> dispensed | revoked. Updated in the transaction that accepts the record."""
-
-    __tablename__ = "rx_state"
-    rx_id: str = Field(primary_key=True, max_length=128)
-    status: str = Field(max_length=16)
-    issuer: str = Field(max_length=32)
-    issue_record: str | None = Field(default=None, max_length=64)
-    expires_at: str | None = Field(default=None, max_length=40)
-    closed_by: str | None = Field(default=None, max_length=32)
-    close_record: str | None = Field(default=None, max_length=64)
-    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-
-
-class ShareState(SQLModel, table=True):
-    """One data-sharing request: pending -> consented -> revoked."""
-
-    __tablename__ = "share_state"
-    request_id: str = Field(primary_key=True, max_length=128)
-    dataset: str = Field(max_length=128)
-    requester: str = Field(max_length=32)
-    status: str = Field(max_length=16)
-    request_record: str = Field(max_length=64)
-    request_facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    consent_record: str | None = Field(default=None, max_length=64)
-    consent_facts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -2,7 +2,8 @@
 
 from adapters.rx.domain import DOMAIN
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
+from adapters.rx.workflow import RxWorkflow
 
-WORKFLOW = PrescriptionAdapter()
+WORKFLOW = RxWorkflow()
 
-__all__ = ["DOMAIN", "MAX_VALIDITY", "WORKFLOW", "PrescriptionAdapter"]
+__all__ = ["DOMAIN", "MAX_VALIDITY", "WORKFLOW", "PrescriptionAdapter", "RxWorkflow"]

@@ -2,7 +2,8 @@
 
 from adapters.sharing.domain import DOMAIN
 from adapters.sharing.payload import MAX_CONSENT, SharingAdapter
+from adapters.sharing.workflow import SharingWorkflow
 
-WORKFLOW = SharingAdapter()
+WORKFLOW = SharingWorkflow()
 
-__all__ = ["DOMAIN", "MAX_CONSENT", "WORKFLOW", "SharingAdapter"]
+__all__ = ["DOMAIN", "MAX_CONSENT", "WORKFLOW", "SharingAdapter", "SharingWorkflow"]

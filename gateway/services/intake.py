@@ -37,8 +37,6 @@ from gateway.errors import (
     IdempotencyConflict,
     OrgMismatch,
     RoleForbidden,
-    RxExists,
-    ShareRequestExists,
     StateConflict,
     TimestampInvalid,
     TxAccountMissing,
@@ -47,12 +45,11 @@ from gateway.models import Record
 from gateway.services import outbox
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import WORKFLOW_KINDS, Ledger
+from gateway.services.ledger import Ledger
 from gateway.services.outbox import Accepted, Batch, Row
 from gateway.services.rules import Decision, Rules, now, record_facts
 from gateway.services.states import Key, TxStates
 from gateway.services.visibility import code_opens
-from gateway.services.workflow import WorkflowState
 from provenance.access_code import AccessCode
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey
@@ -95,9 +92,7 @@ class _Prepared:
     @property
     def calls(self) -> bool:
         """Whether the record makes a contract call once accepted."""
-        if self.decision is None:  # a domain whose rules have not moved into its package yet
-            return self.envelope.kind in WORKFLOW_KINDS
-        return self.decision.call is not None
+        return self.decision is not None and self.decision.call is not None
 
     def row(self) -> Row:
         return Row(
@@ -146,7 +141,6 @@ class Intake:
         self._orgs = orgs
         self._ledger = ledger
         self._rules = rules
-        self._legacy = WorkflowState(ledger=ledger, orgs=orgs)
         # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
         self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
         self._skew = max_clock_skew
@@ -216,7 +210,7 @@ class Intake:
             barriers.clear()
 
         with self._db.session() as s:
-            known = outbox.known_ids(s, [env.digest for env in envelopes if env is not None])
+            known = outbox.known_ids(s, [e.digest for e in envelopes if e is not None])
             for i, sub in enumerate(subs):
                 try:
                     p = self._prepare(
@@ -239,17 +233,12 @@ class Intake:
                 ready.append((i, p))
                 if p.decision is not None:
                     barriers.update(p.decision.changes())
-                elif p.envelope.kind in STATEFUL_KINDS:
-                    barriers.update(self._touches(p))
         flush()
         return [r for r in results if r is not None]
 
     def _touches(self, p: _Prepared) -> list[Key]:
         """The states a prepared record's rules read or write (before they run)."""
         workflow = workflow_for(p.envelope.kind)
-        if workflow is None:
-            # (Legacy: a domain whose rules are still in gateway/services/workflow.py.)
-            return [("legacy", p.envelope.subject)]
         return [(workflow.domain.name, k) for k in workflow.keys(p.envelope.kind, p.facts)]
 
     # --- the write transaction -------------------------------------------------------------------------
@@ -313,11 +302,9 @@ class Intake:
         first = outbox.check_new(s, p.envelope, p.record_id, batch)
         if first is not None:
             return first
+        assert p.decision is not None  # _decide ran
         with self._chain_reads():
-            if p.decision is None:
-                self._legacy.apply(s, p.envelope, p.facts, p.record_id, batch.legacy)
-            else:
-                self._rules.apply(tx, p.decision)
+            self._rules.apply(tx, p.decision)
         return outbox.add(batch, p.row(), self._kek)
 
     def _after_conflict(self, p: _Prepared) -> Accepted:
@@ -330,10 +317,6 @@ class Intake:
             if p.decision is not None:
                 with self._chain_reads():
                     self._rules.decide(s, p.decision.workflow, p.decision.record, now())
-            if p.envelope.kind == "rx.issue":
-                raise RxExists(f"prescription {p.facts['rx_id']!r} was already issued")
-            if p.envelope.kind == "share.request":
-                raise ShareRequestExists(f"request {p.facts['request_id']!r} exists")
         raise StateConflict("the record conflicts with a concurrent submission; retry")
 
     @contextlib.contextmanager
@@ -355,7 +338,7 @@ class Intake:
     def _verify_slice(
         self, token_org: str, subs: Sequence[Submission], envelopes: Sequence[Envelope | None]
     ) -> list[_Verified]:
-        return [self._verify_only(token_org, sub, env) for sub, env in zip(subs, envelopes, strict=True)]
+        return [self._verify_only(token_org, sub, e) for sub, e in zip(subs, envelopes, strict=True)]
 
     def _verify_only(self, token_org: str, sub: Submission, envelope: Envelope | None) -> _Verified:
         """The signature check alone (None on any failure: _prepare reports it with the right code)."""
@@ -445,30 +428,24 @@ class Intake:
 
     def _decide(self, s: Session, p: _Prepared) -> None:
         """The domain's rules on the committed states; the adapter again with the prior record's facts."""
-        env = p.envelope
-        workflow = workflow_for(env.kind)
+        rec = p.envelope
+        workflow = workflow_for(rec.kind)
         assert p.context is not None and p.context.now is not None
-        decision = None
         with self._chain_reads():
-            if workflow is None:
-                prior = self._legacy.precheck(s, env, p.facts, p.context.now)
-            else:
-                step, decision = self._rules.decide(s, workflow, record_facts(env, p.facts), p.context.now)
-                prior = step.prior
-        if prior is not None:
+            step, decision = self._rules.decide(s, workflow, record_facts(rec, p.facts), p.context.now)
+        if step.prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
-            adapted = adapt(env.kind, p.payload, dataclasses.replace(p.context, prior=prior))
+            adapted = adapt(rec.kind, p.payload, dataclasses.replace(p.context, prior=step.prior))
             p.canonical, p.facts = adapted.canonical, dict(adapted.facts)
-        if decision is not None:
-            Rules.with_facts(decision, p.facts)
-            p.decision = decision
-        if p.calls and not self._ledger.holds_account(env.org):
+        Rules.with_facts(decision, p.facts)
+        p.decision = decision
+        if p.calls and not self._ledger.holds_account(rec.org):
             # Last, once the record is otherwise acceptable: accepted, its contract call could never be sent
             # (and the chain caller sends in acceptance order).
             raise TxAccountMissing(
-                f"this gateway holds no transaction account for {env.org!r}, so its {env.kind} "
+                f"this gateway holds no transaction account for {rec.org!r}, so its {rec.kind} "
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
-                details={"org": env.org, "kind": env.kind},
+                details={"org": rec.org, "kind": rec.kind},
             )
 
     @staticmethod
@@ -481,7 +458,7 @@ class Intake:
             return
         if code is None:
             raise AccessCodeRequired(
-                f"a {envelope.kind} presents the access code printed on the prescription "
+                f"a {envelope.kind} presents the access code of its subject "
                 "(Provenance-Access-Code header; in a bulk item, its access_code member)",
                 details={"subject": envelope.subject},
             )
@@ -489,11 +466,6 @@ class Intake:
             raise AccessCodeInvalid(
                 f"no {envelope.subject!r} opens with this access code", details={"subject": envelope.subject}
             )
-
-
-STATEFUL_KINDS = frozenset(
-    {"rx.issue", "rx.dispense", "rx.revoke", "share.request", "share.consent", "share.revoke_consent"}
-)
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:

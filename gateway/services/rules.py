@@ -31,14 +31,14 @@ def watched_contracts() -> tuple[str, ...]:
     return tuple(dict.fromkeys([REGISTRY, *(c for w in workflows() for c in w.watched)]))
 
 
-def record_facts(env: Envelope, facts: Mapping[str, Any]) -> RecordFacts:
+def record_facts(rec: Envelope, facts: Mapping[str, Any]) -> RecordFacts:
     """A record as rules see it."""
     return RecordFacts(
-        kind=env.kind,
-        org=env.org,
-        subject=env.subject,
-        record_id=env.digest,
-        payload_digest=env.payload_digest,
+        kind=rec.kind,
+        org=rec.org,
+        subject=rec.subject,
+        record_id=rec.digest,
+        payload_digest=rec.payload_digest,
         facts=facts,
     )
 

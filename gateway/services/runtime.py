@@ -56,7 +56,7 @@ class Gateway:
         )
         cache = ReadCache()  # organisations and the domains' lookups: one registry event drops both
         self.orgs = OrgDirectory(self.ledger, cache)
-        self.chain = ChainReads(self.ledger, cache)
+        self.chain = ChainReads(self.ledger, cache, self.db)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)

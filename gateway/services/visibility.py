@@ -30,7 +30,7 @@ class Reader:
         self.org = org
         self.role = role
         self.access_code = access_code
-        self._party: dict[str, bool] = {}
+        self._parties: dict[str, bool] = {}
         self._holder: dict[tuple[str, str], bool] = {}
 
     # --- one record ------------------------------------------------------------------------------------
@@ -59,12 +59,12 @@ class Reader:
 
     def is_party(self, s: Session, subject: str) -> bool:
         """Whether this reader signed some record of ``subject``."""
-        hit = self._party.get(subject)
+        hit = self._parties.get(subject)
         if hit is None:
             found = s.exec(
                 select(Record.seq).where(Record.subject == subject, Record.org == self.org).limit(1)
             ).first()
-            hit = self._party[subject] = found is not None
+            hit = self._parties[subject] = found is not None
         return hit
 
     def holds_code(self, s: Session, subject: str, policy: ReadPolicy) -> bool:

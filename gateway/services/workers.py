@@ -432,18 +432,12 @@ class ChainCaller(Worker):
         return True
 
     def _send(self, row: Record) -> str | None:
-        workflow = workflow_for(row.kind)
-        if workflow is None:  # (legacy: a domain whose calls are still the ledger's)
-            return self._ledger.workflow_call(row.kind, row.org, row.id, row.payload_digest, row.facts)
-        call = workflow.contract_call(_facts_of(row))
+        call = workflow_for(row.kind).contract_call(_facts_of(row))
         return None if call is None else self._ledger.send(row.org, call)
 
     def _already_applied(self, row: Record, exc: ContractReverted) -> bool:
         """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
-        workflow = workflow_for(row.kind)
-        if workflow is None:  # (legacy)
-            return self._ledger.holds_record(row.kind, row.id, row.facts)
-        return workflow.already_applied(_facts_of(row), exc, self._chain)
+        return workflow_for(row.kind).already_applied(_facts_of(row), exc, self._chain)
 
 
 class RegistryWatcher(Worker):
