@@ -10,21 +10,14 @@ from provenance.errors import AccessCodeDigestMissing, PayloadInvalid
 
 __all__ = [
     "AccessCodeDigestMissing",
-    "AccessInFuture",
-    "ConsentScopeExceeded",
     "DateInFuture",
     "ExpiryNotInFuture",
     "ExpiryTooFar",
-    "FhirInvalid",
     "Hj212CrcMismatch",
     "Hj212LengthMismatch",
     "Hj212Malformed",
     "KindUnknown",
     "PayloadInvalid",
-    "RxDispenseMismatch",
-    "RxQuantityInvalid",
-    "RxRuleViolation",
-    "ShareRuleViolation",
     "SubjectMismatch",
 ]
 
@@ -62,56 +55,7 @@ class DateInFuture(PayloadInvalid):
     code = "DATE_IN_FUTURE"
 
 
-# --- e-prescription ----------------------------------------------------------------------------------
-
-
-class FhirInvalid(PayloadInvalid):
-    """Not a valid FHIR R4 resource of the expected type, or a required element is missing."""
-
-    code = "FHIR_INVALID"
-
-
-class RxRuleViolation(PayloadInvalid):
-    """A valid resource that breaks a prescription rule (status, intent, quantity, validity, repeats)."""
-
-    code = "RX_RULE_VIOLATION"
-
-
-class RxDispenseMismatch(RxRuleViolation):
-    """A dispense that differs from its prescription: another medication (no code in common, or another
-    text), another quantity unit, more than prescribed, another rx id or patient."""
-
-    code = "RX_DISPENSE_MISMATCH"
-
-
-class RxQuantityInvalid(RxRuleViolation):
-    """A quantity outside the sane range: not a number, ≤ 0, above 10^6, or with more than 3 decimals."""
-
-    code = "RX_QUANTITY_INVALID"
-
-
-# --- data sharing ------------------------------------------------------------------------------------
-
-
-class ShareRuleViolation(PayloadInvalid):
-    """A sharing record inconsistent with itself or with the record it builds on."""
-
-    code = "SHARE_RULE_VIOLATION"
-
-
-class AccessInFuture(DateInFuture):
-    """An access dated later than now plus the allowed clock skew (its own code, older than the rule)."""
-
-    code = "ACCESS_IN_FUTURE"
-
-
-class ConsentScopeExceeded(ShareRuleViolation):
-    """An access outside its consent: other dataset or purpose, extra fields, or outside its window."""
-
-    code = "CONSENT_SCOPE_EXCEEDED"
-
-
-# --- environmental monitoring ------------------------------------------------------------------------
+# --- HJ 212-2017 packets (the codec the environmental domain uses) -----------------------------------
 
 
 class Hj212Malformed(PayloadInvalid):

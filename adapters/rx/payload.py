@@ -44,16 +44,9 @@ from adapters._common import (
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
-from adapters.errors import (
-    AccessCodeDigestMissing,
-    ExpiryNotInFuture,
-    FhirInvalid,
-    PayloadInvalid,
-    RxDispenseMismatch,
-    RxQuantityInvalid,
-    RxRuleViolation,
-)
+from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
 from adapters.rx.domain import DOMAIN
+from adapters.rx.errors import FhirInvalid, RxDispenseMismatch, RxQuantityInvalid, RxRuleViolation
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 

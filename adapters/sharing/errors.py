@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from provenance.errors import Conflict, NotFound, NotPermitted
+from adapters.errors import DateInFuture
+from provenance.errors import Conflict, NotFound, NotPermitted, PayloadInvalid
 
 
 class AccessorMismatch(NotPermitted):
@@ -42,3 +43,24 @@ class ConsentRevoked(Conflict):
 
 class ConsentExpired(Conflict):
     code = "CONSENT_EXPIRED"
+
+
+# --- payload faults ------------------------------------------------------------------------------------
+
+
+class ShareRuleViolation(PayloadInvalid):
+    """A sharing record inconsistent with itself or with the record it builds on."""
+
+    code = "SHARE_RULE_VIOLATION"
+
+
+class AccessInFuture(DateInFuture):
+    """An access dated later than now plus the allowed clock skew (its own code, older than the rule)."""
+
+    code = "ACCESS_IN_FUTURE"
+
+
+class ConsentScopeExceeded(ShareRuleViolation):
+    """An access outside its consent: other dataset or purpose, extra fields, or outside its window."""
+
+    code = "CONSENT_SCOPE_EXCEEDED"

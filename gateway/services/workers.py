@@ -26,6 +26,7 @@ from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.ledger import AnchorState, Ledger
+from gateway.services.rules import record_facts
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PrivateKey
@@ -468,14 +469,7 @@ class RegistryWatcher(Worker):
 
 def _facts_of(row: Record) -> RecordFacts:
     """A stored record as its domain's rules and contract binding see it."""
-    return RecordFacts(
-        kind=row.kind,
-        org=row.org,
-        subject=row.subject,
-        record_id=row.id,
-        payload_digest=row.payload_digest,
-        facts=row.facts,
-    )
+    return record_facts(_signed(row).envelope, row.facts)
 
 
 def _signed(row: Any) -> SignedRecord:
