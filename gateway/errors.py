@@ -173,7 +173,7 @@ class Backpressure(RetryLater):
 
 
 class ChainUnavailable(RetryLater):
-    """A check needs the chain (OrgRegistry, Prescriptions, DataSharing) and it cannot be reached."""
+    """A check needs the chain (OrgRegistry, a domain contract) and it cannot be reached."""
 
     code = "CHAIN_UNAVAILABLE"
 
