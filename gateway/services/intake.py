@@ -23,15 +23,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from adapters import AdaptContext, adapt, read_policy
+from adapters import AdaptContext, adapt
 from adapters.errors import KindUnknown
 from adapters.registry import roles as roles_of  # who may submit which kind: trust files carry it too
 from adapters.registry import workflow_for
 from gateway.core.db import Database
 from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
 from gateway.errors import (
-    AccessCodeInvalid,
-    AccessCodeRequired,
     Backpressure,
     ChainUnavailable,
     IdempotencyConflict,
@@ -49,8 +47,7 @@ from gateway.services.ledger import Ledger
 from gateway.services.outbox import Accepted, Batch, Row
 from gateway.services.rules import Decision, Rules, now, record_facts
 from gateway.services.states import Key, TxStates
-from gateway.services.visibility import code_opens
-from provenance.access_code import AccessCode
+from gateway.services.visibility import check_code
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
@@ -364,6 +361,7 @@ class Intake:
         env: Envelope | None = None,
     ) -> _Prepared:
         """Everything but the domain's state: envelope, organisation, role, payload, signature."""
+        payload = _payload_input(sub.payload)  # a JSON object or text (the API's body model says so too)
         envelope = env if env is not None else Envelope.from_dict(sub.record)
         signature = b64decode(sub.signature, what="signature")
         if envelope.org != token_org:
@@ -397,7 +395,6 @@ class Intake:
             raise TimestampInvalid(
                 "the record is dated in the future", details={"timestamp": envelope.timestamp}
             )
-        payload = _payload_input(sub.payload)
         skew = timedelta(seconds=self._skew)
         ctx = AdaptContext(
             now=at, subject=envelope.subject, max_clock_skew=skew, pseudonym_key=self._pseudonym_key
@@ -412,7 +409,7 @@ class Intake:
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
         # Before anything about the subject is looked at: what follows (its state, its content) answers
         # only a submitter that holds the subject's access code where the domain asks for it.
-        self._check_code(s, envelope, sub.access_code)
+        check_code(s, envelope, sub.access_code)
         return _Prepared(
             envelope=envelope,
             record_id=record_id,
@@ -446,25 +443,6 @@ class Intake:
                 f"this gateway holds no transaction account for {rec.org!r}, so its {rec.kind} "
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
                 details={"org": rec.org, "kind": rec.kind},
-            )
-
-    @staticmethod
-    def _check_code(s: Session, envelope: Envelope, code: str | None) -> None:
-        """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain lets only the holder of the
-        subject's access code submit, alike whether the subject exists or not (ACCESS_CODE_MALFORMED, 400,
-        for text that is no code)."""
-        policy = read_policy(envelope.kind)
-        if envelope.kind not in policy.code_writes:
-            return
-        if code is None:
-            raise AccessCodeRequired(
-                f"a {envelope.kind} presents the access code of its subject "
-                "(Provenance-Access-Code header; in a bulk item, its access_code member)",
-                details={"subject": envelope.subject},
-            )
-        if not code_opens(s, envelope.subject, policy, AccessCode.parse(code).value):
-            raise AccessCodeInvalid(
-                f"no {envelope.subject!r} opens with this access code", details={"subject": envelope.subject}
             )
 
 
