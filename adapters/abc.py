@@ -243,13 +243,15 @@ class ReadContext(Protocol):
 @dataclass(frozen=True, slots=True)
 class Route:
     """A read of a domain, served under ``/api/v1`` to any reader with an API token: ``GET path``, whose
-    ``{params}`` the handler takes by name after the context; it returns ``response_model`` or raises a
-    project error (the gateway's one handler maps it)."""
+    ``{params}`` the handler takes by name after the context, and the optional ``query`` parameters (text,
+    None when absent: a time range, a page's cursor) by name after those; it returns ``response_model`` or
+    raises a project error (the gateway's one handler maps it)."""
 
     path: str
     handler: Callable[..., BaseModel]
     response_model: type[BaseModel]
     tags: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
 
 
 @runtime_checkable

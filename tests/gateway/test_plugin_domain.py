@@ -55,15 +55,16 @@ class SampleReported(Conflict):
 class SampleView(BaseModel):
     sample_id: str
     status: str
-    taken_by: str
+    taken_by: str | None
 
 
-def sample_view(ctx: ReadContext, sample_id: str) -> SampleView:
-    """A sample's state, as the lab domain reads it."""
+def sample_view(ctx: ReadContext, sample_id: str, fields: str | None) -> SampleView:
+    """A sample's state, as the lab domain reads it (``?fields=status``: without who took it)."""
     state = ctx.state(f"sample:{sample_id}")
     if state is None:
         raise SampleUnknown(f"no sample {sample_id!r}", details={"sample_id": sample_id})
-    return SampleView(sample_id=sample_id, status=state.status, taken_by=str(state.data["taken_by"]))
+    taken_by = None if fields == "status" else str(state.data["taken_by"])
+    return SampleView(sample_id=sample_id, status=state.status, taken_by=taken_by)
 
 
 class LabWorkflow:
@@ -73,7 +74,7 @@ class LabWorkflow:
     read_policy = domain_policy(kinds)
     domain = DomainSpec(name="lab", roles={SAMPLE: frozenset({"hospital"}), RESULT: frozenset({"hospital"})})
     watched: tuple[str, ...] = ()
-    routes: Sequence[Route] = (Route("/lab/samples/{sample_id}", sample_view, SampleView),)
+    routes: Sequence[Route] = (Route("/lab/samples/{sample_id}", sample_view, SampleView, query=("fields",)),)
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         obj = load_json_object(payload)
@@ -175,6 +176,10 @@ def test_a_registered_domain_s_route_is_mounted(harness: Harness, lab: Workflow,
         found = http.get(f"/api/v1/lab/samples/{sample}")
         assert found.status_code == 200, found.text
         assert found.json() == {"sample_id": sample, "status": "taken", "taken_by": "hospital-1"}
+        short = http.get(f"/api/v1/lab/samples/{sample}", params={"fields": "status"})
+        assert short.json() == {"sample_id": sample, "status": "taken", "taken_by": None}
+        too_long = http.get(f"/api/v1/lab/samples/{sample}", params={"fields": "x" * 201})
+        assert (too_long.status_code, too_long.json()["error"]["code"]) == (422, "REQUEST_INVALID")
     # Unregistered, the domain's kinds are unknown again (the registry is read afresh).
     other = {"sample_id": sample + "X"}
     done = lab.adapt(SAMPLE, other)

@@ -11,7 +11,7 @@ import inspect
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from adapters import Access, Route, State, Workflow
@@ -54,15 +54,19 @@ class DomainReads:
 def _mount(router: APIRouter, workflow: Workflow, route: Route) -> None:
     domain = workflow.domain.name
 
-    def endpoint(reader: CurrentReader, gw: GatewayDep, session: SessionDep, **params: str) -> Any:
+    def endpoint(reader: CurrentReader, gw: GatewayDep, session: SessionDep, **params: str | None) -> Any:
         return route.handler(DomainReads(reader, gw, session, domain), **params)
 
-    # FastAPI reads the parameters from the signature: the dependencies, then the path's parameters.
+    # FastAPI reads the parameters from the signature: the dependencies, the path's, then the query's.
     kw = inspect.Parameter.KEYWORD_ONLY
     deps = [("reader", CurrentReader), ("gw", GatewayDep), ("session", SessionDep)]
     path = [(name, Annotated[str, Path()]) for name in _PARAM.findall(route.path)]
+    query = [
+        inspect.Parameter(name, kw, annotation=Annotated[str | None, Query(max_length=200)], default=None)
+        for name in route.query
+    ]
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(name, kw, annotation=annotation) for name, annotation in (*deps, *path)]
+        [*(inspect.Parameter(name, kw, annotation=annotation) for name, annotation in (*deps, *path)), *query]
     )
     router.add_api_route(
         route.path,
