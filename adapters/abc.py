@@ -239,6 +239,23 @@ class ReadContext(Protocol):
         """The organisation as OrgRegistry holds it (None: not registered)."""
         ...
 
+    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> Sequence[Listed]:
+        """The records of ``subject`` the reader sees, in acceptance order from after the cursor ``after``
+        (a :attr:`Listed.seq`), at most ``limit`` (1 to 500); their facts only where it reads the payload."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A record as a domain's read lists it: its place in acceptance order (the next page's cursor), the
+    record, and where it stands (``leaf_index`` None: not in the log yet)."""
+
+    seq: int
+    record: RecordFacts
+    accepted_at: float
+    leaf_index: int | None
+    chain_status: str  # none | pending | confirmed | rejected
+
 
 @dataclass(frozen=True, slots=True)
 class Route:

@@ -7,7 +7,7 @@ all. Nothing a reader may not see is told apart from nothing at all (``docs/desi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
@@ -101,6 +101,14 @@ class Reader:
                 if policy.access(k, signer=False, role=self.role, party=party, holder=holder)
             )
         return None if kinds >= set(registered_kinds()) else _own_or(self.org, kinds)
+
+    def subject_rows(self, s: Session, subject: str, *, after: int, limit: int) -> Sequence[Record]:
+        """The rows of ``subject`` this reader sees, in acceptance order after ``seq`` ``after``."""
+        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, col(Record.seq) > after]
+        scope = self.subject_listing(s, subject)
+        if scope is not None:
+            conds.append(scope)
+        return s.exec(select(Record).where(*conds).order_by(col(Record.seq)).limit(limit)).all()
 
     def payload_rule(self, s: Session) -> Callable[[Record], bool]:
         """``row -> bool``: whether this reader sees the payload of a listed row."""

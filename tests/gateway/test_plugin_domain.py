@@ -67,6 +67,21 @@ def sample_view(ctx: ReadContext, sample_id: str, fields: str | None) -> SampleV
     return SampleView(sample_id=sample_id, status=state.status, taken_by=taken_by)
 
 
+class SampleRecords(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: int | None
+
+
+def sample_records(ctx: ReadContext, sample_id: str, after: str | None) -> SampleRecords:
+    """A sample's records the reader sees, a page of two at a time (``?after=`` the last page's cursor)."""
+    listed = ctx.records(f"lab:{sample_id}", after=int(after or 0), limit=2)
+    items = [
+        {"id": i.record.record_id, "kind": i.record.kind, "org": i.record.org, "facts": dict(i.record.facts)}
+        for i in listed
+    ]
+    return SampleRecords(items=items, next_cursor=listed[-1].seq if len(listed) == 2 else None)
+
+
 class LabWorkflow:
     """Samples taken by a hospital, each reported once, after it was taken."""
 
@@ -74,7 +89,10 @@ class LabWorkflow:
     read_policy = domain_policy(kinds)
     domain = DomainSpec(name="lab", roles={SAMPLE: frozenset({"hospital"}), RESULT: frozenset({"hospital"})})
     watched: tuple[str, ...] = ()
-    routes: Sequence[Route] = (Route("/lab/samples/{sample_id}", sample_view, SampleView, query=("fields",)),)
+    routes: Sequence[Route] = (
+        Route("/lab/samples/{sample_id}", sample_view, SampleView, query=("fields",)),
+        Route("/lab/samples/{sample_id}/records", sample_records, SampleRecords, query=("after",)),
+    )
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         obj = load_json_object(payload)
@@ -180,6 +198,16 @@ def test_a_registered_domain_s_route_is_mounted(harness: Harness, lab: Workflow,
         assert short.json() == {"sample_id": sample, "status": "taken", "taken_by": None}
         too_long = http.get(f"/api/v1/lab/samples/{sample}", params={"fields": "x" * 201})
         assert (too_long.status_code, too_long.json()["error"]["code"]) == (422, "REQUEST_INVALID")
+        result = http.post("/api/v1/records", json=hospital.body(RESULT, {"sample_id": sample, "value": 1.5}))
+        assert result.status_code == 202, result.text
+        page = http.get(f"/api/v1/lab/samples/{sample}/records").json()
+        assert [(i["id"], i["kind"]) for i in page["items"]] == [
+            (r.json()["id"], SAMPLE),
+            (result.json()["id"], RESULT),
+        ]
+        assert page["items"][1]["facts"] == {"sample_id": sample}  # the signer reads its payload's facts
+        rest = http.get(f"/api/v1/lab/samples/{sample}/records", params={"after": page["next_cursor"]})
+        assert rest.json() == {"items": [], "next_cursor": None}
     # Unregistered, the domain's kinds are unknown again (the registry is read afresh).
     other = {"sample_id": sample + "X"}
     done = lab.adapt(SAMPLE, other)

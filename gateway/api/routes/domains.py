@@ -15,13 +15,17 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from adapters import Access, Route, State, Workflow
+from adapters.abc import Listed
 from adapters.registry import workflows
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
+from gateway.errors import RequestInvalid
 from gateway.services.chain import ChainReads
 from gateway.services.reads import find_record
+from gateway.services.rules import record_facts
 from gateway.services.runtime import Gateway
 from gateway.services.states import read_states
 from gateway.services.visibility import Reader
+from gateway.services.workers import signed_record
 from provenance.orgs import OrgEntry
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -49,6 +53,24 @@ class DomainReads:
 
     def org_entry(self, org_id: str) -> OrgEntry | None:
         return self._gw.orgs.get(org_id)
+
+    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> list[Listed]:
+        if not 1 <= limit <= 500:
+            raise RequestInvalid("a page holds 1 to 500 records", details={"limit": limit})
+        s = self._session
+        rows = self._reader.subject_rows(s, subject, after=after, limit=limit)
+        payload = self._reader.payload_rule(s)
+        return [
+            Listed(
+                seq=row.seq,
+                record=record_facts(signed_record(row).envelope, row.facts if payload(row) else {}),
+                accepted_at=row.accepted_at,
+                leaf_index=row.leaf_index,
+                chain_status=row.chain_status,
+            )
+            for row in rows
+            if row.seq is not None
+        ]
 
 
 def _mount(router: APIRouter, workflow: Workflow, route: Route) -> None:
