@@ -6,20 +6,22 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.abc import AdaptContext, AdaptedPayload, Grant, ReadPolicy
-from adapters.errors import DateInFuture, PayloadInvalid
+from adapters.abc import AdaptContext, AdaptedPayload, ChainView, Grant, ReadPolicy
+from adapters.errors import DateInFuture, ExpiryNotInFuture, ExpiryTooFar, PayloadInvalid
+from provenance.chain.contracts import ContractReverted
 from provenance.crypto.sm3 import hmac_sm3, sm3_hex
-from provenance.errors import DuplicateKey, FormatError
+from provenance.errors import DuplicateKey, FormatError, LedgerError
 from provenance.records import canonical_bytes, unique_object
-from provenance.timestamps import format_rfc3339, parse_rfc3339
+from provenance.timestamps import chain_time, format_rfc3339, parse_rfc3339, to_unix
 from provenance.types import Digest, RecordKind, Subject
 
 M = TypeVar("M", bound=BaseModel)
+_T = TypeVar("_T")
 
 # Wire models of our own JSON kinds: unknown keys refused, no type coercion, immutable once validated.
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -238,3 +240,38 @@ def unique_items(what: str) -> AfterValidator:
 # Field types shared by the JSON-document adapters (sharing, party).
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Instant = Annotated[str, AfterValidator(check_instant)]
+
+
+# --- rules' chain reads ---------------------------------------------------------------------------------
+
+
+def stricter(read: Callable[[], _T]) -> _T | None:
+    """A chain read that only makes a rule stricter: None while the chain is unreachable (a revert is
+    the contract's answer, raised)."""
+    try:
+        return read()
+    except ContractReverted:
+        raise
+    except LedgerError:
+        return None
+
+
+def check_expiry(chain: ChainView, instant: str, field: str, max_ahead: timedelta) -> None:
+    """An expiry a contract requires after ``block.timestamp`` (whole seconds, EXPIRY_NOT_IN_FUTURE) and at
+    most ``max_ahead`` after it (EXPIRY_TOO_FAR). The clock is the earliest ``block.timestamp`` the call can
+    meet: the later block that mines it only moves the first bound closer and the second away. While the
+    chain is unreachable the gateway's clock decides: such a record may still be refused on chain (then it
+    is marked rejected)."""
+    clock = int(chain.clock().timestamp())
+    details = {"field": field, "expires_at": instant, "chain_time": chain_time(clock)}
+    if to_unix(instant) <= clock:
+        raise ExpiryNotInFuture(
+            f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})", details=details
+        )
+    latest = clock + int(max_ahead.total_seconds())
+    if to_unix(instant) > latest:
+        raise ExpiryTooFar(
+            f"{field} ({instant}) is more than {max_ahead.days} days after the chain's clock "
+            f"({chain_time(clock)}): the contract refuses it (ExpiryTooFar)",
+            details={**details, "latest_allowed": chain_time(latest)},
+        )

@@ -1,14 +1,24 @@
-"""Interfaces of the adapters package (py-evm ``eth/abc.py`` style); implementations live beside it."""
+"""Interfaces of the adapters package (py-evm ``eth/abc.py`` style); implementations live beside it.
+
+A domain is one :class:`Workflow`: its record kinds and who records them, payload validation, its rules as
+one state machine (``transition``), its contract binding, its reads and its read policy. The gateway drives
+every domain through this protocol alone, giving it a :class:`ChainView` and a :class:`ReadContext`.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
+from provenance.chain.contracts import ContractReverted
+from provenance.domains import DomainSpec
+from provenance.orgs import OrgEntry
 from provenance.types import Digest, RecordKind, Subject
 
 Payload = bytes | Mapping[str, Any]
@@ -135,4 +145,162 @@ class RecordAdapter(Protocol):
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         """Return the adapted payload or raise a :class:`provenance.errors.PayloadInvalid` subclass (or
         :class:`provenance.errors.DuplicateKey`, ``JSON_DUPLICATE_KEY``, for JSON naming a key twice)."""
+        ...
+
+
+# --- the workflow: rules, contract binding, reads ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """One state of a workflow under one key (a prescription, a request, a member): what rules read and
+    write. ``data`` holds JSON values only; the gateway stores it (``workflow_state``) and versions it."""
+
+    status: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """A record as rules and contract bindings see it: its envelope's fields and its adapter's facts."""
+
+    kind: str
+    org: str
+    subject: str
+    record_id: str  # the envelope's digest, hex: what a contract call carries
+    payload_digest: str
+    facts: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A record's step through its workflow: the facts of the record it builds on (``prior``: the adapter
+    runs again with them, for rules that compare the two) and the new states it leaves, by key."""
+
+    prior: Mapping[str, Any] | None = None
+    writes: Mapping[str, State] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContractCall:
+    """A call of a domain contract a record makes once accepted: sent by the gateway's chain caller with
+    the transaction account of the record's organisation, in acceptance order."""
+
+    contract: str  # the contract's name in the network manifest (and its artifact's)
+    function: str
+    args: tuple[Any, ...]
+
+
+class ChainView(Protocol):
+    """The chain reads rules need, as the gateway provides them. A read raises
+    :class:`provenance.errors.LedgerError` while the chain is unreachable (the gateway answers
+    CHAIN_UNAVAILABLE) and :class:`ContractReverted` when a view reverts."""
+
+    def clock(self) -> datetime:
+        """The time a contract call sent now is checked at (the chain's clock may run ahead of ours)."""
+        ...
+
+    def call(self, contract: str, function: str, *args: Any) -> Any:
+        """A view function's result, read now."""
+        ...
+
+    def lookup(self, contract: str, function: str, *args: Any) -> Any:
+        """A view function's result, cached until ``contract`` emits an event (a registry the domain
+        names in ``Workflow.watched``: stations, say)."""
+        ...
+
+    def events(self, contract: str, event: str, **filters: Any) -> list[Mapping[str, Any]]:
+        """The arguments of every ``event`` of ``contract`` matching the indexed ``filters``, oldest first."""
+        ...
+
+    def refused(self, record_id: str) -> bool:
+        """Whether the chain refused the contract call of an accepted record (the gateway marked it
+        ``rejected``): the contract never held what that record did."""
+        ...
+
+
+class ReadContext(Protocol):
+    """What a domain's read route sees of the gateway: the reader, its workflow's states, the chain."""
+
+    org: str  # the reader's organisation (its API token's)
+    role: str | None  # its role in OrgRegistry, lower case; None when unregistered or suspended
+    access_code: str | None  # the access code it presented (``Provenance-Access-Code``)
+    chain: ChainView
+
+    def state(self, key: str) -> State | None:
+        """The workflow's state under ``key`` (None: none recorded)."""
+        ...
+
+    def visible(self, record_id: str) -> bool:
+        """Whether the reader sees the record at all (its domain's read policy; absent: False)."""
+        ...
+
+    def org_entry(self, org_id: str) -> OrgEntry | None:
+        """The organisation as OrgRegistry holds it (None: not registered)."""
+        ...
+
+    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> Sequence[Listed]:
+        """The records of ``subject`` the reader sees, in acceptance order from after the cursor ``after``
+        (a :attr:`Listed.seq`), at most ``limit`` (1 to 500); their facts only where it reads the payload."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A record as a domain's read lists it: its place in acceptance order (the next page's cursor), the
+    record, and where it stands (``leaf_index`` None: not in the log yet)."""
+
+    seq: int
+    record: RecordFacts
+    accepted_at: float
+    leaf_index: int | None
+    chain_status: str  # none | pending | confirmed | rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A read of a domain, served under ``/api/v1`` to any reader with an API token: ``GET path``, whose
+    ``{params}`` the handler takes by name after the context, and the optional ``query`` parameters (text,
+    None when absent: a time range, a page's cursor) by name after those; it returns ``response_model`` or
+    raises a project error (the gateway's one handler maps it)."""
+
+    path: str
+    handler: Callable[..., BaseModel]
+    response_model: type[BaseModel]
+    tags: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Workflow(RecordAdapter, Protocol):
+    """One domain's whole workflow. ``kinds`` (from :class:`RecordAdapter`) are ``domain.roles``' keys.
+
+    Rules are one state machine: ``keys`` names the states a record reads and writes, ``transition`` is
+    pure given those states, the chain view and the clock, and raises the domain's error. The gateway runs
+    it before the write (to refuse early and to hand the adapter the prior facts) and again inside the
+    write transaction on the states as they stand there (locked on PostgreSQL, by key), which decides races;
+    a record with no keys has nothing to decide there and runs once.
+    """
+
+    domain: DomainSpec  # name, kind -> roles, the audit's events
+    watched: tuple[str, ...]  # contracts whose events invalidate ``ChainView.lookup`` results
+    routes: Sequence[Route]
+
+    def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        """The state keys a record of ``kind`` with ``facts`` reads or writes (unique within the domain)."""
+        ...
+
+    def transition(
+        self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
+    ) -> Step:
+        """The record's step from ``states`` (one per key, None: none yet), or the domain's error."""
+        ...
+
+    def contract_call(self, record: RecordFacts) -> ContractCall | None:
+        """The domain-contract call the record makes once accepted (None: it makes none)."""
+        ...
+
+    def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
+        """Whether ``revert`` of the record's own call means the chain already holds it (a call mined
+        before a crash, sent again): then the call counts as confirmed."""
         ...

@@ -1,44 +1,90 @@
-"""The one table from record kind to adapter. Adding a domain = one module + its entries here."""
+"""The one table of domains. Adding a domain = its package under ``adapters/`` + one line in ``_DOMAINS`` +
+its contract and tests; the gateway, ``provenance audit`` and the devnet reach every domain through here.
+
+A test (or a deployment's plug-in) may :func:`register` a domain of its own at run time; everything that
+reads the table reads it afresh.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, RecordAdapter
-from adapters.env import EnvAdapter
+from adapters import env, party, rx, sharing
+from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, Workflow
 from adapters.errors import KindUnknown, SubjectMismatch
-from adapters.party import PartyAdapter
-from adapters.prescription import PrescriptionAdapter
-from adapters.sharing import SharingAdapter
+from provenance.domains import DomainSpec
 
-_rx = PrescriptionAdapter()
-_share = SharingAdapter()
-_env = EnvAdapter()
-_party = PartyAdapter()
+# The domains, in the order the gateway mounts their routes and the audit reads their events.
+_DOMAINS: list[Workflow] = [rx.WORKFLOW, sharing.WORKFLOW, env.WORKFLOW, party.WORKFLOW]
+_BY_KIND: dict[str, Workflow] = {}
 
-ADAPTERS: Mapping[str, RecordAdapter] = MappingProxyType(
-    {
-        "rx.issue": _rx,
-        "rx.dispense": _rx,
-        "rx.revoke": _rx,
-        "share.request": _share,
-        "share.consent": _share,
-        "share.access": _share,
-        "share.revoke_consent": _share,
-        "env.reading": _env,
-        "party.record": _party,
-    }
-)
-KINDS: tuple[str, ...] = tuple(ADAPTERS)
+ADAPTERS: Mapping[str, Workflow] = MappingProxyType(_BY_KIND)  # kind -> its domain (a live view)
 
 
-def adapter_for(kind: str) -> RecordAdapter:
-    """The adapter registered for ``kind``, or KIND_UNKNOWN."""
+def _index() -> None:
+    table: dict[str, Workflow] = {}
+    for d in _DOMAINS:
+        for kind in d.kinds:
+            if kind in table:
+                raise ValueError(f"record kind {kind!r} is declared by two domains")
+            table[kind] = d
+    _BY_KIND.clear()
+    _BY_KIND.update(table)
+
+
+_index()
+KINDS: tuple[str, ...] = tuple(ADAPTERS)  # the built-in domains' kinds
+
+
+def register(workflow: Workflow) -> None:
+    """Add a domain (its kinds must be new)."""
+    _DOMAINS.append(workflow)
+    try:
+        _index()
+    except ValueError:
+        _DOMAINS.remove(workflow)
+        raise
+
+
+def unregister(workflow: Workflow) -> None:
+    """Remove a domain :func:`register` added."""
+    _DOMAINS.remove(workflow)
+    _index()
+
+
+def workflows() -> tuple[Workflow, ...]:
+    """Every registered domain."""
+    return tuple(_DOMAINS)
+
+
+def kinds() -> tuple[str, ...]:
+    """Every registered record kind."""
+    return tuple(ADAPTERS)
+
+
+def adapter_for(kind: str) -> Workflow:
+    """The domain of ``kind``, or KIND_UNKNOWN."""
     try:
         return ADAPTERS[kind]
     except (KeyError, TypeError):
         raise KindUnknown(f"no adapter for record kind {kind!r}", details={"field": "kind"}) from None
+
+
+def workflow_for(kind: str) -> Workflow:
+    """The workflow of ``kind`` (KIND_UNKNOWN: none)."""
+    return adapter_for(kind)
+
+
+def domains() -> tuple[DomainSpec, ...]:
+    """The domains' declarations (kind -> roles, audit events): the ``provenance.domains`` entry point."""
+    return tuple(d.domain for d in _DOMAINS)
+
+
+def roles(kind: str) -> frozenset[str] | None:
+    """The roles (lower case) that may record ``kind``; None for a kind no domain declares."""
+    found = ADAPTERS.get(kind) if isinstance(kind, str) else None
+    return None if found is None else found.domain.roles.get(kind)
 
 
 def read_policy(kind: str) -> ReadPolicy:
@@ -48,10 +94,7 @@ def read_policy(kind: str) -> ReadPolicy:
 
 def read_policies() -> list[ReadPolicy]:
     """Every domain's read policy, once each."""
-    seen: dict[int, ReadPolicy] = {}
-    for adapter in ADAPTERS.values():
-        seen.setdefault(id(adapter.read_policy), adapter.read_policy)
-    return list(seen.values())
+    return [d.read_policy for d in _DOMAINS]
 
 
 def adapt(kind: str, payload: Payload, context: AdaptContext | None = None) -> AdaptedPayload:

@@ -16,11 +16,11 @@ from gateway.api.routes import (
     bundles,
     certificates,
     dashboard,
+    domains,
     health,
     log,
     orgs,
     records,
-    rx,
     subjects,
     tiles,
 )
@@ -58,8 +58,9 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     )
     # Every route documents the error body it may answer with (clients generated from /openapi.json).
     api = APIRouter(prefix=API_PREFIX, responses=errors.error_responses())
-    for module in (records, bundles, certificates, subjects, rx, log, orgs, dashboard):
+    for module in (records, bundles, certificates, subjects, log, orgs, dashboard):
         api.include_router(module.router)
+    api.include_router(domains.router())  # each registered domain's own reads
     app.include_router(api)
     app.include_router(health.router, responses=errors.error_responses(500))
     app.include_router(tiles.router, responses=errors.error_responses())

@@ -160,41 +160,14 @@ class CheckpointPublic(SQLModel):
 # --- domain state (what the write path checks before accepting) -----------------------------------
 
 
-class RxState(SQLModel, table=True):
-    """One prescription: issued -> dispensed | revoked. Updated in the transaction that accepts the record."""
+class WorkflowState(SQLModel, table=True):
+    """One state of a domain's workflow under one key (``adapters.State``): a prescription, a request, a
+    member. Written in the transaction that accepts the record that changed it; ``version`` counts the
+    changes, and a write names the version it read (compare-and-set)."""
 
-    __tablename__ = "rx_state"
-    rx_id: str = Field(primary_key=True, max_length=128)
-    status: str = Field(max_length=16)
-    issuer: str = Field(max_length=32)
-    issue_record: str | None = Field(default=None, max_length=64)
-    expires_at: str | None = Field(default=None, max_length=40)
-    closed_by: str | None = Field(default=None, max_length=32)
-    close_record: str | None = Field(default=None, max_length=64)
-    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-
-
-class ShareState(SQLModel, table=True):
-    """One data-sharing request: pending -> consented -> revoked."""
-
-    __tablename__ = "share_state"
-    request_id: str = Field(primary_key=True, max_length=128)
-    dataset: str = Field(max_length=128)
-    requester: str = Field(max_length=32)
-    status: str = Field(max_length=16)
-    request_record: str = Field(max_length=64)
-    request_facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    consent_record: str | None = Field(default=None, max_length=64)
-    consent_facts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-
-
-class PartyMember(SQLModel, table=True):
-    """A party member's recorded place in the whole network: the branch that holds them and their stage,
-    from their last membership or transfer record (``adapters.party.member_step``). Member ids are
-    network-wide; a database from before this table falls back to the branch's own records."""
-
-    __tablename__ = "party_member"
-    member_id: str = Field(primary_key=True, max_length=128)
-    branch_id: str = Field(max_length=128)
-    stage: str = Field(max_length=32)
-    record: str = Field(max_length=64)
+    __tablename__ = "workflow_state"
+    domain: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = Field(default=1, sa_type=BigInteger)

@@ -14,10 +14,10 @@ from web3 import Web3
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import chain_key
 from provenance.chain.events import (
-    WORKFLOW_CONTRACTS,
     AccountChange,
     AnchoredCheckpoint,
     WorkflowEvent,
+    audited_contracts,
     read_account_changes,
     read_workflow_events,
     workflow_registry,
@@ -232,7 +232,7 @@ def _match(
 
 def workflow_contracts(manifest: Manifest) -> dict[str, str]:
     """The addresses of the contracts the workflow audit reads, by name, from a network manifest."""
-    missing = [n for n in WORKFLOW_CONTRACTS if not isinstance(manifest.contracts.get(n), str)]
+    missing = [n for n in audited_contracts() if not isinstance(manifest.contracts.get(n), str)]
     if missing:
         names = ", ".join(missing)
         raise FormatError(f"manifest {manifest.path} names no {names}", details={"missing": missing})

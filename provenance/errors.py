@@ -269,6 +269,36 @@ class NotFound(ProvenanceError):
     http_status = 404
 
 
+class Conflict(ProvenanceError):
+    """Conflicts with the recorded state (a domain's workflow state, a replay...)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class OrgMismatch(NotPermitted):
+    """The token's organisation is not the record's (or the one a payload names as its submitter)."""
+
+    code = "ORG_MISMATCH"
+
+
+class RoleForbidden(NotPermitted):
+    code = "ROLE_FORBIDDEN"
+
+
+class AccessCodeRequired(NotPermitted):
+    """The reader may read (or submit to) this subject only with the access code on its slip, and sent none
+    (also answered for a subject that does not exist: existence is not told to such readers)."""
+
+    code = "ACCESS_CODE_REQUIRED"
+
+
+class AccessCodeInvalid(NotPermitted):
+    """The access code presented does not open this subject (or there is no such subject)."""
+
+    code = "ACCESS_CODE_INVALID"
+
+
 class LedgerError(ProvenanceError):
     code = "LEDGER_ERROR"
     http_status = 502

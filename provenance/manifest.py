@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
+from provenance.domains import kinds_document
 from provenance.errors import FormatError, NotFound
 from provenance.files import read_bytes
 from provenance.orgs import OrgEntry, OrgKey
@@ -163,7 +164,8 @@ class Manifest:
 
     def trust_dict(self) -> dict[str, Any]:
         """The trust file (``provenance verify --trust``): organisations' keys (a witness's key among its
-        organisation's, as OrgRegistry holds it), the log key and the witness policy."""
+        organisation's, as OrgRegistry holds it), the log key, the witness policy and the installed domains'
+        kind -> roles table."""
         witness_keys: dict[str, list[str]] = {}
         for w in self.witnesses:
             witness_keys.setdefault(w["org"], []).append(w["public_key"])
@@ -184,6 +186,7 @@ class Manifest:
                 "rpc_url": self.rpc_url,
             }
             | ({"validators": [{"public_key": pem} for pem in self.validators]} if self.validators else {}),
+            "kinds": kinds_document(),
         }
         if self.witnesses and self.witness_quorum:
             doc["witnesses"] = {

@@ -1,16 +1,17 @@
 """The gateway's view of the chain: web3.py contract objects built from the committed artifacts.
 
-Reads (organisations, keys, prescription and sharing state) serve the write path's checks; writes (anchors,
-workflow calls) are sent by the workers with the transaction account of the organisation concerned, so the
-contracts' role gates see the real organisation. The manifest (``devnet/deploy.py`` writes it) names the
-chain, the contracts and the accounts' key files.
+Reads (organisations, keys, and the domains' view functions through ``gateway.services.chain``) serve the
+write path's checks; writes (anchors, the domains' contract calls) are sent by the workers with the
+transaction account of the organisation concerned, so the contracts' role gates see the real organisation.
+The manifest (``devnet/deploy.py`` writes it) names the chain, the contracts and the accounts' key files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,24 +26,26 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
-from provenance.chain.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
+from adapters import ContractCall
+from provenance.chain.contracts import (
+    REGISTRY,
+    ContractReverted,
+    Role,
+    at,
+    decode_revert,
+    org_id,
+    transact,
+)
 from provenance.chain.registry import registry_org
 from provenance.errors import LedgerError, ProvenanceError
 from provenance.manifest import Manifest
 from provenance.orgs import OrgEntry
-from provenance.timestamps import from_unix, to_unix
+from provenance.timestamps import from_unix
+
+LOG = "ProvenanceLog"
 
 # The manifest's role names are the enum's, lower case.
 ROLE_NAMES = {r: r.name.lower() for r in Role}
-
-
-@dataclass(frozen=True, slots=True)
-class ChainStation:
-    """A monitoring point (MN) as EnvMonitoring holds it: the organisation that operates it."""
-
-    mn: str
-    operator: str
-    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,21 @@ CHAIN_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     ValueError,
 )
+
+
+@contextlib.contextmanager
+def chain_errors() -> Iterator[None]:
+    """The one mapping of what web3.py raises: a revert is :class:`ContractReverted` naming the contract's
+    custom error; anything else the node or the transport raises means the chain is unavailable
+    (:class:`LedgerError`, which callers answer with CHAIN_UNAVAILABLE or a retry)."""
+    try:
+        yield
+    except ContractReverted:
+        raise
+    except ContractLogicError as exc:
+        raise decode_revert(exc) from exc
+    except CHAIN_ERRORS as exc:
+        raise LedgerError(f"chain unavailable: {exc}") from exc
 
 
 class Ledger:
@@ -99,16 +117,36 @@ class Ledger:
                 cacheable_requests={RPCEndpoint("eth_chainId")},
             )
         )
-        names = self.manifest.contracts
-        self.registry: Contract = at(self.w3, "OrgRegistry", names["OrgRegistry"])
-        self.log: Contract = at(self.w3, "ProvenanceLog", names["ProvenanceLog"])
-        self.prescriptions: Contract = at(self.w3, "Prescriptions", names["Prescriptions"])
-        self.data_sharing: Contract = at(self.w3, "DataSharing", names["DataSharing"])
-        self.party_records: Contract = at(self.w3, "PartyRecords", names["PartyRecords"])
-        self.env_monitoring: Contract = at(self.w3, "EnvMonitoring", names["EnvMonitoring"])
+        self._contracts: dict[str, Contract] = {}
+        self.registry = self.contract(REGISTRY)
+        self.log = self.contract(LOG)
         self._accounts: dict[str, LocalAccount] = {}
         self._send_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def contract(self, name: str) -> Contract:
+        """The contract ``name`` of the network manifest, bound to its deployment (LedgerError if the
+        manifest names none: a domain's contract this network was not deployed with)."""
+        found = self._contracts.get(name)
+        if found is None:
+            address = self.manifest.contracts.get(name)
+            if not isinstance(address, str):
+                raise LedgerError(f"the network manifest names no contract {name!r}")
+            found = self._contracts[name] = at(self.w3, name, address)
+        return found
+
+    def call(self, contract: str, function: str, *args: Any) -> Any:
+        """The result of a view function, read now."""
+        fn = getattr(self.contract(contract).functions, function)
+        with chain_errors():
+            return fn(*args).call()
+
+    def events(self, contract: str, event: str, **filters: Any) -> list[Mapping[str, Any]]:
+        """The arguments of every ``event`` of ``contract`` matching the indexed ``filters``, oldest first."""
+        ev = self.contract(contract).events[event]
+        with chain_errors():
+            logs = ev.get_logs(argument_filters=filters or None, from_block=0)
+        return [dict(lg["args"]) for lg in logs]
 
     # --- manifest ------------------------------------------------------------------------------------
 
@@ -146,10 +184,8 @@ class Ledger:
 
     def block_number(self) -> int:
         """Latest block number."""
-        try:
+        with chain_errors():
             return int(self.w3.eth.block_number)
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
 
     def org(self, org: str) -> OrgEntry | None:
         """The organisation as OrgRegistry holds it, or None if it is not registered."""
@@ -158,33 +194,21 @@ class Ledger:
         except ValueError:
             return None
         try:
-            info = self.registry.functions.getOrg(oid).call()
-        except ContractLogicError:
+            info = self.call(REGISTRY, "getOrg", oid)
+        except ContractReverted:
             return None
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        try:
-            raw_keys = self.registry.functions.keysOf(oid).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return registry_org(org, info, raw_keys)
+        return registry_org(org, info, self.call(REGISTRY, "keysOf", oid))
 
     def org_ids(self) -> list[str]:
         """Every registered organisation id."""
-        try:
-            ids = self.registry.functions.orgIds().call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return [bytes(i).rstrip(b"\0").decode("utf-8", "replace") for i in ids]
+        return [bytes(i).rstrip(b"\0").decode("utf-8", "replace") for i in self.call(REGISTRY, "orgIds")]
 
     def next_block_time(self) -> int:
         """The earliest ``block.timestamp`` the next block can have: after the head's, not before now (the
         embedded node's and Besu's rule). Contracts compare their time fields with it; the chain's clock
         may run ahead of the gateway's (a block per transaction, each a second after its parent)."""
-        try:
+        with chain_errors():
             head = int(self.w3.eth.get_block("latest")["timestamp"])
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
         return max(head + 1, int(time.time()))
 
     def contract_clock(self) -> datetime:
@@ -196,84 +220,24 @@ class Ledger:
             return datetime.now(UTC)
         return max(datetime.now(UTC), from_unix(seconds))
 
-    def registry_changed(self, from_block: int, to_block: int) -> bool:
-        """Whether OrgRegistry (keys, roles, accounts...) or EnvMonitoring (stations and their operators)
-        emitted any event in [from_block, to_block]."""
+    def changed(self, contracts: Sequence[str], from_block: int, to_block: int) -> bool:
+        """Whether any of ``contracts`` (those of this network) emitted an event in [from_block, to_block]."""
         if to_block < from_block:
             return False
-        try:
-            logs = self.w3.eth.get_logs(
-                {
-                    "address": [self.registry.address, self.env_monitoring.address],
-                    "fromBlock": from_block,
-                    "toBlock": to_block,
-                }
-            )
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        addresses = [self.contract(n).address for n in contracts if n in self.manifest.contracts]
+        with chain_errors():
+            logs = self.w3.eth.get_logs({"address": addresses, "fromBlock": from_block, "toBlock": to_block})
         return len(logs) > 0
-
-    def rx_status(self, rx_id: str) -> dict[str, Any] | None:
-        """The Prescriptions entry of ``rx_id`` (None if the chain does not know it)."""
-        try:
-            rx = self.prescriptions.functions.statusOf(chain_key("rx", rx_id)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        status = ("none", "issued", "dispensed", "revoked")[rx[0]]
-        if status == "none":
-            return None
-        return {
-            "status": status,
-            "issuer": bytes(rx[1]).rstrip(b"\0").decode("utf-8", "replace"),
-            "dispenser": bytes(rx[2]).rstrip(b"\0").decode("utf-8", "replace") or None,
-            "expires_at": int(rx[3]),
-            "issue_digest": bytes(rx[7]).hex(),
-            "close_digest": bytes(rx[8]).hex(),
-        }
-
-    def station(self, mn: str) -> ChainStation | None:
-        """The monitoring point ``mn`` as EnvMonitoring registered it, or None."""
-        try:
-            st = self.env_monitoring.functions.stationOf(chain_key("station", mn)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        operator = bytes(st[0]).rstrip(b"\0")
-        if not operator:
-            return None
-        return ChainStation(mn=mn, operator=operator.decode("utf-8", "replace"), active=bool(st[2]))
-
-    def share_request_status(self, request_id: str) -> str | None:
-        """The DataSharing status of a request (pending, consented, revoked), None if the chain has none."""
-        try:
-            req = self.data_sharing.functions.requestOf(chain_key("share-request", request_id)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return (None, "pending", "consented", "revoked")[req[0]]
-
-    def dataset_owner(self, dataset: str) -> str | None:
-        """The organisation that registered ``dataset`` in DataSharing, or None."""
-        try:
-            ds = self.data_sharing.functions.datasetOf(chain_key("dataset", dataset)).call()
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        owner = bytes(ds[0]).rstrip(b"\0")
-        return owner.decode("utf-8", "replace") if owner else None
 
     def anchored_root(self, size: int) -> bytes | None:
         """The root ProvenanceLog holds for ``size`` (None if never anchored)."""
-        try:
-            root = bytes(self.log.functions.rootAt(size).call())
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        root = bytes(self.call(LOG, "rootAt", size))
         return None if root == b"\0" * 32 else root
 
     def anchor_state(self) -> AnchorState:
         """The latest anchor and the growth bound (the anchorer extends the former within the latter)."""
-        try:
-            latest = self.log.functions.latest().call()
-            max_growth = int(self.log.functions.maxGrowth().call())
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
+        latest = self.call(LOG, "latest")
+        max_growth = int(self.call(LOG, "maxGrowth"))
         return AnchorState(size=int(latest[0]), root=bytes(latest[1]), max_growth=max_growth)
 
     def find_anchor(self, size: int, root: bytes) -> AnchorReceipt | None:
@@ -284,10 +248,8 @@ class Ledger:
         """
         if self.anchored_root(size) != root:
             return None
-        try:
+        with chain_errors():
             events = self.log.events.Anchored.get_logs(argument_filters={"treeSize": size}, from_block=0)
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
         for ev in reversed(events):  # the newest: after a committee void the same (size, root) may recur
             if bytes(ev["args"]["root"]) == root:
                 return AnchorReceipt(
@@ -297,55 +259,12 @@ class Ledger:
                 )
         raise LedgerError(f"tree size {size} is anchored but its Anchored event was not found")
 
-    def holds_record(self, kind: str, record_id: str, facts: Mapping[str, Any]) -> bool:
-        """Whether the domain contract already holds this record's call (mined before a crash).
-
-        Compares the digest the contract stored (or emitted) for the record's subject with the record id;
-        ``share.access`` asks whether DataSharing recorded the record id as an access digest (a repeat
-        reverts with ``DuplicateAccess``).
-        """
-        try:
-            if kind == "share.access":
-                try:
-                    return bool(self.data_sharing.functions.accessRecorded(bytes.fromhex(record_id)).call())
-                except ContractLogicError:
-                    # A DataSharing deployed before accessRecorded existed (a network resumed from an older
-                    # checkout) has no such view; it never refused a repeat, so the revert was a real refusal.
-                    return False
-            if kind.startswith("rx."):
-                rx = self.rx_status(str(facts.get("rx_id")))
-                if rx is None:
-                    return False
-                if kind == "rx.issue":
-                    return bool(rx["issue_digest"] == record_id)
-                closed = "dispensed" if kind == "rx.dispense" else "revoked"
-                return bool(rx["status"] == closed and rx["close_digest"] == record_id)
-            request = chain_key("share-request", str(facts.get("request_id", "")))
-            if kind == "share.request":
-                return bytes(self.data_sharing.functions.requestOf(request).call()[3]).hex() == record_id
-            event = {"share.consent": "ConsentGranted", "share.revoke_consent": "ConsentWithdrawn"}.get(kind)
-            if event is None:
-                return False
-            logs = self.data_sharing.events[event].get_logs(
-                argument_filters={"requestId": request}, from_block=0
-            )
-        except CHAIN_ERRORS as exc:
-            raise LedgerError(f"chain unavailable: {exc}") from exc
-        return any(bytes(ev["args"]["digest"]).hex() == record_id for ev in logs)
-
     # --- writes --------------------------------------------------------------------------------------
 
     def _send(self, org: str, fn: Any) -> Any:
         acct = self.account(org)
-        with self._send_locks[org]:
-            try:
-                return transact(self.w3, fn, acct)
-            except ContractReverted:
-                raise
-            except ContractLogicError as exc:
-                raise decode_revert(exc) from exc
-            except CHAIN_ERRORS as exc:
-                raise LedgerError(f"chain unavailable: {exc}") from exc
+        with self._send_locks[org], chain_errors():
+            return transact(self.w3, fn, acct)
 
     def anchor(self, size: int, root: bytes, proof: Sequence[bytes]) -> AnchorReceipt:
         """Anchor (size, root) in ProvenanceLog with the log operator's account; ``proof`` is the RFC 9162
@@ -358,53 +277,9 @@ class Ledger:
             block_hash=receipt["blockHash"].to_0x_hex(),
         )
 
-    def workflow_call(
-        self, kind: str, org: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]
-    ) -> str | None:
-        """Send the domain-contract call of a workflow record; returns the tx hash (None: kind has none)."""
-        fn = self._workflow_fn(kind, record_id, payload_digest, facts)
-        if fn is None:
-            return None
+    def send(self, org: str, call: ContractCall) -> str:
+        """Send a domain contract's call with ``org``'s transaction account; its transaction hash."""
+        fn = getattr(self.contract(call.contract).functions, call.function)(*call.args)
         receipt = self._send(org, fn)
         tx: str = receipt["transactionHash"].to_0x_hex()
         return tx
-
-    def _workflow_fn(self, kind: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]) -> Any:
-        digest = bytes.fromhex(record_id)
-        rx = self.prescriptions.functions
-        share = self.data_sharing.functions
-        if kind == "rx.issue":
-            return rx.issue(chain_key("rx", facts["rx_id"]), digest, to_unix(facts["expires_at"]))
-        if kind == "rx.dispense":
-            return rx.dispense(chain_key("rx", facts["rx_id"]), digest)
-        if kind == "rx.revoke":
-            return rx.revoke(chain_key("rx", facts["rx_id"]), digest)
-        request = chain_key("share-request", str(facts.get("request_id", "")))
-        if kind == "share.request":
-            return share.request(request, chain_key("dataset", facts["dataset"]), digest)
-        if kind == "share.consent":
-            scope = bytes.fromhex(payload_digest)  # the consent document (scope, purpose, expiry)
-            return share.consent(request, scope, to_unix(facts["expires_at"]), digest)
-        if kind == "share.access":
-            return share.recordAccess(request, digest)
-        if kind == "share.revoke_consent":
-            return share.revokeConsent(request, digest)
-        if kind == "party.record":
-            return self.party_records.functions.addRecord(PARTY_KINDS[facts["type"]], digest)
-        return None
-
-
-# PartyRecords keeps an open uint8 numbering of record types (0 invalid): ours, append only.
-PARTY_KINDS = {"meeting": 1, "study": 2, "dues": 3, "membership": 4, "transfer": 5}
-WORKFLOW_KINDS = frozenset(
-    {
-        "rx.issue",
-        "rx.dispense",
-        "rx.revoke",
-        "share.request",
-        "share.consent",
-        "share.access",
-        "share.revoke_consent",
-        "party.record",
-    }
-)

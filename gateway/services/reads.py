@@ -24,13 +24,14 @@ from gateway.models import (
     RecordPayload,
     RecordPublic,
 )
-from gateway.services.sqllog import SqlLogStorage, merkle_log
+from gateway.services.sqllog import merkle_log
 from gateway.services.witnessing import cosigned_note, preferred_checkpoints
 from gateway.services.workers import signed_record
-from provenance.crypto import DecryptionFailed, SM2PrivateKey, sm3_hex, sm4_gcm_decrypt
+from provenance.crypto import DecryptionFailed, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
 from provenance.log.bundle import Anchor
-from provenance.log.record_log import RecordLog
+from provenance.log.merkle import MerkleLog
+from provenance.log.record_log import record_bundle
 from provenance.timestamps import sortable
 
 
@@ -123,9 +124,10 @@ def checkpoint_public(
 
 @dataclass(frozen=True, slots=True)
 class LogIdentity:
-    """What every bundle of this gateway's log names: the log key and origin, the chain and its contract."""
+    """What every bundle of this gateway's log names: the log's public key and origin, the chain and its
+    contract. Reads need no more: the signing key stays with the sequencer and the receipts."""
 
-    log_key: SM2PrivateKey
+    public_key_pem: str
     origin: str
     key_name: str
     chain_id: int
@@ -141,7 +143,7 @@ def _covering(s: Session, leaf_index: int, quorum: int) -> CheckpointRow | None:
 
 def _bundle(
     s: Session,
-    log: RecordLog,
+    tree: MerkleLog,
     row: Record,
     cp: CheckpointRow,
     ident: LogIdentity,
@@ -155,7 +157,10 @@ def _bundle(
             payload = payload_of(s, row, kek)
         except PayloadPurged:
             include_payload = False
-    bundle = log.bundle(
+    bundle = record_bundle(
+        tree,
+        key_name=ident.key_name,
+        log_public_key_pem=ident.public_key_pem,
         signed=signed_record(row),
         leaf_index=row.leaf_index,
         signer_public_key_pem=row.signer_public_key,
@@ -166,12 +171,6 @@ def _bundle(
         anchor=anchor_of(cp, chain_id=ident.chain_id, contract=ident.contract),
     )
     return bundle.to_dict()
-
-
-def _record_log(s: Session, ident: LogIdentity) -> RecordLog:
-    return RecordLog(
-        origin=ident.origin, key_name=ident.key_name, key=ident.log_key, storage=SqlLogStorage(s)
-    )
 
 
 def bundle_of(
@@ -188,7 +187,7 @@ def bundle_of(
             "no signed (and, with witnesses, witnessed) checkpoint covers the record yet; retry shortly",
             details={"id": row.id},
         )
-    return _bundle(s, _record_log(s, ident), row, cp, ident, kek, include_payload)
+    return _bundle(s, merkle_log(s), row, cp, ident, kek, include_payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +257,7 @@ def export_page(
     ).all()
     page = rows[:limit]
     total = int(s.exec(select(func.count()).select_from(Record).where(*conds)).one()) if after == 0 else None
-    log = _record_log(s, ident)
+    tree = merkle_log(s)
     items = []
     for row in page:
         allowed = payload_rule(row)
@@ -269,7 +268,7 @@ def export_page(
             )
         assert row.leaf_index is not None
         cp = next(c for c in preferred if row.leaf_index < c.size)
-        items.append(_bundle(s, log, row, cp, ident, kek, allowed if payload is None else payload))
+        items.append(_bundle(s, tree, row, cp, ident, kek, allowed if payload is None else payload))
     nxt = page[-1].seq if len(rows) > limit and page else None
     return ExportPage(items=items, next_cursor=nxt, total=total)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -10,11 +11,13 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
+from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
+from gateway.services.rules import Rules, watched_contracts
 from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
@@ -39,17 +42,21 @@ class Gateway:
         self.origin = info["origin"]
         self.key_name = info["key_name"]
         key_path = settings.log_key_path or self.ledger.resolve(info["key_file"])
-        self.log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
+        # The log's signing key: the sequencer's (checkpoints) and the receipts' only, never the reads'.
+        log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
+        self._sign = functools.partial(sign_receipts, key_name=self.key_name, signer=log_key)
         self.log_contract = self.ledger.log.address
         self.identity = LogIdentity(
-            log_key=self.log_key,
+            public_key_pem=log_key.public_key_pem().decode("ascii"),
             origin=self.origin,
             key_name=self.key_name,
             chain_id=self.ledger.chain_id,
             contract=self.log_contract,
             witness_quorum=settings.witness_quorum,
         )
-        self.orgs = OrgDirectory(self.ledger)
+        cache = ReadCache()  # organisations and the domains' lookups: one registry event drops both
+        self.orgs = OrgDirectory(self.ledger, cache)
+        self.chain = ChainReads(self.ledger, cache, self.db)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
@@ -59,7 +66,7 @@ class Gateway:
             stats=self.stats,
             origin=self.origin,
             key_name=self.key_name,
-            key=self.log_key,
+            key=log_key,
             batch=settings.sequencer_batch,
             interval=settings.checkpoint_interval,
             idle=min(settings.sequencer_idle, settings.checkpoint_interval),
@@ -75,16 +82,23 @@ class Gateway:
         self.chain_caller = ChainCaller(
             db=self.db,
             ledger=self.ledger,
+            chain=self.chain,
             stats=self.stats,
             idle=settings.worker_idle,
             retry=settings.chain_retry,
         )
-        self.watcher = RegistryWatcher(ledger=self.ledger, orgs=self.orgs, idle=settings.registry_poll)
+        self.watcher = RegistryWatcher(
+            ledger=self.ledger,
+            cache=cache,
+            watched=watched_contracts(),
+            idle=settings.registry_poll,
+        )
         self.intake = Intake(
             db=self.db,
             kek=self.kek,
             orgs=self.orgs,
             ledger=self.ledger,
+            rules=Rules(self.chain),
             max_clock_skew=settings.max_clock_skew,
             backlog=self.stats.backlog,
             backlog_limit=settings.backlog_limit,
@@ -119,7 +133,7 @@ class Gateway:
         )
 
     def _sign_receipts(self, receipts: Sequence[AcceptanceReceipt]) -> list[str]:
-        return sign_receipts(receipts, self.key_name, self.log_key)
+        return self._sign(receipts)
 
     def receipt(self, accepted: Accepted) -> str:
         """The signed acceptance receipt of a record: the log key's promise to log it within the delay

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +19,14 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
+from adapters import RecordFacts
+from adapters.registry import workflow_for
 from gateway.core.db import Database
 from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
-from gateway.services.keys import OrgDirectory
+from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.ledger import AnchorState, Ledger
+from gateway.services.rules import record_facts
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PrivateKey
@@ -370,12 +374,15 @@ class Anchorer(Worker):
 
 
 class ChainCaller(Worker):
-    """Sends the domain-contract call of every workflow record, strictly in acceptance order."""
+    """Sends the domain-contract call of every record that makes one, strictly in acceptance order."""
 
-    def __init__(self, *, db: Database, ledger: Ledger, stats: Stats, idle: float, retry: float) -> None:
+    def __init__(
+        self, *, db: Database, ledger: Ledger, chain: ChainReads, stats: Stats, idle: float, retry: float
+    ) -> None:
         super().__init__("chain-caller", idle=idle)
         self._db = db
         self._ledger = ledger
+        self._chain = chain
         self._stats = stats
         self._retry = retry
 
@@ -400,10 +407,9 @@ class ChainCaller(Worker):
                         log.warning("%s %s: no transaction account for %r", row.kind, row.id, row.org)
                         status, error = "rejected", "TX_ACCOUNT_MISSING"
                     else:
-                        tx = self._ledger.workflow_call(
-                            row.kind, row.org, row.id, row.payload_digest, row.facts
-                        )
+                        tx = self._send(row)
                 except ContractReverted as exc:
+                    # The revert names the contract's custom error: the record's chain_error.
                     status, error = "rejected", exc.error
                     if self._already_applied(row, exc):
                         status, error = "confirmed", None
@@ -425,21 +431,25 @@ class ChainCaller(Worker):
                 self._stats.chain_up = True
         return True
 
+    def _send(self, row: Record) -> str | None:
+        call = workflow_for(row.kind).contract_call(_facts_of(row))
+        return None if call is None else self._ledger.send(row.org, call)
+
     def _already_applied(self, row: Record, exc: ContractReverted) -> bool:
         """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
-        if exc.error == "DuplicateRecord":  # PartyRecords keys records by their digest: ours
-            return True
-        return self._ledger.holds_record(row.kind, row.id, row.facts)
+        return workflow_for(row.kind).already_applied(_facts_of(row), exc, self._chain)
 
 
 class RegistryWatcher(Worker):
-    """Polls OrgRegistry's and EnvMonitoring's events and drops the organisation cache (orgs, keys, stations)
-    when any arrives (key added/revoked, station registered or suspended...)."""
+    """Polls the events of OrgRegistry and of the contracts the domains watch (a station registry) and
+    drops the cache of organisations, keys and the domains' lookups when any arrives (a key added or
+    revoked, a station registered or suspended...)."""
 
-    def __init__(self, *, ledger: Ledger, orgs: OrgDirectory, idle: float) -> None:
+    def __init__(self, *, ledger: Ledger, cache: ReadCache, watched: Sequence[str], idle: float) -> None:
         super().__init__("registry-watcher", idle=idle)
         self._ledger = ledger
-        self._orgs = orgs
+        self._cache = cache
+        self._watched = tuple(watched)
         self._last: int | None = None
 
     def step(self) -> bool:
@@ -448,12 +458,17 @@ class RegistryWatcher(Worker):
             if self._last is None:
                 self._last = head
                 return False
-            if self._ledger.registry_changed(self._last + 1, head):
-                self._orgs.invalidate()
+            if self._ledger.changed(self._watched, self._last + 1, head):
+                self._cache.invalidate()
             self._last = head
         except LedgerError:
             pass  # the cache stays as it was; the next poll catches up from the same block
         return False
+
+
+def _facts_of(row: Record) -> RecordFacts:
+    """A stored record as its domain's rules and contract binding see it."""
+    return record_facts(_signed(row).envelope, row.facts)
 
 
 def _signed(row: Any) -> SignedRecord:

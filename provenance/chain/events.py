@@ -3,13 +3,14 @@ domain contracts, and ``OrgRegistry``'s account bindings (checked by :mod:`prove
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
 
 from provenance.chain.contracts import at, org_id_text
+from provenance.domains import EventSpec, workflow_events
 from provenance.errors import FormatError
 
 
@@ -34,39 +35,8 @@ def read_anchors(w3: Web3, log_contract: str) -> list[AnchoredCheckpoint]:
 
 
 # --- workflow events: every state change on chain is backed by a signed record -------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _EventSpec:
-    kind: str  # the record kind whose contract call emits this event
-    org: str  # event fields, by name
-    digest: str
-    subject: str | None = None  # the indexed id the record's subject hashes to ("requestId": via Requested)
-    account: str | None = None  # msg.sender, when the event carries it (else the transaction's from)
-    scope: str | None = None  # ConsentGranted's scopeDigest: the consent record's payload digest
-
-
-# (contract, event) → how to read it. Every workflow call of gateway/services/ledger.py emits one of these.
-WORKFLOW_EVENTS: dict[tuple[str, str], _EventSpec] = {
-    ("Prescriptions", "Issued"): _EventSpec("rx.issue", "issuerOrg", "recordDigest", "rxId", "account"),
-    ("Prescriptions", "Dispensed"): _EventSpec(
-        "rx.dispense", "dispenserOrg", "recordDigest", "rxId", "account"
-    ),
-    ("Prescriptions", "Revoked"): _EventSpec("rx.revoke", "issuerOrg", "recordDigest", "rxId", "account"),
-    ("DataSharing", "Requested"): _EventSpec("share.request", "requesterOrg", "digest", "datasetId"),
-    ("DataSharing", "ConsentGranted"): _EventSpec(
-        "share.consent", "ownerOrg", "digest", "requestId", scope="scopeDigest"
-    ),
-    ("DataSharing", "ConsentWithdrawn"): _EventSpec(
-        "share.revoke_consent", "ownerOrg", "digest", "requestId"
-    ),
-    ("DataSharing", "AccessRecorded"): _EventSpec(
-        "share.access", "requesterOrg", "accessDigest", "datasetId", "account"
-    ),
-    # PartyRecords names no subject on chain: the branch is the sending organisation (the org check).
-    ("PartyRecords", "RecordAdded"): _EventSpec("party.record", "branchOrg", "digest", account="account"),
-}
-WORKFLOW_CONTRACTS = ("Prescriptions", "DataSharing", "PartyRecords")
+# Which events, of which contracts, for which record kind: each domain declares its own
+# (:class:`provenance.domains.EventSpec`); the audit reads the installed domains' declarations.
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +51,13 @@ class WorkflowEvent:
     digest: str  # the record id the event carries (hex, no 0x)
     org: str  # the event's organisation
     sender: str  # the account that made the call (checksum address)
+    kind: str  # the record kind this event must be backed by
     subject_id: bytes | None = None  # on-chain id of the subject (rxId, datasetId), None when there is none
     scope_digest: str | None = None  # ConsentGranted only
 
     @property
     def name(self) -> str:
         return f"{self.contract}.{self.event}"
-
-    @property
-    def kind(self) -> str:
-        """The record kind this event must be backed by."""
-        return WORKFLOW_EVENTS[(self.contract, self.event)].kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +75,17 @@ def _hex(value: Any) -> str:
     return bytes(value).hex()
 
 
-def read_workflow_events(w3: Web3, addresses: Mapping[str, str]) -> list[WorkflowEvent]:
-    """Every workflow event of the domain contracts in ``addresses`` (name → address), oldest first."""
-    contracts = {name: at(w3, name, addresses[name]) for name in WORKFLOW_CONTRACTS}
-    logs = {key: list(contracts[key[0]].events[key[1]].get_logs(from_block=0)) for key in WORKFLOW_EVENTS}
-    # ConsentGranted / ConsentWithdrawn name the request only: its dataset is in the Requested event.
-    dataset_of = {
-        bytes(lg["args"]["requestId"]): bytes(lg["args"]["datasetId"])
-        for lg in logs[("DataSharing", "Requested")]
+def read_workflow_events(
+    w3: Web3, addresses: Mapping[str, str], specs: Iterable[EventSpec] | None = None
+) -> list[WorkflowEvent]:
+    """Every workflow event ``specs`` name (default: the installed domains'), of the contracts in
+    ``addresses`` (name → address), oldest first."""
+    specs = list(workflow_events().values() if specs is None else specs)
+    contracts = {s.contract: at(w3, s.contract, addresses[s.contract]) for s in specs}
+    wanted = {(s.contract, s.event) for s in specs} | {
+        (s.contract, s.subject_via[0]) for s in specs if s.subject_via is not None
     }
+    logs = {key: list(contracts[key[0]].events[key[1]].get_logs(from_block=0)) for key in sorted(wanted)}
     senders: dict[str, str] = {}
 
     def sender(tx_hash: str) -> str:
@@ -126,25 +94,34 @@ def read_workflow_events(w3: Web3, addresses: Mapping[str, str]) -> list[Workflo
         return senders[tx_hash]
 
     events = []
-    for (contract, name), spec in WORKFLOW_EVENTS.items():
-        for lg in logs[(contract, name)]:
+    for spec in specs:
+        via: dict[bytes, bytes] = {}
+        if spec.subject is not None and spec.subject_via is not None:
+            # The subject id is in another event (a consent names its request; the request, its dataset).
+            event, value = spec.subject_via
+            via = {
+                bytes(lg["args"][spec.subject]): bytes(lg["args"][value])
+                for lg in logs[(spec.contract, event)]
+            }
+        for lg in logs[(spec.contract, spec.event)]:
             args = lg["args"]
             tx_hash = lg["transactionHash"].to_0x_hex()
             subject = None
-            if spec.subject == "requestId":
-                subject = dataset_of.get(bytes(args["requestId"]))
-            elif spec.subject is not None:
-                subject = bytes(args[spec.subject])
+            if spec.subject is not None:
+                subject = (
+                    via.get(bytes(args[spec.subject])) if spec.subject_via else bytes(args[spec.subject])
+                )
             events.append(
                 WorkflowEvent(
-                    contract=contract,
-                    event=name,
+                    contract=spec.contract,
+                    event=spec.event,
                     block_number=int(lg["blockNumber"]),
                     log_index=int(lg["logIndex"]),
                     tx_hash=tx_hash,
                     digest=_hex(args[spec.digest]),
                     org=org_id_text(bytes(args[spec.org])),
                     sender=Web3.to_checksum_address(args[spec.account] if spec.account else sender(tx_hash)),
+                    kind=spec.kind,
                     subject_id=subject,
                     scope_digest=_hex(args[spec.scope]) if spec.scope else None,
                 )
@@ -169,12 +146,17 @@ def read_account_changes(w3: Web3, registry: str) -> list[AccountChange]:
     return sorted(changes, key=lambda c: (c.block_number, c.log_index))
 
 
+def audited_contracts() -> tuple[str, ...]:
+    """The domain contracts whose events the workflow audit reads (the installed domains')."""
+    return tuple(dict.fromkeys(s.contract for s in workflow_events().values()))
+
+
 def workflow_registry(w3: Web3, addresses: Mapping[str, str]) -> str:
     """The OrgRegistry the domain contracts consult (their ``registry()``), checked against ``addresses``."""
     named = addresses.get("OrgRegistry")
     consulted = {
         name: Web3.to_checksum_address(at(w3, name, addresses[name]).functions.registry().call())
-        for name in WORKFLOW_CONTRACTS
+        for name in audited_contracts()
     }
     found = set(consulted.values()) | ({Web3.to_checksum_address(named)} if named else set())
     if len(found) != 1:

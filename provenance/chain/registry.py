@@ -19,6 +19,7 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from provenance.chain.contracts import Role, at, org_id_text
 from provenance.chain.seal import validator_id
 from provenance.crypto import SM2PublicKey
+from provenance.domains import kind_roles
 from provenance.errors import CheckpointInvalid, FormatError, KeyInvalid, ProvenanceError
 from provenance.log.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
 from provenance.log.cosignature import WitnessKey, WitnessPolicy
@@ -160,7 +161,7 @@ def read_trust(
         chain["rpc_url"] = rpc_url
     if validators := read_validators(w3):
         chain["validators"] = [{"public_key": k.to_pem().decode("ascii")} for k in validators]
-    return TrustStore(orgs=orgs, logs=logs, chain=chain)
+    return TrustStore(orgs=orgs, logs=logs, chain=chain, kinds=kind_roles())
 
 
 def read_validators(w3: Web3) -> list[SM2PublicKey]:

@@ -59,19 +59,50 @@ class RecordLog:
         anchor: Anchor | None = None,
     ) -> EvidenceBundle:
         """The evidence bundle for the record at ``leaf_index`` under the checkpoint ``note``."""
-        kwargs: dict[str, Any] = {}
-        if include_payload:
-            kwargs["payload"] = payload
-        return EvidenceBundle(
+        return record_bundle(
+            self.tree,
+            key_name=self.key_name,
+            log_public_key_pem=self.public_key_pem(),
             signed=signed,
-            digest=signed.record_id,
-            signer_org=signed.envelope.org,
-            signer_public_key=signer_public_key_pem,
             leaf_index=leaf_index,
+            signer_public_key_pem=signer_public_key_pem,
+            note=note,
             tree_size=tree_size,
-            inclusion_proof=tuple(self.tree.inclusion_proof(leaf_index, tree_size)),
-            checkpoint=note,
-            log_key=(self.key_name, self.public_key_pem()),
+            payload=payload,
+            include_payload=include_payload,
             anchor=anchor,
-            **kwargs,
         )
+
+
+def record_bundle(
+    tree: MerkleLog,
+    *,
+    key_name: str,
+    log_public_key_pem: str,
+    signed: SignedRecord,
+    leaf_index: int,
+    signer_public_key_pem: str,
+    note: str,
+    tree_size: int,
+    payload: Any = None,
+    include_payload: bool = True,
+    anchor: Anchor | None = None,
+) -> EvidenceBundle:
+    """The evidence bundle for the record at ``leaf_index`` of ``tree`` under the checkpoint ``note``: what a
+    reader of the log needs, which is the log key's public half (the signing key stays with the signer)."""
+    kwargs: dict[str, Any] = {}
+    if include_payload:
+        kwargs["payload"] = payload
+    return EvidenceBundle(
+        signed=signed,
+        digest=signed.record_id,
+        signer_org=signed.envelope.org,
+        signer_public_key=signer_public_key_pem,
+        leaf_index=leaf_index,
+        tree_size=tree_size,
+        inclusion_proof=tuple(tree.inclusion_proof(leaf_index, tree_size)),
+        checkpoint=note,
+        log_key=(key_name, log_public_key_pem),
+        anchor=anchor,
+        **kwargs,
+    )

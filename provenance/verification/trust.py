@@ -1,5 +1,5 @@
 """Trust material for offline verification: organisations' SM2 keys with validity windows
-(:mod:`provenance.orgs`), log keys, the chain and the witness policy.
+(:mod:`provenance.orgs`), log keys, the chain, the witness policy, and which roles record which kind.
 
 Written by ``provenance orgs export`` (from ``OrgRegistry``) and read by ``provenance verify --trust``.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 from provenance._internal.schema import StrictSchema
 from provenance.crypto import SM2PublicKey
+from provenance.domains import kind_roles, kinds_document
 from provenance.errors import FormatError, ProvenanceError
 from provenance.log.cosignature import WitnessPolicy
 from provenance.orgs import OrgEntry
@@ -44,6 +45,21 @@ class TrustStore:
     chain: dict[str, Any] = field(default_factory=dict)
     # Witnesses that must cosign a checkpoint (k of n); None: no witness policy, a log signature suffices.
     witnesses: WitnessPolicy | None = None
+    # Record kind -> the roles that may record it (``kinds``); None: a trust file from before the field,
+    # whose roles are then the installed domains' (``provenance.domains``), read once when first needed.
+    kinds: Mapping[str, frozenset[str]] | None = None
+    _installed: Mapping[str, frozenset[str]] | None = field(default=None, repr=False, compare=False)
+
+    def may_record(self, role: str, kind: str) -> bool:
+        """Whether an organisation of ``role`` (lower case) may record ``kind``."""
+        table = self.kinds
+        if table is None:
+            if self._installed is None:
+                self._installed = kind_roles()
+            table = self._installed
+        roles = table.get(kind)
+        return roles is not None and role in roles
+
     # Parsed from ``chain["validators"]`` once (``seal_keys``); not an argument, so replace() re-reads it.
     _seal_keys: tuple[SM2PublicKey, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -95,7 +111,14 @@ class TrustStore:
             witnesses = WitnessPolicy.from_dict(data["witnesses"]) if data.get("witnesses") else None
         except FormatError as exc:
             raise TrustInvalid(f"trust file has a bad witness policy: {exc.message}") from exc
-        store = cls(orgs=orgs, logs=logs, chain=dict(data.get("chain", {})), witnesses=witnesses)
+        kinds = data.get("kinds")
+        store = cls(
+            orgs=orgs,
+            logs=logs,
+            chain=dict(data.get("chain", {})),
+            witnesses=witnesses,
+            kinds=None if kinds is None else {k: frozenset(v) for k, v in kinds.items()},
+        )
         store._seal_keys = seal_keys
         return store
 
@@ -127,6 +150,7 @@ class TrustStore:
             }
             | ({"chain": self.chain} if self.chain else {})
             | ({"witnesses": self.witnesses.to_dict()} if self.witnesses is not None else {})
+            | ({"kinds": kinds_document(self.kinds)} if self.kinds is not None else {})
         )
 
 

@@ -37,7 +37,6 @@ from provenance.errors import (
     VerificationError,
     VerifierFault,
 )
-from provenance.kinds import role_may_record
 from provenance.log.bundle import Anchor, EvidenceBundle
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import require_quorum
@@ -276,7 +275,7 @@ class Verifier:
                 "(unknown, not yet valid, expired or revoked)",
                 details={"org": env.org, "timestamp": env.timestamp},
             )
-        if not role_may_record(entry.role, env.kind):
+        if not self._trust.may_record(entry.role, env.kind):
             raise SignerRoleForbidden(
                 f"'{env.org}' is a {entry.role}, which may not record {env.kind}",
                 details={"org": env.org, "role": entry.role, "kind": env.kind},

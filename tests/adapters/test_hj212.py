@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from adapters import AdaptContext, adapt
+from adapters.env.errors import EnvRuleViolation
 from adapters.errors import (
-    EnvRuleViolation,
     Hj212CrcMismatch,
     Hj212LengthMismatch,
     Hj212Malformed,

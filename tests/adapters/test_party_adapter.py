@@ -9,13 +9,9 @@ from typing import Any
 import pytest
 
 from adapters import AdaptContext, adapt
-from adapters.errors import (
-    PartyFirstStageInvalid,
-    PartyMemberNotAtBranch,
-    PartyStageInvalid,
-    PayloadInvalid,
-)
+from adapters.errors import PayloadInvalid
 from adapters.party import STAGES, member_step
+from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
 from tests.kit.adapter_samples import ASSETS
 
 PARTY = ASSETS / "party"

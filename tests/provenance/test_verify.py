@@ -390,6 +390,25 @@ def test_a_role_that_may_not_record_the_kind_fails_the_signer_step(built):
     assert info.value.code == "ROLE_FORBIDDEN" and info.value.details["kind"] == "rx.issue"
 
 
+def test_the_trust_files_kinds_decide_the_roles(built):
+    """The kind -> roles table is the trust file's (``kinds``, written by ``orgs export`` from the installed
+    domains); one without it (written before the field) falls back to the installed domains' table."""
+    bundle = _bundle(built)
+    installed = _trust()
+    assert installed.kinds is None and installed.may_record("hospital", "rx.issue")
+    assert not installed.may_record("pharmacy", "rx.issue") and not installed.may_record("hospital", "x.y")
+    assert Verifier.offline(installed).verify(bundle) is None
+    # Pinned: only what the file says counts, whatever the installed domains declare.
+    narrower = replace(_trust(), kinds={"rx.issue": frozenset({"pharmacy"})})
+    with pytest.raises(SignerRoleForbidden) as info:
+        Verifier.offline(narrower).verify(bundle)
+    assert info.value.code == "ROLE_FORBIDDEN" and info.value.details["role"] == "hospital"
+    _fails(bundle, SignerRoleForbidden, "signer", Verifier.offline(replace(_trust(), kinds={})))
+    wider = replace(_trust(), kinds={"rx.issue": frozenset({"hospital", "auditor"})})
+    assert Verifier.offline(wider).verify(bundle) is None
+    assert TrustStore.from_dict(wider.to_dict()).kinds == wider.kinds
+
+
 def test_the_pinned_origin_is_checked(built):
     other = _trust()
     other.logs[0] = replace(other.logs[0], origin="test.staging/log")

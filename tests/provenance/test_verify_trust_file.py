@@ -12,7 +12,7 @@ import pytest
 
 from adapters.registry import KINDS
 from provenance._internal.schema import inline_refs, load_schema
-from provenance.kinds import ROLES_BY_KIND
+from provenance.domains import kind_roles
 from provenance.records import _SUBJECT_RE
 from provenance.verification.trust import TrustInvalid, TrustStore
 
@@ -67,8 +67,11 @@ def test_formats_md_kind_table_is_the_one_the_verifiers_and_gateway_read() -> No
         r"^\| `([a-z_.]+)` \| (`.+`) \|$", _section("Who may record which kind"), flags=re.MULTILINE
     )
     documented = {kind: {r.strip("` ") for r in roles.split(",")} for kind, roles in rows}
-    assert documented == {kind: {r.name.lower() for r in roles} for kind, roles in ROLES_BY_KIND.items()}
-    assert set(ROLES_BY_KIND) == set(KINDS), "every record kind with an adapter has its roles, and no other"
+    installed = kind_roles()  # the domains' declarations, as the provenance.domains entry points give them
+    assert documented == {kind: set(roles) for kind, roles in installed.items()}
+    assert set(installed) == set(KINDS), "every record kind with an adapter has its roles, and no other"
+    # The golden trust files carry the same table (``kinds``): what ``provenance orgs export`` writes.
+    assert TrustStore.load(BUNDLES / "trust.json").kinds == installed
 
 
 def test_the_envelope_subject_rule_is_the_schemas() -> None:

@@ -20,7 +20,7 @@ from web3 import Web3
 
 from adapters import AdaptContext
 from adapters._common import pseudonym
-from adapters.prescription import MAX_VALIDITY
+from adapters.rx import MAX_VALIDITY
 from adapters.sharing import MAX_CONSENT
 from gateway.core.db import Database
 from gateway.core.kek import PSEUDONYM_KEY_LABEL, read_kek

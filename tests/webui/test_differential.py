@@ -293,6 +293,31 @@ def test_a_trust_file_that_does_not_load_is_an_error_on_both_sides(
     assert page.locator("#results .verdict").get_attribute("data-verdict") == "consistent"
 
 
+def test_the_trust_files_kinds_pin_the_roles_on_both_sides(probe: PageProbe, tmp_path: Path) -> None:
+    """The kind -> roles table comes from the trust file (``kinds``): narrowed there, the hospital's
+    prescription fails step ``signer`` on both sides. A trust file from before the field pins no roles: the
+    CLI then checks them against the installed domains (verified), the page, which has none, checks none and
+    says so (a warning: ``consistent``, never ``verified``)."""
+    doc = json.loads((BUNDLES / "trust.json").read_text("utf-8"))
+    narrowed = tmp_path / "narrowed.json"
+    narrowed.write_text(json.dumps({**doc, "kinds": {**doc["kinds"], "rx.issue": ["pharmacy"]}}), "utf-8")
+    lines = [golden_line("valid.json")]
+    expected = [python_outcome(line, TrustStore.load(narrowed)) for line in lines]
+    assert [(e.verdict, e.failed_step) for e in expected] == [("failed", "signer")]
+    got = page_outcomes(probe, lines, tmp_path, trust_file=narrowed)
+    assert disagreements(expected, got, ["valid.json, rx.issue narrowed to pharmacies"]) == []
+
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({k: v for k, v in doc.items() if k != "kinds"}), "utf-8")
+    cli = python_outcome(lines[0], TrustStore.load(older))
+    assert (cli.verdict, cli.failed_step) == ("verified", "")
+    (page,) = page_outcomes(probe, lines, tmp_path, trust_file=older)
+    assert (page.verdict, page.failed_step) == ("consistent", "")
+    assert (
+        "signer:warning" in page.steps and cli.steps.replace("signer:passed", "signer:warning") == page.steps
+    )
+
+
 def test_a_forged_listing_lends_no_verdict(probe: PageProbe, server: str, tmp_path: Path) -> None:
     """Finding 6: the gateway lists an ``rx.dispense`` by pharm-1 and serves, for its id, another record's
     bundle (an ``rx.issue`` by hosp-1); and lists a real record under another kind and organisation. Every

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from provenance.crypto.sm3 import sm3_hex
+from provenance.domains import kind_roles
 from provenance.errors import FormatError
-from provenance.kinds import ROLES_BY_KIND
 from provenance.records import Envelope, digest_of, sign_envelope
 from provenance.types import Digest, OrgId, RecordKind, Subject
 from provenance.verification.batch import verify_line
@@ -164,7 +164,7 @@ def semantic(draw: st.DrawFn) -> bytes:
     signer = draw(
         st.sampled_from([KEYS[org], KEYS[org], ATTACKER, KEYS[draw(st.sampled_from(sorted(KEYS)))]])
     )
-    kind = draw(st.sampled_from([*ROLES_BY_KIND, "rx.unknown", "audit.note"]))
+    kind = draw(st.sampled_from([*kind_roles(), "rx.unknown", "audit.note"]))
     payload = draw(payloads)
     try:
         payload_digest = digest_of(payload)

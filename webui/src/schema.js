@@ -98,9 +98,12 @@ function check(root, value, node, path, errors, holder, key) {
     for (const req of node.required ?? []) if (!own(value, req)) fail(`'${req}' is a required property`);
     const props = node.properties ?? {};
     for (const k of Object.keys(props)) if (own(value, k)) check(root, value[k], props[k], [...path, k], errors, value, k);
+    const extra = Object.keys(value).filter((k) => !own(props, k));
     if (node.additionalProperties === false) {
-      const extra = Object.keys(value).filter((k) => !own(props, k));
       if (extra.length) fail(`additional properties are not allowed (${extra.map((k) => `'${k}'`).join(', ')} unexpected)`);
+    } else if (typeof node.additionalProperties === 'object') {
+      // A map's values (the trust file's `kinds`): each checked against the one schema.
+      for (const k of extra) check(root, value[k], node.additionalProperties, [...path, k], errors, value, k);
     }
   }
   if (own(node, 'oneOf')) {

@@ -82,7 +82,9 @@ export function parseTrust(text) {
   }
   const chain = data.chain ?? {};
   const witnesses = data.witnesses ? parseWitnesses(data.witnesses) : null;
-  return { orgs, logs, chainId: chain.chain_id ?? null, provenanceLog: chain.provenance_log ?? null, witnesses };
+  // Record kind -> roles that may record it (null: a trust file from before `kinds`, which pins no roles).
+  const kinds = data.kinds ? new Map(Object.entries(data.kinds)) : null;
+  return { orgs, logs, chainId: chain.chain_id ?? null, provenanceLog: chain.provenance_log ?? null, witnesses, kinds };
 }
 
 /** The witness policy ({quorum, keys: [{name, org, key}]}): provenance/log/cosignature.py WitnessPolicy.from_dict. */

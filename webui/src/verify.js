@@ -4,7 +4,6 @@
 // carries itself) with a reason key (translated by the page) and, on failure, the technical message in
 // English (the same wording as the Python verifier where it can be). The verdict follows verify.py's:
 // "verified" only with pinned organisation and log keys, else "consistent"; "failed" when a step fails.
-import kindRoles from '../../provenance/schemas/kind-roles.json';
 import { b64decode, b64encode, fromHex, equalBytes, toHex } from './bytes.js';
 import { canonicalBytes, parseJson, JsonError } from './jcs.js';
 import { leafHash, verifyInclusion, ProofError } from './merkle.js';
@@ -29,11 +28,6 @@ class StepFailure extends Error {
 const fail = (reason, detail, params) => {
   throw new StepFailure(reason, detail, params);
 };
-
-/** provenance/kinds.py role_may_record: the one table the gateway refuses submissions by. */
-function roleMayRecord(role, kind) {
-  return Object.hasOwn(kindRoles, kind) && !kind.startsWith('$') && kindRoles[kind].includes(role);
-}
 
 /** Canonical base64 (provenance/records.py b64decode), or null. */
 function strictB64(text) {
@@ -153,7 +147,10 @@ const STEP_FUNCS = {
         { org, timestamp: b.data.record.timestamp },
       );
     }
-    if (!roleMayRecord(entry.role, kind)) {
+    // provenance/verification/trust.py TrustStore.may_record, on the trust file's `kinds`. A trust file from
+    // before the field pins no roles; the Python side then reads the installed domains, which a page has not.
+    if (!trust.kinds) return { status: 'warning', reason: 'signer.roles_unpinned', params: { org, role: entry.role } };
+    if (!(trust.kinds.get(kind) ?? []).includes(entry.role)) {
       fail('signer.role_forbidden', `'${org}' is a ${entry.role}, which may not record ${kind}`, { org, role: entry.role, kind });
     }
     return { status: 'passed', note: 'signer.pinned', params: { org, role: entry.role } };

@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
+from adapters.registry import domains
 from gateway.api.deps import GatewayDep
 from gateway.services.runtime import Gateway
+from provenance.domains import kind_roles, kinds_document
 from provenance.timestamps import format_rfc3339
 
 router = APIRouter(tags=["orgs"])
@@ -50,15 +52,14 @@ def trust_document(gw: Gateway) -> dict[str, Any]:
     return {
         "version": 1,
         "orgs": out,
-        "logs": [
-            {"name": gw.key_name, "origin": gw.origin, "public_key": gw.log_key.public_key_pem().decode()}
-        ],
+        "logs": [{"name": gw.key_name, "origin": gw.origin, "public_key": gw.identity.public_key_pem}],
         # Field names of the trust file (docs/formats.md, provenance/schemas/trust.schema.json).
         "chain": {
             "chain_id": gw.ledger.chain_id,
             "org_registry": gw.ledger.registry.address,
             "provenance_log": gw.log_contract,
         },
+        "kinds": kinds_document(kind_roles(domains())),  # the record kinds of this gateway's domains
     }
 
 

@@ -39,9 +39,9 @@ class RecordSubmit(BaseModel):
     access_code: str | None = Field(
         default=None,
         max_length=64,
-        description="the access code printed on the prescription's slip, for the kinds only its holder "
-        "submits (rx.dispense); in a single submission also the Provenance-Access-Code header. Never "
-        "part of the signed record or payload",
+        description="the access code of the record's subject (a prescription's slip), for the kinds only "
+        "its holder submits (a domain's ReadPolicy.code_writes); in a single submission also the "
+        "Provenance-Access-Code header. Never part of the signed record or payload",
     )
 
 
@@ -110,8 +110,8 @@ async def submit_record(
         Header(
             alias=HEADER,
             max_length=64,
-            description="the access code printed on the prescription's slip: an rx.dispense needs it "
-            "(docs/security.md)",
+            description="the access code of the record's subject (a prescription's slip), for the kinds "
+            "only its holder submits (docs/security.md)",
         ),
     ] = None,
 ) -> RecordAccepted:

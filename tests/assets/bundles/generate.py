@@ -39,6 +39,7 @@ from typing import Any
 
 from provenance.crypto import SM2PrivateKey
 from provenance.crypto.sm3 import sm3_hex
+from provenance.domains import kind_roles
 from provenance.log.bundle import Anchor
 from provenance.log.checkpoint import KEY_ID_SIZE, parse_note, sign_note
 from provenance.log.record_log import RecordLog
@@ -392,7 +393,8 @@ def build() -> dict[str, Any]:
             name=log_name, public_key=log_key.public_key(), pem=log.public_key_pem(), origin=ORIGIN
         )
         chain = {"chain_id": CHAIN_ID, "org_registry": REGISTRY, "provenance_log": CONTRACT}
-        return TrustStore(orgs=orgs, logs=[log_pub] if logs else [], chain=chain).to_dict()
+        pinned = TrustStore(orgs=orgs, logs=[log_pub] if logs else [], chain=chain, kinds=kind_roles())
+        return pinned.to_dict()
 
     out["trust.json"] = trust()
     out["trust-hospital-key-expired.json"] = trust(hospital_until="2026-06-01T00:00:00Z")

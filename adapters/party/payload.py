@@ -8,15 +8,15 @@ and against the member's last recorded stage when ``AdaptContext.prior`` carries
 A member id names one person in the whole network, and the member is recorded at one branch at a time: the
 first record of a member anywhere is the first stage, and a member moves to another branch only by a
 ``transfer`` record of the branch that holds them (组织关系转接), naming the receiving branch and the stage
-the member has; the receiving branch continues from that stage. :func:`member_step` is that rule, applied by
-the gateway to the member's recorded place (the branch and stage of their last membership or transfer).
+the member has; the receiving branch continues from that stage. ``adapters.party.workflow.member_step``
+is that rule (the workflow's ``transition``), applied to the member's recorded place (the branch and stage
+of their last membership or transfer).
 
 Reads (``READ_POLICY``): the branch reads its own records; besides it only auditors and regulators.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -35,13 +35,8 @@ from adapters._common import (
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
-from adapters.errors import (
-    PartyFirstStageInvalid,
-    PartyMemberNotAtBranch,
-    PartyRuleViolation,
-    PartyStageInvalid,
-    PayloadInvalid,
-)
+from adapters.errors import PayloadInvalid
+from adapters.party.errors import PartyRuleViolation, PartyStageInvalid
 
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -158,41 +153,6 @@ def check_recorded_stage(previous_stage: str | None, recorded: str | None) -> No
 
 _KINDS = ("party.record",)
 READ_POLICY = domain_policy(_KINDS)
-
-
-def member_step(facts: Mapping[str, Any], place: Mapping[str, Any] | None) -> dict[str, str]:
-    """The member's recorded place (``branch_id``, ``stage``) after a membership or transfer record, given
-    their place before it anywhere in the network (None: the member has no record yet); raises the
-    specific error when the record may not follow that place."""
-    branch, member = facts["branch_id"], facts["member_id"]
-    if place is None:
-        if facts["type"] == "transfer":
-            raise PartyMemberNotAtBranch(
-                f"member {member!r} has no recorded stage to transfer",
-                details={"field": "member_id", "recorded_branch": None},
-            )
-        if facts["previous_stage"] is not None:
-            raise PartyFirstStageInvalid(
-                f"member {member!r} has no recorded stage: their first record is {STAGES[0]} (or they come "
-                "with a transfer record of the branch that holds them)",
-                details={"field": "previous_stage", "expected": None, "stage": STAGES[0]},
-            )
-        return {"branch_id": branch, "stage": facts["stage"]}
-    if place["branch_id"] != branch:
-        raise PartyMemberNotAtBranch(
-            f"member {member!r} is recorded at branch {place['branch_id']!r}: only a transfer record of "
-            "that branch naming this one moves them here",
-            details={"field": "member_id", "recorded_branch": place["branch_id"]},
-        )
-    if facts["type"] == "transfer":
-        if facts["stage"] != place["stage"]:
-            raise PartyStageInvalid(
-                f"member's recorded stage is {place['stage']}, not {facts['stage']}",
-                details={"field": "stage", "recorded": place["stage"]},
-            )
-        return {"branch_id": facts["to_branch_id"], "stage": facts["stage"]}
-    check_recorded_stage(facts["previous_stage"], place["stage"])
-    return {"branch_id": branch, "stage": facts["stage"]}
 
 
 class PartyAdapter:

@@ -27,7 +27,8 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
-from adapters.errors import EnvRuleViolation, Hj212Malformed, PayloadInvalid
+from adapters.env.errors import EnvRuleViolation
+from adapters.errors import Hj212Malformed, PayloadInvalid
 
 # Data-upload commands (HJ 212-2017 table 8): the only CNs that carry readings.
 READING_COMMANDS = {"2011": "real-time", "2051": "minute", "2061": "hour", "2031": "day"}

@@ -44,15 +44,9 @@ from adapters._common import (
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
-from adapters.errors import (
-    AccessCodeDigestMissing,
-    ExpiryNotInFuture,
-    FhirInvalid,
-    PayloadInvalid,
-    RxDispenseMismatch,
-    RxQuantityInvalid,
-    RxRuleViolation,
-)
+from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
+from adapters.rx.domain import DOMAIN
+from adapters.rx.errors import FhirInvalid, RxDispenseMismatch, RxQuantityInvalid, RxRuleViolation
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 
@@ -428,6 +422,7 @@ READ_POLICY = domain_policy(
 class PrescriptionAdapter:
     """``rx.issue`` / ``rx.dispense`` / ``rx.revoke``; subject ``rx:<rx id>``."""
 
+    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 

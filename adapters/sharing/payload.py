@@ -33,14 +33,9 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
-from adapters.errors import (
-    AccessInFuture,
-    ConsentScopeExceeded,
-    DateInFuture,
-    ExpiryNotInFuture,
-    PayloadInvalid,
-    ShareRuleViolation,
-)
+from adapters.errors import DateInFuture, ExpiryNotInFuture, PayloadInvalid
+from adapters.sharing.domain import DOMAIN
+from adapters.sharing.errors import AccessInFuture, ConsentScopeExceeded, ShareRuleViolation
 
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -186,6 +181,7 @@ READ_POLICY = domain_policy(
 class SharingAdapter:
     """``share.request``, ``share.consent``, ``share.access``, ``share.revoke_consent``; ``dataset:<id>``."""
 
+    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 

@@ -1,0 +1,110 @@
+"""The domains' own reads: each registered workflow's routes (``adapters.Route``), mounted under /api/v1.
+
+A route's handler gets a :class:`DomainReads` (``adapters.ReadContext``): the reader, its workflow's states,
+the chain and the organisations; the domain decides what it answers. It runs in the thread pool (it may read
+the chain), and its errors go through the one exception handler like every route's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from sqlmodel import Session
+
+from adapters import Access, Route, State, Workflow
+from adapters.abc import Listed
+from adapters.registry import workflows
+from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
+from gateway.errors import RequestInvalid
+from gateway.services.chain import ChainReads
+from gateway.services.reads import find_record
+from gateway.services.rules import record_facts
+from gateway.services.runtime import Gateway
+from gateway.services.states import read_states
+from gateway.services.visibility import Reader
+from gateway.services.workers import signed_record
+from provenance.orgs import OrgEntry
+
+_PARAM = re.compile(r"{(\w+)}")
+
+
+class DomainReads:
+    """``adapters.ReadContext`` for one request of one domain."""
+
+    def __init__(self, reader: Reader, gw: Gateway, session: Session, domain: str) -> None:
+        self.org = reader.org
+        self.role = reader.role
+        self.access_code = reader.access_code
+        self.chain: ChainReads = gw.chain
+        self._reader = reader
+        self._gw = gw
+        self._session = session
+        self._domain = domain
+
+    def state(self, key: str) -> State | None:
+        return read_states(self._session, self._domain, [key])[key].state
+
+    def visible(self, record_id: str) -> bool:
+        row = find_record(self._session, record_id)
+        return row is not None and self._reader.access(self._session, row) is not Access.NONE
+
+    def org_entry(self, org_id: str) -> OrgEntry | None:
+        return self._gw.orgs.get(org_id)
+
+    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> list[Listed]:
+        if not 1 <= limit <= 500:
+            raise RequestInvalid("a page holds 1 to 500 records", details={"limit": limit})
+        s = self._session
+        rows = self._reader.subject_rows(s, subject, after=after, limit=limit)
+        payload = self._reader.payload_rule(s)
+        return [
+            Listed(
+                seq=row.seq,
+                record=record_facts(signed_record(row).envelope, row.facts if payload(row) else {}),
+                accepted_at=row.accepted_at,
+                leaf_index=row.leaf_index,
+                chain_status=row.chain_status,
+            )
+            for row in rows
+            if row.seq is not None
+        ]
+
+
+def _mount(router: APIRouter, workflow: Workflow, route: Route) -> None:
+    domain = workflow.domain.name
+
+    def endpoint(reader: CurrentReader, gw: GatewayDep, session: SessionDep, **params: str | None) -> Any:
+        return route.handler(DomainReads(reader, gw, session, domain), **params)
+
+    # FastAPI reads the parameters from the signature: the dependencies, the path's, then the query's.
+    kw = inspect.Parameter.KEYWORD_ONLY
+    deps = [("reader", CurrentReader), ("gw", GatewayDep), ("session", SessionDep)]
+    path = [(name, Annotated[str, Path()]) for name in _PARAM.findall(route.path)]
+    query = [
+        inspect.Parameter(name, kw, annotation=Annotated[str | None, Query(max_length=200)], default=None)
+        for name in route.query
+    ]
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*(inspect.Parameter(name, kw, annotation=annotation) for name, annotation in (*deps, *path)), *query]
+    )
+    router.add_api_route(
+        route.path,
+        endpoint,
+        methods=["GET"],
+        response_model=route.response_model,
+        name=route.handler.__name__,
+        description=inspect.getdoc(route.handler) or "",
+        tags=list(route.tags or (domain,)),
+    )
+
+
+def router() -> APIRouter:
+    """Every registered workflow's routes (read when the app is made)."""
+    found = APIRouter()
+    for workflow in workflows():
+        for route in workflow.routes:
+            _mount(found, workflow, route)
+    return found

@@ -1,0 +1,102 @@
+"""The domains' rules on the write path, for any domain: a record's step through its workflow, decided
+before the write (to refuse early and to give the adapter the prior facts) and again inside the write
+transaction on the states as they stand there (which decides races), by the one ``transition`` the domain
+declares (``adapters.Workflow``). The gateway names no domain here: the record's kind finds its workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from adapters import ContractCall, RecordFacts, State, Step, Workflow
+from adapters.registry import workflows
+from gateway.services.chain import ChainReads, Recorded
+from gateway.services.states import Key, Stored, TxStates, read_states
+from provenance.chain.contracts import REGISTRY
+from provenance.records import Envelope
+
+
+def now() -> datetime:
+    """The gateway's clock."""
+    return datetime.now(UTC)
+
+
+def watched_contracts() -> tuple[str, ...]:
+    """OrgRegistry and the contracts whose events drop the domains' cached lookups (a station registry)."""
+    return tuple(dict.fromkeys([REGISTRY, *(c for w in workflows() for c in w.watched)]))
+
+
+def record_facts(rec: Envelope, facts: Mapping[str, Any]) -> RecordFacts:
+    """A record as rules see it."""
+    return RecordFacts(
+        kind=rec.kind,
+        org=rec.org,
+        subject=rec.subject,
+        record_id=rec.digest,
+        payload_digest=rec.payload_digest,
+        facts=facts,
+    )
+
+
+@dataclass(slots=True)
+class Decision:
+    """A record's step as decided before its write, carried into the write transaction."""
+
+    workflow: Workflow
+    record: RecordFacts
+    keys: tuple[str, ...]
+    writes: frozenset[str]  # the keys its step changes: later items of a bulk request wait for its write
+    chain: Recorded  # what its rules read of the chain, read again from here inside the transaction
+    call: ContractCall | None = None  # the contract call it makes once accepted
+
+    @property
+    def locks(self) -> list[Key]:
+        """The states to lock inside the write transaction (every key it reads or writes)."""
+        return [(self.workflow.domain.name, k) for k in self.keys]
+
+    def changes(self) -> Iterable[Key]:
+        return ((self.workflow.domain.name, k) for k in self.writes)
+
+
+def _states(stored: Mapping[str, Stored]) -> dict[str, State | None]:
+    return {k: v.state for k, v in stored.items()}
+
+
+class Rules:
+    """Runs the domains' transitions for the write path."""
+
+    def __init__(self, chain: ChainReads) -> None:
+        self._chain = chain
+
+    def decide(
+        self, s: Session, workflow: Workflow, record: RecordFacts, at: datetime
+    ) -> tuple[Step, Decision]:
+        """The record's step on the committed states; raises the domain's error."""
+        keys = workflow.keys(record.kind, record.facts)
+        chain = Recorded(self._chain)
+        stored = read_states(s, workflow.domain.name, keys)
+        step = workflow.transition(record, _states(stored), chain, at)
+        decision = Decision(workflow, record, keys, frozenset(step.writes), chain)
+        return step, decision
+
+    @staticmethod
+    def with_facts(decision: Decision, facts: Mapping[str, Any]) -> None:
+        """The facts the adapter gave with the prior record's (the ones stored and called with)."""
+        decision.record = replace(decision.record, facts=facts)
+        decision.call = decision.workflow.contract_call(decision.record)
+
+    @staticmethod
+    def apply(tx: TxStates, decision: Decision) -> None:
+        """The record's step again on the states as this transaction sees them; store the new states.
+        A record without keys has nothing to decide here: its checks ran before the write."""
+        if not decision.keys:
+            return
+        domain = decision.workflow.domain.name
+        stored = tx.read(domain, decision.keys)
+        step = decision.workflow.transition(decision.record, _states(stored), decision.chain, now())
+        tx.write(domain, step.writes)
