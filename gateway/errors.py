@@ -237,12 +237,20 @@ def error_body(exc: ProvenanceError) -> dict[str, Any]:
     details = dict(d.get("details") or {})
     if "step" in d:
         details.setdefault("step", d["step"])
-    return {"error": {"code": d["code"], "message": d["message"], "details": _jsonable(details)}}
+    return {"error": {"code": d["code"], "message": _text(d["message"]), "details": _jsonable(details)}}
+
+
+def _text(value: str) -> str:
+    """Text an error echoes from the request (a key, a field's value) as UTF-8 can carry it: a lone
+    surrogate (``"\\ud800"`` in JSON decodes to one) becomes its escape; it made serialisers fail (500)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_text(str(k)): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, bytes):
@@ -287,7 +295,7 @@ def install(app: FastAPI, *, retry_after: int = 2) -> None:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "AUTH_REQUIRED", 413: "BODY_TOO_LARGE"}
         code = codes.get(exc.status_code, "HTTP_ERROR")
-        body = {"error": {"code": code, "message": str(exc.detail), "details": {}}}
+        body = {"error": {"code": code, "message": _text(str(exc.detail)), "details": {}}}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -128,6 +128,15 @@ def _quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]
     return value, unit if isinstance(unit, str) else None
 
 
+def _unit_code(obj: dict[str, Any], *path: str) -> dict[str, str]:
+    """The quantity's coded unit (``system|code``, UCUM as a rule) as a fact, when it carries one: the display
+    text alone let a dispense in "kg" pass against a prescription in boxes under the same text."""
+    system, code = _get(obj, *path, "system"), _get(obj, *path, "code")
+    if isinstance(code, str):
+        return {"unit_code": f"{system if isinstance(system, str) else ''}|{code}"}
+    return {}
+
+
 def _medication(obj: dict[str, Any]) -> dict[str, str]:
     coding = _get(obj, "medicationCodeableConcept", "coding", 0)
     if isinstance(coding, dict):
@@ -273,6 +282,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         "expires_at": rfc3339_utc(end),
         "quantity": quantity,
         "unit": unit,
+        **_unit_code(obj, "dispenseRequest", "quantity"),
         "medication": medication,
         "medication_ids": _medication_ids(obj),
         **patient,
@@ -319,6 +329,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "handed_over_at": rfc3339_utc(handed_over),
         "quantity": quantity,
         "unit": unit,
+        **_unit_code(obj, "quantity"),
         "medication": _medication(obj),
         "medication_ids": _medication_ids(obj),
         **patient,
@@ -355,7 +366,9 @@ def _check_against_issue(
             "codings when either is coded, else the same text)",
             details={"field": "medication[x]"},
         )
-    if "quantity" in issue and issue.get("unit") != facts["unit"]:
+    # The coded unit too, once the prescription's facts carry one (facts from before the field: text only).
+    coded = "unit_code" in issue and issue["unit_code"] != facts.get("unit_code")
+    if "quantity" in issue and (issue.get("unit") != facts["unit"] or coded):
         raise RxDispenseMismatch(
             "dispense quantity is in another unit than the prescription's", details={"field": "quantity.unit"}
         )

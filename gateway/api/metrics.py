@@ -17,8 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.registry import roles as roles_of
 from provenance.errors import ProvenanceError
-from provenance.kinds import ROLES_BY_KIND
 
 if TYPE_CHECKING:
     from gateway.services.intake import Accepted
@@ -35,7 +35,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 def record_kind(kind: object) -> str:
     """A submitted kind as a label: one of the table's kinds, else ``other``."""
-    return kind if isinstance(kind, str) and kind in ROLES_BY_KIND else OTHER_KIND
+    return kind if isinstance(kind, str) and roles_of(kind) is not None else OTHER_KIND
 
 
 class GatewayMetrics:

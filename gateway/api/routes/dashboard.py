@@ -12,16 +12,21 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
+from adapters.registry import kinds as registered_kinds
 from gateway.api.deps import CurrentSupervisor, Cursor, GatewayDep, MetricsDep, SessionDep
 from gateway.api.metrics import progress
 from gateway.errors import RequestInvalid
 from gateway.models import Record
-from provenance.kinds import ROLES_BY_KIND
 
 router = APIRouter(tags=["dashboard"])
 
-# A domain is a kind's first part (rx.issue -> rx): the kinds table names them, the gateway does not.
-DOMAINS = tuple(sorted({kind.split(".", 1)[0] for kind in ROLES_BY_KIND}))
+
+def domains() -> tuple[str, ...]:
+    """A domain is a kind's first part (rx.issue -> rx): the registered domains name them, the gateway does
+    not (read at each request: a domain may be registered while the gateway runs)."""
+    return tuple(sorted({kind.split(".", 1)[0] for kind in registered_kinds()}))
+
+
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 TOP_SUBJECTS = 8
 
@@ -81,7 +86,7 @@ def dashboard_summary(
         key = (_domain_of(kind), str(d))
         counts[key] = counts.get(key, 0) + int(n)
     subjects: list[SubjectCount] = []
-    for domain in DOMAINS:
+    for domain in domains():
         many = func.count().label("n")
         top = session.exec(
             select(Record.subject, many)
@@ -93,7 +98,7 @@ def dashboard_summary(
         subjects += [SubjectCount(domain=domain, subject=s, count=int(c)) for s, c in top]
     return Summary(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        domains=list(DOMAINS),
+        domains=list(domains()),
         days=span,
         records=[DayCount(domain=d, day=day, count=c) for (d, day), c in sorted(counts.items())],
         subjects=subjects,
@@ -125,8 +130,8 @@ def dashboard_records(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RecordPage:
     """The records behind one number of the summary (a domain's records signed on a day), in log order."""
-    if domain not in DOMAINS:
-        raise RequestInvalid(f"unknown domain {domain[:40]!r}", details={"field": "domain", "known": DOMAINS})
+    if domain not in (known := domains()):
+        raise RequestInvalid(f"unknown domain {domain[:40]!r}", details={"field": "domain", "known": known})
     if not _DAY.fullmatch(day):
         raise RequestInvalid("day must be YYYY-MM-DD", details={"field": "day"})
     rows = session.exec(
