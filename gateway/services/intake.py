@@ -85,6 +85,7 @@ class _Prepared:
     context: AdaptContext | None = None
     canonical: bytes = b""
     facts: dict[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)  # for the rules only, never stored
     decision: Decision | None = None
 
     @property
@@ -433,6 +434,7 @@ class Intake:
             context=ctx,
             canonical=adapted.canonical,
             facts=dict(adapted.facts),
+            detail=adapted.detail,
         )
 
     def _decide(self, s: Session, p: _Prepared) -> None:
@@ -445,12 +447,13 @@ class Intake:
             if workflow is None:
                 prior = self._legacy.precheck(s, env, p.facts, p.context.now)
             else:
-                step, decision = self._rules.decide(s, workflow, record_facts(env, p.facts), p.context.now)
+                record = record_facts(env, p.facts, p.detail)
+                step, decision = self._rules.decide(s, workflow, record, p.context.now)
                 prior = step.prior
         if prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
             adapted = adapt(env.kind, p.payload, dataclasses.replace(p.context, prior=prior))
-            p.canonical, p.facts = adapted.canonical, dict(adapted.facts)
+            p.canonical, p.facts, p.detail = adapted.canonical, dict(adapted.facts), adapted.detail
         if decision is not None:
             Rules.with_facts(decision, p.facts)
             p.decision = decision

@@ -11,14 +11,16 @@ import inspect
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from sqlmodel import Session
+from fastapi import APIRouter, Path, Query
+from sqlmodel import Session, col, select
 
 from adapters import Access, Route, State, Workflow
 from adapters.registry import workflows
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
+from gateway.errors import PayloadPurged
+from gateway.models import WorkflowState
 from gateway.services.chain import ChainReads
-from gateway.services.reads import find_record
+from gateway.services.reads import bundle_of, find_record
 from gateway.services.runtime import Gateway
 from gateway.services.states import read_states
 from gateway.services.visibility import Reader
@@ -43,6 +45,27 @@ class DomainReads:
     def state(self, key: str) -> State | None:
         return read_states(self._session, self._domain, [key])[key].state
 
+    def states(self, start: str, end: str, limit: int) -> list[tuple[str, State]]:
+        key: Any = col(WorkflowState.key)
+        if self._session.get_bind().dialect.name != "sqlite":
+            key = key.collate("C")  # byte order, whatever the database's collation
+        rows = self._session.exec(
+            select(WorkflowState)
+            .where(WorkflowState.domain == self._domain, key >= start, key < end)
+            .order_by(key)
+            .limit(limit)
+        ).all()
+        return [(r.key, State(r.status, r.data)) for r in rows]
+
+    def bundle(self, record_id: str) -> dict[str, Any] | None:
+        row = find_record(self._session, record_id)
+        if row is None or self._reader.access(self._session, row) is not Access.PAYLOAD:
+            return None
+        try:
+            return bundle_of(self._session, row, self._gw.identity, self._gw.kek, include_payload=True)
+        except PayloadPurged:
+            return None
+
     def visible(self, record_id: str) -> bool:
         row = find_record(self._session, record_id)
         return row is not None and self._reader.access(self._session, row) is not Access.NONE
@@ -57,12 +80,19 @@ def _mount(router: APIRouter, workflow: Workflow, route: Route) -> None:
     def endpoint(reader: CurrentReader, gw: GatewayDep, session: SessionDep, **params: str) -> Any:
         return route.handler(DomainReads(reader, gw, session, domain), **params)
 
-    # FastAPI reads the parameters from the signature: the dependencies, then the path's parameters.
+    # FastAPI reads the parameters from the signature: the dependencies, the path's, then the query's (the
+    # handler's other keyword parameters, with their defaults).
     kw = inspect.Parameter.KEYWORD_ONLY
     deps = [("reader", CurrentReader), ("gw", GatewayDep), ("session", SessionDep)]
-    path = [(name, Annotated[str, Path()]) for name in _PARAM.findall(route.path)]
+    names = _PARAM.findall(route.path)
+    path = [inspect.Parameter(n, kw, annotation=Annotated[str, Path()]) for n in names]
+    query = [
+        inspect.Parameter(p.name, kw, annotation=Annotated[p.annotation, Query()], default=p.default)
+        for p in list(inspect.signature(route.handler, eval_str=True).parameters.values())[1:]
+        if p.name not in names
+    ]
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(name, kw, annotation=annotation) for name, annotation in (*deps, *path)]
+        [*(inspect.Parameter(n, kw, annotation=a) for n, a in deps), *path, *query]
     )
     router.add_api_route(
         route.path,

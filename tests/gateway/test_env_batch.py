@@ -1,0 +1,273 @@
+"""Sensor batches (``env.batch``) end to end through the real gateway: a station signs once for N readings;
+each reading's bundle verifies alone, offline (SDK and CLI); the batch root is anchored in EnvMonitoring;
+readings are queried per station and time range; every refusal has its code and keeps nothing."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import secrets
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway_kit import STATION_2_MN, Harness, OrgClient, error_code, hj212_packet, trust_path
+from sqlmodel import col, func, select
+from web3 import Web3
+
+from adapters import adapt, hj212
+from adapters.env.batch import batch_root
+from gateway.core.db import Database
+from gateway.models import Record, WorkflowState
+from provenance.chain.contracts import at, chain_key, org_id, transact
+from provenance.errors import ProvenanceError, VerificationError
+from provenance.log.bundle import EvidenceBundle
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import StepResult, Verifier
+
+N = 2000
+
+
+def _second(t: datetime) -> datetime:
+    return t.replace(microsecond=0)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def readings(mn: str, start: datetime, n: int) -> list[str]:
+    """``n`` HJ 212 real-time packets of ``mn``, one a second from ``start`` (DataTime is local, UTC+8)."""
+    base = hj212.parse_packet(hj212_packet().encode())
+    out = []
+    for i in range(n):
+        local = start + timedelta(seconds=i, hours=8)
+        pollutants = {code: dict(f) for code, f in base.pollutants.items()}
+        pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
+        cp = {**base.cp, "DataTime": local.strftime("%Y%m%d%H%M%S")}
+        out.append(
+            dataclasses.replace(
+                base, qn=local.strftime("%Y%m%d%H%M%S") + "000", mn=mn, cp=cp, pollutants=pollutants
+            ).encode()
+        )
+    return out
+
+
+def batch(items: list[Any], mn: str, start: datetime, end: datetime, **head: Any) -> dict[str, Any]:
+    """The submission payload: the head a station signs (root over the readings' canonical bytes) and the
+    readings (packets, or JSON forms)."""
+
+    def leaf(r: Any) -> bytes:
+        try:
+            return adapt("env.reading", r.encode() if isinstance(r, str) else r).canonical
+        except ProvenanceError:
+            return b"not a reading"  # the gateway must refuse it before it looks at the root
+
+    leaves = [leaf(r) for r in items]
+    doc = {
+        "mn": mn,
+        "period_start": _iso(start),
+        "period_end": _iso(end),
+        "count": len(items),
+        "root": batch_root(leaves).hex(),
+        "readings": items,
+    }
+    return {**doc, **head}
+
+
+def fresh_station(harness: Harness, org: str = "station-1") -> str:
+    """A monitoring point of its own for one test (periods only move forward, and every backend's gateway
+    of the session shares the chain): registered in EnvMonitoring by the bureau, operated by ``org``."""
+    mn = "T" + secrets.token_hex(8).upper()
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    env = at(w3, "EnvMonitoring", harness.network.contracts["EnvMonitoring"])
+    fn = env.functions.registerStation(chain_key("station", mn), org_id(org), b"\0" * 32)
+    transact(w3, fn, harness.network.account("env-bureau"))
+    return mn
+
+
+def submit_when_seen(station: OrgClient, payload: dict[str, Any]) -> httpx.Response:
+    """Submit once the gateway has seen the station's registration (its registry watcher polls)."""
+    body = station.body("env.batch", payload)
+
+    def sent() -> httpx.Response | None:
+        r = station.post(body)
+        return None if r.status_code == 404 and error_code(r) == "STATION_UNKNOWN" else r
+
+    result: httpx.Response = station.harness.wait(sent, timeout=20, what="station registered")
+    return result
+
+
+def _count(harness: Harness, model: Any, *conds: Any) -> int:
+    db = Database(harness.settings.database_url)
+    try:
+        with db.session() as s:
+            return int(s.exec(select(func.count()).select_from(model).where(*conds)).one())
+    finally:
+        db.dispose()
+
+
+def _verify(bundle: dict[str, Any], trust: TrustStore) -> list[StepResult]:
+    report: list[StepResult] = []
+    Verifier.offline(trust).verify(EvidenceBundle.from_dict(bundle), report=report)
+    return report
+
+
+def _cli(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str, Any]]:
+    path = tmp / "reading.json"
+    path.write_text(json.dumps(bundle, ensure_ascii=False), "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path: Path) -> None:
+    station = harness.client("station-1")
+    mn = fresh_station(harness)
+    start = _second(datetime.now(UTC) - timedelta(seconds=N + 60))
+    items: list[Any] = readings(mn, start, N)
+    # Two readings in their JSON form (without the packet): the same leaves a packet's normal form gives.
+    for i in (5, N - 1):
+        doc = adapt("env.reading", items[i].encode()).document()
+        del doc["packet"]
+        items[i] = doc
+    payload = batch(items, mn, start, start + timedelta(seconds=N))
+    r = submit_when_seen(station, payload)
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    record = harness.wait_status(rid, "anchored", timeout=60)
+    assert record["kind"] == "env.batch" and record["subject"] == f"station:{mn}"
+    # One record and one log leaf for the whole batch.
+    assert _count(harness, Record, col(Record.kind) == "env.batch", col(Record.id) == rid) == 1
+
+    # The root is anchored in EnvMonitoring for the station's period.
+    assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed"
+    env = at(
+        Web3(Web3.HTTPProvider(harness.network.rpc_url)),
+        "EnvMonitoring",
+        harness.network.contracts["EnvMonitoring"],
+    )
+    sid = chain_key("station", mn)
+    anchored = env.functions.batchAt(sid, env.functions.batchCount(sid).call() - 1).call()
+    assert anchored[0] == int(start.timestamp()) and anchored[1] == int(start.timestamp()) + N
+    assert bytes(anchored[2]).hex() == payload["root"] and anchored[3] == N
+
+    # Readings per station and time range, paginated, each with its bundle.
+    since, until = _iso(start + timedelta(seconds=100)), _iso(start + timedelta(seconds=350))
+    seen: list[int] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"since": since, "until": until, "limit": 100}
+        if after:
+            params["after"] = after
+        page = station.get(f"/api/v1/env/stations/{mn}/readings", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen += [it["index"] for it in body["items"]]
+        assert all(
+            it["batch"] == rid and it["bundle"]["item"]["index"] == it["index"] for it in body["items"]
+        )
+        after = body["next_cursor"]
+        if after is None:
+            break
+    assert seen == list(range(100, 350))
+
+    # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
+    trust = TrustStore.load(trust_path(harness.network))
+    one = station.get(f"/api/v1/env/batches/{rid}/readings/{N - 1}/bundle")
+    assert one.status_code == 200, one.text
+    bundle = one.json()
+    assert bundle["item"]["document"] == items[N - 1] and bundle["payload"]["root"] == payload["root"]
+    report = _verify(bundle, trust)
+    assert [(s.step, s.status) for s in report][:3] == [
+        ("digest", "passed"),
+        ("payload", "passed"),
+        ("item", "passed"),
+    ]
+    code, out = _cli(bundle, trust_path(harness.network), tmp_path)
+    assert code == 0 and out["verdict"] == "verified", out
+
+    # A tampered reading, or a proof of another reading, fails at step "item" (SDK and CLI alike).
+    tampered = copy.deepcopy(bundle)
+    tampered["item"]["document"]["pollutants"]["a21026"]["Rtd"] = "99.9"
+    other = station.get(f"/api/v1/env/batches/{rid}/readings/7/bundle").json()
+    wrong_proof = {**bundle, "item": {**bundle["item"], "inclusion_proof": other["item"]["inclusion_proof"]}}
+    wrong_index = {**bundle, "item": {**bundle["item"], "index": 7}}
+    for bad in (tampered, wrong_proof, wrong_index):
+        with pytest.raises(VerificationError) as caught:
+            _verify(bad, trust)
+        assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
+    code, out = _cli(tampered, trust_path(harness.network), tmp_path)
+    assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
+    # Without the signed head the reading proves nothing.
+    headless = {k: v for k, v in bundle.items() if k != "payload"}
+    with pytest.raises(VerificationError) as caught:
+        _verify(headless, trust)
+    assert caught.value.step == "item"
+
+    # Other readers: not the other station, not another domain's organisation; the bureau reads them.
+    for org in ("station-2", "pharmacy-1"):
+        r = harness.client(org).get(f"/api/v1/env/batches/{rid}/readings/0/bundle")
+        assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+        r = harness.client(org).get(f"/api/v1/env/stations/{mn}/readings", params={"limit": 5})
+        assert r.status_code == 200 and r.json()["items"] == []
+    bureau = harness.client("env-bureau").get(f"/api/v1/env/batches/{rid}/readings/3/bundle")
+    assert bureau.status_code == 200 and bureau.json()["item"]["index"] == 3
+
+
+def test_batch_rejections_keep_nothing(harness: Harness) -> None:
+    station = harness.client("station-1")
+    mn = fresh_station(harness)
+    first = _second(datetime.now(UTC) - timedelta(seconds=100))
+    start = first + timedelta(seconds=20)
+    end = start + timedelta(seconds=40)
+    r = submit_when_seen(station, batch(readings(mn, first, 20), mn, first, start))
+    assert r.status_code == 202, r.text
+    good = readings(mn, start, 20)
+
+    def refused(payload: dict[str, Any], code: str, status: int, **details: Any) -> None:
+        before = (_count(harness, Record), _count(harness, WorkflowState))
+        try:  # the digest a station signs: the head's (none when the batch does not adapt)
+            digest = adapt("env.batch", payload).digest
+        except ProvenanceError:
+            digest = "0" * 64
+        body = station.body("env.batch", payload, subject=f"station:{payload['mn']}", payload_digest=digest)
+        r = station.post(body)
+        assert r.status_code == status and error_code(r) == code, r.text
+        for k, v in details.items():
+            assert r.json()["error"]["details"][k] == v, r.text
+        # Nothing of a refused batch is kept: no record, no state.
+        assert (_count(harness, Record), _count(harness, WorkflowState)) == before
+
+    refused(batch(good, mn, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
+    refused(batch(good, mn, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
+    foreign = [*good[:3], readings(STATION_2_MN, start + timedelta(seconds=30), 1)[0]]
+    refused(batch(foreign, mn, start, end), "BATCH_STATION_MISMATCH", 400, index=3)
+    refused(batch([*good, good[4]], mn, start, end), "READING_DUPLICATE", 400, index=20, first=4)
+    late = readings(mn, end, 1)
+    refused(batch([*good[:2], *late], mn, start, end), "READING_OUT_OF_PERIOD", 400, index=2)
+    crc = good[6][:-6] + ("0000" if good[6][-6:-2] != "0000" else "1111") + "\r\n"
+    refused(batch([*good[:6], crc], mn, start, end), "HJ212_CRC_MISMATCH", 400, index=6)
+    length = "##9999" + good[8][6:]
+    refused(batch([*good[:8], length], mn, start, end), "HJ212_LENGTH_MISMATCH", 400, index=8)
+    big = {"mn": mn, "period_start": _iso(start), "period_end": _iso(end), "count": 10_001}
+    refused({**big, "root": "00" * 32, "readings": ["x"] * 10_001}, "BATCH_TOO_LARGE", 413)
+    refused(batch(good, mn, start, start + timedelta(hours=3)), "BATCH_PERIOD_INVALID", 400)
+    # A period overlapping the station's last batch (so a reading of it can never come again).
+    overlap = first + timedelta(seconds=10)
+    refused(batch(readings(mn, start, 2), mn, overlap, end), "BATCH_PERIOD_OVERLAP", 409)
+    # Another organisation's station: refused by the station rule.
+    other = readings(STATION_2_MN, start, 3)
+    refused(batch(other, STATION_2_MN, start, end), "STATION_NOT_OPERATOR", 403)
+    # The same batch, right: accepted.
+    r = station.submit("env.batch", batch(good, mn, start, end))
+    assert r.status_code == 202, r.text
