@@ -4,7 +4,7 @@ anchors; ``provenance audit batches`` checks those anchors against the logged ba
 
 from __future__ import annotations
 
-from provenance.domains import DomainSpec
+from provenance.domains import DomainSpec, RootSpec
 
 READING = "env.reading"
 BATCH = "env.batch"
@@ -14,4 +14,19 @@ CONTRACT = "EnvMonitoring"
 DOMAIN = DomainSpec(
     name="env",
     roles={READING: frozenset({"monitoring_station"}), BATCH: frozenset({"monitoring_station"})},
+    roots=(
+        RootSpec(
+            contract=CONTRACT,
+            event="BatchAnchored",
+            kind=BATCH,
+            subject="stationId",
+            root="merkleRoot",
+            fields={
+                "merkleRoot": "root",
+                "count": "count",
+                "periodStart": "period_start",
+                "periodEnd": "period_end",
+            },
+        ),
+    ),
 )

@@ -223,6 +223,36 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     bureau = harness.client("env-bureau").get(f"/api/v1/env/batches/{rid}/readings/3/bundle")
     assert bureau.status_code == 200 and bureau.json()["item"]["index"] == 3
 
+    # The audit: every anchored batch root is a logged batch saying the same. An anchor made behind the
+    # gateway's back (the station's account, a root no batch signed) is named.
+    rogue = fresh_station(harness)
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    fn = env.functions.anchorBatch(
+        chain_key("station", rogue), int(start.timestamp()), int(start.timestamp()) + 5, b"\x11" * 32, 5
+    )
+    transact(w3, fn, harness.network.account("station-1"))
+    token = tmp_path / "auditor.token"
+    token.write_text(harness.tokens["auditor"], "utf-8")
+    assert harness.network.path is not None
+    cmd = [sys.executable, "-m", "provenance", "audit", "batches", "--rpc", harness.network.rpc_url]
+    cmd += [
+        "--gateway",
+        harness.server.url,
+        "--token-file",
+        str(token),
+        "--trust",
+        str(trust_path(harness.network)),
+    ]
+    cmd += ["--manifest", str(harness.network.path), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # the rogue anchor
+    audit = json.loads(done.stdout)
+    ours = [r for r in audit["results"] if r["subject_id"] == chain_key("station", mn).hex()]
+    assert [(r["ok"], r["record"], r["root"]) for r in ours] == [(True, rid, payload["root"])], ours
+    (theirs,) = [r for r in audit["results"] if r["subject_id"] == chain_key("station", rogue).hex()]
+    assert not theirs["ok"] and "no logged env.batch" in theirs["reason"] and theirs["root"] == "11" * 32
+    assert audit["bad_bundles"] == []
+
 
 def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     station = harness.client("station-1")
