@@ -5,9 +5,7 @@ readings are queried per station and time range; every refusal has its code and 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
-import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -16,79 +14,30 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import STATION_2_MN, Harness, OrgClient, error_code, hj212_packet, trust_path
+from gateway_kit import (
+    STATION_2_MN,
+    Harness,
+    OrgClient,
+    env_batch,
+    error_code,
+    hj212_series,
+    iso_second,
+    register_station,
+    trust_path,
+)
 from sqlmodel import col, func, select
 from web3 import Web3
 
-from adapters import adapt, hj212
-from adapters.env.batch import batch_root
+from adapters import adapt
 from gateway.core.db import Database
 from gateway.models import Record, WorkflowState
-from provenance.chain.contracts import at, chain_key, org_id, transact
+from provenance.chain.contracts import at, chain_key, transact
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verifier
 
 N = 2000
-
-
-def _second(t: datetime) -> datetime:
-    return t.replace(microsecond=0)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def readings(mn: str, start: datetime, n: int) -> list[str]:
-    """``n`` HJ 212 real-time packets of ``mn``, one a second from ``start`` (DataTime is local, UTC+8)."""
-    base = hj212.parse_packet(hj212_packet().encode())
-    out = []
-    for i in range(n):
-        local = start + timedelta(seconds=i, hours=8)
-        pollutants = {code: dict(f) for code, f in base.pollutants.items()}
-        pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
-        cp = {**base.cp, "DataTime": local.strftime("%Y%m%d%H%M%S")}
-        out.append(
-            dataclasses.replace(
-                base, qn=local.strftime("%Y%m%d%H%M%S") + "000", mn=mn, cp=cp, pollutants=pollutants
-            ).encode()
-        )
-    return out
-
-
-def batch(items: list[Any], mn: str, start: datetime, end: datetime, **head: Any) -> dict[str, Any]:
-    """The submission payload: the head a station signs (root over the readings' canonical bytes) and the
-    readings (packets, or JSON forms)."""
-
-    def leaf(r: Any) -> bytes:
-        try:
-            return adapt("env.reading", r.encode() if isinstance(r, str) else r).canonical
-        except ProvenanceError:
-            return b"not a reading"  # the gateway must refuse it before it looks at the root
-
-    leaves = [leaf(r) for r in items]
-    doc = {
-        "mn": mn,
-        "period_start": _iso(start),
-        "period_end": _iso(end),
-        "count": len(items),
-        "root": batch_root(leaves).hex(),
-        "readings": items,
-    }
-    return {**doc, **head}
-
-
-def fresh_station(harness: Harness, org: str = "station-1") -> str:
-    """A monitoring point of its own for one test (periods only move forward, and every backend's gateway
-    of the session shares the chain): registered in EnvMonitoring by the bureau, operated by ``org``."""
-    mn = "T" + secrets.token_hex(8).upper()
-    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
-    env = at(w3, "EnvMonitoring", harness.network.contracts["EnvMonitoring"])
-    fn = env.functions.registerStation(chain_key("station", mn), org_id(org), b"\0" * 32)
-    transact(w3, fn, harness.network.account("env-bureau"))
-    return mn
 
 
 def submit_when_seen(station: OrgClient, payload: dict[str, Any]) -> httpx.Response:
@@ -132,15 +81,15 @@ def _cli(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str,
 
 def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path: Path) -> None:
     station = harness.client("station-1")
-    mn = fresh_station(harness)
-    start = _second(datetime.now(UTC) - timedelta(seconds=N + 60))
-    items: list[Any] = readings(mn, start, N)
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=N + 60)).replace(microsecond=0)
+    items: list[Any] = hj212_series(mn, start, N)
     # Two readings in their JSON form (without the packet): the same leaves a packet's normal form gives.
     for i in (5, N - 1):
         doc = adapt("env.reading", items[i].encode()).document()
         del doc["packet"]
         items[i] = doc
-    payload = batch(items, mn, start, start + timedelta(seconds=N))
+    payload = env_batch(items, mn, start, start + timedelta(seconds=N))
     r = submit_when_seen(station, payload)
     assert r.status_code == 202, r.text
     rid = r.json()["id"]
@@ -162,7 +111,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     assert bytes(anchored[2]).hex() == payload["root"] and anchored[3] == N
 
     # Readings per station and time range, paginated, each with its bundle.
-    since, until = _iso(start + timedelta(seconds=100)), _iso(start + timedelta(seconds=350))
+    since, until = iso_second(start + timedelta(seconds=100)), iso_second(start + timedelta(seconds=350))
     seen: list[int] = []
     after: str | None = None
     while True:
@@ -225,7 +174,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
 
     # The audit: every anchored batch root is a logged batch saying the same. An anchor made behind the
     # gateway's back (the station's account, a root no batch signed) is named.
-    rogue = fresh_station(harness)
+    rogue = register_station(harness.network)
     w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
     fn = env.functions.anchorBatch(
         chain_key("station", rogue), int(start.timestamp()), int(start.timestamp()) + 5, b"\x11" * 32, 5
@@ -256,13 +205,13 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
 
 def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     station = harness.client("station-1")
-    mn = fresh_station(harness)
-    first = _second(datetime.now(UTC) - timedelta(seconds=100))
+    mn = register_station(harness.network)
+    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
     start = first + timedelta(seconds=20)
     end = start + timedelta(seconds=40)
-    r = submit_when_seen(station, batch(readings(mn, first, 20), mn, first, start))
+    r = submit_when_seen(station, env_batch(hj212_series(mn, first, 20), mn, first, start))
     assert r.status_code == 202, r.text
-    good = readings(mn, start, 20)
+    good = hj212_series(mn, start, 20)
 
     def refused(payload: dict[str, Any], code: str, status: int, **details: Any) -> None:
         before = (_count(harness, Record), _count(harness, WorkflowState))
@@ -278,26 +227,26 @@ def test_batch_rejections_keep_nothing(harness: Harness) -> None:
         # Nothing of a refused batch is kept: no record, no state.
         assert (_count(harness, Record), _count(harness, WorkflowState)) == before
 
-    refused(batch(good, mn, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
-    refused(batch(good, mn, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
-    foreign = [*good[:3], readings(STATION_2_MN, start + timedelta(seconds=30), 1)[0]]
-    refused(batch(foreign, mn, start, end), "BATCH_STATION_MISMATCH", 400, index=3)
-    refused(batch([*good, good[4]], mn, start, end), "READING_DUPLICATE", 400, index=20, first=4)
-    late = readings(mn, end, 1)
-    refused(batch([*good[:2], *late], mn, start, end), "READING_OUT_OF_PERIOD", 400, index=2)
+    refused(env_batch(good, mn, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
+    refused(env_batch(good, mn, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
+    foreign = [*good[:3], hj212_series(STATION_2_MN, start + timedelta(seconds=30), 1)[0]]
+    refused(env_batch(foreign, mn, start, end), "BATCH_STATION_MISMATCH", 400, index=3)
+    refused(env_batch([*good, good[4]], mn, start, end), "READING_DUPLICATE", 400, index=20, first=4)
+    late = hj212_series(mn, end, 1)
+    refused(env_batch([*good[:2], *late], mn, start, end), "READING_OUT_OF_PERIOD", 400, index=2)
     crc = good[6][:-6] + ("0000" if good[6][-6:-2] != "0000" else "1111") + "\r\n"
-    refused(batch([*good[:6], crc], mn, start, end), "HJ212_CRC_MISMATCH", 400, index=6)
+    refused(env_batch([*good[:6], crc], mn, start, end), "HJ212_CRC_MISMATCH", 400, index=6)
     length = "##9999" + good[8][6:]
-    refused(batch([*good[:8], length], mn, start, end), "HJ212_LENGTH_MISMATCH", 400, index=8)
-    big = {"mn": mn, "period_start": _iso(start), "period_end": _iso(end), "count": 10_001}
+    refused(env_batch([*good[:8], length], mn, start, end), "HJ212_LENGTH_MISMATCH", 400, index=8)
+    big = {"mn": mn, "period_start": iso_second(start), "period_end": iso_second(end), "count": 10_001}
     refused({**big, "root": "00" * 32, "readings": ["x"] * 10_001}, "BATCH_TOO_LARGE", 413)
-    refused(batch(good, mn, start, start + timedelta(hours=3)), "BATCH_PERIOD_INVALID", 400)
+    refused(env_batch(good, mn, start, start + timedelta(hours=3)), "BATCH_PERIOD_INVALID", 400)
     # A period overlapping the station's last batch (so a reading of it can never come again).
     overlap = first + timedelta(seconds=10)
-    refused(batch(readings(mn, start, 2), mn, overlap, end), "BATCH_PERIOD_OVERLAP", 409)
+    refused(env_batch(hj212_series(mn, start, 2), mn, overlap, end), "BATCH_PERIOD_OVERLAP", 409)
     # Another organisation's station: refused by the station rule.
-    other = readings(STATION_2_MN, start, 3)
-    refused(batch(other, STATION_2_MN, start, end), "STATION_NOT_OPERATOR", 403)
+    other = hj212_series(STATION_2_MN, start, 3)
+    refused(env_batch(other, STATION_2_MN, start, end), "STATION_NOT_OPERATOR", 403)
     # The same batch, right: accepted.
-    r = station.submit("env.batch", batch(good, mn, start, end))
+    r = station.submit("env.batch", env_batch(good, mn, start, end))
     assert r.status_code == 202, r.text
