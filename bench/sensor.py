@@ -38,6 +38,7 @@ from gateway_kit import (  # noqa: E402
     env_batch,
     hj212_series,
     iso_second,
+    register_station,
     sign_submission,
 )
 
@@ -135,17 +136,29 @@ def through_gateway(
     try:
         key = manifest.sm2_key("station-1")
         n, b = args.batch, args.batches
-        # Periods follow one another, in the past (a station's periods only move forward, chain-wide).
-        t0 = (datetime.now(UTC) - timedelta(seconds=n * b + 3600 * (1 + args.run))).replace(microsecond=0)
+        # A monitoring point of this run's own (a station's periods only move forward, chain-wide), its
+        # periods one after the other in the past.
+        mn = register_station(manifest)
+        t0 = (datetime.now(UTC) - timedelta(seconds=n * b + 600)).replace(microsecond=0)
         note(f"{name}: signing {b} batches of {n} readings")
         bodies = []
         for i in range(b):
             start = t0 + timedelta(seconds=i * n)
-            payload = env_batch(
-                hj212_series(STATION_1_MN, start, n), STATION_1_MN, start, start + timedelta(seconds=n)
-            )
+            payload = env_batch(hj212_series(mn, start, n), mn, start, start + timedelta(seconds=n))
             bodies.append(sign_submission("station-1", key, "env.batch", payload))
         requests = [load.encode("/api/v1/records", body, auth) for body in bodies]
+        # Once the gateway has seen the station's registration (its registry watcher polls): a first batch
+        # of one reading, before the periods measured.
+        first = t0 - timedelta(seconds=10)
+        warm = sign_submission(
+            "station-1", key, "env.batch", env_batch(hj212_series(mn, first, 1), mn, first, t0)
+        )
+        deadline = time.monotonic() + 30
+        while (r := httpx.post(f"{url}/api/v1/records", json=warm, headers=auth)).status_code != 202:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway never saw the station's registration: {r.text[:200]}")
+            time.sleep(0.2)
+        warm_id = r.json()["id"]
         note(f"{name}: submitting")
         t = time.perf_counter()
         load.run(url, requests, 1, load.expect(202))
@@ -153,10 +166,10 @@ def through_gateway(
         with httpx.Client(base_url=url, headers=auth, timeout=120) as http:
             ids = [
                 r["id"]
-                for r in http.get(
-                    "/api/v1/subjects/station:" + STATION_1_MN + "/records", params={"limit": 500}
-                ).json()["items"]
-                if r["kind"] == "env.batch"
+                for r in http.get(f"/api/v1/subjects/station:{mn}/records", params={"limit": 500}).json()[
+                    "items"
+                ]
+                if r["kind"] == "env.batch" and r["id"] != warm_id
             ]
             _wait_done(http, ids, chain=True)
             anchored = n * b / (time.perf_counter() - t)
@@ -226,8 +239,7 @@ def main() -> int:
             dbs = [("sqlite", f"sqlite:///{work / 'gateway.db'}")]
             if args.pg:
                 dbs.append(("postgresql", args.pg))
-            for run, (name, url) in enumerate(dbs):
-                args.run = run
+            for name, url in dbs:
                 results[name] = through_gateway(name, bg.own_log(manifest, engine, name), url, args, work)
     finally:
         engine.stop()

@@ -11,7 +11,7 @@ adapted payload's ``detail`` (stored in the domain's states), never into the rec
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from adapters.env.errors import (
 from adapters.env.payload import EnvAdapter
 from adapters.errors import PayloadInvalid
 from provenance.errors import DuplicateKey
-from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs, root_from_leaf_hashes
+from provenance.log.merkle import items_root
 from provenance.timestamps import parse_rfc3339
 
 MAX_BATCH = 10_000  # readings per batch unless the workflow is built with another bound
@@ -39,14 +39,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _READING = EnvAdapter()
 
 
-def batch_root(leaves: Sequence[bytes]) -> bytes:
-    """The Merkle root of readings' canonical bytes (what a station signs through the head's ``root``)."""
-    return root_from_leaf_hashes([leaf_hash(leaf) for leaf in leaves])
-
-
-def inclusion_proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
-    """The root and every reading's inclusion proof (what the reads serve in each reading's bundle)."""
-    return root_and_inclusion_proofs([leaf_hash(leaf) for leaf in leaves])
+# The Merkle root of readings' canonical bytes (what a station signs through the head's ``root``).
+batch_root = items_root
 
 
 def _instant(head: Mapping[str, Any], name: str) -> datetime:

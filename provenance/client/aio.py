@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,23 @@ class AsyncClient(ClientBase):
 
     async def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
         return Api.bulk(await self._do(Api.submit_many(items)))
+
+    async def submit_batch(
+        self,
+        readings: Sequence[Mapping[str, Any]],
+        *,
+        mn: str,
+        period_start: datetime,
+        period_end: datetime,
+        timestamp: str | None = None,
+    ) -> Receipt:
+        """Sign once and submit an ``env.batch`` of ``readings`` (JSON normal forms) of monitoring point
+        ``mn`` in [period_start, period_end) (aware, whole seconds); each reading then has its own bundle
+        (``GET /api/v1/env/batches/{id}/readings/{index}/bundle``)."""
+        signed, payload = self._batch(
+            readings, mn=mn, period_start=period_start, period_end=period_end, timestamp=timestamp
+        )
+        return await self.submit(signed, payload)
 
     async def issue_prescription(
         self,

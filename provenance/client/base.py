@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from provenance.access_code import AccessCode
 from provenance.client.api import GatewayProofs
 from provenance.errors import NotFound, ProvenanceError
 from provenance.files import read_text
+from provenance.log.merkle import items_root
 from provenance.manifest import Manifest
-from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.records import Envelope, SignedRecord, canonical_bytes, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import AnchorChecker, Verifier
 
@@ -51,6 +53,27 @@ class ClientBase:
         )
         return sign_envelope(env, self._signer)
 
+    def _batch(
+        self,
+        readings: Sequence[Mapping[str, Any]],
+        *,
+        mn: str,
+        period_start: datetime,
+        period_end: datetime,
+        timestamp: str | None,
+    ) -> tuple[SignedRecord, dict[str, Any]]:
+        """An ``env.batch``: the head over ``readings`` (each in the JSON normal form of an ``env.reading``
+        payload; a packet's is ``adapters.adapt("env.reading", packet).document()``), signed once."""
+        head = {
+            "mn": mn,
+            "period_start": _second(period_start),
+            "period_end": _second(period_end),
+            "count": len(readings),
+            "root": items_root([canonical_bytes(r) for r in readings]).hex(),
+        }
+        signed = self.sign(kind="env.batch", subject=f"station:{mn}", payload=head, timestamp=timestamp)
+        return signed, {**head, "readings": list(readings)}
+
     def _prescription(
         self, medication_request: Mapping[str, Any], rx_id: str, prev: str | None, timestamp: str | None
     ) -> tuple[SignedRecord, dict[str, Any], AccessCode]:
@@ -86,3 +109,10 @@ class ClientBase:
             "trust": TrustStore.load(trust_path) if trust_path.exists() else None,
             "anchor_checker": checker,
         }
+
+
+def _second(at: datetime) -> str:
+    """A batch period bound: RFC 3339 UTC in whole seconds (what ``anchorBatch`` takes)."""
+    if at.tzinfo is None or at.microsecond:
+        raise ProvenanceError("a batch period bound is an aware datetime in whole seconds")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,23 @@ class Client(ClientBase):
     def submit_many(self, items: Sequence[tuple[SignedRecord, Any]]) -> list[Receipt]:
         """Submit many records in one request (all or each, as the gateway reports per item)."""
         return Api.bulk(self._do(Api.submit_many(items)))
+
+    def submit_batch(
+        self,
+        readings: Sequence[Mapping[str, Any]],
+        *,
+        mn: str,
+        period_start: datetime,
+        period_end: datetime,
+        timestamp: str | None = None,
+    ) -> Receipt:
+        """Sign once and submit an ``env.batch`` of ``readings`` (JSON normal forms) of monitoring point
+        ``mn`` in [period_start, period_end) (aware, whole seconds); each reading then has its own bundle
+        (``GET /api/v1/env/batches/{id}/readings/{index}/bundle``)."""
+        signed, payload = self._batch(
+            readings, mn=mn, period_start=period_start, period_end=period_end, timestamp=timestamp
+        )
+        return self.submit(signed, payload)
 
     def issue_prescription(
         self,

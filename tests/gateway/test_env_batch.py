@@ -4,6 +4,7 @@ readings are queried per station and time range; every refusal has its code and 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import subprocess
@@ -32,6 +33,7 @@ from adapters import adapt
 from gateway.core.db import Database
 from gateway.models import Record, WorkflowState
 from provenance.chain.contracts import at, chain_key, transact
+from provenance.client import AsyncClient, Client
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
@@ -129,6 +131,11 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
         if after is None:
             break
     assert seen == list(range(100, 350))
+    for bad in ({"since": "yesterday"}, {"limit": 0}, {"after": "somewhere"}):
+        r = station.get(f"/api/v1/env/stations/{mn}/readings", params=bad)
+        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
+    r = station.get(f"/api/v1/env/batches/{rid}/readings/{N}/bundle")
+    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
 
     # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
     trust = TrustStore.load(trust_path(harness.network))
@@ -250,3 +257,51 @@ def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     # The same batch, right: accepted.
     r = station.submit("env.batch", env_batch(good, mn, start, end))
     assert r.status_code == 202, r.text
+
+
+def test_sdk_submits_a_batch_and_a_reading_verifies(harness: Harness) -> None:
+    """``Client.submit_batch`` and ``AsyncClient.submit_batch``: readings in their JSON normal form, one
+    signature; a reading's bundle from the gateway verifies with the SDK's verifier."""
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=300)).replace(microsecond=0)
+    docs = [adapt("env.reading", p.encode()).document() for p in hj212_series(mn, start, 50)]
+    trust = TrustStore.load(trust_path(harness.network))
+    common = {
+        "base_url": harness.server.url,
+        "token": harness.tokens["station-1"],
+        "org": "station-1",
+        "signer": harness.network.sm2_key("station-1"),
+        "trust": trust,
+    }
+    station = harness.client("station-1")
+    # The registry watcher must have seen the station: until then STATION_UNKNOWN.
+    submit_when_seen(station, env_batch(docs[:1], mn, start, start + timedelta(seconds=1)))
+    with Client(**common) as client:
+        receipt = client.submit_batch(
+            docs[1:25],
+            mn=mn,
+            period_start=start + timedelta(seconds=1),
+            period_end=start + timedelta(seconds=25),
+        )
+
+    async def submit_async() -> Any:
+        async with AsyncClient(**common) as client:
+            return await client.submit_batch(
+                docs[25:],
+                mn=mn,
+                period_start=start + timedelta(seconds=25),
+                period_end=start + timedelta(seconds=50),
+            )
+
+    later = asyncio.run(submit_async())
+    for rid, index, doc in ((receipt.id, 3, docs[4]), (later.id, 24, docs[49])):
+        harness.wait_status(rid, "anchored", timeout=60)
+        r = station.get(f"/api/v1/env/batches/{rid}/readings/{index}/bundle")
+        assert r.status_code == 200, r.text
+        assert r.json()["item"]["document"] == doc
+        Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
+    # A naive instant is no period bound (the SDK refuses before signing).
+    with Client(**common) as client, pytest.raises(ProvenanceError):
+        client.submit_batch(
+            docs[:1], mn=mn, period_start=datetime(2026, 1, 1), period_end=datetime(2026, 1, 2)
+        )
