@@ -17,6 +17,7 @@ from typing import Any
 
 from adapters._common import adapted, load_json_object
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.env.alerts import DEFAULT_LIMITS, alerts_of
 from adapters.env.domain import BATCH, READING
 from adapters.env.errors import (
     BatchPeriodInvalid,
@@ -87,8 +88,13 @@ def _reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:
 class BatchAdapter:
     """Adapts ``env.batch`` submissions; subject ``station:<MN>``."""
 
-    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        max_batch: int = MAX_BATCH,
+        limits: Mapping[str, Mapping[str, Mapping[str, float]]] = DEFAULT_LIMITS,
+    ) -> None:
         self.max_batch = max_batch
+        self.limits = limits  # station class (HJ 212 ST) -> pollutant code -> averaging time -> limit
 
     def adapt(self, payload: Payload, ctx: AdaptContext) -> AdaptedPayload:
         obj = load_json_object(payload)
@@ -115,6 +121,7 @@ class BatchAdapter:
             )
         leaves: list[bytes] = []
         times: list[str] = []
+        alerts: list[dict[str, Any]] = []
         seen: dict[tuple[str, str], int] = {}
         for i, raw in enumerate(readings):
             r = _reading(raw, i, ctx)
@@ -139,6 +146,7 @@ class BatchAdapter:
                 )
             leaves.append(r.canonical)
             times.append(facts["data_time"])
+            alerts += alerts_of(facts, i, self.limits)
         root = batch_root(leaves).hex()
         if root != head["root"]:
             raise BatchRootMismatch(
@@ -146,7 +154,7 @@ class BatchAdapter:
                 details={"field": "root", "expected": head["root"], "actual": root},
             )
         base = adapted(BATCH, f"station:{head['mn']}", head, dict(head))
-        detail = {"readings": [leaf.decode("utf-8") for leaf in leaves], "times": times}
+        detail = {"readings": [leaf.decode("utf-8") for leaf in leaves], "times": times, "alerts": alerts}
         return AdaptedPayload(
             kind=base.kind,
             subject=base.subject,

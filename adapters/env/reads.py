@@ -3,7 +3,9 @@
 - ``GET /env/stations/{mn}/readings?since=&until=&after=&limit=``: a station's batch readings dated in
   [since, until), batch by batch in period order and within a batch in the order signed, each with its
   evidence bundle; ``next_cursor`` (``<period_end>/<index>``) goes back as ``after``;
-- ``GET /env/batches/{record_id}/readings/{index}/bundle``: one reading's evidence bundle.
+- ``GET /env/batches/{record_id}/readings/{index}/bundle``: one reading's evidence bundle;
+- ``GET /env/stations/{mn}/alerts?since=&until=&after=&limit=``: the station's alerts (``alerts.py``), each
+  with its reading's bundle.
 
 A reading's bundle is its batch record's bundle (the head as payload) plus ``item``: the reading and its
 inclusion proof in the head's root (``docs/formats.md``, Batch items). Whoever reads a batch's payload
@@ -16,7 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +40,25 @@ class Reading(BaseModel):
     data_time: str = Field(description="DataTime in UTC")
     reading: dict[str, Any] = Field(description="the reading, as signed (an env.reading payload)")
     bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
+
+
+class Alert(BaseModel):
+    batch: str = Field(description="the env.batch record id")
+    index: int = Field(description="the reading's place in its batch")
+    data_time: str = Field(description="the reading's DataTime in UTC")
+    type: str = Field(description="exceedance (over the station class's limit) | flag (data flag not N)")
+    code: str = Field(description="the HJ 212 pollutant code")
+    value: float | None = None
+    limit: float | None = None
+    averaging: str | None = Field(default=None, description="hour | day: the limit's averaging time")
+    flag: str | None = None
+    bundle: dict[str, Any] = Field(description="the reading's evidence bundle")
+
+
+class AlertPage(BaseModel):
+    mn: str
+    items: list[Alert]
+    next_cursor: str | None
 
 
 class ReadingPage(BaseModel):
@@ -78,16 +100,18 @@ def _instant(value: str | None, name: str) -> str | None:
     return value
 
 
-def station_readings(
-    ctx: ReadContext,
-    mn: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: int = 50,
-) -> ReadingPage:
-    """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    key: str
+    state: State
+    bundle: Mapping[str, Any]  # the batch record's own bundle (the head as payload)
+    first: int  # where a resumed page goes on in this batch (0: from its start)
+
+
+def _query(
+    mn: str, since: str | None, until: str | None, after: str | None, limit: int
+) -> tuple[str | None, str | None, str, tuple[str, int] | None]:
+    """The checked query: its bounds, the first key to read and where a cursor resumes."""
     since, until = _instant(since, "since"), _instant(until, "until")
     if not 1 <= limit <= MAX_PAGE:
         raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
@@ -100,35 +124,97 @@ def station_readings(
             raise ReadingQueryInvalid("after must be a next_cursor of this query", details={"field": "after"})
         resume = (f"batch:{mn}:{m[1]}", int(m[2]) + 1)
         start = resume[0]
+    return since, until, start, resume
+
+
+def _batches(
+    ctx: ReadContext,
+    mn: str,
+    since: str | None,
+    until: str | None,
+    start: str,
+    resume: tuple[str, int] | None,
+) -> Iterator[_Batch]:
+    """The station's batches whose period meets [since, until), in time order, that the reader may read."""
     end = f"batch:{mn};"  # ";" follows ":": past this station's last key
-    items: list[Reading] = []
-    cursors: list[str] = []
     while True:
         found = ctx.states(start, end, 1)
         if not found:
-            return ReadingPage(mn=mn, items=items, next_cursor=None)
+            return
         key, state = found[0]
         data = state.data
         start = key + "~"  # the smallest key after this one ("~" sorts after every character of a key)
         if since is not None and data["period_end"] <= since:
             continue
         if until is not None and data["period_start"] >= until:
-            return ReadingPage(mn=mn, items=items, next_cursor=None)
-        batch = ctx.bundle(data["record"])
-        if batch is None:
+            return
+        bundle = ctx.bundle(data["record"])
+        if bundle is None:
             continue  # a batch this reader may not read: its readings do not exist for it
+        yield _Batch(key, state, bundle, resume[1] if resume is not None and resume[0] == key else 0)
+
+
+def _within(at: str, since: str | None, until: str | None) -> bool:
+    return (since is None or at >= since) and (until is None or at < until)
+
+
+def station_readings(
+    ctx: ReadContext,
+    mn: str,
+    since: str | None = None,
+    until: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> ReadingPage:
+    """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
+    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
+    since, until, start, resume = _query(mn, since, until, after, limit)
+    items: list[Reading] = []
+    cursor = None
+    for batch in _batches(ctx, mn, since, until, start, resume):
+        data = batch.state.data
         times: list[str] = data["times"]
-        for i in range(resume[1] if resume is not None and resume[0] == key else 0, len(times)):
-            at = times[i]
-            if (since is not None and at < since) or (until is not None and at >= until):
+        for i in range(batch.first, len(times)):
+            if not _within(times[i], since, until):
                 continue
             if len(items) == limit:
-                return ReadingPage(mn=mn, items=items, next_cursor=cursors[-1])
-            b = reading_bundle(batch, state, i)
+                return ReadingPage(mn=mn, items=items, next_cursor=cursor)
+            b = reading_bundle(batch.bundle, batch.state, i)
             items.append(
-                Reading(batch=data["record"], index=i, data_time=at, reading=b["item"]["document"], bundle=b)
+                Reading(
+                    batch=data["record"], index=i, data_time=times[i], reading=b["item"]["document"], bundle=b
+                )
             )
-            cursors.append(f"{data['period_end']}/{i}")
+            cursor = f"{data['period_end']}/{i}"
+    return ReadingPage(mn=mn, items=items, next_cursor=None)
+
+
+def station_alerts(
+    ctx: ReadContext,
+    mn: str,
+    since: str | None = None,
+    until: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> AlertPage:
+    """A station's alerts (readings over their station class's limits, data flags other than N) dated in
+    [since, until), each with the evidence bundle of its reading, paginated like the readings."""
+    since, until, start, resume = _query(mn, since, until, after, limit)
+    items: list[Alert] = []
+    cursor = None
+    for batch in _batches(ctx, mn, since, until, start, resume):
+        data = batch.state.data
+        found: list[dict[str, Any]] = data.get("alerts", [])
+        for n in range(batch.first, len(found)):
+            alert = found[n]
+            if not _within(alert["data_time"], since, until):
+                continue
+            if len(items) == limit:
+                return AlertPage(mn=mn, items=items, next_cursor=cursor)
+            b = reading_bundle(batch.bundle, batch.state, alert["index"])
+            items.append(Alert(batch=data["record"], **alert, bundle=b))
+            cursor = f"{data['period_end']}/{n}"
+    return AlertPage(mn=mn, items=items, next_cursor=None)
 
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
@@ -155,6 +241,7 @@ class BundleDocument(BaseModel):
 def routes() -> tuple[Route, ...]:
     return (
         Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",)),
+        Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",)),
         Route(
             "/env/batches/{record_id}/readings/{index}/bundle",
             batch_reading,  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from adapters.abc import (
     State,
     Step,
 )
+from adapters.env.alerts import DEFAULT_LIMITS
 from adapters.env.batch import MAX_BATCH, BatchAdapter
 from adapters.env.chain import station
 from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
@@ -62,8 +63,13 @@ class EnvWorkflow(EnvAdapter):
     kinds: tuple[str, ...] = KINDS
     watched: tuple[str, ...] = (CONTRACT,)
 
-    def __init__(self, *, max_batch: int = MAX_BATCH) -> None:
-        self._batches = BatchAdapter(max_batch)
+    def __init__(
+        self,
+        *,
+        max_batch: int = MAX_BATCH,
+        limits: Mapping[str, Mapping[str, Mapping[str, float]]] = DEFAULT_LIMITS,
+    ) -> None:
+        self._batches = BatchAdapter(max_batch, limits)
         self.routes: Sequence[Route] = routes()
 
     @property
@@ -139,6 +145,7 @@ class EnvWorkflow(EnvAdapter):
                         "root": f["root"],
                         "readings": list(readings),
                         "times": list(record.detail.get("times", ())),
+                        "alerts": list(record.detail.get("alerts", ())),
                     },
                 ),
             }

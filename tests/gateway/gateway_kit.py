@@ -461,19 +461,30 @@ def iso_second(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def hj212_series(mn: str, start: datetime, n: int) -> list[str]:
-    """``n`` HJ 212 real-time packets of ``mn``, one a second from ``start`` (DataTime is local, UTC+8)."""
+def hj212_series(
+    mn: str,
+    start: datetime,
+    n: int,
+    *,
+    template: str = "air-realtime-2011.txt",
+    vary: Callable[[int, dict[str, dict[str, str]]], None] | None = None,
+) -> list[str]:
+    """``n`` HJ 212 packets of ``mn`` like ``template`` (tests/assets/hj212), one a second from ``start``
+    (DataTime is local, UTC+8); ``vary(i, pollutants)`` changes reading i's values (default: its SO2)."""
     import dataclasses
 
     from adapters import hj212
 
-    base = hj212.parse_packet(hj212_packet().encode())
+    def so2(i: int, pollutants: dict[str, dict[str, str]]) -> None:
+        pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
+
+    base = hj212.parse_packet(hj212_packet(template).encode())
     out = []
     for i in range(n):
         local = start + timedelta(seconds=i, hours=8)
         stamp = local.strftime("%Y%m%d%H%M%S")
         pollutants = {code: dict(f) for code, f in base.pollutants.items()}
-        pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
+        (vary or so2)(i, pollutants)
         cp = {**base.cp, "DataTime": stamp}
         packet = dataclasses.replace(base, qn=stamp + "000", mn=mn, cp=cp, pollutants=pollutants)
         out.append(packet.encode())

@@ -305,3 +305,54 @@ def test_sdk_submits_a_batch_and_a_reading_verifies(harness: Harness) -> None:
         client.submit_batch(
             docs[:1], mn=mn, period_start=datetime(2026, 1, 1), period_end=datetime(2026, 1, 2)
         )
+
+
+def test_alerts_name_exceedances_and_flags_with_their_readings(harness: Harness) -> None:
+    """Ambient-air minute data (ST 22): readings over the GB 3095-2012 grade II 1-hour limit (O3 1,000 µg/m³
+    against 200) and pollutants flagged other than N (C, M, T) are alerts; the rest are not; each alert
+    comes with its reading's bundle; regulators read them."""
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=200)).replace(microsecond=0)
+
+    def calm(i: int, pollutants: dict[str, dict[str, str]]) -> None:
+        if i % 10:  # nine readings in ten: within limits, every flag N
+            for f in pollutants.values():
+                f["Flag"] = "N"
+            pollutants["a05024"].update(Avg="100", Min="90", Max="110")
+
+    items = hj212_series(mn, start, 30, template="air-quality-minute-2051-flags.txt", vary=calm)
+    r = submit_when_seen(
+        harness.client("station-1"), env_batch(items, mn, start, start + timedelta(seconds=30))
+    )
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    harness.wait_status(rid, "anchored", timeout=60)
+    seen: list[tuple[int, str, str]] = []
+    after = None
+    regulator = harness.client("regulator")
+    while True:
+        page = regulator.get(
+            f"/api/v1/env/stations/{mn}/alerts", params={"limit": 5, **({"after": after} if after else {})}
+        )
+        assert page.status_code == 200, page.text
+        body = page.json()
+        for a in body["items"]:
+            seen.append((a["index"], a["type"], a["code"]))
+            assert a["bundle"]["item"]["index"] == a["index"] and a["batch"] == rid
+            if a["type"] == "exceedance":
+                assert (a["value"], a["limit"], a["averaging"]) == (1000.0, 200.0, "hour")
+        after = body["next_cursor"]
+        if after is None:
+            break
+    expected = [
+        (i, t, c)
+        for i in (0, 10, 20)
+        for t, c in (("exceedance", "a05024"), ("flag", "a05024"), ("flag", "a21004"), ("flag", "a21026"))
+    ]
+    assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
+    trust = TrustStore.load(trust_path(harness.network))
+    one = regulator.get(f"/api/v1/env/stations/{mn}/alerts", params={"limit": 1}).json()["items"][0]
+    Verifier.offline(trust).verify(EvidenceBundle.from_dict(one["bundle"]))
+    # Another station's operator sees none of them.
+    other = harness.client("station-2").get(f"/api/v1/env/stations/{mn}/alerts")
+    assert other.status_code == 200 and other.json()["items"] == []
