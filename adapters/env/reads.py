@@ -31,6 +31,8 @@ from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
 
 MAX_PAGE = 100
 _INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_MN = re.compile(r"[A-Za-z0-9]{1,24}")  # HJ 212-2017 MN (adapters.hj212)
+_RECORD_ID = re.compile(r"[0-9a-f]{64}")
 _CURSOR = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)/([0-9]{1,9})")
 
 
@@ -112,6 +114,10 @@ def _query(
     mn: str, since: str | None, until: str | None, after: str | None, limit: int
 ) -> tuple[str | None, str | None, str, tuple[str, int] | None]:
     """The checked query: its bounds, the first key to read and where a cursor resumes."""
+    if not _MN.fullmatch(mn):
+        raise ReadingQueryInvalid(
+            "mn must be an HJ 212 MN (1 to 24 letters and digits)", details={"field": "mn"}
+        )
     since, until = _instant(since, "since"), _instant(until, "until")
     if not 1 <= limit <= MAX_PAGE:
         raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
@@ -219,7 +225,7 @@ def station_alerts(
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
     """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
-    batch = ctx.bundle(record_id)
+    batch = ctx.bundle(record_id) if _RECORD_ID.fullmatch(record_id) else None
     head = batch.get("payload") if batch is not None else None
     if batch is None or not isinstance(head, dict) or batch["record"]["kind"] != "env.batch":
         raise ReadingNotFound(f"no batch {record_id[:80]} for this reader", details={"batch": record_id[:80]})
