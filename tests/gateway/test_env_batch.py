@@ -19,6 +19,7 @@ from gateway_kit import (
     STATION_2_MN,
     Harness,
     OrgClient,
+    check_accepted,
     env_batch,
     error_code,
     hj212_series,
@@ -208,6 +209,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     (theirs,) = [r for r in audit["results"] if r["subject_id"] == chain_key("station", rogue).hex()]
     assert not theirs["ok"] and "no logged env.batch" in theirs["reason"] and theirs["root"] == "11" * 32
     assert audit["bad_bundles"] == []
+    check_accepted(harness, [rid])  # what a 202 promises: logged, anchored, its bundle verifies on chain
 
 
 def test_batch_rejections_keep_nothing(harness: Harness) -> None:
@@ -257,6 +259,7 @@ def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     # The same batch, right: accepted.
     r = station.submit("env.batch", env_batch(good, mn, start, end))
     assert r.status_code == 202, r.text
+    check_accepted(harness, [r.json()["id"]])
 
 
 def test_sdk_submits_a_batch_and_a_reading_verifies(harness: Harness) -> None:
