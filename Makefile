@@ -24,7 +24,16 @@ $(BIN)/activate:
 	$(PY) provenance/crypto/botan_build.py
 	touch $@
 
-setup: .stamp-py .stamp-npm .stamp-botan
+# Debian packages of the 存证证明 certificates: a CJK font to print Chinese (fonts-wqy-zenhei), poppler's
+# pdftoppm for the tests that render them. Installed when run as root; otherwise named, never fatal.
+DEBS := fonts-wqy-zenhei:/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc poppler-utils:/usr/bin/pdftoppm
+.stamp-deb:
+	@missing=""; for d in $(DEBS); do [ -e "$${d#*:}" ] || missing="$$missing $${d%%:*}"; done; \
+	if [ -z "$$missing" ]; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] && apt-get install -y -qq $$missing >/dev/null; then touch $@; \
+	else echo "warning: install with apt-get:$$missing (certificates need them)" >&2; fi
+
+setup: .stamp-py .stamp-npm .stamp-botan .stamp-deb
 
 run: setup
 	$(BIN)/provenance devnet up
@@ -55,4 +64,4 @@ bench: setup
 	$(PYTHON) bench/witness.py
 
 clean:
-	rm -rf $(VENV) node_modules .stamp-py .stamp-npm tests/contracts/foundry/.forge
+	rm -rf $(VENV) node_modules .stamp-py .stamp-npm .stamp-deb tests/contracts/foundry/.forge

@@ -1,5 +1,8 @@
-"""Domain adapters: validate, canonicalise and name the subject of each record kind's payload."""
+"""The domains: each a :class:`Workflow` (kinds and roles, payload validation, rules, contract binding,
+reads), found through :mod:`adapters.registry`. A domain of its own (a plug-in, a test) builds on the
+protocols here and the helpers ``adapted``, ``domain_policy`` and ``load_json_object``."""
 
+from adapters._common import adapted, domain_policy, load_json_object
 from adapters.abc import (
     Access,
     AdaptContext,
@@ -7,6 +10,8 @@ from adapters.abc import (
     ChainView,
     ContractCall,
     Grant,
+    Listed,
+    Payload,
     ReadContext,
     ReadPolicy,
     RecordAdapter,
@@ -27,6 +32,8 @@ __all__ = [
     "ChainView",
     "ContractCall",
     "Grant",
+    "Listed",
+    "Payload",
     "ReadContext",
     "ReadPolicy",
     "RecordAdapter",
@@ -36,7 +43,10 @@ __all__ = [
     "Step",
     "Workflow",
     "adapt",
+    "adapted",
     "adapter_for",
+    "domain_policy",
+    "load_json_object",
     "read_policies",
     "read_policy",
 ]

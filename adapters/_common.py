@@ -6,20 +6,22 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.abc import AdaptedPayload, Grant, ReadPolicy
-from adapters.errors import PayloadInvalid
-from provenance.crypto.sm3 import sm3_hex
-from provenance.errors import DuplicateKey, FormatError
+from adapters.abc import AdaptContext, AdaptedPayload, ChainView, Grant, ReadPolicy
+from adapters.errors import DateInFuture, ExpiryNotInFuture, ExpiryTooFar, PayloadInvalid
+from provenance.chain.contracts import ContractReverted
+from provenance.crypto.sm3 import hmac_sm3, sm3_hex
+from provenance.errors import DuplicateKey, FormatError, LedgerError
 from provenance.records import canonical_bytes, unique_object
-from provenance.timestamps import format_rfc3339, parse_rfc3339
+from provenance.timestamps import chain_time, format_rfc3339, parse_rfc3339, to_unix
 from provenance.types import Digest, RecordKind, Subject
 
 M = TypeVar("M", bound=BaseModel)
+_T = TypeVar("_T")
 
 # Wire models of our own JSON kinds: unknown keys refused, no type coercion, immutable once validated.
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -130,6 +132,7 @@ def domain_policy(
     holders: Grant | None = None,
     code_kind: str | None = None,
     code_matches: Callable[[Mapping[str, Any], str], bool] | None = None,
+    code_writes: frozenset[str] = frozenset(),
 ) -> ReadPolicy:
     """A domain's :class:`ReadPolicy`: auditors and regulators read all of ``kinds``, plus ``roles``."""
     oversight = {role: everything(kinds) for role in OVERSIGHT_ROLES}
@@ -140,6 +143,7 @@ def domain_policy(
         holders=holders,
         code_kind=code_kind,
         code_matches=code_matches,
+        code_writes=code_writes,
     )
 
 
@@ -188,6 +192,35 @@ def check_instant(value: str) -> str:
     return value
 
 
+def check_not_future(
+    when: datetime, field: str, ctx: AdaptContext, error: type[PayloadInvalid] = DateInFuture
+) -> None:
+    """A date the payload declares as past (authored, handed over, requested…) may not lie beyond the
+    gateway's clock plus the allowed skew (``DATE_IN_FUTURE``); rules that compare it with other dates run
+    after this."""
+    if ctx.now is not None and when > ctx.now + ctx.max_clock_skew:
+        raise error(
+            f"{field} is dated in the future (beyond the gateway's clock plus "
+            f"{int(ctx.max_clock_skew.total_seconds())} s)",
+            details={"field": field, "value": rfc3339_utc(when)},
+        )
+
+
+# HMAC-SM3 message label of a pseudonym: the format's version, and a separation from other uses of the key.
+PSEUDONYM_LABEL = b"shancheng-provenance/pseudonym@v1\n"
+
+
+def pseudonym(ctx: AdaptContext, what: str, value: str) -> str | None:
+    """``HMAC-SM3(deployment key, label ‖ what ‖ NUL ‖ value)`` as hex: a personal identifier in facts, which
+    the gateway's database keeps in clear beside the encrypted payload. Keyed, so that a dump of the
+    database (or a reader of facts) cannot test guesses of a low-entropy reference ("Patient/bob"); None
+    without the key (a client's own adapt: facts stay on the gateway)."""
+    if ctx.pseudonym_key is None:
+        return None
+    message = PSEUDONYM_LABEL + what.encode("ascii") + b"\0" + value.encode("utf-8")
+    return hmac_sm3(ctx.pseudonym_key, message).hex()
+
+
 def rfc3339_utc(dt: datetime) -> str:
     """An aware datetime as RFC 3339 in UTC with a ``Z`` (the form facts use)."""
     return format_rfc3339(dt)
@@ -207,3 +240,38 @@ def unique_items(what: str) -> AfterValidator:
 # Field types shared by the JSON-document adapters (sharing, party).
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Instant = Annotated[str, AfterValidator(check_instant)]
+
+
+# --- rules' chain reads ---------------------------------------------------------------------------------
+
+
+def stricter(read: Callable[[], _T]) -> _T | None:
+    """A chain read that only makes a rule stricter: None while the chain is unreachable (a revert is
+    the contract's answer, raised)."""
+    try:
+        return read()
+    except ContractReverted:
+        raise
+    except LedgerError:
+        return None
+
+
+def check_expiry(chain: ChainView, instant: str, field: str, max_ahead: timedelta) -> None:
+    """An expiry a contract requires after ``block.timestamp`` (whole seconds, EXPIRY_NOT_IN_FUTURE) and at
+    most ``max_ahead`` after it (EXPIRY_TOO_FAR). The clock is the earliest ``block.timestamp`` the call can
+    meet: the later block that mines it only moves the first bound closer and the second away. While the
+    chain is unreachable the gateway's clock decides: such a record may still be refused on chain (then it
+    is marked rejected)."""
+    clock = int(chain.clock().timestamp())
+    details = {"field": field, "expires_at": instant, "chain_time": chain_time(clock)}
+    if to_unix(instant) <= clock:
+        raise ExpiryNotInFuture(
+            f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})", details=details
+        )
+    latest = clock + int(max_ahead.total_seconds())
+    if to_unix(instant) > latest:
+        raise ExpiryTooFar(
+            f"{field} ({instant}) is more than {max_ahead.days} days after the chain's clock "
+            f"({chain_time(clock)}): the contract refuses it (ExpiryTooFar)",
+            details={**details, "latest_allowed": chain_time(latest)},
+        )

@@ -37,7 +37,10 @@ class AdaptContext:
     subject: str | None = None  # the subject the envelope declares; checked by ``registry.adapt``
     prior: Mapping[str, Any] | None = None
     hj212_utc_offset: timedelta = timedelta(hours=8)  # HJ 212 DataTime is station local time (北京时间)
-    max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a reading or access may be dated
+    max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a declared date may lie
+    # The deployment's key for keyed digests of personal identifiers in facts (a patient reference):
+    # HMAC-SM3, never a plain hash of a guessable value. None (a client's own adapt): such facts are left out.
+    pseudonym_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +102,10 @@ class ReadPolicy:
     - ``holders``: the reader, a registered and active organisation, presented the subject's access code,
       which ``code_matches`` checks against the facts of the subject's first ``code_kind`` record.
 
+    ``code_writes``: the kinds whose submitter must present the subject's access code too (a dispense: only
+    the pharmacy the patient shows the slip to); the gateway checks it before anything about the subject
+    is looked at, so a submitter without the code learns nothing of it from the write path either.
+
     An unregistered or suspended organisation (``role`` None) reads only what it signed.
     """
 
@@ -108,6 +115,11 @@ class ReadPolicy:
     holders: Grant | None = None
     code_kind: str | None = None
     code_matches: Callable[[Mapping[str, Any], str], bool] | None = None
+    code_writes: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.code_writes and (self.code_kind is None or self.code_matches is None):
+            raise ValueError("code_writes needs code_kind and code_matches")
 
     def access(self, kind: str, *, signer: bool, role: str | None, party: bool, holder: bool) -> Access:
         """What a reader in these relations to a record of ``kind`` sees of it."""
@@ -205,6 +217,11 @@ class ChainView(Protocol):
         """The arguments of every ``event`` of ``contract`` matching the indexed ``filters``, oldest first."""
         ...
 
+    def refused(self, record_id: str) -> bool:
+        """Whether the chain refused the contract call of an accepted record (the gateway marked it
+        ``rejected``): the contract never held what that record did."""
+        ...
+
 
 class ReadContext(Protocol):
     """What a domain's read route sees of the gateway: the reader, its workflow's states, the chain."""
@@ -235,18 +252,36 @@ class ReadContext(Protocol):
         """The organisation as OrgRegistry holds it (None: not registered)."""
         ...
 
+    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> Sequence[Listed]:
+        """The records of ``subject`` the reader sees, in acceptance order from after the cursor ``after``
+        (a :attr:`Listed.seq`), at most ``limit`` (1 to 500); their facts only where it reads the payload."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A record as a domain's read lists it: its place in acceptance order (the next page's cursor), the
+    record, and where it stands (``leaf_index`` None: not in the log yet)."""
+
+    seq: int
+    record: RecordFacts
+    accepted_at: float
+    leaf_index: int | None
+    chain_status: str  # none | pending | confirmed | rejected
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
     """A read of a domain, served under ``/api/v1`` to any reader with an API token: ``GET path``, whose
-    ``{params}`` the handler takes by name after the context, and its other keyword parameters (each with a
-    default: ``str | None``, ``int``) from the query string; it returns ``response_model`` or raises a
-    project error (the gateway's one handler maps it)."""
+    ``{params}`` the handler takes by name after the context, and the optional ``query`` parameters (text,
+    None when absent: a time range, a page's cursor) by name after those; it returns ``response_model`` or
+    raises a project error (the gateway's one handler maps it)."""
 
     path: str
     handler: Callable[..., BaseModel]
     response_model: type[BaseModel]
     tags: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -6,25 +6,18 @@ so the gateway can answer ``{"error": {"code", "message", "details"}}`` without 
 
 from __future__ import annotations
 
-from provenance.errors import PayloadInvalid
+from provenance.errors import AccessCodeDigestMissing, PayloadInvalid
 
 __all__ = [
-    "AccessInFuture",
-    "ConsentScopeExceeded",
+    "AccessCodeDigestMissing",
+    "DateInFuture",
     "ExpiryNotInFuture",
-    "FhirInvalid",
+    "ExpiryTooFar",
     "Hj212CrcMismatch",
     "Hj212LengthMismatch",
     "Hj212Malformed",
     "KindUnknown",
-    "PartyFirstStageInvalid",
-    "PartyMemberNotAtBranch",
-    "PartyRuleViolation",
-    "PartyStageInvalid",
     "PayloadInvalid",
-    "RxDispenseMismatch",
-    "RxRuleViolation",
-    "ShareRuleViolation",
     "SubjectMismatch",
 ]
 
@@ -48,50 +41,21 @@ class ExpiryNotInFuture(PayloadInvalid):
     code = "EXPIRY_NOT_IN_FUTURE"
 
 
-# --- e-prescription ----------------------------------------------------------------------------------
+class ExpiryTooFar(PayloadInvalid):
+    """An expiry beyond the longest its contract allows from the chain's clock (a prescription 366 days, a
+    consent 5 years): the contract would refuse it with ``ExpiryTooFar``."""
+
+    code = "EXPIRY_TOO_FAR"
 
 
-class FhirInvalid(PayloadInvalid):
-    """Not a valid FHIR R4 resource of the expected type, or a required element is missing."""
+class DateInFuture(PayloadInvalid):
+    """A date the payload declares as past (authored, handed over, requested, granted, held, paid…) that
+    lies beyond now plus the allowed clock skew."""
 
-    code = "FHIR_INVALID"
-
-
-class RxRuleViolation(PayloadInvalid):
-    """A valid resource that breaks a prescription rule (status, intent, quantity, validity, repeats)."""
-
-    code = "RX_RULE_VIOLATION"
+    code = "DATE_IN_FUTURE"
 
 
-class RxDispenseMismatch(RxRuleViolation):
-    """A dispense that differs from its prescription: another medication (no code in common, or another
-    text), another quantity unit, more than prescribed, another rx id or patient."""
-
-    code = "RX_DISPENSE_MISMATCH"
-
-
-# --- data sharing ------------------------------------------------------------------------------------
-
-
-class ShareRuleViolation(PayloadInvalid):
-    """A sharing record inconsistent with itself or with the record it builds on."""
-
-    code = "SHARE_RULE_VIOLATION"
-
-
-class AccessInFuture(ShareRuleViolation):
-    """An access dated later than now plus the allowed clock skew."""
-
-    code = "ACCESS_IN_FUTURE"
-
-
-class ConsentScopeExceeded(ShareRuleViolation):
-    """An access outside its consent: other dataset or purpose, extra fields, or outside its window."""
-
-    code = "CONSENT_SCOPE_EXCEEDED"
-
-
-# --- environmental monitoring ------------------------------------------------------------------------
+# --- HJ 212-2017 packets (the codec the environmental domain uses) -----------------------------------
 
 
 class Hj212Malformed(PayloadInvalid):
@@ -110,31 +74,3 @@ class Hj212LengthMismatch(Hj212Malformed):
     """The packet's 4-digit length does not match its data segment."""
 
     code = "HJ212_LENGTH_MISMATCH"
-
-
-# --- party building ----------------------------------------------------------------------------------
-
-
-class PartyRuleViolation(PayloadInvalid):
-    """A party record that breaks a domain rule."""
-
-    code = "PARTY_RULE_VIOLATION"
-
-
-class PartyStageInvalid(PartyRuleViolation):
-    """A membership stage change that skips or reverses the 入党 sequence."""
-
-    code = "PARTY_STAGE_TRANSITION_INVALID"
-
-
-class PartyFirstStageInvalid(PartyStageInvalid):
-    """A member with no recorded stage anywhere starts at 入党申请人 (a transfer brings a recorded stage)."""
-
-    code = "PARTY_FIRST_STAGE_INVALID"
-
-
-class PartyMemberNotAtBranch(PartyRuleViolation):
-    """A membership or transfer record for a member whose recorded stage is at another branch (without a
-    transfer to this one), or nowhere (a transfer)."""
-
-    code = "PARTY_MEMBER_NOT_AT_BRANCH"

@@ -11,19 +11,19 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from adapters import env, party, rx, sharing
-from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, RecordAdapter, Workflow
+from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, Workflow
 from adapters.errors import KindUnknown, SubjectMismatch
 from provenance.domains import DomainSpec
 
 # The domains, in the order the gateway mounts their routes and the audit reads their events.
-_DOMAINS: list[RecordAdapter] = [rx.WORKFLOW, sharing.WORKFLOW, env.WORKFLOW, party.WORKFLOW]
-_BY_KIND: dict[str, RecordAdapter] = {}
+_DOMAINS: list[Workflow] = [rx.WORKFLOW, sharing.WORKFLOW, env.WORKFLOW, party.WORKFLOW]
+_BY_KIND: dict[str, Workflow] = {}
 
-ADAPTERS: Mapping[str, RecordAdapter] = MappingProxyType(_BY_KIND)  # kind -> its domain (a live view)
+ADAPTERS: Mapping[str, Workflow] = MappingProxyType(_BY_KIND)  # kind -> its domain (a live view)
 
 
 def _index() -> None:
-    table: dict[str, RecordAdapter] = {}
+    table: dict[str, Workflow] = {}
     for d in _DOMAINS:
         for kind in d.kinds:
             if kind in table:
@@ -54,8 +54,8 @@ def unregister(workflow: Workflow) -> None:
 
 
 def workflows() -> tuple[Workflow, ...]:
-    """Every domain whose rules run through the :class:`Workflow` protocol."""
-    return tuple(d for d in _DOMAINS if isinstance(d, Workflow))
+    """Every registered domain."""
+    return tuple(_DOMAINS)
 
 
 def kinds() -> tuple[str, ...]:
@@ -63,7 +63,7 @@ def kinds() -> tuple[str, ...]:
     return tuple(ADAPTERS)
 
 
-def adapter_for(kind: str) -> RecordAdapter:
+def adapter_for(kind: str) -> Workflow:
     """The domain of ``kind``, or KIND_UNKNOWN."""
     try:
         return ADAPTERS[kind]
@@ -71,21 +71,20 @@ def adapter_for(kind: str) -> RecordAdapter:
         raise KindUnknown(f"no adapter for record kind {kind!r}", details={"field": "kind"}) from None
 
 
-def workflow_for(kind: str) -> Workflow | None:
-    """The workflow of ``kind`` if its domain runs its rules through the protocol (KIND_UNKNOWN: none)."""
-    found = adapter_for(kind)
-    return found if isinstance(found, Workflow) else None
+def workflow_for(kind: str) -> Workflow:
+    """The workflow of ``kind`` (KIND_UNKNOWN: none)."""
+    return adapter_for(kind)
 
 
 def domains() -> tuple[DomainSpec, ...]:
     """The domains' declarations (kind -> roles, audit events): the ``provenance.domains`` entry point."""
-    return tuple(d.domain for d in _DOMAINS)  # type: ignore[attr-defined]
+    return tuple(d.domain for d in _DOMAINS)
 
 
 def roles(kind: str) -> frozenset[str] | None:
     """The roles (lower case) that may record ``kind``; None for a kind no domain declares."""
     found = ADAPTERS.get(kind) if isinstance(kind, str) else None
-    return None if found is None else found.domain.roles.get(kind)  # type: ignore[attr-defined]
+    return None if found is None else found.domain.roles.get(kind)
 
 
 def read_policy(kind: str) -> ReadPolicy:

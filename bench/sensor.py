@@ -30,17 +30,9 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "gateway")]
+sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout (bench/ follows: load)
 
 import load  # noqa: E402  (bench/load.py)
-from gateway_kit import (  # noqa: E402
-    STATION_1_MN,
-    env_batch,
-    hj212_series,
-    iso_second,
-    register_station,
-    sign_submission,
-)
 
 from adapters import adapt  # noqa: E402
 from adapters.env.batch import batch_root  # noqa: E402
@@ -53,6 +45,14 @@ from provenance.records import Envelope, canonical_bytes, sign_envelope  # noqa:
 from provenance.timestamps import format_timestamp  # noqa: E402
 from provenance.verification.trust import TrustStore  # noqa: E402
 from provenance.verification.verify import Verifier  # noqa: E402
+from tests.kit.gateway import (  # noqa: E402
+    STATION_1_MN,
+    env_batch,
+    hj212_series,
+    iso_second,
+    register_station,
+    sign_submission,
+)
 
 
 def _bench_gateway() -> Any:

@@ -2,7 +2,7 @@
 
 ``ShanchengVM`` is Cancun plus: the 国密 precompiles merged into the computation's ``_precompiles``, a
 fixed block gas limit (a permissioned chain has no miners voting it up or down), and transaction and
-receipt tries built in one pass (``chain_node/_trie.py``: same roots and nodes, ~10x faster), and two
+receipt tries built in one pass (``provenance/chain/trie.py``: same roots and nodes, ~10x faster), and two
 opcodes that note what ``eth_estimateGas`` needs to know to trust one run (SSTORE: the least gas left at
 any SSTORE; GAS: that the code read its gas). Cancun's
 consensus is ``PosConsensus``, whose ``validate_seal`` is a no-op: sealing is ours, with SM2, beside the
@@ -25,9 +25,9 @@ from eth.vm.opcode import _FastOpcode
 from eth.vm.opcode_values import GAS, SSTORE
 from toolz import merge
 
-from chain_node._trie import trie_root_and_nodes
 from chain_node.genesis import Genesis
 from chain_node.precompiles import PRECOMPILES
+from provenance.chain.trie import trie_root_and_nodes
 
 
 def _observed(opcode: Any, note: Any) -> Any:

@@ -35,6 +35,7 @@ from provenance.chain.contracts import (
     propose,
     transact,
 )
+from provenance.chain.registry import read_validators
 from provenance.crypto import SM2PrivateKey
 from provenance.files import write_private, write_public
 from provenance.manifest import Manifest, ManifestOrg
@@ -390,6 +391,7 @@ def deploy_network(
         path=out_dir / MANIFEST_NAME,
         witnesses=witnesses,
         witness_quorum=min(witness_quorum, len(witnesses)),
+        validators=[k.to_pem().decode("ascii") for k in read_validators(w3)],
     )
     write_public(out_dir / MANIFEST_NAME, _json(manifest.to_dict()))
     write_public(out_dir / TRUST_NAME, _json(manifest.trust_dict()))

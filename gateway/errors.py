@@ -14,7 +14,25 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provenance.errors import LedgerError, NotFound, NotPermitted, ProvenanceError
+from provenance.errors import (
+    AccessCodeInvalid,
+    AccessCodeRequired,
+    Conflict,
+    LedgerError,
+    NotFound,
+    NotPermitted,
+    OrgMismatch,
+    ProvenanceError,
+    RoleForbidden,
+)
+
+__all__ = [
+    "AccessCodeInvalid",
+    "AccessCodeRequired",
+    "Conflict",
+    "OrgMismatch",
+    "RoleForbidden",
+]  # (re-exported)
 
 log = logging.getLogger("gateway")
 
@@ -27,16 +45,6 @@ class AuthRequired(ProvenanceError):
 class TokenInvalid(ProvenanceError):
     code = "TOKEN_INVALID"
     http_status = 401
-
-
-class OrgMismatch(NotPermitted):
-    """The token's organisation is not the record's."""
-
-    code = "ORG_MISMATCH"
-
-
-class RoleForbidden(NotPermitted):
-    code = "ROLE_FORBIDDEN"
 
 
 class OrgUnknown(NotPermitted):
@@ -80,98 +88,11 @@ class IdempotencyConflict(ProvenanceError):
     http_status = 409
 
 
-class Conflict(ProvenanceError):
-    http_status = 409
-    code = "CONFLICT"
-
-
 class StateConflict(Conflict):
     """A workflow state changed between the record's checks and its write by another writer the locks do
     not cover: nothing was kept; the same request decides again."""
 
     code = "STATE_CONFLICT"
-
-
-class RxExists(Conflict):
-    code = "RX_EXISTS"
-
-
-class RxUnknown(NotFound):
-    code = "RX_UNKNOWN"
-
-
-class RxAlreadyDispensed(Conflict):
-    code = "RX_ALREADY_DISPENSED"
-
-
-class RxRevoked(Conflict):
-    code = "RX_REVOKED"
-
-
-class RxExpired(Conflict):
-    code = "RX_EXPIRED"
-
-
-class RxNotIssuer(NotPermitted):
-    code = "RX_NOT_ISSUER"
-
-
-class AccessCodeRequired(NotPermitted):
-    """The reader may read this prescription only with the access code on its slip, and sent none (also
-    answered for a prescription that does not exist: existence is not told to such readers)."""
-
-    code = "ACCESS_CODE_REQUIRED"
-
-
-class AccessCodeInvalid(NotPermitted):
-    """The access code presented does not open this prescription (or there is no such prescription)."""
-
-    code = "ACCESS_CODE_INVALID"
-
-
-class RxNotRecorded(Conflict):
-    """The chain holds the prescription but this gateway holds no signed ``rx.issue`` record of it (put there
-    by a raw transaction, or through another gateway): a dispense cannot be checked against its content."""
-
-    code = "RX_NOT_RECORDED"
-
-
-class AccessorMismatch(NotPermitted):
-    """A ``share.access`` whose ``accessor`` is not the submitting organisation (nor ``<org>:<account>``)."""
-
-    code = "ACCESSOR_MISMATCH"
-
-
-class DatasetUnknown(NotFound):
-    code = "DATASET_UNKNOWN"
-
-
-class ShareRequestExists(Conflict):
-    code = "SHARE_REQUEST_EXISTS"
-
-
-class ShareRequestUnknown(NotFound):
-    code = "SHARE_REQUEST_UNKNOWN"
-
-
-class NotDatasetOwner(NotPermitted):
-    code = "NOT_DATASET_OWNER"
-
-
-class ShareNotPending(Conflict):
-    code = "SHARE_NOT_PENDING"
-
-
-class ConsentMissing(Conflict):
-    code = "CONSENT_MISSING"
-
-
-class ConsentRevoked(Conflict):
-    code = "CONSENT_REVOKED"
-
-
-class ConsentExpired(Conflict):
-    code = "CONSENT_EXPIRED"
 
 
 class RecordNotFound(NotFound):
@@ -252,7 +173,7 @@ class Backpressure(RetryLater):
 
 
 class ChainUnavailable(RetryLater):
-    """A check needs the chain (OrgRegistry, Prescriptions, DataSharing) and it cannot be reached."""
+    """A check needs the chain (OrgRegistry, a domain contract) and it cannot be reached."""
 
     code = "CHAIN_UNAVAILABLE"
 

@@ -11,23 +11,38 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.api.guard import BodyGuard, SafeRedirects
-from gateway.api.routes import bundles, domains, health, log, orgs, records, rx, subjects, tiles
+from gateway.api.metrics import GatewayMetrics, RequestMetrics
+from gateway.api.routes import (
+    bundles,
+    certificates,
+    dashboard,
+    domains,
+    health,
+    log,
+    orgs,
+    records,
+    subjects,
+    tiles,
+)
 from gateway.core.config import GatewaySettings
 from gateway.services.runtime import Gateway
 
 API_PREFIX = "/api/v1"
 VERIFY_PAGE = Path(__file__).resolve().parent / "static" / "verify"
+DASHBOARD_PAGE = VERIFY_PAGE.with_name("dashboard")
 
 
 def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
     """A gateway app; the database, chain connection and workers come up with its lifespan (or were
     opened by the caller: ``gateway``, built from the same settings, whose workers the lifespan starts)."""
     settings = settings or GatewaySettings()
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = gateway or Gateway(settings)
         app.state.gateway = gw
+        metrics.watch(gw)
         if settings.start_workers:
             gw.start()
         try:
@@ -43,7 +58,7 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     )
     # Every route documents the error body it may answer with (clients generated from /openapi.json).
     api = APIRouter(prefix=API_PREFIX, responses=errors.error_responses())
-    for module in (records, bundles, subjects, rx, log, orgs):
+    for module in (records, bundles, certificates, subjects, log, orgs, dashboard):
         api.include_router(module.router)
     api.include_router(domains.router())  # each registered domain's own reads
     app.include_router(api)
@@ -52,6 +67,9 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     if VERIFY_PAGE.is_dir():
         # The regulators' page: static files only; it verifies bundles in the browser, not here.
         app.mount("/verify", StaticFiles(directory=VERIFY_PAGE, html=True), name="verify")
+    if DASHBOARD_PAGE.is_dir():
+        # The supervision dashboard: static too; its data from /api/v1/dashboard/* with the reader's token.
+        app.mount("/dashboard", StaticFiles(directory=DASHBOARD_PAGE, html=True), name="dashboard")
     errors.install(app, retry_after=settings.retry_after)
     app.add_middleware(
         BodyGuard,
@@ -60,4 +78,6 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         timeout=settings.body_timeout,
     )
     app.add_middleware(SafeRedirects, public_url=settings.public_url)
+    app.state.metrics = metrics
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: the time of everything below
     return app

@@ -180,7 +180,7 @@ def _record_of(ev: WorkflowEvent, fetch: BundleSource, verifier: Verifier) -> En
             raise  # the audit cannot go on (token refused, gateway failing): not a finding about this event
         reason = f"no evidence yet: record {ev.digest} is not under a signed checkpoint yet; re-run shortly"
         return EventResult(ev, False, "record", reason)
-    failure = check_bundle(verifier, doc)
+    failure = check_bundle(verifier, doc, consistent_ok=False)
     if failure is not None:
         reason = f"bundle fails at step {failure.step}: [{failure.code}] {failure.message}"
         return EventResult(ev, False, "bundle", reason, step=failure.step)
@@ -274,7 +274,11 @@ def prepare_workflow_audit(
         )
     )
     checker = ChainAnchorChecker(
-        w3, contract=contracts["ProvenanceLog"], chain_id=store.chain_id, proofs=client
+        w3,
+        contract=contracts["ProvenanceLog"],
+        chain_id=store.chain_id,
+        proofs=client,
+        seal_keys=store.seal_keys,
     )
     verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=False)
     return WorkflowAudit(events, accounts, verifier, "trust file" if trust else "OrgRegistry")

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from provenance.access_code import AccessCode
 from provenance.crypto import SM2PrivateKey
 from provenance.files import write_private, write_public
 from provenance.log.record_log import RecordLog
@@ -39,7 +40,9 @@ def run_demo(*, workdir: Path, records: int, console: Console) -> None:
     signed_all = []
     for i in range(records):
         rx = f"rx:demo-{i // 2:04d}"
-        payload = {"resourceType": "MedicationRequest", "id": rx[3:], "status": "active", "n": i}
+        resource = {"resourceType": "MedicationRequest", "id": rx[3:], "status": "active", "n": i}
+        # Every prescription carries its access code's digest (the code goes on the patient's slip).
+        payload = AccessCode.new().attach(resource, rx[3:])
         env = Envelope.create(
             kind="rx.issue", subject=rx, org="hospital-demo", payload=payload, prev=prev.get(rx)
         )

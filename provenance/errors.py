@@ -75,6 +75,13 @@ class PayloadInvalid(FormatError):
     code = "PAYLOAD_INVALID"
 
 
+class AccessCodeDigestMissing(PayloadInvalid):
+    """An ``rx.issue`` without its access code's digest: no pharmacy could read or dispense it (the
+    hospital's SDK makes the code, ``Client.issue_prescription``)."""
+
+    code = "ACCESS_CODE_DIGEST_MISSING"
+
+
 class AccessCodeMalformed(FormatError):
     """Text that is not an access code (20 Crockford base32 characters, dashes and spaces ignored)."""
 
@@ -156,6 +163,13 @@ class HistoryInconsistent(AnchorInvalid):
     code = "HISTORY_INCONSISTENT"
 
 
+class ConsistencyProofMalformed(AnchorInvalid):
+    """The proof source (the gateway) served a consistency proof of the wrong shape (length, hash size):
+    its fault, which says nothing about the log's history."""
+
+    code = "CONSISTENCY_PROOF_MALFORMED"
+
+
 class ReceiptInvalid(VerificationError):
     """An acceptance receipt that does not parse, is not signed by a pinned log key, or is for another record.
 
@@ -181,10 +195,63 @@ class ListingMismatch(VerificationError):
     step = "listing"
 
 
+class ListingInvalid(VerificationError):
+    """A history listing that cannot be one finite listing (a cursor that does not advance, an empty page
+    that says more follow): the reading stops here rather than loop or show repeats."""
+
+    code = "LISTING_INVALID"
+    step = "listing"
+
+
+class CertificateMismatch(VerificationError):
+    """A certificate's printed values are not those of the evidence bundle embedded in it."""
+
+    code = "CERTIFICATE_MISMATCH"
+    step = "certificate"
+
+
+class CertificateRefused(VerificationError):
+    """No certificate for a record that does not verify at issue time; ``step`` names the failed step."""
+
+    code = "CERTIFICATE_REFUSED"
+    http_status = 409
+
+    def __init__(self, message: str, *, step: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.step = step
+
+
+class CertificateInvalid(FormatError):
+    """A PDF that is no certificate of this project (unreadable, or not one embedded bundle per page)."""
+
+    code = "CERTIFICATE_INVALID"
+
+
+class CertificateFontMissing(ProvenanceError):
+    """No CJK font to print the certificate's Chinese text (install fonts-wqy-zenhei, or pass --font)."""
+
+    code = "CERTIFICATE_FONT_MISSING"
+    http_status = 500
+
+
 class SignerRoleForbidden(SignerInvalid):
     """The organisation's pinned role may not record that kind (the gateway would have refused it)."""
 
     code = "ROLE_FORBIDDEN"
+
+
+class KeysNotPinned(VerificationError):
+    """Every step held, but against keys the bundle carries itself: *consistent*, not *verified*.
+
+    ``Verifier.verify`` raises it (``step``: the first unpinned step, ``signer`` or ``checkpoint``);
+    ``Verifier.verify_consistent`` is the explicit opt-in that accepts such a bundle.
+    """
+
+    code = "KEYS_NOT_PINNED"
+
+    def __init__(self, message: str, *, step: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.step = step
 
 
 class VerifierFault(VerificationError):
@@ -208,6 +275,36 @@ class NotPermitted(ProvenanceError):
 class NotFound(ProvenanceError):
     code = "NOT_FOUND"
     http_status = 404
+
+
+class Conflict(ProvenanceError):
+    """Conflicts with the recorded state (a domain's workflow state, a replay...)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class OrgMismatch(NotPermitted):
+    """The token's organisation is not the record's (or the one a payload names as its submitter)."""
+
+    code = "ORG_MISMATCH"
+
+
+class RoleForbidden(NotPermitted):
+    code = "ROLE_FORBIDDEN"
+
+
+class AccessCodeRequired(NotPermitted):
+    """The reader may read (or submit to) this subject only with the access code on its slip, and sent none
+    (also answered for a subject that does not exist: existence is not told to such readers)."""
+
+    code = "ACCESS_CODE_REQUIRED"
+
+
+class AccessCodeInvalid(NotPermitted):
+    """The access code presented does not open this subject (or there is no such subject)."""
+
+    code = "ACCESS_CODE_INVALID"
 
 
 class LedgerError(ProvenanceError):

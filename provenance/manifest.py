@@ -7,7 +7,7 @@ them, relative to its own folder.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,8 @@ class Manifest:
     # One per witness: org, name (its key name), key_file (its SM2 key), public_key (PEM)
     witnesses: list[dict[str, str]] = field(default_factory=list)
     witness_quorum: int = 0
+    # The chain's SM2 sealing keys (PEM; our node's genesis validators), pinned by the trust file.
+    validators: list[str] = field(default_factory=list)
 
     def find(self, org: str) -> ManifestOrg | None:
         """The entry of organisation ``org``, if the manifest has one."""
@@ -120,6 +122,7 @@ class Manifest:
             "created_at": self.created_at,
             "witnesses": self.witnesses,
             "witness_quorum": self.witness_quorum,
+            "validators": self.validators,
         }
 
     @classmethod
@@ -147,14 +150,17 @@ class Manifest:
                 contracts={str(k): v for k, v in data["contracts"].items()},
                 committee=list(data["committee"]),
                 log=dict(data["log"]),
-                orgs=[ManifestOrg(**o) for o in data["orgs"]],
+                orgs=[_org(o, i, where) for i, o in enumerate(data["orgs"])],
                 created_at=data["created_at"],
                 path=path,
                 witnesses=list(data.get("witnesses", [])),
                 witness_quorum=int(data.get("witness_quorum", 0)),
+                validators=list(data.get("validators", [])),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{where} is malformed: {type(exc).__name__} {exc}") from exc
+        except KeyError as exc:
+            raise FormatError(f"{where} is malformed: it lacks {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"{where} is malformed: {exc}") from exc
 
     def trust_dict(self) -> dict[str, Any]:
         """The trust file (``provenance verify --trust``): organisations' keys (a witness's key among its
@@ -178,7 +184,8 @@ class Manifest:
                 "org_registry": self.contracts["OrgRegistry"],
                 "provenance_log": self.contracts["ProvenanceLog"],
                 "rpc_url": self.rpc_url,
-            },
+            }
+            | ({"validators": [{"public_key": pem} for pem in self.validators]} if self.validators else {}),
             "kinds": kinds_document(),
         }
         if self.witnesses and self.witness_quorum:
@@ -190,3 +197,21 @@ class Manifest:
                 ],
             }
         return doc
+
+
+_ORG_FIELDS = {f.name: f for f in fields(ManifestOrg)}
+_ORG_REQUIRED = [n for n, f in _ORG_FIELDS.items() if f.default is MISSING and f.default_factory is MISSING]
+
+
+def _org(o: Any, index: int, where: str) -> ManifestOrg:
+    if not isinstance(o, Mapping):
+        raise FormatError(f"{where} is malformed: organisation {index} is not an object")
+    missing = [n for n in _ORG_REQUIRED if n not in o]
+    unknown = sorted(set(o) - set(_ORG_FIELDS))
+    if missing or unknown:
+        raise FormatError(
+            f"{where} is malformed: organisation {index} lacks {', '.join(missing) or 'nothing'}"
+            f"{', has unknown ' + ', '.join(unknown) if unknown else ''}",
+            details={"missing": missing, "unexpected": unknown},
+        )
+    return ManifestOrg(**o)

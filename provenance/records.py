@@ -300,6 +300,39 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def exact_float(text: str) -> float:
+    """``parse_float`` for ``json.loads``: the number, if its text denotes the value every reader holds.
+
+    A reader holds the nearest double, and a canonical form (RFC 8785) writes that double's shortest
+    digits. ``1e-400`` (read as 0) or ``0.10000000000000000555`` (read as 0.1) show one number and sign
+    another: refused, so that what a verifier shows is what was signed (the page applies the same rule).
+    """
+    value = float(text)
+    shortest = repr(value)
+    if shortest != text and _decimal(shortest) != _decimal(text):
+        raise ValueError(
+            f"number {text[:40]} is not exactly the value a reader holds ({shortest}): write it as that"
+        )
+    return value
+
+
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+
+
+def _decimal(text: str) -> tuple[str, str, int] | None:
+    """The exact decimal value of a number text as (sign, digits, exponent) without spare zeros (zero is
+    ("", "0", 0)); None for "inf" or "nan". The page's ``decimalKey`` (webui/src/jcs.js) is its twin."""
+    m = _NUMBER.fullmatch(text)
+    if m is None:
+        return None
+    sign, whole, frac, exp = m.group(1), m.group(2), m.group(3) or "", m.group(4) or "0"
+    digits = (whole + frac).lstrip("0")
+    if not digits:
+        return ("", "0", 0)
+    stripped = digits.rstrip("0")
+    return (sign, stripped, int(exp) - len(frac) + len(digits) - len(stripped))
+
+
 def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook`` for ``json.loads``: an object, or :class:`DuplicateKey` if it names a key twice.
 
@@ -323,7 +356,8 @@ def load_json(text: str | bytes, *, what: str = "input") -> Any:
     """Parse strict JSON (RFC 8259 in UTF-8) with a project error, never a raw ValueError, on bad input.
 
     Stricter than ``json.loads``, the same as the /verify page: UTF-8 only, no byte order mark, no key twice
-    in an object (:class:`DuplicateKey`), no NaN/Infinity, at most ``MAX_JSON_DEPTH`` levels of nesting.
+    in an object (:class:`DuplicateKey`), no NaN/Infinity, no number whose text is not exactly the value
+    read (:func:`exact_float`), at most ``MAX_JSON_DEPTH`` levels of nesting.
     """
     try:
         if isinstance(text, bytes | bytearray):
@@ -335,7 +369,9 @@ def load_json(text: str | bytes, *, what: str = "input") -> Any:
             raise ValueError("it starts with a byte order mark (U+FEFF)")
         if json_depth_exceeds(raw, MAX_JSON_DEPTH):
             raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
-        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=unique_object)
+        return json.loads(
+            text, parse_constant=_no_constants, parse_float=exact_float, object_pairs_hook=unique_object
+        )
     except DuplicateKey as exc:
         raise DuplicateKey(f"{what} is not valid JSON: {exc.message}", details=exc.details) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

@@ -34,7 +34,7 @@ from adapters.env.errors import (
     StationUnknown,
 )
 from adapters.env.payload import EnvAdapter
-from adapters.env.reads import routes
+from adapters.env.routes import routes
 from provenance.chain.contracts import ContractReverted, chain_key
 from provenance.timestamps import parse_rfc3339
 

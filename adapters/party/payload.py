@@ -8,15 +8,15 @@ and against the member's last recorded stage when ``AdaptContext.prior`` carries
 A member id names one person in the whole network, and the member is recorded at one branch at a time: the
 first record of a member anywhere is the first stage, and a member moves to another branch only by a
 ``transfer`` record of the branch that holds them (组织关系转接), naming the receiving branch and the stage
-the member has; the receiving branch continues from that stage. :func:`member_step` is that rule, applied by
-the gateway to the member's recorded place (the branch and stage of their last membership or transfer).
+the member has; the receiving branch continues from that stage. ``adapters.party.workflow.member_step``
+is that rule (the workflow's ``transition``), applied to the member's recorded place (the branch and stage
+of their last membership or transfer).
 
 Reads (``READ_POLICY``): the branch reads its own records; besides it only auditors and regulators.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -26,6 +26,7 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
+    check_not_future,
     domain_policy,
     load_json_object,
     parse_instant,
@@ -34,14 +35,8 @@ from adapters._common import (
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
-from adapters.errors import (
-    PartyFirstStageInvalid,
-    PartyMemberNotAtBranch,
-    PartyRuleViolation,
-    PartyStageInvalid,
-    PayloadInvalid,
-)
-from adapters.party.domain import DOMAIN
+from adapters.errors import PayloadInvalid
+from adapters.party.errors import PartyRuleViolation, PartyStageInvalid
 
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -160,45 +155,9 @@ _KINDS = ("party.record",)
 READ_POLICY = domain_policy(_KINDS)
 
 
-def member_step(facts: Mapping[str, Any], place: Mapping[str, Any] | None) -> dict[str, str]:
-    """The member's recorded place (``branch_id``, ``stage``) after a membership or transfer record, given
-    their place before it anywhere in the network (None: the member has no record yet); raises the
-    specific error when the record may not follow that place."""
-    branch, member = facts["branch_id"], facts["member_id"]
-    if place is None:
-        if facts["type"] == "transfer":
-            raise PartyMemberNotAtBranch(
-                f"member {member!r} has no recorded stage to transfer",
-                details={"field": "member_id", "recorded_branch": None},
-            )
-        if facts["previous_stage"] is not None:
-            raise PartyFirstStageInvalid(
-                f"member {member!r} has no recorded stage: their first record is {STAGES[0]} (or they come "
-                "with a transfer record of the branch that holds them)",
-                details={"field": "previous_stage", "expected": None, "stage": STAGES[0]},
-            )
-        return {"branch_id": branch, "stage": facts["stage"]}
-    if place["branch_id"] != branch:
-        raise PartyMemberNotAtBranch(
-            f"member {member!r} is recorded at branch {place['branch_id']!r}: only a transfer record of "
-            "that branch naming this one moves them here",
-            details={"field": "member_id", "recorded_branch": place["branch_id"]},
-        )
-    if facts["type"] == "transfer":
-        if facts["stage"] != place["stage"]:
-            raise PartyStageInvalid(
-                f"member's recorded stage is {place['stage']}, not {facts['stage']}",
-                details={"field": "stage", "recorded": place["stage"]},
-            )
-        return {"branch_id": facts["to_branch_id"], "stage": facts["stage"]}
-    check_recorded_stage(facts["previous_stage"], place["stage"])
-    return {"branch_id": branch, "stage": facts["stage"]}
-
-
 class PartyAdapter:
     """``party.record``; subject ``branch:<branch_id>``."""
 
-    domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
     read_policy = READ_POLICY
 
@@ -219,7 +178,9 @@ class PartyAdapter:
         facts: dict[str, Any] = record.model_dump()
         for key in ("held_at", "paid_at", "effective_at"):
             if key in facts:
-                facts[key] = rfc3339_utc(parse_instant(facts[key], key))
+                when = parse_instant(facts[key], key)
+                check_not_future(when, key, ctx)  # dates of what happened: not after the gateway's clock
+                facts[key] = rfc3339_utc(when)
         if isinstance(record, Meeting) and set(record.attendees) & set(record.absentees):
             raise PartyRuleViolation(
                 "a member cannot both attend and be absent", details={"field": "absentees"}
@@ -228,10 +189,4 @@ class PartyAdapter:
             _check_stage(record, dict(ctx.prior) if ctx.prior is not None else None)
         if isinstance(record, Transfer) and record.to_branch_id == record.branch_id:
             raise PartyRuleViolation("a transfer names another branch", details={"field": "to_branch_id"})
-        if (
-            isinstance(record, Dues)
-            and ctx.now is not None
-            and parse_instant(record.paid_at, "paid_at") > ctx.now
-        ):
-            raise PartyRuleViolation("dues paid in the future", details={"field": "paid_at"})
         return adapted(kind, f"branch:{record.branch_id}", obj, facts)

@@ -22,3 +22,8 @@ DOMAIN = DomainSpec(
         EventSpec(CONTRACT, "Revoked", REVOKE, "issuerOrg", "recordDigest", "rxId", "account"),
     ),
 )
+
+
+def state_key(rx_id: str) -> str:
+    """The prescription's workflow state key."""
+    return f"rx:{rx_id}"

@@ -36,3 +36,8 @@ DOMAIN = DomainSpec(
         EventSpec(CONTRACT, "AccessRecorded", ACCESS, "requesterOrg", "accessDigest", "datasetId", "account"),
     ),
 )
+
+
+def state_key(request_id: str) -> str:
+    """The request's workflow state key."""
+    return f"request:{request_id}"

@@ -13,7 +13,7 @@ the dataset; a requester reads the envelopes of the dataset's records and the co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
@@ -23,6 +23,7 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
+    check_not_future,
     domain_policy,
     everything,
     load_json_object,
@@ -32,14 +33,9 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
-from adapters.errors import (
-    AccessInFuture,
-    ConsentScopeExceeded,
-    ExpiryNotInFuture,
-    PayloadInvalid,
-    ShareRuleViolation,
-)
+from adapters.errors import DateInFuture, ExpiryNotInFuture, PayloadInvalid
 from adapters.sharing.domain import DOMAIN
+from adapters.sharing.errors import AccessInFuture, ConsentScopeExceeded, ShareRuleViolation
 
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -107,6 +103,11 @@ _MODELS: dict[str, type[BaseModel]] = {
     "share.revoke_consent": ShareRevoke,
 }
 _INSTANTS = ("requested_at", "granted_at", "expires_at", "accessed_at", "revoked_at")
+# Dates a record declares as past: bounded by the gateway's clock (an access has its own code).
+_PAST = {"requested_at": None, "granted_at": None, "revoked_at": None, "accessed_at": AccessInFuture}
+# DataSharing.MAX_CONSENT: the contract refuses a consent expiring further from its clock (ExpiryTooFar);
+# the gateway checks the same bound against the chain's clock before it accepts a consent.
+MAX_CONSENT = timedelta(days=5 * 365)
 
 
 def _same(
@@ -143,8 +144,6 @@ def _check_consent(facts: dict[str, Any], ctx: AdaptContext) -> None:
 
 
 def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
-    if ctx.now is not None and _time(facts, "accessed_at") > ctx.now + ctx.max_clock_skew:
-        raise AccessInFuture("access is dated in the future", details={"field": "accessed_at"})
     consent = ctx.prior
     if consent is None:
         return
@@ -196,7 +195,10 @@ class SharingAdapter:
         facts = validate_model(model, obj).model_dump()
         for key in _INSTANTS:
             if key in facts:
-                facts[key] = rfc3339_utc(parse_instant(facts[key], key))
+                when = parse_instant(facts[key], key)
+                if key in _PAST:
+                    check_not_future(when, key, ctx, _PAST[key] or DateInFuture)
+                facts[key] = rfc3339_utc(when)
         if kind == "share.consent":
             _check_consent(facts, ctx)
         elif kind == "share.access":

@@ -15,6 +15,10 @@ from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlmodel import select
+
+from gateway.core.db import Database
+from gateway.models import Record
 from gateway.services.ledger import Ledger
 from provenance.errors import LedgerError
 
@@ -63,11 +67,13 @@ class ReadCache:
 
 
 class ChainReads:
-    """``adapters.ChainView`` on the gateway's ledger."""
+    """``adapters.ChainView`` on the gateway's ledger (and, for what the chain did with a record's call,
+    the ``record`` table the chain caller keeps)."""
 
-    def __init__(self, ledger: Ledger, cache: ReadCache) -> None:
+    def __init__(self, ledger: Ledger, cache: ReadCache, db: Database) -> None:
         self._ledger = ledger
         self._cache = cache
+        self._db = db
 
     def clock(self) -> datetime:
         return self._ledger.contract_clock()
@@ -81,6 +87,11 @@ class ChainReads:
 
     def events(self, contract: str, event: str, **filters: Any) -> list[Mapping[str, Any]]:
         return self._ledger.events(contract, event, **filters)
+
+    def refused(self, record_id: str) -> bool:
+        with self._db.session() as s:
+            status = s.exec(select(Record.chain_status).where(Record.id == record_id)).first()
+        return status == "rejected"
 
 
 class Recorded:
@@ -113,3 +124,6 @@ class Recorded:
     def events(self, contract: str, event: str, **filters: Any) -> list[Mapping[str, Any]]:
         key = ("events", contract, event, *sorted(filters.items()))
         return self._once(key, lambda: self._view.events(contract, event, **filters))
+
+    def refused(self, record_id: str) -> bool:
+        return self._once(("refused", record_id), lambda: self._view.refused(record_id))

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -29,15 +28,13 @@ from adapters.errors import KindUnknown
 from adapters.registry import roles as roles_of  # who may submit which kind: trust files carry it too
 from adapters.registry import workflow_for
 from gateway.core.db import Database
-from gateway.core.kek import KeyEncryptionKey
+from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
 from gateway.errors import (
     Backpressure,
     ChainUnavailable,
     IdempotencyConflict,
     OrgMismatch,
     RoleForbidden,
-    RxExists,
-    ShareRequestExists,
     StateConflict,
     TimestampInvalid,
     TxAccountMissing,
@@ -46,13 +43,13 @@ from gateway.models import Record
 from gateway.services import outbox
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import WORKFLOW_KINDS, Ledger
+from gateway.services.ledger import Ledger
 from gateway.services.outbox import Accepted, Batch, Row
 from gateway.services.rules import Decision, Rules, now, record_facts
 from gateway.services.states import Key, TxStates
-from gateway.services.workflow import WorkflowState, is_member_record, member_key
+from gateway.services.visibility import check_code
 from provenance.chain.contracts import ContractReverted
-from provenance.crypto import SM2PublicKey, sm3
+from provenance.crypto import SM2PublicKey
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.orgs import OrgKey
 from provenance.records import Envelope, b64decode
@@ -65,11 +62,13 @@ __all__ = ["Accepted", "Intake", "Submission"]
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One record as submitted: envelope (JSON object), base64 DER signature, payload."""
+    """One record as submitted: envelope (JSON object), base64 DER signature, payload, and the access code
+    the submitter presents (a dispense's: the patient's slip), which is never part of what is signed."""
 
     record: Any
     signature: Any
     payload: Any
+    access_code: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,9 +90,7 @@ class _Prepared:
     @property
     def calls(self) -> bool:
         """Whether the record makes a contract call once accepted."""
-        if self.decision is None:  # a domain whose rules have not moved into its package yet
-            return self.envelope.kind in WORKFLOW_KINDS
-        return self.decision.call is not None
+        return self.decision is not None and self.decision.call is not None
 
     def row(self) -> Row:
         return Row(
@@ -142,7 +139,8 @@ class Intake:
         self._orgs = orgs
         self._ledger = ledger
         self._rules = rules
-        self._legacy = WorkflowState(ledger=ledger, orgs=orgs)
+        # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
+        self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
         self._skew = max_clock_skew
         self._backlog = backlog
         self._backlog_limit = backlog_limit
@@ -210,7 +208,7 @@ class Intake:
             barriers.clear()
 
         with self._db.session() as s:
-            known = outbox.known_ids(s, [env.digest for env in envelopes if env is not None])
+            known = outbox.known_ids(s, [e.digest for e in envelopes if e is not None])
             for i, sub in enumerate(subs):
                 try:
                     p = self._prepare(
@@ -233,18 +231,12 @@ class Intake:
                 ready.append((i, p))
                 if p.decision is not None:
                     barriers.update(p.decision.changes())
-                elif p.envelope.kind in STATEFUL_KINDS or _is_member_record(p):
-                    barriers.update(self._touches(p))
         flush()
         return [r for r in results if r is not None]
 
     def _touches(self, p: _Prepared) -> list[Key]:
         """The states a prepared record's rules read or write (before they run)."""
         workflow = workflow_for(p.envelope.kind)
-        if workflow is None:
-            # (Legacy: a domain whose rules are still in gateway/services/workflow.py.)
-            members = [("legacy", "members")] if p.envelope.kind == "party.record" else []
-            return [("legacy", p.envelope.subject), *members]
         return [(workflow.domain.name, k) for k in workflow.keys(p.envelope.kind, p.facts)]
 
     # --- the write transaction -------------------------------------------------------------------------
@@ -301,10 +293,6 @@ class Intake:
         """The transaction's states, every key its records touch locked (PostgreSQL)."""
         tx = TxStates(s, postgres=not self._db.is_sqlite)
         tx.lock(k for p in ready if p.decision is not None for k in p.decision.locks)
-        legacy = sorted({member_key(p.facts) for p in ready if _is_member_record(p)})
-        if legacy and not self._db.is_sqlite:
-            for key in legacy:
-                s.connection().execute(_MEMBER_LOCK, {"k": _lock_id(key)})
         return tx
 
     def _persist(self, s: Session, tx: TxStates, p: _Prepared, batch: Batch) -> Accepted:
@@ -312,11 +300,9 @@ class Intake:
         first = outbox.check_new(s, p.envelope, p.record_id, batch)
         if first is not None:
             return first
+        assert p.decision is not None  # _decide ran
         with self._chain_reads():
-            if p.decision is None:
-                self._legacy.apply(s, p.envelope, p.facts, p.record_id, batch.legacy)
-            else:
-                self._rules.apply(tx, p.decision)
+            self._rules.apply(tx, p.decision)
         return outbox.add(batch, p.row(), self._kek)
 
     def _after_conflict(self, p: _Prepared) -> Accepted:
@@ -329,10 +315,6 @@ class Intake:
             if p.decision is not None:
                 with self._chain_reads():
                     self._rules.decide(s, p.decision.workflow, p.decision.record, now())
-            if p.envelope.kind == "rx.issue":
-                raise RxExists(f"prescription {p.facts['rx_id']!r} was already issued")
-            if p.envelope.kind == "share.request":
-                raise ShareRequestExists(f"request {p.facts['request_id']!r} exists")
         raise StateConflict("the record conflicts with a concurrent submission; retry")
 
     @contextlib.contextmanager
@@ -354,7 +336,7 @@ class Intake:
     def _verify_slice(
         self, token_org: str, subs: Sequence[Submission], envelopes: Sequence[Envelope | None]
     ) -> list[_Verified]:
-        return [self._verify_only(token_org, sub, env) for sub, env in zip(subs, envelopes, strict=True)]
+        return [self._verify_only(token_org, sub, e) for sub, e in zip(subs, envelopes, strict=True)]
 
     def _verify_only(self, token_org: str, sub: Submission, envelope: Envelope | None) -> _Verified:
         """The signature check alone (None on any failure: _prepare reports it with the right code)."""
@@ -380,6 +362,7 @@ class Intake:
         env: Envelope | None = None,
     ) -> _Prepared:
         """Everything but the domain's state: envelope, organisation, role, payload, signature."""
+        payload = _payload_input(sub.payload)  # a JSON object or text (the API's body model says so too)
         envelope = env if env is not None else Envelope.from_dict(sub.record)
         signature = b64decode(sub.signature, what="signature")
         if envelope.org != token_org:
@@ -413,8 +396,10 @@ class Intake:
             raise TimestampInvalid(
                 "the record is dated in the future", details={"timestamp": envelope.timestamp}
             )
-        payload = _payload_input(sub.payload)
-        ctx = AdaptContext(now=at, subject=envelope.subject, max_clock_skew=timedelta(seconds=self._skew))
+        skew = timedelta(seconds=self._skew)
+        ctx = AdaptContext(
+            now=at, subject=envelope.subject, max_clock_skew=skew, pseudonym_key=self._pseudonym_key
+        )
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:
             raise PayloadDigestMismatch(
@@ -423,6 +408,9 @@ class Intake:
             )
         done = verified() if verified is not None else None
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
+        # Before anything about the subject is looked at: what follows (its state, its content) answers
+        # only a submitter that holds the subject's access code where the domain asks for it.
+        check_code(s, envelope, sub.access_code)
         return _Prepared(
             envelope=envelope,
             record_id=record_id,
@@ -439,46 +427,27 @@ class Intake:
 
     def _decide(self, s: Session, p: _Prepared) -> None:
         """The domain's rules on the committed states; the adapter again with the prior record's facts."""
-        env = p.envelope
-        workflow = workflow_for(env.kind)
+        rec = p.envelope
+        workflow = workflow_for(rec.kind)
         assert p.context is not None and p.context.now is not None
-        decision = None
         with self._chain_reads():
-            if workflow is None:
-                prior = self._legacy.precheck(s, env, p.facts, p.context.now)
-            else:
-                record = record_facts(env, p.facts, p.detail)
-                step, decision = self._rules.decide(s, workflow, record, p.context.now)
-                prior = step.prior
-        if prior is not None:
+            step, decision = self._rules.decide(
+                s, workflow, record_facts(rec, p.facts, p.detail), p.context.now
+            )
+        if step.prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
-            adapted = adapt(env.kind, p.payload, dataclasses.replace(p.context, prior=prior))
+            adapted = adapt(rec.kind, p.payload, dataclasses.replace(p.context, prior=step.prior))
             p.canonical, p.facts, p.detail = adapted.canonical, dict(adapted.facts), adapted.detail
-        if decision is not None:
-            Rules.with_facts(decision, p.facts)
-            p.decision = decision
-        if p.calls and not self._ledger.holds_account(env.org):
+        Rules.with_facts(decision, p.facts)
+        p.decision = decision
+        if p.calls and not self._ledger.holds_account(rec.org):
             # Last, once the record is otherwise acceptable: accepted, its contract call could never be sent
             # (and the chain caller sends in acceptance order).
             raise TxAccountMissing(
-                f"this gateway holds no transaction account for {env.org!r}, so its {env.kind} "
+                f"this gateway holds no transaction account for {rec.org!r}, so its {rec.kind} "
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
-                details={"org": env.org, "kind": env.kind},
+                details={"org": rec.org, "kind": rec.kind},
             )
-
-
-STATEFUL_KINDS = frozenset(
-    {"rx.issue", "rx.dispense", "rx.revoke", "share.request", "share.consent", "share.revoke_consent"}
-)
-_MEMBER_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-
-
-def _is_member_record(p: _Prepared) -> bool:
-    return is_member_record(p.envelope.kind, p.facts)
-
-
-def _lock_id(key: str) -> int:
-    return int.from_bytes(sm3(key.encode("utf-8"))[:8], "big", signed=True)
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:

@@ -1,9 +1,9 @@
 """The gateway's view of the chain: web3.py contract objects built from the committed artifacts.
 
-Reads (organisations, keys, prescription and sharing state) serve the write path's checks; writes (anchors,
-workflow calls) are sent by the workers with the transaction account of the organisation concerned, so the
-contracts' role gates see the real organisation. The manifest (``devnet/deploy.py`` writes it) names the
-chain, the contracts and the accounts' key files.
+Reads (organisations, keys, and the domains' view functions through ``gateway.services.chain``) serve the
+write path's checks; writes (anchors, the domains' contract calls) are sent by the workers with the
+transaction account of the organisation concerned, so the contracts' role gates see the real organisation.
+The manifest (``devnet/deploy.py`` writes it) names the chain, the contracts and the accounts' key files.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from provenance.chain.contracts import (
     ContractReverted,
     Role,
     at,
-    chain_key,
     decode_revert,
     org_id,
     transact,
@@ -41,7 +40,7 @@ from provenance.chain.registry import registry_org
 from provenance.errors import LedgerError, ProvenanceError
 from provenance.manifest import Manifest
 from provenance.orgs import OrgEntry
-from provenance.timestamps import from_unix, to_unix
+from provenance.timestamps import from_unix
 
 LOG = "ProvenanceLog"
 
@@ -284,108 +283,3 @@ class Ledger:
         receipt = self._send(org, fn)
         tx: str = receipt["transactionHash"].to_0x_hex()
         return tx
-
-    # --- domain reads and calls that move into their domains' packages ------------------------------
-
-    def rx_status(self, rx_id: str) -> dict[str, Any] | None:
-        """The Prescriptions entry of ``rx_id`` (None if the chain does not know it)."""
-        rx = self.call("Prescriptions", "statusOf", chain_key("rx", rx_id))
-        status = ("none", "issued", "dispensed", "revoked")[rx[0]]
-        if status == "none":
-            return None
-        return {
-            "status": status,
-            "issuer": bytes(rx[1]).rstrip(b"\0").decode("utf-8", "replace"),
-            "dispenser": bytes(rx[2]).rstrip(b"\0").decode("utf-8", "replace") or None,
-            "expires_at": int(rx[3]),
-            "issue_digest": bytes(rx[7]).hex(),
-            "close_digest": bytes(rx[8]).hex(),
-        }
-
-    def share_request_status(self, request_id: str) -> str | None:
-        """The DataSharing status of a request (pending, consented, revoked), None if the chain has none."""
-        req = self.call("DataSharing", "requestOf", chain_key("share-request", request_id))
-        return (None, "pending", "consented", "revoked")[req[0]]
-
-    def dataset_owner(self, dataset: str) -> str | None:
-        """The organisation that registered ``dataset`` in DataSharing, or None."""
-        ds = self.call("DataSharing", "datasetOf", chain_key("dataset", dataset))
-        owner = bytes(ds[0]).rstrip(b"\0")
-        return owner.decode("utf-8", "replace") if owner else None
-
-    def holds_record(self, kind: str, record_id: str, facts: Mapping[str, Any]) -> bool:
-        """Whether the domain contract already holds this record's call (mined before a crash)."""
-        if kind == "share.access":
-            try:
-                return bool(self.call("DataSharing", "accessRecorded", bytes.fromhex(record_id)))
-            except ContractReverted:
-                # A DataSharing deployed before accessRecorded existed (a network resumed from an older
-                # checkout) has no such view; it never refused a repeat, so the revert was a real refusal.
-                return False
-        if kind.startswith("rx."):
-            rx = self.rx_status(str(facts.get("rx_id")))
-            if rx is None:
-                return False
-            if kind == "rx.issue":
-                return bool(rx["issue_digest"] == record_id)
-            closed = "dispensed" if kind == "rx.dispense" else "revoked"
-            return bool(rx["status"] == closed and rx["close_digest"] == record_id)
-        request = chain_key("share-request", str(facts.get("request_id", "")))
-        if kind == "share.request":
-            return bytes(self.call("DataSharing", "requestOf", request)[3]).hex() == record_id
-        event = {"share.consent": "ConsentGranted", "share.revoke_consent": "ConsentWithdrawn"}.get(kind)
-        if event is None:
-            return False
-        logs = self.events("DataSharing", event, requestId=request)
-        return any(bytes(ev["digest"]).hex() == record_id for ev in logs)
-
-    def workflow_call(
-        self, kind: str, org: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]
-    ) -> str | None:
-        """Send the domain-contract call of a workflow record; returns the tx hash (None: kind has none)."""
-        fn = self._workflow_fn(kind, record_id, payload_digest, facts)
-        if fn is None:
-            return None
-        receipt = self._send(org, fn)
-        tx: str = receipt["transactionHash"].to_0x_hex()
-        return tx
-
-    def _workflow_fn(self, kind: str, record_id: str, payload_digest: str, facts: Mapping[str, Any]) -> Any:
-        digest = bytes.fromhex(record_id)
-        rx = self.contract("Prescriptions").functions
-        share = self.contract("DataSharing").functions
-        if kind == "rx.issue":
-            return rx.issue(chain_key("rx", facts["rx_id"]), digest, to_unix(facts["expires_at"]))
-        if kind == "rx.dispense":
-            return rx.dispense(chain_key("rx", facts["rx_id"]), digest)
-        if kind == "rx.revoke":
-            return rx.revoke(chain_key("rx", facts["rx_id"]), digest)
-        request = chain_key("share-request", str(facts.get("request_id", "")))
-        if kind == "share.request":
-            return share.request(request, chain_key("dataset", facts["dataset"]), digest)
-        if kind == "share.consent":
-            scope = bytes.fromhex(payload_digest)  # the consent document (scope, purpose, expiry)
-            return share.consent(request, scope, to_unix(facts["expires_at"]), digest)
-        if kind == "share.access":
-            return share.recordAccess(request, digest)
-        if kind == "share.revoke_consent":
-            return share.revokeConsent(request, digest)
-        if kind == "party.record":
-            return self.contract("PartyRecords").functions.addRecord(PARTY_KINDS[facts["type"]], digest)
-        return None
-
-
-# PartyRecords keeps an open uint8 numbering of record types (0 invalid): ours, append only.
-PARTY_KINDS = {"meeting": 1, "study": 2, "dues": 3, "membership": 4, "transfer": 5}
-WORKFLOW_KINDS = frozenset(
-    {
-        "rx.issue",
-        "rx.dispense",
-        "rx.revoke",
-        "share.request",
-        "share.consent",
-        "share.access",
-        "share.revoke_consent",
-        "party.record",
-    }
-)

@@ -58,7 +58,6 @@ class Batch:
     records: list[dict[str, Any]] = field(default_factory=list)
     payloads: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
-    legacy: dict[str, Any] = field(default_factory=dict)  # what the gateway's own domain rules noted
 
     def insert(self, s: Session) -> None:
         """Core INSERTs, one statement per table: the ORM unit of work costs more than the rest of intake.
@@ -106,7 +105,7 @@ def prefetch(s: Session, envelopes: Sequence[Envelope]) -> Batch:
     return batch
 
 
-def check_new(s: Session, env: Envelope, record_id: str, batch: Batch) -> Accepted | None:
+def check_new(s: Session, rec: Envelope, record_id: str, batch: Batch) -> Accepted | None:
     """The first acceptance of the same record (idempotent), REPLAYED for another record of the same
     nonce, or None: the record is new."""
     first = batch.accepted.get(record_id)
@@ -114,31 +113,31 @@ def check_new(s: Session, env: Envelope, record_id: str, batch: Batch) -> Accept
         first = accepted_at(s, record_id)
     if first is not None:
         return Accepted(record_id, created=False, accepted_at=first)
-    other = batch.nonces.get(f"{env.org}\0{env.nonce}")
+    other = batch.nonces.get(f"{rec.org}\0{rec.nonce}")
     if other is None and not batch.prefetched:
-        other = s.exec(select(Record.id).where(Record.org == env.org, Record.nonce == env.nonce)).first()
+        other = s.exec(select(Record.id).where(Record.org == rec.org, Record.nonce == rec.nonce)).first()
     if other is not None:
         raise Replayed(
             "this organisation already used the nonce for another record",
-            details={"nonce": env.nonce, "record_id": other},
+            details={"nonce": rec.nonce, "record_id": other},
         )
     return None
 
 
 def add(batch: Batch, row: Row, kek: KeyEncryptionKey) -> Accepted:
     """Queue the rows of a new record in the batch (inserted by :meth:`Batch.insert`)."""
-    env = row.envelope
+    rec = row.envelope
     at = time.time()
     batch.records.append(
         {
             "id": row.record_id,
-            "kind": env.kind,
-            "subject": env.subject,
-            "org": env.org,
-            "timestamp": env.timestamp,
-            "nonce": env.nonce,
-            "prev": env.prev,
-            "payload_digest": env.payload_digest,
+            "kind": rec.kind,
+            "subject": rec.subject,
+            "org": rec.org,
+            "timestamp": rec.timestamp,
+            "nonce": rec.nonce,
+            "prev": rec.prev,
+            "payload_digest": rec.payload_digest,
             "signature": row.signature_b64,
             "accepted_at": at,
             "signer_key_index": row.key_index,
@@ -157,5 +156,5 @@ def add(batch: Batch, row: Row, kek: KeyEncryptionKey) -> Accepted:
     batch.payloads.append({"record_id": row.record_id, "ciphertext": ciphertext})
     batch.keys.append(kek.key_row(row.record_id, key))  # stored only wrapped with the KEK
     batch.accepted[row.record_id] = at
-    batch.nonces[f"{env.org}\0{env.nonce}"] = row.record_id
+    batch.nonces[f"{rec.org}\0{rec.nonce}"] = row.record_id
     return Accepted(row.record_id, created=True, accepted_at=at)

@@ -32,15 +32,15 @@ def watched_contracts() -> tuple[str, ...]:
 
 
 def record_facts(
-    env: Envelope, facts: Mapping[str, Any], detail: Mapping[str, Any] | None = None
+    rec: Envelope, facts: Mapping[str, Any], detail: Mapping[str, Any] | None = None
 ) -> RecordFacts:
     """A record as rules see it (``detail``: what its adapter gave beside the facts, never stored)."""
     return RecordFacts(
-        kind=env.kind,
-        org=env.org,
-        subject=env.subject,
-        record_id=env.digest,
-        payload_digest=env.payload_digest,
+        kind=rec.kind,
+        org=rec.org,
+        subject=rec.subject,
+        record_id=rec.digest,
+        payload_digest=rec.payload_digest,
         facts=facts,
         detail=detail or {},
     )

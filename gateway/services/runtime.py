@@ -6,7 +6,6 @@ import functools
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
@@ -23,7 +22,7 @@ from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
-from provenance.timestamps import format_timestamp
+from provenance.timestamps import format_timestamp, from_unix
 
 log = logging.getLogger("gateway")
 
@@ -57,7 +56,7 @@ class Gateway:
         )
         cache = ReadCache()  # organisations and the domains' lookups: one registry event drops both
         self.orgs = OrgDirectory(self.ledger, cache)
-        self.chain = ChainReads(self.ledger, cache)
+        self.chain = ChainReads(self.ledger, cache, self.db)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
@@ -129,7 +128,7 @@ class Gateway:
         return AcceptanceReceipt(
             origin=self.origin,
             record_id=accepted.id,
-            accepted_at=format_timestamp(datetime.fromtimestamp(accepted.accepted_at, UTC)),
+            accepted_at=format_timestamp(from_unix(accepted.accepted_at)),
             max_merge_delay=self.settings.max_merge_delay,
         )
 
@@ -177,46 +176,3 @@ class Gateway:
             if self.witnessing.is_alive():
                 self.witnessing.join(timeout=15)
         self.db.dispose()
-
-    def metrics_text(self) -> str:
-        """Prometheus text exposition of the gateway's counters and gauges."""
-        st = self.stats
-        with st.lock:
-            lines = [
-                "# HELP prov_gw_records_accepted_total Records accepted since start, by kind.",
-                "# TYPE prov_gw_records_accepted_total counter",
-                *(
-                    f'prov_gw_records_accepted_total{{kind="{k}"}} {v}'
-                    for k, v in sorted(st.accepted_by_kind.items())
-                ),
-                "# HELP prov_gw_records_rejected_total Records refused since start, by error code.",
-                "# TYPE prov_gw_records_rejected_total counter",
-                *(
-                    f'prov_gw_records_rejected_total{{code="{k}"}} {v}'
-                    for k, v in sorted(st.rejected_by_code.items())
-                ),
-                "# HELP prov_gw_chain_calls_total Workflow contract calls, by outcome.",
-                "# TYPE prov_gw_chain_calls_total counter",
-                *(
-                    f'prov_gw_chain_calls_total{{status="{k}"}} {v}'
-                    for k, v in sorted(st.chain_calls.items())
-                ),
-                "# TYPE prov_gw_records_total gauge",
-                f"prov_gw_records_total {st.accepted_total}",
-                "# TYPE prov_gw_tree_size gauge",
-                f"prov_gw_tree_size {st.tree_size}",
-                "# TYPE prov_gw_checkpoint_size gauge",
-                f"prov_gw_checkpoint_size {st.checkpoint_size}",
-                "# TYPE prov_gw_anchored_size gauge",
-                f"prov_gw_anchored_size {st.anchored_size}",
-                "# HELP prov_gw_backlog Records accepted but not yet anchored.",
-                "# TYPE prov_gw_backlog gauge",
-                f"prov_gw_backlog {st.backlog()}",
-                "# TYPE prov_gw_chain_up gauge",
-                f"prov_gw_chain_up {int(st.chain_up)}",
-                "# HELP prov_gw_anchor_stuck 1 while anchoring waits for the committee (ANCHOR_STUCK).",
-                "# TYPE prov_gw_anchor_stuck gauge",
-                f"prov_gw_anchor_stuck {int(st.anchor_stuck is not None)}",
-            ]
-        lines += self.witnessing.metrics()
-        return "\n".join(lines) + "\n"

@@ -7,15 +7,18 @@ all. Nothing a reader may not see is told apart from nothing at all (``docs/desi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
-from adapters import KINDS, Access, ReadPolicy, read_policies, read_policy
-from gateway.errors import RecordNotFound
+from adapters import Access, ReadPolicy, read_policies, read_policy
+from adapters.registry import kinds as registered_kinds
+from gateway.errors import AccessCodeInvalid, AccessCodeRequired, RecordNotFound
 from gateway.models import Record
+from provenance.access_code import AccessCode
 from provenance.orgs import OrgEntry
+from provenance.records import Envelope
 
 
 def role_name(org: OrgEntry | None) -> str | None:
@@ -30,7 +33,7 @@ class Reader:
         self.org = org
         self.role = role
         self.access_code = access_code
-        self._party: dict[str, bool] = {}
+        self._parties: dict[str, bool] = {}
         self._holder: dict[tuple[str, str], bool] = {}
 
     # --- one record ------------------------------------------------------------------------------------
@@ -59,12 +62,12 @@ class Reader:
 
     def is_party(self, s: Session, subject: str) -> bool:
         """Whether this reader signed some record of ``subject``."""
-        hit = self._party.get(subject)
+        hit = self._parties.get(subject)
         if hit is None:
             found = s.exec(
                 select(Record.seq).where(Record.subject == subject, Record.org == self.org).limit(1)
             ).first()
-            hit = self._party[subject] = found is not None
+            hit = self._parties[subject] = found is not None
         return hit
 
     def holds_code(self, s: Session, subject: str, policy: ReadPolicy) -> bool:
@@ -74,13 +77,7 @@ class Reader:
         key = (subject, policy.code_kind)
         hit = self._holder.get(key)
         if hit is None:
-            facts = s.exec(
-                select(Record.facts)
-                .where(Record.subject == subject, Record.kind == policy.code_kind)
-                .order_by(col(Record.seq))
-                .limit(1)
-            ).first()
-            hit = self._holder[key] = facts is not None and policy.code_matches(facts, self.access_code)
+            hit = self._holder[key] = code_opens(s, subject, policy, self.access_code)
         return hit
 
     # --- listings --------------------------------------------------------------------------------------
@@ -89,7 +86,7 @@ class Reader:
         """The export's filter: this reader's own records and the kinds its role reads everywhere (None:
         every record). Parties and code holders read a subject through its history, not in exports."""
         kinds = set().union(*(p.role_kinds(self.role) for p in read_policies()))
-        return None if kinds >= set(KINDS) else _own_or(self.org, kinds)
+        return None if kinds >= set(registered_kinds()) else _own_or(self.org, kinds)
 
     def subject_listing(self, s: Session, subject: str) -> ColumnElement[bool] | None:
         """The filter of ``subject``'s history: the kinds this reader's relations to it read, and its own
@@ -103,11 +100,53 @@ class Reader:
                 for k in policy.kinds
                 if policy.access(k, signer=False, role=self.role, party=party, holder=holder)
             )
-        return None if kinds >= set(KINDS) else _own_or(self.org, kinds)
+        return None if kinds >= set(registered_kinds()) else _own_or(self.org, kinds)
+
+    def subject_rows(self, s: Session, subject: str, *, after: int, limit: int) -> Sequence[Record]:
+        """The rows of ``subject`` this reader sees, in acceptance order after ``seq`` ``after``."""
+        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, col(Record.seq) > after]
+        scope = self.subject_listing(s, subject)
+        if scope is not None:
+            conds.append(scope)
+        return s.exec(select(Record).where(*conds).order_by(col(Record.seq)).limit(limit)).all()
 
     def payload_rule(self, s: Session) -> Callable[[Record], bool]:
         """``row -> bool``: whether this reader sees the payload of a listed row."""
         return lambda row: self.access(s, row) is Access.PAYLOAD
+
+
+def code_opens(s: Session, subject: str, policy: ReadPolicy, code: str) -> bool:
+    """Whether access code ``code`` opens ``subject``: checked by ``policy.code_matches`` against the facts of
+    the subject's first ``code_kind`` record (False for a subject without one, or a policy without codes).
+    For reads and for the kinds only a code's holder may submit (``ReadPolicy.code_writes``) alike."""
+    if policy.code_kind is None or policy.code_matches is None:
+        return False
+    facts = s.exec(
+        select(Record.facts)
+        .where(Record.subject == subject, Record.kind == policy.code_kind)
+        .order_by(col(Record.seq))
+        .limit(1)
+    ).first()
+    return facts is not None and policy.code_matches(facts, code)
+
+
+def check_code(s: Session, envelope: Envelope, code: str | None) -> None:
+    """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain lets only the holder of the
+    subject's access code submit (``ReadPolicy.code_writes``), alike whether the subject exists or not
+    (ACCESS_CODE_MALFORMED, 400, for text that is no code). Intake's, before anything about the subject."""
+    policy = read_policy(envelope.kind)
+    if envelope.kind not in policy.code_writes:
+        return
+    if code is None:
+        raise AccessCodeRequired(
+            f"a {envelope.kind} presents the access code of its subject "
+            "(Provenance-Access-Code header; in a bulk item, its access_code member)",
+            details={"subject": envelope.subject},
+        )
+    if not code_opens(s, envelope.subject, policy, AccessCode.parse(code).value):
+        raise AccessCodeInvalid(
+            f"no {envelope.subject!r} opens with this access code", details={"subject": envelope.subject}
+        )
 
 
 def _own_or(org: str, kinds: set[str]) -> ColumnElement[bool]:

@@ -67,21 +67,6 @@ class Witnessing(threading.Thread):
         self._loop = asyncio.new_event_loop()
         self._stopping = False
 
-    def metrics(self) -> list[str]:
-        """Prometheus lines: per witness, the newest size it cosigned and whether it answers."""
-        if not self.status:
-            return []
-        return [
-            "# HELP prov_gw_witness_cosigned_size The newest checkpoint size whose cosignature is stored.",
-            "# TYPE prov_gw_witness_cosigned_size gauge",
-            *(
-                f'prov_gw_witness_cosigned_size{{witness="{st.key.name}"}} {st.cosigned}'
-                for st in self.status
-            ),
-            "# TYPE prov_gw_witness_up gauge",
-            *(f'prov_gw_witness_up{{witness="{st.key.name}"}} {int(st.up)}' for st in self.status),
-        ]
-
     def wake(self) -> None:
         """A checkpoint was signed: every witness task looks at once (callable from any thread)."""
         if self.is_alive():

@@ -26,6 +26,7 @@ from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.ledger import AnchorState, Ledger
+from gateway.services.rules import record_facts
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PrivateKey
@@ -96,7 +97,8 @@ class AnchorStuck:
 
 @dataclass
 class Stats:
-    """Counters and gauges the workers and the write path share (read by /metrics and /healthz)."""
+    """Counters and gauges the workers and the write path share (read by /metrics and /healthz; the
+    counters by kind and code are the metrics registry's, gateway/api/metrics.py)."""
 
     accepted_total: int = 0
     tree_size: int = 0
@@ -106,8 +108,6 @@ class Stats:
     chain_pending: int = 0
     last_anchor_at: float | None = None
     anchor_stuck: AnchorStuck | None = None
-    accepted_by_kind: Counter[str] = field(default_factory=Counter)
-    rejected_by_code: Counter[str] = field(default_factory=Counter)
     chain_calls: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -432,20 +432,12 @@ class ChainCaller(Worker):
         return True
 
     def _send(self, row: Record) -> str | None:
-        workflow = workflow_for(row.kind)
-        if workflow is None:  # (legacy: a domain whose calls are still the ledger's)
-            return self._ledger.workflow_call(row.kind, row.org, row.id, row.payload_digest, row.facts)
-        call = workflow.contract_call(_facts_of(row))
+        call = workflow_for(row.kind).contract_call(_facts_of(row))
         return None if call is None else self._ledger.send(row.org, call)
 
     def _already_applied(self, row: Record, exc: ContractReverted) -> bool:
         """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
-        workflow = workflow_for(row.kind)
-        if workflow is None:  # (legacy)
-            if exc.error == "DuplicateRecord":  # PartyRecords keys records by their digest: ours
-                return True
-            return self._ledger.holds_record(row.kind, row.id, row.facts)
-        return workflow.already_applied(_facts_of(row), exc, self._chain)
+        return workflow_for(row.kind).already_applied(_facts_of(row), exc, self._chain)
 
 
 class RegistryWatcher(Worker):
@@ -476,14 +468,7 @@ class RegistryWatcher(Worker):
 
 def _facts_of(row: Record) -> RecordFacts:
     """A stored record as its domain's rules and contract binding see it."""
-    return RecordFacts(
-        kind=row.kind,
-        org=row.org,
-        subject=row.subject,
-        record_id=row.id,
-        payload_digest=row.payload_digest,
-        facts=row.facts,
-    )
+    return record_facts(_signed(row).envelope, row.facts)
 
 
 def _signed(row: Any) -> SignedRecord:

@@ -7,24 +7,49 @@ larger size lets a log operator anchor a rewritten history on top of the real on
 checkpoint just before this one and to the one just after, and checks them against the roots the chain
 holds. Where the contract itself checks a consistency proof before it accepts an anchor, every anchor is on
 one linear history and these proofs always verify; where it does not, they catch a fork next to the
-checkpoint (``provenance audit log`` checks every link). See ``docs/design/verify-cli.md``.
+checkpoint (``provenance audit log`` checks every link).
+
+An RPC endpoint can lie: a fake one answers ``rootAt``, the receipt and the anchors for a fork it made up.
+With the chain's sealing keys pinned (the trust file's ``chain.validators``), the checker does not take the
+endpoint's word for the anchoring block: the block's seal must verify under a pinned key, its header must
+hash to the bundle's block hash, and the receipts it serves must hash to the sealed receipts root, so the
+``Anchored`` event it reads is one the validators sealed (``provenance/chain/block_proof.py``). Without
+pinned sealing keys (anvil, Besu QBFT, a trust file without them) the step is a *warning* naming what was
+taken on the endpoint's word, never *passed*. See ``docs/design/verify-cli.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound, Web3Exception
 
 from provenance.abc import ConsistencyProofs
+from provenance.chain.block_proof import receipts_root, sealed_header
 from provenance.chain.connect import connect
 from provenance.chain.contracts import at
-from provenance.errors import AnchorInvalid, ConsistencyInvalid, HistoryInconsistent, ProvenanceError
+from provenance.crypto import SM2PublicKey
+from provenance.errors import (
+    AnchorInvalid,
+    ConsistencyInvalid,
+    ConsistencyProofMalformed,
+    FormatError,
+    HistoryInconsistent,
+    ProvenanceError,
+)
 from provenance.log.bundle import Anchor
 from provenance.log.checkpoint import Checkpoint
-from provenance.log.merkle import verify_consistency
+from provenance.log.merkle import HASH_SIZE, consistency_proof_length, verify_consistency
+from provenance.verification.trust import TrustStore
+
+UNPINNED = (
+    "looked up on an RPC endpoint taken on its word: no sealing keys are pinned (the trust file's "
+    "chain.validators), so nothing proves that its block, receipt and anchors are the chain's"
+)
 
 
 class ChainAnchorChecker:
@@ -37,14 +62,18 @@ class ChainAnchorChecker:
         contract: str | None = None,
         chain_id: int | None = None,
         proofs: ConsistencyProofs | None = None,
+        seal_keys: Sequence[SM2PublicKey] = (),
     ) -> None:
         self._w3 = w3
         self._contract = Web3.to_checksum_address(contract) if contract else None
         self._chain_id = chain_id
         self._proofs = proofs
+        self._seal_keys = tuple(seal_keys)
         self._served: int | None = None
         # Anchors never change once written: (address, index) -> (size, root), read once.
         self._anchors: dict[tuple[str, int], tuple[int, bytes]] = {}
+        # Blocks proven sealed: block hash -> their receipts, which hash to the sealed receipts root.
+        self._proven: dict[bytes, list[Any]] = {}
 
     @classmethod
     def from_rpc(
@@ -54,14 +83,37 @@ class ChainAnchorChecker:
         contract: str | None = None,
         chain_id: int | None = None,
         proofs: ConsistencyProofs | None = None,
+        seal_keys: Sequence[SM2PublicKey] = (),
         timeout: float = 10.0,
     ) -> ChainAnchorChecker:
         """A checker over JSON-RPC; ``contract`` and ``chain_id`` pin the ``ProvenanceLog`` (recommended),
-        ``proofs`` serves the consistency proofs between anchored checkpoints (the gateway)."""
-        return cls(connect(rpc_url, timeout=timeout), contract=contract, chain_id=chain_id, proofs=proofs)
+        ``proofs`` serves the consistency proofs between anchored checkpoints (the gateway), ``seal_keys``
+        are the chain's sealing keys that prove the endpoint's blocks."""
+        w3 = connect(rpc_url, timeout=timeout)
+        return cls(w3, contract=contract, chain_id=chain_id, proofs=proofs, seal_keys=seal_keys)
 
-    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> None:
-        """Return ``None`` if the chain holds the anchor, else raise :class:`AnchorInvalid` saying why."""
+    @classmethod
+    def for_trust(
+        cls,
+        rpc_url: str,
+        trust: TrustStore | None,
+        *,
+        proofs: ConsistencyProofs | None = None,
+        timeout: float = 10.0,
+    ) -> ChainAnchorChecker:
+        """A checker over JSON-RPC with all ``trust`` pins: chain id, ``ProvenanceLog``, sealing keys."""
+        return cls.from_rpc(
+            rpc_url,
+            contract=trust.provenance_log if trust else None,
+            chain_id=trust.chain_id if trust else None,
+            seal_keys=trust.seal_keys if trust else (),
+            proofs=proofs,
+            timeout=timeout,
+        )
+
+    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> str | None:
+        """Return ``None`` if the chain holds the anchor, proven by pinned sealing keys; a warning if it
+        holds by the word of an endpoint no pinned key proves; raise :class:`AnchorInvalid` saying why not."""
         try:
             self._check(anchor, checkpoint)
         except AnchorInvalid:
@@ -70,6 +122,7 @@ class ChainAnchorChecker:
             raise AnchorInvalid(f"cannot look the anchor up on chain: {exc}") from exc
         except ProvenanceError as exc:  # the proof source's own failures (unreachable, refused)
             raise AnchorInvalid(f"cannot get a consistency proof: {exc.message}") from exc
+        return None if self._seal_keys else UNPINNED
 
     def _check(self, anchor: Anchor, checkpoint: Checkpoint) -> None:
         if self._served is None:
@@ -105,12 +158,50 @@ class ChainAnchorChecker:
                 "anchor transaction is in another block than the bundle says",
                 details={"block_number": receipt["blockNumber"]},
             )
-        events = log.events.Anchored().process_receipt(receipt)
+        if self._seal_keys:
+            receipt = self._sealed_receipt(anchor)
+        # Only the pinned contract's logs: any contract can emit an event of the same shape.
+        own = {**receipt, "logs": [lg for lg in receipt["logs"] if lg["address"] == address]}
+        events = log.events.Anchored().process_receipt(own)
         if not any(
             e["args"]["treeSize"] == checkpoint.size and bytes(e["args"]["root"]) == root for e in events
         ):
             raise AnchorInvalid(f"transaction {anchor.tx_hash} did not anchor tree size {checkpoint.size}")
         self._check_history(log, checkpoint)
+
+    def _sealed_receipt(self, anchor: Anchor) -> Mapping[str, Any]:
+        """The anchor transaction's receipt, proven to be in the block the pinned validators sealed."""
+        block_hash = bytes.fromhex(anchor.block_hash[2:])
+        receipts = self._proven.get(block_hash)
+        if receipts is None:
+            number = anchor.block_number
+            resp = self._w3.provider.make_request("gm_getSeal", [hex(number)])  # type: ignore[arg-type]
+            seal = resp.get("result") if isinstance(resp, Mapping) else None
+            if seal is None:
+                why = resp.get("error", "no seal") if isinstance(resp, Mapping) else "no answer"
+                raise AnchorInvalid(
+                    f"the endpoint serves no seal of block {number} ({why}): the trust file pins the "
+                    "chain's sealing keys, and without a seal nothing proves the block is the chain's"
+                )
+            try:
+                header = sealed_header(seal, block_hash=block_hash, number=number, keys=self._seal_keys)
+                block = self._w3.eth.get_block(HexBytes(block_hash))
+                hashes: list[Any] = list(block["transactions"])  # hashes: get_block's default
+                receipts = [self._w3.eth.get_transaction_receipt(h) for h in hashes]
+                root = receipts_root(receipts)
+            except FormatError as exc:
+                raise AnchorInvalid(f"block {number} is not proven to be the chain's: {exc.message}") from exc
+            if root != header["receiptsRoot"]:
+                raise AnchorInvalid(
+                    f"the receipts served for block {number} do not hash to its sealed receipts root",
+                    details={"sealed": "0x" + header["receiptsRoot"].hex(), "served": "0x" + root.hex()},
+                )
+            self._proven[block_hash] = receipts
+        for r in receipts:
+            if r["transactionHash"].to_0x_hex() == anchor.tx_hash:
+                found: Mapping[str, Any] = r
+                return found
+        raise AnchorInvalid(f"transaction {anchor.tx_hash} is not in the sealed block {anchor.block_number}")
 
     def _anchor_at(self, log: Contract, index: int) -> tuple[int, bytes]:
         key = (log.address, index)
@@ -145,11 +236,21 @@ class ChainAnchorChecker:
         for (size1, root1), (size2, root2) in links:
             assert self._proofs is not None
             proof = list(self._proofs.consistency_proof(size1, size2))
+            expected = consistency_proof_length(size1, size2)
+            if len(proof) != expected or any(len(h) != HASH_SIZE for h in proof):
+                # The proof source's fault: a proof of another shape proves nothing about the log.
+                raise ConsistencyProofMalformed(
+                    f"the proof source served a malformed consistency proof from size {size1} to {size2} "
+                    f"({len(proof)} hashes, expected {expected} of {HASH_SIZE} bytes): the history cannot "
+                    "be checked with it, which says nothing about the log",
+                    details={"first": size1, "second": size2, "hashes": len(proof), "expected": expected},
+                )
             try:
                 verify_consistency(size1, size2, root1, root2, proof)
             except ConsistencyInvalid as exc:
                 raise HistoryInconsistent(
-                    f"the anchored checkpoints of sizes {size1} and {size2} are not one history: "
-                    f"{exc.message} (the log was forked; `provenance audit log` names every such link)",
+                    f"the anchored checkpoints of sizes {size1} and {size2} are not shown to be one history: "
+                    f"{exc.message} (a forked log, or a proof source serving a wrong proof; "
+                    "`provenance audit log` checks every link)",
                     details={"first": size1, "second": size2},
                 ) from exc

@@ -1,5 +1,6 @@
-"""A trust file from the chain itself: ``OrgRegistry``'s organisations, roles and SM2 key windows, and the
-log a verifier must hold bundles to (``ProvenanceLog``'s address, the log's key name and origin).
+"""A trust file from the chain itself: ``OrgRegistry``'s organisations, roles and SM2 key windows, the
+log a verifier must hold bundles to (``ProvenanceLog``'s address, the log's key name and origin), and the
+chain's sealing keys where its node seals blocks with SM2 (``gm_validators``).
 
 The log's key name and origin are not on chain; they are read from a checkpoint the chain anchored (the
 newest), and pinned only once that checkpoint's signature verifies with a log operator's key registered in
@@ -16,9 +17,10 @@ from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from provenance.chain.contracts import Role, at, org_id_text
+from provenance.chain.seal import validator_id
 from provenance.crypto import SM2PublicKey
 from provenance.domains import kind_roles
-from provenance.errors import CheckpointInvalid, FormatError, KeyInvalid
+from provenance.errors import CheckpointInvalid, FormatError, KeyInvalid, ProvenanceError
 from provenance.log.checkpoint import NoteVerifier, open_note, parse_note, verify_note_text
 from provenance.log.cosignature import WitnessKey, WitnessPolicy
 from provenance.orgs import OrgEntry, OrgKey
@@ -157,7 +159,28 @@ def read_trust(
     }
     if rpc_url is not None:
         chain["rpc_url"] = rpc_url
+    if validators := read_validators(w3):
+        chain["validators"] = [{"public_key": k.to_pem().decode("ascii")} for k in validators]
     return TrustStore(orgs=orgs, logs=logs, chain=chain, kinds=kind_roles())
+
+
+def read_validators(w3: Web3) -> list[SM2PublicKey]:
+    """The chain's sealing keys as its node names them (``gm_validators``: our node's genesis validators);
+    empty for an engine that seals no blocks with SM2 (anvil, Besu QBFT), whose blocks then prove nothing
+    to a verifier (``docs/design/verify-cli.md``)."""
+    resp: Any = w3.provider.make_request("gm_validators", [])  # type: ignore[arg-type]
+    if not isinstance(resp, dict) or "error" in resp:
+        return []
+    keys = []
+    for v in resp.get("result") or []:
+        try:
+            key = SM2PublicKey.from_pem(v["public_key_pem"])
+        except (KeyError, TypeError, ProvenanceError) as exc:
+            raise ExportInvalid(f"the node names a validator without a valid SM2 key: {exc}") from exc
+        if v.get("id") != validator_id(key):
+            raise ExportInvalid(f"the node names validator {str(v.get('id'))[:80]} with another key")
+        keys.append(key)
+    return keys
 
 
 def witness_policy(store: TrustStore, witnesses: list[tuple[str, str]], quorum: int) -> WitnessPolicy:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 # Each module adds its commands to ``app``; imported in the order `provenance --help` lists them.
-from provenance.cli import keys, verify, receipt, demo, monitor, orgs, audit, trace  # noqa: F401  # isort: skip
+from provenance.cli import keys, verify, receipt, certificate, demo, monitor, orgs, audit, trace  # noqa: F401  # isort: skip
 from provenance.cli._app import answered, app, err, state
 from provenance.errors import ProvenanceError, VerificationError
 

@@ -12,7 +12,7 @@ import httpx
 import typer
 
 from provenance.cli._app import app, err, out
-from provenance.files import FileUnreadable
+from provenance.files import FileUnreadable, read_text
 from provenance.verification.monitor import Monitor, MonitorState, StepReport
 from provenance.verification.trust import TrustStore
 
@@ -22,6 +22,11 @@ def http_fetch(client: httpx.Client) -> Any:
 
     def fetch(path: str) -> bytes:
         resp = client.get("/" + path)
+        if resp.status_code in (401, 403):
+            raise FileUnreadable(
+                f"{path}: HTTP {resp.status_code}: the entry bundles need a token (--token-file: an "
+                "auditor's, regulator's or log operator's API token, or the gateway's monitor token)"
+            )
         if resp.status_code != 200:
             raise FileUnreadable(f"{path}: HTTP {resp.status_code}")
         return resp.content
@@ -69,11 +74,22 @@ def monitor(
         float, typer.Option("--interval", help="Seconds between checks with --follow.")
     ] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per check.")] = False,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="File holding the bearer token the entry bundles need: an auditor's, regulator's or log "
+            "operator's API token, or the gateway's monitor token (PROV_GW_MONITOR_TOKEN).",
+        ),
+    ] = None,
 ) -> None:
     """Follow the log: check every new checkpoint, tile and entry; exit 1 naming anything wrong."""
     store = TrustStore.load(trust)
     held = MonitorState.load(state) if state.exists() else None
-    with httpx.Client(base_url=tiles.rstrip("/"), timeout=30) as client:
+    headers: dict[str, str] = {}
+    if token_file is not None:
+        headers["Authorization"] = f"Bearer {read_text(token_file, what='token file').strip()}"
+    with httpx.Client(base_url=tiles.rstrip("/"), timeout=30, headers=headers) as client:
         mon = Monitor(fetch=http_fetch(client), trust=store, state=held)
         while True:
             report = mon.step()  # a bad checkpoint, a fork or a missing quorum raises: exit 1 naming it

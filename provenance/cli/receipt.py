@@ -9,12 +9,21 @@ from typing import Annotated, Any
 import typer
 
 from provenance.cli._app import app, out
-from provenance.errors import FormatError
+from provenance.cli.verify import (
+    GATEWAY_OPTION,
+    RPC_OPTION,
+    TOKEN_OPTION,
+    UNANCHORED_OPTION,
+    bundle_entry,
+    bundle_verifier,
+    print_steps,
+)
+from provenance.errors import FormatError, ProvenanceError, ReceiptInvalid, VerificationError
 from provenance.files import read_bytes
 from provenance.records import load_json
 from provenance.timestamps import format_timestamp
 from provenance.verification.trust import TrustStore
-from provenance.verification.verify import Verifier
+from provenance.verification.verify import StepResult
 
 receipt_app = typer.Typer(help="Signed acceptance receipts (the gateway's promise to log a record).")
 app.add_typer(receipt_app, name="receipt")
@@ -30,11 +39,60 @@ def receipt_verify(
         str | None, typer.Option("--record", help="The record id it must be for (default: the answer's id).")
     ] = None,
     bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="An evidence bundle that must keep the promise.")
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="An evidence bundle that must keep the promise (verified as `provenance verify` would).",
+        ),
     ] = None,
+    allow_unanchored: Annotated[bool, UNANCHORED_OPTION] = False,
+    rpc: Annotated[str | None, RPC_OPTION] = None,
+    gateway: Annotated[str | None, GATEWAY_OPTION] = None,
+    token_file: Annotated[Path | None, TOKEN_OPTION] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Verify an acceptance receipt: exit 0 when the log key signed it (and the bundle keeps it), else 1."""
+    """Verify an acceptance receipt: exit 0 when the log key signed it (and the bundle keeps it), else 1.
+
+    With --bundle the bundle is verified as `provenance verify --trust` verifies it (the same trust file,
+    --rpc/--gateway for the live anchor check, an anchor required unless --allow-unanchored); it keeps the
+    promise only when it is *verified* and is the receipt's record in the receipt's log.
+    """
+    entry: dict[str, Any] = {"ok": False}
+    try:
+        _receipt_entry(entry, file, trust, record, bundle, allow_unanchored, rpc, gateway, token_file)
+    except ProvenanceError as exc:
+        entry |= {"code": exc.code, "message": exc.message, "details": exc.details}
+        if isinstance(exc, VerificationError):
+            entry |= {"failed_step": exc.step, "check": exc.details.get("check")}
+        if as_json:  # the document on stdout; the one-line error on stderr and the exit status from main
+            typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+        elif "bundle" in entry:
+            print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["bundle"]["steps"]])
+        raise
+    if as_json:
+        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+        return
+    out.print(
+        f"[green]valid[/green] receipt: log {entry['origin']} accepted record {entry['record']} at "
+        f"{entry['accepted_at']}, promised in the log by {entry['deadline']}"
+    )
+    if bundle is not None:
+        print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["bundle"]["steps"]])
+        out.print(f"[green]kept[/green]: leaf {entry['leaf_index']} of tree size {entry['tree_size']}")
+
+
+def _receipt_entry(
+    entry: dict[str, Any],
+    file: Path,
+    trust: Path,
+    record: str | None,
+    bundle: Path | None,
+    allow_unanchored: bool,
+    rpc: str | None,
+    gateway: str | None,
+    token_file: Path | None,
+) -> None:
+    """Fill ``entry`` (``receipt verify --json``'s document) as far as the checks get; raise at a failure."""
     from provenance.log.bundle import EvidenceBundle
     from provenance.log.receipt import check_kept, verify_receipt
 
@@ -48,25 +106,32 @@ def receipt_verify(
         record = record or (doc.get("id") if isinstance(doc.get("id"), str) else None)
     store = TrustStore.load(trust)
     receipt = verify_receipt(note, store, record_id=record)
-    entry: dict[str, Any] = {
-        "ok": True,
+    entry |= {
+        "ok": bundle is None,
         "origin": receipt.origin,
         "record": receipt.record_id,
         "accepted_at": receipt.accepted_at,
         "max_merge_delay": receipt.max_merge_delay,
         "deadline": format_timestamp(receipt.deadline),
     }
-    if bundle is not None:
-        b = EvidenceBundle.from_dict(load_json(read_bytes(bundle, what="bundle file"), what="bundle file"))
-        Verifier(trust=store, require_anchor=False).verify(b)
-        check_kept(receipt, b)
-        entry |= {"kept": True, "leaf_index": b.leaf_index, "tree_size": b.tree_size}
-    if as_json:
-        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+    if bundle is None:
         return
-    out.print(
-        f"[green]valid[/green] receipt: log {receipt.origin} accepted record {receipt.record_id} at "
-        f"{receipt.accepted_at}, promised in the log by {entry['deadline']}"
+    verifier = bundle_verifier(
+        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=not allow_unanchored
     )
-    if bundle is not None:
-        out.print(f"[green]kept[/green]: leaf {entry['leaf_index']} of tree size {entry['tree_size']}")
+    raw_bundle = read_bytes(bundle, what="bundle file")
+    report = entry["bundle"] = bundle_entry(verifier, raw_bundle)
+    if not report["ok"]:
+        raise ReceiptInvalid(
+            f"the bundle does not verify: step '{report['failed_step']}' failed [{report['code']}]: "
+            f"{report['message']}",
+            details={"check": "kept", "bundle_step": report["failed_step"], "bundle_code": report["code"]},
+        )
+    if report["verdict"] != "verified":
+        raise ReceiptInvalid(
+            "the bundle is only consistent (the trust file pins no log key): it cannot keep a promise",
+            details={"check": "kept", "verdict": report["verdict"]},
+        )
+    b = EvidenceBundle.from_json(raw_bundle)
+    check_kept(receipt, b)
+    entry |= {"ok": True, "kept": True, "leaf_index": b.leaf_index, "tree_size": b.tree_size}

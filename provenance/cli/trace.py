@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from provenance.cli._app import app, err, gateway_trust, out, token
-from provenance.errors import FormatError, NotFound
+from provenance.errors import FormatError, ListingInvalid, NotFound
+from provenance.listing import MAX_HISTORY_PAGES, HistoryPages
 from provenance.records import load_json
 from provenance.verification.batch import check_bundle
 from provenance.verification.trust import TrustStore
@@ -33,9 +34,18 @@ def trace(
     require_anchor: Annotated[
         bool, typer.Option("--require-anchor", help="Fail records not anchored yet (default: pending).")
     ] = False,
+    max_pages: Annotated[
+        int,
+        typer.Option("--max-pages", min=1, help="Read at most this many pages of the listing (then warn)."),
+    ] = MAX_HISTORY_PAGES,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it."""
+    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it.
+
+    The listing is the gateway's word: a record listed twice fails step "listing", a cursor that does not
+    advance stops the listing (LISTING_INVALID, exit 1), and past --max-pages the rest is left out with a
+    warning. A record the gateway leaves out cannot be seen (docs/security.md).
+    """
     from provenance.client import Client
 
     if trust is None:
@@ -45,73 +55,127 @@ def trace(
         )
     store = TrustStore.load(trust) if trust else gateway_trust(gateway)
     rows: list[dict[str, Any]] = []
+    pages = HistoryPages(max_pages=max_pages)
+    listing: ListingInvalid | None = None
     with Client(base_url=gateway, token=token(token_file)) as client:
         checker = None
         if rpc:
             from provenance.chain.anchor import ChainAnchorChecker
 
-            checker = ChainAnchorChecker.from_rpc(
-                rpc, contract=store.provenance_log, chain_id=store.chain_id, proofs=client
-            )
+            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client)
         verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
-        for item in client.history(subject):
-            row: dict[str, Any] = {k: item.get(k) for k in ("id", "kind", "org", "timestamp", "status")}
-            entry = store.orgs.get(str(item.get("org")))
-            row["role"] = entry.role if entry else "?"
-            results: list[StepResult] = []
-            doc = client.bundle_document(str(item.get("id")), payload=False)
-            failure = check_bundle(verifier, doc, report=results, listed=(item, subject))
-            row["ok"] = failure is None
-            if failure is not None:
-                row |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
-            row["verdict"] = verdict(results)
-            row["steps"] = {r.step: r.status for r in results}
-            rows.append(row)
-    if not rows:
+        seen: set[str] = set()
+        try:
+            for item in client.history(subject, pages=pages):
+                rows.append(_trace_row(client, verifier, store, subject, item, seen))
+        except ListingInvalid as exc:  # what was read so far is shown, then the listing's failure
+            listing = exc
+    if not rows and listing is None:
         raise NotFound(f"no records for subject '{subject}'")
     failed = [r for r in rows if not r["ok"]]
     if as_json:
-        typer.echo(
-            json.dumps({"subject": subject, "records": rows, "failed": len(failed)}, ensure_ascii=False)
-        )
+        doc: dict[str, Any] = {
+            "subject": subject,
+            "records": rows,
+            "failed": len(failed),
+            "truncated": pages.truncated,
+        }
+        if listing is not None:
+            doc["listing_error"] = {"code": listing.code, "message": listing.message}
+        typer.echo(json.dumps(doc, ensure_ascii=False))
     else:
-        table = Table(title=f"{subject}: {len(rows)} records")
-        for col in (
-            "#",
-            "when (UTC)",
-            "organisation",
-            "kind",
-            "digest",
-            "signature",
-            "inclusion",
-            "anchor",
-            "",
-        ):
-            table.add_column(col)
-        mark = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]not checked[/]"}
-        for i, r in enumerate(rows, 1):
-            steps = r["steps"]
-            table.add_row(
-                str(i),
-                str(r["timestamp"]),
-                f"{r['org']} ({r['role']})",
-                str(r["kind"]),
-                str(r["id"])[:12] + "…",
-                *(
-                    mark.get(steps.get(s, ""), steps.get(s, "-"))
-                    for s in ("signature", "inclusion", "anchor")
-                ),
-                {"verified": "[green]verified[/]", "consistent": "[yellow]consistent[/]"}.get(
-                    r["verdict"], ""
-                )
-                if r["ok"]
-                else f"[red]{r['failed_step']} failed[/]",
-            )
-        out.print(table)
+        out.print(trace_table(subject, rows))
         for r in failed:
             err.print(f"[red]record {r['id']}[/red]: step '{r['failed_step']}' [{r['code']}]: {r['message']}")
+    if pages.truncated:
+        err.print(
+            f"[yellow]warning[/yellow]: truncated after {pages.pages} pages ({len(rows)} records): the "
+            "gateway lists more, so this is not the whole history (raise --max-pages)"
+        )
+    if listing is not None:
+        raise listing
     if failed:
         raise typer.Exit(1)
+
+
+# One cell for the three checks a reader scans for: S(ignature), I(nclusion), A(nchor), each with a mark.
+_MARKS = {
+    "passed": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "skipped": "[yellow]–[/]",
+    "warning": "[yellow]?[/]",
+}
+_CHECKS = (("S", "signature"), ("I", "inclusion"), ("A", "anchor"))
+
+
+def trace_table(subject: str, rows: list[dict[str, Any]]) -> Table:
+    """The history as a table that reads whole at 80 columns: no vertical rules, the time and the
+    organisation's role on a second line, the three checks in one cell (legend in the caption), and cells
+    that wrap rather than cut (`organ…`)."""
+    from rich import box
+
+    table = Table(
+        title=f"{subject}: {len(rows)} records",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        caption="S signature, I inclusion, A anchor: ✓ passed, ✗ failed, – not checked, ? the chain's word",
+        caption_justify="left",
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("signed (UTC)", no_wrap=True)
+    table.add_column("organisation", overflow="fold", min_width=12)
+    table.add_column("kind", overflow="fold")
+    table.add_column("record", no_wrap=True)
+    table.add_column("checks", no_wrap=True)
+    table.add_column("verdict", overflow="fold")
+    for i, r in enumerate(rows, 1):
+        steps = r["steps"]
+        when = str(r["timestamp"])
+        date, _, clock = when.partition("T")
+        checks = " ".join(f"{letter}{_MARKS.get(steps.get(s, ''), '-')}" for letter, s in _CHECKS)
+        if r["ok"]:
+            result = {"verified": "[green]verified[/]", "consistent": "[yellow]consistent[/]"}.get(
+                r["verdict"], ""
+            )
+        else:
+            result = f"[red]{r['failed_step']} failed[/]"
+        table.add_row(
+            str(i),
+            f"{date}\n{clock.removesuffix('Z')[:8]}" if clock else when,
+            f"{r['org']}\n[dim]{r['role']}[/]",
+            str(r["kind"]),
+            str(r["id"])[:8] + "…",
+            checks,
+            result,
+        )
+    return table
+
+
+def _trace_row(
+    client: Any, verifier: Verifier, store: TrustStore, subject: str, item: Any, seen: set[str]
+) -> dict[str, Any]:
+    """One listed record of `trace`, checked against its own bundle (a repeated id fails step listing)."""
+    item = item if isinstance(item, dict) else {}
+    row: dict[str, Any] = {k: item.get(k) for k in ("id", "kind", "org", "timestamp", "status")}
+    entry = store.orgs.get(str(item.get("org")))
+    row["role"] = entry.role if entry else "?"
+    record_id = str(item.get("id"))
+    duplicate = record_id in seen
+    seen.add(record_id)
+    results: list[StepResult] = []
+    try:
+        doc: Any = client.bundle_document(record_id, payload=False)
+    except NotFound as exc:  # listed, yet no bundle: the listing names a record the gateway does not have
+        row |= {"ok": False, "failed_step": "listing", "code": exc.code, "message": exc.message}
+        return row | {"verdict": "failed", "steps": {"listing": "failed"}}
+    failure = check_bundle(verifier, doc, report=results, listed=(item, subject), duplicate=duplicate)
+    row["ok"] = failure is None
+    if failure is not None:
+        row |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
+    row["verdict"] = verdict(results)
+    row["steps"] = {r.step: r.status for r in results}
+    return row
 
 
 @app.command()

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from provenance.cli._app import app, err, out, token
-from provenance.errors import FormatError
+from provenance.errors import FormatError, VerificationError
 from provenance.files import read_bytes
 from provenance.records import load_json
 from provenance.verification.batch import count_lines, is_json_lines, verify_export, verify_line
@@ -28,7 +28,7 @@ _VERDICT_LINES = {
 }
 
 
-def _print_steps(results: list[StepResult]) -> None:
+def print_steps(results: list[StepResult]) -> None:
     table = Table(show_header=True, header_style="bold")
     table.add_column("step")
     table.add_column("result")
@@ -52,47 +52,25 @@ def _proofs(gateway: str | None, token_file: Path | None) -> Any:
     return GatewayProofs(gateway, token=token(token_file))
 
 
-@app.command()
-def verify(
-    file: Annotated[Path, typer.Argument(help="An evidence bundle (JSON) or an export (JSON Lines).")],
-    trust: Annotated[
-        Path | None, typer.Option("--trust", help="Trust file (`provenance orgs export`) pinning keys.")
-    ] = None,
-    allow_unanchored: Annotated[
-        bool, typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
-    ] = False,
-    rpc: Annotated[
-        str | None, typer.Option("--rpc", help="Look anchors up on this chain's JSON-RPC (online mode).")
-    ] = None,
-    gateway: Annotated[
-        str | None,
-        typer.Option("--gateway", help="With --rpc: where to fetch consistency proofs between anchors."),
-    ] = None,
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="API token for --gateway.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
-
-    Without --trust the keys come from the bundle itself: the verdict is then "consistent", never
-    "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
-    --gateway checks that the anchored checkpoint is on one history with the anchors around it.
-    """
-    store = TrustStore.load(trust) if trust else None
+def bundle_verifier(
+    store: TrustStore | None,
+    *,
+    rpc: str | None,
+    gateway: str | None,
+    token_file: Path | None,
+    require_anchor: bool,
+) -> Verifier:
+    """The verifier of `verify` and `receipt verify`: pinned keys, and with --rpc the live anchor check."""
     checker = None
     if rpc:
         from provenance.chain.anchor import ChainAnchorChecker
 
-        checker = ChainAnchorChecker.from_rpc(
-            rpc,
-            contract=store.provenance_log if store else None,
-            chain_id=store.chain_id if store else None,
-            proofs=_proofs(gateway, token_file),
-        )
-    verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=not allow_unanchored)
-    if is_json_lines(file):
-        _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
-        return
-    raw = read_bytes(file, what="bundle file")
+        checker = ChainAnchorChecker.for_trust(rpc, store, proofs=_proofs(gateway, token_file))
+    return Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
+
+
+def bundle_entry(verifier: Verifier, raw: bytes) -> dict[str, Any]:
+    """One bundle's bytes verified as `provenance verify FILE` reports it (``--json``'s document)."""
     results: list[StepResult] = []
     failure = verify_line(verifier, 1, raw, report=results)  # text that is not JSON fails step "schema"
     entry: dict[str, Any] = {"ok": failure is None, "verdict": verdict(results)}
@@ -103,16 +81,121 @@ def verify(
         if failure.record is not None:
             entry["record"] = failure.record
     entry["steps"] = [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]
+    return entry
+
+
+RPC_OPTION = typer.Option("--rpc", help="Look anchors up on this chain's JSON-RPC (online mode).")
+
+GATEWAY_OPTION = typer.Option(
+    "--gateway", help="With --rpc: where to fetch consistency proofs between anchors."
+)
+
+TOKEN_OPTION = typer.Option("--token-file", help="API token for --gateway.")
+
+UNANCHORED_OPTION = typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
+
+
+@app.command()
+def verify(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="An evidence bundle (JSON), an export (JSON Lines) or a certificate (PDF, "
+            "`provenance certificate`)."
+        ),
+    ],
+    trust: Annotated[
+        Path | None, typer.Option("--trust", help="Trust file (`provenance orgs export`) pinning keys.")
+    ] = None,
+    allow_unanchored: Annotated[bool, UNANCHORED_OPTION] = False,
+    rpc: Annotated[str | None, RPC_OPTION] = None,
+    gateway: Annotated[str | None, GATEWAY_OPTION] = None,
+    token_file: Annotated[Path | None, TOKEN_OPTION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
+
+    Without --trust the keys come from the bundle itself: the verdict is then "consistent", never
+    "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
+    --gateway checks that the anchored checkpoint is on one history with the anchors around it. An export
+    (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed). A
+    certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page prints
+    that bundle's digests and hashes.
+    """
+    store = TrustStore.load(trust) if trust else None
+    if _is_pdf(file):  # a certificate (`provenance certificate`): its embedded bundles
+        raw = read_bytes(file, what="certificate file")
+        _verify_certificate(raw, store, rpc, gateway, token_file, not allow_unanchored, as_json)
+        return
+    if is_json_lines(file):
+        _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
+        return
+    verifier = bundle_verifier(
+        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=not allow_unanchored
+    )
+    entry = bundle_entry(verifier, read_bytes(file, what="bundle file"))
     if as_json:
         typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
     else:
-        _print_steps(results)
-        if entry["ok"]:
-            out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
-        else:
-            step, code = entry["failed_step"], entry["code"]
-            err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
+        _print_entry(entry)
     if not entry["ok"]:
+        raise typer.Exit(1)
+
+
+def _is_pdf(file: Path) -> bool:
+    try:
+        with file.open("rb") as f:
+            return f.read(5) == b"%PDF-"
+    except OSError:
+        return False  # read_bytes names the problem
+
+
+def _print_entry(entry: dict[str, Any]) -> None:
+    print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["steps"]])
+    if entry["ok"]:
+        out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
+    else:
+        step, code = entry["failed_step"], entry["code"]
+        err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
+
+
+def _verify_certificate(
+    raw: bytes,
+    store: TrustStore | None,
+    rpc: str | None,
+    gateway: str | None,
+    token_file: Path | None,
+    require_anchor: bool,
+    as_json: bool,
+) -> None:
+    """A 存证证明 PDF: each page's embedded bundle verified as a bundle file, then step ``certificate``:
+    the page prints that bundle's values (``provenance.certificate.check_printed``)."""
+    from provenance.certificate import check_printed, read_certificate
+    from provenance.log.bundle import EvidenceBundle
+
+    verifier = bundle_verifier(
+        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=require_anchor
+    )
+    entries = []
+    for page in read_certificate(raw):
+        entry = bundle_entry(verifier, page.bundle) | {"page": page.page, "attachment": page.attachment}
+        if entry["ok"]:
+            try:
+                check_printed(EvidenceBundle.from_json(page.bundle), page)
+                entry["steps"].append({"step": "certificate", "status": "passed", "detail": ""})
+            except VerificationError as exc:
+                entry["steps"].append({"step": "certificate", "status": "failed", "detail": exc.message})
+                entry |= {"ok": False, "verdict": "failed", "failed_step": exc.step}
+                entry |= {"code": exc.code, "message": exc.message}
+        entries.append(entry)
+    ok = all(e["ok"] for e in entries)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "pages": entries}, ensure_ascii=False, indent=2))
+    else:
+        for e in entries:
+            out.print(f"page {e['page']} ({e['attachment']}):")
+            _print_entry(e)
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -135,6 +218,7 @@ def _verify_export(
         doc = {
             "total": summary.total,
             "verified": summary.verified,
+            "consistent": summary.consistent,
             "failed": len(summary.failures),
             "failures": [
                 {
@@ -149,7 +233,17 @@ def _verify_export(
         }
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
-        out.print(f"{summary.verified} of {summary.total} bundles verified, {len(summary.failures)} failed")
+        # The page's words: "verified" only with pinned keys; the rest held against the bundles' own keys.
+        out.print(
+            f"{summary.verified} of {summary.total} bundles verified with the pinned keys, "
+            f"{summary.consistent} only consistent (keys from the bundles themselves, not attributed), "
+            f"{len(summary.failures)} failed"
+        )
+        if summary.consistent:
+            err.print(
+                "[yellow]warning[/yellow]: a consistent bundle agrees with keys it carries itself, which "
+                "anyone can make: pin the keys with --trust (`provenance orgs export`)"
+            )
         for f in summary.failures[:50]:
             err.print(f"  line {f.line}: step '{f.step}' [{f.code}]: {f.message}")
         if len(summary.failures) > 50:

@@ -4,7 +4,6 @@ The gateway never sees the private key: records are signed here. Sync :class:`Cl
 :class:`AsyncClient` share one request description (:class:`Api`), so both speak the same API.
 """
 
-from provenance.client.aio import AsyncClient
 from provenance.client.api import (
     NOT_YET_LOGGED,
     AccessCodeArg,
@@ -16,7 +15,7 @@ from provenance.client.api import (
     IssuedPrescription,
     Receipt,
 )
-from provenance.client.sync import Client
+from provenance.client.clients import AsyncClient, Client
 
 __all__ = [
     "NOT_YET_LOGGED",

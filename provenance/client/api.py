@@ -104,16 +104,24 @@ class Api:
     """Request shapes and response parsing, shared by the sync and async clients."""
 
     @staticmethod
-    def submission(signed: SignedRecord, payload: Any) -> dict[str, Any]:
-        return signed.to_dict() | {"payload": payload}
+    def submission(signed: SignedRecord, payload: Any, code: AccessCodeArg = None) -> dict[str, Any]:
+        header = code_header(code)
+        extra = {"access_code": header[HEADER]} if header else {}
+        return signed.to_dict() | {"payload": payload} | extra
 
     @staticmethod
-    def submit(signed: SignedRecord, payload: Any) -> Request:
-        return Request("POST", "/api/v1/records", json=Api.submission(signed, payload))
+    def submit(signed: SignedRecord, payload: Any, code: AccessCodeArg = None) -> Request:
+        body = Api.submission(signed, payload)
+        return Request("POST", "/api/v1/records", json=body, headers=code_header(code))
 
     @staticmethod
-    def submit_many(items: Sequence[tuple[SignedRecord, Any]]) -> Request:
-        body = {"records": [Api.submission(s, p) for s, p in items]}
+    def submit_many(
+        items: Sequence[tuple[SignedRecord, Any]], codes: Sequence[AccessCodeArg] | None = None
+    ) -> Request:
+        if codes is not None and len(codes) != len(items):
+            raise ProvenanceError("submit_many: one access code (or None) per item")
+        each = codes if codes is not None else [None] * len(items)
+        body = {"records": [Api.submission(s, p, c) for (s, p), c in zip(items, each, strict=True)]}
         return Request("POST", "/api/v1/records:bulk", json=body)
 
     @staticmethod
@@ -186,10 +194,6 @@ class Api:
     def bulk(doc: Mapping[str, Any]) -> list[Receipt]:
         """Per-item results of a bulk submission, in request order (rejected items carry ``raw['error']``)."""
         return [Api.receipt(item) for item in doc["items"]]
-
-    @staticmethod
-    def page(doc: Any) -> tuple[list[Any], int | None]:
-        return list(doc.get("items", [])), doc.get("next_cursor")
 
 
 class GatewayProofs:

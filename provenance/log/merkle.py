@@ -178,8 +178,9 @@ def verify_inclusion(
         )
 
 
-def _consistency_length(size1: int, size2: int) -> int:
-    """Number of hashes in the consistency proof from size1 to size2 (0 < size1 < size2)."""
+def consistency_proof_length(size1: int, size2: int) -> int:
+    """Number of hashes in the consistency proof from size1 to size2 (0 < size1 < size2): a proof of
+    another length is malformed, whoever served it, and proves nothing about the log."""
     shift = (size1 & -size1).bit_length() - 1  # trailing zeros: levels the old tree shares whole
     inner, border = _inclusion_shape(size1 - 1, size2)
     seeded = 0 if size1 == 1 << shift else 1  # the old root is itself a node only when size1 is 2**k
@@ -218,7 +219,7 @@ def verify_consistency(
             raise ConsistencyInvalid("first root is not the empty-tree root for size 0", details=details)
         return
 
-    expected = _consistency_length(size1, size2)
+    expected = consistency_proof_length(size1, size2)
     if len(proof) != expected:
         raise ConsistencyInvalid(
             f"consistency proof has {len(proof)} hashes, expected {expected} from size {size1} to {size2}",

@@ -64,6 +64,9 @@ MAX_BATCH = 1 << 16  # more leaves than any bulk request holds; bounds the proof
 MAX_MERGE_DELAY_LIMIT = 366 * 24 * 3600  # a year: anything longer promises nothing
 
 _RECORD_ID = re.compile(r"[0-9a-f]{64}")
+# The documented form exactly: RFC 3339 UTC with milliseconds (the gateway's ``format_timestamp``), so that
+# one acceptance has one text (a receipt's leaf in a batch tree is built from it).
+_ACCEPTED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
@@ -85,13 +88,25 @@ class AcceptanceReceipt:
             raise _invalid("format", "receipt origin must be one non-empty line")
         if not isinstance(self.record_id, str) or not _RECORD_ID.fullmatch(self.record_id):
             raise _invalid("format", "receipt record id is not 64 lowercase hex digits")
+        if not isinstance(self.accepted_at, str) or not _ACCEPTED_AT.fullmatch(self.accepted_at):
+            raise _invalid(
+                "format",
+                f"receipt acceptance time {str(self.accepted_at)[:40]!r} is not RFC 3339 UTC with "
+                "milliseconds (2026-11-30T08:00:00.123Z)",
+            )
         try:
-            parse_timestamp(self.accepted_at)
+            accepted = parse_timestamp(self.accepted_at)
         except ProvenanceError as exc:
             raise _invalid("format", f"receipt acceptance time: {exc.message}") from exc
         mmd = self.max_merge_delay
         if isinstance(mmd, bool) or not isinstance(mmd, int) or not 0 <= mmd <= MAX_MERGE_DELAY_LIMIT:
             raise _invalid("format", f"receipt maximum merge delay {mmd!r} is not 0 to a year in seconds")
+        try:
+            accepted + timedelta(seconds=mmd)  # the deadline must exist for `deadline` to say it
+        except OverflowError as exc:  # 9999-12-31T23:59:59.999Z + 60 s: no date-time can say when
+            raise _invalid(
+                "format", f"receipt deadline ({self.accepted_at} + {mmd} s) lies beyond the year 9999"
+            ) from exc
 
     @property
     def deadline(self) -> datetime:

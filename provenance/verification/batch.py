@@ -14,7 +14,7 @@ from provenance.files import FileUnreadable
 from provenance.log.bundle import EvidenceBundle
 from provenance.records import load_json
 from provenance.verification.trust import TrustStore
-from provenance.verification.verify import StepResult, Verifier, check_listed
+from provenance.verification.verify import StepResult, Verifier, check_listed, verdict
 
 # Workers get whole lines in blocks of about this size (~500 bundles, ~0.2 s of CPU): small enough that the
 # last block does not leave the other workers idle for long, large enough that sending it costs nothing.
@@ -32,12 +32,16 @@ class Failure:
 
 @dataclass(slots=True)
 class BatchSummary:
+    """Counts by verdict (``provenance.verify.verdict``): verified with pinned keys, only consistent (every
+    step held against keys the bundles carry themselves), failed."""
+
     total: int = 0
+    consistent: int = 0
     failures: list[Failure] = field(default_factory=list)
 
     @property
     def verified(self) -> int:
-        return self.total - len(self.failures)
+        return self.total - self.consistent - len(self.failures)
 
 
 _worker_verifier: Verifier | None = None
@@ -56,10 +60,14 @@ def check_bundle(
     line: int = 1,
     report: list[StepResult] | None = None,
     listed: tuple[Mapping[str, Any], str] | None = None,
+    duplicate: bool = False,
+    consistent_ok: bool = True,
 ) -> Failure | None:
     """Verify one parsed bundle; a failure names its step (``schema`` when it is not a valid bundle).
 
-    ``listed``: the (history item, subject) the bundle was fetched for, checked first (step ``listing``).
+    ``listed``: the (history item, subject) the bundle was fetched for, checked first (step ``listing``;
+    ``duplicate``: the listing named that record before). ``consistent_ok``: a bundle that holds only against
+    keys it carries itself passes (its report's verdict says "consistent"); else it fails (KEYS_NOT_PINNED).
     """
     record = None
     try:
@@ -72,14 +80,17 @@ def check_bundle(
         record = bundle.digest
         if listed is not None:
             try:
-                check_listed(bundle, *listed)
+                check_listed(bundle, *listed, duplicate=duplicate)
             except ListingMismatch as exc:
                 if report is not None:
                     report.append(StepResult("listing", "failed", exc.message))
                 raise
             if report is not None:
                 report.append(StepResult("listing", "passed"))
-        verifier.verify(bundle, report=report)
+        if consistent_ok:
+            verifier.verify_consistent(bundle, report=report)
+        else:
+            verifier.verify(bundle, report=report)
     except VerificationError as exc:
         return Failure(line, exc.step, exc.code, exc.message, record)
     except ProvenanceError as exc:
@@ -102,19 +113,23 @@ def verify_line(
     return check_bundle(verifier, data, line=line_no, report=report)
 
 
-def _verify_block(block: tuple[int, bytes]) -> tuple[int, list[Failure]]:
-    """Verify the non-blank lines of a block of whole lines, the first of them numbered ``block[0]``."""
+def _verify_block(block: tuple[int, bytes]) -> tuple[int, int, list[Failure]]:
+    """Verify the non-blank lines of a block of whole lines, the first of them numbered ``block[0]``:
+    (lines, of them only consistent, failures)."""
     verifier = _worker_verifier
     assert verifier is not None
     first, data = block
-    count = 0
+    count = consistent = 0
     fails = []
     for n, line in enumerate(data.split(b"\n"), first):
         if line.strip():
             count += 1
-            if (f := verify_line(verifier, n, line)) is not None:
+            report: list[StepResult] = []
+            if (f := verify_line(verifier, n, line, report=report)) is not None:
                 fails.append(f)
-    return count, fails
+            elif verdict(report) == "consistent":
+                consistent += 1
+    return count, consistent, fails
 
 
 def _blocks(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -154,7 +169,7 @@ def verify_export(
     trust_doc = trust.to_dict() if trust is not None else None
     if n == 1:
         _init(trust_doc, require_anchor)
-        results: Iterator[tuple[int, list[Failure]]] = map(_verify_block, _blocks(path))
+        results: Iterator[tuple[int, int, list[Failure]]] = map(_verify_block, _blocks(path))
         return _collect(results, summary, progress)
     with ProcessPoolExecutor(max_workers=n, initializer=_init, initargs=(trust_doc, require_anchor)) as pool:
         # map() over a generator would read the whole file first; bound what is in flight instead.
@@ -163,7 +178,7 @@ def verify_export(
 
 def _bounded_map(
     pool: ProcessPoolExecutor, blocks: Iterator[tuple[int, bytes]], window: int
-) -> Iterator[tuple[int, list[Failure]]]:
+) -> Iterator[tuple[int, int, list[Failure]]]:
     pending = []
     for block in blocks:
         pending.append(pool.submit(_verify_block, block))
@@ -174,12 +189,13 @@ def _bounded_map(
 
 
 def _collect(
-    results: Iterator[tuple[int, list[Failure]]],
+    results: Iterator[tuple[int, int, list[Failure]]],
     summary: BatchSummary,
     progress: Callable[[int], None] | None,
 ) -> BatchSummary:
-    for count, fails in results:
+    for count, consistent, fails in results:
         summary.total += count
+        summary.consistent += consistent
         summary.failures.extend(fails)
         if progress:
             progress(count)

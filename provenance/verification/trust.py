@@ -60,6 +60,9 @@ class TrustStore:
         roles = table.get(kind)
         return roles is not None and role in roles
 
+    # Parsed from ``chain["validators"]`` once (``seal_keys``); not an argument, so replace() re-reads it.
+    _seal_keys: tuple[SM2PublicKey, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
     def org_keys_at(self, org: str, at: datetime) -> list[SM2PublicKey]:
         """Keys of ``org`` valid at instant ``at`` (empty if the org is unknown)."""
         entry = self.orgs.get(org)
@@ -99,6 +102,7 @@ class TrustStore:
                 if any(k.name == lk["name"] and k.public_key == pub for k in logs):
                     raise TrustInvalid(f"trust file lists log key '{lk['name']}' twice")
                 logs.append(LogKey(name=lk["name"], public_key=pub, pem=pem, origin=lk["origin"]))
+            seal_keys = _seal_keys(data.get("chain", {}))
         except TrustInvalid:
             raise
         except ProvenanceError as exc:  # a key that is not SM2, an impossible date (RecordInvalid)
@@ -108,19 +112,28 @@ class TrustStore:
         except FormatError as exc:
             raise TrustInvalid(f"trust file has a bad witness policy: {exc.message}") from exc
         kinds = data.get("kinds")
-        return cls(
+        store = cls(
             orgs=orgs,
             logs=logs,
             chain=dict(data.get("chain", {})),
             witnesses=witnesses,
             kinds=None if kinds is None else {k: frozenset(v) for k, v in kinds.items()},
         )
+        store._seal_keys = seal_keys
+        return store
 
     @property
     def chain_id(self) -> int | None:
         """The chain whose anchors count (``chain.chain_id``), if pinned."""
         value = self.chain.get("chain_id")
         return value if isinstance(value, int) else None
+
+    @property
+    def seal_keys(self) -> tuple[SM2PublicKey, ...]:
+        """The chain's sealing keys (``chain.validators``): a block sealed by one of them is the chain's."""
+        if self._seal_keys is None:
+            self._seal_keys = _seal_keys(self.chain)
+        return self._seal_keys
 
     @property
     def provenance_log(self) -> str | None:
@@ -144,3 +157,7 @@ class TrustStore:
 @cache
 def _schema() -> StrictSchema:
     return StrictSchema("trust.schema.json", what="trust file", error=TrustInvalid)
+
+
+def _seal_keys(chain: Mapping[str, Any]) -> tuple[SM2PublicKey, ...]:
+    return tuple(SM2PublicKey.from_pem(v["public_key"]) for v in chain.get("validators", ()))

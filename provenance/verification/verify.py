@@ -1,12 +1,16 @@
 """The one verifier of evidence bundles, used by the CLI, the SDK and the gateway.
 
-``Verifier.verify`` returns ``None`` or raises a :class:`~provenance.errors.VerificationError` whose
-``step`` names the first step that failed (sigstore-python's ``Verifier.verify_artifact`` contract).
-Steps run in a fixed order; each later step relies on the earlier ones having held.
+``Verifier.verify`` returns ``None`` only when the bundle is *verified*, and otherwise raises a
+:class:`~provenance.errors.VerificationError` whose ``step`` names the first step that failed
+(sigstore-python's ``Verifier.verify_artifact`` contract). Steps run in a fixed order; each later step
+relies on the earlier ones having held.
 
-Holding is not the same as *verified*: :func:`verdict` reads the report. Without pinned organisation and
-log keys a bundle can only be *consistent* (it agrees with the keys it carries itself, which anyone can
-make); an anchor that was not looked up on chain is *skipped* (not checked), never passed. The /verify
+Holding is not the same as *verified*. Without pinned organisation and log keys a bundle can only be
+*consistent* (it agrees with the keys it carries itself, which anyone can make): ``verify`` refuses it
+(:class:`~provenance.errors.KeysNotPinned`), and a caller that wants to accept it says so by calling
+``verify_consistent``, which returns the verdict (as sigstore-python's ``UnsafeNoOp`` policy is asked for
+by name). An anchor that was not looked up on chain is *skipped* (not checked), never passed; one looked up
+on an RPC endpoint whose blocks were not checked against pinned sealing keys is a *warning*. The /verify
 page (``webui/src/verify.js``) is a port of this module, step for step.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
@@ -25,6 +29,7 @@ from provenance.errors import (
     FormatError,
     ItemProofInvalid,
     KeyInvalid,
+    KeysNotPinned,
     ListingMismatch,
     PayloadDigestMismatch,
     ProofInvalid,
@@ -59,6 +64,7 @@ STEP_TITLES = {
     "checkpoint": "checkpoint signed by the log key",
     "inclusion": "Merkle inclusion proof up to the checkpoint root",
     "anchor": "checkpoint anchored on chain",
+    "certificate": "the certificate prints the embedded bundle's digests and hashes",
 }
 
 
@@ -68,14 +74,26 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 LISTED_FIELDS = ("kind", "org", "subject", "timestamp")
 
 
-def check_listed(bundle: EvidenceBundle, item: Mapping[str, Any], subject: str | None = None) -> None:
+def check_listed(
+    bundle: EvidenceBundle,
+    item: Mapping[str, Any],
+    subject: str | None = None,
+    *,
+    duplicate: bool = False,
+) -> None:
     """Raise :class:`ListingMismatch` unless ``bundle`` is the record a listing ``item`` names.
 
     A history view shows what the listing says (kind, organisation, time) beside the verdict of a bundle
-    fetched by id; a gateway that answers with another record's bundle must not lend it its verdict.
+    fetched by id; a gateway that answers with another record's bundle must not lend it its verdict, nor
+    show one record twice (``duplicate``: the listing named this id before) as two verified rows.
     """
     env = bundle.signed.envelope
     listed_id = item.get("id")
+    if duplicate:
+        raise ListingMismatch(
+            f"the listing names record {str(listed_id)[:80]} more than once",
+            details={"listed": listed_id, "duplicate": True},
+        )
     if listed_id != bundle.digest:
         raise ListingMismatch(
             f"the listing names record {str(listed_id)[:80]}, the bundle is record {bundle.digest}",
@@ -92,9 +110,13 @@ def check_listed(bundle: EvidenceBundle, item: Mapping[str, Any], subject: str |
 
 
 class AnchorChecker(Protocol):
-    """Looks an anchor up on the ledger; raises :class:`AnchorInvalid` when it does not hold there."""
+    """Looks an anchor up on the ledger; raises :class:`AnchorInvalid` when it does not hold there.
 
-    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> None: ...
+    Returns ``None`` when the ledger's answers were proven (blocks sealed by pinned keys), else a warning
+    saying what was taken on the endpoint's word (the step is then a ``warning``, never ``passed``).
+    """
+
+    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +126,10 @@ class StepResult:
     detail: str = ""
 
 
-def verdict(report: list[StepResult]) -> str:
+Verdict = Literal["verified", "consistent", "failed"]
+
+
+def verdict(report: list[StepResult]) -> Verdict:
     """The verdict of a verification report (``Verifier.verify``'s, or a schema failure's).
 
     ``verified``: every step held and both the organisation's key and the log key were pinned (a trust
@@ -151,7 +176,26 @@ class Verifier:
         return cls(trust=trust, require_anchor=require_anchor)
 
     def verify(self, bundle: EvidenceBundle, *, report: list[StepResult] | None = None) -> None:
-        """Return ``None`` when every step holds; raise naming the first failed step otherwise."""
+        """Return ``None`` only when the bundle is *verified*: every step held, the organisation's key and
+        the log key pinned. Raise naming the first failed step otherwise, and :class:`KeysNotPinned` when
+        every step held against keys the bundle carries itself (use :meth:`verify_consistent` to accept
+        that explicitly)."""
+        out = report if report is not None else []
+        if self.verify_consistent(bundle, report=out) == "verified":
+            return
+        unpinned = next(r for r in out if r.status == "warning" and r.step in ("signer", "checkpoint"))
+        raise KeysNotPinned(
+            f"every step held, but {unpinned.detail}: the bundle is only consistent, not verified "
+            "(pin the keys with a trust file, or call verify_consistent to accept that)",
+            step=unpinned.step,
+        )
+
+    def verify_consistent(
+        self, bundle: EvidenceBundle, *, report: list[StepResult] | None = None
+    ) -> Literal["verified", "consistent"]:
+        """The explicit opt-in for unpinned keys: return the verdict, ``"verified"`` or ``"consistent"``
+        (every step held, some against keys the bundle carries itself: integrity, not attribution); raise
+        naming the first failed step otherwise."""
         run = _Run(out=report if report is not None else [])
         out = run.out
         for name, step in self._STEPS:
@@ -174,6 +218,7 @@ class Verifier:
                 raise
             if len(out) == before:
                 out.append(StepResult(name, "passed"))
+        return "verified" if verdict(out) == "verified" else "consistent"  # every step held
 
     # --- steps -----------------------------------------------------------------------------------------
 
@@ -378,7 +423,9 @@ class Verifier:
                 StepResult("anchor", "skipped", f"{pins}not looked up on chain {a.chain_id} (offline)")
             )
             return
-        self._anchor_checker.check(a, run.cp)
+        warning = self._anchor_checker.check(a, run.cp)
+        if warning:
+            run.out.append(StepResult("anchor", "warning", warning))
 
     _STEPS: tuple[tuple[str, Callable[[Verifier, EvidenceBundle, _Run], None]], ...] = (
         ("digest", _digest),

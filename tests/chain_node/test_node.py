@@ -15,7 +15,6 @@ import pytest
 from eth._utils.address import generate_contract_address
 from eth_account import Account
 from eth_utils.address import to_checksum_address
-from node_helpers import deploy_probe, send
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
@@ -24,6 +23,7 @@ from devnet import engines
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
 from provenance.crypto import SM2PrivateKey, sm3
+from tests.kit.node_probe import deploy_probe, send
 
 pytestmark = pytest.mark.embedded_only
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ORG_PLAN, WEIGHTS, Chain, Deployment, extra_account, pubkey
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import ProposalKind, ProposalStatus, Role, encode_proposal, org_id, propose
+from tests.kit.contracts import ORG_PLAN, WEIGHTS, Chain, Deployment, extra_account, pubkey
 
 K = ProposalKind
 ZERO32 = b"\0" * 32

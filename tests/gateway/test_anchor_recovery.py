@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission
 from web3 import Web3
 from web3.contract import Contract
 
@@ -33,6 +32,7 @@ from provenance.log.merkle import node_hash
 from provenance.manifest import Manifest
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
+from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission
 
 
 @dataclasses.dataclass
@@ -109,7 +109,7 @@ class Gateway:
         metrics = self.http.get("/metrics", headers={"Authorization": f"Bearer {self.auditor_token}"})
         for line in metrics.text.splitlines():
             if line.startswith(name + " "):
-                return int(line.split()[1])
+                return int(float(line.split()[1]))
         raise AssertionError(f"no {name} in /metrics")
 
     def wait(self, what: str, predicate: Any, timeout: float = 30) -> dict[str, Any]:

@@ -11,7 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_kit import (
+from sqlmodel import col, select
+from web3 import Web3
+
+from adapters.abc import RecordFacts
+from adapters.sharing import WORKFLOW as SHARING
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from gateway.models import CheckpointRow, Record
+from gateway.services.chain import ChainReads, ReadCache
+from gateway.services.ledger import Ledger
+from gateway.services.workers import ChainCaller, Stats
+from provenance.chain.contracts import ContractReverted, at, chain_key
+from provenance.errors import LedgerError
+from provenance.records import Envelope
+from tests.kit.gateway import (
     Harness,
     OrgClient,
     error_code,
@@ -28,18 +42,6 @@ from gateway_kit import (
     verify_bundle,
     workerless_gateway,
 )
-from sqlmodel import col, select
-from web3 import Web3
-
-from gateway.core.db import Database
-from gateway.core.security import mint_token
-from gateway.models import CheckpointRow, Record
-from gateway.services.chain import ChainReads, ReadCache
-from gateway.services.ledger import Ledger
-from gateway.services.workers import ChainCaller, Stats
-from provenance.chain.contracts import at, chain_key
-from provenance.errors import LedgerError
-from provenance.records import Envelope
 
 
 def _rand() -> str:
@@ -132,7 +134,20 @@ def test_access_check_on_a_data_sharing_without_the_view(harness: Harness, tmp_p
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(old.to_dict(), ensure_ascii=False), "utf-8")
     ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
-    assert not ledger.holds_record("share.access", secrets.token_hex(32), {"request_id": "SR" + _rand()})
+    db = Database(harness.settings.database_url)
+    try:
+        access = RecordFacts(
+            kind="share.access",
+            org="data-user",
+            subject="dataset:x",
+            record_id=secrets.token_hex(32),
+            payload_digest=secrets.token_hex(32),
+            facts={"request_id": "SR" + _rand()},
+        )
+        revert = ContractReverted("ConsentNotLive")
+        assert not SHARING.already_applied(access, revert, ChainReads(ledger, ReadCache(), db))
+    finally:
+        db.dispose()
 
 
 def test_workflow_record_without_a_transaction_account(harness: Harness, tmp_path: Path) -> None:
@@ -173,7 +188,7 @@ def test_workflow_record_without_a_transaction_account(harness: Harness, tmp_pat
             ledger = Ledger(manifest_path=path, rpc_url=network.rpc_url)
             with pytest.raises(LedgerError, match=r"cannot read the transaction key of 'hospital-2'"):
                 ledger.account("hospital-2")
-            chain = ChainReads(ledger, ReadCache())
+            chain = ChainReads(ledger, ReadCache(), db)
             caller = ChainCaller(db=db, ledger=ledger, chain=chain, stats=Stats(), idle=0.01, retry=30.0)
             started = time.monotonic()
             assert caller.step()

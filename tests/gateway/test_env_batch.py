@@ -15,18 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import (
-    STATION_2_MN,
-    Harness,
-    OrgClient,
-    check_accepted,
-    env_batch,
-    error_code,
-    hj212_series,
-    iso_second,
-    register_station,
-    trust_path,
-)
 from sqlmodel import col, func, select
 from web3 import Web3
 
@@ -39,6 +27,18 @@ from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verifier
+from tests.kit.gateway import (
+    STATION_2_MN,
+    Harness,
+    OrgClient,
+    check_accepted,
+    env_batch,
+    error_code,
+    hj212_series,
+    iso_second,
+    register_station,
+    trust_path,
+)
 
 N = 2000
 
@@ -87,11 +87,9 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     mn = register_station(harness.network)
     start = (datetime.now(UTC) - timedelta(seconds=N + 60)).replace(microsecond=0)
     items: list[Any] = hj212_series(mn, start, N)
-    # Two readings in their JSON form (without the packet): the same leaves a packet's normal form gives.
+    # Two readings in their JSON form (the normal form): the same leaves their packets give.
     for i in (5, N - 1):
-        doc = adapt("env.reading", items[i].encode()).document()
-        del doc["packet"]
-        items[i] = doc
+        items[i] = adapt("env.reading", items[i].encode()).document()
     payload = env_batch(items, mn, start, start + timedelta(seconds=N))
     r = submit_when_seen(station, payload)
     assert r.status_code == 202, r.text

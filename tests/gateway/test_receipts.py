@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Harness, hj212_packets, tamper_signature, trust_path
 
 from provenance import Client, ReceiptInvalid, SignedRecord, TrustStore, verify_receipt
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import check_kept, parse_receipt
 from provenance.timestamps import format_timestamp, parse_timestamp
 from provenance.verification.trust import LogKey
+from tests.kit.gateway import Harness, hj212_packets, tamper_signature, trust_path
 
 
 def _trust_file(harness: Harness) -> Path:

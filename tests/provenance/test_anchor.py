@@ -12,7 +12,7 @@ from devnet.deploy import OrgSpec, deploy_network
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import Role, at, transact
 from provenance.crypto import SM2PrivateKey
-from provenance.errors import AnchorInvalid
+from provenance.errors import AnchorInvalid, ConsistencyProofMalformed, HistoryInconsistent
 from provenance.log.bundle import Anchor
 from provenance.log.record_log import RecordLog
 from provenance.records import Envelope, sign_envelope
@@ -64,18 +64,40 @@ def anchored(tmp_path_factory):
             payload={"i": 2},
             anchor=anchor,
         )
-        yield engine, manifest, bundle, cp
+        yield _Anchored((engine, manifest, bundle, cp), log)
     finally:
         engine.stop()
+
+
+class _Anchored(tuple):  # (engine, manifest, bundle, checkpoint), and the log they came from
+    def __new__(cls, items, log):
+        self = super().__new__(cls, items)
+        self.log = log
+        return self
 
 
 def test_anchored_bundle_verifies_online(anchored):
     engine, manifest, bundle, _ = anchored
     trust = TrustStore.from_dict(manifest.trust_dict())
+    assert not trust.seal_keys  # anvil seals no block with SM2: nothing proves its answers
     checker = ChainAnchorChecker.from_rpc(engine.rpc_url, contract=manifest.contracts["ProvenanceLog"])
     report: list = []
     Verifier(trust=trust, anchor_checker=checker).verify(bundle, report=report)
-    assert [(r.step, r.status) for r in report][-1] == ("anchor", "passed")
+    # Held, but on the endpoint's word: a warning, never "passed" (the verdict is about the keys).
+    last = report[-1]
+    assert (last.step, last.status) == ("anchor", "warning") and "no sealing keys are pinned" in last.detail
+
+
+def test_pinned_sealing_keys_need_a_sealed_block(anchored):
+    """With sealing keys pinned, an endpoint that serves no seal (anvil) cannot prove the anchor."""
+    engine, manifest, bundle, cp = anchored
+    checker = ChainAnchorChecker.from_rpc(
+        engine.rpc_url,
+        contract=manifest.contracts["ProvenanceLog"],
+        seal_keys=[SM2PrivateKey.generate().public_key()],
+    )
+    with pytest.raises(AnchorInvalid, match="serves no seal of block"):
+        checker.check(bundle.anchor, cp)
 
 
 @pytest.mark.parametrize(
@@ -108,3 +130,48 @@ def test_chain_unreachable_is_an_anchor_failure(anchored):
     checker = ChainAnchorChecker.from_rpc("http://127.0.0.1:9", timeout=2)
     with pytest.raises(AnchorInvalid, match="cannot look the anchor up"):
         checker.check(bundle.anchor, cp)
+
+
+class _Proofs:
+    """A proof source that serves what it is told (the gateway's role in the history check)."""
+
+    def __init__(self, serve):
+        self.serve = serve
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return self.serve(first, second)
+
+
+def test_a_bad_proof_is_the_proof_sources_fault_not_a_fork(anchored):
+    """Second attack, finding 8: a gateway serving a padded consistency proof (400,000 hashes) got the
+    verdict HISTORY_INCONSISTENT "the log was forked", blaming the log for the gateway's fault. A proof of
+    the wrong shape is now CONSISTENCY_PROOF_MALFORMED, naming the proof source; a well-formed proof that
+    does not verify is HISTORY_INCONSISTENT without claiming to know which is at fault."""
+    engine, manifest, bundle, cp = anchored
+    log = anchored.log
+    w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
+    contract = at(w3, "ProvenanceLog", manifest.contracts["ProvenanceLog"])
+    if log.tree.size == cp.size:  # a later anchor that extends the bundle's: the check has a link to prove
+        for i in range(3):
+            log.tree.append(f"later {i}".encode())
+        proof = log.tree.consistency_proof(cp.size, log.tree.size)
+        transact(
+            w3, contract.functions.anchor(log.tree.size, log.tree.root(), proof), manifest.account("logop")
+        )
+    good = log.tree.consistency_proof(cp.size, log.tree.size)
+
+    def check(serve):
+        return ChainAnchorChecker.from_rpc(
+            engine.rpc_url, contract=manifest.contracts["ProvenanceLog"], proofs=_Proofs(serve)
+        ).check(bundle.anchor, cp)
+
+    assert "no sealing keys" in check(lambda a, b: good)  # held: the link verifies (a warning: anvil)
+    with pytest.raises(ConsistencyProofMalformed, match="malformed consistency proof") as info:
+        check(lambda a, b: good * 3)
+    assert info.value.code == "CONSISTENCY_PROOF_MALFORMED" and "forked" not in info.value.message
+    with pytest.raises(ConsistencyProofMalformed):
+        check(lambda a, b: [h[:31] for h in good])
+    with pytest.raises(HistoryInconsistent, match="not shown to be one history") as wrong:
+        check(lambda a, b: [bytes(32)] * len(good))
+    assert wrong.value.code == "HISTORY_INCONSISTENT"
+    assert "proof source serving a wrong proof" in wrong.value.message

@@ -38,7 +38,9 @@ from provenance.manifest import Manifest
 from provenance.records import digest_of
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
-from tests.gateway.gateway_kit import (
+from tests.kit.devnet import run
+from tests.kit.gateway import (
+    kit_code,
     party_meeting,
     rx_dispense,
     rx_issue,
@@ -48,7 +50,6 @@ from tests.gateway.gateway_kit import (
     share_request,
     share_revoke_consent,
 )
-from tests.provenance.devnet_kit import run
 
 Devnet = tuple[Path, str, str]
 
@@ -163,7 +164,9 @@ def _settled(client: Client, record_id: str) -> str:
 
 def _submit(client: Client, kind: str, subject: str, payload: Any, prev: str | None = None) -> str:
     signed = client.sign(kind=kind, subject=subject, payload=payload, prev=prev)
-    return client.submit(signed, payload).id
+    # A dispense presents its prescription's code (the test kit's, which rx_issue attaches).
+    code = kit_code(subject.removeprefix("rx:")) if kind == "rx.dispense" else None
+    return client.submit(signed, payload, access_code=code).id
 
 
 @pytest.fixture(scope="module")

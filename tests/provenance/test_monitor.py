@@ -17,7 +17,7 @@ from provenance.log.checkpoint import Checkpoint, sign_checkpoint
 from provenance.log.merkle import MerkleLog, root_from_leaf_hashes
 from provenance.log.tiles import Tile, encode_bundle
 from provenance.verification.monitor import LogForked, Monitor, MonitorState
-from tests.provenance.tiles_kit import LOG_NAME, ORIGIN, ServedLog, signed_entry, trust
+from tests.kit.tiles import LOG_NAME, ORIGIN, ServedLog, signed_entry, trust
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -17,8 +19,9 @@ from provenance.records import (
 
 
 def test_canonical_bytes_rfc8785_example():
-    # RFC 8785 §3.2.2: the specification's own input and output.
-    value = load_json(
+    # RFC 8785 §3.2.2: the specification's own input and output. Read with the standard parser: its
+    # 333333333.33333329 is not the value a reader holds, which `load_json` refuses (see below).
+    value = json.loads(
         '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
         ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
         ' "literals": [null, true, false]}'
@@ -28,6 +31,20 @@ def test_canonical_bytes_rfc8785_example():
         '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
     )
     assert canonical_bytes(value) == expected.encode("utf-8")
+
+
+def test_number_text_must_be_the_value_read():
+    """Finding 8 of the second attack: 1e-400 reads as 0 and 0.10000000000000000555 as 0.1, so a bundle
+    showed one number while the digest covered another. The strict reader refuses a number whose text is not
+    exactly the value read (the shortest form), and accepts every other spelling of that value."""
+    for text, shortest in (("1e-400", "0.0"), ("0.10000000000000000555", "0.1"), ("1e400", "inf")):
+        with pytest.raises(FormatError, match=f"not exactly the value a reader holds \\({shortest}\\)"):
+            load_json(f'{{"a": {text}}}')
+    same = ["0.1", "1E2", "100.0", "0.5e-2", "5e-324", "-0.0", "0e999999999999999999999", "2.5E+3", "1.50"]
+    assert load_json(f"[{', '.join(same)}]") == [0.1, 100.0, 100.0, 0.005, 5e-324, -0.0, 0.0, 2500.0, 1.5]
+    assert load_json("[333333333.3333333, 1e-27, 1E30]") == [333333333.3333333, 1e-27, 1e30]
+    with pytest.raises(FormatError):
+        load_json("[333333333.33333329]")  # RFC 8785's example input: not the double it reads as
 
 
 def test_canonical_bytes_rejects_non_json_values():

@@ -14,6 +14,7 @@ from provenance.errors import (
     AnchorInvalid,
     CheckpointInvalid,
     DigestMismatch,
+    KeysNotPinned,
     PayloadDigestMismatch,
     ProofInvalid,
     RecordSignatureInvalid,
@@ -123,7 +124,7 @@ def test_every_leaf_verifies(built):
 
 def test_unpinned_verification_warns(built):
     report: list[StepResult] = []
-    Verifier().verify(_bundle(built), report=report)
+    assert Verifier().verify_consistent(_bundle(built), report=report) == "consistent"
     statuses = {r.step: r.status for r in report}
     assert statuses["signer"] == "warning" and statuses["checkpoint"] == "warning"
 
@@ -248,7 +249,7 @@ def test_remembered_note_is_checked_again_for_another_log_key(built):
     # Unpinned, the log key comes from each bundle: the same note must not pass for a key that did not sign.
     verifier = Verifier()
     b = _bundle(built)
-    verifier.verify(b)
+    verifier.verify_consistent(b)
     rogue = replace(b, log_key=("test-log", OTHER.public_key_pem().decode()))
     _fails(rogue, CheckpointInvalid, "checkpoint", verifier)
 
@@ -337,12 +338,12 @@ def test_compiled_validator_agrees_with_the_published_schema(built, mutate):
 def test_without_pinned_keys_only_consistent(built):
     """No trust file, or one pinning no log key: every step holds, yet the verdict is never "verified"."""
     report: list[StepResult] = []
-    Verifier().verify(_bundle(built), report=report)
+    assert Verifier().verify_consistent(_bundle(built), report=report) == "consistent"
     assert verdict(report) == "consistent"
     assert {r.step: r.status for r in report}["signer"] == "warning"
     no_logs = replace(_trust(), logs=[])
     report = []
-    Verifier(trust=no_logs).verify(_bundle(built), report=report)
+    assert Verifier(trust=no_logs).verify_consistent(_bundle(built), report=report) == "consistent"
     assert verdict(report) == "consistent"
     assert {r.step: r.status for r in report} == {
         "digest": "passed",
@@ -353,6 +354,29 @@ def test_without_pinned_keys_only_consistent(built):
         "inclusion": "passed",
         "anchor": "skipped",
     }
+
+
+def test_verify_returns_none_only_for_verified(built):
+    """Finding 3 of the second attack: ``Verifier.verify`` said nothing (None) for a bundle that only agreed
+    with keys it carried itself, so a caller could not tell a forgery from a verified record. It now returns
+    None only for "verified" and raises KEYS_NOT_PINNED, naming the unpinned step, otherwise; accepting
+    "consistent" takes the explicit ``verify_consistent``, which returns the verdict."""
+    b = _bundle(built)
+    for trust, step in ((None, "signer"), (replace(_trust(), logs=[]), "checkpoint")):
+        report: list[StepResult] = []
+        with pytest.raises(KeysNotPinned) as info:
+            Verifier(trust=trust).verify(b, report=report)
+        assert (info.value.code, info.value.step) == ("KEYS_NOT_PINNED", step)
+        assert "only consistent" in info.value.message
+        # The report still says what held: nothing failed, the verdict is "consistent".
+        assert verdict(report) == "consistent" and "failed" not in {r.status for r in report}
+        assert Verifier(trust=trust).verify_consistent(b) == "consistent"
+    assert Verifier.offline(_trust()).verify(b) is None
+    assert Verifier.offline(_trust()).verify_consistent(b) == "verified"
+    # A failed step raises from both, as before.
+    for call in (Verifier().verify, Verifier().verify_consistent):
+        with pytest.raises(PayloadDigestMismatch):
+            call(_bundle(built, payload={"n": 0}))
 
 
 def test_a_role_that_may_not_record_the_kind_fails_the_signer_step(built):

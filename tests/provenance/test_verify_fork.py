@@ -39,8 +39,8 @@ from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
-from tests.gateway.gateway_kit import rx_issue
-from tests.provenance.devnet_kit import run, running_devnet
+from tests.kit.devnet import run, running_devnet
+from tests.kit.gateway import rx_issue
 
 
 @pytest.fixture(scope="module")

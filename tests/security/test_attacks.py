@@ -18,17 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from gateway_kit import (
-    Harness,
-    chain_lead,
-    error_code,
-    hj212_packets,
-    rx_issue,
-    share_access,
-    share_consent,
-    share_request,
-    verify_bundle,
-)
 from web3 import Web3
 from web3.types import Nonce, TxParams, Wei
 
@@ -41,6 +30,17 @@ from provenance.errors import PayloadDigestMismatch, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.receipt import parse_receipt
 from provenance.records import canonical_bytes
+from tests.kit.gateway import (
+    Harness,
+    chain_lead,
+    error_code,
+    hj212_packets,
+    rx_issue,
+    share_access,
+    share_consent,
+    share_request,
+    verify_bundle,
+)
 
 
 def _rx() -> str:

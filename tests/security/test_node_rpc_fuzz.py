@@ -23,12 +23,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from node_kit import assert_alive, start_node
-from node_kit import request as request_obj
 
 from chain_node.rpc import Rpc
 from devnet.engines import EngineHandle
 from provenance.limits import json_depth_exceeds
+from tests.kit.node import assert_alive, start_node
+from tests.kit.node import request as request_obj
 
 EVM_TIMEOUT = 2.0
 HTTP_TIMEOUT = EVM_TIMEOUT + 10  # the deadline, its grace, and a loaded machine: a hang fails here

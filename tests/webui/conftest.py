@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from webui_support import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
+
+from tests.kit.webui import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage
@@ -85,6 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
             # The gateway's pagination: ?after=<cursor>, next_cursor null on the last page.
             subject = unquote(m.group(1))
             after = int(parse_qs(urlsplit(self.path).query).get("after", ["0"])[0])
+            mode = self.fixture.get("pagination", {}).get(subject)
+            if mode is not None:  # a gateway's listing that lies about its pages (second attack, 4)
+                self._json(200, _lying_page(subject, after, mode, self.fixture))
+                return
             items = self.fixture["subjects"].get(subject, [])
             page = items[after : after + HISTORY_PAGE]
             more = after + HISTORY_PAGE < len(items)
@@ -92,6 +97,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, doc)
             return
         self._error(404, "NOT_FOUND", f"no route {path}")
+
+
+def _lying_page(subject: str, after: int, mode: str, fixture: dict[str, Any]) -> dict[str, Any]:
+    """A page of gateway-fixture.json's "pagination" modes: "stuck" (next_cursor 1 whatever was asked),
+    "empty-more" (no records, a next_cursor), "endless" (an id of its own on every page, always more)."""
+    real = fixture["subjects"]["rx:golden-0001"][0] | {"subject": subject}
+    if mode == "stuck":
+        return {"subject": subject, "items": [real], "next_cursor": 1}
+    if mode == "empty-more":
+        return {"subject": subject, "items": [], "next_cursor": after + 1}
+    assert mode == "endless", mode
+    return {"subject": subject, "items": [real | {"id": f"{after:064x}"}], "next_cursor": after + 1}
 
 
 @pytest.fixture(scope="session")

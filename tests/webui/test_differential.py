@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from differential import Outcome, disagreements, golden_line, page_outcomes, python_outcome
-from webui_support import BUNDLES, TOKEN, PageProbe
 
 from provenance.cli import main as cli_main
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
 from provenance.log.checkpoint import Checkpoint, parse_note, sign_checkpoint
 from provenance.verification.trust import TrustStore
+from tests.kit.differential import Outcome, disagreements, golden_line, page_outcomes, python_outcome
+from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 Mutation = Callable[[dict[str, Any]], None]
 SPKI_COMPRESSED_PREFIX = bytes.fromhex("3039301306072a8648ce3d020106082a811ccf5501822d032200")
@@ -177,12 +177,25 @@ GOLDEN_CASES: list[tuple[str, str | None, str, str]] = [
     ("payload-nested-250.json", None, "failed", "payload"),
     ("timestamp-year-0099.json", "trust-ancient-hospital-key.json", "verified", ""),
     ("timestamp-year-0099.json", "trust.json", "failed", "signer"),
-    ("pem-nbsp.json", None, "failed", "signer"),
-    ("pem-u2028.json", None, "failed", "signer"),
+    ("pem-nbsp.json", None, "failed", "schema"),
+    ("pem-u2028.json", None, "failed", "schema"),
     ("signature-trailing-bits.json", None, "failed", "schema"),
     ("duplicate-keys.json", None, "failed", "schema"),
     ("bom.json", None, "failed", "schema"),
     ("anchor-uppercase-block-hash.json", None, "failed", "schema"),
+    # The second attack. 1: the log operator alone forks two real records into a tree of its own. A trust
+    # file with witnesses loads on the page (it did not: "minItems is not supported") and refuses it for want
+    # of cosignatures; without a witness policy, offline, nothing can tell it from the log (the chain can:
+    # `provenance verify --rpc`, tests/provenance/test_verify_fake_rpc.py and test_verify_fork.py).
+    ("witness-solo-fork.json", "trust-witnesses.json", "failed", "checkpoint"),
+    ("witness-solo-fork.json", "trust.json", "verified", ""),
+    ("witnessed.json", "trust-witnesses.json", "verified", ""),
+    # 8: a PEM only in its documented form; a number only as the value read (the text is what is signed).
+    ("pem-leading-text.json", None, "failed", "schema"),
+    ("pem-trailing-text.json", None, "failed", "schema"),
+    ("pem-crlf.json", None, "failed", "schema"),
+    ("payload-number-underflow.json", None, "failed", "schema"),
+    ("payload-number-beyond-double.json", None, "failed", "schema"),
 ]
 
 
@@ -341,3 +354,196 @@ def test_a_forged_listing_lends_no_verdict(probe: PageProbe, server: str, tmp_pa
     page.press("#q", "Enter")
     page.locator('#results .verdict[data-verdict="failed"]').wait_for()
     assert page.locator('li[data-step="listing"]').get_attribute("data-status") == "failed"
+
+
+# --- the second attack: exports, listings, trust files that fail in unforeseen ways --------------------
+
+
+@pytest.mark.parametrize("trust_file", [None, "trust.json", "trust-no-logs.json"])
+def test_an_export_is_summed_up_by_verdict_on_both_sides(
+    probe: PageProbe, tmp_path: Path, trust_file: str | None
+) -> None:
+    """Second attack, finding 2: `provenance verify EXPORT` said "2 of 2 bundles verified" for forged bundles
+    that only agree with their own keys. It now counts verified / consistent / failed, as the page does."""
+    export = tmp_path / "export.jsonl"
+    lines = [golden_line("valid.json"), *(BUNDLES / "forged-export.jsonl").read_bytes().splitlines()]
+    lines.append(golden_line("tampered-payload.json"))
+    export.write_bytes(b"".join(line + b"\n" for line in lines))
+    args = ["--trust", str(BUNDLES / trust_file)] if trust_file else []
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        status = cli_main(["verify", "--json", *args, str(export)])
+    summary = json.loads(out.getvalue())
+    assert status == 1  # the tampered line failed
+    counts = (summary["verified"], summary["consistent"], summary["failed"])
+    # valid.json is verified only with the organisations' and the log's keys pinned; the forged ones never.
+    assert counts == {None: (0, 3, 1), "trust.json": (1, 0, 3), "trust-no-logs.json": (0, 2, 2)}[trust_file]
+    probe.open()
+    page = probe.page
+    if trust_file:
+        page.set_input_files("#trust", str(BUNDLES / trust_file))
+        page.locator("#trust-clear:not([hidden])").wait_for()
+    page.set_input_files("#file", str(export))
+    page.locator(".export-result tbody tr").first.wait_for()
+    verdicts = page.eval_on_selector_all(
+        ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
+    )
+    assert (verdicts.count("verified"), verdicts.count("consistent"), verdicts.count("failed")) == counts
+    summary_text = page.locator(".export-result .summary").text_content() or ""
+    assert summary_text.startswith(f"{counts[0]} of 4 records verified with pinned keys, {counts[1]} only")
+    # The human line says the same as --json.
+    text = io.StringIO()
+    with redirect_stdout(text), redirect_stderr(io.StringIO()):
+        cli_main(["verify", *args, str(export)])
+    assert f"{counts[0]} of 4 bundles verified with the pinned keys, {counts[1]} only consistent" in " ".join(
+        text.getvalue().split()
+    )
+
+
+def _trace(server: str, subject: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        trust = ("--trust", str(BUNDLES / "trust.json"))
+        status = cli_main(
+            ["trace", subject, "--gateway", server, "--token-file", str(token), *trust, "--json", *extra]
+        )
+    return status, json.loads(out.getvalue()) if out.getvalue() else {}, " ".join(err.getvalue().split())
+
+
+def _look_up(probe: PageProbe, subject: str) -> None:
+    probe.open()
+    page = probe.page
+    page.set_input_files("#trust", str(BUNDLES / "trust.json"))
+    page.locator("#trust-clear:not([hidden])").wait_for()
+    page.fill("#q", subject)
+    page.press("#q", "Enter")
+
+
+def test_a_listing_that_repeats_records_shows_each_once(
+    probe: PageProbe, server: str, tmp_path: Path
+) -> None:
+    """Second attack, finding 4 (`dup`): every row listed twice showed "10 of 10 verified". The second
+    listing of a record fails step "listing" on the page and in `provenance trace`."""
+    status, doc, _ = _trace(server, "rx:golden-dup", tmp_path)
+    rows = doc["records"]
+    assert status == 1 and len(rows) == 4
+    assert [(r["ok"], r.get("failed_step"), r.get("code")) for r in rows] == [
+        (True, None, None),
+        (False, "listing", "LISTING_MISMATCH"),
+    ] * 2
+    _look_up(probe, "rx:golden-dup")
+    table = probe.page.locator(".subject-result tbody")
+    table.locator("tr[data-verdict]").nth(3).wait_for()
+    got = [
+        (r.get_attribute("data-verdict"), r.get_attribute("data-failed-step"))
+        for r in table.locator("tr").all()
+    ]
+    assert got == [("verified", ""), ("failed", "listing")] * 2
+    assert table.locator('tr[data-failed-reason="listing.duplicate"]').count() == 2
+
+
+@pytest.mark.parametrize(
+    ("subject", "message"),
+    [
+        ("rx:golden-stuck", "does not advance past 1"),
+        ("rx:golden-empty-more", "an empty history page says more records follow"),
+    ],
+)
+def test_a_listing_that_never_ends_is_refused(
+    probe: PageProbe, server: str, tmp_path: Path, subject: str, message: str
+) -> None:
+    """Second attack, finding 4 (`loop`, `empty_loop`): a cursor that never advanced made `provenance trace`
+    run for ever and the page show 50 copies of one record (or "No records" with no warning). Both stop and
+    say that the listing cannot be trusted (LISTING_INVALID, exit 1; the page shows no rows)."""
+    status, doc, err = _trace(server, subject, tmp_path)
+    assert status == 1 and doc["listing_error"]["code"] == "LISTING_INVALID"
+    assert message in doc["listing_error"]["message"] and "LISTING_INVALID" in err
+    _look_up(probe, subject)
+    error = probe.page.locator('#results [data-error="error.listing"]')
+    error.wait_for()
+    assert message.replace("an empty history page", "an empty page") in (error.text_content() or "")
+    assert probe.page.locator(".subject-result").count() == 0
+
+
+def test_a_listing_without_end_is_truncated_with_a_warning(
+    probe: PageProbe, server: str, tmp_path: Path
+) -> None:
+    """Second attack, finding 4: a listing without end is read up to a bound of pages (`--max-pages`, the
+    page's 50), and both say the history shown is not the whole one."""
+    status, doc, err = _trace(server, "rx:golden-endless", tmp_path, "--max-pages", "7")
+    assert doc["truncated"] is True and len(doc["records"]) == 7
+    assert "truncated after 7 pages" in err and "not the whole history" in err
+    # Each invented id has no bundle: its row fails step listing (NOT_FOUND), never crashes the trace.
+    assert status == 1 and {r["code"] for r in doc["records"]} == {"NOT_FOUND"}
+    probe.allowed_errors.append("404 (Not Found)")  # the invented ids' bundles, as the browser logs them
+    _look_up(probe, "rx:golden-endless")
+    warning = probe.page.locator('.subject-result [data-warning="subject.truncated"]')
+    warning.wait_for()
+    assert "Only the first 50 pages" in (warning.text_content() or "")
+    assert probe.page.locator(".subject-result tbody tr").count() == 50
+
+
+def test_a_trust_file_that_fails_in_an_unforeseen_way_is_an_error(probe: PageProbe) -> None:
+    """Second attack, finding 1: an exception the trust reader did not foresee ("schema keyword minItems is
+    not supported") was thrown past the page's handler, which kept "No trust file" and gave a verdict. Any
+    failure to load a trust file is now an error and no verdict is shown until it is removed. Here reading
+    the file itself throws a TypeError (a browser or page bug, not a TrustError)."""
+    probe.page.add_init_script(
+        """
+        const read = File.prototype.arrayBuffer;
+        File.prototype.arrayBuffer = function () {
+          if (this.name === 'trust-witnesses.json') return Promise.reject(new TypeError('simulated failure'));
+          return read.call(this);
+        };
+        """
+    )
+    probe.open()
+    page = probe.page
+    page.set_input_files("#file", str(BUNDLES / "witness-solo-fork.json"))
+    page.locator("#results .verdict").wait_for()
+    page.set_input_files("#trust", str(BUNDLES / "trust-witnesses.json"))
+    page.locator('#results [data-error="error.trust"]').wait_for()
+    assert page.locator("#results .verdict").count() == 0
+    status = page.locator("#trust-status").text_content() or ""
+    assert "NOT loaded" in status and "simulated failure" in status
+    page.click("#trust-clear")
+    assert page.locator("#results .verdict").get_attribute("data-verdict") == "consistent"
+
+
+NUMBER_TEXTS = [
+    "30",
+    "30.0",
+    "3e1",
+    "0.1",
+    "1E2",
+    "-0.0",
+    "0e999999999999999999999",
+    "5e-324",
+    "2.4703282292062328e-324",  # rounds up to the smallest double: not its value
+    "2.4703282292062327e-324",  # rounds down to 0
+    "1e-400",
+    "0.10000000000000000555",
+    "0.1000000000000000055511151231257827021181583404541015625",  # exactly the double nearest 0.1
+    "1.7976931348623157e308",
+    "1.7976931348623158e308",  # rounds to the largest double
+    "1e309",
+    "123456789012345678901234567890e-10",
+    "1" + "0" * 30 + "e-30",
+]
+
+
+def test_number_texts_are_read_the_same_on_both_sides(probe: PageProbe, tmp_path: Path) -> None:
+    """Second attack, finding 8: a number's text must denote exactly the value read. Each text in the
+    payload of valid.json: both verifiers accept it (failing later, at the payload digest, when its value
+    differs) or refuse it at `schema`, the same way."""
+    valid = golden_line("valid.json")
+    assert valid.count(b'"value": 30,') == 1
+    lines = [valid.replace(b'"value": 30,', b'"value": ' + t.encode() + b",") for t in NUMBER_TEXTS]
+    expected = [python_outcome(line, None) for line in lines]
+    by_text = dict(zip(NUMBER_TEXTS, expected, strict=True))
+    assert by_text["30.0"].verdict == "consistent" and by_text["1e-400"].failed_step == "schema"
+    assert by_text["0.1000000000000000055511151231257827021181583404541015625"].failed_step == "schema"
+    got = page_outcomes(probe, lines, tmp_path, trust_file=None)
+    assert disagreements(expected, got, NUMBER_TEXTS) == []

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from webui_support import BUNDLES, TOKEN, PageProbe
 
 from provenance.cli import main as cli_main
+from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
 # A reading of an env.batch: its bundle has step "item" after "payload" (docs/formats.md, Batch items).
@@ -218,6 +218,41 @@ def test_export_file_lists_every_bundle(probe: PageProbe, tmp_path: Path) -> Non
     held = [r.get_attribute("data-verdict") for r in rows.all()]
     assert held == ["consistent" if GOLDEN[n] is None else "failed" for n in names]
     probe.shot("export-jsonl")
+
+
+def test_the_token_never_goes_into_a_url(browser: Any, server: str) -> None:
+    """Second attack, finding 9: with JavaScript off (or app.js not loaded yet) Enter in the look-up form
+    navigated to /verify/?q=…&token=<bearer token>. The form posts, and the token field has no name: it is
+    never sent by the form at all, let alone in a URL; with JavaScript it goes in the Authorization header."""
+    html = (BUNDLES.parents[2] / "gateway" / "static" / "verify" / "index.html").read_text("utf-8")
+    assert 'id="lookup"' in html and 'method="post"' in html.split('id="lookup"')[1].split(">")[0]
+    assert 'name="token"' not in html
+    for javascript in (False, True):
+        context = browser.new_context(locale="en-US", java_script_enabled=javascript)
+        try:
+            page = context.new_page()
+            sent: list[tuple[str, str, str]] = []
+            methods: list[str] = []
+
+            def seen(r: Any, sent: list[tuple[str, str, str]] = sent, methods: list[str] = methods) -> None:
+                sent.append((r.url, r.post_data or "", r.headers.get("authorization", "")))
+                methods.append(r.method)
+
+            page.on("request", seen)
+            page.goto(f"{server}/verify/")
+            page.fill("#token", TOKEN)
+            page.fill("#q", "rx:golden-0001")
+            page.press("#q", "Enter")
+            page.wait_for_load_state()
+            if javascript:
+                page.locator(".subject-result tbody tr[data-verdict]").first.wait_for()
+                assert any(auth == f"Bearer {TOKEN}" for *_, auth in sent)
+            else:  # the form was submitted, as a POST whose body names only the look-up
+                assert "POST" in methods and any("q=rx%3Agolden-0001" in body for _, body, _ in sent)
+            assert sent and all(TOKEN not in url + body for url, body, _ in sent), sent
+            assert TOKEN not in page.url
+        finally:
+            context.close()
 
 
 def test_record_lookup_fetches_and_verifies(probe: PageProbe) -> None:

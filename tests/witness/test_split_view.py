@@ -23,7 +23,7 @@ from provenance.log.tlog_witness import encode_add_checkpoint
 from provenance.records import SignedRecord, load_json
 from provenance.verification.monitor import LogForked, Monitor
 from provenance.verification.verify import Verifier
-from tests.provenance.tiles_kit import (
+from tests.kit.tiles import (
     LOG_KEY,
     LOG_NAME,
     ORG_KEYS,
@@ -34,7 +34,7 @@ from tests.provenance.tiles_kit import (
     signed_entry,
     trust,
 )
-from tests.witness.witness_kit import WitnessServer
+from tests.kit.witness import WitnessServer
 from witness.errors import SizeConflict
 from witness.service import Witness
 from witness.state import WitnessState

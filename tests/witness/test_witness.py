@@ -15,7 +15,7 @@ from provenance.crypto import SM2PrivateKey
 from provenance.log.checkpoint import Checkpoint, open_note, sign_checkpoint, verify_checkpoint
 from provenance.log.cosignature import WitnessPolicy
 from provenance.log.tlog_witness import Conflict, Cosigned, encode_add_checkpoint, read_answer
-from tests.witness.witness_kit import SigningLog, WitnessServer
+from tests.kit.witness import SigningLog, WitnessServer
 
 NAME = "shancheng.test/witness/regulator"
 

@@ -6,65 +6,22 @@ import { parseJson } from './jcs.js';
 import { verifyBundle as verifyWith } from './verify.js';
 import { parseTrust, TrustError } from './trust.js';
 import { toHex, utf8 } from './bytes.js';
+import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
 
 const MESSAGES = { zh, en };
-const LANG_KEY = 'shancheng.verify.lang';
-// The gateway's read endpoints need an organisation's API token; kept for this tab only.
-const TOKEN_KEY = 'shancheng.verify.token';
 const API = document.documentElement.dataset.apiBase || '/api/v1';
 const RECORD_ID = /^[0-9a-f]{64}$/;
 const SUBJECT = /^[a-z][a-z0-9_]*:\S{1,200}$/;
 const MAX_HISTORY_PAGES = 50;
 
-const state = { lang: initialLang(), view: null, busy: null, trust: null };
+const state = { lang: initialLang(MESSAGES), view: null, busy: null, trust: null };
 
 /** Verify with the pinned keys of the loaded trust file, if any (callers first refuse a broken one). */
 const verifyBundle = (text, listed = null) => verifyWith(text, { trust: state.trust?.store ?? null, listed });
 
 
-function initialLang() {
-  try {
-    const saved = localStorage.getItem(LANG_KEY);
-    if (saved && MESSAGES[saved]) return saved;
-  } catch {
-    // Storage may be disabled; the browser's language decides then.
-  }
-  return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
-}
-
-/**
- * Text of any value from a bundle or the gateway, never throwing: a parsed object may carry its own
- * "toString" or "__proto__" member, on which String() throws or lies.
- */
-function text(v) {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === null || v === undefined) return `${v}`;
-  try {
-    return JSON.stringify(v) ?? '';
-  } catch {
-    return '?';
-  }
-}
-
 function t(key, params = {}) {
-  const message = MESSAGES[state.lang][key] ?? MESSAGES.en[key] ?? key;
-  return message.replace(/\{(\w+)\}/g, (m, name) => (Object.hasOwn(params, name) ? text(params[name]) : m));
-}
-
-/** Create an element; strings and numbers become text nodes, never HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : text(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(text(c)));
-  }
-  return el;
+  return translate(MESSAGES, state.lang, key, params);
 }
 
 const $ = (id) => document.getElementById(id);
@@ -72,21 +29,12 @@ const $ = (id) => document.getElementById(id);
 // --- static text and language ------------------------------------------------------------------------
 
 function applyLanguage() {
-  document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
-  document.title = `${t('app.title')} · Shancheng Provenance`;
-  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
-  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
-  for (const btn of document.querySelectorAll('[data-lang]')) btn.setAttribute('aria-pressed', String(btn.dataset.lang === state.lang));
+  applyStaticText(t, state.lang);
 }
 
 function setLanguage(lang) {
   state.lang = lang;
-  try {
-    localStorage.setItem(LANG_KEY, lang);
-  } catch {
-    // Not remembered, still switched.
-  }
+  rememberLang(lang);
   applyLanguage();
   renderTrust();
   render();
@@ -294,6 +242,9 @@ function listView(view) {
     { class: isExport ? 'subject-result export-result' : 'subject-result', 'data-subject': subject },
     h('h2', { tabindex: '-1' }, isExport ? t('export.heading', { name: view.name }) : t('subject.heading', { subject })),
     entries.length ? h('p', { class: 'summary' }, t('subject.summary', { ok, consistent, total: entries.length })) : h('p', {}, t('subject.empty')),
+    view.truncated
+      ? h('p', { class: 'warning', role: 'alert', 'data-warning': 'subject.truncated' }, t('subject.truncated', { pages: MAX_HISTORY_PAGES, shown: entries.length }))
+      : null,
     !isExport && subject.startsWith('rx:') ? timelineView(entries) : null,
     entries.length
       ? h(
@@ -472,6 +423,38 @@ function historyItems(doc) {
   return (Array.isArray(items) ? items : []).map((it) => ({ ...(it && typeof it === 'object' ? it : {}), id: text(it?.id) }));
 }
 
+/**
+ * Every listed record of a subject, page by page, as provenance/listing.py HistoryPages reads them: the
+ * cursor must be an integer that advances, a page that says "more" must hold records, and after
+ * MAX_HISTORY_PAGES pages the rest is left out (truncated: shown as a warning, never as the whole history).
+ */
+async function historyOf(subject) {
+  const items = [];
+  let after = 0;
+  for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
+    const suffix = page ? `?after=${encodeURIComponent(after)}` : '';
+    let doc;
+    try {
+      doc = parseJson(await api(`/subjects/${encodeURIComponent(subject)}/records${suffix}`));
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw new ApiError('error.listing', { message: `the answer is not valid JSON: ${text(e?.message ?? e)}` });
+    }
+    const pageItems = historyItems(doc);
+    items.push(...pageItems);
+    const cursor = Array.isArray(doc) ? null : (doc?.next_cursor ?? null);
+    if (cursor === null) return { items, truncated: false };
+    if (!Number.isSafeInteger(cursor) || cursor <= after) {
+      throw new ApiError('error.listing', { message: `next_cursor ${text(cursor).slice(0, 40)} does not advance past ${after}` });
+    }
+    if (!pageItems.length) {
+      throw new ApiError('error.listing', { message: `an empty page says more records follow (next_cursor ${cursor})` });
+    }
+    after = cursor;
+  }
+  return { items, truncated: true };
+}
+
 async function lookup(query) {
   const q = query.trim();
   if (!RECORD_ID.test(q) && !SUBJECT.test(q)) return show({ type: 'error', key: 'error.lookup_format' });
@@ -487,16 +470,15 @@ async function lookup(query) {
       const redo = () => verifyBundle(text, { item: { id: q } });
       return show({ type: 'bundle', redo, result: redo(), source: q });
     }
-    const items = [];
-    let cursor = null;
-    for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
-      const suffix = cursor !== null ? `?after=${encodeURIComponent(cursor)}` : '';
-      const doc = JSON.parse(await api(`/subjects/${encodeURIComponent(q)}/records${suffix}`));
-      items.push(...historyItems(doc));
-      cursor = Array.isArray(doc) ? null : (doc.next_cursor ?? null);
-      if (cursor === null) break;
-    }
-    const view = { type: 'subject', subject: q, open: null, entries: items.map((item) => ({ item, result: null, error: null })) };
+    const { items, truncated } = await historyOf(q);
+    // A record listed twice is one record: its second row fails step "listing" (provenance trace's rule).
+    const seen = new Set();
+    const entries = items.map((item) => {
+      const duplicate = seen.has(item.id);
+      seen.add(item.id);
+      return { item, duplicate, result: null, error: null };
+    });
+    const view = { type: 'subject', subject: q, open: null, truncated, entries };
     show(view);
     await verifyAll(view);
   } catch (e) {
@@ -517,7 +499,7 @@ async function verifyAll(view) {
       try {
         const text = await api(`/records/${encodeURIComponent(entry.item.id)}/bundle`);
         // Each row is checked against its own bundle: the listed id, kind, org, subject and time.
-        entry.redo = () => verifyBundle(text, { item: entry.item, subject: view.subject });
+        entry.redo = () => verifyBundle(text, { item: entry.item, subject: view.subject, duplicate: entry.duplicate });
         entry.result = entry.redo();
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
@@ -553,13 +535,15 @@ function reverify() {
 }
 
 async function loadTrust(file) {
+  // Whatever goes wrong (the file, its JSON, the schema, a bug of this page), the trust file is not in use
+  // and no verdict is shown until it is removed: never "no trust file" with a verdict, as if it were absent.
   try {
-    const text = decode(new Uint8Array(await file.arrayBuffer()));
-    if (text === null) throw new TrustError('trust file is not valid JSON: it is not UTF-8');
-    state.trust = { name: file.name, store: parseTrust(text) };
+    const body = decode(new Uint8Array(await file.arrayBuffer()));
+    if (body === null) throw new TrustError('trust file is not valid JSON: it is not UTF-8');
+    state.trust = { name: file.name, store: parseTrust(body) };
   } catch (e) {
-    if (!(e instanceof TrustError)) throw e;
-    state.trust = { name: file.name, error: e.message, store: null };
+    const message = e instanceof TrustError ? e.message : `the page could not read it: ${text(e?.message ?? e)}`;
+    state.trust = { name: file.name, error: message, store: null };
   }
   renderTrust();
   reverify();

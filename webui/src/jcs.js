@@ -29,6 +29,21 @@ const marked = (map, holder, key) => Boolean(holder && map.get(holder)?.has(Stri
 /** Whether `holder[key]` was written as a number with a fraction or an exponent. */
 export const isFloatLiteral = (holder, key) => marked(floatLiterals, holder, key);
 
+/**
+ * The exact decimal value of a number text as "sign digits e exponent" without spare zeros ("0" for zero),
+ * or null for text that is not a decimal number ("Infinity"): provenance/records.py _decimal.
+ */
+export function decimalKey(text) {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m) return null;
+  const frac = m[3] ?? '';
+  const digits = (m[2] + frac).replace(/^0+/, '');
+  if (!digits) return '0';
+  const stripped = digits.replace(/0+$/, '');
+  const exp = BigInt(m[4] ?? '0') - BigInt(frac.length) + BigInt(digits.length - stripped.length);
+  return `${m[1]}${stripped}e${exp}`;
+}
+
 /** Depth and duplicate keys of valid JSON text (provenance/records.py _check_depth, _no_duplicates). */
 function checkStructure(text) {
   const stack = []; // a Set of the keys seen for an object, null for an array
@@ -66,6 +81,12 @@ export function parseJson(text) {
           if (!Number.isSafeInteger(v)) mark(unsafeIntegers, this, key);
         } else {
           mark(floatLiterals, this, key);
+          // provenance/records.py exact_float: 1e-400 reads as 0, 0.10000000000000000555 as 0.1; the text
+          // would show one number while the canonical form (and so the digest) holds another.
+          const shortest = String(v);
+          if (decimalKey(source) !== decimalKey(shortest)) {
+            throw new JsonError(`number ${source.slice(0, 40)} is not exactly the value a reader holds (${shortest}): write it as that`);
+          }
         }
       }
       return v;

@@ -1,8 +1,9 @@
 // Validates parsed JSON against the schemas of provenance/schemas (bundled at build time, not copied): the
 // evidence bundle and the trust file, the very files the Python side (provenance/_internal/schema.py)
-// compiles. A small interpreter for the keywords those schemas use; an unknown keyword throws instead of
-// being ignored silently. Like the Python side it adds the one rule draft-07 does not have: an integer
-// must be written as an integer literal (1, not 1.0 or 1e0).
+// compiles. A small interpreter for the keywords those schemas use. A keyword it does not know is caught
+// when the page is built (webui/build.mjs runs keywordErrors over every shipped schema and stops), never at
+// a user's load; at run time it still throws rather than be ignored. Like the Python side it adds the one
+// rule draft-07 does not have: an integer must be written as an integer literal (1, not 1.0 or 1e0).
 import bundleSchema from '../../provenance/schemas/evidence-bundle.schema.json';
 import trustSchema from '../../provenance/schemas/trust.schema.json';
 import { isFloatLiteral } from './jcs.js';
@@ -13,6 +14,41 @@ const KEYWORDS = new Set([
   'additionalProperties', 'oneOf', '$ref',
 ]);
 const own = (obj, key) => Object.hasOwn(obj, key);
+
+/**
+ * Why this reader cannot apply `schema` faithfully, as messages naming the path: keywords it does not
+ * interpret, patterns it cannot compile (ECMA-262 with the u flag), references it cannot follow. Empty
+ * when it can. webui/build.mjs refuses to build the page otherwise.
+ */
+export function keywordErrors(schema) {
+  const errors = [];
+  const visit = (node, path) => {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) {
+      errors.push(`${path}: a schema must be an object`);
+      return;
+    }
+    for (const k of Object.keys(node)) {
+      if (!KEYWORDS.has(k) && !ANNOTATIONS.has(k)) errors.push(`${path}: keyword ${k} is not supported`);
+    }
+    if (own(node, 'pattern')) {
+      try {
+        new RegExp(node.pattern, 'u');
+      } catch (e) {
+        errors.push(`${path}: pattern does not compile: ${e.message}`);
+      }
+    }
+    if (own(node, '$ref')) {
+      const target = String(node.$ref).startsWith('#/') ? node.$ref.slice(2).split('/').reduce((n, part) => n?.[part], schema) : undefined;
+      if (target === undefined) errors.push(`${path}: unsupported $ref ${node.$ref}`);
+    }
+    for (const [k, sub] of Object.entries(node.properties ?? {})) visit(sub, `${path}/properties/${k}`);
+    for (const [k, sub] of Object.entries(node.$defs ?? {})) visit(sub, `${path}/$defs/${k}`);
+    (node.oneOf ?? []).forEach((sub, i) => visit(sub, `${path}/oneOf/${i}`));
+    if (own(node, 'items')) visit(node.items, `${path}/items`);
+  };
+  visit(schema, '#');
+  return errors;
+}
 
 function typeOf(v, holder, key) {
   if (v === null) return 'null';

@@ -64,7 +64,10 @@ function shown(v) {
 
 /** provenance/verification/verify.py check_listed: the bundle is the record the listing names. */
 function checkListed(b, listed) {
-  const { item, subject } = listed;
+  const { item, subject, duplicate } = listed;
+  if (duplicate) {
+    fail('listing.duplicate', `the listing names record ${shown(item.id)} more than once`, { listed: shown(item.id) });
+  }
   if (item.id !== b.data.digest) {
     fail('listing.other_record', `the listing names record ${shown(item.id)}, the bundle is record ${b.data.digest}`, {
       listed: shown(item.id),
@@ -294,7 +297,8 @@ export function verdictOf(steps) {
 
 /**
  * Verify a bundle (JSON text or parsed value), with pinned keys when `trust` (from parseTrust) is given and,
- * for a bundle fetched for a history row, `listed` = {item, subject} (step "listing" first).
+ * for a bundle fetched for a history row, `listed` = {item, subject, duplicate} (step "listing" first;
+ * `duplicate`: the listing named this record before).
  * Never throws for bad input: returns
  * {ok, verdict, failedStep, steps: [{step, status, reason, note, params, detail}], bundle, checkpoint}.
  */

@@ -15,15 +15,18 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel import Session, col, select
 
 from adapters import Access, Route, State, Workflow
+from adapters.abc import Listed
 from adapters.registry import workflows
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
-from gateway.errors import PayloadPurged
+from gateway.errors import PayloadPurged, RequestInvalid
 from gateway.models import WorkflowState
 from gateway.services.chain import ChainReads
 from gateway.services.reads import bundle_of, find_record
+from gateway.services.rules import record_facts
 from gateway.services.runtime import Gateway
 from gateway.services.states import read_states
 from gateway.services.visibility import Reader
+from gateway.services.workers import signed_record
 from provenance.orgs import OrgEntry
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -73,26 +76,41 @@ class DomainReads:
     def org_entry(self, org_id: str) -> OrgEntry | None:
         return self._gw.orgs.get(org_id)
 
+    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> list[Listed]:
+        if not 1 <= limit <= 500:
+            raise RequestInvalid("a page holds 1 to 500 records", details={"limit": limit})
+        s = self._session
+        rows = self._reader.subject_rows(s, subject, after=after, limit=limit)
+        payload = self._reader.payload_rule(s)
+        return [
+            Listed(
+                seq=row.seq,
+                record=record_facts(signed_record(row).envelope, row.facts if payload(row) else {}),
+                accepted_at=row.accepted_at,
+                leaf_index=row.leaf_index,
+                chain_status=row.chain_status,
+            )
+            for row in rows
+            if row.seq is not None
+        ]
+
 
 def _mount(router: APIRouter, workflow: Workflow, route: Route) -> None:
     domain = workflow.domain.name
 
-    def endpoint(reader: CurrentReader, gw: GatewayDep, session: SessionDep, **params: str) -> Any:
+    def endpoint(reader: CurrentReader, gw: GatewayDep, session: SessionDep, **params: str | None) -> Any:
         return route.handler(DomainReads(reader, gw, session, domain), **params)
 
-    # FastAPI reads the parameters from the signature: the dependencies, the path's, then the query's (the
-    # handler's other keyword parameters, with their defaults).
+    # FastAPI reads the parameters from the signature: the dependencies, the path's, then the query's.
     kw = inspect.Parameter.KEYWORD_ONLY
     deps = [("reader", CurrentReader), ("gw", GatewayDep), ("session", SessionDep)]
-    names = _PARAM.findall(route.path)
-    path = [inspect.Parameter(n, kw, annotation=Annotated[str, Path()]) for n in names]
+    path = [(name, Annotated[str, Path()]) for name in _PARAM.findall(route.path)]
     query = [
-        inspect.Parameter(p.name, kw, annotation=Annotated[p.annotation, Query()], default=p.default)
-        for p in list(inspect.signature(route.handler, eval_str=True).parameters.values())[1:]
-        if p.name not in names
+        inspect.Parameter(name, kw, annotation=Annotated[str | None, Query(max_length=200)], default=None)
+        for name in route.query
     ]
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [*(inspect.Parameter(n, kw, annotation=a) for n, a in deps), *path, *query]
+        [*(inspect.Parameter(name, kw, annotation=annotation) for name, annotation in (*deps, *path)), *query]
     )
     router.add_api_route(
         route.path,

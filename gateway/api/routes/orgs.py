@@ -21,7 +21,7 @@ def _ts(at: datetime | None) -> str | None:
     return format_rfc3339(at) if at else None
 
 
-def _orgs(gw: Gateway) -> dict[str, Any]:
+def trust_document(gw: Gateway) -> dict[str, Any]:
     out = []
     # Through the registry cache (ids, entries, parsed keys), which registry events invalidate: read from
     # the chain on every request, this page cost ~10 ms of the gateway's CPU.
@@ -66,4 +66,4 @@ def _orgs(gw: Gateway) -> dict[str, Any]:
 @router.get("/orgs")
 async def list_orgs(gw: GatewayDep) -> dict[str, Any]:
     """Every organisation with role, status and SM2 keys (validity windows, revocations): a trust file."""
-    return await run_in_threadpool(_orgs, gw)
+    return await run_in_threadpool(trust_document, gw)

@@ -9,13 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from adapters import Access
-from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, SessionDep
+from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, MetricsDep, SessionDep
 from gateway.api.guard import StrictJsonRoute
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, find_record, record_public
-from gateway.services.runtime import Gateway
+from provenance.access_code import HEADER
 from provenance.errors import ProvenanceError
 from provenance.log.bundle import bundle_schema, envelope_schema
 
@@ -36,6 +36,24 @@ class RecordSubmit(BaseModel):
     )
     payload: dict[str, Any] | str
     signer: dict[str, Any] | None = Field(default=None, description="informative; keys come from OrgRegistry")
+    access_code: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the access code of the record's subject (a prescription's slip), for the kinds only "
+        "its holder submits (a domain's ReadPolicy.code_writes); in a single submission also the "
+        "Provenance-Access-Code header. Never part of the signed record or payload",
+    )
+
+
+def _submission(body: RecordSubmit, access_code: str | None = None) -> Submission:
+    code = body.access_code
+    if access_code is not None:
+        if code is not None and code != access_code:
+            raise RequestInvalid(
+                f"the {HEADER} header and the body's access_code differ", details={"field": "access_code"}
+            )
+        code = access_code
+    return Submission(record=body.record, signature=body.signature, payload=body.payload, access_code=code)
 
 
 RECEIPT_DESCRIPTION = (
@@ -74,19 +92,6 @@ class BulkResult(BaseModel):
     items: list[BulkItem]
 
 
-def _count(gw: Gateway, kind: str | None, result: Accepted | ProvenanceError) -> None:
-    with gw.stats.lock:
-        if isinstance(result, ProvenanceError):
-            gw.stats.rejected_by_code[result.code] += 1
-        elif result.created and kind:
-            gw.stats.accepted_by_kind[kind] += 1
-
-
-def _kind(body: RecordSubmit) -> str | None:
-    kind = body.record.get("kind")
-    return kind if isinstance(kind, str) and len(kind) < 64 else None
-
-
 @router.post(
     "/records",
     status_code=202,
@@ -97,11 +102,21 @@ async def submit_record(
     body: RecordSubmit,
     org: CurrentOrg,
     gw: GatewayDep,
+    metrics: MetricsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    access_code: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            max_length=64,
+            description="the access code of the record's subject (a prescription's slip), for the kinds "
+            "only its holder submits (docs/security.md)",
+        ),
+    ] = None,
 ) -> RecordAccepted:
     """Accept one signed record: 202 with its id and signed receipt (200 if it was already accepted)."""
-    sub = Submission(record=body.record, signature=body.signature, payload=body.payload)
+    sub = _submission(body, access_code)
 
     def accept() -> tuple[Accepted, str]:
         accepted = gw.intake.submit(org, sub, idempotency_key=idempotency_key)
@@ -110,22 +125,22 @@ async def submit_record(
     try:
         result, receipt = await run_in_threadpool(accept)
     except ProvenanceError as exc:
-        _count(gw, None, exc)
+        metrics.count(body.record.get("kind"), exc)
         raise
-    _count(gw, _kind(body), result)
+    metrics.count(body.record.get("kind"), result)
     if not result.created:
         response.status_code = 200
     return RecordAccepted(id=result.id, existing=not result.created, receipt=receipt)
 
 
 @router.post("/records:bulk", response_model=BulkResult)
-async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> BulkResult:
+async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep, metrics: MetricsDep) -> BulkResult:
     """Accept many records; each item is accepted or rejected on its own, in request order."""
     if not body.records or len(body.records) > gw.settings.max_bulk:
         raise RequestInvalid(
             f"a bulk request holds 1 to {gw.settings.max_bulk} records", details={"count": len(body.records)}
         )
-    subs = [Submission(record=r.record, signature=r.signature, payload=r.payload) for r in body.records]
+    subs = [_submission(r) for r in body.records]
 
     def accept() -> list[tuple[Accepted | ProvenanceError, str | None]]:
         results = gw.intake.submit_many(org, subs)
@@ -137,7 +152,7 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> Bulk
     results = await run_in_threadpool(accept)
     items: list[BulkItem] = []
     for i, ((r, receipt), item) in enumerate(zip(results, body.records, strict=True)):
-        _count(gw, _kind(item), r)
+        metrics.count(item.record.get("kind"), r)
         if isinstance(r, ProvenanceError):
             items.append(BulkItem(index=i, status="rejected", error=error_body(r)["error"]))
         else:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlmodel import col, select
 
 from gateway.api.deps import CurrentReader, Cursor, GatewayDep, SessionDep
-from gateway.models import Record, RecordPublic
+from gateway.models import RecordPublic
 from gateway.services.reads import record_public
 
 router = APIRouter(tags=["subjects"])
@@ -33,11 +32,7 @@ def subject_history(
 ) -> SubjectPage:
     """Records of ``subject`` in acceptance order: those the reader may see (docs/security.md, Read
     access); a subject it may not see answers like one without records."""
-    conds: list[Any] = [col(Record.subject) == subject, col(Record.seq) > after]
-    scope = reader.subject_listing(session, subject)
-    if scope is not None:
-        conds.append(scope)
-    rows = session.exec(select(Record).where(*conds).order_by(col(Record.seq)).limit(limit + 1)).all()
+    rows = reader.subject_rows(session, subject, after=after, limit=limit + 1)
     page = rows[:limit]
     anchored = gw.stats.anchored_size
     nxt = page[-1].seq if len(rows) > limit and page else None

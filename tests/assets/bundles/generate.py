@@ -1,5 +1,5 @@
 """Regenerate the golden evidence bundles with the real SDK (from the repo root, SDK importable):
-`PYTHONPATH=. .venv/bin/python tests/assets/bundles/generate.py`.
+`PYTHONPATH=. .venv/bin/python tests/assets/bundles/generate.py [NAME...]` (only the files named).
 
 The keys under ``keys/`` are TEST FIXTURES, committed on purpose so that anyone can regenerate these files;
 they protect nothing. Envelopes (timestamps, nonces) are fixed, so record ids are stable across runs; SM2
@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,16 @@ from provenance.crypto import SM2PrivateKey
 from provenance.crypto.sm3 import sm3_hex
 from provenance.domains import kind_roles
 from provenance.log.bundle import Anchor
-from provenance.log.checkpoint import KEY_ID_SIZE, parse_note
+from provenance.log.checkpoint import KEY_ID_SIZE, parse_note, sign_note
 from provenance.log.record_log import RecordLog
 from provenance.orgs import OrgEntry, OrgKey
-from provenance.records import Envelope, SignedRecord, digest_of, sign_envelope
+from provenance.records import (
+    Envelope,
+    SignedRecord,
+    canonical_bytes,
+    digest_of,
+    sign_envelope,
+)
 from provenance.timestamps import parse_timestamp
 from provenance.types import Digest, OrgId, RecordKind, Subject
 from provenance.verification.trust import LogKey, TrustStore
@@ -80,6 +87,31 @@ ATTACKS = {
     "duplicate-keys.json": "7: a duplicate key: the text shows a digest nobody checked",
     "bom.json": "7: a byte order mark before the bundle",
     "anchor-uppercase-block-hash.json": "7: an uppercase block_hash",
+    # The second, unbriefed attack on the verifiers (issue 25, again).
+    "witness-solo-fork.json": "second attack 1: the log operator alone forks (two real records reversed in a "
+    "tree of its own, its signature only, an invented anchor): only a witness policy refuses it offline",
+    "pem-leading-text.json": "second attack 8: text before the signer key's PEM block",
+    "pem-trailing-text.json": "second attack 8: text after the signer key's PEM block",
+    "pem-crlf.json": "second attack 8: CRLF line ends in the signer key's PEM",
+    "payload-number-underflow.json": "second attack 8: the payload shows 1e-400 where 0 was signed",
+    "payload-number-beyond-double.json": "second attack 8: the payload shows 0.10000000000000000555 where "
+    "0.1 was signed",
+}
+
+# The second attack's files that are not single bundles, each with a test of its own.
+OTHER_ATTACKS = {
+    "forged-export.jsonl": "second attack 2: an export of bundles that hold only against their own keys "
+    "(`provenance verify EXPORT` called them verified)",
+    "receipt-year-9999.txt": "second attack 7: a log-signed receipt accepted at 9999-12-31T23:59:59.999Z "
+    "(its deadline overflowed into a traceback)",
+    "receipt-time-without-milliseconds.txt": "second attack 8: a log-signed receipt whose acceptance time "
+    "has no milliseconds",
+    "receipt-valid.txt": "second attack 6: a genuine receipt of valid.json's record",
+    "receipt-kept-by-unanchored-bundle.json": "second attack 6: valid.json without its anchor, offered to "
+    "keep the receipt (`receipt verify --bundle` said kept)",
+    # gateway-fixture.json "subjects" / "pagination": second attack 4, a gateway's listing that repeats
+    # records (rx:golden-dup), whose cursor never advances (rx:golden-stuck), whose empty page says more
+    # follow (rx:golden-empty-more), or that never ends (rx:golden-endless).
 }
 
 
@@ -174,6 +206,28 @@ RECORDS: list[tuple[str, str, str, str, Any]] = [
         "platform-1",
         "2026-11-22T01:00:00.000Z",
         {"reader": "analyst-7", "fields": ["年龄", "区县"], "purpose": "统计"},
+    ),
+    # A prescription whose listing a gateway repeats (gateway-fixture.json, second attack, finding 4).
+    (
+        "rx.issue",
+        "rx:golden-dup",
+        "hosp-1",
+        "2026-11-22T01:30:00.000Z",
+        medication_request("golden-dup", "氨氯地平片 5mg", "2026-12-31T23:59:59Z"),
+    ),
+    (
+        "rx.dispense",
+        "rx:golden-dup",
+        "pharm-1",
+        "2026-11-22T01:40:00.000Z",
+        {
+            "resourceType": "MedicationDispense",
+            "id": "golden-dup-d1",
+            "status": "completed",
+            "authorizingPrescription": [{"reference": "MedicationRequest/golden-dup"}],
+            "quantity": {"value": 28, "unit": "片"},
+            "whenHandedOver": "2026-11-22T01:40:00Z",
+        },
     ),
     # RFC 8785 corner cases (number forms, escapes, UTF-16 key order): the page must hash them as Python does.
     (
@@ -374,12 +428,52 @@ def build() -> dict[str, Any]:
         },
     ]
 
+    # A listing that repeats every record (second attack, finding 4): each record is listed twice.
+    histories["rx:golden-dup"] = [item for item in histories["rx:golden-dup"] for _ in range(2)]
     out["gateway-fixture.json"] = {
         "_comment": "Test fixture: what the gateway's JSON API would answer. Made by generate.py.",
         "subjects": histories,
+        # How the fixture server pages these subjects' listings (tests/webui/conftest.py): "stuck" answers
+        # next_cursor 1 whatever was asked, "empty-more" an empty page with a next_cursor, "endless" a fresh
+        # record id on every page with the next cursor.
+        "pagination": {
+            "rx:golden-stuck": "stuck",
+            "rx:golden-empty-more": "empty-more",
+            "rx:golden-endless": "endless",
+        },
         "bundles": bundles,
     }
+    out |= _other_attacks(out, entries, keys, log_key)
     return out
+
+
+def _other_attacks(
+    out: dict[str, Any],
+    entries: list[tuple[int, SignedRecord, Any]],
+    keys: dict[str, SM2PrivateKey],
+    log_key: SM2PrivateKey,
+) -> dict[str, Any]:
+    """The files of ``OTHER_ATTACKS``: an export, receipts, a bundle offered to keep a receipt."""
+    made: dict[str, Any] = {}
+    line = lambda doc: json.dumps(doc, ensure_ascii=False, separators=(",", ":"))  # noqa: E731
+    forged = [out["forged-unpinned.json"], out["unsubmitted-self-made-log.json"]]
+    made["forged-export.jsonl"] = "".join(line(d) + "\n" for d in forged).encode("utf-8")
+
+    valid = out["valid.json"]
+
+    def receipt(accepted_at: str) -> bytes:
+        # Signed by hand: AcceptanceReceipt (rightly) refuses to build these two.
+        body = f"{ORIGIN} accepted\n{valid['digest']}\n{accepted_at}\n60\n"
+        return sign_note(body.encode("utf-8"), ORIGIN, log_key).encode("utf-8")
+
+    made["receipt-year-9999.txt"] = receipt("9999-12-31T23:59:59.999Z")
+    made["receipt-time-without-milliseconds.txt"] = receipt("2026-11-20T08:00:01Z")
+    made["receipt-valid.txt"] = receipt("2026-11-20T08:00:01.250Z")
+    unanchored = copy.deepcopy(valid)
+    unanchored["anchor"] = None
+    made["receipt-kept-by-unanchored-bundle.json"] = unanchored
+    assert set(made) == set(OTHER_ATTACKS)
+    return made
 
 
 def _logged(
@@ -563,6 +657,32 @@ def _attacks(
     out["anchor-uppercase-block-hash.json"] = variant(
         lambda b: b["anchor"].update(block_hash="0x" + b["anchor"]["block_hash"][2:].upper())
     )
+    # Second attack, 1: the log operator alone (no witness) forks two real records into a tree of its own,
+    # reversed, signs it, and invents an anchor on the pinned chain and contract.
+    two = [(signed, payload) for _, signed, payload in entries if signed.envelope.org == "hosp-1"][:2]
+    out["witness-solo-fork.json"] = _logged(
+        list(reversed(two)), 0, signer=keys["hosp-1"], log_key=log_key, label="solo fork"
+    )
+
+    # Second attack, 8: the documented PEM form only (RFC 7468 strict, LF, nothing around it).
+    out["pem-leading-text.json"] = variant(
+        lambda b: b["signer"].update(public_key="Signer key of hosp-1:\n" + pem)
+    )
+    out["pem-trailing-text.json"] = variant(
+        lambda b: b["signer"].update(public_key=pem + "-- issued by the attacker\n")
+    )
+    out["pem-crlf.json"] = variant(lambda b: b["signer"].update(public_key=pem.replace("\n", "\r\n")))
+
+    # Second attack, 8: a number whose text is not the value signed (a reader holds the nearest double).
+    def shown_as(value: float, text: str, n: int) -> bytes:
+        doc = own_payload({"dose_mg": value}, n, canonical_bytes({"dose_mg": value}).decode())
+        raw = json.dumps(doc, ensure_ascii=False, indent=2)
+        written = f'"dose_mg": {json.dumps(value)}'
+        assert raw.count(written) == 1
+        return (raw.replace(written, f'"dose_mg": {text}') + "\n").encode("utf-8")
+
+    out["payload-number-underflow.json"] = shown_as(0.0, "1e-400", 3)
+    out["payload-number-beyond-double.json"] = shown_as(0.1, "0.10000000000000000555", 4)
     assert set(out) == set(ATTACKS)
     return out
 
@@ -585,8 +705,17 @@ _ORG_ROLES = {
 }
 
 
-def main() -> None:
-    for name, doc in build().items():
+def main(argv: list[str] | None = None) -> None:
+    """Write every file, or only those named (`generate.py NAME...`): signatures are random, so writing
+    only new files leaves the others (and witnessed.py's, made from valid.json) as they are."""
+    only = set(sys.argv[1:] if argv is None else argv)
+    built = build()
+    unknown = only - set(built)
+    if unknown:
+        raise SystemExit(f"generate.py makes no {', '.join(sorted(unknown))}")
+    for name, doc in built.items():
+        if only and name not in only:
+            continue
         data = (
             doc if isinstance(doc, bytes) else (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
         )

@@ -26,8 +26,8 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.main import create_app
-from provenance.access_code import AccessCode
-from provenance.crypto import SM2PrivateKey
+from provenance.access_code import ALPHABET, HEADER, LENGTH, AccessCode
+from provenance.crypto import SM2PrivateKey, sm3
 from provenance.manifest import Manifest
 from provenance.records import Envelope, sign_envelope
 from provenance.timestamps import format_timestamp
@@ -179,6 +179,24 @@ def sign_submission(
     return {**signed.to_dict(), "payload": payload}
 
 
+def kit_code(rx_id: str) -> AccessCode:
+    """The kit's access code of prescription ``rx_id``, derived from the id so that any test can present it
+    (the SDK draws a deployment's codes at random: ``AccessCode.new``)."""
+    digest = sm3(b"gateway-kit access code\0" + rx_id.encode("utf-8"))
+    return AccessCode("".join(ALPHABET[b % len(ALPHABET)] for b in digest[:LENGTH]))
+
+
+KIT = object()  # OrgClient.post's default: an rx.dispense presents its prescription's kit_code
+
+
+def _kit_code_of(body: Any) -> str | None:
+    record = body.get("record") if isinstance(body, dict) else None
+    if not isinstance(record, dict) or record.get("kind") != "rx.dispense":
+        return None
+    subject = record.get("subject")
+    return str(kit_code(subject[3:])) if isinstance(subject, str) and subject.startswith("rx:") else None
+
+
 @dataclass
 class OrgClient:
     """One organisation: its SM2 key and API token, talking to the gateway."""
@@ -198,13 +216,17 @@ class OrgClient:
         key = kw.pop("key", self.key)
         return sign_submission(org, key, kind, payload, **kw)
 
-    def post(self, body: Any, **kw: Any) -> httpx.Response:
-        return self.harness.http.post(
-            "/api/v1/records", json=body, headers={**self.headers, **kw.pop("headers", {})}
-        )
+    def post(self, body: Any, *, access_code: Any = KIT, **kw: Any) -> httpx.Response:
+        """POST one record; an rx.dispense presents its prescription's :func:`kit_code` unless
+        ``access_code`` says otherwise (None: no code; a string: that one)."""
+        headers = {**self.headers, **kw.pop("headers", {})}
+        code = _kit_code_of(body) if access_code is KIT else access_code
+        if code is not None:
+            headers[HEADER] = str(code)
+        return self.harness.http.post("/api/v1/records", json=body, headers=headers)
 
-    def submit(self, kind: str, payload: Any, **kw: Any) -> httpx.Response:
-        return self.post(self.body(kind, payload, **kw))
+    def submit(self, kind: str, payload: Any, *, access_code: Any = KIT, **kw: Any) -> httpx.Response:
+        return self.post(self.body(kind, payload, **kw), access_code=access_code)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.harness.http.get(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
@@ -317,8 +339,8 @@ def _iso(dt: datetime) -> str:
 def rx_issue(
     rx_id: str, *, valid_for: timedelta = timedelta(days=3), access_code: AccessCode | None = None
 ) -> dict[str, Any]:
-    """The golden MedicationRequest with a fresh id and a validity period around now (and the digest of
-    ``access_code``, the code on the patient's slip)."""
+    """The golden MedicationRequest with a fresh id and a validity period around now, carrying the digest
+    of ``access_code`` (the code on the patient's slip; by default the prescription's :func:`kit_code`)."""
     obj: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-issue-amoxicillin.json").read_text("utf-8"))
     now = datetime.now(UTC)
     obj["id"] = rx_id
@@ -328,7 +350,7 @@ def rx_issue(
         "start": _iso(now - timedelta(minutes=5)),
         "end": _iso(now + valid_for),
     }
-    return access_code.attach(obj, rx_id) if access_code is not None else obj
+    return (access_code or kit_code(rx_id)).attach(obj, rx_id)
 
 
 def rx_dispense(rx_id: str) -> dict[str, Any]:

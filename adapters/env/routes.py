@@ -30,8 +30,10 @@ from adapters.env.errors import ReadingNotFound, ReadingQueryInvalid
 from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
 
 MAX_PAGE = 100
+DEFAULT_PAGE = 50
 _INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _MN = re.compile(r"[A-Za-z0-9]{1,24}")  # HJ 212-2017 MN (adapters.hj212)
+_LIMIT = re.compile(r"[0-9]{1,3}")
 _RECORD_ID = re.compile(r"[0-9a-f]{64}")
 _CURSOR = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)/([0-9]{1,9})")
 
@@ -111,15 +113,16 @@ class _Batch:
 
 
 def _query(
-    mn: str, since: str | None, until: str | None, after: str | None, limit: int
-) -> tuple[str | None, str | None, str, tuple[str, int] | None]:
-    """The checked query: its bounds, the first key to read and where a cursor resumes."""
+    mn: str, since: str | None, until: str | None, after: str | None, limit: str | None
+) -> tuple[str | None, str | None, str, tuple[str, int] | None, int]:
+    """The checked query: its bounds, the first key to read, where a cursor resumes and the page's size."""
     if not _MN.fullmatch(mn):
         raise ReadingQueryInvalid(
             "mn must be an HJ 212 MN (1 to 24 letters and digits)", details={"field": "mn"}
         )
     since, until = _instant(since, "since"), _instant(until, "until")
-    if not 1 <= limit <= MAX_PAGE:
+    size = DEFAULT_PAGE if limit is None else int(limit) if _LIMIT.fullmatch(limit) else 0
+    if not 1 <= size <= MAX_PAGE:
         raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
     # Batch keys are batch:<MN>:<period_end>; periods never overlap, so key order is time order.
     start = f"batch:{mn}:{since or ''}"
@@ -130,7 +133,7 @@ def _query(
             raise ReadingQueryInvalid("after must be a next_cursor of this query", details={"field": "after"})
         resume = (f"batch:{mn}:{m[1]}", int(m[2]) + 1)
         start = resume[0]
-    return since, until, start, resume
+    return since, until, start, resume, size
 
 
 def _batches(
@@ -170,11 +173,11 @@ def station_readings(
     since: str | None = None,
     until: str | None = None,
     after: str | None = None,
-    limit: int = 50,
+    limit: str | None = None,
 ) -> ReadingPage:
     """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
     evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
-    since, until, start, resume = _query(mn, since, until, after, limit)
+    since, until, start, resume, size = _query(mn, since, until, after, limit)
     items: list[Reading] = []
     cursor = None
     for batch in _batches(ctx, mn, since, until, start, resume):
@@ -183,7 +186,7 @@ def station_readings(
         for i in range(batch.first, len(times)):
             if not _within(times[i], since, until):
                 continue
-            if len(items) == limit:
+            if len(items) == size:
                 return ReadingPage(mn=mn, items=items, next_cursor=cursor)
             b = reading_bundle(batch.bundle, batch.state, i)
             items.append(
@@ -201,11 +204,11 @@ def station_alerts(
     since: str | None = None,
     until: str | None = None,
     after: str | None = None,
-    limit: int = 50,
+    limit: str | None = None,
 ) -> AlertPage:
     """A station's alerts (readings over their station class's limits, data flags other than N) dated in
     [since, until), each with the evidence bundle of its reading, paginated like the readings."""
-    since, until, start, resume = _query(mn, since, until, after, limit)
+    since, until, start, resume, size = _query(mn, since, until, after, limit)
     items: list[Alert] = []
     cursor = None
     for batch in _batches(ctx, mn, since, until, start, resume):
@@ -215,7 +218,7 @@ def station_alerts(
             alert = found[n]
             if not _within(alert["data_time"], since, until):
                 continue
-            if len(items) == limit:
+            if len(items) == size:
                 return AlertPage(mn=mn, items=items, next_cursor=cursor)
             b = reading_bundle(batch.bundle, batch.state, alert["index"])
             items.append(Alert(batch=data["record"], **alert, bundle=b))
@@ -244,10 +247,13 @@ class BundleDocument(BaseModel):
     model_config = {"extra": "allow"}
 
 
+_PAGE_QUERY = ("since", "until", "after", "limit")
+
+
 def routes() -> tuple[Route, ...]:
     return (
-        Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",)),
-        Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",)),
+        Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",), query=_PAGE_QUERY),
+        Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",), query=_PAGE_QUERY),
         Route(
             "/env/batches/{record_id}/readings/{index}/bundle",
             batch_reading,  # type: ignore[arg-type]

@@ -1,9 +1,11 @@
 """Transaction and receipt trie roots built bottom-up from the sorted keys, in one pass.
 
+Shared by the node (``chain_node/evm.py`` builds its blocks' tries with it) and the verifier
+(``provenance/anchor.py`` recomputes a sealed block's receipts root), so both hash receipts one way.
 py-evm's ``make_trie_root_and_nodes`` inserts the items one at a time into a ``HexaryTrie``, decoding and
 re-encoding the path at every insert: a fifth of the block production time for blocks of 100 transactions.
 A block's keys (``rlp(index)``) are all known up front, so each node can be built once instead. Same root
-and same node set (hash -> encoded node) as py-evm; ``tests/chain_node/test_trie.py`` compares them.
+and same node set (hash -> encoded node) as py-evm; ``tests/provenance/chain/test_trie.py`` compares them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import rlp
-from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
 from eth_typing import Hash32
+
+# keccak(rlp(b"")): the root of an empty trie (py-evm's ``eth.constants.BLANK_ROOT_HASH``; the SDK does not
+# depend on py-evm).
+BLANK_ROOT_HASH = Hash32(keccak(rlp.encode(b"")))
 
 Node = list[Any]  # [path, value] (leaf / extension) or 17 items (branch); children: hash or embedded node
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from webui_support import BUNDLES, PageProbe
-
 from provenance.verification.batch import verify_line
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verifier, verdict
+from tests.kit.webui import BUNDLES, PageProbe
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from provenance.crypto import SM2PrivateKey
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from provenance.log.cosignature import WitnessKey
 from provenance.log.merkle import MerkleLog
-from tests.gateway.gateway_kit import serve_in_thread
+from tests.kit.gateway import serve_in_thread
 from witness.app import create_app
 from witness.service import Witness
 from witness.state import WitnessState

@@ -25,9 +25,6 @@ from typing import Any
 import httpx
 from sqlmodel import col, func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_kit import hj212_packets, rx_issue, sign_submission
-
 from devnet.deploy import deploy_network
 from devnet.embedded import free_port, start_embedded
 from devnet.engines import EngineHandle, test_accounts
@@ -47,6 +44,7 @@ from provenance.manifest import Manifest
 from provenance.records import b64decode
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
+from tests.kit.gateway import hj212_packets, rx_issue, sign_submission
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
@@ -342,13 +340,13 @@ class CachedAnchorChecker:
 
     def __init__(self, inner: ChainAnchorChecker) -> None:
         self._inner = inner
-        self._ok: set[tuple[str, int, bytes]] = set()
+        self._ok: dict[tuple[str, int, bytes], str | None] = {}  # held, with the inner checker's warning
 
-    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> None:
+    def check(self, anchor: Anchor, checkpoint: Checkpoint) -> str | None:
         key = (anchor.tx_hash, checkpoint.size, checkpoint.root)
         if key not in self._ok:
-            self._inner.check(anchor, checkpoint)
-            self._ok.add(key)
+            self._ok[key] = self._inner.check(anchor, checkpoint)
+        return self._ok[key]
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
@@ -373,7 +371,10 @@ class Auditor:
         # Online an anchor is checked against the anchors around it, with the gateway's consistency proofs.
         self.checker = CachedAnchorChecker(
             ChainAnchorChecker.from_rpc(
-                net.rpc_url, contract=net.manifest.contracts["ProvenanceLog"], proofs=GatewayProofs(net.url)
+                net.rpc_url,
+                contract=net.manifest.contracts["ProvenanceLog"],
+                proofs=GatewayProofs(net.url),
+                seal_keys=self.trust.seal_keys,  # the node's sealing keys: each anchoring block proven
             )
         )
         self.verified: set[str] = set()

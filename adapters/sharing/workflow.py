@@ -1,0 +1,176 @@
+"""The data-sharing workflow: one state per request (``request:<request_id>``), pending -> consented ->
+revoked, kept by ``DataSharing`` on chain; an access reads the request's consent and changes nothing. The
+rules refuse what the contract would refuse, with the code the chain would give (its state and clock count
+too: a raw transaction may have changed a request, the chain's clock may run ahead of the gateway's)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from adapters._common import check_expiry, stricter
+from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.sharing.chain import dataset_owner, request_digest, request_key, request_status
+from adapters.sharing.domain import ACCESS, CONSENT, CONTRACT, DOMAIN, REQUEST, REVOKE, state_key
+from adapters.sharing.errors import (
+    AccessorMismatch,
+    ConsentExpired,
+    ConsentMissing,
+    ConsentRevoked,
+    DatasetUnknown,
+    NotDatasetOwner,
+    ShareNotPending,
+    ShareRequestExists,
+    ShareRequestUnknown,
+)
+from adapters.sharing.payload import MAX_CONSENT, SharingAdapter
+from provenance.chain.contracts import ContractReverted, chain_key
+from provenance.errors import OrgMismatch
+from provenance.timestamps import parse_rfc3339, to_unix
+
+
+def check_consent(state: State | None, request_id: str, org: str, now: datetime) -> Mapping[str, Any]:
+    """The live consent of the request for ``org`` at ``now`` (its facts), or the specific error."""
+    consent: Mapping[str, Any] | None = state.data.get("consent_facts") if state is not None else None
+    if state is None or state.status == "pending" or consent is None:
+        raise ConsentMissing(
+            f"no consent for request {request_id!r}",
+            details={"request_id": request_id, "status": state.status if state else None},
+        )
+    if state.status == "revoked":
+        raise ConsentRevoked(
+            f"the consent for request {request_id!r} was revoked", details={"request_id": request_id}
+        )
+    if state.data.get("requester") != org:
+        raise ConsentMissing(
+            f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
+        )
+    expires = consent.get("expires_at")
+    if isinstance(expires, str) and now >= parse_rfc3339(expires, lenient=True):
+        raise ConsentExpired(
+            f"the consent for request {request_id!r} expired at {expires}",
+            details={"request_id": request_id, "expires_at": expires},
+        )
+    return consent
+
+
+class SharingWorkflow(SharingAdapter):
+    """``share.request`` and ``share.access`` by a data user, ``share.consent`` and
+    ``share.revoke_consent`` by the dataset's owner."""
+
+    domain = DOMAIN
+    watched: tuple[str, ...] = ()
+    routes: Sequence[Route] = ()
+
+    def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        return (state_key(str(facts["request_id"])),)
+
+    def transition(
+        self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
+    ) -> Step:
+        facts, org = record.facts, record.org
+        request_id = str(facts["request_id"])
+        key = state_key(request_id)
+        state = states[key]
+        if record.kind == REQUEST:
+            return Step(writes={key: self._request(record, state, chain)})
+        if record.kind == ACCESS:
+            accessor = str(facts["accessor"])
+            if accessor != org and not accessor.startswith(f"{org}:"):
+                raise AccessorMismatch(
+                    "an access's accessor must be the submitting organisation (or '<org>:<account>')",
+                    details={"accessor": accessor, "org": org},
+                )
+            consent = check_consent(state, request_id, org, max(now, chain.clock()))
+            if stricter(lambda: request_status(chain, request_id)) == "revoked":
+                # Withdrawn on chain by a raw transaction: DataSharing refuses the access (ConsentNotLive).
+                raise ConsentRevoked(
+                    f"the consent for request {request_id!r} was withdrawn on chain",
+                    details={"request_id": request_id, "on_chain": "revoked"},
+                )
+            return Step(prior=consent)
+        if state is None:
+            raise ShareRequestUnknown(
+                f"no data-sharing request {request_id!r}", details={"request_id": request_id}
+            )
+        dataset = state.data["dataset"]
+        if dataset_owner(chain, dataset) != org:
+            raise NotDatasetOwner(f"{org!r} does not own dataset {dataset!r}", details={"dataset": dataset})
+        on_chain = stricter(lambda: request_status(chain, request_id))
+        if record.kind == CONSENT:
+            if state.status != "pending" or on_chain not in (None, "pending"):
+                status = state.status if state.status != "pending" else on_chain
+                raise ShareNotPending(
+                    f"request {request_id!r} is {status}",
+                    details={"status": state.status, "on_chain": on_chain},
+                )
+            check_expiry(chain, facts["expires_at"], "expires_at", MAX_CONSENT)
+            consent = {**facts, "digest": record.payload_digest}
+            consented = {**state.data, "consent_record": record.record_id, "consent_facts": consent}
+            return Step(prior=state.data["request_facts"], writes={key: State("consented", consented)})
+        assert record.kind == REVOKE
+        # The chain may lag (the consent's call not sent yet); withdrawn there, a raw transaction did it.
+        if state.status != "consented" or on_chain == "revoked":
+            raise ConsentMissing(
+                f"request {request_id!r} has no live consent to revoke",
+                details={"status": state.status, "on_chain": on_chain},
+            )
+        return Step(writes={key: State("revoked", state.data)})
+
+    @staticmethod
+    def _request(record: RecordFacts, state: State | None, chain: ChainView) -> State:
+        facts, org = record.facts, record.org
+        request_id, dataset = str(facts["request_id"]), str(facts["dataset"])
+        if facts.get("requester") != org:
+            raise OrgMismatch(
+                "a request's requester must be the submitting organisation",
+                details={"requester": facts.get("requester"), "org": org},
+            )
+        if dataset_owner(chain, dataset) is None:
+            raise DatasetUnknown(f"dataset {dataset!r} is not registered", details={"dataset": dataset})
+        if state is not None:
+            raise ShareRequestExists(f"request {request_id!r} exists", details={"request_id": request_id})
+        if (on_chain := request_status(chain, request_id)) is not None:
+            raise ShareRequestExists(
+                f"the chain already holds request {request_id!r} (put there without a record here)",
+                details={"request_id": request_id, "on_chain": on_chain},
+            )
+        data = {
+            "dataset": dataset,
+            "requester": org,
+            "request_record": record.record_id,
+            "request_facts": dict(facts),
+            "consent_record": None,
+            "consent_facts": None,
+        }
+        return State("pending", data)
+
+    def contract_call(self, record: RecordFacts) -> ContractCall | None:
+        request, digest = request_key(str(record.facts["request_id"])), bytes.fromhex(record.record_id)
+        if record.kind == REQUEST:
+            dataset = chain_key("dataset", str(record.facts["dataset"]))
+            return ContractCall(CONTRACT, "request", (request, dataset, digest))
+        if record.kind == CONSENT:
+            scope = bytes.fromhex(record.payload_digest)  # the consent document (scope, purpose, expiry)
+            return ContractCall(
+                CONTRACT, "consent", (request, scope, to_unix(record.facts["expires_at"]), digest)
+            )
+        if record.kind == ACCESS:
+            return ContractCall(CONTRACT, "recordAccess", (request, digest))
+        return ContractCall(CONTRACT, "revokeConsent", (request, digest))
+
+    def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
+        if record.kind == ACCESS:
+            try:
+                return bool(chain.call(CONTRACT, "accessRecorded", bytes.fromhex(record.record_id)))
+            except ContractReverted:
+                # A DataSharing deployed before accessRecorded existed (a network resumed from an older
+                # checkout) has no such view; it never refused a repeat, so the revert was a real refusal.
+                return False
+        request_id = str(record.facts.get("request_id", ""))
+        if record.kind == REQUEST:
+            return request_digest(chain, request_id) == record.record_id
+        event = "ConsentGranted" if record.kind == CONSENT else "ConsentWithdrawn"
+        logs = chain.events(CONTRACT, event, requestId=request_key(request_id))
+        return any(bytes(ev["digest"]).hex() == record.record_id for ev in logs)

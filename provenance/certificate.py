@@ -1,0 +1,459 @@
+"""存证证明: a printable PDF certificate of logged records, each page one record with its evidence bundle
+embedded as a file attachment, so that the certificate verifies offline (`provenance verify FILE.pdf`).
+
+A page prints who recorded what and when, the SM3 digest, the SM2 signature and the signer key's
+fingerprint, the log position and checkpoint (with its witness cosignatures), the on-chain anchor, the
+verification result at issue time and a QR code opening the `/verify` page on the record. The values a
+reader compares by eye (digests, fingerprint, root, anchor hashes) are printed in Courier, a PDF core font
+whose text stays the characters printed, and :func:`check_printed` reads them back against the embedded
+bundle: an edited digest on the page fails step ``certificate`` (docs/formats.md, Certificates).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from provenance.crypto import SM2PublicKey
+from provenance.errors import (
+    CertificateFontMissing,
+    CertificateInvalid,
+    CertificateMismatch,
+    CertificateRefused,
+    ProvenanceError,
+)
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.checkpoint import parse_note
+from provenance.verification.batch import check_bundle
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import StepResult, Verifier, verdict
+
+# Debian's CJK fonts, in order of preference (file, face index in the collection: Noto's SC face is 2).
+# Installed by the repository's setup (.ci/run): fonts-wqy-zenhei.
+FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
+)
+LANGS = ("zh", "en")
+ATTACHMENT = "evidence-{page:03d}.json"  # the bundle of page N (1-based), as the gateway served it
+_ATTACHMENT_RE = re.compile(r"^evidence-([0-9]{3})\.json$")
+MAX_PAGES = 500  # one page a record: a subject's certificate beyond this is refused, not truncated
+
+_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "区块链存证证明",
+        "subtitle": "山城溯源 · 国密（SM2/SM3）存证",
+        "issued": "出具时间",
+        "issuer": "出具方",
+        "record": "存证记录",
+        "org": "记录机构",
+        "kind": "记录类型",
+        "subject": "记录主体",
+        "time": "签署时间",
+        "digests": "数字指纹",
+        "digest": "记录编号（SM3）",
+        "payload_digest": "内容摘要（SM3）",
+        "signature": "机构签名（SM2）",
+        "sig": "签名值（DER，Base64）",
+        "fingerprint": "签名公钥指纹（SM3）",
+        "log": "日志位置",
+        "position": "叶子序号 / 树大小",
+        "origin": "日志标识",
+        "root": "检查点根哈希",
+        "log_sig": "检查点签名",
+        "witnesses": "见证人联署",
+        "none": "无",
+        "anchor": "链上锚定",
+        "chain": "链 ID",
+        "contract": "合约地址",
+        "block": "区块高度",
+        "block_hash": "区块哈希",
+        "tx": "交易哈希",
+        "unanchored": "尚未锚定",
+        "result": "出具时核验结果",
+        "verdict": "结论",
+        "qr": "扫码核验",
+        "footer": "本证明内嵌证据包（{name}），可离线核验：provenance verify 本文件。"
+        "核验见 docs/formats.md。第 {page} / {pages} 页",
+        "verified": "已核验（公钥已锁定）",
+        "consistent": "内部一致（公钥未锁定，未核验身份）",
+        "failed": "核验失败",
+        "passed": "通过",
+        "skipped": "未检查",
+        "warning": "未锁定",
+        "step.listing": "与网关列表一致",
+        "step.digest": "记录摘要",
+        "step.payload": "内容摘要",
+        "step.signer": "签名机构与公钥",
+        "step.signature": "SM2 签名",
+        "step.checkpoint": "检查点签名",
+        "step.inclusion": "默克尔包含证明",
+        "step.anchor": "链上锚定",
+    },
+    "en": {
+        "title": "Certificate of Evidence Preservation",
+        "subtitle": "Shancheng Provenance · SM2/SM3 evidence log",
+        "issued": "Issued at",
+        "issuer": "Issued by",
+        "record": "Record",
+        "org": "Organisation",
+        "kind": "Kind",
+        "subject": "Subject",
+        "time": "Signed at",
+        "digests": "Digests",
+        "digest": "Record id (SM3)",
+        "payload_digest": "Payload digest (SM3)",
+        "signature": "Signature (SM2)",
+        "sig": "Signature (DER, base64)",
+        "fingerprint": "Signer key fingerprint (SM3)",
+        "log": "Log position",
+        "position": "Leaf index / tree size",
+        "origin": "Log origin",
+        "root": "Checkpoint root",
+        "log_sig": "Checkpoint signed by",
+        "witnesses": "Witness cosignatures",
+        "none": "none",
+        "anchor": "On-chain anchor",
+        "chain": "Chain id",
+        "contract": "Contract",
+        "block": "Block",
+        "block_hash": "Block hash",
+        "tx": "Transaction",
+        "unanchored": "not anchored yet",
+        "result": "Verification at issue time",
+        "verdict": "Verdict",
+        "qr": "Scan to verify",
+        "footer": "The evidence bundle is embedded in this PDF ({name}): verify it offline with "
+        "`provenance verify` on this file (docs/formats.md). Page {page} of {pages}",
+        "verified": "verified (pinned keys)",
+        "consistent": "internally consistent, NOT verified (keys not pinned)",
+        "failed": "FAILED",
+        "passed": "passed",
+        "skipped": "not checked",
+        "warning": "unpinned",
+        "step.listing": "as the gateway listed it",
+        "step.digest": "record digest",
+        "step.payload": "payload digest",
+        "step.signer": "signer and key",
+        "step.signature": "SM2 signature",
+        "step.checkpoint": "checkpoint signature",
+        "step.inclusion": "Merkle inclusion proof",
+        "step.anchor": "on-chain anchor",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CertifiedRecord:
+    """One page: the bundle as served (embedded verbatim), the organisation's name and the checks at issue."""
+
+    bundle_json: str
+    steps: Sequence[StepResult]
+    verdict: str
+    org_name: str = ""
+    bundle: EvidenceBundle = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bundle", EvidenceBundle.from_json(self.bundle_json))
+
+
+def certify(
+    verifier: Verifier,
+    doc: Any,
+    trust: TrustStore | None,
+    *,
+    listed: tuple[Mapping[str, Any], str] | None = None,
+    duplicate: bool = False,
+) -> CertifiedRecord:
+    """A bundle document verified now and made a page; CERTIFICATE_REFUSED naming the step that failed
+    (a certificate is issued only for a record that verifies at issue time)."""
+    report: list[StepResult] = []
+    failure = check_bundle(verifier, doc, report=report, listed=listed, duplicate=duplicate)
+    if failure is not None:
+        raise CertificateRefused(
+            f"record {failure.record or '?'} does not verify: step '{failure.step}' failed "
+            f"[{failure.code}]: {failure.message}; no certificate is issued",
+            step=failure.step,
+            details={"record": failure.record, "failed_code": failure.code},
+        )
+    org = doc["record"]["org"]
+    entry = trust.orgs.get(org) if trust is not None else None
+    return CertifiedRecord(
+        bundle_json=bundle_text(doc),
+        steps=report,
+        verdict=verdict(report),
+        org_name=entry.name if entry else "",
+    )
+
+
+def printed_values(bundle: EvidenceBundle) -> list[tuple[str, str]]:
+    """The values a page prints in Courier, in page order, as ``(field, text)``: what :func:`check_printed`
+    reads back (one function for both sides, so the printed and the checked values cannot drift)."""
+    env = bundle.signed.envelope
+    checkpoint, _ = parse_note(bundle.checkpoint)
+    values = [
+        ("digest", bundle.digest),
+        ("payload_digest", env.payload_digest),
+        ("fingerprint", SM2PublicKey.from_pem(bundle.signer_public_key.encode("ascii")).fingerprint()),
+        ("root", checkpoint.root.hex()),
+    ]
+    if bundle.anchor is not None:
+        a = bundle.anchor
+        values += [("contract", a.contract), ("block_hash", a.block_hash), ("tx", a.tx_hash)]
+    return values
+
+
+def verify_link(base: str) -> Callable[[str], str]:
+    """The QR code's target: the `/verify` page opening straight on the record (``?q=<record id>``)."""
+    base = base if base.endswith("/") else base + "/"
+    return lambda record_id: f"{base}?q={quote(record_id, safe='')}"
+
+
+def find_font() -> tuple[Path, int] | None:
+    """The first CJK font of :data:`FONT_CANDIDATES` present on this machine."""
+    for path, index in FONT_CANDIDATES:
+        if Path(path).is_file():
+            return Path(path), index
+    return None
+
+
+def render_certificate(
+    records: Sequence[CertifiedRecord],
+    *,
+    lang: str = "zh",
+    verify_url: Callable[[str], str],
+    issued_at: str,
+    issuer: str,
+    font: tuple[Path, int] | None = None,
+) -> bytes:
+    """The PDF: one page per record, each with its bundle attached (``evidence-NNN.json``)."""
+    from fpdf import FPDF
+
+    # fontTools reports every table it leaves out of a subset (the font's bitmaps) on the root logger.
+    logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
+    if lang not in LANGS:
+        raise CertificateInvalid(f"language {lang!r} is not one of {', '.join(LANGS)}")
+    if not records or len(records) > MAX_PAGES:
+        raise CertificateInvalid(f"a certificate holds 1 to {MAX_PAGES} records, not {len(records)}")
+    font = font or find_font()
+    if font is None:
+        raise CertificateFontMissing(
+            "no CJK font found (" + ", ".join(p for p, _ in FONT_CANDIDATES) + "): install Debian's "
+            "fonts-wqy-zenhei or name a font file with --font"
+        )
+    pdf = FPDF(format="A4", unit="mm")
+    pdf.set_auto_page_break(False)
+    pdf.set_title(_TEXT[lang]["title"])
+    pdf.set_creator("shancheng-provenance")
+    try:
+        pdf.add_font("cjk", fname=str(font[0]), collection_font_number=font[1])
+    except Exception as exc:  # fontTools' errors for a file that is no font are of many kinds
+        raise CertificateFontMissing(f"font {font[0]} cannot be used: {exc}") from exc
+    for page, rec in enumerate(records, 1):
+        _Page(pdf, rec, _TEXT[lang], page=page, pages=len(records)).draw(
+            verify_url(rec.bundle.digest), issued_at, issuer
+        )
+        pdf.embed_file(
+            bytes=rec.bundle_json.encode("utf-8"),
+            basename=ATTACHMENT.format(page=page),
+            mime_type="application/json",
+            desc=f"evidence bundle of record {rec.bundle.digest}",
+            compress=True,
+        )
+    return bytes(pdf.output())
+
+
+class _Page:
+    """One record's page; layout in millimetres on A4 (margins 15)."""
+
+    LEFT, LABEL_W, WIDTH = 15.0, 48.0, 180.0
+
+    def __init__(self, pdf: Any, rec: CertifiedRecord, text: dict[str, str], *, page: int, pages: int):
+        self.pdf, self.rec, self.t, self.page, self.pages = pdf, rec, text, page, pages
+
+    def draw(self, url: str, issued_at: str, issuer: str) -> None:
+        pdf, t, b = self.pdf, self.t, self.rec.bundle
+        env = b.signed.envelope
+        pdf.add_page()
+        pdf.set_draw_color(150, 20, 20)
+        pdf.set_line_width(0.6)
+        pdf.rect(8, 8, 194, 281)
+        self._qr(url)
+        pdf.set_xy(self.LEFT, 16)
+        pdf.set_font("cjk", size=20)
+        pdf.cell(140, 10, t["title"], new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("cjk", size=10)
+        pdf.set_x(self.LEFT)
+        pdf.cell(140, 6, t["subtitle"], new_x="LMARGIN", new_y="NEXT")
+        pdf.set_x(self.LEFT)
+        pdf.cell(140, 6, f"{t['issued']}: {issued_at}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_x(self.LEFT)
+        pdf.cell(140, 6, f"{t['issuer']}: {issuer}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_y(58)
+        org = f"{self.rec.org_name} ({env.org})" if self.rec.org_name else env.org
+        self._section(t["record"])
+        self._row(t["org"], org)
+        self._row(t["kind"], env.kind)
+        self._row(t["subject"], env.subject)
+        self._row(t["time"], env.timestamp)
+        self._section(t["digests"])
+        printed = dict(printed_values(b))
+        self._row(t["digest"], printed["digest"], mono=True)
+        self._row(t["payload_digest"], printed["payload_digest"], mono=True)
+        self._section(t["signature"])
+        self._row(t["fingerprint"], printed["fingerprint"], mono=True)
+        self._row(t["sig"], b.signed.signature_b64(), mono=True, size=7)
+        self._section(t["log"])
+        checkpoint, signatures = parse_note(b.checkpoint)
+        log_name = b.log_key[0] if b.log_key else (signatures[0].key_name if signatures else "")
+        self._row(t["origin"], checkpoint.origin)
+        self._row(t["position"], f"{b.leaf_index} / {b.tree_size}")
+        self._row(t["root"], printed["root"], mono=True)
+        self._row(t["log_sig"], log_name)
+        cosigners = sorted({s.key_name for s in signatures if s.key_name != log_name})
+        self._row(t["witnesses"], ", ".join(cosigners) if cosigners else t["none"])
+        self._section(t["anchor"])
+        if b.anchor is None:
+            self._row(t["anchor"], t["unanchored"])
+        else:
+            self._row(t["chain"], str(b.anchor.chain_id))
+            self._row(t["contract"], printed["contract"], mono=True)
+            self._row(t["block"], str(b.anchor.block_number))
+            self._row(t["block_hash"], printed["block_hash"], mono=True)
+            self._row(t["tx"], printed["tx"], mono=True)
+        self._section(t["result"])
+        self._row(t["verdict"], t.get(self.rec.verdict, self.rec.verdict), bold=True)
+        for s in self.rec.steps:
+            self._row("  " + t.get(f"step.{s.step}", s.step), t.get(s.status, s.status), size=8)
+        name = ATTACHMENT.format(page=self.page)
+        pdf.set_xy(self.LEFT, 270)
+        pdf.set_font("cjk", size=7.5)
+        pdf.multi_cell(
+            self.WIDTH, 4, t["footer"].format(name=name, page=self.page, pages=self.pages), align="L"
+        )
+
+    def _qr(self, url: str) -> None:
+        import segno
+
+        png = io.BytesIO()
+        segno.make(url, error="m", micro=False).save(png, kind="png", scale=8, border=4)
+        png.seek(0)
+        self.pdf.image(png, x=160, y=14, w=36, h=36)
+        self.pdf.set_xy(160, 50)
+        self.pdf.set_font("cjk", size=8)
+        self.pdf.cell(36, 4, self.t["qr"], align="C")
+
+    def _section(self, title: str) -> None:
+        pdf = self.pdf
+        pdf.ln(2)
+        pdf.set_x(self.LEFT)
+        pdf.set_font("cjk", size=11)
+        pdf.set_text_color(150, 20, 20)
+        pdf.cell(self.WIDTH, 6.5, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_draw_color(200, 200, 200)
+        pdf.set_line_width(0.2)
+        pdf.line(self.LEFT, pdf.get_y(), self.LEFT + self.WIDTH, pdf.get_y())
+
+    def _row(
+        self, label: str, value: str, *, mono: bool = False, size: float = 9, bold: bool = False
+    ) -> None:
+        pdf = self.pdf
+        pdf.set_x(self.LEFT)
+        pdf.set_font("cjk", size=size)
+        pdf.cell(self.LABEL_W, 5, label)
+        if mono:
+            pdf.set_font("Courier", size=size)
+        elif bold:
+            pdf.set_font("cjk", size=size + 1)
+        pdf.multi_cell(self.WIDTH - self.LABEL_W, 5, value, new_x="LMARGIN", new_y="NEXT")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificatePage:
+    """What a certificate holds for one page: its embedded bundle's bytes and the page's text."""
+
+    page: int
+    attachment: str
+    bundle: bytes
+    text: str  # the page's text
+    printed: str  # of that, what is printed in Courier: the values check_printed reads back
+
+
+def read_certificate(pdf: bytes) -> list[CertificatePage]:
+    """The pages of a certificate, each with its embedded bundle; CERTIFICATE_INVALID for a PDF that cannot
+    be read or does not hold exactly one ``evidence-NNN.json`` per page."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(pdf), strict=False)
+        attachments = reader.attachments
+        texts, printed = [], []
+        for p in reader.pages:
+            mono: list[str] = []
+
+            def courier(text: str, _cm: Any, _tm: Any, font: Any, _size: Any, mono: list[str] = mono) -> None:
+                if font is not None and str(font.get("/BaseFont", "")).lstrip("/") == "Courier":
+                    mono.append(text)
+
+            texts.append(p.extract_text(visitor_text=courier) or "")
+            printed.append("\n".join(mono))
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise CertificateInvalid(f"the PDF cannot be read: {exc}") from exc
+    if not texts or len(texts) > MAX_PAGES:
+        raise CertificateInvalid(f"a certificate has 1 to {MAX_PAGES} pages, this PDF {len(texts)}")
+    by_page: dict[int, tuple[str, bytes]] = {}
+    for name, contents in attachments.items():
+        m = _ATTACHMENT_RE.match(name)
+        if m is None:
+            raise CertificateInvalid(f"the PDF embeds a file {name[:80]!r} that is no evidence bundle")
+        if len(contents) != 1 or int(m.group(1)) in by_page:
+            raise CertificateInvalid(f"the PDF embeds {name!r} more than once")
+        by_page[int(m.group(1))] = (name, contents[0])
+    if sorted(by_page) != list(range(1, len(texts) + 1)):
+        raise CertificateInvalid(
+            f"the PDF has {len(texts)} pages and embeds bundles for pages {sorted(by_page) or 'none'}: a "
+            "certificate embeds one bundle per page",
+            details={"pages": len(texts), "attachments": sorted(n for n, _ in by_page.values())},
+        )
+    return [CertificatePage(i, *by_page[i], texts[i - 1], printed[i - 1]) for i in range(1, len(texts) + 1)]
+
+
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
+
+
+def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
+    """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
+    bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
+    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
+    printed = _HEX.findall(page.printed)
+    expected = printed_values(bundle)
+    if len(printed) != len(expected):
+        raise CertificateMismatch(
+            f"page {page.page} prints {len(printed)} digests and hashes, a certificate of this bundle "
+            f"{len(expected)}",
+            details={"page": page.page},
+        )
+    for (name, want), got in zip(expected, printed, strict=False):
+        if got.lower() != want.lower():
+            raise CertificateMismatch(
+                f"page {page.page} prints {name} {got}, the embedded bundle's is {want}",
+                details={"page": page.page, "field": name, "printed": got, "bundle": want},
+            )
+
+
+def bundle_text(doc: Any) -> str:
+    """A bundle document as the certificate embeds it (JSON, UTF-8, indented for a reader)."""
+    try:
+        return json.dumps(doc, ensure_ascii=False, indent=2)
+    except (TypeError, ValueError) as exc:
+        raise ProvenanceError(f"the bundle cannot be written as JSON: {exc}") from exc

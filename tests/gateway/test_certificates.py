@@ -1,0 +1,268 @@
+"""存证证明 (issue 21): certificates of each domain's records from a real gateway and chain, over HTTP and
+through `provenance certificate`, rendered by poppler (`pdftoppm`), their QR codes decoded, verified with
+`provenance verify FILE.pdf`, and refused when the embedded bundle or a printed digest was altered."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.certificate import read_certificate
+from provenance.cli import main
+from tests.kit.gateway import (
+    Harness,
+    hj212_packet,
+    party_meeting,
+    rx_dispense,
+    rx_issue,
+    share_request,
+    trust_path,
+)
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def _records(harness: Harness) -> dict[str, str]:
+    """One anchored record per domain: kind -> record id."""
+    rx = "RXC" + secrets.token_hex(4)
+    submitted = {
+        "rx.issue": harness.client("hospital-1").submit("rx.issue", rx_issue(rx)),
+        "share.request": harness.client("data-user").submit(
+            "share.request", share_request("REQ-C" + secrets.token_hex(4), "data-user")
+        ),
+        "env.reading": harness.client("station-1").submit("env.reading", hj212_packet()),
+        "party.record": harness.client("party-branch").submit(
+            # A subject holding a long hex run: printed in the CJK font, it is no printed value to check.
+            "party.record",
+            party_meeting("BR-" + secrets.token_hex(24), "MTG-1"),
+        ),
+    }
+    ids = {}
+    for kind, r in submitted.items():
+        assert r.status_code in (200, 202), (kind, r.text)
+        ids[kind] = r.json()["id"]
+    for rid in ids.values():
+        harness.wait_status(rid, "anchored", timeout=90)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def records(harness: Harness) -> dict[str, str]:
+    return _records(harness)
+
+
+def _png(pdf: Path, tmp: Path) -> Path:
+    """Page 1 rendered by poppler: the PDF is well-formed for a reader other than ours."""
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.fail("pdftoppm is missing: install Debian's poppler-utils (make setup / .ci/run do)")
+    subprocess.run(
+        [pdftoppm, "-r", "110", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp / "page")], check=True
+    )
+    (png,) = tmp.glob("page-*.png")
+    return png
+
+
+def _qr(png: Path) -> str:
+    import zxingcpp
+    from PIL import Image
+
+    found = zxingcpp.read_barcodes(Image.open(png))
+    assert [b.format for b in found] == [zxingcpp.BarcodeFormat.QRCode], found
+    return str(found[0].text)
+
+
+def _verify(pdf: Path, *extra: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    rc = main(["verify", str(pdf), "--json", *extra])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_certificate_of_each_domain_renders_decodes_and_verifies(
+    harness: Harness, records: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    regulator = harness.client("regulator")
+    trust = trust_path(harness.network)
+    for kind, rid in records.items():
+        r = regulator.get(
+            f"/api/v1/records/{rid}/certificate", params={"lang": "zh" if "." in kind else "en"}
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/pdf"
+        pdf = tmp_path / f"{kind}.pdf"
+        pdf.write_bytes(r.content)
+        (page,) = read_certificate(r.content)
+        # Chinese by default: the labels are text of the PDF (a CJK font embedded), not boxes.
+        assert "区块链存证证明" in page.text and "记录编号" in page.text
+        assert json.loads(page.bundle)["digest"] == rid
+        shot = tmp_path / kind
+        shot.mkdir()
+        assert _qr(_png(pdf, shot)) == f"{harness.server.url}/verify/?q={rid}"
+        rc, doc = _verify(pdf, "--trust", str(trust), capsys=capsys)
+        assert rc == 0, doc
+        (entry,) = doc["pages"]
+        assert entry["verdict"] == "verified" and entry["record"] == rid
+        assert entry["steps"][-1] == {"step": "certificate", "status": "passed", "detail": ""}
+    # English on request.
+    r = regulator.get(f"/api/v1/records/{records['env.reading']}/certificate", params={"lang": "en"})
+    (page,) = read_certificate(r.content)
+    assert "Certificate of Evidence Preservation" in page.text and "区块链" not in page.text
+
+
+def test_altered_bundle_or_printed_digest_fails_naming_the_step(
+    harness: Harness, records: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, StreamObject
+
+    rid = records["rx.issue"]
+    original = harness.client("auditor").get(f"/api/v1/records/{rid}/certificate").content
+    trust = ["--trust", str(trust_path(harness.network))]
+
+    # 1. The embedded bundle's signed record altered (another subject): step "digest" fails.
+    (page,) = read_certificate(original)
+    doc = json.loads(page.bundle)
+    doc["record"]["subject"] = doc["record"]["subject"] + "X"
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(original)))
+    names = writer._root_object["/Names"]["/EmbeddedFiles"]["/Names"]
+    spec = names[1].get_object()
+    stream = spec["/EF"]["/F"].get_object()
+    stream.set_data(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+    altered = tmp_path / "altered-bundle.pdf"
+    with altered.open("wb") as f:
+        writer.write(f)
+    rc, out = _verify(altered, *trust, capsys=capsys)
+    assert rc == 1 and out["pages"][0]["failed_step"] == "digest", out
+    assert out["pages"][0]["code"] == "DIGEST_MISMATCH"
+
+    # 2. The printed record id edited on the page (the bundle intact): step "certificate" fails.
+    reader = PdfReader(io.BytesIO(original))
+    writer = PdfWriter(clone_from=reader)
+    content = writer.pages[0].get_contents()
+    assert content is not None
+    data = content.get_data()
+    assert rid.encode() in data  # Courier: the characters printed are the text of the page
+    forged = ("f" if rid[0] != "f" else "e") + rid[1:]
+    new = StreamObject()
+    new.set_data(data.replace(rid.encode(), forged.encode()))
+    writer.pages[0][NameObject("/Contents")] = writer._add_object(new)
+    edited = tmp_path / "edited-digest.pdf"
+    with edited.open("wb") as f:
+        writer.write(f)
+    rc, out = _verify(edited, *trust, capsys=capsys)
+    (entry,) = out["pages"]
+    assert rc == 1 and entry["failed_step"] == "certificate" and entry["code"] == "CERTIFICATE_MISMATCH"
+    assert forged in entry["message"]
+
+    # 3. A PDF without an embedded bundle is no certificate (exit 2, one line).
+    bare = PdfWriter()
+    bare.add_blank_page(200, 200)
+    empty = tmp_path / "bare.pdf"
+    with empty.open("wb") as f:
+        bare.write(f)
+    capsys.readouterr()
+    assert main(["verify", str(empty)]) == 2
+    assert "CERTIFICATE_INVALID" in capsys.readouterr().err
+
+
+def test_cli_certificate_of_a_subject_and_who_may_ask(
+    harness: Harness, records: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "regulator.token"
+    token.write_text(harness.tokens["regulator"])
+    trust = str(trust_path(harness.network))
+    rid = records["rx.issue"]
+    first = harness.client("regulator").get(f"/api/v1/records/{rid}/certificate").content
+    subject = json.loads(read_certificate(first)[0].bundle)["record"]["subject"]
+    # A dispense of that prescription, then the subject's certificate: one page per record, in order.
+    r = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(subject.removeprefix("rx:")), prev=rid)
+    assert r.status_code == 202, r.text
+    dispensed = r.json()["id"]
+    harness.wait_status(dispensed, "anchored", timeout=90)
+    out = tmp_path / "subject.pdf"
+    capsys.readouterr()
+    rc = main(
+        [
+            "certificate",
+            subject,
+            "--out",
+            str(out),
+            "--gateway",
+            harness.server.url,
+            "--token-file",
+            str(token),
+            "--trust",
+            trust,
+            "--lang",
+            "en",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    pages = read_certificate(out.read_bytes())
+    assert [json.loads(p.bundle)["digest"] for p in pages] == [rid, dispensed]
+    rc, doc = _verify(out, "--trust", trust, capsys=capsys)
+    assert rc == 0 and [e["verdict"] for e in doc["pages"]] == ["verified", "verified"]
+    # The record id form, Chinese by default; with --rpc the anchor is looked up on the chain.
+    one = tmp_path / "one.pdf"
+    rc = main(
+        [
+            "certificate",
+            records["party.record"],
+            "--out",
+            str(one),
+            "--gateway",
+            harness.server.url,
+            "--token-file",
+            str(token),
+            "--trust",
+            trust,
+            "--rpc",
+            harness.network.rpc_url,
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    (page,) = read_certificate(one.read_bytes())
+    assert "区块链存证证明" in page.text
+    # A record that does not verify with the reader's pins gets no certificate: a trust file that pins
+    # another key for the hospital refuses the issue at step "signer", and writes nothing.
+    doc = json.loads(Path(trust).read_text("utf-8"))
+    keys = {o["id"]: o["keys"] for o in doc["orgs"]}
+    for o in doc["orgs"]:
+        if o["id"] == "hospital-1":
+            o["keys"] = keys["party-branch"]
+    wrong = tmp_path / "trust-wrong-hospital-key.json"
+    wrong.write_text(json.dumps(doc, ensure_ascii=False))
+    refused = tmp_path / "refused.pdf"
+    capsys.readouterr()
+    rc = main(
+        [
+            "certificate",
+            rid,
+            "--out",
+            str(refused),
+            "--gateway",
+            harness.server.url,
+            "--token-file",
+            str(token),
+            "--trust",
+            str(wrong),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "CERTIFICATE_REFUSED" in err and "step 'signer'" in err, err
+    assert not refused.exists()
+    # Only auditors and regulators: a hospital's token is refused, as is no token.
+    r = harness.client("hospital-1").get(f"/api/v1/records/{rid}/certificate")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "ROLE_FORBIDDEN"
+    assert harness.http.get(f"/api/v1/records/{rid}/certificate").status_code == 401
+    # Bad input: one line, exit 2.
+    capsys.readouterr()
+    assert main(["certificate", "not a record", "--out", str(one), "--gateway", harness.server.url]) == 2
+    assert "FORMAT_INVALID" in capsys.readouterr().err
