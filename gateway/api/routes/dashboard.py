@@ -20,7 +20,7 @@ from gateway.models import Record
 
 router = APIRouter(tags=["dashboard"])
 
-# A domain here is a kind's first part (rx.issue -> rx) of the built-in domains' kinds (adapters.registry).
+# A domain here is a kind's first part (before its dot), over the built-in domains' kinds (adapters.registry).
 DOMAINS = tuple(sorted({kind.split(".", 1)[0] for kind in KINDS}))
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 TOP_SUBJECTS = 8
