@@ -52,6 +52,9 @@ class AdaptedPayload:
     canonical: bytes  # RFC 8785 JSON of the normalised payload
     digest: Digest  # SM3 of ``canonical``, lowercase hex
     facts: Mapping[str, Any] = field(default_factory=dict)  # JSON-compatible values only
+    # What the domain's rules take from the payload beside the facts, never stored with the record: the
+    # items of a batch record (its readings), which its ``transition`` keeps in the domain's states.
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
     def document(self) -> Any:
         """The normalised payload as a JSON value: what a client passes to ``Envelope.create``."""
@@ -170,6 +173,7 @@ class RecordFacts:
     record_id: str  # the envelope's digest, hex: what a contract call carries
     payload_digest: str
     facts: Mapping[str, Any]
+    detail: Mapping[str, Any] = field(default_factory=dict)  # the adapter's ``AdaptedPayload.detail``
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,15 @@ class ReadContext(Protocol):
 
     def state(self, key: str) -> State | None:
         """The workflow's state under ``key`` (None: none recorded)."""
+        ...
+
+    def states(self, start: str, end: str, limit: int) -> list[tuple[str, State]]:
+        """The workflow's states whose keys lie in [``start``, ``end``), in key order, at most ``limit``."""
+        ...
+
+    def bundle(self, record_id: str) -> Mapping[str, Any] | None:
+        """The record's evidence bundle with its payload, when the reader may read that payload (None:
+        absent, not visible, or its envelope only); NOT_YET_LOGGED while no checkpoint covers it."""
         ...
 
     def visible(self, record_id: str) -> bool:

@@ -38,12 +38,29 @@ class EventSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RootSpec:
+    """A contract event anchoring the Merkle root a batch record signed (``EnvMonitoring.BatchAnchored`` for
+    an ``env.batch``): ``provenance audit batches`` matches each such event to a logged record of ``kind``
+    whose subject hashes to the event's ``subject`` field and whose payload says what ``fields`` name."""
+
+    contract: str
+    event: str
+    kind: str
+    subject: str  # event field: the on-chain id of the record's subject (``chain_key`` of it)
+    root: str  # event field holding the root; the payload member is ``fields[root]``
+    # event field -> payload member: bytes32 against 64 hex, an integer against the same integer or an
+    # RFC 3339 instant in unix seconds
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class DomainSpec:
     """What a domain declares to verifiers and auditors."""
 
     name: str
     roles: Mapping[str, frozenset[str]]  # record kind -> the roles (lower case) that may record it
     events: tuple[EventSpec, ...] = field(default=())
+    roots: tuple[RootSpec, ...] = field(default=())  # batch roots its contracts anchor
 
     @property
     def contracts(self) -> tuple[str, ...]:
@@ -81,3 +98,8 @@ def kinds_document(table: Mapping[str, frozenset[str]] | None = None) -> dict[st
 def workflow_events(domains: Iterable[DomainSpec] | None = None) -> dict[tuple[str, str], EventSpec]:
     """(contract, event) -> its spec, over ``domains`` (default: the installed ones)."""
     return {(e.contract, e.event): e for d in (installed() if domains is None else domains) for e in d.events}
+
+
+def root_specs(domains: Iterable[DomainSpec] | None = None) -> tuple[RootSpec, ...]:
+    """Every anchored-root event ``domains`` declare (default: the installed ones)."""
+    return tuple(r for d in (installed() if domains is None else domains) for r in d.roots)

@@ -113,6 +113,14 @@ class PayloadDigestMismatch(VerificationError):
     step = "payload"
 
 
+class ItemProofInvalid(VerificationError):
+    """A batch item (a reading of an ``env.batch``) is not a leaf of the Merkle root its signed batch names:
+    the item altered, its proof wrong, or the batch payload missing or another batch's."""
+
+    code = "ITEM_PROOF_INVALID"
+    step = "item"
+
+
 class RecordSignatureInvalid(VerificationError):
     code = "SIGNATURE_INVALID"
     step = "signature"

@@ -18,6 +18,7 @@ class Station:
     mn: str
     operator: str
     active: bool
+    last_period_end: int = 0  # unix seconds: the end of its last anchored batch (0: none yet)
 
 
 def station(chain: ChainView, mn: str) -> Station | None:
@@ -26,4 +27,9 @@ def station(chain: ChainView, mn: str) -> Station | None:
     operator = bytes(st[0]).rstrip(b"\0")
     if not operator:
         return None
-    return Station(mn=mn, operator=operator.decode("utf-8", "replace"), active=bool(st[2]))
+    return Station(
+        mn=mn,
+        operator=operator.decode("utf-8", "replace"),
+        active=bool(st[2]),
+        last_period_end=int(st[4]),
+    )

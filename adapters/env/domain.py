@@ -1,12 +1,32 @@
-"""The environmental-monitoring domain as verifiers and auditors see it: readings by stations. Readings
-make no contract call (``EnvMonitoring`` holds the stations), so the audit has no event of theirs."""
+"""The environmental-monitoring domain as verifiers and auditors see it: readings by stations, one by one
+(``env.reading``) or signed once per batch (``env.batch``, whose root ``EnvMonitoring.anchorBatch``
+anchors; ``provenance audit batches`` checks those anchors against the logged batches)."""
 
 from __future__ import annotations
 
-from provenance.domains import DomainSpec
+from provenance.domains import DomainSpec, RootSpec
 
 READING = "env.reading"
-KINDS = (READING,)
+BATCH = "env.batch"
+KINDS = (READING, BATCH)
 CONTRACT = "EnvMonitoring"
 
-DOMAIN = DomainSpec(name="env", roles={READING: frozenset({"monitoring_station"})})
+DOMAIN = DomainSpec(
+    name="env",
+    roles={READING: frozenset({"monitoring_station"}), BATCH: frozenset({"monitoring_station"})},
+    roots=(
+        RootSpec(
+            contract=CONTRACT,
+            event="BatchAnchored",
+            kind=BATCH,
+            subject="stationId",
+            root="merkleRoot",
+            fields={
+                "merkleRoot": "root",
+                "count": "count",
+                "periodStart": "period_start",
+                "periodEnd": "period_end",
+            },
+        ),
+    ),
+)

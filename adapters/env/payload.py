@@ -5,7 +5,7 @@ password. ``PW`` authenticates the station to an HJ 212 data platform; here the 
 EnvMonitoring's operator binding do that, and a password kept in a signed, logged payload could never be
 taken back. So neither ``pw`` nor the packet's text (which holds it) is part of the normal form.
 
-Reads (``READ_POLICY``): a station reads its own readings; the environment bureau reads every reading.
+Reads (``READ_POLICY``): a station reads its own readings and batches; the environment bureau reads them all.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.env.domain import KINDS, READING
 from adapters.env.errors import EnvRuleViolation
 from adapters.errors import Hj212Malformed, PayloadInvalid
 
@@ -159,14 +160,13 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
     }
 
 
-_KINDS = ("env.reading",)
-READ_POLICY = domain_policy(_KINDS, roles={"env_bureau": everything(_KINDS)})
+READ_POLICY = domain_policy(KINDS, roles={"env_bureau": everything(KINDS)})
 
 
 class EnvAdapter:
     """``env.reading``: HJ 212-2017 packet bytes (``##…``) or its JSON form; subject ``station:<MN>``."""
 
-    kinds: tuple[str, ...] = _KINDS
+    kinds: tuple[str, ...] = (READING,)
     read_policy = READ_POLICY
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:

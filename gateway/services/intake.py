@@ -84,6 +84,7 @@ class _Prepared:
     context: AdaptContext | None = None
     canonical: bytes = b""
     facts: dict[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)  # for the rules only, never stored
     decision: Decision | None = None
 
     @property
@@ -421,6 +422,7 @@ class Intake:
             context=ctx,
             canonical=adapted.canonical,
             facts=dict(adapted.facts),
+            detail=adapted.detail,
         )
 
     def _decide(self, s: Session, p: _Prepared) -> None:
@@ -429,11 +431,13 @@ class Intake:
         workflow = workflow_for(rec.kind)
         assert p.context is not None and p.context.now is not None
         with self._chain_reads():
-            step, decision = self._rules.decide(s, workflow, record_facts(rec, p.facts), p.context.now)
+            step, decision = self._rules.decide(
+                s, workflow, record_facts(rec, p.facts, p.detail), p.context.now
+            )
         if step.prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
             adapted = adapt(rec.kind, p.payload, dataclasses.replace(p.context, prior=step.prior))
-            p.canonical, p.facts = adapted.canonical, dict(adapted.facts)
+            p.canonical, p.facts, p.detail = adapted.canonical, dict(adapted.facts), adapted.detail
         Rules.with_facts(decision, p.facts)
         p.decision = decision
         if p.calls and not self._ledger.holds_account(rec.org):

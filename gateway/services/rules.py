@@ -31,8 +31,10 @@ def watched_contracts() -> tuple[str, ...]:
     return tuple(dict.fromkeys([REGISTRY, *(c for w in workflows() for c in w.watched)]))
 
 
-def record_facts(rec: Envelope, facts: Mapping[str, Any]) -> RecordFacts:
-    """A record as rules see it."""
+def record_facts(
+    rec: Envelope, facts: Mapping[str, Any], detail: Mapping[str, Any] | None = None
+) -> RecordFacts:
+    """A record as rules see it (``detail``: what its adapter gave beside the facts, never stored)."""
     return RecordFacts(
         kind=rec.kind,
         org=rec.org,
@@ -40,6 +42,7 @@ def record_facts(rec: Envelope, facts: Mapping[str, Any]) -> RecordFacts:
         record_id=rec.digest,
         payload_digest=rec.payload_digest,
         facts=facts,
+        detail=detail or {},
     )
 
 

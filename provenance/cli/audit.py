@@ -140,3 +140,82 @@ def audit_workflow(
             err.print(line, soft_wrap=True, highlight=False)
     if bad:
         raise typer.Exit(1)
+
+
+@audit_app.command("batches")
+def audit_batches(
+    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")],
+    token_file: Annotated[
+        Path, typer.Option("--token-file", help="API token of an auditor or regulator (reads every batch).")
+    ],
+    trust: Annotated[
+        Path, typer.Option("--trust", help="Pinned keys (`provenance orgs export`) the batches verify with.")
+    ],
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="Network manifest naming the contracts.")
+    ] = Path(".devnet/manifest.json"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check every anchored batch root (EnvMonitoring.BatchAnchored) against a verified logged batch of the
+    same station, period and count; exit 1 naming each anchor without one."""
+    import httpx
+
+    from provenance.audit_roots import check_roots, read_root_events
+    from provenance.chain.connect import connect
+    from provenance.manifest import Manifest
+    from provenance.records import load_json
+    from provenance.verification.verify import Verifier
+
+    api_token = token(token_file)
+    if not api_token:
+        raise FormatError(f"token file is empty: {token_file}")
+    addresses = {str(k): str(v) for k, v in Manifest.load(manifest).contracts.items()}
+    verifier = Verifier(trust=TrustStore.load(trust), require_anchor=False)
+    with reaching(gateway=gateway, rpc=rpc):
+        events = read_root_events(connect(rpc), addresses)
+        docs: list[object] = []
+        headers = {"Authorization": f"Bearer {api_token}"}
+        with httpx.Client(base_url=gateway.rstrip("/"), headers=headers, timeout=60) as http:
+            for kind in sorted({e.spec.kind for e in events}):
+                after = 0
+                while True:
+                    params: dict[str, str | int] = {
+                        "kind": kind,
+                        "payload": "true",
+                        "limit": 500,
+                        "after": after,
+                    }
+                    resp = http.get("/api/v1/bundles", params=params)
+                    if resp.status_code != 200:
+                        raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
+                    page = load_json(resp.content, what="bundle page")
+                    docs += page["items"]
+                    if not page.get("next_cursor"):
+                        break
+                    after = page["next_cursor"]
+    audit = check_roots(events, docs, verifier)
+    bad = [r for r in audit.results if not r.ok]
+    if as_json:
+        doc = {
+            "anchors": len(audit.results),
+            "ok": len(audit.results) - len(bad),
+            "failed": len(bad),
+            "results": [r.to_dict() for r in audit.results],
+            "unanchored": audit.unanchored,
+            "bad_bundles": audit.bad_bundles,
+        }
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        out.print(f"{len(audit.results)} anchored batch roots, {len(bad)} without a matching logged batch")
+        if audit.unanchored:
+            out.print(f"{len(audit.unanchored)} logged batches not anchored (yet)")
+        for r in bad:
+            ev = r.event
+            err.print(
+                f"[red]{ev.name}[/red] block {ev.block_number} tx {ev.tx_hash}: {r.reason}", soft_wrap=True
+            )
+        for line in audit.bad_bundles:
+            err.print(f"[red]batch bundle[/red] {line}", soft_wrap=True)
+    if bad or audit.bad_bundles:
+        raise typer.Exit(1)

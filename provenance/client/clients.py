@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
 from provenance.listing import HistoryPages
 from provenance.log.bundle import EvidenceBundle
+from provenance.log.merkle import items_root
 from provenance.manifest import Manifest
-from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.records import Envelope, SignedRecord, canonical_bytes, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import AnchorChecker, Verifier
 
@@ -76,6 +78,27 @@ class ClientBase:
             kind=kind, subject=subject, org=self.org, payload=payload, prev=prev, timestamp=timestamp
         )
         return sign_envelope(env, self._signer)
+
+    def _batch(
+        self,
+        readings: Sequence[Mapping[str, Any]],
+        *,
+        mn: str,
+        period_start: datetime,
+        period_end: datetime,
+        timestamp: str | None,
+    ) -> tuple[SignedRecord, dict[str, Any]]:
+        """An ``env.batch``: the head over ``readings`` (each in the JSON normal form of an ``env.reading``
+        payload; a packet's is ``adapters.adapt("env.reading", packet).document()``), signed once."""
+        head = {
+            "mn": mn,
+            "period_start": _second(period_start),
+            "period_end": _second(period_end),
+            "count": len(readings),
+            "root": items_root([canonical_bytes(r) for r in readings]).hex(),
+        }
+        signed = self.sign(kind="env.batch", subject=f"station:{mn}", payload=head, timestamp=timestamp)
+        return signed, {**head, "readings": list(readings)}
 
     def _prescription(
         self, medication_request: Mapping[str, Any], rx_id: str, prev: str | None, timestamp: str | None
@@ -159,6 +182,23 @@ class Client(ClientBase):
         """Submit many records in one request (all or each, as the gateway reports per item);
         ``access_codes``: one per item (None where an item needs none)."""
         return Api.bulk(self._do(Api.submit_many(items, access_codes)))
+
+    def submit_batch(
+        self,
+        readings: Sequence[Mapping[str, Any]],
+        *,
+        mn: str,
+        period_start: datetime,
+        period_end: datetime,
+        timestamp: str | None = None,
+    ) -> Receipt:
+        """Sign once and submit an ``env.batch`` of ``readings`` (JSON normal forms) of monitoring point
+        ``mn`` in [period_start, period_end) (aware, whole seconds); each reading then has its own bundle
+        (``GET /api/v1/env/batches/{id}/readings/{index}/bundle``)."""
+        signed, payload = self._batch(
+            readings, mn=mn, period_start=period_start, period_end=period_end, timestamp=timestamp
+        )
+        return self.submit(signed, payload)
 
     def issue_prescription(
         self,
@@ -287,6 +327,21 @@ class AsyncClient(ClientBase):
     ) -> list[Receipt]:
         return Api.bulk(await self._do(Api.submit_many(items, access_codes)))
 
+    async def submit_batch(
+        self,
+        readings: Sequence[Mapping[str, Any]],
+        *,
+        mn: str,
+        period_start: datetime,
+        period_end: datetime,
+        timestamp: str | None = None,
+    ) -> Receipt:
+        """:meth:`Client.submit_batch`, awaitable."""
+        signed, payload = self._batch(
+            readings, mn=mn, period_start=period_start, period_end=period_end, timestamp=timestamp
+        )
+        return await self.submit(signed, payload)
+
     async def issue_prescription(
         self,
         medication_request: Mapping[str, Any],
@@ -368,3 +423,10 @@ class AsyncClient(ClientBase):
         # Verification is CPU-bound and quick (one SM2 verify + log n hashes): no thread hop needed.
         self.verifier.verify(b)
         return b
+
+
+def _second(at: datetime) -> str:
+    """A batch period bound: RFC 3339 UTC in whole seconds (what ``anchorBatch`` takes)."""
+    if at.tzinfo is None or at.microsecond:
+        raise ProvenanceError("a batch period bound is an aware datetime in whole seconds")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

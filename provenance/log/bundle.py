@@ -57,6 +57,34 @@ class Anchor:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One item of a batch record (a reading of an ``env.batch``): the item, its place among the batch's
+    ``count`` items and its RFC 9162 inclusion proof in the Merkle root the record's payload names."""
+
+    index: int
+    count: int
+    document: Any  # a JSON object; its leaf entry is its RFC 8785 bytes
+    inclusion_proof: tuple[bytes, ...]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BatchItem:
+        return cls(
+            index=data["index"],
+            count=data["count"],
+            document=data["document"],
+            inclusion_proof=tuple(b64decode(p, what="item proof hash") for p in data["inclusion_proof"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "count": self.count,
+            "document": self.document,
+            "inclusion_proof": [base64.b64encode(h).decode("ascii") for h in self.inclusion_proof],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EvidenceBundle:
     """A parsed, schema-valid evidence bundle."""
 
@@ -72,6 +100,7 @@ class EvidenceBundle:
     anchor: Anchor | None = None
     payload: Any = _NO_PAYLOAD
     signer_key_id: str | None = None
+    item: BatchItem | None = None  # the bundle is for one item of a batch record (docs/formats.md)
 
     @property
     def has_payload(self) -> bool:
@@ -115,6 +144,7 @@ class EvidenceBundle:
                 if anchor
                 else None
             ),
+            item=BatchItem.from_dict(data["item"]) if "item" in data else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +170,8 @@ class EvidenceBundle:
         }
         if self.payload is not _NO_PAYLOAD:
             out["payload"] = self.payload
+        if self.item is not None:
+            out["item"] = self.item.to_dict()
         return out
 
     def to_json(self) -> str:

@@ -75,6 +75,12 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes], *, hasher: TreeHasher = 
     return mth(0, len(leaf_hashes))
 
 
+def items_root(entries: Sequence[bytes]) -> bytes:
+    """The Merkle root of a batch's items (their leaf entries, in order): what a batch record's signed
+    payload names (``env.batch``'s ``root``; docs/formats.md, Sensor batches)."""
+    return root_from_leaf_hashes([leaf_hash(e) for e in entries])
+
+
 def root_and_inclusion_proofs(
     leaf_hashes: Sequence[bytes], *, hasher: TreeHasher = SM3_HASHER
 ) -> tuple[bytes, list[list[bytes]]]:

@@ -16,6 +16,7 @@ page (``webui/src/verify.js``) is a port of this module, step for step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -26,10 +27,12 @@ from provenance.errors import (
     CheckpointInvalid,
     DigestMismatch,
     FormatError,
+    ItemProofInvalid,
     KeyInvalid,
     KeysNotPinned,
     ListingMismatch,
     PayloadDigestMismatch,
+    ProofInvalid,
     RecordSignatureInvalid,
     SignatureInvalid,
     SignerInvalid,
@@ -41,17 +44,21 @@ from provenance.log.bundle import Anchor, EvidenceBundle
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import require_quorum
 from provenance.log.merkle import leaf_hash, verify_inclusion
-from provenance.records import digest_of
+from provenance.records import canonical_bytes, digest_of
 from provenance.timestamps import parse_timestamp
 from provenance.verification.trust import TrustStore
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
+# A bundle for one item of a batch record (a reading of an ``env.batch``) has one more step, after
+# ``payload``: the item's proof leads to the Merkle root of the signed batch payload.
+ITEM_STEPS = ("digest", "payload", "item", "signer", "signature", "checkpoint", "inclusion", "anchor")
 
 STEP_TITLES = {
     "schema": "bundle parses and matches the schema",
     "listing": "bundle is the record the gateway listed (id, kind, organisation, subject, time)",
     "digest": "record digest (SM3 of the canonical envelope)",
     "payload": "payload digest",
+    "item": "batch item: its Merkle inclusion proof leads to the root the signed batch names",
     "signer": "signer key belongs to the organisation at the record's time, whose role may record the kind",
     "signature": "SM2 signature of the organisation",
     "checkpoint": "checkpoint signed by the log key",
@@ -60,6 +67,8 @@ STEP_TITLES = {
     "certificate": "the certificate prints the embedded bundle's digests and hashes",
 }
 
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 # What a history listing says about each record that its bundle must say too (``check_listed``).
 LISTED_FIELDS = ("kind", "org", "subject", "timestamp")
@@ -190,6 +199,8 @@ class Verifier:
         run = _Run(out=report if report is not None else [])
         out = run.out
         for name, step in self._STEPS:
+            if name == "item" and bundle.item is None:
+                continue  # a record's own bundle: no item step
             before = len(out)
             try:
                 try:
@@ -232,6 +243,36 @@ class Verifier:
                 "payload does not match the payload digest the organisation signed",
                 details={"expected": b.signed.envelope.payload_digest, "actual": actual},
             )
+
+    def _item(self, b: EvidenceBundle, run: _Run) -> None:
+        item = b.item
+        assert item is not None
+        batch = b.payload if b.has_payload else None
+        if not isinstance(batch, dict):
+            raise ItemProofInvalid(
+                "the batch payload is not in the bundle: an item verifies only against the root it names"
+            )
+        root, count = batch.get("root"), batch.get("count")
+        if not isinstance(root, str) or not _HEX64.fullmatch(root):
+            raise ItemProofInvalid("the batch payload names no Merkle root (64 lowercase hex)")
+        if type(count) is not int or count != item.count:
+            raise ItemProofInvalid(
+                f"the item claims {item.count} items in its batch, the signed batch {count!r}",
+                details={"item_count": item.count, "batch_count": count},
+            )
+        try:
+            leaf = canonical_bytes(item.document)
+        except FormatError as exc:
+            raise ItemProofInvalid(f"the item cannot be canonicalised: {exc.message}") from exc
+        try:
+            verify_inclusion(
+                leaf_hash(leaf), item.index, item.count, list(item.inclusion_proof), bytes.fromhex(root)
+            )
+        except ProofInvalid as exc:
+            raise ItemProofInvalid(
+                f"item {item.index}: {exc.message} (the item or its proof was altered)",
+                details={"index": item.index, **exc.details},
+            ) from exc
 
     def _public_key(self, pem: str) -> SM2PublicKey:
         """The key of a PEM text, parsed once; raises KeyInvalid (never cached)."""
@@ -389,6 +430,7 @@ class Verifier:
     _STEPS: tuple[tuple[str, Callable[[Verifier, EvidenceBundle, _Run], None]], ...] = (
         ("digest", _digest),
         ("payload", _payload),
+        ("item", _item),
         ("signer", _signer),
         ("signature", _signature),
         ("checkpoint", _checkpoint),

@@ -478,6 +478,79 @@ def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
     return out
 
 
+def iso_second(t: datetime) -> str:
+    """An instant as a batch period bound: RFC 3339 UTC in whole seconds."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hj212_series(
+    mn: str,
+    start: datetime,
+    n: int,
+    *,
+    template: str = "air-realtime-2011.txt",
+    vary: Callable[[int, dict[str, dict[str, str]]], None] | None = None,
+) -> list[str]:
+    """``n`` HJ 212 packets of ``mn`` like ``template`` (tests/assets/hj212), one a second from ``start``
+    (DataTime is local, UTC+8); ``vary(i, pollutants)`` changes reading i's values (default: its SO2)."""
+    import dataclasses
+
+    from adapters import hj212
+
+    def so2(i: int, pollutants: dict[str, dict[str, str]]) -> None:
+        pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
+
+    base = hj212.parse_packet(hj212_packet(template).encode())
+    out = []
+    for i in range(n):
+        local = start + timedelta(seconds=i, hours=8)
+        stamp = local.strftime("%Y%m%d%H%M%S")
+        pollutants = {code: dict(f) for code, f in base.pollutants.items()}
+        (vary or so2)(i, pollutants)
+        cp = {**base.cp, "DataTime": stamp}
+        packet = dataclasses.replace(base, qn=stamp + "000", mn=mn, cp=cp, pollutants=pollutants)
+        out.append(packet.encode())
+    return out
+
+
+def env_batch(items: list[Any], mn: str, start: datetime, end: datetime, **head: Any) -> dict[str, Any]:
+    """An ``env.batch`` submission payload: the head a station signs (the Merkle root over the readings'
+    canonical bytes) and the readings (packets or JSON forms); ``head`` overrides members of the head."""
+    from adapters.env.batch import batch_root
+    from provenance.errors import ProvenanceError
+
+    def leaf(r: Any) -> bytes:
+        try:
+            return adapt("env.reading", r.encode() if isinstance(r, str) else r).canonical
+        except ProvenanceError:
+            return b"not a reading"  # the gateway must refuse it before it looks at the root
+
+    doc = {
+        "mn": mn,
+        "period_start": iso_second(start),
+        "period_end": iso_second(end),
+        "count": len(items),
+        "root": batch_root([leaf(r) for r in items]).hex(),
+        "readings": items,
+    }
+    return {**doc, **head}
+
+
+def register_station(network: Manifest, org: str = "station-1") -> str:
+    """A monitoring point of its own (periods only move forward, and every gateway of a session shares the
+    chain): registered in EnvMonitoring by the bureau, operated by ``org``; its MN."""
+    from web3 import Web3
+
+    from provenance.chain.contracts import at, chain_key, org_id, transact
+
+    mn = "T" + secrets.token_hex(8).upper()
+    w3 = Web3(Web3.HTTPProvider(network.rpc_url))
+    env = at(w3, "EnvMonitoring", network.contracts["EnvMonitoring"])
+    fn = env.functions.registerStation(chain_key("station", mn), org_id(org), b"\0" * 32)
+    transact(w3, fn, network.account("env-bureau"))
+    return mn
+
+
 def chain_lead(harness: Harness) -> float:
     """Seconds the chain's clock (the next block's earliest timestamp) runs ahead of ours: the node stamps
     each block at least a second after its parent, so a burst of transactions (the deployment's) moves it

@@ -15,6 +15,8 @@ from provenance.cli import main as cli_main
 from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
+# A reading of an env.batch: its bundle has step "item" after "payload" (docs/formats.md, Batch items).
+ITEM_STEPS = ("digest", "payload", "item", "signer", "signature", "checkpoint", "inclusion", "anchor")
 
 # Golden bundle → the step that must fail (None: every step holds; without a trust file that makes the
 # verdict "consistent", never "verified"). Named after the attack each models; issue 25's findings are in
@@ -26,6 +28,8 @@ GOLDEN: dict[str, str | None] = {
     # Made by the real gateway (tests/gateway, anchored on a devnet chain) and kept as captured.
     "gateway-sample-rx-dispense.json": None,
     "gateway-sample-env-reading.json": None,
+    "gateway-sample-env-batch-reading.json": None,
+    "tampered-batch-reading.json": "item",
     "tampered-record.json": "digest",
     "tampered-payload.json": "payload",
     "signer-mismatch.json": "signer",
@@ -105,15 +109,17 @@ def test_golden_bundle_verdict_matches_python(
     expected = GOLDEN[name]
     assert (ok, failed) == ("consistent" if expected is None else "failed", expected)
     assert (ok, failed) == python_verdicts[name], "the page and `provenance verify` disagree"
-    assert list(statuses) == list(STEPS)
+    steps = ITEM_STEPS if "batch-reading" in name else STEPS
+    assert list(statuses) == list(steps)
     if expected is None:
         want_payload = "skipped" if name == "valid-no-payload.json" else "passed"
-        assert statuses == UNPINNED_OK | {"payload": want_payload}
+        item = {"item": "passed"} if steps is ITEM_STEPS else {}
+        assert statuses == UNPINNED_OK | {"payload": want_payload} | item
         assert probe.page.locator('li[data-step="signer"] .icon').inner_text() != "✓"
     else:
-        cut = STEPS.index(expected)
-        assert all(statuses[s] in ("passed", "skipped", "warning") for s in STEPS[:cut])
-        assert all(statuses[s] == "skipped" for s in STEPS[cut + 1 :])
+        cut = steps.index(expected)
+        assert all(statuses[s] in ("passed", "skipped", "warning") for s in steps[:cut])
+        assert all(statuses[s] == "skipped" for s in steps[cut + 1 :])
         reason = probe.page.locator(f'li[data-step="{expected}"] .reason').inner_text()
         assert reason and not reason.startswith("reason."), "a failure must come with a plain reason"
     assert probe.errors == [], "the page logged errors"

@@ -5,7 +5,7 @@
 // English (the same wording as the Python verifier where it can be). The verdict follows verify.py's:
 // "verified" only with pinned organisation and log keys, else "consistent"; "failed" when a step fails.
 import { b64decode, b64encode, fromHex, equalBytes, toHex } from './bytes.js';
-import { canonicalBytes, parseJson, JsonError } from './jcs.js';
+import { canonicalBytes, isFloatLiteral, parseJson, JsonError } from './jcs.js';
 import { leafHash, verifyInclusion, ProofError } from './merkle.js';
 import { checkQuorum, QuorumError } from './cosignature.js';
 import { verifyCheckpoint, CheckpointError } from './note.js';
@@ -14,6 +14,8 @@ import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
 import { instantMicros, orgKeysAt } from './trust.js';
 
 export const STEPS = ['digest', 'payload', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
+// A bundle for one item of a batch record (a reading of an env.batch) has step "item" after "payload" (verify.py ITEM_STEPS).
+export const ITEM_STEPS = ['digest', 'payload', 'item', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
 // provenance/verification/verify.py LISTED_FIELDS: what a history listing says that the bundle must say too.
 const LISTED_FIELDS = ['kind', 'org', 'subject', 'timestamp'];
 
@@ -46,7 +48,9 @@ function readBundle(data) {
   if (!signature) fail('schema.invalid', 'signature is not valid base64', { path: 'signature' });
   const proof = data.log.inclusion_proof.map((p) => strictB64(p));
   if (proof.some((p) => p === null)) fail('schema.invalid', 'inclusion proof hash is not valid base64', { path: 'log/inclusion_proof' });
-  return { data, signature, proof };
+  const itemProof = data.item ? data.item.inclusion_proof.map((p) => strictB64(p)) : [];
+  if (itemProof.some((p) => p === null)) fail('schema.invalid', 'item proof hash is not valid base64', { path: 'item/inclusion_proof' });
+  return { data, signature, proof, itemProof };
 }
 
 /** Text of a value the gateway listed (any JSON), never throwing. */
@@ -123,6 +127,36 @@ const STEP_FUNCS = {
     if (actual !== expected) {
       fail('payload.mismatch', 'payload does not match the payload digest the organisation signed', { expected, actual });
     }
+  },
+
+  // provenance/verification/verify.py _item: the reading is a leaf of the root the signed batch head names.
+  item(b) {
+    const item = b.data.item;
+    const batch = b.data.payload;
+    if (!batch || typeof batch !== 'object' || Array.isArray(batch)) {
+      fail('item.no_batch', 'the batch payload is not in the bundle: an item verifies only against the root it names');
+    }
+    const { root, count } = batch;
+    if (typeof root !== 'string' || !/^[0-9a-f]{64}$/.test(root)) fail('item.no_root', 'the batch payload names no Merkle root (64 lowercase hex)');
+    if (!Number.isInteger(count) || isFloatLiteral(batch, 'count') || count !== item.count) {
+      fail('item.count', `the item claims ${item.count} items in its batch, the signed batch ${shown(count)}`, {
+        item_count: item.count,
+        batch_count: shown(count),
+      });
+    }
+    let leaf;
+    try {
+      leaf = canonicalBytes(item.document, item, 'document');
+    } catch (e) {
+      fail('item.uncanonical', `the item cannot be canonicalised: ${e.message}`);
+    }
+    try {
+      verifyInclusion(leafHash(leaf), item.index, item.count, b.itemProof, fromHex(root));
+    } catch (e) {
+      if (!(e instanceof ProofError)) throw e;
+      fail('item.invalid', `item ${item.index}: ${e.message} (the item or its proof was altered)`, { index: item.index, count: item.count });
+    }
+    return { status: 'passed', note: 'item.in_batch', params: { index: item.index, count: item.count } };
   },
 
   signer(b) {
@@ -272,7 +306,7 @@ export function verifyBundle(input, { trust = null, listed = null } = {}) {
   const steps = [];
   let data = input;
   let b = null;
-  const order = listed ? ['listing', ...STEPS] : STEPS;
+  let order = listed ? ['listing', ...STEPS] : STEPS;
   try {
     if (typeof input === 'string') {
       try {
@@ -282,6 +316,7 @@ export function verifyBundle(input, { trust = null, listed = null } = {}) {
         fail('schema.json', `evidence bundle is not valid JSON: ${e.message}`);
       }
     }
+    if (data && typeof data === 'object' && Object.hasOwn(data, 'item')) order = listed ? ['listing', ...ITEM_STEPS] : ITEM_STEPS;
     b = readBundle(data);
     b.trust = trust;
   } catch (e) {

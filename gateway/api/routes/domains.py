@@ -12,15 +12,16 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from adapters import Access, Route, State, Workflow
 from adapters.abc import Listed
 from adapters.registry import workflows
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
-from gateway.errors import RequestInvalid
+from gateway.errors import PayloadPurged, RequestInvalid
+from gateway.models import WorkflowState
 from gateway.services.chain import ChainReads
-from gateway.services.reads import find_record
+from gateway.services.reads import bundle_of, find_record
 from gateway.services.rules import record_facts
 from gateway.services.runtime import Gateway
 from gateway.services.states import read_states
@@ -46,6 +47,27 @@ class DomainReads:
 
     def state(self, key: str) -> State | None:
         return read_states(self._session, self._domain, [key])[key].state
+
+    def states(self, start: str, end: str, limit: int) -> list[tuple[str, State]]:
+        key: Any = col(WorkflowState.key)
+        if self._session.get_bind().dialect.name != "sqlite":
+            key = key.collate("C")  # byte order, whatever the database's collation
+        rows = self._session.exec(
+            select(WorkflowState)
+            .where(WorkflowState.domain == self._domain, key >= start, key < end)
+            .order_by(key)
+            .limit(limit)
+        ).all()
+        return [(r.key, State(r.status, r.data)) for r in rows]
+
+    def bundle(self, record_id: str) -> dict[str, Any] | None:
+        row = find_record(self._session, record_id)
+        if row is None or self._reader.access(self._session, row) is not Access.PAYLOAD:
+            return None
+        try:
+            return bundle_of(self._session, row, self._gw.identity, self._gw.kek, include_payload=True)
+        except PayloadPurged:
+            return None
 
     def visible(self, record_id: str) -> bool:
         row = find_record(self._session, record_id)

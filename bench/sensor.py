@@ -1,0 +1,272 @@
+"""Sensor batches: readings/s signed and verified through ``env.batch``, and ingested end to end through the
+gateway (accepted → logged → anchored), beside the single-reading path measured in the same run.
+
+In process (no server), for one batch of ``--batch`` readings (HJ 212 packets):
+- **normalise**: the readings through the ``env.reading`` adapter (what the gateway runs on each);
+- **sign**: from the readings' canonical bytes, the SM3 Merkle root, the head and one SM2 signature;
+- **verify batch**: the root recomputed from the readings and the one signature checked;
+- **verify reading**: single readings' evidence bundles (from the gateway run), offline with pinned keys.
+
+Through the gateway (its own process, anvil engine; SQLite and, with ``--pg``/``PROV_TEST_PG_URL``,
+PostgreSQL): ``--batches`` batches submitted one after the other, then the time until every batch is logged,
+anchored in ProvenanceLog and its root in EnvMonitoring (``anchorBatch`` confirmed); beside it the same
+number of single ``env.reading`` records in bulk requests of 500 (at most ``--singles``), until anchored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout (bench/ follows: load)
+
+import load  # noqa: E402  (bench/load.py)
+
+from adapters import adapt  # noqa: E402
+from adapters.env.batch import batch_root  # noqa: E402
+from devnet.deploy import deploy_network  # noqa: E402
+from gateway.core.db import Database  # noqa: E402
+from gateway.core.security import mint_token  # noqa: E402
+from provenance.log.bundle import EvidenceBundle  # noqa: E402
+from provenance.manifest import Manifest  # noqa: E402
+from provenance.records import Envelope, canonical_bytes, sign_envelope  # noqa: E402
+from provenance.timestamps import format_timestamp  # noqa: E402
+from provenance.verification.trust import TrustStore  # noqa: E402
+from provenance.verification.verify import Verifier  # noqa: E402
+from tests.kit.gateway import (  # noqa: E402
+    STATION_1_MN,
+    env_batch,
+    hj212_series,
+    iso_second,
+    register_station,
+    sign_submission,
+)
+
+
+def _bench_gateway() -> Any:
+    """bench/gateway.py (its module name would shadow the gateway package): the process helpers."""
+    spec = importlib.util.spec_from_file_location("bench_gateway", REPO / "bench" / "gateway.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bg = _bench_gateway()
+note = bg.note
+
+
+def in_process(manifest: Manifest, n: int) -> dict[str, float]:
+    """Readings/s normalised, signed (root + head + one SM2 signature) and batch-verified."""
+    start = datetime.now(UTC) - timedelta(days=30)
+    packets = hj212_series(STATION_1_MN, start, n)
+    t = time.perf_counter()
+    leaves = [adapt("env.reading", p.encode()).canonical for p in packets]
+    normalise = n / (time.perf_counter() - t)
+    key = manifest.sm2_key("station-1")
+    t = time.perf_counter()
+    head = {
+        "mn": STATION_1_MN,
+        "period_start": iso_second(start),
+        "period_end": iso_second(start + timedelta(seconds=n)),
+        "count": n,
+        "root": batch_root(leaves).hex(),
+    }
+    env = Envelope.create(
+        kind="env.batch",
+        subject=f"station:{STATION_1_MN}",
+        org="station-1",
+        payload=head,
+        timestamp=format_timestamp(datetime.now(UTC)),
+    )
+    signed = sign_envelope(env, key)
+    sign = n / (time.perf_counter() - t)
+    pub = key.public_key()
+    t = time.perf_counter()
+    assert batch_root(leaves).hex() == head["root"]
+    assert canonical_bytes(head) and signed.envelope.payload_digest == env.payload_digest
+    pub.verify(signed.envelope.canonical(), signed.signature)
+    verify = n / (time.perf_counter() - t)
+    return {"normalise": normalise, "sign": sign, "verify_batch": verify}
+
+
+def _wait_done(http: httpx.Client, ids: list[str], *, chain: bool, timeout: float = 600) -> None:
+    """Until every record is anchored (and, with ``chain``, its contract call confirmed)."""
+    deadline = time.monotonic() + timeout
+    pending = list(ids)
+    while pending and time.monotonic() < deadline:
+        rec = http.get(f"/api/v1/records/{pending[-1]}").json()
+        if rec["status"] == "anchored" and (not chain or rec["chain_status"] == "confirmed"):
+            pending.pop()
+        elif chain and rec["chain_status"] == "rejected":
+            raise RuntimeError(f"anchorBatch refused for {rec['id']}: {rec['chain_error']}")
+        else:
+            time.sleep(0.05)
+    if pending:
+        raise RuntimeError(f"{len(pending)} records not done in {timeout} s")
+
+
+def through_gateway(
+    name: str, manifest: Manifest, db_url: str, args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    db = Database(db_url)
+    if not db.is_sqlite:
+        from sqlmodel import SQLModel
+
+        SQLModel.metadata.drop_all(db.engine)
+    db.create_all()
+    token = mint_token(db, "station-1")
+    db.dispose()
+    port = 18500 + (os.getpid() % 1000)
+    url = f"http://127.0.0.1:{port}"
+    proc = bg.start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        key = manifest.sm2_key("station-1")
+        n, b = args.batch, args.batches
+        # A monitoring point of this run's own (a station's periods only move forward, chain-wide), its
+        # periods one after the other in the past.
+        mn = register_station(manifest)
+        t0 = (datetime.now(UTC) - timedelta(seconds=n * b + 600)).replace(microsecond=0)
+        note(f"{name}: signing {b} batches of {n} readings")
+        bodies = []
+        for i in range(b):
+            start = t0 + timedelta(seconds=i * n)
+            payload = env_batch(hj212_series(mn, start, n), mn, start, start + timedelta(seconds=n))
+            bodies.append(sign_submission("station-1", key, "env.batch", payload))
+        requests = [load.encode("/api/v1/records", body, auth) for body in bodies]
+        # Once the gateway has seen the station's registration (its registry watcher polls): a first batch
+        # of one reading, before the periods measured.
+        first = t0 - timedelta(seconds=10)
+        warm = sign_submission(
+            "station-1", key, "env.batch", env_batch(hj212_series(mn, first, 1), mn, first, t0)
+        )
+        deadline = time.monotonic() + 30
+        while (r := httpx.post(f"{url}/api/v1/records", json=warm, headers=auth)).status_code != 202:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway never saw the station's registration: {r.text[:200]}")
+            time.sleep(0.2)
+        warm_id = r.json()["id"]
+        note(f"{name}: submitting")
+        t = time.perf_counter()
+        load.run(url, requests, 1, load.expect(202))
+        accepted = n * b / (time.perf_counter() - t)
+        with httpx.Client(base_url=url, headers=auth, timeout=120) as http:
+            ids = [
+                r["id"]
+                for r in http.get(f"/api/v1/subjects/station:{mn}/records", params={"limit": 500}).json()[
+                    "items"
+                ]
+                if r["kind"] == "env.batch" and r["id"] != warm_id
+            ]
+            _wait_done(http, ids, chain=True)
+            anchored = n * b / (time.perf_counter() - t)
+            note(f"{name}: {accepted:,.0f} readings/s accepted, {anchored:,.0f}/s anchored; single readings")
+            singles = [
+                sign_submission("station-1", key, "env.reading", p)
+                for p in hj212_series(STATION_1_MN, t0 - timedelta(days=2), min(args.singles, n * b))
+            ]
+            bulk = [
+                load.encode("/api/v1/records:bulk", {"records": singles[i : i + 500]}, auth)
+                for i in range(0, len(singles), 500)
+            ]
+            t = time.perf_counter()
+            load.run(url, bulk, 2, load.expect_all_accepted)
+            single_accepted = len(singles) / (time.perf_counter() - t)
+            last = http.post(
+                "/api/v1/records",
+                json=sign_submission(
+                    "station-1", key, "env.reading", hj212_series(STATION_1_MN, t0 - timedelta(days=3), 1)[0]
+                ),
+            ).json()["id"]
+            _wait_done(http, [last], chain=False)
+            single_anchored = len(singles) / (time.perf_counter() - t)
+            note(f"{name}: verifying {args.verify} readings' bundles offline")
+            picks = [(random.choice(ids), random.randrange(n)) for _ in range(args.verify)]
+            docs = [http.get(f"/api/v1/env/batches/{rid}/readings/{i}/bundle").json() for rid, i in picks]
+        # The network's trust file, pinning this run's own ProvenanceLog (bench/gateway.py's own_log).
+        assert manifest.path is not None
+        doc = json.loads((manifest.path.parent / "trust.json").read_text("utf-8"))
+        doc["chain"]["provenance_log"] = manifest.contracts["ProvenanceLog"]
+        trust = TrustStore.from_dict(doc)
+        verifier = Verifier.offline(trust, require_anchor=True)
+        t = time.perf_counter()
+        for doc in docs:
+            verifier.verify(EvidenceBundle.from_dict(doc))
+        per_reading = len(docs) / (time.perf_counter() - t)
+        return {
+            "accepted": accepted,
+            "anchored": anchored,
+            "single_accepted": single_accepted,
+            "single_anchored": single_anchored,
+            "verify_reading": per_reading,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=10_000, help="readings per batch")
+    p.add_argument("--batches", type=int, default=5)
+    p.add_argument("--singles", type=int, default=5000, help="single env.reading records, in bulk")
+    p.add_argument("--verify", type=int, default=200, help="reading bundles verified offline")
+    p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")
+    p.add_argument("--no-gateway", action="store_true", help="only the in-process figures")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-sensor-"))
+    from devnet.anvil import start_anvil
+
+    engine = start_anvil()
+    try:
+        manifest = deploy_network(engine, out_dir=work / "network")
+        local = in_process(manifest, args.batch)
+        results: dict[str, dict[str, Any]] = {}
+        if not args.no_gateway:
+            dbs = [("sqlite", f"sqlite:///{work / 'gateway.db'}")]
+            if args.pg:
+                dbs.append(("postgresql", args.pg))
+            for name, url in dbs:
+                results[name] = through_gateway(name, bg.own_log(manifest, engine, name), url, args, work)
+    finally:
+        engine.stop()
+    print(f"in process, one batch of {args.batch:,} readings (readings/s):")
+    print(f"  normalise (env.reading adapter) {local['normalise']:>12,.0f}")
+    print(f"  sign (root + head + SM2)        {local['sign']:>12,.0f}")
+    print(f"  verify batch (root + SM2)       {local['verify_batch']:>12,.0f}")
+    if results:
+        print(f"through the gateway, {args.batches} batches of {args.batch:,} (readings/s):")
+        head = (
+            "database",
+            "batch accepted",
+            "batch anchored",
+            "single accepted",
+            "single anchored",
+            "verify 1",
+        )
+        print(" ".join(f"{h:>16}" for h in head))
+        for name, r in results.items():
+            print(
+                f"{name:>16} {r['accepted']:>16,.0f} {r['anchored']:>16,.0f} {r['single_accepted']:>16,.0f}"
+                f" {r['single_anchored']:>16,.0f} {r['verify_reading']:>16,.0f}"
+            )
+        print("verify 1: one reading's bundle verified alone, offline (pinned keys): bundles/s")
+    print("target: >= 100,000 readings/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

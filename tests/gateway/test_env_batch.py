@@ -1,0 +1,359 @@
+"""Sensor batches (``env.batch``) end to end through the real gateway: a station signs once for N readings;
+each reading's bundle verifies alone, offline (SDK and CLI); the batch root is anchored in EnvMonitoring;
+readings are queried per station and time range; every refusal has its code and keeps nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, func, select
+from web3 import Web3
+
+from adapters import adapt
+from gateway.core.db import Database
+from gateway.models import Record, WorkflowState
+from provenance.chain.contracts import at, chain_key, transact
+from provenance.client import AsyncClient, Client
+from provenance.errors import ProvenanceError, VerificationError
+from provenance.log.bundle import EvidenceBundle
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import StepResult, Verifier
+from tests.kit.gateway import (
+    STATION_2_MN,
+    Harness,
+    OrgClient,
+    check_accepted,
+    env_batch,
+    error_code,
+    hj212_series,
+    iso_second,
+    register_station,
+    trust_path,
+)
+
+N = 2000
+
+
+def submit_when_seen(station: OrgClient, payload: dict[str, Any]) -> httpx.Response:
+    """Submit once the gateway has seen the station's registration (its registry watcher polls)."""
+    body = station.body("env.batch", payload)
+
+    def sent() -> httpx.Response | None:
+        r = station.post(body)
+        return None if r.status_code == 404 and error_code(r) == "STATION_UNKNOWN" else r
+
+    result: httpx.Response = station.harness.wait(sent, timeout=20, what="station registered")
+    return result
+
+
+def _count(harness: Harness, model: Any, *conds: Any) -> int:
+    db = Database(harness.settings.database_url)
+    try:
+        with db.session() as s:
+            return int(s.exec(select(func.count()).select_from(model).where(*conds)).one())
+    finally:
+        db.dispose()
+
+
+def _verify(bundle: dict[str, Any], trust: TrustStore) -> list[StepResult]:
+    report: list[StepResult] = []
+    Verifier.offline(trust).verify(EvidenceBundle.from_dict(bundle), report=report)
+    return report
+
+
+def _cli(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str, Any]]:
+    path = tmp / "reading.json"
+    path.write_text(json.dumps(bundle, ensure_ascii=False), "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path: Path) -> None:
+    station = harness.client("station-1")
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=N + 60)).replace(microsecond=0)
+    items: list[Any] = hj212_series(mn, start, N)
+    # Two readings in their JSON form (the normal form): the same leaves their packets give.
+    for i in (5, N - 1):
+        items[i] = adapt("env.reading", items[i].encode()).document()
+    payload = env_batch(items, mn, start, start + timedelta(seconds=N))
+    r = submit_when_seen(station, payload)
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    record = harness.wait_status(rid, "anchored", timeout=60)
+    assert record["kind"] == "env.batch" and record["subject"] == f"station:{mn}"
+    # One record and one log leaf for the whole batch.
+    assert _count(harness, Record, col(Record.kind) == "env.batch", col(Record.id) == rid) == 1
+
+    # The root is anchored in EnvMonitoring for the station's period.
+    assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed"
+    env = at(
+        Web3(Web3.HTTPProvider(harness.network.rpc_url)),
+        "EnvMonitoring",
+        harness.network.contracts["EnvMonitoring"],
+    )
+    sid = chain_key("station", mn)
+    anchored = env.functions.batchAt(sid, env.functions.batchCount(sid).call() - 1).call()
+    assert anchored[0] == int(start.timestamp()) and anchored[1] == int(start.timestamp()) + N
+    assert bytes(anchored[2]).hex() == payload["root"] and anchored[3] == N
+
+    # Readings per station and time range, paginated, each with its bundle.
+    since, until = iso_second(start + timedelta(seconds=100)), iso_second(start + timedelta(seconds=350))
+    seen: list[int] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"since": since, "until": until, "limit": 100}
+        if after:
+            params["after"] = after
+        page = station.get(f"/api/v1/env/stations/{mn}/readings", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen += [it["index"] for it in body["items"]]
+        assert all(
+            it["batch"] == rid and it["bundle"]["item"]["index"] == it["index"] for it in body["items"]
+        )
+        after = body["next_cursor"]
+        if after is None:
+            break
+    assert seen == list(range(100, 350))
+    for bad in ({"since": "yesterday"}, {"limit": 0}, {"after": "somewhere"}):
+        r = station.get(f"/api/v1/env/stations/{mn}/readings", params=bad)
+        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
+    r = station.get(f"/api/v1/env/batches/{rid}/readings/{N}/bundle")
+    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+
+    # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
+    trust = TrustStore.load(trust_path(harness.network))
+    one = station.get(f"/api/v1/env/batches/{rid}/readings/{N - 1}/bundle")
+    assert one.status_code == 200, one.text
+    bundle = one.json()
+    assert bundle["item"]["document"] == items[N - 1] and bundle["payload"]["root"] == payload["root"]
+    report = _verify(bundle, trust)
+    assert [(s.step, s.status) for s in report][:3] == [
+        ("digest", "passed"),
+        ("payload", "passed"),
+        ("item", "passed"),
+    ]
+    code, out = _cli(bundle, trust_path(harness.network), tmp_path)
+    assert code == 0 and out["verdict"] == "verified", out
+
+    # A tampered reading, or a proof of another reading, fails at step "item" (SDK and CLI alike).
+    tampered = copy.deepcopy(bundle)
+    tampered["item"]["document"]["pollutants"]["a21026"]["Rtd"] = "99.9"
+    other = station.get(f"/api/v1/env/batches/{rid}/readings/7/bundle").json()
+    wrong_proof = {**bundle, "item": {**bundle["item"], "inclusion_proof": other["item"]["inclusion_proof"]}}
+    wrong_index = {**bundle, "item": {**bundle["item"], "index": 7}}
+    for bad in (tampered, wrong_proof, wrong_index):
+        with pytest.raises(VerificationError) as caught:
+            _verify(bad, trust)
+        assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
+    code, out = _cli(tampered, trust_path(harness.network), tmp_path)
+    assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
+    # Without the signed head the reading proves nothing.
+    headless = {k: v for k, v in bundle.items() if k != "payload"}
+    with pytest.raises(VerificationError) as caught:
+        _verify(headless, trust)
+    assert caught.value.step == "item"
+
+    # Other readers: not the other station, not another domain's organisation; the bureau reads them.
+    for org in ("station-2", "pharmacy-1"):
+        r = harness.client(org).get(f"/api/v1/env/batches/{rid}/readings/0/bundle")
+        assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+        r = harness.client(org).get(f"/api/v1/env/stations/{mn}/readings", params={"limit": 5})
+        assert r.status_code == 200 and r.json()["items"] == []
+    bureau = harness.client("env-bureau").get(f"/api/v1/env/batches/{rid}/readings/3/bundle")
+    assert bureau.status_code == 200 and bureau.json()["item"]["index"] == 3
+
+    # The audit: every anchored batch root is a logged batch saying the same. An anchor made behind the
+    # gateway's back (the station's account, a root no batch signed) is named.
+    rogue = register_station(harness.network)
+    w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
+    fn = env.functions.anchorBatch(
+        chain_key("station", rogue), int(start.timestamp()), int(start.timestamp()) + 5, b"\x11" * 32, 5
+    )
+    transact(w3, fn, harness.network.account("station-1"))
+    token = tmp_path / "auditor.token"
+    token.write_text(harness.tokens["auditor"], "utf-8")
+    assert harness.network.path is not None
+    cmd = [sys.executable, "-m", "provenance", "audit", "batches", "--rpc", harness.network.rpc_url]
+    cmd += [
+        "--gateway",
+        harness.server.url,
+        "--token-file",
+        str(token),
+        "--trust",
+        str(trust_path(harness.network)),
+    ]
+    cmd += ["--manifest", str(harness.network.path), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # the rogue anchor
+    audit = json.loads(done.stdout)
+    ours = [r for r in audit["results"] if r["subject_id"] == chain_key("station", mn).hex()]
+    assert [(r["ok"], r["record"], r["root"]) for r in ours] == [(True, rid, payload["root"])], ours
+    (theirs,) = [r for r in audit["results"] if r["subject_id"] == chain_key("station", rogue).hex()]
+    assert not theirs["ok"] and "no logged env.batch" in theirs["reason"] and theirs["root"] == "11" * 32
+    assert audit["bad_bundles"] == []
+    check_accepted(harness, [rid])  # what a 202 promises: logged, anchored, its bundle verifies on chain
+
+
+def test_batch_rejections_keep_nothing(harness: Harness) -> None:
+    station = harness.client("station-1")
+    mn = register_station(harness.network)
+    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
+    start = first + timedelta(seconds=20)
+    end = start + timedelta(seconds=40)
+    r = submit_when_seen(station, env_batch(hj212_series(mn, first, 20), mn, first, start))
+    assert r.status_code == 202, r.text
+    good = hj212_series(mn, start, 20)
+
+    def refused(payload: dict[str, Any], code: str, status: int, **details: Any) -> None:
+        before = (_count(harness, Record), _count(harness, WorkflowState))
+        try:  # the digest a station signs: the head's (none when the batch does not adapt)
+            digest = adapt("env.batch", payload).digest
+        except ProvenanceError:
+            digest = "0" * 64
+        body = station.body("env.batch", payload, subject=f"station:{payload['mn']}", payload_digest=digest)
+        r = station.post(body)
+        assert r.status_code == status and error_code(r) == code, r.text
+        for k, v in details.items():
+            assert r.json()["error"]["details"][k] == v, r.text
+        # Nothing of a refused batch is kept: no record, no state.
+        assert (_count(harness, Record), _count(harness, WorkflowState)) == before
+
+    refused(env_batch(good, mn, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
+    refused(env_batch(good, mn, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
+    foreign = [*good[:3], hj212_series(STATION_2_MN, start + timedelta(seconds=30), 1)[0]]
+    refused(env_batch(foreign, mn, start, end), "BATCH_STATION_MISMATCH", 400, index=3)
+    refused(env_batch([*good, good[4]], mn, start, end), "READING_DUPLICATE", 400, index=20, first=4)
+    late = hj212_series(mn, end, 1)
+    refused(env_batch([*good[:2], *late], mn, start, end), "READING_OUT_OF_PERIOD", 400, index=2)
+    crc = good[6][:-6] + ("0000" if good[6][-6:-2] != "0000" else "1111") + "\r\n"
+    refused(env_batch([*good[:6], crc], mn, start, end), "HJ212_CRC_MISMATCH", 400, index=6)
+    length = "##9999" + good[8][6:]
+    refused(env_batch([*good[:8], length], mn, start, end), "HJ212_LENGTH_MISMATCH", 400, index=8)
+    big = {"mn": mn, "period_start": iso_second(start), "period_end": iso_second(end), "count": 10_001}
+    refused({**big, "root": "00" * 32, "readings": ["x"] * 10_001}, "BATCH_TOO_LARGE", 413)
+    refused(env_batch(good, mn, start, start + timedelta(hours=3)), "BATCH_PERIOD_INVALID", 400)
+    # A period overlapping the station's last batch (so a reading of it can never come again).
+    overlap = first + timedelta(seconds=10)
+    refused(env_batch(hj212_series(mn, start, 2), mn, overlap, end), "BATCH_PERIOD_OVERLAP", 409)
+    # Another organisation's station: refused by the station rule.
+    other = hj212_series(STATION_2_MN, start, 3)
+    refused(env_batch(other, STATION_2_MN, start, end), "STATION_NOT_OPERATOR", 403)
+    # The same batch, right: accepted.
+    r = station.submit("env.batch", env_batch(good, mn, start, end))
+    assert r.status_code == 202, r.text
+    check_accepted(harness, [r.json()["id"]])
+
+
+def test_sdk_submits_a_batch_and_a_reading_verifies(harness: Harness) -> None:
+    """``Client.submit_batch`` and ``AsyncClient.submit_batch``: readings in their JSON normal form, one
+    signature; a reading's bundle from the gateway verifies with the SDK's verifier."""
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=300)).replace(microsecond=0)
+    docs = [adapt("env.reading", p.encode()).document() for p in hj212_series(mn, start, 50)]
+    trust = TrustStore.load(trust_path(harness.network))
+    common = {
+        "base_url": harness.server.url,
+        "token": harness.tokens["station-1"],
+        "org": "station-1",
+        "signer": harness.network.sm2_key("station-1"),
+        "trust": trust,
+    }
+    station = harness.client("station-1")
+    # The registry watcher must have seen the station: until then STATION_UNKNOWN.
+    submit_when_seen(station, env_batch(docs[:1], mn, start, start + timedelta(seconds=1)))
+    with Client(**common) as client:
+        receipt = client.submit_batch(
+            docs[1:25],
+            mn=mn,
+            period_start=start + timedelta(seconds=1),
+            period_end=start + timedelta(seconds=25),
+        )
+
+    async def submit_async() -> Any:
+        async with AsyncClient(**common) as client:
+            return await client.submit_batch(
+                docs[25:],
+                mn=mn,
+                period_start=start + timedelta(seconds=25),
+                period_end=start + timedelta(seconds=50),
+            )
+
+    later = asyncio.run(submit_async())
+    for rid, index, doc in ((receipt.id, 3, docs[4]), (later.id, 24, docs[49])):
+        harness.wait_status(rid, "anchored", timeout=60)
+        r = station.get(f"/api/v1/env/batches/{rid}/readings/{index}/bundle")
+        assert r.status_code == 200, r.text
+        assert r.json()["item"]["document"] == doc
+        Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
+    # A naive instant is no period bound (the SDK refuses before signing).
+    with Client(**common) as client, pytest.raises(ProvenanceError):
+        client.submit_batch(
+            docs[:1], mn=mn, period_start=datetime(2026, 1, 1), period_end=datetime(2026, 1, 2)
+        )
+
+
+def test_alerts_name_exceedances_and_flags_with_their_readings(harness: Harness) -> None:
+    """Ambient-air minute data (ST 22): readings over the GB 3095-2012 grade II 1-hour limit (O3 1,000 µg/m³
+    against 200) and pollutants flagged other than N (C, M, T) are alerts; the rest are not; each alert
+    comes with its reading's bundle; regulators read them."""
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=200)).replace(microsecond=0)
+
+    def calm(i: int, pollutants: dict[str, dict[str, str]]) -> None:
+        if i % 10:  # nine readings in ten: within limits, every flag N
+            for f in pollutants.values():
+                f["Flag"] = "N"
+            pollutants["a05024"].update(Avg="100", Min="90", Max="110")
+
+    items = hj212_series(mn, start, 30, template="air-quality-minute-2051-flags.txt", vary=calm)
+    r = submit_when_seen(
+        harness.client("station-1"), env_batch(items, mn, start, start + timedelta(seconds=30))
+    )
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    harness.wait_status(rid, "anchored", timeout=60)
+    seen: list[tuple[int, str, str]] = []
+    after = None
+    regulator = harness.client("regulator")
+    while True:
+        page = regulator.get(
+            f"/api/v1/env/stations/{mn}/alerts", params={"limit": 5, **({"after": after} if after else {})}
+        )
+        assert page.status_code == 200, page.text
+        body = page.json()
+        for a in body["items"]:
+            seen.append((a["index"], a["type"], a["code"]))
+            assert a["bundle"]["item"]["index"] == a["index"] and a["batch"] == rid
+            if a["type"] == "exceedance":
+                assert (a["value"], a["limit"], a["averaging"]) == (1000.0, 200.0, "hour")
+        after = body["next_cursor"]
+        if after is None:
+            break
+    expected = [
+        (i, t, c)
+        for i in (0, 10, 20)
+        for t, c in (("exceedance", "a05024"), ("flag", "a05024"), ("flag", "a21004"), ("flag", "a21026"))
+    ]
+    assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
+    trust = TrustStore.load(trust_path(harness.network))
+    one = regulator.get(f"/api/v1/env/stations/{mn}/alerts", params={"limit": 1}).json()["items"][0]
+    Verifier.offline(trust).verify(EvidenceBundle.from_dict(one["bundle"]))
+    # Another station's operator sees none of them.
+    other = harness.client("station-2").get(f"/api/v1/env/stations/{mn}/alerts")
+    assert other.status_code == 200 and other.json()["items"] == []
