@@ -204,3 +204,13 @@ def test_canonical_float_equals_rfc8785(x):
         assert canonical_bytes({"v": [x, -x]}) == expected
     except FormatError:
         assert 2.0**53 <= abs(x) < 1e21  # refused: reads back as an unsafe integer
+
+
+def test_canonical_bytes_of_every_code_point_is_rfc8785():
+    """The orjson fast path escapes and sorts as RFC 8785 does: every code point as a string and as a key
+    (keys beyond U+FFFF, where UTF-16 order differs, take the library's path)."""
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for i in range(0, len(chars), 4096):
+        part = chars[i : i + 4096]
+        value = {"s": part, "k": {c: n for n, c in enumerate(part)}}
+        assert canonical_bytes(value) == rfc8785.dumps(value), f"code points from U+{ord(part[0]):04X}"
