@@ -88,6 +88,11 @@ def _asset_lines() -> list[tuple[str, bytes]]:
             lines.append((p.name + " compact", _compact(json.loads(raw))))
     for n, raw in enumerate((BUNDLES / "forged-export.jsonl").read_bytes().splitlines(), 1):
         lines.append((f"forged-export.jsonl:{n}", raw))
+    # orjson reads integers beyond 64 bits as floats, without an error: such a line is not its own output
+    valid = json.loads((BUNDLES / "valid.json").read_bytes())
+    for big in (2**64, -(2**63) - 1, 10**30):
+        lines.append((f"payload {big}", _compact(valid | {"payload": {"n": big}})))
+        lines.append((f"leaf index {big}", _compact(valid | {"log": valid["log"] | {"leaf_index": big}})))
     return lines
 
 
