@@ -207,10 +207,17 @@ def test_canonical_float_equals_rfc8785(x):
 
 
 def test_canonical_bytes_of_every_code_point_is_rfc8785():
-    """The orjson fast path escapes and sorts as RFC 8785 does: every code point as a string and as a key
-    (keys beyond U+FFFF, where UTF-16 order differs, take the library's path)."""
+    """The orjson fast path escapes and sorts as ``json.dumps`` (fuzzed above against RFC 8785) for every
+    code point as a string, and as a key in the BMP (beyond it, where UTF-16 order differs, keys take the
+    library's path); and as the ``rfc8785`` library itself on every 61st code point."""
+
+    def dumps(value: object) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    for i in range(0, len(chars), 4096):
-        part = chars[i : i + 4096]
-        value = {"s": part, "k": {c: n for n, c in enumerate(part)}}
-        assert canonical_bytes(value) == rfc8785.dumps(value), f"code points from U+{ord(part[0]):04X}"
+    bmp = {c: n for n, c in enumerate(chars[: 0x10000 - 0x800])}
+    assert canonical_bytes({"s": chars}) == dumps({"s": chars})
+    assert canonical_bytes({"k": bmp}) == dumps({"k": bmp})
+    sample = chars[::61]
+    value = {"s": sample, "k": {c: n for n, c in enumerate(sample) if c <= "\uffff"}}
+    assert canonical_bytes(value) == rfc8785.dumps(value)
