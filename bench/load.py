@@ -18,14 +18,23 @@ from urllib.parse import urlsplit
 Check = Callable[[int, bytes], None]  # (status, body) of one response; raises if it is not the expected one
 
 
-def encode(path: str, body: Any, headers: dict[str, str]) -> bytes:
-    """One POST request with a JSON body, ready to write."""
-    data = json.dumps(body, separators=(",", ":")).encode()
+def body(value: Any) -> bytes:
+    """A JSON request body, compact."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def wrap(path: str, data: bytes, headers: dict[str, str]) -> bytes:
+    """One POST request with the JSON body ``data``, ready to write."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return (
         f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n{head}"
         f"content-length: {len(data)}\r\n\r\n"
     ).encode() + data
+
+
+def encode(path: str, value: Any, headers: dict[str, str]) -> bytes:
+    """One POST request with a JSON body, ready to write."""
+    return wrap(path, body(value), headers)
 
 
 async def _connection(

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import rfc8785
 
 from provenance.abc import Signer
@@ -110,12 +111,18 @@ def canonical_bytes(obj: Any) -> bytes:
 
 
 def _flat_canonical(obj: Any) -> bytes:
-    """JCS of a value for which ``_check_value`` holds (validated envelopes do), via ``json.dumps``.
+    """JCS of a value for which ``_check_value`` holds (validated envelopes do), via ``orjson``.
 
-    For such values RFC 8785 and ``json.dumps(sort_keys=True)`` agree byte for byte (tested against the
-    ``rfc8785`` library); this path is ~10x faster, and envelopes are canonicalised on every verification.
+    For such values RFC 8785, ``json.dumps(sort_keys=True)`` and ``orjson``'s sorted output agree byte for
+    byte (tested against the ``rfc8785`` library, and orjson against json.dumps for every code point); this
+    path is ~10x faster (orjson ~3x json.dumps on a FHIR payload), and envelopes and payloads are
+    canonicalised on every verification. A string orjson refuses (a lone surrogate) goes through
+    ``json.dumps``, whose UnicodeEncodeError sends it on to the library.
     """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def digest_of(obj: Any) -> Digest:

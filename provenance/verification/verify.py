@@ -43,7 +43,7 @@ from provenance.errors import (
 from provenance.log.bundle import Anchor, EvidenceBundle
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import require_quorum
-from provenance.log.merkle import leaf_hash, verify_inclusion
+from provenance.log.merkle import SM3_HASHER, TreeHasher, leaf_hash, verify_inclusion
 from provenance.records import canonical_bytes, digest_of
 from provenance.timestamps import parse_timestamp
 from provenance.verification.trust import TrustStore
@@ -159,8 +159,10 @@ class Verifier:
         trust: TrustStore | None = None,
         anchor_checker: AnchorChecker | None = None,
         require_anchor: bool = True,
+        tree_hasher: TreeHasher = SM3_HASHER,
     ) -> None:
         self._trust = trust
+        self._tree_hasher = tree_hasher  # export verification passes a MemoTreeHasher
         self._anchor_checker = anchor_checker
         self._require_anchor = require_anchor
         # Parsed once per PEM text (bounded): exports repeat the same few organisation and log keys.
@@ -389,7 +391,12 @@ class Verifier:
     def _inclusion(self, b: EvidenceBundle, run: _Run) -> None:
         assert run.cp is not None
         verify_inclusion(
-            leaf_hash(b.signed.leaf_entry()), b.leaf_index, b.tree_size, list(b.inclusion_proof), run.cp.root
+            leaf_hash(b.signed.leaf_entry()),
+            b.leaf_index,
+            b.tree_size,
+            b.inclusion_proof,
+            run.cp.root,
+            hasher=self._tree_hasher,
         )
 
     def _anchor(self, b: EvidenceBundle, run: _Run) -> None:

@@ -462,18 +462,22 @@ STATION_1_MN = "44030020261125FQ0007"
 STATION_2_MN = "33010020261125WS0001"
 
 
-def hj212_packets(n: int, *, mn: str | None = None) -> list[str]:
-    """``n`` distinct valid HJ 212 packets (the golden real-time packet with fresh QNs and values)."""
+def hj212_packets(n: int, *, mn: str | None = None, start: int = 0) -> list[str]:
+    """``n`` distinct valid HJ 212 packets (the golden real-time packet with fresh QNs and values), numbered
+    from ``start`` (a series made in parts: up to 10,000,000 distinct QNs)."""
     import dataclasses
 
     from adapters import hj212
 
     base = hj212.parse_packet(hj212_packet().encode())
+    first = datetime(2026, 11, 25, 9, tzinfo=UTC)
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         pollutants = {code: dict(f) for code, f in base.pollutants.items()}
         pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
-        p = dataclasses.replace(base, qn=f"2026112509{i:07d}", mn=mn or base.mn, pollutants=pollutants)
+        at = first + timedelta(milliseconds=i)  # QN is yyyyMMddHHmmssZZZ: packet i is i ms after 09:00
+        qn = at.strftime("%Y%m%d%H%M%S") + f"{at.microsecond // 1000:03d}"
+        p = dataclasses.replace(base, qn=qn, mn=mn or base.mn, pollutants=pollutants)
         out.append(p.encode())
     return out
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
 
+from provenance.crypto import SM2PrivateKey
+from provenance.log.merkle import MemoTreeHasher
+from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope, sign_envelope
 from provenance.verification import batch
-from provenance.verification.batch import verify_export
-from provenance.verification.trust import TrustStore
+from provenance.verification.batch import verify_export, verify_line
+from provenance.verification.trust import LogKey, TrustStore
+from provenance.verification.verify import StepResult, Verifier, verdict
 
 BUNDLES = Path(__file__).resolve().parents[1] / "assets" / "bundles"
+FHIR = Path(__file__).resolve().parents[1] / "assets" / "fhir"
 TRUST = TrustStore.load(BUNDLES / "trust.json")
 
 
@@ -62,3 +70,112 @@ def test_blocks_are_whole_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert all(b.endswith(b"\n") for _, b in blocks[:-1])
     numbers = [first + i for first, b in blocks for i, _ in enumerate(b.splitlines())]
     assert numbers == [1, 2, 3, 4, 5]
+
+
+def _compact(value: object) -> bytes:
+    """One export line as `provenance export` writes it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _asset_lines() -> list[tuple[str, bytes]]:
+    lines = []
+    for p in sorted(BUNDLES.glob("*.json")):
+        if p.name.startswith("trust"):
+            continue
+        raw = p.read_bytes()
+        lines.append((p.name, raw.replace(b"\n", b"") if raw.count(b"\n") <= 1 else raw.strip()))
+        with contextlib.suppress(ValueError):  # not JSON at all (bom.json is, after its BOM)
+            lines.append((p.name + " compact", _compact(json.loads(raw))))
+    for n, raw in enumerate((BUNDLES / "forged-export.jsonl").read_bytes().splitlines(), 1):
+        lines.append((f"forged-export.jsonl:{n}", raw))
+    # orjson reads integers beyond 64 bits as floats, without an error: such a line is not its own output
+    valid = json.loads((BUNDLES / "valid.json").read_bytes())
+    for big in (2**64, -(2**63) - 1, 10**30):
+        lines.append((f"payload {big}", _compact(valid | {"payload": {"n": big}})))
+        lines.append((f"leaf index {big}", _compact(valid | {"log": valid["log"] | {"leaf_index": big}})))
+    return lines
+
+
+@pytest.mark.parametrize(("trusted", "require_anchor"), [(True, True), (True, False), (False, False)])
+def test_fast_path_says_only_what_the_reference_path_says(trusted: bool, require_anchor: bool) -> None:
+    """Every bundle of tests/assets (the attacks, the edge cases, as they are and as compact export lines):
+    the fast path accepts a line only when ``verify_line`` does, with the same verdict, and leaves every
+    failure to it; and it does accept the valid ones (it is not a detour that always declines)."""
+    trust = TRUST if trusted else None
+    ref = Verifier(trust=trust, require_anchor=require_anchor)
+    fast = Verifier(trust=trust, require_anchor=require_anchor, tree_hasher=MemoTreeHasher())
+    accepted = set()
+    for name, line in _asset_lines():
+        report: list[StepResult] = []
+        failure = verify_line(ref, 1, line, report=report)
+        got = batch.fast_verdict(fast, line)
+        if failure is not None:
+            assert got is None, f"{name}: the fast path accepted what fails step {failure.step}"
+        else:
+            assert got in (None, verdict(report)), name
+            if got is not None:
+                accepted.add(name)
+    assert {"valid.json compact", "valid-no-payload.json compact"} <= accepted
+
+
+def _fhir_export(tmp_path: Path, n: int) -> tuple[list[bytes], TrustStore]:
+    """``n`` FHIR-payload bundles of one log as compact export lines, a checkpoint every 64 leaves."""
+    hospital, log_key = SM2PrivateKey.generate(), SM2PrivateKey.generate()
+    log = RecordLog.in_memory(origin="test/log", key_name="test-log", key=log_key)
+    fhir = json.loads((FHIR / "rx-issue-amoxicillin.json").read_text("utf-8"))
+    items = []
+    for i in range(n):
+        payload = fhir | {"id": f"rx-{i}"}
+        env = Envelope.create(kind="rx.issue", subject=f"rx:rx-{i}", org="hospital-1", payload=payload)
+        items.append((sign_envelope(env, hospital), payload))
+        log.append(items[-1][0])
+    lines = []
+    pem = hospital.public_key_pem().decode()
+    for start in range(0, n, 64):
+        size = min(start + 64, n)
+        _, note = log.checkpoint(size)
+        for i in range(start, size):
+            signed, payload = items[i]
+            b = log.bundle(
+                signed=signed,
+                leaf_index=i,
+                signer_public_key_pem=pem,
+                note=note,
+                tree_size=size,
+                payload=payload,
+            )
+            lines.append(_compact(b.to_dict()))
+    trust = TrustStore(
+        orgs={"hospital-1": OrgEntry("hospital-1", "hospital", keys=(OrgKey(hospital.public_key(), pem),))},
+        logs=[LogKey("test-log", log_key.public_key(), log.public_key_pem(), origin="test/log")],
+    )
+    return lines, trust
+
+
+def test_forged_lines_among_many_valid_ones_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export of 300 FHIR bundles with three forged lines: each is reported on its line, naming the step
+    that fails and the code and message a single-bundle verification gives; the rest verify."""
+    lines, trust = _fhir_export(tmp_path, 300)
+    docs = {n: json.loads(lines[n - 1]) for n in (58, 237, 300)}
+    docs[58]["signature"] = json.loads(lines[10])["signature"]  # another record's signature
+    docs[237]["payload"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 0.25
+    proof = docs[300]["log"]["inclusion_proof"]
+    proof[2] = proof[1]  # a hash of the tree, in the wrong place
+    for n, doc in docs.items():
+        lines[n - 1] = _compact(doc)
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(batch, "CHUNK_BYTES", 60_000)  # ~15 lines a block: many blocks on two workers
+    summary = verify_export(path, trust=trust, require_anchor=False, workers=2)
+    assert {f.line: f.step for f in summary.failures} == {58: "signature", 237: "payload", 300: "inclusion"}
+    assert summary.total == 300 and summary.verified == 297 and summary.consistent == 0
+    single = Verifier(trust=trust, require_anchor=False)
+    for f in summary.failures:
+        assert f == verify_line(single, f.line, lines[f.line - 1])
+    assert [f.code for f in summary.failures] == [
+        "SIGNATURE_INVALID",
+        "PAYLOAD_DIGEST_MISMATCH",
+        "PROOF_INVALID",
+    ]

@@ -204,3 +204,20 @@ def test_canonical_float_equals_rfc8785(x):
         assert canonical_bytes({"v": [x, -x]}) == expected
     except FormatError:
         assert 2.0**53 <= abs(x) < 1e21  # refused: reads back as an unsafe integer
+
+
+def test_canonical_bytes_of_every_code_point_is_rfc8785():
+    """The orjson fast path escapes and sorts as ``json.dumps`` (fuzzed above against RFC 8785) for every
+    code point as a string, and as a key in the BMP (beyond it, where UTF-16 order differs, keys take the
+    library's path); and as the ``rfc8785`` library itself on every 61st code point."""
+
+    def dumps(value: object) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    bmp = {c: n for n, c in enumerate(chars[: 0x10000 - 0x800])}
+    assert canonical_bytes({"s": chars}) == dumps({"s": chars})
+    assert canonical_bytes({"k": bmp}) == dumps({"k": bmp})
+    sample = chars[::61]
+    value = {"s": sample, "k": {c: n for n, c in enumerate(sample) if c <= "\uffff"}}
+    assert canonical_bytes(value) == rfc8785.dumps(value)
