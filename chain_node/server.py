@@ -44,7 +44,7 @@ class App:
         self._producer: asyncio.Task[None] | None = None
         self._miner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miner")
         if rpc.node.block_time is None:
-            rpc.mine_on_send = self._lone_client
+            rpc.set_mine_on_send(self._lone_client)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """ASGI entry point."""
