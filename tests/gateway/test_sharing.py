@@ -16,7 +16,7 @@ from gateway_kit import (
 )
 from web3 import Web3
 
-from devnet.deploy import OrgSpec, register_org
+from devnet.governance import OrgSpec, register_org
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.contracts import Role, at
