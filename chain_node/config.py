@@ -12,13 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class NodeSettings(BaseSettings):
     """Everything ``provenance node run`` can be told; defaults give a working local node."""
 
-    model_config = SettingsConfigDict(env_prefix="PROV_NODE_")
+    model_config = SettingsConfigDict(env_prefix="PROV_NODE_", env_parse_none_str="none")
 
     data_dir: Path = Path(".devnet/node")
     genesis: Path | None = None  # default: <data_dir>/genesis.json
     rpc_host: str = "127.0.0.1"
     rpc_port: int = 8545
     block_time: float | None = None  # None or 0: seal on arrival; else seconds between blocks
+    # How far ahead of this node's clock a block may be stamped. Timestamps rise by at least a second a
+    # block, so a block that would be stamped further ahead waits (at most a second), gathering whatever
+    # arrives meanwhile. None: no bound, a block per transaction at once (a test chain, as geth --dev).
+    max_clock_lead: float | None = Field(1.0, ge=0)
     receipt_wait: float = 2.0  # eth_getTransactionReceipt waits this long for a mempool tx's block
     log_level: str = "warning"
     dev_rpc: bool = False  # evm_increaseTime / evm_mine, for test suites and throw-away devnets only

@@ -45,6 +45,7 @@ class Node:
         genesis: Genesis,
         validator_key: SM2PrivateKey,
         block_time: float | None = None,
+        max_clock_lead: float | None = None,
         allow_unprotected_txs: bool = False,
     ) -> None:
         self.store = store
@@ -73,6 +74,7 @@ class Node:
             chain_cls=chain_cls,
             index=self.index,
             mempool=self.mempool,
+            max_clock_lead=max_clock_lead,
         )
 
     def close(self) -> None:
@@ -147,6 +149,15 @@ class Node:
     def since_last_block(self) -> float:
         """Seconds since the last block was committed."""
         return self.producer.since_last_block()
+
+    @property
+    def max_clock_lead(self) -> float | None:
+        """How far ahead of this node's clock a block may be stamped (None: no bound)."""
+        return self.producer.max_clock_lead
+
+    def seal_delay(self) -> float:
+        """Seconds the next block must wait to keep within the clock bound (see BlockProducer)."""
+        return self.producer.seal_delay()
 
     @property
     def last_block_hashes(self) -> list[bytes]:

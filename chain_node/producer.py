@@ -47,6 +47,7 @@ class BlockProducer:
         chain_cls: Any,
         index: ChainIndex,
         mempool: Mempool,
+        max_clock_lead: float | None = None,
     ) -> None:
         if validator_id(key.public_key()) not in {v.id for v in genesis.validators}:
             raise LedgerError("the validator key in the data directory is not a validator of this genesis")
@@ -60,6 +61,7 @@ class BlockProducer:
         self.lock = threading.Lock()  # one block at a time, whoever asks
         self._listeners: list[BlockListener] = []
         self.last_block_hashes: list[bytes] = []
+        self.max_clock_lead = max_clock_lead  # None: blocks at once, their stamps may run ahead
         self.time_offset = 0  # seconds added to the clock for block timestamps (dev RPC evm_increaseTime)
         self.timestamp_floor = 0  # the next block is stamped no earlier (dev RPC evm_increaseTime)
         self._last_block_end = 0.0
@@ -165,6 +167,17 @@ class BlockProducer:
     def next_timestamp(self, head: BlockHeaderAPI) -> int:
         """The next block's timestamp: the clock's second, yet after its parent's (strictly increasing)."""
         return max(int(time.time()) + self.time_offset, head.timestamp + 1, self.timestamp_floor)
+
+    def seal_delay(self) -> float:
+        """Seconds to wait before the next block, so that it is stamped at most ``max_clock_lead`` ahead of
+        the clock: 0 unless blocks came faster than one a second. At most a second: a clock set back (or a
+        chain already ahead) slows the chain to a block a second, where its lead stops growing, never stops
+        it. The dev RPC's floor is left out: ``evm_increaseTime`` moves the clock on purpose."""
+        if self.max_clock_lead is None:
+            return 0.0
+        earliest = self._head.timestamp + 1  # as next_timestamp stamps it when blocks come too fast
+        ahead = earliest - (time.time() + self.time_offset)
+        return min(1.0, max(0.0, ahead - self.max_clock_lead))
 
     def _produce(self, batch: list[PendingTx], allow_empty: bool) -> tuple[list[bytes], list[bytes]]:
         with self._db.snapshot():

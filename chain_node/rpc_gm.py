@@ -41,12 +41,13 @@ class GmMethods:
         return [v.model_dump() for v in self.node.genesis.validators]
 
     def node_info(self, params: list[Any]) -> Any:
-        """gm_nodeInfo: chain id, head, admins, permissioning, precompile addresses."""
+        """gm_nodeInfo: chain id, head, block time and clock bound, admins, permissioning, precompiles."""
         g = self.node.genesis
         return {
             "chainId": qty(g.chain_id),
             "head": qty(self.node.head_number),
             "blockTime": self.node.block_time,
+            "maxClockLead": self.node.max_clock_lead,
             "admins": g.admins,
             "permissionContract": g.permission_contract,
             "precompiles": {

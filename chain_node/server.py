@@ -103,7 +103,8 @@ class App:
                 return
 
     async def _produce_blocks(self) -> None:
-        """Seal on arrival (default) or every block_time seconds; batch whatever is waiting."""
+        """Seal on arrival (default) or every block_time seconds; batch whatever is waiting, and whatever
+        arrives while a block waits for the clock (the block would be stamped too far ahead of it)."""
         node = self.rpc.node
         node.set_wake(self._wake.set)
         block_time = node.block_time
@@ -113,29 +114,44 @@ class App:
             if block_time:
                 next_tick += block_time
                 await asyncio.sleep(max(0.0, next_tick - loop.time()))
+                await self._await_clock()
                 if not self._stopping:
                     await self._mine(threaded=True)
                 continue
             await self._wake.wait()
             self._wake.clear()
             while not self._stopping and node.pending_count():
-                stream = (
+                waited = await self._await_clock()
+                if self._stopping:
+                    break
+                stream = not waited and (
                     node.since_last_block() < STREAM_WINDOW and not self.rpc.clients_waiting_on_last_block()
                 )
                 if stream:
                     await self._linger()
                 try:
-                    await self._mine(threaded=stream)
+                    await self._mine(threaded=stream or waited)
                 except Exception:
                     log.exception("block production failed")
                 await asyncio.sleep(0)  # let requests that arrived meanwhile in before the next block
 
+    async def _await_clock(self) -> bool:
+        """Wait while the next block would be stamped too far ahead of the clock; True if it waited."""
+        waited = False
+        while not self._stopping and (delay := self.rpc.node.seal_delay()) > 0:
+            waited = True
+            await asyncio.sleep(delay)
+        return waited
+
     def _lone_client(self) -> bool:
-        """A client that waits for each receipt, not a stream: its sends are mined as they arrive."""
+        """A client that waits for each receipt, not a stream: its sends are mined as they arrive (unless
+        the clock bound holds the next block back: then they wait for it with the rest)."""
         node = self.rpc.node
         return (
-            node.since_last_block() >= STREAM_WINDOW or self.rpc.clients_waiting_on_last_block()
-        ) and not node.pending_count()
+            (node.since_last_block() >= STREAM_WINDOW or self.rpc.clients_waiting_on_last_block())
+            and not node.pending_count()
+            and node.seal_delay() == 0
+        )
 
     async def _mine(self, *, threaded: bool) -> None:
         """Mine one block: inline for a lone waiting client (no hand-off latency), on the miner thread
@@ -184,6 +200,7 @@ def build_node(settings: NodeSettings) -> Node:
         genesis=genesis,
         validator_key=key,
         block_time=settings.block_time,
+        max_clock_lead=settings.max_clock_lead,
         allow_unprotected_txs=settings.allow_unprotected_txs,
     )
 

@@ -22,7 +22,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from devnet.engines import EngineHandle
-from devnet.governance import OrgSpec, committee_pass_many
+from devnet.governance import OrgSpec, committee_pass_many, send_all
 from provenance._internal.files import write_private, write_public
 from provenance.contracts import (
     DOMAIN_CONTRACTS,
@@ -34,7 +34,6 @@ from provenance.contracts import (
     chain_key,
     deploy_suite,
     org_id,
-    transact,
 )
 from provenance.crypto import SM2PrivateKey
 
@@ -235,9 +234,10 @@ def demo_orgs() -> list[OrgSpec]:
     ]
 
 
-def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> None:
+def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> list[Any]:
+    """Send ``wei`` to each of ``to``; the transaction hashes (not waited for)."""
     if w3.eth.get_balance(sender.address) < (len(to) + 1) * wei:
-        return  # a zero-fee chain needs no funding
+        return []  # a zero-fee chain needs no funding
     nonce = w3.eth.get_transaction_count(sender.address, "pending")
     chain_id, gas_price = w3.eth.chain_id, w3.eth.gas_price
     hashes = []
@@ -252,8 +252,7 @@ def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> No
             "gasPrice": gas_price,
         }
         hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
-    for h in hashes:
-        w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
+    return hashes
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -334,7 +333,8 @@ def deploy_network(
             )
             witness_proposals.append((ProposalKind.ADD_KEY, (org_id(spec.id), wkey.public_key().raw(), 0, 0)))
 
-    _fund_all(w3, admin, [a.address for a in accounts.values()], FUNDING_WEI)
+    # The funding travels in the blocks of the committee's first proposals; it is needed only after them.
+    funding = _fund_all(w3, admin, [a.address for a in accounts.values()], FUNDING_WEI)
     committee_pass_many(
         w3,
         registry,
@@ -353,11 +353,16 @@ def deploy_network(
         + witness_proposals,  # after the organisations' own keys: a witness key is an org's second key
     )
 
-    # Domain objects that belong to no record kind: datasets (by their owner), stations (by the bureau).
+    for h in funding:
+        w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
+
+    # Domain objects that belong to no record kind, all in one go: datasets (by their owner), stations
+    # (by the bureau).
+    calls: list[tuple[LocalAccount, Any]] = []
     for spec in specs:
         for dataset in spec.datasets:
             fn = suite.data_sharing.functions.registerDataset(chain_key("dataset", dataset), b"\0" * 32)
-            transact(w3, fn, accounts[spec.id])
+            calls.append((accounts[spec.id], fn))
     bureau = next((s for s in specs if s.role == Role.ENV_BUREAU), None)
     for spec in specs:
         for mn in spec.stations:
@@ -366,7 +371,8 @@ def deploy_network(
             fn = suite.env_monitoring.functions.registerStation(
                 chain_key("station", mn), org_id(spec.id), b"\0" * 32
             )
-            transact(w3, fn, accounts[bureau.id])
+            calls.append((accounts[bureau.id], fn))
+    send_all(w3, calls)
 
     operator = next((s for s in specs if s.role == Role.LOG_OPERATOR), None)
     if operator is not None:

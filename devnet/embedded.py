@@ -54,11 +54,17 @@ def start_embedded(
     block_time: float | None = None,
     dev_rpc: bool = True,
     registry_permits: bool = False,
+    bounded_clock: bool = False,
 ) -> EngineHandle:
     """Start (or restart, keeping its chain) a node over ``data_dir``; return once its RPC answers.
 
     ``dev_rpc`` enables ``evm_increaseTime``/``evm_mine`` for test suites; a devnet anyone can reach
     turns it off, or any caller could move the chain's clock (and expire prescriptions).
+
+    ``bounded_clock`` keeps block timestamps within the node's default lead of its clock (a devnet, as in
+    production: a block waits, gathering transactions, rather than be stamped ahead). Without it (test
+    chains, benches) every transaction gets its block at once and the chain's clock runs ahead under
+    bursts, a second a block, as geth's dev mode's does.
 
     A fresh ``data_dir`` gets a genesis (:func:`init_genesis`) for ``accounts`` (default: the 10 public
     test accounts); ``registry_permits`` for a network ``deploy_network`` will deploy, whose
@@ -86,6 +92,8 @@ def start_embedded(
         cmd.append("--dev-rpc")
     if block_time:
         cmd += ["--block-time", str(block_time)]
+    if not bounded_clock:
+        cmd += ["--max-clock-lead", "none"]
     log = (data_dir / "node.log").open("ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     log.close()

@@ -100,24 +100,28 @@ def register_org(
     committee_pass(w3, registry, committee, ProposalKind.ADD_ACCOUNT, oid, Web3.to_checksum_address(account))
 
 
-def send_batch(w3: Web3, sender: LocalAccount, fns: Sequence[Any], *, gas: int = 2_000_000) -> list[Any]:
-    """Send calls from one account with consecutive nonces without waiting in between; all receipts.
+def send_all(w3: Web3, calls: Sequence[tuple[LocalAccount, Any]], *, gas: int = 2_000_000) -> list[Any]:
+    """Send contract calls, each from its account (consecutive nonces per account), without waiting in
+    between; then every receipt, in order.
 
-    One block can then carry them all: registering a dozen organisations takes a few blocks, not dozens.
+    One block can then carry them all: registering a dozen organisations takes a few blocks, not dozens
+    (and a node that keeps its clock within a second of real time makes about a block a second).
     Gas is fixed because a later call may depend on an earlier one that estimation cannot see yet.
     """
-    nonce = w3.eth.get_transaction_count(sender.address, "pending")
     chain_id = w3.eth.chain_id
+    nonces: dict[str, int] = {}
     hashes = []
-    for i, fn in enumerate(fns):
-        tx = fn.build_transaction(
-            {"from": sender.address, "nonce": nonce + i, "chainId": chain_id, "gas": gas}
-        )
+    for sender, fn in calls:
+        nonce = nonces.get(sender.address)
+        if nonce is None:
+            nonce = w3.eth.get_transaction_count(sender.address, "pending")
+        nonces[sender.address] = nonce + 1
+        tx = fn.build_transaction({"from": sender.address, "nonce": nonce, "chainId": chain_id, "gas": gas})
         hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
     receipts = [w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05) for h in hashes]
     failed = [r["transactionHash"].to_0x_hex() for r in receipts if r["status"] != 1]
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(fns)} transactions reverted, first {failed[0]}")
+        raise RuntimeError(f"{len(failed)} of {len(calls)} transactions reverted, first {failed[0]}")
     return receipts
 
 
@@ -130,10 +134,12 @@ def committee_pass_many(
     """Pass many proposals at once: all proposed by the first member, then voted by the others as needed."""
     if not proposals:
         return
-    receipts = send_batch(
+    receipts = send_all(
         w3,
-        committee[0],
-        [registry.functions.propose(int(k), encode_proposal(k, *args), 1000) for k, args in proposals],
+        [
+            (committee[0], registry.functions.propose(int(k), encode_proposal(k, *args), 1000))
+            for k, args in proposals
+        ],
     )
     ids = [
         registry.events.ProposalCreated().process_receipt(r, errors=DISCARD)[0]["args"]["id"]
@@ -143,7 +149,7 @@ def committee_pass_many(
         open_ids = [i for i in ids if registry.functions.getProposal(i).call()[1] == 1]
         if not open_ids:
             break
-        send_batch(w3, member, [registry.functions.vote(i, True) for i in open_ids])
+        send_all(w3, [(member, registry.functions.vote(i, True)) for i in open_ids])
     for pid in ids:
         status = registry.functions.getProposal(pid).call()[1]
         if status != 2:

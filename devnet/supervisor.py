@@ -92,6 +92,7 @@ class Devnet:
                 block_time=s.block_time,
                 dev_rpc=False,
                 registry_permits=True,
+                bounded_clock=True,
             )
         except ProvenanceError as exc:
             hint = " (a chain from an older node version? `provenance devnet reset --yes`)"
