@@ -25,7 +25,7 @@ from eth.abc import BlockHeaderAPI
 
 from chain_node.calls import CallRunner, RunnerPool
 from chain_node.evm import make_chain_class
-from chain_node.execution import next_base_fee
+from chain_node.execution import block_gas_cap, next_base_fee
 from chain_node.genesis import Genesis
 from chain_node.index import ChainIndex
 from chain_node.mempool import Mempool, PendingTx
@@ -51,6 +51,7 @@ class Node:
         self.store = store
         self.genesis = genesis
         self.chain_id = genesis.chain_id
+        self.gas_cap = block_gas_cap(genesis.gas_limit)  # the most gas a block is filled with, or a tx asks
         self.block_time = block_time or None
         chain_cls = make_chain_class(genesis)
         self.index = ChainIndex(store)

@@ -19,7 +19,6 @@ from chain_node.calls import CallRunner
 from chain_node.config import NodeSettings
 from chain_node.encoding import Raw, hx, qty
 from chain_node.errors import Code, RpcError, show
-from chain_node.execution import block_gas_cap
 from chain_node.node import Node
 from chain_node.params import U64_END, p_address, p_data, p_hash, p_quantity, param
 from chain_node.rpc_limits import BatchBudget, CallPool
@@ -280,7 +279,7 @@ class EthMethods:
         """eth_call, on the call pool under the gas cap and the deadline."""
         call = self._call_params(param(params, 0))
         number = self.block_tag(param(params, 1, None))
-        call.setdefault("gas", min(block_gas_cap(self.node.genesis.gas_limit), self.settings.rpc_gas_cap))
+        call.setdefault("gas", min(self.node.gas_cap, self.settings.rpc_gas_cap))
         return hx(await self._on_pool(budget, lambda r: r.call(call, number)))
 
     async def estimate_gas(self, params: list[Any], budget: BatchBudget) -> Any:

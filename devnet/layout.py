@@ -19,6 +19,8 @@ from devnet import witnesses
 from devnet.deploy import MANIFEST_NAME, TRUST_NAME
 from provenance.errors import ProvenanceError
 
+HOST = "127.0.0.1"  # every devnet process listens on loopback only
+
 
 class DevnetError(ProvenanceError):
     """The devnet cannot start, stop or find its state."""

@@ -26,8 +26,8 @@ from web3 import HTTPProvider, Web3
 from devnet.config import DevnetSettings
 from devnet.deploy import WITNESS_QUORUM, Manifest, demo_orgs, deploy_network, write_manifest
 from devnet.engines import EngineHandle
-from devnet.layout import DevnetError, Layout
-from devnet.processes import HOST, read_pid
+from devnet.layout import HOST, DevnetError, Layout
+from devnet.processes import read_pid
 from devnet.solc import REPO_ROOT
 from provenance._internal.files import write_private
 

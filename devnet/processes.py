@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from devnet.layout import Layout
+from devnet.layout import HOST, Layout
 from provenance._internal.files import write_public
 
-HOST = "127.0.0.1"
 # What /proc/<pid>/cmdline must hold for a pid file to still name our process (pids get reused).
 PROCESS_MARKERS = {
     "devnet": ("devnet",),

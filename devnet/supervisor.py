@@ -26,10 +26,9 @@ from devnet.config import DevnetSettings
 from devnet.deploy import Manifest
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
-from devnet.layout import DevnetError, Layout
+from devnet.layout import HOST, DevnetError, Layout
 from devnet.network import Network, NetworkInfo, describe, engine_accounts, gateway_wanted, rpc
 from devnet.processes import (
-    HOST,
     Stopped,
     clear_stale,
     port_free,
