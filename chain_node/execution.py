@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI
 from eth.chains.base import MiningChain
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth_utils.exceptions import ValidationError
 
+from chain_node.abc import Executable
 from chain_node.encoding import hx
 
 log = logging.getLogger("chain_node.execution")
@@ -33,16 +34,6 @@ def next_base_fee(head: BlockHeaderAPI) -> int:
     fee = head.base_fee_per_gas
     assert fee is not None, "Cancun headers carry a base fee"
     return fee
-
-
-class Executable(Protocol):
-    """A transaction to execute, with its hash and sender already known (the mempool's entries)."""
-
-    @property
-    def hash(self) -> bytes: ...
-
-    tx: SignedTransactionAPI
-    sender: bytes
 
 
 E = TypeVar("E", bound=Executable)

@@ -117,14 +117,6 @@ class Node:
         """Make every staged transaction durable and hand it to the producer (the group commit)."""
         self.mempool.commit_staged()
 
-    def send_raw_transaction(self, raw: bytes) -> bytes:
-        """Validate, make durable, queue for the producer; return the hash only once it is on disk."""
-        p = self.stage(raw)
-        if isinstance(p, PendingTx):
-            self.commit_staged()
-            return p.hash
-        return p
-
     def mine_staged_now(self, p: PendingTx) -> bool:
         """Mine a lone staged transaction at once (see :meth:`BlockProducer.mine_staged_now`)."""
         return self.producer.mine_staged_now(p)
