@@ -41,11 +41,17 @@ class EngineHandle:
 
     def stop(self) -> None:
         """Stop the engine process (SIGTERM, then SIGKILL after 10 s)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process, 10)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL after ``timeout`` s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

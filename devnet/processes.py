@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,18 +94,6 @@ def terminate(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + 5
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def stop_child(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Stop a child process: SIGTERM, then SIGKILL after ``timeout`` s."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 def port_free(port: int) -> bool:

@@ -25,7 +25,7 @@ from devnet.anvil import start_anvil
 from devnet.config import DevnetSettings
 from devnet.deploy import Manifest
 from devnet.embedded import start_embedded
-from devnet.engines import EngineHandle
+from devnet.engines import EngineHandle, stop_process
 from devnet.layout import HOST, DevnetError, Layout
 from devnet.network import Network, NetworkInfo, describe, engine_accounts, gateway_wanted, rpc
 from devnet.processes import (
@@ -34,7 +34,6 @@ from devnet.processes import (
     port_free,
     running,
     signals_stop,
-    stop_child,
     tail,
     terminate,
     write_pid,
@@ -184,10 +183,10 @@ class Devnet:
     def stop(self) -> None:
         """Stop the gateway, then the engine (so the gateway's last writes reach the chain), then clean up."""
         if self.gateway is not None:
-            stop_child(self.gateway, self.settings.stop_timeout)
+            stop_process(self.gateway, self.settings.stop_timeout)
             self.layout.pid_file("gateway").unlink(missing_ok=True)
         for w in self.witnesses:
-            stop_child(w.process, self.settings.stop_timeout)
+            stop_process(w.process, self.settings.stop_timeout)
             self.layout.pid_file(w.label).unlink(missing_ok=True)
         if self.engine is not None:
             self.engine.stop()

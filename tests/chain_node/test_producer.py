@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_helpers import transfer
 from web3 import Web3
 
 from devnet import engines
@@ -25,10 +26,8 @@ SLACK = 0.05  # a stamp is checked against time.time() read after the block was 
 
 
 def _transfer(h: EngineHandle, w3: Web3, sender: int, nonce: int) -> bytes:
-    acct = h.accounts[sender]
-    tx = {"to": h.accounts[0].address, "value": 1, "gas": 21000, "maxFeePerGas": 10**10,
-          "maxPriorityFeePerGas": 1, "nonce": nonce, "chainId": h.chain_id}  # fmt: skip
-    return bytes(w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction))
+    tx = transfer(h, to=h.accounts[0].address, nonce=nonce, value=1)
+    return bytes(w3.eth.send_raw_transaction(h.accounts[sender].sign_transaction(tx).raw_transaction))
 
 
 def _one_at_a_time(h: EngineHandle, w3: Web3, n: int) -> list[tuple[int, float]]:
