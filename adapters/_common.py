@@ -6,16 +6,17 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.abc import AdaptedPayload, Grant, ReadPolicy
-from adapters.errors import PayloadInvalid
-from provenance.crypto.sm3 import sm3_hex
+from adapters.abc import AdaptContext, AdaptedPayload, Grant, ReadPolicy
+from adapters.errors import DateInFuture, PayloadInvalid
+from provenance.crypto.sm3 import hmac_sm3, sm3_hex
 from provenance.errors import DuplicateKey, FormatError
 from provenance.records import canonical_bytes, unique_object
+from provenance.timestamps import format_rfc3339, parse_rfc3339
 from provenance.types import Digest, RecordKind, Subject
 
 M = TypeVar("M", bound=BaseModel)
@@ -129,6 +130,7 @@ def domain_policy(
     holders: Grant | None = None,
     code_kind: str | None = None,
     code_matches: Callable[[Mapping[str, Any], str], bool] | None = None,
+    code_writes: frozenset[str] = frozenset(),
 ) -> ReadPolicy:
     """A domain's :class:`ReadPolicy`: auditors and regulators read all of ``kinds``, plus ``roles``."""
     oversight = {role: everything(kinds) for role in OVERSIGHT_ROLES}
@@ -139,6 +141,7 @@ def domain_policy(
         holders=holders,
         code_kind=code_kind,
         code_matches=code_matches,
+        code_writes=code_writes,
     )
 
 
@@ -168,14 +171,10 @@ def validation_error(exc: ValidationError, error: type[PayloadInvalid], what: st
 
 def parse_instant(value: object, field: str, error: type[PayloadInvalid] = PayloadInvalid) -> datetime:
     """Parse an RFC 3339 date-time with an explicit offset into an aware datetime."""
-    m = _INSTANT.match(value) if isinstance(value, str) else None
-    if m is None:
+    if not isinstance(value, str) or not _INSTANT.match(value):
         raise error(f"{field} must be an RFC 3339 date-time with an offset", details={"field": field})
-    # datetime keeps microseconds: digits beyond the sixth are dropped, not rounded.
-    frac = (m["frac"] or "")[:7]
-    offset = "+00:00" if m["off"] == "Z" else m["off"]
     try:
-        return datetime.fromisoformat(m["base"] + frac + offset)
+        return parse_rfc3339(value)
     except ValueError as exc:
         raise error(f"{field} is not a valid date-time", details={"field": field}) from exc
 
@@ -191,9 +190,38 @@ def check_instant(value: str) -> str:
     return value
 
 
+def check_not_future(
+    when: datetime, field: str, ctx: AdaptContext, error: type[PayloadInvalid] = DateInFuture
+) -> None:
+    """A date the payload declares as past (authored, handed over, requested…) may not lie beyond the
+    gateway's clock plus the allowed skew (``DATE_IN_FUTURE``); rules that compare it with other dates run
+    after this."""
+    if ctx.now is not None and when > ctx.now + ctx.max_clock_skew:
+        raise error(
+            f"{field} is dated in the future (beyond the gateway's clock plus "
+            f"{int(ctx.max_clock_skew.total_seconds())} s)",
+            details={"field": field, "value": rfc3339_utc(when)},
+        )
+
+
+# HMAC-SM3 message label of a pseudonym: the format's version, and a separation from other uses of the key.
+PSEUDONYM_LABEL = b"shancheng-provenance/pseudonym@v1\n"
+
+
+def pseudonym(ctx: AdaptContext, what: str, value: str) -> str | None:
+    """``HMAC-SM3(deployment key, label ‖ what ‖ NUL ‖ value)`` as hex: a personal identifier in facts, which
+    the gateway's database keeps in clear beside the encrypted payload. Keyed, so that a dump of the
+    database (or a reader of facts) cannot test guesses of a low-entropy reference ("Patient/bob"); None
+    without the key (a client's own adapt: facts stay on the gateway)."""
+    if ctx.pseudonym_key is None:
+        return None
+    message = PSEUDONYM_LABEL + what.encode("ascii") + b"\0" + value.encode("utf-8")
+    return hmac_sm3(ctx.pseudonym_key, message).hex()
+
+
 def rfc3339_utc(dt: datetime) -> str:
     """An aware datetime as RFC 3339 in UTC with a ``Z`` (the form facts use)."""
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_rfc3339(dt)
 
 
 def unique_items(what: str) -> AfterValidator:

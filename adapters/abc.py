@@ -27,7 +27,10 @@ class AdaptContext:
     subject: str | None = None  # the subject the envelope declares; checked by ``registry.adapt``
     prior: Mapping[str, Any] | None = None
     hj212_utc_offset: timedelta = timedelta(hours=8)  # HJ 212 DataTime is station local time (北京时间)
-    max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a reading or access may be dated
+    max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a declared date may lie
+    # The deployment's key for keyed digests of personal identifiers in facts (a patient reference):
+    # HMAC-SM3, never a plain hash of a guessable value. None (a client's own adapt): such facts are left out.
+    pseudonym_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +89,10 @@ class ReadPolicy:
     - ``holders``: the reader, a registered and active organisation, presented the subject's access code,
       which ``code_matches`` checks against the facts of the subject's first ``code_kind`` record.
 
+    ``code_writes``: the kinds whose submitter must present the subject's access code too (a dispense: only
+    the pharmacy the patient shows the slip to); the gateway checks it before anything about the subject
+    is looked at, so a submitter without the code learns nothing of it from the write path either.
+
     An unregistered or suspended organisation (``role`` None) reads only what it signed.
     """
 
@@ -95,6 +102,11 @@ class ReadPolicy:
     holders: Grant | None = None
     code_kind: str | None = None
     code_matches: Callable[[Mapping[str, Any], str], bool] | None = None
+    code_writes: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.code_writes and (self.code_kind is None or self.code_matches is None):
+            raise ValueError("code_writes needs code_kind and code_matches")
 
     def access(self, kind: str, *, signer: bool, role: str | None, party: bool, holder: bool) -> Access:
         """What a reader in these relations to a record of ``kind`` sees of it."""

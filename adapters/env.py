@@ -1,7 +1,9 @@
 """Environmental monitoring: ``env.reading`` from an HJ 212-2017 packet or the same reading as JSON.
 
-Both inputs normalise to one JSON form (see ``docs/design/adapters.md``); a packet's text is kept in its
-``packet`` member, so nothing is lost and the JSON form can be re-checked against it.
+Both inputs normalise to one JSON form (see ``docs/design/adapters.md``): every field of the packet but its
+password. ``PW`` authenticates the station to an HJ 212 data platform; here the SM2 signature and
+EnvMonitoring's operator binding do that, and a password kept in a signed, logged payload could never be
+taken back. So neither ``pw`` nor the packet's text (which holds it) is part of the normal form.
 
 Reads (``READ_POLICY``): a station reads its own readings; the environment bureau reads every reading.
 """
@@ -41,7 +43,6 @@ class EnvReadingJson(BaseModel):
     mn: str
     st: str
     cn: str
-    pw: str
     qn: str | None = None
     flag: int | None = None
     pnum: int | None = None
@@ -49,7 +50,16 @@ class EnvReadingJson(BaseModel):
     data_time: str
     pollutants: dict[str, dict[str, str]]
     cp: dict[str, str] | None = None  # other plain CP items (DataTime lives in data_time)
-    packet: str | None = None
+
+
+# Members of the JSON form before the normal form left the password out: refused with a reason.
+_CREDENTIALS = {
+    "pw": "the station's HJ 212 password is a credential: it is not part of a reading (docs/formats.md)",
+    "packet": "the packet's text holds the station's HJ 212 password: send the packet itself as the "
+    "payload, or the JSON form without it (docs/formats.md)",
+}
+# The JSON form carries no password; its packet grammar check needs one.
+_NO_PASSWORD = "0"  # noqa: S105  # a placeholder: no password is kept
 
 
 def _normalise(p: hj212.Packet) -> dict[str, Any]:
@@ -58,7 +68,6 @@ def _normalise(p: hj212.Packet) -> dict[str, Any]:
         "mn": p.mn,
         "st": p.st,
         "cn": p.cn,
-        "pw": p.pw,
         "qn": p.qn,
         "flag": p.flag,
         "pnum": p.pnum,
@@ -66,22 +75,23 @@ def _normalise(p: hj212.Packet) -> dict[str, Any]:
         "data_time": p.data_time,
         "pollutants": p.pollutants,
         "cp": cp or None,
-        "packet": p.raw,
     }
     # Absent members are left out rather than null, so a JSON client that omits them gets the same bytes.
     return {k: v for k, v in out.items() if v is not None}
 
 
 def _from_json(obj: Mapping[str, Any]) -> dict[str, Any]:
+    for key, why in _CREDENTIALS.items():
+        if key in obj:
+            raise PayloadInvalid(why, details={"field": key})
     m = validate_model(EnvReadingJson, obj)
-    normalised = _normalise(hj212.parse_packet(m.packet) if m.packet is not None else _packet_of(m))
+    normalised = _normalise(_packet_of(m))
     # Only the normal form is accepted, so the digest a client computes over its JSON is the one we compute.
     for key in sorted(set(normalised) | set(obj)):
         if key not in normalised or key not in obj or normalised[key] != obj[key]:
-            why = (
-                "disagrees with its packet" if m.packet is not None else "is not in normal form (omit nulls)"
+            raise PayloadInvalid(
+                f"reading member {key} is not in normal form (omit nulls)", details={"field": key}
             )
-            raise PayloadInvalid(f"reading member {key} {why}", details={"field": key})
     return normalised
 
 
@@ -93,7 +103,7 @@ def _packet_of(m: EnvReadingJson) -> hj212.Packet:
     packet = hj212.Packet(
         st=m.st,
         cn=m.cn,
-        pw=m.pw,
+        pw=_NO_PASSWORD,
         mn=m.mn,
         qn=m.qn,
         flag=m.flag,
@@ -127,7 +137,13 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
         raise EnvRuleViolation(
             "reading is dated in the future", details={"field": "DataTime", "value": n["data_time"]}
         )
+    if not any(hj212.NUMERIC_FIELDS & set(f) for f in pollutants.values()):
+        raise EnvRuleViolation(
+            "a reading needs at least one pollutant with a measured value (Rtd, Avg, Min, Max, Cou…)",
+            details={"field": "pollutants"},
+        )
     primary = _PRIMARY.get(cn, "Avg")
+    # Decimal text checked by the codec (never NaN, Infinity or an exponent): finite floats.
     values = {code: float(f[primary]) for code, f in pollutants.items() if primary in f}
     flags = {code: f["Flag"] for code, f in pollutants.items() if "Flag" in f}
     return {
@@ -139,7 +155,6 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
         "pollutants": values,
         "flags": flags,
         "abnormal": sorted(code for code, flag in flags.items() if flag != "N"),
-        "source": "packet" if "packet" in n else "json",
     }
 
 
@@ -160,5 +175,6 @@ class EnvAdapter:
             normalised = _normalise(hj212.parse_packet(bytes(payload)))
         else:
             normalised = _from_json(load_json_object(payload))
+        # One normal form whichever way the reading came: the facts are the normal form's.
         facts = _facts(normalised, ctx)
         return adapted(kind, f"station:{normalised['mn']}", normalised, facts)

@@ -6,13 +6,16 @@ so the gateway can answer ``{"error": {"code", "message", "details"}}`` without 
 
 from __future__ import annotations
 
-from provenance.errors import PayloadInvalid
+from provenance.errors import AccessCodeDigestMissing, PayloadInvalid
 
 __all__ = [
+    "AccessCodeDigestMissing",
     "AccessInFuture",
     "ConsentScopeExceeded",
+    "DateInFuture",
     "EnvRuleViolation",
     "ExpiryNotInFuture",
+    "ExpiryTooFar",
     "FhirInvalid",
     "Hj212CrcMismatch",
     "Hj212LengthMismatch",
@@ -24,6 +27,7 @@ __all__ = [
     "PartyStageInvalid",
     "PayloadInvalid",
     "RxDispenseMismatch",
+    "RxQuantityInvalid",
     "RxRuleViolation",
     "ShareRuleViolation",
     "SubjectMismatch",
@@ -49,6 +53,20 @@ class ExpiryNotInFuture(PayloadInvalid):
     code = "EXPIRY_NOT_IN_FUTURE"
 
 
+class ExpiryTooFar(PayloadInvalid):
+    """An expiry beyond the longest its contract allows from the chain's clock (a prescription 366 days, a
+    consent 5 years): the contract would refuse it with ``ExpiryTooFar``."""
+
+    code = "EXPIRY_TOO_FAR"
+
+
+class DateInFuture(PayloadInvalid):
+    """A date the payload declares as past (authored, handed over, requested, granted, held, paid…) that
+    lies beyond now plus the allowed clock skew."""
+
+    code = "DATE_IN_FUTURE"
+
+
 # --- e-prescription ----------------------------------------------------------------------------------
 
 
@@ -71,6 +89,12 @@ class RxDispenseMismatch(RxRuleViolation):
     code = "RX_DISPENSE_MISMATCH"
 
 
+class RxQuantityInvalid(RxRuleViolation):
+    """A quantity outside the sane range: not a number, ≤ 0, above 10^6, or with more than 3 decimals."""
+
+    code = "RX_QUANTITY_INVALID"
+
+
 # --- data sharing ------------------------------------------------------------------------------------
 
 
@@ -80,8 +104,8 @@ class ShareRuleViolation(PayloadInvalid):
     code = "SHARE_RULE_VIOLATION"
 
 
-class AccessInFuture(ShareRuleViolation):
-    """An access dated later than now plus the allowed clock skew."""
+class AccessInFuture(DateInFuture):
+    """An access dated later than now plus the allowed clock skew (its own code, older than the rule)."""
 
     code = "ACCESS_IN_FUTURE"
 

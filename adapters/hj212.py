@@ -62,6 +62,8 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")
 _CODE = re.compile(r"[A-Za-z0-9]{1,16}")
 _VALUE = re.compile(r"[\x21-\x7e]{0,64}")  # printable ASCII; separators are refused separately
 _SEPARATORS = frozenset(";,=&")
+# Field names the standard gives a meaning and a spelling: another case ("rtd") would escape their checks.
+_STANDARD_NAMES = {n.casefold(): n for n in (*NUMERIC_FIELDS, "Flag", "DataTime", "SampleTime")}
 _NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,10})?")
 _TIMESTAMP = re.compile(r"[0-9]{14}")
 FLAG_SUBPACKET = 0b10  # Flag bit D: the packet is one of PNUM parts
@@ -290,6 +292,9 @@ def check_item(key: str, value: str) -> tuple[str | None, str]:
         raise _fail(f"pollutant code in {key!r} malformed", key[:64])
     if not _NAME.fullmatch(name):
         raise _fail(f"field name in {key!r} malformed", key[:64])
+    standard = _STANDARD_NAMES.get(name.casefold())
+    if standard is not None and standard != name:
+        raise _fail(f"field name {name!r} is written {standard!r} (HJ 212-2017)", key[:64])
     if name in NUMERIC_FIELDS and not _NUMBER.fullmatch(value):
         raise _fail(f"{key} must be a decimal number", key, value=value)
     if name == "Flag" and value not in DATA_FLAGS:

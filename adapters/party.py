@@ -26,6 +26,7 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
+    check_not_future,
     domain_policy,
     load_json_object,
     parse_instant,
@@ -217,7 +218,9 @@ class PartyAdapter:
         facts: dict[str, Any] = record.model_dump()
         for key in ("held_at", "paid_at", "effective_at"):
             if key in facts:
-                facts[key] = rfc3339_utc(parse_instant(facts[key], key))
+                when = parse_instant(facts[key], key)
+                check_not_future(when, key, ctx)  # dates of what happened: not after the gateway's clock
+                facts[key] = rfc3339_utc(when)
         if isinstance(record, Meeting) and set(record.attendees) & set(record.absentees):
             raise PartyRuleViolation(
                 "a member cannot both attend and be absent", details={"field": "absentees"}
@@ -226,10 +229,4 @@ class PartyAdapter:
             _check_stage(record, dict(ctx.prior) if ctx.prior is not None else None)
         if isinstance(record, Transfer) and record.to_branch_id == record.branch_id:
             raise PartyRuleViolation("a transfer names another branch", details={"field": "to_branch_id"})
-        if (
-            isinstance(record, Dues)
-            and ctx.now is not None
-            and parse_instant(record.paid_at, "paid_at") > ctx.now
-        ):
-            raise PartyRuleViolation("dues paid in the future", details={"field": "paid_at"})
         return adapted(kind, f"branch:{record.branch_id}", obj, facts)

@@ -10,13 +10,18 @@ revocation needs no copy of the prescription, and the contract, not the resource
 Reads (``READ_POLICY``): the issuing hospital and the dispensing pharmacy read the whole prescription; a
 pharmacy the patient shows the slip to reads the issue by its access code (``provenance.access_code``:
 the MedicationRequest carries the code's digest in an extension, the facts as ``access_code_digest``).
+Every issue carries one (``ACCESS_CODE_DIGEST_MISSING``), and a dispense is accepted only from a pharmacy
+presenting the code (``READ_POLICY.code_writes``, checked by the gateway before anything about the
+prescription is looked at).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fhir.resources.R4B.medicationdispense import MedicationDispense
@@ -28,20 +33,24 @@ from adapters._common import (
     STRICT,
     adapted,
     check_instant,
+    check_not_future,
     domain_policy,
     everything,
     load_json_object,
     parse_instant,
+    pseudonym,
     rfc3339_utc,
     validate_model,
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import (
+    AccessCodeDigestMissing,
     ExpiryNotInFuture,
     FhirInvalid,
     PayloadInvalid,
     RxDispenseMismatch,
+    RxQuantityInvalid,
     RxRuleViolation,
 )
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
@@ -50,6 +59,14 @@ from provenance.crypto.sm3 import sm3_hex
 _ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: see ID_PATTERN
 _RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# Prescriptions.MAX_VALIDITY: the contract refuses an expiry further from its clock (ExpiryTooFar); the
+# gateway checks the same bound against the chain's clock before it accepts an issue.
+MAX_VALIDITY = timedelta(days=366)
+# A quantity is a count or an amount of packages, tablets, millilitres: more than a million, or finer than
+# a thousandth, is a mistake or an attack on whoever reads it (1e300, 1e-300).
+MAX_QUANTITY = 10**6
+QUANTITY_DECIMALS = 3
 
 
 class RxRevoke(BaseModel):
@@ -100,11 +117,19 @@ def _rx_id(value: Any, field: str) -> str:
     return value
 
 
-def _positive_quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]:
+def _quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]:
     value = _require(obj, *path, "value")
     field = ".".join((*path, "value"))
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise RxRuleViolation("quantity must be greater than 0", details={"field": field})
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise RxQuantityInvalid("quantity must be a number", details={"field": field})
+    # The shortest decimal that reads back as this double: what canonical JSON prints.
+    exponent = Decimal(repr(value)).as_tuple().exponent
+    if not 0 < value <= MAX_QUANTITY or not isinstance(exponent, int) or exponent < -QUANTITY_DECIMALS:
+        raise RxQuantityInvalid(
+            f"quantity must be greater than 0, at most {MAX_QUANTITY}, with at most {QUANTITY_DECIMALS} "
+            "decimals",
+            details={"field": field},
+        )
     unit = _get(obj, *path, "unit")
     return value, unit if isinstance(unit, str) else None
 
@@ -159,12 +184,43 @@ def _ids_of(facts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _text(value: Any) -> str | None:
+    """Free text in normal form: NFKC, case-folded, whitespace runs as one space, trimmed."""
+    if not isinstance(value, str):
+        return None
+    return " ".join(unicodedata.normalize("NFKC", value).casefold().split()) or None
+
+
+def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:
+    """A medication in normal form: its codes by system when coded (``{system: (code, …)}``), else its
+    reference, else its text (NFKC, case-folded, whitespace collapsed)."""
+    by_system: dict[str, set[str]] = {}
+    for entry in ids.get("codes") or []:
+        system, _, code = str(entry).rpartition("|")
+        by_system.setdefault(system, set()).add(code)
+    if by_system:
+        return "codes", {system: tuple(sorted(codes)) for system, codes in by_system.items()}
+    if isinstance(ids.get("reference"), str):
+        return "reference", ids["reference"]
+    return "text", _text(ids.get("text"))
+
+
 def _same_medication(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) -> bool:
-    """Codes decide when both sides are coded (one code in common: a substitution keeps e.g. the ATC code);
-    otherwise the text or the reference must be the prescription's."""
-    if issued["codes"] and dispensed["codes"]:
-        return bool(set(issued["codes"]) & set(dispensed["codes"]))
-    return any(k in issued and issued[k] == dispensed.get(k) for k in ("text", "reference"))
+    """The prescribed medication, compared in normal form (:func:`normal_medication`). When either side is
+    coded both must be, with the same codes in every code system both carry (at least one): a dispense may
+    list fewer systems (the national drug code without the ATC code), never another code, and a code never
+    matches mere text (morphine's code beside the text "amoxicillin"). Otherwise the same reference, or the
+    same text."""
+    (issued_form, issued_value), (dispensed_form, dispensed_value) = (
+        normal_medication(issued),
+        normal_medication(dispensed),
+    )
+    if issued_form != dispensed_form:
+        return False
+    if issued_form != "codes":
+        return bool(issued_value is not None and issued_value == dispensed_value)
+    common = issued_value.keys() & dispensed_value.keys()
+    return bool(common) and all(issued_value[s] == dispensed_value[s] for s in common)
 
 
 def _instant(obj: dict[str, Any], *path: str) -> datetime:
@@ -172,9 +228,12 @@ def _instant(obj: dict[str, Any], *path: str) -> datetime:
     return parse_instant(_require(obj, *path), field, FhirInvalid)
 
 
-def _patient_digest(obj: dict[str, Any]) -> str:
-    # Facts may reach the chain: they name the patient only by digest.
-    return sm3_hex(str(_require(obj, "subject", "reference")).encode("utf-8"))
+def _patient(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, str]]:
+    """The patient reference, and its fact: a keyed digest (facts are kept in clear in the gateway's
+    database and shown to the prescription's readers; a plain SM3 of "Patient/bob" is a guess away)."""
+    reference = str(_require(obj, "subject", "reference"))
+    keyed = pseudonym(ctx, "patient-ref", reference)
+    return reference, {} if keyed is None else {"patient_ref_hmac": keyed}
 
 
 def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
@@ -189,11 +248,12 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         raise RxRuleViolation("an issued prescription must be active", details={"field": "status"})
     if obj.get("intent") != "order":
         raise RxRuleViolation("an issued prescription must have intent order", details={"field": "intent"})
-    patient = _patient_digest(obj)
+    _, patient = _patient(obj, ctx)
     medication = _medication(obj)
     _require(obj, "dosageInstruction", 0)
     authored = _instant(obj, "authoredOn")
-    quantity, unit = _positive_quantity(obj, "dispenseRequest", "quantity")
+    check_not_future(authored, "authoredOn", ctx)
+    quantity, unit = _quantity(obj, "dispenseRequest", "quantity")
     start = _instant(obj, "dispenseRequest", "validityPeriod", "start")
     end = _instant(obj, "dispenseRequest", "validityPeriod", "end")
     if end <= start:
@@ -221,7 +281,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         "unit": unit,
         "medication": medication,
         "medication_ids": _medication_ids(obj),
-        "patient_ref_digest": patient,
+        **patient,
         "requester": requester if isinstance(requester, str) else None,
     }
 
@@ -252,9 +312,13 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     rx_id = _dispense_rx_id(obj)
     if obj.get("status") != "completed":
         raise RxRuleViolation("a recorded dispense must be completed", details={"field": "status"})
-    quantity, unit = _positive_quantity(obj, "quantity")
+    quantity, unit = _quantity(obj, "quantity")
     handed_over = _instant(obj, "whenHandedOver")
-    patient = _patient_digest(obj)
+    # Declared dates are bounded by the gateway's clock first: the validity rule below trusts them.
+    check_not_future(handed_over, "whenHandedOver", ctx)
+    if _get(obj, "whenPrepared") is not None:
+        check_not_future(_instant(obj, "whenPrepared"), "whenPrepared", ctx)
+    reference, patient = _patient(obj, ctx)
     facts = {
         "rx_id": rx_id,
         "dispense_id": _get(obj, "identifier", 0, "value") or obj.get("id"),
@@ -263,37 +327,47 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "unit": unit,
         "medication": _medication(obj),
         "medication_ids": _medication_ids(obj),
-        "patient_ref_digest": patient,
+        **patient,
     }
     prior = ctx.prior
     if prior is not None:
-        _check_against_issue(facts, prior, handed_over)
+        _check_against_issue(facts, prior, handed_over, reference)
     return rx_id, facts
 
 
-def _check_against_issue(facts: dict[str, Any], issue: Mapping[str, Any], handed_over: datetime) -> None:
+def _same_patient(facts: Mapping[str, Any], issue: Mapping[str, Any], reference: str) -> bool:
+    if "patient_ref_hmac" in issue:
+        return bool(issue["patient_ref_hmac"] == facts.get("patient_ref_hmac"))
+    if "patient_ref_digest" in issue:  # facts stored before the keyed digest: a plain SM3, compared here only
+        return bool(issue["patient_ref_digest"] == sm3_hex(reference.encode("utf-8")))
+    return True
+
+
+def _check_against_issue(
+    facts: dict[str, Any], issue: Mapping[str, Any], handed_over: datetime, reference: str
+) -> None:
     """Rules that need the ``rx.issue`` facts: same rx, patient, medication and unit, at most the prescribed
-    quantity, within validity."""
-    for key in ("rx_id", "patient_ref_digest"):
-        if key in issue and issue[key] != facts[key]:
-            raise RxDispenseMismatch(
-                f"dispense does not match the prescription's {key}", details={"field": key}
-            )
+    quantity, within validity. The gateway runs them only for a pharmacy that presented the prescription's
+    access code; even so the errors name the field, never the prescribed value."""
+    if "rx_id" in issue and issue["rx_id"] != facts["rx_id"]:
+        raise RxDispenseMismatch("dispense names another prescription", details={"field": "rx_id"})
+    if not _same_patient(facts, issue, reference):
+        raise RxDispenseMismatch(
+            "dispense is for another patient than the prescription", details={"field": "subject.reference"}
+        )
     if "medication" in issue and not _same_medication(_ids_of(issue), facts["medication_ids"]):
         raise RxDispenseMismatch(
-            "dispense names another medication than the prescription",
-            details={"field": "medication[x]", "prescribed": issue["medication"]},
+            "dispense names another medication than the prescription (compared in normal form: the same "
+            "codings when either is coded, else the same text)",
+            details={"field": "medication[x]"},
         )
     if "quantity" in issue and issue.get("unit") != facts["unit"]:
         raise RxDispenseMismatch(
-            "dispense quantity is in another unit than the prescription's",
-            details={"field": "quantity.unit", "prescribed": issue.get("unit")},
+            "dispense quantity is in another unit than the prescription's", details={"field": "quantity.unit"}
         )
     limit = issue.get("quantity")
     if isinstance(limit, int | float) and facts["quantity"] > limit:
-        raise RxDispenseMismatch(
-            "dispensed more than prescribed", details={"field": "quantity.value", "prescribed": limit}
-        )
+        raise RxDispenseMismatch("dispensed more than prescribed", details={"field": "quantity.value"})
     for key, late in (("valid_from", False), ("expires_at", True)):
         bound = issue.get(key)
         if isinstance(bound, str):
@@ -306,14 +380,18 @@ def _check_against_issue(facts: dict[str, Any], issue: Mapping[str, Any], handed
 
 
 def _access_code_fact(obj: dict[str, Any]) -> dict[str, str]:
-    """``{"access_code_digest": …}`` from the MedicationRequest's access-code extension (none: ``{}``)."""
+    """``{"access_code_digest": …}`` from the MedicationRequest's access-code extension (required)."""
     found = [
         (i, e)
         for i, e in enumerate(obj.get("extension") or [])
         if isinstance(e, dict) and e.get("url") == FHIR_EXTENSION_URL
     ]
     if not found:
-        return {}
+        raise AccessCodeDigestMissing(
+            "a prescription carries the digest of its access code (the hospital's SDK makes the code, "
+            "Client.issue_prescription; docs/formats.md, Prescription access code)",
+            details={"field": "extension", "url": FHIR_EXTENSION_URL},
+        )
     if len(found) > 1:
         raise FhirInvalid("at most one access-code digest extension", details={"field": "extension"})
     i, ext = found[0]
@@ -343,6 +421,7 @@ READ_POLICY = domain_policy(
     holders=Grant(frozenset(_KINDS), frozenset({"rx.issue"})),
     code_kind="rx.issue",
     code_matches=_code_matches,
+    code_writes=frozenset({"rx.dispense"}),  # only the pharmacy the patient shows the slip to dispenses
 )
 
 
@@ -364,6 +443,7 @@ class PrescriptionAdapter:
         elif kind == "rx.revoke":
             revoke = validate_model(RxRevoke, obj)
             at = parse_instant(revoke.revoked_at, "revoked_at")
+            check_not_future(at, "revoked_at", ctx)
             rx_id = revoke.rx_id
             facts = {"rx_id": rx_id, "reason": revoke.reason, "revoked_at": rfc3339_utc(at)}
         else:

@@ -13,7 +13,7 @@ the dataset; a requester reads the envelopes of the dataset's records and the co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
@@ -23,6 +23,7 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
+    check_not_future,
     domain_policy,
     everything,
     load_json_object,
@@ -35,6 +36,7 @@ from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import (
     AccessInFuture,
     ConsentScopeExceeded,
+    DateInFuture,
     ExpiryNotInFuture,
     PayloadInvalid,
     ShareRuleViolation,
@@ -106,6 +108,11 @@ _MODELS: dict[str, type[BaseModel]] = {
     "share.revoke_consent": ShareRevoke,
 }
 _INSTANTS = ("requested_at", "granted_at", "expires_at", "accessed_at", "revoked_at")
+# Dates a record declares as past: bounded by the gateway's clock (an access has its own code).
+_PAST = {"requested_at": None, "granted_at": None, "revoked_at": None, "accessed_at": AccessInFuture}
+# DataSharing.MAX_CONSENT: the contract refuses a consent expiring further from its clock (ExpiryTooFar);
+# the gateway checks the same bound against the chain's clock before it accepts a consent.
+MAX_CONSENT = timedelta(days=5 * 365)
 
 
 def _same(
@@ -142,8 +149,6 @@ def _check_consent(facts: dict[str, Any], ctx: AdaptContext) -> None:
 
 
 def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
-    if ctx.now is not None and _time(facts, "accessed_at") > ctx.now + ctx.max_clock_skew:
-        raise AccessInFuture("access is dated in the future", details={"field": "accessed_at"})
     consent = ctx.prior
     if consent is None:
         return
@@ -194,7 +199,10 @@ class SharingAdapter:
         facts = validate_model(model, obj).model_dump()
         for key in _INSTANTS:
             if key in facts:
-                facts[key] = rfc3339_utc(parse_instant(facts[key], key))
+                when = parse_instant(facts[key], key)
+                if key in _PAST:
+                    check_not_future(when, key, ctx, _PAST[key] or DateInFuture)
+                facts[key] = rfc3339_utc(when)
         if kind == "share.consent":
             _check_consent(facts, ctx)
         elif kind == "share.access":

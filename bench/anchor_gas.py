@@ -1,7 +1,7 @@
 """Gas of one ProvenanceLog anchor with its on-chain consistency check, by proof shape and engine.
 
 For each (previous anchored size, new size): a fresh ProvenanceLog, the first anchor at the previous size,
-then the measured anchor with the RFC 9162 proof between them (an honest tree from provenance.merkle).
+then the measured anchor with the RFC 9162 proof between them (an honest tree from provenance.log.merkle).
 On anvil (and Besu) the SM3 node hashes run in Solidity; on our node ProvenanceLog found the SM3
 precompile at deployment and uses it. Prints a table (gas used by the second anchor's transaction, and
 how many node hashes the check computed); ``--json`` for machines.
@@ -23,8 +23,8 @@ from web3 import Web3
 from devnet.anvil import start_anvil
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle, test_accounts
-from provenance.contracts import ProposalKind, Role, deploy, org_id, propose, transact
-from provenance.merkle import MerkleLog
+from provenance.chain.contracts import ProposalKind, Role, deploy, org_id, propose, transact
+from provenance.log.merkle import MerkleLog
 
 
 def node_hashes(size1: int, size2: int, proof_len: int) -> int:

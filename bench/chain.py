@@ -1,7 +1,7 @@
 """Chain benchmark: the same anchor-like transaction through web3.py on our embedded node and on anvil.
 
 For each engine: one at a time, two ways: pre-signed (send a raw transaction, wait for its receipt: the
-engine's floor) and the application path (``provenance.contracts.transact``, which the gateway anchors
+engine's floor) and the application path (``provenance.chain.contracts.transact``, which the gateway anchors
 and calls contracts with, as any web3.py application does: pending nonce, chain id, ``build_transaction``
 with the engine's gas estimate and fees, sign, send, wait for the receipt); many per block (send N
 without waiting, from 4 client processes with their own accounts, then wait for all); eth_getLogs over
@@ -39,7 +39,7 @@ from web3.contract import Contract
 
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
-from provenance.contracts import transact
+from provenance.chain.contracts import transact
 
 PROBE = json.loads(
     (Path(__file__).resolve().parent.parent / "tests" / "assets" / "NodeProbe.json").read_text()

@@ -30,15 +30,16 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "gateway")]
+sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout (bench/ follows: load, crypto)
 
 import load  # noqa: E402  (bench/load.py)
 from crypto import openssl_speed  # noqa: E402  (bench/crypto.py)
-from gateway_kit import hj212_packets, sign_submission  # noqa: E402
 
-from devnet.deploy import Manifest, deploy_network  # noqa: E402
+from devnet.deploy import deploy_network  # noqa: E402
 from gateway.core.db import Database  # noqa: E402
 from gateway.core.security import mint_token  # noqa: E402
+from provenance.manifest import Manifest  # noqa: E402
+from tests.kit.gateway import hj212_packets, sign_submission  # noqa: E402
 
 
 def note(text: str) -> None:
@@ -130,7 +131,7 @@ def own_log(manifest: Manifest, engine: Any, name: str) -> Manifest:
 
     from web3 import Web3
 
-    from provenance.contracts import deploy
+    from provenance.chain.contracts import deploy
 
     w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
     log = deploy(w3, "ProvenanceLog", manifest.contracts["OrgRegistry"], sender=engine.accounts[0])

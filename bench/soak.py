@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "security")]
+sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout
 
-from procnet import Auditor, Load, ProcNet  # noqa: E402  (tests/security/procnet.py)
+from tests.kit.procnet import Auditor, Load, ProcNet  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -21,11 +21,12 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from provenance.batch import verify_export
 from provenance.crypto import SM2PrivateKey
-from provenance.log import RecordLog
+from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import Envelope, sign_envelope
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.verification.batch import verify_export
+from provenance.verification.trust import LogKey, TrustStore
 
 HOSPITAL = SM2PrivateKey.generate()
 LOG_KEY = SM2PrivateKey.generate()

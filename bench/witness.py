@@ -32,14 +32,15 @@ from pathlib import Path
 
 import httpx
 
-from provenance.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from provenance.crypto import SM2PrivateKey
-from provenance.merkle import MerkleLog
-from provenance.monitor import Monitor
+from provenance.log.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
+from provenance.log.merkle import MerkleLog
+from provenance.log.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
+from provenance.log.tlog_witness import encode_add_checkpoint
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import Envelope, sign_envelope
-from provenance.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
-from provenance.tlog_witness import encode_add_checkpoint
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.verification.monitor import Monitor
+from provenance.verification.trust import LogKey, TrustStore
 
 ORIGIN, LOG_NAME = "bench.shancheng/log", "bench-log"
 LOG_KEY = SM2PrivateKey.generate()
@@ -248,7 +249,7 @@ def _reading(i: int) -> str:
 def devnet_quorum(gateway: str, root: Path, seconds: float, rate: float) -> None:
     from adapters import adapt
     from provenance.client import Client
-    from provenance.records import format_timestamp
+    from provenance.timestamps import format_timestamp
 
     token = (root / "tokens" / "station-1.token").read_text().strip()
     manifest = json.loads((root / "manifest.json").read_text())

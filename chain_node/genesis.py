@@ -10,8 +10,8 @@ from pathlib import Path
 from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from provenance.chain.seal import validator_id
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
-from provenance.ledger.seal import validator_id
 
 VALIDATOR_KEY_FILE = "validator.pem"
 DEFAULT_CHAIN_ID = 20231

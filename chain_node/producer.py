@@ -26,9 +26,9 @@ from chain_node.genesis import Genesis
 from chain_node.index import ChainIndex
 from chain_node.mempool import Mempool, PendingTx
 from chain_node.store import EvmDB, Store, Write, u64
+from provenance.chain.seal import GENESIS_PREV, Seal, validator_id
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
-from provenance.ledger.seal import GENESIS_PREV, Seal, validator_id
 
 log = logging.getLogger("chain_node")
 

@@ -22,7 +22,7 @@ class GmMethods:
     # -- gm_ namespace -----------------------------------------------------------------------------------
 
     def get_seal(self, params: list[Any]) -> Any:
-        """gm_getSeal(blockNumber): the block's seal (see provenance.ledger.seal)."""
+        """gm_getSeal(blockNumber): the block's seal (see provenance.chain.seal)."""
         n = self._tag(param(params, 0, "latest"))
         raw = self.node.index.get_seal_json(self.node.head_number if n is None else n)
         return None if raw is None else Raw(raw)

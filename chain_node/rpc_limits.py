@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from chain_node.errors import Code, RpcError
-from provenance._internal.stack import json_depth_exceeds
+from provenance.limits import json_depth_exceeds
 
 T = TypeVar("T")
 _GRACE = 0.5  # seconds past a deadline before the caller is answered without waiting for the thread

@@ -17,9 +17,9 @@ from chain_node.genesis import VALIDATOR_KEY_FILE, Genesis
 from chain_node.node import Node
 from chain_node.rpc import Rpc, encode_error
 from chain_node.store import Store
-from provenance._internal.stack import THREAD_STACK_BYTES
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
+from provenance.limits import THREAD_STACK_BYTES
 
 log = logging.getLogger("chain_node.server")
 

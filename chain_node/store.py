@@ -31,7 +31,7 @@ TABLES = (
     "ix_addr",  # address(20) ‖ u64 number ‖ u32 log index -> b""
     "ix_topic",  # u8 position ‖ topic(32) ‖ u64 number ‖ u32 log index -> b""
     "ix_at",  # address(20) ‖ topic0(32) ‖ u64 number ‖ u32 log index -> b"" (the usual event filter)
-    "seals",  # u64 number -> seal JSON (provenance.ledger.seal.Seal)
+    "seals",  # u64 number -> seal JSON (provenance.chain.seal.Seal)
     "meta",  # b"head" -> u64 number; b"genesis" -> genesis JSON
 )
 

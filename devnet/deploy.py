@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,7 @@ from web3 import Web3
 
 from devnet.engines import EngineHandle
 from devnet.governance import OrgSpec, committee_pass_many, send_all
-from provenance._internal.files import write_private, write_public
-from provenance.contracts import (
+from provenance.chain.contracts import (
     DOMAIN_CONTRACTS,
     REGISTRY,
     ProposalKind,
@@ -36,8 +34,10 @@ from provenance.contracts import (
     org_id,
 )
 from provenance.crypto import SM2PrivateKey
+from provenance.files import write_private, write_public
+from provenance.manifest import Manifest, ManifestOrg
+from provenance.timestamps import format_rfc3339
 
-MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 TRUST_NAME = "trust.json"
 LOG_ORIGIN = "shancheng.devnet/log"
@@ -61,148 +61,6 @@ def parse_role(name: str) -> Role:
         return Role[name.upper()]
     except KeyError:
         raise ValueError(f"unknown role {name!r}") from None
-
-
-@dataclass(frozen=True, kw_only=True)
-class OrgEntry:
-    """A registered organisation as the manifest records it (paths relative to the manifest)."""
-
-    id: str
-    role: str
-    name: str
-    account: str
-    account_key_file: str
-    sm2_key_file: str
-    public_key: str  # SM2 SubjectPublicKeyInfo PEM
-    datasets: list[str] = field(default_factory=list)
-    stations: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Manifest:
-    """Everything a client of the network needs, as written to ``manifest.json``."""
-
-    chain_id: int
-    rpc_url: str
-    engine: str
-    contracts: dict[str, str]
-    committee: list[str]
-    orgs: list[OrgEntry]
-    log: dict[str, str]  # origin, key_name, key_file, public_key, operator_org
-    created_at: str
-    path: Path | None = None
-    version: int = MANIFEST_VERSION
-    # One per witness: org, name (its key name), key_file (its SM2 key), public_key (PEM)
-    witnesses: list[dict[str, str]] = field(default_factory=list)
-    witness_quorum: int = 0
-
-    def org(self, org: str) -> OrgEntry:
-        """The entry of organisation ``org`` (KeyError if absent)."""
-        for entry in self.orgs:
-            if entry.id == org:
-                return entry
-        raise KeyError(org)
-
-    def resolve(self, relative: str) -> Path:
-        """A path named in the manifest, relative to the manifest's folder."""
-        base = self.path.parent if self.path is not None else Path.cwd()
-        return base / relative
-
-    def account(self, org: str) -> LocalAccount:
-        """The transaction account of ``org`` (reads its key file)."""
-        key = self.resolve(self.org(org).account_key_file).read_text("ascii").strip()
-        acct: LocalAccount = Account.from_key(key)
-        return acct
-
-    def sm2_key(self, org: str) -> SM2PrivateKey:
-        """The SM2 record-signing key of ``org`` (reads its key file)."""
-        return SM2PrivateKey.from_pem(self.resolve(self.org(org).sm2_key_file).read_bytes())
-
-    def log_key(self) -> SM2PrivateKey:
-        """The log's SM2 checkpoint-signing key."""
-        return SM2PrivateKey.from_pem(self.resolve(self.log["key_file"]).read_bytes())
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (``path`` left out)."""
-        return {
-            "version": self.version,
-            "engine": self.engine,
-            "chain_id": self.chain_id,
-            "rpc_url": self.rpc_url,
-            "contracts": self.contracts,
-            "committee": self.committee,
-            "log": self.log,
-            "orgs": [asdict(o) for o in self.orgs],
-            "created_at": self.created_at,
-            "witnesses": self.witnesses,
-            "witness_quorum": self.witness_quorum,
-        }
-
-    @classmethod
-    def load(cls, path: str | Path) -> Manifest:
-        """Read ``manifest.json``."""
-        p = Path(path)
-        data = json.loads(p.read_text("utf-8"))
-        if data.get("version") != MANIFEST_VERSION:
-            raise ValueError(f"{p}: manifest version {data.get('version')!r}, expected {MANIFEST_VERSION}")
-        return cls(
-            version=data["version"],
-            engine=data["engine"],
-            chain_id=data["chain_id"],
-            rpc_url=data["rpc_url"],
-            contracts=data["contracts"],
-            committee=data["committee"],
-            log=data["log"],
-            orgs=[OrgEntry(**o) for o in data["orgs"]],
-            created_at=data["created_at"],
-            path=p,
-            witnesses=list(data.get("witnesses", [])),
-            witness_quorum=int(data.get("witness_quorum", 0)),
-        )
-
-    def trust_dict(self) -> dict[str, Any]:
-        """The trust file (``provenance verify --trust``): organisations' keys (a witness's key among its
-        organisation's, as OrgRegistry holds it), the log key and the witness policy."""
-        witness_keys: dict[str, list[str]] = {}
-        for w in self.witnesses:
-            witness_keys.setdefault(w["org"], []).append(w["public_key"])
-        doc: dict[str, Any] = {
-            "version": 1,
-            "orgs": [
-                {
-                    "id": o.id,
-                    "name": o.name,
-                    "role": o.role,
-                    "keys": [
-                        {"public_key": pem, "valid_from": None, "valid_until": None}
-                        for pem in (o.public_key, *witness_keys.get(o.id, ()))
-                    ],
-                }
-                for o in self.orgs
-            ],
-            "logs": [
-                {
-                    "name": self.log["key_name"],
-                    "origin": self.log["origin"],
-                    "public_key": self.log["public_key"],
-                }
-            ],
-            "chain": {
-                "chain_id": self.chain_id,
-                "org_registry": self.contracts["OrgRegistry"],
-                "provenance_log": self.contracts["ProvenanceLog"],
-                "rpc_url": self.rpc_url,
-            },
-        }
-        if self.witnesses and self.witness_quorum:
-            doc["witnesses"] = {
-                "quorum": self.witness_quorum,
-                "keys": [
-                    {"name": w["name"], "org": w["org"], "public_key": w["public_key"]}
-                    for w in self.witnesses
-                ],
-            }
-        return doc
 
 
 def demo_orgs() -> list[OrgSpec]:
@@ -292,7 +150,7 @@ def deploy_network(
     )
     registry = suite.registry
 
-    entries: list[OrgEntry] = []
+    entries: list[ManifestOrg] = []
     accounts: dict[str, LocalAccount] = {}
     raw_keys: dict[str, bytes] = {}
     for spec in specs:
@@ -306,7 +164,7 @@ def deploy_network(
         raw_keys[spec.id] = sm2_key.public_key().raw()
         accounts[spec.id] = acct
         entries.append(
-            OrgEntry(
+            ManifestOrg(
                 id=spec.id,
                 role=role_name(spec.role),
                 name=spec.name or spec.id,
@@ -398,7 +256,7 @@ def deploy_network(
             "public_key": log_key.public_key_pem().decode("ascii"),
             "operator_org": operator.id if operator else "",
         },
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=format_rfc3339(datetime.now(UTC).replace(microsecond=0)),
         path=out_dir / MANIFEST_NAME,
         witnesses=witnesses,
         witness_quorum=min(witness_quorum, len(witnesses)),

@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
-from provenance.contracts import ProposalKind, Role, encode_proposal, org_id, propose, transact
+from provenance.chain.contracts import ProposalKind, Role, encode_proposal, org_id, propose, transact
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,12 +24,13 @@ from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
 
 from devnet.config import DevnetSettings
-from devnet.deploy import WITNESS_QUORUM, Manifest, demo_orgs, deploy_network, write_manifest
+from devnet.deploy import WITNESS_QUORUM, demo_orgs, deploy_network, write_manifest
 from devnet.engines import EngineHandle
 from devnet.layout import HOST, DevnetError, Layout
 from devnet.processes import read_pid
 from devnet.solc import REPO_ROOT
-from provenance._internal.files import write_private
+from provenance.files import write_private
+from provenance.manifest import Manifest
 
 COMMITTEE_SIZE = 3
 # The devnet's own engine accounts (never the public test mnemonic): deployer, then the committee.

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from devnet.layout import HOST, Layout
-from provenance._internal.files import write_public
+from provenance.files import write_public
 
 # What /proc/<pid>/cmdline must hold for a pid file to still name our process (pids get reused).
 PROCESS_MARKERS = {

@@ -23,7 +23,6 @@ import httpx
 from devnet import witnesses
 from devnet.anvil import start_anvil
 from devnet.config import DevnetSettings
-from devnet.deploy import Manifest
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle, stop_process
 from devnet.layout import HOST, DevnetError, Layout
@@ -39,8 +38,9 @@ from devnet.processes import (
     write_pid,
 )
 from devnet.solc import REPO_ROOT
-from provenance._internal.files import write_public
 from provenance.errors import ProvenanceError
+from provenance.files import write_public
+from provenance.manifest import Manifest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,7 +306,7 @@ def down(settings: DevnetSettings) -> list[str]:
 def _manifest_rpc(layout: Layout) -> str | None:
     try:
         return Manifest.load(layout.manifest).rpc_url
-    except (OSError, ValueError, KeyError):
+    except ProvenanceError:  # no manifest, or not one
         return None
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 
-from devnet.deploy import Manifest
 from devnet.engines import free_port
 from devnet.solc import REPO_ROOT
-from provenance.cosignature import WitnessKey
 from provenance.crypto import SM2PublicKey
+from provenance.log.cosignature import WitnessKey
+from provenance.manifest import Manifest
 
 PREFIX = "witness-"  # pid files and logs: witness-<org>
 

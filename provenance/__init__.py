@@ -7,13 +7,13 @@ The public surface is listed here; everything else is an implementation detail.
 # holds (see the module), for every entry point (node, gateway, CLIs all import this package).
 import provenance._internal.stack  # noqa: F401  # isort: skip
 from provenance.access_code import AccessCode
-from provenance.bundle import EvidenceBundle
 from provenance.client import AsyncClient, Client, IssuedPrescription
 from provenance.errors import ProvenanceError, ReceiptInvalid, VerificationError
-from provenance.receipt import AcceptanceReceipt, verify_receipt
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import Envelope, SignedRecord, sign_envelope
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 
 __all__ = [
     "AcceptanceReceipt",

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from provenance.orgs import OrgEntry
 
 
 @runtime_checkable
@@ -64,4 +68,31 @@ class ConsistencyProofs(Protocol):
 
     def consistency_proof(self, first: int, second: int) -> Sequence[bytes]:
         """The proof that the tree of size ``second`` extends the tree of size ``first``."""
+        ...
+
+
+@runtime_checkable
+class LedgerBackend(Protocol):
+    """The chain as a log's operator reads it, whatever the client library: ``OrgRegistry``'s organisations
+    and ``ProvenanceLog``'s anchors, with the chain's clock. The gateway's ``Ledger`` implements it over
+    web3.py; failures of the chain itself raise :class:`provenance.errors.LedgerError`."""
+
+    def block_number(self) -> int:
+        """The latest block number."""
+        ...
+
+    def org(self, org: str) -> OrgEntry | None:
+        """The organisation as ``OrgRegistry`` holds it (keys, windows, status), or None if unregistered."""
+        ...
+
+    def org_ids(self) -> list[str]:
+        """Every registered organisation id."""
+        ...
+
+    def contract_clock(self) -> datetime:
+        """The time a contract call sent now is checked at (the chain's clock may run ahead)."""
+        ...
+
+    def anchored_root(self, size: int) -> bytes | None:
+        """The root ``ProvenanceLog`` holds for tree size ``size`` (None if never anchored)."""
         ...

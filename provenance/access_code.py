@@ -70,6 +70,15 @@ class AccessCode:
         """Whether ``digest`` (from an issue record) is this code's digest for ``rx_id``."""
         return isinstance(digest, str) and hmac.compare_digest(self.digest(rx_id), digest)
 
+    @staticmethod
+    def attached(medication_request: Mapping[str, Any]) -> bool:
+        """Whether the MedicationRequest carries an access code's digest extension (checked in full by the
+        gateway's adapter)."""
+        extensions = medication_request.get("extension")
+        return isinstance(extensions, list) and any(
+            isinstance(e, Mapping) and e.get("url") == FHIR_EXTENSION_URL for e in extensions
+        )
+
     def attach(self, medication_request: Mapping[str, Any], rx_id: str) -> dict[str, Any]:
         """A copy of the MedicationRequest carrying this code's digest (replacing any earlier one)."""
         resource = copy.deepcopy(dict(medication_request))

@@ -11,12 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from provenance._internal.files import write_private, write_public
+from provenance.access_code import AccessCode
 from provenance.crypto import SM2PrivateKey
-from provenance.log import RecordLog
+from provenance.files import write_private, write_public
+from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import Envelope, sign_envelope
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
-from provenance.verify import StepResult, Verifier
+from provenance.verification.trust import LogKey, TrustStore
+from provenance.verification.verify import StepResult, Verifier
 
 
 def _key(workdir: Path, name: str) -> SM2PrivateKey:
@@ -38,7 +40,9 @@ def run_demo(*, workdir: Path, records: int, console: Console) -> None:
     signed_all = []
     for i in range(records):
         rx = f"rx:demo-{i // 2:04d}"
-        payload = {"resourceType": "MedicationRequest", "id": rx[3:], "status": "active", "n": i}
+        resource = {"resourceType": "MedicationRequest", "id": rx[3:], "status": "active", "n": i}
+        # Every prescription carries its access code's digest (the code goes on the patient's slip).
+        payload = AccessCode.new().attach(resource, rx[3:])
         env = Envelope.create(
             kind="rx.issue", subject=rx, org="hospital-demo", payload=payload, prev=prev.get(rx)
         )

@@ -75,6 +75,13 @@ class PayloadInvalid(FormatError):
     code = "PAYLOAD_INVALID"
 
 
+class AccessCodeDigestMissing(PayloadInvalid):
+    """An ``rx.issue`` without its access code's digest: no pharmacy could read or dispense it (the
+    hospital's SDK makes the code, ``Client.issue_prescription``)."""
+
+    code = "ACCESS_CODE_DIGEST_MISSING"
+
+
 class AccessCodeMalformed(FormatError):
     """Text that is not an access code (20 Crockford base32 characters, dashes and spaces ignored)."""
 
@@ -85,7 +92,7 @@ class AccessCodeMalformed(FormatError):
 
 
 class VerificationError(ProvenanceError):
-    """A verification step failed; ``step`` names it (see ``provenance.verify.STEPS``)."""
+    """A verification step failed; ``step`` names it (see ``provenance.verification.verify.STEPS``)."""
 
     code = "VERIFICATION_FAILED"
     step: str = "unknown"

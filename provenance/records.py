@@ -14,15 +14,15 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
 
-from provenance._internal.stack import json_depth_exceeds
 from provenance.abc import Signer
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import DuplicateKey, FormatError, RecordInvalid
+from provenance.limits import json_depth_exceeds
+from provenance.timestamps import parse_timestamp, utc_now
 from provenance.types import Digest, OrgId, RecordKind, Subject
 
 ENVELOPE_VERSION = 1
@@ -42,10 +42,6 @@ _SUBJECT_RE = re.compile(
 _ORG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _NONCE_RE = re.compile(r"[0-9a-f]{32,64}")
-# RFC 3339 in UTC only ("Z"), so that two readers never disagree on the instant or the bytes. ASCII digits
-# only: Python's \d also matches other scripts' digits, ECMA 262's (the page's) does not.
-_TS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
-
 
 _SAFE_INT = 2**53
 _MAX_DEPTH = 200
@@ -125,32 +121,6 @@ def _flat_canonical(obj: Any) -> bytes:
 def digest_of(obj: Any) -> Digest:
     """SM3 hex of a JSON value's canonical bytes."""
     return Digest(sm3_hex(canonical_bytes(obj)))
-
-
-def utc_now() -> str:
-    """The current instant as an RFC 3339 UTC timestamp with millisecond precision."""
-    return format_timestamp(datetime.now(UTC))
-
-
-def format_timestamp(ts: datetime) -> str:
-    """RFC 3339 UTC form used in envelopes."""
-    if ts.tzinfo is None:
-        raise RecordInvalid("timestamp must be timezone-aware")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
-def parse_timestamp(value: str) -> datetime:
-    """Parse an envelope timestamp (RFC 3339, UTC, ``Z``)."""
-    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
-        raise RecordInvalid(
-            "timestamp must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z", details={"field": "timestamp"}
-        )
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise RecordInvalid(
-            f"timestamp is not a valid date-time: {value}", details={"field": "timestamp"}
-        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,3 +24,8 @@ class Role(IntEnum):
     AUDITOR = 8
     REGULATOR = 9
     LOG_OPERATOR = 10
+
+    @property
+    def label(self) -> str:
+        """The lower-case name of trust files, manifests and the API (``Role.DATA_OWNER``: ``data_owner``)."""
+        return self.name.lower()

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from provenance.errors import FormatError, ProvenanceError
-from provenance.tlog_witness import MAX_REQUEST_BYTES, SIZE_MEDIA_TYPE, encode_size
+from provenance.log.tlog_witness import MAX_REQUEST_BYTES, SIZE_MEDIA_TYPE, encode_size
 from witness.config import WitnessSettings
 from witness.errors import SizeConflict
 from witness.service import Witness

@@ -7,12 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from provenance.abc import Signer
-from provenance.checkpoint import Checkpoint, NoteSignature, NoteVerifier, open_note, verify_note_text
-from provenance.cosignature import WitnessKey, cosign
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
 from provenance.errors import CheckpointInvalid, FormatError
-from provenance.tlog_witness import parse_add_checkpoint
-from provenance.trust import TrustStore
+from provenance.log.checkpoint import Checkpoint, NoteSignature, NoteVerifier, open_note, verify_note_text
+from provenance.log.cosignature import WitnessKey, cosign
+from provenance.log.tlog_witness import parse_add_checkpoint
+from provenance.verification.trust import TrustStore
 from witness.config import WitnessSettings
 from witness.errors import LogSignatureInvalid, LogUnknown
 from witness.state import WitnessState

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance.checkpoint import Checkpoint
 from provenance.errors import ConsistencyInvalid
-from provenance.merkle import empty_root, verify_consistency
+from provenance.log.checkpoint import Checkpoint
+from provenance.log.merkle import empty_root, verify_consistency
 from witness.errors import ProofRefused, SizeConflict
 
 _UPSERT = (

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlmodel import Session
 
-from gateway.errors import AuthRequired
+from gateway.errors import AuthRequired, RoleForbidden
 from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader, role_name
 from provenance.access_code import HEADER, AccessCode
@@ -49,6 +51,28 @@ async def current_org(
 CurrentOrg = Annotated[str, Depends(current_org)]
 
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+# Who reads what concerns the whole log rather than one record (metrics, the tiles' entry bundles):
+# oversight and the log's operator.
+OVERSIGHT_READERS = frozenset({"auditor", "regulator", "log_operator"})
+
+
+def require_oversight(gw: Gateway, creds: BearerDep, *, what: str, service_token: SecretStr | None) -> None:
+    """401 AUTH_REQUIRED / TOKEN_INVALID, 403 ROLE_FORBIDDEN unless the bearer is ``service_token`` (a
+    scrape or monitor token of the settings, which reads nothing else) or the API token of an auditor, a
+    regulator or a log operator."""
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise AuthRequired(f"{what} needs a token: Authorization: Bearer <token>")
+    given = creds.credentials.encode("utf-8")
+    if service_token is not None and hmac.compare_digest(
+        given, service_token.get_secret_value().encode("utf-8")
+    ):
+        return
+    org = gw.tokens.org_of(creds.credentials)
+    if role_name(gw.orgs.get(org)) not in OVERSIGHT_READERS:
+        raise RoleForbidden(
+            f"{what} is for auditors, regulators, log operators and the service token", details={"org": org}
+        )
 
 
 def current_reader(

@@ -15,8 +15,8 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTimeout, BodyTooDeep, BodyTooLarge, error_response
-from provenance._internal.stack import json_depth_exceeds  # the node's scan too: one copy
 from provenance.errors import DuplicateKey, ProvenanceError
+from provenance.limits import json_depth_exceeds  # the node's scan too: one copy
 from provenance.records import unique_object
 
 

@@ -52,6 +52,13 @@ class GatewaySettings(BaseSettings):
         description="a bearer token for Prometheus scrapes of /metrics (at least 32 characters); "
         "besides it, /metrics answers auditors', regulators' and log operators' API tokens only",
     )
+    monitor_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="a bearer token for witnesses' and monitors' reads of the tiles' entry bundles "
+        "(/tiles/tile/entries/…, the signed envelopes; at least 32 characters); besides it, they answer "
+        "auditors', regulators' and log operators' API tokens only. Hash tiles and the checkpoint are public",
+    )
 
     checkpoint_interval: float = Field(
         default=1.0, gt=0, description="seconds between signed checkpoints, at most"

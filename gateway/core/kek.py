@@ -28,14 +28,18 @@ from sqlmodel import col, select
 from gateway.core.db import Database
 from gateway.errors import DataKeyUnavailable, PayloadCorrupt
 from gateway.models import DataKey
-from provenance._internal.files import FileUnreadable, write_private
 from provenance.crypto import DecryptionFailed, generate_sm4_key, sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
+from provenance.crypto.sm3 import hmac_sm3
 from provenance.crypto.sm4 import KEY_SIZE
+from provenance.files import FileUnreadable, write_private
 
 log = logging.getLogger("gateway.kek")
 
 WRAP_LABEL = b"shancheng-provenance/data-key/v1\0"  # the wrapping format's version, in every wrap's AAD
 KEY_ID_SIZE = 8
+# The HMAC-SM3 key of the pseudonyms in facts (a patient reference): derived from the KEK, so it is kept
+# where the KEK is (never in the database) and a KEK the gateway refuses to replace keeps it too.
+PSEUDONYM_KEY_LABEL = b"shancheng-provenance/pseudonym-key@v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,10 @@ class KeyEncryptionKey:
         if len(self.key) != KEY_SIZE:
             raise ValueError("a key-encryption key is a 16-byte SM4 key")
         object.__setattr__(self, "key_id", sm3(self.key)[:KEY_ID_SIZE].hex())
+
+    def derive(self, label: bytes) -> bytes:
+        """A 256-bit key for another purpose, ``HMAC-SM3(KEK, label)`` (one label per purpose)."""
+        return hmac_sm3(self.key, label)
 
     def _aad(self, record_id: str) -> bytes:
         return WRAP_LABEL + bytes.fromhex(self.key_id) + record_id.encode("ascii")

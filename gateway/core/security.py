@@ -14,7 +14,7 @@ from sqlmodel import select
 from gateway.core.db import Database
 from gateway.errors import TokenInvalid
 from gateway.models import ApiToken
-from provenance._internal.files import write_private
+from provenance.files import write_private
 
 TOKEN_PREFIX = "spt_"  # noqa: S105  (a prefix that makes leaked tokens greppable, not a secret)
 

@@ -25,11 +25,13 @@ from sqlalchemy import bindparam, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from adapters import AdaptContext, AdaptedPayload, adapt
+from adapters import AdaptContext, AdaptedPayload, adapt, read_policy
 from adapters.errors import KindUnknown
 from gateway.core.db import Database
-from gateway.core.kek import KeyEncryptionKey
+from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
 from gateway.errors import (
+    AccessCodeInvalid,
+    AccessCodeRequired,
     Backpressure,
     ChainUnavailable,
     IdempotencyConflict,
@@ -44,14 +46,18 @@ from gateway.errors import (
 from gateway.models import DataKey, Record, RecordPayload
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import WORKFLOW_KINDS, ChainKey, Ledger
+from gateway.services.ledger import WORKFLOW_KINDS, Ledger
+from gateway.services.visibility import code_opens
 from gateway.services.workflow import WorkflowState, is_member_record, member_key
 from gateway.services.workflow import now as clock
-from provenance.contracts import ContractReverted
+from provenance.access_code import AccessCode
+from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey, generate_sm4_key, sm3, sm4_gcm_encrypt
 from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.kinds import ROLES_BY_KIND  # who may submit which kind: the table verifiers read too
-from provenance.records import Envelope, b64decode, parse_timestamp
+from provenance.orgs import OrgKey
+from provenance.records import Envelope, b64decode
+from provenance.timestamps import parse_timestamp
 
 log = logging.getLogger("gateway.intake")
 
@@ -65,11 +71,13 @@ STATEFUL_KINDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One record as submitted: envelope (JSON object), base64 DER signature, payload."""
+    """One record as submitted: envelope (JSON object), base64 DER signature, payload, and the access code
+    the submitter presents (a dispense's: the patient's slip), which is never part of what is signed."""
 
     record: Any
     signature: Any
     payload: Any
+    access_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +128,7 @@ _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey)) 
 
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
 _SLICE = 25  # records per verification task of a bulk request
-_Verified = tuple[ChainKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
+_Verified = tuple[OrgKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
 _PREFETCHED = "\0prefetched"  # marker in a batch's ``seen`` map: ids and nonces were loaded up front
 _MEMBERS = "\0members"  # in a bulk request's barriers: a party member's place changed
 
@@ -159,6 +167,8 @@ class Intake:
         self._orgs = orgs
         self._ledger = ledger
         self._workflow = WorkflowState(ledger=ledger, orgs=orgs)
+        # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
+        self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
         self._skew = max_clock_skew
         self._backlog = backlog
         self._backlog_limit = backlog_limit
@@ -423,10 +433,10 @@ class Intake:
         if roles is None:
             raise KindUnknown(f"no record kind {envelope.kind!r}", details={"field": "kind"})
         org = self._orgs.require(envelope.org)
-        if org.role not in roles:
+        if org.role not in {r.label for r in roles}:
             raise RoleForbidden(
-                f"a {org.role.name.lower()} may not submit {envelope.kind}",
-                details={"org": org.org, "role": org.role.name.lower(), "kind": envelope.kind},
+                f"a {org.role} may not submit {envelope.kind}",
+                details={"org": org.org_id, "role": org.role, "kind": envelope.kind},
             )
         now = clock()
         at = parse_timestamp(envelope.timestamp)
@@ -436,7 +446,9 @@ class Intake:
             )
         payload = _payload_input(sub.payload)
         skew = timedelta(seconds=self._skew)
-        ctx = AdaptContext(now=now, subject=envelope.subject, max_clock_skew=skew)
+        ctx = AdaptContext(
+            now=now, subject=envelope.subject, max_clock_skew=skew, pseudonym_key=self._pseudonym_key
+        )
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:
             raise PayloadDigestMismatch(
@@ -445,12 +457,15 @@ class Intake:
             )
         done = verified() if verified is not None else None
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
+        # Before anything about the subject is looked at: what follows (its state, its content) answers
+        # only a submitter that holds the subject's access code where the domain asks for it.
+        self._check_code(s, envelope, sub.access_code)
         p = _Prepared(
             envelope=envelope,
             record_id=record_id,
             signature_b64=base64.b64encode(signature).decode("ascii"),  # canonical form, as logged
             adapted=adapted,
-            key_index=key.index,
+            key_index=key.index if key.index is not None else -1,
             public_key_pem=pub.to_pem().decode("ascii"),
             idempotency_key=idem,
             facts=dict(adapted.facts),
@@ -460,15 +475,34 @@ class Intake:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
             p.adapted = adapt(envelope.kind, payload, dataclasses.replace(ctx, prior=prior))
             p.facts = dict(p.adapted.facts)
-        if envelope.kind in WORKFLOW_KINDS and not self._ledger.holds_account(org.org):
+        if envelope.kind in WORKFLOW_KINDS and not self._ledger.holds_account(org.org_id):
             # Last, once the record is otherwise acceptable: accepted, its contract call could never be sent
             # (and the chain caller sends in acceptance order).
             raise TxAccountMissing(
-                f"this gateway holds no transaction account for {org.org!r}, so its {envelope.kind} "
+                f"this gateway holds no transaction account for {org.org_id!r}, so its {envelope.kind} "
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
-                details={"org": org.org, "kind": envelope.kind},
+                details={"org": org.org_id, "kind": envelope.kind},
             )
         return p
+
+    @staticmethod
+    def _check_code(s: Session, envelope: Envelope, code: str | None) -> None:
+        """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain lets only the holder of the
+        subject's access code submit, alike whether the subject exists or not (ACCESS_CODE_MALFORMED, 400,
+        for text that is no code)."""
+        policy = read_policy(envelope.kind)
+        if envelope.kind not in policy.code_writes:
+            return
+        if code is None:
+            raise AccessCodeRequired(
+                f"a {envelope.kind} presents the access code printed on the prescription "
+                "(Provenance-Access-Code header; in a bulk item, its access_code member)",
+                details={"subject": envelope.subject},
+            )
+        if not code_opens(s, envelope.subject, policy, AccessCode.parse(code).value):
+            raise AccessCodeInvalid(
+                f"no {envelope.subject!r} opens with this access code", details={"subject": envelope.subject}
+            )
 
     # --- persistence -----------------------------------------------------------------------------------
 

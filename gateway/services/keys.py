@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from gateway.errors import KeyNotValid, KeyRevoked, OrgUnknown
-from gateway.services.ledger import ChainKey, ChainOrg, ChainStation, Ledger, chain_time
+from gateway.services.ledger import ChainStation, Ledger
 from provenance.crypto import SM2PublicKey
-from provenance.errors import KeyInvalid, LedgerError, SignatureInvalid
-from provenance.records import Envelope, parse_timestamp
+from provenance.errors import LedgerError, SignatureInvalid
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope
+from provenance.timestamps import format_rfc3339, parse_timestamp
 
 _V = TypeVar("_V")
 
@@ -23,14 +25,13 @@ class OrgDirectory:
     def __init__(self, ledger: Ledger, *, ttl: float = 300.0) -> None:
         self._ledger = ledger
         self._ttl = ttl
-        self._orgs: dict[str, tuple[ChainOrg | None, float]] = {}
-        self._pubkeys: dict[bytes, SM2PublicKey] = {}
+        self._orgs: dict[str, tuple[OrgEntry | None, float]] = {}
         self._ids: dict[str, tuple[list[str], float]] = {}  # one entry: every org id
         self._stations: dict[str, tuple[ChainStation | None, float]] = {}
         self._lock = threading.Lock()
         self.generation = 0
 
-    def get(self, org: str) -> ChainOrg | None:
+    def get(self, org: str) -> OrgEntry | None:
         """The organisation (None if unregistered); read through the cache."""
         return self._read_through(self._orgs, org, lambda: self._ledger.org(org))
 
@@ -65,7 +66,7 @@ class OrgDirectory:
                 cache[key] = (value, now + self._ttl)
         return value
 
-    def require(self, org: str) -> ChainOrg:
+    def require(self, org: str) -> OrgEntry:
         """The organisation, active; ORG_UNKNOWN otherwise."""
         entry = self.get(org)
         if entry is None:
@@ -82,57 +83,36 @@ class OrgDirectory:
             _expire(self._stations)
             self.generation += 1
 
-    def public_key(self, raw: bytes) -> SM2PublicKey | None:
-        """The key of a registry entry's 64 raw bytes (None if not a valid SM2 point); parsed once."""
-        key = self._pubkeys.get(raw)
-        if key is None:
-            try:
-                key = SM2PublicKey.from_raw(raw)
-            except KeyInvalid:
-                return None
-            self._pubkeys[raw] = key
-        return key
-
-    def verify(self, org: ChainOrg, envelope: Envelope, signature: bytes) -> tuple[ChainKey, SM2PublicKey]:
+    def verify(self, org: OrgEntry, envelope: Envelope, signature: bytes) -> tuple[OrgKey, SM2PublicKey]:
         """The key that verifies the record and was valid at its time; raises the specific error otherwise."""
-        at = parse_timestamp(envelope.timestamp).timestamp()
+        at = parse_timestamp(envelope.timestamp)
         message = envelope.canonical()
-        valid = [k for k in org.keys if _valid_at(k, at)]
+        valid = org.keys_at(at)
         for k in valid:
-            pub = self.public_key(k.raw)
-            if pub is not None and _verifies(pub, message, signature):
-                return k, pub
+            if _verifies(k.public_key, message, signature):
+                return k, k.public_key
         for k in org.keys:
             if k in valid:
                 continue
-            pub = self.public_key(k.raw)
-            if pub is not None and _verifies(pub, message, signature):
-                details = {"org": org.org, "key_index": k.index, "timestamp": envelope.timestamp}
+            if _verifies(k.public_key, message, signature):
+                details = {"org": org.org_id, "key_index": k.index, "timestamp": envelope.timestamp}
                 if k.revoked_at and at >= k.revoked_at:
-                    details["revoked_at"] = chain_time(k.revoked_at)
+                    details["revoked_at"] = format_rfc3339(k.revoked_at)
                     raise KeyRevoked(
-                        f"the signing key of {org.org!r} was revoked before the record's time",
+                        f"the signing key of {org.org_id!r} was revoked before the record's time",
                         details=details,
                     )
                 raise KeyNotValid(
-                    f"the signing key of {org.org!r} was not valid at the record's time", details=details
+                    f"the signing key of {org.org_id!r} was not valid at the record's time", details=details
                 )
         raise SignatureInvalid(
-            f"the SM2 signature does not verify with any key of {org.org!r}", details={"org": org.org}
+            f"the SM2 signature does not verify with any key of {org.org_id!r}", details={"org": org.org_id}
         )
 
 
 def _expire(cache: dict[str, tuple[_V, float]]) -> None:
     for key, (value, _) in cache.items():
         cache[key] = (value, 0.0)
-
-
-def _valid_at(k: ChainKey, at: float) -> bool:
-    return (
-        at >= k.valid_from
-        and (k.valid_until == 0 or at < k.valid_until)
-        and (k.revoked_at == 0 or at < k.revoked_at)
-    )
 
 
 def _verifies(pub: SM2PublicKey, message: bytes, signature: bytes) -> bool:

@@ -8,7 +8,6 @@ chain, the contracts and the accounts' key files.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,48 +25,15 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
-from provenance.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
-from provenance.errors import LedgerError
+from provenance.chain.contracts import ContractReverted, Role, at, chain_key, decode_revert, org_id, transact
+from provenance.chain.registry import registry_org
+from provenance.errors import LedgerError, ProvenanceError
+from provenance.manifest import Manifest
+from provenance.orgs import OrgEntry
+from provenance.timestamps import from_unix, to_unix
 
 # The manifest's role names are the enum's, lower case.
 ROLE_NAMES = {r: r.name.lower() for r in Role}
-
-
-def unix(ts: str) -> int:
-    """Whole seconds since the epoch of an RFC 3339 instant (``Z`` or an offset)."""
-    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
-
-
-# The last second ``datetime`` can hold (9999-12-31T23:59:59Z).
-_MAX_TIME = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
-
-
-def chain_time(seconds: int) -> str:
-    """A time read from the chain (unix seconds, any uint64) as RFC 3339 UTC: the one conversion every
-    chain time goes through. The chain holds whatever a transaction put there (2^64 - 1 through a raw
-    transaction): beyond year 9999 it reads as 9999-12-31T23:59:59Z (never reached), never an error."""
-    clamped = min(max(int(seconds), 0), _MAX_TIME)
-    return datetime.fromtimestamp(clamped, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True, slots=True)
-class ChainKey:
-    """One SM2 key of an organisation as OrgRegistry holds it (times in unix seconds, 0 = none)."""
-
-    index: int
-    raw: bytes
-    valid_from: int
-    valid_until: int
-    revoked_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChainOrg:
-    org: str
-    role: Role
-    active: bool
-    name: str
-    keys: tuple[ChainKey, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +77,11 @@ class Ledger:
     def __init__(self, *, manifest_path: Path, rpc_url: str | None = None) -> None:
         self.manifest_path = Path(manifest_path)
         try:
-            self.manifest: dict[str, Any] = json.loads(self.manifest_path.read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LedgerError(f"cannot read the network manifest {manifest_path}: {exc}") from exc
-        self.rpc_url = rpc_url or str(self.manifest["rpc_url"])
-        self.chain_id = int(self.manifest["chain_id"])
+            self.manifest = Manifest.load(self.manifest_path)
+        except ProvenanceError as exc:
+            raise LedgerError(f"cannot read the network manifest {manifest_path}: {exc.message}") from exc
+        self.rpc_url = rpc_url or self.manifest.rpc_url
+        self.chain_id = self.manifest.chain_id
         self.w3 = Web3(
             Web3.HTTPProvider(
                 self.rpc_url,
@@ -133,7 +99,7 @@ class Ledger:
                 cacheable_requests={RPCEndpoint("eth_chainId")},
             )
         )
-        names = self.manifest["contracts"]
+        names = self.manifest.contracts
         self.registry: Contract = at(self.w3, "OrgRegistry", names["OrgRegistry"])
         self.log: Contract = at(self.w3, "ProvenanceLog", names["ProvenanceLog"])
         self.prescriptions: Contract = at(self.w3, "Prescriptions", names["Prescriptions"])
@@ -148,29 +114,25 @@ class Ledger:
 
     def resolve(self, relative: str) -> Path:
         """A path named in the manifest, relative to the manifest's folder."""
-        return self.manifest_path.parent / relative
+        return self.manifest.resolve(relative)
 
     @property
     def log_info(self) -> Mapping[str, str]:
-        info: Mapping[str, str] = self.manifest["log"]
-        return info
-
-    def _manifest_org(self, org: str) -> Mapping[str, Any] | None:
-        return next((o for o in self.manifest["orgs"] if o["id"] == org), None)
+        return self.manifest.log
 
     def holds_account(self, org: str) -> bool:
         """Whether the gateway holds a transaction account for ``org`` (its manifest names one)."""
-        return self._manifest_org(org) is not None
+        return self.manifest.find(org) is not None
 
     def account(self, org: str) -> LocalAccount:
         """The transaction account the gateway holds for ``org`` (LedgerError if it holds none)."""
         with self._lock:
             acct = self._accounts.get(org)
             if acct is None:
-                entry = self._manifest_org(org)
+                entry = self.manifest.find(org)
                 if entry is None:
                     raise LedgerError(f"the gateway holds no transaction account for {org!r}")
-                path = self.resolve(entry["account_key_file"])
+                path = self.resolve(entry.account_key_file)
                 try:
                     acct = Account.from_key(path.read_text("ascii").strip())
                 except (OSError, ValueError) as exc:
@@ -189,14 +151,14 @@ class Ledger:
         except CHAIN_ERRORS as exc:
             raise LedgerError(f"chain unavailable: {exc}") from exc
 
-    def org(self, org: str) -> ChainOrg | None:
+    def org(self, org: str) -> OrgEntry | None:
         """The organisation as OrgRegistry holds it, or None if it is not registered."""
         try:
             oid = org_id(org)
         except ValueError:
             return None
         try:
-            role, active, _created, name = self.registry.functions.getOrg(oid).call()
+            info = self.registry.functions.getOrg(oid).call()
         except ContractLogicError:
             return None
         except CHAIN_ERRORS as exc:
@@ -205,11 +167,7 @@ class Ledger:
             raw_keys = self.registry.functions.keysOf(oid).call()
         except CHAIN_ERRORS as exc:
             raise LedgerError(f"chain unavailable: {exc}") from exc
-        keys = tuple(
-            ChainKey(index=i, raw=bytes(k[0]), valid_from=k[1], valid_until=k[2], revoked_at=k[3])
-            for i, k in enumerate(raw_keys)
-        )
-        return ChainOrg(org=org, role=Role(role), active=bool(active), name=name, keys=keys)
+        return registry_org(org, info, raw_keys)
 
     def org_ids(self) -> list[str]:
         """Every registered organisation id."""
@@ -236,7 +194,7 @@ class Ledger:
             seconds = self.next_block_time()
         except LedgerError:
             return datetime.now(UTC)
-        return max(datetime.now(UTC), datetime.fromtimestamp(seconds, UTC))
+        return max(datetime.now(UTC), from_unix(seconds))
 
     def registry_changed(self, from_block: int, to_block: int) -> bool:
         """Whether OrgRegistry (keys, roles, accounts...) or EnvMonitoring (stations and their operators)
@@ -416,7 +374,7 @@ class Ledger:
         rx = self.prescriptions.functions
         share = self.data_sharing.functions
         if kind == "rx.issue":
-            return rx.issue(chain_key("rx", facts["rx_id"]), digest, unix(facts["expires_at"]))
+            return rx.issue(chain_key("rx", facts["rx_id"]), digest, to_unix(facts["expires_at"]))
         if kind == "rx.dispense":
             return rx.dispense(chain_key("rx", facts["rx_id"]), digest)
         if kind == "rx.revoke":
@@ -426,7 +384,7 @@ class Ledger:
             return share.request(request, chain_key("dataset", facts["dataset"]), digest)
         if kind == "share.consent":
             scope = bytes.fromhex(payload_digest)  # the consent document (scope, purpose, expiry)
-            return share.consent(request, scope, unix(facts["expires_at"]), digest)
+            return share.consent(request, scope, to_unix(facts["expires_at"]), digest)
         if kind == "share.access":
             return share.recordAccess(request, digest)
         if kind == "share.revoke_consent":

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -27,10 +27,11 @@ from gateway.models import (
 from gateway.services.sqllog import SqlLogStorage, merkle_log
 from gateway.services.witnessing import cosigned_note, preferred_checkpoints
 from gateway.services.workers import signed_record
-from provenance.bundle import Anchor
 from provenance.crypto import DecryptionFailed, SM2PrivateKey, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
-from provenance.log import RecordLog
+from provenance.log.bundle import Anchor
+from provenance.log.record_log import RecordLog
+from provenance.timestamps import sortable
 
 
 def status_of(row: Record, anchored_size: int) -> str:
@@ -215,9 +216,7 @@ def _ts_key(at: datetime) -> str:
     Envelope timestamps carry 0 to 6 fraction digits before ``Z``; with the ``Z`` dropped, plain string
     order is time order (``…05`` < ``…05.1`` < ``…05.25`` < ``…06``), so the database can filter and page.
     """
-    at = at.astimezone(UTC)
-    frac = f"{at.microsecond:06d}".rstrip("0")
-    return at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "")
+    return sortable(at)
 
 
 def export_page(

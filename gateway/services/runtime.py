@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
@@ -19,8 +18,8 @@ from gateway.services.reads import LogIdentity
 from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
 from provenance.crypto import SM2PrivateKey
-from provenance.receipt import AcceptanceReceipt, sign_receipts
-from provenance.records import format_timestamp
+from provenance.log.receipt import AcceptanceReceipt, sign_receipts
+from provenance.timestamps import format_timestamp, from_unix
 
 log = logging.getLogger("gateway")
 
@@ -115,7 +114,7 @@ class Gateway:
         return AcceptanceReceipt(
             origin=self.origin,
             record_id=accepted.id,
-            accepted_at=format_timestamp(datetime.fromtimestamp(accepted.accepted_at, UTC)),
+            accepted_at=format_timestamp(from_unix(accepted.accepted_at)),
             max_merge_delay=self.settings.max_merge_delay,
         )
 

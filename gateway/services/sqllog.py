@@ -1,4 +1,4 @@
-"""LogStorage over the gateway's database, so ``provenance.merkle.MerkleLog`` runs on SQL unchanged.
+"""LogStorage over the gateway's database, so ``provenance.log.merkle.MerkleLog`` runs on SQL unchanged.
 
 A storage object is bound to one session: the sequencer appends leaves in the same transaction that marks
 their records sequenced, so a crash leaves either both or neither. Appended leaves and nodes are written by
@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from gateway.models import LogLeaf, LogNode
 from provenance.errors import NotFound
-from provenance.merkle import MerkleLog
+from provenance.log.merkle import MerkleLog
 
 _INSERT_LEAF = insert(LogLeaf.__table__)  # type: ignore[attr-defined]
 _INSERT_NODE = insert(LogNode.__table__)  # type: ignore[attr-defined]

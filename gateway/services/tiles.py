@@ -1,4 +1,4 @@
-"""The log as C2SP tlog-tiles, read from the tree the sequencer stores (``provenance.tiles`` has the format).
+"""The log as C2SP tlog-tiles, read from the tree the sequencer stores (the format: ``provenance.log.tiles``).
 
 The sequencer writes every leaf hash and every complete subtree's hash (``log_leaf``, ``log_node``) in the
 transaction that sequences the records, so a tile is a range read: level 0 is leaf hashes, level L the nodes
@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from gateway.models import CheckpointRow, LogLeaf, LogNode, Record
 from gateway.services.workers import signed_record
 from provenance.errors import NotFound
-from provenance.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
+from provenance.log.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, encode_bundle
 
 
 def tile_bytes(s: Session, tile: Tile) -> bytes:

@@ -15,12 +15,12 @@ from sqlmodel import Session, col, select
 from adapters import KINDS, Access, ReadPolicy, read_policies, read_policy
 from gateway.errors import RecordNotFound
 from gateway.models import Record
-from gateway.services.ledger import ChainOrg
+from provenance.orgs import OrgEntry
 
 
-def role_name(org: ChainOrg | None) -> str | None:
+def role_name(org: OrgEntry | None) -> str | None:
     """The role a policy names (``auditor``), or None for an unregistered or suspended organisation."""
-    return org.role.name.lower() if org is not None and org.active else None
+    return org.role if org is not None and org.active else None
 
 
 class Reader:
@@ -74,13 +74,7 @@ class Reader:
         key = (subject, policy.code_kind)
         hit = self._holder.get(key)
         if hit is None:
-            facts = s.exec(
-                select(Record.facts)
-                .where(Record.subject == subject, Record.kind == policy.code_kind)
-                .order_by(col(Record.seq))
-                .limit(1)
-            ).first()
-            hit = self._holder[key] = facts is not None and policy.code_matches(facts, self.access_code)
+            hit = self._holder[key] = code_opens(s, subject, policy, self.access_code)
         return hit
 
     # --- listings --------------------------------------------------------------------------------------
@@ -108,6 +102,21 @@ class Reader:
     def payload_rule(self, s: Session) -> Callable[[Record], bool]:
         """``row -> bool``: whether this reader sees the payload of a listed row."""
         return lambda row: self.access(s, row) is Access.PAYLOAD
+
+
+def code_opens(s: Session, subject: str, policy: ReadPolicy, code: str) -> bool:
+    """Whether access code ``code`` opens ``subject``: checked by ``policy.code_matches`` against the facts of
+    the subject's first ``code_kind`` record (False for a subject without one, or a policy without codes).
+    For reads and for the kinds only a code's holder may submit (``ReadPolicy.code_writes``) alike."""
+    if policy.code_kind is None or policy.code_matches is None:
+        return False
+    facts = s.exec(
+        select(Record.facts)
+        .where(Record.subject == subject, Record.kind == policy.code_kind)
+        .order_by(col(Record.seq))
+        .limit(1)
+    ).first()
+    return facts is not None and policy.code_matches(facts, code)
 
 
 def _own_or(org: str, kinds: set[str]) -> ColumnElement[bool]:

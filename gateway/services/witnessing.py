@@ -26,10 +26,10 @@ from gateway.core.config import WitnessEndpoint
 from gateway.core.db import Database
 from gateway.models import CheckpointCosignature, CheckpointRow
 from gateway.services.sqllog import merkle_log
-from provenance.checkpoint import NoteSignature, open_note
-from provenance.cosignature import WitnessKey
 from provenance.errors import CheckpointInvalid, FormatError
-from provenance.tlog_witness import Conflict, Cosigned, add_checkpoint
+from provenance.log.checkpoint import NoteSignature, open_note
+from provenance.log.cosignature import WitnessKey
+from provenance.log.tlog_witness import Conflict, Cosigned, add_checkpoint
 
 log = logging.getLogger("gateway.witnessing")
 

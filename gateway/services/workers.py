@@ -24,11 +24,11 @@ from gateway.models import CheckpointRow, Record
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import AnchorState, Ledger
 from gateway.services.sqllog import SqlLogStorage, merkle_log
-from provenance.checkpoint import Checkpoint, sign_checkpoint
-from provenance.contracts import ContractReverted
+from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
-from provenance.merkle import MerkleLog
+from provenance.log.checkpoint import Checkpoint, sign_checkpoint
+from provenance.log.merkle import MerkleLog
 from provenance.records import Envelope, SignedRecord, b64decode
 
 log = logging.getLogger("gateway.workers")

@@ -10,14 +10,16 @@ refuse with the code the chain would give. Reached only through ``Intake``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from adapters.errors import ExpiryNotInFuture
+from adapters.errors import ExpiryNotInFuture, ExpiryTooFar
 from adapters.party import MEMBER_TYPES, member_step
+from adapters.prescription import MAX_VALIDITY
+from adapters.sharing import MAX_CONSENT
 from gateway.errors import (
     AccessorMismatch,
     ConsentExpired,
@@ -42,10 +44,11 @@ from gateway.errors import (
 )
 from gateway.models import PartyMember, Record, RxState, ShareState
 from gateway.services.keys import OrgDirectory
-from gateway.services.ledger import Ledger, chain_time, unix
-from provenance.contracts import ContractReverted
+from gateway.services.ledger import Ledger
+from provenance.chain.contracts import ContractReverted
 from provenance.errors import LedgerError
 from provenance.records import Envelope
+from provenance.timestamps import chain_time, parse_rfc3339, to_unix
 
 _T = TypeVar("_T")
 
@@ -86,11 +89,17 @@ class WorkflowState:
                     f"the chain already holds prescription {rx_id!r} (put there without a record here)",
                     details={"rx_id": rx_id, "on_chain": _chain_rx(chain)},
                 )
-            self._check_future(facts["expires_at"], "dispenseRequest.validityPeriod.end")
+            self._check_expiry(facts["expires_at"], "dispenseRequest.validityPeriod.end", MAX_VALIDITY)
             return None
         if kind in ("rx.dispense", "rx.revoke"):
+            # A dispense reaches here only with the prescription's access code (Intake._check_code).
             state = self.rx_state(s, facts["rx_id"])
-            _check_rx_open(state, facts["rx_id"])
+            if kind == "rx.revoke" and state.issuer != org:
+                # First: another hospital learns nothing of the prescription's state, nor who issued it.
+                raise RxNotIssuer(
+                    "only the issuing hospital may revoke a prescription", details={"rx_id": state.rx_id}
+                )
+            _check_rx_open(state, facts["rx_id"], org)
             chain = self._chain_or_none(lambda: self._ledger.rx_status(state.rx_id))
             if chain is not None and chain["status"] != "issued":
                 # Closed on chain (a raw transaction): the chain's order is final, and would refuse this.
@@ -100,13 +109,9 @@ class WorkflowState:
                     issuer=chain["issuer"],
                     closed_by=chain["dispenser"],
                 )
-                _check_rx_open(closed, state.rx_id)
+                _check_rx_open(closed, state.rx_id, org)
+            self._check_issue_not_refused(s, state)
             if kind == "rx.revoke":
-                if state.issuer != org:
-                    raise RxNotIssuer(
-                        "only the issuing hospital may revoke a prescription",
-                        details={"rx_id": state.rx_id, "issuer": state.issuer},
-                    )
                 return None
             if state.issue_record is None:
                 raise RxNotRecorded(
@@ -115,7 +120,7 @@ class WorkflowState:
                     details={"rx_id": state.rx_id, "on_chain": _chain_rx(chain) if chain else None},
                 )
             contract_now = max(now, self._ledger.contract_clock())
-            if state.expires_at is not None and contract_now >= _instant(state.expires_at):
+            if state.expires_at is not None and contract_now >= parse_rfc3339(state.expires_at, lenient=True):
                 raise RxExpired(
                     f"prescription {state.rx_id!r} expired at {state.expires_at}",
                     details={"rx_id": state.rx_id, "expires_at": state.expires_at},
@@ -160,7 +165,7 @@ class WorkflowState:
                         f"request {share.request_id!r} is {status}",
                         details={"status": share.status, "on_chain": on_chain},
                     )
-                self._check_future(facts["expires_at"], "expires_at")
+                self._check_expiry(facts["expires_at"], "expires_at", MAX_CONSENT)
                 return share.request_facts
             # The chain may lag (the consent's call not sent yet); withdrawn there, a raw transaction did it.
             if share.status != "consented" or on_chain == "revoked":
@@ -211,15 +216,38 @@ class WorkflowState:
         if not station.active:
             raise StationInactive(f"monitoring point {mn!r} is suspended", details={"mn": mn})
 
-    def _check_future(self, instant: str, field: str) -> None:
-        """An expiry the contract requires after ``block.timestamp`` (whole seconds): EXPIRY_NOT_IN_FUTURE.
+    def _check_expiry(self, instant: str, field: str, max_ahead: timedelta) -> None:
+        """An expiry the contract requires after ``block.timestamp`` (whole seconds, EXPIRY_NOT_IN_FUTURE) and
+        at most ``max_ahead`` after it (EXPIRY_TOO_FAR). The clock is the earliest ``block.timestamp`` the
+        call can meet: the later block that mines it only moves the first bound closer and the second away.
         While the chain is unreachable the gateway's clock decides: such a record may still be refused on
         chain (then it is marked rejected)."""
         clock = int(self._ledger.contract_clock().timestamp())
-        if unix(instant) <= clock:
+        details = {"field": field, "expires_at": instant, "chain_time": chain_time(clock)}
+        if to_unix(instant) <= clock:
             raise ExpiryNotInFuture(
-                f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})",
-                details={"field": field, "expires_at": instant, "chain_time": chain_time(clock)},
+                f"{field} ({instant}) is not after the chain's clock ({chain_time(clock)})", details=details
+            )
+        latest = clock + int(max_ahead.total_seconds())
+        if to_unix(instant) > latest:
+            raise ExpiryTooFar(
+                f"{field} ({instant}) is more than {max_ahead.days} days after the chain's clock "
+                f"({chain_time(clock)}): the contract refuses it (ExpiryTooFar)",
+                details={**details, "latest_allowed": chain_time(latest)},
+            )
+
+    @staticmethod
+    def _check_issue_not_refused(s: Session, state: RxState) -> None:
+        """RX_UNKNOWN for a prescription whose issue the chain refused: the contract never held it, so it
+        would refuse its dispense or revocation too (RxNotFound)."""
+        if state.issue_record is None:
+            return
+        issue = s.exec(select(Record.chain_status).where(Record.id == state.issue_record)).first()
+        if issue == "rejected":
+            raise RxUnknown(
+                f"the chain refused prescription {state.rx_id!r} when it was issued: it cannot be dispensed "
+                "or revoked (issue it again under another id)",
+                details={"rx_id": state.rx_id, "issue_record": state.issue_record, "chain_status": issue},
             )
 
     @staticmethod
@@ -286,7 +314,7 @@ class WorkflowState:
             if s.exec(stmt).rowcount != 1:
                 state = s.get(RxState, rx_id, populate_existing=True)
                 assert state is not None
-                _check_rx_open(state, rx_id)
+                _check_rx_open(state, rx_id, org)
                 raise RxAlreadyDispensed(f"prescription {rx_id!r} is closed", details={"rx_id": rx_id})
         elif kind == "share.request":
             request_id = facts["request_id"]
@@ -371,20 +399,19 @@ def _last_membership(s: Session, subject: str, member_id: str) -> Mapping[str, A
     return None
 
 
-def _instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _chain_rx(chain: Mapping[str, Any]) -> dict[str, Any]:
     """A prescription's chain entry for error details: its time as RFC 3339 (any uint64 the chain holds)."""
     return {**chain, "expires_at": chain_time(chain["expires_at"])}
 
 
-def _check_rx_open(state: RxState, rx_id: str) -> None:
+def _check_rx_open(state: RxState, rx_id: str, org: str) -> None:
+    """RX_ALREADY_DISPENSED / RX_REVOKED for a closed prescription. Who dispensed it (and its record) is
+    named to the issuer only: a pharmacy holding the code learns that it was dispensed, not by whom."""
     if state.status == "dispensed":
+        issuer = org == state.issuer
+        named = {"dispensed_by": state.closed_by, "record": state.close_record} if issuer else {}
         raise RxAlreadyDispensed(
-            f"prescription {rx_id!r} was already dispensed",
-            details={"rx_id": rx_id, "dispensed_by": state.closed_by, "record": state.close_record},
+            f"prescription {rx_id!r} was already dispensed", details={"rx_id": rx_id, **named}
         )
     if state.status == "revoked":
         raise RxRevoked(
@@ -407,7 +434,7 @@ def _check_consent(share: ShareState | None, request_id: str, org: str, now: dat
             f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
         )
     expires = share.consent_facts.get("expires_at")
-    if isinstance(expires, str) and now >= _instant(expires):
+    if isinstance(expires, str) and now >= parse_rfc3339(expires, lenient=True):
         raise ConsentExpired(
             f"the consent for request {request_id!r} expired at {expires}",
             details={"request_id": request_id, "expires_at": expires},

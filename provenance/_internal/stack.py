@@ -8,7 +8,8 @@ RecursionError (measured: ``json.loads("[" * 100_000)`` and 12,000 nested ``__ca
 
 ``provenance/__init__.py`` imports this module first, so every entry point (node, gateway, CLIs) runs it:
 it sets :data:`RECURSION_LIMIT` now and again right after py_ecc or py-evm finish importing, whenever that
-is. Input is still checked before it is decoded (:func:`json_depth_exceeds`); the limit is the backstop.
+is. Input is still checked before it is decoded (:func:`provenance.limits.json_depth_exceeds`); the limit
+is the backstop.
 """
 
 from __future__ import annotations
@@ -77,34 +78,3 @@ def hold_recursion_limit() -> None:
 
 
 hold_recursion_limit()
-
-
-# After escapes are removed, only quotes and brackets matter for nesting.
-_DROP = bytes(b for b in range(256) if b not in b'"[]{}')
-
-
-def json_depth_exceeds(body: bytes, limit: int) -> bool:
-    """Whether JSON text nests arrays/objects deeper than ``limit`` (brackets inside strings ignored).
-
-    Cheap enough to run on every request before the decoder sees it: escaped backslashes, then escaped
-    quotes are removed (a run of backslashes pairs up from the left, as a JSON string reads it), every
-    byte but quotes and brackets is dropped (all C-level), and only those are scanned. Dropping each
-    backslash on its own instead would let ``"\\n"`` swallow its closing quote and hide any nesting after
-    it. Invalid JSON is left to the decoder.
-    """
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False
-    depth = 0
-    in_string = False
-    for b in body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DROP):
-        if b == 0x22:  # quote
-            in_string = not in_string
-        elif in_string:
-            continue
-        elif b in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False

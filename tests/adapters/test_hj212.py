@@ -17,7 +17,7 @@ from adapters.errors import (
     PayloadInvalid,
 )
 from adapters.hj212 import crc16, encode_packet, parse_packet
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 HJ = ASSETS / "hj212"
 WATER = (HJ / "water-realtime-2011.txt").read_bytes()
@@ -179,20 +179,25 @@ def test_encode_packet_refuses_what_parse_refuses() -> None:
 def test_json_form_equals_packet_form() -> None:
     from_packet = adapt("env.reading", WATER)
     normalised = json.loads(from_packet.canonical)
-    assert normalised["packet"] == WATER.decode()
-    without_packet = {k: v for k, v in normalised.items() if k != "packet"}
-    from_json = adapt("env.reading", without_packet)
+    from_json = adapt("env.reading", normalised)
     assert from_json.subject == from_packet.subject == "station:33010020261125WS0001"
-    assert {**from_json.facts, "source": "packet"} == from_packet.facts
-    assert from_json.facts["source"] == "json"
+    assert from_json.digest == from_packet.digest  # one normal form, whichever way the reading came
+    assert from_json.facts == from_packet.facts
 
 
-def test_json_form_must_agree_with_its_packet() -> None:
-    normalised = json.loads(adapt("env.reading", WATER).canonical)
-    normalised["pollutants"]["w01018"]["Rtd"] = "1.0"
-    with pytest.raises(PayloadInvalid) as e:
-        adapt("env.reading", normalised)
-    assert e.value.details["field"] == "pollutants"
+def test_the_station_password_is_not_part_of_a_reading() -> None:
+    """HJ 212's PW authenticates a station to a data platform: a credential, never kept in the signed,
+    logged payload (#23 finding 8). A packet's normal form leaves it (and the packet text) out; the JSON form
+    carrying it is refused, naming the member."""
+    pw = WATER.decode().split("PW=")[1].split(";")[0]
+    normalised = adapt("env.reading", WATER).canonical.decode()
+    assert f'"{pw}"' not in normalised and "PW=" not in normalised
+    doc = json.loads(normalised)
+    for member, value in (("pw", pw), ("packet", WATER.decode())):
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("env.reading", {**doc, member: value})
+        assert (e.value.code, e.value.details["field"]) == ("PAYLOAD_INVALID", member)
+        assert "password" in e.value.message
 
 
 @pytest.mark.parametrize(
@@ -206,10 +211,17 @@ def test_json_form_must_agree_with_its_packet() -> None:
         ({"extra": 1}, "PAYLOAD_INVALID"),
         ({"pollutants": {}}, "ENV_RULE_VIOLATION"),
         ({"cn": "1062"}, "ENV_RULE_VIOLATION"),
+        # #23 finding 8: values that are no finite decimal, field names in another case, no value at all
+        ({"pollutants": {"w01018": {"Rtd": "NaN"}}}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {"Rtd": "Infinity"}}}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {"Rtd": "1e999"}}}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {"rtd": "NaN", "Flag": "N"}}}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {"Rtd": "1", "flag": "X"}}}, "HJ212_MALFORMED"),
+        ({"pollutants": {"w01018": {"Flag": "N"}}}, "ENV_RULE_VIOLATION"),
     ],
 )
 def test_json_form_rejections(change: dict[str, object], code: str) -> None:
-    base = {"mn": "A1", "st": "32", "cn": "2011", "pw": "123456", "data_time": "20261125093000"}
+    base = {"mn": "A1", "st": "32", "cn": "2011", "data_time": "20261125093000"}
     payload = {**base, "pollutants": {"w01018": {"Rtd": "12.3", "Flag": "N"}}, **change}
     with pytest.raises(PayloadInvalid) as e:
         adapt("env.reading", payload)
@@ -229,7 +241,7 @@ def test_not_a_reading_and_future_reading() -> None:
 
 @pytest.mark.parametrize("change", [{"qn": None}, {"cp": {}}, {"flag": None}])
 def test_json_form_must_be_normal(change: dict[str, object]) -> None:
-    base = {"mn": "A1", "st": "32", "cn": "2011", "pw": "123456", "data_time": "20261125093000"}
+    base = {"mn": "A1", "st": "32", "cn": "2011", "data_time": "20261125093000"}
     with pytest.raises(PayloadInvalid) as e:
         adapt("env.reading", {**base, "pollutants": {"w01018": {"Rtd": "1"}}, **change})
     assert e.value.details["field"] == next(iter(change))

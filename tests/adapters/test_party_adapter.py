@@ -16,7 +16,7 @@ from adapters.errors import (
     PayloadInvalid,
 )
 from adapters.party import STAGES, member_step
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 PARTY = ASSETS / "party"
 
@@ -61,8 +61,12 @@ def test_attendee_cannot_be_absent() -> None:
     expect({**MEETING, "absentees": ["M001"]}, "PARTY_RULE_VIOLATION", "absentees")
 
 
-def test_dues_not_in_the_future() -> None:
-    expect(DUES, "PARTY_RULE_VIOLATION", "paid_at", now=datetime(2026, 11, 1, tzinfo=UTC))
+def test_dates_not_in_the_future() -> None:
+    """Every date a party record declares (held, paid, effective) lies before the gateway's clock plus the
+    skew (#23 finding 6): DATE_IN_FUTURE."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    for record, field in ((DUES, "paid_at"), (MEETING, "held_at"), (MEMBERSHIP, "effective_at")):
+        expect(record, "DATE_IN_FUTURE", field, now=now)
 
 
 @pytest.mark.parametrize("index", range(len(STAGES)))

@@ -16,8 +16,8 @@ import pytest
 from adapters import ADAPTERS, Access, Grant, adapt, read_policies, read_policy
 from adapters.errors import PayloadInvalid
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
-from provenance.contracts import Role
-from tests.adapters.adapter_samples import ASSETS
+from provenance.chain.contracts import Role
+from tests.kit.adapter_samples import ASSETS
 
 ISSUE: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-issue-amoxicillin.json").read_text("utf-8"))
 RX_ID = ISSUE["identifier"][0]["value"]
@@ -103,8 +103,13 @@ def test_the_issue_carries_the_codes_digest_and_the_policy_checks_codes_against_
     assert not p.code_matches(facts, AccessCode.new().value)
     assert not p.code_matches({**facts, "rx_id": "RX-OTHER"}, code.value)  # bound to its prescription
     assert not p.code_matches({k: v for k, v in facts.items() if k != "access_code_digest"}, code.value)
-    # Without the extension the facts are as before (golden expected facts unchanged).
-    assert "access_code_digest" not in adapt("rx.issue", ISSUE).facts
+    # Every issue carries one (#23 finding 1): without it no pharmacy could read or dispense it.
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.issue", _with_extensions())
+    assert e.value.code == "ACCESS_CODE_DIGEST_MISSING" and e.value.details["field"] == "extension"
+    # Only the kind whose submitter must hold the code: a dispense, never the issue or revoke.
+    assert p.code_writes == frozenset({"rx.dispense"})
+    assert all(not read_policy(k).code_writes for k in ("share.request", "env.reading", "party.record"))
 
 
 @pytest.mark.parametrize(

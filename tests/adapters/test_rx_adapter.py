@@ -12,8 +12,9 @@ import pytest
 
 from adapters import AdaptContext, adapt
 from adapters.errors import PayloadInvalid
+from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import DuplicateKey
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS, PSEUDONYM_KEY
 
 FHIR = ASSETS / "fhir"
 
@@ -70,7 +71,7 @@ ISSUE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]]
     (
         "zero-quantity",
         lambda d: d["dispenseRequest"]["quantity"].update(value=0),
-        "RX_RULE_VIOLATION",
+        "RX_QUANTITY_INVALID",
         "dispenseRequest.quantity.value",
     ),
     (
@@ -109,15 +110,23 @@ def test_issue_expired_at_now() -> None:
 
 
 def test_issue_facts_hide_the_patient() -> None:
-    facts = adapt("rx.issue", ISSUE).facts
-    assert "PID-0087654321" not in json.dumps(facts)
+    """Facts are kept in clear beside the encrypted payload and shown to a prescription's readers: the
+    patient reference is a keyed digest, never a plain SM3 that a guess ("Patient/bob") would confirm."""
+    facts = adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=PSEUDONYM_KEY)).facts
+    text = json.dumps(facts)
+    reference = ISSUE["subject"]["reference"]
+    assert "PID-0087654321" not in text and sm3_hex(reference.encode()) not in text
+    assert len(facts["patient_ref_hmac"]) == 64 and "patient_ref_digest" not in facts
+    other = adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=bytes(32))).facts
+    assert other["patient_ref_hmac"] != facts["patient_ref_hmac"]  # another deployment, another digest
+    assert "patient_ref_hmac" not in adapt("rx.issue", ISSUE).facts  # no key (a client): no such fact
     assert facts["expires_at"] == "2026-11-28T15:59:59Z"
 
 
 DISPENSE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]] = [
     ("wrong-resource", lambda d: d.update(resourceType="MedicationRequest"), "FHIR_INVALID", "resourceType"),
     ("in-progress", lambda d: d.update(status="in-progress"), "RX_RULE_VIOLATION", "status"),
-    ("zero-quantity", lambda d: d["quantity"].update(value=-1), "RX_RULE_VIOLATION", "quantity.value"),
+    ("zero-quantity", lambda d: d["quantity"].update(value=-1), "RX_QUANTITY_INVALID", "quantity.value"),
     (
         "no-prescription",
         lambda d: d.pop("authorizingPrescription"),
@@ -150,21 +159,41 @@ def test_dispense_rejections(
 
 
 def test_dispense_against_its_issue() -> None:
-    issued = dict(adapt("rx.issue", ISSUE).facts)
-    assert adapt("rx.dispense", DISPENSE, AdaptContext(prior=issued)).subject == "rx:RX20261125000123"
-    expect("rx.dispense", DISPENSE, "RX_DISPENSE_MISMATCH", "quantity.value", prior={**issued, "quantity": 1})
-    expect("rx.dispense", DISPENSE, "RX_DISPENSE_MISMATCH", "rx_id", prior={**issued, "rx_id": "RX9"})
+    key = PSEUDONYM_KEY
+    issued = dict(adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=key)).facts)
+    ok = adapt("rx.dispense", DISPENSE, AdaptContext(prior=issued, pseudonym_key=key))
+    assert ok.subject == "rx:RX20261125000123"
     expect(
         "rx.dispense",
         DISPENSE,
         "RX_DISPENSE_MISMATCH",
-        "patient_ref_digest",
-        prior={**issued, "patient_ref_digest": "0" * 64},
+        "quantity.value",
+        prior={**issued, "quantity": 1},
+        pseudonym_key=key,
     )
+    expect(
+        "rx.dispense",
+        DISPENSE,
+        "RX_DISPENSE_MISMATCH",
+        "rx_id",
+        prior={**issued, "rx_id": "RX9"},
+        pseudonym_key=key,
+    )
+    other = mutate(DISPENSE, lambda d: d["subject"].update(reference="Patient/bob"))
+    e = expect(
+        "rx.dispense", other, "RX_DISPENSE_MISMATCH", "subject.reference", prior=issued, pseudonym_key=key
+    )
+    assert e.details == {"field": "subject.reference"}  # never the prescribed value
+    # Facts stored before the keyed digest hold a plain SM3: still compared, never stored again.
+    plain = sm3_hex(ISSUE["subject"]["reference"].encode())
+    legacy = {k: v for k, v in issued.items() if k != "patient_ref_hmac"} | {"patient_ref_digest": plain}
+    again = adapt("rx.dispense", DISPENSE, AdaptContext(prior=legacy, pseudonym_key=key)).facts
+    assert plain not in json.dumps(again)
+    expect("rx.dispense", other, "RX_DISPENSE_MISMATCH", "subject.reference", prior=legacy, pseudonym_key=key)
     late = {**issued, "expires_at": "2026-11-25T02:00:00Z"}
-    expect("rx.dispense", DISPENSE, "RX_RULE_VIOLATION", "whenHandedOver", prior=late)
+    expect("rx.dispense", DISPENSE, "RX_RULE_VIOLATION", "whenHandedOver", prior=late, pseudonym_key=key)
     early = {**issued, "valid_from": "2026-11-26T00:00:00Z"}
-    expect("rx.dispense", DISPENSE, "RX_RULE_VIOLATION", "whenHandedOver", prior=early)
+    expect("rx.dispense", DISPENSE, "RX_RULE_VIOLATION", "whenHandedOver", prior=early, pseudonym_key=key)
 
 
 def test_dispense_and_issue_share_a_subject() -> None:
@@ -238,17 +267,77 @@ def test_dispense_must_match_its_prescription(
     expect("rx.dispense", mutate(DISPENSE, change), "RX_DISPENSE_MISMATCH", field, prior=issued)
 
 
-def test_dispense_matches_by_any_shared_code_or_the_text() -> None:
-    issued = dict(adapt("rx.issue", ISSUE).facts)
-    atc = {"system": "http://www.whocc.no/atc", "code": "J01CA04"}  # a generic substitute: same ATC code
-    for medication in ({"coding": [atc]}, {"text": "阿莫西林胶囊"}):
-        dispense = mutate(DISPENSE, lambda d, m=medication: d.update(medicationCodeableConcept=m))
-        assert adapt("rx.dispense", dispense, AdaptContext(prior=issued)).facts["quantity"] == 2
+YB = "http://www.nhsa.gov.cn/fhir/CodeSystem/yb-drug"
+ATC = {"system": "http://www.whocc.no/atc", "code": "J01CA04"}
+
+
+def _with_medication(doc: dict[str, Any], medication: dict[str, Any]) -> dict[str, Any]:
+    return mutate(doc, lambda d: d.update(medicationCodeableConcept=medication))
+
+
+def test_dispense_medication_matches_in_normal_form() -> None:
+    """#23 finding 7: a coded medication was accepted against a text-only prescription (morphine's code
+    beside the text "amoxicillin"). Either side coded: both coded, the same code in every system both
+    carry; neither coded: the same text, normalised."""
+    issued = dict(adapt("rx.issue", ISSUE).facts)  # coded: yb-drug and ATC
+    # Fewer systems, the same codes: accepted.
+    for medication in ({"coding": [ATC]}, {"coding": [{"system": YB, "code": "XJ01CAA040A001010100139"}]}):
+        assert adapt("rx.dispense", _with_medication(DISPENSE, medication), AdaptContext(prior=issued))
+    refused = [
+        {"text": "阿莫西林胶囊"},  # text only against a coded prescription
+        {"coding": [{"system": YB, "code": "XJ01CAA040A001010100999"}, ATC]},  # another code in a system
+        {"coding": [{"system": "urn:other", "code": "J01CA04"}]},  # no system in common
+    ]
+    for medication in refused:
+        dispense = _with_medication(DISPENSE, medication)
+        e = expect("rx.dispense", dispense, "RX_DISPENSE_MISMATCH", "medication[x]", prior=issued)
+        assert e.details == {"field": "medication[x]"}  # never the prescribed medication
+    # A text-only prescription: the attack's coded morphine with the text "amoxicillin" is refused, the
+    # same text in another case or spacing (NFKC, full-width letters) is accepted.
+    text_only = _with_medication(ISSUE, {"text": "Amoxicillin  0.25g"})
+    issued_text = dict(adapt("rx.issue", text_only).facts)
+    attack = _with_medication(DISPENSE, {"coding": [MORPHINE], "text": "Amoxicillin 0.25g"})
+    expect("rx.dispense", attack, "RX_DISPENSE_MISMATCH", "medication[x]", prior=issued_text)
+    expect("rx.dispense", _with_medication(DISPENSE, {"text": "amoxicillin"}), "RX_DISPENSE_MISMATCH",
+           "medication[x]", prior=issued_text)  # fmt: skip
+    same = _with_medication(DISPENSE, {"text": " ＡＭＯＸＩＣＩＬＬＩＮ 0.25g "})
+    assert adapt("rx.dispense", same, AdaptContext(prior=issued_text)).facts["quantity"] == 2
     # Facts stored before medication_ids existed: the first coding they kept still decides.
     legacy = {k: v for k, v in issued.items() if k != "medication_ids"}
     assert adapt("rx.dispense", DISPENSE, AdaptContext(prior=legacy)).facts["rx_id"]
-    other = mutate(DISPENSE, lambda d: d.update(medicationCodeableConcept={"coding": [MORPHINE]}))
+    other = _with_medication(DISPENSE, {"coding": [MORPHINE]})
     expect("rx.dispense", other, "RX_DISPENSE_MISMATCH", "medication[x]", prior=legacy)
     metformin = dict(adapt("rx.issue", load("rx-issue-metformin-by-id.json")).facts)
-    by_text = load("rx-dispense-metformin-by-reference.json")
-    assert adapt("rx.dispense", by_text, AdaptContext(prior=metformin)).facts["unit"] == "片"
+    by_reference = load("rx-dispense-metformin-by-reference.json")
+    assert adapt("rx.dispense", by_reference, AdaptContext(prior=metformin)).facts["unit"] == "片"
+
+
+@pytest.mark.parametrize("value", [0, -1, 1e300, 10**6 + 1, 1e-300, 1.5e-7, 0.0001, 123456789.123456789, "2"])
+def test_quantities_are_bounded(value: object) -> None:
+    """#23 finding 8: quantities of 1e300 or 1e-300 were accepted. 0 < value ≤ 10^6, at most 3 decimals."""
+    e = expect("rx.issue", mutate(ISSUE, lambda d: d["dispenseRequest"]["quantity"].update(value=value)),
+               "RX_QUANTITY_INVALID", "dispenseRequest.quantity.value")  # fmt: skip
+    assert e.details == {"field": "dispenseRequest.quantity.value"}
+    expect("rx.dispense", mutate(DISPENSE, lambda d: d["quantity"].update(value=value)),
+           "RX_QUANTITY_INVALID", "quantity.value")  # fmt: skip
+
+
+def test_quantity_edges_accepted() -> None:
+    for value in (10**6, 0.001, 2.5, 1):
+        issue = mutate(ISSUE, lambda d, v=value: d["dispenseRequest"]["quantity"].update(value=v))
+        assert adapt("rx.issue", issue).facts["quantity"] == value
+
+
+def test_declared_dates_are_not_in_the_future() -> None:
+    """#23 finding 6: a hand-over dated in the validity period of a prescription valid next year was
+    accepted today. Every date a record declares as past lies before now plus the skew (DATE_IN_FUTURE),
+    checked before the validity rule reads it."""
+    now = datetime(2026, 11, 25, 1, tzinfo=UTC)  # before every date of the golden resources
+    expect("rx.issue", ISSUE, "DATE_IN_FUTURE", "authoredOn", now=now)
+    issued = dict(adapt("rx.issue", ISSUE).facts)
+    expect("rx.dispense", DISPENSE, "DATE_IN_FUTURE", "whenHandedOver", now=now, prior=issued)
+    prepared_late = mutate(DISPENSE, lambda d: d.update(whenPrepared="2027-01-01T00:00:00Z"))
+    handed = datetime(2026, 11, 25, 3, tzinfo=UTC)
+    expect("rx.dispense", prepared_late, "DATE_IN_FUTURE", "whenPrepared", now=handed)
+    expect("rx.revoke", REVOKE, "DATE_IN_FUTURE", "revoked_at", now=now)
+    assert adapt("rx.dispense", DISPENSE, AdaptContext(now=handed, prior=issued)).facts["rx_id"]

@@ -10,7 +10,7 @@ import pytest
 
 from adapters import AdaptContext, adapt
 from adapters.errors import PayloadInvalid
-from tests.adapters.adapter_samples import ASSETS
+from tests.kit.adapter_samples import ASSETS
 
 SHARING = ASSETS / "sharing"
 

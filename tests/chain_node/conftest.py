@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from node_helpers import deploy_probe
 from web3 import Web3
 from web3.contract import Contract
 
 from devnet.embedded import start_embedded
 from devnet.engines import EngineHandle
+from tests.kit.node_probe import deploy_probe
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from node_helpers import deploy_probe, send, transfer
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
@@ -20,6 +19,7 @@ from devnet import engines
 from devnet.embedded import create_address, start_embedded
 from devnet.engines import EngineHandle
 from provenance.crypto import SM2PrivateKey, sm3
+from tests.kit.node_probe import deploy_probe, send, transfer
 
 pytestmark = pytest.mark.embedded_only
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_helpers import transfer
 from web3 import Web3
 
 from devnet import engines
 from devnet.embedded import free_port, init_genesis, start_embedded
 from devnet.engines import EngineHandle
+from tests.kit.node_probe import transfer
 
 pytestmark = pytest.mark.embedded_only
 

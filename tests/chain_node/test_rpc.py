@@ -9,12 +9,12 @@ import httpx
 import pytest
 from eth_utils import keccak
 from hexbytes import HexBytes
-from node_helpers import send
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from devnet.engines import EngineHandle
+from tests.kit.node_probe import send
 
 
 def _post(node: EngineHandle, body: bytes | str) -> object:

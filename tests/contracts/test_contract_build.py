@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from devnet.solc import CONTRACTS_DIR, REPO_ROOT, SOLC_BINARY, diff_build
-from provenance.contracts import DOMAIN_CONTRACTS, REGISTRY, ProposalKind, ProposalStatus, Role, load_artifact
+from provenance.chain.contracts import (
+    DOMAIN_CONTRACTS,
+    REGISTRY,
+    ProposalKind,
+    ProposalStatus,
+    Role,
+    load_artifact,
+)
 
 EIP170_LIMIT = 24576  # Besu and anvil refuse larger runtime code
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ORG_PLAN, WEIGHTS, Chain, Deployment, extra_account, pubkey
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import ProposalKind, ProposalStatus, Role, encode_proposal, org_id, propose
+from provenance.chain.contracts import ProposalKind, ProposalStatus, Role, encode_proposal, org_id, propose
+from tests.kit.contracts import ORG_PLAN, WEIGHTS, Chain, Deployment, extra_account, pubkey
 
 K = ProposalKind
 ZERO32 = b"\0" * 32
@@ -80,7 +80,7 @@ def test_constructor_validates_committee(chain: Chain) -> None:
     with chain.reverts("InvalidCommittee"):
         chain.new_registry(weights=())
     a, b, _ = chain.committee
-    from provenance.contracts import deploy
+    from provenance.chain.contracts import deploy
 
     with chain.reverts("InvalidCommittee"):
         deploy(chain.w3, "OrgRegistry", [a.address, b.address], [1], 50, 60, sender=a)

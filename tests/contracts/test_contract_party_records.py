@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Chain, Deployment
 from web3.logs import DISCARD
 
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
+from tests.kit.contracts import Chain, Deployment
 
 MEETING, STUDY = 1, 2
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Chain, Deployment
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import Role, transact
+from provenance.chain.contracts import Role, transact
+from tests.kit.contracts import Chain, Deployment
 
 ISSUED, DISPENSED, REVOKED = 1, 2, 3
 DAY = 86_400

@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import Chain, Deployment
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from provenance.contracts import ProposalKind, ProposalStatus, Role, deploy, propose
-from provenance.merkle import MerkleLog
+from provenance.chain.contracts import ProposalKind, ProposalStatus, Role, deploy, propose
+from provenance.log.merkle import MerkleLog
+from tests.kit.contracts import Chain, Deployment
 
 MAX_U64 = 2**64 - 1
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import solcx
-from conftest import Chain
 from web3.contract import Contract
 
 from devnet.solc import REPO_ROOT, SETTINGS, SOLC_BINARY
 from provenance.crypto import sm3
-from provenance.merkle import node_hash
+from provenance.log.merkle import node_hash
+from tests.kit.contracts import Chain
 
 HARNESS = "tests/contracts/foundry/lib/SM3Harness.sol"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import ORG_PLAN, Chain, Deployment, pubkey
 from eth_account.signers.local import LocalAccount
 
-from provenance.contracts import ProposalKind, Role, encode_proposal, org_id
+from provenance.chain.contracts import ProposalKind, Role, encode_proposal, org_id
+from tests.kit.contracts import ORG_PLAN, Chain, Deployment, pubkey
 
 FAR = 2**40  # the attack's expiry: year 36812
 HOUR = 3600

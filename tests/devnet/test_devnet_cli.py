@@ -18,13 +18,14 @@ from web3 import HTTPProvider, Web3
 
 from devnet.anvil import ANVIL_BIN
 from devnet.config import DevnetSettings
-from devnet.deploy import Manifest, parse_role
+from devnet.deploy import parse_role
 from devnet.embedded import create_address, free_port
 from devnet.layout import DevnetError, Layout
 from devnet.network import ENGINE_ACCOUNTS
 from devnet.solc import REPO_ROOT
 from devnet.supervisor import down, status, up_detached
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
+from provenance.manifest import Manifest
 
 pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
 

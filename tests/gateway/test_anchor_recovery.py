@@ -16,23 +16,24 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission
 from web3 import Web3
 from web3.contract import Contract
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, deploy_network
+from devnet.deploy import deploy_network
 from devnet.engines import EngineHandle
 from devnet.governance import committee_pass, set_max_anchor_growth, void_anchors
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.anchor import ChainAnchorChecker
-from provenance.bundle import EvidenceBundle
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import ProposalKind, at, deploy, org_id, transact
 from provenance.client import GatewayProofs
-from provenance.contracts import ProposalKind, at, deploy, org_id, transact
-from provenance.merkle import node_hash
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.merkle import node_hash
+from provenance.manifest import Manifest
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
+from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission
 
 
 @dataclasses.dataclass

@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_kit import (
+from sqlmodel import col, select
+from web3 import Web3
+
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from gateway.models import CheckpointRow, Record
+from gateway.services.ledger import Ledger
+from gateway.services.workers import ChainCaller, Stats
+from provenance.chain.contracts import at, chain_key
+from provenance.errors import LedgerError
+from provenance.records import Envelope
+from tests.kit.gateway import (
     Harness,
     OrgClient,
     error_code,
@@ -28,17 +39,6 @@ from gateway_kit import (
     verify_bundle,
     workerless_gateway,
 )
-from sqlmodel import col, select
-from web3 import Web3
-
-from gateway.core.db import Database
-from gateway.core.security import mint_token
-from gateway.models import CheckpointRow, Record
-from gateway.services.ledger import Ledger
-from gateway.services.workers import ChainCaller, Stats
-from provenance.contracts import at, chain_key
-from provenance.errors import LedgerError
-from provenance.records import Envelope
 
 
 def _rand() -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 import secrets
 
-from gateway_kit import Harness, error_code, hj212_packets, party_meeting, party_membership, verify_bundle
+from tests.kit.gateway import (
+    Harness,
+    error_code,
+    hj212_packets,
+    party_meeting,
+    party_membership,
+    verify_bundle,
+)
 
 N_READINGS = 1000
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway_kit import Harness, error_code, hj212_packets, trust_path
+from tests.kit.gateway import Harness, error_code, hj212_packets, trust_path
 
 INT64_MAX = 2**63 - 1
 

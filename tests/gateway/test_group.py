@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from gateway_kit import STATION_2_MN, Harness, error_code, hj212_packets, party_membership
 
 from gateway.services.group import GroupRunner
 from provenance import TrustStore, verify_receipt
-from provenance.receipt import AcceptanceReceipt
+from provenance.log.receipt import AcceptanceReceipt
+from tests.kit.gateway import STATION_2_MN, Harness, error_code, hj212_packets, party_membership
 
 
 def test_a_burst_of_single_submissions_gets_each_its_own_answer(harness: Harness) -> None:

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_kit import Harness, error_code, hj212_packets, verify_bundle, workerless_gateway
 
 from gateway.core.db import Database
 from gateway.core.kek import WRAP_LABEL, KeyEncryptionKey, read_kek
 from gateway.errors import PayloadCorrupt
 from gateway.models import DataKey, RecordPayload
-from provenance._internal.files import write_private
 from provenance.crypto import generate_sm4_key, sm3, sm4_gcm_decrypt
+from provenance.files import write_private
 from provenance.records import canonical_bytes
+from tests.kit.gateway import Harness, error_code, hj212_packets, verify_bundle, workerless_gateway
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from gateway_kit import (
+from sqlmodel import select
+
+from gateway.core.db import Database
+from gateway.models import DataKey, Record, RecordPayload
+from provenance.log.bundle import envelope_schema
+from provenance.log.merkle import verify_consistency
+from tests.kit.gateway import (
     Harness,
     error_code,
     hj212_packets,
@@ -15,12 +21,6 @@ from gateway_kit import (
     verify_bundle,
     workerless_gateway,
 )
-from sqlmodel import select
-
-from gateway.core.db import Database
-from gateway.models import DataKey, Record, RecordPayload
-from provenance.bundle import envelope_schema
-from provenance.merkle import verify_consistency
 
 
 def _submit_readings(harness: Harness, n: int) -> list[str]:

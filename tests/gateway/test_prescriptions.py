@@ -7,9 +7,9 @@ import threading
 from datetime import timedelta
 
 import httpx
-from gateway_kit import Harness, chain_lead, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
 
 from provenance.access_code import HEADER, AccessCode
+from tests.kit.gateway import Harness, chain_lead, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
 
 
 def _rx() -> str:
@@ -44,13 +44,16 @@ def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> 
     assert not check["dispensed"] and not check["revoked"] and not check["expired"]
     assert check["issue_record"] == issue_id
 
-    r = pharmacy.submit("rx.dispense", rx_dispense(rx))
+    # The dispense presents the slip's code too (never signed: a header beside the record).
+    r = pharmacy.submit("rx.dispense", rx_dispense(rx), access_code=code)
     assert r.status_code == 202, r.text
     dispense_id = r.json()["id"]
 
-    again = harness.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx))
+    # Another pharmacy shown the same slip later learns that it was dispensed, not by whom.
+    again = harness.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx), access_code=code)
     assert again.status_code == 409
     assert error_code(again) == "RX_ALREADY_DISPENSED"
+    assert again.json()["error"]["details"] == {"rx_id": rx}
 
     # Having dispensed it, the pharmacy checks and reads it without the code.
     check = pharmacy.get(f"/api/v1/rx/{rx}/check").json()
@@ -111,25 +114,29 @@ def test_revoke_then_dispense_refused(harness: Harness) -> None:
 
 def test_expired_prescription_refused(harness: Harness) -> None:
     rx, code = _rx(), AccessCode.new()
-    # Expiring in a few seconds by the chain's clock (which the contract checks, and runs ahead of ours).
+    # Expiring in a few seconds by the chain's clock (which the contract checks, and runs ahead of ours);
+    # the margin lets a loaded chain caller send the issue before it expires.
     lead = chain_lead(harness)
-    _issue(harness, rx, valid_for=timedelta(seconds=lead + 4), access_code=code)
+    _issue(harness, rx, valid_for=timedelta(seconds=lead + 12), access_code=code)
     pharmacy = harness.client("pharmacy-1")
     check_url = f"/api/v1/rx/{rx}/check"
     headers = {HEADER: str(code)}
     harness.wait(
-        lambda: pharmacy.get(check_url, headers=headers).json()["expired"], timeout=lead + 30, what="expiry"
+        lambda: pharmacy.get(check_url, headers=headers).json()["expired"], timeout=lead + 45, what="expiry"
     )
     check = pharmacy.get(check_url, headers=headers).json()
     assert check["expired"] and not check["valid"]
-    d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
+    d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx), access_code=code)
     assert d.status_code == 409 and error_code(d) == "RX_EXPIRED"
 
 
 def test_unknown_and_duplicate_prescriptions(harness: Harness) -> None:
     rx = _rx()
+    # A pharmacy is told of a prescription that does not exist what it is told of one whose code it lacks.
     d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
-    assert d.status_code == 404 and error_code(d) == "RX_UNKNOWN"
+    assert d.status_code == 403 and error_code(d) == "ACCESS_CODE_INVALID"
+    d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx), access_code=None)
+    assert d.status_code == 403 and error_code(d) == "ACCESS_CODE_REQUIRED"
     # Only readers of every prescription learn that one does not exist; a pharmacy is told what it
     # would be told of an existing one it holds no code for.
     c = harness.client("auditor").get(f"/api/v1/rx/{rx}/check")

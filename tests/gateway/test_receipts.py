@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Harness, hj212_packets, tamper_signature, trust_path
 
 from provenance import Client, ReceiptInvalid, SignedRecord, TrustStore, verify_receipt
 from provenance.crypto import SM2PrivateKey
-from provenance.receipt import check_kept, parse_receipt
-from provenance.records import format_timestamp, parse_timestamp
-from provenance.trust import LogKey
+from provenance.log.receipt import check_kept, parse_receipt
+from provenance.timestamps import format_timestamp, parse_timestamp
+from provenance.verification.trust import LogKey
+from tests.kit.gateway import Harness, hj212_packets, tamper_signature, trust_path
 
 
 def _trust_file(harness: Harness) -> Path:
@@ -82,7 +82,7 @@ def test_a_202_carries_a_receipt_that_verifies_and_a_resubmission_keeps_its_time
     harness.wait_status(rid, "anchored")
     assert datetime.now(UTC) <= receipt.deadline
     bundle = harness.client("station-1").get(f"/api/v1/records/{rid}/bundle").json()
-    from provenance.bundle import EvidenceBundle
+    from provenance.log.bundle import EvidenceBundle
 
     check_kept(receipt, EvidenceBundle.from_dict(bundle))
 

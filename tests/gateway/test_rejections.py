@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from gateway_kit import (
+from web3 import Web3
+
+from devnet.governance import OrgSpec, register_key, register_org, revoke_key
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from provenance.chain.contracts import Role, at, org_id
+from provenance.crypto import SM2PrivateKey
+from provenance.timestamps import format_timestamp, parse_timestamp
+from tests.kit.gateway import (
     Harness,
     error_code,
     hj212_packets,
@@ -18,14 +26,6 @@ from gateway_kit import (
     tamper_signature,
     workerless_gateway,
 )
-from web3 import Web3
-
-from devnet.governance import OrgSpec, register_key, register_org, revoke_key
-from gateway.core.db import Database
-from gateway.core.security import mint_token
-from provenance.contracts import Role, at, org_id
-from provenance.crypto import SM2PrivateKey
-from provenance.records import format_timestamp, parse_timestamp
 
 
 def _rx() -> str:
@@ -208,7 +208,7 @@ def test_payload_rejections(harness: Harness) -> None:
     assert r.status_code == 400 and error_code(r) == "TIMESTAMP_INVALID"
 
     station = harness.client("station-1")
-    from gateway_kit import ASSETS
+    from tests.kit.gateway import ASSETS
 
     crc_bad = (ASSETS / "hj212" / "crc-mismatch-tampered-value.txt").read_bytes().decode("ascii")
     r = station.submit("env.reading", crc_bad, subject="station:x", payload_digest="0" * 64)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import secrets
 
 from eth_account import Account
-from gateway_kit import (
+from web3 import Web3
+
+from devnet.governance import OrgSpec, register_org
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from provenance.chain.contracts import Role, at
+from provenance.crypto import SM2PrivateKey
+from tests.kit.gateway import (
     Harness,
     OrgClient,
     error_code,
@@ -14,13 +21,6 @@ from gateway_kit import (
     share_request,
     share_revoke_consent,
 )
-from web3 import Web3
-
-from devnet.governance import OrgSpec, register_org
-from gateway.core.db import Database
-from gateway.core.security import mint_token
-from provenance.contracts import Role, at
-from provenance.crypto import SM2PrivateKey
 
 
 def _request(harness: Harness) -> str:

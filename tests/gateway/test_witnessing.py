@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,20 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
 from web3 import Web3
 
-from devnet.deploy import Manifest
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.checkpoint import NoteVerifier, verify_checkpoint
-from provenance.contracts import deploy
-from provenance.cosignature import WitnessPolicy
+from provenance.chain.contracts import deploy
 from provenance.errors import WitnessQuorumMissing
-from provenance.tiles import Tile, tree_hash
-from provenance.trust import TrustStore
-from tests.witness.witness_kit import WitnessServer
+from provenance.log.checkpoint import NoteVerifier, verify_checkpoint
+from provenance.log.cosignature import WitnessPolicy
+from provenance.log.tiles import Tile, tree_hash
+from provenance.manifest import Manifest
+from provenance.verification.trust import TrustStore
+from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
+from tests.kit.witness import WitnessServer
 
 ORGS = ("regulator", "auditor", "env-bureau")
 
@@ -43,7 +44,8 @@ class Witnessed:
     trust: TrustStore
     token: str
     http: httpx.Client
-    auditor_token: str = ""  # /metrics is for oversight
+    auditor_token: str = ""  # /metrics and the entry bundles are for oversight
+    monitor_token: str = ""  # the gateway's PROV_GW_MONITOR_TOKEN: entry bundles for monitors
 
     def submit(self, n: int) -> list[str]:
         ids = []
@@ -108,6 +110,7 @@ def witnessed(
         witness_quorum=2,
         witness_retry=0.2,
         witness_timeout=2.0,
+        monitor_token=(monitor_token := secrets.token_urlsafe(32)),
     )
     db = Database(settings.database_url)
     db.create_all()
@@ -129,6 +132,7 @@ def witnessed(
         token=token,
         http=http,
         auditor_token=auditor_token,
+        monitor_token=monitor_token,
     )
     http.close()
     server.stop()
@@ -240,20 +244,31 @@ def test_bundles_carry_the_cosignatures(witnessed: Witnessed) -> None:
 
 
 def test_tiles_serve_the_tree_immutably(witnessed: Witnessed) -> None:
+    before = witnessed.latest().get("size", 0)
     witnessed.submit(3)
-    cp = witnessed.cosigned_checkpoint(3, by=2)
+    cp = witnessed.cosigned_checkpoint(before + 3, by=2)  # all three in it: no newer checkpoint follows
     size = cp["size"]
     got: dict[str, int] = {}
 
     def read(tile: Tile) -> list[bytes]:
-        r = witnessed.http.get(f"/tiles/{tile.path()}")
+        r = witnessed.http.get(f"/tiles/{tile.path()}")  # hash tiles: public
         assert r.status_code == 200, (tile.path(), r.text)
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
         got[tile.path()] = len(r.content)
         return [r.content[i : i + 32] for i in range(0, len(r.content), 32)]
 
     assert tree_hash(size, read, tree_size=size) == bytes.fromhex(cp["root"][2:])
-    beyond = Tile(level=0, n=0, w=min(size + 1, 256)) if size < 256 else Tile(level=0, n=size // 256 + 1)
+    # Entry bundles are the signed envelopes: oversight's tokens and the monitor token only, never cached
+    # for another client (docs/security.md, T1).
+    entries = f"/tiles/{Tile(level=-1, n=0, w=min(size, 256)).path()}"
+    assert witnessed.http.get(entries).status_code == 401
+    station = {"Authorization": f"Bearer {witnessed.token}"}
+    assert witnessed.http.get(entries, headers=station).status_code == 403
+    for token in (witnessed.auditor_token, witnessed.monitor_token):
+        r = witnessed.http.get(entries, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.headers["cache-control"] == "private, max-age=31536000, immutable"
+    # the log may grow past the cosigned checkpoint meanwhile: ask for a tile far beyond any size it reaches
+    beyond = Tile(level=0, n=size // 256 + 10_000)
     r = witnessed.http.get(f"/tiles/{beyond.path()}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
     for bad in ("tile/0/1", "tile/0/x000/001", "tile/entries/000.p/0"):
@@ -270,15 +285,13 @@ def test_monitor_follows_the_gateway_and_names_a_tampered_tile(
     trust_file = tmp_path / "trust.json"
     trust_file.write_text(json.dumps(witnessed.trust.to_dict()))
     state = tmp_path / "monitor.json"
-    args = [
-        "monitor",
-        "--tiles",
-        f"{witnessed.server.url}/tiles",
-        "--trust",
-        str(trust_file),
-        "--state",
-        str(state),
-    ]
+    token_file = tmp_path / "monitor.token"
+    token_file.write_text(witnessed.monitor_token + "\n")
+    base = ["monitor", "--tiles", f"{witnessed.server.url}/tiles", "--trust", str(trust_file)]
+    # Without a token the entry bundles answer 401: one line naming the option, and no state written.
+    assert main([*base, "--state", str(state)]) == 1
+    assert "--token-file" in capsys.readouterr().err and not state.exists()
+    args = [*base, "--token-file", str(token_file), "--state", str(state)]
     assert main([*args, "--json"]) == 0, capsys.readouterr()
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["ok"] and first["entries_checked"] == first["size"] > 0
@@ -296,7 +309,10 @@ def test_monitor_follows_the_gateway_and_names_a_tampered_tile(
         (old,) = db.execute('SELECT hash FROM log_leaf WHERE "index" = 1').fetchone()
         db.execute('UPDATE log_leaf SET hash = ? WHERE "index" = 1', (bytes(32),))
     try:
-        assert main([*args[:-2], "--state", str(tmp_path / "fresh.json")]) == 1
+        auditor = tmp_path / "auditor.token"  # an auditor's API token does as well
+        auditor.write_text(witnessed.auditor_token)
+        fresh = [*base, "--token-file", str(auditor), "--state", str(tmp_path / "fresh.json")]
+        assert main(fresh) == 1
         err = capsys.readouterr().err
         assert "TILE_INVALID" in err and "tile/0/000" in err and "the tile is wrong" in err
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.provenance.devnet_kit import running_devnet
+from tests.kit.devnet import running_devnet
 
 
 @pytest.fixture(scope="session")

@@ -8,16 +8,17 @@ import pytest
 from web3 import Web3
 
 from devnet.anvil import start_anvil
-from devnet.deploy import OrgSpec, deploy_network
-from provenance.anchor import ChainAnchorChecker
-from provenance.bundle import Anchor
-from provenance.contracts import Role, at, transact
+from devnet.deploy import deploy_network
+from devnet.governance import OrgSpec
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import Role, at, transact
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import AnchorInvalid
-from provenance.log import RecordLog
+from provenance.log.bundle import Anchor
+from provenance.log.record_log import RecordLog
 from provenance.records import Envelope, sign_envelope
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 
 
 @pytest.fixture(scope="module")

@@ -18,27 +18,30 @@ from eth_account import Account
 from web3 import Web3
 
 from devnet.anvil import start_anvil
-from devnet.deploy import Manifest, OrgSpec, deploy_network
+from devnet.deploy import deploy_network
 from devnet.embedded import free_port
-from provenance.anchor import ChainAnchorChecker
-from provenance.audit import (
+from devnet.governance import OrgSpec
+from provenance.audit import check_events, check_links
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import ContractReverted, Role, at, chain_key, transact
+from provenance.chain.events import (
     WorkflowEvent,
-    check_events,
-    check_links,
     read_account_changes,
     read_anchors,
     read_workflow_events,
     workflow_registry,
 )
 from provenance.client import NOT_YET_LOGGED, Client, GatewayError, GatewayProofs
-from provenance.contracts import ContractReverted, Role, at, chain_key, transact
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import NotFound
-from provenance.log import RecordLog
+from provenance.log.record_log import RecordLog
+from provenance.manifest import Manifest
 from provenance.records import digest_of
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
-from tests.gateway.gateway_kit import (
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
+from tests.kit.devnet import run
+from tests.kit.gateway import (
+    kit_code,
     party_meeting,
     rx_dispense,
     rx_issue,
@@ -48,7 +51,6 @@ from tests.gateway.gateway_kit import (
     share_request,
     share_revoke_consent,
 )
-from tests.provenance.devnet_kit import run
 
 Devnet = tuple[Path, str, str]
 
@@ -163,7 +165,9 @@ def _settled(client: Client, record_id: str) -> str:
 
 def _submit(client: Client, kind: str, subject: str, payload: Any, prev: str | None = None) -> str:
     signed = client.sign(kind=kind, subject=subject, payload=payload, prev=prev)
-    return client.submit(signed, payload).id
+    # A dispense presents its prescription's code (the test kit's, which rx_issue attaches).
+    code = kit_code(subject.removeprefix("rx:")) if kind == "rx.dispense" else None
+    return client.submit(signed, payload, access_code=code).id
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import batch
-from provenance.batch import verify_export
-from provenance.trust import TrustStore
+from provenance.verification import batch
+from provenance.verification.batch import verify_export
+from provenance.verification.trust import TrustStore
 
 BUNDLES = Path(__file__).resolve().parents[1] / "assets" / "bundles"
 TRUST = TrustStore.load(BUNDLES / "trust.json")

@@ -1,4 +1,4 @@
-"""Tests for provenance.checkpoint: C2SP signed-note checkpoints signed with SM2.
+"""Tests for provenance.log.checkpoint: C2SP signed-note checkpoints signed with SM2.
 
 The golden notes in tests/assets/merkle/checkpoint/ were signed once with the test-fixture SM2 key
 (SM2 signatures are randomised, so regenerating changes their bytes, not their meaning):
@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from provenance.checkpoint import (
+from provenance.crypto import SM2PrivateKey
+from provenance.errors import CheckpointInvalid, FormatError
+from provenance.log.checkpoint import (
     MAX_NOTE_BYTES,
     SIGNATURE_TYPE,
     Checkpoint,
@@ -29,9 +31,7 @@ from provenance.checkpoint import (
     verifier_key_string,
     verify_checkpoint,
 )
-from provenance.crypto import SM2PrivateKey
-from provenance.errors import CheckpointInvalid, FormatError
-from provenance.merkle import MerkleLog, verify_inclusion
+from provenance.log.merkle import MerkleLog, verify_inclusion
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 GOLDEN = ASSETS / "merkle" / "checkpoint"

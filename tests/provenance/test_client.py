@@ -11,9 +11,9 @@ import pytest
 
 from provenance.client import AsyncClient, Client, GatewayError
 from provenance.errors import AnchorInvalid
-from provenance.verify import StepResult
-from tests.gateway.gateway_kit import party_meeting, rx_dispense, rx_issue
-from tests.provenance.devnet_kit import run
+from provenance.verification.verify import StepResult
+from tests.kit.devnet import run
+from tests.kit.gateway import party_meeting, rx_dispense, rx_issue
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -49,9 +49,12 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[
         assert content.payload == p
         assert [h["kind"] for h in pharmacy.history(f"rx:{rx}", access_code=code)] == ["rx.issue"]
         disp = rx_dispense(rx)
-        dispensed = pharmacy.submit(
-            pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=disp, prev=issued.id), disp
-        )
+        signed = pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=disp, prev=issued.id)
+        # The dispense presents the slip's code too (#23, second attack): without it, refused.
+        with pytest.raises(GatewayError) as info:
+            pharmacy.submit(signed, disp)
+        assert (info.value.code, info.value.status) == ("ACCESS_CODE_REQUIRED", 403)
+        dispensed = pharmacy.submit(signed, disp, access_code=str(code))
         bundle = pharmacy.wait_anchored(dispensed.id, timeout=60)
         report: list[StepResult] = []
         pharmacy.verifier.verify(bundle, report=report)
@@ -60,13 +63,26 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(devnet: tuple[
         # A second dispense is refused with the gateway's code, as a typed error.
         with pytest.raises(GatewayError) as info:
             pharmacy.submit(
-                pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=rx_dispense(rx)), disp
+                pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=rx_dispense(rx)),
+                disp,
+                access_code=code,
             )
         assert info.value.code in {"RX_ALREADY_DISPENSED", "PAYLOAD_DIGEST_MISMATCH"}
         second = rx_dispense(rx)
         with pytest.raises(GatewayError) as info:
-            pharmacy.submit(pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=second), second)
+            pharmacy.submit(
+                pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=second),
+                second,
+                access_code=code,
+            )
         assert info.value.code == "RX_ALREADY_DISPENSED" and info.value.status == 409
+        assert info.value.details == {"rx_id": rx}  # the issuer alone is told who dispensed it
+        # In a bulk request each item presents its own code (access_codes, one per item).
+        [item] = pharmacy.submit_many(
+            [(pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=second), second)],
+            access_codes=[code],
+        )
+        assert item.status == "rejected" and item.raw["error"]["code"] == "RX_ALREADY_DISPENSED"
         # A bundle whose anchor names another transaction fails the live anchor step.
         from dataclasses import replace
 
@@ -110,11 +126,16 @@ def test_the_readme_sdk_example_runs(
         Client, "devnet", classmethod(lambda cls, org, **kw: devnet_client(cls, org, gateway=gateway, **kw))
     )
     printed: list[str] = []
-    scope = {"medication_request": rx_issue("RX1"), "print": lambda *a: printed.append(" ".join(map(str, a)))}
+    scope = {
+        "medication_request": rx_issue("RX1"),
+        "medication_dispense": rx_dispense("RX1"),
+        "print": lambda *a: printed.append(" ".join(map(str, a))),
+    }
     exec(compile(block, "README.md", "exec"), scope)  # our own README
     code = str(scope["issued"].access_code)  # type: ignore[attr-defined]
     assert printed == [f"print on the slip: {code}"] and re.fullmatch(r"([0-9A-Z]{4}-){4}[0-9A-Z]{4}", code)
     assert scope["check"]["valid"] and scope["prescription"]["identifier"][0]["value"] == "RX1"  # type: ignore[index]
+    assert scope["dispensed"].status == "accepted"  # type: ignore[attr-defined]
 
 
 async def test_async_client_party_records_and_history(devnet: tuple[Path, str, str]) -> None:

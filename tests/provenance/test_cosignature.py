@@ -1,4 +1,4 @@
-"""Tests for provenance.cosignature: SM2 witness cosignatures of checkpoints and the k-of-n quorum.
+"""Tests for provenance.log.cosignature: SM2 witness cosignatures of checkpoints and the k-of-n quorum.
 
 The golden notes in tests/assets/witness/ were made once with the test-fixture keys (the log's is
 tests/assets/crypto/test-fixture-sm2-key.pem, the witnesses' are beside the notes); SM2 signatures are
@@ -19,7 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provenance.checkpoint import (
+from provenance.crypto import SM2PrivateKey
+from provenance.errors import CheckpointInvalid, FormatError, WitnessQuorumMissing
+from provenance.log.checkpoint import (
     SIGNATURE_TYPE,
     Checkpoint,
     NoteVerifier,
@@ -27,7 +29,7 @@ from provenance.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from provenance.cosignature import (
+from provenance.log.cosignature import (
     COSIGNATURE_TYPE,
     WitnessKey,
     WitnessPolicy,
@@ -35,10 +37,8 @@ from provenance.cosignature import (
     cosigned_message,
     verify_cosignatures,
 )
-from provenance.crypto import SM2PrivateKey
-from provenance.errors import CheckpointInvalid, FormatError, WitnessQuorumMissing
-from provenance.tlog_witness import encode_add_checkpoint, parse_add_checkpoint
-from provenance.trust import TrustInvalid, TrustStore
+from provenance.log.tlog_witness import encode_add_checkpoint, parse_add_checkpoint
+from provenance.verification.trust import TrustInvalid, TrustStore
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 GOLDEN = ASSETS / "witness"

@@ -1,4 +1,4 @@
-"""Tests for provenance.merkle: the SM3 RFC 9162 tree, its proofs, and the append-only log.
+"""Tests for provenance.log.merkle: the SM3 RFC 9162 tree, its proofs, and the append-only log.
 
 Regenerate the committed SM3 vectors (only if the reference below deliberately changes) with
 ``PYTHONPATH=. .venv/bin/python tests/provenance/test_merkle.py``.
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from provenance.crypto.sm3 import sm3
 from provenance.errors import ConsistencyInvalid, NotFound, ProofInvalid
-from provenance.merkle import (
+from provenance.log.merkle import (
     InMemoryLogStorage,
     MerkleLog,
     TreeHasher,

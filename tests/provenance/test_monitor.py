@@ -1,4 +1,5 @@
-"""Tests for provenance.monitor over the tiles a log serves (the gateway's: tests/gateway/test_witnessing.py).
+"""Tests for provenance.verification.monitor over the tiles a log serves (the gateway's:
+tests/gateway/test_witnessing.py).
 
 The log here is real (SM2-signed records in an SM3 tree, checkpoints signed with an SM2 log key); its tiles
 are computed from the tree, as the gateway stores them, and read through the monitor's fetch function.
@@ -10,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import CheckpointInvalid, WitnessQuorumMissing
-from provenance.merkle import MerkleLog, root_from_leaf_hashes
-from provenance.monitor import LogForked, Monitor, MonitorState
-from provenance.tiles import Tile, encode_bundle
-from tests.provenance.tiles_kit import LOG_NAME, ORIGIN, ServedLog, signed_entry, trust
+from provenance.log.checkpoint import Checkpoint, sign_checkpoint
+from provenance.log.merkle import MerkleLog, root_from_leaf_hashes
+from provenance.log.tiles import Tile, encode_bundle
+from provenance.verification.monitor import LogForked, Monitor, MonitorState
+from tests.kit.tiles import LOG_NAME, ORIGIN, ServedLog, signed_entry, trust
 
 
 @pytest.fixture(scope="module")
 def entries() -> list[bytes]:
-    return [signed_entry(i, "hospital-1" if i % 3 else "pharmacy-1") for i in range(600)]
+    return [signed_entry(i, "station-1" if i % 3 else "station-2") for i in range(600)]
 
 
 def test_follows_the_log_across_partial_tiles_and_resumes_from_its_state(
@@ -94,7 +95,7 @@ def test_a_tampered_entry_bundle_is_named(entries: list[bytes]) -> None:
 
 def test_entries_without_a_valid_signature_are_named(entries: list[bytes]) -> None:
     stranger = SM2PrivateKey.generate()
-    bad = [*entries[:10], signed_entry(10, "hospital-1", stranger), signed_entry(11, "ghost-org", stranger)]
+    bad = [*entries[:10], signed_entry(10, "station-1", stranger), signed_entry(11, "ghost-org", stranger)]
     served = ServedLog([*bad, b"not json"])
     report = Monitor(fetch=served.fetch, trust=trust()).step()
     assert [(p.code, p.details["leaf_index"]) for p in report.problems] == [
@@ -103,7 +104,7 @@ def test_entries_without_a_valid_signature_are_named(entries: list[bytes]) -> No
         ("ENTRY_INVALID", 12),
     ]
     msgs = [p.message for p in report.problems]
-    assert "hospital-1" in msgs[0] and "no key of it valid then verifies it" in msgs[0]
+    assert "station-1" in msgs[0] and "no key of it valid then verifies it" in msgs[0]
     assert "the organisation is not in the trust file" in msgs[1]
     assert "is not a signed record" in msgs[2]
 

@@ -1,4 +1,4 @@
-"""Tests for provenance.receipt: acceptance receipts, signed notes by the log key (RFC 6962's SCT)."""
+"""Tests for provenance.log.receipt: acceptance receipts, signed notes by the log key (RFC 6962's SCT)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from provenance.checkpoint import Checkpoint, parse_note, sign_checkpoint
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import CheckpointInvalid, ReceiptInvalid
-from provenance.receipt import (
+from provenance.log.checkpoint import Checkpoint, parse_note, sign_checkpoint
+from provenance.log.receipt import (
     PROOF_HEADER,
     AcceptanceReceipt,
     parse_receipt,
@@ -18,7 +18,7 @@ from provenance.receipt import (
     sign_receipts,
     verify_receipt,
 )
-from provenance.trust import LogKey, TrustStore
+from provenance.verification.trust import LogKey, TrustStore
 
 FIXTURE_KEY = Path(__file__).resolve().parents[1] / "assets" / "crypto" / "test-fixture-sm2-key.pem"
 ORIGIN = "shancheng.example/log"

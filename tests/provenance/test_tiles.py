@@ -1,4 +1,4 @@
-"""Tests for provenance.tiles: C2SP tlog-tiles paths, widths, entry bundles, tree hashes from tiles."""
+"""Tests for provenance.log.tiles: C2SP tlog-tiles paths, widths, entry bundles, tree hashes from tiles."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance.errors import FormatError
-from provenance.merkle import MerkleLog, leaf_hash, root_from_leaf_hashes
-from provenance.tiles import (
+from provenance.log.merkle import MerkleLog, leaf_hash, root_from_leaf_hashes
+from provenance.log.tiles import (
     TILE_WIDTH,
     CompactRange,
     Tile,

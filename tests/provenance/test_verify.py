@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import fastjsonschema
 import pytest
 
-from provenance.bundle import Anchor, EvidenceBundle, _validator, bundle_schema
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import (
     AnchorInvalid,
@@ -23,10 +22,13 @@ from provenance.errors import (
     SignerRoleForbidden,
     VerifierFault,
 )
-from provenance.log import RecordLog
-from provenance.records import Envelope, SignedRecord, format_timestamp, sign_envelope
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
-from provenance.verify import StepResult, Verifier, verdict
+from provenance.log.bundle import Anchor, EvidenceBundle, _validator, bundle_schema
+from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope, SignedRecord, sign_envelope
+from provenance.timestamps import format_timestamp
+from provenance.verification.trust import LogKey, TrustStore
+from provenance.verification.verify import StepResult, Verifier, verdict
 
 HOSP = SM2PrivateKey.generate()
 OTHER = SM2PrivateKey.generate()

@@ -29,18 +29,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from web3 import Web3
 
-from devnet.deploy import Manifest
-from provenance.anchor import ChainAnchorChecker
-from provenance.bundle import Anchor, EvidenceBundle
+from provenance.chain.anchor import ChainAnchorChecker
+from provenance.chain.contracts import ContractReverted, at, transact
 from provenance.client import Client, GatewayProofs
-from provenance.contracts import ContractReverted, at, transact
 from provenance.errors import AnchorInvalid, HistoryInconsistent, SignerRoleForbidden
-from provenance.log import RecordLog
+from provenance.log.bundle import Anchor, EvidenceBundle
+from provenance.log.record_log import RecordLog
+from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, sign_envelope
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
-from tests.gateway.gateway_kit import rx_issue
-from tests.provenance.devnet_kit import run, running_devnet
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
+from tests.kit.devnet import run, running_devnet
+from tests.kit.gateway import rx_issue
 
 
 @pytest.fixture(scope="module")

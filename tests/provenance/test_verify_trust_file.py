@@ -14,7 +14,7 @@ from adapters.registry import KINDS
 from provenance._internal.schema import inline_refs, load_schema
 from provenance.kinds import ROLES_BY_KIND
 from provenance.records import _SUBJECT_RE
-from provenance.trust import TrustInvalid, TrustStore
+from provenance.verification.trust import TrustInvalid, TrustStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMATS = (ROOT / "docs" / "formats.md").read_text("utf-8")
@@ -92,7 +92,8 @@ def _trust() -> dict[str, Any]:
         (lambda d: d["logs"][0].pop("origin"), "logs/0"),
         (lambda d: d["orgs"][0].update(constructor="x"), "orgs/0"),
         (lambda d: d["orgs"][0]["keys"][0].update(valid_from="2026-1-1"), "orgs/0/keys/0/valid_from"),
-        (lambda d: d.update(witnesses=[]), "(top level)"),
+        (lambda d: d.update(witnesses=[]), "witnesses"),
+        (lambda d: d.update(witness=[]), "(top level)"),
     ],
 )
 def test_a_trust_file_not_of_the_format_does_not_load(change: Any, where: str) -> None:

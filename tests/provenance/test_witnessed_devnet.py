@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from provenance.client import Client
-from provenance.cosignature import WitnessKey, WitnessPolicy
-from provenance.trust import TrustStore
-from tests.gateway.gateway_kit import rx_issue
-from tests.provenance.devnet_kit import run
+from provenance.log.cosignature import WitnessKey, WitnessPolicy
+from provenance.verification.trust import TrustStore
+from tests.kit.devnet import run
+from tests.kit.gateway import rx_issue
 
 
 def _strip_cosignatures(note: str, policy: WitnessPolicy) -> str:
@@ -73,9 +73,11 @@ def test_devnet_witnesses_cosign_and_bundles_verify_with_the_policy(
     broken = run("provenance", "receipt", "verify", str(receipt), "--trust", trust_file, "--bundle", str(bad))
     assert broken.returncode == 1 and "WITNESS_QUORUM_MISSING" in broken.stderr
 
-    # The monitor follows the devnet's tiles with the same trust file.
+    # The monitor follows the devnet's tiles with the same trust file, and an auditor's token (the entry
+    # bundles are the signed envelopes: for oversight only).
+    token = str(state / "tokens" / "auditor.token")
     mon = run("provenance", "monitor", "--tiles", f"{gateway}/tiles", "--trust", trust_file,
-              "--state", str(tmp_path / "monitor.json"), "--json")  # fmt: skip
+              "--token-file", token, "--state", str(tmp_path / "monitor.json"), "--json")  # fmt: skip
     assert mon.returncode == 0, mon.stdout + mon.stderr
     report = json.loads(mon.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["entries_checked"] == report["size"] >= 1
@@ -84,7 +86,7 @@ def test_devnet_witnesses_cosign_and_bundles_verify_with_the_policy(
 def test_the_devnet_verify_page_applies_the_policy(devnet: tuple[Path, str, str], tmp_path: Path) -> None:
     """The /verify page the devnet's gateway serves, in Chromium: the devnet's bundle and trust file verify,
     and the bundle stripped of its cosignatures fails at the checkpoint step."""
-    from tests.webui.webui_support import CHROMIUM, CHROMIUM_ARGS
+    from tests.kit.webui import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
@@ -125,11 +127,12 @@ def test_orgs_export_writes_the_witness_policy_from_the_registry(
     """`provenance orgs export --witness ORG=VKEY` pins only witness keys OrgRegistry holds for ORG."""
     from provenance.crypto import SM2PrivateKey
 
-    state, _, rpc = devnet
+    state, gateway, rpc = devnet
     manifest = json.loads((state / "manifest.json").read_text())
     devnet_policy = TrustStore.load(state / "trust.json").witnesses
     assert devnet_policy is not None
-    base = ["provenance", "orgs", "export", "--rpc", rpc, "--registry", manifest["contracts"]["OrgRegistry"]]
+    registry = manifest["contracts"]["OrgRegistry"]
+    base = ["provenance", "orgs", "export", "--rpc", rpc, "--registry", registry, "--gateway", gateway]
     args = [f"{w.org}={w.vkey()}" for w in devnet_policy.witnesses]
     out = tmp_path / "trust.json"
     done = run(*base, "--out", str(out), *(a for w in args for a in ("--witness", w)))

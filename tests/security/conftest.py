@@ -2,19 +2,14 @@
 
 Settings are pytest options (``pytest tests/security --crash-rounds 10 --crash-seed 7``) or, per test, the
 ``crash_rounds(n)`` marker that sets the default. The attack and API-fuzz tests reuse the gateway suite's
-network (``tests/gateway/conftest.py``: embedded node, contracts, demo orgs, in-thread gateway).
+network (``tests.kit.network``: embedded node, contracts, demo orgs, in-thread gateway).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-
-from tests.gateway.conftest import deployed, engine, harness, network  # noqa: F401
+from tests.kit.network import deployed, engine, harness, network  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
-from gateway_kit import Harness, accepted_since, check_accepted
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -23,6 +22,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.kit.gateway import Harness, accepted_since, check_accepted
 
 EXAMPLES = 40
 INT64_MAX = 2**63 - 1

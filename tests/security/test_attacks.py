@@ -18,7 +18,19 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from gateway_kit import (
+from web3 import Web3
+from web3.types import Nonce, TxParams, Wei
+
+from gateway.core.db import Database
+from gateway.core.kek import read_kek
+from gateway.models import DataKey, Record, RecordPayload
+from provenance.chain.contracts import ContractReverted, at, transact
+from provenance.crypto import SM2PrivateKey, generate_sm4_key, sm3_hex, sm4_gcm_decrypt, sm4_gcm_encrypt
+from provenance.errors import PayloadDigestMismatch, VerificationError
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.receipt import parse_receipt
+from provenance.records import canonical_bytes
+from tests.kit.gateway import (
     Harness,
     chain_lead,
     error_code,
@@ -29,18 +41,6 @@ from gateway_kit import (
     share_request,
     verify_bundle,
 )
-from web3 import Web3
-from web3.types import Nonce, TxParams, Wei
-
-from gateway.core.db import Database
-from gateway.core.kek import read_kek
-from gateway.models import DataKey, Record, RecordPayload
-from provenance.bundle import EvidenceBundle
-from provenance.contracts import ContractReverted, at, transact
-from provenance.crypto import SM2PrivateKey, generate_sm4_key, sm3_hex, sm4_gcm_decrypt, sm4_gcm_encrypt
-from provenance.errors import PayloadDigestMismatch, VerificationError
-from provenance.receipt import parse_receipt
-from provenance.records import canonical_bytes
 
 
 def _rx() -> str:

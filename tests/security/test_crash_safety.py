@@ -1,6 +1,6 @@
 """Crash safety under load: kill -9 of the gateway and of the node, a chain outage, a full disk.
 
-One network of real processes for the module (``procnet.ProcNet``): every test leaves it running and
+One network of real processes for the module (``tests.kit.procnet.ProcNet``): every test leaves it running and
 consistent. After every round an auditor checks, from the outside: each record that got a 202 has exactly
 one leaf and is anchored, its evidence bundle verifies (pinned keys, anchor looked up on chain),
 consecutive anchored checkpoints are consistent, and (after node crashes) the chain verifies from genesis.
@@ -20,15 +20,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_kit import Harness, hj212_packets, rx_dispense, rx_issue, sign_submission
-from procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
 from sqlalchemy import create_engine, make_url, text
 from sqlmodel import col, select
 
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.models import CheckpointRow, DataKey, Record, RecordPayload
+from provenance.access_code import HEADER
 from provenance.records import Envelope
+from tests.kit.gateway import Harness, hj212_packets, kit_code, rx_dispense, rx_issue, sign_submission
+from tests.kit.procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -271,7 +272,10 @@ def test_disk_full_fails_clearly_and_keeps_nothing_partial(net: ProcNet, auditor
 
 def _submit(net: ProcNet, org: str, kind: str, payload: object) -> str:
     body = sign_submission(org, net.sm2_key(org), kind, payload)
-    r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=net.headers(org), timeout=30)
+    headers = net.headers(org)
+    if kind == "rx.dispense":  # the prescription's code (the test kit's, which rx_issue attaches)
+        headers = {**headers, HEADER: str(kit_code(body["record"]["subject"].removeprefix("rx:")))}
+    r = httpx.post(f"{net.url}/api/v1/records", json=body, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
     rid: str = r.json()["id"]
     return rid

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from gateway_kit import Harness, workerless_gateway
 
 from gateway.api.server import server_config
 from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
+from tests.kit.gateway import Harness, workerless_gateway
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = {"header_timeout": 1.0, "body_timeout": 1.5, "keep_alive_timeout": 1, "max_header_bytes": 8192}

@@ -1,6 +1,6 @@
 """Issue #23, the input-validation findings (4, 5, 6, 7, 10, 11, 12): each attack of the report, replayed
 through the real HTTP API (and raw transactions to the node where the attack used them), refused with its
-specific code; and what was accepted keeps the invariant of ``gateway_kit.check_accepted`` (logged,
+specific code; and what was accepted keeps the invariant of ``tests.kit.gateway.check_accepted`` (logged,
 anchored, its bundle verifies, every read 2xx).
 """
 
@@ -16,7 +16,18 @@ from typing import Any
 
 import fastjsonschema
 import pytest
-from gateway_kit import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from web3 import Web3
+
+from adapters import adapt
+from provenance.chain.contracts import ContractReverted, at, chain_key, org_id, transact
+from provenance.errors import DuplicateKey, ProvenanceError
+from provenance.log.bundle import EvidenceBundle, envelope_schema
+from provenance.records import ENVELOPE_FIELDS, Envelope, canonical_bytes, digest_of, load_json
+from provenance.timestamps import chain_time
+from provenance.verification.trust import TrustInvalid, TrustStore
+from tests.kit.gateway import (
     STATION_1_MN,
     STATION_2_MN,
     Harness,
@@ -34,17 +45,6 @@ from gateway_kit import (
     share_consent,
     share_request,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from web3 import Web3
-
-from adapters import adapt
-from gateway.services.ledger import chain_time
-from provenance.bundle import EvidenceBundle, envelope_schema
-from provenance.contracts import ContractReverted, at, chain_key, org_id, transact
-from provenance.errors import DuplicateKey, ProvenanceError
-from provenance.records import ENVELOPE_FIELDS, Envelope, canonical_bytes, digest_of, load_json
-from provenance.trust import TrustInvalid, TrustStore
 
 
 def _rx() -> str:
@@ -329,7 +329,8 @@ def test_far_future_chain_expiry_no_500(harness: Harness) -> None:
     """A raw ``Prescriptions.issue`` with ``expiresAt = 2^40`` made the prescription's check and dispense
     answer 500 ("year 36812 is out of range"), and squatted the rx id. Every chain time now goes through one
     conversion (``chain_time``); the squatted id is RX_EXISTS naming the chain's entry, a dispense of a
-    prescription the gateway holds no record of is RX_NOT_RECORDED, the check answers 200."""
+    prescription the gateway holds no record of opens with no code (ACCESS_CODE_INVALID, since #23's
+    second attack: before, RX_NOT_RECORDED), the check answers 200."""
     assert chain_time(0) == "1970-01-01T00:00:00Z"
     assert chain_time(2**40) == chain_time(2**64 - 1) == "9999-12-31T23:59:59Z"
     rx_contract = _contract(harness, "Prescriptions")
@@ -356,8 +357,9 @@ def test_far_future_chain_expiry_no_500(harness: Harness) -> None:
             check.json()["expires_at"] == chain_time(expires)
             and check.json()["on_chain"]["expires_at"] == expires
         )
+        # The gateway holds no issue record, so no code opens it: a pharmacy learns nothing of it.
         r = pharmacy.submit("rx.dispense", rx_dispense(rx))
-        assert r.status_code == 409 and error_code(r) == "RX_NOT_RECORDED", r.text
+        assert r.status_code == 403 and error_code(r) == "ACCESS_CODE_INVALID", r.text
         r = harness.client("hospital-1").submit("rx.issue", rx_issue(rx))
         assert r.status_code == 409 and error_code(r) == "RX_EXISTS", r.text
         on_chain = r.json()["error"]["details"]["on_chain"]
@@ -505,9 +507,13 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     # A consent expiring before the chain's clock: the same rule in DataSharing.
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
-    assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
+    requested = user.submit("share.request", share_request(request_id, "data-user"))
+    assert requested.status_code == 202, requested.text
     r = owner.submit("share.consent", share_consent(request_id, valid_for=timedelta(seconds=lead / 2)))
     assert r.status_code == 400 and error_code(r) == "EXPIRY_NOT_IN_FUTURE", r.text
+    # The gateway sends the request's contract call with the data user's account: let it land first, or the
+    # raw transaction below races it for the account's nonce.
+    harness.wait_chain(requested.json()["id"])
 
     # A request id squatted on chain by a raw transaction of the data user's key.
     squatted = "REQ-" + secrets.token_hex(4)

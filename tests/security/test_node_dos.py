@@ -1,6 +1,6 @@
 """Issue #23, node findings: what one unauthenticated JSON-RPC client could do to the node, and what stops it.
 
-Each test drives a real node process (``node_kit.start_node``) and ends by checking that the process is
+Each test drives a real node process (``tests.kit.node.start_node``) and ends by checking that the process is
 alive and answering. Findings: 1 (a deep body crashed the node; the recursion limit of every entry point),
 2 (eth_call / eth_estimateGas without gas cap or deadline, blocking the node; batch work), 12 (pre-EIP-155
 transactions).
@@ -19,8 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from gateway_kit import Harness, error_code
-from node_kit import (
+from web3 import Web3
+
+from devnet.engines import EngineHandle
+from provenance.limits import RECURSION_LIMIT
+from provenance.manifest import Manifest
+from tests.kit.gateway import Harness, error_code
+from tests.kit.node import (
     BLAKE2F,
     BURN_ALL,
     LOOP,
@@ -32,11 +37,6 @@ from node_kit import (
     rpc_error,
     start_node,
 )
-from web3 import Web3
-
-from devnet.deploy import Manifest
-from devnet.engines import EngineHandle
-from provenance._internal.stack import RECURSION_LIMIT
 
 REPO = Path(__file__).resolve().parents[2]
 EVM_TIMEOUT = 3  # shorter than the default 5 s: the tests that run into it stay short
@@ -117,7 +117,7 @@ ENTRY_POINTS = [
     "gateway.main",  # the ASGI app
     "devnet.cli",  # `python -m devnet`, `provenance devnet`, `make run`
     "devnet.network",
-    "provenance.ledger.cli",  # `provenance chain`
+    "provenance.cli.chain",  # `provenance chain`
 ]
 
 

@@ -7,7 +7,7 @@ answer within the call deadline (an HTTP timeout would fail the test), that is v
 response object per answered request, with exactly one of ``result`` / ``error``, the request's id echoed
 (null when it had none or an invalid one), never ``-32603`` (an internal error is a bug the fuzzer found).
 The node process is alive and answering at the end. Also: the depth scan in front of the decoder
-(``provenance._internal.stack.json_depth_exceeds``, shared with the gateway) against real depths.
+(``provenance.limits.json_depth_exceeds``, shared with the gateway) against real depths.
 
 Bounded: ``--fuzz-examples N`` per test (default 60, well under a minute in all).
 """
@@ -23,12 +23,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from node_kit import assert_alive, start_node
-from node_kit import request as request_obj
 
 from chain_node.rpc import Rpc
 from devnet.engines import EngineHandle
-from provenance._internal.stack import json_depth_exceeds
+from provenance.limits import json_depth_exceeds
+from tests.kit.node import assert_alive, start_node
+from tests.kit.node import request as request_obj
 
 EVM_TIMEOUT = 2.0
 HTTP_TIMEOUT = EVM_TIMEOUT + 10  # the deadline, its grace, and a loaded machine: a hang fails here

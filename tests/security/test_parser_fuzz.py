@@ -22,11 +22,11 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from provenance.bundle import EvidenceBundle
 from provenance.errors import FormatError, ProvenanceError
+from provenance.log.bundle import EvidenceBundle
 from provenance.records import ENVELOPE_FIELDS, Envelope, SignedRecord, canonical_bytes, load_json
-from provenance.trust import TrustStore
-from provenance.verify import Verifier
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 
 BUNDLES = Path(__file__).resolve().parents[1] / "assets" / "bundles"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -26,7 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import (
+
+from gateway.api.guard import SafeRedirects
+from provenance.access_code import HEADER, AccessCode
+from tests.kit.gateway import (
     Harness,
     error_code,
     hj212_packets,
@@ -38,9 +41,6 @@ from gateway_kit import (
     share_request,
     workerless_gateway,
 )
-
-from gateway.api.guard import SafeRedirects
-from provenance.access_code import HEADER, AccessCode
 
 READERS = (
     "hospital-1",
@@ -118,7 +118,10 @@ def world(harness: Harness) -> World:
     rx_a, rx_b = "RX" + secrets.token_hex(5).upper(), "RX" + secrets.token_hex(5).upper()
     code_a, code_b = AccessCode.new(), AccessCode.new()
     ids = {"rx.issue": _ok(c("hospital-1").submit("rx.issue", rx_issue(rx_a, access_code=code_a)))}
-    ids["rx.dispense"] = _ok(c("pharmacy-1").submit("rx.dispense", rx_dispense(rx_a), prev=ids["rx.issue"]))
+    dispense = c("pharmacy-1").submit(
+        "rx.dispense", rx_dispense(rx_a), prev=ids["rx.issue"], access_code=code_a
+    )
+    ids["rx.dispense"] = _ok(dispense)
     ids["rx.issue open"] = _ok(c("hospital-1").submit("rx.issue", rx_issue(rx_b, access_code=code_b)))
     request_id = "SR" + secrets.token_hex(5)
     ids["share.request"] = _ok(c("data-user").submit("share.request", share_request(request_id, "data-user")))

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from webui_support import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
+
+from tests.kit.webui import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage

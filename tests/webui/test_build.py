@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from webui_support import ROOT, STATIC
+
+from tests.kit.webui import ROOT, STATIC
 
 BUILT = ("app.js", "THIRD-PARTY-LICENSES.txt")
 

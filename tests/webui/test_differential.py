@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from differential import Outcome, disagreements, golden_line, page_outcomes, python_outcome
-from webui_support import BUNDLES, TOKEN, PageProbe
 
-from provenance.checkpoint import Checkpoint, parse_note, sign_checkpoint
 from provenance.cli import main as cli_main
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
-from provenance.trust import TrustStore
+from provenance.log.checkpoint import Checkpoint, parse_note, sign_checkpoint
+from provenance.verification.trust import TrustStore
+from tests.kit.differential import Outcome, disagreements, golden_line, page_outcomes, python_outcome
+from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 Mutation = Callable[[dict[str, Any]], None]
 SPKI_COMPRESSED_PREFIX = bytes.fromhex("3039301306072a8648ce3d020106082a811ccf5501822d032200")

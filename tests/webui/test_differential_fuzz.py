@@ -21,20 +21,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-from differential import disagreements, page_outcomes, python_outcome
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from webui_support import BUNDLES, PageProbe
 
-from provenance.batch import verify_line
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import FormatError
 from provenance.kinds import ROLES_BY_KIND
 from provenance.records import Envelope, digest_of, sign_envelope
-from provenance.trust import TrustStore
 from provenance.types import Digest, OrgId, RecordKind, Subject
-from provenance.verify import Verifier
+from provenance.verification.batch import verify_line
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 from tests.assets.bundles.generate import _ORG_KEYS, CHAIN_ID, CONTRACT, ORIGIN, _logged, fixture_key
+from tests.kit.differential import disagreements, page_outcomes, python_outcome
+from tests.kit.webui import BUNDLES, PageProbe
 
 VALID = json.loads((BUNDLES / "valid.json").read_text("utf-8"))
 KEYS = {org: fixture_key(name) for org, name in _ORG_KEYS.items()}

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from webui_support import BUNDLES, TOKEN, PageProbe
 
 from provenance.cli import main as cli_main
+from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
 

@@ -9,9 +9,9 @@ import json
 from contextlib import redirect_stdout
 
 import pytest
-from webui_support import BUNDLES, PageProbe
 
 from provenance.cli import main as cli_main
+from tests.kit.webui import BUNDLES, PageProbe
 
 TRUST = BUNDLES / "trust-witnesses.json"
 # Bundle -> (step that fails, Python error code) under the witness policy.

@@ -13,17 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provenance.bundle import EvidenceBundle
-from provenance.checkpoint import NoteVerifier
-from provenance.cosignature import WitnessPolicy
 from provenance.errors import FormatError, WitnessQuorumMissing
-from provenance.log import RecordLog
-from provenance.merkle import MerkleLog
-from provenance.monitor import LogForked, Monitor
+from provenance.log.bundle import EvidenceBundle
+from provenance.log.checkpoint import NoteVerifier
+from provenance.log.cosignature import WitnessPolicy
+from provenance.log.merkle import MerkleLog
+from provenance.log.record_log import RecordLog
+from provenance.log.tlog_witness import encode_add_checkpoint
 from provenance.records import SignedRecord, load_json
-from provenance.tlog_witness import encode_add_checkpoint
-from provenance.verify import Verifier
-from tests.provenance.tiles_kit import (
+from provenance.verification.monitor import LogForked, Monitor
+from provenance.verification.verify import Verifier
+from tests.kit.tiles import (
     LOG_KEY,
     LOG_NAME,
     ORG_KEYS,
@@ -34,7 +34,7 @@ from tests.provenance.tiles_kit import (
     signed_entry,
     trust,
 )
-from tests.witness.witness_kit import WitnessServer
+from tests.kit.witness import WitnessServer
 from witness.errors import SizeConflict
 from witness.service import Witness
 from witness.state import WitnessState
@@ -44,7 +44,7 @@ POLICY = WitnessPolicy(witnesses=WITNESSES, quorum=2)
 BASE = [signed_entry(i) for i in range(10)]
 FORKS = {
     "A": ServedLog([*BASE, *(signed_entry(100 + i) for i in range(6))]),
-    "B": ServedLog([*BASE, *(signed_entry(200 + i, "pharmacy-1") for i in range(6))]),
+    "B": ServedLog([*BASE, *(signed_entry(200 + i, "station-2") for i in range(6))]),
 }
 for _served in FORKS.values():
     _served.publish(cosigners=())  # the log's signature only: cosignatures are what the witnesses give

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provenance.checkpoint import Checkpoint, open_note, sign_checkpoint, verify_checkpoint
-from provenance.cosignature import WitnessPolicy
 from provenance.crypto import SM2PrivateKey
-from provenance.tlog_witness import Conflict, Cosigned, encode_add_checkpoint, read_answer
-from tests.witness.witness_kit import SigningLog, WitnessServer
+from provenance.log.checkpoint import Checkpoint, open_note, sign_checkpoint, verify_checkpoint
+from provenance.log.cosignature import WitnessPolicy
+from provenance.log.tlog_witness import Conflict, Cosigned, encode_add_checkpoint, read_answer
+from tests.kit.witness import SigningLog, WitnessServer
 
 NAME = "shancheng.test/witness/regulator"
 
@@ -209,12 +209,13 @@ def test_cli_prints_the_vkey_and_refuses_a_nameless_witness(
     import json
 
     from provenance.cli import main
-    from provenance.cosignature import WitnessKey
+    from provenance.log.cosignature import WitnessKey
 
     key = SM2PrivateKey.generate()
     (tmp_path / "w.pem").write_bytes(key.to_pem())
     trust = {
         "version": 1,
+        "orgs": [],
         "logs": [
             {"name": log.key_name, "origin": log.origin, "public_key": log.key.public_key_pem().decode()}
         ],

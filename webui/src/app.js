@@ -371,7 +371,7 @@ function verifyLine(bytes) {
 
 /**
  * The lines of an export (JSON Lines) as [number, bytes], or null for a single document: the rule of
- * provenance/batch.py is_json_lines (the first non-blank line is JSON and more non-blank lines follow).
+ * provenance/verification/batch.py is_json_lines (the first non-blank line is JSON and more non-blank lines follow).
  */
 function exportLines(bytes) {
   const lines = [];

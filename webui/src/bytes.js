@@ -34,7 +34,7 @@ export function equalBytes(a, b) {
 /**
  * Standard, padded base64 (Python's base64.b64decode(validate=True)); null when malformed.
  * Like Python it tolerates non-zero trailing bits; callers that need one encoding per value
- * (checkpoint notes) compare the re-encoding, as provenance/checkpoint.py does.
+ * (checkpoint notes) compare the re-encoding, as provenance/log/checkpoint.py does.
  */
 export function b64decode(text) {
   if (typeof text !== 'string' || text.length % 4) return null;

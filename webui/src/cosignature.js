@@ -1,4 +1,4 @@
-// Witness cosignatures and the trust file's k-of-n policy: a port of provenance/cosignature.py (checking
+// Witness cosignatures and the trust file's k-of-n policy: a port of provenance/log/cosignature.py (checking
 // only). Format: docs/formats.md "Witness cosignatures"; choices: docs/design/witness.md.
 import { concat, equalBytes, utf8 } from './bytes.js';
 import { CheckpointError, openNote } from './note.js';

@@ -1,4 +1,4 @@
-// RFC 9162 inclusion proofs over SM3, a line-by-line port of provenance/merkle.py
+// RFC 9162 inclusion proofs over SM3, a line-by-line port of provenance/log/merkle.py
 // (root_from_inclusion_proof). BigInt throughout: tree sizes may exceed 2^32, where JS bit operators wrap.
 import { concat, equalBytes, toHex } from './bytes.js';
 import { sm3 } from './sm.js';

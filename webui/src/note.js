@@ -1,4 +1,4 @@
-// Checkpoints as C2SP signed notes signed with SM2: a port of provenance/checkpoint.py (parsing and
+// Checkpoints as C2SP signed notes signed with SM2: a port of provenance/log/checkpoint.py (parsing and
 // verification only). Format and choices: docs/design/checkpoint-note.md.
 import { b64decode, b64encode, concat, equalBytes, toHex, utf8 } from './bytes.js';
 import { sha256, sm2Verify } from './sm.js';

@@ -1,4 +1,4 @@
-// Pinned keys from a trust file (`provenance orgs export`): a port of provenance/trust.py. The file is
+// Pinned keys from a trust file (`provenance orgs export`): a port of provenance/verification/trust.py. The file is
 // checked against the same schema (provenance/schemas/trust.schema.json); a file that does not load is an
 // error, never a silent "no trust file". With one, the signer step checks the organisation's key valid
 // at the record's time and its role, and the checkpoint step uses the pinned log key and origin.
@@ -85,7 +85,7 @@ export function parseTrust(text) {
   return { orgs, logs, chainId: chain.chain_id ?? null, provenanceLog: chain.provenance_log ?? null, witnesses };
 }
 
-/** The witness policy ({quorum, keys: [{name, org, key}]}): provenance/cosignature.py WitnessPolicy.from_dict. */
+/** The witness policy ({quorum, keys: [{name, org, key}]}): provenance/log/cosignature.py WitnessPolicy.from_dict. */
 function parseWitnesses(doc) {
   const bad = (message) => new TrustError(`trust file has a bad witness policy: ${message}`);
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad("'witnesses' must be an object with 'quorum' and 'keys'");

@@ -1,4 +1,4 @@
-// The verification steps of an evidence bundle, in the order and with the names of provenance/verify.py
+// The verification steps of an evidence bundle, in the order and with the names of provenance/verification/verify.py
 // (Verifier.verify) offline, which is what `provenance verify [--trust FILE] BUNDLE` does.
 // Each step yields passed / failed / skipped (not checked) / warning (held against keys the bundle
 // carries itself) with a reason key (translated by the page) and, on failure, the technical message in
@@ -15,7 +15,7 @@ import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
 import { instantMicros, orgKeysAt } from './trust.js';
 
 export const STEPS = ['digest', 'payload', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
-// provenance/verify.py LISTED_FIELDS: what a history listing says that the bundle must say too.
+// provenance/verification/verify.py LISTED_FIELDS: what a history listing says that the bundle must say too.
 const LISTED_FIELDS = ['kind', 'org', 'subject', 'timestamp'];
 
 class StepFailure extends Error {
@@ -64,7 +64,7 @@ function shown(v) {
   }
 }
 
-/** provenance/verify.py check_listed: the bundle is the record the listing names. */
+/** provenance/verification/verify.py check_listed: the bundle is the record the listing names. */
 function checkListed(b, listed) {
   const { item, subject } = listed;
   if (item.id !== b.data.digest) {
@@ -85,7 +85,7 @@ function checkListed(b, listed) {
   }
 }
 
-/** The trust file's witness policy applied to the checkpoint (provenance/cosignature.py require_quorum). */
+/** The trust file's witness policy applied to the checkpoint (provenance/log/cosignature.py require_quorum). */
 function witnessQuorum(b) {
   const policy = b.trust?.witnesses;
   if (!policy) return null;
@@ -166,7 +166,7 @@ const STEP_FUNCS = {
     let candidates; // [{name, key, origin}]: several under one name when the log key was rotated
     const pinned = Boolean(b.trust?.logs.length);
     if (pinned) {
-      // provenance/verify.py _log_verifiers: the bundle's key name must be pinned; its key is not used.
+      // provenance/verification/verify.py _log_verifiers: the bundle's key name must be pinned; its key is not used.
       candidates = b.trust.logs.filter((k) => !bundleKey || k.name === bundleKey.name);
       if (!candidates.length) {
         fail('checkpoint.unpinned_key', `log key '${bundleKey.name}' is not pinned in the trust store`, { key: bundleKey.name });
@@ -254,7 +254,7 @@ const STEP_FUNCS = {
   },
 };
 
-/** provenance/verify.py verdict: "verified", "consistent" or "failed". */
+/** provenance/verification/verify.py verdict: "verified", "consistent" or "failed". */
 export function verdictOf(steps) {
   const status = Object.fromEntries(steps.map((s) => [s.step, s.status]));
   if (!steps.length || steps.some((s) => s.status === 'failed')) return 'failed';

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import CurrentReader, Cursor, GatewayDep, SessionDep
 from gateway.errors import RequestInvalid
 from gateway.services.reads import ExportFilter, export_page
+from provenance.timestamps import parse_rfc3339
 
 router = APIRouter(tags=["records"])
 
@@ -40,7 +41,7 @@ def _instant(value: str | None, name: str) -> datetime | None:
         try:
             if len(value) == 10:
                 return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-            at = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+            at = parse_rfc3339(value, lenient=True)
         except ValueError:  # matches the pattern but does not exist (2026-02-30)
             at = None
     if at is None or at.tzinfo is None:

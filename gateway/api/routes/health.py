@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
-from gateway.api.deps import BearerDep, GatewayDep
-from gateway.errors import AuthRequired, RoleForbidden, error_responses
-from gateway.services.visibility import role_name
+from gateway.api.deps import BearerDep, GatewayDep, require_oversight
+from gateway.errors import error_responses
 
 router = APIRouter(tags=["ops"])
-
-# Metrics tell the load and the refusals by code of every organisation: for the operator and oversight.
-METRICS_ROLES = frozenset({"auditor", "regulator", "log_operator"})
 
 
 @router.get("/healthz")
@@ -45,16 +40,7 @@ _TEXT: dict[int | str, dict[str, Any]] = {
 @router.get("/metrics", response_class=Response, responses={**_TEXT, **error_responses(401, 403, 503)})
 def metrics(gw: GatewayDep, creds: BearerDep) -> PlainTextResponse:
     """Prometheus text exposition: `Authorization: Bearer` the scrape token (`PROV_GW_METRICS_TOKEN`) or
-    the API token of an auditor, a regulator or a log operator."""
-    if creds is None or creds.scheme.lower() != "bearer":
-        raise AuthRequired("/metrics needs a token: Authorization: Bearer <token>")
-    scrape = gw.settings.metrics_token
-    given = creds.credentials.encode("utf-8")
-    if scrape is None or not hmac.compare_digest(given, scrape.get_secret_value().encode("utf-8")):
-        org = gw.tokens.org_of(creds.credentials)
-        if role_name(gw.orgs.get(org)) not in METRICS_ROLES:
-            raise RoleForbidden(
-                "/metrics is for auditors, regulators, log operators and the scrape token",
-                details={"org": org},
-            )
+    the API token of an auditor, a regulator or a log operator (metrics tell the load and the refusals by
+    code of every organisation)."""
+    require_oversight(gw, creds, what="/metrics", service_token=gw.settings.metrics_token)
     return PlainTextResponse(gw.metrics_text(), media_type="text/plain; version=0.0.4")

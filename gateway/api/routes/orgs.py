@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from gateway.api.deps import GatewayDep
-from gateway.services.ledger import chain_time
 from gateway.services.runtime import Gateway
+from provenance.timestamps import format_rfc3339
 
 router = APIRouter(tags=["orgs"])
 
 
-def _ts(unix: int) -> str | None:
-    return chain_time(unix) if unix else None
+def _ts(at: datetime | None) -> str | None:
+    return format_rfc3339(at) if at else None
 
 
 def _orgs(gw: Gateway) -> dict[str, Any]:
@@ -28,13 +29,10 @@ def _orgs(gw: Gateway) -> dict[str, Any]:
             continue
         keys = []
         for k in org.keys:
-            pub = gw.orgs.public_key(k.raw)
-            if pub is None:
-                continue
             keys.append(
                 {
                     "index": k.index,
-                    "public_key": pub.to_pem().decode("ascii"),
+                    "public_key": k.pem,
                     "valid_from": _ts(k.valid_from),
                     "valid_until": _ts(k.valid_until),
                     "revoked_at": _ts(k.revoked_at),
@@ -42,9 +40,9 @@ def _orgs(gw: Gateway) -> dict[str, Any]:
             )
         out.append(
             {
-                "id": org.org,
+                "id": org.org_id,
                 "name": org.name,
-                "role": org.role.name.lower(),
+                "role": org.role,
                 "active": org.active,
                 "keys": keys,
             }

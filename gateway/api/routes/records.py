@@ -16,8 +16,9 @@ from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, find_record, record_public
 from gateway.services.runtime import Gateway
-from provenance.bundle import bundle_schema, envelope_schema
+from provenance.access_code import HEADER
 from provenance.errors import ProvenanceError
+from provenance.log.bundle import bundle_schema, envelope_schema
 
 router = APIRouter(tags=["records"], route_class=StrictJsonRoute)  # JSON_DUPLICATE_KEY
 
@@ -36,6 +37,24 @@ class RecordSubmit(BaseModel):
     )
     payload: dict[str, Any] | str
     signer: dict[str, Any] | None = Field(default=None, description="informative; keys come from OrgRegistry")
+    access_code: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the access code printed on the prescription's slip, for the kinds only its holder "
+        "submits (rx.dispense); in a single submission also the Provenance-Access-Code header. Never "
+        "part of the signed record or payload",
+    )
+
+
+def _submission(body: RecordSubmit, access_code: str | None = None) -> Submission:
+    code = body.access_code
+    if access_code is not None:
+        if code is not None and code != access_code:
+            raise RequestInvalid(
+                f"the {HEADER} header and the body's access_code differ", details={"field": "access_code"}
+            )
+        code = access_code
+    return Submission(record=body.record, signature=body.signature, payload=body.payload, access_code=code)
 
 
 RECEIPT_DESCRIPTION = (
@@ -99,9 +118,18 @@ async def submit_record(
     gw: GatewayDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    access_code: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            max_length=64,
+            description="the access code printed on the prescription's slip: an rx.dispense needs it "
+            "(docs/security.md)",
+        ),
+    ] = None,
 ) -> RecordAccepted:
     """Accept one signed record: 202 with its id and signed receipt (200 if it was already accepted)."""
-    sub = Submission(record=body.record, signature=body.signature, payload=body.payload)
+    sub = _submission(body, access_code)
 
     def accept() -> tuple[Accepted, str]:
         accepted = gw.intake.submit(org, sub, idempotency_key=idempotency_key)
@@ -125,7 +153,7 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep) -> Bulk
         raise RequestInvalid(
             f"a bulk request holds 1 to {gw.settings.max_bulk} records", details={"count": len(body.records)}
         )
-    subs = [Submission(record=r.record, signature=r.signature, payload=r.payload) for r in body.records]
+    subs = [_submission(r) for r in body.records]
 
     def accept() -> list[tuple[Accepted | ProvenanceError, str | None]]:
         results = gw.intake.submit_many(org, subs)

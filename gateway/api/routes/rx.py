@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,10 +13,10 @@ from adapters import Access, read_policy
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
 from gateway.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden, RxUnknown
 from gateway.models import RxState
-from gateway.services.ledger import chain_time
 from gateway.services.reads import find_record
 from gateway.services.visibility import Reader
-from provenance.contracts import Role
+from provenance.chain.contracts import Role
+from provenance.timestamps import chain_time, parse_rfc3339
 
 router = APIRouter(tags=["prescriptions"])
 
@@ -28,7 +27,7 @@ ISSUE = "rx.issue"
 class RxCheck(BaseModel):
     rx_id: str
     valid: bool  # a pharmacy may dispense it now
-    status: str  # issued | dispensed | revoked
+    status: str  # issued | dispensed | revoked | rejected (the chain refused its issue)
     issuer: str
     issuer_registered: bool
     issue_record: str | None
@@ -90,11 +89,15 @@ async def check_rx(rx_id: str, reader: CurrentReader, gw: GatewayDep, session: S
     if chain is not None and chain["status"] != "issued":
         status = chain["status"]  # the chain's order is final
         dispensed_by = chain["dispenser"] or dispensed_by
+    elif chain is None and state is not None and state.issue_record is not None:
+        issue = find_record(session, state.issue_record)
+        if issue is not None and issue.chain_status == "rejected":
+            status = "rejected"  # the contract never held it: no dispense can be accepted
     # The chain's clock as the write path uses it (it may run ahead): "valid" means a dispense is accepted.
     clock = await run_in_threadpool(gw.ledger.contract_clock)
-    expired = expires is not None and clock >= datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    expired = expires is not None and clock >= parse_rfc3339(expires)
     issuer_org = await run_in_threadpool(gw.orgs.get, issuer)
-    registered = issuer_org is not None and issuer_org.active and issuer_org.role == Role.HOSPITAL
+    registered = issuer_org is not None and issuer_org.active and issuer_org.role == Role.HOSPITAL.label
     return RxCheck(
         rx_id=rx_id,
         valid=status == "issued" and not expired and registered,

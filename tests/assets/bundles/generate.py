@@ -36,14 +36,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from provenance.bundle import Anchor
-from provenance.checkpoint import KEY_ID_SIZE, parse_note
 from provenance.crypto import SM2PrivateKey
 from provenance.crypto.sm3 import sm3_hex
-from provenance.log import RecordLog
-from provenance.records import Envelope, SignedRecord, digest_of, parse_timestamp, sign_envelope
-from provenance.trust import LogKey, OrgEntry, OrgKey, TrustStore
+from provenance.log.bundle import Anchor
+from provenance.log.checkpoint import KEY_ID_SIZE, parse_note
+from provenance.log.record_log import RecordLog
+from provenance.orgs import OrgEntry, OrgKey
+from provenance.records import Envelope, SignedRecord, digest_of, sign_envelope
+from provenance.timestamps import parse_timestamp
 from provenance.types import Digest, OrgId, RecordKind, Subject
+from provenance.verification.trust import LogKey, TrustStore
 
 HERE = Path(__file__).resolve().parent
 KEYS = HERE / "keys"

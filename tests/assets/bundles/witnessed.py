@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provenance.checkpoint import Checkpoint, open_note
-from provenance.cosignature import WitnessKey, WitnessPolicy, cosign
 from provenance.crypto import SM2PrivateKey
+from provenance.log.checkpoint import Checkpoint, open_note
+from provenance.log.cosignature import WitnessKey, WitnessPolicy, cosign
 
 HERE = Path(__file__).resolve().parent
 WITNESS_KEYS = HERE.parent / "witness"

@@ -1,0 +1,67 @@
+"""The ``provenance`` command: keys, digests, SM2, records, verification (typer + rich).
+
+Errors print one readable line and exit non-zero (2 for bad input, 1 for a failed verification);
+``--verbose`` adds the traceback. Other packages add command groups through the
+``provenance.cli`` entry-point group (``node``, ``devnet``, …) so this package never imports them.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from importlib.metadata import entry_points
+from typing import Any
+
+import click
+
+# Each module adds its commands to ``app``; imported in the order `provenance --help` lists them.
+from provenance.cli import keys, verify, receipt, demo, monitor, orgs, audit, trace  # noqa: F401  # isort: skip
+from provenance.cli._app import answered, app, err, state
+from provenance.errors import ProvenanceError, VerificationError
+
+__all__ = ["app", "entry", "main"]
+
+
+def _plugin_groups() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="provenance.cli")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: mounts plugin groups, maps project errors to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    plugins = _plugin_groups()
+    wanted = [a for a in args if not a.startswith("-")][:1]
+    # Import only the group asked for: loading the node or gateway costs time on every other command.
+    for name, ep in plugins.items():
+        if not wanted or wanted[0] == name:
+            try:
+                app.add_typer(ep.load(), name=name)
+            except ImportError as exc:
+                if wanted:  # asked for by name: say why it is missing; a --help listing just omits it
+                    err.print(f"[yellow]warning[/yellow]: command group '{name}' unavailable: {exc}")
+    try:
+        with answered():
+            rv = app(args=args, prog_name="provenance", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except VerificationError as exc:
+        err.print(f"[red]error[/red] [{exc.code}] step '{exc.step}': {exc.message}")
+        if state["verbose"]:
+            traceback.print_exc()
+        return 1
+    except ProvenanceError as exc:
+        err.print(f"[red]error[/red] [{exc.code}]: {exc.message}")
+        if state["verbose"]:
+            traceback.print_exc()
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The ``provenance`` Typer app, its consoles and the helpers the command modules share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from provenance.errors import FormatError, LedgerError
+from provenance.files import read_text
+from provenance.records import load_json
+from provenance.verification.trust import TrustStore
+
+app = typer.Typer(
+    name="provenance",
+    help="Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console()
+err = Console(stderr=True)
+state = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        from provenance.crypto import backend_report
+
+        out.print(f"provenance {version('shancheng-provenance')}\nSM2 backends (* in use):", highlight=False)
+        out.print(backend_report(), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Versions and the SM2 backend in use."
+        ),
+    ] = False,
+) -> None:
+    state["verbose"] = verbose
+
+
+@contextmanager
+def answered(*, gateway: str | None = None, rpc: str | None = None) -> Iterator[None]:
+    """A gateway or node that does not answer at all is bad input (one line, exit 2), not a traceback.
+
+    Around every command (``main``); commands that know the URLs they talk to name them.
+    """
+    from provenance.client import GatewayUnreachable
+
+    try:
+        yield
+    except httpx.TransportError as exc:
+        if gateway is None:
+            try:
+                gateway = str(exc.request.url)
+            except RuntimeError:
+                gateway = "?"
+        raise GatewayUnreachable(
+            f"cannot reach the gateway at {gateway}: {exc or type(exc).__name__}"
+        ) from exc
+    except Exception as exc:
+        requests = sys.modules.get("requests")  # loaded with web3; not imported just to compare types
+        if requests is None or not isinstance(exc, requests.ConnectionError | requests.Timeout):
+            raise
+        at = f" at {rpc}" if rpc else ""
+        raise LedgerError(f"cannot reach the chain{at}: no answer ({type(exc).__name__})") from exc
+
+
+@contextmanager
+def reaching(*, rpc: str, gateway: str | None = None) -> Iterator[None]:
+    """:func:`answered` naming both ends, and any other failure of a chain read as a LEDGER_ERROR."""
+    from web3.exceptions import Web3Exception
+
+    try:
+        with answered(gateway=gateway, rpc=rpc):
+            yield
+    except (Web3Exception, OSError) as exc:
+        raise LedgerError(f"cannot read the chain at {rpc}: {exc}") from exc
+
+
+def token(token_file: Path | None) -> str | None:
+    return read_text(token_file, what="token file").strip() if token_file else None
+
+
+def gateway_trust(gateway: str) -> TrustStore:
+    resp = httpx.get(gateway.rstrip("/") + "/api/v1/orgs", timeout=30)
+    if resp.status_code != 200:
+        raise FormatError(f"gateway answered {resp.status_code} for /api/v1/orgs")
+    return TrustStore.from_dict(load_json(resp.content, what="/api/v1/orgs"))
