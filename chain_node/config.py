@@ -32,7 +32,9 @@ class NodeSettings(BaseSettings):
     rpc_max_json_depth: int = Field(32, gt=0)  # deeper JSON: refused before the decoder sees it
     rpc_batch_limit: int = Field(1000, gt=0)  # requests in one batch (geth: 1000)
     rpc_batch_gas: int = Field(100_000_000, gt=0)  # eth_call/estimateGas gas of one batch, summed
-    rpc_batch_response_bytes: int = Field(25 << 20, gt=0)  # answer bytes of one batch (geth: 25 MiB)
+    rpc_batch_response_bytes: int = Field(
+        25 << 20, gt=0
+    )  # answer bytes of one batch or request (geth's batch)
     rpc_gas_cap: int = Field(50_000_000, gt=0)  # most gas one eth_call/estimateGas may use (--rpc.gascap)
     rpc_evm_timeout: float = Field(5.0, gt=0)  # seconds one eth_call/estimateGas may run (--rpc.evmtimeout)
     rpc_call_workers: int = Field(2, gt=0)  # threads running eth_call/estimateGas beside the event loop

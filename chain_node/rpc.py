@@ -10,7 +10,6 @@ import asyncio
 import inspect
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -113,9 +112,10 @@ class Rpc:
     def _budget(self, *, batch: bool) -> BatchBudget:
         s = self.settings
         return BatchBudget(
-            # a single request is a batch of one: its gas is bounded by the cap, its answer by MAX_LOGS
+            # a single request is a batch of one: its gas is bounded by the cap, its answer as a batch's
             gas=s.rpc_batch_gas if batch else max(s.rpc_batch_gas, s.rpc_gas_cap),
-            response_bytes=s.rpc_batch_response_bytes if batch else sys.maxsize,
+            response_bytes=s.rpc_batch_response_bytes,
+            batch=batch,
             deadline=self.calls.deadline(),
         )
 
@@ -160,7 +160,7 @@ class Rpc:
             return _encode(rid, error=RpcError(Code.INVALID_PARAMS, "params must be an array"))
         handler = self.methods.get(method)
         if budget.response_bytes <= 0:  # the batch's answer is full: the rest is not even run
-            out = _encode(rid, error=self._response_too_large())
+            out = _encode(rid, error=self._response_too_large(budget))
         elif handler is None:
             out = _encode(rid, error=RpcError(Code.METHOD_NOT_FOUND, f"method not found: {show(method)}"))
         else:
@@ -174,14 +174,18 @@ class Rpc:
         if notification:
             return None
         if not budget.take_bytes(len(out)):
-            out = _encode(rid, error=self._response_too_large())
+            out = _encode(rid, error=self._response_too_large(budget))
         return out
 
-    def _response_too_large(self) -> RpcError:
+    def _response_too_large(self, budget: BatchBudget) -> RpcError:
+        what = "batch response" if budget.batch else "response"
         return RpcError(
             Code.LIMIT_EXCEEDED,
-            "batch response too large",
-            {"code": "BATCH_RESPONSE_TOO_LARGE", "limit": self.settings.rpc_batch_response_bytes},
+            f"{what} too large",
+            {
+                "code": "BATCH_RESPONSE_TOO_LARGE" if budget.batch else "RESPONSE_TOO_LARGE",
+                "limit": self.settings.rpc_batch_response_bytes,
+            },
         )
 
 

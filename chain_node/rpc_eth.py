@@ -29,6 +29,8 @@ PRIORITY_FEE = 1_000_000_000  # suggested tip, as anvil/geth dev mode suggest
 MAX_LOGS = 100_000
 MAX_FILTER_ITEMS = 1000  # addresses, and alternatives per topic position, in one eth_getLogs (geth's bound)
 MAX_ASKED = 10_000  # receipts remembered as asked for
+MAX_FEE_HISTORY = 1024  # blocks one eth_feeHistory covers (geth's default; more are cut to these)
+MAX_PERCENTILES = 100  # reward percentiles one eth_feeHistory may ask for (geth's maxQueryLimit)
 
 T = TypeVar("T")
 
@@ -144,13 +146,12 @@ class EthMethods:
         return Raw(raw) if raw is not None else None
 
     async def fee_history(self, params: list[Any], budget: BatchBudget) -> Any:
-        """eth_feeHistory over stored blocks (up to 1,024 of them: on the pool, under the deadline)."""
-        count = min(p_quantity(param(params, 0), "block count"), 1024)
+        """eth_feeHistory over stored blocks (at most MAX_FEE_HISTORY of them, as geth: on the pool, under
+        the deadline); at most MAX_PERCENTILES reward percentiles, rising, within 0-100 (geth's rules)."""
+        count = min(p_quantity(param(params, 0), "block count"), MAX_FEE_HISTORY)
         newest = self.block_tag(param(params, 1, "latest"))
         newest = self.node.head_number if newest is None else min(newest, self.node.head_number)
-        percentiles = param(params, 2, None) or []
-        if not isinstance(percentiles, list):
-            raise RpcError(Code.INVALID_PARAMS, f"invalid reward percentiles: {show(percentiles)}")
+        percentiles = _percentiles(param(params, 2, None))
         oldest = max(0, newest - count + 1)
 
         def scan() -> tuple[list[str], list[float]]:
@@ -326,6 +327,29 @@ class EthMethods:
             fut.set_exception(exc)
         else:
             fut.set_result(None)
+
+
+def _percentiles(v: Any) -> list[float]:
+    """eth_feeHistory's reward percentiles: a list of at most MAX_PERCENTILES numbers within 0-100, each
+    above the one before (-32602 otherwise, naming the first that breaks a rule)."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise RpcError(Code.INVALID_PARAMS, f"invalid reward percentiles: {show(v)}")
+    if len(v) > MAX_PERCENTILES:
+        raise RpcError(
+            Code.INVALID_PARAMS,
+            f"invalid reward percentiles: {len(v)} of them, more than {MAX_PERCENTILES}",
+            {"code": "PERCENTILES_TOO_MANY", "limit": MAX_PERCENTILES},
+        )
+    for i, p in enumerate(v):
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100:
+            raise RpcError(Code.INVALID_PARAMS, f"invalid reward percentile #{i}: {show(p)} (0 to 100)")
+        if i and p <= v[i - 1]:
+            raise RpcError(
+                Code.INVALID_PARAMS, f"invalid reward percentile #{i}: {show(p)} not above #{i - 1}"
+            )
+    return [float(p) for p in v]
 
 
 def _filter_items(items: list[Any]) -> list[Any]:

@@ -59,9 +59,10 @@ def valid_id(rid: Any) -> bool:
 class BatchBudget:
     """What is left of one batch's allowance; shared by its requests (calls on the pool's threads)."""
 
-    def __init__(self, *, gas: int, response_bytes: int, deadline: float) -> None:
+    def __init__(self, *, gas: int, response_bytes: int, deadline: float, batch: bool = True) -> None:
         self.gas = gas
         self.response_bytes = response_bytes
+        self.batch = batch  # False: a single request (its answer alone is bounded)
         self.deadline = deadline  # time.monotonic() by which every call of the batch is answered
         self._lock = threading.Lock()
 

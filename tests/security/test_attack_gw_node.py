@@ -1,0 +1,79 @@
+"""Issue #23, the second (unbriefed) attack on the running devnet: its node findings 3, 4, 9, 10 and 11
+(``ATTACK-GW-REPORT.md``), each replayed against a real node process (``tests.kit.node.start_node``) or a
+real witness process, and answered within its bound with its specific code; every test ends with the
+process alive and answering.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from web3 import Web3
+
+from devnet.engines import EngineHandle
+from tests.kit.node import assert_alive, post, request, rpc_error, start_node
+
+RESPONSE_BYTES = 8 << 10  # the node's answer bound here: a few blocks of fee history pass it
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineHandle]:
+    handle = start_node(
+        tmp_path_factory.mktemp("attack-gw-node"),
+        rpc_batch_response_bytes=str(RESPONSE_BYTES),
+        max_clock_lead="none",  # a block per transaction at once: the fee history test wants blocks
+    )
+    yield handle
+    handle.stop()
+
+
+def _blocks(node: EngineHandle, n: int) -> None:
+    """``n`` more blocks (a transfer each)."""
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+    sender = node.accounts[5]
+    for _ in range(n):
+        tx = {
+            "to": node.accounts[6].address,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 2 * w3.eth.gas_price,
+            "maxPriorityFeePerGas": 1,
+            "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+            "chainId": node.chain_id,
+        }
+        w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        )
+
+
+# -- finding 3: one eth_feeHistory drove the node to 1.8 GB ------------------------------------------------
+
+
+def test_fee_history_percentiles_and_response_bounded(node: EngineHandle) -> None:
+    """1,024 blocks x 300,000 percentiles answered 640 MB after 25 s; now at most 100 rising percentiles
+    within 0-100 (geth's rules, -32602), at most 1,024 blocks, and no answer past the response bound."""
+    _blocks(node, 6)
+    t0 = time.monotonic()
+    many = [i * 100 / 300_000 for i in range(300_000)]  # the attack's list, 3 MB of body
+    err = rpc_error(post(node, request("eth_feeHistory", ["0x400", "latest", many])))
+    assert err["code"] == -32602 and err["data"] == {"code": "PERCENTILES_TOO_MANY", "limit": 100}, err
+    assert time.monotonic() - t0 < 5  # refused at once (the attack's answer took 25.6 s)
+    for bad in ([50, 10], [10, 10], [-1], [100.5], ["50"], [True], [None], {"p": 1}):
+        err = rpc_error(post(node, request("eth_feeHistory", ["0x4", "latest", bad])))
+        assert err["code"] == -32602 and "reward percentile" in err["message"], (bad, err)
+
+    ok = post(node, request("eth_feeHistory", ["0x3", "latest", [0, 25.5, 100]])).json()["result"]
+    assert len(ok["baseFeePerGas"]) == 4 and len(ok["gasUsedRatio"]) == 3
+    assert [len(r) for r in ok["reward"]] == [3, 3, 3]
+    # More blocks than exist or than 1,024: cut to what is there, as geth does.
+    whole = post(node, request("eth_feeHistory", [hex(10**6), "latest", []])).json()["result"]
+    head = int(post(node, request("eth_blockNumber")).json()["result"], 16)
+    assert int(whole["oldestBlock"], 16) == 0 and len(whole["gasUsedRatio"]) == head + 1
+
+    # A single request's answer is bounded like a batch's: 100 percentiles over 7 blocks pass 8 KiB.
+    full = [i + 0.5 for i in range(100)]
+    err = rpc_error(post(node, request("eth_feeHistory", [hex(head + 1), "latest", full])))
+    assert err["code"] == -32005 and err["data"] == {"code": "RESPONSE_TOO_LARGE", "limit": RESPONSE_BYTES}
+    assert_alive(node)
