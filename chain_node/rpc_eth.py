@@ -284,10 +284,9 @@ class EthMethods:
         return hx(await self._on_pool(budget, lambda r: r.call(call, number)))
 
     async def estimate_gas(self, params: list[Any], budget: BatchBudget) -> Any:
-        """eth_estimateGas, on the call pool under the gas cap and the deadline (the given gas is not used:
-        the search runs up to the cap)."""
+        """eth_estimateGas, on the call pool under the gas cap and the deadline; the search runs up to the
+        call's own gas when it names one (geth: "gas required exceeds allowance" past it), else the cap."""
         call = self._call_params(param(params, 0))
-        call.pop("gas", None)
         number = self.block_tag(param(params, 1, None))
         cap = self.settings.rpc_gas_cap
         return qty(await self._on_pool(budget, lambda r: r.estimate_gas(call, number, cap=cap)))

@@ -77,3 +77,44 @@ def test_fee_history_percentiles_and_response_bounded(node: EngineHandle) -> Non
     err = rpc_error(post(node, request("eth_feeHistory", [hex(head + 1), "latest", full])))
     assert err["code"] == -32005 and err["data"] == {"code": "RESPONSE_TOO_LARGE", "limit": RESPONSE_BYTES}
     assert_alive(node)
+
+
+# -- finding 10: calls answered -32603 "internal error" -----------------------------------------------------
+
+
+def _both(node: EngineHandle, call: dict[str, str]) -> list[dict[str, object]]:
+    """The errors of eth_call and eth_estimateGas of ``call``."""
+    return [
+        rpc_error(post(node, request("eth_call", [call, "latest"]))),
+        rpc_error(post(node, request("eth_estimateGas", [call]))),
+    ]
+
+
+def test_call_errors_are_execution_errors_not_internal(node: EngineHandle) -> None:
+    """A creation with more than 48 KiB of init code answered "-32603 internal error: OutOfGas"; gas below
+    the intrinsic cost "Message.gas cannot be negative"; estimateGas ignored the caller's gas. Now each is a
+    -32000 in the words Ethereum clients use, and the estimate searches within the caller's gas."""
+    for size in (49_153, 200_000):  # EIP-3860: 2 x 24 KiB
+        for err in _both(node, {"data": "0x" + "5b" * size}):
+            assert err["code"] == -32000, err
+            assert err["message"] == f"max initcode size exceeded: code size {size} limit 49152"
+            assert err["data"] == {"code": "INITCODE_TOO_LARGE", "limit": 49152}
+    to = "0x" + "11" * 20
+    for call, want in [
+        ({"to": to, "gas": hex(20_000)}, 21_000),
+        ({"data": "0x00", "gas": hex(53_000)}, 53_004),  # a creation: 32,000 more, and the data's 4
+    ]:
+        have = int(call["gas"], 16)
+        for err in _both(node, call):
+            assert err["code"] == -32000, err
+            assert err["message"] == f"intrinsic gas too low: have {have}, want {want}"
+            assert err["data"] == {"code": "INTRINSIC_GAS_TOO_LOW", "have": have, "want": want}
+    # Within the caller's gas: enough is estimated; too little is geth's "gas required exceeds allowance".
+    assert (
+        post(node, request("eth_estimateGas", [{"to": to, "gas": hex(30_000)}])).json()["result"] == "0x5208"
+    )
+    loop = {"data": "0x5b600056", "gas": hex(100_000)}  # runs until its gas is gone
+    err = rpc_error(post(node, request("eth_estimateGas", [loop])))
+    assert err["code"] == -32000 and err["message"] == "gas required exceeds allowance (100000)", err
+    assert err["data"] == {"code": "GAS_ALLOWANCE_EXCEEDED", "allowance": 100_000}
+    assert_alive(node)
