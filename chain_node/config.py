@@ -29,6 +29,12 @@ class NodeSettings(BaseSettings):
     sync: Literal["full", "os"] = "full"  # "full": fsync per commit (power-loss safe); "os": kill -9 safe
     # Bounds on what one unauthenticated JSON-RPC request may cost (docs/design/node-rpc-limits.md).
     rpc_max_body_bytes: int = Field(5 << 20, gt=0)  # larger bodies: HTTP 413 (geth: 5 MiB)
+    # HTTP: a request head's bytes (431 beyond) and the seconds to send it (408), a body's seconds (408
+    # BODY_TIMEOUT), an idle keep-alive connection's seconds (provenance/http_limits.py, as the gateway's)
+    rpc_max_header_bytes: int = Field(64 << 10, ge=4096)
+    rpc_header_timeout: float = Field(10.0, gt=0)
+    rpc_body_timeout: float = Field(30.0, gt=0)
+    rpc_keep_alive_timeout: int = Field(5, ge=1)
     rpc_max_json_depth: int = Field(32, gt=0)  # deeper JSON: refused before the decoder sees it
     rpc_batch_limit: int = Field(1000, gt=0)  # requests in one batch (geth: 1000)
     rpc_batch_gas: int = Field(100_000_000, gt=0)  # eth_call/estimateGas gas of one batch, summed

@@ -19,6 +19,7 @@ from chain_node.rpc import Rpc, encode_error
 from chain_node.store import Store
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
+from provenance.http_limits import limited_config
 from provenance.limits import THREAD_STACK_BYTES
 
 log = logging.getLogger("chain_node.server")
@@ -39,6 +40,7 @@ class App:
     def __init__(self, rpc: Rpc) -> None:
         self.rpc = rpc
         self.max_body = rpc.settings.rpc_max_body_bytes
+        self.body_timeout = rpc.settings.rpc_body_timeout
         self._wake = asyncio.Event()
         self._stopping = False
         self._producer: asyncio.Task[None] | None = None
@@ -69,18 +71,29 @@ class App:
             return
         chunks = []
         size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body = msg.get("body", b"")
-            size += len(body)
-            if size > self.max_body:
-                await _respond(send, 413, encode_error(too_large))
-                return
-            chunks.append(body)
-            if not msg.get("more_body"):
-                break
+        try:
+            # One deadline for the whole body, not one per read: a byte a second is a stalled client too.
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        return
+                    body = msg.get("body", b"")
+                    size += len(body)
+                    if size > self.max_body:
+                        await _respond(send, 413, encode_error(too_large))
+                        return
+                    chunks.append(body)
+                    if not msg.get("more_body"):
+                        break
+        except TimeoutError:
+            late = RpcError(
+                Code.LIMIT_EXCEEDED,
+                f"request body not received within {self.body_timeout:g} s",
+                {"code": "BODY_TIMEOUT", "timeout": self.body_timeout, "received": size},
+            )
+            await _respond(send, 408, encode_error(late))  # the protocol closes: the body is unread
+            return
         out = await self.rpc.handle_body(b"".join(chunks))
         await _respond(send, 200, out or b"")
 
@@ -181,6 +194,8 @@ class App:
 async def _respond(send: Any, status: int, body: bytes) -> None:
     # An explicit length: without it the response goes out chunked, in more and smaller writes.
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if status in (408, 413):  # the body was refused unread: the connection closes after this answer
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -218,13 +233,15 @@ def serve(settings: NodeSettings) -> None:
     threading.stack_size(THREAD_STACK_BYTES)
     node = build_node(settings)
     app = App(Rpc(node, settings))
-    config = uvicorn.Config(
+    config = limited_config(
         app,
         host=settings.rpc_host,
         port=settings.rpc_port,
+        max_header_bytes=settings.rpc_max_header_bytes,
+        header_timeout=settings.rpc_header_timeout,
+        keep_alive_timeout=settings.rpc_keep_alive_timeout,
         lifespan="on",
         access_log=False,
-        proxy_headers=False,  # no proxy in front: skip the per-request X-Forwarded-* middleware
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )

@@ -6,16 +6,28 @@ process alive and answering.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from web3 import Web3
 
 from devnet.engines import EngineHandle
+from provenance.crypto import SM2PrivateKey
+from tests.kit.http_limits import Limits, check_http_limits
 from tests.kit.node import assert_alive, post, request, rpc_error, start_node
+from tests.kit.witness import free_port
 
+REPO = Path(__file__).resolve().parents[2]
 RESPONSE_BYTES = 8 << 10  # the node's answer bound here: a few blocks of fee history pass it
+LIMITS = Limits(header_timeout=1.0, body_timeout=1.5, keep_alive_timeout=1, max_header_bytes=8192)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +36,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineHandle]:
         tmp_path_factory.mktemp("attack-gw-node"),
         rpc_batch_response_bytes=str(RESPONSE_BYTES),
         max_clock_lead="none",  # a block per transaction at once: the fee history test wants blocks
+        **{f"rpc_{k}": str(v) for k, v in dataclasses.asdict(LIMITS).items()},
     )
     yield handle
     handle.stop()
@@ -118,3 +131,79 @@ def test_call_errors_are_execution_errors_not_internal(node: EngineHandle) -> No
     assert err["code"] == -32000 and err["message"] == "gas required exceeds allowance (100000)", err
     assert err["data"] == {"code": "GAS_ALLOWANCE_EXCEEDED", "allowance": 100_000}
     assert_alive(node)
+
+
+# -- finding 4: the node and the witnesses read unbounded, slow request heads ----------------------------
+
+
+def test_node_http_head_and_body_limits(node: EngineHandle) -> None:
+    """A 32 MiB header was accepted and answered, 300 partial heads stayed open 15 s+, a byte-by-byte body
+    20 s+, and one connection streaming a 160 MiB header stalled eth_blockNumber 7.9 s. Now the gateway's
+    limits hold on the node: 431 past the head bound, 408 for a head or a body not whole in time, each
+    closing the connection, while other clients are answered."""
+    port = int(node.rpc_url.rsplit(":", 1)[1])
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    check_http_limits(
+        port,
+        LIMITS,
+        honest=lambda: assert_alive(node),
+        request=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        answer=b"HTTP/1.1 405 ",  # POST JSON-RPC only
+        body_head=head,
+    )
+    assert_alive(node)
+
+
+@contextlib.contextmanager
+def _witness_process(tmp: Path) -> Iterator[str]:
+    """``python -m witness serve`` as the devnet runs it, its settings from PROV_WITNESS_*."""
+    key = tmp / "witness.sm2.pem"
+    key.write_bytes(SM2PrivateKey.generate().to_pem())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROV_WITNESS_")}
+    env |= {
+        "PROV_WITNESS_NAME": "shancheng.test/witness/limits",
+        "PROV_WITNESS_KEY_FILE": str(key),
+        "PROV_WITNESS_TRUST_FILE": str(REPO / "tests" / "assets" / "bundles" / "trust.json"),
+        "PROV_WITNESS_STATE_FILE": str(tmp / "witness.db"),
+        "PROV_WITNESS_PORT": str(port),
+        **{f"PROV_WITNESS_{k.upper()}": str(v) for k, v in dataclasses.asdict(LIMITS).items()},
+    }
+    log = (tmp / "witness.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "witness", "serve"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp / "witness.log").read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the witness did not start"
+            time.sleep(0.2)
+        yield url
+        assert proc.poll() is None, "the witness process died"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_witness_http_head_and_body_limits(tmp_path: Path) -> None:
+    """A 100 MiB header stalled a witness 5.3 s and took it from 73 to 254 MiB. Now the witness process
+    runs under the gateway's limits: 431, 408 for heads, 408 ``BODY_TIMEOUT`` for a trickling body."""
+    with _witness_process(tmp_path) as url:
+
+        def honest() -> None:
+            assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+        check_http_limits(
+            int(url.rsplit(":", 1)[1]),
+            LIMITS,
+            honest=honest,
+            request=b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            answer=b"HTTP/1.1 200 ",
+            body_head=b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nold 0\n",
+        )
