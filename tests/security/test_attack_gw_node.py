@@ -207,3 +207,29 @@ def test_witness_http_head_and_body_limits(tmp_path: Path) -> None:
             answer=b"HTTP/1.1 200 ",
             body_head=b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nold 0\n",
         )
+
+
+# -- finding 11: a big modexp held the GIL ------------------------------------------------------------------
+
+
+def _modexp(length: int, exp_length: int) -> str:
+    base, exp, mod = b"\xff" * length, b"\xff" * exp_length, b"\xff" * (length - 1) + b"\xfd"
+    head = b"".join(n.to_bytes(32, "big") for n in (length, exp_length, length))
+    return "0x" + (head + base + exp + mod).hex()
+
+
+def test_modexp_input_bounded(node: EngineHandle) -> None:
+    """A 22 M-gas modexp call (4,096-byte numbers) held the GIL in one C ``pow()``: every request waited
+    0.35 s (~1 s at the 50 M cap) and the call deadline could not stop it. Now each modexp length is at
+    most 512 bytes (EIP-7823's rule, tighter): longer fails the call before any work."""
+    modexp = "0x" + "00" * 19 + "05"
+    for length in (513, 4096):
+        call = {"to": modexp, "data": _modexp(length, 32), "gas": hex(50_000_000)}
+        err = rpc_error(post(node, request("eth_call", [call, "latest"])))
+        assert err["code"] == -32000 and "ModexpInputTooLong" in err["message"], err
+    # Within the bound, modexp is Ethereum's (EIP-198 output, EIP-2565 price).
+    call = {"to": modexp, "data": _modexp(512, 32), "gas": hex(50_000_000)}
+    out = post(node, request("eth_call", [call, "latest"])).json()["result"]
+    b, m = int.from_bytes(b"\xff" * 512, "big"), int.from_bytes(b"\xff" * 511 + b"\xfd", "big")
+    assert int(out, 16) == pow(b, (1 << 256) - 1, m)
+    assert_alive(node)
