@@ -7,6 +7,7 @@ Calls and estimates, which execute without a block, are ``chain_node/calls.py``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -18,6 +19,7 @@ from eth_utils.exceptions import ValidationError
 
 from chain_node.abc import Executable
 from chain_node.encoding import hx
+from chain_node.interrupt import CallTimeout
 
 log = logging.getLogger("chain_node.execution")
 
@@ -50,6 +52,15 @@ class Executed(Generic[E]):
     dropped: list[E] = field(default_factory=list)
 
 
+class ExecutionInterrupted(Exception):
+    """The block's time ran out (CallTimeout) while its ``done``-th transaction of the batch was executed
+    (``len(batch)``: after the last). The block in progress is unusable: py-evm stopped anywhere."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"interrupted at transaction {done}")
+        self.done = done
+
+
 def execute_block(
     chain: MiningChain,
     head: BlockHeaderAPI,
@@ -57,18 +68,39 @@ def execute_block(
     *,
     timestamp: int,
     allow_empty: bool,
+    stop_after: float | None = None,
 ) -> Executed[E]:
-    """Apply ``batch`` in order on top of ``head`` until the block is full; finalize the block (state root).
+    """Apply ``batch`` in order on top of ``head`` until the block is full, or until ``stop_after``
+    seconds have gone into it (the rest waits for the next block); finalize the block (state root).
 
     py-evm's writes go to the chain's database (the producer's overlay), which the caller commits or clears.
+    Interrupted by CallTimeout: ExecutionInterrupted, naming the transaction it stopped in.
     """
+    out: Executed[E] = Executed(block=None)
+    try:
+        return _execute(chain, head, batch, out, timestamp, allow_empty, stop_after)
+    except CallTimeout:
+        raise ExecutionInterrupted(len(out.applied) + len(out.dropped)) from None
+
+
+def _execute(
+    chain: MiningChain,
+    head: BlockHeaderAPI,
+    batch: Sequence[E],
+    out: Executed[E],
+    timestamp: int,
+    allow_empty: bool,
+    stop_after: float | None,
+) -> Executed[E]:
+    started = time.monotonic()
     header = chain.create_header_from_parent(head, timestamp=timestamp)
     vm = chain.get_vm(header)
     gas_cap = block_gas_cap(header.gas_limit)
     cur = header
-    out: Executed[E] = Executed(block=None)
     for p in batch:
         if out.applied and cur.gas_used + p.tx.gas > gas_cap:
+            break
+        if out.applied and stop_after is not None and time.monotonic() - started > stop_after:
             break
         try:
             receipt, _comp = vm.apply_transaction(cur, p.tx)

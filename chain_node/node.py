@@ -46,6 +46,7 @@ class Node:
         validator_key: SM2PrivateKey,
         block_time: float | None = None,
         max_clock_lead: float | None = None,
+        max_exec_time: float | None = None,
         allow_unprotected_txs: bool = False,
     ) -> None:
         self.store = store
@@ -76,6 +77,7 @@ class Node:
             index=self.index,
             mempool=self.mempool,
             max_clock_lead=max_clock_lead,
+            max_exec_time=max_exec_time,
         )
 
     def close(self) -> None:

@@ -21,9 +21,10 @@ from eth.abc import BlockHeaderAPI
 from chain_node.encoding import dumps, hx
 from chain_node.errors import Code, RpcError
 from chain_node.evm import genesis_params, genesis_state
-from chain_node.execution import execute_block
+from chain_node.execution import Executed, ExecutionInterrupted, execute_block
 from chain_node.genesis import Genesis
 from chain_node.index import ChainIndex
+from chain_node.interrupt import CallTimeout, Watchdog
 from chain_node.mempool import Mempool, PendingTx
 from chain_node.store import EvmDB, Store, Write, u64
 from provenance.chain.seal import GENESIS_PREV, Seal, validator_id
@@ -32,6 +33,7 @@ from provenance.errors import LedgerError
 
 log = logging.getLogger("chain_node")
 
+MAX_TOO_SLOW = 1000  # transactions remembered as dropped for their time (a send's answer names it)
 BlockListener = Callable[[list[bytes], list[bytes]], None]  # (included hashes, dropped hashes)
 
 
@@ -48,6 +50,7 @@ class BlockProducer:
         index: ChainIndex,
         mempool: Mempool,
         max_clock_lead: float | None = None,
+        max_exec_time: float | None = None,
     ) -> None:
         if validator_id(key.public_key()) not in {v.id for v in genesis.validators}:
             raise LedgerError("the validator key in the data directory is not a validator of this genesis")
@@ -57,7 +60,11 @@ class BlockProducer:
         self.mempool = mempool
         self._db = EvmDB(store)
         self._init_genesis(chain_cls, genesis)
+        self._chain_cls = chain_cls
         self._chain = chain_cls(self._db)
+        self.max_exec_time = max_exec_time  # None: a block's execution is not timed
+        self._watchdog = Watchdog()
+        self.too_slow: dict[bytes, None] = {}  # recent transactions dropped for their execution time
         self.lock = threading.Lock()  # one block at a time, whoever asks
         self._listeners: list[BlockListener] = []
         self.last_block_hashes: list[bytes] = []
@@ -135,6 +142,8 @@ class BlockProducer:
                 raise
         finally:
             self.lock.release()
+        if p.hash in self.too_slow:
+            raise self.too_slow_error()
         if self.index.get_receipt_raw(p.hash) is None:
             raise RpcError(
                 Code.EXECUTION_ERROR, "transaction could not be included in a block (see node log)"
@@ -179,12 +188,56 @@ class BlockProducer:
         ahead = earliest - (time.time() + self.time_offset)
         return min(1.0, max(0.0, ahead - self.max_clock_lead))
 
+    def too_slow_error(self) -> RpcError:
+        """The answer to a send whose transaction was dropped for its execution time."""
+        return RpcError(
+            Code.EXECUTION_ERROR,
+            f"transaction execution exceeded {self.max_exec_time:g} s: not included",
+            {"code": "TX_TOO_SLOW", "limit": self.max_exec_time},
+        )
+
+    def _execute(
+        self, head: BlockHeaderAPI, batch: list[PendingTx], allow_empty: bool
+    ) -> Executed[PendingTx] | PendingTx:
+        """The block of ``batch`` on ``head``, executed within ``max_exec_time``; or the first transaction
+        of the batch when it alone ran past that bound."""
+        timestamp = self.next_timestamp(head)
+        limit = self.max_exec_time
+        if limit is None:
+            return execute_block(self._chain, head, batch, timestamp=timestamp, allow_empty=allow_empty)
+        try:
+            return self._watchdog.run(
+                lambda: execute_block(
+                    self._chain,
+                    head,
+                    batch,
+                    timestamp=timestamp,
+                    allow_empty=allow_empty,
+                    stop_after=limit / 2,
+                ),
+                limit,
+            )
+        except (ExecutionInterrupted, CallTimeout) as exc:
+            done = exc.done if isinstance(exc, ExecutionInterrupted) else len(batch)
+        # py-evm stopped anywhere: this block's writes and the chain object are dropped
+        self._db.clear_overlay()
+        self._chain = self._chain_cls(self._db)
+        if done == 0:
+            log.warning("dropping tx %s: its execution exceeded %g s", hx(batch[0].hash), limit)
+            return batch[0]
+        # Those before it fitted in the time: the block holds them, the rest waits for the next one.
+        return execute_block(self._chain, head, batch[:done], timestamp=timestamp, allow_empty=allow_empty)
+
     def _produce(self, batch: list[PendingTx], allow_empty: bool) -> tuple[list[bytes], list[bytes]]:
         with self._db.snapshot():
             head = self._head
-            done = execute_block(
-                self._chain, head, batch, timestamp=self.next_timestamp(head), allow_empty=allow_empty
-            )
+            done = self._execute(head, batch, allow_empty)
+            if isinstance(done, PendingTx):
+                self.mempool.remove([done], durable=True)
+                self.too_slow[done.hash] = None
+                if len(self.too_slow) > MAX_TOO_SLOW:
+                    del self.too_slow[next(iter(self.too_slow))]
+                return [], [done.hash]
             if done.block is None:
                 self._db.clear_overlay()
                 self.mempool.remove(done.dropped, durable=True)

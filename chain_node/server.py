@@ -216,6 +216,7 @@ def build_node(settings: NodeSettings) -> Node:
         validator_key=key,
         block_time=settings.block_time,
         max_clock_lead=settings.max_clock_lead,
+        max_exec_time=settings.max_exec_time,
         allow_unprotected_txs=settings.allow_unprotected_txs,
     )
 

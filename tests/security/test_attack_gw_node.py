@@ -18,11 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 from web3 import Web3
+from web3.exceptions import TimeExhausted
 
 from devnet.engines import EngineHandle
 from provenance.crypto import SM2PrivateKey
 from tests.kit.http_limits import Limits, check_http_limits
-from tests.kit.node import assert_alive, post, request, rpc_error, start_node
+from tests.kit.node import BLAKE2F, assert_alive, blake2f_input, post, request, rpc_error, start_node
 from tests.kit.witness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,6 +208,46 @@ def test_witness_http_head_and_body_limits(tmp_path: Path) -> None:
             answer=b"HTTP/1.1 200 ",
             body_head=b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nold 0\n",
         )
+
+
+# -- finding 9: one permitted transaction of blake2f rounds stalled the node ------------------------------
+
+
+def test_slow_transaction_is_dropped_not_mined_for_minutes(node: EngineHandle) -> None:
+    """station-2's one 1M-round blake2f transaction (1 gas a round, ~19 us each in py-evm) left the node
+    answering nothing for 13.7 s; 30 M gas of it would take minutes. Now a block's execution is bounded
+    (``max_exec_time``, 1 s): the transaction that alone runs past it is dropped (``TX_TOO_SLOW``) and
+    its nonce stays free; the node goes on answering and mining."""
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+    sender = node.accounts[7]
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    base = {
+        "value": 0,
+        "maxFeePerGas": 2 * w3.eth.gas_price,
+        "maxPriorityFeePerGas": 1,
+        "nonce": nonce,
+        "chainId": node.chain_id,
+    }
+    rounds = 2_000_000  # ~40 s of py-evm unbounded
+    slow = {**base, "to": BLAKE2F, "data": blake2f_input(rounds), "gas": rounds + 100_000}
+    raw = sender.sign_transaction(slow).raw_transaction
+    time.sleep(0.2)  # a lone client: the node mines its send at once
+    t0 = time.monotonic()
+    body = post(node, request("eth_sendRawTransaction", [raw.to_0x_hex()]), timeout=120).json()
+    if "error" in body:  # mined at once: the send is answered with the reason
+        assert body["error"]["code"] == -32000, body
+        assert body["error"]["data"] == {"code": "TX_TOO_SLOW", "limit": 1.0}, body
+    else:  # mined by the block loop: the hash, then no receipt ever
+        with pytest.raises(TimeExhausted):
+            w3.eth.wait_for_transaction_receipt(body["result"], timeout=5)
+    assert time.monotonic() - t0 < 20, "the transaction ran unbounded"
+    assert w3.eth.get_transaction_count(sender.address, "pending") == nonce  # its nonce is free again
+    ok = {**base, "to": node.accounts[8].address, "value": 1, "gas": 21_000}
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(sender.sign_transaction(ok).raw_transaction), timeout=30
+    )
+    assert receipt["status"] == 1
+    assert_alive(node)
 
 
 # -- finding 11: a big modexp held the GIL ------------------------------------------------------------------
