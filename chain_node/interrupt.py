@@ -65,41 +65,30 @@ class Job:
 
 
 class Watchdog:
-    """One thread that interrupts the job it watches at the job's deadline: one job at a time (the caller
-    serialises them), no thread started per job (the producer runs one per block)."""
+    """One thread that interrupts the job it watches once the job's deadline has passed (within ``poll``
+    seconds): one job at a time (the caller serialises them). It polls instead of being woken per job,
+    so a job costs its caller no thread hand-off (the producer runs one per block)."""
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
+    def __init__(self, poll: float = 0.05) -> None:
+        self.poll = poll
         self._job: Job | None = None
         self._thread: threading.Thread | None = None
 
     def run(self, fn: Callable[[], T], seconds: float) -> T:
         """``fn()`` in this thread, stopped by CallTimeout if it runs longer than ``seconds`` (the
         watchdog interrupts it: this thread may be the event loop's, which could not time itself)."""
-        job = Job(time.monotonic() + seconds)
-        with self._cond:
-            assert self._job is None, "one job at a time"
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
-                self._thread.start()
-            self._job = job
-            self._cond.notify()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+            self._thread.start()
+        job = self._job = Job(time.monotonic() + seconds)
         try:
             return job.run(fn)
         finally:
-            with self._cond:
-                self._job = None
+            self._job = None
 
     def _watch(self) -> None:
-        with self._cond:
-            while True:
-                job = self._job
-                if job is None:
-                    self._cond.wait()
-                    continue
-                left = job.deadline - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
-                job.interrupt()
-                self._job = None
+        while True:
+            time.sleep(self.poll)
+            job = self._job
+            if job is not None and time.monotonic() >= job.deadline:
+                job.interrupt()  # a no-op once the job has ended

@@ -12,10 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from provenance.errors import ProvenanceError
+from provenance.errors import BodyTimeout, BodyTooLarge, ProvenanceError
 from provenance.log.tlog_witness import MAX_REQUEST_BYTES, SIZE_MEDIA_TYPE, encode_size
 from witness.config import WitnessSettings
-from witness.errors import BodyTimeout, BodyTooLarge, SizeConflict
+from witness.errors import SizeConflict
 from witness.service import Witness
 
 log = logging.getLogger("witness")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provenance.errors import ConsistencyInvalid, FormatError, NotFound, NotPermitted, ProvenanceError
+from provenance.errors import ConsistencyInvalid, NotFound, NotPermitted, ProvenanceError
 
 
 class LogUnknown(NotFound):
@@ -35,17 +35,3 @@ class ProofRefused(ConsistencyInvalid):
     """422: the consistency proof does not lead from the last cosigned checkpoint to this one."""
 
     http_status = 422
-
-
-class BodyTooLarge(FormatError):
-    """413: a body larger than the largest valid request, refused instead of read whole."""
-
-    code = "BODY_TOO_LARGE"
-    http_status = 413
-
-
-class BodyTimeout(FormatError):
-    """408: the body did not arrive whole in time (a stalled or trickling client)."""
-
-    code = "BODY_TIMEOUT"
-    http_status = 408

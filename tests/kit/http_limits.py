@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
 GRACE = 5.0  # beyond a time-out: scheduling on a shared machine, never a speed claim
 
 
@@ -121,3 +126,29 @@ def check_http_limits(
         assert first.startswith(answer), first[:200]
         assert _closed_by_server(s, limits.keep_alive_timeout + GRACE) == b""
     honest()
+
+
+@contextlib.contextmanager
+def service(cmd: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process started from the checkout, once ``health`` answers 200; stopped at the end."""
+    out = log.open("wb")
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(health, timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, f"{cmd} did not start"
+            time.sleep(0.2)
+        yield proc
+        assert proc.poll() is None, f"{cmd} died: {log.read_text()[-2000:]}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()

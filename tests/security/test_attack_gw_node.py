@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,8 +21,9 @@ from web3.exceptions import TimeExhausted
 
 from devnet.engines import EngineHandle
 from provenance.crypto import SM2PrivateKey
-from tests.kit.http_limits import Limits, check_http_limits
+from tests.kit.http_limits import Limits, check_http_limits, service
 from tests.kit.node import BLAKE2F, assert_alive, blake2f_input, post, request, rpc_error, start_node
+from tests.kit.node_probe import transfer
 from tests.kit.witness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,18 +48,9 @@ def _blocks(node: EngineHandle, n: int) -> None:
     w3 = Web3(Web3.HTTPProvider(node.rpc_url))
     sender = node.accounts[5]
     for _ in range(n):
-        tx = {
-            "to": node.accounts[6].address,
-            "value": 1,
-            "gas": 21_000,
-            "maxFeePerGas": 2 * w3.eth.gas_price,
-            "maxPriorityFeePerGas": 1,
-            "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-            "chainId": node.chain_id,
-        }
-        w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
-        )
+        nonce = w3.eth.get_transaction_count(sender.address, "pending")
+        raw = sender.sign_transaction(transfer(node, to=node.accounts[6].address, nonce=nonce, value=1))
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw.raw_transaction))
 
 
 # -- finding 3: one eth_feeHistory drove the node to 1.8 GB ------------------------------------------------
@@ -170,26 +161,9 @@ def _witness_process(tmp: Path) -> Iterator[str]:
         "PROV_WITNESS_PORT": str(port),
         **{f"PROV_WITNESS_{k.upper()}": str(v) for k, v in dataclasses.asdict(LIMITS).items()},
     }
-    log = (tmp / "witness.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "witness", "serve"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "witness.log").read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the witness did not start"
-            time.sleep(0.2)
+    with service([sys.executable, "-m", "witness", "serve"], env, f"{url}/healthz", tmp / "witness.log"):
         yield url
-        assert proc.poll() is None, "the witness process died"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def test_witness_http_head_and_body_limits(tmp_path: Path) -> None:
@@ -221,15 +195,8 @@ def test_slow_transaction_is_dropped_not_mined_for_minutes(node: EngineHandle) -
     w3 = Web3(Web3.HTTPProvider(node.rpc_url))
     sender = node.accounts[7]
     nonce = w3.eth.get_transaction_count(sender.address, "pending")
-    base = {
-        "value": 0,
-        "maxFeePerGas": 2 * w3.eth.gas_price,
-        "maxPriorityFeePerGas": 1,
-        "nonce": nonce,
-        "chainId": node.chain_id,
-    }
     rounds = 2_000_000  # ~40 s of py-evm unbounded
-    slow = {**base, "to": BLAKE2F, "data": blake2f_input(rounds), "gas": rounds + 100_000}
+    slow = transfer(node, to=BLAKE2F, nonce=nonce, data=blake2f_input(rounds), gas=rounds + 100_000)
     raw = sender.sign_transaction(slow).raw_transaction
     time.sleep(0.2)  # a lone client: the node mines its send at once
     t0 = time.monotonic()
@@ -242,7 +209,7 @@ def test_slow_transaction_is_dropped_not_mined_for_minutes(node: EngineHandle) -
             w3.eth.wait_for_transaction_receipt(body["result"], timeout=5)
     assert time.monotonic() - t0 < 20, "the transaction ran unbounded"
     assert w3.eth.get_transaction_count(sender.address, "pending") == nonce  # its nonce is free again
-    ok = {**base, "to": node.accounts[8].address, "value": 1, "gas": 21_000}
+    ok = transfer(node, to=node.accounts[8].address, nonce=nonce, value=1)
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(sender.sign_transaction(ok).raw_transaction), timeout=30
     )

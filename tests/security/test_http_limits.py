@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +21,8 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from tests.kit.gateway import Harness, workerless_gateway
-from tests.kit.http_limits import Limits, check_http_limits
+from tests.kit.http_limits import Limits, check_http_limits, service
 
-REPO = Path(__file__).resolve().parents[2]
 LIMITS = {"header_timeout": 1.0, "body_timeout": 1.5, "keep_alive_timeout": 1, "max_header_bytes": 8192}
 
 
@@ -88,26 +85,8 @@ def _serve_process(harness: Harness, tmp: Path, port: int) -> Iterator[str]:
         **{f"PROV_GW_{k.upper()}": str(v) for k, v in LIMITS.items()},
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    log = (tmp / "serve.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "serve.log").read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.2)
+    with service(cmd, env, f"http://127.0.0.1:{port}/healthz", tmp / "serve.log"):
         yield token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_gateway_serve_process_applies_the_http_limits(harness: Harness, tmp_path: Path) -> None:
