@@ -23,9 +23,9 @@ class NodeSettings(BaseSettings):
     # block, so a block that would be stamped further ahead waits (at most a second), gathering whatever
     # arrives meanwhile. None: no bound, a block per transaction at once (a test chain, as geth --dev).
     max_clock_lead: float | None = Field(1.0, ge=0)
-    # Seconds of execution one block may take: py-evm's time per gas varies a thousandfold (a blake2f round
-    # costs 1 gas and ~19 us), so gas alone does not bound it. A block takes no more transactions after half
-    # of it; a transaction that alone runs longer is dropped (TX_TOO_SLOW). None: unbounded.
+    # CPU seconds of execution one block may take: py-evm's time per gas varies a thousandfold (a blake2f
+    # round costs 1 gas and ~19 us), so gas alone does not bound it. A block takes no more transactions
+    # after half of it; a transaction that alone runs longer is dropped (TX_TOO_SLOW). None: unbounded.
     max_exec_time: float | None = Field(1.0, gt=0)
     receipt_wait: float = 2.0  # eth_getTransactionReceipt waits this long for a mempool tx's block
     log_level: str = "warning"

@@ -10,6 +10,7 @@ transactions while a block is built (``chain_node/producer.py``).
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -65,30 +66,36 @@ class Job:
 
 
 class Watchdog:
-    """One thread that interrupts the job it watches once the job's deadline has passed (within ``poll``
-    seconds): one job at a time (the caller serialises them). It polls instead of being woken per job,
-    so a job costs its caller no thread hand-off (the producer runs one per block)."""
+    """One thread that interrupts the job it watches once the job's thread has spent its CPU seconds
+    (checked every ``poll`` seconds): one job at a time (the caller serialises them). CPU time, not the
+    wall clock: on a loaded machine a block waits for a core, which is no reason to drop a transaction.
+    It polls instead of being woken per job, so a job costs its caller no thread hand-off."""
 
     def __init__(self, poll: float = 0.05) -> None:
         self.poll = poll
-        self._job: Job | None = None
+        self._watched: tuple[Job, int, float] | None = None  # the job, its thread's CPU clock, the limit
         self._thread: threading.Thread | None = None
 
-    def run(self, fn: Callable[[], T], seconds: float) -> T:
-        """``fn()`` in this thread, stopped by CallTimeout if it runs longer than ``seconds`` (the
-        watchdog interrupts it: this thread may be the event loop's, which could not time itself)."""
+    def run(self, fn: Callable[[], T], cpu_seconds: float) -> T:
+        """``fn()`` in this thread, stopped by CallTimeout once this thread has spent ``cpu_seconds`` of
+        CPU in it (the watchdog interrupts it: this thread may be the event loop's, which could not time
+        itself)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
             self._thread.start()
-        job = self._job = Job(time.monotonic() + seconds)
+        job = Job(math.inf)
+        clock = time.pthread_getcpuclockid(threading.get_ident())
+        self._watched = (job, clock, time.thread_time() + cpu_seconds)
         try:
             return job.run(fn)
         finally:
-            self._job = None
+            self._watched = None
 
     def _watch(self) -> None:
         while True:
             time.sleep(self.poll)
-            job = self._job
-            if job is not None and time.monotonic() >= job.deadline:
-                job.interrupt()  # a no-op once the job has ended
+            watched = self._watched
+            if watched is not None:
+                job, clock, limit = watched
+                if time.clock_gettime(clock) >= limit:
+                    job.interrupt()  # a no-op once the job has ended

@@ -192,7 +192,7 @@ class BlockProducer:
         """The answer to a send whose transaction was dropped for its execution time."""
         return RpcError(
             Code.EXECUTION_ERROR,
-            f"transaction execution exceeded {self.max_exec_time:g} s: not included",
+            f"transaction execution exceeded {self.max_exec_time:g} s of CPU: not included",
             {"code": "TX_TOO_SLOW", "limit": self.max_exec_time},
         )
 
@@ -223,7 +223,7 @@ class BlockProducer:
         self._db.clear_overlay()
         self._chain = self._chain_cls(self._db)
         if done == 0:
-            log.warning("dropping tx %s: its execution exceeded %g s", hx(batch[0].hash), limit)
+            log.warning("dropping tx %s: its execution exceeded %g s of CPU", hx(batch[0].hash), limit)
             return batch[0]
         # Those before it fitted in the time: the block holds them, the rest waits for the next one.
         return execute_block(self._chain, head, batch[:done], timestamp=timestamp, allow_empty=allow_empty)
