@@ -6,7 +6,10 @@ and calls contracts with, as any web3.py application does: pending nonce, chain 
 with the engine's gas estimate and fees, sign, send, wait for the receipt); many per block (send N
 without waiting, from 4 client processes with their own accounts, then wait for all); eth_getLogs over
 10,000 matching events (address + topic filter), timed as the raw JSON-RPC call and through web3.py's
-formatters. Also the engine process's CPU time per transaction (from /proc), which other load on a
+formatters. The embedded engines run as test chains (a block per transaction at once, no clock bound);
+``embedded-bounded`` is the node as the devnet runs it, its blocks stamped at most a second ahead of the
+clock, so one at a time it makes about a block a second (``docs/design/node-storage.md``). Also the
+engine process's CPU time per transaction (from /proc), which other load on a
 shared machine disturbs much less than tx/s. ``--rounds N`` repeats every engine N times, interleaved,
 and reports each round's ratio to anvil and the medians. Prints a table; ``--json`` for machines.
 
@@ -276,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--engines",
         default="embedded,embedded-os,anvil",
-        help="embedded (fsync per commit, the default), embedded-os (PROV_NODE_SYNC=os), anvil",
+        help="embedded (fsync per commit, the default), embedded-os (PROV_NODE_SYNC=os), anvil; "
+        "embedded-bounded: the clock bound the devnet runs with (one at a time: about a block a second)",
     )
     ap.add_argument("--rounds", type=int, default=1, help="repeat every engine, interleaved")
     ap.add_argument("--json", action="store_true")
@@ -284,11 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-chain-") as tmp:
 
-        def embedded(sync: str) -> Callable[[], EngineHandle]:
+        def embedded(sync: str, *, bounded_clock: bool = False) -> Callable[[], EngineHandle]:
             def start() -> EngineHandle:
                 os.environ["PROV_NODE_SYNC"] = sync  # NodeSettings reads it in the node subprocess
                 try:
-                    return start_embedded(data_dir=Path(tempfile.mkdtemp(dir=tmp)) / f"node-{sync}")
+                    return start_embedded(
+                        data_dir=Path(tempfile.mkdtemp(dir=tmp)) / f"node-{sync}", bounded_clock=bounded_clock
+                    )
                 finally:
                     del os.environ["PROV_NODE_SYNC"]
 
@@ -297,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         starters: dict[str, Callable[[], EngineHandle]] = {
             "embedded": embedded("full"),
             "embedded-os": embedded("os"),
+            "embedded-bounded": embedded("full", bounded_clock=True),
         }
         if "anvil" in args.engines:
             from devnet.anvil import start_anvil

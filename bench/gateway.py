@@ -233,7 +233,7 @@ def main() -> int:
     else:
         from devnet.embedded import start_embedded
 
-        engine = start_embedded(data_dir=work / "chain")
+        engine = start_embedded(data_dir=work / "chain", registry_permits=True)
     try:
         manifest = deploy_network(engine, out_dir=work / "network")
         dbs = [("sqlite", f"sqlite:///{work / 'gateway.db'}")]

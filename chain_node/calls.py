@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from eth.abc import BlockHeaderAPI, ComputationAPI
-from eth.exceptions import Revert
+from eth.exceptions import OutOfGas, Revert, VMError
+from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth.vm.spoof import SpoofTransaction
 from eth_abi.abi import decode
 from eth_utils.exceptions import ValidationError
@@ -104,11 +105,14 @@ class CallRunner:
             data=call.get("data", b""),
         )
         tx = SpoofTransaction(unsigned, from_=sender)
+        _check_message(call, gas, int(tx.intrinsic_gas))
         snapshot = state.snapshot()
         try:
             comp = state.costless_execute_transaction(tx)
         except ValidationError as exc:
             raise RpcError(Code.EXECUTION_ERROR, str(exc)) from exc
+        except VMError as exc:  # raised out of py-evm's message set-up, not a computation's error
+            raise RpcError(Code.EXECUTION_ERROR, f"execution failed: {type(exc).__name__}: {exc}") from exc
         except RecursionError as exc:
             # Only with a gas cap raised far past the default: the 63/64 rule keeps calls of 50 M gas near
             # depth 540, ~3,300 levels of Python, within the recursion limit (provenance/_internal/stack.py).
@@ -131,11 +135,20 @@ class CallRunner:
         return bytes(comp.output)
 
     def estimate_gas(self, call: dict[str, Any], number: int | None, *, cap: int | None = None) -> int:
-        """eth_estimateGas: one run at the ceiling (half the block, at most ``cap``); its measured need when
-        that run proves it suffices, else a check at the need and a binary search if short."""
+        """eth_estimateGas: one run at the ceiling (half the block, at most ``cap``, at most the call's own
+        gas); its measured need when that run proves it suffices, else a check at the need and a binary
+        search if short. Out of gas at the ceiling: geth's "gas required exceeds allowance"."""
         with self._at(number) as header:
             cap = header.gas_limit // 2 if cap is None else min(cap, header.gas_limit // 2)
+            if call.get("gas") is not None:
+                cap = min(cap, call["gas"])
             tx, comp = self._execute(header, {**call, "gas": cap})
+            if comp.is_error and isinstance(comp.error, OutOfGas):
+                raise RpcError(
+                    Code.EXECUTION_ERROR,
+                    f"gas required exceeds allowance ({cap})",
+                    {"code": "GAS_ALLOWANCE_EXCEEDED", "allowance": cap},
+                )
             raise_if_error(comp)
             need = int(tx.intrinsic_gas + comp.get_gas_used())
             if _need_suffices(call, comp, cap - need):
@@ -180,6 +193,25 @@ class RunnerPool:
             if not r.poisoned:
                 with self._lock:
                     self._free.append(r)
+
+
+def _check_message(call: dict[str, Any], gas: int, intrinsic: int) -> None:
+    """What a transaction could not even start with, refused in the words Ethereum clients use (py-evm
+    raises these out of its message set-up, or runs a negative gas): init code over EIP-3860's limit, gas
+    below the intrinsic cost."""
+    data = call.get("data", b"")
+    if not call.get("to") and len(data) > MAX_INITCODE_SIZE:
+        raise RpcError(
+            Code.EXECUTION_ERROR,
+            f"max initcode size exceeded: code size {len(data)} limit {MAX_INITCODE_SIZE}",
+            {"code": "INITCODE_TOO_LARGE", "limit": MAX_INITCODE_SIZE},
+        )
+    if gas < intrinsic:
+        raise RpcError(
+            Code.EXECUTION_ERROR,
+            f"intrinsic gas too low: have {gas}, want {intrinsic}",
+            {"code": "INTRINSIC_GAS_TOO_LOW", "have": gas, "want": intrinsic},
+        )
 
 
 def raise_if_error(comp: ComputationAPI) -> None:

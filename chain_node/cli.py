@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from chain_node.config import NodeSettings
 from chain_node.genesis import DEFAULT_CHAIN_ID, init_genesis
@@ -31,6 +32,10 @@ def run(
         str | None,
         typer.Option(help="full: fsync every commit (default); os: survive kill -9, not power loss"),
     ] = None,
+    max_clock_lead: Annotated[
+        str | None,
+        typer.Option(help="Seconds a block may be stamped ahead of this clock (default 1); 'none': no bound"),
+    ] = None,
 ) -> None:
     """Run the node: JSON-RPC over HTTP, blocks sealed by the genesis validator."""
     from chain_node.server import serve  # imported late: `init` should not pay for py-evm
@@ -49,11 +54,28 @@ def run(
         }.items()
         if v is not None
     }
+    if max_clock_lead is not None:
+        overrides["max_clock_lead"] = _seconds_or_none(max_clock_lead, "--max-clock-lead")
     try:
-        serve(NodeSettings(**overrides))
+        settings = NodeSettings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        serve(settings)
     except ProvenanceError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _seconds_or_none(value: str, option: str) -> float | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"seconds or 'none', not {value!r}", param_hint=option) from None
 
 
 @app.command()

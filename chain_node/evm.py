@@ -26,7 +26,7 @@ from eth.vm.opcode_values import GAS, SSTORE
 from toolz import merge
 
 from chain_node.genesis import Genesis
-from chain_node.precompiles import PRECOMPILES
+from chain_node.precompiles import MODEXP_ADDRESS, PRECOMPILES, bounded_modexp
 from provenance.chain.trie import trie_root_and_nodes
 
 
@@ -53,9 +53,14 @@ def _note_gas_read(computation: Any) -> None:
 
 
 class ShanchengComputation(CancunComputation):
-    """Cancun computation with SM3 and SM2-verify precompiles, and SSTORE/GAS observed for estimates."""
+    """Cancun computation with SM3 and SM2-verify precompiles, modexp's inputs bounded, and SSTORE/GAS
+    observed for estimates."""
 
-    _precompiles = merge(CancunComputation.get_precompiles(), PRECOMPILES)
+    _precompiles = merge(
+        CancunComputation.get_precompiles(),
+        PRECOMPILES,
+        {MODEXP_ADDRESS: bounded_modexp(CancunComputation.get_precompiles()[MODEXP_ADDRESS])},
+    )
     opcodes = {  # noqa: RUF012 - py-evm's own class-level table, replaced whole, never mutated
         **CancunComputation.opcodes,
         SSTORE: _observed(CancunComputation.opcodes[SSTORE], _note_sstore),

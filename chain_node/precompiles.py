@@ -1,4 +1,5 @@
-"""国密 precompiles: SM3 at 0x…5001, SM2-verify at 0x…5002 (FISCO's CryptoPrecompiled as the model).
+"""国密 precompiles: SM3 at 0x…5001, SM2-verify at 0x…5002 (FISCO's CryptoPrecompiled as the model);
+Ethereum's modexp (0x…05) with its input lengths bounded.
 
 Raw calling convention like Ethereum's own precompiles (0x02 sha256), so Solidity reaches them with
 ``staticcall`` and no ABI: see ``docs/design/block-seal.md`` § Precompiles. Contracts must not depend on
@@ -7,9 +8,14 @@ them: on engines without them a staticcall to these addresses succeeds with empt
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth._utils.numeric import ceil32
 from eth.abc import ComputationAPI
+from eth.exceptions import VMError
+from eth.precompiles.modexp import extract_lengths
+from eth_typing import Address
 
 from provenance.crypto import SM2PublicKey, sm3
 
@@ -55,6 +61,32 @@ def sm2_verify_precompile(computation: ComputationAPI) -> ComputationAPI:
     else:
         computation.output = _VALID
     return computation
+
+
+MODEXP_ADDRESS = Address(b"\x00" * 19 + b"\x05")
+# The longest base, exponent or modulus modexp takes, in bytes (4,096-bit numbers, RSA-4096). Its ``pow``
+# is one C call that holds the GIL until it returns, and no deadline can stop it: at 512 bytes with a
+# 4,096-bit exponent it runs ~0.15-0.3 s here, at 1,024 bytes (EIP-7823's bound) ~1.6 s, and 22 M gas of
+# it stalled every request 0.35 s. Longer inputs fail the call (all its gas), as EIP-7823 does past 1,024.
+MODEXP_MAX_BYTES = 512
+
+
+class ModexpInputTooLong(VMError):
+    """A modexp length over MODEXP_MAX_BYTES: an exceptional halt, burning the call's gas."""
+
+
+def bounded_modexp(
+    modexp: Callable[[ComputationAPI], ComputationAPI],
+) -> Callable[[ComputationAPI], ComputationAPI]:
+    """py-evm's modexp (EIP-2565 pricing), refusing inputs longer than MODEXP_MAX_BYTES before any work."""
+
+    def precompile(computation: ComputationAPI) -> ComputationAPI:
+        lengths = extract_lengths(computation.msg.data_as_bytes)
+        if max(lengths) > MODEXP_MAX_BYTES:
+            raise ModexpInputTooLong(f"modexp input lengths {lengths}: each at most {MODEXP_MAX_BYTES} bytes")
+        return modexp(computation)
+
+    return precompile
 
 
 PRECOMPILES = {SM3_ADDRESS: sm3_precompile, SM2_VERIFY_ADDRESS: sm2_verify_precompile}

@@ -12,7 +12,6 @@ Settings: ``chain_node/config.py`` (``rpc_*``); design: ``docs/design/node-rpc-l
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import math
 import threading
@@ -22,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from chain_node.errors import Code, RpcError
+from chain_node.interrupt import CallTimeout, Job
 from provenance.limits import json_depth_exceeds
 
 T = TypeVar("T")
@@ -59,9 +59,10 @@ def valid_id(rid: Any) -> bool:
 class BatchBudget:
     """What is left of one batch's allowance; shared by its requests (calls on the pool's threads)."""
 
-    def __init__(self, *, gas: int, response_bytes: int, deadline: float) -> None:
+    def __init__(self, *, gas: int, response_bytes: int, deadline: float, batch: bool = True) -> None:
         self.gas = gas
         self.response_bytes = response_bytes
+        self.batch = batch  # False: a single request (its answer alone is bounded)
         self.deadline = deadline  # time.monotonic() by which every call of the batch is answered
         self._lock = threading.Lock()
 
@@ -87,17 +88,6 @@ class BatchBudget:
 # -- calls beside the loop, under a deadline ---------------------------------------------------------------
 
 
-class CallTimeout(BaseException):
-    """Raised asynchronously in a call thread at its deadline (a BaseException: no ``except Exception``
-    in py-evm may swallow it)."""
-
-
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
-_set_async_exc.restype = ctypes.c_int
-_NULL = ctypes.py_object()  # as the exception: withdraw a pending one
-
-
 def timeout_error(seconds: float) -> RpcError:
     """geth's answer to a call past ``--rpc.evmtimeout``, with a stable code in ``data``."""
     return RpcError(
@@ -105,43 +95,6 @@ def timeout_error(seconds: float) -> RpcError:
         f"execution aborted (timeout = {seconds:g}s)",
         {"code": "EXECUTION_TIMEOUT", "timeout": seconds},
     )
-
-
-class _Job:
-    """One piece of work on a worker thread; :meth:`interrupt` raises CallTimeout in that thread if it
-    still runs.
-
-    py-evm's loops and precompiles (blake2f rounds, pairings) are Python code, and so are the index scans,
-    so an asynchronous exception stops them at the next bytecode wherever they are: a cooperative check in
-    the interpreter loop could not reach into a precompile. Where it lands is unknown, so a runner it
-    passes through is never lent again (``RunnerPool``); the exception is withdrawn if the job ends first.
-    """
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self._lock = threading.Lock()
-        self._tid: int | None = None
-        self._fired = False
-
-    def run(self, fn: Callable[[], T]) -> T:
-        with self._lock:
-            if time.monotonic() >= self.deadline:  # waited in the queue past its deadline
-                raise CallTimeout
-            self._tid = threading.get_ident()
-        try:
-            return fn()
-        finally:
-            with self._lock:
-                if self._fired and self._tid is not None:
-                    _set_async_exc(self._tid, _NULL)  # fired but not delivered yet: withdraw it
-                self._tid = None
-
-    def interrupt(self) -> None:
-        with self._lock:
-            if self._tid is None or self._fired:
-                return
-            self._fired = True
-            _set_async_exc(self._tid, CallTimeout)
 
 
 class CallPool:
@@ -154,7 +107,7 @@ class CallPool:
     def __init__(self, *, workers: int, timeout: float) -> None:
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="call")
-        self._jobs: set[_Job] = set()
+        self._jobs: set[Job] = set()
 
     def deadline(self) -> float:
         """The deadline of a call arriving now."""
@@ -163,7 +116,7 @@ class CallPool:
     async def run(self, fn: Callable[[], T], deadline: float) -> T:
         """``fn()`` on a worker thread; RpcError (timeout) if it is not done by ``deadline``."""
         loop = asyncio.get_running_loop()
-        job = _Job(deadline)
+        job = Job(deadline)
         self._jobs.add(job)
         fut = loop.run_in_executor(self._pool, job.run, fn)
         left = max(0.0, deadline - time.monotonic())

@@ -19,6 +19,7 @@ from chain_node.rpc import Rpc, encode_error
 from chain_node.store import Store
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
+from provenance.http_limits import limited_config
 from provenance.limits import THREAD_STACK_BYTES
 
 log = logging.getLogger("chain_node.server")
@@ -39,12 +40,13 @@ class App:
     def __init__(self, rpc: Rpc) -> None:
         self.rpc = rpc
         self.max_body = rpc.settings.rpc_max_body_bytes
+        self.body_timeout = rpc.settings.rpc_body_timeout
         self._wake = asyncio.Event()
         self._stopping = False
         self._producer: asyncio.Task[None] | None = None
         self._miner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miner")
         if rpc.node.block_time is None:
-            rpc.mine_on_send = self._lone_client
+            rpc.set_mine_on_send(self._lone_client)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """ASGI entry point."""
@@ -69,18 +71,29 @@ class App:
             return
         chunks = []
         size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body = msg.get("body", b"")
-            size += len(body)
-            if size > self.max_body:
-                await _respond(send, 413, encode_error(too_large))
-                return
-            chunks.append(body)
-            if not msg.get("more_body"):
-                break
+        try:
+            # One deadline for the whole body, not one per read: a byte a second is a stalled client too.
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        return
+                    body = msg.get("body", b"")
+                    size += len(body)
+                    if size > self.max_body:
+                        await _respond(send, 413, encode_error(too_large))
+                        return
+                    chunks.append(body)
+                    if not msg.get("more_body"):
+                        break
+        except TimeoutError:
+            late = RpcError(
+                Code.LIMIT_EXCEEDED,
+                f"request body not received within {self.body_timeout:g} s",
+                {"code": "BODY_TIMEOUT", "timeout": self.body_timeout, "received": size},
+            )
+            await _respond(send, 408, encode_error(late))  # the protocol closes: the body is unread
+            return
         out = await self.rpc.handle_body(b"".join(chunks))
         await _respond(send, 200, out or b"")
 
@@ -103,7 +116,8 @@ class App:
                 return
 
     async def _produce_blocks(self) -> None:
-        """Seal on arrival (default) or every block_time seconds; batch whatever is waiting."""
+        """Seal on arrival (default) or every block_time seconds; batch whatever is waiting, and whatever
+        arrives while a block waits for the clock (the block would be stamped too far ahead of it)."""
         node = self.rpc.node
         node.set_wake(self._wake.set)
         block_time = node.block_time
@@ -113,29 +127,44 @@ class App:
             if block_time:
                 next_tick += block_time
                 await asyncio.sleep(max(0.0, next_tick - loop.time()))
+                await self._await_clock()
                 if not self._stopping:
                     await self._mine(threaded=True)
                 continue
             await self._wake.wait()
             self._wake.clear()
             while not self._stopping and node.pending_count():
-                stream = (
+                waited = await self._await_clock()
+                if self._stopping:
+                    break
+                stream = not waited and (
                     node.since_last_block() < STREAM_WINDOW and not self.rpc.clients_waiting_on_last_block()
                 )
                 if stream:
                     await self._linger()
                 try:
-                    await self._mine(threaded=stream)
+                    await self._mine(threaded=stream or waited)
                 except Exception:
                     log.exception("block production failed")
                 await asyncio.sleep(0)  # let requests that arrived meanwhile in before the next block
 
+    async def _await_clock(self) -> bool:
+        """Wait while the next block would be stamped too far ahead of the clock; True if it waited."""
+        waited = False
+        while not self._stopping and (delay := self.rpc.node.seal_delay()) > 0:
+            waited = True
+            await asyncio.sleep(delay)
+        return waited
+
     def _lone_client(self) -> bool:
-        """A client that waits for each receipt, not a stream: its sends are mined as they arrive."""
+        """A client that waits for each receipt, not a stream: its sends are mined as they arrive (unless
+        the clock bound holds the next block back: then they wait for it with the rest)."""
         node = self.rpc.node
         return (
-            node.since_last_block() >= STREAM_WINDOW or self.rpc.clients_waiting_on_last_block()
-        ) and not node.pending_count()
+            (node.since_last_block() >= STREAM_WINDOW or self.rpc.clients_waiting_on_last_block())
+            and not node.pending_count()
+            and node.seal_delay() == 0
+        )
 
     async def _mine(self, *, threaded: bool) -> None:
         """Mine one block: inline for a lone waiting client (no hand-off latency), on the miner thread
@@ -165,6 +194,8 @@ class App:
 async def _respond(send: Any, status: int, body: bytes) -> None:
     # An explicit length: without it the response goes out chunked, in more and smaller writes.
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if status in (408, 413):  # the body was refused unread: the connection closes after this answer
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -184,6 +215,8 @@ def build_node(settings: NodeSettings) -> Node:
         genesis=genesis,
         validator_key=key,
         block_time=settings.block_time,
+        max_clock_lead=settings.max_clock_lead,
+        max_exec_time=settings.max_exec_time,
         allow_unprotected_txs=settings.allow_unprotected_txs,
     )
 
@@ -201,13 +234,15 @@ def serve(settings: NodeSettings) -> None:
     threading.stack_size(THREAD_STACK_BYTES)
     node = build_node(settings)
     app = App(Rpc(node, settings))
-    config = uvicorn.Config(
+    config = limited_config(
         app,
         host=settings.rpc_host,
         port=settings.rpc_port,
+        max_header_bytes=settings.rpc_max_header_bytes,
+        header_timeout=settings.rpc_header_timeout,
+        keep_alive_timeout=settings.rpc_keep_alive_timeout,
         lifespan="on",
         access_log=False,
-        proxy_headers=False,  # no proxy in front: skip the per-request X-Forwarded-* middleware
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )

@@ -9,7 +9,7 @@ leaves either the whole block or none of it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +36,7 @@ TABLES = (
 )
 
 SyncMode = Literal["full", "os"]
+Write = tuple[str, bytes, bytes | None]  # (table, key, value); a value of None deletes the key
 
 _MAP_SIZE = 64 << 30  # address space only; LMDB grows the file as needed
 
@@ -109,6 +110,17 @@ class Store:
         """A read transaction: one consistent snapshot for a whole request."""
         with self.env.begin(buffers=False) as txn:
             yield txn
+
+    def commit(self, writes: Iterable[Write], *, overlay: EvmDB | None = None) -> None:
+        """Write ``writes``, after ``overlay``'s buffered py-evm writes, in one durable LMDB transaction."""
+        with self.env.begin(write=True) as txn:
+            if overlay is not None:
+                overlay.write_overlay(txn)
+            for table, k, v in writes:
+                if v is None:
+                    txn.delete(k, db=self.db(table))
+                else:
+                    txn.put(k, v, db=self.db(table))
 
     def close(self) -> None:
         """Close the environment (flushes nothing: every commit is already synced)."""

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
 import httpx
 
-from devnet.engines import TEST_MNEMONIC, EngineHandle, test_accounts
+from devnet.engines import TEST_MNEMONIC, EngineHandle, free_port, test_accounts
 from devnet.solc import REPO_ROOT
 
 ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
 CHAIN_ID = 31337
 N_ACCOUNTS = 10
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the usual bind-to-0 race is acceptable for dev/test)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _chain_id(rpc_url: str) -> int | None:

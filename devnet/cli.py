@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from devnet.config import DevnetSettings, Engine
-from devnet.network import NetworkInfo, down, reset, serve, status, up_detached
+from devnet.network import NetworkInfo
+from devnet.supervisor import down, reset, serve, status, up_detached
 from provenance.errors import ProvenanceError
 
 app = typer.Typer(

@@ -1,5 +1,7 @@
 """Deploy every contract, register organisations through the committee, and write the network manifest.
 
+Changes to a running network by committee vote (keys, organisations, anchors) are ``devnet/governance.py``.
+
 The manifest (``manifest.json`` in ``out_dir``) is what the gateway, the devnet and the tests read to find
 the chain, the contracts and the organisations. Secret keys live in files next to it (mode 0600); the
 manifest only names them. A trust file (``trust.json``, the ``provenance verify --trust`` format) pins the
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.logs import DISCARD
 
 from devnet.engines import EngineHandle
+from devnet.governance import OrgSpec, committee_pass_many, send_all
 from provenance.chain.contracts import (
     DOMAIN_CONTRACTS,
     REGISTRY,
@@ -30,10 +31,7 @@ from provenance.chain.contracts import (
     at,
     chain_key,
     deploy_suite,
-    encode_proposal,
     org_id,
-    propose,
-    transact,
 )
 from provenance.chain.registry import read_validators
 from provenance.crypto import SM2PrivateKey
@@ -66,17 +64,6 @@ def parse_role(name: str) -> Role:
         raise ValueError(f"unknown role {name!r}") from None
 
 
-@dataclass(frozen=True, kw_only=True)
-class OrgSpec:
-    """An organisation to register: id (≤ 32 bytes), role, name, and domain objects it owns."""
-
-    id: str
-    role: Role
-    name: str = ""
-    datasets: tuple[str, ...] = ()  # data_owner: datasets registered in DataSharing
-    stations: tuple[str, ...] = ()  # monitoring_station: MNs registered in EnvMonitoring (by the bureau)
-
-
 def demo_orgs() -> list[OrgSpec]:
     """The demo organisations: every role, two of the ones that race or scale (hospitals, pharmacies)."""
     return [
@@ -106,9 +93,10 @@ def demo_orgs() -> list[OrgSpec]:
     ]
 
 
-def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> None:
+def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> list[Any]:
+    """Send ``wei`` to each of ``to``; the transaction hashes (not waited for)."""
     if w3.eth.get_balance(sender.address) < (len(to) + 1) * wei:
-        return  # a zero-fee chain needs no funding
+        return []  # a zero-fee chain needs no funding
     nonce = w3.eth.get_transaction_count(sender.address, "pending")
     chain_id, gas_price = w3.eth.chain_id, w3.eth.gas_price
     hashes = []
@@ -123,132 +111,7 @@ def _fund_all(w3: Web3, sender: LocalAccount, to: Sequence[str], wei: int) -> No
             "gasPrice": gas_price,
         }
         hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
-    for h in hashes:
-        w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
-
-
-def committee_pass(
-    w3: Web3, registry: Any, committee: Sequence[LocalAccount], kind: ProposalKind, *args: Any
-) -> None:
-    """Propose with the first member and vote with the others until the proposal executes."""
-    pid = propose(w3, registry, kind, *args, sender=committee[0])
-    for member in committee[1:]:
-        if registry.functions.getProposal(pid).call()[1] != 1:  # no longer Open: executed
-            break
-        transact(w3, registry.functions.vote(pid, True), member)
-    status = registry.functions.getProposal(pid).call()[1]
-    if status != 2:
-        raise RuntimeError(f"proposal {pid} ({kind.name}) did not execute (status {status})")
-
-
-def register_key(
-    w3: Web3,
-    registry: Any,
-    committee: Sequence[LocalAccount],
-    org: str,
-    raw_public_key: bytes,
-    *,
-    valid_from: int = 0,
-    valid_until: int = 0,
-) -> int:
-    """Add an SM2 key (64-byte x‖y) to ``org``, valid for unix times in ``[valid_from, valid_until)``
-    (defaults: always, no end); returns its key index."""
-    committee_pass(
-        w3, registry, committee, ProposalKind.ADD_KEY, org_id(org), raw_public_key, valid_from, valid_until
-    )
-    count: int = registry.functions.keyCount(org_id(org)).call()
-    return count - 1
-
-
-def revoke_key(
-    w3: Web3, registry: Any, committee: Sequence[LocalAccount], org: str, index: int, at_unix: int = 0
-) -> None:
-    """Revoke key ``index`` of ``org`` as of ``at_unix`` (0 = the block's time)."""
-    committee_pass(w3, registry, committee, ProposalKind.REVOKE_KEY, org_id(org), index, at_unix)
-
-
-def void_anchors(
-    w3: Web3, registry: Any, committee: Sequence[LocalAccount], log_contract: str, keep_size: int
-) -> None:
-    """Void every ProvenanceLog anchor above ``keep_size`` (0 or an anchored size) by committee vote: the
-    recovery from an anchor the gateway's log cannot extend (ANCHOR_STUCK; docs/design/anchor-consistency.md).
-    """
-    log = Web3.to_checksum_address(log_contract)
-    committee_pass(w3, registry, committee, ProposalKind.VOID_ANCHORS, log, keep_size)
-
-
-def set_max_anchor_growth(
-    w3: Web3, registry: Any, committee: Sequence[LocalAccount], log_contract: str, max_growth: int
-) -> None:
-    """Set by committee vote how much one anchor may grow ProvenanceLog's anchored size."""
-    log = Web3.to_checksum_address(log_contract)
-    committee_pass(w3, registry, committee, ProposalKind.SET_MAX_ANCHOR_GROWTH, log, max_growth)
-
-
-def register_org(
-    w3: Web3,
-    registry: Any,
-    committee: Sequence[LocalAccount],
-    spec: OrgSpec,
-    *,
-    account: str,
-    raw_public_key: bytes,
-) -> None:
-    """Add the org, its SM2 key and its transaction account, each by committee vote."""
-    oid = org_id(spec.id)
-    committee_pass(w3, registry, committee, ProposalKind.ADD_ORG, oid, int(spec.role), spec.name or spec.id)
-    register_key(w3, registry, committee, spec.id, raw_public_key)
-    committee_pass(w3, registry, committee, ProposalKind.ADD_ACCOUNT, oid, Web3.to_checksum_address(account))
-
-
-def send_batch(w3: Web3, sender: LocalAccount, fns: Sequence[Any], *, gas: int = 2_000_000) -> list[Any]:
-    """Send calls from one account with consecutive nonces without waiting in between; all receipts.
-
-    One block can then carry them all: registering a dozen organisations takes a few blocks, not dozens.
-    Gas is fixed because a later call may depend on an earlier one that estimation cannot see yet.
-    """
-    nonce = w3.eth.get_transaction_count(sender.address, "pending")
-    chain_id = w3.eth.chain_id
-    hashes = []
-    for i, fn in enumerate(fns):
-        tx = fn.build_transaction(
-            {"from": sender.address, "nonce": nonce + i, "chainId": chain_id, "gas": gas}
-        )
-        hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
-    receipts = [w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05) for h in hashes]
-    failed = [r["transactionHash"].to_0x_hex() for r in receipts if r["status"] != 1]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(fns)} transactions reverted, first {failed[0]}")
-    return receipts
-
-
-def committee_pass_many(
-    w3: Web3,
-    registry: Any,
-    committee: Sequence[LocalAccount],
-    proposals: Sequence[tuple[ProposalKind, tuple[Any, ...]]],
-) -> None:
-    """Pass many proposals at once: all proposed by the first member, then voted by the others as needed."""
-    if not proposals:
-        return
-    receipts = send_batch(
-        w3,
-        committee[0],
-        [registry.functions.propose(int(k), encode_proposal(k, *args), 1000) for k, args in proposals],
-    )
-    ids = [
-        registry.events.ProposalCreated().process_receipt(r, errors=DISCARD)[0]["args"]["id"]
-        for r in receipts
-    ]
-    for member in committee[1:]:
-        open_ids = [i for i in ids if registry.functions.getProposal(i).call()[1] == 1]
-        if not open_ids:
-            break
-        send_batch(w3, member, [registry.functions.vote(i, True) for i in open_ids])
-    for pid in ids:
-        status = registry.functions.getProposal(pid).call()[1]
-        if status != 2:
-            raise RuntimeError(f"proposal {pid} did not execute (status {status})")
+    return hashes
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -329,7 +192,8 @@ def deploy_network(
             )
             witness_proposals.append((ProposalKind.ADD_KEY, (org_id(spec.id), wkey.public_key().raw(), 0, 0)))
 
-    _fund_all(w3, admin, [a.address for a in accounts.values()], FUNDING_WEI)
+    # The funding travels in the blocks of the committee's first proposals; it is needed only after them.
+    funding = _fund_all(w3, admin, [a.address for a in accounts.values()], FUNDING_WEI)
     committee_pass_many(
         w3,
         registry,
@@ -348,11 +212,16 @@ def deploy_network(
         + witness_proposals,  # after the organisations' own keys: a witness key is an org's second key
     )
 
-    # Domain objects that belong to no record kind: datasets (by their owner), stations (by the bureau).
+    for h in funding:
+        w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
+
+    # Domain objects that belong to no record kind, all in one go: datasets (by their owner), stations
+    # (by the bureau).
+    calls: list[tuple[LocalAccount, Any]] = []
     for spec in specs:
         for dataset in spec.datasets:
             fn = suite.data_sharing.functions.registerDataset(chain_key("dataset", dataset), b"\0" * 32)
-            transact(w3, fn, accounts[spec.id])
+            calls.append((accounts[spec.id], fn))
     bureau = next((s for s in specs if s.role == Role.ENV_BUREAU), None)
     for spec in specs:
         for mn in spec.stations:
@@ -361,7 +230,8 @@ def deploy_network(
             fn = suite.env_monitoring.functions.registerStation(
                 chain_key("station", mn), org_id(spec.id), b"\0" * 32
             )
-            transact(w3, fn, accounts[bureau.id])
+            calls.append((accounts[bureau.id], fn))
+    send_all(w3, calls)
 
     operator = next((s for s in specs if s.role == Role.LOG_OPERATOR), None)
     if operator is not None:
@@ -393,9 +263,15 @@ def deploy_network(
         witness_quorum=min(witness_quorum, len(witnesses)),
         validators=[k.to_pem().decode("ascii") for k in read_validators(w3)],
     )
-    write_public(out_dir / MANIFEST_NAME, _json(manifest.to_dict()))
-    write_public(out_dir / TRUST_NAME, _json(manifest.trust_dict()))
+    write_manifest(manifest)
     return manifest
+
+
+def write_manifest(manifest: Manifest) -> None:
+    """Write ``manifest`` to its path, and the trust file beside it."""
+    assert manifest.path is not None
+    write_public(manifest.path, _json(manifest.to_dict()))
+    write_public(manifest.path.with_name(TRUST_NAME), _json(manifest.trust_dict()))
 
 
 def contracts_of(w3: Web3, manifest: Manifest) -> dict[str, Any]:

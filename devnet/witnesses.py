@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from devnet.engines import free_port
 from devnet.solc import REPO_ROOT
 from provenance.crypto import SM2PublicKey
 from provenance.log.cosignature import WitnessKey
@@ -40,15 +41,6 @@ class WitnessProcess:
     @property
     def label(self) -> str:
         return PREFIX + self.org
-
-
-def free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def spawn(

@@ -130,18 +130,6 @@ class DataKeyUnavailable(ProvenanceError):
     http_status = 500
 
 
-class BodyTooLarge(ProvenanceError):
-    code = "BODY_TOO_LARGE"
-    http_status = 413
-
-
-class BodyTimeout(ProvenanceError):
-    """The request body did not arrive within the body time-out (a slow or stalled client)."""
-
-    code = "BODY_TIMEOUT"
-    http_status = 408
-
-
 class BodyTooDeep(ProvenanceError):
     code = "BODY_TOO_DEEP"
 

@@ -88,6 +88,23 @@ class AccessCodeMalformed(FormatError):
     code = "ACCESS_CODE_MALFORMED"
 
 
+# --- HTTP requests (every server of the project: gateway, witness) -----------------------------------
+
+
+class BodyTooLarge(ProvenanceError):
+    """The request body is larger than the server takes: refused unread."""
+
+    code = "BODY_TOO_LARGE"
+    http_status = 413
+
+
+class BodyTimeout(ProvenanceError):
+    """The request body did not arrive within the body time-out (a slow or stalled client)."""
+
+    code = "BODY_TIMEOUT"
+    http_status = 408
+
+
 # --- verification ------------------------------------------------------------------------------------
 
 

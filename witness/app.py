@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from provenance.errors import FormatError, ProvenanceError
+from provenance.errors import BodyTimeout, BodyTooLarge, ProvenanceError
 from provenance.log.tlog_witness import MAX_REQUEST_BYTES, SIZE_MEDIA_TYPE, encode_size
 from witness.config import WitnessSettings
 from witness.errors import SizeConflict
@@ -20,25 +21,28 @@ from witness.service import Witness
 log = logging.getLogger("witness")
 
 
-class BodyTooLarge(FormatError):
-    code = "BODY_TOO_LARGE"
-    http_status = 413
-
-
-async def _body(request: Request) -> bytes:
-    """The request body, refused (413) past the largest valid request instead of read whole."""
+async def _body(request: Request, timeout: float) -> bytes:
+    """The request body, refused past the largest valid request (413) instead of read whole, and when not
+    whole within ``timeout`` seconds (408: a byte a second is a stalled client too)."""
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise BodyTooLarge(f"request body is larger than {MAX_REQUEST_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_REQUEST_BYTES:
+                    raise BodyTooLarge(f"request body is larger than {MAX_REQUEST_BYTES} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(
+            f"request body not received within {timeout:g} s", details={"timeout": timeout, "received": size}
+        ) from None
     return b"".join(chunks)
 
 
 def create_app(settings: WitnessSettings | None = None, *, witness: Witness | None = None) -> FastAPI:
     """A witness app over ``witness`` (or the one ``settings`` describe, opened here)."""
-    w = witness or Witness.from_settings(settings or WitnessSettings())
+    settings = settings or WitnessSettings()
+    w = witness or Witness.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +61,7 @@ def create_app(settings: WitnessSettings | None = None, *, witness: Witness | No
     @app.post("/add-checkpoint", response_class=Response)
     async def add_checkpoint(request: Request) -> Response:
         """Cosign a checkpoint that extends the last one cosigned for its log (body: docs/formats.md)."""
-        body = await _body(request)
+        body = await _body(request, settings.body_timeout)
         # SM2 verification and the state's fsync'd commit: off the event loop.
         done = await run_in_threadpool(w.add_checkpoint, body)
         cp = done.checkpoint
@@ -86,7 +90,9 @@ def create_app(settings: WitnessSettings | None = None, *, witness: Witness | No
         assert isinstance(exc, ProvenanceError)
         if exc.http_status in (403, 422):
             log.warning("%d %s: %s", exc.http_status, exc.code, exc.message)
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+        # A body refused unread: close, or the client's rest of it would hold the connection.
+        closing = {"Connection": "close"} if isinstance(exc, BodyTooLarge | BodyTimeout) else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=closing)
 
     app.add_exception_handler(SizeConflict, on_conflict)
     app.add_exception_handler(ProvenanceError, on_error)

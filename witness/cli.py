@@ -30,19 +30,24 @@ def serve(
     """Run the witness (settings from PROV_WITNESS_* environment variables)."""
     import uvicorn
 
+    from provenance.http_limits import limited_config
     from witness.app import create_app
     from witness.service import Witness
 
     settings = WitnessSettings()
     w = _witness(settings)
     assert isinstance(w, Witness)
-    uvicorn.run(
+    config = limited_config(
         create_app(settings, witness=w),
         host=host or settings.host,
         port=port or settings.port,
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        keep_alive_timeout=settings.keep_alive_timeout,
         log_level="info",
         access_log=False,
     )
+    uvicorn.Server(config).run()
 
 
 @app.command()

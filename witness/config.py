@@ -35,3 +35,9 @@ class WitnessSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=1, le=65535)
+    # HTTP limits (provenance/http_limits.py, as the gateway's): a request head's bytes (431 beyond) and
+    # seconds (408), a body's seconds (408 BODY_TIMEOUT), an idle keep-alive connection's seconds
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    keep_alive_timeout: int = Field(default=5, ge=1)

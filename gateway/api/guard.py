@@ -14,8 +14,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import BodyTimeout, BodyTooDeep, BodyTooLarge, error_response
-from provenance.errors import DuplicateKey, ProvenanceError
+from gateway.errors import BodyTooDeep, error_response
+from provenance.errors import BodyTimeout, BodyTooLarge, DuplicateKey, ProvenanceError
 from provenance.limits import json_depth_exceeds  # the node's scan too: one copy
 from provenance.records import unique_object
 

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from eth._utils.address import generate_contract_address
 from eth_account import Account
-from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
 
 from devnet import engines
-from devnet.embedded import start_embedded
+from devnet.embedded import create_address, start_embedded
 from devnet.engines import EngineHandle
 from provenance.crypto import SM2PrivateKey, sm3
-from tests.kit.node_probe import deploy_probe, send
+from tests.kit.node_probe import deploy_probe, send, transfer
 
 pytestmark = pytest.mark.embedded_only
 
@@ -38,15 +34,7 @@ def _rpc_error(w3: Web3, raw: bytes) -> dict[str, object]:
 
 def test_unpermitted_sender_refused(w3: Web3, node: EngineHandle) -> None:
     stranger = Account.create()
-    tx = {
-        "to": node.accounts[0].address,
-        "value": 0,
-        "gas": 21000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 1,
-        "nonce": 0,
-        "chainId": node.chain_id,
-    }
+    tx = transfer(node, to=node.accounts[0].address, nonce=0)
     err = _rpc_error(w3, stranger.sign_transaction(tx).raw_transaction)
     assert err["code"] == -32003
     assert "not permitted" in str(err["message"])
@@ -54,15 +42,8 @@ def test_unpermitted_sender_refused(w3: Web3, node: EngineHandle) -> None:
 
 def test_contract_creation_admins_only(w3: Web3, node: EngineHandle) -> None:
     user = node.accounts[1]  # funded and permitted, not an admin
-    tx = {
-        "data": "0x6000",
-        "value": 0,
-        "gas": 100_000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 1,
-        "nonce": w3.eth.get_transaction_count(user.address, "pending"),
-        "chainId": node.chain_id,
-    }
+    nonce = w3.eth.get_transaction_count(user.address, "pending")
+    tx = transfer(node, to=None, nonce=nonce, data="0x6000", gas=100_000)
     err = _rpc_error(w3, user.sign_transaction(tx).raw_transaction)
     assert err["code"] == -32010
 
@@ -70,14 +51,7 @@ def test_contract_creation_admins_only(w3: Web3, node: EngineHandle) -> None:
 def test_nonce_errors(w3: Web3, node: EngineHandle) -> None:
     user = node.accounts[5]
     n = w3.eth.get_transaction_count(user.address, "pending")
-    base = {
-        "to": user.address,
-        "value": 0,
-        "gas": 21000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 1,
-        "chainId": node.chain_id,
-    }
+    base = transfer(node, to=user.address, nonce=n)
     assert "nonce too high" in str(
         _rpc_error(w3, user.sign_transaction({**base, "nonce": n + 5}).raw_transaction)["message"]
     )
@@ -134,15 +108,7 @@ def test_kill_9_after_send_loses_nothing(tmp_path: Path) -> None:
     user = h.accounts[2]
     hashes = []
     for i in range(30):
-        tx = {
-            "to": h.accounts[3].address,
-            "value": i + 1,
-            "gas": 21000,
-            "maxFeePerGas": 10**10,
-            "maxPriorityFeePerGas": 1,
-            "nonce": i,
-            "chainId": h.chain_id,
-        }
+        tx = transfer(h, to=h.accounts[3].address, nonce=i, value=i + 1)
         hashes.append(w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction))
     assert h.process is not None
     os.kill(h.process.pid, signal.SIGKILL)  # right after the last hash came back
@@ -164,28 +130,18 @@ def test_get_is_refused(node: EngineHandle) -> None:
 def test_permission_contract_hook(tmp_path: Path) -> None:
     """A sender unknown to genesis is accepted once the named contract's isPermitted(sender) is true."""
     admin = engines.test_accounts(1)[0]
-    d = tmp_path / "n"
-    # the admin's first deployment lands here
-    probe_addr = to_checksum_address(generate_contract_address(bytes.fromhex(admin.address[2:]), 0))  # type: ignore[arg-type]
-    subprocess.run(
-        [sys.executable, "-m", "chain_node", "init", "--out", str(d / "genesis.json"), "--data-dir", str(d),
-         "--admin", admin.address, "--permission-contract", probe_addr],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    h = start_embedded(data_dir=d)
+    # the genesis names the admin's first deployment (here the probe) as the permission contract
+    h = start_embedded(data_dir=tmp_path / "n", accounts=[admin], registry_permits=True)
     try:
         w3 = Web3(Web3.HTTPProvider(h.rpc_url))
         probe = deploy_probe(w3, h)
-        assert probe.address == probe_addr
+        assert probe.address == create_address(admin.address, 0)
         stranger = Account.create()
-        fund = {"to": stranger.address, "value": 10**18, "gas": 21000, "maxFeePerGas": 10**10,
-                "maxPriorityFeePerGas": 1, "nonce": 1, "chainId": h.chain_id}  # fmt: skip
+        fund = transfer(h, to=stranger.address, nonce=1, value=10**18)
         w3.eth.wait_for_transaction_receipt(
             w3.eth.send_raw_transaction(admin.sign_transaction(fund).raw_transaction)
         )
-        tx = {"to": admin.address, "value": 1, "gas": 21000, "maxFeePerGas": 10**10,
-              "maxPriorityFeePerGas": 1, "nonce": 0, "chainId": h.chain_id}  # fmt: skip
-        raw = stranger.sign_transaction(tx).raw_transaction
+        raw = stranger.sign_transaction(transfer(h, to=admin.address, nonce=0, value=1)).raw_transaction
         assert _rpc_error(w3, raw)["code"] == -32003
         send(w3, admin, probe.functions.setPermitted(stranger.address, True))
         assert w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))["status"] == 1
@@ -200,8 +156,7 @@ def test_block_time_packs_transactions(tmp_path: Path) -> None:
         user = h.accounts[1]
         hashes = []
         for i in range(5):
-            tx = {"to": h.accounts[2].address, "value": 1, "gas": 21000, "maxFeePerGas": 10**10,
-                  "maxPriorityFeePerGas": 1, "nonce": i, "chainId": h.chain_id}  # fmt: skip
+            tx = transfer(h, to=h.accounts[2].address, nonce=i, value=1)
             hashes.append(w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction))
         blocks = {w3.eth.wait_for_transaction_receipt(x, timeout=10)["blockNumber"] for x in hashes}
         assert len(blocks) <= 2  # one tick's worth (or two if the sends straddled a tick)
@@ -224,15 +179,7 @@ def test_lone_send_is_mined_before_its_hash_returns(w3: Web3, node: EngineHandle
     # A client waiting on each receipt gets its transaction mined at once: the block commit is what
     # makes it durable, so it is already in a block when the hash comes back.
     user = node.accounts[6]
-    tx = {
-        "to": user.address,
-        "value": 0,
-        "gas": 21000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 1,
-        "nonce": w3.eth.get_transaction_count(user.address, "pending"),
-        "chainId": node.chain_id,
-    }
+    tx = transfer(node, to=user.address, nonce=w3.eth.get_transaction_count(user.address, "pending"))
     time.sleep(0.1)  # no stream in progress
     h = w3.eth.send_raw_transaction(user.sign_transaction(tx).raw_transaction)
     assert w3.eth.get_transaction(h)["blockNumber"] is not None
@@ -241,14 +188,7 @@ def test_lone_send_is_mined_before_its_hash_returns(w3: Web3, node: EngineHandle
 def test_same_send_twice_in_one_group_commit(w3: Web3, node: EngineHandle) -> None:
     user = node.accounts[7]
     n = w3.eth.get_transaction_count(user.address, "pending")
-    base = {
-        "to": user.address,
-        "value": 0,
-        "gas": 21000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 1,
-        "chainId": node.chain_id,
-    }
+    base = transfer(node, to=user.address, nonce=n)
     a, b = (user.sign_transaction({**base, "nonce": n + i}).raw_transaction.to_0x_hex() for i in range(2))
     provider: Any = w3.provider
     resps = provider.make_batch_request([("eth_sendRawTransaction", [raw]) for raw in (a, b, b)])

@@ -19,17 +19,11 @@ from web3 import HTTPProvider, Web3
 from devnet.anvil import ANVIL_BIN
 from devnet.config import DevnetSettings
 from devnet.deploy import parse_role
-from devnet.embedded import free_port
-from devnet.network import (
-    ENGINE_ACCOUNTS,
-    DevnetError,
-    Layout,
-    create_address,
-    down,
-    status,
-    up_detached,
-)
+from devnet.embedded import create_address, free_port
+from devnet.layout import DevnetError, Layout
+from devnet.network import ENGINE_ACCOUNTS
 from devnet.solc import REPO_ROOT
+from devnet.supervisor import down, status, up_detached
 from provenance.chain.contracts import Role
 from provenance.manifest import Manifest
 

@@ -1,4 +1,4 @@
-"""devnet.network without processes: state checks, reset safety, addresses, settings."""
+"""devnet.network and the supervisor without processes: state checks, reset safety, addresses, settings."""
 
 from __future__ import annotations
 
@@ -12,15 +12,10 @@ from eth_account import Account
 from eth_utils import keccak
 
 from devnet.config import DevnetSettings
-from devnet.network import (
-    Devnet,
-    DevnetError,
-    Layout,
-    create_address,
-    engine_accounts,
-    reset,
-    up_detached,
-)
+from devnet.embedded import create_address
+from devnet.layout import DevnetError, Layout
+from devnet.network import Network, engine_accounts
+from devnet.supervisor import reset, up_detached
 
 
 def test_create_address_matches_rlp_rule() -> None:
@@ -49,8 +44,8 @@ def test_unfinished_first_run_starts_over(tmp_path: Path) -> None:
     (layout.node_dir / "genesis.json").write_text("{}")
     layout.keys_dir.mkdir()
     (layout.keys_dir / "hospital-1.sm2.pem").write_text("half-made")
-    net = Devnet(settings=DevnetSettings(dir=tmp_path))
-    net._check_state()
+    net = Network(settings=DevnetSettings(dir=tmp_path))
+    net.check_state()
     assert not layout.node_dir.exists() and not layout.keys_dir.exists()
     assert "did not finish" in net.notes[0]
 
@@ -69,7 +64,7 @@ def test_engine_mismatch_is_refused(tmp_path: Path) -> None:
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DevnetError, match="holds an anvil network"):
-        Devnet(settings=DevnetSettings(dir=tmp_path, engine="embedded"))._check_state()
+        Network(settings=DevnetSettings(dir=tmp_path, engine="embedded")).check_state()
 
 
 def test_reset_refuses_a_folder_that_is_not_a_devnet(tmp_path: Path) -> None:

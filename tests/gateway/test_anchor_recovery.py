@@ -20,8 +20,9 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devnet.anvil import start_anvil
-from devnet.deploy import committee_pass, deploy_network, set_max_anchor_growth, void_anchors
+from devnet.deploy import deploy_network
 from devnet.engines import EngineHandle
+from devnet.governance import committee_pass, set_max_anchor_growth, void_anchors
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.chain.anchor import ChainAnchorChecker

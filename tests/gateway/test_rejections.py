@@ -12,7 +12,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from devnet.deploy import OrgSpec, register_key, register_org, revoke_key
+from devnet.governance import OrgSpec, register_key, register_org, revoke_key
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.chain.contracts import Role, at, org_id

@@ -7,7 +7,7 @@ import secrets
 from eth_account import Account
 from web3 import Web3
 
-from devnet.deploy import OrgSpec, register_org
+from devnet.governance import OrgSpec, register_org
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.chain.contracts import Role, at

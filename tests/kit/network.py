@@ -11,8 +11,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -41,20 +39,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineHandle]:
     name = _engine_name()
     if name == "embedded":
         from devnet.embedded import start_embedded
-        from devnet.engines import test_accounts
-        from devnet.network import create_address
 
-        data_dir = tmp_path_factory.mktemp("chain")
-        accounts = test_accounts(10)
-        # Org accounts are created by deploy_network: the node consults OrgRegistry (the deployer's first
-        # contract, so its address is known in advance) for senders its genesis does not list.
-        cmd = [sys.executable, "-m", "chain_node", "init", "--out", str(data_dir / "genesis.json")]
-        cmd += ["--data-dir", str(data_dir), "--admin", accounts[0].address]
-        cmd += ["--permission-contract", create_address(accounts[0].address, 0)]
-        for a in accounts[1:]:
-            cmd += ["--alloc", a.address]
-        subprocess.run(cmd, check=True, capture_output=True)
-        handle = start_embedded(data_dir=data_dir, accounts=accounts)
+        # Org accounts are created by deploy_network: the node consults OrgRegistry for them.
+        handle = start_embedded(data_dir=tmp_path_factory.mktemp("chain"), registry_permits=True)
     else:
         from devnet.anvil import start_anvil
 

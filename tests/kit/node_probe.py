@@ -28,6 +28,21 @@ def deploy_probe(w3: Web3, handle: EngineHandle) -> Contract:
     return w3.eth.contract(address=rcpt["contractAddress"], abi=PROBE["abi"])
 
 
+def transfer(h: EngineHandle, *, to: str | None, nonce: int, value: int = 0, **fields: Any) -> dict[str, Any]:
+    """A plain transfer on ``h``'s chain (21,000 gas, fees any block takes), to sign; ``fields`` override;
+    ``to=None``: a contract creation."""
+    return {
+        **({"to": to} if to is not None else {}),
+        "value": value,
+        "gas": 21000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 1,
+        "nonce": nonce,
+        "chainId": h.chain_id,
+        **fields,
+    }
+
+
 def send(w3: Web3, account: Any, fn: Any) -> Any:
     """Build, sign, send a contract call from ``account``; return its receipt."""
     tx = fn.build_transaction(

@@ -28,7 +28,6 @@ from sqlmodel import col, func, select
 from devnet.deploy import deploy_network
 from devnet.embedded import free_port, start_embedded
 from devnet.engines import EngineHandle, test_accounts
-from devnet.network import create_address
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
@@ -93,13 +92,6 @@ class ProcNet:
 
     def start(self) -> ProcNet:
         """Genesis (org accounts permitted through OrgRegistry), node, contracts, tokens, gateway."""
-        self.node_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "chain_node", "init", "--out", str(self.node_dir / "genesis.json")]
-        cmd += ["--data-dir", str(self.node_dir), "--admin", self.accounts[0].address]
-        cmd += ["--permission-contract", create_address(self.accounts[0].address, 0)]
-        for a in self.accounts[1:]:
-            cmd += ["--alloc", a.address]
-        subprocess.run(cmd, check=True, capture_output=True)
         self.start_node()
         assert self.engine is not None
         self.manifest = deploy_network(self.engine, out_dir=self.root / "network")
@@ -116,7 +108,9 @@ class ProcNet:
 
     def start_node(self) -> None:
         """Start (or restart on its chain) the node on its fixed port."""
-        self.engine = start_embedded(data_dir=self.node_dir, port=self.node_port, accounts=self.accounts)
+        self.engine = start_embedded(
+            data_dir=self.node_dir, port=self.node_port, accounts=self.accounts, registry_permits=True
+        )
 
     def kill_node(self) -> None:
         """SIGKILL the node."""

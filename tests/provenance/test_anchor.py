@@ -8,7 +8,8 @@ import pytest
 from web3 import Web3
 
 from devnet.anvil import start_anvil
-from devnet.deploy import OrgSpec, deploy_network
+from devnet.deploy import deploy_network
+from devnet.governance import OrgSpec
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import Role, at, transact
 from provenance.crypto import SM2PrivateKey

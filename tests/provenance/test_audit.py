@@ -18,8 +18,9 @@ from eth_account import Account
 from web3 import Web3
 
 from devnet.anvil import start_anvil
-from devnet.deploy import OrgSpec, deploy_network
+from devnet.deploy import deploy_network
 from devnet.embedded import free_port
+from devnet.governance import OrgSpec
 from provenance.audit import check_events, check_links
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import ContractReverted, Role, at, chain_key, transact

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,104 +21,29 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from tests.kit.gateway import Harness, workerless_gateway
+from tests.kit.http_limits import Limits, check_http_limits, service
 
-REPO = Path(__file__).resolve().parents[2]
 LIMITS = {"header_timeout": 1.0, "body_timeout": 1.5, "keep_alive_timeout": 1, "max_header_bytes": 8192}
-GRACE = 5.0  # beyond a time-out: scheduling on a shared machine, never a speed claim
-
-
-def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=LIMITS["header_timeout"] + GRACE)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def _answer(s: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (raises on the read time-out)."""
-    out = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := s.recv(65536):
-            out += chunk
-    return out
-
-
-def _one_response(s: socket.socket) -> bytes:
-    """One whole response with a Content-Length (head and body), leaving the connection open."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += s.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.lower().split(b"\r\n")
-        if line.startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += s.recv(65536)
-    return head + b"\r\n\r\n" + body
-
-
-def _send_quietly(s: socket.socket, data: bytes) -> None:
-    """Send, tolerating a server that closed the connection part way (it may refuse before the end)."""
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        s.sendall(data)
-
-
-def _closed_by_server(s: socket.socket, within: float) -> bytes:
-    s.settimeout(within)
-    started = time.monotonic()
-    answer = _answer(s)
-    assert time.monotonic() - started < within
-    return answer
 
 
 def _check_limits(port: int, token: str) -> None:
     health = f"http://127.0.0.1:{port}/healthz"
 
-    # A head larger than max_header_bytes: 431 and closed, without reading the rest.
-    with _connect(port) as s:
-        _send_quietly(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (4 * 1024 * 1024))
-        answer = _closed_by_server(s, GRACE)
-        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
-
-    # Many connections holding half a head (a byte now and then), one sending nothing at all, one slow
-    # body: all closed after their time-out, while an honest client is answered meanwhile.
-    holders = [_connect(port) for _ in range(60)]
-    silent = _connect(port)
-    slow_body = _connect(port)
-    try:
-        for s in holders:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        body_head = (
-            f"POST /api/v1/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
-        )
-        slow_body.sendall(body_head.encode())
-        for _ in range(3):  # trickle: each byte is activity, the head is still not whole
-            time.sleep(0.3)
-            for s in holders:
-                _send_quietly(s, b"a")
-            _send_quietly(slow_body, b" ")
+    def honest() -> None:
         assert httpx.get(health, timeout=10).status_code == 200
-        for s in holders:
-            answer = _closed_by_server(s, LIMITS["header_timeout"] + GRACE)
-            assert answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer[:200]
-        answer = _closed_by_server(silent, LIMITS["header_timeout"] + GRACE)
-        assert answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer[:200]
-        answer = _closed_by_server(slow_body, LIMITS["body_timeout"] + GRACE)
-        assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"BODY_TIMEOUT"' in answer, answer[:300]
-        assert b"connection: close" in answer.lower()
-    finally:
-        for s in [*holders, silent, slow_body]:
-            s.close()
 
-    # An idle keep-alive connection closes after keep_alive_timeout; the gateway still answers.
-    with _connect(port) as s:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = _one_response(s)
-        assert first.startswith(b"HTTP/1.1 200 "), first[:200]
-        assert _closed_by_server(s, LIMITS["keep_alive_timeout"] + GRACE) == b""
-    assert httpx.get(health, timeout=10).status_code == 200
+    body_head = (
+        f"POST /api/v1/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    check_http_limits(
+        port,
+        Limits(**LIMITS),
+        honest=honest,
+        request=b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        answer=b"HTTP/1.1 200 ",
+        body_head=body_head.encode(),
+    )
 
 
 def test_http_header_and_slow_client_limits(harness: Harness, tmp_path: Path) -> None:
@@ -162,26 +85,8 @@ def _serve_process(harness: Harness, tmp: Path, port: int) -> Iterator[str]:
         **{f"PROV_GW_{k.upper()}": str(v) for k, v in LIMITS.items()},
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    log = (tmp / "serve.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "serve.log").read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.2)
+    with service(cmd, env, f"http://127.0.0.1:{port}/healthz", tmp / "serve.log"):
         yield token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_gateway_serve_process_applies_the_http_limits(harness: Harness, tmp_path: Path) -> None:
