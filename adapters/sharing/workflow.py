@@ -36,6 +36,7 @@ from adapters.sharing.errors import (
     ShareRequestUnknown,
 )
 from adapters.sharing.payload import MAX_CONSENT, SharingAdapter
+from adapters.sharing.routes import ROUTES
 from provenance.chain.contracts import ContractReverted, chain_key
 from provenance.errors import OrgMismatch
 from provenance.timestamps import to_unix
@@ -47,7 +48,7 @@ class SharingWorkflow(SharingAdapter):
 
     domain = DOMAIN
     watched: tuple[str, ...] = ()
-    routes: Sequence[Route] = ()
+    routes: Sequence[Route] = ROUTES
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         if kind in LIFE_KINDS:

@@ -3,9 +3,8 @@ derived under a consent, settled by both sides; each refusal with its own code a
 
 from __future__ import annotations
 
-import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from web3 import Web3
@@ -17,71 +16,18 @@ from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import ProofInvalid
 from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
 from tests.gateway.test_sharing import _another_data_owner
+from tests.kit.data_life import (
+    ROWS,
+    collected,
+    countersigned,
+    derived,
+    fresh,
+    now,
+    opened,
+    settled,
+    stored,
+)
 from tests.kit.gateway import Harness, OrgClient, error_code, share_access, share_consent, share_request
-
-PURPOSE = "城乡居民医保参保核查"  # the kit's share_request and share_consent purpose
-ROWS = [f"{i},district-{i % 7},insured".encode() for i in range(11)]
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now(delta: timedelta = timedelta(0)) -> str:
-    return _iso(datetime.now(UTC) + delta)
-
-
-def _fresh(prefix: str) -> str:
-    # The SQLite and PostgreSQL runs share one chain: a collected dataset is registered there.
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-def collected(dataset: str, owner: str = "data-owner") -> dict[str, Any]:
-    return {
-        "dataset": dataset,
-        "owner": owner,
-        "source": "区县卫健委直报系统",
-        "schema_digest": sm3_hex(b'{"columns":["person_id_hash","district","insured"]}'),
-        "content_root": content_root(ROWS),
-        "leaf_count": len(ROWS),
-        "collected_at": _now(-timedelta(minutes=2)),
-    }
-
-
-def stored(dataset: str, classification: str = "general") -> dict[str, Any]:
-    return {
-        "dataset": dataset,
-        "location": "政务云 渝北节点 /lake/health",
-        "retention_days": 3650,
-        "classification": classification,
-        "stored_at": _now(-timedelta(minutes=1)),
-    }
-
-
-def opened(dataset: str, *, public: bool = True, to: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "dataset": dataset,
-        "licence": "CC-BY-4.0",
-        "public": public,
-        "to": to or [],
-        "opened_at": _now(),
-    }
-
-
-def derived(
-    output: str, inputs: list[dict[str, Any]], analyst: str = "data-user", **kw: Any
-) -> dict[str, Any]:
-    return {
-        "dataset": output,
-        "analyst": analyst,
-        "inputs": inputs,
-        "purpose": kw.get("purpose", PURPOSE),
-        "method": "按区县汇总参保率",
-        "schema_digest": sm3_hex(b'{"columns":["district","rate"]}'),
-        "content_root": content_root([b"district-0,0.97", b"district-1,0.95"]),
-        "leaf_count": 2,
-        "derived_at": _now(),
-    }
 
 
 def _ok(client: OrgClient, kind: str, payload: dict[str, Any]) -> str:
@@ -104,7 +50,7 @@ def _subject_ids(harness: Harness, dataset: str) -> set[str]:
 
 
 def _consented_request(harness: Harness) -> tuple[str, str]:
-    request_id = _fresh("REQ")
+    request_id = fresh("REQ")
     _ok(harness.client("data-user"), "share.request", share_request(request_id, "data-user"))
     consent_id = _ok(harness.client("data-owner"), "share.consent", share_consent(request_id))
     return request_id, str(harness.record(consent_id)["payload_digest"])
@@ -126,7 +72,7 @@ def test_content_root_proves_a_row_belongs() -> None:
 
 def test_collected_stored_opened(harness: Harness) -> None:
     owner, user = harness.client("data-owner"), harness.client("data-user")
-    dataset = _fresh("survey")
+    dataset = fresh("survey")
     record_id = _ok(owner, "data.collected", collected(dataset))
     rec = harness.wait_chain(record_id)
     assert rec["chain_status"] == "confirmed", rec
@@ -137,18 +83,18 @@ def test_collected_stored_opened(harness: Harness) -> None:
     assert bytes(ds[1]).hex() == record_id
     _refused(owner, "data.collected", collected(dataset), 409, "DATASET_EXISTS")
     _refused(owner, "data.collected", collected("health-stats"), 409, "DATASET_EXISTS")  # devnet's, on chain
-    _refused(owner, "data.collected", collected(_fresh("x"), owner="data-user"), 403, "ORG_MISMATCH")
-    _refused(user, "data.collected", collected(_fresh("x"), owner="data-user"), 403, "ROLE_FORBIDDEN")
+    _refused(owner, "data.collected", collected(fresh("x"), owner="data-user"), 403, "ORG_MISMATCH")
+    _refused(user, "data.collected", collected(fresh("x"), owner="data-user"), 403, "ROLE_FORBIDDEN")
     _refused(owner, "data.opened", opened(dataset), 409, "DATASET_NOT_STORED")
     _refused(user, "data.stored", stored(dataset), 403, "NOT_DATASET_OWNER")
-    _refused(owner, "data.stored", stored(_fresh("none")), 404, "DATASET_UNKNOWN")
+    _refused(owner, "data.stored", stored(fresh("none")), 404, "DATASET_UNKNOWN")
     _ok(owner, "data.stored", stored(dataset, "important"))
     _refused(owner, "data.opened", opened(dataset), 403, "DATA_CLASS_FORBIDS")  # important: not public
     _refused(owner, "data.opened", opened(dataset, to=["data-user"]), 400, "SHARE_RULE_VIOLATION")
     _ok(owner, "data.opened", opened(dataset, public=False, to=["data-user"]))
     # Raised to core after an opening: the opening stands on record, so the classification is refused.
     _refused(owner, "data.stored", stored(dataset, "core"), 403, "DATA_CLASS_FORBIDS")
-    core = _fresh("core")
+    core = fresh("core")
     _ok(owner, "data.collected", collected(core))
     _ok(owner, "data.stored", stored(core, "core"))
     _refused(owner, "data.opened", opened(core, public=False, to=["data-user"]), 403, "DATA_CLASS_FORBIDS")
@@ -159,71 +105,54 @@ def test_collected_stored_opened(harness: Harness) -> None:
 def test_derived_under_consent_or_open(harness: Harness) -> None:
     owner, user = harness.client("data-owner"), harness.client("data-user")
     request_id, _ = _consented_request(harness)
-    out = _fresh("rates")
+    out = fresh("rates")
     covered = [{"dataset": "health-stats", "request_id": request_id}]
     _refused(user, "data.derived", derived(out, [{"dataset": "health-stats"}]), 403, "INPUT_NOT_COVERED")
     _refused(user, "data.derived", derived(out, covered, purpose="商业营销"), 403, "INPUT_NOT_COVERED")
-    _refused(user, "data.derived", derived(out, [{"dataset": _fresh("nope")}]), 404, "DERIVED_INPUT_UNKNOWN")
+    _refused(user, "data.derived", derived(out, [{"dataset": fresh("nope")}]), 404, "DERIVED_INPUT_UNKNOWN")
     _refused(user, "data.derived", derived(out, covered, analyst="data-owner"), 403, "ORG_MISMATCH")
-    pending = _fresh("REQ")
+    pending = fresh("REQ")
     _ok(user, "share.request", share_request(pending, "data-user"))
     no_consent = [{"dataset": "health-stats", "request_id": pending}]
     _refused(user, "data.derived", derived(out, no_consent), 409, "CONSENT_MISSING")
     # An open dataset needs no consent; the analysis may join it with the consented one.
-    open_ds = _fresh("open")
+    open_ds = fresh("open")
     for kind, payload in (("data.collected", collected(open_ds)), ("data.stored", stored(open_ds))):
         _ok(owner, kind, payload)
     _ok(owner, "data.opened", opened(open_ds))
     record_id = _ok(user, "data.derived", derived(out, [*covered, {"dataset": open_ds}]))
     assert harness.record(record_id)["subject"] == f"dataset:{out}"
     _refused(user, "data.derived", derived(out, covered), 409, "DATASET_EXISTS")
+    # Lineage: the analyst reads its output's inputs, the input's owner what its data was derived into.
+    r = user.get(f"/api/v1/datasets/{out}/lineage")
+    assert r.status_code == 200, r.text
+    up = {n["dataset"]: (n["status"], n["owner"], n["depth"]) for n in r.json()["ancestors"]}
+    assert up == {"health-stats": ("registered", "data-owner", 1), open_ds: ("collected", "data-owner", 1)}
+    assert (r.json()["record"], r.json()["descendants"]) == (record_id, [])
+    r = owner.get("/api/v1/datasets/health-stats/lineage")
+    assert out in [n["dataset"] for n in r.json()["descendants"]], r.text
+    r = harness.client("station-1").get(f"/api/v1/datasets/{out}/lineage")
+    assert (r.status_code, error_code(r)) == (404, "DATASET_UNKNOWN")
     # The analyst owns its output: it stores and opens it.
     _ok(user, "data.stored", stored(out))
     _ok(user, "data.opened", opened(out))
     # Withdrawn consent: no further derivation under it.
     _ok(owner, "share.revoke_consent", {**_revoke(request_id)})
-    _refused(user, "data.derived", derived(_fresh("rates"), covered), 409, "CONSENT_REVOKED")
+    _refused(user, "data.derived", derived(fresh("rates"), covered), 409, "CONSENT_REVOKED")
 
 
 def _revoke(request_id: str) -> dict[str, Any]:
-    return {"request_id": request_id, "dataset": "health-stats", "reason": "项目结束", "revoked_at": _now()}
-
-
-def settled(request_id: str, start: str, end: str, count: int, **kw: Any) -> dict[str, Any]:
-    price = kw.get("unit_price", 150)
-    return {
-        "settlement_id": kw.get("settlement_id", _fresh("SET")),
-        "request_id": request_id,
-        "dataset": "health-stats",
-        "provider": kw.get("provider", "data-owner"),
-        "consumer": "data-user",
-        "period_start": start,
-        "period_end": end,
-        "access_count": count,
-        "unit_price": price,
-        "amount": kw.get("amount", count * price),
-        "currency": "CNY",
-        "settled_at": end,
-    }
-
-
-def countersigned(settlement: dict[str, Any], digest: str) -> dict[str, Any]:
-    return {
-        "settlement_id": settlement["settlement_id"],
-        "dataset": "health-stats",
-        "settlement_digest": digest,
-        "countersigned_at": _now(),
-    }
+    return {"request_id": request_id, "dataset": "health-stats", "reason": "项目结束", "revoked_at": now()}
 
 
 def test_settled_needs_both_sides(harness: Harness) -> None:
     owner, user = harness.client("data-owner"), harness.client("data-user")
     request_id, consent_digest = _consented_request(harness)
-    start = _now(-timedelta(minutes=1))
+    start = now(-timedelta(minutes=1))
     for _ in range(2):
         _ok(user, "share.access", share_access(request_id, consent_digest, "data-user"))
     time.sleep(1.1)  # the period ends after the accesses (whole seconds)
-    end = _now()
+    end = now()
     _refused(
         owner,
         "data.settled",
@@ -232,7 +161,7 @@ def test_settled_needs_both_sides(harness: Harness) -> None:
         "SETTLEMENT_AMOUNT_MISMATCH",
     )
     _refused(owner, "data.settled", settled(request_id, start, end, 3), 409, "SETTLEMENT_METER_MISMATCH")
-    _refused(owner, "data.settled", settled(_fresh("REQ"), start, end, 2), 404, "SHARE_REQUEST_UNKNOWN")
+    _refused(owner, "data.settled", settled(fresh("REQ"), start, end, 2), 404, "SHARE_REQUEST_UNKNOWN")
     third = _another_data_owner(harness)
     _refused(third, "data.settled", settled(request_id, start, end, 2), 403, "SETTLEMENT_PARTY_MISMATCH")
     wrong_side = settled(request_id, start, end, 2, provider=third.org)
@@ -247,7 +176,14 @@ def test_settled_needs_both_sides(harness: Harness) -> None:
     _refused(owner, "data.countersigned", countersigned(proposal, digest), 403, "SETTLEMENT_PARTY_MISMATCH")
     _refused(third, "data.countersigned", countersigned(proposal, digest), 403, "SETTLEMENT_PARTY_MISMATCH")
     _refused(user, "data.countersigned", countersigned(proposal, "0" * 64), 409, "SETTLEMENT_TERMS_MISMATCH")
-    unknown = countersigned({"settlement_id": _fresh("SET")}, digest)
+    unknown = countersigned({"settlement_id": fresh("SET")}, digest)
     _refused(user, "data.countersigned", unknown, 404, "SETTLEMENT_UNKNOWN")
-    _ok(user, "data.countersigned", countersigned(proposal, digest))
+    path = f"/api/v1/settlements/{proposal['settlement_id']}"
+    r = user.get(path)
+    assert (r.status_code, r.json()["status"], r.json()["amount"]) == (200, "pending", 300), r.text
+    r = third.get(path)
+    assert (r.status_code, error_code(r)) == (404, "SETTLEMENT_UNKNOWN")  # not a side: not even its price
+    countersign_id = _ok(user, "data.countersigned", countersigned(proposal, digest))
+    r = owner.get(path)
+    assert (r.json()["status"], r.json()["countersigned"]) == ("settled", countersign_id), r.text
     _refused(user, "data.countersigned", countersigned(proposal, digest), 409, "SETTLEMENT_NOT_PENDING")
