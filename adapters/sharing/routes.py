@@ -5,6 +5,7 @@ it was derived from and those derived from it) and a settlement's standing (``GE
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -133,8 +134,70 @@ def settlement(ctx: ReadContext, settlement_id: str) -> Settlement:
     )
 
 
+# --- the lineage as W3C PROV-JSON (https://www.w3.org/Submission/prov-json/) -----------------------------
+
+PREFIX = {"prov": "http://www.w3.org/ns/prov#", "sc": "urn:shancheng:"}
+Statements = dict[str, dict[str, Any]]
+
+
+class ProvDocument(BaseModel):
+    """A PROV-JSON document: datasets are entities, the records that made them (collected, derived)
+    activities, organisations agents; every activity names its record id (``sc:record``), whose bundle
+    verifies the edge offline."""
+
+    prefix: dict[str, str]
+    entity: Statements
+    activity: Statements
+    agent: Statements
+    wasGeneratedBy: Statements  # PROV-JSON's member names
+    used: Statements
+    wasDerivedFrom: Statements
+    wasAttributedTo: Statements
+    wasAssociatedWith: Statements
+
+
+def lineage_prov(ctx: ReadContext, dataset: str) -> ProvDocument:
+    """The dataset's lineage (as :func:`lineage` reads it for this reader) in PROV-JSON."""
+    view = lineage(ctx, dataset)
+    root = LineageNode(
+        dataset=view.dataset,
+        depth=0,
+        status=view.status,
+        owner=view.owner,
+        record=view.record,
+        inputs=view.inputs,
+    )
+    nodes = [root, *view.ancestors, *view.descendants]
+    shown = {n.dataset for n in nodes}
+    doc: dict[str, Statements] = {k: {} for k in ProvDocument.model_fields if k != "prefix"}
+    for node in nodes:
+        entity, agent = f"sc:dataset/{node.dataset}", f"sc:org/{node.owner}"
+        doc["entity"][entity] = {"prov:type": "sc:Dataset", "sc:status": node.status}
+        doc["agent"][agent] = {"prov:type": "prov:Organization"}
+        doc["wasAttributedTo"][f"_:attr/{node.dataset}"] = {"prov:entity": entity, "prov:agent": agent}
+        if node.record is None:
+            continue  # registered on chain only: no record made it
+        activity = f"sc:record/{node.record}"
+        kind = "data.derived" if node.inputs else "data.collected"
+        doc["activity"][activity] = {"prov:type": f"sc:{kind}", "sc:record": node.record}
+        doc["wasGeneratedBy"][f"_:gen/{node.dataset}"] = {"prov:entity": entity, "prov:activity": activity}
+        doc["wasAssociatedWith"][f"_:assoc/{node.record}"] = {"prov:activity": activity, "prov:agent": agent}
+        for source in node.inputs:
+            if source not in shown:
+                continue
+            used = f"sc:dataset/{source}"
+            doc["used"][f"_:use/{node.record}/{source}"] = {"prov:activity": activity, "prov:entity": used}
+            doc["wasDerivedFrom"][f"_:der/{node.dataset}/{source}"] = {
+                "prov:generatedEntity": entity,
+                "prov:usedEntity": used,
+                "prov:activity": activity,
+            }
+    return ProvDocument(prefix=PREFIX, **doc)
+
+
 _HANDLERS: tuple[tuple[str, Callable[..., BaseModel], type[BaseModel]], ...] = (
     ("/datasets/{dataset}/lineage", lineage, Lineage),
+    ("/datasets/{dataset}/lineage/prov", lineage_prov, ProvDocument),
     ("/settlements/{settlement_id}", settlement, Settlement),
 )
 ROUTES = tuple(Route(path, handler, model, tags=("sharing",)) for path, handler, model in _HANDLERS)

@@ -27,7 +27,15 @@ from tests.kit.data_life import (
     settled,
     stored,
 )
-from tests.kit.gateway import Harness, OrgClient, error_code, share_access, share_consent, share_request
+from tests.kit.gateway import (
+    Harness,
+    OrgClient,
+    error_code,
+    share_access,
+    share_consent,
+    share_request,
+    verify_bundle,
+)
 
 
 def _ok(client: OrgClient, kind: str, payload: dict[str, Any]) -> str:
@@ -117,8 +125,8 @@ def test_derived_under_consent_or_open(harness: Harness) -> None:
     _refused(user, "data.derived", derived(out, no_consent), 409, "CONSENT_MISSING")
     # An open dataset needs no consent; the analysis may join it with the consented one.
     open_ds = fresh("open")
-    for kind, payload in (("data.collected", collected(open_ds)), ("data.stored", stored(open_ds))):
-        _ok(owner, kind, payload)
+    collection = _ok(owner, "data.collected", collected(open_ds))
+    _ok(owner, "data.stored", stored(open_ds))
     _ok(owner, "data.opened", opened(open_ds))
     record_id = _ok(user, "data.derived", derived(out, [*covered, {"dataset": open_ds}]))
     assert harness.record(record_id)["subject"] == f"dataset:{out}"
@@ -133,6 +141,21 @@ def test_derived_under_consent_or_open(harness: Harness) -> None:
     assert out in [n["dataset"] for n in r.json()["descendants"]], r.text
     r = harness.client("station-1").get(f"/api/v1/datasets/{out}/lineage")
     assert (r.status_code, error_code(r)) == (404, "DATASET_UNKNOWN")
+    # The same lineage in PROV-JSON: the derivation used both inputs; every activity's record verifies.
+    r = user.get(f"/api/v1/datasets/{out}/lineage/prov")
+    assert r.status_code == 200, r.text
+    prov = r.json()
+    derivation = f"sc:record/{record_id}"
+    assert prov["activity"][derivation] == {"prov:type": "sc:data.derived", "sc:record": record_id}
+    sources = {d["prov:usedEntity"] for d in prov["wasDerivedFrom"].values()}
+    assert sources == {"sc:dataset/health-stats", f"sc:dataset/{open_ds}"}
+    assert all(d["prov:generatedEntity"] == f"sc:dataset/{out}" for d in prov["wasDerivedFrom"].values())
+    assert {u["prov:activity"] for u in prov["used"].values()} == {derivation}
+    assert set(prov["activity"]) == {derivation, f"sc:record/{collection}"}
+    for activity in prov["activity"].values():
+        harness.wait_status(activity["sc:record"], "anchored", timeout=60)
+        bundle = harness.client("auditor").get(f"/api/v1/records/{activity['sc:record']}/bundle")
+        verify_bundle(bundle.json(), harness)
     # The analyst owns its output: it stores and opens it.
     _ok(user, "data.stored", stored(out))
     _ok(user, "data.opened", opened(out))
