@@ -3,8 +3,12 @@ derived under a consent, settled by both sides; each refusal with its own code a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from web3 import Web3
@@ -110,7 +114,13 @@ def test_collected_stored_opened(harness: Harness) -> None:
     assert kinds == ["data.collected", "data.opened", "data.stored"]  # nothing refused was kept
 
 
-def test_derived_under_consent_or_open(harness: Harness) -> None:
+def _provenance(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_derived_under_consent_or_open(harness: Harness, tmp_path: Path) -> None:
     owner, user = harness.client("data-owner"), harness.client("data-user")
     request_id, _ = _consented_request(harness)
     out = fresh("rates")
@@ -156,6 +166,15 @@ def test_derived_under_consent_or_open(harness: Harness) -> None:
         harness.wait_status(activity["sc:record"], "anchored", timeout=60)
         bundle = harness.client("auditor").get(f"/api/v1/records/{activity['sc:record']}/bundle")
         verify_bundle(bundle.json(), harness)
+    # The CLI prints the same document; a subject that is not a dataset is refused in one line.
+    token_file = tmp_path / "data-user.token"
+    token_file.write_text(harness.tokens["data-user"])
+    cli = ("lineage", f"dataset:{out}", "--gateway", harness.server.url, "--token-file", str(token_file))
+    r_cli = _provenance(*cli, "--format", "prov-json")
+    assert r_cli.returncode == 0, r_cli.stderr
+    assert json.loads(r_cli.stdout) == prov
+    r_cli = _provenance("lineage", "rx:RX1", "--gateway", harness.server.url)
+    assert r_cli.returncode == 2 and "lineage reads 'dataset:<id>'" in r_cli.stderr, r_cli.stderr
     # The analyst owns its output: it stores and opens it.
     _ok(user, "data.stored", stored(out))
     _ok(user, "data.opened", opened(out))
