@@ -64,3 +64,77 @@ class ConsentScopeExceeded(ShareRuleViolation):
     """An access outside its consent: other dataset or purpose, extra fields, or outside its window."""
 
     code = "CONSENT_SCOPE_EXCEEDED"
+
+
+# --- a dataset's life: collected, stored, opened, derived, settled (adapters/sharing/lifecycle.py) -----
+
+
+class DatasetExists(Conflict):
+    """A ``data.collected`` or ``data.derived`` naming a dataset already known (here or on chain)."""
+
+    code = "DATASET_EXISTS"
+
+
+class DatasetNotStored(Conflict):
+    """A ``data.opened`` of a dataset with no ``data.stored``: its classification is not known yet."""
+
+    code = "DATASET_NOT_STORED"
+
+
+class DataClassForbids(NotPermitted):
+    """An opening its classification forbids: core data never, important data only to named parties."""
+
+    code = "DATA_CLASS_FORBIDS"
+
+
+class InputUnknown(NotFound):
+    """A ``data.derived`` naming an input dataset nobody collected or registered."""
+
+    code = "DERIVED_INPUT_UNKNOWN"
+
+
+class InputNotCovered(NotPermitted):
+    """A ``data.derived`` input neither open to the analyst, nor its own, nor under a consent of the
+    analyst's for that dataset whose purpose is the analysis's."""
+
+    code = "INPUT_NOT_COVERED"
+
+
+class SettlementExists(Conflict):
+    code = "SETTLEMENT_EXISTS"
+
+
+class SettlementUnknown(NotFound):
+    code = "SETTLEMENT_UNKNOWN"
+
+
+class SettlementNotPending(Conflict):
+    """A countersignature of a settlement already countersigned."""
+
+    code = "SETTLEMENT_NOT_PENDING"
+
+
+class SettlementPartyMismatch(NotPermitted):
+    """A settlement signed by neither side of its request, or countersigned by its proposer or a third
+    party, or naming sides other than the request's dataset owner and requester."""
+
+    code = "SETTLEMENT_PARTY_MISMATCH"
+
+
+class SettlementMeterMismatch(Conflict):
+    """A settlement whose ``access_count`` is not the number of accesses recorded in its period."""
+
+    code = "SETTLEMENT_METER_MISMATCH"
+
+
+class SettlementAmountMismatch(ShareRuleViolation):
+    """A settlement whose ``amount`` is not ``access_count × unit_price``, or a countersignature naming
+    other terms than the settlement's."""
+
+    code = "SETTLEMENT_AMOUNT_MISMATCH"
+
+
+class SettlementTermsMismatch(Conflict):
+    """A countersignature naming another settlement record than the pending one (other terms)."""
+
+    code = "SETTLEMENT_TERMS_MISMATCH"

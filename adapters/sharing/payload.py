@@ -34,6 +34,7 @@ from adapters._common import (
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import DateInFuture, ExpiryNotInFuture, PayloadInvalid
+from adapters.sharing import lifecycle
 from adapters.sharing.domain import DOMAIN
 from adapters.sharing.errors import AccessInFuture, ConsentScopeExceeded, ShareRuleViolation
 
@@ -101,10 +102,17 @@ _MODELS: dict[str, type[BaseModel]] = {
     "share.consent": ShareConsent,
     "share.access": ShareAccess,
     "share.revoke_consent": ShareRevoke,
+    **lifecycle.MODELS,
 }
-_INSTANTS = ("requested_at", "granted_at", "expires_at", "accessed_at", "revoked_at")
+_INSTANTS = ("requested_at", "granted_at", "expires_at", "accessed_at", "revoked_at", *lifecycle.INSTANTS)
 # Dates a record declares as past: bounded by the gateway's clock (an access has its own code).
-_PAST = {"requested_at": None, "granted_at": None, "revoked_at": None, "accessed_at": AccessInFuture}
+_PAST: dict[str, type[DateInFuture] | None] = {
+    "requested_at": None,
+    "granted_at": None,
+    "revoked_at": None,
+    "accessed_at": AccessInFuture,
+    **dict.fromkeys(lifecycle.PAST),
+}
 # DataSharing.MAX_CONSENT: the contract refuses a consent expiring further from its clock (ExpiryTooFar);
 # the gateway checks the same bound against the chain's clock before it accepts a consent.
 MAX_CONSENT = timedelta(days=5 * 365)
@@ -169,7 +177,11 @@ def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
 
 _KINDS = tuple(_MODELS)
 _REQUESTS = frozenset({"share.request"})
-_TERMS = frozenset({"share.consent", "share.revoke_consent"})
+# A data user party to a dataset reads the terms it may read under and the dataset's life, not other
+# users' requests, accesses or settlements (prices); each side reads the settlement records it signed.
+_TERMS = frozenset(
+    {"share.consent", "share.revoke_consent", "data.collected", "data.stored", "data.opened", "data.derived"}
+)
 
 READ_POLICY = domain_policy(
     _KINDS,
@@ -179,7 +191,8 @@ READ_POLICY = domain_policy(
 
 
 class SharingAdapter:
-    """``share.request``, ``share.consent``, ``share.access``, ``share.revoke_consent``; ``dataset:<id>``."""
+    """``share.request``, ``share.consent``, ``share.access``, ``share.revoke_consent`` and a dataset's life
+    (``data.*``, :mod:`adapters.sharing.lifecycle`); ``dataset:<id>``."""
 
     domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
@@ -203,4 +216,6 @@ class SharingAdapter:
             _check_consent(facts, ctx)
         elif kind == "share.access":
             _check_access(facts, ctx)
+        else:
+            lifecycle.check(kind, facts)
         return adapted(kind, f"dataset:{facts['dataset']}", obj, facts)

@@ -11,11 +11,22 @@ from typing import Any
 
 from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import dataset_owner, request_digest, request_key, request_status
-from adapters.sharing.domain import ACCESS, CONSENT, CONTRACT, DOMAIN, REQUEST, REVOKE, state_key
+from adapters.sharing.consent import check_consent
+from adapters.sharing.domain import (
+    ACCESS,
+    COLLECTED,
+    CONSENT,
+    CONTRACT,
+    DOMAIN,
+    LIFE_KINDS,
+    REQUEST,
+    REVOKE,
+    state_key,
+)
 from adapters.sharing.errors import (
     AccessorMismatch,
-    ConsentExpired,
     ConsentMissing,
     ConsentRevoked,
     DatasetUnknown,
@@ -25,34 +36,10 @@ from adapters.sharing.errors import (
     ShareRequestUnknown,
 )
 from adapters.sharing.payload import MAX_CONSENT, SharingAdapter
+from adapters.sharing.routes import ROUTES
 from provenance.chain.contracts import ContractReverted, chain_key
 from provenance.errors import OrgMismatch
-from provenance.timestamps import parse_rfc3339, to_unix
-
-
-def check_consent(state: State | None, request_id: str, org: str, now: datetime) -> Mapping[str, Any]:
-    """The live consent of the request for ``org`` at ``now`` (its facts), or the specific error."""
-    consent: Mapping[str, Any] | None = state.data.get("consent_facts") if state is not None else None
-    if state is None or state.status == "pending" or consent is None:
-        raise ConsentMissing(
-            f"no consent for request {request_id!r}",
-            details={"request_id": request_id, "status": state.status if state else None},
-        )
-    if state.status == "revoked":
-        raise ConsentRevoked(
-            f"the consent for request {request_id!r} was revoked", details={"request_id": request_id}
-        )
-    if state.data.get("requester") != org:
-        raise ConsentMissing(
-            f"the consent for request {request_id!r} is not for {org!r}", details={"request_id": request_id}
-        )
-    expires = consent.get("expires_at")
-    if isinstance(expires, str) and now >= parse_rfc3339(expires, lenient=True):
-        raise ConsentExpired(
-            f"the consent for request {request_id!r} expired at {expires}",
-            details={"request_id": request_id, "expires_at": expires},
-        )
-    return consent
+from provenance.timestamps import to_unix
 
 
 class SharingWorkflow(SharingAdapter):
@@ -61,14 +48,18 @@ class SharingWorkflow(SharingAdapter):
 
     domain = DOMAIN
     watched: tuple[str, ...] = ()
-    routes: Sequence[Route] = ()
+    routes: Sequence[Route] = ROUTES
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        if kind in LIFE_KINDS:
+            return lifecycle_rules.keys(kind, facts)
         return (state_key(str(facts["request_id"])),)
 
     def transition(
         self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
     ) -> Step:
+        if record.kind in LIFE_KINDS:
+            return lifecycle_rules.transition(record, states, chain, now)
         facts, org = record.facts, record.org
         request_id = str(facts["request_id"])
         key = state_key(request_id)
@@ -89,7 +80,10 @@ class SharingWorkflow(SharingAdapter):
                     f"the consent for request {request_id!r} was withdrawn on chain",
                     details={"request_id": request_id, "on_chain": "revoked"},
                 )
-            return Step(prior=consent)
+            # Metered: a settlement of the request's accesses counts these (data.settled).
+            assert state is not None
+            metered = {**state.data, "accesses": [*state.data.get("accesses", []), facts["accessed_at"]]}
+            return Step(prior=consent, writes={key: State(state.status, metered)})
         if state is None:
             raise ShareRequestUnknown(
                 f"no data-sharing request {request_id!r}", details={"request_id": request_id}
@@ -147,6 +141,12 @@ class SharingWorkflow(SharingAdapter):
         return State("pending", data)
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:
+        if record.kind == COLLECTED:
+            # The collection registers the dataset in DataSharing, its metadata digest the record's id.
+            dataset = chain_key("dataset", str(record.facts["dataset"]))
+            return ContractCall(CONTRACT, "registerDataset", (dataset, bytes.fromhex(record.record_id)))
+        if record.kind in LIFE_KINDS:
+            return None  # kept by the workflow's states alone (docs/design/data-lifecycle.md)
         request, digest = request_key(str(record.facts["request_id"])), bytes.fromhex(record.record_id)
         if record.kind == REQUEST:
             dataset = chain_key("dataset", str(record.facts["dataset"]))
@@ -161,6 +161,9 @@ class SharingWorkflow(SharingAdapter):
         return ContractCall(CONTRACT, "revokeConsent", (request, digest))
 
     def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
+        if record.kind == COLLECTED:
+            dataset = chain_key("dataset", str(record.facts["dataset"]))
+            return bytes(chain.call(CONTRACT, "datasetOf", dataset)[1]).hex() == record.record_id
         if record.kind == ACCESS:
             try:
                 return bool(chain.call(CONTRACT, "accessRecorded", bytes.fromhex(record.record_id)))

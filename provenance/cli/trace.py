@@ -1,4 +1,5 @@
-"""``provenance trace`` (a subject's history, verified), ``provenance export`` (bundles as JSON Lines)."""
+"""``provenance trace`` (a subject's history, verified), ``provenance lineage`` (a dataset's upstream and
+downstream datasets, JSON or W3C PROV-JSON), ``provenance export`` (bundles as JSON Lines)."""
 
 from __future__ import annotations
 
@@ -176,6 +177,29 @@ def _trace_row(
     row["verdict"] = verdict(results)
     row["steps"] = {r.step: r.status for r in results}
     return row
+
+
+@app.command()
+def lineage(
+    subject: Annotated[str, typer.Argument(help="dataset:<id>")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="API token of the reader: the datasets it may see are listed."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="json (default) or prov-json (W3C PROV-JSON).")
+    ] = "json",
+) -> None:
+    """A dataset's ancestors and descendants as the gateway's lineage read gives them; each activity of
+    the PROV-JSON names its record (``sc:record``): ``provenance trace`` or ``verify`` checks it."""
+    from provenance.client import Client
+
+    if not subject.startswith("dataset:") or fmt not in ("json", "prov-json"):
+        raise FormatError("lineage reads 'dataset:<id>' in --format json or prov-json")
+    with Client(base_url=gateway, token=token(token_file)) as client:
+        doc = client.lineage(subject.removeprefix("dataset:"), prov=fmt == "prov-json")
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
 
 
 @app.command()

@@ -168,6 +168,10 @@ class Api:
         return Request("GET", f"/api/v1/rx/{rx_id}/check", headers=code_header(code))
 
     @staticmethod
+    def lineage(dataset: str, prov: bool) -> Request:
+        return Request("GET", f"/api/v1/datasets/{dataset}/lineage" + ("/prov" if prov else ""))
+
+    @staticmethod
     def parse(resp: httpx.Response) -> Any:
         if resp.status_code >= 400:
             try:

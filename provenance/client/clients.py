@@ -254,6 +254,11 @@ class Client(ClientBase):
         result: dict[str, Any] = self._do(Api.rx_check(rx_id, access_code))
         return result
 
+    def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
+        """A dataset's ancestors and descendants as this reader sees them (``prov``: as W3C PROV-JSON)."""
+        result: dict[str, Any] = self._do(Api.lineage(dataset, prov))
+        return result
+
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
         return Api.proof(self._do(Api.consistency(first, second)))
@@ -389,6 +394,10 @@ class AsyncClient(ClientBase):
 
     async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._do(Api.rx_check(rx_id, access_code))
+        return result
+
+    async def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(Api.lineage(dataset, prov))
         return result
 
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:

@@ -18,6 +18,7 @@ the policies in ``adapters/`` (docs/security.md, Read access, is the same table 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ import pytest
 
 from gateway.api.guard import SafeRedirects
 from provenance.access_code import HEADER, AccessCode
+from tests.kit.data_life import collected, countersigned, fresh, now, settled
 from tests.kit.gateway import (
     Harness,
     error_code,
@@ -72,6 +74,13 @@ SEES: dict[str, dict[str, str]] = {
     "share.request": {"data-user": P, "data-owner": P, **OVERSIGHT},
     "share.consent": {"data-owner": P, "data-user": P, **OVERSIGHT},
     "share.access": {"data-user": P, "data-owner": P, **OVERSIGHT},
+    # A dataset's life: the owner's collection of a new dataset (no one else is party to it yet); the
+    # owner's settlement of the request's accesses: the user, party to the dataset, sees only its
+    # envelope (prices stay between the two, and the user learns the terms from the owner); the user's
+    # countersignature, which it signed and the owner (party to everything of its dataset) reads.
+    "data.collected": {"data-owner": P, **OVERSIGHT},
+    "data.settled": {"data-owner": P, "data-user": E, **OVERSIGHT},
+    "data.countersigned": {"data-user": P, "data-owner": P, **OVERSIGHT},
     # station-1's reading: the station and the environment bureau; not station-2.
     "env.reading": {"station-1": P, "env-bureau": P, **OVERSIGHT},
     "party.record": {"party-branch": P, **OVERSIGHT},
@@ -82,8 +91,8 @@ EXPORTS: dict[str, set[str]] = {
     "regulator": set(SEES),
     "hospital-1": {"rx.issue", "rx.issue open"},
     "pharmacy-1": {"rx.dispense"},
-    "data-user": {"share.request", "share.access"},
-    "data-owner": {"share.consent", "share.request"},
+    "data-user": {"share.request", "share.access", "data.countersigned"},
+    "data-owner": {"share.consent", "share.request", "data.collected", "data.settled"},
     "env-bureau": {"env.reading"},
     "station-1": {"env.reading"},
     "party-branch": {"party.record"},
@@ -130,6 +139,13 @@ def world(harness: Harness) -> World:
     consent_digest = harness.record(ids["share.consent"])["payload_digest"]
     access = share_access(request_id, consent_digest, "data-user")
     ids["share.access"] = _ok(c("data-user").submit("share.access", access))
+    ids["data.collected"] = _ok(c("data-owner").submit("data.collected", collected(fresh("survey"))))
+    time.sleep(1.1)  # the settled period ends after the access (whole seconds)
+    settlement = settled(request_id, now(-timedelta(minutes=5)), now(), 1)
+    ids["data.settled"] = _ok(c("data-owner").submit("data.settled", settlement))
+    digest = harness.record(ids["data.settled"])["payload_digest"]
+    countersign = countersigned(settlement, digest)
+    ids["data.countersigned"] = _ok(c("data-user").submit("data.countersigned", countersign))
     ids["env.reading"] = _ok(c("station-1").submit("env.reading", hj212_packets(1)[0]))
     meeting = party_meeting("party-branch", "M" + secrets.token_hex(4))
     ids["party.record"] = _ok(c("party-branch").submit("party.record", meeting))

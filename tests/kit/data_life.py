@@ -1,0 +1,101 @@
+"""Payloads of a dataset's life (``data.*``, adapters/sharing/lifecycle.py) for tests: valid by default."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapters.sharing.lifecycle import content_root
+from provenance.crypto.sm3 import sm3_hex
+
+PURPOSE = "城乡居民医保参保核查"  # the kit's share_request and share_consent purpose
+ROWS = [f"{i},district-{i % 7},insured".encode() for i in range(11)]
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now(delta: timedelta = timedelta(0)) -> str:
+    return _iso(datetime.now(UTC) + delta)
+
+
+def fresh(prefix: str) -> str:
+    # The SQLite and PostgreSQL runs share one chain: a collected dataset is registered there.
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def collected(dataset: str, owner: str = "data-owner") -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "owner": owner,
+        "source": "区县卫健委直报系统",
+        "schema_digest": sm3_hex(b'{"columns":["person_id_hash","district","insured"]}'),
+        "content_root": content_root(ROWS),
+        "leaf_count": len(ROWS),
+        "collected_at": now(-timedelta(minutes=2)),
+    }
+
+
+def stored(dataset: str, classification: str = "general") -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "location": "政务云 渝北节点 /lake/health",
+        "retention_days": 3650,
+        "classification": classification,
+        "stored_at": now(-timedelta(minutes=1)),
+    }
+
+
+def opened(dataset: str, *, public: bool = True, to: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "licence": "CC-BY-4.0",
+        "public": public,
+        "to": to or [],
+        "opened_at": now(),
+    }
+
+
+def derived(
+    output: str, inputs: list[dict[str, Any]], analyst: str = "data-user", **kw: Any
+) -> dict[str, Any]:
+    return {
+        "dataset": output,
+        "analyst": analyst,
+        "inputs": inputs,
+        "purpose": kw.get("purpose", PURPOSE),
+        "method": "按区县汇总参保率",
+        "schema_digest": sm3_hex(b'{"columns":["district","rate"]}'),
+        "content_root": content_root([b"district-0,0.97", b"district-1,0.95"]),
+        "leaf_count": 2,
+        "derived_at": now(),
+    }
+
+
+def settled(request_id: str, start: str, end: str, count: int, **kw: Any) -> dict[str, Any]:
+    price = kw.get("unit_price", 150)
+    return {
+        "settlement_id": kw.get("settlement_id", fresh("SET")),
+        "request_id": request_id,
+        "dataset": "health-stats",
+        "provider": kw.get("provider", "data-owner"),
+        "consumer": "data-user",
+        "period_start": start,
+        "period_end": end,
+        "access_count": count,
+        "unit_price": price,
+        "amount": kw.get("amount", count * price),
+        "currency": "CNY",
+        "settled_at": end,
+    }
+
+
+def countersigned(settlement: dict[str, Any], digest: str) -> dict[str, Any]:
+    return {
+        "settlement_id": settlement["settlement_id"],
+        "dataset": "health-stats",
+        "settlement_digest": digest,
+        "countersigned_at": now(),
+    }
