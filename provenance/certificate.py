@@ -6,7 +6,9 @@ fingerprint, the log position and checkpoint (with its witness cosignatures), th
 verification result at issue time and a QR code opening the `/verify` page on the record. The values a
 reader compares by eye (digests, fingerprint, root, anchor hashes) are printed in Courier, a PDF core font
 whose text stays the characters printed, and :func:`check_printed` reads them back against the embedded
-bundle: an edited digest on the page fails step ``certificate`` (docs/formats.md, Certificates).
+bundle: an edited digest on the page fails step ``certificate`` (docs/formats.md, Certificates). Beside the
+bundles the PDF embeds the renderer's other inputs (``certificate.json``), so that the verifier renders the
+pages again and holds every word printed to the evidence (:mod:`provenance.certificate_check`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     CertificateFontMissing,
     CertificateInvalid,
-    CertificateMismatch,
     CertificateRefused,
     ProvenanceError,
 )
@@ -44,7 +45,7 @@ FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
 )
 LANGS = ("zh", "en")
 ATTACHMENT = "evidence-{page:03d}.json"  # the bundle of page N (1-based), as the gateway served it
-_ATTACHMENT_RE = re.compile(r"^evidence-([0-9]{3})\.json$")
+ATTACHMENT_RE = re.compile(r"^evidence-([0-9]{3})\.json$")
 # What the pages print beside their bundles (language, issue time, issuer, QR base, names, steps at issue):
 # with the bundles, everything the verifier needs to render the pages again (provenance.certificate_check).
 RENDERING = "certificate.json"
@@ -426,93 +427,6 @@ class _Page:
         elif bold:
             pdf.set_font("cjk", size=size + 1)
         pdf.multi_cell(self.WIDTH - self.LABEL_W, 5, value, new_x="LMARGIN", new_y="NEXT")
-
-
-@dataclass(frozen=True, slots=True)
-class CertificatePage:
-    """What a certificate holds for one page: its embedded bundle's bytes and the page's text."""
-
-    page: int
-    attachment: str
-    bundle: bytes
-    text: str  # the page's text
-    printed: str  # of that, what is printed in Courier: the values check_printed reads back
-    rendering: bytes  # certificate.json: what the pages print beside the bundles (one for the document)
-
-
-def read_certificate(pdf: bytes) -> list[CertificatePage]:
-    """The pages of a certificate, each with its embedded bundle; CERTIFICATE_INVALID for a PDF that cannot
-    be read or does not hold exactly one ``evidence-NNN.json`` per page and one ``certificate.json``."""
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(pdf), strict=False)
-        attachments = reader.attachments
-        texts, printed = [], []
-        for p in reader.pages:
-            mono: list[str] = []
-
-            def courier(text: str, _cm: Any, _tm: Any, font: Any, _size: Any, mono: list[str] = mono) -> None:
-                if font is not None and str(font.get("/BaseFont", "")).lstrip("/") == "Courier":
-                    mono.append(text)
-
-            texts.append(p.extract_text(visitor_text=courier) or "")
-            printed.append("\n".join(mono))
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise CertificateInvalid(f"the PDF cannot be read: {exc}") from exc
-    if not texts or len(texts) > MAX_PAGES:
-        raise CertificateInvalid(f"a certificate has 1 to {MAX_PAGES} pages, this PDF {len(texts)}")
-    by_page: dict[int, tuple[str, bytes]] = {}
-    rendering: list[bytes] = []
-    for name, contents in attachments.items():
-        if name == RENDERING:
-            rendering += contents
-            continue
-        m = _ATTACHMENT_RE.match(name)
-        if m is None:
-            raise CertificateInvalid(f"the PDF embeds a file {name[:80]!r} that is no evidence bundle")
-        if len(contents) != 1 or int(m.group(1)) in by_page:
-            raise CertificateInvalid(f"the PDF embeds {name!r} more than once")
-        by_page[int(m.group(1))] = (name, contents[0])
-    if sorted(by_page) != list(range(1, len(texts) + 1)):
-        raise CertificateInvalid(
-            f"the PDF has {len(texts)} pages and embeds bundles for pages {sorted(by_page) or 'none'}: a "
-            "certificate embeds one bundle per page",
-            details={"pages": len(texts), "attachments": sorted(n for n, _ in by_page.values())},
-        )
-    if len(rendering) != 1:
-        raise CertificateInvalid(
-            f"the PDF embeds {RENDERING} {len(rendering)} times, a certificate once (one issued before it "
-            "was embedded must be issued again)"
-        )
-    return [
-        CertificatePage(i, *by_page[i], texts[i - 1], printed[i - 1], rendering[0])
-        for i in range(1, len(texts) + 1)
-    ]
-
-
-_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
-
-
-def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
-    """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
-    bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
-    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
-    printed = _HEX.findall(page.printed)
-    expected = printed_values(bundle)
-    if len(printed) != len(expected):
-        raise CertificateMismatch(
-            f"page {page.page} prints {len(printed)} digests and hashes, a certificate of this bundle "
-            f"{len(expected)}",
-            details={"page": page.page},
-        )
-    for (name, want), got in zip(expected, printed, strict=False):
-        if got.lower() != want.lower():
-            raise CertificateMismatch(
-                f"page {page.page} prints {name} {got}, the embedded bundle's is {want}",
-                details={"page": page.page, "field": name, "printed": got, "bundle": want},
-            )
 
 
 def bundle_text(doc: Any) -> str:

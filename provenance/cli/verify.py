@@ -119,8 +119,9 @@ def verify(
     "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
     --gateway checks that the anchored checkpoint is on one history with the anchors around it. An export
     (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed). A
-    certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page prints
-    that bundle's digests and hashes.
+    certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page's text is
+    what the renderer prints from that bundle and the embedded rendering inputs, its steps printed passed
+    are ones the bundle supports, and with --trust the organisation name is the trust file's.
     """
     store = TrustStore.load(trust) if trust else None
     if _is_pdf(file):  # a certificate (`provenance certificate`): its embedded bundles
@@ -172,8 +173,14 @@ def _verify_certificate(
     the page prints that bundle's values in Courier (``check_printed``), its claims at issue hold against
     the bundle (``check_claims``) and its whole text is what the renderer prints from the embedded evidence
     (``check_text``)."""
-    from provenance.certificate import check_printed, read_certificate
-    from provenance.certificate_check import check_claims, check_text, parse_rendering, rendered_again
+    from provenance.certificate_check import (
+        check_claims,
+        check_printed,
+        check_text,
+        parse_rendering,
+        read_certificate,
+        rendered_again,
+    )
     from provenance.log.bundle import EvidenceBundle
 
     verifier = bundle_verifier(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from provenance.certificate import read_certificate
+from provenance.certificate_check import read_certificate
 from provenance.cli import main
 from tests.kit.gateway import (
     Harness,
