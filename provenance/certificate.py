@@ -418,7 +418,7 @@ class _Page:
         bold: bool = False,
     ) -> None:
         pdf = self.pdf
-        self.segments.append((field, label + value))
+        self.segments.append((field, f"{label.strip()} {value}"))  # whitespace: not compared
         pdf.set_x(self.LEFT)
         pdf.set_font("cjk", size=size)
         pdf.cell(self.LABEL_W, 5, label)
