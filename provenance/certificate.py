@@ -6,7 +6,9 @@ fingerprint, the log position and checkpoint (with its witness cosignatures), th
 verification result at issue time and a QR code opening the `/verify` page on the record. The values a
 reader compares by eye (digests, fingerprint, root, anchor hashes) are printed in Courier, a PDF core font
 whose text stays the characters printed, and :func:`check_printed` reads them back against the embedded
-bundle: an edited digest on the page fails step ``certificate`` (docs/formats.md, Certificates).
+bundle: an edited digest on the page fails step ``certificate`` (docs/formats.md, Certificates). Beside the
+bundles the PDF embeds the renderer's other inputs (``certificate.json``), so that the verifier renders the
+pages again and holds every word printed to the evidence (:mod:`provenance.certificate_check`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     CertificateFontMissing,
     CertificateInvalid,
-    CertificateMismatch,
     CertificateRefused,
     ProvenanceError,
 )
@@ -44,7 +45,11 @@ FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
 )
 LANGS = ("zh", "en")
 ATTACHMENT = "evidence-{page:03d}.json"  # the bundle of page N (1-based), as the gateway served it
-_ATTACHMENT_RE = re.compile(r"^evidence-([0-9]{3})\.json$")
+ATTACHMENT_RE = re.compile(r"^evidence-([0-9]{3})\.json$")
+# What the pages print beside their bundles (language, issue time, issuer, QR base, names, steps at issue):
+# with the bundles, everything the verifier needs to render the pages again (provenance.certificate_check).
+RENDERING = "certificate.json"
+RENDERING_FORMAT = "shancheng-certificate/1"
 MAX_PAGES = 500  # one page a record: a subject's certificate beyond this is refused, not truncated
 
 _TEXT: dict[str, dict[str, str]] = {
@@ -229,12 +234,15 @@ def render_certificate(
     records: Sequence[CertifiedRecord],
     *,
     lang: str = "zh",
-    verify_url: Callable[[str], str],
+    verify_base: str,
     issued_at: str,
     issuer: str,
     font: tuple[Path, int] | None = None,
+    segments: list[list[tuple[str, str]]] | None = None,
 ) -> bytes:
-    """The PDF: one page per record, each with its bundle attached (``evidence-NNN.json``)."""
+    """The PDF: one page per record, each with its bundle attached (``evidence-NNN.json``), and what the
+    pages print beside the bundles (``certificate.json``, :func:`rendering_document`). ``segments``, when
+    given, receives each page's ``(field, text)`` in drawing order: what a verifier names on a mismatch."""
     from fpdf import FPDF
 
     # fontTools reports every table it leaves out of a subset (the font's bitmaps) on the root logger.
@@ -257,10 +265,12 @@ def render_certificate(
         pdf.add_font("cjk", fname=str(font[0]), collection_font_number=font[1])
     except Exception as exc:  # fontTools' errors for a file that is no font are of many kinds
         raise CertificateFontMissing(f"font {font[0]} cannot be used: {exc}") from exc
+    verify_url = verify_link(verify_base)
     for page, rec in enumerate(records, 1):
-        _Page(pdf, rec, _TEXT[lang], page=page, pages=len(records)).draw(
-            verify_url(rec.bundle.digest), issued_at, issuer
-        )
+        drawn = _Page(pdf, rec, _TEXT[lang], page=page, pages=len(records))
+        drawn.draw(verify_url(rec.bundle.digest), issued_at, issuer)
+        if segments is not None:
+            segments.append(drawn.segments)
         pdf.embed_file(
             bytes=rec.bundle_json.encode("utf-8"),
             basename=ATTACHMENT.format(page=page),
@@ -268,7 +278,35 @@ def render_certificate(
             desc=f"evidence bundle of record {rec.bundle.digest}",
             compress=True,
         )
+    rendering = rendering_document(
+        records, lang=lang, verify_base=verify_base, issued_at=issued_at, issuer=issuer
+    )
+    pdf.embed_file(
+        bytes=json.dumps(rendering, ensure_ascii=False, indent=2).encode("utf-8"),
+        basename=RENDERING,
+        mime_type="application/json",
+        desc="what the pages print beside their evidence bundles",
+        compress=True,
+    )
     return bytes(pdf.output())
+
+
+def rendering_document(
+    records: Sequence[CertifiedRecord], *, lang: str, verify_base: str, issued_at: str, issuer: str
+) -> dict[str, Any]:
+    """``certificate.json``: the renderer's inputs that are not in the bundles. The verdict is not among
+    them: it is the steps' (:func:`verdict`), so a page cannot print one its steps do not give."""
+    return {
+        "format": RENDERING_FORMAT,
+        "lang": lang,
+        "issued_at": issued_at,
+        "issuer": issuer,
+        "verify_base": verify_base,
+        "pages": [
+            {"org_name": r.org_name, "steps": [{"step": s.step, "status": s.status} for s in r.steps]}
+            for r in records
+        ],
+    }
 
 
 class _Page:
@@ -278,6 +316,7 @@ class _Page:
 
     def __init__(self, pdf: Any, rec: CertifiedRecord, text: dict[str, str], *, page: int, pages: int):
         self.pdf, self.rec, self.t, self.page, self.pages = pdf, rec, text, page, pages
+        self.segments: list[tuple[str, str]] = []  # (field, text) as drawn: what a mismatch is named by
 
     def draw(self, url: str, issued_at: str, issuer: str) -> None:
         pdf, t, b = self.pdf, self.t, self.rec.bundle
@@ -289,56 +328,59 @@ class _Page:
         self._qr(url)
         pdf.set_xy(self.LEFT, 16)
         pdf.set_font("cjk", size=20)
-        pdf.cell(140, 10, t["title"], new_x="LMARGIN", new_y="NEXT")
+        self._text("title", 140, 10, t["title"])
         pdf.set_font("cjk", size=10)
-        pdf.set_x(self.LEFT)
-        pdf.cell(140, 6, t["subtitle"], new_x="LMARGIN", new_y="NEXT")
-        pdf.set_x(self.LEFT)
-        pdf.cell(140, 6, f"{t['issued']}: {issued_at}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_x(self.LEFT)
-        pdf.cell(140, 6, f"{t['issuer']}: {issuer}", new_x="LMARGIN", new_y="NEXT")
+        self._text("subtitle", 140, 6, t["subtitle"])
+        self._text("issued_at", 140, 6, f"{t['issued']}: {issued_at}")
+        self._text("issuer", 140, 6, f"{t['issuer']}: {issuer}")
         pdf.set_y(58)
         org = f"{self.rec.org_name} ({env.org})" if self.rec.org_name else env.org
         self._section(t["record"])
-        self._row(t["org"], org)
-        self._row(t["kind"], env.kind)
-        self._row(t["subject"], env.subject)
-        self._row(t["time"], env.timestamp)
+        self._row(t["org"], org, field="org")
+        self._row(t["kind"], env.kind, field="kind")
+        self._row(t["subject"], env.subject, field="subject")
+        self._row(t["time"], env.timestamp, field="time")
         self._section(t["digests"])
         printed = dict(printed_values(b))
-        self._row(t["digest"], printed["digest"], mono=True)
-        self._row(t["payload_digest"], printed["payload_digest"], mono=True)
+        self._row(t["digest"], printed["digest"], mono=True, field="digest")
+        self._row(t["payload_digest"], printed["payload_digest"], mono=True, field="payload_digest")
         self._section(t["signature"])
-        self._row(t["fingerprint"], printed["fingerprint"], mono=True)
-        self._row(t["sig"], b.signed.signature_b64(), mono=True, size=7)
+        self._row(t["fingerprint"], printed["fingerprint"], mono=True, field="fingerprint")
+        self._row(t["sig"], b.signed.signature_b64(), mono=True, size=7, field="signature")
         self._section(t["log"])
         checkpoint, signatures = parse_note(b.checkpoint)
         log_name = b.log_key[0] if b.log_key else (signatures[0].key_name if signatures else "")
-        self._row(t["origin"], checkpoint.origin)
-        self._row(t["position"], f"{b.leaf_index} / {b.tree_size}")
-        self._row(t["root"], printed["root"], mono=True)
-        self._row(t["log_sig"], log_name)
+        self._row(t["origin"], checkpoint.origin, field="origin")
+        self._row(t["position"], f"{b.leaf_index} / {b.tree_size}", field="position")
+        self._row(t["root"], printed["root"], mono=True, field="root")
+        self._row(t["log_sig"], log_name, field="log_key")
         cosigners = sorted({s.key_name for s in signatures if s.key_name != log_name})
-        self._row(t["witnesses"], ", ".join(cosigners) if cosigners else t["none"])
+        self._row(t["witnesses"], ", ".join(cosigners) if cosigners else t["none"], field="witnesses")
         self._section(t["anchor"])
         if b.anchor is None:
-            self._row(t["anchor"], t["unanchored"])
+            self._row(t["anchor"], t["unanchored"], field="anchor")
         else:
-            self._row(t["chain"], str(b.anchor.chain_id))
-            self._row(t["contract"], printed["contract"], mono=True)
-            self._row(t["block"], str(b.anchor.block_number))
-            self._row(t["block_hash"], printed["block_hash"], mono=True)
-            self._row(t["tx"], printed["tx"], mono=True)
+            self._row(t["chain"], str(b.anchor.chain_id), field="chain_id")
+            self._row(t["contract"], printed["contract"], mono=True, field="contract")
+            self._row(t["block"], str(b.anchor.block_number), field="block")
+            self._row(t["block_hash"], printed["block_hash"], mono=True, field="block_hash")
+            self._row(t["tx"], printed["tx"], mono=True, field="tx")
         self._section(t["result"])
-        self._row(t["verdict"], t.get(self.rec.verdict, self.rec.verdict), bold=True)
+        self._row(t["verdict"], t.get(self.rec.verdict, self.rec.verdict), bold=True, field="verdict")
         for s in self.rec.steps:
-            self._row("  " + t.get(f"step.{s.step}", s.step), t.get(s.status, s.status), size=8)
+            label = "  " + t.get(f"step.{s.step}", s.step)
+            self._row(label, t.get(s.status, s.status), size=8, field=f"step.{s.step}")
         name = ATTACHMENT.format(page=self.page)
         pdf.set_xy(self.LEFT, 270)
         pdf.set_font("cjk", size=7.5)
-        pdf.multi_cell(
-            self.WIDTH, 4, t["footer"].format(name=name, page=self.page, pages=self.pages), align="L"
-        )
+        footer = t["footer"].format(name=name, page=self.page, pages=self.pages)
+        self.segments.append(("footer", footer))
+        pdf.multi_cell(self.WIDTH, 4, footer, align="L")
+
+    def _text(self, name: str, w: float, h: float, text: str) -> None:
+        self.segments.append((name, text))
+        self.pdf.set_x(self.LEFT)
+        self.pdf.cell(w, h, text, new_x="LMARGIN", new_y="NEXT")
 
     def _qr(self, url: str) -> None:
         import segno
@@ -350,11 +392,13 @@ class _Page:
         self.pdf.set_xy(160, 50)
         self.pdf.set_font("cjk", size=8)
         self.pdf.cell(36, 4, self.t["qr"], align="C")
+        self.segments.append(("qr", self.t["qr"]))
 
     def _section(self, title: str) -> None:
         pdf = self.pdf
         pdf.ln(2)
         pdf.set_x(self.LEFT)
+        self.segments.append(("section", title))
         pdf.set_font("cjk", size=11)
         pdf.set_text_color(150, 20, 20)
         pdf.cell(self.WIDTH, 6.5, title, new_x="LMARGIN", new_y="NEXT")
@@ -364,9 +408,17 @@ class _Page:
         pdf.line(self.LEFT, pdf.get_y(), self.LEFT + self.WIDTH, pdf.get_y())
 
     def _row(
-        self, label: str, value: str, *, mono: bool = False, size: float = 9, bold: bool = False
+        self,
+        label: str,
+        value: str,
+        *,
+        field: str,
+        mono: bool = False,
+        size: float = 9,
+        bold: bool = False,
     ) -> None:
         pdf = self.pdf
+        self.segments.append((field, f"{label.strip()} {value}"))  # whitespace: not compared
         pdf.set_x(self.LEFT)
         pdf.set_font("cjk", size=size)
         pdf.cell(self.LABEL_W, 5, label)
@@ -375,80 +427,6 @@ class _Page:
         elif bold:
             pdf.set_font("cjk", size=size + 1)
         pdf.multi_cell(self.WIDTH - self.LABEL_W, 5, value, new_x="LMARGIN", new_y="NEXT")
-
-
-@dataclass(frozen=True, slots=True)
-class CertificatePage:
-    """What a certificate holds for one page: its embedded bundle's bytes and the page's text."""
-
-    page: int
-    attachment: str
-    bundle: bytes
-    text: str  # the page's text
-    printed: str  # of that, what is printed in Courier: the values check_printed reads back
-
-
-def read_certificate(pdf: bytes) -> list[CertificatePage]:
-    """The pages of a certificate, each with its embedded bundle; CERTIFICATE_INVALID for a PDF that cannot
-    be read or does not hold exactly one ``evidence-NNN.json`` per page."""
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(pdf), strict=False)
-        attachments = reader.attachments
-        texts, printed = [], []
-        for p in reader.pages:
-            mono: list[str] = []
-
-            def courier(text: str, _cm: Any, _tm: Any, font: Any, _size: Any, mono: list[str] = mono) -> None:
-                if font is not None and str(font.get("/BaseFont", "")).lstrip("/") == "Courier":
-                    mono.append(text)
-
-            texts.append(p.extract_text(visitor_text=courier) or "")
-            printed.append("\n".join(mono))
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise CertificateInvalid(f"the PDF cannot be read: {exc}") from exc
-    if not texts or len(texts) > MAX_PAGES:
-        raise CertificateInvalid(f"a certificate has 1 to {MAX_PAGES} pages, this PDF {len(texts)}")
-    by_page: dict[int, tuple[str, bytes]] = {}
-    for name, contents in attachments.items():
-        m = _ATTACHMENT_RE.match(name)
-        if m is None:
-            raise CertificateInvalid(f"the PDF embeds a file {name[:80]!r} that is no evidence bundle")
-        if len(contents) != 1 or int(m.group(1)) in by_page:
-            raise CertificateInvalid(f"the PDF embeds {name!r} more than once")
-        by_page[int(m.group(1))] = (name, contents[0])
-    if sorted(by_page) != list(range(1, len(texts) + 1)):
-        raise CertificateInvalid(
-            f"the PDF has {len(texts)} pages and embeds bundles for pages {sorted(by_page) or 'none'}: a "
-            "certificate embeds one bundle per page",
-            details={"pages": len(texts), "attachments": sorted(n for n, _ in by_page.values())},
-        )
-    return [CertificatePage(i, *by_page[i], texts[i - 1], printed[i - 1]) for i in range(1, len(texts) + 1)]
-
-
-_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
-
-
-def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
-    """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
-    bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
-    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
-    printed = _HEX.findall(page.printed)
-    expected = printed_values(bundle)
-    if len(printed) != len(expected):
-        raise CertificateMismatch(
-            f"page {page.page} prints {len(printed)} digests and hashes, a certificate of this bundle "
-            f"{len(expected)}",
-            details={"page": page.page},
-        )
-    for (name, want), got in zip(expected, printed, strict=False):
-        if got.lower() != want.lower():
-            raise CertificateMismatch(
-                f"page {page.page} prints {name} {got}, the embedded bundle's is {want}",
-                details={"page": page.page, "field": name, "printed": got, "bundle": want},
-            )
 
 
 def bundle_text(doc: Any) -> str:

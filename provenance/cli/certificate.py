@@ -49,7 +49,7 @@ def certificate(
     A record that does not verify gets no certificate (CERTIFICATE_REFUSED, exit 1, naming the step).
     `provenance verify FILE.pdf` checks the embedded bundles and that the page prints their values.
     """
-    from provenance.certificate import LANGS, certify, render_certificate, verify_link
+    from provenance.certificate import LANGS, certify, render_certificate
     from provenance.client import Client
 
     if lang not in LANGS:
@@ -89,7 +89,7 @@ def certificate(
     pdf = render_certificate(
         records,
         lang=lang,
-        verify_url=verify_link(verify_url or gateway.rstrip("/") + "/verify/"),
+        verify_base=verify_url or gateway.rstrip("/") + "/verify/",
         issued_at=format_timestamp(datetime.now(UTC)),
         issuer=gateway,
         font=(font, 0) if font else None,

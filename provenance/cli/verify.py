@@ -119,8 +119,9 @@ def verify(
     "verified". Offline the anchor is not looked up ("not checked"); --rpc looks it up, and with
     --gateway checks that the anchored checkpoint is on one history with the anchors around it. An export
     (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed). A
-    certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page prints
-    that bundle's digests and hashes.
+    certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page's text is
+    what the renderer prints from that bundle and the embedded rendering inputs, its steps printed passed
+    are ones the bundle supports, and with --trust the organisation name is the trust file's.
     """
     store = TrustStore.load(trust) if trust else None
     if _is_pdf(file):  # a certificate (`provenance certificate`): its embedded bundles
@@ -169,24 +170,45 @@ def _verify_certificate(
     as_json: bool,
 ) -> None:
     """A 存证证明 PDF: each page's embedded bundle verified as a bundle file, then step ``certificate``:
-    the page prints that bundle's values (``provenance.certificate.check_printed``)."""
-    from provenance.certificate import check_printed, read_certificate
+    the page prints that bundle's values in Courier (``check_printed``), its claims at issue hold against
+    the bundle (``check_claims``) and its whole text is what the renderer prints from the embedded evidence
+    (``check_text``)."""
+    from provenance.certificate_check import (
+        check_claims,
+        check_printed,
+        check_text,
+        parse_rendering,
+        read_certificate,
+        rendered_again,
+    )
     from provenance.log.bundle import EvidenceBundle
 
     verifier = bundle_verifier(
         store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=require_anchor
     )
+    pages = read_certificate(raw)
+    rendering = parse_rendering(pages[0].rendering, len(pages))
     entries = []
-    for page in read_certificate(raw):
+    expected: list[tuple[str, list[tuple[str, str]]]] = []
+    for page in pages:
         entry = bundle_entry(verifier, page.bundle) | {"page": page.page, "attachment": page.attachment}
         if entry["ok"]:
             try:
-                check_printed(EvidenceBundle.from_json(page.bundle), page)
+                bundle = EvidenceBundle.from_json(page.bundle)
+                check_printed(bundle, page)
+                issued = rendering.pages[page.page - 1]
+                org = bundle.signed.envelope.org
+                check_claims(page, org, issued, entry["steps"], bundle.anchor is not None, store)
+                # Rendered once for all pages (the footer counts them), when every bundle verified.
+                expected = expected or rendered_again(pages, rendering)
+                check_text(page, *expected[page.page - 1])
                 entry["steps"].append({"step": "certificate", "status": "passed", "detail": ""})
             except VerificationError as exc:
                 entry["steps"].append({"step": "certificate", "status": "failed", "detail": exc.message})
                 entry |= {"ok": False, "verdict": "failed", "failed_step": exc.step}
                 entry |= {"code": exc.code, "message": exc.message}
+                if "field" in exc.details:  # CERTIFICATE_MISMATCH names what the page misstates
+                    entry["field"] = exc.details["field"]
         entries.append(entry)
     ok = all(e["ok"] for e in entries)
     if as_json:

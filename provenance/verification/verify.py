@@ -64,7 +64,7 @@ STEP_TITLES = {
     "checkpoint": "checkpoint signed by the log key",
     "inclusion": "Merkle inclusion proof up to the checkpoint root",
     "anchor": "checkpoint anchored on chain",
-    "certificate": "the certificate prints the embedded bundle's digests and hashes",
+    "certificate": "the certificate prints what its embedded evidence says, and nothing else",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from provenance.certificate import read_certificate
+from provenance.certificate_check import read_certificate
 from provenance.cli import main
 from tests.kit.gateway import (
     Harness,
@@ -266,3 +266,125 @@ def test_cli_certificate_of_a_subject_and_who_may_ask(
     capsys.readouterr()
     assert main(["certificate", "not a record", "--out", str(one), "--gateway", harness.server.url]) == 2
     assert "FORMAT_INVALID" in capsys.readouterr().err
+
+
+def _reembed(pdf: bytes, originals: dict[str, bytes]) -> bytes:
+    """``pdf`` with the embedded files named in ``originals`` put back to those bytes (pypdf), as F1 did."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    names = writer._root_object["/Names"]["/EmbeddedFiles"]["/Names"]
+    for name, spec in zip(names[::2], names[1::2], strict=True):
+        if str(name) in originals:
+            spec.get_object()["/EF"]["/F"].get_object().set_data(originals[str(name)])
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def _rerendered(
+    original: bytes,
+    *,
+    record: dict[str, str] | None = None,
+    org_name: str | None = None,
+    steps: str | None = None,
+    forge_rendering: bool = False,
+) -> bytes:
+    """F1: a genuine certificate's page rendered again by ``render_certificate`` printing other claims, then
+    its ORIGINAL bundle embedded again (the Courier hex unchanged). ``forge_rendering`` keeps the forged
+    ``certificate.json`` too (the printed steps and name then agree with the embedded rendering inputs)."""
+    from provenance.certificate import CertifiedRecord, render_certificate
+    from provenance.verification.verify import StepResult, verdict
+
+    (page,) = read_certificate(original)
+    rendering = json.loads(page.rendering)
+    fake = json.loads(page.bundle)
+    fake["record"] |= record or {}
+    (issued,) = rendering["pages"]
+    report = [StepResult(s["step"], steps or s["status"]) for s in issued["steps"]]
+    forged = render_certificate(
+        [
+            CertifiedRecord(
+                bundle_json=json.dumps(fake, ensure_ascii=False),
+                steps=report,
+                verdict=verdict(report),
+                org_name=issued["org_name"] if org_name is None else org_name,
+            )
+        ],
+        lang=rendering["lang"],
+        verify_base=rendering["verify_base"],
+        issued_at=rendering["issued_at"],
+        issuer=rendering["issuer"],
+    )
+    originals = {page.attachment: page.bundle}
+    if not forge_rendering:
+        originals["certificate.json"] = page.rendering
+    return _reembed(forged, originals)
+
+
+def test_rerendered_certificate_with_another_org_kind_subject_time_fails(
+    harness: Harness, records: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F1: a data user's genuine certificate re-rendered as the hospital's morphine prescription of
+    2026-01-01, every step "passed", its own bundle embedded again: each misstated claim fails step
+    ``certificate`` (CERTIFICATE_MISMATCH) naming the field; the genuine certificates (zh, en) verify."""
+    rid = records["share.request"]
+    trust = ["--trust", str(trust_path(harness.network))]
+    auditor = harness.client("auditor")
+    genuine = {
+        lang: auditor.get(f"/api/v1/records/{rid}/certificate", params={"lang": lang})
+        for lang in ("zh", "en")
+    }
+    for lang, r in genuine.items():
+        assert r.status_code == 200, r.text
+        path = tmp_path / f"genuine-{lang}.pdf"
+        path.write_bytes(r.content)
+        rc, out = _verify(path, *trust, capsys=capsys)
+        assert rc == 0 and out["pages"][0]["verdict"] == "verified", out
+        assert out["pages"][0]["steps"][-1]["status"] == "passed"
+        # Re-rendering the genuine page from its own evidence changes nothing: the check is not one-sided.
+        same = tmp_path / f"same-{lang}.pdf"
+        same.write_bytes(_rerendered(r.content))
+        rc, out = _verify(same, *trust, capsys=capsys)
+        assert rc == 0, out
+    original = genuine["zh"].content
+    attacks: list[tuple[str, bytes]] = [
+        ("org", _rerendered(original, record={"org": "hospital-1"}, org_name="山城第一人民医院")),
+        ("kind", _rerendered(original, record={"kind": "rx.issue"})),
+        ("subject", _rerendered(original, record={"subject": "rx:RX-MORPHINE-0001"})),
+        ("time", _rerendered(original, record={"timestamp": "2026-01-01T08:00:00.000Z"})),
+        # The payload and the anchor were "not checked" at issue: printed "passed" now.
+        ("step.payload", _rerendered(original, steps="passed")),
+        # The same, with certificate.json forged to agree: the bundle holds no payload to have passed.
+        ("step.payload", _rerendered(original, steps="passed", forge_rendering=True)),
+        # Another name for the data user, in certificate.json too: not the name the trust file pins.
+        ("org", _rerendered(original, org_name="山城第一人民医院", forge_rendering=True)),
+    ]
+    for i, (field, forged) in enumerate(attacks):
+        path = tmp_path / f"forged-{i}.pdf"
+        path.write_bytes(forged)
+        assert read_certificate(forged)[0].bundle == read_certificate(original)[0].bundle
+        rc, out = _verify(path, *trust, capsys=capsys)
+        (entry,) = out["pages"]
+        assert rc == 1 and entry["failed_step"] == "certificate", (field, entry)
+        assert entry["code"] == "CERTIFICATE_MISMATCH" and entry["field"] == field, (field, entry)
+        assert field in entry["message"] or field.removeprefix("step.") in entry["message"], entry
+    # F1 as the attacker ran it, all four claims and the steps at once, through the CLI's own words.
+    forged = tmp_path / "forged-f1.pdf"
+    forged.write_bytes(
+        _rerendered(
+            original,
+            record={
+                "org": "hospital-1",
+                "kind": "rx.issue",
+                "subject": "rx:RX-MORPHINE-0001",
+                "timestamp": "2026-01-01T08:00:00.000Z",
+            },
+            org_name="山城第一人民医院",
+            steps="passed",
+        )
+    )
+    capsys.readouterr()
+    assert main(["verify", str(forged), *trust]) == 1
+    captured = capsys.readouterr()
+    assert "CERTIFICATE_MISMATCH" in captured.err and "verified with the pinned keys" not in captured.out

@@ -12,7 +12,7 @@ from gateway.api.deps import CurrentSupervisor, GatewayDep, SessionDep
 from gateway.api.routes.orgs import trust_document
 from gateway.errors import error_responses
 from gateway.services.reads import bundle_of, find_record
-from provenance.certificate import certify, render_certificate, verify_link
+from provenance.certificate import certify, render_certificate
 from provenance.timestamps import format_timestamp
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
@@ -55,7 +55,7 @@ def record_certificate(
     pdf = render_certificate(
         [certify(verifier, doc, store)],
         lang=lang,
-        verify_url=verify_link(base.rstrip("/") + "/verify/"),
+        verify_base=base.rstrip("/") + "/verify/",
         issued_at=format_timestamp(datetime.now(UTC)),
         issuer=f"{gw.origin} ({base.rstrip('/')})",
     )

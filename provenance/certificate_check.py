@@ -1,0 +1,285 @@
+"""Step ``certificate`` of `provenance verify FILE.pdf`: a 存证证明 says only what its embedded evidence says.
+
+The verifier renders the pages again, with the same renderer, from the embedded bundles and the embedded
+rendering inputs (``certificate.json``: language, issue time, issuer, the QR code's base, the organisation
+names and the steps at issue), and requires each page's text to be that text (whitespace aside: line breaks
+follow the font's metrics). The inputs themselves are held to the evidence: a step printed "passed" must be
+one the embedded bundle supports now, the verdict is the steps', and with a trust file the organisation name
+printed is the one the trust file pins. What is drawn over the text or as a picture is not seen (the QR code
+is an image): docs/security.md states that limit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provenance.certificate import (
+    ATTACHMENT_RE,
+    LANGS,
+    MAX_PAGES,
+    RENDERING,
+    RENDERING_FORMAT,
+    CertifiedRecord,
+    printed_values,
+    render_certificate,
+)
+from provenance.errors import CertificateFontMissing, CertificateInvalid, CertificateMismatch, ProvenanceError
+from provenance.log.bundle import EvidenceBundle
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import StepResult, verdict
+
+_STEPS = (
+    "schema",
+    "listing",
+    "digest",
+    "payload",
+    "signer",
+    "signature",
+    "checkpoint",
+    "inclusion",
+    "anchor",
+)
+_ISSUE_STATUSES = ("passed", "skipped", "warning")  # a failed step gets no certificate
+_MAX_TEXT = 512
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificatePage:
+    """What a certificate holds for one page: its embedded bundle's bytes and the page's text."""
+
+    page: int
+    attachment: str
+    bundle: bytes
+    text: str  # the page's text
+    printed: str  # of that, what is printed in Courier: the values check_printed reads back
+    rendering: bytes  # certificate.json: what the pages print beside the bundles (one for the document)
+
+
+def read_certificate(pdf: bytes) -> list[CertificatePage]:
+    """The pages of a certificate, each with its embedded bundle; CERTIFICATE_INVALID for a PDF that cannot
+    be read or does not hold exactly one ``evidence-NNN.json`` per page and one ``certificate.json``."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(pdf), strict=False)
+        attachments = reader.attachments
+        texts, printed = [], []
+        for p in reader.pages:
+            mono: list[str] = []
+
+            def courier(text: str, _cm: Any, _tm: Any, font: Any, _size: Any, mono: list[str] = mono) -> None:
+                if font is not None and str(font.get("/BaseFont", "")).lstrip("/") == "Courier":
+                    mono.append(text)
+
+            texts.append(p.extract_text(visitor_text=courier) or "")
+            printed.append("\n".join(mono))
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise CertificateInvalid(f"the PDF cannot be read: {exc}") from exc
+    if not texts or len(texts) > MAX_PAGES:
+        raise CertificateInvalid(f"a certificate has 1 to {MAX_PAGES} pages, this PDF {len(texts)}")
+    by_page: dict[int, tuple[str, bytes]] = {}
+    rendering: list[bytes] = []
+    for name, contents in attachments.items():
+        if name == RENDERING:
+            rendering += contents
+            continue
+        m = ATTACHMENT_RE.match(name)
+        if m is None:
+            raise CertificateInvalid(f"the PDF embeds a file {name[:80]!r} that is no evidence bundle")
+        if len(contents) != 1 or int(m.group(1)) in by_page:
+            raise CertificateInvalid(f"the PDF embeds {name!r} more than once")
+        by_page[int(m.group(1))] = (name, contents[0])
+    if sorted(by_page) != list(range(1, len(texts) + 1)):
+        raise CertificateInvalid(
+            f"the PDF has {len(texts)} pages and embeds bundles for pages {sorted(by_page) or 'none'}: a "
+            "certificate embeds one bundle per page",
+            details={"pages": len(texts), "attachments": sorted(n for n, _ in by_page.values())},
+        )
+    if len(rendering) != 1:
+        raise CertificateInvalid(
+            f"the PDF embeds {RENDERING} {len(rendering)} times, a certificate once (one issued before it "
+            "was embedded must be issued again)"
+        )
+    return [
+        CertificatePage(i, *by_page[i], texts[i - 1], printed[i - 1], rendering[0])
+        for i in range(1, len(texts) + 1)
+    ]
+
+
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
+
+
+def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
+    """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
+    bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
+    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
+    printed = _HEX.findall(page.printed)
+    expected = printed_values(bundle)
+    if len(printed) != len(expected):
+        raise CertificateMismatch(
+            f"page {page.page} prints {len(printed)} digests and hashes, a certificate of this bundle "
+            f"{len(expected)}",
+            details={"page": page.page},
+        )
+    for (name, want), got in zip(expected, printed, strict=False):
+        if got.lower() != want.lower():
+            raise CertificateMismatch(
+                f"page {page.page} prints {name} {got}, the embedded bundle's is {want}",
+                details={"page": page.page, "field": name, "printed": got, "bundle": want},
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """``certificate.json``, read: the renderer's inputs that are not in the bundles."""
+
+    lang: str
+    issued_at: str
+    issuer: str
+    verify_base: str
+    pages: tuple[tuple[str, tuple[StepResult, ...]], ...]  # per page: organisation name, steps at issue
+
+
+def parse_rendering(raw: bytes, pages: int) -> Rendering:
+    """CERTIFICATE_INVALID unless ``raw`` is a ``certificate.json`` of this format for ``pages`` pages."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CertificateInvalid(f"certificate.json is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != RENDERING_FORMAT:
+        raise CertificateInvalid(f"certificate.json is not of format {RENDERING_FORMAT}")
+    strings = {k: doc.get(k) for k in ("lang", "issued_at", "issuer", "verify_base")}
+    if not all(isinstance(v, str) and len(v) <= _MAX_TEXT for v in strings.values()):
+        raise CertificateInvalid(
+            "certificate.json: lang, issued_at, issuer and verify_base are short strings"
+        )
+    if strings["lang"] not in LANGS:
+        raise CertificateInvalid(f"certificate.json: language {strings['lang']!r} is not one of {LANGS}")
+    entries = doc.get("pages")
+    if not isinstance(entries, list) or len(entries) != pages or pages > MAX_PAGES:
+        raise CertificateInvalid(f"certificate.json describes no {pages} pages")
+    return Rendering(
+        **{k: str(v) for k, v in strings.items()},
+        pages=tuple(_page_entry(i, e) for i, e in enumerate(entries, 1)),
+    )
+
+
+def _page_entry(page: int, entry: Any) -> tuple[str, tuple[StepResult, ...]]:
+    bad = CertificateInvalid(
+        f"certificate.json, page {page}: an organisation name and the steps at issue "
+        f"({', '.join(_STEPS)}; each once, in this order, {'/'.join(_ISSUE_STATUSES)})",
+        details={"page": page},
+    )
+    if not isinstance(entry, Mapping) or set(entry) != {"org_name", "steps"}:
+        raise bad
+    name, steps = entry["org_name"], entry["steps"]
+    if not isinstance(name, str) or len(name) > _MAX_TEXT or not isinstance(steps, list):
+        raise bad
+    out: list[StepResult] = []
+    for s in steps:
+        if not isinstance(s, Mapping) or set(s) != {"step", "status"}:
+            raise bad
+        if s["step"] not in _STEPS or s["status"] not in _ISSUE_STATUSES:
+            raise bad
+        out.append(StepResult(s["step"], s["status"]))
+    order = [_STEPS.index(s.step) for s in out]
+    if order != sorted(set(order)):
+        raise bad
+    return name, tuple(out)
+
+
+def rendered_again(
+    pages: Sequence[CertificatePage], rendering: Rendering, font: tuple[Path, int] | None = None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each page's text as the renderer prints it from the embedded evidence, with its ``(field, text)``."""
+    segments: list[list[tuple[str, str]]] = []
+    try:
+        records = [
+            CertifiedRecord(
+                bundle_json=p.bundle.decode("utf-8"),
+                steps=list(steps),
+                verdict=verdict(list(steps)),
+                org_name=name,
+            )
+            for p, (name, steps) in zip(pages, rendering.pages, strict=True)
+        ]
+        pdf = render_certificate(
+            records,
+            lang=rendering.lang,
+            verify_base=rendering.verify_base,
+            issued_at=rendering.issued_at,
+            issuer=rendering.issuer,
+            font=font,
+            segments=segments,
+        )
+    except CertificateFontMissing:
+        raise
+    except (
+        ProvenanceError,
+        UnicodeDecodeError,
+    ) as exc:  # another page's bundle is no bundle (its step failed)
+        raise CertificateMismatch(
+            f"the pages cannot be rendered again from the embedded evidence: {exc}", details={"field": "text"}
+        ) from exc
+    return [(p.text, segs) for p, segs in zip(read_certificate(pdf), segments, strict=True)]
+
+
+def check_claims(
+    page: CertificatePage,
+    org: str,
+    issued: tuple[str, tuple[StepResult, ...]],
+    now: Sequence[Mapping[str, Any]],
+    has_anchor: bool,
+    trust: TrustStore | None,
+) -> None:
+    """CERTIFICATE_MISMATCH unless what the page says about the checks at issue and the organisation's name
+    holds against the embedded bundle: a step printed "passed" is one the verifier finds passed now (a key
+    now held against the bundle's own key, "warning", was pinned at issue), save the anchor, looked up on
+    chain at issue (the bundle must hold one) and the listing (the gateway's, not re-read offline)."""
+    name, steps = issued
+    current = {str(s["step"]): str(s["status"]) for s in now if s["step"] in _STEPS[2:]}
+    if [s.step for s in steps if s.step in _STEPS[2:]] != list(current):
+        raise CertificateMismatch(
+            f"page {page.page} prints the steps {[s.step for s in steps]}, the verifier runs {list(current)}",
+            details={"page": page.page, "field": "steps"},
+        )
+    for s in steps:
+        if s.status != "passed" or s.step not in current:
+            continue
+        found = current[s.step]
+        ok = found in ("passed", "warning") or (s.step == "anchor" and has_anchor)
+        if not ok:
+            raise CertificateMismatch(
+                f"page {page.page} prints step {s.step} passed at issue; the embedded bundle does not "
+                f"support it (the verifier finds it {found})",
+                details={"page": page.page, "field": f"step.{s.step}", "printed": "passed", "bundle": found},
+            )
+    pinned = trust.orgs.get(org) if trust is not None else None
+    if name and pinned is not None and pinned.name != name:
+        raise CertificateMismatch(
+            f"page {page.page} names organisation {org} {name!r}; the trust file names it {pinned.name!r}",
+            details={"page": page.page, "field": "org", "printed": name, "trust": pinned.name},
+        )
+
+
+def check_text(page: CertificatePage, expected: str, segments: Sequence[tuple[str, str]]) -> None:
+    """CERTIFICATE_MISMATCH naming the first field drawn that the page does not print, unless the page's
+    text is the rendered text (whitespace aside)."""
+    got, want = _WS.sub("", page.text), _WS.sub("", expected)
+    if got == want:
+        return
+    field = next((f for f, t in segments if _WS.sub("", t) not in got), "text")
+    drawn = dict(segments).get(field, "")
+    raise CertificateMismatch(
+        f"page {page.page} does not print what its embedded evidence says"
+        + (f": field {field} should read {drawn!r}" if drawn else " (text that is not the certificate's)"),
+        details={"page": page.page, "field": field, "bundle": drawn},
+    )
