@@ -38,6 +38,7 @@ from tests.kit.gateway import (
     share_access,
     share_consent,
     share_request,
+    trust_path,
     verify_bundle,
 )
 
@@ -272,6 +273,8 @@ def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path
         str(token_file),
         "--rpc",
         harness.network.rpc_url,
+        "--trust",  # pins the chain's sealing keys: the anchor is proven, not an endpoint's word
+        str(trust_path(harness.network)),
         "--json",
     )
     assert traced.returncode == 0, traced.stderr
