@@ -186,12 +186,12 @@ def kit_code(rx_id: str) -> AccessCode:
     return AccessCode("".join(ALPHABET[b % len(ALPHABET)] for b in digest[:LENGTH]))
 
 
-KIT = object()  # OrgClient.post's default: an rx.dispense presents its prescription's kit_code
+KIT = object()  # OrgClient.post's default: an rx.dispense or rx.review presents its prescription's kit_code
 
 
 def _kit_code_of(body: Any) -> str | None:
     record = body.get("record") if isinstance(body, dict) else None
-    if not isinstance(record, dict) or record.get("kind") != "rx.dispense":
+    if not isinstance(record, dict) or record.get("kind") not in ("rx.dispense", "rx.review"):
         return None
     subject = record.get("subject")
     return str(kit_code(subject[3:])) if isinstance(subject, str) and subject.startswith("rx:") else None
