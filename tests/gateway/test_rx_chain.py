@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,9 @@ from tests.kit.gateway import (
     error_code,
     rx_dispense,
     rx_issue,
+    rx_review,
     rx_revoke,
+    rx_settle,
 )
 from tests.kit.network import start_harness, variant_network
 
@@ -43,27 +45,8 @@ def rx_chain(
     h.http.close()
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _rx() -> str:
     return "RX" + secrets.token_hex(5).upper()
-
-
-def review(rx_id: str, decision: str = "approved") -> dict[str, Any]:
-    return {"rx_id": rx_id, "decision": decision, "reason": "用法用量适宜，无配伍禁忌", "reviewed_at": _now()}
-
-
-def settle(rx_id: str, dispense_record: str, settlement_id: str | None = None) -> dict[str, Any]:
-    return {
-        "rx_id": rx_id,
-        "dispense_record": dispense_record,
-        "settlement_id": settlement_id or "YB" + secrets.token_hex(6).upper(),
-        "fund_paid": "23.40",
-        "personal_paid": "5.85",
-        "settled_at": _now(),
-    }
 
 
 def _accepted(r: Any) -> str:
@@ -89,14 +72,14 @@ def test_issue_review_dispense_settle_each_verified(rx_chain: Harness) -> None:
     pharmacy = h.client("pharmacy-1")
     _refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
     # 审方 is a licensed pharmacist's: a pharmacy organisation may not record it.
-    _refused(pharmacy.submit("rx.review", review(rx)), 403, "ROLE_FORBIDDEN")
-    review_id = _accepted(h.client("pharmacist-1").submit("rx.review", review(rx)))
-    again = h.client("pharmacist-2").submit("rx.review", review(rx, "rejected"))
+    _refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
+    review_id = _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    again = h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected"))
     assert _refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
     dispense_id = _accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
     insurer = h.client("insurer")
-    settle_id = _accepted(insurer.submit("rx.settle", settle(rx, dispense_id)))
-    _refused(insurer.submit("rx.settle", settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
+    settle_id = _accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
+    _refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
 
     ids = [issue_id, review_id, dispense_id, settle_id]
     assert [h.wait_chain(i)["chain_status"] for i in ids] == ["confirmed"] * 4
@@ -117,7 +100,7 @@ def test_issue_review_dispense_settle_each_verified(rx_chain: Harness) -> None:
 def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
     h, rx = rx_chain, _rx()
     _issue(h, rx)
-    review_id = _accepted(h.client("pharmacist-2").submit("rx.review", review(rx, "rejected")))
+    review_id = _accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
     details = _refused(
         h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED"
     )
@@ -134,16 +117,16 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     pharmacist = h.client("pharmacist-1")
     assert (
-        _refused(pharmacist.submit("rx.review", review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
+        _refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
         == "revoked"
     )
 
     dispensed = _rx()
     _issue(h, dispensed)
-    _accepted(pharmacist.submit("rx.review", review(dispensed)))
+    _accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
     _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
     details = _refused(
-        h.client("pharmacist-2").submit("rx.review", review(dispensed)), 409, "RX_NOT_REVIEWABLE"
+        h.client("pharmacist-2").submit("rx.review", rx_review(dispensed)), 409, "RX_NOT_REVIEWABLE"
     )
     assert details["status"] == "dispensed"
 
@@ -156,7 +139,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
         what="expiry",
     )
     assert (
-        _refused(pharmacist.submit("rx.review", review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
+        _refused(pharmacist.submit("rx.review", rx_review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
         == "expired"
     )
 
@@ -166,16 +149,16 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     insurer = h.client("insurer")
     _issue(h, rx)
     fake = secrets.token_hex(32)
-    _refused(insurer.submit("rx.settle", settle(rx, fake)), 409, "RX_NOT_DISPENSED")
-    _accepted(h.client("pharmacist-1").submit("rx.review", review(rx)))
+    _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
+    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
     # Another dispense than the one recorded is not this prescription's.
-    assert _refused(insurer.submit("rx.settle", settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
+    assert _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
         "dispense_record"
     )
     # Only 医保 settles; amounts are yuan with two places.
-    _refused(h.client("pharmacy-1").submit("rx.settle", settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
-    bad = {**settle(rx, dispense_id), "fund_paid": "23.4"}
+    _refused(h.client("pharmacy-1").submit("rx.settle", rx_settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
+    bad = {**rx_settle(rx, dispense_id), "fund_paid": "23.4"}
     digest = sm3_hex(canonical_json(bad))  # what a client's own adapter would refuse to compute
     r = insurer.submit("rx.settle", bad, subject=f"rx:{rx}", payload_digest=digest)
     _refused(r, 400, "RX_AMOUNT_INVALID")
@@ -183,13 +166,13 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     revoked = _rx()
     _issue(h, revoked)
     _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
-    _refused(insurer.submit("rx.settle", settle(revoked, fake)), 409, "RX_REVOKED")
+    _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
 
 
 def _reviewed(h: Harness) -> str:
     rx = _rx()
     _issue(h, rx)
-    _accepted(h.client("pharmacist-1").submit("rx.review", review(rx)))
+    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     return rx
 
 

@@ -370,6 +370,24 @@ def rx_revoke(rx_id: str) -> dict[str, Any]:
     return {"rx_id": rx_id, "reason": "患者青霉素皮试阳性", "revoked_at": _iso(datetime.now(UTC))}
 
 
+def rx_review(rx_id: str, decision: str = "approved") -> dict[str, Any]:
+    """A pharmacist's review (审方) of ``rx_id``, made now."""
+    reason = "用法用量适宜，无配伍禁忌" if decision == "approved" else "剂量超出说明书范围"
+    return {"rx_id": rx_id, "decision": decision, "reason": reason, "reviewed_at": _iso(datetime.now(UTC))}
+
+
+def rx_settle(rx_id: str, dispense_record: str, settlement_id: str | None = None) -> dict[str, Any]:
+    """医保's settlement of the dispense ``dispense_record`` of ``rx_id``, made now."""
+    return {
+        "rx_id": rx_id,
+        "dispense_record": dispense_record,
+        "settlement_id": settlement_id or "YB" + secrets.token_hex(6).upper(),
+        "fund_paid": "23.40",
+        "personal_paid": "5.85",
+        "settled_at": _iso(datetime.now(UTC)),
+    }
+
+
 def share_request(request_id: str, requester: str, dataset: str = "health-stats") -> dict[str, Any]:
     return {
         "request_id": request_id,
