@@ -155,7 +155,7 @@ def _pg_database(url: str, suffix: str) -> str:
 
     base = make_url(url)
     name = f"{base.database}_{suffix}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
