@@ -267,6 +267,10 @@ def test_audit_workflow_names_forged_workflow_calls(devnet: Devnet, flows: dict[
         issue_b = ""
         for rx in (rx_a, rx_b):
             issue_b = _settled(hospital, _submit(hospital, "rx.issue", f"rx:{rx}", rx_issue(rx)))
+    # Both reviewed through the gateway (signed records): the deployment requires review before dispense.
+    with Client.devnet("pharmacist-1", root=state, gateway=gateway) as pharmacist:
+        for rx in (rx_a, rx_b):
+            _settled(pharmacist, _submit(pharmacist, "rx.review", f"rx:{rx}", rx_review(rx)))
     manifest = Manifest.load(state / "manifest.json")
     w3 = Web3(Web3.HTTPProvider(rpc))
     prescriptions = at(w3, "Prescriptions", manifest.contracts["Prescriptions"])
