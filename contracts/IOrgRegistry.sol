@@ -13,7 +13,9 @@ enum Role {
     PartyBranch,
     Auditor,
     Regulator,
-    LogOperator
+    LogOperator,
+    Pharmacist, // a licensed pharmacist (执业药师) reviewing prescriptions (审方)
+    Insurer // a medical insurance bureau (医保) settling dispenses
 }
 
 /// What the domain contracts (and the node's permissioning) read from the registry.

@@ -71,6 +71,10 @@ def demo_orgs() -> list[OrgSpec]:
         OrgSpec(id="hospital-2", role=Role.HOSPITAL, name="山城中医院"),
         OrgSpec(id="pharmacy-1", role=Role.PHARMACY, name="解放碑大药房"),
         OrgSpec(id="pharmacy-2", role=Role.PHARMACY, name="观音桥药店"),
+        # Licensed pharmacists (执业药师) reviewing prescriptions (审方): at a pharmacy, at a hospital.
+        OrgSpec(id="pharmacist-1", role=Role.PHARMACIST, name="解放碑大药房 执业药师 王敏"),
+        OrgSpec(id="pharmacist-2", role=Role.PHARMACIST, name="山城第一人民医院 临床药师 李静"),
+        OrgSpec(id="insurer", role=Role.INSURER, name="市医疗保障局"),
         OrgSpec(id="data-owner", role=Role.DATA_OWNER, name="市卫健委数据中心", datasets=("health-stats",)),
         OrgSpec(id="data-user", role=Role.DATA_USER, name="市统计局"),
         OrgSpec(id="env-bureau", role=Role.ENV_BUREAU, name="市生态环境局"),
@@ -125,6 +129,7 @@ def deploy_network(
     out_dir: Path,
     committee_size: int = 3,
     witness_quorum: int = 0,
+    review_required: bool = True,
 ) -> Manifest:
     """Deploy the contracts on ``engine``, register ``orgs`` (default: :func:`demo_orgs`), write the manifest.
 
@@ -132,7 +137,8 @@ def deploy_network(
     ``committee_size`` accounts form the committee (equal weights, a majority decides). The organisations
     of ``WITNESS_ROLES`` get a witness key each; ``witness_quorum`` > 0 (the devnet, which runs the
     witnesses: ``WITNESS_QUORUM``) puts the policy in the trust file, 0 leaves it out (a network whose
-    gateway submits to no witness, as in most tests).
+    gateway submits to no witness, as in most tests). ``review_required``: whether ``Prescriptions`` refuses
+    a dispense without a pharmacist's approved review (审方); set once, before the first prescription.
     """
     specs = list(demo_orgs() if orgs is None else orgs)
     out_dir = Path(out_dir).resolve()
@@ -150,6 +156,8 @@ def deploy_network(
         win_rate=51,
     )
     registry = suite.registry
+    if not review_required:
+        transact(w3, suite.prescriptions.functions.setReviewRequired(False), admin)
 
     entries: list[ManifestOrg] = []
     accounts: dict[str, LocalAccount] = {}

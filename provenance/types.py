@@ -24,6 +24,8 @@ class Role(IntEnum):
     AUDITOR = 8
     REGULATOR = 9
     LOG_OPERATOR = 10
+    PHARMACIST = 11  # a licensed pharmacist (执业药师): reviews prescriptions (审方)
+    INSURER = 12  # a medical insurance bureau (医保): settles dispenses
 
     @property
     def label(self) -> str:

@@ -37,3 +37,35 @@ def rx_status(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
 def readable(entry: dict[str, Any]) -> dict[str, Any]:
     """A chain entry for error details and reads: its time as RFC 3339 (any uint64 the chain holds)."""
     return {**entry, "expires_at": chain_time(entry["expires_at"])}
+
+
+_REVIEWS = (None, "approved", "rejected")
+
+
+def rx_review(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
+    """The pharmacist's review the chain holds of ``rx_id`` (None: none)."""
+    decision, reviewer, digest = chain.call(CONTRACT, "reviewOf", chain_key("rx", rx_id))
+    if decision == 0:
+        return None
+    return {"decision": _REVIEWS[decision], "by": _org(reviewer), "record": bytes(digest).hex()}
+
+
+def review_required(chain: ChainView) -> bool:
+    """The deployment's setting: a dispense needs an approved review (fixed before the first issue)."""
+    return bool(chain.call(CONTRACT, "reviewRequired"))
+
+
+def rx_settlement(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
+    """医保's settlement the chain holds of ``rx_id`` (None: none)."""
+    insurer, digest = chain.call(CONTRACT, "settlementOf", chain_key("rx", rx_id))
+    if not any(bytes(digest)):
+        return None
+    return {"by": _org(insurer), "record": bytes(digest).hex()}
+
+
+def code_use(chain: ChainView, code_digest: str) -> dict[str, Any] | None:
+    """The dispense that handed over the box whose normalised code has SM3 digest ``code_digest`` (None)."""
+    rx_id, record = chain.call(CONTRACT, "codeUse", bytes.fromhex(code_digest))
+    if not any(bytes(record)):
+        return None
+    return {"rx_id": bytes(rx_id).hex(), "record": bytes(record).hex()}

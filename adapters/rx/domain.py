@@ -6,7 +6,8 @@ from __future__ import annotations
 from provenance.domains import DomainSpec, EventSpec
 
 ISSUE, DISPENSE, REVOKE = "rx.issue", "rx.dispense", "rx.revoke"
-KINDS = (ISSUE, DISPENSE, REVOKE)
+REVIEW, SETTLE = "rx.review", "rx.settle"
+KINDS = (ISSUE, REVIEW, DISPENSE, REVOKE, SETTLE)
 CONTRACT = "Prescriptions"
 
 DOMAIN = DomainSpec(
@@ -15,11 +16,15 @@ DOMAIN = DomainSpec(
         ISSUE: frozenset({"hospital"}),
         REVOKE: frozenset({"hospital"}),
         DISPENSE: frozenset({"pharmacy"}),
+        REVIEW: frozenset({"pharmacist"}),
+        SETTLE: frozenset({"insurer"}),
     },
     events=(
         EventSpec(CONTRACT, "Issued", ISSUE, "issuerOrg", "recordDigest", "rxId", "account"),
         EventSpec(CONTRACT, "Dispensed", DISPENSE, "dispenserOrg", "recordDigest", "rxId", "account"),
         EventSpec(CONTRACT, "Revoked", REVOKE, "issuerOrg", "recordDigest", "rxId", "account"),
+        EventSpec(CONTRACT, "Reviewed", REVIEW, "reviewerOrg", "recordDigest", "rxId", "account"),
+        EventSpec(CONTRACT, "Settled", SETTLE, "insurerOrg", "recordDigest", "rxId", "account"),
     ),
 )
 
@@ -27,3 +32,8 @@ DOMAIN = DomainSpec(
 def state_key(rx_id: str) -> str:
     """The prescription's workflow state key."""
     return f"rx:{rx_id}"
+
+
+def code_key(code_digest: str) -> str:
+    """The state key of a box by its traceability code's SM3 digest: held once a dispense handed it over."""
+    return f"code:{code_digest}"

@@ -37,6 +37,46 @@ class RxNotRecorded(Conflict):
     code = "RX_NOT_RECORDED"
 
 
+class RxNotReviewed(Conflict):
+    """A dispense before a licensed pharmacist approved the prescription (审方), where review is required."""
+
+    code = "RX_NOT_REVIEWED"
+
+
+class RxReviewRejected(Conflict):
+    """A dispense of a prescription a pharmacist's review rejected: never dispensable."""
+
+    code = "RX_REVIEW_REJECTED"
+
+
+class RxNotReviewable(Conflict):
+    """A review of a prescription no longer open: revoked, expired or dispensed."""
+
+    code = "RX_NOT_REVIEWABLE"
+
+
+class RxAlreadyReviewed(Conflict):
+    """A second review: the first one decides (a rejected prescription is revoked and issued again)."""
+
+    code = "RX_ALREADY_REVIEWED"
+
+
+class RxNotDispensed(Conflict):
+    """A settlement of a prescription not dispensed (yet), or of another dispense than the one recorded."""
+
+    code = "RX_NOT_DISPENSED"
+
+
+class RxAlreadySettled(Conflict):
+    code = "RX_ALREADY_SETTLED"
+
+
+class TraceCodeReused(Conflict):
+    """A drug traceability code (药品追溯码) already handed over in a dispense anywhere in the network."""
+
+    code = "TRACE_CODE_REUSED"
+
+
 # --- payload faults ------------------------------------------------------------------------------------
 
 
@@ -63,3 +103,16 @@ class RxQuantityInvalid(RxRuleViolation):
     """A quantity outside the sane range: not a number, ≤ 0, above 10^6, or with more than 3 decimals."""
 
     code = "RX_QUANTITY_INVALID"
+
+
+class RxAmountInvalid(RxRuleViolation):
+    """A settlement amount that is not a decimal string in yuan with two places."""
+
+    code = "RX_AMOUNT_INVALID"
+
+
+class TraceCodeInvalid(RxRuleViolation):
+    """A drug traceability code of no known form, a GS1 code with a wrong check digit, a code listed twice
+    in one dispense, or a count of codes other than the boxes dispensed."""
+
+    code = "TRACE_CODE_INVALID"

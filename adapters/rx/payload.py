@@ -46,7 +46,11 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
 from adapters.rx.domain import DOMAIN
+from adapters.rx.domain import KINDS as DOMAIN_KINDS
 from adapters.rx.errors import FhirInvalid, RxDispenseMismatch, RxQuantityInvalid, RxRuleViolation
+from adapters.rx.steps import review_facts, settle_facts
+from adapters.rx.trace_codes import digest as code_digest
+from adapters.rx.trace_codes import trace_codes
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 
@@ -323,6 +327,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     if _get(obj, "whenPrepared") is not None:
         check_not_future(_instant(obj, "whenPrepared"), "whenPrepared", ctx)
     reference, patient = _patient(obj, ctx)
+    codes = trace_codes(obj, quantity, unit)
     facts = {
         "rx_id": rx_id,
         "dispense_id": _get(obj, "identifier", 0, "value") or obj.get("id"),
@@ -333,6 +338,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "medication": _medication(obj),
         "medication_ids": _medication_ids(obj),
         **patient,
+        **({"trace_codes": codes, "trace_code_digests": [code_digest(c) for c in codes]} if codes else {}),
     }
     prior = ctx.prior
     if prior is not None:
@@ -418,22 +424,30 @@ def _code_matches(issue_facts: Mapping[str, Any], code: str) -> bool:
     return isinstance(rx_id, str) and parsed.matches(rx_id, issue_facts.get("access_code_digest"))
 
 
-_KINDS = ("rx.issue", "rx.dispense", "rx.revoke")
+_KINDS = DOMAIN_KINDS
 
-# The issuing hospital and the dispensing pharmacy read the whole prescription; whoever presents its access
-# code (the pharmacy the patient shows the slip to) reads its records' envelopes and the issue's payload.
+# The issuing hospital, the reviewing pharmacist and the dispensing pharmacy read the whole prescription;
+# whoever presents its access code (the pharmacy or pharmacist the patient shows the slip to) reads its
+# records' envelopes and the issue's payload. 医保 reads every dispense and settlement it pays for.
 READ_POLICY = domain_policy(
     _KINDS,
-    parties={"hospital": everything(_KINDS), "pharmacy": everything(_KINDS)},
+    roles={"insurer": Grant(frozenset(_KINDS), frozenset({"rx.dispense", "rx.settle"}))},
+    parties={
+        "hospital": everything(_KINDS),
+        "pharmacy": everything(_KINDS),
+        "pharmacist": everything(_KINDS),
+    },
     holders=Grant(frozenset(_KINDS), frozenset({"rx.issue"})),
     code_kind="rx.issue",
     code_matches=_code_matches,
-    code_writes=frozenset({"rx.dispense"}),  # only the pharmacy the patient shows the slip to dispenses
+    # Only the pharmacy (or pharmacist) the patient shows the slip to dispenses (or reviews).
+    code_writes=frozenset({"rx.dispense", "rx.review"}),
 )
 
 
 class PrescriptionAdapter:
-    """``rx.issue`` / ``rx.dispense`` / ``rx.revoke``; subject ``rx:<rx id>``."""
+    """``rx.issue`` / ``rx.review`` / ``rx.dispense`` / ``rx.revoke`` / ``rx.settle``; subject
+    ``rx:<rx id>``."""
 
     domain = DOMAIN
     kinds: tuple[str, ...] = _KINDS
@@ -454,6 +468,10 @@ class PrescriptionAdapter:
             check_not_future(at, "revoked_at", ctx)
             rx_id = revoke.rx_id
             facts = {"rx_id": rx_id, "reason": revoke.reason, "revoked_at": rfc3339_utc(at)}
+        elif kind == "rx.review":
+            rx_id, facts = review_facts(obj, ctx)
+        elif kind == "rx.settle":
+            rx_id, facts = settle_facts(obj, ctx)
         else:
             raise PayloadInvalid(f"not a prescription kind: {kind}", details={"field": "kind"})
         return adapted(kind, f"rx:{rx_id}", obj, facts)

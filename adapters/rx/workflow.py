@@ -1,26 +1,35 @@
-"""The prescription workflow: one state per prescription (``rx:<rx_id>``), issued -> dispensed | revoked,
-kept by ``Prescriptions`` on chain. The rules refuse what the contract would refuse, with the code the chain
-would give: a record accepted here must not be refused on chain. The chain's own state and clock count too
-(a raw transaction may have changed the state; the chain's clock may run ahead of the gateway's)."""
+"""The prescription workflow: one state per prescription (``rx:<rx_id>``), issued -> [reviewed] ->
+dispensed | revoked, then settled, kept by ``Prescriptions`` on chain. The rules refuse what the contract
+would refuse, with the code the chain would give: a record accepted here must not be refused on chain. The
+chain's own state and clock count too (a raw transaction may have changed the state; the chain's clock may
+run ahead of the gateway's)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
-from adapters.rx.chain import readable, rx_status
-from adapters.rx.domain import CONTRACT, DISPENSE, DOMAIN, ISSUE, REVOKE, state_key
+from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
+from adapters.rx.domain import CONTRACT, DISPENSE, DOMAIN, ISSUE, REVIEW, REVOKE, SETTLE, code_key, state_key
 from adapters.rx.errors import (
     RxAlreadyDispensed,
+    RxAlreadyReviewed,
+    RxAlreadySettled,
     RxExists,
     RxExpired,
+    RxNotDispensed,
     RxNotIssuer,
     RxNotRecorded,
+    RxNotReviewable,
+    RxNotReviewed,
+    RxReviewRejected,
     RxRevoked,
     RxUnknown,
+    TraceCodeReused,
 )
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
@@ -65,15 +74,17 @@ def check_open(state: State, rx_id: str, org: str) -> None:
 
 
 class RxWorkflow(PrescriptionAdapter):
-    """``rx.issue`` by a hospital, ``rx.dispense`` by a pharmacy holding the slip's code, ``rx.revoke`` by
-    the issuing hospital."""
+    """``rx.issue`` by a hospital, ``rx.review`` by a licensed pharmacist and ``rx.dispense`` by a pharmacy,
+    each holding the slip's code, ``rx.revoke`` by the issuing hospital, ``rx.settle`` by 医保."""
 
     domain = DOMAIN
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
-        return (state_key(str(facts["rx_id"])),)
+        # A dispense also holds its boxes, by code: two pharmacies handing over one box race on its key.
+        boxes = facts.get("trace_code_digests") if kind == DISPENSE else None
+        return (state_key(str(facts["rx_id"])), *(code_key(d) for d in boxes or ()))
 
     def transition(
         self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
@@ -89,6 +100,10 @@ class RxWorkflow(PrescriptionAdapter):
                 raise RxUnknown(f"no prescription {rx_id!r}", details={"rx_id": rx_id})
             state = from_chain(rx_id, entry)
         data = state.data
+        if record.kind == SETTLE:
+            return Step(writes={key: self._settle(record, state, chain)})
+        if record.kind == REVIEW:
+            return Step(writes={key: self._review(record, state, chain, now)})
         if record.kind == REVOKE and data["issuer"] != record.org:
             # First: another hospital learns nothing of the prescription's state, nor who issued it.
             raise RxNotIssuer("only the issuing hospital may revoke a prescription", details={"rx_id": rx_id})
@@ -120,7 +135,105 @@ class RxWorkflow(PrescriptionAdapter):
                 f"prescription {rx_id!r} expired at {expires}",
                 details={"rx_id": rx_id, "expires_at": expires},
             )
-        return Step(prior=data.get("facts") or None, writes={key: State("dispensed", closed)})
+        self._check_review(data, rx_id, chain)
+        boxes = self._hand_over(record, states, chain)
+        return Step(prior=data.get("facts") or None, writes={key: State("dispensed", closed), **boxes})
+
+    @staticmethod
+    def _hand_over(
+        record: RecordFacts, states: Mapping[str, State | None], chain: ChainView
+    ) -> dict[str, State]:
+        """The boxes' states, or TRACE_CODE_REUSED for a box already handed over here or on chain (another
+        gateway). The error names the code, never the earlier dispense: that is for regulators' reads."""
+        out: dict[str, State] = {}
+        codes = record.facts.get("trace_codes") or []
+        for code, digest in zip(codes, record.facts.get("trace_code_digests") or [], strict=True):
+            held = states.get(code_key(digest))
+            on_chain = stricter(partial(code_use, chain, digest)) if held is None else None
+            if held is not None or on_chain is not None:
+                raise TraceCodeReused(
+                    f"the box with traceability code {code} was already dispensed",
+                    details={"field": "extension", "code": code},
+                )
+            out[code_key(digest)] = State(
+                "dispensed", {"rx_id": record.facts["rx_id"], "record": record.record_id}
+            )
+        return out
+
+    @staticmethod
+    def _check_review(data: Mapping[str, Any], rx_id: str, chain: ChainView) -> None:
+        """RX_REVIEW_REJECTED for a rejected prescription; RX_NOT_REVIEWED without an approval where the
+        deployment requires one (a review the chain refused counts as none)."""
+        review = data.get("review")
+        if review is not None and chain.refused(review["record"]):
+            review = None
+        if review is not None and review["decision"] == "rejected":
+            raise RxReviewRejected(
+                f"a pharmacist's review rejected prescription {rx_id!r}: it cannot be dispensed",
+                details={"rx_id": rx_id, "review_record": review["record"], "reason": review.get("reason")},
+            )
+        if review is None and review_required(chain):
+            raise RxNotReviewed(
+                f"prescription {rx_id!r} has no approved review by a licensed pharmacist (审方) yet",
+                details={"rx_id": rx_id},
+            )
+
+    @staticmethod
+    def _review(record: RecordFacts, state: State, chain: ChainView, now: datetime) -> State:
+        rx_id, data = str(record.facts["rx_id"]), state.data
+        entry = stricter(lambda: rx_status(chain, rx_id))
+        status = entry["status"] if entry is not None and entry["status"] != "issued" else state.status
+        expires = data.get("expires_at")
+        if (
+            status == "issued"
+            and expires is not None
+            and max(now, chain.clock()) >= parse_rfc3339(expires, lenient=True)
+        ):
+            status = "expired"
+        if status != "issued":
+            raise RxNotReviewable(
+                f"prescription {rx_id!r} is {status}: only an open prescription is reviewed",
+                details={"rx_id": rx_id, "status": status},
+            )
+        earlier = data.get("review") or stricter(lambda: rx_review(chain, rx_id))
+        if earlier is not None:
+            raise RxAlreadyReviewed(
+                f"prescription {rx_id!r} was already reviewed ({earlier['decision']})",
+                details={"rx_id": rx_id, "decision": earlier["decision"], "record": earlier["record"]},
+            )
+        review = {
+            "decision": record.facts["decision"],
+            "reason": record.facts["reason"],
+            "by": record.org,
+            "record": record.record_id,
+        }
+        return State(state.status, {**data, "review": review})
+
+    @staticmethod
+    def _settle(record: RecordFacts, state: State, chain: ChainView) -> State:
+        rx_id, data = str(record.facts["rx_id"]), state.data
+        if state.status == "revoked":
+            raise RxRevoked(f"prescription {rx_id!r} was revoked", details={"rx_id": rx_id})
+        dispense = data.get("close_record")
+        if state.status != "dispensed" or (dispense is not None and chain.refused(dispense)):
+            raise RxNotDispensed(f"prescription {rx_id!r} was not dispensed", details={"rx_id": rx_id})
+        if dispense is not None and dispense != record.facts["dispense_record"]:
+            raise RxNotDispensed(
+                f"prescription {rx_id!r} was dispensed by another record than the one settled",
+                details={"rx_id": rx_id, "field": "dispense_record"},
+            )
+        earlier = data.get("settlement") or stricter(lambda: rx_settlement(chain, rx_id))
+        if earlier is not None:
+            raise RxAlreadySettled(
+                f"the dispense of prescription {rx_id!r} was already settled",
+                details={"rx_id": rx_id, "record": earlier["record"]},
+            )
+        settlement = {
+            "by": record.org,
+            "record": record.record_id,
+            "settlement_id": record.facts["settlement_id"],
+        }
+        return State(state.status, {**data, "settlement": settlement})
 
     @staticmethod
     def _issue(record: RecordFacts, state: State | None, chain: ChainView) -> State:
@@ -151,9 +264,22 @@ class RxWorkflow(PrescriptionAdapter):
         rx, digest = chain_key("rx", str(record.facts["rx_id"])), bytes.fromhex(record.record_id)
         if record.kind == ISSUE:
             return ContractCall(CONTRACT, "issue", (rx, digest, to_unix(record.facts["expires_at"])))
+        if record.kind == REVIEW:
+            return ContractCall(CONTRACT, "review", (rx, digest, record.facts["decision"] == "approved"))
+        if record.kind == SETTLE:
+            return ContractCall(CONTRACT, "settle", (rx, digest))
+        boxes = record.facts.get("trace_code_digests") if record.kind == DISPENSE else None
+        if boxes:
+            return ContractCall(
+                CONTRACT, "dispenseWithCodes", (rx, digest, [bytes.fromhex(d) for d in boxes])
+            )
         return ContractCall(CONTRACT, "dispense" if record.kind == DISPENSE else "revoke", (rx, digest))
 
     def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
+        rx_id = str(record.facts.get("rx_id"))
+        if record.kind in (REVIEW, SETTLE):
+            held = (rx_review if record.kind == REVIEW else rx_settlement)(chain, rx_id)
+            return held is not None and held["record"] == record.record_id
         entry = rx_status(chain, str(record.facts.get("rx_id")))
         if entry is None:
             return False

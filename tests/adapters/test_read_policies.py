@@ -107,8 +107,9 @@ def test_the_issue_carries_the_codes_digest_and_the_policy_checks_codes_against_
     with pytest.raises(PayloadInvalid) as e:
         adapt("rx.issue", _with_extensions())
     assert e.value.code == "ACCESS_CODE_DIGEST_MISSING" and e.value.details["field"] == "extension"
-    # Only the kind whose submitter must hold the code: a dispense, never the issue or revoke.
-    assert p.code_writes == frozenset({"rx.dispense"})
+    # Only the kinds whose submitter must hold the code: a dispense and its review (审方), never the issue,
+    # the revoke or the settlement.
+    assert p.code_writes == frozenset({"rx.dispense", "rx.review"})
     assert all(not read_policy(k).code_writes for k in ("share.request", "env.reading", "party.record"))
 
 

@@ -98,6 +98,9 @@ def deployment(chain: Chain) -> Deployment:
         participates_rate=PARTICIPATES_RATE,
         win_rate=WIN_RATE,
     )
+    # The session's prescriptions skip the pharmacist's review (审方); test_contract_rx_chain.py deploys a
+    # Prescriptions of its own with the default (review required).
+    chain.tx(suite.prescriptions.functions.setReviewRequired(False), chain.accounts[0])
     orgs: dict[str, Org] = {}
     for name, role, who in ORG_PLAN:
         account: LocalAccount | None

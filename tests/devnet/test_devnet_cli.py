@@ -40,6 +40,8 @@ EXPECTED_ROLES = {
     Role.AUDITOR: 1,
     Role.REGULATOR: 1,
     Role.LOG_OPERATOR: 1,
+    Role.PHARMACIST: 2,
+    Role.INSURER: 1,
 }
 
 

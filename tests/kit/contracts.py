@@ -40,7 +40,7 @@ def pubkey(label: str) -> bytes:
     return hashlib.sha512(label.encode()).digest()
 
 
-N_EXTRA = 5
+N_EXTRA = 8
 
 
 def extra_account(i: int) -> LocalAccount:
@@ -198,4 +198,7 @@ ORG_PLAN: list[tuple[str, Role, int | str | None]] = [
     ("party-branch-2", Role.PARTY_BRANCH, "x4"),
     ("auditor-1", Role.AUDITOR, None),
     ("regulator-1", Role.REGULATOR, None),
+    ("pharmacist-1", Role.PHARMACIST, "x5"),
+    ("insurer-1", Role.INSURER, "x6"),
+    ("pharmacy-2", Role.PHARMACY, "x7"),
 ]

@@ -186,12 +186,12 @@ def kit_code(rx_id: str) -> AccessCode:
     return AccessCode("".join(ALPHABET[b % len(ALPHABET)] for b in digest[:LENGTH]))
 
 
-KIT = object()  # OrgClient.post's default: an rx.dispense presents its prescription's kit_code
+KIT = object()  # OrgClient.post's default: an rx.dispense or rx.review presents its prescription's kit_code
 
 
 def _kit_code_of(body: Any) -> str | None:
     record = body.get("record") if isinstance(body, dict) else None
-    if not isinstance(record, dict) or record.get("kind") != "rx.dispense":
+    if not isinstance(record, dict) or record.get("kind") not in ("rx.dispense", "rx.review"):
         return None
     subject = record.get("subject")
     return str(kit_code(subject[3:])) if isinstance(subject, str) and subject.startswith("rx:") else None
@@ -368,6 +368,24 @@ def rx_dispense(rx_id: str) -> dict[str, Any]:
 
 def rx_revoke(rx_id: str) -> dict[str, Any]:
     return {"rx_id": rx_id, "reason": "患者青霉素皮试阳性", "revoked_at": _iso(datetime.now(UTC))}
+
+
+def rx_review(rx_id: str, decision: str = "approved") -> dict[str, Any]:
+    """A pharmacist's review (审方) of ``rx_id``, made now."""
+    reason = "用法用量适宜，无配伍禁忌" if decision == "approved" else "剂量超出说明书范围"
+    return {"rx_id": rx_id, "decision": decision, "reason": reason, "reviewed_at": _iso(datetime.now(UTC))}
+
+
+def rx_settle(rx_id: str, dispense_record: str, settlement_id: str | None = None) -> dict[str, Any]:
+    """医保's settlement of the dispense ``dispense_record`` of ``rx_id``, made now."""
+    return {
+        "rx_id": rx_id,
+        "dispense_record": dispense_record,
+        "settlement_id": settlement_id or "YB" + secrets.token_hex(6).upper(),
+        "fund_paid": "23.40",
+        "personal_paid": "5.85",
+        "settled_at": _iso(datetime.now(UTC)),
+    }
 
 
 def share_request(request_id: str, requester: str, dataset: str = "health-stats") -> dict[str, Any]:

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlmodel import SQLModel
@@ -63,8 +64,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def deployed(engine: EngineHandle, tmp_path_factory: pytest.TempPathFactory) -> Manifest:
-    """Contracts deployed and the demo organisations registered through the committee."""
-    return deploy_network(engine, out_dir=tmp_path_factory.mktemp("network"))
+    """Contracts deployed and the demo organisations registered through the committee. Its prescriptions
+    skip the pharmacist's review (审方): tests/gateway/test_rx_chain.py runs on a Prescriptions of its own
+    deployed with the default, review required (``rx_chain_harness``)."""
+    return deploy_network(engine, out_dir=tmp_path_factory.mktemp("network"), review_required=False)
 
 
 @pytest.fixture(scope="session")
@@ -75,17 +78,24 @@ def network(deployed: Manifest, engine: EngineHandle, backend: str) -> Manifest:
     """
     if backend == BACKENDS[0]:
         return deployed
+    return variant_network(deployed, engine, backend)
+
+
+def variant_network(deployed: Manifest, engine: EngineHandle, name: str, *contracts: str) -> Manifest:
+    """``deployed`` with a ProvenanceLog of its own and fresh copies of ``contracts`` (on the same
+    OrgRegistry, deployed with their defaults), in ``manifest-<name>.json`` beside a trust file of its own."""
     w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
-    log = deploy(w3, "ProvenanceLog", deployed.contracts["OrgRegistry"], sender=engine.accounts[0])
+    registry = deployed.contracts["OrgRegistry"]
+    fresh = {
+        c: deploy(w3, c, registry, sender=engine.accounts[0]).address for c in ("ProvenanceLog", *contracts)
+    }
     assert deployed.path is not None
-    path = deployed.path.with_name(f"manifest-{backend}.json")
-    variant = dataclasses.replace(
-        deployed, contracts={**deployed.contracts, "ProvenanceLog": log.address}, path=path
-    )
+    path = deployed.path.with_name(f"manifest-{name}.json")
+    variant = dataclasses.replace(deployed, contracts={**deployed.contracts, **fresh}, path=path)
     path.write_text(json.dumps(variant.to_dict(), ensure_ascii=False, indent=2), "utf-8")
     # Its own trust file too: verifiers pin the ProvenanceLog an anchor must name.
     trust = json.loads(trust_path(deployed).read_text("utf-8"))
-    trust["chain"]["provenance_log"] = log.address
+    trust["chain"]["provenance_log"] = fresh["ProvenanceLog"]
     trust_path(variant).write_text(json.dumps(trust, ensure_ascii=False, indent=2), "utf-8")
     return variant
 
@@ -95,9 +105,22 @@ def harness(
     network: Manifest, engine: EngineHandle, backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harness]:
     """The gateway of the session, tokens minted for every demo organisation and an unregistered one."""
-    tmp = tmp_path_factory.mktemp("gateway")
+    h = start_harness(network, engine, backend, tmp_path_factory.mktemp("gateway"))
+    yield h
+    h.server.stop()
+    h.http.close()
+
+
+def start_harness(
+    network: Manifest, engine: EngineHandle, backend: str, tmp: Path, *, pg_suffix: str = ""
+) -> Harness:
+    """A gateway for ``network`` on ``backend`` (PostgreSQL: PROV_TEST_PG_URL, or beside it the database
+    named with ``pg_suffix``, created if missing; emptied first), tokens minted for every organisation and
+    an unregistered one; the caller stops it."""
     relay = Relay(network.rpc_url)
     pg = os.environ.get("PROV_TEST_PG_URL") if backend == "postgresql" else None
+    if pg and pg_suffix:
+        pg = _pg_database(pg, pg_suffix)
     settings = gateway_settings(tmp, network, relay.url, **({"database_url": pg} if pg else {}))
     db = Database(settings.database_url)
     if pg:
@@ -107,7 +130,24 @@ def harness(
     tokens["ghost-org"] = mint_token(db, "ghost-org", label="unregistered")
     db.dispose()
     server = Server(settings)
-    h = Harness(network=network, engine=engine, settings=settings, relay=relay, server=server, tokens=tokens)
-    yield h
-    h.server.stop()
-    h.http.close()
+    return Harness(
+        network=network, engine=engine, settings=settings, relay=relay, server=server, tokens=tokens
+    )
+
+
+def _pg_database(url: str, suffix: str) -> str:
+    """The URL of the database named like ``url``'s plus ``_<suffix>``, created if missing (a second
+    gateway beside the session's, never sharing its tables)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(url)
+    name = f"{base.database}_{suffix}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)

@@ -45,7 +45,9 @@ from tests.kit.gateway import (
     party_meeting,
     rx_dispense,
     rx_issue,
+    rx_review,
     rx_revoke,
+    rx_settle,
     share_access,
     share_consent,
     share_request,
@@ -166,7 +168,7 @@ def _settled(client: Client, record_id: str) -> str:
 def _submit(client: Client, kind: str, subject: str, payload: Any, prev: str | None = None) -> str:
     signed = client.sign(kind=kind, subject=subject, payload=payload, prev=prev)
     # A dispense presents its prescription's code (the test kit's, which rx_issue attaches).
-    code = kit_code(subject.removeprefix("rx:")) if kind == "rx.dispense" else None
+    code = kit_code(subject.removeprefix("rx:")) if kind in ("rx.dispense", "rx.review") else None
     return client.submit(signed, payload, access_code=code).id
 
 
@@ -174,7 +176,7 @@ def _submit(client: Client, kind: str, subject: str, payload: Any, prev: str | N
 def flows(devnet: Devnet) -> dict[str, str]:
     """Real flows through the gateway, one record of each workflow kind; record ids by kind, all on chain."""
     state, gateway, _ = devnet
-    orgs = ("hospital-1", "pharmacy-1", "data-owner", "data-user", "party-branch")
+    orgs = ("hospital-1", "pharmacist-1", "pharmacy-1", "insurer", "data-owner", "data-user", "party-branch")
     clients = {org: Client.devnet(org, root=state, gateway=gateway) for org in orgs}
 
     def record(org: str, kind: str, subject: str, payload: Any, prev: str | None = None) -> str:
@@ -189,7 +191,10 @@ def flows(devnet: Devnet) -> dict[str, str]:
     consent = share_consent(request)
     try:
         ids = {"rx.issue": record("hospital-1", "rx.issue", f"rx:{rx}", rx_issue(rx))}
+        ids["rx.review"] = record("pharmacist-1", "rx.review", f"rx:{rx}", rx_review(rx))
         ids["rx.dispense"] = record("pharmacy-1", "rx.dispense", f"rx:{rx}", rx_dispense(rx), ids["rx.issue"])
+        settlement = rx_settle(rx, ids["rx.dispense"])
+        ids["rx.settle"] = record("insurer", "rx.settle", f"rx:{rx}", settlement, ids["rx.dispense"])
         issued = record("hospital-1", "rx.issue", f"rx:{rx2}", rx_issue(rx2))
         ids["rx.revoke"] = record("hospital-1", "rx.revoke", f"rx:{rx2}", rx_revoke(rx2), issued)
         ids["share.request"] = record(
@@ -240,6 +245,8 @@ def test_audit_workflow_passes_when_every_event_has_its_signed_record(
         ("Prescriptions", "Issued", "rx.issue"),
         ("Prescriptions", "Dispensed", "rx.dispense"),
         ("Prescriptions", "Revoked", "rx.revoke"),
+        ("Prescriptions", "Reviewed", "rx.review"),
+        ("Prescriptions", "Settled", "rx.settle"),
         ("DataSharing", "Requested", "share.request"),
         ("DataSharing", "ConsentGranted", "share.consent"),
         ("DataSharing", "AccessRecorded", "share.access"),
@@ -261,6 +268,10 @@ def test_audit_workflow_names_forged_workflow_calls(devnet: Devnet, flows: dict[
         issue_b = ""
         for rx in (rx_a, rx_b):
             issue_b = _settled(hospital, _submit(hospital, "rx.issue", f"rx:{rx}", rx_issue(rx)))
+    # Both reviewed through the gateway (signed records): the deployment requires review before dispense.
+    with Client.devnet("pharmacist-1", root=state, gateway=gateway) as pharmacist:
+        for rx in (rx_a, rx_b):
+            _settled(pharmacist, _submit(pharmacist, "rx.review", f"rx:{rx}", rx_review(rx)))
     manifest = Manifest.load(state / "manifest.json")
     w3 = Web3(Web3.HTTPProvider(rpc))
     prescriptions = at(w3, "Prescriptions", manifest.contracts["Prescriptions"])

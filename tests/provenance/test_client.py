@@ -13,7 +13,7 @@ from provenance.client import AsyncClient, Client, GatewayError
 from provenance.errors import AnchorInvalid
 from provenance.verification.verify import StepResult
 from tests.kit.devnet import run
-from tests.kit.gateway import party_meeting, rx_dispense, rx_issue
+from tests.kit.gateway import party_meeting, rx_dispense, rx_issue, rx_review
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -50,6 +50,10 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(
         content = pharmacy.bundle(check["issue_record"], access_code=code)
         assert content.payload == p
         assert [h["kind"] for h in pharmacy.history(f"rx:{rx}", access_code=code)] == ["rx.issue"]
+        with Client.devnet("pharmacist-1", root=state, gateway=gateway) as pharmacist:  # 审方 first
+            review = rx_review(rx)
+            reviewed = pharmacist.sign(kind="rx.review", subject=f"rx:{rx}", payload=review)
+            pharmacist.submit(reviewed, review, access_code=code)
         disp = rx_dispense(rx)
         signed = pharmacy.sign(kind="rx.dispense", subject=f"rx:{rx}", payload=disp, prev=issued.id)
         # The dispense presents the slip's code too (#23, second attack): without it, refused.
@@ -61,7 +65,7 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(
         report: list[StepResult] = []
         pharmacy.verifier.verify(bundle, report=report)
         assert [(r.step, r.status) for r in report][-1] == ("anchor", "passed")
-        assert [h["kind"] for h in pharmacy.history(f"rx:{rx}")] == ["rx.issue", "rx.dispense"]
+        assert [h["kind"] for h in pharmacy.history(f"rx:{rx}")] == ["rx.issue", "rx.review", "rx.dispense"]
         # A second dispense is refused with the gateway's code, as a typed error.
         with pytest.raises(GatewayError) as info:
             pharmacy.submit(
@@ -109,8 +113,8 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(
     )
     assert traced.returncode == 0, traced.stderr
     doc = json.loads(traced.stdout)
-    assert [r["kind"] for r in doc["records"]] == ["rx.issue", "rx.dispense"]
-    assert [r["role"] for r in doc["records"]] == ["hospital", "pharmacy"]
+    assert [r["kind"] for r in doc["records"]] == ["rx.issue", "rx.review", "rx.dispense"]
+    assert [r["role"] for r in doc["records"]] == ["hospital", "pharmacist", "pharmacy"]
     # Keys from the gateway's /api/v1/orgs pin no sealing key: the chain's answers are the node's word.
     assert all(r["ok"] and r["steps"]["anchor"] == "warning" for r in doc["records"])
     # With the devnet's trust file (chain.validators), each anchoring block is proven: passed.

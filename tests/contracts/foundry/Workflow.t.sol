@@ -343,7 +343,11 @@ contract WorkflowInvariants is Fixture {
     function setUp() public {
         _deployRegistry();
         _everyRole();
-        rxh = new RxHandler(new Prescriptions(registry), registry, actors, members[2]);
+        // The invariants model issue, dispense and revoke: the pharmacist's review (审方) is off here, and
+        // tests/contracts/test_contract_rx_chain.py covers it.
+        Prescriptions prescriptions = new Prescriptions(registry);
+        prescriptions.setReviewRequired(false);
+        rxh = new RxHandler(prescriptions, registry, actors, members[2]);
         shh = new ShareHandler(new DataSharing(registry), registry, actors, members[2]);
         pah = new PartyHandler(new PartyRecords(registry), registry, actors, members[2]);
         targetContract(address(rxh));

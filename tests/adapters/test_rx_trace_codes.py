@@ -1,0 +1,94 @@
+"""Drug traceability codes on a dispense: each form checked and normalised (GS1 per the GS1 General
+Specifications: GTIN-14 mod-10, AIs (01) (17) (10) (21); 码上放心 20 digits; makers' numeric codes)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from adapters import adapt
+from adapters.rx.trace_codes import TRACE_CODE_URL, normalise
+from provenance.crypto.sm3 import sm3_hex
+from provenance.errors import PayloadInvalid
+from tests.kit.gateway import rx_dispense
+
+# GS1's own example GTIN (GS1 General Specifications, GS1 DataMatrix examples): check digit 2.
+GTIN = "09506000134352"
+
+
+@pytest.mark.parametrize(
+    ("scanned", "form", "normal"),
+    [
+        ("81234567890123456789", "nmpa20", "81234567890123456789"),
+        (" 81234567890123456789 ", "nmpa20", "81234567890123456789"),
+        ("1234567890123456", "numeric", "1234567890123456"),
+        (f"(01){GTIN}(21)SN001", "gs1", f"(01){GTIN}(21)SN001"),
+        # Any AI order as printed; one normal form: (01)(17)(10)(21).
+        (f"(21)SN001(10)B7(17)271231(01){GTIN}", "gs1", f"(01){GTIN}(17)271231(10)B7(21)SN001"),
+        # Raw from a DataMatrix: symbology identifier, fixed-length AIs run on, FNC1 (GS) ends variable ones.
+        (f"]d201{GTIN}17271231" + "10B7\x1d21SN001", "gs1", f"(01){GTIN}(17)271231(10)B7(21)SN001"),
+        (f"01{GTIN}21SN-1/A", "gs1", f"(01){GTIN}(21)SN-1/A"),
+    ],
+)
+def test_codes_normalise(scanned: str, form: str, normal: str) -> None:
+    assert normalise(scanned, "f") == (form, normal)
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        "812345678901234",  # 15 digits: neither 码上放心 (20) nor a maker's (16-30)
+        "812345678901234567890123456789012",  # 33 digits
+        "１２３４５６７８９０１２３４５６７８９０",  # full-width digits
+        f"(01){GTIN[:-1]}3(21)SN001",  # wrong GS1 check digit
+        f"(01){GTIN}",  # no serial: not one box
+        "(21)SN001",  # no GTIN
+        f"(01){GTIN}(17)271331(21)S",  # month 13
+        f"(01){GTIN}(21)S(21)T",  # an AI twice
+        f"(01){GTIN}(99)X(21)S",  # an AI not read here
+        f"(01){GTIN}(21){'S' * 21}",  # serial over 20 characters
+        f"(01){GTIN}(21)序列",  # outside GS1's character set 82
+        "ABC-123",
+        "",
+    ],
+)
+def test_malformed_codes_refused(scanned: str) -> None:
+    with pytest.raises(PayloadInvalid) as e:
+        normalise(scanned, "extension.0.valueString")
+    assert e.value.code == "TRACE_CODE_INVALID" and e.value.details == {"field": "extension.0.valueString"}
+
+
+def with_codes(rx_id: str, codes: list[str], quantity: Any = None) -> dict[str, Any]:
+    obj = copy.deepcopy(rx_dispense(rx_id))
+    obj["extension"] = [
+        *obj.get("extension", []),
+        *({"url": TRACE_CODE_URL, "valueString": c} for c in codes),
+    ]
+    if quantity is not None:
+        obj["quantity"]["value"] = quantity
+    return obj
+
+
+def test_dispense_facts_carry_normal_forms_and_their_sm3() -> None:
+    codes = ["81234567890123456789", f"]d201{GTIN}21SN9"]  # the golden dispense hands over 2 boxes (盒)
+    facts = adapt("rx.dispense", with_codes("RX1", codes)).facts
+    normal = ["81234567890123456789", f"(01){GTIN}(21)SN9"]
+    assert facts["trace_codes"] == normal
+    assert facts["trace_code_digests"] == [sm3_hex(c.encode()) for c in normal]
+
+
+@pytest.mark.parametrize(
+    ("codes", "quantity", "field"),
+    [
+        (["81234567890123456789"], None, "extension"),  # 1 code for 2 boxes
+        (["81234567890123456789", "81234567890123456780", "81234567890123456781"], None, "extension"),
+        # The same box twice, written two ways.
+        ([f"(01){GTIN}(21)S1", f"01{GTIN}21S1"], None, "extension.1.valueString"),
+    ],
+)
+def test_codes_distinct_and_one_per_box(codes: list[str], quantity: Any, field: str) -> None:
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.dispense", with_codes("RX1", codes, quantity))
+    assert e.value.code == "TRACE_CODE_INVALID" and e.value.details["field"] == field

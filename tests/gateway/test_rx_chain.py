@@ -1,0 +1,229 @@
+"""The prescription chain as the seed and 医保 know it, end to end through the gateway on a Prescriptions
+deployed with the default setting (a dispense needs a licensed pharmacist's approved review, 审方):
+issue -> review -> dispense -> settle, each refusal with its own code."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from adapters._common import canonical_json
+from devnet.engines import EngineHandle
+from provenance.chain.contracts import at, chain_key
+from provenance.crypto.sm3 import sm3_hex
+from provenance.manifest import Manifest
+from tests.adapters.test_rx_trace_codes import GTIN, with_codes
+from tests.kit.gateway import (
+    Harness,
+    chain_lead,
+    check_accepted,
+    error_code,
+    rx_dispense,
+    rx_issue,
+    rx_review,
+    rx_revoke,
+    rx_settle,
+)
+from tests.kit.network import start_harness, variant_network
+
+
+@pytest.fixture(scope="module")
+def rx_chain(
+    deployed: Manifest, engine: EngineHandle, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    """A gateway on a Prescriptions of its own, deployed with the default: review required."""
+    net = variant_network(deployed, engine, f"rx-chain-{backend}", "Prescriptions")
+    h = start_harness(net, engine, backend, tmp_path_factory.mktemp("rx-chain"), pg_suffix="rx_chain")
+    yield h
+    h.server.stop()
+    h.http.close()
+
+
+def _rx() -> str:
+    return "RX" + secrets.token_hex(5).upper()
+
+
+def _accepted(r: Any) -> str:
+    assert r.status_code == 202, r.text
+    rid: str = r.json()["id"]
+    return rid
+
+
+def _refused(r: Any, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert error_code(r) == code, r.text
+    details: dict[str, Any] = r.json()["error"]["details"]
+    return details
+
+
+def _issue(h: Harness, rx: str, **kw: Any) -> str:
+    return _accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw)))
+
+
+def test_issue_review_dispense_settle_each_verified(rx_chain: Harness) -> None:
+    h, rx = rx_chain, _rx()
+    issue_id = _issue(h, rx)
+    pharmacy = h.client("pharmacy-1")
+    _refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
+    # 审方 is a licensed pharmacist's: a pharmacy organisation may not record it.
+    _refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
+    review_id = _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    again = h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected"))
+    assert _refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
+    dispense_id = _accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
+    insurer = h.client("insurer")
+    settle_id = _accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
+    _refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
+
+    ids = [issue_id, review_id, dispense_id, settle_id]
+    assert [h.wait_chain(i)["chain_status"] for i in ids] == ["confirmed"] * 4
+    # The contract holds each step under the record that made it.
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
+    decision, _, review_digest = contract.functions.reviewOf(chain_key("rx", rx)).call()
+    assert (decision, bytes(review_digest).hex()) == (1, review_id)
+    _, settle_digest = contract.functions.settlementOf(chain_key("rx", rx)).call()
+    assert bytes(settle_digest).hex() == settle_id
+    # Every step is logged, anchored, and its bundle verifies offline (pinned keys, proof, anchor).
+    check_accepted(h, ids)
+    # The trail of the prescription lists the four steps in order.
+    trail = h.client("auditor").get(f"/api/v1/subjects/rx:{rx}/records").json()["items"]
+    assert [r["kind"] for r in trail] == ["rx.issue", "rx.review", "rx.dispense", "rx.settle"]
+
+
+def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
+    h, rx = rx_chain, _rx()
+    _issue(h, rx)
+    review_id = _accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
+    details = _refused(
+        h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED"
+    )
+    assert details["review_record"] == review_id
+    assert h.wait_chain(review_id)["chain_status"] == "confirmed"
+    # Still refused once the review is on chain (the gateway's state and the contract agree).
+    _refused(h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED")
+
+
+def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
+    h = rx_chain
+    revoked = _rx()
+    _issue(h, revoked)
+    _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
+    pharmacist = h.client("pharmacist-1")
+    assert (
+        _refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
+        == "revoked"
+    )
+
+    dispensed = _rx()
+    _issue(h, dispensed)
+    _accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
+    _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
+    details = _refused(
+        h.client("pharmacist-2").submit("rx.review", rx_review(dispensed)), 409, "RX_NOT_REVIEWABLE"
+    )
+    assert details["status"] == "dispensed"
+
+    expired = _rx()
+    lead = chain_lead(h)
+    _issue(h, expired, valid_for=timedelta(seconds=lead + 8))
+    h.wait(
+        lambda: h.client("auditor").get(f"/api/v1/rx/{expired}/check").json()["expired"],
+        timeout=lead + 45,
+        what="expiry",
+    )
+    assert (
+        _refused(pharmacist.submit("rx.review", rx_review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
+        == "expired"
+    )
+
+
+def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
+    h, rx = rx_chain, _rx()
+    insurer = h.client("insurer")
+    _issue(h, rx)
+    fake = secrets.token_hex(32)
+    _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
+    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
+    # Another dispense than the one recorded is not this prescription's.
+    assert _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
+        "dispense_record"
+    )
+    # Only 医保 settles; amounts are yuan with two places.
+    _refused(h.client("pharmacy-1").submit("rx.settle", rx_settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
+    bad = {**rx_settle(rx, dispense_id), "fund_paid": "23.4"}
+    digest = sm3_hex(canonical_json(bad))  # what a client's own adapter would refuse to compute
+    r = insurer.submit("rx.settle", bad, subject=f"rx:{rx}", payload_digest=digest)
+    _refused(r, 400, "RX_AMOUNT_INVALID")
+
+    revoked = _rx()
+    _issue(h, revoked)
+    _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
+    _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
+
+
+def _reviewed(h: Harness) -> str:
+    rx = _rx()
+    _issue(h, rx)
+    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    return rx
+
+
+def _box() -> str:
+    return "8" + "".join(secrets.choice("0123456789") for _ in range(19))  # a 20-digit 码上放心 code
+
+
+def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) -> None:
+    h = rx_chain
+    shared = _box()
+    bodies = {
+        org: h.client(org).body("rx.dispense", with_codes(_reviewed(h), [shared, _box()]))
+        for org in ("pharmacy-1", "pharmacy-2")
+    }
+    results: dict[str, Any] = {}
+    start = threading.Barrier(2)
+
+    def go(org: str) -> None:
+        start.wait()
+        results[org] = h.client(org).post(bodies[org])
+
+    threads = [threading.Thread(target=go, args=(org,)) for org in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results.values()) == [202, 409], {
+        k: v.text for k, v in results.items()
+    }
+    loser = next(r for r in results.values() if r.status_code == 409)
+    assert _refused(loser, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": shared}
+    winner = next(r for r in results.values() if r.status_code == 202)
+    assert h.wait_chain(winner.json()["id"])["chain_status"] == "confirmed"
+    # The chain holds the box under the winner's dispense, by the SM3 of its normal form only.
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
+    _, record = contract.functions.codeUse(bytes.fromhex(sm3_hex(shared.encode()))).call()
+    assert bytes(record).hex() == winner.json()["id"]
+    check_accepted(h, [winner.json()["id"]])
+
+
+def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
+    h = rx_chain
+    serial = "SN" + secrets.token_hex(4).upper()
+    first = _accepted(
+        h.client("pharmacy-1").submit(
+            "rx.dispense", with_codes(_reviewed(h), [f"(01){GTIN}(21){serial}", _box()])
+        )
+    )
+    assert h.wait_chain(first)["chain_status"] == "confirmed"
+    # Weeks later the box comes back (回流药), scanned raw from its DataMatrix at another pharmacy.
+    resold = with_codes(_reviewed(h), [f"]d201{GTIN}21{serial}", _box()])
+    r = h.client("pharmacy-2").submit("rx.dispense", resold)
+    assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
