@@ -32,6 +32,7 @@ from provenance.chain.contracts import (
     chain_key,
     deploy_suite,
     org_id,
+    transact,
 )
 from provenance.chain.registry import read_validators
 from provenance.crypto import SM2PrivateKey
