@@ -13,6 +13,7 @@ from gateway.core.security import TokenVerifier
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
+from gateway.services.leadership import InstanceLock, Leadership, refresh_gauges
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
 from gateway.services.witnessing import Witnessing, check_endpoints
@@ -30,6 +31,10 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url, storage_retry_after=settings.storage_retry_after)
+        # SQLite is single-instance: a second gateway on the same file stops here (GATEWAY_ALREADY_RUNNING).
+        self.instance_lock = InstanceLock(self.db.sqlite_file) if self.db.sqlite_file else None
+        if self.instance_lock is not None:
+            self.instance_lock.acquire()
         self.db.create_all()
         # First: a KEK file that exists but cannot be used stops the start here (DATA_KEY_UNAVAILABLE).
         self.kek = open_kek(settings.kek_path, self.db)
@@ -54,6 +59,37 @@ class Gateway:
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
         self.checkpointed = threading.Event()
+        self.watcher = RegistryWatcher(ledger=self.ledger, orgs=self.orgs, idle=settings.registry_poll)
+        self.intake = Intake(
+            db=self.db,
+            kek=self.kek,
+            orgs=self.orgs,
+            ledger=self.ledger,
+            max_clock_skew=settings.max_clock_skew,
+            backlog=self.stats.backlog,
+            backlog_limit=settings.backlog_limit,
+            retry_after=settings.retry_after,
+            on_accept=self._accepted,
+        )
+        check_endpoints(settings.witnesses, settings.witness_quorum)
+        self._build_workers()
+        # On PostgreSQL several instances may serve one database: the workers run in the lease owner only.
+        self.leadership: Leadership | None = None
+        if not self.db.is_sqlite:
+            self.leadership = Leadership(
+                self.db,
+                poll=settings.lease_poll,
+                on_acquire=self._own,
+                on_lose=self._disown,
+                on_poll=lambda: refresh_gauges(self.stats, self.db),
+            )
+        self._owning = False
+        self._owner_lock = threading.Lock()
+        self._started = False
+
+    def _build_workers(self) -> None:
+        """The owner's workers, new (a thread runs once: an owner that owns the lease again builds anew)."""
+        settings = self.settings
         self.sequencer = Sequencer(
             db=self.db,
             stats=self.stats,
@@ -79,20 +115,6 @@ class Gateway:
             idle=settings.worker_idle,
             retry=settings.chain_retry,
         )
-        self.watcher = RegistryWatcher(ledger=self.ledger, orgs=self.orgs, idle=settings.registry_poll)
-        self.intake = Intake(
-            db=self.db,
-            kek=self.kek,
-            orgs=self.orgs,
-            ledger=self.ledger,
-            max_clock_skew=settings.max_clock_skew,
-            backlog=self.stats.backlog,
-            backlog_limit=settings.backlog_limit,
-            retry_after=settings.retry_after,
-            on_accept=self._accepted,
-        )
-        self._workers: list[Worker] = [self.sequencer, self.anchorer, self.chain_caller, self.watcher]
-        check_endpoints(settings.witnesses, settings.witness_quorum)
         self.witnessing = Witnessing(
             db=self.db,
             witnesses=settings.witnesses,
@@ -100,7 +122,43 @@ class Gateway:
             retry=settings.witness_retry,
             idle=settings.worker_idle,
         )
-        self._started = False
+
+    @property
+    def owned_workers(self) -> list[Worker]:
+        return [self.sequencer, self.anchorer, self.chain_caller]
+
+    @property
+    def owner(self) -> bool:
+        """Whether this instance runs the log's workers (always, on SQLite)."""
+        return self._owning
+
+    def _own(self) -> None:
+        with self._owner_lock:
+            if self._owning or not self._started:
+                return
+            if self.sequencer.is_alive() or self.sequencer.stopping:
+                self._build_workers()
+            # What another owner did meanwhile: the sizes the new sequencer and anchorer start from.
+            refresh_gauges(self.stats, self.db)
+            for w in self.owned_workers:
+                w.start()
+            if self.witnessing.status:
+                self.witnessing.start()
+            self._owning = True
+
+    def _disown(self) -> None:
+        with self._owner_lock:
+            if not self._owning:
+                return
+            self._owning = False
+            for w in self.owned_workers:
+                w.stop()
+            self.witnessing.stop()
+            for w in self.owned_workers:
+                if w.is_alive():
+                    w.join(timeout=15)
+            if self.witnessing.is_alive():
+                self.witnessing.join(timeout=15)
 
     def _accepted(self, n: int, workflow: bool) -> None:
         with self.stats.lock:
@@ -136,10 +194,11 @@ class Gateway:
             return
         self._started = True
         self.checkpointed_relay = threading.Thread(target=self._relay, name="anchor-relay", daemon=True)
-        for w in self._workers:
-            w.start()
-        if self.witnessing.status:
-            self.witnessing.start()
+        self.watcher.start()
+        if self.leadership is None:
+            self._own()
+        else:
+            self.leadership.start()
         self.checkpointed_relay.start()
 
     def _relay(self) -> None:
@@ -153,15 +212,15 @@ class Gateway:
     def stop(self) -> None:
         """Stop the workers (each finishes its current step) and close the database."""
         if self._started:
+            if self.leadership is not None:
+                self.leadership.stop()  # stops an owner's workers, then releases the lease
+            self._disown()
             self._started = False
-            for w in self._workers:
-                w.stop()
-            self.witnessing.stop()
-            for w in self._workers:
-                w.join(timeout=15)
-            if self.witnessing.is_alive():
-                self.witnessing.join(timeout=15)
+            self.watcher.stop()
+            self.watcher.join(timeout=15)
         self.db.dispose()
+        if self.instance_lock is not None:
+            self.instance_lock.release()
 
     def metrics_text(self) -> str:
         """Prometheus text exposition of the gateway's counters and gauges."""
@@ -197,6 +256,9 @@ class Gateway:
                 "# HELP prov_gw_backlog Records accepted but not yet anchored.",
                 "# TYPE prov_gw_backlog gauge",
                 f"prov_gw_backlog {st.backlog()}",
+                "# HELP prov_gw_worker_owner 1 while this instance runs the log's workers (the lease owner).",
+                "# TYPE prov_gw_worker_owner gauge",
+                f"prov_gw_worker_owner {int(self.owner)}",
                 "# TYPE prov_gw_chain_up gauge",
                 f"prov_gw_chain_up {int(st.chain_up)}",
                 "# HELP prov_gw_anchor_stuck 1 while anchoring waits for the committee (ANCHOR_STUCK).",

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from gateway.core.db import Database
+from gateway.core.db import LOG_WRITE_LOCK, Database
 from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.keys import OrgDirectory
@@ -206,7 +206,7 @@ class Sequencer(Worker):
 
     def sequence(self) -> int:
         """Append the next batch of accepted records; returns how many."""
-        with self._db.write() as s:
+        with self._db.write(exclusive=LOG_WRITE_LOCK) as s:
             # Core statements, columns by name: loading, dirtying and flushing ORM rows cost more per record
             # than hashing it, all of it under the write lock the intake waits on.
             conn = s.connection()
@@ -228,7 +228,7 @@ class Sequencer(Worker):
         now = time.monotonic()
         if now - self._last_checkpoint < self._interval:
             return
-        with self._db.write() as s:
+        with self._db.write(exclusive=LOG_WRITE_LOCK) as s:
             tree = merkle_log(s)
             size = tree.size
             last = s.exec(select(func.max(CheckpointRow.size))).one() or 0

@@ -156,7 +156,8 @@ class ProcNet:
                     f"gateway exited with {self.gateway.returncode}: {self.gateway_log()[-3000:]}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                health = f"http://127.0.0.1:{self.gateway_port}/healthz"  # this process's, not ``url``
+                if httpx.get(health, timeout=1.0).status_code == 200:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"gateway did not answer within {START_TIMEOUT:.0f} s")
