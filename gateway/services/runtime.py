@@ -10,6 +10,7 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
+from gateway.ops.recovery import RecoveringSequencer, check_log_against_chain
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
@@ -17,7 +18,7 @@ from gateway.services.leadership import InstanceLock, Leadership, refresh_gauges
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
 from gateway.services.witnessing import Witnessing, check_endpoints
-from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
+from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
 from provenance.timestamps import format_timestamp, from_unix
@@ -55,6 +56,9 @@ class Gateway:
             witness_quorum=settings.witness_quorum,
         )
         self.orgs = OrgDirectory(self.ledger)
+        # Before anything is accepted: a log that conflicts with an anchor stops the start here
+        # (LOG_CONFLICTS_WITH_ANCHOR); one behind the chain (a restore) rebuilds the anchored leaves first.
+        self.chain_check = check_log_against_chain(self.db, self.ledger)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
@@ -90,7 +94,9 @@ class Gateway:
     def _build_workers(self) -> None:
         """The owner's workers, new (a thread runs once: an owner that owns the lease again builds anew)."""
         settings = self.settings
-        self.sequencer = Sequencer(
+        self.sequencer = RecoveringSequencer(
+            ledger=self.ledger,
+            targets=self.chain_check.targets if self.chain_check else (),
             db=self.db,
             stats=self.stats,
             origin=self.origin,
