@@ -112,5 +112,51 @@ def wrap_data_keys(
         raise typer.Exit(1)
 
 
+@app.command("backup")
+def backup_cmd(
+    out: Annotated[Path, typer.Option("--out", help="a new (or empty) folder for the backup")],
+) -> None:
+    """A consistent snapshot of the gateway's database (online: the gateway may keep serving). The KEK
+    file is not in it: back it up apart."""
+    from gateway.ops.backup import backup
+
+    db = _db()
+    try:
+        with _one_line():
+            info = backup(db, out)
+    finally:
+        db.dispose()
+    typer.echo(
+        f"backed up {info.records} records, log size {info.log_size} (anchored {info.anchored_size}) to "
+        f"{out / info.file}; data keys wrapped with KEK {', '.join(info.kek_ids) or '(none)'}"
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    source: Annotated[Path, typer.Option("--from", help="the backup folder (python -m gateway backup)")],
+) -> None:
+    """Restore a backup into the gateway's (new, empty) database. At its next start the gateway checks the
+    log against ProvenanceLog's latest anchor before it accepts anything."""
+    from gateway.ops.backup import restore
+
+    settings = GatewaySettings()
+    db = Database(settings.database_url)
+    try:
+        with _one_line():
+            info = restore(db, source)
+    finally:
+        db.dispose()
+    typer.echo(
+        f"restored {info.records} records, log size {info.log_size}, from the backup of {info.created_at}"
+    )
+    if not settings.kek_path.exists():
+        typer.echo(
+            f"the key-encryption key file {settings.kek_path} is missing: restore it (KEK "
+            f"{', '.join(info.kek_ids)}) before starting the gateway",
+            err=True,
+        )
+
+
 if __name__ == "__main__":
     app()

@@ -126,15 +126,7 @@ class ProcNet:
 
     def start_gateway(self) -> None:
         """Start ``python -m gateway serve`` and wait until /healthz answers."""
-        assert self.manifest is not None and self.manifest.path is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PROV_GW_")}
-        env |= {
-            "PROV_GW_DATABASE_URL": self.db_url,
-            "PROV_GW_KEK_FILE": str(self.root / "gateway.kek"),
-            "PROV_GW_MANIFEST_PATH": str(self.manifest.path),
-            "PROV_GW_RPC_URL": self.rpc_url,
-            **{f"PROV_GW_{k.upper()}": v for k, v in self.gateway_settings.items()},
-        }
+        env = self.gateway_env()
         cmd = [
             sys.executable,
             "-m",
@@ -161,6 +153,26 @@ class ProcNet:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"gateway did not answer within {START_TIMEOUT:.0f} s")
+
+    def gateway_env(self) -> dict[str, str]:
+        """The environment of ``python -m gateway`` (serve and the operator's commands) for this network."""
+        assert self.manifest is not None and self.manifest.path is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROV_GW_")}
+        return env | {
+            "PROV_GW_DATABASE_URL": self.db_url,
+            "PROV_GW_KEK_FILE": str(self.root / "gateway.kek"),
+            "PROV_GW_MANIFEST_PATH": str(self.manifest.path),
+            "PROV_GW_RPC_URL": self.rpc_url,
+            **{f"PROV_GW_{k.upper()}": v for k, v in self.gateway_settings.items()},
+        }
+
+    def gateway_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """``python -m gateway <args>`` with this network's settings (not checked: the test reads rc)."""
+        cmd = [sys.executable, "-m", "gateway", *args]
+        env = self.gateway_env()
+        return subprocess.run(
+            cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def kill_gateway(self) -> None:
         """SIGKILL the gateway."""
