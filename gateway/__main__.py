@@ -112,6 +112,36 @@ def wrap_data_keys(
         raise typer.Exit(1)
 
 
+@app.command("rotate-kek")
+def rotate_kek_cmd(
+    batch: Annotated[int, typer.Option(min=1, help="data keys per transaction")] = 500,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="re-wrap at most this many now; run again to go on")
+    ] = None,
+) -> None:
+    """Re-wrap every data key under a new key-encryption key while the gateway serves, then destroy the old
+    KEK. Resumable: a run that stopped (or hit --limit) is taken up by the next one."""
+    from gateway.ops.kek_rotation import rotate_kek
+
+    settings = GatewaySettings()
+    db = _db(settings)
+    try:
+        with _one_line():
+            done = rotate_kek(db, settings.kek_path, batch=batch, limit=limit)
+    finally:
+        db.dispose()
+    if not done.finished:
+        typer.echo(
+            f"re-wrapped {done.rewrapped} data key(s) with the key-encryption key {done.new}; "
+            f"{done.remaining} still wrapped with {done.old}: run rotate-kek again to go on"
+        )
+        return
+    typer.echo(
+        f"re-wrapped {done.rewrapped} data key(s); the key-encryption key {done.old} is replaced by "
+        f"{done.new} in {settings.kek_path} and destroyed"
+    )
+
+
 @app.command("backup")
 def backup_cmd(
     out: Annotated[Path, typer.Option("--out", help="a new (or empty) folder for the backup")],

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from adapters import AdaptContext, AdaptedPayload, adapt, read_policy
 from adapters.errors import KindUnknown
 from gateway.core.db import Database
-from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
+from gateway.core.kek import PSEUDONYM_KEY_LABEL, KekRing
 from gateway.errors import (
     AccessCodeInvalid,
     AccessCodeRequired,
@@ -153,7 +153,7 @@ class Intake:
         self,
         *,
         db: Database,
-        kek: KeyEncryptionKey,
+        kek: KekRing,
         orgs: OrgDirectory,
         ledger: Ledger,
         max_clock_skew: float,

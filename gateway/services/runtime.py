@@ -32,14 +32,16 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url, storage_retry_after=settings.storage_retry_after)
-        # SQLite is single-instance: a second gateway on the same file stops here (GATEWAY_ALREADY_RUNNING).
-        self.instance_lock = InstanceLock(self.db.sqlite_file) if self.db.sqlite_file else None
-        if self.instance_lock is not None:
-            self.instance_lock.acquire()
         self.db.create_all()
         # First: a KEK file that exists but cannot be used stops the start here (DATA_KEY_UNAVAILABLE).
         self.kek = open_kek(settings.kek_path, self.db)
         log.info("key-encryption key %s (id %s)", settings.kek_path, self.kek.key_id)
+        # SQLite is single-instance: a second gateway with workers on the same file stops here
+        # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's own locking does.
+        lock = self.db.sqlite_file is not None and settings.start_workers
+        self.instance_lock = InstanceLock(self.db.sqlite_file) if lock and self.db.sqlite_file else None
+        if self.instance_lock is not None:
+            self.instance_lock.acquire()
         self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
         info = self.ledger.log_info
         self.origin = info["origin"]
