@@ -37,7 +37,7 @@ class Gateway:
         self.kek = open_kek(settings.kek_path, self.db)
         log.info("key-encryption key %s (id %s)", settings.kek_path, self.kek.key_id)
         # SQLite is single-instance: a second gateway with workers on the same file stops here
-        # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's own locking does.
+        # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's locking does.
         lock = self.db.sqlite_file is not None and settings.start_workers
         self.instance_lock = InstanceLock(self.db.sqlite_file) if lock and self.db.sqlite_file else None
         if self.instance_lock is not None:
