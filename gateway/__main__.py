@@ -37,6 +37,19 @@ def _one_line() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+@contextlib.contextmanager
+def _operating(settings: GatewaySettings, *, create: bool = True) -> Iterator[Database]:
+    """The gateway's database for an operator's command; a project error as one line and exit 2."""
+    db = Database(settings.database_url)
+    try:
+        if create:
+            db.create_all()
+        with _one_line():
+            yield db
+    finally:
+        db.dispose()
+
+
 def _emit(token: str, out: Path | None) -> None:
     if out is None:
         typer.echo(token)
@@ -124,12 +137,8 @@ def rotate_kek_cmd(
     from gateway.ops.kek_rotation import rotate_kek
 
     settings = GatewaySettings()
-    db = _db(settings)
-    try:
-        with _one_line():
-            done = rotate_kek(db, settings.kek_path, batch=batch, limit=limit)
-    finally:
-        db.dispose()
+    with _operating(settings) as db:
+        done = rotate_kek(db, settings.kek_path, batch=batch, limit=limit)
     if not done.finished:
         typer.echo(
             f"re-wrapped {done.rewrapped} data key(s) with the key-encryption key {done.new}; "
@@ -150,12 +159,8 @@ def backup_cmd(
     file is not in it: back it up apart."""
     from gateway.ops.backup import backup
 
-    db = _db()
-    try:
-        with _one_line():
-            info = backup(db, out)
-    finally:
-        db.dispose()
+    with _operating(GatewaySettings()) as db:
+        info = backup(db, out)
     typer.echo(
         f"backed up {info.records} records, log size {info.log_size} (anchored {info.anchored_size}) to "
         f"{out / info.file}; data keys wrapped with KEK {', '.join(info.kek_ids) or '(none)'}"
@@ -171,12 +176,8 @@ def restore_cmd(
     from gateway.ops.backup import restore
 
     settings = GatewaySettings()
-    db = Database(settings.database_url)
-    try:
-        with _one_line():
-            info = restore(db, source)
-    finally:
-        db.dispose()
+    with _operating(settings, create=False) as db:
+        info = restore(db, source)
     typer.echo(
         f"restored {info.records} records, log size {info.log_size}, from the backup of {info.created_at}"
     )

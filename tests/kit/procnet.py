@@ -448,6 +448,21 @@ class Auditor:
         assert not bad, f"inconsistent anchored checkpoints: {bad[:5]}"
         return len(links)
 
+    def wait_workflow_confirmed(self, ids: list[str], *, timeout: float = 60.0) -> list[str]:
+        """Every workflow record among ``ids`` (``rx.issue``) sent to its contract and confirmed there (none
+        refused, e.g. as a duplicate); returns them (at least one)."""
+
+        def sent() -> DbState | None:
+            st = self.net.db_state()
+            return st if "pending" not in (st.chain_status[i] for i in ids) else None
+
+        state: DbState = wait_until(sent, timeout=timeout, what="workflow calls sent")
+        rx = [i for i in ids if state.kinds[i] == "rx.issue"]
+        assert rx and all(state.chain_status[i] == "confirmed" for i in rx), {
+            i: state.chain_status[i] for i in rx if state.chain_status[i] != "confirmed"
+        }
+        return rx
+
     def verify_chain(self) -> ChainReport:
         """The chain re-verified from genesis (every seal and SM3 link)."""
         return verify_chain(self.net.rpc_url)

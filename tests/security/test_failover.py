@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.kit.ha import HaNet, fresh_database, takeover
-from tests.kit.procnet import FAST_GATEWAY, Auditor, DbState, Load, wait_until
+from tests.kit.procnet import FAST_GATEWAY, Auditor, Load
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -85,16 +85,7 @@ def test_owner_kill_9_fails_over_to_the_other_instance(ha: HaNet, crash_rounds: 
         load.stop()
         ids = load.accepted()
         _settle(ha, verified, load)
-
-        def sent() -> DbState | None:
-            st = ha.db_state()
-            return st if "pending" not in st.chain_status.values() else None
-
-        state = wait_until(sent, timeout=60, what="workflow calls sent")
-        rx = [i for i in ids if state.kinds[i] == "rx.issue"]
-        assert rx and all(state.chain_status[i] == "confirmed" for i in rx), {
-            i: state.chain_status[i] for i in rx if state.chain_status[i] != "confirmed"
-        }
+        Auditor(ha).wait_workflow_confirmed(ids)
     finally:
         load.stop()
         with load.stats.lock:

@@ -27,7 +27,7 @@ from provenance.log.receipt import check_kept, verify_receipt
 from provenance.records import Envelope
 from tests.kit.gateway import hj212_packets, rx_issue, sign_submission
 from tests.kit.ha import fresh_database
-from tests.kit.procnet import FAST_GATEWAY, Auditor, DbState, ProcNet, wait_until
+from tests.kit.procnet import FAST_GATEWAY, Auditor, ProcNet
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -153,14 +153,7 @@ def test_backup_restore_drill(net: ProcNet, tmp_path: Path) -> None:
     assert all(state.leaves[rid] is not None and state.leaves[rid] < 30 for rid in after)  # type: ignore[operator]
     auditor.verify_bundles(everything)
     # The re-submitted prescriptions' contract calls were made before the loss: found applied, not refused.
-    rx = [rid for rid in everything if state.kinds[rid] == "rx.issue"]
-
-    def sent() -> DbState | None:
-        st = net.db_state()
-        return st if all(st.chain_status[r] != "pending" for r in rx) else None
-
-    state = wait_until(sent, timeout=60, what="workflow calls")
-    assert rx and all(state.chain_status[r] == "confirmed" for r in rx), [state.chain_status[r] for r in rx]
+    auditor.wait_workflow_confirmed(everything)
     for rid, (_o, _body, receipt) in org.sent.items():
         r = httpx.get(f"{net.url}/api/v1/records/{rid}/bundle", headers=net.headers("auditor"), timeout=30)
         check_kept(verify_receipt(receipt, auditor.trust), EvidenceBundle.from_dict(r.json()))
