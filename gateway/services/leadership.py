@@ -6,8 +6,10 @@ anchorer, chain caller, witness submitter) run in one instance only, the owner.
 - PostgreSQL (high availability): the owner holds a session-level advisory lock on a connection of its own.
   A dead owner's connection closes (kill -9: the kernel closes its socket at once; a lost host: the TCP
   keepalives set on both ends of that connection, ``KEEPALIVE_S``), PostgreSQL releases the lock, and the
-  next poll of another instance takes it: takeover within ``poll`` + the keepalive bound. An owner that
-  whose lease connection fails (or a statement on it exceeds ``poll * 4`` s) stops its workers at once.
+  next poll of another instance takes it; it starts its workers ``GRACE_POLLS`` polls later: takeover
+  within about three polls (kill -9), or the keepalive bound plus that (a lost host). An owner whose
+  lease connection fails (a heartbeat unanswered for ``USER_TIMEOUT_MS``, before the server's keepalives
+  drop its session) stops its workers at once, so it has stopped before another instance starts.
   The log itself does not rely on this: each sequencer transaction also takes ``LOG_WRITE_LOCK`` (see
   ``Database.write``), so two sequencers never interleave even for the seconds a partition may last.
 - SQLite: one process only. ``InstanceLock`` takes an exclusive ``flock`` beside the database file; a
@@ -37,7 +39,11 @@ from gateway.services.workers import Stats
 
 log = logging.getLogger("gateway.leadership")
 
-KEEPALIVE_S = 2  # TCP keepalive idle/interval (s) on the lease connection: a vanished peer is dropped in ~6 s
+KEEPALIVE_S = (
+    2  # TCP keepalive idle (s) on the lease connection, then 3 probes 1 s apart: ~5 s to drop a peer
+)
+USER_TIMEOUT_MS = 2500  # client side: a heartbeat unanswered this long fails, before the server drops us
+GRACE_POLLS = 2  # polls a new owner waits before starting its workers
 
 
 class InstanceLock:
@@ -97,6 +103,7 @@ class Leadership(threading.Thread):
                 "keepalives_idle": KEEPALIVE_S,
                 "keepalives_interval": 1,
                 "keepalives_count": 3,
+                "tcp_user_timeout": USER_TIMEOUT_MS,
                 "connect_timeout": max(1, int(poll * 4)),
             },
         )
@@ -148,6 +155,11 @@ class Leadership(threading.Thread):
         got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": WORKER_LEASE_KEY}).scalar()
         if got:
             self.owner = True
+            # A previous owner whose session ended under it (not dead: cut off, or its backend terminated)
+            # notices at its next poll and stops its workers: give it that long before starting ours.
+            if self._halt.wait(self._poll * GRACE_POLLS):
+                return
+            self._conn.execute(text("SELECT 1"))  # still ours after the wait
             self.acquired_at = time.time()
             log.warning("this instance (pid %d) now owns the background workers", os.getpid())
             self._on_acquire()

@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from devnet.embedded import free_port
-from tests.kit.gateway import Harness
+from gateway.core.db import WORKER_LEASE_KEY
+from tests.kit.gateway import Harness, Server, hj212_packets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,3 +52,45 @@ def test_the_single_postgresql_instance_owns_the_workers(harness: Harness, backe
     assert harness.wait(lambda: harness.http.get("/healthz").json()["workers"] == "owner", what="owner")
     metrics = harness.http.get("/metrics", headers={"Authorization": f"Bearer {harness.tokens['auditor']}"})
     assert "prov_gw_worker_owner 1" in metrics.text
+
+
+def test_an_owner_that_loses_its_lease_connection_stops_and_one_instance_owns(
+    harness: Harness, backend: str
+) -> None:
+    """The owner's lease session ended under it (a network cut, an administrator's pg_terminate_backend):
+    it stops its workers at once, one instance (never two) owns the lease again, and records go on being
+    logged and anchored."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    second = Server(harness.settings)  # a standby on the same database
+    urls = [harness.server.url, second.url]
+    try:
+
+        def owners() -> list[str]:
+            return [u for u in urls if httpx.get(f"{u}/healthz", timeout=10).json()["workers"] == "owner"]
+
+        assert harness.wait(lambda: len(owners()) == 1, what="one owner")
+        admin = create_engine(harness.settings.database_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as c:
+                ended = c.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND granted AND classid = :hi AND objid = :lo AND objsubid = 1"
+                    ),
+                    {"hi": WORKER_LEASE_KEY >> 32, "lo": WORKER_LEASE_KEY & 0xFFFFFFFF},
+                ).all()
+        finally:
+            admin.dispose()
+        assert len(ended) == 1  # the lease had one holder
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # never two owners while it moves
+            now = owners()
+            assert len(now) <= 1, now
+            time.sleep(0.05)
+        assert harness.wait(lambda: len(owners()) == 1, what="an owner again")
+        rid = harness.client("station-1").submit("env.reading", hj212_packets(1)[0]).json()["id"]
+        harness.wait_status(rid, "anchored", timeout=30)
+    finally:
+        second.stop()
+    assert harness.wait(lambda: harness.http.get("/healthz").json()["workers"] == "owner", what="owner")
