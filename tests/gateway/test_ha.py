@@ -76,7 +76,8 @@ def test_an_owner_that_loses_its_lease_connection_stops_and_one_instance_owns(
                 ended = c.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                        "AND granted AND classid = :hi AND objid = :lo AND objsubid = 1"
+                        "AND granted AND classid = :hi AND objid = :lo AND objsubid = 1 AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
                     ),
                     {"hi": WORKER_LEASE_KEY >> 32, "lo": WORKER_LEASE_KEY & 0xFFFFFFFF},
                 ).all()
