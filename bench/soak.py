@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             gw, node = net.rss()
             rss.append((now - start, gw, node))
             heap.append(net.rss("RssAnon"))
-            backlog = httpx.get(f"{net.url}/healthz", timeout=10).json().get("backlog", -1)
+            try:
+                backlog = httpx.get(f"{net.url}/healthz", timeout=10).json().get("backlog", -1)
+            except httpx.HTTPError:  # the instance asked was killed meanwhile
+                backlog = -1
             rate = (n - last_n) / (now - last_t)
             print(
                 f"{now - start:7.0f} {n:8d} {rate:7.1f} {_pct(window, 0.5) * 1e3:7.1f} "
