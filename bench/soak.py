@@ -10,6 +10,11 @@ bundle (pinned keys, anchor on chain), checks consecutive anchored checkpoints f
 the chain again from genesis.
 
     .venv/bin/python bench/soak.py --minutes 10 --rate 50
+
+With ``--instances 2 --pg URL`` the gateway is that many processes on one PostgreSQL database, the load goes
+to whichever is alive (a balancer), and every ``--kill-every`` seconds the instance owning the workers is
+killed with SIGKILL and started again as the standby: the summary adds the takeover times and the records
+lost (acknowledged but never logged) or duplicated (two leaves), both of which must be 0.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +32,28 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout
 
+from tests.kit.ha import HaNet, fresh_database, takeover  # noqa: E402
 from tests.kit.procnet import Auditor, Load, ProcNet  # noqa: E402
+
+
+class Killer(threading.Thread):
+    """Every ``every`` s: kill -9 the worker owner, time the takeover, start the killed one again."""
+
+    def __init__(self, net: HaNet, every: float) -> None:
+        super().__init__(name="killer", daemon=True)
+        self.net, self.every = net, every
+        self.takeovers: list[float] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.every):
+            killed, new, took = takeover(self.net, timeout=60)
+            self.takeovers.append(took)
+            print(f"  killed instance {killed} (owner); instance {new} took over in {took:.2f} s", flush=True)
+            try:
+                self.net.start_instance(killed)
+            except RuntimeError as exc:  # e.g. a start slower than the kit's bound on a loaded machine
+                print(f"  instance {killed} did not come back: {exc}", flush=True)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -44,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rx-every", type=int, default=10, help="every n-th record an rx.issue (0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database)")
     ap.add_argument("--pg", default=None, help="a throwaway PostgreSQL URL (emptied first) instead of SQLite")
+    ap.add_argument("--instances", type=int, default=1, help="gateway processes on the database (>1: --pg)")
+    ap.add_argument("--kill-every", type=float, default=120.0, help="s between owner kills (--instances > 1)")
     args = ap.parse_args(argv)
+    if args.instances > 1 and not args.pg:
+        ap.error("--instances > 1 needs --pg: SQLite is single-instance")
     duration = args.minutes * 60
     sample = args.sample or max(5.0, duration / 10)
 
@@ -52,7 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tmp.name)
     db = "PostgreSQL" if args.pg else "SQLite"
     print(f"soak: {args.minutes:g} min at {args.rate:g} records/s on {db}; devnet in {root}", flush=True)
-    net = ProcNet(root, db_url=args.pg)
+    net: ProcNet
+    killer: Killer | None = None
+    if args.instances > 1:
+        ha = HaNet(
+            root,
+            instances=args.instances,
+            gateway={},  # production settings: the lease polled every 0.5 s
+            db_url=fresh_database(args.pg, "soak"),
+        )
+        killer, net = Killer(ha, args.kill_every), ha
+        print(f"{args.instances} gateway instances; the worker owner killed every {args.kill_every:g} s")
+    else:
+        net = ProcNet(root, db_url=args.pg)
     t_setup = time.monotonic()
     net.start()
     print(
@@ -67,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         start = time.monotonic()
         load.start()
+        if killer is not None:
+            killer.start()
         last_n, last_t = 0, start
         while (now := time.monotonic()) - start < duration:
             time.sleep(min(sample, duration - (now - start)))
@@ -77,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             gw, node = net.rss()
             rss.append((now - start, gw, node))
             heap.append(net.rss("RssAnon"))
-            backlog = httpx.get(f"{net.url}/healthz", timeout=10).json().get("backlog", -1)
+            try:
+                backlog = httpx.get(f"{net.url}/healthz", timeout=10).json().get("backlog", -1)
+            except httpx.HTTPError:  # the instance asked was killed meanwhile
+                backlog = -1
             rate = (n - last_n) / (now - last_t)
             print(
                 f"{now - start:7.0f} {n:8d} {rate:7.1f} {_pct(window, 0.5) * 1e3:7.1f} "
@@ -85,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             last_n, last_t = n, now
+        if killer is not None:
+            killer.halt.set()
+            killer.join(timeout=120)
         load.stop()
         elapsed = time.monotonic() - start
         with load.stats.lock:
@@ -104,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         links = auditor.check_consistency()
         chain = auditor.verify_chain()
         lost = sum(1 for i in ids if state.leaves.get(i) is None)
+        logged = [v for v in state.leaves.values() if v is not None]
+        duplicated = (len(ids) - len(set(ids))) + (len(logged) - len(set(logged)))
 
         first, last = rss[min(1, len(rss) - 1)], rss[-1]  # from the second sample: after warm-up
         print("\nsummary")
@@ -121,10 +174,17 @@ def main(argv: list[str] | None = None) -> int:
             f"node {h0[1] / 1024:.1f} -> {h1[1] / 1024:.1f} MiB"
         )
         print(f"  lost records         {lost} (all anchored {anchored_in:.1f} s after the load stopped)")
+        print(f"  duplicated records   {duplicated}")
+        if killer is not None:
+            t = killer.takeovers
+            print(
+                f"  owner kills          {len(t)}; takeover max {max(t, default=0):.2f} s, "
+                f"mean {sum(t) / max(1, len(t)):.2f} s ({', '.join(f'{x:.2f}' for x in t)})"
+            )
         print(f"  bundles verified     {verified} in {verify_s:.0f} s (pinned keys, anchor on chain)")
         print(f"  checkpoint links     {links} consecutive anchors consistent")
         print(f"  chain                {chain.blocks} blocks re-verified from genesis")
-        return 0 if lost == 0 and verified == len(set(ids)) else 1
+        return 0 if lost == 0 and duplicated == 0 and verified == len(set(ids)) else 1
     finally:
         load.stop()
         net.stop()

@@ -37,6 +37,19 @@ def _one_line() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+@contextlib.contextmanager
+def _operating(settings: GatewaySettings, *, create: bool = True) -> Iterator[Database]:
+    """The gateway's database for an operator's command; a project error as one line and exit 2."""
+    db = Database(settings.database_url)
+    try:
+        if create:
+            db.create_all()
+        with _one_line():
+            yield db
+    finally:
+        db.dispose()
+
+
 def _emit(token: str, out: Path | None) -> None:
     if out is None:
         typer.echo(token)
@@ -110,6 +123,70 @@ def wrap_data_keys(
             err=True,
         )
         raise typer.Exit(1)
+
+
+@app.command("rotate-kek")
+def rotate_kek_cmd(
+    batch: Annotated[int, typer.Option(min=1, help="data keys per transaction")] = 500,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="re-wrap at most this many now; run again to go on")
+    ] = None,
+) -> None:
+    """Re-wrap every data key under a new key-encryption key while the gateway serves, then destroy the old
+    KEK. Resumable: a run that stopped (or hit --limit) is taken up by the next one."""
+    from gateway.ops.kek_rotation import rotate_kek
+
+    settings = GatewaySettings()
+    with _operating(settings) as db:
+        done = rotate_kek(db, settings.kek_path, batch=batch, limit=limit)
+    if not done.finished:
+        typer.echo(
+            f"re-wrapped {done.rewrapped} data key(s) with the key-encryption key {done.new}; "
+            f"{done.remaining} still wrapped with {done.old}: run rotate-kek again to go on"
+        )
+        return
+    typer.echo(
+        f"re-wrapped {done.rewrapped} data key(s); the key-encryption key {done.old} is replaced by "
+        f"{done.new} in {settings.kek_path} and destroyed"
+    )
+
+
+@app.command("backup")
+def backup_cmd(
+    out: Annotated[Path, typer.Option("--out", help="a new (or empty) folder for the backup")],
+) -> None:
+    """A consistent snapshot of the gateway's database (online: the gateway may keep serving). The KEK
+    file is not in it: back it up apart."""
+    from gateway.ops.backup import backup
+
+    with _operating(GatewaySettings()) as db:
+        info = backup(db, out)
+    typer.echo(
+        f"backed up {info.records} records, log size {info.log_size} (anchored {info.anchored_size}) to "
+        f"{out / info.file}; data keys wrapped with KEK {', '.join(info.kek_ids) or '(none)'}"
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    source: Annotated[Path, typer.Option("--from", help="the backup folder (python -m gateway backup)")],
+) -> None:
+    """Restore a backup into the gateway's (new, empty) database. At its next start the gateway checks the
+    log against ProvenanceLog's latest anchor before it accepts anything."""
+    from gateway.ops.backup import restore
+
+    settings = GatewaySettings()
+    with _operating(settings, create=False) as db:
+        info = restore(db, source)
+    typer.echo(
+        f"restored {info.records} records, log size {info.log_size}, from the backup of {info.created_at}"
+    )
+    if not settings.kek_path.exists():
+        typer.echo(
+            f"the key-encryption key file {settings.kek_path} is missing: restore it (KEK "
+            f"{', '.join(info.kek_ids)}) before starting the gateway",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

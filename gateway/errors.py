@@ -130,6 +130,31 @@ class DataKeyUnavailable(ProvenanceError):
     http_status = 500
 
 
+class InstanceRunning(ProvenanceError):
+    """A second gateway started on a SQLite database another gateway process serves: SQLite is
+    single-instance (high availability needs PostgreSQL). A start-up refusal, never an HTTP answer."""
+
+    code = "GATEWAY_ALREADY_RUNNING"
+    http_status = 500
+
+
+class LogConflictsWithAnchor(ProvenanceError):
+    """The gateway's log (after a restore) conflicts with ProvenanceLog's latest anchor: its root at the
+    anchored size is not the chain's, so it refuses to start (a log merely behind the chain starts and
+    reports the missing size). A start-up refusal, never an HTTP answer."""
+
+    code = "LOG_CONFLICTS_WITH_ANCHOR"
+    http_status = 500
+
+
+class BackupInvalid(ProvenanceError):
+    """``python -m gateway restore`` refuses a folder that is not a complete gateway backup, or a target
+    database that is not empty."""
+
+    code = "BACKUP_INVALID"
+    http_status = 500
+
+
 class BodyTooDeep(ProvenanceError):
     code = "BODY_TOO_DEEP"
 

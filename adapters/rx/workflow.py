@@ -241,7 +241,9 @@ class RxWorkflow(PrescriptionAdapter):
         if state is not None:
             raise RxExists(f"prescription {rx_id!r} was already issued", details={"rx_id": rx_id})
         entry = rx_status(chain, rx_id)
-        if entry is not None:
+        # The chain's issue by this very record: re-submitted after a restore lost it here (the chain caller
+        # then finds its call already applied).
+        if entry is not None and entry["issue_digest"] != record.record_id:
             raise RxExists(
                 f"the chain already holds prescription {rx_id!r} (put there without a record here)",
                 details={"rx_id": rx_id, "on_chain": readable(entry)},

@@ -109,6 +109,7 @@ _GAUGES = {
     "chain_up": "1 while the chain answers.",
     "chain_pending": "Workflow contract calls not made yet.",
     "anchor_stuck": "1 while anchoring waits for the committee (ANCHOR_STUCK).",
+    "worker_owner": "1 while this instance runs the log's workers (the lease owner; always on SQLite).",
 }
 
 
@@ -131,6 +132,7 @@ def progress(gw: Gateway, *, started: float) -> dict[str, Any]:
             "chain_up": int(st.chain_up),
             "chain_pending": st.chain_pending,
             "anchor_stuck": int(st.anchor_stuck is not None),
+            "worker_owner": int(gw.owner),
             "chain_calls": dict(st.chain_calls),
         }
     now["witnesses"] = [

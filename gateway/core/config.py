@@ -79,6 +79,13 @@ class GatewaySettings(BaseSettings):
     chain_retry: float = Field(
         default=0.5, gt=0, description="seconds before retrying the chain after a failure"
     )
+    lease_poll: float = Field(
+        default=0.5,
+        gt=0,
+        le=2.0,
+        description="PostgreSQL: seconds between an instance's polls of the worker lease (one instance "
+        "runs the workers; another takes over within about this long after its owner dies)",
+    )
     registry_poll: float = Field(default=0.25, gt=0, description="seconds between OrgRegistry event polls")
     backlog_limit: int = Field(
         default=100_000, ge=1, description="records accepted but not anchored before 503"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -47,6 +47,12 @@ _MAX_PAGE = 65536  # SQLite's largest page: a write that fails at the file size 
 # missing tables only, so it adds these to an older database (nullable, so its rows read NULL).
 ADDED_COLUMNS = (("data_key", "kek_id"),)
 
+# PostgreSQL advisory lock keys (64-bit, fixed): the worker lease one gateway instance holds
+# (services/leadership.py), and the transaction lock every log write takes, so that two instances' sequencers
+# can never interleave their appends even while a lost owner has not noticed yet.
+WORKER_LEASE_KEY = 0x5348_5052_4F56_0001
+LOG_WRITE_LOCK = 0x5348_5052_4F56_0002
+
 
 class Database:
     """One engine plus the one rule SQLite needs: a single writer at a time, taken before BEGIN."""
@@ -56,13 +62,13 @@ class Database:
         self.storage_retry_after = storage_retry_after
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        self._sqlite_file: Path | None = None
+        self.sqlite_file: Path | None = None
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             database = parsed.database or ""
             if database and database != ":memory:":
-                self._sqlite_file = Path(database)
-                self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+                self.sqlite_file = Path(database)
+                self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if not database or database == ":memory:":
                 kwargs["poolclass"] = StaticPool
@@ -121,15 +127,20 @@ class Database:
         return Session(self._reads, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, exclusive: int | None = None) -> Iterator[Session]:
         """A session in one write transaction: committed on success, rolled back on any exception.
 
         A database that cannot store the transaction raises ``StorageFull`` (no room) or
         ``StorageWriteFailed`` (write refused or failed) instead of the driver's error. Every write goes
         through here, so single submissions, bulk items and the workers all report it the same way.
+
+        ``exclusive``: on PostgreSQL, an advisory lock key the transaction takes first (held until it ends),
+        serialising it with every other transaction that names the same key, in any process.
         """
         with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             try:
+                if exclusive is not None and not self.is_sqlite:
+                    session.connection().execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": exclusive})
                 yield session
                 session.commit()
             except BaseException as exc:
@@ -191,12 +202,12 @@ class Database:
         A write past RLIMIT_FSIZE fails with EFBIG, which SQLite reports as a plain I/O error.
         """
         soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-        if soft == resource.RLIM_INFINITY or self._sqlite_file is None:
+        if soft == resource.RLIM_INFINITY or self.sqlite_file is None:
             return None
         sizes = []
         for suffix in ("", "-wal", "-journal", "-shm"):
             with contextlib.suppress(OSError):
-                sizes.append(Path(f"{self._sqlite_file}{suffix}").stat().st_size)
+                sizes.append(Path(f"{self.sqlite_file}{suffix}").stat().st_size)
         return soft if sizes and max(sizes) + _MAX_PAGE >= soft else None
 
     def dispose(self) -> None:

@@ -5,6 +5,12 @@ holds that data key only wrapped with the KEK, so a dump of the database alone r
 KEK file is the operator's secret, like a TLS key: 0600, never in the database, never logged.
 
 File: the key as 32 hex digits on one line (``openssl rand -hex 16``), generated on first start if missing.
+A KEK made by ``python -m gateway rotate-kek`` has a second line, ``pseudonym-key <64 hex digits>``: the
+pseudonym key of the KEK it replaced, carried over so that pseudonyms never change with a rotation.
+
+Rotation (``gateway/ops/kek_rotation.py``): the next KEK is written to ``<KEK file>.next``; a running gateway
+(``KekRing``) notices within ``RELOAD_S``, wraps new data keys with it and unwraps with either; the tool
+re-wraps every data key, then replaces the KEK file with the next one and overwrites the old key.
 
 A wrapped data key (``data_key.key``, 44 bytes) is the project's SM4-GCM blob of the 16-byte data key:
 ``nonce (12, random) ‖ ciphertext (16) ‖ tag (16)``, under the KEK, with associated data
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import stat
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,9 @@ KEY_ID_SIZE = 8
 # The HMAC-SM3 key of the pseudonyms in facts (a patient reference): derived from the KEK, so it is kept
 # where the KEK is (never in the database) and a KEK the gateway refuses to replace keeps it too.
 PSEUDONYM_KEY_LABEL = b"shancheng-provenance/pseudonym-key@v1"
+PSEUDONYM_LINE = "pseudonym-key"
+NEXT_SUFFIX = ".next"
+RELOAD_S = 1.0  # how often a running gateway looks for a rotation's files
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,8 @@ class KeyEncryptionKey:
     """The gateway's KEK: wraps data keys for ``data_key`` rows and unwraps them for payload reads."""
 
     key: bytes = field(repr=False)
+    # Carried over from the KEK this one replaced (rotate-kek); None: derived from this KEK.
+    pseudonym: bytes | None = field(default=None, repr=False)
     key_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,8 +68,18 @@ class KeyEncryptionKey:
         object.__setattr__(self, "key_id", sm3(self.key)[:KEY_ID_SIZE].hex())
 
     def derive(self, label: bytes) -> bytes:
-        """A 256-bit key for another purpose, ``HMAC-SM3(KEK, label)`` (one label per purpose)."""
+        """A 256-bit key for another purpose, ``HMAC-SM3(KEK, label)`` (one label per purpose); the pseudonym
+        key carried over by a rotation, if any."""
+        if label == PSEUDONYM_KEY_LABEL and self.pseudonym is not None:
+            return self.pseudonym
         return hmac_sm3(self.key, label)
+
+    def file_bytes(self) -> bytes:
+        """The KEK file's content."""
+        text = self.key.hex() + "\n"
+        if self.pseudonym is not None:
+            text += f"{PSEUDONYM_LINE} {self.pseudonym.hex()}\n"
+        return text.encode("ascii")
 
     def _aad(self, record_id: str) -> bytes:
         return WRAP_LABEL + bytes.fromhex(self.key_id) + record_id.encode("ascii")
@@ -112,11 +135,16 @@ def read_kek(path: Path) -> KeyEncryptionKey | None:
             "start without it",
             details={"file": str(path)},
         ) from None
-    text = data.strip()
-    key = None
-    if len(text) == 2 * KEY_SIZE:
+    lines = data.strip().split(b"\n")
+    key = pseudonym = None
+    if len(lines[0].strip()) == 2 * KEY_SIZE and len(lines) <= 2:
         try:
-            key = bytes.fromhex(text.decode("ascii"))
+            key = bytes.fromhex(lines[0].strip().decode("ascii"))
+            if len(lines) == 2:
+                label, value = lines[1].decode("ascii").split()
+                pseudonym = bytes.fromhex(value)
+                if label != PSEUDONYM_LINE or len(pseudonym) != 32:
+                    key = None
         except (UnicodeDecodeError, ValueError):
             key = None
     if key is None:  # the file's content stays out of the message: it may be a key after all
@@ -127,7 +155,7 @@ def read_kek(path: Path) -> KeyEncryptionKey | None:
         )
     if mode & 0o077:
         log.warning("the key-encryption key file %s may be read by others (mode %o): chmod 600", path, mode)
-    return KeyEncryptionKey(key=key)
+    return KeyEncryptionKey(key=key, pseudonym=pseudonym)
 
 
 def create_kek(path: Path) -> KeyEncryptionKey:
@@ -144,7 +172,7 @@ def create_kek(path: Path) -> KeyEncryptionKey:
     return kek
 
 
-def open_kek(path: Path, db: Database) -> KeyEncryptionKey:
+def open_kek(path: Path, db: Database) -> KekRing:
     """The gateway's KEK: read from ``path``, or generated there when missing on a first start.
 
     A missing file over a database that already holds wrapped data keys is not a first start (the file
@@ -153,7 +181,7 @@ def open_kek(path: Path, db: Database) -> KeyEncryptionKey:
     """
     kek = read_kek(path)
     if kek is not None:
-        return kek
+        return KekRing(path, kek)
     with db.session() as s:
         held = s.exec(select(DataKey.kek_id).where(col(DataKey.kek_id).is_not(None)).limit(1)).first()
     if held is not None:
@@ -163,10 +191,93 @@ def open_kek(path: Path, db: Database) -> KeyEncryptionKey:
             "gateway does not generate a new one over them",
             details={"file": str(path), "kek_id": held},
         )
-    return create_kek(path)
+    return KekRing(path, create_kek(path))
 
 
-def wrap_legacy_keys(db: Database, kek: KeyEncryptionKey, *, batch: int = 500) -> tuple[int, list[str]]:
+def next_kek_path(path: Path) -> Path:
+    """Where ``rotate-kek`` puts the next KEK while it re-wraps."""
+    return path.with_name(path.name + NEXT_SUFFIX)
+
+
+class KekRing:
+    """The gateway's KEK as a running gateway holds it: normally one key; during a rotation also the next
+    (``<file>.next``), which then wraps every new data key while both unwrap. It looks at the files at most
+    every ``RELOAD_S`` s, so a rotation run by the operator's tool goes through without a restart."""
+
+    def __init__(self, path: Path, kek: KeyEncryptionKey) -> None:
+        self._path = path
+        self._next_path = next_kek_path(path)
+        self._current = kek
+        self._keys = {kek.key_id: kek}
+        self._seen = self._stamp()
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+        self._load()
+
+    def _stamp(self) -> tuple[tuple[int, int] | None, ...]:
+        def one(p: Path) -> tuple[int, int] | None:
+            try:
+                st = p.stat()
+            except OSError:
+                return None
+            return (st.st_ino, st.st_mtime_ns)
+
+        return (one(self._path), one(self._next_path))
+
+    def _load(self) -> None:
+        base = read_kek(self._path) or self._current
+        nxt = read_kek(self._next_path)
+        keys = {base.key_id: base}
+        if nxt is not None:
+            keys[nxt.key_id] = nxt
+        if nxt is not None or base.key_id != self._current.key_id:
+            log.warning(
+                "key-encryption keys now %s; new data keys wrapped with %s", list(keys), (nxt or base).key_id
+            )
+        self._current, self._keys = nxt or base, keys
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < RELOAD_S:
+            return
+        with self._lock:
+            self._checked = now
+            stamp = self._stamp()
+            if stamp != self._seen:
+                self._seen = stamp
+                try:
+                    self._load()
+                except DataKeyUnavailable as exc:  # a half-written file: keep the keys held, try again
+                    log.warning("key-encryption key files not reloaded: %s", exc.message)
+
+    @property
+    def key_id(self) -> str:
+        """The id of the KEK new data keys are wrapped with."""
+        self._refresh()
+        return self._current.key_id
+
+    @property
+    def key_ids(self) -> list[str]:
+        self._refresh()
+        return list(self._keys)
+
+    def derive(self, label: bytes) -> bytes:
+        return self._current.derive(label)
+
+    def wrap(self, record_id: str, data_key: bytes) -> bytes:
+        self._refresh()
+        return self._current.wrap(record_id, data_key)
+
+    def key_row(self, record_id: str, data_key: bytes) -> dict[str, Any]:
+        self._refresh()
+        return self._current.key_row(record_id, data_key)
+
+    def data_key(self, row: DataKey) -> bytes:
+        self._refresh()
+        return self._keys.get(row.kek_id or "", self._current).data_key(row)
+
+
+def wrap_legacy_keys(db: Database, kek: KekRing, *, batch: int = 500) -> tuple[int, list[str]]:
     """Wrap in place every data key stored unwrapped (rows from before the KEK), ``batch`` rows per
     transaction: (how many were wrapped, the record ids of rows left alone because their key is not a
     16-byte key). Safe while the gateway serves: a row reads the same before and after."""

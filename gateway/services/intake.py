@@ -28,7 +28,7 @@ from adapters.errors import KindUnknown
 from adapters.registry import roles as roles_of  # who may submit which kind: trust files carry it too
 from adapters.registry import workflow_for
 from gateway.core.db import Database
-from gateway.core.kek import PSEUDONYM_KEY_LABEL, KeyEncryptionKey
+from gateway.core.kek import PSEUDONYM_KEY_LABEL, KekRing
 from gateway.errors import (
     Backpressure,
     ChainUnavailable,
@@ -124,7 +124,7 @@ class Intake:
         self,
         *,
         db: Database,
-        kek: KeyEncryptionKey,
+        kek: KekRing,
         orgs: OrgDirectory,
         ledger: Ledger,
         rules: Rules,

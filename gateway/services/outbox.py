@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
-from gateway.core.kek import KeyEncryptionKey
+from gateway.core.kek import KekRing
 from gateway.errors import Replayed
 from gateway.models import DataKey, Record, RecordPayload
 from provenance.crypto import generate_sm4_key, sm4_gcm_encrypt
@@ -124,7 +124,7 @@ def check_new(s: Session, rec: Envelope, record_id: str, batch: Batch) -> Accept
     return None
 
 
-def add(batch: Batch, row: Row, kek: KeyEncryptionKey) -> Accepted:
+def add(batch: Batch, row: Row, kek: KekRing) -> Accepted:
     """Queue the rows of a new record in the batch (inserted by :meth:`Batch.insert`)."""
     rec = row.envelope
     at = time.time()

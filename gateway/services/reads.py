@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gateway.core.kek import KeyEncryptionKey
+from gateway.core.kek import KekRing
 from gateway.errors import NotYetLogged, PayloadCorrupt, PayloadForbidden, PayloadPurged
 from gateway.models import (
     CheckpointCosignature,
@@ -68,7 +68,7 @@ def find_record(s: Session, record_id: str) -> Record | None:
     return s.exec(select(Record).where(Record.id == record_id)).first()
 
 
-def payload_of(s: Session, row: Record, kek: KeyEncryptionKey) -> Any:
+def payload_of(s: Session, row: Record, kek: KekRing) -> Any:
     """The decrypted payload (JSON value); PAYLOAD_PURGED once its data key is gone, DATA_KEY_UNAVAILABLE
     when the gateway's KEK cannot unwrap it."""
     key = s.get(DataKey, row.id)
@@ -147,7 +147,7 @@ def _bundle(
     row: Record,
     cp: CheckpointRow,
     ident: LogIdentity,
-    kek: KeyEncryptionKey,
+    kek: KekRing,
     include_payload: bool,
 ) -> dict[str, Any]:
     assert row.leaf_index is not None
@@ -174,7 +174,7 @@ def _bundle(
 
 
 def bundle_of(
-    s: Session, row: Record, ident: LogIdentity, kek: KeyEncryptionKey, *, include_payload: bool
+    s: Session, row: Record, ident: LogIdentity, kek: KekRing, *, include_payload: bool
 ) -> dict[str, Any]:
     """The evidence bundle of a record under the newest checkpoint that covers it, anchored if possible."""
     if row.leaf_index is None:
@@ -221,7 +221,7 @@ def _ts_key(at: datetime) -> str:
 def export_page(
     s: Session,
     ident: LogIdentity,
-    kek: KeyEncryptionKey,
+    kek: KekRing,
     flt: ExportFilter,
     *,
     after: int,

@@ -11,15 +11,17 @@ from gateway.core.config import GatewaySettings
 from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
+from gateway.ops.recovery import RecoveringSequencer, check_log_against_chain
 from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
+from gateway.services.leadership import InstanceLock, Leadership, refresh_gauges
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
 from gateway.services.rules import Rules, watched_contracts
 from gateway.services.witnessing import Witnessing, check_endpoints
-from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Sequencer, Stats, Worker
+from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
 from provenance.timestamps import format_timestamp, from_unix
@@ -37,17 +39,23 @@ class Gateway:
         # First: a KEK file that exists but cannot be used stops the start here (DATA_KEY_UNAVAILABLE).
         self.kek = open_kek(settings.kek_path, self.db)
         log.info("key-encryption key %s (id %s)", settings.kek_path, self.kek.key_id)
+        # SQLite is single-instance: a second gateway with workers on the same file stops here
+        # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's locking does.
+        lock = self.db.sqlite_file is not None and settings.start_workers
+        self.instance_lock = InstanceLock(self.db.sqlite_file) if lock and self.db.sqlite_file else None
+        if self.instance_lock is not None:
+            self.instance_lock.acquire()
         self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
         info = self.ledger.log_info
         self.origin = info["origin"]
         self.key_name = info["key_name"]
         key_path = settings.log_key_path or self.ledger.resolve(info["key_file"])
         # The log's signing key: the sequencer's (checkpoints) and the receipts' only, never the reads'.
-        log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
-        self._sign = functools.partial(sign_receipts, key_name=self.key_name, signer=log_key)
+        self._log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
+        self._sign = functools.partial(sign_receipts, key_name=self.key_name, signer=self._log_key)
         self.log_contract = self.ledger.log.address
         self.identity = LogIdentity(
-            public_key_pem=log_key.public_key_pem().decode("ascii"),
+            public_key_pem=self._log_key.public_key_pem().decode("ascii"),
             origin=self.origin,
             key_name=self.key_name,
             chain_id=self.ledger.chain_id,
@@ -57,16 +65,58 @@ class Gateway:
         cache = ReadCache()  # organisations and the domains' lookups: one registry event drops both
         self.orgs = OrgDirectory(self.ledger, cache)
         self.chain = ChainReads(self.ledger, cache, self.db)
+        # Before anything is accepted: a log that conflicts with an anchor stops the start here
+        # (LOG_CONFLICTS_WITH_ANCHOR); one behind the chain (a restore) rebuilds the anchored leaves first.
+        self.chain_check = check_log_against_chain(self.db, self.ledger)
         self.receipt_signer: GroupRunner[AcceptanceReceipt, str] = GroupRunner(self._sign_receipts)
         self.tokens = TokenVerifier(self.db, ttl=settings.token_cache_ttl)
         self.stats = Stats.load(self.db)
         self.checkpointed = threading.Event()
-        self.sequencer = Sequencer(
+        self.watcher = RegistryWatcher(
+            ledger=self.ledger,
+            cache=cache,
+            watched=watched_contracts(),
+            idle=settings.registry_poll,
+        )
+        self.intake = Intake(
+            db=self.db,
+            kek=self.kek,
+            orgs=self.orgs,
+            ledger=self.ledger,
+            rules=Rules(self.chain),
+            max_clock_skew=settings.max_clock_skew,
+            backlog=self.stats.backlog,
+            backlog_limit=settings.backlog_limit,
+            retry_after=settings.retry_after,
+            on_accept=self._accepted,
+        )
+        check_endpoints(settings.witnesses, settings.witness_quorum)
+        self._build_workers()
+        # On PostgreSQL several instances may serve one database: the workers run in the lease owner only.
+        self.leadership: Leadership | None = None
+        if not self.db.is_sqlite:
+            self.leadership = Leadership(
+                self.db,
+                poll=settings.lease_poll,
+                on_acquire=self._own,
+                on_lose=self._disown,
+                on_poll=lambda: refresh_gauges(self.stats, self.db),
+            )
+        self._owning = False
+        self._owner_lock = threading.Lock()
+        self._started = False
+
+    def _build_workers(self) -> None:
+        """The owner's workers, new (a thread runs once: an owner that owns the lease again builds anew)."""
+        settings = self.settings
+        self.sequencer = RecoveringSequencer(
+            ledger=self.ledger,
+            targets=self.chain_check.targets if self.chain_check else (),
             db=self.db,
             stats=self.stats,
             origin=self.origin,
             key_name=self.key_name,
-            key=log_key,
+            key=self._log_key,
             batch=settings.sequencer_batch,
             interval=settings.checkpoint_interval,
             idle=min(settings.sequencer_idle, settings.checkpoint_interval),
@@ -87,26 +137,6 @@ class Gateway:
             idle=settings.worker_idle,
             retry=settings.chain_retry,
         )
-        self.watcher = RegistryWatcher(
-            ledger=self.ledger,
-            cache=cache,
-            watched=watched_contracts(),
-            idle=settings.registry_poll,
-        )
-        self.intake = Intake(
-            db=self.db,
-            kek=self.kek,
-            orgs=self.orgs,
-            ledger=self.ledger,
-            rules=Rules(self.chain),
-            max_clock_skew=settings.max_clock_skew,
-            backlog=self.stats.backlog,
-            backlog_limit=settings.backlog_limit,
-            retry_after=settings.retry_after,
-            on_accept=self._accepted,
-        )
-        self._workers: list[Worker] = [self.sequencer, self.anchorer, self.chain_caller, self.watcher]
-        check_endpoints(settings.witnesses, settings.witness_quorum)
         self.witnessing = Witnessing(
             db=self.db,
             witnesses=settings.witnesses,
@@ -114,7 +144,43 @@ class Gateway:
             retry=settings.witness_retry,
             idle=settings.worker_idle,
         )
-        self._started = False
+
+    @property
+    def owned_workers(self) -> list[Worker]:
+        return [self.sequencer, self.anchorer, self.chain_caller]
+
+    @property
+    def owner(self) -> bool:
+        """Whether this instance runs the log's workers (always, on SQLite)."""
+        return self._owning
+
+    def _own(self) -> None:
+        with self._owner_lock:
+            if self._owning or not self._started:
+                return
+            if self.sequencer.is_alive() or self.sequencer.stopping:
+                self._build_workers()
+            # What another owner did meanwhile: the sizes the new sequencer and anchorer start from.
+            refresh_gauges(self.stats, self.db)
+            for w in self.owned_workers:
+                w.start()
+            if self.witnessing.status:
+                self.witnessing.start()
+            self._owning = True
+
+    def _disown(self) -> None:
+        with self._owner_lock:
+            if not self._owning:
+                return
+            self._owning = False
+            for w in self.owned_workers:
+                w.stop()
+            self.witnessing.stop()
+            for w in self.owned_workers:
+                if w.is_alive():
+                    w.join(timeout=15)
+            if self.witnessing.is_alive():
+                self.witnessing.join(timeout=15)
 
     def _accepted(self, n: int, workflow: bool) -> None:
         with self.stats.lock:
@@ -150,10 +216,11 @@ class Gateway:
             return
         self._started = True
         self.checkpointed_relay = threading.Thread(target=self._relay, name="anchor-relay", daemon=True)
-        for w in self._workers:
-            w.start()
-        if self.witnessing.status:
-            self.witnessing.start()
+        self.watcher.start()
+        if self.leadership is None:
+            self._own()
+        else:
+            self.leadership.start()
         self.checkpointed_relay.start()
 
     def _relay(self) -> None:
@@ -167,12 +234,12 @@ class Gateway:
     def stop(self) -> None:
         """Stop the workers (each finishes its current step) and close the database."""
         if self._started:
+            if self.leadership is not None:
+                self.leadership.stop()  # stops an owner's workers, then releases the lease
+            self._disown()
             self._started = False
-            for w in self._workers:
-                w.stop()
-            self.witnessing.stop()
-            for w in self._workers:
-                w.join(timeout=15)
-            if self.witnessing.is_alive():
-                self.witnessing.join(timeout=15)
+            self.watcher.stop()
+            self.watcher.join(timeout=15)
         self.db.dispose()
+        if self.instance_lock is not None:
+            self.instance_lock.release()

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from adapters import RecordFacts
 from adapters.registry import workflow_for
-from gateway.core.db import Database
+from gateway.core.db import LOG_WRITE_LOCK, Database
 from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.chain import ChainReads, ReadCache
@@ -209,7 +209,7 @@ class Sequencer(Worker):
 
     def sequence(self) -> int:
         """Append the next batch of accepted records; returns how many."""
-        with self._db.write() as s:
+        with self._db.write(exclusive=LOG_WRITE_LOCK) as s:
             # Core statements, columns by name: loading, dirtying and flushing ORM rows cost more per record
             # than hashing it, all of it under the write lock the intake waits on.
             conn = s.connection()
@@ -231,7 +231,7 @@ class Sequencer(Worker):
         now = time.monotonic()
         if now - self._last_checkpoint < self._interval:
             return
-        with self._db.write() as s:
+        with self._db.write(exclusive=LOG_WRITE_LOCK) as s:
             tree = merkle_log(s)
             size = tree.size
             last = s.exec(select(func.max(CheckpointRow.size))).one() or 0

@@ -121,15 +121,7 @@ class ProcNet:
 
     def start_gateway(self) -> None:
         """Start ``python -m gateway serve`` and wait until /healthz answers."""
-        assert self.manifest is not None and self.manifest.path is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PROV_GW_")}
-        env |= {
-            "PROV_GW_DATABASE_URL": self.db_url,
-            "PROV_GW_KEK_FILE": str(self.root / "gateway.kek"),
-            "PROV_GW_MANIFEST_PATH": str(self.manifest.path),
-            "PROV_GW_RPC_URL": self.rpc_url,
-            **{f"PROV_GW_{k.upper()}": v for k, v in self.gateway_settings.items()},
-        }
+        env = self.gateway_env()
         cmd = [
             sys.executable,
             "-m",
@@ -151,10 +143,31 @@ class ProcNet:
                     f"gateway exited with {self.gateway.returncode}: {self.gateway_log()[-3000:]}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                health = f"http://127.0.0.1:{self.gateway_port}/healthz"  # this process's, not ``url``
+                if httpx.get(health, timeout=1.0).status_code == 200:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"gateway did not answer within {START_TIMEOUT:.0f} s")
+
+    def gateway_env(self) -> dict[str, str]:
+        """The environment of ``python -m gateway`` (serve and the operator's commands) for this network."""
+        assert self.manifest is not None and self.manifest.path is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROV_GW_")}
+        return env | {
+            "PROV_GW_DATABASE_URL": self.db_url,
+            "PROV_GW_KEK_FILE": str(self.root / "gateway.kek"),
+            "PROV_GW_MANIFEST_PATH": str(self.manifest.path),
+            "PROV_GW_RPC_URL": self.rpc_url,
+            **{f"PROV_GW_{k.upper()}": v for k, v in self.gateway_settings.items()},
+        }
+
+    def gateway_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """``python -m gateway <args>`` with this network's settings (not checked: the test reads rc)."""
+        cmd = [sys.executable, "-m", "gateway", *args]
+        env = self.gateway_env()
+        return subprocess.run(
+            cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def kill_gateway(self) -> None:
         """SIGKILL the gateway."""
@@ -432,6 +445,21 @@ class Auditor:
         bad = [(lk.first.tree_size, lk.second.tree_size, lk.reason) for lk in links if not lk.ok]
         assert not bad, f"inconsistent anchored checkpoints: {bad[:5]}"
         return len(links)
+
+    def wait_workflow_confirmed(self, ids: list[str], *, timeout: float = 60.0) -> list[str]:
+        """Every workflow record among ``ids`` (``rx.issue``) sent to its contract and confirmed there (none
+        refused, e.g. as a duplicate); returns them (at least one)."""
+
+        def sent() -> DbState | None:
+            st = self.net.db_state()
+            return st if "pending" not in (st.chain_status[i] for i in ids) else None
+
+        state: DbState = wait_until(sent, timeout=timeout, what="workflow calls sent")
+        rx = [i for i in ids if state.kinds[i] == "rx.issue"]
+        assert rx and all(state.chain_status[i] == "confirmed" for i in rx), {
+            i: state.chain_status[i] for i in rx if state.chain_status[i] != "confirmed"
+        }
+        return rx
 
     def verify_chain(self) -> ChainReport:
         """The chain re-verified from genesis (every seal and SM3 link)."""

@@ -29,7 +29,7 @@ from gateway.models import CheckpointRow, DataKey, Record, RecordPayload
 from provenance.access_code import HEADER
 from provenance.records import Envelope
 from tests.kit.gateway import Harness, hj212_packets, kit_code, rx_dispense, rx_issue, sign_submission
-from tests.kit.procnet import FAST_GATEWAY, Auditor, DbState, Load, ProcNet, wait_until
+from tests.kit.procnet import FAST_GATEWAY, Auditor, Load, ProcNet, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -94,16 +94,7 @@ def test_gateway_kill_9_under_load(
         ids = load.accepted()
         _settle(auditor, load)
         # Workflow records (rx.issue) all reached their contract exactly once, none refused as a duplicate.
-
-        def sent() -> DbState | None:
-            st = net.db_state()
-            return st if "pending" not in st.chain_status.values() else None
-
-        state = wait_until(sent, timeout=60, what="workflow calls sent")
-        rx = [i for i in ids if state.kinds[i] == "rx.issue"]
-        assert rx and all(state.chain_status[i] == "confirmed" for i in rx), {
-            i: state.chain_status[i] for i in rx if state.chain_status[i] != "confirmed"
-        }
+        auditor.wait_workflow_confirmed(ids)
     finally:
         load.stop()
         _report("gateway kill -9", survived, load, f"gateway starts={net.gateway_starts}")

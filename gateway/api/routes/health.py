@@ -29,6 +29,10 @@ def healthz(gw: GatewayDep) -> dict[str, Any]:
             "chain_up": st.chain_up,
             # ANCHOR_STUCK: the chain's latest anchor is not this log's; the committee must recover it
             "anchor_stuck": st.anchor_stuck.to_dict() if st.anchor_stuck else None,
+            # "owner": this instance runs the log's workers; "standby": another one does (PostgreSQL HA)
+            "workers": "owner" if gw.owner else "standby",
+            # after a restore: how far the log is behind ProvenanceLog's latest anchor (null: it is not)
+            "behind_chain": gw.chain_check.behind(st.tree_size) if gw.chain_check else None,
         }
 
 
