@@ -410,7 +410,7 @@ class Intake:
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
         # Before anything about the subject is looked at: what follows (its state, its content) answers
         # only a submitter that holds the subject's access code where the domain asks for it.
-        check_code(s, envelope, sub.access_code)
+        check_code(s, envelope, workflow_for(envelope.kind).read_policy, sub.access_code)
         return _Prepared(
             envelope=envelope,
             record_id=record_id,

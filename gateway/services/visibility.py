@@ -130,11 +130,11 @@ def code_opens(s: Session, subject: str, policy: ReadPolicy, code: str) -> bool:
     return facts is not None and policy.code_matches(facts, code)
 
 
-def check_code(s: Session, envelope: Envelope, code: str | None) -> None:
-    """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain lets only the holder of the
-    subject's access code submit (``ReadPolicy.code_writes``), alike whether the subject exists or not
-    (ACCESS_CODE_MALFORMED, 400, for text that is no code). Intake's, before anything about the subject."""
-    policy = read_policy(envelope.kind)
+def check_code(s: Session, envelope: Envelope, policy: ReadPolicy, code: str | None) -> None:
+    """ACCESS_CODE_REQUIRED / ACCESS_CODE_INVALID (403) for a kind its domain (``policy``, the kind's read
+    policy, which the caller already holds) lets only the holder of the subject's access code submit
+    (``ReadPolicy.code_writes``), alike whether the subject exists or not (ACCESS_CODE_MALFORMED, 400, for
+    text that is no code). Intake's, before anything about the subject."""
     if envelope.kind not in policy.code_writes:
         return
     if code is None:
