@@ -47,6 +47,19 @@ def note(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
+def fresh_database(db_url: str, org: str = "station-1") -> str:
+    """Empty the database (PostgreSQL: drop its tables) and create the schema; an API token of ``org``."""
+    db = Database(db_url)
+    if not db.is_sqlite:
+        from sqlmodel import SQLModel
+
+        SQLModel.metadata.drop_all(db.engine)
+    db.create_all()
+    token = mint_token(db, org)
+    db.dispose()
+    return token
+
+
 def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     """The gateway as its own process, answering on ``port``."""
     assert manifest.path is not None
@@ -148,14 +161,7 @@ def run_one(
     name: str, manifest: Manifest, db_url: str, args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
     """All three measurements on one database."""
-    db = Database(db_url)
-    if not db.is_sqlite:
-        from sqlmodel import SQLModel
-
-        SQLModel.metadata.drop_all(db.engine)
-    db.create_all()
-    token = mint_token(db, "station-1")
-    db.dispose()
+    token = fresh_database(db_url)
     port = 18000 + (os.getpid() % 1000)
     proc = start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")
     try:

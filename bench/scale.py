@@ -42,10 +42,9 @@ sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout; ben
 
 import load  # noqa: E402  (bench/load.py)
 
-from bench.gateway import cpu_seconds, note, own_log, start_gateway  # noqa: E402
+from bench.gateway import cpu_seconds, fresh_database, note, own_log, start_gateway  # noqa: E402
 from devnet.deploy import deploy_network  # noqa: E402
 from gateway.core.db import Database  # noqa: E402
-from gateway.core.security import mint_token  # noqa: E402
 from provenance.crypto import SM2PrivateKey  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
 from provenance.records import Envelope  # noqa: E402
@@ -160,14 +159,7 @@ def grow(
     name: str, manifest: Manifest, db_url: str, total: int, every: int, work: Path
 ) -> list[dict[str, Any]]:
     """Grow one gateway to ``total`` records, measuring after each ``every``."""
-    db = Database(db_url)
-    if not db.is_sqlite:
-        from sqlmodel import SQLModel
-
-        SQLModel.metadata.drop_all(db.engine)
-    db.create_all()
-    token = mint_token(db, "station-1")
-    db.dispose()
+    token = fresh_database(db_url)
     port = 17000 + (os.getpid() % 1000)
     url = f"http://127.0.0.1:{port}"
     proc = start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")

@@ -37,8 +37,6 @@ import load  # noqa: E402  (bench/load.py)
 from adapters import adapt  # noqa: E402
 from adapters.env.batch import batch_root  # noqa: E402
 from devnet.deploy import deploy_network  # noqa: E402
-from gateway.core.db import Database  # noqa: E402
-from gateway.core.security import mint_token  # noqa: E402
 from provenance.log.bundle import EvidenceBundle  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
 from provenance.records import Envelope, canonical_bytes, sign_envelope  # noqa: E402
@@ -121,14 +119,7 @@ def _wait_done(http: httpx.Client, ids: list[str], *, chain: bool, timeout: floa
 def through_gateway(
     name: str, manifest: Manifest, db_url: str, args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
-    db = Database(db_url)
-    if not db.is_sqlite:
-        from sqlmodel import SQLModel
-
-        SQLModel.metadata.drop_all(db.engine)
-    db.create_all()
-    token = mint_token(db, "station-1")
-    db.dispose()
+    token = bg.fresh_database(db_url)
     port = 18500 + (os.getpid() % 1000)
     url = f"http://127.0.0.1:{port}"
     proc = bg.start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")
