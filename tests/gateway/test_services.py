@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from adapters import State
+from devnet.engines import EngineHandle
 from gateway.errors import OrgUnknown, StateConflict
 from gateway.models import Record, WorkflowState
 from gateway.services.chain import ChainReads, ReadCache, Recorded
@@ -31,13 +32,16 @@ from provenance.errors import LedgerError, ProvenanceError, SignatureInvalid
 from provenance.manifest import Manifest
 from provenance.records import Envelope, b64decode
 from tests.kit.gateway import Harness, gateway_settings, party_meeting, party_membership, sign_submission
+from tests.kit.network import variant_network
 
 
 @pytest.fixture
-def gw(harness: Harness, tmp_path: Path) -> Iterator[Gateway]:
-    """A gateway of its own on the session's network, on a SQLite database of its own, workers not
+def gw(harness: Harness, engine: EngineHandle, tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway of its own on the session's network, on a SQLite database and a ProvenanceLog of its own
+    (an empty log under the session's anchors would be a log behind the chain: a restore's), workers not
     started."""
-    settings = gateway_settings(tmp_path, harness.network, harness.network.rpc_url, start_workers=False)
+    network = variant_network(harness.network, engine, "services-" + secrets.token_hex(3))
+    settings = gateway_settings(tmp_path, network, network.rpc_url, start_workers=False)
     gateway = Gateway(settings)
     try:
         yield gateway
