@@ -140,11 +140,13 @@ def test_prescription_through_the_sdk_verifies_with_a_live_anchor(
         "pharmacy-1",
         "hospital",
         "pharmacy",
+        "pharmacist",
         "rx.issue",
+        "rx.review",
         "rx.dispense",
     ):
         assert re.search(rf"(^|\s){re.escape(word)}(\s|$)", table.stdout), (word, table.stdout)
-    assert table.stdout.count("S✓ I✓ A✓") == 2 and table.stdout.count("verified") >= 2, table.stdout
+    assert table.stdout.count("S✓ I✓ A✓") == 3 and table.stdout.count("verified") >= 3, table.stdout
     for r in records:
         assert r["id"][:8] + "…" in table.stdout
 
