@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+# The real network of test_verify_page_chain.py (node, contracts, gateway), started only when asked for.
+from tests.kit.network import backend, deployed, engine, harness, network  # noqa: F401
 from tests.kit.webui import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
 
 if TYPE_CHECKING:

@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from tests.kit.gateway import Harness, hj212_packets
-from tests.kit.network import backend, deployed, engine, harness, network  # noqa: F401
-from tests.kit.webui import CHROMIUM, CHROMIUM_ARGS, PageProbe
+from tests.kit.webui import PageProbe
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -143,16 +142,3 @@ def test_anchor_the_chain_does_not_hold_is_refused(
     other["anchor"]["block_number"] += 1  # the transaction is in another block than the bundle says
     verdict, steps = _drop(p, tmp_path, other, "other-block.json")
     assert verdict == "failed" and steps["anchor"] == "failed", steps
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run these")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
