@@ -98,6 +98,7 @@ def test_page_verifies_on_chain_keys_and_anchor(
     verdict, steps = _drop(p, tmp_path, anchored_bundle, "anchored.json")
     assert verdict == "verified", steps
     assert steps["signer"] == "passed" and steps["checkpoint"] == "passed"
+    assert "OrgRegistry" in page.locator('li[data-step="signer"] .note').inner_text()
     # Held on the node's word (no seal proof in the page): a warning, as the CLI's without sealing keys.
     assert steps["anchor"] == "warning"
     anchor = page.locator('li[data-step="anchor"] .reason').inner_text()

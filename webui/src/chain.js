@@ -139,6 +139,7 @@ export async function chainTrust(url, info) {
     orgs.set(id, { id, role, name: '', keys });
   }
   return {
+    source: 'chain',
     orgs,
     logKeys,
     logs: [],

@@ -187,7 +187,7 @@ const STEP_FUNCS = {
     if (!(trust.kinds.get(kind) ?? []).includes(entry.role)) {
       fail('signer.role_forbidden', `'${org}' is a ${entry.role}, which may not record ${kind}`, { org, role: entry.role, kind });
     }
-    return { status: 'passed', note: 'signer.pinned', params: { org, role: entry.role } };
+    return { status: 'passed', note: trust.source === 'chain' ? 'signer.chain' : 'signer.pinned', params: { org, role: entry.role } };
   },
 
   signature(b) {
@@ -243,6 +243,7 @@ const STEP_FUNCS = {
     }
     if (!pinned) return { status: 'warning', reason: b.trust ? 'checkpoint.unpinned_trust' : 'checkpoint.unpinned', params: { key: used.name } };
     if (witnessed) return { status: 'passed', note: 'checkpoint.witnessed', params: { key: used.name, origin: used.origin, ...witnessed } };
+    if (b.trust.source === 'chain') return { status: 'passed', note: 'checkpoint.chain', params: { key: used.name } };
     return { status: 'passed', note: 'checkpoint.pinned', params: { key: used.name, origin: used.origin } };
   },
 
