@@ -6,15 +6,18 @@ unreachable", never verified; an anchor the chain does not hold fails step "anch
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+from provenance.cli import main as cli_main
 from tests.kit.gateway import Harness, hj212_packets
 from tests.kit.webui import PageProbe
 
@@ -33,6 +36,12 @@ def anchored_bundle(harness: Harness) -> dict[str, Any]:
     got = station.get(f"/api/v1/records/{record_id}/bundle")
     assert got.status_code == 200, got.text
     bundle: dict[str, Any] = got.json()
+    # A later anchor: the page must show the record's checkpoint on one history with it (consistency proof).
+    later = station.submit("env.reading", hj212_packets(1, start=1)[0])
+    assert later.status_code == 202, later.text
+    harness.wait_status(later.json()["id"], "anchored")
+    after = station.get(f"/api/v1/records/{later.json()['id']}/bundle").json()
+    assert after["anchor"]["tree_size"] > bundle["anchor"]["tree_size"]  # an anchor after this one
     return bundle
 
 
@@ -75,6 +84,23 @@ def _drop(p: PageProbe, tmp_path: Path, bundle: dict[str, Any], name: str) -> tu
     return str(verdict.get_attribute("data-verdict")), steps
 
 
+def _cli(harness: Harness, tmp_path: Path, bundle: dict[str, Any], name: str) -> dict[str, Any]:
+    """`provenance verify --json --trust (orgs export from the chain) --rpc --gateway` on the same bundle."""
+    trust = tmp_path / "chain-trust.json"
+    node, gw = harness.network.rpc_url, harness.server.url
+    if not trust.exists():
+        registry = harness.network.contract("OrgRegistry")
+        args = ["orgs", "export", "--rpc", node, "--registry", registry, "--gateway", gw, "--out", str(trust)]
+        assert cli_main(args) == 0
+    file = tmp_path / f"cli-{name}"
+    file.write_text(json.dumps(bundle), "utf-8")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        cli_main(["verify", "--json", "--trust", str(trust), "--rpc", node, "--gateway", gw, str(file)])
+    report: dict[str, Any] = json.loads(out.getvalue())
+    return report
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,6 +125,9 @@ def test_page_verifies_on_chain_keys_and_anchor(
     assert verdict == "verified", steps
     assert steps["signer"] == "passed" and steps["checkpoint"] == "passed"
     assert "OrgRegistry" in page.locator('li[data-step="signer"] .note').inner_text()
+    # The CLI, given the chain, says the same (its anchor step passed: it also proves the block's seal).
+    report = _cli(harness, tmp_path, anchored_bundle, "anchored.json")
+    assert report["verdict"] == "verified" and report["ok"], report
     # Held on the node's word (no seal proof in the page): a warning, as the CLI's without sealing keys.
     assert steps["anchor"] == "warning"
     anchor = page.locator('li[data-step="anchor"] .reason').inner_text()
@@ -139,7 +168,11 @@ def test_anchor_the_chain_does_not_hold_is_refused(
     verdict, steps = _drop(p, tmp_path, forged, "forged-tx.json")
     assert verdict == "failed" and steps["anchor"] == "failed", steps
     assert "is not on chain" in p.page.locator('li[data-step="anchor"] .reason').inner_text()
+    report = _cli(harness, tmp_path, forged, "forged-tx.json")
+    assert (report["ok"], report["failed_step"], report["code"]) == (False, "anchor", "ANCHOR_INVALID")
     other = json.loads(json.dumps(anchored_bundle))
     other["anchor"]["block_number"] += 1  # the transaction is in another block than the bundle says
     verdict, steps = _drop(p, tmp_path, other, "other-block.json")
     assert verdict == "failed" and steps["anchor"] == "failed", steps
+    report = _cli(harness, tmp_path, other, "other-block.json")
+    assert (report["ok"], report["failed_step"]) == (False, "anchor")
