@@ -48,6 +48,10 @@ class NodeSettings(BaseSettings):
     rpc_gas_cap: int = Field(50_000_000, gt=0)  # most gas one eth_call/estimateGas may use (--rpc.gascap)
     rpc_evm_timeout: float = Field(5.0, gt=0)  # seconds one eth_call/estimateGas may run (--rpc.evmtimeout)
     rpc_call_workers: int = Field(2, gt=0)  # threads running eth_call/estimateGas beside the event loop
+    # Browsers may call the node (the /verify page's eth_call and receipts): the Access-Control-Allow-Origin
+    # answered to POST and to the OPTIONS preflight. "*": any page (reads are public, writes are signed
+    # transactions); an origin ("https://prov.example.cn"): that page only; none: no CORS headers at all.
+    rpc_cors_origin: str | None = "*"
     # Pre-EIP-155 (no chain id) transactions can be replayed on any chain: refused unless enabled.
     allow_unprotected_txs: bool = False
 

@@ -25,6 +25,12 @@ from provenance.limits import THREAD_STACK_BYTES
 log = logging.getLogger("chain_node.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+# What a preflight allows: JSON POSTs (content-type is not a CORS-safelisted value for JSON), cached 10 min.
+_PREFLIGHT = [
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers", b"content-type"),
+    (b"access-control-max-age", b"600"),
+]
 
 # Instant mode under a stream of sends (last block < STREAM_WINDOW ago, nobody polling its receipts):
 # keep the block open while sends keep arriving within LINGER_GAP, up to LINGER_MAX / LINGER_TXS.
@@ -41,6 +47,10 @@ class App:
         self.rpc = rpc
         self.max_body = rpc.settings.rpc_max_body_bytes
         self.body_timeout = rpc.settings.rpc_body_timeout
+        origin = rpc.settings.rpc_cors_origin
+        self.cors: list[tuple[bytes, bytes]] = (
+            [(b"access-control-allow-origin", origin.encode()), (b"vary", b"origin")] if origin else []
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._producer: asyncio.Task[None] | None = None
@@ -55,9 +65,15 @@ class App:
             return
         if scope["type"] != "http":
             return
+        if scope["method"] == "OPTIONS" and self.cors:  # a browser's CORS preflight of a JSON POST
+            await _respond(send, 204, b"", [*self.cors, *_PREFLIGHT])
+            return
         if scope["method"] != "POST":
             await _respond(
-                send, 405, encode_error(RpcError(Code.INVALID_REQUEST, "POST JSON-RPC 2.0 requests"))
+                send,
+                405,
+                encode_error(RpcError(Code.INVALID_REQUEST, "POST JSON-RPC 2.0 requests")),
+                self.cors,
             )
             return
         too_large = RpcError(
@@ -67,7 +83,9 @@ class App:
         )
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body:
-            await _respond(send, 413, encode_error(too_large))  # refused before reading a byte of it
+            await _respond(
+                send, 413, encode_error(too_large), self.cors
+            )  # refused before reading a byte of it
             return
         chunks = []
         size = 0
@@ -81,7 +99,7 @@ class App:
                     body = msg.get("body", b"")
                     size += len(body)
                     if size > self.max_body:
-                        await _respond(send, 413, encode_error(too_large))
+                        await _respond(send, 413, encode_error(too_large), self.cors)
                         return
                     chunks.append(body)
                     if not msg.get("more_body"):
@@ -92,10 +110,12 @@ class App:
                 f"request body not received within {self.body_timeout:g} s",
                 {"code": "BODY_TIMEOUT", "timeout": self.body_timeout, "received": size},
             )
-            await _respond(send, 408, encode_error(late))  # the protocol closes: the body is unread
+            await _respond(
+                send, 408, encode_error(late), self.cors
+            )  # the protocol closes: the body is unread
             return
         out = await self.rpc.handle_body(b"".join(chunks))
-        await _respond(send, 200, out or b"")
+        await _respond(send, 200, out or b"", self.cors)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -191,9 +211,11 @@ class App:
         log.debug("lingered %.1f ms for %d txs", (loop.time() - start) * 1e3, seen)
 
 
-async def _respond(send: Any, status: int, body: bytes) -> None:
+async def _respond(
+    send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     # An explicit length: without it the response goes out chunked, in more and smaller writes.
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(extra or [])]
     if status in (408, 413):  # the body was refused unread: the connection closes after this answer
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

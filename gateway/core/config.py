@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     manifest_path: Path = DEVNET_DIR / "manifest.json"
     # Defaults to the manifest's; override when the node is reached through another address.
     rpc_url: str | None = None
+    # The node's JSON-RPC URL as a browser reaches it: the /verify page looks anchors and keys up there
+    # itself (GET /api/v1/chain); default rpc_url (the manifest's), which suits a node on the same host.
+    public_rpc_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     # The log's SM2 key; defaults to the file the manifest names.
     log_key_path: Path | None = None
     kek_file: Path | None = Field(

@@ -127,6 +127,31 @@ def test_get_is_refused(node: EngineHandle) -> None:
     assert httpx.get(node.rpc_url).status_code == 405
 
 
+def test_cors_preflight_and_headers(node: EngineHandle) -> None:
+    """A browser page (the /verify page) may call the node: the preflight of a JSON POST is answered and
+    the JSON-RPC answer carries Access-Control-Allow-Origin (docs/security.md, the page's chain lookup)."""
+    origin = {"origin": "http://127.0.0.1:9"}
+    pre = httpx.options(
+        node.rpc_url,
+        headers={
+            **origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert pre.status_code == 204
+    assert pre.headers["access-control-allow-origin"] == "*"
+    assert "POST" in pre.headers["access-control-allow-methods"]
+    assert "content-type" in pre.headers["access-control-allow-headers"].lower()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    r = httpx.post(node.rpc_url, json=body, headers=origin)
+    assert r.status_code == 200 and r.json()["result"].startswith("0x")
+    assert r.headers["access-control-allow-origin"] == "*"
+    # A refusal is readable by the page too (it can tell a refused request from an unreachable node).
+    big = httpx.post(node.rpc_url, content=b"x" * ((5 << 20) + 1), headers=origin)
+    assert big.status_code == 413 and big.headers["access-control-allow-origin"] == "*"
+
+
 def test_permission_contract_hook(tmp_path: Path) -> None:
     """A sender unknown to genesis is accepted once the named contract's isPermitted(sender) is true."""
     admin = engines.test_accounts(1)[0]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import httpx
 from sqlmodel import select
 
 from gateway.core.db import Database
 from gateway.models import DataKey, Record, RecordPayload
+from provenance.domains import kinds_document
 from provenance.log.bundle import envelope_schema
 from provenance.log.merkle import verify_consistency
 from tests.kit.gateway import (
@@ -194,3 +196,15 @@ def _rand() -> str:
     import secrets
 
     return secrets.token_hex(5).upper()
+
+
+def test_chain_endpoint_tells_the_page_where_to_look(harness: Harness) -> None:
+    """GET /api/v1/chain is public (no token) and names the node and contracts the /verify page reads."""
+    r = httpx.get(f"{harness.server.url}/api/v1/chain")
+    assert r.status_code == 200
+    info, net = r.json(), harness.network
+    assert info["rpc_url"] == (harness.settings.rpc_url or net.rpc_url)
+    assert info["chain_id"] == net.chain_id
+    assert info["provenance_log"].lower() == net.contract("ProvenanceLog").lower()
+    assert info["org_registry"].lower() == net.contract("OrgRegistry").lower()
+    assert info["kinds"] == kinds_document()

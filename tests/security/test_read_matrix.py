@@ -336,6 +336,7 @@ def test_log_and_trust_endpoints_are_public(harness: Harness, world: World) -> N
             ("/api/v1/checkpoints/latest", {}),
             (f"/api/v1/checkpoints/{size}", {}),
             ("/api/v1/proofs/consistency", {"first": 1, "second": size}),
+            ("/api/v1/chain", {}),
             ("/healthz", {}),
         ):
             r = _get(harness, reader, path, **params)

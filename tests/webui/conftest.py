@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+# The real network of test_verify_page_chain.py (node, contracts, gateway), started only when asked for.
+from tests.kit.network import backend, deployed, engine, harness, network  # noqa: F401
 from tests.kit.webui import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
 
 if TYPE_CHECKING:
@@ -71,6 +73,9 @@ class _Handler(BaseHTTPRequestHandler):
             if ctype.startswith("text/") or ctype.endswith("javascript"):
                 ctype += "; charset=utf-8"
             self._send(200, file.read_bytes(), ctype)
+            return
+        if path == "/api/v1/chain":  # a gateway that suggests no chain node: the page stays offline
+            self._json(200, {"rpc_url": None})
             return
         if path.startswith("/api/") and self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self._error(401, "AUTH_REQUIRED", "an API token is required: Authorization: Bearer <token>")

@@ -3,7 +3,8 @@
 import en from './i18n/en.json';
 import zh from './i18n/zh.json';
 import { parseJson } from './jcs.js';
-import { verifyBundle as verifyWith } from './verify.js';
+import { settleAnchor, verifyBundle as verifyWith } from './verify.js';
+import { ChainError, chainTrust, checkAnchor, forBundle, proofHashes } from './chain.js';
 import { parseTrust, TrustError } from './trust.js';
 import { toHex, utf8 } from './bytes.js';
 import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
@@ -14,10 +15,42 @@ const RECORD_ID = /^[0-9a-f]{64}$/;
 const SUBJECT = /^[a-z][a-z0-9_]*:\S{1,200}$/;
 const MAX_HISTORY_PAGES = 50;
 
-const state = { lang: initialLang(MESSAGES), view: null, busy: null, trust: null };
+const state = { lang: initialLang(MESSAGES), view: null, busy: null, trust: null, chain: { url: '', info: null, store: null, error: null, loading: null } };
 
-/** Verify with the pinned keys of the loaded trust file, if any (callers first refuse a broken one). */
-const verifyBundle = (text, listed = null) => verifyWith(text, { trust: state.trust?.store ?? null, listed });
+/**
+ * Verify with the pinned keys of the loaded trust file, if any (callers first refuse a broken one), else
+ * with a chain node the keys OrgRegistry holds; with a chain node the anchor is then looked up (settle).
+ */
+function verifyBundle(text, listed = null) {
+  const c = state.chain;
+  const trust = state.trust?.store ?? (c.url && c.store ? (data) => forBundle(c.store, data) : null);
+  return settle(verifyWith(text, { trust, listed, online: Boolean(c.url) }));
+}
+
+/** Look a pending anchor up on the chain node (`provenance verify --rpc`), then render the verdict. */
+function settle(result) {
+  const step = result.steps.find((s) => s.step === 'anchor');
+  if (step?.status !== 'pending') return result;
+  const c = state.chain;
+  const failed = (e) => ({ failure: { reason: e.reason, params: e.params, detail: e.message } });
+  const lookup = c.error
+    ? Promise.resolve(failed(c.error))
+    : checkAnchor(c.url, result.bundle.anchor, result.checkpoint, async (first, second) =>
+        proofHashes(parseJson(await api(`/proofs/consistency?first=${first}&second=${second}`))),
+      ).then(
+        (warning) => ({ warning }),
+        (e) => {
+          if (e instanceof ChainError) return failed(e);
+          const message = e instanceof ApiError ? `cannot get a consistency proof: ${text(e.params?.message ?? e.key)}` : text(e?.message ?? e);
+          return { failure: { reason: 'anchor.lookup_failed', params: {}, detail: message } };
+        },
+      );
+  lookup.then((outcome) => {
+    settleAnchor(result, outcome);
+    render();
+  });
+  return result;
+}
 
 
 function t(key, params = {}) {
@@ -37,13 +70,14 @@ function setLanguage(lang) {
   rememberLang(lang);
   applyLanguage();
   renderTrust();
+  renderChain();
   render();
 }
 
 // --- rendering ---------------------------------------------------------------------------------------
 
-const ICON = { passed: '✓', failed: '✗', skipped: '–', warning: '!' };
-const VERDICT_ICON = { verified: '✓ ', consistent: '! ', failed: '✗ ' };
+const ICON = { passed: '✓', failed: '✗', skipped: '–', warning: '!', pending: '…' };
+const VERDICT_ICON = { verified: '✓ ', consistent: '! ', failed: '✗ ', pending: '… ' };
 
 /** The steps that ran as one attribute, "digest:passed,payload:skipped,…" (tests compare it with the CLI's). */
 const stepsAttr = (result) =>
@@ -361,12 +395,14 @@ function verifyBytes(bytes, source) {
   show({ type: 'export', name: source ?? '', subject: '', open: null, entries });
 }
 
-function verifyText(text, source) {
+async function verifyText(text, source) {
   if (!text.trim()) return show({ type: 'error', key: 'error.empty' });
+  await state.chain.loading;
   verifyBytes(utf8(text), source);
 }
 
 async function readFile(file) {
+  await state.chain.loading;
   let bytes;
   try {
     bytes = new Uint8Array(await file.arrayBuffer());
@@ -463,6 +499,7 @@ async function lookup(query) {
   history.replaceState(null, '', url);
   state.busy = 'status.loading';
   render();
+  await state.chain.loading;
   try {
     if (RECORD_ID.test(q)) {
       const text = await api(`/records/${q}/bundle`);
@@ -534,6 +571,61 @@ function reverify() {
   render();
 }
 
+function renderChain() {
+  const c = state.chain;
+  const status = $('rpc-status');
+  status.textContent = !c.url
+    ? t('chain.none')
+    : c.loading
+      ? t('chain.loading')
+      : c.error
+        ? t('chain.error', { message: c.error.message })
+        : t('chain.loaded', { orgs: c.store.orgs.size, chain_id: c.store.chainId });
+  status.dataset.state = !c.url ? 'off' : c.loading ? 'loading' : c.error ? 'error' : 'ready';
+  status.className = c.error ? 'trust-status error-text' : 'trust-status';
+}
+
+/**
+ * Read OrgRegistry's keys on the node at `url` (empty: offline), where the gateway's GET /chain says the
+ * log is; a node that does not answer leaves `error`, and every anchor then fails: never verified.
+ */
+async function loadChain(url) {
+  const c = state.chain;
+  c.url = url.trim();
+  c.store = null;
+  c.error = null;
+  const run = async () => {
+    if (!c.url) return;
+    if (!c.info) {
+      c.error = new ChainError('anchor.no_chain_info', 'the gateway does not say which contracts hold the log (GET /api/v1/chain)');
+      return;
+    }
+    try {
+      c.store = await chainTrust(c.url, c.info);
+    } catch (e) {
+      c.error = e instanceof ChainError ? e : new ChainError('anchor.lookup_failed', text(e?.message ?? e));
+    }
+  };
+  const loading = run();
+  c.loading = loading;
+  renderChain();
+  await loading;
+  if (c.loading === loading) c.loading = null;
+  renderChain();
+  reverify();
+}
+
+/** What the gateway says about its chain (GET /chain); its RPC URL is the field's suggestion. */
+async function chainInfo() {
+  try {
+    const res = await fetch(`${API}/chain`, { headers: { Accept: 'application/json' } });
+    const doc = res.ok ? await res.json() : null;
+    return doc && typeof doc === 'object' && typeof doc.provenance_log === 'string' ? doc : { rpc_url: doc?.rpc_url ?? null };
+  } catch {
+    return null;
+  }
+}
+
 async function loadTrust(file) {
   // Whatever goes wrong (the file, its JSON, the schema, a bug of this page), the trust file is not in use
   // and no verdict is shown until it is removed: never "no trust file" with a verdict, as if it were absent.
@@ -561,6 +653,7 @@ function wire() {
     reverify();
     $('trust').focus();
   });
+  $('rpc').addEventListener('change', (e) => loadChain(e.target.value));
   const tokenInput = $('token');
   tokenInput.value = token();
   tokenInput.addEventListener('input', () => {
@@ -602,12 +695,21 @@ function wire() {
   });
 }
 
-wire();
-applyLanguage();
-renderTrust();
-render();
-const initial = new URLSearchParams(location.search).get('q');
-if (initial) {
-  $('q').value = initial;
-  lookup(initial);
+async function start() {
+  wire();
+  applyLanguage();
+  renderTrust();
+  renderChain();
+  render();
+  const initial = new URLSearchParams(location.search).get('q');
+  if (initial) $('q').value = initial;
+  state.chain.loading = chainInfo().then(async (info) => {
+    state.chain.info = info?.provenance_log ? info : null;
+    const suggested = typeof info?.rpc_url === 'string' ? info.rpc_url : '';
+    if (!$('rpc').value) $('rpc').value = suggested;
+    await loadChain($('rpc').value);
+  });
+  if (initial) lookup(initial);
 }
+
+start();

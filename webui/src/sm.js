@@ -2,7 +2,7 @@
 import smCrypto from 'sm-crypto';
 import smUtils from 'sm-crypto/src/sm2/utils.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { fromHex, toHex } from './bytes.js';
+import { b64encode, concat, fromHex, toHex } from './bytes.js';
 import { readDer, TAG } from './der.js';
 
 const { sm2, sm3: sm3Hex } = smCrypto;
@@ -112,4 +112,12 @@ export function sm2Verify(message, signature, publicKey) {
     userId: DEFAULT_ID,
   });
   return ok ? null : 'SM2 signature does not match the message, key and ID';
+}
+
+/** An SM2 key from OrgRegistry's raw bytes (provenance/crypto/sm2.py from_raw: x‖y or 04‖x‖y), checked as a PEM is. */
+export function keyFromRaw(raw) {
+  const point = raw.length === 64 ? concat(Uint8Array.of(4), raw) : raw;
+  if (point.length !== 65 || point[0] !== 4) throw new KeyError('raw SM2 public key must be 64 bytes x||y or 65 bytes 04||x||y');
+  const der = fromHex(SPKI_PREFIX + toHex(point));
+  return parsePublicKey(`-----BEGIN PUBLIC KEY-----\n${b64encode(der)}\n-----END PUBLIC KEY-----\n`);
 }

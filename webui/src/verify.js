@@ -187,7 +187,7 @@ const STEP_FUNCS = {
     if (!(trust.kinds.get(kind) ?? []).includes(entry.role)) {
       fail('signer.role_forbidden', `'${org}' is a ${entry.role}, which may not record ${kind}`, { org, role: entry.role, kind });
     }
-    return { status: 'passed', note: 'signer.pinned', params: { org, role: entry.role } };
+    return { status: 'passed', note: trust.source === 'chain' ? 'signer.chain' : 'signer.pinned', params: { org, role: entry.role } };
   },
 
   signature(b) {
@@ -243,6 +243,7 @@ const STEP_FUNCS = {
     }
     if (!pinned) return { status: 'warning', reason: b.trust ? 'checkpoint.unpinned_trust' : 'checkpoint.unpinned', params: { key: used.name } };
     if (witnessed) return { status: 'passed', note: 'checkpoint.witnessed', params: { key: used.name, origin: used.origin, ...witnessed } };
+    if (b.trust.source === 'chain') return { status: 'passed', note: 'checkpoint.chain', params: { key: used.name } };
     return { status: 'passed', note: 'checkpoint.pinned', params: { key: used.name, origin: used.origin } };
   },
 
@@ -282,16 +283,37 @@ const STEP_FUNCS = {
         pinned: pinnedLog,
       });
     }
-    // The page never looks anchors up: not checked, never passed (`provenance verify --rpc` does it).
+    // With a chain node the anchor is looked up afterwards (chain.js, settleAnchor): until then no verdict.
+    if (b.online) return { status: 'pending', reason: 'anchor.checking', params: { chain_id: a.chain_id } };
+    // Offline the page never looks anchors up: not checked, never passed (`provenance verify --rpc` does it).
     const reason = pinnedChain !== null && pinnedLog !== null ? 'anchor.offline_pinned' : 'anchor.offline';
     return { status: 'skipped', reason, params: { chain_id: a.chain_id } };
   },
 };
 
+/**
+ * The chain's answer for a result whose anchor step is pending (verifyBundle with `online`): a warning
+ * reason (held, on the node's word) or a failure {reason, params, detail}; the verdict follows.
+ */
+export function settleAnchor(result, { warning = null, failure = null }) {
+  const step = result.steps.find((s) => s.step === 'anchor');
+  if (!step || step.status !== 'pending') return result;
+  if (failure) {
+    Object.assign(step, { status: 'failed', reason: failure.reason, params: failure.params ?? {}, detail: failure.detail ?? '' });
+    result.ok = false;
+    result.failedStep = 'anchor';
+  } else {
+    Object.assign(step, { status: 'warning', reason: warning, params: step.params });
+  }
+  result.verdict = verdictOf(result.steps);
+  return result;
+}
+
 /** provenance/verification/verify.py verdict: "verified", "consistent" or "failed". */
 export function verdictOf(steps) {
   const status = Object.fromEntries(steps.map((s) => [s.step, s.status]));
   if (!steps.length || steps.some((s) => s.status === 'failed')) return 'failed';
+  if (steps.some((s) => s.status === 'pending')) return 'pending';
   return status.signer === 'passed' && status.checkpoint === 'passed' ? 'verified' : 'consistent';
 }
 
@@ -302,7 +324,7 @@ export function verdictOf(steps) {
  * Never throws for bad input: returns
  * {ok, verdict, failedStep, steps: [{step, status, reason, note, params, detail}], bundle, checkpoint}.
  */
-export function verifyBundle(input, { trust = null, listed = null } = {}) {
+export function verifyBundle(input, { trust = null, listed = null, online = false } = {}) {
   const steps = [];
   let data = input;
   let b = null;
@@ -318,7 +340,9 @@ export function verifyBundle(input, { trust = null, listed = null } = {}) {
     }
     if (data && typeof data === 'object' && Object.hasOwn(data, 'item')) order = listed ? ['listing', ...ITEM_STEPS] : ITEM_STEPS;
     b = readBundle(data);
-    b.trust = trust;
+    // A function: the trust store for this bundle (the chain's, under the bundle's log key name).
+    b.trust = typeof trust === 'function' ? trust(data) : trust;
+    b.online = online;
   } catch (e) {
     const failure = e instanceof StepFailure ? e : new StepFailure('internal', String(e?.message ?? e));
     steps.push({ step: 'schema', status: 'failed', reason: failure.reason, params: failure.params, detail: failure.message });

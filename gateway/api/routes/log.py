@@ -12,9 +12,25 @@ from gateway.errors import NotYetLogged
 from gateway.models import CheckpointPublic, CheckpointRow
 from gateway.services.reads import checkpoint_public, consistency
 from gateway.services.witnessing import cosignatures
+from provenance.domains import kinds_document
 from provenance.errors import NotFound
 
 router = APIRouter(tags=["log"])
+
+
+@router.get("/chain")
+def chain(gw: GatewayDep) -> dict[str, Any]:
+    """Where the log is anchored and its keys registered, for the /verify page's own chain lookups: the
+    node's JSON-RPC URL (a suggestion the page shows and the user may change), the chain id and contract
+    addresses, and the record kinds each role may record (the trust file's ``kinds``)."""
+    ledger = gw.ledger
+    return {
+        "rpc_url": gw.settings.public_rpc_url or ledger.rpc_url,
+        "chain_id": ledger.chain_id,
+        "provenance_log": gw.log_contract,
+        "org_registry": ledger.registry.address,
+        "kinds": kinds_document(),
+    }
 
 
 @router.get("/checkpoints/latest", response_model=CheckpointPublic)

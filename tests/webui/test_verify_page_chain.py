@@ -1,0 +1,178 @@
+"""The /verify page with a chain node, as `provenance verify --rpc` reads the chain: served by a real gateway
+on a real network (our node, contracts, demo organisations), given the node's JSON-RPC URL and no trust
+file, the page reads the signer's registered keys from OrgRegistry and looks the anchor up in ProvenanceLog
+itself (the node answers CORS). "verified" on the chain's keys; a node that does not answer is "chain
+unreachable", never verified; an anchor the chain does not hold fails step "anchor"."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from provenance.cli import main as cli_main
+from tests.kit.gateway import Harness, hj212_packets
+from tests.kit.webui import PageProbe
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+
+@pytest.fixture(scope="module")
+def anchored_bundle(harness: Harness) -> dict[str, Any]:
+    """A real env.reading of station-1, recorded through the gateway and anchored on chain."""
+    station = harness.client("station-1")
+    r = station.submit("env.reading", hj212_packets(1)[0])
+    assert r.status_code == 202, r.text
+    record_id = r.json()["id"]
+    harness.wait_status(record_id, "anchored")
+    got = station.get(f"/api/v1/records/{record_id}/bundle")
+    assert got.status_code == 200, got.text
+    bundle: dict[str, Any] = got.json()
+    # A later anchor: the page must show the record's checkpoint on one history with it (consistency proof).
+    later = station.submit("env.reading", hj212_packets(1, start=1)[0])
+    assert later.status_code == 202, later.text
+    harness.wait_status(later.json()["id"], "anchored")
+    after = station.get(f"/api/v1/records/{later.json()['id']}/bundle").json()
+    assert after["anchor"]["tree_size"] > bundle["anchor"]["tree_size"]  # an anchor after this one
+    return bundle
+
+
+@pytest.fixture
+def page_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
+    """The page as the gateway serves it, no token, no trust file; fails on any unexpected console error."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    p = PageProbe(page=page, base=harness.server.url)
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error" and not any(a in m.text for a in p.allowed_errors) and p.errors.append(m.text)
+        ),
+    )
+    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
+    try:
+        yield p
+    finally:
+        context.close()
+    assert p.errors == [], "the page logged errors"
+
+
+def _use_node(p: PageProbe, url: str) -> None:
+    rpc = p.page.locator("#rpc")
+    rpc.fill(url)
+    rpc.dispatch_event("change")
+
+
+def _drop(p: PageProbe, tmp_path: Path, bundle: dict[str, Any], name: str) -> tuple[str, dict[str, str]]:
+    file = tmp_path / name
+    file.write_text(json.dumps(bundle), "utf-8")
+    p.page.set_input_files("#file", str(file))
+    verdict = p.page.locator("#results .verdict:not([data-verdict=pending])").first
+    verdict.wait_for(timeout=20_000)
+    steps = {
+        str(li.get_attribute("data-step")): str(li.get_attribute("data-status"))
+        for li in p.page.locator("#results ol.steps > li").all()
+    }
+    return str(verdict.get_attribute("data-verdict")), steps
+
+
+def _cli(harness: Harness, tmp_path: Path, bundle: dict[str, Any], name: str) -> dict[str, Any]:
+    """`provenance verify --json --trust (orgs export from the chain) --rpc --gateway` on the same bundle."""
+    trust = tmp_path / "chain-trust.json"
+    node, gw = harness.network.rpc_url, harness.server.url
+    if not trust.exists():
+        registry = harness.network.contract("OrgRegistry")
+        args = ["orgs", "export", "--rpc", node, "--registry", registry, "--gateway", gw, "--out", str(trust)]
+        assert cli_main(args) == 0
+    file = tmp_path / f"cli-{name}"
+    file.write_text(json.dumps(bundle), "utf-8")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        cli_main(["verify", "--json", "--trust", str(trust), "--rpc", node, "--gateway", gw, str(file)])
+    report: dict[str, Any] = json.loads(out.getvalue())
+    return report
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_page_verifies_on_chain_keys_and_anchor(
+    page_probe: PageProbe, harness: Harness, anchored_bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    p = page_probe
+    info = httpx.get(f"{harness.server.url}/api/v1/chain").json()
+    p.open()
+    page = p.page
+    # Prefilled from the gateway that serves the page (GET /api/v1/chain).
+    page.locator("#rpc-status[data-state=ready], #rpc-status[data-state=error]").wait_for(timeout=20_000)
+    assert page.locator("#rpc").input_value() == info["rpc_url"]
+    # The node itself (the gateway's own URL here is a test relay in front of it).
+    _use_node(p, harness.network.rpc_url)
+    page.locator("#rpc-status[data-state=ready]").wait_for(timeout=20_000)
+    assert "OrgRegistry" in page.locator("#rpc-status").inner_text()
+    verdict, steps = _drop(p, tmp_path, anchored_bundle, "anchored.json")
+    assert verdict == "verified", steps
+    assert steps["signer"] == "passed" and steps["checkpoint"] == "passed"
+    assert "OrgRegistry" in page.locator('li[data-step="signer"] .note').inner_text()
+    # The CLI, given the chain, says the same (its anchor step passed: it also proves the block's seal).
+    report = _cli(harness, tmp_path, anchored_bundle, "anchored.json")
+    assert report["verdict"] == "verified" and report["ok"], report
+    # Held on the node's word (no seal proof in the page): a warning, as the CLI's without sealing keys.
+    assert steps["anchor"] == "warning"
+    anchor = page.locator('li[data-step="anchor"] .reason').inner_text()
+    assert f"chain {anchored_bundle['anchor']['chain_id']} holds this checkpoint" in anchor
+    p.shot("chain-verified")
+
+    # Offline (no node): the same bundle is only internally consistent, its anchor not checked.
+    _use_node(p, "")
+    page.locator("#rpc-status[data-state=off]").wait_for()
+    verdict, steps = _drop(p, tmp_path, anchored_bundle, "offline.json")
+    assert verdict == "consistent" and steps["anchor"] == "skipped"
+
+
+def test_dead_node_is_unreachable_never_verified(
+    page_probe: PageProbe, anchored_bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    p = page_probe
+    p.allowed_errors.append("ERR_CONNECTION_REFUSED")
+    p.open()
+    dead = f"http://127.0.0.1:{_free_port()}"
+    _use_node(p, dead)
+    p.page.locator("#rpc-status[data-state=error]").wait_for(timeout=20_000)
+    verdict, steps = _drop(p, tmp_path, anchored_bundle, "dead.json")
+    assert verdict == "failed" and steps["anchor"] == "failed", steps
+    reason = p.page.locator('li[data-step="anchor"] .reason').inner_text()
+    assert reason.startswith("Chain unreachable") and dead in reason
+
+
+def test_anchor_the_chain_does_not_hold_is_refused(
+    page_probe: PageProbe, harness: Harness, anchored_bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    p = page_probe
+    p.open()
+    _use_node(p, harness.network.rpc_url)
+    p.page.locator("#rpc-status[data-state=ready]").wait_for(timeout=20_000)
+    forged = json.loads(json.dumps(anchored_bundle))
+    forged["anchor"]["tx_hash"] = "0x" + "ab" * 32  # no such transaction on chain
+    verdict, steps = _drop(p, tmp_path, forged, "forged-tx.json")
+    assert verdict == "failed" and steps["anchor"] == "failed", steps
+    assert "is not on chain" in p.page.locator('li[data-step="anchor"] .reason').inner_text()
+    report = _cli(harness, tmp_path, forged, "forged-tx.json")
+    assert (report["ok"], report["failed_step"], report["code"]) == (False, "anchor", "ANCHOR_INVALID")
+    other = json.loads(json.dumps(anchored_bundle))
+    other["anchor"]["block_number"] += 1  # the transaction is in another block than the bundle says
+    verdict, steps = _drop(p, tmp_path, other, "other-block.json")
+    assert verdict == "failed" and steps["anchor"] == "failed", steps
+    report = _cli(harness, tmp_path, other, "other-block.json")
+    assert (report["ok"], report["failed_step"]) == (False, "anchor")
