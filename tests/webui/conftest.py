@@ -19,11 +19,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 # The real network of test_verify_page_chain.py (node, contracts, gateway), started only when asked for.
-from tests.kit.network import backend, deployed, engine, harness, network  # noqa: F401
+from tests.kit.network import backend, deployed, engine, network, start_harness  # noqa: F401
 from tests.kit.webui import BUNDLES, CHROMIUM, CHROMIUM_ARGS, HISTORY_PAGE, STATIC, TOKEN, PageProbe
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage
+
+    from devnet.engines import EngineHandle
+    from provenance.manifest import Manifest
+    from tests.kit.gateway import Harness
 
 _RECORD = re.compile(r"^/api/v1/records/([^/]+)/bundle$")
 _SUBJECT = re.compile(r"^/api/v1/subjects/([^/]+)/records$")
@@ -114,6 +118,21 @@ def _lying_page(subject: str, after: int, mode: str, fixture: dict[str, Any]) ->
         return {"subject": subject, "items": [], "next_cursor": after + 1}
     assert mode == "endless", mode
     return {"subject": subject, "items": [real | {"id": f"{after:064x}"}], "next_cursor": after + 1}
+
+
+@pytest.fixture(scope="session")
+def harness(
+    network: Manifest,  # noqa: F811 (the fixtures imported above)
+    engine: EngineHandle,  # noqa: F811
+    backend: str,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Harness]:
+    """The page tests' own gateway on the session's network; on PostgreSQL in a database of its own (the
+    gateway and security suites' gateways keep theirs: one database, one worker owner)."""
+    h = start_harness(network, engine, backend, tmp_path_factory.mktemp("gateway"), pg_suffix="webui")
+    yield h
+    h.server.stop()
+    h.http.close()
 
 
 @pytest.fixture(scope="session")
