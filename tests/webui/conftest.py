@@ -149,7 +149,10 @@ def server() -> Iterator[str]:
         httpd.server_close()
 
 
-@pytest.fixture(scope="session")
+# Module scope, never session: a live sync Playwright keeps an event loop running on the main thread, so
+# a session-wide browser would break any asyncio test (and another module's browser) that pytest's
+# reordering by the session-scoped ``harness`` parameters interleaves with these modules.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(
