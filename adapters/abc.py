@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from provenance.chain.contracts import ContractReverted
 from provenance.domains import DomainSpec
 from provenance.orgs import OrgEntry
-from provenance.types import Digest, RecordKind, Subject
+from provenance.types import Digest, RecordKind, Role, Subject
 
 Payload = bytes | Mapping[str, Any]
 
@@ -195,6 +195,40 @@ class ContractCall:
     args: tuple[Any, ...]
 
 
+class NetworkOrg(Protocol):
+    """An organisation a new network registers, as a domain's set-up reads it (the devnet's ``OrgSpec``):
+    the domain objects it owns come with it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def datasets(self) -> tuple[str, ...]: ...
+
+    @property
+    def stations(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provision:
+    """What a new network's deployment hands each domain once its organisations are registered."""
+
+    orgs: Sequence[NetworkOrg]
+    contracts: Mapping[str, Any]  # the deployed contracts by name (web3.py ``Contract`` objects)
+    options: Mapping[str, Any] = field(default_factory=dict)  # deployment settings (``review_required``)
+
+
+@dataclass(frozen=True, slots=True)
+class SetupCall:
+    """A contract call of a new network's set-up (a station's registration, a setting)."""
+
+    sender: str | None  # the organisation whose account sends it; None: the deployer
+    function: Any  # a bound web3.py ``ContractFunction``
+
+
 class ChainView(Protocol):
     """The chain reads rules need, as the gateway provides them. A read raises
     :class:`provenance.errors.LedgerError` while the chain is unreachable (the gateway answers
@@ -296,6 +330,7 @@ class Workflow(RecordAdapter, Protocol):
     """
 
     domain: DomainSpec  # name, kind -> roles, the audit's events
+    contracts: tuple[str, ...]  # the domain's contracts: a network deploys each (the registry's address)
     watched: tuple[str, ...]  # contracts whose events invalidate ``ChainView.lookup`` results
     routes: Sequence[Route]
 
@@ -311,6 +346,10 @@ class Workflow(RecordAdapter, Protocol):
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:
         """The domain-contract call the record makes once accepted (None: it makes none)."""
+        ...
+
+    def provision(self, network: Provision) -> Sequence[SetupCall]:
+        """The calls a new network makes so the domain's contracts hold its objects and settings."""
         ...
 
     def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:

@@ -1,5 +1,6 @@
 """The one table of domains. Adding a domain = its package under ``adapters/`` + one line in ``_DOMAINS`` +
-its contract and tests; the gateway, ``provenance audit`` and the devnet reach every domain through here.
+its contract and tests; the gateway, ``provenance audit`` and the devnet (which contracts it deploys, what
+it sets up in them) reach every domain through here.
 
 A test (or a deployment's plug-in) may :func:`register` a domain of its own at run time; everything that
 reads the table reads it afresh.
@@ -79,6 +80,11 @@ def workflow_for(kind: str) -> Workflow:
 def domains() -> tuple[DomainSpec, ...]:
     """The domains' declarations (kind -> roles, audit events): the ``provenance.domains`` entry point."""
     return tuple(d.domain for d in _DOMAINS)
+
+
+def contracts() -> tuple[str, ...]:
+    """Every registered domain's contracts, in the table's order: what a new network deploys."""
+    return tuple(dict.fromkeys(name for d in _DOMAINS for name in d.contracts))
 
 
 def roles(kind: str) -> frozenset[str] | None:

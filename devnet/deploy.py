@@ -20,19 +20,17 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from adapters import registry as domains
+from adapters.abc import Provision
 from devnet.engines import EngineHandle
 from devnet.governance import OrgSpec, committee_pass_many, send_all
 from provenance.chain.contracts import (
-    DOMAIN_CONTRACTS,
-    REGISTRY,
     ProposalKind,
     Role,
     Suite,
     at,
-    chain_key,
     deploy_suite,
     org_id,
-    transact,
 )
 from provenance.chain.registry import read_validators
 from provenance.crypto import SM2PrivateKey
@@ -155,10 +153,9 @@ def deploy_network(
         committee=[(m.address, 1) for m in committee],
         participates_rate=51,
         win_rate=51,
+        contracts=domains.contracts(),
     )
     registry = suite.registry
-    if not review_required:
-        transact(w3, suite.prescriptions.functions.setReviewRequired(False), admin)
 
     entries: list[ManifestOrg] = []
     accounts: dict[str, LocalAccount] = {}
@@ -224,23 +221,16 @@ def deploy_network(
     for h in funding:
         w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
 
-    # Domain objects that belong to no record kind, all in one go: datasets (by their owner), stations
-    # (by the bureau).
-    calls: list[tuple[LocalAccount, Any]] = []
-    for spec in specs:
-        for dataset in spec.datasets:
-            fn = suite.data_sharing.functions.registerDataset(chain_key("dataset", dataset), b"\0" * 32)
-            calls.append((accounts[spec.id], fn))
-    bureau = next((s for s in specs if s.role == Role.ENV_BUREAU), None)
-    for spec in specs:
-        for mn in spec.stations:
-            if bureau is None:
-                raise ValueError("stations need an env_bureau organisation to register them")
-            fn = suite.env_monitoring.functions.registerStation(
-                chain_key("station", mn), org_id(spec.id), b"\0" * 32
-            )
-            calls.append((accounts[bureau.id], fn))
-    send_all(w3, calls)
+    # What each domain sets up in its contracts (datasets, stations, settings), all in one go.
+    setup = Provision(orgs=specs, contracts=suite.contracts, options={"review_required": review_required})
+    send_all(
+        w3,
+        [
+            (admin if call.sender is None else accounts[call.sender], call.function)
+            for workflow in domains.workflows()
+            for call in workflow.provision(setup)
+        ],
+    )
 
     operator = next((s for s in specs if s.role == Role.LOG_OPERATOR), None)
     if operator is not None:
@@ -285,7 +275,7 @@ def write_manifest(manifest: Manifest) -> None:
 
 def contracts_of(w3: Web3, manifest: Manifest) -> dict[str, Any]:
     """Contract objects bound to the manifest's deployment, by contract name."""
-    return {name: at(w3, name, manifest.contracts[name]) for name in (REGISTRY, *DOMAIN_CONTRACTS)}
+    return {name: at(w3, name, address) for name, address in manifest.contracts.items()}
 
 
 def _json(obj: Any) -> bytes:

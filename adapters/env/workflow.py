@@ -17,8 +17,10 @@ from adapters.abc import (
     ChainView,
     ContractCall,
     Payload,
+    Provision,
     RecordFacts,
     Route,
+    SetupCall,
     State,
     Step,
 )
@@ -35,8 +37,9 @@ from adapters.env.errors import (
 )
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
-from provenance.chain.contracts import ContractReverted, chain_key
+from provenance.chain.contracts import ContractReverted, chain_key, org_id
 from provenance.timestamps import parse_rfc3339
+from provenance.types import Role
 
 # EnvMonitoring.MAX_CLOCK_LEAD: how far past the chain's clock a batch period may end.
 MAX_CLOCK_LEAD = timedelta(hours=1)
@@ -61,6 +64,7 @@ class EnvWorkflow(EnvAdapter):
 
     domain = DOMAIN
     kinds: tuple[str, ...] = KINDS
+    contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = (CONTRACT,)
 
     def __init__(
@@ -150,6 +154,20 @@ class EnvWorkflow(EnvAdapter):
                 ),
             }
         )
+
+    def provision(self, network: Provision) -> Sequence[SetupCall]:
+        # Stations are registered by the environment bureau, each to the organisation that operates it.
+        owned = [(org.id, mn) for org in network.orgs for mn in org.stations]
+        if not owned:
+            return ()
+        bureau = next((o for o in network.orgs if o.role == Role.ENV_BUREAU), None)
+        if bureau is None:
+            raise ValueError("stations need an env_bureau organisation to register them")
+        fns = network.contracts[CONTRACT].functions
+        return [
+            SetupCall(bureau.id, fns.registerStation(chain_key("station", mn), org_id(operator), b"\0" * 32))
+            for operator, mn in owned
+        ]
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:
         if record.kind != BATCH:

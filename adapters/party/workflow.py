@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.abc import ChainView, ContractCall, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.party.domain import CONTRACT, DOMAIN
 from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
 from adapters.party.payload import MEMBER_TYPES, STAGES, PartyAdapter, check_recorded_stage
@@ -62,8 +62,12 @@ class PartyWorkflow(PartyAdapter):
     must follow the member's recorded place."""
 
     domain = DOMAIN
+    contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ()
+
+    def provision(self, network: Provision) -> Sequence[SetupCall]:
+        return ()  # a branch records as soon as it is registered
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         return (_member(facts),) if facts.get("type") in MEMBER_TYPES else ()

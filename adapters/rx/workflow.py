@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.abc import ChainView, ContractCall, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
 from adapters.rx.domain import CONTRACT, DISPENSE, DOMAIN, ISSUE, REVIEW, REVOKE, SETTLE, code_key, state_key
 from adapters.rx.errors import (
@@ -78,8 +78,16 @@ class RxWorkflow(PrescriptionAdapter):
     each holding the slip's code, ``rx.revoke`` by the issuing hospital, ``rx.settle`` by 医保."""
 
     domain = DOMAIN
+    contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
+
+    def provision(self, network: Provision) -> Sequence[SetupCall]:
+        # 审方 before dispense is the contract's default; a network without it says so before its first
+        # prescription (the contract locks the setting then).
+        if network.options.get("review_required", True):
+            return ()
+        return (SetupCall(None, network.contracts[CONTRACT].functions.setReviewRequired(False)),)
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         # A dispense also holds its boxes, by code: two pharmacies handing over one box race on its key.

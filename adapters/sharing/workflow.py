@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.abc import ChainView, ContractCall, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import dataset_owner, request_digest, request_key, request_status
 from adapters.sharing.consent import check_consent
@@ -47,8 +47,18 @@ class SharingWorkflow(SharingAdapter):
     ``share.revoke_consent`` by the dataset's owner."""
 
     domain = DOMAIN
+    contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
+
+    def provision(self, network: Provision) -> Sequence[SetupCall]:
+        # Each dataset registered by its owner (no schema digest yet: its ``data.collected`` record says it).
+        fns = network.contracts[CONTRACT].functions
+        return [
+            SetupCall(org.id, fns.registerDataset(chain_key("dataset", dataset), b"\0" * 32))
+            for org in network.orgs
+            for dataset in org.datasets
+        ]
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         if kind in LIFE_KINDS:

@@ -7,7 +7,7 @@ mirror the Solidity ones number for number; the contract tests pin both sides to
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
@@ -31,9 +31,10 @@ from provenance.types import Role as Role  # re-exported (the enum is in types.p
 
 BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
-# Deployment order: the registry first, every other contract takes its address as the only argument.
+# Deployment order: the registry first, then the log; every other contract takes the registry's address as
+# its only argument. Which others a network has is the domains' to say (``adapters.registry.contracts``).
 REGISTRY = "OrgRegistry"
-DOMAIN_CONTRACTS = ("ProvenanceLog", "Prescriptions", "DataSharing", "EnvMonitoring", "PartyRecords")
+LOG = "ProvenanceLog"
 
 
 class ProposalKind(IntEnum):
@@ -228,26 +229,20 @@ def _reason_of_mined_revert(w3: Web3, tx: TxParams, receipt: TxReceipt) -> Contr
 
 @dataclass(frozen=True)
 class Suite:
-    """One deployment of every contract."""
+    """One deployment: the registry, and the log and every domain contract by name."""
 
     registry: Contract
-    log: Contract
-    prescriptions: Contract
-    data_sharing: Contract
-    env_monitoring: Contract
-    party_records: Contract
+    contracts: Mapping[str, Contract]
+
+    @property
+    def log(self) -> Contract:
+        return self.contracts[LOG]
+
+    def __getitem__(self, name: str) -> Contract:
+        return self.contracts[name]
 
     def addresses(self) -> dict[str, str]:
-        names = (REGISTRY, *DOMAIN_CONTRACTS)
-        contracts = (
-            self.registry,
-            self.log,
-            self.prescriptions,
-            self.data_sharing,
-            self.env_monitoring,
-            self.party_records,
-        )
-        return {n: c.address for n, c in zip(names, contracts, strict=True)}
+        return {REGISTRY: self.registry.address, **{n: c.address for n, c in self.contracts.items()}}
 
 
 def deploy_suite(
@@ -257,8 +252,10 @@ def deploy_suite(
     committee: Sequence[tuple[str, int]],
     participates_rate: int,
     win_rate: int,
+    contracts: Sequence[str],
 ) -> Suite:
-    """Deploy the registry with its first committee ``[(address, weight), ...]``, then the rest."""
+    """Deploy the registry with its first committee ``[(address, weight), ...]``, then the log and the
+    ``contracts`` named (the domains')."""
     registry = deploy(
         w3,
         REGISTRY,
@@ -268,8 +265,8 @@ def deploy_suite(
         win_rate,
         sender=sender,
     )
-    domain = [deploy(w3, n, registry.address, sender=sender) for n in DOMAIN_CONTRACTS]
-    return Suite(registry, *domain)
+    names = dict.fromkeys((LOG, *contracts))  # in order, once each
+    return Suite(registry, {n: deploy(w3, n, registry.address, sender=sender) for n in names})
 
 
 def propose(

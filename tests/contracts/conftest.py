@@ -17,6 +17,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from adapters import registry as domains
 from devnet.anvil import start_anvil
 from devnet.engines import EngineHandle, test_accounts
 from devnet.solc import compile_contracts
@@ -97,10 +98,11 @@ def deployment(chain: Chain) -> Deployment:
         committee=committee,
         participates_rate=PARTICIPATES_RATE,
         win_rate=WIN_RATE,
+        contracts=domains.contracts(),
     )
     # The session's prescriptions skip the pharmacist's review (审方); test_contract_rx_chain.py deploys a
     # Prescriptions of its own with the default (review required).
-    chain.tx(suite.prescriptions.functions.setReviewRequired(False), chain.accounts[0])
+    chain.tx(suite["Prescriptions"].functions.setReviewRequired(False), chain.accounts[0])
     orgs: dict[str, Org] = {}
     for name, role, who in ORG_PLAN:
         account: LocalAccount | None

@@ -10,9 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from adapters import registry as domains
 from devnet.solc import CONTRACTS_DIR, REPO_ROOT, SOLC_BINARY, diff_build
 from provenance.chain.contracts import (
-    DOMAIN_CONTRACTS,
+    LOG,
     REGISTRY,
     ProposalKind,
     ProposalStatus,
@@ -23,14 +24,18 @@ from provenance.chain.contracts import (
 EIP170_LIMIT = 24576  # Besu and anvil refuse larger runtime code
 
 
+# The network's contracts: the registry, the log, and those the registered domains declare.
+NETWORK = (REGISTRY, LOG, *domains.contracts())
+
+
 def test_artifacts_match_sources(fresh_build: dict[str, dict[str, Any]]) -> None:
     artifacts = fresh_build
-    assert set(artifacts) == {REGISTRY, *DOMAIN_CONTRACTS}
+    assert set(artifacts) == set(NETWORK)
     assert diff_build(artifacts) == [], "run `python -m devnet.solc` and commit contracts/build"
 
 
 def test_runtime_code_fits_eip170() -> None:
-    for name in (REGISTRY, *DOMAIN_CONTRACTS):
+    for name in NETWORK:
         size = len(bytes.fromhex(load_artifact(name).deployed_bytecode[2:]))
         assert 0 < size <= EIP170_LIMIT, name
 
@@ -58,7 +63,7 @@ def test_python_enums_mirror_solidity() -> None:
 
 def test_every_custom_error_has_a_test() -> None:
     tests = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("test_*.py")))
-    for name in (REGISTRY, *DOMAIN_CONTRACTS):
+    for name in NETWORK:
         errors = {i["name"] for i in load_artifact(name).abi if i["type"] == "error"}
         untested = sorted(e for e in errors if f'reverts("{e}")' not in tests)
         assert untested == [], f"{name}: no test asserts {untested}"

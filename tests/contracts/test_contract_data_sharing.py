@@ -17,11 +17,11 @@ DAY = 86_400
 
 @pytest.fixture
 def ds(deployment: Deployment) -> Contract:
-    return deployment.suite.data_sharing
+    return deployment.suite["DataSharing"]
 
 
 def open_request(chain: Chain, dep: Deployment, unique: Callable[[str], bytes]) -> tuple[bytes, bytes]:
-    ds = dep.suite.data_sharing
+    ds = dep.suite["DataSharing"]
     dataset, request = unique("dataset"), unique("request")
     chain.tx(ds.functions.registerDataset(dataset, b"m" * 32), dep.account("data-owner-1"))
     chain.tx(ds.functions.request(request, dataset, b"q" * 32), dep.account("data-user-1"))
@@ -30,7 +30,7 @@ def open_request(chain: Chain, dep: Deployment, unique: Callable[[str], bytes]) 
 
 def consent(chain: Chain, dep: Deployment, request: bytes, ttl: int = DAY) -> int:
     expires = chain.now() + ttl
-    fn = dep.suite.data_sharing.functions.consent(request, b"s" * 32, expires, b"c" * 32)
+    fn = dep.suite["DataSharing"].functions.consent(request, b"s" * 32, expires, b"c" * 32)
     chain.tx(fn, dep.account("data-owner-1"))
     return expires
 

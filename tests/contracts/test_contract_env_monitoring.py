@@ -14,14 +14,14 @@ from tests.kit.contracts import Chain, Deployment
 
 @pytest.fixture
 def env(deployment: Deployment) -> Contract:
-    return deployment.suite.env_monitoring
+    return deployment.suite["EnvMonitoring"]
 
 
 def station(
     chain: Chain, dep: Deployment, unique: Callable[[str], bytes], operator: str = "station-1"
 ) -> bytes:
     sid = unique("station")
-    fn = dep.suite.env_monitoring.functions.registerStation(sid, dep.orgs[operator].id, b"m" * 32)
+    fn = dep.suite["EnvMonitoring"].functions.registerStation(sid, dep.orgs[operator].id, b"m" * 32)
     chain.tx(fn, dep.account("env-bureau-1"))
     return sid
 

@@ -13,7 +13,7 @@ MEETING, STUDY = 1, 2
 
 
 def test_add_and_look_up(chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]) -> None:
-    pr = deployment.suite.party_records
+    pr = deployment.suite["PartyRecords"]
     branch = deployment.orgs["party-branch-1"]
     acct = deployment.account("party-branch-1")
     before = pr.functions.branchRecordCount(branch.id).call()
@@ -38,7 +38,7 @@ def test_add_and_look_up(chain: Chain, deployment: Deployment, unique: Callable[
 
 
 def test_errors(chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]) -> None:
-    pr = deployment.suite.party_records
+    pr = deployment.suite["PartyRecords"]
     acct = deployment.account("party-branch-1")
     digest = unique("d")
     chain.tx(pr.functions.addRecord(MEETING, digest), acct)

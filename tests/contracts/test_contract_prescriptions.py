@@ -18,12 +18,12 @@ ZERO32 = b"\0" * 32
 
 @pytest.fixture
 def rx(deployment: Deployment) -> Contract:
-    return deployment.suite.prescriptions
+    return deployment.suite["Prescriptions"]
 
 
 def issue(chain: Chain, dep: Deployment, rx_id: bytes, ttl: int = DAY, hospital: str = "hospital-1") -> int:
     expires = chain.now() + ttl
-    chain.tx(dep.suite.prescriptions.functions.issue(rx_id, b"i" * 32, expires), dep.account(hospital))
+    chain.tx(dep.suite["Prescriptions"].functions.issue(rx_id, b"i" * 32, expires), dep.account(hospital))
     return expires
 
 

@@ -17,7 +17,7 @@ HOUR = 3600
 def test_a_far_future_prescription_expiry_is_refused(
     chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]
 ) -> None:
-    rx = deployment.suite.prescriptions
+    rx = deployment.suite["Prescriptions"]
     hospital = deployment.account("hospital-1")
     horizon = rx.functions.MAX_VALIDITY().call()
     assert horizon == 366 * 86_400
@@ -34,7 +34,7 @@ def test_a_far_future_prescription_expiry_is_refused(
 def test_a_far_future_consent_expiry_is_refused(
     chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]
 ) -> None:
-    ds = deployment.suite.data_sharing
+    ds = deployment.suite["DataSharing"]
     owner, user = deployment.account("data-owner-1"), deployment.account("data-user-1")
     dataset, request = unique("dataset"), unique("request")
     chain.tx(ds.functions.registerDataset(dataset, b"m" * 32), owner)
@@ -79,7 +79,7 @@ def test_a_proposal_window_is_bounded(chain: Chain) -> None:
 def test_a_batch_period_cannot_lead_the_clock(
     chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]
 ) -> None:
-    env = deployment.suite.env_monitoring
+    env = deployment.suite["EnvMonitoring"]
     sid = unique("station")
     chain.tx(
         env.functions.registerStation(sid, deployment.orgs["station-1"].id, b"m" * 32),
@@ -101,7 +101,7 @@ def test_no_role_but_a_hospital_can_take_an_rx_id(
     """Squatting by raw transaction: every other role, and an account of no organisation, is refused; the
     id stays free for the hospital. (A hospital taking another's id is its own signed act: residual risk,
     named by `provenance audit workflow`, docs/security.md.)"""
-    rx = deployment.suite.prescriptions
+    rx = deployment.suite["Prescriptions"]
     rx_id = unique("rx")
     expires = chain.now() + 86_400
     squatters: list[LocalAccount] = [

@@ -22,9 +22,11 @@ from adapters import (
     ChainView,
     ContractCall,
     Payload,
+    Provision,
     ReadContext,
     RecordFacts,
     Route,
+    SetupCall,
     State,
     Step,
     adapted,
@@ -88,11 +90,15 @@ class LabWorkflow:
     kinds: tuple[str, ...] = (SAMPLE, RESULT)
     read_policy = domain_policy(kinds)
     domain = DomainSpec(name="lab", roles={SAMPLE: frozenset({"hospital"}), RESULT: frozenset({"hospital"})})
+    contracts: tuple[str, ...] = ()  # no contract: the rules are the domain's alone
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = (
         Route("/lab/samples/{sample_id}", sample_view, SampleView, query=("fields",)),
         Route("/lab/samples/{sample_id}/records", sample_records, SampleRecords, query=("after",)),
     )
+
+    def provision(self, network: Provision) -> Sequence[SetupCall]:
+        return ()
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         obj = load_json_object(payload)
