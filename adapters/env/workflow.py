@@ -16,6 +16,7 @@ from adapters.abc import (
     AdaptedPayload,
     ChainView,
     ContractCall,
+    Panel,
     Payload,
     RecordFacts,
     Route,
@@ -33,6 +34,7 @@ from adapters.env.errors import (
     StationNotOperator,
     StationUnknown,
 )
+from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
 from provenance.chain.contracts import ContractReverted, chain_key
@@ -62,6 +64,7 @@ class EnvWorkflow(EnvAdapter):
     domain = DOMAIN
     kinds: tuple[str, ...] = KINDS
     watched: tuple[str, ...] = (CONTRACT,)
+    panels: Sequence[Panel] = PANELS
 
     def __init__(
         self,

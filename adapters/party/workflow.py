@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.abc import ChainView, ContractCall, Panel, RecordFacts, Route, State, Step
 from adapters.party.domain import CONTRACT, DOMAIN
 from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
 from adapters.party.payload import MEMBER_TYPES, STAGES, PartyAdapter, check_recorded_stage
@@ -64,6 +64,7 @@ class PartyWorkflow(PartyAdapter):
     domain = DOMAIN
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ()
+    panels: Sequence[Panel] = ()
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         return (_member(facts),) if facts.get("type") in MEMBER_TYPES else ()

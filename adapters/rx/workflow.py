@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.abc import ChainView, ContractCall, Panel, RecordFacts, Route, State, Step
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
 from adapters.rx.domain import CONTRACT, DISPENSE, DOMAIN, ISSUE, REVIEW, REVOKE, SETTLE, code_key, state_key
 from adapters.rx.errors import (
@@ -31,6 +31,7 @@ from adapters.rx.errors import (
     RxUnknown,
     TraceCodeReused,
 )
+from adapters.rx.panels import PANELS
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
 from provenance.chain.contracts import ContractReverted, chain_key
@@ -80,6 +81,7 @@ class RxWorkflow(PrescriptionAdapter):
     domain = DOMAIN
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
+    panels: Sequence[Panel] = PANELS
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         # A dispense also holds its boxes, by code: two pharmacies handing over one box race on its key.

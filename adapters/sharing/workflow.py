@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, RecordFacts, Route, State, Step
+from adapters.abc import ChainView, ContractCall, Panel, RecordFacts, Route, State, Step
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import dataset_owner, request_digest, request_key, request_status
 from adapters.sharing.consent import check_consent
@@ -49,6 +49,7 @@ class SharingWorkflow(SharingAdapter):
     domain = DOMAIN
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
+    panels: Sequence[Panel] = ()
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         if kind in LIFE_KINDS:

@@ -21,6 +21,7 @@ from adapters import (
     AdaptedPayload,
     ChainView,
     ContractCall,
+    Panel,
     Payload,
     ReadContext,
     RecordFacts,
@@ -93,6 +94,7 @@ class LabWorkflow:
         Route("/lab/samples/{sample_id}", sample_view, SampleView, query=("fields",)),
         Route("/lab/samples/{sample_id}/records", sample_records, SampleRecords, query=("after",)),
     )
+    panels: Sequence[Panel] = ()
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         obj = load_json_object(payload)
