@@ -339,6 +339,7 @@ class Panel:
 
     name: str  # lower-case letters and _, unique within the domain
     title: Mapping[str, str]  # by language: "zh", "en"
+    key_title: Mapping[str, str]  # what its keys are (a column's heading), by language
     counts: Callable[[SupervisionContext, str, str], Sequence[PanelCount]]
     items: Callable[
         [SupervisionContext, str, str, str, str | None, int], tuple[Sequence[PanelItem], str | None]

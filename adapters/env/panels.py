@@ -55,6 +55,7 @@ PANELS = (
     Panel(
         name="exceedances",
         title={"zh": "各监测站超标次数", "en": "Environmental exceedances per station"},
+        key_title={"zh": "监测站（MN）", "en": "Station (MN)"},
         counts=exceedance_counts,
         items=exceedance_items,
     ),

@@ -61,6 +61,7 @@ PANELS = (
     Panel(
         name="trace_reuse",
         title={"zh": "追溯码重复使用（按药店）", "en": "Trace-code reuse (by pharmacy)"},
+        key_title={"zh": "药店（机构）", "en": "Pharmacy (organisation)"},
         counts=reuse_counts,
         items=reuse_items,
     ),

@@ -63,6 +63,7 @@ class PanelSummary(BaseModel):
     domain: str
     name: str
     title: dict[str, str] = Field(description="by language: zh, en")
+    key_title: dict[str, str] = Field(description="what the counts' keys are, by language")
     counts: list[PanelNumber]
 
 
@@ -144,6 +145,7 @@ def dashboard_summary(
             domain=w.domain.name,
             name=p.name,
             title=dict(p.title),
+            key_title=dict(p.key_title),
             counts=[
                 PanelNumber(key=n.key, count=n.count)
                 for n in p.counts(PanelReads(reader, gw, session, w.domain.name, metrics), since, until)
