@@ -176,7 +176,7 @@ async function drill(domain, day) {
     out.replaceChildren(
       h('h3', {}, t('records.drill', { domain: domainName(domain), day, n: page.items.length })),
       table([t('drill.time'), t('drill.kind'), t('drill.org'), t('drill.subject'), t('drill.id')], rows),
-      page.next_cursor ? h('p', { class: 'hint' }, t('records.more')) : null,
+      ...(page.next_cursor ? [h('p', { class: 'hint' }, t('records.more'))] : []),
     );
   } catch (e) {
     out.replaceChildren(h('p', { class: 'status error' }, e.message));
@@ -226,7 +226,7 @@ async function drillInto(id, again, load) {
   const out = $(id);
   out.setAttribute('aria-busy', 'true');
   try {
-    out.replaceChildren(...await load());
+    out.replaceChildren(...(await load()).filter(Boolean));
   } catch (e) {
     out.replaceChildren(h('p', { class: 'status error' }, e.message));
   } finally {
@@ -263,7 +263,7 @@ function drillPanel(p, key) {
       h('td', {}, i.record_id ? verifyLink(i.record_id, `${i.record_id.slice(0, 16)}…`) : t('panels.no_record'))));
     return [
       h('h3', {}, t('panels.drill', { title: panelTitle(p), key, n: page.items.length })),
-      table([t('drill.time'), t('drill.org'), t('drill.subject'), t('panels.detail'), t('drill.id')], rows),
+      table([t('panels.at'), t('drill.org'), t('drill.subject'), t('panels.detail'), t('drill.id')], rows),
       page.next_cursor ? h('p', { class: 'hint' }, t('records.more')) : null,
     ];
   });
