@@ -293,7 +293,7 @@ class Refusal:
     memory (since it started), for the dashboard's drill-down and the domains' panels."""
 
     seq: int  # its place among this gateway's refusals (a page's cursor)
-    at: float  # POSIX time
+    at: str  # when, RFC 3339 UTC in whole seconds (2026-12-06T08:00:00Z)
     kind: str
     code: str
     org: str  # the submitting token's organisation

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from adapters.abc import Panel, PanelCount, PanelItem, Refusal, SupervisionContext
 from adapters.errors import QueryInvalid
@@ -16,12 +15,8 @@ from adapters.rx.errors import TraceCodeReused
 from adapters.rx.trace_codes import digest
 
 
-def _instant(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _reuses(ctx: SupervisionContext, since: str, until: str) -> list[Refusal]:
-    return [r for r in ctx.refusals(TraceCodeReused.code) if since <= _instant(r.at) < until]
+    return [r for r in ctx.refusals(TraceCodeReused.code) if since <= r.at < until]
 
 
 def reuse_counts(ctx: SupervisionContext, since: str, until: str) -> list[PanelCount]:
@@ -48,7 +43,7 @@ def reuse_items(
         items.append(
             PanelItem(
                 record_id=first_dispense if first_dispense and ctx.visible(first_dispense) else None,
-                at=_instant(r.at),
+                at=r.at,
                 org=r.org,
                 subject=r.subject,
                 detail=f"{r.kind} {code}",

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.abc import Refusal
 from adapters.registry import roles as roles_of
 from provenance.errors import ProvenanceError
+from provenance.timestamps import format_rfc3339, from_unix
 
 if TYPE_CHECKING:
     from gateway.services.intake import Accepted
@@ -95,7 +96,7 @@ class GatewayMetrics:
             self.recent.append(
                 Refusal(
                     seq=next(self._seq),
-                    at=time.time(),
+                    at=format_rfc3339(from_unix(int(time.time()))),
                     kind=kind,
                     code=result.code,
                     org=org,

@@ -249,7 +249,7 @@ def dashboard_refusals(
         items=[
             RefusalRow(
                 seq=r.seq,
-                at=datetime.fromtimestamp(r.at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                at=r.at,
                 kind=r.kind,
                 code=r.code,
                 org=r.org,
