@@ -33,9 +33,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 OTHER_KIND = "other"
-# Seconds: the write path answers in milliseconds, a certificate renders in about a second.
 # Refusals are not logged: the latest ones are kept in memory for the dashboard's drill-down and panels.
 KEPT_REFUSALS = 2000
+# Seconds: the write path answers in milliseconds, a certificate renders in about a second.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -62,10 +62,11 @@ def seeded(harness: Harness) -> dict[str, str]:
     branch = harness.client("party-branch")
     forged = branch.post(tamper_signature(branch.body("party.record", party_meeting("BR-DF", "MTG-F"))))
     assert forged.json()["error"]["code"] == "SIGNATURE_INVALID"
-    denied = harness.client("data-user").submit(
-        "share.access", share_access("REQ-D" + secrets.token_hex(4), "0" * 64, "data-user")
-    )
-    assert error_code(denied) == "CONSENT_MISSING"
+    for _ in range(2):
+        denied = harness.client("data-user").submit(
+            "share.access", share_access("REQ-D" + secrets.token_hex(4), "0" * 64, "data-user")
+        )
+        assert error_code(denied) == "CONSENT_MISSING"
     # Ambient-air minute data over the O3 limit, a batch of a station of its own.
     mn = register_station(harness.network)
     start = (datetime.now(UTC) - timedelta(seconds=120)).replace(microsecond=0)
@@ -166,6 +167,18 @@ def test_refusal_codes_and_domain_panels_open_what_is_behind_them(
     # Behind a refusal code: the refused submissions, with who sent them and what they were told.
     kept = regulator.get("/api/v1/dashboard/refusals", params={"code": "TRACE_CODE_REUSED"}).json()["items"]
     assert any(k["org"] == "pharmacy-2" and k["details"]["code"] == seeded["box"] for k in kept), kept
+    # A page at a time, oldest first: the two accesses without consent of the seeded data are the last.
+    pages: list[list[dict[str, Any]]] = []
+    cursor = 0
+    while cursor is not None:
+        r = regulator.get(
+            "/api/v1/dashboard/refusals", params={"code": "CONSENT_MISSING", "limit": 1, "after": cursor}
+        )
+        pages.append(r.json()["items"])
+        cursor = r.json()["next_cursor"]
+    assert all(len(p) == 1 for p in pages) and len(pages) >= 2
+    seqs = [p[0]["seq"] for p in pages]
+    assert seqs == sorted(set(seqs)) and {p[0]["org"] for p in pages[-2:]} == {"data-user"}
     forged = regulator.get(
         "/api/v1/dashboard/refusals", params={"code": "SIGNATURE_INVALID", "kind": "party.record"}
     ).json()["items"]
