@@ -318,6 +318,68 @@ class Route:
     query: tuple[str, ...] = ()
 
 
+# --- supervision panels: a domain's own charts on the regulators' dashboard ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A submission the gateway refused. Refusals are never logged: the gateway keeps its latest ones in
+    memory (since it started), for the dashboard's drill-down and the domains' panels."""
+
+    seq: int  # its place among this gateway's refusals (a page's cursor)
+    at: str  # when, RFC 3339 UTC in whole seconds (2026-12-06T08:00:00Z)
+    kind: str
+    code: str
+    org: str  # the submitting token's organisation
+    subject: str  # as the refused envelope declared it
+    details: Mapping[str, Any]  # the error's details, as the submitter got them
+
+
+@dataclass(frozen=True, slots=True)
+class PanelCount:
+    """One number of a panel: ``key`` is what :attr:`Panel.items` takes back (a station's MN, an org)."""
+
+    key: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PanelItem:
+    """One entry behind a panel's number: the record it is about (None: no logged record behind it), its
+    time (RFC 3339 UTC), organisation and subject, and one line of what happened (language-neutral)."""
+
+    record_id: str | None
+    at: str
+    org: str
+    subject: str
+    detail: str
+
+
+class SupervisionContext(ReadContext, Protocol):
+    """What a panel reads: a supervisor's :class:`ReadContext` and the gateway's latest refusals."""
+
+    def refusals(self, code: str) -> Sequence[Refusal]:
+        """The refusals with ``code`` this gateway kept, oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """A chart a domain adds to the supervision dashboard (auditors and regulators only), so the gateway
+    shows domain data without naming a domain. ``counts(ctx, since, until)`` gives the numbers in
+    [since, until) (RFC 3339 UTC instants), most first; ``items(ctx, key, since, until, after, limit)`` the
+    entries behind one of them, a page at a time, with the next page's ``after`` (None: the last page);
+    a malformed ``key`` or ``after`` raises the domain's 422 error."""
+
+    name: str  # lower-case letters and _, unique within the domain
+    title: Mapping[str, str]  # by language: "zh", "en"
+    key_title: Mapping[str, str]  # what its keys are (a column's heading), by language
+    counts: Callable[[SupervisionContext, str, str], Sequence[PanelCount]]
+    items: Callable[
+        [SupervisionContext, str, str, str, str | None, int], tuple[Sequence[PanelItem], str | None]
+    ]
+
+
 @runtime_checkable
 class Workflow(RecordAdapter, Protocol):
     """One domain's whole workflow. ``kinds`` (from :class:`RecordAdapter`) are ``domain.roles``' keys.
@@ -333,6 +395,7 @@ class Workflow(RecordAdapter, Protocol):
     contracts: tuple[str, ...]  # the domain's contracts: a network deploys each (the registry's address)
     watched: tuple[str, ...]  # contracts whose events invalidate ``ChainView.lookup`` results
     routes: Sequence[Route]
+    panels: Sequence[Panel]  # its charts on the supervision dashboard (none: ())
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         """The state keys a record of ``kind`` with ``facts`` reads or writes (unique within the domain)."""

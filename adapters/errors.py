@@ -18,6 +18,7 @@ __all__ = [
     "Hj212Malformed",
     "KindUnknown",
     "PayloadInvalid",
+    "QueryInvalid",
     "SubjectMismatch",
 ]
 
@@ -74,3 +75,10 @@ class Hj212LengthMismatch(Hj212Malformed):
     """The packet's 4-digit length does not match its data segment."""
 
     code = "HJ212_LENGTH_MISMATCH"
+
+
+class QueryInvalid(PayloadInvalid):
+    """A domain read's query (a panel's key or cursor) that is malformed."""
+
+    code = "REQUEST_INVALID"
+    http_status = 422

@@ -205,9 +205,12 @@ def station_alerts(
     until: str | None = None,
     after: str | None = None,
     limit: str | None = None,
+    *,
+    only: str | None = None,
 ) -> AlertPage:
     """A station's alerts (readings over their station class's limits, data flags other than N) dated in
-    [since, until), each with the evidence bundle of its reading, paginated like the readings."""
+    [since, until), each with the evidence bundle of its reading, paginated like the readings (``only``:
+    alerts of that type alone, for the dashboard's panel)."""
     since, until, start, resume, size = _query(mn, since, until, after, limit)
     items: list[Alert] = []
     cursor = None
@@ -216,7 +219,7 @@ def station_alerts(
         found: list[dict[str, Any]] = data.get("alerts", [])
         for n in range(batch.first, len(found)):
             alert = found[n]
-            if not _within(alert["data_time"], since, until):
+            if not _within(alert["data_time"], since, until) or only not in (None, alert["type"]):
                 continue
             if len(items) == size:
                 return AlertPage(mn=mn, items=items, next_cursor=cursor)

@@ -16,6 +16,7 @@ from adapters.abc import (
     AdaptedPayload,
     ChainView,
     ContractCall,
+    Panel,
     Payload,
     Provision,
     RecordFacts,
@@ -35,6 +36,7 @@ from adapters.env.errors import (
     StationNotOperator,
     StationUnknown,
 )
+from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
 from provenance.chain.contracts import ContractReverted, chain_key, org_id
@@ -66,6 +68,7 @@ class EnvWorkflow(EnvAdapter):
     kinds: tuple[str, ...] = KINDS
     contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = (CONTRACT,)
+    panels: Sequence[Panel] = PANELS
 
     def __init__(
         self,

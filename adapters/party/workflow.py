@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from adapters.abc import ChainView, ContractCall, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.party.domain import CONTRACT, DOMAIN
 from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
 from adapters.party.payload import MEMBER_TYPES, STAGES, PartyAdapter, check_recorded_stage
@@ -65,6 +65,7 @@ class PartyWorkflow(PartyAdapter):
     contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ()
+    panels: Sequence[Panel] = ()
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         return ()  # a branch records as soon as it is registered

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
 from adapters.rx.domain import CONTRACT, DISPENSE, DOMAIN, ISSUE, REVIEW, REVOKE, SETTLE, code_key, state_key
 from adapters.rx.errors import (
@@ -31,6 +31,7 @@ from adapters.rx.errors import (
     RxUnknown,
     TraceCodeReused,
 )
+from adapters.rx.panels import PANELS
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
 from provenance.chain.contracts import ContractReverted, chain_key
@@ -81,6 +82,7 @@ class RxWorkflow(PrescriptionAdapter):
     contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
+    panels: Sequence[Panel] = PANELS
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # 审方 before dispense is the contract's default; a network without it says so before its first

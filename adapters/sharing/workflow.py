@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import dataset_owner, request_digest, request_key, request_status
 from adapters.sharing.consent import check_consent
@@ -50,6 +50,7 @@ class SharingWorkflow(SharingAdapter):
     contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
+    panels: Sequence[Panel] = ()
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # Each dataset registered by its owner (no schema digest yet: its ``data.collected`` record says it).

@@ -8,8 +8,10 @@ never share counters.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -17,8 +19,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.abc import Refusal
 from adapters.registry import roles as roles_of
 from provenance.errors import ProvenanceError
+from provenance.timestamps import format_rfc3339, from_unix
 
 if TYPE_CHECKING:
     from gateway.services.intake import Accepted
@@ -29,6 +33,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 OTHER_KIND = "other"
+# Refusals are not logged: the latest ones are kept in memory for the dashboard's drill-down and panels.
+KEPT_REFUSALS = 2000
 # Seconds: the write path answers in milliseconds, a certificate renders in about a second.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -70,6 +76,8 @@ class GatewayMetrics:
         )
         self._state: _GatewayCollector | None = None
         self.started = time.time()
+        self.recent: deque[Refusal] = deque(maxlen=KEPT_REFUSALS)
+        self._seq = itertools.count(1)
 
     def watch(self, gw: Gateway) -> None:
         """Read the gauges of ``gw`` at every scrape (once the lifespan has built it)."""
@@ -78,12 +86,31 @@ class GatewayMetrics:
         self._state = _GatewayCollector(gw, started=self.started)
         self.registry.register(self._state)
 
-    def count(self, kind: object, result: Accepted | ProvenanceError) -> None:
-        """One submission's outcome (a repeat of an accepted record counts as neither)."""
+    def count(self, record: Mapping[str, Any], result: Accepted | ProvenanceError, *, org: str) -> None:
+        """One submission's outcome (a repeat of an accepted record counts as neither); a refusal is also
+        kept, with who sent it (``org``, the token's) and the subject its envelope declared."""
+        kind = record_kind(record.get("kind"))
         if isinstance(result, ProvenanceError):
-            self.refused.labels(record_kind(kind), result.code).inc()
+            self.refused.labels(kind, result.code).inc()
+            subject = record.get("subject")
+            self.recent.append(
+                Refusal(
+                    seq=next(self._seq),
+                    at=format_rfc3339(from_unix(int(time.time()))),
+                    kind=kind,
+                    code=result.code,
+                    org=org,
+                    subject=subject[:200] if isinstance(subject, str) else "",
+                    details=dict(result.details or {}),
+                )
+            )
         elif result.created:
-            self.accepted.labels(record_kind(kind)).inc()
+            self.accepted.labels(kind).inc()
+
+    def refused_since(self, *, after: int = 0, code: str | None = None) -> list[Refusal]:
+        """The refusals kept, oldest first: those after the cursor ``after`` (a :attr:`Refusal.seq`), with
+        ``code`` if given."""
+        return [r for r in list(self.recent) if r.seq > after and code in (None, r.code)]
 
     def refusals(self) -> list[dict[str, Any]]:
         """Records refused since start, by kind and code (the dashboard's refusals panel)."""

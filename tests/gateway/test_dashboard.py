@@ -10,13 +10,27 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.kit.gateway import Harness, hj212_packets, party_meeting, rx_issue, tamper_signature, trust_path
+from tests.adapters.test_rx_trace_codes import with_codes
+from tests.gateway.test_env_batch import submit_when_seen
+from tests.kit.gateway import (
+    Harness,
+    env_batch,
+    error_code,
+    hj212_packets,
+    hj212_series,
+    party_meeting,
+    register_station,
+    rx_issue,
+    share_access,
+    tamper_signature,
+    trust_path,
+)
 from tests.kit.webui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
@@ -26,9 +40,17 @@ pytestmark = pytest.mark.timeout(400)
 TOKEN_KEY = "shancheng.verify.token"
 
 
+EXCEEDING = 3  # readings of the seeded batch over their limit (O3 1,000 µg/m³ against 200, 1-hour)
+
+
+def _box() -> str:
+    return "8" + "".join(secrets.choice("0123456789") for _ in range(19))  # a 20-digit 码上放心 code
+
+
 @pytest.fixture(scope="module")
 def seeded(harness: Harness) -> dict[str, str]:
-    """Records of three domains today, anchored, and one forged submission refused."""
+    """Records of three domains today, anchored; an env batch whose readings exceed their limit; a box
+    dispensed twice (the second refused); a forged submission and an access without consent refused."""
     rx = "RXD" + secrets.token_hex(4)
     ids = {
         "rx": harness.client("hospital-1").submit("rx.issue", rx_issue(rx)).json()["id"],
@@ -40,8 +62,33 @@ def seeded(harness: Harness) -> dict[str, str]:
     branch = harness.client("party-branch")
     forged = branch.post(tamper_signature(branch.body("party.record", party_meeting("BR-DF", "MTG-F"))))
     assert forged.json()["error"]["code"] == "SIGNATURE_INVALID"
-    for rid in ids.values():
-        harness.wait_status(rid, "anchored", timeout=90)
+    for _ in range(2):
+        denied = harness.client("data-user").submit(
+            "share.access", share_access("REQ-D" + secrets.token_hex(4), "0" * 64, "data-user")
+        )
+        assert error_code(denied) == "CONSENT_MISSING"
+    # Ambient-air minute data over the O3 limit, a batch of a station of its own.
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=120)).replace(microsecond=0)
+    items = hj212_series(
+        mn, start, EXCEEDING, template="air-quality-minute-2051-flags.txt", vary=lambda i, p: None
+    )
+    batch = submit_when_seen(
+        harness.client("station-1"), env_batch(items, mn, start, start + timedelta(seconds=EXCEEDING))
+    )
+    assert batch.status_code == 202, batch.text
+    # One box handed over twice: the second pharmacy is refused (回流药).
+    shared = _box()
+    rx_first, rx_again = "RXD" + secrets.token_hex(4), "RXD" + secrets.token_hex(4)
+    for rx in (rx_first, rx_again):
+        assert harness.client("hospital-1").submit("rx.issue", rx_issue(rx)).status_code == 202
+    first = harness.client("pharmacy-1").submit("rx.dispense", with_codes(rx_first, [shared, _box()]))
+    assert first.status_code == 202, first.text
+    again = harness.client("pharmacy-2").submit("rx.dispense", with_codes(rx_again, [_box(), shared]))
+    assert error_code(again) == "TRACE_CODE_REUSED", again.text
+    ids |= {"mn": mn, "batch": batch.json()["id"], "dispense": first.json()["id"], "box": shared}
+    for key in ("rx", "env", "party", "batch", "dispense"):
+        harness.wait_status(ids[key], "anchored", timeout=90)
     return ids
 
 
@@ -74,6 +121,86 @@ def test_dashboard_data_for_supervisors_only(harness: Harness, seeded: dict[str,
         assert r.status_code == 403 and r.json()["error"]["code"] == "ROLE_FORBIDDEN", org
     assert harness.client("auditor").get("/api/v1/dashboard/summary").status_code == 200
     assert harness.http.get("/api/v1/dashboard/summary").status_code == 401
+
+
+def test_refusal_codes_and_domain_panels_open_what_is_behind_them(
+    harness: Harness, seeded: dict[str, str]
+) -> None:
+    regulator = harness.client("regulator")
+    doc = regulator.get("/api/v1/dashboard/summary", params={"days": 2}).json()
+    refused = {(i["kind"], i["code"]) for i in doc["refusals"]["items"]}
+    # A consent violation, a forged signature and a trace-code reuse are each counted under their code.
+    assert {
+        ("share.access", "CONSENT_MISSING"),
+        ("party.record", "SIGNATURE_INVALID"),
+        ("rx.dispense", "TRACE_CODE_REUSED"),
+    } <= refused
+    panels = {(p["domain"], p["name"]): p for p in doc["panels"]}
+    stations = {c["key"]: c["count"] for c in panels[("env", "exceedances")]["counts"]}
+    assert stations[seeded["mn"]] == EXCEEDING
+    assert panels[("env", "exceedances")]["title"]["zh"] == "各监测站超标次数"
+    reuse = {c["key"]: c["count"] for c in panels[("rx", "trace_reuse")]["counts"]}
+    assert reuse.get("pharmacy-2", 0) >= 1
+
+    # The exceedances behind the station's number, two a page: each names the batch holding its reading.
+    path = "/api/v1/dashboard/panels/env/exceedances"
+    seen, after = [], None
+    while True:
+        r = regulator.get(
+            path, params={"key": seeded["mn"], "limit": 2, **({"after": after} if after else {})}
+        )
+        assert r.status_code == 200, r.text
+        seen += r.json()["items"]
+        after = r.json()["next_cursor"]
+        if after is None:
+            break
+    assert len(seen) == EXCEEDING and {i["record_id"] for i in seen} == {seeded["batch"]}
+    assert all(i["detail"].endswith("a05024 1000 > 200 (hour)") for i in seen), seen
+    assert {i["subject"] for i in seen} == {f"station:{seeded['mn']}"} and seen[0]["org"] == "station-1"
+
+    # Behind the pharmacy's reuse: the dispense that handed the box over first (the refusal never names it).
+    items = regulator.get(
+        "/api/v1/dashboard/panels/rx/trace_reuse", params={"key": "pharmacy-2", "limit": 100}
+    ).json()["items"]
+    mine = [i for i in items if i["detail"] == f"rx.dispense {seeded['box']}"]
+    assert len(mine) == 1 and mine[0]["record_id"] == seeded["dispense"], items
+    # Behind a refusal code: the refused submissions, with who sent them and what they were told.
+    kept = regulator.get("/api/v1/dashboard/refusals", params={"code": "TRACE_CODE_REUSED"}).json()["items"]
+    assert any(k["org"] == "pharmacy-2" and k["details"]["code"] == seeded["box"] for k in kept), kept
+    # A page at a time, oldest first: the two accesses without consent of the seeded data are the last.
+    pages: list[list[dict[str, Any]]] = []
+    cursor = 0
+    while cursor is not None:
+        r = regulator.get(
+            "/api/v1/dashboard/refusals", params={"code": "CONSENT_MISSING", "limit": 1, "after": cursor}
+        )
+        pages.append(r.json()["items"])
+        cursor = r.json()["next_cursor"]
+    assert all(len(p) == 1 for p in pages) and len(pages) >= 2
+    seqs = [p[0]["seq"] for p in pages]
+    assert seqs == sorted(set(seqs)) and {p[0]["org"] for p in pages[-2:]} == {"data-user"}
+    forged = regulator.get(
+        "/api/v1/dashboard/refusals", params={"code": "SIGNATURE_INVALID", "kind": "party.record"}
+    ).json()["items"]
+    assert forged and {k["org"] for k in forged} == {"party-branch"}
+
+    # Bad input: 422 naming what; other roles: 403.
+    bad = {
+        "/api/v1/dashboard/panels/env/nope": ({"key": "X"}, "name"),
+        "/api/v1/dashboard/panels/lab/exceedances": ({"key": "X"}, "domain"),
+        "/api/v1/dashboard/panels/rx/trace_reuse": ({"key": "pharmacy-2", "after": "-1"}, "after"),
+        path: ({"key": "not an MN!"}, "mn"),
+        "/api/v1/dashboard/refusals": ({"code": "no such code"}, "code"),
+    }
+    for url, (params, field) in bad.items():
+        r = regulator.get(url, params=params)
+        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", (url, r.text)
+        assert r.json()["error"]["details"]["field"] == field, (url, r.text)
+    for params in ({"key": "X", "limit": 0}, {}):
+        assert error_code(regulator.get(path, params=params)) == "REQUEST_INVALID"
+    for url, params in ((path, {"key": seeded["mn"]}), ("/api/v1/dashboard/refusals", {"code": "X"})):
+        r = harness.client("station-1").get(url, params=params)
+        assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN", url
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +250,35 @@ def test_dashboard_page_draws_every_chart_in_chinese_and_english(
         canvas = page.locator(f"#chart-{name}")
         shot = canvas.screenshot(path=str(ARTIFACTS / f"dashboard-zh-{name}.png"))
         assert _inked(shot) > 0.01, f"chart {name} is empty"
-    # The refusal of the forged signature is there, flagged as such.
-    row = page.locator("#table-refusals tr[data-code=SIGNATURE_INVALID]")
-    assert "伪造签名" in row.inner_text()
+    # The domains' panels, titled in Chinese, drawn with the seeded exceedances and reuse.
+    for panel, title in (
+        ("env-exceedances", "各监测站超标次数"),
+        ("rx-trace_reuse", "追溯码重复使用（按药店）"),
+    ):
+        assert page.locator(f"#panel-{panel} h2").inner_text() == title
+        shot = page.locator(f"#chart-{panel}").screenshot(path=str(ARTIFACTS / f"dashboard-zh-{panel}.png"))
+        assert _inked(shot) > 0.01, f"chart {panel} is empty"
+    # The refusals of the forged signature, of the access without consent and of the reused box are
+    # there, flagged as such.
+    for code, category in (
+        ("SIGNATURE_INVALID", "伪造签名"),
+        ("CONSENT_MISSING", "违反授权同意"),
+        ("TRACE_CODE_REUSED", "追溯码重复使用"),
+    ):
+        assert category in page.locator(f"#table-refusals tr[data-code={code}]").first.inner_text()
+    # The reuse count opens the refused attempts; the pharmacy's number on the panel opens the dispense
+    # that handed the box over first; the station's number the batch holding the readings over the limit.
+    page.click("#table-refusals button[data-code=TRACE_CODE_REUSED]")
+    page.locator("#drill-refusals td", has_text=seeded["box"]).first.wait_for(timeout=10_000)
+    assert "pharmacy-2" in page.locator("#drill-refusals").inner_text()
+    page.click("#table-rx-trace_reuse button[data-key=pharmacy-2]")
+    page.locator(f"#drill-rx-trace_reuse a[href='/verify/?q={seeded['dispense']}']").wait_for(timeout=10_000)
+    page.click(f"#table-env-exceedances button[data-key={seeded['mn']}]")
+    batch_links = page.locator(f"#drill-env-exceedances a[href='/verify/?q={seeded['batch']}']")
+    batch_links.first.wait_for(timeout=10_000)
+    assert batch_links.count() == EXCEEDING
+    for drill in ("#drill", "#drill-refusals", "#drill-rx-trace_reuse", "#drill-env-exceedances"):
+        assert "null" not in page.locator(drill).inner_text(), drill
     # A number opens the records behind it, each linking to the /verify page's look-up.
     today = datetime.now(UTC).date().isoformat()
     page.click(f"#table-records button[data-domain=rx][data-day='{today}']")
@@ -137,6 +290,14 @@ def test_dashboard_page_draws_every_chart_in_chinese_and_english(
     assert page.locator("html").get_attribute("lang") == "en"
     assert "forged signature" in page.locator("#table-refusals tr[data-code=SIGNATURE_INVALID]").inner_text()
     assert _inked(page.locator("#chart-records").screenshot()) > 0.01
+    assert page.locator("#panel-env-exceedances h2").inner_text() == "Environmental exceedances per station"
+    assert page.locator("#panel-rx-trace_reuse h2").inner_text() == "Trace-code reuse (by pharmacy)"
+    for panel in ("env-exceedances", "rx-trace_reuse"):
+        shot = page.locator(f"#chart-{panel}").screenshot(path=str(ARTIFACTS / f"dashboard-en-{panel}.png"))
+        assert _inked(shot) > 0.01, f"chart {panel} is empty"
+    # The open drill-downs follow the language.
+    assert "Refused at" in page.locator("#drill-refusals").inner_text()
+    assert batch_links.count() == EXCEEDING
     page.screenshot(path=str(ARTIFACTS / "dashboard-en.jpg"), full_page=True, type="jpeg", quality=85)
     assert errors == []
     # An English browser gets English; a hospital's token gets the refusal, and no charts.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,9 @@ from adapters import (
     AdaptedPayload,
     ChainView,
     ContractCall,
+    Panel,
+    PanelCount,
+    PanelItem,
     Payload,
     Provision,
     ReadContext,
@@ -29,6 +33,7 @@ from adapters import (
     SetupCall,
     State,
     Step,
+    SupervisionContext,
     adapted,
     domain_policy,
     load_json_object,
@@ -84,6 +89,25 @@ def sample_records(ctx: ReadContext, sample_id: str, after: str | None) -> Sampl
     return SampleRecords(items=items, next_cursor=listed[-1].seq if len(listed) == 2 else None)
 
 
+def reported_again(ctx: SupervisionContext, since: str, until: str) -> list[PanelCount]:
+    """Results refused because the sample was reported already, per hospital (the dashboard's panel)."""
+    orgs = Counter(r.org for r in ctx.refusals(SampleReported.code) if since <= r.at < until)
+    return [PanelCount(org, n) for org, n in orgs.most_common()]
+
+
+def reported_again_items(
+    ctx: SupervisionContext, key: str, since: str, until: str, after: str | None, limit: int
+) -> tuple[list[PanelItem], str | None]:
+    """Behind each: the result that reported the sample first."""
+    found = [r for r in ctx.refusals(SampleReported.code) if r.org == key and since <= r.at < until]
+    items = []
+    for r in found[:limit]:
+        state = ctx.state(f"sample:{r.details['sample_id']}")
+        first = state.data.get("result") if state is not None else None
+        items.append(PanelItem(first, r.at, r.org, r.subject, f"{r.kind} {r.details['sample_id']}"))
+    return items, None
+
+
 class LabWorkflow:
     """Samples taken by a hospital, each reported once, after it was taken."""
 
@@ -95,6 +119,15 @@ class LabWorkflow:
     routes: Sequence[Route] = (
         Route("/lab/samples/{sample_id}", sample_view, SampleView, query=("fields",)),
         Route("/lab/samples/{sample_id}/records", sample_records, SampleRecords, query=("after",)),
+    )
+    panels: Sequence[Panel] = (
+        Panel(
+            name="reported_again",
+            title={"zh": "重复报告", "en": "Samples reported again"},
+            key_title={"zh": "医院", "en": "Hospital"},
+            counts=reported_again,
+            items=reported_again_items,
+        ),
     )
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
@@ -171,6 +204,16 @@ def test_a_domain_registered_from_a_test_goes_end_to_end(harness: Harness, lab: 
     items = bulk.json()["items"]
     assert [i["status"] for i in items] == ["accepted", "rejected"], items
     assert items[1]["error"]["code"] == "LAB_SAMPLE_REPORTED", items
+    # The domain's own panel on the supervision dashboard: the refused result, and behind it the first.
+    regulator = harness.client("regulator")
+    panels = regulator.get("/api/v1/dashboard/summary", params={"days": 1}).json()["panels"]
+    (panel,) = [p for p in panels if p["domain"] == "lab"]
+    assert panel["name"] == "reported_again" and panel["title"]["en"] == "Samples reported again"
+    assert {c["key"]: c["count"] for c in panel["counts"]}["hospital-1"] >= 1
+    behind = regulator.get(
+        "/api/v1/dashboard/panels/lab/reported_again", params={"key": "hospital-1", "days": 1}
+    ).json()["items"]
+    assert [i["record_id"] for i in behind if i["detail"] == f"{RESULT} {sample}"] == [items[0]["id"]]
     # The trust file the deploy wrote knows the built-in domains only; `provenance orgs export` with the lab
     # domain installed writes its kinds too (kind_roles of the installed domains).
     deployed = TrustStore.load(trust_path(harness.network))

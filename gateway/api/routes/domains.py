@@ -14,13 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from sqlmodel import Session, col, select
 
-from adapters import Access, Route, State, Workflow
+from adapters import Access, ChainView, Route, State, Workflow
 from adapters.abc import Listed
 from adapters.registry import workflows
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
 from gateway.errors import PayloadPurged, RequestInvalid
 from gateway.models import WorkflowState
-from gateway.services.chain import ChainReads
 from gateway.services.reads import bundle_of, find_record
 from gateway.services.rules import record_facts
 from gateway.services.runtime import Gateway
@@ -39,7 +38,7 @@ class DomainReads:
         self.org = reader.org
         self.role = reader.role
         self.access_code = reader.access_code
-        self.chain: ChainReads = gw.chain
+        self.chain: ChainView = gw.chain
         self._reader = reader
         self._gw = gw
         self._session = session

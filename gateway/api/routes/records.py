@@ -125,9 +125,9 @@ async def submit_record(
     try:
         result, receipt = await run_in_threadpool(accept)
     except ProvenanceError as exc:
-        metrics.count(body.record.get("kind"), exc)
+        metrics.count(body.record, exc, org=org)
         raise
-    metrics.count(body.record.get("kind"), result)
+    metrics.count(body.record, result, org=org)
     if not result.created:
         response.status_code = 200
     return RecordAccepted(id=result.id, existing=not result.created, receipt=receipt)
@@ -152,7 +152,7 @@ async def submit_bulk(body: BulkSubmit, org: CurrentOrg, gw: GatewayDep, metrics
     results = await run_in_threadpool(accept)
     items: list[BulkItem] = []
     for i, ((r, receipt), item) in enumerate(zip(results, body.records, strict=True)):
-        metrics.count(item.record.get("kind"), r)
+        metrics.count(item.record, r, org=org)
         if isinstance(r, ProvenanceError):
             items.append(BulkItem(index=i, status="rejected", error=error_body(r)["error"]))
         else:

@@ -1,5 +1,7 @@
-// The supervision dashboard (/dashboard): records per domain and day, refusals by code, the most recorded
-// subjects, anchoring and witness lag, from /api/v1/dashboard/* with an auditor's or a regulator's token.
+// The supervision dashboard (/dashboard): records per domain and day, refusals by code, the panels the
+// domains declare (environmental exceedances per station, trace-code reuse: their titles come with the
+// data, so the page names no domain's panel), the most recorded subjects, anchoring and witness lag, from
+// /api/v1/dashboard/* with an auditor's or a regulator's token.
 // Charts by Chart.js, bundled by webui/build.mjs (no CDN); every number is also in a table beside its chart
 // and links to the records behind it (the /verify page's look-up). Gateway text reaches the DOM as
 // textContent only.
@@ -39,7 +41,7 @@ const CATEGORY = {
   TRACE_CODE_REUSED: 'trace_reuse',
 };
 
-const state = { lang: initialLang(MESSAGES), data: null, charts: [], drill: null };
+const state = { lang: initialLang(MESSAGES), data: null, charts: [], drill: null, drills: {} };
 
 function t(key, params = {}) {
   return translate(MESSAGES, state.lang, key, params);
@@ -99,6 +101,7 @@ function setLanguage(lang) {
   applyLanguage();
   if (state.data) render();
   if (state.drill) drill(state.drill.domain, state.drill.day);
+  for (const again of Object.values(state.drills)) again();
 }
 
 // --- panels ------------------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ async function drill(domain, day) {
     out.replaceChildren(
       h('h3', {}, t('records.drill', { domain: domainName(domain), day, n: page.items.length })),
       table([t('drill.time'), t('drill.kind'), t('drill.org'), t('drill.subject'), t('drill.id')], rows),
-      page.next_cursor ? h('p', { class: 'hint' }, t('records.more')) : null,
+      ...(page.next_cursor ? [h('p', { class: 'hint' }, t('records.more'))] : []),
     );
   } catch (e) {
     out.replaceChildren(h('p', { class: 'status error' }, e.message));
@@ -211,8 +214,95 @@ function renderRefusals(data) {
       h('td', { class: 'mono' }, r.code),
       h('td', { class: CATEGORY[r.code] ? 'flag' : '' }, CATEGORY[r.code] ? t(`category.${CATEGORY[r.code]}`) : ''),
       h('td', {}, r.kind),
-      h('td', { class: 'n' }, r.count))),
+      h('td', { class: 'n' }, h('button', {
+        type: 'button', class: 'link', 'data-code': r.code, 'data-kind': r.kind, onclick: () => drillRefusals(r.code, r.kind),
+      }, r.count)))),
   ));
+}
+
+// The drill-downs below each re-run on a language switch (state.drills, by the element they fill).
+async function drillInto(id, again, load) {
+  state.drills[id] = again;
+  const out = $(id);
+  out.setAttribute('aria-busy', 'true');
+  try {
+    out.replaceChildren(...(await load()).filter(Boolean));
+  } catch (e) {
+    out.replaceChildren(h('p', { class: 'status error' }, e.message));
+  } finally {
+    out.setAttribute('aria-busy', 'false');
+  }
+}
+
+function drillRefusals(code, kind) {
+  return drillInto('drill-refusals', () => drillRefusals(code, kind), async () => {
+    const page = await api(`/dashboard/refusals?code=${encodeURIComponent(code)}&kind=${encodeURIComponent(kind)}`);
+    const rows = page.items.map((r) => h('tr', { 'data-seq': r.seq },
+      h('td', {}, r.at), h('td', {}, r.org), h('td', {}, r.subject ? verifyLink(r.subject) : ''),
+      h('td', { class: 'mono' }, JSON.stringify(r.details))));
+    return [
+      h('h3', {}, t('refusals.drill', { code, kind, n: page.items.length })),
+      h('p', { class: 'hint' }, t('refusals.kept')),
+      table([t('drill.refused_at'), t('drill.org'), t('drill.subject'), t('drill.details')], rows),
+      page.next_cursor ? h('p', { class: 'hint' }, t('records.more')) : null,
+    ];
+  });
+}
+
+// --- the domains' panels ------------------------------------------------------------------------------
+
+const panelId = (p) => `${p.domain}-${p.name}`;
+const panelTitle = (p, field = 'title') => p[field][state.lang] ?? p[field].en ?? p.name;
+
+function drillPanel(p, key) {
+  return drillInto(`drill-${panelId(p)}`, () => drillPanel(p, key), async () => {
+    const page = await api(`/dashboard/panels/${encodeURIComponent(p.domain)}/${encodeURIComponent(p.name)}`
+      + `?key=${encodeURIComponent(key)}&days=${DAYS}`);
+    const rows = page.items.map((i) => h('tr', {},
+      h('td', {}, i.at), h('td', {}, i.org), h('td', {}, verifyLink(i.subject)), h('td', { class: 'mono' }, i.detail),
+      h('td', {}, i.record_id ? verifyLink(i.record_id, `${i.record_id.slice(0, 16)}…`) : t('panels.no_record'))));
+    return [
+      h('h3', {}, t('panels.drill', { title: panelTitle(p), key, n: page.items.length })),
+      table([t('panels.at'), t('drill.org'), t('drill.subject'), t('panels.detail'), t('drill.id')], rows),
+      page.next_cursor ? h('p', { class: 'hint' }, t('records.more')) : null,
+    ];
+  });
+}
+
+function renderPanels(data) {
+  const holder = $('domain-panels');
+  holder.replaceChildren(...data.panels.map((p) => {
+    const id = panelId(p);
+    const canvas = h('canvas', { id: `chart-${id}`, role: 'img', 'aria-label': panelTitle(p) });
+    const numbers = p.counts.length
+      ? table([panelTitle(p, 'key_title'), t('panels.count')], p.counts.map((c) => h('tr', { 'data-key': c.key },
+        h('th', { scope: 'row', class: 'mono' }, c.key),
+        h('td', { class: 'n' }, h('button', { type: 'button', class: 'link', 'data-key': c.key, onclick: () => drillPanel(p, c.key) }, c.count)))))
+      : h('p', { class: 'hint' }, t('panels.none'));
+    return h('section', { class: 'panel', id: `panel-${id}`, 'data-domain': p.domain, 'data-panel': p.name },
+      h('h2', {}, panelTitle(p)),
+      h('p', { class: 'hint' }, t('panels.domain', { domain: domainName(p.domain) })),
+      h('div', { class: 'chart' }, canvas),
+      h('div', { id: `table-${id}`, class: 'numbers' }, numbers),
+      h('div', { id: `drill-${id}`, class: 'drill', 'aria-live': 'polite' }));
+  }));
+  for (const p of data.panels) {
+    chart($(`chart-${panelId(p)}`), {
+      type: 'bar',
+      data: {
+        labels: p.counts.map((c) => c.key),
+        datasets: [{ label: t('panels.count'), data: p.counts.map((c) => c.count), backgroundColor: '#a3141b' }],
+      },
+      options: {
+        indexAxis: 'y',
+        plugins: { legend: { display: false } },
+        scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
+        onClick: (_event, elements) => {
+          if (elements[0]) drillPanel(p, p.counts[elements[0].index].key);
+        },
+      },
+    });
+  }
 }
 
 function renderSubjects(data) {
@@ -273,6 +363,7 @@ function render() {
   $('panels').hidden = false;
   renderRecords(data);
   renderRefusals(data);
+  renderPanels(data);
   renderSubjects(data);
   renderLag(data);
   setStatus(t('status.updated', { time: data.generated_at }));
