@@ -67,6 +67,7 @@ def validate(model: type[MedicationRequest | MedicationDispense], obj: dict[str,
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         # fhir.resources raises assorted errors of its own from some validators: all mean "not valid FHIR".
         raise FhirInvalid(f"invalid {model.__name__}: {type(exc).__name__}", details={"field": "$"}) from exc
+    medication(obj)  # first: a dangling #id also leaves its would-be target unreferenced (dom-3)
     _check_contained(obj)
 
 
@@ -162,7 +163,12 @@ def medication(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
             f"medicationReference {ref!r} names no contained resource",
             details={"field": "medicationReference.reference"},
         )
-    i, med = found[0]  # ids are unique: validate() checked them
+    if len(found) > 1:
+        raise FhirInvalid(
+            f"two contained resources have the id {ref[1:]!r}: the reference {ref!r} is ambiguous",
+            details={"field": f"contained.{found[1][0]}.id"},
+        )
+    i, med = found[0]
     if med.get("resourceType") != "Medication":
         raise FhirInvalid(
             f"medicationReference {ref!r} names a contained {med.get('resourceType')}, not a Medication",

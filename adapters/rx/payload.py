@@ -243,7 +243,9 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         when(obj, *validity, "start", zone=zone) if _get(obj, *validity, "start") is not None else authored
     )
     start, end = start_span.start, end_span.end
-    if start > end:  # per-1: start.lowBoundary() <= end.highBoundary()
+    # per-1: start.lowBoundary() <= end.highBoundary(), the last instant of an end date (``end`` is the first
+    # instant after it).
+    if start > (end - timedelta(microseconds=1) if end_span.partial else end):
         raise FhirInvalid(
             "validityPeriod starts after it ends (per-1)", details={"field": "dispenseRequest.validityPeriod"}
         )
