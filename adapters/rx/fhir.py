@@ -69,6 +69,7 @@ def validate(model: type[MedicationRequest | MedicationDispense], obj: dict[str,
         raise FhirInvalid(f"invalid {model.__name__}: {type(exc).__name__}", details={"field": "$"}) from exc
     medication(obj)  # first: a dangling #id also leaves its would-be target unreferenced (dom-3)
     _check_contained(obj)
+    _check_modifiers(obj, "")
 
 
 def when(obj: dict[str, Any], *path: str, zone: tzinfo) -> TimeSpan:
@@ -135,6 +136,24 @@ def _check_contained(obj: dict[str, Any]) -> None:
                 f"contained resource {rid!r} is referred to from nowhere in the resource (dom-3)",
                 details={"field": field},
             )
+
+
+def _check_modifiers(value: Any, path: str) -> None:
+    """No modifier the adapter does not understand: a ``modifierExtension`` (at any level) or
+    ``implicitRules`` may change what the resource means (R4 extensibility.html#modifierExtension: a system
+    that does not understand one refuses the data rather than read the resource without it)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            field = f"{path}.{key}" if path else key
+            if key in ("modifierExtension", "implicitRules"):
+                raise RxRuleViolation(
+                    f"{key} is not understood here: the resource may mean something else than it reads",
+                    details={"field": field},
+                )
+            _check_modifiers(item, field)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_modifiers(item, f"{path}.{i}")
 
 
 def medication(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

@@ -403,3 +403,39 @@ def test_meta_and_unknown_extensions_are_kept_and_signed() -> None:
     assert adapt("rx.issue", changed).digest != a.digest
     assert a.facts["access_code_digest"] == ISSUE["extension"][0]["valueString"]
     assert a.facts["authored_on_precision"] == "day"
+
+
+MODIFIERS = [
+    (
+        "root",
+        lambda d: d.update(modifierExtension=[{"url": "urn:example:not-really", "valueBoolean": True}]),
+        "modifierExtension",
+    ),
+    (
+        "element",
+        lambda d: d["dosageInstruction"][0].update(
+            modifierExtension=[{"url": "urn:example:x", "valueString": "y"}]
+        ),
+        "dosageInstruction.0.modifierExtension",
+    ),
+    (
+        "contained",
+        lambda d: (
+            d.pop("medicationCodeableConcept"),
+            d.update(
+                medicationReference={"reference": "#med"},
+                contained=[{**MED, "modifierExtension": [{"url": "urn:example:x", "valueCode": "z"}]}],
+            ),
+        ),
+        "contained.0.modifierExtension",
+    ),
+    ("implicit-rules", lambda d: d.update(implicitRules="http://his.example.cn/rules"), "implicitRules"),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "field"), MODIFIERS, ids=[m[0] for m in MODIFIERS])
+def test_modifiers_not_understood_are_refused(
+    name: str, change: Callable[[dict[str, Any]], object], field: str
+) -> None:
+    """An unknown modifier may reverse the meaning (a dispense that did not happen): never read past it."""
+    refused("rx.issue", mutate(ISSUE, change), "RX_RULE_VIOLATION", field)
