@@ -102,6 +102,8 @@ def _references(value: Any) -> Iterator[str]:
 def _check_contained(obj: dict[str, Any]) -> None:
     """R4's invariants on contained resources, and ids that a ``#id`` reference resolves to one of."""
     contained = obj.get("contained") or []
+    if not contained:
+        return
     outside = set(_references({k: v for k, v in obj.items() if k != "contained"}))
     inside = [set(_references(res)) for res in contained]
     counts = Counter(ref for refs in inside for ref in refs)
