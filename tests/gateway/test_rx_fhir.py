@@ -8,12 +8,13 @@ from __future__ import annotations
 import copy
 import secrets
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
-from tests.kit.gateway import Harness, check_accepted, error_code, rx_dispense, rx_issue
+from tests.kit.gateway import Harness, check_accepted, error_code, rx_dispense, rx_issue, workerless_gateway
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MEDICATION = {
@@ -106,3 +107,23 @@ def test_fhir_violations_refused_over_http(harness: Harness) -> None:
         assert r.status_code == 400 and error_code(r) == "FHIR_INVALID", r.text
         assert r.json()["error"]["details"]["field"] == field, r.text
     assert h.client("auditor").get(f"/api/v1/subjects/rx:{rx}/records").json()["items"] == []
+
+
+def test_the_zone_is_the_deployments(harness: Harness, tmp_path: Path) -> None:
+    """PROV_GW_FHIR_TIME_ZONE reaches the rules: the same end date expires at midnight UTC on a gateway
+    configured for UTC, 8 hours after Asia/Shanghai's (the session's gateway, the default)."""
+    rx = "RX" + secrets.token_hex(5).upper()
+    last_day = datetime.now(UTC).date() + timedelta(days=2)
+    issue = rx_issue(rx)
+    issue["dispenseRequest"]["validityPeriod"]["end"] = last_day.isoformat()
+    hospital = harness.client("hospital-1")
+    body = hospital.body("rx.issue", issue)
+    with workerless_gateway(harness, tmp_path, "hospital-1", fhir_time_zone="UTC") as (settings, http):
+        assert settings.fhir_time_zone == "UTC"
+        assert http.post("/api/v1/records", json=body).status_code == 202
+        check = http.get(f"/api/v1/rx/{rx}/check").json()
+    assert check["expires_at"] == f"{last_day + timedelta(days=1)}T00:00:00Z", check
+    issue_id = _accepted(hospital.post(hospital.body("rx.issue", issue)))
+    check = hospital.get(f"/api/v1/rx/{rx}/check").json()
+    assert check["expires_at"] == f"{last_day}T16:00:00Z", check
+    check_accepted(harness, [issue_id])
