@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import IntEnum
 from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -22,6 +23,9 @@ from provenance.orgs import OrgEntry
 from provenance.types import Digest, RecordKind, Role, Subject
 
 Payload = bytes | Mapping[str, Any]
+
+# Where a FHIR date without a time (2026-11-25, 2026-11, 2026) is read unless the deployment says otherwise.
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +42,8 @@ class AdaptContext:
     prior: Mapping[str, Any] | None = None
     hj212_utc_offset: timedelta = timedelta(hours=8)  # HJ 212 DataTime is station local time (北京时间)
     max_clock_skew: timedelta = timedelta(minutes=5)  # how far past ``now`` a declared date may lie
+    # The deployment's zone for FHIR dates without a time: "2026-11-28" is that calendar day there.
+    time_zone: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIME_ZONE))
     # The deployment's key for keyed digests of personal identifiers in facts (a patient reference):
     # HMAC-SM3, never a plain hash of a guessable value. None (a client's own adapt): such facts are left out.
     pseudonym_key: bytes | None = field(default=None, repr=False)

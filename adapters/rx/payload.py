@@ -20,13 +20,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fhir.resources.R4B.medicationdispense import MedicationDispense
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field
 
 from adapters._common import (
     ID_PATTERN,
@@ -41,18 +41,23 @@ from adapters._common import (
     pseudonym,
     rfc3339_utc,
     validate_model,
-    validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
 from adapters.rx.domain import DOMAIN
 from adapters.rx.domain import KINDS as DOMAIN_KINDS
 from adapters.rx.errors import FhirInvalid, RxDispenseMismatch, RxQuantityInvalid, RxRuleViolation
+from adapters.rx.fhir import get as _get
+from adapters.rx.fhir import medication as _medication_concept
+from adapters.rx.fhir import require as _require
+from adapters.rx.fhir import validate as _fhir
+from adapters.rx.fhir import when
 from adapters.rx.steps import review_facts, settle_facts
 from adapters.rx.trace_codes import digest as code_digest
 from adapters.rx.trace_codes import trace_codes
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
+from provenance.timestamps import TimeSpan
 
 _ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: see ID_PATTERN
 _RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
@@ -75,38 +80,6 @@ class RxRevoke(BaseModel):
     rx_id: Annotated[str, Field(pattern=ID_PATTERN)]
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     revoked_at: Annotated[str, AfterValidator(check_instant)]
-
-
-def _get(obj: Any, *path: str | int) -> Any:
-    """Walk plain JSON; ``None`` when any step is missing (the model has already checked the types)."""
-    for step in path:
-        if isinstance(step, int):
-            obj = obj[step] if isinstance(obj, list) and len(obj) > step else None
-        else:
-            obj = obj.get(step) if isinstance(obj, dict) else None
-        if obj is None:
-            return None
-    return obj
-
-
-def _require(obj: dict[str, Any], *path: str | int) -> Any:
-    value = _get(obj, *path)
-    if value is None or value == [] or value == "":
-        field = ".".join(str(p) for p in path)
-        raise FhirInvalid(f"{field} is required", details={"field": field})
-    return value
-
-
-def _fhir(model: type[MedicationRequest | MedicationDispense], obj: dict[str, Any]) -> None:
-    if obj.get("resourceType") != model.__name__:
-        raise FhirInvalid(f"resourceType must be {model.__name__}", details={"field": "resourceType"})
-    try:
-        model.model_validate(obj)
-    except ValidationError as exc:
-        raise validation_error(exc, FhirInvalid, model.__name__) from exc
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        # fhir.resources raises assorted errors of its own from some validators: all mean "not valid FHIR".
-        raise FhirInvalid(f"invalid {model.__name__}: {type(exc).__name__}", details={"field": "$"}) from exc
 
 
 def _rx_id(value: Any, field: str) -> str:
@@ -142,13 +115,15 @@ def _unit_code(obj: dict[str, Any], *path: str) -> dict[str, str]:
 
 
 def _medication(obj: dict[str, Any]) -> dict[str, str]:
-    coding = _get(obj, "medicationCodeableConcept", "coding", 0)
+    """The medication for display: the first coding, else the text, else the reference. A contained
+    ``Medication`` (``medicationReference`` to ``#id``) counts by its ``code``, like a CodeableConcept."""
+    concept, ref = _medication_concept(obj)
+    coding = _get(concept, "coding", 0)
     if isinstance(coding, dict):
         return {k: v for k in ("system", "code", "display") if isinstance(v := coding.get(k), str)}
-    text = _get(obj, "medicationCodeableConcept", "text")
+    text = _get(concept, "text")
     if isinstance(text, str):
         return {"text": text}
-    ref = _get(obj, "medicationReference", "reference")
     if isinstance(ref, str):
         return {"reference": ref}
     raise FhirInvalid("medication[x] is required", details={"field": "medication[x]"})
@@ -156,8 +131,11 @@ def _medication(obj: dict[str, Any]) -> dict[str, str]:
 
 def _medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
     """Everything that names the medication, to match a dispense with its prescription: every coding's
-    ``system|code``, the text, the reference (``_medication`` keeps only the first, for display)."""
-    codings = _get(obj, "medicationCodeableConcept", "coding")
+    ``system|code``, the text, the reference (``_medication`` keeps only the first, for display). A
+    contained Medication's code counts as the resource's own CodeableConcept: a prescription coded inline
+    matches a dispense naming the same codes through a contained Medication."""
+    concept, ref = _medication_concept(obj)
+    codings = _get(concept, "coding")
     codes = sorted(
         {
             f"{c['system']}|{c['code']}"
@@ -166,11 +144,7 @@ def _medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
         }
     )
     ids: dict[str, Any] = {"codes": codes}
-    for key, path in (
-        ("text", ("medicationCodeableConcept", "text")),
-        ("reference", ("medicationReference", "reference")),
-    ):
-        value = _get(obj, *path)
+    for key, value in (("text", _get(concept, "text")), ("reference", ref)):
         if isinstance(value, str):
             ids[key] = value
     return ids
@@ -230,9 +204,9 @@ def _same_medication(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) ->
     return bool(common) and all(issued_value[s] == dispensed_value[s] for s in common)
 
 
-def _instant(obj: dict[str, Any], *path: str) -> datetime:
-    field = ".".join(path)
-    return parse_instant(_require(obj, *path), field, FhirInvalid)
+def _precision(name: str, span: TimeSpan) -> dict[str, str]:
+    """``{"<name>_precision": "day"}`` for a date without a time (the fact holds its first instant)."""
+    return {f"{name}_precision": span.precision} if span.partial else {}
 
 
 def _patient(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, str]]:
@@ -244,8 +218,6 @@ def _patient(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, str
 
 
 def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
-    if obj.get("resourceType") == "MedicationRequest":
-        _medication(obj)  # first: the library reports a missing choice element without naming it
     _fhir(MedicationRequest, obj)
     identifier = _get(obj, "identifier", 0, "value")
     rx_id = (
@@ -258,11 +230,25 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
     _, patient = _patient(obj, ctx)
     medication = _medication(obj)
     _require(obj, "dosageInstruction", 0)
-    authored = _instant(obj, "authoredOn")
-    check_not_future(authored, "authoredOn", ctx)
+    zone = ctx.time_zone
+    authored = when(obj, "authoredOn", zone=zone)
+    check_not_future(authored.start, "authoredOn", ctx)
     quantity, unit = _quantity(obj, "dispenseRequest", "quantity")
-    start = _instant(obj, "dispenseRequest", "validityPeriod", "start")
-    end = _instant(obj, "dispenseRequest", "validityPeriod", "end")
+    # A Period's start is inclusive from its first instant, its end inclusive to its last: an end date
+    # covers its whole day in the deployment's zone. No start: valid from when it was written (the low
+    # boundary is unknown); no end: never expires, which the contract refuses (an expiry is required).
+    validity = ("dispenseRequest", "validityPeriod")
+    end_span = when(obj, *validity, "end", zone=zone)
+    start_span = (
+        when(obj, *validity, "start", zone=zone) if _get(obj, *validity, "start") is not None else authored
+    )
+    start, end = start_span.start, end_span.end
+    # per-1: start.lowBoundary() <= end.highBoundary(), the last instant of an end date (``end`` is the first
+    # instant after it).
+    if start > (end - timedelta(microseconds=1) if end_span.partial else end):
+        raise FhirInvalid(
+            "validityPeriod starts after it ends (per-1)", details={"field": "dispenseRequest.validityPeriod"}
+        )
     if end <= start:
         raise RxRuleViolation(
             "validity period must end after it starts",
@@ -281,7 +267,8 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
     requester = _get(obj, "requester", "reference")
     return rx_id, {
         "rx_id": rx_id,
-        "authored_on": rfc3339_utc(authored),
+        "authored_on": rfc3339_utc(authored.start),
+        **_precision("authored_on", authored),
         "valid_from": rfc3339_utc(start),
         "expires_at": rfc3339_utc(end),
         "quantity": quantity,
@@ -314,24 +301,24 @@ def _dispense_rx_id(obj: dict[str, Any]) -> str:
 
 
 def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
-    if obj.get("resourceType") == "MedicationDispense":
-        _medication(obj)  # first: the library reports a missing choice element without naming it
     _fhir(MedicationDispense, obj)
     rx_id = _dispense_rx_id(obj)
     if obj.get("status") != "completed":
         raise RxRuleViolation("a recorded dispense must be completed", details={"field": "status"})
     quantity, unit = _quantity(obj, "quantity")
-    handed_over = _instant(obj, "whenHandedOver")
-    # Declared dates are bounded by the gateway's clock first: the validity rule below trusts them.
-    check_not_future(handed_over, "whenHandedOver", ctx)
+    handed_over = when(obj, "whenHandedOver", zone=ctx.time_zone)
+    # Declared dates are bounded by the gateway's clock first: the validity rule below trusts them. A date
+    # without a time is in the future only when all of it is.
+    check_not_future(handed_over.start, "whenHandedOver", ctx)
     if _get(obj, "whenPrepared") is not None:
-        check_not_future(_instant(obj, "whenPrepared"), "whenPrepared", ctx)
+        check_not_future(when(obj, "whenPrepared", zone=ctx.time_zone).start, "whenPrepared", ctx)
     reference, patient = _patient(obj, ctx)
     codes = trace_codes(obj, quantity, unit)
     facts = {
         "rx_id": rx_id,
         "dispense_id": _get(obj, "identifier", 0, "value") or obj.get("id"),
-        "handed_over_at": rfc3339_utc(handed_over),
+        "handed_over_at": rfc3339_utc(handed_over.start),
+        **_precision("handed_over_at", handed_over),
         "quantity": quantity,
         "unit": unit,
         **_unit_code(obj, "quantity"),
@@ -342,7 +329,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     }
     prior = ctx.prior
     if prior is not None:
-        _check_against_issue(facts, prior, handed_over, reference)
+        _check_against_issue(facts, prior, handed_over, reference, ctx)
     return rx_id, facts
 
 
@@ -355,7 +342,7 @@ def _same_patient(facts: Mapping[str, Any], issue: Mapping[str, Any], reference:
 
 
 def _check_against_issue(
-    facts: dict[str, Any], issue: Mapping[str, Any], handed_over: datetime, reference: str
+    facts: dict[str, Any], issue: Mapping[str, Any], handed_over: TimeSpan, reference: str, ctx: AdaptContext
 ) -> None:
     """Rules that need the ``rx.issue`` facts: same rx, patient, medication and unit, at most the prescribed
     quantity, within validity. The gateway runs them only for a pharmacy that presented the prescription's
@@ -381,11 +368,19 @@ def _check_against_issue(
     limit = issue.get("quantity")
     if isinstance(limit, int | float) and facts["quantity"] > limit:
         raise RxDispenseMismatch("dispensed more than prescribed", details={"field": "quantity.value"})
+    # A hand-over date without a time is within validity when its day overlaps it; that it was not before
+    # the start is then the gateway's clock's to say (now is past the start).
     for key, late in (("valid_from", False), ("expires_at", True)):
         bound = issue.get(key)
         if isinstance(bound, str):
-            when = parse_instant(bound, key)
-            if (handed_over >= when) if late else (handed_over < when):
+            at = parse_instant(bound, key)
+            if late:
+                outside = handed_over.start >= at
+            elif handed_over.partial:
+                outside = handed_over.end <= at or (ctx.now is not None and ctx.now < at)
+            else:
+                outside = handed_over.start < at
+            if outside:
                 raise RxRuleViolation(
                     "dispensed outside the prescription's validity period",
                     details={"field": "whenHandedOver"},

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from adapters.abc import DEFAULT_TIME_ZONE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVNET_DIR = REPO_ROOT / ".devnet"
@@ -133,6 +136,11 @@ class GatewaySettings(BaseSettings):
     max_clock_skew: float = Field(
         default=300.0, ge=0, description="seconds a record may be dated in the future"
     )
+    fhir_time_zone: str = Field(
+        default=DEFAULT_TIME_ZONE,
+        description="the IANA time zone a FHIR date without a time is read in (2026-11-28 is that calendar "
+        "day there: a prescription valid until 2026-11-28 expires at the end of it), e.g. Asia/Shanghai",
+    )
     page_size_max: int = Field(default=500, ge=1)
     token_cache_ttl: float = Field(default=5.0, ge=0)
     access_log: bool = Field(default=False, description="uvicorn's line per request (costs ~5% at load)")
@@ -152,6 +160,20 @@ class GatewaySettings(BaseSettings):
     witness_retry: float = Field(
         default=1.0, gt=0, description="seconds before a witness that failed or was down is tried again"
     )
+
+    @field_validator("fhir_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not an IANA time zone: {value!r}") from exc
+        return value
+
+    @property
+    def time_zone(self) -> ZoneInfo:
+        """``fhir_time_zone`` as a zone."""
+        return ZoneInfo(self.fhir_time_zone)
 
     @property
     def kek_path(self) -> Path:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -129,6 +129,7 @@ class Intake:
         ledger: Ledger,
         rules: Rules,
         max_clock_skew: float,
+        time_zone: tzinfo,
         backlog: Callable[[], int],
         backlog_limit: int,
         retry_after: int,
@@ -142,6 +143,7 @@ class Intake:
         # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
         self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
         self._skew = max_clock_skew
+        self._time_zone = time_zone
         self._backlog = backlog
         self._backlog_limit = backlog_limit
         self._retry_after = retry_after
@@ -398,7 +400,11 @@ class Intake:
             )
         skew = timedelta(seconds=self._skew)
         ctx = AdaptContext(
-            now=at, subject=envelope.subject, max_clock_skew=skew, pseudonym_key=self._pseudonym_key
+            now=at,
+            subject=envelope.subject,
+            max_clock_skew=skew,
+            pseudonym_key=self._pseudonym_key,
+            time_zone=self._time_zone,
         )
         adapted = adapt(envelope.kind, payload, ctx)
         if adapted.digest != envelope.payload_digest:

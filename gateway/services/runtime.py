@@ -85,6 +85,7 @@ class Gateway:
             ledger=self.ledger,
             rules=Rules(self.chain),
             max_clock_skew=settings.max_clock_skew,
+            time_zone=settings.time_zone,
             backlog=self.stats.backlog,
             backlog_limit=settings.backlog_limit,
             retry_after=settings.retry_after,

@@ -52,7 +52,12 @@ ISSUE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]]
     ("no-medication", lambda d: d.pop("medicationCodeableConcept"), "FHIR_INVALID", "medication[x]"),
     ("no-dosage", lambda d: d.pop("dosageInstruction"), "FHIR_INVALID", "dosageInstruction.0"),
     ("no-authored", lambda d: d.pop("authoredOn"), "FHIR_INVALID", "authoredOn"),
-    ("date-only-authored", lambda d: d.update(authoredOn="2026-11-25"), "FHIR_INVALID", "authoredOn"),
+    (
+        "hours-without-zone",
+        lambda d: d.update(authoredOn="2026-11-25T09:42:10"),
+        "FHIR_INVALID",
+        "authoredOn",
+    ),
     ("no-rx-id", lambda d: (d.pop("identifier"), d.pop("id")), "FHIR_INVALID", "id"),
     (
         "rx-id-with-space",
@@ -64,7 +69,7 @@ ISSUE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]]
         "no-validity",
         lambda d: d["dispenseRequest"].pop("validityPeriod"),
         "FHIR_INVALID",
-        "dispenseRequest.validityPeriod.start",
+        "dispenseRequest.validityPeriod.end",
     ),
     ("draft", lambda d: d.update(status="draft"), "RX_RULE_VIOLATION", "status"),
     ("plan", lambda d: d.update(intent="plan"), "RX_RULE_VIOLATION", "intent"),
@@ -77,6 +82,12 @@ ISSUE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]]
     (
         "validity-reversed",
         lambda d: d["dispenseRequest"]["validityPeriod"].update(end="2026-11-24T00:00:00+08:00"),
+        "FHIR_INVALID",  # per-1: a Period's start is not after its end
+        "dispenseRequest.validityPeriod",
+    ),
+    (
+        "validity-empty",
+        lambda d: d["dispenseRequest"]["validityPeriod"].update(end="2026-11-25T09:42:10+08:00"),
         "RX_RULE_VIOLATION",
         "dispenseRequest.validityPeriod.end",
     ),
