@@ -227,3 +227,46 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     resold = with_codes(_reviewed(h), [f"]d201{GTIN}21{serial}", _box()])
     r = h.client("pharmacy-2").submit("rx.dispense", resold)
     assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
+
+
+def _look_up(h: Harness, org: str, code: str) -> Any:
+    return h.client(org).get("/api/v1/rx/codes", params={"code": code})
+
+
+def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> None:
+    h = rx_chain
+    serial = "LK" + secrets.token_hex(4).upper()
+    rx = _reviewed(h)
+    payload = with_codes(rx, [f"(01){GTIN}(21){serial}", _box()])
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
+    normal = f"(01){GTIN}(21){serial}"
+    # Asked in the raw DataMatrix form (FNC1 as GS): answered under the normal form.
+    raw = f"]d201{GTIN}21{serial}"
+    for org in ("regulator", "auditor", "insurer", "pharmacy-1"):
+        r = _look_up(h, org, raw)
+        assert r.status_code == 200, (org, r.text)
+        doc = r.json()
+        assert (doc["code"], doc["form"], doc["dispensed"]) == (normal, "gs1", True)
+        assert doc["digest"] == sm3_hex(normal.encode())
+        use = doc["dispense"]
+        assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
+        assert use["handed_over_at"] == payload["whenHandedOver"], org
+    # Another pharmacy scanning the box learns what a dispense of it would tell: the code, nothing more.
+    other = _refused(_look_up(h, "pharmacy-2", raw), 409, "TRACE_CODE_REUSED")
+    assert other == {"code": normal}
+    resold = h.client("pharmacy-2").submit("rx.dispense", with_codes(_reviewed(h), [raw, _box()]))
+    assert _refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
+    # A box never dispensed: dispensed false, for any of the domain's organisations.
+    fresh = _box()
+    doc = _look_up(h, "pharmacy-2", fresh).json()
+    assert (doc["code"], doc["form"], doc["dispensed"], doc["dispense"]) == (fresh, "nmpa20", False, None)
+    # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
+    for org in ("station-1", "data-user", "party-branch"):
+        _refused(_look_up(h, org, raw), 403, "ROLE_FORBIDDEN")
+        _refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
+    # A code of no accepted form, or none: 400 naming the query parameter.
+    assert _refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
+        "field": "code"
+    }
+    no_code = h.client("regulator").get("/api/v1/rx/codes")
+    _refused(no_code, 400, "TRACE_CODE_INVALID")
