@@ -23,6 +23,9 @@ from typing import Any
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import TraceCodeInvalid
 
+# The MedicationDispense extension carrying one box's code (valueString), repeated once per box.
+TRACE_CODE_URL = "urn:shancheng-provenance:fhir:drug-trace-code"
+
 _GS = "\x1d"
 _CSET82 = r"[!\"%&'*+,\-./0-9:;<=>?A-Z_a-z]"
 _VALUE = re.compile(rf"{_CSET82}{{1,20}}")
@@ -109,3 +112,17 @@ def normalise(code: Any, field: str = "code") -> tuple[str, str]:
 def digest(normal: str) -> str:
     """SM3 of the normal form, hex: what the chain stores for the box."""
     return sm3_hex(normal.encode("ascii"))
+
+
+def listed_codes(dispense: Any) -> list[str]:
+    """The normal forms of the codes a MedicationDispense lists (its :data:`TRACE_CODE_URL` extensions),
+    in order; a value of no accepted form is left out (an accepted dispense holds none)."""
+    out: list[str] = []
+    extensions = dispense.get("extension") if isinstance(dispense, dict) else None
+    for ext in extensions if isinstance(extensions, list) else []:
+        if isinstance(ext, dict) and ext.get("url") == TRACE_CODE_URL:
+            try:
+                out.append(normalise(ext.get("valueString"))[1])
+            except TraceCodeInvalid:
+                continue
+    return out

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from provenance.errors import TraceCodeInvalid
-from provenance.trace_code import digest, gtin_check_ok, normalise
+from provenance.trace_code import TRACE_CODE_URL, digest, gtin_check_ok, normalise
 
 __all__ = ["BOX_UNITS", "MAX_CODES", "TRACE_CODE_URL", "digest", "gtin_check_ok", "normalise", "trace_codes"]
 
-# The dispense's extension carrying one box's code (valueString), repeated once per box.
-TRACE_CODE_URL = "urn:shancheng-provenance:fhir:drug-trace-code"
 MAX_CODES = 100  # a dispense hands over at most this many boxes (each costs a storage slot on chain)
 # Units in which a dispensed quantity counts boxes: then the codes number exactly the quantity.
 BOX_UNITS = frozenset({"盒", "box", "boxes", "{box}", "BX"})
