@@ -230,7 +230,9 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
 
 
 def _look_up(h: Harness, org: str, code: str) -> Any:
-    return h.client(org).get("/api/v1/rx/codes", params={"code": code})
+    # By token alone: the harness has one for an unregistered organisation too (no key in the manifest).
+    auth = {"Authorization": f"Bearer {h.tokens[org]}"}
+    return h.http.get("/api/v1/rx/codes", params={"code": code}, headers=auth)
 
 
 def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> None:
@@ -242,18 +244,27 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     normal = f"(01){GTIN}(21){serial}"
     # Asked in the raw DataMatrix form (FNC1 as GS): answered under the normal form.
     raw = f"]d201{GTIN}21{serial}"
-    for org in ("regulator", "auditor", "insurer", "pharmacy-1"):
+    # Where and when: the dispense's readers under the rx read policy (oversight and 医保 by role, the
+    # dispensing pharmacy, the prescription's hospital and pharmacist as its parties). The domain's other
+    # organisations learn what a dispense of the box would tell them: the code only. Anyone else: nothing.
+    readers = {"regulator", "auditor", "insurer", "pharmacy-1", "hospital-1", "pharmacist-1"}
+    code_only = {"pharmacy-2", "hospital-2", "pharmacist-2"}
+    for org in sorted(h.tokens):
         r = _look_up(h, org, raw)
-        assert r.status_code == 200, (org, r.text)
-        doc = r.json()
-        assert (doc["code"], doc["form"], doc["dispensed"]) == (normal, "gs1", True)
-        assert doc["digest"] == sm3_hex(normal.encode())
-        use = doc["dispense"]
-        assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
-        assert use["handed_over_at"] == payload["whenHandedOver"], org
-    # Another pharmacy scanning the box learns what a dispense of it would tell: the code, nothing more.
-    other = _refused(_look_up(h, "pharmacy-2", raw), 409, "TRACE_CODE_REUSED")
-    assert other == {"code": normal}
+        if org in readers:
+            assert r.status_code == 200, (org, r.text)
+            doc = r.json()
+            assert (doc["code"], doc["form"], doc["dispensed"]) == (normal, "gs1", True)
+            assert doc["digest"] == sm3_hex(normal.encode())
+            use = doc["dispense"]
+            assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
+            assert use["handed_over_at"] == payload["whenHandedOver"], org
+        elif org in code_only:
+            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"code": normal}, org
+        else:
+            _refused(r, 403, "ROLE_FORBIDDEN")
+    assert readers | code_only < set(h.tokens)
+    # A dispense of the box by another pharmacy: the same code, nothing more.
     resold = h.client("pharmacy-2").submit("rx.dispense", with_codes(_reviewed(h), [raw, _box()]))
     assert _refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
     # A box never dispensed: dispensed false, for any of the domain's organisations.
@@ -261,8 +272,7 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     doc = _look_up(h, "pharmacy-2", fresh).json()
     assert (doc["code"], doc["form"], doc["dispensed"], doc["dispense"]) == (fresh, "nmpa20", False, None)
     # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
-    for org in ("station-1", "data-user", "party-branch"):
-        _refused(_look_up(h, org, raw), 403, "ROLE_FORBIDDEN")
+    for org in ("station-1", "data-user", "party-branch", "log-operator"):
         _refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
     # A code of no accepted form, or none: 400 naming the query parameter.
     assert _refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
