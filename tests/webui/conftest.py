@@ -200,3 +200,24 @@ def _probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     finally:
         context.close()
     assert p.errors == [], "the page logged errors"
+
+
+@pytest.fixture
+def page_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
+    """The page as the session's real gateway serves it, no token, no trust file; fails on any unexpected
+    console error."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    p = PageProbe(page=page, base=harness.server.url)
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error" and not any(a in m.text for a in p.allowed_errors) and p.errors.append(m.text)
+        ),
+    )
+    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
+    try:
+        yield p
+    finally:
+        context.close()
+    assert p.errors == [], "the page logged errors"
