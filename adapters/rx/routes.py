@@ -120,13 +120,16 @@ TRACERS = frozenset().union(*DOMAIN.roles.values(), READ_POLICY.roles)
 class CodeUse(BaseModel):
     """The dispense that handed the box over, as far as the reader may read it."""
 
+    # None but ``record``: the chain holds the box under a dispense recorded through another gateway.
     record: str  # the rx.dispense record's id: its bundle verifies the rest
-    rx_id: str | None  # None: the chain holds the box under a dispense recorded through another gateway
-    pharmacy: str | None
-    handed_over_at: str | None  # the dispense's whenHandedOver (its payload's, where the reader reads it)
-    accepted_at: float | None  # when this gateway accepted the record (Unix seconds)
-    leaf_index: int | None
-    chain_status: str | None  # none | pending | confirmed | rejected (None: not recorded here)
+    rx_id: str | None = None
+    pharmacy: str | None = None
+    handed_over_at: str | None = (
+        None  # the dispense's whenHandedOver (its payload's, where the reader reads it)
+    )
+    accepted_at: float | None = None  # when this gateway accepted the record (Unix seconds)
+    leaf_index: int | None = None
+    chain_status: str | None = None  # none | pending | confirmed | rejected
 
 
 class CodeTrace(BaseModel):
@@ -186,15 +189,7 @@ def trace_code(ctx: ReadContext, code: str | None) -> CodeTrace:
     use = _use(ctx, rx_id, record) if rx_id is not None else None
     if use is None and rx_id is None and ctx.role in OVERSIGHT_ROLES:
         # Dispensed through another gateway: the chain's word is all there is (its record is not here).
-        use = CodeUse(
-            record=record,
-            rx_id=None,
-            pharmacy=None,
-            handed_over_at=None,
-            accepted_at=None,
-            leaf_index=None,
-            chain_status=None,
-        )
+        use = CodeUse(record=record)
     if use is None:
         raise TraceCodeReused.of(normal)
     return answer.model_copy(update={"dispense": use})
