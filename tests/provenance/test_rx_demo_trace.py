@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from provenance.client import Client
 from tests.kit.devnet import run
 
 pytestmark = pytest.mark.timeout(600)
@@ -81,33 +78,3 @@ def test_demo_runs_the_chain_and_trace_shows_each_step_and_each_box(devnet: tupl
     assert code == 0 and "not dispensed" in out, out + err
     code, out, err = _trace(state, gateway, rpc, "code:(01)09506000134353(21)X", "regulator")
     assert code == 2 and "TRACE_CODE_INVALID" in err, out + err
-
-
-def test_the_readme_sdk_example_runs_the_whole_chain(devnet: tuple[Path, str, str]) -> None:
-    """The README's "From Python" block, as written, on the devnet (its folder and gateway put in place of
-    the defaults, a fresh prescription id and box serial in place of RX1 and SN0001)."""
-    state, gateway, _ = devnet
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
-    found = re.search(r"## From Python\n```python\n(.*?)\n```", readme, re.S)
-    assert found, "README has no SDK example"
-    rx, serial = "RX" + secrets.token_hex(5).upper(), "SN" + secrets.token_hex(4).upper()
-    code = (
-        found.group(1)
-        .replace('Client.devnet("', "Client.devnet(_ROOT, ")
-        .replace('".devnet/trust.json"', "_TRUST")
-        .replace("RX1", rx)
-        .replace("SN0001", serial)
-        .replace("81234567890123456789", "8" + "".join(secrets.choice("0123456789") for _ in range(19)))
-    )
-    code = re.sub(
-        r'Client\.devnet\(_ROOT, ([a-z0-9-]+)"\)', r'Client.devnet("\1", root=_ROOT, gateway=_GW)', code
-    )
-    assert code.count("root=_ROOT") == 5, code
-    scope: dict[str, Any] = {"_ROOT": state, "_GW": gateway, "_TRUST": str(state / "trust.json")}
-    exec(compile(code, "README.md", "exec"), scope)
-    box = scope["box"]
-    assert box["code"] == f"(01)09506000134352(21){serial}" and box["dispense"]["rx_id"] == rx
-    assert box["dispense"]["pharmacy"] == "pharmacy-1"
-    with Client.devnet("auditor", root=state, gateway=gateway) as auditor:
-        kinds = [item["kind"] for item in auditor.history(f"rx:{rx}")]
-    assert kinds == ["rx.issue", "rx.review", "rx.dispense", "rx.settle"]
