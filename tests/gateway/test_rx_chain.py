@@ -4,6 +4,7 @@ issue -> review -> dispense -> settle, each refusal with its own code."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -11,11 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import typer
 from web3 import Web3
 
 from adapters._common import canonical_json
 from devnet.engines import EngineHandle
 from provenance.chain.contracts import at, chain_key
+from provenance.cli._app import gateway_trust
+from provenance.cli.trace import _trace_box
+from provenance.client import Client
 from provenance.crypto.sm3 import sm3_hex
 from provenance.manifest import Manifest
 from tests.adapters.test_rx_trace_codes import GTIN, with_codes
@@ -280,3 +285,42 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     }
     no_code = h.client("regulator").get("/api/v1/rx/codes")
     _refused(no_code, 400, "TRACE_CODE_INVALID")
+
+
+class _LyingGateway(Client):
+    """The gateway's answer to a code look-up, forged: it names the dispense of another box (what an operator
+    would do to pin a resold box on an innocent pharmacy). Everything else is the real gateway's."""
+
+    def __init__(self, *, real: str, claimed: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._real, self._claimed = real, claimed
+
+    def trace_code(self, code: str) -> dict[str, Any]:
+        return {**super().trace_code(self._real), "code": self._claimed}
+
+
+def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
+    rx_chain: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = rx_chain
+    boxes = [_box(), _box()]
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", with_codes(_reviewed(h), boxes)))
+    h.wait_status(dispense_id, "anchored")
+    store = gateway_trust(h.server.url)
+    token = h.tokens["regulator"]
+    # The true answer: the verified dispense lists the box.
+    with Client(base_url=h.server.url, token=token) as client:
+        _trace_box(client, store, boxes[0], None, False, True)
+    told = json.loads(capsys.readouterr().out)
+    assert told["check"]["steps"]["listing"] == "passed" and "failed_step" not in told["check"]
+    # A box the dispense never handed over, pinned on it: the record verifies, the box step fails, exit 1.
+    other = _box()
+    with (
+        _LyingGateway(base_url=h.server.url, token=token, real=boxes[0], claimed=other) as liar,
+        pytest.raises(typer.Exit) as info,
+    ):
+        _trace_box(liar, store, other, None, False, True)
+    assert info.value.exit_code == 1
+    told = json.loads(capsys.readouterr().out)
+    assert (told["check"]["failed_step"], told["check"]["code"]) == ("box", "TRACE_CODE_NOT_LISTED")
+    assert told["check"]["steps"]["signature"] == "passed"
