@@ -13,6 +13,9 @@ orgs, runs the gateway as its own process (``python -m gateway serve``) on SQLit
 The client (``bench/load.py``) sends pre-encoded requests, so its own CPU takes little from the server's.
 
 The bound is 2 × ``openssl speed sm2`` verify/s (one SM2 verification per record, two cores' worth).
+
+``--rx N`` measures the prescription chain instead: a dispense of 10 boxes with their traceability codes
+beside a plain one (``bench/rx.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout (bench/ follows: load, crypto)
 
 import load  # noqa: E402  (bench/load.py)
+import rx  # noqa: E402  (bench/rx.py)
 from crypto import openssl_speed  # noqa: E402  (bench/crypto.py)
 
 from devnet.deploy import deploy_network  # noqa: E402
@@ -165,6 +169,10 @@ def run_one(
     port = 18000 + (os.getpid() % 1000)
     proc = start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")
     try:
+        if args.rx:
+            return rx.run(
+                f"http://127.0.0.1:{port}", manifest, db_url, args.rx, lambda: cpu_seconds(proc.pid)
+            )
         return measure(name, f"http://127.0.0.1:{port}", proc, token, manifest, args)
     finally:
         proc.terminate()
@@ -227,6 +235,9 @@ def main() -> int:
     p.add_argument("--anchor-samples", type=int, default=10)
     p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")
     p.add_argument("--floor", action="store_true", help="also measure bench/floor_app.py (see its docstring)")
+    p.add_argument(
+        "--rx", type=int, default=0, help="measure N dispenses with 10 codes and N without instead"
+    )
     args = p.parse_args()
 
     ref = openssl_speed(3)
@@ -246,10 +257,13 @@ def main() -> int:
         if args.pg:
             dbs.append(("postgresql", args.pg))
         results = {name: run_one(name, own_log(manifest, engine, name), url, args, work) for name, url in dbs}
-        if args.floor:
+        if args.floor and not args.rx:
             results["floor"] = run_floor(manifest, args, work)
     finally:
         engine.stop()
+    if args.rx:
+        rx.report(results)
+        return 0
 
     print(f"engine {engine.name}; bound = 2 x openssl speed sm2 verify = {bound:,.0f}/s")
     head = (

@@ -75,6 +75,13 @@ class PayloadInvalid(FormatError):
     code = "PAYLOAD_INVALID"
 
 
+class TraceCodeInvalid(PayloadInvalid):
+    """A drug traceability code of no known form, a GS1 code with a wrong check digit, a code listed twice
+    in one dispense, or a count of codes other than the boxes dispensed."""
+
+    code = "TRACE_CODE_INVALID"
+
+
 class AccessCodeDigestMissing(PayloadInvalid):
     """An ``rx.issue`` without its access code's digest: no pharmacy could read or dispense it (the
     hospital's SDK makes the code, ``Client.issue_prescription``)."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from provenance.errors import Conflict, NotFound, NotPermitted, PayloadInvalid
 
+# The codes' form rules live in provenance.trace_code (the CLI normalises before a look-up).
+from provenance.errors import TraceCodeInvalid as TraceCodeInvalid
+
 
 class RxExists(Conflict):
     code = "RX_EXISTS"
@@ -76,6 +79,14 @@ class TraceCodeReused(Conflict):
 
     code = "TRACE_CODE_REUSED"
 
+    @classmethod
+    def of(cls, code: str, **details: str) -> TraceCodeReused:
+        """The refusal of box ``code`` (normal form). It names the code, never the earlier dispense: that is
+        for that dispense's readers (the code look-up, ``routes.trace_code``); a pharmacy is not one."""
+        return cls(
+            f"the box with traceability code {code} was already dispensed", details={**details, "code": code}
+        )
+
 
 # --- payload faults ------------------------------------------------------------------------------------
 
@@ -109,10 +120,3 @@ class RxAmountInvalid(RxRuleViolation):
     """A settlement amount that is not a decimal string in yuan with two places."""
 
     code = "RX_AMOUNT_INVALID"
-
-
-class TraceCodeInvalid(RxRuleViolation):
-    """A drug traceability code of no known form, a GS1 code with a wrong check digit, a code listed twice
-    in one dispense, or a count of codes other than the boxes dispensed."""
-
-    code = "TRACE_CODE_INVALID"

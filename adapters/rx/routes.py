@@ -1,5 +1,6 @@
-"""The prescription domain's read: the check a pharmacy makes before it dispenses (``GET
-/api/v1/rx/{rx_id}/check``): valid, who issued it, dispensed or not, revoked, expired."""
+"""The prescription domain's reads: the check a pharmacy makes before it dispenses (``GET
+/api/v1/rx/{rx_id}/check``): valid, who issued it, dispensed or not, revoked, expired; and the look-up of a
+box by its traceability code (``GET /api/v1/rx/codes?code=…``): where and when it was dispensed."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from adapters._common import OVERSIGHT_ROLES
 from adapters.abc import ReadContext, Route, State
-from adapters.rx.chain import rx_status
-from adapters.rx.domain import ISSUE, state_key
-from adapters.rx.errors import RxUnknown
+from adapters.rx.chain import code_use, rx_status
+from adapters.rx.domain import DISPENSE, DOMAIN, ISSUE, code_key, state_key
+from adapters.rx.errors import RxUnknown, TraceCodeReused
 from adapters.rx.payload import READ_POLICY
 from provenance.chain.contracts import Role
-from provenance.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden
+from provenance.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden, TraceCodeInvalid
 from provenance.timestamps import chain_time, parse_rfc3339
+from provenance.trace_code import digest, normalise
 
 CHECKERS = frozenset({"pharmacy", "hospital", "auditor", "regulator"})
 
@@ -109,4 +112,90 @@ def check_rx(ctx: ReadContext, rx_id: str) -> RxCheck:
     )
 
 
-ROUTES = (Route("/rx/{rx_id}/check", check_rx, RxCheck, tags=("prescriptions",)),)
+# Who may ask whether a box was dispensed: the domain's own roles (a pharmacy scans a box before it hands it
+# over) and the read policy's roles. Where and when: only a reader of that dispense record.
+TRACERS = frozenset().union(*DOMAIN.roles.values(), READ_POLICY.roles)
+
+
+class CodeUse(BaseModel):
+    """The dispense that handed the box over, as far as the reader may read it."""
+
+    # None but ``record``: the chain holds the box under a dispense recorded through another gateway.
+    record: str  # the rx.dispense record's id: its bundle verifies the rest
+    rx_id: str | None = None
+    pharmacy: str | None = None
+    handed_over_at: str | None = (
+        None  # the dispense's whenHandedOver (its payload's, where the reader reads it)
+    )
+    accepted_at: float | None = None  # when this gateway accepted the record (Unix seconds)
+    leaf_index: int | None = None
+    chain_status: str | None = None  # none | pending | confirmed | rejected
+
+
+class CodeTrace(BaseModel):
+    code: str  # the normal form
+    form: str  # nmpa20 | gs1 | numeric
+    digest: str  # SM3 of the normal form: what Prescriptions.codeUse is keyed by
+    dispensed: bool
+    dispense: CodeUse | None
+
+
+def _use(ctx: ReadContext, rx_id: str, record: str) -> CodeUse | None:
+    """The dispense ``record`` of ``rx_id`` as the reader sees it (None: the read policy hides it)."""
+    for listed in ctx.records(f"rx:{rx_id}", limit=500):
+        rec = listed.record
+        if rec.record_id == record and rec.kind == DISPENSE:
+            return CodeUse(
+                record=record,
+                rx_id=rx_id,
+                pharmacy=rec.org,
+                handed_over_at=rec.facts.get("handed_over_at"),
+                accepted_at=listed.accepted_at,
+                leaf_index=listed.leaf_index,
+                chain_status=listed.chain_status,
+            )
+    return None
+
+
+def trace_code(ctx: ReadContext, code: str | None) -> CodeTrace:
+    """Where and when the box with traceability code ``code`` (any accepted form) was dispensed.
+
+    Any pharmacy, hospital, pharmacist, insurer, auditor or regulator may ask whether a box was dispensed;
+    where and when only a reader of that dispense under the domain's read policy: auditors, regulators and
+    医保 by role, the pharmacy that dispensed it, the prescription's hospital and pharmacist. Any other
+    reader of a dispensed box gets what a dispense of it would: TRACE_CODE_REUSED (409) naming the code only.
+    """
+    if ctx.role not in TRACERS:
+        raise RoleForbidden(
+            "only the prescription domain's organisations, auditors and regulators look boxes up",
+            details={"role": ctx.role},
+        )
+    if code is None:
+        raise TraceCodeInvalid("name the box's traceability code (?code=…)", details={"field": "code"})
+    form, normal = normalise(code)
+    box = digest(normal)
+    held = ctx.state(code_key(box))
+    found: tuple[str | None, str] | None = None
+    if held is not None:
+        found = (str(held.data["rx_id"]), str(held.data["record"]))
+    else:
+        on_chain = code_use(ctx.chain, box)
+        if on_chain is not None:
+            found = (None, on_chain["record"])
+    answer = CodeTrace(code=normal, form=form, digest=box, dispensed=found is not None, dispense=None)
+    if found is None:
+        return answer
+    rx_id, record = found
+    use = _use(ctx, rx_id, record) if rx_id is not None else None
+    if use is None and rx_id is None and ctx.role in OVERSIGHT_ROLES:
+        # Dispensed through another gateway: the chain's word is all there is (its record is not here).
+        use = CodeUse(record=record)
+    if use is None:
+        raise TraceCodeReused.of(normal)
+    return answer.model_copy(update={"dispense": use})
+
+
+ROUTES = (
+    Route("/rx/{rx_id}/check", check_rx, RxCheck, tags=("prescriptions",)),
+    Route("/rx/codes", trace_code, CodeTrace, tags=("prescriptions",), query=("code",)),
+)

@@ -154,17 +154,14 @@ class RxWorkflow(PrescriptionAdapter):
         record: RecordFacts, states: Mapping[str, State | None], chain: ChainView
     ) -> dict[str, State]:
         """The boxes' states, or TRACE_CODE_REUSED for a box already handed over here or on chain (another
-        gateway). The error names the code, never the earlier dispense: that is for regulators' reads."""
+        gateway). The error names the code, never the earlier dispense: that is for its readers' look-up."""
         out: dict[str, State] = {}
         codes = record.facts.get("trace_codes") or []
         for code, digest in zip(codes, record.facts.get("trace_code_digests") or [], strict=True):
             held = states.get(code_key(digest))
             on_chain = stricter(partial(code_use, chain, digest)) if held is None else None
             if held is not None or on_chain is not None:
-                raise TraceCodeReused(
-                    f"the box with traceability code {code} was already dispensed",
-                    details={"field": "extension", "code": code},
-                )
+                raise TraceCodeReused.of(code, field="extension")
             out[code_key(digest)] = State(
                 "dispensed", {"rx_id": record.facts["rx_id"], "record": record.record_id}
             )

@@ -22,7 +22,9 @@ from provenance.verification.verify import StepResult, Verifier, verdict
 
 @app.command()
 def trace(
-    subject: Annotated[str, typer.Argument(help="rx:…, dataset:…, station:… or branch:…")],
+    subject: Annotated[
+        str, typer.Argument(help="rx:…, dataset:…, station:…, branch:…, or code:<a box's 药品追溯码>")
+    ],
     gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
     token_file: Annotated[
         Path | None,
@@ -55,6 +57,10 @@ def trace(
             "checked; pin them with --trust (`provenance orgs export`)"
         )
     store = TrustStore.load(trust) if trust else gateway_trust(gateway)
+    if subject.startswith("code:"):
+        with Client(base_url=gateway, token=token(token_file)) as client:
+            _trace_box(client, store, subject.removeprefix("code:"), rpc, require_anchor, as_json)
+        return
     rows: list[dict[str, Any]] = []
     pages = HistoryPages(max_pages=max_pages)
     listing: ListingInvalid | None = None
@@ -177,6 +183,60 @@ def _trace_row(
     row["verdict"] = verdict(results)
     row["steps"] = {r.step: r.status for r in results}
     return row
+
+
+def _trace_box(
+    client: Any, store: TrustStore, code: str, rpc: str | None, require_anchor: bool, as_json: bool
+) -> None:
+    """``trace code:<code>``: the gateway's answer, then its dispense record checked against its own
+    bundle (signed by the pharmacy named, of the prescription named, listing this box); exit 1 if not."""
+    from provenance.trace_code import listed_codes
+
+    answer = client.trace_code(code)
+    use = answer.get("dispense")
+    doc: dict[str, Any] = {**answer}
+    if use is not None:
+        checker = None
+        if rpc:
+            from provenance.chain.anchor import ChainAnchorChecker
+
+            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client)
+        verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
+        item = {"id": use["record"], "kind": "rx.dispense"}
+        item |= {"org": use["pharmacy"]} if use.get("pharmacy") else {}
+        subject = f"rx:{use['rx_id']}" if use.get("rx_id") else None
+        results: list[StepResult] = []
+        bundle = client.bundle_document(use["record"], payload=True)
+        failure = check_bundle(verifier, bundle, report=results, listed=(item, subject))  # type: ignore[arg-type]
+        check: dict[str, Any] = {"verdict": verdict(results), "steps": {r.step: r.status for r in results}}
+        if failure is None and answer["code"] not in listed_codes(bundle.get("payload")):
+            # The signed dispense must hand this very box over: else the gateway's word is all there is.
+            check["steps"]["box"] = "failed"
+            check |= {"failed_step": "box", "code": "TRACE_CODE_NOT_LISTED"}
+            check["message"] = "the signed dispense does not list this box (or its payload was withheld)"
+        elif failure is not None:
+            check |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
+        doc["check"] = check
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False))
+    else:
+        out.print(f"box {answer['code']} ({answer['form']}), SM3 {answer['digest'][:16]}…")
+        if use is None:
+            out.print("not dispensed anywhere in the network")
+        else:
+            entry = store.orgs.get(str(use.get("pharmacy")))
+            where = f"{use.get('pharmacy') or '?'} ({entry.role if entry else '?'})"
+            rx = f"rx:{use['rx_id']}" if use.get("rx_id") else "a prescription not recorded here"
+            out.print(f"dispensed by {where}, {rx}, handed over at {use.get('handed_over_at') or '?'}")
+            out.print(f"dispense record {use['record']}, on chain {use.get('chain_status') or '?'}")
+            steps = " ".join(f"{s} {_MARKS.get(v, v)}" for s, v in doc["check"]["steps"].items())
+            out.print(f"checks: {steps}")
+    failed = doc.get("check", {}).get("failed_step")
+    if failed:
+        err.print(
+            f"[red]dispense record[/red]: step '{failed}' [{doc['check']['code']}]: {doc['check']['message']}"
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from provenance.errors import FormatError, NotFound, ProvenanceError, ReceiptInv
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import SignedRecord, b64decode, load_json
+from provenance.trace_code import normalise
 from provenance.verification.trust import TrustStore
 
 
@@ -166,6 +167,11 @@ class Api:
     @staticmethod
     def rx_check(rx_id: str, code: AccessCodeArg = None) -> Request:
         return Request("GET", f"/api/v1/rx/{rx_id}/check", headers=code_header(code))
+
+    @staticmethod
+    def trace_code(code: str) -> Request:
+        # Normalised here first: a malformed code is refused without asking, and the query names one form.
+        return Request("GET", "/api/v1/rx/codes", params={"code": normalise(code)[1]})
 
     @staticmethod
     def lineage(dataset: str, prov: bool) -> Request:

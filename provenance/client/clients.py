@@ -254,6 +254,13 @@ class Client(ClientBase):
         result: dict[str, Any] = self._do(Api.rx_check(rx_id, access_code))
         return result
 
+    def trace_code(self, code: str) -> dict[str, Any]:
+        """Where and when the box with drug traceability code ``code`` (any accepted form) was dispensed:
+        ``{code, form, digest, dispensed, dispense}``; TRACE_CODE_REUSED (409) to a reader who may not read
+        that dispense (another pharmacy), TRACE_CODE_INVALID for a code of no accepted form."""
+        result: dict[str, Any] = self._do(Api.trace_code(code))
+        return result
+
     def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
         """A dataset's ancestors and descendants as this reader sees them (``prov``: as W3C PROV-JSON)."""
         result: dict[str, Any] = self._do(Api.lineage(dataset, prov))
@@ -394,6 +401,10 @@ class AsyncClient(ClientBase):
 
     async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._do(Api.rx_check(rx_id, access_code))
+        return result
+
+    async def trace_code(self, code: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._do(Api.trace_code(code))
         return result
 
     async def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:

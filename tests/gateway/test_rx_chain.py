@@ -4,6 +4,7 @@ issue -> review -> dispense -> settle, each refusal with its own code."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -11,11 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import typer
 from web3 import Web3
 
 from adapters._common import canonical_json
 from devnet.engines import EngineHandle
 from provenance.chain.contracts import at, chain_key
+from provenance.cli._app import gateway_trust
+from provenance.cli.trace import _trace_box
+from provenance.client import Client
 from provenance.crypto.sm3 import sm3_hex
 from provenance.manifest import Manifest
 from tests.adapters.test_rx_trace_codes import GTIN, with_codes
@@ -227,3 +232,95 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     resold = with_codes(_reviewed(h), [f"]d201{GTIN}21{serial}", _box()])
     r = h.client("pharmacy-2").submit("rx.dispense", resold)
     assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
+
+
+def _look_up(h: Harness, org: str, code: str) -> Any:
+    # By token alone: the harness has one for an unregistered organisation too (no key in the manifest).
+    auth = {"Authorization": f"Bearer {h.tokens[org]}"}
+    return h.http.get("/api/v1/rx/codes", params={"code": code}, headers=auth)
+
+
+def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> None:
+    h = rx_chain
+    serial = "LK" + secrets.token_hex(4).upper()
+    rx = _reviewed(h)
+    payload = with_codes(rx, [f"(01){GTIN}(21){serial}", _box()])
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
+    normal = f"(01){GTIN}(21){serial}"
+    # Asked in the raw DataMatrix form (FNC1 as GS): answered under the normal form.
+    raw = f"]d201{GTIN}21{serial}"
+    # Where and when: the dispense's readers under the rx read policy (oversight and 医保 by role, the
+    # dispensing pharmacy, the prescription's hospital and pharmacist as its parties). The domain's other
+    # organisations learn what a dispense of the box would tell them: the code only. Anyone else: nothing.
+    readers = {"regulator", "auditor", "insurer", "pharmacy-1", "hospital-1", "pharmacist-1"}
+    code_only = {"pharmacy-2", "hospital-2", "pharmacist-2"}
+    for org in sorted(h.tokens):
+        r = _look_up(h, org, raw)
+        if org in readers:
+            assert r.status_code == 200, (org, r.text)
+            doc = r.json()
+            assert (doc["code"], doc["form"], doc["dispensed"]) == (normal, "gs1", True)
+            assert doc["digest"] == sm3_hex(normal.encode())
+            use = doc["dispense"]
+            assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
+            assert use["handed_over_at"] == payload["whenHandedOver"], org
+        elif org in code_only:
+            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"code": normal}, org
+        else:
+            _refused(r, 403, "ROLE_FORBIDDEN")
+    assert readers | code_only < set(h.tokens)
+    # A dispense of the box by another pharmacy: the same code, nothing more.
+    resold = h.client("pharmacy-2").submit("rx.dispense", with_codes(_reviewed(h), [raw, _box()]))
+    assert _refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
+    # A box never dispensed: dispensed false, for any of the domain's organisations.
+    fresh = _box()
+    doc = _look_up(h, "pharmacy-2", fresh).json()
+    assert (doc["code"], doc["form"], doc["dispensed"], doc["dispense"]) == (fresh, "nmpa20", False, None)
+    # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
+    for org in ("station-1", "data-user", "party-branch", "log-operator"):
+        _refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
+    # A code of no accepted form, or none: 400 naming the query parameter.
+    assert _refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
+        "field": "code"
+    }
+    no_code = h.client("regulator").get("/api/v1/rx/codes")
+    _refused(no_code, 400, "TRACE_CODE_INVALID")
+
+
+class _LyingGateway(Client):
+    """The gateway's answer to a code look-up, forged: it names the dispense of another box (what an operator
+    would do to pin a resold box on an innocent pharmacy). Everything else is the real gateway's."""
+
+    def __init__(self, *, real: str, claimed: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._real, self._claimed = real, claimed
+
+    def trace_code(self, code: str) -> dict[str, Any]:
+        return {**super().trace_code(self._real), "code": self._claimed}
+
+
+def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
+    rx_chain: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = rx_chain
+    boxes = [_box(), _box()]
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", with_codes(_reviewed(h), boxes)))
+    h.wait_status(dispense_id, "anchored")
+    store = gateway_trust(h.server.url)
+    token = h.tokens["regulator"]
+    # The true answer: the verified dispense lists the box.
+    with Client(base_url=h.server.url, token=token) as client:
+        _trace_box(client, store, boxes[0], None, False, True)
+    told = json.loads(capsys.readouterr().out)
+    assert told["check"]["steps"]["listing"] == "passed" and "failed_step" not in told["check"]
+    # A box the dispense never handed over, pinned on it: the record verifies, the box step fails, exit 1.
+    other = _box()
+    with (
+        _LyingGateway(base_url=h.server.url, token=token, real=boxes[0], claimed=other) as liar,
+        pytest.raises(typer.Exit) as info,
+    ):
+        _trace_box(liar, store, other, None, False, True)
+    assert info.value.exit_code == 1
+    told = json.loads(capsys.readouterr().out)
+    assert (told["check"]["failed_step"], told["check"]["code"]) == ("box", "TRACE_CODE_NOT_LISTED")
+    assert told["check"]["steps"]["signature"] == "passed"

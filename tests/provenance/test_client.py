@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,16 +167,35 @@ def test_the_readme_sdk_example_runs(
         Client, "devnet", classmethod(lambda cls, org, **kw: devnet_client(cls, org, gateway=gateway, **kw))
     )
     printed: list[str] = []
-    scope = {
-        "medication_request": rx_issue("RX1"),
-        "medication_dispense": rx_dispense("RX1"),
-        "print": lambda *a: printed.append(" ".join(map(str, a))),
-    }
+    scope = {"print": lambda *a: printed.append(" ".join(map(str, a)))}
     exec(compile(block, "README.md", "exec"), scope)  # our own README
     code = str(scope["issued"].access_code)  # type: ignore[attr-defined]
-    assert printed == [f"print on the slip: {code}"] and re.fullmatch(r"([0-9A-Z]{4}-){4}[0-9A-Z]{4}", code)
+    assert printed[0] == f"print on the slip: {code}" and re.fullmatch(r"([0-9A-Z]{4}-){4}[0-9A-Z]{4}", code)
     assert scope["check"]["valid"] and scope["prescription"]["identifier"][0]["value"] == "RX1"  # type: ignore[index]
     assert scope["dispensed"].status == "accepted"  # type: ignore[attr-defined]
+    # The whole chain, and the box looked up by its raw scan: where (and when, as printed).
+    box: Any = scope["box"]
+    assert box["code"] == "(01)09506000134352(21)SN0001"
+    assert (box["dispense"]["rx_id"], box["dispense"]["record"]) == ("RX1", scope["dispensed"].id)  # type: ignore[attr-defined]
+    assert printed[1:] == [f"pharmacy-1 {box['dispense']['handed_over_at']}"]
+    with Client.devnet("auditor", root=state) as auditor:  # (the patched factory names the gateway)
+        kinds = [item["kind"] for item in auditor.history("rx:RX1")]
+    assert kinds == ["rx.issue", "rx.review", "rx.dispense", "rx.settle"]
+
+    async def look_up(org: str, code: str) -> dict[str, Any]:
+        async with AsyncClient.devnet(org, root=state, gateway=gateway) as client:
+            result: dict[str, Any] = await client.trace_code(code)
+            return result
+
+    # The async client too, in the parenthesised form; another pharmacy gets the typed error, code only.
+    assert asyncio.run(look_up("insurer", box["code"]))["dispense"] == box["dispense"]
+    with pytest.raises(GatewayError) as info:
+        asyncio.run(look_up("pharmacy-2", str(scope["gs1_scan"])))
+    assert (info.value.code, info.value.status, info.value.details) == (
+        "TRACE_CODE_REUSED",
+        409,
+        {"code": box["code"]},
+    )
 
 
 async def test_async_client_party_records_and_history(devnet: tuple[Path, str, str]) -> None:

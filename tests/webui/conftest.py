@@ -182,10 +182,11 @@ def shared_probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     yield from _probe(browser, server)
 
 
-def _probe(browser: Browser, server: str) -> Iterator[PageProbe]:
+def _probe(browser: Browser, server: str, *, token: str | None = TOKEN) -> Iterator[PageProbe]:
     context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
-    # Signed in, as a regulator would be after entering the token once in this tab.
-    context.add_init_script(f"sessionStorage.setItem('shancheng.verify.token', {TOKEN!r})")
+    if token is not None:
+        # Signed in, as a regulator would be after entering the token once in this tab.
+        context.add_init_script(f"sessionStorage.setItem('shancheng.verify.token', {token!r})")
     page = context.new_page()
     p = PageProbe(page=page, base=server)
 
@@ -200,3 +201,10 @@ def _probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     finally:
         context.close()
     assert p.errors == [], "the page logged errors"
+
+
+@pytest.fixture
+def page_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
+    """The page as the session's real gateway serves it, no token, no trust file; fails on any unexpected
+    console error."""
+    yield from _probe(browser, harness.server.url, token=None)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import io
 import json
 import socket
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -20,9 +19,6 @@ import pytest
 from provenance.cli import main as cli_main
 from tests.kit.gateway import Harness, hj212_packets
 from tests.kit.webui import PageProbe
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="module")
@@ -43,26 +39,6 @@ def anchored_bundle(harness: Harness) -> dict[str, Any]:
     after = station.get(f"/api/v1/records/{later.json()['id']}/bundle").json()
     assert after["anchor"]["tree_size"] > bundle["anchor"]["tree_size"]  # an anchor after this one
     return bundle
-
-
-@pytest.fixture
-def page_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
-    """The page as the gateway serves it, no token, no trust file; fails on any unexpected console error."""
-    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    p = PageProbe(page=page, base=harness.server.url)
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error" and not any(a in m.text for a in p.allowed_errors) and p.errors.append(m.text)
-        ),
-    )
-    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
-    try:
-        yield p
-    finally:
-        context.close()
-    assert p.errors == [], "the page logged errors"
 
 
 def _use_node(p: PageProbe, url: str) -> None:

@@ -8,6 +8,7 @@ import { ChainError, chainTrust, checkAnchor, forBundle, proofHashes } from './c
 import { parseTrust, TrustError } from './trust.js';
 import { toHex, utf8 } from './bytes.js';
 import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
+import { codeView, timelineView } from './rx.js';
 
 const MESSAGES = { zh, en };
 const API = document.documentElement.dataset.apiBase || '/api/v1';
@@ -176,64 +177,6 @@ function bundleView(result, source) {
   return h('div', { class: 'bundle-result' }, parts);
 }
 
-/**
- * Issued → dispensed / revoked / expired, from the subject's rx.* records. Only records whose bundle held
- * (the listing check included) take part, with what their signed records say, not what the gateway listed.
- */
-function timelineEvents(entries) {
-  const events = [];
-  let validUntil = null;
-  // The gateway lists a subject's records in acceptance (log) order, which the chain also enforces;
-  // organisations' clocks may disagree, so the signed timestamps are shown but not used to reorder.
-  for (const e of entries) {
-    if (!e.result?.ok) continue;
-    const rec = e.result.bundle.record;
-    const stage = { 'rx.issue': 'issued', 'rx.dispense': 'dispensed', 'rx.revoke': 'revoked' }[rec.kind];
-    if (!stage) continue;
-    if (stage === 'issued') {
-      // Only a verified payload may say when the prescription expires.
-      const end = e.result.bundle.payload?.dispenseRequest?.validityPeriod?.end;
-      validUntil = typeof end === 'string' ? end : null;
-    }
-    events.push({ stage, org: rec.org, at: rec.timestamp, entry: e, validUntil: stage === 'issued' ? validUntil : null });
-  }
-  const last = events.at(-1);
-  if (last?.stage === 'issued' && last.validUntil && Date.parse(last.validUntil) < Date.now()) {
-    events.push({ stage: 'expired', org: null, at: last.validUntil, entry: null });
-  }
-  return events;
-}
-
-function timelineView(entries) {
-  const events = timelineEvents(entries);
-  if (!events.length) return null;
-  const current = events.at(-1).stage;
-  return h(
-    'section',
-    { class: 'timeline', 'aria-labelledby': 'timeline-heading', 'data-state': current },
-    h('h3', { id: 'timeline-heading' }, t('timeline.heading')),
-    h('p', { class: 'timeline-state' }, t('timeline.state', { state: t(`timeline.${current}`) })),
-    h('p', { class: 'note' }, t('timeline.note')),
-    h(
-      'ol',
-      {},
-      events.map((ev) => {
-        const verdict = ev.entry?.result?.verdict ?? null;
-        return h(
-          'li',
-          { class: `event ${ev.stage}`, 'data-stage': ev.stage },
-          h('span', { class: 'stage' }, t(`timeline.${ev.stage}`)),
-          ' ',
-          h('time', { datetime: ev.at }, ev.at),
-          ev.org ? [' · ', h('span', { class: 'org' }, t('timeline.by', { org: ev.org }))] : null,
-          ev.validUntil ? [' · ', t('timeline.valid_until', { end: ev.validUntil })] : null,
-          verdict === null ? null : [' ', h('span', { class: `badge ${verdict}` }, VERDICT_ICON[verdict], t(`row.${verdict}`))],
-        );
-      }),
-    ),
-  );
-}
-
 function listView(view) {
   const { subject, entries } = view;
   const isExport = view.type === 'export';
@@ -279,7 +222,7 @@ function listView(view) {
     view.truncated
       ? h('p', { class: 'warning', role: 'alert', 'data-warning': 'subject.truncated' }, t('subject.truncated', { pages: MAX_HISTORY_PAGES, shown: entries.length }))
       : null,
-    !isExport && subject.startsWith('rx:') ? timelineView(entries) : null,
+    !isExport && subject.startsWith('rx:') ? timelineView(entries, t, VERDICT_ICON) : null,
     entries.length
       ? h(
           'table',
@@ -304,6 +247,7 @@ function render() {
     content = h('p', { class: 'error', role: 'alert', 'data-error': 'error.trust' }, t('error.trust', { name: state.trust.name, message: state.trust.error }));
   } else if (v.type === 'bundle') content = bundleView(v.result, v.source);
   else if (v.type === 'subject' || v.type === 'export') content = listView(v);
+  else if (v.type === 'code') content = codeView(v, t, VERDICT_ICON, bundleView);
   else if (v.type === 'error') content = h('p', { class: 'error', role: 'alert', 'data-error': v.key }, t(v.key, v.params));
   // Re-rendering replaces nodes: keep keyboard focus on the equivalent element (heading or row button).
   const active = document.activeElement;
@@ -501,6 +445,7 @@ async function lookup(query) {
   render();
   await state.chain.loading;
   try {
+    if (q.startsWith('code:')) return await lookupCode(q.slice('code:'.length));
     if (RECORD_ID.test(q)) {
       const text = await api(`/records/${q}/bundle`);
       // The gateway must answer with the record asked for: checked like a history row (step "listing").
@@ -522,6 +467,29 @@ async function lookup(query) {
     if (!(e instanceof ApiError)) throw e;
     show({ type: 'error', key: e.key, params: e.params });
   }
+}
+
+/**
+ * A box by its drug traceability code (any form the gateway accepts; it answers with the normal form):
+ * where and when it was dispensed, and that dispense record checked against its own bundle (the record
+ * the answer names, signed by the pharmacy named, of the prescription named).
+ */
+async function lookupCode(code) {
+  const answer = parseJson(await api(`/rx/codes?code=${encodeURIComponent(code)}`));
+  const view = { type: 'code', asked: code, answer, result: null, redo: null, error: null };
+  const use = answer?.dispense;
+  if (use && RECORD_ID.test(text(use.record))) {
+    try {
+      const bundle = await api(`/records/${use.record}/bundle`);
+      const item = { id: use.record, kind: 'rx.dispense', ...(use.pharmacy ? { org: text(use.pharmacy) } : {}) };
+      view.redo = () => verifyBundle(bundle, { item, subject: use.rx_id ? `rx:${text(use.rx_id)}` : null });
+      view.result = view.redo();
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      view.error = { key: e.key, params: e.params };
+    }
+  }
+  show(view);
 }
 
 async function verifyAll(view) {
@@ -566,7 +534,7 @@ function renderTrust() {
 /** Verify what is on screen again, e.g. after a trust file was loaded or removed. */
 function reverify() {
   const v = state.view;
-  if (v?.type === 'bundle') v.result = v.redo();
+  if (v?.type === 'bundle' || (v?.type === 'code' && v.redo)) v.result = v.redo();
   for (const e of v?.entries ?? []) if (e.redo) e.result = e.redo();
   render();
 }
