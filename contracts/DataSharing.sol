@@ -288,9 +288,9 @@ contract DataSharing is OrgGated {
     }
 
     function _covered(bytes32 input, bytes32 requestId, bytes32 org, bytes32 purposeDigest) private view {
-        bytes32 owner = _datasets[input].ownerOrg;
-        if (owner == bytes32(0)) revert InputNotFound(input);
-        if (owner == org || _public[input] || _openTo[input][org]) return;
+        Dataset storage d = _datasets[input];
+        if (d.ownerOrg == bytes32(0)) revert InputNotFound(input);
+        if (d.ownerOrg == org || _public[input] || _openTo[input][org]) return;
         Request storage r = _requests[requestId];
         if (r.datasetId != input || r.requesterOrg != org || r.status == Status.None) {
             revert InputNotCovered(input, requestId);
