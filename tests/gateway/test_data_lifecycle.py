@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from web3 import Web3
 
 from adapters._common import canonical_json
@@ -41,6 +42,8 @@ from tests.kit.gateway import (
     trust_path,
     verify_bundle,
 )
+
+PROV_JSON_SCHEMA = json.loads((Path(__file__).parents[1] / "assets" / "prov-json-schema.json").read_text())
 
 
 def _ok(client: OrgClient, kind: str, payload: dict[str, Any]) -> str:
@@ -232,6 +235,57 @@ def test_settled_needs_both_sides(harness: Harness) -> None:
     _refused(user, "data.countersigned", countersigned(proposal, digest), 409, "SETTLEMENT_NOT_PENDING")
 
 
+def _prov_export_verifies(harness: Harness, dataset: str, made_by: dict[str, str]) -> None:
+    """The lineage's PROV-JSON validates against the W3C PROV-JSON schema (tests/assets), and each of its
+    edges names a record whose bundle verifies offline and whose signed payload states that edge."""
+    r = harness.client("data-user").get(f"/api/v1/datasets/{dataset}/lineage/prov")
+    assert r.status_code == 200, r.text
+    prov = r.json()
+    jsonschema.Draft4Validator(PROV_JSON_SCHEMA, format_checker=None).validate(prov)
+    bad = {**prov, "wasDerivedFrom": {"_:x": {"prov:usedEntity": "sc:dataset/a"}}}  # no generatedEntity
+    assert not jsonschema.Draft4Validator(PROV_JSON_SCHEMA).is_valid(bad)
+    auditor = harness.client("auditor")
+    payloads: dict[str, dict[str, Any]] = {}
+    edges = [
+        (rel, st)
+        for rel in ("wasGeneratedBy", "used", "wasDerivedFrom", "wasAttributedTo", "wasAssociatedWith")
+        for st in prov[rel].values()
+    ]
+    assert {rel for rel, _ in edges} == {
+        "wasGeneratedBy",
+        "used",
+        "wasDerivedFrom",
+        "wasAttributedTo",
+        "wasAssociatedWith",
+    }
+    for rel, statement in edges:
+        record_id = statement["sc:record"]
+        if record_id not in payloads:
+            bundle = auditor.get(f"/api/v1/records/{record_id}/bundle").json()
+            verify_bundle(bundle, harness)
+            payloads[record_id] = {
+                "kind": bundle["record"]["kind"],
+                "org": bundle["record"]["org"],
+                **bundle["payload"],
+            }
+        facts = payloads[record_id]
+        made = facts["dataset"]
+        assert made_by[made] == record_id
+        entity = statement.get("prov:entity") or statement.get("prov:generatedEntity")
+        if rel == "used" or rel == "wasDerivedFrom":
+            used = (
+                statement.get("prov:entity") if rel == "used" else statement["prov:usedEntity"]
+            ).removeprefix("sc:dataset/")
+            assert used in [i["dataset"] for i in facts["inputs"]], (rel, statement)
+            if rel == "wasDerivedFrom":
+                assert entity == f"sc:dataset/{made}"
+        elif rel in ("wasGeneratedBy", "wasAttributedTo"):
+            assert entity == f"sc:dataset/{made}", (rel, statement)
+        if "prov:agent" in statement:
+            assert statement["prov:agent"] == f"sc:org/{facts['org']}"
+    assert set(payloads) == set(made_by.values())
+
+
 def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path) -> None:
     """The issue's acceptance path: collected, stored, shared under a consent, accessed, used in an
     analysis whose output is opened, the period settled by both sides; every record's bundle verifies
@@ -262,6 +316,23 @@ def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path
         harness.wait_status(rid, "anchored", timeout=60)
         verify_bundle(auditor.get(f"/api/v1/records/{rid}/bundle").json(), harness)
     assert auditor.get(f"/api/v1/settlements/{proposal['settlement_id']}").json()["status"] == "settled"
+    # What several organisations agree on is held by DataSharing too: every call confirmed, the derived
+    # dataset registered as the analyst's, the settlement countersigned there.
+    for rid in ids:
+        if harness.record(rid)["kind"] == "data.stored":  # the owner's own choice: no contract call
+            assert harness.record(rid)["chain_status"] == "none"
+            continue
+        assert harness.wait_chain(rid)["chain_status"] == "confirmed", harness.record(rid)
+    sharing = at(
+        Web3(Web3.HTTPProvider(harness.network.rpc_url)),
+        "DataSharing",
+        harness.network.contracts["DataSharing"],
+    )
+    owner_of_out = sharing.functions.datasetOf(chain_key("dataset", out)).call()
+    assert (owner_of_out[0].rstrip(b"\0"), bytes(owner_of_out[1]).hex()) == (b"data-user", ids[5])
+    held = sharing.functions.settlementOf(chain_key("settlement", proposal["settlement_id"])).call()
+    assert (held[0], held[4].hex(), held[6]) == (2, digest, proposal["amount"])  # settled, its terms
+    _prov_export_verifies(harness, out, {dataset: ids[0], out: ids[5]})
     token_file = tmp_path / "auditor.token"
     token_file.write_text(harness.tokens["auditor"])
     traced = _provenance(
