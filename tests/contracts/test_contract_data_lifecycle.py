@@ -13,6 +13,7 @@ from web3.logs import DISCARD
 from adapters.sharing.chain import REVERT_CODES
 from adapters.sharing.errors import SettlementAmountMismatch
 from provenance.chain.contracts import load_artifact
+
 from tests.contracts.test_contract_data_sharing import DAY, open_request
 from tests.kit.contracts import Chain, Deployment
 
@@ -25,8 +26,9 @@ def ds(deployment: Deployment) -> Contract:
     return deployment.suite.data_sharing
 
 
-def consent_for(chain: Chain, dep: Deployment, request: bytes, purpose: bytes, ttl: int = DAY) -> None:
-    fn = dep.suite.data_sharing.functions.consent(request, b"s" * 32, purpose, chain.now() + ttl, b"c" * 32)
+def consent_for(chain: Chain, dep: Deployment, ds: Contract, request: bytes, purpose: bytes) -> None:
+    """The owner consents for ``purpose`` (its SM3, as the gateway's binding sends it) for a day."""
+    fn = ds.functions.consent(request, b"s" * 32, purpose, chain.now() + DAY, b"c" * 32)
     chain.tx(fn, dep.account("data-owner-1"))
 
 
@@ -49,7 +51,7 @@ def test_derivation_needs_each_input_covered(
     assert info.value.details["args"] == [dataset, NO_REQUEST]
     with chain.reverts("ConsentNotLive"):  # the request exists, the owner has not consented yet
         chain.tx(derive(ds, out, purpose, [dataset], [request]), user)
-    consent_for(chain, deployment, request, purpose)
+    consent_for(chain, deployment, ds, request, purpose)
     with chain.reverts("InputNotCovered"):  # consented for another purpose
         chain.tx(derive(ds, out, unique("purpose"), [dataset], [request]), user)
     with chain.reverts("InputNotCovered"):  # not data-user-2's request
@@ -112,7 +114,7 @@ def test_settlement_pending_until_the_counterpart_countersigns(
 ) -> None:
     owner, user = deployment.account("data-owner-1"), deployment.account("data-user-1")
     _, request = open_request(chain, deployment, unique)
-    consent_for(chain, deployment, request, unique("purpose"))
+    consent_for(chain, deployment, ds, request, unique("purpose"))
     for _ in range(3):
         chain.tx(ds.functions.recordAccess(request, unique("access")), user)
     settlement, terms = unique("settlement"), unique("terms")
