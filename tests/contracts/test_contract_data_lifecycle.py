@@ -13,7 +13,6 @@ from web3.logs import DISCARD
 from adapters.sharing.chain import REVERT_CODES
 from adapters.sharing.errors import SettlementAmountMismatch
 from provenance.chain.contracts import load_artifact
-
 from tests.contracts.test_contract_data_sharing import DAY, open_request
 from tests.kit.contracts import Chain, Deployment
 
