@@ -6,6 +6,7 @@ import { parseJson } from './jcs.js';
 import { settleAnchor, verifyBundle as verifyWith } from './verify.js';
 import { ChainError, chainTrust, checkAnchor, forBundle, proofHashes } from './chain.js';
 import { parseTrust, TrustError } from './trust.js';
+import { datasetView, parseLineage } from './dataset.js';
 import { toHex, utf8 } from './bytes.js';
 import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
 
@@ -280,6 +281,10 @@ function listView(view) {
       ? h('p', { class: 'warning', role: 'alert', 'data-warning': 'subject.truncated' }, t('subject.truncated', { pages: MAX_HISTORY_PAGES, shown: entries.length }))
       : null,
     !isExport && subject.startsWith('rx:') ? timelineView(entries) : null,
+    !isExport && subject.startsWith('dataset:') ? datasetView(view, { h, t, lookup: (q) => {
+          $('q').value = q;
+          return lookup(q);
+        }, icons: VERDICT_ICON }) : null,
     entries.length
       ? h(
           'table',
@@ -516,12 +521,24 @@ async function lookup(query) {
       return { item, duplicate, result: null, error: null };
     });
     const view = { type: 'subject', subject: q, open: null, truncated, entries };
+    if (q.startsWith('dataset:')) lineageOf(view);
     show(view);
     await verifyAll(view);
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
     show({ type: 'error', key: e.key, params: e.params });
   }
+}
+
+/** A dataset's upstream and downstream datasets (the gateway's lineage read); null when it has none here. */
+async function lineageOf(view) {
+  const dataset = view.subject.slice('dataset:'.length);
+  try {
+    view.lineage = parseLineage(parseJson(await api(`/datasets/${encodeURIComponent(dataset)}/lineage`)), dataset);
+  } catch {
+    view.lineage = null; // no lineage here (DATASET_UNKNOWN) or none this reader sees: its records still show
+  }
+  if (state.view === view) render();
 }
 
 async function verifyAll(view) {
