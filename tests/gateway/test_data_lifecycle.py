@@ -55,8 +55,10 @@ def _ok(client: OrgClient, kind: str, payload: dict[str, Any]) -> str:
 def _refused(client: OrgClient, kind: str, payload: dict[str, Any], status: int, code: str) -> None:
     # Signed without the client's own adapt (it would refuse a malformed payload before sending it).
     digest = sm3_hex(canonical_json(payload))
+    before = _subject_ids(client.harness, str(payload["dataset"]))
     r = client.submit(kind, payload, subject=f"dataset:{payload['dataset']}", payload_digest=digest)
     assert (r.status_code, error_code(r)) == (status, code), r.text
+    assert _subject_ids(client.harness, str(payload["dataset"])) == before  # nothing kept
 
 
 def _subject_ids(harness: Harness, dataset: str) -> set[str]:
