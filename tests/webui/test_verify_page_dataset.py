@@ -72,15 +72,21 @@ def page_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
     assert p.errors == [], "the page logged errors"
 
 
+# Rows whose verdict is in (an anchor looked up on chain first is "pending").
+_DONE = ".subject-result tbody tr[data-verdict]:not([data-verdict=pending])"
+
+
+def _rows_done(p: PageProbe, subject: str, rows: int) -> None:
+    p.page.locator(f'.subject-result[data-subject="{subject}"]').wait_for(timeout=20_000)
+    p.page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[_DONE, rows], timeout=30_000
+    )
+
+
 def _look_up(p: PageProbe, subject: str, rows: int) -> None:
     p.page.fill("#q", subject)
     p.page.press("#q", "Enter")
-    p.page.locator(f'.subject-result[data-subject="{subject}"]').wait_for(timeout=20_000)
-    p.page.wait_for_function(
-        "n => document.querySelectorAll('.subject-result tbody tr[data-verdict]:not([data-verdict=pending])').length === n",
-        arg=rows,
-        timeout=30_000,
-    )
+    _rows_done(p, subject, rows)
 
 
 def test_dataset_history_with_its_lineage(
@@ -117,11 +123,7 @@ def test_dataset_history_with_its_lineage(
 
     # Downstream is a look-up of its own: the output's life, and the input upstream of it.
     down.first.locator("button").click()
-    page.locator(f'.subject-result[data-subject="dataset:{out}"]').wait_for(timeout=20_000)
-    page.wait_for_function(
-        "() => document.querySelectorAll('.subject-result tbody tr[data-verdict]:not([data-verdict=pending])').length === 3",
-        timeout=30_000,
-    )
+    _rows_done(p, f"dataset:{out}", 3)
     assert [li.get_attribute("data-stage") for li in page.locator(".dataset-life li").all()] == [
         "derived",
         "stored",
