@@ -27,6 +27,7 @@ from devnet.solc import REPO_ROOT
 from devnet.supervisor import down, status, up_detached
 from provenance.chain.contracts import Role
 from provenance.manifest import Manifest
+from tests.kit.data_life import INPUT_LIFE
 
 pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
 
@@ -95,15 +96,7 @@ def _demo_dataset_life(layout: Layout, gw_port: int) -> None:
     listed = httpx.get(f"{api}/subjects/dataset:{demo.DATASET}/records", headers=auditor, timeout=10)
     assert listed.status_code == 200, listed.text
     items = listed.json()["items"]
-    assert [i["kind"] for i in items] == [
-        "data.collected",
-        "data.stored",
-        "share.request",
-        "share.consent",
-        "share.access",
-        "data.settled",
-        "data.countersigned",
-    ]
+    assert [i["kind"] for i in items] == list(INPUT_LIFE)
     lineage = httpx.get(f"{api}/datasets/{demo.DERIVED}/lineage", headers=auditor, timeout=10).json()
     assert [n["dataset"] for n in lineage["ancestors"]] == [demo.DATASET]
     settlement = httpx.get(f"{api}/settlements/{demo.SETTLEMENT}", headers=auditor, timeout=10).json()

@@ -22,6 +22,7 @@ from provenance.errors import ProofInvalid
 from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
 from tests.gateway.test_sharing import _another_data_owner
 from tests.kit.data_life import (
+    INPUT_LIFE,
     ROWS,
     collected,
     countersigned,
@@ -29,6 +30,7 @@ from tests.kit.data_life import (
     fresh,
     now,
     opened,
+    record_life,
     settled,
     stored,
 )
@@ -292,27 +294,8 @@ def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path
     """The issue's acceptance path: collected, stored, shared under a consent, accessed, used in an
     analysis whose output is opened, the period settled by both sides; every record's bundle verifies
     with the pinned keys and the anchor on chain, and ``provenance trace`` verifies the dataset's life."""
-    owner, user = harness.client("data-owner"), harness.client("data-user")
-    dataset = fresh("census")
-    ids = [_ok(owner, "data.collected", collected(dataset))]
-    assert harness.wait_chain(ids[0])["chain_status"] == "confirmed"  # registered: requests may name it
-    ids.append(_ok(owner, "data.stored", stored(dataset)))
-    request_id = fresh("REQ")
-    ids.append(_ok(user, "share.request", share_request(request_id, "data-user", dataset=dataset)))
-    ids.append(_ok(owner, "share.consent", share_consent(request_id, dataset=dataset)))
-    consent_digest = str(harness.record(ids[-1])["payload_digest"])
-    start = now(-timedelta(minutes=1))
-    ids.append(
-        _ok(user, "share.access", share_access(request_id, consent_digest, "data-user", dataset=dataset))
-    )
-    out = fresh("census-rates")
-    ids.append(_ok(user, "data.derived", derived(out, [{"dataset": dataset, "request_id": request_id}])))
-    ids += [_ok(user, "data.stored", stored(out)), _ok(user, "data.opened", opened(out))]
-    time.sleep(1.1)
-    proposal = {**settled(request_id, start, now(), 1), "dataset": dataset}
-    ids.append(_ok(owner, "data.settled", proposal))
-    digest = str(harness.record(ids[-1])["payload_digest"])
-    ids.append(_ok(user, "data.countersigned", {**countersigned(proposal, digest), "dataset": dataset}))
+    life = record_life(harness)
+    dataset, out, ids, proposal, digest = life.dataset, life.out, life.ids, life.proposal, life.digest
     auditor = harness.client("auditor")
     for rid in ids:
         harness.wait_status(rid, "anchored", timeout=60)
@@ -352,13 +335,5 @@ def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path
     )
     assert traced.returncode == 0, traced.stderr
     records = json.loads(traced.stdout)["records"]
-    assert [r["kind"] for r in records] == [
-        "data.collected",
-        "data.stored",
-        "share.request",
-        "share.consent",
-        "share.access",
-        "data.settled",
-        "data.countersigned",
-    ]
+    assert [r["kind"] for r in records] == list(INPUT_LIFE)
     assert all(r["ok"] and r["steps"]["anchor"] == "passed" for r in records)

@@ -182,10 +182,17 @@ def shared_probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     yield from _probe(browser, server)
 
 
-def _probe(browser: Browser, server: str) -> Iterator[PageProbe]:
+@pytest.fixture
+def gateway_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
+    """A fresh page served by the real gateway (``harness``), not signed in."""
+    yield from _probe(browser, harness.server.url, token=None)
+
+
+def _probe(browser: Browser, server: str, token: str | None = TOKEN) -> Iterator[PageProbe]:
     context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
-    # Signed in, as a regulator would be after entering the token once in this tab.
-    context.add_init_script(f"sessionStorage.setItem('shancheng.verify.token', {TOKEN!r})")
+    if token is not None:
+        # Signed in, as a regulator would be after entering the token once in this tab.
+        context.add_init_script(f"sessionStorage.setItem('shancheng.verify.token', {token!r})")
     page = context.new_page()
     p = PageProbe(page=page, base=server)
 

@@ -5,71 +5,19 @@ datasets upstream and downstream of it, each a look-up of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-from typing import TYPE_CHECKING
-
 import pytest
 
-from tests.kit.data_life import collected, countersigned, derived, fresh, now, opened, settled, stored
-from tests.kit.gateway import Harness, OrgClient, share_access, share_consent, share_request
+from tests.kit.data_life import Life, record_life
+from tests.kit.gateway import Harness
 from tests.kit.webui import PageProbe
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
-
-
-def _ok(client: OrgClient, kind: str, payload: dict[str, object]) -> str:
-    r = client.submit(kind, payload)
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
 
 
 @pytest.fixture(scope="module")
-def dataset_life(harness: Harness) -> tuple[str, str, list[str]]:
-    """A dataset collected, stored, shared under a consent, accessed, derived into an opened output and the
-    period settled by both sides: (input dataset, output dataset, the input's record ids in order)."""
-    owner, user = harness.client("data-owner"), harness.client("data-user")
-    dataset, out, request_id = fresh("census"), fresh("census-rates"), fresh("REQ")
-    ids = [_ok(owner, "data.collected", collected(dataset))]
-    assert harness.wait_chain(ids[0])["chain_status"] == "confirmed"  # registered: requests may name it
-    ids.append(_ok(owner, "data.stored", stored(dataset)))
-    ids.append(_ok(user, "share.request", share_request(request_id, "data-user", dataset=dataset)))
-    ids.append(_ok(owner, "share.consent", share_consent(request_id, dataset=dataset)))
-    consent_digest = str(harness.record(ids[-1])["payload_digest"])
-    start = now(-timedelta(minutes=1))
-    ids.append(
-        _ok(user, "share.access", share_access(request_id, consent_digest, "data-user", dataset=dataset))
-    )
-    derivation = _ok(user, "data.derived", derived(out, [{"dataset": dataset, "request_id": request_id}]))
-    _ok(user, "data.stored", stored(out))
-    opening = _ok(user, "data.opened", opened(out))
-    proposal = {**settled(request_id, start, now(timedelta(seconds=1)), 1), "dataset": dataset}
-    ids.append(_ok(owner, "data.settled", proposal))
-    digest = str(harness.record(ids[-1])["payload_digest"])
-    ids.append(_ok(user, "data.countersigned", {**countersigned(proposal, digest), "dataset": dataset}))
-    for rid in [*ids, derivation, opening]:
+def life(harness: Harness) -> Life:
+    recorded = record_life(harness)
+    for rid in recorded.ids:
         harness.wait_status(rid, "anchored", timeout=60)
-    return dataset, out, ids
-
-
-@pytest.fixture
-def page_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    p = PageProbe(page=page, base=harness.server.url)
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error" and not any(a in m.text for a in p.allowed_errors) and p.errors.append(m.text)
-        ),
-    )
-    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
-    try:
-        yield p
-    finally:
-        context.close()
-    assert p.errors == [], "the page logged errors"
+    return recorded
 
 
 # Rows whose verdict is in (an anchor looked up on chain first is "pending").
@@ -89,11 +37,9 @@ def _look_up(p: PageProbe, subject: str, rows: int) -> None:
     _rows_done(p, subject, rows)
 
 
-def test_dataset_history_with_its_lineage(
-    page_probe: PageProbe, harness: Harness, dataset_life: tuple[str, str, list[str]]
-) -> None:
-    dataset, out, ids = dataset_life
-    p, page = page_probe, page_probe.page
+def test_dataset_history_with_its_lineage(gateway_probe: PageProbe, harness: Harness, life: Life) -> None:
+    dataset, out, ids = life.dataset, life.out, life.input_ids
+    p, page = gateway_probe, gateway_probe.page
     p.open()
     page.fill("#token", harness.tokens["auditor"])  # an auditor reads every record and lineage
     page.locator("#rpc").fill(harness.network.rpc_url)  # the signers' keys as OrgRegistry holds them
@@ -135,9 +81,11 @@ def test_dataset_history_with_its_lineage(
     assert page.locator("#q").input_value() == f"dataset:{out}"
 
 
-def test_a_dataset_without_lineage_still_shows_its_records(page_probe: PageProbe, harness: Harness) -> None:
+def test_a_dataset_without_lineage_still_shows_its_records(
+    gateway_probe: PageProbe, harness: Harness
+) -> None:
     """A subject the lineage read does not know (DATASET_UNKNOWN): its records show, the lineage says none."""
-    p, page = page_probe, page_probe.page
+    p, page = gateway_probe, gateway_probe.page
     p.allowed_errors.append("status of 404")
     p.open()
     page.fill("#token", harness.tokens["data-owner"])
