@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from adapters.abc import ChainView, ContractCall, RecordFacts
+from adapters.errors import ExpiryNotInFuture, ExpiryTooFar
 from adapters.sharing import errors
 from adapters.sharing.domain import COLLECTED, CONTRACT, COUNTERSIGNED, DERIVED, OPENED, SETTLED, STORED
 from provenance.chain.contracts import chain_key, org_id
 from provenance.crypto.sm3 import sm3
+from provenance.errors import RoleForbidden
 
 _STATUSES = (None, "pending", "consented", "revoked")
 
@@ -101,9 +103,17 @@ def settlement_status(chain: ChainView, settlement_id: str) -> str | None:
     return (None, "pending", "settled")[held[0]]
 
 
-# What each DataSharing revert of a ``data.*`` call means in the domain's codes: the contract refuses
-# what the gateway's rules refuse (adapters/sharing/lifecycle_rules.py), under these names on chain.
+# What each DataSharing revert means in the domain's codes: the contract refuses what the gateway's rules
+# refuse first (workflow.py, lifecycle_rules.py), under these names on chain (a record's ``chain_error``).
+# Not here: DuplicateAccess, a repeated call, which ``already_applied`` turns into the record's confirmation.
 REVERT_CODES: Mapping[str, str] = {
+    "Unauthorized": RoleForbidden.code,
+    "RequestExists": errors.ShareRequestExists.code,
+    "NotPending": errors.ShareNotPending.code,
+    "NotRequester": errors.ConsentMissing.code,
+    "ExpiryNotInFuture": ExpiryNotInFuture.code,
+    "ExpiryTooFar": ExpiryTooFar.code,
+    "InputsInvalid": errors.ShareRuleViolation.code,
     "DatasetExists": errors.DatasetExists.code,
     "DatasetNotFound": errors.DatasetUnknown.code,
     "NotDatasetOwner": errors.NotDatasetOwner.code,
