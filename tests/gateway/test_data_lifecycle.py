@@ -318,6 +318,30 @@ def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path
     held = sharing.functions.settlementOf(chain_key("settlement", proposal["settlement_id"])).call()
     assert (held[0], held[4].hex(), held[6]) == (2, digest, proposal["amount"])  # settled, its terms
     _prov_export_verifies(harness, out, {dataset: ids[0], out: ids[5]})
+    # The audit matches each of these contract events to the signed record its digest names.
+    token_file = tmp_path / "auditor.token"
+    token_file.write_text(harness.tokens["auditor"])
+    audit = _provenance(
+        "audit",
+        "workflow",
+        "--rpc",
+        harness.network.rpc_url,
+        "--gateway",
+        harness.server.url,
+        "--token-file",
+        str(token_file),
+        "--manifest",
+        str(harness.network.path),
+        "--json",
+    )
+    results = {r["digest"]: r for r in json.loads(audit.stdout)["results"] if r["digest"] in ids}
+    assert {(r["event"], r["record"]["kind"]) for r in results.values() if r["record"]} >= {
+        ("DatasetDerived", "data.derived"),
+        ("DatasetOpened", "data.opened"),
+        ("SettlementProposed", "data.settled"),
+        ("SettlementCountersigned", "data.countersigned"),
+    }, audit.stdout[-2000:]
+    assert all(r["ok"] for r in results.values()), [r for r in results.values() if not r["ok"]]
     token_file = tmp_path / "auditor.token"
     token_file.write_text(harness.tokens["auditor"])
     traced = _provenance(
