@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from devnet import witnesses
+from devnet import demo, witnesses
 from devnet.anvil import start_anvil
 from devnet.config import DevnetSettings
 from devnet.embedded import start_embedded
@@ -140,6 +140,8 @@ class Devnet:
             self.on_step(f"starting the gateway on port {self.settings.gateway_port}")
             self.network.mint_tokens(env=self._gateway_env(), meanwhile=self._spawn_gateway)
             self._wait_gateway()
+            if self.network.created and self.settings.demo_data:
+                self._seed_demo()
         endpoints = {
             "engine": self.engine.name,
             "rpc_url": self.engine.rpc_url,
@@ -150,6 +152,15 @@ class Devnet:
             "ready": True,
         }
         write_public(self.layout.endpoints, (json.dumps(endpoints, indent=2) + "\n").encode())
+
+    def _seed_demo(self) -> None:
+        """The demo records of a new network; a failure leaves a note (the network itself is up)."""
+        try:
+            demo.seed_data_life(self.layout.root, self.gateway_url, self.on_step)
+        except (ProvenanceError, httpx.HTTPError) as exc:
+            note = f"the demo records were not all recorded: {exc}"
+            self.network.notes.append(note)
+            self.on_step(note)
 
     def _start_witnesses(self, manifest: Manifest) -> None:
         """Start the manifest's witnesses and wait until each answers (before the gateway submits to them)."""

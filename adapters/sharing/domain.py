@@ -46,6 +46,21 @@ DOMAIN = DomainSpec(
             CONTRACT, "ConsentWithdrawn", REVOKE, "ownerOrg", "digest", "requestId", subject_via=_VIA_REQUEST
         ),
         EventSpec(CONTRACT, "AccessRecorded", ACCESS, "requesterOrg", "accessDigest", "datasetId", "account"),
+        # A dataset's life where several organisations agree (DatasetRegistered is not here: the devnet
+        # registers its datasets without records).
+        EventSpec(CONTRACT, "DatasetOpened", OPENED, "ownerOrg", "digest", "datasetId"),
+        EventSpec(CONTRACT, "DatasetDerived", DERIVED, "analystOrg", "digest", "datasetId"),
+        EventSpec(
+            CONTRACT,
+            "SettlementProposed",
+            SETTLED,
+            "proposerOrg",
+            "digest",
+            "requestId",
+            scope="termsDigest",
+            subject_via=_VIA_REQUEST,
+        ),
+        EventSpec(CONTRACT, "SettlementCountersigned", COUNTERSIGNED, "counterpartOrg", "digest"),
     ),
 )
 

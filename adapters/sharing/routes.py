@@ -174,23 +174,31 @@ def lineage_prov(ctx: ReadContext, dataset: str) -> ProvDocument:
         entity, agent = f"sc:dataset/{node.dataset}", f"sc:org/{node.owner}"
         doc["entity"][entity] = {"prov:type": "sc:Dataset", "sc:status": node.status}
         doc["agent"][agent] = {"prov:type": "prov:Organization"}
-        doc["wasAttributedTo"][f"_:attr/{node.dataset}"] = {"prov:entity": entity, "prov:agent": agent}
-        if node.record is None:
-            continue  # registered on chain only: no record made it
+        attribution = {"prov:entity": entity, "prov:agent": agent}
+        if node.record is None:  # registered on chain only: no record made it
+            doc["wasAttributedTo"][f"_:attr/{node.dataset}"] = attribution
+            continue
+        # Every statement a record backs names it (sc:record): its bundle verifies the edge offline.
+        backed = {"sc:record": node.record}
+        doc["wasAttributedTo"][f"_:attr/{node.dataset}"] = {**attribution, **backed}
         activity = f"sc:record/{node.record}"
         kind = "data.derived" if node.inputs else "data.collected"
-        doc["activity"][activity] = {"prov:type": f"sc:{kind}", "sc:record": node.record}
-        doc["wasGeneratedBy"][f"_:gen/{node.dataset}"] = {"prov:entity": entity, "prov:activity": activity}
-        doc["wasAssociatedWith"][f"_:assoc/{node.record}"] = {"prov:activity": activity, "prov:agent": agent}
+        doc["activity"][activity] = {"prov:type": f"sc:{kind}", **backed}
+        generation = {"prov:entity": entity, "prov:activity": activity, **backed}
+        doc["wasGeneratedBy"][f"_:gen/{node.dataset}"] = generation
+        association = {"prov:activity": activity, "prov:agent": agent, **backed}
+        doc["wasAssociatedWith"][f"_:assoc/{node.record}"] = association
         for source in node.inputs:
             if source not in shown:
                 continue
             used = f"sc:dataset/{source}"
-            doc["used"][f"_:use/{node.record}/{source}"] = {"prov:activity": activity, "prov:entity": used}
+            usage = {"prov:activity": activity, "prov:entity": used, **backed}
+            doc["used"][f"_:use/{node.record}/{source}"] = usage
             doc["wasDerivedFrom"][f"_:der/{node.dataset}/{source}"] = {
                 "prov:generatedEntity": entity,
                 "prov:usedEntity": used,
                 "prov:activity": activity,
+                **backed,
             }
     return ProvDocument(prefix=PREFIX, **doc)
 

@@ -12,11 +12,18 @@ from typing import Any
 from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.sharing import lifecycle_rules
-from adapters.sharing.chain import dataset_owner, request_digest, request_key, request_status
+from adapters.sharing.chain import (
+    dataset_owner,
+    life_applied,
+    life_call,
+    purpose_key,
+    request_digest,
+    request_key,
+    request_status,
+)
 from adapters.sharing.consent import check_consent
 from adapters.sharing.domain import (
     ACCESS,
-    COLLECTED,
     CONSENT,
     CONTRACT,
     DOMAIN,
@@ -152,29 +159,25 @@ class SharingWorkflow(SharingAdapter):
         return State("pending", data)
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:
-        if record.kind == COLLECTED:
-            # The collection registers the dataset in DataSharing, its metadata digest the record's id.
-            dataset = chain_key("dataset", str(record.facts["dataset"]))
-            return ContractCall(CONTRACT, "registerDataset", (dataset, bytes.fromhex(record.record_id)))
         if record.kind in LIFE_KINDS:
-            return None  # kept by the workflow's states alone (docs/design/data-lifecycle.md)
+            return life_call(record)
         request, digest = request_key(str(record.facts["request_id"])), bytes.fromhex(record.record_id)
         if record.kind == REQUEST:
             dataset = chain_key("dataset", str(record.facts["dataset"]))
             return ContractCall(CONTRACT, "request", (request, dataset, digest))
         if record.kind == CONSENT:
             scope = bytes.fromhex(record.payload_digest)  # the consent document (scope, purpose, expiry)
-            return ContractCall(
-                CONTRACT, "consent", (request, scope, to_unix(record.facts["expires_at"]), digest)
-            )
+            # Its purpose apart: a derivation under the consent must name the same one (registerDerived).
+            purpose = purpose_key(str(record.facts["purpose"]))
+            expires = to_unix(record.facts["expires_at"])
+            return ContractCall(CONTRACT, "consent", (request, scope, purpose, expires, digest))
         if record.kind == ACCESS:
             return ContractCall(CONTRACT, "recordAccess", (request, digest))
         return ContractCall(CONTRACT, "revokeConsent", (request, digest))
 
     def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
-        if record.kind == COLLECTED:
-            dataset = chain_key("dataset", str(record.facts["dataset"]))
-            return bytes(chain.call(CONTRACT, "datasetOf", dataset)[1]).hex() == record.record_id
+        if record.kind in LIFE_KINDS:
+            return life_applied(record, chain)
         if record.kind == ACCESS:
             try:
                 return bool(chain.call(CONTRACT, "accessRecorded", bytes.fromhex(record.record_id)))

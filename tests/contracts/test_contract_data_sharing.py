@@ -30,7 +30,7 @@ def open_request(chain: Chain, dep: Deployment, unique: Callable[[str], bytes]) 
 
 def consent(chain: Chain, dep: Deployment, request: bytes, ttl: int = DAY) -> int:
     expires = chain.now() + ttl
-    fn = dep.suite["DataSharing"].functions.consent(request, b"s" * 32, expires, b"c" * 32)
+    fn = dep.suite["DataSharing"].functions.consent(request, b"s" * 32, b"p" * 32, expires, b"c" * 32)
     chain.tx(fn, dep.account("data-owner-1"))
     return expires
 
@@ -47,7 +47,8 @@ def test_request_consent_access_revoke(
 
     expires = chain.now() + DAY
     receipt = chain.tx(
-        ds.functions.consent(request, b"s" * 32, expires, b"c" * 32), deployment.account("data-owner-1")
+        ds.functions.consent(request, b"s" * 32, b"p" * 32, expires, b"c" * 32),
+        deployment.account("data-owner-1"),
     )
     (event,) = ds.events.ConsentGranted().process_receipt(receipt, errors=DISCARD)
     assert (event.args.ownerOrg, event.args.scopeDigest, event.args.expiresAt) == (
@@ -168,9 +169,9 @@ def test_only_the_dataset_owner_consents(
     chain.tx(mine.functions.request(request, dataset, b"q" * 32), user)
     expires = chain.now() + DAY
     with chain.reverts("NotDatasetOwner") as info:
-        chain.tx(mine.functions.consent(request, b"s" * 32, expires, b"c" * 32), owner2)
+        chain.tx(mine.functions.consent(request, b"s" * 32, b"p" * 32, expires, b"c" * 32), owner2)
     assert info.value.details["args"] == [dataset, other]
-    chain.tx(mine.functions.consent(request, b"s" * 32, expires, b"c" * 32), owner1)
+    chain.tx(mine.functions.consent(request, b"s" * 32, b"p" * 32, expires, b"c" * 32), owner1)
     with chain.reverts("NotDatasetOwner"):
         chain.tx(mine.functions.revokeConsent(request, b"x" * 32), owner2)
 
@@ -181,7 +182,11 @@ def test_roles(chain: Chain, deployment: Deployment, ds: Contract, unique: Calla
     cases = [
         (ds.functions.registerDataset(unique("dataset"), b"m" * 32), "data-user-1", Role.DATA_OWNER),
         (ds.functions.request(unique("request"), dataset, b"q" * 32), "data-owner-1", Role.DATA_USER),
-        (ds.functions.consent(request, b"s" * 32, expires, b"c" * 32), "data-user-1", Role.DATA_OWNER),
+        (
+            ds.functions.consent(request, b"s" * 32, b"p" * 32, expires, b"c" * 32),
+            "data-user-1",
+            Role.DATA_OWNER,
+        ),
         (ds.functions.revokeConsent(request, b"x" * 32), "hospital-1", Role.DATA_OWNER),
         (ds.functions.recordAccess(request, b"a" * 32), "data-owner-1", Role.DATA_USER),
     ]

@@ -42,9 +42,11 @@ def test_a_far_future_consent_expiry_is_refused(
     horizon = ds.functions.MAX_CONSENT().call()
     for too_far in (FAR, chain.now() + horizon + HOUR):
         with chain.reverts("ExpiryTooFar") as info:
-            chain.tx(ds.functions.consent(request, b"s" * 32, too_far, b"c" * 32), owner)
+            chain.tx(ds.functions.consent(request, b"s" * 32, b"p" * 32, too_far, b"c" * 32), owner)
         assert info.value.details["args"][0] == too_far
-    chain.tx(ds.functions.consent(request, b"s" * 32, chain.now() + horizon - HOUR, b"c" * 32), owner)
+    chain.tx(
+        ds.functions.consent(request, b"s" * 32, b"p" * 32, chain.now() + horizon - HOUR, b"c" * 32), owner
+    )
     assert ds.functions.consentLive(request).call()
 
 

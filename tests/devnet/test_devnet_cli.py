@@ -16,6 +16,7 @@ import httpx
 import pytest
 from web3 import HTTPProvider, Web3
 
+from devnet import demo
 from devnet.anvil import ANVIL_BIN
 from devnet.config import DevnetSettings
 from devnet.deploy import parse_role
@@ -26,6 +27,7 @@ from devnet.solc import REPO_ROOT
 from devnet.supervisor import down, status, up_detached
 from provenance.chain.contracts import Role
 from provenance.manifest import Manifest
+from tests.kit.data_life import INPUT_LIFE
 
 pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
 
@@ -87,6 +89,20 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     devnet("down", "--dir", str(root), timeout=60)  # whatever a failed test left running
 
 
+def _demo_dataset_life(layout: Layout, gw_port: int) -> None:
+    """The first run recorded the demo dataset's life (devnet/demo.py), each call held by DataSharing."""
+    auditor = {"Authorization": f"Bearer {layout.token_file('auditor').read_text().strip()}"}
+    api = f"http://127.0.0.1:{gw_port}/api/v1"
+    listed = httpx.get(f"{api}/subjects/dataset:{demo.DATASET}/records", headers=auditor, timeout=10)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert [i["kind"] for i in items] == list(INPUT_LIFE)
+    lineage = httpx.get(f"{api}/datasets/{demo.DERIVED}/lineage", headers=auditor, timeout=10).json()
+    assert [n["dataset"] for n in lineage["ancestors"]] == [demo.DATASET]
+    settlement = httpx.get(f"{api}/settlements/{demo.SETTLEMENT}", headers=auditor, timeout=10).json()
+    assert settlement["status"] == "settled", settlement
+
+
 def test_lifecycle(state: Path) -> None:
     layout = Layout(state)
     rpc_port, gw_port = free_port(), free_port()
@@ -132,6 +148,7 @@ def test_lifecycle(state: Path) -> None:
     assert httpx.get(f"http://127.0.0.1:{gw_port}/healthz", timeout=5).status_code == 200
     token = layout.token_file("hospital-1").read_text().strip()
     assert token.startswith("spt_")
+    _demo_dataset_life(layout, gw_port)
 
     with pytest.raises(DevnetError, match="already runs"):  # in process: a CLI start costs 1-2 s
         up_detached(DevnetSettings(dir=state, rpc_port=rpc_port, gateway_port=gw_port))

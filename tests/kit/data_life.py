@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.sharing.lifecycle import content_root
 from provenance.crypto.sm3 import sm3_hex
+
+if TYPE_CHECKING:
+    from tests.kit.gateway import Harness, OrgClient
 
 PURPOSE = "城乡居民医保参保核查"  # the kit's share_request and share_consent purpose
 ROWS = [f"{i},district-{i % 7},insured".encode() for i in range(11)]
@@ -99,3 +104,66 @@ def countersigned(settlement: dict[str, Any], digest: str) -> dict[str, Any]:
         "settlement_digest": digest,
         "countersigned_at": now(),
     }
+
+
+# The kinds of the input dataset's own records in the whole life below, in acceptance order.
+INPUT_LIFE = (
+    "data.collected",
+    "data.stored",
+    "share.request",
+    "share.consent",
+    "share.access",
+    "data.settled",
+    "data.countersigned",
+)
+
+
+@dataclass(frozen=True)
+class Life:
+    """A dataset's whole life as :func:`record_life` recorded it."""
+
+    dataset: str  # the input: collected by data-owner
+    out: str  # derived from it by data-user under its consent, stored and opened
+    ids: list[str]  # every record, in acceptance order (the derivation is ids[5])
+    proposal: dict[str, Any]  # the data.settled payload
+    digest: str  # its payload digest, which the countersignature names
+
+    @property
+    def input_ids(self) -> list[str]:
+        return [*self.ids[:5], *self.ids[8:]]
+
+    @property
+    def output_ids(self) -> list[str]:
+        return self.ids[5:8]
+
+
+def record_life(harness: Harness) -> Life:
+    """The issue's acceptance path through the real gateway: collected, stored, shared under a consent,
+    accessed, used in an analysis whose output is stored and opened, the period settled by both sides."""
+    from tests.kit.gateway import share_access, share_consent, share_request
+
+    owner, user = harness.client("data-owner"), harness.client("data-user")
+
+    def put(client: OrgClient, kind: str, payload: dict[str, Any]) -> str:
+        r = client.submit(kind, payload)
+        assert r.status_code == 202, r.text
+        return str(r.json()["id"])
+
+    dataset, out, request_id = fresh("census"), fresh("census-rates"), fresh("REQ")
+    ids = [put(owner, "data.collected", collected(dataset))]
+    assert harness.wait_chain(ids[0])["chain_status"] == "confirmed"  # registered: requests may name it
+    ids.append(put(owner, "data.stored", stored(dataset)))
+    ids.append(put(user, "share.request", share_request(request_id, "data-user", dataset=dataset)))
+    ids.append(put(owner, "share.consent", share_consent(request_id, dataset=dataset)))
+    consent_digest = str(harness.record(ids[-1])["payload_digest"])
+    start = now(-timedelta(minutes=1))
+    access = share_access(request_id, consent_digest, "data-user", dataset=dataset)
+    ids.append(put(user, "share.access", access))
+    ids.append(put(user, "data.derived", derived(out, [{"dataset": dataset, "request_id": request_id}])))
+    ids += [put(user, "data.stored", stored(out)), put(user, "data.opened", opened(out))]
+    time.sleep(1.1)  # the period ends after the access (whole seconds)
+    proposal = {**settled(request_id, start, now(), 1), "dataset": dataset}
+    ids.append(put(owner, "data.settled", proposal))
+    digest = str(harness.record(ids[-1])["payload_digest"])
+    ids.append(put(user, "data.countersigned", {**countersigned(proposal, digest), "dataset": dataset}))
+    return Life(dataset=dataset, out=out, ids=ids, proposal=proposal, digest=digest)

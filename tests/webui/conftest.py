@@ -182,6 +182,12 @@ def shared_probe(browser: Browser, server: str) -> Iterator[PageProbe]:
     yield from _probe(browser, server)
 
 
+@pytest.fixture
+def gateway_probe(browser: Browser, harness: Harness) -> Iterator[PageProbe]:
+    """A fresh page served by the real gateway (``harness``), not signed in."""
+    yield from _probe(browser, harness.server.url, token=None)
+
+
 def _probe(browser: Browser, server: str, *, token: str | None = TOKEN) -> Iterator[PageProbe]:
     context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
     if token is not None:

@@ -6,6 +6,7 @@ import { parseJson } from './jcs.js';
 import { settleAnchor, verifyBundle as verifyWith } from './verify.js';
 import { ChainError, chainTrust, checkAnchor, forBundle, proofHashes } from './chain.js';
 import { parseTrust, TrustError } from './trust.js';
+import { datasetView, parseLineage } from './dataset.js';
 import { toHex, utf8 } from './bytes.js';
 import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
 import { codeView, timelineView } from './rx.js';
@@ -223,6 +224,10 @@ function listView(view) {
       ? h('p', { class: 'warning', role: 'alert', 'data-warning': 'subject.truncated' }, t('subject.truncated', { pages: MAX_HISTORY_PAGES, shown: entries.length }))
       : null,
     !isExport && subject.startsWith('rx:') ? timelineView(entries, t, VERDICT_ICON) : null,
+    !isExport && subject.startsWith('dataset:') ? datasetView(view, { h, t, lookup: (q) => {
+          $('q').value = q;
+          return lookup(q);
+        }, icons: VERDICT_ICON }) : null,
     entries.length
       ? h(
           'table',
@@ -461,6 +466,7 @@ async function lookup(query) {
       return { item, duplicate, result: null, error: null };
     });
     const view = { type: 'subject', subject: q, open: null, truncated, entries };
+    if (q.startsWith('dataset:')) lineageOf(view);
     show(view);
     await verifyAll(view);
   } catch (e) {
@@ -490,6 +496,17 @@ async function lookupCode(code) {
     }
   }
   show(view);
+}
+
+/** A dataset's upstream and downstream datasets (the gateway's lineage read); null when it has none here. */
+async function lineageOf(view) {
+  const dataset = view.subject.slice('dataset:'.length);
+  try {
+    view.lineage = parseLineage(parseJson(await api(`/datasets/${encodeURIComponent(dataset)}/lineage`)), dataset);
+  } catch {
+    view.lineage = null; // no lineage here (DATASET_UNKNOWN) or none this reader sees: its records still show
+  }
+  if (state.view === view) render();
 }
 
 async function verifyAll(view) {

@@ -160,6 +160,9 @@ contract ShareHandler is Handler {
     mapping(bytes32 => bool) internal accessed;
     uint256 public accessesRecorded;
     uint256 public consents;
+    mapping(bytes32 => uint64) internal settled; // accesses of a request some settlement counts
+    mapping(bytes32 => bool) internal proposed;
+    uint256 public settlements;
 
     constructor(DataSharing ds_, OrgRegistry registry_, address[] memory actors_, address heavy)
         Handler(registry_, actors_, heavy)
@@ -215,7 +218,7 @@ contract ShareHandler is Handler {
             && expiresAt > block.timestamp && expiresAt <= block.timestamp + ds.MAX_CONSENT();
         vm.recordLogs();
         vm.prank(who);
-        try ds.consent(r, scope, expiresAt, digest) {
+        try ds.consent(r, scope, scope, expiresAt, digest) {
             _expect(ok, true, "consent");
             (m.status, m.expiresAt, m.scope) = (DataSharing.Status.Consented, expiresAt, scope);
             consents++;
@@ -271,6 +274,44 @@ contract ShareHandler is Handler {
         }
     }
 
+    /// Either side proposes to settle some of a request's accesses: never more than recorded and unsettled,
+    /// the amount always count × price, a settlement id once.
+    function proposeSettlement(uint256 actorSeed, uint256 reqSeed, uint256 idSeed, uint64 count, uint128 price)
+        external
+    {
+        bytes32 r = _pick(reqSeed);
+        bytes32 sid = keccak256(abi.encode("settlement", idSeed % 6));
+        (address who, bool ok) = _settler(actorSeed, r, sid, count % 4);
+        // One time in eight the amount is off by one: always refused.
+        uint128 amount = uint128(count % 4) * (price % 1000) + (idSeed % 8 == 0 ? 1 : 0);
+        ok = ok && idSeed % 8 != 0;
+        vm.prank(who);
+        try ds.proposeSettlement(sid, r, count % 4, price % 1000, amount, bytes32(idSeed), bytes32(0)) {
+            _expect(ok, true, "proposeSettlement");
+            proposed[sid] = true;
+            settled[r] += count % 4;
+            settlements++;
+        } catch {
+            _expect(ok, false, "proposeSettlement");
+        }
+    }
+
+    function _settler(uint256 actorSeed, bytes32 r, bytes32 sid, uint64 count)
+        private
+        view
+        returns (address who, bool ok)
+    {
+        Req storage m = model[r];
+        bool asOwner = actorSeed % 2 == 0;
+        bytes32 org;
+        Role role;
+        (who, org, role) =
+            _actor(actorSeed >> 1, asOwner ? Role.DataOwner : Role.DataUser, asOwner ? ownerOf[m.dataset] : m.requester);
+        bool party = org != bytes32(0) && (org == ownerOf[m.dataset] || org == m.requester);
+        ok = (role == Role.DataOwner || role == Role.DataUser) && !proposed[sid] && m.status != DataSharing.Status.None
+            && party && settled[r] + count <= m.accesses;
+    }
+
     /// Two times in three a request filed before, else any (also one never filed).
     function _pick(uint256 seed) private view returns (bytes32) {
         if (seed % 3 != 0 && filed.length != 0) return filed[(seed / 3) % filed.length];
@@ -285,6 +326,8 @@ contract ShareHandler is Handler {
             check(c.datasetId == m.dataset && c.requesterOrg == m.requester, "request parties differ");
             check(c.expiresAt == m.expiresAt && c.scopeDigest == m.scope, "consent scope or expiry differs");
             check(c.accessCount == m.accesses, "access count differs");
+            check(c.settledAccesses == settled[requests[i]], "settled accesses differ from the model");
+            check(c.settledAccesses <= c.accessCount, "more accesses settled than recorded");
             bool live = m.status == DataSharing.Status.Consented && block.timestamp < m.expiresAt;
             check(ds.consentLive(requests[i]) == live, "consentLive differs");
         }
