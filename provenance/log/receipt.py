@@ -206,19 +206,22 @@ def _hash(text: str, what: str) -> bytes:
     return raw
 
 
-def sign_receipt(receipt: AcceptanceReceipt, key_name: str, signer: Signer) -> str:
-    """The receipt as a signed note by the log key (the same signing as a checkpoint's)."""
-    return sign_note(receipt.body(), key_name, signer)
+def sign_receipt(receipt: AcceptanceReceipt, key_name: str, signer: Signer, *also: Signer) -> str:
+    """The receipt as a signed note by the log key (the same signing as a checkpoint's; ``also``: the next
+    log key during a rotation)."""
+    return sign_note(receipt.body(), key_name, signer, *also)
 
 
-def sign_receipts(receipts: Sequence[AcceptanceReceipt], key_name: str, signer: Signer) -> list[str]:
+def sign_receipts(
+    receipts: Sequence[AcceptanceReceipt], key_name: str, signer: Signer, *also: Signer
+) -> list[str]:
     """The receipts of records accepted together, in order, under one signature.
 
     One receipt is a plain signed receipt note; several share a signed batch note over their Merkle root,
     each with its leaf and inclusion proof in front. Every receipt must be of the same log and delay.
     """
     if len(receipts) == 1:
-        return [sign_receipt(receipts[0], key_name, signer)]
+        return [sign_receipt(receipts[0], key_name, signer, *also)]
     if not receipts:
         return []
     first = receipts[0]
@@ -230,7 +233,7 @@ def sign_receipts(receipts: Sequence[AcceptanceReceipt], key_name: str, signer: 
     batch = AcceptanceBatch(
         origin=first.origin, size=len(receipts), root=root, max_merge_delay=first.max_merge_delay
     )
-    note = sign_note(batch.body(), key_name, signer)
+    note = sign_note(batch.body(), key_name, signer, *also)
     out = []
     for i, r in enumerate(receipts):
         proof = "".join(base64.b64encode(h).decode("ascii") + "\n" for h in proofs[i])
