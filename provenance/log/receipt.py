@@ -314,11 +314,25 @@ def verify_receipt(
             signers=sorted(names),
             pinned=[k.name for k in trust.logs],
         )
-    key = keys[0]
-    try:
-        verify_note_text(body, signatures, NoteVerifier(name=key.name, public_key=key.public_key))
-    except CheckpointInvalid as exc:
-        raise _invalid("signature", f"receipt signature: {exc.message}") from exc
+    # A rotated log key: several keys under one name, each counting until its window ended (the receipt is
+    # signed at its acceptance time); any one of their lines suffices.
+    at = parse_timestamp(receipt.accepted_at)
+    current = [k for k in keys if k.signs_after(at)]
+    if not current:
+        raise _invalid(
+            "log_key",
+            f"every pinned log key ended (expired or revoked) by {receipt.accepted_at}, the receipt's time",
+            accepted_at=receipt.accepted_at,
+        )
+    failures = []
+    for key in current:
+        try:
+            verify_note_text(body, signatures, NoteVerifier(name=key.name, public_key=key.public_key))
+            break
+        except CheckpointInvalid as exc:
+            failures.append(exc)
+    else:
+        raise _invalid("signature", f"receipt signature: {failures[0].message}") from failures[0]
     if key.origin is not None and receipt.origin != key.origin:
         raise _invalid(
             "origin",

@@ -22,19 +22,23 @@ from provenance.chain.contracts import at
 from provenance.chain.registry import read_trust
 from provenance.client import Api, Client, GatewayProofs
 from provenance.crypto import SM2PrivateKey
-from provenance.errors import CheckpointInvalid
+from provenance.errors import CheckpointInvalid, ReceiptInvalid
 from provenance.files import write_private
 from provenance.log.bundle import EvidenceBundle
-from provenance.log.checkpoint import parse_note, sign_checkpoint
+from provenance.log.checkpoint import open_note, parse_note, sign_checkpoint
+from provenance.log.receipt import parse_receipt, sign_receipt, verify_receipt
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
 from tests.kit.gateway import Harness, Server, rx_issue
+
+RECEIPTS: dict[str, str] = {}
 
 
 def _submit(harness: Harness) -> str:
     r = harness.client("hospital-1").submit("rx.issue", rx_issue("RX" + secrets.token_hex(5).upper()))
     assert r.status_code == 202, r.text
     rid: str = r.json()["id"]
+    RECEIPTS[rid] = r.json()["receipt"]
     harness.wait_status(rid, "anchored", timeout=30)
     return rid
 
@@ -96,6 +100,9 @@ def test_log_key_rotation_has_no_verification_gap(harness: Harness, tmp_path: Pa
                 Verifier(trust=trust, anchor_checker=checker).verify(_bundle(harness, rid))
         finally:
             proofs.close()
+        for rid in (before, during, after):  # and their acceptance receipts, signed by whichever key(s)
+            assert verify_receipt(RECEIPTS[rid], trust, record_id=rid).record_id == rid
+        assert [len(open_note(RECEIPTS[r])[1]) for r in (before, during, after)] == [1, 2, 1]
 
         # The old key retired at the switch (its window's end, as the committee's revocation sets it): a
         # checkpoint of a record dated after that, signed by the old key alone, is refused.
@@ -114,6 +121,13 @@ def test_log_key_rotation_has_no_verification_gap(harness: Harness, tmp_path: Pa
         assert refused.value.code == "CHECKPOINT_INVALID"
         # The same note verifies while the old key has no end: the window is what refuses it.
         Verifier.offline(trust, require_anchor=False).verify(forged)
+        # So is a receipt the retired key alone signs for a record accepted after its end.
+        forged_receipt = sign_receipt(parse_receipt(RECEIPTS[after]), network.log["key_name"], old_key)
+        assert verify_receipt(RECEIPTS[after], trust_after, record_id=after).record_id == after
+        with pytest.raises(ReceiptInvalid) as refused_receipt:
+            verify_receipt(forged_receipt, trust_after, record_id=after)
+        assert refused_receipt.value.details["check"] == "signature"
+        assert verify_receipt(forged_receipt, trust, record_id=after).record_id == after
         # A record dated before the switch still verifies with the old key's note (no verification gap).
         old_b = _bundle(harness, before)
         old_note = sign_checkpoint(parse_note(old_b.checkpoint)[0], network.log["key_name"], old_key)
