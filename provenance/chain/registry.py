@@ -152,18 +152,7 @@ def read_trust(
         raise ExportInvalid(
             "pass --gateway (to read the log's name from the chain) or both --log-key-name and --log-origin"
         )
-    logs = [
-        LogKey(
-            name=name,
-            public_key=k.public_key,
-            pem=k.pem,
-            origin=origin,
-            valid_from=k.valid_from,
-            valid_until=k.valid_until,
-            revoked_at=k.revoked_at,
-        )
-        for k in keys
-    ]
+    logs = [LogKey.of(name, origin, k) for k in keys]
     chain: dict[str, Any] = {
         "chain_id": int(w3.eth.chain_id),
         "org_registry": registry,

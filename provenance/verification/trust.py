@@ -18,7 +18,7 @@ from provenance.crypto import SM2PublicKey
 from provenance.domains import kind_roles, kinds_document
 from provenance.errors import FormatError, ProvenanceError
 from provenance.log.cosignature import WitnessPolicy
-from provenance.orgs import OrgEntry
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import load_json
 from provenance.timestamps import format_rfc3339, parse_timestamp
 
@@ -42,6 +42,19 @@ class LogKey:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     revoked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, name: str, origin: str, key: OrgKey) -> LogKey:
+        """The log key ``name`` of ``origin`` that is the log operator's ``OrgRegistry`` key ``key``."""
+        return cls(
+            name=name,
+            public_key=key.public_key,
+            pem=key.pem,
+            origin=origin,
+            valid_from=key.valid_from,
+            valid_until=key.valid_until,
+            revoked_at=key.revoked_at,
+        )
 
     def signs_after(self, at: datetime) -> bool:
         """Whether the key may sign a checkpoint of a record dated ``at``: the checkpoint was signed at or

@@ -103,6 +103,10 @@ def test_log_key_rotation_has_no_verification_gap(harness: Harness, tmp_path: Pa
         for rid in (before, during, after):  # and their acceptance receipts, signed by whichever key(s)
             assert verify_receipt(RECEIPTS[rid], trust, record_id=rid).record_id == rid
         assert [len(open_note(RECEIPTS[r])[1]) for r in (before, during, after)] == [1, 2, 1]
+        served = TrustStore.from_dict(harness.http.get("/api/v1/orgs").json())  # the gateway's trust document
+        assert {k.public_key for k in served.logs} == {k.public_key for k in trust.logs}
+        for rid in (before, during, after):
+            verify_receipt(RECEIPTS[rid], served, record_id=rid)
 
         # The old key retired at the switch (its window's end, as the committee's revocation sets it): a
         # checkpoint of a record dated after that, signed by the old key alone, is refused.
