@@ -20,6 +20,7 @@ from devnet.governance import register_key
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import at
 from provenance.chain.registry import read_trust
+from provenance.cli.monitor import http_fetch
 from provenance.client import Api, Client, GatewayProofs
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import CheckpointInvalid, ReceiptInvalid
@@ -27,6 +28,7 @@ from provenance.files import write_private
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.checkpoint import open_note, parse_note, sign_checkpoint
 from provenance.log.receipt import parse_receipt, sign_receipt, verify_receipt
+from provenance.verification.monitor import Monitor
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
 from tests.kit.gateway import Harness, Server, rx_issue
@@ -103,6 +105,11 @@ def test_log_key_rotation_has_no_verification_gap(harness: Harness, tmp_path: Pa
         for rid in (before, during, after):  # and their acceptance receipts, signed by whichever key(s)
             assert verify_receipt(RECEIPTS[rid], trust, record_id=rid).record_id == rid
         assert [len(open_note(RECEIPTS[r])[1]) for r in (before, during, after)] == [1, 2, 1]
+        # The log's monitor (`provenance audit log`) follows the served tiles with that trust file.
+        headers = {"Authorization": f"Bearer {harness.tokens['auditor']}"}
+        with httpx.Client(base_url=f"{harness.server.url}/tiles", timeout=30, headers=headers) as tiles:
+            step = Monitor(fetch=http_fetch(tiles), trust=trust).step()
+            assert not step.problems and step.size >= _bundle(harness, after).tree_size
         served = TrustStore.from_dict(harness.http.get("/api/v1/orgs").json())  # the gateway's trust document
         assert {k.public_key for k in served.logs} == {k.public_key for k in trust.logs}
         for rid in (before, during, after):
