@@ -2,13 +2,19 @@
 registers the next key for the log operator in OrgRegistry, the gateway signs every checkpoint and receipt
 with both keys during the overlap, then with the new key only; a trust file exported from the chain after
 the rotation verifies the records of before, during and after it, and refuses a checkpoint signed only by
-the retired key for a record dated after the old key's end."""
+the retired key for a record dated after the old key's end.
+
+It runs on a gateway of its own (its own ProvenanceLog and, on PostgreSQL, its own database) and restarts only
+that one: the session's ``harness`` never sees a restart or another log key. The next key it registers on the
+log operator stays in the shared OrgRegistry (the node's permissions read that one): a valid key no gateway of
+the session signs with, so trust files exported afterwards pin one key more and verify as before."""
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +22,7 @@ import httpx
 import pytest
 from web3 import Web3
 
+from devnet.engines import EngineHandle
 from devnet.governance import register_key
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import at
@@ -28,12 +35,26 @@ from provenance.files import write_private
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.checkpoint import open_note, parse_note, sign_checkpoint
 from provenance.log.receipt import parse_receipt, sign_receipt, verify_receipt
+from provenance.manifest import Manifest
 from provenance.verification.monitor import Monitor
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
 from tests.kit.gateway import Harness, Server, rx_issue
+from tests.kit.network import start_harness, variant_network
 
 RECEIPTS: dict[str, str] = {}
+
+
+@pytest.fixture
+def rotating(
+    deployed: Manifest, engine: EngineHandle, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    """A gateway of its own to restart with other log keys (never the session's ``harness``)."""
+    net = variant_network(deployed, engine, f"log-key-{backend}")
+    h = start_harness(net, engine, backend, tmp_path_factory.mktemp("log-key"), pg_suffix="log_key")
+    yield h
+    h.server.stop()
+    h.http.close()
 
 
 def _submit(harness: Harness) -> str:
@@ -56,7 +77,8 @@ def _restart(harness: Harness, **settings: object) -> None:
     harness.http = httpx.Client(base_url=harness.server.url, timeout=30)
 
 
-def test_log_key_rotation_has_no_verification_gap(harness: Harness, tmp_path: Path) -> None:
+def test_log_key_rotation_has_no_verification_gap(rotating: Harness, tmp_path: Path) -> None:
+    harness = rotating
     network = harness.network
     w3 = Web3(Web3.HTTPProvider(network.rpc_url))
     registry = at(w3, "OrgRegistry", network.contracts["OrgRegistry"])
@@ -72,78 +94,75 @@ def test_log_key_rotation_has_no_verification_gap(harness: Harness, tmp_path: Pa
     register_key(
         w3, registry, committee, operator, new_key.public_key().raw(), valid_from=int(time.time()) - 1
     )
+    _restart(harness, log_key_next_path=new_path)  # overlap: both keys sign
+    during = _submit(harness)
+    lines = parse_note(_bundle(harness, during).checkpoint)[1]
+    assert len(lines) == 2 and {s.key_name for s in lines} == {network.log["key_name"]}
+    switch = datetime.now(UTC)
+    time.sleep(1.1)
+    _restart(harness, log_key_path=new_path, log_key_next_path=None)  # the switch: the new key only
+    after = _submit(harness)
+    assert len(parse_note(_bundle(harness, after).checkpoint)[1]) == 1
+
+    # A trust file exported from the chain after the rotation: both keys of the log operator, windows.
+    with Client(base_url=harness.server.url) as client:
+        trust = read_trust(
+            w3,
+            network.contracts["OrgRegistry"],
+            provenance_log=network.contracts["ProvenanceLog"],
+            note_for=lambda size: Api.note(client.checkpoint(size)),
+        )
+    trust = TrustStore.from_dict(trust.to_dict())  # as written to and read from the file
+    assert {k.public_key for k in trust.logs} >= {old_key.public_key(), new_key.public_key()}
+    proofs = GatewayProofs(harness.server.url, token=harness.tokens["auditor"])
     try:
-        _restart(harness, log_key_next_path=new_path)  # overlap: both keys sign
-        during = _submit(harness)
-        lines = parse_note(_bundle(harness, during).checkpoint)[1]
-        assert len(lines) == 2 and {s.key_name for s in lines} == {network.log["key_name"]}
-        switch = datetime.now(UTC)
-        time.sleep(1.1)
-        _restart(harness, log_key_path=new_path, log_key_next_path=None)  # the switch: the new key only
-        after = _submit(harness)
-        assert len(parse_note(_bundle(harness, after).checkpoint)[1]) == 1
-
-        # A trust file exported from the chain after the rotation: both keys of the log operator, windows.
-        with Client(base_url=harness.server.url) as client:
-            trust = read_trust(
-                w3,
-                network.contracts["OrgRegistry"],
-                provenance_log=network.contracts["ProvenanceLog"],
-                note_for=lambda size: Api.note(client.checkpoint(size)),
-            )
-        trust = TrustStore.from_dict(trust.to_dict())  # as written to and read from the file
-        assert {k.public_key for k in trust.logs} >= {old_key.public_key(), new_key.public_key()}
-        proofs = GatewayProofs(harness.server.url, token=harness.tokens["auditor"])
-        try:
-            checker = ChainAnchorChecker.from_rpc(
-                network.rpc_url, contract=network.contracts["ProvenanceLog"], proofs=proofs
-            )
-            for rid in (before, during, after):  # pinned keys, anchor looked up on chain
-                Verifier(trust=trust, anchor_checker=checker).verify(_bundle(harness, rid))
-        finally:
-            proofs.close()
-        for rid in (before, during, after):  # and their acceptance receipts, signed by whichever key(s)
-            assert verify_receipt(RECEIPTS[rid], trust, record_id=rid).record_id == rid
-        assert [len(open_note(RECEIPTS[r])[1]) for r in (before, during, after)] == [1, 2, 1]
-        # The log's monitor (`provenance audit log`) follows the served tiles with that trust file.
-        headers = {"Authorization": f"Bearer {harness.tokens['auditor']}"}
-        with httpx.Client(base_url=f"{harness.server.url}/tiles", timeout=30, headers=headers) as tiles:
-            step = Monitor(fetch=http_fetch(tiles), trust=trust).step()
-            assert not step.problems and step.size >= _bundle(harness, after).tree_size
-        served = TrustStore.from_dict(harness.http.get("/api/v1/orgs").json())  # the gateway's trust document
-        assert {k.public_key for k in served.logs} == {k.public_key for k in trust.logs}
-        for rid in (before, during, after):
-            verify_receipt(RECEIPTS[rid], served, record_id=rid)
-
-        # The old key retired at the switch (its window's end, as the committee's revocation sets it): a
-        # checkpoint of a record dated after that, signed by the old key alone, is refused.
-        retired = [
-            dataclasses.replace(k, revoked_at=switch) if k.public_key == old_key.public_key() else k
-            for k in trust.logs
-        ]
-        trust_after = dataclasses.replace(trust, logs=retired)
-        b = _bundle(harness, after)
-        forged = dataclasses.replace(
-            b, checkpoint=sign_checkpoint(parse_note(b.checkpoint)[0], network.log["key_name"], old_key)
+        checker = ChainAnchorChecker.from_rpc(
+            network.rpc_url, contract=network.contracts["ProvenanceLog"], proofs=proofs
         )
-        Verifier.offline(trust_after, require_anchor=False).verify(b)  # the new key's note still holds
-        with pytest.raises(CheckpointInvalid) as refused:
-            Verifier.offline(trust_after, require_anchor=False).verify(forged)
-        assert refused.value.code == "CHECKPOINT_INVALID"
-        # The same note verifies while the old key has no end: the window is what refuses it.
-        Verifier.offline(trust, require_anchor=False).verify(forged)
-        # So is a receipt the retired key alone signs for a record accepted after its end.
-        forged_receipt = sign_receipt(parse_receipt(RECEIPTS[after]), network.log["key_name"], old_key)
-        assert verify_receipt(RECEIPTS[after], trust_after, record_id=after).record_id == after
-        with pytest.raises(ReceiptInvalid) as refused_receipt:
-            verify_receipt(forged_receipt, trust_after, record_id=after)
-        assert refused_receipt.value.details["check"] == "signature"
-        assert verify_receipt(forged_receipt, trust, record_id=after).record_id == after
-        # A record dated before the switch still verifies with the old key's note (no verification gap).
-        old_b = _bundle(harness, before)
-        old_note = sign_checkpoint(parse_note(old_b.checkpoint)[0], network.log["key_name"], old_key)
-        Verifier.offline(trust_after, require_anchor=False).verify(
-            dataclasses.replace(old_b, checkpoint=old_note)
-        )
+        for rid in (before, during, after):  # pinned keys, anchor looked up on chain
+            Verifier(trust=trust, anchor_checker=checker).verify(_bundle(harness, rid))
     finally:
-        _restart(harness)
+        proofs.close()
+    for rid in (before, during, after):  # and their acceptance receipts, signed by whichever key(s)
+        assert verify_receipt(RECEIPTS[rid], trust, record_id=rid).record_id == rid
+    assert [len(open_note(RECEIPTS[r])[1]) for r in (before, during, after)] == [1, 2, 1]
+    # The log's monitor (`provenance audit log`) follows the served tiles with that trust file.
+    headers = {"Authorization": f"Bearer {harness.tokens['auditor']}"}
+    with httpx.Client(base_url=f"{harness.server.url}/tiles", timeout=30, headers=headers) as tiles:
+        step = Monitor(fetch=http_fetch(tiles), trust=trust).step()
+        assert not step.problems and step.size >= _bundle(harness, after).tree_size
+    served = TrustStore.from_dict(harness.http.get("/api/v1/orgs").json())  # the gateway's trust document
+    assert {k.public_key for k in served.logs} == {k.public_key for k in trust.logs}
+    for rid in (before, during, after):
+        verify_receipt(RECEIPTS[rid], served, record_id=rid)
+
+    # The old key retired at the switch (its window's end, as the committee's revocation sets it): a
+    # checkpoint of a record dated after that, signed by the old key alone, is refused.
+    retired = [
+        dataclasses.replace(k, revoked_at=switch) if k.public_key == old_key.public_key() else k
+        for k in trust.logs
+    ]
+    trust_after = dataclasses.replace(trust, logs=retired)
+    b = _bundle(harness, after)
+    forged = dataclasses.replace(
+        b, checkpoint=sign_checkpoint(parse_note(b.checkpoint)[0], network.log["key_name"], old_key)
+    )
+    Verifier.offline(trust_after, require_anchor=False).verify(b)  # the new key's note still holds
+    with pytest.raises(CheckpointInvalid) as refused:
+        Verifier.offline(trust_after, require_anchor=False).verify(forged)
+    assert refused.value.code == "CHECKPOINT_INVALID"
+    # The same note verifies while the old key has no end: the window is what refuses it.
+    Verifier.offline(trust, require_anchor=False).verify(forged)
+    # So is a receipt the retired key alone signs for a record accepted after its end.
+    forged_receipt = sign_receipt(parse_receipt(RECEIPTS[after]), network.log["key_name"], old_key)
+    assert verify_receipt(RECEIPTS[after], trust_after, record_id=after).record_id == after
+    with pytest.raises(ReceiptInvalid) as refused_receipt:
+        verify_receipt(forged_receipt, trust_after, record_id=after)
+    assert refused_receipt.value.details["check"] == "signature"
+    assert verify_receipt(forged_receipt, trust, record_id=after).record_id == after
+    # A record dated before the switch still verifies with the old key's note (no verification gap).
+    old_b = _bundle(harness, before)
+    old_note = sign_checkpoint(parse_note(old_b.checkpoint)[0], network.log["key_name"], old_key)
+    Verifier.offline(trust_after, require_anchor=False).verify(
+        dataclasses.replace(old_b, checkpoint=old_note)
+    )
