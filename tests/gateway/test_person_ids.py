@@ -53,7 +53,8 @@ def _chain_bytes(w3: Web3, first_block: int) -> bytes:
     """The input of every transaction and the topics and data of every event since ``first_block``."""
     out = bytearray()
     for n in range(first_block, w3.eth.block_number + 1):
-        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]:
+        txs: list[Any] = list(w3.eth.get_block(n, full_transactions=True)["transactions"])
+        for tx in txs:
             out += bytes(tx["input"])
             for log in w3.eth.get_transaction_receipt(tx["hash"])["logs"]:
                 out += b"".join(bytes(t) for t in log["topics"]) + bytes(log["data"])
