@@ -1,29 +1,32 @@
-"""Log key rotation without a verification gap (docs/design/gateway.md, "Log key rotation"): the committee
-registers the next key for the log operator in OrgRegistry, the gateway signs every checkpoint and receipt
-with both keys during the overlap, then with the new key only; a trust file exported from the chain after
-the rotation verifies the records of before, during and after it, and refuses a checkpoint signed only by
-the retired key for a record dated after the old key's end.
+"""Log key rotation without a verification gap (docs/ops/log-key-rotation.md): the committee registers the
+next key for the log operator in OrgRegistry, the gateway signs every checkpoint and receipt with both keys
+during the overlap, then with the new key only, and the committee revokes the old key as of the switch; a
+trust file exported from the chain after that verifies the records of before, during and after the rotation,
+and refuses a checkpoint (or receipt) signed only by the retired key for a record dated after its end.
 
-It runs on a gateway of its own (its own ProvenanceLog and, on PostgreSQL, its own database) and restarts only
-that one: the session's ``harness`` never sees a restart or another log key. The next key it registers on the
-log operator stays in the shared OrgRegistry (the node's permissions read that one): a valid key no gateway of
-the session signs with, so trust files exported afterwards pin one key more and verify as before."""
+It runs on a gateway of its own (its own ProvenanceLog and, on PostgreSQL, its own database) whose log key is
+a fresh key of the log operator that no other gateway signs with, so the test can revoke it on chain: the
+session's ``harness`` is never restarted and its log key stays valid. The keys it registers stay in the
+shared OrgRegistry (the node's permissions read that one): trust files exported afterwards pin them too and
+verify as before."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from web3 import Web3
 
 from devnet.engines import EngineHandle
-from devnet.governance import register_key
+from devnet.governance import register_key, revoke_key
 from provenance.chain.anchor import ChainAnchorChecker
 from provenance.chain.contracts import at
 from provenance.chain.registry import read_trust
@@ -45,14 +48,33 @@ from tests.kit.network import start_harness, variant_network
 RECEIPTS: dict[str, str] = {}
 
 
+@dataclasses.dataclass
+class Rotating:
+    harness: Harness
+    key: SM2PrivateKey  # the log key it starts with: a key of the log operator only this gateway signs with
+    index: int  # its index among the log operator's keys in OrgRegistry
+
+
+def _committee(h: Harness) -> tuple[Web3, Any, list[Any]]:
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    return w3, at(w3, "OrgRegistry", h.network.contracts["OrgRegistry"]), h.engine.accounts[1:4]
+
+
 @pytest.fixture
 def rotating(
     deployed: Manifest, engine: EngineHandle, backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Harness]:
+) -> Iterator[Rotating]:
     """A gateway of its own to restart with other log keys (never the session's ``harness``)."""
     net = variant_network(deployed, engine, f"log-key-{backend}")
-    h = start_harness(net, engine, backend, tmp_path_factory.mktemp("log-key"), pg_suffix="log_key")
-    yield h
+    tmp = tmp_path_factory.mktemp("log-key")
+    key, path = SM2PrivateKey.generate(), tmp / "log.sm2.pem"
+    write_private(path, key.to_pem())
+    w3 = Web3(Web3.HTTPProvider(net.rpc_url))
+    registry = at(w3, "OrgRegistry", net.contracts["OrgRegistry"])
+    operator = net.log["operator_org"]
+    index = register_key(w3, registry, engine.accounts[1:4], operator, key.public_key().raw(), valid_from=1)
+    h = start_harness(net, engine, backend, tmp, pg_suffix="log_key", log_key_path=path)
+    yield Rotating(h, key, index)
     h.server.stop()
     h.http.close()
 
@@ -77,14 +99,11 @@ def _restart(harness: Harness, **settings: object) -> None:
     harness.http = httpx.Client(base_url=harness.server.url, timeout=30)
 
 
-def test_log_key_rotation_has_no_verification_gap(rotating: Harness, tmp_path: Path) -> None:
-    harness = rotating
+def test_log_key_rotation_has_no_verification_gap(rotating: Rotating, tmp_path: Path) -> None:
+    harness, old_key = rotating.harness, rotating.key
     network = harness.network
-    w3 = Web3(Web3.HTTPProvider(network.rpc_url))
-    registry = at(w3, "OrgRegistry", network.contracts["OrgRegistry"])
-    committee = harness.engine.accounts[1:4]
+    w3, registry, committee = _committee(harness)
     operator = network.log["operator_org"]
-    old_key = SM2PrivateKey.from_pem(network.resolve(network.log["key_file"]).read_bytes())
     new_key = SM2PrivateKey.generate()
     new_path = tmp_path / "log.next.sm2.pem"
     write_private(new_path, new_key.to_pem())
@@ -101,6 +120,9 @@ def test_log_key_rotation_has_no_verification_gap(rotating: Harness, tmp_path: P
     switch = datetime.now(UTC)
     time.sleep(1.1)
     _restart(harness, log_key_path=new_path, log_key_next_path=None)  # the switch: the new key only
+    # The committee retires the old key as of the switch (REVOKE_KEY, a time in the past is allowed).
+    ended = math.ceil(switch.timestamp())
+    revoke_key(w3, registry, committee, operator, rotating.index, ended)
     after = _submit(harness)
     assert len(parse_note(_bundle(harness, after).checkpoint)[1]) == 1
 
@@ -114,6 +136,8 @@ def test_log_key_rotation_has_no_verification_gap(rotating: Harness, tmp_path: P
         )
     trust = TrustStore.from_dict(trust.to_dict())  # as written to and read from the file
     assert {k.public_key for k in trust.logs} >= {old_key.public_key(), new_key.public_key()}
+    (old,) = [k for k in trust.logs if k.public_key == old_key.public_key()]
+    assert old.revoked_at is not None and old.revoked_at.timestamp() == ended  # read from OrgRegistry
     proofs = GatewayProofs(harness.server.url, token=harness.tokens["auditor"])
     try:
         checker = ChainAnchorChecker.from_rpc(
@@ -136,13 +160,12 @@ def test_log_key_rotation_has_no_verification_gap(rotating: Harness, tmp_path: P
     for rid in (before, during, after):
         verify_receipt(RECEIPTS[rid], served, record_id=rid)
 
-    # The old key retired at the switch (its window's end, as the committee's revocation sets it): a
-    # checkpoint of a record dated after that, signed by the old key alone, is refused.
-    retired = [
-        dataclasses.replace(k, revoked_at=switch) if k.public_key == old_key.public_key() else k
-        for k in trust.logs
-    ]
-    trust_after = dataclasses.replace(trust, logs=retired)
+    # The old key retired at the switch: a checkpoint of a record dated after that, signed by the old key
+    # alone, is refused; with a trust file exported before the revocation (no end) it verifies.
+    trust_after = trust
+    trust = dataclasses.replace(
+        trust, logs=[dataclasses.replace(k, revoked_at=None) if k is old else k for k in trust.logs]
+    )
     b = _bundle(harness, after)
     forged = dataclasses.replace(
         b, checkpoint=sign_checkpoint(parse_note(b.checkpoint)[0], network.log["key_name"], old_key)
