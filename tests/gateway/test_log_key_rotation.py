@@ -115,7 +115,8 @@ def test_log_key_rotation_has_no_verification_gap(rotating: Rotating, tmp_path: 
     )
     _restart(harness, log_key_next_path=new_path)  # overlap: both keys sign
     during = _submit(harness)
-    lines = parse_note(_bundle(harness, during).checkpoint)[1]
+    overlap = _bundle(harness, during)  # its checkpoint as served during the overlap
+    lines = parse_note(overlap.checkpoint)[1]
     assert len(lines) == 2 and {s.key_name for s in lines} == {network.log["key_name"]}
     switch = datetime.now(UTC)
     time.sleep(1.1)
@@ -159,6 +160,13 @@ def test_log_key_rotation_has_no_verification_gap(rotating: Rotating, tmp_path: 
     assert {k.public_key for k in served.logs} == {k.public_key for k in trust.logs}
     for rid in (before, during, after):
         verify_receipt(RECEIPTS[rid], served, record_id=rid)
+
+    # During the overlap either key alone verifies: a verifier that pins only one of them (an old trust file,
+    # or one that already dropped the old key) accepts the overlap's checkpoint and receipt.
+    for only in (old_key, new_key):
+        single = dataclasses.replace(trust, logs=[k for k in trust.logs if k.public_key == only.public_key()])
+        Verifier.offline(single, require_anchor=False).verify(overlap)
+        assert verify_receipt(RECEIPTS[during], single, record_id=during).record_id == during
 
     # The old key retired at the switch: a checkpoint of a record dated after that, signed by the old key
     # alone, is refused; with a trust file exported before the revocation (no end) it verifies.
