@@ -591,6 +591,9 @@ function renderChain() {
  */
 async function loadChain(url) {
   const c = state.chain;
+  // The same node again (a second change event for the field) whose keys are loaded: reloading them would
+  // verify what is on screen again for nothing. (While it loads, a new load supersedes the first.)
+  if (url.trim() && url.trim() === c.url && c.store) return;
   c.url = url.trim();
   c.store = null;
   c.error = null;
