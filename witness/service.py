@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from provenance.abc import Signer
 from provenance.crypto import SM2PrivateKey, SM2PublicKey
@@ -26,11 +27,16 @@ class Cosignature:
     line: str
 
 
-def pinned_logs(trust: TrustStore) -> dict[str, list[NoteVerifier]]:
-    """The log keys of a trust file by origin (a log without an origin cannot be witnessed: skipped)."""
+def pinned_logs(trust: TrustStore, now: datetime | None = None) -> dict[str, list[NoteVerifier]]:
+    """The log keys of a trust file by origin (a log without an origin cannot be witnessed: skipped). A key
+    whose window ended by ``now`` (a log key retired at a rotation's switch, or revoked) is left out: the
+    witness cosigns today's checkpoints, which only a current key signs. During a rotation's overlap the
+    checkpoints carry both keys' lines, so a witness pinning either keeps cosigning; after the switch it
+    needs the trust file re-exported with the new key (docs/design/gateway.md, "Log key rotation")."""
+    at = now or datetime.now(UTC)
     logs: dict[str, list[NoteVerifier]] = {}
     for lk in trust.logs:
-        if lk.origin:
+        if lk.origin and lk.signs_after(at):
             logs.setdefault(lk.origin, []).append(NoteVerifier(name=lk.name, public_key=lk.public_key))
     return logs
 

@@ -13,6 +13,10 @@ is that rule (the workflow's ``transition``), applied to the member's recorded p
 of their last membership or transfer).
 
 Reads (``READ_POLICY``): the branch reads its own records; besides it only auditors and regulators.
+
+Facts (kept in clear in the gateway's database, beside the encrypted payload) name no person: the member is
+``member_ref_hmac``, a keyed digest (``adapters._common.pseudonym``), which also keys the member's recorded
+place; attendance lists and the recorder, which no rule reads, are left out.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from adapters._common import (
     domain_policy,
     load_json_object,
     parse_instant,
+    pseudonym,
     rfc3339_utc,
     unique_items,
     validation_error,
@@ -124,9 +129,18 @@ class Transfer(BaseModel):
 PartyRecord = Annotated[Meeting | Study | Dues | Membership | Transfer, Field(discriminator="type")]
 _RECORD: TypeAdapter[Meeting | Study | Dues | Membership | Transfer] = TypeAdapter(PartyRecord)
 MEMBER_TYPES = frozenset({"membership", "transfer"})  # the record types that move a member's recorded place
+# Members' ids in a record, which its facts leave out (a person's id is a keyed digest there, or absent).
+_PERSONS = ("attendees", "absentees", "participants", "recorder")
+MEMBER_REF = "party-member"  # the pseudonym's ``what``: a member id keyed like no other identifier
 
 
-def _check_stage(record: Membership, prior: dict[str, Any] | None) -> None:
+def member_facts(member_id: str, ctx: AdaptContext) -> dict[str, str]:
+    """The member's fact: ``member_ref_hmac``, their id's keyed digest (none without the deployment key)."""
+    keyed = pseudonym(ctx, MEMBER_REF, member_id)
+    return {} if keyed is None else {"member_ref_hmac": keyed}
+
+
+def _check_stage(record: Membership, prior: dict[str, Any] | None, ctx: AdaptContext) -> None:
     index = STAGES.index(record.stage)
     expected = STAGES[index - 1] if index else None
     if record.previous_stage != expected:
@@ -136,7 +150,15 @@ def _check_stage(record: Membership, prior: dict[str, Any] | None) -> None:
         )
     if prior is None:
         return
-    if prior.get("member_id", record.member_id) != record.member_id:
+    # The prior's member: in clear from a client's own facts, a keyed digest from the gateway's.
+    if "member_id" in prior:
+        same = prior["member_id"] == record.member_id
+    else:
+        same = prior.get("member_ref_hmac") in (
+            None,
+            member_facts(record.member_id, ctx).get("member_ref_hmac"),
+        )
+    if not same:
         raise PartyRuleViolation("prior record is of another member", details={"field": "member_id"})
     check_recorded_stage(record.previous_stage, prior.get("stage"))
 
@@ -186,7 +208,11 @@ class PartyAdapter:
                 "a member cannot both attend and be absent", details={"field": "absentees"}
             )
         if isinstance(record, Membership):
-            _check_stage(record, dict(ctx.prior) if ctx.prior is not None else None)
+            _check_stage(record, dict(ctx.prior) if ctx.prior is not None else None, ctx)
         if isinstance(record, Transfer) and record.to_branch_id == record.branch_id:
             raise PartyRuleViolation("a transfer names another branch", details={"field": "to_branch_id"})
+        for key in _PERSONS:
+            facts.pop(key, None)
+        if "member_id" in facts:
+            facts |= member_facts(facts.pop("member_id"), ctx)
         return adapted(kind, f"branch:{record.branch_id}", obj, facts)

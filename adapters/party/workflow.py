@@ -22,23 +22,23 @@ def member_step(facts: Mapping[str, Any], place: Mapping[str, Any] | None) -> di
     """The member's recorded place (``branch_id``, ``stage``) after a membership or transfer record, given
     their place before it anywhere in the network (None: the member has no record yet); raises the
     specific error when the record may not follow that place."""
-    branch, member = facts["branch_id"], facts["member_id"]
+    branch = facts["branch_id"]
     if place is None:
         if facts["type"] == "transfer":
             raise PartyMemberNotAtBranch(
-                f"member {member!r} has no recorded stage to transfer",
+                "the member has no recorded stage to transfer",
                 details={"field": "member_id", "recorded_branch": None},
             )
         if facts["previous_stage"] is not None:
             raise PartyFirstStageInvalid(
-                f"member {member!r} has no recorded stage: their first record is {STAGES[0]} (or they come "
+                f"the member has no recorded stage: their first record is {STAGES[0]} (or they come "
                 "with a transfer record of the branch that holds them)",
                 details={"field": "previous_stage", "expected": None, "stage": STAGES[0]},
             )
         return {"branch_id": branch, "stage": facts["stage"]}
     if place["branch_id"] != branch:
         raise PartyMemberNotAtBranch(
-            f"member {member!r} is recorded at branch {place['branch_id']!r}: only a transfer record of "
+            f"the member is recorded at branch {place['branch_id']!r}: only a transfer record of "
             "that branch naming this one moves them here",
             details={"field": "member_id", "recorded_branch": place["branch_id"]},
         )
@@ -54,7 +54,9 @@ def member_step(facts: Mapping[str, Any], place: Mapping[str, Any] | None) -> di
 
 
 def _member(facts: Mapping[str, Any]) -> str:
-    return f"member:{facts['member_id']}"  # network-wide: a member is at one branch at a time
+    # Network-wide (a member is at one branch at a time), by the keyed digest of their id: states are kept
+    # in the gateway's database in clear, like facts.
+    return f"member:{facts['member_ref_hmac']}"
 
 
 class PartyWorkflow(PartyAdapter):

@@ -264,7 +264,9 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         raise RxRuleViolation(
             "repeat dispensing is not supported", details={"field": "dispenseRequest.numberOfRepeatsAllowed"}
         )
+    # The prescriber is a person too (Practitioner/D1024): a keyed digest like the patient, or nothing.
     requester = _get(obj, "requester", "reference")
+    keyed = pseudonym(ctx, "requester-ref", requester) if isinstance(requester, str) else None
     return rx_id, {
         "rx_id": rx_id,
         "authored_on": rfc3339_utc(authored.start),
@@ -277,7 +279,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         "medication": medication,
         "medication_ids": _medication_ids(obj),
         **patient,
-        "requester": requester if isinstance(requester, str) else None,
+        **({} if keyed is None else {"requester_ref_hmac": keyed}),
     }
 
 

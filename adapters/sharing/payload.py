@@ -12,6 +12,7 @@ the dataset; a requester reads the envelopes of the dataset's records and the co
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from adapters._common import (
     everything,
     load_json_object,
     parse_instant,
+    pseudonym,
     rfc3339_utc,
     unique_items,
     validate_model,
@@ -218,4 +220,12 @@ class SharingAdapter:
             _check_access(facts, ctx)
         else:
             lifecycle.check(kind, facts)
-        return adapted(kind, f"dataset:{facts['dataset']}", obj, facts)
+        if kind != "share.access":
+            return adapted(kind, f"dataset:{facts['dataset']}", obj, facts)
+        # "<org>:<account>" may name a person (an operator's login): the facts keep its keyed digest, the
+        # rules check it against the submitter from the adapter's detail (never stored).
+        accessor = facts.pop("accessor")
+        keyed = pseudonym(ctx, "accessor", accessor)
+        facts |= {} if keyed is None else {"accessor_ref_hmac": keyed}
+        done = adapted(kind, f"dataset:{facts['dataset']}", obj, facts)
+        return dataclasses.replace(done, detail={"accessor": accessor})

@@ -85,7 +85,7 @@ class SharingWorkflow(SharingAdapter):
         if record.kind == REQUEST:
             return Step(writes={key: self._request(record, state, chain)})
         if record.kind == ACCESS:
-            accessor = str(facts["accessor"])
+            accessor = str(record.detail["accessor"])
             if accessor != org and not accessor.startswith(f"{org}:"):
                 raise AccessorMismatch(
                     "an access's accessor must be the submitting organisation (or '<org>:<account>')",

@@ -38,6 +38,12 @@ class GatewaySettings(BaseSettings):
     public_rpc_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     # The log's SM2 key; defaults to the file the manifest names.
     log_key_path: Path | None = None
+    log_key_next_path: Path | None = Field(
+        default=None,
+        description="the log's next SM2 key during a rotation (docs/design/gateway.md, 'Log key rotation'): "
+        "registered for the log operator in OrgRegistry first; while set, every checkpoint and receipt is "
+        "signed by both keys. At the switch it becomes log_key_path and this is unset",
+    )
     kek_file: Path | None = Field(
         default=None,
         description="the key-encryption key that wraps every record's SM4 data key: 32 hex digits (128 "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -52,7 +51,10 @@ class Gateway:
         key_path = settings.log_key_path or self.ledger.resolve(info["key_file"])
         # The log's signing key: the sequencer's (checkpoints) and the receipts' only, never the reads'.
         self._log_key = SM2PrivateKey.from_pem(key_path.read_bytes())
-        self._sign = functools.partial(sign_receipts, key_name=self.key_name, signer=self._log_key)
+        # During a log key rotation the next key signs beside it: a verifier holding either key verifies.
+        next_path = settings.log_key_next_path
+        self._next_log_key = SM2PrivateKey.from_pem(next_path.read_bytes()) if next_path else None
+        self._also = (self._next_log_key,) if self._next_log_key is not None else ()
         self.log_contract = self.ledger.log.address
         self.identity = LogIdentity(
             public_key_pem=self._log_key.public_key_pem().decode("ascii"),
@@ -118,6 +120,7 @@ class Gateway:
             origin=self.origin,
             key_name=self.key_name,
             key=self._log_key,
+            next_key=self._next_log_key,
             batch=settings.sequencer_batch,
             interval=settings.checkpoint_interval,
             idle=min(settings.sequencer_idle, settings.checkpoint_interval),
@@ -200,7 +203,7 @@ class Gateway:
         )
 
     def _sign_receipts(self, receipts: Sequence[AcceptanceReceipt]) -> list[str]:
-        return self._sign(receipts)
+        return sign_receipts(receipts, self.key_name, self._log_key, *self._also)
 
     def receipt(self, accepted: Accepted) -> str:
         """The signed acceptance receipt of a record: the log key's promise to log it within the delay

@@ -186,6 +186,7 @@ class Sequencer(Worker):
         origin: str,
         key_name: str,
         key: SM2PrivateKey,
+        next_key: SM2PrivateKey | None = None,
         batch: int,
         interval: float,
         idle: float,
@@ -197,6 +198,7 @@ class Sequencer(Worker):
         self._origin = origin
         self._key_name = key_name
         self._key = key
+        self._also = (next_key,) if next_key is not None else ()
         self._batch = batch
         self._interval = interval
         self._last_checkpoint = 0.0
@@ -238,7 +240,7 @@ class Sequencer(Worker):
             if size <= last:
                 return
             cp = Checkpoint(origin=self._origin, size=size, root=tree.root(size))
-            note = sign_checkpoint(cp, self._key_name, self._key)
+            note = sign_checkpoint(cp, self._key_name, self._key, *self._also)
             s.add(CheckpointRow(size=size, root=cp.root, note=note, created_at=time.time()))
         self._last_checkpoint = now
         with self._stats.lock:

@@ -70,9 +70,10 @@ def registry_org(org_id: str, info: Sequence[Any], keys: Sequence[Sequence[Any]]
 
 
 def _log_keys(orgs: dict[str, OrgEntry]) -> list[OrgKey]:
-    """The keys the log may sign with: unrevoked keys of the log operator organisations."""
+    """The keys the log signs with: every key of the log operator organisations, each with its window (a
+    rotated or revoked key still verifies the checkpoints of records dated inside it)."""
     role = Role.LOG_OPERATOR.label
-    return [k for o in orgs.values() if o.role == role for k in o.keys if k.revoked_at is None]
+    return [k for o in orgs.values() if o.role == role for k in o.keys]
 
 
 def log_identity(
@@ -151,7 +152,7 @@ def read_trust(
         raise ExportInvalid(
             "pass --gateway (to read the log's name from the chain) or both --log-key-name and --log-origin"
         )
-    logs = [LogKey(name=name, public_key=k.public_key, pem=k.pem, origin=origin) for k in keys]
+    logs = [LogKey.of(name, origin, k) for k in keys]
     chain: dict[str, Any] = {
         "chain_id": int(w3.eth.chain_id),
         "org_registry": registry,

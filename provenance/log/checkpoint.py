@@ -232,16 +232,20 @@ def _signer_key_id(key_name: str, public_key_pem: bytes) -> bytes:
     return key_id(key_name, SM2PublicKey.from_pem(public_key_pem))
 
 
-def sign_note(body: bytes, key_name: str, signer: Signer) -> str:
-    """The signed note of ``body`` (a note text): body, blank line, one SM2 signature line by ``signer``."""
-    kid = _signer_key_id(key_name, signer.public_key_pem())
-    signature = signer.sign(body)
-    return f"{body.decode('utf-8')}\n{signature_line(key_name, kid + signature)}"
+def sign_note(body: bytes, key_name: str, signer: Signer, *also: Signer) -> str:
+    """The signed note of ``body`` (a note text): body, blank line, one SM2 signature line by ``signer`` and
+    one by each of ``also`` under the same name (a log key in rotation: the next key signs beside it)."""
+    lines = []
+    for s in (signer, *also):
+        kid = _signer_key_id(key_name, s.public_key_pem())
+        lines.append(signature_line(key_name, kid + s.sign(body)))
+    return f"{body.decode('utf-8')}\n{''.join(lines)}"
 
 
-def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer) -> str:
-    """The signed note of ``checkpoint``: its body, a blank line, one SM2 signature line by ``signer``."""
-    return sign_note(checkpoint.body(), key_name, signer)
+def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer, *also: Signer) -> str:
+    """The signed note of ``checkpoint``: its body, a blank line, a signature line by ``signer`` and each of
+    ``also``."""
+    return sign_note(checkpoint.body(), key_name, signer, *also)
 
 
 def open_note(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:

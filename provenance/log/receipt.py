@@ -206,19 +206,22 @@ def _hash(text: str, what: str) -> bytes:
     return raw
 
 
-def sign_receipt(receipt: AcceptanceReceipt, key_name: str, signer: Signer) -> str:
-    """The receipt as a signed note by the log key (the same signing as a checkpoint's)."""
-    return sign_note(receipt.body(), key_name, signer)
+def sign_receipt(receipt: AcceptanceReceipt, key_name: str, signer: Signer, *also: Signer) -> str:
+    """The receipt as a signed note by the log key (the same signing as a checkpoint's; ``also``: the next
+    log key during a rotation)."""
+    return sign_note(receipt.body(), key_name, signer, *also)
 
 
-def sign_receipts(receipts: Sequence[AcceptanceReceipt], key_name: str, signer: Signer) -> list[str]:
+def sign_receipts(
+    receipts: Sequence[AcceptanceReceipt], key_name: str, signer: Signer, *also: Signer
+) -> list[str]:
     """The receipts of records accepted together, in order, under one signature.
 
     One receipt is a plain signed receipt note; several share a signed batch note over their Merkle root,
     each with its leaf and inclusion proof in front. Every receipt must be of the same log and delay.
     """
     if len(receipts) == 1:
-        return [sign_receipt(receipts[0], key_name, signer)]
+        return [sign_receipt(receipts[0], key_name, signer, *also)]
     if not receipts:
         return []
     first = receipts[0]
@@ -230,7 +233,7 @@ def sign_receipts(receipts: Sequence[AcceptanceReceipt], key_name: str, signer: 
     batch = AcceptanceBatch(
         origin=first.origin, size=len(receipts), root=root, max_merge_delay=first.max_merge_delay
     )
-    note = sign_note(batch.body(), key_name, signer)
+    note = sign_note(batch.body(), key_name, signer, *also)
     out = []
     for i, r in enumerate(receipts):
         proof = "".join(base64.b64encode(h).decode("ascii") + "\n" for h in proofs[i])
@@ -311,11 +314,25 @@ def verify_receipt(
             signers=sorted(names),
             pinned=[k.name for k in trust.logs],
         )
-    key = keys[0]
-    try:
-        verify_note_text(body, signatures, NoteVerifier(name=key.name, public_key=key.public_key))
-    except CheckpointInvalid as exc:
-        raise _invalid("signature", f"receipt signature: {exc.message}") from exc
+    # A rotated log key: several keys under one name, each counting until its window ended (the receipt is
+    # signed at its acceptance time); any one of their lines suffices.
+    at = parse_timestamp(receipt.accepted_at)
+    current = [k for k in keys if k.signs_after(at)]
+    if not current:
+        raise _invalid(
+            "log_key",
+            f"every pinned log key ended (expired or revoked) by {receipt.accepted_at}, the receipt's time",
+            accepted_at=receipt.accepted_at,
+        )
+    failures = []
+    for key in current:
+        try:
+            verify_note_text(body, signatures, NoteVerifier(name=key.name, public_key=key.public_key))
+            break
+        except CheckpointInvalid as exc:
+            failures.append(exc)
+    else:
+        raise _invalid("signature", f"receipt signature: {failures[0].message}") from failures[0]
     if key.origin is not None and receipt.origin != key.origin:
         raise _invalid(
             "origin",

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,14 @@ class Monitor:
         logs = [lk for lk in trust.logs if lk.origin]
         if not logs:
             raise FormatError("the trust file pins no log with an origin to monitor")
-        self._logs = {lk.origin: NoteVerifier(name=lk.name, public_key=lk.public_key) for lk in logs}
+        # Every key of each log (a rotated key: several under one name) but those whose window has ended:
+        # the served checkpoint is today's, which a retired log key no longer vouches for.
+        now = datetime.now(UTC)
+        self._logs = [
+            (lk.origin, NoteVerifier(name=lk.name, public_key=lk.public_key))
+            for lk in logs
+            if lk.signs_after(now)
+        ]
         self._fetch = fetch
         self._trust = trust
         self.state = state
@@ -220,7 +228,7 @@ class Monitor:
 
     def _checkpoint(self, note: str) -> Checkpoint:
         errors = []
-        for origin, verifier in self._logs.items():
+        for origin, verifier in self._logs:
             try:
                 return verify_checkpoint(note, verifier, origin=origin)
             except CheckpointInvalid as exc:

@@ -18,10 +18,12 @@ from provenance.crypto import SM2PublicKey
 from provenance.domains import kind_roles, kinds_document
 from provenance.errors import FormatError, ProvenanceError
 from provenance.log.cosignature import WitnessPolicy
-from provenance.orgs import OrgEntry
+from provenance.orgs import OrgEntry, OrgKey
 from provenance.records import load_json
+from provenance.timestamps import format_rfc3339, parse_timestamp
 
 TRUST_VERSION = 1
+_WINDOW = ("valid_from", "valid_until", "revoked_at")
 
 
 class TrustInvalid(FormatError):
@@ -30,10 +32,47 @@ class TrustInvalid(FormatError):
 
 @dataclass(frozen=True, slots=True)
 class LogKey:
+    """A key the log signs checkpoints with, and the window (``OrgRegistry``'s) in which it may: a rotated
+    log key is two of these under one name, both valid during the overlap (``None``: unbounded)."""
+
     name: str
     public_key: SM2PublicKey
     pem: str
     origin: str
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, name: str, origin: str, key: OrgKey) -> LogKey:
+        """The log key ``name`` of ``origin`` that is the log operator's ``OrgRegistry`` key ``key``."""
+        return cls(
+            name=name,
+            public_key=key.public_key,
+            pem=key.pem,
+            origin=origin,
+            valid_from=key.valid_from,
+            valid_until=key.valid_until,
+            revoked_at=key.revoked_at,
+        )
+
+    def signs_after(self, at: datetime) -> bool:
+        """Whether the key may sign a checkpoint of a record dated ``at``: the checkpoint was signed at or
+        after ``at`` (the only bound a bundle carries), so a key whose window ended (``valid_until``,
+        ``revoked_at``) by then may not; one that starts later may (a newer checkpoint of an older record)."""
+        return all(end is None or at < end for end in (self.valid_until, self.revoked_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        window = {
+            f: format_rfc3339(v)
+            for f, v in (
+                ("valid_from", self.valid_from),
+                ("valid_until", self.valid_until),
+                ("revoked_at", self.revoked_at),
+            )
+            if v is not None
+        }
+        return {"name": self.name, "origin": self.origin, "public_key": self.pem} | window
 
 
 @dataclass(slots=True)
@@ -101,7 +140,8 @@ class TrustStore:
                 pem, pub = lk["public_key"], SM2PublicKey.from_pem(lk["public_key"])
                 if any(k.name == lk["name"] and k.public_key == pub for k in logs):
                     raise TrustInvalid(f"trust file lists log key '{lk['name']}' twice")
-                logs.append(LogKey(name=lk["name"], public_key=pub, pem=pem, origin=lk["origin"]))
+                window = {f: parse_timestamp(lk[f]) for f in _WINDOW if lk.get(f) is not None}
+                logs.append(LogKey(name=lk["name"], public_key=pub, pem=pem, origin=lk["origin"], **window))
             seal_keys = _seal_keys(data.get("chain", {}))
         except TrustInvalid:
             raise
@@ -146,7 +186,7 @@ class TrustStore:
             {
                 "version": TRUST_VERSION,
                 "orgs": [o.to_dict() for o in self.orgs.values()],
-                "logs": [{"name": k.name, "origin": k.origin, "public_key": k.pem} for k in self.logs],
+                "logs": [k.to_dict() for k in self.logs],
             }
             | ({"chain": self.chain} if self.chain else {})
             | ({"witnesses": self.witnesses.to_dict()} if self.witnesses is not None else {})

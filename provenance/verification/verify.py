@@ -337,6 +337,15 @@ class Verifier:
             if not pinned:
                 assert b.log_key is not None
                 raise CheckpointInvalid(f"log key '{b.log_key[0]}' is not pinned in the trust store")
+            # A rotated log key: a key whose OrgRegistry window ended by the record's time cannot have signed
+            # a checkpoint holding it (signed after it), so a retired key alone no longer vouches for it.
+            at = b.signed.envelope.timestamp
+            pinned = [k for k in pinned if k.signs_after(parse_timestamp(at))]
+            if not pinned:
+                raise CheckpointInvalid(
+                    f"every pinned log key ended (expired or revoked) by {at}, the record's time",
+                    details={"check": "log_key", "timestamp": at},
+                )
             return [(self._note_verifier(k.name, k.public_key), k.origin) for k in pinned], True
         if b.log_key is None:
             raise CheckpointInvalid("no log key: pass a trust file or a bundle that names its log key")

@@ -12,7 +12,8 @@ from adapters import AdaptContext, adapt
 from adapters.errors import PayloadInvalid
 from adapters.party import STAGES, member_step
 from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
-from tests.kit.adapter_samples import ASSETS
+from provenance.crypto import sm3_hex
+from tests.kit.adapter_samples import ASSETS, PSEUDONYM_KEY
 
 PARTY = ASSETS / "party"
 
@@ -51,6 +52,32 @@ def expect(payload: dict[str, Any], code: str, field: str, **ctx: Any) -> None:
 )
 def test_schema_rejections(base: dict[str, Any], change: dict[str, Any], field: str) -> None:
     expect({**base, **change}, "PAYLOAD_INVALID", field)
+
+
+def test_facts_name_no_member_in_clear() -> None:
+    """Facts are kept in clear beside the encrypted payload: a member is a keyed digest of their id (the
+    same in every record, so it keys their recorded place), the attendance lists and recorder are left out."""
+    keyed = AdaptContext(pseudonym_key=PSEUDONYM_KEY)
+    meeting = json.dumps(adapt("party.record", MEETING, keyed).facts, ensure_ascii=False)
+    assert not any(m in meeting for m in (*MEETING["attendees"], *MEETING["absentees"], MEETING["recorder"]))
+    member = MEMBERSHIP["member_id"]
+    facts = adapt("party.record", MEMBERSHIP, keyed).facts
+    assert "member_id" not in facts and member not in json.dumps(facts, ensure_ascii=False)
+    assert facts["member_ref_hmac"] not in (sm3_hex(member.encode()), sm3_hex(f"member:{member}".encode()))
+    dues = adapt("party.record", {**DUES, "member_id": member}, keyed).facts
+    assert dues["member_ref_hmac"] == facts["member_ref_hmac"]
+    other = adapt("party.record", MEMBERSHIP, AdaptContext(pseudonym_key=bytes(32))).facts
+    assert other["member_ref_hmac"] != facts["member_ref_hmac"]  # another deployment, another digest
+    # A prior from the gateway (keyed) of another member is refused like one in clear.
+    prior = {"member_ref_hmac": dues["member_ref_hmac"], "stage": MEMBERSHIP["previous_stage"]}
+    assert adapt("party.record", MEMBERSHIP, AdaptContext(prior=prior, pseudonym_key=PSEUDONYM_KEY)).facts
+    expect(
+        MEMBERSHIP,
+        "PARTY_RULE_VIOLATION",
+        "member_id",
+        prior={**prior, "member_ref_hmac": other["member_ref_hmac"]},
+        pseudonym_key=PSEUDONYM_KEY,
+    )
 
 
 def test_attendee_cannot_be_absent() -> None:
@@ -105,7 +132,7 @@ def test_member_place_first_stage_and_transfer() -> None:
     transfer = {
         "type": "transfer",
         "branch_id": first["branch_id"],
-        "member_id": first["member_id"],
+        "member_id": MEMBERSHIP["member_id"],
         "stage": STAGES[0],
         "to_branch_id": "zb-other",
         "effective_at": "2026-11-20T16:00:00+08:00",

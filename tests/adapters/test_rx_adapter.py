@@ -128,6 +128,10 @@ def test_issue_facts_hide_the_patient() -> None:
     reference = ISSUE["subject"]["reference"]
     assert "PID-0087654321" not in text and sm3_hex(reference.encode()) not in text
     assert len(facts["patient_ref_hmac"]) == 64 and "patient_ref_digest" not in facts
+    # The prescriber too (Practitioner/D1024): keyed, under its own label (not the patient's digest).
+    prescriber = ISSUE["requester"]["reference"]
+    assert prescriber.split("/")[1] not in text and "requester" not in facts
+    assert facts["requester_ref_hmac"] not in (facts["patient_ref_hmac"], sm3_hex(prescriber.encode()))
     other = adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=bytes(32))).facts
     assert other["patient_ref_hmac"] != facts["patient_ref_hmac"]  # another deployment, another digest
     assert "patient_ref_hmac" not in adapt("rx.issue", ISSUE).facts  # no key (a client): no such fact

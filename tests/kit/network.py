@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import SQLModel
@@ -112,16 +113,22 @@ def harness(
 
 
 def start_harness(
-    network: Manifest, engine: EngineHandle, backend: str, tmp: Path, *, pg_suffix: str = ""
+    network: Manifest,
+    engine: EngineHandle,
+    backend: str,
+    tmp: Path,
+    *,
+    pg_suffix: str = "",
+    **overrides: Any,
 ) -> Harness:
     """A gateway for ``network`` on ``backend`` (PostgreSQL: PROV_TEST_PG_URL, or beside it the database
     named with ``pg_suffix``, created if missing; emptied first), tokens minted for every organisation and
-    an unregistered one; the caller stops it."""
+    an unregistered one, ``overrides`` over the test settings; the caller stops it."""
     relay = Relay(network.rpc_url)
     pg = os.environ.get("PROV_TEST_PG_URL") if backend == "postgresql" else None
     if pg and pg_suffix:
         pg = _pg_database(pg, pg_suffix)
-    settings = gateway_settings(tmp, network, relay.url, **({"database_url": pg} if pg else {}))
+    settings = gateway_settings(tmp, network, relay.url, **({"database_url": pg} if pg else {}) | overrides)
     db = Database(settings.database_url)
     if pg:
         SQLModel.metadata.drop_all(db.engine)  # a throwaway database: start from an empty schema

@@ -158,6 +158,8 @@ GOLDEN_CASES: list[tuple[str, str | None, str, str]] = [
     ("unsubmitted-self-made-log.json", "trust.json", "failed", "checkpoint"),
     ("unsubmitted-self-made-log.json", "trust-no-logs.json", "consistent", ""),
     ("valid.json", "trust-no-logs.json", "consistent", ""),
+    # A log key retired (rotated out) before the record's time vouches for none of its checkpoints.
+    ("valid.json", "trust-log-key-retired.json", "failed", "checkpoint"),
     # 4. Another log's origin under the real log key.
     ("other-origin.json", "trust.json", "failed", "checkpoint"),
     # 5. An anchor naming another chain and contract than the pinned ones; offline, without a pinned chain,

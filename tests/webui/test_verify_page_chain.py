@@ -51,13 +51,17 @@ def _drop(p: PageProbe, tmp_path: Path, bundle: dict[str, Any], name: str) -> tu
     file = tmp_path / name
     file.write_text(json.dumps(bundle), "utf-8")
     p.page.set_input_files("#file", str(file))
-    verdict = p.page.locator("#results .verdict:not([data-verdict=pending])").first
-    verdict.wait_for(timeout=20_000)
-    steps = {
-        str(li.get_attribute("data-step")): str(li.get_attribute("data-status"))
-        for li in p.page.locator("#results ol.steps > li").all()
-    }
-    return str(verdict.get_attribute("data-verdict")), steps
+    # The verdict and its steps read at once from one element: the page may verify again meanwhile (the
+    # chain's keys loaded anew) and re-render the results between two separate reads.
+    found = p.page.wait_for_function(
+        """() => {
+          const v = document.querySelector('#results .verdict:not([data-verdict=pending])');
+          return v ? [v.dataset.verdict, v.dataset.steps] : null;
+        }""",
+        timeout=20_000,
+    ).json_value()
+    verdict, listed = str(found[0]), str(found[1])
+    return verdict, dict(s.split(":", 1) for s in listed.split(",") if s)
 
 
 def _cli(harness: Harness, tmp_path: Path, bundle: dict[str, Any], name: str) -> dict[str, Any]:

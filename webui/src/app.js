@@ -576,26 +576,38 @@ function renderChain() {
  */
 async function loadChain(url) {
   const c = state.chain;
+  // The same node again (a second change event for the field) whose keys are loaded: reloading them would
+  // verify what is on screen again for nothing. (While it loads, a new load supersedes the first.)
+  if (url.trim() && url.trim() === c.url && c.store) return;
   c.url = url.trim();
   c.store = null;
   c.error = null;
+  const target = c.url;
+  let loading = null;
   const run = async () => {
-    if (!c.url) return;
+    if (!target) return;
     if (!c.info) {
       c.error = new ChainError('anchor.no_chain_info', 'the gateway does not say which contracts hold the log (GET /api/v1/chain)');
       return;
     }
+    let store = null;
+    let error = null;
     try {
-      c.store = await chainTrust(c.url, c.info);
+      store = await chainTrust(target, c.info);
     } catch (e) {
-      c.error = e instanceof ChainError ? e : new ChainError('anchor.lookup_failed', text(e?.message ?? e));
+      error = e instanceof ChainError ? e : new ChainError('anchor.lookup_failed', text(e?.message ?? e));
     }
+    // A later load (another node typed in meanwhile) supersedes this one: its keys are not the field's node's.
+    if (c.loading !== loading) return;
+    c.store = store;
+    c.error = error;
   };
-  const loading = run();
+  loading = run();
   c.loading = loading;
   renderChain();
   await loading;
-  if (c.loading === loading) c.loading = null;
+  if (c.loading !== loading) return; // superseded: the later load renders and verifies again
+  c.loading = null;
   renderChain();
   reverify();
 }

@@ -96,7 +96,8 @@ const chainTime = (s) => (s === 0n ? null : s * 1000000n); // unix seconds, 0 fo
 /**
  * The trust store of the chain (trust.js parseTrust's shape) from what the gateway names (`info`: GET
  * /api/v1/chain: chain id, ProvenanceLog, OrgRegistry, kinds), each checked on the node: its chain id,
- * the log's registry. Log keys: the unrevoked keys of log operators, under the bundle's key name.
+ * the log's registry. Log keys: every key of the log operators with its window (a rotated or revoked key
+ * still vouches for checkpoints of records dated inside it: registry.py _log_keys), under the bundle's key name.
  */
 export async function chainTrust(url, info) {
   const served = Number(BigInt(await rpc(url, 'eth_chainId', [])));
@@ -134,7 +135,7 @@ export async function chainTrust(url, info) {
       }
       const k = { hex: key.hex, key, validFrom: chainTime(ks.uint(at + 32)), validUntil: chainTime(ks.uint(at + 64)), revokedAt: chainTime(ks.uint(at + 96)) };
       keys.push(k);
-      if (role === 'log_operator' && k.revokedAt === null) logKeys.push(k.key);
+      if (role === 'log_operator') logKeys.push(k);
     }
     orgs.set(id, { id, role, name: '', keys });
   }
@@ -153,7 +154,7 @@ export async function chainTrust(url, info) {
 /** The trust store for one bundle: the log operators' keys under the name the bundle's log key gives. */
 export function forBundle(store, bundle) {
   const name = bundle?.log?.log_key?.name;
-  return { ...store, logs: typeof name === 'string' ? store.logKeys.map((key) => ({ name, key, origin: null })) : [] };
+  return { ...store, logs: typeof name === 'string' ? store.logKeys.map((k) => ({ name, key: k.key, origin: null, validUntil: k.validUntil, revokedAt: k.revokedAt })) : [] };
 }
 
 /**

@@ -78,7 +78,7 @@ export function parseTrust(text) {
   for (const lk of data.logs) {
     const k = key(lk.public_key);
     if (logs.some((l) => l.name === lk.name && l.key.hex === k.hex)) throw new TrustError(`trust file lists log key '${lk.name}' twice`);
-    logs.push({ name: lk.name, key: k, origin: lk.origin });
+    logs.push({ name: lk.name, key: k, origin: lk.origin, validUntil: instant(lk.valid_until), revokedAt: instant(lk.revoked_at) });
   }
   const chain = data.chain ?? {};
   const witnesses = data.witnesses ? parseWitnesses(data.witnesses) : null;
@@ -115,6 +115,13 @@ function parseWitnesses(doc) {
   }
   return { quorum: q, keys };
 }
+
+/**
+ * Whether log key `k` may have signed the checkpoint of a record dated `at` (µs): its window did not end by
+ * then (provenance/verification/trust.py LogKey.signs_after; a checkpoint is signed after its records).
+ */
+export const logKeySignsAfter = (k, at) =>
+  (k.validUntil === null || at < k.validUntil) && (k.revokedAt === null || at < k.revokedAt);
 
 /** Public keys (04‖x‖y hex) of `org` valid at `at` (µs): [valid_from, valid_until) and before revoked_at. */
 export function orgKeysAt(trust, org, at) {

@@ -11,7 +11,7 @@ import { checkQuorum, QuorumError } from './cosignature.js';
 import { verifyCheckpoint, CheckpointError } from './note.js';
 import { schemaError } from './schema.js';
 import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
-import { instantMicros, orgKeysAt } from './trust.js';
+import { instantMicros, logKeySignsAfter, orgKeysAt } from './trust.js';
 
 export const STEPS = ['digest', 'payload', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
 // A bundle for one item of a batch record (a reading of an env.batch) has step "item" after "payload" (verify.py ITEM_STEPS).
@@ -204,6 +204,12 @@ const STEP_FUNCS = {
       candidates = b.trust.logs.filter((k) => !bundleKey || k.name === bundleKey.name);
       if (!candidates.length) {
         fail('checkpoint.unpinned_key', `log key '${bundleKey.name}' is not pinned in the trust store`, { key: bundleKey.name });
+      }
+      // A rotated log key: a key whose window ended by the record's time cannot have signed its checkpoint.
+      const at = b.data.record.timestamp;
+      candidates = candidates.filter((k) => logKeySignsAfter(k, instantMicros(at)));
+      if (!candidates.length) {
+        fail('checkpoint.log_key_ended', `every pinned log key ended (expired or revoked) by ${at}, the record's time`, { timestamp: at });
       }
     } else {
       if (!bundleKey) fail('checkpoint.no_log_key', 'no log key: pass a trust file or a bundle that names its log key');

@@ -11,14 +11,29 @@ from fastapi.concurrency import run_in_threadpool
 from adapters.registry import domains
 from gateway.api.deps import GatewayDep
 from gateway.services.runtime import Gateway
+from provenance.crypto import SM2PublicKey
 from provenance.domains import kind_roles, kinds_document
 from provenance.timestamps import format_rfc3339
+from provenance.verification.trust import LogKey
 
 router = APIRouter(tags=["orgs"])
 
 
 def _ts(at: datetime | None) -> str | None:
     return format_rfc3339(at) if at else None
+
+
+def _log_keys(gw: Gateway) -> list[dict[str, Any]]:
+    """The log's keys as the chain export lists them: every key of the log operator in OrgRegistry with its
+    window (a rotated log key: the old and the new), and the gateway's own key if it is not registered."""
+    operator = gw.orgs.get(gw.ledger.log_info.get("operator_org", ""))
+    keys = [LogKey.of(gw.key_name, gw.origin, k) for k in (operator.keys if operator else ())]
+    own = SM2PublicKey.from_pem(gw.identity.public_key_pem)
+    if not any(k.public_key == own for k in keys):
+        keys.append(
+            LogKey(name=gw.key_name, public_key=own, pem=gw.identity.public_key_pem, origin=gw.origin)
+        )
+    return [k.to_dict() for k in keys]
 
 
 def trust_document(gw: Gateway) -> dict[str, Any]:
@@ -52,7 +67,7 @@ def trust_document(gw: Gateway) -> dict[str, Any]:
     return {
         "version": 1,
         "orgs": out,
-        "logs": [{"name": gw.key_name, "origin": gw.origin, "public_key": gw.identity.public_key_pem}],
+        "logs": _log_keys(gw),
         # Field names of the trust file (docs/formats.md, provenance/schemas/trust.schema.json).
         "chain": {
             "chain_id": gw.ledger.chain_id,

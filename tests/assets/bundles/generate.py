@@ -19,6 +19,7 @@ Outputs, beside this script:
 - ``trust.json``, ``trust-hospital-key-expired.json``, ``trust-other-log.json``: trust files pinning the
   fixture keys (chain and contract too), with the hospital's key expired before the valid record, and with
   the log pinned under another name; ``trust-no-logs.json`` pins organisations only,
+  ``trust-log-key-retired.json`` a log key revoked (a rotation's switch) before the valid record,
   ``trust-ancient-hospital-key.json`` a hospital key valid until 1999, ``trust-unknown-version.json`` is a
   trust file no verifier may load.
 - ``gateway-fixture.json``: what a gateway would serve for the tests: subject histories and every bundle,
@@ -377,6 +378,7 @@ def build() -> dict[str, Any]:
         hospital_until: str | None = None,
         log_name: str = ORIGIN,
         logs: bool = True,
+        log_revoked: str | None = None,
     ) -> dict[str, Any]:
         orgs = {}
         for org, key in keys.items():
@@ -390,7 +392,11 @@ def build() -> dict[str, Any]:
             )
             orgs[org] = OrgEntry(org_id=org, role=_ORG_ROLES[org], name=org, keys=(org_key,))
         log_pub = LogKey(
-            name=log_name, public_key=log_key.public_key(), pem=log.public_key_pem(), origin=ORIGIN
+            name=log_name,
+            public_key=log_key.public_key(),
+            pem=log.public_key_pem(),
+            origin=ORIGIN,
+            revoked_at=parse_timestamp(log_revoked) if log_revoked else None,
         )
         chain = {"chain_id": CHAIN_ID, "org_registry": REGISTRY, "provenance_log": CONTRACT}
         pinned = TrustStore(orgs=orgs, logs=[log_pub] if logs else [], chain=chain, kinds=kind_roles())
@@ -400,6 +406,8 @@ def build() -> dict[str, Any]:
     out["trust-hospital-key-expired.json"] = trust(hospital_until="2026-06-01T00:00:00Z")
     out["trust-other-log.json"] = trust(log_name="other.shancheng.test/log")
     out["trust-no-logs.json"] = trust(logs=False)
+    # The log key retired (a rotation's switch) before the golden records were made: it vouches for none.
+    out["trust-log-key-retired.json"] = trust(log_revoked="2026-06-01T00:00:00Z")
     out["trust-ancient-hospital-key.json"] = trust(hospital_from=None, hospital_until="1999-06-01T00:00:00Z")
     out["trust-unknown-version.json"] = trust() | {"version": 2}
 
