@@ -91,6 +91,7 @@ def demo_orgs() -> list[OrgSpec]:
             name="水质自动站 WS0001",
             stations=("33010020261125WS0001",),
         ),
+        OrgSpec(id="gas-utility", role=Role.GAS_UTILITY, name="山城燃气集团", stations=("SCGAS-DL-0001",)),
         OrgSpec(id="party-branch", role=Role.PARTY_BRANCH, name="机关第一党支部"),
         OrgSpec(id="auditor", role=Role.AUDITOR, name="审计局"),
         OrgSpec(id="regulator", role=Role.REGULATOR, name="市场监管局"),
@@ -225,7 +226,7 @@ def deploy_network(
         w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.05)
 
     # Domain objects that belong to no record kind, all in one go: datasets (by their owner), stations
-    # (by the bureau).
+    # (by the bureau), gas data loggers (by their utility).
     calls: list[tuple[LocalAccount, Any]] = []
     for spec in specs:
         for dataset in spec.datasets:
@@ -234,6 +235,10 @@ def deploy_network(
     bureau = next((s for s in specs if s.role == Role.ENV_BUREAU), None)
     for spec in specs:
         for mn in spec.stations:
+            if spec.role == Role.GAS_UTILITY:  # a gas utility registers its own data loggers
+                fn = suite.gas_network.functions.registerLogger(chain_key("logger", mn), b"\0" * 32)
+                calls.append((accounts[spec.id], fn))
+                continue
             if bureau is None:
                 raise ValueError("stations need an env_bureau organisation to register them")
             fn = suite.env_monitoring.functions.registerStation(

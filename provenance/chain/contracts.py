@@ -33,7 +33,14 @@ BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 # Deployment order: the registry first, every other contract takes its address as the only argument.
 REGISTRY = "OrgRegistry"
-DOMAIN_CONTRACTS = ("ProvenanceLog", "Prescriptions", "DataSharing", "EnvMonitoring", "PartyRecords")
+DOMAIN_CONTRACTS = (
+    "ProvenanceLog",
+    "Prescriptions",
+    "DataSharing",
+    "EnvMonitoring",
+    "PartyRecords",
+    "GasNetwork",
+)
 
 
 class ProposalKind(IntEnum):
@@ -236,6 +243,7 @@ class Suite:
     data_sharing: Contract
     env_monitoring: Contract
     party_records: Contract
+    gas_network: Contract
 
     def addresses(self) -> dict[str, str]:
         names = (REGISTRY, *DOMAIN_CONTRACTS)
@@ -246,6 +254,7 @@ class Suite:
             self.data_sharing,
             self.env_monitoring,
             self.party_records,
+            self.gas_network,
         )
         return {n: c.address for n, c in zip(names, contracts, strict=True)}
 
