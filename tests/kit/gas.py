@@ -34,7 +34,7 @@ def normal(i: int, cls: str) -> dict[str, Any]:
     """Calm values of reading ``i`` of an asset of ``cls``: within the default thresholds, no methane."""
     if cls == "source":
         return {
-            "pressure": {"value": 0.8 + (i % 10) / 100, "unit": "MPa"},
+            "pressure": {"value": round(0.8 + (i % 10) / 100, 2), "unit": "MPa"},
             "flow": {"value": 5000 + i, "unit": "m³/h"},
             "temperature": {"value": 12.5, "unit": "°C"},
         }
