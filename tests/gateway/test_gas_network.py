@@ -6,6 +6,7 @@ has its code and keeps nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import subprocess
@@ -23,6 +24,7 @@ from adapters import adapt
 from gateway.core.db import Database
 from gateway.models import Record, WorkflowState
 from provenance.chain.contracts import at, chain_key, transact
+from provenance.client import AsyncClient, Client
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
@@ -164,7 +166,7 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
         assert a["bundle"]["item"]["index"] == a["index"] and a["batch"] == rid
         assert a["bundle"]["item"]["document"] == items[a["index"]]
     Verifier.offline(trust).verify(EvidenceBundle.from_dict(alarms[0]["bundle"]))
-    for org in ("gas-utility-2", "station-1"):
+    for org in ("gas-utility-2", "station-1", "env-bureau"):
         c = harness.client(org)
         r = c.get(f"/api/v1/gas/loggers/{logger}/alarms")
         assert r.status_code == 200 and r.json()["items"] == [], r.text
@@ -330,3 +332,47 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     r = utility.submit("gas.batch", gas_batch(good, logger, start, end))
     assert r.status_code == 202, r.text
     check_accepted(harness, [r.json()["id"]])
+
+
+def test_sdk_submits_a_gas_batch_and_a_reading_verifies(harness: Harness) -> None:
+    """``Client.submit_batch(logger=...)`` and ``AsyncClient.submit_batch``: one signature over the readings
+    as sent; a reading's bundle from the gateway verifies with the SDK's verifier."""
+    logger = register_logger(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=300)).replace(microsecond=0)
+    items = gas_series(start, 40)
+    trust = TrustStore.load(trust_path(harness.network))
+    common = {
+        "base_url": harness.server.url,
+        "token": harness.tokens["gas-utility"],
+        "org": "gas-utility",
+        "signer": harness.network.sm2_key("gas-utility"),
+        "trust": trust,
+    }
+    utility = harness.client("gas-utility")
+    submit_when_seen(utility, gas_batch(items[:1], logger, start, start + timedelta(seconds=1)))
+    with Client(**common) as client:
+        receipt = client.submit_batch(
+            items[1:20],
+            logger=logger,
+            period_start=start + timedelta(seconds=1),
+            period_end=start + timedelta(seconds=20),
+        )
+        with pytest.raises(ProvenanceError):  # a batch names one source: a station or a logger
+            client.submit_batch(items[:1], mn="X1", logger=logger, period_start=start, period_end=start)
+
+    async def submit_async() -> Any:
+        async with AsyncClient(**common) as client:
+            return await client.submit_batch(
+                items[20:],
+                logger=logger,
+                period_start=start + timedelta(seconds=20),
+                period_end=start + timedelta(seconds=40),
+            )
+
+    later = asyncio.run(submit_async())
+    for rid, index, doc in ((receipt.id, 3, items[4]), (later.id, 19, items[39])):
+        harness.wait_status(rid, "anchored", timeout=60)
+        r = utility.get(f"/api/v1/gas/batches/{rid}/readings/{index}/bundle")
+        assert r.status_code == 200, r.text
+        assert r.json()["item"]["document"] == doc and r.json()["record"]["kind"] == "gas.batch"
+        Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
