@@ -5,7 +5,8 @@ the gas utility's data logger (``gas.batch``); ``GasNetwork.anchorBatch`` anchor
 
 from __future__ import annotations
 
-from provenance.domains import DomainSpec, RootSpec
+from adapters.batch.spec import anchored_roots
+from provenance.domains import DomainSpec
 
 BATCH = "gas.batch"
 KINDS = (BATCH,)
@@ -15,19 +16,5 @@ ROLE = "gas_utility"
 DOMAIN = DomainSpec(
     name="gas",
     roles={BATCH: frozenset({ROLE})},
-    roots=(
-        RootSpec(
-            contract=CONTRACT,
-            event="BatchAnchored",
-            kind=BATCH,
-            subject="stationId",  # SensorStations' name for a source: here a data logger
-            root="merkleRoot",
-            fields={
-                "merkleRoot": "root",
-                "count": "count",
-                "periodStart": "period_start",
-                "periodEnd": "period_end",
-            },
-        ),
-    ),
+    roots=(anchored_roots(CONTRACT, BATCH),),
 )

@@ -15,63 +15,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from sqlmodel import func, select
 from web3 import Web3
 
 from adapters import adapt
-from gateway.core.db import Database
 from gateway.models import Record, WorkflowState
 from provenance.chain.contracts import at, chain_key, transact
 from provenance.client import AsyncClient, Client
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
-from provenance.verification.verify import StepResult, Verifier
+from provenance.verification.verify import Verifier
+from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
 from tests.kit.gas import gas_batch, gas_series, register_logger
 from tests.kit.gateway import Harness, OrgClient, check_accepted, error_code, iso_second, trust_path
 
 N = 600
-
-
-def submit_when_seen(utility: OrgClient, payload: dict[str, Any]) -> httpx.Response:
-    """Submit once the gateway has seen the logger's registration (its registry watcher polls)."""
-    body = utility.body("gas.batch", payload)
-
-    def sent() -> httpx.Response | None:
-        r = utility.post(body)
-        return None if r.status_code == 404 and error_code(r) == "LOGGER_UNKNOWN" else r
-
-    result: httpx.Response = utility.harness.wait(sent, timeout=20, what="logger registered")
-    return result
-
-
-def _count(harness: Harness, model: Any) -> int:
-    db = Database(harness.settings.database_url)
-    try:
-        with db.session() as s:
-            return int(s.exec(select(func.count()).select_from(model)).one())
-    finally:
-        db.dispose()
-
-
-def _verify(bundle: dict[str, Any], trust: TrustStore) -> list[StepResult]:
-    report: list[StepResult] = []
-    Verifier.offline(trust).verify(EvidenceBundle.from_dict(bundle), report=report)
-    return report
-
-
-def _cli(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str, Any]]:
-    path = tmp / "gas-reading.json"
-    path.write_text(json.dumps(bundle, ensure_ascii=False), "utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.returncode, json.loads(done.stdout)
 
 
 def _pages(client: OrgClient, path: str, **params: Any) -> list[dict[str, Any]]:
@@ -94,7 +53,7 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     start = (datetime.now(UTC) - timedelta(seconds=N + 60)).replace(microsecond=0)
     items = gas_series(start, N, vary=_vary)
     payload = gas_batch(items, logger, start, start + timedelta(seconds=N))
-    r = submit_when_seen(utility, payload)
+    r = submit_when_seen(utility, "gas.batch", payload)
     assert r.status_code == 202, r.text
     rid = r.json()["id"]
     record = harness.wait_status(rid, "anchored", timeout=60)
@@ -130,14 +89,14 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     assert one.status_code == 200, one.text
     bundle = one.json()
     assert bundle["item"]["document"] == items[N - 2] and bundle["payload"]["root"] == payload["root"]
-    report = _verify(bundle, trust)
+    report = verify_steps(bundle, trust)
     assert [(s.step, s.status) for s in report][:3] == [
         ("digest", "passed"),
         ("payload", "passed"),
         ("item", "passed"),
     ]
     assert "failed" not in {s.status for s in report}, report
-    code, out = _cli(bundle, trust_path(harness.network), tmp_path)
+    code, out = cli_verify(bundle, trust_path(harness.network), tmp_path)
     assert code == 0 and out["verdict"] == "verified", out
 
     # A tampered reading (its pressure, its unit), or another reading's proof, fails at step "item".
@@ -149,9 +108,9 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     wrong_proof = {**bundle, "item": {**bundle["item"], "inclusion_proof": other["item"]["inclusion_proof"]}}
     for bad in (tampered, unit, wrong_proof):
         with pytest.raises(VerificationError) as caught:
-            _verify(bad, trust)
+            verify_steps(bad, trust)
         assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
-    code, out = _cli(tampered, trust_path(harness.network), tmp_path)
+    code, out = cli_verify(tampered, trust_path(harness.network), tmp_path)
     assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
 
     # Alarms: exactly the readings over their class's thresholds, each with its reading's bundle; the
@@ -223,14 +182,14 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
     start = first + timedelta(seconds=20)
     end = start + timedelta(seconds=40)
-    r = submit_when_seen(utility, gas_batch(gas_series(first, 20), logger, first, start))
+    r = submit_when_seen(utility, "gas.batch", gas_batch(gas_series(first, 20), logger, first, start))
     assert r.status_code == 202, r.text
     good = gas_series(start, 20)
 
     def refused(
         payload: dict[str, Any], code: str, status: int, who: OrgClient = utility, **details: Any
     ) -> None:
-        before = (_count(harness, Record), _count(harness, WorkflowState))
+        before = (count(harness, Record), count(harness, WorkflowState))
         try:  # the digest a logger signs: the head's (none when the batch does not adapt)
             digest = adapt("gas.batch", payload).digest
         except ProvenanceError:
@@ -241,7 +200,7 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
         for k, v in details.items():
             assert r.json()["error"]["details"][k] == v, r.text
         # Nothing of a refused batch is kept: no record, no state.
-        assert (_count(harness, Record), _count(harness, WorkflowState)) == before
+        assert (count(harness, Record), count(harness, WorkflowState)) == before
 
     def changed(i: int, change: Any) -> list[dict[str, Any]]:
         items = copy.deepcopy(good)
@@ -349,7 +308,7 @@ def test_sdk_submits_a_gas_batch_and_a_reading_verifies(harness: Harness) -> Non
         "trust": trust,
     }
     utility = harness.client("gas-utility")
-    submit_when_seen(utility, gas_batch(items[:1], logger, start, start + timedelta(seconds=1)))
+    submit_when_seen(utility, "gas.batch", gas_batch(items[:1], logger, start, start + timedelta(seconds=1)))
     with Client(**common) as client:
         receipt = client.submit_batch(
             items[1:20],
