@@ -37,6 +37,7 @@ class GasWorkflow:
     domain = DOMAIN
     kinds: tuple[str, ...] = KINDS
     read_policy = READ_POLICY
+    contracts: tuple[str, ...] = (CONTRACT,)  # what the network deploys for the domain
     watched: tuple[str, ...] = (CONTRACT,)
 
     def __init__(
