@@ -64,6 +64,10 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
     gas = at(w3, "GasNetwork", harness.network.contracts["GasNetwork"])
     lid = chain_key("logger", logger)
+    # The devnet's demo utilities come with a logger each, registered by themselves.
+    for org, demo in (("gas-utility", "SCGAS-DL-0001"), ("gas-utility-2", "YBGAS-DL-0001")):
+        st = gas.functions.stationOf(chain_key("logger", demo)).call()
+        assert (bytes(st[0]).rstrip(b"\0").decode(), st[2]) == (org, True)
     anchored = gas.functions.batchAt(lid, gas.functions.batchCount(lid).call() - 1).call()
     assert anchored[:4] == (
         int(start.timestamp()),
