@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from adapters import env, party, rx, sharing
+from adapters import env, gas, party, rx, sharing
 from adapters.abc import AdaptContext, AdaptedPayload, Payload, ReadPolicy, Workflow
 from adapters.errors import KindUnknown, SubjectMismatch
 from provenance.domains import DomainSpec
 
 # The domains, in the order the gateway mounts their routes and the audit reads their events.
-_DOMAINS: list[Workflow] = [rx.WORKFLOW, sharing.WORKFLOW, env.WORKFLOW, party.WORKFLOW]
+_DOMAINS: list[Workflow] = [rx.WORKFLOW, sharing.WORKFLOW, env.WORKFLOW, party.WORKFLOW, gas.WORKFLOW]
 _BY_KIND: dict[str, Workflow] = {}
 
 ADAPTERS: Mapping[str, Workflow] = MappingProxyType(_BY_KIND)  # kind -> its domain (a live view)

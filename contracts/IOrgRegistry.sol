@@ -15,7 +15,8 @@ enum Role {
     Regulator,
     LogOperator,
     Pharmacist, // a licensed pharmacist (执业药师) reviewing prescriptions (审方)
-    Insurer // a medical insurance bureau (医保) settling dispenses
+    Insurer, // a medical insurance bureau (医保) settling dispenses
+    GasUtility // a gas utility (燃气公司) operating data loggers of its gas network
 }
 
 /// What the domain contracts (and the node's permissioning) read from the registry.

@@ -89,6 +89,8 @@ def demo_orgs() -> list[OrgSpec]:
             name="水质自动站 WS0001",
             stations=("33010020261125WS0001",),
         ),
+        OrgSpec(id="gas-utility", role=Role.GAS_UTILITY, name="山城燃气集团", stations=("SCGAS-DL-0001",)),
+        OrgSpec(id="gas-utility-2", role=Role.GAS_UTILITY, name="渝北燃气公司", stations=("YBGAS-DL-0001",)),
         OrgSpec(id="party-branch", role=Role.PARTY_BRANCH, name="机关第一党支部"),
         OrgSpec(id="auditor", role=Role.AUDITOR, name="审计局"),
         OrgSpec(id="regulator", role=Role.REGULATOR, name="市场监管局"),

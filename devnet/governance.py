@@ -23,7 +23,9 @@ class OrgSpec:
     role: Role
     name: str = ""
     datasets: tuple[str, ...] = ()  # data_owner: datasets registered in DataSharing
-    stations: tuple[str, ...] = ()  # monitoring_station: MNs registered in EnvMonitoring (by the bureau)
+    # monitoring_station: MNs registered in EnvMonitoring (by the bureau); gas_utility: its data loggers'
+    # ids, registered in GasNetwork (by itself)
+    stations: tuple[str, ...] = ()
 
 
 def committee_pass(

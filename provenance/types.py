@@ -26,6 +26,7 @@ class Role(IntEnum):
     LOG_OPERATOR = 10
     PHARMACIST = 11  # a licensed pharmacist (执业药师): reviews prescriptions (审方)
     INSURER = 12  # a medical insurance bureau (医保): settles dispenses
+    GAS_UTILITY = 13  # a gas utility (燃气公司): its data loggers sign gas network readings
 
     @property
     def label(self) -> str:

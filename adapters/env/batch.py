@@ -1,88 +1,43 @@
-"""``env.batch``: a station signs once for N readings (``docs/formats.md``, Sensor batches).
+"""``env.batch``: a station signs once for N readings (``docs/formats.md``, Sensor batches; the mechanism is
+``adapters.batch``'s).
 
 The signed payload is the batch's head, ``{mn, period_start, period_end, count, root}``: ``root`` is the
 RFC 9162 Merkle root (SM3, 0x00/0x01 prefixes: ``provenance.log.merkle``) whose leaves are the readings'
 canonical bytes (each exactly an ``env.reading`` payload), in the order sent. A submission carries the head
-and its ``readings`` (HJ 212 packets or their JSON form); the adapter checks every reading, that each is of
-the batch's station and period, once, and that they hash to the root. The readings go to the rules as the
-adapted payload's ``detail`` (stored in the domain's states), never into the record's facts.
+and its ``readings`` (HJ 212 packets or their JSON form); each reading must be of the batch's station, once
+(MN, CN and DataTime), within its period.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from adapters._common import adapted, load_json_object
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.batch import BatchSpec, Item
+from adapters.batch.intake import MAX_BATCH, adapt_batch, batch_root
 from adapters.env.alerts import DEFAULT_LIMITS, alerts_of
-from adapters.env.domain import BATCH, READING
-from adapters.env.errors import (
-    BatchPeriodInvalid,
-    BatchRootMismatch,
-    BatchStationMismatch,
-    BatchTooLarge,
-    ReadingDuplicate,
-    ReadingOutOfPeriod,
-)
+from adapters.env.domain import BATCH, CONTRACT, READING
+from adapters.env.errors import BatchStationMismatch, StationInactive, StationNotOperator, StationUnknown
 from adapters.env.payload import EnvAdapter
 from adapters.errors import PayloadInvalid
 from provenance.errors import DuplicateKey
-from provenance.log.merkle import items_root
-from provenance.timestamps import parse_rfc3339
 
-MAX_BATCH = 10_000  # readings per batch unless the workflow is built with another bound
-HEAD = ("mn", "period_start", "period_end", "count", "root")
-_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+__all__ = ["MAX_BATCH", "SPEC", "BatchAdapter", "batch_root"]
+
+SPEC = BatchSpec(
+    kind=BATCH,
+    source="mn",
+    prefix="station",
+    source_pattern=re.compile(r"[A-Za-z0-9]{1,24}"),  # HJ 212-2017 MN (adapters.hj212)
+    source_hint="an HJ 212 MN (1 to 24 letters and digits)",
+    identity="MN, CN and DataTime",
+    contract=CONTRACT,
+    noun="monitoring point",
+    errors=(StationUnknown, StationNotOperator, StationInactive),
+)
 _READING = EnvAdapter()
-
-
-# The Merkle root of readings' canonical bytes (what a station signs through the head's ``root``).
-batch_root = items_root
-
-
-def _instant(head: Mapping[str, Any], name: str) -> datetime:
-    value = head.get(name)
-    if not isinstance(value, str) or not _SECOND.fullmatch(value):
-        raise BatchPeriodInvalid(
-            f"{name} must be an RFC 3339 UTC instant in whole seconds, like 2026-11-25T08:00:00Z",
-            details={"field": name},
-        )
-    try:
-        return parse_rfc3339(value)
-    except ValueError as exc:
-        raise BatchPeriodInvalid(f"{name} is not a valid instant", details={"field": name}) from exc
-
-
-def _head(obj: Mapping[str, Any]) -> dict[str, Any]:
-    extra = sorted(set(obj) - {*HEAD, "readings"})
-    missing = [k for k in HEAD if k not in obj]
-    if extra or missing:
-        field = (extra or missing)[0]
-        why = "unknown member" if extra else "missing member"
-        raise PayloadInvalid(f"batch: {why} {field}", details={"field": field})
-    head = {k: obj[k] for k in HEAD}
-    if not isinstance(head["mn"], str) or not head["mn"]:
-        raise PayloadInvalid("batch: mn must be the monitoring point's MN", details={"field": "mn"})
-    if type(head["count"]) is not int or head["count"] < 1:
-        raise PayloadInvalid("batch: count must be a positive integer", details={"field": "count"})
-    if not isinstance(head["root"], str) or not _HEX64.fullmatch(head["root"]):
-        raise PayloadInvalid("batch: root must be 64 lowercase hex", details={"field": "root"})
-    return head
-
-
-def _reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:
-    """One reading (a packet's text or its JSON form); its errors keep their code and name its index."""
-    try:
-        payload: Payload = raw.encode("utf-8") if isinstance(raw, str) else raw
-        if not isinstance(payload, bytes | Mapping):
-            raise PayloadInvalid("a reading is an HJ 212 packet (text) or its JSON form (object)")
-        return _READING.adapt(READING, payload, context=ctx)
-    except (PayloadInvalid, DuplicateKey) as exc:
-        raise type(exc)(f"reading {index}: {exc.message}", details={**exc.details, "index": index}) from exc
 
 
 class BatchAdapter:
@@ -97,69 +52,28 @@ class BatchAdapter:
         self.limits = limits  # station class (HJ 212 ST) -> pollutant code -> averaging time -> limit
 
     def adapt(self, payload: Payload, ctx: AdaptContext) -> AdaptedPayload:
-        obj = load_json_object(payload)
-        readings = obj.get("readings")
-        if not isinstance(readings, list) or not readings:
-            raise PayloadInvalid("batch: readings must be a non-empty list", details={"field": "readings"})
-        if len(readings) > self.max_batch or (
-            type(obj.get("count")) is int and obj["count"] > self.max_batch
-        ):
-            raise BatchTooLarge(
-                f"a batch holds at most {self.max_batch} readings",
-                details={"limit": self.max_batch, "count": len(readings)},
-            )
-        head = _head(obj)
-        start, end = _instant(head, "period_start"), _instant(head, "period_end")
-        if start >= end:
-            raise BatchPeriodInvalid(
-                "period_start must be before period_end", details={"field": "period_end"}
-            )
-        if head["count"] != len(readings):
-            raise BatchRootMismatch(
-                f"the batch names {head['count']} readings and carries {len(readings)}",
-                details={"field": "count", "count": head["count"], "readings": len(readings)},
-            )
-        leaves: list[bytes] = []
-        times: list[str] = []
-        alerts: list[dict[str, Any]] = []
-        seen: dict[tuple[str, str], int] = {}
-        for i, raw in enumerate(readings):
-            r = _reading(raw, i, ctx)
+        def reading(raw: Any, index: int, head: Mapping[str, Any]) -> Item:
+            """One reading (a packet or its JSON form); its errors keep their code, naming its index."""
+            try:
+                data: Payload = raw.encode("utf-8") if isinstance(raw, str) else raw
+                if not isinstance(data, bytes | Mapping):
+                    raise PayloadInvalid("a reading is an HJ 212 packet (text) or its JSON form (object)")
+                r = _READING.adapt(READING, data, context=ctx)
+            except (PayloadInvalid, DuplicateKey) as exc:
+                raise type(exc)(
+                    f"reading {index}: {exc.message}", details={**exc.details, "index": index}
+                ) from exc
             facts = r.facts
             if facts["mn"] != head["mn"]:
                 raise BatchStationMismatch(
-                    f"reading {i} is of monitoring point {facts['mn']!r}, the batch of {head['mn']!r}",
-                    details={"index": i, "mn": facts["mn"], "batch_mn": head["mn"]},
+                    f"reading {index} is of monitoring point {facts['mn']!r}, the batch of {head['mn']!r}",
+                    details={"index": index, "mn": facts["mn"], "batch_mn": head["mn"]},
                 )
-            ident = (facts["cn"], facts["data_time"])
-            if ident in seen:
-                raise ReadingDuplicate(
-                    f"reading {i} repeats reading {seen[ident]} (MN, CN and DataTime)",
-                    details={"index": i, "first": seen[ident], "cn": ident[0], "data_time": ident[1]},
-                )
-            seen[ident] = i
-            at = parse_rfc3339(facts["data_time"])
-            if not start <= at < end:
-                raise ReadingOutOfPeriod(
-                    f"reading {i} is dated {facts['data_time']}, outside the batch's period",
-                    details={"index": i, "data_time": facts["data_time"]},
-                )
-            leaves.append(r.canonical)
-            times.append(facts["data_time"])
-            alerts += alerts_of(facts, i, self.limits)
-        root = batch_root(leaves).hex()
-        if root != head["root"]:
-            raise BatchRootMismatch(
-                "the batch's root is not the Merkle root of its readings",
-                details={"field": "root", "expected": head["root"], "actual": root},
+            return Item(
+                r.canonical,
+                (facts["cn"], facts["data_time"]),
+                facts["data_time"],
+                alerts_of(facts, index, self.limits),
             )
-        base = adapted(BATCH, f"station:{head['mn']}", head, dict(head))
-        detail = {"readings": [leaf.decode("utf-8") for leaf in leaves], "times": times, "alerts": alerts}
-        return AdaptedPayload(
-            kind=base.kind,
-            subject=base.subject,
-            canonical=base.canonical,
-            digest=base.digest,
-            facts=base.facts,
-            detail=detail,
-        )
+
+        return adapt_batch(SPEC, payload, self.max_batch, reading)

@@ -4,7 +4,8 @@ anchors; ``provenance audit batches`` checks those anchors against the logged ba
 
 from __future__ import annotations
 
-from provenance.domains import DomainSpec, RootSpec
+from adapters.batch.spec import anchored_roots
+from provenance.domains import DomainSpec
 
 READING = "env.reading"
 BATCH = "env.batch"
@@ -14,19 +15,5 @@ CONTRACT = "EnvMonitoring"
 DOMAIN = DomainSpec(
     name="env",
     roles={READING: frozenset({"monitoring_station"}), BATCH: frozenset({"monitoring_station"})},
-    roots=(
-        RootSpec(
-            contract=CONTRACT,
-            event="BatchAnchored",
-            kind=BATCH,
-            subject="stationId",
-            root="merkleRoot",
-            fields={
-                "merkleRoot": "root",
-                "count": "count",
-                "periodStart": "period_start",
-                "periodEnd": "period_end",
-            },
-        ),
-    ),
+    roots=(anchored_roots(CONTRACT, BATCH),),
 )

@@ -7,35 +7,30 @@
 - ``GET /env/stations/{mn}/alerts?since=&until=&after=&limit=``: the station's alerts (``alerts.py``), each
   with its reading's bundle.
 
-A reading's bundle is its batch record's bundle (the head as payload) plus ``item``: the reading and its
-inclusion proof in the head's root (``docs/formats.md``, Batch items). Whoever reads a batch's payload
-reads its readings (the station, the environment bureau, auditors and regulators); to anyone else a batch's
-readings do not exist (READING_NOT_FOUND).
+A reading's bundle is its batch record's bundle plus ``item`` (``adapters.batch.reads``). Whoever reads a
+batch's payload reads its readings (the station, the environment bureau, auditors and regulators); to anyone
+else a batch's readings do not exist (READING_NOT_FOUND).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from adapters.abc import ReadContext, Route, State
-from adapters.env.errors import ReadingNotFound, ReadingQueryInvalid
-from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
-
-MAX_PAGE = 100
-DEFAULT_PAGE = 50
-_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-_MN = re.compile(r"[A-Za-z0-9]{1,24}")  # HJ 212-2017 MN (adapters.hj212)
-_LIMIT = re.compile(r"[0-9]{1,3}")
-_RECORD_ID = re.compile(r"[0-9a-f]{64}")
-_CURSOR = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)/([0-9]{1,9})")
+from adapters.abc import ReadContext, Route
+from adapters.batch.reads import (
+    PAGE_QUERY,
+    Batch,
+    BundleDocument,
+    Query,
+    alerts_of,
+    one_item,
+    page,
+    readings_of,
+)
+from adapters.env.batch import SPEC
 
 
 class Reading(BaseModel):
@@ -71,102 +66,6 @@ class ReadingPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= for the next page; null on the last page")
 
 
-@lru_cache(maxsize=4)
-def _proofs(root: str, leaves: tuple[str, ...]) -> list[list[bytes]]:
-    """Every reading's inclusion proof in a batch (kept for the few batches read last)."""
-    computed, proofs = root_and_inclusion_proofs([leaf_hash(x.encode("utf-8")) for x in leaves])
-    if computed.hex() != root:  # the stored readings are the ones the root was checked against
-        raise ReadingNotFound(
-            "the stored readings no longer match their batch's root", details={"root": root}
-        )
-    return proofs
-
-
-def reading_bundle(batch: Mapping[str, Any], state: State, index: int) -> dict[str, Any]:
-    """The evidence bundle of reading ``index`` of the batch whose own bundle is ``batch``."""
-    readings: list[str] = state.data["readings"]
-    proof = _proofs(state.data["root"], tuple(readings))[index]
-    item = {
-        "index": index,
-        "count": len(readings),
-        "document": json.loads(readings[index]),
-        "inclusion_proof": [base64.b64encode(h).decode("ascii") for h in proof],
-    }
-    return {**batch, "item": item}
-
-
-def _instant(value: str | None, name: str) -> str | None:
-    if value is not None and not _INSTANT.fullmatch(value):
-        raise ReadingQueryInvalid(
-            f"{name} must be an RFC 3339 UTC instant in whole seconds, like 2026-11-25T08:00:00Z",
-            details={"field": name, "value": value[:80]},
-        )
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    key: str
-    state: State
-    bundle: Mapping[str, Any]  # the batch record's own bundle (the head as payload)
-    first: int  # where a resumed page goes on in this batch (0: from its start)
-
-
-def _query(
-    mn: str, since: str | None, until: str | None, after: str | None, limit: str | None
-) -> tuple[str | None, str | None, str, tuple[str, int] | None, int]:
-    """The checked query: its bounds, the first key to read, where a cursor resumes and the page's size."""
-    if not _MN.fullmatch(mn):
-        raise ReadingQueryInvalid(
-            "mn must be an HJ 212 MN (1 to 24 letters and digits)", details={"field": "mn"}
-        )
-    since, until = _instant(since, "since"), _instant(until, "until")
-    size = DEFAULT_PAGE if limit is None else int(limit) if _LIMIT.fullmatch(limit) else 0
-    if not 1 <= size <= MAX_PAGE:
-        raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
-    # Batch keys are batch:<MN>:<period_end>; periods never overlap, so key order is time order.
-    start = f"batch:{mn}:{since or ''}"
-    resume: tuple[str, int] | None = None
-    if after is not None:
-        m = _CURSOR.fullmatch(after)
-        if m is None:
-            raise ReadingQueryInvalid("after must be a next_cursor of this query", details={"field": "after"})
-        resume = (f"batch:{mn}:{m[1]}", int(m[2]) + 1)
-        start = resume[0]
-    return since, until, start, resume, size
-
-
-def _batches(
-    ctx: ReadContext,
-    mn: str,
-    since: str | None,
-    until: str | None,
-    start: str,
-    resume: tuple[str, int] | None,
-) -> Iterator[_Batch]:
-    """The station's batches whose period meets [since, until), in time order, that the reader may read."""
-    end = f"batch:{mn};"  # ";" follows ":": past this station's last key
-    while True:
-        found = ctx.states(start, end, 1)
-        if not found:
-            return
-        key, state = found[0]
-        data = state.data
-        start = key + "~"  # the smallest key after this one ("~" sorts after every character of a key)
-        if since is not None and data["period_end"] <= since:
-            continue
-        if until is not None and data["period_start"] >= until:
-            return
-        bundle = ctx.bundle(data["record"])
-        if bundle is None:
-            continue  # a batch this reader may not read: its readings do not exist for it
-        yield _Batch(key, state, bundle, resume[1] if resume is not None and resume[0] == key else 0)
-
-
-def _within(at: str, since: str | None, until: str | None) -> bool:
-    return (since is None or at >= since) and (until is None or at < until)
-
-
 def station_readings(
     ctx: ReadContext,
     mn: str,
@@ -177,25 +76,19 @@ def station_readings(
 ) -> ReadingPage:
     """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
     evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
-    since, until, start, resume, size = _query(mn, since, until, after, limit)
-    items: list[Reading] = []
-    cursor = None
-    for batch in _batches(ctx, mn, since, until, start, resume):
-        data = batch.state.data
-        times: list[str] = data["times"]
-        for i in range(batch.first, len(times)):
-            if not _within(times[i], since, until):
-                continue
-            if len(items) == size:
-                return ReadingPage(mn=mn, items=items, next_cursor=cursor)
-            b = reading_bundle(batch.bundle, batch.state, i)
-            items.append(
-                Reading(
-                    batch=data["record"], index=i, data_time=times[i], reading=b["item"]["document"], bundle=b
-                )
-            )
-            cursor = f"{data['period_end']}/{i}"
-    return ReadingPage(mn=mn, items=items, next_cursor=None)
+
+    def reading(batch: Batch, entry: Any) -> Reading:
+        b = batch.item(entry["index"])
+        return Reading(
+            batch=batch.record,
+            index=entry["index"],
+            data_time=entry["data_time"],
+            reading=b["item"]["document"],
+            bundle=b,
+        )
+
+    items, cursor = page(ctx, Query.of(SPEC, mn, since, until, after, limit), readings_of, reading)
+    return ReadingPage(mn=mn, items=items, next_cursor=cursor)
 
 
 def station_alerts(
@@ -211,52 +104,27 @@ def station_alerts(
     """A station's alerts (readings over their station class's limits, data flags other than N) dated in
     [since, until), each with the evidence bundle of its reading, paginated like the readings (``only``:
     alerts of that type alone, for the dashboard's panel)."""
-    since, until, start, resume, size = _query(mn, since, until, after, limit)
-    items: list[Alert] = []
-    cursor = None
-    for batch in _batches(ctx, mn, since, until, start, resume):
-        data = batch.state.data
-        found: list[dict[str, Any]] = data.get("alerts", [])
-        for n in range(batch.first, len(found)):
-            alert = found[n]
-            if not _within(alert["data_time"], since, until) or only not in (None, alert["type"]):
-                continue
-            if len(items) == size:
-                return AlertPage(mn=mn, items=items, next_cursor=cursor)
-            b = reading_bundle(batch.bundle, batch.state, alert["index"])
-            items.append(Alert(batch=data["record"], **alert, bundle=b))
-            cursor = f"{data['period_end']}/{n}"
-    return AlertPage(mn=mn, items=items, next_cursor=None)
+
+    def alert(batch: Batch, entry: Any) -> Alert:
+        return Alert(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
+
+    def entries(data: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+        found = alerts_of(data)
+        return found if only is None else [x for x in found if x["type"] == only]
+
+    items, cursor = page(ctx, Query.of(SPEC, mn, since, until, after, limit), entries, alert)
+    return AlertPage(mn=mn, items=items, next_cursor=cursor)
 
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
     """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
-    batch = ctx.bundle(record_id) if _RECORD_ID.fullmatch(record_id) else None
-    head = batch.get("payload") if batch is not None else None
-    if batch is None or not isinstance(head, dict) or batch["record"]["kind"] != "env.batch":
-        raise ReadingNotFound(f"no batch {record_id[:80]} for this reader", details={"batch": record_id[:80]})
-    state = ctx.state(f"batch:{head['mn']}:{head['period_end']}")  # workflow.batch_key
-    if not index.isdigit() or state is None or int(index) >= len(state.data["readings"]):
-        raise ReadingNotFound(
-            f"batch {record_id} has no reading {index[:20]}",
-            details={"batch": record_id, "index": index[:20]},
-        )
-    return reading_bundle(batch, state, int(index))
-
-
-class BundleDocument(BaseModel):
-    """An evidence bundle (docs/formats.md), as a JSON object."""
-
-    model_config = {"extra": "allow"}
-
-
-_PAGE_QUERY = ("since", "until", "after", "limit")
+    return one_item(SPEC, ctx, record_id, index)
 
 
 def routes() -> tuple[Route, ...]:
     return (
-        Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",), query=_PAGE_QUERY),
-        Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",), query=_PAGE_QUERY),
+        Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",), query=PAGE_QUERY),
+        Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",), query=PAGE_QUERY),
         Route(
             "/env/batches/{record_id}/readings/{index}/bundle",
             batch_reading,  # type: ignore[arg-type]

@@ -83,21 +83,32 @@ class ClientBase:
         self,
         readings: Sequence[Mapping[str, Any]],
         *,
-        mn: str,
+        mn: str | None,
+        logger: str | None,
         period_start: datetime,
         period_end: datetime,
         timestamp: str | None,
     ) -> tuple[SignedRecord, dict[str, Any]]:
-        """An ``env.batch``: the head over ``readings`` (each in the JSON normal form of an ``env.reading``
-        payload; a packet's is ``adapters.adapt("env.reading", packet).document()``), signed once."""
+        """A sensor batch, signed once: an ``env.batch`` of monitoring point ``mn`` (each reading in the JSON
+        normal form of an ``env.reading`` payload; a packet's is ``adapters.adapt("env.reading",
+        packet).document()``) or a ``gas.batch`` of data logger ``logger`` (gas readings as sent)."""
+        if (mn is None) == (logger is None):
+            raise ProvenanceError(
+                "a batch names either a monitoring point (mn) or a gas data logger (logger)"
+            )
+        kind, member, source, prefix = (
+            ("env.batch", "mn", mn, "station")
+            if mn is not None
+            else ("gas.batch", "logger", logger, "logger")
+        )
         head = {
-            "mn": mn,
+            member: source,
             "period_start": _second(period_start),
             "period_end": _second(period_end),
             "count": len(readings),
             "root": items_root([canonical_bytes(r) for r in readings]).hex(),
         }
-        signed = self.sign(kind="env.batch", subject=f"station:{mn}", payload=head, timestamp=timestamp)
+        signed = self.sign(kind=kind, subject=f"{prefix}:{source}", payload=head, timestamp=timestamp)
         return signed, {**head, "readings": list(readings)}
 
     def _prescription(
@@ -187,16 +198,23 @@ class Client(ClientBase):
         self,
         readings: Sequence[Mapping[str, Any]],
         *,
-        mn: str,
+        mn: str | None = None,
+        logger: str | None = None,
         period_start: datetime,
         period_end: datetime,
         timestamp: str | None = None,
     ) -> Receipt:
         """Sign once and submit an ``env.batch`` of ``readings`` (JSON normal forms) of monitoring point
-        ``mn`` in [period_start, period_end) (aware, whole seconds); each reading then has its own bundle
-        (``GET /api/v1/env/batches/{id}/readings/{index}/bundle``)."""
+        ``mn``, or a ``gas.batch`` of data logger ``logger``, in [period_start, period_end) (aware, whole
+        seconds); each reading then has its own bundle
+        (``GET /api/v1/{env|gas}/batches/{id}/readings/{index}/bundle``)."""
         signed, payload = self._batch(
-            readings, mn=mn, period_start=period_start, period_end=period_end, timestamp=timestamp
+            readings,
+            mn=mn,
+            logger=logger,
+            period_start=period_start,
+            period_end=period_end,
+            timestamp=timestamp,
         )
         return self.submit(signed, payload)
 
@@ -343,14 +361,20 @@ class AsyncClient(ClientBase):
         self,
         readings: Sequence[Mapping[str, Any]],
         *,
-        mn: str,
+        mn: str | None = None,
+        logger: str | None = None,
         period_start: datetime,
         period_end: datetime,
         timestamp: str | None = None,
     ) -> Receipt:
         """:meth:`Client.submit_batch`, awaitable."""
         signed, payload = self._batch(
-            readings, mn=mn, period_start=period_start, period_end=period_end, timestamp=timestamp
+            readings,
+            mn=mn,
+            logger=logger,
+            period_start=period_start,
+            period_end=period_end,
+            timestamp=timestamp,
         )
         return await self.submit(signed, payload)
 

@@ -44,6 +44,7 @@ EXPECTED_ROLES = {
     Role.LOG_OPERATOR: 1,
     Role.PHARMACIST: 2,
     Role.INSURER: 1,
+    Role.GAS_UTILITY: 2,
 }
 
 

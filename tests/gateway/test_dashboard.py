@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.adapters.test_rx_trace_codes import with_codes
-from tests.gateway.test_env_batch import submit_when_seen
+from tests.kit.batches import submit_when_seen
 from tests.kit.gateway import (
     Harness,
     env_batch,
@@ -74,7 +74,9 @@ def seeded(harness: Harness) -> dict[str, str]:
         mn, start, EXCEEDING, template="air-quality-minute-2051-flags.txt", vary=lambda i, p: None
     )
     batch = submit_when_seen(
-        harness.client("station-1"), env_batch(items, mn, start, start + timedelta(seconds=EXCEEDING))
+        harness.client("station-1"),
+        "env.batch",
+        env_batch(items, mn, start, start + timedelta(seconds=EXCEEDING)),
     )
     assert batch.status_code == 202, batch.text
     # One box handed over twice: the second pharmacy is refused (回流药).

@@ -13,24 +13,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from sqlmodel import col, func, select
+from sqlmodel import col
 from web3 import Web3
 
 from adapters import adapt
-from gateway.core.db import Database
 from gateway.models import Record, WorkflowState
 from provenance.chain.contracts import at, chain_key, transact
 from provenance.client import AsyncClient, Client
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
-from provenance.verification.verify import StepResult, Verifier
+from provenance.verification.verify import Verifier
+from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
 from tests.kit.gateway import (
     STATION_2_MN,
     Harness,
-    OrgClient,
     check_accepted,
     env_batch,
     error_code,
@@ -43,45 +41,6 @@ from tests.kit.gateway import (
 N = 2000
 
 
-def submit_when_seen(station: OrgClient, payload: dict[str, Any]) -> httpx.Response:
-    """Submit once the gateway has seen the station's registration (its registry watcher polls)."""
-    body = station.body("env.batch", payload)
-
-    def sent() -> httpx.Response | None:
-        r = station.post(body)
-        return None if r.status_code == 404 and error_code(r) == "STATION_UNKNOWN" else r
-
-    result: httpx.Response = station.harness.wait(sent, timeout=20, what="station registered")
-    return result
-
-
-def _count(harness: Harness, model: Any, *conds: Any) -> int:
-    db = Database(harness.settings.database_url)
-    try:
-        with db.session() as s:
-            return int(s.exec(select(func.count()).select_from(model).where(*conds)).one())
-    finally:
-        db.dispose()
-
-
-def _verify(bundle: dict[str, Any], trust: TrustStore) -> list[StepResult]:
-    report: list[StepResult] = []
-    Verifier.offline(trust).verify(EvidenceBundle.from_dict(bundle), report=report)
-    return report
-
-
-def _cli(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str, Any]]:
-    path = tmp / "reading.json"
-    path.write_text(json.dumps(bundle, ensure_ascii=False), "utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.returncode, json.loads(done.stdout)
-
-
 def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path: Path) -> None:
     station = harness.client("station-1")
     mn = register_station(harness.network)
@@ -91,13 +50,13 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     for i in (5, N - 1):
         items[i] = adapt("env.reading", items[i].encode()).document()
     payload = env_batch(items, mn, start, start + timedelta(seconds=N))
-    r = submit_when_seen(station, payload)
+    r = submit_when_seen(station, "env.batch", payload)
     assert r.status_code == 202, r.text
     rid = r.json()["id"]
     record = harness.wait_status(rid, "anchored", timeout=60)
     assert record["kind"] == "env.batch" and record["subject"] == f"station:{mn}"
     # One record and one log leaf for the whole batch.
-    assert _count(harness, Record, col(Record.kind) == "env.batch", col(Record.id) == rid) == 1
+    assert count(harness, Record, col(Record.kind) == "env.batch", col(Record.id) == rid) == 1
 
     # The root is anchored in EnvMonitoring for the station's period.
     assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed"
@@ -142,13 +101,13 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     assert one.status_code == 200, one.text
     bundle = one.json()
     assert bundle["item"]["document"] == items[N - 1] and bundle["payload"]["root"] == payload["root"]
-    report = _verify(bundle, trust)
+    report = verify_steps(bundle, trust)
     assert [(s.step, s.status) for s in report][:3] == [
         ("digest", "passed"),
         ("payload", "passed"),
         ("item", "passed"),
     ]
-    code, out = _cli(bundle, trust_path(harness.network), tmp_path)
+    code, out = cli_verify(bundle, trust_path(harness.network), tmp_path)
     assert code == 0 and out["verdict"] == "verified", out
 
     # A tampered reading, or a proof of another reading, fails at step "item" (SDK and CLI alike).
@@ -159,14 +118,14 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     wrong_index = {**bundle, "item": {**bundle["item"], "index": 7}}
     for bad in (tampered, wrong_proof, wrong_index):
         with pytest.raises(VerificationError) as caught:
-            _verify(bad, trust)
+            verify_steps(bad, trust)
         assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
-    code, out = _cli(tampered, trust_path(harness.network), tmp_path)
+    code, out = cli_verify(tampered, trust_path(harness.network), tmp_path)
     assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
     # Without the signed head the reading proves nothing.
     headless = {k: v for k, v in bundle.items() if k != "payload"}
     with pytest.raises(VerificationError) as caught:
-        _verify(headless, trust)
+        verify_steps(headless, trust)
     assert caught.value.step == "item"
 
     # Other readers: not the other station, not another domain's organisation; the bureau reads them.
@@ -216,12 +175,12 @@ def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
     start = first + timedelta(seconds=20)
     end = start + timedelta(seconds=40)
-    r = submit_when_seen(station, env_batch(hj212_series(mn, first, 20), mn, first, start))
+    r = submit_when_seen(station, "env.batch", env_batch(hj212_series(mn, first, 20), mn, first, start))
     assert r.status_code == 202, r.text
     good = hj212_series(mn, start, 20)
 
     def refused(payload: dict[str, Any], code: str, status: int, **details: Any) -> None:
-        before = (_count(harness, Record), _count(harness, WorkflowState))
+        before = (count(harness, Record), count(harness, WorkflowState))
         try:  # the digest a station signs: the head's (none when the batch does not adapt)
             digest = adapt("env.batch", payload).digest
         except ProvenanceError:
@@ -232,7 +191,7 @@ def test_batch_rejections_keep_nothing(harness: Harness) -> None:
         for k, v in details.items():
             assert r.json()["error"]["details"][k] == v, r.text
         # Nothing of a refused batch is kept: no record, no state.
-        assert (_count(harness, Record), _count(harness, WorkflowState)) == before
+        assert (count(harness, Record), count(harness, WorkflowState)) == before
 
     refused(env_batch(good, mn, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
     refused(env_batch(good, mn, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
@@ -276,7 +235,7 @@ def test_sdk_submits_a_batch_and_a_reading_verifies(harness: Harness) -> None:
     }
     station = harness.client("station-1")
     # The registry watcher must have seen the station: until then STATION_UNKNOWN.
-    submit_when_seen(station, env_batch(docs[:1], mn, start, start + timedelta(seconds=1)))
+    submit_when_seen(station, "env.batch", env_batch(docs[:1], mn, start, start + timedelta(seconds=1)))
     with Client(**common) as client:
         receipt = client.submit_batch(
             docs[1:25],
@@ -323,7 +282,7 @@ def test_alerts_name_exceedances_and_flags_with_their_readings(harness: Harness)
 
     items = hj212_series(mn, start, 30, template="air-quality-minute-2051-flags.txt", vary=calm)
     r = submit_when_seen(
-        harness.client("station-1"), env_batch(items, mn, start, start + timedelta(seconds=30))
+        harness.client("station-1"), "env.batch", env_batch(items, mn, start, start + timedelta(seconds=30))
     )
     assert r.status_code == 202, r.text
     rid = r.json()["id"]

@@ -40,7 +40,7 @@ def pubkey(label: str) -> bytes:
     return hashlib.sha512(label.encode()).digest()
 
 
-N_EXTRA = 8
+N_EXTRA = 10
 
 
 def extra_account(i: int) -> LocalAccount:
@@ -201,4 +201,6 @@ ORG_PLAN: list[tuple[str, Role, int | str | None]] = [
     ("pharmacist-1", Role.PHARMACIST, "x5"),
     ("insurer-1", Role.INSURER, "x6"),
     ("pharmacy-2", Role.PHARMACY, "x7"),
+    ("gas-utility-1", Role.GAS_UTILITY, "x8"),
+    ("gas-utility-2", Role.GAS_UTILITY, "x9"),
 ]

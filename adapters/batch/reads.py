@@ -1,0 +1,204 @@
+"""Batches on the read path: a source's items (or alerts) in a time range, paginated, each with its evidence
+bundle; one item's bundle.
+
+An item's bundle is its batch record's bundle (the head as payload) plus ``item``: the item and its
+inclusion proof in the head's root (``docs/formats.md``, Batch items). Whoever reads a batch's payload
+reads its items; to anyone else a batch's items do not exist (READING_NOT_FOUND).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from adapters.abc import ReadContext, State
+from adapters.batch.errors import ReadingNotFound, ReadingQueryInvalid
+from adapters.batch.spec import BatchSpec
+from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+PAGE_QUERY = ("since", "until", "after", "limit")  # a page route's ``Route.query``
+_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_LIMIT = re.compile(r"[0-9]{1,3}")
+_RECORD_ID = re.compile(r"[0-9a-f]{64}")
+_CURSOR = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)/([0-9]{1,9})")
+T = TypeVar("T")
+
+
+class BundleDocument(BaseModel):
+    """An evidence bundle (docs/formats.md), as a JSON object."""
+
+    model_config = {"extra": "allow"}
+
+
+@lru_cache(maxsize=4)
+def _proofs(root: str, leaves: tuple[str, ...]) -> list[list[bytes]]:
+    """Every item's inclusion proof in a batch (kept for the few batches read last)."""
+    computed, proofs = root_and_inclusion_proofs([leaf_hash(x.encode("utf-8")) for x in leaves])
+    if computed.hex() != root:  # the stored items are the ones the root was checked against
+        raise ReadingNotFound(
+            "the stored readings no longer match their batch's root", details={"root": root}
+        )
+    return proofs
+
+
+def item_bundle(batch: Mapping[str, Any], state: State, index: int) -> dict[str, Any]:
+    """The evidence bundle of item ``index`` of the batch whose own bundle is ``batch``."""
+    readings: list[str] = state.data["readings"]
+    proof = _proofs(state.data["root"], tuple(readings))[index]
+    item = {
+        "index": index,
+        "count": len(readings),
+        "document": json.loads(readings[index]),
+        "inclusion_proof": [base64.b64encode(h).decode("ascii") for h in proof],
+    }
+    return {**batch, "item": item}
+
+
+def _instant(value: str | None, name: str) -> str | None:
+    if value is not None and not _INSTANT.fullmatch(value):
+        raise ReadingQueryInvalid(
+            f"{name} must be an RFC 3339 UTC instant in whole seconds, like 2026-11-25T08:00:00Z",
+            details={"field": name, "value": value[:80]},
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A checked page query of one source's batches."""
+
+    source: str
+    since: str | None
+    until: str | None
+    start: str  # the first state key to read
+    resume: tuple[str, int] | None  # the batch key a cursor resumes in, and where in it
+    size: int
+
+    @classmethod
+    def of(
+        cls,
+        spec: BatchSpec,
+        source: str,
+        since: str | None,
+        until: str | None,
+        after: str | None,
+        limit: str | None,
+    ) -> Query:
+        if not spec.source_pattern.fullmatch(source):
+            raise ReadingQueryInvalid(
+                f"{spec.source} must be {spec.source_hint}", details={"field": spec.source}
+            )
+        since, until = _instant(since, "since"), _instant(until, "until")
+        size = DEFAULT_PAGE if limit is None else int(limit) if _LIMIT.fullmatch(limit) else 0
+        if not 1 <= size <= MAX_PAGE:
+            raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
+        # Batch keys are batch:<source>:<period_end>; periods never overlap, so key order is time order.
+        start = spec.batch_key(source, since or "")
+        resume: tuple[str, int] | None = None
+        if after is not None:
+            m = _CURSOR.fullmatch(after)
+            if m is None:
+                raise ReadingQueryInvalid(
+                    "after must be a next_cursor of this query", details={"field": "after"}
+                )
+            resume = (spec.batch_key(source, m[1]), int(m[2]) + 1)
+            start = resume[0]
+        return cls(source, since, until, start, resume, size)
+
+    def within(self, at: str) -> bool:
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch a page reads: its state, its record's own bundle (the head as payload), where to go on."""
+
+    state: State
+    bundle: Mapping[str, Any]
+    first: int  # where a resumed page goes on in this batch (0: from its start)
+
+    @property
+    def record(self) -> str:
+        return str(self.state.data["record"])
+
+    def item(self, index: int) -> dict[str, Any]:
+        return item_bundle(self.bundle, self.state, index)
+
+
+def _batches(ctx: ReadContext, q: Query) -> Iterator[Batch]:
+    """The source's batches whose period meets [since, until), in time order, that the reader may read."""
+    start, end = q.start, f"batch:{q.source};"  # ";" follows ":": past this source's last key
+    while True:
+        found = ctx.states(start, end, 1)
+        if not found:
+            return
+        key, state = found[0]
+        data = state.data
+        start = key + "~"  # the smallest key after this one ("~" sorts after every character of a key)
+        if q.since is not None and data["period_end"] <= q.since:
+            continue
+        if q.until is not None and data["period_start"] >= q.until:
+            return
+        bundle = ctx.bundle(data["record"])
+        if bundle is None:
+            continue  # a batch this reader may not read: its items do not exist for it
+        yield Batch(state, bundle, q.resume[1] if q.resume is not None and q.resume[0] == key else 0)
+
+
+def page(
+    ctx: ReadContext,
+    q: Query,
+    entries: Callable[[Mapping[str, Any]], Sequence[Mapping[str, Any]]],
+    make: Callable[[Batch, Mapping[str, Any]], T],
+) -> tuple[list[T], str | None]:
+    """A page of the entries (``entries(state.data)``: each with its ``data_time``) of the source's batches
+    dated in the query's range, ``make`` building each; and the next page's cursor (None: the last)."""
+    items: list[T] = []
+    cursor = None
+    for batch in _batches(ctx, q):
+        data = batch.state.data
+        found = entries(data)
+        for n in range(batch.first, len(found)):
+            entry = found[n]
+            if not q.within(entry["data_time"]):
+                continue
+            if len(items) == q.size:
+                return items, cursor
+            items.append(make(batch, entry))
+            cursor = f"{data['period_end']}/{n}"
+    return items, None
+
+
+def readings_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A batch's items as page entries: each its ``index`` and ``data_time``."""
+    return [{"index": i, "data_time": t} for i, t in enumerate(data["times"])]
+
+
+def alerts_of(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A batch's alerts as page entries (each names its item's ``index`` and ``data_time``)."""
+    found: list[Mapping[str, Any]] = data.get("alerts", [])
+    return found
+
+
+def one_item(spec: BatchSpec, ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
+    """One item's evidence bundle: its batch record's, plus the item and its proof (``item``)."""
+    batch = ctx.bundle(record_id) if _RECORD_ID.fullmatch(record_id) else None
+    head = batch.get("payload") if batch is not None else None
+    if batch is None or not isinstance(head, dict) or batch["record"]["kind"] != spec.kind:
+        raise ReadingNotFound(f"no batch {record_id[:80]} for this reader", details={"batch": record_id[:80]})
+    state = ctx.state(spec.batch_key(head[spec.source], head["period_end"]))
+    if not index.isdigit() or state is None or int(index) >= len(state.data["readings"]):
+        raise ReadingNotFound(
+            f"batch {record_id} has no reading {index[:20]}",
+            details={"batch": record_id, "index": index[:20]},
+        )
+    return item_bundle(batch, state, int(index))

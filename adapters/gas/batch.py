@@ -1,0 +1,49 @@
+"""``gas.batch``: a gas utility's data logger signs once for N readings (``docs/formats.md``, Gas readings;
+the mechanism is ``adapters.batch``'s). The signed head is ``{logger, period_start, period_end, count,
+root}``; the submission carries it and its ``readings`` (``payload.py``), each once per asset and instant,
+within the period; their alarms go with them to the batch's state."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.abc import AdaptContext, AdaptedPayload, Payload
+from adapters.batch import BatchSpec, Item
+from adapters.batch.intake import MAX_BATCH, adapt_batch
+from adapters.gas.alarms import DEFAULT_THRESHOLDS, Thresholds, alarms_of
+from adapters.gas.domain import BATCH, CONTRACT
+from adapters.gas.errors import LoggerInactive, LoggerNotOperator, LoggerUnknown
+from adapters.gas.payload import check_reading
+
+SPEC = BatchSpec(
+    kind=BATCH,
+    source="logger",
+    prefix="logger",
+    source_pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"),
+    source_hint="a data logger id (1 to 64 letters, digits, '.', '_' or '-')",
+    identity="asset and time",
+    contract=CONTRACT,
+    noun="data logger",
+    errors=(LoggerUnknown, LoggerNotOperator, LoggerInactive),
+)
+
+
+class GasBatchAdapter:
+    """Adapts ``gas.batch`` submissions; subject ``logger:<id>``."""
+
+    def __init__(
+        self, max_batch: int = MAX_BATCH, thresholds: Mapping[str, Thresholds] = DEFAULT_THRESHOLDS
+    ) -> None:
+        self.max_batch = max_batch
+        self.thresholds = thresholds  # asset class -> its alarm levels
+
+    def adapt(self, payload: Payload, ctx: AdaptContext) -> AdaptedPayload:
+        def reading(raw: Any, index: int, head: Mapping[str, Any]) -> Item:
+            doc, leaf = check_reading(raw, index, ctx)
+            return Item(
+                leaf, (doc["asset"], doc["time"]), doc["time"], alarms_of(doc, index, self.thresholds)
+            )
+
+        return adapt_batch(SPEC, payload, self.max_batch, reading)

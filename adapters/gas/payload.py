@@ -1,0 +1,115 @@
+"""A gas-network reading: one asset's values at one instant, as JSON with units (``docs/formats.md``, Gas
+readings)::
+
+    {"asset": "PL-0042", "class": "pipeline", "time": "2026-12-06T08:00:00Z",
+     "values": {"pressure": {"value": 0.32, "unit": "MPa"}, "methane": {"value": 0, "unit": "%LEL"}}}
+
+Assets are of three classes: ``source`` (a gas source: 气源, city gate station), ``pipeline`` (a pipeline
+segment's sensor) and ``meter`` (a customer meter). Each class measures some quantities, each quantity
+takes some units; a value is a finite JSON number in its quantity's range. A reading is signed as sent, in
+the unit its sensor reported: alarms convert (``alarms.py``). Identity: one reading per asset and instant.
+
+Reads (``READ_POLICY``): the utility reads its own batches; auditors and regulators read them all.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from adapters._common import domain_policy
+from adapters.abc import AdaptContext
+from adapters.gas.domain import KINDS
+from adapters.gas.errors import GasQuantityInvalid, GasReadingInvalid, GasUnitInvalid
+from provenance.records import canonical_bytes
+from provenance.timestamps import parse_rfc3339
+
+# Each quantity's units, with the factor to its base unit (pressure: kPa), and its range in the base unit.
+UNITS: Mapping[str, Mapping[str, float]] = {
+    "pressure": {"kPa": 1.0, "MPa": 1000.0},  # gauge pressure
+    "flow": {"m³/h": 1.0},  # volume flow at working conditions
+    "volume": {"m³": 1.0},  # a meter's cumulative index
+    "methane": {"%LEL": 1.0},  # methane concentration, in % of its lower explosive limit
+    "temperature": {"°C": 1.0},
+}
+RANGES: Mapping[str, tuple[float, float]] = {
+    "pressure": (-101.325, 100_000.0),  # kPa: not below vacuum
+    "flow": (0.0, math.inf),
+    "volume": (0.0, math.inf),
+    "methane": (0.0, 100.0),
+    "temperature": (-273.15, math.inf),
+}
+# What each asset class measures.
+CLASSES: Mapping[str, frozenset[str]] = {
+    "source": frozenset({"pressure", "flow", "temperature"}),
+    "pipeline": frozenset({"pressure", "flow", "methane", "temperature"}),
+    "meter": frozenset({"volume", "flow", "pressure", "methane"}),
+}
+MEMBERS = ("asset", "class", "time", "values")
+_ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+READ_POLICY = domain_policy(KINDS)
+
+
+def _bad(index: int, field: str, why: str) -> GasReadingInvalid:
+    return GasReadingInvalid(f"reading {index}: {why}", details={"index": index, "field": field})
+
+
+def _time(value: Any, index: int, ctx: AdaptContext) -> str:
+    if not isinstance(value, str) or not _SECOND.fullmatch(value):
+        raise _bad(index, "time", "time must be an RFC 3339 UTC instant in whole seconds")
+    try:
+        at = parse_rfc3339(value)
+    except ValueError:
+        raise _bad(index, "time", "time is not a valid instant") from None
+    if ctx.now is not None and at > ctx.now + ctx.max_clock_skew:
+        raise _bad(index, "time", "the reading is dated in the future")
+    return value
+
+
+def _values(values: Any, cls: str, index: int) -> None:
+    if not isinstance(values, dict) or not values:
+        raise _bad(index, "values", "values must be a non-empty object of quantities")
+    for quantity, v in values.items():
+        where = f"values.{quantity}"
+        if quantity not in UNITS or quantity not in CLASSES[cls]:
+            known = sorted(CLASSES[cls])
+            raise GasQuantityInvalid(
+                f"reading {index}: a {cls} asset does not report {quantity!r} ({', '.join(known)})",
+                details={"index": index, "field": where, "class": cls, "quantities": known},
+            )
+        if not isinstance(v, dict) or set(v) != {"value", "unit"}:
+            raise _bad(index, where, f'{quantity} must be {{"value": <number>, "unit": <unit>}}')
+        unit, value = v["unit"], v["value"]
+        if unit not in UNITS[quantity]:
+            units = sorted(UNITS[quantity])
+            raise GasUnitInvalid(
+                f"reading {index}: {quantity} is not in {str(unit)[:20]!r} (units: {', '.join(units)})",
+                details={"index": index, "field": f"{where}.unit", "quantity": quantity, "units": units},
+            )
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise _bad(index, f"{where}.value", f"{quantity} must be a finite number")
+        low, high = RANGES[quantity]
+        if not low <= value * UNITS[quantity][unit] <= high:
+            raise _bad(index, f"{where}.value", f"{quantity} {value} {unit} is out of range")
+
+
+def check_reading(raw: Any, index: int, ctx: AdaptContext) -> tuple[dict[str, Any], bytes]:
+    """A reading checked (errors naming ``index``): the reading and its canonical bytes (its leaf)."""
+    if not isinstance(raw, dict):
+        raise _bad(index, "$", "a reading is a JSON object")
+    extra = sorted(set(raw) - set(MEMBERS))
+    missing = [m for m in MEMBERS if m not in raw]
+    if extra or missing:
+        field = (extra or missing)[0]
+        raise _bad(index, field, f"{'unknown' if extra else 'missing'} member {field}")
+    if not isinstance(raw["asset"], str) or not _ASSET.fullmatch(raw["asset"]):
+        raise _bad(index, "asset", "asset must be 1 to 64 letters, digits, '.', '_' or '-'")
+    if raw["class"] not in CLASSES:
+        raise _bad(index, "class", f"class must be one of {', '.join(sorted(CLASSES))}")
+    _time(raw["time"], index, ctx)
+    _values(raw["values"], raw["class"], index)
+    return raw, canonical_bytes(raw)

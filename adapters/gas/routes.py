@@ -1,0 +1,128 @@
+"""The gas-network domain's reads (mounted under ``/api/v1`` by the gateway):
+
+- ``GET /gas/loggers/{logger}/readings?since=&until=&after=&limit=``: a data logger's readings dated in
+  [since, until), batch by batch in period order and within a batch in the order signed, each with its
+  evidence bundle; ``next_cursor`` goes back as ``after``;
+- ``GET /gas/loggers/{logger}/alarms?since=&until=&after=&limit=``: its alarms (``alarms.py``), each with
+  its reading's bundle;
+- ``GET /gas/batches/{record_id}/readings/{index}/bundle``: one reading's evidence bundle.
+
+Whoever reads a batch's payload reads its readings (the utility, auditors, regulators); to anyone else they
+do not exist (READING_NOT_FOUND, empty pages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from adapters.abc import ReadContext, Route
+from adapters.batch.reads import (
+    PAGE_QUERY,
+    Batch,
+    BundleDocument,
+    Query,
+    alerts_of,
+    one_item,
+    page,
+    readings_of,
+)
+from adapters.gas.batch import SPEC
+
+
+class GasReading(BaseModel):
+    batch: str = Field(description="the gas.batch record id")
+    index: int = Field(description="the reading's place in its batch")
+    data_time: str = Field(description="the reading's time (UTC)")
+    reading: dict[str, Any] = Field(description="the reading, as signed")
+    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
+
+
+class GasAlarm(BaseModel):
+    batch: str = Field(description="the gas.batch record id")
+    index: int = Field(description="the reading's place in its batch")
+    data_time: str = Field(description="the reading's time (UTC)")
+    asset: str
+    asset_class: str = Field(description="the asset's class: source | pipeline | meter")
+    type: str = Field(description="leak | pressure_low | pressure_high")
+    quantity: str = Field(description="methane | pressure")
+    value: float = Field(description="the reading's value, in its unit")
+    unit: str
+    limit: float = Field(description="the threshold crossed, in the same unit")
+    bundle: dict[str, Any] = Field(description="the reading's evidence bundle")
+
+
+class GasReadingPage(BaseModel):
+    logger: str
+    items: list[GasReading]
+    next_cursor: str | None = Field(description="pass as ?after= for the next page; null on the last page")
+
+
+class GasAlarmPage(BaseModel):
+    logger: str
+    items: list[GasAlarm]
+    next_cursor: str | None
+
+
+def logger_readings(
+    ctx: ReadContext,
+    logger: str,
+    since: str | None = None,
+    until: str | None = None,
+    after: str | None = None,
+    limit: str | None = None,
+) -> GasReadingPage:
+    """A data logger's readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
+    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
+
+    def reading(batch: Batch, entry: Any) -> GasReading:
+        b = batch.item(entry["index"])
+        return GasReading(
+            batch=batch.record,
+            index=entry["index"],
+            data_time=entry["data_time"],
+            reading=b["item"]["document"],
+            bundle=b,
+        )
+
+    items, cursor = page(ctx, Query.of(SPEC, logger, since, until, after, limit), readings_of, reading)
+    return GasReadingPage(logger=logger, items=items, next_cursor=cursor)
+
+
+def logger_alarms(
+    ctx: ReadContext,
+    logger: str,
+    since: str | None = None,
+    until: str | None = None,
+    after: str | None = None,
+    limit: str | None = None,
+) -> GasAlarmPage:
+    """A data logger's alarms (leaks, pressures out of band) dated in [since, until), each with its
+    reading's evidence bundle, paginated like the readings."""
+
+    def alarm(batch: Batch, entry: Any) -> GasAlarm:
+        return GasAlarm(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
+
+    items, cursor = page(ctx, Query.of(SPEC, logger, since, until, after, limit), alerts_of, alarm)
+    return GasAlarmPage(logger=logger, items=items, next_cursor=cursor)
+
+
+def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
+    """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
+    return one_item(SPEC, ctx, record_id, index)
+
+
+def routes() -> tuple[Route, ...]:
+    return (
+        Route(
+            "/gas/loggers/{logger}/readings", logger_readings, GasReadingPage, tags=("gas",), query=PAGE_QUERY
+        ),
+        Route("/gas/loggers/{logger}/alarms", logger_alarms, GasAlarmPage, tags=("gas",), query=PAGE_QUERY),
+        Route(
+            "/gas/batches/{record_id}/readings/{index}/bundle",
+            batch_reading,  # type: ignore[arg-type]
+            BundleDocument,
+            tags=("gas",),
+        ),
+    )
