@@ -15,7 +15,7 @@ from tests.kit.contracts import Chain, Deployment
 
 @pytest.fixture
 def gas(deployment: Deployment) -> Contract:
-    return deployment.suite.gas_network
+    return deployment.suite["GasNetwork"]
 
 
 def test_a_utility_registers_and_anchors_its_loggers(
