@@ -182,6 +182,36 @@ def _reviewed(h: Harness) -> str:
     return rx
 
 
+def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harness) -> None:
+    h, rx = rx_chain, _reviewed(rx_chain)
+    pharmacy, auditor = h.client("pharmacy-1"), h.client("auditor")
+    # 2 盒 handed over, no code listed (what the client's own adapter refuses to digest: sent as is).
+    bare = rx_dispense(rx, [])
+    digest = sm3_hex(canonical_json(bare))
+    r = pharmacy.submit("rx.dispense", bare, subject=f"rx:{rx}", payload_digest=digest)
+    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}
+    # Nothing kept: no record on the trail, the prescription still open, and dispensed once with its codes.
+    trail = auditor.get(f"/api/v1/subjects/rx:{rx}/records").json()["items"]
+    assert [t["kind"] for t in trail] == ["rx.issue", "rx.review"]
+    assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
+    assert (
+        h.wait_chain(_accepted(pharmacy.submit("rx.dispense", rx_dispense(rx))))["chain_status"]
+        == "confirmed"
+    )
+
+    # 10 tablets cannot be counted against boxes: no code is required.
+    tablets = {"value": 10, "unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
+    rx = _rx()
+    issue = rx_issue(rx)
+    issue["dispenseRequest"]["quantity"] = dict(tablets)
+    _accepted(h.client("hospital-1").submit("rx.issue", issue))
+    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    loose = {**rx_dispense(rx, []), "quantity": dict(tablets)}
+    dispense_id = _accepted(pharmacy.submit("rx.dispense", loose))
+    assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
+    assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is True
+
+
 def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) -> None:
     h = rx_chain
     shared = fresh_code()
