@@ -22,9 +22,8 @@ from web3 import Web3
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.access_code import HEADER
-from provenance.demo_rx import fresh_code
 from provenance.manifest import Manifest
-from tests.kit.gateway import kit_code, rx_dispense, rx_issue, rx_review, sign_submission
+from tests.kit.gateway import hand_over, kit_code, rx_dispense, rx_issue, rx_review, sign_submission
 
 BOXES = 10
 # The plain variant hands over the same drug counted in capsules: a dispense in boxes must list every box's
@@ -53,11 +52,9 @@ def _issue(rx: str, coded: bool) -> dict[str, Any]:
 
 def _dispense(rx: str, coded: bool) -> dict[str, Any]:
     if coded:
-        obj = rx_dispense(rx, [fresh_code() for _ in range(BOXES)])
-        obj["quantity"]["value"] = BOXES
-    else:
-        obj = rx_dispense(rx, [])
-        obj["quantity"] = dict(CAPSULES)
+        return hand_over(rx_dispense(rx), BOXES)
+    obj = rx_dispense(rx, [])
+    obj["quantity"] = dict(CAPSULES)
     return obj
 
 
