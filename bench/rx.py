@@ -147,7 +147,10 @@ def run(url: str, manifest: Manifest, db_url: str, n: int, cpu: Callable[[], flo
 
 def report(results: dict[str, dict[str, Any]]) -> None:
     """The rx figures, one line per database and variant."""
-    print(f"rx.dispense of {BOXES} boxes, one request at a time (gateway CPU includes its contract call)")
+    print(
+        f"rx.dispense of {BOXES} boxes with their codes beside {CAPSULES['value']} {CAPSULES['unit']} without"
+        " (plain), one request at a time (gateway CPU includes its contract call)"
+    )
     head = ("database", "dispense", "p50 ms", "p99 ms", "cpu ms", "confirmed p50 s", "gas")
     widths = (-11, -10, 8, 8, 8, 16, 9)
     print(" ".join(f"{h:{'<' if w < 0 else '>'}{abs(w)}}" for h, w in zip(head, widths, strict=True)))
