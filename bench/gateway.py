@@ -15,7 +15,7 @@ The client (``bench/load.py``) sends pre-encoded requests, so its own CPU takes 
 The bound is 2 × ``openssl speed sm2`` verify/s (one SM2 verification per record, two cores' worth).
 
 ``--rx N`` measures the prescription chain instead: a dispense of 10 boxes with their traceability codes
-beside a plain one (``bench/rx.py``).
+beside a plain one in capsules, without codes (``bench/rx.py``).
 """
 
 from __future__ import annotations
@@ -236,7 +236,10 @@ def main() -> int:
     p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")
     p.add_argument("--floor", action="store_true", help="also measure bench/floor_app.py (see its docstring)")
     p.add_argument(
-        "--rx", type=int, default=0, help="measure N dispenses with 10 codes and N without instead"
+        "--rx",
+        type=int,
+        default=0,
+        help="measure N dispenses of 10 boxes with their codes and N of capsules without instead",
     )
     args = p.parse_args()
 

@@ -1,5 +1,6 @@
 """``bench/gateway.py --rx N``: the cost of a dispense that hands over 10 boxes by their traceability codes,
-beside a plain dispense of 10 boxes (no codes), on one gateway process.
+beside a plain dispense of the same drug counted in capsules (240 粒, no codes: a dispense in boxes must
+list every box's code), on one gateway process.
 
 Per variant, on N prescriptions issued and reviewed beforehand (not measured): the 202's latency (one
 request at a time: p50, p99 ms), the gateway process's CPU per dispense (ms, workers included, its contract
@@ -9,7 +10,6 @@ call too), the time from the 202 to the chain's confirmation (p50 s) and the gas
 
 from __future__ import annotations
 
-import copy
 import secrets
 import statistics
 import time
@@ -23,10 +23,12 @@ from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.access_code import HEADER
 from provenance.manifest import Manifest
-from provenance.trace_code import TRACE_CODE_URL
-from tests.kit.gateway import kit_code, rx_dispense, rx_issue, rx_review, sign_submission
+from tests.kit.gateway import hand_over, kit_code, rx_dispense, rx_issue, rx_review, sign_submission
 
 BOXES = 10
+# The plain variant hands over the same drug counted in capsules: a dispense in boxes must list every box's
+# code, one in capsules cannot be counted against boxes and lists none here.
+CAPSULES = {"value": 24 * BOXES, "unit": "粒", "system": "http://unitsofmeasure.org", "code": "{capsule}"}
 ORGS = ("hospital-1", "pharmacist-1", "pharmacy-1")
 
 
@@ -39,21 +41,20 @@ def tokens(db_url: str) -> dict[str, str]:
         db.dispose()
 
 
-def _issue(rx: str) -> dict[str, Any]:
+def _issue(rx: str, coded: bool) -> dict[str, Any]:
     obj = rx_issue(rx)
-    obj["dispenseRequest"]["quantity"]["value"] = BOXES  # ten boxes prescribed, so ten may be handed over
+    if coded:
+        obj["dispenseRequest"]["quantity"]["value"] = BOXES  # ten boxes prescribed, so ten may be handed over
+    else:
+        obj["dispenseRequest"]["quantity"] = dict(CAPSULES)
     return obj
 
 
 def _dispense(rx: str, coded: bool) -> dict[str, Any]:
-    obj = copy.deepcopy(rx_dispense(rx))
-    obj["quantity"]["value"] = BOXES
     if coded:
-        boxes = ("8" + "".join(secrets.choice("0123456789") for _ in range(19)) for _ in range(BOXES))
-        obj["extension"] = [
-            *obj.get("extension", []),
-            *({"url": TRACE_CODE_URL, "valueString": c} for c in boxes),
-        ]
+        return hand_over(rx_dispense(rx), BOXES)
+    obj = rx_dispense(rx, [])
+    obj["quantity"] = dict(CAPSULES)
     return obj
 
 
@@ -78,13 +79,13 @@ class Chain:
         ).json()
         return doc
 
-    def reviewed(self, n: int) -> list[str]:
-        """``n`` prescriptions issued and approved, ready to be dispensed."""
+    def reviewed(self, n: int, coded: bool) -> list[str]:
+        """``n`` prescriptions issued and approved, ready to be dispensed (in boxes when ``coded``)."""
         out = []
         for _ in range(n):
             rx = "RXB" + secrets.token_hex(6).upper()
             for org, kind, payload in (
-                ("hospital-1", "rx.issue", _issue(rx)),
+                ("hospital-1", "rx.issue", _issue(rx, coded)),
                 ("pharmacist-1", "rx.review", rx_review(rx)),
             ):
                 r = self.post(org, kind, payload, rx)
@@ -134,11 +135,11 @@ def run(url: str, manifest: Manifest, db_url: str, n: int, cpu: Callable[[], flo
     chain = Chain(url, manifest, tokens(db_url))
     w3 = Web3(Web3.HTTPProvider(manifest.rpc_url))
     try:
-        rxs = chain.reviewed(2 * n)
-        # Alternating halves would mix the two; each variant gets its own prescriptions, plain first.
+        plain, coded = chain.reviewed(n, False), chain.reviewed(n, True)
+        # Alternating would mix the two; each variant gets its own prescriptions, plain first.
         return {
-            "plain": measure(chain, rxs[:n], False, cpu, w3),
-            f"{BOXES} codes": measure(chain, rxs[n:], True, cpu, w3),
+            "plain": measure(chain, plain, False, cpu, w3),
+            f"{BOXES} codes": measure(chain, coded, True, cpu, w3),
         }
     finally:
         chain.http.close()
@@ -146,7 +147,10 @@ def run(url: str, manifest: Manifest, db_url: str, n: int, cpu: Callable[[], flo
 
 def report(results: dict[str, dict[str, Any]]) -> None:
     """The rx figures, one line per database and variant."""
-    print(f"rx.dispense of {BOXES} boxes, one request at a time (gateway CPU includes its contract call)")
+    print(
+        f"rx.dispense of {BOXES} boxes with their codes beside {CAPSULES['value']} {CAPSULES['unit']} without"
+        " (plain), one request at a time (gateway CPU includes its contract call)"
+    )
     head = ("database", "dispense", "p50 ms", "p99 ms", "cpu ms", "confirmed p50 s", "gas")
     widths = (-11, -10, 8, 8, 8, 16, 9)
     print(" ".join(f"{h:{'<' if w < 0 else '>'}{abs(w)}}" for h, w in zip(head, widths, strict=True)))

@@ -77,9 +77,14 @@ def medication_dispense(rx_id: str, codes: list[str], *, now: datetime | None = 
     }
 
 
+def fresh_code() -> str:
+    """A random 20-digit 码上放心 code: a box never handed over before (a reused one is TRACE_CODE_REUSED)."""
+    return "8" + "".join(secrets.choice("0123456789") for _ in range(19))
+
+
 def demo_codes() -> list[str]:
     """Two fresh boxes: a 20-digit 码上放心 code and a GS1 DataMatrix scanned raw (``]d2``, FNC1 as GS)."""
-    nmpa = "8" + "".join(secrets.choice("0123456789") for _ in range(19))
+    nmpa = fresh_code()
     serial = "SN" + secrets.token_hex(5).upper()
     return [nmpa, f"]d201{DEMO_GTIN}17{_expiry()}\x1d21{serial}"]
 

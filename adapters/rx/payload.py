@@ -315,8 +315,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     if _get(obj, "whenPrepared") is not None:
         check_not_future(when(obj, "whenPrepared", zone=ctx.time_zone).start, "whenPrepared", ctx)
     reference, patient = _patient(obj, ctx)
-    codes = trace_codes(obj, quantity, unit)
-    facts = {
+    facts: dict[str, Any] = {
         "rx_id": rx_id,
         "dispense_id": _get(obj, "identifier", 0, "value") or obj.get("id"),
         "handed_over_at": rfc3339_utc(handed_over.start),
@@ -327,11 +326,15 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "medication": _medication(obj),
         "medication_ids": _medication_ids(obj),
         **patient,
-        **({"trace_codes": codes, "trace_code_digests": [code_digest(c) for c in codes]} if codes else {}),
     }
     prior = ctx.prior
     if prior is not None:
         _check_against_issue(facts, prior, handed_over, reference, ctx)
+    # After the prescription's rules: "more than prescribed" names quantity.value, not a missing box code.
+    coded = _get(obj, "quantity", "code")
+    codes = trace_codes(obj, quantity, (unit, coded if isinstance(coded, str) else None))
+    if codes:
+        facts |= {"trace_codes": codes, "trace_code_digests": [code_digest(c) for c in codes]}
     return rx_id, facts
 
 

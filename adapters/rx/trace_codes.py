@@ -1,5 +1,7 @@
 """Drug traceability codes (药品追溯码) on a dispense: one per box handed over, each checked by form and
-normalised (``provenance.trace_code``, where the forms are described), distinct, one per box."""
+normalised (``provenance.trace_code``, where the forms are described), distinct, one per box. A dispense
+counted in boxes must list every box's code (institutions collect and upload them from 2026-01-01); one in
+tablets or ml cannot be counted against boxes, so its codes stay optional."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from provenance.trace_code import TRACE_CODE_URL, digest, gtin_check_ok, normali
 __all__ = ["BOX_UNITS", "MAX_CODES", "TRACE_CODE_URL", "digest", "gtin_check_ok", "normalise", "trace_codes"]
 
 MAX_CODES = 100  # a dispense hands over at most this many boxes (each costs a storage slot on chain)
-# Units in which a dispensed quantity counts boxes: then the codes number exactly the quantity.
+# Units (display text or UCUM code) in which a dispensed quantity counts boxes: then the codes number
+# exactly the quantity.
 BOX_UNITS = frozenset({"盒", "box", "boxes", "{box}", "BX"})
 
 
@@ -20,9 +23,10 @@ def _bad(message: str, field: str) -> TraceCodeInvalid:
     return TraceCodeInvalid(message, details={"field": field})
 
 
-def trace_codes(obj: Mapping[str, Any], quantity: float, unit: str | None) -> list[str]:
+def trace_codes(obj: Mapping[str, Any], quantity: float, units: tuple[str | None, str | None]) -> list[str]:
     """The normal forms of the dispense's codes (``extension`` entries with :data:`TRACE_CODE_URL`), in
-    the order given; distinct, and as many as the boxes dispensed when the unit counts boxes."""
+    the order given; distinct, and exactly as many as the boxes dispensed when either of ``units`` (the
+    quantity's display unit and its coded unit) counts boxes, none listed included."""
     found = [
         (i, e)
         for i, e in enumerate(obj.get("extension") or [])
@@ -39,7 +43,7 @@ def trace_codes(obj: Mapping[str, Any], quantity: float, unit: str | None) -> li
         if normal in codes:
             raise _bad("a box's traceability code is listed twice in this dispense", field)
         codes.append(normal)
-    if codes and unit in BOX_UNITS and len(codes) != quantity:
+    if any(u in BOX_UNITS for u in units) and len(codes) != quantity:
         raise _bad(
             f"{len(codes)} traceability codes for {quantity:g} boxes: one code per box handed over",
             "extension",

@@ -3,13 +3,10 @@ Specifications: GTIN-14 mod-10, AIs (01) (17) (10) (21); 码上放心 20 digits;
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 
 from adapters import adapt
-from adapters.rx.trace_codes import TRACE_CODE_URL, normalise
+from adapters.rx.trace_codes import normalise
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import PayloadInvalid
 from tests.kit.gateway import rx_dispense
@@ -60,35 +57,44 @@ def test_malformed_codes_refused(scanned: str) -> None:
     assert e.value.code == "TRACE_CODE_INVALID" and e.value.details == {"field": "extension.0.valueString"}
 
 
-def with_codes(rx_id: str, codes: list[str], quantity: Any = None) -> dict[str, Any]:
-    obj = copy.deepcopy(rx_dispense(rx_id))
-    obj["extension"] = [
-        *obj.get("extension", []),
-        *({"url": TRACE_CODE_URL, "valueString": c} for c in codes),
-    ]
-    if quantity is not None:
-        obj["quantity"]["value"] = quantity
-    return obj
-
-
 def test_dispense_facts_carry_normal_forms_and_their_sm3() -> None:
     codes = ["81234567890123456789", f"]d201{GTIN}21SN9"]  # the golden dispense hands over 2 boxes (盒)
-    facts = adapt("rx.dispense", with_codes("RX1", codes)).facts
+    facts = adapt("rx.dispense", rx_dispense("RX1", codes)).facts
     normal = ["81234567890123456789", f"(01){GTIN}(21)SN9"]
     assert facts["trace_codes"] == normal
     assert facts["trace_code_digests"] == [sm3_hex(c.encode()) for c in normal]
 
 
 @pytest.mark.parametrize(
-    ("codes", "quantity", "field"),
+    ("codes", "field"),
     [
-        (["81234567890123456789"], None, "extension"),  # 1 code for 2 boxes
-        (["81234567890123456789", "81234567890123456780", "81234567890123456781"], None, "extension"),
+        ([], "extension"),  # 2 boxes handed over, none of their codes
+        (["81234567890123456789"], "extension"),  # 1 code for 2 boxes
+        (["81234567890123456789", "81234567890123456780", "81234567890123456781"], "extension"),
         # The same box twice, written two ways.
-        ([f"(01){GTIN}(21)S1", f"01{GTIN}21S1"], None, "extension.1.valueString"),
+        ([f"(01){GTIN}(21)S1", f"01{GTIN}21S1"], "extension.1.valueString"),
     ],
 )
-def test_codes_distinct_and_one_per_box(codes: list[str], quantity: Any, field: str) -> None:
+def test_codes_distinct_and_one_per_box(codes: list[str], field: str) -> None:
     with pytest.raises(PayloadInvalid) as e:
-        adapt("rx.dispense", with_codes("RX1", codes, quantity))
+        adapt("rx.dispense", rx_dispense("RX1", codes))
     assert e.value.code == "TRACE_CODE_INVALID" and e.value.details["field"] == field
+
+
+def test_boxes_counted_by_the_coded_unit_too() -> None:
+    # "盒" shown as "pack" but coded {box}: still boxes, so still one code per box.
+    obj = rx_dispense("RX1", [])
+    obj["quantity"]["unit"] = "pack"
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.dispense", obj)
+    assert e.value.code == "TRACE_CODE_INVALID" and e.value.details["field"] == "extension"
+
+
+def test_codes_optional_where_the_unit_counts_no_boxes() -> None:
+    # 10 capsules: they cannot be counted against boxes, so no code is required (any listed is still checked).
+    obj = rx_dispense("RX1", [])
+    obj["quantity"] = {"value": 10, "unit": "粒", "system": "http://unitsofmeasure.org", "code": "{capsule}"}
+    assert "trace_codes" not in adapt("rx.dispense", obj).facts
+    obj = rx_dispense("RX1", ["81234567890123456789"])
+    obj["quantity"] = {"value": 10, "unit": "粒"}
+    assert adapt("rx.dispense", obj).facts["trace_codes"] == ["81234567890123456789"]

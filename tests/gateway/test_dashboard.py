@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.adapters.test_rx_trace_codes import with_codes
+from provenance.demo_rx import fresh_code
 from tests.kit.batches import submit_when_seen
 from tests.kit.gateway import (
     Harness,
@@ -26,6 +26,7 @@ from tests.kit.gateway import (
     hj212_series,
     party_meeting,
     register_station,
+    rx_dispense,
     rx_issue,
     share_access,
     tamper_signature,
@@ -41,10 +42,6 @@ TOKEN_KEY = "shancheng.verify.token"
 
 
 EXCEEDING = 3  # readings of the seeded batch over their limit (O3 1,000 µg/m³ against 200, 1-hour)
-
-
-def _box() -> str:
-    return "8" + "".join(secrets.choice("0123456789") for _ in range(19))  # a 20-digit 码上放心 code
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +77,13 @@ def seeded(harness: Harness) -> dict[str, str]:
     )
     assert batch.status_code == 202, batch.text
     # One box handed over twice: the second pharmacy is refused (回流药).
-    shared = _box()
+    shared = fresh_code()
     rx_first, rx_again = "RXD" + secrets.token_hex(4), "RXD" + secrets.token_hex(4)
     for rx in (rx_first, rx_again):
         assert harness.client("hospital-1").submit("rx.issue", rx_issue(rx)).status_code == 202
-    first = harness.client("pharmacy-1").submit("rx.dispense", with_codes(rx_first, [shared, _box()]))
+    first = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx_first, [shared, fresh_code()]))
     assert first.status_code == 202, first.text
-    again = harness.client("pharmacy-2").submit("rx.dispense", with_codes(rx_again, [_box(), shared]))
+    again = harness.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx_again, [fresh_code(), shared]))
     assert error_code(again) == "TRACE_CODE_REUSED", again.text
     ids |= {"mn": mn, "batch": batch.json()["id"], "dispense": first.json()["id"], "box": shared}
     for key in ("rx", "env", "party", "batch", "dispense"):

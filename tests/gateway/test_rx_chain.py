@@ -22,8 +22,9 @@ from provenance.cli._app import gateway_trust
 from provenance.cli.trace import _trace_box
 from provenance.client import Client
 from provenance.crypto.sm3 import sm3_hex
+from provenance.demo_rx import fresh_code
 from provenance.manifest import Manifest
-from tests.adapters.test_rx_trace_codes import GTIN, with_codes
+from tests.adapters.test_rx_trace_codes import GTIN
 from tests.kit.gateway import (
     Harness,
     chain_lead,
@@ -181,15 +182,41 @@ def _reviewed(h: Harness) -> str:
     return rx
 
 
-def _box() -> str:
-    return "8" + "".join(secrets.choice("0123456789") for _ in range(19))  # a 20-digit 码上放心 code
+def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harness) -> None:
+    h, rx = rx_chain, _reviewed(rx_chain)
+    pharmacy, auditor = h.client("pharmacy-1"), h.client("auditor")
+    # 2 盒 handed over, no code listed (what the client's own adapter refuses to digest: sent as is).
+    bare = rx_dispense(rx, [])
+    digest = sm3_hex(canonical_json(bare))
+    r = pharmacy.submit("rx.dispense", bare, subject=f"rx:{rx}", payload_digest=digest)
+    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}
+    # Nothing kept: no record on the trail, the prescription still open, and dispensed once with its codes.
+    trail = auditor.get(f"/api/v1/subjects/rx:{rx}/records").json()["items"]
+    assert [t["kind"] for t in trail] == ["rx.issue", "rx.review"]
+    assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
+    assert (
+        h.wait_chain(_accepted(pharmacy.submit("rx.dispense", rx_dispense(rx))))["chain_status"]
+        == "confirmed"
+    )
+
+    # 10 tablets cannot be counted against boxes: no code is required.
+    tablets = {"value": 10, "unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
+    rx = _rx()
+    issue = rx_issue(rx)
+    issue["dispenseRequest"]["quantity"] = dict(tablets)
+    _accepted(h.client("hospital-1").submit("rx.issue", issue))
+    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    loose = {**rx_dispense(rx, []), "quantity": dict(tablets)}
+    dispense_id = _accepted(pharmacy.submit("rx.dispense", loose))
+    assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
+    assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is True
 
 
 def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) -> None:
     h = rx_chain
-    shared = _box()
+    shared = fresh_code()
     bodies = {
-        org: h.client(org).body("rx.dispense", with_codes(_reviewed(h), [shared, _box()]))
+        org: h.client(org).body("rx.dispense", rx_dispense(_reviewed(h), [shared, fresh_code()]))
         for org in ("pharmacy-1", "pharmacy-2")
     }
     results: dict[str, Any] = {}
@@ -224,12 +251,12 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     serial = "SN" + secrets.token_hex(4).upper()
     first = _accepted(
         h.client("pharmacy-1").submit(
-            "rx.dispense", with_codes(_reviewed(h), [f"(01){GTIN}(21){serial}", _box()])
+            "rx.dispense", rx_dispense(_reviewed(h), [f"(01){GTIN}(21){serial}", fresh_code()])
         )
     )
     assert h.wait_chain(first)["chain_status"] == "confirmed"
     # Weeks later the box comes back (回流药), scanned raw from its DataMatrix at another pharmacy.
-    resold = with_codes(_reviewed(h), [f"]d201{GTIN}21{serial}", _box()])
+    resold = rx_dispense(_reviewed(h), [f"]d201{GTIN}21{serial}", fresh_code()])
     r = h.client("pharmacy-2").submit("rx.dispense", resold)
     assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
 
@@ -244,7 +271,7 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     h = rx_chain
     serial = "LK" + secrets.token_hex(4).upper()
     rx = _reviewed(h)
-    payload = with_codes(rx, [f"(01){GTIN}(21){serial}", _box()])
+    payload = rx_dispense(rx, [f"(01){GTIN}(21){serial}", fresh_code()])
     dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
     normal = f"(01){GTIN}(21){serial}"
     # Asked in the raw DataMatrix form (FNC1 as GS): answered under the normal form.
@@ -270,10 +297,10 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
             _refused(r, 403, "ROLE_FORBIDDEN")
     assert readers | code_only < set(h.tokens)
     # A dispense of the box by another pharmacy: the same code, nothing more.
-    resold = h.client("pharmacy-2").submit("rx.dispense", with_codes(_reviewed(h), [raw, _box()]))
+    resold = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [raw, fresh_code()]))
     assert _refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
     # A box never dispensed: dispensed false, for any of the domain's organisations.
-    fresh = _box()
+    fresh = fresh_code()
     doc = _look_up(h, "pharmacy-2", fresh).json()
     assert (doc["code"], doc["form"], doc["dispensed"], doc["dispense"]) == (fresh, "nmpa20", False, None)
     # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
@@ -303,8 +330,8 @@ def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
     rx_chain: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     h = rx_chain
-    boxes = [_box(), _box()]
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", with_codes(_reviewed(h), boxes)))
+    boxes = [fresh_code(), fresh_code()]
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), boxes)))
     h.wait_status(dispense_id, "anchored")
     store = gateway_trust(h.server.url)
     token = h.tokens["regulator"]
@@ -314,7 +341,7 @@ def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
     told = json.loads(capsys.readouterr().out)
     assert told["check"]["steps"]["listing"] == "passed" and "failed_step" not in told["check"]
     # A box the dispense never handed over, pinned on it: the record verifies, the box step fails, exit 1.
-    other = _box()
+    other = fresh_code()
     with (
         _LyingGateway(base_url=h.server.url, token=token, real=boxes[0], claimed=other) as liar,
         pytest.raises(typer.Exit) as info,

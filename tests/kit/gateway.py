@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import json
 import secrets
 import socket
@@ -28,9 +27,11 @@ from gateway.core.security import mint_token
 from gateway.main import create_app
 from provenance.access_code import ALPHABET, HEADER, LENGTH, AccessCode
 from provenance.crypto import SM2PrivateKey, sm3
+from provenance.demo_rx import fresh_code
 from provenance.manifest import Manifest
 from provenance.records import Envelope, sign_envelope
 from provenance.timestamps import format_timestamp
+from provenance.trace_code import TRACE_CODE_URL
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -353,10 +354,29 @@ def rx_issue(
     return (access_code or kit_code(rx_id)).attach(obj, rx_id)
 
 
-def rx_dispense(rx_id: str) -> dict[str, Any]:
-    """The golden MedicationDispense for ``rx_id``, handed over now."""
+def with_trace_codes(obj: dict[str, Any], codes: list[str]) -> dict[str, Any]:
+    """``obj`` (a MedicationDispense, changed in place) listing ``codes`` as its boxes' traceability codes,
+    in place of any it listed."""
+    kept = [e for e in obj.get("extension", []) if e.get("url") != TRACE_CODE_URL]
+    obj["extension"] = [*kept, *({"url": TRACE_CODE_URL, "valueString": c} for c in codes)]
+    return obj
+
+
+def hand_over(obj: dict[str, Any], boxes: int) -> dict[str, Any]:
+    """``obj`` (a MedicationDispense in boxes, changed in place) handing over ``boxes`` boxes, each with a
+    fresh code: a dispense in boxes lists one code per box."""
+    obj["quantity"]["value"] = boxes
+    return with_trace_codes(obj, [fresh_code() for _ in range(boxes)])
+
+
+def rx_dispense(rx_id: str, codes: list[str] | None = None) -> dict[str, Any]:
+    """The golden MedicationDispense for ``rx_id``, handed over now, listing ``codes``: by default one fresh
+    random code per box (2 盒), so no two dispenses of a test run hand over the same box."""
     obj: dict[str, Any] = json.loads((ASSETS / "fhir" / "rx-dispense-amoxicillin.json").read_text("utf-8"))
-    obj = copy.deepcopy(obj)
+    if codes is None:
+        hand_over(obj, int(obj["quantity"]["value"]))
+    else:
+        with_trace_codes(obj, codes)
     now = datetime.now(UTC)
     obj["id"] = "DS" + secrets.token_hex(6)
     obj["identifier"][0]["value"] = obj["id"]

@@ -40,6 +40,7 @@ from tests.kit.gateway import (
     accepted_since,
     check_accepted,
     error_code,
+    hand_over,
     hj212_packets,
     kit_code,
     party_meeting,
@@ -90,12 +91,11 @@ def _secret_prescription(rx: str, code: AccessCode) -> dict[str, Any]:
     return code.attach(payload, rx)
 
 
-def _guess(rx: str, *, patient: str = "Patient/bob", drug: str = "secret-drug-B", qty: float = 2) -> Any:
+def _guess(rx: str, *, patient: str = "Patient/bob", drug: str = "secret-drug-B", qty: int = 2) -> Any:
     payload = rx_dispense(rx)
     payload["subject"]["reference"] = patient
     payload["medicationCodeableConcept"] = {"text": drug}
-    payload["quantity"]["value"] = qty
-    return payload
+    return hand_over(payload, qty)
 
 
 def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:

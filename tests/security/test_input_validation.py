@@ -36,6 +36,7 @@ from tests.kit.gateway import (
     chain_lead,
     check_accepted,
     error_code,
+    hand_over,
     hj212_packets,
     party_membership,
     rx_dispense,
@@ -303,7 +304,7 @@ def test_dispense_must_match_prescription(harness: Harness) -> None:
     attacks = {
         "medication[x]": lambda d: d.update(medicationCodeableConcept=morphine),
         "quantity.unit": lambda d: d["quantity"].update(unit="kg", code="kg"),
-        "quantity.value": lambda d: d["quantity"].update(value=3),
+        "quantity.value": lambda d: hand_over(d, 3),  # 3 boxes, each with its code
     }
     both = rx_dispense(rx)
     attacks["medication[x]"](both)

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import secrets
 
-from tests.adapters.test_rx_trace_codes import with_codes
-from tests.kit.gateway import Harness, rx_issue, rx_review, rx_settle
+from provenance.demo_rx import fresh_code
+from tests.kit.gateway import Harness, rx_dispense, rx_issue, rx_review, rx_settle
 from tests.kit.webui import PageProbe
-
-
-def _box() -> str:
-    return "8" + "".join(secrets.choice("0123456789") for _ in range(19))  # a 20-digit 码上放心 code
 
 
 def _accepted(r: object) -> str:
@@ -32,10 +28,10 @@ def _look_up(p: PageProbe, token: str, query: str) -> None:
 def test_page_shows_the_prescription_chain_and_a_box(page_probe: PageProbe, harness: Harness) -> None:
     h, p = harness, page_probe
     rx = "RX" + secrets.token_hex(5).upper()
-    boxes = [_box(), _box()]
+    boxes = [fresh_code(), fresh_code()]
     issue = _accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx)))
     review = _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
-    dispense = _accepted(h.client("pharmacy-1").submit("rx.dispense", with_codes(rx, boxes)))
+    dispense = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx, boxes)))
     settle = _accepted(h.client("insurer").submit("rx.settle", rx_settle(rx, dispense)))
     h.wait_status(settle, "anchored")
 
@@ -93,7 +89,7 @@ def test_page_shows_the_prescription_chain_and_a_box(page_probe: PageProbe, harn
     p.shot("rx-box")
 
     # A box never dispensed.
-    fresh = _box()
+    fresh = fresh_code()
     _look_up(p, h.tokens["regulator"], f"code:{fresh}")
     page.locator(f'.code-result[data-code="{fresh}"] [data-dispensed=false]').wait_for(timeout=20_000)
 
