@@ -82,8 +82,18 @@ def _proofs(root: str, leaves: tuple[str, ...]) -> list[list[bytes]]:
     return proofs
 
 
-def reading_bundle(batch: Mapping[str, Any], state: State, index: int) -> dict[str, Any]:
-    """The evidence bundle of reading ``index`` of the batch whose own bundle is ``batch``."""
+def batch_anchor(ctx: ReadContext, record_id: str, root: str) -> dict[str, Any] | None:
+    """Where EnvMonitoring.anchorBatch anchored the batch's root (a bundle's ``batch_anchor``), once
+    confirmed."""
+    place = ctx.contract_anchor(record_id)
+    return None if place is None else {**place, "root": "0x" + root}
+
+
+def reading_bundle(
+    batch: Mapping[str, Any], state: State, index: int, anchor: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The evidence bundle of reading ``index`` of the batch whose own bundle is ``batch`` (with its root's
+    ``anchor`` on chain when there is one)."""
     readings: list[str] = state.data["readings"]
     proof = _proofs(state.data["root"], tuple(readings))[index]
     item = {
@@ -92,7 +102,7 @@ def reading_bundle(batch: Mapping[str, Any], state: State, index: int) -> dict[s
         "document": json.loads(readings[index]),
         "inclusion_proof": [base64.b64encode(h).decode("ascii") for h in proof],
     }
-    return {**batch, "item": item}
+    return {**batch, "item": item} | ({"batch_anchor": dict(anchor)} if anchor is not None else {})
 
 
 def _instant(value: str | None, name: str) -> str | None:
@@ -110,6 +120,7 @@ class _Batch:
     state: State
     bundle: Mapping[str, Any]  # the batch record's own bundle (the head as payload)
     first: int  # where a resumed page goes on in this batch (0: from its start)
+    anchor: Mapping[str, Any] | None  # its root's anchor in EnvMonitoring, once confirmed
 
 
 def _query(
@@ -160,7 +171,8 @@ def _batches(
         bundle = ctx.bundle(data["record"])
         if bundle is None:
             continue  # a batch this reader may not read: its readings do not exist for it
-        yield _Batch(key, state, bundle, resume[1] if resume is not None and resume[0] == key else 0)
+        first = resume[1] if resume is not None and resume[0] == key else 0
+        yield _Batch(key, state, bundle, first, batch_anchor(ctx, data["record"], data["root"]))
 
 
 def _within(at: str, since: str | None, until: str | None) -> bool:
@@ -188,7 +200,7 @@ def station_readings(
                 continue
             if len(items) == size:
                 return ReadingPage(mn=mn, items=items, next_cursor=cursor)
-            b = reading_bundle(batch.bundle, batch.state, i)
+            b = reading_bundle(batch.bundle, batch.state, i, batch.anchor)
             items.append(
                 Reading(
                     batch=data["record"], index=i, data_time=times[i], reading=b["item"]["document"], bundle=b
@@ -220,7 +232,7 @@ def station_alerts(
                 continue
             if len(items) == size:
                 return AlertPage(mn=mn, items=items, next_cursor=cursor)
-            b = reading_bundle(batch.bundle, batch.state, alert["index"])
+            b = reading_bundle(batch.bundle, batch.state, alert["index"], batch.anchor)
             items.append(Alert(batch=data["record"], **alert, bundle=b))
             cursor = f"{data['period_end']}/{n}"
     return AlertPage(mn=mn, items=items, next_cursor=None)
@@ -238,7 +250,7 @@ def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any
             f"batch {record_id} has no reading {index[:20]}",
             details={"batch": record_id, "index": index[:20]},
         )
-    return reading_bundle(batch, state, int(index))
+    return reading_bundle(batch, state, int(index), batch_anchor(ctx, record_id, state.data["root"]))
 
 
 class BundleDocument(BaseModel):

@@ -57,6 +57,39 @@ class Anchor:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchAnchor:
+    """Where a domain contract anchored a batch record's Merkle root (``EnvMonitoring.anchorBatch``)."""
+
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    root: bytes
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BatchAnchor:
+        return cls(
+            chain_id=data["chain_id"],
+            contract=data["contract"],
+            tx_hash=data["tx_hash"],
+            block_number=data["block_number"],
+            block_hash=data["block_hash"],
+            root=bytes.fromhex(data["root"][2:]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "contract": self.contract,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "root": "0x" + self.root.hex(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class BatchItem:
     """One item of a batch record (a reading of an ``env.batch``): the item, its place among the batch's
     ``count`` items and its RFC 9162 inclusion proof in the Merkle root the record's payload names."""
@@ -101,6 +134,7 @@ class EvidenceBundle:
     payload: Any = _NO_PAYLOAD
     signer_key_id: str | None = None
     item: BatchItem | None = None  # the bundle is for one item of a batch record (docs/formats.md)
+    batch_anchor: BatchAnchor | None = None  # where a domain contract anchored the batch's root
 
     @property
     def has_payload(self) -> bool:
@@ -145,6 +179,7 @@ class EvidenceBundle:
                 else None
             ),
             item=BatchItem.from_dict(data["item"]) if "item" in data else None,
+            batch_anchor=BatchAnchor.from_dict(data["batch_anchor"]) if "batch_anchor" in data else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +207,8 @@ class EvidenceBundle:
             out["payload"] = self.payload
         if self.item is not None:
             out["item"] = self.item.to_dict()
+        if self.batch_anchor is not None:
+            out["batch_anchor"] = self.batch_anchor.to_dict()
         return out
 
     def to_json(self) -> str:

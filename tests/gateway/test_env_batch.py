@@ -70,11 +70,11 @@ def _verify(bundle: dict[str, Any], trust: TrustStore) -> list[StepResult]:
     return report
 
 
-def _cli(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str, Any]]:
+def _cli(bundle: dict[str, Any], trust: Path, tmp: Path, *rpc: str) -> tuple[int, dict[str, Any]]:
     path = tmp / "reading.json"
     path.write_text(json.dumps(bundle, ensure_ascii=False), "utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json"],
+        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json", *rpc],
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,6 +150,34 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     ]
     code, out = _cli(bundle, trust_path(harness.network), tmp_path)
     assert code == 0 and out["verdict"] == "verified", out
+
+    # The bundle carries the batch root's anchor in EnvMonitoring: offline it must name the signed root;
+    # with --rpc the CLI finds the anchorBatch event in that transaction (root, station, period, count).
+    place = bundle["batch_anchor"]
+    assert place["root"] == "0x" + payload["root"] and place["chain_id"] == harness.network.chain_id
+    assert place["contract"].lower() == harness.network.contracts["EnvMonitoring"].lower()
+    assert (
+        report[-1] == StepResult("batch_anchor", "skipped", report[-1].detail)
+        and "offline" in report[-1].detail
+    )
+    rpc = ("--rpc", harness.network.rpc_url)
+    code, out = _cli(bundle, trust_path(harness.network), tmp_path, *rpc)
+    assert code == 0 and out["verdict"] == "verified", out
+    steps = {s["step"]: s["status"] for s in out["steps"]}
+    assert steps["anchor"] in ("passed", "warning") and steps["batch_anchor"] in ("passed", "warning"), out
+    # An anchor naming another root fails offline; one naming another transaction (the log's own anchor,
+    # a real transaction of the same chain) fails when looked up.
+    other_root = {**bundle, "batch_anchor": {**place, "root": "0x" + "11" * 32}}
+    with pytest.raises(VerificationError) as caught:
+        _verify(other_root, trust)
+    assert caught.value.step == "batch_anchor" and caught.value.code == "BATCH_ANCHOR_INVALID"
+    code, out = _cli(other_root, trust_path(harness.network), tmp_path)
+    assert code == 1 and out["failed_step"] == "batch_anchor" and out["code"] == "BATCH_ANCHOR_INVALID", out
+    log_tx = {k: bundle["anchor"][k] for k in ("tx_hash", "block_number", "block_hash")}
+    other_tx = {**bundle, "batch_anchor": {**place, **log_tx}}
+    assert _verify(other_tx, trust)[-1].status == "skipped"  # offline it names the signed root
+    code, out = _cli(other_tx, trust_path(harness.network), tmp_path, *rpc)
+    assert code == 1 and out["failed_step"] == "batch_anchor" and out["code"] == "BATCH_ANCHOR_INVALID", out
 
     # A tampered reading, or a proof of another reading, fails at step "item" (SDK and CLI alike).
     tampered = copy.deepcopy(bundle)
