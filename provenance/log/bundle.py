@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -34,8 +34,26 @@ def _validator() -> StrictSchema:
     return StrictSchema(SCHEMA, what="evidence bundle", error=SchemaInvalid)
 
 
+class _OnChain:
+    """A place on chain as a bundle writes it: the dataclass's fields, ``root`` as ``0x`` hex."""
+
+    __slots__ = ()
+    root: bytes
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:  # schema-valid: exactly the fields
+        return cls(**{**data, "root": bytes.fromhex(data["root"][2:])})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        out["root"] = "0x" + self.root.hex()
+        return out
+
+
 @dataclass(frozen=True, slots=True)
-class Anchor:
+class Anchor(_OnChain):
+    """Where ``ProvenanceLog`` anchored the checkpoint's (size, root)."""
+
     chain_id: int
     contract: str
     tx_hash: str
@@ -44,20 +62,9 @@ class Anchor:
     tree_size: int
     root: bytes
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "contract": self.contract,
-            "tx_hash": self.tx_hash,
-            "block_number": self.block_number,
-            "block_hash": self.block_hash,
-            "tree_size": self.tree_size,
-            "root": "0x" + self.root.hex(),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class BatchAnchor:
+class BatchAnchor(_OnChain):
     """Where a domain contract anchored a batch record's Merkle root (``EnvMonitoring.anchorBatch``)."""
 
     chain_id: int
@@ -66,27 +73,6 @@ class BatchAnchor:
     block_number: int
     block_hash: str
     root: bytes
-
-    @classmethod
-    def from_dict(cls, data: Any) -> BatchAnchor:
-        return cls(
-            chain_id=data["chain_id"],
-            contract=data["contract"],
-            tx_hash=data["tx_hash"],
-            block_number=data["block_number"],
-            block_hash=data["block_hash"],
-            root=bytes.fromhex(data["root"][2:]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "contract": self.contract,
-            "tx_hash": self.tx_hash,
-            "block_number": self.block_number,
-            "block_hash": self.block_hash,
-            "root": "0x" + self.root.hex(),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,19 +151,7 @@ class EvidenceBundle:
             inclusion_proof=tuple(b64decode(p, what="inclusion proof hash") for p in log["inclusion_proof"]),
             checkpoint=log["checkpoint"],
             log_key=(log_key["name"], log_key["public_key"]) if log_key else None,
-            anchor=(
-                Anchor(
-                    chain_id=anchor["chain_id"],
-                    contract=anchor["contract"],
-                    tx_hash=anchor["tx_hash"],
-                    block_number=anchor["block_number"],
-                    block_hash=anchor["block_hash"],
-                    tree_size=anchor["tree_size"],
-                    root=bytes.fromhex(anchor["root"][2:]),
-                )
-                if anchor
-                else None
-            ),
+            anchor=Anchor.from_dict(anchor) if anchor else None,
             item=BatchItem.from_dict(data["item"]) if "item" in data else None,
             batch_anchor=BatchAnchor.from_dict(data["batch_anchor"]) if "batch_anchor" in data else None,
         )
