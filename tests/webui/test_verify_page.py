@@ -12,22 +12,13 @@ from typing import Any
 import pytest
 
 from provenance.cli import main as cli_main
+from provenance.verification.verify import ITEM_STEPS as PY_ITEM_STEPS
 from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
 # A reading of an env.batch: its bundle has step "item" after "payload" and "batch_anchor" last
-# (docs/formats.md, Batch items and Batch anchors).
-ITEM_STEPS = (
-    "digest",
-    "payload",
-    "item",
-    "signer",
-    "signature",
-    "checkpoint",
-    "inclusion",
-    "anchor",
-    "batch_anchor",
-)
+# (docs/formats.md, Batch items and Batch anchors): the page shows the Python verifier's steps.
+ITEM_STEPS = PY_ITEM_STEPS
 
 # Golden bundle → the step that must fail (None: every step holds; without a trust file that makes the
 # verdict "consistent", never "verified"). Named after the attack each models; issue 25's findings are in
