@@ -4,7 +4,7 @@ import en from './i18n/en.json';
 import zh from './i18n/zh.json';
 import { parseJson } from './jcs.js';
 import { settleAnchor, verifyBundle as verifyWith } from './verify.js';
-import { ChainError, chainTrust, checkAnchor, forBundle, proofHashes } from './chain.js';
+import { ChainError, chainTrust, checkAnchor, checkBatchAnchor, forBundle, proofHashes } from './chain.js';
 import { parseTrust, TrustError } from './trust.js';
 import { toHex, utf8 } from './bytes.js';
 import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
@@ -27,8 +27,9 @@ function verifyBundle(text, listed = null) {
   return settle(verifyWith(text, { trust, listed, online: Boolean(c.url) }));
 }
 
-/** Look a pending anchor up on the chain node (`provenance verify --rpc`), then render the verdict. */
+/** Look pending anchors up on the chain node (`provenance verify --rpc`), then render the verdict. */
 function settle(result) {
+  settleBatchAnchor(result);
   const step = result.steps.find((s) => s.step === 'anchor');
   if (step?.status !== 'pending') return result;
   const c = state.chain;
@@ -52,6 +53,20 @@ function settle(result) {
   return result;
 }
 
+
+/** A reading's batch anchor, pending: the BatchAnchored event looked up on the node (chain.js). */
+function settleBatchAnchor(result) {
+  const step = result.steps.find((s) => s.step === 'batch_anchor');
+  if (step?.status !== 'pending') return;
+  const c = state.chain;
+  const b = result.bundle;
+  const failed = (e) => ({ failure: { reason: e.reason ?? 'batch_anchor.lookup_failed', params: e.params ?? {}, detail: e.message ?? String(e) } });
+  const lookup = c.error ? Promise.resolve(failed(c.error)) : checkBatchAnchor(c.url, b.batch_anchor, b.payload, b.record.subject).then((warning) => ({ warning }), failed);
+  lookup.then((outcome) => {
+    settleAnchor(result, outcome, 'batch_anchor');
+    render();
+  });
+}
 
 function t(key, params = {}) {
   return translate(MESSAGES, state.lang, key, params);
@@ -594,23 +609,28 @@ async function loadChain(url) {
   c.url = url.trim();
   c.store = null;
   c.error = null;
+  const target = c.url;
   const run = async () => {
-    if (!c.url) return;
+    if (!target) return {};
     if (!c.info) {
-      c.error = new ChainError('anchor.no_chain_info', 'the gateway does not say which contracts hold the log (GET /api/v1/chain)');
-      return;
+      return { error: new ChainError('anchor.no_chain_info', 'the gateway does not say which contracts hold the log (GET /api/v1/chain)') };
     }
     try {
-      c.store = await chainTrust(c.url, c.info);
+      return { store: await chainTrust(target, c.info) };
     } catch (e) {
-      c.error = e instanceof ChainError ? e : new ChainError('anchor.lookup_failed', text(e?.message ?? e));
+      return { error: e instanceof ChainError ? e : new ChainError('anchor.lookup_failed', text(e?.message ?? e)) };
     }
   };
   const loading = run();
   c.loading = loading;
   renderChain();
-  await loading;
-  if (c.loading === loading) c.loading = null;
+  const got = await loading;
+  // A node chosen meanwhile (the field prefilled, then changed) decides: a late answer of the earlier one
+  // neither replaces its keys nor verifies what is on screen again.
+  if (c.loading !== loading) return;
+  c.loading = null;
+  c.store = got.store ?? null;
+  c.error = got.error ?? null;
   renderChain();
   reverify();
 }

@@ -310,7 +310,10 @@ const STEP_FUNCS = {
         pinned: pinnedChain,
       });
     }
-    return { status: 'skipped', reason: 'batch_anchor.offline', params: { chain_id: a.chain_id, block: a.block_number, contract: a.contract } };
+    const params = { chain_id: a.chain_id, block: a.block_number, contract: a.contract };
+    // With a chain node it is looked up afterwards (chain.js checkBatchAnchor): until then no verdict.
+    if (b.online) return { status: 'pending', reason: 'batch_anchor.checking', params };
+    return { status: 'skipped', reason: 'batch_anchor.offline', params };
   },
 };
 
@@ -318,13 +321,16 @@ const STEP_FUNCS = {
  * The chain's answer for a result whose anchor step is pending (verifyBundle with `online`): a warning
  * reason (held, on the node's word) or a failure {reason, params, detail}; the verdict follows.
  */
-export function settleAnchor(result, { warning = null, failure = null }) {
-  const step = result.steps.find((s) => s.step === 'anchor');
+export function settleAnchor(result, outcome, name = 'anchor') {
+  const { warning = null, failure = null } = outcome;
+  const step = result.steps.find((s) => s.step === name);
   if (!step || step.status !== 'pending') return result;
   if (failure) {
     Object.assign(step, { status: 'failed', reason: failure.reason, params: failure.params ?? {}, detail: failure.detail ?? '' });
     result.ok = false;
-    result.failedStep = 'anchor';
+    // The first failed step in order names the verdict (the anchor comes before the batch anchor).
+    const failed = result.steps.find((s) => s.status === 'failed');
+    result.failedStep = failed ? failed.step : name;
   } else {
     Object.assign(step, { status: 'warning', reason: warning, params: step.params });
   }
