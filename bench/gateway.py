@@ -64,8 +64,11 @@ def fresh_database(db_url: str, org: str = "station-1") -> str:
     return token
 
 
-def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The gateway as its own process, answering on ``port``."""
+def start_gateway(
+    manifest: Manifest, db_url: str, port: int, log: Path, tree: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """The gateway as its own process, answering on ``port``; its code from ``tree`` (another checkout: a
+    baseline measured in the same run)."""
     assert manifest.path is not None
     env = {
         **os.environ,
@@ -77,7 +80,7 @@ def start_gateway(manifest: Manifest, db_url: str, port: int, log: Path) -> subp
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
     with log.open("wb") as out:  # the child holds its own copy of the handle
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
     wait_healthy(f"http://127.0.0.1:{port}", proc, log)
     return proc
 

@@ -96,7 +96,7 @@ def read_root_events(
     return sorted(events, key=lambda e: (e.block_number, e.log_index))
 
 
-def _same(on_chain: Any, signed: Any) -> bool:
+def same_value(on_chain: Any, signed: Any) -> bool:
     if isinstance(on_chain, bytes | bytearray):
         return isinstance(signed, str) and bytes(on_chain).hex() == signed
     if isinstance(signed, str):
@@ -146,7 +146,7 @@ def check_roots(
             differ = [
                 f"{name} {ev.values[name]!r} on chain, {head.get(member)!r} signed"
                 for name, member in ev.spec.fields.items()
-                if not _same(ev.values[name], head.get(member))
+                if not same_value(ev.values[name], head.get(member))
             ]
             if differ:
                 results.append(

@@ -181,6 +181,14 @@ class AnchorInvalid(VerificationError):
     step = "anchor"
 
 
+class BatchAnchorInvalid(VerificationError):
+    """A batch item's ``batch_anchor`` does not hold: it names another root than the signed batch, another
+    chain than the pinned one, or (looked up on chain) no such anchor event in its transaction."""
+
+    code = "BATCH_ANCHOR_INVALID"
+    step = "batch_anchor"
+
+
 class HistoryInconsistent(AnchorInvalid):
     """The anchored checkpoint is not on one history with the anchors around it (a forked log)."""
 

@@ -70,11 +70,20 @@ def _head(spec: BatchSpec, obj: Mapping[str, Any]) -> dict[str, Any]:
     return head
 
 
-def adapt_batch(spec: BatchSpec, payload: object, max_batch: int, check: ItemCheck) -> AdaptedPayload:
+def adapt_batch(
+    spec: BatchSpec,
+    payload: object,
+    max_batch: int,
+    check: ItemCheck,
+    *,
+    loaded: dict[str, Any] | None = None,
+) -> AdaptedPayload:
     """A batch submission ``{<head>, readings}`` checked whole: the head, the period, the bound, every item
     (``check``), that none repeats another or lies outside the period, and that they hash to the root. The
-    items go to the rules as the ``detail`` (``readings``, ``times``, ``alerts``), never into the facts."""
-    obj = load_json_object(payload)
+    items go to the rules as the ``detail`` (``readings``, ``times``, ``alerts``), never into the facts.
+    ``loaded``: the payload as ``load_json_object`` made it already (a mapping would go through JSON again).
+    """
+    obj = load_json_object(payload) if loaded is None else loaded
     readings = obj.get("readings")
     if not isinstance(readings, list) or not readings:
         raise PayloadInvalid("batch: readings must be a non-empty list", details={"field": "readings"})

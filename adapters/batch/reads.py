@@ -50,8 +50,18 @@ def _proofs(root: str, leaves: tuple[str, ...]) -> list[list[bytes]]:
     return proofs
 
 
-def item_bundle(batch: Mapping[str, Any], state: State, index: int) -> dict[str, Any]:
-    """The evidence bundle of item ``index`` of the batch whose own bundle is ``batch``."""
+def batch_anchor(ctx: ReadContext, record_id: str, root: str) -> dict[str, Any] | None:
+    """Where the domain contract's ``anchorBatch`` anchored the batch's root (a bundle's ``batch_anchor``),
+    once confirmed."""
+    place = ctx.contract_anchor(record_id)
+    return None if place is None else {**place, "root": "0x" + root}
+
+
+def item_bundle(
+    batch: Mapping[str, Any], state: State, index: int, anchor: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The evidence bundle of item ``index`` of the batch whose own bundle is ``batch`` (with its root's
+    ``anchor`` on chain when there is one)."""
     readings: list[str] = state.data["readings"]
     proof = _proofs(state.data["root"], tuple(readings))[index]
     item = {
@@ -60,7 +70,7 @@ def item_bundle(batch: Mapping[str, Any], state: State, index: int) -> dict[str,
         "document": json.loads(readings[index]),
         "inclusion_proof": [base64.b64encode(h).decode("ascii") for h in proof],
     }
-    return {**batch, "item": item}
+    return {**batch, "item": item} | ({"batch_anchor": dict(anchor)} if anchor is not None else {})
 
 
 def _instant(value: str | None, name: str) -> str | None:
@@ -125,13 +135,14 @@ class Batch:
     state: State
     bundle: Mapping[str, Any]
     first: int  # where a resumed page goes on in this batch (0: from its start)
+    anchor: Mapping[str, Any] | None  # its root's anchor in the domain's contract, once confirmed
 
     @property
     def record(self) -> str:
         return str(self.state.data["record"])
 
     def item(self, index: int) -> dict[str, Any]:
-        return item_bundle(self.bundle, self.state, index)
+        return item_bundle(self.bundle, self.state, index, self.anchor)
 
 
 def _batches(ctx: ReadContext, q: Query) -> Iterator[Batch]:
@@ -151,7 +162,8 @@ def _batches(ctx: ReadContext, q: Query) -> Iterator[Batch]:
         bundle = ctx.bundle(data["record"])
         if bundle is None:
             continue  # a batch this reader may not read: its items do not exist for it
-        yield Batch(state, bundle, q.resume[1] if q.resume is not None and q.resume[0] == key else 0)
+        first = q.resume[1] if q.resume is not None and q.resume[0] == key else 0
+        yield Batch(state, bundle, first, batch_anchor(ctx, data["record"], data["root"]))
 
 
 def page(
@@ -201,4 +213,4 @@ def one_item(spec: BatchSpec, ctx: ReadContext, record_id: str, index: str) -> d
             f"batch {record_id} has no reading {index[:20]}",
             details={"batch": record_id, "index": index[:20]},
         )
-    return item_bundle(batch, state, int(index))
+    return item_bundle(batch, state, int(index), batch_anchor(ctx, record_id, state.data["root"]))

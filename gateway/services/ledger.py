@@ -118,6 +118,7 @@ class Ledger:
             )
         )
         self._contracts: dict[str, Contract] = {}
+        self._places: dict[str, dict[str, Any]] = {}
         self.registry = self.contract(REGISTRY)
         self.log = self.contract(LOG)
         self._accounts: dict[str, LocalAccount] = {}
@@ -147,6 +148,25 @@ class Ledger:
         with chain_errors():
             logs = ev.get_logs(argument_filters=filters or None, from_block=0)
         return [dict(lg["args"]) for lg in logs]
+
+    def transaction_place(self, tx_hash: str) -> dict[str, Any]:
+        """Where a confirmed transaction is: chain id, the contract it called, its hash, block number and
+        hash (a bundle's ``batch_anchor`` without its root). Kept: a confirmed transaction stays put."""
+        found = self._places.get(tx_hash)
+        if found is None:
+            with chain_errors():
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            found = {
+                "chain_id": self.chain_id,
+                "contract": receipt["to"],
+                "tx_hash": receipt["transactionHash"].to_0x_hex(),
+                "block_number": int(receipt["blockNumber"]),
+                "block_hash": receipt["blockHash"].to_0x_hex(),
+            }
+            if len(self._places) >= 4096:
+                self._places.clear()
+            self._places[tx_hash] = found
+        return dict(found)
 
     # --- manifest ------------------------------------------------------------------------------------
 

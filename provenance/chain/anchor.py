@@ -35,13 +35,14 @@ from provenance.chain.contracts import at
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     AnchorInvalid,
+    BatchAnchorInvalid,
     ConsistencyInvalid,
     ConsistencyProofMalformed,
     FormatError,
     HistoryInconsistent,
     ProvenanceError,
 )
-from provenance.log.bundle import Anchor
+from provenance.log.bundle import Anchor, BatchAnchor
 from provenance.log.checkpoint import Checkpoint
 from provenance.log.merkle import HASH_SIZE, consistency_proof_length, verify_consistency
 from provenance.verification.trust import TrustStore
@@ -169,7 +170,68 @@ class ChainAnchorChecker:
             raise AnchorInvalid(f"transaction {anchor.tx_hash} did not anchor tree size {checkpoint.size}")
         self._check_history(log, checkpoint)
 
-    def _sealed_receipt(self, anchor: Anchor) -> Mapping[str, Any]:
+    def check_batch(
+        self, anchor: BatchAnchor, kind: str, subject: str, batch: Mapping[str, Any]
+    ) -> str | None:
+        """Return ``None`` if the chain holds the batch anchor, proven by pinned sealing keys; a warning if by
+        the word of an unproven endpoint; raise :class:`BatchAnchorInvalid` saying why not. ``batch`` is
+        the signed batch payload of a ``kind`` record of ``subject``: the anchor event must say what it
+        says (its domain's ``RootSpec``: root, subject and fields)."""
+        try:
+            self._check_batch(anchor, kind, subject, batch)
+        except BatchAnchorInvalid:
+            raise
+        except AnchorInvalid as exc:  # the sealed-block proof's failures, for this step
+            raise BatchAnchorInvalid(exc.message, details=exc.details) from exc
+        except (Web3Exception, OSError, ValueError) as exc:
+            raise BatchAnchorInvalid(f"cannot look the batch anchor up on chain: {exc}") from exc
+        return None if self._seal_keys else UNPINNED
+
+    def _check_batch(self, anchor: BatchAnchor, kind: str, subject: str, batch: Mapping[str, Any]) -> None:
+        from provenance.audit import subject_id
+        from provenance.audit_roots import same_value
+        from provenance.domains import root_specs
+
+        if self._served is None:
+            self._served = int(self._w3.eth.chain_id)
+        if anchor.chain_id != self._served:
+            raise BatchAnchorInvalid(
+                f"batch anchor is on chain {anchor.chain_id}, the node serves {self._served}"
+            )
+        spec = next((s for s in root_specs() if s.kind == kind), None)
+        if spec is None:
+            raise BatchAnchorInvalid(f"no installed domain anchors the roots of {kind} records")
+        try:
+            receipt: Any = self._w3.eth.get_transaction_receipt(anchor.tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound as exc:
+            raise BatchAnchorInvalid(f"batch anchor transaction {anchor.tx_hash} is not on chain") from exc
+        if (
+            receipt["status"] != 1
+            or receipt["blockNumber"] != anchor.block_number
+            or receipt["blockHash"].to_0x_hex() != anchor.block_hash
+        ):
+            raise BatchAnchorInvalid(
+                "batch anchor transaction failed or is in another block than the bundle says",
+                details={"block_number": receipt["blockNumber"], "status": receipt["status"]},
+            )
+        if self._seal_keys:
+            receipt = self._sealed_receipt(anchor)
+        address = Web3.to_checksum_address(anchor.contract)
+        own = {**receipt, "logs": [lg for lg in receipt["logs"] if lg["address"] == address]}
+        events = at(self._w3, spec.contract, address).events[spec.event]().process_receipt(own)
+        sid = subject_id(subject)
+        if not any(
+            bytes(e["args"][spec.root]) == anchor.root
+            and bytes(e["args"][spec.subject]) == sid
+            and all(same_value(e["args"][name], batch.get(member)) for name, member in spec.fields.items())
+            for e in events
+        ):
+            raise BatchAnchorInvalid(
+                f"transaction {anchor.tx_hash} holds no {spec.contract}.{spec.event} of this batch "
+                "(its root, subject and signed fields) from the contract the bundle names"
+            )
+
+    def _sealed_receipt(self, anchor: Anchor | BatchAnchor) -> Mapping[str, Any]:
         """The anchor transaction's receipt, proven to be in the block the pinned validators sealed."""
         block_hash = bytes.fromhex(anchor.block_hash[2:])
         receipts = self._proven.get(block_hash)

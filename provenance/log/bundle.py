@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -34,8 +34,26 @@ def _validator() -> StrictSchema:
     return StrictSchema(SCHEMA, what="evidence bundle", error=SchemaInvalid)
 
 
+class _OnChain:
+    """A place on chain as a bundle writes it: the dataclass's fields, ``root`` as ``0x`` hex."""
+
+    __slots__ = ()
+    root: bytes
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:  # schema-valid: exactly the fields
+        return cls(**{**data, "root": bytes.fromhex(data["root"][2:])})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        out["root"] = "0x" + self.root.hex()
+        return out
+
+
 @dataclass(frozen=True, slots=True)
-class Anchor:
+class Anchor(_OnChain):
+    """Where ``ProvenanceLog`` anchored the checkpoint's (size, root)."""
+
     chain_id: int
     contract: str
     tx_hash: str
@@ -44,16 +62,17 @@ class Anchor:
     tree_size: int
     root: bytes
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "contract": self.contract,
-            "tx_hash": self.tx_hash,
-            "block_number": self.block_number,
-            "block_hash": self.block_hash,
-            "tree_size": self.tree_size,
-            "root": "0x" + self.root.hex(),
-        }
+
+@dataclass(frozen=True, slots=True)
+class BatchAnchor(_OnChain):
+    """Where a domain contract anchored a batch record's Merkle root (``EnvMonitoring.anchorBatch``)."""
+
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    root: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +120,7 @@ class EvidenceBundle:
     payload: Any = _NO_PAYLOAD
     signer_key_id: str | None = None
     item: BatchItem | None = None  # the bundle is for one item of a batch record (docs/formats.md)
+    batch_anchor: BatchAnchor | None = None  # where a domain contract anchored the batch's root
 
     @property
     def has_payload(self) -> bool:
@@ -131,20 +151,9 @@ class EvidenceBundle:
             inclusion_proof=tuple(b64decode(p, what="inclusion proof hash") for p in log["inclusion_proof"]),
             checkpoint=log["checkpoint"],
             log_key=(log_key["name"], log_key["public_key"]) if log_key else None,
-            anchor=(
-                Anchor(
-                    chain_id=anchor["chain_id"],
-                    contract=anchor["contract"],
-                    tx_hash=anchor["tx_hash"],
-                    block_number=anchor["block_number"],
-                    block_hash=anchor["block_hash"],
-                    tree_size=anchor["tree_size"],
-                    root=bytes.fromhex(anchor["root"][2:]),
-                )
-                if anchor
-                else None
-            ),
+            anchor=Anchor.from_dict(anchor) if anchor else None,
             item=BatchItem.from_dict(data["item"]) if "item" in data else None,
+            batch_anchor=BatchAnchor.from_dict(data["batch_anchor"]) if "batch_anchor" in data else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +181,8 @@ class EvidenceBundle:
             out["payload"] = self.payload
         if self.item is not None:
             out["item"] = self.item.to_dict()
+        if self.batch_anchor is not None:
+            out["batch_anchor"] = self.batch_anchor.to_dict()
         return out
 
     def to_json(self) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     AnchorInvalid,
+    BatchAnchorInvalid,
     CheckpointInvalid,
     DigestMismatch,
     FormatError,
@@ -40,7 +41,7 @@ from provenance.errors import (
     VerificationError,
     VerifierFault,
 )
-from provenance.log.bundle import Anchor, EvidenceBundle
+from provenance.log.bundle import Anchor, BatchAnchor, EvidenceBundle
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import require_quorum
 from provenance.log.merkle import SM3_HASHER, TreeHasher, leaf_hash, verify_inclusion
@@ -50,8 +51,19 @@ from provenance.verification.trust import TrustStore
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
 # A bundle for one item of a batch record (a reading of an ``env.batch``) has one more step, after
-# ``payload``: the item's proof leads to the Merkle root of the signed batch payload.
-ITEM_STEPS = ("digest", "payload", "item", "signer", "signature", "checkpoint", "inclusion", "anchor")
+# ``payload``: the item's proof leads to the Merkle root of the signed batch payload; and one last: the
+# batch's root is anchored in its domain contract (``batch_anchor``, EnvMonitoring.anchorBatch).
+ITEM_STEPS = (
+    "digest",
+    "payload",
+    "item",
+    "signer",
+    "signature",
+    "checkpoint",
+    "inclusion",
+    "anchor",
+    "batch_anchor",
+)
 
 STEP_TITLES = {
     "schema": "bundle parses and matches the schema",
@@ -64,6 +76,7 @@ STEP_TITLES = {
     "checkpoint": "checkpoint signed by the log key",
     "inclusion": "Merkle inclusion proof up to the checkpoint root",
     "anchor": "checkpoint anchored on chain",
+    "batch_anchor": "the signed batch's Merkle root anchored in its domain contract on chain",
     "certificate": "the certificate prints what its embedded evidence says, and nothing else",
 }
 
@@ -117,6 +130,14 @@ class AnchorChecker(Protocol):
     """
 
     def check(self, anchor: Anchor, checkpoint: Checkpoint) -> str | None: ...
+
+    def check_batch(
+        self, anchor: BatchAnchor, kind: str, subject: str, batch: Mapping[str, Any]
+    ) -> str | None:
+        """Look up a batch root's anchor (``batch``: the signed batch payload of a ``kind`` record of
+        ``subject``);
+        raise :class:`BatchAnchorInvalid` when it does not hold; a warning as for :meth:`check`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +222,8 @@ class Verifier:
         run = _Run(out=report if report is not None else [])
         out = run.out
         for name, step in self._STEPS:
-            if name == "item" and bundle.item is None:
-                continue  # a record's own bundle: no item step
+            if name in ("item", "batch_anchor") and bundle.item is None:
+                continue  # a record's own bundle: no item steps
             before = len(out)
             try:
                 try:
@@ -443,6 +464,39 @@ class Verifier:
         if warning:
             run.out.append(StepResult("anchor", "warning", warning))
 
+    def _batch_anchor(self, b: EvidenceBundle, run: _Run) -> None:
+        a = b.batch_anchor
+        if a is None:
+            run.out.append(StepResult("batch_anchor", "skipped", "no batch anchor in the bundle"))
+            return
+        batch = b.payload if b.has_payload else None
+        root = batch.get("root") if isinstance(batch, dict) else None
+        if root != a.root.hex():  # the item step held: the payload names a root
+            raise BatchAnchorInvalid(
+                "the batch anchor names another Merkle root than the signed batch",
+                details={"anchored": a.root.hex(), "signed": root},
+            )
+        pinned_chain = self._trust.chain_id if self._trust else None
+        if pinned_chain is not None and a.chain_id != pinned_chain:
+            raise BatchAnchorInvalid(
+                f"the batch anchor is on chain {a.chain_id}, the trust file pins chain {pinned_chain}",
+                details={"chain_id": a.chain_id, "pinned": pinned_chain},
+            )
+        if self._anchor_checker is None:
+            run.out.append(
+                StepResult(
+                    "batch_anchor",
+                    "skipped",
+                    f"names the signed root; not looked up on chain {a.chain_id} (offline)",
+                )
+            )
+            return
+        assert isinstance(batch, dict)
+        env = b.signed.envelope
+        warning = self._anchor_checker.check_batch(a, env.kind, env.subject, batch)
+        if warning:
+            run.out.append(StepResult("batch_anchor", "warning", warning))
+
     _STEPS: tuple[tuple[str, Callable[[Verifier, EvidenceBundle, _Run], None]], ...] = (
         ("digest", _digest),
         ("payload", _payload),
@@ -452,4 +506,5 @@ class Verifier:
         ("checkpoint", _checkpoint),
         ("inclusion", _inclusion),
         ("anchor", _anchor),
+        ("batch_anchor", _batch_anchor),
     )

@@ -24,7 +24,7 @@ from provenance.client import AsyncClient, Client
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
-from provenance.verification.verify import Verifier
+from provenance.verification.verify import StepResult, Verifier
 from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
 from tests.kit.gateway import (
     STATION_2_MN,
@@ -109,6 +109,34 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     ]
     code, out = cli_verify(bundle, trust_path(harness.network), tmp_path)
     assert code == 0 and out["verdict"] == "verified", out
+
+    # The bundle carries the batch root's anchor in EnvMonitoring: offline it must name the signed root;
+    # with --rpc the CLI finds the anchorBatch event in that transaction (root, station, period, count).
+    place = bundle["batch_anchor"]
+    assert place["root"] == "0x" + payload["root"] and place["chain_id"] == harness.network.chain_id
+    assert place["contract"].lower() == harness.network.contracts["EnvMonitoring"].lower()
+    assert (
+        report[-1] == StepResult("batch_anchor", "skipped", report[-1].detail)
+        and "offline" in report[-1].detail
+    )
+    rpc = ("--rpc", harness.network.rpc_url)
+    code, out = cli_verify(bundle, trust_path(harness.network), tmp_path, *rpc)
+    assert code == 0 and out["verdict"] == "verified", out
+    steps = {s["step"]: s["status"] for s in out["steps"]}
+    assert steps["anchor"] in ("passed", "warning") and steps["batch_anchor"] in ("passed", "warning"), out
+    # An anchor naming another root fails offline; one naming another transaction (the log's own anchor,
+    # a real transaction of the same chain) fails when looked up.
+    other_root = {**bundle, "batch_anchor": {**place, "root": "0x" + "11" * 32}}
+    with pytest.raises(VerificationError) as caught:
+        verify_steps(other_root, trust)
+    assert caught.value.step == "batch_anchor" and caught.value.code == "BATCH_ANCHOR_INVALID"
+    code, out = cli_verify(other_root, trust_path(harness.network), tmp_path)
+    assert code == 1 and out["failed_step"] == "batch_anchor" and out["code"] == "BATCH_ANCHOR_INVALID", out
+    log_tx = {k: bundle["anchor"][k] for k in ("tx_hash", "block_number", "block_hash")}
+    other_tx = {**bundle, "batch_anchor": {**place, **log_tx}}
+    assert verify_steps(other_tx, trust)[-1].status == "skipped"  # offline it names the signed root
+    code, out = cli_verify(other_tx, trust_path(harness.network), tmp_path, *rpc)
+    assert code == 1 and out["failed_step"] == "batch_anchor" and out["code"] == "BATCH_ANCHOR_INVALID", out
 
     # A tampered reading, or a proof of another reading, fails at step "item" (SDK and CLI alike).
     tampered = copy.deepcopy(bundle)

@@ -24,6 +24,7 @@ from provenance.log.merkle import (
     MerkleLog,
     TreeHasher,
     empty_root,
+    items_root,
     leaf_hash,
     node_hash,
     root_and_inclusion_proofs,
@@ -498,3 +499,12 @@ if __name__ == "__main__":
     SM3_VECTORS.parent.mkdir(parents=True, exist_ok=True)
     SM3_VECTORS.write_text(json.dumps(generate_sm3_vectors(), indent=1) + "\n")
     print(f"wrote {SM3_VECTORS}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=0, max_size=140))
+def test_items_root_level_by_level_is_the_rfc9162_shape(entries: list[bytes]) -> None:
+    # items_root pairs a level's nodes in one pass, carrying an odd last node up: the same tree as the
+    # reference's largest-power-of-two split, for every size.
+    expected = root_from_leaf_hashes([leaf_hash(e) for e in entries]) if entries else empty_root()
+    assert items_root(entries) == expected

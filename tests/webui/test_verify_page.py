@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from provenance.cli import main as cli_main
+from provenance.verification.verify import ITEM_STEPS as PY_ITEM_STEPS
 from tests.kit.webui import BUNDLES, TOKEN, PageProbe
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
-# A reading of an env.batch: its bundle has step "item" after "payload" (docs/formats.md, Batch items).
-ITEM_STEPS = ("digest", "payload", "item", "signer", "signature", "checkpoint", "inclusion", "anchor")
+# A reading of an env.batch: its bundle has step "item" after "payload" and "batch_anchor" last
+# (docs/formats.md, Batch items and Batch anchors): the page shows the Python verifier's steps.
+ITEM_STEPS = PY_ITEM_STEPS
 
 # Golden bundle → the step that must fail (None: every step holds; without a trust file that makes the
 # verdict "consistent", never "verified"). Named after the attack each models; issue 25's findings are in
@@ -30,6 +32,8 @@ GOLDEN: dict[str, str | None] = {
     "gateway-sample-env-reading.json": None,
     "gateway-sample-env-batch-reading.json": None,
     "tampered-batch-reading.json": "item",
+    # the sample reading with a batch anchor naming another root than the signed batch
+    "wrong-batch-anchor.json": "batch_anchor",
     "tampered-record.json": "digest",
     "tampered-payload.json": "payload",
     "signer-mismatch.json": "signer",
@@ -109,11 +113,11 @@ def test_golden_bundle_verdict_matches_python(
     expected = GOLDEN[name]
     assert (ok, failed) == ("consistent" if expected is None else "failed", expected)
     assert (ok, failed) == python_verdicts[name], "the page and `provenance verify` disagree"
-    steps = ITEM_STEPS if "batch-reading" in name else STEPS
+    steps = ITEM_STEPS if "batch-reading" in name or "batch-anchor" in name else STEPS
     assert list(statuses) == list(steps)
     if expected is None:
         want_payload = "skipped" if name == "valid-no-payload.json" else "passed"
-        item = {"item": "passed"} if steps is ITEM_STEPS else {}
+        item = {"item": "passed", "batch_anchor": "skipped"} if steps is ITEM_STEPS else {}
         assert statuses == UNPINNED_OK | {"payload": want_payload} | item
         assert probe.page.locator('li[data-step="signer"] .icon').inner_text() != "✓"
     else:

@@ -10,6 +10,7 @@ import io
 import json
 import socket
 from contextlib import redirect_stdout
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from provenance.cli import main as cli_main
-from tests.kit.gateway import Harness, hj212_packets
+from tests.kit.gateway import Harness, env_batch, hj212_packets, hj212_series, register_station
 from tests.kit.webui import PageProbe
 
 
@@ -156,3 +157,52 @@ def test_anchor_the_chain_does_not_hold_is_refused(
     assert verdict == "failed" and steps["anchor"] == "failed", steps
     report = _cli(harness, tmp_path, other, "other-block.json")
     assert (report["ok"], report["failed_step"]) == (False, "anchor")
+
+
+def test_a_readings_batch_anchor_is_looked_up_on_chain(
+    page_probe: PageProbe, harness: Harness, tmp_path: Path
+) -> None:
+    """A reading of an env.batch: its batch_anchor (EnvMonitoring.anchorBatch) is looked up on the node by
+    the page as by `provenance verify --rpc`; one naming a real transaction that anchored no such batch (the
+    log's own anchor) fails step "batch_anchor" in both."""
+    station = harness.client("station-1")
+    mn = register_station(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=600)).replace(microsecond=0)
+    payload = env_batch(hj212_series(mn, start, 20), mn, start, start + timedelta(seconds=20))
+    body = station.body("env.batch", payload)
+
+    def sent() -> httpx.Response | None:  # once the gateway's registry watcher has seen the station
+        r = station.post(body)
+        return None if r.status_code == 404 else r
+
+    r = harness.wait(sent, timeout=20, what="station registered")
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    harness.wait_status(rid, "anchored", timeout=60)
+    assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed"
+    bundle = station.get(f"/api/v1/env/batches/{rid}/readings/3/bundle").json()
+    assert bundle["batch_anchor"]["root"] == "0x" + payload["root"]
+
+    p = page_probe
+    p.open()
+    _use_node(p, harness.network.rpc_url)
+    p.page.locator("#rpc-status[data-state=ready]").wait_for(timeout=20_000)
+    verdict, steps = _drop(p, tmp_path, bundle, "reading.json")
+    assert verdict == "verified" and steps["item"] == "passed" and steps["batch_anchor"] == "warning", steps
+    held = 'li[data-step="batch_anchor"][data-status=warning] .reason'
+    p.page.locator(held, has_text="holds this batch root's anchor").wait_for(timeout=20_000)
+    report = _cli(harness, tmp_path, bundle, "reading.json")
+    assert report["ok"] and report["steps"][-1]["step"] == "batch_anchor", report
+
+    other = json.loads(json.dumps(bundle))
+    other["batch_anchor"].update({k: bundle["anchor"][k] for k in ("tx_hash", "block_number", "block_hash")})
+    verdict, steps = _drop(p, tmp_path, other, "other-tx.json")
+    assert verdict == "failed" and steps["batch_anchor"] == "failed" and steps["anchor"] == "warning", steps
+    failed = 'li[data-step="batch_anchor"][data-status=failed] .reason'
+    p.page.locator(failed, has_text="anchored no such batch").wait_for(timeout=20_000)
+    report = _cli(harness, tmp_path, other, "other-tx.json")
+    assert (report["ok"], report["failed_step"], report["code"]) == (
+        False,
+        "batch_anchor",
+        "BATCH_ANCHOR_INVALID",
+    )

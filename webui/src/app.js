@@ -4,7 +4,7 @@ import en from './i18n/en.json';
 import zh from './i18n/zh.json';
 import { parseJson } from './jcs.js';
 import { settleAnchor, verifyBundle as verifyWith } from './verify.js';
-import { ChainError, chainTrust, checkAnchor, forBundle, proofHashes } from './chain.js';
+import { ChainError, chainTrust, checkAnchor, checkBatchAnchor, forBundle, proofHashes } from './chain.js';
 import { parseTrust, TrustError } from './trust.js';
 import { datasetView, parseLineage } from './dataset.js';
 import { toHex, utf8 } from './bytes.js';
@@ -29,8 +29,9 @@ function verifyBundle(text, listed = null) {
   return settle(verifyWith(text, { trust, listed, online: Boolean(c.url) }));
 }
 
-/** Look a pending anchor up on the chain node (`provenance verify --rpc`), then render the verdict. */
+/** Look pending anchors up on the chain node (`provenance verify --rpc`), then render the verdict. */
 function settle(result) {
+  settleBatchAnchor(result);
   const step = result.steps.find((s) => s.step === 'anchor');
   if (step?.status !== 'pending') return result;
   const c = state.chain;
@@ -54,6 +55,20 @@ function settle(result) {
   return result;
 }
 
+
+/** A reading's batch anchor, pending: the BatchAnchored event looked up on the node (chain.js). */
+function settleBatchAnchor(result) {
+  const step = result.steps.find((s) => s.step === 'batch_anchor');
+  if (step?.status !== 'pending') return;
+  const c = state.chain;
+  const b = result.bundle;
+  const failed = (e) => ({ failure: { reason: e.reason ?? 'batch_anchor.lookup_failed', params: e.params ?? {}, detail: e.message ?? String(e) } });
+  const lookup = c.error ? Promise.resolve(failed(c.error)) : checkBatchAnchor(c.url, b.batch_anchor, b.payload, b.record.subject).then((warning) => ({ warning }), failed);
+  lookup.then((outcome) => {
+    settleAnchor(result, outcome, 'batch_anchor');
+    render();
+  });
+}
 
 function t(key, params = {}) {
   return translate(MESSAGES, state.lang, key, params);

@@ -8,7 +8,7 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { b64decode, equalBytes, fromHex, toHex, utf8 } from './bytes.js';
 import { ConsistencyError, verifyConsistency } from './merkle.js';
-import { keyFromRaw, KeyError } from './sm.js';
+import { keyFromRaw, KeyError, sm3 } from './sm.js';
 
 const TIMEOUT_MS = 10000;
 const selector = (sig) => toHex(keccak_256(utf8(sig)).subarray(0, 4));
@@ -22,6 +22,8 @@ const SEL = {
   anchorAt: selector('anchorAt(uint256)'),
 };
 const ANCHORED = '0x' + toHex(keccak_256(utf8('Anchored(uint64,bytes32,address,uint256)')));
+// contracts/EnvMonitoring.sol BatchAnchored(stationId indexed, batchIndex indexed, periodStart, periodEnd, merkleRoot, count)
+const BATCH_ANCHORED = '0x' + toHex(keccak_256(utf8('BatchAnchored(bytes32,uint64,uint64,uint64,bytes32,uint32)')));
 // contracts/IOrgRegistry.sol Role, as provenance/types.py Role.label names them.
 const ROLES = ['none', 'hospital', 'pharmacy', 'data_owner', 'data_user', 'env_bureau', 'monitoring_station',
   'party_branch', 'auditor', 'regulator', 'log_operator', 'pharmacist', 'insurer'];
@@ -198,6 +200,40 @@ export async function checkAnchor(url, anchor, checkpoint, proofFor) {
   if (!held) throw new ChainError('anchor.not_in_transaction', `transaction ${anchor.tx_hash} did not anchor tree size ${size}`, { size: String(size) });
   await checkHistory(url, to, size, root, proofFor);
   return 'anchor.unsealed';
+}
+
+/**
+ * provenance/chain/anchor.py ChainAnchorChecker.check_batch, for an env.batch reading: the batch anchor's
+ * transaction succeeded in the block the bundle says and holds, from the contract it names, the
+ * BatchAnchored event of the signed head (root, station, period, count). Returns a warning reason (nothing
+ * proves the node's blocks); throws ChainError with a reason of step "batch_anchor".
+ */
+export async function checkBatchAnchor(url, a, batch, subject) {
+  const served = Number(BigInt(await rpc(url, 'eth_chainId', [])));
+  if (a.chain_id !== served) {
+    throw new ChainError('batch_anchor.node_chain', `batch anchor is on chain ${a.chain_id}, the node serves ${served}`, { chain_id: a.chain_id, served });
+  }
+  const receipt = await rpc(url, 'eth_getTransactionReceipt', [a.tx_hash]);
+  if (!receipt) throw new ChainError('batch_anchor.no_transaction', `batch anchor transaction ${a.tx_hash} is not on chain`, { tx: a.tx_hash });
+  if (BigInt(receipt.status ?? 0) !== 1n || Number(BigInt(receipt.blockNumber)) !== a.block_number || !same(receipt.blockHash, a.block_hash)) {
+    throw new ChainError('batch_anchor.other_block', 'batch anchor transaction failed or is in another block than the bundle says', {
+      block: String(BigInt(receipt.blockNumber)),
+    });
+  }
+  const unix = (instant) => word(Date.parse(instant) / 1000);
+  // The event's data: periodStart, periodEnd, merkleRoot, count, a word each.
+  const data = `0x${unix(batch.period_start)}${unix(batch.period_end)}${batch.root}${word(batch.count)}`;
+  const held = (receipt.logs ?? []).some(
+    (lg) =>
+      same(lg.address, a.contract) &&
+      same(lg.topics?.[0], BATCH_ANCHORED) &&
+      same(lg.topics?.[1], `0x${toHex(sm3(utf8(subject)))}`) &&
+      same(lg.data, data),
+  );
+  if (!held) {
+    throw new ChainError('batch_anchor.not_in_transaction', `transaction ${a.tx_hash} holds no BatchAnchored of this batch`, { tx: a.tx_hash });
+  }
+  return 'batch_anchor.unsealed';
 }
 
 async function checkHistory(url, to, size, root, proofFor) {

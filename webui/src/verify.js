@@ -14,8 +14,9 @@ import { KeyError, parsePublicKey, sm2Verify, sm3 } from './sm.js';
 import { instantMicros, logKeySignsAfter, orgKeysAt } from './trust.js';
 
 export const STEPS = ['digest', 'payload', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
-// A bundle for one item of a batch record (a reading of an env.batch) has step "item" after "payload" (verify.py ITEM_STEPS).
-export const ITEM_STEPS = ['digest', 'payload', 'item', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor'];
+// A bundle for one item of a batch record (a reading of an env.batch) has step "item" after "payload", and
+// "batch_anchor" last: the batch root's anchor in its domain contract (verify.py ITEM_STEPS).
+export const ITEM_STEPS = ['digest', 'payload', 'item', 'signer', 'signature', 'checkpoint', 'inclusion', 'anchor', 'batch_anchor'];
 // provenance/verification/verify.py LISTED_FIELDS: what a history listing says that the bundle must say too.
 const LISTED_FIELDS = ['kind', 'org', 'subject', 'timestamp'];
 
@@ -295,19 +296,47 @@ const STEP_FUNCS = {
     const reason = pinnedChain !== null && pinnedLog !== null ? 'anchor.offline_pinned' : 'anchor.offline';
     return { status: 'skipped', reason, params: { chain_id: a.chain_id } };
   },
+
+  // provenance/verification/verify.py _batch_anchor: the anchor names the root the station signed, on the
+  // pinned chain. The page does not look it up on chain (`provenance verify --rpc` does): never passed.
+  batch_anchor(b) {
+    const a = b.data.batch_anchor;
+    if (!a) return { status: 'skipped', reason: 'batch_anchor.missing' };
+    const signed = b.data.payload?.root;
+    if (a.root.slice(2) !== signed) {
+      fail('batch_anchor.other_root', 'the batch anchor names another Merkle root than the signed batch', {
+        anchored: a.root.slice(2),
+        signed: shown(signed),
+      });
+    }
+    const pinnedChain = b.trust?.chainId ?? null;
+    if (pinnedChain !== null && a.chain_id !== pinnedChain) {
+      fail('batch_anchor.other_chain', `the batch anchor is on chain ${a.chain_id}, the trust file pins chain ${pinnedChain}`, {
+        chain_id: a.chain_id,
+        pinned: pinnedChain,
+      });
+    }
+    const params = { chain_id: a.chain_id, block: a.block_number, contract: a.contract };
+    // With a chain node it is looked up afterwards (chain.js checkBatchAnchor): until then no verdict.
+    if (b.online) return { status: 'pending', reason: 'batch_anchor.checking', params };
+    return { status: 'skipped', reason: 'batch_anchor.offline', params };
+  },
 };
 
 /**
  * The chain's answer for a result whose anchor step is pending (verifyBundle with `online`): a warning
  * reason (held, on the node's word) or a failure {reason, params, detail}; the verdict follows.
  */
-export function settleAnchor(result, { warning = null, failure = null }) {
-  const step = result.steps.find((s) => s.step === 'anchor');
+export function settleAnchor(result, outcome, name = 'anchor') {
+  const { warning = null, failure = null } = outcome;
+  const step = result.steps.find((s) => s.step === name);
   if (!step || step.status !== 'pending') return result;
   if (failure) {
     Object.assign(step, { status: 'failed', reason: failure.reason, params: failure.params ?? {}, detail: failure.detail ?? '' });
     result.ok = false;
-    result.failedStep = 'anchor';
+    // The first failed step in order names the verdict (the anchor comes before the batch anchor).
+    const failed = result.steps.find((s) => s.status === 'failed');
+    result.failedStep = failed ? failed.step : name;
   } else {
     Object.assign(step, { status: 'warning', reason: warning, params: step.params });
   }

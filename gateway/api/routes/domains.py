@@ -72,6 +72,12 @@ class DomainReads:
         row = find_record(self._session, record_id)
         return row is not None and self._reader.access(self._session, row) is not Access.NONE
 
+    def contract_anchor(self, record_id: str) -> dict[str, Any] | None:
+        row = find_record(self._session, record_id)
+        if row is None or row.chain_status != "confirmed" or row.chain_tx is None:
+            return None
+        return self._gw.ledger.transaction_place(row.chain_tx)
+
     def org_entry(self, org_id: str) -> OrgEntry | None:
         return self._gw.orgs.get(org_id)
 

@@ -1,0 +1,143 @@
+"""The batch fast path (``adapters/env/fastpath.py``) against the HJ 212 codec (``EnvAdapter``): wherever
+it takes a reading, the codec takes it too, with the same canonical bytes and facts; wherever the codec
+refuses one, the fast path leaves it to the codec (which names the error). Its vectorised CRC against the
+byte loop."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters import hj212
+from adapters.abc import AdaptContext
+from adapters.env import fastpath
+from adapters.env.payload import EnvAdapter
+from provenance.errors import ProvenanceError
+from tests.kit.gateway import hj212_series
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "hj212"
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+CTX = AdaptContext(now=NOW)
+_CODEC = EnvAdapter()
+
+
+def _codec(raw: str, ctx: AdaptContext = CTX) -> Any:
+    try:
+        return _CODEC.adapt("env.reading", raw.encode("utf-8"), context=ctx)
+    except ProvenanceError as exc:
+        return exc
+
+
+def _agree(raws: list[str], ctx: AdaptContext = CTX) -> int:
+    """Every reading: the fast path's verdict is the codec's (or none); the number it took."""
+    taken = 0
+    for raw, fast in zip(raws, fastpath.readings(raws, ctx), strict=True):
+        slow = _codec(raw, ctx)
+        if fast is None:
+            continue
+        assert not isinstance(slow, ProvenanceError), (raw, slow)
+        assert fast.canonical == slow.canonical, raw
+        facts = fast.facts()
+        assert facts == {**slow.facts, "flags": facts["flags"]} and facts["flags"] == slow.facts["flags"], raw
+        taken += 1
+    return taken
+
+
+def _packet(data: str) -> str:
+    return f"##{len(data):04d}{data}{hj212.crc16(data.encode('ascii')):04X}\r\n"
+
+
+SERIES = hj212_series("33010020261125AQ0001", NOW - timedelta(days=1), 5)
+
+
+def test_samples_and_series_are_taken_as_the_codec_reads_them() -> None:
+    valid = [p.read_bytes().decode("ascii") for p in sorted(ASSETS.glob("*.txt")) if "-" in p.stem]
+    assert _agree(valid) >= 4  # the four golden samples (real-time air and water, hourly water, minute air)
+    assert _agree(SERIES) == len(SERIES)
+
+
+TAKEN = [
+    # no QN, no Flag; a negative value; items of one pollutant across groups
+    "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=-1.5,a21026-Flag=N&&",
+    "QN=20261125090000001;ST=22;CN=2061;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=600"
+    ";a21026-Flag=D;a34004-Avg=1&&",
+]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        *TAKEN,
+        # left to the codec, each refused by it
+        "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1,a21026-Avg=2&&",  # repeated
+        "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261131090000;a21026-Avg=1&&",  # 31 November
+        "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20271125090000;a21026-Avg=1&&",  # future
+        "ST=22;CN=9014;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # not a data upload
+        "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Flag=N&&",  # no measured value
+        "ST=22;CN=2051;PW=1;MN=A1;Flag=258;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # Flag > 255
+        "ST=22;CN=2051;PW=1;MN=A1;Flag=2;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # bit D, no PNUM
+        "QN=20261131090000001;ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
+        # left to the codec, accepted by it
+        "ST=22;CN=2051;PW=1;MN=A1;Flag=7;PNUM=2;PNO=1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
+        "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1,a21026-EFlag=x&&",
+        "MN=A1;ST=22;CN=2051;PW=1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # another header order
+    ],
+)
+def test_each_shape_agrees_with_the_codec(data: str) -> None:
+    raw = _packet(data)
+    taken = _agree([raw, *SERIES[:1], raw])  # a shape met again after another one
+    assert taken == (3 if data in TAKEN else 1)
+
+
+@pytest.mark.parametrize("offset", [timedelta(hours=5, minutes=45), timedelta(hours=8, seconds=30)])
+def test_other_utc_offsets_agree(offset: timedelta) -> None:
+    # whole minutes: converted minute by minute; otherwise reading by reading
+    ctx = AdaptContext(now=NOW, hj212_utc_offset=offset)
+    assert _agree(SERIES, ctx) == len(SERIES)
+
+
+def test_crc_and_length_faults_are_left_to_the_codec() -> None:
+    good = SERIES[0]
+    bad_crc = good[:-6] + ("0000" if good[-6:-2] != "0000" else "0001") + "\r\n"
+    bad_len = good[:2] + f"{int(good[2:6]) + 1:04d}" + good[6:]
+    out = fastpath.readings([good, bad_crc, bad_len], CTX)
+    assert out[0] is not None and out[1] is None and out[2] is None
+    assert isinstance(_codec(bad_crc), ProvenanceError) and _codec(bad_crc).code == "HJ212_CRC_MISMATCH"
+    assert _codec(bad_len).code == "HJ212_LENGTH_MISMATCH"  # type: ignore[union-attr]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, len(SERIES) - 1),
+    st.lists(
+        st.tuples(st.integers(0, 400), st.sampled_from(list("0123456789;,=&-.NDFaZzRrCP#\r\n "))), max_size=3
+    ),
+    st.booleans(),
+)
+def test_mutated_packets_never_pass_where_the_codec_refuses(
+    which: int, edits: list[tuple[int, str]], fix_crc: bool
+) -> None:
+    raw = SERIES[which]
+    for at, ch in edits:
+        at %= len(raw)
+        raw = raw[:at] + ch + raw[at + 1 :]
+    if fix_crc and raw.startswith("##") and raw.endswith("\r\n") and len(raw) > 12:
+        raw = _packet(raw[6:-6])  # a consistent length and CRC: the grammar and rules decide
+    _agree([raw])
+
+
+def test_the_vectorised_crc_is_the_byte_loop() -> None:
+    rng = random.Random(17)
+    segments = [rng.randbytes(rng.randrange(0, 1100)) for _ in range(300)] + [b"x" * 3000, b""]
+    assert hj212.crc16_many(segments) == [hj212.crc16(s) for s in segments]
+    example = (
+        "QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;"
+        "CP=&&RtdInterval=30&&"
+    )
+    assert hj212.crc16_many([example.encode()]) == [0x1C80]  # the standard's example (hj212 module doc)
