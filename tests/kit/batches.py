@@ -52,12 +52,12 @@ def verify_steps(bundle: dict[str, Any], trust: TrustStore) -> list[StepResult]:
     return report
 
 
-def cli_verify(bundle: dict[str, Any], trust: Path, tmp: Path) -> tuple[int, dict[str, Any]]:
-    """``provenance verify <bundle> --trust <trust> --json``: its exit code and report."""
+def cli_verify(bundle: dict[str, Any], trust: Path, tmp: Path, *options: str) -> tuple[int, dict[str, Any]]:
+    """``provenance verify <bundle> --trust <trust> --json [options]``: its exit code and report."""
     path = tmp / "item-bundle.json"
     path.write_text(json.dumps(bundle, ensure_ascii=False), "utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json"],
+        [sys.executable, "-m", "provenance", "verify", str(path), "--trust", str(trust), "--json", *options],
         capture_output=True,
         text=True,
         timeout=120,

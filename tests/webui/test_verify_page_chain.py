@@ -197,7 +197,9 @@ def test_a_readings_batch_anchor_is_looked_up_on_chain(
     other = json.loads(json.dumps(bundle))
     other["batch_anchor"].update({k: bundle["anchor"][k] for k in ("tx_hash", "block_number", "block_hash")})
     verdict, steps = _drop(p, tmp_path, other, "other-tx.json")
-    assert verdict == "failed" and steps["batch_anchor"] == "failed" and steps["anchor"] == "warning", steps
+    # A failed step is final: the log anchor's own look-up may still be under way then.
+    assert verdict == "failed" and steps["batch_anchor"] == "failed", steps
+    assert steps["anchor"] in ("warning", "pending"), steps
     failed = 'li[data-step="batch_anchor"][data-status=failed] .reason'
     p.page.locator(failed, has_text="anchored no such batch").wait_for(timeout=20_000)
     report = _cli(harness, tmp_path, other, "other-tx.json")
