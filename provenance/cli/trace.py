@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from provenance.cli._app import app, err, gateway_trust, out, token
-from provenance.errors import FormatError, ListingInvalid, NotFound
+from provenance.errors import FormatError, ListingInvalid, NotFound, ProvenanceError
 from provenance.listing import MAX_HISTORY_PAGES, HistoryPages
 from provenance.records import load_json
 from provenance.verification.batch import check_bundle
@@ -43,7 +43,8 @@ def trace(
     ] = MAX_HISTORY_PAGES,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it.
+    """The whole history of a subject, each step verified; exit 1 if any step fails, naming it. A dataset's
+    trace names its upstream and downstream datasets too (each traced the same way).
 
     The listing is the gateway's word: a record listed twice fails step "listing", a cursor that does not
     advance stops the listing (LISTING_INVALID, exit 1), and past --max-pages the rest is left out with a
@@ -77,6 +78,7 @@ def trace(
                 rows.append(_trace_row(client, verifier, store, subject, item, seen))
         except ListingInvalid as exc:  # what was read so far is shown, then the listing's failure
             listing = exc
+        lineage = _lineage(client, subject) if rows else None
     if not rows and listing is None:
         raise NotFound(f"no records for subject '{subject}'")
     failed = [r for r in rows if not r["ok"]]
@@ -89,9 +91,15 @@ def trace(
         }
         if listing is not None:
             doc["listing_error"] = {"code": listing.code, "message": listing.message}
+        if lineage is not None:
+            doc["lineage"] = lineage
         typer.echo(json.dumps(doc, ensure_ascii=False))
     else:
         out.print(trace_table(subject, rows))
+        if lineage is not None:
+            for side, label in (("upstream", "derived from"), ("downstream", "derived into")):
+                names = [f"{n['dataset']} ({n['depth']}, {n['owner']})" for n in lineage[side]]
+                out.print(f"{side} ({label}): {', '.join(names) or 'none'}")
         for r in failed:
             err.print(f"[red]record {r['id']}[/red]: step '{r['failed_step']}' [{r['code']}]: {r['message']}")
     if pages.truncated:
@@ -103,6 +111,24 @@ def trace(
         raise listing
     if failed:
         raise typer.Exit(1)
+
+
+def _lineage(client: Any, subject: str) -> dict[str, Any] | None:
+    """A dataset's upstream and downstream datasets as the reader may see them (the gateway's lineage read;
+    each node names the record that made it, which ``provenance trace`` of that dataset verifies); None
+    for other subjects or a dataset the gateway has no lineage of."""
+    if not subject.startswith("dataset:"):
+        return None
+    try:
+        doc = client.lineage(subject.removeprefix("dataset:"))
+    except ProvenanceError:
+        return None
+    keep = ("dataset", "depth", "status", "owner", "record")
+    return {
+        "upstream": [{k: n.get(k) for k in keep} for n in doc.get("ancestors", [])],
+        "downstream": [{k: n.get(k) for k in keep} for n in doc.get("descendants", [])],
+        "truncated": bool(doc.get("truncated")),
+    }
 
 
 # One cell for the three checks a reader scans for: S(ignature), I(nclusion), A(nchor), each with a mark.

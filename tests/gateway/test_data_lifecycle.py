@@ -358,6 +358,17 @@ def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path
         "--json",
     )
     assert traced.returncode == 0, traced.stderr
-    records = json.loads(traced.stdout)["records"]
+    doc = json.loads(traced.stdout)
+    records = doc["records"]
     assert [r["kind"] for r in records] == list(INPUT_LIFE)
     assert all(r["ok"] and r["steps"]["anchor"] == "passed" for r in records)
+    # Its whole life includes where it went: the analysis output downstream, named by its record.
+    assert doc["lineage"]["upstream"] == []
+    assert [(n["dataset"], n["record"]) for n in doc["lineage"]["downstream"]] == [(out, ids[5])]
+    traced = _provenance(
+        "trace", f"dataset:{out}", "--gateway", harness.server.url, "--token-file", str(token_file), "--json"
+    )
+    assert traced.returncode == 0, traced.stderr
+    lineage = json.loads(traced.stdout)["lineage"]
+    assert [(n["dataset"], n["depth"]) for n in lineage["upstream"]] == [(dataset, 1)]
+    assert lineage["downstream"] == []
