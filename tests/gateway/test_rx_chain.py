@@ -16,6 +16,8 @@ import typer
 from web3 import Web3
 
 from adapters._common import canonical_json
+from devnet.anvil import start_anvil
+from devnet.deploy import deploy_network
 from devnet.engines import EngineHandle
 from provenance.chain.contracts import at, chain_key
 from provenance.cli._app import gateway_trust
@@ -72,8 +74,33 @@ def _issue(h: Harness, rx: str, **kw: Any) -> str:
     return _accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw)))
 
 
+@pytest.fixture(scope="module")
+def rx_chain_anvil(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """The same on anvil, a network of its own deployed by the devnet (review required): the ledger must
+    not depend on our node."""
+    anvil = start_anvil()
+    try:
+        net = deploy_network(anvil, out_dir=tmp_path_factory.mktemp("rx-anvil-network"))
+        h = start_harness(net, anvil, backend, tmp_path_factory.mktemp("rx-anvil"), pg_suffix="rx_anvil")
+        yield h
+        h.server.stop()
+        h.http.close()
+    finally:
+        anvil.stop()
+
+
 def test_issue_review_dispense_settle_each_verified(rx_chain: Harness) -> None:
-    h, rx = rx_chain, _rx()
+    _whole_chain(rx_chain)
+
+
+def test_the_whole_chain_on_anvil_too(rx_chain_anvil: Harness) -> None:
+    _whole_chain(rx_chain_anvil)
+
+
+def _whole_chain(h: Harness) -> None:
+    """issue -> review -> dispense (with its boxes' codes) -> settle, each refusal on the way with its code;
+    every step confirmed by the contract, logged, anchored and verified offline."""
+    rx = _rx()
     issue_id = _issue(h, rx)
     pharmacy = h.client("pharmacy-1")
     _refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
