@@ -190,6 +190,33 @@ def page(
     return items, None
 
 
+def item_page(ctx: ReadContext, q: Query, model: Callable[..., T]) -> tuple[list[T], str | None]:
+    """A page of the source's items, each ``model(batch=, index=, data_time=, reading=, bundle=)``: the
+    item as signed and its evidence bundle."""
+
+    def make(batch: Batch, entry: Mapping[str, Any]) -> T:
+        b = batch.item(entry["index"])
+        document = b["item"]["document"]
+        return model(batch=batch.record, **entry, reading=document, bundle=b)
+
+    return page(ctx, q, readings_of, make)
+
+
+def alert_page(
+    ctx: ReadContext,
+    q: Query,
+    model: Callable[..., T],
+    entries: Callable[[Mapping[str, Any]], Sequence[Mapping[str, Any]]] | None = None,
+) -> tuple[list[T], str | None]:
+    """A page of the source's alerts (``entries``, default all), each ``model(batch=, <the alert>,
+    bundle=)`` with its item's evidence bundle."""
+
+    def make(batch: Batch, entry: Mapping[str, Any]) -> T:
+        return model(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
+
+    return page(ctx, q, entries or alerts_of, make)
+
+
 def readings_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A batch's items as page entries: each its ``index`` and ``data_time``."""
     return [{"index": i, "data_time": t} for i, t in enumerate(data["times"])]

@@ -22,13 +22,12 @@ from pydantic import BaseModel, Field
 from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
-    Batch,
     BundleDocument,
     Query,
+    alert_page,
     alerts_of,
+    item_page,
     one_item,
-    page,
-    readings_of,
 )
 from adapters.env.batch import SPEC
 
@@ -77,17 +76,7 @@ def station_readings(
     """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
     evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
 
-    def reading(batch: Batch, entry: Any) -> Reading:
-        b = batch.item(entry["index"])
-        return Reading(
-            batch=batch.record,
-            index=entry["index"],
-            data_time=entry["data_time"],
-            reading=b["item"]["document"],
-            bundle=b,
-        )
-
-    items, cursor = page(ctx, Query.of(SPEC, mn, since, until, after, limit), readings_of, reading)
+    items, cursor = item_page(ctx, Query.of(SPEC, mn, since, until, after, limit), Reading)
     return ReadingPage(mn=mn, items=items, next_cursor=cursor)
 
 
@@ -105,14 +94,11 @@ def station_alerts(
     [since, until), each with the evidence bundle of its reading, paginated like the readings (``only``:
     alerts of that type alone, for the dashboard's panel)."""
 
-    def alert(batch: Batch, entry: Any) -> Alert:
-        return Alert(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
-
     def entries(data: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
         found = alerts_of(data)
         return found if only is None else [x for x in found if x["type"] == only]
 
-    items, cursor = page(ctx, Query.of(SPEC, mn, since, until, after, limit), entries, alert)
+    items, cursor = alert_page(ctx, Query.of(SPEC, mn, since, until, after, limit), Alert, entries)
     return AlertPage(mn=mn, items=items, next_cursor=cursor)
 
 

@@ -20,13 +20,11 @@ from pydantic import BaseModel, Field
 from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
-    Batch,
     BundleDocument,
     Query,
-    alerts_of,
+    alert_page,
+    item_page,
     one_item,
-    page,
-    readings_of,
 )
 from adapters.gas.batch import SPEC
 
@@ -76,17 +74,7 @@ def logger_readings(
     """A data logger's readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
     evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
 
-    def reading(batch: Batch, entry: Any) -> GasReading:
-        b = batch.item(entry["index"])
-        return GasReading(
-            batch=batch.record,
-            index=entry["index"],
-            data_time=entry["data_time"],
-            reading=b["item"]["document"],
-            bundle=b,
-        )
-
-    items, cursor = page(ctx, Query.of(SPEC, logger, since, until, after, limit), readings_of, reading)
+    items, cursor = item_page(ctx, Query.of(SPEC, logger, since, until, after, limit), GasReading)
     return GasReadingPage(logger=logger, items=items, next_cursor=cursor)
 
 
@@ -101,10 +89,7 @@ def logger_alarms(
     """A data logger's alarms (leaks, pressures out of band) dated in [since, until), each with its
     reading's evidence bundle, paginated like the readings."""
 
-    def alarm(batch: Batch, entry: Any) -> GasAlarm:
-        return GasAlarm(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
-
-    items, cursor = page(ctx, Query.of(SPEC, logger, since, until, after, limit), alerts_of, alarm)
+    items, cursor = alert_page(ctx, Query.of(SPEC, logger, since, until, after, limit), GasAlarm)
     return GasAlarmPage(logger=logger, items=items, next_cursor=cursor)
 
 
