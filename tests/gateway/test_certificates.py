@@ -9,6 +9,7 @@ import json
 import secrets
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 
 from provenance.certificate_check import read_certificate
 from provenance.cli import main
+from tests.kit.batches import submit_when_seen
+from tests.kit.gas import gas_batch, gas_series, register_logger
 from tests.kit.gateway import (
     Harness,
     hj212_packet,
@@ -44,6 +47,11 @@ def _records(harness: Harness) -> dict[str, str]:
             party_meeting("BR-" + secrets.token_hex(24), "MTG-1"),
         ),
     }
+    # The gas network's batch, by a data logger the utility registered (a domain of the registry's).
+    logger = register_logger(harness.network)
+    start = (datetime.now(UTC) - timedelta(seconds=80)).replace(microsecond=0)
+    batch = gas_batch(gas_series(start, 20), logger, start, start + timedelta(seconds=20))
+    submitted["gas.batch"] = submit_when_seen(harness.client("gas-utility"), "gas.batch", batch)
     ids = {}
     for kind, r in submitted.items():
         assert r.status_code in (200, 202), (kind, r.text)
