@@ -24,7 +24,6 @@ from typing import Any, Literal, Protocol
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     AnchorInvalid,
-    BatchAnchorInvalid,
     CheckpointInvalid,
     DigestMismatch,
     FormatError,
@@ -47,6 +46,7 @@ from provenance.log.cosignature import require_quorum
 from provenance.log.merkle import SM3_HASHER, TreeHasher, leaf_hash, verify_inclusion
 from provenance.records import canonical_bytes, digest_of
 from provenance.timestamps import parse_timestamp
+from provenance.verification.batch_anchor import check_batch_anchor
 from provenance.verification.trust import TrustStore
 
 STEPS = ("digest", "payload", "signer", "signature", "checkpoint", "inclusion", "anchor")
@@ -135,8 +135,8 @@ class AnchorChecker(Protocol):
         self, anchor: BatchAnchor, kind: str, subject: str, batch: Mapping[str, Any]
     ) -> str | None:
         """Look up a batch root's anchor (``batch``: the signed batch payload of a ``kind`` record of
-        ``subject``);
-        raise :class:`BatchAnchorInvalid` when it does not hold; a warning as for :meth:`check`."""
+        ``subject``); raise :class:`BatchAnchorInvalid` when it does not hold; a warning as for
+        :meth:`check`."""
         ...
 
 
@@ -465,37 +465,10 @@ class Verifier:
             run.out.append(StepResult("anchor", "warning", warning))
 
     def _batch_anchor(self, b: EvidenceBundle, run: _Run) -> None:
-        a = b.batch_anchor
-        if a is None:
-            run.out.append(StepResult("batch_anchor", "skipped", "no batch anchor in the bundle"))
-            return
-        batch = b.payload if b.has_payload else None
-        root = batch.get("root") if isinstance(batch, dict) else None
-        if root != a.root.hex():  # the item step held: the payload names a root
-            raise BatchAnchorInvalid(
-                "the batch anchor names another Merkle root than the signed batch",
-                details={"anchored": a.root.hex(), "signed": root},
-            )
         pinned_chain = self._trust.chain_id if self._trust else None
-        if pinned_chain is not None and a.chain_id != pinned_chain:
-            raise BatchAnchorInvalid(
-                f"the batch anchor is on chain {a.chain_id}, the trust file pins chain {pinned_chain}",
-                details={"chain_id": a.chain_id, "pinned": pinned_chain},
-            )
-        if self._anchor_checker is None:
-            run.out.append(
-                StepResult(
-                    "batch_anchor",
-                    "skipped",
-                    f"names the signed root; not looked up on chain {a.chain_id} (offline)",
-                )
-            )
-            return
-        assert isinstance(batch, dict)
-        env = b.signed.envelope
-        warning = self._anchor_checker.check_batch(a, env.kind, env.subject, batch)
-        if warning:
-            run.out.append(StepResult("batch_anchor", "warning", warning))
+        outcome = check_batch_anchor(b, pinned_chain, self._anchor_checker)
+        if outcome is not None:
+            run.out.append(StepResult("batch_anchor", *outcome))
 
     _STEPS: tuple[tuple[str, Callable[[Verifier, EvidenceBundle, _Run], None]], ...] = (
         ("digest", _digest),
