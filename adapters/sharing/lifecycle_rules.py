@@ -14,8 +14,8 @@ from it to their purpose while they live; ``closed``, the inputs that keep it fr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from adapters._common import parse_instant, stricter
