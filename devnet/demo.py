@@ -2,7 +2,8 @@
 (issue #18) through the gateway, each record signed by the organisation that acts: the data owner collects
 and stores a survey, the data user requests it, the owner consents, the user reads it and derives district
 rates from it, which it stores (important, as its input; under the consent, so never opened); the period's
-access is settled by the owner and countersigned by the user, and the owner opens the survey to the user. Look it up on /verify as ``dataset:demo-census`` (its lineage shows ``demo-census-rates``)."""
+access is settled by the owner and countersigned by the user, and the owner opens the survey to the user.
+Look it up on /verify as ``dataset:demo-census`` (its lineage shows ``demo-census-rates``)."""
 
 from __future__ import annotations
 
