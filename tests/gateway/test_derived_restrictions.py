@@ -5,11 +5,14 @@ inputs are open, or its owner's own openable data, is stored and opened as any o
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
+from provenance.timestamps import parse_rfc3339
 from tests.gateway.test_data_lifecycle import _ok, _refused, _revoke
 from tests.kit.data_life import collected, derived, fresh, opened, stored
-from tests.kit.gateway import Harness, share_consent, share_request
+from tests.kit.gateway import Harness, chain_lead, share_consent, share_request
 
 ADS = "商业广告营销"
 
@@ -102,3 +105,18 @@ def test_derived_data_is_opened_only_as_far_as_its_inputs_are(harness: Harness) 
     _refused(owner, "data.stored", stored(digest, "important"), 403, "DATA_CLASS_BELOW_INPUTS")
     _ok(owner, "data.stored", stored(digest, "core"))
     _refused(owner, "data.opened", opened(digest, public=False, to=["data-user"]), 403, "DATA_CLASS_FORBIDS")
+
+
+def test_a_copy_made_under_a_consent_expires_with_it(harness: Harness) -> None:
+    owner, user = harness.client("data-owner"), harness.client("data-user")
+    census, request_id = _dataset(harness, "general"), fresh("REQ")
+    _ok(user, "share.request", share_request(request_id, "data-user", dataset=census))
+    lead = chain_lead(harness)  # the chain's clock, which the consent's expiry is checked against, runs ahead
+    consent = share_consent(request_id, dataset=census, valid_for=timedelta(seconds=lead + 10))
+    _ok(owner, "share.consent", consent)
+    copy = fresh("copy")
+    _ok(user, "data.derived", _copy(copy, [{"dataset": census, "request_id": request_id}]))
+    expires = parse_rfc3339(consent["expires_at"]).timestamp()
+    harness.wait(lambda: time.time() + chain_lead(harness) > expires + 1, timeout=lead + 40, what="expiry")
+    again = [{"dataset": copy, "request_id": request_id}]
+    _refused(user, "data.derived", _copy(fresh("rates"), again), 409, "CONSENT_EXPIRED")
