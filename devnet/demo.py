@@ -1,8 +1,9 @@
 """Demo records of a new devnet, so `make run` shows something to look up: one dataset's whole life
 (issue #18) through the gateway, each record signed by the organisation that acts: the data owner collects
 and stores a survey, the data user requests it, the owner consents, the user reads it and derives district
-rates from it, which it stores and opens; the period's access is settled by the owner and countersigned by
-the user. Look it up on /verify as ``dataset:demo-census`` (its lineage shows ``demo-census-rates``)."""
+rates from it, which it stores (important, as its input; under the consent, so never opened); the period's
+access is settled by the owner and countersigned by the user, and the owner opens the survey to the user.
+Look it up on /verify as ``dataset:demo-census`` (its lineage shows ``demo-census-rates``)."""
 
 from __future__ import annotations
 
@@ -110,9 +111,7 @@ def seed_data_life(root: Path, gateway: str, on_step: Callable[[str], None]) -> 
             "derived_at": _at(),
         }
         put(user, "data.derived", derived, mined=True)
-        put(user, "data.stored", _stored(DERIVED, "general"))
-        opened = {"dataset": DERIVED, "licence": "CC-BY-4.0", "public": True, "to": [], "opened_at": _at()}
-        put(user, "data.opened", opened)
+        put(user, "data.stored", _stored(DERIVED, "important"))  # no lower than its input's class
         time.sleep(1.0)  # the period ends after the access (whole seconds)
         end = _at()
         settled = {
@@ -137,3 +136,11 @@ def seed_data_life(root: Path, gateway: str, on_step: Callable[[str], None]) -> 
             "countersigned_at": _at(),
         }
         put(user, "data.countersigned", countersigned)
+        opened = {
+            "dataset": DATASET,
+            "licence": "政务数据共享协议",
+            "public": False,
+            "to": [USER],
+            "opened_at": _at(),
+        }
+        put(owner, "data.opened", opened)  # important data: to named organisations only

@@ -87,6 +87,31 @@ class DataClassForbids(NotPermitted):
     code = "DATA_CLASS_FORBIDS"
 
 
+class ClassBelowInputs(DataClassForbids):
+    """A ``data.stored`` of a derived dataset below the highest classification of its inputs."""
+
+    code = "DATA_CLASS_BELOW_INPUTS"
+
+
+class DatasetConsentBound(Conflict):
+    """A ``data.opened`` of a dataset derived from data used under a consent: it stays under that consent."""
+
+    code = "DATASET_CONSENT_BOUND"
+
+
+class DerivedInputClosed(NotPermitted):
+    """A ``data.opened`` of a derived dataset with an input neither public nor its owner's to open."""
+
+    code = "DERIVED_INPUT_CLOSED"
+
+
+class ConsentPurposeBound(NotPermitted):
+    """A ``data.derived`` from a dataset derived under a consent, for another purpose than that consent's or
+    without naming it (the input's ``request_id``)."""
+
+    code = "CONSENT_PURPOSE_BOUND"
+
+
 class InputUnknown(NotFound):
     """A ``data.derived`` naming an input dataset nobody collected or registered."""
 

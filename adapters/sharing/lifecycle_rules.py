@@ -4,12 +4,18 @@ States: ``dataset:<id>`` (owner, classification, openings, inputs and outputs: t
 (the sharing request: its consent, and the accesses metered under it), ``settlement:<id>`` (pending, then
 settled once the counterpart countersigns). A dataset registered in DataSharing without a ``data.collected``
 (the devnet's) has no state until a derivation names it; its owner is the chain's.
+
+A derived dataset carries its inputs' restrictions (docs/design/data-lifecycle.md, "Derived data"):
+``floor``, the highest class of its inputs, below which it is not stored; ``bound``, the consents it was
+derived under (its own and its inputs'), which keep it from being opened and bind every later derivation
+from it to their purpose while they live; ``closed``, the inputs that keep it from being opened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from adapters._common import parse_instant, stricter
@@ -28,11 +34,16 @@ from adapters.sharing.domain import (
     state_key,
 )
 from adapters.sharing.errors import (
+    ClassBelowInputs,
+    ConsentExpired,
+    ConsentPurposeBound,
     ConsentRevoked,
     DataClassForbids,
+    DatasetConsentBound,
     DatasetExists,
     DatasetNotStored,
     DatasetUnknown,
+    DerivedInputClosed,
     InputNotCovered,
     InputUnknown,
     NotDatasetOwner,
@@ -45,6 +56,9 @@ from adapters.sharing.errors import (
     ShareRequestUnknown,
 )
 from provenance.errors import OrgMismatch
+from provenance.timestamps import parse_rfc3339
+
+_RANK = {"general": 0, "important": 1, "core": 2}  # 分类分级, lowest first
 
 
 def keys(kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
@@ -69,7 +83,22 @@ def _owner(state: State | None, chain: ChainView, dataset: str) -> str | None:
 
 
 def _fresh(owner: str) -> dict[str, Any]:
-    return {"owner": owner, "classification": None, "public": False, "to": [], "inputs": [], "outputs": []}
+    return {
+        "owner": owner,
+        "classification": None,
+        "public": False,
+        "to": [],
+        "inputs": [],
+        "outputs": [],
+        "floor": None,
+        "bound": [],
+        "closed": [],
+    }
+
+
+def _highest(*classes: object) -> str | None:
+    known = [c for c in classes if isinstance(c, str)]
+    return max(known, key=_RANK.__getitem__) if known else None
 
 
 def _class_allows(classification: str | None, public: bool, to: list[str], dataset: str) -> None:
@@ -121,6 +150,12 @@ def transition(
     data = _own(record, state, chain)
     status = state.status if state is not None else "registered"
     if record.kind == STORED:
+        floor = data.get("floor")
+        if floor is not None and _RANK[facts["classification"]] < _RANK[floor]:
+            raise ClassBelowInputs(
+                f"dataset {dataset!r} is derived from {floor} data: it is stored {floor} or higher",
+                details={"dataset": dataset, "class": facts["classification"], "floor": floor},
+            )
         _class_allows(facts["classification"], data["public"], data["to"], dataset)
         data.update(classification=facts["classification"], location=facts["location"])
         return Step(writes={key: State(status, data)})
@@ -129,6 +164,16 @@ def transition(
         raise DatasetNotStored(
             f"dataset {dataset!r} has no storage record: its classification is not known",
             details={"dataset": dataset},
+        )
+    if data.get("bound"):
+        raise DatasetConsentBound(
+            f"dataset {dataset!r} is derived from data used under a consent: it is not opened",
+            details={"dataset": dataset, "bound_by": [c["request_id"] for c in data["bound"]]},
+        )
+    if data.get("closed"):
+        raise DerivedInputClosed(
+            f"dataset {dataset!r} is derived from data that is neither open nor its owner's to open",
+            details={"dataset": dataset, "inputs": data["closed"]},
         )
     _class_allows(data["classification"], facts["public"], facts["to"], dataset)
     data.update(public=data["public"] or facts["public"], to=sorted({*data["to"], *facts["to"]}))
@@ -147,20 +192,36 @@ def _derived(
         )
     if states[dataset_key(output)] is not None or dataset_owner(chain, output) is not None:
         raise DatasetExists(f"dataset {output!r} exists", details={"dataset": output})
+    purpose, at = str(facts["purpose"]), max(now, chain.clock())
     writes: dict[str, State] = {}
+    out = {**_fresh(org), "inputs": [str(i["dataset"]) for i in facts["inputs"]], "derived": record.record_id}
+    bound: dict[str, dict[str, Any]] = {}
     for item in facts["inputs"]:
         name, request_id = str(item["dataset"]), item.get("request_id")
         state = states[dataset_key(name)]
         owner = _owner(state, chain, name)
         if owner is None:
             raise InputUnknown(f"input dataset {name!r} is not known", details={"dataset": name})
-        data = dict(state.data) if state is not None else _fresh(owner)
-        if owner != org and not data["public"] and org not in data["to"]:
-            _covered(states, name, request_id, org, str(facts["purpose"]), chain, now)
+        data = {**_fresh(owner), **state.data} if state is not None else _fresh(owner)
+        mine = owner == org
+        if data["bound"]:
+            _bound(name, data["bound"], purpose, chain, at)
+            if mine:
+                _names_bound(states, name, data["bound"], request_id, org, at)
+        if not mine and not data["public"] and org not in data["to"]:
+            consent = _covered(states, name, request_id, org, purpose, chain, now)
+            bound[str(request_id)] = {
+                "request_id": request_id,
+                "purpose": purpose,
+                "expires_at": consent.get("expires_at"),
+            }
+        bound.update({str(c["request_id"]): c for c in data["bound"]})
+        out["floor"] = _highest(out["floor"], data["classification"], data["floor"])
+        if not data["public"] and not (mine and not data["bound"] and not data["closed"]):
+            out["closed"] = [*out["closed"], name]
         data["outputs"] = [*data["outputs"], output]
         writes[dataset_key(name)] = State(state.status if state is not None else "registered", data)
-    inputs = [str(i["dataset"]) for i in facts["inputs"]]
-    out = {**_fresh(org), "inputs": inputs, "derived": record.record_id}
+    out["bound"] = [bound[k] for k in sorted(bound)]
     writes[dataset_key(output)] = State("derived", out)
     return Step(writes=writes)
 
@@ -173,8 +234,9 @@ def _covered(
     purpose: str,
     chain: ChainView,
     now: datetime,
-) -> None:
-    """An input neither open to ``org`` nor its own: a live consent of ``org``'s for it, for ``purpose``."""
+) -> Mapping[str, Any]:
+    """An input neither open to ``org`` nor its own: a live consent of ``org``'s for it, for ``purpose``
+    (its facts)."""
     details = {"dataset": dataset, "request_id": request_id}
     if not isinstance(request_id, str):
         raise InputNotCovered(
@@ -194,6 +256,47 @@ def _covered(
             f"the consent for request {request_id!r} is for another purpose",
             details={**details, "consented_purpose": consent.get("purpose")},
         )
+    return consent
+
+
+def _bound(dataset: str, bound: list[dict[str, Any]], purpose: str, chain: ChainView, at: datetime) -> None:
+    """An input derived under consents: the derivation is for their purpose, each consent still live."""
+    for c in bound:
+        rid, expires = str(c["request_id"]), c.get("expires_at")
+        if c["purpose"] != purpose:
+            raise ConsentPurposeBound(
+                f"input {dataset!r} was derived under consent {rid!r}: only for its purpose",
+                details={"dataset": dataset, "request_id": rid, "consented_purpose": c["purpose"]},
+            )
+        if isinstance(expires, str) and at >= parse_rfc3339(expires, lenient=True):
+            raise ConsentExpired(
+                f"the consent for request {rid!r} expired at {expires}",
+                details={"request_id": rid, "expires_at": expires},
+            )
+        if stricter(partial(request_status, chain, rid)) == "revoked":
+            raise ConsentRevoked(
+                f"the consent for request {rid!r} was withdrawn on chain",
+                details={"request_id": rid, "on_chain": "revoked"},
+            )
+
+
+def _names_bound(
+    states: Mapping[str, State | None],
+    dataset: str,
+    bound: list[dict[str, Any]],
+    named: object,
+    org: str,
+    at: datetime,
+) -> None:
+    """The owner of an input derived under its consents names one (``request_id``): checked on the
+    request's own state too, which knows a withdrawal the chain has not mined yet."""
+    ids = [str(c["request_id"]) for c in bound]
+    if named not in ids:
+        raise ConsentPurposeBound(
+            f"input {dataset!r} was derived under a consent: the input names it",
+            details={"dataset": dataset, "request_id": named, "bound_by": ids},
+        )
+    check_consent(states[state_key(str(named))], str(named), org, at)
 
 
 def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: ChainView) -> Step:

@@ -183,9 +183,9 @@ def test_derived_under_consent_or_open(harness: Harness, tmp_path: Path) -> None
     assert json.loads(r_cli.stdout) == prov
     r_cli = _provenance("lineage", "rx:RX1", "--gateway", harness.server.url)
     assert r_cli.returncode == 2 and "lineage reads 'dataset:<id>'" in r_cli.stderr, r_cli.stderr
-    # The analyst owns its output: it stores and opens it.
+    # The analyst owns its output: it stores it; made under the consent, it is not opened.
     _ok(user, "data.stored", stored(out))
-    _ok(user, "data.opened", opened(out))
+    _refused(user, "data.opened", opened(out), 409, "DATASET_CONSENT_BOUND")
     # Withdrawn consent: no further derivation under it.
     _ok(owner, "share.revoke_consent", {**_revoke(request_id)})
     _refused(user, "data.derived", derived(fresh("rates"), covered), 409, "CONSENT_REVOKED")
@@ -292,8 +292,9 @@ def _prov_export_verifies(harness: Harness, dataset: str, made_by: dict[str, str
 
 def test_a_datasets_whole_life_verifies_offline(harness: Harness, tmp_path: Path) -> None:
     """The issue's acceptance path: collected, stored, shared under a consent, accessed, used in an
-    analysis whose output is opened, the period settled by both sides; every record's bundle verifies
-    with the pinned keys and the anchor on chain, and ``provenance trace`` verifies the dataset's life."""
+    analysis whose output is stored, the period settled by both sides, the dataset opened; every record's
+    bundle verifies with the pinned keys and the anchor on chain, and ``provenance trace`` verifies the
+    dataset's life."""
     life = record_life(harness)
     dataset, out, ids, proposal, digest = life.dataset, life.out, life.ids, life.proposal, life.digest
     auditor = harness.client("auditor")

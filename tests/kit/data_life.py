@@ -115,6 +115,7 @@ INPUT_LIFE = (
     "share.access",
     "data.settled",
     "data.countersigned",
+    "data.opened",
 )
 
 
@@ -123,23 +124,24 @@ class Life:
     """A dataset's whole life as :func:`record_life` recorded it."""
 
     dataset: str  # the input: collected by data-owner
-    out: str  # derived from it by data-user under its consent, stored and opened
+    out: str  # derived from it by data-user under its consent and stored (bound by it: never opened)
     ids: list[str]  # every record, in acceptance order (the derivation is ids[5])
     proposal: dict[str, Any]  # the data.settled payload
     digest: str  # its payload digest, which the countersignature names
 
     @property
     def input_ids(self) -> list[str]:
-        return [*self.ids[:5], *self.ids[8:]]
+        return [*self.ids[:5], *self.ids[7:]]
 
     @property
     def output_ids(self) -> list[str]:
-        return self.ids[5:8]
+        return self.ids[5:7]
 
 
 def record_life(harness: Harness) -> Life:
     """The issue's acceptance path through the real gateway: collected, stored, shared under a consent,
-    accessed, used in an analysis whose output is stored and opened, the period settled by both sides."""
+    accessed, used in an analysis whose output is stored, the period settled by both sides; the owner then
+    opens its dataset."""
     from tests.kit.gateway import share_access, share_consent, share_request
 
     owner, user = harness.client("data-owner"), harness.client("data-user")
@@ -160,10 +162,11 @@ def record_life(harness: Harness) -> Life:
     access = share_access(request_id, consent_digest, "data-user", dataset=dataset)
     ids.append(put(user, "share.access", access))
     ids.append(put(user, "data.derived", derived(out, [{"dataset": dataset, "request_id": request_id}])))
-    ids += [put(user, "data.stored", stored(out)), put(user, "data.opened", opened(out))]
+    ids.append(put(user, "data.stored", stored(out)))
     time.sleep(1.1)  # the period ends after the access (whole seconds)
     proposal = {**settled(request_id, start, now(), 1), "dataset": dataset}
     ids.append(put(owner, "data.settled", proposal))
     digest = str(harness.record(ids[-1])["payload_digest"])
     ids.append(put(user, "data.countersigned", {**countersigned(proposal, digest), "dataset": dataset}))
+    ids.append(put(owner, "data.opened", opened(dataset)))
     return Life(dataset=dataset, out=out, ids=ids, proposal=proposal, digest=digest)
