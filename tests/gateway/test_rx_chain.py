@@ -202,6 +202,26 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
 
 
+def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> None:
+    # The fourth attack (info): 医保 settled a second prescription under a settlement id already used.
+    h = rx_chain
+    insurer = h.client("insurer")
+    first, second = _reviewed(h), _reviewed(h)
+    dispensed = {
+        rx: _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))) for rx in (first, second)
+    }
+    sid = "YB" + secrets.token_hex(6).upper()
+    settled = _accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
+    r = insurer.submit("rx.settle", rx_settle(second, dispensed[second], sid))
+    assert _refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
+    # Nothing kept: the second prescription is unsettled and settles under an id of its own.
+    trail = h.client("auditor").get(f"/api/v1/subjects/rx:{second}/records").json()["items"]
+    assert [t["kind"] for t in trail] == ["rx.issue", "rx.review", "rx.dispense"]
+    again = _accepted(insurer.submit("rx.settle", rx_settle(second, dispensed[second])))
+    assert h.wait_chain(again)["chain_status"] == "confirmed"
+    assert h.wait_chain(settled)["chain_status"] == "confirmed"
+
+
 def _reviewed(h: Harness) -> str:
     rx = _rx()
     _issue(h, rx)
