@@ -28,8 +28,10 @@ MAX_CODES = 100  # a dispense hands over at most this many boxes (each costs a s
 # Units (display text or UCUM annotation, compared after unit_key) in which a dispensed quantity counts
 # packages that each carry a code (最小销售包装; docs/design/rx-chain.md says why these): then the codes
 # number exactly the quantity.
-_PACKAGES = ("box", "boxes", "bx", "pack", "packs", "package", "packages", "packet", "packets", "bottle")
-_PACKAGES += ("bottles", "vial", "vials", "tube", "tubes", "can", "cans")
+_PACKAGES = (
+    *("box", "boxes", "bx", "pack", "packs", "package", "packages", "packet", "packets"),
+    *("bottle", "bottles", "vial", "vials", "tube", "tubes", "can", "cans"),
+)
 BOX_UNITS = frozenset(
     (*_PACKAGES, *(f"{{{u}}}" for u in _PACKAGES), "盒", "盒装", "瓶", "瓶装", "支", "管", "罐", "罐装")
 )
