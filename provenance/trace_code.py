@@ -13,6 +13,13 @@ Forms (docs/design/rx-chain.md says which rules were verified against public doc
   required (a serial makes the box unique); (17) expiry YYMMDD and (10) batch are optional. Normal form:
   the parenthesised string in the order (01)(17)(10)(21). Values use GS1's character set 82.
 - ``numeric``: a manufacturer's own numeric code: 16 to 30 digits other than 20.
+
+A digits-only scan that reads as a GS1 element string (``01`` + a GTIN-14 with a valid check digit, then
+AIs read here, (21) included) is GS1, not a maker's number: a DataMatrix read without its FNC1s.
+
+A box's :func:`identity` (what :func:`digest` hashes: the chain's record, the workflow keys, "listed twice",
+the look-up) is not its normal form: (17) expiry and (10) batch describe a GS1 box but do not name it, and a
+numeric code's leading zeros are insignificant, so one box has one identity whatever form it is written in.
 """
 
 from __future__ import annotations
@@ -99,6 +106,11 @@ def normalise(code: Any, field: str = "code") -> tuple[str, str]:
         raise _bad("a traceability code is a non-empty string of at most 100 characters", field)
     code = code.strip()
     if code.isdigit() and code.isascii():
+        if code.startswith("01"):
+            try:
+                return "gs1", _gs1(code, field)
+            except TraceCodeInvalid:
+                pass  # not a GS1 element string: a numeric code that starts with 01
         if len(code) == 20:
             return "nmpa20", code
         if 16 <= len(code) <= 30:
@@ -109,9 +121,18 @@ def normalise(code: Any, field: str = "code") -> tuple[str, str]:
     raise _bad("not a traceability code: 20 digits, a GS1 element string, or a maker's numeric code", field)
 
 
+def identity(normal: str) -> str:
+    """The box a normal form names: ``(01)<gtin>(21)<serial>`` for GS1, a numeric code's digits without
+    leading zeros (``0`` for none left)."""
+    if normal.startswith("("):
+        elements = dict(_PAREN.findall(normal))
+        return f"(01){elements['01']}(21){elements['21']}"
+    return normal.lstrip("0") or "0"
+
+
 def digest(normal: str) -> str:
-    """SM3 of the normal form, hex: what the chain stores for the box."""
-    return sm3_hex(normal.encode("ascii"))
+    """SM3 of the box's :func:`identity`, hex: what the chain stores for the box."""
+    return sm3_hex(identity(normal).encode("ascii"))
 
 
 def listed_codes(dispense: Any) -> list[str]:

@@ -37,3 +37,8 @@ def state_key(rx_id: str) -> str:
 def code_key(code_digest: str) -> str:
     """The state key of a box by its traceability code's SM3 digest: held once a dispense handed it over."""
     return f"code:{code_digest}"
+
+
+def settlement_key(settlement_id: str) -> str:
+    """The state key of a settlement id: each insurer's ids are its own, held per insurer under it."""
+    return f"settlement:{settlement_id}"

@@ -74,6 +74,12 @@ class RxAlreadySettled(Conflict):
     code = "RX_ALREADY_SETTLED"
 
 
+class RxSettlementIdReused(Conflict):
+    """A settlement id its insurer already gave another settlement (of another prescription)."""
+
+    code = "RX_SETTLEMENT_ID_REUSED"
+
+
 class TraceCodeReused(Conflict):
     """A drug traceability code (药品追溯码) already handed over in a dispense anywhere in the network."""
 

@@ -18,7 +18,7 @@ from adapters.rx.payload import READ_POLICY
 from provenance.chain.contracts import Role
 from provenance.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden, TraceCodeInvalid
 from provenance.timestamps import chain_time, parse_rfc3339
-from provenance.trace_code import digest, normalise
+from provenance.trace_code import digest, identity, normalise
 
 CHECKERS = frozenset({"pharmacy", "hospital", "auditor", "regulator"})
 
@@ -133,9 +133,10 @@ class CodeUse(BaseModel):
 
 
 class CodeTrace(BaseModel):
-    code: str  # the normal form
+    code: str  # the normal form of the code asked about
     form: str  # nmpa20 | gs1 | numeric
-    digest: str  # SM3 of the normal form: what Prescriptions.codeUse is keyed by
+    identity: str  # the box it names: (01)<gtin>(21)<serial>, or the digits without leading zeros
+    digest: str  # SM3 of the identity: what Prescriptions.codeUse is keyed by
     dispensed: bool
     dispense: CodeUse | None
 
@@ -182,7 +183,14 @@ def trace_code(ctx: ReadContext, code: str | None) -> CodeTrace:
         on_chain = code_use(ctx.chain, box)
         if on_chain is not None:
             found = (None, on_chain["record"])
-    answer = CodeTrace(code=normal, form=form, digest=box, dispensed=found is not None, dispense=None)
+    answer = CodeTrace(
+        code=normal,
+        form=form,
+        identity=identity(normal),
+        digest=box,
+        dispensed=found is not None,
+        dispense=None,
+    )
     if found is None:
         return answer
     rx_id, record = found

@@ -14,7 +14,18 @@ from typing import Any
 from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
-from adapters.rx.domain import CONTRACT, DISPENSE, DOMAIN, ISSUE, REVIEW, REVOKE, SETTLE, code_key, state_key
+from adapters.rx.domain import (
+    CONTRACT,
+    DISPENSE,
+    DOMAIN,
+    ISSUE,
+    REVIEW,
+    REVOKE,
+    SETTLE,
+    code_key,
+    settlement_key,
+    state_key,
+)
 from adapters.rx.errors import (
     RxAlreadyDispensed,
     RxAlreadyReviewed,
@@ -28,6 +39,7 @@ from adapters.rx.errors import (
     RxNotReviewed,
     RxReviewRejected,
     RxRevoked,
+    RxSettlementIdReused,
     RxUnknown,
     TraceCodeReused,
 )
@@ -94,7 +106,9 @@ class RxWorkflow(PrescriptionAdapter):
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         # A dispense also holds its boxes, by code: two pharmacies handing over one box race on its key.
         boxes = facts.get("trace_code_digests") if kind == DISPENSE else None
-        return (state_key(str(facts["rx_id"])), *(code_key(d) for d in boxes or ()))
+        # A settlement holds its id: an insurer settling two prescriptions under one id races on it.
+        ids = (settlement_key(str(facts["settlement_id"])),) if kind == SETTLE else ()
+        return (state_key(str(facts["rx_id"])), *(code_key(d) for d in boxes or ()), *ids)
 
     def transition(
         self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
@@ -111,7 +125,8 @@ class RxWorkflow(PrescriptionAdapter):
             state = from_chain(rx_id, entry)
         data = state.data
         if record.kind == SETTLE:
-            return Step(writes={key: self._settle(record, state, chain)})
+            settled = self._settle(record, state, chain)
+            return Step(writes={key: settled, **self._settlement_id(record, states)})
         if record.kind == REVIEW:
             return Step(writes={key: self._review(record, state, chain, now)})
         if record.kind == REVOKE and data["issuer"] != record.org:
@@ -215,6 +230,22 @@ class RxWorkflow(PrescriptionAdapter):
             "record": record.record_id,
         }
         return State(state.status, {**data, "review": review})
+
+    @staticmethod
+    def _settlement_id(record: RecordFacts, states: Mapping[str, State | None]) -> dict[str, State]:
+        """The settlement id's state, or RX_SETTLEMENT_ID_REUSED if this insurer already used it (another
+        insurer's ids are its own: the state holds each insurer's use of the id)."""
+        sid = str(record.facts["settlement_id"])
+        key = settlement_key(sid)
+        held = states.get(key)
+        uses = dict(held.data) if held is not None else {}
+        if record.org in uses:
+            raise RxSettlementIdReused(
+                f"settlement id {sid!r} was already used by this insurer",
+                details={"field": "settlement_id", "settlement_id": sid},
+            )
+        uses[record.org] = {"rx_id": record.facts["rx_id"], "record": record.record_id}
+        return {key: State("settled", uses)}
 
     @staticmethod
     def _settle(record: RecordFacts, state: State, chain: ChainView) -> State:

@@ -216,7 +216,7 @@ def _trace_box(
 ) -> None:
     """``trace code:<code>``: the gateway's answer, then its dispense record checked against its own
     bundle (signed by the pharmacy named, of the prescription named, listing this box); exit 1 if not."""
-    from provenance.trace_code import listed_codes
+    from provenance.trace_code import identity, listed_codes, normalise
 
     answer = client.trace_code(code)
     use = answer.get("dispense")
@@ -235,8 +235,10 @@ def _trace_box(
         bundle = client.bundle_document(use["record"], payload=True)
         failure = check_bundle(verifier, bundle, report=results, listed=(item, subject))  # type: ignore[arg-type]
         check: dict[str, Any] = {"verdict": verdict(results), "steps": {r.step: r.status for r in results}}
-        if failure is None and answer["code"] not in listed_codes(bundle.get("payload")):
-            # The signed dispense must hand this very box over: else the gateway's word is all there is.
+        listed = {identity(c) for c in listed_codes(bundle.get("payload"))}
+        if failure is None and identity(normalise(code)[1]) not in listed:
+            # The signed dispense must hand over the box asked about (in any form: another expiry or batch
+            # printed, leading zeros), whatever code the gateway answers with: else its word is all there is.
             check["steps"]["box"] = "failed"
             check |= {"failed_step": "box", "code": "TRACE_CODE_NOT_LISTED"}
             check["message"] = "the signed dispense does not list this box (or its payload was withheld)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters import adapt
-from adapters.rx.trace_codes import normalise
+from adapters.rx.trace_codes import digest, identity, normalise
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import PayloadInvalid
 from tests.kit.gateway import rx_dispense
@@ -98,3 +98,76 @@ def test_codes_optional_where_the_unit_counts_no_boxes() -> None:
     obj = rx_dispense("RX1", ["81234567890123456789"])
     obj["quantity"] = {"value": 10, "unit": "粒"}
     assert adapt("rx.dispense", obj).facts["trace_codes"] == ["81234567890123456789"]
+
+
+@pytest.mark.parametrize(
+    ("normal", "box"),
+    [
+        (f"(01){GTIN}(21)S", f"(01){GTIN}(21)S"),
+        # Expiry and batch describe the box; GTIN and serial name it.
+        (f"(01){GTIN}(17)281105(21)S", f"(01){GTIN}(21)S"),
+        (f"(01){GTIN}(17)291231(10)B1(21)S", f"(01){GTIN}(21)S"),
+        ("81234567890123456789", "81234567890123456789"),
+        ("087207909381203097936", "87207909381203097936"),  # a leading zero is insignificant
+        ("0000000000000000", "0"),
+    ],
+)
+def test_identity_is_gtin_and_serial_or_digits_without_leading_zeros(normal: str, box: str) -> None:
+    assert identity(normal) == box
+    assert digest(normal) == sm3_hex(box.encode())
+
+
+def test_a_digits_only_gs1_element_string_is_gs1_not_a_makers_number() -> None:
+    # The raw DataMatrix string with its FNC1s lost: 01 + GTIN-14 (valid check digit) + 21 + serial.
+    assert normalise(f"01{GTIN}21424242", "f") == ("gs1", f"(01){GTIN}(21)424242")
+    assert normalise(f"01{GTIN}1728110521424242", "f") == ("gs1", f"(01){GTIN}(17)281105(21)424242")
+    # 01 then no valid GTIN-14 (check digit), or no (21): a maker's numeric code still.
+    assert normalise(f"01{GTIN[:-1]}321424242", "f") == ("numeric", f"01{GTIN[:-1]}321424242")
+    assert normalise(f"01{GTIN}10424242", "f") == ("numeric", f"01{GTIN}10424242")
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        # One box in one dispense, written twice: another batch, the digits-only GS1 string, a leading zero.
+        [f"(01){GTIN}(10)A(21)X", f"(01){GTIN}(10)B(21)X"],
+        [f"(01){GTIN}(21)424242", f"01{GTIN}21424242"],
+        [f"(01){GTIN}(17)281105(21)S", f"(01){GTIN}(21)S"],
+        ["87207909381203097936", "087207909381203097936"],
+    ],
+)
+def test_one_box_in_two_forms_is_listed_twice(codes: list[str]) -> None:
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.dispense", rx_dispense("RX1", codes))
+    assert e.value.code == "TRACE_CODE_INVALID" and e.value.details["field"] == "extension.1.valueString"
+    assert "listed twice" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("unit", "coded"),
+    [
+        ("Box", None),
+        ("BOX", None),
+        ("Boxes", None),
+        ("盒 ", None),
+        ("ｂｏｘ", None),  # full-width letters
+        ("盒装", None),
+        ("pack", None),
+        ("瓶", None),
+        ("支", None),
+        ("Box", "{Box}"),
+        ("件", "{Bottle}"),  # the coded unit counts packages whatever the display text says
+        ("vial", "{VIAL}"),
+    ],
+)
+def test_every_spelling_of_a_package_unit_needs_its_codes(unit: str, coded: str | None) -> None:
+    obj = rx_dispense("RX1", [])
+    obj["quantity"] = {"value": 2, "unit": unit}
+    if coded is not None:
+        obj["quantity"] |= {"system": "http://unitsofmeasure.org", "code": coded}
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.dispense", obj)
+    assert e.value.code == "TRACE_CODE_INVALID" and e.value.details == {"field": "extension"}
+    # With one code per package it is accepted.
+    obj["extension"] = rx_dispense("RX1", [f"(01){GTIN}(21)U1", "81234567890123456789"])["extension"]
+    assert len(adapt("rx.dispense", obj).facts["trace_codes"]) == 2

@@ -202,6 +202,26 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
 
 
+def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> None:
+    # The fourth attack (info): 医保 settled a second prescription under a settlement id already used.
+    h = rx_chain
+    insurer = h.client("insurer")
+    first, second = _reviewed(h), _reviewed(h)
+    dispensed = {
+        rx: _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))) for rx in (first, second)
+    }
+    sid = "YB" + secrets.token_hex(6).upper()
+    settled = _accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
+    r = insurer.submit("rx.settle", rx_settle(second, dispensed[second], sid))
+    assert _refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
+    # Nothing kept: the second prescription is unsettled and settles under an id of its own.
+    trail = h.client("auditor").get(f"/api/v1/subjects/rx:{second}/records").json()["items"]
+    assert [t["kind"] for t in trail] == ["rx.issue", "rx.review", "rx.dispense"]
+    again = _accepted(insurer.submit("rx.settle", rx_settle(second, dispensed[second])))
+    assert h.wait_chain(again)["chain_status"] == "confirmed"
+    assert h.wait_chain(settled)["chain_status"] == "confirmed"
+
+
 def _reviewed(h: Harness) -> str:
     rx = _rx()
     _issue(h, rx)
@@ -286,6 +306,83 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     resold = rx_dispense(_reviewed(h), [f"]d201{GTIN}21{serial}", fresh_code()])
     r = h.client("pharmacy-2").submit("rx.dispense", resold)
     assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
+
+
+def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispense(rx_chain: Harness) -> None:
+    # The fourth attack: the box dispensed by pharmacy-1, written again by pharmacy-2 without its expiry,
+    # with another expiry, with a batch, as digits only; a 码上放心 code with a leading zero.
+    h = rx_chain
+    serial = "ID" + secrets.token_hex(4).upper()
+    digits = "".join(secrets.choice("0123456789") for _ in range(6))
+    nmpa = fresh_code()
+    rx = _reviewed(h)
+    boxes = [f"(01){GTIN}(17)281105(21){serial}", f"(01){GTIN}(21){digits}"]
+    first_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx, boxes)))
+    assert h.wait_chain(first_id)["chain_status"] == "confirmed"
+    again = {
+        f"(01){GTIN}(21){serial}": f"(01){GTIN}(21){serial}",
+        f"(01){GTIN}(17)291231(21){serial}": f"(01){GTIN}(17)291231(21){serial}",
+        f"(01){GTIN}(10)B1(17)281105(21){serial}": f"(01){GTIN}(17)281105(10)B1(21){serial}",
+        f"01{GTIN}21{digits}": f"(01){GTIN}(21){digits}",
+    }
+    for written, normal in again.items():
+        r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [written, fresh_code()]))
+        assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}, written
+        # The look-up of any form answers the first dispense.
+        doc = _look_up(h, "regulator", written).json()
+        assert doc["dispensed"] is True and doc["dispense"]["record"] == first_id, (written, doc)
+        assert doc["identity"] == f"(01){GTIN}(21){serial if serial in written else digits}"
+    # A 码上放心 code and its 21-digit spelling with a leading zero: one box.
+    nmpa_id = _accepted(
+        h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), [nmpa, fresh_code()]))
+    )
+    assert h.wait_chain(nmpa_id)["chain_status"] == "confirmed"
+    r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), ["0" + nmpa, fresh_code()]))
+    assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": "0" + nmpa}
+    doc = _look_up(h, "regulator", "0" + nmpa).json()
+    assert (doc["form"], doc["identity"], doc["dispense"]["record"]) == ("numeric", nmpa, nmpa_id)
+    # The chain holds each box by the SM3 of its identity, whichever form the pharmacy wrote.
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
+    _, record = contract.functions.codeUse(bytes.fromhex(sm3_hex(f"(01){GTIN}(21){serial}".encode()))).call()
+    assert bytes(record).hex() == first_id
+    # Within one dispense: one box listed in two forms is listed twice, nothing recorded.
+    rx = _reviewed(h)
+    twice = [f"(01){GTIN}(10)A(21)X{serial}", f"(01){GTIN}(10)B(21)X{serial}"]
+    body = rx_dispense(rx, twice)  # sent as is: the client's own adapter refuses it too
+    digest = sm3_hex(canonical_json(body))
+    r = h.client("pharmacy-1").submit("rx.dispense", body, subject=f"rx:{rx}", payload_digest=digest)
+    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension.1.valueString"}
+    assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
+
+
+def test_boxes_spelled_in_any_package_unit_need_their_codes(rx_chain: Harness) -> None:
+    h = rx_chain
+    pharmacy = h.client("pharmacy-1")
+    spellings = [
+        ("Box", None),
+        ("ｂｏｘ", None),
+        ("盒 ", None),
+        ("盒装", None),
+        ("瓶", None),
+        ("Box", "{Box}"),
+    ]
+    for unit, coded in spellings:
+        quantity: dict[str, Any] = {"value": 2, "unit": unit}
+        if coded is not None:
+            quantity |= {"system": "http://unitsofmeasure.org", "code": coded}
+        rx = _rx()
+        issue = rx_issue(rx)
+        issue["dispenseRequest"]["quantity"] = dict(quantity)
+        _accepted(h.client("hospital-1").submit("rx.issue", issue))
+        _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+        bare = {**rx_dispense(rx, []), "quantity": dict(quantity)}
+        # Sent as is: the client's own adapter would refuse to digest it.
+        r = pharmacy.submit(
+            "rx.dispense", bare, subject=f"rx:{rx}", payload_digest=sm3_hex(canonical_json(bare))
+        )
+        assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}, unit
+        assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
 
 
 def _look_up(h: Harness, org: str, code: str) -> Any:

@@ -124,7 +124,9 @@ export function codeView(view, t, icons, bundleView) {
     parts.push(h('p', { class: 'error', role: 'alert', 'data-error': view.error.key }, t(view.error.key, view.error.params)));
   } else if (view.result) {
     const listed = view.result.ok ? listedCodes(view.result.bundle.payload) : [];
-    const held = listed.includes(code) || listed.includes(view.asked);
+    // As written (no second copy of the normalisation here); the gateway's identity covers a box written
+    // without its expiry or batch.
+    const held = listed.includes(code) || listed.includes(view.asked) || (a.identity != null && listed.includes(text(a.identity)));
     if (view.result.ok) {
       parts.push(
         h(
