@@ -53,12 +53,18 @@ def _drop(p: PageProbe, tmp_path: Path, bundle: dict[str, Any], name: str) -> tu
     file.write_text(json.dumps(bundle), "utf-8")
     p.page.set_input_files("#file", str(file))
     # The verdict and its steps read at once from one element: the page may verify again meanwhile (the
-    # chain's keys loaded anew) and re-render the results between two separate reads.
+    # chain's keys loaded anew) and re-render the results between two separate reads. Only the result whose
+    # source line names this file counts: the page reads the file asynchronously, and until then the previous
+    # drop's verdict is still on display.
     found = p.page.wait_for_function(
-        """() => {
-          const v = document.querySelector('#results .verdict:not([data-verdict=pending])');
+        """(name) => {
+          const r = document.querySelector('#results .bundle-result');
+          const src = r && r.querySelector(':scope > .source');
+          if (!src || !src.textContent.endsWith(name)) return null;
+          const v = r.querySelector(':scope > .verdict:not([data-verdict=pending])');
           return v ? [v.dataset.verdict, v.dataset.steps] : null;
         }""",
+        arg=name,
         timeout=20_000,
     ).json_value()
     verdict, listed = str(found[0]), str(found[1])
