@@ -43,24 +43,8 @@ def status_of(row: Record, anchored_size: int) -> str:
 
 
 def record_public(row: Record, anchored_size: int) -> RecordPublic:
-    """The API view of a record row."""
-    return RecordPublic(
-        id=row.id,
-        kind=row.kind,
-        subject=row.subject,
-        org=row.org,
-        timestamp=row.timestamp,
-        nonce=row.nonce,
-        prev=row.prev,
-        payload_digest=row.payload_digest,
-        signature=row.signature,
-        status=status_of(row, anchored_size),
-        leaf_index=row.leaf_index,
-        accepted_at=row.accepted_at,
-        chain_status=row.chain_status,
-        chain_tx=row.chain_tx,
-        chain_error=row.chain_error,
-    )
+    """The API view of a record row (its fields by name, as ``RecordPublic`` declares them)."""
+    return RecordPublic.model_validate(row, update={"status": status_of(row, anchored_size)})
 
 
 def find_record(s: Session, record_id: str) -> Record | None:

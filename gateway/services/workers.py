@@ -248,7 +248,28 @@ class Sequencer(Worker):
         self._on_checkpoint.set()
 
 
-class Anchorer(Worker):
+class _ChainWriter(Worker):
+    """A worker that sends transactions: it pauses ``retry`` s whenever the chain cannot be reached."""
+
+    def __init__(
+        self, name: str, *, db: Database, ledger: Ledger, stats: Stats, idle: float, retry: float
+    ) -> None:
+        super().__init__(name, idle=idle)
+        self._db = db
+        self._ledger = ledger
+        self._stats = stats
+        self._retry = retry
+
+    def _chain_down(self, what: str, exc: LedgerError) -> bool:
+        """The chain is unreachable for ``what``: marked down, logged, and a pause; the step ends (False)."""
+        with self._stats.lock:
+            self._stats.chain_up = False
+        log.info("chain unavailable for %s (%s); retrying", what, exc.message)
+        self._stop_event.wait(self._retry)
+        return False
+
+
+class Anchorer(_ChainWriter):
     """Anchors signed checkpoints in ProvenanceLog, each with the consistency proof from the latest anchor.
 
     Retries while the chain is down. When the chain's latest anchor is not part of this log (the operator's
@@ -258,11 +279,7 @@ class Anchorer(Worker):
     """
 
     def __init__(self, *, db: Database, ledger: Ledger, stats: Stats, idle: float, retry: float) -> None:
-        super().__init__("anchorer", idle=idle)
-        self._db = db
-        self._ledger = ledger
-        self._stats = stats
-        self._retry = retry
+        super().__init__("anchorer", db=db, ledger=ledger, stats=stats, idle=idle, retry=retry)
 
     def step(self) -> bool:
         with self._db.session() as s:
@@ -289,11 +306,7 @@ class Anchorer(Worker):
             self._stop_event.wait(self._retry)
             return False
         except LedgerError as exc:
-            with self._stats.lock:
-                self._stats.chain_up = False
-            log.info("chain unavailable for anchoring (%s); retrying", exc.message)
-            self._stop_event.wait(self._retry)
-            return False
+            return self._chain_down("anchoring", exc)
         with self._db.write() as s:
             fresh = s.get(CheckpointRow, row.size)
             assert fresh is not None
@@ -375,18 +388,14 @@ class Anchorer(Worker):
             log.warning("%s cleared: ProvenanceLog's latest anchor is this log's again", ANCHOR_STUCK)
 
 
-class ChainCaller(Worker):
+class ChainCaller(_ChainWriter):
     """Sends the domain-contract call of every record that makes one, strictly in acceptance order."""
 
     def __init__(
         self, *, db: Database, ledger: Ledger, chain: ChainReads, stats: Stats, idle: float, retry: float
     ) -> None:
-        super().__init__("chain-caller", idle=idle)
-        self._db = db
-        self._ledger = ledger
+        super().__init__("chain-caller", db=db, ledger=ledger, stats=stats, idle=idle, retry=retry)
         self._chain = chain
-        self._stats = stats
-        self._retry = retry
 
     def step(self) -> bool:
         with self._db.session() as s:
@@ -418,11 +427,7 @@ class ChainCaller(Worker):
                     else:
                         log.warning("%s %s refused by its contract: %s", row.kind, row.id, exc.details)
             except LedgerError as exc:  # the send or the already-applied lookup: retry the row later
-                with self._stats.lock:
-                    self._stats.chain_up = False
-                log.info("chain unavailable for %s (%s); retrying", row.kind, exc.message)
-                self._stop_event.wait(self._retry)
-                return False
+                return self._chain_down(row.kind, exc)
             with self._db.write() as s:
                 fresh = s.get(Record, row.seq)
                 assert fresh is not None
