@@ -8,7 +8,7 @@ import { ChainError, chainTrust, checkAnchor, checkBatchAnchor, forBundle, proof
 import { parseTrust, TrustError } from './trust.js';
 import { datasetView, parseLineage } from './dataset.js';
 import { toHex, utf8 } from './bytes.js';
-import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from './ui.js';
+import { applyStaticText, h, initialLang, text, TOKEN_KEY, translate, wireLanguageSwitch } from './ui.js';
 import { codeView, timelineView } from './rx.js';
 
 const MESSAGES = { zh, en };
@@ -75,21 +75,6 @@ function t(key, params = {}) {
 }
 
 const $ = (id) => document.getElementById(id);
-
-// --- static text and language ------------------------------------------------------------------------
-
-function applyLanguage() {
-  applyStaticText(t, state.lang);
-}
-
-function setLanguage(lang) {
-  state.lang = lang;
-  rememberLang(lang);
-  applyLanguage();
-  renderTrust();
-  renderChain();
-  render();
-}
 
 // --- rendering ---------------------------------------------------------------------------------------
 
@@ -675,7 +660,11 @@ function wire() {
       // Without storage the field itself is read on each request.
     }
   });
-  for (const btn of document.querySelectorAll('[data-lang]')) btn.addEventListener('click', () => setLanguage(btn.dataset.lang));
+  wireLanguageSwitch(state, t, () => {
+    renderTrust();
+    renderChain();
+    render();
+  });
   $('file').addEventListener('change', (e) => {
     const file = e.target.files?.[0];
     if (file) readFile(file);
@@ -709,7 +698,7 @@ function wire() {
 
 async function start() {
   wire();
-  applyLanguage();
+  applyStaticText(t, state.lang);
   renderTrust();
   renderChain();
   render();

@@ -70,3 +70,18 @@ export function applyStaticText(t, lang) {
   for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
   for (const btn of document.querySelectorAll('[data-lang]')) btn.setAttribute('aria-pressed', String(btn.dataset.lang === lang));
 }
+
+/**
+ * Wire the page's language switch: a click remembers the language, puts the static text in it, then
+ * `redraw()` draws again what the page drew in the language before.
+ */
+export function wireLanguageSwitch(state, t, redraw) {
+  for (const btn of document.querySelectorAll('[data-lang]')) {
+    btn.addEventListener('click', () => {
+      state.lang = btn.dataset.lang;
+      rememberLang(state.lang);
+      applyStaticText(t, state.lang);
+      redraw();
+    });
+  }
+}

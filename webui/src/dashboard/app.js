@@ -16,7 +16,7 @@ import {
 } from 'chart.js';
 import en from './i18n/en.json';
 import zh from './i18n/zh.json';
-import { applyStaticText, h, initialLang, rememberLang, text, TOKEN_KEY, translate } from '../ui.js';
+import { applyStaticText, h, initialLang, text, TOKEN_KEY, translate, wireLanguageSwitch } from '../ui.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
 
@@ -87,21 +87,6 @@ async function api(path) {
     throw new Error(known ?? t('error.other', { status: resp.status, code, message: text(body?.error?.message ?? '') }));
   }
   return body;
-}
-
-// --- language ----------------------------------------------------------------------------------------
-
-function applyLanguage() {
-  applyStaticText(t, state.lang);
-}
-
-function setLanguage(lang) {
-  state.lang = lang;
-  rememberLang(lang);
-  applyLanguage();
-  if (state.data) render();
-  if (state.drill) drill(state.drill.domain, state.drill.day);
-  for (const again of Object.values(state.drills)) again();
 }
 
 // --- panels ------------------------------------------------------------------------------------------
@@ -385,8 +370,12 @@ async function load() {
   }
 }
 
-applyLanguage();
-for (const btn of document.querySelectorAll('[data-lang]')) btn.addEventListener('click', () => setLanguage(btn.dataset.lang));
+applyStaticText(t, state.lang);
+wireLanguageSwitch(state, t, () => {
+  if (state.data) render();
+  if (state.drill) drill(state.drill.domain, state.drill.day);
+  for (const again of Object.values(state.drills)) again();
+});
 $('signin').addEventListener('submit', (event) => {
   event.preventDefault();
   try {
