@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import secrets
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ from provenance.manifest import Manifest
 from provenance.verification.monitor import Monitor
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
-from tests.kit.gateway import Harness, Server, rx_issue
+from tests.kit.gateway import Harness, Server, new_rx_id, rx_issue
 from tests.kit.network import start_harness, variant_network
 
 RECEIPTS: dict[str, str] = {}
@@ -80,7 +79,7 @@ def rotating(
 
 
 def _submit(harness: Harness) -> str:
-    r = harness.client("hospital-1").submit("rx.issue", rx_issue("RX" + secrets.token_hex(5).upper()))
+    r = harness.client("hospital-1").submit("rx.issue", rx_issue(new_rx_id()))
     assert r.status_code == 202, r.text
     rid: str = r.json()["id"]
     RECEIPTS[rid] = r.json()["receipt"]

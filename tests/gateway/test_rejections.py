@@ -22,18 +22,15 @@ from tests.kit.gateway import (
     Harness,
     error_code,
     hj212_packets,
+    new_rx_id,
     rx_issue,
     tamper_signature,
     workerless_gateway,
 )
 
 
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
-
-
 def test_auth_required_and_token_invalid(harness: Harness) -> None:
-    body = harness.client("hospital-1").body("rx.issue", rx_issue(_rx()))
+    body = harness.client("hospital-1").body("rx.issue", rx_issue(new_rx_id()))
     r = harness.http.post("/api/v1/records", json=body)
     assert r.status_code == 401 and error_code(r) == "AUTH_REQUIRED"
     r = harness.http.post("/api/v1/records", json=body, headers={"Authorization": "Bearer spt_00.nope"})
@@ -41,14 +38,14 @@ def test_auth_required_and_token_invalid(harness: Harness) -> None:
 
 
 def test_org_mismatch(harness: Harness) -> None:
-    body = harness.client("hospital-1").body("rx.issue", rx_issue(_rx()))
+    body = harness.client("hospital-1").body("rx.issue", rx_issue(new_rx_id()))
     r = harness.client("hospital-2").post(body)
     assert r.status_code == 403 and error_code(r) == "ORG_MISMATCH"
 
 
 def test_org_unknown(harness: Harness) -> None:
     ghost = harness.client("ghost-org", key=SM2PrivateKey.generate())
-    r = ghost.submit("rx.issue", rx_issue(_rx()))
+    r = ghost.submit("rx.issue", rx_issue(new_rx_id()))
     assert r.status_code == 403 and error_code(r) == "ORG_UNKNOWN"
 
 
@@ -86,20 +83,22 @@ def test_org_registered_while_running(harness: Harness) -> None:
     harness.tokens[new] = token
     # Registered with its key, so the record verifies; but the gateway's manifest holds no transaction
     # account for it, so its prescription could never reach Prescriptions: refused, not accepted.
-    r = harness.client(new, key=key).submit("rx.issue", rx_issue(_rx()))
+    r = harness.client(new, key=key).submit("rx.issue", rx_issue(new_rx_id()))
     assert r.status_code == 403 and error_code(r) == "TX_ACCOUNT_MISSING", r.text
 
 
 def test_forged_signature_and_another_orgs_key(harness: Harness) -> None:
     h = harness.client("hospital-1")
-    r = h.post(tamper_signature(h.body("rx.issue", rx_issue(_rx()))))
+    r = h.post(tamper_signature(h.body("rx.issue", rx_issue(new_rx_id()))))
     assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
     stolen = harness.network.sm2_key("pharmacy-1")
-    r = h.submit("rx.issue", rx_issue(_rx()), key=stolen)
+    r = h.submit("rx.issue", rx_issue(new_rx_id()), key=stolen)
     assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
-    r = h.post({**h.body("rx.issue", rx_issue(_rx())), "signature": "not base64!"})
+    r = h.post({**h.body("rx.issue", rx_issue(new_rx_id())), "signature": "not base64!"})
     assert r.status_code == 400 and error_code(r) == "FORMAT_INVALID"
-    r = h.post({**h.body("rx.issue", rx_issue(_rx())), "signature": "MAUCAQECAQE="})  # DER, wrong curve order
+    r = h.post(
+        {**h.body("rx.issue", rx_issue(new_rx_id())), "signature": "MAUCAQECAQE="}
+    )  # DER, wrong curve order
     assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
 
 
@@ -123,13 +122,13 @@ def test_key_revoked_before_record_time(harness: Harness) -> None:
 
     harness.wait(lambda: len(keys()) > index, what="new key visible")
     before = format_timestamp(datetime.now(UTC) - timedelta(seconds=5))
-    signed_before = h.body("rx.issue", rx_issue(_rx()), timestamp=before)
-    assert h.submit("rx.issue", rx_issue(_rx())).status_code == 202
+    signed_before = h.body("rx.issue", rx_issue(new_rx_id()), timestamp=before)
+    assert h.submit("rx.issue", rx_issue(new_rx_id())).status_code == 202
 
     # Revoked as of one second ago (block time may run ahead of the wall clock on some engines).
     revoke_key(w3, registry, committee, "hospital-2", index, int(time.time()) - 1)
     harness.wait(lambda: keys()[index]["revoked_at"] is not None, what="revocation visible")
-    r = h.submit("rx.issue", rx_issue(_rx()))
+    r = h.submit("rx.issue", rx_issue(new_rx_id()))
     assert r.status_code == 400 and error_code(r) == "KEY_REVOKED"
     assert r.json()["error"]["details"]["key_index"] == index
     # A record signed while the key was valid still verifies: revocation is not retroactive.
@@ -151,38 +150,38 @@ def test_key_not_valid_before_its_window(harness: Harness) -> None:
     assert parse_timestamp(str(_keys(harness, "hospital-2")[index]["valid_from"])).timestamp() == starts
     h = harness.client("hospital-2", key=key)
     early = format_timestamp(datetime.fromtimestamp(starts - 60, UTC))
-    r = h.submit("rx.issue", rx_issue(_rx()), timestamp=early)
+    r = h.submit("rx.issue", rx_issue(new_rx_id()), timestamp=early)
     assert r.status_code == 400 and error_code(r) == "KEY_NOT_VALID", r.text
     assert r.json()["error"]["details"] == {"org": "hospital-2", "key_index": index, "timestamp": early}
-    r = h.submit("rx.issue", rx_issue(_rx()))
+    r = h.submit("rx.issue", rx_issue(new_rx_id()))
     assert r.status_code == 202, r.text
 
 
 def test_replay_and_idempotency(harness: Harness) -> None:
     h = harness.client("hospital-1")
-    body = h.body("rx.issue", rx_issue(_rx()))
+    body = h.body("rx.issue", rx_issue(new_rx_id()))
     first = h.post(body)
     assert first.status_code == 202
     again = h.post(body)
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"] and again.json()["existing"]
     nonce = body["record"]["nonce"]
-    replay = h.submit("rx.issue", rx_issue(_rx()), nonce=nonce)
+    replay = h.submit("rx.issue", rx_issue(new_rx_id()), nonce=nonce)
     assert replay.status_code == 409 and error_code(replay) == "REPLAYED"
     rec = harness.wait_status(first.json()["id"], "sequenced")
     history = h.get(f"/api/v1/subjects/{body['record']['subject']}/records").json()["items"]
     assert [i["id"] for i in history] == [first.json()["id"]] and rec["leaf_index"] is not None
 
     key = {"Idempotency-Key": secrets.token_hex(8)}
-    b1 = h.body("rx.issue", rx_issue(_rx()))
+    b1 = h.body("rx.issue", rx_issue(new_rx_id()))
     assert h.post(b1, headers=key).status_code == 202
     assert h.post(b1, headers=key).status_code == 200
-    other = h.post(h.body("rx.issue", rx_issue(_rx())), headers=key)
+    other = h.post(h.body("rx.issue", rx_issue(new_rx_id())), headers=key)
     assert other.status_code == 409 and error_code(other) == "IDEMPOTENCY_KEY_REUSED"
 
 
 def test_payload_rejections(harness: Harness) -> None:
     h = harness.client("hospital-1")
-    rx = _rx()
+    rx = new_rx_id()
     body = h.body("rx.issue", rx_issue(rx))
     tampered = json.loads(json.dumps(body))
     tampered["payload"]["dispenseRequest"]["quantity"]["value"] = 20
@@ -217,7 +216,7 @@ def test_payload_rejections(harness: Harness) -> None:
 
 def test_malformed_requests(harness: Harness) -> None:
     h = harness.client("hospital-1")
-    body = h.body("rx.issue", rx_issue(_rx()))
+    body = h.body("rx.issue", rx_issue(new_rx_id()))
     missing = {**body, "record": {k: v for k, v in body["record"].items() if k != "nonce"}}
     r = h.post(missing)
     assert r.status_code == 400 and error_code(r) == "RECORD_INVALID"

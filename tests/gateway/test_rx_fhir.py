@@ -6,7 +6,6 @@ with the payload exactly as signed."""
 from __future__ import annotations
 
 import copy
-import secrets
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,15 @@ from zoneinfo import ZoneInfo
 
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
-from tests.kit.gateway import Harness, check_accepted, error_code, rx_dispense, rx_issue, workerless_gateway
+from tests.kit.gateway import (
+    Harness,
+    check_accepted,
+    error_code,
+    new_rx_id,
+    rx_dispense,
+    rx_issue,
+    workerless_gateway,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MEDICATION = {
@@ -57,7 +64,7 @@ def _accepted(r: Any) -> str:
 
 
 def test_date_only_and_contained_medication_issue_and_dispense(harness: Harness) -> None:
-    h, rx = harness, "RX" + secrets.token_hex(5).upper()
+    h, rx = harness, new_rx_id()
     today = datetime.now(SHANGHAI).date()
     issue = _by_contained(rx_issue(rx))
     issue["authoredOn"] = today.isoformat()
@@ -90,7 +97,7 @@ def test_date_only_and_contained_medication_issue_and_dispense(harness: Harness)
 def test_fhir_violations_refused_over_http(harness: Harness) -> None:
     """What the client's own adapter would refuse is sent anyway (digest computed by hand): 400
     FHIR_INVALID naming the field, and nothing is recorded."""
-    h, rx = harness, "RX" + secrets.token_hex(5).upper()
+    h, rx = harness, new_rx_id()
     hospital = h.client("hospital-1")
     dangling = _by_contained(rx_issue(rx))
     dangling["medicationReference"] = {"reference": "#missing"}
@@ -112,7 +119,7 @@ def test_fhir_violations_refused_over_http(harness: Harness) -> None:
 def test_the_zone_is_the_deployments(harness: Harness, tmp_path: Path) -> None:
     """PROV_GW_FHIR_TIME_ZONE reaches the rules: the same end date expires at midnight UTC on a gateway
     configured for UTC, 8 hours after Asia/Shanghai's (the session's gateway, the default)."""
-    rx = "RX" + secrets.token_hex(5).upper()
+    rx = new_rx_id()
     last_day = datetime.now(UTC).date() + timedelta(days=2)
     issue = rx_issue(rx)
     issue["dispenseRequest"]["validityPeriod"]["end"] = last_day.isoformat()

@@ -337,6 +337,11 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def new_rx_id() -> str:
+    """A fresh prescription id (``RX`` and ten upper-case hex digits): no test sees another's records."""
+    return "RX" + secrets.token_hex(5).upper()
+
+
 def rx_issue(
     rx_id: str, *, valid_for: timedelta = timedelta(days=3), access_code: AccessCode | None = None
 ) -> dict[str, Any]:
