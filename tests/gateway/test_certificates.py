@@ -93,6 +93,12 @@ def _verify(pdf: Path, *extra: str, capsys: pytest.CaptureFixture[str]) -> tuple
     return rc, json.loads(capsys.readouterr().out)
 
 
+def _certificate(harness: Harness, token: Path, target: str, out: Path, trust: str, *extra: str) -> int:
+    """``provenance certificate`` of ``target`` into ``out``, fetched from the gateway with ``token``."""
+    args = ["--out", str(out), "--gateway", harness.server.url, "--token-file", str(token), "--trust", trust]
+    return main(["certificate", target, *args, *extra])
+
+
 def test_certificate_of_each_domain_renders_decodes_and_verifies(
     harness: Harness, records: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -196,22 +202,7 @@ def test_cli_certificate_of_a_subject_and_who_may_ask(
     harness.wait_status(dispensed, "anchored", timeout=90)
     out = tmp_path / "subject.pdf"
     capsys.readouterr()
-    rc = main(
-        [
-            "certificate",
-            subject,
-            "--out",
-            str(out),
-            "--gateway",
-            harness.server.url,
-            "--token-file",
-            str(token),
-            "--trust",
-            trust,
-            "--lang",
-            "en",
-        ]
-    )
+    rc = _certificate(harness, token, subject, out, trust, "--lang", "en")
     assert rc == 0, capsys.readouterr().err
     pages = read_certificate(out.read_bytes())
     assert [json.loads(p.bundle)["digest"] for p in pages] == [rid, dispensed]
@@ -219,22 +210,7 @@ def test_cli_certificate_of_a_subject_and_who_may_ask(
     assert rc == 0 and [e["verdict"] for e in doc["pages"]] == ["verified", "verified"]
     # The record id form, Chinese by default; with --rpc the anchor is looked up on the chain.
     one = tmp_path / "one.pdf"
-    rc = main(
-        [
-            "certificate",
-            records["party.record"],
-            "--out",
-            str(one),
-            "--gateway",
-            harness.server.url,
-            "--token-file",
-            str(token),
-            "--trust",
-            trust,
-            "--rpc",
-            harness.network.rpc_url,
-        ]
-    )
+    rc = _certificate(harness, token, records["party.record"], one, trust, "--rpc", harness.network.rpc_url)
     assert rc == 0, capsys.readouterr().err
     (page,) = read_certificate(one.read_bytes())
     assert "区块链存证证明" in page.text
@@ -249,20 +225,7 @@ def test_cli_certificate_of_a_subject_and_who_may_ask(
     wrong.write_text(json.dumps(doc, ensure_ascii=False))
     refused = tmp_path / "refused.pdf"
     capsys.readouterr()
-    rc = main(
-        [
-            "certificate",
-            rid,
-            "--out",
-            str(refused),
-            "--gateway",
-            harness.server.url,
-            "--token-file",
-            str(token),
-            "--trust",
-            str(wrong),
-        ]
-    )
+    rc = _certificate(harness, token, rid, refused, str(wrong))
     err = capsys.readouterr().err
     assert rc == 1 and "CERTIFICATE_REFUSED" in err and "step 'signer'" in err, err
     assert not refused.exists()
