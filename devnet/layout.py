@@ -28,47 +28,33 @@ class DevnetError(ProvenanceError):
     code = "DEVNET_ERROR"
 
 
+class _Under:
+    """A path of the layout: ``name`` below its root, or below another of its paths (``parent``)."""
+
+    def __init__(self, name: str, parent: str = "root") -> None:
+        self.name = name
+        self.parent = parent
+
+    def __get__(self, layout: Layout, owner: type | None = None) -> Path:
+        base: Path = getattr(layout, self.parent)
+        return base / self.name
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each piece of devnet state lives under the devnet directory."""
 
     root: Path
 
-    @property
-    def node_dir(self) -> Path:
-        return self.root / "node"
-
-    @property
-    def keys_dir(self) -> Path:
-        return self.root / "keys"
-
-    @property
-    def tokens_dir(self) -> Path:
-        return self.root / "tokens"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST_NAME
-
-    @property
-    def trust(self) -> Path:
-        return self.root / TRUST_NAME
-
-    @property
-    def gateway_db(self) -> Path:
-        return self.root / "gateway.db"
-
-    @property
-    def gateway_kek(self) -> Path:
-        return self.root / "gateway.kek"
-
-    @property
-    def endpoints(self) -> Path:
-        return self.run_dir / "endpoints.json"
+    node_dir = _Under("node")
+    keys_dir = _Under("keys")
+    tokens_dir = _Under("tokens")
+    run_dir = _Under("run")
+    manifest = _Under(MANIFEST_NAME)
+    trust = _Under(TRUST_NAME)
+    gateway_db = _Under("gateway.db")
+    gateway_kek = _Under("gateway.kek")
+    endpoints = _Under("endpoints.json", parent="run_dir")
 
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
