@@ -3,12 +3,18 @@
 and stores a survey, the data user requests it, the owner consents, the user reads it and derives district
 rates from it, which it stores (important, as its input; under the consent, so never opened); the period's
 access is settled by the owner and countersigned by the user, and the owner opens the survey to the user.
-Look it up on /verify as ``dataset:demo-census`` (its lineage shows ``demo-census-rates``)."""
+Look it up on /verify as ``dataset:demo-census`` (its lineage shows ``demo-census-rates``).
+
+Two parts: :class:`DemoWriter`, how any demo record reaches the gateway (the devnet's), and
+:func:`data_life`, what the data lifecycle records, which is the sharing domain's knowledge (it moves to
+``adapters/sharing`` once ``adapters.Workflow`` declares a demo hook, as ``Workflow.provision`` is one).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,108 +45,146 @@ def _stored(dataset: str, classification: str) -> dict[str, Any]:
     }
 
 
+class DemoWriter:
+    """Submits demo records through the devnet's gateway, each signed by the organisation that acts (its
+    devnet key and token); a record a later one names is waited for until its contract call is mined."""
+
+    def __init__(self, root: Path, gateway: str) -> None:
+        self._root = root
+        self._gateway = gateway
+        self._clients: dict[str, Client] = {}
+        self._stack = ExitStack()
+        self._submitted_by: dict[str, str] = {}
+
+    def __enter__(self) -> DemoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _client(self, org: str) -> Client:
+        if org not in self._clients:
+            client = Client.devnet(org, root=self._root, gateway=self._gateway)
+            self._clients[org] = self._stack.enter_context(client)
+        return self._clients[org]
+
+    def put(
+        self, org: str, kind: str, subject: str, payload: Mapping[str, Any], *, mined: bool = False
+    ) -> str:
+        """Sign and submit a record of ``org``; its id. ``mined``: wait until its contract call is mined."""
+        client = self._client(org)
+        receipt = client.submit(client.sign(kind=kind, subject=subject, payload=payload), payload)
+        if mined:  # what a later record names must be on chain first (a request, its dataset)
+            deadline = time.monotonic() + _WAIT
+            while client.record(receipt.id)["chain_status"] not in ("confirmed", "rejected"):
+                if time.monotonic() > deadline:
+                    raise ProvenanceError(f"{kind} {receipt.id} not on chain after {_WAIT:.0f} s")
+                time.sleep(0.2)
+        self._submitted_by[receipt.id] = org
+        return receipt.id
+
+    def payload_digest(self, record_id: str) -> str:
+        """The payload digest of a record put here, as the gateway holds it (read by its submitter)."""
+        digest: str = self._client(self._submitted_by[record_id]).record(record_id)["payload_digest"]
+        return digest
+
+
 def seed_data_life(root: Path, gateway: str, on_step: Callable[[str], None]) -> None:
     """Record the demo dataset's life through ``gateway`` (the devnet's, just started, first run)."""
     on_step(f"recording the demo dataset's life (dataset:{DATASET})")
-    with (
-        Client.devnet(OWNER, root=root, gateway=gateway) as owner,
-        Client.devnet(USER, root=root, gateway=gateway) as user,
-    ):
+    with DemoWriter(root, gateway) as writer:
+        data_life(writer)
 
-        def put(client: Client, kind: str, payload: Mapping[str, Any], *, mined: bool = False) -> str:
-            subject = f"dataset:{payload['dataset']}"
-            receipt = client.submit(client.sign(kind=kind, subject=subject, payload=payload), payload)
-            if mined:  # what a later record names must be on chain first (a request, its dataset)
-                deadline = time.monotonic() + _WAIT
-                while client.record(receipt.id)["chain_status"] not in ("confirmed", "rejected"):
-                    if time.monotonic() > deadline:
-                        raise ProvenanceError(f"{kind} {receipt.id} not on chain after {_WAIT:.0f} s")
-                    time.sleep(0.2)
-            return receipt.id
 
-        collected = {
-            "dataset": DATASET,
-            "owner": OWNER,
-            "source": "区县卫健委直报系统",
-            "schema_digest": sm3_hex(b'{"columns":["person_id_hash","district","insured"]}'),
-            "content_root": content_root(_ROWS),
-            "leaf_count": len(_ROWS),
-            "collected_at": _at(-timedelta(minutes=5)),
-        }
-        put(owner, "data.collected", collected, mined=True)
-        put(owner, "data.stored", _stored(DATASET, "important"))
-        fields = ["person_id_hash", "household_district", "insured_status"]
-        request = {
-            "request_id": REQUEST,
-            "dataset": DATASET,
-            "requester": USER,
-            "fields": fields,
-            "purpose": PURPOSE,
-            "requested_at": _at(-timedelta(minutes=4)),
-        }
-        put(user, "share.request", request, mined=True)
-        consent = {
-            "request_id": REQUEST,
-            "dataset": DATASET,
-            "fields": fields[::2],
-            "purpose": PURPOSE,
-            "granted_at": _at(-timedelta(minutes=3)),
-            "expires_at": _at(timedelta(days=180)),
-        }
-        consent_id = put(owner, "share.consent", consent, mined=True)
-        start = _at(-timedelta(minutes=2))
-        access = {
-            "request_id": REQUEST,
-            "consent_digest": owner.record(consent_id)["payload_digest"],
-            "dataset": DATASET,
-            "fields": ["person_id_hash"],
-            "purpose": PURPOSE,
-            "accessor": USER,
-            "accessed_at": _at(-timedelta(seconds=1)),
-        }
-        put(user, "share.access", access, mined=True)  # metered on chain before it is settled
-        derived = {
-            "dataset": DERIVED,
-            "analyst": USER,
-            "inputs": [{"dataset": DATASET, "request_id": REQUEST}],
-            "purpose": PURPOSE,
-            "method": "按区县汇总参保率",
-            "schema_digest": sm3_hex(b'{"columns":["district","rate"]}'),
-            "content_root": content_root([f"district-{d},0.9{d}".encode() for d in range(7)]),
-            "leaf_count": 7,
-            "derived_at": _at(),
-        }
-        put(user, "data.derived", derived, mined=True)
-        put(user, "data.stored", _stored(DERIVED, "important"))  # no lower than its input's class
-        time.sleep(1.0)  # the period ends after the access (whole seconds)
-        end = _at()
-        settled = {
-            "settlement_id": SETTLEMENT,
-            "request_id": REQUEST,
-            "dataset": DATASET,
-            "provider": OWNER,
-            "consumer": USER,
-            "period_start": start,
-            "period_end": end,
-            "access_count": 1,
-            "unit_price": 150,
-            "amount": 150,
-            "currency": "CNY",
-            "settled_at": end,
-        }
-        proposal = put(owner, "data.settled", settled, mined=True)
-        countersigned = {
-            "settlement_id": SETTLEMENT,
-            "dataset": DATASET,
-            "settlement_digest": owner.record(proposal)["payload_digest"],
-            "countersigned_at": _at(),
-        }
-        put(user, "data.countersigned", countersigned)
-        opened = {
-            "dataset": DATASET,
-            "licence": "政务数据共享协议",
-            "public": False,
-            "to": [USER],
-            "opened_at": _at(),
-        }
-        put(owner, "data.opened", opened)  # important data: to named organisations only
+def data_life(w: DemoWriter) -> None:
+    """The demo dataset's life, record by record (the module's story)."""
+
+    def put(org: str, kind: str, payload: Mapping[str, Any], *, mined: bool = False) -> str:
+        return w.put(org, kind, f"dataset:{payload['dataset']}", payload, mined=mined)
+
+    collected = {
+        "dataset": DATASET,
+        "owner": OWNER,
+        "source": "区县卫健委直报系统",
+        "schema_digest": sm3_hex(b'{"columns":["person_id_hash","district","insured"]}'),
+        "content_root": content_root(_ROWS),
+        "leaf_count": len(_ROWS),
+        "collected_at": _at(-timedelta(minutes=5)),
+    }
+    put(OWNER, "data.collected", collected, mined=True)
+    put(OWNER, "data.stored", _stored(DATASET, "important"))
+    fields = ["person_id_hash", "household_district", "insured_status"]
+    request = {
+        "request_id": REQUEST,
+        "dataset": DATASET,
+        "requester": USER,
+        "fields": fields,
+        "purpose": PURPOSE,
+        "requested_at": _at(-timedelta(minutes=4)),
+    }
+    put(USER, "share.request", request, mined=True)
+    consent = {
+        "request_id": REQUEST,
+        "dataset": DATASET,
+        "fields": fields[::2],
+        "purpose": PURPOSE,
+        "granted_at": _at(-timedelta(minutes=3)),
+        "expires_at": _at(timedelta(days=180)),
+    }
+    consent_id = put(OWNER, "share.consent", consent, mined=True)
+    start = _at(-timedelta(minutes=2))
+    access = {
+        "request_id": REQUEST,
+        "consent_digest": w.payload_digest(consent_id),
+        "dataset": DATASET,
+        "fields": ["person_id_hash"],
+        "purpose": PURPOSE,
+        "accessor": USER,
+        "accessed_at": _at(-timedelta(seconds=1)),
+    }
+    put(USER, "share.access", access, mined=True)  # metered on chain before it is settled
+    derived = {
+        "dataset": DERIVED,
+        "analyst": USER,
+        "inputs": [{"dataset": DATASET, "request_id": REQUEST}],
+        "purpose": PURPOSE,
+        "method": "按区县汇总参保率",
+        "schema_digest": sm3_hex(b'{"columns":["district","rate"]}'),
+        "content_root": content_root([f"district-{d},0.9{d}".encode() for d in range(7)]),
+        "leaf_count": 7,
+        "derived_at": _at(),
+    }
+    put(USER, "data.derived", derived, mined=True)
+    put(USER, "data.stored", _stored(DERIVED, "important"))  # no lower than its input's class
+    time.sleep(1.0)  # the period ends after the access (whole seconds)
+    end = _at()
+    settled = {
+        "settlement_id": SETTLEMENT,
+        "request_id": REQUEST,
+        "dataset": DATASET,
+        "provider": OWNER,
+        "consumer": USER,
+        "period_start": start,
+        "period_end": end,
+        "access_count": 1,
+        "unit_price": 150,
+        "amount": 150,
+        "currency": "CNY",
+        "settled_at": end,
+    }
+    proposal = put(OWNER, "data.settled", settled, mined=True)
+    countersigned = {
+        "settlement_id": SETTLEMENT,
+        "dataset": DATASET,
+        "settlement_digest": w.payload_digest(proposal),
+        "countersigned_at": _at(),
+    }
+    put(USER, "data.countersigned", countersigned)
+    opened = {
+        "dataset": DATASET,
+        "licence": "政务数据共享协议",
+        "public": False,
+        "to": [USER],
+        "opened_at": _at(),
+    }
+    put(OWNER, "data.opened", opened)  # important data: to named organisations only
