@@ -6,7 +6,6 @@ session's engine (our node unless PROV_TEST_ENGINE says otherwise) and on anvil.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import secrets
 import time
@@ -26,7 +25,7 @@ from devnet.governance import committee_pass, set_max_anchor_growth, void_anchor
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.chain.anchor import ChainAnchorChecker
-from provenance.chain.contracts import ProposalKind, at, deploy, org_id, transact
+from provenance.chain.contracts import ProposalKind, at, org_id, transact
 from provenance.client import GatewayProofs
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.merkle import node_hash
@@ -34,6 +33,7 @@ from provenance.manifest import Manifest
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
 from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission
+from tests.kit.network import variant_network
 
 
 @dataclasses.dataclass
@@ -61,14 +61,9 @@ def net(
         eng = started = start_anvil()
         base = deploy_network(eng, out_dir=tmp_path_factory.mktemp("anvil-network"))
     try:
+        manifest = variant_network(base, eng, f"recovery-{secrets.token_hex(4)}")
         w3 = Web3(Web3.HTTPProvider(eng.rpc_url, request_kwargs={"timeout": 30}))
-        log = deploy(w3, "ProvenanceLog", base.contracts["OrgRegistry"], sender=eng.accounts[0])
-        assert base.path is not None
-        path = base.path.with_name(f"manifest-recovery-{log.address}.json")
-        manifest = dataclasses.replace(
-            base, contracts={**base.contracts, "ProvenanceLog": log.address}, path=path
-        )
-        path.write_text(json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+        log = at(w3, "ProvenanceLog", manifest.contracts["ProvenanceLog"])
         yield Net(manifest=manifest, engine=eng, w3=w3, log=log)
     finally:
         if started is not None:

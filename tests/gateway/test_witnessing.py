@@ -3,7 +3,6 @@ state), the gateway's submissions and retries, a witness outage, the tiles and `
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import secrets
@@ -15,12 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from web3 import Web3
 
 from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
-from provenance.chain.contracts import deploy
 from provenance.errors import WitnessQuorumMissing
 from provenance.log.checkpoint import NoteVerifier, verify_checkpoint
 from provenance.log.cosignature import WitnessPolicy
@@ -28,6 +25,7 @@ from provenance.log.tiles import Tile, tree_hash
 from provenance.manifest import Manifest
 from provenance.verification.trust import TrustStore
 from tests.kit.gateway import Server, gateway_settings, hj212_packets, sign_submission, trust_path, wait_until
+from tests.kit.network import variant_network
 from tests.kit.witness import WitnessServer
 
 ORGS = ("regulator", "auditor", "env-bureau")
@@ -88,14 +86,7 @@ def witnessed(
     network = deployed
     tmp = tmp_path_factory.mktemp("witnessed")
     # Its own ProvenanceLog, so that its anchors never race the session gateway's.
-    w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
-    log = deploy(w3, "ProvenanceLog", network.contracts["OrgRegistry"], sender=engine.accounts[0])
-    assert network.path is not None
-    path = network.path.with_name("manifest-witnessed.json")  # beside it: the key files are relative
-    manifest = dataclasses.replace(
-        network, contracts={**network.contracts, "ProvenanceLog": log.address}, path=path
-    )
-    path.write_text(json.dumps(manifest.to_dict(), ensure_ascii=False), "utf-8")
+    manifest = variant_network(network, engine, "witnessed")
     origin, key_name = network.log["origin"], network.log["key_name"]
     pinned = {origin: [NoteVerifier(name=key_name, public_key=network.log_key().public_key())]}
     witnesses = [

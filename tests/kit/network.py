@@ -85,7 +85,7 @@ def network(deployed: Manifest, engine: EngineHandle, backend: str) -> Manifest:
 def variant_network(deployed: Manifest, engine: EngineHandle, name: str, *contracts: str) -> Manifest:
     """``deployed`` with a ProvenanceLog of its own and fresh copies of ``contracts`` (on the same
     OrgRegistry, deployed with their defaults), in ``manifest-<name>.json`` beside a trust file of its own."""
-    w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
+    w3 = Web3(Web3.HTTPProvider(engine.rpc_url, request_kwargs={"timeout": 30}))
     registry = deployed.contracts["OrgRegistry"]
     fresh = {
         c: deploy(w3, c, registry, sender=engine.accounts[0]).address for c in ("ProvenanceLog", *contracts)
