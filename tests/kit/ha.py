@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 
 from devnet.embedded import free_port
+from devnet.engines import stop_process
 from tests.kit.procnet import ProcNet, wait_until
 
 
@@ -105,13 +106,8 @@ class HaNet(ProcNet):
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=15)
+            if proc is not None:
+                stop_process(proc, 15)
         super().stop()
 
     def rss(self, field: str = "VmRSS") -> tuple[int, int]:

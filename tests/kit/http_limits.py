@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from devnet.engines import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 GRACE = 5.0  # beyond a time-out: scheduling on a shared machine, never a speed claim
 
@@ -145,10 +147,5 @@ def service(cmd: list[str], env: dict[str, str], health: str, log: Path) -> Iter
         yield proc
         assert proc.poll() is None, f"{cmd} died: {log.read_text()[-2000:]}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
         out.close()

@@ -27,7 +27,7 @@ from sqlmodel import col, func, select
 
 from devnet.deploy import deploy_network
 from devnet.embedded import free_port, start_embedded
-from devnet.engines import EngineHandle, test_accounts
+from devnet.engines import EngineHandle, stop_process, test_accounts
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
@@ -177,13 +177,8 @@ class ProcNet:
 
     def stop(self) -> None:
         """Stop the gateway (SIGTERM), then the node."""
-        if self.gateway is not None and self.gateway.poll() is None:
-            self.gateway.terminate()
-            try:
-                self.gateway.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.gateway.kill()
-                self.gateway.wait(timeout=15)
+        if self.gateway is not None:
+            stop_process(self.gateway, 15)
         if self.engine is not None:
             self.engine.stop()
 
