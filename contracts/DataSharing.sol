@@ -199,7 +199,8 @@ contract DataSharing is OrgGated {
     }
 
     /// An analysis output, owned by its analyst: each input its own, open to it, or used under the
-    /// analyst's live consent for that dataset whose purpose is the analysis's (`requestIds[i]`).
+    /// analyst's live consent for that dataset whose purpose is the analysis's (`requestIds[i]`); an input
+    /// not its own that names a consent is covered by that consent alone, open or not.
     function registerDerived(
         bytes32 datasetId,
         bytes32 purposeDigest,
@@ -290,7 +291,10 @@ contract DataSharing is OrgGated {
     function _covered(bytes32 input, bytes32 requestId, bytes32 org, bytes32 purposeDigest) private view {
         Dataset storage d = _datasets[input];
         if (d.ownerOrg == bytes32(0)) revert InputNotFound(input);
-        if (d.ownerOrg == org || _public[input] || _openTo[input][org]) return;
+        if (d.ownerOrg == org) return;
+        // A named consent is the input's basis even where the input is open to the analyst: it must cover
+        // the use (the output is then bound to its purpose, a rule of the gateway's).
+        if (requestId == bytes32(0) && (_public[input] || _openTo[input][org])) return;
         Request storage r = _requests[requestId];
         if (r.datasetId != input || r.requesterOrg != org || r.status == Status.None) {
             revert InputNotCovered(input, requestId);

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from adapters._common import parse_instant
 from adapters.abc import State
 from adapters.sharing.errors import ConsentExpired, ConsentMissing, ConsentRevoked
 from provenance.timestamps import parse_rfc3339
@@ -34,3 +35,14 @@ def check_consent(state: State | None, request_id: str, org: str, now: datetime)
             details={"request_id": request_id, "expires_at": expires},
         )
     return consent
+
+
+def outside_validity(consent: Mapping[str, Any], at: datetime) -> str | None:
+    """The bound of the consent's validity [granted_at, expires_at) that ``at`` misses, or None."""
+    for key, late in (("granted_at", False), ("expires_at", True)):
+        bound = consent.get(key)
+        if isinstance(bound, str):
+            when = parse_instant(bound, key)
+            if (at >= when) if late else (at < when):
+                return key
+    return None

@@ -45,6 +45,13 @@ class ConsentExpired(Conflict):
     code = "CONSENT_EXPIRED"
 
 
+class AccessPeriodSettled(Conflict):
+    """A ``share.access`` dated inside a period of its request already settled or pending settlement: no
+    settlement would ever bill it (that period's meter would no longer match the log)."""
+
+    code = "ACCESS_PERIOD_SETTLED"
+
+
 # --- payload faults ------------------------------------------------------------------------------------
 
 
@@ -123,6 +130,13 @@ class InputNotCovered(NotPermitted):
     analyst's for that dataset whose purpose is the analysis's."""
 
     code = "INPUT_NOT_COVERED"
+
+
+class DerivedOutsideConsent(InputNotCovered):
+    """A ``data.derived`` whose ``derived_at`` lies before the named consent was granted or after it
+    expires: the consent did not cover the input then."""
+
+    code = "DERIVED_OUTSIDE_CONSENT"
 
 
 class SettlementExists(Conflict):

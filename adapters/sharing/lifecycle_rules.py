@@ -21,7 +21,7 @@ from typing import Any
 from adapters._common import parse_instant, stricter
 from adapters.abc import ChainView, RecordFacts, State, Step
 from adapters.sharing.chain import dataset_owner, request_status
-from adapters.sharing.consent import check_consent
+from adapters.sharing.consent import check_consent, outside_validity
 from adapters.sharing.domain import (
     COLLECTED,
     COUNTERSIGNED,
@@ -44,6 +44,7 @@ from adapters.sharing.errors import (
     DatasetNotStored,
     DatasetUnknown,
     DerivedInputClosed,
+    DerivedOutsideConsent,
     InputNotCovered,
     InputUnknown,
     NotDatasetOwner,
@@ -208,8 +209,12 @@ def _derived(
             _bound(name, data["bound"], purpose, chain, at)
             if mine:
                 _names_bound(states, name, data["bound"], request_id, org, at)
-        if not mine and not data["public"] and org not in data["to"]:
+        # A named consent is the input's basis even where the input is also open or its own: it must cover
+        # the use, and binds the output to its purpose (an opening names none, a consent does).
+        named = request_id is not None and not (mine and data["bound"])
+        if named or (not mine and not data["public"] and org not in data["to"]):
             consent = _covered(states, name, request_id, org, purpose, chain, now)
+            _in_window(consent, str(request_id), facts["derived_at"])
             bound[str(request_id)] = {
                 "request_id": request_id,
                 "purpose": purpose,
@@ -243,7 +248,9 @@ def _covered(
             f"input {dataset!r} is not open to {org!r} and names no consent", details=details
         )
     state = states[state_key(request_id)]
-    if state is not None and state.data.get("dataset") != dataset:
+    if state is None:
+        raise ShareRequestUnknown(f"no data-sharing request {request_id!r}", details=details)
+    if state.data.get("dataset") != dataset:
         raise InputNotCovered(f"request {request_id!r} is not for dataset {dataset!r}", details=details)
     consent = check_consent(state, request_id, org, max(now, chain.clock()))
     if stricter(lambda: request_status(chain, request_id)) == "revoked":
@@ -257,6 +264,16 @@ def _covered(
             details={**details, "consented_purpose": consent.get("purpose")},
         )
     return consent
+
+
+def _in_window(consent: Mapping[str, Any], request_id: str, derived_at: object) -> None:
+    """A derivation under a consent is dated inside its validity: granted, not yet expired."""
+    missed = outside_validity(consent, parse_instant(str(derived_at), "derived_at"))
+    if missed is not None:
+        raise DerivedOutsideConsent(
+            f"derived_at {derived_at} lies outside the validity of the consent for request {request_id!r}",
+            details={"field": "derived_at", "request_id": request_id, missed: consent[missed]},
+        )
 
 
 def _bound(dataset: str, bound: list[dict[str, Any]], purpose: str, chain: ChainView, at: datetime) -> None:
@@ -299,6 +316,14 @@ def _names_bound(
     check_consent(states[state_key(str(named))], str(named), org, at)
 
 
+def settled_period(request: Mapping[str, Any], start: datetime, end: datetime) -> list[str] | None:
+    """The first period of the request's settlements (settled or pending) that meets [start, end)."""
+    for period in request.get("settled_periods", []):
+        if parse_instant(period[0], "period_start") < end and start < parse_instant(period[1], "period_end"):
+            return list(period)
+    return None
+
+
 def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: ChainView) -> Step:
     facts, org = record.facts, record.org
     settlement_id = str(facts["settlement_id"])
@@ -334,14 +359,16 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
     dataset = str(request.data["dataset"])
     sides = {"provider": dataset_owner(chain, dataset), "consumer": request.data.get("requester")}
     named = {"provider": facts["provider"], "consumer": facts["consumer"]}
+    # A third party learns nothing of the request (its sides, its settlements' periods, its meter): only its
+    # sides, who read every settlement of it (GET /settlements/{id}), get the precise errors below.
+    if org not in sides.values():
+        raise SettlementPartyMismatch(
+            f"{org!r} is neither side of request {request_id!r}", details={"org": org}
+        )
     if facts["dataset"] != dataset or named != sides:
         raise SettlementPartyMismatch(
             "a settlement's sides are the request's dataset owner and requester",
             details={"dataset": dataset, **{k: v for k, v in sides.items()}},
-        )
-    if org not in named.values():
-        raise SettlementPartyMismatch(
-            f"{org!r} is neither side of request {request_id!r}", details={"org": org, **named}
         )
     if state is not None:
         raise SettlementExists(
@@ -349,12 +376,10 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
         )
     start = parse_instant(facts["period_start"], "period_start")
     end = parse_instant(facts["period_end"], "period_end")
-    for period in request.data.get("settled_periods", []):
-        if parse_instant(period[0], "period_start") < end and start < parse_instant(period[1], "period_end"):
-            raise SettlementExists(
-                "a settlement of this request already covers part of the period",
-                details={"period": period},
-            )
+    if (period := settled_period(request.data, start, end)) is not None:
+        raise SettlementExists(
+            "a settlement of this request already covers part of the period", details={"period": period}
+        )
     metered = sum(
         1 for at in request.data.get("accesses", []) if start <= parse_instant(at, "accessed_at") < end
     )
@@ -372,6 +397,8 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
         "digest": record.payload_digest,
         "record": record.record_id,
         "amount": facts["amount"],
+        # The terms, which both sides read (the counterpart countersigns them).
+        **{k: facts[k] for k in ("period_start", "period_end", "access_count", "unit_price")},
     }
     periods = [*request.data.get("settled_periods", []), [facts["period_start"], facts["period_end"]]]
     return Step(

@@ -37,6 +37,7 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import DateInFuture, ExpiryNotInFuture, PayloadInvalid
 from adapters.sharing import lifecycle
+from adapters.sharing.consent import outside_validity
 from adapters.sharing.domain import DOMAIN
 from adapters.sharing.errors import AccessInFuture, ConsentScopeExceeded, ShareRuleViolation
 
@@ -166,15 +167,8 @@ def _check_access(facts: dict[str, Any], ctx: AdaptContext) -> None:
         raise ConsentScopeExceeded(
             "access reads fields outside its consent", details={"field": "fields", "extra": extra}
         )
-    at = _time(facts, "accessed_at")
-    for key, late in (("granted_at", False), ("expires_at", True)):
-        bound = consent.get(key)
-        if isinstance(bound, str):
-            when = parse_instant(bound, key)
-            if (at >= when) if late else (at < when):
-                raise ConsentScopeExceeded(
-                    "access outside the consent's validity", details={"field": "accessed_at"}
-                )
+    if outside_validity(consent, _time(facts, "accessed_at")) is not None:
+        raise ConsentScopeExceeded("access outside the consent's validity", details={"field": "accessed_at"})
 
 
 _KINDS = tuple(_MODELS)

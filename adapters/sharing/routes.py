@@ -109,6 +109,11 @@ class Settlement(BaseModel):
     proposer: str
     counterpart: str
     amount: int
+    # Its terms, which the counterpart countersigns (None: a settlement recorded before they were kept).
+    period_start: str | None = None
+    period_end: str | None = None
+    access_count: int | None = None
+    unit_price: int | None = None
     record: str  # the data.settled record
     countersigned: str | None  # the data.countersigned record, once there
 
@@ -129,6 +134,10 @@ def settlement(ctx: ReadContext, settlement_id: str) -> Settlement:
         proposer=str(data["proposer"]),
         counterpart=str(data["counterpart"]),
         amount=int(data["amount"]),
+        period_start=data.get("period_start"),
+        period_end=data.get("period_end"),
+        access_count=data.get("access_count"),
+        unit_price=data.get("unit_price"),
         record=str(data["record"]),
         countersigned=data.get("countersigned"),
     )

@@ -6,10 +6,10 @@ too: a raw transaction may have changed a request, the chain's clock may run ahe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from adapters._common import check_expiry, stricter
+from adapters._common import check_expiry, parse_instant, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import (
@@ -34,6 +34,7 @@ from adapters.sharing.domain import (
 )
 from adapters.sharing.errors import (
     AccessorMismatch,
+    AccessPeriodSettled,
     ConsentMissing,
     ConsentRevoked,
     DatasetUnknown,
@@ -98,8 +99,16 @@ class SharingWorkflow(SharingAdapter):
                     f"the consent for request {request_id!r} was withdrawn on chain",
                     details={"request_id": request_id, "on_chain": "revoked"},
                 )
-            # Metered: a settlement of the request's accesses counts these (data.settled).
+            # Metered: a settlement of the request's accesses counts these (data.settled). One dated inside
+            # a period already settled or pending would never be billed: refused, so the meter is the log.
             assert state is not None
+            at = parse_instant(facts["accessed_at"], "accessed_at")
+            if lifecycle_rules.settled_period(state.data, at, at + timedelta.resolution) is not None:
+                raise AccessPeriodSettled(
+                    f"accessed_at {facts['accessed_at']} lies in a period of request {request_id!r} "
+                    "already settled or pending settlement",
+                    details={"field": "accessed_at", "request_id": request_id},
+                )
             metered = {**state.data, "accesses": [*state.data.get("accesses", []), facts["accessed_at"]]}
             return Step(prior=consent, writes={key: State(state.status, metered)})
         if state is None:

@@ -108,6 +108,28 @@ def test_an_opened_dataset_needs_no_consent(
     assert info.value.details["args"] == [to_one, NO_REQUEST]
 
 
+def test_a_named_consent_must_cover_an_open_input(
+    chain: Chain, deployment: Deployment, ds: Contract, unique: Callable[[str], bytes]
+) -> None:
+    """The fifth attack (F7): an input open to the analyst that names a consent (a request id) is covered by
+    that consent alone: a request that does not exist, is not consented or is for another purpose does
+    not cover it (InputNotCovered, ConsentNotLive); naming none, the opening covers it."""
+    owner, user = deployment.account("data-owner-1"), deployment.account("data-user-1")
+    dataset, request = open_request(chain, deployment, unique)
+    chain.tx(ds.functions.openDataset(dataset, False, [deployment.orgs["data-user-1"].id], b"o" * 32), owner)
+    purpose = unique("purpose")
+    with chain.reverts("InputNotCovered") as info:
+        chain.tx(derive(ds, unique("dataset"), purpose, [dataset], [unique("request")]), user)
+    assert info.value.details["args"][0] == dataset
+    with chain.reverts("ConsentNotLive"):
+        chain.tx(derive(ds, unique("dataset"), purpose, [dataset], [request]), user)
+    consent_for(chain, deployment, ds, request, purpose)
+    with chain.reverts("InputNotCovered"):
+        chain.tx(derive(ds, unique("dataset"), unique("purpose"), [dataset], [request]), user)
+    chain.tx(derive(ds, unique("dataset"), purpose, [dataset], [request]), user)
+    chain.tx(derive(ds, unique("dataset"), unique("purpose"), [dataset], [NO_REQUEST]), user)
+
+
 def test_settlement_pending_until_the_counterpart_countersigns(
     chain: Chain, deployment: Deployment, ds: Contract, unique: Callable[[str], bytes]
 ) -> None:
