@@ -31,6 +31,7 @@ _LIMIT = re.compile(r"[0-9]{1,3}")
 _RECORD_ID = re.compile(r"[0-9a-f]{64}")
 _CURSOR = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)/([0-9]{1,9})")
 T = TypeVar("T")
+P = TypeVar("P", bound=BaseModel)
 
 
 class BundleDocument(BaseModel):
@@ -215,6 +216,34 @@ def alert_page(
         return model(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
 
     return page(ctx, q, entries or alerts_of, make)
+
+
+def page_route(
+    spec: BatchSpec,
+    name: str,
+    doc: str,
+    model: Callable[..., P],
+    fill: Callable[[ReadContext, Query], tuple[list[Any], str | None]],
+) -> Callable[..., P]:
+    """The handler ``name`` of a page route ``…/{<spec.source>}/…?since=&until=&after=&limit=``: the page
+    ``model(<spec.source>=, items=, next_cursor=)`` that ``fill`` finds for the checked query (``doc``:
+    what the API's description says)."""
+
+    def handler(
+        ctx: ReadContext,
+        since: str | None = None,
+        until: str | None = None,
+        after: str | None = None,
+        limit: str | None = None,
+        **path: str,
+    ) -> P:
+        source = path[spec.source]
+        items, cursor = fill(ctx, Query.of(spec, source, since, until, after, limit))
+        return model(**{spec.source: source}, items=items, next_cursor=cursor)
+
+    handler.__name__ = handler.__qualname__ = name  # the route's name in the API description
+    handler.__doc__ = doc
+    return handler
 
 
 def readings_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ else a batch's readings do not exist (READING_NOT_FOUND).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -28,6 +28,7 @@ from adapters.batch.reads import (
     alerts_of,
     item_page,
     one_item,
+    page_route,
 )
 from adapters.env.batch import SPEC
 
@@ -65,41 +66,39 @@ class ReadingPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= for the next page; null on the last page")
 
 
-def station_readings(
-    ctx: ReadContext,
-    mn: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-) -> ReadingPage:
-    """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
-
-    items, cursor = item_page(ctx, Query.of(SPEC, mn, since, until, after, limit), Reading)
-    return ReadingPage(mn=mn, items=items, next_cursor=cursor)
-
-
-def station_alerts(
-    ctx: ReadContext,
-    mn: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-    *,
-    only: str | None = None,
-) -> AlertPage:
-    """A station's alerts (readings over their station class's limits, data flags other than N) dated in
-    [since, until), each with the evidence bundle of its reading, paginated like the readings (``only``:
-    alerts of that type alone, for the dashboard's panel)."""
+def _alerts(only: str | None) -> Callable[[ReadContext, Query], tuple[list[Alert], str | None]]:
+    """A page of the station's alerts (``only``: alerts of that type alone, for the dashboard's panel)."""
 
     def entries(data: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
         found = alerts_of(data)
         return found if only is None else [x for x in found if x["type"] == only]
 
-    items, cursor = alert_page(ctx, Query.of(SPEC, mn, since, until, after, limit), Alert, entries)
-    return AlertPage(mn=mn, items=items, next_cursor=cursor)
+    return lambda ctx, q: alert_page(ctx, q, Alert, entries)
+
+
+station_readings = page_route(
+    SPEC,
+    "station_readings",
+    """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
+    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100).""",
+    ReadingPage,
+    lambda ctx, q: item_page(ctx, q, Reading),
+)
+station_alerts = page_route(
+    SPEC,
+    "station_alerts",
+    """A station's alerts (readings over their station class's limits, data flags other than N) dated in
+    [since, until), each with the evidence bundle of its reading, paginated like the readings.""",
+    AlertPage,
+    _alerts(None),
+)
+station_exceedances = page_route(
+    SPEC,
+    "station_exceedances",
+    """A station's exceedances alone (the dashboard's panel), paginated like its alerts.""",
+    AlertPage,
+    _alerts("exceedance"),
+)
 
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:

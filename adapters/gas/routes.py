@@ -21,10 +21,10 @@ from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
     BundleDocument,
-    Query,
     alert_page,
     item_page,
     one_item,
+    page_route,
 )
 from adapters.gas.batch import SPEC
 
@@ -63,34 +63,22 @@ class GasAlarmPage(BaseModel):
     next_cursor: str | None
 
 
-def logger_readings(
-    ctx: ReadContext,
-    logger: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-) -> GasReadingPage:
+logger_readings = page_route(
+    SPEC,
+    "logger_readings",
     """A data logger's readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
-
-    items, cursor = item_page(ctx, Query.of(SPEC, logger, since, until, after, limit), GasReading)
-    return GasReadingPage(logger=logger, items=items, next_cursor=cursor)
-
-
-def logger_alarms(
-    ctx: ReadContext,
-    logger: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-) -> GasAlarmPage:
+    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100).""",
+    GasReadingPage,
+    lambda ctx, q: item_page(ctx, q, GasReading),
+)
+logger_alarms = page_route(
+    SPEC,
+    "logger_alarms",
     """A data logger's alarms (leaks, pressures out of band) dated in [since, until), each with its
-    reading's evidence bundle, paginated like the readings."""
-
-    items, cursor = alert_page(ctx, Query.of(SPEC, logger, since, until, after, limit), GasAlarm)
-    return GasAlarmPage(logger=logger, items=items, next_cursor=cursor)
+    reading's evidence bundle, paginated like the readings.""",
+    GasAlarmPage,
+    lambda ctx, q: alert_page(ctx, q, GasAlarm),
+)
 
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
