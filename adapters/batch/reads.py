@@ -218,32 +218,50 @@ def alert_page(
     return page(ctx, q, entries or alerts_of, make)
 
 
-def page_route(
-    spec: BatchSpec,
-    name: str,
-    doc: str,
-    model: Callable[..., P],
-    fill: Callable[[ReadContext, Query], tuple[list[Any], str | None]],
+Fill = Callable[[ReadContext, "Query"], tuple[list[Any], str | None]]
+# What a readings route says of itself after what it reads ("A station's batch readings").
+READINGS_DOC = (
+    "dated in [since, until) (RFC 3339 UTC, whole seconds), each with its\n"
+    "evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."
+)
+
+
+def page_route(spec: BatchSpec, model: Callable[..., P]) -> Callable[[Fill], Callable[..., P]]:
+    """Makes ``fill(ctx, query)`` (what a page holds) the handler of a page route
+    ``…/{<spec.source>}/…?since=&until=&after=&limit=``, named and described as ``fill``: it checks the
+    query and returns ``model(<spec.source>=, items=, next_cursor=)``."""
+
+    def route(fill: Fill) -> Callable[..., P]:
+        def handler(
+            ctx: ReadContext,
+            since: str | None = None,
+            until: str | None = None,
+            after: str | None = None,
+            limit: str | None = None,
+            **path: str,
+        ) -> P:
+            source = path[spec.source]
+            items, cursor = fill(ctx, Query.of(spec, source, since, until, after, limit))
+            return model(**{spec.source: source}, items=items, next_cursor=cursor)
+
+        # The route's name and description in the API are the handler's.
+        handler.__name__, handler.__qualname__, handler.__doc__ = fill.__name__, fill.__name__, fill.__doc__
+        return handler
+
+    return route
+
+
+def readings_route(
+    spec: BatchSpec, name: str, what: str, model: Callable[..., P], item: Callable[..., Any]
 ) -> Callable[..., P]:
-    """The handler ``name`` of a page route ``…/{<spec.source>}/…?since=&until=&after=&limit=``: the page
-    ``model(<spec.source>=, items=, next_cursor=)`` that ``fill`` finds for the checked query (``doc``:
-    what the API's description says)."""
+    """The handler ``name`` of a source's readings (``what``: "A station's batch readings"), each
+    ``item(...)`` (``item_page``), in pages ``model``."""
 
-    def handler(
-        ctx: ReadContext,
-        since: str | None = None,
-        until: str | None = None,
-        after: str | None = None,
-        limit: str | None = None,
-        **path: str,
-    ) -> P:
-        source = path[spec.source]
-        items, cursor = fill(ctx, Query.of(spec, source, since, until, after, limit))
-        return model(**{spec.source: source}, items=items, next_cursor=cursor)
+    def fill(ctx: ReadContext, q: Query) -> tuple[list[Any], str | None]:
+        return item_page(ctx, q, item)
 
-    handler.__name__ = handler.__qualname__ = name  # the route's name in the API description
-    handler.__doc__ = doc
-    return handler
+    fill.__name__, fill.__doc__ = name, f"{what} {READINGS_DOC}"
+    return page_route(spec, model)(fill)
 
 
 def readings_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:

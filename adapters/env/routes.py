@@ -26,9 +26,9 @@ from adapters.batch.reads import (
     Query,
     alert_page,
     alerts_of,
-    item_page,
     one_item,
     page_route,
+    readings_route,
 )
 from adapters.env.batch import SPEC
 
@@ -66,39 +66,27 @@ class ReadingPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= for the next page; null on the last page")
 
 
-def _alerts(only: str | None) -> Callable[[ReadContext, Query], tuple[list[Alert], str | None]]:
-    """A page of the station's alerts (``only``: alerts of that type alone, for the dashboard's panel)."""
-
-    def entries(data: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-        found = alerts_of(data)
-        return found if only is None else [x for x in found if x["type"] == only]
-
-    return lambda ctx, q: alert_page(ctx, q, Alert, entries)
-
-
-station_readings = page_route(
-    SPEC,
-    "station_readings",
-    """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100).""",
-    ReadingPage,
-    lambda ctx, q: item_page(ctx, q, Reading),
+station_readings = readings_route(
+    SPEC, "station_readings", "A station's batch readings", ReadingPage, Reading
 )
-station_alerts = page_route(
-    SPEC,
-    "station_alerts",
+
+
+def _alerts(only: str | None) -> Callable[[Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
+    """A batch's alerts (``only``: of that type alone, for the dashboard's panel)."""
+    return lambda data: [x for x in alerts_of(data) if only is None or x["type"] == only]
+
+
+@page_route(SPEC, AlertPage)
+def station_alerts(ctx: ReadContext, q: Query) -> tuple[list[Alert], str | None]:
     """A station's alerts (readings over their station class's limits, data flags other than N) dated in
-    [since, until), each with the evidence bundle of its reading, paginated like the readings.""",
-    AlertPage,
-    _alerts(None),
-)
-station_exceedances = page_route(
-    SPEC,
-    "station_exceedances",
-    """A station's exceedances alone (the dashboard's panel), paginated like its alerts.""",
-    AlertPage,
-    _alerts("exceedance"),
-)
+    [since, until), each with the evidence bundle of its reading, paginated like the readings."""
+    return alert_page(ctx, q, Alert, _alerts(None))
+
+
+@page_route(SPEC, AlertPage)
+def station_exceedances(ctx: ReadContext, q: Query) -> tuple[list[Alert], str | None]:
+    """A station's exceedances alone (the dashboard's panel), paginated like its alerts."""
+    return alert_page(ctx, q, Alert, _alerts("exceedance"))
 
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
     BundleDocument,
+    Query,
     alert_page,
-    item_page,
     one_item,
     page_route,
+    readings_route,
 )
 from adapters.gas.batch import SPEC
 
@@ -63,22 +64,16 @@ class GasAlarmPage(BaseModel):
     next_cursor: str | None
 
 
-logger_readings = page_route(
-    SPEC,
-    "logger_readings",
-    """A data logger's readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100).""",
-    GasReadingPage,
-    lambda ctx, q: item_page(ctx, q, GasReading),
+logger_readings = readings_route(
+    SPEC, "logger_readings", "A data logger's readings", GasReadingPage, GasReading
 )
-logger_alarms = page_route(
-    SPEC,
-    "logger_alarms",
+
+
+@page_route(SPEC, GasAlarmPage)
+def logger_alarms(ctx: ReadContext, q: Query) -> tuple[list[GasAlarm], str | None]:
     """A data logger's alarms (leaks, pressures out of band) dated in [since, until), each with its
-    reading's evidence bundle, paginated like the readings.""",
-    GasAlarmPage,
-    lambda ctx, q: alert_page(ctx, q, GasAlarm),
-)
+    reading's evidence bundle, paginated like the readings."""
+    return alert_page(ctx, q, GasAlarm)
 
 
 def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
