@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from adapters.abc import ReadContext, State
 from adapters.batch.errors import ReadingNotFound, ReadingQueryInvalid
@@ -38,6 +38,21 @@ class BundleDocument(BaseModel):
     """An evidence bundle (docs/formats.md), as a JSON object."""
 
     model_config = {"extra": "allow"}
+
+
+class ItemEntry(BaseModel):
+    """What a page says of each entry: the item it is about (a domain's readings and alerts add theirs)."""
+
+    batch: str = Field(description="the batch record id")
+    index: int = Field(description="the reading's place in its batch")
+    data_time: str = Field(description="the reading's time (UTC)")
+
+
+class ItemRead(ItemEntry):
+    """A readings page's entry: the reading as signed, with its evidence bundle."""
+
+    reading: dict[str, Any] = Field(description="the reading, as signed")
+    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
 
 
 @lru_cache(maxsize=4)

@@ -23,6 +23,8 @@ from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
     BundleDocument,
+    ItemEntry,
+    ItemRead,
     Query,
     alert_page,
     alerts_of,
@@ -33,18 +35,11 @@ from adapters.batch.reads import (
 from adapters.env.batch import SPEC
 
 
-class Reading(BaseModel):
-    batch: str = Field(description="the env.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="DataTime in UTC")
+class Reading(ItemRead):
     reading: dict[str, Any] = Field(description="the reading, as signed (an env.reading payload)")
-    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
 
 
-class Alert(BaseModel):
-    batch: str = Field(description="the env.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="the reading's DataTime in UTC")
+class Alert(ItemEntry):
     type: str = Field(description="exceedance (over the station class's limit) | flag (data flag not N)")
     code: str = Field(description="the HJ 212 pollutant code")
     value: float | None = None

@@ -21,6 +21,8 @@ from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
     BundleDocument,
+    ItemEntry,
+    ItemRead,
     Query,
     alert_page,
     one_item,
@@ -30,18 +32,11 @@ from adapters.batch.reads import (
 from adapters.gas.batch import SPEC
 
 
-class GasReading(BaseModel):
-    batch: str = Field(description="the gas.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="the reading's time (UTC)")
-    reading: dict[str, Any] = Field(description="the reading, as signed")
-    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
+class GasReading(ItemRead):
+    pass
 
 
-class GasAlarm(BaseModel):
-    batch: str = Field(description="the gas.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="the reading's time (UTC)")
+class GasAlarm(ItemEntry):
     asset: str
     asset_class: str = Field(description="the asset's class: source | pipeline | meter")
     type: str = Field(description="leak | pressure_low | pressure_high")
