@@ -6,11 +6,7 @@ has its code and keeps nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,33 +14,19 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from adapters import adapt
-from gateway.models import Record, WorkflowState
+from adapters.gas.batch import SPEC
 from provenance.chain.contracts import at, chain_key, transact
-from provenance.client import AsyncClient, Client
-from provenance.errors import ProvenanceError, VerificationError
+from provenance.client import Client
+from provenance.errors import ProvenanceError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
-from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
+from tests.kit import batch_flows as flows
+from tests.kit.batches import submit_when_seen
 from tests.kit.gas import gas_batch, gas_series, register_logger
-from tests.kit.gateway import Harness, OrgClient, check_accepted, error_code, iso_second, trust_path
+from tests.kit.gateway import Harness, check_accepted, error_code, iso_second, trust_path
 
 N = 600
-
-
-def _pages(client: OrgClient, path: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a paged read, following ``next_cursor``."""
-    items: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        r = client.get(path, params={**params, **({"after": after} if after else {})})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        items += body["items"]
-        after = body["next_cursor"]
-        if after is None:
-            return items
 
 
 def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness, tmp_path: Path) -> None:
@@ -78,7 +60,7 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
 
     # Readings per logger and time range, paginated, each with its bundle.
     since, until = iso_second(start + timedelta(seconds=100)), iso_second(start + timedelta(seconds=230))
-    seen = _pages(utility, f"/api/v1/gas/loggers/{logger}/readings", since=since, until=until, limit=40)
+    seen = flows.pages(utility, f"/api/v1/gas/loggers/{logger}/readings", since=since, until=until, limit=40)
     assert [it["index"] for it in seen] == list(range(100, 230))
     assert all(it["reading"] == items[it["index"]] and it["batch"] == rid for it in seen)
     for bad in ({"since": "today"}, {"limit": 101}, {"after": "there"}):
@@ -89,19 +71,8 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
 
     # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
     trust = TrustStore.load(trust_path(harness.network))
-    one = utility.get(f"/api/v1/gas/batches/{rid}/readings/{N - 2}/bundle")
-    assert one.status_code == 200, one.text
-    bundle = one.json()
-    assert bundle["item"]["document"] == items[N - 2] and bundle["payload"]["root"] == payload["root"]
-    report = verify_steps(bundle, trust)
-    assert [(s.step, s.status) for s in report][:3] == [
-        ("digest", "passed"),
-        ("payload", "passed"),
-        ("item", "passed"),
-    ]
-    assert "failed" not in {s.status for s in report}, report
-    code, out = cli_verify(bundle, trust_path(harness.network), tmp_path)
-    assert code == 0 and out["verdict"] == "verified", out
+    url = f"/api/v1/gas/batches/{rid}/readings/{N - 2}/bundle"
+    bundle, _ = flows.item_verifies(harness, utility, url, items[N - 2], payload["root"], tmp_path)
 
     # A tampered reading (its pressure, its unit), or another reading's proof, fails at step "item".
     tampered = copy.deepcopy(bundle)
@@ -110,17 +81,12 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     unit["item"]["document"]["values"]["pressure"]["unit"] = "MPa"  # it reported kPa
     other = utility.get(f"/api/v1/gas/batches/{rid}/readings/7/bundle").json()
     wrong_proof = {**bundle, "item": {**bundle["item"], "inclusion_proof": other["item"]["inclusion_proof"]}}
-    for bad in (tampered, unit, wrong_proof):
-        with pytest.raises(VerificationError) as caught:
-            verify_steps(bad, trust)
-        assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
-    code, out = cli_verify(tampered, trust_path(harness.network), tmp_path)
-    assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
+    flows.items_fail(harness, (tampered, unit, wrong_proof), tmp_path)
 
     # Alarms: exactly the readings over their class's thresholds, each with its reading's bundle; the
     # regulator reads them, another utility and the environment's station see none.
     regulator = harness.client("regulator")
-    alarms = _pages(regulator, f"/api/v1/gas/loggers/{logger}/alarms", limit=7)
+    alarms = flows.pages(regulator, f"/api/v1/gas/loggers/{logger}/alarms", limit=7)
     expected = sorted(_expected_alarms(items))
     assert sorted((a["index"], a["type"], a["value"], a["unit"], a["limit"]) for a in alarms) == expected
     assert len(expected) >= 3 * (N // 50)
@@ -137,14 +103,7 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
         assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
 
     # The audit finds the anchored root to be the logged batch's.
-    token = tmp_path / "auditor.token"
-    token.write_text(harness.tokens["auditor"], "utf-8")
-    assert harness.network.path is not None
-    cmd = [sys.executable, "-m", "provenance", "audit", "batches", "--rpc", harness.network.rpc_url]
-    cmd += ["--gateway", harness.server.url, "--token-file", str(token)]
-    cmd += ["--trust", str(trust_path(harness.network)), "--manifest", str(harness.network.path), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    audit = json.loads(done.stdout)
+    _, audit = flows.audit_batches(harness, tmp_path)
     ours = [x for x in audit["results"] if x["subject_id"] == lid.hex()]
     assert [(x["event"], x["ok"], x["record"]) for x in ours] == [("GasNetwork.BatchAnchored", True, rid)], (
         ours
@@ -190,21 +149,7 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     assert r.status_code == 202, r.text
     good = gas_series(start, 20)
 
-    def refused(
-        payload: dict[str, Any], code: str, status: int, who: OrgClient = utility, **details: Any
-    ) -> None:
-        before = (count(harness, Record), count(harness, WorkflowState))
-        try:  # the digest a logger signs: the head's (none when the batch does not adapt)
-            digest = adapt("gas.batch", payload).digest
-        except ProvenanceError:
-            digest = "0" * 64
-        body = who.body("gas.batch", payload, subject=f"logger:{payload['logger']}", payload_digest=digest)
-        r = who.post(body)
-        assert r.status_code == status and error_code(r) == code, r.text
-        for k, v in details.items():
-            assert r.json()["error"]["details"][k] == v, r.text
-        # Nothing of a refused batch is kept: no record, no state.
-        assert (count(harness, Record), count(harness, WorkflowState)) == before
+    refused = flows.refusals(harness, utility, SPEC)
 
     def changed(i: int, change: Any) -> list[dict[str, Any]]:
         items = copy.deepcopy(good)
@@ -303,39 +248,11 @@ def test_sdk_submits_a_gas_batch_and_a_reading_verifies(harness: Harness) -> Non
     logger = register_logger(harness.network)
     start = (datetime.now(UTC) - timedelta(seconds=300)).replace(microsecond=0)
     items = gas_series(start, 40)
-    trust = TrustStore.load(trust_path(harness.network))
-    common = {
-        "base_url": harness.server.url,
-        "token": harness.tokens["gas-utility"],
-        "org": "gas-utility",
-        "signer": harness.network.sm2_key("gas-utility"),
-        "trust": trust,
-    }
     utility = harness.client("gas-utility")
     submit_when_seen(utility, "gas.batch", gas_batch(items[:1], logger, start, start + timedelta(seconds=1)))
-    with Client(**common) as client:
-        receipt = client.submit_batch(
-            items[1:20],
-            logger=logger,
-            period_start=start + timedelta(seconds=1),
-            period_end=start + timedelta(seconds=20),
-        )
-        with pytest.raises(ProvenanceError):  # a batch names one source: a station or a logger
-            client.submit_batch(items[:1], mn="X1", logger=logger, period_start=start, period_end=start)
-
-    async def submit_async() -> Any:
-        async with AsyncClient(**common) as client:
-            return await client.submit_batch(
-                items[20:],
-                logger=logger,
-                period_start=start + timedelta(seconds=20),
-                period_end=start + timedelta(seconds=40),
-            )
-
-    later = asyncio.run(submit_async())
-    for rid, index, doc in ((receipt.id, 3, items[4]), (later.id, 19, items[39])):
-        harness.wait_status(rid, "anchored", timeout=60)
-        r = utility.get(f"/api/v1/gas/batches/{rid}/readings/{index}/bundle")
-        assert r.status_code == 200, r.text
-        assert r.json()["item"]["document"] == doc and r.json()["record"]["kind"] == "gas.batch"
-        Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
+    receipt, later = flows.sdk_batches(harness, "gas-utility", items, start, 20, logger=logger)
+    # A batch names one source: a station or a logger.
+    with Client(**flows.sdk_settings(harness, "gas-utility")) as client, pytest.raises(ProvenanceError):
+        client.submit_batch(items[:1], mn="X1", logger=logger, period_start=start, period_end=start)
+    for rid, index, doc in ((receipt, 3, items[4]), (later, 19, items[39])):
+        flows.sdk_item_verifies(utility, "gas.batch", rid, index, doc)
