@@ -60,14 +60,11 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
 
     # Readings per logger and time range, paginated, each with its bundle.
     since, until = iso_second(start + timedelta(seconds=100)), iso_second(start + timedelta(seconds=230))
-    seen = flows.pages(utility, f"/api/v1/gas/loggers/{logger}/readings", since=since, until=until, limit=40)
+    path = f"/api/v1/gas/loggers/{logger}/readings"
+    seen = flows.readings(utility, path, rid, since=since, until=until, limit=40)
     assert [it["index"] for it in seen] == list(range(100, 230))
-    assert all(it["reading"] == items[it["index"]] and it["batch"] == rid for it in seen)
-    for bad in ({"since": "today"}, {"limit": 101}, {"after": "there"}):
-        r = utility.get(f"/api/v1/gas/loggers/{logger}/readings", params=bad)
-        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
-    r = utility.get(f"/api/v1/gas/batches/{rid}/readings/{N}/bundle")
-    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+    assert all(it["reading"] == items[it["index"]] for it in seen)
+    flows.bad_reads_refused(utility, path, f"/api/v1/gas/batches/{rid}/readings/{N}/bundle")
 
     # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
     trust = TrustStore.load(trust_path(harness.network))
@@ -96,11 +93,8 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
         assert a["bundle"]["item"]["document"] == items[a["index"]]
     Verifier.offline(trust).verify(EvidenceBundle.from_dict(alarms[0]["bundle"]))
     for org in ("gas-utility-2", "station-1", "env-bureau"):
-        c = harness.client(org)
-        r = c.get(f"/api/v1/gas/loggers/{logger}/alarms")
-        assert r.status_code == 200 and r.json()["items"] == [], r.text
-        r = c.get(f"/api/v1/gas/batches/{rid}/readings/0/bundle")
-        assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+        first = f"/api/v1/gas/batches/{rid}/readings/0/bundle"
+        flows.unseen(harness.client(org), f"/api/v1/gas/loggers/{logger}/alarms", first)
 
     # The audit finds the anchored root to be the logged batch's.
     _, audit = flows.audit_batches(harness, tmp_path)
@@ -161,44 +155,20 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
 
     refused(gas_batch(good, logger, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
     refused(gas_batch(good, logger, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
-    # Units per quantity; quantities per asset class; the reading's own shape.
-    mpa = {"value": 1, "unit": "bar"}
-    refused(gas_batch(changed(4, values(pressure=mpa)), logger, start, end), "GAS_UNIT_INVALID", 400, index=4)
-    flow = {"value": 3, "unit": "m3/h"}  # m³/h is the unit's one spelling
-    refused(gas_batch(changed(5, values(flow=flow)), logger, start, end), "GAS_UNIT_INVALID", 400, index=5)
-    ch4 = {"value": 3, "unit": "%LEL"}  # items[3] is a gas source: no methane sensor
-    refused(
-        gas_batch(changed(3, values(methane=ch4)), logger, start, end), "GAS_QUANTITY_INVALID", 400, index=3
-    )
-    humidity = {"value": 3, "unit": "%"}
-    refused(
-        gas_batch(changed(7, values(humidity=humidity)), logger, start, end),
-        "GAS_QUANTITY_INVALID",
-        400,
-        index=7,
-    )
-    nan_like = {"value": "0.3", "unit": "MPa"}  # a number, not text
-    refused(
-        gas_batch(changed(6, values(pressure=nan_like)), logger, start, end),
-        "GAS_READING_INVALID",
-        400,
-        index=6,
-        field="values.pressure.value",
-    )
-    refused(
-        gas_batch(changed(8, lambda r: r.update({"class": "valve"})), logger, start, end),
-        "GAS_READING_INVALID",
-        400,
-        index=8,
-        field="class",
-    )
-    refused(
-        gas_batch(changed(9, lambda r: r.update({"time": "2026-12-06 08:00:00"})), logger, start, end),
-        "GAS_READING_INVALID",
-        400,
-        index=9,
-        field="time",
-    )
+    # Units per quantity; quantities per asset class; the reading's own shape: each reading refused alone,
+    # by its index (and the field at fault).
+    for i, change, code, field in (
+        (4, values(pressure={"value": 1, "unit": "bar"}), "GAS_UNIT_INVALID", None),
+        (5, values(flow={"value": 3, "unit": "m3/h"}), "GAS_UNIT_INVALID", None),  # m³/h: its one spelling
+        (3, values(methane={"value": 3, "unit": "%LEL"}), "GAS_QUANTITY_INVALID", None),  # a source: no CH4
+        (7, values(humidity={"value": 3, "unit": "%"}), "GAS_QUANTITY_INVALID", None),
+        # A value is a number, not text; a class one of three; a time RFC 3339 UTC.
+        (6, values(pressure={"value": "0.3", "unit": "MPa"}), "GAS_READING_INVALID", "values.pressure.value"),
+        (8, lambda r: r.update({"class": "valve"}), "GAS_READING_INVALID", "class"),
+        (9, lambda r: r.update({"time": "2026-12-06 08:00:00"}), "GAS_READING_INVALID", "time"),
+    ):
+        details = {"index": i} | ({"field": field} if field else {})
+        refused(gas_batch(changed(i, change), logger, start, end), code, 400, **details)
     # Duplicates (asset and time), a reading outside the period, an over-size batch, bad periods.
     refused(gas_batch([*good, good[4]], logger, start, end), "READING_DUPLICATE", 400, index=20, first=4)
     late = gas_series(end, 1)

@@ -163,3 +163,40 @@ def sdk_item_verifies(client: OrgClient, kind: str, rid: str, index: int, docume
     assert r.json()["item"]["document"] == document and r.json()["record"]["kind"] == kind
     trust = TrustStore.load(trust_path(client.harness.network))
     Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
+
+
+# Malformed page queries: instants not RFC 3339 UTC, limits out of 1 to 100, cursors not a next_cursor.
+BAD_QUERIES = (
+    {"since": "yesterday"},
+    {"until": "today"},
+    {"limit": 0},
+    {"limit": 101},
+    {"after": "somewhere"},
+)
+
+
+def bad_reads_refused(client: OrgClient, path: str, missing: str) -> None:
+    """Each of ``BAD_QUERIES`` of the page read ``path`` is refused REQUEST_INVALID (422); the bundle of
+    ``missing``, an item past the batch's last, READING_NOT_FOUND (404)."""
+    for bad in BAD_QUERIES:
+        r = client.get(path, params=bad)
+        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
+    r = client.get(missing)
+    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+
+
+def readings(client: OrgClient, path: str, rid: str, **params: Any) -> list[dict[str, Any]]:
+    """Every reading of the page read ``path`` (``params``: its range and page size), each of batch ``rid``
+    with its own bundle."""
+    found = pages(client, path, **params)
+    assert all(it["batch"] == rid and it["bundle"]["item"]["index"] == it["index"] for it in found)
+    return found
+
+
+def unseen(client: OrgClient, path: str, bundle: str, **params: Any) -> None:
+    """To a reader who may not read the batch its items do not exist: the page read ``path`` is empty,
+    the item's ``bundle`` READING_NOT_FOUND."""
+    r = client.get(path, params=params)
+    assert r.status_code == 200 and r.json()["items"] == [], r.text
+    r = client.get(bundle)
+    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
