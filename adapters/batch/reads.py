@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from adapters.abc import ReadContext, State
-from adapters.batch.errors import ReadingNotFound, ReadingQueryInvalid
+from adapters.batch.errors import ReadingNotFound
 from adapters.batch.spec import BatchSpec
+from adapters.errors import QueryInvalid
 from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
 
 MAX_PAGE = 100
@@ -91,7 +92,7 @@ def item_bundle(
 
 def _instant(value: str | None, name: str) -> str | None:
     if value is not None and not _INSTANT.fullmatch(value):
-        raise ReadingQueryInvalid(
+        raise QueryInvalid(
             f"{name} must be an RFC 3339 UTC instant in whole seconds, like 2026-11-25T08:00:00Z",
             details={"field": name, "value": value[:80]},
         )
@@ -120,22 +121,18 @@ class Query:
         limit: str | None,
     ) -> Query:
         if not spec.source_pattern.fullmatch(source):
-            raise ReadingQueryInvalid(
-                f"{spec.source} must be {spec.source_hint}", details={"field": spec.source}
-            )
+            raise QueryInvalid(f"{spec.source} must be {spec.source_hint}", details={"field": spec.source})
         since, until = _instant(since, "since"), _instant(until, "until")
         size = DEFAULT_PAGE if limit is None else int(limit) if _LIMIT.fullmatch(limit) else 0
         if not 1 <= size <= MAX_PAGE:
-            raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
+            raise QueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
         # Batch keys are batch:<source>:<period_end>; periods never overlap, so key order is time order.
         start = spec.batch_key(source, since or "")
         resume: tuple[str, int] | None = None
         if after is not None:
             m = _CURSOR.fullmatch(after)
             if m is None:
-                raise ReadingQueryInvalid(
-                    "after must be a next_cursor of this query", details={"field": "after"}
-                )
+                raise QueryInvalid("after must be a next_cursor of this query", details={"field": "after"})
             resume = (spec.batch_key(source, m[1]), int(m[2]) + 1)
             start = resume[0]
         return cls(source, since, until, start, resume, size)
