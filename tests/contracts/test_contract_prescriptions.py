@@ -9,6 +9,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import Role, transact
+from tests.kit.contract_roles import unauthorized
 from tests.kit.contracts import Chain, Deployment
 
 ISSUED, DISPENSED, REVOKED = 1, 2, 3
@@ -146,9 +147,7 @@ def test_roles(chain: Chain, deployment: Deployment, rx: Contract, unique: Calla
         (rx.functions.dispense(rx_id, b"d" * 32), "data-user-1", Role.PHARMACY),
     ]
     for fn, who, role in cases:
-        with chain.reverts("Unauthorized") as info:
-            chain.tx(fn, deployment.account(who))
-        assert info.value.details["args"] == [deployment.account(who).address, role]
+        unauthorized(chain, fn, deployment.account(who), role)
 
 
 def test_expired_prescriptions_cannot_be_dispensed(
