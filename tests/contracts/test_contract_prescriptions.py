@@ -28,6 +28,14 @@ def issue(chain: Chain, dep: Deployment, rx_id: bytes, ttl: int = DAY, hospital:
     return expires
 
 
+@pytest.fixture
+def rx_id(chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]) -> bytes:
+    """A fresh prescription's id, issued by hospital-1 for a day."""
+    issued = unique("rx")
+    issue(chain, deployment, issued)
+    return issued
+
+
 def test_issue_then_dispense(
     chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
 ) -> None:
@@ -70,11 +78,7 @@ def test_issue_then_dispense(
     assert history == ["Issued", "Dispensed"]
 
 
-def test_dispensed_exactly_once(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
-) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
+def test_dispensed_exactly_once(chain: Chain, deployment: Deployment, rx: Contract, rx_id: bytes) -> None:
     pharmacy = deployment.account("pharmacy-1")
     chain.tx(rx.functions.dispense(rx_id, b"d" * 32), pharmacy)
     with chain.reverts("AlreadyDispensed") as info:
@@ -85,12 +89,10 @@ def test_dispensed_exactly_once(
 
 
 def test_losing_a_dispense_race_reports_already_dispensed(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, rx_id: bytes
 ) -> None:
     # Both dispenses pass their gas estimate; the chain orders them and the second reverts when mined.
     # An explicit gas limit skips the estimate, as happens to the loser of a real race.
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
     pharmacy = deployment.account("pharmacy-1")
     chain.tx(rx.functions.dispense(rx_id, b"d" * 32), pharmacy)
     with chain.reverts("AlreadyDispensed"):
@@ -98,10 +100,8 @@ def test_losing_a_dispense_race_reports_already_dispensed(
 
 
 def test_revoke_by_issuer_before_dispense(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, rx_id: bytes
 ) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
     with chain.reverts("NotIssuer") as info:
         chain.tx(rx.functions.revoke(rx_id, b"r" * 32), deployment.account("hospital-2"))
     assert info.value.details["args"] == [rx_id, deployment.orgs["hospital-2"].id]
@@ -121,10 +121,8 @@ def test_revoke_by_issuer_before_dispense(
 
 
 def test_issue_errors(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes], rx_id: bytes
 ) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
     for hospital in ("hospital-1", "hospital-2"):
         with chain.reverts("RxExists"):
             issue(chain, deployment, rx_id, hospital=hospital)
@@ -136,9 +134,9 @@ def test_issue_errors(
         chain.tx(rx.functions.revoke(unique("rx"), b"r" * 32), deployment.account("hospital-1"))
 
 
-def test_roles(chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
+def test_roles(
+    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes], rx_id: bytes
+) -> None:
     expires = chain.now() + DAY
     cases = [
         (rx.functions.issue(unique("rx"), b"i" * 32, expires), "pharmacy-1", Role.HOSPITAL),
