@@ -52,8 +52,7 @@ contract RxHandler is Handler {
             model[id] = Model(Prescriptions.Status.Issued, org, 0, expiresAt, digest, 0, 0);
             taken.push(id);
             issued++;
-            (bytes32[] memory topics, bytes memory data) = _event(address(rx), Prescriptions.Issued.selector);
-            _digestIs(topics, data, id, digest);
+            _emitted(Prescriptions.Issued.selector, id, digest);
         } catch {
             _expect(ok, false, "issue");
         }
@@ -71,8 +70,7 @@ contract RxHandler is Handler {
             (m.status, m.dispenser, m.closeDigest) = (Prescriptions.Status.Dispensed, org, digest);
             m.dispenses++;
             dispensed++;
-            (bytes32[] memory topics, bytes memory data) = _event(address(rx), Prescriptions.Dispensed.selector);
-            _digestIs(topics, data, id, digest);
+            _emitted(Prescriptions.Dispensed.selector, id, digest);
         } catch {
             _expect(ok, false, "dispense");
         }
@@ -89,8 +87,7 @@ contract RxHandler is Handler {
             _expect(ok, true, "revoke");
             (m.status, m.closeDigest) = (Prescriptions.Status.Revoked, digest);
             revoked++;
-            (bytes32[] memory topics, bytes memory data) = _event(address(rx), Prescriptions.Revoked.selector);
-            _digestIs(topics, data, id, digest);
+            _emitted(Prescriptions.Revoked.selector, id, digest);
         } catch {
             _expect(ok, false, "revoke");
         }
@@ -125,8 +122,10 @@ contract RxHandler is Handler {
         return uint64(block.timestamp + (seed >> 8) % horizon);
     }
 
-    /// Prescriptions events: topic1 = rxId, first data word = the record digest the call carried.
-    function _digestIs(bytes32[] memory topics, bytes memory data, bytes32 id, bytes32 digest) private {
+    /// The call emitted its one Prescriptions event `topic0`: topic1 = rxId, first data word = the record
+    /// digest the call carried.
+    function _emitted(bytes32 topic0, bytes32 id, bytes32 digest) private {
+        (bytes32[] memory topics, bytes memory data) = _event(address(rx), topic0);
         if (topics.length < 2 || topics[1] != id || data.length < 32 || bytes32(data) != digest) {
             _violate("a prescription event does not carry the call's id and record digest");
         }
