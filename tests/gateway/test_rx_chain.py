@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -39,6 +38,7 @@ from tests.kit.gateway import (
     rx_settle,
 )
 from tests.kit.network import start_harness, variant_network
+from tests.kit.race import race
 
 
 @pytest.fixture(scope="module")
@@ -266,18 +266,7 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
         org: h.client(org).body("rx.dispense", rx_dispense(_reviewed(h), [shared, fresh_code()]))
         for org in ("pharmacy-1", "pharmacy-2")
     }
-    results: dict[str, Any] = {}
-    start = threading.Barrier(2)
-
-    def go(org: str) -> None:
-        start.wait()
-        results[org] = h.client(org).post(bodies[org])
-
-    threads = [threading.Thread(target=go, args=(org,)) for org in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(h, bodies)
     assert sorted(r.status_code for r in results.values()) == [202, 409], {
         k: v.text for k, v in results.items()
     }
