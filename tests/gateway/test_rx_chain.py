@@ -222,9 +222,13 @@ def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> Non
     assert h.wait_chain(settled)["chain_status"] == "confirmed"
 
 
-def _reviewed(h: Harness) -> str:
+def _reviewed(h: Harness, quantity: dict[str, Any] | None = None) -> str:
+    """A fresh prescription, issued (for ``quantity``, else the golden one's) and approved."""
     rx = _rx()
-    _issue(h, rx)
+    issue = rx_issue(rx)
+    if quantity is not None:
+        issue["dispenseRequest"]["quantity"] = dict(quantity)
+    _accepted(h.client("hospital-1").submit("rx.issue", issue))
     _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     return rx
 
@@ -248,11 +252,7 @@ def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harne
 
     # 10 tablets cannot be counted against boxes: no code is required.
     tablets = {"value": 10, "unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
-    rx = _rx()
-    issue = rx_issue(rx)
-    issue["dispenseRequest"]["quantity"] = dict(tablets)
-    _accepted(h.client("hospital-1").submit("rx.issue", issue))
-    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    rx = _reviewed(h, tablets)
     loose = {**rx_dispense(rx, []), "quantity": dict(tablets)}
     dispense_id = _accepted(pharmacy.submit("rx.dispense", loose))
     assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
@@ -360,11 +360,7 @@ def test_boxes_spelled_in_any_package_unit_need_their_codes(rx_chain: Harness) -
         quantity: dict[str, Any] = {"value": 2, "unit": unit}
         if coded is not None:
             quantity |= {"system": "http://unitsofmeasure.org", "code": coded}
-        rx = _rx()
-        issue = rx_issue(rx)
-        issue["dispenseRequest"]["quantity"] = dict(quantity)
-        _accepted(h.client("hospital-1").submit("rx.issue", issue))
-        _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+        rx = _reviewed(h, quantity)
         bare = {**rx_dispense(rx, []), "quantity": dict(quantity)}
         # Sent as is: the client's own adapter would refuse to digest it.
         r = pharmacy.submit(
