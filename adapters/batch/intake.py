@@ -3,6 +3,7 @@ the rule that moves a source's period forward and keeps the items, and the ancho
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -133,14 +134,7 @@ def adapt_batch(
         )
     base = adapted(spec.kind, spec.source_key(head[spec.source]), head, dict(head))
     detail = {"readings": [leaf.decode("utf-8") for leaf in leaves], "times": times, "alerts": alerts}
-    return AdaptedPayload(
-        kind=base.kind,
-        subject=base.subject,
-        canonical=base.canonical,
-        digest=base.digest,
-        facts=base.facts,
-        detail=detail,
-    )
+    return dataclasses.replace(base, detail=detail)
 
 
 def _unix(instant: str) -> int:
