@@ -47,11 +47,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     for i in (5, N - 1):
         items[i] = adapt("env.reading", items[i].encode()).document()
     payload = env_batch(items, mn, start, start + timedelta(seconds=N))
-    r = submit_when_seen(station, "env.batch", payload)
-    assert r.status_code == 202, r.text
-    rid = r.json()["id"]
-    record = harness.wait_status(rid, "anchored", timeout=60)
-    assert record["kind"] == "env.batch" and record["subject"] == f"station:{mn}"
+    rid, _ = flows.anchored(station, SPEC, payload)
     # One record and one log leaf for the whole batch.
     assert count(harness, Record, col(Record.kind) == "env.batch", col(Record.id) == rid) == 1
 
@@ -217,12 +213,8 @@ def test_alerts_name_exceedances_and_flags_with_their_readings(harness: Harness)
             pollutants["a05024"].update(Avg="100", Min="90", Max="110")
 
     items = hj212_series(mn, start, 30, template="air-quality-minute-2051-flags.txt", vary=calm)
-    r = submit_when_seen(
-        harness.client("station-1"), "env.batch", env_batch(items, mn, start, start + timedelta(seconds=30))
-    )
-    assert r.status_code == 202, r.text
-    rid = r.json()["id"]
-    harness.wait_status(rid, "anchored", timeout=60)
+    payload = env_batch(items, mn, start, start + timedelta(seconds=30))
+    rid, _ = flows.anchored(harness.client("station-1"), SPEC, payload)
     regulator = harness.client("regulator")
     alerts = flows.pages(regulator, f"/api/v1/env/stations/{mn}/alerts", limit=5)
     for a in alerts:

@@ -35,11 +35,7 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     start = (datetime.now(UTC) - timedelta(seconds=N + 60)).replace(microsecond=0)
     items = gas_series(start, N, vary=_vary)
     payload = gas_batch(items, logger, start, start + timedelta(seconds=N))
-    r = submit_when_seen(utility, "gas.batch", payload)
-    assert r.status_code == 202, r.text
-    rid = r.json()["id"]
-    record = harness.wait_status(rid, "anchored", timeout=60)
-    assert record["kind"] == "gas.batch" and record["subject"] == f"logger:{logger}"
+    rid, _ = flows.anchored(utility, SPEC, payload)
 
     # The root is anchored in GasNetwork for the logger's period.
     assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed"

@@ -23,7 +23,7 @@ from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verifier
-from tests.kit.batches import cli_verify, count, verify_steps
+from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
 from tests.kit.gateway import Harness, OrgClient, error_code, trust_path
 
 
@@ -200,3 +200,14 @@ def unseen(client: OrgClient, path: str, bundle: str, **params: Any) -> None:
     assert r.status_code == 200 and r.json()["items"] == [], r.text
     r = client.get(bundle)
     assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+
+
+def anchored(client: OrgClient, spec: BatchSpec, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The batch ``payload`` of the domain's ``spec``, submitted once the gateway has seen its source,
+    accepted (202) and anchored, one record of its kind and source: its id and record."""
+    r = submit_when_seen(client, spec.kind, payload)
+    assert r.status_code == 202, r.text
+    rid: str = r.json()["id"]
+    record: dict[str, Any] = client.harness.wait_status(rid, "anchored", timeout=60)
+    assert record["kind"] == spec.kind and record["subject"] == spec.source_key(payload[spec.source])
+    return rid, record
