@@ -145,9 +145,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
 def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     station = harness.client("station-1")
     mn = register_station(harness.network)
-    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
-    start = first + timedelta(seconds=20)
-    end = start + timedelta(seconds=40)
+    first, start, end = flows.periods()
     r = submit_when_seen(station, "env.batch", env_batch(hj212_series(mn, first, 20), mn, first, start))
     assert r.status_code == 202, r.text
     good = hj212_series(mn, start, 20)

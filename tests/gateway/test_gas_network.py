@@ -132,9 +132,7 @@ def _expected_alarms(items: list[dict[str, Any]]) -> list[tuple[int, str, float,
 def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     utility = harness.client("gas-utility")
     logger = register_logger(harness.network)
-    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
-    start = first + timedelta(seconds=20)
-    end = start + timedelta(seconds=40)
+    first, start, end = flows.periods()
     r = submit_when_seen(utility, "gas.batch", gas_batch(gas_series(first, 20), logger, first, start))
     assert r.status_code == 202, r.text
     good = gas_series(start, 20)

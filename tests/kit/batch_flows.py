@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +211,11 @@ def anchored(client: OrgClient, spec: BatchSpec, payload: dict[str, Any]) -> tup
     record: dict[str, Any] = client.harness.wait_status(rid, "anchored", timeout=60)
     assert record["kind"] == spec.kind and record["subject"] == spec.source_key(payload[spec.source])
     return rid, record
+
+
+def periods() -> tuple[datetime, datetime, datetime]:
+    """``first, start, end``: a source's first batch period, from 100 s ago for 20 s, then the period the
+    test batches take, 40 s from there (whole seconds, so the heads name them exactly)."""
+    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
+    start = first + timedelta(seconds=20)
+    return first, start, start + timedelta(seconds=40)
