@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from adapters.abc import ReadContext, State
+from adapters.abc import ReadContext, Route, State
 from adapters.batch.errors import ReadingNotFound
 from adapters.batch.spec import BatchSpec
 from adapters.errors import QueryInvalid
@@ -274,6 +274,21 @@ def readings_route(
 
     fill.__name__, fill.__doc__ = name, f"{what} {READINGS_DOC}"
     return page_route(spec, model)(fill)
+
+
+def item_route(spec: BatchSpec, domain: str) -> Route:
+    """``GET /<domain>/batches/{record_id}/readings/{index}/bundle``: one item's evidence bundle."""
+
+    def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
+        """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
+        return one_item(spec, ctx, record_id, index)
+
+    return Route(
+        f"/{domain}/batches/{{record_id}}/readings/{{index}}/bundle",
+        batch_reading,  # type: ignore[arg-type]
+        BundleDocument,
+        tags=(domain,),
+    )
 
 
 def readings_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -22,13 +22,12 @@ from pydantic import BaseModel, Field
 from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
-    BundleDocument,
     ItemEntry,
     ItemRead,
     Query,
     alert_page,
     alerts_of,
-    one_item,
+    item_route,
     page_route,
     readings_route,
 )
@@ -84,19 +83,9 @@ def station_exceedances(ctx: ReadContext, q: Query) -> tuple[list[Alert], str | 
     return alert_page(ctx, q, Alert, _alerts("exceedance"))
 
 
-def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
-    """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
-    return one_item(SPEC, ctx, record_id, index)
-
-
 def routes() -> tuple[Route, ...]:
     return (
         Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",), query=PAGE_QUERY),
         Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",), query=PAGE_QUERY),
-        Route(
-            "/env/batches/{record_id}/readings/{index}/bundle",
-            batch_reading,  # type: ignore[arg-type]
-            BundleDocument,
-            tags=("env",),
-        ),
+        item_route(SPEC, "env"),
     )

@@ -20,12 +20,11 @@ from pydantic import BaseModel, Field
 from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
-    BundleDocument,
     ItemEntry,
     ItemRead,
     Query,
     alert_page,
-    one_item,
+    item_route,
     page_route,
     readings_route,
 )
@@ -71,21 +70,11 @@ def logger_alarms(ctx: ReadContext, q: Query) -> tuple[list[GasAlarm], str | Non
     return alert_page(ctx, q, GasAlarm)
 
 
-def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
-    """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
-    return one_item(SPEC, ctx, record_id, index)
-
-
 def routes() -> tuple[Route, ...]:
     return (
         Route(
             "/gas/loggers/{logger}/readings", logger_readings, GasReadingPage, tags=("gas",), query=PAGE_QUERY
         ),
         Route("/gas/loggers/{logger}/alarms", logger_alarms, GasAlarmPage, tags=("gas",), query=PAGE_QUERY),
-        Route(
-            "/gas/batches/{record_id}/readings/{index}/bundle",
-            batch_reading,  # type: ignore[arg-type]
-            BundleDocument,
-            tags=("gas",),
-        ),
+        item_route(SPEC, "gas"),
     )
