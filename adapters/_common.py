@@ -203,6 +203,16 @@ def check_not_future(
         )
 
 
+def past_instant(
+    value: object, field: str, ctx: AdaptContext, error: type[PayloadInvalid] = DateInFuture
+) -> str:
+    """A date the payload declares as past (``parse_instant``, ``check_not_future``), in the form facts use
+    (RFC 3339 UTC)."""
+    when = parse_instant(value, field)
+    check_not_future(when, field, ctx, error)
+    return rfc3339_utc(when)
+
+
 # HMAC-SM3 message label of a pseudonym: the format's version, and a separation from other uses of the key.
 PSEUDONYM_LABEL = b"shancheng-provenance/pseudonym@v1\n"
 

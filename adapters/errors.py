@@ -78,7 +78,8 @@ class Hj212LengthMismatch(Hj212Malformed):
 
 
 class QueryInvalid(PayloadInvalid):
-    """A domain read's query (a panel's key or cursor) that is malformed."""
+    """A domain read's query that is malformed (a page's instant, cursor or limit; a panel's key or
+    cursor)."""
 
     code = "REQUEST_INVALID"
     http_status = 422

@@ -50,10 +50,3 @@ class ReadingNotFound(NotFound):
     """No such item, or one of a batch whose payload this reader may not read (the same answer)."""
 
     code = "READING_NOT_FOUND"
-
-
-class ReadingQueryInvalid(PayloadInvalid):
-    """A readings query with a malformed instant, cursor or limit."""
-
-    code = "REQUEST_INVALID"
-    http_status = 422

@@ -3,6 +3,7 @@ the rule that moves a source's period forward and keeps the items, and the ancho
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -76,14 +77,15 @@ def adapt_batch(
     max_batch: int,
     check: ItemCheck,
     *,
-    loaded: dict[str, Any] | None = None,
+    prepare: Callable[[list[Any]], None] | None = None,
 ) -> AdaptedPayload:
     """A batch submission ``{<head>, readings}`` checked whole: the head, the period, the bound, every item
     (``check``), that none repeats another or lies outside the period, and that they hash to the root. The
     items go to the rules as the ``detail`` (``readings``, ``times``, ``alerts``), never into the facts.
-    ``loaded``: the payload as ``load_json_object`` made it already (a mapping would go through JSON again).
+    ``prepare``: what the domain does with all the items once the head and bound passed, before the first
+    ``check`` (env: its one-pass forms of the readings).
     """
-    obj = load_json_object(payload) if loaded is None else loaded
+    obj = load_json_object(payload)
     readings = obj.get("readings")
     if not isinstance(readings, list) or not readings:
         raise PayloadInvalid("batch: readings must be a non-empty list", details={"field": "readings"})
@@ -106,6 +108,8 @@ def adapt_batch(
     times: list[str] = []
     alerts: list[Mapping[str, Any]] = []
     seen: dict[tuple[str, ...], int] = {}
+    if prepare is not None:
+        prepare(readings)
     for i, raw in enumerate(readings):
         item = check(raw, i, head)
         if item.identity in seen:
@@ -130,14 +134,7 @@ def adapt_batch(
         )
     base = adapted(spec.kind, spec.source_key(head[spec.source]), head, dict(head))
     detail = {"readings": [leaf.decode("utf-8") for leaf in leaves], "times": times, "alerts": alerts}
-    return AdaptedPayload(
-        kind=base.kind,
-        subject=base.subject,
-        canonical=base.canonical,
-        digest=base.digest,
-        facts=base.facts,
-        detail=detail,
-    )
+    return dataclasses.replace(base, detail=detail)
 
 
 def _unix(instant: str) -> int:

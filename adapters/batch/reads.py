@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from adapters.abc import ReadContext, State
-from adapters.batch.errors import ReadingNotFound, ReadingQueryInvalid
+from adapters.abc import ReadContext, Route, State
+from adapters.batch.errors import ReadingNotFound
 from adapters.batch.spec import BatchSpec
+from adapters.errors import QueryInvalid
 from provenance.log.merkle import leaf_hash, root_and_inclusion_proofs
 
 MAX_PAGE = 100
@@ -31,12 +32,28 @@ _LIMIT = re.compile(r"[0-9]{1,3}")
 _RECORD_ID = re.compile(r"[0-9a-f]{64}")
 _CURSOR = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)/([0-9]{1,9})")
 T = TypeVar("T")
+P = TypeVar("P", bound=BaseModel)
 
 
 class BundleDocument(BaseModel):
     """An evidence bundle (docs/formats.md), as a JSON object."""
 
     model_config = {"extra": "allow"}
+
+
+class ItemEntry(BaseModel):
+    """What a page says of each entry: the item it is about (a domain's readings and alerts add theirs)."""
+
+    batch: str = Field(description="the batch record id")
+    index: int = Field(description="the reading's place in its batch")
+    data_time: str = Field(description="the reading's time (UTC)")
+
+
+class ItemRead(ItemEntry):
+    """A readings page's entry: the reading as signed, with its evidence bundle."""
+
+    reading: dict[str, Any] = Field(description="the reading, as signed")
+    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
 
 
 @lru_cache(maxsize=4)
@@ -75,7 +92,7 @@ def item_bundle(
 
 def _instant(value: str | None, name: str) -> str | None:
     if value is not None and not _INSTANT.fullmatch(value):
-        raise ReadingQueryInvalid(
+        raise QueryInvalid(
             f"{name} must be an RFC 3339 UTC instant in whole seconds, like 2026-11-25T08:00:00Z",
             details={"field": name, "value": value[:80]},
         )
@@ -104,22 +121,18 @@ class Query:
         limit: str | None,
     ) -> Query:
         if not spec.source_pattern.fullmatch(source):
-            raise ReadingQueryInvalid(
-                f"{spec.source} must be {spec.source_hint}", details={"field": spec.source}
-            )
+            raise QueryInvalid(f"{spec.source} must be {spec.source_hint}", details={"field": spec.source})
         since, until = _instant(since, "since"), _instant(until, "until")
         size = DEFAULT_PAGE if limit is None else int(limit) if _LIMIT.fullmatch(limit) else 0
         if not 1 <= size <= MAX_PAGE:
-            raise ReadingQueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
+            raise QueryInvalid(f"limit must be 1 to {MAX_PAGE}", details={"field": "limit"})
         # Batch keys are batch:<source>:<period_end>; periods never overlap, so key order is time order.
         start = spec.batch_key(source, since or "")
         resume: tuple[str, int] | None = None
         if after is not None:
             m = _CURSOR.fullmatch(after)
             if m is None:
-                raise ReadingQueryInvalid(
-                    "after must be a next_cursor of this query", details={"field": "after"}
-                )
+                raise QueryInvalid("after must be a next_cursor of this query", details={"field": "after"})
             resume = (spec.batch_key(source, m[1]), int(m[2]) + 1)
             start = resume[0]
         return cls(source, since, until, start, resume, size)
@@ -215,6 +228,67 @@ def alert_page(
         return model(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
 
     return page(ctx, q, entries or alerts_of, make)
+
+
+Fill = Callable[[ReadContext, "Query"], tuple[list[Any], str | None]]
+# What a readings route says of itself after what it reads ("A station's batch readings").
+READINGS_DOC = (
+    "dated in [since, until) (RFC 3339 UTC, whole seconds), each with its\n"
+    "evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."
+)
+
+
+def page_route(spec: BatchSpec, model: Callable[..., P]) -> Callable[[Fill], Callable[..., P]]:
+    """Makes ``fill(ctx, query)`` (what a page holds) the handler of a page route
+    ``…/{<spec.source>}/…?since=&until=&after=&limit=``, named and described as ``fill``: it checks the
+    query and returns ``model(<spec.source>=, items=, next_cursor=)``."""
+
+    def route(fill: Fill) -> Callable[..., P]:
+        def handler(
+            ctx: ReadContext,
+            since: str | None = None,
+            until: str | None = None,
+            after: str | None = None,
+            limit: str | None = None,
+            **path: str,
+        ) -> P:
+            source = path[spec.source]
+            items, cursor = fill(ctx, Query.of(spec, source, since, until, after, limit))
+            return model(**{spec.source: source}, items=items, next_cursor=cursor)
+
+        # The route's name and description in the API are the handler's.
+        handler.__name__, handler.__qualname__, handler.__doc__ = fill.__name__, fill.__name__, fill.__doc__
+        return handler
+
+    return route
+
+
+def readings_route(
+    spec: BatchSpec, name: str, what: str, model: Callable[..., P], item: Callable[..., Any]
+) -> Callable[..., P]:
+    """The handler ``name`` of a source's readings (``what``: "A station's batch readings"), each
+    ``item(...)`` (``item_page``), in pages ``model``."""
+
+    def fill(ctx: ReadContext, q: Query) -> tuple[list[Any], str | None]:
+        return item_page(ctx, q, item)
+
+    fill.__name__, fill.__doc__ = name, f"{what} {READINGS_DOC}"
+    return page_route(spec, model)(fill)
+
+
+def item_route(spec: BatchSpec, domain: str) -> Route:
+    """``GET /<domain>/batches/{record_id}/readings/{index}/bundle``: one item's evidence bundle."""
+
+    def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
+        """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
+        return one_item(spec, ctx, record_id, index)
+
+    return Route(
+        f"/{domain}/batches/{{record_id}}/readings/{{index}}/bundle",
+        batch_reading,  # type: ignore[arg-type]
+        BundleDocument,
+        tags=(domain,),
+    )
 
 
 def readings_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:

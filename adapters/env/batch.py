@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from adapters._common import load_json_object
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.batch import BatchSpec, Item
 from adapters.batch.intake import MAX_BATCH, adapt_batch, batch_root
@@ -54,14 +53,13 @@ class BatchAdapter:
         self.limits = limits  # station class (HJ 212 ST) -> pollutant code -> averaging time -> limit
 
     def adapt(self, payload: Payload, ctx: AdaptContext) -> AdaptedPayload:
-        obj = load_json_object(payload)
-        readings = obj.get("readings")
         fast: list[fastpath.Fast | None] = []  # the one-pass forms, made once the head and bound passed
+
+        def prepare(readings: list[Any]) -> None:
+            fast[:] = fastpath.readings(readings, ctx)
 
         def reading(raw: Any, index: int, head: Mapping[str, Any]) -> Item:
             """One reading (a packet or its JSON form); its errors keep their code, naming its index."""
-            if index == 0 and isinstance(readings, list):
-                fast[:] = fastpath.readings(readings, ctx)
             hit = fast[index] if index < len(fast) else None
             facts: Mapping[str, Any] | None
             if hit is None:  # what the one pass does not take, the codec decides (and names the error)
@@ -79,7 +77,7 @@ class BatchAdapter:
             alerts = alerts_of(facts, index, self.limits) if facts is not None else ()
             return Item(canonical, (cn, at), at, alerts)
 
-        return adapt_batch(SPEC, payload, self.max_batch, reading, loaded=obj)
+        return adapt_batch(SPEC, payload, self.max_batch, reading, prepare=prepare)
 
 
 def _slow_reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:

@@ -11,7 +11,6 @@ from adapters.batch.errors import (
     ReadingDuplicate,
     ReadingNotFound,
     ReadingOutOfPeriod,
-    ReadingQueryInvalid,
 )
 from provenance.errors import NotFound, NotPermitted, PayloadInvalid
 
@@ -25,7 +24,6 @@ __all__ = [
     "ReadingDuplicate",
     "ReadingNotFound",
     "ReadingOutOfPeriod",
-    "ReadingQueryInvalid",
     "StationInactive",
     "StationNotOperator",
     "StationUnknown",

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from adapters.abc import Panel, PanelCount, PanelItem, SupervisionContext
-from adapters.env.routes import station_alerts
+from adapters.env.routes import station_exceedances
 
 _SCAN = 500  # batch states read at a time
 
@@ -37,7 +37,7 @@ def exceedance_items(
     ctx: SupervisionContext, key: str, since: str, until: str, after: str | None, limit: int
 ) -> tuple[Sequence[PanelItem], str | None]:
     """The station's exceedances in [since, until), each naming the batch record of its reading."""
-    page = station_alerts(ctx, key, since, until, after, str(limit), only="exceedance")
+    page = station_exceedances(ctx, since, until, after, str(limit), mn=key)
     items = [
         PanelItem(
             record_id=a.batch,

@@ -14,7 +14,7 @@ else a batch's readings do not exist (READING_NOT_FOUND).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -22,28 +22,23 @@ from pydantic import BaseModel, Field
 from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
-    BundleDocument,
+    ItemEntry,
+    ItemRead,
     Query,
     alert_page,
     alerts_of,
-    item_page,
-    one_item,
+    item_route,
+    page_route,
+    readings_route,
 )
 from adapters.env.batch import SPEC
 
 
-class Reading(BaseModel):
-    batch: str = Field(description="the env.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="DataTime in UTC")
+class Reading(ItemRead):
     reading: dict[str, Any] = Field(description="the reading, as signed (an env.reading payload)")
-    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
 
 
-class Alert(BaseModel):
-    batch: str = Field(description="the env.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="the reading's DataTime in UTC")
+class Alert(ItemEntry):
     type: str = Field(description="exceedance (over the station class's limit) | flag (data flag not N)")
     code: str = Field(description="the HJ 212 pollutant code")
     value: float | None = None
@@ -65,56 +60,32 @@ class ReadingPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= for the next page; null on the last page")
 
 
-def station_readings(
-    ctx: ReadContext,
-    mn: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-) -> ReadingPage:
-    """A station's batch readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
-
-    items, cursor = item_page(ctx, Query.of(SPEC, mn, since, until, after, limit), Reading)
-    return ReadingPage(mn=mn, items=items, next_cursor=cursor)
+station_readings = readings_route(
+    SPEC, "station_readings", "A station's batch readings", ReadingPage, Reading
+)
 
 
-def station_alerts(
-    ctx: ReadContext,
-    mn: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-    *,
-    only: str | None = None,
-) -> AlertPage:
+def _alerts(only: str | None) -> Callable[[Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
+    """A batch's alerts (``only``: of that type alone, for the dashboard's panel)."""
+    return lambda data: [x for x in alerts_of(data) if only is None or x["type"] == only]
+
+
+@page_route(SPEC, AlertPage)
+def station_alerts(ctx: ReadContext, q: Query) -> tuple[list[Alert], str | None]:
     """A station's alerts (readings over their station class's limits, data flags other than N) dated in
-    [since, until), each with the evidence bundle of its reading, paginated like the readings (``only``:
-    alerts of that type alone, for the dashboard's panel)."""
-
-    def entries(data: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-        found = alerts_of(data)
-        return found if only is None else [x for x in found if x["type"] == only]
-
-    items, cursor = alert_page(ctx, Query.of(SPEC, mn, since, until, after, limit), Alert, entries)
-    return AlertPage(mn=mn, items=items, next_cursor=cursor)
+    [since, until), each with the evidence bundle of its reading, paginated like the readings."""
+    return alert_page(ctx, q, Alert, _alerts(None))
 
 
-def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
-    """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
-    return one_item(SPEC, ctx, record_id, index)
+@page_route(SPEC, AlertPage)
+def station_exceedances(ctx: ReadContext, q: Query) -> tuple[list[Alert], str | None]:
+    """A station's exceedances alone (the dashboard's panel), paginated like its alerts."""
+    return alert_page(ctx, q, Alert, _alerts("exceedance"))
 
 
 def routes() -> tuple[Route, ...]:
     return (
         Route("/env/stations/{mn}/readings", station_readings, ReadingPage, tags=("env",), query=PAGE_QUERY),
         Route("/env/stations/{mn}/alerts", station_alerts, AlertPage, tags=("env",), query=PAGE_QUERY),
-        Route(
-            "/env/batches/{record_id}/readings/{index}/bundle",
-            batch_reading,  # type: ignore[arg-type]
-            BundleDocument,
-            tags=("env",),
-        ),
+        item_route(SPEC, "env"),
     )

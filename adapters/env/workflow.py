@@ -7,36 +7,23 @@ moves its station's period forward (state ``station:<MN>``), keeps its readings 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from typing import ClassVar
 
-from adapters.abc import (
-    AdaptContext,
-    AdaptedPayload,
-    ChainView,
-    ContractCall,
-    Panel,
-    Payload,
-    Provision,
-    RecordFacts,
-    Route,
-    SetupCall,
-    State,
-    Step,
-)
-from adapters.batch.chain import operated_station
-from adapters.batch.intake import MAX_BATCH, anchor_call, anchored_already, batch_keys, batch_step
+from adapters.abc import AdaptContext, AdaptedPayload, Panel, Payload, Provision, Route, SetupCall
+from adapters.batch.intake import MAX_BATCH
+from adapters.batch.spec import BatchSpec
+from adapters.batch.workflow import BatchWorkflow
 from adapters.env.alerts import DEFAULT_LIMITS
 from adapters.env.batch import SPEC, BatchAdapter
 from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
-from provenance.chain.contracts import ContractReverted, chain_key, org_id
+from provenance.chain.contracts import chain_key, org_id
 from provenance.types import Role
 
 
-class EnvWorkflow(EnvAdapter):
+class EnvWorkflow(BatchWorkflow, EnvAdapter):
     """``env.reading`` and ``env.batch`` by the organisation operating the monitoring point."""
 
     domain = DOMAIN
@@ -44,6 +31,7 @@ class EnvWorkflow(EnvAdapter):
     contracts: tuple[str, ...] = (CONTRACT,)
     watched: tuple[str, ...] = (CONTRACT,)
     panels: Sequence[Panel] = PANELS
+    spec: ClassVar[BatchSpec] = SPEC
 
     def __init__(
         self,
@@ -54,27 +42,10 @@ class EnvWorkflow(EnvAdapter):
         self._batches = BatchAdapter(max_batch, limits)
         self.routes: Sequence[Route] = routes()
 
-    @property
-    def max_batch(self) -> int:
-        return self._batches.max_batch
-
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         if kind == BATCH:
-            return self._batches.adapt(payload, context or AdaptContext())
+            return self.adapt_batch(payload, context)
         return super().adapt(kind, payload, context=context)
-
-    def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
-        return batch_keys(SPEC, facts) if kind == BATCH else ()
-
-    def transition(
-        self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
-    ) -> Step:
-        """A reading's or batch's monitoring point is registered in EnvMonitoring, active, operated by its
-        signer; a batch's period follows the station's last and ends within the chain's clock lead."""
-        found = operated_station(chain, SPEC, record)
-        if record.kind != BATCH:
-            return Step()
-        return batch_step(SPEC, record, states, chain, found.last_period_end)
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # Stations are registered by the environment bureau, each to the organisation that operates it
@@ -92,10 +63,3 @@ class EnvWorkflow(EnvAdapter):
             SetupCall(bureau.id, fns.registerStation(chain_key("station", mn), org_id(operator), b"\0" * 32))
             for operator, mn in owned
         ]
-
-    def contract_call(self, record: RecordFacts) -> ContractCall | None:
-        return anchor_call(SPEC, record) if record.kind == BATCH else None  # readings: the log only
-
-    def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
-        """A batch sent again after a crash: applied if the station's last anchor is this batch's."""
-        return record.kind == BATCH and anchored_already(SPEC, record, revert, chain)

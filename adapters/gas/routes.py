@@ -20,27 +20,22 @@ from pydantic import BaseModel, Field
 from adapters.abc import ReadContext, Route
 from adapters.batch.reads import (
     PAGE_QUERY,
-    BundleDocument,
+    ItemEntry,
+    ItemRead,
     Query,
     alert_page,
-    item_page,
-    one_item,
+    item_route,
+    page_route,
+    readings_route,
 )
 from adapters.gas.batch import SPEC
 
 
-class GasReading(BaseModel):
-    batch: str = Field(description="the gas.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="the reading's time (UTC)")
-    reading: dict[str, Any] = Field(description="the reading, as signed")
-    bundle: dict[str, Any] = Field(description="its evidence bundle (docs/formats.md, Batch items)")
+class GasReading(ItemRead):
+    pass
 
 
-class GasAlarm(BaseModel):
-    batch: str = Field(description="the gas.batch record id")
-    index: int = Field(description="the reading's place in its batch")
-    data_time: str = Field(description="the reading's time (UTC)")
+class GasAlarm(ItemEntry):
     asset: str
     asset_class: str = Field(description="the asset's class: source | pipeline | meter")
     type: str = Field(description="leak | pressure_low | pressure_high")
@@ -63,39 +58,16 @@ class GasAlarmPage(BaseModel):
     next_cursor: str | None
 
 
-def logger_readings(
-    ctx: ReadContext,
-    logger: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-) -> GasReadingPage:
-    """A data logger's readings dated in [since, until) (RFC 3339 UTC, whole seconds), each with its
-    evidence bundle, paginated (``after``: the previous page's ``next_cursor``; ``limit`` ≤ 100)."""
-
-    items, cursor = item_page(ctx, Query.of(SPEC, logger, since, until, after, limit), GasReading)
-    return GasReadingPage(logger=logger, items=items, next_cursor=cursor)
+logger_readings = readings_route(
+    SPEC, "logger_readings", "A data logger's readings", GasReadingPage, GasReading
+)
 
 
-def logger_alarms(
-    ctx: ReadContext,
-    logger: str,
-    since: str | None = None,
-    until: str | None = None,
-    after: str | None = None,
-    limit: str | None = None,
-) -> GasAlarmPage:
+@page_route(SPEC, GasAlarmPage)
+def logger_alarms(ctx: ReadContext, q: Query) -> tuple[list[GasAlarm], str | None]:
     """A data logger's alarms (leaks, pressures out of band) dated in [since, until), each with its
     reading's evidence bundle, paginated like the readings."""
-
-    items, cursor = alert_page(ctx, Query.of(SPEC, logger, since, until, after, limit), GasAlarm)
-    return GasAlarmPage(logger=logger, items=items, next_cursor=cursor)
-
-
-def batch_reading(ctx: ReadContext, record_id: str, index: str) -> dict[str, Any]:
-    """One reading's evidence bundle: its batch record's, plus the reading and its proof (``item``)."""
-    return one_item(SPEC, ctx, record_id, index)
+    return alert_page(ctx, q, GasAlarm)
 
 
 def routes() -> tuple[Route, ...]:
@@ -104,10 +76,5 @@ def routes() -> tuple[Route, ...]:
             "/gas/loggers/{logger}/readings", logger_readings, GasReadingPage, tags=("gas",), query=PAGE_QUERY
         ),
         Route("/gas/loggers/{logger}/alarms", logger_alarms, GasAlarmPage, tags=("gas",), query=PAGE_QUERY),
-        Route(
-            "/gas/batches/{record_id}/readings/{index}/bundle",
-            batch_reading,  # type: ignore[arg-type]
-            BundleDocument,
-            tags=("gas",),
-        ),
+        item_route(SPEC, "gas"),
     )

@@ -6,36 +6,23 @@ alarms (state ``batch:<logger>:<period_end>``, what the reads serve) and anchors
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from typing import ClassVar
 
-from adapters.abc import (
-    AdaptContext,
-    AdaptedPayload,
-    ChainView,
-    ContractCall,
-    Panel,
-    Payload,
-    Provision,
-    RecordFacts,
-    Route,
-    SetupCall,
-    State,
-    Step,
-)
-from adapters.batch.chain import operated_station
-from adapters.batch.intake import MAX_BATCH, anchor_call, anchored_already, batch_keys, batch_step
+from adapters.abc import AdaptContext, AdaptedPayload, Panel, Payload, Provision, Route, SetupCall
+from adapters.batch.intake import MAX_BATCH
+from adapters.batch.spec import BatchSpec
+from adapters.batch.workflow import BatchWorkflow
 from adapters.errors import KindUnknown
 from adapters.gas.alarms import DEFAULT_THRESHOLDS, Thresholds
 from adapters.gas.batch import SPEC, GasBatchAdapter
 from adapters.gas.domain import BATCH, CONTRACT, DOMAIN, KINDS
 from adapters.gas.payload import READ_POLICY
 from adapters.gas.routes import routes
-from provenance.chain.contracts import ContractReverted, chain_key
+from provenance.chain.contracts import chain_key
 from provenance.types import Role
 
 
-class GasWorkflow:
+class GasWorkflow(BatchWorkflow):
     """``gas.batch`` by the gas utility operating the data logger."""
 
     domain = DOMAIN
@@ -44,6 +31,7 @@ class GasWorkflow:
     contracts: tuple[str, ...] = (CONTRACT,)  # what the network deploys for the domain
     watched: tuple[str, ...] = (CONTRACT,)
     panels: Sequence[Panel] = ()
+    spec: ClassVar[BatchSpec] = SPEC
 
     def __init__(
         self, *, max_batch: int = MAX_BATCH, thresholds: Mapping[str, Thresholds] = DEFAULT_THRESHOLDS
@@ -51,23 +39,10 @@ class GasWorkflow:
         self._batches = GasBatchAdapter(max_batch, thresholds)
         self.routes: Sequence[Route] = routes()
 
-    @property
-    def max_batch(self) -> int:
-        return self._batches.max_batch
-
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         if kind != BATCH:
             raise KindUnknown(f"the gas domain has no record kind {kind!r}", details={"field": "kind"})
-        return self._batches.adapt(payload, context or AdaptContext())
-
-    def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
-        return batch_keys(SPEC, facts)
-
-    def transition(
-        self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
-    ) -> Step:
-        found = operated_station(chain, SPEC, record)
-        return batch_step(SPEC, record, states, chain, found.last_period_end)
+        return self.adapt_batch(payload, context)
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # A gas utility registers its own data loggers (its ``stations``), each operated by itself.
@@ -78,10 +53,3 @@ class GasWorkflow:
             if org.role == Role.GAS_UTILITY
             for logger in org.stations
         ]
-
-    def contract_call(self, record: RecordFacts) -> ContractCall | None:
-        return anchor_call(SPEC, record)
-
-    def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
-        """A batch sent again after a crash: applied if the logger's last anchor is this batch's."""
-        return anchored_already(SPEC, record, revert, chain)

@@ -30,12 +30,10 @@ from adapters._common import (
     Id,
     Instant,
     adapted,
-    check_not_future,
     domain_policy,
     load_json_object,
-    parse_instant,
+    past_instant,
     pseudonym,
-    rfc3339_utc,
     unique_items,
     validation_error,
 )
@@ -199,10 +197,8 @@ class PartyAdapter:
             raise validation_error(exc, PayloadInvalid, "party record") from exc
         facts: dict[str, Any] = record.model_dump()
         for key in ("held_at", "paid_at", "effective_at"):
-            if key in facts:
-                when = parse_instant(facts[key], key)
-                check_not_future(when, key, ctx)  # dates of what happened: not after the gateway's clock
-                facts[key] = rfc3339_utc(when)
+            if key in facts:  # dates of what happened: not after the gateway's clock
+                facts[key] = past_instant(facts[key], key, ctx)
         if isinstance(record, Meeting) and set(record.attendees) & set(record.absentees):
             raise PartyRuleViolation(
                 "a member cannot both attend and be absent", details={"field": "absentees"}

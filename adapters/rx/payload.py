@@ -38,6 +38,7 @@ from adapters._common import (
     everything,
     load_json_object,
     parse_instant,
+    past_instant,
     pseudonym,
     rfc3339_utc,
     validate_model,
@@ -464,10 +465,9 @@ class PrescriptionAdapter:
             rx_id, facts = _dispense(obj, ctx)
         elif kind == "rx.revoke":
             revoke = validate_model(RxRevoke, obj)
-            at = parse_instant(revoke.revoked_at, "revoked_at")
-            check_not_future(at, "revoked_at", ctx)
+            revoked_at = past_instant(revoke.revoked_at, "revoked_at", ctx)
             rx_id = revoke.rx_id
-            facts = {"rx_id": rx_id, "reason": revoke.reason, "revoked_at": rfc3339_utc(at)}
+            facts = {"rx_id": rx_id, "reason": revoke.reason, "revoked_at": revoked_at}
         elif kind == "rx.review":
             rx_id, facts = review_facts(obj, ctx)
         elif kind == "rx.settle":

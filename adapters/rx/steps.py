@@ -14,9 +14,7 @@ from adapters._common import (
     ID_PATTERN,
     STRICT,
     check_instant,
-    check_not_future,
-    parse_instant,
-    rfc3339_utc,
+    past_instant,
     validate_model,
 )
 from adapters.abc import AdaptContext
@@ -61,25 +59,22 @@ def _yuan(value: str, field: str) -> str:
 
 def review_facts(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
     review = validate_model(RxReview, obj)
-    at = parse_instant(review.reviewed_at, "reviewed_at")
-    check_not_future(at, "reviewed_at", ctx)
     return review.rx_id, {
         "rx_id": review.rx_id,
         "decision": review.decision,
         "reason": review.reason,
-        "reviewed_at": rfc3339_utc(at),
+        "reviewed_at": past_instant(review.reviewed_at, "reviewed_at", ctx),
     }
 
 
 def settle_facts(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]:
     settle = validate_model(RxSettle, obj)
-    at = parse_instant(settle.settled_at, "settled_at")
-    check_not_future(at, "settled_at", ctx)
+    settled_at = past_instant(settle.settled_at, "settled_at", ctx)
     return settle.rx_id, {
         "rx_id": settle.rx_id,
         "dispense_record": settle.dispense_record,
         "settlement_id": settle.settlement_id,
         "fund_paid": _yuan(settle.fund_paid, "fund_paid"),
         "personal_paid": _yuan(settle.personal_paid, "personal_paid"),
-        "settled_at": rfc3339_utc(at),
+        "settled_at": settled_at,
     }

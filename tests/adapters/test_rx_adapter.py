@@ -100,15 +100,6 @@ ISSUE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]]
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "change", "code", "field"), ISSUE_REJECTIONS, ids=[r[0] for r in ISSUE_REJECTIONS]
-)
-def test_issue_rejections(
-    name: str, change: Callable[[dict[str, Any]], object], code: str, field: str
-) -> None:
-    expect("rx.issue", mutate(ISSUE, change), code, field)
-
-
 def test_issue_expired_at_now() -> None:
     expect(
         "rx.issue",
@@ -164,13 +155,26 @@ DISPENSE_REJECTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str, st
 ]
 
 
+REJECTIONS = [("rx.issue", ISSUE, *r) for r in ISSUE_REJECTIONS] + [
+    ("rx.dispense", DISPENSE, *r) for r in DISPENSE_REJECTIONS
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "change", "code", "field"), DISPENSE_REJECTIONS, ids=[r[0] for r in DISPENSE_REJECTIONS]
+    ("kind", "valid", "name", "change", "code", "field"),
+    REJECTIONS,
+    ids=[f"{kind.split('.')[1]}-{r[0]}" for kind, _, *r in REJECTIONS],
 )
-def test_dispense_rejections(
-    name: str, change: Callable[[dict[str, Any]], object], code: str, field: str
+def test_rejections(
+    kind: str,
+    valid: dict[str, Any],
+    name: str,
+    change: Callable[[dict[str, Any]], object],
+    code: str,
+    field: str,
 ) -> None:
-    expect("rx.dispense", mutate(DISPENSE, change), code, field)
+    """A valid issue or dispense changed one way is refused with its code, naming the field."""
+    expect(kind, mutate(valid, change), code, field)
 
 
 def test_dispense_against_its_issue() -> None:

@@ -9,6 +9,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import Role, deploy, transact
+from tests.kit.contract_roles import unauthorized
 from tests.kit.contracts import Chain, Deployment
 
 PENDING, CONSENTED, REVOKED = 1, 2, 3
@@ -191,9 +192,7 @@ def test_roles(chain: Chain, deployment: Deployment, ds: Contract, unique: Calla
         (ds.functions.recordAccess(request, b"a" * 32), "data-owner-1", Role.DATA_USER),
     ]
     for fn, who, role in cases:
-        with chain.reverts("Unauthorized") as info:
-            chain.tx(fn, deployment.account(who))
-        assert info.value.details["args"] == [deployment.account(who).address, role]
+        unauthorized(chain, fn, deployment.account(who), role)
 
 
 def test_expired_consent_allows_no_access(

@@ -9,6 +9,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import Role
+from tests.kit.contract_roles import unauthorized
 from tests.kit.contracts import Chain, Deployment
 
 
@@ -103,6 +104,4 @@ def test_roles(chain: Chain, deployment: Deployment, env: Contract, unique: Call
         (env.functions.anchorBatch(sid, 0, 1, b"r" * 32, 1), "env-bureau-1", Role.MONITORING_STATION),
     ]  # fmt: skip
     for fn, who, role in cases:
-        with chain.reverts("Unauthorized") as info:
-            chain.tx(fn, deployment.account(who))
-        assert info.value.details["args"] == [deployment.account(who).address, role]
+        unauthorized(chain, fn, deployment.account(who), role)

@@ -10,6 +10,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import Role
+from tests.kit.contract_roles import unauthorized
 from tests.kit.contracts import Chain, Deployment
 
 
@@ -64,6 +65,4 @@ def test_only_gas_utilities(
     ]
     for fn in cases:
         for who in ("station-1", "env-bureau-1"):
-            with chain.reverts("Unauthorized") as info:
-                chain.tx(fn, deployment.account(who))
-            assert info.value.details["args"] == [deployment.account(who).address, Role.GAS_UTILITY]
+            unauthorized(chain, fn, deployment.account(who), Role.GAS_UTILITY)

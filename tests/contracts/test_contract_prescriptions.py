@@ -9,6 +9,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import Role, transact
+from tests.kit.contract_roles import unauthorized
 from tests.kit.contracts import Chain, Deployment
 
 ISSUED, DISPENSED, REVOKED = 1, 2, 3
@@ -25,6 +26,14 @@ def issue(chain: Chain, dep: Deployment, rx_id: bytes, ttl: int = DAY, hospital:
     expires = chain.now() + ttl
     chain.tx(dep.suite["Prescriptions"].functions.issue(rx_id, b"i" * 32, expires), dep.account(hospital))
     return expires
+
+
+@pytest.fixture
+def rx_id(chain: Chain, deployment: Deployment, unique: Callable[[str], bytes]) -> bytes:
+    """A fresh prescription's id, issued by hospital-1 for a day."""
+    issued = unique("rx")
+    issue(chain, deployment, issued)
+    return issued
 
 
 def test_issue_then_dispense(
@@ -69,11 +78,7 @@ def test_issue_then_dispense(
     assert history == ["Issued", "Dispensed"]
 
 
-def test_dispensed_exactly_once(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
-) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
+def test_dispensed_exactly_once(chain: Chain, deployment: Deployment, rx: Contract, rx_id: bytes) -> None:
     pharmacy = deployment.account("pharmacy-1")
     chain.tx(rx.functions.dispense(rx_id, b"d" * 32), pharmacy)
     with chain.reverts("AlreadyDispensed") as info:
@@ -84,12 +89,10 @@ def test_dispensed_exactly_once(
 
 
 def test_losing_a_dispense_race_reports_already_dispensed(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, rx_id: bytes
 ) -> None:
     # Both dispenses pass their gas estimate; the chain orders them and the second reverts when mined.
     # An explicit gas limit skips the estimate, as happens to the loser of a real race.
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
     pharmacy = deployment.account("pharmacy-1")
     chain.tx(rx.functions.dispense(rx_id, b"d" * 32), pharmacy)
     with chain.reverts("AlreadyDispensed"):
@@ -97,10 +100,8 @@ def test_losing_a_dispense_race_reports_already_dispensed(
 
 
 def test_revoke_by_issuer_before_dispense(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, rx_id: bytes
 ) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
     with chain.reverts("NotIssuer") as info:
         chain.tx(rx.functions.revoke(rx_id, b"r" * 32), deployment.account("hospital-2"))
     assert info.value.details["args"] == [rx_id, deployment.orgs["hospital-2"].id]
@@ -120,10 +121,8 @@ def test_revoke_by_issuer_before_dispense(
 
 
 def test_issue_errors(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes], rx_id: bytes
 ) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
     for hospital in ("hospital-1", "hospital-2"):
         with chain.reverts("RxExists"):
             issue(chain, deployment, rx_id, hospital=hospital)
@@ -135,9 +134,9 @@ def test_issue_errors(
         chain.tx(rx.functions.revoke(unique("rx"), b"r" * 32), deployment.account("hospital-1"))
 
 
-def test_roles(chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]) -> None:
-    rx_id = unique("rx")
-    issue(chain, deployment, rx_id)
+def test_roles(
+    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes], rx_id: bytes
+) -> None:
     expires = chain.now() + DAY
     cases = [
         (rx.functions.issue(unique("rx"), b"i" * 32, expires), "pharmacy-1", Role.HOSPITAL),
@@ -146,9 +145,7 @@ def test_roles(chain: Chain, deployment: Deployment, rx: Contract, unique: Calla
         (rx.functions.dispense(rx_id, b"d" * 32), "data-user-1", Role.PHARMACY),
     ]
     for fn, who, role in cases:
-        with chain.reverts("Unauthorized") as info:
-            chain.tx(fn, deployment.account(who))
-        assert info.value.details["args"] == [deployment.account(who).address, role]
+        unauthorized(chain, fn, deployment.account(who), role)
 
 
 def test_expired_prescriptions_cannot_be_dispensed(

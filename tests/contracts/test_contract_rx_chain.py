@@ -10,6 +10,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from provenance.chain.contracts import Role, deploy
+from tests.kit.contract_roles import unauthorized
 from tests.kit.contracts import Chain, Deployment
 
 DAY = 86_400
@@ -22,26 +23,36 @@ def rx(chain: Chain, deployment: Deployment) -> Contract:
     return deploy(chain.w3, "Prescriptions", deployment.suite.registry.address, sender=chain.accounts[0])
 
 
-def _issue(chain: Chain, dep: Deployment, rx: Contract, rx_id: bytes) -> None:
-    chain.tx(rx.functions.issue(rx_id, b"i" * 32, chain.now() + DAY), dep.account("hospital-1"))
+@pytest.fixture
+def issued(
+    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+) -> Callable[[int], list[bytes]]:
+    """``issued(n)``: the ids of ``n`` fresh prescriptions, issued by hospital-1 for a day."""
+
+    def issue(n: int) -> list[bytes]:
+        ids = [unique("rx") for _ in range(n)]
+        for rx_id in ids:
+            chain.tx(
+                rx.functions.issue(rx_id, b"i" * 32, chain.now() + DAY), deployment.account("hospital-1")
+            )
+        return ids
+
+    return issue
 
 
 def test_review_required_by_default_and_fixed_once_a_prescription_exists(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, issued: Callable[[int], list[bytes]]
 ) -> None:
     assert rx.functions.reviewRequired().call()
     with chain.reverts("NotDeployer"):
         chain.tx(rx.functions.setReviewRequired(False), deployment.account("hospital-1"))
-    rx_id = unique("rx")
-    _issue(chain, deployment, rx, rx_id)
+    (rx_id,) = issued(1)
     with chain.reverts("SettingLocked"):
         chain.tx(rx.functions.setReviewRequired(False), chain.accounts[0])
     pharmacy = deployment.account("pharmacy-1")
     with chain.reverts("NotReviewed"):
         chain.tx(rx.functions.dispense(rx_id, b"d" * 32), pharmacy)
-    with chain.reverts("Unauthorized") as info:
-        chain.tx(rx.functions.review(rx_id, b"r" * 32, True), pharmacy)
-    assert info.value.details["args"][1] == Role.PHARMACIST
+    unauthorized(chain, rx.functions.review(rx_id, b"r" * 32, True), pharmacy, Role.PHARMACIST)
     receipt = chain.tx(rx.functions.review(rx_id, b"r" * 32, True), deployment.account("pharmacist-1"))
     (event,) = rx.events.Reviewed().process_receipt(receipt, errors=DISCARD)
     assert (event.args.reviewerOrg, event.args.approved) == (deployment.orgs["pharmacist-1"].id, True)
@@ -52,11 +63,9 @@ def test_review_required_by_default_and_fixed_once_a_prescription_exists(
 
 
 def test_rejected_is_never_dispensed_and_closed_is_not_reviewed(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, issued: Callable[[int], list[bytes]]
 ) -> None:
-    rejected, revoked = unique("rx"), unique("rx")
-    for rx_id in (rejected, revoked):
-        _issue(chain, deployment, rx, rx_id)
+    rejected, revoked = issued(2)
     chain.tx(rx.functions.review(rejected, b"r" * 32, False), deployment.account("pharmacist-1"))
     with chain.reverts("ReviewRejected"):
         chain.tx(rx.functions.dispense(rejected, b"d" * 32), deployment.account("pharmacy-1"))
@@ -66,11 +75,14 @@ def test_rejected_is_never_dispensed_and_closed_is_not_reviewed(
 
 
 def test_a_trace_code_is_handed_over_once_network_wide(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain,
+    deployment: Deployment,
+    rx: Contract,
+    unique: Callable[[str], bytes],
+    issued: Callable[[int], list[bytes]],
 ) -> None:
-    first, second = unique("rx"), unique("rx")
+    first, second = issued(2)
     for rx_id in (first, second):
-        _issue(chain, deployment, rx, rx_id)
         chain.tx(rx.functions.review(rx_id, b"r" * 32, True), deployment.account("pharmacist-1"))
     box, other = unique("code"), unique("code")
     with chain.reverts("TraceCodeDuplicated"):
@@ -86,12 +98,10 @@ def test_a_trace_code_is_handed_over_once_network_wide(
 
 
 def test_settled_once_only_after_dispense(
-    chain: Chain, deployment: Deployment, rx: Contract, unique: Callable[[str], bytes]
+    chain: Chain, deployment: Deployment, rx: Contract, issued: Callable[[int], list[bytes]]
 ) -> None:
-    rx_id, revoked = unique("rx"), unique("rx")
+    rx_id, revoked = issued(2)
     insurer = deployment.account("insurer-1")
-    for r in (rx_id, revoked):
-        _issue(chain, deployment, rx, r)
     with chain.reverts("NotDispensed"):
         chain.tx(rx.functions.settle(rx_id, b"s" * 32), insurer)
     chain.tx(rx.functions.revoke(revoked, b"v" * 32), deployment.account("hospital-1"))

@@ -4,11 +4,7 @@ readings are queried per station and time range; every refusal has its code and 
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,20 +14,21 @@ from sqlmodel import col
 from web3 import Web3
 
 from adapters import adapt
-from gateway.models import Record, WorkflowState
+from adapters.env.batch import SPEC
+from gateway.models import Record
 from provenance.chain.contracts import at, chain_key, transact
-from provenance.client import AsyncClient, Client
+from provenance.client import Client
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verifier
+from tests.kit import batch_flows as flows
 from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
 from tests.kit.gateway import (
     STATION_2_MN,
     Harness,
     check_accepted,
     env_batch,
-    error_code,
     hj212_series,
     iso_second,
     register_station,
@@ -50,11 +47,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     for i in (5, N - 1):
         items[i] = adapt("env.reading", items[i].encode()).document()
     payload = env_batch(items, mn, start, start + timedelta(seconds=N))
-    r = submit_when_seen(station, "env.batch", payload)
-    assert r.status_code == 202, r.text
-    rid = r.json()["id"]
-    record = harness.wait_status(rid, "anchored", timeout=60)
-    assert record["kind"] == "env.batch" and record["subject"] == f"station:{mn}"
+    rid, _ = flows.anchored(station, SPEC, payload)
     # One record and one log leaf for the whole batch.
     assert count(harness, Record, col(Record.kind) == "env.batch", col(Record.id) == rid) == 1
 
@@ -72,43 +65,15 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
 
     # Readings per station and time range, paginated, each with its bundle.
     since, until = iso_second(start + timedelta(seconds=100)), iso_second(start + timedelta(seconds=350))
-    seen: list[int] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"since": since, "until": until, "limit": 100}
-        if after:
-            params["after"] = after
-        page = station.get(f"/api/v1/env/stations/{mn}/readings", params=params)
-        assert page.status_code == 200, page.text
-        body = page.json()
-        seen += [it["index"] for it in body["items"]]
-        assert all(
-            it["batch"] == rid and it["bundle"]["item"]["index"] == it["index"] for it in body["items"]
-        )
-        after = body["next_cursor"]
-        if after is None:
-            break
-    assert seen == list(range(100, 350))
-    for bad in ({"since": "yesterday"}, {"limit": 0}, {"after": "somewhere"}):
-        r = station.get(f"/api/v1/env/stations/{mn}/readings", params=bad)
-        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
-    r = station.get(f"/api/v1/env/batches/{rid}/readings/{N}/bundle")
-    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+    path = f"/api/v1/env/stations/{mn}/readings"
+    found = flows.readings(station, path, rid, since=since, until=until, limit=100)
+    assert [it["index"] for it in found] == list(range(100, 350))
+    flows.bad_reads_refused(station, path, f"/api/v1/env/batches/{rid}/readings/{N}/bundle")
 
     # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
     trust = TrustStore.load(trust_path(harness.network))
-    one = station.get(f"/api/v1/env/batches/{rid}/readings/{N - 1}/bundle")
-    assert one.status_code == 200, one.text
-    bundle = one.json()
-    assert bundle["item"]["document"] == items[N - 1] and bundle["payload"]["root"] == payload["root"]
-    report = verify_steps(bundle, trust)
-    assert [(s.step, s.status) for s in report][:3] == [
-        ("digest", "passed"),
-        ("payload", "passed"),
-        ("item", "passed"),
-    ]
-    code, out = cli_verify(bundle, trust_path(harness.network), tmp_path)
-    assert code == 0 and out["verdict"] == "verified", out
+    url = f"/api/v1/env/batches/{rid}/readings/{N - 1}/bundle"
+    bundle, report = flows.item_verifies(harness, station, url, items[N - 1], payload["root"], tmp_path)
 
     # The bundle carries the batch root's anchor in EnvMonitoring: offline it must name the signed root;
     # with --rpc the CLI finds the anchorBatch event in that transaction (root, station, period, count).
@@ -145,12 +110,7 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
     other = station.get(f"/api/v1/env/batches/{rid}/readings/7/bundle").json()
     wrong_proof = {**bundle, "item": {**bundle["item"], "inclusion_proof": other["item"]["inclusion_proof"]}}
     wrong_index = {**bundle, "item": {**bundle["item"], "index": 7}}
-    for bad in (tampered, wrong_proof, wrong_index):
-        with pytest.raises(VerificationError) as caught:
-            verify_steps(bad, trust)
-        assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
-    code, out = cli_verify(tampered, trust_path(harness.network), tmp_path)
-    assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
+    flows.items_fail(harness, (tampered, wrong_proof, wrong_index), tmp_path)
     # Without the signed head the reading proves nothing.
     headless = {k: v for k, v in bundle.items() if k != "payload"}
     with pytest.raises(VerificationError) as caught:
@@ -159,10 +119,8 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
 
     # Other readers: not the other station, not another domain's organisation; the bureau reads them.
     for org in ("station-2", "pharmacy-1"):
-        r = harness.client(org).get(f"/api/v1/env/batches/{rid}/readings/0/bundle")
-        assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
-        r = harness.client(org).get(f"/api/v1/env/stations/{mn}/readings", params={"limit": 5})
-        assert r.status_code == 200 and r.json()["items"] == []
+        first = f"/api/v1/env/batches/{rid}/readings/0/bundle"
+        flows.unseen(harness.client(org), f"/api/v1/env/stations/{mn}/readings", first, limit=5)
     bureau = harness.client("env-bureau").get(f"/api/v1/env/batches/{rid}/readings/3/bundle")
     assert bureau.status_code == 200 and bureau.json()["item"]["index"] == 3
 
@@ -174,22 +132,8 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
         chain_key("station", rogue), int(start.timestamp()), int(start.timestamp()) + 5, b"\x11" * 32, 5
     )
     transact(w3, fn, harness.network.account("station-1"))
-    token = tmp_path / "auditor.token"
-    token.write_text(harness.tokens["auditor"], "utf-8")
-    assert harness.network.path is not None
-    cmd = [sys.executable, "-m", "provenance", "audit", "batches", "--rpc", harness.network.rpc_url]
-    cmd += [
-        "--gateway",
-        harness.server.url,
-        "--token-file",
-        str(token),
-        "--trust",
-        str(trust_path(harness.network)),
-    ]
-    cmd += ["--manifest", str(harness.network.path), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done, audit = flows.audit_batches(harness, tmp_path)
     assert done.returncode == 1, done.stderr  # the rogue anchor
-    audit = json.loads(done.stdout)
     ours = [r for r in audit["results"] if r["subject_id"] == chain_key("station", mn).hex()]
     assert [(r["ok"], r["record"], r["root"]) for r in ours] == [(True, rid, payload["root"])], ours
     (theirs,) = [r for r in audit["results"] if r["subject_id"] == chain_key("station", rogue).hex()]
@@ -201,26 +145,12 @@ def test_batch_readings_verify_alone_and_are_anchored(harness: Harness, tmp_path
 def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     station = harness.client("station-1")
     mn = register_station(harness.network)
-    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
-    start = first + timedelta(seconds=20)
-    end = start + timedelta(seconds=40)
+    first, start, end = flows.periods()
     r = submit_when_seen(station, "env.batch", env_batch(hj212_series(mn, first, 20), mn, first, start))
     assert r.status_code == 202, r.text
     good = hj212_series(mn, start, 20)
 
-    def refused(payload: dict[str, Any], code: str, status: int, **details: Any) -> None:
-        before = (count(harness, Record), count(harness, WorkflowState))
-        try:  # the digest a station signs: the head's (none when the batch does not adapt)
-            digest = adapt("env.batch", payload).digest
-        except ProvenanceError:
-            digest = "0" * 64
-        body = station.body("env.batch", payload, subject=f"station:{payload['mn']}", payload_digest=digest)
-        r = station.post(body)
-        assert r.status_code == status and error_code(r) == code, r.text
-        for k, v in details.items():
-            assert r.json()["error"]["details"][k] == v, r.text
-        # Nothing of a refused batch is kept: no record, no state.
-        assert (count(harness, Record), count(harness, WorkflowState)) == before
+    refused = flows.refusals(harness, station, SPEC)
 
     refused(env_batch(good, mn, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
     refused(env_batch(good, mn, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
@@ -254,43 +184,14 @@ def test_sdk_submits_a_batch_and_a_reading_verifies(harness: Harness) -> None:
     mn = register_station(harness.network)
     start = (datetime.now(UTC) - timedelta(seconds=300)).replace(microsecond=0)
     docs = [adapt("env.reading", p.encode()).document() for p in hj212_series(mn, start, 50)]
-    trust = TrustStore.load(trust_path(harness.network))
-    common = {
-        "base_url": harness.server.url,
-        "token": harness.tokens["station-1"],
-        "org": "station-1",
-        "signer": harness.network.sm2_key("station-1"),
-        "trust": trust,
-    }
     station = harness.client("station-1")
     # The registry watcher must have seen the station: until then STATION_UNKNOWN.
     submit_when_seen(station, "env.batch", env_batch(docs[:1], mn, start, start + timedelta(seconds=1)))
-    with Client(**common) as client:
-        receipt = client.submit_batch(
-            docs[1:25],
-            mn=mn,
-            period_start=start + timedelta(seconds=1),
-            period_end=start + timedelta(seconds=25),
-        )
-
-    async def submit_async() -> Any:
-        async with AsyncClient(**common) as client:
-            return await client.submit_batch(
-                docs[25:],
-                mn=mn,
-                period_start=start + timedelta(seconds=25),
-                period_end=start + timedelta(seconds=50),
-            )
-
-    later = asyncio.run(submit_async())
-    for rid, index, doc in ((receipt.id, 3, docs[4]), (later.id, 24, docs[49])):
-        harness.wait_status(rid, "anchored", timeout=60)
-        r = station.get(f"/api/v1/env/batches/{rid}/readings/{index}/bundle")
-        assert r.status_code == 200, r.text
-        assert r.json()["item"]["document"] == doc
-        Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
+    receipt, later = flows.sdk_batches(harness, "station-1", docs, start, 25, mn=mn)
+    for rid, index, doc in ((receipt, 3, docs[4]), (later, 24, docs[49])):
+        flows.sdk_item_verifies(station, "env.batch", rid, index, doc)
     # A naive instant is no period bound (the SDK refuses before signing).
-    with Client(**common) as client, pytest.raises(ProvenanceError):
+    with Client(**flows.sdk_settings(harness, "station-1")) as client, pytest.raises(ProvenanceError):
         client.submit_batch(
             docs[:1], mn=mn, period_start=datetime(2026, 1, 1), period_end=datetime(2026, 1, 2)
         )
@@ -310,29 +211,15 @@ def test_alerts_name_exceedances_and_flags_with_their_readings(harness: Harness)
             pollutants["a05024"].update(Avg="100", Min="90", Max="110")
 
     items = hj212_series(mn, start, 30, template="air-quality-minute-2051-flags.txt", vary=calm)
-    r = submit_when_seen(
-        harness.client("station-1"), "env.batch", env_batch(items, mn, start, start + timedelta(seconds=30))
-    )
-    assert r.status_code == 202, r.text
-    rid = r.json()["id"]
-    harness.wait_status(rid, "anchored", timeout=60)
-    seen: list[tuple[int, str, str]] = []
-    after = None
+    payload = env_batch(items, mn, start, start + timedelta(seconds=30))
+    rid, _ = flows.anchored(harness.client("station-1"), SPEC, payload)
     regulator = harness.client("regulator")
-    while True:
-        page = regulator.get(
-            f"/api/v1/env/stations/{mn}/alerts", params={"limit": 5, **({"after": after} if after else {})}
-        )
-        assert page.status_code == 200, page.text
-        body = page.json()
-        for a in body["items"]:
-            seen.append((a["index"], a["type"], a["code"]))
-            assert a["bundle"]["item"]["index"] == a["index"] and a["batch"] == rid
-            if a["type"] == "exceedance":
-                assert (a["value"], a["limit"], a["averaging"]) == (1000.0, 200.0, "hour")
-        after = body["next_cursor"]
-        if after is None:
-            break
+    alerts = flows.pages(regulator, f"/api/v1/env/stations/{mn}/alerts", limit=5)
+    for a in alerts:
+        assert a["bundle"]["item"]["index"] == a["index"] and a["batch"] == rid
+        if a["type"] == "exceedance":
+            assert (a["value"], a["limit"], a["averaging"]) == (1000.0, 200.0, "hour")
+    seen = [(a["index"], a["type"], a["code"]) for a in alerts]
     expected = [
         (i, t, c)
         for i in (0, 10, 20)

@@ -6,11 +6,7 @@ has its code and keeps nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,33 +14,19 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from adapters import adapt
-from gateway.models import Record, WorkflowState
+from adapters.gas.batch import SPEC
 from provenance.chain.contracts import at, chain_key, transact
-from provenance.client import AsyncClient, Client
-from provenance.errors import ProvenanceError, VerificationError
+from provenance.client import Client
+from provenance.errors import ProvenanceError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
-from tests.kit.batches import cli_verify, count, submit_when_seen, verify_steps
+from tests.kit import batch_flows as flows
+from tests.kit.batches import submit_when_seen
 from tests.kit.gas import gas_batch, gas_series, register_logger
-from tests.kit.gateway import Harness, OrgClient, check_accepted, error_code, iso_second, trust_path
+from tests.kit.gateway import Harness, check_accepted, error_code, iso_second, trust_path
 
 N = 600
-
-
-def _pages(client: OrgClient, path: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a paged read, following ``next_cursor``."""
-    items: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        r = client.get(path, params={**params, **({"after": after} if after else {})})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        items += body["items"]
-        after = body["next_cursor"]
-        if after is None:
-            return items
 
 
 def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness, tmp_path: Path) -> None:
@@ -53,11 +35,7 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     start = (datetime.now(UTC) - timedelta(seconds=N + 60)).replace(microsecond=0)
     items = gas_series(start, N, vary=_vary)
     payload = gas_batch(items, logger, start, start + timedelta(seconds=N))
-    r = submit_when_seen(utility, "gas.batch", payload)
-    assert r.status_code == 202, r.text
-    rid = r.json()["id"]
-    record = harness.wait_status(rid, "anchored", timeout=60)
-    assert record["kind"] == "gas.batch" and record["subject"] == f"logger:{logger}"
+    rid, _ = flows.anchored(utility, SPEC, payload)
 
     # The root is anchored in GasNetwork for the logger's period.
     assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed"
@@ -78,30 +56,16 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
 
     # Readings per logger and time range, paginated, each with its bundle.
     since, until = iso_second(start + timedelta(seconds=100)), iso_second(start + timedelta(seconds=230))
-    seen = _pages(utility, f"/api/v1/gas/loggers/{logger}/readings", since=since, until=until, limit=40)
+    path = f"/api/v1/gas/loggers/{logger}/readings"
+    seen = flows.readings(utility, path, rid, since=since, until=until, limit=40)
     assert [it["index"] for it in seen] == list(range(100, 230))
-    assert all(it["reading"] == items[it["index"]] and it["batch"] == rid for it in seen)
-    for bad in ({"since": "today"}, {"limit": 101}, {"after": "there"}):
-        r = utility.get(f"/api/v1/gas/loggers/{logger}/readings", params=bad)
-        assert r.status_code == 422 and error_code(r) == "REQUEST_INVALID", r.text
-    r = utility.get(f"/api/v1/gas/batches/{rid}/readings/{N}/bundle")
-    assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+    assert all(it["reading"] == items[it["index"]] for it in seen)
+    flows.bad_reads_refused(utility, path, f"/api/v1/gas/batches/{rid}/readings/{N}/bundle")
 
     # Any one reading verifies alone, offline, against the pinned keys: SDK and CLI.
     trust = TrustStore.load(trust_path(harness.network))
-    one = utility.get(f"/api/v1/gas/batches/{rid}/readings/{N - 2}/bundle")
-    assert one.status_code == 200, one.text
-    bundle = one.json()
-    assert bundle["item"]["document"] == items[N - 2] and bundle["payload"]["root"] == payload["root"]
-    report = verify_steps(bundle, trust)
-    assert [(s.step, s.status) for s in report][:3] == [
-        ("digest", "passed"),
-        ("payload", "passed"),
-        ("item", "passed"),
-    ]
-    assert "failed" not in {s.status for s in report}, report
-    code, out = cli_verify(bundle, trust_path(harness.network), tmp_path)
-    assert code == 0 and out["verdict"] == "verified", out
+    url = f"/api/v1/gas/batches/{rid}/readings/{N - 2}/bundle"
+    bundle, _ = flows.item_verifies(harness, utility, url, items[N - 2], payload["root"], tmp_path)
 
     # A tampered reading (its pressure, its unit), or another reading's proof, fails at step "item".
     tampered = copy.deepcopy(bundle)
@@ -110,17 +74,12 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
     unit["item"]["document"]["values"]["pressure"]["unit"] = "MPa"  # it reported kPa
     other = utility.get(f"/api/v1/gas/batches/{rid}/readings/7/bundle").json()
     wrong_proof = {**bundle, "item": {**bundle["item"], "inclusion_proof": other["item"]["inclusion_proof"]}}
-    for bad in (tampered, unit, wrong_proof):
-        with pytest.raises(VerificationError) as caught:
-            verify_steps(bad, trust)
-        assert caught.value.step == "item" and caught.value.code == "ITEM_PROOF_INVALID"
-    code, out = cli_verify(tampered, trust_path(harness.network), tmp_path)
-    assert code == 1 and out["failed_step"] == "item" and out["code"] == "ITEM_PROOF_INVALID", out
+    flows.items_fail(harness, (tampered, unit, wrong_proof), tmp_path)
 
     # Alarms: exactly the readings over their class's thresholds, each with its reading's bundle; the
     # regulator reads them, another utility and the environment's station see none.
     regulator = harness.client("regulator")
-    alarms = _pages(regulator, f"/api/v1/gas/loggers/{logger}/alarms", limit=7)
+    alarms = flows.pages(regulator, f"/api/v1/gas/loggers/{logger}/alarms", limit=7)
     expected = sorted(_expected_alarms(items))
     assert sorted((a["index"], a["type"], a["value"], a["unit"], a["limit"]) for a in alarms) == expected
     assert len(expected) >= 3 * (N // 50)
@@ -130,21 +89,11 @@ def test_gas_batch_readings_verify_alone_are_anchored_and_alarm(harness: Harness
         assert a["bundle"]["item"]["document"] == items[a["index"]]
     Verifier.offline(trust).verify(EvidenceBundle.from_dict(alarms[0]["bundle"]))
     for org in ("gas-utility-2", "station-1", "env-bureau"):
-        c = harness.client(org)
-        r = c.get(f"/api/v1/gas/loggers/{logger}/alarms")
-        assert r.status_code == 200 and r.json()["items"] == [], r.text
-        r = c.get(f"/api/v1/gas/batches/{rid}/readings/0/bundle")
-        assert r.status_code == 404 and error_code(r) == "READING_NOT_FOUND"
+        first = f"/api/v1/gas/batches/{rid}/readings/0/bundle"
+        flows.unseen(harness.client(org), f"/api/v1/gas/loggers/{logger}/alarms", first)
 
     # The audit finds the anchored root to be the logged batch's.
-    token = tmp_path / "auditor.token"
-    token.write_text(harness.tokens["auditor"], "utf-8")
-    assert harness.network.path is not None
-    cmd = [sys.executable, "-m", "provenance", "audit", "batches", "--rpc", harness.network.rpc_url]
-    cmd += ["--gateway", harness.server.url, "--token-file", str(token)]
-    cmd += ["--trust", str(trust_path(harness.network)), "--manifest", str(harness.network.path), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    audit = json.loads(done.stdout)
+    _, audit = flows.audit_batches(harness, tmp_path)
     ours = [x for x in audit["results"] if x["subject_id"] == lid.hex()]
     assert [(x["event"], x["ok"], x["record"]) for x in ours] == [("GasNetwork.BatchAnchored", True, rid)], (
         ours
@@ -183,28 +132,12 @@ def _expected_alarms(items: list[dict[str, Any]]) -> list[tuple[int, str, float,
 def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     utility = harness.client("gas-utility")
     logger = register_logger(harness.network)
-    first = (datetime.now(UTC) - timedelta(seconds=100)).replace(microsecond=0)
-    start = first + timedelta(seconds=20)
-    end = start + timedelta(seconds=40)
+    first, start, end = flows.periods()
     r = submit_when_seen(utility, "gas.batch", gas_batch(gas_series(first, 20), logger, first, start))
     assert r.status_code == 202, r.text
     good = gas_series(start, 20)
 
-    def refused(
-        payload: dict[str, Any], code: str, status: int, who: OrgClient = utility, **details: Any
-    ) -> None:
-        before = (count(harness, Record), count(harness, WorkflowState))
-        try:  # the digest a logger signs: the head's (none when the batch does not adapt)
-            digest = adapt("gas.batch", payload).digest
-        except ProvenanceError:
-            digest = "0" * 64
-        body = who.body("gas.batch", payload, subject=f"logger:{payload['logger']}", payload_digest=digest)
-        r = who.post(body)
-        assert r.status_code == status and error_code(r) == code, r.text
-        for k, v in details.items():
-            assert r.json()["error"]["details"][k] == v, r.text
-        # Nothing of a refused batch is kept: no record, no state.
-        assert (count(harness, Record), count(harness, WorkflowState)) == before
+    refused = flows.refusals(harness, utility, SPEC)
 
     def changed(i: int, change: Any) -> list[dict[str, Any]]:
         items = copy.deepcopy(good)
@@ -216,44 +149,20 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
 
     refused(gas_batch(good, logger, start, end, root="ab" * 32), "BATCH_ROOT_MISMATCH", 400)
     refused(gas_batch(good, logger, start, end, count=21), "BATCH_ROOT_MISMATCH", 400)
-    # Units per quantity; quantities per asset class; the reading's own shape.
-    mpa = {"value": 1, "unit": "bar"}
-    refused(gas_batch(changed(4, values(pressure=mpa)), logger, start, end), "GAS_UNIT_INVALID", 400, index=4)
-    flow = {"value": 3, "unit": "m3/h"}  # m³/h is the unit's one spelling
-    refused(gas_batch(changed(5, values(flow=flow)), logger, start, end), "GAS_UNIT_INVALID", 400, index=5)
-    ch4 = {"value": 3, "unit": "%LEL"}  # items[3] is a gas source: no methane sensor
-    refused(
-        gas_batch(changed(3, values(methane=ch4)), logger, start, end), "GAS_QUANTITY_INVALID", 400, index=3
-    )
-    humidity = {"value": 3, "unit": "%"}
-    refused(
-        gas_batch(changed(7, values(humidity=humidity)), logger, start, end),
-        "GAS_QUANTITY_INVALID",
-        400,
-        index=7,
-    )
-    nan_like = {"value": "0.3", "unit": "MPa"}  # a number, not text
-    refused(
-        gas_batch(changed(6, values(pressure=nan_like)), logger, start, end),
-        "GAS_READING_INVALID",
-        400,
-        index=6,
-        field="values.pressure.value",
-    )
-    refused(
-        gas_batch(changed(8, lambda r: r.update({"class": "valve"})), logger, start, end),
-        "GAS_READING_INVALID",
-        400,
-        index=8,
-        field="class",
-    )
-    refused(
-        gas_batch(changed(9, lambda r: r.update({"time": "2026-12-06 08:00:00"})), logger, start, end),
-        "GAS_READING_INVALID",
-        400,
-        index=9,
-        field="time",
-    )
+    # Units per quantity; quantities per asset class; the reading's own shape: each reading refused alone,
+    # by its index (and the field at fault).
+    for i, change, code, field in (
+        (4, values(pressure={"value": 1, "unit": "bar"}), "GAS_UNIT_INVALID", None),
+        (5, values(flow={"value": 3, "unit": "m3/h"}), "GAS_UNIT_INVALID", None),  # m³/h: its one spelling
+        (3, values(methane={"value": 3, "unit": "%LEL"}), "GAS_QUANTITY_INVALID", None),  # a source: no CH4
+        (7, values(humidity={"value": 3, "unit": "%"}), "GAS_QUANTITY_INVALID", None),
+        # A value is a number, not text; a class one of three; a time RFC 3339 UTC.
+        (6, values(pressure={"value": "0.3", "unit": "MPa"}), "GAS_READING_INVALID", "values.pressure.value"),
+        (8, lambda r: r.update({"class": "valve"}), "GAS_READING_INVALID", "class"),
+        (9, lambda r: r.update({"time": "2026-12-06 08:00:00"}), "GAS_READING_INVALID", "time"),
+    ):
+        details = {"index": i} | ({"field": field} if field else {})
+        refused(gas_batch(changed(i, change), logger, start, end), code, 400, **details)
     # Duplicates (asset and time), a reading outside the period, an over-size batch, bad periods.
     refused(gas_batch([*good, good[4]], logger, start, end), "READING_DUPLICATE", 400, index=20, first=4)
     late = gas_series(end, 1)
@@ -303,39 +212,11 @@ def test_sdk_submits_a_gas_batch_and_a_reading_verifies(harness: Harness) -> Non
     logger = register_logger(harness.network)
     start = (datetime.now(UTC) - timedelta(seconds=300)).replace(microsecond=0)
     items = gas_series(start, 40)
-    trust = TrustStore.load(trust_path(harness.network))
-    common = {
-        "base_url": harness.server.url,
-        "token": harness.tokens["gas-utility"],
-        "org": "gas-utility",
-        "signer": harness.network.sm2_key("gas-utility"),
-        "trust": trust,
-    }
     utility = harness.client("gas-utility")
     submit_when_seen(utility, "gas.batch", gas_batch(items[:1], logger, start, start + timedelta(seconds=1)))
-    with Client(**common) as client:
-        receipt = client.submit_batch(
-            items[1:20],
-            logger=logger,
-            period_start=start + timedelta(seconds=1),
-            period_end=start + timedelta(seconds=20),
-        )
-        with pytest.raises(ProvenanceError):  # a batch names one source: a station or a logger
-            client.submit_batch(items[:1], mn="X1", logger=logger, period_start=start, period_end=start)
-
-    async def submit_async() -> Any:
-        async with AsyncClient(**common) as client:
-            return await client.submit_batch(
-                items[20:],
-                logger=logger,
-                period_start=start + timedelta(seconds=20),
-                period_end=start + timedelta(seconds=40),
-            )
-
-    later = asyncio.run(submit_async())
-    for rid, index, doc in ((receipt.id, 3, items[4]), (later.id, 19, items[39])):
-        harness.wait_status(rid, "anchored", timeout=60)
-        r = utility.get(f"/api/v1/gas/batches/{rid}/readings/{index}/bundle")
-        assert r.status_code == 200, r.text
-        assert r.json()["item"]["document"] == doc and r.json()["record"]["kind"] == "gas.batch"
-        Verifier.offline(trust).verify(EvidenceBundle.from_dict(r.json()))
+    receipt, later = flows.sdk_batches(harness, "gas-utility", items, start, 20, logger=logger)
+    # A batch names one source: a station or a logger.
+    with Client(**flows.sdk_settings(harness, "gas-utility")) as client, pytest.raises(ProvenanceError):
+        client.submit_batch(items[:1], mn="X1", logger=logger, period_start=start, period_end=start)
+    for rid, index, doc in ((receipt, 3, items[4]), (later, 19, items[39])):
+        flows.sdk_item_verifies(utility, "gas.batch", rid, index, doc)

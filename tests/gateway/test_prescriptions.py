@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from datetime import timedelta
-
-import httpx
 
 from provenance.access_code import HEADER, AccessCode
 from tests.kit.gateway import Harness, chain_lead, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
+from tests.kit.race import race
 
 
 def _rx() -> str:
@@ -79,18 +77,7 @@ def test_two_pharmacies_racing_exactly_one_wins(harness: Harness) -> None:
     bodies = {
         org: harness.client(org).body("rx.dispense", rx_dispense(rx)) for org in ("pharmacy-1", "pharmacy-2")
     }
-    results: dict[str, httpx.Response] = {}
-    start = threading.Barrier(2)
-
-    def go(org: str) -> None:
-        start.wait()
-        results[org] = harness.client(org).post(bodies[org])
-
-    threads = [threading.Thread(target=go, args=(org,)) for org in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(harness, bodies)
     codes = sorted(r.status_code for r in results.values())
     assert codes == [202, 409], {k: v.text for k, v in results.items()}
     loser = next(r for r in results.values() if r.status_code == 409)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -39,6 +38,7 @@ from tests.kit.gateway import (
     rx_settle,
 )
 from tests.kit.network import start_harness, variant_network
+from tests.kit.race import race
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +222,13 @@ def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> Non
     assert h.wait_chain(settled)["chain_status"] == "confirmed"
 
 
-def _reviewed(h: Harness) -> str:
+def _reviewed(h: Harness, quantity: dict[str, Any] | None = None) -> str:
+    """A fresh prescription, issued (for ``quantity``, else the golden one's) and approved."""
     rx = _rx()
-    _issue(h, rx)
+    issue = rx_issue(rx)
+    if quantity is not None:
+        issue["dispenseRequest"]["quantity"] = dict(quantity)
+    _accepted(h.client("hospital-1").submit("rx.issue", issue))
     _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     return rx
 
@@ -248,11 +252,7 @@ def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harne
 
     # 10 tablets cannot be counted against boxes: no code is required.
     tablets = {"value": 10, "unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
-    rx = _rx()
-    issue = rx_issue(rx)
-    issue["dispenseRequest"]["quantity"] = dict(tablets)
-    _accepted(h.client("hospital-1").submit("rx.issue", issue))
-    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    rx = _reviewed(h, tablets)
     loose = {**rx_dispense(rx, []), "quantity": dict(tablets)}
     dispense_id = _accepted(pharmacy.submit("rx.dispense", loose))
     assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
@@ -266,18 +266,7 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
         org: h.client(org).body("rx.dispense", rx_dispense(_reviewed(h), [shared, fresh_code()]))
         for org in ("pharmacy-1", "pharmacy-2")
     }
-    results: dict[str, Any] = {}
-    start = threading.Barrier(2)
-
-    def go(org: str) -> None:
-        start.wait()
-        results[org] = h.client(org).post(bodies[org])
-
-    threads = [threading.Thread(target=go, args=(org,)) for org in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(h, bodies)
     assert sorted(r.status_code for r in results.values()) == [202, 409], {
         k: v.text for k, v in results.items()
     }
@@ -371,11 +360,7 @@ def test_boxes_spelled_in_any_package_unit_need_their_codes(rx_chain: Harness) -
         quantity: dict[str, Any] = {"value": 2, "unit": unit}
         if coded is not None:
             quantity |= {"system": "http://unitsofmeasure.org", "code": coded}
-        rx = _rx()
-        issue = rx_issue(rx)
-        issue["dispenseRequest"]["quantity"] = dict(quantity)
-        _accepted(h.client("hospital-1").submit("rx.issue", issue))
-        _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+        rx = _reviewed(h, quantity)
         bare = {**rx_dispense(rx, []), "quantity": dict(quantity)}
         # Sent as is: the client's own adapter would refuse to digest it.
         r = pharmacy.submit(

@@ -52,15 +52,14 @@ contract RxHandler is Handler {
             model[id] = Model(Prescriptions.Status.Issued, org, 0, expiresAt, digest, 0, 0);
             taken.push(id);
             issued++;
-            (bytes32[] memory topics, bytes memory data) = _event(address(rx), Prescriptions.Issued.selector);
-            _digestIs(topics, data, id, digest);
+            _emitted(Prescriptions.Issued.selector, id, digest);
         } catch {
             _expect(ok, false, "issue");
         }
     }
 
     function dispense(uint256 actorSeed, uint256 idSeed, bytes32 digest) external {
-        bytes32 id = _pick(idSeed);
+        bytes32 id = _pick(idSeed, taken, ids);
         Model storage m = model[id];
         (address who, bytes32 org, Role role) = _actor(actorSeed, Role.Pharmacy, bytes32(0));
         bool ok = role == Role.Pharmacy && m.status == Prescriptions.Status.Issued && block.timestamp < m.expiresAt;
@@ -71,15 +70,14 @@ contract RxHandler is Handler {
             (m.status, m.dispenser, m.closeDigest) = (Prescriptions.Status.Dispensed, org, digest);
             m.dispenses++;
             dispensed++;
-            (bytes32[] memory topics, bytes memory data) = _event(address(rx), Prescriptions.Dispensed.selector);
-            _digestIs(topics, data, id, digest);
+            _emitted(Prescriptions.Dispensed.selector, id, digest);
         } catch {
             _expect(ok, false, "dispense");
         }
     }
 
     function revoke(uint256 actorSeed, uint256 idSeed, bytes32 digest) external {
-        bytes32 id = _pick(idSeed);
+        bytes32 id = _pick(idSeed, taken, ids);
         Model storage m = model[id];
         (address who, bytes32 org, Role role) = _actor(actorSeed, Role.Hospital, m.issuer);
         bool ok = role == Role.Hospital && m.status == Prescriptions.Status.Issued && m.issuer == org;
@@ -89,17 +87,10 @@ contract RxHandler is Handler {
             _expect(ok, true, "revoke");
             (m.status, m.closeDigest) = (Prescriptions.Status.Revoked, digest);
             revoked++;
-            (bytes32[] memory topics, bytes memory data) = _event(address(rx), Prescriptions.Revoked.selector);
-            _digestIs(topics, data, id, digest);
+            _emitted(Prescriptions.Revoked.selector, id, digest);
         } catch {
             _expect(ok, false, "revoke");
         }
-    }
-
-    /// Two times in three an id issued before, else any (also one never issued).
-    function _pick(uint256 seed) private view returns (bytes32) {
-        if (seed % 3 != 0 && taken.length != 0) return taken[(seed / 3) % taken.length];
-        return ids[seed % ids.length];
     }
 
     /// The chain agrees with the model on every prescription, and none was dispensed twice.
@@ -131,8 +122,10 @@ contract RxHandler is Handler {
         return uint64(block.timestamp + (seed >> 8) % horizon);
     }
 
-    /// Prescriptions events: topic1 = rxId, first data word = the record digest the call carried.
-    function _digestIs(bytes32[] memory topics, bytes memory data, bytes32 id, bytes32 digest) private {
+    /// The call emitted its one Prescriptions event `topic0`: topic1 = rxId, first data word = the record
+    /// digest the call carried.
+    function _emitted(bytes32 topic0, bytes32 id, bytes32 digest) private {
+        (bytes32[] memory topics, bytes memory data) = _event(address(rx), topic0);
         if (topics.length < 2 || topics[1] != id || data.length < 32 || bytes32(data) != digest) {
             _violate("a prescription event does not carry the call's id and record digest");
         }
@@ -210,7 +203,7 @@ contract ShareHandler is Handler {
     }
 
     function consent(uint256 actorSeed, uint256 reqSeed, bytes32 scope, uint256 ttlSeed, bytes32 digest) external {
-        bytes32 r = _pick(reqSeed);
+        bytes32 r = _pick(reqSeed, filed, requests);
         Req storage m = model[r];
         (address who, bytes32 org, Role role) = _actor(actorSeed, Role.DataOwner, ownerOf[m.dataset]);
         uint64 expiresAt = _expiry(ttlSeed);
@@ -233,7 +226,7 @@ contract ShareHandler is Handler {
     }
 
     function revokeConsent(uint256 actorSeed, uint256 reqSeed, bytes32 digest) external {
-        bytes32 r = _pick(reqSeed);
+        bytes32 r = _pick(reqSeed, filed, requests);
         Req storage m = model[r];
         (address who, bytes32 org, Role role) = _actor(actorSeed, Role.DataOwner, ownerOf[m.dataset]);
         bool ok = role == Role.DataOwner && m.status == DataSharing.Status.Consented && ownerOf[m.dataset] == org;
@@ -251,7 +244,7 @@ contract ShareHandler is Handler {
 
     /// A small pool of access digests, so repeats happen.
     function recordAccess(uint256 actorSeed, uint256 reqSeed, uint256 accessSeed) external {
-        bytes32 r = _pick(reqSeed);
+        bytes32 r = _pick(reqSeed, filed, requests);
         bytes32 access = keccak256(abi.encode("access", accessSeed % 4));
         Req storage m = model[r];
         (address who, bytes32 org, Role role) = _actor(actorSeed, Role.DataUser, m.requester);
@@ -279,7 +272,7 @@ contract ShareHandler is Handler {
     function proposeSettlement(uint256 actorSeed, uint256 reqSeed, uint256 idSeed, uint64 count, uint128 price)
         external
     {
-        bytes32 r = _pick(reqSeed);
+        bytes32 r = _pick(reqSeed, filed, requests);
         bytes32 sid = keccak256(abi.encode("settlement", idSeed % 6));
         (address who, bool ok) = _settler(actorSeed, r, sid, count % 4);
         // One time in eight the amount is off by one: always refused.
@@ -310,12 +303,6 @@ contract ShareHandler is Handler {
         bool party = org != bytes32(0) && (org == ownerOf[m.dataset] || org == m.requester);
         ok = (role == Role.DataOwner || role == Role.DataUser) && !proposed[sid] && m.status != DataSharing.Status.None
             && party && settled[r] + count <= m.accesses;
-    }
-
-    /// Two times in three a request filed before, else any (also one never filed).
-    function _pick(uint256 seed) private view returns (bytes32) {
-        if (seed % 3 != 0 && filed.length != 0) return filed[(seed / 3) % filed.length];
-        return requests[seed % requests.length];
     }
 
     function checkState() external view {

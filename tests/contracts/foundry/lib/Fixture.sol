@@ -112,6 +112,13 @@ abstract contract Handler is Test {
         if (!expected && succeeded) _violate(string.concat(what, ": accepted though the rules forbid it"));
     }
 
+    /// Two times in three one of `used` (the ids calls made so far), else any of `all` (also one never used):
+    /// most calls act on what exists, some on what does not.
+    function _pick(uint256 seed, bytes32[] storage used, bytes32[4] storage all) internal view returns (bytes32) {
+        if (seed % 3 != 0 && used.length != 0) return used[(seed / 3) % used.length];
+        return all[seed % all.length];
+    }
+
     /// The data of the one log `emitter` emitted with `topic0` in the recorded logs (empty if none).
     function _event(address emitter, bytes32 topic0) internal returns (bytes32[] memory topics, bytes memory data) {
         Vm.Log[] memory logs = vm.getRecordedLogs();
