@@ -392,6 +392,21 @@ class Panel:
 
 
 @runtime_checkable
+class DemoWriter(Protocol):
+    """How a domain's demo records reach a new devnet's gateway (``devnet.demo.DemoWriter``), each signed by
+    the organisation that acts with its devnet key and token."""
+
+    def put(
+        self, org: str, kind: str, subject: str, payload: Mapping[str, Any], *, mined: bool = False
+    ) -> str:
+        """Sign and submit a record of ``org``; its id. ``mined``: wait until its contract call is mined."""
+        ...
+
+    def payload_digest(self, record_id: str) -> str:
+        """The payload digest of a record put here, as the gateway holds it."""
+        ...
+
+
 class Workflow(RecordAdapter, Protocol):
     """One domain's whole workflow. ``kinds`` (from :class:`RecordAdapter`) are ``domain.roles``' keys.
 
@@ -424,6 +439,11 @@ class Workflow(RecordAdapter, Protocol):
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         """The calls a new network makes so the domain's contracts hold its objects and settings."""
+        ...
+
+    def demo(self, writer: DemoWriter) -> str | None:
+        """Record the domain's demo data on a new devnet through ``writer``; the subject to look up on the
+        page (None: the domain records none)."""
         ...
 
     def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:

@@ -29,7 +29,7 @@ class DevnetSettings(BaseSettings):
         default=None, ge=1, le=65535, description="first witness's port (then +1, +2); None: free ports"
     )
     start_gateway: bool = True  # with `python -m gateway serve`, when the gateway is installed
-    demo_data: bool = True  # a new network's first run records the demo dataset's life (devnet/demo.py)
+    demo_data: bool = True  # a new network's first run records each domain's demo (Workflow.demo)
     start_timeout: float = Field(
         default=120.0, gt=0, description="seconds to wait for a process or a detached up"
     )

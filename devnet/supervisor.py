@@ -156,7 +156,7 @@ class Devnet:
     def _seed_demo(self) -> None:
         """The demo records of a new network; a failure leaves a note (the network itself is up)."""
         try:
-            demo.seed_data_life(self.layout.root, self.gateway_url, self.on_step)
+            demo.seed(self.layout.root, self.gateway_url, self.on_step)
         except (ProvenanceError, httpx.HTTPError) as exc:
             note = f"the demo records were not all recorded: {exc}"
             self.network.notes.append(note)

@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from adapters.abc import AdaptContext, AdaptedPayload, ChainView, ContractCall, RecordFacts, State, Step
+from adapters.abc import (
+    AdaptContext,
+    AdaptedPayload,
+    ChainView,
+    ContractCall,
+    DemoWriter,
+    RecordFacts,
+    State,
+    Step,
+)
 from adapters.batch.chain import operated_station
 from adapters.batch.intake import anchor_call, anchored_already, batch_keys, batch_step
 from adapters.batch.spec import BatchSpec
@@ -52,6 +61,9 @@ class BatchWorkflow:
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:
         return anchor_call(self.spec, record) if record.kind == self.spec.kind else None
+
+    def demo(self, writer: DemoWriter) -> str | None:
+        return None  # a station's readings need its registered logger: no demo records
 
     def already_applied(self, record: RecordFacts, revert: ContractReverted, chain: ChainView) -> bool:
         """A batch sent again after a crash: applied if its source's last anchor is this batch's."""

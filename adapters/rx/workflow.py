@@ -12,7 +12,18 @@ from functools import partial
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.abc import (
+    ChainView,
+    ContractCall,
+    DemoWriter,
+    Panel,
+    Provision,
+    RecordFacts,
+    Route,
+    SetupCall,
+    State,
+    Step,
+)
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
 from adapters.rx.domain import (
     CONTRACT,
@@ -102,6 +113,9 @@ class RxWorkflow(PrescriptionAdapter):
         if network.options.get("review_required", True):
             return ()
         return (SetupCall(None, network.contracts[CONTRACT].functions.setReviewRequired(False)),)
+
+    def demo(self, writer: DemoWriter) -> str | None:
+        return None  # its demo is `provenance demo --devnet` (run by hand, on the devnet's keys)
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         # A dispense also holds its boxes, by code: two pharmacies handing over one box race on its key.

@@ -10,7 +10,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters._common import check_expiry, parse_instant, stricter
-from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.abc import (
+    ChainView,
+    ContractCall,
+    DemoWriter,
+    Panel,
+    Provision,
+    RecordFacts,
+    Route,
+    SetupCall,
+    State,
+    Step,
+)
+from adapters.sharing import demo as _demo
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import (
     dataset_owner,
@@ -59,6 +71,10 @@ class SharingWorkflow(SharingAdapter):
     watched: tuple[str, ...] = ()
     routes: Sequence[Route] = ROUTES
     panels: Sequence[Panel] = ()
+
+    def demo(self, writer: DemoWriter) -> str | None:
+        _demo.data_life(writer)
+        return f"dataset:{_demo.DATASET}"
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # Each dataset registered by its owner (no schema digest yet: its ``data.collected`` record says it).

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from web3 import HTTPProvider, Web3
 
-from devnet import demo
+from adapters.sharing import demo
 from devnet.anvil import ANVIL_BIN
 from devnet.config import DevnetSettings
 from devnet.deploy import parse_role

@@ -39,7 +39,7 @@ from adapters import (
     load_json_object,
     registry,
 )
-from adapters.abc import Workflow
+from adapters.abc import DemoWriter, Workflow
 from provenance.chain.contracts import ContractReverted
 from provenance.domains import DomainSpec, kind_roles
 from provenance.errors import Conflict, NotFound, PayloadInvalid, SignerRoleForbidden
@@ -132,6 +132,9 @@ class LabWorkflow:
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         return ()
+
+    def demo(self, writer: DemoWriter) -> str | None:
+        return None  # no demo records
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         obj = load_json_object(payload)
