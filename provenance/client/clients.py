@@ -1,40 +1,37 @@
 """The gateway's clients: what sync :class:`Client` and async :class:`AsyncClient` share (the organisation's
-signer, the verifier, the devnet factory), then each over its httpx client."""
+signer, the verifier, the devnet factory), then each over its httpx client, driving the operations of
+:mod:`provenance.client.ops` (each written once) with blocking or awaited I/O."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
 from provenance.abc import Signer
 from provenance.access_code import AccessCode
-from provenance.client.api import (
-    NOT_YET_LOGGED,
-    AccessCodeArg,
-    AnchorTimeout,
-    Api,
-    GatewayError,
-    GatewayProofs,
-    IssuedPrescription,
-    Receipt,
-    Request,
-    pending_or,
-)
+from provenance.client import ops
+from provenance.client.api import Api, GatewayProofs, Request
+from provenance.client.ops import Run, Sleep
 from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
-from provenance.listing import HistoryPages
-from provenance.log.bundle import EvidenceBundle
 from provenance.log.merkle import items_root
 from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, canonical_bytes, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import AnchorChecker, Verifier
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+M = TypeVar("M", bound=Callable[..., Any])
 
 
 class ClientBase:
@@ -150,6 +147,71 @@ class ClientBase:
         }
 
 
+def _method_of(cls: str, op: Callable[..., Any], method: M, iterator: str | None = None) -> M:
+    """``method``, named and documented as ``op`` and with its signature as a method of ``cls`` shows it
+    (``self`` first; returning what the operation returns, or an iterator over what it emits)."""
+    functools.update_wrapper(method, op)
+    del method.__wrapped__  # type: ignore[attr-defined]
+    method.__module__, method.__qualname__ = __name__, f"{cls}.{op.__name__}"
+    sig = inspect.signature(op)
+    first, *rest = sig.parameters.values()
+    result = str(sig.return_annotation).partition("[")[2].removesuffix("]")
+    vars(method)["__signature__"] = sig.replace(
+        parameters=[first.replace(name="self", annotation=inspect.Parameter.empty), *rest],
+        return_annotation=f"{iterator}[{result}]" if iterator else result,
+    )
+    return method
+
+
+def _blocking(op: Callable[Concatenate[ClientBase, P], ops.Op[R]]) -> Callable[Concatenate[Client, P], R]:
+    """``op`` as a method of :class:`Client`: runs it to the end and returns its result."""
+
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = Run(op(self, *args, **kwargs))
+        for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
+
+    return _method_of("Client", op, method)
+
+
+def _blocking_stream(
+    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
+) -> Callable[Concatenate[Client, P], Iterator[T]]:
+    """``op`` as a method of :class:`Client`: an iterator over the items it emits (lazy, as it pages)."""
+
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        yield from self._drive(Run(op(self, *args, **kwargs)))
+
+    return _method_of("Client", op, method, "Iterator")
+
+
+def _awaitable(
+    op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]]:
+    """``op`` as a coroutine method of :class:`AsyncClient`."""
+
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = Run(op(self, *args, **kwargs))
+        async for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
+
+    return _method_of("AsyncClient", op, method)
+
+
+def _async_stream(
+    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
+) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[T]]:
+    """``op`` as a method of :class:`AsyncClient`: an async iterator over the items it emits."""
+
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        async for item in self._drive(Run(op(self, *args, **kwargs))):
+            yield item
+
+    return _method_of("AsyncClient", op, method, "AsyncIterator")
+
+
 class Client(ClientBase):
     """Synchronous client of the gateway."""
 
@@ -179,139 +241,34 @@ class Client(ClientBase):
         resp = self._http.request(req.method, req.path, json=req.json, params=req.params, headers=req.headers)
         return Api.parse(resp)
 
-    def submit(self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None) -> Receipt:
-        """Submit one signed record with its payload; the gateway answers 202 with the record id.
-        ``access_code``: the prescription slip's, which an ``rx.dispense`` presents (never signed)."""
-        return Api.receipt(self._do(Api.submit(signed, payload, access_code)))
+    def _drive(self, run: Run[Any]) -> Iterator[Any]:
+        """Carry out ``run``'s steps with blocking I/O, yielding the items it emits."""
+        for step in run:
+            if isinstance(step, Request):
+                try:
+                    run.reply(self._do(step))
+                except Exception as exc:
+                    run.fail(exc)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            else:
+                yield step.item
 
-    def submit_many(
-        self,
-        items: Sequence[tuple[SignedRecord, Any]],
-        *,
-        access_codes: Sequence[AccessCodeArg] | None = None,
-    ) -> list[Receipt]:
-        """Submit many records in one request (all or each, as the gateway reports per item);
-        ``access_codes``: one per item (None where an item needs none)."""
-        return Api.bulk(self._do(Api.submit_many(items, access_codes)))
-
-    def submit_batch(
-        self,
-        readings: Sequence[Mapping[str, Any]],
-        *,
-        mn: str | None = None,
-        logger: str | None = None,
-        period_start: datetime,
-        period_end: datetime,
-        timestamp: str | None = None,
-    ) -> Receipt:
-        """Sign once and submit an ``env.batch`` of ``readings`` (JSON normal forms) of monitoring point
-        ``mn``, or a ``gas.batch`` of data logger ``logger``, in [period_start, period_end) (aware, whole
-        seconds); each reading then has its own bundle
-        (``GET /api/v1/{env|gas}/batches/{id}/readings/{index}/bundle``)."""
-        signed, payload = self._batch(
-            readings,
-            mn=mn,
-            logger=logger,
-            period_start=period_start,
-            period_end=period_end,
-            timestamp=timestamp,
-        )
-        return self.submit(signed, payload)
-
-    def issue_prescription(
-        self,
-        medication_request: Mapping[str, Any],
-        *,
-        rx_id: str,
-        prev: str | None = None,
-        timestamp: str | None = None,
-    ) -> IssuedPrescription:
-        """Sign and submit an ``rx.issue`` carrying a fresh access code's digest; the code comes back to be
-        printed on the patient's slip (the gateway never sees it)."""
-        signed, payload, code = self._prescription(medication_request, rx_id, prev, timestamp)
-        return IssuedPrescription(self.submit(signed, payload), rx_id, code, signed, payload)
-
-    def record(self, record_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        """A record's envelope and status (``access_code``: the slip's, for a prescription's records)."""
-        result: dict[str, Any] = self._do(Api.record(record_id, access_code))
-        return result
-
-    def bundle_document(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> dict[str, Any]:
-        """The record's evidence bundle as the gateway serves it (JSON, not parsed)."""
-        result: dict[str, Any] = self._do(Api.bundle(record_id, payload, access_code))
-        return result
-
-    def bundle(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> EvidenceBundle:
-        doc = self.bundle_document(record_id, payload=payload, access_code=access_code)
-        return EvidenceBundle.from_dict(doc)
-
-    def history(
-        self,
-        subject: str,
-        *,
-        page_size: int = 100,
-        access_code: AccessCodeArg = None,
-        pages: HistoryPages | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Every record of ``subject`` this reader may see, oldest first, across pages read by ``pages``
-        (a cursor that does not advance raises ListingInvalid; after its page bound, ``pages.truncated``)."""
-        pages = pages if pages is not None else HistoryPages()
-        cursor: int | None = None
-        while True:
-            items, cursor = pages.accept(self._do(Api.history(subject, cursor, page_size, access_code)))
-            yield from items
-            if cursor is None:
-                return
-
-    def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        """Whether a prescription can be dispensed now; a pharmacy passes the code on the patient's slip."""
-        result: dict[str, Any] = self._do(Api.rx_check(rx_id, access_code))
-        return result
-
-    def trace_code(self, code: str) -> dict[str, Any]:
-        """Where and when the box with drug traceability code ``code`` (any accepted form) was dispensed:
-        ``{code, form, digest, dispensed, dispense}``; TRACE_CODE_REUSED (409) to a reader who may not read
-        that dispense (another pharmacy), TRACE_CODE_INVALID for a code of no accepted form."""
-        result: dict[str, Any] = self._do(Api.trace_code(code))
-        return result
-
-    def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
-        """A dataset's ancestors and descendants as this reader sees them (``prov``: as W3C PROV-JSON)."""
-        result: dict[str, Any] = self._do(Api.lineage(dataset, prov))
-        return result
-
-    def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
-        return Api.proof(self._do(Api.consistency(first, second)))
-
-    def checkpoint(self, size: int) -> dict[str, Any]:
-        """The signed checkpoint of tree size ``size`` (``note``, ``anchor``) as the gateway serves it."""
-        result: dict[str, Any] = self._do(Api.checkpoint(size))
-        return result
-
-    def wait_anchored(
-        self, record_id: str, *, timeout: float = 30.0, interval: float = 0.2
-    ) -> EvidenceBundle:
-        """Poll until the record's bundle carries an anchor."""
-        deadline = time.monotonic() + timeout
-        while True:
-            b = pending_or(lambda: self.bundle(record_id))
-            if b is not None and b.anchor is not None:
-                return b
-            if time.monotonic() > deadline:
-                raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
-            time.sleep(interval)
-
-    def verify(self, record_id: str) -> EvidenceBundle:
-        """Fetch the record's bundle and verify it (every step, the anchor too); return the bundle only when
-        it is *verified* (the client's trust pins the keys), else raise (``KEYS_NOT_PINNED`` without them)."""
-        b = self.bundle(record_id)
-        self.verifier.verify(b)
-        return b
+    submit = _blocking(ops.submit)
+    submit_many = _blocking(ops.submit_many)
+    submit_batch = _blocking(ops.submit_batch)
+    issue_prescription = _blocking(ops.issue_prescription)
+    record = _blocking(ops.record)
+    bundle_document = _blocking(ops.bundle_document)
+    bundle = _blocking(ops.bundle)
+    history = _blocking_stream(ops.history)
+    rx_check = _blocking(ops.rx_check)
+    trace_code = _blocking(ops.trace_code)
+    lineage = _blocking(ops.lineage)
+    consistency_proof = _blocking(ops.consistency_proof)
+    checkpoint = _blocking(ops.checkpoint)
+    wait_anchored = _blocking(ops.wait_anchored)
+    verify = _blocking(ops.verify)
 
 
 class AsyncClient(ClientBase):
@@ -344,129 +301,34 @@ class AsyncClient(ClientBase):
         )
         return Api.parse(resp)
 
-    async def submit(
-        self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None
-    ) -> Receipt:
-        return Api.receipt(await self._do(Api.submit(signed, payload, access_code)))
+    async def _drive(self, run: Run[Any]) -> AsyncIterator[Any]:
+        """Carry out ``run``'s steps with awaited I/O, yielding the items it emits."""
+        for step in run:
+            if isinstance(step, Request):
+                try:
+                    run.reply(await self._do(step))
+                except Exception as exc:
+                    run.fail(exc)
+            elif isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                yield step.item
 
-    async def submit_many(
-        self,
-        items: Sequence[tuple[SignedRecord, Any]],
-        *,
-        access_codes: Sequence[AccessCodeArg] | None = None,
-    ) -> list[Receipt]:
-        return Api.bulk(await self._do(Api.submit_many(items, access_codes)))
-
-    async def submit_batch(
-        self,
-        readings: Sequence[Mapping[str, Any]],
-        *,
-        mn: str | None = None,
-        logger: str | None = None,
-        period_start: datetime,
-        period_end: datetime,
-        timestamp: str | None = None,
-    ) -> Receipt:
-        """:meth:`Client.submit_batch`, awaitable."""
-        signed, payload = self._batch(
-            readings,
-            mn=mn,
-            logger=logger,
-            period_start=period_start,
-            period_end=period_end,
-            timestamp=timestamp,
-        )
-        return await self.submit(signed, payload)
-
-    async def issue_prescription(
-        self,
-        medication_request: Mapping[str, Any],
-        *,
-        rx_id: str,
-        prev: str | None = None,
-        timestamp: str | None = None,
-    ) -> IssuedPrescription:
-        signed, payload, code = self._prescription(medication_request, rx_id, prev, timestamp)
-        return IssuedPrescription(await self.submit(signed, payload), rx_id, code, signed, payload)
-
-    async def record(self, record_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.record(record_id, access_code))
-        return result
-
-    async def bundle_document(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.bundle(record_id, payload, access_code))
-        return result
-
-    async def bundle(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> EvidenceBundle:
-        doc = await self.bundle_document(record_id, payload=payload, access_code=access_code)
-        return EvidenceBundle.from_dict(doc)
-
-    async def history(
-        self,
-        subject: str,
-        *,
-        page_size: int = 100,
-        access_code: AccessCodeArg = None,
-        pages: HistoryPages | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        pages = pages if pages is not None else HistoryPages()
-        cursor: int | None = None
-        while True:
-            req = Api.history(subject, cursor, page_size, access_code)
-            items, cursor = pages.accept(await self._do(req))
-            for item in items:
-                yield item
-            if cursor is None:
-                return
-
-    async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.rx_check(rx_id, access_code))
-        return result
-
-    async def trace_code(self, code: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.trace_code(code))
-        return result
-
-    async def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.lineage(dataset, prov))
-        return result
-
-    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
-        return Api.proof(await self._do(Api.consistency(first, second)))
-
-    async def checkpoint(self, size: int) -> dict[str, Any]:
-        """The signed checkpoint of tree size ``size`` (``note``, ``anchor``) as the gateway serves it."""
-        result: dict[str, Any] = await self._do(Api.checkpoint(size))
-        return result
-
-    async def wait_anchored(
-        self, record_id: str, *, timeout: float = 30.0, interval: float = 0.2
-    ) -> EvidenceBundle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                b: EvidenceBundle | None = await self.bundle(record_id)
-            except GatewayError as exc:
-                if exc.code != NOT_YET_LOGGED:
-                    raise
-                b = None
-            if b is not None and b.anchor is not None:
-                return b
-            if time.monotonic() > deadline:
-                raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
-            await asyncio.sleep(interval)
-
-    async def verify(self, record_id: str) -> EvidenceBundle:
-        """:meth:`Client.verify`, awaitable: the bundle only when it is *verified*."""
-        b = await self.bundle(record_id)
-        # Verification is CPU-bound and quick (one SM2 verify + log n hashes): no thread hop needed.
-        self.verifier.verify(b)
-        return b
+    submit = _awaitable(ops.submit)
+    submit_many = _awaitable(ops.submit_many)
+    submit_batch = _awaitable(ops.submit_batch)
+    issue_prescription = _awaitable(ops.issue_prescription)
+    record = _awaitable(ops.record)
+    bundle_document = _awaitable(ops.bundle_document)
+    bundle = _awaitable(ops.bundle)
+    history = _async_stream(ops.history)
+    rx_check = _awaitable(ops.rx_check)
+    trace_code = _awaitable(ops.trace_code)
+    lineage = _awaitable(ops.lineage)
+    consistency_proof = _awaitable(ops.consistency_proof)
+    checkpoint = _awaitable(ops.checkpoint)
+    wait_anchored = _awaitable(ops.wait_anchored)
+    verify = _awaitable(ops.verify)
 
 
 def _second(at: datetime) -> str:
