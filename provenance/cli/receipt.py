@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provenance.cli._app import app, out
+from provenance.cli._app import JsonOutput, app, out
 from provenance.cli.verify import (
     GATEWAY_OPTION,
     RPC_OPTION,
@@ -49,7 +49,7 @@ def receipt_verify(
     rpc: Annotated[str | None, RPC_OPTION] = None,
     gateway: Annotated[str | None, GATEWAY_OPTION] = None,
     token_file: Annotated[Path | None, TOKEN_OPTION] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """Verify an acceptance receipt: exit 0 when the log key signed it (and the bundle keeps it), else 1.
 
