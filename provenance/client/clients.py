@@ -11,7 +11,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from types import MethodType
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import httpx
 
@@ -32,9 +33,138 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 M = TypeVar("M", bound=Callable[..., Any])
+A = TypeVar("A")
+B = TypeVar("B")
+_Adapter = Callable[[type, Callable[..., Any]], Callable[..., Any]]
+
+
+def _method_of(cls: type, op: Callable[..., Any], method: M, iterator: str | None = None) -> M:
+    """``method``, named and documented as ``op`` and with its signature as a method of ``cls`` shows it
+    (``self`` first; returning what the operation returns, or an iterator over what it emits)."""
+    functools.update_wrapper(method, op)
+    del method.__wrapped__  # type: ignore[attr-defined]
+    method.__module__, method.__qualname__ = __name__, f"{cls.__qualname__}.{op.__name__}"
+    sig = inspect.signature(op)
+    first, *rest = sig.parameters.values()
+    result = str(sig.return_annotation).partition("[")[2].removesuffix("]")
+    vars(method)["__signature__"] = sig.replace(
+        parameters=[first.replace(name="self", annotation=inspect.Parameter.empty), *rest],
+        return_annotation=f"{iterator}[{result}]" if iterator else result,
+    )
+    return method
+
+
+def _blocking(
+    cls: type, op: Callable[Concatenate[ClientBase, P], ops.Op[R]]
+) -> Callable[Concatenate[Client, P], R]:
+    """``op`` as a method of :class:`Client`: runs it to the end and returns its result."""
+
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = Run(op(self, *args, **kwargs))
+        for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
+
+    return _method_of(cls, op, method)
+
+
+def _blocking_stream(
+    cls: type,
+    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
+) -> Callable[Concatenate[Client, P], Iterator[T]]:
+    """``op`` as a method of :class:`Client`: an iterator over the items it emits (lazy, as it pages)."""
+
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        yield from self._drive(Run(op(self, *args, **kwargs)))
+
+    return _method_of(cls, op, method, "Iterator")
+
+
+def _awaitable(
+    cls: type,
+    op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]]:
+    """``op`` as a coroutine method of :class:`AsyncClient`."""
+
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = Run(op(self, *args, **kwargs))
+        async for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
+
+    return _method_of(cls, op, method)
+
+
+def _async_stream(
+    cls: type,
+    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
+) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[T]]:
+    """``op`` as a method of :class:`AsyncClient`: an async iterator over the items it emits."""
+
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        async for item in self._drive(Run(op(self, *args, **kwargs))):
+            yield item
+
+    return _method_of(cls, op, method, "AsyncIterator")
+
+
+class _Method(Generic[P, B, A]):
+    """An operation of :mod:`provenance.client.ops` as a method of both clients: one that returns a ``B`` on a
+    :class:`Client`, an ``A`` on an :class:`AsyncClient`, built for each client class the first time it is
+    looked up there."""
+
+    def __init__(self, op: Callable[..., Any], blocking: _Adapter, awaited: _Adapter) -> None:
+        self._op, self._blocking, self._awaited = op, blocking, awaited
+        self._methods: dict[type, Callable[..., Any]] = {}
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type | None = None) -> Callable[P, A]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type | None = None) -> Callable[P, B]: ...
+    def __get__(self, obj: ClientBase | None, owner: type | None = None) -> Callable[..., Any]:
+        cls = owner if owner is not None else type(obj)
+        method = self._methods.get(cls)
+        if method is None:
+            adapt = self._awaited if issubclass(cls, AsyncClient) else self._blocking
+            method = self._methods[cls] = adapt(cls, self._op)
+        return method if obj is None else MethodType(method, obj)
+
+
+def _call(
+    op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
+) -> _Method[P, R, Coroutine[Any, Any, R]]:
+    """Blocking on a :class:`Client`, a coroutine on an :class:`AsyncClient`."""
+    return _Method(op, _blocking, _awaitable)
+
+
+def _stream(
+    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
+) -> _Method[P, Iterator[T], AsyncIterator[T]]:
+    """An iterator on a :class:`Client`, an async iterator on an :class:`AsyncClient`."""
+    return _Method(op, _blocking_stream, _async_stream)
 
 
 class ClientBase:
+    """What both clients share; each operation is declared once here, each client drives it (``_drive``)."""
+
+    submit = _call(ops.submit)
+    submit_many = _call(ops.submit_many)
+    submit_batch = _call(ops.submit_batch)
+    issue_prescription = _call(ops.issue_prescription)
+    record = _call(ops.record)
+    bundle_document = _call(ops.bundle_document)
+    bundle = _call(ops.bundle)
+    history = _stream(ops.history)
+    rx_check = _call(ops.rx_check)
+    trace_code = _call(ops.trace_code)
+    lineage = _call(ops.lineage)
+    consistency_proof = _call(ops.consistency_proof)
+    checkpoint = _call(ops.checkpoint)
+    wait_anchored = _call(ops.wait_anchored)
+    verify = _call(ops.verify)
+
     def __init__(
         self,
         *,
@@ -147,71 +277,6 @@ class ClientBase:
         }
 
 
-def _method_of(cls: str, op: Callable[..., Any], method: M, iterator: str | None = None) -> M:
-    """``method``, named and documented as ``op`` and with its signature as a method of ``cls`` shows it
-    (``self`` first; returning what the operation returns, or an iterator over what it emits)."""
-    functools.update_wrapper(method, op)
-    del method.__wrapped__  # type: ignore[attr-defined]
-    method.__module__, method.__qualname__ = __name__, f"{cls}.{op.__name__}"
-    sig = inspect.signature(op)
-    first, *rest = sig.parameters.values()
-    result = str(sig.return_annotation).partition("[")[2].removesuffix("]")
-    vars(method)["__signature__"] = sig.replace(
-        parameters=[first.replace(name="self", annotation=inspect.Parameter.empty), *rest],
-        return_annotation=f"{iterator}[{result}]" if iterator else result,
-    )
-    return method
-
-
-def _blocking(op: Callable[Concatenate[ClientBase, P], ops.Op[R]]) -> Callable[Concatenate[Client, P], R]:
-    """``op`` as a method of :class:`Client`: runs it to the end and returns its result."""
-
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = Run(op(self, *args, **kwargs))
-        for _ in self._drive(run):
-            pass  # an Op emits nothing
-        return run.result
-
-    return _method_of("Client", op, method)
-
-
-def _blocking_stream(
-    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
-) -> Callable[Concatenate[Client, P], Iterator[T]]:
-    """``op`` as a method of :class:`Client`: an iterator over the items it emits (lazy, as it pages)."""
-
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
-        yield from self._drive(Run(op(self, *args, **kwargs)))
-
-    return _method_of("Client", op, method, "Iterator")
-
-
-def _awaitable(
-    op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
-) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]]:
-    """``op`` as a coroutine method of :class:`AsyncClient`."""
-
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = Run(op(self, *args, **kwargs))
-        async for _ in self._drive(run):
-            pass  # an Op emits nothing
-        return run.result
-
-    return _method_of("AsyncClient", op, method)
-
-
-def _async_stream(
-    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
-) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[T]]:
-    """``op`` as a method of :class:`AsyncClient`: an async iterator over the items it emits."""
-
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
-        async for item in self._drive(Run(op(self, *args, **kwargs))):
-            yield item
-
-    return _method_of("AsyncClient", op, method, "AsyncIterator")
-
-
 class Client(ClientBase):
     """Synchronous client of the gateway."""
 
@@ -253,22 +318,6 @@ class Client(ClientBase):
                 time.sleep(step.seconds)
             else:
                 yield step.item
-
-    submit = _blocking(ops.submit)
-    submit_many = _blocking(ops.submit_many)
-    submit_batch = _blocking(ops.submit_batch)
-    issue_prescription = _blocking(ops.issue_prescription)
-    record = _blocking(ops.record)
-    bundle_document = _blocking(ops.bundle_document)
-    bundle = _blocking(ops.bundle)
-    history = _blocking_stream(ops.history)
-    rx_check = _blocking(ops.rx_check)
-    trace_code = _blocking(ops.trace_code)
-    lineage = _blocking(ops.lineage)
-    consistency_proof = _blocking(ops.consistency_proof)
-    checkpoint = _blocking(ops.checkpoint)
-    wait_anchored = _blocking(ops.wait_anchored)
-    verify = _blocking(ops.verify)
 
 
 class AsyncClient(ClientBase):
@@ -313,22 +362,6 @@ class AsyncClient(ClientBase):
                 await asyncio.sleep(step.seconds)
             else:
                 yield step.item
-
-    submit = _awaitable(ops.submit)
-    submit_many = _awaitable(ops.submit_many)
-    submit_batch = _awaitable(ops.submit_batch)
-    issue_prescription = _awaitable(ops.issue_prescription)
-    record = _awaitable(ops.record)
-    bundle_document = _awaitable(ops.bundle_document)
-    bundle = _awaitable(ops.bundle)
-    history = _async_stream(ops.history)
-    rx_check = _awaitable(ops.rx_check)
-    trace_code = _awaitable(ops.trace_code)
-    lineage = _awaitable(ops.lineage)
-    consistency_proof = _awaitable(ops.consistency_proof)
-    checkpoint = _awaitable(ops.checkpoint)
-    wait_anchored = _awaitable(ops.wait_anchored)
-    verify = _awaitable(ops.verify)
 
 
 def _second(at: datetime) -> str:
