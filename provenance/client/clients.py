@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mappin
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MethodType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
@@ -54,58 +54,32 @@ def _method_of(cls: type, op: Callable[..., Any], method: M, iterator: str | Non
     return method
 
 
-def _blocking(
-    cls: type, op: Callable[Concatenate[ClientBase, P], ops.Op[R]]
-) -> Callable[Concatenate[Client, P], R]:
-    """``op`` as a method of :class:`Client`: runs it to the end and returns its result."""
+def _blocking(cls: type, op: Callable[..., ops.Op[Any]]) -> Callable[..., Any]:
+    """``op`` as a method of :class:`Client` (or a subclass ``cls``): runs it, returns its result."""
 
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = Run(op(self, *args, **kwargs))
-        for _ in self._drive(run):
-            pass  # an Op emits nothing
-        return run.result
+    def method(self: Client, /, *args: Any, **kwargs: Any) -> Any:
+        return self._run(Run(op(self, *args, **kwargs)))
 
     return _method_of(cls, op, method)
 
 
-def _blocking_stream(
-    cls: type,
-    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
-) -> Callable[Concatenate[Client, P], Iterator[T]]:
-    """``op`` as a method of :class:`Client`: an iterator over the items it emits (lazy, as it pages)."""
+def _awaited(cls: type, op: Callable[..., ops.Op[Any]]) -> Callable[..., Any]:
+    """``op`` as a coroutine method of :class:`AsyncClient` (or a subclass ``cls``)."""
 
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
-        yield from self._drive(Run(op(self, *args, **kwargs)))
-
-    return _method_of(cls, op, method, "Iterator")
-
-
-def _awaitable(
-    cls: type,
-    op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
-) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]]:
-    """``op`` as a coroutine method of :class:`AsyncClient`."""
-
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = Run(op(self, *args, **kwargs))
-        async for _ in self._drive(run):
-            pass  # an Op emits nothing
-        return run.result
+    async def method(self: AsyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        return await self._run(Run(op(self, *args, **kwargs)))
 
     return _method_of(cls, op, method)
 
 
-def _async_stream(
-    cls: type,
-    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
-) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[T]]:
-    """``op`` as a method of :class:`AsyncClient`: an async iterator over the items it emits."""
+def _iterated(cls: type, op: Callable[..., ops.Stream[Any]]) -> Callable[..., Any]:
+    """``op`` as a method that returns an iterator over the items it emits: lazy, as it pages (an async
+    iterator on an :class:`AsyncClient`)."""
 
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
-        async for item in self._drive(Run(op(self, *args, **kwargs))):
-            yield item
+    def method(self: Client | AsyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        return self._drive(Run(op(self, *args, **kwargs)))
 
-    return _method_of(cls, op, method, "AsyncIterator")
+    return _method_of(cls, op, method, "AsyncIterator" if issubclass(cls, AsyncClient) else "Iterator")
 
 
 class _Method(Generic[P, B, A]):
@@ -136,14 +110,14 @@ def _call(
     op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
 ) -> _Method[P, R, Coroutine[Any, Any, R]]:
     """Blocking on a :class:`Client`, a coroutine on an :class:`AsyncClient`."""
-    return _Method(op, _blocking, _awaitable)
+    return _Method(op, _blocking, _awaited)
 
 
 def _stream(
     op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
 ) -> _Method[P, Iterator[T], AsyncIterator[T]]:
     """An iterator on a :class:`Client`, an async iterator on an :class:`AsyncClient`."""
-    return _Method(op, _blocking_stream, _async_stream)
+    return _Method(op, _iterated, _iterated)
 
 
 class ClientBase:
@@ -248,6 +222,11 @@ class ClientBase:
         )
         return signed, payload, code
 
+    @classmethod
+    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> Self:
+        """A client for one demo organisation of a running devnet (reads its manifest, token and key)."""
+        return cls(**cls._devnet_parts(org, root, gateway))
+
     @staticmethod
     def _devnet_parts(org: str, root: str | Path, gateway: str | None) -> dict[str, Any]:
         root = Path(root)
@@ -288,11 +267,6 @@ class Client(ClientBase):
             base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
         )
 
-    @classmethod
-    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> Client:
-        """A client for one demo organisation of a running devnet (reads its manifest, token and key)."""
-        return cls(**cls._devnet_parts(org, root, gateway))
-
     def close(self) -> None:
         self._http.close()
 
@@ -305,6 +279,11 @@ class Client(ClientBase):
     def _do(self, req: Request) -> Any:
         resp = self._http.request(req.method, req.path, json=req.json, params=req.params, headers=req.headers)
         return Api.parse(resp)
+
+    def _run(self, run: Run[R]) -> R:
+        for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
 
     def _drive(self, run: Run[Any]) -> Iterator[Any]:
         """Carry out ``run``'s steps with blocking I/O, yielding the items it emits."""
@@ -331,10 +310,6 @@ class AsyncClient(ClientBase):
             base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
         )
 
-    @classmethod
-    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> AsyncClient:
-        return cls(**cls._devnet_parts(org, root, gateway))
-
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -349,6 +324,11 @@ class AsyncClient(ClientBase):
             req.method, req.path, json=req.json, params=req.params, headers=req.headers
         )
         return Api.parse(resp)
+
+    async def _run(self, run: Run[R]) -> R:
+        async for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
 
     async def _drive(self, run: Run[Any]) -> AsyncIterator[Any]:
         """Carry out ``run``'s steps with awaited I/O, yielding the items it emits."""
