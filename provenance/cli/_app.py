@@ -42,6 +42,13 @@ NetworkManifest = Annotated[Path, typer.Option("--manifest", help="Network manif
 DEFAULT_MANIFEST = Path(".devnet/manifest.json")
 
 
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands, ``provenance NAME COMMAND``."""
+    group = typer.Typer(help=help)
+    app.add_typer(group, name=name)
+    return group
+
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version

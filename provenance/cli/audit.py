@@ -15,7 +15,7 @@ from provenance.cli._app import (
     ChainRpc,
     JsonOutput,
     NetworkManifest,
-    app,
+    command_group,
     err,
     out,
     reaching,
@@ -24,8 +24,7 @@ from provenance.cli._app import (
 from provenance.errors import FormatError
 from provenance.verification.trust import TrustStore
 
-audit_app = typer.Typer(help="Auditors' whole-log checks.")
-app.add_typer(audit_app, name="audit")
+audit_app = command_group("audit", "Auditors' whole-log checks.")
 
 
 @audit_app.command("log")

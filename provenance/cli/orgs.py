@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli._app import ChainRpc, app, gateway_trust, out, reaching
+from provenance.cli._app import ChainRpc, command_group, gateway_trust, out, reaching
 from provenance.errors import FormatError
 from provenance.files import write_public
 
-orgs_app = typer.Typer(help="Organisations in OrgRegistry.")
-app.add_typer(orgs_app, name="orgs")
+orgs_app = command_group("orgs", "Organisations in OrgRegistry.")
 
 
 @orgs_app.command("export")
