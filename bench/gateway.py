@@ -44,6 +44,7 @@ from gateway.core.db import Database  # noqa: E402
 from gateway.core.security import mint_token  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
 from tests.kit.gateway import hj212_packets, sign_submission  # noqa: E402
+from tests.kit.network import variant_network  # noqa: E402
 
 
 def note(text: str) -> None:
@@ -145,23 +146,9 @@ def time_to_anchor(url: str, token: str, bodies: list[dict[str, Any]]) -> list[f
 
 
 def own_log(manifest: Manifest, engine: Any, name: str) -> Manifest:
-    """The manifest with a ProvenanceLog of its own: two logs must never anchor into one contract."""
-    import dataclasses
-    import json
-
-    from web3 import Web3
-
-    from provenance.chain.contracts import deploy
-
-    w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
-    log = deploy(w3, "ProvenanceLog", manifest.contracts["OrgRegistry"], sender=engine.accounts[0])
-    assert manifest.path is not None
-    path = manifest.path.with_name(f"manifest-{name}.json")
-    variant = dataclasses.replace(
-        manifest, contracts={**manifest.contracts, "ProvenanceLog": log.address}, path=path
-    )
-    path.write_text(json.dumps(variant.to_dict(), ensure_ascii=False, indent=2), "utf-8")
-    return variant
+    """The manifest with a ProvenanceLog of its own (two logs must never anchor into one contract), and a
+    trust file of its own pinning it (``tests.kit.gateway.trust_path``)."""
+    return variant_network(manifest, engine, name)
 
 
 def run_one(

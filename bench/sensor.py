@@ -53,6 +53,7 @@ from tests.kit.gateway import (  # noqa: E402
     iso_second,
     register_station,
     sign_submission,
+    trust_path,
 )
 
 
@@ -199,11 +200,8 @@ def through_gateway(
             note(f"{name}: verifying {args.verify} readings' bundles offline")
             picks = [(random.choice(ids), random.randrange(n)) for _ in range(args.verify)]
             docs = [http.get(f"/api/v1/env/batches/{rid}/readings/{i}/bundle").json() for rid, i in picks]
-        # The network's trust file, pinning this run's own ProvenanceLog (bench/gateway.py's own_log).
-        assert manifest.path is not None
-        doc = json.loads((manifest.path.parent / "trust.json").read_text("utf-8"))
-        doc["chain"]["provenance_log"] = manifest.contracts["ProvenanceLog"]
-        trust = TrustStore.from_dict(doc)
+        # The trust file of this run's own ProvenanceLog (bench/gateway.py's own_log wrote it).
+        trust = TrustStore.load(trust_path(manifest))
         verifier = Verifier.offline(trust, require_anchor=True)
         t = time.perf_counter()
         for doc in docs:

@@ -32,19 +32,9 @@ from provenance.certificate import (
 from provenance.errors import CertificateFontMissing, CertificateInvalid, CertificateMismatch, ProvenanceError
 from provenance.log.bundle import EvidenceBundle
 from provenance.verification.trust import TrustStore
-from provenance.verification.verify import StepResult, verdict
+from provenance.verification.verify import STEPS, StepResult, verdict
 
-_STEPS = (
-    "schema",
-    "listing",
-    "digest",
-    "payload",
-    "signer",
-    "signature",
-    "checkpoint",
-    "inclusion",
-    "anchor",
-)
+_STEPS = ("schema", "listing", *STEPS)  # the steps a page may print, in this order
 _ISSUE_STATUSES = ("passed", "skipped", "warning")  # a failed step gets no certificate
 _MAX_TEXT = 512
 _WS = re.compile(r"\s+")

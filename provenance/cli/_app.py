@@ -29,6 +29,25 @@ out = Console()
 err = Console(stderr=True)
 state = {"verbose": False}
 
+# Options several commands take, declared once so that each reads the same in every command's help.
+JsonOutput = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ChainRpc = Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")]
+Gateway = Annotated[str, typer.Option("--gateway", help="Gateway URL.")]
+DEFAULT_GATEWAY = "http://127.0.0.1:8000"
+BundleGateway = Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")]
+GatewayTrust = Annotated[
+    Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
+]
+NetworkManifest = Annotated[Path, typer.Option("--manifest", help="Network manifest naming the contracts.")]
+DEFAULT_MANIFEST = Path(".devnet/manifest.json")
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands, ``provenance NAME COMMAND``."""
+    group = typer.Typer(help=help)
+    app.add_typer(group, name=name)
+    return group
+
 
 def _version(value: bool) -> None:
     if value:

@@ -9,20 +9,30 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from provenance.cli._app import app, err, out, reaching, token
+from provenance.cli._app import (
+    DEFAULT_MANIFEST,
+    BundleGateway,
+    ChainRpc,
+    JsonOutput,
+    NetworkManifest,
+    command_group,
+    err,
+    out,
+    reaching,
+    token,
+)
 from provenance.errors import FormatError
 from provenance.verification.trust import TrustStore
 
-audit_app = typer.Typer(help="Auditors' whole-log checks.")
-app.add_typer(audit_app, name="audit")
+audit_app = command_group("audit", "Auditors' whole-log checks.")
 
 
 @audit_app.command("log")
 def audit_log(
-    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
+    rpc: ChainRpc,
     log_contract: Annotated[str, typer.Option("--log-contract", help="ProvenanceLog address.")],
     gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving consistency proofs.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """Check that every anchored checkpoint extends the previous one; exit 1 on any fork or gap."""
     from rich.progress import Progress
@@ -66,8 +76,8 @@ def audit_log(
 
 @audit_app.command("workflow")
 def audit_workflow(
-    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
-    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")],
+    rpc: ChainRpc,
+    gateway: BundleGateway,
     token_file: Annotated[
         Path,
         typer.Option(
@@ -81,10 +91,8 @@ def audit_workflow(
             "--trust", help="Pinned keys (`provenance orgs export`; default: read from OrgRegistry)."
         ),
     ] = None,
-    manifest: Annotated[
-        Path, typer.Option("--manifest", help="Network manifest naming the contracts.")
-    ] = Path(".devnet/manifest.json"),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    manifest: NetworkManifest = DEFAULT_MANIFEST,
+    as_json: JsonOutput = False,
 ) -> None:
     """Check every workflow event on chain against a signed record; exit 1 naming each event without one."""
     from rich.progress import Progress
@@ -144,18 +152,16 @@ def audit_workflow(
 
 @audit_app.command("batches")
 def audit_batches(
-    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
-    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")],
+    rpc: ChainRpc,
+    gateway: BundleGateway,
     token_file: Annotated[
         Path, typer.Option("--token-file", help="API token of an auditor or regulator (reads every batch).")
     ],
     trust: Annotated[
         Path, typer.Option("--trust", help="Pinned keys (`provenance orgs export`) the batches verify with.")
     ],
-    manifest: Annotated[
-        Path, typer.Option("--manifest", help="Network manifest naming the contracts.")
-    ] = Path(".devnet/manifest.json"),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    manifest: NetworkManifest = DEFAULT_MANIFEST,
+    as_json: JsonOutput = False,
 ) -> None:
     """Check every anchored batch root (EnvMonitoring.BatchAnchored) against a verified logged batch of the
     same station, period and count; exit 1 naming each anchor without one."""

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli._app import app, err, gateway_trust, out, token
+from provenance.cli._app import DEFAULT_GATEWAY, Gateway, GatewayTrust, app, err, gateway_trust, out, token
 from provenance.errors import FormatError, NotFound
 from provenance.listing import HistoryPages
 from provenance.timestamps import format_timestamp
@@ -23,13 +23,11 @@ _RECORD_ID = re.compile(r"^[0-9a-f]{64}$")
 def certificate(
     target: Annotated[str, typer.Argument(help="A record id (64 hex), or a subject (rx:…, station:…).")],
     out_path: Annotated[Path, typer.Option("--out", help="The PDF to write.")],
-    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    gateway: Gateway = DEFAULT_GATEWAY,
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="API token of the reader (a regulator, an auditor).")
     ] = None,
-    trust: Annotated[
-        Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
-    ] = None,
+    trust: GatewayTrust = None,
     rpc: Annotated[str | None, typer.Option("--rpc", help="Look the anchors up on this chain.")] = None,
     lang: Annotated[str, typer.Option("--lang", help="zh (default) or en.")] = "zh",
     verify_url: Annotated[

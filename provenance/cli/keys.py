@@ -9,16 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from provenance.cli._app import app, err, out
+from provenance.cli._app import app, command_group, err, out
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, SignatureInvalid
 from provenance.files import read_bytes, write_private, write_public
 from provenance.records import Envelope, SignedRecord, b64decode, load_json, sign_envelope
 
-sm2_app = typer.Typer(help="SM2 signatures of files (GB/T 32918, default ID 1234567812345678).")
-record_app = typer.Typer(help="Record envelopes.")
-app.add_typer(sm2_app, name="sm2")
-app.add_typer(record_app, name="record")
+sm2_app = command_group("sm2", "SM2 signatures of files (GB/T 32918, default ID 1234567812345678).")
+record_app = command_group("record", "Record envelopes.")
 
 
 def _load_private(path: Path) -> SM2PrivateKey:

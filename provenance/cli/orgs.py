@@ -8,17 +8,16 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli._app import app, gateway_trust, out, reaching
+from provenance.cli._app import ChainRpc, command_group, gateway_trust, out, reaching
 from provenance.errors import FormatError
 from provenance.files import write_public
 
-orgs_app = typer.Typer(help="Organisations in OrgRegistry.")
-app.add_typer(orgs_app, name="orgs")
+orgs_app = command_group("orgs", "Organisations in OrgRegistry.")
 
 
 @orgs_app.command("export")
 def orgs_export(
-    rpc: Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")],
+    rpc: ChainRpc,
     registry: Annotated[str, typer.Option("--registry", help="OrgRegistry address.")],
     out_path: Annotated[Path, typer.Option("--out", help="Trust file to write.")],
     gateway: Annotated[

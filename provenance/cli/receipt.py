@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provenance.cli._app import app, out
+from provenance.cli._app import JsonOutput, command_group, out
 from provenance.cli.verify import (
     GATEWAY_OPTION,
     RPC_OPTION,
@@ -25,8 +25,7 @@ from provenance.timestamps import format_timestamp
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult
 
-receipt_app = typer.Typer(help="Signed acceptance receipts (the gateway's promise to log a record).")
-app.add_typer(receipt_app, name="receipt")
+receipt_app = command_group("receipt", "Signed acceptance receipts (the gateway's promise to log a record).")
 
 
 @receipt_app.command("verify")
@@ -49,7 +48,7 @@ def receipt_verify(
     rpc: Annotated[str | None, RPC_OPTION] = None,
     gateway: Annotated[str | None, GATEWAY_OPTION] = None,
     token_file: Annotated[Path | None, TOKEN_OPTION] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """Verify an acceptance receipt: exit 0 when the log key signed it (and the bundle keeps it), else 1.
 

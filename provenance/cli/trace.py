@@ -11,7 +11,17 @@ import httpx
 import typer
 from rich.table import Table
 
-from provenance.cli._app import app, err, gateway_trust, out, token
+from provenance.cli._app import (
+    DEFAULT_GATEWAY,
+    Gateway,
+    GatewayTrust,
+    JsonOutput,
+    app,
+    err,
+    gateway_trust,
+    out,
+    token,
+)
 from provenance.errors import FormatError, ListingInvalid, NotFound, ProvenanceError
 from provenance.listing import MAX_HISTORY_PAGES, HistoryPages
 from provenance.records import load_json
@@ -25,14 +35,12 @@ def trace(
     subject: Annotated[
         str, typer.Argument(help="rx:…, dataset:…, station:…, branch:…, or code:<a box's 药品追溯码>")
     ],
-    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    gateway: Gateway = DEFAULT_GATEWAY,
     token_file: Annotated[
         Path | None,
         typer.Option("--token-file", help="API token of the reader: the records it may see are traced."),
     ] = None,
-    trust: Annotated[
-        Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
-    ] = None,
+    trust: GatewayTrust = None,
     rpc: Annotated[str | None, typer.Option("--rpc", help="Look anchors up on this chain.")] = None,
     require_anchor: Annotated[
         bool, typer.Option("--require-anchor", help="Fail records not anchored yet (default: pending).")
@@ -41,7 +49,7 @@ def trace(
         int,
         typer.Option("--max-pages", min=1, help="Read at most this many pages of the listing (then warn)."),
     ] = MAX_HISTORY_PAGES,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """The whole history of a subject, each step verified; exit 1 if any step fails, naming it. A dataset's
     trace names its upstream and downstream datasets too (each traced the same way).
@@ -270,7 +278,7 @@ def _trace_box(
 @app.command()
 def lineage(
     subject: Annotated[str, typer.Argument(help="dataset:<id>")],
-    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    gateway: Gateway = DEFAULT_GATEWAY,
     token_file: Annotated[
         Path | None,
         typer.Option("--token-file", help="API token of the reader: the datasets it may see are listed."),
@@ -293,7 +301,7 @@ def lineage(
 @app.command()
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="JSON Lines file to write (one bundle a line).")],
-    gateway: Annotated[str, typer.Option("--gateway", help="Gateway URL.")] = "http://127.0.0.1:8000",
+    gateway: Gateway = DEFAULT_GATEWAY,
     token_file: Annotated[
         Path | None,
         typer.Option(

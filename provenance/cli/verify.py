@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from provenance.cli._app import app, err, out, token
+from provenance.cli._app import JsonOutput, app, err, out, token
 from provenance.errors import FormatError, VerificationError
 from provenance.files import read_bytes
 from provenance.records import load_json
@@ -111,7 +111,7 @@ def verify(
     rpc: Annotated[str | None, RPC_OPTION] = None,
     gateway: Annotated[str | None, GATEWAY_OPTION] = None,
     token_file: Annotated[Path | None, TOKEN_OPTION] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
 

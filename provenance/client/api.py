@@ -3,7 +3,7 @@ sync and async clients (one description, so both speak the same API)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,6 @@ import httpx
 
 from provenance.access_code import HEADER, AccessCode
 from provenance.errors import FormatError, NotFound, ProvenanceError, ReceiptInvalid
-from provenance.log.bundle import EvidenceBundle
 from provenance.log.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import SignedRecord, b64decode, load_json
 from provenance.trace_code import normalise
@@ -42,16 +41,6 @@ class AnchorTimeout(ProvenanceError):
 
 
 NOT_YET_LOGGED = "NOT_YET_LOGGED"  # accepted, but no signed checkpoint covers it yet
-
-
-def pending_or(fetch: Callable[[], EvidenceBundle]) -> EvidenceBundle | None:
-    """The bundle, or ``None`` while the record waits for its first checkpoint."""
-    try:
-        return fetch()
-    except GatewayError as exc:
-        if exc.code != NOT_YET_LOGGED:
-            raise
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,43 +1,144 @@
 """The gateway's clients: what sync :class:`Client` and async :class:`AsyncClient` share (the organisation's
-signer, the verifier, the devnet factory), then each over its httpx client."""
+signer, the verifier, the devnet factory), then each over its httpx client, driving the operations of
+:mod:`provenance.client.ops` (each written once) with blocking or awaited I/O."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import MethodType
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
 from provenance.abc import Signer
 from provenance.access_code import AccessCode
-from provenance.client.api import (
-    NOT_YET_LOGGED,
-    AccessCodeArg,
-    AnchorTimeout,
-    Api,
-    GatewayError,
-    GatewayProofs,
-    IssuedPrescription,
-    Receipt,
-    Request,
-    pending_or,
-)
+from provenance.client import ops
+from provenance.client.api import Api, GatewayProofs, Request
+from provenance.client.ops import Run, Sleep
 from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
-from provenance.listing import HistoryPages
-from provenance.log.bundle import EvidenceBundle
 from provenance.log.merkle import items_root
 from provenance.manifest import Manifest
 from provenance.records import Envelope, SignedRecord, canonical_bytes, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import AnchorChecker, Verifier
 
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+M = TypeVar("M", bound=Callable[..., Any])
+A = TypeVar("A")
+B = TypeVar("B")
+_Adapter = Callable[[type, Callable[..., Any]], Callable[..., Any]]
+
+
+def _method_of(cls: type, op: Callable[..., Any], method: M, iterator: str | None = None) -> M:
+    """``method``, named and documented as ``op`` and with its signature as a method of ``cls`` shows it
+    (``self`` first; returning what the operation returns, or an iterator over what it emits)."""
+    functools.update_wrapper(method, op)
+    del method.__wrapped__  # type: ignore[attr-defined]
+    method.__module__, method.__qualname__ = __name__, f"{cls.__qualname__}.{op.__name__}"
+    sig = inspect.signature(op)
+    first, *rest = sig.parameters.values()
+    result = str(sig.return_annotation).partition("[")[2].removesuffix("]")
+    vars(method)["__signature__"] = sig.replace(
+        parameters=[first.replace(name="self", annotation=inspect.Parameter.empty), *rest],
+        return_annotation=f"{iterator}[{result}]" if iterator else result,
+    )
+    return method
+
+
+def _blocking(cls: type, op: Callable[..., ops.Op[Any]]) -> Callable[..., Any]:
+    """``op`` as a method of :class:`Client` (or a subclass ``cls``): runs it, returns its result."""
+
+    def method(self: Client, /, *args: Any, **kwargs: Any) -> Any:
+        return self._run(Run(op(self, *args, **kwargs)))
+
+    return _method_of(cls, op, method)
+
+
+def _awaited(cls: type, op: Callable[..., ops.Op[Any]]) -> Callable[..., Any]:
+    """``op`` as a coroutine method of :class:`AsyncClient` (or a subclass ``cls``)."""
+
+    async def method(self: AsyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        return await self._run(Run(op(self, *args, **kwargs)))
+
+    return _method_of(cls, op, method)
+
+
+def _iterated(cls: type, op: Callable[..., ops.Stream[Any]]) -> Callable[..., Any]:
+    """``op`` as a method that returns an iterator over the items it emits: lazy, as it pages (an async
+    iterator on an :class:`AsyncClient`)."""
+
+    def method(self: Client | AsyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        return self._drive(Run(op(self, *args, **kwargs)))
+
+    return _method_of(cls, op, method, "AsyncIterator" if issubclass(cls, AsyncClient) else "Iterator")
+
+
+class _Method(Generic[P, B, A]):
+    """An operation of :mod:`provenance.client.ops` as a method of both clients: one that returns a ``B`` on a
+    :class:`Client`, an ``A`` on an :class:`AsyncClient`, built for each client class the first time it is
+    looked up there."""
+
+    def __init__(self, op: Callable[..., Any], blocking: _Adapter, awaited: _Adapter) -> None:
+        self._op, self._blocking, self._awaited = op, blocking, awaited
+        self._methods: dict[type, Callable[..., Any]] = {}
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type | None = None) -> Callable[P, A]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type | None = None) -> Callable[P, B]: ...
+    def __get__(self, obj: ClientBase | None, owner: type | None = None) -> Callable[..., Any]:
+        cls = owner if owner is not None else type(obj)
+        method = self._methods.get(cls)
+        if method is None:
+            adapt = self._awaited if issubclass(cls, AsyncClient) else self._blocking
+            method = self._methods[cls] = adapt(cls, self._op)
+        return method if obj is None else MethodType(method, obj)
+
+
+def _call(
+    op: Callable[Concatenate[ClientBase, P], ops.Op[R]],
+) -> _Method[P, R, Coroutine[Any, Any, R]]:
+    """Blocking on a :class:`Client`, a coroutine on an :class:`AsyncClient`."""
+    return _Method(op, _blocking, _awaited)
+
+
+def _stream(
+    op: Callable[Concatenate[ClientBase, P], ops.Stream[T]],
+) -> _Method[P, Iterator[T], AsyncIterator[T]]:
+    """An iterator on a :class:`Client`, an async iterator on an :class:`AsyncClient`."""
+    return _Method(op, _iterated, _iterated)
+
 
 class ClientBase:
+    """What both clients share; each operation is declared once here, each client drives it (``_drive``)."""
+
+    submit = _call(ops.submit)
+    submit_many = _call(ops.submit_many)
+    submit_batch = _call(ops.submit_batch)
+    issue_prescription = _call(ops.issue_prescription)
+    record = _call(ops.record)
+    bundle_document = _call(ops.bundle_document)
+    bundle = _call(ops.bundle)
+    history = _stream(ops.history)
+    rx_check = _call(ops.rx_check)
+    trace_code = _call(ops.trace_code)
+    lineage = _call(ops.lineage)
+    consistency_proof = _call(ops.consistency_proof)
+    checkpoint = _call(ops.checkpoint)
+    wait_anchored = _call(ops.wait_anchored)
+    verify = _call(ops.verify)
+
     def __init__(
         self,
         *,
@@ -121,6 +222,11 @@ class ClientBase:
         )
         return signed, payload, code
 
+    @classmethod
+    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> Self:
+        """A client for one demo organisation of a running devnet (reads its manifest, token and key)."""
+        return cls(**cls._devnet_parts(org, root, gateway))
+
     @staticmethod
     def _devnet_parts(org: str, root: str | Path, gateway: str | None) -> dict[str, Any]:
         root = Path(root)
@@ -161,11 +267,6 @@ class Client(ClientBase):
             base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
         )
 
-    @classmethod
-    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> Client:
-        """A client for one demo organisation of a running devnet (reads its manifest, token and key)."""
-        return cls(**cls._devnet_parts(org, root, gateway))
-
     def close(self) -> None:
         self._http.close()
 
@@ -179,139 +280,23 @@ class Client(ClientBase):
         resp = self._http.request(req.method, req.path, json=req.json, params=req.params, headers=req.headers)
         return Api.parse(resp)
 
-    def submit(self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None) -> Receipt:
-        """Submit one signed record with its payload; the gateway answers 202 with the record id.
-        ``access_code``: the prescription slip's, which an ``rx.dispense`` presents (never signed)."""
-        return Api.receipt(self._do(Api.submit(signed, payload, access_code)))
+    def _run(self, run: Run[R]) -> R:
+        for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
 
-    def submit_many(
-        self,
-        items: Sequence[tuple[SignedRecord, Any]],
-        *,
-        access_codes: Sequence[AccessCodeArg] | None = None,
-    ) -> list[Receipt]:
-        """Submit many records in one request (all or each, as the gateway reports per item);
-        ``access_codes``: one per item (None where an item needs none)."""
-        return Api.bulk(self._do(Api.submit_many(items, access_codes)))
-
-    def submit_batch(
-        self,
-        readings: Sequence[Mapping[str, Any]],
-        *,
-        mn: str | None = None,
-        logger: str | None = None,
-        period_start: datetime,
-        period_end: datetime,
-        timestamp: str | None = None,
-    ) -> Receipt:
-        """Sign once and submit an ``env.batch`` of ``readings`` (JSON normal forms) of monitoring point
-        ``mn``, or a ``gas.batch`` of data logger ``logger``, in [period_start, period_end) (aware, whole
-        seconds); each reading then has its own bundle
-        (``GET /api/v1/{env|gas}/batches/{id}/readings/{index}/bundle``)."""
-        signed, payload = self._batch(
-            readings,
-            mn=mn,
-            logger=logger,
-            period_start=period_start,
-            period_end=period_end,
-            timestamp=timestamp,
-        )
-        return self.submit(signed, payload)
-
-    def issue_prescription(
-        self,
-        medication_request: Mapping[str, Any],
-        *,
-        rx_id: str,
-        prev: str | None = None,
-        timestamp: str | None = None,
-    ) -> IssuedPrescription:
-        """Sign and submit an ``rx.issue`` carrying a fresh access code's digest; the code comes back to be
-        printed on the patient's slip (the gateway never sees it)."""
-        signed, payload, code = self._prescription(medication_request, rx_id, prev, timestamp)
-        return IssuedPrescription(self.submit(signed, payload), rx_id, code, signed, payload)
-
-    def record(self, record_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        """A record's envelope and status (``access_code``: the slip's, for a prescription's records)."""
-        result: dict[str, Any] = self._do(Api.record(record_id, access_code))
-        return result
-
-    def bundle_document(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> dict[str, Any]:
-        """The record's evidence bundle as the gateway serves it (JSON, not parsed)."""
-        result: dict[str, Any] = self._do(Api.bundle(record_id, payload, access_code))
-        return result
-
-    def bundle(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> EvidenceBundle:
-        doc = self.bundle_document(record_id, payload=payload, access_code=access_code)
-        return EvidenceBundle.from_dict(doc)
-
-    def history(
-        self,
-        subject: str,
-        *,
-        page_size: int = 100,
-        access_code: AccessCodeArg = None,
-        pages: HistoryPages | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Every record of ``subject`` this reader may see, oldest first, across pages read by ``pages``
-        (a cursor that does not advance raises ListingInvalid; after its page bound, ``pages.truncated``)."""
-        pages = pages if pages is not None else HistoryPages()
-        cursor: int | None = None
-        while True:
-            items, cursor = pages.accept(self._do(Api.history(subject, cursor, page_size, access_code)))
-            yield from items
-            if cursor is None:
-                return
-
-    def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        """Whether a prescription can be dispensed now; a pharmacy passes the code on the patient's slip."""
-        result: dict[str, Any] = self._do(Api.rx_check(rx_id, access_code))
-        return result
-
-    def trace_code(self, code: str) -> dict[str, Any]:
-        """Where and when the box with drug traceability code ``code`` (any accepted form) was dispensed:
-        ``{code, form, digest, dispensed, dispense}``; TRACE_CODE_REUSED (409) to a reader who may not read
-        that dispense (another pharmacy), TRACE_CODE_INVALID for a code of no accepted form."""
-        result: dict[str, Any] = self._do(Api.trace_code(code))
-        return result
-
-    def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
-        """A dataset's ancestors and descendants as this reader sees them (``prov``: as W3C PROV-JSON)."""
-        result: dict[str, Any] = self._do(Api.lineage(dataset, prov))
-        return result
-
-    def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
-        return Api.proof(self._do(Api.consistency(first, second)))
-
-    def checkpoint(self, size: int) -> dict[str, Any]:
-        """The signed checkpoint of tree size ``size`` (``note``, ``anchor``) as the gateway serves it."""
-        result: dict[str, Any] = self._do(Api.checkpoint(size))
-        return result
-
-    def wait_anchored(
-        self, record_id: str, *, timeout: float = 30.0, interval: float = 0.2
-    ) -> EvidenceBundle:
-        """Poll until the record's bundle carries an anchor."""
-        deadline = time.monotonic() + timeout
-        while True:
-            b = pending_or(lambda: self.bundle(record_id))
-            if b is not None and b.anchor is not None:
-                return b
-            if time.monotonic() > deadline:
-                raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
-            time.sleep(interval)
-
-    def verify(self, record_id: str) -> EvidenceBundle:
-        """Fetch the record's bundle and verify it (every step, the anchor too); return the bundle only when
-        it is *verified* (the client's trust pins the keys), else raise (``KEYS_NOT_PINNED`` without them)."""
-        b = self.bundle(record_id)
-        self.verifier.verify(b)
-        return b
+    def _drive(self, run: Run[Any]) -> Iterator[Any]:
+        """Carry out ``run``'s steps with blocking I/O, yielding the items it emits."""
+        for step in run:
+            if isinstance(step, Request):
+                try:
+                    run.reply(self._do(step))
+                except Exception as exc:
+                    run.fail(exc)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            else:
+                yield step.item
 
 
 class AsyncClient(ClientBase):
@@ -324,10 +309,6 @@ class AsyncClient(ClientBase):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
         )
-
-    @classmethod
-    def devnet(cls, org: str, *, root: str | Path = ".devnet", gateway: str | None = None) -> AsyncClient:
-        return cls(**cls._devnet_parts(org, root, gateway))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -344,129 +325,23 @@ class AsyncClient(ClientBase):
         )
         return Api.parse(resp)
 
-    async def submit(
-        self, signed: SignedRecord, payload: Any, *, access_code: AccessCodeArg = None
-    ) -> Receipt:
-        return Api.receipt(await self._do(Api.submit(signed, payload, access_code)))
+    async def _run(self, run: Run[R]) -> R:
+        async for _ in self._drive(run):
+            pass  # an Op emits nothing
+        return run.result
 
-    async def submit_many(
-        self,
-        items: Sequence[tuple[SignedRecord, Any]],
-        *,
-        access_codes: Sequence[AccessCodeArg] | None = None,
-    ) -> list[Receipt]:
-        return Api.bulk(await self._do(Api.submit_many(items, access_codes)))
-
-    async def submit_batch(
-        self,
-        readings: Sequence[Mapping[str, Any]],
-        *,
-        mn: str | None = None,
-        logger: str | None = None,
-        period_start: datetime,
-        period_end: datetime,
-        timestamp: str | None = None,
-    ) -> Receipt:
-        """:meth:`Client.submit_batch`, awaitable."""
-        signed, payload = self._batch(
-            readings,
-            mn=mn,
-            logger=logger,
-            period_start=period_start,
-            period_end=period_end,
-            timestamp=timestamp,
-        )
-        return await self.submit(signed, payload)
-
-    async def issue_prescription(
-        self,
-        medication_request: Mapping[str, Any],
-        *,
-        rx_id: str,
-        prev: str | None = None,
-        timestamp: str | None = None,
-    ) -> IssuedPrescription:
-        signed, payload, code = self._prescription(medication_request, rx_id, prev, timestamp)
-        return IssuedPrescription(await self.submit(signed, payload), rx_id, code, signed, payload)
-
-    async def record(self, record_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.record(record_id, access_code))
-        return result
-
-    async def bundle_document(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.bundle(record_id, payload, access_code))
-        return result
-
-    async def bundle(
-        self, record_id: str, *, payload: bool = True, access_code: AccessCodeArg = None
-    ) -> EvidenceBundle:
-        doc = await self.bundle_document(record_id, payload=payload, access_code=access_code)
-        return EvidenceBundle.from_dict(doc)
-
-    async def history(
-        self,
-        subject: str,
-        *,
-        page_size: int = 100,
-        access_code: AccessCodeArg = None,
-        pages: HistoryPages | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        pages = pages if pages is not None else HistoryPages()
-        cursor: int | None = None
-        while True:
-            req = Api.history(subject, cursor, page_size, access_code)
-            items, cursor = pages.accept(await self._do(req))
-            for item in items:
-                yield item
-            if cursor is None:
-                return
-
-    async def rx_check(self, rx_id: str, *, access_code: AccessCodeArg = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.rx_check(rx_id, access_code))
-        return result
-
-    async def trace_code(self, code: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.trace_code(code))
-        return result
-
-    async def lineage(self, dataset: str, *, prov: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(Api.lineage(dataset, prov))
-        return result
-
-    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """The log's RFC 9162 consistency proof from tree size ``first`` to ``second`` (not yet checked)."""
-        return Api.proof(await self._do(Api.consistency(first, second)))
-
-    async def checkpoint(self, size: int) -> dict[str, Any]:
-        """The signed checkpoint of tree size ``size`` (``note``, ``anchor``) as the gateway serves it."""
-        result: dict[str, Any] = await self._do(Api.checkpoint(size))
-        return result
-
-    async def wait_anchored(
-        self, record_id: str, *, timeout: float = 30.0, interval: float = 0.2
-    ) -> EvidenceBundle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                b: EvidenceBundle | None = await self.bundle(record_id)
-            except GatewayError as exc:
-                if exc.code != NOT_YET_LOGGED:
-                    raise
-                b = None
-            if b is not None and b.anchor is not None:
-                return b
-            if time.monotonic() > deadline:
-                raise AnchorTimeout(f"record {record_id} not anchored within {timeout} s")
-            await asyncio.sleep(interval)
-
-    async def verify(self, record_id: str) -> EvidenceBundle:
-        """:meth:`Client.verify`, awaitable: the bundle only when it is *verified*."""
-        b = await self.bundle(record_id)
-        # Verification is CPU-bound and quick (one SM2 verify + log n hashes): no thread hop needed.
-        self.verifier.verify(b)
-        return b
+    async def _drive(self, run: Run[Any]) -> AsyncIterator[Any]:
+        """Carry out ``run``'s steps with awaited I/O, yielding the items it emits."""
+        for step in run:
+            if isinstance(step, Request):
+                try:
+                    run.reply(await self._do(step))
+                except Exception as exc:
+                    run.fail(exc)
+            elif isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                yield step.item
 
 
 def _second(at: datetime) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from provenance.errors import BackendUnavailable
@@ -62,11 +63,9 @@ def get_backend(name: str | None = None) -> SM2Backend:
 def _first_available() -> SM2Backend:
     # Called with _lock held, once per process (until set_default_backend(None)): so the warning is too.
     skipped: list[str] = []
-    for n in BACKENDS:
-        try:
-            b = _make(n)
-        except BackendUnavailable as e:
-            skipped.append(f"{n}: {e.message}")
+    for n, b in _each(_make):
+        if isinstance(b, BackendUnavailable):
+            skipped.append(f"{n}: {b.message}")
             continue
         if skipped:
             log.warning("SM2 runs on %s, not the faster %s", n, "; ".join(skipped))
@@ -85,26 +84,26 @@ def set_default_backend(name: str | None) -> None:
 def backend_report() -> str:
     """One line per backend: the default marked, each one's library, and why any is unavailable here."""
     default = get_backend().name
-    lines = []
-    for n in BACKENDS:
-        try:
-            b = get_backend(n)
-        except BackendUnavailable as e:
-            lines.append(f"  {n}: unavailable: {e.message}")
-            continue
-        lines.append(f"{'*' if n == default else ' '} {n}: {b.detail}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"  {n}: unavailable: {b.message}"
+        if isinstance(b, BackendUnavailable)
+        else f"{'*' if n == default else ' '} {n}: {b.detail}"
+        for n, b in _each(get_backend)
+    )
 
 
 def available_backends() -> list[str]:
-    out = []
+    return [n for n, b in _each(get_backend) if not isinstance(b, BackendUnavailable)]
+
+
+def _each(make: Callable[[str], SM2Backend]) -> Iterator[tuple[str, SM2Backend | BackendUnavailable]]:
+    """Each of :data:`BACKENDS` in order of preference, as ``make`` loads it, or why it does not load here."""
     for n in BACKENDS:
         try:
-            get_backend(n)
-        except BackendUnavailable:
-            continue
-        out.append(n)
-    return out
+            loaded: SM2Backend | BackendUnavailable = make(n)
+        except BackendUnavailable as e:
+            loaded = e
+        yield n, loaded
 
 
 def _make(name: str) -> SM2Backend:

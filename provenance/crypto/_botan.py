@@ -229,45 +229,47 @@ class BotanBackend:
         self._check(rc, "verify init")
         return _Obj(p.value, self._lib.botan_pk_op_verify_destroy, key.key)
 
+    def _op(self, key: _Key, job: str, message: bytes, id: bytes) -> tuple[_Obj, bytes]:
+        """The operation object for ``job`` ("sign" or "verify") and what to feed it: with the default ID,
+        this thread's cached one, fed the message (Botan hashes Z itself); else a new Raw one, fed e."""
+        make = self._sign_op if job == "sign" else self._verify_op
+        if id != _curve.DEFAULT_ID:
+            return make(key, _RAW_PARAMS), _curve.message_digest(*key.point, message, id)
+        op: _Obj | None = getattr(key.ops, job, None)
+        if op is None:
+            op = make(key, _DEFAULT_PARAMS)
+            setattr(key.ops, job, op)
+        return op, message
+
+    @staticmethod
+    def _discard(key: _Key, job: str, op: _Obj) -> None:
+        """After a failed ``job``: the cached operation's SM3 state may hold half a message: drop it."""
+        if op is getattr(key.ops, job, None):
+            setattr(key.ops, job, None)
+
     def sign(self, handle: object, message: bytes, id: bytes) -> bytes:
         assert isinstance(handle, _Key) and handle.private
         lib = self._lib
-        if id == _curve.DEFAULT_ID:
-            op = getattr(handle.ops, "sign", None)
-            if op is None:
-                op = handle.ops.sign = self._sign_op(handle, _DEFAULT_PARAMS)
-            data = message
-        else:
-            op = self._sign_op(handle, _RAW_PARAMS)
-            data = _curve.message_digest(*handle.point, message, id)
+        op, data = self._op(handle, "sign", message, id)
         buf = ctypes.create_string_buffer(_SIG_MAX)
         n = c_size_t(_SIG_MAX)
         rc = lib.botan_pk_op_sign_update(op.ptr, data, len(data))
         if rc == 0:
             rc = lib.botan_pk_op_sign_finish(op.ptr, self._rng(), buf, byref(n))
         if rc != 0:
-            if op is getattr(handle.ops, "sign", None):
-                handle.ops.sign = None  # its SM3 state may hold half a message now: never reuse it
+            self._discard(handle, "sign", op)
             self._check(rc, "SM2 signing")
         return buf.raw[: n.value]
 
     def verify(self, handle: object, message: bytes, r: int, s: int, der: bytes, id: bytes) -> bool:
         assert isinstance(handle, _Key)
         lib = self._lib
-        if id == _curve.DEFAULT_ID:
-            op = getattr(handle.ops, "verify", None)
-            if op is None:
-                op = handle.ops.verify = self._verify_op(handle, _DEFAULT_PARAMS)
-            data = message
-        else:
-            op = self._verify_op(handle, _RAW_PARAMS)
-            data = _curve.message_digest(*handle.point, message, id)
+        op, data = self._op(handle, "verify", message, id)
         rc = lib.botan_pk_op_verify_update(op.ptr, data, len(data))
         if rc == 0:
             rc = lib.botan_pk_op_verify_finish(op.ptr, der, len(der))
         if rc in (0, _INVALID_VERIFIER):
             return bool(rc == 0)
-        if op is getattr(handle.ops, "verify", None):
-            handle.ops.verify = None  # as in sign
+        self._discard(handle, "verify", op)
         self._check(rc, "SM2 verification")
         return False

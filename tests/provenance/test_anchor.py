@@ -7,11 +7,8 @@ from dataclasses import replace
 import pytest
 from web3 import Web3
 
-from devnet.anvil import start_anvil
-from devnet.deploy import deploy_network
-from devnet.governance import OrgSpec
 from provenance.chain.anchor import ChainAnchorChecker
-from provenance.chain.contracts import Role, at, transact
+from provenance.chain.contracts import at, transact
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import AnchorInvalid, ConsistencyProofMalformed, HistoryInconsistent
 from provenance.log.bundle import Anchor
@@ -19,18 +16,12 @@ from provenance.log.record_log import RecordLog
 from provenance.records import Envelope, sign_envelope
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
+from tests.provenance.anvil_net import anvil_network
 
 
 @pytest.fixture(scope="module")
 def anchored(tmp_path_factory):
-    engine = start_anvil()
-    try:
-        out = tmp_path_factory.mktemp("net")
-        manifest = deploy_network(
-            engine,
-            [OrgSpec(id="hosp-1", role=Role.HOSPITAL), OrgSpec(id="logop", role=Role.LOG_OPERATOR)],
-            out_dir=out,
-        )
+    with anvil_network(tmp_path_factory.mktemp("net")) as (engine, manifest):
         w3 = Web3(Web3.HTTPProvider(engine.rpc_url))
         log = RecordLog.in_memory(
             origin=manifest.log["origin"], key_name=manifest.log["key_name"], key=manifest.log_key()
@@ -66,8 +57,6 @@ def anchored(tmp_path_factory):
             anchor=anchor,
         )
         yield _Anchored((engine, manifest, bundle, cp), log)
-    finally:
-        engine.stop()
 
 
 class _Anchored(tuple):  # (engine, manifest, bundle, checkpoint), and the log they came from

@@ -17,13 +17,10 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from devnet.anvil import start_anvil
-from devnet.deploy import deploy_network
 from devnet.embedded import free_port
-from devnet.governance import OrgSpec
 from provenance.audit import check_events, check_links
 from provenance.chain.anchor import ChainAnchorChecker
-from provenance.chain.contracts import ContractReverted, Role, at, chain_key, transact
+from provenance.chain.contracts import ContractReverted, at, chain_key, transact
 from provenance.chain.events import (
     WorkflowEvent,
     read_account_changes,
@@ -53,26 +50,15 @@ from tests.kit.gateway import (
     share_request,
     share_revoke_consent,
 )
+from tests.provenance.anvil_net import anvil_network
 
 Devnet = tuple[Path, str, str]
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    engine = start_anvil()
-    try:
-        out = tmp_path_factory.mktemp("net")
-        manifest = deploy_network(
-            engine,
-            [
-                OrgSpec(id="hosp-1", role=Role.HOSPITAL, name="医院"),
-                OrgSpec(id="logop", role=Role.LOG_OPERATOR),
-            ],
-            out_dir=out,
-        )
+    with anvil_network(tmp_path_factory.mktemp("net"), hospital_name="医院") as (engine, manifest):
         yield engine, manifest, Web3(Web3.HTTPProvider(engine.rpc_url))
-    finally:
-        engine.stop()
 
 
 def test_anchors_extend_each_other_and_a_fork_is_named(net):

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from provenance.log.checkpoint import (
     verify_checkpoint,
 )
 from provenance.log.merkle import MerkleLog, verify_inclusion
+from tests.provenance.openssl_cli import needs_openssl, openssl_verify
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 GOLDEN = ASSETS / "merkle" / "checkpoint"
@@ -444,16 +443,10 @@ def test_golden_attacks_are_rejected(name: str, message: str) -> None:
         verify_checkpoint((GOLDEN / name).read_bytes(), verifier)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+@needs_openssl
 def test_note_signature_verifies_with_openssl(tmp_path: Path) -> None:
     sig = base64.b64decode(SIG_B64)[4:]
-    (tmp_path / "body").write_bytes(CP.body())
-    (tmp_path / "sig").write_bytes(sig)
-    (tmp_path / "pub.pem").write_bytes(LOG_KEY.public_key_pem())
-    args = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin"]
-    args += ["-digest", "sm3", "-pkeyopt", "distid:1234567812345678"]
-    args += ["-in", str(tmp_path / "body"), "-sigfile", str(tmp_path / "sig")]
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    result = openssl_verify(tmp_path, LOG_KEY.public_key_pem(), CP.body(), sig)
     assert result.returncode == 0, result.stderr + result.stdout
 
 

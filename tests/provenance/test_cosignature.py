@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,6 +37,7 @@ from provenance.log.cosignature import (
 )
 from provenance.log.tlog_witness import encode_add_checkpoint, parse_add_checkpoint
 from provenance.verification.trust import TrustInvalid, TrustStore
+from tests.provenance.openssl_cli import needs_openssl, openssl_verify
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 GOLDEN = ASSETS / "witness"
@@ -100,16 +99,11 @@ def test_cosignature_and_checkpoint_key_ids_differ_for_one_key() -> None:
     assert not COSIGNATURE_TYPE.startswith(SIGNATURE_TYPE) and not SIGNATURE_TYPE.startswith(COSIGNATURE_TYPE)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+@needs_openssl
 def test_cosignature_verifies_with_openssl(tmp_path: Path) -> None:
     raw = base64.b64decode(cosign(CP.body(), NAMES[1], KEYS[1], timestamp=TIME).split(" ")[2])
-    (tmp_path / "msg").write_bytes(cosigned_message(CP.body(), TIME))
-    (tmp_path / "sig").write_bytes(raw[12:])
-    (tmp_path / "pub.pem").write_bytes(KEYS[1].public_key_pem())
-    args = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin"]
-    args += ["-digest", "sm3", "-pkeyopt", "distid:1234567812345678"]
-    args += ["-in", str(tmp_path / "msg"), "-sigfile", str(tmp_path / "sig")]
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    message = cosigned_message(CP.body(), TIME)
+    result = openssl_verify(tmp_path, KEYS[1].public_key_pem(), message, raw[12:])
     assert result.returncode == 0, result.stderr + result.stdout
 
 

@@ -247,12 +247,24 @@ def test_all_proofs_in_one_pass_equal_the_log_s_proofs() -> None:
         root_and_inclusion_proofs([])
 
 
+def _draw_leaf(data: st.DataObject, *, smallest: int) -> tuple[int, int]:
+    """A tree size from ``smallest`` to MAX_SIZE and a leaf index in that tree."""
+    n = data.draw(st.integers(smallest, MAX_SIZE), label="tree_size")
+    return n, data.draw(st.integers(0, n - 1), label="index")
+
+
+def _draw_flip(data: st.DataObject, proof: list[bytes]) -> tuple[list[bytes], int]:
+    """``proof`` with one bit of one of its hashes flipped, and which bit (to flip elsewhere too)."""
+    j = data.draw(st.integers(0, len(proof) - 1), label="element")
+    bit = data.draw(st.integers(0, 255), label="bit")
+    return [*proof[:j], flip(proof[j], bit), *proof[j + 1 :]], bit
+
+
 @SETTINGS
 @given(data=st.data())
 def test_proofs_equal_the_naive_reference(data: st.DataObject) -> None:
     log, hashes = big_log()
-    n = data.draw(st.integers(1, MAX_SIZE), label="tree_size")
-    i = data.draw(st.integers(0, n - 1), label="index")
+    n, i = _draw_leaf(data, smallest=1)
     m = data.draw(st.integers(0, n), label="size1")
     assert log.inclusion_proof(i, n) == ref_path(i, list(hashes[:n]))
     assert log.consistency_proof(m, n) == ref_consistency(m, list(hashes[:n]))
@@ -262,14 +274,11 @@ def test_proofs_equal_the_naive_reference(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_tampered_inclusion_proofs_fail(data: st.DataObject) -> None:
     log, hashes = big_log()
-    n = data.draw(st.integers(2, MAX_SIZE), label="tree_size")
-    i = data.draw(st.integers(0, n - 1), label="index")
+    n, i = _draw_leaf(data, smallest=2)
     proof, root = log.inclusion_proof(i, n), log.root(n)
     verify_inclusion(hashes[i], i, n, proof, root)
 
-    j = data.draw(st.integers(0, len(proof) - 1), label="element")
-    bit = data.draw(st.integers(0, 255), label="bit")
-    bad = [*proof[:j], flip(proof[j], bit), *proof[j + 1 :]]
+    bad, bit = _draw_flip(data, proof)
     with pytest.raises(ProofInvalid, match="does not lead to the root"):
         verify_inclusion(hashes[i], i, n, bad, root)
     with pytest.raises(ProofInvalid, match="does not lead to the root"):
@@ -300,9 +309,7 @@ def test_tampered_consistency_proofs_fail(data: st.DataObject) -> None:
     proof, r1, r2 = log.consistency_proof(m, n), log.root(m), log.root(n)
     verify_consistency(m, n, r1, r2, proof)
 
-    j = data.draw(st.integers(0, len(proof) - 1), label="element")
-    bit = data.draw(st.integers(0, 255), label="bit")
-    bad = [*proof[:j], flip(proof[j], bit), *proof[j + 1 :]]
+    bad, bit = _draw_flip(data, proof)
     with pytest.raises(ConsistencyInvalid, match="does not lead to the"):
         verify_consistency(m, n, r1, r2, bad)
     # When size1 is a power of two the old root seeds the path, so the mismatch shows at the new root.

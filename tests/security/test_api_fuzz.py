@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.kit.gateway import Harness, accepted_since, check_accepted
+from tests.security.fuzzing import fuzz_settings
 
 EXAMPLES = 40
 INT64_MAX = 2**63 - 1
@@ -40,13 +41,7 @@ def _fuzz(harness: Harness, operation: Any, mode: GenerationMode, checks: list[A
     name = f"{operation.method.upper()} {operation.path}"
     headers = {"Authorization": f"Bearer {harness.tokens['hospital-1']}"}
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     @given(case=operation.as_strategy(generation_mode=mode))
     def fuzz(case: Any) -> None:
         tally.cases += 1

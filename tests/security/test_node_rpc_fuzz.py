@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from chain_node.rpc import Rpc
@@ -29,6 +29,7 @@ from devnet.engines import EngineHandle
 from provenance.limits import json_depth_exceeds
 from tests.kit.node import assert_alive, start_node
 from tests.kit.node import request as request_obj
+from tests.security.fuzzing import fuzz_settings
 
 EVM_TIMEOUT = 2.0
 HTTP_TIMEOUT = EVM_TIMEOUT + 10  # the deadline, its grace, and a loaded machine: a hang fails here
@@ -55,16 +56,6 @@ def http(node: EngineHandle) -> Iterator[httpx.Client]:
 def examples(request: pytest.FixtureRequest) -> int:
     opt = request.config.getoption("--fuzz-examples", default=None)
     return 60 if opt is None else int(opt)
-
-
-def _fuzz_settings(n: int) -> settings:
-    return settings(
-        max_examples=n,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 # -- strategies ------------------------------------------------------------------------------------------
@@ -326,7 +317,7 @@ def _check_requests(http: httpx.Client, node: EngineHandle, payload: Any) -> Non
 def test_fuzz_single_requests(node: EngineHandle, http: httpx.Client, examples: int) -> None:
     """Every method with wrong, missing, extra and mistyped params and ids."""
 
-    @_fuzz_settings(examples * 3)
+    @fuzz_settings(examples * 3)
     @given(req=requests())
     def fuzz(req: Any) -> None:
         _check_requests(http, node, req)
@@ -338,7 +329,7 @@ def test_fuzz_single_requests(node: EngineHandle, http: httpx.Client, examples: 
 def test_fuzz_batches(node: EngineHandle, http: httpx.Client, examples: int) -> None:
     """Batches of such requests, including empty ones, nested ones and ones of notifications only."""
 
-    @_fuzz_settings(examples)
+    @fuzz_settings(examples)
     @given(batch=batches)
     def fuzz(batch: list[Any]) -> None:
         _check_requests(http, node, batch)
@@ -350,7 +341,7 @@ def test_fuzz_batches(node: EngineHandle, http: httpx.Client, examples: int) -> 
 def test_fuzz_hostile_bodies(node: EngineHandle, http: httpx.Client, examples: int) -> None:
     """Bodies that are not, or hardly, JSON: one JSON-RPC error object each (HTTP 413 when oversize)."""
 
-    @_fuzz_settings(examples)
+    @fuzz_settings(examples)
     @given(body=hostile_bodies())
     def fuzz(body: bytes) -> None:
         r = _post(http, node, body)
@@ -387,7 +378,7 @@ documents = st.recursive(
 def test_depth_scan_matches_real_depth(examples: int) -> None:
     """The scan that runs before the decoder reads strings exactly as JSON does (escapes included)."""
 
-    @_fuzz_settings(examples * 5)
+    @fuzz_settings(examples * 5)
     @given(doc=documents, limit=st.integers(0, 8), ascii_only=st.booleans())
     def fuzz(doc: Any, limit: int, ascii_only: bool) -> None:
         body = json.dumps(doc, ensure_ascii=ascii_only).encode()

@@ -27,24 +27,25 @@ from provenance.log.bundle import EvidenceBundle
 from provenance.records import ENVELOPE_FIELDS, Envelope, SignedRecord, canonical_bytes, load_json
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import Verifier
+from tests.security.fuzzing import json_paths
 
 BUNDLES = Path(__file__).resolve().parents[1] / "assets" / "bundles"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-finite = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**60), max_value=2**60)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-)
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**60), max_value=2**60)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-)
+
+def _scalars(*, non_finite: bool) -> st.SearchStrategy[Any]:
+    """JSON scalars; with ``non_finite``, floats JSON has no form for too (NaN, ±inf)."""
+    return (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**60), max_value=2**60)
+        | st.floats(allow_nan=non_finite, allow_infinity=non_finite)
+        | st.text(max_size=20)
+    )
+
+
+finite = _scalars(non_finite=False)
+scalars = _scalars(non_finite=True)
 json_values = st.recursive(
     scalars,
     lambda children: (
@@ -166,22 +167,11 @@ GOLDEN = _golden()
 TRUST = TrustStore.load(BUNDLES / "trust.json")
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 @st.composite
 def mutated_bundles(draw: st.DrawFn) -> Any:
     doc = copy.deepcopy(GOLDEN[draw(st.sampled_from(sorted(GOLDEN)))])
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(doc) if p]
+        paths = [p for p in json_paths(doc) if p]
         path = draw(st.sampled_from(paths))
         parent = doc
         for step in path[:-1]:
@@ -238,7 +228,7 @@ TRUST_DOC = json.loads((BUNDLES / "trust.json").read_text("utf-8"))
 @st.composite
 def mutated_trust(draw: st.DrawFn) -> Any:
     doc = copy.deepcopy(TRUST_DOC)
-    paths = [p for p in _paths(doc) if p]
+    paths = [p for p in json_paths(doc) if p]
     path = draw(st.sampled_from(paths))
     parent = doc
     for step in path[:-1]:

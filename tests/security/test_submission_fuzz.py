@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters import adapt
@@ -31,6 +31,7 @@ from tests.kit.gateway import (
     rx_issue,
     share_request,
 )
+from tests.security.fuzzing import fuzz_settings
 
 EXAMPLES = 60
 ODD = [
@@ -128,13 +129,7 @@ def test_mutated_submissions_get_4xx_codes_and_accepted_ones_verify(harness: Har
     started = time.time()
     statuses: dict[str, int] = {}
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     @given(submissions())
     def submit(case: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
         org, record, payload = case

@@ -35,6 +35,7 @@ from provenance.verification.verify import Verifier
 from tests.assets.bundles.generate import _ORG_KEYS, CHAIN_ID, CONTRACT, ORIGIN, _logged, fixture_key
 from tests.kit.differential import disagreements, page_outcomes, python_outcome
 from tests.kit.webui import BUNDLES, PageProbe
+from tests.security.fuzzing import json_paths
 
 VALID = json.loads((BUNDLES / "valid.json").read_text("utf-8"))
 KEYS = {org: fixture_key(name) for org, name in _ORG_KEYS.items()}
@@ -74,21 +75,10 @@ def deep(draw: st.DrawFn) -> Any:
 payloads = json_values | deep()
 
 
-def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [at]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*at, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*at, i))
-    return out
-
-
 @st.composite
 def json_mutation(draw: st.DrawFn, base: dict[str, Any]) -> bytes:
     b = copy.deepcopy(base)
-    path = draw(st.sampled_from(_paths(b)[1:]))
+    path = draw(st.sampled_from(json_paths(b)[1:]))
     *parents, last = path
     node: Any = b
     for p in parents:

@@ -150,6 +150,18 @@ def medication_request(rx_id: str, drug: str, end: str) -> dict[str, Any]:
     }
 
 
+def medication_dispense(rx_id: str, tablets: int, handed_over: str) -> dict[str, Any]:
+    """The one dispense of prescription ``rx_id``."""
+    return {
+        "resourceType": "MedicationDispense",
+        "id": f"{rx_id}-d1",
+        "status": "completed",
+        "authorizingPrescription": [{"reference": f"MedicationRequest/{rx_id}"}],
+        "quantity": {"value": tablets, "unit": "片"},
+        "whenHandedOver": handed_over,
+    }
+
+
 # (kind, subject, signing org, timestamp, payload); the order is the log order.
 RECORDS: list[tuple[str, str, str, str, Any]] = [
     (
@@ -171,14 +183,7 @@ RECORDS: list[tuple[str, str, str, str, Any]] = [
         "rx:golden-0001",
         "pharm-1",
         "2026-11-21T10:30:00.000Z",
-        {
-            "resourceType": "MedicationDispense",
-            "id": "golden-0001-d1",
-            "status": "completed",
-            "authorizingPrescription": [{"reference": "MedicationRequest/golden-0001"}],
-            "quantity": {"value": 30, "unit": "片"},
-            "whenHandedOver": "2026-11-21T10:30:00Z",
-        },
+        medication_dispense("golden-0001", 30, "2026-11-21T10:30:00Z"),
     ),
     (
         "rx.revoke",
@@ -221,14 +226,7 @@ RECORDS: list[tuple[str, str, str, str, Any]] = [
         "rx:golden-dup",
         "pharm-1",
         "2026-11-22T01:40:00.000Z",
-        {
-            "resourceType": "MedicationDispense",
-            "id": "golden-dup-d1",
-            "status": "completed",
-            "authorizingPrescription": [{"reference": "MedicationRequest/golden-dup"}],
-            "quantity": {"value": 28, "unit": "片"},
-            "whenHandedOver": "2026-11-22T01:40:00Z",
-        },
+        medication_dispense("golden-dup", 28, "2026-11-22T01:40:00Z"),
     ),
     # RFC 8785 corner cases (number forms, escapes, UTF-16 key order): the page must hash them as Python does.
     (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,11 +9,12 @@ import pytest
 
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, _curve, _der, available_backends
 from provenance.errors import KeyInvalid, SignatureInvalid
+from tests.provenance.openssl_cli import needs_openssl, openssl, openssl_signed, openssl_verify
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+pytestmark = needs_openssl
 
-DISTID = "distid:1234567812345678"
 MSG = "溯源 record bytes\n".encode() + bytes(range(256))
+VERIFIED = "Signature Verified Successfully"
 
 
 @pytest.fixture(params=available_backends())
@@ -22,73 +22,28 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def openssl(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=check)
-
-
 def test_our_signature_verifies_with_openssl(tmp_path: Path, backend: str) -> None:
     k = SM2PrivateKey.generate(backend=backend)
-    (tmp_path / "pub.pem").write_bytes(k.public_key_pem())
-    (tmp_path / "msg").write_bytes(MSG)
-    (tmp_path / "sig").write_bytes(k.sign(MSG))
-    base: list[str | Path] = [
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        tmp_path / "pub.pem",
-        "-rawin",
-        "-digest",
-        "sm3",
-    ]
-    ok = openssl(*base, "-pkeyopt", DISTID, "-in", tmp_path / "msg", "-sigfile", tmp_path / "sig")
-    assert "Signature Verified Successfully" in ok.stdout
+    sig = k.sign(MSG)
+    ok = openssl_verify(tmp_path, k.public_key_pem(), MSG, sig)
+    assert ok.returncode == 0 and VERIFIED in ok.stdout
     # And OpenSSL agrees it is bound to the ID and the message.
-    bad_id = openssl(
-        *base, "-pkeyopt", "distid:other", "-in", tmp_path / "msg", "-sigfile", tmp_path / "sig", check=False
-    )
-    assert bad_id.returncode != 0
-    (tmp_path / "msg2").write_bytes(MSG + b"!")
-    bad_msg = openssl(
-        *base, "-pkeyopt", DISTID, "-in", tmp_path / "msg2", "-sigfile", tmp_path / "sig", check=False
-    )
-    assert bad_msg.returncode != 0
+    assert openssl_verify(tmp_path, k.public_key_pem(), MSG, sig, distid="distid:other").returncode != 0
+    assert openssl_verify(tmp_path, k.public_key_pem(), MSG + b"!", sig).returncode != 0
 
 
 def test_our_other_id_signature_verifies_with_openssl(tmp_path: Path, backend: str) -> None:
     # Botan signs a non-default ID on its own path (e computed here, Botan's Raw mode): OpenSSL decides.
     k = SM2PrivateKey.generate(backend=backend)
     ident = "ALICE123@YAHOO.COM,x"
-    (tmp_path / "pub.pem").write_bytes(k.public_key_pem())
-    (tmp_path / "msg").write_bytes(MSG)
-    (tmp_path / "sig").write_bytes(k.sign(MSG, id=ident.encode()))
-    args = ["pkeyutl", "-verify", "-pubin", "-inkey", tmp_path / "pub.pem", "-rawin", "-digest", "sm3"]
-    args += ["-in", tmp_path / "msg", "-sigfile", tmp_path / "sig"]
-    ok = openssl(*args, "-pkeyopt", f"distid:{ident}")
-    assert "Signature Verified Successfully" in ok.stdout
-    assert openssl(*args, "-pkeyopt", DISTID, check=False).returncode != 0
+    sig = k.sign(MSG, id=ident.encode())
+    ok = openssl_verify(tmp_path, k.public_key_pem(), MSG, sig, distid=f"distid:{ident}")
+    assert ok.returncode == 0 and VERIFIED in ok.stdout
+    assert openssl_verify(tmp_path, k.public_key_pem(), MSG, sig).returncode != 0
 
 
 def test_openssl_signature_verifies_here(tmp_path: Path, backend: str) -> None:
-    key = tmp_path / "key.pem"
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", key)
-    (tmp_path / "msg").write_bytes(MSG)
-    openssl(
-        "pkeyutl",
-        "-sign",
-        "-inkey",
-        key,
-        "-rawin",
-        "-digest",
-        "sm3",
-        "-pkeyopt",
-        DISTID,
-        "-in",
-        tmp_path / "msg",
-        "-out",
-        tmp_path / "sig",
-    )
-    sig = (tmp_path / "sig").read_bytes()
+    key, sig = openssl_signed(tmp_path, MSG)
     pub = SM2PrivateKey.from_pem(key.read_bytes(), backend=backend).public_key()
     pub.verify(MSG, sig)
     pub_pem = openssl("pkey", "-in", key, "-pubout").stdout
@@ -102,53 +57,13 @@ def test_openssl_signature_verifies_here(tmp_path: Path, backend: str) -> None:
 def test_z_and_e_agree_with_openssl(tmp_path: Path) -> None:
     # OpenSSL signs M with its own Z; verifying that signature over *our* e = SM3(Z || M) as a bare
     # digest (no -rawin) succeeds only if our Z equals OpenSSL's.
-    key = tmp_path / "key.pem"
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", key)
-    (tmp_path / "msg").write_bytes(MSG)
-    openssl(
-        "pkeyutl",
-        "-sign",
-        "-inkey",
-        key,
-        "-rawin",
-        "-digest",
-        "sm3",
-        "-pkeyopt",
-        DISTID,
-        "-in",
-        tmp_path / "msg",
-        "-out",
-        tmp_path / "sig",
-    )
+    key, sig = openssl_signed(tmp_path, MSG)
     pub = SM2PrivateKey.from_pem(key.read_bytes()).public_key()
-    (tmp_path / "e").write_bytes(_curve.message_digest(*pub.point, MSG))
-    (tmp_path / "pub.pem").write_bytes(pub.to_pem())
-    ok = openssl(
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        tmp_path / "pub.pem",
-        "-in",
-        tmp_path / "e",
-        "-sigfile",
-        tmp_path / "sig",
-    )
-    assert "Signature Verified Successfully" in ok.stdout
-    (tmp_path / "e").write_bytes(_curve.message_digest(*pub.point, MSG, b"other"))
-    bad = openssl(
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        tmp_path / "pub.pem",
-        "-in",
-        tmp_path / "e",
-        "-sigfile",
-        tmp_path / "sig",
-        check=False,
-    )
-    assert bad.returncode != 0
+    e = _curve.message_digest(*pub.point, MSG)
+    ok = openssl_verify(tmp_path, pub.to_pem(), e, sig, distid=None)
+    assert ok.returncode == 0 and VERIFIED in ok.stdout
+    other_e = _curve.message_digest(*pub.point, MSG, b"other")
+    assert openssl_verify(tmp_path, pub.to_pem(), other_e, sig, distid=None).returncode != 0
 
 
 def test_our_keys_readable_by_openssl(tmp_path: Path, backend: str) -> None:
@@ -206,26 +121,7 @@ def test_openssl_rejects_what_we_reject(tmp_path: Path) -> None:
     k = SM2PrivateKey.generate()
 
     r, s = _der.decode_signature(k.sign(MSG))
-    (tmp_path / "pub.pem").write_bytes(k.public_key_pem())
-    (tmp_path / "msg").write_bytes(MSG)
-    (tmp_path / "sig").write_bytes(_der.encode_signature(r + _curve.N, s))
-    res = openssl(
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        tmp_path / "pub.pem",
-        "-rawin",
-        "-digest",
-        "sm3",
-        "-pkeyopt",
-        DISTID,
-        "-in",
-        tmp_path / "msg",
-        "-sigfile",
-        tmp_path / "sig",
-        check=False,
-    )
-    assert res.returncode != 0
+    pushed = _der.encode_signature(r + _curve.N, s)
+    assert openssl_verify(tmp_path, k.public_key_pem(), MSG, pushed).returncode != 0
     with pytest.raises(SignatureInvalid):
-        k.public_key().verify(MSG, (tmp_path / "sig").read_bytes())
+        k.public_key().verify(MSG, pushed)
