@@ -8,18 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from adapters.abc import (
-    ChainView,
-    ContractCall,
-    DemoWriter,
-    Panel,
-    Provision,
-    RecordFacts,
-    Route,
-    SetupCall,
-    State,
-    Step,
-)
+from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.party.domain import CONTRACT, DOMAIN
 from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
 from adapters.party.payload import MEMBER_TYPES, STAGES, PartyAdapter, check_recorded_stage
@@ -83,7 +72,7 @@ class PartyWorkflow(PartyAdapter):
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         return ()  # a branch records as soon as it is registered
 
-    def demo(self, writer: DemoWriter) -> str | None:
+    def demo(self, writer: object) -> str | None:
         return None  # no demo records
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:

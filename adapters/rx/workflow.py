@@ -12,18 +12,7 @@ from functools import partial
 from typing import Any
 
 from adapters._common import check_expiry, stricter
-from adapters.abc import (
-    ChainView,
-    ContractCall,
-    DemoWriter,
-    Panel,
-    Provision,
-    RecordFacts,
-    Route,
-    SetupCall,
-    State,
-    Step,
-)
+from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
 from adapters.rx.domain import (
     CONTRACT,
@@ -114,7 +103,7 @@ class RxWorkflow(PrescriptionAdapter):
             return ()
         return (SetupCall(None, network.contracts[CONTRACT].functions.setReviewRequired(False)),)
 
-    def demo(self, writer: DemoWriter) -> str | None:
+    def demo(self, writer: object) -> str | None:
         return None  # its demo is `provenance demo --devnet` (run by hand, on the devnet's keys)
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:

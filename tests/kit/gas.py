@@ -10,12 +10,10 @@ from typing import Any
 from web3 import Web3
 
 from adapters.abc import AdaptContext
-from adapters.batch.intake import batch_root
 from adapters.gas.payload import check_reading
 from provenance.chain.contracts import at, chain_key, transact
-from provenance.errors import ProvenanceError
 from provenance.manifest import Manifest
-from tests.kit.gateway import iso_second
+from tests.kit.gateway import batch_payload, iso_second
 
 CLASSES = ("source", "pipeline", "meter")
 
@@ -72,21 +70,7 @@ def gas_series(
 
 
 def gas_batch(items: list[Any], logger: str, start: datetime, end: datetime, **head: Any) -> dict[str, Any]:
-    """A ``gas.batch`` submission: the head a logger signs (the Merkle root over the readings' canonical
-    bytes) and the readings; ``head`` overrides members of the head."""
-
-    def leaf(i: int, r: Any) -> bytes:
-        try:
-            return check_reading(r, i, AdaptContext())[1]
-        except ProvenanceError:
-            return b"not a reading"  # the gateway must refuse it before it looks at the root
-
-    doc = {
-        "logger": logger,
-        "period_start": iso_second(start),
-        "period_end": iso_second(end),
-        "count": len(items),
-        "root": batch_root([leaf(i, r) for i, r in enumerate(items)]).hex(),
-        "readings": items,
-    }
-    return {**doc, **head}
+    """A ``gas.batch`` submission payload of ``logger``: the head it signs and the readings."""
+    return batch_payload(
+        ("logger", logger), items, start, end, lambda i, r: check_reading(r, i, AdaptContext())[1], **head
+    )

@@ -560,27 +560,44 @@ def hj212_series(
     return out
 
 
-def env_batch(items: list[Any], mn: str, start: datetime, end: datetime, **head: Any) -> dict[str, Any]:
-    """An ``env.batch`` submission payload: the head a station signs (the Merkle root over the readings'
-    canonical bytes) and the readings (packets or JSON forms); ``head`` overrides members of the head."""
-    from adapters.env.batch import batch_root
+def batch_payload(
+    source: tuple[str, str],
+    items: list[Any],
+    start: datetime,
+    end: datetime,
+    leaf: Callable[[int, Any], bytes],
+    **head: Any,
+) -> dict[str, Any]:
+    """A batch submission payload (``env.batch``, ``gas.batch``): the head its source (``(field, id)``) signs,
+    with the Merkle root over the items' canonical bytes (``leaf``), and the items as ``readings``; ``head``
+    overrides members of the head."""
+    from adapters.batch.intake import batch_root
     from provenance.errors import ProvenanceError
 
-    def leaf(r: Any) -> bytes:
+    def safe(i: int, r: Any) -> bytes:
         try:
-            return adapt("env.reading", r.encode() if isinstance(r, str) else r).canonical
+            return leaf(i, r)
         except ProvenanceError:
             return b"not a reading"  # the gateway must refuse it before it looks at the root
 
     doc = {
-        "mn": mn,
+        source[0]: source[1],
         "period_start": iso_second(start),
         "period_end": iso_second(end),
         "count": len(items),
-        "root": batch_root([leaf(r) for r in items]).hex(),
+        "root": batch_root([safe(i, r) for i, r in enumerate(items)]).hex(),
         "readings": items,
     }
     return {**doc, **head}
+
+
+def env_batch(items: list[Any], mn: str, start: datetime, end: datetime, **head: Any) -> dict[str, Any]:
+    """An ``env.batch`` submission payload of station ``mn`` (its readings as packets or JSON forms)."""
+
+    def leaf(_i: int, r: Any) -> bytes:
+        return adapt("env.reading", r.encode() if isinstance(r, str) else r).canonical
+
+    return batch_payload(("mn", mn), items, start, end, leaf, **head)
 
 
 def register_station(network: Manifest, org: str = "station-1") -> str:
