@@ -90,14 +90,17 @@ def test_boxes_counted_by_the_coded_unit_too() -> None:
     assert e.value.code == "TRACE_CODE_INVALID" and e.value.details["field"] == "extension"
 
 
-def test_codes_optional_where_the_unit_counts_no_boxes() -> None:
-    # 10 capsules: they cannot be counted against boxes, so no code is required (any listed is still checked).
+def test_no_codes_where_the_unit_counts_doses() -> None:
+    # 10 capsules: they cannot be counted against boxes, so no code is required, and none is listed (F5-4:
+    # the quantity could not bound them: 1 片 listing 100 boxes marked them all dispensed).
     obj = rx_dispense("RX1", [])
     obj["quantity"] = {"value": 10, "unit": "粒", "system": "http://unitsofmeasure.org", "code": "{capsule}"}
     assert "trace_codes" not in adapt("rx.dispense", obj).facts
     obj = rx_dispense("RX1", ["81234567890123456789"])
     obj["quantity"] = {"value": 10, "unit": "粒"}
-    assert adapt("rx.dispense", obj).facts["trace_codes"] == ["81234567890123456789"]
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.dispense", obj)
+    assert e.value.code == "TRACE_CODE_DOSE_UNITS" and e.value.details["field"] == "extension"
 
 
 @pytest.mark.parametrize(
