@@ -111,10 +111,13 @@ def _quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]
     unit = _get(obj, *path, "unit")
     for key in ("unit", "code"):
         text = _get(obj, *path, key)
-        # Format and control characters make a unit that reads as another (盒 + U+200B).
-        if isinstance(text, str) and any(unicodedata.category(c).startswith("C") for c in text):
+        # Format and control characters, and marks left after NFKC (a variation selector), make a unit that
+        # reads as another (盒 + U+200B).
+        if isinstance(text, str) and any(
+            unicodedata.category(c)[0] in "CM" for c in unicodedata.normalize("NFKC", text)
+        ):
             raise RxUnitInvalid(
-                f"quantity.{key} has an invisible or control character",
+                f"quantity.{key} has an invisible, control or combining character",
                 details={"field": ".".join((*path, key))},
             )
     return value, unit if isinstance(unit, str) else None
