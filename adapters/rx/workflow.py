@@ -263,9 +263,8 @@ class RxWorkflow(PrescriptionAdapter):
                 details={"rx_id": rx_id, "field": "dispense_record"},
             )
         handed_over = data.get("handed_over_at")
-        if isinstance(handed_over, str) and parse_rfc3339(
-            record.facts["settled_at"], lenient=True
-        ) < parse_rfc3339(handed_over, lenient=True):
+        settled = parse_rfc3339(record.facts["settled_at"], lenient=True)
+        if isinstance(handed_over, str) and settled < parse_rfc3339(handed_over, lenient=True):
             raise RxSettledBeforeDispense(
                 f"settled_at is before the dispense of prescription {rx_id!r} was handed over",
                 details={"rx_id": rx_id, "field": "settled_at"},
