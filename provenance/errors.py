@@ -82,6 +82,12 @@ class TraceCodeInvalid(PayloadInvalid):
     code = "TRACE_CODE_INVALID"
 
 
+class TraceCodeAmbiguous(TraceCodeInvalid):
+    """A GS1 element string scanned without its FNC1 (GS) separators that reads as more than one box."""
+
+    code = "TRACE_CODE_AMBIGUOUS"
+
+
 class AccessCodeDigestMissing(PayloadInvalid):
     """An ``rx.issue`` without its access code's digest: no pharmacy could read or dispense it (the
     hospital's SDK makes the code, ``Client.issue_prescription``)."""

@@ -14,8 +14,12 @@ Forms (docs/design/rx-chain.md says which rules were verified against public doc
   the parenthesised string in the order (01)(17)(10)(21). Values use GS1's character set 82.
 - ``numeric``: a manufacturer's own numeric code: 16 to 30 digits other than 20.
 
-A digits-only scan that reads as a GS1 element string (``01`` + a GTIN-14 with a valid check digit, then
-AIs read here, (21) included) is GS1, not a maker's number: a DataMatrix read without its FNC1s.
+A digits-only scan is one digit string, its leading zeros insignificant: when it reads as a GS1 element
+string (the AIs read here, (01) with a valid check digit and (21) included, in any order, a leading ``0``
+of ``01`` restored) it is GS1, not a maker's number or a 码上放心 code, whatever its length: a DataMatrix
+read without its FNC1s. A GS1 string without FNC1 (GS) in which a variable-length element may end before
+the next AI (``01…21S10B``: serial ``S10B``, or serial ``S`` and batch ``B``) reads as more than one box:
+TRACE_CODE_AMBIGUOUS, never a guess (docs/design/rx-chain.md).
 
 A box's :func:`identity` (what :func:`digest` hashes: the chain's record, the workflow keys, "listed twice",
 the look-up) is not its normal form: (17) expiry and (10) batch describe a GS1 box but do not name it, and a
@@ -25,10 +29,11 @@ numeric code's leading zeros are insignificant, so one box has one identity what
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from provenance.crypto.sm3 import sm3_hex
-from provenance.errors import TraceCodeInvalid
+from provenance.errors import TraceCodeAmbiguous, TraceCodeInvalid
 
 # The MedicationDispense extension carrying one box's code (valueString), repeated once per box.
 TRACE_CODE_URL = "urn:shancheng-provenance:fhir:drug-trace-code"
@@ -83,8 +88,8 @@ def _split_paren(code: str, field: str) -> dict[str, str]:
     return elements
 
 
-def _gs1(code: str, field: str) -> str:
-    elements = _split_paren(code, field) if code.startswith("(") else _split_raw(code, field)
+def _checked(elements: dict[str, str], field: str) -> str:
+    """The normal form of one reading's elements, or TRACE_CODE_INVALID."""
     gtin, serial = elements.get("01"), elements.get("21")
     if gtin is None or serial is None:
         raise _bad("a GS1 traceability code carries (01) GTIN and (21) serial", field)
@@ -100,17 +105,67 @@ def _gs1(code: str, field: str) -> str:
     return "".join(f"({ai}){elements[ai]}" for ai in _KNOWN if ai in elements)
 
 
+def _splits(rest: str, elements: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Every way to read ``rest`` (no GS) as AIs read here, each once: a variable-length value may end
+    anywhere (1-20 characters), as a scan that lost its FNC1s does not say where. At most 4 AIs: bounded."""
+    if not rest:
+        yield elements
+        return
+    ai, rest = rest[:2], rest[2:]
+    if ai not in _KNOWN or ai in elements:
+        return
+    if ai in _FIXED:
+        if len(rest) >= _FIXED[ai]:
+            yield from _splits(rest[_FIXED[ai] :], {**elements, ai: rest[: _FIXED[ai]]})
+        return
+    for end in range(1, min(20, len(rest)) + 1):
+        yield from _splits(rest[end:], {**elements, ai: rest[:end]})
+
+
+def _readings(strings: tuple[str, ...]) -> set[str]:
+    """The normal forms of every valid GS1 reading of ``strings`` (each without GS)."""
+    out: set[str] = set()
+    for string in strings:
+        for elements in _splits(string, {}):
+            try:
+                out.add(_checked(elements, ""))
+            except TraceCodeInvalid:
+                continue
+    return out
+
+
+def _one(readings: set[str], field: str) -> str | None:
+    """The one reading, None for none; TRACE_CODE_AMBIGUOUS for two boxes (or two batches) in one string."""
+    if len(readings) > 1:
+        raise TraceCodeAmbiguous(
+            "a GS1 element string without FNC1 (GS) separators reads as more than one box: scan it with "
+            "FNC1/GS or send the human-readable form (01)…(21)…",
+            details={"field": field, "readings": sorted(readings)},
+        )
+    return next(iter(readings), None)
+
+
+def _gs1(code: str, field: str) -> str:
+    if code.startswith("("):
+        return _checked(_split_paren(code, field), field)
+    raw = code.removeprefix("]d2")
+    if _GS in raw:  # the scanner sends FNC1s: each variable-length value ends at one (or at the end)
+        return _checked(_split_raw(code, field), field)
+    return _one(_readings((raw,)), field) or _checked(_split_raw(code, field), field)
+
+
 def normalise(code: Any, field: str = "code") -> tuple[str, str]:
-    """``(form, normal form)`` of one scanned code, or TRACE_CODE_INVALID naming ``field``."""
+    """``(form, normal form)`` of one scanned code, or TRACE_CODE_INVALID (TRACE_CODE_AMBIGUOUS) naming
+    ``field``."""
     if not isinstance(code, str) or not code or len(code) > 100:
         raise _bad("a traceability code is a non-empty string of at most 100 characters", field)
     code = code.strip()
     if code.isdigit() and code.isascii():
-        if code.startswith("01"):
-            try:
-                return "gs1", _gs1(code, field)
-            except TraceCodeInvalid:
-                pass  # not a GS1 element string: a numeric code that starts with 01
+        # One digit string: "0" + a GS1 string (a reader padding to a field width) is that GS1 string.
+        digits = code.lstrip("0")
+        gs1 = _one(_readings((digits, "0" + digits)), field)
+        if gs1 is not None:
+            return "gs1", gs1
         if len(code) == 20:
             return "nmpa20", code
         if 16 <= len(code) <= 30:

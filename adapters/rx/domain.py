@@ -40,5 +40,6 @@ def code_key(code_digest: str) -> str:
 
 
 def settlement_key(settlement_id: str) -> str:
-    """The state key of a settlement id: each insurer's ids are its own, held per insurer under it."""
-    return f"settlement:{settlement_id}"
+    """The state key of a settlement id: each insurer's ids are its own, held per insurer under it. Case
+    does not make another id (ybb9c… is YBB9C…): ids are ASCII (ID_PATTERN), upper-cased."""
+    return f"settlement:{settlement_id.upper()}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from provenance.errors import Conflict, NotFound, NotPermitted, PayloadInvalid
 
 # The codes' form rules live in provenance.trace_code (the CLI normalises before a look-up).
+from provenance.errors import TraceCodeAmbiguous as TraceCodeAmbiguous
 from provenance.errors import TraceCodeInvalid as TraceCodeInvalid
 
 
@@ -126,3 +127,35 @@ class RxAmountInvalid(RxRuleViolation):
     """A settlement amount that is not a decimal string in yuan with two places."""
 
     code = "RX_AMOUNT_INVALID"
+
+
+class TraceCodeExpired(TraceCodeInvalid):
+    """A box whose GS1 (17) expiry date is before the day it was handed over."""
+
+    code = "TRACE_CODE_EXPIRED"
+
+
+class TraceCodeDoseUnits(TraceCodeInvalid):
+    """Traceability codes on a dispense in dose units (片, ml …): a code names a package, and a quantity
+    in doses cannot bound how many were handed over."""
+
+    code = "TRACE_CODE_DOSE_UNITS"
+
+
+class RxUnitInvalid(RxQuantityInvalid):
+    """A quantity's unit (text or code) with invisible or control characters (盒 + U+200B): it would read
+    as one unit and compare as another."""
+
+    code = "RX_UNIT_INVALID"
+
+
+class RxHandedOverBeforeIssue(RxRuleViolation):
+    """A dispense handed over before the prescription was written (``authoredOn``)."""
+
+    code = "RX_HANDED_OVER_BEFORE_ISSUE"
+
+
+class RxSettledBeforeDispense(RxRuleViolation):
+    """A settlement dated before the dispense it settles was handed over."""
+
+    code = "RX_SETTLED_BEFORE_DISPENSE"

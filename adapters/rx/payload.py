@@ -47,15 +47,22 @@ from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
 from adapters.rx.domain import DOMAIN
 from adapters.rx.domain import KINDS as DOMAIN_KINDS
-from adapters.rx.errors import FhirInvalid, RxDispenseMismatch, RxQuantityInvalid, RxRuleViolation
+from adapters.rx.errors import (
+    FhirInvalid,
+    RxDispenseMismatch,
+    RxHandedOverBeforeIssue,
+    RxQuantityInvalid,
+    RxRuleViolation,
+    RxUnitInvalid,
+)
 from adapters.rx.fhir import get as _get
 from adapters.rx.fhir import medication as _medication_concept
 from adapters.rx.fhir import require as _require
 from adapters.rx.fhir import validate as _fhir
 from adapters.rx.fhir import when
 from adapters.rx.steps import review_facts, settle_facts
+from adapters.rx.trace_codes import MAX_CODES, counts_packages, trace_codes
 from adapters.rx.trace_codes import digest as code_digest
-from adapters.rx.trace_codes import trace_codes
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 from provenance.timestamps import TimeSpan
@@ -103,6 +110,17 @@ def _quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]
             details={"field": field},
         )
     unit = _get(obj, *path, "unit")
+    for key in ("unit", "code"):
+        text = _get(obj, *path, key)
+        # Format and control characters, and marks left after NFKC (a variation selector), make a unit that
+        # reads as another (盒 + U+200B).
+        if isinstance(text, str) and any(
+            unicodedata.category(c)[0] in "CM" for c in unicodedata.normalize("NFKC", text)
+        ):
+            raise RxUnitInvalid(
+                f"quantity.{key} has an invisible, control or combining character",
+                details={"field": ".".join((*path, key))},
+            )
     return value, unit if isinstance(unit, str) else None
 
 
@@ -235,6 +253,12 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
     authored = when(obj, "authoredOn", zone=zone)
     check_not_future(authored.start, "authoredOn", ctx)
     quantity, unit = _quantity(obj, "dispenseRequest", "quantity")
+    if quantity > MAX_CODES and counts_packages((unit, _get(obj, "dispenseRequest", "quantity", "code"))):
+        # A dispense lists at most MAX_CODES boxes' codes: more could never be dispensed.
+        raise RxQuantityInvalid(
+            f"a prescription in packages is for at most {MAX_CODES} (one dispense lists each one's code)",
+            details={"field": "dispenseRequest.quantity.value"},
+        )
     # A Period's start is inclusive from its first instant, its end inclusive to its last: an end date
     # covers its whole day in the deployment's zone. No start: valid from when it was written (the low
     # boundary is unknown); no end: never expires, which the contract refuses (an expiry is required).
@@ -310,6 +334,11 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         raise RxRuleViolation("a recorded dispense must be completed", details={"field": "status"})
     quantity, unit = _quantity(obj, "quantity")
     handed_over = when(obj, "whenHandedOver", zone=ctx.time_zone)
+    if handed_over.precision in ("year", "month"):
+        raise RxRuleViolation(
+            "whenHandedOver is a date or a date-time: a month or a year does not say when",
+            details={"field": "whenHandedOver"},
+        )
     # Declared dates are bounded by the gateway's clock first: the validity rule below trusts them. A date
     # without a time is in the future only when all of it is.
     check_not_future(handed_over.start, "whenHandedOver", ctx)
@@ -333,7 +362,8 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         _check_against_issue(facts, prior, handed_over, reference, ctx)
     # After the prescription's rules: "more than prescribed" names quantity.value, not a missing box code.
     coded = _get(obj, "quantity", "code")
-    codes = trace_codes(obj, quantity, (unit, coded if isinstance(coded, str) else None))
+    day = handed_over.start.astimezone(ctx.time_zone).date()
+    codes = trace_codes(obj, quantity, (unit, coded if isinstance(coded, str) else None), day)
     if codes:
         facts |= {"trace_codes": codes, "trace_code_digests": [code_digest(c) for c in codes]}
     return rx_id, facts
@@ -391,6 +421,17 @@ def _check_against_issue(
                     "dispensed outside the prescription's validity period",
                     details={"field": "whenHandedOver"},
                 )
+    # Within validity but before the prescription was written (a validity start before authoredOn).
+    authored = issue.get("authored_on")
+    written = parse_instant(authored, "authored_on") if isinstance(authored, str) else None
+    # A date without a time is before it only when all of its day is.
+    if written is not None and (
+        handed_over.end <= written if handed_over.partial else handed_over.start < written
+    ):
+        raise RxHandedOverBeforeIssue(
+            "dispense handed over before the prescription was written (authoredOn)",
+            details={"field": "whenHandedOver"},
+        )
 
 
 def _access_code_fact(obj: dict[str, Any]) -> dict[str, str]:

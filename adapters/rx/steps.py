@@ -20,8 +20,9 @@ from adapters._common import (
 from adapters.abc import AdaptContext
 from adapters.rx.errors import RxAmountInvalid
 
-# Yuan with exactly two decimals (分), at most 10^9 yuan: a settlement amount as 医保 lists it.
-_YUAN = re.compile(r"(0|[1-9][0-9]{0,8})\.[0-9]{2}")
+# Yuan with exactly two decimals (分), under a million yuan: a settlement amount as 医保 lists it for one
+# prescription's dispense (more is a typo or an attack on whoever sums them; docs/design/rx-chain.md).
+_YUAN = re.compile(r"(0|[1-9][0-9]{0,5})\.[0-9]{2}")
 
 
 class RxReview(BaseModel):
@@ -51,7 +52,7 @@ class RxSettle(BaseModel):
 def _yuan(value: str, field: str) -> str:
     if not _YUAN.fullmatch(value):
         raise RxAmountInvalid(
-            'an amount is a decimal string in yuan with two places ("12.30"), at most 999999999.99',
+            'an amount is a decimal string in yuan with two places ("12.30"), at most 999999.99',
             details={"field": field},
         )
     return str(Decimal(value))

@@ -39,6 +39,7 @@ from adapters.rx.errors import (
     RxNotReviewed,
     RxReviewRejected,
     RxRevoked,
+    RxSettledBeforeDispense,
     RxSettlementIdReused,
     RxUnknown,
     TraceCodeReused,
@@ -151,6 +152,7 @@ class RxWorkflow(PrescriptionAdapter):
         if record.kind == REVOKE:
             return Step(writes={key: State("revoked", closed)})
         assert record.kind == DISPENSE
+        closed["handed_over_at"] = record.facts.get("handed_over_at")  # a settlement is not dated before it
         if issue is None:
             raise RxNotRecorded(
                 f"the chain holds prescription {rx_id!r} but this gateway holds no signed record of its "
@@ -262,6 +264,13 @@ class RxWorkflow(PrescriptionAdapter):
             raise RxNotDispensed(
                 f"prescription {rx_id!r} was dispensed by another record than the one settled",
                 details={"rx_id": rx_id, "field": "dispense_record"},
+            )
+        handed_over = data.get("handed_over_at")
+        settled = parse_rfc3339(record.facts["settled_at"], lenient=True)
+        if isinstance(handed_over, str) and settled < parse_rfc3339(handed_over, lenient=True):
+            raise RxSettledBeforeDispense(
+                f"settled_at is before the dispense of prescription {rx_id!r} was handed over",
+                details={"rx_id": rx_id, "field": "settled_at"},
             )
         earlier = data.get("settlement") or stricter(lambda: rx_settlement(chain, rx_id))
         if earlier is not None:

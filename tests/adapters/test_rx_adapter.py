@@ -342,9 +342,18 @@ def test_quantities_are_bounded(value: object) -> None:
 
 
 def test_quantity_edges_accepted() -> None:
+    tablets = {"unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
     for value in (10**6, 0.001, 2.5, 1):
-        issue = mutate(ISSUE, lambda d, v=value: d["dispenseRequest"]["quantity"].update(value=v))
+        issue = mutate(ISSUE, lambda d, v=value: d["dispenseRequest"]["quantity"].update(tablets, value=v))
         assert adapt("rx.issue", issue).facts["quantity"] == value
+    # In packages at most what one dispense lists codes of (F5-13: 150 boxes could never be dispensed).
+    assert adapt("rx.issue", mutate(ISSUE, lambda d: d["dispenseRequest"]["quantity"].update(value=100)))
+    expect(
+        "rx.issue",
+        mutate(ISSUE, lambda d: d["dispenseRequest"]["quantity"].update(value=101)),
+        "RX_QUANTITY_INVALID",
+        "dispenseRequest.quantity.value",
+    )
 
 
 def test_declared_dates_are_not_in_the_future() -> None:

@@ -3,10 +3,12 @@ Specifications: GTIN-14 mod-10, AIs (01) (17) (10) (21); 码上放心 20 digits;
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from adapters import adapt
-from adapters.rx.trace_codes import digest, identity, normalise
+from adapters.rx.trace_codes import counts_packages, digest, expiry, identity, normalise
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import PayloadInvalid
 from tests.kit.gateway import rx_dispense
@@ -90,14 +92,17 @@ def test_boxes_counted_by_the_coded_unit_too() -> None:
     assert e.value.code == "TRACE_CODE_INVALID" and e.value.details["field"] == "extension"
 
 
-def test_codes_optional_where_the_unit_counts_no_boxes() -> None:
-    # 10 capsules: they cannot be counted against boxes, so no code is required (any listed is still checked).
+def test_no_codes_where_the_unit_counts_doses() -> None:
+    # 10 capsules: they cannot be counted against boxes, so no code is required, and none is listed (F5-4:
+    # the quantity could not bound them: 1 片 listing 100 boxes marked them all dispensed).
     obj = rx_dispense("RX1", [])
     obj["quantity"] = {"value": 10, "unit": "粒", "system": "http://unitsofmeasure.org", "code": "{capsule}"}
     assert "trace_codes" not in adapt("rx.dispense", obj).facts
     obj = rx_dispense("RX1", ["81234567890123456789"])
     obj["quantity"] = {"value": 10, "unit": "粒"}
-    assert adapt("rx.dispense", obj).facts["trace_codes"] == ["81234567890123456789"]
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.dispense", obj)
+    assert e.value.code == "TRACE_CODE_DOSE_UNITS" and e.value.details["field"] == "extension"
 
 
 @pytest.mark.parametrize(
@@ -171,3 +176,91 @@ def test_every_spelling_of_a_package_unit_needs_its_codes(unit: str, coded: str 
     # With one code per package it is accepted.
     obj["extension"] = rx_dispense("RX1", [f"(01){GTIN}(21)U1", "81234567890123456789"])["extension"]
     assert len(adapt("rx.dispense", obj).facts["trace_codes"]) == 2
+
+
+# The fifth attack (F5-1, F5-2): the attacker's boxes, every form a scanner or a keyboard can produce.
+SERIAL = "1577980617"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        f"(01){GTIN}(21){SERIAL}",
+        f"01{GTIN}21{SERIAL}",
+        f"001{GTIN}21{SERIAL}",  # "0" + the digits-only form: one digit string, leading zeros insignificant
+        f"1{GTIN}21{SERIAL}",  # the digits without their leading zeros
+        f"0000001{GTIN}21{SERIAL}",
+        f"]d201{GTIN}21{SERIAL}",
+        f"01{GTIN}17281105\x1d21{SERIAL}",
+        f"1728110501{GTIN}21{SERIAL}",  # digits only, (17) first
+        f"01{GTIN}10771721{SERIAL}",  # digits only, batch first: one reading
+    ],
+)
+def test_one_gs1_box_has_one_identity_in_every_form(written: str) -> None:
+    assert identity(normalise(written, "f")[1]) == f"(01){GTIN}(21){SERIAL}"
+
+
+def test_twenty_digits_reading_as_gs1_are_gs1_with_or_without_leading_zeros() -> None:
+    x = f"01{GTIN}2142"
+    for written in (x, "0" + x, x[1:]):
+        assert normalise(written, "f") == ("gs1", f"(01){GTIN}(21)42"), written
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        f"01{GTIN}21176810{7717}",  # (21) 1768107717, or (21) 1768 and (10) 7717
+        f"]d201{GTIN}21S10B",
+        f"01{GTIN}21AB10CD",
+        f"001{GTIN}2117681017281105",  # (21) to the end, or (21) 1768 (10) 17281105, or … (17) 281105
+    ],
+)
+def test_a_gs1_string_without_fnc1_that_reads_as_two_boxes_is_ambiguous(scanned: str) -> None:
+    with pytest.raises(PayloadInvalid) as e:
+        normalise(scanned, "extension.0.valueString")
+    assert e.value.code == "TRACE_CODE_AMBIGUOUS" and e.value.details["field"] == "extension.0.valueString"
+    assert len(e.value.details["readings"]) > 1
+
+
+@pytest.mark.parametrize(
+    ("unit", "coded"),
+    [  # kit5 t04: every one was dispensed without codes.
+        *((u, None) for u in ("Вох", "ВОХ", "箱", "件", "板", "盒子", "支装", "管装", "瓶装", "罐装")),
+        *((u, None) for u in ("pk", "pkg", "pkt", "carton", "case", "kit", "Bxs", "bo x", "packs", "vials")),
+        *(("片", c) for c in ("PK", "CT", "BO", "{pkg}", "{pck}", "{Packs}", "{盒}", "{瓶}")),
+        (None, None),  # a count of items
+    ],
+)
+def test_units_outside_the_dose_list_count_packages(unit: str | None, coded: str | None) -> None:
+    assert counts_packages((unit, coded))
+
+
+@pytest.mark.parametrize(
+    ("unit", "coded"),
+    [
+        ("片", None),
+        ("片", "{tbl}"),
+        ("粒", "{capsule}"),
+        ("ｍｌ", "mL"),
+        ("µg", "ug"),
+        (" Tablets ", None),
+        ("袋", None),
+    ],
+)
+def test_dose_units_count_no_packages(unit: str, coded: str | None) -> None:
+    assert not counts_packages((unit, coded))
+
+
+@pytest.mark.parametrize(
+    ("yymmdd", "on", "last"),
+    [
+        ("200101", date(2026, 12, 6), date(2020, 1, 1)),
+        ("281100", date(2026, 12, 6), date(2028, 11, 30)),  # day 00: the month's last day
+        ("240200", date(2026, 12, 6), date(2024, 2, 29)),
+        ("991231", date(2026, 12, 6), date(1999, 12, 31)),  # 73 years ahead: the previous century
+        ("500101", date(2026, 12, 6), date(2050, 1, 1)),
+    ],
+)
+def test_gs1_expiry_dates(yymmdd: str, on: date, last: date) -> None:
+    assert expiry(f"(01){GTIN}(17){yymmdd}(21)S", on) == last
+    assert expiry(f"(01){GTIN}(21)S", on) is None

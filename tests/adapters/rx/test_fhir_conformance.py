@@ -199,6 +199,7 @@ def _dispense_at(handed_over: str, prior: dict[str, Any], now: datetime | None =
 
 def test_an_end_date_covers_its_whole_day() -> None:
     prior = _prior(start="2026-11-25", end="2026-11-28")
+    prior["authored_on"] = "2026-11-24T01:42:10Z"  # written the day before it is valid from
     assert (
         _dispense_at("2026-11-28T23:59:59.999+08:00", prior)["handed_over_at"]
         == "2026-11-28T15:59:59.999000Z"
