@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters._common import adapted, load_json_object, rfc3339_utc
-from adapters.abc import AdaptedPayload, ChainView, ContractCall, RecordFacts, State, Step
+from adapters.abc import AdaptContext, AdaptedPayload, ChainView, ContractCall, RecordFacts, State, Step
 from adapters.batch.errors import (
+    BatchPeriodInFuture,
     BatchPeriodInvalid,
     BatchPeriodOverlap,
     BatchRootMismatch,
@@ -77,11 +78,13 @@ def adapt_batch(
     check: ItemCheck,
     *,
     loaded: dict[str, Any] | None = None,
+    ctx: AdaptContext | None = None,
 ) -> AdaptedPayload:
     """A batch submission ``{<head>, readings}`` checked whole: the head, the period, the bound, every item
     (``check``), that none repeats another or lies outside the period, and that they hash to the root. The
     items go to the rules as the ``detail`` (``readings``, ``times``, ``alerts``), never into the facts.
-    ``loaded``: the payload as ``load_json_object`` made it already (a mapping would go through JSON again).
+    ``loaded``: the payload as ``load_json_object`` made it already (a mapping would go through JSON again);
+    ``ctx.now``: the period may end no later than it plus ``ctx.max_clock_skew``.
     """
     obj = load_json_object(payload) if loaded is None else loaded
     readings = obj.get("readings")
@@ -96,6 +99,12 @@ def adapt_batch(
     start, end = _instant(head, "period_start"), _instant(head, "period_end")
     if start >= end:
         raise BatchPeriodInvalid("period_start must be before period_end", details={"field": "period_end"})
+    if ctx is not None and ctx.now is not None and end > ctx.now + ctx.max_clock_skew:
+        raise BatchPeriodInFuture(
+            f"the period ends at {head['period_end']}, in the future (more than "
+            f"{int(ctx.max_clock_skew.total_seconds())} s past the gateway's clock)",
+            details={"field": "period_end", "period_end": head["period_end"]},
+        )
     if head["count"] != len(readings):
         raise BatchRootMismatch(
             f"the batch names {head['count']} readings and carries {len(readings)}",

@@ -79,7 +79,7 @@ class BatchAdapter:
             alerts = alerts_of(facts, index, self.limits) if facts is not None else ()
             return Item(canonical, (cn, at), at, alerts)
 
-        return adapt_batch(SPEC, payload, self.max_batch, reading, loaded=obj)
+        return adapt_batch(SPEC, payload, self.max_batch, reading, loaded=obj, ctx=ctx)
 
 
 def _slow_reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:
