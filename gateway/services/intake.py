@@ -302,6 +302,7 @@ class Intake:
         first = outbox.check_new(s, p.envelope, p.record_id, batch)
         if first is not None:
             return first
+        outbox.check_prev(s, p.envelope, batch)
         assert p.decision is not None  # _decide ran
         with self._chain_reads():
             self._rules.apply(tx, p.decision)
