@@ -159,6 +159,16 @@ def batch_keys(spec: BatchSpec, facts: Mapping[str, Any]) -> tuple[str, ...]:
     return spec.source_key(source), spec.batch_key(source, facts["period_end"])
 
 
+def recorded_end(source: State | None, anchored_end: int) -> str | None:
+    """The end of the source's last batch (its state ``source``), or of its last anchored on chain
+    (``anchored_end``, unix seconds, 0 for none: through another gateway), whichever is later; None if none.
+    Periods only move forward, so anchorBatch never reverts PeriodOverlap for a batch accepted here."""
+    last_end = source.data.get("period_end") if source is not None else None
+    if anchored_end > 0 and (last_end is None or _unix(last_end) < anchored_end):
+        last_end = rfc3339_utc(datetime.fromtimestamp(anchored_end, UTC))
+    return last_end
+
+
 def batch_step(
     spec: BatchSpec,
     record: RecordFacts,
@@ -178,11 +188,11 @@ def batch_step(
             details={"field": "period_end", "period_end": end},
         )
     last = states.get(spec.source_key(source))
-    last_end = last.data.get("period_end") if last is not None else None
-    # The source's last batch here, or on chain (anchored through another gateway): periods only move
-    # forward, so anchorBatch never reverts PeriodOverlap for a batch accepted here.
-    if anchored_end > 0 and (last_end is None or _unix(last_end) < anchored_end):
-        last_end = rfc3339_utc(datetime.fromtimestamp(anchored_end, UTC))
+    last_end = recorded_end(last, anchored_end)
+    # Nor may it cover a single reading the source recorded (``env.reading``: the second after the latest).
+    singles = last.data.get("singles_until") if last is not None else None
+    if singles is not None and (last_end is None or last_end < singles):
+        last_end = singles
     if last_end is not None and start < last_end:
         raise BatchPeriodOverlap(
             f"the period starts at {start}, before the end of the source's last batch ({last_end})",

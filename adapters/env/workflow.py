@@ -1,5 +1,6 @@
-"""The environmental-monitoring workflow. A reading is checked against the station registry and changes no
-state (so readings never wait for one another and run their rule once, before the write). A batch also
+"""The environmental-monitoring workflow. A reading or batch is checked against the station registry. A
+single reading is held to the batches' guarantees (``adapters.env.single``): recorded once, after the
+station's last batch period, within the backdating window, kept for the reads with its alerts. A batch
 moves its station's period forward (state ``station:<MN>``), keeps its readings (state
 ``batch:<MN>:<period_end>``, what the reads serve) and anchors its root with ``EnvMonitoring.anchorBatch``.
 """
@@ -7,7 +8,7 @@ moves its station's period forward (state ``station:<MN>``), keeps its readings 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.abc import (
@@ -32,6 +33,7 @@ from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
+from adapters.env.single import MAX_BACKDATE, single_keys, single_step
 from provenance.chain.contracts import ContractReverted, chain_key, org_id
 from provenance.types import Role
 
@@ -50,8 +52,10 @@ class EnvWorkflow(EnvAdapter):
         *,
         max_batch: int = MAX_BATCH,
         limits: Mapping[str, Mapping[str, Mapping[str, float]]] = DEFAULT_LIMITS,
+        max_backdate: timedelta = MAX_BACKDATE,
     ) -> None:
         self._batches = BatchAdapter(max_batch, limits)
+        self.max_backdate = max_backdate  # how far back a single reading may be dated
         self.routes: Sequence[Route] = routes()
 
     @property
@@ -64,16 +68,18 @@ class EnvWorkflow(EnvAdapter):
         return super().adapt(kind, payload, context=context)
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
-        return batch_keys(SPEC, facts) if kind == BATCH else ()
+        return batch_keys(SPEC, facts) if kind == BATCH else single_keys(facts)
 
     def transition(
         self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
     ) -> Step:
         """A reading's or batch's monitoring point is registered in EnvMonitoring, active, operated by its
-        signer; a batch's period follows the station's last and ends within the chain's clock lead."""
+        signer; a batch's period follows the station's last and ends within the chain's clock lead; a single
+        reading follows the station's last batch period and is recorded once."""
         found = operated_station(chain, SPEC, record)
         if record.kind != BATCH:
-            return Step()
+            limits = self._batches.limits
+            return single_step(record, states, found.last_period_end, now, self.max_backdate, limits)
         return batch_step(SPEC, record, states, chain, found.last_period_end)
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
