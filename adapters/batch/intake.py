@@ -201,7 +201,9 @@ def batch_step(
     batches = int(last.data.get("batches", 0)) if last is not None else 0
     return Step(
         writes={
-            spec.source_key(source): State("active", {"period_end": end, "batches": batches + 1}),
+            spec.source_key(source): State(
+                "active", {**(last.data if last else {}), "period_end": end, "batches": batches + 1}
+            ),
             spec.batch_key(source, end): State(
                 "accepted",
                 {

@@ -28,6 +28,7 @@ __all__ = [
     "ReadingOutOfPeriod",
     "ReadingQueryInvalid",
     "ReadingTooOld",
+    "StationClassMismatch",
     "StationInactive",
     "StationNotOperator",
     "StationUnknown",
@@ -82,3 +83,11 @@ class ReadingTooOld(PayloadInvalid):
     """A single reading dated before the backdating window (``EnvWorkflow(max_backdate=…)``, 72 h)."""
 
     code = "READING_TOO_OLD"
+
+
+class StationClassMismatch(PayloadInvalid):
+    """A reading whose HJ 212 system code (ST) is not its station's class: the ST of the station's first
+    recorded reading or batch, which decides the limits its readings are held to."""
+
+    code = "STATION_CLASS_MISMATCH"
+    http_status = 409

@@ -20,7 +20,7 @@ from adapters.batch.errors import ReadingDuplicate
 from adapters.batch.intake import recorded_end
 from adapters.env.alerts import alerts_of
 from adapters.env.batch import SPEC
-from adapters.env.errors import ReadingOutOfOrder, ReadingTooOld
+from adapters.env.errors import ReadingOutOfOrder, ReadingTooOld, StationClassMismatch
 from provenance.timestamps import parse_rfc3339
 
 MAX_BACKDATE = timedelta(
@@ -89,4 +89,26 @@ def single_step(
     until = max(data.get("singles_until", ""), held["period_end"])
     return Step(
         writes={station_key: State("active", {**data, "singles_until": until}), key: State("accepted", held)}
+    )
+
+
+def with_class(step: Step, station: State | None, station_key: str, st: str | None) -> Step:
+    """The station's class: the ST of its first recorded reading or batch, kept in its state; a later one of
+    another ST is refused, so a station cannot choose per reading which limits (if any) hold it. (None: a
+    batch whose readings the caller does not have.)"""
+    if st is None:
+        return step
+    data = station.data if station is not None else {}
+    pinned = data.get("st")
+    if pinned is not None and pinned != st:
+        raise StationClassMismatch(
+            f"the station's class (HJ 212 ST) is {pinned}, not {st}",
+            details={"field": "ST", "value": st, "station_st": pinned},
+        )
+    written = step.writes.get(station_key)
+    if written is None or written.data.get("st") == st:
+        return step
+    return Step(
+        prior=step.prior,
+        writes={**step.writes, station_key: State(written.status, {**written.data, "st": st})},
     )

@@ -33,7 +33,7 @@ from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
-from adapters.env.single import MAX_BACKDATE, single_keys, single_step
+from adapters.env.single import MAX_BACKDATE, single_keys, single_step, with_class
 from provenance.chain.contracts import ContractReverted, chain_key, org_id
 from provenance.types import Role
 
@@ -77,10 +77,13 @@ class EnvWorkflow(EnvAdapter):
         signer; a batch's period follows the station's last and ends within the chain's clock lead; a single
         reading follows the station's last batch period and is recorded once."""
         found = operated_station(chain, SPEC, record)
+        key = SPEC.source_key(record.facts["mn"])
         if record.kind != BATCH:
             limits = self._batches.limits
-            return single_step(record, states, found.last_period_end, now, self.max_backdate, limits)
-        return batch_step(SPEC, record, states, chain, found.last_period_end)
+            step = single_step(record, states, found.last_period_end, now, self.max_backdate, limits)
+            return with_class(step, states.get(key), key, record.facts["st"])
+        step = batch_step(SPEC, record, states, chain, found.last_period_end)
+        return with_class(step, states.get(key), key, record.detail.get("st"))
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # Stations are registered by the environment bureau, each to the organisation that operates it

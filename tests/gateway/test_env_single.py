@@ -1,7 +1,8 @@
 """Single readings (``env.reading``) held to the batches' guarantees, end to end through the real gateway
-(fifth attack, 6: t22_env_dupe.py, t48_single_alert.py): (MN, CN, DataTime) once across single readings and
-batches, never inside or before a recorded batch period, within the backdating window; a single reading's
-exceedance is an alert, and the reading is in the station's readings, with its own evidence bundle."""
+(fifth attack, 6: t22_env_dupe.py, t48_single_alert.py, t44_st_alerts.py): (MN, CN, DataTime) once across
+single readings and batches, never inside or before a recorded batch period, within the backdating window,
+of the station's class; a single reading's exceedance is an alert, and the reading is in the station's
+readings, with its own evidence bundle."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from adapters import adapt
 from gateway.models import Record, WorkflowState
+from provenance.errors import ProvenanceError
 from tests.kit.batches import count
 from tests.kit.gateway import (
     Harness,
@@ -22,11 +24,14 @@ from tests.kit.gateway import (
 )
 
 
-def _reading(mn: str, at: datetime, value: str, *, cn: str = "2011", code: str = "a21026") -> dict[str, Any]:
-    """A reading's JSON form: ambient air (ST 22), one pollutant; DataTime in station local time (UTC+8)."""
+def _reading(
+    mn: str, at: datetime, value: str, *, cn: str = "2011", code: str = "a21026", st: str = "22"
+) -> dict[str, Any]:
+    """A reading's JSON form: by default ambient air (ST 22), one pollutant; DataTime in station local time
+    (UTC+8)."""
     field = "Rtd" if cn == "2011" else "Avg"
     stamp = (at + timedelta(hours=8)).strftime("%Y%m%d%H%M%S")
-    return {"mn": mn, "st": "22", "cn": cn, "data_time": stamp, "pollutants": {code: {field: value}}}
+    return {"mn": mn, "st": st, "cn": cn, "data_time": stamp, "pollutants": {code: {field: value}}}
 
 
 def test_single_readings_are_held_to_the_batch_guarantees(harness: Harness) -> None:
@@ -44,7 +49,11 @@ def test_single_readings_are_held_to_the_batch_guarantees(harness: Harness) -> N
 
     def refused(kind: str, payload: dict[str, Any], code: str, status: int) -> dict[str, Any]:
         before = (count(harness, Record), count(harness, WorkflowState))
-        r = station.submit(kind, payload)
+        try:  # the digest the station signs (none when the payload does not adapt: the gateway says why)
+            digest = adapt(kind, payload).digest
+        except ProvenanceError:
+            digest = "0" * 64
+        r = station.post(station.body(kind, payload, subject=f"station:{mn}", payload_digest=digest))
         assert (r.status_code, error_code(r)) == (status, code), r.text
         # Nothing of a refused reading or batch is kept: no record, no state.
         assert (count(harness, Record), count(harness, WorkflowState)) == before
@@ -71,6 +80,20 @@ def test_single_readings_are_held_to_the_batch_guarantees(harness: Harness) -> N
     for at in (start + timedelta(seconds=10), t0 + timedelta(seconds=5)):
         details = refused("env.reading", _reading(mn, at, "0.2"), "READING_OUT_OF_ORDER", 409)
         assert details["last_period_end"] == iso_second(end)
+    # The station's class is its first reading's ST (22, ambient air, held to GB 3095): a reading or a batch
+    # of another ST, whose limits would not hold it (t44_st_alerts.py: SO2 9999 alerted under ST 22 only).
+    later = end + timedelta(seconds=5)
+    for st in ("21", "31", "32", "91"):
+        details = refused("env.reading", _reading(mn, later, "9999", st=st), "STATION_CLASS_MISMATCH", 409)
+        assert details == {"field": "ST", "value": st, "station_st": "22"}
+    mixed = [_reading(mn, later, "9999"), _reading(mn, later + timedelta(seconds=1), "9999", st="32")]
+    period = (later, later + timedelta(seconds=2))
+    assert refused("env.batch", env_batch(mixed, mn, *period), "STATION_CLASS_MISMATCH", 409)["index"] == 1
+    other = [
+        _reading(mn, later, "9999", st="32"),
+        _reading(mn, later + timedelta(seconds=1), "9999", st="32"),
+    ]
+    refused("env.batch", env_batch(other, mn, *period), "STATION_CLASS_MISMATCH", 409)
     # Backdated beyond the window (72 hours): 30 days old, and from 2001.
     for at in (t0 - timedelta(days=30), datetime(2001, 1, 1, tzinfo=UTC)):
         assert refused("env.reading", _reading(mn, at, "0.2"), "READING_TOO_OLD", 400)["field"] == "DataTime"
