@@ -33,7 +33,7 @@ from adapters.env.batch import SPEC
 
 
 class Reading(BaseModel):
-    batch: str = Field(description="the env.batch record id")
+    batch: str = Field(description="the env.batch record id (a single reading: its env.reading record id)")
     index: int = Field(description="the reading's place in its batch")
     data_time: str = Field(description="DataTime in UTC")
     reading: dict[str, Any] = Field(description="the reading, as signed (an env.reading payload)")
