@@ -99,12 +99,6 @@ def adapt_batch(
     start, end = _instant(head, "period_start"), _instant(head, "period_end")
     if start >= end:
         raise BatchPeriodInvalid("period_start must be before period_end", details={"field": "period_end"})
-    if ctx is not None and ctx.now is not None and end > ctx.now + ctx.max_clock_skew:
-        raise BatchPeriodInFuture(
-            f"the period ends at {head['period_end']}, in the future (more than "
-            f"{int(ctx.max_clock_skew.total_seconds())} s past the gateway's clock)",
-            details={"field": "period_end", "period_end": head["period_end"]},
-        )
     if head["count"] != len(readings):
         raise BatchRootMismatch(
             f"the batch names {head['count']} readings and carries {len(readings)}",
@@ -131,6 +125,13 @@ def adapt_batch(
         leaves.append(item.canonical)
         times.append(item.at)
         alerts += item.alerts
+    # After the readings: one dated in the future is named by its own code and index.
+    if ctx is not None and ctx.now is not None and end > ctx.now + ctx.max_clock_skew:
+        raise BatchPeriodInFuture(
+            f"the period ends at {head['period_end']}, in the future (more than "
+            f"{int(ctx.max_clock_skew.total_seconds())} s past the gateway's clock)",
+            details={"field": "period_end", "period_end": head["period_end"]},
+        )
     root = batch_root(leaves).hex()
     if root != head["root"]:
         raise BatchRootMismatch(
