@@ -36,6 +36,7 @@ from gateway.errors import (
     OrgMismatch,
     RoleForbidden,
     StateConflict,
+    StorageWriteFailed,
     TimestampInvalid,
     TxAccountMissing,
 )
@@ -293,6 +294,8 @@ class Intake:
                 return self._after_conflict(p)
             except ProvenanceError as exc:
                 return exc
+        except StorageWriteFailed:
+            raise  # nothing stored: the whole request fails (507/503), as a transaction of many records does
         except ProvenanceError as exc:
             return self._accepted_meanwhile(p) or exc
 
