@@ -192,7 +192,10 @@ def through_gateway(
             last = http.post(
                 "/api/v1/records",
                 json=sign_submission(
-                    "station-1", key, "env.reading", hj212_series(STATION_1_MN, t0 - timedelta(days=3), 1)[0]
+                    "station-1",
+                    key,
+                    "env.reading",
+                    hj212_series(STATION_1_MN, t0 - timedelta(days=2, seconds=1), 1)[0],
                 ),
             ).json()["id"]
             _wait_done(http, [last], chain=False)

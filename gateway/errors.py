@@ -83,6 +83,13 @@ class Replayed(ProvenanceError):
     http_status = 409
 
 
+class PrevUnknown(Conflict):
+    """A record whose ``prev`` names no accepted record of its subject (docs/formats.md: the digest of one
+    of the subject's earlier records)."""
+
+    code = "PREV_UNKNOWN"
+
+
 class IdempotencyConflict(ProvenanceError):
     code = "IDEMPOTENCY_KEY_REUSED"
     http_status = 409

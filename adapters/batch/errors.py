@@ -38,6 +38,14 @@ class BatchPeriodInvalid(PayloadInvalid):
     code = "BATCH_PERIOD_INVALID"
 
 
+class BatchPeriodInFuture(BatchPeriodInvalid):
+    """A batch period ending later than the gateway's clock allows (its ``max_clock_skew``): a batch covers
+    readings already taken, and a period ending ahead would hold back the source's next batches until then
+    (periods only move forward)."""
+
+    code = "BATCH_PERIOD_IN_FUTURE"
+
+
 class BatchPeriodOverlap(PayloadInvalid):
     """A batch period starting before the end of the source's last batch. Periods only move forward (as in
     the anchoring contract), so an item of an earlier batch can never come again in a later one."""

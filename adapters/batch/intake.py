@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters._common import adapted, load_json_object, rfc3339_utc
-from adapters.abc import AdaptedPayload, ChainView, ContractCall, RecordFacts, State, Step
+from adapters.abc import AdaptContext, AdaptedPayload, ChainView, ContractCall, RecordFacts, State, Step
 from adapters.batch.errors import (
+    BatchPeriodInFuture,
     BatchPeriodInvalid,
     BatchPeriodOverlap,
     BatchRootMismatch,
@@ -78,12 +79,14 @@ def adapt_batch(
     check: ItemCheck,
     *,
     prepare: Callable[[list[Any]], None] | None = None,
+    ctx: AdaptContext | None = None,
 ) -> AdaptedPayload:
     """A batch submission ``{<head>, readings}`` checked whole: the head, the period, the bound, every item
     (``check``), that none repeats another or lies outside the period, and that they hash to the root. The
     items go to the rules as the ``detail`` (``readings``, ``times``, ``alerts``), never into the facts.
     ``prepare``: what the domain does with all the items once the head and bound passed, before the first
-    ``check`` (env: its one-pass forms of the readings).
+    ``check`` (env: its one-pass forms of the readings). ``ctx.now``: the period may end no later than it
+    plus ``ctx.max_clock_skew``.
     """
     obj = load_json_object(payload)
     readings = obj.get("readings")
@@ -126,6 +129,13 @@ def adapt_batch(
         leaves.append(item.canonical)
         times.append(item.at)
         alerts += item.alerts
+    # After the readings: one dated in the future is named by its own code and index.
+    if ctx is not None and ctx.now is not None and end > ctx.now + ctx.max_clock_skew:
+        raise BatchPeriodInFuture(
+            f"the period ends at {head['period_end']}, in the future (more than "
+            f"{int(ctx.max_clock_skew.total_seconds())} s past the gateway's clock)",
+            details={"field": "period_end", "period_end": head["period_end"]},
+        )
     root = batch_root(leaves).hex()
     if root != head["root"]:
         raise BatchRootMismatch(
@@ -147,6 +157,16 @@ def batch_keys(spec: BatchSpec, facts: Mapping[str, Any]) -> tuple[str, ...]:
     return spec.source_key(source), spec.batch_key(source, facts["period_end"])
 
 
+def recorded_end(source: State | None, anchored_end: int) -> str | None:
+    """The end of the source's last batch (its state ``source``), or of its last anchored on chain
+    (``anchored_end``, unix seconds, 0 for none: through another gateway), whichever is later; None if none.
+    Periods only move forward, so anchorBatch never reverts PeriodOverlap for a batch accepted here."""
+    last_end = source.data.get("period_end") if source is not None else None
+    if anchored_end > 0 and (last_end is None or _unix(last_end) < anchored_end):
+        last_end = rfc3339_utc(datetime.fromtimestamp(anchored_end, UTC))
+    return last_end
+
+
 def batch_step(
     spec: BatchSpec,
     record: RecordFacts,
@@ -166,11 +186,11 @@ def batch_step(
             details={"field": "period_end", "period_end": end},
         )
     last = states.get(spec.source_key(source))
-    last_end = last.data.get("period_end") if last is not None else None
-    # The source's last batch here, or on chain (anchored through another gateway): periods only move
-    # forward, so anchorBatch never reverts PeriodOverlap for a batch accepted here.
-    if anchored_end > 0 and (last_end is None or _unix(last_end) < anchored_end):
-        last_end = rfc3339_utc(datetime.fromtimestamp(anchored_end, UTC))
+    last_end = recorded_end(last, anchored_end)
+    # Nor may it cover a single reading the source recorded (``env.reading``: the second after the latest).
+    singles = last.data.get("singles_until") if last is not None else None
+    if singles is not None and (last_end is None or last_end < singles):
+        last_end = singles
     if last_end is not None and start < last_end:
         raise BatchPeriodOverlap(
             f"the period starts at {start}, before the end of the source's last batch ({last_end})",
@@ -179,7 +199,9 @@ def batch_step(
     batches = int(last.data.get("batches", 0)) if last is not None else 0
     return Step(
         writes={
-            spec.source_key(source): State("active", {"period_end": end, "batches": batches + 1}),
+            spec.source_key(source): State(
+                "active", {**(last.data if last else {}), "period_end": end, "batches": batches + 1}
+            ),
             spec.batch_key(source, end): State(
                 "accepted",
                 {

@@ -44,7 +44,7 @@ class BundleDocument(BaseModel):
 class ItemEntry(BaseModel):
     """What a page says of each entry: the item it is about (a domain's readings and alerts add theirs)."""
 
-    batch: str = Field(description="the batch record id")
+    batch: str = Field(description="the batch record id (a single reading: its own record id)")
     index: int = Field(description="the reading's place in its batch")
     data_time: str = Field(description="the reading's time (UTC)")
 
@@ -149,12 +149,20 @@ class Batch:
     bundle: Mapping[str, Any]
     first: int  # where a resumed page goes on in this batch (0: from its start)
     anchor: Mapping[str, Any] | None  # its root's anchor in the domain's contract, once confirmed
+    # Single readings of one second (``adapters.env.single``) in place of a batch: each its record's bundle.
+    singles: Sequence[Mapping[str, Any]] = ()
 
     @property
     def record(self) -> str:
         return str(self.state.data["record"])
 
+    def record_at(self, index: int) -> str:
+        """The record of item ``index``: the batch's, or the single reading's own."""
+        return str(self.state.data["records"][index]) if self.singles else self.record
+
     def item(self, index: int) -> dict[str, Any]:
+        if self.singles:
+            return dict(self.singles[index])  # the reading is its record's payload: no inclusion proof
         return item_bundle(self.bundle, self.state, index, self.anchor)
 
 
@@ -172,10 +180,16 @@ def _batches(ctx: ReadContext, q: Query) -> Iterator[Batch]:
             continue
         if q.until is not None and data["period_start"] >= q.until:
             return
+        first = q.resume[1] if q.resume is not None and q.resume[0] == key else 0
+        if "records" in data:  # single readings of one second
+            bundles = [ctx.bundle(r) for r in data["records"]]
+            singles = [b for b in bundles if b is not None]
+            if len(singles) == len(bundles):  # else records this reader may not read
+                yield Batch(state, singles[0], first, None, singles)
+            continue
         bundle = ctx.bundle(data["record"])
         if bundle is None:
             continue  # a batch this reader may not read: its items do not exist for it
-        first = q.resume[1] if q.resume is not None and q.resume[0] == key else 0
         yield Batch(state, bundle, first, batch_anchor(ctx, data["record"], data["root"]))
 
 
@@ -209,8 +223,8 @@ def item_page(ctx: ReadContext, q: Query, model: Callable[..., T]) -> tuple[list
 
     def make(batch: Batch, entry: Mapping[str, Any]) -> T:
         b = batch.item(entry["index"])
-        document = b["item"]["document"]
-        return model(batch=batch.record, **entry, reading=document, bundle=b)
+        document = b["item"]["document"] if "item" in b else b["payload"]
+        return model(batch=batch.record_at(entry["index"]), **entry, reading=document, bundle=b)
 
     return page(ctx, q, readings_of, make)
 
@@ -225,7 +239,7 @@ def alert_page(
     bundle=)`` with its item's evidence bundle."""
 
     def make(batch: Batch, entry: Mapping[str, Any]) -> T:
-        return model(batch=batch.record, **entry, bundle=batch.item(entry["index"]))
+        return model(batch=batch.record_at(entry["index"]), **entry, bundle=batch.item(entry["index"]))
 
     return page(ctx, q, entries or alerts_of, make)
 

@@ -10,6 +10,7 @@ and its ``readings`` (HJ 212 packets or their JSON form); each reading must be o
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +21,13 @@ from adapters.batch.intake import MAX_BATCH, adapt_batch, batch_root
 from adapters.env import fastpath
 from adapters.env.alerts import DEFAULT_LIMITS, alerts_of
 from adapters.env.domain import BATCH, CONTRACT, READING
-from adapters.env.errors import BatchStationMismatch, StationInactive, StationNotOperator, StationUnknown
+from adapters.env.errors import (
+    BatchStationMismatch,
+    StationClassMismatch,
+    StationInactive,
+    StationNotOperator,
+    StationUnknown,
+)
 from adapters.env.payload import EnvAdapter
 from adapters.errors import PayloadInvalid
 from provenance.errors import DuplicateKey
@@ -54,6 +61,7 @@ class BatchAdapter:
 
     def adapt(self, payload: Payload, ctx: AdaptContext) -> AdaptedPayload:
         fast: list[fastpath.Fast | None] = []  # the one-pass forms, made once the head and bound passed
+        classes: list[str] = []  # the ST of the batch's readings (its first's)
 
         def prepare(readings: list[Any]) -> None:
             fast[:] = fastpath.readings(readings, ctx)
@@ -65,19 +73,26 @@ class BatchAdapter:
             if hit is None:  # what the one pass does not take, the codec decides (and names the error)
                 r = _slow_reading(raw, index, ctx)
                 canonical, facts = r.canonical, r.facts
-                mn, cn, at = facts["mn"], facts["cn"], facts["data_time"]
+                mn, cn, at, st = facts["mn"], facts["cn"], facts["data_time"], facts["st"]
             else:
-                canonical, mn, cn, at = hit.canonical, hit.mn, hit.cn, hit.data_time
+                canonical, mn, cn, at, st = hit.canonical, hit.mn, hit.cn, hit.data_time, hit.st
                 facts = hit.facts() if hit.abnormal or hit.st in self.limits else None
             if mn != head["mn"]:
                 raise BatchStationMismatch(
                     f"reading {index} is of monitoring point {mn!r}, the batch of {head['mn']!r}",
                     details={"index": index, "mn": mn, "batch_mn": head["mn"]},
                 )
+            if classes and st != classes[0]:  # one station, one class (ST): the workflow checks it is its own
+                raise StationClassMismatch(
+                    f"reading {index} has ST {st}, the batch's readings {classes[0]}",
+                    details={"index": index, "field": "ST", "value": st, "station_st": classes[0]},
+                )
+            classes[:] = [st]
             alerts = alerts_of(facts, index, self.limits) if facts is not None else ()
             return Item(canonical, (cn, at), at, alerts)
 
-        return adapt_batch(SPEC, payload, self.max_batch, reading, prepare=prepare)
+        done = adapt_batch(SPEC, payload, self.max_batch, reading, prepare=prepare, ctx=ctx)
+        return dataclasses.replace(done, detail={**done.detail, "st": classes[0]})
 
 
 def _slow_reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:

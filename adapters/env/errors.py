@@ -23,7 +23,10 @@ __all__ = [
     "EnvRuleViolation",
     "ReadingDuplicate",
     "ReadingNotFound",
+    "ReadingOutOfOrder",
     "ReadingOutOfPeriod",
+    "ReadingTooOld",
+    "StationClassMismatch",
     "StationInactive",
     "StationNotOperator",
     "StationUnknown",
@@ -61,3 +64,28 @@ class BatchStationMismatch(PayloadInvalid):
     """A reading of the batch names another monitoring point than the batch."""
 
     code = "BATCH_STATION_MISMATCH"
+
+
+# --- single readings (``env.reading``) held to the batches' guarantees -------------------------------------
+
+
+class ReadingOutOfOrder(PayloadInvalid):
+    """A single reading dated inside or before the station's last recorded batch period: periods only move
+    forward, so a reading of an earlier batch never comes again."""
+
+    code = "READING_OUT_OF_ORDER"
+    http_status = 409
+
+
+class ReadingTooOld(PayloadInvalid):
+    """A single reading dated before the backdating window (``EnvWorkflow(max_backdate=…)``, 72 h)."""
+
+    code = "READING_TOO_OLD"
+
+
+class StationClassMismatch(PayloadInvalid):
+    """A reading whose HJ 212 system code (ST) is not its station's class: the ST of the station's first
+    recorded reading or batch, which decides the limits its readings are held to."""
+
+    code = "STATION_CLASS_MISMATCH"
+    http_status = 409

@@ -1,5 +1,6 @@
-"""The environmental-monitoring workflow. A reading is checked against the station registry and changes no
-state (so readings never wait for one another and run their rule once, before the write). A batch also
+"""The environmental-monitoring workflow. A reading or batch is checked against the station registry. A
+single reading is held to the batches' guarantees (``adapters.env.single``): recorded once, after the
+station's last batch period, within the backdating window, kept for the reads with its alerts. A batch
 moves its station's period forward (state ``station:<MN>``), keeps its readings (state
 ``batch:<MN>:<period_end>``, what the reads serve) and anchors its root with ``EnvMonitoring.anchorBatch``.
 """
@@ -7,10 +8,24 @@ moves its station's period forward (state ``station:<MN>``), keeps its readings 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
-from adapters.abc import AdaptContext, AdaptedPayload, Panel, Payload, Provision, Route, SetupCall
-from adapters.batch.intake import MAX_BATCH
+from adapters.abc import (
+    AdaptContext,
+    AdaptedPayload,
+    ChainView,
+    Panel,
+    Payload,
+    Provision,
+    RecordFacts,
+    Route,
+    SetupCall,
+    State,
+    Step,
+)
+from adapters.batch.chain import operated_station
+from adapters.batch.intake import MAX_BATCH, batch_keys, batch_step
 from adapters.batch.spec import BatchSpec
 from adapters.batch.workflow import BatchWorkflow
 from adapters.env.alerts import DEFAULT_LIMITS
@@ -19,6 +34,7 @@ from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
+from adapters.env.single import MAX_BACKDATE, single_keys, single_step, with_class
 from provenance.chain.contracts import chain_key, org_id
 from provenance.types import Role
 
@@ -32,20 +48,41 @@ class EnvWorkflow(BatchWorkflow, EnvAdapter):
     watched: tuple[str, ...] = (CONTRACT,)
     panels: Sequence[Panel] = PANELS
     spec: ClassVar[BatchSpec] = SPEC
+    _batches: BatchAdapter  # its limits judge single readings too
 
     def __init__(
         self,
         *,
         max_batch: int = MAX_BATCH,
         limits: Mapping[str, Mapping[str, Mapping[str, float]]] = DEFAULT_LIMITS,
+        max_backdate: timedelta = MAX_BACKDATE,
     ) -> None:
         self._batches = BatchAdapter(max_batch, limits)
+        self.max_backdate = max_backdate  # how far back a single reading may be dated
         self.routes: Sequence[Route] = routes()
 
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         if kind == BATCH:
             return self.adapt_batch(payload, context)
         return super().adapt(kind, payload, context=context)
+
+    def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        return batch_keys(SPEC, facts) if kind == BATCH else single_keys(facts)
+
+    def transition(
+        self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
+    ) -> Step:
+        """A reading's or batch's monitoring point is registered in EnvMonitoring, active, operated by its
+        signer; a batch's period follows the station's last and ends within the chain's clock lead; a single
+        reading follows the station's last batch period and is recorded once."""
+        found = operated_station(chain, SPEC, record)
+        key = SPEC.source_key(record.facts["mn"])
+        if record.kind != BATCH:
+            limits = self._batches.limits
+            step = single_step(record, states, found.last_period_end, now, self.max_backdate, limits)
+            return with_class(step, states.get(key), key, record.facts["st"])
+        step = batch_step(SPEC, record, states, chain, found.last_period_end)
+        return with_class(step, states.get(key), key, record.detail.get("st"))
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # Stations are registered by the environment bureau, each to the organisation that operates it

@@ -46,4 +46,4 @@ class GasBatchAdapter:
                 leaf, (doc["asset"], doc["time"]), doc["time"], alarms_of(doc, index, self.thresholds)
             )
 
-        return adapt_batch(SPEC, payload, self.max_batch, reading)
+        return adapt_batch(SPEC, payload, self.max_batch, reading, ctx=ctx)

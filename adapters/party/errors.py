@@ -28,3 +28,16 @@ class PartyMemberNotAtBranch(PartyRuleViolation):
     transfer to this one), or nowhere (a transfer)."""
 
     code = "PARTY_MEMBER_NOT_AT_BRANCH"
+
+
+class PartyDuesMonthInvalid(PartyRuleViolation):
+    """Dues for a month that has not begun yet (in the deployment's time zone)."""
+
+    code = "PARTY_DUES_MONTH_INVALID"
+
+
+class PartyDuesDuplicate(PartyRuleViolation):
+    """A second dues record of one member for one month (whichever branch records it)."""
+
+    code = "PARTY_DUES_DUPLICATE"
+    http_status = 409

@@ -21,6 +21,7 @@ place; attendance lists and the recorder, which no rule reads, are left out.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -34,12 +35,13 @@ from adapters._common import (
     load_json_object,
     past_instant,
     pseudonym,
+    rfc3339_utc,
     unique_items,
     validation_error,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.errors import PayloadInvalid
-from adapters.party.errors import PartyRuleViolation, PartyStageInvalid
+from adapters.party.errors import PartyDuesMonthInvalid, PartyRuleViolation, PartyStageInvalid
 
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -161,6 +163,21 @@ def _check_stage(record: Membership, prior: dict[str, Any] | None, ctx: AdaptCon
     check_recorded_stage(record.previous_stage, prior.get("stage"))
 
 
+def _dues_month(record: Dues, ctx: AdaptContext) -> str:
+    """The first instant after the dues' month in the deployment's zone (RFC 3339 UTC: the ``month_until``
+    fact, against which the workflow checks that the branch held the member in that month); a month that
+    has not begun yet is refused."""
+    year, month = int(record.month[:4]), int(record.month[5:])
+    first = datetime(year, month, 1, tzinfo=ctx.time_zone)
+    if ctx.now is not None and first > ctx.now + ctx.max_clock_skew:
+        raise PartyDuesMonthInvalid(
+            f"dues for {record.month}, a month that has not begun",
+            details={"field": "month", "value": record.month},
+        )
+    after = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=ctx.time_zone)
+    return rfc3339_utc(after)
+
+
 def check_recorded_stage(previous_stage: str | None, recorded: str | None) -> None:
     """A membership record's ``previous_stage`` must be the member's recorded stage (the gateway checks it
     again inside its write transaction)."""
@@ -205,6 +222,8 @@ class PartyAdapter:
             )
         if isinstance(record, Membership):
             _check_stage(record, dict(ctx.prior) if ctx.prior is not None else None, ctx)
+        if isinstance(record, Dues):
+            facts["month_until"] = _dues_month(record, ctx)
         if isinstance(record, Transfer) and record.to_branch_id == record.branch_id:
             raise PartyRuleViolation("a transfer names another branch", details={"field": "to_branch_id"})
         for key in _PERSONS:

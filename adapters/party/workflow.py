@@ -1,6 +1,7 @@
-"""The party-building workflow: a member's recorded place (the branch that holds them and their stage) is
-the one state; membership and transfer records move it, one member at a time across the whole network.
-Every record is kept by ``PartyRecords`` (keyed by its digest)."""
+"""The party-building workflow: a member's recorded place (the branch that holds them, since when, and their
+stage) is the state; membership and transfer records move it, one member at a time across the whole
+network; dues follow it (recorded by the branch holding the member, once per member and month: state
+``dues:<member>:<month>``). Every record is kept by ``PartyRecords`` (keyed by its digest)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from typing import Any
 
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.party.domain import CONTRACT, DOMAIN
-from adapters.party.errors import PartyFirstStageInvalid, PartyMemberNotAtBranch, PartyStageInvalid
+from adapters.party.errors import (
+    PartyDuesDuplicate,
+    PartyFirstStageInvalid,
+    PartyMemberNotAtBranch,
+    PartyStageInvalid,
+)
 from adapters.party.payload import MEMBER_TYPES, STAGES, PartyAdapter, check_recorded_stage
 from provenance.chain.contracts import ContractReverted
 
@@ -59,9 +65,36 @@ def _member(facts: Mapping[str, Any]) -> str:
     return f"member:{facts['member_ref_hmac']}"
 
 
+def _dues(facts: Mapping[str, Any]) -> str:
+    return f"dues:{facts['member_ref_hmac']}:{facts['month']}"  # one dues record per member and month
+
+
+def dues_step(facts: Mapping[str, Any], member: State | None, recorded: State | None) -> None:
+    """Dues are recorded by the branch holding the member (recorded there by a membership or transfer
+    record), for a month the member was held there by its end, once per member and month."""
+    if member is None or member.data["branch_id"] != facts["branch_id"]:
+        at = None if member is None else member.data["branch_id"]
+        raise PartyMemberNotAtBranch(
+            "dues are recorded by the branch holding the member: "
+            + ("the member has no recorded stage" if at is None else f"the member is recorded at {at!r}"),
+            details={"field": "member_id", "recorded_branch": at},
+        )
+    since = member.data.get("since")  # when the branch began to hold them (absent for older states)
+    if since is not None and facts["month_until"] <= since:
+        raise PartyMemberNotAtBranch(
+            f"the branch holds the member since {since}, after the month {facts['month']}",
+            details={"field": "month", "value": facts["month"], "since": since},
+        )
+    if recorded is not None:
+        raise PartyDuesDuplicate(
+            f"the member's dues for {facts['month']} are recorded already",
+            details={"field": "month", "value": facts["month"], "record": recorded.data["record"]},
+        )
+
+
 class PartyWorkflow(PartyAdapter):
-    """``party.record``: meetings, study and dues are kept as they are; a membership or transfer record
-    must follow the member's recorded place."""
+    """``party.record``: meetings and study are kept as they are; a membership or transfer record must
+    follow the member's recorded place, dues the branch holding the member."""
 
     domain = DOMAIN
     contracts: tuple[str, ...] = (CONTRACT,)
@@ -76,20 +109,30 @@ class PartyWorkflow(PartyAdapter):
         return None  # no demo records
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        if facts.get("type") == "dues":
+            return _member(facts), _dues(facts)
         return (_member(facts),) if facts.get("type") in MEMBER_TYPES else ()
 
     def transition(
         self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
     ) -> Step:
-        if record.facts.get("type") not in MEMBER_TYPES:
+        f = record.facts
+        if f.get("type") == "dues":
+            dues_step(f, states[_member(f)], states[_dues(f)])
+            return Step(writes={_dues(f): State("recorded", {"record": record.record_id})})
+        if f.get("type") not in MEMBER_TYPES:
             return Step()
-        key = _member(record.facts)
+        key = _member(f)
         state = states[key]
         place = None if state is None else {"branch_id": state.data["branch_id"], "stage": state.status}
-        after = member_step(record.facts, place)
-        return Step(
-            writes={key: State(after["stage"], {"branch_id": after["branch_id"], "record": record.record_id})}
-        )
+        after = member_step(f, place)
+        # Since when the branch holds the member (for their dues): kept while they stay, restarted on arrival.
+        if state is None or after["branch_id"] != state.data["branch_id"]:
+            since = f["effective_at"]
+        else:
+            since = state.data.get("since")
+        data = {"branch_id": after["branch_id"], "record": record.record_id, "since": since}
+        return Step(writes={key: State(after["stage"], data)})
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:
         kind = RECORD_TYPES[record.facts["type"]]

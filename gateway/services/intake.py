@@ -36,6 +36,7 @@ from gateway.errors import (
     OrgMismatch,
     RoleForbidden,
     StateConflict,
+    StorageWriteFailed,
     TimestampInvalid,
     TxAccountMissing,
 )
@@ -172,7 +173,12 @@ class Intake:
             prepared = self._prepare(s, token_org, sub, idempotency_key)
             if prepared.existing is not None:
                 return Accepted(prepared.record_id, created=False, accepted_at=prepared.existing)
-            self._decide(s, prepared)
+            try:
+                self._decide(s, prepared)
+            except ProvenanceError:
+                if (twin := self._accepted_meanwhile(prepared)) is not None:
+                    return twin
+                raise
         # Concurrent single submissions share one transaction (group commit): one commit, one INSERT per
         # table and one hold of the write lock for the group instead of one each.
         result = self._writer.run(prepared)
@@ -288,8 +294,17 @@ class Intake:
                 return self._after_conflict(p)
             except ProvenanceError as exc:
                 return exc
+        except StorageWriteFailed:
+            raise  # nothing stored: the whole request fails (507/503), as a transaction of many records does
         except ProvenanceError as exc:
-            return exc
+            return self._accepted_meanwhile(p) or exc
+
+    def _accepted_meanwhile(self, p: _Prepared) -> Accepted | None:
+        """The same record, accepted since it was prepared (a twin in flight): its rule now sees its own
+        states (a reading recorded once) and refuses, but the answer is the idempotent one."""
+        with self._db.session() as s:
+            first = outbox.accepted_at(s, p.record_id)
+        return None if first is None else Accepted(p.record_id, created=False, accepted_at=first)
 
     def _states(self, s: Session, ready: Sequence[_Prepared]) -> TxStates:
         """The transaction's states, every key its records touch locked (PostgreSQL)."""
@@ -302,6 +317,7 @@ class Intake:
         first = outbox.check_new(s, p.envelope, p.record_id, batch)
         if first is not None:
             return first
+        outbox.check_prev(s, p.envelope, batch)
         assert p.decision is not None  # _decide ran
         with self._chain_reads():
             self._rules.apply(tx, p.decision)

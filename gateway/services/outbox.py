@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from gateway.core.kek import KekRing
-from gateway.errors import Replayed
+from gateway.errors import PrevUnknown, Replayed
 from gateway.models import DataKey, Record, RecordPayload
 from provenance.crypto import generate_sm4_key, sm4_gcm_encrypt
 from provenance.records import Envelope
@@ -24,6 +24,7 @@ from provenance.records import Envelope
 # Built once: a statement built per call is compiled-cache-keyed per call (a tenth of a small write's CPU).
 _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey))  # type: ignore[union-attr]
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
+_SUBJECT = select(Record.subject).where(col(Record.id) == bindparam("id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class Batch:
     prefetched: bool = False  # ids and nonces were loaded up front: what is not here is not stored
     accepted: dict[str, float] = field(default_factory=dict)  # record id -> acceptance time
     nonces: dict[str, str] = field(default_factory=dict)  # "<org>\0<nonce>" -> record id
+    subjects: dict[str, str] = field(default_factory=dict)  # record id -> subject, of those accepted here
     records: list[dict[str, Any]] = field(default_factory=list)
     payloads: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
@@ -124,6 +126,22 @@ def check_new(s: Session, rec: Envelope, record_id: str, batch: Batch) -> Accept
     return None
 
 
+def check_prev(s: Session, rec: Envelope, batch: Batch) -> None:
+    """A record's ``prev``, when set, is the id (digest) of an accepted record of the same subject: here,
+    or earlier in this transaction. Not necessarily the subject's latest: organisations write one subject
+    concurrently (a review between an issue and the dispense naming the issue), and the log orders them."""
+    if rec.prev is None:
+        return
+    subject = batch.subjects.get(rec.prev)
+    if subject is None:
+        subject = s.connection().execute(_SUBJECT, {"id": rec.prev}).scalar()
+    if subject != rec.subject:
+        raise PrevUnknown(
+            f"prev {rec.prev} is no accepted record of {rec.subject}",
+            details={"field": "prev", "prev": rec.prev, "subject": rec.subject},
+        )
+
+
 def add(batch: Batch, row: Row, kek: KekRing) -> Accepted:
     """Queue the rows of a new record in the batch (inserted by :meth:`Batch.insert`)."""
     rec = row.envelope
@@ -157,4 +175,5 @@ def add(batch: Batch, row: Row, kek: KekRing) -> Accepted:
     batch.keys.append(kek.key_row(row.record_id, key))  # stored only wrapped with the KEK
     batch.accepted[row.record_id] = at
     batch.nonces[f"{rec.org}\0{rec.nonce}"] = row.record_id
+    batch.subjects[row.record_id] = rec.subject
     return Accepted(row.record_id, created=True, accepted_at=at)

@@ -21,7 +21,7 @@ from tests.kit.batches import submit_when_seen
 from tests.kit.gas import gas_batch, gas_series, register_logger
 from tests.kit.gateway import (
     Harness,
-    hj212_packet,
+    hj212_packets,
     party_meeting,
     rx_dispense,
     rx_issue,
@@ -40,7 +40,7 @@ def _records(harness: Harness) -> dict[str, str]:
         "share.request": harness.client("data-user").submit(
             "share.request", share_request("REQ-C" + secrets.token_hex(4), "data-user")
         ),
-        "env.reading": harness.client("station-1").submit("env.reading", hj212_packet()),
+        "env.reading": harness.client("station-1").submit("env.reading", hj212_packets(1)[0]),
         "party.record": harness.client("party-branch").submit(
             # A subject holding a long hex run: printed in the CJK font, it is no printed value to check.
             "party.record",

@@ -165,7 +165,7 @@ def test_batch_rejections_keep_nothing(harness: Harness) -> None:
     refused(env_batch([*good[:8], length], mn, start, end), "HJ212_LENGTH_MISMATCH", 400, index=8)
     big = {"mn": mn, "period_start": iso_second(start), "period_end": iso_second(end), "count": 10_001}
     refused({**big, "root": "00" * 32, "readings": ["x"] * 10_001}, "BATCH_TOO_LARGE", 413)
-    refused(env_batch(good, mn, start, start + timedelta(hours=3)), "BATCH_PERIOD_INVALID", 400)
+    refused(env_batch(good, mn, start, start + timedelta(hours=3)), "BATCH_PERIOD_IN_FUTURE", 400)
     # A period overlapping the station's last batch (so a reading of it can never come again).
     overlap = first + timedelta(seconds=10)
     refused(env_batch(hj212_series(mn, start, 2), mn, overlap, end), "BATCH_PERIOD_OVERLAP", 409)

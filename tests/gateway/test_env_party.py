@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from datetime import UTC, datetime
 
 from tests.kit.gateway import (
     Harness,
@@ -145,3 +146,45 @@ def test_bulk_items_are_checked_against_earlier_items_of_the_batch(harness: Harn
     verify_bundle(branch.get(f"/api/v1/records/{results[6]['id']}/bundle").json(), harness)
     history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()["items"]
     assert len(history) == 5
+
+
+def test_dues_follow_the_branch_holding_the_member(harness: Harness) -> None:
+    """Fifth attack, 8 (t50_misc.py): dues for a member never recorded, by a branch not holding the member,
+    for a month to come, for a month before the branch held them, and twice for one month are refused with
+    their codes, and nothing of them is kept; the holding branch's dues for a month it held them pass."""
+    branch = harness.client("party-branch")
+    b1, b2 = "BX" + secrets.token_hex(2).upper(), "BY" + secrets.token_hex(2).upper()
+    member = "MX" + secrets.token_hex(3).upper()
+    paid = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def dues(branch_id: str, month: str, fen: int = 5000) -> dict[str, object]:
+        return {"type": "dues", "branch_id": branch_id, "member_id": member, "month": month,
+                "amount_fen": fen, "paid_at": paid}  # fmt: skip
+
+    def refused(payload: dict[str, object], code: str, status: int = 400) -> dict[str, object]:
+        r = branch.submit("party.record", payload)
+        assert (r.status_code, error_code(r)) == (status, code), r.text
+        return dict(r.json()["error"]["details"])
+
+    details = refused(dues(b1, "2026-11"), "PARTY_MEMBER_NOT_AT_BRANCH")
+    assert details == {"field": "member_id", "recorded_branch": None}
+    # The member joins at b1 on 2026-11-20 (party_membership's effective_at).
+    assert (
+        branch.submit("party.record", party_membership(b1, "入党申请人", None, member=member)).status_code
+        == 202
+    )
+    assert refused(dues(b2, "2026-11"), "PARTY_MEMBER_NOT_AT_BRANCH")["recorded_branch"] == b1
+    assert refused(dues(b1, "2099-01", 1), "PARTY_DUES_MONTH_INVALID") == {
+        "field": "month",
+        "value": "2099-01",
+    }
+    assert refused(dues(b1, "2026-10"), "PARTY_MEMBER_NOT_AT_BRANCH")["field"] == "month"
+    ok = branch.submit("party.record", dues(b1, "2026-11"))
+    assert ok.status_code == 202, ok.text
+    details = refused(dues(b1, "2026-11", 1), "PARTY_DUES_DUPLICATE", 409)
+    assert details["record"] == ok.json()["id"]
+    harness.wait_status(ok.json()["id"], "anchored")
+    # Nothing of a refused record is kept: b1 has the membership and one dues record, b2 nothing.
+    for branch_id, n in ((b1, 2), (b2, 0)):
+        history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()
+        assert len(history["items"]) == n, history

@@ -169,7 +169,13 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     refused(gas_batch([*good[:2], *late], logger, start, end), "READING_OUT_OF_PERIOD", 400, index=2)
     big = {"logger": logger, "period_start": iso_second(start), "period_end": iso_second(end)}
     refused({**big, "count": 10_001, "root": "00" * 32, "readings": [{}] * 10_001}, "BATCH_TOO_LARGE", 413)
-    refused(gas_batch(good, logger, start, start + timedelta(hours=3)), "BATCH_PERIOD_INVALID", 400)
+    # A period ending in the future (fifth attack, 13: 59 minutes ahead, within the contract's hour of
+    # clock lead, froze the logger for that hour): refused beyond the gateway's clock skew.
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=59)
+    refused(
+        gas_batch(good, logger, start, ahead), "BATCH_PERIOD_IN_FUTURE", 400, period_end=iso_second(ahead)
+    )
+    refused(gas_batch(good, logger, start, start + timedelta(hours=3)), "BATCH_PERIOD_IN_FUTURE", 400)
     overlap = first + timedelta(seconds=10)
     refused(gas_batch(gas_series(start, 2), logger, overlap, end), "BATCH_PERIOD_OVERLAP", 409)
     # Loggers: unknown, another utility's, suspended; and a role that records no gas readings.

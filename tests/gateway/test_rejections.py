@@ -17,13 +17,17 @@ from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.chain.contracts import Role, at, org_id
 from provenance.crypto import SM2PrivateKey
+from provenance.records import Envelope
 from provenance.timestamps import format_timestamp, parse_timestamp
 from tests.kit.gateway import (
     Harness,
     error_code,
     hj212_packets,
     new_rx_id,
+    rx_dispense,
     rx_issue,
+    rx_review,
+    rx_revoke,
     tamper_signature,
     workerless_gateway,
 )
@@ -177,6 +181,44 @@ def test_replay_and_idempotency(harness: Harness) -> None:
     assert h.post(b1, headers=key).status_code == 200
     other = h.post(h.body("rx.issue", rx_issue(new_rx_id())), headers=key)
     assert other.status_code == 409 and error_code(other) == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_prev_names_an_accepted_record_of_the_subject(harness: Harness) -> None:
+    """Fifth attack, 11 (t46_prev.py): a dispense whose ``prev`` is 64 zeros, or another prescription's
+    record, is refused (PREV_UNKNOWN) and not kept; ``prev`` naming the subject's issue is accepted though a
+    review followed it (several organisations write one subject: not necessarily its latest), and in a bulk
+    request an item may name an earlier item's record."""
+    hospital, pharmacist = harness.client("hospital-1"), harness.client("pharmacist-1")
+    pharmacy = harness.client("pharmacy-1")
+    rx, other = new_rx_id(), new_rx_id()
+    issued = hospital.submit("rx.issue", rx_issue(rx)).json()["id"]
+    theirs = hospital.submit("rx.issue", rx_issue(other)).json()["id"]
+    assert pharmacist.submit("rx.review", rx_review(rx)).status_code == 202
+    for prev in ("00" * 32, theirs):
+        body = pharmacy.body("rx.dispense", rx_dispense(rx), prev=prev)
+        r = pharmacy.post(body)
+        assert (r.status_code, error_code(r)) == (409, "PREV_UNKNOWN"), r.text
+        assert r.json()["error"]["details"] == {"field": "prev", "prev": prev, "subject": f"rx:{rx}"}
+        assert (
+            harness.client("regulator")
+            .get(f"/api/v1/records/{Envelope.from_dict(body['record']).digest}")
+            .status_code
+            == 404
+        )
+    r = pharmacy.submit("rx.dispense", rx_dispense(rx), prev=issued)
+    assert r.status_code == 202, r.text
+    # In one bulk request: an issue, then its revocation naming it; a revocation naming nothing accepted.
+    third = new_rx_id()
+    first = hospital.body("rx.issue", rx_issue(third))
+    items = [
+        first,
+        hospital.body("rx.revoke", rx_revoke(third), prev=Envelope.from_dict(first["record"]).digest),
+        hospital.body("rx.revoke", rx_revoke(other), prev="11" * 32),
+    ]
+    r = harness.http.post("/api/v1/records:bulk", json={"records": items}, headers=hospital.headers)
+    assert r.status_code == 200, r.text
+    got = [(it["status"], (it["error"] or {}).get("code")) for it in r.json()["items"]]
+    assert got == [("accepted", None), ("accepted", None), ("rejected", "PREV_UNKNOWN")], got
 
 
 def test_payload_rejections(harness: Harness) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import secrets
 import socket
@@ -505,22 +506,33 @@ STATION_1_MN = "44030020261125FQ0007"
 STATION_2_MN = "33010020261125WS0001"
 
 
-def hj212_packets(n: int, *, mn: str | None = None, start: int = 0) -> list[str]:
-    """``n`` distinct valid HJ 212 packets (the golden real-time packet with fresh QNs and values), numbered
-    from ``start`` (a series made in parts: up to 10,000,000 distinct QNs)."""
+# Single readings of a station are recorded once per (MN, CN, DataTime), within the gateway's backdating
+# window (72 h) and never dated in the future: every packet this process makes has its own second, counted
+# from 48 hours before the run began (the first 100,000 for calls without ``start``, then those with it).
+_SERIES_START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=48)
+_issued = itertools.count()
+_EXPLICIT = 100_000
+
+
+def hj212_packets(n: int, *, mn: str | None = None, start: int | None = None) -> list[str]:
+    """``n`` distinct valid HJ 212 packets (the golden real-time packet with fresh DataTimes, QNs and
+    values), each dated a second of its own: numbered from ``start`` (a series made in parts, up to
+    72,800), else the next free seconds of this process."""
     import dataclasses
 
     from adapters import hj212
 
     base = hj212.parse_packet(hj212_packet().encode())
-    first = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    seconds = (
+        [next(_issued) for _ in range(n)] if start is None else [_EXPLICIT + start + i for i in range(n)]
+    )
     out = []
-    for i in range(start, start + n):
+    for i in seconds:
         pollutants = {code: dict(f) for code, f in base.pollutants.items()}
         pollutants["a21026"]["Rtd"] = f"{10 + i % 90}.{i % 10}"
-        at = first + timedelta(milliseconds=i)  # QN is yyyyMMddHHmmssZZZ: packet i is i ms after 09:00
-        qn = at.strftime("%Y%m%d%H%M%S") + f"{at.microsecond // 1000:03d}"
-        p = dataclasses.replace(base, qn=qn, mn=mn or base.mn, pollutants=pollutants)
+        stamp = (_SERIES_START + timedelta(seconds=i, hours=8)).strftime("%Y%m%d%H%M%S")  # local: UTC+8
+        cp = {**base.cp, "DataTime": stamp}
+        p = dataclasses.replace(base, qn=stamp + "000", mn=mn or base.mn, cp=cp, pollutants=pollutants)
         out.append(p.encode())
     return out
 

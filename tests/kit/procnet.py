@@ -263,7 +263,6 @@ class Load(threading.Thread):
         self.net = net
         self.rate = rate
         self.rx_every = rx_every
-        self.packets = hj212_packets(200)
         self.stats = LoadStats()
         self._halt = threading.Event()
         self._paused = threading.Event()
@@ -277,7 +276,7 @@ class Load(threading.Thread):
             return "hospital-1", sign_submission(
                 "hospital-1", self._keys["hospital-1"], "rx.issue", rx_issue(rx)
             )
-        packet = self.packets[i % len(self.packets)]
+        packet = hj212_packets(1)[0]  # a reading is recorded once: each its own second
         return "station-1", sign_submission("station-1", self._keys["station-1"], "env.reading", packet)
 
     def run(self) -> None:
