@@ -7,21 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters._common import check_expiry, parse_instant, stricter
-from adapters.abc import (
-    ChainView,
-    ContractCall,
-    DemoWriter,
-    Panel,
-    Provision,
-    RecordFacts,
-    Route,
-    SetupCall,
-    State,
-    Step,
-)
+from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.sharing import demo as _demo
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import (
@@ -60,6 +49,9 @@ from adapters.sharing.routes import ROUTES
 from provenance.chain.contracts import ContractReverted, chain_key
 from provenance.errors import OrgMismatch
 from provenance.timestamps import to_unix
+
+if TYPE_CHECKING:  # annotations only
+    from adapters.abc import DemoWriter
 
 
 class SharingWorkflow(SharingAdapter):
