@@ -45,6 +45,7 @@ from adapters._common import (
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
+from adapters.rx import medication as med
 from adapters.rx.domain import DOMAIN
 from adapters.rx.domain import KINDS as DOMAIN_KINDS
 from adapters.rx.errors import (
@@ -56,7 +57,6 @@ from adapters.rx.errors import (
     RxUnitInvalid,
 )
 from adapters.rx.fhir import get as _get
-from adapters.rx.fhir import medication as _medication_concept
 from adapters.rx.fhir import require as _require
 from adapters.rx.fhir import validate as _fhir
 from adapters.rx.fhir import when
@@ -133,96 +133,6 @@ def _unit_code(obj: dict[str, Any], *path: str) -> dict[str, str]:
     return {}
 
 
-def _medication(obj: dict[str, Any]) -> dict[str, str]:
-    """The medication for display: the first coding, else the text, else the reference. A contained
-    ``Medication`` (``medicationReference`` to ``#id``) counts by its ``code``, like a CodeableConcept."""
-    concept, ref = _medication_concept(obj)
-    coding = _get(concept, "coding", 0)
-    if isinstance(coding, dict):
-        return {k: v for k in ("system", "code", "display") if isinstance(v := coding.get(k), str)}
-    text = _get(concept, "text")
-    if isinstance(text, str):
-        return {"text": text}
-    if isinstance(ref, str):
-        return {"reference": ref}
-    raise FhirInvalid("medication[x] is required", details={"field": "medication[x]"})
-
-
-def _medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
-    """Everything that names the medication, to match a dispense with its prescription: every coding's
-    ``system|code``, the text, the reference (``_medication`` keeps only the first, for display). A
-    contained Medication's code counts as the resource's own CodeableConcept: a prescription coded inline
-    matches a dispense naming the same codes through a contained Medication."""
-    concept, ref = _medication_concept(obj)
-    codings = _get(concept, "coding")
-    codes = sorted(
-        {
-            f"{c['system']}|{c['code']}"
-            for c in (codings if isinstance(codings, list) else [])
-            if isinstance(c, dict) and isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
-        }
-    )
-    ids: dict[str, Any] = {"codes": codes}
-    for key, value in (("text", _get(concept, "text")), ("reference", ref)):
-        if isinstance(value, str):
-            ids[key] = value
-    return ids
-
-
-def _ids_of(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The medication ids of an issue's facts (facts stored before ``medication_ids`` existed: from the
-    first coding, text or reference they kept)."""
-    ids = facts.get("medication_ids")
-    if isinstance(ids, dict):
-        return ids
-    med = facts.get("medication")
-    med = med if isinstance(med, dict) else {}
-    out: dict[str, Any] = {
-        "codes": [f"{med['system']}|{med['code']}"] if "system" in med and "code" in med else []
-    }
-    out.update({k: med[k] for k in ("text", "reference") if k in med})
-    return out
-
-
-def _text(value: Any) -> str | None:
-    """Free text in normal form: NFKC, case-folded, whitespace runs as one space, trimmed."""
-    if not isinstance(value, str):
-        return None
-    return " ".join(unicodedata.normalize("NFKC", value).casefold().split()) or None
-
-
-def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:
-    """A medication in normal form: its codes by system when coded (``{system: (code, …)}``), else its
-    reference, else its text (NFKC, case-folded, whitespace collapsed)."""
-    by_system: dict[str, set[str]] = {}
-    for entry in ids.get("codes") or []:
-        system, _, code = str(entry).rpartition("|")
-        by_system.setdefault(system, set()).add(code)
-    if by_system:
-        return "codes", {system: tuple(sorted(codes)) for system, codes in by_system.items()}
-    if isinstance(ids.get("reference"), str):
-        return "reference", ids["reference"]
-    return "text", _text(ids.get("text"))
-
-
-def _same_medication(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) -> bool:
-    """The prescribed medication, compared in normal form (:func:`normal_medication`). When either side is
-    coded both must be, with the same codes in every code system both carry (at least one): a dispense may
-    list fewer systems (the national drug code without the ATC code), never another code, and a code never
-    matches mere text (morphine's code beside the text "amoxicillin"). Otherwise the same reference, or the
-    same text."""
-    (issued_form, issued_value), (dispensed_form, dispensed_value) = (
-        normal_medication(issued),
-        normal_medication(dispensed),
-    )
-    if issued_form != dispensed_form:
-        return False
-    if issued_form != "codes":
-        return bool(issued_value is not None and issued_value == dispensed_value)
-    common = issued_value.keys() & dispensed_value.keys()
-    return bool(common) and all(issued_value[s] == dispensed_value[s] for s in common)
-
-
 def _precision(name: str, span: TimeSpan) -> dict[str, str]:
     """``{"<name>_precision": "day"}`` for a date without a time (the fact holds its first instant)."""
     return {f"{name}_precision": span.precision} if span.partial else {}
@@ -247,7 +157,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
     if obj.get("intent") != "order":
         raise RxRuleViolation("an issued prescription must have intent order", details={"field": "intent"})
     _, patient = _patient(obj, ctx)
-    medication = _medication(obj)
+    medication = med.medication(obj)
     _require(obj, "dosageInstruction", 0)
     zone = ctx.time_zone
     authored = when(obj, "authoredOn", zone=zone)
@@ -302,7 +212,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
         "unit": unit,
         **_unit_code(obj, "dispenseRequest", "quantity"),
         "medication": medication,
-        "medication_ids": _medication_ids(obj),
+        "medication_ids": med.medication_ids(obj),
         **patient,
         **({} if keyed is None else {"requester_ref_hmac": keyed}),
     }
@@ -353,8 +263,8 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "quantity": quantity,
         "unit": unit,
         **_unit_code(obj, "quantity"),
-        "medication": _medication(obj),
-        "medication_ids": _medication_ids(obj),
+        "medication": med.medication(obj),
+        "medication_ids": med.medication_ids(obj),
         **patient,
     }
     prior = ctx.prior
@@ -389,7 +299,7 @@ def _check_against_issue(
         raise RxDispenseMismatch(
             "dispense is for another patient than the prescription", details={"field": "subject.reference"}
         )
-    if "medication" in issue and not _same_medication(_ids_of(issue), facts["medication_ids"]):
+    if "medication" in issue and not med.same_medication(med.ids_of(issue), facts["medication_ids"]):
         raise RxDispenseMismatch(
             "dispense names another medication than the prescription (compared in normal form: the same "
             "codings when either is coded, else the same text)",
