@@ -85,7 +85,8 @@ def submit(sub: Submission) -> dict[str, str]:
 
 
 @app.post("/api/v1/records:bulk")
-def submit_bulk(bulk: Bulk) -> dict[str, list[str]]:
+def submit_bulk(bulk: Bulk) -> dict[str, Any]:
     rows = list(_pool.map(_row, bulk.records, chunksize=25))
     _insert(rows)
-    return {"accepted": [r[0] for r in rows], "rejected": []}
+    items = [{"index": i, "id": r[0], "status": "accepted"} for i, r in enumerate(rows)]
+    return {"accepted": len(rows), "rejected": 0, "items": items}  # the gateway's answer, receipts aside

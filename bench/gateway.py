@@ -6,6 +6,12 @@ orgs, runs the gateway as its own process (``python -m gateway serve``) on SQLit
 
 - single-record submissions (pre-signed ``env.reading`` records, ``--concurrency`` clients): req/s, p50/p99;
 - bulk submissions (``--bulk`` records per request): records/s;
+
+The readings are those of a fleet of stations station-1 operates (``bench/fleet.py`` says why): one station's
+readings are serialised through its state, which would measure that station's lock, not the gateway; here
+no two concurrent requests name one station and no bulk request names one twice. Every submission must be
+accepted: refusals are counted and fail the run.
+
 - time from acceptance to anchored (one record at a time, polled);
 - the gateway process's CPU time per single request and per bulk record (workers included, from ``/proc``);
 - with ``--floor``, the same for ``bench/floor_app.py``: what any gateway on this stack costs at least.
@@ -35,6 +41,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout (bench/ follows: load, crypto)
 
+import fleet  # noqa: E402  (bench/fleet.py)
 import load  # noqa: E402  (bench/load.py)
 import rx  # noqa: E402  (bench/rx.py)
 from crypto import openssl_speed  # noqa: E402  (bench/crypto.py)
@@ -43,8 +50,10 @@ from devnet.deploy import deploy_network  # noqa: E402
 from gateway.core.db import Database  # noqa: E402
 from gateway.core.security import mint_token  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
-from tests.kit.gateway import hj212_packets, sign_submission  # noqa: E402
+from tests.kit.gateway import sign_submission  # noqa: E402
 from tests.kit.network import variant_network  # noqa: E402
+
+WARM_BULK = 500  # the warm-up's bulk requests
 
 
 def note(text: str) -> None:
@@ -108,17 +117,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def presign(manifest: Manifest, n: int) -> list[dict[str, Any]]:
-    """``n`` signed env.reading submissions of station-1 (signing is the client's cost, not measured)."""
+def presign(manifest: Manifest, args: argparse.Namespace) -> list[list[dict[str, Any]]]:
+    """Signed env.reading submissions of station-1's fleet (signing is the client's cost, not measured), per
+    phase: a warm-up reading of each station (the gateway reads a station's registration from the chain
+    once, then from its registry cache: the figures are a running network's), the single-record phase's
+    (``--concurrency`` connections), the bulk phase's (``--bulk`` per request over two), the anchoring
+    samples' (one at a time); each phase's readings dated after the one before."""
+    phases = [
+        (fleet.STATIONS, WARM_BULK, 2),
+        (args.single, 1, args.concurrency),
+        (args.records, args.bulk, 2),
+        (args.anchor_samples, 1, 1),
+    ]
+    ticks = [fleet.Layout.ticks_for(n, bulk=b, lanes=c) for n, b, c in phases]
+    layout = fleet.Layout(sum(ticks))
     key = manifest.sm2_key("station-1")
-    return [sign_submission("station-1", key, "env.reading", p) for p in hj212_packets(n)]
+    out = []
+    for i, (n, b, c) in enumerate(phases):
+        packets = layout.packets(0, n, bulk=b, lanes=c, tick0=sum(ticks[:i]))
+        out.append([sign_submission("station-1", key, "env.reading", p) for p in packets])
+    return out
 
 
 def single(url: str, token: str, bodies: list[dict[str, Any]], concurrency: int) -> dict[str, float]:
     """Submit one record per request over ``concurrency`` connections; req/s and latency percentiles (ms)."""
     auth = {"authorization": f"Bearer {token}"}
     requests = [load.encode("/api/v1/records", body, auth) for body in bodies]
-    return load.run(url, requests, concurrency, load.expect(202))
+    tally = load.Tally(202)
+    result = load.run(url, requests, concurrency, tally)
+    tally.require(len(bodies))
+    return result
 
 
 def bulk(url: str, token: str, bodies: list[dict[str, Any]], size: int, concurrency: int) -> float:
@@ -128,7 +156,10 @@ def bulk(url: str, token: str, bodies: list[dict[str, Any]], size: int, concurre
         load.encode("/api/v1/records:bulk", {"records": bodies[i : i + size]}, auth)
         for i in range(0, len(bodies), size)
     ]
-    return len(bodies) / load.run(url, requests, concurrency, load.expect_all_accepted)["seconds"]
+    tally = load.Tally(200, bulk=True)
+    seconds = load.run(url, requests, concurrency, tally)["seconds"]
+    tally.require(len(bodies))
+    return len(bodies) / seconds
 
 
 def time_to_anchor(url: str, token: str, bodies: list[dict[str, Any]]) -> list[float]:
@@ -138,6 +169,8 @@ def time_to_anchor(url: str, token: str, bodies: list[dict[str, Any]]) -> list[f
         for body in bodies:
             r = http.post("/api/v1/records", json=body)
             t0 = time.perf_counter()
+            if r.status_code != 202:
+                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:500]}")
             rid = r.json()["id"]
             while http.get(f"/api/v1/records/{rid}").json()["status"] != "anchored":
                 time.sleep(0.01)
@@ -198,20 +231,21 @@ def measure(
     anchor: bool = True,
 ) -> dict[str, Any]:
     """Single-record, bulk and (``anchor``) time-to-anchored figures of the server at ``url``."""
-    bodies = presign(manifest, args.single + args.records + args.anchor_samples)
-    note(f"{name}: {len(bodies)} records signed; single-record submissions")
+    warm, singles, bulks, samples = presign(manifest, args)
+    bulk(url, token, warm, WARM_BULK, 2)
+    note(f"{name}: {len(warm)} stations warmed up; single-record submissions")
     # The server's own CPU per request / record (workers included): steadier than rates on a shared box.
     c0 = cpu_seconds(proc.pid)
-    s = single(url, token, bodies[: args.single], args.concurrency)
+    s = single(url, token, singles, args.concurrency)
     c1 = cpu_seconds(proc.pid)
     s["cpu_ms"] = (c1 - c0) / args.single * 1000
     note(f"{name}: {s['rate']:.0f} req/s; bulk submissions")
-    b = bulk(url, token, bodies[args.single : args.single + args.records], args.bulk, 2)
+    b = bulk(url, token, bulks, args.bulk, 2)
     bulk_cpu = (cpu_seconds(proc.pid) - c1) / args.records * 1000
     a = []
     if anchor:
         note(f"{name}: {b:.0f} records/s; time to anchored")
-        a = time_to_anchor(url, token, bodies[args.single + args.records :])
+        a = time_to_anchor(url, token, samples)
     return {"single": s, "bulk": b, "bulk_cpu_ms": bulk_cpu, "anchor": a}
 
 
@@ -245,7 +279,8 @@ def main() -> int:
 
         engine = start_embedded(data_dir=work / "chain", registry_permits=True)
     try:
-        manifest = deploy_network(engine, out_dir=work / "network")
+        orgs = None if args.rx else fleet.fleet_orgs()
+        manifest = deploy_network(engine, orgs, out_dir=work / "network")
         dbs = [("sqlite", f"sqlite:///{work / 'gateway.db'}")]
         if args.pg:
             dbs.append(("postgresql", args.pg))

@@ -11,6 +11,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,3 +91,40 @@ def expect_all_accepted(got: int, body: bytes) -> None:
     """A bulk response: 200 and nothing rejected."""
     if got != 200 or json.loads(body)["rejected"]:
         raise RuntimeError(f"HTTP {got}: {body[:500]!r}")
+
+
+class Tally:
+    """A check that counts instead of stopping at the first refusal: records accepted, and what was not, by
+    HTTP status and error code (a single submission answers ``status``, a bulk one 200 with its items').
+    :meth:`require` after the run fails loudly unless every one of ``expected`` records was accepted."""
+
+    def __init__(self, status: int = 202, *, bulk: bool = False) -> None:
+        self.status, self.bulk = status, bulk
+        self.accepted = 0
+        self.refused: Counter[str] = Counter()
+
+    def __call__(self, got: int, body: bytes) -> None:
+        if got != self.status:
+            try:
+                code = json.loads(body)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = body[:80].decode("utf-8", "replace")
+            self.refused[f"HTTP {got} {code}"] += 1
+        elif not self.bulk:
+            self.accepted += 1
+        else:
+            result = json.loads(body)
+            self.accepted += result["accepted"]
+            for item in result["items"]:
+                if item["status"] != "accepted":
+                    self.refused[f"item {item['error']['code']}"] += 1
+                elif item.get("existing"):  # sent twice: the layout repeated a record
+                    self.refused["item accepted already"] += 1
+
+    def require(self, expected: int) -> None:
+        """Raise unless ``expected`` records were accepted and nothing was refused."""
+        if self.refused or self.accepted != expected:
+            counts = ", ".join(f"{n} x {what}" for what, n in self.refused.most_common())
+            raise RuntimeError(
+                f"{self.accepted:,} of {expected:,} records accepted; refused: {counts or '-'}"
+            )

@@ -2,11 +2,17 @@
 
 Starts a chain (anvil), deploys the network, runs the gateway as its own process (``python -m gateway
 serve``) on SQLite and, with ``--pg URL``, on PostgreSQL (up to ``--pg-records``), and grows it by bulk
-submissions of pre-signed ``env.reading`` records (HJ 212 packets of station-1, signed before the clock
-starts, ``--every`` records at a time). After each step, on the gateway at rest:
+submissions of pre-signed ``env.reading`` records (HJ 212 packets, signed before the clock starts,
+``--every`` records at a time). The readings are those of a fleet of 1,000 stations station-1 operates
+(``bench/fleet.py`` says why: ten million readings of one station within the 72 h a reading may be
+backdated do not exist, and one station's readings are serialised through its state); no bulk request
+names a station twice and the two connections name disjoint stations, so each bulk is one write
+transaction. Every record must be accepted: refusals are counted and fail the run. After each step, on the
+gateway at rest:
 
 - ingest rate of the step (records/s, bulk requests of 500 over two connections);
-- trace of the subject: its history page (100 records) at a random cursor, p50/p99 (ms);
+- trace of the subject (the fleet's first station: 1/1000 of the records, spread over the whole log, 10,000
+  at 10 M): its history page (100 records) at a random cursor, full from 100,000 records on, p50/p99 (ms);
 - inclusion proof: the bundle without payload (record row, proof from the stored tree, signed checkpoint),
   and the full bundle (payload decrypted), at random records, p50/p99 (ms);
 - consistency proof from a random earlier size to the current one (ms, p50);
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +47,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the packages and tests.kit from a checkout; bench/ modules follow
 
+import fleet  # noqa: E402  (bench/fleet.py)
 import load  # noqa: E402  (bench/load.py)
 
 from bench.gateway import cpu_seconds, fresh_database, note, own_log, start_gateway  # noqa: E402
@@ -48,9 +56,10 @@ from gateway.core.db import Database  # noqa: E402
 from provenance.crypto import SM2PrivateKey  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
 from provenance.records import Envelope  # noqa: E402
-from tests.kit.gateway import STATION_1_MN, hj212_packets, sign_submission  # noqa: E402
+from tests.kit.gateway import STATION_1_MN, sign_submission  # noqa: E402
 
 BULK = 500
+LANES = 2  # connections ingesting
 SAMPLES = 200  # requests per latency figure
 COLUMNS = (
     "records",
@@ -71,20 +80,21 @@ COLUMNS = (
 SUBJECT = f"station:{STATION_1_MN}"
 
 _key: SM2PrivateKey | None = None
+_layout: fleet.Layout | None = None
 
 
-def _init(pem: bytes) -> None:
-    global _key
+def _init(pem: bytes, ticks: int, now: datetime) -> None:
+    global _key, _layout
     _key = SM2PrivateKey.from_pem(pem)
+    _layout = fleet.Layout(ticks, now=now)
 
 
 def _sign(span: tuple[int, int]) -> list[bytes]:
     """Bulk request bodies for readings [start, end), encoded; pickled back small."""
     start, end = span
-    assert _key is not None
-    bodies = [
-        sign_submission("station-1", _key, "env.reading", p) for p in hj212_packets(end - start, start=start)
-    ]
+    assert _key is not None and _layout is not None
+    packets = _layout.packets(start, end, bulk=BULK, lanes=LANES)
+    bodies = [sign_submission("station-1", _key, "env.reading", p) for p in packets]
     return [load.body({"records": bodies[i : i + BULK]}) for i in range(0, len(bodies), BULK)]
 
 
@@ -167,8 +177,11 @@ def grow(
     ids: list[str] = []  # a sample of record ids, for proof and bundle fetches
     rng = random.Random(20)  # sampling, not secrets
     pem = manifest.sm2_key("station-1").to_pem()
+    # The readings' dates: the series fits the 72 h a reading may be backdated, from this gateway's start.
+    ticks = fleet.Layout.ticks_for(total, bulk=BULK, lanes=LANES)
+    init = (pem, ticks, datetime.now(UTC))
     try:
-        with ProcessPoolExecutor(2, initializer=_init, initargs=(pem,)) as pool:
+        with ProcessPoolExecutor(2, initializer=_init, initargs=init) as pool:
             done = 0
             while done < total:
                 step = min(every, total - done)
@@ -182,7 +195,9 @@ def grow(
                 wire = [load.wrap("/api/v1/records:bulk", b, auth) for b in requests]
                 del requests
                 c0 = cpu_seconds(proc.pid)
-                r = load.run(url, wire, 2, load.expect_all_accepted)
+                tally = load.Tally(200, bulk=True)
+                r = load.run(url, wire, LANES, tally)
+                tally.require(step)
                 end = time.perf_counter()
                 done += step
                 row: dict[str, Any] = {"records": done, "ingest_rec_s": step / r["seconds"]}
@@ -190,7 +205,9 @@ def grow(
                 row["checkpoint_lag_s"] = wait_for(url, "checkpoint_size", done, end)
                 row["anchor_lag_s"] = wait_for(url, "anchored_size", done, end)
                 note(f"{name}: {done:,} records; reads")
-                cursors = [rng.randrange(done) for _ in range(SAMPLES)]
+                # A cursor with a full page of the subject after it (from 100,000 records on: the subject
+                # has one record in every STATIONS).
+                cursors = [rng.randrange(max(1, done - 100 * fleet.STATIONS)) for _ in range(SAMPLES)]
                 row["trace_p50_ms"], row["trace_p99_ms"] = latency(
                     url, [f"/api/v1/subjects/{SUBJECT}/records?limit=100&after={c}" for c in cursors], token
                 )
@@ -269,7 +286,7 @@ def main() -> int:
     engine = start_anvil()
     note(f"work in {work}; load average {os.getloadavg()[0]:.1f}")
     try:
-        manifest = deploy_network(engine, out_dir=work / "network")
+        manifest = deploy_network(engine, fleet.fleet_orgs(), out_dir=work / "network")
         series = {
             "sqlite": grow(
                 "sqlite",
