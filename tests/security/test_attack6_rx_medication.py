@@ -36,7 +36,7 @@ def _refused(r: Any, status: int, code: str) -> dict[str, Any]:
 def _issued(h: Harness) -> str:
     rx = "RXA6" + secrets.token_hex(5).upper()
     obj = rx_issue(rx)
-    assert obj["medicationCodeableConcept"]["coding"] == [AMOXICILLIN]  # the attack's prescription
+    obj["medicationCodeableConcept"] = {"coding": [AMOXICILLIN], "text": "阿莫西林胶囊"}  # the attack's
     obj["dispenseRequest"]["quantity"] = {"value": 1, "unit": "盒"}
     r = h.client("hospital-2").submit("rx.issue", obj)
     assert r.status_code == 202, r.text
