@@ -29,23 +29,47 @@ def medication(obj: dict[str, Any]) -> dict[str, str]:
 
 def medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
     """Everything that names the medication, to match a dispense with its prescription: every coding's
-    ``system|code``, the text, the reference (``medication`` keeps only the first, for display). A
-    contained Medication's code counts as the resource's own CodeableConcept: a prescription coded inline
-    matches a dispense naming the same codes through a contained Medication."""
+    ``system|code`` and ``display``, the text, the reference (``medication`` keeps only the first, for
+    display), and a contained Medication's ``form``, ``ingredient`` and ``amount`` (``details``). A contained
+    Medication's code counts as the resource's own CodeableConcept: a prescription coded inline matches a
+    dispense naming the same codes through a contained Medication."""
     concept, ref = _medication_concept(obj)
     codings = _get(concept, "coding")
+    codings = [c for c in (codings if isinstance(codings, list) else []) if isinstance(c, dict)]
     codes = sorted(
         {
             f"{c['system']}|{c['code']}"
-            for c in (codings if isinstance(codings, list) else [])
-            if isinstance(c, dict) and isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
+            for c in codings
+            if isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
         }
     )
-    ids: dict[str, Any] = {"codes": codes}
+    displays = sorted({d for c in codings if isinstance(d := c.get("display"), str)})
+    ids: dict[str, Any] = {"codes": codes, "displays": displays}
     for key, value in (("text", _get(concept, "text")), ("reference", ref)):
         if isinstance(value, str):
             ids[key] = value
+    details = {k: v for k, v in (_contained_medication(obj) or {}).items() if k in DRUG_DETAILS}
+    if details:
+        ids["details"] = details
     return ids
+
+
+# What a contained Medication says about the drug itself (R4 Medication): checkable by equality without a
+# drug database. ``batch``, ``manufacturer`` and ``status`` describe the pharmacy's stock: a dispense may
+# add them.
+DRUG_DETAILS = ("form", "ingredient", "amount")
+
+
+def _contained_medication(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The contained Medication a ``medicationReference`` to ``#id`` names (``fhir.medication`` has checked
+    that it exists, once)."""
+    ref = _get(obj, "medicationReference", "reference")
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return None
+    for res in obj.get("contained") or []:
+        if isinstance(res, dict) and res.get("resourceType") == "Medication" and res.get("id") == ref[1:]:
+            return res
+    return None
 
 
 def ids_of(facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,19 +108,56 @@ def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:
     return "text", _text(ids.get("text"))
 
 
-def same_medication(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) -> bool:
-    """The prescribed medication, compared in normal form (:func:`normal_medication`). When either side is
-    coded both must be, with the same codes in every code system both carry (at least one): a dispense may
-    list fewer systems (the national drug code without the ATC code), never another code, and a code never
-    matches mere text (morphine's code beside the text "amoxicillin"). Otherwise the same reference, or the
-    same text."""
+def medication_mismatch(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) -> str | None:
+    """Why the dispensed medication is not the prescribed one, or ``None`` (docs/design/rx-chain.md).
+
+    Compared in normal form (:func:`normal_medication`). When either side is coded both must be, with the
+    same codes in every code system both carry (at least one), and no code system the prescription does not
+    carry: a dispense may list fewer systems (the national drug code without the ATC code), never another
+    code beside the prescribed one (RxNorm's morphine next to the amoxicillin code). Otherwise the same
+    reference, or the same text. Then the dispense says no more about the drug than the prescription: its
+    text and coding displays are words the prescription uses (normal form), and a contained Medication's
+    form, ingredients and amount are stated identically by the prescription. Facts from before the
+    displays were kept (no ``displays``) are compared by code, reference or text only."""
     (issued_form, issued_value), (dispensed_form, dispensed_value) = (
         normal_medication(issued),
         normal_medication(dispensed),
     )
+    another = (
+        "dispense names another medication than the prescription (compared in normal form: the same "
+        "codings when either is coded, else the same text)"
+    )
     if issued_form != dispensed_form:
-        return False
+        return another
     if issued_form != "codes":
-        return bool(issued_value is not None and issued_value == dispensed_value)
-    common = issued_value.keys() & dispensed_value.keys()
-    return bool(common) and all(issued_value[s] == dispensed_value[s] for s in common)
+        if issued_value is None or issued_value != dispensed_value:
+            return another
+    else:
+        extra = sorted(dispensed_value.keys() - issued_value.keys())
+        if extra:
+            return (
+                f"dispense carries a coding in the code system {extra[0]!r}, which the prescription does not "
+                "carry: each coding must be one of the prescription's"
+            )
+        if not dispensed_value or any(issued_value[s] != dispensed_value[s] for s in dispensed_value):
+            return another
+    if "displays" not in issued:
+        return None
+    if not _words(dispensed) <= _words(issued):
+        return (
+            "dispense names the medication in words the prescription does not use (its text and coding "
+            "displays must be the prescription's, in normal form)"
+        )
+    extra_details = {
+        k: v for k, v in (dispensed.get("details") or {}).items() if (issued.get("details") or {}).get(k) != v
+    }
+    if extra_details:
+        key = sorted(extra_details)[0]
+        return f"dispense's contained Medication states a {key} the prescription does not state so"
+    return None
+
+
+def _words(ids: Mapping[str, Any]) -> set[str]:
+    """The text and coding displays, in normal form."""
+    values = [ids.get("text"), *(ids.get("displays") or [])]
+    return {w for v in values if (w := _text(v)) is not None}

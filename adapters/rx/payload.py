@@ -99,6 +99,11 @@ def _rx_id(value: Any, field: str) -> str:
 def _quantity(obj: dict[str, Any], *path: str) -> tuple[int | float, str | None]:
     value = _require(obj, *path, "value")
     field = ".".join((*path, "value"))
+    if _get(obj, *path, "comparator") is not None:
+        # R4 types both as SimpleQuantity (no comparator): "> 2 boxes" is no amount to dispense or count.
+        raise RxQuantityInvalid(
+            "quantity is a SimpleQuantity: no comparator", details={"field": ".".join((*path, "comparator"))}
+        )
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise RxQuantityInvalid("quantity must be a number", details={"field": field})
     # The shortest decimal that reads back as this double: what canonical JSON prints.
@@ -299,12 +304,8 @@ def _check_against_issue(
         raise RxDispenseMismatch(
             "dispense is for another patient than the prescription", details={"field": "subject.reference"}
         )
-    if "medication" in issue and not med.same_medication(med.ids_of(issue), facts["medication_ids"]):
-        raise RxDispenseMismatch(
-            "dispense names another medication than the prescription (compared in normal form: the same "
-            "codings when either is coded, else the same text)",
-            details={"field": "medication[x]"},
-        )
+    if "medication" in issue and (why := med.medication_mismatch(med.ids_of(issue), facts["medication_ids"])):
+        raise RxDispenseMismatch(why, details={"field": "medication[x]"})
     # The coded unit too, once the prescription's facts carry one (facts from before the field: text only).
     coded = "unit_code" in issue and issue["unit_code"] != facts.get("unit_code")
     if "quantity" in issue and (issue.get("unit") != facts["unit"] or coded):

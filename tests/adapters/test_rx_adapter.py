@@ -331,6 +331,97 @@ def test_dispense_medication_matches_in_normal_form() -> None:
     assert adapt("rx.dispense", by_reference, AdaptContext(prior=metformin)).facts["unit"] == "片"
 
 
+def test_dispense_says_no_more_about_the_drug_than_its_prescription() -> None:
+    """Sixth attack, finding 2 (kit6 coding.py): the amoxicillin code beside RxNorm's morphine, under the
+    words "盐酸吗啡注射液", or in a contained Medication of morphine injection, matched. A dispense carries no
+    code system, words, form, ingredient or amount the prescription does not (docs/design/rx-chain.md)."""
+    issued = dict(adapt("rx.issue", ISSUE).facts)  # yb-drug and ATC, text 阿莫西林胶囊
+    amoxicillin = {"system": YB, "code": "XJ01CAA040A001010100139"}
+    rxnorm = {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7052", "display": "morphine"}
+    refused = [
+        {"coding": [{**amoxicillin, "display": "阿莫西林胶囊 0.25g×24粒"}, rxnorm], "text": "吗啡注射液"},
+        {"coding": [amoxicillin, rxnorm]},  # the extra system alone
+        {"coding": [{**amoxicillin, "display": "盐酸吗啡注射液 10mg"}], "text": "盐酸吗啡注射液"},
+        {"coding": [amoxicillin], "text": "吗啡"},
+    ]
+    for medication in refused:
+        e = expect(
+            "rx.dispense", _with_medication(DISPENSE, medication), "RX_DISPENSE_MISMATCH", prior=issued
+        )
+        assert e.details == {"field": "medication[x]"}
+    assert "rxnorm" in expect("rx.dispense", _with_medication(DISPENSE, refused[1]), "RX_DISPENSE_MISMATCH",
+                              prior=issued).message  # fmt: skip
+
+    def contained(med: dict[str, Any]) -> Callable[[dict[str, Any]], object]:
+        def change(d: dict[str, Any]) -> None:
+            d.pop("medicationCodeableConcept")
+            d["contained"] = [
+                {"resourceType": "Medication", "id": "m1", "code": {"coding": [amoxicillin]}, **med}
+            ]
+            d["medicationReference"] = {"reference": "#m1"}
+
+        return change
+
+    morphine = {
+        "ingredient": [
+            {
+                "itemCodeableConcept": {"text": "盐酸吗啡"},
+                "strength": {
+                    "numerator": {"value": 10, "unit": "mg"},
+                    "denominator": {"value": 1, "unit": "ml"},
+                },
+            }
+        ],
+        "form": {"text": "注射液"},
+    }
+    for med in (morphine, {"form": {"text": "注射液"}}):
+        expect(
+            "rx.dispense",
+            mutate(DISPENSE, contained(med)),
+            "RX_DISPENSE_MISMATCH",
+            "medication[x]",
+            prior=issued,
+        )
+    # The same form in the prescription's own contained Medication: stated identically, accepted.
+    capsule = {"form": {"text": "胶囊"}}
+    issued_capsule = dict(adapt("rx.issue", mutate(ISSUE, contained(capsule))).facts)
+    assert issued_capsule["medication_ids"]["details"] == capsule
+    assert adapt("rx.dispense", mutate(DISPENSE, contained(capsule)), AdaptContext(prior=issued_capsule))
+    expect("rx.dispense", mutate(DISPENSE, contained({"form": {"text": "注射液"}})), "RX_DISPENSE_MISMATCH",
+           "medication[x]", prior=issued_capsule)  # fmt: skip
+    # Fewer words and codes, a batch of the pharmacy's stock: accepted.
+    stock = {"batch": {"lotNumber": "B7"}, "manufacturer": {"display": "某药厂"}}
+    for dispense in (
+        _with_medication(DISPENSE, {"coding": [amoxicillin]}),
+        _with_medication(DISPENSE, {"coding": [amoxicillin], "text": "阿莫西林胶囊 0.25G×24粒"}),
+        mutate(DISPENSE, contained(stock)),
+    ):
+        assert adapt("rx.dispense", dispense, AdaptContext(prior=issued)).facts["quantity"] == 2
+    # Facts kept before the displays were: codes only, as before.
+    legacy_ids = {k: v for k, v in issued["medication_ids"].items() if k != "displays"}
+    legacy = {**issued, "medication_ids": legacy_ids}
+    words = _with_medication(DISPENSE, refused[2])
+    assert adapt("rx.dispense", words, AdaptContext(prior=legacy)).facts["quantity"] == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "doc", "path"),
+    [("rx.issue", ISSUE, ("dispenseRequest", "quantity")), ("rx.dispense", DISPENSE, ("quantity",))],
+)
+def test_quantities_carry_no_comparator(kind: str, doc: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Sixth attack, finding 2 (kit6 misc.py): "> 2 boxes" dispensed, "< 2 boxes" prescribed (R4 types both
+    as SimpleQuantity: no comparator)."""
+
+    def change(d: dict[str, Any]) -> None:
+        q = d
+        for step in path:
+            q = q[step]
+        q["comparator"] = ">" if kind == "rx.dispense" else "<"
+
+    prior = dict(adapt("rx.issue", ISSUE).facts) if kind == "rx.dispense" else None
+    expect(kind, mutate(doc, change), "RX_QUANTITY_INVALID", ".".join((*path, "comparator")), prior=prior)
+
+
 @pytest.mark.parametrize("value", [0, -1, 1e300, 10**6 + 1, 1e-300, 1.5e-7, 0.0001, 123456789.123456789, "2"])
 def test_quantities_are_bounded(value: object) -> None:
     """#23 finding 8: quantities of 1e300 or 1e-300 were accepted. 0 < value ≤ 10^6, at most 3 decimals."""

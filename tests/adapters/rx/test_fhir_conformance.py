@@ -251,7 +251,11 @@ def test_contained_medication_accepted_and_matched() -> None:
     issue = adapt("rx.issue", _contained(ISSUE, MED), AdaptContext(pseudonym_key=PSEUDONYM_KEY))
     inline = adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=PSEUDONYM_KEY))
     assert issue.facts["medication"] == AMOXICILLIN
-    assert issue.facts["medication_ids"] == {"codes": [f"{YB}|{AMOXICILLIN['code']}"], "text": "阿莫西林胶囊"}
+    assert issue.facts["medication_ids"] == {
+        "codes": [f"{YB}|{AMOXICILLIN['code']}"],
+        "displays": [AMOXICILLIN["display"]],
+        "text": "阿莫西林胶囊",
+    }
     # Either side by a contained Medication, the other inline: the same medication.
     for prior, dispense in ((issue, DISPENSE), (inline, _contained(DISPENSE, MED))):
         ctx = AdaptContext(prior=dict(prior.facts), pseudonym_key=PSEUDONYM_KEY)
