@@ -73,7 +73,7 @@ DOMAIN = DomainSpec(
 
 def state_key(request_id: str) -> str:
     """The request's workflow state key. Case does not make another id (demo-req-1 is DEMO-REQ-1, as rx
-    settlement ids): ids are ASCII (ID_PATTERN), upper-cased; ``spelled`` holds a record to the one spelling."""
+    settlement ids): ids are ASCII (ID_PATTERN), upper-cased; ``spelled`` holds a record to one spelling."""
     return f"request:{request_id.upper()}"
 
 

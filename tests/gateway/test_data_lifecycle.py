@@ -221,7 +221,9 @@ def test_settled_needs_both_sides(harness: Harness) -> None:
     # Ids compared without case: the request is named as it was made (its chain key is that spelling).
     lower = settled(request_id.lower(), start, end, 2)
     _refused(owner, "data.settled", lower, 404, "SHARE_REQUEST_UNKNOWN")
-    _refused(user, "share.request", share_request(request_id.lower(), "data-user"), 409, "SHARE_REQUEST_EXISTS")
+    _refused(
+        user, "share.request", share_request(request_id.lower(), "data-user"), 409, "SHARE_REQUEST_EXISTS"
+    )
     lower_access = share_access(request_id.lower(), consent_digest, "data-user")
     _refused(user, "share.access", lower_access, 409, "CONSENT_MISSING")
     wrong_side = settled(request_id, start, end, 2, provider=third.org)
