@@ -79,6 +79,7 @@ contract DataSharing is OrgGated {
     error SettlementNotFound(bytes32 settlementId);
     error SettlementNotPending(bytes32 settlementId, SettlementStatus status);
     error NotSettlementParty(bytes32 settlementId, bytes32 orgId);
+    error NotSettlementProvider(bytes32 settlementId, bytes32 orgId);
     error SettlementAmountMismatch(uint128 amount, uint256 expected);
     error SettlementMeterExceeded(bytes32 requestId, uint64 accessCount, uint64 unsettled);
     error SettlementTermsMismatch(bytes32 settlementId, bytes32 termsDigest);
@@ -220,8 +221,8 @@ contract DataSharing is OrgGated {
         emit DatasetDerived(datasetId, org, purposeDigest, inputs, digest);
     }
 
-    /// One side of a request (its dataset's owner or its requester) proposes to settle `accessCount` of the
-    /// accesses recorded under it, at `unitPrice` each; pending until the other side countersigns.
+    /// The provider (the request's dataset owner) proposes to settle `accessCount` of the accesses recorded
+    /// under it, at `unitPrice` each; pending until the requester countersigns.
     function proposeSettlement(
         bytes32 settlementId,
         bytes32 requestId,
@@ -236,6 +237,9 @@ contract DataSharing is OrgGated {
         Request storage r = _request(requestId);
         bytes32 provider = _datasets[r.datasetId].ownerOrg;
         if (org != provider && org != r.requesterOrg) revert NotSettlementParty(settlementId, org);
+        // The provider bills, the requester countersigns: a requester's proposal would take the unsettled
+        // accesses (the meter bound below) at its own price and hold the provider's billing pending.
+        if (org != provider) revert NotSettlementProvider(settlementId, org);
         uint256 expected = uint256(accessCount) * unitPrice;
         if (amount != expected) revert SettlementAmountMismatch(amount, expected);
         // No access is settled twice: the settlements of a request together count at most its accesses.

@@ -126,6 +126,7 @@ REVERT_CODES: Mapping[str, str] = {
     "SettlementNotFound": errors.SettlementUnknown.code,
     "SettlementNotPending": errors.SettlementNotPending.code,
     "NotSettlementParty": errors.SettlementPartyMismatch.code,
+    "NotSettlementProvider": errors.SettlementNotProvider.code,
     "SettlementAmountMismatch": errors.SettlementAmountMismatch.code,
     "SettlementMeterExceeded": errors.SettlementMeterMismatch.code,
     "SettlementTermsMismatch": errors.SettlementTermsMismatch.code,

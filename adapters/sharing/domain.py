@@ -3,7 +3,13 @@ contract (``DataSharing``) emits for which kind."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from provenance.domains import DomainSpec, EventSpec
+
+if TYPE_CHECKING:  # annotations only
+    from adapters.abc import State
 
 REQUEST, CONSENT, ACCESS, REVOKE = "share.request", "share.consent", "share.access", "share.revoke_consent"
 COLLECTED, STORED, OPENED, DERIVED = "data.collected", "data.stored", "data.opened", "data.derived"
@@ -66,8 +72,9 @@ DOMAIN = DomainSpec(
 
 
 def state_key(request_id: str) -> str:
-    """The request's workflow state key."""
-    return f"request:{request_id}"
+    """The request's workflow state key. Case does not make another id (demo-req-1 is DEMO-REQ-1, as rx
+    settlement ids): ids are ASCII (ID_PATTERN), upper-cased; ``spelled`` holds a record to one spelling."""
+    return f"request:{request_id.upper()}"
 
 
 def dataset_key(dataset: str) -> str:
@@ -76,5 +83,20 @@ def dataset_key(dataset: str) -> str:
 
 
 def settlement_key(settlement_id: str) -> str:
-    """A settlement's workflow state key: pending until countersigned, then settled."""
-    return f"settlement:{settlement_id}"
+    """A settlement's workflow state key: pending until countersigned, then settled; upper-cased as a
+    request's."""
+    return f"settlement:{settlement_id.upper()}"
+
+
+def spelled(state: State | None, held: str | None, given: str) -> State | None:
+    """The state of an id as a record naming it sees it: None where the id was made in another case (the
+    chain keys the id as spelled, so demo-req-1 names no request there). ``held`` is the state's spelling
+    (None: a state kept before spellings were, taken as the record's)."""
+    return state if state is None or held is None or held == given else None
+
+
+def request_state(states: Mapping[str, State | None], request_id: str) -> State | None:
+    """The state of the request a record names (not one that makes it): None if made in another case."""
+    state = states[state_key(request_id)]
+    held = state.data.get("request_facts", {}).get("request_id") if state is not None else None
+    return spelled(state, held, request_id)

@@ -160,6 +160,13 @@ class SettlementPartyMismatch(NotPermitted):
     code = "SETTLEMENT_PARTY_MISMATCH"
 
 
+class SettlementNotProvider(NotPermitted):
+    """A ``data.settled`` proposed by the request's requester: the dataset's owner bills (proposes), the
+    requester countersigns."""
+
+    code = "SETTLEMENT_NOT_PROVIDER"
+
+
 class SettlementMeterMismatch(Conflict):
     """A settlement whose ``access_count`` is not the number of accesses recorded in its period."""
 

@@ -30,7 +30,9 @@ from adapters.sharing.domain import (
     SETTLED,
     STORED,
     dataset_key,
+    request_state,
     settlement_key,
+    spelled,
     state_key,
 )
 from adapters.sharing.errors import (
@@ -51,6 +53,7 @@ from adapters.sharing.errors import (
     SettlementExists,
     SettlementMeterMismatch,
     SettlementNotPending,
+    SettlementNotProvider,
     SettlementPartyMismatch,
     SettlementTermsMismatch,
     SettlementUnknown,
@@ -247,7 +250,7 @@ def _covered(
         raise InputNotCovered(
             f"input {dataset!r} is not open to {org!r} and names no consent", details=details
         )
-    state = states[state_key(request_id)]
+    state = request_state(states, request_id)
     if state is None:
         raise ShareRequestUnknown(f"no data-sharing request {request_id!r}", details=details)
     if state.data.get("dataset") != dataset:
@@ -313,7 +316,7 @@ def _names_bound(
             f"input {dataset!r} was derived under a consent: the input names it",
             details={"dataset": dataset, "request_id": named, "bound_by": ids},
         )
-    check_consent(states[state_key(str(named))], str(named), org, at)
+    check_consent(request_state(states, str(named)), str(named), org, at)
 
 
 def settled_period(request: Mapping[str, Any], start: datetime, end: datetime) -> list[str] | None:
@@ -330,6 +333,7 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
     key = settlement_key(settlement_id)
     state = states[key]
     if record.kind == COUNTERSIGNED:
+        state = spelled(state, state.data.get("settlement_id") if state is not None else None, settlement_id)
         if state is None:
             raise SettlementUnknown(
                 f"no settlement {settlement_id!r}", details={"settlement_id": settlement_id}
@@ -351,7 +355,7 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
         return Step(writes={key: State("settled", {**state.data, "countersigned": record.record_id})})
     request_id = str(facts["request_id"])
     rkey = state_key(request_id)
-    request = states[rkey]
+    request = request_state(states, request_id)
     if request is None:
         raise ShareRequestUnknown(
             f"no data-sharing request {request_id!r}", details={"request_id": request_id}
@@ -369,6 +373,13 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
         raise SettlementPartyMismatch(
             "a settlement's sides are the request's dataset owner and requester",
             details={"dataset": dataset, **{k: v for k, v in sides.items()}},
+        )
+    # The provider bills, the consumer countersigns: a consumer's low proposal would hold the period
+    # pending (no access is dated into it, no other settlement overlaps it), freezing the owner's billing.
+    if org != sides["provider"]:
+        raise SettlementNotProvider(
+            f"only the dataset's owner {sides['provider']!r} proposes a settlement of request {request_id!r}",
+            details={"org": org, "provider": sides["provider"]},
         )
     if state is not None:
         raise SettlementExists(
@@ -388,12 +399,12 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
             f"{metered} accesses recorded in the period, {facts['access_count']} settled",
             details={"metered": metered, "access_count": facts["access_count"]},
         )
-    counterpart = named["consumer"] if org == named["provider"] else named["provider"]
     pending = {
+        "settlement_id": settlement_id,
         "request_id": request_id,
         "dataset": dataset,
         "proposer": org,
-        "counterpart": counterpart,
+        "counterpart": named["consumer"],
         "digest": record.payload_digest,
         "record": record.record_id,
         "amount": facts["amount"],

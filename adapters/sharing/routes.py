@@ -127,7 +127,7 @@ def settlement(ctx: ReadContext, settlement_id: str) -> Settlement:
         raise SettlementUnknown(f"no settlement {settlement_id!r}", details={"settlement_id": settlement_id})
     data = state.data
     return Settlement(
-        settlement_id=settlement_id,
+        settlement_id=str(data.get("settlement_id", settlement_id)),  # as made (looked up without case)
         status=state.status,
         request_id=str(data["request_id"]),
         dataset=str(data["dataset"]),

@@ -31,6 +31,7 @@ from adapters.sharing.domain import (
     LIFE_KINDS,
     REQUEST,
     REVOKE,
+    request_state,
     state_key,
 )
 from adapters.sharing.errors import (
@@ -90,9 +91,9 @@ class SharingWorkflow(SharingAdapter):
         facts, org = record.facts, record.org
         request_id = str(facts["request_id"])
         key = state_key(request_id)
-        state = states[key]
         if record.kind == REQUEST:
-            return Step(writes={key: self._request(record, state, chain)})
+            return Step(writes={key: self._request(record, states[key], chain)})
+        state = request_state(states, request_id)
         if record.kind == ACCESS:
             accessor = str(record.detail["accessor"])
             if accessor != org and not accessor.startswith(f"{org}:"):

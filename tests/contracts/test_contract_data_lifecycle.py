@@ -153,6 +153,11 @@ def test_settlement_pending_until_the_counterpart_countersigns(
     assert info.value.details["args"] == [request, 4, 3]
     with chain.reverts("NotSettlementParty"):
         propose(settlement, 2, 150, 300, deployment.account("data-user-2"))
+    # The sixth attack (F6-4): the requester's own low proposal would take the meter and freeze the owner's.
+    with chain.reverts("NotSettlementProvider"):
+        propose(settlement, 2, 1, 2, user)
+    with chain.reverts("NotSettlementProvider"):
+        propose(settlement, 0, 0, 0, user)
     with chain.reverts("RequestNotFound"):
         chain.tx(ds.functions.proposeSettlement(settlement, unique("r"), 0, 1, 0, terms, b"p" * 32), owner)
     receipt = propose(settlement, 2, 150, 300)

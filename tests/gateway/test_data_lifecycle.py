@@ -214,6 +214,18 @@ def test_settled_needs_both_sides(harness: Harness) -> None:
     _refused(owner, "data.settled", settled(fresh("REQ"), start, end, 2), 404, "SHARE_REQUEST_UNKNOWN")
     third = _another_data_owner(harness)
     _refused(third, "data.settled", settled(request_id, start, end, 2), 403, "SETTLEMENT_PARTY_MISMATCH")
+    # The sixth attack (F6-4): the paying side proposed a low price (or nothing) and held the period pending.
+    low = settled(request_id, start, end, 2, unit_price=1)
+    _refused(user, "data.settled", low, 403, "SETTLEMENT_NOT_PROVIDER")
+    _refused(user, "data.settled", settled(request_id, start, end, 0), 403, "SETTLEMENT_NOT_PROVIDER")
+    # Ids compared without case: the request is named as it was made (its chain key is that spelling).
+    lower = settled(request_id.lower(), start, end, 2)
+    _refused(owner, "data.settled", lower, 404, "SHARE_REQUEST_UNKNOWN")
+    _refused(
+        user, "share.request", share_request(request_id.lower(), "data-user"), 409, "SHARE_REQUEST_EXISTS"
+    )
+    lower_access = share_access(request_id.lower(), consent_digest, "data-user")
+    _refused(user, "share.access", lower_access, 409, "CONSENT_MISSING")
     wrong_side = settled(request_id, start, end, 2, provider=third.org)
     _refused(owner, "data.settled", wrong_side, 403, "SETTLEMENT_PARTY_MISMATCH")
     proposal = settled(request_id, start, end, 2)
@@ -221,7 +233,10 @@ def test_settled_needs_both_sides(harness: Harness) -> None:
     digest = str(harness.record(record_id)["payload_digest"])
     again = settled(request_id, start, end, 2, settlement_id=proposal["settlement_id"])
     _refused(owner, "data.settled", again, 409, "SETTLEMENT_EXISTS")
-    _refused(user, "data.settled", settled(request_id, start, end, 2), 409, "SETTLEMENT_EXISTS")  # overlaps
+    cased = {**again, "settlement_id": proposal["settlement_id"].lower()}
+    _refused(owner, "data.settled", cased, 409, "SETTLEMENT_EXISTS")
+    _refused(owner, "data.settled", settled(request_id, start, end, 2), 409, "SETTLEMENT_EXISTS")  # overlaps
+    _refused(user, "data.countersigned", countersigned(cased, digest), 404, "SETTLEMENT_UNKNOWN")
     # Pending until the counterpart countersigns: not the proposer, not a third party, not other terms.
     _refused(owner, "data.countersigned", countersigned(proposal, digest), 403, "SETTLEMENT_PARTY_MISMATCH")
     _refused(third, "data.countersigned", countersigned(proposal, digest), 403, "SETTLEMENT_PARTY_MISMATCH")

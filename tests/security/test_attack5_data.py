@@ -169,7 +169,7 @@ def test_f12_settlement_errors_reveal_nothing_to_a_third_party(harness: Harness)
     r = third.get(f"/api/v1/settlements/{proposal['settlement_id']}")
     assert (r.status_code, error_code(r)) == (404, "SETTLEMENT_UNKNOWN")
     # The sides: the precise errors, about terms they read.
-    r = user.submit("data.settled", probes[0])
+    r = owner.submit("data.settled", probes[0])
     assert (r.status_code, error_code(r)) == (409, "SETTLEMENT_EXISTS"), r.text
     assert r.json()["error"]["details"]["period"] == [proposal["period_start"], proposal["period_end"]]
     r = owner.submit("data.settled", probes[3])

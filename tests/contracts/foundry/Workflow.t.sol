@@ -267,7 +267,7 @@ contract ShareHandler is Handler {
         }
     }
 
-    /// Either side proposes to settle some of a request's accesses: never more than recorded and unsettled,
+    /// The dataset's owner proposes to settle some of a request's accesses: never more than recorded and unsettled,
     /// the amount always count × price, a settlement id once.
     function proposeSettlement(uint256 actorSeed, uint256 reqSeed, uint256 idSeed, uint64 count, uint128 price)
         external
@@ -300,7 +300,7 @@ contract ShareHandler is Handler {
         Role role;
         (who, org, role) =
             _actor(actorSeed >> 1, asOwner ? Role.DataOwner : Role.DataUser, asOwner ? ownerOf[m.dataset] : m.requester);
-        bool party = org != bytes32(0) && (org == ownerOf[m.dataset] || org == m.requester);
+        bool party = org != bytes32(0) && org == ownerOf[m.dataset]; // the provider proposes, never the requester
         ok = (role == Role.DataOwner || role == Role.DataUser) && !proposed[sid] && m.status != DataSharing.Status.None
             && party && settled[r] + count <= m.accesses;
     }
