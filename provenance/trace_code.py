@@ -20,7 +20,7 @@ of ``01`` restored) it is GS1, not a maker's number or a 码上放心 code, what
 read without its FNC1s. A GS1 string in which a variable-length element may end before
 the next AI (``01…21S10B``: serial ``S10B``, or serial ``S`` and batch ``B``) reads as more than one box:
 TRACE_CODE_AMBIGUOUS, never a guess (docs/design/rx-chain.md). FNC1s (GS) do not lift this: each
-GS-delimited segment is read the same way, as a GS only says where one value ended (``01…\x1d21S10B``).
+GS-delimited segment is read the same way, as a GS only says where one value ended (``01…<GS>21S10B``).
 
 A box's :func:`identity` (what :func:`digest` hashes: the chain's record, the workflow keys, "listed twice",
 the look-up) is not its normal form: (17) expiry and (10) batch describe a GS1 box but do not name it, and a
