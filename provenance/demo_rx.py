@@ -85,7 +85,8 @@ def fresh_code() -> str:
 def demo_codes() -> list[str]:
     """Two fresh boxes: a 20-digit 码上放心 code and a GS1 DataMatrix scanned raw (``]d2``, FNC1 as GS)."""
     nmpa = fresh_code()
-    serial = "SN" + secrets.token_hex(5).upper()
+    # No 0, 1 or 2: a serial holding an AI (10, 17, 21) reads as two boxes, TRACE_CODE_AMBIGUOUS (F6-1).
+    serial = "SN" + "".join(secrets.choice("ABCDEFGHJK3456789") for _ in range(10))
     return [nmpa, f"]d201{DEMO_GTIN}17{_expiry()}\x1d21{serial}"]
 
 

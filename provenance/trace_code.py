@@ -17,9 +17,10 @@ Forms (docs/design/rx-chain.md says which rules were verified against public doc
 A digits-only scan is one digit string, its leading zeros insignificant: when it reads as a GS1 element
 string (the AIs read here, (01) with a valid check digit and (21) included, in any order, a leading ``0``
 of ``01`` restored) it is GS1, not a maker's number or a 码上放心 code, whatever its length: a DataMatrix
-read without its FNC1s. A GS1 string without FNC1 (GS) in which a variable-length element may end before
+read without its FNC1s. A GS1 string in which a variable-length element may end before
 the next AI (``01…21S10B``: serial ``S10B``, or serial ``S`` and batch ``B``) reads as more than one box:
-TRACE_CODE_AMBIGUOUS, never a guess (docs/design/rx-chain.md).
+TRACE_CODE_AMBIGUOUS, never a guess (docs/design/rx-chain.md). FNC1s (GS) do not lift this: each
+GS-delimited segment is read the same way, as a GS only says where one value ended (``01…<GS>21S10B``).
 
 A box's :func:`identity` (what :func:`digest` hashes: the chain's record, the workflow keys, "listed twice",
 the look-up) is not its normal form: (17) expiry and (10) batch describe a GS1 box but do not name it, and a
@@ -106,27 +107,38 @@ def _checked(elements: dict[str, str], field: str) -> str:
 
 
 def _splits(rest: str, elements: dict[str, str]) -> Iterator[dict[str, str]]:
-    """Every way to read ``rest`` (no GS) as AIs read here, each once: a variable-length value may end
-    anywhere (1-20 characters), as a scan that lost its FNC1s does not say where. At most 4 AIs: bounded."""
+    """Every way to read ``rest`` (no GS) as AIs read here, after ``elements``: a variable-length value may
+    end anywhere (1-20 characters), as a scan that lost its FNC1s does not say where; an AI read again must
+    repeat its value (GS1 allows a duplicate AI with the same value). Bounded: only the first (10) and (21)
+    branch, 20 ways each."""
     if not rest:
         yield elements
         return
     ai, rest = rest[:2], rest[2:]
-    if ai not in _KNOWN or ai in elements:
+    if ai not in _KNOWN:
         return
-    if ai in _FIXED:
-        if len(rest) >= _FIXED[ai]:
-            yield from _splits(rest[_FIXED[ai] :], {**elements, ai: rest[: _FIXED[ai]]})
+    seen = elements.get(ai)
+    ends = [len(seen)] if seen is not None else [_FIXED[ai]] if ai in _FIXED else range(1, 21)
+    for end in ends:
+        if end <= len(rest) and seen in (None, rest[:end]):
+            yield from _splits(rest[end:], {**elements, ai: rest[:end]})
+
+
+def _segments(segments: list[str], elements: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Every reading of GS-delimited ``segments``: each segment read by :func:`_splits`, as a GS ends a
+    value but an FNC1 missing inside a segment may have ended one too (F6-1)."""
+    if not segments:
+        yield elements
         return
-    for end in range(1, min(20, len(rest)) + 1):
-        yield from _splits(rest[end:], {**elements, ai: rest[:end]})
+    for read in _splits(segments[0], elements):
+        yield from _segments(segments[1:], read)
 
 
 def _readings(strings: tuple[str, ...]) -> set[str]:
-    """The normal forms of every valid GS1 reading of ``strings`` (each without GS)."""
+    """The normal forms of every valid GS1 reading of ``strings`` (alternatives, each GS-delimited)."""
     out: set[str] = set()
     for string in strings:
-        for elements in _splits(string, {}):
+        for elements in _segments(string.split(_GS), {}):
             try:
                 out.add(_checked(elements, ""))
             except TraceCodeInvalid:
@@ -138,8 +150,8 @@ def _one(readings: set[str], field: str) -> str | None:
     """The one reading, None for none; TRACE_CODE_AMBIGUOUS for two boxes (or two batches) in one string."""
     if len(readings) > 1:
         raise TraceCodeAmbiguous(
-            "a GS1 element string without FNC1 (GS) separators reads as more than one box: scan it with "
-            "FNC1/GS or send the human-readable form (01)…(21)…",
+            "a GS1 element string in which a variable-length value may end before another AI (no FNC1/GS "
+            "there) reads as more than one box: send the human-readable form (01)…(21)…",
             details={"field": field, "readings": sorted(readings)},
         )
     return next(iter(readings), None)
@@ -148,10 +160,8 @@ def _one(readings: set[str], field: str) -> str | None:
 def _gs1(code: str, field: str) -> str:
     if code.startswith("("):
         return _checked(_split_paren(code, field), field)
-    raw = code.removeprefix("]d2")
-    if _GS in raw:  # the scanner sends FNC1s: each variable-length value ends at one (or at the end)
-        return _checked(_split_raw(code, field), field)
-    return _one(_readings((raw,)), field) or _checked(_split_raw(code, field), field)
+    # With FNC1s (GS) too: a GS ends a value, but a segment between two may still hide an ended one.
+    return _one(_readings((code.removeprefix("]d2"),)), field) or _checked(_split_raw(code, field), field)
 
 
 def normalise(code: Any, field: str = "code") -> tuple[str, str]:

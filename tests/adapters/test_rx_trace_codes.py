@@ -194,6 +194,10 @@ SERIAL = "1577980617"
         f"01{GTIN}17281105\x1d21{SERIAL}",
         f"1728110501{GTIN}21{SERIAL}",  # digits only, (17) first
         f"01{GTIN}10771721{SERIAL}",  # digits only, batch first: one reading
+        # With GS: each segment reads one way; (10) repeated with its value is the same element.
+        f"]d2\x1d01{GTIN}21{SERIAL}\x1d107717",
+        f"01{GTIN}21{SERIAL}\x1d107717\x1d107717",
+        f"\x1d01{GTIN}107717\x1d21{SERIAL}\x1d",
     ],
 )
 def test_one_gs1_box_has_one_identity_in_every_form(written: str) -> None:
@@ -213,6 +217,13 @@ def test_twenty_digits_reading_as_gs1_are_gs1_with_or_without_leading_zeros() ->
         f"]d201{GTIN}21S10B",
         f"01{GTIN}21AB10CD",
         f"001{GTIN}2117681017281105",  # (21) to the end, or (21) 1768 (10) 17281105, or … (17) 281105
+        # F6-1 (kit6 gs.py, gs3.py, misc.py): a GS elsewhere does not end the values of another segment.
+        f"01{GTIN}\x1d21K6S110B7",
+        f"01{GTIN}21K6S110B7\x1d17281231",
+        f"01{GTIN}21S110B7\x1d10B7",  # (10) B7 once more after a GS: (21) S110B7, or (21) S1 (10) B7
+        f"]d2\x1d01{GTIN}21S110B7",  # ]d2 + GS is a leading GS
+        f"]d2\x1d01{GTIN}17281231\x1d21K68AFA10B7",
+        f"01{GTIN}\x1d21K6EXQ17200101",  # (21) to the end, or (21) K6EXQ (17) 200101: an expired box
     ],
 )
 def test_a_gs1_string_without_fnc1_that_reads_as_two_boxes_is_ambiguous(scanned: str) -> None:
