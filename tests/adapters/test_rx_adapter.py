@@ -331,6 +331,18 @@ def test_dispense_medication_matches_in_normal_form() -> None:
     assert adapt("rx.dispense", by_reference, AdaptContext(prior=metformin)).facts["unit"] == "片"
 
 
+# A contained Medication's description of another drug (the sixth attack's finding 2).
+MORPHINE_INJECTION: dict[str, Any] = {
+    "ingredient": [
+        {
+            "itemCodeableConcept": {"text": "盐酸吗啡"},
+            "strength": {"numerator": {"value": 10, "unit": "mg"}, "denominator": {"value": 1, "unit": "ml"}},
+        }
+    ],
+    "form": {"text": "注射液"},
+}
+
+
 def test_dispense_says_no_more_about_the_drug_than_its_prescription() -> None:
     """Sixth attack, finding 2 (kit6 coding.py): the amoxicillin code beside RxNorm's morphine, under the
     words "盐酸吗啡注射液", or in a contained Medication of morphine injection, matched. A dispense carries no
@@ -362,19 +374,7 @@ def test_dispense_says_no_more_about_the_drug_than_its_prescription() -> None:
 
         return change
 
-    morphine = {
-        "ingredient": [
-            {
-                "itemCodeableConcept": {"text": "盐酸吗啡"},
-                "strength": {
-                    "numerator": {"value": 10, "unit": "mg"},
-                    "denominator": {"value": 1, "unit": "ml"},
-                },
-            }
-        ],
-        "form": {"text": "注射液"},
-    }
-    for med in (morphine, {"form": {"text": "注射液"}}):
+    for med in (MORPHINE_INJECTION, {"form": {"text": "注射液"}}):
         expect(
             "rx.dispense",
             mutate(DISPENSE, contained(med)),

@@ -11,6 +11,7 @@ from typing import Any
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
 from provenance.demo_rx import fresh_code
+from tests.adapters.test_rx_adapter import MORPHINE_INJECTION
 from tests.kit.gateway import Harness, OrgClient, error_code, rx_dispense, rx_issue, with_trace_codes
 
 YB = "http://www.nhsa.gov.cn/fhir/CodeSystem/yb-drug"
@@ -65,16 +66,7 @@ def test_f6_2_a_dispense_says_no_more_about_the_drug_than_its_prescription(harne
                 "resourceType": "Medication",
                 "id": "m1",
                 "code": {"coding": [{"system": YB, "code": AMOXICILLIN["code"]}]},
-                "ingredient": [
-                    {
-                        "itemCodeableConcept": {"text": "盐酸吗啡"},
-                        "strength": {
-                            "numerator": {"value": 10, "unit": "mg"},
-                            "denominator": {"value": 1, "unit": "ml"},
-                        },
-                    }
-                ],
-                "form": {"text": "注射液"},
+                **MORPHINE_INJECTION,
             }
         ],
         "medicationReference": {"reference": "#m1"},
