@@ -21,6 +21,7 @@ __all__ = [
     "BatchStationMismatch",
     "BatchTooLarge",
     "EnvRuleViolation",
+    "PollutantClassMismatch",
     "ReadingDuplicate",
     "ReadingNotFound",
     "ReadingOutOfOrder",
@@ -89,3 +90,10 @@ class StationClassMismatch(PayloadInvalid):
 
     code = "STATION_CLASS_MISMATCH"
     http_status = 409
+
+
+class PollutantClassMismatch(PayloadInvalid):
+    """A reading naming a pollutant code outside its station class's family (``adapters.env.stclass``): a
+    water station's air code, an air station's water code, a code of neither form."""
+
+    code = "POLLUTANT_CLASS_MISMATCH"

@@ -29,6 +29,7 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.env.domain import KINDS, READING
 from adapters.env.errors import EnvRuleViolation
+from adapters.env.stclass import check_codes
 from adapters.errors import Hj212Malformed, PayloadInvalid
 
 # Data-upload commands (HJ 212-2017 table 8): the only CNs that carry readings.
@@ -144,6 +145,7 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
             "a reading needs at least one pollutant with a measured value (Rtd, Avg, Min, Max, Cou…)",
             details={"field": "pollutants"},
         )
+    check_codes(n["st"], pollutants)  # of its class's medium: a code its limits could name
     primary = _PRIMARY.get(cn, "Avg")
     # Decimal text checked by the codec (never NaN, Infinity or an exponent): finite floats.
     values = {code: float(f[primary]) for code, f in pollutants.items() if primary in f}
