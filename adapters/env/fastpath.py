@@ -7,7 +7,8 @@ the codec's bytes and verdicts).
 
 Taken: header ``[QN=…;]ST=…;CN=…;PW=…;MN=…;[Flag=…;]`` in the standard's order, ``CP=&&DataTime=…`` then
 pollutant items whose fields are the numeric ones or ``Flag``, none repeated. Left to the codec: PNUM/PNO
-(subpackets), plain CP items besides DataTime, any other field name, a repeated item, an invalid date.
+(subpackets), plain CP items besides DataTime, any other field name, a repeated item, an invalid date, a
+pollutant code outside the station class's family (``stclass``: checked once per shape and ST).
 
 A station's packets mostly share their *shape*: the header members present and the sequence of pollutant
 items, only the values differing. The first packet of a shape is read by the generic pattern; its shape then
@@ -27,6 +28,7 @@ import orjson
 
 from adapters.abc import AdaptContext
 from adapters.env.payload import READING_COMMANDS
+from adapters.env.stclass import CODE_FAMILY, family_of
 from adapters.hj212 import FLAG_SUBPACKET, NUMERIC_FIELDS, crc16_many
 
 _NUMBER = r"-?[0-9]{1,15}(?:\.[0-9]{1,10})?"  # hj212._NUMBER
@@ -91,6 +93,7 @@ class _Shape:
     flag_groups: tuple[int, ...]  # their groups
     all_normal: tuple[str, ...]  # ("N", …): every flag N
     fields: tuple[tuple[str, str, int], ...]  # (code, field, group) of each numeric item
+    family: str | None  # the code family (``stclass``) all its codes are of, if one
 
 
 def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, compile: bool) -> _Shape | None:
@@ -132,6 +135,7 @@ def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, comp
         flag_groups=tuple(g for _, g in flags),
         all_normal=("N",) * len(flags),
         fields=tuple((code, n, _HEADER + 1 + i) for i, (_, code, n, _) in enumerate(items) if n != "Flag"),
+        family=family_of(code for _, code, _, _ in items),
     )
     if len(_shapes) >= 256:
         _shapes.clear()
@@ -198,9 +202,11 @@ def readings(raws: list[Any], ctx: AdaptContext) -> list[Fast | None]:
 
 
 def _one(m: re.Match[str], shape: _Shape, crc: int, clock: _Clock) -> Fast | None:
-    length, data, qn, _, cn, _, flag, stamp = m.group(1, 2, 3, 4, 5, 6, 7, 8)
+    length, data, qn, st, cn, _, flag, stamp = m.group(1, 2, 3, 4, 5, 6, 7, 8)
     if int(length) != len(data) or int(m[m.lastindex or 0], 16) != crc or cn not in READING_COMMANDS:
         return None
+    if shape.family != CODE_FAMILY.get(st, shape.family):
+        return None  # a code outside the station class's family: the codec names it
     if flag is not None and (int(flag) > 255 or int(flag) & FLAG_SUBPACKET):
         return None
     if not shape.fields:

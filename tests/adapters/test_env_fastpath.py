@@ -67,6 +67,19 @@ TAKEN = [
     "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=-1.5,a21026-Flag=N&&",
     "QN=20261125090000001;ST=22;CN=2061;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=600"
     ";a21026-Flag=D;a34004-Avg=1&&",
+    # surface water (ST 21) and a noise station (ST 23: held to no code family)
+    "ST=21;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01001-Avg=14;w01009-Avg=0,w01009-Flag=N&&",
+    "ST=23;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;LA-Avg=55.1&&",
+]
+
+
+# A code outside the station class's family (sixth attack, 6): left to the codec, which refuses it.
+FOREIGN = [
+    "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Rtd=1;a21026-Rtd=9999&&",
+    "ST=22;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Rtd=1;w01018-Rtd=99999&&",
+    "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;W01018-Rtd=99999&&",  # upper case
+    "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;011-Rtd=99999&&",  # HJ 212-2005's COD
+    "ST=21;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Rtd=1;a34004-Flag=N&&",
 ]
 
 
@@ -83,6 +96,7 @@ TAKEN = [
         "ST=22;CN=2051;PW=1;MN=A1;Flag=258;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # Flag > 255
         "ST=22;CN=2051;PW=1;MN=A1;Flag=2;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # bit D, no PNUM
         "QN=20261131090000001;ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
+        *FOREIGN,
         # left to the codec, accepted by it
         "ST=22;CN=2051;PW=1;MN=A1;Flag=7;PNUM=2;PNO=1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
         "ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1,a21026-EFlag=x&&",
@@ -93,6 +107,19 @@ def test_each_shape_agrees_with_the_codec(data: str) -> None:
     raw = _packet(data)
     taken = _agree([raw, *SERIES[:1], raw])  # a shape met again after another one
     assert taken == (3 if data in TAKEN else 1)
+    if data in FOREIGN:
+        assert _codec(raw).code == "POLLUTANT_CLASS_MISMATCH"
+
+
+def test_a_shape_of_one_family_is_left_to_the_codec_under_another_class() -> None:
+    # One shape (the same items), two classes: taken as ST 31 (air source), refused as ST 32 (water source).
+    data = "ST=%s;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Rtd=9999;a34004-Rtd=9999&&"
+    air, water = _packet(data % "31"), _packet(data % "32")
+    fast = fastpath.readings([air, water, air], CTX)
+    assert fast[0] is not None and fast[1] is None and fast[2] is not None
+    exc = _codec(water)
+    assert isinstance(exc, ProvenanceError) and exc.code == "POLLUTANT_CLASS_MISMATCH"
+    assert exc.details == {"field": "pollutants", "code": "a21026", "st": "32", "family": "w"}
 
 
 @pytest.mark.parametrize("offset", [timedelta(hours=5, minutes=45), timedelta(hours=8, seconds=30)])
