@@ -19,7 +19,7 @@ from adapters.abc import AdaptContext, AdaptedPayload, Payload
 from adapters.batch import BatchSpec, Item
 from adapters.batch.intake import MAX_BATCH, adapt_batch, batch_root
 from adapters.env import fastpath
-from adapters.env.alerts import DEFAULT_LIMITS, alerts_of
+from adapters.env.alerts import alerts_of
 from adapters.env.domain import BATCH, CONTRACT, READING
 from adapters.env.errors import (
     BatchStationMismatch,
@@ -28,6 +28,7 @@ from adapters.env.errors import (
     StationNotOperator,
     StationUnknown,
 )
+from adapters.env.limits import DEFAULT_LIMITS, Limits
 from adapters.env.payload import EnvAdapter
 from adapters.errors import PayloadInvalid
 from provenance.errors import DuplicateKey
@@ -54,7 +55,7 @@ class BatchAdapter:
     def __init__(
         self,
         max_batch: int = MAX_BATCH,
-        limits: Mapping[str, Mapping[str, Mapping[str, float]]] = DEFAULT_LIMITS,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.max_batch = max_batch
         self.limits = limits  # station class (HJ 212 ST) -> pollutant code -> averaging time -> limit

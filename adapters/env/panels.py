@@ -1,5 +1,5 @@
 """The environmental domain's panel on the supervision dashboard: exceedances per station (readings of
-batches over their station class's limit, ``alerts.py``), each number opening the alerts behind it with
+batches outside their station class's limit, ``alerts.py``), each number opening the alerts behind it with
 the batch record that holds the reading."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from adapters.abc import Panel, PanelCount, PanelItem, SupervisionContext
 from adapters.env.routes import station_exceedances
 
 _SCAN = 500  # batch states read at a time
+_SIDE = {"min": "<", "max": ">", None: ">"}  # alerts kept before ``bound`` existed were over a maximum
 
 
 def exceedance_counts(ctx: SupervisionContext, since: str, until: str) -> list[PanelCount]:
@@ -44,7 +45,7 @@ def exceedance_items(
             at=a.data_time,
             org=a.bundle["record"]["org"],
             subject=a.bundle["record"]["subject"],
-            detail=f"#{a.index} {a.code} {a.value:g} > {a.limit:g} ({a.averaging})",
+            detail=f"#{a.index} {a.code} {a.value:g} {_SIDE[a.bound]} {a.limit:g} ({a.averaging})",
         )
         for a in page.items
     ]

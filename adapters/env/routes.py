@@ -39,10 +39,13 @@ class Reading(ItemRead):
 
 
 class Alert(ItemEntry):
-    type: str = Field(description="exceedance (over the station class's limit) | flag (data flag not N)")
+    type: str = Field(description="exceedance (outside the station class's limit) | flag (data flag not N)")
     code: str = Field(description="the HJ 212 pollutant code")
     value: float | None = None
-    limit: float | None = None
+    limit: float | None = Field(default=None, description="the limit the value is beyond")
+    bound: str | None = Field(
+        default=None, description="max (over a maximum) | min (under a minimum: DO, pH): the limit's side"
+    )
     averaging: str | None = Field(default=None, description="hour | day: the limit's averaging time")
     flag: str | None = None
     bundle: dict[str, Any] = Field(description="the reading's evidence bundle")
@@ -72,7 +75,7 @@ def _alerts(only: str | None) -> Callable[[Mapping[str, Any]], Sequence[Mapping[
 
 @page_route(SPEC, AlertPage)
 def station_alerts(ctx: ReadContext, q: Query) -> tuple[list[Alert], str | None]:
-    """A station's alerts (readings over their station class's limits, data flags other than N) dated in
+    """A station's alerts (readings outside their station class's limits, data flags other than N) dated in
     [since, until), each with the evidence bundle of its reading, paginated like the readings."""
     return alert_page(ctx, q, Alert, _alerts(None))
 

@@ -21,6 +21,7 @@ from adapters.batch.intake import recorded_end
 from adapters.env.alerts import alerts_of
 from adapters.env.batch import SPEC
 from adapters.env.errors import ReadingOutOfOrder, ReadingTooOld, StationClassMismatch
+from adapters.env.limits import Limits
 from provenance.timestamps import parse_rfc3339
 
 MAX_BACKDATE = timedelta(
@@ -43,7 +44,7 @@ def single_step(
     anchored_end: int,
     now: datetime,
     max_backdate: timedelta,
-    limits: Mapping[str, Mapping[str, Mapping[str, float]]],
+    limits: Limits,
 ) -> Step:
     """A single reading's rule (its station's registration is checked before): within the backdating
     window, not inside or before the station's last batch period, its (MN, CN, DataTime) new."""

@@ -28,9 +28,9 @@ from adapters.batch.chain import operated_station
 from adapters.batch.intake import MAX_BATCH, batch_keys, batch_step
 from adapters.batch.spec import BatchSpec
 from adapters.batch.workflow import BatchWorkflow
-from adapters.env.alerts import DEFAULT_LIMITS
 from adapters.env.batch import SPEC, BatchAdapter
 from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
+from adapters.env.limits import DEFAULT_LIMITS, Limits
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
@@ -54,7 +54,7 @@ class EnvWorkflow(BatchWorkflow, EnvAdapter):
         self,
         *,
         max_batch: int = MAX_BATCH,
-        limits: Mapping[str, Mapping[str, Mapping[str, float]]] = DEFAULT_LIMITS,
+        limits: Limits = DEFAULT_LIMITS,
         max_backdate: timedelta = MAX_BACKDATE,
     ) -> None:
         self._batches = BatchAdapter(max_batch, limits)
