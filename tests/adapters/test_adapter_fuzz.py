@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters import KINDS, adapt
+from adapters.env.stclass import family_of
 from adapters.hj212 import DATA_FLAGS, crc16, encode_packet, parse_packet
 from provenance.errors import ProvenanceError
 from tests.kit.adapter_samples import good_samples, kind_of
@@ -123,8 +124,10 @@ pollutant_fields = st.fixed_dictionaries(
 def test_hj212_encode_parse_roundtrip(
     mn: str, cn: str, pollutants: dict[str, dict[str, str]], flag: int | None
 ) -> None:
+    # a class of the codes' medium (water or air source); codes of both: noise (ST 23), held to no family
+    st_ = {"w": "32", "a": "31"}.get(family_of(pollutants) or "", "23")
     text = encode_packet(
-        st="32", cn=cn, pw="123456", mn=mn, flag=flag, data_time="20261125093000", pollutants=pollutants
+        st=st_, cn=cn, pw="123456", mn=mn, flag=flag, data_time="20261125093000", pollutants=pollutants
     )
     assert parse_packet(text).encode() == text
     a = adapt("env.reading", text.encode())

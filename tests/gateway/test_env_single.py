@@ -82,17 +82,18 @@ def test_single_readings_are_held_to_the_batch_guarantees(harness: Harness) -> N
         assert details["last_period_end"] == iso_second(end)
     # The station's class is its first reading's ST (22, ambient air, held to GB 3095): a reading or a batch
     # of another ST, whose limits would not hold it (t44_st_alerts.py: SO2 9999 alerted under ST 22 only).
+    # (A water class's readings carry a water code: an air code there is refused before, F6-6.)
     later = end + timedelta(seconds=5)
-    for st in ("21", "31", "32", "91"):
-        details = refused("env.reading", _reading(mn, later, "9999", st=st), "STATION_CLASS_MISMATCH", 409)
+    for st, code in (("21", "w01018"), ("31", "a21026"), ("32", "w01018"), ("91", "a21026")):
+        details = refused(
+            "env.reading", _reading(mn, later, "9999", st=st, code=code), "STATION_CLASS_MISMATCH", 409
+        )
         assert details == {"field": "ST", "value": st, "station_st": "22"}
-    mixed = [_reading(mn, later, "9999"), _reading(mn, later + timedelta(seconds=1), "9999", st="32")]
+    water = _reading(mn, later + timedelta(seconds=1), "9999", st="32", code="w01018")
+    mixed = [_reading(mn, later, "9999"), water]
     period = (later, later + timedelta(seconds=2))
     assert refused("env.batch", env_batch(mixed, mn, *period), "STATION_CLASS_MISMATCH", 409)["index"] == 1
-    other = [
-        _reading(mn, later, "9999", st="32"),
-        _reading(mn, later + timedelta(seconds=1), "9999", st="32"),
-    ]
+    other = [_reading(mn, later, "9999", st="32", code="w01018"), water]
     refused("env.batch", env_batch(other, mn, *period), "STATION_CLASS_MISMATCH", 409)
     # Backdated beyond the window (72 hours): 30 days old, and from 2001.
     for at in (t0 - timedelta(days=30), datetime(2001, 1, 1, tzinfo=UTC)):
