@@ -152,6 +152,13 @@ def test_f6_6_water_readings_raise_exceedances_and_foreign_codes_are_refused(har
         (batch, 2, "w01001", 5.5, 6.0, "min"),
         (batch, 2, "w01009", 2.0, 5.0, "min"),
     ]
+    # The supervision dashboard counts them, each side drawn as it is.
+    regulator = harness.client("regulator")
+    r = regulator.get("/api/v1/dashboard/panels/env/exceedances", params={"key": river.mn, "limit": 50})
+    assert r.status_code == 200, r.text
+    drawn = {i["detail"] for i in r.json()["items"]}
+    assert {"#1 w01009 0.5 < 5 (hour)", "#1 w01001 9.5 > 9 (hour)", "#0 w01001 3 < 6 (hour)"} <= drawn
+    assert len(drawn) == 10, drawn
 
     # An ambient air station (ST 22) sending a water code: refused alone and in a batch (fast path).
     air = _Station(harness, client)
