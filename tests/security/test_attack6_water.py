@@ -57,6 +57,7 @@ class _Station:
 
     def refused(self, kind: str, payload: dict[str, Any], code: str, status: int = 400) -> dict[str, Any]:
         before = (count(self.h, Record), count(self.h, WorkflowState))
+        digest: str
         try:  # the digest the station signs (none when the payload does not adapt: the gateway says why)
             digest = adapt(kind, payload).digest
         except ProvenanceError:
