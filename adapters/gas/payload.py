@@ -48,11 +48,11 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "temperature": (-273.15, math.inf),
 }
 # What no asset of a class can physically read, in the base unit (kPa, m³/h): above it a value is refused
-# (GAS_VALUE_IMPLAUSIBLE), not alarmed. Sources: docs/design/gas-network.md, Plausibility. Pressure: 1.5 times
-# the highest design pressure that can reach the class (a strength test's pressure), 12 MPa transmission
-# lines for a source, GB 50028's 4.0 MPa (high-pressure A) city network for pipelines and meters. Flow:
-# methane at its speed of sound (~450 m/s) through the largest line pipe laid (OD 1422 mm) for sources and
-# pipelines; the largest gas meter size, OIML R 137 G 16000 (Qmax 25,000 m³/h), for meters.
+# (GAS_VALUE_IMPLAUSIBLE), not alarmed (docs/design/gas-network.md, Plausibility, with the sources). Pressure:
+# 1.5 (a steel pipe's strength test) times the highest design pressure that reaches the class: 12 MPa
+# transmission lines for a source, GB 50028's 4.0 MPa (high-pressure A) city network for pipelines and
+# meters. Flow: methane at its speed of sound (~450 m/s) through the largest line pipe laid (OD 1422 mm) for
+# sources and pipelines; the largest gas meter designation, G 16000 (Q_max 25,000 m³/h), for meters.
 CEILINGS: Mapping[str, Mapping[str, float]] = {
     "source": {"pressure": 18_000.0, "flow": 2_500_000.0},
     "pipeline": {"pressure": 6_000.0, "flow": 2_500_000.0},
