@@ -100,4 +100,18 @@ def test_f6_5_an_assets_class_is_its_first_records_and_a_flow_no_meter_reads_is_
     # The meter read once stays a meter in the logger's next batch: read as a pipeline, refused.
     later = gas_batch([_r("YB-U3", "pipeline", minute(9), flow=(800, "m³/h"))], logger, minute(8), minute(10))
     refused(later, "ASSET_CLASS_MISMATCH", 409, index=0, asset="YB-U3", value="pipeline", asset_class="meter")
+    # Two batches in one bulk request: the second is decided on the first's recorded classes.
+    bulk = [
+        gas_batch(
+            [_r("YB-B1", "pipeline", minute(11), pressure=(0.3, "MPa"))], logger, minute(10), minute(12)
+        ),
+        gas_batch([_r("YB-B1", "meter", minute(13), pressure=(2, "kPa"))], logger, minute(12), minute(14)),
+    ]
+    items = [utility.body("gas.batch", b) for b in bulk]
+    r = harness.http.post("/api/v1/records:bulk", json={"records": items}, headers=utility.headers)
+    assert r.status_code == 200, r.text
+    got = [(it["status"], (it["error"] or {}).get("code")) for it in r.json()["items"]]
+    assert got == [("accepted", None), ("rejected", "ASSET_CLASS_MISMATCH")], got
+    assert r.json()["items"][1]["error"]["details"]["asset_class"] == "pipeline"
+    ids.append(r.json()["items"][0]["id"])
     check_accepted(harness, ids)
