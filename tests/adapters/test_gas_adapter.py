@@ -94,6 +94,20 @@ def test_a_reading_from_the_future_is_refused() -> None:
     assert caught.value.details == {"index": 2, "field": "time"}
 
 
+def test_a_meters_flow_over_its_class_level_alarms() -> None:
+    """A customer meter's flow over 160 m³/h (the largest diaphragm meter's Q_max) is possible, so accepted,
+    and alarms ``flow_high``; at the level, or a pipeline's, it does not (no flow level for pipelines)."""
+    items = gas_series(START, 6)
+    items[2]["values"]["flow"] = {"value": 160, "unit": "m³/h"}
+    items[4]["values"]["flow"] = {"value": 20_000, "unit": "m³/h"}  # a pipeline
+    items[5]["values"]["flow"] = {"value": 20_000, "unit": "m³/h"}  # a meter
+    alarms = adapt("gas.batch", _batch(items)).detail["alerts"]
+    assert [(a["index"], a["type"], a["quantity"], a["value"], a["unit"], a["limit"]) for a in alarms] == [
+        (5, "flow_high", "flow", 20_000, "m³/h", 160.0)
+    ]
+    assert alarms[0]["asset"] == "MET-0002" and alarms[0]["asset_class"] == "meter"
+
+
 @pytest.mark.parametrize(
     ("index", "quantity", "ceiling", "over", "stated"),
     [

@@ -85,7 +85,8 @@ def test_f6_5_an_assets_class_is_its_first_records_and_a_flow_no_meter_reads_is_
     refused(gas_batch(units, logger, minute(2), minute(8)), "GAS_VALUE_IMPLAUSIBLE", 400, index=2)
 
     # Each asset under its own class and within what it can read: accepted through the SDK, as the attacker
-    # sent it; the pipeline's 1.5 MPa now raises its class's alarm (over 0.4 MPa), as does YB-U1's 1 MPa.
+    # sent it; the pipeline's 1.5 MPa now raises its class's alarm (over 0.4 MPa), as does YB-U1's 1 MPa, and
+    # a meter's flow that is possible but not for a meter on the low-pressure service alarms too.
     units[2] = _r("YB-U3", "meter", minute(5), flow=(20_000, "m³/h"))
     sent = [_r(pipe, "pipeline", minute(2) + timedelta(seconds=30), pressure=(1.5, "MPa")), *units]
     with Client(**flows.sdk_settings(harness, UTILITY)) as client:
@@ -96,6 +97,7 @@ def test_f6_5_an_assets_class_is_its_first_records_and_a_flow_no_meter_reads_is_
         (0, pipe, "pressure_high", 1.5, "MPa", 0.4),
         (1, "YB-U1", "pressure_high", 1000, "kPa", 400),
         (2, "YB-U2", "pressure_low", 1e-300, "MPa", 0.01),
+        (3, "YB-U3", "flow_high", 20_000, "m³/h", 160),  # over the largest diaphragm meter's
     ]
     # The meter read once stays a meter in the logger's next batch: read as a pipeline, refused.
     later = gas_batch([_r("YB-U3", "pipeline", minute(9), flow=(800, "m³/h"))], logger, minute(8), minute(10))
