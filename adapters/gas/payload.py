@@ -6,9 +6,10 @@ readings)::
 
 Assets are of three classes: ``source`` (a gas source: 气源, city gate station), ``pipeline`` (a pipeline
 segment's sensor) and ``meter`` (a customer meter). Each class measures some quantities, each quantity
-takes some units; a value is a finite JSON number in its quantity's range, and a pressure or flow no higher
-than its asset class's physical ceiling (``CEILINGS``). A reading is signed as sent, in
-the unit its sensor reported: alarms convert (``alarms.py``). Identity: one reading per asset and instant.
+takes some units; a value is a finite JSON number in its quantity's range, a pressure or flow no higher than
+its asset class's physical ceiling (``CEILINGS``). A reading is signed as sent, in the unit its sensor
+reported: alarms convert (``alarms.py``). Identity: one reading per asset and instant; an asset keeps its
+class (``batch.py``, ``assets.py``).
 
 Reads (``READ_POLICY``): the utility reads its own batches; auditors and regulators read them all.
 """
@@ -23,12 +24,7 @@ from typing import Any
 from adapters._common import domain_policy
 from adapters.abc import AdaptContext
 from adapters.gas.domain import KINDS
-from adapters.gas.errors import (
-    GasQuantityInvalid,
-    GasReadingInvalid,
-    GasUnitInvalid,
-    GasValueImplausible,
-)
+from adapters.gas.errors import GasQuantityInvalid, GasReadingInvalid, GasUnitInvalid, GasValueImplausible
 from provenance.records import canonical_bytes
 from provenance.timestamps import parse_rfc3339
 
