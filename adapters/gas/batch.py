@@ -1,10 +1,13 @@
 """``gas.batch``: a gas utility's data logger signs once for N readings (``docs/formats.md``, Gas readings;
 the mechanism is ``adapters.batch``'s). The signed head is ``{logger, period_start, period_end, count,
 root}``; the submission carries it and its ``readings`` (``payload.py``), each once per asset and instant,
-within the period; their alarms go with them to the batch's state."""
+within the period, each asset of one class (its first reading's); their alarms go with them to the batch's
+state, and the class of each asset (``detail["classes"]``, asset -> [class, index of its first reading]) to
+the workflow, which holds it to the class its logger recorded the asset with before (``assets.py``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +17,7 @@ from adapters.batch import BatchSpec, Item
 from adapters.batch.intake import MAX_BATCH, adapt_batch
 from adapters.gas.alarms import DEFAULT_THRESHOLDS, Thresholds, alarms_of
 from adapters.gas.domain import BATCH, CONTRACT
-from adapters.gas.errors import LoggerInactive, LoggerNotOperator, LoggerUnknown
+from adapters.gas.errors import AssetClassMismatch, LoggerInactive, LoggerNotOperator, LoggerUnknown
 from adapters.gas.payload import check_reading
 
 SPEC = BatchSpec(
@@ -40,10 +43,25 @@ class GasBatchAdapter:
         self.thresholds = thresholds  # asset class -> its alarm levels
 
     def adapt(self, payload: Payload, ctx: AdaptContext) -> AdaptedPayload:
+        classes: dict[str, list[Any]] = {}  # asset -> [its class, the index of its first reading]
+
         def reading(raw: Any, index: int, head: Mapping[str, Any]) -> Item:
             doc, leaf = check_reading(raw, index, ctx)
-            return Item(
-                leaf, (doc["asset"], doc["time"]), doc["time"], alarms_of(doc, index, self.thresholds)
-            )
+            asset, cls = doc["asset"], doc["class"]
+            first = classes.setdefault(asset, [cls, index])
+            if first[0] != cls:  # one asset, one class: its quantities and alarm bands are its class's
+                raise AssetClassMismatch(
+                    f"reading {index} reads asset {asset!r} as a {cls}, reading {first[1]} as a {first[0]}",
+                    details={
+                        "index": index,
+                        "field": "class",
+                        "asset": asset,
+                        "value": cls,
+                        "asset_class": first[0],
+                        "first": first[1],
+                    },
+                )
+            return Item(leaf, (asset, doc["time"]), doc["time"], alarms_of(doc, index, self.thresholds))
 
-        return adapt_batch(SPEC, payload, self.max_batch, reading, ctx=ctx)
+        done = adapt_batch(SPEC, payload, self.max_batch, reading, ctx=ctx)
+        return dataclasses.replace(done, detail={**done.detail, "classes": classes})

@@ -26,6 +26,21 @@ class GasUnitInvalid(PayloadInvalid):
     code = "GAS_UNIT_INVALID"
 
 
+class GasValueImplausible(PayloadInvalid):
+    """A pressure or flow above what any asset of the reading's class can physically read (its class's
+    ceiling, ``payload.CEILINGS``): a sensor fault or an invented value, never a reading to alarm on."""
+
+    code = "GAS_VALUE_IMPLAUSIBLE"
+
+
+class AssetClassMismatch(PayloadInvalid):
+    """A reading of an asset under another class than the asset's: the class of its first reading (in the
+    batch, or recorded by its logger before), which decides the quantities and alarm bands that hold it."""
+
+    code = "ASSET_CLASS_MISMATCH"
+    http_status = 409
+
+
 class LoggerUnknown(NotFound):
     """A batch names a data logger GasNetwork has not registered."""
 

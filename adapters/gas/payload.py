@@ -6,8 +6,10 @@ readings)::
 
 Assets are of three classes: ``source`` (a gas source: 气源, city gate station), ``pipeline`` (a pipeline
 segment's sensor) and ``meter`` (a customer meter). Each class measures some quantities, each quantity
-takes some units; a value is a finite JSON number in its quantity's range. A reading is signed as sent, in
-the unit its sensor reported: alarms convert (``alarms.py``). Identity: one reading per asset and instant.
+takes some units; a value is a finite JSON number in its quantity's range, a pressure or flow no higher than
+its asset class's physical ceiling (``CEILINGS``). A reading is signed as sent, in the unit its sensor
+reported: alarms convert (``alarms.py``). Identity: one reading per asset and instant; an asset keeps its
+class (``batch.py``, ``assets.py``).
 
 Reads (``READ_POLICY``): the utility reads its own batches; auditors and regulators read them all.
 """
@@ -22,7 +24,7 @@ from typing import Any
 from adapters._common import domain_policy
 from adapters.abc import AdaptContext
 from adapters.gas.domain import KINDS
-from adapters.gas.errors import GasQuantityInvalid, GasReadingInvalid, GasUnitInvalid
+from adapters.gas.errors import GasQuantityInvalid, GasReadingInvalid, GasUnitInvalid, GasValueImplausible
 from provenance.records import canonical_bytes
 from provenance.timestamps import parse_rfc3339
 
@@ -40,6 +42,17 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "volume": (0.0, math.inf),
     "methane": (0.0, 100.0),
     "temperature": (-273.15, math.inf),
+}
+# What no asset of a class can physically read, in the base unit (kPa, m³/h): above it a value is refused
+# (GAS_VALUE_IMPLAUSIBLE), not alarmed (docs/design/gas-network.md, Plausibility, with the sources). Pressure:
+# 1.5 (a steel pipe's strength test) times the highest design pressure that reaches the class: 12 MPa
+# transmission lines for a source, GB 50028's 4.0 MPa (high-pressure A) city network for pipelines and
+# meters. Flow: methane at its speed of sound (~450 m/s) through the largest line pipe laid (OD 1422 mm) for
+# sources and pipelines; the largest gas meter designation, G 16000 (Q_max 25,000 m³/h), for meters.
+CEILINGS: Mapping[str, Mapping[str, float]] = {
+    "source": {"pressure": 18_000.0, "flow": 2_500_000.0},
+    "pipeline": {"pressure": 6_000.0, "flow": 2_500_000.0},
+    "meter": {"pressure": 6_000.0, "flow": 25_000.0},
 }
 # What each asset class measures.
 CLASSES: Mapping[str, frozenset[str]] = {
@@ -93,8 +106,24 @@ def _values(values: Any, cls: str, index: int) -> None:
         if type(value) not in (int, float) or not math.isfinite(value):
             raise _bad(index, f"{where}.value", f"{quantity} must be a finite number")
         low, high = RANGES[quantity]
-        if not low <= value * UNITS[quantity][unit] <= high:
+        factor = UNITS[quantity][unit]
+        if not low <= value * factor <= high:
             raise _bad(index, f"{where}.value", f"{quantity} {value} {unit} is out of range")
+        ceiling = CEILINGS[cls].get(quantity)
+        if ceiling is not None and value * factor > ceiling:
+            raise GasValueImplausible(
+                f"reading {index}: a {cls} asset cannot read {quantity} {value} {unit} "
+                f"(at most {ceiling / factor:g} {unit})",
+                details={
+                    "index": index,
+                    "field": f"{where}.value",
+                    "class": cls,
+                    "quantity": quantity,
+                    "value": value,
+                    "unit": unit,
+                    "ceiling": ceiling / factor,
+                },
+            )
 
 
 def check_reading(raw: Any, index: int, ctx: AdaptContext) -> tuple[dict[str, Any], bytes]:

@@ -38,8 +38,8 @@ class GasReading(ItemRead):
 class GasAlarm(ItemEntry):
     asset: str
     asset_class: str = Field(description="the asset's class: source | pipeline | meter")
-    type: str = Field(description="leak | pressure_low | pressure_high")
-    quantity: str = Field(description="methane | pressure")
+    type: str = Field(description="leak | pressure_low | pressure_high | flow_high")
+    quantity: str = Field(description="methane | pressure | flow")
     value: float = Field(description="the reading's value, in its unit")
     unit: str
     limit: float = Field(description="the threshold crossed, in the same unit")
@@ -65,8 +65,8 @@ logger_readings = readings_route(
 
 @page_route(SPEC, GasAlarmPage)
 def logger_alarms(ctx: ReadContext, q: Query) -> tuple[list[GasAlarm], str | None]:
-    """A data logger's alarms (leaks, pressures out of band) dated in [since, until), each with its
-    reading's evidence bundle, paginated like the readings."""
+    """A data logger's alarms (leaks, pressures out of band, flows too high) dated in [since, until), each
+    with its reading's evidence bundle, paginated like the readings."""
     return alert_page(ctx, q, GasAlarm)
 
 

@@ -1,19 +1,34 @@
 """The gas-network workflow: a batch's data logger is registered in GasNetwork, active and operated by the
 signing utility; its period follows the logger's last (``adapters.batch``); it keeps its readings and
-alarms (state ``batch:<logger>:<period_end>``, what the reads serve) and anchors its root with
+alarms (state ``batch:<logger>:<period_end>``, what the reads serve), holds each asset to the class its
+logger first recorded it with (``assets.py``, state ``logger:<id>``) and anchors its root with
 ``GasNetwork.anchorBatch``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import ClassVar
 
-from adapters.abc import AdaptContext, AdaptedPayload, Panel, Payload, Provision, Route, SetupCall
+from adapters.abc import (
+    AdaptContext,
+    AdaptedPayload,
+    ChainView,
+    Panel,
+    Payload,
+    Provision,
+    RecordFacts,
+    Route,
+    SetupCall,
+    State,
+    Step,
+)
 from adapters.batch.intake import MAX_BATCH
 from adapters.batch.spec import BatchSpec
 from adapters.batch.workflow import BatchWorkflow
 from adapters.errors import KindUnknown
 from adapters.gas.alarms import DEFAULT_THRESHOLDS, Thresholds
+from adapters.gas.assets import with_asset_classes
 from adapters.gas.batch import SPEC, GasBatchAdapter
 from adapters.gas.domain import BATCH, CONTRACT, DOMAIN, KINDS
 from adapters.gas.payload import READ_POLICY
@@ -43,6 +58,17 @@ class GasWorkflow(BatchWorkflow):
         if kind != BATCH:
             raise KindUnknown(f"the gas domain has no record kind {kind!r}", details={"field": "kind"})
         return self.adapt_batch(payload, context)
+
+    def transition(
+        self, record: RecordFacts, states: Mapping[str, State | None], chain: ChainView, now: datetime
+    ) -> Step:
+        """The batch rule (``BatchWorkflow``), then each asset held to the class its logger recorded it
+        with; a new asset's class is pinned."""
+        step = super().transition(record, states, chain, now)
+        if record.kind != BATCH:
+            return step
+        key = SPEC.source_key(record.facts[SPEC.source])
+        return with_asset_classes(step, states.get(key), key, record.detail.get("classes", {}))
 
     def provision(self, network: Provision) -> Sequence[SetupCall]:
         # A gas utility registers its own data loggers (its ``stations``), each operated by itself.

@@ -1,8 +1,10 @@
-"""The gas domain's adapter: units per quantity, quantities per asset class, and alarms by the thresholds
-a deployment configures per asset class (the gateway tests run the defaults)."""
+"""The gas domain's adapter: units per quantity, quantities per asset class, each asset of one class in a
+batch, pressures and flows within what their class can read, and alarms by the thresholds a deployment
+configures per asset class (the gateway tests run the defaults)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,14 @@ from adapters import adapt, registry
 from adapters.abc import AdaptContext
 from adapters.gas import GasWorkflow
 from adapters.gas.alarms import Thresholds
-from adapters.gas.errors import GasQuantityInvalid, GasReadingInvalid, GasUnitInvalid
+from adapters.gas.errors import (
+    AssetClassMismatch,
+    GasQuantityInvalid,
+    GasReadingInvalid,
+    GasUnitInvalid,
+    GasValueImplausible,
+)
+from provenance.errors import PayloadInvalid
 from tests.kit.gas import gas_batch, gas_series
 
 START = datetime(2026, 12, 6, 8, tzinfo=UTC)
@@ -83,3 +92,81 @@ def test_a_reading_from_the_future_is_refused() -> None:
     with pytest.raises(GasReadingInvalid) as caught:
         adapt("gas.batch", _batch(items), ctx)
     assert caught.value.details == {"index": 2, "field": "time"}
+
+
+def test_a_meters_flow_over_its_class_level_alarms() -> None:
+    """A customer meter's flow over 160 m³/h (the largest diaphragm meter's Q_max) is possible, so accepted,
+    and alarms ``flow_high``; at the level, or a pipeline's, it does not (no flow level for pipelines)."""
+    items = gas_series(START, 6)
+    items[2]["values"]["flow"] = {"value": 160, "unit": "m³/h"}
+    items[4]["values"]["flow"] = {"value": 20_000, "unit": "m³/h"}  # a pipeline
+    items[5]["values"]["flow"] = {"value": 20_000, "unit": "m³/h"}  # a meter
+    alarms = adapt("gas.batch", _batch(items)).detail["alerts"]
+    assert [(a["index"], a["type"], a["quantity"], a["value"], a["unit"], a["limit"]) for a in alarms] == [
+        (5, "flow_high", "flow", 20_000, "m³/h", 160.0)
+    ]
+    assert alarms[0]["asset"] == "MET-0002" and alarms[0]["asset_class"] == "meter"
+
+
+@pytest.mark.parametrize(
+    ("index", "quantity", "ceiling", "over", "stated"),
+    [
+        (0, "pressure", {"value": 18, "unit": "MPa"}, {"value": 18_000.5, "unit": "kPa"}, 18_000),  # source
+        (1, "pressure", {"value": 6000, "unit": "kPa"}, {"value": 6.001, "unit": "MPa"}, 6),  # pipeline
+        (2, "pressure", {"value": 6, "unit": "MPa"}, {"value": 6.5, "unit": "MPa"}, 6),  # meter
+        (0, "flow", {"value": 2_500_000, "unit": "m³/h"}, {"value": 2_500_001, "unit": "m³/h"}, 2_500_000),
+        (1, "flow", {"value": 2_500_000, "unit": "m³/h"}, {"value": 1e9, "unit": "m³/h"}, 2_500_000),
+        (2, "flow", {"value": 25_000, "unit": "m³/h"}, {"value": 25_000.5, "unit": "m³/h"}, 25_000),
+    ],
+)
+def test_pressures_and_flows_within_what_their_class_can_read(
+    index: int, quantity: str, ceiling: dict[str, Any], over: dict[str, Any], stated: float
+) -> None:
+    """At its class's ceiling a value is accepted (an alarm, if over its band); over it, in either unit,
+    refused GAS_VALUE_IMPLAUSIBLE naming the reading and the ceiling in the unit sent (``stated``)."""
+    items = gas_series(START, 3)
+    items[index]["values"][quantity] = ceiling
+    adapt("gas.batch", _batch(items))
+    items[index]["values"][quantity] = over
+    with pytest.raises(GasValueImplausible) as caught:
+        adapt("gas.batch", _batch(items))
+    assert caught.value.details == {
+        "index": index,
+        "field": f"values.{quantity}.value",
+        "class": items[index]["class"],
+        "quantity": quantity,
+        **over,
+        "ceiling": pytest.approx(stated),
+    }
+
+
+def test_nan_or_infinity_is_no_value() -> None:
+    """JSON has no NaN nor Infinity: a batch that carries them (Python's json writes them) does not load."""
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        text = json.dumps(_batch(gas_series(START, 3))).replace('"value": 820.5', f'"value": {bad}', 1)
+        assert bad in text
+        with pytest.raises(PayloadInvalid):
+            adapt("gas.batch", text.encode())
+
+
+def test_an_asset_has_one_class_in_a_batch() -> None:
+    """The same asset read as another class later in the batch is refused, naming that reading and the
+    first; the classes of the batch's assets go to the workflow with their first readings."""
+    items = gas_series(START, 6)
+    assert adapt("gas.batch", _batch(items)).detail["classes"] == {
+        "SOU-0000": ["source", 0],
+        "PIP-0001": ["pipeline", 1],
+        "MET-0002": ["meter", 2],
+    }
+    items[4] = {**items[4], "asset": "SOU-0000"}  # a pipeline reading of the source
+    with pytest.raises(AssetClassMismatch) as caught:
+        adapt("gas.batch", _batch(items))
+    assert caught.value.details == {
+        "index": 4,
+        "field": "class",
+        "asset": "SOU-0000",
+        "value": "pipeline",
+        "asset_class": "source",
+        "first": 0,
+    }
+    assert caught.value.http_status == 409

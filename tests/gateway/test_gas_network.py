@@ -163,6 +163,17 @@ def test_gas_batch_rejections_keep_nothing(harness: Harness) -> None:
     ):
         details = {"index": i} | ({"field": field} if field else {})
         refused(gas_batch(changed(i, change), logger, start, end), code, 400, **details)
+    # A flow no meter reads (sixth attack, finding 5: 1e9 m³/h); an asset of another class than in the
+    # batch before (a pipeline reading of the source, reading 0), or than its logger recorded it with in the
+    # first batch (the meter read as a source, alone in its batch).
+    meter_flow = changed(2, values(flow={"value": 1e9, "unit": "m³/h"}))
+    refused(gas_batch(meter_flow, logger, start, end), "GAS_VALUE_IMPLAUSIBLE", 400, index=2, ceiling=25_000)
+    hop = changed(4, lambda r: r.update({"asset": "SOU-0000"}))
+    refused(gas_batch(hop, logger, start, end), "ASSET_CLASS_MISMATCH", 409, index=4, first=0)
+    recorded = [{**good[0], "asset": "MET-0002"}]
+    refused(
+        gas_batch(recorded, logger, start, end), "ASSET_CLASS_MISMATCH", 409, index=0, asset_class="meter"
+    )
     # Duplicates (asset and time), a reading outside the period, an over-size batch, bad periods.
     refused(gas_batch([*good, good[4]], logger, start, end), "READING_DUPLICATE", 400, index=20, first=4)
     late = gas_series(end, 1)
