@@ -65,9 +65,11 @@ def check_order(
     *,
     error: type[DateBeforeSubject] = DateBeforeSubject,
     details: Mapping[str, Any],
+    name_mark: bool = True,
 ) -> dict[str, Any]:
-    """Raise ``error`` (``details`` as given) if ``when`` lies before the mark in ``data``; else the state
-    members to write: the mark moved to ``when`` if it is later (a record's date never moves it back)."""
+    """Raise ``error`` if ``when`` lies before the mark in ``data`` (``details``, with the mark's instant as
+    ``not_before`` unless ``name_mark`` is false); else the state members to write: the mark moved to
+    ``when`` if it is later (a record's date never moves it back)."""
     mark = mark_of(data)
     if mark is None:
         return {MARK: {"at": format_rfc3339(when.first), "kind": kind}}
@@ -76,7 +78,7 @@ def check_order(
         raise error(
             f"{details.get('field', 'the date')} is before the subject's earlier record "
             f"({mark.get('kind')}, dated {format_rfc3339(at)})",
-            details=dict(details),
+            details={**details, **({"not_before": format_rfc3339(at)} if name_mark else {})},
         )
     later = when.first > at
     return {MARK: {"at": format_rfc3339(when.first), "kind": kind} if later else dict(mark)}

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
-from adapters.dated import Dated, check_order, mark_of
+from adapters.dated import Dated, check_order
 from adapters.party.domain import CONTRACT, DOMAIN
 from adapters.party.errors import (
     PartyDuesDuplicate,
@@ -97,9 +97,7 @@ def in_order(facts: Mapping[str, Any], fact: str, member: Mapping[str, Any] | No
     """A member's records in date order (``adapters.dated``): a stage, transfer or dues payment is not dated
     before the member's earlier records anywhere in the network (DATE_BEFORE_SUBJECT); the new mark.
     Meetings and study sessions name no member and are not ordered."""
-    mark = mark_of(member)
-    details = {"field": fact, **({"not_before": mark["at"]} if mark is not None else {})}
-    return check_order(Dated.of(facts, fact), member, str(facts["type"]), details=details)
+    return check_order(Dated.of(facts, fact), member, str(facts["type"]), details={"field": fact})
 
 
 class PartyWorkflow(PartyAdapter):

@@ -184,18 +184,22 @@ class RxWorkflow(PrescriptionAdapter):
     def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:
         """The prescription's records in date order (``adapters.dated``): a review, dispense, revoke or
         settlement is not dated before the prescription's earlier records; the new mark."""
-        rx_id = str(record.facts["rx_id"])
         field, fact = _DATES[record.kind]
-        details: dict[str, Any] = {"rx_id": rx_id, "field": field}
+        details: dict[str, Any] = {"rx_id": record.facts["rx_id"], "field": field}
         error: type[DateBeforeSubject] = DateBeforeSubject
         mark = mark_of(data)
         if record.kind == SETTLE:
             error = RxSettledBeforeDispense  # everything before a settlement came before its dispense
         elif record.kind == DISPENSE and mark is not None and mark.get("kind") == ISSUE:
             error, details = RxHandedOverBeforeIssue, {"field": field}  # F5-10's code and details
-        if error is DateBeforeSubject and mark is not None:
-            details["not_before"] = mark["at"]
-        return check_order(Dated.of(record.facts, fact), data, record.kind, error=error, details=details)
+        return check_order(
+            Dated.of(record.facts, fact),
+            data,
+            record.kind,
+            error=error,
+            details=details,
+            name_mark=error is DateBeforeSubject,
+        )
 
     @staticmethod
     def _hand_over(
