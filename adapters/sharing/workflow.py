@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters._common import check_expiry, parse_instant, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
-from adapters.dated import MARK, Dated, check_order, mark_of
+from adapters.dated import MARK, mark_of
 from adapters.sharing import demo as _demo
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import (
@@ -58,15 +58,6 @@ if TYPE_CHECKING:  # annotations only
 
 def _at(mark: Mapping[str, Any]) -> datetime:
     return parse_instant(mark["at"], "at")
-
-
-def in_order(
-    kind: str, facts: Mapping[str, Any], fact: str, data: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """A request's records in date order (``adapters.dated``): its consent and withdrawal are not dated
-    before its earlier records (DATE_BEFORE_SUBJECT); the new mark. Accesses are held to the consent's
-    validity and to the settled periods (F5-5) instead: a meter may log them out of order."""
-    return check_order(Dated.of(facts, fact), data, kind, details={"field": fact})
 
 
 class SharingWorkflow(SharingAdapter):
@@ -150,7 +141,7 @@ class SharingWorkflow(SharingAdapter):
                     details={"status": state.status, "on_chain": on_chain},
                 )
             check_expiry(chain, facts["expires_at"], "expires_at", MAX_CONSENT)
-            dated = in_order(CONSENT, facts, "granted_at", state.data)
+            dated = lifecycle_rules.in_order(CONSENT, facts, "granted_at", state.data)
             consent = {**facts, "digest": record.payload_digest}
             consented = {**state.data, "consent_record": record.record_id, "consent_facts": consent, **dated}
             return Step(prior=state.data["request_facts"], writes={key: State("consented", consented)})
@@ -166,7 +157,7 @@ class SharingWorkflow(SharingAdapter):
         mark = mark_of(state.data)
         if accessed is not None and (mark is None or parse_instant(accessed, "accessed_at") > _at(mark)):
             mark = {"at": accessed, "kind": ACCESS}
-        dated = in_order(REVOKE, facts, "revoked_at", None if mark is None else {MARK: mark})
+        dated = lifecycle_rules.in_order(REVOKE, facts, "revoked_at", None if mark is None else {MARK: mark})
         return Step(writes={key: State("revoked", {**state.data, **dated})})
 
     @staticmethod
@@ -194,7 +185,7 @@ class SharingWorkflow(SharingAdapter):
             "request_facts": dict(facts),
             "consent_record": None,
             "consent_facts": None,
-            **in_order(REQUEST, facts, "requested_at", None),
+            **lifecycle_rules.in_order(REQUEST, facts, "requested_at", None),
         }
         return State("pending", data)
 
