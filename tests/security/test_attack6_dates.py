@@ -15,6 +15,7 @@ from adapters._common import canonical_json
 from adapters.abc import DEFAULT_TIME_ZONE
 from provenance.crypto.sm3 import sm3_hex
 from provenance.demo_rx import fresh_code
+from tests.kit.data_life import collected, derived, fresh, stored
 from tests.kit.gateway import (
     Harness,
     OrgClient,
@@ -198,3 +199,26 @@ def test_f6_7_a_requests_consent_and_withdrawal_follow_it(harness: Harness) -> N
         "not_before": _utc(consent["granted_at"]),
     }
     _ok(owner.submit("share.revoke_consent", share_revoke_consent(request_id)))
+
+    # A dataset's life: stored in 2001 after it was collected, derived from it before it was stored.
+    dataset = fresh("a6d")
+    collection = collected(dataset)
+    _ok(owner.submit("data.collected", collection))
+    r = _send(owner, "data.stored", {**stored(dataset), "stored_at": Y2001}, f"dataset:{dataset}")
+    assert _refused(r, 400, "DATE_BEFORE_SUBJECT") == {
+        "field": "stored_at",
+        "not_before": collection["collected_at"],
+    }
+    storing = stored(dataset)
+    _ok(owner.submit("data.stored", storing))
+    output = fresh("a6d-out")
+    early = {
+        **derived(output, [{"dataset": dataset}], analyst="data-owner"),
+        "derived_at": collection["collected_at"],
+    }
+    r = _send(owner, "data.derived", early, f"dataset:{output}")
+    assert _refused(r, 400, "DATE_BEFORE_SUBJECT") == {
+        "field": "derived_at",
+        "not_before": storing["stored_at"],
+    }
+    _ok(owner.submit("data.derived", derived(output, [{"dataset": dataset}], analyst="data-owner")))
