@@ -7,8 +7,9 @@ instant its accepted records were dated, and the kind of the record that dated i
 Which dates count is the domain's (``docs/design/rx-chain.md``, ``docs/design/adapters.md``): the payload's
 own dates of what happened (``authoredOn``, ``reviewed_at``, ``whenHandedOver``, ``revoked_at``,
 ``settled_at``; a member's ``effective_at`` and ``paid_at``; a request's ``requested_at``, ``granted_at``,
-``revoked_at``). The envelope's ``timestamp`` is when the organisation signed, which the gateway bounds
-by its own clock: later records carry later ones, whatever their payload says, so it orders nothing.
+``revoked_at``; a dataset's ``collected_at`` or ``derived_at``, ``stored_at``, ``opened_at``). The
+envelope's ``timestamp`` is when the organisation signed, which the gateway bounds by its own clock: later
+records carry later ones, whatever their payload says, so it orders nothing.
 
 A date without a time (FHIR ``date``, fact ``<name>_precision``) names its whole day: a new record is
 before the mark only when the *end* of its day is (the day may hold the earlier record's instant), and a

@@ -60,7 +60,7 @@ class DateInFuture(PayloadInvalid):
 class DateBeforeSubject(PayloadInvalid):
     """A date the payload declares (reviewed, handed over, revoked, settled, effective, paid, granted…)
     that lies before the subject's earlier accepted records (``adapters.dated``: a prescription's, a
-    party member's, a data-sharing request's)."""
+    party member's, a data-sharing request's, a dataset's)."""
 
     code = "DATE_BEFORE_SUBJECT"
 

@@ -178,7 +178,7 @@ def test_f6_7_a_members_records_follow_their_earlier_records(harness: Harness) -
     _ok(sent(late))
 
 
-def test_f6_7_a_requests_consent_and_withdrawal_follow_it(harness: Harness) -> None:
+def test_f6_7_a_requests_and_a_datasets_records_follow_their_earlier_records(harness: Harness) -> None:
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-A6D-" + secrets.token_hex(4).upper()
     request = share_request(request_id, "data-user")
