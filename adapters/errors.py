@@ -10,6 +10,7 @@ from provenance.errors import AccessCodeDigestMissing, PayloadInvalid
 
 __all__ = [
     "AccessCodeDigestMissing",
+    "DateBeforeSubject",
     "DateInFuture",
     "ExpiryNotInFuture",
     "ExpiryTooFar",
@@ -54,6 +55,14 @@ class DateInFuture(PayloadInvalid):
     lies beyond now plus the allowed clock skew."""
 
     code = "DATE_IN_FUTURE"
+
+
+class DateBeforeSubject(PayloadInvalid):
+    """A date the payload declares (reviewed, handed over, revoked, settled, effective, paid, granted…)
+    that lies before the subject's earlier accepted records (``adapters.dated``: a prescription's, a
+    party member's, a data-sharing request's, a dataset's)."""
+
+    code = "DATE_BEFORE_SUBJECT"
 
 
 # --- HJ 212-2017 packets (the codec the environmental domain uses) -----------------------------------

@@ -135,8 +135,10 @@ MEMBER_REF = "party-member"  # the pseudonym's ``what``: a member id keyed like 
 
 
 def member_facts(member_id: str, ctx: AdaptContext) -> dict[str, str]:
-    """The member's fact: ``member_ref_hmac``, their id's keyed digest (none without the deployment key)."""
-    keyed = pseudonym(ctx, MEMBER_REF, member_id)
+    """The member's fact: ``member_ref_hmac``, their id's keyed digest (none without the deployment key).
+    Case makes no other member (a017 is A017, as data-sharing request ids): ids are ASCII (ID_PATTERN),
+    digested upper-cased."""
+    keyed = pseudonym(ctx, MEMBER_REF, member_id.upper())
     return {} if keyed is None else {"member_ref_hmac": keyed}
 
 
@@ -152,7 +154,7 @@ def _check_stage(record: Membership, prior: dict[str, Any] | None, ctx: AdaptCon
         return
     # The prior's member: in clear from a client's own facts, a keyed digest from the gateway's.
     if "member_id" in prior:
-        same = prior["member_id"] == record.member_id
+        same = str(prior["member_id"]).upper() == record.member_id.upper()
     else:
         same = prior.get("member_ref_hmac") in (
             None,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.dated import Dated, check_order
 from adapters.party.domain import CONTRACT, DOMAIN
 from adapters.party.errors import (
     PartyDuesDuplicate,
@@ -92,6 +93,13 @@ def dues_step(facts: Mapping[str, Any], member: State | None, recorded: State | 
         )
 
 
+def in_order(facts: Mapping[str, Any], fact: str, member: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A member's records in date order (``adapters.dated``): a stage, transfer or dues payment is not dated
+    before the member's earlier records anywhere in the network (DATE_BEFORE_SUBJECT); the new mark.
+    Meetings and study sessions name no member and are not ordered."""
+    return check_order(Dated.of(facts, fact), member, str(facts["type"]), details={"field": fact})
+
+
 class PartyWorkflow(PartyAdapter):
     """``party.record``: meetings and study are kept as they are; a membership or transfer record must
     follow the member's recorded place, dues the branch holding the member."""
@@ -118,20 +126,29 @@ class PartyWorkflow(PartyAdapter):
     ) -> Step:
         f = record.facts
         if f.get("type") == "dues":
-            dues_step(f, states[_member(f)], states[_dues(f)])
-            return Step(writes={_dues(f): State("recorded", {"record": record.record_id})})
+            member = states[_member(f)]
+            dues_step(f, member, states[_dues(f)])
+            assert member is not None  # dues_step: the branch holds the member
+            dated = in_order(f, "paid_at", member.data)
+            return Step(
+                writes={
+                    _dues(f): State("recorded", {"record": record.record_id}),
+                    _member(f): State(member.status, {**member.data, **dated}),
+                }
+            )
         if f.get("type") not in MEMBER_TYPES:
             return Step()
         key = _member(f)
         state = states[key]
         place = None if state is None else {"branch_id": state.data["branch_id"], "stage": state.status}
         after = member_step(f, place)
+        dated = in_order(f, "effective_at", None if state is None else state.data)
         # Since when the branch holds the member (for their dues): kept while they stay, restarted on arrival.
         if state is None or after["branch_id"] != state.data["branch_id"]:
             since = f["effective_at"]
         else:
             since = state.data.get("since")
-        data = {"branch_id": after["branch_id"], "record": record.record_id, "since": since}
+        data = {"branch_id": after["branch_id"], "record": record.record_id, "since": since, **dated}
         return Step(writes={key: State(after["stage"], data)})
 
     def contract_call(self, record: RecordFacts) -> ContractCall | None:

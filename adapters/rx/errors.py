@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from adapters.errors import DateBeforeSubject
 from provenance.errors import Conflict, NotFound, NotPermitted, PayloadInvalid
 
 # The codes' form rules live in provenance.trace_code (the CLI normalises before a look-up).
@@ -123,6 +124,13 @@ class RxQuantityInvalid(RxRuleViolation):
     code = "RX_QUANTITY_INVALID"
 
 
+class RxQuantityNotWhole(RxQuantityInvalid):
+    """A prescription in package units for a fraction of a package (0.5 盒): no dispense hands over half
+    a box, each box carries its own code."""
+
+    code = "RX_QUANTITY_NOT_WHOLE"
+
+
 class RxAmountInvalid(RxRuleViolation):
     """A settlement amount that is not a decimal string in yuan with two places."""
 
@@ -149,13 +157,13 @@ class RxUnitInvalid(RxQuantityInvalid):
     code = "RX_UNIT_INVALID"
 
 
-class RxHandedOverBeforeIssue(RxRuleViolation):
+class RxHandedOverBeforeIssue(RxRuleViolation, DateBeforeSubject):
     """A dispense handed over before the prescription was written (``authoredOn``)."""
 
     code = "RX_HANDED_OVER_BEFORE_ISSUE"
 
 
-class RxSettledBeforeDispense(RxRuleViolation):
+class RxSettledBeforeDispense(RxRuleViolation, DateBeforeSubject):
     """A settlement dated before the dispense it settles was handed over."""
 
     code = "RX_SETTLED_BEFORE_DISPENSE"

@@ -44,6 +44,7 @@ from adapters._common import (
     validate_model,
 )
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
+from adapters.dated import MARK, Dated, check_order
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
 from adapters.rx import medication as med
 from adapters.rx.domain import DOMAIN
@@ -53,6 +54,7 @@ from adapters.rx.errors import (
     RxDispenseMismatch,
     RxHandedOverBeforeIssue,
     RxQuantityInvalid,
+    RxQuantityNotWhole,
     RxRuleViolation,
     RxUnitInvalid,
 )
@@ -168,10 +170,17 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
     authored = when(obj, "authoredOn", zone=zone)
     check_not_future(authored.start, "authoredOn", ctx)
     quantity, unit = _quantity(obj, "dispenseRequest", "quantity")
-    if quantity > MAX_CODES and counts_packages((unit, _get(obj, "dispenseRequest", "quantity", "code"))):
+    packages = counts_packages((unit, _get(obj, "dispenseRequest", "quantity", "code")))
+    if packages and quantity > MAX_CODES:
         # A dispense lists at most MAX_CODES boxes' codes: more could never be dispensed.
         raise RxQuantityInvalid(
             f"a prescription in packages is for at most {MAX_CODES} (one dispense lists each one's code)",
+            details={"field": "dispenseRequest.quantity.value"},
+        )
+    if packages and not float(quantity).is_integer():
+        # A box is handed over whole, with its code: half of one could never be dispensed.
+        raise RxQuantityNotWhole(
+            "a prescription in packages is for whole packages (a fraction is prescribed in a dose unit)",
             details={"field": "dispenseRequest.quantity.value"},
         )
     # A Period's start is inclusive from its first instant, its end inclusive to its last: an end date
@@ -332,16 +341,14 @@ def _check_against_issue(
                     "dispensed outside the prescription's validity period",
                     details={"field": "whenHandedOver"},
                 )
-    # Within validity but before the prescription was written (a validity start before authoredOn).
+    # Within validity but before the prescription was written (a validity start before authoredOn); a
+    # date without a time is before it only when all of its day is (``adapters.dated``).
     authored = issue.get("authored_on")
-    written = parse_instant(authored, "authored_on") if isinstance(authored, str) else None
-    # A date without a time is before it only when all of its day is.
-    if written is not None and (
-        handed_over.end <= written if handed_over.partial else handed_over.start < written
-    ):
-        raise RxHandedOverBeforeIssue(
-            "dispense handed over before the prescription was written (authoredOn)",
-            details={"field": "whenHandedOver"},
+    if isinstance(authored, str):
+        written = {MARK: {"at": authored, "kind": "rx.issue"}}
+        dated = Dated.of(facts, "handed_over_at")
+        check_order(
+            dated, written, "rx.dispense", error=RxHandedOverBeforeIssue, details={"field": "whenHandedOver"}
         )
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.dated import Dated, check_order, mark_of
+from adapters.errors import DateBeforeSubject
 from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
 from adapters.rx.domain import (
     CONTRACT,
@@ -32,6 +34,7 @@ from adapters.rx.errors import (
     RxAlreadySettled,
     RxExists,
     RxExpired,
+    RxHandedOverBeforeIssue,
     RxNotDispensed,
     RxNotIssuer,
     RxNotRecorded,
@@ -49,6 +52,14 @@ from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
 from provenance.chain.contracts import ContractReverted, chain_key
 from provenance.timestamps import chain_time, parse_rfc3339, to_unix
+
+# Each later kind's date: the payload's field (named in errors) and its fact.
+_DATES = {
+    REVIEW: ("reviewed_at", "reviewed_at"),
+    DISPENSE: ("whenHandedOver", "handed_over_at"),
+    REVOKE: ("revoked_at", "revoked_at"),
+    SETTLE: ("settled_at", "settled_at"),
+}
 
 
 def from_chain(rx_id: str, entry: Mapping[str, Any]) -> State:
@@ -150,9 +161,8 @@ class RxWorkflow(PrescriptionAdapter):
             )
         closed = {**data, "closed_by": record.org, "close_record": record.record_id}
         if record.kind == REVOKE:
-            return Step(writes={key: State("revoked", closed)})
+            return Step(writes={key: State("revoked", {**closed, **self._in_order(record, data)})})
         assert record.kind == DISPENSE
-        closed["handed_over_at"] = record.facts.get("handed_over_at")  # a settlement is not dated before it
         if issue is None:
             raise RxNotRecorded(
                 f"the chain holds prescription {rx_id!r} but this gateway holds no signed record of its "
@@ -166,8 +176,30 @@ class RxWorkflow(PrescriptionAdapter):
                 details={"rx_id": rx_id, "expires_at": expires},
             )
         self._check_review(data, rx_id, chain)
+        closed |= self._in_order(record, data)
         boxes = self._hand_over(record, states, chain)
         return Step(prior=data.get("facts") or None, writes={key: State("dispensed", closed), **boxes})
+
+    @staticmethod
+    def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The prescription's records in date order (``adapters.dated``): a review, dispense, revoke or
+        settlement is not dated before the prescription's earlier records; the new mark."""
+        field, fact = _DATES[record.kind]
+        details: dict[str, Any] = {"rx_id": record.facts["rx_id"], "field": field}
+        error: type[DateBeforeSubject] = DateBeforeSubject
+        mark = mark_of(data)
+        if record.kind == SETTLE:
+            error = RxSettledBeforeDispense  # everything before a settlement came before its dispense
+        elif record.kind == DISPENSE and mark is not None and mark.get("kind") == ISSUE:
+            error, details = RxHandedOverBeforeIssue, {"field": field}  # F5-10's code and details
+        return check_order(
+            Dated.of(record.facts, fact),
+            data,
+            record.kind,
+            error=error,
+            details=details,
+            name_mark=error is DateBeforeSubject,
+        )
 
     @staticmethod
     def _hand_over(
@@ -228,13 +260,14 @@ class RxWorkflow(PrescriptionAdapter):
                 f"prescription {rx_id!r} was already reviewed ({earlier['decision']})",
                 details={"rx_id": rx_id, "decision": earlier["decision"], "record": earlier["record"]},
             )
+        dated = RxWorkflow._in_order(record, data)
         review = {
             "decision": record.facts["decision"],
             "reason": record.facts["reason"],
             "by": record.org,
             "record": record.record_id,
         }
-        return State(state.status, {**data, "review": review})
+        return State(state.status, {**data, "review": review, **dated})
 
     @staticmethod
     def _settlement_id(record: RecordFacts, states: Mapping[str, State | None]) -> dict[str, State]:
@@ -265,25 +298,19 @@ class RxWorkflow(PrescriptionAdapter):
                 f"prescription {rx_id!r} was dispensed by another record than the one settled",
                 details={"rx_id": rx_id, "field": "dispense_record"},
             )
-        handed_over = data.get("handed_over_at")
-        settled = parse_rfc3339(record.facts["settled_at"], lenient=True)
-        if isinstance(handed_over, str) and settled < parse_rfc3339(handed_over, lenient=True):
-            raise RxSettledBeforeDispense(
-                f"settled_at is before the dispense of prescription {rx_id!r} was handed over",
-                details={"rx_id": rx_id, "field": "settled_at"},
-            )
         earlier = data.get("settlement") or stricter(lambda: rx_settlement(chain, rx_id))
         if earlier is not None:
             raise RxAlreadySettled(
                 f"the dispense of prescription {rx_id!r} was already settled",
                 details={"rx_id": rx_id, "record": earlier["record"]},
             )
+        dated = RxWorkflow._in_order(record, data)
         settlement = {
             "by": record.org,
             "record": record.record_id,
             "settlement_id": record.facts["settlement_id"],
         }
-        return State(state.status, {**data, "settlement": settlement})
+        return State(state.status, {**data, "settlement": settlement, **dated})
 
     @staticmethod
     def _issue(record: RecordFacts, state: State | None, chain: ChainView) -> State:
@@ -309,6 +336,7 @@ class RxWorkflow(PrescriptionAdapter):
                 "closed_by": None,
                 "close_record": None,
                 "facts": dict(record.facts),
+                **check_order(Dated.of(record.facts, "authored_on"), None, ISSUE, details={}),
             },
         )
 

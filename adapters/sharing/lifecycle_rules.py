@@ -20,6 +20,7 @@ from typing import Any
 
 from adapters._common import parse_instant, stricter
 from adapters.abc import ChainView, RecordFacts, State, Step
+from adapters.dated import Dated, check_order
 from adapters.sharing.chain import dataset_owner, request_status
 from adapters.sharing.consent import check_consent, outside_validity
 from adapters.sharing.domain import (
@@ -80,6 +81,16 @@ def keys(kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
     if kind == COUNTERSIGNED:
         return (settlement_key(str(facts["settlement_id"])),)
     return (dataset_key(str(facts["dataset"])),)
+
+
+def in_order(
+    kind: str, facts: Mapping[str, Any], fact: str, data: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A subject's records in date order (``adapters.dated``): a dataset's steps after its earlier ones, a
+    request's consent and withdrawal after its earlier records, a countersignature after its proposal
+    (DATE_BEFORE_SUBJECT); the new mark. Accesses are held to the consent's validity and to the settled
+    periods (F5-5) instead: a meter may log them out of order."""
+    return check_order(Dated.of(facts, fact), data, kind, details={"field": fact})
 
 
 def _owner(state: State | None, chain: ChainView, dataset: str) -> str | None:
@@ -149,10 +160,15 @@ def transition(
             )
         if state is not None or dataset_owner(chain, dataset) is not None:
             raise DatasetExists(f"dataset {dataset!r} exists", details={"dataset": dataset})
-        data = {**_fresh(org), "collected": record.record_id}
+        data = {
+            **_fresh(org),
+            "collected": record.record_id,
+            **in_order(COLLECTED, facts, "collected_at", None),
+        }
         return Step(writes={key: State("collected", data)})
     data = _own(record, state, chain)
     status = state.status if state is not None else "registered"
+    data.update(in_order(record.kind, facts, "stored_at" if record.kind == STORED else "opened_at", data))
     if record.kind == STORED:
         floor = data.get("floor")
         if floor is not None and _RANK[facts["classification"]] < _RANK[floor]:
@@ -198,7 +214,12 @@ def _derived(
         raise DatasetExists(f"dataset {output!r} exists", details={"dataset": output})
     purpose, at = str(facts["purpose"]), max(now, chain.clock())
     writes: dict[str, State] = {}
-    out = {**_fresh(org), "inputs": [str(i["dataset"]) for i in facts["inputs"]], "derived": record.record_id}
+    out = {
+        **_fresh(org),
+        "inputs": [str(i["dataset"]) for i in facts["inputs"]],
+        "derived": record.record_id,
+        **in_order(DERIVED, facts, "derived_at", None),
+    }
     bound: dict[str, dict[str, Any]] = {}
     for item in facts["inputs"]:
         name, request_id = str(item["dataset"]), item.get("request_id")
@@ -224,6 +245,7 @@ def _derived(
                 "expires_at": consent.get("expires_at"),
             }
         bound.update({str(c["request_id"]): c for c in data["bound"]})
+        in_order(DERIVED, facts, "derived_at", data)  # after its inputs' records (their marks stay)
         out["floor"] = _highest(out["floor"], data["classification"], data["floor"])
         if not data["public"] and not (mine and not data["bound"] and not data["closed"]):
             out["closed"] = [*out["closed"], name]
@@ -352,7 +374,10 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
                 "the countersignature names other terms than the pending settlement",
                 details={"settlement_digest": state.data["digest"], "dataset": state.data["dataset"]},
             )
-        return Step(writes={key: State("settled", {**state.data, "countersigned": record.record_id})})
+        dated = in_order(COUNTERSIGNED, facts, "countersigned_at", state.data)
+        return Step(
+            writes={key: State("settled", {**state.data, "countersigned": record.record_id, **dated})}
+        )
     request_id = str(facts["request_id"])
     rkey = state_key(request_id)
     request = request_state(states, request_id)
@@ -410,6 +435,7 @@ def _settlement(record: RecordFacts, states: Mapping[str, State | None], chain: 
         "amount": facts["amount"],
         # The terms, which both sides read (the counterpart countersigns them).
         **{k: facts[k] for k in ("period_start", "period_end", "access_count", "unit_price")},
+        **in_order(SETTLED, facts, "settled_at", None),
     }
     periods = [*request.data.get("settled_periods", []), [facts["period_start"], facts["period_end"]]]
     return Step(

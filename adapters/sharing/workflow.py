@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters._common import check_expiry, parse_instant, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
+from adapters.dated import MARK, mark_of
 from adapters.sharing import demo as _demo
 from adapters.sharing import lifecycle_rules
 from adapters.sharing.chain import (
@@ -53,6 +54,10 @@ from provenance.timestamps import to_unix
 
 if TYPE_CHECKING:  # annotations only
     from adapters.abc import DemoWriter
+
+
+def _at(mark: Mapping[str, Any]) -> datetime:
+    return parse_instant(mark["at"], "at")
 
 
 class SharingWorkflow(SharingAdapter):
@@ -136,8 +141,9 @@ class SharingWorkflow(SharingAdapter):
                     details={"status": state.status, "on_chain": on_chain},
                 )
             check_expiry(chain, facts["expires_at"], "expires_at", MAX_CONSENT)
+            dated = lifecycle_rules.in_order(CONSENT, facts, "granted_at", state.data)
             consent = {**facts, "digest": record.payload_digest}
-            consented = {**state.data, "consent_record": record.record_id, "consent_facts": consent}
+            consented = {**state.data, "consent_record": record.record_id, "consent_facts": consent, **dated}
             return Step(prior=state.data["request_facts"], writes={key: State("consented", consented)})
         assert record.kind == REVOKE
         # The chain may lag (the consent's call not sent yet); withdrawn there, a raw transaction did it.
@@ -146,7 +152,13 @@ class SharingWorkflow(SharingAdapter):
                 f"request {request_id!r} has no live consent to revoke",
                 details={"status": state.status, "on_chain": on_chain},
             )
-        return Step(writes={key: State("revoked", state.data)})
+        # Withdrawn after what it was granted for: the grant, and every access logged under it.
+        accessed = max(state.data.get("accesses", []), default=None)
+        mark = mark_of(state.data)
+        if accessed is not None and (mark is None or parse_instant(accessed, "accessed_at") > _at(mark)):
+            mark = {"at": accessed, "kind": ACCESS}
+        dated = lifecycle_rules.in_order(REVOKE, facts, "revoked_at", None if mark is None else {MARK: mark})
+        return Step(writes={key: State("revoked", {**state.data, **dated})})
 
     @staticmethod
     def _request(record: RecordFacts, state: State | None, chain: ChainView) -> State:
@@ -173,6 +185,7 @@ class SharingWorkflow(SharingAdapter):
             "request_facts": dict(facts),
             "consent_record": None,
             "consent_facts": None,
+            **lifecycle_rules.in_order(REQUEST, facts, "requested_at", None),
         }
         return State("pending", data)
 

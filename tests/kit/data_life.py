@@ -49,7 +49,7 @@ def stored(dataset: str, classification: str = "general") -> dict[str, Any]:
         "location": "政务云 渝北节点 /lake/health",
         "retention_days": 3650,
         "classification": classification,
-        "stored_at": now(-timedelta(minutes=1)),
+        "stored_at": now(),  # after what it stores was collected or derived (now)
     }
 
 
