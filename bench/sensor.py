@@ -178,9 +178,12 @@ def through_gateway(
             anchored = n * b / (time.perf_counter() - t)
             anchored_cpu = n * b / (bg.cpu_seconds(proc.pid) - cpu)
             note(f"{name}: {accepted:,.0f} readings/s accepted, {anchored:,.0f}/s anchored; single readings")
+            # station-1's own readings, dated within the gateway's backdating bound (72 h) whatever the batches'
+            # span, before the next gateway's (each run of one network dates them a little later)
+            s0 = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
             singles = [
                 sign_submission("station-1", key, "env.reading", p)
-                for p in hj212_series(STATION_1_MN, t0 - timedelta(days=2), min(args.singles, n * b))
+                for p in hj212_series(STATION_1_MN, s0, min(args.singles, n * b))
             ]
             bulk = [
                 load.encode("/api/v1/records:bulk", {"records": singles[i : i + 500]}, auth)
@@ -195,7 +198,7 @@ def through_gateway(
                     "station-1",
                     key,
                     "env.reading",
-                    hj212_series(STATION_1_MN, t0 - timedelta(days=2, seconds=1), 1)[0],
+                    hj212_series(STATION_1_MN, s0 + timedelta(seconds=len(singles)), 1)[0],
                 ),
             ).json()["id"]
             _wait_done(http, [last], chain=False)
