@@ -115,12 +115,12 @@ def adapt_batch(
         prepare(readings)
     for i, raw in enumerate(readings):
         item = check(raw, i, head)
-        if item.identity in seen:
+        first = seen.setdefault(item.identity, i)
+        if first != i:
             raise ReadingDuplicate(
-                f"reading {i} repeats reading {seen[item.identity]} ({spec.identity})",
-                details={"index": i, "first": seen[item.identity], "identity": list(item.identity)},
+                f"reading {i} repeats reading {first} ({spec.identity})",
+                details={"index": i, "first": first, "identity": list(item.identity)},
             )
-        seen[item.identity] = i
         if not lo <= item.at < hi:
             raise ReadingOutOfPeriod(
                 f"reading {i} is dated {item.at}, outside the batch's period",
@@ -128,7 +128,8 @@ def adapt_batch(
             )
         leaves.append(item.canonical)
         times.append(item.at)
-        alerts += item.alerts
+        if item.alerts:
+            alerts += item.alerts
     # After the readings: one dated in the future is named by its own code and index.
     if ctx is not None and ctx.now is not None and end > ctx.now + ctx.max_clock_skew:
         raise BatchPeriodInFuture(

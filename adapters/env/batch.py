@@ -87,7 +87,8 @@ class BatchAdapter:
                     f"reading {index} has ST {st}, the batch's readings {classes[0]}",
                     details={"index": index, "field": "ST", "value": st, "station_st": classes[0]},
                 )
-            classes[:] = [st]
+            if not classes:
+                classes.append(st)
             alerts = alerts_of(facts, index, self.limits) if facts is not None else ()
             return Item(canonical, (cn, at), at, alerts)
 
