@@ -105,3 +105,7 @@ def _slow_reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:
         return _READING.adapt(READING, data, context=ctx)
     except (PayloadInvalid, DuplicateKey) as exc:
         raise type(exc)(f"reading {index}: {exc.message}", details={**exc.details, "index": index}) from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in the JSON): no text at all
+        raise PayloadInvalid(
+            f"reading {index} is not Unicode text (a lone surrogate)", details={"index": index}
+        ) from exc
