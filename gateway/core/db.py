@@ -64,7 +64,9 @@ _ORJSON_STRICT = (
 def json_text(value: Any) -> str:
     """The text of a JSON column: orjson (a batch's state holds its 10,000 readings' canonical JSON, which
     ``json.dumps`` took twice as long to write); ``json.dumps`` for whatever orjson would not write as it does
-    (an integer beyond 64 bits, a key not a string, a subclass, a dataclass or datetime: refused by both)."""
+    (an integer beyond 64 bits, a key not a string, a subclass, a dataclass or datetime: refused by both).
+    One difference: a NaN or infinity, which JSON has not, is written null (``json.dumps`` wrote ``NaN``,
+    which PostgreSQL refused); the adapters refuse such numbers in payloads before facts are made of them."""
     try:
         return orjson.dumps(value, option=_ORJSON_STRICT).decode("utf-8")
     except TypeError:
