@@ -11,9 +11,11 @@ In process (no server), for one batch of ``--batch`` readings (HJ 212 packets):
 - **verify reading**: single readings' evidence bundles (from the gateway run), offline with pinned keys.
 
 Through the gateway (its own process, anvil engine; SQLite and, with ``--pg``/``PROV_TEST_PG_URL``,
-PostgreSQL): ``--batches`` batches submitted one after the other, then the time until every batch is logged,
-anchored in ProvenanceLog and its root in EnvMonitoring (``anchorBatch`` confirmed); beside it the same
-number of single ``env.reading`` records in bulk requests of 500 (at most ``--singles``), until anchored.
+PostgreSQL): ``--batches`` batches, pre-signed before the clock starts (a station signs on its own hardware),
+submitted over ``--connections`` (a station each, its batches one after the other), then the time until
+every batch is logged, anchored in ProvenanceLog and its root in EnvMonitoring (``anchorBatch`` confirmed);
+beside it the same number of single ``env.reading`` records in bulk requests of 500 (at most ``--singles``),
+until anchored.
 """
 
 from __future__ import annotations
@@ -135,52 +137,61 @@ def through_gateway(
     try:
         key = manifest.sm2_key("station-1")
         n, b = args.batch, args.batches
-        # A monitoring point of this run's own (a station's periods only move forward, chain-wide), its
-        # periods one after the other in the past.
-        mn = register_station(manifest)
+        # Monitoring points of this run's own (a station's periods only move forward, chain-wide), one per
+        # connection (``--connections``: while one batch is checked the next one's body arrives on the
+        # other), each station's batches in order on its own, their periods one after the other in the past.
+        mns = [register_station(manifest) for _ in range(args.connections)]
         t0 = (datetime.now(UTC) - timedelta(seconds=n * b + 600)).replace(microsecond=0)
         note(f"{name}: signing {b} batches of {n} readings")
         bodies = []
-        for i in range(b):
-            start = t0 + timedelta(seconds=i * n)
+        for i in range(b):  # batch i on connection i % connections (bench/load.py deals them so)
+            mn = mns[i % len(mns)]
+            start = t0 + timedelta(seconds=i // len(mns) * n)
             payload = env_batch(hj212_series(mn, start, n), mn, start, start + timedelta(seconds=n))
             bodies.append(sign_submission("station-1", key, "env.batch", payload))
         requests = [load.encode("/api/v1/records", body, auth) for body in bodies]
-        # Once the gateway has seen the station's registration (its registry watcher polls): a first batch
-        # of one reading, before the periods measured.
+        # Once the gateway has seen the stations' registration (its registry watcher polls): a first batch
+        # of one reading of each, before the periods measured.
         first = t0 - timedelta(seconds=10)
-        warm = sign_submission(
-            "station-1", key, "env.batch", env_batch(hj212_series(mn, first, 1), mn, first, t0)
-        )
-        deadline = time.monotonic() + 30
-        while (r := httpx.post(f"{url}/api/v1/records", json=warm, headers=auth)).status_code != 202:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway never saw the station's registration: {r.text[:200]}")
-            time.sleep(0.2)
-        warm_id = r.json()["id"]
+        warm_ids = set()
+        for mn in mns:
+            warm = sign_submission(
+                "station-1", key, "env.batch", env_batch(hj212_series(mn, first, 1), mn, first, t0)
+            )
+            deadline = time.monotonic() + 30
+            while (r := httpx.post(f"{url}/api/v1/records", json=warm, headers=auth)).status_code != 202:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the gateway never saw the station's registration: {r.text[:200]}")
+                time.sleep(0.2)
+            warm_ids.add(r.json()["id"])
         note(f"{name}: submitting")
         # The gateway's own CPU seconds too: on a shared machine (others' load) wall time says little of
         # what ingestion costs; readings per gateway CPU second does.
         cpu = bg.cpu_seconds(proc.pid)
         t = time.perf_counter()
-        load.run(url, requests, 1, load.expect(202))
+        load.run(url, requests, len(mns), load.expect(202))
         accepted = n * b / (time.perf_counter() - t)
         accepted_cpu = n * b / (bg.cpu_seconds(proc.pid) - cpu)
         with httpx.Client(base_url=url, headers=auth, timeout=120) as http:
             ids = [
                 r["id"]
+                for mn in mns
                 for r in http.get(f"/api/v1/subjects/station:{mn}/records", params={"limit": 500}).json()[
                     "items"
                 ]
-                if r["kind"] == "env.batch" and r["id"] != warm_id
+                if r["kind"] == "env.batch" and r["id"] not in warm_ids
             ]
+            assert len(ids) == b, f"{len(ids)} batches listed, {b} submitted"
             _wait_done(http, ids, chain=True)
             anchored = n * b / (time.perf_counter() - t)
             anchored_cpu = n * b / (bg.cpu_seconds(proc.pid) - cpu)
             note(f"{name}: {accepted:,.0f} readings/s accepted, {anchored:,.0f}/s anchored; single readings")
+            # station-1's own readings, dated within the gateway's backdating bound (72 h) whatever the
+            # batches' span, before the next gateway's (each gateway of the run dates them a little later)
+            s0 = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
             singles = [
                 sign_submission("station-1", key, "env.reading", p)
-                for p in hj212_series(STATION_1_MN, t0 - timedelta(days=2), min(args.singles, n * b))
+                for p in hj212_series(STATION_1_MN, s0, min(args.singles, n * b))
             ]
             bulk = [
                 load.encode("/api/v1/records:bulk", {"records": singles[i : i + 500]}, auth)
@@ -195,7 +206,7 @@ def through_gateway(
                     "station-1",
                     key,
                     "env.reading",
-                    hj212_series(STATION_1_MN, t0 - timedelta(days=2, seconds=1), 1)[0],
+                    hj212_series(STATION_1_MN, s0 + timedelta(seconds=len(singles)), 1)[0],
                 ),
             ).json()["id"]
             _wait_done(http, [last], chain=False)
@@ -228,6 +239,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=10_000, help="readings per batch")
     p.add_argument("--batches", type=int, default=5)
+    p.add_argument(
+        "--connections", type=int, default=2, help="client connections, a station each (its batches in order)"
+    )
     p.add_argument("--singles", type=int, default=5000, help="single env.reading records, in bulk")
     p.add_argument("--verify", type=int, default=200, help="reading bundles verified offline")
     p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")

@@ -72,6 +72,19 @@ def _head(spec: BatchSpec, obj: Mapping[str, Any]) -> dict[str, Any]:
     return head
 
 
+def _submission(payload: object) -> dict[str, Any]:
+    """The submission as a plain JSON object (``load_json_object``). A mapping's readings that are all ASCII
+    text (HJ 212 packets: the usual batch) are taken as they are, not written as canonical JSON and read back
+    with the rest: such a string is JSON already and would come back unchanged (3 MB of them a batch)."""
+    if isinstance(payload, Mapping):
+        readings = payload.get("readings")
+        if type(readings) is list and all(type(r) is str and r.isascii() for r in readings):
+            obj = load_json_object({k: v for k, v in payload.items() if k != "readings"})
+            obj["readings"] = list(readings)
+            return obj
+    return load_json_object(payload)
+
+
 def adapt_batch(
     spec: BatchSpec,
     payload: object,
@@ -88,7 +101,7 @@ def adapt_batch(
     ``check`` (env: its one-pass forms of the readings). ``ctx.now``: the period may end no later than it
     plus ``ctx.max_clock_skew``.
     """
-    obj = load_json_object(payload)
+    obj = _submission(payload)
     readings = obj.get("readings")
     if not isinstance(readings, list) or not readings:
         raise PayloadInvalid("batch: readings must be a non-empty list", details={"field": "readings"})
@@ -115,12 +128,12 @@ def adapt_batch(
         prepare(readings)
     for i, raw in enumerate(readings):
         item = check(raw, i, head)
-        if item.identity in seen:
+        first = seen.setdefault(item.identity, i)
+        if first != i:
             raise ReadingDuplicate(
-                f"reading {i} repeats reading {seen[item.identity]} ({spec.identity})",
-                details={"index": i, "first": seen[item.identity], "identity": list(item.identity)},
+                f"reading {i} repeats reading {first} ({spec.identity})",
+                details={"index": i, "first": first, "identity": list(item.identity)},
             )
-        seen[item.identity] = i
         if not lo <= item.at < hi:
             raise ReadingOutOfPeriod(
                 f"reading {i} is dated {item.at}, outside the batch's period",
@@ -128,7 +141,8 @@ def adapt_batch(
             )
         leaves.append(item.canonical)
         times.append(item.at)
-        alerts += item.alerts
+        if item.alerts:
+            alerts += item.alerts
     # After the readings: one dated in the future is named by its own code and index.
     if ctx is not None and ctx.now is not None and end > ctx.now + ctx.max_clock_skew:
         raise BatchPeriodInFuture(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from provenance.domains import RootSpec
 from provenance.errors import ProvenanceError
@@ -42,9 +42,9 @@ class BatchSpec:
         return f"batch:{source}:{period_end}"
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One item of a batch as its domain checked it."""
+class Item(NamedTuple):
+    """One item of a batch as its domain checked it (a named tuple: immutable, and made in half the time of
+    a frozen dataclass, once for each of a batch's up to 10,000 items)."""
 
     canonical: bytes  # the leaf: the item's canonical bytes (RFC 8785 JSON)
     identity: tuple[str, ...]  # two items of one source with the same identity are duplicates

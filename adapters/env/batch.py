@@ -88,7 +88,8 @@ class BatchAdapter:
                     f"reading {index} has ST {st}, the batch's readings {classes[0]}",
                     details={"index": index, "field": "ST", "value": st, "station_st": classes[0]},
                 )
-            classes[:] = [st]
+            if not classes:
+                classes.append(st)
             alerts = alerts_of(facts, index, self.limits) if facts is not None else ()
             return Item(canonical, (cn, at), at, alerts)
 
@@ -105,3 +106,7 @@ def _slow_reading(raw: Any, index: int, ctx: AdaptContext) -> AdaptedPayload:
         return _READING.adapt(READING, data, context=ctx)
     except (PayloadInvalid, DuplicateKey) as exc:
         raise type(exc)(f"reading {index}: {exc.message}", details={**exc.details, "index": index}) from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in the JSON): no text at all
+        raise PayloadInvalid(
+            f"reading {index} is not Unicode text (a lone surrogate)", details={"index": index}
+        ) from exc

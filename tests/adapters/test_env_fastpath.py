@@ -5,6 +5,7 @@ byte loop."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,3 +169,35 @@ def test_the_vectorised_crc_is_the_byte_loop() -> None:
         "CP=&&RtdInterval=30&&"
     )
     assert hj212.crc16_many([example.encode()]) == [0x1C80]  # the standard's example (hj212 module doc)
+
+
+@pytest.mark.parametrize(
+    ("bad", "code", "index"),
+    [
+        # a lone surrogate ("\ud800" in the JSON): the parsed object's canonical JSON refuses it whole
+        ("\ud800", "PAYLOAD_INVALID", (2, None)),
+        ("中" + SERIES[2], "PAYLOAD_INVALID", (2, 2)),  # non-ASCII text before a packet
+        (SERIES[2].replace("a21026", "a２1026"), "HJ212_MALFORMED", (2, 2)),  # a non-ASCII digit inside
+        (7, "PAYLOAD_INVALID", (2, 2)),
+    ],
+)
+def test_a_batch_reads_alike_as_bytes_and_as_the_gateways_parsed_object(
+    bad: Any, code: str, index: int
+) -> None:
+    """The gateway hands the batch adapter the parsed body (its ASCII readings taken as they are, not
+    through canonical JSON); the SDK hands it bytes: one verdict, the reading's index named, no crash."""
+    from adapters import adapt
+    from tests.kit.gateway import env_batch
+
+    start = NOW - timedelta(days=1)
+    good = hj212_series("33010020261125AQ0001", start, 5)
+    payload = {**env_batch(good, "33010020261125AQ0001", start, start + timedelta(seconds=10))}
+    assert (
+        adapt("env.batch", payload, CTX).digest
+        == adapt("env.batch", json.dumps(payload).encode(), CTX).digest
+    )
+    payload["readings"] = [*good[:2], bad, *good[3:]]
+    for form, at in zip((json.dumps(payload).encode(), payload), index, strict=True):
+        with pytest.raises(ProvenanceError) as err:
+            adapt("env.batch", form, CTX)
+        assert (err.value.code, err.value.details.get("index")) == (code, at)

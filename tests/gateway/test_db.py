@@ -8,21 +8,23 @@ grant are in ``tests/security/test_crash_safety.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import select
 
 from gateway.core.db import Database
 from gateway.errors import StorageFull, StorageWriteFailed
-from gateway.models import CheckpointRow, DataKey
+from gateway.models import CheckpointRow, DataKey, WorkflowState
 
 PG_URL = os.environ.get("PROV_TEST_PG_URL")
 
@@ -134,3 +136,22 @@ def test_an_older_database_gets_the_added_columns(empty_url: str) -> None:
             assert row is not None and (row.key, row.kek_id) == (bytes(16), None)
         finally:
             db.dispose()
+
+
+def test_json_columns_read_back_what_json_would(db: Database) -> None:
+    """JSON columns are written by orjson (a batch's state: 10,000 readings), by ``json.dumps`` where orjson
+    would differ: what is read back is what ``json`` makes of the value; what neither writes is refused."""
+    data = {
+        "readings": ['{"mn":"A1","pollutants":{"a21026":{"Rtd":"1.5"}}}', '中\u0000"\\'],
+        "count": 10_000,
+        "wei": 2**70,  # beyond 64 bits: json.dumps writes it
+        "by_index": {1: "one"},  # a key not a string: json.dumps writes "1"
+        "share": 0.1,
+    }
+    with db.write() as s:
+        s.add(WorkflowState(domain="env", key="batch:A1:x", status="accepted", data=data))
+    with db.session() as s:
+        row = s.exec(select(WorkflowState).where(WorkflowState.key == "batch:A1:x")).one()
+        assert row.data == json.loads(json.dumps(data))
+    with pytest.raises(StatementError), db.write() as s:
+        s.add(WorkflowState(domain="env", key="bad", status="x", data={"at": datetime.now(UTC)}))
