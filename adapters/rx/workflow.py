@@ -13,7 +13,15 @@ from typing import Any
 
 from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
-from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
+from adapters.rx.chain import (
+    box_keys,
+    code_use,
+    readable,
+    review_required,
+    rx_review,
+    rx_settlement,
+    rx_status,
+)
 from adapters.rx.domain import (
     CONTRACT,
     DISPENSE,
@@ -177,9 +185,10 @@ class RxWorkflow(PrescriptionAdapter):
         gateway). The error names the code, never the earlier dispense: that is for its readers' look-up."""
         out: dict[str, State] = {}
         codes = record.facts.get("trace_codes") or []
-        for code, digest in zip(codes, record.facts.get("trace_code_digests") or [], strict=True):
+        digests = record.facts.get("trace_code_digests") or []
+        for code, digest, key in zip(codes, digests, box_keys(record.facts), strict=True):
             held = states.get(code_key(digest))
-            on_chain = stricter(partial(code_use, chain, digest)) if held is None else None
+            on_chain = stricter(partial(code_use, chain, key, digest)) if held is None else None
             if held is not None or on_chain is not None:
                 raise TraceCodeReused.of(code, field="extension")
             out[code_key(digest)] = State(
@@ -320,7 +329,7 @@ class RxWorkflow(PrescriptionAdapter):
             return ContractCall(CONTRACT, "review", (rx, digest, record.facts["decision"] == "approved"))
         if record.kind == SETTLE:
             return ContractCall(CONTRACT, "settle", (rx, digest))
-        boxes = record.facts.get("trace_code_digests") if record.kind == DISPENSE else None
+        boxes = box_keys(record.facts) if record.kind == DISPENSE else None
         if boxes:
             return ContractCall(
                 CONTRACT, "dispenseWithCodes", (rx, digest, [bytes.fromhex(d) for d in boxes])

@@ -23,6 +23,7 @@ from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
+from provenance.network_key import read_network_key
 from provenance.timestamps import format_timestamp, from_unix
 
 log = logging.getLogger("gateway")
@@ -38,6 +39,8 @@ class Gateway:
         # First: a KEK file that exists but cannot be used stops the start here (DATA_KEY_UNAVAILABLE).
         self.kek = open_kek(settings.kek_path, self.db)
         log.info("key-encryption key %s (id %s)", settings.kek_path, self.kek.key_id)
+        # Shared by the network's gateways: without it the chain's keys of boxes cannot be computed.
+        self.network_key = read_network_key(settings.network_key_path)
         # SQLite is single-instance: a second gateway with workers on the same file stops here
         # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's locking does.
         lock = self.db.sqlite_file is not None and settings.start_workers
@@ -83,6 +86,7 @@ class Gateway:
         self.intake = Intake(
             db=self.db,
             kek=self.kek,
+            network_key=self.network_key,
             orgs=self.orgs,
             ledger=self.ledger,
             rules=Rules(self.chain),
