@@ -8,8 +8,10 @@ import json
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 from web3 import Web3
@@ -18,6 +20,9 @@ from adapters._common import canonical_json
 from devnet.anvil import start_anvil
 from devnet.deploy import deploy_network
 from devnet.engines import EngineHandle
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from provenance.access_code import HEADER
 from provenance.chain.contracts import at, chain_key
 from provenance.cli._app import gateway_trust
 from provenance.cli.trace import _trace_box
@@ -31,9 +36,12 @@ from provenance.trace_code import chain_digest, identity, normalise
 from tests.adapters.test_rx_trace_codes import GTIN
 from tests.kit.gateway import (
     Harness,
+    Server,
     chain_lead,
     check_accepted,
     error_code,
+    gateway_settings,
+    kit_code,
     rx_dispense,
     rx_issue,
     rx_review,
@@ -486,6 +494,50 @@ def test_a_chain_reader_holding_a_box_finds_its_dispense_only_with_the_network_k
     assert bytes(event["args"]["recordDigest"]).hex() == dispense_id
     assert event["args"]["account"] == h.network.account("pharmacy-1").address
     assert {_code_use(h, k.hex()) for k in keyed} == {dispense_id}
+
+
+def test_a_box_dispensed_through_one_gateway_is_refused_through_another_of_the_network(
+    rx_chain: Harness, tmp_path: Path
+) -> None:
+    # Two gateways of one network, each with a database of its own, started with the same network key
+    # file: the second finds the box on chain under the same keyed digest.
+    h = rx_chain
+    box = fresh_code()
+    first = _accepted(
+        h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), [box, fresh_code()]))
+    )
+    assert h.wait_chain(first)["chain_status"] == "confirmed"
+    settings = gateway_settings(tmp_path, h.network, h.network.rpc_url, start_workers=False)
+    assert settings.network_key_path == default_network_key_path(h.network.path or Path())
+    db = Database(settings.database_url)
+    try:
+        db.create_all()
+        tokens = {
+            o: mint_token(db, o, label="test")
+            for o in ("hospital-1", "pharmacist-1", "pharmacy-2", "regulator")
+        }
+    finally:
+        db.dispose()
+    server = Server(settings)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+
+            def post(org: str, kind: str, payload: Any, rx: str) -> httpx.Response:
+                headers = {"Authorization": f"Bearer {tokens[org]}", HEADER: str(kit_code(rx))}
+                return http.post("/api/v1/records", json=h.client(org).body(kind, payload), headers=headers)
+
+            rx = _rx()
+            _accepted(post("hospital-1", "rx.issue", rx_issue(rx), rx))
+            _accepted(post("pharmacist-1", "rx.review", rx_review(rx), rx))
+            r = post("pharmacy-2", "rx.dispense", rx_dispense(rx, [box, fresh_code()]), rx)
+            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
+            # Its look-up finds the other gateway's dispense on chain, under the box's key.
+            auth = {"Authorization": f"Bearer {tokens['regulator']}"}
+            doc = http.get("/api/v1/rx/codes", params={"code": box}, headers=auth).json()
+            assert (doc["dispensed"], doc["dispense"]["record"]) == (True, first), doc
+            assert doc["chain_key"] == chain_digest(_network_key(h), box)
+    finally:
+        server.stop()
 
 
 class _LyingGateway(Client):
