@@ -36,7 +36,7 @@ from provenance.chain.registry import read_validators
 from provenance.crypto import SM2PrivateKey
 from provenance.files import write_private, write_public
 from provenance.manifest import Manifest, ManifestOrg
-from provenance.network_key import NETWORK_KEY_NAME, create_network_key
+from provenance.network_key import NETWORK_KEY_NAME, create_network_key, key_id
 from provenance.timestamps import format_rfc3339
 
 MANIFEST_NAME = "manifest.json"
@@ -190,7 +190,7 @@ def deploy_network(
 
     # The network's secret of keyed digests on chain (provenance.network_key): every gateway of this
     # network is started with this file, auditors and regulators get a copy; never in the manifest.
-    create_network_key(keys_dir / NETWORK_KEY_NAME)
+    network_key = create_network_key(keys_dir / NETWORK_KEY_NAME)
 
     witnesses: list[dict[str, str]] = []
     witness_proposals: list[tuple[ProposalKind, tuple[Any, ...]]] = []
@@ -269,6 +269,7 @@ def deploy_network(
         witnesses=witnesses,
         witness_quorum=min(witness_quorum, len(witnesses)),
         validators=[k.to_pem().decode("ascii") for k in read_validators(w3)],
+        network_key_id=key_id(network_key),
     )
     write_manifest(manifest)
     return manifest

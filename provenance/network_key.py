@@ -17,17 +17,37 @@ import secrets
 import stat
 from pathlib import Path
 
+from provenance.crypto.sm3 import hmac_sm3
 from provenance.errors import FormatError
 from provenance.files import read_bytes, write_private
 
 NETWORK_KEY_NAME = "network.key"
 KEY_SIZE = 32
+KEY_ID_LABEL = b"shancheng-provenance/network-key-id@v1"
 
 
 class NetworkKeyInvalid(FormatError):
     """A network key file that does not hold a 256-bit key as 64 hex digits."""
 
     code = "NETWORK_KEY_INVALID"
+
+
+def key_id(key: bytes) -> str:
+    """The key's public name, ``HMAC-SM3(key, KEY_ID_LABEL)``'s first 8 bytes as hex: the manifest carries it
+    so that a gateway started with another network's key (or a fresh one) refuses to start instead of
+    keying boxes other gateways cannot find (the contract would then take a box twice)."""
+    return hmac_sm3(key, KEY_ID_LABEL)[:8].hex()
+
+
+def check_key(key: bytes, expected: str, path: Path) -> None:
+    """NETWORK_KEY_INVALID unless ``key`` has the id ``expected`` (the manifest's; empty: no check)."""
+    if expected and key_id(key) != expected:
+        raise NetworkKeyInvalid(
+            f"the network key file {path} holds the key {key_id(key)}, the network's is {expected}: every "
+            "gateway of a network is started with the same network key file (a copy of the devnet's "
+            "keys/network.key)",
+            details={"file": str(path), "key_id": key_id(key), "network_key_id": expected},
+        )
 
 
 def default_path(manifest_path: Path) -> Path:

@@ -23,7 +23,7 @@ from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
-from provenance.network_key import read_network_key
+from provenance.network_key import check_key, read_network_key
 from provenance.timestamps import format_timestamp, from_unix
 
 log = logging.getLogger("gateway")
@@ -48,6 +48,7 @@ class Gateway:
         if self.instance_lock is not None:
             self.instance_lock.acquire()
         self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
+        check_key(self.network_key, self.ledger.manifest.network_key_id, settings.network_key_path)
         info = self.ledger.log_info
         self.origin = info["origin"]
         self.key_name = info["key_name"]
