@@ -566,6 +566,17 @@ def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
         _trace_box(client, store, boxes[0], None, False, True)
     told = json.loads(capsys.readouterr().out)
     assert told["check"]["steps"]["listing"] == "passed" and "failed_step" not in told["check"]
+    assert "chain_key" not in told["check"]["steps"]  # without the network key: not checked
+    # A regulator holding the network key checks the box's key on chain the gateway names; a gateway keying
+    # with another key (here: the CLI given another) fails step chain_key, exit 1.
+    with Client(base_url=h.server.url, token=token) as client:
+        _trace_box(client, store, boxes[0], None, False, True, _network_key(h))
+        assert json.loads(capsys.readouterr().out)["check"]["steps"]["chain_key"] == "passed"
+        with pytest.raises(typer.Exit) as info:
+            _trace_box(client, store, boxes[0], None, False, True, secrets.token_bytes(32))
+    assert info.value.exit_code == 1
+    told = json.loads(capsys.readouterr().out)
+    assert (told["check"]["failed_step"], told["check"]["code"]) == ("chain_key", "CHAIN_KEY_MISMATCH")
     # A box the dispense never handed over, pinned on it: the record verifies, the box step fails, exit 1.
     other = fresh_code()
     with (
