@@ -473,11 +473,11 @@ def test_a_chain_reader_holding_a_box_finds_its_dispense_only_with_the_network_k
     address = Web3.to_checksum_address(h.network.contracts["Prescriptions"])
     logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": address})
     # Every transaction ever sent to Prescriptions (refused ones too), from the block of its first event on.
-    calls = [
+    calls: list[Any] = [
         tx
         for number in range(min(log["blockNumber"] for log in logs), w3.eth.block_number + 1)
         for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]
-        if tx["to"] == address
+        if not isinstance(tx, bytes) and tx["to"] == address
     ]
     seen = [bytes(tx["input"]) for tx in calls] + [
         b"".join(bytes(t) for t in log["topics"]) + bytes(log["data"]) for log in logs
