@@ -67,13 +67,13 @@ def rx_settlement(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
 def code_use(chain: ChainView, key: str | None, digest: str) -> dict[str, Any] | None:
     """The dispense that handed over the box whose chain key is ``key`` (its keyed digest under the network
     key, :func:`provenance.trace_code.chain_digest`) or, dispensed before keyed digests, whose identity has
-    SM3 ``digest`` (None: neither)."""
+    SM3 ``digest`` (None: neither); ``key``: the one the chain holds it under."""
     for held in (key, digest):
         if held is None:
             continue
         rx_id, record = chain.call(CONTRACT, "codeUse", bytes.fromhex(held))
         if any(bytes(record)):
-            return {"rx_id": bytes(rx_id).hex(), "record": bytes(record).hex()}
+            return {"rx_id": bytes(rx_id).hex(), "record": bytes(record).hex(), "key": held}
     return None
 
 

@@ -183,10 +183,11 @@ def trace_code(ctx: ReadContext, code: str | None) -> CodeTrace:
     found: tuple[str | None, str] | None = None
     if held is not None:
         found = (str(held.data["rx_id"]), str(held.data["record"]))
+        key = str(held.data.get("chain_key") or box)  # a box dispensed before keyed digests: its SM3
     else:
         on_chain = code_use(ctx.chain, key, box)
         if on_chain is not None:
-            found = (None, on_chain["record"])
+            found, key = (None, on_chain["record"]), on_chain["key"]
     answer = CodeTrace(
         code=normal,
         form=form,

@@ -191,8 +191,9 @@ class RxWorkflow(PrescriptionAdapter):
             on_chain = stricter(partial(code_use, chain, key, digest)) if held is None else None
             if held is not None or on_chain is not None:
                 raise TraceCodeReused.of(code, field="extension")
+            # With the key its call holds the box under on chain (none: a box from before keyed digests).
             out[code_key(digest)] = State(
-                "dispensed", {"rx_id": record.facts["rx_id"], "record": record.record_id}
+                "dispensed", {"rx_id": record.facts["rx_id"], "record": record.record_id, "chain_key": key}
             )
         return out
 

@@ -23,7 +23,7 @@ from devnet.engines import EngineHandle
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from provenance.access_code import HEADER
-from provenance.chain.contracts import at, chain_key
+from provenance.chain.contracts import at, chain_key, transact
 from provenance.cli._app import gateway_trust
 from provenance.cli.trace import _trace_box
 from provenance.client import Client
@@ -33,6 +33,7 @@ from provenance.manifest import Manifest
 from provenance.network_key import default_path as default_network_key_path
 from provenance.network_key import read_network_key
 from provenance.trace_code import chain_digest, identity, normalise
+from provenance.trace_code import digest as box_digest
 from tests.adapters.test_rx_trace_codes import GTIN
 from tests.kit.gateway import (
     Harness,
@@ -538,6 +539,40 @@ def test_a_box_dispensed_through_one_gateway_is_refused_through_another_of_the_n
             assert doc["chain_key"] == chain_digest(_network_key(h), box)
     finally:
         server.stop()
+
+
+def test_a_box_on_chain_under_its_sm3_from_before_keyed_digests_is_still_refused_and_found(
+    rx_chain: Harness,
+) -> None:
+    # A dispense sent before keyed digests: the box is on chain under the SM3 of its identity (sent here from
+    # the pharmacy's own account, as the gateway sent it then; its prescription issued and reviewed on chain).
+    h = rx_chain
+    box, rx = fresh_code(), _reviewed(h)
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
+    h.wait(lambda: _rx_on_chain(contract, rx), what=f"{rx} reviewed on chain")
+    old_record = secrets.token_bytes(32)
+    sm3_key = bytes.fromhex(box_digest(normalise(box)[1]))  # SM3 of the box's identity
+    call = contract.functions.dispenseWithCodes(chain_key("rx", rx), old_record, [sm3_key])
+    transact(w3, call, h.network.account("pharmacy-1"))
+    assert _code_use(h, sm3_key.hex()) == old_record.hex()
+    # Dispensed again now (keyed): refused, the box found under its old digest.
+    r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [box, fresh_code()]))
+    assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
+    # Oversight looks it up: the chain's record, under the key the chain holds it by.
+    doc = _look_up(h, "regulator", box).json()
+    assert (doc["dispensed"], doc["dispense"]["record"], doc["chain_key"]) == (
+        True,
+        old_record.hex(),
+        sm3_key.hex(),
+    )
+
+
+def _rx_on_chain(contract: Any, rx: str) -> bool:
+    """Whether ``rx`` is issued and approved on chain (its records confirmed)."""
+    status = contract.functions.statusOf(chain_key("rx", rx)).call()
+    decision = contract.functions.reviewOf(chain_key("rx", rx)).call()[0]
+    return bool(status[0] == 1 and decision == 1)
 
 
 class _LyingGateway(Client):
