@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from adapters.abc import AdaptContext, AdaptedPayload, ChainView, Grant, ReadPolicy
 from adapters.errors import DateInFuture, ExpiryNotInFuture, ExpiryTooFar, PayloadInvalid
 from provenance.chain.contracts import ContractReverted
-from provenance.crypto.sm3 import hmac_sm3, sm3_hex
+from provenance.crypto.sm3 import keyed_hex, sm3_hex
 from provenance.errors import DuplicateKey, FormatError, LedgerError
 from provenance.records import canonical_bytes, unique_object
 from provenance.timestamps import chain_time, format_rfc3339, parse_rfc3339, to_unix
@@ -224,8 +224,7 @@ def pseudonym(ctx: AdaptContext, what: str, value: str) -> str | None:
     without the key (a client's own adapt: facts stay on the gateway)."""
     if ctx.pseudonym_key is None:
         return None
-    message = PSEUDONYM_LABEL + what.encode("ascii") + b"\0" + value.encode("utf-8")
-    return hmac_sm3(ctx.pseudonym_key, message).hex()
+    return keyed_hex(ctx.pseudonym_key, PSEUDONYM_LABEL, what, value)
 
 
 def rfc3339_utc(dt: datetime) -> str:

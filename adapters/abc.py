@@ -47,6 +47,9 @@ class AdaptContext:
     # The deployment's key for keyed digests of personal identifiers in facts (a patient reference):
     # HMAC-SM3, never a plain hash of a guessable value. None (a client's own adapt): such facts are left out.
     pseudonym_key: bytes | None = field(default=None, repr=False)
+    # The network's key for keyed digests on chain (a box's identity: provenance.network_key), shared by every
+    # gateway of the network. None (a client's own adapt): the chain's keys are left out of the facts.
+    network_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,6 +273,7 @@ class ReadContext(Protocol):
     role: str | None  # its role in OrgRegistry, lower case; None when unregistered or suspended
     access_code: str | None  # the access code it presented (``Provenance-Access-Code``)
     chain: ChainView
+    network_key: bytes  # the network's key of keyed digests on chain (provenance.network_key)
 
     def state(self, key: str) -> State | None:
         """The workflow's state under ``key`` (None: none recorded)."""

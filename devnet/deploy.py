@@ -36,6 +36,7 @@ from provenance.chain.registry import read_validators
 from provenance.crypto import SM2PrivateKey
 from provenance.files import write_private, write_public
 from provenance.manifest import Manifest, ManifestOrg
+from provenance.network_key import NETWORK_KEY_NAME, create_network_key, key_id
 from provenance.timestamps import format_rfc3339
 
 MANIFEST_NAME = "manifest.json"
@@ -134,12 +135,13 @@ def deploy_network(
 ) -> Manifest:
     """Deploy the contracts on ``engine``, register ``orgs`` (default: :func:`demo_orgs`), write the manifest.
 
-    Keys are created under ``out_dir/keys`` (0600). ``engine.accounts[0]`` deploys; the next
-    ``committee_size`` accounts form the committee (equal weights, a majority decides). The organisations
-    of ``WITNESS_ROLES`` get a witness key each; ``witness_quorum`` > 0 (the devnet, which runs the
-    witnesses: ``WITNESS_QUORUM``) puts the policy in the trust file, 0 leaves it out (a network whose
-    gateway submits to no witness, as in most tests). ``review_required``: whether ``Prescriptions`` refuses
-    a dispense without a pharmacist's approved review (审方); set once, before the first prescription.
+    Keys are created under ``out_dir/keys`` (0600), the network key (``network.key``) among them.
+    ``engine.accounts[0]`` deploys; the next ``committee_size`` accounts form the committee (equal
+    weights, a majority decides). The organisations of ``WITNESS_ROLES`` get a witness key each;
+    ``witness_quorum`` > 0 (the devnet, which runs the witnesses: ``WITNESS_QUORUM``) puts the policy in the
+    trust file, 0 leaves it out (a network whose gateway submits to no witness, as in most tests).
+    ``review_required``: whether ``Prescriptions`` refuses a dispense without a pharmacist's approved review
+    (审方); set once, before the first prescription.
     """
     specs = list(demo_orgs() if orgs is None else orgs)
     out_dir = Path(out_dir).resolve()
@@ -185,6 +187,10 @@ def deploy_network(
                 stations=list(spec.stations),
             )
         )
+
+    # The network's secret of keyed digests on chain (provenance.network_key): every gateway of this
+    # network is started with this file, auditors and regulators get a copy; never in the manifest.
+    network_key = create_network_key(keys_dir / NETWORK_KEY_NAME)
 
     witnesses: list[dict[str, str]] = []
     witness_proposals: list[tuple[ProposalKind, tuple[Any, ...]]] = []
@@ -263,6 +269,7 @@ def deploy_network(
         witnesses=witnesses,
         witness_quorum=min(witness_quorum, len(witnesses)),
         validators=[k.to_pem().decode("ascii") for k in read_validators(w3)],
+        network_key_id=key_id(network_key),
     )
     write_manifest(manifest)
     return manifest

@@ -31,6 +31,7 @@ from devnet.processes import read_pid
 from devnet.solc import REPO_ROOT
 from provenance.files import write_private
 from provenance.manifest import Manifest
+from provenance.network_key import NETWORK_KEY_NAME, create_network_key, key_id
 
 COMMITTEE_SIZE = 3
 # The devnet's own engine accounts (never the public test mnemonic): deployer, then the committee.
@@ -161,6 +162,10 @@ class Network:
                 f"the chain in {lay.node_dir} does not hold the contracts of {lay.manifest}; "
                 "run `provenance devnet reset --yes` and start again"
             )
+        key = lay.keys_dir / NETWORK_KEY_NAME
+        if not key.exists():  # a devnet made before keyed digests on chain: none is on its chain yet
+            manifest = dataclasses.replace(manifest, network_key_id=key_id(create_network_key(key)))
+            write_manifest(manifest)
         if manifest.rpc_url != engine.rpc_url:  # resumed on another port: clients read the manifest
             manifest = dataclasses.replace(manifest, rpc_url=engine.rpc_url)
             write_manifest(manifest)

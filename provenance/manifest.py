@@ -65,6 +65,9 @@ class Manifest:
     witness_quorum: int = 0
     # The chain's SM2 sealing keys (PEM; our node's genesis validators), pinned by the trust file.
     validators: list[str] = field(default_factory=list)
+    # The id of the network key (provenance.network_key.key_id; never the key): a gateway started with
+    # another key file refuses to start. Empty in a manifest written before network keys.
+    network_key_id: str = ""
 
     def find(self, org: str) -> ManifestOrg | None:
         """The entry of organisation ``org``, if the manifest has one."""
@@ -123,7 +126,7 @@ class Manifest:
             "witnesses": self.witnesses,
             "witness_quorum": self.witness_quorum,
             "validators": self.validators,
-        }
+        } | ({"network_key_id": self.network_key_id} if self.network_key_id else {})
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
@@ -156,6 +159,7 @@ class Manifest:
                 witnesses=list(data.get("witnesses", [])),
                 witness_quorum=int(data.get("witness_quorum", 0)),
                 validators=list(data.get("validators", [])),
+                network_key_id=str(data.get("network_key_id", "")),
             )
         except KeyError as exc:
             raise FormatError(f"{where} is malformed: it lacks {exc}") from exc

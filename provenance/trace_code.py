@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from provenance.crypto.sm3 import sm3_hex
+from provenance.crypto.sm3 import keyed_hex, sm3_hex
 from provenance.errors import TraceCodeAmbiguous, TraceCodeInvalid
 
 # The MedicationDispense extension carrying one box's code (valueString), repeated once per box.
@@ -196,8 +196,20 @@ def identity(normal: str) -> str:
 
 
 def digest(normal: str) -> str:
-    """SM3 of the box's :func:`identity`, hex: what the chain stores for the box."""
+    """SM3 of the box's :func:`identity`, hex: the gateway's key of the box (its workflow state), and what
+    the chain stored for a box dispensed before the keyed form (:func:`chain_digest`)."""
     return sm3_hex(identity(normal).encode("ascii"))
+
+
+# The form of a box's key on chain, versioned by its label (docs/formats.md, "Trace codes on chain").
+CHAIN_DIGEST_LABEL = b"shancheng-provenance/chain-key@v1\n"
+
+
+def chain_digest(network_key: bytes, normal: str) -> str:
+    """``HMAC-SM3(network key, CHAIN_DIGEST_LABEL ‖ "trace-code" ‖ NUL ‖ identity)``, hex: what
+    ``Prescriptions`` stores for the box. A code printed on the box is no use for finding its dispense on
+    the public chain without the network's key (:mod:`provenance.network_key`)."""
+    return keyed_hex(network_key, CHAIN_DIGEST_LABEL, "trace-code", identity(normal))
 
 
 def listed_codes(dispense: Any) -> list[str]:

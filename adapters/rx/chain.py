@@ -3,6 +3,7 @@ revoked), its issuer, its dispenser, its expiry and the digests of the records t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from adapters.abc import ChainView
@@ -63,9 +64,21 @@ def rx_settlement(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
     return {"by": _org(insurer), "record": bytes(digest).hex()}
 
 
-def code_use(chain: ChainView, code_digest: str) -> dict[str, Any] | None:
-    """The dispense that handed over the box whose normalised code has SM3 digest ``code_digest`` (None)."""
-    rx_id, record = chain.call(CONTRACT, "codeUse", bytes.fromhex(code_digest))
-    if not any(bytes(record)):
-        return None
-    return {"rx_id": bytes(rx_id).hex(), "record": bytes(record).hex()}
+def code_use(chain: ChainView, key: str | None, digest: str) -> dict[str, Any] | None:
+    """The dispense that handed over the box whose chain key is ``key`` (its keyed digest under the network
+    key, :func:`provenance.trace_code.chain_digest`) or, dispensed before keyed digests, whose identity has
+    SM3 ``digest`` (None: neither); ``key``: the one the chain holds it under."""
+    for held in (key, digest):
+        if held is None:
+            continue
+        rx_id, record = chain.call(CONTRACT, "codeUse", bytes.fromhex(held))
+        if any(bytes(record)):
+            return {"rx_id": bytes(rx_id).hex(), "record": bytes(record).hex(), "key": held}
+    return None
+
+
+def box_keys(facts: Mapping[str, Any]) -> list[str]:
+    """The chain keys of a dispense's boxes: their keyed digests; a record accepted before them (without
+    ``trace_code_keys``, its call still to send) keeps the SM3 digests it was accepted with."""
+    keys = facts.get("trace_code_keys")
+    return list(keys if keys is not None else facts.get("trace_code_digests") or [])

@@ -68,6 +68,7 @@ from adapters.rx.trace_codes import digest as code_digest
 from provenance.access_code import FHIR_EXTENSION_URL, AccessCode
 from provenance.crypto.sm3 import sm3_hex
 from provenance.timestamps import TimeSpan
+from provenance.trace_code import chain_digest
 
 _ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: see ID_PATTERN
 _RX_REFERENCE = re.compile(r"MedicationRequest/(?P<id>[^/]+)\Z")
@@ -290,6 +291,8 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     codes = trace_codes(obj, quantity, (unit, coded if isinstance(coded, str) else None), day)
     if codes:
         facts |= {"trace_codes": codes, "trace_code_digests": [code_digest(c) for c in codes]}
+        if ctx.network_key is not None:  # the boxes' keys on chain (provenance.network_key)
+            facts["trace_code_keys"] = [chain_digest(ctx.network_key, c) for c in codes]
     return rx_id, facts
 
 

@@ -18,7 +18,7 @@ from adapters.rx.payload import READ_POLICY
 from provenance.chain.contracts import Role
 from provenance.errors import AccessCodeInvalid, AccessCodeRequired, RoleForbidden, TraceCodeInvalid
 from provenance.timestamps import chain_time, parse_rfc3339
-from provenance.trace_code import digest, identity, normalise
+from provenance.trace_code import chain_digest, digest, identity, normalise
 
 CHECKERS = frozenset({"pharmacy", "hospital", "auditor", "regulator"})
 
@@ -136,9 +136,13 @@ class CodeTrace(BaseModel):
     code: str  # the normal form of the code asked about
     form: str  # nmpa20 | gs1 | numeric
     identity: str  # the box it names: (01)<gtin>(21)<serial>, or the digits without leading zeros
-    digest: str  # SM3 of the identity: what Prescriptions.codeUse is keyed by
+    digest: str  # SM3 of the identity: the gateway's key of the box (and the chain's, before keyed digests)
     dispensed: bool
     dispense: CodeUse | None
+    # What Prescriptions.codeUse holds the box under (HMAC-SM3 under the network key): given to the readers
+    # of its dispense only, with it, so that they check the chain's word; to anyone else it would be the
+    # means to find the box's dispense on the public chain (docs/design/rx-chain.md, "Boxes on chain").
+    chain_key: str | None = None
 
 
 def _use(ctx: ReadContext, rx_id: str, record: str) -> CodeUse | None:
@@ -174,15 +178,16 @@ def trace_code(ctx: ReadContext, code: str | None) -> CodeTrace:
     if code is None:
         raise TraceCodeInvalid("name the box's traceability code (?code=…)", details={"field": "code"})
     form, normal = normalise(code)
-    box = digest(normal)
+    box, key = digest(normal), chain_digest(ctx.network_key, normal)
     held = ctx.state(code_key(box))
     found: tuple[str | None, str] | None = None
     if held is not None:
         found = (str(held.data["rx_id"]), str(held.data["record"]))
+        key = str(held.data.get("chain_key") or box)  # a box dispensed before keyed digests: its SM3
     else:
-        on_chain = code_use(ctx.chain, box)
+        on_chain = code_use(ctx.chain, key, box)
         if on_chain is not None:
-            found = (None, on_chain["record"])
+            found, key = (None, on_chain["record"]), on_chain["key"]
     answer = CodeTrace(
         code=normal,
         form=form,
@@ -200,7 +205,7 @@ def trace_code(ctx: ReadContext, code: str | None) -> CodeTrace:
         use = CodeUse(record=record)
     if use is None:
         raise TraceCodeReused.of(normal)
-    return answer.model_copy(update={"dispense": use})
+    return answer.model_copy(update={"dispense": use, "chain_key": key})
 
 
 ROUTES = (

@@ -15,7 +15,15 @@ from adapters._common import check_expiry, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.dated import Dated, check_order, mark_of
 from adapters.errors import DateBeforeSubject
-from adapters.rx.chain import code_use, readable, review_required, rx_review, rx_settlement, rx_status
+from adapters.rx.chain import (
+    box_keys,
+    code_use,
+    readable,
+    review_required,
+    rx_review,
+    rx_settlement,
+    rx_status,
+)
 from adapters.rx.domain import (
     CONTRACT,
     DISPENSE,
@@ -209,13 +217,15 @@ class RxWorkflow(PrescriptionAdapter):
         gateway). The error names the code, never the earlier dispense: that is for its readers' look-up."""
         out: dict[str, State] = {}
         codes = record.facts.get("trace_codes") or []
-        for code, digest in zip(codes, record.facts.get("trace_code_digests") or [], strict=True):
+        digests = record.facts.get("trace_code_digests") or []
+        for code, digest, key in zip(codes, digests, box_keys(record.facts), strict=True):
             held = states.get(code_key(digest))
-            on_chain = stricter(partial(code_use, chain, digest)) if held is None else None
+            on_chain = stricter(partial(code_use, chain, key, digest)) if held is None else None
             if held is not None or on_chain is not None:
                 raise TraceCodeReused.of(code, field="extension")
+            # With the key its call holds the box under on chain (none: a box from before keyed digests).
             out[code_key(digest)] = State(
-                "dispensed", {"rx_id": record.facts["rx_id"], "record": record.record_id}
+                "dispensed", {"rx_id": record.facts["rx_id"], "record": record.record_id, "chain_key": key}
             )
         return out
 
@@ -348,7 +358,7 @@ class RxWorkflow(PrescriptionAdapter):
             return ContractCall(CONTRACT, "review", (rx, digest, record.facts["decision"] == "approved"))
         if record.kind == SETTLE:
             return ContractCall(CONTRACT, "settle", (rx, digest))
-        boxes = record.facts.get("trace_code_digests") if record.kind == DISPENSE else None
+        boxes = box_keys(record.facts) if record.kind == DISPENSE else None
         if boxes:
             return ContractCall(
                 CONTRACT, "dispenseWithCodes", (rx, digest, [bytes.fromhex(d) for d in boxes])

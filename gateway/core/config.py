@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from adapters.abc import DEFAULT_TIME_ZONE
+from provenance.network_key import default_path as default_network_key_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVNET_DIR = REPO_ROOT / ".devnet"
@@ -49,6 +50,13 @@ class GatewaySettings(BaseSettings):
         description="the key-encryption key that wraps every record's SM4 data key: 32 hex digits (128 "
         "bits), generated (0600) on first start if missing; default gateway.kek beside a SQLite database "
         "file, else .devnet/gateway.kek. The operator's secret, like a TLS key: never in the database",
+    )
+    network_key_file: Path | None = Field(
+        default=None,
+        description="the network key (64 hex digits, 0600): the chain keys each dispensed box under "
+        "HMAC-SM3 with it, so that a code printed on a box finds nothing on the public chain. One per "
+        "network, the same file at every gateway of it (and with its auditors and regulators); default "
+        "keys/network.key beside the manifest (the devnet writes it). Never in the database or a log",
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -180,6 +188,11 @@ class GatewaySettings(BaseSettings):
     def time_zone(self) -> ZoneInfo:
         """``fhir_time_zone`` as a zone."""
         return ZoneInfo(self.fhir_time_zone)
+
+    @property
+    def network_key_path(self) -> Path:
+        """The network key's file: ``network_key_file``, else ``keys/network.key`` beside the manifest."""
+        return self.network_key_file or default_network_key_path(self.manifest_path)
 
     @property
     def kek_path(self) -> Path:

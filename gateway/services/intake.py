@@ -126,6 +126,7 @@ class Intake:
         *,
         db: Database,
         kek: KekRing,
+        network_key: bytes,
         orgs: OrgDirectory,
         ledger: Ledger,
         rules: Rules,
@@ -143,6 +144,7 @@ class Intake:
         self._rules = rules
         # Personal identifiers in facts are keyed digests under a key kept where the KEK is (not the db).
         self._pseudonym_key = kek.derive(PSEUDONYM_KEY_LABEL)
+        self._network_key = network_key  # keyed digests on chain (provenance.network_key)
         self._skew = max_clock_skew
         self._time_zone = time_zone
         self._backlog = backlog
@@ -420,6 +422,7 @@ class Intake:
             subject=envelope.subject,
             max_clock_skew=skew,
             pseudonym_key=self._pseudonym_key,
+            network_key=self._network_key,
             time_zone=self._time_zone,
         )
         adapted = adapt(envelope.kind, payload, ctx)

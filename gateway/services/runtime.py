@@ -23,6 +23,7 @@ from gateway.services.witnessing import Witnessing, check_endpoints
 from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
+from provenance.network_key import check_key, read_network_key
 from provenance.timestamps import format_timestamp, from_unix
 
 log = logging.getLogger("gateway")
@@ -38,6 +39,8 @@ class Gateway:
         # First: a KEK file that exists but cannot be used stops the start here (DATA_KEY_UNAVAILABLE).
         self.kek = open_kek(settings.kek_path, self.db)
         log.info("key-encryption key %s (id %s)", settings.kek_path, self.kek.key_id)
+        # Shared by the network's gateways: without it the chain's keys of boxes cannot be computed.
+        self.network_key = read_network_key(settings.network_key_path)
         # SQLite is single-instance: a second gateway with workers on the same file stops here
         # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's locking does.
         lock = self.db.sqlite_file is not None and settings.start_workers
@@ -45,6 +48,7 @@ class Gateway:
         if self.instance_lock is not None:
             self.instance_lock.acquire()
         self.ledger = Ledger(manifest_path=settings.manifest_path, rpc_url=settings.rpc_url)
+        check_key(self.network_key, self.ledger.manifest.network_key_id, settings.network_key_path)
         info = self.ledger.log_info
         self.origin = info["origin"]
         self.key_name = info["key_name"]
@@ -83,6 +87,7 @@ class Gateway:
         self.intake = Intake(
             db=self.db,
             kek=self.kek,
+            network_key=self.network_key,
             orgs=self.orgs,
             ledger=self.ledger,
             rules=Rules(self.chain),

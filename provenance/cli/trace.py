@@ -49,6 +49,14 @@ def trace(
         int,
         typer.Option("--max-pages", min=1, help="Read at most this many pages of the listing (then warn)."),
     ] = MAX_HISTORY_PAGES,
+    network_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--network-key",
+            help="code: only. The network key file (auditors, regulators): the box's key on chain the "
+            "gateway names must be the code's keyed digest (step chain_key).",
+        ),
+    ] = None,
     as_json: JsonOutput = False,
 ) -> None:
     """The whole history of a subject, each step verified; exit 1 if any step fails, naming it. A dataset's
@@ -68,7 +76,10 @@ def trace(
     store = TrustStore.load(trust) if trust else gateway_trust(gateway)
     if subject.startswith("code:"):
         with Client(base_url=gateway, token=token(token_file)) as client:
-            _trace_box(client, store, subject.removeprefix("code:"), rpc, require_anchor, as_json)
+            from provenance.network_key import read_network_key
+
+            key = read_network_key(network_key) if network_key is not None else None
+            _trace_box(client, store, subject.removeprefix("code:"), rpc, require_anchor, as_json, key)
         return
     rows: list[dict[str, Any]] = []
     pages = HistoryPages(max_pages=max_pages)
@@ -220,11 +231,18 @@ def _trace_row(
 
 
 def _trace_box(
-    client: Any, store: TrustStore, code: str, rpc: str | None, require_anchor: bool, as_json: bool
+    client: Any,
+    store: TrustStore,
+    code: str,
+    rpc: str | None,
+    require_anchor: bool,
+    as_json: bool,
+    network_key: bytes | None = None,
 ) -> None:
     """``trace code:<code>``: the gateway's answer, then its dispense record checked against its own
-    bundle (signed by the pharmacy named, of the prescription named, listing this box); exit 1 if not."""
-    from provenance.trace_code import identity, listed_codes, normalise
+    bundle (signed by the pharmacy named, of the prescription named, listing this box); with the network
+    key, the box's key on chain the gateway names checked against the code's; exit 1 if not."""
+    from provenance.trace_code import chain_digest, digest, identity, listed_codes, normalise
 
     answer = client.trace_code(code)
     use = answer.get("dispense")
@@ -252,6 +270,17 @@ def _trace_box(
             check["message"] = "the signed dispense does not list this box (or its payload was withheld)"
         elif failure is not None:
             check |= {"failed_step": failure.step, "code": failure.code, "message": failure.message}
+        if network_key is not None and "failed_step" not in check:
+            # What Prescriptions.codeUse holds the box under, recomputed: a gateway keying boxes with
+            # another key than the network's would let the contract take them twice.
+            normal = normalise(code)[1]  # a box dispensed before keyed digests is on chain under its SM3
+            ok = answer.get("chain_key") in (chain_digest(network_key, normal), digest(normal))
+            check["steps"]["chain_key"] = "passed" if ok else "failed"
+            if not ok:
+                check |= {"failed_step": "chain_key", "code": "CHAIN_KEY_MISMATCH"}
+                check["message"] = (
+                    "the box's key on chain the gateway names is not this code's under the network key"
+                )
         doc["check"] = check
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False))

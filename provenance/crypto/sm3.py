@@ -91,6 +91,12 @@ def hmac_sm3(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
+def keyed_hex(key: bytes, label: bytes, what: str, value: str) -> str:
+    """``HMAC-SM3(key, label ‖ what ‖ NUL ‖ value)`` as hex: a keyed digest of a guessable value (a patient
+    reference in facts, a box's identity on chain), which nobody without ``key`` can test guesses against."""
+    return hmac_sm3(key, label + what.encode("ascii") + b"\0" + value.encode("utf-8")).hex()
+
+
 class SM3Hasher:
     """Incremental SM3 with the ``hashlib`` shape (``update``/``digest``/``hexdigest``/``copy``)."""
 

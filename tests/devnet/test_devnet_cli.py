@@ -27,6 +27,7 @@ from devnet.solc import REPO_ROOT
 from devnet.supervisor import down, status, up_detached
 from provenance.chain.contracts import Role
 from provenance.manifest import Manifest
+from provenance.network_key import NETWORK_KEY_NAME, key_id, read_network_key
 from tests.kit.data_life import INPUT_LIFE
 
 pytestmark = pytest.mark.timeout(300)  # ~30 s on an idle machine; shared CI runners are slower
@@ -143,6 +144,10 @@ def test_lifecycle(state: Path) -> None:
 
     secrets = [*layout.keys_dir.glob("*.tx.key"), *layout.keys_dir.glob("*.sm2.pem")]
     secrets += [layout.node_dir / "validator.pem", *layout.tokens_dir.glob("*.token"), layout.gateway_kek]
+    # The network key the gateway keys boxes on chain with, named (never held) by the manifest.
+    network_key = layout.keys_dir / NETWORK_KEY_NAME
+    assert manifest.network_key_id == key_id(read_network_key(network_key))
+    secrets.append(network_key)
     assert len(list(layout.tokens_dir.glob("*.token"))) == len(manifest.orgs)
     assert {p.name: mode(p) for p in secrets} == {p.name: 0o600 for p in secrets}
 

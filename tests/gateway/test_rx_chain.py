@@ -8,8 +8,10 @@ import json
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 from web3 import Web3
@@ -18,19 +20,29 @@ from adapters._common import canonical_json
 from devnet.anvil import start_anvil
 from devnet.deploy import deploy_network
 from devnet.engines import EngineHandle
-from provenance.chain.contracts import at, chain_key
+from gateway.core.db import Database
+from gateway.core.security import mint_token
+from provenance.access_code import HEADER
+from provenance.chain.contracts import at, chain_key, transact
 from provenance.cli._app import gateway_trust
 from provenance.cli.trace import _trace_box
 from provenance.client import Client
 from provenance.crypto.sm3 import sm3_hex
 from provenance.demo_rx import fresh_code
 from provenance.manifest import Manifest
+from provenance.network_key import default_path as default_network_key_path
+from provenance.network_key import read_network_key
+from provenance.trace_code import chain_digest, identity, normalise
+from provenance.trace_code import digest as box_digest
 from tests.adapters.test_rx_trace_codes import GTIN
 from tests.kit.gateway import (
     Harness,
+    Server,
     chain_lead,
     check_accepted,
     error_code,
+    gateway_settings,
+    kit_code,
     rx_dispense,
     rx_issue,
     rx_review,
@@ -280,11 +292,9 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
     assert _refused(loser, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": shared}
     winner = next(r for r in results.values() if r.status_code == 202)
     assert h.wait_chain(winner.json()["id"])["chain_status"] == "confirmed"
-    # The chain holds the box under the winner's dispense, by the SM3 of its normal form only.
-    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
-    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
-    _, record = contract.functions.codeUse(bytes.fromhex(sm3_hex(shared.encode()))).call()
-    assert bytes(record).hex() == winner.json()["id"]
+    # The chain holds the box under the winner's dispense, by its keyed digest under the network key only.
+    assert _code_use(h, chain_digest(_network_key(h), shared)) == winner.json()["id"]
+    assert _code_use(h, sm3_hex(shared.encode())) is None
     check_accepted(h, [winner.json()["id"]])
 
 
@@ -336,11 +346,9 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": "0" + nmpa}
     doc = _look_up(h, "regulator", "0" + nmpa).json()
     assert (doc["form"], doc["identity"], doc["dispense"]["record"]) == ("numeric", nmpa, nmpa_id)
-    # The chain holds each box by the SM3 of its identity, whichever form the pharmacy wrote.
-    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
-    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
-    _, record = contract.functions.codeUse(bytes.fromhex(sm3_hex(f"(01){GTIN}(21){serial}".encode()))).call()
-    assert bytes(record).hex() == first_id
+    # The chain holds each box by the keyed digest of its identity, whichever form the pharmacy wrote.
+    for written in again:
+        assert _code_use(h, chain_digest(_network_key(h), normalise(written)[1])) == first_id, written
     # Within one dispense: one box listed in two forms is listed twice, nothing recorded.
     rx = _reviewed(h)
     twice = [f"(01){GTIN}(10)A(21)X{serial}", f"(01){GTIN}(10)B(21)X{serial}"]
@@ -382,6 +390,20 @@ def _look_up(h: Harness, org: str, code: str) -> Any:
     return h.http.get("/api/v1/rx/codes", params={"code": code}, headers=auth)
 
 
+def _network_key(h: Harness) -> bytes:
+    """The network key the harness's gateway was started with (the devnet's keys/network.key)."""
+    assert h.network.path is not None
+    return read_network_key(default_network_key_path(h.network.path))
+
+
+def _code_use(h: Harness, key: str) -> str | None:
+    """The dispense record ``Prescriptions.codeUse`` holds under ``key`` (None: none)."""
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
+    _, record = contract.functions.codeUse(bytes.fromhex(key)).call()
+    return bytes(record).hex() if any(bytes(record)) else None
+
+
 def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> None:
     h = rx_chain
     serial = "LK" + _unsplittable(8)  # scanned below without GS
@@ -403,6 +425,8 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
             doc = r.json()
             assert (doc["code"], doc["form"], doc["dispensed"]) == (normal, "gs1", True)
             assert doc["digest"] == sm3_hex(normal.encode())
+            # Its readers get the box's key on chain with the dispense, to check the chain's word.
+            assert doc["chain_key"] == chain_digest(_network_key(h), normal)
             use = doc["dispense"]
             assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
             assert use["handed_over_at"] == payload["whenHandedOver"], org
@@ -418,6 +442,7 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     fresh = fresh_code()
     doc = _look_up(h, "pharmacy-2", fresh).json()
     assert (doc["code"], doc["form"], doc["dispensed"], doc["dispense"]) == (fresh, "nmpa20", False, None)
+    assert doc["chain_key"] is None  # else a pharmacy could watch the public chain for the box's dispense
     # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
     for org in ("station-1", "data-user", "party-branch", "log-operator"):
         _refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
@@ -427,6 +452,127 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     }
     no_code = h.client("regulator").get("/api/v1/rx/codes")
     _refused(no_code, 400, "TRACE_CODE_INVALID")
+
+
+def test_a_chain_reader_holding_a_box_finds_its_dispense_only_with_the_network_key(rx_chain: Harness) -> None:
+    # The sixth attack's finding 3: the node's JSON-RPC is public (T7) and each box carries its code in print.
+    h = rx_chain
+    serial = "CH" + _unsplittable(8)
+    printed = [f"(01){GTIN}(17)281105(10)B7(21){serial}", fresh_code()]
+    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), printed)))
+    assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
+    normals = [normalise(c)[1] for c in printed]
+    # What a reader holding the boxes tests: SM3 of each box's identity (the digest stored before), of its
+    # normal form, of the code as printed.
+    guesses = {
+        bytes.fromhex(sm3_hex(v.encode()))
+        for n, c in zip(normals, printed, strict=True)
+        for v in (identity(n), n, c)
+    }
+    keyed = {bytes.fromhex(chain_digest(_network_key(h), n)) for n in normals}
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    address = Web3.to_checksum_address(h.network.contracts["Prescriptions"])
+    logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": address})
+    # Every transaction ever sent to Prescriptions (refused ones too), from the block of its first event on.
+    calls: list[Any] = [
+        tx
+        for number in range(min(log["blockNumber"] for log in logs), w3.eth.block_number + 1)
+        for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]
+        if not isinstance(tx, bytes) and tx["to"] == address
+    ]
+    seen = [bytes(tx["input"]) for tx in calls] + [
+        b"".join(bytes(t) for t in log["topics"]) + bytes(log["data"]) for log in logs
+    ]
+    assert not [g.hex() for g in guesses if any(g in blob for blob in seen)]
+    for guess in guesses:
+        assert _code_use(h, guess.hex()) is None
+    # With the network key the same scan finds the dispense: its transaction, its event, its account.
+    found = [tx for tx in calls if all(k in bytes(tx["input"]) for k in keyed)]
+    assert len(found) == 1
+    receipt = w3.eth.get_transaction_receipt(found[0]["hash"])
+    contract = at(w3, "Prescriptions", address)
+    (event,) = contract.events.Dispensed().process_receipt(receipt)
+    assert bytes(event["args"]["recordDigest"]).hex() == dispense_id
+    assert event["args"]["account"] == h.network.account("pharmacy-1").address
+    assert {_code_use(h, k.hex()) for k in keyed} == {dispense_id}
+
+
+def test_a_box_dispensed_through_one_gateway_is_refused_through_another_of_the_network(
+    rx_chain: Harness, tmp_path: Path
+) -> None:
+    # Two gateways of one network, each with a database of its own, started with the same network key
+    # file: the second finds the box on chain under the same keyed digest.
+    h = rx_chain
+    box = fresh_code()
+    first = _accepted(
+        h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), [box, fresh_code()]))
+    )
+    assert h.wait_chain(first)["chain_status"] == "confirmed"
+    settings = gateway_settings(tmp_path, h.network, h.network.rpc_url, start_workers=False)
+    assert settings.network_key_path == default_network_key_path(h.network.path or Path())
+    db = Database(settings.database_url)
+    try:
+        db.create_all()
+        tokens = {
+            o: mint_token(db, o, label="test")
+            for o in ("hospital-1", "pharmacist-1", "pharmacy-2", "regulator")
+        }
+    finally:
+        db.dispose()
+    server = Server(settings)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+
+            def post(org: str, kind: str, payload: Any, rx: str) -> httpx.Response:
+                headers = {"Authorization": f"Bearer {tokens[org]}", HEADER: str(kit_code(rx))}
+                return http.post("/api/v1/records", json=h.client(org).body(kind, payload), headers=headers)
+
+            rx = _rx()
+            _accepted(post("hospital-1", "rx.issue", rx_issue(rx), rx))
+            _accepted(post("pharmacist-1", "rx.review", rx_review(rx), rx))
+            r = post("pharmacy-2", "rx.dispense", rx_dispense(rx, [box, fresh_code()]), rx)
+            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
+            # Its look-up finds the other gateway's dispense on chain, under the box's key.
+            auth = {"Authorization": f"Bearer {tokens['regulator']}"}
+            doc = http.get("/api/v1/rx/codes", params={"code": box}, headers=auth).json()
+            assert (doc["dispensed"], doc["dispense"]["record"]) == (True, first), doc
+            assert doc["chain_key"] == chain_digest(_network_key(h), box)
+    finally:
+        server.stop()
+
+
+def test_a_box_on_chain_under_its_sm3_from_before_keyed_digests_is_still_refused_and_found(
+    rx_chain: Harness,
+) -> None:
+    # A dispense sent before keyed digests: the box is on chain under the SM3 of its identity (sent here from
+    # the pharmacy's own account, as the gateway sent it then; its prescription issued and reviewed on chain).
+    h = rx_chain
+    box, rx = fresh_code(), _reviewed(h)
+    w3 = Web3(Web3.HTTPProvider(h.network.rpc_url))
+    contract = at(w3, "Prescriptions", h.network.contracts["Prescriptions"])
+    h.wait(lambda: _rx_on_chain(contract, rx), what=f"{rx} reviewed on chain")
+    old_record = secrets.token_bytes(32)
+    sm3_key = bytes.fromhex(box_digest(normalise(box)[1]))  # SM3 of the box's identity
+    call = contract.functions.dispenseWithCodes(chain_key("rx", rx), old_record, [sm3_key])
+    transact(w3, call, h.network.account("pharmacy-1"))
+    assert _code_use(h, sm3_key.hex()) == old_record.hex()
+    # Dispensed again now (keyed): refused, the box found under its old digest.
+    r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [box, fresh_code()]))
+    assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
+    # Oversight looks it up: the chain's record, under the key the chain holds it by.
+    doc = _look_up(h, "regulator", box).json()
+    assert (doc["dispensed"], doc["dispense"]["record"], doc["chain_key"]) == (
+        True,
+        old_record.hex(),
+        sm3_key.hex(),
+    )
+
+
+def _rx_on_chain(contract: Any, rx: str) -> bool:
+    """Whether ``rx`` is issued and approved on chain (its records confirmed)."""
+    status = contract.functions.statusOf(chain_key("rx", rx)).call()
+    decision = contract.functions.reviewOf(chain_key("rx", rx)).call()[0]
+    return bool(status[0] == 1 and decision == 1)
 
 
 class _LyingGateway(Client):
@@ -455,6 +601,17 @@ def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
         _trace_box(client, store, boxes[0], None, False, True)
     told = json.loads(capsys.readouterr().out)
     assert told["check"]["steps"]["listing"] == "passed" and "failed_step" not in told["check"]
+    assert "chain_key" not in told["check"]["steps"]  # without the network key: not checked
+    # A regulator holding the network key checks the box's key on chain the gateway names; a gateway keying
+    # with another key (here: the CLI given another) fails step chain_key, exit 1.
+    with Client(base_url=h.server.url, token=token) as client:
+        _trace_box(client, store, boxes[0], None, False, True, _network_key(h))
+        assert json.loads(capsys.readouterr().out)["check"]["steps"]["chain_key"] == "passed"
+        with pytest.raises(typer.Exit) as info:
+            _trace_box(client, store, boxes[0], None, False, True, secrets.token_bytes(32))
+    assert info.value.exit_code == 1
+    told = json.loads(capsys.readouterr().out)
+    assert (told["check"]["failed_step"], told["check"]["code"]) == ("chain_key", "CHAIN_KEY_MISMATCH")
     # A box the dispense never handed over, pinned on it: the record verifies, the box step fails, exit 1.
     other = fresh_code()
     with (

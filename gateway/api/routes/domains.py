@@ -39,6 +39,7 @@ class DomainReads:
         self.role = reader.role
         self.access_code = reader.access_code
         self.chain: ChainView = gw.chain
+        self.network_key = gw.network_key
         self._reader = reader
         self._gw = gw
         self._session = session
