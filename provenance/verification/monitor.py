@@ -55,25 +55,16 @@ from provenance.verification.trust import TrustStore
 STATE_VERSION = 1
 
 
-class LogForked(VerificationError):
+class LogForked(VerificationError, code="LOG_FORK", step="consistency"):
     """The log serves a checkpoint that does not extend the one the monitor verified before."""
 
-    code = "LOG_FORK"
-    step = "consistency"
 
-
-class TileInvalid(VerificationError):
+class TileInvalid(VerificationError, code="TILE_INVALID", step="tiles"):
     """A tile or entry bundle that is missing, malformed, or disagrees with the checkpoint's tree."""
 
-    code = "TILE_INVALID"
-    step = "tiles"
 
-
-class EntryInvalid(VerificationError):
+class EntryInvalid(VerificationError, code="ENTRY_INVALID", step="entries"):
     """An entry that is not a canonical signed record, or whose SM2 signature no key of its org verifies."""
-
-    code = "ENTRY_INVALID"
-    step = "entries"
 
 
 Fetch = Callable[[str], bytes]  # a path below the tiles prefix -> the resource's bytes (raise if absent)
