@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -17,12 +17,17 @@ from provenance.files import read_text
 from provenance.records import load_json
 from provenance.verification.trust import TrustStore
 
-app = typer.Typer(
-    name="provenance",
-    help="Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+
+def cli_app(help: str, **kw: Any) -> typer.Typer:
+    """A command-line app of the project (``provenance``, ``python -m devnet``): help when called bare, no
+    shell-completion options, and no rich traceback (a project error is one line; ``--verbose`` for more)."""
+    return typer.Typer(
+        help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, **kw
+    )
+
+
+app = cli_app(
+    "Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.", name="provenance"
 )
 
 out = Console()
