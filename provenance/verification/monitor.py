@@ -369,17 +369,28 @@ class _Step:
         if self.range.root() != cp.root:
             self._diagnose(tile_leaves)
             return
-        for tile, _, index in self._mismatch:
-            self._problem(
-                TileInvalid(
-                    f"{tile.path()}: hash {index - tile.n * TILE_WIDTH} is not the leaf of entry {index} "
-                    "(the entries hash to the checkpoint root: the tile is wrong)",
-                    details={"tile": tile.path(), "leaf_index": index},
-                )
-            )
+        self._blame_mismatches(tile_wrong=True)
         self._check_upper_tiles()
         self.report.problems += self.m.check_entries(held.size, new_entries)
         self.report.entries_checked = len(new_entries)
+
+    def _blame_mismatches(self, *, tile_wrong: bool) -> None:
+        """One problem per leaf where the level-0 tile and the entry bundle disagree, naming the side that
+        is wrong: the one whose hashes do not lead to the checkpoint root."""
+        for tile, bundle, index in self._mismatch:
+            if tile_wrong:
+                path = tile.path()
+                message = (
+                    f"{path}: hash {index - tile.n * TILE_WIDTH} is not the leaf of entry {index} "
+                    "(the entries hash to the checkpoint root: the tile is wrong)"
+                )
+            else:
+                path = bundle.path()
+                message = (
+                    f"{path}: entry {index} does not hash to its leaf in the level-0 tile "
+                    "(the tiles hash to the checkpoint root: the entry bundle is wrong)"
+                )
+            self._problem(TileInvalid(message, details={"tile": path, "leaf_index": index}))
 
     def _diagnose(self, tile_leaves: list[bytes]) -> None:
         """The entries do not hash to the checkpoint root: a wrong entry bundle, or a log that forked."""
@@ -388,14 +399,7 @@ class _Step:
         for leaf in tile_leaves:
             from_tiles.append(leaf)
         if from_tiles.root() == cp.root and self._mismatch:
-            for _, bundle, index in self._mismatch:
-                self._problem(
-                    TileInvalid(
-                        f"{bundle.path()}: entry {index} does not hash to its leaf in the level-0 tile "
-                        "(the tiles hash to the checkpoint root: the entry bundle is wrong)",
-                        details={"tile": bundle.path(), "leaf_index": index},
-                    )
-                )
+            self._blame_mismatches(tile_wrong=False)
             return
         if held.size > 0:
             try:
