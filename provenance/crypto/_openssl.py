@@ -12,6 +12,7 @@ from ctypes import POINTER, byref, c_char_p, c_int, c_long, c_size_t, c_ulong, c
 from typing import Any
 
 from provenance.crypto import _der
+from provenance.crypto._backend import binder
 from provenance.errors import BackendUnavailable, CryptoError, KeyInvalid
 
 _MIN_VERSION = 0x30000000
@@ -35,14 +36,7 @@ def _load_libcrypto() -> ctypes.CDLL:
 
 
 def _bind(lib: ctypes.CDLL) -> None:
-    def f(name: str, restype: Any, *argtypes: Any) -> None:
-        try:
-            fn = getattr(lib, name)
-        except AttributeError:
-            raise BackendUnavailable(f"libcrypto lacks {name}") from None
-        fn.restype = restype
-        fn.argtypes = list(argtypes)
-
+    f = binder(lib, "libcrypto")
     pp = POINTER(c_char_p)
     f("OpenSSL_version", c_char_p, c_int)
     f("ERR_clear_error", None)
