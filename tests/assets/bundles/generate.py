@@ -246,16 +246,7 @@ def build() -> dict[str, Any]:
     prev: dict[str, str] = {}
     entries: list[tuple[int, SignedRecord, Any]] = []
     for n, (kind, subject, org, ts, payload) in enumerate(RECORDS):
-        env = Envelope(
-            kind=RecordKind(kind),
-            subject=Subject(subject),
-            org=OrgId(org),
-            timestamp=ts,
-            nonce=fixed_hex(f"golden nonce {n}", 32),
-            prev=Digest(prev[subject]) if subject in prev else None,
-            payload_digest=digest_of(payload),
-        )
-        env.validate()
+        env = _envelope(org, kind, subject, digest_of(payload), ts, f"golden nonce {n}", prev.get(subject))
         signed = sign_envelope(env, keys[org])
         prev[subject] = signed.record_id
         entries.append((log.append(signed), signed, payload))
@@ -503,17 +494,24 @@ def _logged(
 def _signed(
     key: SM2PrivateKey, org: str, kind: str, subject: str, payload_digest: str, ts: str, n: int
 ) -> SignedRecord:
+    return sign_envelope(_envelope(org, kind, subject, payload_digest, ts, f"golden attack nonce {n}"), key)
+
+
+def _envelope(
+    org: str, kind: str, subject: str, payload_digest: str, ts: str, nonce: str, prev: str | None = None
+) -> Envelope:
+    """A valid envelope whose nonce derives from the label ``nonce`` (fixed, so its record id is stable)."""
     env = Envelope(
         kind=RecordKind(kind),
         subject=Subject(subject),
         org=OrgId(org),
         timestamp=ts,
-        nonce=fixed_hex(f"golden attack nonce {n}", 32),
-        prev=None,
+        nonce=fixed_hex(nonce, 32),
+        prev=Digest(prev) if prev is not None else None,
         payload_digest=Digest(payload_digest),
     )
     env.validate()
-    return sign_envelope(env, key)
+    return env
 
 
 def _attacks(
