@@ -31,6 +31,7 @@ from tests.kit.gateway import (
     chain_lead,
     check_accepted,
     error_code,
+    new_rx_id,
     rx_dispense,
     rx_issue,
     rx_review,
@@ -51,10 +52,6 @@ def rx_chain(
     yield h
     h.server.stop()
     h.http.close()
-
-
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
 
 
 def _accepted(r: Any) -> str:
@@ -106,7 +103,7 @@ def test_the_whole_chain_on_anvil_too(rx_chain_anvil: Harness) -> None:
 def _whole_chain(h: Harness) -> None:
     """issue -> review -> dispense (with its boxes' codes) -> settle, each refusal on the way with its code;
     every step confirmed by the contract, logged, anchored and verified offline."""
-    rx = _rx()
+    rx = new_rx_id()
     issue_id = _issue(h, rx)
     pharmacy = h.client("pharmacy-1")
     _refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
@@ -137,7 +134,7 @@ def _whole_chain(h: Harness) -> None:
 
 
 def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
-    h, rx = rx_chain, _rx()
+    h, rx = rx_chain, new_rx_id()
     _issue(h, rx)
     review_id = _accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
     details = _refused(
@@ -151,7 +148,7 @@ def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
 
 def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     h = rx_chain
-    revoked = _rx()
+    revoked = new_rx_id()
     _issue(h, revoked)
     _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     pharmacist = h.client("pharmacist-1")
@@ -160,7 +157,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
         == "revoked"
     )
 
-    dispensed = _rx()
+    dispensed = new_rx_id()
     _issue(h, dispensed)
     _accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
     _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
@@ -169,7 +166,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     )
     assert details["status"] == "dispensed"
 
-    expired = _rx()
+    expired = new_rx_id()
     lead = chain_lead(h)
     _issue(h, expired, valid_for=timedelta(seconds=lead + 8))
     h.wait(
@@ -184,7 +181,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
 
 
 def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
-    h, rx = rx_chain, _rx()
+    h, rx = rx_chain, new_rx_id()
     insurer = h.client("insurer")
     _issue(h, rx)
     fake = secrets.token_hex(32)
@@ -202,7 +199,7 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     r = insurer.submit("rx.settle", bad, subject=f"rx:{rx}", payload_digest=digest)
     _refused(r, 400, "RX_AMOUNT_INVALID")
 
-    revoked = _rx()
+    revoked = new_rx_id()
     _issue(h, revoked)
     _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
@@ -230,7 +227,7 @@ def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> Non
 
 def _reviewed(h: Harness, quantity: dict[str, Any] | None = None) -> str:
     """A fresh prescription, issued (for ``quantity``, else the golden one's) and approved."""
-    rx = _rx()
+    rx = new_rx_id()
     issue = rx_issue(rx)
     if quantity is not None:
         issue["dispenseRequest"]["quantity"] = dict(quantity)

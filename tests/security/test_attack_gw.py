@@ -43,6 +43,7 @@ from tests.kit.gateway import (
     hand_over,
     hj212_packets,
     kit_code,
+    new_rx_id,
     party_meeting,
     rx_dispense,
     rx_issue,
@@ -53,10 +54,6 @@ from tests.kit.gateway import (
 )
 
 OVERSIGHT = {"auditor", "regulator", "log-operator"}
-
-
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
 
 
 def _iso(dt: datetime) -> str:
@@ -107,7 +104,7 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
     carry what was prescribed; the dispenser is named to the issuer only."""
     started = time.time()
     hospital, intruder, pharmacy = (harness.client(o) for o in ("hospital-2", "pharmacy-2", "pharmacy-1"))
-    rx, ghost, code = _rx(), _rx(), AccessCode.new()
+    rx, ghost, code = new_rx_id(), new_rx_id(), AccessCode.new()
     issue_id = _accepted(hospital.submit("rx.issue", _secret_prescription(rx, code)))
     answers: list[httpx.Response] = []
     for target in (rx, ghost):  # the same answers whether the prescription exists or not
@@ -168,7 +165,7 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
 def test_an_issue_carries_the_codes_digest(harness: Harness) -> None:
     """Without the digest no pharmacy could read or dispense a prescription: the issue is refused
     (ACCESS_CODE_DIGEST_MISSING), and the SDK's ``sign`` refuses to make one."""
-    hospital, rx = harness.client("hospital-1"), _rx()
+    hospital, rx = harness.client("hospital-1"), new_rx_id()
     bare = rx_issue(rx)
     bare.pop("extension")
     r = hospital.post(_raw(hospital, "rx.issue", f"rx:{rx}", bare))
@@ -183,7 +180,7 @@ def test_patient_reference_digest_is_keyed(harness: Harness) -> None:
     """Facts held an unsalted SM3 of the patient reference ("Patient/bob"): whoever reads the facts (a
     dump of the database, where facts are in clear beside the encrypted payloads) confirms a guess. Facts
     now hold HMAC-SM3 under a key derived from the KEK, which lives in its file, never in the database."""
-    rx, code = _rx(), AccessCode.new()
+    rx, code = new_rx_id(), AccessCode.new()
     issue_id = _accepted(harness.client("hospital-2").submit("rx.issue", _secret_prescription(rx, code)))
     db = Database(harness.settings.database_url)
     try:
@@ -213,7 +210,7 @@ def test_tiles_entry_bundles_need_an_oversight_token(harness: Harness, tmp_path:
     a token, while the read matrix answers other organisations 404 for the same records. Entry bundles now
     answer auditors, regulators, log operators and the monitor token; the checkpoint and the hash tiles
     (hashes and a signed size) stay public for witnesses and verifiers."""
-    rx = _rx()
+    rx = new_rx_id()
     rid = _accepted(harness.client("hospital-1").submit("rx.issue", rx_issue(rx)))
     harness.wait_status(rid, "anchored", timeout=60)
     leaf = harness.record(rid)["leaf_index"]
@@ -264,9 +261,11 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
     assert _contract(harness, "Prescriptions").functions.MAX_VALIDITY().call() == MAX_VALIDITY.total_seconds()
     assert _contract(harness, "DataSharing").functions.MAX_CONSENT().call() == MAX_CONSENT.total_seconds()
     hospital = harness.client("hospital-1")
-    r = hospital.submit("rx.issue", rx_issue(_rx(), valid_for=MAX_VALIDITY + timedelta(days=1)))
+    r = hospital.submit("rx.issue", rx_issue(new_rx_id(), valid_for=MAX_VALIDITY + timedelta(days=1)))
     assert set(_refused(r, 400, "EXPIRY_TOO_FAR")) == {"field", "expires_at", "chain_time", "latest_allowed"}
-    ok = _accepted(hospital.submit("rx.issue", rx_issue(_rx(), valid_for=MAX_VALIDITY - timedelta(days=1))))
+    ok = _accepted(
+        hospital.submit("rx.issue", rx_issue(new_rx_id(), valid_for=MAX_VALIDITY - timedelta(days=1)))
+    )
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
     _accepted(user.submit("share.request", share_request(request_id, "data-user")))
@@ -285,7 +284,7 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
         db = Database(settings.database_url)
         try:
             pharmacy_token = mint_token(db, "pharmacy-1", label="test")
-            rx = _rx()
+            rx = new_rx_id()
             issue = hospital.body("rx.issue", rx_issue(rx))
             rid = _accepted(http.post("/api/v1/records", json=issue))
             with db.write() as s:
@@ -314,7 +313,7 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
     started = time.time()
     now = datetime.now(UTC)
     hospital, pharmacy = harness.client("hospital-1"), harness.client("pharmacy-1")
-    rx = _rx()
+    rx = new_rx_id()
     later = rx_issue(rx)
     later["dispenseRequest"]["validityPeriod"] = {
         "start": _iso(now + timedelta(days=30)),
@@ -328,7 +327,7 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
     )
     r = pharmacy.submit("rx.dispense", rx_dispense(rx))  # handed over now: before its validity
     assert _refused(r, 400, "RX_RULE_VIOLATION")["field"] == "whenHandedOver"
-    authored = rx_issue(_rx())
+    authored = rx_issue(new_rx_id())
     authored["authoredOn"] = "2030-01-01T00:00:00Z"
     assert _refused(hospital.submit("rx.issue", authored), 400, "DATE_IN_FUTURE")["field"] == "authoredOn"
     revoke = rx_revoke(rx) | {"revoked_at": "2030-01-01T00:00:00Z"}
@@ -354,7 +353,7 @@ def test_coded_medication_against_text_only_prescription(harness: Harness) -> No
     confirmed, because codes were compared only when both sides were coded. Medications now match in
     normal form: a code never matches mere text; text matches text (case and spacing aside)."""
     started = time.time()
-    rx = _rx()
+    rx = new_rx_id()
     issue = rx_issue(rx)
     issue["medicationCodeableConcept"] = {"text": "amoxicillin"}
     _accepted(harness.client("hospital-1").submit("rx.issue", issue))
@@ -410,7 +409,7 @@ def test_weird_values_refused(harness: Harness) -> None:
 
     hospital = harness.client("hospital-1")
     for value in (1e300, 1e-300, 10**6 + 1, 0.0001):
-        rx = _rx()
+        rx = new_rx_id()
         issue = rx_issue(rx)
         issue["dispenseRequest"]["quantity"]["value"] = value
         r = hospital.post(_raw(hospital, "rx.issue", f"rx:{rx}", issue))
