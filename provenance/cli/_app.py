@@ -40,6 +40,14 @@ ChainRpc = Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")]
 Gateway = Annotated[str, typer.Option("--gateway", help="Gateway URL.")]
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
 BundleGateway = Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")]
+ReaderToken = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="API token of the reader: only what it may read is traced or listed (auditors and regulators "
+        "read every record).",
+    ),
+]
 GatewayTrust = Annotated[
     Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
 ]
