@@ -129,6 +129,14 @@ def token(token_file: Path | None) -> str | None:
     return read_text(token_file, what="token file").strip() if token_file else None
 
 
+def required_token(token_file: Path) -> str:
+    """The API token in ``token_file``, which a command cannot run without."""
+    api_token = token(token_file)
+    if not api_token:
+        raise FormatError(f"token file is empty: {token_file}")
+    return api_token
+
+
 def gateway_trust(gateway: str) -> TrustStore:
     resp = httpx.get(gateway.rstrip("/") + "/api/v1/orgs", timeout=30)
     if resp.status_code != 200:
