@@ -439,6 +439,18 @@ def share_consent(
     }
 
 
+def consented(harness: Harness, dataset: str = "health-stats") -> tuple[str, str, str]:
+    """A request of data-user consented by data-owner, both accepted: the request id, the consent's payload
+    digest (what a ``share.access`` names) and the consent's record id."""
+    request_id = "REQ-" + secrets.token_hex(4)
+    r = harness.client("data-user").submit("share.request", share_request(request_id, "data-user", dataset))
+    assert r.status_code == 202, r.text
+    r = harness.client("data-owner").submit("share.consent", share_consent(request_id, dataset))
+    assert r.status_code == 202, r.text
+    consent_id = str(r.json()["id"])
+    return request_id, str(harness.record(consent_id)["payload_digest"]), consent_id
+
+
 def share_revoke_consent(request_id: str, dataset: str = "health-stats") -> dict[str, Any]:
     return {
         "request_id": request_id,

@@ -35,6 +35,7 @@ from tests.kit.gateway import (
     accepted_since,
     chain_lead,
     check_accepted,
+    consented,
     error_code,
     hand_over,
     hj212_packets,
@@ -422,23 +423,13 @@ def test_duplicate_payload_keys_refused(harness: Harness, tmp_path: Path) -> Non
 # --- finding 12: share.access and rules only the chain enforced ----------------------------------------
 
 
-def _consented(harness: Harness) -> tuple[str, str, str]:
-    """A request of data-user with data-owner's consent: request id, consent's payload digest, its id."""
-    user, owner = harness.client("data-user"), harness.client("data-owner")
-    request_id = "REQ-" + secrets.token_hex(4)
-    assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
-    r = owner.submit("share.consent", share_consent(request_id))
-    assert r.status_code == 202, r.text
-    return request_id, harness.record(r.json()["id"])["payload_digest"], r.json()["id"]
-
-
 def test_share_access_accessor_and_time(harness: Harness) -> None:
     """``share.access`` accepted any ``accessor`` and a future ``accessed_at``. The accessor is the
     submitting data user or one of its system accounts (``<org>:<account>``), else ACCESSOR_MISMATCH; an
     access dated beyond the clock skew is ACCESS_IN_FUTURE."""
     started = time.time()
     user = harness.client("data-user")
-    request_id, digest, _ = _consented(harness)
+    request_id, digest, _ = consented(harness)
     for accessor in ("data-owner", "hospital-1", "data-user2", "data-userx:etl"):
         r = user.submit("share.access", share_access(request_id, digest, accessor))
         assert r.status_code == 403 and error_code(r) == "ACCESSOR_MISMATCH", (accessor, r.text)
@@ -540,7 +531,7 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     assert r.status_code == 409 and error_code(r) == "RX_REVOKED", r.text
 
     # A consent withdrawn on chain by a raw transaction of the data owner: no access under it.
-    request_id, digest, consent_id = _consented(harness)
+    request_id, digest, consent_id = consented(harness)
     assert harness.wait_chain(consent_id)["chain_status"] == "confirmed"
     _send(
         harness,
