@@ -30,8 +30,8 @@ from tests.kit.gateway import (
     Harness,
     chain_lead,
     check_accepted,
-    error_code,
     new_rx_id,
+    refused,
     rx_dispense,
     rx_issue,
     rx_review,
@@ -58,13 +58,6 @@ def _accepted(r: Any) -> str:
     assert r.status_code == 202, r.text
     rid: str = r.json()["id"]
     return rid
-
-
-def _refused(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert error_code(r) == code, r.text
-    details: dict[str, Any] = r.json()["error"]["details"]
-    return details
 
 
 def _unsplittable(n: int) -> str:
@@ -106,16 +99,16 @@ def _whole_chain(h: Harness) -> None:
     rx = new_rx_id()
     issue_id = _issue(h, rx)
     pharmacy = h.client("pharmacy-1")
-    _refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
+    refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
     # 审方 is a licensed pharmacist's: a pharmacy organisation may not record it.
-    _refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
+    refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
     review_id = _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     again = h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected"))
-    assert _refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
+    assert refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
     dispense_id = _accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
     insurer = h.client("insurer")
     settle_id = _accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
-    _refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
+    refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
 
     ids = [issue_id, review_id, dispense_id, settle_id]
     assert [h.wait_chain(i)["chain_status"] for i in ids] == ["confirmed"] * 4
@@ -137,13 +130,13 @@ def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
     h, rx = rx_chain, new_rx_id()
     _issue(h, rx)
     review_id = _accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
-    details = _refused(
+    details = refused(
         h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED"
     )
     assert details["review_record"] == review_id
     assert h.wait_chain(review_id)["chain_status"] == "confirmed"
     # Still refused once the review is on chain (the gateway's state and the contract agree).
-    _refused(h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED")
+    refused(h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED")
 
 
 def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
@@ -153,7 +146,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     pharmacist = h.client("pharmacist-1")
     assert (
-        _refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
+        refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
         == "revoked"
     )
 
@@ -161,7 +154,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     _issue(h, dispensed)
     _accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
     _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
-    details = _refused(
+    details = refused(
         h.client("pharmacist-2").submit("rx.review", rx_review(dispensed)), 409, "RX_NOT_REVIEWABLE"
     )
     assert details["status"] == "dispensed"
@@ -175,7 +168,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
         what="expiry",
     )
     assert (
-        _refused(pharmacist.submit("rx.review", rx_review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
+        refused(pharmacist.submit("rx.review", rx_review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
         == "expired"
     )
 
@@ -185,24 +178,24 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     insurer = h.client("insurer")
     _issue(h, rx)
     fake = secrets.token_hex(32)
-    _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
+    refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
     _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
     # Another dispense than the one recorded is not this prescription's.
-    assert _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
+    assert refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
         "dispense_record"
     )
     # Only 医保 settles; amounts are yuan with two places.
-    _refused(h.client("pharmacy-1").submit("rx.settle", rx_settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
+    refused(h.client("pharmacy-1").submit("rx.settle", rx_settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
     bad = {**rx_settle(rx, dispense_id), "fund_paid": "23.4"}
     digest = sm3_hex(canonical_json(bad))  # what a client's own adapter would refuse to compute
     r = insurer.submit("rx.settle", bad, subject=f"rx:{rx}", payload_digest=digest)
-    _refused(r, 400, "RX_AMOUNT_INVALID")
+    refused(r, 400, "RX_AMOUNT_INVALID")
 
     revoked = new_rx_id()
     _issue(h, revoked)
     _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
-    _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
+    refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
 
 
 def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> None:
@@ -216,7 +209,7 @@ def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> Non
     sid = "YB" + secrets.token_hex(6).upper()
     settled = _accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
     r = insurer.submit("rx.settle", rx_settle(second, dispensed[second], sid))
-    assert _refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
+    assert refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
     # Nothing kept: the second prescription is unsettled and settles under an id of its own.
     trail = h.client("auditor").get(f"/api/v1/subjects/rx:{second}/records").json()["items"]
     assert [t["kind"] for t in trail] == ["rx.issue", "rx.review", "rx.dispense"]
@@ -243,7 +236,7 @@ def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harne
     bare = rx_dispense(rx, [])
     digest = sm3_hex(canonical_json(bare))
     r = pharmacy.submit("rx.dispense", bare, subject=f"rx:{rx}", payload_digest=digest)
-    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}
+    assert refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}
     # Nothing kept: no record on the trail, the prescription still open, and dispensed once with its codes.
     trail = auditor.get(f"/api/v1/subjects/rx:{rx}/records").json()["items"]
     assert [t["kind"] for t in trail] == ["rx.issue", "rx.review"]
@@ -274,7 +267,7 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
         k: v.text for k, v in results.items()
     }
     loser = next(r for r in results.values() if r.status_code == 409)
-    assert _refused(loser, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": shared}
+    assert refused(loser, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": shared}
     winner = next(r for r in results.values() if r.status_code == 202)
     assert h.wait_chain(winner.json()["id"])["chain_status"] == "confirmed"
     # The chain holds the box under the winner's dispense, by the SM3 of its normal form only.
@@ -297,7 +290,7 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     # Weeks later the box comes back (回流药), scanned raw from its DataMatrix at another pharmacy.
     resold = rx_dispense(_reviewed(h), [f"]d201{GTIN}21{serial}", fresh_code()])
     r = h.client("pharmacy-2").submit("rx.dispense", resold)
-    assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
+    assert refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
 
 
 def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispense(rx_chain: Harness) -> None:
@@ -319,7 +312,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     }
     for written, normal in again.items():
         r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [written, fresh_code()]))
-        assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}, written
+        assert refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}, written
         # The look-up of any form answers the first dispense.
         doc = _look_up(h, "regulator", written).json()
         assert doc["dispensed"] is True and doc["dispense"]["record"] == first_id, (written, doc)
@@ -330,7 +323,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     )
     assert h.wait_chain(nmpa_id)["chain_status"] == "confirmed"
     r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), ["0" + nmpa, fresh_code()]))
-    assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": "0" + nmpa}
+    assert refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": "0" + nmpa}
     doc = _look_up(h, "regulator", "0" + nmpa).json()
     assert (doc["form"], doc["identity"], doc["dispense"]["record"]) == ("numeric", nmpa, nmpa_id)
     # The chain holds each box by the SM3 of its identity, whichever form the pharmacy wrote.
@@ -344,7 +337,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     body = rx_dispense(rx, twice)  # sent as is: the client's own adapter refuses it too
     digest = sm3_hex(canonical_json(body))
     r = h.client("pharmacy-1").submit("rx.dispense", body, subject=f"rx:{rx}", payload_digest=digest)
-    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension.1.valueString"}
+    assert refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension.1.valueString"}
     assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
 
 
@@ -369,7 +362,7 @@ def test_boxes_spelled_in_any_package_unit_need_their_codes(rx_chain: Harness) -
         r = pharmacy.submit(
             "rx.dispense", bare, subject=f"rx:{rx}", payload_digest=sm3_hex(canonical_json(bare))
         )
-        assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}, unit
+        assert refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}, unit
         assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
 
 
@@ -404,26 +397,26 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
             assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
             assert use["handed_over_at"] == payload["whenHandedOver"], org
         elif org in code_only:
-            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"code": normal}, org
+            assert refused(r, 409, "TRACE_CODE_REUSED") == {"code": normal}, org
         else:
-            _refused(r, 403, "ROLE_FORBIDDEN")
+            refused(r, 403, "ROLE_FORBIDDEN")
     assert readers | code_only < set(h.tokens)
     # A dispense of the box by another pharmacy: the same code, nothing more.
     resold = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [raw, fresh_code()]))
-    assert _refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
+    assert refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
     # A box never dispensed: dispensed false, for any of the domain's organisations.
     fresh = fresh_code()
     doc = _look_up(h, "pharmacy-2", fresh).json()
     assert (doc["code"], doc["form"], doc["dispensed"], doc["dispense"]) == (fresh, "nmpa20", False, None)
     # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
     for org in ("station-1", "data-user", "party-branch", "log-operator"):
-        _refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
+        refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
     # A code of no accepted form, or none: 400 naming the query parameter.
-    assert _refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
+    assert refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
         "field": "code"
     }
     no_code = h.client("regulator").get("/api/v1/rx/codes")
-    _refused(no_code, 400, "TRACE_CODE_INVALID")
+    refused(no_code, 400, "TRACE_CODE_INVALID")
 
 
 class _LyingGateway(Client):

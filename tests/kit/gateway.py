@@ -741,3 +741,10 @@ def error_code(response: httpx.Response) -> str:
     assert set(body["error"]) == {"code", "message", "details"}, body
     code: str = body["error"]["code"]
     return code
+
+
+def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The details of an error response, which must be ``status`` with ``code``."""
+    assert (response.status_code, error_code(response)) == (status, code), response.text
+    details: dict[str, Any] = response.json()["error"]["details"]
+    return details
