@@ -28,6 +28,7 @@ from provenance.manifest import Manifest
 from tests.adapters.test_rx_trace_codes import GTIN
 from tests.kit.gateway import (
     Harness,
+    accepted,
     chain_lead,
     check_accepted,
     new_rx_id,
@@ -54,12 +55,6 @@ def rx_chain(
     h.http.close()
 
 
-def _accepted(r: Any) -> str:
-    assert r.status_code == 202, r.text
-    rid: str = r.json()["id"]
-    return rid
-
-
 def _unsplittable(n: int) -> str:
     """A random serial holding no AI (10, 17, 21): scanned without FNC1 it reads as one box, not
     TRACE_CODE_AMBIGUOUS (``01<gtin>21SN3A10F2`` is serial SN3A10F2, or SN3A with batch F2)."""
@@ -67,7 +62,7 @@ def _unsplittable(n: int) -> str:
 
 
 def _issue(h: Harness, rx: str, **kw: Any) -> str:
-    return _accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw)))
+    return accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw)))
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +97,12 @@ def _whole_chain(h: Harness) -> None:
     refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
     # 审方 is a licensed pharmacist's: a pharmacy organisation may not record it.
     refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
-    review_id = _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    review_id = accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     again = h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected"))
     assert refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
-    dispense_id = _accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
+    dispense_id = accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
     insurer = h.client("insurer")
-    settle_id = _accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
+    settle_id = accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
     refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
 
     ids = [issue_id, review_id, dispense_id, settle_id]
@@ -129,7 +124,7 @@ def _whole_chain(h: Harness) -> None:
 def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
     h, rx = rx_chain, new_rx_id()
     _issue(h, rx)
-    review_id = _accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
+    review_id = accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
     details = refused(
         h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED"
     )
@@ -143,7 +138,7 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     h = rx_chain
     revoked = new_rx_id()
     _issue(h, revoked)
-    _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
+    accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     pharmacist = h.client("pharmacist-1")
     assert (
         refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
@@ -152,8 +147,8 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
 
     dispensed = new_rx_id()
     _issue(h, dispensed)
-    _accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
-    _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
+    accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
+    accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
     details = refused(
         h.client("pharmacist-2").submit("rx.review", rx_review(dispensed)), 409, "RX_NOT_REVIEWABLE"
     )
@@ -179,8 +174,8 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
     _issue(h, rx)
     fake = secrets.token_hex(32)
     refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
-    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
+    accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
     # Another dispense than the one recorded is not this prescription's.
     assert refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
         "dispense_record"
@@ -194,7 +189,7 @@ def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
 
     revoked = new_rx_id()
     _issue(h, revoked)
-    _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
+    accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
 
 
@@ -204,16 +199,16 @@ def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> Non
     insurer = h.client("insurer")
     first, second = _reviewed(h), _reviewed(h)
     dispensed = {
-        rx: _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))) for rx in (first, second)
+        rx: accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))) for rx in (first, second)
     }
     sid = "YB" + secrets.token_hex(6).upper()
-    settled = _accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
+    settled = accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
     r = insurer.submit("rx.settle", rx_settle(second, dispensed[second], sid))
     assert refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
     # Nothing kept: the second prescription is unsettled and settles under an id of its own.
     trail = h.client("auditor").get(f"/api/v1/subjects/rx:{second}/records").json()["items"]
     assert [t["kind"] for t in trail] == ["rx.issue", "rx.review", "rx.dispense"]
-    again = _accepted(insurer.submit("rx.settle", rx_settle(second, dispensed[second])))
+    again = accepted(insurer.submit("rx.settle", rx_settle(second, dispensed[second])))
     assert h.wait_chain(again)["chain_status"] == "confirmed"
     assert h.wait_chain(settled)["chain_status"] == "confirmed"
 
@@ -224,8 +219,8 @@ def _reviewed(h: Harness, quantity: dict[str, Any] | None = None) -> str:
     issue = rx_issue(rx)
     if quantity is not None:
         issue["dispenseRequest"]["quantity"] = dict(quantity)
-    _accepted(h.client("hospital-1").submit("rx.issue", issue))
-    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    accepted(h.client("hospital-1").submit("rx.issue", issue))
+    accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     return rx
 
 
@@ -242,15 +237,14 @@ def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harne
     assert [t["kind"] for t in trail] == ["rx.issue", "rx.review"]
     assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
     assert (
-        h.wait_chain(_accepted(pharmacy.submit("rx.dispense", rx_dispense(rx))))["chain_status"]
-        == "confirmed"
+        h.wait_chain(accepted(pharmacy.submit("rx.dispense", rx_dispense(rx))))["chain_status"] == "confirmed"
     )
 
     # 10 tablets cannot be counted against boxes: no code is required.
     tablets = {"value": 10, "unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
     rx = _reviewed(h, tablets)
     loose = {**rx_dispense(rx, []), "quantity": dict(tablets)}
-    dispense_id = _accepted(pharmacy.submit("rx.dispense", loose))
+    dispense_id = accepted(pharmacy.submit("rx.dispense", loose))
     assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
     assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is True
 
@@ -281,7 +275,7 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
 def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     h = rx_chain
     serial = "SN" + _unsplittable(8)  # scanned below without GS
-    first = _accepted(
+    first = accepted(
         h.client("pharmacy-1").submit(
             "rx.dispense", rx_dispense(_reviewed(h), [f"(01){GTIN}(21){serial}", fresh_code()])
         )
@@ -302,7 +296,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     nmpa = fresh_code()
     rx = _reviewed(h)
     boxes = [f"(01){GTIN}(17)281105(21){serial}", f"(01){GTIN}(21){digits}"]
-    first_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx, boxes)))
+    first_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx, boxes)))
     assert h.wait_chain(first_id)["chain_status"] == "confirmed"
     again = {
         f"(01){GTIN}(21){serial}": f"(01){GTIN}(21){serial}",
@@ -318,7 +312,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
         assert doc["dispensed"] is True and doc["dispense"]["record"] == first_id, (written, doc)
         assert doc["identity"] == f"(01){GTIN}(21){serial if serial in written else digits}"
     # A 码上放心 code and its 21-digit spelling with a leading zero: one box.
-    nmpa_id = _accepted(
+    nmpa_id = accepted(
         h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), [nmpa, fresh_code()]))
     )
     assert h.wait_chain(nmpa_id)["chain_status"] == "confirmed"
@@ -377,7 +371,7 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     serial = "LK" + _unsplittable(8)  # scanned below without GS
     rx = _reviewed(h)
     payload = rx_dispense(rx, [f"(01){GTIN}(21){serial}", fresh_code()])
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
     normal = f"(01){GTIN}(21){serial}"
     # Asked in the raw DataMatrix form (FNC1 as GS): answered under the normal form.
     raw = f"]d201{GTIN}21{serial}"
@@ -436,7 +430,7 @@ def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
 ) -> None:
     h = rx_chain
     boxes = [fresh_code(), fresh_code()]
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), boxes)))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), boxes)))
     h.wait_status(dispense_id, "anchored")
     store = gateway_trust(h.server.url)
     token = h.tokens["regulator"]

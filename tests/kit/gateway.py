@@ -734,6 +734,13 @@ def check_accepted(harness: Harness, record_ids: list[str], *, timeout: float = 
             assert r.status_code == 200, (subject, r.status_code, r.text)
 
 
+def accepted(response: httpx.Response) -> str:
+    """The record id of a 202 answer (which it must be)."""
+    assert response.status_code == 202, response.text
+    record_id: str = response.json()["id"]
+    return record_id
+
+
 def error_code(response: httpx.Response) -> str:
     """The error code of an error response (and a check of the error body's shape)."""
     body = response.json()

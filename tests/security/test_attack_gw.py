@@ -37,6 +37,7 @@ from tests.kit.gateway import (
     STATION_1_MN,
     Harness,
     OrgClient,
+    accepted,
     accepted_since,
     check_accepted,
     hand_over,
@@ -58,12 +59,6 @@ OVERSIGHT = {"auditor", "regulator", "log-operator"}
 
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _accepted(r: httpx.Response) -> str:
-    assert r.status_code == 202, r.text
-    rid: str = r.json()["id"]
-    return rid
 
 
 def _raw(client: OrgClient, kind: str, subject: str, payload: Any) -> dict[str, Any]:
@@ -99,7 +94,7 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
     started = time.time()
     hospital, intruder, pharmacy = (harness.client(o) for o in ("hospital-2", "pharmacy-2", "pharmacy-1"))
     rx, ghost, code = new_rx_id(), new_rx_id(), AccessCode.new()
-    issue_id = _accepted(hospital.submit("rx.issue", _secret_prescription(rx, code)))
+    issue_id = accepted(hospital.submit("rx.issue", _secret_prescription(rx, code)))
     answers: list[httpx.Response] = []
     for target in (rx, ghost):  # the same answers whether the prescription exists or not
         for patient in ("Patient/alice", "Patient/bob"):
@@ -175,7 +170,7 @@ def test_patient_reference_digest_is_keyed(harness: Harness) -> None:
     dump of the database, where facts are in clear beside the encrypted payloads) confirms a guess. Facts
     now hold HMAC-SM3 under a key derived from the KEK, which lives in its file, never in the database."""
     rx, code = new_rx_id(), AccessCode.new()
-    issue_id = _accepted(harness.client("hospital-2").submit("rx.issue", _secret_prescription(rx, code)))
+    issue_id = accepted(harness.client("hospital-2").submit("rx.issue", _secret_prescription(rx, code)))
     db = Database(harness.settings.database_url)
     try:
         with db.session() as s:
@@ -205,7 +200,7 @@ def test_tiles_entry_bundles_need_an_oversight_token(harness: Harness, tmp_path:
     answer auditors, regulators, log operators and the monitor token; the checkpoint and the hash tiles
     (hashes and a signed size) stay public for witnesses and verifiers."""
     rx = new_rx_id()
-    rid = _accepted(harness.client("hospital-1").submit("rx.issue", rx_issue(rx)))
+    rid = accepted(harness.client("hospital-1").submit("rx.issue", rx_issue(rx)))
     harness.wait_status(rid, "anchored", timeout=60)
     leaf = harness.record(rid)["leaf_index"]
     harness.wait(
@@ -257,15 +252,15 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
     hospital = harness.client("hospital-1")
     r = hospital.submit("rx.issue", rx_issue(new_rx_id(), valid_for=MAX_VALIDITY + timedelta(days=1)))
     assert set(refused(r, 400, "EXPIRY_TOO_FAR")) == {"field", "expires_at", "chain_time", "latest_allowed"}
-    ok = _accepted(
+    ok = accepted(
         hospital.submit("rx.issue", rx_issue(new_rx_id(), valid_for=MAX_VALIDITY - timedelta(days=1)))
     )
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
-    _accepted(user.submit("share.request", share_request(request_id, "data-user")))
+    accepted(user.submit("share.request", share_request(request_id, "data-user")))
     far = share_consent(request_id, valid_for=MAX_CONSENT + timedelta(days=2))
     refused(owner.submit("share.consent", far), 400, "EXPIRY_TOO_FAR")
-    consent = _accepted(
+    consent = accepted(
         owner.submit("share.consent", share_consent(request_id, valid_for=4 * 365 * timedelta(days=1)))
     )
     for rid in (ok, consent):
@@ -280,7 +275,7 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
             pharmacy_token = mint_token(db, "pharmacy-1", label="test")
             rx = new_rx_id()
             issue = hospital.body("rx.issue", rx_issue(rx))
-            rid = _accepted(http.post("/api/v1/records", json=issue))
+            rid = accepted(http.post("/api/v1/records", json=issue))
             with db.write() as s:
                 row = s.exec(select(Record).where(Record.id == rid)).one()
                 row.chain_status, row.chain_error = "rejected", "ExpiryTooFar"
@@ -313,7 +308,7 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
         "start": _iso(now + timedelta(days=30)),
         "end": _iso(now + timedelta(days=37)),
     }
-    _accepted(hospital.submit("rx.issue", later))
+    accepted(hospital.submit("rx.issue", later))
     handed = rx_dispense(rx)
     handed["whenHandedOver"] = _iso(now + timedelta(days=31))
     assert refused(pharmacy.submit("rx.dispense", handed), 400, "DATE_IN_FUTURE")["field"] == "whenHandedOver"
@@ -328,7 +323,7 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
     request_id = "REQ-" + secrets.token_hex(4)
     request = share_request(request_id, "data-user") | {"requested_at": "2030-01-01T00:00:00Z"}
     assert refused(user.submit("share.request", request), 400, "DATE_IN_FUTURE")["field"] == "requested_at"
-    _accepted(user.submit("share.request", share_request(request_id, "data-user")))
+    accepted(user.submit("share.request", share_request(request_id, "data-user")))
     consent = share_consent(request_id) | {"granted_at": _iso(now + timedelta(days=1))}
     assert refused(owner.submit("share.consent", consent), 400, "DATE_IN_FUTURE")["field"] == "granted_at"
     meeting = party_meeting("party-branch", "M" + secrets.token_hex(4)) | {"held_at": "2030-01-01T00:00:00Z"}
@@ -348,7 +343,7 @@ def test_coded_medication_against_text_only_prescription(harness: Harness) -> No
     rx = new_rx_id()
     issue = rx_issue(rx)
     issue["medicationCodeableConcept"] = {"text": "amoxicillin"}
-    _accepted(harness.client("hospital-1").submit("rx.issue", issue))
+    accepted(harness.client("hospital-1").submit("rx.issue", issue))
     pharmacy = harness.client("pharmacy-1")
     morphine = rx_dispense(rx)
     morphine["medicationCodeableConcept"] = {
@@ -359,7 +354,7 @@ def test_coded_medication_against_text_only_prescription(harness: Harness) -> No
     assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}
     same = rx_dispense(rx)
     same["medicationCodeableConcept"] = {"text": "  Amoxicillin "}
-    assert harness.wait_chain(_accepted(pharmacy.submit("rx.dispense", same)))["chain_status"] == "confirmed"
+    assert harness.wait_chain(accepted(pharmacy.submit("rx.dispense", same)))["chain_status"] == "confirmed"
     check_accepted(harness, accepted_since(harness, started))
 
 
@@ -393,7 +388,7 @@ def test_weird_values_refused(harness: Harness) -> None:
     assert refused(r, 400, "PAYLOAD_INVALID")["field"] == "pw"
     packet = hj212_packets(1)[0]
     assert "PW=" in packet
-    rid = _accepted(station.submit("env.reading", packet))
+    rid = accepted(station.submit("env.reading", packet))
     harness.wait_status(rid, "sequenced", timeout=60)
     stored = station.get(f"/api/v1/records/{rid}/bundle", params={"payload": "true"}).json()["payload"]
     password = packet.split("PW=")[1].split(";")[0]
