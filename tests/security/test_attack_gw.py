@@ -42,6 +42,7 @@ from tests.kit.gateway import (
     check_accepted,
     hand_over,
     hj212_packets,
+    iso_second,
     kit_code,
     new_rx_id,
     party_meeting,
@@ -55,10 +56,6 @@ from tests.kit.gateway import (
 )
 
 OVERSIGHT = {"auditor", "regulator", "log-operator"}
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _raw(client: OrgClient, kind: str, subject: str, payload: Any) -> dict[str, Any]:
@@ -305,12 +302,12 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
     rx = new_rx_id()
     later = rx_issue(rx)
     later["dispenseRequest"]["validityPeriod"] = {
-        "start": _iso(now + timedelta(days=30)),
-        "end": _iso(now + timedelta(days=37)),
+        "start": iso_second(now + timedelta(days=30)),
+        "end": iso_second(now + timedelta(days=37)),
     }
     accepted(hospital.submit("rx.issue", later))
     handed = rx_dispense(rx)
-    handed["whenHandedOver"] = _iso(now + timedelta(days=31))
+    handed["whenHandedOver"] = iso_second(now + timedelta(days=31))
     assert refused(pharmacy.submit("rx.dispense", handed), 400, "DATE_IN_FUTURE")["field"] == "whenHandedOver"
     r = pharmacy.submit("rx.dispense", rx_dispense(rx))  # handed over now: before its validity
     assert refused(r, 400, "RX_RULE_VIOLATION")["field"] == "whenHandedOver"
@@ -324,7 +321,7 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
     request = share_request(request_id, "data-user") | {"requested_at": "2030-01-01T00:00:00Z"}
     assert refused(user.submit("share.request", request), 400, "DATE_IN_FUTURE")["field"] == "requested_at"
     accepted(user.submit("share.request", share_request(request_id, "data-user")))
-    consent = share_consent(request_id) | {"granted_at": _iso(now + timedelta(days=1))}
+    consent = share_consent(request_id) | {"granted_at": iso_second(now + timedelta(days=1))}
     assert refused(owner.submit("share.consent", consent), 400, "DATE_IN_FUTURE")["field"] == "granted_at"
     meeting = party_meeting("party-branch", "M" + secrets.token_hex(4)) | {"held_at": "2030-01-01T00:00:00Z"}
     r = harness.client("party-branch").submit("party.record", meeting)
