@@ -70,8 +70,8 @@ class RpcError(Exception):
         return err
 
 
-class CreateNotPermitted(NotPermitted):
-    code = "CREATE_NOT_PERMITTED"
+class CreateNotPermitted(NotPermitted, code="CREATE_NOT_PERMITTED"):
+    pass
 
 
 _PROJECT_ERRORS: list[tuple[type[ProvenanceError], Code]] = [

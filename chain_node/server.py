@@ -18,8 +18,8 @@ from chain_node.node import Node
 from chain_node.rpc import Rpc, encode_error
 from chain_node.store import Store
 from provenance.crypto import SM2PrivateKey
-from provenance.errors import LedgerError
-from provenance.http_limits import limited_config
+from provenance.errors import BodyTimeout, BodyTooLarge, LedgerError
+from provenance.http_limits import limited_config, read_body
 from provenance.limits import THREAD_STACK_BYTES
 
 log = logging.getLogger("chain_node.server")
@@ -76,45 +76,20 @@ class App:
                 self.cors,
             )
             return
-        too_large = RpcError(
-            Code.LIMIT_EXCEEDED,
-            f"request body larger than {self.max_body} bytes",
-            {"code": "BODY_TOO_LARGE", "limit": self.max_body},
-        )
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
-            await _respond(
-                send, 413, encode_error(too_large), self.cors
-            )  # refused before reading a byte of it
-            return
-        chunks = []
-        size = 0
         try:
-            # One deadline for the whole body, not one per read: a byte a second is a stalled client too.
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    msg = await receive()
-                    if msg["type"] == "http.disconnect":
-                        return
-                    body = msg.get("body", b"")
-                    size += len(body)
-                    if size > self.max_body:
-                        await _respond(send, 413, encode_error(too_large), self.cors)
-                        return
-                    chunks.append(body)
-                    if not msg.get("more_body"):
-                        break
-        except TimeoutError:
-            late = RpcError(
-                Code.LIMIT_EXCEEDED,
-                f"request body not received within {self.body_timeout:g} s",
-                {"code": "BODY_TIMEOUT", "timeout": self.body_timeout, "received": size},
-            )
-            await _respond(
-                send, 408, encode_error(late), self.cors
-            )  # the protocol closes: the body is unread
+            body = await read_body(scope, receive, max_bytes=self.max_body, timeout=self.body_timeout)
+        except BodyTooLarge as exc:
+            message = f"request body larger than {self.max_body} bytes"
+            too_large = RpcError(Code.LIMIT_EXCEEDED, message, {"code": exc.code, **exc.details})
+            await _respond(send, 413, encode_error(too_large), self.cors)
             return
-        out = await self.rpc.handle_body(b"".join(chunks))
+        except BodyTimeout as exc:  # the protocol closes: the body is unread
+            late = RpcError(Code.LIMIT_EXCEEDED, exc.message, {"code": exc.code, **exc.details})
+            await _respond(send, 408, encode_error(late), self.cors)
+            return
+        if body is None:
+            return
+        out = await self.rpc.handle_body(body)
         await _respond(send, 200, out or b"", self.cors)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:

@@ -8,23 +8,16 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from devnet.config import DevnetSettings, Engine
 from devnet.network import NetworkInfo
 from devnet.supervisor import down, reset, serve, status, up_detached
+from provenance.cli._app import cli_app, err, out
 from provenance.errors import ProvenanceError
 
-app = typer.Typer(
-    help="Local devnet: 国密 chain node (or anvil), contracts, demo organisations, gateway.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console()
-err = Console(stderr=True)
+app = cli_app("Local devnet: 国密 chain node (or anvil), contracts, demo organisations, gateway.")
 T = TypeVar("T")
 
 DirOption = Annotated[Path | None, typer.Option("--dir", help="State folder (default .devnet/ in the repo).")]

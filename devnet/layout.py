@@ -22,10 +22,8 @@ from provenance.errors import ProvenanceError
 HOST = "127.0.0.1"  # every devnet process listens on loopback only
 
 
-class DevnetError(ProvenanceError):
+class DevnetError(ProvenanceError, code="DEVNET_ERROR"):
     """The devnet cannot start, stop or find its state."""
-
-    code = "DEVNET_ERROR"
 
 
 class _Under:

@@ -37,182 +37,133 @@ __all__ = [
 log = logging.getLogger("gateway")
 
 
-class AuthRequired(ProvenanceError):
-    code = "AUTH_REQUIRED"
-    http_status = 401
+class AuthRequired(ProvenanceError, code="AUTH_REQUIRED", http_status=401):
+    pass
 
 
-class TokenInvalid(ProvenanceError):
-    code = "TOKEN_INVALID"
-    http_status = 401
+class TokenInvalid(ProvenanceError, code="TOKEN_INVALID", http_status=401):
+    pass
 
 
-class OrgUnknown(NotPermitted):
+class OrgUnknown(NotPermitted, code="ORG_UNKNOWN"):
     """The organisation is not registered (or not active) in OrgRegistry."""
 
-    code = "ORG_UNKNOWN"
 
-
-class TxAccountMissing(NotPermitted):
+class TxAccountMissing(NotPermitted, code="TX_ACCOUNT_MISSING"):
     """A workflow record of an organisation the gateway holds no transaction account for: its contract call
     could never be sent (an organisation registered in OrgRegistry after the gateway's manifest was made)."""
 
-    code = "TX_ACCOUNT_MISSING"
 
-
-class KeyRevoked(ProvenanceError):
+class KeyRevoked(ProvenanceError, code="KEY_REVOKED"):
     """The signature verifies only with a key that was revoked before the record's time."""
 
-    code = "KEY_REVOKED"
 
-
-class KeyNotValid(ProvenanceError):
+class KeyNotValid(ProvenanceError, code="KEY_NOT_VALID"):
     """The signature verifies only with a key outside its validity window at the record's time."""
 
-    code = "KEY_NOT_VALID"
+
+class TimestampInvalid(ProvenanceError, code="TIMESTAMP_INVALID"):
+    pass
 
 
-class TimestampInvalid(ProvenanceError):
-    code = "TIMESTAMP_INVALID"
-
-
-class Replayed(ProvenanceError):
+class Replayed(ProvenanceError, code="REPLAYED", http_status=409):
     """Another record of the same organisation already used this nonce."""
 
-    code = "REPLAYED"
-    http_status = 409
 
-
-class PrevUnknown(Conflict):
+class PrevUnknown(Conflict, code="PREV_UNKNOWN"):
     """A record whose ``prev`` names no accepted record of its subject (docs/formats.md: the digest of one
     of the subject's earlier records)."""
 
-    code = "PREV_UNKNOWN"
+
+class IdempotencyConflict(ProvenanceError, code="IDEMPOTENCY_KEY_REUSED", http_status=409):
+    pass
 
 
-class IdempotencyConflict(ProvenanceError):
-    code = "IDEMPOTENCY_KEY_REUSED"
-    http_status = 409
-
-
-class StateConflict(Conflict):
+class StateConflict(Conflict, code="STATE_CONFLICT"):
     """A workflow state changed between the record's checks and its write by another writer the locks do
     not cover: nothing was kept; the same request decides again."""
 
-    code = "STATE_CONFLICT"
+
+class RecordNotFound(NotFound, code="RECORD_NOT_FOUND"):
+    pass
 
 
-class RecordNotFound(NotFound):
-    code = "RECORD_NOT_FOUND"
-
-
-class NotYetLogged(Conflict):
+class NotYetLogged(Conflict, code="NOT_YET_LOGGED"):
     """The record is accepted but not yet in a signed checkpoint: retry shortly."""
 
-    code = "NOT_YET_LOGGED"
+
+class PayloadPurged(ProvenanceError, code="PAYLOAD_PURGED", http_status=410):
+    pass
 
 
-class PayloadPurged(ProvenanceError):
-    code = "PAYLOAD_PURGED"
-    http_status = 410
+class PayloadForbidden(NotPermitted, code="PAYLOAD_FORBIDDEN"):
+    pass
 
 
-class PayloadForbidden(NotPermitted):
-    code = "PAYLOAD_FORBIDDEN"
-
-
-class PayloadCorrupt(ProvenanceError):
+class PayloadCorrupt(ProvenanceError, code="PAYLOAD_CORRUPT", http_status=500):
     """The stored payload fails authentication or no longer hashes to its digest (tampered storage)."""
 
-    code = "PAYLOAD_CORRUPT"
-    http_status = 500
 
-
-class DataKeyUnavailable(ProvenanceError):
+class DataKeyUnavailable(ProvenanceError, code="DATA_KEY_UNAVAILABLE", http_status=500):
     """A record's data key cannot be unwrapped: the gateway's key-encryption key is not the one that
     wrapped it (started with another KEK file), or the KEK file cannot be used (then the gateway does not
     start). A misconfiguration of the gateway, not of the request; the message names the key ids or file."""
 
-    code = "DATA_KEY_UNAVAILABLE"
-    http_status = 500
 
-
-class InstanceRunning(ProvenanceError):
+class InstanceRunning(ProvenanceError, code="GATEWAY_ALREADY_RUNNING", http_status=500):
     """A second gateway started on a SQLite database another gateway process serves: SQLite is
     single-instance (high availability needs PostgreSQL). A start-up refusal, never an HTTP answer."""
 
-    code = "GATEWAY_ALREADY_RUNNING"
-    http_status = 500
 
-
-class LogConflictsWithAnchor(ProvenanceError):
+class LogConflictsWithAnchor(ProvenanceError, code="LOG_CONFLICTS_WITH_ANCHOR", http_status=500):
     """The gateway's log (after a restore) conflicts with ProvenanceLog's latest anchor: its root at the
     anchored size is not the chain's, so it refuses to start (a log merely behind the chain starts and
     reports the missing size). A start-up refusal, never an HTTP answer."""
 
-    code = "LOG_CONFLICTS_WITH_ANCHOR"
-    http_status = 500
 
-
-class BackupInvalid(ProvenanceError):
+class BackupInvalid(ProvenanceError, code="BACKUP_INVALID", http_status=500):
     """``python -m gateway restore`` refuses a folder that is not a complete gateway backup, or a target
     database that is not empty."""
 
-    code = "BACKUP_INVALID"
-    http_status = 500
+
+class BodyTooDeep(ProvenanceError, code="BODY_TOO_DEEP"):
+    pass
 
 
-class BodyTooDeep(ProvenanceError):
-    code = "BODY_TOO_DEEP"
+class JsonInvalid(ProvenanceError, code="JSON_INVALID"):
+    pass
 
 
-class JsonInvalid(ProvenanceError):
-    code = "JSON_INVALID"
+class RequestInvalid(ProvenanceError, code="REQUEST_INVALID", http_status=422):
+    pass
 
 
-class RequestInvalid(ProvenanceError):
-    code = "REQUEST_INVALID"
-    http_status = 422
-
-
-class RetryLater(ProvenanceError):
+class RetryLater(ProvenanceError, code="UNAVAILABLE", http_status=503):
     """503 (or 507) with ``Retry-After``: the request may succeed unchanged after ``retry_after`` seconds."""
-
-    code = "UNAVAILABLE"
-    http_status = 503
 
     def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
 
 
-class Backpressure(RetryLater):
+class Backpressure(RetryLater, code="BACKLOG_FULL"):
     """Too many records wait for the log or the chain; the client retries after ``retry_after`` s."""
 
-    code = "BACKLOG_FULL"
 
-
-class ChainUnavailable(RetryLater):
+class ChainUnavailable(RetryLater, code="CHAIN_UNAVAILABLE"):
     """A check needs the chain (OrgRegistry, a domain contract) and it cannot be reached."""
 
-    code = "CHAIN_UNAVAILABLE"
 
-
-class StorageWriteFailed(RetryLater):
+class StorageWriteFailed(RetryLater, code="STORAGE_WRITE_FAILED"):
     """The gateway's database refused or failed a write (permission revoked, read-only, I/O error).
 
     The transaction rolled back, so nothing of it was kept; the same request succeeds once the database
     takes writes again, which needs the gateway's operator.
     """
 
-    code = "STORAGE_WRITE_FAILED"
 
-
-class StorageFull(StorageWriteFailed):
+class StorageFull(StorageWriteFailed, code="STORAGE_FULL", http_status=507):
     """The gateway's database has no room left (disk full, file size limit, quota): nothing was kept."""
-
-    code = "STORAGE_FULL"
-    http_status = 507
 
 
 class ErrorInfo(BaseModel):

@@ -8,8 +8,8 @@ from pathlib import Path
 from provenance.errors import FormatError, ProvenanceError
 
 
-class FileUnreadable(ProvenanceError):
-    code = "FILE_UNREADABLE"
+class FileUnreadable(ProvenanceError, code="FILE_UNREADABLE"):
+    pass
 
 
 def read_bytes(path: str | Path, *, what: str = "file") -> bytes:

@@ -5,18 +5,21 @@ uvicorn's default protocol (httptools) bounds neither: a 32 MiB header was read 
 connections holding half a head stayed open indefinitely (issue #23, finding 9 against the gateway; the
 second attack's finding 4 against the node and the witnesses). Here a request head must arrive whole
 within ``header_timeout`` and fit in ``max_header_bytes`` (else 408 or 431, and the connection closes).
-A body's own deadline is the application's (it reads the body); a response sent before the whole body
-arrived closes the connection.
+A body's own deadline is the application's (it reads the body, ``read_body``); a response sent before the
+whole body arrived closes the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from provenance.errors import BodyTimeout, BodyTooLarge
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -122,3 +125,41 @@ def limited_config(
         **overrides,
     }
     return uvicorn.Config(app, **values)
+
+
+async def read_body(
+    scope: Mapping[str, Any],
+    receive: Callable[[], Awaitable[Mapping[str, Any]]],
+    *,
+    max_bytes: int,
+    timeout: float,
+) -> bytes | None:
+    """An ASGI request's whole body, or None when the client disconnected first.
+
+    Raises ``BodyTooLarge`` for a body declared or sent beyond ``max_bytes`` (the rest is not read) and
+    ``BodyTimeout`` for one not whole within ``timeout`` seconds: one deadline for the whole body, not one
+    per read, since a byte a second is a stalled client too.
+    """
+    too_large = BodyTooLarge(f"request body exceeds {max_bytes} bytes", details={"limit": max_bytes})
+    declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large  # refused before reading a byte of it
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise BodyTimeout(
+            f"request body not received within {timeout:g} s", details={"timeout": timeout, "received": size}
+        ) from None

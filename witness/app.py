@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +10,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from provenance.errors import BodyTimeout, BodyTooLarge, ProvenanceError
+from provenance.http_limits import read_body
 from provenance.log.tlog_witness import MAX_REQUEST_BYTES, SIZE_MEDIA_TYPE, encode_size
 from witness.config import WitnessSettings
 from witness.errors import SizeConflict
@@ -23,20 +24,11 @@ log = logging.getLogger("witness")
 
 async def _body(request: Request, timeout: float) -> bytes:
     """The request body, refused past the largest valid request (413) instead of read whole, and when not
-    whole within ``timeout`` seconds (408: a byte a second is a stalled client too)."""
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_REQUEST_BYTES:
-                    raise BodyTooLarge(f"request body is larger than {MAX_REQUEST_BYTES} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise BodyTimeout(
-            f"request body not received within {timeout:g} s", details={"timeout": timeout, "received": size}
-        ) from None
-    return b"".join(chunks)
+    whole within ``timeout`` seconds (408)."""
+    body = await read_body(request.scope, request.receive, max_bytes=MAX_REQUEST_BYTES, timeout=timeout)
+    if body is None:
+        raise ClientDisconnect()  # as Starlette's own body reading does
+    return body
 
 
 def create_app(settings: WitnessSettings | None = None, *, witness: Witness | None = None) -> FastAPI:

@@ -5,33 +5,24 @@ from __future__ import annotations
 from provenance.errors import ConsistencyInvalid, NotFound, NotPermitted, ProvenanceError
 
 
-class LogUnknown(NotFound):
+class LogUnknown(NotFound, code="LOG_UNKNOWN"):
     """404: the checkpoint's origin is not a log this witness pins a key for."""
 
-    code = "LOG_UNKNOWN"
 
-
-class LogSignatureInvalid(NotPermitted):
+class LogSignatureInvalid(NotPermitted, code="LOG_SIGNATURE_INVALID"):
     """403: no signature on the checkpoint verifies with the log key pinned for its origin."""
 
-    code = "LOG_SIGNATURE_INVALID"
 
-
-class SizeConflict(ProvenanceError):
+class SizeConflict(ProvenanceError, code="SIZE_CONFLICT", http_status=409):
     """409: ``old`` is not the size last cosigned, or that size was cosigned with another root.
 
     Answered as ``text/x.tlog.size``: the size the witness holds, so that the client can send a proof from it.
     """
-
-    code = "SIZE_CONFLICT"
-    http_status = 409
 
     def __init__(self, message: str, *, size: int) -> None:
         super().__init__(message, details={"size": size})
         self.size = size
 
 
-class ProofRefused(ConsistencyInvalid):
+class ProofRefused(ConsistencyInvalid, http_status=422):
     """422: the consistency proof does not lead from the last cosigned checkpoint to this one."""
-
-    http_status = 422

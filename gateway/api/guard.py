@@ -4,7 +4,6 @@ never built from the request's Host header."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -15,7 +14,8 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTooDeep, error_response
-from provenance.errors import BodyTimeout, BodyTooLarge, DuplicateKey, ProvenanceError
+from provenance.errors import BodyTimeout, BodyTooLarge, DuplicateKey
+from provenance.http_limits import read_body
 from provenance.limits import json_depth_exceeds  # the node's scan too: one copy
 from provenance.records import unique_object
 
@@ -34,42 +34,18 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(
-                scope, receive, send, BodyTooLarge(self._large_msg(), details={"limit": self.max_bytes})
-            )
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        err: ProvenanceError | None = None
         try:
-            # One deadline for the whole body, not one per read: a byte a second is a stalled client too.
-            async with asyncio.timeout(self.timeout):
-                while more and err is None:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        err = BodyTooLarge(self._large_msg(), details={"limit": self.max_bytes})
-                    chunks.append(chunk)
-                    more = message.get("more_body", False)
-        except TimeoutError:
-            err = BodyTimeout(
-                f"request body not received within {self.timeout:g} s",
-                details={"timeout": self.timeout, "received": size},
-            )
-        body = b"".join(chunks) if err is None else b""
-        if err is None and json_depth_exceeds(body, self.max_depth):
-            err = BodyTooDeep(
+            body = await read_body(scope, receive, max_bytes=self.max_bytes, timeout=self.timeout)
+        except (BodyTooLarge, BodyTimeout) as exc:
+            await self._reject(scope, receive, send, exc)
+            return
+        if body is None:
+            return
+        if json_depth_exceeds(body, self.max_depth):
+            deep = BodyTooDeep(
                 f"JSON nests deeper than {self.max_depth} levels", details={"limit": self.max_depth}
             )
-        if err is not None:
-            await self._reject(scope, receive, send, err)
+            await self._reject(scope, receive, send, deep)
             return
         sent = False
 
@@ -81,9 +57,6 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    def _large_msg(self) -> str:
-        return f"request body exceeds {self.max_bytes} bytes"
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
         response = error_response(exc)

@@ -31,7 +31,7 @@ from provenance.crypto import DecryptionFailed, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
 from provenance.log.bundle import Anchor
 from provenance.log.merkle import MerkleLog
-from provenance.log.record_log import record_bundle
+from provenance.log.record_log import PublicLog
 from provenance.timestamps import sortable
 
 
@@ -141,10 +141,8 @@ def _bundle(
             payload = payload_of(s, row, kek)
         except PayloadPurged:
             include_payload = False
-    bundle = record_bundle(
-        tree,
-        key_name=ident.key_name,
-        log_public_key_pem=ident.public_key_pem,
+    public = PublicLog(tree, key_name=ident.key_name, log_public_key_pem=ident.public_key_pem)
+    bundle = public.bundle(
         signed=signed_record(row),
         leaf_index=row.leaf_index,
         signer_public_key_pem=row.signer_public_key,

@@ -46,11 +46,8 @@ HEADER_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
-class ChainInvalid(VerificationError):
+class ChainInvalid(VerificationError, code="CHAIN_INVALID", step="chain"):
     """A block whose header, seal or SM3 link does not verify."""
-
-    code = "CHAIN_INVALID"
-    step = "chain"
 
     def __init__(self, *, block: int, reason: str) -> None:
         super().__init__(f"block {block}: {reason}", details={"block": block, "reason": reason})

@@ -78,10 +78,8 @@ PROPOSAL_TYPES: dict[ProposalKind, tuple[str, ...]] = {
 }
 
 
-class ContractReverted(LedgerError):
+class ContractReverted(LedgerError, code="CONTRACT_REVERTED"):
     """A contract call reverted; ``error`` is the Solidity custom error name (``details`` has its args)."""
-
-    code = "CONTRACT_REVERTED"
 
     def __init__(self, error: str, args: Sequence[Any] = ()) -> None:
         super().__init__(f"contract reverted: {error}", details={"error": error, "args": list(args)})

@@ -28,10 +28,8 @@ from provenance.timestamps import optional_chain_time
 from provenance.verification.trust import LogKey, TrustStore
 
 
-class ExportInvalid(FormatError):
+class ExportInvalid(FormatError, code="EXPORT_INVALID"):
     """The chain (or the note read beside it) does not give a consistent trust file."""
-
-    code = "EXPORT_INVALID"
 
 
 def read_orgs(w3: Web3, registry: str) -> dict[str, OrgEntry]:

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -17,12 +17,17 @@ from provenance.files import read_text
 from provenance.records import load_json
 from provenance.verification.trust import TrustStore
 
-app = typer.Typer(
-    name="provenance",
-    help="Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+
+def cli_app(help: str, **kw: Any) -> typer.Typer:
+    """A command-line app of the project (``provenance``, ``python -m devnet``): help when called bare, no
+    shell-completion options, and no rich traceback (a project error is one line; ``--verbose`` for more)."""
+    return typer.Typer(
+        help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, **kw
+    )
+
+
+app = cli_app(
+    "Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.", name="provenance"
 )
 
 out = Console()
@@ -35,6 +40,14 @@ ChainRpc = Annotated[str, typer.Option("--rpc", help="Chain JSON-RPC URL.")]
 Gateway = Annotated[str, typer.Option("--gateway", help="Gateway URL.")]
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
 BundleGateway = Annotated[str, typer.Option("--gateway", help="Gateway URL serving evidence bundles.")]
+ReaderToken = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="API token of the reader: only what it may read is traced or listed (auditors and regulators "
+        "read every record).",
+    ),
+]
 GatewayTrust = Annotated[
     Path | None, typer.Option("--trust", help="Pinned keys (default: the gateway's /api/v1/orgs).")
 ]
@@ -114,6 +127,14 @@ def reaching(*, rpc: str, gateway: str | None = None) -> Iterator[None]:
 
 def token(token_file: Path | None) -> str | None:
     return read_text(token_file, what="token file").strip() if token_file else None
+
+
+def required_token(token_file: Path) -> str:
+    """The API token in ``token_file``, which a command cannot run without."""
+    api_token = token(token_file)
+    if not api_token:
+        raise FormatError(f"token file is empty: {token_file}")
+    return api_token
 
 
 def gateway_trust(gateway: str) -> TrustStore:

@@ -19,7 +19,7 @@ from provenance.cli._app import (
     err,
     out,
     reaching,
-    token,
+    required_token,
 )
 from provenance.errors import FormatError
 from provenance.verification.trust import TrustStore
@@ -102,9 +102,7 @@ def audit_workflow(
     from provenance.client import Client
     from provenance.manifest import Manifest
 
-    api_token = token(token_file)
-    if not api_token:
-        raise FormatError(f"token file is empty: {token_file}")
+    api_token = required_token(token_file)
     contracts = workflow_contracts(Manifest.load(manifest))
     pinned = TrustStore.load(trust) if trust else None
     with (
@@ -173,9 +171,7 @@ def audit_batches(
     from provenance.records import load_json
     from provenance.verification.verify import Verifier
 
-    api_token = token(token_file)
-    if not api_token:
-        raise FormatError(f"token file is empty: {token_file}")
+    api_token = required_token(token_file)
     addresses = {str(k): str(v) for k, v in Manifest.load(manifest).contracts.items()}
     verifier = Verifier(trust=TrustStore.load(trust), require_anchor=False)
     with reaching(gateway=gateway, rpc=rpc):

@@ -16,6 +16,7 @@ from provenance.cli._app import (
     Gateway,
     GatewayTrust,
     JsonOutput,
+    ReaderToken,
     app,
     err,
     gateway_trust,
@@ -36,10 +37,7 @@ def trace(
         str, typer.Argument(help="rx:…, dataset:…, station:…, branch:…, or code:<a box's 药品追溯码>")
     ],
     gateway: Gateway = DEFAULT_GATEWAY,
-    token_file: Annotated[
-        Path | None,
-        typer.Option("--token-file", help="API token of the reader: the records it may see are traced."),
-    ] = None,
+    token_file: ReaderToken = None,
     trust: GatewayTrust = None,
     rpc: Annotated[str | None, typer.Option("--rpc", help="Look anchors up on this chain.")] = None,
     require_anchor: Annotated[
@@ -308,10 +306,7 @@ def _trace_box(
 def lineage(
     subject: Annotated[str, typer.Argument(help="dataset:<id>")],
     gateway: Gateway = DEFAULT_GATEWAY,
-    token_file: Annotated[
-        Path | None,
-        typer.Option("--token-file", help="API token of the reader: the datasets it may see are listed."),
-    ] = None,
+    token_file: ReaderToken = None,
     fmt: Annotated[
         str, typer.Option("--format", help="json (default) or prov-json (W3C PROV-JSON).")
     ] = "json",
@@ -331,13 +326,7 @@ def lineage(
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="JSON Lines file to write (one bundle a line).")],
     gateway: Gateway = DEFAULT_GATEWAY,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--token-file",
-            help="API token of the reader: its own records, every record for auditors and regulators.",
-        ),
-    ] = None,
+    token_file: ReaderToken = None,
     org: Annotated[str | None, typer.Option("--org", help="Only records of this organisation.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Only records of this kind.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339 UTC, inclusive.")] = None,

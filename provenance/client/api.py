@@ -17,10 +17,8 @@ from provenance.trace_code import normalise
 from provenance.verification.trust import TrustStore
 
 
-class GatewayError(ProvenanceError):
+class GatewayError(ProvenanceError, code="GATEWAY_ERROR"):
     """An error answered by the gateway; ``code`` is the gateway's machine-readable code."""
-
-    code = "GATEWAY_ERROR"
 
     def __init__(
         self, code: str, message: str, *, status: int, details: dict[str, Any] | None = None
@@ -30,14 +28,12 @@ class GatewayError(ProvenanceError):
         self.status = status
 
 
-class GatewayUnreachable(ProvenanceError):
+class GatewayUnreachable(ProvenanceError, code="GATEWAY_UNREACHABLE"):
     """No answer from the gateway at all (connection refused, timeout)."""
 
-    code = "GATEWAY_UNREACHABLE"
 
-
-class AnchorTimeout(ProvenanceError):
-    code = "ANCHOR_TIMEOUT"
+class AnchorTimeout(ProvenanceError, code="ANCHOR_TIMEOUT"):
+    pass
 
 
 NOT_YET_LOGGED = "NOT_YET_LOGGED"  # accepted, but no signed checkpoint covers it yet

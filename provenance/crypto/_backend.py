@@ -7,12 +7,28 @@ backend that loads; passing over Botan (not built here, or its build failed) is 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from provenance.errors import BackendUnavailable
+
+
+def binder(lib: ctypes.CDLL, library: str) -> Callable[..., None]:
+    """``f(name, restype, *argtypes)`` declaring the C function ``name`` of ``lib``: a function the loaded
+    ``library`` lacks makes the backend unavailable, not a crash at its first call."""
+
+    def f(name: str, restype: Any, *argtypes: Any) -> None:
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            raise BackendUnavailable(f"{library} lacks {name}") from None
+        fn.restype = restype
+        fn.argtypes = list(argtypes)
+
+    return f
 
 
 class SM2Backend(Protocol):

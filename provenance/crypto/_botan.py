@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.crypto import _curve, botan_build
+from provenance.crypto._backend import binder
 from provenance.errors import BackendUnavailable, CryptoError, KeyInvalid
 
 CURVE = b"sm2p256v1"
@@ -64,14 +65,7 @@ def _load(cache: Path | None = None) -> tuple[ctypes.CDLL, str]:
 
 
 def _bind(lib: ctypes.CDLL) -> None:
-    def f(name: str, restype: Any, *argtypes: Any) -> None:
-        try:
-            fn = getattr(lib, name)
-        except AttributeError:
-            raise BackendUnavailable(f"Botan lacks {name}") from None
-        fn.restype = restype
-        fn.argtypes = list(argtypes)
-
+    f = binder(lib, "Botan")
     vp, pvp, u8p, szp = c_void_p, POINTER(c_void_p), c_char_p, POINTER(c_size_t)
     f("botan_version_string", c_char_p)
     f("botan_error_description", c_char_p, c_int)

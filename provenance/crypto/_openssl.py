@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from ctypes import POINTER, byref, c_char_p, c_int, c_long, c_size_t, c_ulong, c_void_p
-from typing import Any
+from typing import Any, Literal
 
 from provenance.crypto import _der
+from provenance.crypto._backend import binder
 from provenance.errors import BackendUnavailable, CryptoError, KeyInvalid
 
 _MIN_VERSION = 0x30000000
@@ -35,14 +38,7 @@ def _load_libcrypto() -> ctypes.CDLL:
 
 
 def _bind(lib: ctypes.CDLL) -> None:
-    def f(name: str, restype: Any, *argtypes: Any) -> None:
-        try:
-            fn = getattr(lib, name)
-        except AttributeError:
-            raise BackendUnavailable(f"libcrypto lacks {name}") from None
-        fn.restype = restype
-        fn.argtypes = list(argtypes)
-
+    f = binder(lib, "libcrypto")
     pp = POINTER(c_char_p)
     f("OpenSSL_version", c_char_p, c_int)
     f("ERR_clear_error", None)
@@ -175,49 +171,40 @@ class OpenSSLBackend:
         p = c_char_p(der)
         return self._wrap(self._lib.d2i_PUBKEY(None, byref(p), len(der)), "public key")
 
-    def _md_ctx(self, pkey: _PKey, id: bytes) -> tuple[int, int]:
+    @contextmanager
+    def _digest_ctx(self, pkey: _PKey, id: bytes, op: Literal["sign", "verify"]) -> Iterator[int]:
+        """An MD_CTX set up to ``op`` with SM2 under ``id``; it and its PKEY_CTX are freed on exit."""
         lib = self._lib
         pctx = lib.EVP_PKEY_CTX_new(pkey.ptr, None)
         mctx = lib.EVP_MD_CTX_new()
-        if not pctx or not mctx:
-            lib.EVP_PKEY_CTX_free(pctx)
+        try:
+            if not pctx or not mctx:
+                raise CryptoError(f"OpenSSL out of memory: {self._clear()}")
+            if lib.EVP_PKEY_CTX_set1_id(pctx, id, len(id)) != 1:
+                raise CryptoError(f"could not set the SM2 ID: {self._clear()}")
+            # The MD_CTX does not take ownership of a context given this way: both are freed below.
+            lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
+            init = lib.EVP_DigestSignInit if op == "sign" else lib.EVP_DigestVerifyInit
+            if init(mctx, None, self._md, None, pkey.ptr) != 1:
+                raise CryptoError(f"SM2 {op} init failed: {self._clear()}")
+            yield mctx
+        finally:
             lib.EVP_MD_CTX_free(mctx)
-            raise CryptoError(f"OpenSSL out of memory: {self._clear()}")
-        if lib.EVP_PKEY_CTX_set1_id(pctx, id, len(id)) != 1:
             lib.EVP_PKEY_CTX_free(pctx)
-            lib.EVP_MD_CTX_free(mctx)
-            raise CryptoError(f"could not set the SM2 ID: {self._clear()}")
-        # The MD_CTX does not take ownership of a context given this way: both are freed by the caller.
-        lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
-        return pctx, mctx
 
     def sign(self, handle: object, message: bytes, id: bytes) -> bytes:
         assert isinstance(handle, _PKey)
-        lib = self._lib
-        pctx, mctx = self._md_ctx(handle, id)
-        try:
-            if lib.EVP_DigestSignInit(mctx, None, self._md, None, handle.ptr) != 1:
-                raise CryptoError(f"SM2 sign init failed: {self._clear()}")
+        with self._digest_ctx(handle, id, "sign") as mctx:
             buf = ctypes.create_string_buffer(_SIG_MAX)
             n = c_size_t(_SIG_MAX)
-            if lib.EVP_DigestSign(mctx, buf, byref(n), message, len(message)) != 1:
+            if self._lib.EVP_DigestSign(mctx, buf, byref(n), message, len(message)) != 1:
                 raise CryptoError(f"SM2 signing failed: {self._clear()}")
             return buf.raw[: n.value]
-        finally:
-            lib.EVP_MD_CTX_free(mctx)
-            lib.EVP_PKEY_CTX_free(pctx)
 
     def verify(self, handle: object, message: bytes, r: int, s: int, der: bytes, id: bytes) -> bool:
         assert isinstance(handle, _PKey)
-        lib = self._lib
-        pctx, mctx = self._md_ctx(handle, id)
-        try:
-            if lib.EVP_DigestVerifyInit(mctx, None, self._md, None, handle.ptr) != 1:
-                raise CryptoError(f"SM2 verify init failed: {self._clear()}")
-            rc = lib.EVP_DigestVerify(mctx, der, len(der), message, len(message))
+        with self._digest_ctx(handle, id, "verify") as mctx:
+            rc = self._lib.EVP_DigestVerify(mctx, der, len(der), message, len(message))
             if rc != 1:
                 self._clear()
             return bool(rc == 1)
-        finally:
-            lib.EVP_MD_CTX_free(mctx)
-            lib.EVP_PKEY_CTX_free(pctx)

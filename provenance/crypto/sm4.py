@@ -18,10 +18,8 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 
 
-class DecryptionFailed(CryptoError):
+class DecryptionFailed(CryptoError, code="DECRYPTION_FAILED"):
     """Ciphertext, nonce, tag or associated data altered, or the wrong key."""
-
-    code = "DECRYPTION_FAILED"
 
 
 def generate_sm4_key() -> bytes:

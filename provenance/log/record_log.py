@@ -16,14 +16,54 @@ from provenance.log.merkle import InMemoryLogStorage, MerkleLog
 from provenance.records import SignedRecord
 
 
-class RecordLog:
+class PublicLog:
+    """A log as its readers see it: the Merkle tree and the log key's public half (the signing key stays
+    with the signer). Hands out the evidence bundles of its records."""
+
+    def __init__(self, tree: MerkleLog, *, key_name: str, log_public_key_pem: str) -> None:
+        self.tree = tree
+        self.key_name = key_name
+        self.log_public_key_pem = log_public_key_pem
+
+    def bundle(
+        self,
+        *,
+        signed: SignedRecord,
+        leaf_index: int,
+        signer_public_key_pem: str,
+        note: str,
+        tree_size: int,
+        payload: Any = None,
+        include_payload: bool = True,
+        anchor: Anchor | None = None,
+    ) -> EvidenceBundle:
+        """The evidence bundle for the record at ``leaf_index`` under the checkpoint ``note``."""
+        kwargs: dict[str, Any] = {}
+        if include_payload:
+            kwargs["payload"] = payload
+        return EvidenceBundle(
+            signed=signed,
+            digest=signed.record_id,
+            signer_org=signed.envelope.org,
+            signer_public_key=signer_public_key_pem,
+            leaf_index=leaf_index,
+            tree_size=tree_size,
+            inclusion_proof=tuple(self.tree.inclusion_proof(leaf_index, tree_size)),
+            checkpoint=note,
+            log_key=(self.key_name, self.log_public_key_pem),
+            anchor=anchor,
+            **kwargs,
+        )
+
+
+class RecordLog(PublicLog):
     """Appends signed records as leaves and signs checkpoints with the log's SM2 key."""
 
     def __init__(self, *, origin: str, key_name: str, key: SM2PrivateKey, storage: LogStorage) -> None:
+        public_pem = key.public_key_pem().decode("ascii")
+        super().__init__(MerkleLog(storage=storage), key_name=key_name, log_public_key_pem=public_pem)
         self.origin = origin
-        self.key_name = key_name
         self._key = key
-        self.tree = MerkleLog(storage=storage)
 
     @classmethod
     def in_memory(cls, *, origin: str, key_name: str, key: SM2PrivateKey) -> RecordLog:
@@ -44,65 +84,4 @@ class RecordLog:
         return cp, sign_checkpoint(cp, self.key_name, self._key)
 
     def public_key_pem(self) -> str:
-        return self._key.public_key_pem().decode("ascii")
-
-    def bundle(
-        self,
-        *,
-        signed: SignedRecord,
-        leaf_index: int,
-        signer_public_key_pem: str,
-        note: str,
-        tree_size: int,
-        payload: Any = None,
-        include_payload: bool = True,
-        anchor: Anchor | None = None,
-    ) -> EvidenceBundle:
-        """The evidence bundle for the record at ``leaf_index`` under the checkpoint ``note``."""
-        return record_bundle(
-            self.tree,
-            key_name=self.key_name,
-            log_public_key_pem=self.public_key_pem(),
-            signed=signed,
-            leaf_index=leaf_index,
-            signer_public_key_pem=signer_public_key_pem,
-            note=note,
-            tree_size=tree_size,
-            payload=payload,
-            include_payload=include_payload,
-            anchor=anchor,
-        )
-
-
-def record_bundle(
-    tree: MerkleLog,
-    *,
-    key_name: str,
-    log_public_key_pem: str,
-    signed: SignedRecord,
-    leaf_index: int,
-    signer_public_key_pem: str,
-    note: str,
-    tree_size: int,
-    payload: Any = None,
-    include_payload: bool = True,
-    anchor: Anchor | None = None,
-) -> EvidenceBundle:
-    """The evidence bundle for the record at ``leaf_index`` of ``tree`` under the checkpoint ``note``: what a
-    reader of the log needs, which is the log key's public half (the signing key stays with the signer)."""
-    kwargs: dict[str, Any] = {}
-    if include_payload:
-        kwargs["payload"] = payload
-    return EvidenceBundle(
-        signed=signed,
-        digest=signed.record_id,
-        signer_org=signed.envelope.org,
-        signer_public_key=signer_public_key_pem,
-        leaf_index=leaf_index,
-        tree_size=tree_size,
-        inclusion_proof=tuple(tree.inclusion_proof(leaf_index, tree_size)),
-        checkpoint=note,
-        log_key=(key_name, log_public_key_pem),
-        anchor=anchor,
-        **kwargs,
-    )
+        return self.log_public_key_pem

@@ -55,25 +55,16 @@ from provenance.verification.trust import TrustStore
 STATE_VERSION = 1
 
 
-class LogForked(VerificationError):
+class LogForked(VerificationError, code="LOG_FORK", step="consistency"):
     """The log serves a checkpoint that does not extend the one the monitor verified before."""
 
-    code = "LOG_FORK"
-    step = "consistency"
 
-
-class TileInvalid(VerificationError):
+class TileInvalid(VerificationError, code="TILE_INVALID", step="tiles"):
     """A tile or entry bundle that is missing, malformed, or disagrees with the checkpoint's tree."""
 
-    code = "TILE_INVALID"
-    step = "tiles"
 
-
-class EntryInvalid(VerificationError):
+class EntryInvalid(VerificationError, code="ENTRY_INVALID", step="entries"):
     """An entry that is not a canonical signed record, or whose SM2 signature no key of its org verifies."""
-
-    code = "ENTRY_INVALID"
-    step = "entries"
 
 
 Fetch = Callable[[str], bytes]  # a path below the tiles prefix -> the resource's bytes (raise if absent)
@@ -378,17 +369,28 @@ class _Step:
         if self.range.root() != cp.root:
             self._diagnose(tile_leaves)
             return
-        for tile, _, index in self._mismatch:
-            self._problem(
-                TileInvalid(
-                    f"{tile.path()}: hash {index - tile.n * TILE_WIDTH} is not the leaf of entry {index} "
-                    "(the entries hash to the checkpoint root: the tile is wrong)",
-                    details={"tile": tile.path(), "leaf_index": index},
-                )
-            )
+        self._blame_mismatches(tile_wrong=True)
         self._check_upper_tiles()
         self.report.problems += self.m.check_entries(held.size, new_entries)
         self.report.entries_checked = len(new_entries)
+
+    def _blame_mismatches(self, *, tile_wrong: bool) -> None:
+        """One problem per leaf where the level-0 tile and the entry bundle disagree, naming the side that
+        is wrong: the one whose hashes do not lead to the checkpoint root."""
+        for tile, bundle, index in self._mismatch:
+            if tile_wrong:
+                path = tile.path()
+                message = (
+                    f"{path}: hash {index - tile.n * TILE_WIDTH} is not the leaf of entry {index} "
+                    "(the entries hash to the checkpoint root: the tile is wrong)"
+                )
+            else:
+                path = bundle.path()
+                message = (
+                    f"{path}: entry {index} does not hash to its leaf in the level-0 tile "
+                    "(the tiles hash to the checkpoint root: the entry bundle is wrong)"
+                )
+            self._problem(TileInvalid(message, details={"tile": path, "leaf_index": index}))
 
     def _diagnose(self, tile_leaves: list[bytes]) -> None:
         """The entries do not hash to the checkpoint root: a wrong entry bundle, or a log that forked."""
@@ -397,14 +399,7 @@ class _Step:
         for leaf in tile_leaves:
             from_tiles.append(leaf)
         if from_tiles.root() == cp.root and self._mismatch:
-            for _, bundle, index in self._mismatch:
-                self._problem(
-                    TileInvalid(
-                        f"{bundle.path()}: entry {index} does not hash to its leaf in the level-0 tile "
-                        "(the tiles hash to the checkpoint root: the entry bundle is wrong)",
-                        details={"tile": bundle.path(), "leaf_index": index},
-                    )
-                )
+            self._blame_mismatches(tile_wrong=False)
             return
         if held.size > 0:
             try:

@@ -26,8 +26,8 @@ TRUST_VERSION = 1
 _WINDOW = ("valid_from", "valid_until", "revoked_at")
 
 
-class TrustInvalid(FormatError):
-    code = "TRUST_INVALID"
+class TrustInvalid(FormatError, code="TRUST_INVALID"):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

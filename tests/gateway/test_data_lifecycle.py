@@ -37,9 +37,9 @@ from tests.kit.data_life import (
 from tests.kit.gateway import (
     Harness,
     OrgClient,
+    consented,
     error_code,
     share_access,
-    share_consent,
     share_request,
     trust_path,
     verify_bundle,
@@ -67,13 +67,6 @@ def _subject_ids(harness: Harness, dataset: str) -> set[str]:
     r = harness.client("auditor").get(f"/api/v1/subjects/dataset:{dataset}/records")
     assert r.status_code == 200, r.text
     return {i["id"] for i in r.json()["items"]}
-
-
-def _consented_request(harness: Harness) -> tuple[str, str]:
-    request_id = fresh("REQ")
-    _ok(harness.client("data-user"), "share.request", share_request(request_id, "data-user"))
-    consent_id = _ok(harness.client("data-owner"), "share.consent", share_consent(request_id))
-    return request_id, str(harness.record(consent_id)["payload_digest"])
 
 
 def test_content_root_proves_a_row_belongs() -> None:
@@ -130,7 +123,7 @@ def _provenance(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_derived_under_consent_or_open(harness: Harness, tmp_path: Path) -> None:
     owner, user = harness.client("data-owner"), harness.client("data-user")
-    request_id, _ = _consented_request(harness)
+    request_id, _, _ = consented(harness)
     out = fresh("rates")
     covered = [{"dataset": "health-stats", "request_id": request_id}]
     _refused(user, "data.derived", derived(out, [{"dataset": "health-stats"}]), 403, "INPUT_NOT_COVERED")
@@ -197,7 +190,7 @@ def _revoke(request_id: str) -> dict[str, Any]:
 
 def test_settled_needs_both_sides(harness: Harness) -> None:
     owner, user = harness.client("data-owner"), harness.client("data-user")
-    request_id, consent_digest = _consented_request(harness)
+    request_id, consent_digest, _ = consented(harness)
     start = now(-timedelta(minutes=1))
     for _ in range(2):
         _ok(user, "share.access", share_access(request_id, consent_digest, "data-user"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import stat
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from devnet.engines import free_port
 from gateway.core.db import Database
 from gateway.core.kek import WRAP_LABEL, KeyEncryptionKey, read_kek
 from gateway.errors import PayloadCorrupt
@@ -170,7 +170,7 @@ def test_serve_refuses_an_unusable_kek_file(harness: Harness, tmp_path: Path) ->
     folder = tmp_path / "a-folder.kek"
     folder.mkdir()
     missing = tmp_path / "missing.kek"
-    port, ours = _free_port(), _kek(harness).key_id
+    port, ours = free_port(), _kek(harness).key_id
     cases = [
         (garbage, "does not hold a 128-bit key as 32 hex digits"),
         (folder, "cannot be read"),
@@ -194,10 +194,3 @@ def _kek_id(path: Path) -> str:
 def _next_second(ts: str) -> str:
     at = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) + timedelta(seconds=1)
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

@@ -22,6 +22,7 @@ from gateway.models import Record
 from provenance.crypto import sm3_hex
 from tests.kit.gateway import (
     Harness,
+    accepted,
     party_meeting,
     party_membership,
     rx_issue,
@@ -29,12 +30,6 @@ from tests.kit.gateway import (
     share_consent,
     share_request,
 )
-
-
-def _accepted(r: Any) -> str:
-    assert r.status_code == 202, r.text
-    rid: str = r.json()["id"]
-    return rid
 
 
 def _database_text(url: str) -> str:
@@ -76,22 +71,22 @@ def test_no_person_identifier_leaves_the_gateway_in_clear(harness: Harness) -> N
         "recorder": recorder,
     }
     party = [
-        _accepted(branch.submit("party.record", meeting)),
-        _accepted(branch.submit("party.record", party_membership(branch_id, "入党申请人", None, member))),
-        _accepted(
+        accepted(branch.submit("party.record", meeting)),
+        accepted(branch.submit("party.record", party_membership(branch_id, "入党申请人", None, member))),
+        accepted(
             branch.submit("party.record", party_membership(branch_id, "入党积极分子", "入党申请人", member))
         ),
     ]
     rx_id = "RX" + tag
     issue = rx_issue(rx_id)
     issue["subject"]["reference"], issue["requester"]["reference"] = patient, prescriber
-    rx = _accepted(harness.client("hospital-1").submit("rx.issue", issue))
+    rx = accepted(harness.client("hospital-1").submit("rx.issue", issue))
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + tag
-    _accepted(user.submit("share.request", share_request(request_id, "data-user")))
-    consent = _accepted(owner.submit("share.consent", share_consent(request_id)))
+    accepted(user.submit("share.request", share_request(request_id, "data-user")))
+    consent = accepted(owner.submit("share.consent", share_consent(request_id)))
     digest = harness.record(consent)["payload_digest"]
-    access = _accepted(user.submit("share.access", share_access(request_id, digest, f"data-user:{account}")))
+    access = accepted(user.submit("share.access", share_access(request_id, digest, f"data-user:{account}")))
     ids = [*party, rx, consent, access]
     for rid in ids:
         assert harness.wait_chain(rid, timeout=60)["chain_status"] == "confirmed", rid
@@ -150,7 +145,7 @@ def test_backup_names_no_person_in_clear(harness: Harness, tmp_path: Path) -> No
     member = "M" + secrets.token_hex(4).upper()
     branch_id = "zb-" + secrets.token_hex(3)
     branch = harness.client("party-branch")
-    rid = _accepted(branch.submit("party.record", party_membership(branch_id, "入党申请人", None, member)))
+    rid = accepted(branch.submit("party.record", party_membership(branch_id, "入党申请人", None, member)))
     harness.wait_status(rid, "anchored", timeout=60)
     db = Database(harness.settings.database_url)
     try:

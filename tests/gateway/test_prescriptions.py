@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 from provenance.access_code import HEADER, AccessCode
-from tests.kit.gateway import Harness, chain_lead, error_code, rx_dispense, rx_issue, rx_revoke, verify_bundle
+from tests.kit.gateway import (
+    Harness,
+    chain_lead,
+    error_code,
+    new_rx_id,
+    rx_dispense,
+    rx_issue,
+    rx_revoke,
+    verify_bundle,
+)
 from tests.kit.race import race
-
-
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
 
 
 def _issue(harness: Harness, rx: str, **kw: object) -> str:
@@ -22,7 +26,7 @@ def _issue(harness: Harness, rx: str, **kw: object) -> str:
 
 
 def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> None:
-    rx, code = _rx(), AccessCode.new()
+    rx, code = new_rx_id(), AccessCode.new()
     issue_id = _issue(harness, rx, access_code=code)
     pharmacy = harness.client("pharmacy-1")
     slip = {HEADER: str(code)}  # the patient shows the pharmacy the slip
@@ -72,7 +76,7 @@ def test_issue_check_dispense_then_second_dispense_refused(harness: Harness) -> 
 
 
 def test_two_pharmacies_racing_exactly_one_wins(harness: Harness) -> None:
-    rx = _rx()
+    rx = new_rx_id()
     _issue(harness, rx)
     bodies = {
         org: harness.client(org).body("rx.dispense", rx_dispense(rx)) for org in ("pharmacy-1", "pharmacy-2")
@@ -85,7 +89,7 @@ def test_two_pharmacies_racing_exactly_one_wins(harness: Harness) -> None:
 
 
 def test_revoke_then_dispense_refused(harness: Harness) -> None:
-    rx = _rx()
+    rx = new_rx_id()
     _issue(harness, rx)
     other = harness.client("hospital-2").submit("rx.revoke", rx_revoke(rx))
     assert other.status_code == 403 and error_code(other) == "RX_NOT_ISSUER"
@@ -100,7 +104,7 @@ def test_revoke_then_dispense_refused(harness: Harness) -> None:
 
 
 def test_expired_prescription_refused(harness: Harness) -> None:
-    rx, code = _rx(), AccessCode.new()
+    rx, code = new_rx_id(), AccessCode.new()
     # Expiring in a few seconds by the chain's clock (which the contract checks, and runs ahead of ours);
     # the margin lets a loaded chain caller send the issue before it expires.
     lead = chain_lead(harness)
@@ -118,7 +122,7 @@ def test_expired_prescription_refused(harness: Harness) -> None:
 
 
 def test_unknown_and_duplicate_prescriptions(harness: Harness) -> None:
-    rx = _rx()
+    rx = new_rx_id()
     # A pharmacy is told of a prescription that does not exist what it is told of one whose code it lacks.
     d = harness.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))
     assert d.status_code == 403 and error_code(d) == "ACCESS_CODE_INVALID"
@@ -136,7 +140,7 @@ def test_unknown_and_duplicate_prescriptions(harness: Harness) -> None:
 
 
 def test_roles_per_kind(harness: Harness) -> None:
-    rx = _rx()
+    rx = new_rx_id()
     r = harness.client("pharmacy-1").submit("rx.issue", rx_issue(rx))
     assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN"
     _issue(harness, rx)
@@ -151,7 +155,7 @@ def test_bulk_issue_then_revoke_in_one_request(harness: Harness) -> None:
     sees the issue (before: RX_UNKNOWN), a second revoke sees the first (RX_REVOKED), a second issue of the
     same prescription is RX_EXISTS; the chain gets the issue and the revoke, in that order."""
     hospital = harness.client("hospital-1")
-    a, b = _rx(), _rx()
+    a, b = new_rx_id(), new_rx_id()
     items = [
         hospital.body("rx.issue", rx_issue(a)),
         hospital.body("rx.revoke", rx_revoke(a)),

@@ -38,11 +38,13 @@ from tests.adapters.test_rx_trace_codes import GTIN
 from tests.kit.gateway import (
     Harness,
     Server,
+    accepted,
     chain_lead,
     check_accepted,
-    error_code,
     gateway_settings,
     kit_code,
+    new_rx_id,
+    refused,
     rx_dispense,
     rx_issue,
     rx_review,
@@ -65,23 +67,6 @@ def rx_chain(
     h.http.close()
 
 
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
-
-
-def _accepted(r: Any) -> str:
-    assert r.status_code == 202, r.text
-    rid: str = r.json()["id"]
-    return rid
-
-
-def _refused(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert error_code(r) == code, r.text
-    details: dict[str, Any] = r.json()["error"]["details"]
-    return details
-
-
 def _unsplittable(n: int) -> str:
     """A random serial holding no AI (10, 17, 21): scanned without FNC1 it reads as one box, not
     TRACE_CODE_AMBIGUOUS (``01<gtin>21SN3A10F2`` is serial SN3A10F2, or SN3A with batch F2)."""
@@ -89,7 +74,7 @@ def _unsplittable(n: int) -> str:
 
 
 def _issue(h: Harness, rx: str, **kw: Any) -> str:
-    return _accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw)))
+    return accepted(h.client("hospital-1").submit("rx.issue", rx_issue(rx, **kw)))
 
 
 @pytest.fixture(scope="module")
@@ -118,19 +103,19 @@ def test_the_whole_chain_on_anvil_too(rx_chain_anvil: Harness) -> None:
 def _whole_chain(h: Harness) -> None:
     """issue -> review -> dispense (with its boxes' codes) -> settle, each refusal on the way with its code;
     every step confirmed by the contract, logged, anchored and verified offline."""
-    rx = _rx()
+    rx = new_rx_id()
     issue_id = _issue(h, rx)
     pharmacy = h.client("pharmacy-1")
-    _refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
+    refused(pharmacy.submit("rx.dispense", rx_dispense(rx)), 409, "RX_NOT_REVIEWED")
     # 审方 is a licensed pharmacist's: a pharmacy organisation may not record it.
-    _refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
-    review_id = _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    refused(pharmacy.submit("rx.review", rx_review(rx)), 403, "ROLE_FORBIDDEN")
+    review_id = accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     again = h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected"))
-    assert _refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
-    dispense_id = _accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
+    assert refused(again, 409, "RX_ALREADY_REVIEWED")["decision"] == "approved"
+    dispense_id = accepted(pharmacy.submit("rx.dispense", rx_dispense(rx)))
     insurer = h.client("insurer")
-    settle_id = _accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
-    _refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
+    settle_id = accepted(insurer.submit("rx.settle", rx_settle(rx, dispense_id)))
+    refused(insurer.submit("rx.settle", rx_settle(rx, dispense_id)), 409, "RX_ALREADY_SETTLED")
 
     ids = [issue_id, review_id, dispense_id, settle_id]
     assert [h.wait_chain(i)["chain_status"] for i in ids] == ["confirmed"] * 4
@@ -149,39 +134,39 @@ def _whole_chain(h: Harness) -> None:
 
 
 def test_a_rejected_prescription_is_never_dispensed(rx_chain: Harness) -> None:
-    h, rx = rx_chain, _rx()
+    h, rx = rx_chain, new_rx_id()
     _issue(h, rx)
-    review_id = _accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
-    details = _refused(
+    review_id = accepted(h.client("pharmacist-2").submit("rx.review", rx_review(rx, "rejected")))
+    details = refused(
         h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED"
     )
     assert details["review_record"] == review_id
     assert h.wait_chain(review_id)["chain_status"] == "confirmed"
     # Still refused once the review is on chain (the gateway's state and the contract agree).
-    _refused(h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED")
+    refused(h.client("pharmacy-2").submit("rx.dispense", rx_dispense(rx)), 409, "RX_REVIEW_REJECTED")
 
 
 def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
     h = rx_chain
-    revoked = _rx()
+    revoked = new_rx_id()
     _issue(h, revoked)
-    _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
+    accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
     pharmacist = h.client("pharmacist-1")
     assert (
-        _refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
+        refused(pharmacist.submit("rx.review", rx_review(revoked)), 409, "RX_NOT_REVIEWABLE")["status"]
         == "revoked"
     )
 
-    dispensed = _rx()
+    dispensed = new_rx_id()
     _issue(h, dispensed)
-    _accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
-    _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
-    details = _refused(
+    accepted(pharmacist.submit("rx.review", rx_review(dispensed)))
+    accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(dispensed)))
+    details = refused(
         h.client("pharmacist-2").submit("rx.review", rx_review(dispensed)), 409, "RX_NOT_REVIEWABLE"
     )
     assert details["status"] == "dispensed"
 
-    expired = _rx()
+    expired = new_rx_id()
     lead = chain_lead(h)
     _issue(h, expired, valid_for=timedelta(seconds=lead + 8))
     h.wait(
@@ -190,34 +175,34 @@ def test_closed_prescriptions_are_not_reviewable(rx_chain: Harness) -> None:
         what="expiry",
     )
     assert (
-        _refused(pharmacist.submit("rx.review", rx_review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
+        refused(pharmacist.submit("rx.review", rx_review(expired)), 409, "RX_NOT_REVIEWABLE")["status"]
         == "expired"
     )
 
 
 def test_settlement_only_of_a_dispense(rx_chain: Harness) -> None:
-    h, rx = rx_chain, _rx()
+    h, rx = rx_chain, new_rx_id()
     insurer = h.client("insurer")
     _issue(h, rx)
     fake = secrets.token_hex(32)
-    _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
-    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
+    refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")
+    accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx)))
     # Another dispense than the one recorded is not this prescription's.
-    assert _refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
+    assert refused(insurer.submit("rx.settle", rx_settle(rx, fake)), 409, "RX_NOT_DISPENSED")["field"] == (
         "dispense_record"
     )
     # Only 医保 settles; amounts are yuan with two places.
-    _refused(h.client("pharmacy-1").submit("rx.settle", rx_settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
+    refused(h.client("pharmacy-1").submit("rx.settle", rx_settle(rx, dispense_id)), 403, "ROLE_FORBIDDEN")
     bad = {**rx_settle(rx, dispense_id), "fund_paid": "23.4"}
     digest = sm3_hex(canonical_json(bad))  # what a client's own adapter would refuse to compute
     r = insurer.submit("rx.settle", bad, subject=f"rx:{rx}", payload_digest=digest)
-    _refused(r, 400, "RX_AMOUNT_INVALID")
+    refused(r, 400, "RX_AMOUNT_INVALID")
 
-    revoked = _rx()
+    revoked = new_rx_id()
     _issue(h, revoked)
-    _accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
-    _refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
+    accepted(h.client("hospital-1").submit("rx.revoke", rx_revoke(revoked)))
+    refused(insurer.submit("rx.settle", rx_settle(revoked, fake)), 409, "RX_REVOKED")
 
 
 def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> None:
@@ -226,28 +211,28 @@ def test_a_settlement_id_settles_one_prescription_only(rx_chain: Harness) -> Non
     insurer = h.client("insurer")
     first, second = _reviewed(h), _reviewed(h)
     dispensed = {
-        rx: _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))) for rx in (first, second)
+        rx: accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx))) for rx in (first, second)
     }
     sid = "YB" + secrets.token_hex(6).upper()
-    settled = _accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
+    settled = accepted(insurer.submit("rx.settle", rx_settle(first, dispensed[first], sid)))
     r = insurer.submit("rx.settle", rx_settle(second, dispensed[second], sid))
-    assert _refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
+    assert refused(r, 409, "RX_SETTLEMENT_ID_REUSED") == {"field": "settlement_id", "settlement_id": sid}
     # Nothing kept: the second prescription is unsettled and settles under an id of its own.
     trail = h.client("auditor").get(f"/api/v1/subjects/rx:{second}/records").json()["items"]
     assert [t["kind"] for t in trail] == ["rx.issue", "rx.review", "rx.dispense"]
-    again = _accepted(insurer.submit("rx.settle", rx_settle(second, dispensed[second])))
+    again = accepted(insurer.submit("rx.settle", rx_settle(second, dispensed[second])))
     assert h.wait_chain(again)["chain_status"] == "confirmed"
     assert h.wait_chain(settled)["chain_status"] == "confirmed"
 
 
 def _reviewed(h: Harness, quantity: dict[str, Any] | None = None) -> str:
     """A fresh prescription, issued (for ``quantity``, else the golden one's) and approved."""
-    rx = _rx()
+    rx = new_rx_id()
     issue = rx_issue(rx)
     if quantity is not None:
         issue["dispenseRequest"]["quantity"] = dict(quantity)
-    _accepted(h.client("hospital-1").submit("rx.issue", issue))
-    _accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
+    accepted(h.client("hospital-1").submit("rx.issue", issue))
+    accepted(h.client("pharmacist-1").submit("rx.review", rx_review(rx)))
     return rx
 
 
@@ -258,21 +243,20 @@ def test_boxes_without_their_codes_are_refused_tablets_need_none(rx_chain: Harne
     bare = rx_dispense(rx, [])
     digest = sm3_hex(canonical_json(bare))
     r = pharmacy.submit("rx.dispense", bare, subject=f"rx:{rx}", payload_digest=digest)
-    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}
+    assert refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}
     # Nothing kept: no record on the trail, the prescription still open, and dispensed once with its codes.
     trail = auditor.get(f"/api/v1/subjects/rx:{rx}/records").json()["items"]
     assert [t["kind"] for t in trail] == ["rx.issue", "rx.review"]
     assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
     assert (
-        h.wait_chain(_accepted(pharmacy.submit("rx.dispense", rx_dispense(rx))))["chain_status"]
-        == "confirmed"
+        h.wait_chain(accepted(pharmacy.submit("rx.dispense", rx_dispense(rx))))["chain_status"] == "confirmed"
     )
 
     # 10 tablets cannot be counted against boxes: no code is required.
     tablets = {"value": 10, "unit": "片", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
     rx = _reviewed(h, tablets)
     loose = {**rx_dispense(rx, []), "quantity": dict(tablets)}
-    dispense_id = _accepted(pharmacy.submit("rx.dispense", loose))
+    dispense_id = accepted(pharmacy.submit("rx.dispense", loose))
     assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
     assert auditor.get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is True
 
@@ -289,7 +273,7 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
         k: v.text for k, v in results.items()
     }
     loser = next(r for r in results.values() if r.status_code == 409)
-    assert _refused(loser, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": shared}
+    assert refused(loser, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": shared}
     winner = next(r for r in results.values() if r.status_code == 202)
     assert h.wait_chain(winner.json()["id"])["chain_status"] == "confirmed"
     # The chain holds the box under the winner's dispense, by its keyed digest under the network key only.
@@ -301,7 +285,7 @@ def test_two_pharmacies_racing_on_one_box_exactly_one_wins(rx_chain: Harness) ->
 def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     h = rx_chain
     serial = "SN" + _unsplittable(8)  # scanned below without GS
-    first = _accepted(
+    first = accepted(
         h.client("pharmacy-1").submit(
             "rx.dispense", rx_dispense(_reviewed(h), [f"(01){GTIN}(21){serial}", fresh_code()])
         )
@@ -310,7 +294,7 @@ def test_a_resold_box_is_refused_later_in_any_form(rx_chain: Harness) -> None:
     # Weeks later the box comes back (回流药), scanned raw from its DataMatrix at another pharmacy.
     resold = rx_dispense(_reviewed(h), [f"]d201{GTIN}21{serial}", fresh_code()])
     r = h.client("pharmacy-2").submit("rx.dispense", resold)
-    assert _refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
+    assert refused(r, 409, "TRACE_CODE_REUSED")["code"] == f"(01){GTIN}(21){serial}"
 
 
 def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispense(rx_chain: Harness) -> None:
@@ -322,7 +306,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     nmpa = fresh_code()
     rx = _reviewed(h)
     boxes = [f"(01){GTIN}(17)281105(21){serial}", f"(01){GTIN}(21){digits}"]
-    first_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx, boxes)))
+    first_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(rx, boxes)))
     assert h.wait_chain(first_id)["chain_status"] == "confirmed"
     again = {
         f"(01){GTIN}(21){serial}": f"(01){GTIN}(21){serial}",
@@ -332,18 +316,18 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     }
     for written, normal in again.items():
         r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [written, fresh_code()]))
-        assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}, written
+        assert refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}, written
         # The look-up of any form answers the first dispense.
         doc = _look_up(h, "regulator", written).json()
         assert doc["dispensed"] is True and doc["dispense"]["record"] == first_id, (written, doc)
         assert doc["identity"] == f"(01){GTIN}(21){serial if serial in written else digits}"
     # A 码上放心 code and its 21-digit spelling with a leading zero: one box.
-    nmpa_id = _accepted(
+    nmpa_id = accepted(
         h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), [nmpa, fresh_code()]))
     )
     assert h.wait_chain(nmpa_id)["chain_status"] == "confirmed"
     r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), ["0" + nmpa, fresh_code()]))
-    assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": "0" + nmpa}
+    assert refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": "0" + nmpa}
     doc = _look_up(h, "regulator", "0" + nmpa).json()
     assert (doc["form"], doc["identity"], doc["dispense"]["record"]) == ("numeric", nmpa, nmpa_id)
     # The chain holds each box by the keyed digest of its identity, whichever form the pharmacy wrote.
@@ -355,7 +339,7 @@ def test_one_box_in_any_other_form_is_refused_and_looked_up_as_its_first_dispens
     body = rx_dispense(rx, twice)  # sent as is: the client's own adapter refuses it too
     digest = sm3_hex(canonical_json(body))
     r = h.client("pharmacy-1").submit("rx.dispense", body, subject=f"rx:{rx}", payload_digest=digest)
-    assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension.1.valueString"}
+    assert refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension.1.valueString"}
     assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
 
 
@@ -380,7 +364,7 @@ def test_boxes_spelled_in_any_package_unit_need_their_codes(rx_chain: Harness) -
         r = pharmacy.submit(
             "rx.dispense", bare, subject=f"rx:{rx}", payload_digest=sm3_hex(canonical_json(bare))
         )
-        assert _refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}, unit
+        assert refused(r, 400, "TRACE_CODE_INVALID") == {"field": "extension"}, unit
         assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"] is False
 
 
@@ -409,7 +393,7 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     serial = "LK" + _unsplittable(8)  # scanned below without GS
     rx = _reviewed(h)
     payload = rx_dispense(rx, [f"(01){GTIN}(21){serial}", fresh_code()])
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", payload))
     normal = f"(01){GTIN}(21){serial}"
     # Asked in the raw DataMatrix form (FNC1 as GS): answered under the normal form.
     raw = f"]d201{GTIN}21{serial}"
@@ -431,13 +415,13 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
             assert (use["record"], use["rx_id"], use["pharmacy"]) == (dispense_id, rx, "pharmacy-1"), org
             assert use["handed_over_at"] == payload["whenHandedOver"], org
         elif org in code_only:
-            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"code": normal}, org
+            assert refused(r, 409, "TRACE_CODE_REUSED") == {"code": normal}, org
         else:
-            _refused(r, 403, "ROLE_FORBIDDEN")
+            refused(r, 403, "ROLE_FORBIDDEN")
     assert readers | code_only < set(h.tokens)
     # A dispense of the box by another pharmacy: the same code, nothing more.
     resold = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [raw, fresh_code()]))
-    assert _refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
+    assert refused(resold, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": normal}
     # A box never dispensed: dispensed false, for any of the domain's organisations.
     fresh = fresh_code()
     doc = _look_up(h, "pharmacy-2", fresh).json()
@@ -445,13 +429,13 @@ def test_a_box_is_traced_by_its_code_for_its_readers_only(rx_chain: Harness) -> 
     assert doc["chain_key"] is None  # else a pharmacy could watch the public chain for the box's dispense
     # Outside the prescription domain and oversight: no look-up at all, dispensed or not.
     for org in ("station-1", "data-user", "party-branch", "log-operator"):
-        _refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
+        refused(_look_up(h, org, fresh), 403, "ROLE_FORBIDDEN")
     # A code of no accepted form, or none: 400 naming the query parameter.
-    assert _refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
+    assert refused(_look_up(h, "regulator", f"(01){GTIN[:-1]}0(21)X"), 400, "TRACE_CODE_INVALID") == {
         "field": "code"
     }
     no_code = h.client("regulator").get("/api/v1/rx/codes")
-    _refused(no_code, 400, "TRACE_CODE_INVALID")
+    refused(no_code, 400, "TRACE_CODE_INVALID")
 
 
 def test_a_chain_reader_holding_a_box_finds_its_dispense_only_with_the_network_key(rx_chain: Harness) -> None:
@@ -459,7 +443,7 @@ def test_a_chain_reader_holding_a_box_finds_its_dispense_only_with_the_network_k
     h = rx_chain
     serial = "CH" + _unsplittable(8)
     printed = [f"(01){GTIN}(17)281105(10)B7(21){serial}", fresh_code()]
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), printed)))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), printed)))
     assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
     normals = [normalise(c)[1] for c in printed]
     # What a reader holding the boxes tests: SM3 of each box's identity (the digest stored before), of its
@@ -504,7 +488,7 @@ def test_a_box_dispensed_through_one_gateway_is_refused_through_another_of_the_n
     # file: the second finds the box on chain under the same keyed digest.
     h = rx_chain
     box = fresh_code()
-    first = _accepted(
+    first = accepted(
         h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), [box, fresh_code()]))
     )
     assert h.wait_chain(first)["chain_status"] == "confirmed"
@@ -527,11 +511,11 @@ def test_a_box_dispensed_through_one_gateway_is_refused_through_another_of_the_n
                 headers = {"Authorization": f"Bearer {tokens[org]}", HEADER: str(kit_code(rx))}
                 return http.post("/api/v1/records", json=h.client(org).body(kind, payload), headers=headers)
 
-            rx = _rx()
-            _accepted(post("hospital-1", "rx.issue", rx_issue(rx), rx))
-            _accepted(post("pharmacist-1", "rx.review", rx_review(rx), rx))
+            rx = new_rx_id()
+            accepted(post("hospital-1", "rx.issue", rx_issue(rx), rx))
+            accepted(post("pharmacist-1", "rx.review", rx_review(rx), rx))
             r = post("pharmacy-2", "rx.dispense", rx_dispense(rx, [box, fresh_code()]), rx)
-            assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
+            assert refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
             # Its look-up finds the other gateway's dispense on chain, under the box's key.
             auth = {"Authorization": f"Bearer {tokens['regulator']}"}
             doc = http.get("/api/v1/rx/codes", params={"code": box}, headers=auth).json()
@@ -558,7 +542,7 @@ def test_a_box_on_chain_under_its_sm3_from_before_keyed_digests_is_still_refused
     assert _code_use(h, sm3_key.hex()) == old_record.hex()
     # Dispensed again now (keyed): refused, the box found under its old digest.
     r = h.client("pharmacy-2").submit("rx.dispense", rx_dispense(_reviewed(h), [box, fresh_code()]))
-    assert _refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
+    assert refused(r, 409, "TRACE_CODE_REUSED") == {"field": "extension", "code": box}
     # Oversight looks it up: the chain's record, under the key the chain holds it by.
     doc = _look_up(h, "regulator", box).json()
     assert (doc["dispensed"], doc["dispense"]["record"], doc["chain_key"]) == (
@@ -592,7 +576,7 @@ def test_trace_code_fails_when_the_signed_dispense_does_not_list_the_box(
 ) -> None:
     h = rx_chain
     boxes = [fresh_code(), fresh_code()]
-    dispense_id = _accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), boxes)))
+    dispense_id = accepted(h.client("pharmacy-1").submit("rx.dispense", rx_dispense(_reviewed(h), boxes)))
     h.wait_status(dispense_id, "anchored")
     store = gateway_trust(h.server.url)
     token = h.tokens["regulator"]

@@ -15,6 +15,7 @@ from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
 from tests.kit.gateway import (
     Harness,
+    accepted,
     check_accepted,
     error_code,
     new_rx_id,
@@ -57,12 +58,6 @@ def _by_contained(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _accepted(r: Any) -> str:
-    assert r.status_code == 202, r.text
-    rid: str = r.json()["id"]
-    return rid
-
-
 def test_date_only_and_contained_medication_issue_and_dispense(harness: Harness) -> None:
     h, rx = harness, new_rx_id()
     today = datetime.now(SHANGHAI).date()
@@ -70,7 +65,7 @@ def test_date_only_and_contained_medication_issue_and_dispense(harness: Harness)
     issue["authoredOn"] = today.isoformat()
     last_day = today + timedelta(days=2)
     issue["dispenseRequest"]["validityPeriod"] = {"start": today.isoformat(), "end": last_day.isoformat()}
-    issue_id = _accepted(h.client("hospital-1").submit("rx.issue", issue))
+    issue_id = accepted(h.client("hospital-1").submit("rx.issue", issue))
 
     # The end date covers its whole day in Asia/Shanghai: the contract holds the first instant after it.
     pharmacy = h.client("pharmacy-1")
@@ -83,7 +78,7 @@ def test_date_only_and_contained_medication_issue_and_dispense(harness: Harness)
     dispense = _by_contained(rx_dispense(rx))
     dispense.pop("whenPrepared")
     dispense["whenHandedOver"] = today.isoformat()
-    dispense_id = _accepted(pharmacy.submit("rx.dispense", dispense))
+    dispense_id = accepted(pharmacy.submit("rx.dispense", dispense))
     assert h.wait_chain(dispense_id)["chain_status"] == "confirmed"
 
     # Logged, anchored, and verified offline; the payload is the resource as sent, meta and extensions too.
@@ -130,7 +125,7 @@ def test_the_zone_is_the_deployments(harness: Harness, tmp_path: Path) -> None:
         assert http.post("/api/v1/records", json=body).status_code == 202
         check = http.get(f"/api/v1/rx/{rx}/check").json()
     assert check["expires_at"] == f"{last_day + timedelta(days=1)}T00:00:00Z", check
-    issue_id = _accepted(hospital.post(hospital.body("rx.issue", issue)))
+    issue_id = accepted(hospital.post(hospital.body("rx.issue", issue)))
     check = hospital.get(f"/api/v1/rx/{rx}/check").json()
     assert check["expires_at"] == f"{last_day}T16:00:00Z", check
     check_accepted(harness, [issue_id])

@@ -334,10 +334,6 @@ def workerless_gateway(
 # --- payload builders ---------------------------------------------------------------------------------
 
 
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def new_rx_id() -> str:
     """A fresh prescription id (``RX`` and ten upper-case hex digits): no test sees another's records."""
     return "RX" + secrets.token_hex(5).upper()
@@ -352,10 +348,10 @@ def rx_issue(
     now = datetime.now(UTC)
     obj["id"] = rx_id
     obj["identifier"][0]["value"] = rx_id
-    obj["authoredOn"] = _iso(now - timedelta(minutes=5))
+    obj["authoredOn"] = iso_second(now - timedelta(minutes=5))
     obj["dispenseRequest"]["validityPeriod"] = {
-        "start": _iso(now - timedelta(minutes=5)),
-        "end": _iso(now + valid_for),
+        "start": iso_second(now - timedelta(minutes=5)),
+        "end": iso_second(now + valid_for),
     }
     return (access_code or kit_code(rx_id)).attach(obj, rx_id)
 
@@ -387,19 +383,24 @@ def rx_dispense(rx_id: str, codes: list[str] | None = None) -> dict[str, Any]:
     obj["id"] = "DS" + secrets.token_hex(6)
     obj["identifier"][0]["value"] = obj["id"]
     obj["authorizingPrescription"] = [{"reference": f"MedicationRequest/{rx_id}"}]
-    obj["whenPrepared"] = _iso(now - timedelta(seconds=30))
-    obj["whenHandedOver"] = _iso(now)
+    obj["whenPrepared"] = iso_second(now - timedelta(seconds=30))
+    obj["whenHandedOver"] = iso_second(now)
     return obj
 
 
 def rx_revoke(rx_id: str) -> dict[str, Any]:
-    return {"rx_id": rx_id, "reason": "患者青霉素皮试阳性", "revoked_at": _iso(datetime.now(UTC))}
+    return {"rx_id": rx_id, "reason": "患者青霉素皮试阳性", "revoked_at": iso_second(datetime.now(UTC))}
 
 
 def rx_review(rx_id: str, decision: str = "approved") -> dict[str, Any]:
     """A pharmacist's review (审方) of ``rx_id``, made now."""
     reason = "用法用量适宜，无配伍禁忌" if decision == "approved" else "剂量超出说明书范围"
-    return {"rx_id": rx_id, "decision": decision, "reason": reason, "reviewed_at": _iso(datetime.now(UTC))}
+    return {
+        "rx_id": rx_id,
+        "decision": decision,
+        "reason": reason,
+        "reviewed_at": iso_second(datetime.now(UTC)),
+    }
 
 
 def rx_settle(rx_id: str, dispense_record: str, settlement_id: str | None = None) -> dict[str, Any]:
@@ -410,7 +411,7 @@ def rx_settle(rx_id: str, dispense_record: str, settlement_id: str | None = None
         "settlement_id": settlement_id or "YB" + secrets.token_hex(6).upper(),
         "fund_paid": "23.40",
         "personal_paid": "5.85",
-        "settled_at": _iso(datetime.now(UTC)),
+        "settled_at": iso_second(datetime.now(UTC)),
     }
 
 
@@ -421,7 +422,7 @@ def share_request(request_id: str, requester: str, dataset: str = "health-stats"
         "requester": requester,
         "fields": ["person_id_hash", "household_district", "insured_status"],
         "purpose": "城乡居民医保参保核查",
-        "requested_at": _iso(datetime.now(UTC) - timedelta(minutes=1)),
+        "requested_at": iso_second(datetime.now(UTC) - timedelta(minutes=1)),
     }
 
 
@@ -434,9 +435,21 @@ def share_consent(
         "dataset": dataset,
         "fields": ["person_id_hash", "insured_status"],
         "purpose": "城乡居民医保参保核查",
-        "granted_at": _iso(now - timedelta(seconds=30)),
-        "expires_at": _iso(now + valid_for),
+        "granted_at": iso_second(now - timedelta(seconds=30)),
+        "expires_at": iso_second(now + valid_for),
     }
+
+
+def consented(harness: Harness, dataset: str = "health-stats") -> tuple[str, str, str]:
+    """A request of data-user consented by data-owner, both accepted: the request id, the consent's payload
+    digest (what a ``share.access`` names) and the consent's record id."""
+    request_id = "REQ-" + secrets.token_hex(4)
+    r = harness.client("data-user").submit("share.request", share_request(request_id, "data-user", dataset))
+    assert r.status_code == 202, r.text
+    r = harness.client("data-owner").submit("share.consent", share_consent(request_id, dataset))
+    assert r.status_code == 202, r.text
+    consent_id = str(r.json()["id"])
+    return request_id, str(harness.record(consent_id)["payload_digest"]), consent_id
 
 
 def share_revoke_consent(request_id: str, dataset: str = "health-stats") -> dict[str, Any]:
@@ -444,7 +457,7 @@ def share_revoke_consent(request_id: str, dataset: str = "health-stats") -> dict
         "request_id": request_id,
         "dataset": dataset,
         "reason": "项目结束",
-        "revoked_at": _iso(datetime.now(UTC)),
+        "revoked_at": iso_second(datetime.now(UTC)),
     }
 
 
@@ -462,7 +475,7 @@ def share_access(
         "fields": fields or ["person_id_hash"],
         "purpose": "城乡居民医保参保核查",
         "accessor": accessor,
-        "accessed_at": _iso(datetime.now(UTC)),
+        "accessed_at": iso_second(datetime.now(UTC)),
     }
 
 
@@ -470,7 +483,7 @@ def party_meeting(branch: str, meeting_id: str) -> dict[str, Any]:
     obj: dict[str, Any] = json.loads((ASSETS / "party" / "meeting-branch-assembly.json").read_text("utf-8"))
     obj["branch_id"] = branch
     obj["meeting_id"] = meeting_id
-    obj["held_at"] = _iso(datetime.now(UTC) - timedelta(hours=1))
+    obj["held_at"] = iso_second(datetime.now(UTC) - timedelta(hours=1))
     return obj
 
 
@@ -538,7 +551,7 @@ def hj212_packets(n: int, *, mn: str | None = None, start: int | None = None) ->
 
 
 def iso_second(t: datetime) -> str:
-    """An instant as a batch period bound: RFC 3339 UTC in whole seconds."""
+    """An instant as RFC 3339 UTC in whole seconds (a payload's time, a batch period bound)."""
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -722,6 +735,13 @@ def check_accepted(harness: Harness, record_ids: list[str], *, timeout: float = 
             assert r.status_code == 200, (subject, r.status_code, r.text)
 
 
+def accepted(response: httpx.Response) -> str:
+    """The record id of a 202 answer (which it must be)."""
+    assert response.status_code == 202, response.text
+    record_id: str = response.json()["id"]
+    return record_id
+
+
 def error_code(response: httpx.Response) -> str:
     """The error code of an error response (and a check of the error body's shape)."""
     body = response.json()
@@ -729,3 +749,10 @@ def error_code(response: httpx.Response) -> str:
     assert set(body["error"]) == {"code", "message", "details"}, body
     code: str = body["error"]["code"]
     return code
+
+
+def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The details of an error response, which must be ``status`` with ``code``."""
+    assert (response.status_code, error_code(response)) == (status, code), response.text
+    details: dict[str, Any] = response.json()["error"]["details"]
+    return details

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 
 import uvicorn
 
+from devnet.engines import free_port
 from provenance.crypto import SM2PrivateKey
 from provenance.log.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from provenance.log.cosignature import WitnessKey
@@ -16,13 +16,6 @@ from tests.kit.gateway import serve_in_thread
 from witness.app import create_app
 from witness.service import Witness
 from witness.state import WitnessState
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class WitnessServer:

@@ -11,18 +11,9 @@ from typing import Any
 from tests.gateway.test_data_lifecycle import _ok, _refused
 from tests.gateway.test_sharing import _another_data_owner
 from tests.kit.data_life import collected, countersigned, derived, fresh, now, opened, settled, stored
-from tests.kit.gateway import Harness, error_code, share_access, share_consent, share_request
+from tests.kit.gateway import Harness, consented, error_code, share_access, share_request
 
 ADS = "商业广告营销"  # the attacker's purpose: not the consent's
-
-
-def _consented(harness: Harness, dataset: str = "health-stats") -> tuple[str, str]:
-    request_id = fresh("REQ")
-    _ok(harness.client("data-user"), "share.request", share_request(request_id, "data-user", dataset=dataset))
-    consent_id = _ok(
-        harness.client("data-owner"), "share.consent", share_consent(request_id, dataset=dataset)
-    )
-    return request_id, str(harness.record(consent_id)["payload_digest"])
 
 
 def _access(request_id: str, digest: str, at: str, **kw: Any) -> dict[str, Any]:
@@ -48,7 +39,7 @@ def test_f5_access_backdated_into_a_settled_or_pending_period_refused(harness: H
     refused (ACCESS_PERIOD_SETTLED, 409): it would never be billed. Outside those periods it is metered, and
     every settlement's meter stays the log's count."""
     user = harness.client("data-user")
-    request_id, digest = _consented(harness)
+    request_id, digest, _ = consented(harness)
     start = now(-timedelta(seconds=20))
     _ok(user, "share.access", _access(request_id, digest, now()))
     first = _settle(harness, request_id, start, 1, countersign=True)  # settled (DEMO-SET-1 in t43)
@@ -93,7 +84,7 @@ def test_f7_derivation_naming_a_consent_is_bound_by_it(harness: Harness) -> None
     collection = _ok(owner, "data.collected", collected(dataset))
     assert harness.wait_chain(collection)["chain_status"] == "confirmed"  # registered: requests may name it
     _ok(owner, "data.stored", stored(dataset, "important"))
-    request_id, _ = _consented(harness, dataset)
+    request_id, _, _ = consented(harness, dataset)
     opening = _ok(owner, "data.opened", opened(dataset, public=False, to=["data-user"]))  # the second basis
     harness.wait_chain(opening)
     # t10: L1 derived under the consent (the dataset is also open to the analyst), stored important.
@@ -121,7 +112,7 @@ def test_f7_derivation_naming_a_consent_is_bound_by_it(harness: Harness) -> None
     _refused(
         user, "data.derived", derived(fresh("at5-in"), under_consent, purpose=ADS), 403, "INPUT_NOT_COVERED"
     )
-    other_request, _ = _consented(harness)  # a consent for health-stats, named on this dataset
+    other_request, _, _ = consented(harness)  # a consent for health-stats, named on this dataset
     other = [{"dataset": dataset, "request_id": other_request}]
     _refused(user, "data.derived", derived(fresh("at5-in"), other), 403, "INPUT_NOT_COVERED")
     unconsented = fresh("AT5-REQ")
@@ -147,7 +138,7 @@ def test_f12_settlement_errors_reveal_nothing_to_a_third_party(harness: Harness)
     (SETTLEMENT_PARTY_MISMATCH, naming only itself): no side, no settled period, no access count. The sides
     keep the precise errors, and read every settlement's terms (period, count, price) they may be told."""
     owner, user = harness.client("data-owner"), harness.client("data-user")
-    request_id, digest = _consented(harness)
+    request_id, digest, _ = consented(harness)
     start = now(-timedelta(seconds=20))
     _ok(user, "share.access", _access(request_id, digest, now()))
     proposal = _settle(harness, request_id, start, 1, countersign=False)

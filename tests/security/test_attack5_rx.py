@@ -15,8 +15,8 @@ from provenance.trace_code import gtin_check_ok
 from tests.kit.gateway import (
     Harness,
     OrgClient,
-    error_code,
     kit_code,
+    refused,
     rx_dispense,
     rx_issue,
     rx_settle,
@@ -61,12 +61,6 @@ def _dispense(h: Harness, rx: str, codes: list[str], quantity: dict[str, Any] | 
     return _send(h.client("pharmacy-2"), "rx.dispense", obj, rx)
 
 
-def _refused(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert (r.status_code, error_code(r)) == (status, code), r.text
-    details: dict[str, Any] = r.json()["error"]["details"]
-    return details
-
-
 def _dispensed(h: Harness, rx: str) -> bool:
     return bool(h.client("auditor").get(f"/api/v1/rx/{rx}/check").json()["dispensed"])
 
@@ -84,7 +78,7 @@ def test_f5_1_a_gs1_box_is_one_box_in_every_digit_form(harness: Harness) -> None
     assert first.status_code == 202, first.text
     for written in ("0" + digits, digits, "00" + digits, digits[1:]):
         rx = _issue(h)
-        assert _refused(_dispense(h, rx, [written]), 409, "TRACE_CODE_REUSED") == {
+        assert refused(_dispense(h, rx, [written]), 409, "TRACE_CODE_REUSED") == {
             "field": "extension",
             "code": printed,
         }, written
@@ -101,10 +95,10 @@ def test_f5_1_a_gs1_box_is_one_box_in_every_digit_form(harness: Harness) -> None
     x = f"01{gtin}21{secrets.randbelow(100):02d}"
     assert len(x) == 20
     rx = _issue(h, {"value": 2, "unit": "盒"})
-    details = _refused(_dispense(h, rx, [x, "0" + x]), 400, "TRACE_CODE_INVALID")
+    details = refused(_dispense(h, rx, [x, "0" + x]), 400, "TRACE_CODE_INVALID")
     assert details == {"field": "extension.1.valueString"} and not _dispensed(h, rx)
     assert _dispense(h, _issue(h), [x]).status_code == 202
-    _refused(_dispense(h, _issue(h), ["0" + x]), 409, "TRACE_CODE_REUSED")
+    refused(_dispense(h, _issue(h), ["0" + x]), 409, "TRACE_CODE_REUSED")
     assert _look_up(h, x).json()["form"] == "gs1"
 
     # t53: both forms in one bulk request, two prescriptions: the second is the same box.
@@ -132,16 +126,16 @@ def test_f5_2_a_gs1_string_without_fnc1_that_reads_as_two_boxes_is_refused(harne
     printed = f"(01){gtin}(10)7717(21)1768"
     serial_first, batch_first = f"01{gtin}211768107717", f"01{gtin}107717211768"
     rx = _issue(h, {"value": 3, "unit": "盒"})
-    details = _refused(_dispense(h, rx, [printed, serial_first, batch_first]), 400, "TRACE_CODE_AMBIGUOUS")
+    details = refused(_dispense(h, rx, [printed, serial_first, batch_first]), 400, "TRACE_CODE_AMBIGUOUS")
     assert details["field"] == "extension.1.valueString"
     assert {f"(01){gtin}(10)7717(21)1768", f"(01){gtin}(21)1768107717"} <= set(details["readings"])
     assert not _dispensed(h, rx)
     # The batch-first string reads one way only: the same box as the printed code, listed twice.
     rx = _issue(h, {"value": 2, "unit": "盒"})
-    details = _refused(_dispense(h, rx, [printed, batch_first]), 400, "TRACE_CODE_INVALID")
+    details = refused(_dispense(h, rx, [printed, batch_first]), 400, "TRACE_CODE_INVALID")
     assert details == {"field": "extension.1.valueString"} and not _dispensed(h, rx)
     # The look-up refuses to guess too; with FNC1 (GS) the scan is one box.
-    assert _refused(_look_up(h, f"]d2{serial_first}"), 400, "TRACE_CODE_AMBIGUOUS")["field"] == "code"
+    assert refused(_look_up(h, f"]d2{serial_first}"), 400, "TRACE_CODE_AMBIGUOUS")["field"] == "code"
     assert _look_up(h, f"]d201{gtin}211768\x1d107717").json()["identity"] == f"(01){gtin}(21)1768"
 
 
@@ -152,7 +146,7 @@ def test_f5_3_only_dose_units_go_without_codes(harness: Harness) -> None:
         obj = rx_issue(rx := _rx())
         obj["dispenseRequest"]["quantity"] = {"value": 2, "unit": unit}
         r = _send(h.client("hospital-2"), "rx.issue", obj, rx)
-        assert _refused(r, 400, "RX_UNIT_INVALID") == {"field": "dispenseRequest.quantity.unit"}, repr(unit)
+        assert refused(r, 400, "RX_UNIT_INVALID") == {"field": "dispenseRequest.quantity.unit"}, repr(unit)
     ucum = "http://unitsofmeasure.org"
     packages = [
         {"unit": "Вох"},
@@ -167,7 +161,7 @@ def test_f5_3_only_dose_units_go_without_codes(harness: Harness) -> None:
     for unit in packages:
         quantity = {"value": 2, **unit}
         rx = _issue(h, quantity)
-        details = _refused(_dispense(h, rx, [], dict(quantity)), 400, "TRACE_CODE_INVALID")
+        details = refused(_dispense(h, rx, [], dict(quantity)), 400, "TRACE_CODE_INVALID")
         assert details == {"field": "extension"} and not _dispensed(h, rx), unit
 
 
@@ -178,7 +172,7 @@ def test_f5_4_a_dispense_in_dose_units_lists_no_codes(harness: Harness) -> None:
     codes = [f"8{(base + i):019d}" for i in range(100)]
     tablet = {"value": 1, "unit": "片"}
     rx = _issue(h, tablet)
-    details = _refused(_dispense(h, rx, codes, dict(tablet)), 400, "TRACE_CODE_DOSE_UNITS")
+    details = refused(_dispense(h, rx, codes, dict(tablet)), 400, "TRACE_CODE_DOSE_UNITS")
     assert details == {"field": "extension", "unit": "片"} and not _dispensed(h, rx)
     assert _look_up(h, codes[57]).json()["dispensed"] is False
     assert _dispense(h, _issue(h), [codes[57]]).status_code == 202  # the real box, later
@@ -190,7 +184,7 @@ def test_f5_9_a_box_past_its_expiry_is_refused(harness: Harness) -> None:
     h = harness
     gtin, serial = _gtin(), secrets.token_hex(3).upper()
     rx = _issue(h)
-    details = _refused(_dispense(h, rx, [f"(01){gtin}(17)200101(21){serial}"]), 400, "TRACE_CODE_EXPIRED")
+    details = refused(_dispense(h, rx, [f"(01){gtin}(17)200101(21){serial}"]), 400, "TRACE_CODE_EXPIRED")
     assert details == {
         "field": "extension.0.valueString",
         "code": f"(01){gtin}(17)200101(21){serial}",
@@ -208,7 +202,7 @@ def test_f5_10_hand_over_and_settlement_dates_follow_the_prescription(harness: H
     rx = _issue(h)
     month = {**rx_dispense(rx, [fresh_code()]), "quantity": {"value": 1, "unit": "盒"}}
     month["whenHandedOver"] = now.strftime("%Y-%m")
-    assert _refused(_send(h.client("pharmacy-2"), "rx.dispense", month, rx), 400, "RX_RULE_VIOLATION") == {
+    assert refused(_send(h.client("pharmacy-2"), "rx.dispense", month, rx), 400, "RX_RULE_VIOLATION") == {
         "field": "whenHandedOver"
     }
     # Valid from two hours ago, written five minutes ago: handed over an hour ago is before it was written.
@@ -220,14 +214,14 @@ def test_f5_10_hand_over_and_settlement_dates_follow_the_prescription(harness: H
     early["whenHandedOver"] = (now - timedelta(hours=1)).isoformat()
     early.pop("whenPrepared")
     r = _send(h.client("pharmacy-2"), "rx.dispense", early, rx)
-    assert _refused(r, 400, "RX_HANDED_OVER_BEFORE_ISSUE") == {"field": "whenHandedOver"}
+    assert refused(r, 400, "RX_HANDED_OVER_BEFORE_ISSUE") == {"field": "whenHandedOver"}
     assert not _dispensed(h, rx)
     # t15: settled_at 2020-01-01, before the dispense.
     dispense = _dispense(h, rx, [fresh_code()])
     assert dispense.status_code == 202, dispense.text
     insurer = h.client("insurer")
     settle = {**rx_settle(rx, dispense.json()["id"]), "settled_at": "2020-01-01T00:00:00Z"}
-    details = _refused(insurer.submit("rx.settle", settle), 400, "RX_SETTLED_BEFORE_DISPENSE")
+    details = refused(insurer.submit("rx.settle", settle), 400, "RX_SETTLED_BEFORE_DISPENSE")
     assert details == {"rx_id": rx, "field": "settled_at"}
     assert insurer.submit("rx.settle", rx_settle(rx, dispense.json()["id"])).status_code == 202
 
@@ -245,17 +239,17 @@ def test_f5_13_prescription_bounds(harness: Harness) -> None:
     sid = "YB" + secrets.token_hex(6).upper()
     assert insurer.submit("rx.settle", rx_settle(*settled[0], settlement_id=sid)).status_code == 202
     r = insurer.submit("rx.settle", rx_settle(*settled[1], settlement_id=sid.lower()))
-    assert _refused(r, 409, "RX_SETTLEMENT_ID_REUSED")["settlement_id"] == sid.lower()
+    assert refused(r, 409, "RX_SETTLEMENT_ID_REUSED")["settlement_id"] == sid.lower()
     # t15: 999999999.99 yuan for one box.
     huge = {**rx_settle(*settled[2]), "fund_paid": "999999999.99", "personal_paid": "999999999.99"}
     r = _send(insurer, "rx.settle", huge, settled[2][0])
-    assert _refused(r, 400, "RX_AMOUNT_INVALID") == {"field": "fund_paid"}
+    assert refused(r, 400, "RX_AMOUNT_INVALID") == {"field": "fund_paid"}
     assert insurer.submit("rx.settle", rx_settle(*settled[2])).status_code == 202
     # t06: 150 boxes could never be dispensed (a dispense lists at most 100 codes).
     obj = rx_issue(rx := _rx())
     obj["dispenseRequest"]["quantity"] = {"value": 150, "unit": "盒"}
     r = _send(h.client("hospital-2"), "rx.issue", obj, rx)
-    assert _refused(r, 400, "RX_QUANTITY_INVALID") == {"field": "dispenseRequest.quantity.value"}
+    assert refused(r, 400, "RX_QUANTITY_INVALID") == {"field": "dispenseRequest.quantity.value"}
     # t45: 12,000 contained Medications, each referenced so that dom-3 holds.
     obj = rx_issue(rx := _rx())
     medication = obj.pop("medicationCodeableConcept")
@@ -265,5 +259,5 @@ def test_f5_13_prescription_bounds(harness: Harness) -> None:
     obj["medicationReference"] = {"reference": "#m0"}
     obj["supportingInformation"] = [{"reference": f"#m{i}"} for i in range(1, 12000)]
     r = _send(h.client("hospital-2"), "rx.issue", obj, rx)
-    assert _refused(r, 400, "FHIR_INVALID") == {"field": "contained"}
+    assert refused(r, 400, "FHIR_INVALID") == {"field": "contained"}
     assert h.client("auditor").get(f"/api/v1/rx/{rx}/check").status_code == 404

@@ -12,7 +12,7 @@ from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
 from provenance.demo_rx import fresh_code
 from tests.adapters.test_rx_adapter import MORPHINE_INJECTION
-from tests.kit.gateway import Harness, OrgClient, error_code, rx_dispense, rx_issue, with_trace_codes
+from tests.kit.gateway import Harness, OrgClient, refused, rx_dispense, rx_issue, with_trace_codes
 
 YB = "http://www.nhsa.gov.cn/fhir/CodeSystem/yb-drug"
 AMOXICILLIN = {"system": YB, "code": "XJ01CAA040A001010100139", "display": "阿莫西林胶囊 0.25g×24粒"}
@@ -26,12 +26,6 @@ MORPHINE_RXNORM = {
 def _send(client: OrgClient, kind: str, obj: dict[str, Any], rx: str) -> Any:
     """Sent as is: the client's own adapter would refuse to digest what the gateway must refuse."""
     return client.submit(kind, obj, subject=f"rx:{rx}", payload_digest=sm3_hex(canonical_json(obj)))
-
-
-def _refused(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert (r.status_code, error_code(r)) == (status, code), r.text
-    details: dict[str, Any] = r.json()["error"]["details"]
-    return details
 
 
 def _issued(h: Harness) -> str:
@@ -76,21 +70,21 @@ def test_f6_2_a_dispense_says_no_more_about_the_drug_than_its_prescription(harne
         ("same code, other display/text", {"medicationCodeableConcept": morphine_words}),
     ):
         r = _send(pharmacy, "rx.dispense", _dispense(rx, **changes), rx)
-        assert _refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}, name
+        assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}, name
         if name.startswith("extra"):  # the error names the code system the prescription lacks
             assert MORPHINE_RXNORM["system"] in r.json()["error"]["message"]
     obj = _dispense(rx, **contained)
     obj.pop("medicationCodeableConcept")
     r = _send(pharmacy, "rx.dispense", obj, rx)
-    assert _refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}
+    assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}
     # misc.py: "more than one box" is no quantity, in a dispense or a prescription (R4 SimpleQuantity).
     more = _dispense(rx, quantity={"value": 1, "unit": "盒", "comparator": ">"})
     r = _send(pharmacy, "rx.dispense", more, rx)
-    assert _refused(r, 400, "RX_QUANTITY_INVALID") == {"field": "quantity.comparator"}
+    assert refused(r, 400, "RX_QUANTITY_INVALID") == {"field": "quantity.comparator"}
     issue = rx_issue(other := "RXA6" + secrets.token_hex(5).upper())
     issue["dispenseRequest"]["quantity"]["comparator"] = "<"
     r = _send(h.client("hospital-2"), "rx.issue", issue, other)
-    assert _refused(r, 400, "RX_QUANTITY_INVALID") == {"field": "dispenseRequest.quantity.comparator"}
+    assert refused(r, 400, "RX_QUANTITY_INVALID") == {"field": "dispenseRequest.quantity.comparator"}
     assert h.client("auditor").get(f"/api/v1/rx/{other}/check").status_code == 404
     # The prescription's own words, fewer of them, and a batch the pharmacy adds: the box goes in.
     same = {"coding": [{"system": YB, "code": AMOXICILLIN["code"]}], "text": " 阿莫西林胶囊 "}

@@ -37,13 +37,16 @@ from tests.kit.gateway import (
     STATION_1_MN,
     Harness,
     OrgClient,
+    accepted,
     accepted_since,
     check_accepted,
-    error_code,
     hand_over,
     hj212_packets,
+    iso_second,
     kit_code,
+    new_rx_id,
     party_meeting,
+    refused,
     rx_dispense,
     rx_issue,
     rx_revoke,
@@ -53,26 +56,6 @@ from tests.kit.gateway import (
 )
 
 OVERSIGHT = {"auditor", "regulator", "log-operator"}
-
-
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _accepted(r: httpx.Response) -> str:
-    assert r.status_code == 202, r.text
-    rid: str = r.json()["id"]
-    return rid
-
-
-def _refused(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert (r.status_code, error_code(r)) == (status, code), r.text
-    details: dict[str, Any] = r.json()["error"]["details"]
-    return details
 
 
 def _raw(client: OrgClient, kind: str, subject: str, payload: Any) -> dict[str, Any]:
@@ -107,8 +90,8 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
     carry what was prescribed; the dispenser is named to the issuer only."""
     started = time.time()
     hospital, intruder, pharmacy = (harness.client(o) for o in ("hospital-2", "pharmacy-2", "pharmacy-1"))
-    rx, ghost, code = _rx(), _rx(), AccessCode.new()
-    issue_id = _accepted(hospital.submit("rx.issue", _secret_prescription(rx, code)))
+    rx, ghost, code = new_rx_id(), new_rx_id(), AccessCode.new()
+    issue_id = accepted(hospital.submit("rx.issue", _secret_prescription(rx, code)))
     answers: list[httpx.Response] = []
     for target in (rx, ghost):  # the same answers whether the prescription exists or not
         for patient in ("Patient/alice", "Patient/bob"):
@@ -117,10 +100,10 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
                 (AccessCode.new(), "ACCESS_CODE_INVALID"),
             ):
                 r = intruder.submit("rx.dispense", _guess(target, patient=patient), access_code=presented)
-                assert _refused(r, 403, expected) == {"subject": f"rx:{target}"}
+                assert refused(r, 403, expected) == {"subject": f"rx:{target}"}
                 answers.append(r)
         r = intruder.submit("rx.dispense", _guess(target), access_code="not a code")
-        _refused(r, 400, "ACCESS_CODE_MALFORMED")
+        refused(r, 400, "ACCESS_CODE_MALFORMED")
     for r in answers:
         text = json.dumps(r.json(), ensure_ascii=False)
         assert not [
@@ -143,7 +126,7 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
         (_guess(rx, qty=3), "quantity.value"),
     ):
         r = pharmacy.submit("rx.dispense", payload, access_code=code)
-        assert _refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": field}
+        assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": field}
     body = {
         **pharmacy.body("rx.dispense", _guess(rx)),
         "access_code": str(code).lower(),
@@ -156,11 +139,11 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
     # Closed: another pharmacy shown the slip learns that, not by whom; the issuer learns by whom;
     # another hospital learns neither (nor who issued it).
     r = intruder.submit("rx.dispense", _guess(rx), access_code=code)
-    assert _refused(r, 409, "RX_ALREADY_DISPENSED") == {"rx_id": rx}
+    assert refused(r, 409, "RX_ALREADY_DISPENSED") == {"rx_id": rx}
     r = hospital.submit("rx.revoke", rx_revoke(rx))
-    assert _refused(r, 409, "RX_ALREADY_DISPENSED")["dispensed_by"] == "pharmacy-1"
+    assert refused(r, 409, "RX_ALREADY_DISPENSED")["dispensed_by"] == "pharmacy-1"
     r = harness.client("hospital-1").submit("rx.revoke", rx_revoke(rx))
-    assert _refused(r, 403, "RX_NOT_ISSUER") == {"rx_id": rx}
+    assert refused(r, 403, "RX_NOT_ISSUER") == {"rx_id": rx}
     assert harness.wait_chain(dispense_id)["chain_status"] == "confirmed"
     check_accepted(harness, accepted_since(harness, started))
 
@@ -168,11 +151,11 @@ def test_dispense_oracle_and_codeless_dispense(harness: Harness) -> None:
 def test_an_issue_carries_the_codes_digest(harness: Harness) -> None:
     """Without the digest no pharmacy could read or dispense a prescription: the issue is refused
     (ACCESS_CODE_DIGEST_MISSING), and the SDK's ``sign`` refuses to make one."""
-    hospital, rx = harness.client("hospital-1"), _rx()
+    hospital, rx = harness.client("hospital-1"), new_rx_id()
     bare = rx_issue(rx)
     bare.pop("extension")
     r = hospital.post(_raw(hospital, "rx.issue", f"rx:{rx}", bare))
-    assert _refused(r, 400, "ACCESS_CODE_DIGEST_MISSING")["field"] == "extension"
+    assert refused(r, 400, "ACCESS_CODE_DIGEST_MISSING")["field"] == "extension"
     sdk = Client(base_url=harness.server.url, org="hospital-1", signer=harness.network.sm2_key("hospital-1"))
     with sdk, pytest.raises(ProvenanceError) as e:
         sdk.sign(kind="rx.issue", subject=f"rx:{rx}", payload=bare)
@@ -183,8 +166,8 @@ def test_patient_reference_digest_is_keyed(harness: Harness) -> None:
     """Facts held an unsalted SM3 of the patient reference ("Patient/bob"): whoever reads the facts (a
     dump of the database, where facts are in clear beside the encrypted payloads) confirms a guess. Facts
     now hold HMAC-SM3 under a key derived from the KEK, which lives in its file, never in the database."""
-    rx, code = _rx(), AccessCode.new()
-    issue_id = _accepted(harness.client("hospital-2").submit("rx.issue", _secret_prescription(rx, code)))
+    rx, code = new_rx_id(), AccessCode.new()
+    issue_id = accepted(harness.client("hospital-2").submit("rx.issue", _secret_prescription(rx, code)))
     db = Database(harness.settings.database_url)
     try:
         with db.session() as s:
@@ -213,8 +196,8 @@ def test_tiles_entry_bundles_need_an_oversight_token(harness: Harness, tmp_path:
     a token, while the read matrix answers other organisations 404 for the same records. Entry bundles now
     answer auditors, regulators, log operators and the monitor token; the checkpoint and the hash tiles
     (hashes and a signed size) stay public for witnesses and verifiers."""
-    rx = _rx()
-    rid = _accepted(harness.client("hospital-1").submit("rx.issue", rx_issue(rx)))
+    rx = new_rx_id()
+    rid = accepted(harness.client("hospital-1").submit("rx.issue", rx_issue(rx)))
     harness.wait_status(rid, "anchored", timeout=60)
     leaf = harness.record(rid)["leaf_index"]
     harness.wait(
@@ -226,8 +209,8 @@ def test_tiles_entry_bundles_need_an_oversight_token(harness: Harness, tmp_path:
     hashes = harness.http.get(f"/tiles/{Tile(level=0, n=n, w=width).path()}")
     assert hashes.status_code == 200 and hashes.headers["cache-control"].startswith("public")
     entries = f"/tiles/{Tile(level=-1, n=n, w=width).path()}"
-    _refused(harness.http.get(entries), 401, "AUTH_REQUIRED")
-    _refused(harness.http.get(entries, headers={"Authorization": "Bearer spt_0.nope"}), 401, "TOKEN_INVALID")
+    refused(harness.http.get(entries), 401, "AUTH_REQUIRED")
+    refused(harness.http.get(entries, headers={"Authorization": "Bearer spt_0.nope"}), 401, "TOKEN_INVALID")
     assert set(harness.tokens) > OVERSIGHT and "pharmacy-2" in harness.tokens
     for reader, token in harness.tokens.items():
         r = harness.http.get(entries, headers={"Authorization": f"Bearer {token}"})
@@ -236,16 +219,16 @@ def test_tiles_entry_bundles_need_an_oversight_token(harness: Harness, tmp_path:
             assert r.headers["cache-control"] == "private, max-age=31536000, immutable"
             assert any(f'"rx:{rx}"'.encode() in e for e in decode_bundle(Tile(-1, n, width), r.content))
         else:
-            _refused(r, 403, "ROLE_FORBIDDEN")
+            refused(r, 403, "ROLE_FORBIDDEN")
     # The monitor token of the settings (PROV_GW_MONITOR_TOKEN) passes the same gate and nothing else.
     monitor = secrets.token_urlsafe(32)
     with workerless_gateway(harness, tmp_path, "station-1", monitor_token=monitor) as (_, http):
         path = f"/tiles/{Tile(level=-1, n=0, w=1).path()}"
         assert http.get(path).status_code == 403  # station-1's own token
         r = http.get(path, headers={"Authorization": f"Bearer {monitor}"})
-        _refused(r, 404, "NOT_FOUND")  # past the gate: this gateway has signed no checkpoint
+        refused(r, 404, "NOT_FOUND")  # past the gate: this gateway has signed no checkpoint
         r = http.get("/api/v1/bundles", headers={"Authorization": f"Bearer {monitor}"})
-        _refused(r, 401, "TOKEN_INVALID")
+        refused(r, 401, "TOKEN_INVALID")
 
 
 # --- finding 5: a 202 for a prescription the chain then refused ---------------------------------------
@@ -264,15 +247,17 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
     assert _contract(harness, "Prescriptions").functions.MAX_VALIDITY().call() == MAX_VALIDITY.total_seconds()
     assert _contract(harness, "DataSharing").functions.MAX_CONSENT().call() == MAX_CONSENT.total_seconds()
     hospital = harness.client("hospital-1")
-    r = hospital.submit("rx.issue", rx_issue(_rx(), valid_for=MAX_VALIDITY + timedelta(days=1)))
-    assert set(_refused(r, 400, "EXPIRY_TOO_FAR")) == {"field", "expires_at", "chain_time", "latest_allowed"}
-    ok = _accepted(hospital.submit("rx.issue", rx_issue(_rx(), valid_for=MAX_VALIDITY - timedelta(days=1))))
+    r = hospital.submit("rx.issue", rx_issue(new_rx_id(), valid_for=MAX_VALIDITY + timedelta(days=1)))
+    assert set(refused(r, 400, "EXPIRY_TOO_FAR")) == {"field", "expires_at", "chain_time", "latest_allowed"}
+    ok = accepted(
+        hospital.submit("rx.issue", rx_issue(new_rx_id(), valid_for=MAX_VALIDITY - timedelta(days=1)))
+    )
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
-    _accepted(user.submit("share.request", share_request(request_id, "data-user")))
+    accepted(user.submit("share.request", share_request(request_id, "data-user")))
     far = share_consent(request_id, valid_for=MAX_CONSENT + timedelta(days=2))
-    _refused(owner.submit("share.consent", far), 400, "EXPIRY_TOO_FAR")
-    consent = _accepted(
+    refused(owner.submit("share.consent", far), 400, "EXPIRY_TOO_FAR")
+    consent = accepted(
         owner.submit("share.consent", share_consent(request_id, valid_for=4 * 365 * timedelta(days=1)))
     )
     for rid in (ok, consent):
@@ -285,9 +270,9 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
         db = Database(settings.database_url)
         try:
             pharmacy_token = mint_token(db, "pharmacy-1", label="test")
-            rx = _rx()
+            rx = new_rx_id()
             issue = hospital.body("rx.issue", rx_issue(rx))
-            rid = _accepted(http.post("/api/v1/records", json=issue))
+            rid = accepted(http.post("/api/v1/records", json=issue))
             with db.write() as s:
                 row = s.exec(select(Record).where(Record.id == rid)).one()
                 row.chain_status, row.chain_error = "rejected", "ExpiryTooFar"
@@ -300,7 +285,7 @@ def test_intake_mirrors_contract_bounds(harness: Harness, tmp_path: Path) -> Non
         dispense = harness.client("pharmacy-1").body("rx.dispense", rx_dispense(rx))
         headers = {"Authorization": f"Bearer {pharmacy_token}", HEADER: code}
         r = http.post("/api/v1/records", json=dispense, headers=headers)
-        assert _refused(r, 404, "RX_UNKNOWN")["chain_status"] == "rejected"
+        assert refused(r, 404, "RX_UNKNOWN")["chain_status"] == "rejected"
 
 
 # --- finding 6: dates declared in payloads were trusted ----------------------------------------------
@@ -314,35 +299,33 @@ def test_payload_dates_bounded_by_the_clock(harness: Harness) -> None:
     started = time.time()
     now = datetime.now(UTC)
     hospital, pharmacy = harness.client("hospital-1"), harness.client("pharmacy-1")
-    rx = _rx()
+    rx = new_rx_id()
     later = rx_issue(rx)
     later["dispenseRequest"]["validityPeriod"] = {
-        "start": _iso(now + timedelta(days=30)),
-        "end": _iso(now + timedelta(days=37)),
+        "start": iso_second(now + timedelta(days=30)),
+        "end": iso_second(now + timedelta(days=37)),
     }
-    _accepted(hospital.submit("rx.issue", later))
+    accepted(hospital.submit("rx.issue", later))
     handed = rx_dispense(rx)
-    handed["whenHandedOver"] = _iso(now + timedelta(days=31))
-    assert (
-        _refused(pharmacy.submit("rx.dispense", handed), 400, "DATE_IN_FUTURE")["field"] == "whenHandedOver"
-    )
+    handed["whenHandedOver"] = iso_second(now + timedelta(days=31))
+    assert refused(pharmacy.submit("rx.dispense", handed), 400, "DATE_IN_FUTURE")["field"] == "whenHandedOver"
     r = pharmacy.submit("rx.dispense", rx_dispense(rx))  # handed over now: before its validity
-    assert _refused(r, 400, "RX_RULE_VIOLATION")["field"] == "whenHandedOver"
-    authored = rx_issue(_rx())
+    assert refused(r, 400, "RX_RULE_VIOLATION")["field"] == "whenHandedOver"
+    authored = rx_issue(new_rx_id())
     authored["authoredOn"] = "2030-01-01T00:00:00Z"
-    assert _refused(hospital.submit("rx.issue", authored), 400, "DATE_IN_FUTURE")["field"] == "authoredOn"
+    assert refused(hospital.submit("rx.issue", authored), 400, "DATE_IN_FUTURE")["field"] == "authoredOn"
     revoke = rx_revoke(rx) | {"revoked_at": "2030-01-01T00:00:00Z"}
-    assert _refused(hospital.submit("rx.revoke", revoke), 400, "DATE_IN_FUTURE")["field"] == "revoked_at"
+    assert refused(hospital.submit("rx.revoke", revoke), 400, "DATE_IN_FUTURE")["field"] == "revoked_at"
     user, owner = harness.client("data-user"), harness.client("data-owner")
     request_id = "REQ-" + secrets.token_hex(4)
     request = share_request(request_id, "data-user") | {"requested_at": "2030-01-01T00:00:00Z"}
-    assert _refused(user.submit("share.request", request), 400, "DATE_IN_FUTURE")["field"] == "requested_at"
-    _accepted(user.submit("share.request", share_request(request_id, "data-user")))
-    consent = share_consent(request_id) | {"granted_at": _iso(now + timedelta(days=1))}
-    assert _refused(owner.submit("share.consent", consent), 400, "DATE_IN_FUTURE")["field"] == "granted_at"
+    assert refused(user.submit("share.request", request), 400, "DATE_IN_FUTURE")["field"] == "requested_at"
+    accepted(user.submit("share.request", share_request(request_id, "data-user")))
+    consent = share_consent(request_id) | {"granted_at": iso_second(now + timedelta(days=1))}
+    assert refused(owner.submit("share.consent", consent), 400, "DATE_IN_FUTURE")["field"] == "granted_at"
     meeting = party_meeting("party-branch", "M" + secrets.token_hex(4)) | {"held_at": "2030-01-01T00:00:00Z"}
     r = harness.client("party-branch").submit("party.record", meeting)
-    assert _refused(r, 400, "DATE_IN_FUTURE")["field"] == "held_at"
+    assert refused(r, 400, "DATE_IN_FUTURE")["field"] == "held_at"
     check_accepted(harness, accepted_since(harness, started))
 
 
@@ -354,10 +337,10 @@ def test_coded_medication_against_text_only_prescription(harness: Harness) -> No
     confirmed, because codes were compared only when both sides were coded. Medications now match in
     normal form: a code never matches mere text; text matches text (case and spacing aside)."""
     started = time.time()
-    rx = _rx()
+    rx = new_rx_id()
     issue = rx_issue(rx)
     issue["medicationCodeableConcept"] = {"text": "amoxicillin"}
-    _accepted(harness.client("hospital-1").submit("rx.issue", issue))
+    accepted(harness.client("hospital-1").submit("rx.issue", issue))
     pharmacy = harness.client("pharmacy-1")
     morphine = rx_dispense(rx)
     morphine["medicationCodeableConcept"] = {
@@ -365,10 +348,10 @@ def test_coded_medication_against_text_only_prescription(harness: Harness) -> No
         "text": "amoxicillin",
     }
     r = pharmacy.submit("rx.dispense", morphine)
-    assert _refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}
+    assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "medication[x]"}
     same = rx_dispense(rx)
     same["medicationCodeableConcept"] = {"text": "  Amoxicillin "}
-    assert harness.wait_chain(_accepted(pharmacy.submit("rx.dispense", same)))["chain_status"] == "confirmed"
+    assert harness.wait_chain(accepted(pharmacy.submit("rx.dispense", same)))["chain_status"] == "confirmed"
     check_accepted(harness, accepted_since(harness, started))
 
 
@@ -392,17 +375,17 @@ def test_weird_values_refused(harness: Harness) -> None:
     ):
         reading = {**base, "pollutants": pollutants}
         r = station.post(_raw(station, "env.reading", f"station:{STATION_1_MN}", reading))
-        _refused(r, 400, "HJ212_MALFORMED")
+        refused(r, 400, "HJ212_MALFORMED")
     for pollutants in ({}, {"a21026": {"Flag": "N"}}):
         reading = {**base, "pollutants": pollutants}
         r = station.post(_raw(station, "env.reading", f"station:{STATION_1_MN}", reading))
-        assert _refused(r, 400, "ENV_RULE_VIOLATION")["field"] == "pollutants"
+        assert refused(r, 400, "ENV_RULE_VIOLATION")["field"] == "pollutants"
     with_pw = {**base, "pw": "123456", "pollutants": {"a21026": {"Rtd": "1.5"}}}
     r = station.post(_raw(station, "env.reading", f"station:{STATION_1_MN}", with_pw))
-    assert _refused(r, 400, "PAYLOAD_INVALID")["field"] == "pw"
+    assert refused(r, 400, "PAYLOAD_INVALID")["field"] == "pw"
     packet = hj212_packets(1)[0]
     assert "PW=" in packet
-    rid = _accepted(station.submit("env.reading", packet))
+    rid = accepted(station.submit("env.reading", packet))
     harness.wait_status(rid, "sequenced", timeout=60)
     stored = station.get(f"/api/v1/records/{rid}/bundle", params={"payload": "true"}).json()["payload"]
     password = packet.split("PW=")[1].split(";")[0]
@@ -410,9 +393,9 @@ def test_weird_values_refused(harness: Harness) -> None:
 
     hospital = harness.client("hospital-1")
     for value in (1e300, 1e-300, 10**6 + 1, 0.0001):
-        rx = _rx()
+        rx = new_rx_id()
         issue = rx_issue(rx)
         issue["dispenseRequest"]["quantity"]["value"] = value
         r = hospital.post(_raw(hospital, "rx.issue", f"rx:{rx}", issue))
-        assert _refused(r, 400, "RX_QUANTITY_INVALID")["field"] == "dispenseRequest.quantity.value"
+        assert refused(r, 400, "RX_QUANTITY_INVALID")["field"] == "dispenseRequest.quantity.value"
     check_accepted(harness, accepted_since(harness, started))

@@ -35,16 +35,13 @@ from tests.kit.gateway import (
     chain_lead,
     error_code,
     hj212_packets,
+    new_rx_id,
     rx_issue,
     share_access,
     share_consent,
     share_request,
     verify_bundle,
 )
-
-
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
 
 
 def _history(harness: Harness, subject: str) -> list[str]:
@@ -59,7 +56,7 @@ def test_replay_with_a_new_id_is_refused(harness: Harness) -> None:
     """An eavesdropper replays an accepted record under a new id (new nonce or time): the signature no longer
     covers it. A second signature over the same envelope is the same record: one id, one leaf."""
     h = harness.client("hospital-1")
-    body = h.body("rx.issue", rx_issue(_rx()))
+    body = h.body("rx.issue", rx_issue(new_rx_id()))
     first = h.post(body)
     assert first.status_code == 202, first.text
     for field, value in (("nonce", secrets.token_hex(16)), ("timestamp", "2026-01-01T00:00:00.000Z")):
@@ -91,12 +88,12 @@ def test_self_asserted_signer_key_is_ignored(harness: Harness) -> None:
     OrgRegistry. An attacker's key with its own PEM beside it is SIGNATURE_INVALID."""
     h = harness.client("hospital-1")
     attacker = SM2PrivateKey.generate()
-    body = h.body("rx.issue", rx_issue(_rx()), key=attacker)
+    body = h.body("rx.issue", rx_issue(new_rx_id()), key=attacker)
     body["signer"] = {"org": "hospital-1", "public_key": attacker.public_key_pem().decode()}
     r = h.post(body)
     assert r.status_code == 400 and error_code(r) == "SIGNATURE_INVALID"
     # Garbage in the informative field changes nothing for an honest record.
-    honest = h.body("rx.issue", rx_issue(_rx()))
+    honest = h.body("rx.issue", rx_issue(new_rx_id()))
     honest["signer"] = {"org": "hospital-1", "public_key": "-----BEGIN PUBLIC KEY-----\nnot a key\n"}
     assert h.post(honest).status_code == 202
 
@@ -126,7 +123,7 @@ MALFORMED_DER = {
 def test_malformed_der_signature(harness: Harness, name: str) -> None:
     h = harness.client("hospital-1")
     body = {
-        **h.body("rx.issue", rx_issue(_rx())),
+        **h.body("rx.issue", rx_issue(new_rx_id())),
         "signature": base64.b64encode(MALFORMED_DER[name]).decode(),
     }
     r = h.post(body)
@@ -136,7 +133,7 @@ def test_malformed_der_signature(harness: Harness, name: str) -> None:
 def test_valid_signature_with_trailing_bytes_is_refused(harness: Harness) -> None:
     """DER is strict: a valid signature plus trailing garbage must not verify (no malleable encodings)."""
     h = harness.client("hospital-1")
-    body = h.body("rx.issue", rx_issue(_rx()))
+    body = h.body("rx.issue", rx_issue(new_rx_id()))
     sig = base64.b64decode(body["signature"])
     for variant in (sig + b"\x00", sig + b"\x05\x00"):
         r = h.post({**body, "signature": base64.b64encode(variant).decode()})
@@ -150,7 +147,7 @@ def test_valid_signature_with_trailing_bytes_is_refused(harness: Harness) -> Non
 )
 def test_malformed_base64_signature(harness: Harness, signature: str) -> None:
     h = harness.client("hospital-1")
-    r = h.post({**h.body("rx.issue", rx_issue(_rx())), "signature": signature})
+    r = h.post({**h.body("rx.issue", rx_issue(new_rx_id())), "signature": signature})
     assert r.status_code == 400 and error_code(r) in ("FORMAT_INVALID", "SIGNATURE_INVALID"), r.text
 
 
@@ -226,7 +223,7 @@ def test_payload_rewritten_in_database_is_detected(harness: Harness) -> None:
     gateway that served it anyway is caught offline (PAYLOAD_DIGEST_MISMATCH); rewriting the signed digest
     too breaks the signature."""
     h = harness.client("hospital-1")
-    r = h.submit("rx.issue", rx_issue(_rx()))
+    r = h.submit("rx.issue", rx_issue(new_rx_id()))
     assert r.status_code == 202, r.text
     rid = r.json()["id"]
     harness.wait_status(rid, "anchored")

@@ -35,9 +35,11 @@ from tests.kit.gateway import (
     accepted_since,
     chain_lead,
     check_accepted,
+    consented,
     error_code,
     hand_over,
     hj212_packets,
+    new_rx_id,
     party_membership,
     rx_dispense,
     rx_issue,
@@ -46,10 +48,6 @@ from tests.kit.gateway import (
     share_consent,
     share_request,
 )
-
-
-def _rx() -> str:
-    return "RX" + secrets.token_hex(5).upper()
 
 
 def _signed(client: OrgClient, record: dict[str, Any], payload: Any) -> dict[str, Any]:
@@ -80,14 +78,14 @@ def test_trailing_newline_fields_refused(harness: Harness) -> None:
     record's reads answer 500. Every envelope field, and the identifiers inside payloads, now match whole."""
     started = time.time()
     hospital, pharmacy = harness.client("hospital-1"), harness.client("pharmacy-1")
-    rx = _rx()
+    rx = new_rx_id()
     first = hospital.body("rx.issue", rx_issue(rx))
     r = hospital.post(first)
     assert r.status_code == 202, r.text
     issue_id = r.json()["id"]
 
     # The same nonce + "\n" on another record: refused as a malformed envelope, not a second record.
-    other = hospital.body("rx.issue", rx_issue(_rx()))
+    other = hospital.body("rx.issue", rx_issue(new_rx_id()))
     replay = {**other["record"], "nonce": first["record"]["nonce"] + "\n"}
     r = hospital.post(_signed(hospital, replay, other["payload"]))
     assert r.status_code == 400 and error_code(r) == "RECORD_INVALID", r.text
@@ -297,7 +295,7 @@ def test_dispense_must_match_prescription(harness: Harness) -> None:
     dispense must name the prescription's medication (a code in common, else its text) in its unit, and no
     more than prescribed: RX_DISPENSE_MISMATCH otherwise; the right dispense then goes in and on chain."""
     started = time.time()
-    rx = _rx()
+    rx = new_rx_id()
     assert harness.client("hospital-1").submit("rx.issue", rx_issue(rx)).status_code == 202
     pharmacy = harness.client("pharmacy-1")
     morphine = {"coding": [{"system": "http://www.whocc.no/atc", "code": "N02AA01", "display": "吗啡"}]}
@@ -341,13 +339,13 @@ def test_far_future_chain_expiry_no_500(harness: Harness) -> None:
             _send(
                 harness,
                 "hospital-2",
-                rx_contract.functions.issue(chain_key("rx", _rx()), b"\x01" * 32, expires),
+                rx_contract.functions.issue(chain_key("rx", new_rx_id()), b"\x01" * 32, expires),
             )
         assert refused.value.error == "ExpiryTooFar"
     # Within the bound a raw transaction still squats an id: it must read without a 500.
     squatted = []
     for expires in (int(time.time()) + 300 * 86400,):
-        rx = _rx()
+        rx = new_rx_id()
         _send(harness, "hospital-2", rx_contract.functions.issue(chain_key("rx", rx), b"\x01" * 32, expires))
         squatted.append((rx, expires))
     auditor, pharmacy = harness.client("auditor"), harness.client("pharmacy-1")
@@ -381,7 +379,7 @@ def test_duplicate_payload_keys_refused(harness: Harness, tmp_path: Path) -> Non
     is JSON_DUPLICATE_KEY, and nothing is stored; the verifier's parser refuses it in a bundle too."""
     started = time.time()
     hospital = harness.client("hospital-1")
-    body = hospital.body("rx.issue", rx_issue(_rx()))
+    body = hospital.body("rx.issue", rx_issue(new_rx_id()))
     text = json.dumps(body, ensure_ascii=False)
     quantity = '"quantity": {"value": 2,'
     assert quantity in text
@@ -425,23 +423,13 @@ def test_duplicate_payload_keys_refused(harness: Harness, tmp_path: Path) -> Non
 # --- finding 12: share.access and rules only the chain enforced ----------------------------------------
 
 
-def _consented(harness: Harness) -> tuple[str, str, str]:
-    """A request of data-user with data-owner's consent: request id, consent's payload digest, its id."""
-    user, owner = harness.client("data-user"), harness.client("data-owner")
-    request_id = "REQ-" + secrets.token_hex(4)
-    assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
-    r = owner.submit("share.consent", share_consent(request_id))
-    assert r.status_code == 202, r.text
-    return request_id, harness.record(r.json()["id"])["payload_digest"], r.json()["id"]
-
-
 def test_share_access_accessor_and_time(harness: Harness) -> None:
     """``share.access`` accepted any ``accessor`` and a future ``accessed_at``. The accessor is the
     submitting data user or one of its system accounts (``<org>:<account>``), else ACCESSOR_MISMATCH; an
     access dated beyond the clock skew is ACCESS_IN_FUTURE."""
     started = time.time()
     user = harness.client("data-user")
-    request_id, digest, _ = _consented(harness)
+    request_id, digest, _ = consented(harness)
     for accessor in ("data-owner", "hospital-1", "data-user2", "data-userx:etl"):
         r = user.submit("share.access", share_access(request_id, digest, accessor))
         assert r.status_code == 403 and error_code(r) == "ACCESSOR_MISMATCH", (accessor, r.text)
@@ -463,7 +451,9 @@ def _lead_at_least(harness: Harness, seconds: float) -> float:
     rx_contract = _contract(harness, "Prescriptions")
     while (lead := chain_lead(harness)) < seconds:
         for _ in range(int(seconds - lead) + 2):
-            fn = rx_contract.functions.issue(chain_key("rx", _rx()), b"\x02" * 32, int(time.time()) + 10**6)
+            fn = rx_contract.functions.issue(
+                chain_key("rx", new_rx_id()), b"\x02" * 32, int(time.time()) + 10**6
+            )
             _send(harness, "hospital-2", fn)
     return lead
 
@@ -479,7 +469,7 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     lead = _lead_at_least(harness, 8)
     hospital, pharmacy = harness.client("hospital-1"), harness.client("pharmacy-1")
     # Expiring after our clock, before the chain's: the contract would refuse it.
-    rx = _rx()
+    rx = new_rx_id()
     r = hospital.submit("rx.issue", rx_issue(rx, valid_for=timedelta(seconds=lead / 2)))
     assert r.status_code == 400 and error_code(r) == "EXPIRY_NOT_IN_FUTURE", r.text
     assert set(r.json()["error"]["details"]) == {"field", "expires_at", "chain_time"}
@@ -492,7 +482,7 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
 
     # Accepted, then expired by the chain's clock while ours is still before its expiry: the contract
     # would refuse the dispense (RxExpired), so does the gateway.
-    rx = _rx()
+    rx = new_rx_id()
     payload = rx_issue(rx, valid_for=timedelta(seconds=lead + 3))
     r = hospital.submit("rx.issue", payload)
     assert r.status_code == 202, r.text
@@ -529,7 +519,7 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
 
     # A prescription issued here, then revoked on chain by a raw transaction of its issuer: the chain's
     # order is final, a dispense is refused with the chain's state.
-    rx = _rx()
+    rx = new_rx_id()
     r = hospital.submit("rx.issue", rx_issue(rx))
     assert r.status_code == 202 and harness.wait_chain(r.json()["id"])["chain_status"] == "confirmed"
     _send(
@@ -541,7 +531,7 @@ def test_rx_issue_refused_like_the_contract(harness: Harness) -> None:
     assert r.status_code == 409 and error_code(r) == "RX_REVOKED", r.text
 
     # A consent withdrawn on chain by a raw transaction of the data owner: no access under it.
-    request_id, digest, consent_id = _consented(harness)
+    request_id, digest, consent_id = consented(harness)
     assert harness.wait_chain(consent_id)["chain_status"] == "confirmed"
     _send(
         harness,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devnet.engines import free_port
 from provenance.cli import main as cli_main
 from tests.kit.gateway import Harness, env_batch, hj212_packets, hj212_series, register_station
 from tests.kit.webui import PageProbe
@@ -88,12 +88,6 @@ def _cli(harness: Harness, tmp_path: Path, bundle: dict[str, Any], name: str) ->
     return report
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_page_verifies_on_chain_keys_and_anchor(
     page_probe: PageProbe, harness: Harness, anchored_bundle: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -134,7 +128,7 @@ def test_dead_node_is_unreachable_never_verified(
     p = page_probe
     p.allowed_errors.append("ERR_CONNECTION_REFUSED")
     p.open()
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     _use_node(p, dead)
     p.page.locator("#rpc-status[data-state=error]").wait_for(timeout=20_000)
     verdict, steps = _drop(p, tmp_path, anchored_bundle, "dead.json")

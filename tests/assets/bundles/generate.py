@@ -162,43 +162,35 @@ def medication_dispense(rx_id: str, tablets: int, handed_over: str) -> dict[str,
     }
 
 
+def rx_issue(rx_id: str, at: str, drug: str, end: str) -> tuple[str, str, str, str, Any]:
+    """The record (as in ``RECORDS``) of hosp-1 issuing prescription ``rx_id`` at ``at`` (UTC, to seconds)."""
+    return "rx.issue", f"rx:{rx_id}", "hosp-1", f"{at}.000Z", medication_request(rx_id, drug, end)
+
+
+def rx_dispense(rx_id: str, at: str, tablets: int) -> tuple[str, str, str, str, Any]:
+    """The record of pharm-1 dispensing prescription ``rx_id``, handed over at ``at`` (UTC, to seconds)."""
+    return (
+        "rx.dispense",
+        f"rx:{rx_id}",
+        "pharm-1",
+        f"{at}.000Z",
+        medication_dispense(rx_id, tablets, f"{at}Z"),
+    )
+
+
+def rx_revoke(rx_id: str, at: str, reason: str) -> tuple[str, str, str, str, Any]:
+    """The record of hosp-1 revoking its prescription ``rx_id`` at ``at`` (UTC, to seconds)."""
+    payload = {"reason": reason, "prescription": f"MedicationRequest/{rx_id}"}
+    return "rx.revoke", f"rx:{rx_id}", "hosp-1", f"{at}.000Z", payload
+
+
 # (kind, subject, signing org, timestamp, payload); the order is the log order.
 RECORDS: list[tuple[str, str, str, str, Any]] = [
-    (
-        "rx.issue",
-        "rx:golden-0001",
-        "hosp-1",
-        "2026-11-20T08:00:00.000Z",
-        medication_request("golden-0001", "阿莫西林胶囊 0.25g", "2026-12-31T23:59:59Z"),
-    ),
-    (
-        "rx.issue",
-        "rx:golden-0002",
-        "hosp-1",
-        "2026-11-20T08:05:00.000Z",
-        medication_request("golden-0002", "布洛芬缓释胶囊 0.3g", "2026-12-31T23:59:59Z"),
-    ),
-    (
-        "rx.dispense",
-        "rx:golden-0001",
-        "pharm-1",
-        "2026-11-21T10:30:00.000Z",
-        medication_dispense("golden-0001", 30, "2026-11-21T10:30:00Z"),
-    ),
-    (
-        "rx.revoke",
-        "rx:golden-0002",
-        "hosp-1",
-        "2026-11-21T11:00:00.000Z",
-        {"reason": "开错剂量 (wrong dose)", "prescription": "MedicationRequest/golden-0002"},
-    ),
-    (
-        "rx.issue",
-        "rx:golden-0003",
-        "hosp-1",
-        "2026-01-10T09:00:00.000Z",
-        medication_request("golden-0003", "维生素C片 100mg", "2026-02-10T23:59:59Z"),
-    ),
+    rx_issue("golden-0001", "2026-11-20T08:00:00", "阿莫西林胶囊 0.25g", "2026-12-31T23:59:59Z"),
+    rx_issue("golden-0002", "2026-11-20T08:05:00", "布洛芬缓释胶囊 0.3g", "2026-12-31T23:59:59Z"),
+    rx_dispense("golden-0001", "2026-11-21T10:30:00", 30),
+    rx_revoke("golden-0002", "2026-11-21T11:00:00", "开错剂量 (wrong dose)"),
+    rx_issue("golden-0003", "2026-01-10T09:00:00", "维生素C片 100mg", "2026-02-10T23:59:59Z"),
     (
         "env.reading",
         "station:golden-01",
@@ -214,20 +206,8 @@ RECORDS: list[tuple[str, str, str, str, Any]] = [
         {"reader": "analyst-7", "fields": ["年龄", "区县"], "purpose": "统计"},
     ),
     # A prescription whose listing a gateway repeats (gateway-fixture.json, second attack, finding 4).
-    (
-        "rx.issue",
-        "rx:golden-dup",
-        "hosp-1",
-        "2026-11-22T01:30:00.000Z",
-        medication_request("golden-dup", "氨氯地平片 5mg", "2026-12-31T23:59:59Z"),
-    ),
-    (
-        "rx.dispense",
-        "rx:golden-dup",
-        "pharm-1",
-        "2026-11-22T01:40:00.000Z",
-        medication_dispense("golden-dup", 28, "2026-11-22T01:40:00Z"),
-    ),
+    rx_issue("golden-dup", "2026-11-22T01:30:00", "氨氯地平片 5mg", "2026-12-31T23:59:59Z"),
+    rx_dispense("golden-dup", "2026-11-22T01:40:00", 28),
     # RFC 8785 corner cases (number forms, escapes, UTF-16 key order): the page must hash them as Python does.
     (
         "party.record",
@@ -266,16 +246,7 @@ def build() -> dict[str, Any]:
     prev: dict[str, str] = {}
     entries: list[tuple[int, SignedRecord, Any]] = []
     for n, (kind, subject, org, ts, payload) in enumerate(RECORDS):
-        env = Envelope(
-            kind=RecordKind(kind),
-            subject=Subject(subject),
-            org=OrgId(org),
-            timestamp=ts,
-            nonce=fixed_hex(f"golden nonce {n}", 32),
-            prev=Digest(prev[subject]) if subject in prev else None,
-            payload_digest=digest_of(payload),
-        )
-        env.validate()
+        env = _envelope(org, kind, subject, digest_of(payload), ts, f"golden nonce {n}", prev.get(subject))
         signed = sign_envelope(env, keys[org])
         prev[subject] = signed.record_id
         entries.append((log.append(signed), signed, payload))
@@ -523,17 +494,24 @@ def _logged(
 def _signed(
     key: SM2PrivateKey, org: str, kind: str, subject: str, payload_digest: str, ts: str, n: int
 ) -> SignedRecord:
+    return sign_envelope(_envelope(org, kind, subject, payload_digest, ts, f"golden attack nonce {n}"), key)
+
+
+def _envelope(
+    org: str, kind: str, subject: str, payload_digest: str, ts: str, nonce: str, prev: str | None = None
+) -> Envelope:
+    """A valid envelope whose nonce derives from the label ``nonce`` (fixed, so its record id is stable)."""
     env = Envelope(
         kind=RecordKind(kind),
         subject=Subject(subject),
         org=OrgId(org),
         timestamp=ts,
-        nonce=fixed_hex(f"golden attack nonce {n}", 32),
-        prev=None,
+        nonce=fixed_hex(nonce, 32),
+        prev=Digest(prev) if prev is not None else None,
         payload_digest=Digest(payload_digest),
     )
     env.validate()
-    return sign_envelope(env, key)
+    return env
 
 
 def _attacks(
