@@ -194,7 +194,7 @@ def through_gateway(
         # The gateway's own CPU seconds too (every instance's, summed): on a shared machine (others' load)
         # wall time says little of what ingestion costs; readings per gateway CPU second does.
         def gateway_cpu() -> float:
-            return sum(bg.cpu_seconds(proc.pid) for proc in procs)
+            return float(sum(bg.cpu_seconds(proc.pid) for proc in procs))
 
         cpu = gateway_cpu()
         t = time.perf_counter()
