@@ -75,10 +75,11 @@ def fresh_database(db_url: str, org: str = "station-1") -> str:
 
 
 def start_gateway(
-    manifest: Manifest, db_url: str, port: int, log: Path, tree: Path = REPO
+    manifest: Manifest, db_url: str, port: int, log: Path, tree: Path = REPO, kek: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """The gateway as its own process, answering on ``port``; its code from ``tree`` (another checkout: a
-    baseline measured in the same run)."""
+    baseline measured in the same run). Its key-encryption key in ``kek`` (default: beside its log); several
+    instances on one PostgreSQL database need the same one."""
     assert manifest.path is not None
     env = {
         **os.environ,
@@ -86,7 +87,7 @@ def start_gateway(
         "PROV_GW_MANIFEST_PATH": str(manifest.path),
         "PROV_GW_BACKLOG_LIMIT": "1000000",
         # the run's own key-encryption key, beside its log (the default for PostgreSQL is the devnet's)
-        "PROV_GW_KEK_FILE": str(log.with_suffix(".kek")),
+        "PROV_GW_KEK_FILE": str(kek or log.with_suffix(".kek")),
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
     with log.open("wb") as out:  # the child holds its own copy of the handle

@@ -59,15 +59,22 @@ async def _connection(
         writer.close()
 
 
-def run(url: str, requests: Sequence[bytes], concurrency: int, check: Check) -> dict[str, float]:
-    """Send ``requests`` over ``concurrency`` connections, one at a time on each; rate and latency (ms)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+def run(
+    url: str | Sequence[str], requests: Sequence[bytes], concurrency: int, check: Check
+) -> dict[str, float]:
+    """Send ``requests`` over ``concurrency`` connections, one at a time on each; rate and latency (ms).
+    Request ``j`` goes on connection ``j % concurrency``; with several URLs (gateway instances) connection
+    ``i`` goes to ``url[i % len(url)]``."""
+    urls = [url] if isinstance(url, str) else list(url)
+    addrs = [(p.hostname or "127.0.0.1", p.port or 80) for p in map(urlsplit, urls)]
     latencies: list[float] = []
 
     async def main() -> None:
         await asyncio.gather(
-            *(_connection(host, port, requests[i::concurrency], check, latencies) for i in range(concurrency))
+            *(
+                _connection(*addrs[i % len(addrs)], requests[i::concurrency], check, latencies)
+                for i in range(concurrency)
+            )
         )
 
     t0 = time.perf_counter()

@@ -16,6 +16,11 @@ submitted over ``--connections`` (a station each, its batches one after the othe
 every batch is logged, anchored in ProvenanceLog and its root in EnvMonitoring (``anchorBatch`` confirmed);
 beside it the same number of single ``env.reading`` records in bulk requests of 500 (at most ``--singles``),
 until anchored.
+
+With ``--instances 1 2 3`` (PostgreSQL only) the PostgreSQL gateway is measured as that many processes on the
+one database in turn, in the same run (same KEK file and settings; the first started owns the background
+workers, every one serves the API: docs/design/gateway.md, Instances); station i's connection goes to
+instance i % N, its batches in order there, and the CPU per reading is summed over every instance.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import importlib.util
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +48,7 @@ import load  # noqa: E402  (bench/load.py)
 from adapters import adapt  # noqa: E402
 from adapters.env.batch import batch_root  # noqa: E402
 from devnet.deploy import deploy_network  # noqa: E402
+from devnet.engines import free_port  # noqa: E402
 from provenance.log.bundle import EvidenceBundle  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
 from provenance.records import Envelope, canonical_bytes, sign_envelope  # noqa: E402
@@ -127,19 +134,36 @@ def _wait_done(http: httpx.Client, ids: list[str], *, chain: bool, timeout: floa
 
 
 def through_gateway(
-    name: str, manifest: Manifest, db_url: str, args: argparse.Namespace, work: Path, tree: Path = REPO
+    name: str,
+    manifest: Manifest,
+    db_url: str,
+    args: argparse.Namespace,
+    work: Path,
+    tree: Path = REPO,
+    instances: int = 1,
 ) -> dict[str, Any]:
     token = bg.fresh_database(db_url)
-    port = 18500 + (os.getpid() % 1000)
-    url = f"http://127.0.0.1:{port}"
-    proc = bg.start_gateway(manifest, db_url, port, work / f"gateway-{name}.log", tree)
+    # ``instances`` gateway processes on the one database (PostgreSQL), the same KEK and settings: the
+    # first started owns the workers (docs/design/gateway.md, Instances), every one serves the API.
+    slug = name.replace(" ", "")
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
     auth = {"Authorization": f"Bearer {token}"}
     try:
+        for k in range(instances):
+            port = free_port()
+            log = work / f"gateway-{slug}-{k}.log"
+            procs.append(
+                bg.start_gateway(manifest, db_url, port, log, tree, kek=work / f"gateway-{slug}.kek")
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        url = urls[0]  # the queries (every instance reads the one database) and the single readings
         key = manifest.sm2_key("station-1")
         n, b = args.batch, args.batches
         # Monitoring points of this run's own (a station's periods only move forward, chain-wide), one per
         # connection (``--connections``: while one batch is checked the next one's body arrives on the
-        # other), each station's batches in order on its own, their periods one after the other in the past.
+        # other), each station's batches in order on its own, their periods one after the other in the past;
+        # connection i (station i) on instance i % instances.
         mns = [register_station(manifest) for _ in range(args.connections)]
         t0 = (datetime.now(UTC) - timedelta(seconds=n * b + 600)).replace(microsecond=0)
         note(f"{name}: signing {b} batches of {n} readings")
@@ -154,24 +178,29 @@ def through_gateway(
         # of one reading of each, before the periods measured.
         first = t0 - timedelta(seconds=10)
         warm_ids = set()
-        for mn in mns:
+        for i, mn in enumerate(mns):
             warm = sign_submission(
                 "station-1", key, "env.batch", env_batch(hj212_series(mn, first, 1), mn, first, t0)
             )
             deadline = time.monotonic() + 30
-            while (r := httpx.post(f"{url}/api/v1/records", json=warm, headers=auth)).status_code != 202:
+            own = f"{urls[i % len(urls)]}/api/v1/records"  # the instance the station's batches go to
+            while (r := httpx.post(own, json=warm, headers=auth)).status_code != 202:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the gateway never saw the station's registration: {r.text[:200]}")
                 time.sleep(0.2)
             warm_ids.add(r.json()["id"])
         note(f"{name}: submitting")
-        # The gateway's own CPU seconds too: on a shared machine (others' load) wall time says little of
-        # what ingestion costs; readings per gateway CPU second does.
-        cpu = bg.cpu_seconds(proc.pid)
+
+        # The gateway's own CPU seconds too (every instance's, summed): on a shared machine (others' load)
+        # wall time says little of what ingestion costs; readings per gateway CPU second does.
+        def gateway_cpu() -> float:
+            return float(sum(bg.cpu_seconds(proc.pid) for proc in procs))
+
+        cpu = gateway_cpu()
         t = time.perf_counter()
-        load.run(url, requests, len(mns), load.expect(202))
+        load.run(urls, requests, len(mns), load.expect(202))
         accepted = n * b / (time.perf_counter() - t)
-        accepted_cpu = n * b / (bg.cpu_seconds(proc.pid) - cpu)
+        accepted_cpu = n * b / (gateway_cpu() - cpu)
         with httpx.Client(base_url=url, headers=auth, timeout=120) as http:
             ids = [
                 r["id"]
@@ -184,7 +213,7 @@ def through_gateway(
             assert len(ids) == b, f"{len(ids)} batches listed, {b} submitted"
             _wait_done(http, ids, chain=True)
             anchored = n * b / (time.perf_counter() - t)
-            anchored_cpu = n * b / (bg.cpu_seconds(proc.pid) - cpu)
+            anchored_cpu = n * b / (gateway_cpu() - cpu)
             note(f"{name}: {accepted:,.0f} readings/s accepted, {anchored:,.0f}/s anchored; single readings")
             # station-1's own readings, dated within the gateway's backdating bound (72 h) whatever the
             # batches' span, before the next gateway's (each gateway of the run dates them a little later)
@@ -231,8 +260,10 @@ def through_gateway(
             "verify_reading": per_reading,
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 def main() -> int:
@@ -240,18 +271,40 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=10_000, help="readings per batch")
     p.add_argument("--batches", type=int, default=5)
     p.add_argument(
-        "--connections", type=int, default=2, help="client connections, a station each (its batches in order)"
+        "--connections",
+        type=int,
+        help="client connections, a station each (its batches in order); default 2, at least one an instance",
     )
     p.add_argument("--singles", type=int, default=5000, help="single env.reading records, in bulk")
     p.add_argument("--verify", type=int, default=200, help="reading bundles verified offline")
     p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")
     p.add_argument("--no-gateway", action="store_true", help="only the in-process figures")
     p.add_argument(
+        "--instances",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="PostgreSQL only: N gateway processes on the one database (same KEK, settings), the stations'"
+        " connections spread over them; several counts (e.g. 1 2 3) are each measured in the same run",
+    )
+    p.add_argument("--no-sqlite", action="store_true", help="the gateway on PostgreSQL only")
+    p.add_argument(
         "--vs-tree",
         type=Path,
         help="another checkout (a baseline): its gateway measured too, in the same run, on each database",
     )
     args = p.parse_args()
+    if any(k < 1 for k in args.instances):
+        p.error("--instances: at least 1")
+    if max(args.instances) > 1 and not args.pg:
+        p.error("--instances > 1 needs --pg (or PROV_TEST_PG_URL): SQLite is single-instance")
+    if args.no_sqlite and not args.pg:
+        p.error("--no-sqlite needs --pg (or PROV_TEST_PG_URL)")
+    if args.connections is None:
+        args.connections = max(2, *args.instances)
+    elif args.connections < max(args.instances):
+        p.error("--connections: at least one for each instance")
     work = Path(tempfile.mkdtemp(prefix="bench-sensor-"))
     from devnet.anvil import start_anvil
 
@@ -261,19 +314,21 @@ def main() -> int:
         local = in_process(manifest, args.batch)
         results: dict[str, dict[str, Any]] = {}
         if not args.no_gateway:
-            dbs = [("sqlite", f"sqlite:///{work / 'gateway.db'}")]
+            dbs = [] if args.no_sqlite else [("sqlite", f"sqlite:///{work / 'gateway.db'}", [1])]
             if args.pg:
-                dbs.append(("postgresql", args.pg))
+                dbs.append(("postgresql", args.pg, args.instances))
             trees = [("", REPO)] + ([(" (vs)", args.vs_tree.resolve())] if args.vs_tree else [])
-            for name, url in dbs:
+            for name, url, counts in dbs:
                 for i, (suffix, tree) in enumerate(trees):
-                    label = name + suffix
-                    if url.startswith("sqlite") and i:
-                        url = (
-                            f"sqlite:///{work / f'gateway-{i}.db'}"  # a file of its own (PostgreSQL: emptied)
-                        )
-                    own = bg.own_log(manifest, engine, label.replace(" ", "").replace("(", "-").rstrip(")"))
-                    results[label] = through_gateway(label, own, url, args, work, tree)
+                    for k in counts:
+                        label = name + (f" x{k}" if len(counts) > 1 or k > 1 else "") + suffix
+                        if url.startswith("sqlite") and i:
+                            url = (
+                                f"sqlite:///{work / f'gateway-{i}.db'}"  # its own file (PostgreSQL: emptied)
+                            )
+                        tag = label.replace(" ", "").replace("(", "-").rstrip(")")
+                        own = bg.own_log(manifest, engine, tag)
+                        results[label] = through_gateway(label, own, url, args, work, tree, k)
     finally:
         engine.stop()
     print(
@@ -300,12 +355,14 @@ def main() -> int:
                 f" {r['single_anchored']:>16,.0f} {r['verify_reading']:>16,.0f}"
             )
         print("verify 1: one reading's bundle verified alone, offline (pinned keys): bundles/s")
-        print("batches, readings per second of the gateway process's CPU (user + system):")
+        print("batches, readings per second of the gateway processes' CPU (user + system, all instances):")
         for name, r in results.items():
             cpu = f"accepted {r['accepted_cpu']:>10,.0f}   accepted → anchored {r['anchored_cpu']:>10,.0f}"
             print(f"{name:>16} {cpu}")
     if args.vs_tree:
         print(f"(vs): the gateway of {args.vs_tree}, against the same network and client")
+    if max(args.instances) > 1:
+        print(f"xN: N gateway instances on one database; {args.connections} connections, station i on i % N")
     print("target: >= 100,000 readings/s")
     return 0
 
