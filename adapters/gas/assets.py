@@ -4,7 +4,10 @@ GasNetwork registers data loggers, not assets: an asset is the utility's own lab
 class its logger first recorded it with is the one it keeps (as an env station's ST is its first record's,
 ``adapters.env.single.with_class``). The logger's state (``logger:<id>``) holds ``assets``, asset -> class;
 a batch reading a known asset under another class is refused, naming the reading, so a logger cannot choose
-per reading which quantities and alarm bands hold an asset (sixth attack, finding 5).
+per reading which quantities and alarm bands hold an asset (sixth attack, finding 5). Assets are compared
+by ``payload.asset_key`` (case, '-' or '_'), so a variant spelling names the recorded asset (seventh attack,
+finding 4); a state written before kept ids as spelled, so its ids are keyed on reading, the first recorded
+spelling's class holding.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from adapters.abc import State, Step
 from adapters.gas.errors import AssetClassMismatch
+from adapters.gas.payload import asset_key
 
 
 def with_asset_classes(
@@ -21,10 +25,15 @@ def with_asset_classes(
 ) -> Step:
     """``step`` (a batch's, which writes its logger's state) with the batch's new assets' classes pinned in
     the logger's state; a known asset under another class is ``ASSET_CLASS_MISMATCH``, naming the batch's
-    first reading of it. ``classes``: the batch adapter's, asset -> [class, index of its first reading]."""
-    pinned: Mapping[str, str] = logger.data.get("assets", {}) if logger is not None else {}
-    for asset, (cls, index) in classes.items():  # in reading order: the first reading at fault is named
-        known = pinned.get(asset)
+    first reading of it as spelled there. ``classes``: the batch adapter's, asset key -> [class, index and id
+    of its first reading] (records adapted before the key: asset -> [class, index])."""
+    stored: Mapping[str, str] = logger.data.get("assets", {}) if logger is not None else {}
+    pinned: dict[str, str] = {}
+    for asset, cls in stored.items():  # in recording order: the first class of an asset holds
+        pinned.setdefault(asset_key(asset), cls)
+    for key, (cls, index, *spelled) in classes.items():  # in reading order: the first at fault is named
+        asset = spelled[0] if spelled else key
+        known = pinned.get(asset_key(key))
         if known is not None and known != cls:
             raise AssetClassMismatch(
                 f"reading {index} reads asset {asset!r} as a {cls}; its logger recorded it as a {known}",
@@ -36,9 +45,9 @@ def with_asset_classes(
                     "asset_class": known,
                 },
             )
-    new = {asset: cls for asset, (cls, _) in classes.items() if asset not in pinned}
+    new = {key: cls for key, (cls, *_) in classes.items() if asset_key(key) not in pinned}
     written = step.writes.get(logger_key)
     if not new or written is None:
         return step
-    data = {**written.data, "assets": {**pinned, **new}}
+    data = {**written.data, "assets": {**stored, **new}}
     return Step(prior=step.prior, writes={**step.writes, logger_key: State(written.status, data)})

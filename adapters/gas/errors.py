@@ -13,6 +13,14 @@ class GasReadingInvalid(PayloadInvalid):
     code = "GAS_READING_INVALID"
 
 
+class GasAssetInvalid(GasReadingInvalid):
+    """An asset id outside ``payload.ASSET_PATTERN``: letters and digits in runs joined by single '-' or
+    '_', at most 64 characters. A trailing dot, a doubled dash or a space would spell another id of what
+    reads as the same asset (seventh attack, finding 4)."""
+
+    code = "GAS_ASSET_INVALID"
+
+
 class GasQuantityInvalid(PayloadInvalid):
     """A quantity no gas sensor reports, or one its asset class does not measure (a meter's methane is
     measured, a gas source's is not)."""

@@ -9,7 +9,8 @@ segment's sensor) and ``meter`` (a customer meter). Each class measures some qua
 takes some units; a value is a finite JSON number in its quantity's range, a pressure or flow no higher than
 its asset class's physical ceiling (``CEILINGS``). A reading is signed as sent, in the unit its sensor
 reported: alarms convert (``alarms.py``). Identity: one reading per asset and instant; an asset keeps its
-class (``batch.py``, ``assets.py``).
+class (``batch.py``, ``assets.py``). An asset id is compared without case and with '_' as '-'
+(``asset_key``): PIPE-0EC5, pipe-0ec5 and PIPE_0EC5 are one asset.
 
 Reads (``READ_POLICY``): the utility reads its own batches; auditors and regulators read them all.
 """
@@ -24,7 +25,13 @@ from typing import Any
 from adapters._common import domain_policy
 from adapters.abc import AdaptContext
 from adapters.gas.domain import KINDS
-from adapters.gas.errors import GasQuantityInvalid, GasReadingInvalid, GasUnitInvalid, GasValueImplausible
+from adapters.gas.errors import (
+    GasAssetInvalid,
+    GasQuantityInvalid,
+    GasReadingInvalid,
+    GasUnitInvalid,
+    GasValueImplausible,
+)
 from provenance.records import canonical_bytes
 from provenance.timestamps import parse_rfc3339
 
@@ -61,10 +68,18 @@ CLASSES: Mapping[str, frozenset[str]] = {
     "meter": frozenset({"volume", "flow", "pressure", "methane"}),
 }
 MEMBERS = ("asset", "class", "time", "values")
-_ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# An asset id: letter-or-digit runs joined by single '-' or '_' (no '.', no leading, trailing or doubled
+# separator), at most 64 characters; ASCII, so ``asset_key``'s upper-casing is exact.
+ASSET_PATTERN = re.compile(r"(?=.{1,64}\Z)[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 _SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 READ_POLICY = domain_policy(KINDS)
+
+
+def asset_key(asset: str) -> str:
+    """The asset an id names: case and the choice of '-' or '_' make no other asset (seventh attack, finding
+    4: pipe-0EC5 read as a source the pipeline PIPE-0EC5 its logger had recorded)."""
+    return asset.upper().replace("_", "-")
 
 
 def _bad(index: int, field: str, why: str) -> GasReadingInvalid:
@@ -135,8 +150,12 @@ def check_reading(raw: Any, index: int, ctx: AdaptContext) -> tuple[dict[str, An
     if extra or missing:
         field = (extra or missing)[0]
         raise _bad(index, field, f"{'unknown' if extra else 'missing'} member {field}")
-    if not isinstance(raw["asset"], str) or not _ASSET.fullmatch(raw["asset"]):
-        raise _bad(index, "asset", "asset must be 1 to 64 letters, digits, '.', '_' or '-'")
+    asset = raw["asset"]
+    if not isinstance(asset, str) or not ASSET_PATTERN.fullmatch(asset):
+        raise GasAssetInvalid(
+            f"reading {index}: asset must be 1 to 64 letters and digits, runs joined by single '-' or '_'",
+            details={"index": index, "field": "asset", "value": str(asset)[:70]},
+        )
     if raw["class"] not in CLASSES:
         raise _bad(index, "class", f"class must be one of {', '.join(sorted(CLASSES))}")
     _time(raw["time"], index, ctx)

@@ -16,6 +16,7 @@ from adapters.gas import GasWorkflow
 from adapters.gas.alarms import Thresholds
 from adapters.gas.errors import (
     AssetClassMismatch,
+    GasAssetInvalid,
     GasQuantityInvalid,
     GasReadingInvalid,
     GasUnitInvalid,
@@ -108,6 +109,30 @@ def test_a_meters_flow_over_its_class_level_alarms() -> None:
     assert alarms[0]["asset"] == "MET-0002" and alarms[0]["asset_class"] == "meter"
 
 
+def test_asset_ids_are_strict_and_compared_without_case_or_separator() -> None:
+    """An asset id is letter-or-digit runs joined by single '-' or '_' (64 at most): a trailing dot, a space,
+    a doubled or leading dash is GAS_ASSET_INVALID naming the reading. Case and '-' against '_' make no
+    other asset: a variant of an asset read as another class is ASSET_CLASS_MISMATCH, and at the same
+    instant it repeats the reading (seventh attack, finding 4)."""
+    for good in ("PIPE-0EC5", "a", "A_1-b", "9" * 64):
+        adapt("gas.batch", _batch([{**gas_series(START, 1)[0], "asset": good}]))
+    for bad in ("PIPE-0EC5.", "PIPE.0EC5", " PIPE-0EC5", "PIPE--0EC5", "-PIPE", "PIPE_", "9" * 65, "", 7):
+        with pytest.raises(GasAssetInvalid) as caught:
+            adapt("gas.batch", _batch([{**gas_series(START, 1)[0], "asset": bad}]))
+        assert caught.value.code == "GAS_ASSET_INVALID"
+        assert caught.value.details["index"] == 0 and caught.value.details["field"] == "asset", bad
+    items = gas_series(START, 3)  # SOU-0000, PIP-0001, MET-0002
+    items[2] = {**items[1], "asset": "pip_0001", "time": items[2]["time"]}
+    assert adapt("gas.batch", _batch(items)).detail["classes"]["PIP-0001"] == ["pipeline", 1, "PIP-0001"]
+    items[2] = {**items[0], "asset": "sou-0000", "class": "pipeline", "time": items[2]["time"]}
+    with pytest.raises(AssetClassMismatch) as hop:
+        adapt("gas.batch", _batch(items))
+    assert hop.value.details["asset"] == "sou-0000" and hop.value.details["asset_class"] == "source"
+    items[2] = {**items[1], "asset": "Pip-0001"}  # PIP-0001's own instant
+    with pytest.raises(PayloadInvalid) as again:
+        adapt("gas.batch", _batch(items))
+    assert again.value.code == "READING_DUPLICATE" and again.value.details["first"] == 1
+
 @pytest.mark.parametrize(
     ("index", "quantity", "ceiling", "over", "stated"),
     [
@@ -154,9 +179,9 @@ def test_an_asset_has_one_class_in_a_batch() -> None:
     first; the classes of the batch's assets go to the workflow with their first readings."""
     items = gas_series(START, 6)
     assert adapt("gas.batch", _batch(items)).detail["classes"] == {
-        "SOU-0000": ["source", 0],
-        "PIP-0001": ["pipeline", 1],
-        "MET-0002": ["meter", 2],
+        "SOU-0000": ["source", 0, "SOU-0000"],
+        "PIP-0001": ["pipeline", 1, "PIP-0001"],
+        "MET-0002": ["meter", 2, "MET-0002"],
     }
     items[4] = {**items[4], "asset": "SOU-0000"}  # a pipeline reading of the source
     with pytest.raises(AssetClassMismatch) as caught:
