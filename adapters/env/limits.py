@@ -65,13 +65,40 @@ GB3838_CLASS_III: Mapping[str, Mapping[str, Limit]] = {
     "w19002": _always(0.2),  # anionic surfactants
 }
 
-# GB 8978-1996 grade 1 (一级) for "other dischargers" (其他排污单位), values its tables 1 and 4 share: mg/L.
-# DO is no discharge limit; its phosphate (as P) is not total phosphorus.
+# GB 8978-1996 grade 1 (一级) for "other dischargers" (其他排污单位) built from 1998 (表4), and the
+# first-class pollutants' one limit (表1), each item HJ 212-2017 names a code for, in that code's default
+# unit: mg/L, the first-class metals but total chromium, nickel and silver in µg/L (0.5 mg/L of Cr(VI) is
+# 500 µg/L), the radioactivities in Bq/L. DO is no discharge limit; its phosphate (as P) is not total
+# phosphorus; colour is a dilution factor where HJ 212's is in degrees; alkyl mercury's "not detectable" is no
+# number.
 GB8978_GRADE_1: Mapping[str, Mapping[str, Limit]] = {
     "w01001": _always(PH),
-    "w01018": _always(100.0),  # COD
-    "w21003": _always(15.0),  # NH3-N
     "w01012": _always(70.0),  # suspended solids
+    "w01017": _always(20.0),  # BOD5
+    "w01018": _always(100.0),  # COD
+    "w22001": _always(5.0),  # petroleum
+    "w23002": _always(0.5),  # volatile phenols
+    "w21016": _always(0.5),  # total cyanide
+    "w21019": _always(1.0),  # sulfide
+    "w21003": _always(15.0),  # NH3-N
+    "w21017": _always(10.0),  # fluoride
+    "w19002": _always(5.0),  # anionic surfactants (LAS)
+    "w20122": _always(0.5),  # total copper
+    "w20123": _always(2.0),  # total zinc
+    "w20124": _always(2.0),  # total manganese
+    # 表1, first-class pollutants (every discharger, at the workshop outlet)
+    "w20111": _always(50.0),  # total mercury, µg/L (0.05 mg/L)
+    "w20115": _always(100.0),  # total cadmium, µg/L (0.1 mg/L)
+    "w20116": _always(1.5),  # total chromium
+    "w20117": _always(500.0),  # hexavalent chromium, µg/L (0.5 mg/L)
+    "w20119": _always(500.0),  # total arsenic, µg/L (0.5 mg/L)
+    "w20120": _always(1000.0),  # total lead, µg/L (1.0 mg/L)
+    "w20121": _always(1.0),  # total nickel
+    "w25043": _always(0.03),  # benzo(a)pyrene, µg/L (0.00003 mg/L)
+    "w20127": _always(5.0),  # total beryllium, µg/L (0.005 mg/L)
+    "w20126": _always(0.5),  # total silver
+    "w03001": _always(1.0),  # gross alpha, Bq/L
+    "w03002": _always(10.0),  # gross beta, Bq/L
 }
 
 DEFAULT_LIMITS: Limits = {

@@ -133,6 +133,7 @@ def test_asset_ids_are_strict_and_compared_without_case_or_separator() -> None:
         adapt("gas.batch", _batch(items))
     assert again.value.code == "READING_DUPLICATE" and again.value.details["first"] == 1
 
+
 @pytest.mark.parametrize(
     ("index", "quantity", "ceiling", "over", "stated"),
     [
