@@ -94,12 +94,15 @@ def test_sharing_state_codes(harness: Harness) -> None:
     assert r.status_code == 403 and error_code(r) == "ROLE_FORBIDDEN"
 
 
-def _another_data_owner(harness: Harness) -> OrgClient:
-    """A second data owner, registered through the committee like the demo ones, that owns no dataset."""
+def _another_data_owner(harness: Harness, role: Role = Role.DATA_OWNER) -> OrgClient:
+    """A second data owner (or organisation of ``role``), registered through the committee like the demo
+    ones, that owns no dataset."""
     w3 = Web3(Web3.HTTPProvider(harness.network.rpc_url))
     registry = at(w3, "OrgRegistry", harness.network.contracts["OrgRegistry"])
     # A fresh id: the SQLite and PostgreSQL runs of the suite share one OrgRegistry.
-    spec = OrgSpec(id="data-owner-" + secrets.token_hex(3), role=Role.DATA_OWNER, name="区数据中心")
+    spec = OrgSpec(
+        id=f"{role.name.lower().replace('_', '-')}-{secrets.token_hex(3)}", role=role, name="区数据中心"
+    )
     key = SM2PrivateKey.generate()
     account = Account.create().address
     raw = key.public_key().raw()

@@ -1,20 +1,25 @@
-"""The seventh outside attack's findings 4 and 6 (F7-4, F7-6): a gas asset changing class through a case or
-punctuation variant of its id, and a discharge's BOD5, petroleum and hexavalent chromium raising no
-exceedance. The attacker's inputs (kit7 gas1.py G0 G1 G1b; env1.py E5, env3.py F8 F9) replayed through the
+"""The seventh outside attack's findings 4, 6 and 7 (F7-4, F7-6, F7-7): a gas asset changing class through a
+case or punctuation variant of its id, a discharge's BOD5, petroleum and hexavalent chromium raising no
+exceedance, and what a taken request id tells. The attacker's inputs (kit7 gas1.py G0 G1 G1b; env1.py E5,
+env3.py F8 F9; data1.py) replayed through the
 real HTTP API, signed with real SM2 keys, on the gateway suite's network; alarms and alerts read back from
 their APIs."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from adapters.env.limits import GB8978_GRADE_1, Range
 from adapters.gas.batch import SPEC
+from gateway.models import Record, WorkflowState
 from provenance.client import Client
+from provenance.types import Role
+from tests.gateway.test_sharing import _another_data_owner
 from tests.kit import batch_flows as flows
-from tests.kit.batches import submit_when_seen
+from tests.kit.batches import count, submit_when_seen
 from tests.kit.gas import gas_batch, register_logger
-from tests.kit.gateway import Harness, check_accepted, env_batch
+from tests.kit.gateway import Harness, check_accepted, env_batch, error_code, share_request
 from tests.security.test_attack6_gas import _r
 from tests.security.test_attack6_water import _packet, _reading, _Station
 
@@ -101,3 +106,20 @@ def test_f7_6_a_discharge_is_held_to_every_gb8978_grade_1_limit_hj212_names(harn
     assert sorted(exceedances[3:]) == sorted(
         (batch, 1, code, float(over[code]), limit, "max") for code, limit in maxima.items()
     )
+
+
+def test_f7_7_a_taken_request_id_is_named_and_nothing_of_its_request(harness: Harness) -> None:
+    """data1.py: a request id another data user took answers SHARE_REQUEST_EXISTS (ids are one namespace,
+    the chain's key): the same answer as for one's own, naming only the id, in any case; nothing kept."""
+    request_id = "REQ-" + secrets.token_hex(4).upper()
+    user = harness.client("data-user")
+    assert user.submit("share.request", share_request(request_id, "data-user")).status_code == 202
+    other = _another_data_owner(harness, Role.DATA_USER)
+    answers = []
+    for who, rid in ((other, request_id), (other, request_id.lower()), (user, request_id.lower())):
+        before = (count(harness, Record), count(harness, WorkflowState))
+        r = who.submit("share.request", share_request(rid, who.org))
+        assert (r.status_code, error_code(r)) == (409, "SHARE_REQUEST_EXISTS"), r.text
+        assert (count(harness, Record), count(harness, WorkflowState)) == before
+        answers.append(r.json()["error"]["details"])
+    assert answers == [{"request_id": rid} for rid in (request_id, request_id.lower(), request_id.lower())]
