@@ -3,10 +3,9 @@ the mechanism is ``adapters.batch``'s). The signed head is ``{logger, period_sta
 root}``; the submission carries it and its ``readings`` (``payload.py``), each once per asset and instant,
 within the period, each asset of one class (its first reading's); their alarms go with them to the batch's
 state, and the class of each asset (``detail["classes"]``, asset key -> [class, index and id of its first
-reading])
-to the workflow, which holds it to the class its logger recorded the asset with before (``assets.py``). An
-asset is its ``payload.asset_key``: ids that differ in case or in '-' against '_' are one asset, for its class
-and for its identity (asset and time)."""
+reading]) to the workflow, which holds it to the class its logger recorded the asset with before
+(``assets.py``). An asset is its ``payload.asset_key``: ids that differ in case or in '-' against '_' are one
+asset, for its class and for its identity (asset and time)."""
 
 from __future__ import annotations
 
