@@ -384,11 +384,19 @@ def drawing_faults(original: bytes, rerendered: bytes, count: int) -> list[Certi
             return [fault] * count
         faults: list[CertificateMismatch | None] = []
         for i, (page, drawn) in enumerate(zip(got.pages, want.pages, strict=True), 1):
-            field = _differs(_page(page), _page(drawn), _PAGE_FIELDS, "page")
+            a, b = _page(page), _page(drawn)
+            field = _differs(a, b, _PAGE_FIELDS, "page")
+            if field == "resources" and a["/Resources"].get("/Font") != b["/Resources"].get("/Font"):
+                field = "font"  # another font program: a forged glyph, or a certificate of another font
             faults.append(
                 CertificateMismatch(
                     f"page {i} draws what the renderer does not ({field}): a certificate's pages are "
-                    "exactly as rendered from its embedded evidence",
+                    "exactly as rendered from its embedded evidence"
+                    + (
+                        " with this machine's CJK font (the one it was issued with)"
+                        if field == "font"
+                        else ""
+                    ),
                     details={"page": i, "field": field},
                 )
                 if field

@@ -367,7 +367,7 @@ def _drawn_over(original: bytes, edit: str, *, incremental: bool = False) -> byt
     organisation, kind and subject over the printed ones), ``freetext`` (a /FreeText annotation),
     ``nothing`` (no change), ``contents`` (a second content stream painting over the organisation),
     ``optional`` (an optional content group in the catalog), ``form`` (an AcroForm), ``rotate`` (the
-    page tree turned)."""
+    page tree turned), ``font`` (the CJK font's glyph widths)."""
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import (
         ArrayObject,
@@ -435,6 +435,10 @@ def _drawn_over(original: bytes, edit: str, *, incremental: bool = False) -> byt
             {name("/OCGs"): ArrayObject([group]),
              name("/D"): DictionaryObject({name("/OFF"): ArrayObject([group])})}
         )  # fmt: skip
+    elif edit == "font":  # the CJK font's glyphs spaced otherwise (its descendant's default width)
+        fonts = page["/Resources"]["/Font"]
+        cjk = next(f.get_object() for f in fonts.values() if f.get_object()["/Subtype"] == "/Type0")
+        cjk["/DescendantFonts"][0].get_object()[name("/DW")] = NumberObject(2000)
     elif edit == "form":
         w._root_object[name("/AcroForm")] = DictionaryObject({name("/Fields"): ArrayObject()})
     elif edit == "rotate":
@@ -475,6 +479,7 @@ def test_what_a_viewer_draws_beside_the_content_stream_fails(
         ("contents", False, "contents"),
         ("optional", False, "optional_content"),
         ("form", False, "form"),
+        ("font", False, "font"),
         ("rotate", False, "page_box"),  # inherited from the page tree
     ]
     for edit, incremental, field in attacks:
