@@ -5,8 +5,9 @@ rendering inputs (``certificate.json``: language, issue time, issuer, the QR cod
 names and the steps at issue), and requires each page's text to be that text (whitespace aside: line breaks
 follow the font's metrics). The inputs themselves are held to the evidence: a step printed "passed" must be
 one the embedded bundle supports now, the verdict is the steps', and with a trust file the organisation name
-printed is the one the trust file pins. What is drawn over the text or as a picture is not seen (the QR code
-is an image): docs/security.md states that limit.
+printed is the one the trust file pins. And what a viewer draws beside the text is the renderer's: the file
+is one revision, its catalog and each page (content streams, fonts, the QR code's image, annotations, boxes)
+equal the re-rendered PDF's (:func:`drawing_faults`).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
 def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
     """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
     bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
-    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
+    here. It reads the page's text; what is drawn beside it is held by :func:`drawing_faults`."""
     printed = _HEX.findall(page.printed)
     expected = printed_values(bundle)
     if len(printed) != len(expected):

@@ -172,8 +172,8 @@ def _verify_certificate(
 ) -> None:
     """A 存证证明 PDF: each page's embedded bundle verified as a bundle file, then step ``certificate``:
     the page prints that bundle's values in Courier (``check_printed``), its claims at issue hold against
-    the bundle (``check_claims``) and its whole text is what the renderer prints from the embedded evidence
-    (``check_text``)."""
+    the bundle (``check_claims``), its whole text is what the renderer prints from the embedded evidence
+    (``check_text``) and so is everything it draws (``drawing_faults``)."""
     from provenance.certificate_check import (
         check_claims,
         check_printed,
