@@ -367,7 +367,7 @@ def _drawn_over(original: bytes, edit: str, *, incremental: bool = False) -> byt
     organisation, kind and subject over the printed ones), ``freetext`` (a /FreeText annotation),
     ``nothing`` (no change), ``contents`` (a second content stream painting over the organisation),
     ``optional`` (an optional content group in the catalog), ``form`` (an AcroForm), ``rotate`` (the
-    page tree turned), ``font`` (the CJK font's glyph widths)."""
+    page tree turned), ``font`` (the CJK font's glyph widths), ``qr`` (another QR code)."""
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import (
         ArrayObject,
@@ -439,6 +439,13 @@ def _drawn_over(original: bytes, edit: str, *, incremental: bool = False) -> byt
         fonts = page["/Resources"]["/Font"]
         cjk = next(f.get_object() for f in fonts.values() if f.get_object()["/Subtype"] == "/Type0")
         cjk["/DescendantFonts"][0].get_object()[name("/DW")] = NumberObject(2000)
+    elif edit == "qr":  # another QR code: the image's pixels inverted
+        images = page["/Resources"]["/XObject"]
+        key, ref = next(iter(images.items()))
+        head = {k: v for k, v in ref.get_object().items() if k not in ("/Filter", "/DecodeParms", "/Length")}
+        images[key] = stream(
+            bytes(255 - b for b in ref.get_object().get_data()), **{k[1:]: v for k, v in head.items()}
+        )
     elif edit == "form":
         w._root_object[name("/AcroForm")] = DictionaryObject({name("/Fields"): ArrayObject()})
     elif edit == "rotate":
@@ -480,6 +487,7 @@ def test_what_a_viewer_draws_beside_the_content_stream_fails(
         ("optional", False, "optional_content"),
         ("form", False, "form"),
         ("font", False, "font"),
+        ("qr", False, "resources"),
         ("rotate", False, "page_box"),  # inherited from the page tree
     ]
     for edit, incremental, field in attacks:
