@@ -5,8 +5,9 @@ rendering inputs (``certificate.json``: language, issue time, issuer, the QR cod
 names and the steps at issue), and requires each page's text to be that text (whitespace aside: line breaks
 follow the font's metrics). The inputs themselves are held to the evidence: a step printed "passed" must be
 one the embedded bundle supports now, the verdict is the steps', and with a trust file the organisation name
-printed is the one the trust file pins. What is drawn over the text or as a picture is not seen (the QR code
-is an image): docs/security.md states that limit.
+printed is the one the trust file pins. And what a viewer draws beside the text is the renderer's: the file
+is one revision, its catalog and each page (content streams, fonts, the QR code's image, annotations, boxes)
+equal the re-rendered PDF's (:func:`drawing_faults`).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{40,}")
 def check_printed(bundle: EvidenceBundle, page: CertificatePage) -> None:
     """Raise CERTIFICATE_MISMATCH (step ``certificate``) unless the page's Courier text holds exactly the
     bundle's values (:func:`printed_values`), in order: an edited digest, root or anchor on the page fails
-    here. It reads the page's text, not its picture: what is drawn over it is not seen."""
+    here. It reads the page's text; what is drawn beside it is held by :func:`drawing_faults`."""
     printed = _HEX.findall(page.printed)
     expected = printed_values(bundle)
     if len(printed) != len(expected):
@@ -188,8 +189,9 @@ def _page_entry(page: int, entry: Any) -> tuple[str, tuple[StepResult, ...]]:
 
 def rendered_again(
     pages: Sequence[CertificatePage], rendering: Rendering, font: tuple[Path, int] | None = None
-) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Each page's text as the renderer prints it from the embedded evidence, with its ``(field, text)``."""
+) -> tuple[bytes, list[tuple[str, list[tuple[str, str]]]]]:
+    """The PDF the renderer makes from the embedded evidence, and each page's text as it prints it, with
+    its ``(field, text)``."""
     segments: list[list[tuple[str, str]]] = []
     try:
         records = [
@@ -219,7 +221,7 @@ def rendered_again(
         raise CertificateMismatch(
             f"the pages cannot be rendered again from the embedded evidence: {exc}", details={"field": "text"}
         ) from exc
-    return [(p.text, segs) for p, segs in zip(read_certificate(pdf), segments, strict=True)]
+    return pdf, [(p.text, segs) for p, segs in zip(read_certificate(pdf), segments, strict=True)]
 
 
 def check_claims(
@@ -273,3 +275,135 @@ def check_text(page: CertificatePage, expected: str, segments: Sequence[tuple[st
         + (f": field {field} should read {drawn!r}" if drawn else " (text that is not the certificate's)"),
         details={"page": page.page, "field": field, "bundle": drawn},
     )
+
+
+# What a viewer draws is not only a page's content stream: annotations (their appearance streams), forms,
+# optional content, the page's boxes and rotation, and any later revision of the file. The renderer is
+# deterministic given the embedded inputs, so the verifier holds all of it to the re-rendered PDF.
+_CATALOG_FIELDS = {"/AcroForm": "form", "/OCProperties": "optional_content", "/AA": "action"}
+_PAGE_FIELDS = {
+    "/Annots": "annotation",
+    "/Contents": "contents",
+    "/Resources": "resources",
+    "/AA": "action",
+    **{k: "page_box" for k in ("/MediaBox", "/CropBox", "/BleedBox", "/TrimBox", "/ArtBox", "/Rotate")},
+    "/UserUnit": "page_box",
+}
+_MAX_DEPTH = 32
+# Checked elsewhere: the embedded files (read_certificate) and the pages, one by one with what they inherit.
+_PER_PAGE = ("/Names", "/AF", "/Pages")
+
+
+def _plain(obj: Any, depth: int = 0) -> Any:
+    """A PDF object as plain, comparable values: references resolved, streams as their decoded bytes and
+    dictionaries (without their encoding), a page tree's /Parent and /Kids left out (pages are compared
+    one by one, with what they inherit)."""
+    from pypdf.generic import IndirectObject, StreamObject
+
+    if depth > _MAX_DEPTH:
+        raise CertificateMismatch(
+            "the PDF nests objects deeper than a certificate", details={"field": "page"}
+        )
+    if isinstance(obj, IndirectObject):
+        return _plain(obj.get_object(), depth + 1)
+    if isinstance(obj, StreamObject):
+        skip = {"/Length", "/Filter", "/DecodeParms"}
+        head = {str(k): _plain(v, depth + 1) for k, v in obj.items() if k not in skip}
+        return ("stream", head, obj.get_data())
+    if isinstance(obj, dict) and obj.get("/Type") == "/Page" and depth:
+        return "page"  # a reference to a page (a destination): the pages are compared one by one
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in obj.items() if k not in ("/Parent", "/Kids", "/P")}
+    if isinstance(obj, list):
+        return [_plain(v, depth + 1) for v in obj]
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return float(obj)
+    return obj if isinstance(obj, (str, bytes, bool)) or obj is None else str(obj)
+
+
+_INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+
+
+def _page(page: Any) -> dict[str, Any]:
+    """A page as drawn: its own entries and those it inherits from the page tree above it."""
+    view = dict(page.items())
+    node, depth = page.get("/Parent"), 0
+    while node is not None and depth <= _MAX_DEPTH:
+        node, depth = node.get_object(), depth + 1
+        for key in _INHERITED:
+            if key not in view and key in node:
+                view[key] = node[key]
+        node = node.get("/Parent")
+    return {k: _plain(v) for k, v in view.items() if k != "/Parent"}
+
+
+def _keys(obj: Any) -> set[str]:
+    return set() if obj is None else {str(k) for k in obj.get_object()}
+
+
+def _differs(got: Mapping[str, Any], want: Mapping[str, Any], names: Mapping[str, str], default: str) -> str:
+    """The field of the first key whose value is not the re-render's, or ``""``."""
+    for key in sorted(set(got) | set(want)):
+        if got.get(key) != want.get(key):
+            return names.get(key, default)
+    return ""
+
+
+def drawing_faults(original: bytes, rerendered: bytes, count: int) -> list[CertificateMismatch | None]:
+    """Per page, CERTIFICATE_MISMATCH unless everything the PDF draws is what the renderer draws from the
+    embedded evidence: one revision (no incremental update), the document catalog's drawing-related
+    entries (no form, no optional content, no actions) and each page with its page-tree ancestors (content
+    streams, fonts, images, annotations, boxes, rotation), decoded, equal to the re-rendered PDF's."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        got, want = PdfReader(io.BytesIO(original), strict=False), PdfReader(io.BytesIO(rerendered))
+        revisions = original.count(b"startxref")
+        if "/Prev" in got.trailer or "/XRefStm" in got.trailer or revisions != 1:
+            fault = CertificateMismatch(
+                f"the PDF has been updated after it was rendered ({revisions} revisions): a certificate "
+                "is one revision, as the renderer writes it",
+                details={"field": "revision"},
+            )
+            return [fault] * count
+        root, mine = got.root_object, want.root_object
+        field = _differs(
+            _plain({k: v for k, v in root.items() if k not in _PER_PAGE}),
+            _plain({k: v for k, v in mine.items() if k not in _PER_PAGE}),
+            _CATALOG_FIELDS,
+            "catalog",
+        )
+        if not field and _keys(root.get("/Names")) != _keys(mine.get("/Names")):
+            field = "catalog"  # a name tree beside the embedded files (JavaScript, say)
+        if field:
+            fault = CertificateMismatch(
+                f"the PDF's document catalog is not the renderer's ({field}): a certificate draws "
+                "nothing beside its pages",
+                details={"field": field},
+            )
+            return [fault] * count
+        faults: list[CertificateMismatch | None] = []
+        for i, (page, drawn) in enumerate(zip(got.pages, want.pages, strict=True), 1):
+            a, b = _page(page), _page(drawn)
+            field = _differs(a, b, _PAGE_FIELDS, "page")
+            if field == "resources" and a["/Resources"].get("/Font") != b["/Resources"].get("/Font"):
+                field = "font"  # another font program: a forged glyph, or a certificate of another font
+            faults.append(
+                CertificateMismatch(
+                    f"page {i} draws what the renderer does not ({field}): a certificate's pages are "
+                    "exactly as rendered from its embedded evidence"
+                    + (
+                        " with this machine's CJK font (the one it was issued with)"
+                        if field == "font"
+                        else ""
+                    ),
+                    details={"page": i, "field": field},
+                )
+                if field
+                else None
+            )
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        fault = CertificateMismatch(f"the PDF's drawing cannot be compared: {exc}", details={"field": "page"})
+        return [fault] * count
+    return faults

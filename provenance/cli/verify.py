@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -171,12 +172,13 @@ def _verify_certificate(
 ) -> None:
     """A 存证证明 PDF: each page's embedded bundle verified as a bundle file, then step ``certificate``:
     the page prints that bundle's values in Courier (``check_printed``), its claims at issue hold against
-    the bundle (``check_claims``) and its whole text is what the renderer prints from the embedded evidence
-    (``check_text``)."""
+    the bundle (``check_claims``), its whole text is what the renderer prints from the embedded evidence
+    (``check_text``) and so is everything it draws (``drawing_faults``)."""
     from provenance.certificate_check import (
         check_claims,
         check_printed,
         check_text,
+        drawing_faults,
         parse_rendering,
         read_certificate,
         rendered_again,
@@ -190,6 +192,7 @@ def _verify_certificate(
     rendering = parse_rendering(pages[0].rendering, len(pages))
     entries = []
     expected: list[tuple[str, list[tuple[str, str]]]] = []
+    drawing: Sequence[VerificationError | None] = []
     for page in pages:
         entry = bundle_entry(verifier, page.bundle) | {"page": page.page, "attachment": page.attachment}
         if entry["ok"]:
@@ -200,8 +203,12 @@ def _verify_certificate(
                 org = bundle.signed.envelope.org
                 check_claims(page, org, issued, entry["steps"], bundle.anchor is not None, store)
                 # Rendered once for all pages (the footer counts them), when every bundle verified.
-                expected = expected or rendered_again(pages, rendering)
+                if not expected:
+                    pdf, expected = rendered_again(pages, rendering)
+                    drawing = drawing_faults(raw, pdf, len(pages))
                 check_text(page, *expected[page.page - 1])
+                if (fault := drawing[page.page - 1]) is not None:
+                    raise fault
                 entry["steps"].append({"step": "certificate", "status": "passed", "detail": ""})
             except VerificationError as exc:
                 entry["steps"].append({"step": "certificate", "status": "failed", "detail": exc.message})

@@ -359,3 +359,143 @@ def test_rerendered_certificate_with_another_org_kind_subject_time_fails(
     assert main(["verify", str(forged), *trust]) == 1
     captured = capsys.readouterr()
     assert "CERTIFICATE_MISMATCH" in captured.err and "verified with the pinned keys" not in captured.out
+
+
+def _drawn_over(original: bytes, edit: str, *, incremental: bool = False) -> bytes:
+    """Attack 7, finding 1: ``original`` with something drawn beside its page's content stream, by pypdf:
+    ``stamps`` as the attacker did (three /Stamp annotations whose appearance streams paint another
+    organisation, kind and subject over the printed ones), ``freetext`` (a /FreeText annotation),
+    ``nothing`` (no change), ``contents`` (a second content stream painting over the organisation),
+    ``optional`` (an optional content group in the catalog), ``form`` (an AcroForm), ``rotate`` (the
+    page tree turned), ``font`` (the CJK font's glyph widths), ``qr`` (another QR code)."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import (
+        ArrayObject,
+        DictionaryObject,
+        FloatObject,
+        NameObject,
+        NumberObject,
+        StreamObject,
+        TextStringObject,
+    )
+
+    reader = PdfReader(io.BytesIO(original))
+    w = PdfWriter(reader, incremental=True) if incremental else PdfWriter(clone_from=reader)
+    page = w.pages[0]
+
+    def name(n: str) -> NameObject:
+        return NameObject(n)
+
+    def rect(*xs: float) -> ArrayObject:
+        return ArrayObject([FloatObject(x) for x in xs])
+
+    def stream(data: bytes, **head: Any) -> Any:
+        s = StreamObject()
+        s.set_data(data)
+        s.update({name(f"/{k}"): v for k, v in head.items()})
+        return w._add_object(s)
+
+    font = w._add_object(
+        DictionaryObject({name("/Type"): name("/Font"), name("/Subtype"): name("/Type1"),
+                          name("/BaseFont"): name("/Helvetica")})
+    )  # fmt: skip
+
+    def stamp(y: float, text: str) -> Any:
+        ap = stream(
+            f"1 1 1 rg 0 0 380 13 re f BT /F1 9 Tf 0 0 0 rg 0 3 Td ({text}) Tj ET".encode(),
+            Type=name("/XObject"), Subtype=name("/Form"), BBox=rect(0, 0, 380, 13),
+            Resources=DictionaryObject({name("/Font"): DictionaryObject({name("/F1"): font})}),
+        )  # fmt: skip
+        return w._add_object(
+            DictionaryObject({name("/Type"): name("/Annot"), name("/Subtype"): name("/Stamp"),
+                              name("/Rect"): rect(180, 640 - y, 560, 653 - y), name("/F"): NumberObject(4),
+                              name("/AP"): DictionaryObject({name("/N"): ap})})
+        )  # fmt: skip
+
+    if edit == "stamps":
+        page[name("/Annots")] = ArrayObject(
+            [stamp(0, "Shancheng No.1 People's Hospital (hospital-1)"), stamp(14, "rx.issue"),
+             stamp(28, "rx:RX-2026-000123")]
+        )  # fmt: skip
+    elif edit == "freetext":
+        note = DictionaryObject(
+            {name("/Type"): name("/Annot"), name("/Subtype"): name("/FreeText"), name("/Rect"):
+             rect(180, 640, 560, 653), name("/Contents"): TextStringObject("hospital-1"),
+             name("/DA"): TextStringObject("/Helv 9 Tf 0 g")}
+        )  # fmt: skip
+        page[name("/Annots")] = ArrayObject([w._add_object(note)])
+    elif edit == "contents":
+        white = stream(b"q 1 1 1 rg 180 640 380 13 re f Q")
+        page[name("/Contents")] = ArrayObject([page.raw_get("/Contents"), white])
+    elif edit == "optional":
+        group = w._add_object(
+            DictionaryObject({name("/Type"): name("/OCG"), name("/Name"): TextStringObject("org")})
+        )
+        w._root_object[name("/OCProperties")] = DictionaryObject(
+            {name("/OCGs"): ArrayObject([group]),
+             name("/D"): DictionaryObject({name("/OFF"): ArrayObject([group])})}
+        )  # fmt: skip
+    elif edit == "font":  # the CJK font's glyphs spaced otherwise (its descendant's default width)
+        fonts = page["/Resources"]["/Font"]
+        cjk = next(f.get_object() for f in fonts.values() if f.get_object()["/Subtype"] == "/Type0")
+        cjk["/DescendantFonts"][0].get_object()[name("/DW")] = NumberObject(2000)
+    elif edit == "qr":  # another QR code: the image's pixels inverted
+        images = page["/Resources"]["/XObject"]
+        key, ref = next(iter(images.items()))
+        head = {k: v for k, v in ref.get_object().items() if k not in ("/Filter", "/DecodeParms", "/Length")}
+        images[key] = stream(
+            bytes(255 - b for b in ref.get_object().get_data()), **{k[1:]: v for k, v in head.items()}
+        )
+    elif edit == "form":
+        w._root_object[name("/AcroForm")] = DictionaryObject({name("/Fields"): ArrayObject()})
+    elif edit == "rotate":
+        w._root_object["/Pages"].get_object()[name("/Rotate")] = NumberObject(180)
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def test_what_a_viewer_draws_beside_the_content_stream_fails(
+    harness: Harness, records: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack 7, finding 1: a genuine certificate with /Stamp annotations painting another organisation,
+    kind and subject over the printed ones (one incremental update, pypdf, as the attacker did) passed
+    every step. The verifier now holds everything drawn to the re-rendered PDF: each variant fails step
+    ``certificate`` (CERTIFICATE_MISMATCH) naming the check; the genuine certificate still verifies."""
+    rid = records["env.reading"]
+    trust = ["--trust", str(trust_path(harness.network))]
+    original = harness.client("auditor").get(f"/api/v1/records/{rid}/certificate", params={"lang": "en"})
+    assert original.status_code == 200, original.text
+    genuine = tmp_path / "genuine.pdf"
+    genuine.write_bytes(original.content)
+    rc, out = _verify(genuine, *trust, capsys=capsys)
+    assert rc == 0 and out["pages"][0]["steps"][-1] == {
+        "step": "certificate",
+        "status": "passed",
+        "detail": "",
+    }
+    # Written again by pypdf, nothing drawn changed: the renderer's drawing still (not a one-sided check).
+    same = tmp_path / "same.pdf"
+    same.write_bytes(_drawn_over(original.content, "none"))
+    assert _verify(same, *trust, capsys=capsys)[0] == 0
+    attacks = [
+        ("stamps", True, "revision"),  # the attacker's file
+        ("nothing", True, "revision"),  # an update changing nothing visible
+        ("stamps", False, "annotation"),  # the same stamps, the file written as one revision
+        ("freetext", False, "annotation"),
+        ("contents", False, "contents"),
+        ("optional", False, "optional_content"),
+        ("form", False, "form"),
+        ("font", False, "font"),
+        ("qr", False, "resources"),
+        ("rotate", False, "page_box"),  # inherited from the page tree
+    ]
+    for edit, incremental, field in attacks:
+        forged = tmp_path / f"{edit}-{incremental}.pdf"
+        forged.write_bytes(_drawn_over(original.content, edit, incremental=incremental))
+        assert read_certificate(forged.read_bytes())[0].text == read_certificate(original.content)[0].text
+        rc, out = _verify(forged, *trust, capsys=capsys)
+        (entry,) = out["pages"]
+        assert rc == 1 and entry["failed_step"] == "certificate", (edit, entry)
+        assert entry["code"] == "CERTIFICATE_MISMATCH" and entry["field"] == field, (edit, entry)
+        assert field in entry["message"], entry
