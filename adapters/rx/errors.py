@@ -167,3 +167,18 @@ class RxSettledBeforeDispense(RxRuleViolation, DateBeforeSubject):
     """A settlement dated before the dispense it settles was handed over."""
 
     code = "RX_SETTLED_BEFORE_DISPENSE"
+
+
+class RxHandedOverTooEarly(RxRuleViolation):
+    """A dispense whose ``whenHandedOver`` lies further before the gateway's clock than the window a late
+    upload is allowed (:data:`adapters.rx.payload.MAX_BACKDATE`): a backdated hand-over passed boxes that
+    had expired by the time they were recorded."""
+
+    code = "RX_HANDED_OVER_TOO_EARLY"
+
+
+class RxBatchExpired(RxRuleViolation):
+    """A dispense's contained Medication whose ``batch.expirationDate`` is before the hand-over (or before
+    the day the gateway records it), like a box's GS1 (17) expiry (``TRACE_CODE_EXPIRED``)."""
+
+    code = "RX_BATCH_EXPIRED"

@@ -36,15 +36,21 @@ def medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
     concept, ref = _medication_concept(obj)
     codings = _get(concept, "coding")
     codings = [c for c in (codings if isinstance(codings, list) else []) if isinstance(c, dict)]
-    codes = sorted(
-        {
-            f"{c['system']}|{c['code']}"
-            for c in codings
-            if isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
-        }
+    # A coding without a system counts under the system "" (its own, which a prescription coded in a
+    # system does not carry): skipping it let {"code": "7052"} ride beside the prescribed code.
+    codes = sorted({f"{_system(c)}|{c['code']}" for c in codings if isinstance(c.get("code"), str)})
+    versions = sorted(
+        {f"{_system(c)}|{c.get('code')}|{c['version']}" for c in codings if isinstance(c.get("version"), str)}
     )
-    displays = sorted({d for c in codings if isinstance(d := c.get("display"), str)})
+    # medicationReference.display names the drug as much as a coding's display does.
+    shown = [c.get("display") for c in codings] + [_get(obj, "medicationReference", "display")]
+    displays = sorted({d for d in shown if isinstance(d, str)})
     ids: dict[str, Any] = {"codes": codes, "displays": displays}
+    if versions:
+        ids["versions"] = versions
+    identifier = _get(obj, "medicationReference", "identifier")
+    if isinstance(identifier, dict):
+        ids["identifier"] = f"{identifier.get('system') or ''}|{identifier.get('value') or ''}"
     for key, value in (("text", _get(concept, "text")), ("reference", ref)):
         if isinstance(value, str):
             ids[key] = value
@@ -52,6 +58,11 @@ def medication_ids(obj: dict[str, Any]) -> dict[str, Any]:
     if details:
         ids["details"] = details
     return ids
+
+
+def _system(coding: Mapping[str, Any]) -> str:
+    system = coding.get("system")
+    return system if isinstance(system, str) else ""
 
 
 # What a contained Medication says about the drug itself (R4 Medication): checkable by equality without a
@@ -115,10 +126,12 @@ def medication_mismatch(issued: Mapping[str, Any], dispensed: Mapping[str, Any])
     same codes in every code system both carry (at least one), and no code system the prescription does not
     carry: a dispense may list fewer systems (the national drug code without the ATC code), never another
     code beside the prescribed one (RxNorm's morphine next to the amoxicillin code). Otherwise the same
-    reference, or the same text. Then the dispense says no more about the drug than the prescription: its
-    text and coding displays are words the prescription uses (normal form), and a contained Medication's
-    form, ingredients and amount are stated identically by the prescription. Facts from before the
-    displays were kept (no ``displays``) are compared by code, reference or text only."""
+    reference, or the same text; a coding without a system counts in a system of its own ("no system").
+    Then the dispense says no more about the drug than the prescription: a ``medicationReference``
+    identifier is the prescription's, its text, coding displays and reference display are words the
+    prescription uses (normal form), its coding versions are the prescription's, and a contained
+    Medication's form, ingredients and amount are stated identically by the prescription. Facts from
+    before the displays were kept (no ``displays``) are compared by code, reference or text only."""
     (issued_form, issued_value), (dispensed_form, dispensed_value) = (
         normal_medication(issued),
         normal_medication(dispensed),
@@ -135,14 +148,19 @@ def medication_mismatch(issued: Mapping[str, Any], dispensed: Mapping[str, Any])
     else:
         extra = sorted(dispensed_value.keys() - issued_value.keys())
         if extra:
+            system = f"the code system {extra[0]!r}" if extra[0] else "no code system"
             return (
-                f"dispense carries a coding in the code system {extra[0]!r}, which the prescription does not "
-                "carry: each coding must be one of the prescription's"
+                f"dispense carries a coding in {system}, which the prescription does not carry: each coding "
+                "must be one of the prescription's"
             )
         if not dispensed_value or any(issued_value[s] != dispensed_value[s] for s in dispensed_value):
             return another
+    if dispensed.get("identifier") is not None and dispensed.get("identifier") != issued.get("identifier"):
+        return "dispense names the medication by an identifier the prescription does not carry"
     if "displays" not in issued:
         return None
+    if not set(dispensed.get("versions") or ()) <= set(issued.get("versions") or ()):
+        return "dispense carries a coding version the prescription does not state"
     if not _words(dispensed) <= _words(issued):
         return (
             "dispense names the medication in words the prescription does not use (its text and coding "

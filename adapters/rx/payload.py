@@ -46,6 +46,7 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.dated import MARK, Dated, check_order
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
+from adapters.rx import contents
 from adapters.rx import medication as med
 from adapters.rx.domain import DOMAIN
 from adapters.rx.domain import KINDS as DOMAIN_KINDS
@@ -53,6 +54,7 @@ from adapters.rx.errors import (
     FhirInvalid,
     RxDispenseMismatch,
     RxHandedOverBeforeIssue,
+    RxHandedOverTooEarly,
     RxQuantityInvalid,
     RxQuantityNotWhole,
     RxRuleViolation,
@@ -81,6 +83,10 @@ MAX_VALIDITY = timedelta(days=366)
 # a thousandth, is a mistake or an attack on whoever reads it (1e300, 1e-300).
 MAX_QUANTITY = 10**6
 QUANTITY_DECIMALS = 3
+# How long before the gateway records it a dispense may say it was handed over (a pharmacy uploading after
+# an outage): the window single environmental readings get (adapters.env.single.MAX_BACKDATE). Unbounded,
+# a backdated whenHandedOver passed boxes that had expired by the time they were recorded.
+MAX_BACKDATE = timedelta(hours=72)
 
 
 class RxRevoke(BaseModel):
@@ -165,6 +171,7 @@ def _issue(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, Any]]
     if obj.get("intent") != "order":
         raise RxRuleViolation("an issued prescription must have intent order", details={"field": "intent"})
     _, patient = _patient(obj, ctx)
+    patient |= contents.subject_details(obj, ctx)
     medication = med.medication(obj)
     _require(obj, "dosageInstruction", 0)
     zone = ctx.time_zone
@@ -267,9 +274,29 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     # Declared dates are bounded by the gateway's clock first: the validity rule below trusts them. A date
     # without a time is in the future only when all of it is.
     check_not_future(handed_over.start, "whenHandedOver", ctx)
+    if ctx.now is not None and handed_over.end <= ctx.now - MAX_BACKDATE:
+        raise RxHandedOverTooEarly(
+            f"whenHandedOver is more than {int(MAX_BACKDATE.total_seconds()) // 3600} h before the gateway "
+            "records it: a dispense is recorded within that window",
+            details={"field": "whenHandedOver", "max_backdate_s": int(MAX_BACKDATE.total_seconds())},
+        )
     if _get(obj, "whenPrepared") is not None:
-        check_not_future(when(obj, "whenPrepared", zone=ctx.time_zone).start, "whenPrepared", ctx)
+        prepared = when(obj, "whenPrepared", zone=ctx.time_zone)
+        check_not_future(prepared.start, "whenPrepared", ctx)
+        # mdd-1: whenHandedOver >= whenPrepared; a date is after the other only when all of it is.
+        if prepared.start >= (handed_over.end if handed_over.partial else handed_over.start + _INSTANT):
+            raise FhirInvalid(
+                "whenPrepared is after whenHandedOver (mdd-1)", details={"field": "whenPrepared"}
+            )
+    if _get(obj, "substitution", "wasSubstituted") is True:
+        # The chain records the prescribed drug as dispensed: a substitution would be another drug.
+        raise RxDispenseMismatch(
+            "a substituted dispense is not recorded: the prescription is dispensed as written",
+            details={"field": "substitution"},
+        )
     reference, patient = _patient(obj, ctx)
+    patient |= contents.subject_details(obj, ctx)
+    contents.check_batch(obj, handed_over, ctx)
     facts: dict[str, Any] = {
         "rx_id": rx_id,
         "dispense_id": _get(obj, "identifier", 0, "value") or obj.get("id"),
@@ -281,6 +308,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
         "medication": med.medication(obj),
         "medication_ids": med.medication_ids(obj),
         **patient,
+        **contents.performers(obj),
     }
     prior = ctx.prior
     if prior is not None:
@@ -288,12 +316,16 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     # After the prescription's rules: "more than prescribed" names quantity.value, not a missing box code.
     coded = _get(obj, "quantity", "code")
     day = handed_over.start.astimezone(ctx.time_zone).date()
-    codes = trace_codes(obj, quantity, (unit, coded if isinstance(coded, str) else None), day)
+    accepted = None if ctx.now is None else ctx.now.astimezone(ctx.time_zone).date()
+    codes = trace_codes(obj, quantity, (unit, coded if isinstance(coded, str) else None), day, accepted)
     if codes:
         facts |= {"trace_codes": codes, "trace_code_digests": [code_digest(c) for c in codes]}
         if ctx.network_key is not None:  # the boxes' keys on chain (provenance.network_key)
             facts["trace_code_keys"] = [chain_digest(ctx.network_key, c) for c in codes]
     return rx_id, facts
+
+
+_INSTANT = timedelta(microseconds=1)
 
 
 def _same_patient(facts: Mapping[str, Any], issue: Mapping[str, Any], reference: str) -> bool:
@@ -315,6 +347,12 @@ def _check_against_issue(
     if not _same_patient(facts, issue, reference):
         raise RxDispenseMismatch(
             "dispense is for another patient than the prescription", details={"field": "subject.reference"}
+        )
+    details = facts.get("patient_details_hmac") or {}
+    if any((issue.get("patient_details_hmac") or {}).get(k) != v for k, v in details.items()):
+        raise RxDispenseMismatch(
+            "dispense names the patient otherwise than the prescription (subject identifier or display)",
+            details={"field": "subject"},
         )
     if "medication" in issue and (why := med.medication_mismatch(med.ids_of(issue), facts["medication_ids"])):
         raise RxDispenseMismatch(why, details={"field": "medication[x]"})

@@ -79,12 +79,18 @@ def _bad(message: str, field: str) -> TraceCodeInvalid:
 
 
 def trace_codes(
-    obj: Mapping[str, Any], quantity: float, units: tuple[str | None, str | None], handed_over: date
+    obj: Mapping[str, Any],
+    quantity: float,
+    units: tuple[str | None, str | None],
+    handed_over: date,
+    accepted: date | None = None,
 ) -> list[str]:
     """The normal forms of the dispense's codes (``extension`` entries with :data:`TRACE_CODE_URL`), in
-    the order given; distinct, none expired by the day ``handed_over``, and exactly as many as the packages
-    dispensed when ``units`` (the quantity's display unit and its coded unit) count packages, none in dose
-    units (TRACE_CODE_DOSE_UNITS: a one-tablet dispense listing 100 boxes would mark them all dispensed)."""
+    the order given; distinct, none expired by the day ``handed_over`` nor by the day ``accepted`` (when
+    the gateway records it: a backdated hand-over does not bring an expired box back), and exactly as many
+    as the packages dispensed when ``units`` (the quantity's display unit and its coded unit) count
+    packages, none in dose units (TRACE_CODE_DOSE_UNITS: a one-tablet dispense listing 100 boxes would
+    mark them all dispensed)."""
     found = [
         (i, e)
         for i, e in enumerate(obj.get("extension") or [])
@@ -110,10 +116,10 @@ def trace_codes(
         if identity(normal) in boxes:  # one box in two forms too: another batch or expiry, leading zeros
             raise _bad("a box's traceability code is listed twice in this dispense", field)
         last = expiry(normal, handed_over)
-        if last is not None and handed_over > last:
+        if last is not None and max(handed_over, accepted or handed_over) > last:
             raise TraceCodeExpired(
                 f"the box {normal} expired on {last.isoformat()}, before it was handed over "
-                f"({handed_over.isoformat()})",
+                f"({handed_over.isoformat()}) or recorded ({(accepted or handed_over).isoformat()})",
                 details={"field": field, "code": normal, "expiry": last.isoformat()},
             )
         boxes.add(identity(normal))

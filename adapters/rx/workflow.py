@@ -40,6 +40,7 @@ from adapters.rx.errors import (
     RxAlreadyDispensed,
     RxAlreadyReviewed,
     RxAlreadySettled,
+    RxDispenseMismatch,
     RxExists,
     RxExpired,
     RxHandedOverBeforeIssue,
@@ -171,6 +172,12 @@ class RxWorkflow(PrescriptionAdapter):
         if record.kind == REVOKE:
             return Step(writes={key: State("revoked", {**closed, **self._in_order(record, data)})})
         assert record.kind == DISPENSE
+        if any(org != record.org for org in record.facts.get("performer_orgs") or ()):
+            # The look-up names the signer as the pharmacy: a performer naming another is not recorded.
+            raise RxDispenseMismatch(
+                "dispense names another organisation than the signing pharmacy as its performer",
+                details={"field": "performer"},
+            )
         if issue is None:
             raise RxNotRecorded(
                 f"the chain holds prescription {rx_id!r} but this gateway holds no signed record of its "

@@ -404,6 +404,36 @@ def test_dispense_says_no_more_about_the_drug_than_its_prescription() -> None:
     assert adapt("rx.dispense", words, AdaptContext(prior=legacy)).facts["quantity"] == 2
 
 
+def test_a_dispense_names_no_drug_beside_the_prescribed_one_by_any_element() -> None:
+    """Seventh attack, finding 3 (kit7 rx1.py rx2.py rx8.py): a system-less coding, a coding version, a
+    medicationReference display or identifier named another drug beside the prescribed code."""
+    issued = dict(adapt("rx.issue", ISSUE).facts)
+    amoxicillin = {"system": YB, "code": "XJ01CAA040A001010100139"}
+
+    def referenced(**ref: Any) -> Callable[[dict[str, Any]], object]:
+        def change(d: dict[str, Any]) -> None:
+            d.pop("medicationCodeableConcept")
+            d["contained"] = [{"resourceType": "Medication", "id": "m1", "code": {"coding": [amoxicillin]}}]
+            d["medicationReference"] = {"reference": "#m1", **ref}
+
+        return change
+
+    for dispense in (
+        _with_medication(DISPENSE, {"coding": [amoxicillin, {"code": "7052"}]}),
+        _with_medication(DISPENSE, {"coding": [{**amoxicillin, "version": "morphine-2026"}]}),
+        mutate(DISPENSE, referenced(display="盐酸吗啡注射液 10mg")),
+        mutate(DISPENSE, referenced(identifier={"system": "urn:rxnorm", "value": "7052"})),
+    ):
+        expect("rx.dispense", dispense, "RX_DISPENSE_MISMATCH", "medication[x]", prior=issued)
+    assert "no code system" in expect(
+        "rx.dispense", _with_medication(DISPENSE, {"coding": [amoxicillin, {"code": "7052"}]}),
+        "RX_DISPENSE_MISMATCH", prior=issued,
+    ).message  # fmt: skip
+    # The prescription's own words as the reference's display: accepted.
+    ok = mutate(DISPENSE, referenced(display="阿莫西林胶囊"))
+    assert adapt("rx.dispense", ok, AdaptContext(prior=issued)).facts["quantity"] == 2
+
+
 @pytest.mark.parametrize(
     ("kind", "doc", "path"),
     [("rx.issue", ISSUE, ("dispenseRequest", "quantity")), ("rx.dispense", DISPENSE, ("quantity",))],
