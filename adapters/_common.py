@@ -30,6 +30,9 @@ STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 # ``pattern`` it runs on the Rust regex crate, where ``$`` is the end of the text; Python code matching it
 # uses ``fullmatch`` (Python's ``$`` also matches before a final newline).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+# How far before the gateway records it a record may say something happened (a station or a pharmacy
+# uploading after an outage): single environmental readings' DataTime, a dispense's whenHandedOver.
+MAX_BACKDATE = timedelta(hours=72)
 
 
 def _no_constant(name: str) -> NoReturn:

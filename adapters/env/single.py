@@ -24,10 +24,6 @@ from adapters.env.errors import ReadingOutOfOrder, ReadingTooOld, StationClassMi
 from adapters.env.limits import Limits
 from provenance.timestamps import parse_rfc3339
 
-MAX_BACKDATE = timedelta(
-    hours=72
-)  # how far back a single reading may be dated (stations resend after outages)
-
 
 def _second_after(at: str) -> str:
     return rfc3339_utc(parse_rfc3339(at) + timedelta(seconds=1))

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from adapters._common import MAX_BACKDATE
 from adapters.abc import (
     AdaptContext,
     AdaptedPayload,
@@ -34,7 +35,7 @@ from adapters.env.limits import DEFAULT_LIMITS, Limits
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
 from adapters.env.routes import routes
-from adapters.env.single import MAX_BACKDATE, single_keys, single_step, with_class
+from adapters.env.single import single_keys, single_step, with_class
 from provenance.chain.contracts import chain_key, org_id
 from provenance.types import Role
 

@@ -171,7 +171,7 @@ class RxSettledBeforeDispense(RxRuleViolation, DateBeforeSubject):
 
 class RxHandedOverTooEarly(RxRuleViolation):
     """A dispense whose ``whenHandedOver`` lies further before the gateway's clock than the window a late
-    upload is allowed (:data:`adapters.rx.payload.MAX_BACKDATE`): a backdated hand-over passed boxes that
+    upload is allowed (:data:`adapters._common.MAX_BACKDATE`): a backdated hand-over passed boxes that
     had expired by the time they were recorded."""
 
     code = "RX_HANDED_OVER_TOO_EARLY"

@@ -30,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from adapters._common import (
     ID_PATTERN,
+    MAX_BACKDATE,
     STRICT,
     adapted,
     check_instant,
@@ -83,10 +84,6 @@ MAX_VALIDITY = timedelta(days=366)
 # a thousandth, is a mistake or an attack on whoever reads it (1e300, 1e-300).
 MAX_QUANTITY = 10**6
 QUANTITY_DECIMALS = 3
-# How long before the gateway records it a dispense may say it was handed over (a pharmacy uploading after
-# an outage): the window single environmental readings get (adapters.env.single.MAX_BACKDATE). Unbounded,
-# a backdated whenHandedOver passed boxes that had expired by the time they were recorded.
-MAX_BACKDATE = timedelta(hours=72)
 
 
 class RxRevoke(BaseModel):
