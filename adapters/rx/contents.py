@@ -4,6 +4,7 @@ to the signer by the workflow), and a contained Medication's batch expiry."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from adapters._common import canonical_json, pseudonym
@@ -27,17 +28,25 @@ def subject_details(obj: dict[str, Any], ctx: AdaptContext) -> dict[str, Any]:
     return {"patient_details_hmac": out} if out else {}
 
 
+# The forms a performer's actor may take: a practitioner of the pharmacy, or the pharmacy itself, both as
+# relative references. Any other form (an absolute URL, a search, a urn, a contained resource, a
+# PractitionerRole, no reference) could name an organisation the workflow cannot hold to the signer.
+_PRACTITIONER = re.compile(r"Practitioner/[A-Za-z0-9\-.]{1,64}")
+_ORGANIZATION = re.compile(r"Organization/([A-Za-z0-9\-.]{1,64})")
+
+
 def performers(obj: dict[str, Any]) -> dict[str, Any]:
-    """The organisations a dispense's performers name (``Organization/<id>``): the workflow holds them to
-    the signing pharmacy."""
-    orgs = sorted(
-        {
-            ref.removeprefix("Organization/")
-            for p in obj.get("performer") or []
-            if isinstance(ref := _get(p, "actor", "reference"), str) and ref.startswith("Organization/")
-        }
-    )
-    return {"performer_orgs": orgs} if orgs else {}
+    """The organisations a dispense's performers name: ``<id>`` for ``Organization/<id>``, and for an actor
+    in any form but that and ``Practitioner/<id>`` its reference marked ``?`` (never an organisation's id),
+    so the workflow, which holds them to the signing pharmacy, refuses it."""
+    orgs = set()
+    for p in obj.get("performer") or []:
+        ref = _get(p, "actor", "reference")
+        if isinstance(ref, str) and _PRACTITIONER.fullmatch(ref):
+            continue
+        named = _ORGANIZATION.fullmatch(ref) if isinstance(ref, str) else None
+        orgs.add(named.group(1) if named else f"?{ref if isinstance(ref, str) else ''}")
+    return {"performer_orgs": sorted(orgs)} if orgs else {}
 
 
 def check_batch(obj: dict[str, Any], handed_over: TimeSpan, ctx: AdaptContext) -> None:

@@ -152,6 +152,51 @@ def test_f7_5_dispense_content_does_not_contradict_the_record(harness: Harness) 
             "performer",
         ),
         (
+            "performer by absolute URL",
+            {"performer": [{"actor": {"reference": "http://127.0.0.1:18000/fhir/Organization/pharmacy-1"}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer",
+        ),
+        (
+            "performer by search",
+            {"performer": [{"actor": {"reference": "Organization?identifier=pharmacy-1"}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer",
+        ),
+        (
+            "performer by urn",
+            {
+                "performer": [
+                    {
+                        "actor": {
+                            "reference": "urn:uuid:0b6e3f3c-1b1a-4a57-9d35-7f0a0e7c2a11",
+                            "display": "解放碑大药房",
+                        }
+                    }
+                ]
+            },
+            "RX_DISPENSE_MISMATCH",
+            "performer",
+        ),
+        (
+            "performer contained",
+            {"performer": [{"actor": {"reference": "#o1"}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer",
+        ),
+        (
+            "performer as a PractitionerRole",
+            {"performer": [{"actor": {"reference": "PractitionerRole/pharmacy-1"}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer",
+        ),
+        (
+            "performer by identifier only",
+            {"performer": [{"actor": {"identifier": {"value": "pharmacy-1"}}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer",
+        ),
+        (
             "C2 another person's identifier",
             {"subject": {**subject, "identifier": other_person, "display": "张三"}},
             "RX_DISPENSE_MISMATCH",
