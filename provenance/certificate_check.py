@@ -290,8 +290,13 @@ _PAGE_FIELDS = {
     "/UserUnit": "page_box",
 }
 _MAX_DEPTH = 32
-# Checked elsewhere: the embedded files (read_certificate) and the pages, one by one with what they inherit.
+# Compared on their own: the name trees (the embedded files are the bundles read_certificate reads), the
+# associated files (PDF 2.0 / PDF/A-3, which a viewer lists as attachments too) and the pages, one by one
+# with what they inherit.
 _PER_PAGE = ("/Names", "/AF", "/Pages")
+# The document information a viewer shows (the title as the window's): the renderer's, save the creation
+# date (the time of rendering, not an input), which must still be a PDF date.
+_INFO_DATE = re.compile(r"D:\d{14}(?:Z|[+-]\d{2}'\d{2}'?)?")
 
 
 def _plain(obj: Any, depth: int = 0) -> Any:
@@ -313,7 +318,9 @@ def _plain(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, dict) and obj.get("/Type") == "/Page" and depth:
         return "page"  # a reference to a page (a destination): the pages are compared one by one
     if isinstance(obj, dict):
-        return {str(k): _plain(v, depth + 1) for k, v in obj.items() if k not in ("/Parent", "/Kids", "/P")}
+        # A page tree's /Kids only: a name tree's /Kids hold names (another embedded file) and are compared.
+        drop = ("/Parent", "/P", "/Kids") if obj.get("/Type") == "/Pages" else ("/Parent", "/P")
+        return {str(k): _plain(v, depth + 1) for k, v in obj.items() if k not in drop}
     if isinstance(obj, list):
         return [_plain(v, depth + 1) for v in obj]
     if isinstance(obj, (int, float)) and not isinstance(obj, bool):
@@ -349,11 +356,35 @@ def _differs(got: Mapping[str, Any], want: Mapping[str, Any], names: Mapping[str
     return ""
 
 
+def _attachments_differ(root: Any, mine: Any) -> str:
+    """``embedded_files`` unless the embedded files' name tree is the re-render's (each file's name, /UF,
+    description, type and bytes), ``associated_files`` unless the catalog's /AF is: the re-render's files,
+    once each, in its order (an extra or repeated file only in /AF is listed by a PDF 2.0 viewer)."""
+
+    def files(obj: Any) -> Any:
+        return _plain(obj.get_object().get("/EmbeddedFiles")) if obj is not None else None
+
+    if files(root.get("/Names")) != files(mine.get("/Names")):
+        return "embedded_files"
+    return "associated_files" if _plain(root.get("/AF")) != _plain(mine.get("/AF")) else ""
+
+
+def _info_differs(trailer: Any, mine: Any) -> str:
+    """``info`` unless the document information is the re-render's (its creation date a PDF date)."""
+    got, want = (_plain(t.get("/Info")) or {} for t in (trailer, mine))
+    date = got.pop("/CreationDate", None)
+    want.pop("/CreationDate", None)
+    if got != want or not (isinstance(date, str) and _INFO_DATE.fullmatch(date)):
+        return "info"
+    return ""
+
+
 def drawing_faults(original: bytes, rerendered: bytes, count: int) -> list[CertificateMismatch | None]:
     """Per page, CERTIFICATE_MISMATCH unless everything the PDF draws is what the renderer draws from the
-    embedded evidence: one revision (no incremental update), the document catalog's drawing-related
-    entries (no form, no optional content, no actions) and each page with its page-tree ancestors (content
-    streams, fonts, images, annotations, boxes, rotation), decoded, equal to the re-rendered PDF's."""
+    embedded evidence: one revision (no incremental update), the document catalog (no form, no optional
+    content, no actions, the embedded and associated files exactly the re-render's), the document
+    information and each page with its page-tree ancestors (content streams, fonts, images, annotations,
+    boxes, rotation), decoded, equal to the re-rendered PDF's."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -376,10 +407,12 @@ def drawing_faults(original: bytes, rerendered: bytes, count: int) -> list[Certi
         )
         if not field and _keys(root.get("/Names")) != _keys(mine.get("/Names")):
             field = "catalog"  # a name tree beside the embedded files (JavaScript, say)
+        if not field:
+            field = _attachments_differ(root, mine) or _info_differs(got.trailer, want.trailer)
         if field:
             fault = CertificateMismatch(
-                f"the PDF's document catalog is not the renderer's ({field}): a certificate draws "
-                "nothing beside its pages",
+                f"the PDF's document catalog or information is not the renderer's ({field}): a "
+                "certificate draws, attaches and titles nothing beside what it renders from its evidence",
                 details={"field": field},
             )
             return [fault] * count

@@ -240,14 +240,18 @@ def test_cli_certificate_of_a_subject_and_who_may_ask(
 
 
 def _reembed(pdf: bytes, originals: dict[str, bytes]) -> bytes:
-    """``pdf`` with the embedded files named in ``originals`` put back to those bytes (pypdf), as F1 did."""
+    """``pdf`` with the embedded files named in ``originals`` put back to those bytes (pypdf), as F1 did,
+    their declared size too (the embedded files are held to the re-render's, /Params included)."""
     from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, NumberObject
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
     names = writer._root_object["/Names"]["/EmbeddedFiles"]["/Names"]
     for name, spec in zip(names[::2], names[1::2], strict=True):
         if str(name) in originals:
-            spec.get_object()["/EF"]["/F"].get_object().set_data(originals[str(name)])
+            stream = spec.get_object()["/EF"]["/F"].get_object()
+            stream.set_data(originals[str(name)])
+            stream["/Params"][NameObject("/Size")] = NumberObject(len(originals[str(name)]))
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
