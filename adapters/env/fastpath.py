@@ -93,6 +93,7 @@ class _Shape:
     flag_groups: tuple[int, ...]  # their groups
     all_normal: tuple[str, ...]  # ("N", …): every flag N
     fields: tuple[tuple[str, str, int], ...]  # (code, field, group) of each numeric item
+    rtd_each: bool  # every pollutant with a numeric item has an Rtd (a real-time upload's value)
     family: str | None  # the code family (``stclass``) all its codes are of, if one
 
 
@@ -136,6 +137,7 @@ def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, comp
         all_normal=("N",) * len(flags),
         fields=tuple((code, n, _HEADER + 1 + i) for i, (_, code, n, _) in enumerate(items) if n != "Flag"),
         family=family_of(code for _, code, _, _ in items),
+        rtd_each={c for _, c, n, _ in items if n != "Flag"} <= {c for _, c, n, _ in items if n == "Rtd"},
     )
     if len(_shapes) >= 256:
         _shapes.clear()
@@ -211,6 +213,8 @@ def _one(m: re.Match[str], shape: _Shape, crc: int, clock: _Clock) -> Fast | Non
         return None
     if not shape.fields:
         return None  # no measured value: the codec says so
+    if cn in _PRIMARY and not shape.rtd_each:
+        return None  # a real-time pollutant without its Rtd: the codec refuses it
     if qn is not None and qn[:14] != stamp:
         try:
             _local(qn[:14])

@@ -70,13 +70,16 @@ GB3838_CLASS_III: Mapping[str, Mapping[str, Limit]] = {
 # unit: mg/L, the first-class metals but total chromium, nickel and silver in µg/L (0.5 mg/L of Cr(VI) is
 # 500 µg/L), the radioactivities in Bq/L. DO is no discharge limit; its phosphate (as P) is not total
 # phosphorus; colour is a dilution factor where HJ 212's is in degrees; alkyl mercury's "not detectable" is no
-# number.
+# number. HJ 212-2017's code table is "可扩充" (open): items it does not list carry HJ 525-2009's water
+# pollutant codes (its own are HJ 525's), in mg/L.
 GB8978_GRADE_1: Mapping[str, Mapping[str, Limit]] = {
     "w01001": _always(PH),
     "w01012": _always(70.0),  # suspended solids
     "w01017": _always(20.0),  # BOD5
     "w01018": _always(100.0),  # COD
     "w22001": _always(5.0),  # petroleum
+    "w22002": _always(10.0),  # animal and vegetable oils (HJ 525-2009's code; HJ 212-2017's table is open)
+    "w25023": _always(2.0),  # nitrobenzenes (HJ 525-2009's code)
     "w23002": _always(0.5),  # volatile phenols
     "w21016": _always(0.5),  # total cyanide
     "w21019": _always(1.0),  # sulfide

@@ -147,6 +147,16 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
         )
     check_codes(n["st"], pollutants)  # of its class's medium: a code its limits could name
     primary = _PRIMARY.get(cn, "Avg")
+    if cn in _PRIMARY:
+        # A real-time upload's value is its Rtd (HJ 212-2017: Avg, Min, Max, Cou are the minute, hour and
+        # day uploads'): a measured pollutant without one would be held to no limit (eighth attack).
+        bare = sorted(c for c, f in pollutants.items() if hj212.NUMERIC_FIELDS & set(f) and primary not in f)
+        if bare:
+            raise EnvRuleViolation(
+                f"a real-time upload (CN={cn}) reports each measured pollutant's {primary}: "
+                f"{bare[0]} has none",
+                details={"field": f"{bare[0]}-{primary}", "code": bare[0], "cn": cn},
+            )
     # Decimal text checked by the codec (never NaN, Infinity or an exponent): finite floats.
     values = {code: float(f[primary]) for code, f in pollutants.items() if primary in f}
     flags = {code: f["Flag"] for code, f in pollutants.items() if "Flag" in f}

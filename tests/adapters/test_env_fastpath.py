@@ -97,6 +97,10 @@ FOREIGN = [
         "ST=22;CN=2051;PW=1;MN=A1;Flag=258;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # Flag > 255
         "ST=22;CN=2051;PW=1;MN=A1;Flag=2;CP=&&DataTime=20261125090000;a21026-Avg=1&&",  # bit D, no PNUM
         "QN=20261131090000001;ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
+        "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090060;w01018-Rtd=1&&",  # a leap second
+        "QN=20261125090060001;ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Rtd=1&&",
+        "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Avg=500&&",  # real-time, no Rtd
+        "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01001-Rtd=7;w01018-Max=500&&",
         *FOREIGN,
         # left to the codec, accepted by it
         "ST=22;CN=2051;PW=1;MN=A1;Flag=7;PNUM=2;PNO=1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
