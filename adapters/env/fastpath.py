@@ -7,8 +7,9 @@ the codec's bytes and verdicts).
 
 Taken: header ``[QN=…;]ST=…;CN=…;PW=…;MN=…;[Flag=…;]`` in the standard's order, ``CP=&&DataTime=…`` then
 pollutant items whose fields are the numeric ones or ``Flag``, none repeated. Left to the codec: PNUM/PNO
-(subpackets), plain CP items besides DataTime, any other field name, a repeated item, an invalid date, a
-pollutant code outside the station class's family (``stclass``: checked once per shape and ST).
+(subpackets), plain CP items besides DataTime, any other field name, a repeated item, an invalid date (second
+60 too), a pollutant code outside the station class's family (``stclass``: checked once per shape and ST), a
+real-time (CN 2011) pollutant measured without an Rtd.
 
 A station's packets mostly share their *shape*: the header members present and the sequence of pollutant
 items, only the values differing. The first packet of a shape is read by the generic pattern; its shape then
