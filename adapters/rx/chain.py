@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.abc import ChainView
 from adapters.rx.domain import CONTRACT
-from provenance.chain.contracts import chain_key
+from provenance.chain.contracts import REGISTRY, ContractReverted, chain_key, org_id
 from provenance.timestamps import chain_time
 
 _STATUSES = ("none", "issued", "dispensed", "revoked")
@@ -33,6 +33,16 @@ def rx_status(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
         "issue_digest": bytes(rx[7]).hex(),
         "close_digest": bytes(rx[8]).hex(),
     }
+
+
+def org_name(chain: ChainView, org: str) -> str | None:
+    """The organisation's name in OrgRegistry (None: not registered), cached until the registry emits an
+    event: what a dispense may display as its pharmacy's name."""
+    try:
+        info = chain.lookup(REGISTRY, "getOrg", org_id(org))
+    except (ContractReverted, ValueError):
+        return None
+    return str(info[3])
 
 
 def readable(entry: dict[str, Any]) -> dict[str, Any]:

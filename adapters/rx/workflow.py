@@ -18,6 +18,7 @@ from adapters.errors import DateBeforeSubject
 from adapters.rx.chain import (
     box_keys,
     code_use,
+    org_name,
     readable,
     review_required,
     rx_review,
@@ -56,6 +57,7 @@ from adapters.rx.errors import (
     RxUnknown,
     TraceCodeReused,
 )
+from adapters.rx.medication import normal_text
 from adapters.rx.panels import PANELS
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
@@ -178,6 +180,7 @@ class RxWorkflow(PrescriptionAdapter):
                 "dispense names another organisation than the signing pharmacy as its performer",
                 details={"field": "performer"},
             )
+        self._check_displays(record, chain)
         if issue is None:
             raise RxNotRecorded(
                 f"the chain holds prescription {rx_id!r} but this gateway holds no signed record of its "
@@ -194,6 +197,22 @@ class RxWorkflow(PrescriptionAdapter):
         closed |= self._in_order(record, data)
         boxes = self._hand_over(record, states, chain)
         return Step(prior=data.get("facts") or None, writes={key: State("dispensed", closed), **boxes})
+
+    @staticmethod
+    def _check_displays(record: RecordFacts, chain: ChainView) -> None:
+        """What the dispense displays as the pharmacy (an organisation performer's display, the location's)
+        is the signer's name in OrgRegistry, in normal form: "观音桥药店" signing as "解放碑大药房" is not
+        recorded. The only name of an organisation the gateway knows is the registry's."""
+        shown = record.facts.get("org_displays") or {}
+        if not shown:
+            return
+        name = normal_text(org_name(chain, record.org))
+        for field, display in sorted(shown.items()):
+            if normal_text(display) != name:
+                raise RxDispenseMismatch(
+                    "dispense displays another name than the signing pharmacy's in OrgRegistry",
+                    details={"field": field},
+                )
 
     @staticmethod
     def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:
