@@ -8,8 +8,9 @@ from typing import Any
 
 from adapters.abc import ChainView
 from adapters.rx.domain import CONTRACT
-from provenance.chain.contracts import REGISTRY, ContractReverted, chain_key, org_id
+from provenance.chain.contracts import REGISTRY, chain_key, org_id
 from provenance.timestamps import chain_time
+from provenance.types import Role
 
 _STATUSES = ("none", "issued", "dispensed", "revoked")
 
@@ -35,14 +36,17 @@ def rx_status(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
     }
 
 
-def org_name(chain: ChainView, org: str) -> str | None:
-    """The organisation's name in OrgRegistry (None: not registered), cached until the registry emits an
-    event: what a dispense may display as its pharmacy's name."""
+def registered(chain: ChainView, org: str) -> tuple[str, str] | None:
+    """An organisation's role and name in OrgRegistry (None: not registered), both reads cached until the
+    registry emits an event: what a dispense may display as its pharmacy or pharmacist."""
     try:
-        info = chain.lookup(REGISTRY, "getOrg", org_id(org))
-    except (ContractReverted, ValueError):
+        raw = org_id(org)
+    except ValueError:
         return None
-    return str(info[3])
+    if raw not in {bytes(i) for i in chain.lookup(REGISTRY, "orgIds")}:
+        return None
+    role, _active, _created, name = chain.lookup(REGISTRY, "getOrg", raw)
+    return Role(role).label, str(name)
 
 
 def readable(entry: dict[str, Any]) -> dict[str, Any]:

@@ -68,19 +68,31 @@ _LOCATION = re.compile(r"Location/[A-Za-z0-9\-.]{1,64}")
 def performers(obj: dict[str, Any]) -> dict[str, Any]:
     """The organisations a dispense's performers name: ``<id>`` for ``Organization/<id>``, and for an actor
     in any form but that and ``Practitioner/<id>`` its reference marked ``?`` (never an organisation's id),
-    so the workflow, which holds them to the signing pharmacy, refuses it. With ``org_displays``: what the
-    dispense displays as the pharmacy's name (an organisation performer's ``display``, the location's), by
-    field, which the workflow holds to the signer's name in OrgRegistry."""
-    orgs, shown = set(), {}
-    for i, p in enumerate(obj.get("performer") or []):
+    so the workflow, which holds them to the signing pharmacy, refuses it."""
+    orgs = set()
+    for p in obj.get("performer") or []:
         ref = _get(p, "actor", "reference")
         if isinstance(ref, str) and _PRACTITIONER.fullmatch(ref):
-            continue  # a person: no registry holds practitioners' names
+            continue
         named = _ORGANIZATION.fullmatch(ref) if isinstance(ref, str) else None
         orgs.add(named.group(1) if named else f"?{ref if isinstance(ref, str) else ''}")
-        display = _get(p, "actor", "display")
-        if isinstance(display, str):
-            shown[f"performer.{i}.actor.display"] = display
+    return {"performer_orgs": sorted(orgs)} if orgs else {}
+
+
+def shown(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a dispense displays of who and where, for the workflow to hold to OrgRegistry (the adapter's
+    ``detail``: never stored). ``org_displays``: the pharmacy's name as displayed (an organisation
+    performer's ``display``, the location's), by field; ``practitioners``: each ``Practitioner/<id>``
+    performer's id and display, by field (an id that is a registered organisation is held to its entry).
+    The location is refused here unless a relative ``Location/<id>`` without an identifier: any other form
+    (contained, absolute, a search, an identifier) may name another organisation's place."""
+    displays, people = {}, {}
+    for i, p in enumerate(obj.get("performer") or []):
+        ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
+        if isinstance(ref, str) and _PRACTITIONER.fullmatch(ref):
+            people[f"performer.{i}.actor"] = [ref.partition("/")[2], display]
+        elif isinstance(display, str):
+            displays[f"performer.{i}.actor.display"] = display
     place = obj.get("location")
     if place is not None:
         ref = _get(place, "reference")
@@ -91,11 +103,9 @@ def performers(obj: dict[str, Any]) -> dict[str, Any]:
                 "absolute or search reference: those may name another organisation's place",
                 details={"field": "location"},
             )
-        display = _get(place, "display")
-        if isinstance(display, str):
-            shown["location.display"] = display
-    facts: dict[str, Any] = {"performer_orgs": sorted(orgs)} if orgs else {}
-    return facts | ({"org_displays": shown} if shown else {})
+        if isinstance(display := _get(place, "display"), str):
+            displays["location.display"] = display
+    return {"org_displays": displays, "practitioners": people}
 
 
 # R4 v3-substanceAdminSubstitution: N, "none" (no substitution occurred). Nothing else is said of a dispense

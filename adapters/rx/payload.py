@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -466,6 +467,7 @@ class PrescriptionAdapter:
             facts |= _access_code_fact(obj)
         elif kind == "rx.dispense":
             rx_id, facts = _dispense(obj, ctx)
+            return replace(adapted(kind, f"rx:{rx_id}", obj, facts), detail=contents.shown(obj))
         elif kind == "rx.revoke":
             revoke = validate_model(RxRevoke, obj)
             revoked_at = past_instant(revoke.revoked_at, "revoked_at", ctx)

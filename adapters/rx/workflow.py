@@ -18,8 +18,8 @@ from adapters.errors import DateBeforeSubject
 from adapters.rx.chain import (
     box_keys,
     code_use,
-    org_name,
     readable,
+    registered,
     review_required,
     rx_review,
     rx_settlement,
@@ -200,18 +200,34 @@ class RxWorkflow(PrescriptionAdapter):
 
     @staticmethod
     def _check_displays(record: RecordFacts, chain: ChainView) -> None:
-        """What the dispense displays as the pharmacy (an organisation performer's display, the location's)
-        is the signer's name in OrgRegistry, in normal form: "观音桥药店" signing as "解放碑大药房" is not
-        recorded. The only name of an organisation the gateway knows is the registry's."""
-        shown = record.facts.get("org_displays") or {}
-        if not shown:
-            return
-        name = normal_text(org_name(chain, record.org))
-        for field, display in sorted(shown.items()):
-            if normal_text(display) != name:
+        """Who and where a dispense displays, held to OrgRegistry (the only names of organisations the
+        gateway knows): the pharmacy's name as displayed (an organisation performer's, the location's) is
+        the signer's, in normal form ("观音桥药店" signing as "解放碑大药房" is not recorded); a
+        ``Practitioner/<id>`` whose id is a registered organisation is a pharmacist (执业药师) displayed by
+        its registered name, never a pharmacy or anyone else named as a person."""
+        displays = record.detail.get("org_displays") or {}
+        if displays:
+            signer = registered(chain, record.org)
+            name = normal_text(signer[1] if signer else None)
+            for field, display in sorted(displays.items()):
+                if normal_text(display) != name:
+                    raise RxDispenseMismatch(
+                        "dispense displays another name than the signing pharmacy's in OrgRegistry",
+                        details={"field": field},
+                    )
+        for field, (person, display) in sorted((record.detail.get("practitioners") or {}).items()):
+            entry = registered(chain, person)
+            if entry is None:
+                continue  # a person the registry does not hold: its display is the pharmacy's word
+            if entry[0] != "pharmacist":
                 raise RxDispenseMismatch(
-                    "dispense displays another name than the signing pharmacy's in OrgRegistry",
-                    details={"field": field},
+                    "dispense names a registered organisation other than a pharmacist as a practitioner",
+                    details={"field": f"{field}.reference"},
+                )
+            if display is not None and normal_text(display) != normal_text(entry[1]):
+                raise RxDispenseMismatch(
+                    "dispense displays the pharmacist otherwise than its name in OrgRegistry",
+                    details={"field": f"{field}.display"},
                 )
 
     @staticmethod

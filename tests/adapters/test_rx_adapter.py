@@ -581,7 +581,7 @@ def test_a_receiver_is_the_prescriptions_patient() -> None:
         d["daysSupply"] = {"value": 3.5, "unit": "Days"}
 
     ok = adapt("rx.dispense", mutate(DISPENSE, fine), AdaptContext(prior=issued, pseudonym_key=key))
-    assert ok.facts["quantity"] == 2 and "org_displays" not in ok.facts
+    assert ok.facts["quantity"] == 2 and ok.detail["org_displays"] == {}
     shown = mutate(
         DISPENSE,
         lambda d: d.update(
@@ -589,10 +589,15 @@ def test_a_receiver_is_the_prescriptions_patient() -> None:
             location={"reference": "Location/counter-2", "display": "观音桥药店"},
         ),
     )
-    # What it displays as the pharmacy goes to the workflow, which holds it to the signer's registry name.
-    assert adapt("rx.dispense", shown).facts["org_displays"] == {
-        "performer.0.actor.display": "解放碑大药房",
-        "location.display": "观音桥药店",
+    # Who and where it displays goes to the workflow (never stored), which holds it to OrgRegistry.
+    done = adapt("rx.dispense", shown)
+    assert done.detail == {
+        "org_displays": {"performer.0.actor.display": "解放碑大药房", "location.display": "观音桥药店"},
+        "practitioners": {},
+    }
+    assert "org_displays" not in done.facts
+    assert adapt("rx.dispense", DISPENSE).detail["practitioners"] == {
+        "performer.0.actor": ["PH-PHARM-031", "王药师"]
     }
 
 

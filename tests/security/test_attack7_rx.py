@@ -262,6 +262,23 @@ def test_f8_a_completed_dispense_states_nothing_the_record_contradicts(harness: 
             "performer.1.actor.display",
         ),
         (
+            "another pharmacy named as a practitioner",
+            {"performer": [{"actor": {"reference": "Practitioner/pharmacy-1", "display": theirs}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer.0.actor.reference",
+        ),
+        (
+            "a registered pharmacist displayed as another pharmacy",
+            {
+                "performer": [
+                    {"actor": signer},
+                    {"actor": {"reference": "Practitioner/pharmacist-1", "display": theirs}},
+                ]
+            },
+            "RX_DISPENSE_MISMATCH",
+            "performer.1.actor.display",
+        ),
+        (
             "the place displayed as another pharmacy",
             {"location": {"reference": "Location/counter-1", "display": theirs}},
             "RX_DISPENSE_MISMATCH",
