@@ -8,8 +8,9 @@ from typing import Any
 
 from adapters.abc import ChainView
 from adapters.rx.domain import CONTRACT
-from provenance.chain.contracts import chain_key
+from provenance.chain.contracts import REGISTRY, chain_key, org_id
 from provenance.timestamps import chain_time
+from provenance.types import Role
 
 _STATUSES = ("none", "issued", "dispensed", "revoked")
 
@@ -33,6 +34,19 @@ def rx_status(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
         "issue_digest": bytes(rx[7]).hex(),
         "close_digest": bytes(rx[8]).hex(),
     }
+
+
+def registered(chain: ChainView, org: str) -> tuple[str, str] | None:
+    """An organisation's role and name in OrgRegistry (None: not registered), both reads cached until the
+    registry emits an event: what a dispense may display as its pharmacy or pharmacist."""
+    try:
+        raw = org_id(org)
+    except ValueError:
+        return None
+    if raw not in {bytes(i) for i in chain.lookup(REGISTRY, "orgIds")}:
+        return None
+    role, _active, _created, name = chain.lookup(REGISTRY, "getOrg", raw)
+    return Role(role).label, str(name)
 
 
 def readable(entry: dict[str, Any]) -> dict[str, Any]:

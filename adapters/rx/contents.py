@@ -1,6 +1,8 @@
 """What a dispense says beside the medication that the record must not contradict: the patient's
-identifier and display (keyed digests, compared with the prescription's), the performing organisation (held
-to the signer by the workflow), and a contained Medication's batch expiry."""
+identifier and display (keyed digests, compared with the prescription's) and who received the drug, the
+performing organisation and the place (held to the signer and its name in OrgRegistry by the workflow), a
+contained Medication's batch expiry, and the statements FHIR R4 makes only of a dispense not done or
+substituted (``statusReason``, ``substitution``) or in days only (``daysSupply``)."""
 
 from __future__ import annotations
 
@@ -9,30 +11,58 @@ from typing import Any
 
 from adapters._common import canonical_json, pseudonym
 from adapters.abc import AdaptContext
-from adapters.rx.errors import RxBatchExpired
+from adapters.rx.errors import FhirInvalid, RxBatchExpired, RxDispenseMismatch, RxUnitInvalid
 from adapters.rx.fhir import get as _get
 from adapters.rx.fhir import when
+from adapters.rx.trace_codes import unit_key
 from provenance.timestamps import TimeSpan
+
+
+def person_details(ref: Any, ctx: AdaptContext) -> dict[str, str]:
+    """Keyed digests of what a reference to the patient says beside it (``identifier``, ``display``), under
+    the same labels wherever it stands (``subject``, a ``receiver``), so that they compare."""
+    out = {}
+    for key in ("identifier", "display"):
+        value = _get(ref, key)
+        if value is not None:
+            keyed = pseudonym(ctx, f"patient-{key}", canonical_json({key: value}).decode())
+            if keyed is not None:
+                out[key] = keyed
+    return out
 
 
 def subject_details(obj: dict[str, Any], ctx: AdaptContext) -> dict[str, Any]:
     """Keyed digests of what the subject says beside its reference (``identifier``, ``display``): a dispense
     may repeat the prescription's, never name another person (facts are kept in clear: digests only)."""
-    out = {}
-    for key in ("identifier", "display"):
-        value = _get(obj, "subject", key)
-        if value is not None:
-            keyed = pseudonym(ctx, f"patient-{key}", canonical_json({key: value}).decode())
-            if keyed is not None:
-                out[key] = keyed
+    out = person_details(obj.get("subject"), ctx)
     return {"patient_details_hmac": out} if out else {}
+
+
+def receivers(obj: dict[str, Any], ctx: AdaptContext) -> list[tuple[str, dict[str, str]]]:
+    """Each ``receiver`` (R4: Patient or Practitioner, who picked the drug up) with the keyed digests of its
+    identifier and display, to compare with the prescription's patient. A receiver is the patient: the
+    subject's own reference; anyone else (a Practitioner, another patient, a display or identifier alone) is
+    a name the gateway cannot hold to the prescription, ``RX_DISPENSE_MISMATCH`` naming it."""
+    subject = _get(obj, "subject", "reference")
+    out = []
+    for i, ref in enumerate(obj.get("receiver") or []):
+        field = f"receiver.{i}"
+        if _get(ref, "reference") != subject:
+            raise RxDispenseMismatch(
+                "a receiver is the prescription's patient, by the subject's reference",
+                details={"field": f"{field}.reference"},
+            )
+        out.append((field, person_details(ref, ctx)))
+    return out
 
 
 # The forms a performer's actor may take: a practitioner of the pharmacy, or the pharmacy itself, both as
 # relative references. Any other form (an absolute URL, a search, a urn, a contained resource, a
-# PractitionerRole, no reference) could name an organisation the workflow cannot hold to the signer.
+# PractitionerRole, no reference) could name an organisation the workflow cannot hold to the signer. The
+# same holds of the place: a relative Location reference, the pharmacy's own.
 _PRACTITIONER = re.compile(r"Practitioner/[A-Za-z0-9\-.]{1,64}")
 _ORGANIZATION = re.compile(r"Organization/([A-Za-z0-9\-.]{1,64})")
+_LOCATION = re.compile(r"Location/[A-Za-z0-9\-.]{1,64}")
 
 
 def performers(obj: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +77,107 @@ def performers(obj: dict[str, Any]) -> dict[str, Any]:
         named = _ORGANIZATION.fullmatch(ref) if isinstance(ref, str) else None
         orgs.add(named.group(1) if named else f"?{ref if isinstance(ref, str) else ''}")
     return {"performer_orgs": sorted(orgs)} if orgs else {}
+
+
+def shown(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a dispense displays of who and where, for the workflow to hold to OrgRegistry (the adapter's
+    ``detail``: never stored). ``org_displays``: the pharmacy's name as displayed (an organisation
+    performer's ``display``, the location's), by field; ``practitioners``: each ``Practitioner/<id>``
+    performer's id and display, by field (an id that is a registered organisation is held to its entry).
+    The location is refused here unless a relative ``Location/<id>`` without an identifier: any other form
+    (contained, absolute, a search, an identifier) may name another organisation's place."""
+    displays, people = {}, {}
+    for i, p in enumerate(obj.get("performer") or []):
+        ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
+        if isinstance(ref, str) and _PRACTITIONER.fullmatch(ref):
+            people[f"performer.{i}.actor"] = [ref.partition("/")[2], display]
+        elif isinstance(display, str):
+            displays[f"performer.{i}.actor.display"] = display
+    place = obj.get("location")
+    if place is not None:
+        ref = _get(place, "reference")
+        if not (isinstance(ref, str) and _LOCATION.fullmatch(ref)) or "identifier" in place:
+            raise RxDispenseMismatch(
+                "a dispense's location is the pharmacy's own place, a relative Location/<id> reference "
+                "(displayed, if at all, as the pharmacy's registered name); no identifier, contained, "
+                "absolute or search reference: those may name another organisation's place",
+                details={"field": "location"},
+            )
+        if isinstance(display := _get(place, "display"), str):
+            displays["location.display"] = display
+    return {"org_displays": displays, "practitioners": people}
+
+
+# R4 v3-substanceAdminSubstitution: N, "none" (no substitution occurred). Nothing else is said of a dispense
+# that was not substituted: a type, a reason or a responsible party would state a substitution.
+_SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
+_UNSUBSTITUTED = frozenset({"wasSubstituted", "type", "id", "extension"})
+
+
+def check_statements(obj: dict[str, Any]) -> None:
+    """What R4 states only of another dispense than a completed one of the prescribed drug: a
+    ``statusReason[x]`` is why a dispense was not performed; ``substitution`` beside ``wasSubstituted``
+    false is at most the type N ("none"). ``RX_DISPENSE_MISMATCH`` naming the element."""
+    for key in ("statusReasonCodeableConcept", "statusReasonReference"):
+        if key in obj:
+            raise RxDispenseMismatch(
+                "statusReason says why a dispense was not performed: a completed dispense has none",
+                details={"field": key},
+            )
+    sub = obj.get("substitution")
+    if not isinstance(sub, dict):
+        return
+    if sub.get("wasSubstituted") is True:
+        # The chain records the prescribed drug as dispensed: a substitution would be another drug.
+        raise RxDispenseMismatch(
+            "a substituted dispense is not recorded: the prescription is dispensed as written",
+            details={"field": "substitution"},
+        )
+    extra = sorted(set(sub) - _UNSUBSTITUTED)
+    if extra:
+        raise RxDispenseMismatch(
+            f"substitution.{extra[0]} states a substitution, and none was made (wasSubstituted false)",
+            details={"field": f"substitution.{extra[0]}"},
+        )
+    kind = sub.get("type")
+    codings = _get(kind, "coding") or []
+    none = bool(codings) and all(
+        _get(c, "system") == _SUBSTITUTION
+        and _get(c, "code") == "N"
+        and unit_key(str(_get(c, "display") or "none")) == "none"
+        for c in codings
+    )
+    if kind is not None and (not none or "text" in kind):
+        raise RxDispenseMismatch(
+            "a dispense not substituted has at most the substitution type N (none) of "
+            f"{_SUBSTITUTION}, without other codes or text",
+            details={"field": "substitution.type"},
+        )
+
+
+_UCUM = "http://unitsofmeasure.org"
+_DAYS = frozenset({"d", "day", "days", "天", "日"})
+
+
+def check_days_unit(obj: dict[str, Any]) -> None:
+    """``daysSupply`` (its value checked as any quantity's) is in days: the UCUM code ``d`` when coded (a
+    code needs its system, qty-3), a unit text of days (d, day, days, 天, 日): a unit is required."""
+    days = obj.get("daysSupply")
+    if not isinstance(days, dict):
+        return
+    code, system, unit = days.get("code"), days.get("system"), days.get("unit")
+    if code is not None and system is None:
+        raise FhirInvalid(
+            "a quantity's code needs its system (qty-3)", details={"field": "daysSupply.system"}
+        )
+    if code is not None and (system != _UCUM or code != "d"):
+        raise RxUnitInvalid(
+            f"daysSupply is in days: the UCUM code d ({_UCUM})", details={"field": "daysSupply.code"}
+        )
+    if (unit is None and code is None) or (unit is not None and unit_key(str(unit)) not in _DAYS):
+        raise RxUnitInvalid(
+            "daysSupply is in days: a unit of d, day, days, 天 or 日", details={"field": "daysSupply.unit"}
+        )
 
 
 def check_batch(obj: dict[str, Any], handed_over: TimeSpan, ctx: AdaptContext) -> None:

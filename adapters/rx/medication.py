@@ -98,7 +98,7 @@ def ids_of(facts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _text(value: Any) -> str | None:
+def normal_text(value: Any) -> str | None:
     """Free text in normal form: NFKC, case-folded, whitespace runs as one space, trimmed."""
     if not isinstance(value, str):
         return None
@@ -116,7 +116,7 @@ def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:
         return "codes", {system: tuple(sorted(codes)) for system, codes in by_system.items()}
     if isinstance(ids.get("reference"), str):
         return "reference", ids["reference"]
-    return "text", _text(ids.get("text"))
+    return "text", normal_text(ids.get("text"))
 
 
 def medication_mismatch(issued: Mapping[str, Any], dispensed: Mapping[str, Any]) -> str | None:
@@ -178,4 +178,4 @@ def medication_mismatch(issued: Mapping[str, Any], dispensed: Mapping[str, Any])
 def _words(ids: Mapping[str, Any]) -> set[str]:
     """The text and coding displays, in normal form."""
     values = [ids.get("text"), *(ids.get("displays") or [])]
-    return {w for v in values if (w := _text(v)) is not None}
+    return {w for v in values if (w := normal_text(v)) is not None}

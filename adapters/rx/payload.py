@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -285,14 +286,13 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
             raise FhirInvalid(
                 "whenPrepared is after whenHandedOver (mdd-1)", details={"field": "whenPrepared"}
             )
-    if _get(obj, "substitution", "wasSubstituted") is True:
-        # The chain records the prescribed drug as dispensed: a substitution would be another drug.
-        raise RxDispenseMismatch(
-            "a substituted dispense is not recorded: the prescription is dispensed as written",
-            details={"field": "substitution"},
-        )
+    contents.check_statements(obj)
+    if "daysSupply" in obj:
+        _quantity(obj, "daysSupply")
+        contents.check_days_unit(obj)
     reference, patient = _patient(obj, ctx)
     patient |= contents.subject_details(obj, ctx)
+    received = contents.receivers(obj, ctx)
     contents.check_batch(obj, handed_over, ctx)
     facts: dict[str, Any] = {
         "rx_id": rx_id,
@@ -309,7 +309,7 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
     }
     prior = ctx.prior
     if prior is not None:
-        _check_against_issue(facts, prior, handed_over, reference, ctx)
+        _check_against_issue(facts, prior, handed_over, reference, ctx, received)
     # After the prescription's rules: "more than prescribed" names quantity.value, not a missing box code.
     coded = _get(obj, "quantity", "code")
     day = handed_over.start.astimezone(ctx.time_zone).date()
@@ -334,23 +334,30 @@ def _same_patient(facts: Mapping[str, Any], issue: Mapping[str, Any], reference:
 
 
 def _check_against_issue(
-    facts: dict[str, Any], issue: Mapping[str, Any], handed_over: TimeSpan, reference: str, ctx: AdaptContext
+    facts: dict[str, Any],
+    issue: Mapping[str, Any],
+    handed_over: TimeSpan,
+    reference: str,
+    ctx: AdaptContext,
+    received: list[tuple[str, dict[str, str]]],
 ) -> None:
-    """Rules that need the ``rx.issue`` facts: same rx, patient, medication and unit, at most the prescribed
-    quantity, within validity. The gateway runs them only for a pharmacy that presented the prescription's
-    access code; even so the errors name the field, never the prescribed value."""
+    """Rules that need the ``rx.issue`` facts: same rx, patient (as subject and as each receiver),
+    medication and unit, at most the prescribed quantity, within validity. The gateway runs them only for a
+    pharmacy that presented the prescription's access code; even so the errors name the field, never the
+    prescribed value."""
     if "rx_id" in issue and issue["rx_id"] != facts["rx_id"]:
         raise RxDispenseMismatch("dispense names another prescription", details={"field": "rx_id"})
     if not _same_patient(facts, issue, reference):
         raise RxDispenseMismatch(
             "dispense is for another patient than the prescription", details={"field": "subject.reference"}
         )
-    details = facts.get("patient_details_hmac") or {}
-    if any((issue.get("patient_details_hmac") or {}).get(k) != v for k, v in details.items()):
-        raise RxDispenseMismatch(
-            "dispense names the patient otherwise than the prescription (subject identifier or display)",
-            details={"field": "subject"},
-        )
+    named = issue.get("patient_details_hmac") or {}
+    for field, details in [("subject", facts.get("patient_details_hmac") or {}), *received]:
+        if any(named.get(k) != v for k, v in details.items()):
+            raise RxDispenseMismatch(
+                f"dispense names the patient otherwise than the prescription ({field} identifier or display)",
+                details={"field": field},
+            )
     if "medication" in issue and (why := med.medication_mismatch(med.ids_of(issue), facts["medication_ids"])):
         raise RxDispenseMismatch(why, details={"field": "medication[x]"})
     # The coded unit too, once the prescription's facts carry one (facts from before the field: text only).
@@ -460,6 +467,7 @@ class PrescriptionAdapter:
             facts |= _access_code_fact(obj)
         elif kind == "rx.dispense":
             rx_id, facts = _dispense(obj, ctx)
+            return replace(adapted(kind, f"rx:{rx_id}", obj, facts), detail=contents.shown(obj))
         elif kind == "rx.revoke":
             revoke = validate_model(RxRevoke, obj)
             revoked_at = past_instant(revoke.revoked_at, "revoked_at", ctx)

@@ -19,6 +19,7 @@ from adapters.rx.chain import (
     box_keys,
     code_use,
     readable,
+    registered,
     review_required,
     rx_review,
     rx_settlement,
@@ -56,6 +57,7 @@ from adapters.rx.errors import (
     RxUnknown,
     TraceCodeReused,
 )
+from adapters.rx.medication import normal_text
 from adapters.rx.panels import PANELS
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
@@ -178,6 +180,7 @@ class RxWorkflow(PrescriptionAdapter):
                 "dispense names another organisation than the signing pharmacy as its performer",
                 details={"field": "performer"},
             )
+        self._check_displays(record, chain)
         if issue is None:
             raise RxNotRecorded(
                 f"the chain holds prescription {rx_id!r} but this gateway holds no signed record of its "
@@ -194,6 +197,38 @@ class RxWorkflow(PrescriptionAdapter):
         closed |= self._in_order(record, data)
         boxes = self._hand_over(record, states, chain)
         return Step(prior=data.get("facts") or None, writes={key: State("dispensed", closed), **boxes})
+
+    @staticmethod
+    def _check_displays(record: RecordFacts, chain: ChainView) -> None:
+        """Who and where a dispense displays, held to OrgRegistry (the only names of organisations the
+        gateway knows): the pharmacy's name as displayed (an organisation performer's, the location's) is
+        the signer's, in normal form ("观音桥药店" signing as "解放碑大药房" is not recorded); a
+        ``Practitioner/<id>`` whose id is a registered organisation is a pharmacist (执业药师) displayed by
+        its registered name, never a pharmacy or anyone else named as a person."""
+        displays = record.detail.get("org_displays") or {}
+        if displays:
+            signer = registered(chain, record.org)
+            name = normal_text(signer[1] if signer else None)
+            for field, display in sorted(displays.items()):
+                if normal_text(display) != name:
+                    raise RxDispenseMismatch(
+                        "dispense displays another name than the signing pharmacy's in OrgRegistry",
+                        details={"field": field},
+                    )
+        for field, (person, display) in sorted((record.detail.get("practitioners") or {}).items()):
+            entry = registered(chain, person)
+            if entry is None:
+                continue  # a person the registry does not hold: its display is the pharmacy's word
+            if entry[0] != "pharmacist":
+                raise RxDispenseMismatch(
+                    "dispense names a registered organisation other than a pharmacist as a practitioner",
+                    details={"field": f"{field}.reference"},
+                )
+            if display is not None and normal_text(display) != normal_text(entry[1]):
+                raise RxDispenseMismatch(
+                    "dispense displays the pharmacist otherwise than its name in OrgRegistry",
+                    details={"field": f"{field}.display"},
+                )
 
     @staticmethod
     def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -434,6 +434,173 @@ def test_a_dispense_names_no_drug_beside_the_prescribed_one_by_any_element() -> 
     assert adapt("rx.dispense", ok, AdaptContext(prior=issued)).facts["quantity"] == 2
 
 
+V3_SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
+_F8_REFUSED: list[tuple[str, Callable[[dict[str, Any]], object], str, str]] = [
+    (
+        "statusReason on a completed dispense",
+        lambda d: d.update(statusReasonCodeableConcept={"text": "缺货，改由解放碑大药房调配"}),
+        "RX_DISPENSE_MISMATCH",
+        "statusReasonCodeableConcept",
+    ),
+    (
+        "statusReason by reference",
+        lambda d: d.update(statusReasonReference={"reference": "DetectedIssue/1"}),
+        "RX_DISPENSE_MISMATCH",
+        "statusReasonReference",
+    ),
+    (
+        "substitution type TE, not substituted",
+        lambda d: d.update(
+            substitution={
+                "wasSubstituted": False,
+                "type": {"coding": [{"system": V3_SUBSTITUTION, "code": "TE"}]},
+            }
+        ),
+        "RX_DISPENSE_MISMATCH",
+        "substitution.type",
+    ),
+    (
+        "substitution type N with a text",
+        lambda d: d.update(
+            substitution={
+                "wasSubstituted": False,
+                "type": {
+                    "coding": [{"system": V3_SUBSTITUTION, "code": "N"}],
+                    "text": "替换为盐酸吗啡注射液",
+                },
+            }
+        ),
+        "RX_DISPENSE_MISMATCH",
+        "substitution.type",
+    ),
+    (
+        "substitution reason, not substituted",
+        lambda d: d.update(substitution={"wasSubstituted": False, "reason": [{"text": "缺货替换"}]}),
+        "RX_DISPENSE_MISMATCH",
+        "substitution.reason",
+    ),
+    (
+        "substitution responsible party, not substituted",
+        lambda d: d.update(
+            substitution={"wasSubstituted": False, "responsibleParty": [{"reference": "Practitioner/X"}]}
+        ),
+        "RX_DISPENSE_MISMATCH",
+        "substitution.responsibleParty",
+    ),
+    (
+        "daysSupply negative",
+        lambda d: d["daysSupply"].update(value=-5),
+        "RX_QUANTITY_INVALID",
+        "daysSupply.value",
+    ),
+    ("daysSupply zero", lambda d: d["daysSupply"].update(value=0), "RX_QUANTITY_INVALID", "daysSupply.value"),
+    (
+        "daysSupply in weeks",
+        lambda d: d["daysSupply"].update(unit="周", code="wk"),
+        "RX_UNIT_INVALID",
+        "daysSupply.code",
+    ),
+    (
+        "daysSupply text in boxes",
+        lambda d: d.update(daysSupply={"value": 7, "unit": "盒"}),
+        "RX_UNIT_INVALID",
+        "daysSupply.unit",
+    ),
+    (
+        "daysSupply without unit",
+        lambda d: d.update(daysSupply={"value": 7}),
+        "RX_UNIT_INVALID",
+        "daysSupply.unit",
+    ),
+    (
+        "daysSupply code without system (qty-3)",
+        lambda d: d.update(daysSupply={"value": 7, "code": "d"}),
+        "FHIR_INVALID",
+        "daysSupply.system",
+    ),
+    (
+        "receiver another patient",
+        lambda d: d.update(receiver=[{"reference": "Patient/PID-9999"}]),
+        "RX_DISPENSE_MISMATCH",
+        "receiver.0.reference",
+    ),
+    (
+        "receiver a practitioner",
+        lambda d: d.update(receiver=[{"reference": "Practitioner/PH-PHARM-031"}]),
+        "RX_DISPENSE_MISMATCH",
+        "receiver.0.reference",
+    ),
+    (
+        "receiver by display only",
+        lambda d: d.update(receiver=[{"display": "李四"}]),
+        "RX_DISPENSE_MISMATCH",
+        "receiver.0.reference",
+    ),
+    (
+        "location by absolute URL",
+        lambda d: d.update(location={"reference": "http://example.org/fhir/Location/jfb"}),
+        "RX_DISPENSE_MISMATCH",
+        "location",
+    ),
+    (
+        "location by identifier",
+        lambda d: d.update(location={"reference": "Location/L1", "identifier": {"value": "pharmacy-1"}}),
+        "RX_DISPENSE_MISMATCH",
+        "location",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "code", "field"), _F8_REFUSED, ids=[r[0] for r in _F8_REFUSED])
+def test_a_completed_dispense_states_nothing_the_record_contradicts(
+    name: str, change: Callable[[dict[str, Any]], object], code: str, field: str
+) -> None:
+    """Eighth attack on F7-5's residuals: a completed dispense stating why it was not done, a substitution
+    it did not make, a supply in negative days or in boxes, another person or a place anywhere as receiver
+    or location (the organisation displays: ``tests/security/test_attack8_rx.py``)."""
+    issued = dict(adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=PSEUDONYM_KEY)).facts)
+    expect("rx.dispense", mutate(DISPENSE, change), code, field, prior=issued, pseudonym_key=PSEUDONYM_KEY)
+
+
+def test_a_receiver_is_the_prescriptions_patient() -> None:
+    """A receiver is the subject by reference, and what it says beside it is the prescription's (keyed
+    digests, as the subject's); an unsubstituted dispense may say so with type N, and daysSupply in days."""
+    key = PSEUDONYM_KEY
+    issued = dict(adapt("rx.issue", ISSUE, AdaptContext(pseudonym_key=key)).facts)
+    patient = DISPENSE["subject"]["reference"]
+    other = mutate(DISPENSE, lambda d: d.update(receiver=[{"reference": patient, "display": "李四"}]))
+    expect("rx.dispense", other, "RX_DISPENSE_MISMATCH", "receiver.0", prior=issued, pseudonym_key=key)
+
+    def fine(d: dict[str, Any]) -> None:
+        d["receiver"] = [{"reference": patient, "display": "张三"}]  # the prescription's display
+        d["location"] = {"reference": "Location/counter-2"}
+        d["substitution"] = {
+            "wasSubstituted": False,
+            "type": {"coding": [{"system": V3_SUBSTITUTION, "code": "N", "display": "none"}]},
+        }
+        d["daysSupply"] = {"value": 3.5, "unit": "Days"}
+
+    ok = adapt("rx.dispense", mutate(DISPENSE, fine), AdaptContext(prior=issued, pseudonym_key=key))
+    assert ok.facts["quantity"] == 2 and ok.detail["org_displays"] == {}
+    shown = mutate(
+        DISPENSE,
+        lambda d: d.update(
+            performer=[{"actor": {"reference": "Organization/pharmacy-2", "display": "解放碑大药房"}}],
+            location={"reference": "Location/counter-2", "display": "观音桥药店"},
+        ),
+    )
+    # Who and where it displays goes to the workflow (never stored), which holds it to OrgRegistry.
+    done = adapt("rx.dispense", shown)
+    assert done.detail == {
+        "org_displays": {"performer.0.actor.display": "解放碑大药房", "location.display": "观音桥药店"},
+        "practitioners": {},
+    }
+    assert "org_displays" not in done.facts
+    assert adapt("rx.dispense", DISPENSE).detail["practitioners"] == {
+        "performer.0.actor": ["PH-PHARM-031", "王药师"]
+    }
+
+
 @pytest.mark.parametrize(
     ("kind", "doc", "path"),
     [("rx.issue", ISSUE, ("dispenseRequest", "quantity")), ("rx.dispense", DISPENSE, ("quantity",))],

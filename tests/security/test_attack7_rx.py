@@ -1,7 +1,7 @@
 """The seventh outside attack's findings 2, 3 and 5 on prescriptions (kit7 rx1.py rx2.py rx3.py rx6.py rx6b.py
 rx8.py): a dispense naming another drug, expired boxes handed over "in the past", and dispense content that
 contradicts the record, replayed with the attacker's inputs through the real HTTP API, signed with real SM2
-keys, on the gateway suite's network."""
+keys, on the gateway suite's network; and the eighth attack's residuals of finding 5 (``test_f8_…``)."""
 
 from __future__ import annotations
 
@@ -225,5 +225,143 @@ def test_f7_5_dispense_content_does_not_contradict_the_record(harness: Harness) 
         "subject": {**subject, "display": "张三"},
     }
     r = _send(pharmacy, _dispense(rx, **ours), rx)
+    assert r.status_code == 202, r.text
+    assert h.wait_chain(r.json()["id"])["chain_status"] == "confirmed"
+
+
+def _registry_name(h: Harness, org: str) -> str:
+    """The organisation's name as the gateway's OrgRegistry export lists it."""
+    r = h.client(org).get("/api/v1/orgs")
+    assert r.status_code == 200, r.text
+    return str(next(o["name"] for o in r.json()["orgs"] if o["id"] == org))
+
+
+def test_f8_a_completed_dispense_states_nothing_the_record_contradicts(harness: Harness) -> None:
+    """F7-5's residuals: the signer displayed as another pharmacy, another person or place as receiver or
+    location, a statusReason, an unmade substitution's type or reason and a supply in negative days or
+    boxes, each refused naming the element; the same dispense stating its own facts goes in."""
+    h = harness
+    pharmacy = h.client("pharmacy-2")
+    rx = _issued(h)
+    ours, theirs = _registry_name(h, "pharmacy-2"), _registry_name(h, "pharmacy-1")
+    assert ours != theirs
+    patient = rx_dispense(rx)["subject"]["reference"]
+    v3 = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
+    signer = {"reference": "Organization/pharmacy-2"}
+    for name, changes, code, field in (
+        (
+            "the signer displayed as another pharmacy",
+            {"performer": [{"actor": {**signer, "display": theirs}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer.0.actor.display",
+        ),
+        (
+            "the second performer displayed as another pharmacy",
+            {"performer": [{"actor": {**signer, "display": ours}}, {"actor": {**signer, "display": theirs}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer.1.actor.display",
+        ),
+        (
+            "another pharmacy named as a practitioner",
+            {"performer": [{"actor": {"reference": "Practitioner/pharmacy-1", "display": theirs}}]},
+            "RX_DISPENSE_MISMATCH",
+            "performer.0.actor.reference",
+        ),
+        (
+            "a registered pharmacist displayed as another pharmacy",
+            {
+                "performer": [
+                    {"actor": signer},
+                    {"actor": {"reference": "Practitioner/pharmacist-1", "display": theirs}},
+                ]
+            },
+            "RX_DISPENSE_MISMATCH",
+            "performer.1.actor.display",
+        ),
+        (
+            "the place displayed as another pharmacy",
+            {"location": {"reference": "Location/counter-1", "display": theirs}},
+            "RX_DISPENSE_MISMATCH",
+            "location.display",
+        ),
+        (
+            "a contained place",
+            {"location": {"reference": "#l1"}},
+            "RX_DISPENSE_MISMATCH",
+            "location",
+        ),
+        (
+            "a place by identifier",
+            {"location": {"reference": "Location/counter-1", "identifier": {"value": "pharmacy-1"}}},
+            "RX_DISPENSE_MISMATCH",
+            "location",
+        ),
+        (
+            "another patient received it",
+            {"receiver": [{"reference": "Patient/PID-0000000001", "display": "李四"}]},
+            "RX_DISPENSE_MISMATCH",
+            "receiver.0.reference",
+        ),
+        (
+            "the patient's reference displayed as another person",
+            {"receiver": [{"reference": patient, "display": "李四"}]},
+            "RX_DISPENSE_MISMATCH",
+            "receiver.0",
+        ),
+        (
+            "a completed dispense saying why it was not done",
+            {"statusReasonCodeableConcept": {"text": "缺货，由解放碑大药房调配"}},
+            "RX_DISPENSE_MISMATCH",
+            "statusReasonCodeableConcept",
+        ),
+        (
+            "an unmade substitution's type",
+            {"substitution": {"wasSubstituted": False, "type": {"coding": [{"system": v3, "code": "TE"}]}}},
+            "RX_DISPENSE_MISMATCH",
+            "substitution.type",
+        ),
+        (
+            "an unmade substitution's reason",
+            {"substitution": {"wasSubstituted": False, "reason": [{"text": "替换为盐酸吗啡注射液"}]}},
+            "RX_DISPENSE_MISMATCH",
+            "substitution.reason",
+        ),
+        (
+            "daysSupply -5",
+            {"daysSupply": {"value": -5, "unit": "天"}},
+            "RX_QUANTITY_INVALID",
+            "daysSupply.value",
+        ),
+        (
+            "daysSupply 0",
+            {"daysSupply": {"value": 0, "unit": "天"}},
+            "RX_QUANTITY_INVALID",
+            "daysSupply.value",
+        ),
+        (
+            "daysSupply in boxes",
+            {
+                "daysSupply": {
+                    "value": 7,
+                    "unit": "盒",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "{box}",
+                }
+            },
+            "RX_UNIT_INVALID",
+            "daysSupply.code",
+        ),
+    ):
+        r = _send(pharmacy, _dispense(rx, **changes), rx)
+        assert refused(r, 400, code)["field"] == field, name
+    # Its own name, the patient as receiver, no substitution and a week's supply: recorded and confirmed.
+    held = _dispense(
+        rx,
+        performer=[{"actor": {**signer, "display": ours}}, {"actor": {"reference": "Practitioner/PH-031"}}],
+        location={"reference": "Location/counter-1", "display": ours},
+        receiver=[{"reference": patient, "display": "张三"}],
+        substitution={"wasSubstituted": False, "type": {"coding": [{"system": v3, "code": "N"}]}},
+    )
+    r = _send(pharmacy, held, rx)
     assert r.status_code == 202, r.text
     assert h.wait_chain(r.json()["id"])["chain_status"] == "confirmed"
