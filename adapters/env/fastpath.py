@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from adapters.abc import AdaptContext
-from adapters.env.payload import READING_COMMANDS
+from adapters.env.payload import READING_COMMANDS, misfit
 from adapters.env.stclass import CODE_FAMILY, family_of
 from adapters.hj212 import FLAG_SUBPACKET, NUMERIC_FIELDS, crc16_many
 
@@ -94,7 +94,7 @@ class _Shape:
     flag_groups: tuple[int, ...]  # their groups
     all_normal: tuple[str, ...]  # ("N", …): every flag N
     fields: tuple[tuple[str, str, int], ...]  # (code, field, group) of each numeric item
-    rtd_each: bool  # every pollutant with a numeric item has an Rtd (a real-time upload's value)
+    fits: frozenset[str]  # the data CNs whose layout its items keep (payload.misfit): the codec the others
     family: str | None  # the code family (``stclass``) all its codes are of, if one
 
 
@@ -129,6 +129,9 @@ def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, comp
     order = tuple(int(p) for p in parts[1::2])
     template = "%s".join(p.replace("%", "%%") for p in parts[::2])
     flags = sorted((code, _HEADER + 1 + i) for i, (_, code, n, _) in enumerate(items) if n == "Flag")
+    names: dict[str, set[str]] = {}
+    for _, code, name, _ in items:
+        names.setdefault(code, set()).add(name)
     shape = _Shape(
         pattern=pattern,
         template=template,
@@ -138,7 +141,7 @@ def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, comp
         all_normal=("N",) * len(flags),
         fields=tuple((code, n, _HEADER + 1 + i) for i, (_, code, n, _) in enumerate(items) if n != "Flag"),
         family=family_of(code for _, code, _, _ in items),
-        rtd_each={c for _, c, n, _ in items if n != "Flag"} <= {c for _, c, n, _ in items if n == "Rtd"},
+        fits=frozenset(cn for cn in READING_COMMANDS if misfit(cn, names) is None),
     )
     if len(_shapes) >= 256:
         _shapes.clear()
@@ -214,8 +217,8 @@ def _one(m: re.Match[str], shape: _Shape, crc: int, clock: _Clock) -> Fast | Non
         return None
     if not shape.fields:
         return None  # no measured value: the codec says so
-    if cn in _PRIMARY and not shape.rtd_each:
-        return None  # a real-time pollutant without its Rtd: the codec refuses it
+    if cn not in shape.fits:
+        return None  # a pollutant lacks its CN's primary value, or statistics carry Rtd: the codec refuses it
     if qn is not None and qn[:14] != stamp:
         try:
             _local(qn[:14])

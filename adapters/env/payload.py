@@ -10,7 +10,7 @@ Reads (``READ_POLICY``): a station reads its own readings and batches; the envir
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC
 from typing import Any
 
@@ -36,6 +36,28 @@ from adapters.errors import Hj212Malformed, PayloadInvalid
 READING_COMMANDS = {"2011": "real-time", "2051": "minute", "2061": "hour", "2031": "day"}
 # Real-time uploads report Rtd, the others Avg: the value the facts give for each pollutant.
 _PRIMARY = {"2011": "Rtd"}
+# HJ 212-2017 (6.6, appendix C): a real-time upload reports Rtd (ZsRtd); the minute, hour and day uploads
+# (2051, 2061, 2031) report statistics, Avg with Min, Max (ZsAvg, ZsMin, ZsMax) and Cou, and no Rtd.
+_REALTIME_ONLY = frozenset({"Rtd", "ZsRtd"})
+_TOTAL = "Cou"  # a statistics upload's total (a flow's volume, a pollutant's mass): no concentration
+
+
+def misfit(cn: str, fields: Mapping[str, Collection[str]]) -> tuple[str, str] | None:
+    """The first (code, field) by which a data upload's pollutants stray from HJ 212-2017's layout: its
+    primary value missing (a measured pollutant held to no limit), or a real-time field in a statistics
+    upload; None if none does. A pollutant with only a Flag is a fault reported without a value; one with
+    only Cou in a statistics upload is a total (a flow's volume), which no concentration limit reads."""
+    primary = _PRIMARY.get(cn, "Avg")
+    for code in sorted(fields):
+        names = fields[code]
+        measured = set(hj212.NUMERIC_FIELDS.intersection(names))
+        if cn not in _PRIMARY:
+            measured.discard(_TOTAL)
+        if measured and primary not in names:
+            return code, primary
+        if cn not in _PRIMARY and (extra := sorted(_REALTIME_ONLY.intersection(names))):
+            return code, extra[0]
+    return None
 
 
 class EnvReadingJson(BaseModel):
@@ -147,16 +169,18 @@ def _facts(n: Mapping[str, Any], context: AdaptContext) -> dict[str, Any]:
         )
     check_codes(n["st"], pollutants)  # of its class's medium: a code its limits could name
     primary = _PRIMARY.get(cn, "Avg")
-    if cn in _PRIMARY:
-        # A real-time upload's value is its Rtd (HJ 212-2017: Avg, Min, Max, Cou are the minute, hour and
-        # day uploads'): a measured pollutant without one would be held to no limit (eighth attack).
-        bare = sorted(c for c, f in pollutants.items() if hj212.NUMERIC_FIELDS & set(f) and primary not in f)
-        if bare:
-            raise EnvRuleViolation(
-                f"a real-time upload (CN={cn}) reports each measured pollutant's {primary}: "
-                f"{bare[0]} has none",
-                details={"field": f"{bare[0]}-{primary}", "code": bare[0], "cn": cn},
-            )
+    # The limits read each pollutant's primary value: one without it would be held to none (eighth and
+    # ninth attacks); a statistics upload's Rtd would be a second value beside what the limit reads.
+    if (stray := misfit(cn, pollutants)) is not None:
+        code, field = stray
+        interval = READING_COMMANDS[cn]
+        kind = f"{'an' if interval == 'hour' else 'a'} {interval} upload (CN={cn})"
+        raise EnvRuleViolation(
+            f"{kind} reports each measured pollutant's {primary}: {code} has none"
+            if field == primary
+            else f"{kind} carries statistics, not the real-time {field}: {code} has one",
+            details={"field": f"{code}-{field}", "code": code, "cn": cn},
+        )
     # Decimal text checked by the codec (never NaN, Infinity or an exponent): finite floats.
     values = {code: float(f[primary]) for code, f in pollutants.items() if primary in f}
     flags = {code: f["Flag"] for code, f in pollutants.items() if "Flag" in f}

@@ -71,6 +71,18 @@ TAKEN = [
     # surface water (ST 21) and a noise station (ST 23: held to no code family)
     "ST=21;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01001-Avg=14;w01009-Avg=0,w01009-Flag=N&&",
     "ST=23;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;LA-Avg=55.1&&",
+    # statistics: a flow total with only Cou beside a measured Avg (HJ 212-2017's hourly water upload)
+    "ST=32;CN=2061;PW=1;MN=A1;CP=&&DataTime=20261125090000;w00000-Cou=45.2;w01018-Avg=28,w01018-Cou=1.3&&",
+]
+# A pollutant without its CN's primary value, or Rtd in statistics (ninth attack, 2): the codec refuses it.
+STRAY = [
+    "ST=32;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;w22002-Rtd=50&&",  # statistics, Rtd only
+    "ST=32;CN=2061;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Avg=1;w25023-Rtd=9&&",
+    "ST=32;CN=2031;PW=1;MN=A1;CP=&&DataTime=20261125090000;w22002-Max=50,w22002-Min=1&&",  # no Avg
+    "ST=32;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;w22002-ZsAvg=50&&",
+    "ST=32;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;w22002-Avg=50,w22002-Rtd=1&&",  # Rtd beside
+    "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Avg=500&&",  # real-time, no Rtd
+    "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01001-Rtd=7;w01018-Max=500&&",
 ]
 
 
@@ -99,8 +111,7 @@ FOREIGN = [
         "QN=20261131090000001;ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
         "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090060;w01018-Rtd=1&&",  # a leap second
         "QN=20261125090060001;ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Rtd=1&&",
-        "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01018-Avg=500&&",  # real-time, no Rtd
-        "ST=32;CN=2011;PW=1;MN=A1;CP=&&DataTime=20261125090000;w01001-Rtd=7;w01018-Max=500&&",
+        *STRAY,
         *FOREIGN,
         # left to the codec, accepted by it
         "ST=22;CN=2051;PW=1;MN=A1;Flag=7;PNUM=2;PNO=1;CP=&&DataTime=20261125090000;a21026-Avg=1&&",
@@ -114,6 +125,8 @@ def test_each_shape_agrees_with_the_codec(data: str) -> None:
     assert taken == (3 if data in TAKEN else 1)
     if data in FOREIGN:
         assert _codec(raw).code == "POLLUTANT_CLASS_MISMATCH"
+    if data in STRAY:
+        assert _codec(raw).code == "ENV_RULE_VIOLATION"
 
 
 def test_a_shape_of_one_family_is_left_to_the_codec_under_another_class() -> None:
