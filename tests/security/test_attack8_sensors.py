@@ -27,9 +27,10 @@ def test_f8_6_oils_and_nitrobenzenes_are_held_and_a_realtime_value_is_its_rtd(ha
     # st32.py animal_oil_w22002 (and st32b.py's w25 group: nitrobenzenes), as real-time Rtd 99999.
     oil = source.accepted("env.reading", _reading(mn, "32", t0, {"w22002": BIG}))
     nitro = source.accepted("env.reading", _reading(mn, "32", t0 + timedelta(seconds=1), {"w25023": BIG}))
-    # st32.py COD_avg_high_rtd_low_2051: a minute upload is held by its Avg whatever its Rtd says.
+    # st32.py COD_avg_high_rtd_low_2051: a minute upload is held by its Avg (its Rtd beside it is refused
+    # since the ninth attack: test_attack9_sensors.py).
     minute = {"mn": mn, "st": "32", "cn": "2051", "data_time": _local(t0 + timedelta(seconds=2)),
-              "pollutants": {"w01018": {"Rtd": "1", "Avg": "500", "Max": "900"}}}  # fmt: skip
+              "pollutants": {"w01018": {"Avg": "500", "Max": "900"}}}  # fmt: skip
     cod = source.accepted("env.reading", minute)
     # st32.py COD_ZsRtd_only_withRtd_missing: a real-time upload (CN 2011) carrying only Avg was accepted
     # and compared with nothing. Refused, naming the pollutant and the Rtd it lacks; nothing kept.
