@@ -95,12 +95,8 @@ def _names_another(display: str, others: Sequence[str], signer: str | None) -> b
     A name found only within the signer's own (another organisation named 观音桥药店 beside the signer's
     观音桥药店二部) is the signer's: it is looked for once the signer's name is taken out."""
     text, own = name_key(display), name_key(signer)
-    for name in map(name_key, others):
-        if name and (name == text or (name in text and name not in own)):
-            return True
-        if name and own and name in text.replace(own, "\0"):
-            return True
-    return False
+    rest = text.replace(own, "\0") if own else text  # \0: no name_key holds it, none spans the cut
+    return any(name and (name == text or name in rest) for name in map(name_key, others))
 
 
 def check_open(state: State, rx_id: str, org: str) -> None:
@@ -219,9 +215,10 @@ class RxWorkflow(PrescriptionAdapter):
         name as displayed (an organisation performer's, the location's) is the signer's, in normal form
         ("观音桥药店" signing as "解放碑大药房" is not recorded); a ``Practitioner/<id>`` whose id is a
         registered organisation's is a pharmacist (执业药师) displayed by its registered name, never a
-        pharmacy or anyone else named as a person; no practitioner is displayed as, or with, the name of
-        another organisation than the signer (:func:`_names_another`); the location is not another
-        organisation's (``Location/pharmacy-1`` signed by pharmacy-2)."""
+        pharmacy or anyone else named as a person, nor one registered under another organisation's name
+        (the registry holds no pharmacist's employer: its name is what says it); no practitioner is
+        displayed as, or with, the name of another organisation than the signer (:func:`_names_another`);
+        the location is not another organisation's (``Location/pharmacy-1`` signed by pharmacy-2)."""
         orgs = organisations(chain)
         signer = next((name for org, _role, name in orgs if org == record.org), None)
         displays = record.detail.get("org_displays") or {}
@@ -244,14 +241,20 @@ class RxWorkflow(PrescriptionAdapter):
                     "dispense names a registered organisation other than a pharmacist as a practitioner",
                     details={"field": f"{field}.reference"},
                 )
-            if display is None:
-                continue  # a person the registry does not hold, or its pharmacist by id alone
-            if any(normal_text(display) != normal_text(name) for _org, _role, name in held):
+            if display is not None and any(normal_text(display) != normal_text(n) for _o, _r, n in held):
                 raise RxDispenseMismatch(
                     "dispense displays the pharmacist otherwise than its name in OrgRegistry",
                     details={"field": f"{field}.display"},
                 )
             others = [name for org, _r, name in orgs if org != record.org and org not in {h[0] for h in held}]
+            if any(_names_another(name, others, signer) for _org, _role, name in held):
+                # Registered as another's (解放碑大药房 执业药师 王敏): not the signer's pharmacist.
+                raise RxDispenseMismatch(
+                    "dispense names a pharmacist registered under another organisation's name",
+                    details={"field": f"{field}.reference"},
+                )
+            if display is None:
+                continue
             if _names_another(display, others, signer):
                 raise RxDispenseMismatch(
                     "dispense displays a practitioner as, or with, another organisation's registered name",
