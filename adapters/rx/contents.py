@@ -167,10 +167,10 @@ def _qualifiable(obj: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def check_unqualified(obj: dict[str, Any]) -> None:
-    """The elements the dispense rules read carry no extension (``extension``, ``modifierExtension``, a
-    primitive's ``_x`` companion) and a completed dispense's ``status`` and dates none either: a
-    data-absent-reason on ``status``, a translation of a display, a note on daysSupply's value would qualify
-    what the gateway holds to the record without its reading it. A performer's ``function`` is coded, in
+    """The elements the dispense rules read carry no extension (``extension``, a primitive's ``_x``
+    companion; a ``modifierExtension`` is refused anywhere), nor do a completed dispense's ``status`` and
+    dates: a data-absent-reason on ``status``, a translation of a display, a note on daysSupply's value
+    would qualify what the gateway holds to the record without its reading it. A performer's ``function`` is coded, in
     R4's performer-function codes, without text. ``RX_DISPENSE_MISMATCH`` naming the element."""
     for top in ("_status", "_whenHandedOver", "_whenPrepared"):
         if top in obj:
@@ -178,7 +178,7 @@ def check_unqualified(obj: dict[str, Any]) -> None:
                 f"{top[1:]} carries no extension: the gateway reads the value alone", details={"field": top}
             )
     for field, element in _qualifiable(obj):
-        key = next((k for k in element if k.startswith("_") or k.endswith("xtension")), None)
+        key = next((k for k in element if k.startswith("_") or k == "extension"), None)
         if key is not None:
             raise RxDispenseMismatch(
                 f"{field} carries no extension ({key}): the gateway reads the element alone",
