@@ -170,8 +170,8 @@ def check_unqualified(obj: dict[str, Any]) -> None:
     """The elements the dispense rules read carry no extension (``extension``, a primitive's ``_x``
     companion; a ``modifierExtension`` is refused anywhere), nor do a completed dispense's ``status`` and
     dates: a data-absent-reason on ``status``, a translation of a display, a note on daysSupply's value
-    would qualify what the gateway holds to the record without its reading it. A performer's ``function`` is coded, in
-    R4's performer-function codes, without text. ``RX_DISPENSE_MISMATCH`` naming the element."""
+    would qualify what the gateway holds to the record without its reading it. A performer's ``function``
+    is coded, in R4's performer-function codes, without text. ``RX_DISPENSE_MISMATCH`` naming the element."""
     for top in ("_status", "_whenHandedOver", "_whenPrepared"):
         if top in obj:
             raise RxDispenseMismatch(
