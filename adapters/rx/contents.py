@@ -91,7 +91,8 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     displays, people, places = {}, {}, {}
     for i, p in enumerate(obj.get("performer") or []):
         ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
-        if isinstance(_get(p, "actor"), dict) and "identifier" in p["actor"]:
+        named = isinstance(ref, str) and (_PRACTITIONER.fullmatch(ref) or _ORGANIZATION.fullmatch(ref))
+        if named and "identifier" in p["actor"]:  # an identifier alone: another form, refused as one
             raise RxDispenseMismatch(
                 "a performer is named by its reference alone: an identifier beside it may name another "
                 "organisation",
