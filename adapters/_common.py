@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -33,6 +34,16 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 # How far before the gateway records it a record may say something happened (a station or a pharmacy
 # uploading after an outage): single environmental readings' DataTime, a dispense's whenHandedOver.
 MAX_BACKDATE = timedelta(hours=72)
+
+
+_SEPARATORS = re.compile(r"[\W_]+")  # anything but a letter or digit (of any script)
+
+
+def id_key(value: str) -> str:
+    """What an id names, for identity: case and the separators between its letter-or-digit runs (any run of
+    '-', '_', '.', …; none leading or trailing) make no other thing. Gas asset ids (PIPE-0EC5, pipe_0ec5)
+    and the organisations a prescription dispense names (Practitioner/Pharmacy-1., pharmacy-1) compare so."""
+    return _SEPARATORS.sub("-", value.upper()).strip("-")
 
 
 def _no_constant(name: str) -> NoReturn:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from adapters._common import domain_policy
+from adapters._common import domain_policy, id_key
 from adapters.abc import AdaptContext
 from adapters.gas.domain import KINDS
 from adapters.gas.errors import (
@@ -79,7 +79,7 @@ READ_POLICY = domain_policy(KINDS)
 def asset_key(asset: str) -> str:
     """The asset an id names: case and the choice of '-' or '_' make no other asset (seventh attack, finding
     4: pipe-0EC5 read as a source the pipeline PIPE-0EC5 its logger had recorded)."""
-    return asset.upper().replace("_", "-")
+    return id_key(asset)  # the id normal form the rx dispense rules share (ninth attack, finding 1)
 
 
 def _bad(index: int, field: str, why: str) -> GasReadingInvalid:

@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.abc import ChainView
 from adapters.rx.domain import CONTRACT
-from provenance.chain.contracts import REGISTRY, chain_key, org_id
+from provenance.chain.contracts import REGISTRY, chain_key
 from provenance.timestamps import chain_time
 from provenance.types import Role
 
@@ -36,17 +36,15 @@ def rx_status(chain: ChainView, rx_id: str) -> dict[str, Any] | None:
     }
 
 
-def registered(chain: ChainView, org: str) -> tuple[str, str] | None:
-    """An organisation's role and name in OrgRegistry (None: not registered), both reads cached until the
-    registry emits an event: what a dispense may display as its pharmacy or pharmacist."""
-    try:
-        raw = org_id(org)
-    except ValueError:
-        return None
-    if raw not in {bytes(i) for i in chain.lookup(REGISTRY, "orgIds")}:
-        return None
-    role, _active, _created, name = chain.lookup(REGISTRY, "getOrg", raw)
-    return Role(role).label, str(name)
+def organisations(chain: ChainView) -> list[tuple[str, str, str]]:
+    """Every organisation in OrgRegistry as (id, role, name), both reads cached until the registry emits an
+    event: what a dispense may display as its pharmacy or pharmacist, and the names and ids it may not
+    give another organisation than the signer."""
+    out = []
+    for raw in chain.lookup(REGISTRY, "orgIds"):
+        role, _active, _created, name = chain.lookup(REGISTRY, "getOrg", bytes(raw))
+        out.append((_org(raw), Role(role).label, str(name)))
+    return out
 
 
 def readable(entry: dict[str, Any]) -> dict[str, Any]:

@@ -83,12 +83,21 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     """What a dispense displays of who and where, for the workflow to hold to OrgRegistry (the adapter's
     ``detail``: never stored). ``org_displays``: the pharmacy's name as displayed (an organisation
     performer's ``display``, the location's), by field; ``practitioners``: each ``Practitioner/<id>``
-    performer's id and display, by field (an id that is a registered organisation is held to its entry).
-    The location is refused here unless a relative ``Location/<id>`` without an identifier: any other form
-    (contained, absolute, a search, an identifier) may name another organisation's place."""
-    displays, people = {}, {}
+    performer's id and display, by field (an id that is a registered organisation's, in any case or
+    punctuation, is held to its entry); ``places``: the location's id (never another organisation's).
+    An actor or the location with an ``identifier`` is refused here: it may name another organisation than
+    its reference; so is a location in any form but a relative ``Location/<id>`` (contained, absolute, a
+    search: those may name another organisation's place)."""
+    displays, people, places = {}, {}, {}
     for i, p in enumerate(obj.get("performer") or []):
         ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
+        named = isinstance(ref, str) and (_PRACTITIONER.fullmatch(ref) or _ORGANIZATION.fullmatch(ref))
+        if named and "identifier" in p["actor"]:  # an identifier alone: another form, refused as one
+            raise RxDispenseMismatch(
+                "a performer is named by its reference alone: an identifier beside it may name another "
+                "organisation",
+                details={"field": f"performer.{i}.actor.identifier"},
+            )
         if isinstance(ref, str) and _PRACTITIONER.fullmatch(ref):
             people[f"performer.{i}.actor"] = [ref.partition("/")[2], display]
         elif isinstance(display, str):
@@ -103,15 +112,96 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
                 "absolute or search reference: those may name another organisation's place",
                 details={"field": "location"},
             )
+        places["location.reference"] = ref.partition("/")[2]
         if isinstance(display := _get(place, "display"), str):
             displays["location.display"] = display
-    return {"org_displays": displays, "practitioners": people}
+    return {"org_displays": displays, "practitioners": people, "places": places}
+
+
+# R4 Reference.type: the type of the target, a StructureDefinition's URL, relative to this base when a
+# resource type of FHIR's own ("Patient").
+_TYPE_BASE = "http://hl7.org/fhir/StructureDefinition/"
+_RELATIVE = re.compile(r"([A-Z][A-Za-z]{1,63})/[^/]+")
+
+
+def _references(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The references the dispense rules read, by field: the subject, each receiver, each performer's actor,
+    the location."""
+    out: list[tuple[str, Any]] = [("subject", obj.get("subject")), ("location", obj.get("location"))]
+    out += [(f"receiver.{i}", r) for i, r in enumerate(obj.get("receiver") or [])]
+    out += [(f"performer.{i}.actor", _get(p, "actor")) for i, p in enumerate(obj.get("performer") or [])]
+    return [(field, ref) for field, ref in out if isinstance(ref, dict)]
+
+
+def check_reference_types(obj: dict[str, Any]) -> None:
+    """A reference's ``type``, when present, is the type its relative reference names (R4 Reference: "the
+    type ... SHALL match" the reference's): a receiver ``Patient/…`` typed Practitioner, an
+    ``Organization/…`` performer typed Practitioner say two things of one party. ``RX_DISPENSE_MISMATCH``
+    naming the ``type``."""
+    for field, ref in _references(obj):
+        if "type" not in ref:
+            continue
+        target = ref.get("reference")
+        named = _RELATIVE.fullmatch(target) if isinstance(target, str) else None
+        if named is None or ref["type"] not in (named.group(1), _TYPE_BASE + named.group(1)):
+            raise RxDispenseMismatch(
+                "a reference's type is the resource type its relative reference names",
+                details={"field": f"{field}.type"},
+            )
+
+
+# The R4 performer functions (medicationdispense-performer-function): what each performer did, coded.
+_FUNCTION = "http://terminology.hl7.org/CodeSystem/medicationdispense-performer-function"
+_FUNCTIONS = frozenset({"dataenterer", "packager", "checker", "finalchecker"})
+
+
+def _qualifiable(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The elements the dispense rules read, by field (beside :func:`_references`): what an extension on
+    them would qualify without the gateway reading it."""
+    sub = obj.get("substitution")
+    out: list[tuple[str, Any]] = [("daysSupply", obj.get("daysSupply")), ("quantity", obj.get("quantity"))]
+    out += [("substitution", sub), ("substitution.type", _get(sub, "type"))]
+    out += [(f"substitution.type.coding.{j}", c) for j, c in enumerate(_get(sub, "type", "coding") or [])]
+    for i, p in enumerate(obj.get("performer") or []):
+        out += [(f"performer.{i}", p), (f"performer.{i}.function", _get(p, "function"))]
+    return [(field, e) for field, e in [*out, *_references(obj)] if isinstance(e, dict)]
+
+
+def check_unqualified(obj: dict[str, Any]) -> None:
+    """The elements the dispense rules read carry no extension (``extension``, a primitive's ``_x``
+    companion; a ``modifierExtension`` is refused anywhere), nor do a completed dispense's ``status`` and
+    dates: a data-absent-reason on ``status``, a translation of a display, a note on daysSupply's value
+    would qualify what the gateway holds to the record without its reading it. A performer's ``function``
+    is coded, in R4's performer-function codes, without text. ``RX_DISPENSE_MISMATCH`` naming the element."""
+    for top in ("_status", "_whenHandedOver", "_whenPrepared"):
+        if top in obj:
+            raise RxDispenseMismatch(
+                f"{top[1:]} carries no extension: the gateway reads the value alone", details={"field": top}
+            )
+    for field, element in _qualifiable(obj):
+        key = next((k for k in element if k.startswith("_") or k == "extension"), None)
+        if key is not None:
+            raise RxDispenseMismatch(
+                f"{field} carries no extension ({key}): the gateway reads the element alone",
+                details={"field": f"{field}.{key}"},
+            )
+        if field.endswith(".function") and (
+            "text" in element
+            or not all(
+                _get(c, "system") == _FUNCTION and _get(c, "code") in _FUNCTIONS
+                for c in element.get("coding") or [None]
+            )
+        ):
+            raise RxDispenseMismatch(
+                f"a performer's function is one of {sorted(_FUNCTIONS)} ({_FUNCTION}), without text",
+                details={"field": field},
+            )
 
 
 # R4 v3-substanceAdminSubstitution: N, "none" (no substitution occurred). Nothing else is said of a dispense
 # that was not substituted: a type, a reason or a responsible party would state a substitution.
 _SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
-_UNSUBSTITUTED = frozenset({"wasSubstituted", "type", "id", "extension"})
+_UNSUBSTITUTED = frozenset({"wasSubstituted", "type", "id"})
 
 
 def check_statements(obj: dict[str, Any]) -> None:

@@ -105,6 +105,14 @@ def normal_text(value: Any) -> str | None:
     return " ".join(unicodedata.normalize("NFKC", value).casefold().split()) or None
 
 
+def name_key(value: Any) -> str:
+    """A name as :func:`normal_text` compares it, without its spaces, punctuation and invisible characters:
+    "解放碑 大药房" and "解放碑·大药房" name the pharmacy 解放碑大药房 (a display may not name another
+    organisation, even spaced out)."""
+    text = unicodedata.normalize("NFKC", value).casefold() if isinstance(value, str) else ""
+    return "".join(c for c in text if unicodedata.category(c)[0] not in "ZPC")
+
+
 def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:
     """A medication in normal form: its codes by system when coded (``{system: (code, …)}``), else its
     reference, else its text (NFKC, case-folded, whitespace collapsed)."""

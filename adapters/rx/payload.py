@@ -286,6 +286,8 @@ def _dispense(obj: dict[str, Any], ctx: AdaptContext) -> tuple[str, dict[str, An
             raise FhirInvalid(
                 "whenPrepared is after whenHandedOver (mdd-1)", details={"field": "whenPrepared"}
             )
+    contents.check_unqualified(obj)
+    contents.check_reference_types(obj)
     contents.check_statements(obj)
     if "daysSupply" in obj:
         _quantity(obj, "daysSupply")

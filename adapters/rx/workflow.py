@@ -11,15 +11,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from adapters._common import check_expiry, stricter
+from adapters._common import check_expiry, id_key, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.dated import Dated, check_order, mark_of
 from adapters.errors import DateBeforeSubject
 from adapters.rx.chain import (
     box_keys,
     code_use,
+    organisations,
     readable,
-    registered,
     review_required,
     rx_review,
     rx_settlement,
@@ -57,7 +57,7 @@ from adapters.rx.errors import (
     RxUnknown,
     TraceCodeReused,
 )
-from adapters.rx.medication import normal_text
+from adapters.rx.medication import name_key, normal_text
 from adapters.rx.panels import PANELS
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
@@ -87,6 +87,16 @@ def from_chain(rx_id: str, entry: Mapping[str, Any]) -> State:
             "facts": {"rx_id": rx_id, "expires_at": expires},
         },
     )
+
+
+def _names_another(display: str, others: Sequence[str], signer: str | None) -> bool:
+    """Whether ``display`` is or contains (spaces, punctuation, case and width aside: ``name_key``) one of
+    ``others``' names: "解放碑大药房 执业药师 王敏" signed by 观音桥药店 names another pharmacy's pharmacist.
+    A name found only within the signer's own (another organisation named 观音桥药店 beside the signer's
+    观音桥药店二部) is the signer's: it is looked for once the signer's name is taken out."""
+    text, own = name_key(display), name_key(signer)
+    rest = text.replace(own, "\0") if own else text  # \0: no name_key holds it, none spans the cut
+    return any(name and (name == text or name in rest) for name in map(name_key, others))
 
 
 def check_open(state: State, rx_id: str, org: str) -> None:
@@ -201,32 +211,53 @@ class RxWorkflow(PrescriptionAdapter):
     @staticmethod
     def _check_displays(record: RecordFacts, chain: ChainView) -> None:
         """Who and where a dispense displays, held to OrgRegistry (the only names of organisations the
-        gateway knows): the pharmacy's name as displayed (an organisation performer's, the location's) is
-        the signer's, in normal form ("观音桥药店" signing as "解放碑大药房" is not recorded); a
-        ``Practitioner/<id>`` whose id is a registered organisation is a pharmacist (执业药师) displayed by
-        its registered name, never a pharmacy or anyone else named as a person."""
+        gateway knows), ids compared as ids are for identity (``id_key``: case, punctuation): the pharmacy's
+        name as displayed (an organisation performer's, the location's) is the signer's, in normal form
+        ("观音桥药店" signing as "解放碑大药房" is not recorded); a ``Practitioner/<id>`` whose id is a
+        registered organisation's is a pharmacist (执业药师) displayed by its registered name, never a
+        pharmacy or anyone else named as a person, nor one registered under another organisation's name
+        (the registry holds no pharmacist's employer: its name is what says it); no practitioner is
+        displayed as, or with, the name of another organisation than the signer (:func:`_names_another`);
+        the location is not another organisation's (``Location/pharmacy-1`` signed by pharmacy-2)."""
+        orgs = organisations(chain)
+        signer = next((name for org, _role, name in orgs if org == record.org), None)
         displays = record.detail.get("org_displays") or {}
-        if displays:
-            signer = registered(chain, record.org)
-            name = normal_text(signer[1] if signer else None)
-            for field, display in sorted(displays.items()):
-                if normal_text(display) != name:
-                    raise RxDispenseMismatch(
-                        "dispense displays another name than the signing pharmacy's in OrgRegistry",
-                        details={"field": field},
-                    )
+        for field, display in sorted(displays.items()):
+            if normal_text(display) != normal_text(signer):
+                raise RxDispenseMismatch(
+                    "dispense displays another name than the signing pharmacy's in OrgRegistry",
+                    details={"field": field},
+                )
+        for field, place in sorted((record.detail.get("places") or {}).items()):
+            if any(org != record.org and id_key(org) == id_key(place) for org, _role, _name in orgs):
+                raise RxDispenseMismatch(
+                    "dispense names another registered organisation's place as its location",
+                    details={"field": field},
+                )
         for field, (person, display) in sorted((record.detail.get("practitioners") or {}).items()):
-            entry = registered(chain, person)
-            if entry is None:
-                continue  # a person the registry does not hold: its display is the pharmacy's word
-            if entry[0] != "pharmacist":
+            held = [(org, role, name) for org, role, name in orgs if id_key(org) == id_key(person)]
+            if any(role != "pharmacist" for _org, role, _name in held):
                 raise RxDispenseMismatch(
                     "dispense names a registered organisation other than a pharmacist as a practitioner",
                     details={"field": f"{field}.reference"},
                 )
-            if display is not None and normal_text(display) != normal_text(entry[1]):
+            if display is not None and any(normal_text(display) != normal_text(n) for _o, _r, n in held):
                 raise RxDispenseMismatch(
                     "dispense displays the pharmacist otherwise than its name in OrgRegistry",
+                    details={"field": f"{field}.display"},
+                )
+            others = [name for org, _r, name in orgs if org != record.org and org not in {h[0] for h in held}]
+            if any(_names_another(name, others, signer) for _org, _role, name in held):
+                # Registered as another's (解放碑大药房 执业药师 王敏): not the signer's pharmacist.
+                raise RxDispenseMismatch(
+                    "dispense names a pharmacist registered under another organisation's name",
+                    details={"field": f"{field}.reference"},
+                )
+            if display is None:
+                continue
+            if _names_another(display, others, signer):
+                raise RxDispenseMismatch(
+                    "dispense displays a practitioner as, or with, another organisation's registered name",
                     details={"field": f"{field}.display"},
                 )
 

@@ -594,6 +594,7 @@ def test_a_receiver_is_the_prescriptions_patient() -> None:
     assert done.detail == {
         "org_displays": {"performer.0.actor.display": "解放碑大药房", "location.display": "观音桥药店"},
         "practitioners": {},
+        "places": {"location.reference": "counter-2"},
     }
     assert "org_displays" not in done.facts
     assert adapt("rx.dispense", DISPENSE).detail["practitioners"] == {
