@@ -167,12 +167,16 @@ class Worker(threading.Thread):
                 busy = False
                 self._stop_event.wait(1.0)
             if not busy:
-                self.wake.wait(self.idle)
+                self.wake.wait(self.idle_for())
                 self.wake.clear()
 
     def step(self) -> bool:
         """One unit of work; True when there may be more right away."""
         raise NotImplementedError
+
+    def idle_for(self) -> float:
+        """Seconds to sleep (unless woken) after a step that found no more work."""
+        return self.idle
 
 
 class Sequencer(Worker):
@@ -209,6 +213,15 @@ class Sequencer(Worker):
         self.checkpoint()
         return appended >= self._batch
 
+    def idle_for(self) -> float:
+        # Leaves not yet in a checkpoint: wake when the next one is due, not up to ``idle`` after.
+        with self._stats.lock:
+            owed = self._stats.tree_size > self._stats.checkpoint_size
+        if not owed:
+            return self.idle
+        due = self._last_checkpoint + self._interval - time.monotonic()
+        return max(0.0, min(self.idle, due))
+
     def sequence(self) -> int:
         """Append the next batch of accepted records; returns how many."""
         with self._db.write(exclusive=LOG_WRITE_LOCK) as s:
@@ -238,7 +251,9 @@ class Sequencer(Worker):
             tree = merkle_log(s)
             size = tree.size
             last = s.exec(select(func.max(CheckpointRow.size))).one() or 0
-            if size <= last:
+            if size <= last:  # signed already (another owner's): nothing owed (``idle_for``)
+                with self._stats.lock:
+                    self._stats.checkpoint_size = max(self._stats.checkpoint_size, last)
                 return
             cp = Checkpoint(origin=self._origin, size=size, root=tree.root(size))
             note = sign_checkpoint(cp, self._key_name, self._key, *self._also)
