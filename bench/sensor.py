@@ -220,7 +220,6 @@ def through_gateway(
         cpu = gateway_cpu()
         t = time.perf_counter()
         load.run(urls, requests, len(mns), load.expect(202))
-        note(f"TIMING accepted_end {time.time():.3f}")  # TEMP
         accepted = n * b / (time.perf_counter() - t)
         accepted_cpu = n * b / (gateway_cpu() - cpu)
         with httpx.Client(base_url=url, headers=auth, timeout=120) as http:
@@ -233,7 +232,6 @@ def through_gateway(
             ]
             assert len(ids) == b, f"{len(ids)} batches listed, {b} submitted"
             _wait_done(http, ids, chain=True, subjects=subjects)
-            note(f"TIMING done {time.time():.3f}")  # TEMP
             anchored = n * b / (time.perf_counter() - t)
             anchored_cpu = n * b / (gateway_cpu() - cpu)
             note(f"{name}: {accepted:,.0f} readings/s accepted, {anchored:,.0f}/s anchored; single readings")

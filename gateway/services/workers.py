@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -195,6 +195,7 @@ class Sequencer(Worker):
         interval: float,
         idle: float,
         on_checkpoint: threading.Event,
+        on_append: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__("sequencer", idle=idle)
         self._db = db
@@ -207,6 +208,7 @@ class Sequencer(Worker):
         self._interval = interval
         self._last_checkpoint = 0.0
         self._on_checkpoint = on_checkpoint
+        self._on_append = on_append
 
     def step(self) -> bool:
         appended = self.sequence()
@@ -239,7 +241,7 @@ class Sequencer(Worker):
             size = tree.size
         with self._stats.lock:
             self._stats.tree_size = size
-        log.warning("TIMING seq %.3f %d", time.time(), size)  # TEMP
+        self._on_append()
         return len(rows)
 
     def checkpoint(self) -> None:
@@ -259,7 +261,6 @@ class Sequencer(Worker):
             note = sign_checkpoint(cp, self._key_name, self._key, *self._also)
             s.add(CheckpointRow(size=size, root=cp.root, note=note, created_at=time.time()))
         self._last_checkpoint = now
-        log.warning("TIMING cp %.3f %d", time.time(), size)  # TEMP
         with self._stats.lock:
             self._stats.checkpoint_size = size
         self._on_checkpoint.set()
@@ -336,7 +337,6 @@ class Anchorer(_ChainWriter):
             self._stats.anchored_size = max(self._stats.anchored_size, row.size)
             self._stats.chain_up = True
             self._stats.last_anchor_at = time.time()
-        log.warning("TIMING anchor %.3f %d", time.time(), row.size)  # TEMP
         return True
 
     def _plan(self, newest: int) -> tuple[CheckpointRow, list[bytes], AnchorState] | None:
