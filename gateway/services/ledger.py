@@ -31,9 +31,12 @@ from provenance.chain.contracts import (
     REGISTRY,
     ContractReverted,
     Role,
+    Sent,
     at,
+    confirm,
     decode_revert,
     org_id,
+    submit,
     transact,
 )
 from provenance.chain.registry import registry_org
@@ -299,7 +302,46 @@ class Ledger:
 
     def send(self, org: str, call: ContractCall) -> str:
         """Send a domain contract's call with ``org``'s transaction account; its transaction hash."""
-        fn = getattr(self.contract(call.contract).functions, call.function)(*call.args)
-        receipt = self._send(org, fn)
+        with self.sender(org) as sender:
+            return sender.confirm(sender.submit(call))
+
+    @contextlib.contextmanager
+    def sender(self, org: str) -> Iterator[Sender]:
+        """``org``'s account for several calls in a row, its send lock held throughout (the anchorer's
+        sends with the same account wait, so the nonces stay consecutive)."""
+        acct = self.account(org)
+        with self._send_locks[org]:
+            yield Sender(self, acct)
+
+
+class Sender:
+    """One account's calls sent one after another without waiting for each receipt: consecutive nonces, so
+    the chain applies them in the order sent whatever it mines together. Each gas estimate runs when the
+    calls before it were sent; a revert there raises ContractReverted and sends nothing (the nonce stays
+    free). :meth:`confirm` waits for a receipt; one that reverted when mined raises ContractReverted."""
+
+    def __init__(self, ledger: Ledger, account: LocalAccount) -> None:
+        self._ledger = ledger
+        self._account = account
+        self._nonce: int | None = None
+
+    def submit(self, call: ContractCall) -> Sent:
+        fn = getattr(self._ledger.contract(call.contract).functions, call.function)(*call.args)
+        w3 = self._ledger.w3
+        try:
+            with chain_errors():
+                if self._nonce is None:  # asked once a run: every nonce after it is this account's own
+                    self._nonce = int(w3.eth.get_transaction_count(self._account.address, "pending"))
+                sent = submit(w3, fn, self._account, self._nonce)
+        except LedgerError:
+            self._nonce = None  # the node may or may not have taken it: asked again before the next send
+            raise
+        self._nonce += 1
+        return sent
+
+    def confirm(self, sent: Sent) -> str:
+        """The transaction hash of a sent call, once its receipt says it succeeded."""
+        with chain_errors():
+            receipt = confirm(self._ledger.w3, sent)
         tx: str = receipt["transactionHash"].to_0x_hex()
         return tx

@@ -130,6 +130,7 @@ class Gateway:
             interval=settings.checkpoint_interval,
             idle=min(settings.sequencer_idle, settings.checkpoint_interval),
             on_checkpoint=self.checkpointed,
+            on_append=self._logged,
         )
         self.anchorer = Anchorer(
             db=self.db,
@@ -190,6 +191,10 @@ class Gateway:
                     w.join(timeout=15)
             if self.witnessing.is_alive():
                 self.witnessing.join(timeout=15)
+
+    def _logged(self) -> None:
+        # Records another instance accepted woke no worker here: their contract calls go once logged.
+        self.chain_caller.wake.set()
 
     def _accepted(self, n: int, workflow: bool) -> None:
         with self.stats.lock:

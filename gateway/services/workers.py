@@ -11,9 +11,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as core_select
@@ -25,10 +25,10 @@ from gateway.core.db import LOG_WRITE_LOCK, Database
 from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.chain import ChainReads, ReadCache
-from gateway.services.ledger import AnchorState, Ledger
+from gateway.services.ledger import AnchorState, Ledger, Sender
 from gateway.services.rules import record_facts
 from gateway.services.sqllog import SqlLogStorage, merkle_log
-from provenance.chain.contracts import ContractReverted
+from provenance.chain.contracts import ContractReverted, Sent
 from provenance.crypto import SM2PrivateKey
 from provenance.errors import LedgerError
 from provenance.log.checkpoint import Checkpoint, sign_checkpoint
@@ -167,12 +167,16 @@ class Worker(threading.Thread):
                 busy = False
                 self._stop_event.wait(1.0)
             if not busy:
-                self.wake.wait(self.idle)
+                self.wake.wait(self.idle_for())
                 self.wake.clear()
 
     def step(self) -> bool:
         """One unit of work; True when there may be more right away."""
         raise NotImplementedError
+
+    def idle_for(self) -> float:
+        """Seconds to sleep (unless woken) after a step that found no more work."""
+        return self.idle
 
 
 class Sequencer(Worker):
@@ -191,6 +195,7 @@ class Sequencer(Worker):
         interval: float,
         idle: float,
         on_checkpoint: threading.Event,
+        on_append: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__("sequencer", idle=idle)
         self._db = db
@@ -203,11 +208,21 @@ class Sequencer(Worker):
         self._interval = interval
         self._last_checkpoint = 0.0
         self._on_checkpoint = on_checkpoint
+        self._on_append = on_append
 
     def step(self) -> bool:
         appended = self.sequence()
         self.checkpoint()
         return appended >= self._batch
+
+    def idle_for(self) -> float:
+        # Leaves not yet in a checkpoint: wake when the next one is due, not up to ``idle`` after.
+        with self._stats.lock:
+            owed = self._stats.tree_size > self._stats.checkpoint_size
+        if not owed:
+            return self.idle
+        due = self._last_checkpoint + self._interval - time.monotonic()
+        return max(0.0, min(self.idle, due))
 
     def sequence(self) -> int:
         """Append the next batch of accepted records; returns how many."""
@@ -226,6 +241,7 @@ class Sequencer(Worker):
             size = tree.size
         with self._stats.lock:
             self._stats.tree_size = size
+        self._on_append()
         return len(rows)
 
     def checkpoint(self) -> None:
@@ -237,7 +253,9 @@ class Sequencer(Worker):
             tree = merkle_log(s)
             size = tree.size
             last = s.exec(select(func.max(CheckpointRow.size))).one() or 0
-            if size <= last:
+            if size <= last:  # signed already (another owner's): nothing owed (``idle_for``)
+                with self._stats.lock:
+                    self._stats.checkpoint_size = max(self._stats.checkpoint_size, last)
                 return
             cp = Checkpoint(origin=self._origin, size=size, root=tree.root(size))
             note = sign_checkpoint(cp, self._key_name, self._key, *self._also)
@@ -389,7 +407,14 @@ class Anchorer(_ChainWriter):
 
 
 class ChainCaller(_ChainWriter):
-    """Sends the domain-contract call of every record that makes one, strictly in acceptance order."""
+    """Sends the domain-contract call of every record that makes one, strictly in acceptance order.
+
+    Consecutive records of one organisation go out as a run (``Ledger.sender``): each call is sent without
+    waiting for the receipt of the one before (consecutive nonces keep their order on the chain), then the
+    receipts are read in order and the outcomes written in one transaction. A call whose gas estimate
+    reverts while earlier ones are still unconfirmed is asked again once they are: it is rejected only on
+    the chain state every earlier call made, as when each waited for its receipt.
+    """
 
     def __init__(
         self, *, db: Database, ledger: Ledger, chain: ChainReads, stats: Stats, idle: float, retry: float
@@ -406,45 +431,104 @@ class ChainCaller(_ChainWriter):
             with self._stats.lock:
                 self._stats.chain_pending = 0
             return False
-        for row in rows:
-            if self.stopping:
-                return False
-            status, tx, error = "confirmed", None, None
-            try:
-                try:
-                    if not self._ledger.holds_account(row.org):
-                        # Accepted before the account left the manifest (intake refuses such records now):
-                        # a configuration fact, not an outage, so it must not hold up every later call.
-                        log.warning("%s %s: no transaction account for %r", row.kind, row.id, row.org)
-                        status, error = "rejected", "TX_ACCOUNT_MISSING"
-                    else:
-                        tx = self._send(row)
-                except ContractReverted as exc:
-                    # The revert names the contract's custom error: the record's chain_error.
-                    status, error = "rejected", exc.error
-                    if self._already_applied(row, exc):
-                        status, error = "confirmed", None
-                    else:
-                        log.warning("%s %s refused by its contract: %s", row.kind, row.id, exc.details)
-            except LedgerError as exc:  # the send or the already-applied lookup: retry the row later
-                return self._chain_down(row.kind, exc)
+        done: list[_Outcome] = []
+        down: LedgerError | None = None
+        start = 0
+        while start < len(rows) and down is None and not self.stopping:
+            end = start + 1
+            while end < len(rows) and rows[end].org == rows[start].org:
+                end += 1
+            down = self._run(rows[start:end], done)
+            start = end
+        if done:
+            # Only after the receipts: a crash before this commit leaves the rows pending, and their calls,
+            # sent again, revert into ``already_applied``.
             with self._db.write() as s:
-                fresh = s.get(Record, row.seq)
-                assert fresh is not None
-                fresh.chain_status, fresh.chain_tx, fresh.chain_error = status, tx, error
-                s.add(fresh)
+                s.connection().execute(_SET_CHAIN, [o._asdict() for o in done])
             with self._stats.lock:
-                self._stats.chain_calls[status] += 1
+                self._stats.chain_calls.update(o.status for o in done)
                 self._stats.chain_up = True
-        return True
+        if down is not None:  # the send or the already-applied lookup: the rest is retried later
+            return self._chain_down(rows[len(done)].kind, down)
+        return not self.stopping
 
-    def _send(self, row: Record) -> str | None:
-        call = workflow_for(row.kind).contract_call(_facts_of(row))
-        return None if call is None else self._ledger.send(row.org, call)
+    def _run(self, rows: Sequence[Record], done: list[_Outcome]) -> LedgerError | None:
+        """Send the calls of one organisation's consecutive records; their outcomes, in order, into
+        ``done`` (a prefix of ``rows`` when the chain fails: that error is returned)."""
+        org = rows[0].org
+        if not self._ledger.holds_account(org):
+            # Accepted before the account left the manifest (intake refuses such records now): a
+            # configuration fact, not an outage, so it must not hold up every later call.
+            for row in rows:
+                log.warning("%s %s: no transaction account for %r", row.kind, row.id, org)
+                done.append(_Outcome(row.seq, "rejected", None, "TX_ACCOUNT_MISSING"))
+            return None
+        try:
+            with self._ledger.sender(org) as sender:
+                flight: list[tuple[Record, Sent | None]] = []
+                for row in rows:
+                    if self.stopping:
+                        break
+                    call = workflow_for(row.kind).contract_call(_facts_of(row))
+                    if call is None:
+                        flight.append((row, None))
+                        continue
+                    try:
+                        flight.append((row, sender.submit(call)))
+                        continue
+                    except ContractReverted as exc:
+                        revert = exc
+                    if flight:  # estimated before the calls in flight were confirmed: asked again after
+                        self._settle(sender, flight, done)
+                        flight = []
+                        try:
+                            flight.append((row, sender.submit(call)))
+                            continue
+                        except ContractReverted as exc:
+                            revert = exc
+                    done.append(self._reverted(row, revert))
+                self._settle(sender, flight, done)
+        except LedgerError as exc:
+            return exc
+        return None
 
-    def _already_applied(self, row: Record, exc: ContractReverted) -> bool:
-        """After a crash between receipt and commit the retry reverts: does the chain hold our record?"""
-        return workflow_for(row.kind).already_applied(_facts_of(row), exc, self._chain)
+    def _settle(self, sender: Sender, flight: list[tuple[Record, Sent | None]], done: list[_Outcome]) -> None:
+        """The receipts of the calls in flight, in the order sent (a LedgerError stops at the first
+        unknown one: it and those after it stay pending)."""
+        for row, sent in flight:
+            if sent is None:  # the record makes no call after all
+                done.append(_Outcome(row.seq, "confirmed", None, None))
+                continue
+            try:
+                tx = sender.confirm(sent)
+            except ContractReverted as exc:  # mined and reverted: the race the estimate could not see
+                done.append(self._reverted(row, exc))
+                continue
+            done.append(_Outcome(row.seq, "confirmed", tx, None))
+
+    def _reverted(self, row: Record, exc: ContractReverted) -> _Outcome:
+        """A refused call: rejected, its chain_error the contract's custom error; confirmed instead when the
+        chain already holds it (after a crash between receipt and commit the retry reverts)."""
+        if workflow_for(row.kind).already_applied(_facts_of(row), exc, self._chain):
+            return _Outcome(row.seq, "confirmed", None, None)
+        log.warning("%s %s refused by its contract: %s", row.kind, row.id, exc.details)
+        return _Outcome(row.seq, "rejected", None, exc.error)
+
+
+class _Outcome(NamedTuple):
+    """A record's contract call, settled: the row's new chain columns (named as ``_SET_CHAIN`` binds them)."""
+
+    key: int | None  # the row's seq (a bind name other than a column's)
+    status: str
+    tx: str | None
+    error: str | None
+
+
+_SET_CHAIN = (
+    update(Record)
+    .where(col(Record.seq) == bindparam("key"))
+    .values(chain_status=bindparam("status"), chain_tx=bindparam("tx"), chain_error=bindparam("error"))
+)
 
 
 class RegistryWatcher(Worker):

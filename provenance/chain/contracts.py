@@ -23,7 +23,7 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
-from web3.types import TxParams, TxReceipt
+from web3.types import Nonce, TxParams, TxReceipt
 
 from provenance.crypto import sm3
 from provenance.errors import LedgerError
@@ -166,18 +166,43 @@ def decode_revert(exc: ContractLogicError) -> ContractReverted:
 
 def transact(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, gas: int | None = None) -> TxReceipt:
     """Sign ``fn`` with ``sender``'s key, send it, wait for the receipt; a revert raises ContractReverted."""
-    params: TxParams = {
-        "from": sender.address,
-        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-        "chainId": w3.eth.chain_id,
-    }
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    return confirm(w3, submit(w3, fn, sender, nonce, gas=gas))
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A transaction sent and not yet confirmed: what :func:`confirm` needs to wait for it and, if it
+    reverted when mined, to replay it for the reason."""
+
+    tx: TxParams
+    tx_hash: bytes
+
+
+def submit(
+    w3: Web3, fn: ContractFunction, sender: LocalAccount, nonce: int, *, gas: int | None = None
+) -> Sent:
+    """Sign ``fn`` with ``sender``'s key at ``nonce`` and send it, without waiting for its receipt (several
+    can be in flight, consecutive nonces keep their order); a revert of the gas estimate raises
+    ContractReverted, and then nothing was sent (the nonce is still free)."""
+    params: TxParams = {"from": sender.address, "nonce": Nonce(nonce), "chainId": w3.eth.chain_id}
     if gas is not None:
         params["gas"] = gas
     try:
         tx = fn.build_transaction(params)  # estimates gas: a revert surfaces here, with its reason
     except ContractLogicError as exc:
         raise decode_revert(exc) from exc
-    return _send(w3, tx, sender)
+    signed = sender.sign_transaction(tx)  # type: ignore[arg-type]  # TxParams is a TypedDict
+    return Sent(tx, bytes(w3.eth.send_raw_transaction(signed.raw_transaction)))
+
+
+def confirm(w3: Web3, sent: Sent) -> TxReceipt:
+    """The receipt of a sent transaction (waiting for it); one that reverted when mined raises
+    ContractReverted with the reason its replay gives."""
+    receipt = w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=60, poll_latency=0.05)  # type: ignore[arg-type]
+    if receipt["status"] != 1:
+        raise _reason_of_mined_revert(w3, sent.tx, receipt)
+    return receipt
 
 
 def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount) -> Contract:
@@ -206,11 +231,7 @@ def at(w3: Web3, name: str, address: str) -> Contract:
 
 def _send(w3: Web3, tx: TxParams, sender: LocalAccount) -> TxReceipt:
     signed = sender.sign_transaction(tx)  # type: ignore[arg-type]  # TxParams is a TypedDict
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
-    if receipt["status"] != 1:
-        raise _reason_of_mined_revert(w3, tx, receipt)
-    return receipt
+    return confirm(w3, Sent(tx, bytes(w3.eth.send_raw_transaction(signed.raw_transaction))))
 
 
 def _reason_of_mined_revert(w3: Web3, tx: TxParams, receipt: TxReceipt) -> ContractReverted:
