@@ -35,13 +35,16 @@ beside a plain one in capsules, without codes (``bench/rx.py``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +301,32 @@ def run_floor(manifest: Manifest, args: argparse.Namespace, work: Path) -> dict[
         proc.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def profiled(out: Path | None, name: str, procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """With ``out`` (``--profile``): py-spy samples every gateway process (its threads, native frames too)
+    while the block runs, one collapsed-stacks file each (``<out>/<name>-<k>.txt``; flamegraph tools and
+    speedscope read it); its own CPU counts against the box, not the gateway (a separate process)."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    exe = str(Path(sys.executable).with_name("py-spy"))
+    spies = []
+    for k, proc in enumerate(procs):
+        file = str(out / f"{name.replace(' ', '')}-{k}.txt")
+        cmd = [exe, "record", "--pid", str(proc.pid), "--threads", "--rate", "200", "--format", "raw"]
+        quiet = subprocess.DEVNULL
+        spies.append(subprocess.Popen([*cmd, "-o", file], stdout=quiet, stderr=quiet))
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(timeout=60)
+
+
 def measure(
     name: str,
     urls: list[str],
@@ -322,11 +351,14 @@ def measure(
         return float(sum(cpu_seconds(proc.pid) for proc in procs))
 
     c0 = server_cpu()
-    s = single(urls, token, singles, single_lanes)
+    with profiled(args.profile, f"{name}-single", procs):
+        s = single(urls, token, singles, single_lanes)
     c1 = server_cpu()
     s["cpu_ms"] = (c1 - c0) / args.single * 1000
     note(f"{name}: {s['rate']:.0f} req/s; bulk submissions")
-    b = bulk(urls, token, bulks, size, bulk_lanes)
+    c1 = server_cpu()
+    with profiled(args.profile, f"{name}-bulk", procs):
+        b = bulk(urls, token, bulks, size, bulk_lanes)
     bulk_cpu = (server_cpu() - c1) / args.records * 1000
     a = []
     if anchor:
@@ -362,6 +394,9 @@ def main() -> int:
         "counts (e.g. 1 2 3) are each measured in the same run",
     )
     p.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    p.add_argument(
+        "--profile", type=Path, help="py-spy the gateway processes in the single and bulk phases, into DIR"
+    )
     p.add_argument("--anchor-samples", type=int, default=10)
     p.add_argument("--pg", default=os.environ.get("PROV_TEST_PG_URL"), help="PostgreSQL URL (optional)")
     p.add_argument("--floor", action="store_true", help="also measure bench/floor_app.py (see its docstring)")
