@@ -295,6 +295,7 @@ class Intake:
                             raise  # a state half written: undo the whole transaction
                         except ProvenanceError as exc:
                             results.append(exc)
+                    tx.flush()
                     batch.insert(s)
             except (IntegrityError, StateConflict):
                 # Lost a race with another writer (PostgreSQL has no process-wide write lock): one by one.
@@ -310,7 +311,9 @@ class Intake:
                 # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
                 # did, and their unique constraints decide a race (then _after_conflict says which).
                 batch = Batch(prefetched=True)
-                result = self._persist(s, self._states(s, [p]), p, batch)
+                tx = self._states(s, [p])
+                result = self._persist(s, tx, p, batch)
+                tx.flush()
                 batch.insert(s)
             return result
         except (IntegrityError, StateConflict):

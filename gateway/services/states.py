@@ -105,6 +105,8 @@ class TxStates:
         self._s = s
         self._postgres = postgres
         self._seen: dict[Key, Stored] = {}
+        self._inserts: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
 
     def lock(self, keys: Iterable[Key]) -> None:
         """Lock ``keys`` until the commit (PostgreSQL), in one order; then reads see the last commit."""
@@ -128,24 +130,32 @@ class TxStates:
         return {k: self._seen[(domain, k)] for k in wanted}
 
     def write(self, domain: str, changes: Mapping[str, State]) -> None:
-        """Store the new states (each key read first by :meth:`read`); STATE_CONFLICT if one changed since."""
-        conn = self._s.connection()
+        """The new states (each key read first by :meth:`read`), stored by :meth:`flush`."""
         for key, state in changes.items():
             before = self._seen[(domain, key)]
             data: dict[str, Any] = dict(state.data)
             if before.state is None and before.version == 0:
-                conn.execute(
-                    _INSERT,
-                    {"domain": domain, "key": key, "status": state.status, "data": data, "version": 1},
+                self._inserts.append(
+                    {"domain": domain, "key": key, "status": state.status, "data": data, "version": 1}
                 )
-            else:
-                done = conn.execute(
-                    _UPDATE,
-                    {"d": domain, "k": key, "v": before.version, "status": state.status, "data": data},
+            else:  # a key inserted or updated earlier in the transaction too: in order, after the inserts
+                self._updates.append(
+                    {"d": domain, "k": key, "v": before.version, "status": state.status, "data": data}
                 )
-                if done.rowcount != 1:
-                    raise StateConflict(
-                        "the record conflicts with a concurrent submission; retry",
-                        details={"domain": domain, "key": key},
-                    )
             self._seen[(domain, key)] = Stored(state, before.version + 1)
+
+    def flush(self) -> None:
+        """Store the states written, one statement for the transaction's records (inserts, then updates
+        with compare-and-set on ``version``); STATE_CONFLICT if one changed since it was read (the caller's
+        transaction rolls back: nothing of it is stored)."""
+        conn = self._s.connection()
+        if self._inserts:
+            conn.execute(_INSERT, self._inserts)
+        if self._updates:
+            done = conn.execute(_UPDATE, self._updates)
+            if done.rowcount != len(self._updates):
+                raise StateConflict(
+                    "the record conflicts with a concurrent submission; retry",
+                    details={"states": sorted({f"{u['d']}/{u['k']}" for u in self._updates})},
+                )
+        self._inserts, self._updates = [], []
