@@ -303,8 +303,9 @@ def run_floor(manifest: Manifest, args: argparse.Namespace, work: Path) -> dict[
 
 @contextlib.contextmanager
 def profiled(out: Path | None, name: str, procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
-    """With ``out`` (``--profile``): py-spy samples every gateway process (its threads, native frames too)
-    while the block runs, one collapsed-stacks file each (``<out>/<name>-<k>.txt``; flamegraph tools and
+    """With ``out`` (``--profile``): py-spy samples every gateway process while the block runs, the thread
+    holding the GIL only (the Python cost, which the instances' processes share out; SM2 and SQLite's own
+    work run without it), one collapsed-stacks file each (``<out>/<name>-<k>.txt``; flamegraph tools and
     speedscope read it); its own CPU counts against the box, not the gateway (a separate process)."""
     if out is None:
         yield
@@ -314,9 +315,9 @@ def profiled(out: Path | None, name: str, procs: list[subprocess.Popen[bytes]]) 
     spies = []
     for k, proc in enumerate(procs):
         file = str(out / f"{name.replace(' ', '')}-{k}.txt")
-        cmd = [exe, "record", "--pid", str(proc.pid), "--threads", "--rate", "200", "--format", "raw"]
+        cmd = [exe, "record", "--pid", str(proc.pid), "--gil", "--threads", "--rate", "200"]
         quiet = subprocess.DEVNULL
-        spies.append(subprocess.Popen([*cmd, "-o", file], stdout=quiet, stderr=quiet))
+        spies.append(subprocess.Popen([*cmd, "--format", "raw", "-o", file], stdout=quiet, stderr=quiet))
     time.sleep(1)  # py-spy attaches
     try:
         yield
