@@ -23,7 +23,7 @@ The client (``bench/load.py``) sends pre-encoded requests, so its own CPU takes 
 With ``--instances 1 2 3`` each database is measured with that many gateway processes in turn, in the same
 run (docs/design/gateway.md, Instances): on PostgreSQL N instances on the one database (the first started
 owns the background workers, every one serves the API); on SQLite the owner of the workers and N-1
-API-only instances (``start_workers=false``) on the same file. Connection i goes to instance i % N.
+API-only instances (``api_only``) on the same file. Connection i goes to instance i % N.
 
 The reference is 2 × ``openssl speed sm2`` verify/s (one SM2 verification per record, two cores' worth);
 the load average (``os.getloadavg``) is printed before and after each database's runs: the box is shared.
@@ -102,7 +102,7 @@ def start_gateway(
 ) -> subprocess.Popen[bytes]:
     """The gateway as its own process, answering on ``port``; its code from ``tree`` (another checkout: a
     baseline measured in the same run). Its key-encryption key in ``kek`` (default: beside its log); several
-    instances on one database need the same one. ``workers=False``: the API alone (``start_workers``)."""
+    instances on one database need the same one. ``workers=False``: the API alone (``api_only``)."""
     assert manifest.path is not None
     env = {
         **os.environ,
@@ -111,7 +111,7 @@ def start_gateway(
         "PROV_GW_BACKLOG_LIMIT": "1000000",
         # the run's own key-encryption key, beside its log (the default for PostgreSQL is the devnet's)
         "PROV_GW_KEK_FILE": str(kek or log.with_suffix(".kek")),
-        "PROV_GW_START_WORKERS": "true" if workers else "false",
+        "PROV_GW_API_ONLY": "false" if workers else "true",
     }
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
     with log.open("wb") as out:  # the child holds its own copy of the handle
