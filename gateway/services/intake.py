@@ -223,7 +223,7 @@ class Intake:
             committed.clear()  # written since they were read
 
         def decide(s: Session) -> None:
-            committed.prefetch(s, (k for _, p in prepared for k in self._touches(p)))
+            committed.prefetch(s, (k for _, p in prepared for k in self._touches_or_none(p)))
             for i, p in prepared:
                 try:
                     if (first := known.get(p.record_id)) is not None:
@@ -270,6 +270,13 @@ class Intake:
         """The states a prepared record's rules read or write (before they run)."""
         workflow = workflow_for(p.envelope.kind)
         return [(workflow.domain.name, k) for k in workflow.keys(p.envelope.kind, p.facts)]
+
+    def _touches_or_none(self, p: _Prepared) -> list[Key]:
+        """:meth:`_touches`, or none where the domain refuses the facts (its rules then say why, per item)."""
+        try:
+            return self._touches(p)
+        except ProvenanceError:
+            return []
 
     # --- the write transaction -------------------------------------------------------------------------
 
