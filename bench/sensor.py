@@ -30,7 +30,6 @@ import importlib.util
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,6 @@ import load  # noqa: E402  (bench/load.py)
 from adapters import adapt  # noqa: E402
 from adapters.env.batch import batch_root  # noqa: E402
 from devnet.deploy import deploy_network  # noqa: E402
-from devnet.engines import free_port  # noqa: E402
 from provenance.log.bundle import EvidenceBundle  # noqa: E402
 from provenance.manifest import Manifest  # noqa: E402
 from provenance.records import Envelope, canonical_bytes, sign_envelope  # noqa: E402
@@ -166,18 +164,9 @@ def through_gateway(
     token = bg.fresh_database(db_url)
     # ``instances`` gateway processes on the one database (PostgreSQL), the same KEK and settings: the
     # first started owns the workers (docs/design/gateway.md, Instances), every one serves the API.
-    slug = name.replace(" ", "")
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+    procs, urls = bg.start_instances(manifest, db_url, instances, work, name.replace(" ", ""), tree)
     auth = {"Authorization": f"Bearer {token}"}
     try:
-        for k in range(instances):
-            port = free_port()
-            log = work / f"gateway-{slug}-{k}.log"
-            procs.append(
-                bg.start_gateway(manifest, db_url, port, log, tree, kek=work / f"gateway-{slug}.kek")
-            )
-            urls.append(f"http://127.0.0.1:{port}")
         url = urls[0]  # the queries (every instance reads the one database) and the single readings
         key = manifest.sm2_key("station-1")
         n, b = args.batch, args.batches
@@ -280,10 +269,7 @@ def through_gateway(
             "verify_reading": per_reading,
         }
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        bg.stop_all(procs)
 
 
 def main() -> int:

@@ -43,8 +43,8 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         gw = gateway or Gateway(settings)
         app.state.gateway = gw
         metrics.watch(gw)
-        if settings.start_workers:
-            gw.start()
+        if settings.start_workers or settings.api_only:
+            gw.start()  # API-only: the registry watcher and the gauges alone
         try:
             yield
         finally:

@@ -159,6 +159,12 @@ class GatewaySettings(BaseSettings):
     token_cache_ttl: float = Field(default=5.0, ge=0)
     access_log: bool = Field(default=False, description="uvicorn's line per request (costs ~5% at load)")
     start_workers: bool = True
+    api_only: bool = Field(
+        default=False,
+        description="serve the API beside the owner of the workers on the same database (SQLite: on its "
+        "file, taking no instance lock; PostgreSQL: never taking the lease): the registry watcher and a poll "
+        "of the shared gauges (every lease_poll s) run here, the log's workers never",
+    )
     witnesses: list[WitnessEndpoint] = Field(
         default=[],
         description="witnesses to submit each new checkpoint to (JSON list of {url, vkey, org}); none: "

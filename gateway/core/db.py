@@ -158,7 +158,12 @@ class Database:
         """
         with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             try:
-                if exclusive is not None and not self.is_sqlite:
+                if self.is_sqlite:
+                    # SQLite's write lock first (waiting up to busy_timeout): a transaction that reads and
+                    # then writes fails at once (SQLITE_BUSY, no wait) when another process committed after
+                    # its read began; API-only instances write to the owner's file (docs/design/gateway.md).
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                elif exclusive is not None:
                     session.connection().execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": exclusive})
                 yield session
                 session.commit()

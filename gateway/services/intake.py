@@ -47,7 +47,7 @@ from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
 from gateway.services.outbox import Accepted, Batch, Row
 from gateway.services.rules import Decision, Rules, now, record_facts
-from gateway.services.states import Key, TxStates
+from gateway.services.states import CommittedStates, Key, TxStates
 from gateway.services.visibility import check_code
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey
@@ -208,6 +208,10 @@ class Intake:
             return lambda: slices[i // _SLICE].result()[i % _SLICE]
 
         barriers: set[Key] = set()  # states an item waiting in ``ready`` changes
+        # The items prepared and not yet decided: their states are read in one query (a bulk request's
+        # thousand records, not a query each) before they are decided, in order, one by one.
+        prepared: list[tuple[int, _Prepared]] = []
+        committed = CommittedStates()
 
         def flush() -> None:
             for (i, _), result in zip(ready, self._write([p for _, p in ready]), strict=True):
@@ -216,16 +220,15 @@ class Intake:
                     known[result.id] = result.accepted_at  # a repeat later in the batch is idempotent
             ready.clear()
             barriers.clear()
+            committed.clear()  # written since they were read
 
-        with self._db.session() as s:
-            known = outbox.known_ids(s, [e.digest for e in envelopes if e is not None])
-            for i, sub in enumerate(subs):
+        def decide(s: Session) -> None:
+            committed.prefetch(s, (k for _, p in prepared for k in self._touches_or_none(p)))
+            for i, p in prepared:
                 try:
-                    p = self._prepare(
-                        s, token_org, sub, None, known=known, verified=verified(i), env=envelopes[i]
-                    )
-                    if p.existing is not None:
-                        results[i] = Accepted(p.record_id, created=False, accepted_at=p.existing)
+                    if (first := known.get(p.record_id)) is not None:
+                        # written by a flush since it was prepared (a repeat of an earlier item)
+                        results[i] = Accepted(p.record_id, created=False, accepted_at=first)
                         continue
                     if barriers and barriers.intersection(self._touches(p)):
                         # Items are decided in request order: one that follows a state change in this batch
@@ -234,13 +237,32 @@ class Intake:
                         # the pool, no cached state rows): the next sees the write.
                         s.rollback()
                         flush()
-                    self._decide(s, p)
+                    self._decide(s, p, committed)
                 except ProvenanceError as exc:
                     results[i] = exc
                     continue
                 ready.append((i, p))
                 if p.decision is not None:
                     barriers.update(p.decision.changes())
+            prepared.clear()
+
+        with self._db.session() as s:
+            known = outbox.known_ids(s, [e.digest for e in envelopes if e is not None])
+            for i, sub in enumerate(subs):
+                if _reads_subject(envelopes[i]):
+                    decide(s)  # its access code is checked on the states as the items before it leave them
+                try:
+                    p = self._prepare(
+                        s, token_org, sub, None, known=known, verified=verified(i), env=envelopes[i]
+                    )
+                except ProvenanceError as exc:
+                    results[i] = exc
+                    continue
+                if p.existing is not None:
+                    results[i] = Accepted(p.record_id, created=False, accepted_at=p.existing)
+                else:
+                    prepared.append((i, p))
+            decide(s)
         flush()
         return [r for r in results if r is not None]
 
@@ -248,6 +270,13 @@ class Intake:
         """The states a prepared record's rules read or write (before they run)."""
         workflow = workflow_for(p.envelope.kind)
         return [(workflow.domain.name, k) for k in workflow.keys(p.envelope.kind, p.facts)]
+
+    def _touches_or_none(self, p: _Prepared) -> list[Key]:
+        """:meth:`_touches`, or none where the domain refuses the facts (its rules then say why, per item)."""
+        try:
+            return self._touches(p)
+        except ProvenanceError:
+            return []
 
     # --- the write transaction -------------------------------------------------------------------------
 
@@ -273,6 +302,7 @@ class Intake:
                             raise  # a state half written: undo the whole transaction
                         except ProvenanceError as exc:
                             results.append(exc)
+                    tx.flush()
                     batch.insert(s)
             except (IntegrityError, StateConflict):
                 # Lost a race with another writer (PostgreSQL has no process-wide write lock): one by one.
@@ -288,7 +318,9 @@ class Intake:
                 # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
                 # did, and their unique constraints decide a race (then _after_conflict says which).
                 batch = Batch(prefetched=True)
-                result = self._persist(s, self._states(s, [p]), p, batch)
+                tx = self._states(s, [p])
+                result = self._persist(s, tx, p, batch)
+                tx.flush()
                 batch.insert(s)
             return result
         except (IntegrityError, StateConflict):
@@ -311,7 +343,9 @@ class Intake:
     def _states(self, s: Session, ready: Sequence[_Prepared]) -> TxStates:
         """The transaction's states, every key its records touch locked (PostgreSQL)."""
         tx = TxStates(s, postgres=not self._db.is_sqlite)
-        tx.lock(k for p in ready if p.decision is not None for k in p.decision.locks)
+        keys = [k for p in ready if p.decision is not None for k in p.decision.locks]
+        tx.lock(keys)
+        tx.preload(keys)  # one query for the transaction's records, not one each
         return tx
 
     def _persist(self, s: Session, tx: TxStates, p: _Prepared, batch: Batch) -> Accepted:
@@ -450,14 +484,15 @@ class Intake:
             detail=adapted.detail,
         )
 
-    def _decide(self, s: Session, p: _Prepared) -> None:
-        """The domain's rules on the committed states; the adapter again with the prior record's facts."""
+    def _decide(self, s: Session, p: _Prepared, committed: CommittedStates | None = None) -> None:
+        """The domain's rules on the committed states (``committed``: read already, for many records); the
+        adapter again with the prior record's facts."""
         rec = p.envelope
         workflow = workflow_for(rec.kind)
         assert p.context is not None and p.context.now is not None
         with self._chain_reads():
             step, decision = self._rules.decide(
-                s, workflow, record_facts(rec, p.facts, p.detail), p.context.now
+                s, workflow, record_facts(rec, p.facts, p.detail), p.context.now, committed
             )
         if step.prior is not None:
             # Rules that need the earlier record (quantity, validity, consent scope) run with its facts.
@@ -473,6 +508,17 @@ class Intake:
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
                 details={"org": rec.org, "kind": rec.kind},
             )
+
+
+def _reads_subject(envelope: Envelope | None) -> bool:
+    """Whether preparing the record reads its subject's state (its access code: ``check_code``), which an
+    earlier item of the same bulk request may change."""
+    if envelope is None:
+        return False
+    try:
+        return envelope.kind in workflow_for(envelope.kind).read_policy.code_writes
+    except ProvenanceError:
+        return False  # an unknown kind: _prepare refuses it before any read
 
 
 def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:

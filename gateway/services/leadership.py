@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from gateway.core.db import WORKER_LEASE_KEY, Database
 from gateway.errors import InstanceRunning
-from gateway.services.workers import Stats
+from gateway.services.workers import Stats, Worker
 
 log = logging.getLogger("gateway.leadership")
 
@@ -179,6 +179,19 @@ class Leadership(threading.Thread):
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": WORKER_LEASE_KEY})
         with contextlib.suppress(SQLAlchemyError):
             conn.close()
+
+
+class GaugePoll(Worker):
+    """An API-only instance's gauges from the database every ``poll`` s: records the owner logged and
+    anchored leave its backlog, which would otherwise only grow (and refuse with 503 at the limit)."""
+
+    def __init__(self, stats: Stats, db: Database, *, poll: float) -> None:
+        super().__init__("gauge-poll", idle=poll)
+        self._stats, self._db = stats, db
+
+    def step(self) -> bool:
+        refresh_gauges(self._stats, self._db)
+        return False
 
 
 def refresh_gauges(stats: Stats, db: Database) -> None:

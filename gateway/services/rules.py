@@ -16,7 +16,7 @@ from sqlmodel import Session
 from adapters import ContractCall, RecordFacts, State, Step, Workflow
 from adapters.registry import workflows
 from gateway.services.chain import ChainReads, Recorded
-from gateway.services.states import Key, Stored, TxStates, read_states
+from gateway.services.states import CommittedStates, Key, Stored, TxStates, read_states
 from provenance.chain.contracts import REGISTRY
 from provenance.records import Envelope
 
@@ -77,12 +77,19 @@ class Rules:
         self._chain = chain
 
     def decide(
-        self, s: Session, workflow: Workflow, record: RecordFacts, at: datetime
+        self,
+        s: Session,
+        workflow: Workflow,
+        record: RecordFacts,
+        at: datetime,
+        committed: CommittedStates | None = None,
     ) -> tuple[Step, Decision]:
-        """The record's step on the committed states; raises the domain's error."""
+        """The record's step on the committed states (``committed``: read already for many records); raises
+        the domain's error."""
         keys = workflow.keys(record.kind, record.facts)
         chain = Recorded(self._chain)
-        stored = read_states(s, workflow.domain.name, keys)
+        domain = workflow.domain.name
+        stored = read_states(s, domain, keys) if committed is None else committed.read(s, domain, keys)
         step = workflow.transition(record, _states(stored), chain, at)
         decision = Decision(workflow, record, keys, frozenset(step.writes), chain)
         return step, decision

@@ -15,7 +15,7 @@ from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
 from gateway.services.keys import OrgDirectory
-from gateway.services.leadership import InstanceLock, Leadership, refresh_gauges
+from gateway.services.leadership import GaugePoll, InstanceLock, Leadership, refresh_gauges
 from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
 from gateway.services.rules import Rules, watched_contracts
@@ -43,7 +43,7 @@ class Gateway:
         self.network_key = read_network_key(settings.network_key_path)
         # SQLite is single-instance: a second gateway with workers on the same file stops here
         # (GATEWAY_ALREADY_RUNNING). One with its workers off only reads and accepts: SQLite's locking does.
-        lock = self.db.sqlite_file is not None and settings.start_workers
+        lock = self.db.sqlite_file is not None and settings.start_workers and not settings.api_only
         self.instance_lock = InstanceLock(self.db.sqlite_file) if lock and self.db.sqlite_file else None
         if self.instance_lock is not None:
             self.instance_lock.acquire()
@@ -102,7 +102,10 @@ class Gateway:
         self._build_workers()
         # On PostgreSQL several instances may serve one database: the workers run in the lease owner only.
         self.leadership: Leadership | None = None
-        if not self.db.is_sqlite:
+        # An API-only instance's gauges come from the database (the owner logs and anchors its records).
+        poll = settings.lease_poll
+        self.gauge_poll = GaugePoll(self.stats, self.db, poll=poll) if settings.api_only else None
+        if not self.db.is_sqlite and not settings.api_only:
             self.leadership = Leadership(
                 self.db,
                 poll=settings.lease_poll,
@@ -229,8 +232,11 @@ class Gateway:
         if self._started:
             return
         self._started = True
-        self.checkpointed_relay = threading.Thread(target=self._relay, name="anchor-relay", daemon=True)
         self.watcher.start()
+        if self.gauge_poll is not None:
+            self.gauge_poll.start()  # API-only: the watcher and the gauges, never the log's workers
+            return
+        self.checkpointed_relay = threading.Thread(target=self._relay, name="anchor-relay", daemon=True)
         if self.leadership is None:
             self._own()
         else:
@@ -254,6 +260,9 @@ class Gateway:
             self._started = False
             self.watcher.stop()
             self.watcher.join(timeout=15)
+            if self.gauge_poll is not None:
+                self.gauge_poll.stop()
+                self.gauge_poll.join(timeout=15)
         self.db.dispose()
         if self.instance_lock is not None:
             self.instance_lock.release()

@@ -63,6 +63,36 @@ def read_states(s: Session, domain: str, keys: Iterable[str]) -> dict[str, Store
     return found
 
 
+def _by_domain(keys: Iterable[Key]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for domain, key in keys:
+        out.setdefault(domain, []).append(key)
+    return out
+
+
+class CommittedStates:
+    """States as committed, read for many records at once (a bulk request's: one query per domain, not one
+    per record) within one read transaction; :meth:`clear` after a write makes the next reads fresh."""
+
+    def __init__(self) -> None:
+        self._known: dict[Key, Stored] = {}
+
+    def prefetch(self, s: Session, keys: Iterable[Key]) -> None:
+        """Read the states of ``keys`` not read yet."""
+        for domain, wanted in _by_domain(k for k in keys if k not in self._known).items():
+            for key, stored in read_states(s, domain, wanted).items():
+                self._known[(domain, key)] = stored
+
+    def read(self, s: Session, domain: str, keys: Iterable[str]) -> dict[str, Stored]:
+        """The states of ``keys`` as committed (those not prefetched read now)."""
+        wanted = list(keys)
+        self.prefetch(s, ((domain, k) for k in wanted))
+        return {k: self._known[(domain, k)] for k in wanted}
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
 def lock_id(domain: str, key: str) -> int:
     """The PostgreSQL advisory lock id (signed 64 bits) of one state."""
     return int.from_bytes(sm3(f"{domain}\0{key}".encode())[:8], "big", signed=True)
@@ -75,6 +105,8 @@ class TxStates:
         self._s = s
         self._postgres = postgres
         self._seen: dict[Key, Stored] = {}
+        self._inserts: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
 
     def lock(self, keys: Iterable[Key]) -> None:
         """Lock ``keys`` until the commit (PostgreSQL), in one order; then reads see the last commit."""
@@ -84,33 +116,46 @@ class TxStates:
         for k in sorted({lock_id(d, key) for d, key in keys}):
             conn.execute(_LOCK, {"k": k})
 
+    def preload(self, keys: Iterable[Key]) -> None:
+        """Read the states of ``keys`` (after :meth:`lock`): one query per domain for many records."""
+        for domain, wanted in _by_domain(keys).items():
+            self.read(domain, wanted)
+
     def read(self, domain: str, keys: Iterable[str]) -> dict[str, Stored]:
         """The states of ``keys`` as this transaction sees them."""
         wanted = list(keys)
-        missing = [k for k in wanted if (domain, k) not in self._seen]
+        missing = list(dict.fromkeys(k for k in wanted if (domain, k) not in self._seen))
         for key, stored in read_states(self._s, domain, missing).items():
             self._seen[(domain, key)] = stored
         return {k: self._seen[(domain, k)] for k in wanted}
 
     def write(self, domain: str, changes: Mapping[str, State]) -> None:
-        """Store the new states (each key read first by :meth:`read`); STATE_CONFLICT if one changed since."""
-        conn = self._s.connection()
+        """The new states (each key read first by :meth:`read`), stored by :meth:`flush`."""
         for key, state in changes.items():
             before = self._seen[(domain, key)]
             data: dict[str, Any] = dict(state.data)
             if before.state is None and before.version == 0:
-                conn.execute(
-                    _INSERT,
-                    {"domain": domain, "key": key, "status": state.status, "data": data, "version": 1},
+                self._inserts.append(
+                    {"domain": domain, "key": key, "status": state.status, "data": data, "version": 1}
                 )
-            else:
-                done = conn.execute(
-                    _UPDATE,
-                    {"d": domain, "k": key, "v": before.version, "status": state.status, "data": data},
+            else:  # a key inserted or updated earlier in the transaction too: in order, after the inserts
+                self._updates.append(
+                    {"d": domain, "k": key, "v": before.version, "status": state.status, "data": data}
                 )
-                if done.rowcount != 1:
-                    raise StateConflict(
-                        "the record conflicts with a concurrent submission; retry",
-                        details={"domain": domain, "key": key},
-                    )
             self._seen[(domain, key)] = Stored(state, before.version + 1)
+
+    def flush(self) -> None:
+        """Store the states written, one statement for the transaction's records (inserts, then updates
+        with compare-and-set on ``version``); STATE_CONFLICT if one changed since it was read (the caller's
+        transaction rolls back: nothing of it is stored)."""
+        conn = self._s.connection()
+        if self._inserts:
+            conn.execute(_INSERT, self._inserts)
+        if self._updates:
+            done = conn.execute(_UPDATE, self._updates)
+            if done.rowcount != len(self._updates):
+                raise StateConflict(
+                    "the record conflicts with a concurrent submission; retry",
+                    details={"states": sorted({f"{u['d']}/{u['k']}" for u in self._updates})},
+                )
+        self._inserts, self._updates = [], []

@@ -112,8 +112,10 @@ class Stats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def backlog(self) -> int:
-        """Records accepted but not yet covered by an anchored checkpoint."""
-        return max(0, self.accepted_total - self.anchored_size)
+        """Records accepted but not yet covered by an anchored checkpoint. Every logged record was accepted,
+        by this process or by an API-only one on the same database, which this one's own count misses: the
+        larger of the two counts (each at most the true one, so no race with a counter overcounts)."""
+        return max(0, max(self.accepted_total, self.tree_size) - self.anchored_size)
 
     @classmethod
     def load(cls, db: Database) -> Stats:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -95,3 +96,64 @@ def test_an_owner_that_loses_its_lease_connection_stops_and_one_instance_owns(
     finally:
         second.stop()
     assert harness.wait(lambda: harness.http.get("/healthz").json()["workers"] == "owner", what="owner")
+
+
+def test_an_api_only_instance_serves_beside_the_sqlite_owner(
+    harness: Harness, backend: str, tmp_path: Path
+) -> None:
+    """SQLite: a second process with ``api_only`` on the owner's file takes no instance lock, accepts while
+    the owner accepts too (their write transactions queue on the file's lock: none fails), and its gauges
+    follow what the owner logs and anchors (its backlog falls back to 0 instead of only growing)."""
+    if backend != "sqlite":
+        pytest.skip("SQLite only: on PostgreSQL every instance serves and one owns the workers")
+    port = free_port()
+    cmd = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env = _env(harness) | {"PROV_GW_API_ONLY": "true", "PROV_GW_LEASE_POLL": "0.2"}
+    log = tmp_path / "api-only.log"
+    with log.open("wb") as out:  # the child holds its own copy
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    station = harness.client("station-1")
+    try:
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=station.headers, timeout=60)
+        harness.wait(lambda: _up(api), timeout=60, what="the API-only instance")
+        packets = hj212_packets(40)
+        bodies = [station.body("env.reading", p) for p in packets]
+        answers: dict[int, httpx.Response] = {}
+
+        def send(http: httpx.Client, part: range) -> None:
+            for i in part:
+                answers[i] = http.post("/api/v1/records", json=bodies[i])
+
+        owner = httpx.Client(base_url=harness.server.url, headers=station.headers, timeout=60)
+        threads = [
+            threading.Thread(target=send, args=(owner, range(0, 40, 2))),
+            threading.Thread(target=send, args=(api, range(1, 40, 2))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert sorted(answers) == list(range(40))
+        assert {i: r.status_code for i, r in answers.items() if r.status_code != 202} == {}
+        ids = [answers[i].json()["id"] for i in range(40)]
+        assert all(
+            harness.wait(lambda rid=rid: harness.record(rid)["status"] == "anchored", what="anchored")
+            for rid in ids
+        )
+        health = api.get("/healthz").json()
+        assert health["workers"] == "standby"  # it never ran the log's workers
+        assert harness.wait(lambda: api.get("/healthz").json()["backlog"] == 0, what="the gauges polled")
+        assert api.get("/healthz").json()["anchored_size"] >= len(ids)
+        assert harness.http.get("/healthz").json()["workers"] == "owner"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    err = log.read_text()
+    assert "database is locked" not in err and "Traceback" not in err, err[-2000:]
+
+
+def _up(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -132,6 +132,7 @@ def test_states_compare_and_set(gw: Gateway) -> None:
         assert tx.read("party", [key]) == {key: read_states(s, "party", [key])[key]}
         tx.write("party", {key: State("入党申请人", {"branch_id": "zb-1"})})
         tx.write("party", {key: State("入党积极分子", {"branch_id": "zb-1"})})  # its own write, seen
+        tx.flush()  # the insert, then the update of the version it inserted
     with gw.db.session() as s:
         stored = read_states(s, "party", [key])[key]
     assert (stored.state, stored.version) == (State("入党积极分子", {"branch_id": "zb-1"}), 2)
@@ -144,6 +145,7 @@ def test_states_compare_and_set(gw: Gateway) -> None:
             {"k": key},
         )
         tx.write("party", {key: State("发展对象", {"branch_id": "zb-1"})})
+        tx.flush()
     with gw.db.session() as s:
         row = s.get(WorkflowState, ("party", key))
     assert row is not None and (row.status, row.version) == ("入党积极分子", 2)  # rolled back whole
