@@ -14,11 +14,9 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -45,13 +43,14 @@ from gateway.services import outbox
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
 from gateway.services.ledger import Ledger
-from gateway.services.outbox import Accepted, Batch, Row
-from gateway.services.rules import Decision, Rules, now, record_facts
+from gateway.services.outbox import Accepted, Batch
+from gateway.services.rules import Rules, now, record_facts
 from gateway.services.states import CommittedStates, Key, TxStates
+from gateway.services.submission import Prepared, Submission, envelope_or_none, payload_input, reads_subject
 from gateway.services.visibility import check_code
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey
-from provenance.errors import LedgerError, PayloadDigestMismatch, PayloadInvalid, ProvenanceError
+from provenance.errors import LedgerError, PayloadDigestMismatch, ProvenanceError
 from provenance.orgs import OrgKey
 from provenance.records import Envelope, b64decode
 from provenance.timestamps import parse_timestamp
@@ -61,61 +60,8 @@ log = logging.getLogger("gateway.intake")
 __all__ = ["Accepted", "Intake", "Submission"]
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """One record as submitted: envelope (JSON object), base64 DER signature, payload, and the access code
-    the submitter presents (a dispense's: the patient's slip), which is never part of what is signed."""
-
-    record: Any
-    signature: Any
-    payload: Any
-    access_code: str | None = None
-
-
-@dataclass(slots=True)
-class _Prepared:
-    envelope: Envelope
-    record_id: str
-    idempotency_key: str | None = None
-    existing: float | None = None  # the first acceptance time of a record already accepted
-    signature_b64: str = ""
-    key_index: int = -1
-    public_key_pem: str = ""
-    payload: bytes | Mapping[str, Any] = b""
-    context: AdaptContext | None = None
-    canonical: bytes = b""
-    facts: dict[str, Any] = field(default_factory=dict)
-    detail: Mapping[str, Any] = field(default_factory=dict)  # for the rules only, never stored
-    decision: Decision | None = None
-
-    @property
-    def calls(self) -> bool:
-        """Whether the record makes a contract call once accepted."""
-        return self.decision is not None and self.decision.call is not None
-
-    def row(self) -> Row:
-        return Row(
-            envelope=self.envelope,
-            record_id=self.record_id,
-            signature_b64=self.signature_b64,
-            key_index=self.key_index,
-            public_key_pem=self.public_key_pem,
-            facts=self.facts,
-            canonical=self.canonical,
-            chain_status="pending" if self.calls else "none",
-            idempotency_key=self.idempotency_key,
-        )
-
-
 _SLICE = 25  # records per verification task of a bulk request
 _Verified = tuple[OrgKey, SM2PublicKey] | None  # a signature check's outcome (None: _prepare says why)
-
-
-def _envelope_or_none(sub: Submission) -> Envelope | None:
-    try:
-        return Envelope.from_dict(sub.record)
-    except ProvenanceError:
-        return None
 
 
 class Intake:
@@ -151,7 +97,7 @@ class Intake:
         self._backlog_limit = backlog_limit
         self._retry_after = retry_after
         self._on_accept = on_accept
-        self._writer: GroupRunner[_Prepared, Accepted | ProvenanceError] = GroupRunner(self._write)
+        self._writer: GroupRunner[Prepared, Accepted | ProvenanceError] = GroupRunner(self._write)
         self._pool = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="sm2-verify"
         )
@@ -193,12 +139,12 @@ class Intake:
         depends on a workflow state an earlier item of the batch changes (then the items before it first)."""
         self.check_backlog(len(subs))
         results: list[Accepted | ProvenanceError | None] = [None] * len(subs)
-        ready: list[tuple[int, _Prepared]] = []
+        ready: list[tuple[int, Prepared]] = []
         # SM2 verification dominates and OpenSSL runs it without the GIL: the pool verifies the batch in
         # order, in slices (one future per item cost as much as the adapter's work), while this thread runs
         # the adapters (pure Python) of the same items; _prepare takes each result when it gets there (and
         # redoes the check, in order, only where it failed).
-        envelopes = [_envelope_or_none(sub) for sub in subs]  # parsed once (a bad one: _prepare says why)
+        envelopes = [envelope_or_none(sub) for sub in subs]  # parsed once (a bad one: _prepare says why)
         slices = [
             self._pool.submit(self._verify_slice, token_org, subs[i : i + _SLICE], envelopes[i : i + _SLICE])
             for i in range(0, len(subs), _SLICE)
@@ -210,7 +156,7 @@ class Intake:
         barriers: set[Key] = set()  # states an item waiting in ``ready`` changes
         # The items prepared and not yet decided: their states are read in one query (a bulk request's
         # thousand records, not a query each) before they are decided, in order, one by one.
-        prepared: list[tuple[int, _Prepared]] = []
+        prepared: list[tuple[int, Prepared]] = []
         committed = CommittedStates()
 
         def flush() -> None:
@@ -249,7 +195,7 @@ class Intake:
         with self._db.session() as s:
             known = outbox.known_ids(s, [e.digest for e in envelopes if e is not None])
             for i, sub in enumerate(subs):
-                if _reads_subject(envelopes[i]):
+                if reads_subject(envelopes[i]):
                     decide(s)  # its access code is checked on the states as the items before it leave them
                 try:
                     p = self._prepare(
@@ -266,12 +212,12 @@ class Intake:
         flush()
         return [r for r in results if r is not None]
 
-    def _touches(self, p: _Prepared) -> list[Key]:
+    def _touches(self, p: Prepared) -> list[Key]:
         """The states a prepared record's rules read or write (before they run)."""
         workflow = workflow_for(p.envelope.kind)
         return [(workflow.domain.name, k) for k in workflow.keys(p.envelope.kind, p.facts)]
 
-    def _touches_or_none(self, p: _Prepared) -> list[Key]:
+    def _touches_or_none(self, p: Prepared) -> list[Key]:
         """:meth:`_touches`, or none where the domain refuses the facts (its rules then say why, per item)."""
         try:
             return self._touches(p)
@@ -280,7 +226,7 @@ class Intake:
 
     # --- the write transaction -------------------------------------------------------------------------
 
-    def _write(self, ready: Sequence[_Prepared]) -> list[Accepted | ProvenanceError]:
+    def _write(self, ready: Sequence[Prepared]) -> list[Accepted | ProvenanceError]:
         """Persist prepared records in one transaction (a bulk request's, or concurrent single submissions');
         each succeeds or fails on its own. On a unique-constraint race or a state changed by another
         writer, one transaction per record."""
@@ -312,7 +258,7 @@ class Intake:
             self._on_accept(len(created), any(p.calls for p in created))
         return results
 
-    def _write_one(self, p: _Prepared) -> Accepted | ProvenanceError:
+    def _write_one(self, p: Prepared) -> Accepted | ProvenanceError:
         try:
             with self._db.write() as s:
                 # Record id and (org, nonce) are not looked up again inside the transaction: _prepare just
@@ -333,14 +279,14 @@ class Intake:
         except ProvenanceError as exc:
             return self._accepted_meanwhile(p) or exc
 
-    def _accepted_meanwhile(self, p: _Prepared) -> Accepted | None:
+    def _accepted_meanwhile(self, p: Prepared) -> Accepted | None:
         """The same record, accepted since it was prepared (a twin in flight): its rule now sees its own
         states (a reading recorded once) and refuses, but the answer is the idempotent one."""
         with self._db.session() as s:
             first = outbox.accepted_at(s, p.record_id)
         return None if first is None else Accepted(p.record_id, created=False, accepted_at=first)
 
-    def _states(self, s: Session, ready: Sequence[_Prepared]) -> TxStates:
+    def _states(self, s: Session, ready: Sequence[Prepared]) -> TxStates:
         """The transaction's states, every key its records touch locked (PostgreSQL)."""
         tx = TxStates(s, postgres=not self._db.is_sqlite)
         keys = [k for p in ready if p.decision is not None for k in p.decision.locks]
@@ -348,7 +294,7 @@ class Intake:
         tx.preload(keys)  # one query for the transaction's records, not one each
         return tx
 
-    def _persist(self, s: Session, tx: TxStates, p: _Prepared, batch: Batch) -> Accepted:
+    def _persist(self, s: Session, tx: TxStates, p: Prepared, batch: Batch) -> Accepted:
         """Checks that need the transaction, then the rows. Adds nothing unless every check passed."""
         first = outbox.check_new(s, p.envelope, p.record_id, batch)
         if first is not None:
@@ -359,7 +305,7 @@ class Intake:
             self._rules.apply(tx, p.decision)
         return outbox.add(batch, p.row(), self._kek)
 
-    def _after_conflict(self, p: _Prepared) -> Accepted:
+    def _after_conflict(self, p: Prepared) -> Accepted:
         """Explain a conflict: the same record (idempotent), the same nonce, or the domain's rule as the
         states stand now (e.g. a prescription issued meanwhile); else a conflict to retry."""
         with self._db.session() as s:
@@ -414,9 +360,9 @@ class Intake:
         known: dict[str, float] | None = None,
         verified: Callable[[], _Verified] | None = None,
         env: Envelope | None = None,
-    ) -> _Prepared:
+    ) -> Prepared:
         """Everything but the domain's state: envelope, organisation, role, payload, signature."""
-        payload = _payload_input(sub.payload)  # a JSON object or text (the API's body model says so too)
+        payload = payload_input(sub.payload)  # a JSON object or text (the API's body model says so too)
         envelope = env if env is not None else Envelope.from_dict(sub.record)
         signature = b64decode(sub.signature, what="signature")
         if envelope.org != token_org:
@@ -435,7 +381,7 @@ class Intake:
                 )
         exists = known.get(record_id) if known is not None else outbox.accepted_at(s, record_id)
         if exists is not None:
-            return _Prepared(envelope=envelope, record_id=record_id, existing=exists)
+            return Prepared(envelope=envelope, record_id=record_id, existing=exists)
         roles = roles_of(envelope.kind)
         if roles is None:
             raise KindUnknown(f"no record kind {envelope.kind!r}", details={"field": "kind"})
@@ -470,7 +416,7 @@ class Intake:
         # Before anything about the subject is looked at: what follows (its state, its content) answers
         # only a submitter that holds the subject's access code where the domain asks for it.
         check_code(s, envelope, workflow_for(envelope.kind).read_policy, sub.access_code)
-        return _Prepared(
+        return Prepared(
             envelope=envelope,
             record_id=record_id,
             idempotency_key=idem,
@@ -484,7 +430,7 @@ class Intake:
             detail=adapted.detail,
         )
 
-    def _decide(self, s: Session, p: _Prepared, committed: CommittedStates | None = None) -> None:
+    def _decide(self, s: Session, p: Prepared, committed: CommittedStates | None = None) -> None:
         """The domain's rules on the committed states (``committed``: read already, for many records); the
         adapter again with the prior record's facts."""
         rec = p.envelope
@@ -508,22 +454,3 @@ class Intake:
                 "records cannot go on chain; the operator adds the account to the gateway's manifest",
                 details={"org": rec.org, "kind": rec.kind},
             )
-
-
-def _reads_subject(envelope: Envelope | None) -> bool:
-    """Whether preparing the record reads its subject's state (its access code: ``check_code``), which an
-    earlier item of the same bulk request may change."""
-    if envelope is None:
-        return False
-    try:
-        return envelope.kind in workflow_for(envelope.kind).read_policy.code_writes
-    except ProvenanceError:
-        return False  # an unknown kind: _prepare refuses it before any read
-
-
-def _payload_input(payload: Any) -> bytes | Mapping[str, Any]:
-    if isinstance(payload, str):
-        return payload.encode("utf-8")  # an HJ 212 packet (or JSON text)
-    if isinstance(payload, Mapping):
-        return payload
-    raise PayloadInvalid("payload must be a JSON object or a string", details={"field": "payload"})

@@ -11,6 +11,7 @@ from gateway.core.db import Database
 from gateway.core.kek import open_kek
 from gateway.core.security import TokenVerifier
 from gateway.ops.recovery import RecoveringSequencer, check_log_against_chain
+from gateway.services.caller import ChainCaller
 from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.group import GroupRunner
 from gateway.services.intake import Accepted, Intake
@@ -20,7 +21,7 @@ from gateway.services.ledger import Ledger
 from gateway.services.reads import LogIdentity
 from gateway.services.rules import Rules, watched_contracts
 from gateway.services.witnessing import Witnessing, check_endpoints
-from gateway.services.workers import Anchorer, ChainCaller, RegistryWatcher, Stats, Worker
+from gateway.services.workers import Anchorer, RegistryWatcher, Stats, Worker
 from provenance.crypto import SM2PrivateKey
 from provenance.log.receipt import AcceptanceReceipt, sign_receipts
 from provenance.network_key import check_key, read_network_key

@@ -12,9 +12,10 @@ from web3 import Web3
 
 from gateway.core.db import Database
 from gateway.models import Record
+from gateway.services.caller import ChainCaller
 from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.ledger import Ledger
-from gateway.services.workers import ChainCaller, Stats
+from gateway.services.workers import Stats
 from provenance.chain.contracts import at, chain_key, transact
 from tests.kit.gateway import (
     Harness,

@@ -19,9 +19,10 @@ from adapters.sharing import WORKFLOW as SHARING
 from gateway.core.db import Database
 from gateway.core.security import mint_token
 from gateway.models import CheckpointRow, Record
+from gateway.services.caller import ChainCaller
 from gateway.services.chain import ChainReads, ReadCache
 from gateway.services.ledger import Ledger
-from gateway.services.workers import ChainCaller, Stats
+from gateway.services.workers import Stats
 from provenance.chain.contracts import ContractReverted, at, chain_key
 from provenance.errors import LedgerError
 from provenance.records import Envelope
