@@ -275,6 +275,14 @@ class RxWorkflow(PrescriptionAdapter):
                     "dispense displays a practitioner as, or with, another organisation's registered name",
                     details={"field": f"{field}.display"},
                 )
+        # A name split across practitioners' displays (解放碑 | 大药房 王敏) reads as one, in their order.
+        loose = [d for d in (record.detail.get("practitioners") or {}).values() if isinstance(d[1], str)]
+        others = [name for org, _r, name in orgs if org != record.org]
+        if len(loose) > 1 and _names_another("".join(d for _p, d in loose), others, signer):
+            raise RxDispenseMismatch(
+                "dispense displays another organisation's registered name across its practitioners",
+                details={"field": "performer"},
+            )
 
     @staticmethod
     def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:
