@@ -13,7 +13,7 @@ from adapters._common import canonical_json, name_fault, pseudonym
 from adapters.abc import AdaptContext
 from adapters.rx.errors import FhirInvalid, RxBatchExpired, RxDispenseMismatch, RxUnitInvalid
 from adapters.rx.fhir import get as _get
-from adapters.rx.fhir import when
+from adapters.rx.fhir import references, when
 from adapters.rx.trace_codes import unit_key
 from provenance.timestamps import TimeSpan
 
@@ -151,23 +151,12 @@ def _references(obj: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(field, ref) for field, ref in out if isinstance(ref, dict)]
 
 
-def _every_reference(value: Any, field: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """Every R4 Reference in the dispense (an object with a ``reference``; no other R4 datatype has one),
-    by field, wherever it stands (authorizingPrescription, partOf, destination, an extension's value)."""
-    if isinstance(value, list):
-        return [r for i, v in enumerate(value) for r in _every_reference(v, f"{field}.{i}".lstrip("."))]
-    if not isinstance(value, dict):
-        return []
-    here = [(field, value)] if "reference" in value else []
-    return here + [r for k, v in value.items() for r in _every_reference(v, f"{field}.{k}".lstrip("."))]
-
-
 def check_reference_types(obj: dict[str, Any]) -> None:
     """Every reference's ``type``, when present, is the type its relative reference names (R4 Reference:
     "the type ... SHALL match" the reference's): a receiver ``Patient/…`` typed Practitioner, a prescription
     ``MedicationRequest/…`` typed Patient say two things of one thing. ``RX_DISPENSE_MISMATCH`` naming the
     ``type``."""
-    for field, ref in _every_reference(obj):
+    for field, ref in references(obj):
         if "type" not in ref:
             continue
         target = ref.get("reference")
