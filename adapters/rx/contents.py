@@ -187,8 +187,11 @@ def _qualifiable(obj: dict[str, Any]) -> list[tuple[str, Any]]:
     out += _concept("medicationCodeableConcept", obj.get("medicationCodeableConcept"))
     for i, res in enumerate(obj.get("contained") or []):
         if _get(res, "resourceType") == "Medication":
-            out += [(f"contained.{i}", res), *_concept(f"contained.{i}.code", res.get("code"))]
-            out += [(f"contained.{i}.batch", res.get("batch"))]
+            # The resource's own extensions are the HIS's, as the dispense's are (a batch note): kept.
+            out += [
+                *_concept(f"contained.{i}.code", res.get("code")),
+                (f"contained.{i}.batch", res.get("batch")),
+            ]
     for i, p in enumerate(obj.get("performer") or []):
         out += [(f"performer.{i}", p), *_concept(f"performer.{i}.function", _get(p, "function"))]
     return [(field, e) for field, e in [*out, *_references(obj)] if isinstance(e, dict)]
