@@ -101,7 +101,7 @@ def references(value: Any, field: str = "") -> Iterator[tuple[str, dict[str, Any
         if isinstance(value.get("reference"), str):
             yield field, value
         for key, item in value.items():
-            if key != "reference":
+            if not (key == "reference" and isinstance(item, str)):
                 yield from references(item, f"{field}.{key}".lstrip("."))
     elif isinstance(value, list):
         for i, item in enumerate(value):
