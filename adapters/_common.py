@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -44,6 +45,43 @@ def id_key(value: str) -> str:
     '-', '_', '.', …; none leading or trailing) make no other thing. Gas asset ids (PIPE-0EC5, pipe_0ec5)
     and the organisations a prescription dispense names (Practitioner/Pharmacy-1., pharmacy-1) compare so."""
     return _SEPARATORS.sub("-", value.upper()).strip("-")
+
+
+def id_skeleton(value: str) -> str:
+    """What an id names when written with or without separators: its letters and digits alone, upper-cased
+    (``pharmacy1``, ``Pharmacy-1.``, ``pharmacy_1`` are one). For comparison only, never a stored key: it
+    refuses more than :func:`id_key` (``pharmacy-11`` and ``pharmacy1-1`` collide), which suits a check
+    that an id is not another organisation's, and persisted keys (gas ``asset_key``) keep ``id_key``."""
+    return _SEPARATORS.sub("", value.upper())
+
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): drawn as nothing by a
+# renderer that does not know them. Python's unicodedata does not carry the property; the list is short.
+_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+# The punctuation a name uses beside its letters, digits and spaces: 解放碑·大药房, ＸＸ（…）, Dr. Wang-Li.
+_NAME_PUNCTUATION = frozenset(" \u3000·・-.()（）")
+_NAME_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
+
+
+def name_fault(text: str) -> str | None:
+    """The first character (as ``U+XXXX``) that a name displayed to a reader may not carry, else None. An
+    allow-list: letters (L*) and decimal digits (Nd) that are not default-ignorable, spaces and the
+    punctuation above. Marks (a combining low line, a variation selector), format and control characters,
+    Hangul fillers (letters drawn as nothing), braille blanks and other symbols, private-use and unassigned
+    code points let a name read as another's (解<U+3164>放碑大药房) while comparing otherwise."""
+    for c in text:
+        point = ord(c)
+        if c in _NAME_PUNCTUATION:
+            continue
+        ignorable = any(lo <= point <= hi for lo, hi in _IGNORABLE)
+        if ignorable or unicodedata.category(c) not in _NAME_CATEGORIES:
+            return f"U+{point:04X}"
+    return None
 
 
 def _no_constant(name: str) -> NoReturn:

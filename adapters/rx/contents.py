@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters._common import canonical_json, pseudonym
+from adapters._common import canonical_json, name_fault, pseudonym
 from adapters.abc import AdaptContext
 from adapters.rx.errors import FhirInvalid, RxBatchExpired, RxDispenseMismatch, RxUnitInvalid
 from adapters.rx.fhir import get as _get
-from adapters.rx.fhir import when
+from adapters.rx.fhir import references, when
 from adapters.rx.trace_codes import unit_key
 from provenance.timestamps import TimeSpan
 
@@ -91,6 +91,7 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     displays, people, places = {}, {}, {}
     for i, p in enumerate(obj.get("performer") or []):
         ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
+        _plain(display, f"performer.{i}.actor.display")
         named = isinstance(ref, str) and (_PRACTITIONER.fullmatch(ref) or _ORGANIZATION.fullmatch(ref))
         if named and "identifier" in p["actor"]:  # an identifier alone: another form, refused as one
             raise RxDispenseMismatch(
@@ -113,9 +114,22 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
                 details={"field": "location"},
             )
         places["location.reference"] = ref.partition("/")[2]
-        if isinstance(display := _get(place, "display"), str):
+        _plain(display := _get(place, "display"), "location.display")
+        if isinstance(display, str):
             displays["location.display"] = display
     return {"org_displays": displays, "practitioners": people, "places": places}
+
+
+def _plain(display: Any, field: str) -> None:
+    """A display the rules compare with OrgRegistry's names is letters, digits, spaces and a name's
+    punctuation alone (``adapters._common.name_fault``): an invisible or look-alike character inside another
+    organisation's name (解<U+3164>放碑大药房) would show the name while comparing as another text."""
+    fault = name_fault(display) if isinstance(display, str) else None
+    if fault is not None:
+        raise RxDispenseMismatch(
+            f"a display names by letters, digits, spaces and a name's punctuation ({fault} is none)",
+            details={"field": field, "character": fault},
+        )
 
 
 # R4 Reference.type: the type of the target, a StructureDefinition's URL, relative to this base when a
@@ -126,19 +140,23 @@ _RELATIVE = re.compile(r"([A-Z][A-Za-z]{1,63})/[^/]+")
 
 def _references(obj: dict[str, Any]) -> list[tuple[str, Any]]:
     """The references the dispense rules read, by field: the subject, each receiver, each performer's actor,
-    the location."""
+    the location, the prescription, the medication by reference."""
     out: list[tuple[str, Any]] = [("subject", obj.get("subject")), ("location", obj.get("location"))]
+    out += [("medicationReference", obj.get("medicationReference"))]
+    out += [
+        (f"authorizingPrescription.{i}", r) for i, r in enumerate(obj.get("authorizingPrescription") or [])
+    ]
     out += [(f"receiver.{i}", r) for i, r in enumerate(obj.get("receiver") or [])]
     out += [(f"performer.{i}.actor", _get(p, "actor")) for i, p in enumerate(obj.get("performer") or [])]
     return [(field, ref) for field, ref in out if isinstance(ref, dict)]
 
 
 def check_reference_types(obj: dict[str, Any]) -> None:
-    """A reference's ``type``, when present, is the type its relative reference names (R4 Reference: "the
-    type ... SHALL match" the reference's): a receiver ``Patient/…`` typed Practitioner, an
-    ``Organization/…`` performer typed Practitioner say two things of one party. ``RX_DISPENSE_MISMATCH``
-    naming the ``type``."""
-    for field, ref in _references(obj):
+    """Every reference's ``type``, when present, is the type its relative reference names (R4 Reference:
+    "the type ... SHALL match" the reference's): a receiver ``Patient/…`` typed Practitioner, a prescription
+    ``MedicationRequest/…`` typed Patient say two things of one thing. ``RX_DISPENSE_MISMATCH`` naming the
+    ``type``."""
+    for field, ref in references(obj):
         if "type" not in ref:
             continue
         target = ref.get("reference")
@@ -152,7 +170,12 @@ def check_reference_types(obj: dict[str, Any]) -> None:
 
 # The R4 performer functions (medicationdispense-performer-function): what each performer did, coded.
 _FUNCTION = "http://terminology.hl7.org/CodeSystem/medicationdispense-performer-function"
-_FUNCTIONS = frozenset({"dataenterer", "packager", "checker", "finalchecker"})
+_FUNCTIONS = {
+    "dataenterer": "Data Enterer",
+    "packager": "Packager",
+    "checker": "Checker",
+    "finalchecker": "Final Checker",
+}
 
 
 def _qualifiable(obj: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -160,11 +183,29 @@ def _qualifiable(obj: dict[str, Any]) -> list[tuple[str, Any]]:
     them would qualify without the gateway reading it."""
     sub = obj.get("substitution")
     out: list[tuple[str, Any]] = [("daysSupply", obj.get("daysSupply")), ("quantity", obj.get("quantity"))]
-    out += [("substitution", sub), ("substitution.type", _get(sub, "type"))]
-    out += [(f"substitution.type.coding.{j}", c) for j, c in enumerate(_get(sub, "type", "coding") or [])]
+    out += [("substitution", sub), *_concept("substitution.type", _get(sub, "type"))]
+    out += _concept("medicationCodeableConcept", obj.get("medicationCodeableConcept"))
+    for i, res in enumerate(obj.get("contained") or []):
+        if _get(res, "resourceType") == "Medication":
+            # The resource's own extensions are the HIS's, as the dispense's are (a batch note): kept.
+            out += [
+                *_concept(f"contained.{i}.code", res.get("code")),
+                (f"contained.{i}.batch", res.get("batch")),
+            ]
     for i, p in enumerate(obj.get("performer") or []):
-        out += [(f"performer.{i}", p), (f"performer.{i}.function", _get(p, "function"))]
+        out += [(f"performer.{i}", p), *_concept(f"performer.{i}.function", _get(p, "function"))]
     return [(field, e) for field, e in [*out, *_references(obj)] if isinstance(e, dict)]
+
+
+def _concept(field: str, concept: Any) -> list[tuple[str, Any]]:
+    """A CodeableConcept and each of its codings, by field."""
+    codings = _get(concept, "coding") if isinstance(concept, dict) else None
+    return [(field, concept)] + [(f"{field}.coding.{j}", c) for j, c in enumerate(codings or [])]
+
+
+# Where an element id (R4 Element.id, "for internal references") stands on who or where a dispense names, it
+# could carry another organisation's id beside the reference ("pharmacy-1"): nothing refers to them.
+_NO_ID = re.compile(r"(performer\.\d+(\.actor)?|location|subject|receiver\.\d+|authorizingPrescription\.\d+)")
 
 
 def check_unqualified(obj: dict[str, Any]) -> None:
@@ -180,20 +221,25 @@ def check_unqualified(obj: dict[str, Any]) -> None:
             )
     for field, element in _qualifiable(obj):
         key = next((k for k in element if k.startswith("_") or k == "extension"), None)
+        if key is None and "id" in element and _NO_ID.fullmatch(field):
+            key = "id"
         if key is not None:
             raise RxDispenseMismatch(
-                f"{field} carries no extension ({key}): the gateway reads the element alone",
+                f"{field} carries no extension or element id ({key}): the gateway reads the element alone",
                 details={"field": f"{field}.{key}"},
             )
         if field.endswith(".function") and (
             "text" in element
             or not all(
-                _get(c, "system") == _FUNCTION and _get(c, "code") in _FUNCTIONS
+                _get(c, "system") == _FUNCTION
+                and _get(c, "code") in _FUNCTIONS
+                and _get(c, "display") in (None, _FUNCTIONS.get(str(_get(c, "code"))))
                 for c in element.get("coding") or [None]
             )
         ):
             raise RxDispenseMismatch(
-                f"a performer's function is one of {sorted(_FUNCTIONS)} ({_FUNCTION}), without text",
+                f"a performer's function is one of {sorted(_FUNCTIONS)} ({_FUNCTION}), displayed as R4 does "
+                "or not at all, without text",
                 details={"field": field},
             )
 

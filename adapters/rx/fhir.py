@@ -94,17 +94,23 @@ def when(obj: dict[str, Any], *path: str, zone: tzinfo) -> TimeSpan:
         ) from exc
 
 
+def references(value: Any, field: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every R4 Reference anywhere in ``value`` (an object with a ``reference`` string: no other R4
+    datatype has one), by its dotted field."""
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            yield field, value
+        for key, item in value.items():
+            if not (key == "reference" and isinstance(item, str)):
+                yield from references(item, f"{field}.{key}".lstrip("."))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from references(item, f"{field}.{i}".lstrip("."))
+
+
 def _references(value: Any) -> Iterator[str]:
     """Every ``Reference.reference`` string anywhere in ``value``."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                yield item
-            else:
-                yield from _references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references(item)
+    return (ref["reference"] for _field, ref in references(value))
 
 
 def _check_contained(obj: dict[str, Any]) -> None:

@@ -7,6 +7,8 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+import opencc
+
 from adapters.rx.errors import FhirInvalid
 from adapters.rx.fhir import get as _get
 from adapters.rx.fhir import medication as _medication_concept
@@ -105,12 +107,17 @@ def normal_text(value: Any) -> str | None:
     return " ".join(unicodedata.normalize("NFKC", value).casefold().split()) or None
 
 
+# OpenCC's Traditional-to-Simplified conversion (characters and phrases): 解放碑大藥房 is 解放碑大药房.
+_SIMPLIFIED = opencc.OpenCC("t2s")
+
+
 def name_key(value: Any) -> str:
-    """A name as :func:`normal_text` compares it, without its spaces, punctuation and invisible characters:
-    "解放碑 大药房" and "解放碑·大药房" name the pharmacy 解放碑大药房 (a display may not name another
-    organisation, even spaced out)."""
+    """A name as :func:`normal_text` compares it, in simplified characters, without its spaces,
+    punctuation and invisible characters: "解放碑 大药房", "解放碑·大药房" and "解放碑大藥房" name the
+    pharmacy 解放碑大药房 (a display may not name another organisation, even spaced out or in traditional
+    characters)."""
     text = unicodedata.normalize("NFKC", value).casefold() if isinstance(value, str) else ""
-    return "".join(c for c in text if unicodedata.category(c)[0] not in "ZPC")
+    return "".join(c for c in _SIMPLIFIED.convert(text) if unicodedata.category(c)[0] not in "ZPC")
 
 
 def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:

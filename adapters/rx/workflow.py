@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from adapters._common import check_expiry, id_key, stricter
+from adapters._common import check_expiry, id_skeleton, stricter
 from adapters.abc import ChainView, ContractCall, Panel, Provision, RecordFacts, Route, SetupCall, State, Step
 from adapters.dated import Dated, check_order, mark_of
 from adapters.errors import DateBeforeSubject
@@ -97,6 +97,14 @@ def _names_another(display: str, others: Sequence[str], signer: str | None) -> b
     text, own = name_key(display), name_key(signer)
     rest = text.replace(own, "\0") if own else text  # \0: no name_key holds it, none spans the cut
     return any(name and (name == text or name in rest) for name in map(name_key, others))
+
+
+def _ids_another(display: str, others: Sequence[str], signer: str) -> bool:
+    """Whether ``display`` spells (separators, case and spaces aside: ``id_skeleton``) the id of one of
+    ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
+    own = id_skeleton(signer)
+    text = id_skeleton(display).replace(own, "\0") if own else id_skeleton(display)
+    return any(key and key in text for key in map(id_skeleton, others))
 
 
 def check_open(state: State, rx_id: str, org: str) -> None:
@@ -211,13 +219,15 @@ class RxWorkflow(PrescriptionAdapter):
     @staticmethod
     def _check_displays(record: RecordFacts, chain: ChainView) -> None:
         """Who and where a dispense displays, held to OrgRegistry (the only names of organisations the
-        gateway knows), ids compared as ids are for identity (``id_key``: case, punctuation): the pharmacy's
-        name as displayed (an organisation performer's, the location's) is the signer's, in normal form
+        gateway knows), ids compared by their letters and digits (``id_skeleton``: case and separators
+        aside, ``pharmacy1`` is pharmacy-1): the pharmacy's name as displayed (an organisation performer's,
+        the location's) is the signer's, in normal form
         ("观音桥药店" signing as "解放碑大药房" is not recorded); a ``Practitioner/<id>`` whose id is a
         registered organisation's is a pharmacist (执业药师) displayed by its registered name, never a
         pharmacy or anyone else named as a person, nor one registered under another organisation's name
         (the registry holds no pharmacist's employer: its name is what says it); no practitioner is
-        displayed as, or with, the name of another organisation than the signer (:func:`_names_another`);
+        displayed as, or with, the name or id of another organisation than the signer (:func:`_names_another`,
+        :func:`_ids_another`);
         the location is not another organisation's (``Location/pharmacy-1`` signed by pharmacy-2)."""
         orgs = organisations(chain)
         signer = next((name for org, _role, name in orgs if org == record.org), None)
@@ -229,13 +239,15 @@ class RxWorkflow(PrescriptionAdapter):
                     details={"field": field},
                 )
         for field, place in sorted((record.detail.get("places") or {}).items()):
-            if any(org != record.org and id_key(org) == id_key(place) for org, _role, _name in orgs):
+            if any(
+                org != record.org and id_skeleton(org) == id_skeleton(place) for org, _role, _name in orgs
+            ):
                 raise RxDispenseMismatch(
                     "dispense names another registered organisation's place as its location",
                     details={"field": field},
                 )
         for field, (person, display) in sorted((record.detail.get("practitioners") or {}).items()):
-            held = [(org, role, name) for org, role, name in orgs if id_key(org) == id_key(person)]
+            held = [(org, role, name) for org, role, name in orgs if id_skeleton(org) == id_skeleton(person)]
             if any(role != "pharmacist" for _org, role, _name in held):
                 raise RxDispenseMismatch(
                     "dispense names a registered organisation other than a pharmacist as a practitioner",
@@ -247,6 +259,9 @@ class RxWorkflow(PrescriptionAdapter):
                     details={"field": f"{field}.display"},
                 )
             others = [name for org, _r, name in orgs if org != record.org and org not in {h[0] for h in held}]
+            others_ids = [
+                org for org, _r, _n in orgs if org != record.org and org not in {h[0] for h in held}
+            ]
             if any(_names_another(name, others, signer) for _org, _role, name in held):
                 # Registered as another's (解放碑大药房 执业药师 王敏): not the signer's pharmacist.
                 raise RxDispenseMismatch(
@@ -255,11 +270,19 @@ class RxWorkflow(PrescriptionAdapter):
                 )
             if display is None:
                 continue
-            if _names_another(display, others, signer):
+            if _names_another(display, others, signer) or _ids_another(display, others_ids, record.org):
                 raise RxDispenseMismatch(
                     "dispense displays a practitioner as, or with, another organisation's registered name",
                     details={"field": f"{field}.display"},
                 )
+        # A name split across practitioners' displays (解放碑 | 大药房 王敏) reads as one, in their order.
+        loose = [d for d in (record.detail.get("practitioners") or {}).values() if isinstance(d[1], str)]
+        others = [name for org, _r, name in orgs if org != record.org]
+        if len(loose) > 1 and _names_another("".join(d for _p, d in loose), others, signer):
+            raise RxDispenseMismatch(
+                "dispense displays another organisation's registered name across its practitioners",
+                details={"field": "performer"},
+            )
 
     @staticmethod
     def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:

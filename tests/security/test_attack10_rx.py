@@ -1,0 +1,282 @@
+"""The tenth outside attack's findings on the dispense rules (kit10 rx1.py .. rx7.py, on main at cbc607b),
+replayed with the attacker's inputs through the real HTTP API (single records and /api/v1/records:bulk),
+signed with real SM2 keys, on the gateway suite's network: pharmacy-2 (观音桥药店) naming another
+organisation through invisible characters inside its name, ids written without their separators,
+extensions and element ids outside the elements the ninth round held, a function coding's display, a
+prescription's reference typed Patient, another organisation's id inside a display, and names in
+traditional characters or split across two practitioners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters._common import canonical_json
+from provenance.crypto.sm3 import sm3_hex
+from tests.kit.gateway import Harness, OrgClient, kit_code, refused
+from tests.security.test_attack7_rx import _dispense, _issued, _registry_name, _send
+from tests.security.test_attack9_rx import OURS, _by, _refuses
+
+ABSENT = {
+    "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+    ]
+}
+FUNCTION = "http://terminology.hl7.org/CodeSystem/medicationdispense-performer-function"
+FINAL = {"system": FUNCTION, "code": "finalchecker"}
+NAME = "解放碑大药房"
+# kit10 rx3.py: each passed inside 解放碑大药房 as a practitioner's display (U+3164 in rx1.py and rx2.py).
+INVISIBLE = [
+    "\u115f",
+    "\u1160",
+    "\u3164",
+    "\uffa0",
+    "\u2800",
+    "\u034f",
+    "\ufe0f",
+    "\U000e0101",
+    "\u17b5",
+    "\u0332",
+]
+
+
+def _practitioner(ref: str, display: str | None = None) -> dict[str, Any]:
+    actor = {"reference": f"Practitioner/{ref}"}
+    return _by(actor if display is None else {**actor, "display": display})
+
+
+def _medication(rx: str, **changes: Any) -> dict[str, Any]:
+    """The dispense's first medication coding with ``changes``."""
+    obj = _dispense(rx)
+    obj["medicationCodeableConcept"]["coding"][0].update(changes)
+    return {"medicationCodeableConcept": obj["medicationCodeableConcept"]}
+
+
+def _prescription(rx: str, **changes: Any) -> dict[str, Any]:
+    obj = _dispense(rx)
+    obj["authorizingPrescription"][0].update(changes)
+    return {"authorizingPrescription": obj["authorizingPrescription"]}
+
+
+def _function(**coding: Any) -> dict[str, Any]:
+    return _by({"reference": "Practitioner/PH-9"}, function={"coding": [{**FINAL, **coding}]})
+
+
+def _bulk(h: Harness, pharmacy: OrgClient, dispenses: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """Each dispense (of its own prescription) in one /api/v1/records:bulk request: (status, code, field)."""
+    items = []
+    for obj in dispenses:
+        rx = obj["authorizingPrescription"][0]["reference"].partition("/")[2]
+        body = pharmacy.body(
+            "rx.dispense", obj, subject=f"rx:{rx}", payload_digest=sm3_hex(canonical_json(obj))
+        )
+        items.append({**body, "access_code": str(kit_code(rx))})
+    r = h.http.post("/api/v1/records:bulk", json={"records": items}, headers=pharmacy.headers)
+    assert r.status_code == 200, r.text
+    return [
+        (
+            it["status"],
+            (it["error"] or {}).get("code"),
+            ((it["error"] or {}).get("details") or {}).get("field"),
+        )
+        for it in r.json()["items"]
+    ]
+
+
+def _recorded(h: Harness, obj: dict[str, Any], rx: str) -> None:
+    r = _send(h.client("pharmacy-2"), obj, rx)
+    assert r.status_code == 202, r.text
+    assert h.wait_chain(r.json()["id"])["chain_status"] == "confirmed"
+
+
+def test_f10_1_no_invisible_character_inside_a_display(harness: Harness) -> None:
+    """Finding 1: a practitioner's or the location's display carrying a Hangul filler, a braille blank, a
+    combining or variation mark is refused naming the display, single and in bulk."""
+    h = harness
+    rx = _issued(h)
+    assert _registry_name(h, "pharmacy-1") == NAME
+    cases = [
+        (f"U+{ord(c):04X}", _practitioner("PH-77", NAME[0] + c + NAME[1:]), "performer.0.actor.display")
+        for c in INVISIBLE
+    ]
+    cases.append(
+        (
+            "location displayed with a Hangul filler",
+            {"location": {"reference": "Location/L1", "display": "解\u3164放碑大药房"}},
+            "location.display",
+        )
+    )
+    _refuses(h, rx, cases)
+    pharmacy = h.client("pharmacy-2")
+    bulk = [
+        _dispense(_issued(h), **_practitioner("PH-8", "解\ufe0f放碑大药房 执业药师 王敏")),
+        _dispense(_issued(h), **_practitioner("PH-8", "解\u3164放碑大药房")),
+    ]
+    assert _bulk(h, pharmacy, bulk) == [
+        ("rejected", "RX_DISPENSE_MISMATCH", "performer.0.actor.display"),
+        ("rejected", "RX_DISPENSE_MISMATCH", "performer.0.actor.display"),
+    ]
+
+
+def test_f10_2_ids_written_without_separators_are_the_organisations(harness: Harness) -> None:
+    """Finding 2: Practitioner/pharmacy1, hospital1, logoperator, dataowner are those organisations;
+    pharmacist1 is pharmacist-1, displayed otherwise than registered; Location/pharmacy1 and hospital1 are
+    other organisations' places: single and in bulk."""
+    h = harness
+    rx = _issued(h)
+    _refuses(
+        h,
+        rx,
+        [
+            *[
+                (f"Practitioner/{ref}", _practitioner(ref), "performer.0.actor.reference")
+                for ref in ("pharmacy1", "hospital1", "logoperator", "dataowner")
+            ],
+            (
+                "pharmacist1 displayed 执业药师 王敏",
+                _by(OURS, {"reference": "Practitioner/pharmacist1", "display": "执业药师 王敏"}),
+                "performer.1.actor.display",
+            ),
+            ("Location/pharmacy1", {"location": {"reference": "Location/pharmacy1"}}, "location.reference"),
+            ("Location/hospital1", {"location": {"reference": "Location/hospital1"}}, "location.reference"),
+        ],
+    )
+    bulk = [
+        _dispense(_issued(h), **_practitioner("pharmacy1")),
+        _dispense(_issued(h), location={"reference": "Location/pharmacy1"}),
+    ]
+    assert _bulk(h, h.client("pharmacy-2"), bulk) == [
+        ("rejected", "RX_DISPENSE_MISMATCH", "performer.0.actor.reference"),
+        ("rejected", "RX_DISPENSE_MISMATCH", "location.reference"),
+    ]
+
+
+def test_f10_3_the_medication_prescription_and_function_carry_no_extension(harness: Harness) -> None:
+    """Finding 3: extensions and ``_x`` companions on the medication and its codings, the prescription's
+    reference, a performer function's codings: refused naming the element, single and in bulk."""
+    h = harness
+    rx = _issued(h)
+    concept = _dispense(rx)["medicationCodeableConcept"]
+    _refuses(
+        h,
+        rx,
+        [
+            ("coding extension", _medication(rx, **ABSENT), "medicationCodeableConcept.coding.0.extension"),
+            ("coding _code", _medication(rx, _code=ABSENT), "medicationCodeableConcept.coding.0._code"),
+            (
+                "coding _display",
+                _medication(rx, _display=ABSENT),
+                "medicationCodeableConcept.coding.0._display",
+            ),
+            (
+                "medication extension",
+                {"medicationCodeableConcept": {**concept, **ABSENT}},
+                "medicationCodeableConcept.extension",
+            ),
+            (
+                "medication _text",
+                {"medicationCodeableConcept": {**concept, "_text": ABSENT}},
+                "medicationCodeableConcept._text",
+            ),
+            ("prescription extension", _prescription(rx, **ABSENT), "authorizingPrescription.0.extension"),
+            (
+                "prescription _reference",
+                _prescription(rx, _reference=ABSENT),
+                "authorizingPrescription.0._reference",
+            ),
+            ("function coding extension", _function(**ABSENT), "performer.0.function.coding.0.extension"),
+            ("function coding _code", _function(_code=ABSENT), "performer.0.function.coding.0._code"),
+            ("function coding _system", _function(_system=ABSENT), "performer.0.function.coding.0._system"),
+        ],
+    )
+    bulk = [_dispense(_issued(h), **_medication(rx, _code=ABSENT))]
+    assert _bulk(h, h.client("pharmacy-2"), bulk) == [
+        ("rejected", "RX_DISPENSE_MISMATCH", "medicationCodeableConcept.coding.0._code")
+    ]
+
+
+def test_f10_4_names_ids_and_types_in_other_forms(harness: Harness) -> None:
+    """Finding 4: a function coding displayed as another organisation, a prescription typed Patient,
+    element ids on the performer, actor and location, another organisation's id in a display, its name in
+    traditional characters or split across two practitioners: each refused naming the element; the
+    signer's own pharmacist with R4's function display and typed references is recorded."""
+    h = harness
+    rx = _issued(h)
+    _refuses(
+        h,
+        rx,
+        [
+            ("function displayed 解放碑大药房", _function(display=NAME), "performer.0.function"),
+            (
+                "prescription typed Patient",
+                _prescription(rx, type="Patient"),
+                "authorizingPrescription.0.type",
+            ),
+            (
+                "performer element id",
+                {"performer": [{"id": "pharmacy-1", "actor": {"reference": "Practitioner/PH-9"}}]},
+                "performer.0.id",
+            ),
+            (
+                "actor element id",
+                _by({"id": "pharmacy-1", "reference": "Practitioner/PH-9"}),
+                "performer.0.actor.id",
+            ),
+            (
+                "location element id",
+                {"location": {"id": "pharmacy-1", "reference": "Location/L1"}},
+                "location.id",
+            ),
+            (
+                "another's id in a display",
+                _practitioner("PH-5", "pharmacy-1 药师"),
+                "performer.0.actor.display",
+            ),
+            (
+                "traditional 解放碑大藥房",
+                _practitioner("PH-031", "解放碑大藥房 药师"),
+                "performer.0.actor.display",
+            ),
+            (
+                "traditional 山城第一人民醫院",
+                _practitioner("PH-031", "山城第一人民醫院 藥師"),
+                "performer.0.actor.display",
+            ),
+            (
+                "a registered pharmacist's name in traditional characters",
+                _practitioner("PH-5", "解放碑大藥房 執業藥師 王敏"),
+                "performer.0.actor.display",
+            ),
+            (
+                "split across two practitioners",
+                _by(
+                    {"reference": "Practitioner/PH-5", "display": "解放碑"},
+                    {"reference": "Practitioner/PH-6", "display": "大药房 王敏"},
+                ),
+                "performer",
+            ),
+        ],
+    )
+    fine = _dispense(
+        rx,
+        performer=[
+            {
+                "actor": {**OURS, "type": "Organization"},
+                "function": {"coding": [{**FINAL, "display": "Final Checker"}]},
+            },
+            {"actor": {"reference": "Practitioner/PH-031", "display": "观音桥药店 执业药师 刘洋"}},
+            {"actor": {"reference": "Practitioner/PH-032", "display": "王 药师"}},
+        ],
+        **_prescription(rx, type="MedicationRequest"),
+    )
+    _recorded(h, fine, rx)
+
+
+def test_f10_a_refused_display_answers_its_character(harness: Harness) -> None:
+    """The refusal names the character it found (``details.character``), so a pharmacy can fix its data."""
+    h = harness
+    rx = _issued(h)
+    r = _send(h.client("pharmacy-2"), _dispense(rx, **_practitioner("PH-77", "王\u3164敏")), rx)
+    assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {
+        "field": "performer.0.actor.display",
+        "character": "U+3164",
+    }
