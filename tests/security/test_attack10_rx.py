@@ -12,31 +12,11 @@ from typing import Any
 
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
+from tests.adapters.rx.test_dispense_names import FINAL, INVISIBLE, NAME
+from tests.adapters.rx.test_dispense_names import NOTE as ABSENT
 from tests.kit.gateway import Harness, OrgClient, kit_code, refused
 from tests.security.test_attack7_rx import _dispense, _issued, _registry_name, _send
 from tests.security.test_attack9_rx import OURS, _by, _refuses
-
-ABSENT = {
-    "extension": [
-        {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
-    ]
-}
-FUNCTION = "http://terminology.hl7.org/CodeSystem/medicationdispense-performer-function"
-FINAL = {"system": FUNCTION, "code": "finalchecker"}
-NAME = "解放碑大药房"
-# kit10 rx3.py: each passed inside 解放碑大药房 as a practitioner's display (U+3164 in rx1.py and rx2.py).
-INVISIBLE = [
-    "\u115f",
-    "\u1160",
-    "\u3164",
-    "\uffa0",
-    "\u2800",
-    "\u034f",
-    "\ufe0f",
-    "\U000e0101",
-    "\u17b5",
-    "\u0332",
-]
 
 
 def _practitioner(ref: str, display: str | None = None) -> dict[str, Any]:
