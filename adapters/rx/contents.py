@@ -89,6 +89,10 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     its reference; so is a location in any form but a relative ``Location/<id>`` (contained, absolute, a
     search: those may name another organisation's place)."""
     displays, people, places = {}, {}, {}
+    if len(obj.get("performer") or []) > MAX_PERFORMERS:
+        raise RxDispenseMismatch(
+            f"a dispense names at most {MAX_PERFORMERS} performers", details={"field": "performer"}
+        )
     for i, p in enumerate(obj.get("performer") or []):
         ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
         _plain(display, f"performer.{i}.actor.display")
@@ -120,14 +124,25 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     return {"org_displays": displays, "practitioners": people, "places": places}
 
 
+# Bounds on what the name rules read (docs/formats.md): a display is a name, a dispense a few hands.
+MAX_DISPLAY = 200
+MAX_PERFORMERS = 10
+
+
 def _plain(display: Any, field: str) -> None:
-    """A display the rules compare with OrgRegistry's names is letters, digits, spaces and a name's
-    punctuation alone (``adapters._common.name_fault``): an invisible or look-alike character inside another
-    organisation's name (解<U+3164>放碑大药房) would show the name while comparing as another text."""
+    """A display the rules compare with OrgRegistry's names is at most MAX_DISPLAY characters of Han, ASCII
+    letters and digits, spaces and a name's punctuation alone (``adapters._common.name_fault``): an
+    invisible or look-alike character inside another organisation's name (解<U+3164>放碑大药房, рharmacy-1)
+    would show the name while comparing as another text."""
+    if isinstance(display, str) and len(display) > MAX_DISPLAY:
+        raise RxDispenseMismatch(
+            f"a display is a name of at most {MAX_DISPLAY} characters", details={"field": field}
+        )
     fault = name_fault(display) if isinstance(display, str) else None
     if fault is not None:
         raise RxDispenseMismatch(
-            f"a display names by letters, digits, spaces and a name's punctuation ({fault} is none)",
+            f"a display names by Han, ASCII letters and digits, spaces and a name's punctuation ({fault} is "
+            "none)",
             details={"field": field, "character": fault},
         )
 
