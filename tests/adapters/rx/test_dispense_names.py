@@ -138,6 +138,51 @@ REFUSED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("performer element id", _set(performer=[{"id": "pharmacy-1", "actor": OURS}]), "performer.0.id"),
     ("actor element id", _set(performer=[{"actor": {**OURS, "id": "pharmacy-1"}}]), "performer.0.actor.id"),
     ("location element id", _set(location={"reference": "Location/L1", "id": "pharmacy-1"}), "location.id"),
+    # The eleventh attack (kit11 rx5.py .. rx8.py): element ids on every element the rules read, a withdrawn
+    # contained Medication, the destination and a note's author held as the location and a performer are.
+    ("quantity element id", lambda d: d["quantity"].update(id="pharmacy-1"), "quantity.id"),
+    (
+        "medication element id",
+        lambda d: d["medicationCodeableConcept"].update(id="pharmacy-1"),
+        "medicationCodeableConcept.id",
+    ),
+    (
+        "coding element id",
+        lambda d: _coding(d).update(id="pharmacy-1"),
+        "medicationCodeableConcept.coding.0.id",
+    ),
+    (
+        "contained Medication entered-in-error",
+        lambda d: (_contained(d, _coding(d)), d["contained"][0].update(status="entered-in-error")),
+        "contained.0.status",
+    ),
+    (
+        "contained Medication's manufacturer by identifier",
+        lambda d: (
+            _contained(d, _coding(d)),
+            d["contained"][0].update(manufacturer={"identifier": {"value": "pharmacy-1"}}),
+        ),
+        "contained.0.manufacturer",
+    ),
+    ("destination absolute", _set(destination={"reference": "https://x.example/Location/1"}), "destination"),
+    (
+        "destination displayed with a Hangul filler",
+        _set(destination={"reference": "Location/L1", "display": "解\u3164放碑大药房"}),
+        "destination.display",
+    ),
+    ("destination element id", _set(destination={"reference": "Location/L1", "id": "p1"}), "destination.id"),
+    (
+        "note author by identifier",
+        _set(note=[{"text": "ok", "authorReference": {"identifier": {"value": "pharmacy-1"}}}]),
+        "note.0.authorReference",
+    ),
+    (
+        "note author displayed in Cyrillic",
+        _set(
+            note=[{"text": "ok", "authorReference": {"reference": "Practitioner/P1", "display": "\u0440h"}}]
+        ),
+        "note.0.authorReference.display",
+    ),
 ]
 
 
