@@ -239,6 +239,8 @@ def test_ids_compare_by_skeleton_and_names_in_simplified_characters() -> None:
     assert id_key("pharmacy1") == "PHARMACY1" != id_key("pharmacy-1") == "PHARMACY-1"
     assert asset_key("pipe_0ec5") == "PIPE-0EC5"
     assert name_key("解放碑大藥房") == name_key("解放碑大药房") == "解放碑大药房"
+    assert name_key("解放碑大薬房") == "解放碑大药房" and name_key("空気自動站") == "空气自动站"  # shinjitai
+    assert _names_another("解放碑大薬房 薬剤師", ["解放碑大药房"], "观音桥药店")
     assert _names_another("山城第一人民醫院 藥師", ["山城第一人民医院"], "观音桥药店")
     assert _ids_another("pharmacy-1 药师", ["pharmacy-1", "hospital-1"], "pharmacy-2")
     assert not _ids_another("pharmacy-2 药师 刘洋", ["pharmacy-1"], "pharmacy-2")
