@@ -321,3 +321,58 @@ def test_f11_4_a_record_twice_in_one_bulk_request_is_one_record(harness: Harness
     assert [(it["status"], it["existing"]) for it in later] == [("accepted", True), ("accepted", True)]
     assert len({it["id"] for it in first + later}) == 1
     assert h.wait_chain(first[0]["id"])["chain_status"] == "confirmed"
+
+
+def _made_by(rx: str, status: str = "active", **maker: Any) -> dict[str, Any]:
+    """The dispense's medication as a contained Medication of ``status`` made by ``maker``."""
+    concept = _dispense(rx)["medicationCodeableConcept"]
+    res = {"resourceType": "Medication", "id": "m1", "status": status, "code": concept}
+    return {
+        "contained": [{**res, **({"manufacturer": maker} if maker else {})}],
+        "medicationReference": {"reference": "#m1"},
+    }
+
+
+def test_f11_2_ids_status_destination_note_authors_and_makers(harness: Harness) -> None:
+    """Eleventh attack, finding 2 (kit11 rx5.py .. rx8.py): element ids on the quantity, the medication and
+    its codings; a contained Medication entered in error; a destination at another organisation's place; a
+    note written by another organisation or by a practitioner id that is one; a manufacturer that is a
+    registered organisation; another organisation's name in Japanese shinjitai: each refused naming the
+    element, single and in bulk. The signer's own note and an outside manufacturer are recorded."""
+    h = harness
+    rx = _issued(h)
+    quantity = {**_dispense(rx)["quantity"], "id": "pharmacy-1"}
+    concept = _dispense(rx)["medicationCodeableConcept"]
+    noted = [{"text": "已核对", "authorReference": {"reference": "Organization/pharmacy-1"}}]
+    cases = [
+        ("quantity id", {"quantity": quantity}, "quantity.id"),
+        (
+            "medication id",
+            {"medicationCodeableConcept": {**concept, "id": "pharmacy-1"}},
+            "medicationCodeableConcept.id",
+        ),
+        ("coding id", _medication(rx, id="pharmacy-1"), "medicationCodeableConcept.coding.0.id"),
+        ("entered-in-error", _made_by(rx, "entered-in-error"), "contained.0.status"),
+        ("destination", {"destination": {"reference": "Location/pharmacy1"}}, "destination.reference"),
+        ("note by another", {"note": noted}, "note.0.authorReference.reference"),
+        (
+            "note by a practitioner id that is a pharmacy",
+            {"note": [{"text": "已核对", "authorReference": {"reference": "Practitioner/pharmacy1"}}]},
+            "note.0.authorReference.reference",
+        ),
+        ("maker by id", _made_by(rx, reference="Organization/hospital-1"), "contained.0.manufacturer"),
+        ("maker by name", _made_by(rx, display=NAME), "contained.0.manufacturer"),
+        ("shinjitai", _practitioner("PH-5", "解放碑大薬房 薬剤師"), "performer.0.actor.display"),
+    ]
+    _refuses(h, rx, cases)
+    bulk = [_dispense(_issued(h), **changes) for _name, changes, _field in cases[4:6]]
+    assert _bulk(h, h.client("pharmacy-2"), bulk) == [
+        ("rejected", "RX_DISPENSE_MISMATCH", field) for _n, _c, field in cases[4:6]
+    ]
+    own = [
+        {
+            "text": "已核对",
+            "authorReference": {"reference": "Organization/pharmacy-2", "display": OURS["display"]},
+        }
+    ]
+    _recorded(h, _dispense(rx, note=own, **_made_by(rx, display="华北制药")), rx)
