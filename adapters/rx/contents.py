@@ -84,7 +84,9 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     ``detail``: never stored). ``org_displays``: the pharmacy's name as displayed (an organisation
     performer's ``display``, the location's), by field; ``practitioners``: each ``Practitioner/<id>``
     performer's id and display, by field (an id that is a registered organisation's, in any case or
-    punctuation, is held to its entry); ``places``: the location's id (never another organisation's).
+    punctuation, is held to its entry); ``places``: the location's and destination's ids (never another
+    organisation's); ``org_authors``: a note's ``Organization/<id>`` author (the signer's); ``manufacturers``:
+    a contained Medication's manufacturer, id and display (no organisation of the network).
     An actor or the location with an ``identifier`` is refused here: it may name another organisation than
     its reference; so is a location in any form but a relative ``Location/<id>`` (contained, absolute, a
     search: those may name another organisation's place)."""
@@ -314,7 +316,7 @@ def check_unqualified(obj: dict[str, Any]) -> None:
 # R4 v3-substanceAdminSubstitution: N, "none" (no substitution occurred). Nothing else is said of a dispense
 # that was not substituted: a type, a reason or a responsible party would state a substitution.
 _SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
-_UNSUBSTITUTED = frozenset({"wasSubstituted", "type", "id"})
+_UNSUBSTITUTED = frozenset({"wasSubstituted", "type"})  # an element id: refused by check_unqualified
 
 
 def check_statements(obj: dict[str, Any]) -> None:

@@ -228,7 +228,9 @@ class RxWorkflow(PrescriptionAdapter):
         (the registry holds no pharmacist's employer: its name is what says it); no practitioner is
         displayed as, or with, the name or id of another organisation than the signer (:func:`_names_another`,
         :func:`_ids_another`);
-        the location is not another organisation's (``Location/pharmacy-1`` signed by pharmacy-2)."""
+        the location and the destination are not another organisation's (``Location/pharmacy-1`` signed by
+        pharmacy-2); a note's organisation author is the signer; a manufacturer is no registered
+        organisation, by id or by a display naming one."""
         orgs = organisations(chain)
         signer = next((name for org, _role, name in orgs if org == record.org), None)
         displays = record.detail.get("org_displays") or {}
