@@ -51,8 +51,9 @@ def id_skeleton(value: str) -> str:
     """What an id names when written with or without separators: its letters and digits alone, upper-cased
     (``pharmacy1``, ``Pharmacy-1.``, ``pharmacy_1`` are one). For comparison only, never a stored key: it
     refuses more than :func:`id_key` (``pharmacy-11`` and ``pharmacy1-1`` collide), which suits a check
-    that an id is not another organisation's, and persisted keys (gas ``asset_key``) keep ``id_key``."""
-    return _SEPARATORS.sub("", value.upper())
+    that an id is not another organisation's, and persisted keys (gas ``asset_key``) keep ``id_key``. Read
+    after NFKC and case folding: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``PHARMACY1``."""
+    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", value).casefold().upper())
 
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): drawn as nothing by a
@@ -65,22 +66,31 @@ _IGNORABLE = (
 )  # fmt: skip
 # The punctuation a name uses beside its letters, digits and spaces: 解放碑·大药房, ＸＸ（…）, Dr. Wang-Li.
 _NAME_PUNCTUATION = frozenset(" \u3000·・-.()（）")
-_NAME_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
+
+
+def _han(c: str) -> bool:
+    # Python's unicodedata has no Script property; the Han ideographs are the ones Unicode names so.
+    return unicodedata.name(c, "").startswith(("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH"))
 
 
 def name_fault(text: str) -> str | None:
     """The first character (as ``U+XXXX``) that a name displayed to a reader may not carry, else None. An
-    allow-list: letters (L*) and decimal digits (Nd) that are not default-ignorable, spaces and the
-    punctuation above. Marks (a combining low line, a variation selector), format and control characters,
-    Hangul fillers (letters drawn as nothing), braille blanks and other symbols, private-use and unassigned
-    code points let a name read as another's (解<U+3164>放碑大药房) while comparing otherwise."""
+    allow-list, read after NFKC (a full-width or mathematical letter is its ASCII letter): Han ideographs,
+    ASCII letters and digits, spaces and the punctuation above, none default-ignorable. Marks (a combining
+    low line, a variation selector), format and control characters, Hangul fillers (letters drawn as
+    nothing), braille blanks and other symbols, private-use and unassigned code points let a name read as
+    another's (解<U+3164>放碑大药房) while comparing otherwise; another script's letters (Cyrillic р,
+    Greek ο, katakana ロ beside Han 口) and another script's digits (Arabic-Indic ١, Devanagari १) read as
+    the letters and digits of an id or a name while comparing as others. The network's names are Chinese
+    and its ids ASCII (docs/formats.md): no sample needs kana, Hangul or accented letters."""
     for c in text:
-        point = ord(c)
         if c in _NAME_PUNCTUATION:
             continue
-        ignorable = any(lo <= point <= hi for lo, hi in _IGNORABLE)
-        if ignorable or unicodedata.category(c) not in _NAME_CATEGORIES:
-            return f"U+{point:04X}"
+        if any(lo <= ord(c) <= hi for lo, hi in _IGNORABLE) or not all(
+            n in _NAME_PUNCTUATION or (n.isascii() and n.isalnum()) or _han(n)
+            for n in unicodedata.normalize("NFKC", c)
+        ):
+            return f"U+{ord(c):04X}"
     return None
 
 

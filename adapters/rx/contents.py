@@ -84,11 +84,17 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     ``detail``: never stored). ``org_displays``: the pharmacy's name as displayed (an organisation
     performer's ``display``, the location's), by field; ``practitioners``: each ``Practitioner/<id>``
     performer's id and display, by field (an id that is a registered organisation's, in any case or
-    punctuation, is held to its entry); ``places``: the location's id (never another organisation's).
+    punctuation, is held to its entry); ``places``: the location's and destination's ids (never another
+    organisation's); ``org_authors``: a note's ``Organization/<id>`` author (the signer's); ``manufacturers``:
+    a contained Medication's manufacturer, id and display (no organisation of the network).
     An actor or the location with an ``identifier`` is refused here: it may name another organisation than
     its reference; so is a location in any form but a relative ``Location/<id>`` (contained, absolute, a
     search: those may name another organisation's place)."""
     displays, people, places = {}, {}, {}
+    if len(obj.get("performer") or []) > MAX_PERFORMERS:
+        raise RxDispenseMismatch(
+            f"a dispense names at most {MAX_PERFORMERS} performers", details={"field": "performer"}
+        )
     for i, p in enumerate(obj.get("performer") or []):
         ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
         _plain(display, f"performer.{i}.actor.display")
@@ -103,31 +109,94 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
             people[f"performer.{i}.actor"] = [ref.partition("/")[2], display]
         elif isinstance(display, str):
             displays[f"performer.{i}.actor.display"] = display
-    place = obj.get("location")
-    if place is not None:
+    for field in ("location", "destination"):  # where it is dispensed, and where it is sent
+        if (place := obj.get(field)) is None:
+            continue
         ref = _get(place, "reference")
         if not (isinstance(ref, str) and _LOCATION.fullmatch(ref)) or "identifier" in place:
             raise RxDispenseMismatch(
-                "a dispense's location is the pharmacy's own place, a relative Location/<id> reference "
+                f"a dispense's {field} is the pharmacy's own place, a relative Location/<id> reference "
                 "(displayed, if at all, as the pharmacy's registered name); no identifier, contained, "
                 "absolute or search reference: those may name another organisation's place",
-                details={"field": "location"},
+                details={"field": field},
             )
-        places["location.reference"] = ref.partition("/")[2]
-        _plain(display := _get(place, "display"), "location.display")
+        places[f"{field}.reference"] = ref.partition("/")[2]
+        _plain(display := _get(place, "display"), f"{field}.display")
         if isinstance(display, str):
-            displays["location.display"] = display
-    return {"org_displays": displays, "practitioners": people, "places": places}
+            displays[f"{field}.display"] = display
+    authors = _authors(obj, people, displays)
+    makers = {}
+    for i, res in enumerate(obj.get("contained") or []):
+        if _get(res, "resourceType") != "Medication" or (maker := res.get("manufacturer")) is None:
+            continue
+        field, ref = f"contained.{i}.manufacturer", _get(maker, "reference")
+        named = _ORGANIZATION.fullmatch(ref) if isinstance(ref, str) else None
+        if (ref is not None and named is None) or not isinstance(maker, dict) or "identifier" in maker:
+            raise RxDispenseMismatch(
+                "a manufacturer is named by a relative Organization/<id> reference or a display alone",
+                details={"field": field},
+            )
+        _plain(display := maker.get("display"), f"{field}.display")
+        makers[field] = [named.group(1) if named else None, display]
+    held = {"org_authors": authors, "manufacturers": makers}  # only when a dispense names them
+    return {
+        "org_displays": displays,
+        "practitioners": people,
+        "places": places,
+        **{key: value for key, value in held.items() if value},
+    }
+
+
+# A note's author: a relative reference to who may write one (R4 Annotation.author[x]).
+_AUTHOR = re.compile(r"(Practitioner|Organization|Patient|RelatedPerson)/([A-Za-z0-9\-.]{1,64})")
+
+
+def _authors(obj: dict[str, Any], people: dict[str, Any], displays: dict[str, str]) -> dict[str, str]:
+    """A note's ``authorReference`` is held as a performer is: a ``Practitioner/<id>`` joins ``people``, an
+    ``Organization/<id>``'s display joins ``displays`` and its id is returned by field (the workflow holds it
+    to the signer); any other form, or an identifier beside it, is refused: it may name another
+    organisation."""
+    out = {}
+    for i, note in enumerate(obj.get("note") or []):
+        if (author := _get(note, "authorReference")) is None:
+            continue
+        field, ref, display = f"note.{i}.authorReference", _get(author, "reference"), _get(author, "display")
+        named = _AUTHOR.fullmatch(ref) if isinstance(ref, str) else None
+        if named is None or "identifier" in author:
+            raise RxDispenseMismatch(
+                "a note's author is named by a relative reference alone (Practitioner, Organization, "
+                "Patient, RelatedPerson): another form may name another organisation",
+                details={"field": field},
+            )
+        _plain(display, f"{field}.display")
+        if named.group(1) == "Practitioner":
+            people[field] = [named.group(2), display]
+        elif named.group(1) == "Organization":
+            out[field] = named.group(2)
+            if isinstance(display, str):
+                displays[f"{field}.display"] = display
+    return out
+
+
+# Bounds on what the name rules read (docs/formats.md): a display is a name, a dispense a few hands.
+MAX_DISPLAY = 200
+MAX_PERFORMERS = 10
 
 
 def _plain(display: Any, field: str) -> None:
-    """A display the rules compare with OrgRegistry's names is letters, digits, spaces and a name's
-    punctuation alone (``adapters._common.name_fault``): an invisible or look-alike character inside another
-    organisation's name (解<U+3164>放碑大药房) would show the name while comparing as another text."""
+    """A display the rules compare with OrgRegistry's names is at most MAX_DISPLAY characters of Han, ASCII
+    letters and digits, spaces and a name's punctuation alone (``adapters._common.name_fault``): an
+    invisible or look-alike character inside another organisation's name (解<U+3164>放碑大药房, рharmacy-1)
+    would show the name while comparing as another text."""
+    if isinstance(display, str) and len(display) > MAX_DISPLAY:
+        raise RxDispenseMismatch(
+            f"a display is a name of at most {MAX_DISPLAY} characters", details={"field": field}
+        )
     fault = name_fault(display) if isinstance(display, str) else None
     if fault is not None:
         raise RxDispenseMismatch(
-            f"a display names by letters, digits, spaces and a name's punctuation ({fault} is none)",
+            f"a display names by Han, ASCII letters and digits, spaces and a name's punctuation ({fault} is "
+            "none)",
             details={"field": field, "character": fault},
         )
 
@@ -148,6 +217,10 @@ def _references(obj: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
     out += [(f"receiver.{i}", r) for i, r in enumerate(obj.get("receiver") or [])]
     out += [(f"performer.{i}.actor", _get(p, "actor")) for i, p in enumerate(obj.get("performer") or [])]
+    out += [("destination", obj.get("destination"))]
+    out += [
+        (f"note.{i}.authorReference", _get(n, "authorReference")) for i, n in enumerate(obj.get("note") or [])
+    ]
     return [(field, ref) for field, ref in out if isinstance(ref, dict)]
 
 
@@ -191,6 +264,7 @@ def _qualifiable(obj: dict[str, Any]) -> list[tuple[str, Any]]:
             out += [
                 *_concept(f"contained.{i}.code", res.get("code")),
                 (f"contained.{i}.batch", res.get("batch")),
+                (f"contained.{i}.manufacturer", res.get("manufacturer")),
             ]
     for i, p in enumerate(obj.get("performer") or []):
         out += [(f"performer.{i}", p), *_concept(f"performer.{i}.function", _get(p, "function"))]
@@ -201,11 +275,6 @@ def _concept(field: str, concept: Any) -> list[tuple[str, Any]]:
     """A CodeableConcept and each of its codings, by field."""
     codings = _get(concept, "coding") if isinstance(concept, dict) else None
     return [(field, concept)] + [(f"{field}.coding.{j}", c) for j, c in enumerate(codings or [])]
-
-
-# Where an element id (R4 Element.id, "for internal references") stands on who or where a dispense names, it
-# could carry another organisation's id beside the reference ("pharmacy-1"): nothing refers to them.
-_NO_ID = re.compile(r"(performer\.\d+(\.actor)?|location|subject|receiver\.\d+|authorizingPrescription\.\d+)")
 
 
 def check_unqualified(obj: dict[str, Any]) -> None:
@@ -221,7 +290,7 @@ def check_unqualified(obj: dict[str, Any]) -> None:
             )
     for field, element in _qualifiable(obj):
         key = next((k for k in element if k.startswith("_") or k == "extension"), None)
-        if key is None and "id" in element and _NO_ID.fullmatch(field):
+        if key is None and "id" in element:
             key = "id"
         if key is not None:
             raise RxDispenseMismatch(
@@ -247,13 +316,20 @@ def check_unqualified(obj: dict[str, Any]) -> None:
 # R4 v3-substanceAdminSubstitution: N, "none" (no substitution occurred). Nothing else is said of a dispense
 # that was not substituted: a type, a reason or a responsible party would state a substitution.
 _SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
-_UNSUBSTITUTED = frozenset({"wasSubstituted", "type", "id"})
+_UNSUBSTITUTED = frozenset({"wasSubstituted", "type"})  # an element id: refused by check_unqualified
 
 
 def check_statements(obj: dict[str, Any]) -> None:
     """What R4 states only of another dispense than a completed one of the prescribed drug: a
     ``statusReason[x]`` is why a dispense was not performed; ``substitution`` beside ``wasSubstituted``
     false is at most the type N ("none"). ``RX_DISPENSE_MISMATCH`` naming the element."""
+    for i, res in enumerate(obj.get("contained") or []):
+        if _get(res, "resourceType") == "Medication" and res.get("status", "active") != "active":
+            # entered-in-error, inactive: the dispense's own record of the drug withdraws it
+            raise RxDispenseMismatch(
+                "a dispensed contained Medication is active (or states no status)",
+                details={"field": f"contained.{i}.status"},
+            )
     for key in ("statusReasonCodeableConcept", "statusReasonReference"):
         if key in obj:
             raise RxDispenseMismatch(

@@ -107,17 +107,21 @@ def normal_text(value: Any) -> str | None:
     return " ".join(unicodedata.normalize("NFKC", value).casefold().split()) or None
 
 
-# OpenCC's Traditional-to-Simplified conversion (characters and phrases): 解放碑大藥房 is 解放碑大药房.
+# OpenCC's Traditional-to-Simplified conversion (characters and phrases): 解放碑大藥房 is 解放碑大药房;
+# before it, Japanese shinjitai to traditional (jp2t): 解放碑大薬房 is 解放碑大藥房. For comparison only: the
+# fold is wider than Chinese usage (予 and 豫 meet), which at worst refuses a display, never admits one.
+_TRADITIONAL = opencc.OpenCC("jp2t")
 _SIMPLIFIED = opencc.OpenCC("t2s")
 
 
 def name_key(value: Any) -> str:
     """A name as :func:`normal_text` compares it, in simplified characters, without its spaces,
     punctuation and invisible characters: "解放碑 大药房", "解放碑·大药房" and "解放碑大藥房" name the
-    pharmacy 解放碑大药房 (a display may not name another organisation, even spaced out or in traditional
-    characters)."""
+    pharmacy 解放碑大药房, and so does Japanese shinjitai "解放碑大薬房" (a display may not name another
+    organisation, even spaced out, in traditional characters or in shinjitai)."""
     text = unicodedata.normalize("NFKC", value).casefold() if isinstance(value, str) else ""
-    return "".join(c for c in _SIMPLIFIED.convert(text) if unicodedata.category(c)[0] not in "ZPC")
+    folded = _SIMPLIFIED.convert(_TRADITIONAL.convert(text))
+    return "".join(c for c in folded if unicodedata.category(c)[0] not in "ZPC")
 
 
 def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:

@@ -228,7 +228,9 @@ class RxWorkflow(PrescriptionAdapter):
         (the registry holds no pharmacist's employer: its name is what says it); no practitioner is
         displayed as, or with, the name or id of another organisation than the signer (:func:`_names_another`,
         :func:`_ids_another`);
-        the location is not another organisation's (``Location/pharmacy-1`` signed by pharmacy-2)."""
+        the location and the destination are not another organisation's (``Location/pharmacy-1`` signed by
+        pharmacy-2); a note's organisation author is the signer; a manufacturer is no registered
+        organisation, by id or by a display naming one."""
         orgs = organisations(chain)
         signer = next((name for org, _role, name in orgs if org == record.org), None)
         displays = record.detail.get("org_displays") or {}
@@ -245,6 +247,23 @@ class RxWorkflow(PrescriptionAdapter):
                 raise RxDispenseMismatch(
                     "dispense names another registered organisation's place as its location",
                     details={"field": field},
+                )
+        for field, (maker, display) in sorted((record.detail.get("manufacturers") or {}).items()):
+            # A manufacturer is no member of the network: one named as a registered organisation (by its
+            # id, or by a display naming one) would credit the drug to a member.
+            ids, names = [org for org, _r, _n in orgs], [name for _o, _r, name in orgs]
+            if (maker is not None and id_skeleton(maker) in map(id_skeleton, ids)) or (
+                display is not None and (_names_another(display, names, "") or _ids_another(display, ids, ""))
+            ):
+                raise RxDispenseMismatch(
+                    "a contained Medication's manufacturer is not an organisation of the network",
+                    details={"field": field},
+                )
+        for field, org in sorted((record.detail.get("org_authors") or {}).items()):
+            if org != record.org:  # a note's author organisation, held as a performer's is
+                raise RxDispenseMismatch(
+                    "dispense names another organisation than the signing pharmacy as a note's author",
+                    details={"field": f"{field}.reference"},
                 )
         for field, (person, display) in sorted((record.detail.get("practitioners") or {}).items()):
             held = [(org, role, name) for org, role, name in orgs if id_skeleton(org) == id_skeleton(person)]

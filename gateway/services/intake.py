@@ -154,6 +154,7 @@ class Intake:
             return lambda: slices[i // _SLICE].result()[i % _SLICE]
 
         barriers: set[Key] = set()  # states an item waiting in ``ready`` changes
+        waiting: set[str] = set()  # the record ids waiting in ``ready``
         # The items prepared and not yet decided: their states are read in one query (a bulk request's
         # thousand records, not a query each) before they are decided, in order, one by one.
         prepared: list[tuple[int, Prepared]] = []
@@ -165,6 +166,7 @@ class Intake:
                 if isinstance(result, Accepted):
                     known[result.id] = result.accepted_at  # a repeat later in the batch is idempotent
             ready.clear()
+            waiting.clear()
             barriers.clear()
             committed.clear()  # written since they were read
 
@@ -172,22 +174,24 @@ class Intake:
             committed.prefetch(s, (k for _, p in prepared for k in self._touches_or_none(p)))
             for i, p in prepared:
                 try:
+                    if p.record_id in waiting or (barriers and barriers.intersection(self._touches(p))):
+                        # Items are decided in request order: one that follows a state change in this batch
+                        # (issue then revoke, a member's successive stages) is checked against it, so what
+                        # waits is written first; so is an earlier item of the same record, which the
+                        # repeat then answers as a resubmission does. The read transaction ends first (its
+                        # connection back to the pool, no cached state rows): the next sees the write.
+                        s.rollback()
+                        flush()
                     if (first := known.get(p.record_id)) is not None:
                         # written by a flush since it was prepared (a repeat of an earlier item)
                         results[i] = Accepted(p.record_id, created=False, accepted_at=first)
                         continue
-                    if barriers and barriers.intersection(self._touches(p)):
-                        # Items are decided in request order: one that follows a state change in this batch
-                        # (issue then revoke, a member's successive stages) is checked against it, so what
-                        # waits is written first. The read transaction ends first (its connection back to
-                        # the pool, no cached state rows): the next sees the write.
-                        s.rollback()
-                        flush()
                     self._decide(s, p, committed)
                 except ProvenanceError as exc:
                     results[i] = exc
                     continue
                 ready.append((i, p))
+                waiting.add(p.record_id)
                 if p.decision is not None:
                     barriers.update(p.decision.changes())
             prepared.clear()

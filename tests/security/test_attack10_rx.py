@@ -12,7 +12,7 @@ from typing import Any
 
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
-from tests.adapters.rx.test_dispense_names import FINAL, INVISIBLE, NAME
+from tests.adapters.rx.test_dispense_names import FINAL, ID_FORMS, INVISIBLE, NAME, OTHER_SCRIPTS
 from tests.adapters.rx.test_dispense_names import NOTE as ABSENT
 from tests.kit.gateway import Harness, OrgClient, kit_code, refused
 from tests.security.test_attack7_rx import _dispense, _issued, _registry_name, _send
@@ -260,3 +260,119 @@ def test_f10_a_refused_display_answers_its_character(harness: Harness) -> None:
         "field": "performer.0.actor.display",
         "character": "U+3164",
     }
+
+
+def test_f11_1_ids_in_other_forms_and_other_scripts(harness: Harness) -> None:
+    """Eleventh attack, finding 1 (kit11 rx1.py, rx2.py): another organisation's id in full-width,
+    mathematical or full-width-digit forms is found after NFKC; in Cyrillic, Arabic-Indic or Devanagari
+    characters it is refused naming the character: single and in bulk."""
+    h = harness
+    rx = _issued(h)
+    _refuses(h, rx, [(d, _practitioner("PH-5", d), "performer.0.actor.display") for d in ID_FORMS])
+    pharmacy = h.client("pharmacy-2")
+    for display, char in OTHER_SCRIPTS:
+        r = _send(pharmacy, _dispense(rx, **_practitioner("PH-5", display)), rx)
+        assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {
+            "field": "performer.0.actor.display",
+            "character": char,
+        }
+    bulk = [_dispense(_issued(h), **_practitioner("PH-5", d)) for d in (ID_FORMS[0], OTHER_SCRIPTS[0][0])]
+    assert _bulk(h, pharmacy, bulk) == [("rejected", "RX_DISPENSE_MISMATCH", "performer.0.actor.display")] * 2
+
+
+def test_f11_3_displays_and_performers_are_bounded(harness: Harness) -> None:
+    """Eleventh attack, finding 3 (kit11 big1.py): a 200,000-character display and 200 practitioners are
+    refused naming the field; a 200-character display among 10 performers is recorded."""
+    h = harness
+    rx = _issued(h)
+    _refuses(
+        h,
+        rx,
+        [
+            ("long display", _practitioner("PH-5", "王" * 200_000), "performer.0.actor.display"),
+            (
+                "200 practitioners",
+                _by(*[{"reference": f"Practitioner/PH-{i}"} for i in range(200)]),
+                "performer",
+            ),
+        ],
+    )
+    people = [{"reference": f"Practitioner/PH-{i}", "display": "王" * 200} for i in range(10)]
+    _recorded(h, _dispense(rx, **_by(*people)), rx)
+
+
+def test_f11_4_a_record_twice_in_one_bulk_request_is_one_record(harness: Harness) -> None:
+    """Eleventh attack, finding 4 (kit11 race3.py): the same signed dispense twice in one bulk request is
+    answered as a resubmission is (accepted, ``existing: true``, the same id), as a later bulk request
+    answers it; the prescription is dispensed once."""
+    h = harness
+    pharmacy = h.client("pharmacy-2")
+    rx = _issued(h)
+    obj = _dispense(rx)
+    body = pharmacy.body("rx.dispense", obj, subject=f"rx:{rx}", payload_digest=sm3_hex(canonical_json(obj)))
+    item = {**body, "access_code": str(kit_code(rx))}
+    answers = []
+    for _ in range(2):
+        r = h.http.post("/api/v1/records:bulk", json={"records": [item, item]}, headers=pharmacy.headers)
+        assert r.status_code == 200, r.text
+        answers.append(r.json()["items"])
+    first, later = answers
+    assert [(it["status"], it["existing"]) for it in first] == [("accepted", False), ("accepted", True)]
+    assert [(it["status"], it["existing"]) for it in later] == [("accepted", True), ("accepted", True)]
+    assert len({it["id"] for it in first + later}) == 1
+    assert h.wait_chain(first[0]["id"])["chain_status"] == "confirmed"
+
+
+def _made_by(rx: str, status: str = "active", **maker: Any) -> dict[str, Any]:
+    """The dispense's medication as a contained Medication of ``status`` made by ``maker``."""
+    concept = _dispense(rx)["medicationCodeableConcept"]
+    res = {"resourceType": "Medication", "id": "m1", "status": status, "code": concept}
+    return {
+        "contained": [{**res, **({"manufacturer": maker} if maker else {})}],
+        "medicationReference": {"reference": "#m1"},
+    }
+
+
+def test_f11_2_ids_status_destination_note_authors_and_makers(harness: Harness) -> None:
+    """Eleventh attack, finding 2 (kit11 rx5.py .. rx8.py): element ids on the quantity, the medication and
+    its codings; a contained Medication entered in error; a destination at another organisation's place; a
+    note written by another organisation or by a practitioner id that is one; a manufacturer that is a
+    registered organisation; another organisation's name in Japanese shinjitai: each refused naming the
+    element, single and in bulk. The signer's own note and an outside manufacturer are recorded."""
+    h = harness
+    rx = _issued(h)
+    quantity = {**_dispense(rx)["quantity"], "id": "pharmacy-1"}
+    concept = _dispense(rx)["medicationCodeableConcept"]
+    noted = [{"text": "已核对", "authorReference": {"reference": "Organization/pharmacy-1"}}]
+    cases = [
+        ("quantity id", {"quantity": quantity}, "quantity.id"),
+        (
+            "medication id",
+            {"medicationCodeableConcept": {**concept, "id": "pharmacy-1"}},
+            "medicationCodeableConcept.id",
+        ),
+        ("coding id", _medication(rx, id="pharmacy-1"), "medicationCodeableConcept.coding.0.id"),
+        ("entered-in-error", _made_by(rx, "entered-in-error"), "contained.0.status"),
+        ("destination", {"destination": {"reference": "Location/pharmacy1"}}, "destination.reference"),
+        ("note by another", {"note": noted}, "note.0.authorReference.reference"),
+        (
+            "note by a practitioner id that is a pharmacy",
+            {"note": [{"text": "已核对", "authorReference": {"reference": "Practitioner/pharmacy1"}}]},
+            "note.0.authorReference.reference",
+        ),
+        ("maker by id", _made_by(rx, reference="Organization/hospital-1"), "contained.0.manufacturer"),
+        ("maker by name", _made_by(rx, display=NAME), "contained.0.manufacturer"),
+        ("shinjitai", _practitioner("PH-5", "解放碑大薬房 薬剤師"), "performer.0.actor.display"),
+    ]
+    _refuses(h, rx, cases)
+    bulk = [_dispense(_issued(h), **changes) for _name, changes, _field in cases[4:6]]
+    assert _bulk(h, h.client("pharmacy-2"), bulk) == [
+        ("rejected", "RX_DISPENSE_MISMATCH", field) for _n, _c, field in cases[4:6]
+    ]
+    own = [
+        {
+            "text": "已核对",
+            "authorReference": {"reference": "Organization/pharmacy-2", "display": OURS["display"]},
+        }
+    ]
+    _recorded(h, _dispense(rx, note=own, **_made_by(rx, display="华北制药")), rx)

@@ -138,6 +138,51 @@ REFUSED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("performer element id", _set(performer=[{"id": "pharmacy-1", "actor": OURS}]), "performer.0.id"),
     ("actor element id", _set(performer=[{"actor": {**OURS, "id": "pharmacy-1"}}]), "performer.0.actor.id"),
     ("location element id", _set(location={"reference": "Location/L1", "id": "pharmacy-1"}), "location.id"),
+    # The eleventh attack (kit11 rx5.py .. rx8.py): element ids on every element the rules read, a withdrawn
+    # contained Medication, the destination and a note's author held as the location and a performer are.
+    ("quantity element id", lambda d: d["quantity"].update(id="pharmacy-1"), "quantity.id"),
+    (
+        "medication element id",
+        lambda d: d["medicationCodeableConcept"].update(id="pharmacy-1"),
+        "medicationCodeableConcept.id",
+    ),
+    (
+        "coding element id",
+        lambda d: _coding(d).update(id="pharmacy-1"),
+        "medicationCodeableConcept.coding.0.id",
+    ),
+    (
+        "contained Medication entered-in-error",
+        lambda d: (_contained(d, _coding(d)), d["contained"][0].update(status="entered-in-error")),
+        "contained.0.status",
+    ),
+    (
+        "contained Medication's manufacturer by identifier",
+        lambda d: (
+            _contained(d, _coding(d)),
+            d["contained"][0].update(manufacturer={"identifier": {"value": "pharmacy-1"}}),
+        ),
+        "contained.0.manufacturer",
+    ),
+    ("destination absolute", _set(destination={"reference": "https://x.example/Location/1"}), "destination"),
+    (
+        "destination displayed with a Hangul filler",
+        _set(destination={"reference": "Location/L1", "display": "解\u3164放碑大药房"}),
+        "destination.display",
+    ),
+    ("destination element id", _set(destination={"reference": "Location/L1", "id": "p1"}), "destination.id"),
+    (
+        "note author by identifier",
+        _set(note=[{"text": "ok", "authorReference": {"identifier": {"value": "pharmacy-1"}}}]),
+        "note.0.authorReference",
+    ),
+    (
+        "note author displayed in Cyrillic",
+        _set(
+            note=[{"text": "ok", "authorReference": {"reference": "Practitioner/P1", "display": "\u0440h"}}]
+        ),
+        "note.0.authorReference.display",
+    ),
 ]
 
 
@@ -156,7 +201,7 @@ def test_names_of_letters_digits_and_a_names_punctuation_pass() -> None:
         "ＸＸ（解放碑·大药房）",
         "Dr. Wang-Li (药师)",
         "王　敏",
-        "ジョン・スミス",
+        "ＰＨＡＲＭＡＣＹ２ 王敏",
     ):
         assert name_fault(name) is None, name
     for name, char in [
@@ -167,6 +212,9 @@ def test_names_of_letters_digits_and_a_names_punctuation_pass() -> None:
         ("\u0378", "U+0378"),
         ("a\tb", "U+0009"),
         ("☺", "U+263A"),
+        ("ジョン・スミス", "U+30B8"),
+        ("김민", "U+AE40"),
+        ("Müller", "U+00FC"),
     ]:
         assert name_fault(name) == char, name
     obj = copy.deepcopy(DISPENSE)
@@ -191,8 +239,58 @@ def test_ids_compare_by_skeleton_and_names_in_simplified_characters() -> None:
     assert id_key("pharmacy1") == "PHARMACY1" != id_key("pharmacy-1") == "PHARMACY-1"
     assert asset_key("pipe_0ec5") == "PIPE-0EC5"
     assert name_key("解放碑大藥房") == name_key("解放碑大药房") == "解放碑大药房"
+    assert name_key("解放碑大薬房") == "解放碑大药房" and name_key("空気自動站") == "空气自动站"  # shinjitai
+    assert _names_another("解放碑大薬房 薬剤師", ["解放碑大药房"], "观音桥药店")
     assert _names_another("山城第一人民醫院 藥師", ["山城第一人民医院"], "观音桥药店")
     assert _ids_another("pharmacy-1 药师", ["pharmacy-1", "hospital-1"], "pharmacy-2")
     assert not _ids_another("pharmacy-2 药师 刘洋", ["pharmacy-1"], "pharmacy-2")
     assert not _ids_another("pharmacy-11 药师", ["pharmacy-1"], "pharmacy-11")
     assert not _ids_another("王药师", ["pharmacy-1"], "pharmacy-2")
+
+
+# The eleventh attack (kit11 rx1.py .. rx8.py): another organisation's id in other forms. Full-width and
+# mathematical letters and digits are their ASCII ones after NFKC (the id check finds them); another
+# script's letters and digits are refused by name_fault, naming the character.
+ID_FORMS = [
+    "ＰＨＡＲＭＡＣＹ１",
+    "pharmacy１",
+    "ｐｈａｒｍａｃｉｓｔ１ 王敏",
+    "𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1",
+    "ＨＯＳＰＩＴＡＬ１ 医生",
+]
+OTHER_SCRIPTS = [("рharmacy-1", "U+0440"), ("pharmacy١", "U+0661"), ("hospital१", "U+0967")]
+
+
+def test_ids_in_other_forms_are_found_or_refused() -> None:
+    others = ["pharmacy-1", "pharmacist-1", "hospital-1"]
+    for display in ID_FORMS:
+        assert name_fault(display) is None, display
+        assert _ids_another(display, others, "pharmacy-2"), display
+    assert not _ids_another("ＰＨＡＲＭＡＣＹ２ 王敏", others, "pharmacy-2")
+    for display, char in OTHER_SCRIPTS:
+        assert name_fault(display) == char, display
+        obj = copy.deepcopy(DISPENSE)
+        obj["performer"] = [{"actor": {"reference": "Practitioner/PH-77", "display": display}}]
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("rx.dispense", obj, AdaptContext())
+        assert e.value.code == "RX_DISPENSE_MISMATCH"
+        assert e.value.details == {"field": "performer.0.actor.display", "character": char}
+
+
+def test_displays_and_performers_are_bounded() -> None:
+    """A display the rules read is at most 200 characters; a dispense names at most 10 performers."""
+    person = {"actor": {"reference": "Practitioner/PH-1", "display": "王敏"}}
+    for change, field in [
+        (_set(performer=[{"actor": {"reference": "Practitioner/PH-1", "display": "王" * 201}}]),
+         "performer.0.actor.display"),
+        (_set(location={"reference": "Location/L1", "display": "药" * 201}), "location.display"),
+        (_set(performer=[person] * 11), "performer"),
+    ]:  # fmt: skip
+        obj = copy.deepcopy(DISPENSE)
+        change(obj)
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("rx.dispense", obj, AdaptContext())
+        assert (e.value.code, e.value.details.get("field")) == ("RX_DISPENSE_MISMATCH", field)
+    obj = copy.deepcopy(DISPENSE)
+    obj["performer"] = [{"actor": {"reference": "Practitioner/PH-1", "display": "王" * 200}}] * 10
+    adapt("rx.dispense", obj, AdaptContext())
