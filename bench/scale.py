@@ -22,7 +22,8 @@ gateway at rest:
 
 Writes the series as CSV and a PNG plot (matplotlib) beside each other (``--out``) and prints it. Targets:
 ingest rate at 10 M within 20 % of the rate at 1 M; trace p99 < 20 ms and proof p99 < 5 ms at 10 M. A 10 M
-run takes hours; ``--records 200000 --every 50000`` shows the curve's start in minutes. Usage:
+run takes hours; ``--records 200000 --every 50000`` shows the curve's start in minutes (``--records 0
+--pg URL``: PostgreSQL alone). The CSV and plot are rewritten after every step. Usage:
     python bench/scale.py [--records 10000000] [--every 1000000] [--pg URL] [--pg-records 2000000]
 """
 
@@ -166,14 +167,24 @@ def rss_mb(pid: int) -> float:
 
 
 def grow(
-    name: str, manifest: Manifest, db_url: str, total: int, every: int, work: Path
-) -> list[dict[str, Any]]:
-    """Grow one gateway to ``total`` records, measuring after each ``every``."""
+    name: str,
+    manifest: Manifest,
+    db_url: str,
+    total: int,
+    every: int,
+    work: Path,
+    series: dict[str, list[dict[str, Any]]],
+    out: Path,
+) -> None:
+    """Grow one gateway to ``total`` records, measuring after each ``every`` into ``series[name]``.
+
+    The CSV and plot are rewritten after every step: a run of hours that stops early keeps what it measured.
+    """
     token = fresh_database(db_url)
     port = 17000 + (os.getpid() % 1000)
     url = f"http://127.0.0.1:{port}"
     proc = start_gateway(manifest, db_url, port, work / f"gateway-{name}.log")
-    rows: list[dict[str, Any]] = []
+    rows = series.setdefault(name, [])
     ids: list[str] = []  # a sample of record ids, for proof and bundle fetches
     rng = random.Random(20)  # sampling, not secrets
     pem = manifest.sm2_key("station-1").to_pem()
@@ -226,10 +237,10 @@ def grow(
                 row["rss_mb"] = rss_mb(proc.pid)
                 rows.append(row)
                 print_row(name, row)
+                write(series, out)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    return rows
 
 
 def print_row(name: str, row: dict[str, Any]) -> None:
@@ -287,23 +298,17 @@ def main() -> int:
     note(f"work in {work}; load average {os.getloadavg()[0]:.1f}")
     try:
         manifest = deploy_network(engine, fleet.fleet_orgs(), out_dir=work / "network")
-        series = {
-            "sqlite": grow(
-                "sqlite",
-                own_log(manifest, engine, "sqlite"),
-                f"sqlite:///{work / 'gateway.db'}",
-                args.records,
-                args.every,
-                work,
-            )
-        }
+        series: dict[str, list[dict[str, Any]]] = {}
+        if args.records:
+            sqlite_url = f"sqlite:///{work / 'gateway.db'}"
+            sqlite_manifest = own_log(manifest, engine, "sqlite")
+            grow("sqlite", sqlite_manifest, sqlite_url, args.records, args.every, work, series, args.out)
         if args.pg:
             pg_manifest = own_log(manifest, engine, "postgresql")
-            series["postgresql"] = grow("postgresql", pg_manifest, args.pg, args.pg_records, args.every, work)
+            grow("postgresql", pg_manifest, args.pg, args.pg_records, args.every, work, series, args.out)
     finally:
         engine.stop()
         shutil.rmtree(work, ignore_errors=True)  # gigabytes at ten million records
-    write(series, args.out)
     for name, rows in series.items():
         first, last = rows[0], rows[-1]
         ratio = last["ingest_rec_s"] / first["ingest_rec_s"]
