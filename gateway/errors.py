@@ -237,18 +237,26 @@ def error_response(exc: ProvenanceError) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
 
 
+def project_error_response(exc: ProvenanceError, *, method: str, path: str, retry_after: int) -> JSONResponse:
+    """The answer to a project error raised while serving ``method`` ``path``: the one handler's, which the
+    lean routes (``gateway.api.front``) answer with too."""
+    if type(exc) is LedgerError:
+        # The node is down or unreachable (a contract's refusal is a subclass, kept as it is): the same
+        # request succeeds once it is back, so say when to retry rather than 502.
+        exc = ChainUnavailable(exc.message, retry_after=retry_after, details=exc.details)
+    if exc.http_status >= 500:
+        log.warning("%s %s -> %s: %s", method, path, exc.code, exc.message)
+    return error_response(exc)
+
+
 def install(app: FastAPI, *, retry_after: int = 2) -> None:
     """Register the one exception handler (plus the translations of FastAPI's and Starlette's own)."""
 
     async def on_project_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProvenanceError)
-        if type(exc) is LedgerError:
-            # The node is down or unreachable (a contract's refusal is a subclass, kept as it is): the same
-            # request succeeds once it is back, so say when to retry rather than 502.
-            exc = ChainUnavailable(exc.message, retry_after=retry_after, details=exc.details)
-        if exc.http_status >= 500:
-            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
-        return error_response(exc)
+        return project_error_response(
+            exc, method=request.method, path=request.url.path, retry_after=retry_after
+        )
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
-from gateway.api.guard import BodyGuard, SafeRedirects
-from gateway.api.metrics import GatewayMetrics, RequestMetrics
+from gateway.api.front import Front
+from gateway.api.metrics import GatewayMetrics
 from gateway.api.routes import (
     bundles,
     certificates,
@@ -71,13 +71,15 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         # The supervision dashboard: static too; its data from /api/v1/dashboard/* with the reader's token.
         app.mount("/dashboard", StaticFiles(directory=DASHBOARD_PAGE, html=True), name="dashboard")
     errors.install(app, retry_after=settings.retry_after)
+    app.state.metrics = metrics
     app.add_middleware(
-        BodyGuard,
+        Front,
+        metrics=metrics,
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
         timeout=settings.body_timeout,
+        public_url=settings.public_url,
+        retry_after=settings.retry_after,
+        lean=records.lean_routes(),  # the hot requests' fast paths
     )
-    app.add_middleware(SafeRedirects, public_url=settings.public_url)
-    app.state.metrics = metrics
-    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: the time of everything below
     return app

@@ -17,7 +17,7 @@ from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader, role_name
 from provenance.access_code import HEADER, AccessCode
 
-_bearer = HTTPBearer(auto_error=False, description="Per-organisation API token")
+bearer = HTTPBearer(auto_error=False, description="Per-organisation API token")
 
 
 # Async on purpose: FastAPI runs sync dependencies in its thread pool, a hop per request that these
@@ -50,7 +50,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 async def current_org(
-    gw: GatewayDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    gw: GatewayDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
     """The organisation of the request's bearer token (401 without a valid one)."""
     if creds is None or creds.scheme.lower() != "bearer":
@@ -60,7 +60,7 @@ async def current_org(
 
 CurrentOrg = Annotated[str, Depends(current_org)]
 
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 # Who reads what concerns the whole log rather than one record (metrics, the tiles' entry bundles):
 # oversight and the log's operator.

@@ -1,6 +1,6 @@
-"""Guards on what a client sends: ASGI middleware bounding request bodies (size 413, JSON nesting depth 400)
-before any parsing, and the strict JSON parse of request bodies (a key named twice is refused); redirects
-never built from the request's Host header."""
+"""Guards on what a client sends: the strict JSON parse of request bodies (a key named twice is refused);
+redirects never built from the request's Host header. The body's bounds (size 413, time 408, JSON nesting
+depth 400) are ``gateway.api.front.Front``'s, before any parsing."""
 
 from __future__ import annotations
 
@@ -11,87 +11,31 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
-from gateway.errors import BodyTooDeep, error_response
-from provenance.errors import BodyTimeout, BodyTooLarge, DuplicateKey
-from provenance.http_limits import read_body
-from provenance.limits import json_depth_exceeds  # the node's scan too: one copy
+from provenance.errors import DuplicateKey
 from provenance.records import unique_object
-
-
-class BodyGuard:
-    """Reads a request body up to ``max_bytes`` within ``timeout`` seconds and checks its JSON depth, then
-    replays it to the app. Every refusal closes the connection: the rest of the body is not read."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int, timeout: float) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.max_depth = max_depth
-        self.timeout = timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        try:
-            body = await read_body(scope, receive, max_bytes=self.max_bytes, timeout=self.timeout)
-        except (BodyTooLarge, BodyTimeout) as exc:
-            await self._reject(scope, receive, send, exc)
-            return
-        if body is None:
-            return
-        if json_depth_exceeds(body, self.max_depth):
-            deep = BodyTooDeep(
-                f"JSON nests deeper than {self.max_depth} levels", details={"limit": self.max_depth}
-            )
-            await self._reject(scope, receive, send, deep)
-            return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
-        response = error_response(exc)
-        # Otherwise uvicorn keeps the connection for the next request while the client goes on sending the
-        # body it refused (each byte resetting the keep-alive time-out).
-        response.headers["Connection"] = "close"
-        await response(scope, receive, send)
 
 
 class SafeRedirects:
     """Rewrites the ``Location`` of the app's redirects (``/verify`` → ``/verify/``: Starlette builds them
-    from the request's Host header) to a path, or onto the configured public URL.
+    from the request's Host header) to a path, or onto the configured public URL (``Front`` applies it to
+    every response).
 
     A request naming another host would otherwise get a redirect to it (cache poisoning, phishing links).
     """
 
-    def __init__(self, app: ASGIApp, *, public_url: str | None) -> None:
-        self.app = app
+    def __init__(self, *, public_url: str | None) -> None:
         self.base = (public_url or "").rstrip("/")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_safe(message: Message) -> None:
-            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
-                headers = [
-                    (k, self.location(v) if k.lower() == b"location" else v)
-                    for k, v in message.get("headers", [])
-                ]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_safe)
+    def rewrite(self, message: Message) -> Message:
+        """``message`` (an ``http.response.start``) with its ``Location`` made safe, if it is a redirect."""
+        if not 300 <= message["status"] < 400:
+            return message
+        headers = [
+            (k, self.location(v) if k.lower() == b"location" else v) for k, v in message.get("headers", [])
+        ]
+        return {**message, "headers": headers}
 
     def location(self, value: bytes) -> bytes:
         """``value`` without scheme and host, on the public URL if one is set."""
@@ -101,6 +45,11 @@ class SafeRedirects:
         return (self.base + urlunsplit(("", "", path, parts.query, parts.fragment))).encode("latin-1")
 
 
+def strict_json(body: bytes) -> Any:
+    """A request body's JSON, no key twice in any object (``DuplicateKey``: 400 JSON_DUPLICATE_KEY)."""
+    return json.loads(body, object_pairs_hook=unique_object)
+
+
 class _StrictJsonRequest(Request):
     """A request whose JSON body is parsed once, with the project's hook (no key twice in any object)."""
 
@@ -108,7 +57,7 @@ class _StrictJsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_strict"):
-            self._strict = json.loads(await self.body(), object_pairs_hook=unique_object)
+            self._strict = strict_json(await self.body())
         return self._strict
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from adapters.abc import Refusal
 from adapters.registry import roles as roles_of
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Label values a client chooses are bounded to what the gateway knows, so that no request can add series.
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 OTHER_KIND = "other"
 # Refusals are not logged: the latest ones are kept in memory for the dashboard's drill-down and panels.
@@ -228,33 +228,3 @@ def route_template(scope: Scope) -> str:
     path = scope.get("path", "")
     prefix = path[: len(path) - len(own)] if own and path.endswith(own) else ""
     return prefix + template
-
-
-class RequestMetrics:
-    """ASGI middleware: each HTTP request's duration and status, labelled by the route template it matched
-    (``/api/v1/records/{record_id}``, never the path itself, which a client chooses)."""
-
-    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # an exception that escapes every handler
-
-        async def sent(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sent)
-        finally:
-            route = route_template(scope)
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(route, method, str(status)).inc()

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Session
 
 from adapters import Access
-from gateway.api.deps import CurrentOrg, CurrentReader, GatewayDep, MetricsDep, SessionDep
-from gateway.api.guard import StrictJsonRoute
+from gateway.api.deps import (
+    CurrentOrg,
+    CurrentReader,
+    GatewayDep,
+    MetricsDep,
+    SessionDep,
+    bearer,
+    current_org,
+    current_reader,
+)
+from gateway.api.front import LeanRoute, json_bytes
+from gateway.api.guard import StrictJsonRoute, strict_json
+from gateway.api.metrics import GatewayMetrics
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
 from gateway.models import RecordPublic
 from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, find_record, record_public
+from gateway.services.runtime import Gateway
+from gateway.services.visibility import Reader
 from provenance.access_code import HEADER
-from provenance.errors import ProvenanceError
+from provenance.errors import DuplicateKey, ProvenanceError
 from provenance.log.bundle import bundle_schema, envelope_schema
 
 router = APIRouter(tags=["records"], route_class=StrictJsonRoute)  # JSON_DUPLICATE_KEY
@@ -116,6 +131,20 @@ async def submit_record(
     ] = None,
 ) -> RecordAccepted:
     """Accept one signed record: 202 with its id and signed receipt (200 if it was already accepted)."""
+    status, accepted = await accept_one(gw, metrics, org, body, access_code, idempotency_key)
+    response.status_code = status
+    return accepted
+
+
+async def accept_one(
+    gw: Gateway,
+    metrics: GatewayMetrics,
+    org: str,
+    body: RecordSubmit,
+    access_code: str | None,
+    idempotency_key: str | None,
+) -> tuple[int, RecordAccepted]:
+    """``submit_record``'s work, its lean twin's too: the HTTP status and the answer."""
     sub = _submission(body, access_code)
 
     def accept() -> tuple[Accepted, str]:
@@ -128,9 +157,8 @@ async def submit_record(
         metrics.count(body.record, exc, org=org)
         raise
     metrics.count(body.record, result, org=org)
-    if not result.created:
-        response.status_code = 200
-    return RecordAccepted(id=result.id, existing=not result.created, receipt=receipt)
+    answer = RecordAccepted(id=result.id, existing=not result.created, receipt=receipt)
+    return (202 if result.created else 200), answer
 
 
 @router.post("/records:bulk", response_model=BulkResult)
@@ -191,7 +219,14 @@ def read_bundle(
     RECORD_NOT_FOUND (404) for a record the reader may not see; PAYLOAD_FORBIDDEN (403) for
     ``payload=true`` on one whose envelope it sees but not its payload (docs/security.md, Read access).
     """
-    row, access = reader.visible(session, find_record(session, record_id), record_id)
+    return bundle_for(session, gw, reader, record_id, payload)
+
+
+def bundle_for(
+    s: Session, gw: Gateway, reader: Reader, record_id: str, payload: bool | None
+) -> dict[str, Any]:
+    """``read_bundle``'s work, its lean twin's too."""
+    row, access = reader.visible(s, find_record(s, record_id), record_id)
     allowed = access is Access.PAYLOAD
     if payload and not allowed:
         raise PayloadForbidden(
@@ -199,4 +234,77 @@ def read_bundle(
             details={"id": record_id},
         )
     include = allowed if payload is None else payload
-    return bundle_of(session, row, gw.identity, gw.kek, include_payload=include)
+    return bundle_of(s, row, gw.identity, gw.kek, include_payload=include)
+
+
+# --- the lean twins of submit_record and read_bundle (gateway.api.front) --------------------------------
+
+_JSON = "application/json"
+_PAYLOAD_QUERY = {b"": None, b"payload=false": False, b"payload=true": True}
+
+
+def _header(request: Request, name: str, max_length: int) -> tuple[bool, str | None]:
+    """(taken, value) of a header the route declares with ``max_length``: not taken when named twice or
+    too long (the FastAPI route answers those)."""
+    values = request.headers.getlist(name)
+    if len(values) > 1 or (values and len(values[0]) > max_length):
+        return False, None
+    return True, values[0] if values else None
+
+
+async def _org(request: Request, gw: Gateway) -> str:
+    return await current_org(gw, await bearer(request))
+
+
+async def lean_submit(request: Request, body: bytes | None, _params: dict[str, str]) -> Response | None:
+    """``POST /api/v1/records``: a JSON body that passes the model, with simple headers."""
+    ctype = request.headers.get("content-type", "")
+    if not body or ctype.split(";", 1)[0].strip().lower() != _JSON:
+        return None
+    try:
+        data = strict_json(body)  # JSON_DUPLICATE_KEY, as the route's own parse
+    except DuplicateKey:
+        raise
+    except (ValueError, RecursionError):
+        return None  # the route answers JSON_INVALID
+    gw: Gateway = request.app.state.gateway
+    org = await _org(request, gw)  # the route's dependencies run before its body is validated
+    took_key, idempotency_key = _header(request, "idempotency-key", 200)
+    took_code, access_code = _header(request, HEADER, 64)
+    if not (took_key and took_code):
+        return None
+    try:
+        submitted = RecordSubmit.model_validate(data)
+    except ValidationError:
+        return None  # the route's 422, with FastAPI's own error list
+    metrics: GatewayMetrics = request.app.state.metrics
+    status, accepted = await accept_one(gw, metrics, org, submitted, access_code, idempotency_key)
+    return Response(orjson.dumps(accepted.model_dump()), status_code=status, media_type=_JSON)
+
+
+async def lean_bundle(request: Request, _body: bytes | None, params: dict[str, str]) -> Response | None:
+    """``GET /api/v1/records/{record_id}/bundle``: no query, or ``payload=true|false`` alone."""
+    query = request.scope.get("query_string", b"")
+    if query not in _PAYLOAD_QUERY:
+        return None
+    gw: Gateway = request.app.state.gateway
+    org = await _org(request, gw)
+    took, code = _header(request, HEADER, 64)
+    if not took:
+        return None
+    reader = current_reader(org, gw, code)
+    payload = _PAYLOAD_QUERY[query]
+
+    def read() -> dict[str, Any]:
+        with gw.db.session() as s:
+            return bundle_for(s, gw, reader, params["record_id"], payload)
+
+    return Response(json_bytes(await run_in_threadpool(read)), media_type=_JSON)
+
+
+def lean_routes() -> list[LeanRoute]:
+    """The lean twins, for ``gateway.api.front.Front``."""
+    return [
+        LeanRoute("POST", "/api/v1/records", lean_submit),
+        LeanRoute("GET", "/api/v1/records/{record_id}/bundle", lean_bundle),
+    ]

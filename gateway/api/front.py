@@ -1,0 +1,174 @@
+"""The one ASGI middleware in front of the app (``Front``), and the lean routes it answers itself.
+
+Every HTTP request passes through ``Front`` once: its duration and status counted (``metrics``, by the
+route template it matched), redirects rewritten off the Host header (``SafeRedirects``), the request body
+bounded before any parsing (``BodyGuard``: size 413, time 408, JSON depth 400). These were three nested
+middlewares; folded into one, a request crosses one layer and one ``send`` wrapper instead of three.
+
+The hot requests (a single submission, a record's proof and bundle) are answered here by ``LeanRoute``
+endpoints, without FastAPI's routing, dependency resolution and response model: they call the same
+dependencies and services as their FastAPI route, answer with the same error handler, and take only what
+that route would take the same way (JSON parsed once, strictly; the body model; the simple forms of the
+headers and query). Anything else (another content type, a body the model refuses, an unusual query)
+goes on to the FastAPI route, which answers it as it always did: the FastAPI route stays the contract
+(OpenAPI, validation errors), the lean one only its fast path (``tests/gateway/test_lean_routes.py`` holds
+the two to one answer).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.guard import SafeRedirects
+from gateway.api.metrics import METHODS, GatewayMetrics, route_template
+from gateway.errors import BodyTooDeep, error_response, project_error_response
+from provenance.errors import BodyTimeout, BodyTooLarge, ProvenanceError
+from provenance.http_limits import read_body
+from provenance.limits import json_depth_exceeds
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+# A lean endpoint: the request (its body already read and bounded, None for a GET) and the path's
+# parameters; it answers, or returns None to hand the request to FastAPI's route unchanged.
+LeanHandler = Callable[[Request, bytes | None, dict[str, str]], Awaitable[Response | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LeanRoute:
+    """A fast path for the documented route ``method`` ``template`` (``/api/v1/records/{record_id}``)."""
+
+    method: str
+    template: str
+    handler: LeanHandler
+
+    def pattern(self) -> re.Pattern[str]:
+        """The template as a regular expression: a parameter is one path segment (Starlette's ``str``)."""
+        parts = re.split(r"\{(\w+)\}", self.template)
+        rx = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+        return re.compile(rx)
+
+
+class Front:
+    """Metrics, safe redirects, the body guard and the lean routes, in one ASGI layer."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: GatewayMetrics,
+        max_bytes: int,
+        max_depth: int,
+        timeout: float,
+        public_url: str | None,
+        retry_after: int,
+        lean: Sequence[LeanRoute] = (),
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+        self.timeout = timeout
+        self.redirects = SafeRedirects(public_url=public_url)
+        self.retry_after = retry_after
+        self.lean = [(r, r.pattern()) for r in lean]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # an exception that escapes every handler
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = self.redirects.rewrite(message)
+            await send(message)
+
+        template: str | None = None
+        try:
+            template = await self._serve(scope, receive, sent)
+        finally:
+            route = template or route_template(scope)
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(route, method, str(status)).inc()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> str | None:
+        """Answers the request; the template of the lean route that answered it, if one did."""
+        body: bytes | None = None
+        if scope["method"] in _WITH_BODY:
+            try:
+                body = await read_body(scope, receive, max_bytes=self.max_bytes, timeout=self.timeout)
+            except (BodyTooLarge, BodyTimeout) as exc:
+                await self._reject(scope, receive, send, exc)
+                return None
+            if body is None:
+                return None  # the client went away
+            if json_depth_exceeds(body, self.max_depth):
+                deep = BodyTooDeep(
+                    f"JSON nests deeper than {self.max_depth} levels", details={"limit": self.max_depth}
+                )
+                await self._reject(scope, receive, send, deep)
+                return None
+        if not scope.get("root_path"):
+            for route, rx in self.lean:
+                if route.method != scope["method"]:
+                    continue
+                match = rx.fullmatch(scope["path"])
+                if match is None:
+                    continue
+                request = Request(scope, receive)
+                try:
+                    response = await route.handler(request, body, match.groupdict())
+                except ProvenanceError as exc:
+                    response = project_error_response(
+                        exc, method=scope["method"], path=scope["path"], retry_after=self.retry_after
+                    )
+                if response is None:
+                    break  # FastAPI's route answers it
+                await response(scope, receive, send)
+                return route.template
+        await self.app(scope, receive if body is None else _replay(body, receive), send)
+        return None
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
+        response = error_response(exc)
+        # Otherwise uvicorn keeps the connection for the next request while the client goes on sending the
+        # body it refused (each byte resetting the keep-alive time-out).
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def json_bytes(content: Any) -> bytes:
+    """``content`` as Starlette's ``JSONResponse`` writes it (compact, UTF-8), at orjson's speed; what
+    orjson refuses (an integer beyond 64 bits) through the stdlib, as before."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the app below: the body already read, then the connection's own messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
