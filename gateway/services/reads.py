@@ -24,13 +24,13 @@ from gateway.models import (
     RecordPayload,
     RecordPublic,
 )
+from gateway.services.proofs import proof_tree
 from gateway.services.sqllog import merkle_log
 from gateway.services.witnessing import cosigned_note, preferred_checkpoints
 from gateway.services.workers import signed_record
 from provenance.crypto import DecryptionFailed, sm3_hex, sm4_gcm_decrypt
 from provenance.errors import NotFound
 from provenance.log.bundle import Anchor
-from provenance.log.merkle import MerkleLog
 from provenance.log.record_log import PublicLog
 from provenance.timestamps import sortable
 
@@ -127,7 +127,6 @@ def _covering(s: Session, leaf_index: int, quorum: int) -> CheckpointRow | None:
 
 def _bundle(
     s: Session,
-    tree: MerkleLog,
     row: Record,
     cp: CheckpointRow,
     ident: LogIdentity,
@@ -141,6 +140,7 @@ def _bundle(
             payload = payload_of(s, row, kek)
         except PayloadPurged:
             include_payload = False
+    tree = proof_tree(s, row.leaf_index, cp.size)  # the proof's nodes in one query
     public = PublicLog(tree, key_name=ident.key_name, log_public_key_pem=ident.public_key_pem)
     bundle = public.bundle(
         signed=signed_record(row),
@@ -169,7 +169,7 @@ def bundle_of(
             "no signed (and, with witnesses, witnessed) checkpoint covers the record yet; retry shortly",
             details={"id": row.id},
         )
-    return _bundle(s, merkle_log(s), row, cp, ident, kek, include_payload)
+    return _bundle(s, row, cp, ident, kek, include_payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +239,6 @@ def export_page(
     ).all()
     page = rows[:limit]
     total = int(s.exec(select(func.count()).select_from(Record).where(*conds)).one()) if after == 0 else None
-    tree = merkle_log(s)
     items = []
     for row in page:
         allowed = payload_rule(row)
@@ -250,7 +249,7 @@ def export_page(
             )
         assert row.leaf_index is not None
         cp = next(c for c in preferred if row.leaf_index < c.size)
-        items.append(_bundle(s, tree, row, cp, ident, kek, allowed if payload is None else payload))
+        items.append(_bundle(s, row, cp, ident, kek, allowed if payload is None else payload))
     nxt = page[-1].seq if len(rows) > limit and page else None
     return ExportPage(items=items, next_cursor=nxt, total=total)
 
