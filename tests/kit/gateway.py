@@ -137,9 +137,8 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         # The production server configuration (HTTP limits included), on a port of its own.
-        config = server_config(
-            create_app(settings), settings, host="127.0.0.1", port=self.port, log_level="warning"
-        )
+        self.app = create_app(settings)
+        config = server_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning")
         self._server, self._thread = serve_in_thread(config, "gateway")
 
     @property
