@@ -42,9 +42,15 @@ def status_of(row: Record, anchored_size: int) -> str:
     return "anchored" if row.leaf_index < anchored_size else "sequenced"
 
 
+_PUBLIC_FIELDS = tuple(f for f in RecordPublic.model_fields if f != "status")
+
+
 def record_public(row: Record, anchored_size: int) -> RecordPublic:
     """The API view of a record row (its fields by name, as ``RecordPublic`` declares them)."""
-    return RecordPublic.model_validate(row, update={"status": status_of(row, anchored_size)})
+    # Validated from a plain dict: SQLModel's validation from the row with an update costs ~4x as much
+    # (a trace page holds a hundred).
+    fields = {name: getattr(row, name) for name in _PUBLIC_FIELDS}
+    return RecordPublic.model_validate({**fields, "status": status_of(row, anchored_size)})
 
 
 def find_record(s: Session, record_id: str) -> Record | None:
