@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
-from gateway.api.front import Front
+from gateway.api.front import REQUEST_THREADS, Front
 from gateway.api.metrics import GatewayMetrics
 from gateway.api.routes import (
     bundles,
@@ -42,12 +43,14 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = gateway or Gateway(settings)
         app.state.gateway = gw
+        app.state.request_pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="gw-request")
         metrics.watch(gw)
         if settings.start_workers or settings.api_only:
             gw.start()  # API-only: the registry watcher and the gauges alone
         try:
             yield
         finally:
+            app.state.request_pool.shutdown()
             gw.stop()
 
     app = FastAPI(

@@ -17,12 +17,14 @@ the two to one answer).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -37,6 +39,10 @@ from provenance.http_limits import read_body
 from provenance.limits import json_depth_exceeds
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# The lean routes' threads (``app.state.request_pool``): as many as anyio's pool, which the database's
+# connection pool is sized for.
+REQUEST_THREADS = 40
+_T = TypeVar("_T")
 
 # A lean endpoint: the request (its body already read and bounded, None for a GET) and the path's
 # parameters; it answers, or returns None to hand the request to FastAPI's route unchanged.
@@ -149,6 +155,14 @@ class Front:
         # body it refused (each byte resetting the keep-alive time-out).
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+async def in_thread(request: Request, work: Callable[[], _T]) -> _T:
+    """``work`` (blocking: the database, SM2) on the app's request threads. A hop through the executor costs
+    a third of anyio's ``run_in_threadpool`` (no cancel scope, no capacity limiter): measured 13 against
+    40 us of CPU with 8 requests in flight, on a request whose framework share is ~0.5 ms."""
+    pool: ThreadPoolExecutor = request.app.state.request_pool
+    return await asyncio.get_running_loop().run_in_executor(pool, work)
 
 
 def json_bytes(content: Any) -> bytes:

@@ -21,7 +21,7 @@ from gateway.api.deps import (
     current_org,
     current_reader,
 )
-from gateway.api.front import LeanRoute, json_bytes
+from gateway.api.front import LeanRoute, in_thread, json_bytes
 from gateway.api.guard import StrictJsonRoute, strict_json
 from gateway.api.metrics import GatewayMetrics
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
@@ -114,6 +114,7 @@ class BulkResult(BaseModel):
     responses={200: {"model": RecordAccepted, "description": "the same record was already accepted"}},
 )
 async def submit_record(
+    request: Request,
     body: RecordSubmit,
     org: CurrentOrg,
     gw: GatewayDep,
@@ -131,12 +132,13 @@ async def submit_record(
     ] = None,
 ) -> RecordAccepted:
     """Accept one signed record: 202 with its id and signed receipt (200 if it was already accepted)."""
-    status, accepted = await accept_one(gw, metrics, org, body, access_code, idempotency_key)
+    status, accepted = await accept_one(request, gw, metrics, org, body, access_code, idempotency_key)
     response.status_code = status
     return accepted
 
 
 async def accept_one(
+    request: Request,
     gw: Gateway,
     metrics: GatewayMetrics,
     org: str,
@@ -152,7 +154,7 @@ async def accept_one(
         return accepted, gw.receipt(accepted)
 
     try:
-        result, receipt = await run_in_threadpool(accept)
+        result, receipt = await in_thread(request, accept)
     except ProvenanceError as exc:
         metrics.count(body.record, exc, org=org)
         raise
@@ -278,7 +280,7 @@ async def lean_submit(request: Request, body: bytes | None, _params: dict[str, s
     except ValidationError:
         return None  # the route's 422, with FastAPI's own error list
     metrics: GatewayMetrics = request.app.state.metrics
-    status, accepted = await accept_one(gw, metrics, org, submitted, access_code, idempotency_key)
+    status, accepted = await accept_one(request, gw, metrics, org, submitted, access_code, idempotency_key)
     return Response(orjson.dumps(accepted.model_dump()), status_code=status, media_type=_JSON)
 
 
@@ -299,7 +301,7 @@ async def lean_bundle(request: Request, _body: bytes | None, params: dict[str, s
         with gw.db.session() as s:
             return bundle_for(s, gw, reader, params["record_id"], payload)
 
-    return Response(json_bytes(await run_in_threadpool(read)), media_type=_JSON)
+    return Response(json_bytes(await in_thread(request, read)), media_type=_JSON)
 
 
 def lean_routes() -> list[LeanRoute]:
