@@ -87,6 +87,7 @@ class Front:
         self.redirects = SafeRedirects(public_url=public_url)
         self.retry_after = retry_after
         self.lean = [(r, r.pattern()) for r in lean]
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # prometheus' children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,8 +109,16 @@ class Front:
         finally:
             route = template or route_template(scope)
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(route, method, str(status)).inc()
+            key = (route, method, status)
+            series = self._series.get(key)
+            if series is None:  # a bounded set: templates, methods and statuses the gateway answers with
+                m = self.metrics
+                series = self._series[key] = (
+                    m.latency.labels(route, method),
+                    m.requests.labels(*key[:2], str(status)),
+                )
+            series[0].observe(time.perf_counter() - start)
+            series[1].inc()
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> str | None:
         """Answers the request; the template of the lean route that answered it, if one did."""
