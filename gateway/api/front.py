@@ -2,8 +2,8 @@
 
 Every HTTP request passes through ``Front`` once: its duration and status counted (``metrics``, by the
 route template it matched), redirects rewritten off the Host header (``SafeRedirects``), the request body
-bounded before any parsing (``BodyGuard``: size 413, time 408, JSON depth 400). These were three nested
-middlewares; folded into one, a request crosses one layer and one ``send`` wrapper instead of three.
+bounded before any parsing (size 413, time 408, JSON depth 400; every refusal closes the connection). These
+were three nested middlewares; folded into one, a request crosses one layer and one ``send`` wrapper.
 
 The hot requests (a single submission, a record's proof and bundle) are answered here by ``LeanRoute``
 endpoints, without FastAPI's routing, dependency resolution and response model: they call the same
