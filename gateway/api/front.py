@@ -95,19 +95,13 @@ class Front:
             return
         start = time.perf_counter()
         status = 500  # an exception that escapes every handler
+        counted = False
+        lean: list[str] = []  # the template of the lean route answering, once one does
 
-        async def sent(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = self.redirects.rewrite(message)
-            await send(message)
-
-        template: str | None = None
-        try:
-            template = await self._serve(scope, receive, sent)
-        finally:
-            route = template or route_template(scope)
+        def count() -> None:
+            nonlocal counted
+            counted = True
+            route = lean[0] if lean else route_template(scope)
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             key = (route, method, status)
             series = self._series.get(key)
@@ -120,23 +114,41 @@ class Front:
             series[0].observe(time.perf_counter() - start)
             series[1].inc()
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> str | None:
-        """Answers the request; the template of the lean route that answered it, if one did."""
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = self.redirects.rewrite(message)
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body") and not counted:
+                # Counted once the answer is written, before this task yields: a client that reads its
+                # answer and asks /metrics next finds it counted (a route's clean-up, such as closing its
+                # session on a thread, still runs after).
+                count()
+
+        try:
+            await self._serve(scope, receive, sent, lean)
+        finally:
+            if not counted:
+                count()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, lean: list[str]) -> None:
+        """Answers the request; ``lean`` gets the template of the lean route that answers it, if one does."""
         body: bytes | None = None
         if scope["method"] in _WITH_BODY:
             try:
                 body = await read_body(scope, receive, max_bytes=self.max_bytes, timeout=self.timeout)
             except (BodyTooLarge, BodyTimeout) as exc:
                 await self._reject(scope, receive, send, exc)
-                return None
+                return
             if body is None:
-                return None  # the client went away
+                return  # the client went away
             if json_depth_exceeds(body, self.max_depth):
                 deep = BodyTooDeep(
                     f"JSON nests deeper than {self.max_depth} levels", details={"limit": self.max_depth}
                 )
                 await self._reject(scope, receive, send, deep)
-                return None
+                return
         if not scope.get("root_path"):
             for route, rx in self.lean:
                 if route.method != scope["method"]:
@@ -153,10 +165,10 @@ class Front:
                     )
                 if response is None:
                     break  # FastAPI's route answers it
+                lean.append(route.template)
                 await response(scope, receive, send)
-                return route.template
+                return
         await self.app(scope, receive if body is None else _replay(body, receive), send)
-        return None
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: Any) -> None:
         response = error_response(exc)
