@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
+from gateway.core.db import execute_many
 from gateway.core.kek import KekRing
 from gateway.errors import PrevUnknown, Replayed
 from gateway.models import DataKey, Record, RecordPayload
@@ -62,16 +63,13 @@ class Batch:
     keys: list[dict[str, Any]] = field(default_factory=list)
 
     def insert(self, s: Session) -> None:
-        """Core INSERTs, one statement per table: the ORM unit of work costs more than the rest of intake.
-
-        On the connection, not ``Session.execute``: the ORM's bulk-insert layer cost as much again, and
-        this runs under the (SQLite) write lock.
+        """One INSERT per table run for every row (``execute_many``): the ORM unit of work cost more than the
+        rest of intake, its bulk-insert layer as much again, and this runs under the (SQLite) write lock.
         """
         conn = s.connection()
         for stmt, rows in zip(_INSERTS, (self.records, self.payloads, self.keys), strict=True):
-            if rows:
-                conn.execute(stmt, rows)
-                rows.clear()
+            execute_many(conn, stmt, rows)
+            rows.clear()
 
 
 def accepted_at(s: Session, record_id: str) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, func, insert, select
 from sqlmodel import Session, col
 
+from gateway.core.db import execute_many
 from gateway.models import LogLeaf, LogNode
 from provenance.errors import NotFound
 from provenance.log.merkle import MerkleLog
@@ -80,9 +81,8 @@ class SqlLogStorage:
         """Write the leaves and nodes appended since the last call (in the session's transaction)."""
         conn = self._session.connection()
         for stmt, rows in ((_INSERT_LEAF, self._pending_leaves), (_INSERT_NODE, self._pending_nodes)):
-            if rows:
-                conn.execute(stmt, rows)
-                rows.clear()
+            execute_many(conn, stmt, rows)
+            rows.clear()
 
 
 def merkle_log(session: Session) -> MerkleLog:

@@ -18,6 +18,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col
 
 from adapters import State
+from gateway.core.db import execute_many
 from gateway.errors import StateConflict
 from gateway.models import WorkflowState
 from provenance.crypto import sm3
@@ -149,11 +150,10 @@ class TxStates:
         with compare-and-set on ``version``); STATE_CONFLICT if one changed since it was read (the caller's
         transaction rolls back: nothing of it is stored)."""
         conn = self._s.connection()
-        if self._inserts:
-            conn.execute(_INSERT, self._inserts)
+        execute_many(conn, _INSERT, self._inserts)
         if self._updates:
-            done = conn.execute(_UPDATE, self._updates)
-            if done.rowcount != len(self._updates):
+            done = execute_many(conn, _UPDATE, self._updates)
+            if done != len(self._updates):
                 raise StateConflict(
                     "the record conflicts with a concurrent submission; retry",
                     details={"states": sorted({f"{u['d']}/{u['k']}" for u in self._updates})},
