@@ -26,6 +26,7 @@ once).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -180,8 +181,9 @@ def _local(v: str) -> datetime:
 
 
 class _Clock:
-    """DataTime (station local, ``YYYYMMDDhhmmss``) to UTC RFC 3339, minute by minute: a batch's readings
-    share their minutes, so one datetime a minute (when the offset is whole minutes), a lookup a reading."""
+    """DataTime (station local, ``YYYYMMDDhhmmss``) to UTC RFC 3339, minute by minute: readings share their
+    minutes (a batch's, a fleet's), so one datetime a minute (when the offset is whole minutes), kept for the
+    process (:func:`_minute`), a lookup a reading."""
 
     def __init__(self, ctx: AdaptContext) -> None:
         self.offset = ctx.hj212_utc_offset
@@ -189,29 +191,32 @@ class _Clock:
         latest = ctx.now + ctx.max_clock_skew if ctx.now is not None else None
         # A reading in whole seconds is later than ``latest`` iff it is later than its whole second.
         self.latest = None if latest is None else latest.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.minutes: dict[str, str | None] = {}
 
     def utc(self, stamp: str) -> str | None:
         """The instant, or None if it is no valid date or lies in the future."""
         if self.whole:
-            minute = stamp[:12]
-            prefix = self.minutes.get(minute, "")
-            if prefix == "":
-                prefix = self.minutes[minute] = self._convert(minute + "00", 17)
+            prefix = _minute(stamp[:12], self.offset)
             second = stamp[12:]
             at = None if prefix is None or second >= "60" else prefix + second + "Z"
         else:
-            at = self._convert(stamp, 19)
+            at = _convert(stamp, self.offset, 19)
         return None if at is None or (self.latest is not None and at > self.latest) else at
 
-    def _convert(self, stamp: str, keep: int) -> str | None:
-        try:
-            utc = (_local(stamp) - self.offset).replace(tzinfo=UTC)
-        except (ValueError, OverflowError):
-            return None
-        if utc.year < 1000:
-            return None  # not four digits: left to the codec (and RFC 3339 text would not sort)
-        return utc.isoformat()[:keep] + ("" if keep == 17 else "Z")  # minute "…T01:00:", or "…T01:00:00Z"
+
+@functools.lru_cache(maxsize=4096)
+def _minute(minute: str, offset: timedelta) -> str | None:
+    """A local minute (``YYYYMMDDhhmm``) as the UTC text of its start, ``…T01:00:`` (None: no valid date)."""
+    return _convert(minute + "00", offset, 17)
+
+
+def _convert(stamp: str, offset: timedelta, keep: int) -> str | None:
+    try:
+        utc = (_local(stamp) - offset).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+    if utc.year < 1000:
+        return None  # not four digits: left to the codec (and RFC 3339 text would not sort)
+    return utc.isoformat()[:keep] + ("" if keep == 17 else "Z")  # minute "…T01:00:", or "…T01:00:00Z"
 
 
 def readings(raws: list[Any], ctx: AdaptContext) -> list[Fast | None]:
