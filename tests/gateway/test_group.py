@@ -170,3 +170,39 @@ def test_concurrent_stage_changes_of_one_member_one_wins(harness: Harness) -> No
     assert codes == {202: 1, "PARTY_STAGE_TRANSITION_INVALID": 7}, codes
     history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()
     assert len(history["items"]) == 2
+
+
+def test_concurrent_copies_of_one_reading_one_is_recorded(harness: Harness) -> None:
+    """Eight records of one reading (the same MN, CN and DataTime, each its own nonce: eight record ids) in
+    flight at once, half single (grouped), half bulk: each passes the check before the transaction on the
+    same committed states; inside it the step decided then is reused only while the states are those it was
+    decided on, so the first write's change sends the others through the rule again: exactly one is
+    recorded and the others are READING_DUPLICATE (an env reading has no prior record: the decided step is
+    what would be reused)."""
+    station = harness.client("station-1")
+    packet = hj212_packets(1)[0]
+    bodies = [station.body("env.reading", packet, nonce=secrets.token_hex(16)) for _ in range(8)]
+    start = threading.Barrier(len(bodies))
+    codes: Counter[int | str] = Counter()
+    lock = threading.Lock()
+
+    def submit(i: int, body: dict[str, Any]) -> None:
+        with httpx.Client(base_url=harness.server.url, headers=station.headers, timeout=30) as http:
+            start.wait()
+            if i % 2:
+                r = http.post("/api/v1/records", json=body)
+                code: int | str = r.status_code if r.status_code == 202 else error_code(r)
+            else:
+                r = http.post("/api/v1/records:bulk", json={"records": [body]})
+                assert r.status_code == 200, r.text
+                item = r.json()["items"][0]
+                code = 202 if item["status"] == "accepted" else item["error"]["code"]
+        with lock:
+            codes[code] += 1
+
+    threads = [threading.Thread(target=submit, args=(i, b)) for i, b in enumerate(bodies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == {202: 1, "READING_DUPLICATE": 7}, codes
