@@ -18,7 +18,8 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel import Session, SQLModel, create_engine
 
 from gateway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -79,7 +80,7 @@ def json_text(value: Any) -> str:
 class _Plan:
     """A statement compiled for one dialect and one set of row keys."""
 
-    stmt: UpdateBase  # held, so its id (the cache key) is never another's
+    stmt: ClauseElement  # held, so its id (the cache key) is never another's
     sql: str
     positional: bool  # the driver's parameters: a tuple in ``binds`` order, else a dict
     binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # each parameter's type processing
@@ -89,9 +90,10 @@ class _Plan:
 _PLANS: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
 
 
-def execute_many(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Run an INSERT or UPDATE once per row (every row with the same keys) on the driver's ``executemany``;
-    the rows it changed (the driver's count). The statement is compiled once per dialect and set of keys
+def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run a statement (an INSERT, an UPDATE, a lock) once per row, every row with the same keys, on the
+    driver's ``executemany`` (psycopg sends them in one pipeline, in order); the rows it changed (the
+    driver's count). The statement is compiled once per dialect and set of keys
     (``stmt``: built once, at import) and each value goes through its column type's bind processing, as
     ``Connection.execute`` would; what this leaves out is that call's work per row (a parameter dictionary
     built, then processed, for each: under the write lock, more than the database's own insert work). Errors
@@ -103,6 +105,7 @@ def execute_many(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str,
     plan = _PLANS.get((id(stmt), dialect.name, keys))
     if plan is None or plan.stmt is not stmt:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        assert isinstance(compiled, SQLCompiler)  # a SQL statement, not DDL
         by_name = {name: bind for bind, name in compiled.bind_names.items()}  # as the SQL names them
         names = compiled.positiontup if compiled.positional else list(by_name)
         assert names is not None  # positional: the parameters' order

@@ -242,6 +242,11 @@ def test_execute_many_writes_what_execute_writes(empty_url: str) -> None:
             assert execute_many(s.connection(), states._UPDATE, [change]) == 0  # version 2 now: no match
         with db.session() as s:
             assert states.read_states(s, "env", ["a"])["a"] == states.Stored(states.State("y", {"n": 1}), 2)
+        if not db.is_sqlite:  # a transaction's state locks, taken in one executemany: every one held
+            with db.write() as s:
+                states.TxStates(s, postgres=True).lock([("env", f"k{i}") for i in range(300)])
+                held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                assert s.connection().exec_driver_sql(held).scalar() == 300
         with pytest.raises(IntegrityError), db.write() as s:
             execute_many(s.connection(), insert_record, [record(8, facts), record(3, facts)])
         with db.session() as s:
