@@ -32,9 +32,10 @@ _CODEC = EnvAdapter()
 _WORKFLOW = EnvWorkflow()
 
 
-def _codec(raw: str, ctx: AdaptContext = CTX) -> Any:
+def _codec(raw: str, ctx: AdaptContext = CTX, adapter: Any = _CODEC) -> Any:
+    """A reading's verdict by ``adapter`` (the codec, or the gateway's ``EnvWorkflow``): adapted, or why."""
     try:
-        return _CODEC.adapt("env.reading", raw.encode("utf-8"), context=ctx)
+        return adapter.adapt("env.reading", raw.encode("utf-8"), context=ctx)
     except ProvenanceError as exc:
         return exc
 
@@ -53,13 +54,6 @@ def _agree(raws: list[str], ctx: AdaptContext = CTX) -> int:
     return taken
 
 
-def _single(raw: str, ctx: AdaptContext = CTX) -> Any:
-    try:
-        return _WORKFLOW.adapt("env.reading", raw.encode("utf-8"), context=ctx)
-    except ProvenanceError as exc:
-        return exc
-
-
 def _agree_single(raws: list[str], ctx: AdaptContext = CTX) -> int:
     """Each reading alone, as the gateway adapts an ``env.reading``, gets the codec's verdict: its error
     (code and details), or its bytes, digest, subject and facts (their members' order too: a single
@@ -68,7 +62,7 @@ def _agree_single(raws: list[str], ctx: AdaptContext = CTX) -> int:
     for raw in raws:
         for _ in range(fastpath._SINGLE_COMPILE + 1):
             fast = fastpath.reading(raw, ctx)
-            got, slow = _single(raw, ctx), _codec(raw, ctx)
+            got, slow = _codec(raw, ctx, _WORKFLOW), _codec(raw, ctx)
             if isinstance(slow, ProvenanceError):
                 assert fast is None, raw
                 assert isinstance(got, ProvenanceError) and (got.code, got.details) == (
@@ -210,7 +204,7 @@ def test_a_single_readings_shape_is_compiled_once_the_codec_read_it_often(
     assert fastpath.reading(other, CTX) is not None  # the same shape, other values: the recent pattern
     repeated = _packet("ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1,a21026-Avg=2&&")
     assert not any(fastpath.reading(repeated, CTX) for _ in range(2 * fastpath._SINGLE_COMPILE))
-    assert _single(repeated).code == "HJ212_MALFORMED"
+    assert _codec(repeated, CTX, _WORKFLOW).code == "HJ212_MALFORMED"
     assert len(fastpath._shapes) == 1 and len(fastpath._recent) == 1
 
 
