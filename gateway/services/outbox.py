@@ -26,6 +26,12 @@ from provenance.records import Envelope
 _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey))  # type: ignore[union-attr]
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
 _SUBJECT = select(Record.subject).where(col(Record.id) == bindparam("id"))
+_KNOWN = select(col(Record.id), col(Record.accepted_at)).where(
+    col(Record.id).in_(bindparam("ids", expanding=True))
+)
+_NONCES = select(col(Record.id), col(Record.nonce)).where(
+    col(Record.org) == bindparam("org"), col(Record.nonce).in_(bindparam("nonces", expanding=True))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +87,9 @@ def accepted_at(s: Session, record_id: str) -> float | None:
 def known_ids(s: Session, ids: list[str]) -> dict[str, float]:
     """Those of the record ids already accepted, with their acceptance time (one query per 500)."""
     known: dict[str, float] = {}
+    conn = s.connection()  # Core rows, statements built once: the ORM's result layer cost as much again
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        known.update(s.exec(select(Record.id, Record.accepted_at).where(col(Record.id).in_(chunk))).all())
+        known.update((rid, float(at)) for rid, at in conn.execute(_KNOWN, {"ids": ids[start : start + 500]}))
     return known
 
 
@@ -97,10 +103,7 @@ def prefetch(s: Session, envelopes: Sequence[Envelope]) -> Batch:
         for e in chunk:
             nonces_by_org.setdefault(e.org, []).append(e.nonce)
         for org, nonces in nonces_by_org.items():
-            rows = s.exec(
-                select(Record.id, Record.nonce).where(Record.org == org, col(Record.nonce).in_(nonces))
-            )
-            for rid, nonce in rows:
+            for rid, nonce in s.connection().execute(_NONCES, {"org": org, "nonces": nonces}):
                 batch.nonces[f"{org}\0{nonce}"] = rid
     return batch
 
