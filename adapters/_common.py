@@ -162,7 +162,11 @@ def canonical_json(obj: Mapping[str, Any]) -> bytes:
 
 def adapted(kind: str, subject: str, normalised: Mapping[str, Any], facts: dict[str, Any]) -> AdaptedPayload:
     """Build the :class:`AdaptedPayload` for a normalised JSON object."""
-    canonical = canonical_json(normalised)
+    return adapted_bytes(kind, subject, canonical_json(normalised), facts)
+
+
+def adapted_bytes(kind: str, subject: str, canonical: bytes, facts: dict[str, Any]) -> AdaptedPayload:
+    """Build the :class:`AdaptedPayload` for canonical bytes made already (a template's: ``env.fastpath``)."""
     return AdaptedPayload(
         kind=RecordKind(kind),
         subject=Subject(subject),

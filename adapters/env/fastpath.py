@@ -16,10 +16,17 @@ items, only the values differing. The first packet of a shape is read by the gen
 becomes a pattern of its own (the item names literal, a group per value) and a template of its canonical
 bytes (JCS: keys sorted, so the values' places are fixed), and each later packet of that shape is one match
 and one string format: no per-item work in Python.
+
+Single readings (``env.reading``, :func:`reading`; a data platform forwards a fleet's in bulk) take the same
+path one at a time: the shapes met last are tried first, and a shape gets its pattern only once
+:data:`_SINGLE_COMPILE` readings of it went through the codec (a compile costs ~10 readings' codec work, so
+readings of ever new shapes cost at most about twice the codec's, and a fleet's few shapes are compiled
+once).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +37,7 @@ import orjson
 from adapters.abc import AdaptContext
 from adapters.env.payload import READING_COMMANDS, misfit
 from adapters.env.stclass import CODE_FAMILY, family_of
-from adapters.hj212 import FLAG_SUBPACKET, NUMERIC_FIELDS, crc16_many
+from adapters.hj212 import FLAG_SUBPACKET, NUMERIC_FIELDS, crc16, crc16_many
 
 _NUMBER = r"-?[0-9]{1,15}(?:\.[0-9]{1,10})?"  # hj212._NUMBER
 _FLAG = "[NFMSDCTB]"  # hj212.DATA_FLAGS
@@ -48,6 +55,10 @@ _PRIMARY = {"2011": "Rtd"}  # payload._PRIMARY
 _HEADER = 8  # groups before the items': length, data, qn, st, cn, mn, flag, DataTime
 _SHAPES_PER_BATCH = 16  # patterns compiled for one batch at most (a compile is ~100 readings' work)
 _shapes: dict[tuple[Any, ...], _Shape] = {}  # process-wide, bounded
+_SINGLE_COMPILE = 8  # single readings of a shape read by the codec before it gets its pattern
+_RECENT = 4  # shapes of single readings tried before the generic pattern
+_recent: tuple[_Shape, ...] = ()  # the latest first (replaced whole: threads read it without a lock)
+_sightings: dict[tuple[Any, ...], int] = {}  # single readings of shapes without a pattern yet, bounded
 
 
 class Fast:
@@ -70,7 +81,8 @@ class Fast:
         )
 
     def facts(self) -> dict[str, Any]:
-        """The ``env.reading`` facts (``payload._facts``), for the alerts."""
+        """The ``env.reading`` facts, as ``payload._facts`` makes them (its members' order too: a single
+        reading's are stored)."""
         m, shape = self._m, self._shape
         primary = _PRIMARY.get(self.cn, "Avg")
         return {
@@ -79,8 +91,8 @@ class Fast:
             "cn": self.cn,
             "interval": READING_COMMANDS[self.cn],
             "data_time": self.data_time,
-            "pollutants": {code: float(m[g]) for code, name, g in shape.fields if name == primary},
-            "flags": {code: m[g] for code, g in zip(shape.flag_codes, shape.flag_groups, strict=True)},
+            "pollutants": {code: float(m[g]) for code, g in shape.by_field.get(primary, ())},
+            "flags": {code: m[g] for code, g in shape.by_field.get("Flag", ())},
             "abnormal": self.abnormal,
         }
 
@@ -94,16 +106,26 @@ class _Shape:
     flag_groups: tuple[int, ...]  # their groups
     all_normal: tuple[str, ...]  # ("N", …): every flag N
     fields: tuple[tuple[str, str, int], ...]  # (code, field, group) of each numeric item
+    by_field: dict[
+        str, tuple[tuple[str, int], ...]
+    ]  # field -> (code, group), codes as first met (the codec's)
     fits: frozenset[str]  # the data CNs whose layout its items keep (payload.misfit): the codec the others
     family: str | None  # the code family (``stclass``) all its codes are of, if one
+
+
+def _key(qn: bool, flag: bool, items: list[tuple[str, str, str, str]]) -> tuple[Any, ...] | None:
+    """A shape's key (None: an item repeated, for the codec to name)."""
+    if len({(code, name) for _, code, name, _ in items}) != len(items):
+        return None
+    return (qn, flag, tuple((sep, code, name) for sep, code, name, _ in items))
 
 
 def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, compile: bool) -> _Shape | None:
     """The shape of a packet read by the generic pattern (None: an item repeated, for the codec to name,
     or a shape not seen before when ``compile`` is false)."""
-    if len({(code, name) for _, code, name, _ in items}) != len(items):
+    key = _key(qn, flag, items)
+    if key is None:
         return None
-    key = (qn, flag, tuple((sep, code, name) for sep, code, name, _ in items))
     found = _shapes.get(key)
     if found is not None or not compile:
         return found
@@ -129,9 +151,13 @@ def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, comp
     order = tuple(int(p) for p in parts[1::2])
     template = "%s".join(p.replace("%", "%%") for p in parts[::2])
     flags = sorted((code, _HEADER + 1 + i) for i, (_, code, n, _) in enumerate(items) if n == "Flag")
-    names: dict[str, set[str]] = {}
-    for _, code, name, _ in items:
-        names.setdefault(code, set()).add(name)
+    names: dict[str, dict[str, int]] = {}  # code -> field -> group, codes in the order first met
+    for i, (_, code, name, _) in enumerate(items):
+        names.setdefault(code, {})[name] = _HEADER + 1 + i
+    by_field: dict[str, list[tuple[str, int]]] = {}
+    for code, groups in names.items():
+        for name, g in groups.items():
+            by_field.setdefault(name, []).append((code, g))
     shape = _Shape(
         pattern=pattern,
         template=template,
@@ -140,6 +166,7 @@ def _shape(qn: bool, flag: bool, items: list[tuple[str, str, str, str]], *, comp
         flag_groups=tuple(g for _, g in flags),
         all_normal=("N",) * len(flags),
         fields=tuple((code, n, _HEADER + 1 + i) for i, (_, code, n, _) in enumerate(items) if n != "Flag"),
+        by_field={name: tuple(found) for name, found in by_field.items()},
         family=family_of(code for _, code, _, _ in items),
         fits=frozenset(cn for cn in READING_COMMANDS if misfit(cn, names) is None),
     )
@@ -154,8 +181,9 @@ def _local(v: str) -> datetime:
 
 
 class _Clock:
-    """DataTime (station local, ``YYYYMMDDhhmmss``) to UTC RFC 3339, minute by minute: a batch's readings
-    share their minutes, so one datetime a minute (when the offset is whole minutes), a lookup a reading."""
+    """DataTime (station local, ``YYYYMMDDhhmmss``) to UTC RFC 3339, minute by minute: readings share their
+    minutes (a batch's, a fleet's), so one datetime a minute (when the offset is whole minutes), kept for the
+    process (:func:`_minute`), a lookup a reading."""
 
     def __init__(self, ctx: AdaptContext) -> None:
         self.offset = ctx.hj212_utc_offset
@@ -163,29 +191,32 @@ class _Clock:
         latest = ctx.now + ctx.max_clock_skew if ctx.now is not None else None
         # A reading in whole seconds is later than ``latest`` iff it is later than its whole second.
         self.latest = None if latest is None else latest.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.minutes: dict[str, str | None] = {}
 
     def utc(self, stamp: str) -> str | None:
         """The instant, or None if it is no valid date or lies in the future."""
         if self.whole:
-            minute = stamp[:12]
-            prefix = self.minutes.get(minute, "")
-            if prefix == "":
-                prefix = self.minutes[minute] = self._convert(minute + "00", 17)
+            prefix = _minute(stamp[:12], self.offset)
             second = stamp[12:]
             at = None if prefix is None or second >= "60" else prefix + second + "Z"
         else:
-            at = self._convert(stamp, 19)
+            at = _convert(stamp, self.offset, 19)
         return None if at is None or (self.latest is not None and at > self.latest) else at
 
-    def _convert(self, stamp: str, keep: int) -> str | None:
-        try:
-            utc = (_local(stamp) - self.offset).replace(tzinfo=UTC)
-        except (ValueError, OverflowError):
-            return None
-        if utc.year < 1000:
-            return None  # not four digits: left to the codec (and RFC 3339 text would not sort)
-        return utc.isoformat()[:keep] + ("" if keep == 17 else "Z")  # minute "…T01:00:", or "…T01:00:00Z"
+
+@functools.lru_cache(maxsize=4096)
+def _minute(minute: str, offset: timedelta) -> str | None:
+    """A local minute (``YYYYMMDDhhmm``) as the UTC text of its start, ``…T01:00:`` (None: no valid date)."""
+    return _convert(minute + "00", offset, 17)
+
+
+def _convert(stamp: str, offset: timedelta, keep: int) -> str | None:
+    try:
+        utc = (_local(stamp) - offset).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+    if utc.year < 1000:
+        return None  # not four digits: left to the codec (and RFC 3339 text would not sort)
+    return utc.isoformat()[:keep] + ("" if keep == 17 else "Z")  # minute "…T01:00:", or "…T01:00:00Z"
 
 
 def readings(raws: list[Any], ctx: AdaptContext) -> list[Fast | None]:
@@ -205,6 +236,38 @@ def readings(raws: list[Any], ctx: AdaptContext) -> list[Fast | None]:
     crcs = iter(crc16_many([f[0][2].encode("ascii") for f in found if f is not None]))
     clock = _Clock(ctx)
     return [None if f is None else _one(f[0], f[1], next(crcs), clock) for f in found]
+
+
+def reading(raw: str, ctx: AdaptContext) -> Fast | None:
+    """One reading alone (a single ``env.reading``), or None where the codec must decide."""
+    global _recent
+    recent = _recent
+    for shape in recent:
+        if (m := shape.pattern.fullmatch(raw)) is not None:
+            return _one(m, shape, crc16(m[2].encode("ascii")), _Clock(ctx))
+    g = _PACKET.fullmatch(raw)
+    if g is None:
+        return None
+    items = _ITEMS.findall(g[9])
+    qn, flag = g[3] is not None, g[7] is not None
+    found = _shape(qn, flag, items, compile=False)
+    if found is None:
+        key = _key(qn, flag, items)
+        if key is None:
+            return None  # an item repeated: the codec names it
+        seen = _sightings.get(key, 0) + 1
+        if seen < _SINGLE_COMPILE:
+            if len(_sightings) >= 1024:
+                _sightings.clear()
+            _sightings[key] = seen
+            return None
+        _sightings.pop(key, None)
+        found = _shape(qn, flag, items, compile=True)
+    m = found.pattern.fullmatch(raw) if found is not None else None
+    if found is None or m is None:
+        return None
+    _recent = (found, *(s for s in recent if s is not found))[:_RECENT]
+    return _one(m, found, crc16(m[2].encode("ascii")), _Clock(ctx))
 
 
 def _one(m: re.Match[str], shape: _Shape, crc: int, clock: _Clock) -> Fast | None:

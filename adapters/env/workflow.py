@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from adapters._common import MAX_BACKDATE
+from adapters._common import MAX_BACKDATE, adapted_bytes
 from adapters.abc import (
     AdaptContext,
     AdaptedPayload,
@@ -29,8 +29,9 @@ from adapters.batch.chain import operated_station
 from adapters.batch.intake import MAX_BATCH, batch_keys, batch_step
 from adapters.batch.spec import BatchSpec
 from adapters.batch.workflow import BatchWorkflow
+from adapters.env import fastpath
 from adapters.env.batch import SPEC, BatchAdapter
-from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS
+from adapters.env.domain import BATCH, CONTRACT, DOMAIN, KINDS, READING
 from adapters.env.limits import DEFAULT_LIMITS, Limits
 from adapters.env.panels import PANELS
 from adapters.env.payload import EnvAdapter
@@ -65,6 +66,12 @@ class EnvWorkflow(BatchWorkflow, EnvAdapter):
     def adapt(self, kind: str, payload: Payload, *, context: AdaptContext | None = None) -> AdaptedPayload:
         if kind == BATCH:
             return self.adapt_batch(payload, context)
+        if kind == READING and type(payload) is bytes and payload[:2] == b"##" and payload.isascii():
+            # A packet of a shape met before: one match, its canonical bytes from the shape's template
+            # (``fastpath``); anything it does not take, the codec decides, as for a batch's readings.
+            hit = fastpath.reading(payload.decode("ascii"), context or AdaptContext())
+            if hit is not None:
+                return adapted_bytes(kind, f"station:{hit.mn}", hit.canonical, hit.facts())
         return super().adapt(kind, payload, context=context)
 
     def keys(self, kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:

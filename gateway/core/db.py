@@ -8,15 +8,18 @@ import json
 import logging
 import resource
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel import Session, SQLModel, create_engine
 
 from gateway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -71,6 +74,55 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value, option=_ORJSON_STRICT).decode("utf-8")
     except TypeError:
         return json.dumps(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement compiled for one dialect and one set of row keys."""
+
+    stmt: ClauseElement  # held, so its id (the cache key) is never another's
+    sql: str
+    positional: bool  # the driver's parameters: a tuple in ``binds`` order, else a dict
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # each parameter's type processing
+    constants: dict[str, Any]  # parameters the statement itself binds (``version + 1``'s 1)
+
+
+_PLANS: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
+
+
+def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run a statement (an INSERT, an UPDATE, a lock) once per row, every row with the same keys, on the
+    driver's ``executemany`` (psycopg sends them in one pipeline, in order); the rows it changed (the
+    driver's count). The statement is compiled once per dialect and set of keys
+    (``stmt``: built once, at import) and each value goes through its column type's bind processing, as
+    ``Connection.execute`` would; what this leaves out is that call's work per row (a parameter dictionary
+    built, then processed, for each: under the write lock, more than the database's own insert work). Errors
+    are wrapped as ``Connection.execute`` wraps them (an IntegrityError is one)."""
+    if not rows:
+        return 0
+    keys = tuple(rows[0])
+    dialect = conn.dialect
+    plan = _PLANS.get((id(stmt), dialect.name, keys))
+    if plan is None or plan.stmt is not stmt:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        assert isinstance(compiled, SQLCompiler)  # a SQL statement, not DDL
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}  # as the SQL names them
+        names = compiled.positiontup if compiled.positional else list(by_name)
+        assert names is not None  # positional: the parameters' order
+        plan = _PLANS[(id(stmt), dialect.name, keys)] = _Plan(
+            stmt=stmt,
+            sql=str(compiled),
+            positional=compiled.positional,
+            binds=tuple((n, by_name[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names),
+            constants={n: by_name[n].value for n in names if n not in keys},
+        )
+    if plan.constants:
+        rows = [{**plan.constants, **row} for row in rows]
+    if plan.positional:
+        params: list[Any] = [tuple(row[n] if f is None else f(row[n]) for n, f in plan.binds) for row in rows]
+    else:
+        params = [{n: row[n] if f is None else f(row[n]) for n, f in plan.binds} for row in rows]
+    return int(conn.exec_driver_sql(plan.sql, params).rowcount)
 
 
 class Database:

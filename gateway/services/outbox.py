@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
+from gateway.core.db import execute_many
 from gateway.core.kek import KekRing
 from gateway.errors import PrevUnknown, Replayed
 from gateway.models import DataKey, Record, RecordPayload
@@ -25,6 +26,12 @@ from provenance.records import Envelope
 _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey))  # type: ignore[union-attr]
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
 _SUBJECT = select(Record.subject).where(col(Record.id) == bindparam("id"))
+_KNOWN = select(col(Record.id), col(Record.accepted_at)).where(
+    col(Record.id).in_(bindparam("ids", expanding=True))
+)
+_NONCES = select(col(Record.id), col(Record.nonce)).where(
+    col(Record.org) == bindparam("org"), col(Record.nonce).in_(bindparam("nonces", expanding=True))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +69,13 @@ class Batch:
     keys: list[dict[str, Any]] = field(default_factory=list)
 
     def insert(self, s: Session) -> None:
-        """Core INSERTs, one statement per table: the ORM unit of work costs more than the rest of intake.
-
-        On the connection, not ``Session.execute``: the ORM's bulk-insert layer cost as much again, and
-        this runs under the (SQLite) write lock.
+        """One INSERT per table run for every row (``execute_many``): the ORM unit of work cost more than the
+        rest of intake, its bulk-insert layer as much again, and this runs under the (SQLite) write lock.
         """
         conn = s.connection()
         for stmt, rows in zip(_INSERTS, (self.records, self.payloads, self.keys), strict=True):
-            if rows:
-                conn.execute(stmt, rows)
-                rows.clear()
+            execute_many(conn, stmt, rows)
+            rows.clear()
 
 
 def accepted_at(s: Session, record_id: str) -> float | None:
@@ -83,9 +87,9 @@ def accepted_at(s: Session, record_id: str) -> float | None:
 def known_ids(s: Session, ids: list[str]) -> dict[str, float]:
     """Those of the record ids already accepted, with their acceptance time (one query per 500)."""
     known: dict[str, float] = {}
+    conn = s.connection()  # Core rows, statements built once: the ORM's result layer cost as much again
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        known.update(s.exec(select(Record.id, Record.accepted_at).where(col(Record.id).in_(chunk))).all())
+        known.update((rid, float(at)) for rid, at in conn.execute(_KNOWN, {"ids": ids[start : start + 500]}))
     return known
 
 
@@ -99,10 +103,7 @@ def prefetch(s: Session, envelopes: Sequence[Envelope]) -> Batch:
         for e in chunk:
             nonces_by_org.setdefault(e.org, []).append(e.nonce)
         for org, nonces in nonces_by_org.items():
-            rows = s.exec(
-                select(Record.id, Record.nonce).where(Record.org == org, col(Record.nonce).in_(nonces))
-            )
-            for rid, nonce in rows:
+            for rid, nonce in s.connection().execute(_NONCES, {"org": org, "nonces": nonces}):
                 batch.nonces[f"{org}\0{nonce}"] = rid
     return batch
 

@@ -1,7 +1,8 @@
 """The domains' rules on the write path, for any domain: a record's step through its workflow, decided
 before the write (to refuse early and to give the adapter the prior facts) and again inside the write
-transaction on the states as they stand there (which decides races), by the one ``transition`` the domain
-declares (``adapters.Workflow``). The gateway names no domain here: the record's kind finds its workflow.
+transaction on the states as they stand there (which decides races; where they are still the states it was
+decided on, the decided step stands), by the one ``transition`` the domain declares (``adapters.Workflow``).
+The gateway names no domain here: the record's kind finds its workflow.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class Decision:
     writes: frozenset[str]  # the keys its step changes: later items of a bulk request wait for its write
     chain: Recorded  # what its rules read of the chain, read again from here inside the transaction
     call: ContractCall | None = None  # the contract call it makes once accepted
+    # The step as decided and the versions of the states it was decided on: inside the transaction, states
+    # of the same versions are the same states (a version counts every change; states are never deleted),
+    # so the same step, not the transition again (None: the facts changed since, with the prior record's).
+    step: Step | None = None
+    versions: tuple[int, ...] = ()
 
     @property
     def locks(self) -> list[Key]:
@@ -91,22 +97,32 @@ class Rules:
         domain = workflow.domain.name
         stored = read_states(s, domain, keys) if committed is None else committed.read(s, domain, keys)
         step = workflow.transition(record, _states(stored), chain, at)
-        decision = Decision(workflow, record, keys, frozenset(step.writes), chain)
+        versions = tuple(stored[k].version for k in keys)
+        decision = Decision(
+            workflow, record, keys, frozenset(step.writes), chain, step=step, versions=versions
+        )
         return step, decision
 
     @staticmethod
     def with_facts(decision: Decision, facts: Mapping[str, Any]) -> None:
         """The facts the adapter gave with the prior record's (the ones stored and called with)."""
+        if facts is not decision.record.facts:
+            decision.step = None  # decided on other facts: decided again inside the transaction
         decision.record = replace(decision.record, facts=facts)
         decision.call = decision.workflow.contract_call(decision.record)
 
     @staticmethod
     def apply(tx: TxStates, decision: Decision) -> None:
-        """The record's step again on the states as this transaction sees them; store the new states.
-        A record without keys has nothing to decide here: its checks ran before the write."""
+        """The record's step on the states as this transaction sees them; store the new states. Where they
+        are the states it was decided on (the same versions), the step decided then (the transition is a
+        function of the record, the states and the chain's answers, which ``Recorded`` replays; its clock
+        was read then, within this request); else the transition again, which decides a race. A record
+        without keys has nothing to decide here: its checks ran before the write."""
         if not decision.keys:
             return
         domain = decision.workflow.domain.name
         stored = tx.read(domain, decision.keys)
-        step = decision.workflow.transition(decision.record, _states(stored), decision.chain, now())
+        step = decision.step
+        if step is None or tuple(stored[k].version for k in decision.keys) != decision.versions:
+            step = decision.workflow.transition(decision.record, _states(stored), decision.chain, now())
         tx.write(domain, step.writes)

@@ -20,7 +20,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from adapters import RecordFacts
-from gateway.core.db import LOG_WRITE_LOCK, Database
+from gateway.core.db import LOG_WRITE_LOCK, Database, execute_many
 from gateway.errors import StorageWriteFailed
 from gateway.models import CheckpointRow, Record
 from gateway.services.chain import ReadCache
@@ -238,7 +238,7 @@ class Sequencer(Worker):
             tree = MerkleLog(storage=storage)
             marks = [{"s": row.seq, "leaf": tree.append(_signed(row).leaf_entry())} for row in rows]
             storage.write_pending()
-            conn.execute(_SET_LEAF, marks)
+            execute_many(conn, _SET_LEAF, marks)
             size = tree.size
         with self._stats.lock:
             self._stats.tree_size = size

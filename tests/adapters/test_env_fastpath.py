@@ -1,5 +1,6 @@
-"""The batch fast path (``adapters/env/fastpath.py``) against the HJ 212 codec (``EnvAdapter``): wherever
-it takes a reading, the codec takes it too, with the same canonical bytes and facts; wherever the codec
+"""The fast path (``adapters/env/fastpath.py``) against the HJ 212 codec (``EnvAdapter``), for a batch's
+readings and for single ones (``env.reading`` as the gateway adapts it, ``EnvWorkflow.adapt``): wherever it
+takes a reading, the codec takes it too, with the same canonical bytes and facts; wherever the codec
 refuses one, the fast path leaves it to the codec (which names the error). Its vectorised CRC against the
 byte loop."""
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from adapters import hj212
 from adapters.abc import AdaptContext
 from adapters.env import fastpath
 from adapters.env.payload import EnvAdapter
+from adapters.env.workflow import EnvWorkflow
 from provenance.errors import ProvenanceError
 from tests.kit.gateway import hj212_series
 
@@ -26,11 +29,13 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "hj212"
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 CTX = AdaptContext(now=NOW)
 _CODEC = EnvAdapter()
+_WORKFLOW = EnvWorkflow()
 
 
-def _codec(raw: str, ctx: AdaptContext = CTX) -> Any:
+def _codec(raw: str, ctx: AdaptContext = CTX, adapter: Any = _CODEC) -> Any:
+    """A reading's verdict by ``adapter`` (the codec, or the gateway's ``EnvWorkflow``): adapted, or why."""
     try:
-        return _CODEC.adapt("env.reading", raw.encode("utf-8"), context=ctx)
+        return adapter.adapt("env.reading", raw.encode("utf-8"), context=ctx)
     except ProvenanceError as exc:
         return exc
 
@@ -44,9 +49,31 @@ def _agree(raws: list[str], ctx: AdaptContext = CTX) -> int:
             continue
         assert not isinstance(slow, ProvenanceError), (raw, slow)
         assert fast.canonical == slow.canonical, raw
-        facts = fast.facts()
-        assert facts == {**slow.facts, "flags": facts["flags"]} and facts["flags"] == slow.facts["flags"], raw
+        assert orjson.dumps(fast.facts()) == orjson.dumps(slow.facts), raw
         taken += 1
+    return taken
+
+
+def _agree_single(raws: list[str], ctx: AdaptContext = CTX) -> int:
+    """Each reading alone, as the gateway adapts an ``env.reading``, gets the codec's verdict: its error
+    (code and details), or its bytes, digest, subject and facts (their members' order too: a single
+    reading's facts are stored). Each is read until its shape is compiled; the number the fast path took."""
+    taken = 0
+    for raw in raws:
+        for _ in range(fastpath._SINGLE_COMPILE + 1):
+            fast = fastpath.reading(raw, ctx)
+            got, slow = _codec(raw, ctx, _WORKFLOW), _codec(raw, ctx)
+            if isinstance(slow, ProvenanceError):
+                assert fast is None, raw
+                assert isinstance(got, ProvenanceError) and (got.code, got.details) == (
+                    slow.code,
+                    slow.details,
+                )
+            else:
+                assert not isinstance(got, ProvenanceError), (raw, got)
+                assert (got.canonical, got.digest, got.subject) == (slow.canonical, slow.digest, slow.subject)
+                assert orjson.dumps(got.facts) == orjson.dumps(slow.facts), raw
+        taken += fast is not None
     return taken
 
 
@@ -61,6 +88,8 @@ def test_samples_and_series_are_taken_as_the_codec_reads_them() -> None:
     valid = [p.read_bytes().decode("ascii") for p in sorted(ASSETS.glob("*.txt")) if "-" in p.stem]
     assert _agree(valid) >= 4  # the four golden samples (real-time air and water, hourly water, minute air)
     assert _agree(SERIES) == len(SERIES)
+    assert _agree_single(valid) >= 4
+    assert _agree_single(SERIES) == len(SERIES)
 
 
 TAKEN = [
@@ -123,6 +152,7 @@ def test_each_shape_agrees_with_the_codec(data: str) -> None:
     raw = _packet(data)
     taken = _agree([raw, *SERIES[:1], raw])  # a shape met again after another one
     assert taken == (3 if data in TAKEN else 1)
+    assert _agree_single([raw]) == (1 if data in TAKEN else 0)
     if data in FOREIGN:
         assert _codec(raw).code == "POLLUTANT_CLASS_MISMATCH"
     if data in STRAY:
@@ -145,6 +175,7 @@ def test_other_utc_offsets_agree(offset: timedelta) -> None:
     # whole minutes: converted minute by minute; otherwise reading by reading
     ctx = AdaptContext(now=NOW, hj212_utc_offset=offset)
     assert _agree(SERIES, ctx) == len(SERIES)
+    assert _agree_single(SERIES, ctx) == len(SERIES)
 
 
 def test_crc_and_length_faults_are_left_to_the_codec() -> None:
@@ -155,6 +186,26 @@ def test_crc_and_length_faults_are_left_to_the_codec() -> None:
     assert out[0] is not None and out[1] is None and out[2] is None
     assert isinstance(_codec(bad_crc), ProvenanceError) and _codec(bad_crc).code == "HJ212_CRC_MISMATCH"
     assert _codec(bad_len).code == "HJ212_LENGTH_MISMATCH"  # type: ignore[union-attr]
+    assert _agree_single([good, bad_crc, bad_len]) == 1
+
+
+def test_a_single_readings_shape_is_compiled_once_the_codec_read_it_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A compile costs ~10 readings' codec work: readings of ever new shapes cost at most about twice the
+    codec's; a fleet's shape is compiled after a few readings, and a packet with a repeated item never."""
+    monkeypatch.setattr(fastpath, "_shapes", {})
+    monkeypatch.setattr(fastpath, "_sightings", {})
+    monkeypatch.setattr(fastpath, "_recent", ())
+    raw = _packet("ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1;a34004-Avg=2&&")
+    taken = [fastpath.reading(raw, CTX) is not None for _ in range(fastpath._SINGLE_COMPILE + 2)]
+    assert taken == [False] * (fastpath._SINGLE_COMPILE - 1) + [True] * 3
+    other = _packet("ST=22;CN=2051;PW=1;MN=A2;CP=&&DataTime=20261125090001;a21026-Avg=3;a34004-Avg=4&&")
+    assert fastpath.reading(other, CTX) is not None  # the same shape, other values: the recent pattern
+    repeated = _packet("ST=22;CN=2051;PW=1;MN=A1;CP=&&DataTime=20261125090000;a21026-Avg=1,a21026-Avg=2&&")
+    assert not any(fastpath.reading(repeated, CTX) for _ in range(2 * fastpath._SINGLE_COMPILE))
+    assert _codec(repeated, CTX, _WORKFLOW).code == "HJ212_MALFORMED"
+    assert len(fastpath._shapes) == 1 and len(fastpath._recent) == 1
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,6 +226,7 @@ def test_mutated_packets_never_pass_where_the_codec_refuses(
     if fix_crc and raw.startswith("##") and raw.endswith("\r\n") and len(raw) > 12:
         raw = _packet(raw[6:-6])  # a consistent length and CRC: the grammar and rules decide
     _agree([raw])
+    _agree_single([raw])
 
 
 def test_the_vectorised_crc_is_the_byte_loop() -> None:

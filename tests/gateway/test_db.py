@@ -24,7 +24,7 @@ from sqlmodel import select
 
 from gateway.core.db import Database
 from gateway.errors import StorageFull, StorageWriteFailed
-from gateway.models import CheckpointRow, DataKey, WorkflowState
+from gateway.models import CheckpointRow, DataKey, Record, WorkflowState
 
 PG_URL = os.environ.get("PROV_TEST_PG_URL")
 
@@ -155,3 +155,101 @@ def test_json_columns_read_back_what_json_would(db: Database) -> None:
         assert row.data == json.loads(json.dumps(data))
     with pytest.raises(StatementError), db.write() as s:
         s.add(WorkflowState(domain="env", key="bad", status="x", data={"at": datetime.now(UTC)}))
+
+
+def test_execute_many_writes_what_execute_writes(empty_url: str) -> None:
+    """The write path's statements run through ``execute_many`` (the driver's executemany, the types' bind
+    processing its own) store what ``Connection.execute`` stores, row for row; its count is the rows
+    changed (a compare-and-set UPDATE that matches none: 0), and a duplicate key is SQLAlchemy's
+    IntegrityError, as the write path's race handling expects."""
+    from gateway.core.db import execute_many
+    from gateway.services import outbox, states
+
+    db = Database(empty_url)
+    try:
+        db.create_all()
+
+        def record(i: int, facts: dict[str, object]) -> dict[str, object]:
+            return {
+                "id": f"{i:064x}",
+                "kind": "env.reading",
+                "subject": "station:中1",
+                "org": "station-1",
+                "timestamp": "2026-12-06T00:00:00Z",
+                "nonce": f"n{i}",
+                "prev": None,
+                "payload_digest": "a" * 64,
+                "signature": "MEUCIQ==",
+                "accepted_at": 1765000000.25 + i,
+                "signer_key_index": i % 3 - 1,
+                "signer_public_key": "-----BEGIN PUBLIC KEY-----",
+                "facts": facts,
+                "chain_status": "none",
+                "idempotency_key": None if i % 2 else f"idem-{i}",
+                "leaf_index": None,
+                "chain_tx": None,
+                "chain_error": None,
+            }
+
+        facts = {
+            "mn": "A1",
+            "pollutants": {"a21026": 1.5},
+            "flags": {"a21026": "N"},
+            "abnormal": [],
+            "big": 2**70,
+        }
+        insert_record, insert_payload, insert_key = outbox._INSERTS
+        with db.write() as s:
+            conn = s.connection()
+            conn.execute(insert_record, [record(i, facts) for i in range(0, 4)])
+            assert execute_many(conn, insert_record, [record(i, facts) for i in range(4, 8)]) == 4
+            conn.execute(
+                insert_payload, [{"record_id": f"{i:064x}", "ciphertext": bytes([i]) * 40} for i in range(2)]
+            )
+            execute_many(
+                conn,
+                insert_payload,
+                [{"record_id": f"{i:064x}", "ciphertext": bytes([i]) * 40} for i in range(2, 4)],
+            )
+            execute_many(
+                conn,
+                insert_key,
+                [{"record_id": f"{i:064x}", "key": bytes(16), "kek_id": None} for i in range(2)],
+            )
+            conn.execute(
+                states._INSERT, [{"domain": "env", "key": "a", "status": "x", "data": facts, "version": 1}]
+            )
+            execute_many(
+                conn,
+                states._INSERT,
+                [{"domain": "env", "key": "b", "status": "x", "data": facts, "version": 1}],
+            )
+        with db.session() as s:
+            table = Record.__table__  # type: ignore[attr-defined]
+            rows = s.connection().execute(table.select().order_by(table.c.seq)).mappings().all()
+            payloads = s.connection().execute(text("SELECT * FROM record_payload ORDER BY record_id")).all()
+            read = states.read_states(s, "env", ["a", "b"])
+        # the same stored either way: each row as given (JSON as ``json`` reads it back), seq in order
+        for i, row in enumerate(rows):
+            given = {**record(i, facts), "facts": json.loads(json.dumps(facts)), "seq": i + 1}
+            assert dict(row) == given
+        assert [bytes(p.ciphertext) for p in payloads] == [bytes([i]) * 40 for i in range(4)]
+        assert read["a"] == read["b"] == states.Stored(states.State("x", json.loads(json.dumps(facts))), 1)
+
+        change = {"d": "env", "k": "a", "v": 1, "status": "y", "data": {"n": 1}}
+        with db.write() as s:
+            assert execute_many(s.connection(), states._UPDATE, [change, {**change, "k": "b"}]) == 2
+            assert execute_many(s.connection(), states._UPDATE, [change]) == 0  # version 2 now: no match
+        with db.session() as s:
+            assert states.read_states(s, "env", ["a"])["a"] == states.Stored(states.State("y", {"n": 1}), 2)
+        if not db.is_sqlite:  # a transaction's state locks, taken in one executemany: every one held
+            with db.write() as s:
+                states.TxStates(s, postgres=True).lock([("env", f"k{i}") for i in range(300)])
+                held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                assert s.connection().exec_driver_sql(held).scalar() == 300
+        with pytest.raises(IntegrityError), db.write() as s:
+            execute_many(s.connection(), insert_record, [record(8, facts), record(3, facts)])
+        with db.session() as s:
+            assert s.connection().execute(text("SELECT count(*) FROM record")).scalar() == 8  # none of them
+    finally:
+        db.dispose()

@@ -131,25 +131,15 @@ def test_group_runner_runs_what_queued_while_it_was_running_as_one_batch() -> No
     assert signer.run(_promise(1)) == f"note of {1:064x}"  # and the signer goes on
 
 
-def test_concurrent_stage_changes_of_one_member_one_wins(harness: Harness) -> None:
-    """Eight submissions of the same next stage of one member, in flight at once (four single, grouped; four
-    bulk requests, which PostgreSQL writes side by side), each checked before the transaction against the
-    same recorded stage: the stage as it stands in the transaction decides, so exactly one is accepted and
-    the others are PARTY_STAGE_TRANSITION_INVALID (before, several went in)."""
-    branch = harness.client("party-branch")
-    branch_id = "zb-" + secrets.token_hex(3)
-
-    assert branch.submit("party.record", party_membership(branch_id, "入党申请人", None)).status_code == 202
-    bodies = [
-        branch.body("party.record", party_membership(branch_id, "入党积极分子", "入党申请人"))
-        for _ in range(8)
-    ]
+def _race(harness: Harness, headers: dict[str, str], bodies: list[dict[str, Any]]) -> Counter[int | str]:
+    """Submit ``bodies`` all at once, odd ones single (grouped), even ones each a bulk request of one (which
+    PostgreSQL writes side by side): how many were accepted (202) and refused, by code."""
     start = threading.Barrier(len(bodies))
     codes: Counter[int | str] = Counter()
     lock = threading.Lock()
 
     def submit(i: int, body: dict[str, Any]) -> None:
-        with httpx.Client(base_url=harness.server.url, headers=branch.headers, timeout=30) as http:
+        with httpx.Client(base_url=harness.server.url, headers=headers, timeout=30) as http:
             start.wait()
             if i % 2:
                 r = http.post("/api/v1/records", json=body)
@@ -167,6 +157,37 @@ def test_concurrent_stage_changes_of_one_member_one_wins(harness: Harness) -> No
         t.start()
     for t in threads:
         t.join()
+    return codes
+
+
+def test_concurrent_stage_changes_of_one_member_one_wins(harness: Harness) -> None:
+    """Eight submissions of the same next stage of one member, in flight at once (four single, grouped; four
+    bulk requests, which PostgreSQL writes side by side), each checked before the transaction against the
+    same recorded stage: the stage as it stands in the transaction decides, so exactly one is accepted and
+    the others are PARTY_STAGE_TRANSITION_INVALID (before, several went in)."""
+    branch = harness.client("party-branch")
+    branch_id = "zb-" + secrets.token_hex(3)
+
+    assert branch.submit("party.record", party_membership(branch_id, "入党申请人", None)).status_code == 202
+    bodies = [
+        branch.body("party.record", party_membership(branch_id, "入党积极分子", "入党申请人"))
+        for _ in range(8)
+    ]
+    codes = _race(harness, branch.headers, bodies)
     assert codes == {202: 1, "PARTY_STAGE_TRANSITION_INVALID": 7}, codes
     history = branch.get(f"/api/v1/subjects/branch:{branch_id}/records", params={"limit": 50}).json()
     assert len(history["items"]) == 2
+
+
+def test_concurrent_copies_of_one_reading_one_is_recorded(harness: Harness) -> None:
+    """Eight records of one reading (the same MN, CN and DataTime, each its own nonce: eight record ids) in
+    flight at once, half single (grouped), half bulk: each passes the check before the transaction on the
+    same committed states; inside it the step decided then is reused only while the states are those it was
+    decided on, so the first write's change sends the others through the rule again: exactly one is
+    recorded and the others are READING_DUPLICATE (an env reading has no prior record: the decided step is
+    what would be reused)."""
+    station = harness.client("station-1")
+    packet = hj212_packets(1)[0]
+    bodies = [station.body("env.reading", packet, nonce=secrets.token_hex(16)) for _ in range(8)]
+    codes = _race(harness, station.headers, bodies)
+    assert codes == {202: 1, "READING_DUPLICATE": 7}, codes
