@@ -47,13 +47,27 @@ def id_key(value: str) -> str:
     return _SEPARATORS.sub("-", value.upper()).strip("-")
 
 
+# Han numerals, the common and the financial (大写) forms, as the digits they write: "pharmacy一" and
+# "山城第1人民医院" meet pharmacy-1 and 山城第一人民医院 (traditional financial forms, for id_skeleton,
+# which does not convert traditional characters as name_key does).
+HAN_DIGITS = str.maketrans(
+    {
+        c: str(i % 10)
+        for s in ("〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖")
+        for i, c in enumerate(s)
+    }
+)
+
+
 def id_skeleton(value: str) -> str:
     """What an id names when written with or without separators: its letters and digits alone, upper-cased
     (``pharmacy1``, ``Pharmacy-1.``, ``pharmacy_1`` are one). For comparison only, never a stored key: it
     refuses more than :func:`id_key` (``pharmacy-11`` and ``pharmacy1-1`` collide), which suits a check
     that an id is not another organisation's, and persisted keys (gas ``asset_key``) keep ``id_key``. Read
-    after NFKC and case folding: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``PHARMACY1``."""
-    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", value).casefold().upper())
+    after NFKC and case folding: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``PHARMACY1``, and with Han
+    numerals as digits (``HAN_DIGITS``): ``pharmacy一`` is too."""
+    text = unicodedata.normalize("NFKC", value).casefold().upper().translate(HAN_DIGITS)
+    return _SEPARATORS.sub("", text)
 
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): drawn as nothing by a

@@ -91,10 +91,6 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
     its reference; so is a location in any form but a relative ``Location/<id>`` (contained, absolute, a
     search: those may name another organisation's place)."""
     displays, people, places = {}, {}, {}
-    if len(obj.get("performer") or []) > MAX_PERFORMERS:
-        raise RxDispenseMismatch(
-            f"a dispense names at most {MAX_PERFORMERS} performers", details={"field": "performer"}
-        )
     for i, p in enumerate(obj.get("performer") or []):
         ref, display = _get(p, "actor", "reference"), _get(p, "actor", "display")
         _plain(display, f"performer.{i}.actor.display")
@@ -149,6 +145,14 @@ def shown(obj: dict[str, Any]) -> dict[str, Any]:
 
 # A note's author: a relative reference to who may write one (R4 Annotation.author[x]).
 _AUTHOR = re.compile(r"(Practitioner|Organization|Patient|RelatedPerson)/([A-Za-z0-9\-.]{1,64})")
+
+
+def bound_performers(obj: dict[str, Any]) -> None:
+    """At most MAX_PERFORMERS performers: checked before anything reads them."""
+    if isinstance(obj.get("performer"), list) and len(obj["performer"]) > MAX_PERFORMERS:
+        raise RxDispenseMismatch(
+            f"a dispense names at most {MAX_PERFORMERS} performers", details={"field": "performer"}
+        )
 
 
 def _authors(obj: dict[str, Any], people: dict[str, Any], displays: dict[str, str]) -> dict[str, str]:
@@ -283,10 +287,23 @@ def check_unqualified(obj: dict[str, Any]) -> None:
     dates: a data-absent-reason on ``status``, a translation of a display, a note on daysSupply's value
     would qualify what the gateway holds to the record without its reading it. A performer's ``function``
     is coded, in R4's performer-function codes, without text. ``RX_DISPENSE_MISMATCH`` naming the element."""
-    for top in ("_status", "_whenHandedOver", "_whenPrepared"):
+    for top in ("_id", "_status", "_whenHandedOver", "_whenPrepared"):
         if top in obj:
             raise RxDispenseMismatch(
                 f"{top[1:]} carries no extension: the gateway reads the value alone", details={"field": top}
+            )
+    for i, res in enumerate(obj.get("contained") or []):
+        # A contained Medication's status and id are read (an absent status is active; #id is the
+        # reference): a ``_status`` data-absent-reason would qualify what the gateway reads as active.
+        key = (
+            next((k for k in res if k.startswith("_")), None)
+            if _get(res, "resourceType") == "Medication"
+            else None
+        )
+        if key is not None:
+            raise RxDispenseMismatch(
+                f"a contained Medication's {key[1:]} carries no extension: the gateway reads the value alone",
+                details={"field": f"contained.{i}.{key}"},
             )
     for field, element in _qualifiable(obj):
         key = next((k for k in element if k.startswith("_") or k == "extension"), None)

@@ -182,3 +182,10 @@ class RxBatchExpired(RxRuleViolation):
     the day the gateway records it), like a box's GS1 (17) expiry (``TRACE_CODE_EXPIRED``)."""
 
     code = "RX_BATCH_EXPIRED"
+
+
+class RxDispenseTooLarge(RxRuleViolation):
+    """A dispense with more items in an array, or characters in a text, than docs/formats.md bounds (a few
+    notes and instructions, sentences): ``details.field`` names it, ``details.limit`` the bound."""
+
+    code = "RX_DISPENSE_TOO_LARGE"

@@ -9,6 +9,7 @@ from typing import Any
 
 import opencc
 
+from adapters._common import HAN_DIGITS
 from adapters.rx.errors import FhirInvalid
 from adapters.rx.fhir import get as _get
 from adapters.rx.fhir import medication as _medication_concept
@@ -118,9 +119,10 @@ def name_key(value: Any) -> str:
     """A name as :func:`normal_text` compares it, in simplified characters, without its spaces,
     punctuation and invisible characters: "解放碑 大药房", "解放碑·大药房" and "解放碑大藥房" name the
     pharmacy 解放碑大药房, and so does Japanese shinjitai "解放碑大薬房" (a display may not name another
-    organisation, even spaced out, in traditional characters or in shinjitai)."""
+    organisation, even spaced out, in traditional characters or in shinjitai), with Han numerals as digits
+    (``HAN_DIGITS``): "山城第1人民医院" names 山城第一人民医院."""
     text = unicodedata.normalize("NFKC", value).casefold() if isinstance(value, str) else ""
-    folded = _SIMPLIFIED.convert(_TRADITIONAL.convert(text))
+    folded = _SIMPLIFIED.convert(_TRADITIONAL.convert(text)).translate(HAN_DIGITS)
     return "".join(c for c in folded if unicodedata.category(c)[0] not in "ZPC")
 
 

@@ -48,7 +48,7 @@ from adapters._common import (
 from adapters.abc import AdaptContext, AdaptedPayload, Grant, Payload
 from adapters.dated import MARK, Dated, check_order
 from adapters.errors import AccessCodeDigestMissing, ExpiryNotInFuture, PayloadInvalid
-from adapters.rx import contents
+from adapters.rx import contents, mentions
 from adapters.rx import medication as med
 from adapters.rx.domain import DOMAIN
 from adapters.rx.domain import KINDS as DOMAIN_KINDS
@@ -468,8 +468,12 @@ class PrescriptionAdapter:
             rx_id, facts = _issue(obj, ctx)
             facts |= _access_code_fact(obj)
         elif kind == "rx.dispense":
+            # Bounds first: a dispense of 200,000 notes is refused before FHIR validation reads them.
+            contents.bound_performers(obj)
+            texts = mentions.strings(obj)
             rx_id, facts = _dispense(obj, ctx)
-            return replace(adapted(kind, f"rx:{rx_id}", obj, facts), detail=contents.shown(obj))
+            detail = {**contents.shown(obj), "texts": texts}
+            return replace(adapted(kind, f"rx:{rx_id}", obj, facts), detail=detail)
         elif kind == "rx.revoke":
             revoke = validate_model(RxRevoke, obj)
             revoked_at = past_instant(revoke.revoked_at, "revoked_at", ctx)

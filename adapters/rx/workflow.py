@@ -57,7 +57,8 @@ from adapters.rx.errors import (
     RxUnknown,
     TraceCodeReused,
 )
-from adapters.rx.medication import name_key, normal_text
+from adapters.rx.medication import normal_text
+from adapters.rx.mentions import _ids_another, _names_another, check_texts
 from adapters.rx.panels import PANELS
 from adapters.rx.payload import MAX_VALIDITY, PrescriptionAdapter
 from adapters.rx.routes import ROUTES
@@ -87,24 +88,6 @@ def from_chain(rx_id: str, entry: Mapping[str, Any]) -> State:
             "facts": {"rx_id": rx_id, "expires_at": expires},
         },
     )
-
-
-def _names_another(display: str, others: Sequence[str], signer: str | None) -> bool:
-    """Whether ``display`` is or contains (spaces, punctuation, case and width aside: ``name_key``) one of
-    ``others``' names: "解放碑大药房 执业药师 王敏" signed by 观音桥药店 names another pharmacy's pharmacist.
-    A name found only within the signer's own (another organisation named 观音桥药店 beside the signer's
-    观音桥药店二部) is the signer's: it is looked for once the signer's name is taken out."""
-    text, own = name_key(display), name_key(signer)
-    rest = text.replace(own, "\0") if own else text  # \0: no name_key holds it, none spans the cut
-    return any(name and (name == text or name in rest) for name in map(name_key, others))
-
-
-def _ids_another(display: str, others: Sequence[str], signer: str) -> bool:
-    """Whether ``display`` spells (separators, case and spaces aside: ``id_skeleton``) the id of one of
-    ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
-    own = id_skeleton(signer)
-    text = id_skeleton(display).replace(own, "\0") if own else id_skeleton(display)
-    return any(key and key in text for key in map(id_skeleton, others))
 
 
 def check_open(state: State, rx_id: str, org: str) -> None:
@@ -198,7 +181,7 @@ class RxWorkflow(PrescriptionAdapter):
                 "dispense names another organisation than the signing pharmacy as its performer",
                 details={"field": "performer"},
             )
-        self._check_displays(record, chain)
+        self._check_displays(record, chain, data.get("issuer"))
         if issue is None:
             raise RxNotRecorded(
                 f"the chain holds prescription {rx_id!r} but this gateway holds no signed record of its "
@@ -217,7 +200,7 @@ class RxWorkflow(PrescriptionAdapter):
         return Step(prior=data.get("facts") or None, writes={key: State("dispensed", closed), **boxes})
 
     @staticmethod
-    def _check_displays(record: RecordFacts, chain: ChainView) -> None:
+    def _check_displays(record: RecordFacts, chain: ChainView, issuer: str | None) -> None:
         """Who and where a dispense displays, held to OrgRegistry (the only names of organisations the
         gateway knows), ids compared by their letters and digits (``id_skeleton``: case and separators
         aside, ``pharmacy1`` is pharmacy-1): the pharmacy's name as displayed (an organisation performer's,
@@ -230,7 +213,9 @@ class RxWorkflow(PrescriptionAdapter):
         :func:`_ids_another`);
         the location and the destination are not another organisation's (``Location/pharmacy-1`` signed by
         pharmacy-2); a note's organisation author is the signer; a manufacturer is no registered
-        organisation, by id or by a display naming one."""
+        organisation, by id or by a display naming one. Then every other text of the dispense
+        (``adapters.rx.mentions``): none names another organisation, save the pharmacists held above and
+        the prescribing hospital within ``authorizingPrescription``."""
         orgs = organisations(chain)
         signer = next((name for org, _role, name in orgs if org == record.org), None)
         displays = record.detail.get("org_displays") or {}
@@ -302,6 +287,9 @@ class RxWorkflow(PrescriptionAdapter):
                 "dispense displays another organisation's registered name across its practitioners",
                 details={"field": "performer"},
             )
+        people = [person for person, _display in (record.detail.get("practitioners") or {}).values()]
+        cleared = {org for org, _r, _n in orgs if id_skeleton(org) in set(map(id_skeleton, people))}
+        check_texts(record.detail.get("texts") or {}, orgs, record.org, cleared, issuer)
 
     @staticmethod
     def _in_order(record: RecordFacts, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""Every string of a dispense, by its path, for the workflow to hold to OrgRegistry with one rule: no text
+names another organisation than the signing pharmacy (by its registered name or id, :func:`strings`), save
+the prescribing hospital within ``authorizingPrescription``. The rules on who performed and where
+(``adapters.rx.contents``) read a few fields; a name elsewhere (the narrative, a contained Organization, an
+identifier's assigner, a note's text, an extension, a tag) would credit another pharmacy all the same. And
+the bounds on a dispense's arrays and texts (docs/formats.md), checked while walking it."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Collection, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from adapters._common import id_skeleton
+from adapters.rx.errors import RxDispenseMismatch, RxDispenseTooLarge
+from adapters.rx.medication import name_key
+from adapters.rx.trace_codes import MAX_CODES
+
+# A dispense is a few notes and instructions; its texts are sentences, its narrative a page.
+MAX_ITEMS = 20
+MAX_TEXT = 2_000
+MAX_NARRATIVE = 20_000
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _limit(path: str) -> int:
+    """The bound on the array at ``path``: the top-level extensions carry the boxes' trace codes."""
+    return MAX_CODES + MAX_ITEMS if path == "extension" else MAX_ITEMS
+
+
+def strings(obj: dict[str, Any]) -> dict[str, str]:
+    """Each string of ``obj`` (keys aside: FHIR's are its element names), by dotted path (``note.0.text``,
+    ``contained.1.identifier.0.value``), the narrative's ``text.div`` as a reader sees it: tags taken out
+    without a space (解放碑<b></b>大药房 reads as one name), character references resolved (&#35299;).
+    ``RX_DISPENSE_TOO_LARGE`` naming the field: an array of more than MAX_ITEMS (the top-level extensions,
+    MAX_CODES more), a text of more than MAX_TEXT characters (the narrative, MAX_NARRATIVE)."""
+    out: dict[str, str] = {}
+    stack: list[tuple[str, Any]] = [(key, value) for key, value in obj.items()]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(f"{path}.{key}", item) for key, item in value.items()]
+        elif isinstance(value, list):
+            if len(value) > (limit := _limit(path)):
+                raise RxDispenseTooLarge(
+                    f"a dispense's {path} holds at most {limit} items",
+                    details={"field": path, "limit": limit},
+                )
+            stack += [(f"{path}.{i}", item) for i, item in enumerate(value)]
+        elif isinstance(value, str):
+            div = path == "text.div" or path.endswith(".text.div")  # a contained resource's too
+            limit = MAX_NARRATIVE if div else MAX_TEXT
+            if len(value) > limit:
+                raise RxDispenseTooLarge(
+                    f"a dispense's text is at most {limit} characters",
+                    details={"field": path, "limit": limit},
+                )
+            out[path] = html.unescape(_TAG.sub("", value)) if div else value
+    return out
+
+
+# OrgRegistry's names and ids, keyed once: the registry's few dozen, for every text of every dispense.
+_name_key = lru_cache(maxsize=1024)(name_key)
+_id_skeleton = lru_cache(maxsize=1024)(id_skeleton)
+
+
+def _names_another(display: str, others: Sequence[str], signer: str | None) -> bool:
+    """Whether ``display`` is or contains (spaces, punctuation, case and width aside: ``name_key``) one of
+    ``others``' names: "解放碑大药房 执业药师 王敏" signed by 观音桥药店 names another pharmacy's pharmacist.
+    A name found only within the signer's own (another organisation named 观音桥药店 beside the signer's
+    观音桥药店二部) is the signer's: it is looked for once the signer's name is taken out."""
+    text, own = name_key(display), _name_key(signer)
+    rest = text.replace(own, "\0") if own else text  # \0: no name_key holds it, none spans the cut
+    return any(name and (name == text or name in rest) for name in map(_name_key, others))
+
+
+def _ids_another(display: str, others: Sequence[str], signer: str) -> bool:
+    """Whether ``display`` spells (separators, case and spaces aside: ``id_skeleton``) the id of one of
+    ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
+    own = _id_skeleton(signer)
+    text = id_skeleton(display).replace(own, "\0") if own else id_skeleton(display)
+    return any(key and key in text for key in map(_id_skeleton, others))
+
+
+_PRESCRIPTION = "authorizingPrescription."  # where the prescribing hospital may be named
+
+
+def check_texts(
+    texts: Mapping[str, str],
+    orgs: Sequence[tuple[str, Any, str]],
+    signer: str,
+    cleared: Collection[str] = (),
+    issuer: str | None = None,
+) -> None:
+    """No text of the dispense (:func:`strings`) names an organisation of ``orgs`` (OrgRegistry's ``(id,
+    role, name)``) other than the ``signer``, by its registered name or id as :func:`_names_another` and
+    :func:`_ids_another` find them (a reference ``Organization/pharmacy-1`` spells its id): save the
+    pharmacists ``cleared`` as the signer's by the performer rules, and the ``issuer`` (the prescribing
+    hospital) within ``authorizingPrescription``. ``RX_DISPENSE_MISMATCH`` naming the field."""
+    name = next((n for org, _role, n in orgs if org == signer), None)
+    others = [(org, n) for org, _role, n in orgs if org != signer and org not in cleared]
+    for field, text in sorted(texts.items()):
+        named = [(org, n) for org, n in others if not (org == issuer and field.startswith(_PRESCRIPTION))]
+        if _names_another(text, [n for _o, n in named], name) or _ids_another(
+            text, [org for org, _n in named], signer
+        ):
+            raise RxDispenseMismatch(
+                "dispense names another organisation than the signing pharmacy in its text",
+                details={"field": field},
+            )
