@@ -148,11 +148,16 @@ _AUTHOR = re.compile(r"(Practitioner|Organization|Patient|RelatedPerson)/([A-Za-
 
 
 def bound_performers(obj: dict[str, Any]) -> None:
-    """At most MAX_PERFORMERS performers: checked before anything reads them."""
-    if isinstance(obj.get("performer"), list) and len(obj["performer"]) > MAX_PERFORMERS:
+    """At most MAX_PERFORMERS performers, each displayed plainly (:func:`_plain`): checked before anything
+    else reads them (``adapters.rx.mentions`` bounds every other text)."""
+    if not isinstance(performers := obj.get("performer"), list):
+        return
+    if len(performers) > MAX_PERFORMERS:
         raise RxDispenseMismatch(
             f"a dispense names at most {MAX_PERFORMERS} performers", details={"field": "performer"}
         )
+    for i, p in enumerate(performers):
+        _plain(_get(p, "actor", "display"), f"performer.{i}.actor.display")
 
 
 def _authors(obj: dict[str, Any], people: dict[str, Any], displays: dict[str, str]) -> dict[str, str]:

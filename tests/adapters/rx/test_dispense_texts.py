@@ -1,0 +1,187 @@
+"""The twelfth attack's findings at the adapter and the text rule (tests/security/test_attack10_rx.py
+replays them through the gateway): another organisation named in any text of a dispense (the narrative, a
+contained Organization, an identifier's assigner, a note's author string, an extension, a tag ...); Han
+numerals for an id's or a name's digits; a contained Medication's ``_status``; arrays and texts bounded."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from adapters import AdaptContext, adapt
+from adapters._common import id_skeleton
+from adapters.errors import PayloadInvalid
+from adapters.rx.medication import name_key
+from adapters.rx.mentions import MAX_ITEMS, MAX_TEXT, _ids_another, _names_another, check_texts, strings
+from devnet.deploy import demo_orgs
+from tests.adapters.rx.test_dispense_names import DISPENSE, NAME
+
+ORGS = [(o.id, o.role, o.name) for o in demo_orgs()]
+ORG = {"reference": "Organization/pharmacy-1", "display": NAME}
+TRACED = DISPENSE["extension"]  # the boxes' trace codes
+DIV = '<div xmlns="http://www.w3.org/1999/xhtml">解放碑<b></b>大&#33647;房 代发</div>'
+# The attacker's inputs (kit12): pharmacy-2's dispense naming pharmacy-1 (解放碑大药房) in fields the
+# performer rules do not read, and the field each is refused naming.
+NAMED: list[tuple[str, dict[str, Any], str]] = [
+    ("narrative", {"text": {"status": "generated", "div": DIV}}, "text.div"),
+    (
+        "contained Organization",
+        {
+            "contained": [
+                {"resourceType": "Organization", "id": "o1", "name": NAME, "identifier": [{"value": "x"}]}
+            ],
+            "supportingInformation": [{"reference": "#o1"}],
+        },
+        "contained.0.name",
+    ),
+    (
+        "contained Organization by id",
+        {
+            "contained": [
+                {"resourceType": "Organization", "id": "o1", "identifier": [{"value": "pharmacy-1"}]}
+            ],
+            "supportingInformation": [{"reference": "#o1"}],
+        },
+        "contained.0.identifier.0.value",
+    ),
+    (
+        "identifier assigner",
+        {"identifier": [{"value": "DS1", "assigner": {"reference": "Organization/pharmacy-1"}}]},
+        "identifier.0.assigner.reference",
+    ),
+    ("supportingInformation", {"supportingInformation": [ORG]}, "supportingInformation.0.display"),
+    ("note authorString", {"note": [{"authorString": NAME, "text": "已核对"}]}, "note.0.authorString"),
+    (
+        "extension valueReference",
+        {
+            "extension": [
+                *TRACED,
+                {"url": "urn:x", "valueReference": {"reference": "Organization/pharmacy-1"}},
+            ]
+        },
+        "extension.2.valueReference.reference",
+    ),
+    (
+        "extension valueString",
+        {"extension": [*TRACED, {"url": "urn:x", "valueString": NAME}]},
+        "extension.2.valueString",
+    ),
+    ("meta tag", {"meta": {"tag": [{"code": "pharmacy-1"}]}}, "meta.tag.0.code"),
+    ("partOf", {"partOf": [{"reference": "Procedure/pharmacy1"}]}, "partOf.0.reference"),
+    ("context", {"context": {"display": NAME}}, "context.display"),
+    ("eventHistory", {"eventHistory": [{"display": "pharmacy-1 发药"}]}, "eventHistory.0.display"),
+    ("detectedIssue", {"detectedIssue": [{"display": NAME}]}, "detectedIssue.0.display"),
+    ("category", {"category": {"text": NAME}}, "category.text"),
+    ("type", {"type": {"text": "解放碑 大药房"}}, "type.text"),
+    ("note text", {"note": [{"text": f"{NAME}代发"}]}, "note.0.text"),
+    (
+        "dosageInstruction",
+        {"dosageInstruction": [{"text": f"{NAME} 执业药师 王敏 核对"}]},
+        "dosageInstruction.0.text",
+    ),
+    ("Han numeral id", {"note": [{"text": "pharmacy一 代发"}]}, "note.0.text"),
+]
+
+
+def _texts(changes: dict[str, Any]) -> dict[str, str]:
+    """The dispense's texts as the adapter hands them to the workflow."""
+    done = adapt("rx.dispense", {**copy.deepcopy(DISPENSE), **copy.deepcopy(changes)}, AdaptContext())
+    texts: dict[str, str] = done.detail["texts"]
+    assert texts == strings({**DISPENSE, **changes})
+    return texts
+
+
+@pytest.mark.parametrize(("changes", "field"), [c[1:] for c in NAMED], ids=[c[0] for c in NAMED])
+def test_no_text_names_another_organisation(changes: dict[str, Any], field: str) -> None:
+    texts = _texts(changes)
+    with pytest.raises(PayloadInvalid) as e:
+        check_texts(texts, ORGS, "pharmacy-2", (), "hospital-1")
+    assert (e.value.code, e.value.details) == ("RX_DISPENSE_MISMATCH", {"field": field})
+    check_texts(texts, ORGS, "pharmacy-1", (), "hospital-1")  # pharmacy-1 may name itself
+
+
+def test_the_sample_the_prescriber_and_cleared_pharmacists_pass() -> None:
+    """The accepted sample passes; the prescribing hospital is named within authorizingPrescription alone;
+    a pharmacist the performer rules cleared is named anywhere."""
+    check_texts(_texts({}), ORGS, "pharmacy-2", (), "hospital-1")
+    texts = strings(
+        {**DISPENSE, "text": {"status": "generated", "div": "<div>观音桥药店 pharmacy-2 发药</div>"}}
+    )
+    assert texts["text.div"] == "观音桥药店 pharmacy-2 发药"
+    check_texts(texts, ORGS, "pharmacy-2", (), "hospital-1")
+    prescribed = strings(
+        {
+            **DISPENSE,
+            "authorizingPrescription": [
+                {"reference": "MedicationRequest/R1", "display": "山城第一人民医院 处方"}
+            ],
+        }
+    )
+    check_texts(prescribed, ORGS, "pharmacy-2", (), "hospital-1")
+    with pytest.raises(PayloadInvalid) as e:  # another hospital than the prescriber's
+        check_texts(prescribed, ORGS, "pharmacy-2", (), "hospital-2")
+    assert e.value.details == {"field": "authorizingPrescription.0.display"}
+    with pytest.raises(PayloadInvalid) as e:  # the prescriber outside authorizingPrescription
+        check_texts(strings({"note": [{"text": "山城第一人民医院"}]}), ORGS, "pharmacy-2", (), "hospital-1")
+    assert e.value.details == {"field": "note.0.text"}
+    noted = strings({"note": [{"text": "解放碑大药房 执业药师 王敏 核对"}]})
+    check_texts(noted, ORGS, "pharmacy-1", {"pharmacist-1"})
+
+
+def test_han_numerals_are_digits() -> None:
+    """Finding 2: 一 and 壹 (and 〇..九, 零..玖) write the digits of an id and a name."""
+    assert id_skeleton("pharmacy一") == id_skeleton("Pharmacy-壹") == id_skeleton("pharmacy-1") == "PHARMACY1"
+    assert id_skeleton("station〇二") == "STATION02"
+    assert name_key("山城第1人民医院") == name_key("山城第一人民医院") == name_key("山城第壹人民醫院")
+    others = ["pharmacy-1", "hospital-1"]
+    for display in ("pharmacy一", "hospital一 医生", "ｈｏｓｐｉｔａｌ壹"):
+        assert _ids_another(display, others, "pharmacy-2"), display
+    assert _names_another("山城第1人民医院 医生", ["山城第一人民医院"], "观音桥药店")
+    with pytest.raises(PayloadInvalid) as e:
+        check_texts(_texts({"note": [{"text": "山城第1人民医院 医生"}]}), ORGS, "pharmacy-2")
+    assert e.value.details == {"field": "note.0.text"}
+    assert not _ids_another("pharmacy二 王敏", others, "pharmacy-2")
+
+
+def test_a_contained_medications_status_carries_no_extension() -> None:
+    """Finding 3: ``_status`` (a data-absent-reason) beside no status is refused."""
+    absent = {
+        "extension": [
+            {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+        ]
+    }
+    for key in ("_status",):
+        obj = copy.deepcopy(DISPENSE)
+        med = {
+            "resourceType": "Medication",
+            "id": "m1",
+            "code": obj.pop("medicationCodeableConcept"),
+            key: absent,
+        }
+        obj |= {"contained": [med], "medicationReference": {"reference": "#m1"}}
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("rx.dispense", obj, AdaptContext())
+        assert (e.value.code, e.value.details) == ("RX_DISPENSE_MISMATCH", {"field": f"contained.0.{key}"})
+
+
+def test_arrays_and_texts_are_bounded() -> None:
+    """Finding 4: more than 20 notes or instructions, a text of more than 2,000 characters, refused naming
+    the field before FHIR validation reads them; 20 notes of 2,000 characters are recorded."""
+    for changes, field in [
+        ({"note": [{"text": "已核对"}] * 200_000}, "note"),
+        ({"dosageInstruction": [{"text": "口服"}] * (MAX_ITEMS + 1)}, "dosageInstruction"),
+        ({"note": [{"text": "核" * 300_000}]}, "note.0.text"),
+        ({"dosageInstruction": [{"text": "服" * (MAX_TEXT + 1)}]}, "dosageInstruction.0.text"),
+        (
+            {"contained": [{"resourceType": "Organization", "id": "o", "alias": ["x"] * 21}]},
+            "contained.0.alias",
+        ),
+    ]:
+        obj = {**copy.deepcopy(DISPENSE), **changes}
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("rx.dispense", obj, AdaptContext())
+        limit = MAX_TEXT if field.endswith("text") else MAX_ITEMS
+        assert (e.value.code, e.value.details) == ("RX_DISPENSE_TOO_LARGE", {"field": field, "limit": limit})
+    _texts({"note": [{"text": "核" * MAX_TEXT}] * MAX_ITEMS})
