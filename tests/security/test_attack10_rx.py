@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from adapters._common import canonical_json
+from adapters.rx.mentions import MAX_ITEMS, MAX_TEXT
 from provenance.crypto.sm3 import sm3_hex
 from tests.adapters.rx.test_dispense_names import FINAL, ID_FORMS, INVISIBLE, NAME, OTHER_SCRIPTS
 from tests.adapters.rx.test_dispense_names import NOTE as ABSENT
+from tests.adapters.rx.test_dispense_texts import NAMED, TRACED
 from tests.kit.gateway import Harness, OrgClient, kit_code, refused
 from tests.security.test_attack7_rx import _dispense, _issued, _registry_name, _send
 from tests.security.test_attack9_rx import OURS, _by, _refuses
@@ -376,3 +378,84 @@ def test_f11_2_ids_status_destination_note_authors_and_makers(harness: Harness) 
         }
     ]
     _recorded(h, _dispense(rx, note=own, **_made_by(rx, display="华北制药")), rx)
+
+
+def _named(rx: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` (tests/adapters/rx/test_dispense_texts.py NAMED) on ``rx``'s dispense: an added extension
+    follows the dispense's own trace codes (the sample's boxes are another prescription's)."""
+    obj = _dispense(rx, **changes)
+    if "extension" in changes:
+        obj["extension"] = [*_dispense(rx)["extension"], *changes["extension"][len(TRACED) :]]
+    return obj
+
+
+def test_f12_1_no_text_names_another_organisation(harness: Harness) -> None:
+    """Twelfth attack, finding 1: pharmacy-2's dispense naming pharmacy-1 (解放碑大药房, pharmacy-1) in the
+    narrative, a contained Organization, an identifier's assigner, supportingInformation, a note's author
+    string, an extension, a tag, partOf, context, eventHistory, detectedIssue, category, type, a note's or
+    an instruction's text: each refused naming the field, single and in bulk. The prescribing hospital
+    within authorizingPrescription and the signer's own name in the narrative are recorded."""
+    h = harness
+    rx = _issued(h)
+    pharmacy = h.client("pharmacy-2")
+    for name, changes, field in NAMED:
+        r = _send(pharmacy, _named(rx, changes), rx)
+        assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": field}, name
+    bulk = [_named(_issued(h), changes) for _name, changes, _field in NAMED[:3]]
+    assert _bulk(h, pharmacy, bulk) == [("rejected", "RX_DISPENSE_MISMATCH", f) for _n, _c, f in NAMED[:3]]
+    obj = _dispense(
+        rx,
+        text={
+            "status": "generated",
+            "div": '<div xmlns="http://www.w3.org/1999/xhtml">观音桥药店 发药</div>',
+        },
+    )
+    obj["authorizingPrescription"][0]["display"] = f"{_registry_name(h, 'hospital-2')} 处方"
+    _recorded(h, obj, rx)
+
+
+def test_f12_2_han_numerals_are_digits(harness: Harness) -> None:
+    """Twelfth attack, finding 2: "pharmacy一", "hospital一 医生" and "山城第1人民医院 医生" (hospital-1's
+    山城第一人民医院) as a practitioner's display are another organisation's id or name: refused, single and
+    in bulk."""
+    h = harness
+    rx = _issued(h)
+    assert _registry_name(h, "hospital-1") == "山城第一人民医院"
+    displays = ["pharmacy一", "hospital一 医生", "山城第1人民医院 医生", "Pharmacy壹"]
+    _refuses(h, rx, [(d, _practitioner("PH-5", d), "performer.0.actor.display") for d in displays])
+    bulk = [_dispense(_issued(h), **_practitioner("PH-5", d)) for d in displays[1:3]]
+    assert (
+        _bulk(h, h.client("pharmacy-2"), bulk)
+        == [("rejected", "RX_DISPENSE_MISMATCH", "performer.0.actor.display")] * 2
+    )
+
+
+def test_f12_3_a_contained_medications_status_carries_no_extension(harness: Harness) -> None:
+    """Twelfth attack, finding 3: a contained Medication without status but ``_status`` (data-absent-reason)
+    is refused naming ``contained.0._status``."""
+    h = harness
+    rx = _issued(h)
+    made = _made_by(rx)
+    del made["contained"][0]["status"]
+    made["contained"][0]["_status"] = ABSENT
+    _refuses(h, rx, [("_status", made, "contained.0._status")])
+
+
+def test_f12_4_arrays_and_texts_are_bounded(harness: Harness) -> None:
+    """Twelfth attack, finding 4: 200,000 notes, 21 instructions, a note of 300,000 characters are refused
+    RX_DISPENSE_TOO_LARGE naming the field and its bound, single and in bulk; 20 notes of 2,000 characters
+    are recorded."""
+    h = harness
+    rx = _issued(h)
+    pharmacy = h.client("pharmacy-2")
+    cases = [
+        ({"note": [{"text": "已核对"}] * 200_000}, "note", MAX_ITEMS),
+        ({"dosageInstruction": [{"text": "口服"}] * (MAX_ITEMS + 1)}, "dosageInstruction", MAX_ITEMS),
+        ({"note": [{"text": "核" * 300_000}]}, "note.0.text", MAX_TEXT),
+    ]
+    for changes, field, limit in cases:
+        r = _send(pharmacy, _dispense(rx, **changes), rx)
+        assert refused(r, 400, "RX_DISPENSE_TOO_LARGE") == {"field": field, "limit": limit}
+    bulk = [_dispense(_issued(h), **changes) for changes, _f, _l in cases[1:]]
+    assert _bulk(h, pharmacy, bulk) == [("rejected", "RX_DISPENSE_TOO_LARGE", f) for _c, f, _l in cases[1:]]
+    _recorded(h, _dispense(rx, note=[{"text": "核" * MAX_TEXT}] * MAX_ITEMS), rx)
