@@ -62,10 +62,10 @@ from adapters.rx.errors import (
     RxRuleViolation,
     RxUnitInvalid,
 )
+from adapters.rx.fhir import bound_contained, when
 from adapters.rx.fhir import get as _get
 from adapters.rx.fhir import require as _require
 from adapters.rx.fhir import validate as _fhir
-from adapters.rx.fhir import when
 from adapters.rx.steps import review_facts, settle_facts
 from adapters.rx.trace_codes import MAX_CODES, counts_packages, trace_codes
 from adapters.rx.trace_codes import digest as code_digest
@@ -469,6 +469,7 @@ class PrescriptionAdapter:
             facts |= _access_code_fact(obj)
         elif kind == "rx.dispense":
             # Bounds first: a dispense of 200,000 notes is refused before FHIR validation reads them.
+            bound_contained(obj)
             contents.bound_performers(obj)
             texts = mentions.strings(obj)
             rx_id, facts = _dispense(obj, ctx)
