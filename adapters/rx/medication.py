@@ -115,6 +115,18 @@ _TRADITIONAL = opencc.OpenCC("jp2t")
 _SIMPLIFIED = opencc.OpenCC("t2s")
 
 
+class _Dropped(dict[int, int | None]):
+    """The characters a name key drops (spaces, punctuation, controls and formats: categories Z, P, C), as
+    a ``str.translate`` table filled as characters are met."""
+
+    def __missing__(self, c: int) -> int | None:
+        self[c] = None if unicodedata.category(chr(c))[0] in "ZPC" else c
+        return self[c]
+
+
+_DROPPED = _Dropped()
+
+
 def name_key(value: Any) -> str:
     """A name as :func:`normal_text` compares it, in simplified characters, without its spaces,
     punctuation and invisible characters: "解放碑 大药房", "解放碑·大药房" and "解放碑大藥房" name the
@@ -122,8 +134,9 @@ def name_key(value: Any) -> str:
     organisation, even spaced out, in traditional characters or in shinjitai), with Han numerals as digits
     (``HAN_DIGITS``): "山城第1人民医院" names 山城第一人民医院."""
     text = unicodedata.normalize("NFKC", value).casefold() if isinstance(value, str) else ""
-    folded = _SIMPLIFIED.convert(_TRADITIONAL.convert(text)).translate(HAN_DIGITS)
-    return "".join(c for c in folded if unicodedata.category(c)[0] not in "ZPC")
+    # OpenCC leaves ASCII as it is (most texts of a dispense: systems, codes, references): skipped.
+    folded = text if text.isascii() else _SIMPLIFIED.convert(_TRADITIONAL.convert(text)).translate(HAN_DIGITS)
+    return folded.translate(_DROPPED)
 
 
 def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:

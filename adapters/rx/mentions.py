@@ -66,22 +66,32 @@ _name_key = lru_cache(maxsize=1024)(name_key)
 _id_skeleton = lru_cache(maxsize=1024)(id_skeleton)
 
 
+@lru_cache(maxsize=256)
+def _pattern(keys: tuple[str, ...]) -> re.Pattern[str] | None:
+    # One search for all of OrgRegistry's keys: a dispense has a few dozen texts, the registry as many keys.
+    present = sorted({key for key in keys if key}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, present))) if present else None
+
+
+def _found(text: str, own: str, keys: tuple[str, ...]) -> bool:
+    """Whether one of ``keys`` is ``text`` or is found in it once the signer's ``own`` key is taken out."""
+    rest = text.replace(own, "\0") if own else text  # \0: no key holds it, none spans the cut
+    pattern = _pattern(keys)
+    return pattern is not None and (text in keys or pattern.search(rest) is not None)
+
+
 def _names_another(display: str, others: Sequence[str], signer: str | None) -> bool:
     """Whether ``display`` is or contains (spaces, punctuation, case and width aside: ``name_key``) one of
     ``others``' names: "解放碑大药房 执业药师 王敏" signed by 观音桥药店 names another pharmacy's pharmacist.
     A name found only within the signer's own (another organisation named 观音桥药店 beside the signer's
     观音桥药店二部) is the signer's: it is looked for once the signer's name is taken out."""
-    text, own = name_key(display), _name_key(signer)
-    rest = text.replace(own, "\0") if own else text  # \0: no name_key holds it, none spans the cut
-    return any(name and (name == text or name in rest) for name in map(_name_key, others))
+    return _found(name_key(display), _name_key(signer), tuple(map(_name_key, others)))
 
 
 def _ids_another(display: str, others: Sequence[str], signer: str) -> bool:
     """Whether ``display`` spells (separators, case and spaces aside: ``id_skeleton``) the id of one of
     ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
-    own = _id_skeleton(signer)
-    text = id_skeleton(display).replace(own, "\0") if own else id_skeleton(display)
-    return any(key and key in text for key in map(_id_skeleton, others))
+    return _found(id_skeleton(display), _id_skeleton(signer), tuple(map(_id_skeleton, others)))
 
 
 _PRESCRIPTION = "authorizingPrescription."  # where the prescribing hospital may be named
@@ -100,11 +110,16 @@ def check_texts(
     pharmacists ``cleared`` as the signer's by the performer rules, and the ``issuer`` (the prescribing
     hospital) within ``authorizingPrescription``. ``RX_DISPENSE_MISMATCH`` naming the field."""
     name = next((n for org, _role, n in orgs if org == signer), None)
-    others = [(org, n) for org, _role, n in orgs if org != signer and org not in cleared]
+    own = _name_key(name), _id_skeleton(signer)
+    others = [org for org, _role, _n in orgs if org != signer and org not in cleared]
+    keyed = [(_name_key(n), _id_skeleton(org)) for org, _role, n in orgs if org in others]
+    within = [(_name_key(n), _id_skeleton(org)) for org, _role, n in orgs if org in others and org != issuer]
+    names, ids = (tuple(k for k, _i in keyed), tuple(i for _k, i in keyed))
+    names_within, ids_within = (tuple(k for k, _i in within), tuple(i for _k, i in within))
     for field, text in sorted(texts.items()):
-        named = [(org, n) for org, n in others if not (org == issuer and field.startswith(_PRESCRIPTION))]
-        if _names_another(text, [n for _o, n in named], name) or _ids_another(
-            text, [org for org, _n in named], signer
+        inside = field.startswith(_PRESCRIPTION)
+        if _found(name_key(text), own[0], names_within if inside else names) or _found(
+            id_skeleton(text), own[1], ids_within if inside else ids
         ):
             raise RxDispenseMismatch(
                 "dispense names another organisation than the signing pharmacy in its text",
