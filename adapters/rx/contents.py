@@ -148,8 +148,9 @@ _AUTHOR = re.compile(r"(Practitioner|Organization|Patient|RelatedPerson)/([A-Za-
 
 
 def bound_performers(obj: dict[str, Any]) -> None:
-    """At most MAX_PERFORMERS performers, each displayed plainly (:func:`_plain`): checked before anything
-    else reads them (``adapters.rx.mentions`` bounds every other text)."""
+    """At most MAX_PERFORMERS performers, each display at most MAX_DISPLAY characters: checked before
+    anything else reads them (``adapters.rx.mentions`` bounds every other text; :func:`shown` the rest of
+    :func:`_plain`)."""
     if not isinstance(performers := obj.get("performer"), list):
         return
     if len(performers) > MAX_PERFORMERS:
@@ -157,7 +158,8 @@ def bound_performers(obj: dict[str, Any]) -> None:
             f"a dispense names at most {MAX_PERFORMERS} performers", details={"field": "performer"}
         )
     for i, p in enumerate(performers):
-        _plain(_get(p, "actor", "display"), f"performer.{i}.actor.display")
+        if isinstance(display := _get(p, "actor", "display"), str) and len(display) > MAX_DISPLAY:
+            _plain(display, f"performer.{i}.actor.display")  # refuses it, as shown would
 
 
 def _authors(obj: dict[str, Any], people: dict[str, Any], displays: dict[str, str]) -> dict[str, str]:
