@@ -125,18 +125,21 @@ def test_c_wrong_code_and_invisible_record_answer_as_unknown_ones(harness: Harne
 
     engine = harness.server.app.state.gateway.db.engine
 
-    def queries(read: Callable[[], object]) -> list[str]:
+    def queries(read: Callable[..., object], *args: object) -> list[str]:
         statements.clear()
         event.listen(engine, "before_cursor_execute", note)
         try:
-            read()
+            read(*args)
         finally:
             event.remove(engine, "before_cursor_execute", note)
         return list(statements)
 
-    wrong = str(AccessCode.new())
-    there_sql, absent_sql = queries(lambda: check(rx, wrong)), queries(lambda: check(ghost, wrong))
-    assert len(there_sql) == len(absent_sql) > 0, (there_sql, absent_sql)
+    for presented in (str(AccessCode.new()), None):
+        there_sql, absent_sql = (
+            queries(check, rx, presented),
+            queries(check, ghost, presented),
+        )
+        assert len(there_sql) == len(absent_sql) > 0, (presented, there_sql, absent_sql)
     for code, status, expected in (
         (str(AccessCode.new()), 403, "ACCESS_CODE_INVALID"),
         (None, 403, "ACCESS_CODE_REQUIRED"),
@@ -152,7 +155,7 @@ def test_c_wrong_code_and_invisible_record_answer_as_unknown_ones(harness: Harne
         return r.status_code, json.loads(json.dumps(r.json()).replace(record_id, "<id>"))
 
     there, absent = bundle(issue_id), bundle("ab" * 32)
-    there_sql, absent_sql = queries(lambda: bundle(issue_id)), queries(lambda: bundle("ab" * 32))
+    there_sql, absent_sql = queries(bundle, issue_id), queries(bundle, "ab" * 32)
     assert len(there_sql) == len(absent_sql) > 0, (there_sql, absent_sql)
     assert there == absent and there[0] == 404 and there[1]["error"]["code"] == "RECORD_NOT_FOUND", there
     assert hospital.get(f"/api/v1/records/{issue_id}/bundle").status_code == 200
