@@ -78,8 +78,9 @@ def state_key(request_id: str) -> str:
 
 
 def dataset_key(dataset: str) -> str:
-    """A dataset's workflow state key: its owner, classification, openings, inputs and outputs."""
-    return f"dataset:{dataset}"
+    """A dataset's workflow state key: its owner, classification, openings, inputs and outputs; upper-cased
+    as a request's (Demo-Census is demo-census: another organisation's look-alike is DATASET_EXISTS)."""
+    return f"dataset:{dataset.upper()}"
 
 
 def settlement_key(settlement_id: str) -> str:
@@ -93,6 +94,12 @@ def spelled(state: State | None, held: str | None, given: str) -> State | None:
     chain keys the id as spelled, so demo-req-1 names no request there). ``held`` is the state's spelling
     (None: a state kept before spellings were, taken as the record's)."""
     return state if state is None or held is None or held == given else None
+
+
+def dataset_state(states: Mapping[str, State | None], dataset: str) -> State | None:
+    """The state of the dataset a record names (not one that makes it): None if made in another case."""
+    state = states[dataset_key(dataset)]
+    return spelled(state, state.data.get("dataset") if state is not None else None, dataset)
 
 
 def request_state(states: Mapping[str, State | None], request_id: str) -> State | None:

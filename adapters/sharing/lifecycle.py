@@ -139,10 +139,10 @@ def check(kind: str, facts: dict[str, Any]) -> None:
             "an opening is either public (to: []) or to named organisations", details={"field": "to"}
         )
     if kind == "data.derived":
-        names = [i["dataset"] for i in facts["inputs"]]
+        names = [str(i["dataset"]).upper() for i in facts["inputs"]]  # ids compared without case
         if len(set(names)) != len(names):
             raise ShareRuleViolation("an input dataset is named twice", details={"field": "inputs"})
-        if facts["dataset"] in names:
+        if facts["dataset"] in (i["dataset"] for i in facts["inputs"]):  # in another case: DATASET_EXISTS
             raise ShareRuleViolation("a dataset cannot derive from itself", details={"field": "dataset"})
     if kind == "data.settled":
         start = parse_instant(facts["period_start"], "period_start")

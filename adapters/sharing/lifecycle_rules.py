@@ -31,6 +31,7 @@ from adapters.sharing.domain import (
     SETTLED,
     STORED,
     dataset_key,
+    dataset_state,
     request_state,
     settlement_key,
     spelled,
@@ -93,12 +94,32 @@ def in_order(
     return check_order(Dated.of(facts, fact), data, kind, details={"field": fact})
 
 
-def _owner(state: State | None, chain: ChainView, dataset: str) -> str | None:
-    return str(state.data["owner"]) if state is not None else dataset_owner(chain, dataset)
+def _owner(
+    states: Mapping[str, State | None], chain: ChainView, dataset: str
+) -> tuple[State | None, str | None]:
+    """The state and owner of a dataset a record names; no owner where it was made in another case (the
+    chain keys it as spelled, so the record names no dataset there)."""
+    state = dataset_state(states, dataset)
+    if state is not None:
+        return state, str(state.data["owner"])
+    return None, None if states[dataset_key(dataset)] is not None else dataset_owner(chain, dataset)
 
 
-def _fresh(owner: str) -> dict[str, Any]:
+def _taken(states: Mapping[str, State | None], chain: ChainView, dataset: str) -> bool:
+    """Whether a new dataset's id is already a dataset's, whatever its case: one kept here (its state key is
+    upper-cased), or one registered on chain only (the devnet's, keyed as spelled: its spelling as given,
+    lower- and upper-cased)."""
+    if states[dataset_key(dataset)] is not None:
+        return True
+    return any(
+        dataset_owner(chain, v) is not None
+        for v in dict.fromkeys((dataset, dataset.lower(), dataset.upper()))
+    )
+
+
+def _fresh(owner: str, dataset: str) -> dict[str, Any]:
     return {
+        "dataset": dataset,  # as made: a record naming it in another case names none (``spelled``)
         "owner": owner,
         "classification": None,
         "public": False,
@@ -127,17 +148,19 @@ def _class_allows(classification: str | None, public: bool, to: list[str], datas
         )
 
 
-def _own(record: RecordFacts, state: State | None, chain: ChainView) -> dict[str, Any]:
+def _own(
+    record: RecordFacts, states: Mapping[str, State | None], chain: ChainView
+) -> tuple[State | None, dict[str, Any]]:
     """The dataset's state data for a step its owner takes (stored, opened), or the specific error."""
     dataset = str(record.facts["dataset"])
-    owner = _owner(state, chain, dataset)
+    state, owner = _owner(states, chain, dataset)
     if owner is None:
         raise DatasetUnknown(f"dataset {dataset!r} is not known", details={"dataset": dataset})
     if owner != record.org:
         raise NotDatasetOwner(
             f"{record.org!r} does not own dataset {dataset!r}", details={"dataset": dataset}
         )
-    return dict(state.data) if state is not None else _fresh(owner)
+    return state, (dict(state.data) if state is not None else _fresh(owner, dataset))
 
 
 def transition(
@@ -151,22 +174,21 @@ def transition(
         return _derived(record, states, chain, now)
     dataset = str(facts["dataset"])
     key = dataset_key(dataset)
-    state = states[key]
     if record.kind == COLLECTED:
         if facts["owner"] != org:
             raise OrgMismatch(
                 "a collection's owner must be the submitting organisation",
                 details={"owner": facts["owner"], "org": org},
             )
-        if state is not None or dataset_owner(chain, dataset) is not None:
+        if _taken(states, chain, dataset):
             raise DatasetExists(f"dataset {dataset!r} exists", details={"dataset": dataset})
         data = {
-            **_fresh(org),
+            **_fresh(org, dataset),
             "collected": record.record_id,
             **in_order(COLLECTED, facts, "collected_at", None),
         }
         return Step(writes={key: State("collected", data)})
-    data = _own(record, state, chain)
+    state, data = _own(record, states, chain)
     status = state.status if state is not None else "registered"
     data.update(in_order(record.kind, facts, "stored_at" if record.kind == STORED else "opened_at", data))
     if record.kind == STORED:
@@ -210,12 +232,12 @@ def _derived(
             "a derivation's analyst must be the submitting organisation",
             details={"analyst": facts["analyst"], "org": org},
         )
-    if states[dataset_key(output)] is not None or dataset_owner(chain, output) is not None:
+    if _taken(states, chain, output):
         raise DatasetExists(f"dataset {output!r} exists", details={"dataset": output})
     purpose, at = str(facts["purpose"]), max(now, chain.clock())
     writes: dict[str, State] = {}
     out = {
-        **_fresh(org),
+        **_fresh(org, output),
         "inputs": [str(i["dataset"]) for i in facts["inputs"]],
         "derived": record.record_id,
         **in_order(DERIVED, facts, "derived_at", None),
@@ -223,11 +245,10 @@ def _derived(
     bound: dict[str, dict[str, Any]] = {}
     for item in facts["inputs"]:
         name, request_id = str(item["dataset"]), item.get("request_id")
-        state = states[dataset_key(name)]
-        owner = _owner(state, chain, name)
+        state, owner = _owner(states, chain, name)
         if owner is None:
             raise InputUnknown(f"input dataset {name!r} is not known", details={"dataset": name})
-        data = {**_fresh(owner), **state.data} if state is not None else _fresh(owner)
+        data = {**_fresh(owner, name), **state.data} if state is not None else _fresh(owner, name)
         mine = owner == org
         if data["bound"]:
             _bound(name, data["bound"], purpose, chain, at)

@@ -81,7 +81,8 @@ def lineage(ctx: ReadContext, dataset: str) -> Lineage:
     """A dataset's upstream and downstream datasets, all of them for its owner, for anyone else as far as
     it sees them (DATASET_UNKNOWN, 404,
     alike for a dataset with no lineage here and one the reader sees nothing of)."""
-    state = ctx.state(dataset_key(dataset))
+    state = ctx.state(dataset_key(dataset))  # found whatever the case it is asked in
+    dataset = str(state.data.get("dataset", dataset)) if state is not None else dataset  # as made
     if state is None or not _sees(ctx, dataset):
         raise DatasetUnknown(f"no lineage of dataset {dataset!r}", details={"dataset": dataset})
     # Its owner reads its whole lineage (names, owners, record ids; the records themselves by the read

@@ -14,9 +14,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -46,11 +47,19 @@ from gateway.services.ledger import Ledger
 from gateway.services.outbox import Accepted, Batch
 from gateway.services.rules import Rules, now, record_facts
 from gateway.services.states import CommittedStates, Key, TxStates
-from gateway.services.submission import Prepared, Submission, envelope_or_none, payload_input, reads_subject
+from gateway.services.submission import (
+    Prepared,
+    Submission,
+    check_digest,
+    check_resent_payload,
+    envelope_or_none,
+    payload_input,
+    reads_subject,
+)
 from gateway.services.visibility import check_code
 from provenance.chain.contracts import ContractReverted
 from provenance.crypto import SM2PublicKey
-from provenance.errors import LedgerError, PayloadDigestMismatch, ProvenanceError
+from provenance.errors import LedgerError, ProvenanceError
 from provenance.orgs import OrgKey
 from provenance.records import Envelope, b64decode
 from provenance.timestamps import parse_timestamp
@@ -161,10 +170,10 @@ class Intake:
         committed = CommittedStates()
 
         def flush() -> None:
-            for (i, _), result in zip(ready, self._write([p for _, p in ready]), strict=True):
+            for (i, p), result in zip(ready, self._write([p for _, p in ready]), strict=True):
                 results[i] = result
                 if isinstance(result, Accepted):
-                    known[result.id] = result.accepted_at  # a repeat later in the batch is idempotent
+                    known[result.id] = (result.accepted_at, p.signature_b64)  # a repeat later: idempotent
             ready.clear()
             waiting.clear()
             barriers.clear()
@@ -184,7 +193,7 @@ class Intake:
                         flush()
                     if (first := known.get(p.record_id)) is not None:
                         # written by a flush since it was prepared (a repeat of an earlier item)
-                        results[i] = Accepted(p.record_id, created=False, accepted_at=first)
+                        results[i] = Accepted(p.record_id, created=False, accepted_at=first[0])
                         continue
                     self._decide(s, p, committed)
                 except ProvenanceError as exc:
@@ -197,7 +206,7 @@ class Intake:
             prepared.clear()
 
         with self._db.session() as s:
-            known = outbox.known_ids(s, [e.digest for e in envelopes if e is not None])
+            known = outbox.known_records(s, [e.digest for e in envelopes if e is not None])
             for i, sub in enumerate(subs):
                 if reads_subject(envelopes[i]):
                     decide(s)  # its access code is checked on the states as the items before it leave them
@@ -361,7 +370,7 @@ class Intake:
         sub: Submission,
         idem: str | None,
         *,
-        known: dict[str, float] | None = None,
+        known: dict[str, outbox.Known] | None = None,
         verified: Callable[[], _Verified] | None = None,
         env: Envelope | None = None,
     ) -> Prepared:
@@ -383,9 +392,10 @@ class Intake:
                 raise IdempotencyConflict(
                     "this Idempotency-Key was used for another record", details={"record_id": owner}
                 )
-        exists = known.get(record_id) if known is not None else outbox.accepted_at(s, record_id)
+        exists = known.get(record_id) if known is not None else outbox.accepted(s, record_id)
         if exists is not None:
-            return Prepared(envelope=envelope, record_id=record_id, existing=exists)
+            self._resent(envelope, payload, signature, exists[1], verified)
+            return Prepared(envelope=envelope, record_id=record_id, existing=exists[0])
         roles = roles_of(envelope.kind)
         if roles is None:
             raise KindUnknown(f"no record kind {envelope.kind!r}", details={"field": "kind"})
@@ -400,21 +410,9 @@ class Intake:
             raise TimestampInvalid(
                 "the record is dated in the future", details={"timestamp": envelope.timestamp}
             )
-        skew = timedelta(seconds=self._skew)
-        ctx = AdaptContext(
-            now=at,
-            subject=envelope.subject,
-            max_clock_skew=skew,
-            pseudonym_key=self._pseudonym_key,
-            network_key=self._network_key,
-            time_zone=self._time_zone,
-        )
+        ctx = self._context(envelope, at)
         adapted = adapt(envelope.kind, payload, ctx)
-        if adapted.digest != envelope.payload_digest:
-            raise PayloadDigestMismatch(
-                "the payload does not hash to the record's payload_digest",
-                details={"expected": envelope.payload_digest, "actual": adapted.digest},
-            )
+        check_digest(envelope, adapted.digest)
         done = verified() if verified is not None else None
         key, pub = done if done is not None else self._orgs.verify(org, envelope, signature)
         # Before anything about the subject is looked at: what follows (its state, its content) answers
@@ -433,6 +431,35 @@ class Intake:
             facts=dict(adapted.facts),
             detail=adapted.detail,
         )
+
+    def _context(self, envelope: Envelope, at: datetime | None) -> AdaptContext:
+        return AdaptContext(
+            now=at,
+            subject=envelope.subject,
+            max_clock_skew=timedelta(seconds=self._skew),
+            pseudonym_key=self._pseudonym_key,
+            network_key=self._network_key,
+            time_zone=self._time_zone,
+        )
+
+    def _resent(
+        self,
+        envelope: Envelope,
+        payload: bytes | Mapping[str, Any],
+        signature: bytes,
+        logged: str,
+        verified: Callable[[], _Verified] | None,
+    ) -> None:
+        """A record already accepted, sent again, is answered as accepted only with its own bytes: the
+        payload it signs and a signature that verifies (the logged bytes need no verification; a bulk
+        request's pool has verified the others already). Else the error a new record would get (the
+        twelfth attack: "AAAA" or junk was answered existing:true)."""
+        check_resent_payload(envelope, payload, self._context(envelope, None))
+        if signature == b64decode(logged, what="signature"):
+            return
+        if verified is not None and verified() is not None:
+            return
+        self._orgs.verify(self._orgs.require(envelope.org), envelope, signature)
 
     def _decide(self, s: Session, p: Prepared, committed: CommittedStates | None = None) -> None:
         """The domain's rules on the committed states (``committed``: read already, for many records); the

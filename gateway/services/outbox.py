@@ -26,9 +26,13 @@ from provenance.records import Envelope
 _INSERTS = tuple(insert(m.__table__) for m in (Record, RecordPayload, DataKey))  # type: ignore[union-attr]
 _ACCEPTED_AT = select(Record.accepted_at).where(col(Record.id) == bindparam("id"))
 _SUBJECT = select(Record.subject).where(col(Record.id) == bindparam("id"))
-_KNOWN = select(col(Record.id), col(Record.accepted_at)).where(
+_ACCEPTED = select(col(Record.accepted_at), col(Record.signature)).where(col(Record.id) == bindparam("id"))
+_KNOWN = select(col(Record.id), col(Record.accepted_at), col(Record.signature)).where(
     col(Record.id).in_(bindparam("ids", expanding=True))
 )
+# A record already accepted: when, and its signature as logged (base64 DER), which a resubmission that
+# carries the same bytes need not have verified again (intake's ``_resubmitted``).
+Known = tuple[float, str]
 _NONCES = select(col(Record.id), col(Record.nonce)).where(
     col(Record.org) == bindparam("org"), col(Record.nonce).in_(bindparam("nonces", expanding=True))
 )
@@ -84,13 +88,26 @@ def accepted_at(s: Session, record_id: str) -> float | None:
     return None if found is None else float(found)
 
 
-def known_ids(s: Session, ids: list[str]) -> dict[str, float]:
-    """Those of the record ids already accepted, with their acceptance time (one query per 500)."""
-    known: dict[str, float] = {}
+def accepted(s: Session, record_id: str) -> Known | None:
+    """When the record was accepted and its signature, if it was."""
+    found = s.connection().execute(_ACCEPTED, {"id": record_id}).first()
+    return None if found is None else (float(found[0]), str(found[1]))
+
+
+def known_records(s: Session, ids: list[str]) -> dict[str, Known]:
+    """Those of the record ids already accepted, with their acceptance time and signature (one query per
+    500)."""
+    known: dict[str, Known] = {}
     conn = s.connection()  # Core rows, statements built once: the ORM's result layer cost as much again
     for start in range(0, len(ids), 500):
-        known.update((rid, float(at)) for rid, at in conn.execute(_KNOWN, {"ids": ids[start : start + 500]}))
+        rows = conn.execute(_KNOWN, {"ids": ids[start : start + 500]})
+        known.update((rid, (float(at), str(sig))) for rid, at, sig in rows)
     return known
+
+
+def known_ids(s: Session, ids: list[str]) -> dict[str, float]:
+    """Those of the record ids already accepted, with their acceptance time."""
+    return {rid: at for rid, (at, _) in known_records(s, ids).items()}
 
 
 def prefetch(s: Session, envelopes: Sequence[Envelope]) -> Batch:

@@ -3,15 +3,18 @@ it), and the small readings of its parts the write path makes before any check."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters import AdaptContext
+from adapters import AdaptContext, adapt
+from adapters._common import canonical_json
 from adapters.registry import workflow_for
 from gateway.services.outbox import Row
 from gateway.services.rules import Decision
-from provenance.errors import PayloadInvalid, ProvenanceError
+from provenance.crypto.sm3 import sm3_hex
+from provenance.errors import PayloadDigestMismatch, PayloadInvalid, ProvenanceError
 from provenance.records import Envelope
 
 
@@ -87,3 +90,24 @@ def payload_input(payload: Any) -> bytes | Mapping[str, Any]:
     if isinstance(payload, Mapping):
         return payload
     raise PayloadInvalid("payload must be a JSON object or a string", details={"field": "payload"})
+
+
+def check_digest(envelope: Envelope, digest: str) -> None:
+    """The payload (its canonical form's SM3, hex) is the one the record signs."""
+    if digest != envelope.payload_digest:
+        raise PayloadDigestMismatch(
+            "the payload does not hash to the record's payload_digest",
+            details={"expected": envelope.payload_digest, "actual": digest},
+        )
+
+
+def check_resent_payload(envelope: Envelope, payload: bytes | Mapping[str, Any], ctx: AdaptContext) -> None:
+    """A resubmitted record's payload is the accepted one: as sent, its RFC 8785 form hashes to the payload
+    digest (what a client signs), else the adapter's normalised form does (an HJ 212 packet's; ``ctx``
+    without a clock: the accepted record's dates are not held to the clock again). Else the error a new
+    record would get."""
+    if isinstance(payload, Mapping):
+        with contextlib.suppress(ProvenanceError):  # not canonicalisable: the adapter says why
+            if sm3_hex(canonical_json(payload)) == envelope.payload_digest:
+                return
+    check_digest(envelope, adapt(envelope.kind, payload, ctx).digest)

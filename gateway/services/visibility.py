@@ -8,6 +8,8 @@ all. Nothing a reader may not see is told apart from nothing at all (``docs/desi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import defer
@@ -39,7 +41,7 @@ class Reader:
 
     # --- one record ------------------------------------------------------------------------------------
 
-    def access(self, s: Session, row: Record) -> Access:
+    def access(self, s: Session, row: Record | Absent) -> Access:
         """What this reader sees of ``row``."""
         policy = read_policy(row.kind)
         signer = row.org == self.org
@@ -56,7 +58,7 @@ class Reader:
 
     def visible(self, s: Session, row: Record | None, record_id: str) -> tuple[Record, Access]:
         """``row`` and what this reader sees of it; RECORD_NOT_FOUND alike when absent or not visible."""
-        access = self.access(s, row) if row is not None else Access.NONE
+        access = self.access(s, row if row is not None else absent_record())
         if row is None or access is Access.NONE:
             raise RecordNotFound(f"no record {record_id!r}", details={"id": record_id})
         return row, access
@@ -116,6 +118,25 @@ class Reader:
     def payload_rule(self, s: Session) -> Callable[[Record], bool]:
         """``row -> bool``: whether this reader sees the payload of a listed row."""
         return lambda row: self.access(s, row) is Access.PAYLOAD
+
+
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """A record's parts that a read policy looks at, for a record that is not there."""
+
+    kind: str
+    org: str
+    subject: str
+
+
+@cache
+def absent_record() -> Absent:
+    """What an absent record is looked at as: a record of a kind whose policy reads parties and access codes,
+    of a subject nothing has. Its look-ups (party, code holder) are those of a record there but not visible,
+    so that time does not tell the two apart (the twelfth attack, C: a bundle's 404 came ~0.4 ms sooner)."""
+    coded = [p.code_kind for p in read_policies() if p.code_kind is not None]
+    kind = coded[0] if coded else sorted(registered_kinds())[0]
+    return Absent(kind=kind, org="", subject=" absent")  # no subject has a space
 
 
 def code_opens(s: Session, subject: str, policy: ReadPolicy, code: str) -> bool:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from adapters import AdaptContext, adapt
+from adapters.abc import State
 from adapters.errors import PayloadInvalid
+from adapters.sharing.domain import dataset_key, dataset_state
 from tests.kit.data_life import collected, countersigned, derived, now, opened, settled, stored
 
 CTX = AdaptContext()
@@ -56,3 +58,18 @@ def test_lifecycle_payload_rules() -> None:
         "DATE_IN_FUTURE",
         "collected_at",
     )
+
+
+def test_dataset_ids_compared_without_case() -> None:
+    """The twelfth attack (A): a dataset id in another case is the same dataset. Its state key is one (the
+    rules then find the one it names: DATASET_EXISTS, through the gateway in tests/security); an input named
+    twice in two cases is named twice; a record naming it in another case than made sees no state."""
+    assert dataset_key("Demo-Census") == dataset_key("demo-census") == dataset_key("DEMO-CENSUS")
+    twice = derived("out", [{"dataset": "demo-census"}, {"dataset": "Demo-Census"}])
+    assert _code("data.derived", twice) == ("SHARE_RULE_VIOLATION", "inputs")
+    made = State("collected", {"dataset": "demo-census", "owner": "data-owner"})
+    states = {dataset_key("demo-census"): made}
+    assert dataset_state(states, "demo-census") is made
+    assert dataset_state(states, "Demo-Census") is None
+    legacy = State("collected", {"owner": "data-owner"})  # kept before spellings were: the record's
+    assert dataset_state({dataset_key("x"): legacy}, "X") is legacy

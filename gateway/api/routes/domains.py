@@ -24,7 +24,7 @@ from gateway.services.reads import bundle_of, find_record
 from gateway.services.rules import record_facts
 from gateway.services.runtime import Gateway
 from gateway.services.states import read_states
-from gateway.services.visibility import Reader
+from gateway.services.visibility import Reader, absent_record
 from gateway.services.workers import signed_record
 from provenance.orgs import OrgEntry
 
@@ -71,7 +71,8 @@ class DomainReads:
 
     def visible(self, record_id: str) -> bool:
         row = find_record(self._session, record_id)
-        return row is not None and self._reader.access(self._session, row) is not Access.NONE
+        access = self._reader.access(self._session, row if row is not None else absent_record())
+        return row is not None and access is not Access.NONE
 
     def contract_anchor(self, record_id: str) -> dict[str, Any] | None:
         row = find_record(self._session, record_id)
