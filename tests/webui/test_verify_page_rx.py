@@ -48,7 +48,13 @@ def test_page_shows_the_prescription_chain_and_a_box(page_probe: PageProbe, harn
     timeline.wait_for(timeout=20_000)
     steps = timeline.locator("ol > li")
     page.locator(".timeline ol > li[data-stage=settled][data-verdict=verified]").wait_for(timeout=30_000)
-    page.locator(".subject-result tbody tr[data-verdict]").nth(3).wait_for(timeout=30_000)
+    # Every row decided: a row shows "pending" while its bundle is still being verified.
+    page.wait_for_function(
+        "n => document.querySelectorAll('.subject-result tbody tr[data-verdict]:not([data-verdict=pending])')"
+        ".length === n",
+        arg=4,
+        timeout=30_000,
+    )
     rows = page.locator(".subject-result tbody tr").all()
     assert [r.get_attribute("data-record") for r in rows] == [issue, review, dispense, settle]
     assert [r.get_attribute("data-verdict") for r in rows] == ["verified"] * 4
