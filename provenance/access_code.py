@@ -30,6 +30,8 @@ LABEL = b"shancheng-provenance/rx-access-code@v1\n"
 FHIR_EXTENSION_URL = "urn:shancheng-provenance:fhir:rx-access-code-digest"
 # The HTTP request header a reader presents the code in.
 HEADER = "Provenance-Access-Code"
+# The longest text read as a code (the header's and the submission field's bound): a code typed with dashes.
+MAX_TEXT = 64
 
 # Crockford's decoding: case-insensitive, O read as 0, I and L as 1; dashes and spaces only separate.
 _DECODE = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None})
@@ -55,7 +57,7 @@ class AccessCode:
     @classmethod
     def parse(cls, text: str) -> AccessCode:
         """A code as printed or typed (any case, with or without dashes or spaces; O→0, I/L→1)."""
-        if not isinstance(text, str) or len(text) > 64:
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
             raise AccessCodeMalformed("not an access code", details={"field": "access_code"})
         return cls(text.upper().translate(_DECODE))
 

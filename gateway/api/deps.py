@@ -15,7 +15,7 @@ from gateway.api.metrics import GatewayMetrics
 from gateway.errors import AuthRequired, RoleForbidden
 from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader, role_name
-from provenance.access_code import HEADER, AccessCode
+from provenance.access_code import HEADER, MAX_TEXT, AccessCode
 
 bearer = HTTPBearer(auto_error=False, description="Per-organisation API token")
 
@@ -92,7 +92,7 @@ def current_reader(
         str | None,
         Header(
             alias=HEADER,
-            max_length=64,
+            max_length=MAX_TEXT,
             description="the access code printed on a prescription's slip: its records open to the reader "
             "(docs/security.md, Read access)",
         ),

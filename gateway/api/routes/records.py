@@ -30,11 +30,13 @@ from gateway.services.intake import Accepted, Submission
 from gateway.services.reads import bundle_of, find_record, record_public
 from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader
-from provenance.access_code import HEADER
+from provenance.access_code import HEADER, MAX_TEXT
 from provenance.errors import DuplicateKey, ProvenanceError
 from provenance.log.bundle import bundle_schema, envelope_schema
 
 router = APIRouter(tags=["records"], route_class=StrictJsonRoute)  # JSON_DUPLICATE_KEY
+# The bound of the Idempotency-Key header: the route's and its lean twin's (which must take the same).
+IDEMPOTENCY_KEY_MAX = 200
 
 
 class RecordSubmit(BaseModel):
@@ -53,7 +55,7 @@ class RecordSubmit(BaseModel):
     signer: dict[str, Any] | None = Field(default=None, description="informative; keys come from OrgRegistry")
     access_code: str | None = Field(
         default=None,
-        max_length=64,
+        max_length=MAX_TEXT,
         description="the access code of the record's subject (a prescription's slip), for the kinds only "
         "its holder submits (a domain's ReadPolicy.code_writes); in a single submission also the "
         "Provenance-Access-Code header. Never part of the signed record or payload",
@@ -120,12 +122,12 @@ async def submit_record(
     gw: GatewayDep,
     metrics: MetricsDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None,
     access_code: Annotated[
         str | None,
         Header(
             alias=HEADER,
-            max_length=64,
+            max_length=MAX_TEXT,
             description="the access code of the record's subject (a prescription's slip), for the kinds "
             "only its holder submits (docs/security.md)",
         ),
@@ -271,8 +273,8 @@ async def lean_submit(request: Request, body: bytes | None, _params: dict[str, s
         return None  # the route answers JSON_INVALID
     gw: Gateway = request.app.state.gateway
     org = await _org(request, gw)  # the route's dependencies run before its body is validated
-    took_key, idempotency_key = _header(request, "idempotency-key", 200)
-    took_code, access_code = _header(request, HEADER, 64)
+    took_key, idempotency_key = _header(request, "idempotency-key", IDEMPOTENCY_KEY_MAX)
+    took_code, access_code = _header(request, HEADER, MAX_TEXT)
     if not (took_key and took_code):
         return None
     try:
@@ -291,7 +293,7 @@ async def lean_bundle(request: Request, _body: bytes | None, params: dict[str, s
         return None
     gw: Gateway = request.app.state.gateway
     org = await _org(request, gw)
-    took, code = _header(request, HEADER, 64)
+    took, code = _header(request, HEADER, MAX_TEXT)
     if not took:
         return None
     reader = current_reader(org, gw, code)
