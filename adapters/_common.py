@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
+from confusable_homoglyphs.confusables import confusables_data
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.abc import AdaptContext, AdaptedPayload, ChainView, Grant, ReadPolicy
@@ -47,16 +48,74 @@ def id_key(value: str) -> str:
     return _SEPARATORS.sub("-", value.upper()).strip("-")
 
 
-# Han numerals, the common and the financial (大写) forms, as the digits they write: "pharmacy一" and
+# Han numerals, the common and the financial (大写) forms, the archaic 弌弍弎, 幺 (one, as read out in
+# numbers) and the Suzhou (Hangzhou) numerals 〡..〩, as the digits they write: "pharmacy一" and
 # "山城第1人民医院" meet pharmacy-1 and 山城第一人民医院 (traditional financial forms, for id_skeleton,
 # which does not convert traditional characters as name_key does).
 HAN_DIGITS = str.maketrans(
     {
         c: str(i % 10)
-        for s in ("〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖")
+        for s in (
+            "〇一二三四五六七八九",
+            "零壹贰叁肆伍陆柒捌玖",
+            "零壹貳參肆伍陸柒捌玖",
+            "〇〡〢〣〤〥〦〧〨〩",
+        )
         for i, c in enumerate(s)
     }
+    | {"幺": "1", "弌": "1", "弍": "2", "弎": "3"}
 )
+
+
+def _confusable_letters() -> dict[int, str]:
+    """Unicode's confusables (UTS #39, ``confusable_homoglyphs``' copy of confusables.txt) that look like an
+    ASCII letter or digit, each as one ASCII character per look-alike class: Cyrillic а and ɑ as a; О, O
+    and 0 as o; Ⅰ, I, 1, l (and so L and i, by case) as i. Both cases of a letter are one class, so that
+    case folding before or after keeps one character per class; a class's lower-case letter is taken."""
+    parent: dict[str, str] = {}
+
+    def root(c: str) -> str:
+        while parent.setdefault(c, c) != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for key, glyphs in confusables_data.items():
+        for glyph in glyphs:
+            other = glyph["c"].replace("\u200e", "")  # the data marks right-to-left glyphs so
+            if len(key) == 1 and len(other) == 1:
+                parent[root(key)] = root(other)
+    for upper in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":  # one class per letter whatever its case: I, l and i meet
+        parent[root(upper)] = root(upper.lower())
+    classes: dict[str, list[str]] = {}
+    for c in list(parent):
+        classes.setdefault(root(c), []).append(c)
+    table: dict[int, str] = {}
+    for members in classes.values():
+        ascii_ = sorted(c for c in members if c.isascii() and c.isalnum())
+        if ascii_:
+            rep = next((c for c in ascii_ if c.islower()), ascii_[0])
+            table.update({ord(c): rep for c in members})
+    return table
+
+
+class _Fold(dict[int, str | None]):
+    """What texts compared for an organisation's id or name are read as (a ``str.translate`` table, filled
+    as characters are met): default-ignorable characters, marks (combining, enclosing, variation
+    selectors) and the braille blank dropped (drawn as nothing, or over the letter beside them); a decimal
+    digit of any script as its ASCII digit (pharmacy-١); then a look-alike of an ASCII letter or digit as
+    that character (``_confusable_letters``)."""
+
+    def __missing__(self, c: int) -> str | None:
+        ch = chr(c)
+        if c == 0x2800 or unicodedata.category(ch)[0] == "M" or _ignorable(c):
+            out = None
+        else:
+            if unicodedata.category(ch) == "Nd":
+                ch = str(unicodedata.decimal(ch))
+            out = _CONFUSABLE.get(ord(ch), ch)
+        self[c] = out
+        return out
 
 
 def id_skeleton(value: str) -> str:
@@ -64,9 +123,11 @@ def id_skeleton(value: str) -> str:
     (``pharmacy1``, ``Pharmacy-1.``, ``pharmacy_1`` are one). For comparison only, never a stored key: it
     refuses more than :func:`id_key` (``pharmacy-11`` and ``pharmacy1-1`` collide), which suits a check
     that an id is not another organisation's, and persisted keys (gas ``asset_key``) keep ``id_key``. Read
-    after NFKC and case folding: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``PHARMACY1``, and with Han
-    numerals as digits (``HAN_DIGITS``): ``pharmacy一`` is too."""
-    text = unicodedata.normalize("NFKC", value).casefold().upper().translate(HAN_DIGITS)
+    after NFKC: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``pharmacy1``; with Han numerals as digits
+    (``HAN_DIGITS``): ``pharmacy一`` is too; then as :data:`FOLD` reads it (invisible characters and marks
+    dropped, any script's digits as digits, look-alikes as the ASCII letter: ``phаrmacy-١``, ``pharmacy-l``,
+    ``pharmacy-Ⅰ``) and case-folded. The skeleton of ``pharmacy-1`` is ``PHARMACYI``."""
+    text = unicodedata.normalize("NFKC", value).translate(HAN_DIGITS).translate(FOLD).casefold().upper()
     return _SEPARATORS.sub("", text)
 
 
@@ -78,6 +139,14 @@ _IGNORABLE = (
     (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
     (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
 )  # fmt: skip
+
+
+def _ignorable(c: int) -> bool:
+    return any(lo <= c <= hi for lo, hi in _IGNORABLE)
+
+
+_CONFUSABLE = _confusable_letters()
+FOLD = _Fold()  # shared: filled once per character met
 # The punctuation a name uses beside its letters, digits and spaces: 解放碑·大药房, ＸＸ（…）, Dr. Wang-Li.
 _NAME_PUNCTUATION = frozenset(" \u3000·・-.()（）")
 
@@ -100,7 +169,7 @@ def name_fault(text: str) -> str | None:
     for c in text:
         if c in _NAME_PUNCTUATION:
             continue
-        if any(lo <= ord(c) <= hi for lo, hi in _IGNORABLE) or not all(
+        if _ignorable(ord(c)) or not all(
             n in _NAME_PUNCTUATION or (n.isascii() and n.isalnum()) or _han(n)
             for n in unicodedata.normalize("NFKC", c)
         ):

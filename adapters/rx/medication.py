@@ -9,7 +9,7 @@ from typing import Any
 
 import opencc
 
-from adapters._common import HAN_DIGITS
+from adapters._common import FOLD, HAN_DIGITS
 from adapters.rx.errors import FhirInvalid
 from adapters.rx.fhir import get as _get
 from adapters.rx.fhir import medication as _medication_concept
@@ -132,11 +132,13 @@ def name_key(value: Any) -> str:
     punctuation and invisible characters: "解放碑 大药房", "解放碑·大药房" and "解放碑大藥房" name the
     pharmacy 解放碑大药房, and so does Japanese shinjitai "解放碑大薬房" (a display may not name another
     organisation, even spaced out, in traditional characters or in shinjitai), with Han numerals as digits
-    (``HAN_DIGITS``): "山城第1人民医院" names 山城第一人民医院."""
-    text = unicodedata.normalize("NFKC", value).casefold() if isinstance(value, str) else ""
+    (``HAN_DIGITS``): "山城第1人民医院" names 山城第一人民医院; and as ``FOLD`` reads it: marks, variation
+    selectors and blank letters dropped (解<U+FE00>放碑大药房), any script's digits as digits, look-alikes of
+    ASCII letters and digits as one letter (山城第Ⅰ人民医院, FQOOO7 for FQ0007)."""
+    text = unicodedata.normalize("NFKC", value) if isinstance(value, str) else ""
     # OpenCC leaves ASCII as it is (most texts of a dispense: systems, codes, references): skipped.
     folded = text if text.isascii() else _SIMPLIFIED.convert(_TRADITIONAL.convert(text)).translate(HAN_DIGITS)
-    return folded.translate(_DROPPED)
+    return folded.translate(FOLD).casefold().translate(_DROPPED)
 
 
 def normal_medication(ids: Mapping[str, Any]) -> tuple[str, Any]:

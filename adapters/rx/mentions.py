@@ -7,7 +7,6 @@ the bounds on a dispense's arrays and texts (docs/formats.md), checked while wal
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
@@ -16,13 +15,16 @@ from typing import Any
 from adapters._common import id_skeleton
 from adapters.rx.errors import RxDispenseMismatch, RxDispenseTooLarge
 from adapters.rx.medication import name_key
+from adapters.rx.narrative import readings
 from adapters.rx.trace_codes import MAX_CODES
 
 # A dispense is a few notes and instructions; its texts are sentences, its narrative a page.
 MAX_ITEMS = 20
 MAX_TEXT = 2_000
 MAX_NARRATIVE = 20_000
-_TAG = re.compile(r"<[^>]*>")
+# Where an id spelled in a text ends: a space or a sentence's punctuation ("the pharmacy, 1 box" spells
+# no id; "Organization/pharmacy-1." and "pharmacy_1" do).
+_WORD_BREAK = re.compile(r"[\s,;!?，。；！？、]+")
 
 
 def _limit(path: str) -> int:
@@ -32,8 +34,9 @@ def _limit(path: str) -> int:
 
 def strings(obj: dict[str, Any]) -> dict[str, str]:
     """Each string of ``obj`` (keys aside: FHIR's are its element names), by dotted path (``note.0.text``,
-    ``contained.1.identifier.0.value``), the narrative's ``text.div`` as a reader sees it: tags taken out
-    without a space (解放碑<b></b>大药房 reads as one name), character references resolved (&#35299;).
+    ``contained.1.identifier.0.value``), each narrative ``text.div`` as its readings
+    (:func:`adapters.rx.narrative.readings`: as a reader sees it, without annotations and styled elements,
+    each attribute's text; ``FHIR_INVALID`` for a narrative FHIR's txt-1 refuses).
     ``RX_DISPENSE_TOO_LARGE`` naming the field: an array of more than MAX_ITEMS (the top-level extensions,
     MAX_CODES more), a text of more than MAX_TEXT characters (the narrative, MAX_NARRATIVE)."""
     out: dict[str, str] = {}
@@ -57,7 +60,10 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
                     f"a dispense's text is at most {limit} characters",
                     details={"field": path, "limit": limit},
                 )
-            out[path] = html.unescape(_TAG.sub("", value)) if div else value
+            if div:
+                out.update({f"{path}{suffix}": text for suffix, text in readings(value, path).items()})
+            else:
+                out[path] = value
     return out
 
 
@@ -74,10 +80,28 @@ def _pattern(keys: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _found(text: str, own: str, keys: tuple[str, ...]) -> bool:
-    """Whether one of ``keys`` is ``text`` or is found in it once the signer's ``own`` key is taken out."""
+    """Whether one of ``keys`` is ``text`` or is found in it, or in it reversed, once the signer's ``own``
+    key is taken out. Reversed: a right-to-left override or ``<bdo dir="rtl">`` shows 房药大碑放解 as
+    解放碑大药房."""
     rest = text.replace(own, "\0") if own else text  # \0: no key holds it, none spans the cut
     pattern = _pattern(keys)
-    return pattern is not None and (text in keys or pattern.search(rest) is not None)
+    if pattern is None:
+        return False
+    back = text[::-1]
+    rest_back = back.replace(own[::-1], "\0") if own else back
+    return (
+        text in keys
+        or back in keys
+        or pattern.search(rest) is not None
+        or pattern.search(rest_back) is not None
+    )
+
+
+def id_words(text: str) -> str:
+    """The ids ``text`` may spell: :func:`id_skeleton` of each of its words (split at spaces and sentence
+    punctuation, ``_WORD_BREAK``), joined by NUL (which no skeleton holds): "pharmacy_1" and
+    "Organization/pharmacy-1." spell pharmacy-1, "the pharmacy, 1 box" and "data owner" spell no id."""
+    return "\0".join(id_skeleton(word) for word in _WORD_BREAK.split(text))
 
 
 def _names_another(display: str, others: Sequence[str], signer: str | None) -> bool:
@@ -89,9 +113,9 @@ def _names_another(display: str, others: Sequence[str], signer: str | None) -> b
 
 
 def _ids_another(display: str, others: Sequence[str], signer: str) -> bool:
-    """Whether ``display`` spells (separators, case and spaces aside: ``id_skeleton``) the id of one of
-    ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
-    return _found(id_skeleton(display), _id_skeleton(signer), tuple(map(_id_skeleton, others)))
+    """Whether a word of ``display`` spells (separators, case and look-alikes aside: :func:`id_words`) the id
+    of one of ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
+    return _found(id_words(display), _id_skeleton(signer), tuple(map(_id_skeleton, others)))
 
 
 _PRESCRIPTION = "authorizingPrescription."  # where the prescribing hospital may be named
@@ -119,9 +143,9 @@ def check_texts(
     for field, text in sorted(texts.items()):
         inside = field.startswith(_PRESCRIPTION)
         if _found(name_key(text), own[0], names_within if inside else names) or _found(
-            id_skeleton(text), own[1], ids_within if inside else ids
+            id_words(text), own[1], ids_within if inside else ids
         ):
             raise RxDispenseMismatch(
                 "dispense names another organisation than the signing pharmacy in its text",
-                details={"field": field},
+                details={"field": field.partition("#")[0].partition("@")[0]},
             )

@@ -17,6 +17,7 @@ from adapters.rx.medication import name_key
 from adapters.rx.mentions import MAX_ITEMS, MAX_TEXT, _ids_another, _names_another, check_texts, strings
 from devnet.deploy import demo_orgs
 from tests.adapters.rx.test_dispense_names import DISPENSE, NAME, NOTE
+from tests.adapters.test_rx_adapter import ISSUE
 
 ORGS = [(o.id, o.role, o.name) for o in demo_orgs()]
 ORG = {"reference": "Organization/pharmacy-1", "display": NAME}
@@ -107,7 +108,13 @@ def test_the_sample_the_prescriber_and_cleared_pharmacists_pass() -> None:
     a pharmacist the performer rules cleared is named anywhere."""
     check_texts(_texts({}), ORGS, "pharmacy-2", (), "hospital-1")
     texts = strings(
-        {**DISPENSE, "text": {"status": "generated", "div": "<div>观音桥药店 pharmacy-2 发药</div>"}}
+        {
+            **DISPENSE,
+            "text": {
+                "status": "generated",
+                "div": '<div xmlns="http://www.w3.org/1999/xhtml">观音桥药店 pharmacy-2 发药</div>',
+            },
+        }
     )
     assert texts["text.div"] == "观音桥药店 pharmacy-2 发药"
     check_texts(texts, ORGS, "pharmacy-2", (), "hospital-1")
@@ -132,8 +139,8 @@ def test_the_sample_the_prescriber_and_cleared_pharmacists_pass() -> None:
 
 def test_han_numerals_are_digits() -> None:
     """Finding 2: 一 and 壹 (and 〇..九, 零..玖) write the digits of an id and a name."""
-    assert id_skeleton("pharmacy一") == id_skeleton("Pharmacy-壹") == id_skeleton("pharmacy-1") == "PHARMACY1"
-    assert id_skeleton("station〇二") == "STATION02"
+    assert id_skeleton("pharmacy一") == id_skeleton("Pharmacy-壹") == id_skeleton("pharmacy-1") == "PHARMACYI"
+    assert id_skeleton("station〇二") == "STATIONO2"  # 0 and O, 1 and l and I: one look-alike each
     assert name_key("山城第1人民医院") == name_key("山城第一人民医院") == name_key("山城第壹人民醫院")
     others = ["pharmacy-1", "hospital-1"]
     for display in ("pharmacy一", "hospital一 医生", "ｈｏｓｐｉｔａｌ壹"):
@@ -176,3 +183,109 @@ def test_arrays_and_texts_are_bounded() -> None:
         limit = MAX_TEXT if field.endswith("text") else MAX_ITEMS
         assert (e.value.code, e.value.details) == ("RX_DISPENSE_TOO_LARGE", {"field": field, "limit": limit})
     _texts({"note": [{"text": "核" * MAX_TEXT}] * MAX_ITEMS})
+
+
+# The thirteenth attack (kit13, t_text_bypass.py .. t_text5.py): pharmacy-1 (解放碑大药房) and hospital-1
+# (山城第一人民医院) named in a note through characters drawn as nothing or over a letter, right-to-left
+# reordering, look-alike letters and other scripts' digits, and narrative markup the rule did not read.
+X = "http://www.w3.org/1999/xhtml"
+BYPASSES: list[tuple[str, dict[str, Any], str]] = [
+    *(
+        (label, {"note": [{"text": text}]}, "note.0.text")
+        for label, text in [
+            ("variation selector", "解\ufe00放碑大药房"),
+            ("combining mark", "解\u0301放碑大药房"),
+            ("Hangul filler", "解\u3164放碑大药房"),
+            ("braille blank", "解\u2800放碑大药房"),
+            ("enclosing circles", "".join(c + "\u20dd" for c in NAME)),
+            ("right-to-left override", "\u202e房药大碑放解\u202c"),
+            ("Cyrillic a", "ph\u0430rmacy-1"),
+            ("Latin alpha", "ph\u0251rm\u0251cy-1"),
+            ("Arabic-Indic one", "pharmacy-\u0661"),
+            ("Devanagari one", "pharmacy-\u0967"),
+            ("Suzhou numeral", "pharmacy\u3021"),
+            ("yao", "pharmacy幺"),
+            ("archaic one", "pharmacy弌"),
+            ("Roman numeral", "pharmacy-Ⅰ"),
+            ("l for 1", "hospital-l"),
+            ("I for 1", "hospital-I"),
+            ("Roman numeral in a name", "山城第Ⅰ人民医院"),
+            ("yao in a name", "山城第幺人民医院"),
+        ]
+    ),
+    *(
+        (label, {"text": {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}}, "text.div")
+        for label, div in [
+            ("CDATA", f"<![CDATA[{NAME}]]>"),
+            ("title", f'<span title="{NAME}">代发</span>'),
+            ("alt", f'<img src="#p" alt="{NAME}"/>'),
+            ("bdo", '<bdo dir="rtl">房药大碑放解</bdo>'),
+            ("ruby", "<ruby>解<rt>jie</rt>放<rt>fang</rt>碑大药房</ruby>"),
+            ("hidden span", '解<span style="display:none">x</span>放碑大药房'),
+        ]
+    ),
+]
+# Honest notes the twelfth round's rule refused: an id's words apart are no id.
+HONEST = [
+    "Picked up at the pharmacy, 1 box; take 2 daily",
+    "Patient returns to the hospital 1 week later",
+    "bus station 2 nearby",
+    "the data owner was informed",
+    "gas utility bill",
+    "观音桥药店 发药",
+    "口服，一次一粒，一日三次",
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), [c[1:] for c in BYPASSES], ids=[c[0] for c in BYPASSES])
+def test_thirteenth_names_in_other_forms_are_found(changes: dict[str, Any], field: str) -> None:
+    texts = _texts(changes)
+    with pytest.raises(PayloadInvalid) as e:
+        check_texts(texts, ORGS, "pharmacy-2", (), "hospital-2")
+    assert (e.value.code, e.value.details) == ("RX_DISPENSE_MISMATCH", {"field": field})
+
+
+@pytest.mark.parametrize("text", HONEST)
+def test_thirteenth_honest_notes_pass(text: str) -> None:
+    check_texts(_texts({"note": [{"text": text}]}), ORGS, "pharmacy-2", (), "hospital-1")
+
+
+ACTIVE = [
+    "<script>alert(1)</script>",
+    '<img src="x" onerror="alert(1)"/>',
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href=" java\tscript:alert(1)">x</a>',
+    '<iframe src="https://evil.example"></iframe>',
+    '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+    '<form action="https://evil.example"><input name="token"/></form>',
+    '<span style="background:url(https://evil.example/t.png)">x</span>',
+    '<img src="data:image/svg+xml;base64,PHN2Zz4="/>',
+]
+MALFORMED = ["<div>", "a < b", "&nbsp;", "<![CDATA[x", "<!-- x", '<p title="x>y</p>']
+
+
+@pytest.mark.parametrize("div", ACTIVE + MALFORMED)
+def test_thirteenth_narratives_hold_to_txt_1(div: str) -> None:
+    """Finding 3: a narrative is formatting only (R4 txt-1), well-formed XHTML: FHIR_INVALID naming it, in a
+    dispense and in a prescription alike."""
+    narrative = {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}
+    for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
+        with pytest.raises(PayloadInvalid) as e:
+            adapt(kind, {**copy.deepcopy(obj), "text": narrative}, AdaptContext())
+        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), (kind, div)
+    with pytest.raises(PayloadInvalid) as e:  # no XHTML namespace
+        adapt(
+            "rx.issue", {**copy.deepcopy(ISSUE), "text": {**narrative, "div": "<div>x</div>"}}, AdaptContext()
+        )
+    assert e.value.code == "FHIR_INVALID"
+
+
+def test_thirteenth_formatting_links_and_images_pass() -> None:
+    div = (
+        f'<div xmlns="{X}"><p class="x" style="color:red">观音桥药店 <b>发药</b></p>'
+        "<table><tr><td>1</td></tr></table>"
+        '<a href="https://example.org/a">link</a><img src="data:image/png;base64,iVBORw0K" alt="图"/>'
+        "<ruby>药<rt>yao</rt></ruby></div>"
+    )
+    for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
+        adapt(kind, {**copy.deepcopy(obj), "text": {"status": "generated", "div": div}}, AdaptContext())

@@ -1,0 +1,48 @@
+"""The thirteenth outside attack's findings on the dispense and prescription texts (kit13, on main at
+1f8d611), replayed with the attacker's inputs through the real HTTP API (single records and
+/api/v1/records:bulk), signed with real SM2 keys: another organisation named in a note through characters
+drawn as nothing, right-to-left reordering, look-alikes and other scripts' digits, and narrative markup the
+rule did not read (finding 1); honest English notes refused (finding 2); active content in a narrative
+(finding 3)."""
+
+from __future__ import annotations
+
+from adapters._common import canonical_json
+from provenance.crypto.sm3 import sm3_hex
+from tests.adapters.rx.test_dispense_texts import ACTIVE, BYPASSES, HONEST, X
+from tests.kit.gateway import Harness, refused, rx_issue
+from tests.security.test_attack7_rx import _dispense, _issued, _send
+from tests.security.test_attack10_rx import _bulk, _recorded
+
+
+def test_f13_1_names_in_other_forms_are_refused(harness: Harness) -> None:
+    h = harness
+    rx = _issued(h)
+    pharmacy = h.client("pharmacy-2")
+    for name, changes, field in BYPASSES:
+        r = _send(pharmacy, _dispense(rx, **changes), rx)
+        assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": field}, name
+    picked = [BYPASSES[0], BYPASSES[6], BYPASSES[-1]]
+    bulk = [_dispense(_issued(h), **changes) for _name, changes, _field in picked]
+    assert _bulk(h, pharmacy, bulk) == [("rejected", "RX_DISPENSE_MISMATCH", f) for _n, _c, f in picked]
+
+
+def test_f13_2_honest_notes_are_recorded(harness: Harness) -> None:
+    h = harness
+    for text in HONEST[:3]:
+        rx = _issued(h)
+        _recorded(h, _dispense(rx, note=[{"text": text}]), rx)
+
+
+def test_f13_3_narratives_carry_no_active_content(harness: Harness) -> None:
+    h = harness
+    rx = _issued(h)
+    for div in ACTIVE[:3]:
+        narrative = {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}
+        r = _send(h.client("pharmacy-2"), _dispense(rx, text=narrative), rx)
+        assert refused(r, 400, "FHIR_INVALID") == {"field": "text.div"}, div
+        other = "RXK13" + rx[-6:]
+        issue = {**rx_issue(other), "text": narrative}
+        digest = sm3_hex(canonical_json(issue))  # the client's own adapter would refuse to digest it
+        r = h.client("hospital-2").submit("rx.issue", issue, subject=f"rx:{other}", payload_digest=digest)
+        assert refused(r, 400, "FHIR_INVALID") == {"field": "text.div"}, div
