@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import BigInteger, ColumnElement, literal, or_
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -105,12 +105,21 @@ class Reader:
             )
         return None if kinds >= set(registered_kinds()) else _own_or(self.org, kinds)
 
-    def subject_rows(self, s: Session, subject: str, *, after: int, limit: int) -> Sequence[Record]:
-        """The rows of ``subject`` this reader sees, in acceptance order after ``seq`` ``after``."""
-        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, col(Record.seq) > after]
+    def subject_where(self, s: Session, subject: str, *, after: int) -> list[ColumnElement[bool]]:
+        """The conditions of ``subject``'s rows this reader sees after ``seq`` ``after``: the one filter of
+        every read of a subject's history, whole rows (``subject_rows``) or some columns (the trace page)."""
+        # The cursor bound as BIGINT: ``seq`` is an INTEGER on PostgreSQL, where a cursor the route takes
+        # (up to int64) bound as one was "integer out of range", a 500.
+        cursor = col(Record.seq) > literal(after, BigInteger)
+        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, cursor]
         scope = self.subject_listing(s, subject)
         if scope is not None:
             conds.append(scope)
+        return conds
+
+    def subject_rows(self, s: Session, subject: str, *, after: int, limit: int) -> Sequence[Record]:
+        """The rows of ``subject`` this reader sees, in acceptance order after ``seq`` ``after``."""
+        conds = self.subject_where(s, subject, after=after)
         # Without the facts (JSON): a page shows the envelope and status, decoding them was a tenth of it.
         lean = defer(Record.facts)  # type: ignore[arg-type]  # the column attribute, typed as its value
         return s.exec(select(Record).options(lean).where(*conds).order_by(col(Record.seq)).limit(limit)).all()
