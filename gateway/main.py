@@ -83,6 +83,6 @@ def create_app(settings: GatewaySettings | None = None, *, gateway: Gateway | No
         timeout=settings.body_timeout,
         public_url=settings.public_url,
         retry_after=settings.retry_after,
-        lean=records.lean_routes(),  # the hot requests' fast paths
+        lean=[*records.lean_routes(), *subjects.lean_routes()],  # the hot requests' fast paths
     )
     return app

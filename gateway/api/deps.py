@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlmodel import Session
 
+from gateway.api.front import route_header
 from gateway.api.metrics import GatewayMetrics
 from gateway.errors import AuthRequired, RoleForbidden
 from gateway.services.runtime import Gateway
@@ -60,6 +61,12 @@ async def current_org(
 
 CurrentOrg = Annotated[str, Depends(current_org)]
 
+
+async def bearer_org(request: Request, gw: Gateway) -> str:
+    """``current_org`` outside FastAPI's resolution: the lean routes' (``gateway.api.front``)."""
+    return await current_org(gw, await bearer(request))
+
+
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 # Who reads what concerns the whole log rather than one record (metrics, the tiles' entry bundles):
@@ -105,6 +112,15 @@ def current_reader(
 
 
 CurrentReader = Annotated[Reader, Depends(current_reader)]
+
+
+async def lean_reader(request: Request, gw: Gateway) -> Reader | None:
+    """``current_reader`` outside FastAPI's resolution, the lean routes' (``gateway.api.front``), its errors
+    in the same order; None for an access-code header the declaration above does not take as it is (twice,
+    too long): the FastAPI route answers that request."""
+    org = await bearer_org(request, gw)
+    took, code = route_header(request, HEADER, MAX_TEXT)
+    return current_reader(org, gw, code) if took else None
 
 
 # Cursors and sizes go to the database as BIGINT: anything beyond int64 is a 422, not a driver overflow.

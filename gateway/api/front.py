@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
+from starlette.convertors import CONVERTOR_TYPES
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,17 +52,26 @@ LeanHandler = Callable[[Request, bytes | None, dict[str, str]], Awaitable[Respon
 
 @dataclass(frozen=True, slots=True)
 class LeanRoute:
-    """A fast path for the documented route ``method`` ``template`` (``/api/v1/records/{record_id}``)."""
+    """A fast path for the documented route ``method`` ``template`` (``/api/v1/records/{record_id}``,
+    ``/api/v1/subjects/{subject:path}/records``: Starlette's templates)."""
 
     method: str
     template: str
     handler: LeanHandler
 
     def pattern(self) -> re.Pattern[str]:
-        """The template as a regular expression: a parameter is one path segment (Starlette's ``str``)."""
-        parts = re.split(r"\{(\w+)\}", self.template)
-        rx = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+        """The template as a regular expression, each parameter as its Starlette convertor matches it."""
+        parts = re.split(r"\{(\w+)(?::(\w+))?\}", self.template)  # text, (name, convertor, text)...
+        rx = re.escape(parts[0])
+        for name, convertor, text in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+            rx += f"(?P<{name}>{CONVERTOR_TYPES[convertor or 'str'].regex})" + re.escape(text)
+        # Matched whole (``fullmatch``) where Starlette's "$" also matches before a final "\n": a path the
+        # lean route takes, the FastAPI route takes with the same parameters (and answers the others).
         return re.compile(rx)
+
+    def label(self) -> str:
+        """The template without convertors: the metrics label of the FastAPI route (``route_template``)."""
+        return re.sub(r"\{(\w+):\w+\}", r"{\1}", self.template)
 
 
 class Front:
@@ -86,7 +96,7 @@ class Front:
         self.timeout = timeout
         self.redirects = SafeRedirects(public_url=public_url)
         self.retry_after = retry_after
-        self.lean = [(r, r.pattern()) for r in lean]
+        self.lean = [(r, r.pattern(), r.label()) for r in lean]
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # prometheus' children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,7 +160,7 @@ class Front:
                 await self._reject(scope, receive, send, deep)
                 return
         if not scope.get("root_path"):
-            for route, rx in self.lean:
+            for route, rx, label in self.lean:
                 if route.method != scope["method"]:
                     continue
                 match = rx.fullmatch(scope["path"])
@@ -165,7 +175,7 @@ class Front:
                     )
                 if response is None:
                     break  # FastAPI's route answers it
-                lean.append(route.template)
+                lean.append(label)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive if body is None else _replay(body, receive), send)
@@ -184,6 +194,23 @@ async def in_thread(request: Request, work: Callable[[], _T]) -> _T:
     40 us of CPU with 8 requests in flight, on a request whose framework share is ~0.5 ms."""
     pool: ThreadPoolExecutor = request.app.state.request_pool
     return await asyncio.get_running_loop().run_in_executor(pool, work)
+
+
+JSON_TYPE = "application/json"
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """``content`` answered as the FastAPI route's ``JSONResponse`` answers it (:func:`json_bytes`)."""
+    return Response(json_bytes(content), status_code=status_code, media_type=JSON_TYPE)
+
+
+def route_header(request: Request, name: str, max_length: int) -> tuple[bool, str | None]:
+    """(taken, value) of a header the route declares with ``max_length``: not taken when named twice or
+    too long (the FastAPI route answers those)."""
+    values = request.headers.getlist(name)
+    if len(values) > 1 or (values and len(values[0]) > max_length):
+        return False, None
+    return True, values[0] if values else None
 
 
 def json_bytes(content: Any) -> bytes:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, Row, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from gateway.core.kek import KekRing
@@ -34,23 +35,39 @@ from provenance.log.bundle import Anchor
 from provenance.log.record_log import PublicLog
 from provenance.timestamps import sortable
 
+AnyRow = Row[*tuple[Any, ...]]  # a Core row of any columns
 
-def status_of(row: Record, anchored_size: int) -> str:
+
+def status_of(row: Record | AnyRow, anchored_size: int) -> str:
     """accepted (not in the log yet) | sequenced (in the log) | anchored (under an anchored checkpoint)."""
     if row.leaf_index is None:
         return "accepted"
     return "anchored" if row.leaf_index < anchored_size else "sequenced"
 
 
-_PUBLIC_FIELDS = tuple(f for f in RecordPublic.model_fields if f != "status")
+# ``RecordPublic``'s fields in its order, and the record columns they are read from (all but ``status``).
+_PUBLIC_FIELDS = tuple(RecordPublic.model_fields)
+_PUBLIC_COLUMNS = tuple(col(getattr(Record, f)) for f in _PUBLIC_FIELDS if f != "status")
+
+
+def public_fields(row: Record | AnyRow, anchored_size: int) -> dict[str, Any]:
+    """The API view of a record row as JSON values: ``RecordPublic(...).model_dump(mode="json")`` of it,
+    without the model (a trace page holds a hundred). ``row``: a ``Record``, or a row of its columns."""
+    status = status_of(row, anchored_size)
+    return {name: status if name == "status" else getattr(row, name) for name in _PUBLIC_FIELDS}
 
 
 def record_public(row: Record, anchored_size: int) -> RecordPublic:
     """The API view of a record row (its fields by name, as ``RecordPublic`` declares them)."""
-    # Validated from a plain dict: SQLModel's validation from the row with an update costs ~4x as much
-    # (a trace page holds a hundred).
-    fields = {name: getattr(row, name) for name in _PUBLIC_FIELDS}
-    return RecordPublic.model_validate({**fields, "status": status_of(row, anchored_size)})
+    # Validated from a plain dict: SQLModel's validation from the row with an update costs ~4x as much.
+    return RecordPublic.model_validate(public_fields(row, anchored_size))
+
+
+def public_rows(s: Session, where: Sequence[ColumnElement[bool]], *, limit: int) -> Sequence[AnyRow]:
+    """The first ``limit`` records matching ``where`` in acceptance order: the columns of
+    :func:`public_fields` and ``seq``, as Core rows (no ORM objects)."""
+    query = core_select(*_PUBLIC_COLUMNS, col(Record.seq)).where(*where).order_by(col(Record.seq))
+    return s.connection().execute(query.limit(limit)).all()
 
 
 def find_record(s: Session, record_id: str) -> Record | None:

@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import ColumnElement, or_
-from sqlalchemy.orm import defer
+from sqlalchemy import BigInteger, ColumnElement, literal, or_
 from sqlmodel import Session, col, select
 
 from adapters import Access, ReadPolicy, read_policies, read_policy
@@ -105,15 +104,24 @@ class Reader:
             )
         return None if kinds >= set(registered_kinds()) else _own_or(self.org, kinds)
 
-    def subject_rows(self, s: Session, subject: str, *, after: int, limit: int) -> Sequence[Record]:
-        """The rows of ``subject`` this reader sees, in acceptance order after ``seq`` ``after``."""
-        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, col(Record.seq) > after]
+    def subject_where(self, s: Session, subject: str, *, after: int) -> list[ColumnElement[bool]]:
+        """The conditions of ``subject``'s rows this reader sees after ``seq`` ``after``: the one filter of
+        every read of a subject's history, whole rows (``subject_rows``) or some columns (the trace page)."""
+        # The cursor bound as BIGINT: ``seq`` is an INTEGER on PostgreSQL, where a cursor the route takes
+        # (up to int64) bound as one was "integer out of range", a 500.
+        cursor = col(Record.seq) > literal(after, BigInteger)
+        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, cursor]
         scope = self.subject_listing(s, subject)
         if scope is not None:
             conds.append(scope)
-        # Without the facts (JSON): a page shows the envelope and status, decoding them was a tenth of it.
-        lean = defer(Record.facts)  # type: ignore[arg-type]  # the column attribute, typed as its value
-        return s.exec(select(Record).options(lean).where(*conds).order_by(col(Record.seq)).limit(limit)).all()
+        return conds
+
+    def subject_rows(self, s: Session, subject: str, *, after: int, limit: int) -> Sequence[Record]:
+        """The rows of ``subject`` this reader sees, in acceptance order after ``seq`` ``after``."""
+        # With the facts: the domains' reads, its callers, show those of the rows whose payload the reader
+        # sees (deferred, each was a query of its own; the trace page, which shows none, reads columns).
+        conds = self.subject_where(s, subject, after=after)
+        return s.exec(select(Record).where(*conds).order_by(col(Record.seq)).limit(limit)).all()
 
     def payload_rule(self, s: Session) -> Callable[[Record], bool]:
         """``row -> bool``: whether this reader sees the payload of a listed row."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
@@ -17,11 +16,10 @@ from gateway.api.deps import (
     GatewayDep,
     MetricsDep,
     SessionDep,
-    bearer,
-    current_org,
-    current_reader,
+    bearer_org,
+    lean_reader,
 )
-from gateway.api.front import LeanRoute, in_thread, json_bytes
+from gateway.api.front import JSON_TYPE, LeanRoute, in_thread, json_response, route_header
 from gateway.api.guard import StrictJsonRoute, strict_json
 from gateway.api.metrics import GatewayMetrics
 from gateway.errors import PayloadForbidden, RequestInvalid, error_body
@@ -243,27 +241,13 @@ def bundle_for(
 
 # --- the lean twins of submit_record and read_bundle (gateway.api.front) --------------------------------
 
-_JSON = "application/json"
 _PAYLOAD_QUERY = {b"": None, b"payload=false": False, b"payload=true": True}
-
-
-def _header(request: Request, name: str, max_length: int) -> tuple[bool, str | None]:
-    """(taken, value) of a header the route declares with ``max_length``: not taken when named twice or
-    too long (the FastAPI route answers those)."""
-    values = request.headers.getlist(name)
-    if len(values) > 1 or (values and len(values[0]) > max_length):
-        return False, None
-    return True, values[0] if values else None
-
-
-async def _org(request: Request, gw: Gateway) -> str:
-    return await current_org(gw, await bearer(request))
 
 
 async def lean_submit(request: Request, body: bytes | None, _params: dict[str, str]) -> Response | None:
     """``POST /api/v1/records``: a JSON body that passes the model, with simple headers."""
     ctype = request.headers.get("content-type", "")
-    if not body or ctype.split(";", 1)[0].strip().lower() != _JSON:
+    if not body or ctype.split(";", 1)[0].strip().lower() != JSON_TYPE:
         return None
     try:
         data = strict_json(body)  # JSON_DUPLICATE_KEY, as the route's own parse
@@ -272,9 +256,9 @@ async def lean_submit(request: Request, body: bytes | None, _params: dict[str, s
     except (ValueError, RecursionError):
         return None  # the route answers JSON_INVALID
     gw: Gateway = request.app.state.gateway
-    org = await _org(request, gw)  # the route's dependencies run before its body is validated
-    took_key, idempotency_key = _header(request, "idempotency-key", IDEMPOTENCY_KEY_MAX)
-    took_code, access_code = _header(request, HEADER, MAX_TEXT)
+    org = await bearer_org(request, gw)  # the route's dependencies run before its body is validated
+    took_key, idempotency_key = route_header(request, "idempotency-key", IDEMPOTENCY_KEY_MAX)
+    took_code, access_code = route_header(request, HEADER, MAX_TEXT)
     if not (took_key and took_code):
         return None
     try:
@@ -283,7 +267,7 @@ async def lean_submit(request: Request, body: bytes | None, _params: dict[str, s
         return None  # the route's 422, with FastAPI's own error list
     metrics: GatewayMetrics = request.app.state.metrics
     status, accepted = await accept_one(request, gw, metrics, org, submitted, access_code, idempotency_key)
-    return Response(orjson.dumps(accepted.model_dump()), status_code=status, media_type=_JSON)
+    return json_response(accepted.model_dump(), status_code=status)
 
 
 async def lean_bundle(request: Request, _body: bytes | None, params: dict[str, str]) -> Response | None:
@@ -292,18 +276,16 @@ async def lean_bundle(request: Request, _body: bytes | None, params: dict[str, s
     if query not in _PAYLOAD_QUERY:
         return None
     gw: Gateway = request.app.state.gateway
-    org = await _org(request, gw)
-    took, code = _header(request, HEADER, MAX_TEXT)
-    if not took:
+    reader = await lean_reader(request, gw)
+    if reader is None:
         return None
-    reader = current_reader(org, gw, code)
     payload = _PAYLOAD_QUERY[query]
 
     def read() -> dict[str, Any]:
         with gw.db.session() as s:
             return bundle_for(s, gw, reader, params["record_id"], payload)
 
-    return Response(json_bytes(await in_thread(request, read)), media_type=_JSON)
+    return json_response(await in_thread(request, read))
 
 
 def lean_routes() -> list[LeanRoute]:
