@@ -64,6 +64,8 @@ HAN_DIGITS = str.maketrans(
         for i, c in enumerate(s)
     }
     | {"幺": "1", "弌": "1", "弍": "2", "弎": "3"}
+    # and the marks drawn as 一 in a Chinese text: the katakana long vowel, the CJK stroke, bopomofo I
+    | {"ー": "1", "㇐": "1", "ㄧ": "1"}
 )
 
 
@@ -99,12 +101,17 @@ def _confusable_letters() -> dict[int, str]:
     return table
 
 
+# Latin letters with a stroke, which no decomposition takes apart (ł is not l + a mark).
+_STROKED = dict(zip("øØłŁđĐħĦŧŦıƚ", "ooLLddhhttil", strict=True))
+
+
 class _Fold(dict[int, str | None]):
     """What texts compared for an organisation's id or name are read as (a ``str.translate`` table, filled
     as characters are met): default-ignorable characters, marks (combining, enclosing, variation
     selectors) and the braille blank dropped (drawn as nothing, or over the letter beside them); a decimal
-    digit of any script as its ASCII digit (pharmacy-١); then a look-alike of an ASCII letter or digit as
-    that character (``_confusable_letters``)."""
+    digit of any script as its ASCII digit (pharmacy-١); a letter with a stroke as its letter (hospitał);
+    then a look-alike of an ASCII letter or digit as that character (``_confusable_letters``). Read after
+    NFKD, so that an accented letter is its letter and a mark (phármaçy)."""
 
     def __missing__(self, c: int) -> str | None:
         ch = chr(c)
@@ -113,6 +120,7 @@ class _Fold(dict[int, str | None]):
         else:
             if unicodedata.category(ch) == "Nd":
                 ch = str(unicodedata.decimal(ch))
+            ch = _STROKED.get(ch, ch)
             out = _CONFUSABLE.get(ord(ch), ch)
         self[c] = out
         return out
@@ -123,12 +131,17 @@ def id_skeleton(value: str) -> str:
     (``pharmacy1``, ``Pharmacy-1.``, ``pharmacy_1`` are one). For comparison only, never a stored key: it
     refuses more than :func:`id_key` (``pharmacy-11`` and ``pharmacy1-1`` collide), which suits a check
     that an id is not another organisation's, and persisted keys (gas ``asset_key``) keep ``id_key``. Read
-    after NFKC: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``pharmacy1``; with Han numerals as digits
+    after NFKD: ``ＰＨＡＲＭＡＣＹ１`` and ``𝐩𝐡𝐚𝐫𝐦𝐚𝐜𝐲1`` are ``pharmacy1``; with Han numerals as digits
     (``HAN_DIGITS``): ``pharmacy一`` is too; then as :data:`FOLD` reads it (invisible characters and marks
     dropped, any script's digits as digits, look-alikes as the ASCII letter: ``phаrmacy-١``, ``pharmacy-l``,
     ``pharmacy-Ⅰ``) and case-folded. The skeleton of ``pharmacy-1`` is ``PHARMACYI``."""
-    text = unicodedata.normalize("NFKC", value).translate(HAN_DIGITS).translate(FOLD).casefold().upper()
-    return _SEPARATORS.sub("", text)
+    return _SEPARATORS.sub("", fold(value).upper())
+
+
+def fold(value: str) -> str:
+    """``value`` as texts are compared for ids (:func:`id_skeleton`): NFKD, Han numerals as digits,
+    :data:`FOLD`, case-folded."""
+    return unicodedata.normalize("NFKD", value).translate(HAN_DIGITS).translate(FOLD).casefold()
 
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): drawn as nothing by a

@@ -135,7 +135,7 @@ def name_key(value: Any) -> str:
     (``HAN_DIGITS``): "山城第1人民医院" names 山城第一人民医院; and as ``FOLD`` reads it: marks, variation
     selectors and blank letters dropped (解<U+FE00>放碑大药房), any script's digits as digits, look-alikes of
     ASCII letters and digits as one letter (山城第Ⅰ人民医院, FQOOO7 for FQ0007)."""
-    text = unicodedata.normalize("NFKC", value) if isinstance(value, str) else ""
+    text = unicodedata.normalize("NFKD", value) if isinstance(value, str) else ""  # accents as marks
     # OpenCC leaves ASCII as it is (most texts of a dispense: systems, codes, references): skipped.
     folded = text if text.isascii() else _SIMPLIFIED.convert(_TRADITIONAL.convert(text)).translate(HAN_DIGITS)
     return folded.translate(FOLD).casefold().translate(_DROPPED)

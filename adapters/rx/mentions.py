@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from adapters._common import id_skeleton
+from adapters._common import fold
 from adapters.rx.errors import RxDispenseMismatch, RxDispenseTooLarge
 from adapters.rx.medication import name_key
 from adapters.rx.narrative import readings
@@ -25,6 +25,11 @@ MAX_NARRATIVE = 20_000
 # Where an id spelled in a text ends: a space or a sentence's punctuation ("the pharmacy, 1 box" spells
 # no id; "Organization/pharmacy-1." and "pharmacy_1" do).
 _WORD_BREAK = re.compile(r"[\s,;!?，。；！？、]+")
+# An id's parts within a word: runs of ASCII letters and digits, or of other letters (pharmacy-1药师 is
+# pharmacy, 1 and 药师), between any other characters ('-', '_', '.', '/', …).
+_RUN = re.compile(r"[a-z0-9]+|[^\W_a-z0-9]+")
+# Characters that reorder what a text shows (UAX #9 embeddings, overrides, isolates and marks).
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _limit(path: str) -> int:
@@ -64,12 +69,20 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
                 out.update({f"{path}{suffix}": text for suffix, text in readings(value, path).items()})
             else:
                 out[path] = value
+    for path, text in out.items():
+        if (bidi := _BIDI.search(text)) is not None:
+            raise RxDispenseMismatch(
+                "a dispense's text may not reorder what it shows (a bidirectional control character)",
+                details={
+                    "field": path.partition("#")[0].partition("@")[0],
+                    "character": f"U+{ord(bidi[0]):04X}",
+                },
+            )
     return out
 
 
 # OrgRegistry's names and ids, keyed once: the registry's few dozen, for every text of every dispense.
 _name_key = lru_cache(maxsize=1024)(name_key)
-_id_skeleton = lru_cache(maxsize=1024)(id_skeleton)
 
 
 @lru_cache(maxsize=256)
@@ -97,11 +110,45 @@ def _found(text: str, own: str, keys: tuple[str, ...]) -> bool:
     )
 
 
-def id_words(text: str) -> str:
-    """The ids ``text`` may spell: :func:`id_skeleton` of each of its words (split at spaces and sentence
-    punctuation, ``_WORD_BREAK``), joined by NUL (which no skeleton holds): "pharmacy_1" and
-    "Organization/pharmacy-1." spell pharmacy-1, "the pharmacy, 1 box" and "data owner" spell no id."""
-    return "\0".join(id_skeleton(word) for word in _WORD_BREAK.split(text))
+def id_words(text: str) -> list[list[str]]:
+    """The words of ``text`` an id may be spelled in, each as its parts (``_RUN``), read as :func:`fold`
+    reads them: split at spaces and sentence punctuation (``_WORD_BREAK``)."""
+    return [_RUN.findall(word) for word in _WORD_BREAK.split(fold(text))]
+
+
+@lru_cache(maxsize=1024)
+def _id_key(org: str) -> str:
+    """An id's parts, joined: what a text's parts spell when they spell it."""
+    return "".join(part for word in id_words(org) for part in word)
+
+
+def _spells(words: list[list[str]], keys: Collection[str], own: str) -> bool:
+    """Whether consecutive parts of one word are, joined, one of ``keys`` (pharmacy-1 in
+    "Organization/pharmacy-1." and "pharmacy_1药师", not in "hospitalized": an id is whole parts), the
+    signer's ``own`` id's parts taken out first (pharmacy-2-east names no pharmacy-2 of another)."""
+    for parts in words:
+        edges = [0]
+        for part in parts:
+            edges.append(edges[-1] + len(part))
+        joined, at = "".join(parts), set(edges)
+        mine: set[int] = set()
+        if own:
+            for i, start in enumerate(edges):
+                if joined.startswith(own, start) and start + len(own) in at:
+                    mine.update(range(i, edges.index(start + len(own))))
+        for i, start in enumerate(edges[:-1]):
+            if i in mine:
+                continue
+            for key in keys:
+                end = start + len(key)
+                if (
+                    key
+                    and joined.startswith(key, start)
+                    and end in at
+                    and not mine.intersection(range(i, edges.index(end)))
+                ):
+                    return True
+    return False
 
 
 def _names_another(display: str, others: Sequence[str], signer: str | None) -> bool:
@@ -114,8 +161,8 @@ def _names_another(display: str, others: Sequence[str], signer: str | None) -> b
 
 def _ids_another(display: str, others: Sequence[str], signer: str) -> bool:
     """Whether a word of ``display`` spells (separators, case and look-alikes aside: :func:`id_words`) the id
-    of one of ``others`` ("pharmacy-1 药师"), once the signer's own id is taken out."""
-    return _found(id_words(display), _id_skeleton(signer), tuple(map(_id_skeleton, others)))
+    of one of ``others`` ("pharmacy-1 药师"), save where it spells the signer's own."""
+    return _spells(id_words(display), [_id_key(o) for o in others], _id_key(signer) if signer else "")
 
 
 _PRESCRIPTION = "authorizingPrescription."  # where the prescribing hospital may be named
@@ -134,16 +181,16 @@ def check_texts(
     pharmacists ``cleared`` as the signer's by the performer rules, and the ``issuer`` (the prescribing
     hospital) within ``authorizingPrescription``. ``RX_DISPENSE_MISMATCH`` naming the field."""
     name = next((n for org, _role, n in orgs if org == signer), None)
-    own = _name_key(name), _id_skeleton(signer)
+    own = _name_key(name), _id_key(signer)
     others = [org for org, _role, _n in orgs if org != signer and org not in cleared]
-    keyed = [(_name_key(n), _id_skeleton(org)) for org, _role, n in orgs if org in others]
-    within = [(_name_key(n), _id_skeleton(org)) for org, _role, n in orgs if org in others and org != issuer]
+    keyed = [(_name_key(n), _id_key(org)) for org, _role, n in orgs if org in others]
+    within = [(_name_key(n), _id_key(org)) for org, _role, n in orgs if org in others and org != issuer]
     names, ids = (tuple(k for k, _i in keyed), tuple(i for _k, i in keyed))
     names_within, ids_within = (tuple(k for k, _i in within), tuple(i for _k, i in within))
     for field, text in sorted(texts.items()):
         inside = field.startswith(_PRESCRIPTION)
-        if _found(name_key(text), own[0], names_within if inside else names) or _found(
-            id_words(text), own[1], ids_within if inside else ids
+        if _found(name_key(text), own[0], names_within if inside else names) or _spells(
+            id_words(text), ids_within if inside else ids, own[1]
         ):
             raise RxDispenseMismatch(
                 "dispense names another organisation than the signing pharmacy in its text",

@@ -18,7 +18,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from adapters.rx.errors import FhirInvalid
+from adapters.rx.errors import FhirInvalid, RxDispenseMismatch
 
 _XHTML = "{http://www.w3.org/1999/xhtml}"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -44,7 +44,20 @@ _FETCH_SCHEMES = frozenset({"http", "https"})
 _IMAGE_DATA = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,", re.IGNORECASE)
 # Inline style may format; it may not fetch (url(), @import), run (expression(), behaviour bindings) or
 # hide what it says behind escapes.
-_STYLE_FORBIDDEN = re.compile(r"url\(|@import|expression\(|javascript:|behavior|binding|\\", re.IGNORECASE)
+_STYLE_FORBIDDEN = re.compile(
+    r"url\(|image-set|cross-fade|element\(|image\(|@import|expression\(|javascript:|behavior|binding|\\"
+    r"|position\s*:\s*(?:fixed|absolute|sticky)",  # a narrative may not cover its viewer's page
+    re.IGNORECASE,
+)
+# Markup and styles that reorder what a dispense's narrative shows (the text rule reads it in order) or
+# draw text from a style: refused in dispenses (``readings``).
+_REORDERING = re.compile(
+    r"direction|unicode-bidi|(?:^|[;\s])order\s*:|flex-flow|writing-mode|list-style[^;]*[\"']|quotes\s*:",
+    re.IGNORECASE,
+)
+# Before the root element: an XML declaration, a DOCTYPE (an external DTD a consumer's parser would fetch),
+# a processing instruction (xml-stylesheet): a narrative is the div element alone.
+_PROLOG = re.compile(r"<[?!](?!\[CDATA\[|--)", re.IGNORECASE)
 MAX_DEPTH = 32  # a page's nesting; the walk below recurses
 # Elements whose text a reader does not see in line: ruby annotations, and styled elements (display:none,
 # a zero font size): the narrative is also read without them.
@@ -59,6 +72,8 @@ def _url_fault(element: str, attr: str, value: str) -> str | None:
     url = "".join(value.split()).lower()  # browsers drop whitespace inside a scheme ("java\tscript:")
     if element == "img" and attr == "src" and _IMAGE_DATA.match(url):
         return None
+    if url.startswith(("//", "\\", "/\\", "\\/")):
+        return f"{attr} relative to the viewer's scheme"
     scheme = _SCHEME.match(url)
     allowed = _LINK_SCHEMES if attr == "href" else _FETCH_SCHEMES
     if scheme is not None and scheme.group(1) not in allowed:
@@ -92,6 +107,8 @@ def _check(root: Element, field: str) -> None:
 
 def parse(div: str, field: str) -> Element:
     """The narrative's root element, or ``FHIR_INVALID`` naming ``field``."""
+    if _PROLOG.search(div):
+        raise _invalid("no XML declaration, DOCTYPE or processing instruction: the div element alone", field)
     try:
         root: Element = fromstring(div)
     except (ParseError, DefusedXmlException, ValueError) as exc:
@@ -100,25 +117,39 @@ def parse(div: str, field: str) -> Element:
     return root
 
 
-def _shown(el: Element) -> str:
-    """The element's text without annotations and styled elements (their tails stay: the text after)."""
+def _text(el: Element, *, shown: bool) -> str:
+    """The element's text in document order, an image as its ``alt`` (a broken image shows it in line);
+    ``shown``: without annotations and styled elements (their tails stay: the text after)."""
     parts = [el.text or ""]
     for child in el:
-        if child.tag[len(_XHTML) :] not in _ANNOTATIONS and "style" not in child.attrib:
-            parts.append(_shown(child))
+        name = child.tag[len(_XHTML) :]
+        if name == "img":
+            parts.append(child.get("alt", ""))
+        elif not shown or (name not in _ANNOTATIONS and "style" not in child.attrib):
+            parts.append(_text(child, shown=shown))
         parts.append(child.tail or "")
     return "".join(parts)
 
 
 def readings(div: str, field: str) -> dict[str, str]:
-    """The narrative as texts, by suffix of ``field``: ``""`` its text as a reader sees it (tags taken out
-    without a space: 解放碑<b></b>大药房 reads as one name; CDATA and character references as text),
-    ``"#shown"`` the same without ruby annotations and styled elements when that differs (解<rt>jie</rt>放…
-    shows 解放… above its pinyin), ``"@<attribute>.<n>"`` each attribute's value (a ``title`` is a tooltip,
-    an ``alt`` an image's text). ``FHIR_INVALID`` for a narrative R4 refuses."""
+    """A dispense's narrative as texts, by suffix of ``field``: ``""`` its text as a reader sees it (tags
+    taken out without a space: 解放碑<b></b>大药房 reads as one name; CDATA, character references and images'
+    ``alt`` as text), ``"#shown"`` the same without ruby annotations and styled elements when that differs
+    (解<rt>jie</rt>放… shows 解放… above its pinyin), ``"@<attribute>.<n>"`` each attribute's value (a
+    ``title`` is a tooltip). ``FHIR_INVALID`` for a narrative R4 refuses; ``RX_DISPENSE_MISMATCH`` for markup
+    that shows its text in another order than it is written (``bdo``, ``dir``, CSS ``direction``,
+    ``unicode-bidi``, ``order``) or draws text from a style (``list-style`` strings, ``quotes``)."""
     root = parse(div, field)
-    out = {"": "".join(root.itertext())}
-    if (shown := _shown(root)) != out[""]:
+    for el in root.iter():
+        style = el.get("style", "")
+        if el.tag == f"{_XHTML}bdo" or "dir" in el.attrib or _REORDERING.search(style):
+            raise RxDispenseMismatch(
+                "a dispense's narrative may not reorder its text or draw text from a style "
+                "(bdo, dir, CSS direction, unicode-bidi, order, list-style strings, quotes)",
+                details={"field": field},
+            )
+    out = {"": _text(root, shown=False)}
+    if (shown := _text(root, shown=True)) != out[""]:
         out["#shown"] = shown
     n = 0
     for el in root.iter():

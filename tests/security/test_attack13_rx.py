@@ -3,13 +3,14 @@
 /api/v1/records:bulk), signed with real SM2 keys: another organisation named in a note through characters
 drawn as nothing, right-to-left reordering, look-alikes and other scripts' digits, and narrative markup the
 rule did not read (finding 1); honest English notes refused (finding 2); active content in a narrative
-(finding 3)."""
+(finding 3); and the fourteenth's (kit14, on the thirteenth's fixes): a partial right-to-left override, a
+narrative's DOCTYPE, ids inside longer words."""
 
 from __future__ import annotations
 
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
-from tests.adapters.rx.test_dispense_texts import ACTIVE, BYPASSES, HONEST, X
+from tests.adapters.rx.test_dispense_texts import ACTIVE, BYPASSES, HONEST, PARTIAL_BIDI, PROLOGUE, WORDS, X
 from tests.kit.gateway import Harness, refused, rx_issue
 from tests.security.test_attack7_rx import _dispense, _issued, _send
 from tests.security.test_attack10_rx import _bulk, _recorded
@@ -21,7 +22,7 @@ def test_f13_1_names_in_other_forms_are_refused(harness: Harness) -> None:
     pharmacy = h.client("pharmacy-2")
     for name, changes, field in BYPASSES:
         r = _send(pharmacy, _dispense(rx, **changes), rx)
-        assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": field}, name
+        assert refused(r, 400, "RX_DISPENSE_MISMATCH")["field"] == field, name  # and its character
     picked = [BYPASSES[0], BYPASSES[6], BYPASSES[-1]]
     bulk = [_dispense(_issued(h), **changes) for _name, changes, _field in picked]
     assert _bulk(h, pharmacy, bulk) == [("rejected", "RX_DISPENSE_MISMATCH", f) for _n, _c, f in picked]
@@ -46,3 +47,15 @@ def test_f13_3_narratives_carry_no_active_content(harness: Harness) -> None:
         digest = sm3_hex(canonical_json(issue))  # the client's own adapter would refuse to digest it
         r = h.client("hospital-2").submit("rx.issue", issue, subject=f"rx:{other}", payload_digest=digest)
         assert refused(r, 400, "FHIR_INVALID") == {"field": "text.div"}, div
+
+
+def test_f14_partial_reordering_prologue_and_words(harness: Harness) -> None:
+    h = harness
+    rx = _issued(h)
+    pharmacy = h.client("pharmacy-2")
+    r = _send(pharmacy, _dispense(rx, note=[{"text": PARTIAL_BIDI[0]}]), rx)
+    assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "note.0.text", "character": "U+202E"}
+    narrative = {"status": "generated", "div": f'{PROLOGUE[0]}<div xmlns="{X}">x</div>'}
+    r = _send(pharmacy, _dispense(rx, text=narrative), rx)
+    assert refused(r, 400, "FHIR_INVALID") == {"field": "text.div"}
+    _recorded(h, _dispense(rx, note=[{"text": WORDS[0]}]), rx)

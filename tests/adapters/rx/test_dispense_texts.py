@@ -239,10 +239,9 @@ HONEST = [
 
 @pytest.mark.parametrize(("changes", "field"), [c[1:] for c in BYPASSES], ids=[c[0] for c in BYPASSES])
 def test_thirteenth_names_in_other_forms_are_found(changes: dict[str, Any], field: str) -> None:
-    texts = _texts(changes)
-    with pytest.raises(PayloadInvalid) as e:
-        check_texts(texts, ORGS, "pharmacy-2", (), "hospital-2")
-    assert (e.value.code, e.value.details) == ("RX_DISPENSE_MISMATCH", {"field": field})
+    with pytest.raises(PayloadInvalid) as e:  # reordering is refused as the texts are read (fourteenth)
+        check_texts(_texts(changes), ORGS, "pharmacy-2", (), "hospital-2")
+    assert (e.value.code, e.value.details["field"]) == ("RX_DISPENSE_MISMATCH", field)
 
 
 @pytest.mark.parametrize("text", HONEST)
@@ -289,3 +288,87 @@ def test_thirteenth_formatting_links_and_images_pass() -> None:
     )
     for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
         adapt(kind, {**copy.deepcopy(obj), "text": {"status": "generated", "div": div}}, AdaptContext())
+
+
+# The fourteenth attack (kit14): a right-to-left override over part of a text, CJK marks drawn as 一, accented
+# and stroked letters (finding 1); reordering markup and an image's alt beside the text (finding 2); a
+# narrative's prolog, DTD and processing instructions, styles that fetch or cover the page (finding 3); ids
+# found inside longer words (finding 4).
+PARTIAL_BIDI = ["解放碑\u202e房药大\u202c", "from pharm\u202e1-ycam\u202c today", "解放碑\u2067房药大\u2069"]
+FOURTEENTH_NOTES = [
+    "山城第\u31d0人民医院",
+    "山城第\u3127人民医院",
+    "山城第ー人民医院",
+    "pha\u0301rmac\u0327y-1",
+    "phármaçy-1",
+    "hospital-ì",
+    "hospitał-1",
+    "høspital-1",
+]
+REORDERED = [
+    '<p>解放碑<bdo dir="rtl">房药大</bdo></p>',
+    '<p>解放碑<span style="unicode-bidi:bidi-override;direction:rtl">房药大</span></p>',
+    '<p style="display:flex">碑<span style="order:-1">放</span><span style="order:-2">解</span>大药房</p>',
+    "<ol><li style=\"list-style-type:'解放碑'\">大药房</li></ol>",
+]
+PROLOGUE = [
+    '<!DOCTYPE div SYSTEM "https://evil.example/x.dtd">',
+    '<?xml-stylesheet type="text/xsl" href="https://evil.example/x.xsl"?>',
+    '<?xml version="1.0" encoding="UTF-7"?>',
+]
+FETCHING = [
+    "<p style=\"background-image:image-set('https://evil.example/t.png' 1x)\">x</p>",
+    '<a href="https://example.org" style="position:fixed;top:0;left:0;width:100%;height:100%">x</a>',
+    '<a href="//evil.example/">x</a>',
+    "<p>x</p><?php echo 1; ?>",
+]
+WORDS = [
+    "Patient was recently hospitalized; dose reduced per prescriber.",
+    "Counselled on signs requiring hospitalization.",
+    "Monitor for auditory side effects (tinnitus).",
+    "Dispensed per regulatory requirements.",
+    "Claim submitted to the insurers portal.",
+    "Stationing of stock checked.",
+]
+
+
+def _refused_on(changes: dict[str, Any], code: str, field: str) -> dict[str, Any]:
+    with pytest.raises(PayloadInvalid) as e:
+        check_texts(_texts(changes), ORGS, "pharmacy-2", (), "hospital-2")
+    assert (e.value.code, e.value.details["field"]) == (code, field), changes
+    return e.value.details
+
+
+def test_fourteenth_partial_reordering_look_alikes_and_accents_are_found() -> None:
+    for text in PARTIAL_BIDI:
+        details = _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+        assert details["character"] in ("U+202E", "U+2067"), text
+    for text in FOURTEENTH_NOTES:
+        _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+    for div in [
+        *REORDERED,
+        '<p>解放碑<img alt="大药房" src="data:image/png;base64,AA=="/></p>',
+        "<p>解放碑&#x202E;房药大</p>",
+    ]:
+        narrative = {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}
+        with pytest.raises(PayloadInvalid) as e:
+            _texts({"text": narrative})  # the reordering is refused while the texts are read
+            check_texts(_texts({"text": narrative}), ORGS, "pharmacy-2", (), "hospital-2")
+        assert (e.value.code, e.value.details["field"]) == ("RX_DISPENSE_MISMATCH", "text.div"), div
+
+
+def test_fourteenth_narratives_are_the_div_alone_and_fetch_nothing() -> None:
+    cases = [f'{p}<div xmlns="{X}">x</div>' for p in PROLOGUE]
+    cases += [f'<div xmlns="{X}">{div}</div>' for div in FETCHING]
+    for div in cases:
+        for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
+            with pytest.raises(PayloadInvalid) as e:
+                adapt(
+                    kind, {**copy.deepcopy(obj), "text": {"status": "generated", "div": div}}, AdaptContext()
+                )
+            assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), (kind, div)
+
+
+@pytest.mark.parametrize("text", WORDS)
+def test_fourteenth_an_id_is_whole_parts_of_a_word(text: str) -> None:
+    check_texts(_texts({"note": [{"text": text}]}), ORGS, "pharmacy-2", (), "hospital-1")
