@@ -38,12 +38,9 @@ from provenance.timestamps import sortable
 AnyRow = Row[*tuple[Any, ...]]  # a Core row of any columns
 
 
-def status_of(row: Record, anchored_size: int) -> str:
-    """accepted (not in the log yet) | sequenced (in the log) | anchored (under an anchored checkpoint)."""
-    return _status(row.leaf_index, anchored_size)
-
-
-def _status(leaf_index: int | None, anchored_size: int) -> str:
+def status_of(leaf_index: int | None, anchored_size: int) -> str:
+    """A record's status by its leaf index: accepted (not in the log yet) | sequenced (in the log) |
+    anchored (under an anchored checkpoint)."""
     if leaf_index is None:
         return "accepted"
     return "anchored" if leaf_index < anchored_size else "sequenced"
@@ -64,7 +61,7 @@ def public_fields(row: Record | AnyRow, anchored_size: int) -> dict[str, Any]:
         values = list(row[: len(_COLUMN_FIELDS)])
     else:
         values = [getattr(row, f) for f in _COLUMN_FIELDS]
-    values.insert(_STATUS_AT, _status(values[_LEAF_AT], anchored_size))
+    values.insert(_STATUS_AT, status_of(values[_LEAF_AT], anchored_size))
     return dict(zip(_PUBLIC_FIELDS, values, strict=True))
 
 
