@@ -38,23 +38,31 @@ from provenance.timestamps import sortable
 AnyRow = Row[*tuple[Any, ...]]  # a Core row of any columns
 
 
-def status_of(row: Record | AnyRow, anchored_size: int) -> str:
-    """accepted (not in the log yet) | sequenced (in the log) | anchored (under an anchored checkpoint)."""
-    if row.leaf_index is None:
+def status_of(leaf_index: int | None, anchored_size: int) -> str:
+    """A record's status by its leaf index: accepted (not in the log yet) | sequenced (in the log) |
+    anchored (under an anchored checkpoint)."""
+    if leaf_index is None:
         return "accepted"
-    return "anchored" if row.leaf_index < anchored_size else "sequenced"
+    return "anchored" if leaf_index < anchored_size else "sequenced"
 
 
 # ``RecordPublic``'s fields in its order, and the record columns they are read from (all but ``status``).
 _PUBLIC_FIELDS = tuple(RecordPublic.model_fields)
-_PUBLIC_COLUMNS = tuple(col(getattr(Record, f)) for f in _PUBLIC_FIELDS if f != "status")
+_COLUMN_FIELDS = tuple(f for f in _PUBLIC_FIELDS if f != "status")
+_STATUS_AT, _LEAF_AT = _PUBLIC_FIELDS.index("status"), _COLUMN_FIELDS.index("leaf_index")
+_PUBLIC_COLUMNS = tuple(col(getattr(Record, f)) for f in _COLUMN_FIELDS)
 
 
 def public_fields(row: Record | AnyRow, anchored_size: int) -> dict[str, Any]:
     """The API view of a record row as JSON values: ``RecordPublic(...).model_dump(mode="json")`` of it,
-    without the model (a trace page holds a hundred). ``row``: a ``Record``, or a row of its columns."""
-    status = status_of(row, anchored_size)
-    return {name: status if name == "status" else getattr(row, name) for name in _PUBLIC_FIELDS}
+    without the model (a trace page holds a hundred). ``row``: a ``Record``, or a row of :func:`public_rows`
+    (read by position: by name, a Core row's values cost a trace page 1 ms of CPU, by position 0.35)."""
+    if isinstance(row, Row):
+        values = list(row[: len(_COLUMN_FIELDS)])
+    else:
+        values = [getattr(row, f) for f in _COLUMN_FIELDS]
+    values.insert(_STATUS_AT, status_of(values[_LEAF_AT], anchored_size))
+    return dict(zip(_PUBLIC_FIELDS, values, strict=True))
 
 
 def record_public(row: Record, anchored_size: int) -> RecordPublic:

@@ -66,9 +66,12 @@ class Reader:
         """Whether this reader signed some record of ``subject``."""
         hit = self._parties.get(subject)
         if hit is None:
-            found = s.exec(
-                select(Record.seq).where(Record.subject == subject, Record.org == self.org).limit(1)
-            ).first()
+            # The organisation compared as an expression, which no index serves: SQLite (no statistics)
+            # otherwise walked the (org, nonce) unique index, the reader's records one by one until one was
+            # the subject's (4 ms at 200,000 records, a third of a trace page; all of them for a subject the
+            # reader has no record of). Now the subject's index, as PostgreSQL's planner chooses.
+            signer = col(Record.org).concat("") == self.org
+            found = s.exec(select(Record.seq).where(Record.subject == subject, signer).limit(1)).first()
             hit = self._parties[subject] = found is not None
         return hit
 

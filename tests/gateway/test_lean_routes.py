@@ -279,7 +279,13 @@ def test_history_answers_and_error_codes_agree(harness: Harness) -> None:
     r = harness.http.post("/api/v1/records:bulk", json={"records": bodies}, headers=station.headers)
     assert r.status_code == 200 and r.json()["accepted"] == 120, r.text
     readings = bodies[0]["record"]["subject"]
-    harness.wait_status(r.json()["items"][-1]["id"], "sequenced")
+
+    def settled(subject: str) -> bool:  # anchored, through its contract if it goes there: answers stay put
+        page = harness.client("auditor").get(f"/api/v1/subjects/{subject}/records?limit=500").json()
+        return all(i["status"] == "anchored" and i["chain_status"] != "pending" for i in page["items"])
+
+    for subject in (f"rx:{rx_id}", readings):
+        harness.wait(lambda subject=subject: settled(subject), timeout=60, what=f"{subject} settled")
 
     code = {HEADER: str(kit_code(rx_id))}
     readers: dict[str, dict[str, str]] = {
