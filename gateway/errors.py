@@ -134,6 +134,11 @@ class JsonInvalid(ProvenanceError, code="JSON_INVALID"):
     pass
 
 
+class NulInRequest(ProvenanceError, code="NUL_IN_REQUEST"):
+    """A path or query holding a NUL character: no id, subject or parameter has one (PostgreSQL's text
+    cannot hold it: such a look-up was a 500 there, a 404 on SQLite)."""
+
+
 class RequestInvalid(ProvenanceError, code="REQUEST_INVALID", http_status=422):
     pass
 

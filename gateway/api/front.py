@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.guard import SafeRedirects
 from gateway.api.metrics import METHODS, GatewayMetrics, route_template
-from gateway.errors import BodyTooDeep, error_response, project_error_response
+from gateway.errors import BodyTooDeep, NulInRequest, error_response, project_error_response
 from provenance.errors import BodyTimeout, BodyTooLarge, ProvenanceError
 from provenance.http_limits import read_body
 from provenance.limits import json_depth_exceeds
@@ -144,6 +144,10 @@ class Front:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, lean: list[str]) -> None:
         """Answers the request; ``lean`` gets the template of the lean route that answers it, if one does."""
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            nul = NulInRequest("the request's path or query holds a NUL character (%00)")
+            await self._reject(scope, receive, send, nul)
+            return
         body: bytes | None = None
         if scope["method"] in _WITH_BODY:
             try:
