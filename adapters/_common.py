@@ -101,6 +101,9 @@ def _confusable_letters() -> dict[int, str]:
     return table
 
 
+# Characters Unicode names as a Latin letter's form without decomposing them: ᴘ (LATIN LETTER SMALL CAPITAL
+# P), 🅿 (NEGATIVE SQUARED LATIN CAPITAL LETTER P), 🇵 (REGIONAL INDICATOR SYMBOL LETTER P).
+_LATIN_NAMED = re.compile(r"(?:.* )?(?:LATIN|REGIONAL INDICATOR SYMBOL) .*\b([A-Z])")
 # Latin letters with a stroke, which no decomposition takes apart (ł is not l + a mark).
 _STROKED = dict(zip("øØłŁđĐħĦŧŦıƚ", "ooLLddhhttil", strict=True))
 
@@ -118,8 +121,10 @@ class _Fold(dict[int, str | None]):
         if c == 0x2800 or unicodedata.category(ch)[0] == "M" or _ignorable(c):
             out = None
         else:
-            if unicodedata.category(ch) == "Nd":
-                ch = str(unicodedata.decimal(ch))
+            if (digit := unicodedata.digit(ch, None)) is not None:  # also ➀ ❶ (No), which NFKD keeps
+                ch = str(digit)
+            elif (latin := _LATIN_NAMED.fullmatch(unicodedata.name(ch, ""))) is not None:
+                ch = latin[1].lower()  # small capitals, negative squared and regional-indicator letters
             ch = _STROKED.get(ch, ch)
             out = _CONFUSABLE.get(ord(ch), ch)
         self[c] = out

@@ -281,7 +281,7 @@ def test_thirteenth_narratives_hold_to_txt_1(div: str) -> None:
 
 def test_thirteenth_formatting_links_and_images_pass() -> None:
     div = (
-        f'<div xmlns="{X}"><p class="x" style="color:red">观音桥药店 <b>发药</b></p>'
+        f'<div xmlns="{X}"><p>观音桥药店 <b>发药</b></p>'
         "<table><tr><td>1</td></tr></table>"
         '<a href="https://example.org/a">link</a><img src="data:image/png;base64,iVBORw0K" alt="图"/>'
         "<ruby>药<rt>yao</rt></ruby></div>"
@@ -372,3 +372,42 @@ def test_fourteenth_narratives_are_the_div_alone_and_fetch_nothing() -> None:
 @pytest.mark.parametrize("text", WORDS)
 def test_fourteenth_an_id_is_whole_parts_of_a_word(text: str) -> None:
     check_texts(_texts({"note": [{"text": text}]}), ORGS, "pharmacy-2", (), "hospital-1")
+
+
+# The fifteenth attack (kit15): a styled name beside a hidden decoy, a 0×0 image's alt as a decoy letter, CSS
+# layout moving the name's characters, styles covering the page through a comment or a transform, and ids
+# in letters Unicode only names as Latin (small capitals, negative squared, regional indicators, dingbats).
+STYLED = [
+    '<p style="color:#000">解放碑<span style="display:none">的</span>大药房</p>',
+    '<p><span style="color:#000">pharmacy-</span><span style="display:none">x</span><span>1</span></p>',
+    '<p class="grid">解放碑大药房</p>',
+]
+LATIN_FORMS = ["ᴘʜᴀʀᴍᴀᴄʏ-1", "🅿🅷🅰🆁🅼🅰🅲🆈-1", "🇵🇭🇦🇷🇲🇦🇨🇾-1", "pharmacy-➀", "pharmacy-❶"]
+
+
+def test_fifteenth_styles_and_decoys_and_named_letters() -> None:
+    for div in STYLED:
+        narrative = {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}
+        with pytest.raises(PayloadInvalid) as e:
+            _texts({"text": narrative})
+        assert (e.value.code, e.value.details) == ("RX_DISPENSE_MISMATCH", {"field": "text.div"}), div
+    decoy = f'<div xmlns="{X}"><p>pharmacy-<img src="#p" alt="x" width="0"/>1</p></div>'
+    _refused_on({"text": {"status": "generated", "div": decoy}}, "RX_DISPENSE_MISMATCH", "text.div")
+    for text in LATIN_FORMS:
+        _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+
+
+def test_fifteenth_styles_may_not_cover_the_page() -> None:
+    for style in ("position:/**/fixed;top:0", "position/**/:fixed", "transform:scale(100)"):
+        div = f'<div xmlns="{X}"><a href="https://example.org" style="{style}">x</a></div>'
+        with pytest.raises(PayloadInvalid) as e:
+            adapt(
+                "rx.issue",
+                {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": div}},
+                AdaptContext(),
+            )
+        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), style
+    styled = f'<div xmlns="{X}"><p class="x" style="color:red">山城中医院 处方</p></div>'
+    adapt(
+        "rx.issue", {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": styled}}, AdaptContext()
+    )
