@@ -6,13 +6,10 @@ through its own index, not the organisation's records."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import event
-
-from gateway.core.db import Database
 from gateway.services.intake import idempotency_owner
 from tests.kit.gateway import Harness, refused
+from tests.kit.plans import query_plans
 
 
 def test_a_nul_in_the_path_or_query_is_refused_alike(harness: Harness) -> None:
@@ -35,22 +32,5 @@ def test_an_export_cursor_past_int32_is_an_empty_page(harness: Harness) -> None:
 
 
 def test_an_idempotency_key_is_looked_up_by_its_index(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'gateway.db'}")
-    db.create_all()
-    statements: list[tuple[str, Any]] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        statements.append((statement, params))
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        with db.session() as s:
-            assert idempotency_owner(s, "hospital-1", "key-1") is None
-        event.remove(db.engine, "before_cursor_execute", seen)
-        [(statement, params)] = statements
-        with db.engine.connect() as conn:
-            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
-        details = " ".join(str(row[-1]) for row in plan)
-        assert "USING INDEX ix_record_idempotency_key (idempotency_key=?)" in details, details
-    finally:
-        db.dispose()
+    [(_statement, details)] = query_plans(tmp_path, lambda s: idempotency_owner(s, "hospital-1", "key-1"))
+    assert "USING INDEX ix_record_idempotency_key (idempotency_key=?)" in details, details
