@@ -40,7 +40,7 @@ def _limit(path: str) -> int:
 def strings(obj: dict[str, Any]) -> dict[str, str]:
     """Each string of ``obj`` (keys aside: FHIR's are its element names), by dotted path (``note.0.text``,
     ``contained.1.identifier.0.value``), each narrative ``text.div`` as its readings
-    (:func:`adapters.rx.narrative.readings`: as a reader sees it, without annotations and styled elements,
+    (:func:`adapters.rx.narrative.readings`: as a reader sees it, without ruby annotations and images,
     each attribute's text; ``FHIR_INVALID`` for a narrative FHIR's txt-1 refuses).
     ``RX_DISPENSE_TOO_LARGE`` naming the field: an array of more than MAX_ITEMS (the top-level extensions,
     MAX_CODES more), a text of more than MAX_TEXT characters (the narrative, MAX_NARRATIVE)."""

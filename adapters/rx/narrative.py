@@ -54,8 +54,8 @@ _CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)  # position:/**/fixed i
 # a processing instruction (xml-stylesheet): a narrative is the div element alone.
 _PROLOG = re.compile(r"<[?!](?!\[CDATA\[|--)", re.IGNORECASE)
 MAX_DEPTH = 32  # a page's nesting; the walk below recurses
-# Elements whose text a reader does not see in line: ruby annotations, and styled elements (display:none,
-# a zero font size): the narrative is also read without them.
+# Elements whose text a reader does not see in line, ruby annotations: the narrative is also read without
+# them (and without images, whose alt a tiny image does not show).
 _ANNOTATIONS = frozenset({"rt", "rp"})
 
 
