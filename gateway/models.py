@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, BigInteger, Column, ColumnElement, LargeBinary, UniqueConstraint, literal
+from sqlmodel import Field, SQLModel, col
 
 # --- API tokens ------------------------------------------------------------------------------------
 
@@ -171,3 +171,16 @@ class WorkflowState(SQLModel, table=True):
     status: str = Field(max_length=32)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     version: int = Field(default=1, sa_type=BigInteger)
+
+
+def signed_by(org: str) -> ColumnElement[bool]:
+    """``Record.org == org`` as an expression no index serves: SQLite (no statistics) otherwise chose the
+    ``(org, nonce)`` unique index for a look-up also bound by another indexed column (the subject, an
+    Idempotency-Key) and walked the organisation's records one by one."""
+    return col(Record.org).concat("") == org
+
+
+def seq_after(after: int) -> ColumnElement[bool]:
+    """Records after cursor ``after``, bound as BIGINT: ``seq`` is an INTEGER on PostgreSQL, where a cursor
+    the routes take (up to int64) bound as one was "integer out of range", a 500."""
+    return col(Record.seq) > literal(after, BigInteger)

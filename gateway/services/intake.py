@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from adapters import AdaptContext, adapt
 from adapters.errors import KindUnknown
@@ -39,7 +39,7 @@ from gateway.errors import (
     TimestampInvalid,
     TxAccountMissing,
 )
-from gateway.models import Record
+from gateway.models import Record, signed_by
 from gateway.services import outbox
 from gateway.services.group import GroupRunner
 from gateway.services.keys import OrgDirectory
@@ -486,8 +486,5 @@ class Intake:
 
 
 def idempotency_owner(s: Session, org: str, key: str) -> str | None:
-    """The record ``org`` sent with Idempotency-Key ``key``, if any. The organisation compared as an
-    expression no index serves: SQLite (no statistics) otherwise walked the ``(org, nonce)`` index, every
-    record of the organisation for a key not used before."""
-    signer = col(Record.org).concat("") == org
-    return s.exec(select(Record.id).where(signer, Record.idempotency_key == key)).first()
+    """The record ``org`` sent with Idempotency-Key ``key``, if any (through the key's index: signed_by)."""
+    return s.exec(select(Record.id).where(signed_by(org), Record.idempotency_key == key)).first()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Row, func, literal
+from sqlalchemy import ColumnElement, Row, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -24,6 +24,7 @@ from gateway.models import (
     Record,
     RecordPayload,
     RecordPublic,
+    seq_after,
 )
 from gateway.services.proofs import proof_tree
 from gateway.services.sqllog import merkle_log
@@ -266,11 +267,7 @@ def export_page(
     if flt.until is not None:
         conds.append(ts < _ts_key(flt.until))
     rows = s.exec(
-        # The cursor as BIGINT: seq is an INTEGER on PostgreSQL, where a larger cursor was a 500.
-        select(Record)
-        .where(*conds, col(Record.seq) > literal(after, BigInteger))
-        .order_by(col(Record.seq))
-        .limit(limit + 1)
+        select(Record).where(*conds, seq_after(after)).order_by(col(Record.seq)).limit(limit + 1)
     ).all()
     page = rows[:limit]
     total = int(s.exec(select(func.count()).select_from(Record).where(*conds)).one()) if after == 0 else None

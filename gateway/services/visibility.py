@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import BigInteger, ColumnElement, literal, or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from adapters import Access, ReadPolicy, read_policies, read_policy
 from adapters.registry import kinds as registered_kinds
 from gateway.errors import AccessCodeInvalid, AccessCodeRequired, RecordNotFound
-from gateway.models import Record
+from gateway.models import Record, seq_after, signed_by
 from provenance.access_code import AccessCode
 from provenance.orgs import OrgEntry
 from provenance.records import Envelope
@@ -66,12 +66,10 @@ class Reader:
         """Whether this reader signed some record of ``subject``."""
         hit = self._parties.get(subject)
         if hit is None:
-            # The organisation compared as an expression, which no index serves: SQLite (no statistics)
-            # otherwise walked the (org, nonce) unique index, the reader's records one by one until one was
-            # the subject's (4 ms at 200,000 records, a third of a trace page; all of them for a subject the
-            # reader has no record of). Now the subject's index, as PostgreSQL's planner chooses.
-            signer = col(Record.org).concat("") == self.org
-            found = s.exec(select(Record.seq).where(Record.subject == subject, signer).limit(1)).first()
+            # Through the subject's index (``signed_by``: 4 ms of a trace page at 200,000 records otherwise).
+            found = s.exec(
+                select(Record.seq).where(Record.subject == subject, signed_by(self.org)).limit(1)
+            ).first()
             hit = self._parties[subject] = found is not None
         return hit
 
@@ -110,10 +108,7 @@ class Reader:
     def subject_where(self, s: Session, subject: str, *, after: int) -> list[ColumnElement[bool]]:
         """The conditions of ``subject``'s rows this reader sees after ``seq`` ``after``: the one filter of
         every read of a subject's history, whole rows (``subject_rows``) or some columns (the trace page)."""
-        # The cursor bound as BIGINT: ``seq`` is an INTEGER on PostgreSQL, where a cursor the route takes
-        # (up to int64) bound as one was "integer out of range", a 500.
-        cursor = col(Record.seq) > literal(after, BigInteger)
-        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, cursor]
+        conds: list[ColumnElement[bool]] = [col(Record.subject) == subject, seq_after(after)]
         scope = self.subject_listing(s, subject)
         if scope is not None:
             conds.append(scope)
