@@ -285,7 +285,9 @@ def install(app: FastAPI, *, retry_after: int = 2) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = {"error": {"code": "INTERNAL", "message": "internal error", "details": {}}}
-        return JSONResponse(body, status_code=500)
+        # Starlette raises the exception again once this is sent, and uvicorn then closes the connection: say
+        # so, or a keep-alive client sends its next request into a closed socket.
+        return JSONResponse(body, status_code=500, headers={"Connection": "close"})
 
     app.add_exception_handler(ProvenanceError, on_project_error)
     app.add_exception_handler(RequestValidationError, on_validation)
