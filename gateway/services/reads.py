@@ -48,6 +48,8 @@ def status_of(leaf_index: int | None, anchored_size: int) -> str:
 
 
 # ``RecordPublic``'s fields in its order, and the record columns they are read from (all but ``status``).
+# A page of records by default and at most: every listing's bounds (a lean twin's must take the same).
+PAGE_SIZE, PAGE_MAX = 100, 500
 _PUBLIC_FIELDS = tuple(RecordPublic.model_fields)
 _COLUMN_FIELDS = tuple(f for f in _PUBLIC_FIELDS if f != "status")
 _STATUS_AT, _LEAF_AT = _PUBLIC_FIELDS.index("status"), _COLUMN_FIELDS.index("leaf_index")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.deps import CurrentReader, Cursor, GatewayDep, SessionDep
 from gateway.errors import RequestInvalid
-from gateway.services.reads import ExportFilter, export_page
+from gateway.services.reads import PAGE_MAX, PAGE_SIZE, ExportFilter, export_page
 from provenance.timestamps import parse_rfc3339
 
 router = APIRouter(tags=["records"])
@@ -70,7 +70,7 @@ def export_bundles(
         Query(max_length=40, json_schema_extra=_DOC, description="envelope timestamp before (RFC 3339 UTC)"),
     ] = None,
     after: Cursor = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_SIZE,
     payload: Annotated[
         bool | None, Query(description="include payloads (default: those the reader may see)")
     ] = None,

@@ -21,6 +21,7 @@ from gateway.api.metrics import GatewayMetrics, progress
 from gateway.api.routes.domains import DomainReads
 from gateway.errors import RequestInvalid
 from gateway.models import Record
+from gateway.services.reads import PAGE_MAX, PAGE_SIZE
 from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader
 
@@ -186,7 +187,7 @@ def dashboard_records(
     domain: Annotated[str, Query(description="a domain: rx, share, env, party")],
     day: Annotated[str, Query(description="YYYY-MM-DD (UTC), as the summary's records name it")],
     after: Cursor = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_SIZE,
 ) -> RecordPage:
     """The records behind one number of the summary (a domain's records signed on a day), in log order."""
     if domain not in (known := domains()):
@@ -237,7 +238,7 @@ def dashboard_refusals(
     code: Annotated[str, Query(description="an error code, as the summary's refusals name it")],
     kind: Annotated[str | None, Query(max_length=64, description="only refusals of this kind")] = None,
     after: Cursor = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_SIZE,
 ) -> RefusalPage:
     """The refusals behind one number of the summary, oldest first: the latest this gateway kept since it
     started (refused submissions are never logged; the counts go further back than these)."""

@@ -20,7 +20,7 @@ from adapters.registry import workflows
 from gateway.api.deps import CurrentReader, GatewayDep, SessionDep
 from gateway.errors import PayloadPurged, RequestInvalid
 from gateway.models import WorkflowState
-from gateway.services.reads import bundle_of, find_record
+from gateway.services.reads import PAGE_MAX, PAGE_SIZE, bundle_of, find_record
 from gateway.services.rules import record_facts
 from gateway.services.runtime import Gateway
 from gateway.services.states import read_states
@@ -83,9 +83,9 @@ class DomainReads:
     def org_entry(self, org_id: str) -> OrgEntry | None:
         return self._gw.orgs.get(org_id)
 
-    def records(self, subject: str, *, after: int = 0, limit: int = 100) -> list[Listed]:
-        if not 1 <= limit <= 500:
-            raise RequestInvalid("a page holds 1 to 500 records", details={"limit": limit})
+    def records(self, subject: str, *, after: int = 0, limit: int = PAGE_SIZE) -> list[Listed]:
+        if not 1 <= limit <= PAGE_MAX:
+            raise RequestInvalid(f"a page holds 1 to {PAGE_MAX} records", details={"limit": limit})
         s = self._session
         rows = self._reader.subject_rows(s, subject, after=after, limit=limit)
         payload = self._reader.payload_rule(s)

@@ -14,13 +14,11 @@ from starlette.responses import Response
 from gateway.api.deps import INT64_MAX, CurrentReader, Cursor, GatewayDep, SessionDep, lean_reader
 from gateway.api.front import LeanRoute, in_thread, json_response
 from gateway.models import RecordPublic
-from gateway.services.reads import public_fields, public_rows
+from gateway.services.reads import PAGE_MAX, PAGE_SIZE, public_fields, public_rows
 from gateway.services.runtime import Gateway
 from gateway.services.visibility import Reader
 
 router = APIRouter(tags=["subjects"])
-# A page's size by default and at most: the route's bounds and its lean twin's (which must take the same).
-PAGE_SIZE, PAGE_MAX = 100, 500
 
 
 class SubjectPage(BaseModel):
