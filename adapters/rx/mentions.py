@@ -74,11 +74,17 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
             raise RxDispenseMismatch(
                 "a dispense's text may not reorder what it shows (a bidirectional control character)",
                 details={
-                    "field": path.partition("#")[0].partition("@")[0],
+                    "field": _field(path),
                     "character": f"U+{ord(bidi[0]):04X}",
                 },
             )
     return out
+
+
+def _field(path: str) -> str:
+    """The element a text of :func:`strings` is in: a narrative's reading (``text.div#shown``,
+    ``text.div@title.0``) is its ``text.div``."""
+    return path.partition("#")[0].partition("@")[0]
 
 
 # OrgRegistry's names and ids, keyed once: the registry's few dozen, for every text of every dispense.
@@ -194,5 +200,5 @@ def check_texts(
         ):
             raise RxDispenseMismatch(
                 "dispense names another organisation than the signing pharmacy in its text",
-                details={"field": field.partition("#")[0].partition("@")[0]},
+                details={"field": _field(field)},
             )
