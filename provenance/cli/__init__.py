@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import click
+import typer
 
 # Each module adds its commands to ``app``; imported in the order `provenance --help` lists them.
 from provenance.cli import keys, verify, receipt, certificate, demo, monitor, orgs, audit, trace  # noqa: F401  # isort: skip
@@ -53,14 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         if state["verbose"]:
             traceback.print_exc()
         return 2
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except (click.ClickException, typer.TyperException) as exc:
+        # Usage errors (an unknown option, a missing argument): typer 0.2x raises its own copy of click's
+        # exceptions, which click's classes do not catch; both print the usage line, exit 2.
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"[red]error[/red]: {exc}")
+        return int(getattr(exc, "exit_code", 2))
 
 
 def entry() -> None:

@@ -107,6 +107,15 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
         r = run(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert code in r.stderr and "Traceback" not in r.stderr
+    # Usage errors: the usage line and exit 2, not the option parser's traceback (the sixteenth attack).
+    for args, said in [
+        (("verify", "--bogus", "x"), "No such option: --bogus"),
+        (("verify",), "Missing"),
+        (("trace",), "Missing"),
+    ]:
+        r = run(*args)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) <= 8, r.stderr
     # A bundle file that is not JSON is a bundle that fails its first step, as on the /verify page.
     r = run("verify", str(notpem))
     assert r.returncode == 1 and "step 'schema' failed [FORMAT_INVALID]" in r.stderr, r.stderr
