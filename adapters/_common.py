@@ -113,8 +113,9 @@ class _Fold(dict[int, str | None]):
     as characters are met): default-ignorable characters, marks (combining, enclosing, variation
     selectors) and the braille blank dropped (drawn as nothing, or over the letter beside them); a decimal
     digit of any script as its ASCII digit (pharmacy-١); a letter with a stroke as its letter (hospitał);
-    then a look-alike of an ASCII letter or digit as that character (``_confusable_letters``). Read after
-    NFKD, so that an accented letter is its letter and a mark (phármaçy)."""
+    then a look-alike of an ASCII letter or digit as that character (``_confusable_letters``), a lower-case
+    Cyrillic letter whose capital is one as that letter (н as H). Read after NFKD, so that an accented
+    letter is its letter and a mark (phármaçy)."""
 
     def __missing__(self, c: int) -> str | None:
         ch = chr(c)
@@ -126,7 +127,14 @@ class _Fold(dict[int, str | None]):
             elif (latin := _LATIN_NAMED.fullmatch(unicodedata.name(ch, ""))) is not None:
                 ch = latin[1].lower()  # small capitals, negative squared and regional-indicator letters
             ch = _STROKED.get(ch, ch)
-            out = _CONFUSABLE.get(ord(ch), ch)
+            out = _CONFUSABLE.get(ord(ch))
+            if out is None:
+                # A Cyrillic small letter drawn as a Latin small capital (н м т as ʜ ᴍ ᴛ): UTS #39 maps its
+                # capital (Н → H) but not it; ids compare case-folded (the sixteenth attack). Not Greek: μ is
+                # a dose's micro, and mg is not μg.
+                upper = ch.upper()
+                cyrillic = unicodedata.name(ch, "").startswith("CYRILLIC SMALL LETTER") and len(upper) == 1
+                out = _CONFUSABLE.get(ord(upper), ch) if cyrillic else ch
         self[c] = out
         return out
 

@@ -21,7 +21,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from pydantic import ValidationError
 
 from adapters._common import validation_error
-from adapters.rx import narrative
+from adapters.rx import markdown, narrative
 from adapters.rx.errors import FhirInvalid, RxRuleViolation
 from provenance.timestamps import TimeSpan, parse_fhir_datetime
 
@@ -85,6 +85,7 @@ def validate(model: type[MedicationRequest | MedicationDispense], obj: dict[str,
     _check_contained(obj)
     _check_modifiers(obj, "")
     narrative.check(obj)
+    markdown.check(obj)
 
 
 def when(obj: dict[str, Any], *path: str, zone: tzinfo) -> TimeSpan:

@@ -14,6 +14,8 @@ from typing import Any
 
 from adapters._common import fold
 from adapters.rx.errors import RxDispenseMismatch, RxDispenseTooLarge
+from adapters.rx.markdown import fields as markdown_fields
+from adapters.rx.markdown import rendered
 from adapters.rx.medication import name_key
 from adapters.rx.narrative import readings
 from adapters.rx.trace_codes import MAX_CODES
@@ -40,8 +42,8 @@ def _limit(path: str) -> int:
 def strings(obj: dict[str, Any]) -> dict[str, str]:
     """Each string of ``obj`` (keys aside: FHIR's are its element names), by dotted path (``note.0.text``,
     ``contained.1.identifier.0.value``), each narrative ``text.div`` as its readings
-    (:func:`adapters.rx.narrative.readings`: as a reader sees it, without ruby annotations and images,
-    each attribute's text; ``FHIR_INVALID`` for a narrative FHIR's txt-1 refuses).
+    (:func:`adapters.rx.narrative.readings`: its text and each attribute's, of a plain narrative only;
+    ``FHIR_INVALID`` for a narrative FHIR's txt-1 refuses).
     ``RX_DISPENSE_TOO_LARGE`` naming the field: an array of more than MAX_ITEMS (the top-level extensions,
     MAX_CODES more), a text of more than MAX_TEXT characters (the narrative, MAX_NARRATIVE)."""
     out: dict[str, str] = {}
@@ -69,6 +71,8 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
                 out.update({f"{path}{suffix}": text for suffix, text in readings(value, path).items()})
             else:
                 out[path] = value
+    # A note is markdown: read as drawn too (an empty link or a code span between a name's characters).
+    out.update({f"{path}@markdown": rendered(text, path) for path, text in markdown_fields(obj)})
     for path, text in out.items():
         if (bidi := _BIDI.search(text)) is not None:
             raise RxDispenseMismatch(
@@ -82,9 +86,9 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def _field(path: str) -> str:
-    """The element a text of :func:`strings` is in: a narrative's reading (``text.div#shown``,
-    ``text.div@title.0``) is its ``text.div``."""
-    return path.partition("#")[0].partition("@")[0]
+    """The element a text of :func:`strings` is in: a narrative's attribute (``text.div@title.0``) is its
+    ``text.div``, a note as rendered (``note.0.text@markdown``) its ``note.0.text``."""
+    return path.partition("@")[0]
 
 
 # OrgRegistry's names and ids, keyed once: the registry's few dozen, for every text of every dispense.

@@ -46,17 +46,47 @@ _IMAGE_DATA = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,", re.IGNOREC
 # hide what it says behind escapes.
 _STYLE_FORBIDDEN = re.compile(
     r"url\(|image-set|cross-fade|element\(|image\(|@import|expression\(|javascript:|behavior|binding|\\"
-    r"|position\s*:\s*(?:fixed|absolute|sticky)|transform",  # a narrative may not cover its viewer's page
+    r"|src\("  # CSS Values 4's url() of a string
+    # A narrative may not cover or scale its viewer's page: fixed positions, transforms, zoom, and negative
+    # margins (a link pulled 2000 px out with as much padding).
+    r"|position\s*:\s*(?:fixed|absolute|sticky)|transform|zoom|margin[\w-]*\s*:[^;]*-\s*[\d.]",
     re.IGNORECASE,
 )
-_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)  # position:/**/fixed is position:fixed
-# Before the root element: an XML declaration, a DOCTYPE (an external DTD a consumer's parser would fetch),
-# a processing instruction (xml-stylesheet): a narrative is the div element alone.
-_PROLOG = re.compile(r"<[?!](?!\[CDATA\[|--)", re.IGNORECASE)
+# Markup declarations anywhere: before the root an XML declaration, a DOCTYPE (an external DTD a consumer's
+# parser would fetch), a processing instruction (xml-stylesheet); inside it comments and CDATA sections,
+# which XML and the HTML parsers FHIR viewers insert a narrative with end differently ("<!-->" opens a
+# comment to XML and is a whole one to HTML; "<![CDATA[>" is a comment to HTML up to its first ">"):
+# markup hidden from this check was live in a viewer (the sixteenth attack). A narrative is elements,
+# attributes and text alone.
+_DECLARATION = re.compile(r"<[?!]")
 MAX_DEPTH = 32  # a page's nesting; the walk below recurses
-# Elements whose text a reader does not see in line, ruby annotations: the narrative is also read without
-# them (and without images, whose alt a tiny image does not show).
-_ANNOTATIONS = frozenset({"rt", "rp"})
+# HTML's void elements: a viewer's HTML parser closes them at once and draws what XHTML puts inside as text
+# after them (an image's content is no part of the image).
+_VOID = frozenset({"br", "hr", "img", "col", "area"})
+
+# A dispense's narrative is plain formatting, so that what the rule on names reads is what a viewer draws:
+# no styles or classes (they hide, move and draw text), bdo or dir (they reorder it), images (an alt shown
+# or not), ruby (text drawn above text), tfoot (drawn below the rows after it), table layout (a cell spanning
+# rows or aligned to the bottom is drawn elsewhere than it stands), and no size-changing element inside
+# another (thirty nested <small> shrink a decoy letter out of sight). The thirteenth to sixteenth attacks.
+_NOT_PLAIN = frozenset({"bdo", "img", "map", "area", "ruby", "rt", "rp", "tfoot"})
+_PLAIN_ATTRIBUTES = frozenset((
+    "title", "lang", "id", "name", "href", "abbr", "axis", "headers", "scope", "summary", "cite", "datetime",
+    "border", "cellpadding", "cellspacing", "accesskey", "tabindex",
+))  # fmt: skip
+_SIZED = frozenset({"small", "big", "sub", "sup"})
+# What a table's parts hold: anything else (a decoy between two cells) an HTML parser moves out in front of
+# the table, joining the cells around it (the sixteenth attack).
+_TABLE_PARTS = {
+    "table": frozenset({"caption", "colgroup", "thead", "tbody", "tr"}),
+    "thead": frozenset({"tr"}),
+    "tbody": frozenset({"tr"}),
+    "tr": frozenset({"td", "th"}),
+    "colgroup": frozenset({"col"}),
+}
+# An element written self-closed: XML's empty element, but HTML ignores the "/" of all but void elements
+# and leaves <small/> open over what follows (forty of them shrink a decoy out of sight).
+_SELF_CLOSED = re.compile(r"""<([A-Za-z][\w.:-]*)(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/>""")
 
 
 def _invalid(message: str, field: str) -> FhirInvalid:
@@ -95,15 +125,25 @@ def _check(root: Element, field: str) -> None:
                 raise _invalid(f"attribute {attr!r} is not allowed (no event handlers)", field)
             if attr in _URL_ATTRIBUTES and (fault := _url_fault(name, attr, value)) is not None:
                 raise _invalid(f"{name} {fault} is not allowed", field)
-            if attr == "style" and _STYLE_FORBIDDEN.search(_CSS_COMMENT.sub("", value)):
+            if attr == "style" and "/*" in value:
+                # Comments are not stripped to match what is left: a "/*" inside a CSS string opens none,
+                # and what a stripper removed up to a later "*/" was live (the sixteenth attack).
+                raise _invalid("a style may not hold comments", field)
+            if attr == "style" and _STYLE_FORBIDDEN.search(value):
                 raise _invalid("a style may not fetch, run or escape (url(), @import, expression())", field)
+        if name in _VOID and ((el.text or "").strip() or len(el)):
+            raise _invalid(f"a {name} element holds nothing (a viewer draws its content as text)", field)
         stack += [(child, depth + 1) for child in el]
 
 
 def parse(div: str, field: str) -> Element:
     """The narrative's root element, or ``FHIR_INVALID`` naming ``field``."""
-    if _PROLOG.search(div):
-        raise _invalid("no XML declaration, DOCTYPE or processing instruction: the div element alone", field)
+    if _DECLARATION.search(div):
+        raise _invalid(
+            "no XML declaration, DOCTYPE, processing instruction, comment or CDATA section: elements, "
+            "attributes and text alone",
+            field,
+        )
     try:
         root: Element = fromstring(div)
     except (ParseError, DefusedXmlException, ValueError) as exc:
@@ -112,39 +152,59 @@ def parse(div: str, field: str) -> Element:
     return root
 
 
-def _text(el: Element, *, shown: bool) -> str:
-    """The element's text in document order, an image as its ``alt`` (a broken image shows it in line);
-    ``shown``: without ruby annotations and images (their tails stay: the text after)."""
+def _not_plain(el: Element, sized: bool) -> tuple[str, str] | None:
+    """What in ``el`` (inside a size-changing element: ``sized``) a dispense's plain narrative refuses, as
+    ``("element", name)``, ``("attribute", name)`` or ``("text_in", name)`` (text in a table part)."""
+    name = el.tag[len(_XHTML) :]
+    if name in _NOT_PLAIN or (sized and name in _SIZED):
+        return "element", name
+    for attr in el.attrib:
+        if attr != _XML_LANG and attr not in _PLAIN_ATTRIBUTES:
+            return "attribute", attr
+    if (parts := _TABLE_PARTS.get(name)) is not None:
+        if any((text or "").strip() for text in (el.text, *(child.tail for child in el))):
+            return "text_in", name
+        for child in el:
+            if (child_name := child.tag[len(_XHTML) :]) not in parts:
+                return "element", child_name
+    inside = sized or name in _SIZED
+    return next((found for child in el if (found := _not_plain(child, inside)) is not None), None)
+
+
+def _text(el: Element) -> str:
+    """The element's text in document order, each item of an ordered list after the number a viewer draws
+    before it ("1."; a plain narrative's lists have no ``start``, ``type`` or ``value``)."""
     parts = [el.text or ""]
+    number = 0 if el.tag == f"{_XHTML}ol" else None
     for child in el:
-        name = child.tag[len(_XHTML) :]
-        if name == "img":
-            parts.append("" if shown else child.get("alt", ""))  # a broken image shows it; a tiny one not
-        elif not shown or name not in _ANNOTATIONS:
-            parts.append(_text(child, shown=shown))
-        parts.append(child.tail or "")
+        if number is not None and child.tag == f"{_XHTML}li":
+            number += 1
+            parts.append(f"{number}.")
+        parts += [_text(child), child.tail or ""]
     return "".join(parts)
 
 
 def readings(div: str, field: str) -> dict[str, str]:
-    """A dispense's narrative as texts, by suffix of ``field``: ``""`` its text as a reader sees it (tags
-    taken out without a space: 解放碑<b></b>大药房 reads as one name; CDATA, character references and images'
-    ``alt`` as text), ``"#shown"`` the same without ruby annotations and images when that differs
-    (解<rt>jie</rt>放… shows 解放… above its pinyin; a 1×1 image's alt is not seen), ``"@<attribute>.<n>"``
-    each attribute's value (a ``title`` is a tooltip). ``FHIR_INVALID`` for a narrative R4 refuses;
-    ``RX_DISPENSE_MISMATCH`` for a ``style`` or ``class`` (CSS hides, moves, reorders and draws text: the
-    thirteenth to fifteenth attacks), ``bdo`` or ``dir``."""
+    """A dispense's narrative as texts, by suffix of ``field``: ``""`` its text (tags taken out without a
+    space: 解放碑<b></b>大药房 reads as one name; character references as text),
+    ``"@<attribute>.<n>"`` each attribute's value (a ``title`` is a tooltip). ``FHIR_INVALID`` for a
+    narrative R4 refuses; ``RX_DISPENSE_MISMATCH`` naming the ``element`` or ``attribute`` for one a plain
+    narrative does not hold (``_NOT_PLAIN``, ``_PLAIN_ATTRIBUTES``: what it holds is drawn as written)."""
     root = parse(div, field)
-    for el in root.iter():
-        if el.tag == f"{_XHTML}bdo" or "dir" in el.attrib or "style" in el.attrib or "class" in el.attrib:
-            raise RxDispenseMismatch(
-                "a dispense's narrative is plain formatting: no styles or classes (which hide, move or draw "
-                "text), no bdo or dir (which reorder it): the rule on names reads it as written",
-                details={"field": field},
-            )
-    out = {"": _text(root, shown=False)}
-    if (shown := _text(root, shown=True)) != out[""]:
-        out["#shown"] = shown
+    found = _not_plain(root, False)
+    if found is None and (closed := _SELF_CLOSED.search(div)) is not None and closed[1] not in _VOID:
+        found = "self_closed", closed[1]
+    if found is not None:
+        what, name = found
+        said = {"text_in": "text straight in", "self_closed": "self-closed"}.get(what, what)
+        raise RxDispenseMismatch(
+            f"a dispense's narrative is plain formatting: no {said} {name!r} (styles, classes, images, "
+            "ruby, bdo, dir, table layout, text between a table's cells, nested small, big, sub or sup and "
+            "non-void elements written self-closed hide, move or reorder text in a viewer); the rule on "
+            "names reads it as written",
+            details={"field": field, what: name},
+        )
+    out = {"": _text(root)}
     n = 0
     for el in root.iter():
         for attr, value in el.attrib.items():

@@ -216,7 +216,6 @@ BYPASSES: list[tuple[str, dict[str, Any], str]] = [
     *(
         (label, {"text": {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}}, "text.div")
         for label, div in [
-            ("CDATA", f"<![CDATA[{NAME}]]>"),
             ("title", f'<span title="{NAME}">代发</span>'),
             ("alt", f'<img src="#p" alt="{NAME}"/>'),
             ("bdo", '<bdo dir="rtl">房药大碑放解</bdo>'),
@@ -275,14 +274,17 @@ def test_thirteenth_narratives_hold_to_txt_1(div: str) -> None:
 
 
 def test_thirteenth_formatting_links_and_images_pass() -> None:
-    div = (
-        f'<div xmlns="{X}"><p>观音桥药店 <b>发药</b></p>'
-        "<table><tr><td>1</td></tr></table>"
-        '<a href="https://example.org/a">link</a><img src="data:image/png;base64,iVBORw0K" alt="图"/>'
-        "<ruby>药<rt>yao</rt></ruby></div>"
+    plain = (
+        '<p>观音桥药店 <b>发药</b></p><table><tr><th scope="col">数量</th></tr><tr><td>1</td></tr></table>'
+        '<a href="https://example.org/a" title="说明">link</a> 2 mg/m<sup>2</sup>'
     )
-    for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
-        adapt(kind, {**copy.deepcopy(obj), "text": {"status": "generated", "div": div}}, AdaptContext())
+    images = '<img src="data:image/png;base64,iVBORw0K" alt="图"/><ruby>药<rt>yao</rt></ruby>'
+    for kind, obj, div in (
+        ("rx.dispense", DISPENSE, plain),
+        ("rx.issue", ISSUE, plain + images),  # a prescription's narrative is held to R4 alone
+    ):
+        narrative = {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}
+        adapt(kind, {**copy.deepcopy(obj), "text": narrative}, AdaptContext())
 
 
 # The fourteenth attack (kit14): a right-to-left override over part of a text, CJK marks drawn as 一, accented
@@ -387,7 +389,8 @@ def test_fifteenth_styles_and_decoys_and_named_letters() -> None:
         narrative = {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}
         with pytest.raises(PayloadInvalid) as e:
             _texts({"text": narrative})
-        assert (e.value.code, e.value.details) == ("RX_DISPENSE_MISMATCH", {"field": "text.div"}), div
+        assert (e.value.code, e.value.details["field"]) == ("RX_DISPENSE_MISMATCH", "text.div"), div
+        assert e.value.details.get("attribute") in ("style", "class"), div
     decoy = f'<div xmlns="{X}"><p>pharmacy-<img src="#p" alt="x" width="0"/>1</p></div>'
     _refused_on({"text": {"status": "generated", "div": decoy}}, "RX_DISPENSE_MISMATCH", "text.div")
     for text in LATIN_FORMS:
@@ -408,3 +411,111 @@ def test_fifteenth_styles_may_not_cover_the_page() -> None:
     adapt(
         "rx.issue", {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": styled}}, AdaptContext()
     )
+
+
+# The sixteenth attack (kit16): what XML reads and what an HTML viewer draws, apart. Nested and self-closed
+# size-changing elements shrinking a decoy (F16-1), comments inside CSS strings (F16-2), markdown notes
+# (F16-3), table layout and list markers (F16-4), images loaded and not (F16-7), Cyrillic small letters drawn
+# as small capitals (F16-8), content in void elements (F16-9), CDATA and comments (F16-10, F16-11), text
+# between a row's cells (F16-12).
+def _div(inner: str) -> dict[str, Any]:
+    return {"text": {"status": "generated", "div": f'<div xmlns="{X}">{inner}</div>'}}
+
+
+PNG = (  # a valid 1x1 image: drawn, its alt not
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+NOT_PLAIN = [
+    ("pharmacy" + "<small>" * 30 + "X" + "</small>" * 30 + "-1 发药", "element", "small"),
+    ("解放碑" + "<sub>" * 30 + "观" + "</sub>" * 30 + "大药房", "element", "sub"),
+    ("解放碑<sup><small>观</small></sup>大药房", "element", "small"),
+    ("解放碑" + "<small/>" * 40 + "观大药房", "self_closed", "small"),
+    ('解放碑<span title="a>b"/>观大药房', "self_closed", "span"),
+    (
+        '<table border="0"><tr><td rowspan="2" valign="bottom">解放碑</td><td>观音桥</td></tr>'
+        "<tr><td>大药房</td></tr></table>",
+        "attribute",
+        "rowspan",
+    ),
+    ('大药房 发药<table align="left"><tr><td>解放碑</td></tr></table>', "attribute", "align"),
+    ('<ol start="1"><li>x</li></ol>', "attribute", "start"),
+    (f'解放碑<img src="{PNG}" alt="观"/>大药<img alt="房"/> 发药', "element", "img"),
+    ("<table><tr><td>解放碑</td>观<td>大药房</td></tr></table>", "text_in", "tr"),
+    ("<table><tr><td>解放碑</td><td>大药房</td></tr>观</table>", "text_in", "table"),
+    ("<table><tr><td>解放碑</td><span>观</span><td>大药房</td></tr></table>", "element", "span"),
+    ("<table><tfoot><tr><td>解放碑</td></tr></tfoot></table>", "element", "tfoot"),
+]
+
+
+@pytest.mark.parametrize(("div", "what", "name"), NOT_PLAIN)
+def test_sixteenth_what_a_viewer_draws_elsewhere_is_refused(div: str, what: str, name: str) -> None:
+    details = _refused_on(_div(div), "RX_DISPENSE_MISMATCH", "text.div")
+    assert details[what] == name, details
+
+
+def test_sixteenth_html_and_xml_read_alike_in_every_narrative() -> None:
+    for div in [
+        "解放碑<![CDATA[观]]>大药房",  # a comment to HTML
+        '<p><!--><img src="x" onerror="alert(1)"/>--></p>',  # one comment to XML, live markup to HTML
+        "<p><![CDATA[><img src=x onerror=alert(1)>]]></p>",
+        "<p>x<!-- note --></p>",
+        f'解放碑<img src="{PNG}" alt="观">大</img>药房',  # an img holds nothing: drawn as text after it
+        "pharmacy-<br>1</br>",
+    ]:
+        for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
+            with pytest.raises(PayloadInvalid) as e:
+                adapt(kind, {**copy.deepcopy(obj), **_div(div)}, AdaptContext())
+            assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), (kind, div)
+
+
+def test_sixteenth_styles_hold_no_comments_and_do_not_cover_or_scale() -> None:
+    for style in (
+        "font-family:'/*';background:url(https://evil.example/p.png);font-family:'*/'",
+        'font-family:"/*";position:fixed;top:0;font-family:"*/"',
+        "font-family:'/*';transform:scale(100);font-family:'*/'",
+        "zoom:100",
+        "display:block;margin:-2000px;padding:2000px",
+        "margin-top: -50px",
+        "background:src('https://evil.example/p.png')",
+    ):
+        div = f'<div xmlns="{X}"><a href="https://example.org" style="{style}">x</a></div>'
+        with pytest.raises(PayloadInvalid) as e:
+            adapt(
+                "rx.issue",
+                {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": div}},
+                AdaptContext(),
+            )
+        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), style
+    fine = (
+        f'<div xmlns="{X}"><p style="margin:0 0 4px 0;color:#333;text-align:right">山城中医院 处方</p></div>'
+    )
+    adapt("rx.issue", {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": fine}}, AdaptContext())
+
+
+def test_sixteenth_markdown_notes_are_read_as_drawn_and_hold_no_html() -> None:
+    for text in ("解放碑[](x)大药房 发药", "解放碑`大药房` 发药", "pharm[acy](https://example.org)-1 ok"):
+        _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+    for text in (
+        "解放碑<!-- 观 -->大药房 发药",
+        "解放碑<span>大药房</span>",
+        '<img src="x" onerror="alert(document.cookie)">',
+        "<script>alert(1)</script>",
+        '<iframe src="https://evil.example/"></iframe>',
+        "![](https://evil.example/track.png)",
+    ):
+        for kind, obj in (("rx.dispense", DISPENSE), ("rx.issue", ISSUE)):
+            with pytest.raises(PayloadInvalid) as e:
+                adapt(kind, {**copy.deepcopy(obj), "note": [{"text": text}]}, AdaptContext())
+            assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "note.0.text"}), (kind, text)
+    honest = "**每日一次**，饭后服用\n\n1. take 2 daily\n2. dose < 5 mg, see [leaflet](https://example.org/l)"
+    check_texts(_texts({"note": [{"text": honest}]}), ORGS, "pharmacy-2", (), "hospital-1")
+
+
+def test_sixteenth_cyrillic_small_letters_drawn_as_small_capitals_and_list_numbers() -> None:
+    for text in ("нospital-1 复诊", "pharмacy-1 发药", "sтation-1 送达"):
+        _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+    # An ordered list's number is drawn beside the text before it.
+    listed = "<table><tr><td>pharmacy-</td><td><ol><li>&#160;</li></ol></td></tr></table>"
+    _refused_on(_div(listed), "RX_DISPENSE_MISMATCH", "text.div")
+    plain = "<p>观音桥药店 发药</p><ol><li>每日一次</li><li>饭后服用</li></ol><p>2 mg/m<sup>2</sup></p>"
+    check_texts(_texts(_div(plain)), ORGS, "pharmacy-2", (), "hospital-1")
