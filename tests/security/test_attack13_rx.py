@@ -4,13 +4,23 @@
 drawn as nothing, right-to-left reordering, look-alikes and other scripts' digits, and narrative markup the
 rule did not read (finding 1); honest English notes refused (finding 2); active content in a narrative
 (finding 3); and the fourteenth's (kit14, on the thirteenth's fixes): a partial right-to-left override, a
-narrative's DOCTYPE, ids inside longer words."""
+narrative's DOCTYPE, ids inside longer words; and the sixteenth's (kit16): markup live in a viewer behind an
+XML comment, decoys shrunk, moved or hidden by plain HTML, markdown notes."""
 
 from __future__ import annotations
 
 from adapters._common import canonical_json
 from provenance.crypto.sm3 import sm3_hex
-from tests.adapters.rx.test_dispense_texts import ACTIVE, BYPASSES, HONEST, PARTIAL_BIDI, PROLOGUE, WORDS, X
+from tests.adapters.rx.test_dispense_texts import (
+    ACTIVE,
+    BYPASSES,
+    HONEST,
+    NOT_PLAIN,
+    PARTIAL_BIDI,
+    PROLOGUE,
+    WORDS,
+    X,
+)
 from tests.kit.gateway import Harness, refused, rx_issue
 from tests.security.test_attack7_rx import _dispense, _issued, _send
 from tests.security.test_attack10_rx import _bulk, _recorded
@@ -59,3 +69,37 @@ def test_f14_partial_reordering_prologue_and_words(harness: Harness) -> None:
     r = _send(pharmacy, _dispense(rx, text=narrative), rx)
     assert refused(r, 400, "FHIR_INVALID") == {"field": "text.div"}
     _recorded(h, _dispense(rx, note=[{"text": WORDS[0]}]), rx)
+
+
+def test_f16_viewer_markup_decoys_and_markdown(harness: Harness) -> None:
+    h = harness
+    rx = _issued(h)
+    pharmacy = h.client("pharmacy-2")
+    # F16-11: an onerror handler behind "<!-->", one comment to XML, live to HTML: refused in a prescription.
+    other = "RXK16" + rx[-6:]
+    xss = {
+        "status": "generated",
+        "div": f'<div xmlns="{X}"><p><!--><img src="x" onerror="alert(1)"/>--></p></div>',
+    }
+    issue = {**rx_issue(other), "text": xss}
+    digest = sm3_hex(canonical_json(issue))
+    r = h.client("hospital-2").submit("rx.issue", issue, subject=f"rx:{other}", payload_digest=digest)
+    assert refused(r, 400, "FHIR_INVALID") == {"field": "text.div"}
+    # F16-1/4/7 in one bulk request, each on its own prescription: all three refused, naming what.
+    picked = [NOT_PLAIN[0], NOT_PLAIN[5], NOT_PLAIN[8]]
+    bulk = [
+        _dispense(_issued(h), text={"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'})
+        for div, _what, _name in picked
+    ]
+    assert _bulk(h, pharmacy, bulk) == [("rejected", "RX_DISPENSE_MISMATCH", "text.div")] * 3
+    # F16-3: a note's raw HTML, and the name split by an empty link.
+    r = _send(pharmacy, _dispense(rx, note=[{"text": "<script>alert(1)</script>"}]), rx)
+    assert refused(r, 400, "FHIR_INVALID") == {"field": "note.0.text"}
+    r = _send(pharmacy, _dispense(rx, note=[{"text": "解放碑[](x)大药房 发药"}]), rx)
+    assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "note.0.text"}
+    # A plain narrative with a numbered list and a markdown note is recorded.
+    plain = {
+        "status": "generated",
+        "div": f'<div xmlns="{X}"><p>观音桥药店 发药</p><ol><li>每日一次</li></ol></div>',
+    }
+    _recorded(h, _dispense(rx, text=plain, note=[{"text": "**饭后服用**"}]), rx)
