@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from adapters.rx.errors import FhirInvalid
+from adapters.rx.narrative import resources
 
 _MD = MarkdownIt("commonmark")  # with raw HTML recognised: it is found and refused, not passed on
 _REFUSED = {"html_block": "raw HTML", "html_inline": "raw HTML", "image": "an image"}
@@ -22,11 +23,7 @@ _REFUSED = {"html_block": "raw HTML", "html_inline": "raw HTML", "image": "an im
 
 def fields(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The markdown strings of a resource and of its contained resources, by dotted path."""
-    contained = obj.get("contained")
-    resources: list[tuple[str, Any]] = [("", obj)]
-    if isinstance(contained, list):
-        resources += [(f"contained.{i}.", res) for i, res in enumerate(contained) if isinstance(res, dict)]
-    for prefix, res in resources:
+    for prefix, res in resources(obj):
         notes = res.get("note")
         if isinstance(notes, list):
             for i, note in enumerate(notes):

@@ -213,13 +213,18 @@ def readings(div: str, field: str) -> dict[str, str]:
     return out
 
 
+def resources(obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A resource and its contained resources, each with the prefix of its fields' paths."""
+    contained = obj.get("contained")
+    out: list[tuple[str, dict[str, Any]]] = [("", obj)]
+    if isinstance(contained, list):
+        out += [(f"contained.{i}.", res) for i, res in enumerate(contained) if isinstance(res, dict)]
+    return out
+
+
 def check(obj: dict[str, Any]) -> None:
     """The narratives of a resource and of its contained resources, held to R4 (``FHIR_INVALID``)."""
-    contained = obj.get("contained")
-    resources: list[tuple[str, Any]] = [("", obj)]
-    if isinstance(contained, list):
-        resources += [(f"contained.{i}.", res) for i, res in enumerate(contained) if isinstance(res, dict)]
-    for prefix, res in resources:
+    for prefix, res in resources(obj):
         text = res.get("text")
         if isinstance(text, dict) and isinstance(text.get("div"), str):
             parse(text["div"], f"{prefix}text.div")

@@ -397,29 +397,17 @@ def test_fifteenth_styles_and_decoys_and_named_letters() -> None:
         _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
 
 
-def test_fifteenth_styles_may_not_cover_the_page() -> None:
-    for style in ("position:/**/fixed;top:0", "position/**/:fixed", "transform:scale(100)"):
-        div = f'<div xmlns="{X}"><a href="https://example.org" style="{style}">x</a></div>'
-        with pytest.raises(PayloadInvalid) as e:
-            adapt(
-                "rx.issue",
-                {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": div}},
-                AdaptContext(),
-            )
-        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), style
-    styled = f'<div xmlns="{X}"><p class="x" style="color:red">山城中医院 处方</p></div>'
-    adapt(
-        "rx.issue", {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": styled}}, AdaptContext()
-    )
-
-
 # The sixteenth attack (kit16): what XML reads and what an HTML viewer draws, apart. Nested and self-closed
 # size-changing elements shrinking a decoy (F16-1), comments inside CSS strings (F16-2), markdown notes
 # (F16-3), table layout and list markers (F16-4), images loaded and not (F16-7), Cyrillic small letters drawn
 # as small capitals (F16-8), content in void elements (F16-9), CDATA and comments (F16-10, F16-11), text
 # between a row's cells (F16-12).
 def _div(inner: str) -> dict[str, Any]:
-    return {"text": {"status": "generated", "div": f'<div xmlns="{X}">{inner}</div>'}}
+    return _div_raw(f'<div xmlns="{X}">{inner}</div>')
+
+
+def _div_raw(div: str) -> dict[str, Any]:
+    return {"text": {"status": "generated", "div": div}}
 
 
 PNG = (  # a valid 1x1 image: drawn, its alt not
@@ -468,28 +456,34 @@ def test_sixteenth_html_and_xml_read_alike_in_every_narrative() -> None:
             assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), (kind, div)
 
 
-def test_sixteenth_styles_hold_no_comments_and_do_not_cover_or_scale() -> None:
-    for style in (
-        "font-family:'/*';background:url(https://evil.example/p.png);font-family:'*/'",
-        'font-family:"/*";position:fixed;top:0;font-family:"*/"',
-        "font-family:'/*';transform:scale(100);font-family:'*/'",
-        "zoom:100",
-        "display:block;margin:-2000px;padding:2000px",
-        "margin-top: -50px",
-        "background:src('https://evil.example/p.png')",
-    ):
-        div = f'<div xmlns="{X}"><a href="https://example.org" style="{style}">x</a></div>'
-        with pytest.raises(PayloadInvalid) as e:
-            adapt(
-                "rx.issue",
-                {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": div}},
-                AdaptContext(),
-            )
-        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), style
-    fine = (
-        f'<div xmlns="{X}"><p style="margin:0 0 4px 0;color:#333;text-align:right">山城中医院 处方</p></div>'
-    )
-    adapt("rx.issue", {**copy.deepcopy(ISSUE), "text": {"status": "generated", "div": fine}}, AdaptContext())
+# Styles that fetch, cover or scale the page: the fifteenth round's (a comment inside, a transform) and the
+# sixteenth's (comments inside CSS strings, zoom, negative margins, src()).
+COVERING = [
+    "position:/**/fixed;top:0",
+    "position/**/:fixed",
+    "transform:scale(100)",
+    "font-family:'/*';background:url(https://evil.example/p.png);font-family:'*/'",
+    'font-family:"/*";position:fixed;top:0;font-family:"*/"',
+    "font-family:'/*';transform:scale(100);font-family:'*/'",
+    "zoom:100",
+    "display:block;margin:-2000px;padding:2000px",
+    "margin-top: -50px",
+    "background:src('https://evil.example/p.png')",
+]
+
+
+@pytest.mark.parametrize("style", COVERING)
+def test_styles_may_not_fetch_cover_or_scale_the_page(style: str) -> None:
+    div = f'<div xmlns="{X}"><a href="https://example.org" style="{style}">x</a></div>'
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div_raw(div)}, AdaptContext())
+    assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), style
+
+
+def test_a_prescriptions_narrative_keeps_classes_and_ordinary_styles() -> None:
+    for p in ('<p class="x" style="color:red">', '<p style="margin:0 0 4px 0;color:#333;text-align:right">'):
+        div = f'<div xmlns="{X}">{p}山城中医院 处方</p></div>'
+        adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div_raw(div)}, AdaptContext())
 
 
 def test_sixteenth_markdown_notes_are_read_as_drawn_and_hold_no_html() -> None:
