@@ -51,6 +51,9 @@ _MAX_PAGE = 65536  # SQLite's largest page: a write that fails at the file size 
 # Columns added to a table after its first release. There are no migrations yet: ``create_all`` makes
 # missing tables only, so it adds these to an older database (nullable, so its rows read NULL).
 ADDED_COLUMNS = (("data_key", "kek_id"),)
+# Indexes added since the first release, by table and the dialect they are for (the model's ``ddl_if``):
+# created on an older database at start (``create_all`` creates a table's indexes only with the table).
+ADDED_INDEXES = (("record", "ix_record_subject_seq", "postgresql"),)
 
 # PostgreSQL advisory lock keys (64-bit, fixed): the worker lease one gateway instance holds
 # (services/leadership.py), and the transaction lock every log write takes, so that two instances' sequencers
@@ -173,6 +176,25 @@ class Database:
         SQLModel.metadata.create_all(self.engine)
         for table, column in ADDED_COLUMNS:
             self._add_column(table, column)
+        for table, name, dialect in ADDED_INDEXES:
+            if self.engine.dialect.name == dialect:
+                self._add_index(table, name)
+
+    def _add_index(self, table: str, name: str) -> None:
+        """``CREATE INDEX`` from the model's definition, unless the index is there already."""
+        index = next(i for i in SQLModel.metadata.tables[table].indexes if i.name == name)
+
+        def present() -> bool:
+            return name in {i["name"] for i in inspect(self.engine).get_indexes(table)}
+
+        if present():
+            return
+        try:
+            index.create(self.engine)
+        except DBAPIError:
+            if not present():  # else another instance starting on this database created it first
+                raise
+        log.info("added the index %s to an older database", name)
 
     def _add_column(self, table: str, column: str) -> None:
         """``ALTER TABLE … ADD COLUMN`` from the model's definition, unless the column is there already."""

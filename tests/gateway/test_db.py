@@ -138,6 +138,29 @@ def test_an_older_database_gets_the_added_columns(empty_url: str) -> None:
             db.dispose()
 
 
+def test_an_older_database_gets_the_subject_history_index(empty_url: str) -> None:
+    """PostgreSQL's trace page reads a subject's records by (subject, seq): a database made before the index
+    gets it at start, and starting again changes nothing; SQLite's subject index holds seq already (its
+    rowid), so no second index is made there."""
+    db = Database(empty_url)
+    try:
+        db.create_all()
+        postgresql = db.engine.dialect.name == "postgresql"
+        with db.engine.begin() as c:
+            if postgresql:
+                c.execute(text("DROP INDEX ix_record_subject_seq"))  # as a database made before it
+        for _ in range(2):
+            db.create_all()
+            indexes = {i["name"]: i["column_names"] for i in inspect(db.engine).get_indexes("record")}
+            assert indexes["ix_record_subject"] == ["subject"]
+            if postgresql:
+                assert indexes["ix_record_subject_seq"] == ["subject", "seq"]
+            else:
+                assert "ix_record_subject_seq" not in indexes
+    finally:
+        db.dispose()
+
+
 def test_json_columns_read_back_what_json_would(db: Database) -> None:
     """JSON columns are written by orjson (a batch's state: 10,000 readings), by ``json.dumps`` where orjson
     would differ: what is read back is what ``json`` makes of the value; what neither writes is refused."""
