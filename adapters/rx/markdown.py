@@ -1,6 +1,7 @@
 """A resource's ``markdown`` (FHIR R4: ``Annotation.text`` of its notes, any ``valueMarkdown``): GitHub
 Flavored Markdown a FHIR viewer renders, so held like the narrative: no raw HTML (a ``<script>``, an
-``onerror`` or an ``<iframe>`` CommonMark passes through) and no images (a tracking fetch). For the rule
+``onerror`` or an ``<iframe>`` CommonMark passes through), no images (a tracking fetch), links held to the
+narrative's schemes (no ``javascript:``) and no footnotes. For the rule
 that a dispense names no other organisation, a note is read as rendered as well as written: an empty link,
 a code span or an entity between a name's characters is not there once drawn (the sixteenth attack).
 ``FHIR_INVALID`` names the field.
@@ -8,6 +9,7 @@ a code span or an entity between a name's characters is not there once drawn (th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +17,15 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from adapters.rx.errors import FhirInvalid
-from adapters.rx.narrative import resources
+from adapters.rx.narrative import resources, url_fault
 
 _MD = MarkdownIt("commonmark")  # with raw HTML recognised: it is found and refused, not passed on
+# Every link made a link, whatever its scheme (markdown-it leaves javascript: as text; marked and
+# commonmark.js make it a live link, entity-encoded or not): its address is then held to the narrative's.
+_MD.validateLink = lambda url: True  # type: ignore[method-assign]  # markdown-it's documented override
 _REFUSED = {"html_block": "raw HTML", "html_inline": "raw HTML", "image": "an image"}
+# GFM renderers number a footnote reference ("PHARMACY-[^a]" drawn as PHARMACY-¹; the seventeenth attack).
+_FOOTNOTE = re.compile(r"\[\^[^\]]*\]")
 
 
 def fields(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -47,6 +54,8 @@ def _values(node: Any, path: str) -> Iterator[tuple[str, str]]:
 
 
 def _tokens(text: str, field: str) -> list[Token]:
+    if _FOOTNOTE.search(text):
+        raise FhirInvalid(f"{field}: markdown holds no footnote (GFM numbers it)", details={"field": field})
     tokens = _MD.parse(text)
     for token in tokens:
         for t in (token, *(token.children or ())):
@@ -54,6 +63,10 @@ def _tokens(text: str, field: str) -> list[Token]:
                 raise FhirInvalid(
                     f"{field}: markdown holds no {what} (a FHIR viewer renders it)",
                     details={"field": field},
+                )
+            if t.type == "link_open" and (fault := url_fault("a", "href", str(t.attrs.get("href", "")))):
+                raise FhirInvalid(
+                    f"{field}: a markdown link's {fault} is not allowed", details={"field": field}
                 )
     return tokens
 

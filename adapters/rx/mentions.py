@@ -7,6 +7,7 @@ the bounds on a dispense's arrays and texts (docs/formats.md), checked while wal
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
@@ -32,6 +33,9 @@ _WORD_BREAK = re.compile(r"[\s,;!?，。；！？、]+")
 _RUN = re.compile(r"[a-z0-9]+|[^\W_a-z0-9]+")
 # Characters that reorder what a text shows (UAX #9 embeddings, overrides, isolates and marks).
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls but tab and line breaks: drawn as nothing here, while browsers draw a character
+# reference to U+0080-U+009F as its Windows-1252 letter (&#x9F; is Ÿ: PHARMAC&#x9F;-1; seventeenth attack).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _limit(path: str) -> int:
@@ -71,9 +75,19 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
                 out.update({f"{path}{suffix}": text for suffix, text in readings(value, path).items()})
             else:
                 out[path] = value
-    # A note is markdown: read as drawn too (an empty link or a code span between a name's characters).
-    out.update({f"{path}@markdown": rendered(text, path) for path, text in markdown_fields(obj)})
+    # A note is markdown: read as drawn too (an empty link or a code span between a name's characters), and
+    # with its character references as browsers and commonmark.js resolve them (&#x9F; is Ÿ; markdown-it
+    # makes it U+FFFD: the seventeenth attack).
+    for path, text in markdown_fields(obj):
+        out[f"{path}@markdown"] = rendered(text, path)
+        if "&" in text:
+            out[f"{path}@references"] = html.unescape(text)
     for path, text in out.items():
+        if (control := _CONTROL.search(text)) is not None:
+            raise RxDispenseMismatch(
+                "a dispense's text holds no control characters (a browser draws U+0080-U+009F as letters)",
+                details={"field": _field(path), "character": f"U+{ord(control[0]):04X}"},
+            )
         if (bidi := _BIDI.search(text)) is not None:
             raise RxDispenseMismatch(
                 "a dispense's text may not reorder what it shows (a bidirectional control character)",

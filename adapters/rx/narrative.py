@@ -42,16 +42,61 @@ _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})  # a link's; what a src or cite fetches:
 _FETCH_SCHEMES = frozenset({"http", "https"})
 _IMAGE_DATA = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,", re.IGNORECASE)
-# Inline style may format; it may not fetch (url(), @import), run (expression(), behaviour bindings) or
-# hide what it says behind escapes.
-_STYLE_FORBIDDEN = re.compile(
-    r"url\(|image-set|cross-fade|element\(|image\(|@import|expression\(|javascript:|behavior|binding|\\"
-    r"|src\("  # CSS Values 4's url() of a string
-    # A narrative may not cover or scale its viewer's page: fixed positions, transforms, zoom, and negative
-    # margins (a link pulled 2000 px out with as much padding).
-    r"|position\s*:\s*(?:fixed|absolute|sticky)|transform|zoom|margin[\w-]*\s*:[^;]*-\s*[\d.]",
-    re.IGNORECASE,
-)
+# Inline style formats text and boxes by an allow-list of properties (the fifteenth to seventeenth attacks
+# went round each list of forbidden ones: transform, then scale/translate/rotate, relative offsets, shadows
+# and outlines covering the viewer's page): no property that positions, transforms, shadows or reorders; no
+# function but a colour's (no url(), src(), image-set(), expression()); no escapes, comments, negative or
+# viewport-sized lengths, nor lengths past a page.
+_STYLE_PROPERTIES = frozenset((
+    "color", "background", "background-color", "font", "font-family", "font-size", "font-style",
+    "font-weight", "font-variant", "line-height", "letter-spacing", "word-spacing", "text-align",
+    "text-decoration", "text-decoration-line", "text-decoration-style", "text-decoration-color",
+    "text-transform", "text-indent", "vertical-align", "white-space", "word-break", "word-wrap",
+    "overflow-wrap", "margin", "margin-top", "margin-right", "margin-bottom", "margin-left", "padding",
+    "padding-top", "padding-right", "padding-bottom", "padding-left", "border", "border-top", "border-right",
+    "border-bottom", "border-left", "border-width", "border-style", "border-color", "border-top-width",
+    "border-right-width", "border-bottom-width", "border-left-width", "border-top-style",
+    "border-right-style", "border-bottom-style", "border-left-style", "border-top-color",
+    "border-right-color", "border-bottom-color", "border-left-color", "border-collapse", "border-spacing",
+    "border-radius", "width", "height", "min-width", "min-height", "max-width", "max-height", "display",
+    "float", "clear", "list-style", "list-style-type", "list-style-position", "table-layout",
+    "caption-side", "empty-cells", "overflow", "visibility", "page-break-before", "page-break-after",
+    "page-break-inside",
+))  # fmt: skip
+_COLOUR_FUNCTION = re.compile(r"(?:rgba?|hsla?)\([\d\s.,%/]*\)", re.IGNORECASE)
+_STYLE_VALUE = re.compile(r"""[#\w\s.,%'"/+-]*""")  # after colour functions: no ( ) \ ; : ! @ * < > { }
+_HEX_COLOUR = re.compile(r"#[0-9a-f]+", re.IGNORECASE)
+_LENGTH = re.compile(r"(-?)(\d*\.?\d+)([a-z%]*)", re.IGNORECASE)
+# The largest length of each unit a narrative needs (a wide table: 1000 px); viewport units none.
+_LENGTH_MAX = {
+    "": 1000.0, "px": 1000.0, "pt": 750.0, "pc": 60.0, "in": 10.0, "cm": 25.0, "mm": 250.0, "q": 1000.0,
+    "em": 50.0, "rem": 50.0, "ex": 100.0, "ch": 100.0, "%": 400.0,
+}  # fmt: skip
+
+
+def _style_fault(style: str) -> str | None:
+    """Why an inline style is refused, or None."""
+    if "/*" in style:
+        # A "/*" inside a CSS string opens no comment: stripping comments to match what is left let live
+        # declarations through (the sixteenth attack); a narrative's style needs none.
+        return "comments"
+    for declaration in style.split(";"):
+        if not declaration.strip():
+            continue
+        prop, colon, value = declaration.partition(":")
+        prop = prop.strip().lower()
+        if not colon or prop not in _STYLE_PROPERTIES:
+            return f"the property {prop!r}"
+        value = _COLOUR_FUNCTION.sub("0", value)
+        if not _STYLE_VALUE.fullmatch(value):
+            return f"the value of {prop!r} (no function but a colour's, no escapes)"
+        for sign, number, unit in _LENGTH.findall(_HEX_COLOUR.sub("", value)):
+            limit = _LENGTH_MAX.get(unit.lower())
+            if sign or limit is None or float(number) > limit:
+                return f"the length {sign}{number}{unit} in {prop!r}"
+    return None
+
+
 # Markup declarations anywhere: before the root an XML declaration, a DOCTYPE (an external DTD a consumer's
 # parser would fetch), a processing instruction (xml-stylesheet); inside it comments and CDATA sections,
 # which XML and the HTML parsers FHIR viewers insert a narrative with end differently ("<!-->" opens a
@@ -67,23 +112,31 @@ _VOID = frozenset({"br", "hr", "img", "col", "area"})
 # A dispense's narrative is plain formatting, so that what the rule on names reads is what a viewer draws:
 # no styles or classes (they hide, move and draw text), bdo or dir (they reorder it), images (an alt shown
 # or not), ruby (text drawn above text), tfoot (drawn below the rows after it), table layout (a cell spanning
-# rows or aligned to the bottom is drawn elsewhere than it stands), and no size-changing element inside
-# another (thirty nested <small> shrink a decoy letter out of sight). The thirteenth to sixteenth attacks.
+# rows or aligned to the bottom is drawn elsewhere than it stands), no size-changing element inside another
+# (thirty nested <small> shrink a decoy letter out of sight), no id or name (DOM clobbering of the
+# viewer's own scripts). The thirteenth to seventeenth attacks.
 _NOT_PLAIN = frozenset({"bdo", "img", "map", "area", "ruby", "rt", "rp", "tfoot"})
 _PLAIN_ATTRIBUTES = frozenset((
-    "title", "lang", "id", "name", "href", "abbr", "axis", "headers", "scope", "summary", "cite", "datetime",
-    "border", "cellpadding", "cellspacing", "accesskey", "tabindex",
+    "title", "lang", "href", "abbr", "axis", "headers", "scope", "summary", "cite", "datetime", "border",
+    "cellpadding", "cellspacing", "accesskey", "tabindex",
 ))  # fmt: skip
+# A table's border and spacing, in pixels: a border of 100,000 fills the screen (the seventeenth attack).
+_PLAIN_SIZES = {"border": 10, "cellpadding": 20, "cellspacing": 20}
 _SIZED = frozenset({"small", "big", "sub", "sup"})
-# What a table's parts hold: anything else (a decoy between two cells) an HTML parser moves out in front of
-# the table, joining the cells around it (the sixteenth attack).
-_TABLE_PARTS = {
-    "table": frozenset({"caption", "colgroup", "thead", "tbody", "tr"}),
-    "thead": frozenset({"tr"}),
-    "tbody": frozenset({"tr"}),
-    "tr": frozenset({"td", "th"}),
-    "colgroup": frozenset({"col"}),
+# What a table's parts and a list hold: anything else (a decoy between two cells) an HTML parser moves out in
+# front of the table, joining the cells around it (the sixteenth attack); an li inside a div inside an ol
+# is numbered all the same (the seventeenth). A table's parts in the order they are drawn in: a caption or
+# thead written after the rows is drawn above them.
+_PARTS = {
+    "table": ("caption", "colgroup", "thead", "tbody", "tr"),
+    "thead": ("tr",),
+    "tbody": ("tr",),
+    "tr": ("td", "th"),
+    "colgroup": ("col",),
+    "ol": ("li",),
+    "ul": ("li",),
 }
+_DRAWN_AT = {"caption": 0, "colgroup": 1, "thead": 2, "tbody": 3, "tr": 3}
 # An element written self-closed: XML's empty element, but HTML ignores the "/" of all but void elements
 # and leaves <small/> open over what follows (forty of them shrink a decoy out of sight).
 _SELF_CLOSED = re.compile(r"""<([A-Za-z][\w.:-]*)(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/>""")
@@ -93,13 +146,15 @@ def _invalid(message: str, field: str) -> FhirInvalid:
     return FhirInvalid(f"{field}: {message} (FHIR R4 narrative, txt-1)", details={"field": field})
 
 
-def _url_fault(element: str, attr: str, value: str) -> str | None:
+def url_fault(element: str, attr: str, value: str) -> str | None:
     url = "".join(value.split()).lower()  # browsers drop whitespace inside a scheme ("java\tscript:")
     if element == "img" and attr == "src" and _IMAGE_DATA.match(url):
         return None
     if url.startswith(("//", "\\", "/\\", "\\/")):
         return f"{attr} relative to the viewer's scheme"
     scheme = _SCHEME.match(url)
+    if scheme is None and attr == "src":
+        return "src relative to the viewer's page (a fetch from the viewer's own site, with its cookies)"
     allowed = _LINK_SCHEMES if attr == "href" else _FETCH_SCHEMES
     if scheme is not None and scheme.group(1) not in allowed:
         return f"{attr} with the scheme {scheme.group(1)!r}"
@@ -123,14 +178,10 @@ def _check(root: Element, field: str) -> None:
                 continue
             if attr not in ATTRIBUTES:
                 raise _invalid(f"attribute {attr!r} is not allowed (no event handlers)", field)
-            if attr in _URL_ATTRIBUTES and (fault := _url_fault(name, attr, value)) is not None:
+            if attr in _URL_ATTRIBUTES and (fault := url_fault(name, attr, value)) is not None:
                 raise _invalid(f"{name} {fault} is not allowed", field)
-            if attr == "style" and "/*" in value:
-                # Comments are not stripped to match what is left: a "/*" inside a CSS string opens none,
-                # and what a stripper removed up to a later "*/" was live (the sixteenth attack).
-                raise _invalid("a style may not hold comments", field)
-            if attr == "style" and _STYLE_FORBIDDEN.search(value):
-                raise _invalid("a style may not fetch, run or escape (url(), @import, expression())", field)
+            if attr == "style" and (fault := _style_fault(value)) is not None:
+                raise _invalid(f"a style formats text and boxes only: not {fault}", field)
         if name in _VOID and ((el.text or "").strip() or len(el)):
             raise _invalid(f"a {name} element holds nothing (a viewer draws its content as text)", field)
         stack += [(child, depth + 1) for child in el]
@@ -158,15 +209,22 @@ def _not_plain(el: Element, sized: bool) -> tuple[str, str] | None:
     name = el.tag[len(_XHTML) :]
     if name in _NOT_PLAIN or (sized and name in _SIZED):
         return "element", name
-    for attr in el.attrib:
+    for attr, value in el.attrib.items():
         if attr != _XML_LANG and attr not in _PLAIN_ATTRIBUTES:
             return "attribute", attr
-    if (parts := _TABLE_PARTS.get(name)) is not None:
+        if (most := _PLAIN_SIZES.get(attr)) is not None and not (value.isdigit() and int(value) <= most):
+            return "attribute", attr
+    if (parts := _PARTS.get(name)) is not None:
         if any((text or "").strip() for text in (el.text, *(child.tail for child in el))):
             return "text_in", name
+        drawn = 0
         for child in el:
             if (child_name := child.tag[len(_XHTML) :]) not in parts:
                 return "element", child_name
+            if name == "table":
+                if _DRAWN_AT[child_name] < drawn:
+                    return "element", child_name  # written below what is drawn after it
+                drawn = _DRAWN_AT[child_name]
     inside = sized or name in _SIZED
     return next((found for child in el if (found := _not_plain(child, inside)) is not None), None)
 

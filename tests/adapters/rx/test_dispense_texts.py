@@ -217,7 +217,7 @@ BYPASSES: list[tuple[str, dict[str, Any], str]] = [
         (label, {"text": {"status": "generated", "div": f'<div xmlns="{X}">{div}</div>'}}, "text.div")
         for label, div in [
             ("title", f'<span title="{NAME}">代发</span>'),
-            ("alt", f'<img src="#p" alt="{NAME}"/>'),
+            ("alt", f'<img src="https://example.org/p.png" alt="{NAME}"/>'),
             ("bdo", '<bdo dir="rtl">房药大碑放解</bdo>'),
             ("ruby", "<ruby>解<rt>jie</rt>放<rt>fang</rt>碑大药房</ruby>"),
             ("hidden span", '解<span style="display:none">x</span>放碑大药房'),
@@ -351,7 +351,10 @@ def test_fourteenth_partial_reordering_look_alikes_and_accents_are_found() -> No
         with pytest.raises(PayloadInvalid) as e:
             _texts({"text": narrative})  # the reordering is refused while the texts are read
             check_texts(_texts({"text": narrative}), ORGS, "pharmacy-2", (), "hospital-2")
-        assert (e.value.code, e.value.details["field"]) == ("RX_DISPENSE_MISMATCH", "text.div"), div
+        # Most reordering styles are no style R4's check takes any more (FHIR_INVALID, the seventeenth
+        # round's allow-list of properties); the rest, a plain narrative's rule.
+        assert e.value.code in ("FHIR_INVALID", "RX_DISPENSE_MISMATCH"), div
+        assert e.value.details["field"] == "text.div", div
 
 
 def test_fourteenth_narratives_are_the_div_alone_and_fetch_nothing() -> None:
@@ -391,7 +394,7 @@ def test_fifteenth_styles_and_decoys_and_named_letters() -> None:
             _texts({"text": narrative})
         assert (e.value.code, e.value.details["field"]) == ("RX_DISPENSE_MISMATCH", "text.div"), div
         assert e.value.details.get("attribute") in ("style", "class"), div
-    decoy = f'<div xmlns="{X}"><p>pharmacy-<img src="#p" alt="x" width="0"/>1</p></div>'
+    decoy = f'<div xmlns="{X}"><p>pharmacy-<img src="https://example.org/p" alt="x" width="0"/>1</p></div>'
     _refused_on({"text": {"status": "generated", "div": decoy}}, "RX_DISPENSE_MISMATCH", "text.div")
     for text in LATIN_FORMS:
         _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
@@ -513,3 +516,96 @@ def test_sixteenth_cyrillic_small_letters_drawn_as_small_capitals_and_list_numbe
     _refused_on(_div(listed), "RX_DISPENSE_MISMATCH", "text.div")
     plain = "<p>观音桥药店 发药</p><ol><li>每日一次</li><li>饭后服用</li></ol><p>2 mg/m<sup>2</sup></p>"
     check_texts(_texts(_div(plain)), ORGS, "pharmacy-2", (), "hospital-1")
+
+
+# The seventeenth attack (kit17): character references a browser draws as Windows-1252 letters (K17-1),
+# styles covering the page by properties the deny-list missed (K17-2), relative image sources (K17-3), an li
+# inside a div inside an ol and a caption written after the rows (K17-4, K17-5), markdown footnotes and
+# javascript: links (K17-6, K17-8), ids and names clobbering a viewer's scripts (K17-7), a huge border
+# (K17-9).
+@pytest.mark.parametrize(
+    ("div", "what", "name"),
+    [
+        ("<ol><div><li>x</li></div></ol>", "element", "div"),
+        ("<ul><li>a</li>解放碑<li>b</li></ul>", "text_in", "ul"),
+        ("<table><tr><td>1</td></tr><caption>PHARMACY-</caption></table>", "element", "caption"),
+        ("<table><tr><td>1</td></tr><thead><tr><th>PHARMACY-</th></tr></thead></table>", "element", "thead"),
+        ('<p id="getElementById">x</p>', "attribute", "id"),
+        ('<a name="CONFIG" href="https://evil.example">x</a>', "attribute", "name"),
+        ('<table border="100000"><tr><td>x</td></tr></table>', "attribute", "border"),
+        ('<table cellpadding="5000"><tr><td>x</td></tr></table>', "attribute", "cellpadding"),
+    ],
+)
+def test_seventeenth_plain_narratives_draw_as_written(div: str, what: str, name: str) -> None:
+    details = _refused_on(_div(div), "RX_DISPENSE_MISMATCH", "text.div")
+    assert details[what] == name, details
+
+
+def test_seventeenth_windows_1252_references_are_refused() -> None:
+    for changes, field in [
+        (_div("<p>PHARMAC&#x9F;-1</p>"), "text.div"),
+        (_div("<p>ho&#x9A;pital-1</p>"), "text.div"),
+        (_div('<p title="PHARMACI&#x8A;T-1">x</p>'), "text.div"),
+        ({"note": [{"text": "ho\x9apital-1 转诊"}]}, "note.0.text"),
+    ]:
+        details = _refused_on(changes, "RX_DISPENSE_MISMATCH", field)
+        assert details["character"] in ("U+009F", "U+009A", "U+008A"), changes
+    # In markdown the reference is read as a browser resolves it: Ÿ, the id.
+    _refused_on({"note": [{"text": "PHARMAC&#x9F;-1 取药"}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+
+
+@pytest.mark.parametrize(
+    "style",
+    [
+        "scale:100",
+        "translate:10px 10px",
+        "rotate:10deg",
+        "offset-path:path('M0 0')",
+        "position:relative;top:-500px",
+        "box-shadow:0 0 0 9999px white",
+        "outline:9999px solid white",
+        "text-shadow:0 -500px 0 red",
+        "width:100vw;height:100vh",
+        "font-size:9999px",
+        "color:red;background:url(https://evil.example/p.png)",
+    ],
+)
+def test_seventeenth_styles_are_an_allow_list(style: str) -> None:
+    div = f'<div xmlns="{X}"><p style="{style}">x</p></div>'
+    with pytest.raises(PayloadInvalid) as e:
+        adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div_raw(div)}, AdaptContext())
+    assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), style
+
+
+def test_seventeenth_image_sources_markdown_links_and_footnotes() -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        (_div('<img src="/api/v1/orgs" alt="x"/>'), "text.div"),
+        ({"note": [{"text": "PHARMACY-[^a]\n\n[^a]: x"}]}, "note.0.text"),
+        ({"note": [{"text": "[详情](javascript:alert(1))"}]}, "note.0.text"),
+        ({"note": [{"text": "[详情](&#106;avascript:alert(1))"}]}, "note.0.text"),
+        ({"note": [{"text": "[详情](data:text/html,hi)"}]}, "note.0.text"),
+        ({"note": [{"text": "[详情][1]\n\n[1]: javascript:alert(1)"}]}, "note.0.text"),
+    ]
+    for changes, field in cases:
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("rx.issue", {**copy.deepcopy(ISSUE), **changes}, AdaptContext())
+        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": field}), changes
+
+
+def test_seventeenth_ordinary_narratives_and_notes_pass() -> None:
+    table = (
+        '<table border="1" cellpadding="4"><caption>发药记录</caption>'
+        "<thead><tr><th>药品</th><th>数量</th></tr></thead>"
+        "<tbody><tr><td>阿莫西林胶囊</td><td>2 盒</td></tr></tbody></table>"
+        "<ul><li>饭后服用</li><li>每日三次</li></ul>"
+    )
+    check_texts(_texts(_div(table)), ORGS, "pharmacy-2", (), "hospital-1")
+    note = "详见[说明书](https://example.org/leaflet)；如有不适请复诊 (see <https://example.org/faq>)"
+    check_texts(_texts({"note": [{"text": note}]}), ORGS, "pharmacy-2", (), "hospital-1")
+    styled = (
+        '<div xmlns="http://www.w3.org/1999/xhtml"><table style="border-collapse:collapse;width:100%">'
+        "<tr><td style=\"padding:4px 8px;border:1px solid #ccc;font-family:'Microsoft YaHei', sans-serif\">"
+        '阿莫西林</td><td style="text-align:right;color:rgb(51, 51, 51);font-weight:bold">2 盒</td></tr>'
+        "</table></div>"
+    )
+    adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div_raw(styled)}, AdaptContext())
