@@ -4,8 +4,9 @@
 drawn as nothing, right-to-left reordering, look-alikes and other scripts' digits, and narrative markup the
 rule did not read (finding 1); honest English notes refused (finding 2); active content in a narrative
 (finding 3); and the fourteenth's (kit14, on the thirteenth's fixes): a partial right-to-left override, a
-narrative's DOCTYPE, ids inside longer words; and the sixteenth's (kit16): markup live in a viewer behind an
-XML comment, decoys shrunk, moved or hidden by plain HTML, markdown notes."""
+narrative's DOCTYPE, ids inside longer words; the sixteenth's (kit16): markup live in a viewer behind an
+XML comment, decoys shrunk, moved or hidden by plain HTML, markdown notes; the seventeenth's (kit17): a
+character reference browsers draw as a letter, a page-covering style property, a javascript: markdown link."""
 
 from __future__ import annotations
 
@@ -103,3 +104,27 @@ def test_f16_viewer_markup_decoys_and_markdown(harness: Harness) -> None:
         "div": f'<div xmlns="{X}"><p>观音桥药店 发药</p><ol><li>每日一次</li></ol></div>',
     }
     _recorded(h, _dispense(rx, text=plain, note=[{"text": "**饭后服用**"}]), rx)
+
+
+def test_f17_references_styles_and_markdown_links(harness: Harness) -> None:
+    h = harness
+    rx = _issued(h)
+    pharmacy = h.client("pharmacy-2")
+    # K17-1: &#x9F; is a control to XML and Ÿ to a browser: PHARMACŸ-1.
+    c1 = {"status": "generated", "div": f'<div xmlns="{X}"><p>PHARMAC&#x9F;-1</p></div>'}
+    r = _send(pharmacy, _dispense(rx, text=c1), rx)
+    assert refused(r, 400, "RX_DISPENSE_MISMATCH") == {"field": "text.div", "character": "U+009F"}
+    # K17-2 and K17-8 in a prescription: a page-covering property, a javascript: link in a note.
+    for n, changes, field in [
+        (
+            1,
+            {"text": {"status": "generated", "div": f'<div xmlns="{X}"><p style="scale:100">x</p></div>'}},
+            "text.div",
+        ),
+        (2, {"note": [{"text": "[详情](&#106;avascript:alert(1))"}]}, "note.0.text"),
+    ]:
+        other = f"RXK17{n}" + rx[-6:]
+        issue = {**rx_issue(other), **changes}
+        digest = sm3_hex(canonical_json(issue))
+        r = h.client("hospital-2").submit("rx.issue", issue, subject=f"rx:{other}", payload_digest=digest)
+        assert refused(r, 400, "FHIR_INVALID") == {"field": field}, changes
