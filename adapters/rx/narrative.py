@@ -67,11 +67,35 @@ _COLOUR_FUNCTION = re.compile(r"(?:rgba?|hsla?)\([\d\s.,%/]*\)", re.IGNORECASE)
 _STYLE_VALUE = re.compile(r"""[#\w\s.,%'"/+-]*""")  # after colour functions: no ( ) \ ; : ! @ * < > { }
 _HEX_COLOUR = re.compile(r"#[0-9a-f]+", re.IGNORECASE)
 _LENGTH = re.compile(r"(-?)(\d*\.?\d+)([a-z%]*)", re.IGNORECASE)
-# The largest length of each unit a narrative needs (a wide table: 1000 px); viewport units none.
-_LENGTH_MAX = {
-    "": 1000.0, "px": 1000.0, "pt": 750.0, "pc": 60.0, "in": 10.0, "cm": 25.0, "mm": 250.0, "q": 1000.0,
-    "em": 50.0, "rem": 50.0, "ex": 100.0, "ch": 100.0, "%": 400.0,
-}  # fmt: skip
+# The largest length of each unit a narrative needs, by what the property sizes: a wide table (1200 px);
+# text (72 px, and relative sizes that can only shrink: 3em nested 25 deep was 10,000 px); spacing,
+# borders and indents (100 px). Viewport units none (the eighteenth attack: sizes are bounded as drawn).
+_BOX = {
+    "": 1200.0,
+    "px": 1200.0,
+    "pt": 900.0,
+    "pc": 75.0,
+    "in": 12.5,
+    "cm": 32.0,
+    "mm": 320.0,
+    "%": 100.0,
+    "em": 80.0,
+    "rem": 80.0,
+    "ex": 160.0,
+    "ch": 160.0,
+}
+_TEXT = {"px": 72.0, "pt": 54.0, "pc": 4.5, "%": 100.0, "em": 1.0, "rem": 4.5, "ex": 2.0, "ch": 2.0}
+_SPACING = {"": 5.0, "px": 100.0, "pt": 75.0, "pc": 6.0, "in": 1.0, "cm": 2.5, "mm": 25.0, "%": 100.0,
+            "em": 5.0, "rem": 5.0, "ex": 10.0, "ch": 10.0}  # fmt: skip
+_BOX_PROPERTIES = frozenset({"width", "height", "min-width", "min-height", "max-width", "max-height"})
+_TEXT_PROPERTIES = frozenset({"font", "font-size"})
+_GROWING = frozenset({"larger", "xx-large", "xxx-large"})  # font-size keywords that compound or are huge
+
+
+def _length_max(prop: str) -> dict[str, float]:
+    if prop in _BOX_PROPERTIES:
+        return _BOX
+    return _TEXT if prop in _TEXT_PROPERTIES else _SPACING
 
 
 def _style_fault(style: str) -> str | None:
@@ -90,11 +114,32 @@ def _style_fault(style: str) -> str | None:
         value = _COLOUR_FUNCTION.sub("0", value)
         if not _STYLE_VALUE.fullmatch(value):
             return f"the value of {prop!r} (no function but a colour's, no escapes)"
+        if _GROWING.intersection(value.lower().split()):
+            return f"the size {value.strip()!r}"
+        bounds = _length_max(prop)
         for sign, number, unit in _LENGTH.findall(_HEX_COLOUR.sub("", value)):
-            limit = _LENGTH_MAX.get(unit.lower())
+            limit = bounds.get(unit.lower())
             if sign or limit is None or float(number) > limit:
                 return f"the length {sign}{number}{unit} in {prop!r}"
     return None
+
+
+# HTML's size attributes, bounded as the style lengths are (a 100,000 px transparent image-link, a
+# 100,000 px border: the eighteenth attack): pixels, or a percentage for widths and heights.
+_SIZE_ATTRIBUTES = {
+    "width": 1200, "height": 1200, "border": 10, "cellpadding": 20, "cellspacing": 20, "colspan": 100,
+    "rowspan": 100, "span": 100,
+}  # fmt: skip
+
+
+def _size_fault(attr: str, value: str) -> str | None:
+    most = _SIZE_ATTRIBUTES.get(attr)
+    if most is None:
+        return None
+    v = value.strip()
+    if attr in ("width", "height") and v.endswith("%"):
+        v, most = v[:-1], 100
+    return None if v.isdigit() and int(v) <= most else f"{attr}={value!r} (at most {most})"
 
 
 # Markup declarations anywhere: before the root an XML declaration, a DOCTYPE (an external DTD a consumer's
@@ -164,9 +209,9 @@ def url_fault(element: str, attr: str, value: str) -> str | None:
 def _check(root: Element, field: str) -> None:
     if root.tag != f"{_XHTML}div":
         raise _invalid("the narrative's root is a div in the XHTML namespace", field)
-    stack = [(root, 1)]
+    stack = [(root, 1, False)]  # the element, its depth, whether it is inside a big
     while stack:
-        el, depth = stack.pop()
+        el, depth, big = stack.pop()
         if depth > MAX_DEPTH:
             raise _invalid(f"elements nested more than {MAX_DEPTH} deep", field)
         name = el.tag[len(_XHTML) :] if el.tag.startswith(_XHTML) else None
@@ -182,9 +227,13 @@ def _check(root: Element, field: str) -> None:
                 raise _invalid(f"{name} {fault} is not allowed", field)
             if attr == "style" and (fault := _style_fault(value)) is not None:
                 raise _invalid(f"a style formats text and boxes only: not {fault}", field)
+            if (fault := _size_fault(attr, value)) is not None:
+                raise _invalid(f"a size beyond a page: {fault}", field)
+        if name == "big" and big:
+            raise _invalid("big inside big (sizes compound: thirty are a page)", field)
         if name in _VOID and ((el.text or "").strip() or len(el)):
             raise _invalid(f"a {name} element holds nothing (a viewer draws its content as text)", field)
-        stack += [(child, depth + 1) for child in el]
+        stack += [(child, depth + 1, big or name == "big") for child in el]
 
 
 def parse(div: str, field: str) -> Element:

@@ -521,8 +521,8 @@ def test_sixteenth_cyrillic_small_letters_drawn_as_small_capitals_and_list_numbe
 # The seventeenth attack (kit17): character references a browser draws as Windows-1252 letters (K17-1),
 # styles covering the page by properties the deny-list missed (K17-2), relative image sources (K17-3), an li
 # inside a div inside an ol and a caption written after the rows (K17-4, K17-5), markdown footnotes and
-# javascript: links (K17-6, K17-8), ids and names clobbering a viewer's scripts (K17-7), a huge border
-# (K17-9).
+# javascript: links (K17-6, K17-8), ids and names clobbering a viewer's scripts (K17-7); a huge border
+# (K17-9) is the eighteenth's below.
 @pytest.mark.parametrize(
     ("div", "what", "name"),
     [
@@ -532,8 +532,6 @@ def test_sixteenth_cyrillic_small_letters_drawn_as_small_capitals_and_list_numbe
         ("<table><tr><td>1</td></tr><thead><tr><th>PHARMACY-</th></tr></thead></table>", "element", "thead"),
         ('<p id="getElementById">x</p>', "attribute", "id"),
         ('<a name="CONFIG" href="https://evil.example">x</a>', "attribute", "name"),
-        ('<table border="100000"><tr><td>x</td></tr></table>', "attribute", "border"),
-        ('<table cellpadding="5000"><tr><td>x</td></tr></table>', "attribute", "cellpadding"),
     ],
 )
 def test_seventeenth_plain_narratives_draw_as_written(div: str, what: str, name: str) -> None:
@@ -609,3 +607,60 @@ def test_seventeenth_ordinary_narratives_and_notes_pass() -> None:
         "</table></div>"
     )
     adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div_raw(styled)}, AdaptContext())
+
+
+# The eighteenth attack (kit18): sizes bounded per declaration compounding through nesting, HTML's size
+# attributes unbounded (a 100,000 px transparent image-link, a 100,000 px border) (F18-1); javascript:
+# markdown links through HTML5 whitespace references, live in marked (F18-2).
+PAGE_SIZED = [
+    '<p style="font-size:10em">x</p>',
+    "".join('<span style="font-size:3em">' for _ in range(25)) + "x" + "</span>" * 25,
+    "<big><big>x</big></big>",
+    '<p style="font-size:larger">x</p>',
+    '<p style="padding:1000px">x</p>',
+    '<p style="letter-spacing:1000px">x</p>',
+    '<p style="line-height:100">x</p>',
+    '<a href="https://evil.example/login"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="'
+    ' width="100000" height="100000"/></a>',
+    '<table border="100000"><tr><td>x</td></tr></table>',
+    '<table width="100000" height="100000"><tr><td>x</td></tr></table>',
+    '<table cellpadding="5000"><tr><td>x</td></tr></table>',
+    '<table><tr><td colspan="1000" rowspan="65534">x</td></tr></table>',
+    '<table width="150%"><tr><td>x</td></tr></table>',
+]
+
+
+@pytest.mark.parametrize("div", PAGE_SIZED)
+def test_eighteenth_sizes_are_bounded_as_drawn(div: str) -> None:
+    for kind, obj in (("rx.issue", ISSUE), ("rx.dispense", DISPENSE)):
+        with pytest.raises(PayloadInvalid) as e:
+            adapt(kind, {**copy.deepcopy(obj), **_div(div)}, AdaptContext())
+        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), (kind, div)
+
+
+def test_eighteenth_markdown_links_are_read_as_browsers_parse_urls() -> None:
+    for text in [
+        "[x](jav&Tab;ascript:alert(document.domain))",
+        "[x](java&NewLine;script:alert(1))",
+        "[x](jav&#9;ascript:alert(1))",
+        "[x](jav&#x0A;ascript:alert(1))",
+        "[x](javascript&Tab;:alert(1))",
+        "[x](<jav&Tab;ascript:alert(1)>)",
+        "[x]\n\n[x]: jav&Tab;ascript:alert(1)",
+        "[x](da&Tab;ta:text/html,hi)",
+        "[x](vb&Tab;script:x)",
+    ]:
+        for kind, obj in (("rx.issue", ISSUE), ("rx.dispense", DISPENSE)):
+            with pytest.raises(PayloadInvalid) as e:
+                adapt(kind, {**copy.deepcopy(obj), "note": [{"text": text}]}, AdaptContext())
+            assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "note.0.text"}), (kind, text)
+
+
+def test_eighteenth_ordinary_sizes_pass() -> None:
+    div = (
+        '<table width="100%" border="1" cellpadding="4" cellspacing="0"><tr><td colspan="2" width="600">'
+        '<span style="font-size:0.9em;line-height:1.5;padding:4px 8px;letter-spacing:1px">阿莫西林</span>'
+        '<span style="font-size:14px">2 盒</span></td></tr></table>'
+        '<p><img src="https://example.org/logo.png" width="120" height="40" alt="logo"/></p>'
+    )
+    adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div(div)}, AdaptContext())
