@@ -33,6 +33,7 @@ _WORD_BREAK = re.compile(r"[\s,;!?，。；！？、]+")
 _RUN = re.compile(r"[a-z0-9]+|[^\W_a-z0-9]+")
 # Characters that reorder what a text shows (UAX #9 embeddings, overrides, isolates and marks).
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_GFM_MARKS = re.compile(r"[|~^=+]")
 # C0 and C1 controls but tab and line breaks: drawn as nothing here, while browsers draw a character
 # reference to U+0080-U+009F as its Windows-1252 letter (&#x9F; is Ÿ: PHARMAC&#x9F;-1; seventeenth attack).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -79,7 +80,10 @@ def strings(obj: dict[str, Any]) -> dict[str, str]:
     # with its character references as browsers and commonmark.js resolve them (&#x9F; is Ÿ; markdown-it
     # makes it U+FFFD: the seventeenth attack).
     for path, text in markdown_fields(obj):
-        out[f"{path}@markdown"] = rendered(text, path)
+        out[f"{path}@markdown"] = drawn = rendered(text, path)
+        # GFM renderers draw a table's cells side by side and take ~ ^ == ++ as strikethrough, sub- and
+        # superscript, highlight and insertion marks (解放碑~大~药房, 解放碑 | 大药房: the eighteenth attack).
+        out[f"{path}@gfm"] = _GFM_MARKS.sub("", drawn)
         if "&" in text:
             out[f"{path}@references"] = html.unescape(text)
     for path, text in out.items():

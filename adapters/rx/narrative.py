@@ -11,8 +11,10 @@ field. Parsed by defusedxml (no DTD, no entity but XML's five and character refe
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -60,9 +62,10 @@ _STYLE_PROPERTIES = frozenset((
     "border-right-color", "border-bottom-color", "border-left-color", "border-collapse", "border-spacing",
     "border-radius", "width", "height", "min-width", "min-height", "max-width", "max-height", "display",
     "float", "clear", "list-style", "list-style-type", "list-style-position", "table-layout",
-    "caption-side", "empty-cells", "overflow", "visibility", "page-break-before", "page-break-after",
-    "page-break-inside",
+    "caption-side", "empty-cells", "overflow", "overflow-x", "overflow-y", "visibility", "page-break-before",
+    "page-break-after", "page-break-inside", "box-sizing", "text-overflow", "hyphens", "text-justify",
 ))  # fmt: skip
+_IGNORED_PREFIX = "mso-"  # Word's own properties, which browsers ignore
 _COLOUR_FUNCTION = re.compile(r"(?:rgba?|hsla?)\([\d\s.,%/]*\)", re.IGNORECASE)
 _STYLE_VALUE = re.compile(r"""[#\w\s.,%'"/+-]*""")  # after colour functions: no ( ) \ ; : ! @ * < > { }
 _HEX_COLOUR = re.compile(r"#[0-9a-f]+", re.IGNORECASE)
@@ -84,7 +87,8 @@ _BOX = {
     "ex": 160.0,
     "ch": 160.0,
 }
-_TEXT = {"px": 72.0, "pt": 54.0, "pc": 4.5, "%": 100.0, "em": 1.0, "rem": 4.5, "ex": 2.0, "ch": 2.0}
+_TEXT = {"": 5.0, "px": 72.0, "pt": 54.0, "pc": 4.5, "%": 100.0, "em": 1.0, "rem": 4.5, "ex": 2.0, "ch": 2.0}
+_WEIGHT = {"": 1000.0}
 _SPACING = {"": 5.0, "px": 100.0, "pt": 75.0, "pc": 6.0, "in": 1.0, "cm": 2.5, "mm": 25.0, "%": 100.0,
             "em": 5.0, "rem": 5.0, "ex": 10.0, "ch": 10.0}  # fmt: skip
 _BOX_PROPERTIES = frozenset({"width", "height", "min-width", "min-height", "max-width", "max-height"})
@@ -93,6 +97,8 @@ _GROWING = frozenset({"larger", "xx-large", "xxx-large"})  # font-size keywords 
 
 
 def _length_max(prop: str) -> dict[str, float]:
+    if prop == "font-weight":
+        return _WEIGHT
     if prop in _BOX_PROPERTIES:
         return _BOX
     return _TEXT if prop in _TEXT_PROPERTIES else _SPACING
@@ -109,7 +115,7 @@ def _style_fault(style: str) -> str | None:
             continue
         prop, colon, value = declaration.partition(":")
         prop = prop.strip().lower()
-        if not colon or prop not in _STYLE_PROPERTIES:
+        if not colon or (prop not in _STYLE_PROPERTIES and not prop.startswith(_IGNORED_PREFIX)):
             return f"the property {prop!r}"
         value = _COLOUR_FUNCTION.sub("0", value)
         if not _STYLE_VALUE.fullmatch(value):
@@ -191,6 +197,26 @@ def _invalid(message: str, field: str) -> FhirInvalid:
     return FhirInvalid(f"{field}: {message} (FHIR R4 narrative, txt-1)", details={"field": field})
 
 
+def _internal(url: str) -> bool:
+    """Whether an http(s) URL names credentials, localhost, or a loopback, private or link-local address:
+    an image fetched there is a request inside the viewer's own network (the eighteenth attack)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return True
+    if "@" in parts.netloc or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # A name, resolved by the viewer, not here; but a host whose last label is a number is an address
+        # to a browser (WHATWG URL's IPv4 parser), in forms ipaddress does not read (2130706433, 0x7f.1).
+        last = host.rstrip(".").rpartition(".")[2]
+        return re.fullmatch(r"\d+|0x[0-9a-f]*", last) is not None
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
+
+
 def url_fault(element: str, attr: str, value: str) -> str | None:
     url = "".join(value.split()).lower()  # browsers drop whitespace inside a scheme ("java\tscript:")
     if element == "img" and attr == "src" and _IMAGE_DATA.match(url):
@@ -200,6 +226,10 @@ def url_fault(element: str, attr: str, value: str) -> str | None:
     scheme = _SCHEME.match(url)
     if scheme is None and attr == "src":
         return "src relative to the viewer's page (a fetch from the viewer's own site, with its cookies)"
+    if attr == "src" and scheme is not None and scheme.group(1) in _FETCH_SCHEMES and _internal(url):
+        return (
+            "src on a loopback or private address, or with credentials (a fetch inside the viewer's network)"
+        )
     allowed = _LINK_SCHEMES if attr == "href" else _FETCH_SCHEMES
     if scheme is not None and scheme.group(1) not in allowed:
         return f"{attr} with the scheme {scheme.group(1)!r}"

@@ -660,7 +660,43 @@ def test_eighteenth_ordinary_sizes_pass() -> None:
     div = (
         '<table width="100%" border="1" cellpadding="4" cellspacing="0"><tr><td colspan="2" width="600">'
         '<span style="font-size:0.9em;line-height:1.5;padding:4px 8px;letter-spacing:1px">阿莫西林</span>'
-        '<span style="font-size:14px">2 盒</span></td></tr></table>'
+        '<span style="font-size:14px;font-weight:700">2 盒</span><b style="font:bold 12px/1.5 Arial">x</b>'
+        "</td></tr></table>"
         '<p><img src="https://example.org/logo.png" width="120" height="40" alt="logo"/></p>'
     )
     adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div(div)}, AdaptContext())
+
+
+def test_eighteenth_gfm_marks_and_internal_images() -> None:
+    # F18-3: a GFM table's cells, strikethrough, sub- and superscript, highlight and insertion marks.
+    for text in [
+        "解放碑 | 大药房\n--|--\n",
+        "解放碑~大~药房",
+        "山城第^一^人民医院",
+        "解放碑==大==药房",
+        "解放碑++大++药房",
+    ]:
+        _refused_on({"note": [{"text": text}]}, "RX_DISPENSE_MISMATCH", "note.0.text")
+    # F18-5: an image fetched inside the viewer's network.
+    for src in [
+        "http://127.0.0.1:18000/api/v1/orgs",
+        "http://localhost/x.png",
+        "https://user:pw@example.org/x.png",
+        "http://10.1.2.3/x.png",
+        "http://[::1]/x.png",
+        "http://2130706433/x.png",
+        "http://0x7f.1/x.png",
+    ]:
+        div = f'<div xmlns="{X}"><img src="{src}" alt="x"/></div>'
+        with pytest.raises(PayloadInvalid) as e:
+            adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div_raw(div)}, AdaptContext())
+        assert (e.value.code, e.value.details) == ("FHIR_INVALID", {"field": "text.div"}), src
+    # F18-6: everyday styles a prescription keeps; honest notes with a plus and a table.
+    styled = (
+        '<p style="overflow-x:auto;box-sizing:border-box;text-overflow:ellipsis;hyphens:auto;'
+        'text-justify:inter-ideograph;mso-bidi-font-family:宋体">x</p>'
+        '<img src="https://face.be/logo.png" alt="logo"/>'
+    )
+    adapt("rx.issue", {**copy.deepcopy(ISSUE), **_div(styled)}, AdaptContext())
+    honest = "药品 | 数量\n--|--\n阿莫西林 | 2 盒\n\n复诊 +1 周"
+    check_texts(_texts({"note": [{"text": honest}]}), ORGS, "pharmacy-2", (), "hospital-1")
