@@ -73,20 +73,8 @@ _LENGTH = re.compile(r"(-?)(\d*\.?\d+)([a-z%]*)", re.IGNORECASE)
 # The largest length of each unit a narrative needs, by what the property sizes: a wide table (1200 px);
 # text (72 px, and relative sizes that can only shrink: 3em nested 25 deep was 10,000 px); spacing,
 # borders and indents (100 px). Viewport units none (the eighteenth attack: sizes are bounded as drawn).
-_BOX = {
-    "": 1200.0,
-    "px": 1200.0,
-    "pt": 900.0,
-    "pc": 75.0,
-    "in": 12.5,
-    "cm": 32.0,
-    "mm": 320.0,
-    "%": 100.0,
-    "em": 80.0,
-    "rem": 80.0,
-    "ex": 160.0,
-    "ch": 160.0,
-}
+_BOX = {"": 1200.0, "px": 1200.0, "pt": 900.0, "pc": 75.0, "in": 12.5, "cm": 32.0, "mm": 320.0, "%": 100.0,
+        "em": 80.0, "rem": 80.0, "ex": 160.0, "ch": 160.0}  # fmt: skip
 _TEXT = {"": 5.0, "px": 72.0, "pt": 54.0, "pc": 4.5, "%": 100.0, "em": 1.0, "rem": 4.5, "ex": 2.0, "ch": 2.0}
 _WEIGHT = {"": 1000.0}
 _SPACING = {"": 5.0, "px": 100.0, "pt": 75.0, "pc": 6.0, "in": 1.0, "cm": 2.5, "mm": 25.0, "%": 100.0,
