@@ -1,9 +1,9 @@
 """A resource's ``markdown`` (FHIR R4: ``Annotation.text`` of its notes, any ``valueMarkdown``): GitHub
 Flavored Markdown a FHIR viewer renders, so held like the narrative: no raw HTML (a ``<script>``, an
 ``onerror`` or an ``<iframe>`` CommonMark passes through), no images (a tracking fetch), links held to the
-narrative's schemes (no ``javascript:``) and no footnotes. For the rule
-that a dispense names no other organisation, a note is read as rendered as well as written: an empty link,
-a code span or an entity between a name's characters is not there once drawn (the sixteenth attack).
+narrative's schemes (no ``javascript:``, however encoded) and no footnotes. For the rule that a dispense
+names no other organisation, a note is read as rendered as well as written: an empty link, a code span or
+an entity between a name's characters is not there once drawn (the sixteenth to eighteenth attacks).
 ``FHIR_INVALID`` names the field.
 """
 
