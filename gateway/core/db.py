@@ -128,6 +128,19 @@ def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[Mapping[s
     return int(conn.exec_driver_sql(plan.sql, params).rowcount)
 
 
+def _added(present: Callable[[], bool], add: Callable[[], None]) -> bool:
+    """Run the DDL ``add`` unless ``present()``; True when this call added it. A failure is another process
+    starting on this database having added it first, unless it is still not there."""
+    if present():
+        return False
+    try:
+        add()
+    except DBAPIError:
+        if not present():
+            raise
+    return True
+
+
 class Database:
     """One engine plus the one rule SQLite needs: a single writer at a time, taken before BEGIN."""
 
@@ -187,14 +200,8 @@ class Database:
         def present() -> bool:
             return name in {i["name"] for i in inspect(self.engine).get_indexes(table)}
 
-        if present():
-            return
-        try:
-            index.create(self.engine)
-        except DBAPIError:
-            if not present():  # else another instance starting on this database created it first
-                raise
-        log.info("added the index %s to an older database", name)
+        if _added(present, lambda: index.create(self.engine)):
+            log.info("added the index %s to an older database", name)
 
     def _add_column(self, table: str, column: str) -> None:
         """``ALTER TABLE … ADD COLUMN`` from the model's definition, unless the column is there already."""
@@ -202,18 +209,14 @@ class Database:
         def present() -> bool:
             return column in {c["name"] for c in inspect(self.engine).get_columns(table)}
 
-        if present():
-            return
-        quote = self.engine.dialect.identifier_preparer.quote
-        definition = SQLModel.metadata.tables[table].c[column].type.compile(self.engine.dialect)
-        ddl = f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column)} {definition}"
-        try:
+        def add() -> None:
+            quote = self.engine.dialect.identifier_preparer.quote
+            definition = SQLModel.metadata.tables[table].c[column].type.compile(self.engine.dialect)
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(ddl)
-        except DBAPIError:
-            if not present():  # else another process starting on this database added it first
-                raise
-        log.info("added the column %s.%s to an older database", table, column)
+                conn.exec_driver_sql(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column)} {definition}")
+
+        if _added(present, add):
+            log.info("added the column %s.%s to an older database", table, column)
 
     def session(self) -> Session:
         """A new session for reads (the caller closes it); every write goes through ``write``."""
