@@ -159,8 +159,6 @@ _PLAIN_ATTRIBUTES = frozenset((
     "title", "lang", "href", "abbr", "axis", "headers", "scope", "summary", "cite", "datetime", "border",
     "cellpadding", "cellspacing", "accesskey", "tabindex",
 ))  # fmt: skip
-# A table's border and spacing, in pixels: a border of 100,000 fills the screen (the seventeenth attack).
-_PLAIN_SIZES = {"border": 10, "cellpadding": 20, "cellspacing": 20}
 _SIZED = frozenset({"small", "big", "sub", "sup"})
 # What a table's parts and a list hold: anything else (a decoy between two cells) an HTML parser moves out in
 # front of the table, joining the cells around it (the sixteenth attack); an li inside a div inside an ol
@@ -276,10 +274,9 @@ def _not_plain(el: Element, sized: bool) -> tuple[str, str] | None:
     name = el.tag[len(_XHTML) :]
     if name in _NOT_PLAIN or (sized and name in _SIZED):
         return "element", name
-    for attr, value in el.attrib.items():
+    # A border's and spacing's size: bounded in every narrative by parse (_SIZE_ATTRIBUTES).
+    for attr in el.attrib:
         if attr != _XML_LANG and attr not in _PLAIN_ATTRIBUTES:
-            return "attribute", attr
-        if (most := _PLAIN_SIZES.get(attr)) is not None and not (value.isdigit() and int(value) <= most):
             return "attribute", attr
     if (parts := _PARTS.get(name)) is not None:
         if any((text or "").strip() for text in (el.text, *(child.tail for child in el))):
