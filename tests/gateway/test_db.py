@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import select
 
-from gateway.core.db import Database
+from gateway.core.db import Database, FileWriteLock
 from gateway.errors import StorageFull, StorageWriteFailed
 from gateway.models import CheckpointRow, DataKey, Record, WorkflowState
 
@@ -276,3 +277,64 @@ def test_execute_many_writes_what_execute_writes(empty_url: str) -> None:
             assert s.connection().execute(text("SELECT count(*) FROM record")).scalar() == 8  # none of them
     finally:
         db.dispose()
+
+
+def _waiting_on_writer_lock() -> bool:
+    return any(t.name == "sqlite-writer-wait" for t in threading.enumerate())
+
+
+def test_writers_of_one_sqlite_file_queue_on_its_writer_lock(tmp_path: Path) -> None:
+    """Two gateways on one file (an owner and an API-only instance): the second writer waits on the kernel's
+    lock, not in SQLite's sleeping busy handler, and begins after the first commits, seeing its rows."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    first, second = Database(url), Database(url)
+    first.create_all()
+    order: list[str] = []
+    seen: list[list[int]] = []
+
+    def later() -> None:
+        with second.write() as s:
+            order.append("second began")
+            seen.append(list(s.exec(select(CheckpointRow.size)).all()))
+            s.add(_checkpoint(2))
+
+    try:
+        with first.write() as s:
+            s.add(_checkpoint(1))
+            t = threading.Thread(target=later)
+            t.start()
+            deadline = time.monotonic() + 10
+            while not _waiting_on_writer_lock() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _waiting_on_writer_lock(), "the second writer did not wait on the file lock"
+            order.append("first commits")
+        t.join(10)
+        assert order == ["first commits", "second began"]
+        assert seen == [[1]]
+        assert sorted(_sizes(first)) == [1, 2]
+        assert (tmp_path / "gateway.db.writer").exists()
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_a_wait_for_the_writer_lock_is_bounded_and_leaves_it_free(tmp_path: Path, db: Database) -> None:
+    """A holder that never lets go (a stopped process) costs a writer ``timeout``, then SQLite's own lock
+    decides as before; the abandoned wait gives the lock back once it gets it."""
+    assert db.sqlite_file is not None
+    path = Path(f"{db.sqlite_file}.writer")
+    holder = FileWriteLock(path, timeout=5)
+    db._file_lock = FileWriteLock(path, timeout=0.2)
+    with holder.held() as held:
+        assert held
+        with db._file_lock.held() as got:
+            assert got is False
+        with db.write() as s:  # not held by SQLite: the write goes on without the file lock
+            s.add(_checkpoint(1))
+    assert _sizes(db) == [1]
+    with FileWriteLock(path, timeout=5).held() as again:
+        assert again
+    deadline = time.monotonic() + 10
+    while _waiting_on_writer_lock() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _waiting_on_writer_lock()
