@@ -149,8 +149,8 @@ class FileWriteLock:
 
     SQLite alone makes a second process wait in its busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25 … ms
     between tries while the holder's threads take the lock again and again: with two instances, single
-    submissions' p99 was 59–66 ms. The kernel wakes a process waiting here when the holder lets go (p99
-    24–29 ms, docs/design/gateway.md). It only orders our processes: SQLite's own lock and busy timeout stay
+    submissions' p99 was 59–86 ms. The kernel wakes a process waiting here when the holder lets go (p99
+    24–30 ms, docs/design/gateway.md). It only orders our processes: SQLite's own lock and busy timeout stay
     underneath (other tools, older gateways). A wait is bounded by ``timeout``: the caller then goes on
     without it, to SQLite's busy handler, so a stopped holder costs what it cost before, never a hang.
     """
