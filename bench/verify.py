@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a 
 
 from bench.crypto import openssl_speed, rate
 from provenance.crypto import SM2PrivateKey
+from provenance.domains import kind_roles
 from provenance.log.bundle import Anchor
 from provenance.log.record_log import RecordLog
 from provenance.orgs import OrgEntry, OrgKey
@@ -130,6 +131,7 @@ def generate(path: Path, n: int, workers: int, kind: str) -> None:
         orgs={ORG: OrgEntry(ORG, "hospital", keys=(OrgKey(hospital.public_key(), pem),))},
         logs=[LogKey(LOG_NAME, log_key.public_key(), log.public_key_pem(), origin=ORIGIN)],
         chain={"chain_id": CHAIN_ID, "provenance_log": CONTRACT},
+        kinds=kind_roles(),  # as `provenance orgs export` writes it: no verifier imports the domains
     )
     Path(f"{path}.trust.json").write_text(json.dumps(trust.to_dict(), indent=2) + "\n", "utf-8")
     tmp.rename(path)

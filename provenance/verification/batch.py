@@ -24,7 +24,7 @@ import orjson
 
 from provenance.errors import FormatError, ListingMismatch, ProvenanceError, VerificationError
 from provenance.files import FileUnreadable
-from provenance.log.bundle import EvidenceBundle
+from provenance.log.bundle import BundleReader, EvidenceBundle
 from provenance.log.merkle import MemoTreeHasher
 from provenance.records import MAX_JSON_DEPTH, exact_float, load_json
 from provenance.verification.trust import TrustStore
@@ -59,12 +59,14 @@ class BatchSummary:
 
 
 _worker_verifier: Verifier | None = None
+_worker_reader: BundleReader | None = None
 
 
 def _init(trust: dict[str, Any] | None, require_anchor: bool) -> None:
-    global _worker_verifier  # one verifier per worker process, built once
+    global _worker_verifier, _worker_reader  # one of each per worker process, built once
     store = TrustStore.from_dict(trust) if trust is not None else None
     _worker_verifier = Verifier(trust=store, require_anchor=require_anchor, tree_hasher=MemoTreeHasher())
+    _worker_reader = BundleReader()
 
 
 def _floats_read_alike(value: Any) -> bool:
@@ -85,7 +87,7 @@ def _floats_read_alike(value: Any) -> bool:
     return True
 
 
-def fast_verdict(verifier: Verifier, line: bytes) -> Verdict | None:
+def fast_verdict(verifier: Verifier, line: bytes, reader: BundleReader | None = None) -> Verdict | None:
     """The verdict of a line that holds, or ``None``: it failed, or is not read here (then ``verify_line``).
 
     orjson's reading equals ``load_json``'s when the line is orjson's own compact output of what it read
@@ -93,7 +95,8 @@ def fast_verdict(verifier: Verifier, line: bytes) -> Verdict | None:
     the payload passes ``exact_float`` on the text orjson wrote for it (orjson writes the shortest text
     that reads back to its value, so Python reads the same double; a float anywhere else fails the schema,
     which wants integers there), and there are no more brackets than ``load_json``'s depth limit: what
-    `provenance export` writes.
+    `provenance export` writes. ``reader`` builds the bundle when it can (the values an export repeats
+    checked once), else ``EvidenceBundle.from_dict`` does.
     """
     if line.count(b"{") + line.count(b"[") > MAX_JSON_DEPTH:
         return None
@@ -104,7 +107,8 @@ def fast_verdict(verifier: Verifier, line: bytes) -> Verdict | None:
     if orjson.dumps(data) != line or (type(data) is dict and not _floats_read_alike(data.get("payload"))):
         return None
     try:
-        return verifier.verify_consistent(EvidenceBundle.from_dict(data))
+        bundle = reader.read(data) if reader is not None else None
+        return verifier.verify_consistent(bundle or EvidenceBundle.from_dict(data))
     except Exception:  # whatever failed, the reference path names it
         return None
 
@@ -180,7 +184,7 @@ def _verify_block(block: tuple[int, bytes]) -> tuple[int, int, list[Failure]]:
     for n, line in enumerate(data.split(b"\n"), first):
         if line.strip():
             count += 1
-            fast = fast_verdict(verifier, line)
+            fast = fast_verdict(verifier, line, _worker_reader)
             if fast is None:
                 report: list[StepResult] = []
                 if (f := verify_line(verifier, n, line, report=report)) is not None:

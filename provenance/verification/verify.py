@@ -149,6 +149,19 @@ class StepResult:
 
 Verdict = Literal["verified", "consistent", "failed"]
 
+_STEP_NAMES = (
+    "digest",
+    "payload",
+    "item",
+    "signer",
+    "signature",
+    "checkpoint",
+    "inclusion",
+    "anchor",
+    "batch_anchor",
+)
+_PASSED = {name: StepResult(name, "passed") for name in _STEP_NAMES}  # immutable: one each for every report
+
 
 def verdict(report: list[StepResult]) -> Verdict:
     """The verdict of a verification report (``Verifier.verify``'s, or a schema failure's).
@@ -240,7 +253,7 @@ class Verifier:
                 exc.details.setdefault("passed", [r.step for r in out if r.status == "passed"])
                 raise
             if len(out) == before:
-                out.append(StepResult(name, "passed"))
+                out.append(_PASSED[name])
         return "verified" if verdict(out) == "verified" else "consistent"  # every step held
 
     # --- steps -----------------------------------------------------------------------------------------
@@ -481,3 +494,4 @@ class Verifier:
         ("anchor", _anchor),
         ("batch_anchor", _batch_anchor),
     )
+    assert tuple(n for n, _ in _STEPS) == _STEP_NAMES

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from provenance.crypto import SM2PrivateKey
+from provenance.errors import ProvenanceError
+from provenance.log.bundle import BundleReader, EvidenceBundle
 from provenance.log.merkle import MemoTreeHasher
 from provenance.log.record_log import RecordLog
 from provenance.orgs import OrgEntry, OrgKey
@@ -104,11 +106,12 @@ def test_fast_path_says_only_what_the_reference_path_says(trusted: bool, require
     trust = TRUST if trusted else None
     ref = Verifier(trust=trust, require_anchor=require_anchor)
     fast = Verifier(trust=trust, require_anchor=require_anchor, tree_hasher=MemoTreeHasher())
+    reader = BundleReader()  # one for every line, as in a worker: what it remembers must not carry over
     accepted = set()
     for name, line in _asset_lines():
         report: list[StepResult] = []
         failure = verify_line(ref, 1, line, report=report)
-        got = batch.fast_verdict(fast, line)
+        got = batch.fast_verdict(fast, line, reader)
         if failure is not None:
             assert got is None, f"{name}: the fast path accepted what fails step {failure.step}"
         else:
@@ -179,3 +182,83 @@ def test_forged_lines_among_many_valid_ones_are_named(
         "PAYLOAD_DIGEST_MISMATCH",
         "PROOF_INVALID",
     ]
+
+
+def _near_misses(value: object) -> list[object]:
+    """Values of every other JSON type, and texts a character away from ``value``."""
+    out: list[object] = [None, True, False, 0, 1, -1, 1.0, 0.5, 2**53, 2**53 - 1, "", "x", [], {}, {"a": 1}]
+    if isinstance(value, str):
+        out += [value + "\n", "\n" + value, value + " ", value[:-1], value.upper(), value + "=", value * 2]
+        out += [value.replace("\n", "\r\n"), value.replace("a", "\u00e0", 1), value[1:]]
+    if isinstance(value, int) and not isinstance(value, bool):
+        out += [value + 1, value - 1, -value, float(value), str(value)]
+    if isinstance(value, list):
+        out += [value[:-1], value + value[-1:], [*value, None], [v + "\n" for v in value], value * 65]
+    return out
+
+
+def _mutants(doc: dict[str, object]) -> list[tuple[str, object]]:
+    """``doc`` with each value outside the payload replaced by near misses, each member removed, and an
+    unknown member added to each object: (where, the mutated bundle)."""
+    out: list[tuple[str, object]] = []
+
+    def visit(node: object, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, dict):
+            for key in list(node):
+                if path == () and key == "payload":
+                    continue
+                out.append(("/".join(map(str, (*path, key))) + " removed", _edit(doc, (*path, key), _DROP)))
+                visit(node[key], (*path, key))
+            out.append(("/".join(map(str, path)) + " +extra", _edit(doc, (*path, "extra"), "x")))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                visit(item, (*path, i))
+        for other in _near_misses(node):
+            if path:
+                out.append(("/".join(map(str, path)) + f" = {other!r:.40}", _edit(doc, path, other)))
+
+    visit(doc, ())
+    return out
+
+
+_DROP = object()
+
+
+def _edit(doc: object, path: tuple[str | int, ...], value: object) -> object:
+    copy = json.loads(json.dumps(doc))
+    node = copy
+    for step in path[:-1]:
+        node = node[step]
+    if value is _DROP:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return copy
+
+
+def test_the_fast_reader_takes_no_bundle_the_schema_refuses(tmp_path: Path) -> None:
+    """``BundleReader`` against ``EvidenceBundle.from_dict`` over thousands of near misses of real bundles
+    (every value outside the payload given other types and texts a character off, members removed and
+    added), read in turn by one reader as a worker does: it builds the same bundle or declines, and never
+    takes what the schema refuses, whatever it remembered from the bundles before."""
+    lines, _ = _fhir_export(tmp_path, 3)
+    docs = [json.loads(line) for line in lines] + [
+        json.loads((BUNDLES / name).read_bytes()) for name in ("valid.json", "valid-no-payload.json")
+    ]
+    docs[0]["signer"]["key_id"] = "k1"
+    reader = BundleReader()
+    read = refused = 0
+    for doc in docs:
+        for where, mutant in [("as is", doc), *_mutants(doc)]:
+            got = reader.read(json.loads(_compact(mutant)))  # as orjson reads the line
+            try:
+                want = EvidenceBundle.from_dict(mutant)
+            except ProvenanceError:
+                refused += 1
+                assert got is None, f"{where}: the reader took a bundle the schema refuses"
+                continue
+            if got is not None:
+                read += 1
+                assert got == want, where
+        assert reader.read(doc) == EvidenceBundle.from_dict(doc)  # still reads the original afterwards
+    assert read > len(docs) and refused > 1000, (read, refused)
