@@ -256,7 +256,7 @@ class BundleReader:
             return None
         if not 1 <= size <= self._SAFE or type(proof) is not list or len(proof) > 64 or type(note) is not str:
             return None
-        hashes = self._proof(proof)
+        hashes = self._proof(proof)  # raises _Unsure or FormatError (read() says None)
         log_key = log.get("log_key")
         if log_key is not None:
             if type(log_key) is not dict or log_key.keys() != {"name", "public_key"}:
@@ -266,8 +266,6 @@ class BundleReader:
         elif "log_key" in log:
             return None
         anchor = self._anchor(data.get("anchor"))
-        if hashes is None:
-            return None
         # The envelope and the signature: exactly as from_dict reads them (the envelope validates itself).
         signed = SignedRecord.from_dict({"record": data["record"], "signature": data["signature"]})
         return EvidenceBundle(
@@ -297,14 +295,14 @@ class BundleReader:
         self._pems.add(pem)
         return True
 
-    def _proof(self, proof: list[Any]) -> tuple[bytes, ...] | None:
+    def _proof(self, proof: list[Any]) -> tuple[bytes, ...]:
         known, out = self._hashes, []
         for text in proof:
             if type(text) is not str:
-                return None
+                raise _Unsure
             raw = known.get(text)
             if raw is None:
-                raw = b64decode(text, what="inclusion proof hash")  # FormatError: read() says None
+                raw = b64decode(text, what="inclusion proof hash")  # canonical base64, or FormatError
                 if len(known) >= self._limit:
                     known.clear()
                 known[text] = raw

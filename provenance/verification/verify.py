@@ -149,19 +149,6 @@ class StepResult:
 
 Verdict = Literal["verified", "consistent", "failed"]
 
-_STEP_NAMES = (
-    "digest",
-    "payload",
-    "item",
-    "signer",
-    "signature",
-    "checkpoint",
-    "inclusion",
-    "anchor",
-    "batch_anchor",
-)
-_PASSED = {name: StepResult(name, "passed") for name in _STEP_NAMES}  # immutable: one each for every report
-
 
 def verdict(report: list[StepResult]) -> Verdict:
     """The verdict of a verification report (``Verifier.verify``'s, or a schema failure's).
@@ -494,4 +481,7 @@ class Verifier:
         ("anchor", _anchor),
         ("batch_anchor", _batch_anchor),
     )
-    assert tuple(n for n, _ in _STEPS) == _STEP_NAMES
+
+
+# One immutable "passed" result a step, shared by every report (a verification appends several).
+_PASSED = {name: StepResult(name, "passed") for name, _ in Verifier._STEPS}
