@@ -13,6 +13,7 @@ the schema, canonical JSON), which threads would serialise.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +30,10 @@ from provenance.log.merkle import MemoTreeHasher
 from provenance.records import MAX_JSON_DEPTH, exact_float, load_json
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verdict, Verifier, check_listed, verdict
+
+# What JSON calls whitespace (RFC 8259): a line of only these is blank. bytes.strip() also strips vertical tab
+# and form feed, which would have skipped a line that fails alone ("not valid JSON").
+JSON_SPACE = b" \t\r\n"
 
 # Workers get whole lines in blocks of about this size (~500 bundles, ~0.2 s of CPU): small enough that the
 # last block does not leave the other workers idle for long, large enough that sending it costs nothing.
@@ -102,9 +107,10 @@ def fast_verdict(verifier: Verifier, line: bytes, reader: BundleReader | None = 
         return None
     try:
         data = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        same = orjson.dumps(data) == line
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # orjson reads nesting it will not write
         return None
-    if orjson.dumps(data) != line or (type(data) is dict and not _floats_read_alike(data.get("payload"))):
+    if not same or (type(data) is dict and not _floats_read_alike(data.get("payload"))):
         return None
     try:
         bundle = reader.read(data) if reader is not None else None
@@ -182,7 +188,7 @@ def _verify_block(block: tuple[int, bytes]) -> tuple[int, int, list[Failure]]:
     count = consistent = 0
     fails = []
     for n, line in enumerate(data.split(b"\n"), first):
-        if line.strip():
+        if line.strip(JSON_SPACE):
             count += 1
             fast = fast_verdict(verifier, line, _worker_reader)
             if fast is None:
@@ -268,17 +274,23 @@ def _collect(
 
 
 def is_json_lines(path: Path) -> bool:
-    """True when the file holds one bundle per line (an export) rather than one JSON document."""
+    """True when the file holds one bundle per line (an export) rather than one JSON document: its first
+    non-blank line is a JSON value by itself, and another non-blank line follows.
+
+    The first line is read leniently (a key twice, an inexact number, deep nesting are still a value): a
+    line that fails the strict reader is one failed line of an export, not a reason to read the whole file
+    as one bundle, which would leave the other lines unverified and uncounted.
+    """
     try:
         with path.open("rb") as f:
             first = f.readline()
-            while first and not first.strip():
+            while first and not first.strip(JSON_SPACE):
                 first = f.readline()
             try:
-                load_json(first)
-            except ProvenanceError:
+                json.loads(first)
+            except (ValueError, RecursionError):
                 return False  # a pretty-printed single document spans lines
-            return any(line.strip() for line in f)
+            return any(line.strip(JSON_SPACE) for line in f)
     except OSError as exc:
         raise FileUnreadable(f"cannot read {path}: {exc.strerror}") from exc
 

@@ -10,6 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from provenance.log.bundle import BundleReader
+from provenance.log.merkle import MemoTreeHasher
+from provenance.verification.batch import fast_verdict
+from provenance.verification.trust import TrustStore
+from provenance.verification.verify import Verifier
 from tests.kit.gateway import Harness, error_code, hj212_packets, trust_path
 
 INT64_MAX = 2**63 - 1
@@ -117,3 +122,10 @@ def test_provenance_export_cli(harness: Harness, tmp_path: Path) -> None:
     assert [b["digest"] for b in lines] == ids and all("payload" in b for b in lines)
     checked = _verify(harness, out)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Each line as `provenance export` writes it takes the export verifier's fast path, read by its
+    # BundleReader (not declined to the schema), as in a worker process.
+    verifier = Verifier(trust=TrustStore.load(trust_path(harness.network)), tree_hasher=MemoTreeHasher())
+    reader = BundleReader()
+    raw = out.read_bytes().splitlines()
+    assert all(reader.read(json.loads(line)) is not None for line in raw)
+    assert [fast_verdict(verifier, line, reader) for line in raw] == ["verified"] * len(ids)

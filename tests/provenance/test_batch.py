@@ -262,3 +262,42 @@ def test_the_fast_reader_takes_no_bundle_the_schema_refuses(tmp_path: Path) -> N
                 assert got == want, where
         assert reader.read(doc) == EvidenceBundle.from_dict(doc)  # still reads the original afterwards
     assert read > len(docs) and refused > 1000, (read, refused)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lines_that_fail_alone_fail_in_an_export(tmp_path: Path, workers: int) -> None:
+    """Lines an attacker wrote to be skipped, to crash the run or to turn the export into one bundle (second
+    attack on the export verifier): nesting orjson reads but will not write (255 levels), vertical tab and form
+    feed (whitespace to ``bytes.strip``, not to JSON), a key twice on the first line. Each is one failed line
+    with the step and code it fails with alone; the valid lines around it verify."""
+    valid, other = _line("valid.json"), _compact(json.loads((BUNDLES / "valid-no-payload.json").read_bytes()))
+    lines = [
+        b'{"a":1,"a":2}',  # 1: a key twice, first: still an export
+        valid,  # 2
+        b"[" * 255 + b"]" * 255,  # 3
+        b'{"a":' * 255 + b"1" + b"}" * 255,  # 4
+        b"\x0b",  # 5
+        other,  # 6
+        b" \t\r",  # 7: blank to JSON too
+        b"\x0c",  # 8
+        valid,  # 9
+    ]
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert batch.is_json_lines(path)
+    summary = verify_export(path, trust=TRUST, workers=workers)
+    assert summary.total == 8 and summary.verified == 3
+    single = Verifier(trust=TRUST)
+    for f in summary.failures:
+        assert f == verify_line(single, f.line, lines[f.line - 1])
+    assert {f.line: (f.step, f.code) for f in summary.failures} == {
+        1: ("schema", "JSON_DUPLICATE_KEY"),
+        3: ("schema", "SCHEMA_INVALID"),
+        4: ("schema", "SCHEMA_INVALID"),
+        5: ("schema", "FORMAT_INVALID"),
+        8: ("schema", "FORMAT_INVALID"),
+    }
+    # A pretty-printed single bundle is still one document, not lines.
+    pretty = tmp_path / "one.json"
+    pretty.write_text(json.dumps(json.loads(valid), indent=2), "utf-8")
+    assert not batch.is_json_lines(pretty)
