@@ -286,13 +286,19 @@ def is_json_lines(path: Path) -> bool:
             first = f.readline()
             while first and not first.strip(JSON_SPACE):
                 first = f.readline()
-            try:
-                json.loads(first)
-            except (ValueError, RecursionError):
+            try:  # as the page's JSON.parse: UTF-8 text, no BOM, no NaN or Infinity
+                json.loads(first.decode("utf-8"), parse_constant=_no_constant)
+            except RecursionError:
+                pass  # nested past Python's stack (~1,000 levels), which JSON.parse reads: a line
+            except ValueError:
                 return False  # a pretty-printed single document spans lines
             return any(line.strip(JSON_SPACE) for line in f)
     except OSError as exc:
         raise FileUnreadable(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def count_lines(path: Path) -> int:

@@ -402,6 +402,33 @@ def test_an_export_is_summed_up_by_verdict_on_both_sides(
     )
 
 
+def test_hostile_export_lines_fail_as_they_do_alone_on_both_sides(probe: PageProbe, tmp_path: Path) -> None:
+    """The attack of 2026-12-07 on the export verifier: a first line with a key twice (once the whole file
+    was read as one bundle), a line nested 255 levels (it ended the CLI's run), lines of a vertical tab or a
+    form feed (skipped as blank). Both sides read the file as an export, count every such line as failed and
+    verify the valid lines around them."""
+    valid, other = golden_line("valid.json"), golden_line("valid-no-payload.json")
+    lines = [b'{"a":1,"a":2}', valid, b"[" * 255 + b"]" * 255, b"\x0b", other, b" \t\r", b"\x0c", valid]
+    export = tmp_path / "hostile.jsonl"
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        status = cli_main(["verify", "--json", "--trust", str(BUNDLES / "trust.json"), str(export)])
+    summary = json.loads(out.getvalue())
+    assert status == 1
+    assert (summary["verified"], summary["consistent"], summary["failed"]) == (3, 0, 4), summary
+    probe.open()
+    page = probe.page
+    page.set_input_files("#trust", str(BUNDLES / "trust.json"))
+    page.locator("#trust-clear:not([hidden])").wait_for()
+    page.set_input_files("#file", str(export))
+    page.locator(".export-result tbody tr").first.wait_for()
+    verdicts = page.eval_on_selector_all(
+        ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
+    )
+    assert verdicts == ["failed", "verified", "failed", "failed", "verified", "failed", "verified"]
+
+
 def _trace(server: str, subject: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     token = tmp_path / "token"
     token.write_text(TOKEN)

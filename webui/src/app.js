@@ -283,9 +283,10 @@ function show(view) {
 
 // --- inputs ------------------------------------------------------------------------------------------
 
-// bytes.strip() of Python: the ASCII whitespace a blank line of an export may hold.
-const PY_BLANK = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
-const isBlank = (bytes) => bytes.every((c) => PY_BLANK.has(c));
+// JSON's whitespace (RFC 8259), what a blank line of an export may hold (batch.py JSON_SPACE): a line of a
+// vertical tab or form feed is a line, which fails as it does alone.
+const JSON_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const isBlank = (bytes) => bytes.every((c) => JSON_SPACE.has(c));
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** UTF-8 text of bytes, or null when they are not UTF-8 (a BOM is kept, for the parser to refuse). */
@@ -305,7 +306,9 @@ function verifyLine(bytes) {
 
 /**
  * The lines of an export (JSON Lines) as [number, bytes], or null for a single document: the rule of
- * provenance/verification/batch.py is_json_lines (the first non-blank line is JSON and more non-blank lines follow).
+ * provenance/verification/batch.py is_json_lines (the first non-blank line is a JSON value, read leniently,
+ * and more non-blank lines follow). Leniently: a first line with a key twice is one failed line of the
+ * export, not a reason to read the whole file as one bundle.
  */
 function exportLines(bytes) {
   const lines = [];
@@ -320,8 +323,10 @@ function exportLines(bytes) {
     }
   }
   if (lines.length < 2) return null;
+  const first = decode(lines[0][1]);
+  if (first === null) return null; // not UTF-8
   try {
-    parseJson(decode(lines[0][1]));
+    JSON.parse(first);
   } catch {
     return null; // a pretty-printed single document spans lines
   }
