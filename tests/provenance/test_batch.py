@@ -266,10 +266,10 @@ def test_the_fast_reader_takes_no_bundle_the_schema_refuses(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_lines_that_fail_alone_fail_in_an_export(tmp_path: Path, workers: int) -> None:
-    """Lines an attacker wrote to be skipped, to crash the run or to turn the export into one bundle (second
-    attack on the export verifier): nesting orjson reads but will not write (255 levels), vertical tab and form
-    feed (whitespace to ``bytes.strip``, not to JSON), a key twice on the first line. Each is one failed line
-    with the step and code it fails with alone; the valid lines around it verify."""
+    """Lines an attacker wrote to be skipped, to crash the run or to turn the export into one bundle (the
+    attack of 2026-12-07 on the export verifier): nesting orjson reads but will not write (255 levels), a
+    vertical tab and a form feed (whitespace to ``bytes.strip``, not to JSON), a key twice on the first line.
+    Each is one failed line with the step and code it fails with alone; the valid lines around it verify."""
     valid, other = _line("valid.json"), _compact(json.loads((BUNDLES / "valid-no-payload.json").read_bytes()))
     lines = [
         b'{"a":1,"a":2}',  # 1: a key twice, first: still an export
