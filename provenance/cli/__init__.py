@@ -17,7 +17,7 @@ import typer
 
 # Each module adds its commands to ``app``; imported in the order `provenance --help` lists them.
 from provenance.cli import keys, verify, receipt, certificate, demo, monitor, orgs, audit, trace  # noqa: F401  # isort: skip
-from provenance.cli._app import answered, app, err, state
+from provenance.cli._app import answered, app, err, shown, state
 from provenance.errors import ProvenanceError, VerificationError
 
 __all__ = ["app", "entry", "main"]
@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
             rv = app(args=args, prog_name="provenance", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except VerificationError as exc:
-        err.print(f"[red]error[/red] [{exc.code}] step '{exc.step}': {exc.message}")
+        err.print(f"[red]error[/red] [{exc.code}] step '{exc.step}': {shown(exc.message)}")
         if state["verbose"]:
             traceback.print_exc()
         return 1
     except ProvenanceError as exc:
-        err.print(f"[red]error[/red] [{exc.code}]: {exc.message}")
+        err.print(f"[red]error[/red] [{exc.code}]: {shown(exc.message)}")
         if state["verbose"]:
             traceback.print_exc()
         return 2
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if show is not None:
             show()
         else:
-            err.print(f"[red]error[/red]: {exc}")
+            err.print(f"[red]error[/red]: {shown(exc)}")
         return int(getattr(exc, "exit_code", 2))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from provenance.errors import FormatError, LedgerError
 from provenance.files import read_text
@@ -33,6 +36,26 @@ app = cli_app(
 out = Console()
 err = Console(stderr=True)
 state = {"verbose": False}
+
+# What a terminal would act on rather than show (C0 but tab and newline, DEL, C1: ESC [2J clears the screen,
+# a bare CR overwrites the line) and lone surrogates (UTF-8 cannot write them).
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def shown(value: object) -> str:
+    """Text a bundle, a gateway or a chain supplied, made safe to print in a rich message: characters a
+    terminal would act on as escapes (``\\x1b``, ``\\ud800``), rich's markup (``[/x]``) as literal text."""
+    text = _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], str(value))
+    return escape(text)
+
+
+def json_text(doc: Any, *, indent: int | None = 2) -> str:
+    """``doc`` as JSON for ``--json`` output: non-ASCII as is, a lone surrogate (which a bundle's JSON may
+    escape, and UTF-8 cannot write) escaped as JSON does, so that the output always prints and reads back."""
+    text = json.dumps(doc, ensure_ascii=False, indent=indent)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 # Options several commands take, declared once so that each reads the same in every command's help.
 JsonOutput = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -17,6 +17,7 @@ from provenance.cli._app import (
     NetworkManifest,
     command_group,
     err,
+    json_text,
     out,
     reaching,
     required_token,
@@ -124,7 +125,7 @@ def audit_workflow(
             "keys": audit.keys,
             "results": [r.to_dict() for r in results],
         }
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        typer.echo(json_text(doc))
     else:
         table = Table(title=f"{len(results)} workflow events, {len(bad)} without a matching signed record")
         for col in ("block", "event", "organisation", "record", "result"):
@@ -207,7 +208,7 @@ def audit_batches(
             "unanchored": audit.unanchored,
             "bad_bundles": audit.bad_bundles,
         }
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        typer.echo(json_text(doc))
     else:
         out.print(f"{len(audit.results)} anchored batch roots, {len(bad)} without a matching logged batch")
         if audit.unanchored:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from provenance.chain.chain_verify import ChainInvalid, verify_chain
+from provenance.cli._app import shown
 from provenance.crypto import SM2PublicKey
 from provenance.errors import ProvenanceError
 
@@ -49,12 +50,12 @@ def verify(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except ChainInvalid as exc:
-        err.print(f"[red]chain invalid[/red] at block {exc.block}: {exc.reason}")
+        err.print(f"[red]chain invalid[/red] at block {exc.block}: {shown(exc.reason)}")
         if verbose:
             err.print_exception()
         raise typer.Exit(1) from exc
     except ProvenanceError as exc:
-        err.print(f"[red]error[/red] [{exc.code}]: {exc.message}")
+        err.print(f"[red]error[/red] [{exc.code}]: {shown(exc.message)}")
         if verbose:
             err.print_exception()
         raise typer.Exit(2) from exc

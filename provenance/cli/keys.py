@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provenance.cli._app import app, command_group, err, out
+from provenance.cli._app import app, command_group, err, out, shown
 from provenance.crypto import SM2PrivateKey, SM2PublicKey, sm3_hex
 from provenance.errors import FormatError, SignatureInvalid
 from provenance.files import read_bytes, write_private, write_public
@@ -69,7 +69,7 @@ def sm2_verify(
     try:
         _load_public(pub).verify(read_bytes(file), signature)
     except SignatureInvalid as exc:
-        err.print(f"[red]invalid[/red]: {exc.message}")
+        err.print(f"[red]invalid[/red]: {shown(exc.message)}")
         raise typer.Exit(1) from exc
     out.print("[green]valid[/green]")
 
@@ -132,6 +132,6 @@ def record_check(
     try:
         SM2PublicKey.from_pem(pem).verify(signed.envelope.canonical(), signed.signature)
     except SignatureInvalid as exc:
-        err.print(f"[red]invalid[/red]: {exc.message}")
+        err.print(f"[red]invalid[/red]: {shown(exc.message)}")
         raise typer.Exit(1) from exc
     out.print(f"[green]valid[/green] record {signed.record_id}")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from provenance.cli._app import app, err, out
+from provenance.cli._app import app, err, json_text, out, shown
 from provenance.files import FileUnreadable, read_text
 from provenance.verification.monitor import Monitor, MonitorState, StepReport
 from provenance.verification.trust import TrustStore
@@ -46,7 +45,7 @@ def _print(report: StepReport, as_json: bool) -> None:
                 {"code": p.code, "message": p.message, "details": p.details} for p in report.problems
             ],
         }
-        typer.echo(json.dumps(doc, ensure_ascii=False))
+        typer.echo(json_text(doc, indent=None))
         return
     if report.size == report.old_size:
         out.print(f"checkpoint {report.size}: nothing new")
@@ -57,7 +56,7 @@ def _print(report: StepReport, as_json: bool) -> None:
             f"checked, {report.tiles_read} tiles read, {len(report.problems)} problems"
         )
     for p in report.problems:
-        err.print(f"[red]{p.code}[/red]: {p.message}", soft_wrap=True, highlight=False)
+        err.print(f"[red]{p.code}[/red]: {shown(p.message)}", soft_wrap=True, highlight=False)
 
 
 @app.command("monitor")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from provenance.cli._app import JsonOutput, command_group, out
+from provenance.cli._app import JsonOutput, command_group, json_text, out
 from provenance.cli.verify import (
     GATEWAY_OPTION,
     RPC_OPTION,
@@ -64,12 +63,12 @@ def receipt_verify(
         if isinstance(exc, VerificationError):
             entry |= {"failed_step": exc.step, "check": exc.details.get("check")}
         if as_json:  # the document on stdout; the one-line error on stderr and the exit status from main
-            typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+            typer.echo(json_text(entry))
         elif "bundle" in entry:
             print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["bundle"]["steps"]])
         raise
     if as_json:
-        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+        typer.echo(json_text(entry))
         return
     out.print(
         f"[green]valid[/green] receipt: log {entry['origin']} accepted record {entry['record']} at "

@@ -20,7 +20,9 @@ from provenance.cli._app import (
     app,
     err,
     gateway_trust,
+    json_text,
     out,
+    shown,
     token,
 )
 from provenance.errors import FormatError, ListingInvalid, NotFound, ProvenanceError
@@ -110,15 +112,16 @@ def trace(
             doc["listing_error"] = {"code": listing.code, "message": listing.message}
         if lineage is not None:
             doc["lineage"] = lineage
-        typer.echo(json.dumps(doc, ensure_ascii=False))
+        typer.echo(json_text(doc, indent=None))
     else:
         out.print(trace_table(subject, rows))
         if lineage is not None:
             for side, label in (("upstream", "derived from"), ("downstream", "derived into")):
-                names = [f"{n['dataset']} ({n['depth']}, {n['owner']})" for n in lineage[side]]
+                names = [shown(f"{n['dataset']} ({n['depth']}, {n['owner']})") for n in lineage[side]]
                 out.print(f"{side} ({label}): {', '.join(names) or 'none'}")
         for r in failed:
-            err.print(f"[red]record {r['id']}[/red]: step '{r['failed_step']}' [{r['code']}]: {r['message']}")
+            step, code = shown(r["failed_step"]), shown(r["code"])
+            err.print(f"[red]record {shown(r['id'])}[/red]: step '{step}' [{code}]: {shown(r['message'])}")
     if pages.truncated:
         err.print(
             f"[yellow]warning[/yellow]: truncated after {pages.pages} pages ({len(rows)} records): the "
@@ -189,13 +192,13 @@ def trace_table(subject: str, rows: list[dict[str, Any]]) -> Table:
                 r["verdict"], ""
             )
         else:
-            result = f"[red]{r['failed_step']} failed[/]"
+            result = f"[red]{shown(r['failed_step'])} failed[/]"
         table.add_row(
             str(i),
             f"{date}\n{clock.removesuffix('Z')[:8]}" if clock else when,
-            f"{r['org']}\n[dim]{r['role']}[/]",
-            str(r["kind"]),
-            str(r["id"])[:8] + "…",
+            f"{shown(r['org'])}\n[dim]{shown(r['role'])}[/]",
+            shown(r["kind"]),
+            shown(str(r["id"])[:8]) + "…",
             checks,
             result,
         )
@@ -281,7 +284,7 @@ def _trace_box(
                 )
         doc["check"] = check
     if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False))
+        typer.echo(json_text(doc, indent=None))
     else:
         out.print(f"box {answer['code']} ({answer['form']}), SM3 {answer['digest'][:16]}…")
         if use is None:
@@ -319,7 +322,7 @@ def lineage(
         raise FormatError("lineage reads 'dataset:<id>' in --format json or prov-json")
     with Client(base_url=gateway, token=token(token_file)) as client:
         doc = client.lineage(subject.removeprefix("dataset:"), prov=fmt == "prov-json")
-    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    typer.echo(json_text(doc))
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from provenance.cli._app import JsonOutput, app, err, out, token
+from provenance.cli._app import JsonOutput, app, err, json_text, out, shown, token
 from provenance.errors import FormatError, VerificationError
 from provenance.files import read_bytes
 from provenance.records import load_json
@@ -39,7 +38,7 @@ def print_steps(results: list[StepResult]) -> None:
         table.add_row(
             STEP_TITLES.get(r.step, r.step),
             f"[{colours.get(r.status, 'white')}]{_STATUS_WORDS.get(r.status, r.status)}[/]",
-            r.detail,
+            shown(r.detail),
         )
     out.print(table)
 
@@ -137,7 +136,7 @@ def verify(
     )
     entry = bundle_entry(verifier, read_bytes(file, what="bundle file"))
     if as_json:
-        typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+        typer.echo(json_text(entry))
     else:
         _print_entry(entry)
     if not entry["ok"]:
@@ -155,10 +154,10 @@ def _is_pdf(file: Path) -> bool:
 def _print_entry(entry: dict[str, Any]) -> None:
     print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["steps"]])
     if entry["ok"]:
-        out.print(_VERDICT_LINES[entry["verdict"]].format(record=entry.get("record")))
+        out.print(_VERDICT_LINES[entry["verdict"]].format(record=shown(entry.get("record"))))
     else:
         step, code = entry["failed_step"], entry["code"]
-        err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {entry['message']}")
+        err.print(f"[red]NOT verified[/red]: step '{step}' failed [{code}]: {shown(entry['message'])}")
 
 
 def _verify_certificate(
@@ -219,10 +218,10 @@ def _verify_certificate(
         entries.append(entry)
     ok = all(e["ok"] for e in entries)
     if as_json:
-        typer.echo(json.dumps({"ok": ok, "pages": entries}, ensure_ascii=False, indent=2))
+        typer.echo(json_text({"ok": ok, "pages": entries}))
     else:
         for e in entries:
-            out.print(f"page {e['page']} ({e['attachment']}):")
+            out.print(f"page {e['page']} ({shown(e['attachment'])}):")
             _print_entry(e)
     if not ok:
         raise typer.Exit(1)
@@ -260,7 +259,7 @@ def _verify_export(
                 for f in summary.failures
             ],
         }
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        typer.echo(json_text(doc))
     else:
         # The page's words: "verified" only with pinned keys; the rest held against the bundles' own keys.
         out.print(
@@ -274,7 +273,7 @@ def _verify_export(
                 "anyone can make: pin the keys with --trust (`provenance orgs export`)"
             )
         for f in summary.failures[:50]:
-            err.print(f"  line {f.line}: step '{f.step}' [{f.code}]: {f.message}")
+            err.print(f"  line {f.line}: step '{f.step}' [{f.code}]: {shown(f.message)}")
         if len(summary.failures) > 50:
             err.print(f"  … and {len(summary.failures) - 50} more (use --json for all)")
     if summary.failures:

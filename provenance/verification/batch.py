@@ -274,27 +274,36 @@ def _collect(
 
 
 def is_json_lines(path: Path) -> bool:
-    """True when the file holds one bundle per line (an export) rather than one JSON document: its first
-    non-blank line is a JSON value by itself, and another non-blank line follows.
+    """True when the file holds one bundle per line (an export) rather than one JSON document: it has two
+    non-blank lines or more, and the first or the second of them is a JSON value by itself.
 
-    The first line is read leniently (a key twice, an inexact number, deep nesting are still a value): a
-    line that fails the strict reader is one failed line of an export, not a reason to read the whole file
-    as one bundle, which would leave the other lines unverified and uncounted.
+    A document printed over several lines has neither: its first line opens it, its second is a member or an
+    opening. Lines are read leniently (as the page's ``JSON.parse``: a key twice, any number, deep nesting are
+    still a value), and one bad line is not enough: a first line that fails even that (a byte order mark, a
+    NUL, invalid UTF-8, a cut-off bundle) is one failed line of the export, not a reason to read the whole
+    file as one bundle, which would leave the other lines unverified and uncounted.
     """
     try:
         with path.open("rb") as f:
-            first = f.readline()
-            while first and not first.strip(JSON_SPACE):
-                first = f.readline()
-            try:  # as the page's JSON.parse: UTF-8 text, no BOM, no NaN or Infinity
-                json.loads(first.decode("utf-8"), parse_constant=_no_constant)
-            except RecursionError:
-                pass  # nested past Python's stack (~1,000 levels), which JSON.parse reads: a line
-            except ValueError:
-                return False  # a pretty-printed single document spans lines
-            return any(line.strip(JSON_SPACE) for line in f)
+            lines: list[bytes] = []
+            while len(lines) < 2 and (line := f.readline()):
+                if line.strip(JSON_SPACE):
+                    lines.append(line)
     except OSError as exc:
         raise FileUnreadable(f"cannot read {path}: {exc.strerror}") from exc
+    return len(lines) == 2 and (_a_json_value(lines[0]) or _a_json_value(lines[1]))
+
+
+def _a_json_value(line: bytes) -> bool:
+    """Whether ``line`` is a JSON value by itself, as the page's ``JSON.parse`` reads one: UTF-8 text, no
+    byte order mark, no NaN or Infinity, integers of any length, nesting of any depth."""
+    try:
+        json.loads(line.decode("utf-8"), parse_constant=_no_constant, parse_int=len)
+    except RecursionError:
+        return True  # nested past Python's stack (~1,000 levels), which JSON.parse reads
+    except ValueError:  # UnicodeDecodeError too
+        return False
+    return True
 
 
 def _no_constant(name: str) -> Any:

@@ -301,3 +301,42 @@ def test_lines_that_fail_alone_fail_in_an_export(tmp_path: Path, workers: int) -
     pretty = tmp_path / "one.json"
     pretty.write_text(json.dumps(json.loads(valid), indent=2), "utf-8")
     assert not batch.is_json_lines(pretty)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"\xef\xbb\xbf" + _line("valid.json"),  # a byte order mark, as Windows editors write
+        b"\x00",
+        b"NaN",
+        b"1" * 4301,  # past Python's digit limit for int(), a number to JSON.parse
+        _line("valid.json").replace(b'"hosp-1"', b'"hosp-\xff"', 1),  # not UTF-8
+        _line("valid.json").replace(b'"hosp-1"', b'"hosp\t1"', 1),  # a raw tab in a string
+        _line("valid.json")[:-1],  # cut off
+    ],
+)
+def test_a_bad_first_line_is_one_failed_line_of_the_export(tmp_path: Path, first: bytes) -> None:
+    """The second attack (2026-12-07): a first line that is not even lenient JSON turned the whole export into
+    one bundle, so the lines after it were never verified or counted. It is one failed line, as alone."""
+    valid, tampered = _line("valid.json"), _line("tampered-payload.json")
+    lines = [first, valid, tampered, valid]
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert batch.is_json_lines(path)
+    summary = verify_export(path, trust=TRUST, workers=1)
+    single = Verifier(trust=TRUST)
+    assert summary.total == 4 and summary.verified == 2
+    assert [f.line for f in summary.failures] == [1, 3]
+    for f in summary.failures:
+        assert f == verify_line(single, f.line, lines[f.line - 1])
+
+
+def test_a_document_printed_over_lines_is_one_bundle(tmp_path: Path) -> None:
+    """Neither its first line (it opens the object) nor its second (a member) is a value by itself."""
+    doc = json.loads(_line("valid.json"))
+    for indent in (2, 0, "\t"):
+        path = tmp_path / "one.json"
+        path.write_text(json.dumps(doc, indent=indent), "utf-8")
+        assert not batch.is_json_lines(path), indent
+    path.write_bytes(_line("valid.json") + b"\n\n \n")  # one line and blank ones
+    assert not batch.is_json_lines(path)

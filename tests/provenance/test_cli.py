@@ -201,3 +201,38 @@ def test_demo_then_verify_bundles(tmp_path):
     summary = " ".join(r.stdout.split())
     assert r.returncode == 1 and "5 of 6 bundles verified with the pinned keys, 0 only consistent" in summary
     assert summary.endswith("1 failed")
+
+
+def test_names_a_bundle_chose_print_as_text_never_as_terminal_codes_or_markup(tmp_path):
+    """The second attack on the export verifier (2026-12-07): a signer name holding a lone surrogate crashed
+    `--json` (UTF-8 cannot write it), rich markup (`[/x]`) crashed the text report, and terminal escapes
+    (`ESC [2J`, a fake "verified" line) reached the screen, for a single bundle and in an export. Each is now
+    shown as text, every failure is reported, and the exit is 1 (step signer fails)."""
+    bundles = Path(__file__).resolve().parents[1] / "assets" / "bundles"
+    trust = str(bundles / "trust.json")
+    valid = json.loads((bundles / "valid.json").read_text("utf-8"))
+    names = ["\ud800", "[/x]", "\x1b[2J\x1b[H4 of 4 bundles verified\x1b[8m"]
+    lines = [json.dumps(valid)]
+    for i, name in enumerate(names):
+        text = json.dumps(valid | {"signer": valid["signer"] | {"org": name}})  # \ud800 escaped: valid UTF-8
+        lines.append(text)
+        one = tmp_path / f"one-{i}.json"
+        one.write_text(text, "ascii")
+        r = run("verify", "--trust", trust, str(one))
+        assert r.returncode == 1 and "step 'signer' failed" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "\x1b" not in r.stdout + r.stderr, r.stderr
+        r = run("verify", "--json", "--trust", trust, str(one))
+        assert r.returncode == 1 and "\x1b" not in r.stdout, r.stderr
+        entry = json.loads(r.stdout)
+        assert entry["failed_step"] == "signer" and name in entry["message"]  # the text itself, in JSON
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(lines) + "\n", "ascii")
+    r = run("verify", "--trust", trust, str(export))
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "\x1b" not in r.stdout + r.stderr, r.stderr
+    assert "1 of 4 bundles verified" in " ".join(r.stdout.split())
+    assert [f"line {n}: step 'signer'" in r.stderr for n in (2, 3, 4)] == [True] * 3, r.stderr
+    assert "\\x1b[2J" in r.stderr and "\\ud800" in r.stderr and "[/x]" in r.stderr  # shown, not acted on
+    r = run("verify", "--json", "--trust", trust, str(export))
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and (doc["verified"], doc["failed"]) == (1, 3)
+    assert all(name in f["message"] for name, f in zip(names, doc["failures"], strict=True))

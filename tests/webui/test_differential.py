@@ -427,6 +427,23 @@ def test_hostile_export_lines_fail_as_they_do_alone_on_both_sides(probe: PagePro
         ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
     )
     assert verdicts == ["failed", "verified", "failed", "failed", "verified", "failed", "verified"]
+    # A first line that is not even lenient JSON (a byte order mark, as Windows editors write) is one failed
+    # line too, on both sides (the second attack: the CLI read such a file as one bundle).
+    bom = tmp_path / "bom-first.jsonl"
+    bom.write_bytes(
+        b"\xef\xbb\xbf" + valid + b"\n" + valid + b"\n" + golden_line("tampered-payload.json") + b"\n"
+    )
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        cli_main(["verify", "--json", "--trust", str(BUNDLES / "trust.json"), str(bom)])
+    summary = json.loads(out.getvalue())
+    assert [f["line"] for f in summary["failures"]] == [1, 3] and summary["verified"] == 1
+    page.set_input_files("#file", str(bom))
+    page.wait_for_function("document.querySelectorAll('.export-result tbody tr').length === 3")
+    verdicts = page.eval_on_selector_all(
+        ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
+    )
+    assert verdicts == ["failed", "verified", "failed"]
 
 
 def _trace(server: str, subject: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:

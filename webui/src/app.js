@@ -304,11 +304,23 @@ function verifyLine(bytes) {
   return verifyBundle(text ?? '\ufffd'); // not UTF-8: a schema failure, as Python's decode error
 }
 
+/** Whether a line is a JSON value by itself, read leniently (batch.py _a_json_value): UTF-8, then JSON.parse. */
+function isJsonValue(bytes) {
+  const text = decode(bytes);
+  if (text === null) return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The lines of an export (JSON Lines) as [number, bytes], or null for a single document: the rule of
- * provenance/verification/batch.py is_json_lines (the first non-blank line is a JSON value, read leniently,
- * and more non-blank lines follow). Leniently: a first line with a key twice is one failed line of the
- * export, not a reason to read the whole file as one bundle.
+ * provenance/verification/batch.py is_json_lines (two non-blank lines or more, the first or the second a JSON
+ * value by itself, read leniently). One bad first line (a key twice, a BOM, a cut-off bundle) is one failed
+ * line of the export, not a reason to read the whole file as one bundle.
  */
 function exportLines(bytes) {
   const lines = [];
@@ -323,14 +335,8 @@ function exportLines(bytes) {
     }
   }
   if (lines.length < 2) return null;
-  const first = decode(lines[0][1]);
-  if (first === null) return null; // not UTF-8
-  try {
-    JSON.parse(first);
-  } catch {
-    return null; // a pretty-printed single document spans lines
-  }
-  return lines;
+  // A document printed over several lines has neither line a value: its first opens it, its second is a member.
+  return isJsonValue(lines[0][1]) || isJsonValue(lines[1][1]) ? lines : null;
 }
 
 function verifyBytes(bytes, source) {
