@@ -1,8 +1,9 @@
 """The ``provenance`` command: keys, digests, SM2, records, verification (typer + rich).
 
-Errors print one readable line and exit non-zero (2 for bad input, 1 for a failed verification);
-``--verbose`` adds the traceback. Other packages add command groups through the
-``provenance.cli`` entry-point group (``node``, ``devnet``, …) so this package never imports them.
+Errors print one readable line and exit non-zero (2 for bad input, 1 for a failed verification), also
+for input no check foresaw (``UNEXPECTED_INPUT``, exit 2); ``--verbose`` adds the traceback. Other packages
+add command groups through the ``provenance.cli`` entry-point group (``node``, ``devnet``, …) so this
+package never imports them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from provenance.cli._app import answered, app, err, shown, state
 from provenance.errors import ProvenanceError, VerificationError
 
 __all__ = ["app", "entry", "main"]
+
+# What a command that met input none of its checks foresaw says (a gateway's or chain's malformed answer, a
+# malformed certificate PDF): exit 2, bad input, as for the errors the checks name.
+UNEXPECTED_INPUT = "UNEXPECTED_INPUT"
 
 
 def _plugin_groups() -> dict[str, Any]:
@@ -45,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             rv = app(args=args, prog_name="provenance", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except VerificationError as exc:
-        err.print(f"[red]error[/red] [{exc.code}] step '{exc.step}': {shown(exc.message)}")
+        err.print(f"[red]error[/red] [{shown(exc.code)}] step '{shown(exc.step)}': {shown(exc.message)}")
         if state["verbose"]:
             traceback.print_exc()
         return 1
     except ProvenanceError as exc:
-        err.print(f"[red]error[/red] [{exc.code}]: {shown(exc.message)}")
+        err.print(f"[red]error[/red] [{shown(exc.code)}]: {shown(exc.message)}")  # a gateway's code too
         if state["verbose"]:
             traceback.print_exc()
         return 2
@@ -68,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"[red]error[/red]: {shown(exc)}")
         return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # an answer or a file no check foresaw: one line, not a traceback
+        err.print(
+            f"[red]error[/red] [{UNEXPECTED_INPUT}]: the input could not be read: "
+            f"{type(exc).__name__}: {shown(exc)}" + ("" if state["verbose"] else " (--verbose for where)")
+        )
+        if state["verbose"]:
+            traceback.print_exc()
+        return 2
 
 
 def entry() -> None:

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.markup import escape
+from rich.text import Text
 
 from provenance.errors import FormatError, LedgerError
 from provenance.files import read_text
@@ -33,28 +35,61 @@ app = cli_app(
     "Shancheng Provenance: 国密 (SM2/SM3) provenance records, proofs and verification.", name="provenance"
 )
 
-out = Console()
-err = Console(stderr=True)
-state = {"verbose": False}
-
 # What a terminal would act on rather than show (C0 but tab and newline, DEL, C1: ESC [2J clears the screen,
-# a bare CR overwrites the line) and lone surrogates (UTF-8 cannot write them).
+# a bare CR overwrites the line, U+009B is a one-byte CSI) and lone surrogates (UTF-8 cannot write them).
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same in JSON text, where C0 is escaped already (json.dumps) and the rest must be: DEL, C1, surrogates.
+_JSON_UNSHOWABLE = re.compile("[\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _as_escapes(text: str) -> str:
+    return _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+class SafeConsole(Console):
+    """A console that never sends a terminal what a bundle, gateway or chain put in a string: every string it
+    renders (messages, table cells) has its control characters and lone surrogates written as escapes
+    (``\\x1b``), and markup it cannot parse (an attacker's ``[/x]``) is shown as text instead of raising.
+    Markup inside such strings should still be escaped where they are interpolated (``shown``): a well-formed
+    ``[green]`` would otherwise colour them."""
+
+    def render_str(self, text: str, **kw: Any) -> Text:
+        text = _as_escapes(text)
+        try:
+            return super().render_str(text, **kw)
+        except MarkupError:
+            return super().render_str(text, **{**kw, "markup": False})
+
+
+out = SafeConsole()
+err = SafeConsole(stderr=True)
+state = {"verbose": False}
 
 
 def shown(value: object) -> str:
     """Text a bundle, a gateway or a chain supplied, made safe to print in a rich message: characters a
-    terminal would act on as escapes (``\\x1b``, ``\\ud800``), rich's markup (``[/x]``) as literal text."""
-    text = _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], str(value))
+    terminal would act on as escapes (``\\x1b``, ``\\ud800``), rich's markup (``[/x]``) as literal text. A
+    trailing backslash is shown as ``\\\\`` so that it cannot escape the markup that follows it."""
+    text = _as_escapes(str(value))
+    if text.endswith("\\"):
+        text += "\\"
     return escape(text)
 
 
-def json_text(doc: Any, *, indent: int | None = 2) -> str:
-    """``doc`` as JSON for ``--json`` output: non-ASCII as is, a lone surrogate (which a bundle's JSON may
-    escape, and UTF-8 cannot write) escaped as JSON does, so that the output always prints and reads back."""
-    text = json.dumps(doc, ensure_ascii=False, indent=indent)
+def json_line(doc: Any) -> str:
+    """``doc`` as one compact JSON line, as `provenance export` writes it: a lone surrogate (UTF-8 cannot
+    write it) escaped, everything else as ``json.dumps(..., ensure_ascii=False)`` writes it."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def json_text(doc: Any, *, indent: int | None = 2) -> str:
+    """``doc`` as JSON for ``--json`` output: non-ASCII as is, but DEL, C1 controls and lone surrogates (which
+    a bundle's JSON may escape; UTF-8 cannot write a surrogate, a terminal acts on C1) escaped as JSON escapes
+    them, so that the output always prints, never drives a terminal, and reads back the same strings."""
+    text = json.dumps(doc, ensure_ascii=False, indent=indent)
+    return _JSON_UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # Options several commands take, declared once so that each reads the same in every command's help.

@@ -21,6 +21,7 @@ from provenance.cli._app import (
     out,
     reaching,
     required_token,
+    shown,
 )
 from provenance.errors import FormatError
 from provenance.verification.trust import TrustStore
@@ -70,7 +71,7 @@ def audit_log(
             f"{len(anchors)} anchored checkpoints, {len(links) - len(bad)} of {len(links)} links consistent"
         )
         for lk in bad:
-            err.print(f"[red]{lk.first.tree_size} → {lk.second.tree_size}[/red]: {lk.reason}")
+            err.print(f"[red]{lk.first.tree_size} → {lk.second.tree_size}[/red]: {shown(lk.reason)}")
     if bad:
         raise typer.Exit(1)
 
@@ -135,15 +136,15 @@ def audit_workflow(
             table.add_row(
                 str(ev.block_number),
                 ev.event,  # event names are unique across the domain contracts
-                ev.org,
-                f"{env.kind} {env.subject}" if env else ev.digest[:12] + "…",
-                "[green]ok[/]" if r.ok else f"[red]{r.check}[/]",
+                shown(ev.org),
+                shown(f"{env.kind} {env.subject}" if env else ev.digest[:12] + "…"),
+                "[green]ok[/]" if r.ok else f"[red]{shown(r.check)}[/]",
             )
         out.print(table)
         for r in bad:
             ev = r.event
             # One line an event (no wrapping), so that a script can grep the events it cares about.
-            line = f"[red]{ev.name}[/red] block {ev.block_number} tx {ev.tx_hash}: {r.reason}"
+            line = f"[red]{ev.name}[/red] block {ev.block_number} tx {shown(ev.tx_hash)}: {shown(r.reason)}"
             err.print(line, soft_wrap=True, highlight=False)
     if bad:
         raise typer.Exit(1)
@@ -216,9 +217,10 @@ def audit_batches(
         for r in bad:
             ev = r.event
             err.print(
-                f"[red]{ev.name}[/red] block {ev.block_number} tx {ev.tx_hash}: {r.reason}", soft_wrap=True
+                f"[red]{ev.name}[/red] block {ev.block_number} tx {shown(ev.tx_hash)}: {shown(r.reason)}",
+                soft_wrap=True,
             )
         for line in audit.bad_bundles:
-            err.print(f"[red]batch bundle[/red] {line}", soft_wrap=True)
+            err.print(f"[red]batch bundle[/red] {shown(line)}", soft_wrap=True)
     if bad or audit.bad_bundles:
         raise typer.Exit(1)

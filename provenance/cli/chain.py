@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from provenance.chain.chain_verify import ChainInvalid, verify_chain
-from provenance.cli._app import shown
+from provenance.cli._app import SafeConsole, shown
 from provenance.crypto import SM2PublicKey
 from provenance.errors import ProvenanceError
 
@@ -32,8 +31,7 @@ def verify(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show tracebacks")] = False,
 ) -> None:
     """Re-fetch every block and seal from genesis and verify them; exit 1 naming the first bad block."""
-    out = Console()
-    err = Console(stderr=True)
+    out, err = SafeConsole(), SafeConsole(stderr=True)
     keys = [SM2PublicKey.from_pem(p.read_bytes()) for p in validator_pub] if validator_pub else None
     try:
         with Progress(

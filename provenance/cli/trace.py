@@ -3,7 +3,6 @@ downstream datasets, JSON or W3C PROV-JSON), ``provenance export`` (bundles as J
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from provenance.cli._app import (
     app,
     err,
     gateway_trust,
+    json_line,
     json_text,
     out,
     shown,
@@ -184,7 +184,7 @@ def trace_table(subject: str, rows: list[dict[str, Any]]) -> Table:
     table.add_column("verdict", overflow="fold")
     for i, r in enumerate(rows, 1):
         steps = r["steps"]
-        when = str(r["timestamp"])
+        when = shown(r["timestamp"])
         date, _, clock = when.partition("T")
         checks = " ".join(f"{letter}{_MARKS.get(steps.get(s, ''), '-')}" for letter, s in _CHECKS)
         if r["ok"]:
@@ -286,21 +286,27 @@ def _trace_box(
     if as_json:
         typer.echo(json_text(doc, indent=None))
     else:
-        out.print(f"box {answer['code']} ({answer['form']}), SM3 {answer['digest'][:16]}…")
+        box, form, sm3 = shown(answer["code"]), shown(answer["form"]), shown(str(answer["digest"])[:16])
+        out.print(f"box {box} ({form}), SM3 {sm3}…")
         if use is None:
             out.print("not dispensed anywhere in the network")
         else:
             entry = store.orgs.get(str(use.get("pharmacy")))
-            where = f"{use.get('pharmacy') or '?'} ({entry.role if entry else '?'})"
-            rx = f"rx:{use['rx_id']}" if use.get("rx_id") else "a prescription not recorded here"
-            out.print(f"dispensed by {where}, {rx}, handed over at {use.get('handed_over_at') or '?'}")
-            out.print(f"dispense record {use['record']}, on chain {use.get('chain_status') or '?'}")
-            steps = " ".join(f"{s} {_MARKS.get(v, v)}" for s, v in doc["check"]["steps"].items())
+            where = f"{shown(use.get('pharmacy') or '?')} ({entry.role if entry else '?'})"
+            rx = f"rx:{shown(use['rx_id'])}" if use.get("rx_id") else "a prescription not recorded here"
+            handed = shown(use.get("handed_over_at") or "?")
+            out.print(f"dispensed by {where}, {rx}, handed over at {handed}")
+            status = shown(use.get("chain_status") or "?")
+            out.print(f"dispense record {shown(use['record'])}, on chain {status}")
+            steps = " ".join(
+                f"{shown(s)} {shown(_MARKS.get(v, v))}" for s, v in doc["check"]["steps"].items()
+            )
             out.print(f"checks: {steps}")
     failed = doc.get("check", {}).get("failed_step")
     if failed:
         err.print(
-            f"[red]dispense record[/red]: step '{failed}' [{doc['check']['code']}]: {doc['check']['message']}"
+            f"[red]dispense record[/red]: step '{shown(failed)}' [{shown(doc['check']['code'])}]: "
+            f"{shown(doc['check']['message'])}"
         )
         raise typer.Exit(1)
 
@@ -358,14 +364,24 @@ def export(
             if resp.status_code != 200:
                 raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
             doc = load_json(resp.content, what="bundle page")
-            if bar.tasks[task].total is None and doc.get("total") is not None:
-                bar.update(task, total=doc["total"])
-            for item in doc["items"]:
-                f.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
-            written += len(doc["items"])
-            bar.advance(task, len(doc["items"]))
-            if not doc.get("next_cursor"):
+            items = doc.get("items") if isinstance(doc, dict) else None
+            if not isinstance(items, list):
+                raise ListingInvalid("the gateway's bundle page is not an object with a list of items")
+            total = doc.get("total")
+            if bar.tasks[task].total is None and type(total) is int:
+                bar.update(task, total=total)
+            for item in items:
+                f.write(json_line(item) + "\n")
+            written += len(items)
+            bar.advance(task, len(items))
+            cursor = doc.get("next_cursor")
+            if not cursor:
                 break
-            after = doc["next_cursor"]
+            if type(cursor) is not int or cursor <= after or not items:  # else it would list for ever
+                raise ListingInvalid(
+                    f"the gateway's next cursor {cursor!r:.40} does not advance past {after}",
+                    details={"after": after},
+                )
+            after = cursor
     tmp.replace(out_path)  # a complete file or none: an interrupted export leaves only the .part file
     out.print(f"wrote {written} bundles to {out_path}")

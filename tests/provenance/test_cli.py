@@ -211,7 +211,8 @@ def test_names_a_bundle_chose_print_as_text_never_as_terminal_codes_or_markup(tm
     bundles = Path(__file__).resolve().parents[1] / "assets" / "bundles"
     trust = str(bundles / "trust.json")
     valid = json.loads((bundles / "valid.json").read_text("utf-8"))
-    names = ["\ud800", "[/x]", "\x1b[2J\x1b[H4 of 4 bundles verified\x1b[8m"]
+    names = ["\ud800", "[/x]", "\x1b[2J\x1b[H4 of 4 bundles verified\x1b[8m", "\x9b2J\x9bH\x7f"]
+    raw = "\x1b\x9b\x7f"  # what a terminal would act on
     lines = [json.dumps(valid)]
     for i, name in enumerate(names):
         text = json.dumps(valid | {"signer": valid["signer"] | {"org": name}})  # \ud800 escaped: valid UTF-8
@@ -220,19 +221,112 @@ def test_names_a_bundle_chose_print_as_text_never_as_terminal_codes_or_markup(tm
         one.write_text(text, "ascii")
         r = run("verify", "--trust", trust, str(one))
         assert r.returncode == 1 and "step 'signer' failed" in r.stderr, r.stderr
-        assert "Traceback" not in r.stderr and "\x1b" not in r.stdout + r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and not any(c in r.stdout + r.stderr for c in raw), r.stderr
         r = run("verify", "--json", "--trust", trust, str(one))
-        assert r.returncode == 1 and "\x1b" not in r.stdout, r.stderr
+        assert r.returncode == 1 and not any(c in r.stdout for c in raw), r.stdout
         entry = json.loads(r.stdout)
         assert entry["failed_step"] == "signer" and name in entry["message"]  # the text itself, in JSON
     export = tmp_path / "export.jsonl"
     export.write_text("\n".join(lines) + "\n", "ascii")
     r = run("verify", "--trust", trust, str(export))
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "\x1b" not in r.stdout + r.stderr, r.stderr
-    assert "1 of 4 bundles verified" in " ".join(r.stdout.split())
-    assert [f"line {n}: step 'signer'" in r.stderr for n in (2, 3, 4)] == [True] * 3, r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not any(c in r.stdout + r.stderr for c in raw), r.stderr
+    assert "1 of 5 bundles verified" in " ".join(r.stdout.split())
+    assert [f"line {n}: step 'signer'" in r.stderr for n in (2, 3, 4, 5)] == [True] * 4, r.stderr
     assert "\\x1b[2J" in r.stderr and "\\ud800" in r.stderr and "[/x]" in r.stderr  # shown, not acted on
     r = run("verify", "--json", "--trust", trust, str(export))
     doc = json.loads(r.stdout)
-    assert r.returncode == 1 and (doc["verified"], doc["failed"]) == (1, 3)
+    assert (
+        r.returncode == 1
+        and (doc["verified"], doc["failed"]) == (1, 4)
+        and not any(c in r.stdout for c in raw)
+    )
     assert all(name in f["message"] for name, f in zip(names, doc["failures"], strict=True))
+
+
+class _HostileGateway:
+    """A gateway on loopback whose every answer a test chooses: ``answer(path, query) -> (status, headers,
+    body)``."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl, urlsplit
+
+        gateway = self
+        self.answer = lambda path, query: (404, {}, b"{}")
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                status, headers, body = gateway.answer(url.path, dict(parse_qsl(url.query)))
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def hostile():
+    gateway = _HostileGateway()
+    yield gateway
+    gateway.server.shutdown()
+
+
+def test_a_hostile_gateway_gets_one_line_never_terminal_codes_markup_or_a_loop(hostile, tmp_path):
+    """The third attack (2026-12-07) on the commands that read a gateway: its error code, a listing's
+    timestamp and organisation went to the terminal raw (ESC [2J, U+009B, rich markup, a crash on '[/x]'), a
+    malformed page or a body that is not the gzip it says was a traceback, and a cursor that never advanced
+    made `export` write for ever. Now: text, one line, a defined exit."""
+    bundles = Path(__file__).resolve().parents[1] / "assets" / "bundles"
+    fixture = json.loads((bundles / "gateway-fixture.json").read_text("utf-8"))
+    trust = str(bundles / "trust.json")
+    evil = "\x1b[2J\x1b[H[green]4 of 4 verified[/green]\x9b2J\r[/x]"
+
+    def check(r: subprocess.CompletedProcess[str], code: int, said: str) -> None:
+        shown = r.stdout + r.stderr
+        assert r.returncode == code and said in shown, (r.returncode, shown)
+        assert "Traceback" not in shown and not any(c in shown for c in "\x1b\x9b\r"), shown
+
+    def listing(path: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if path.startswith("/api/v1/subjects/"):
+            items = [i | {"timestamp": evil, "org": evil} for i in fixture["subjects"]["rx:golden-0001"]]
+            return 200, {}, json.dumps({"items": items, "next_cursor": None}).encode()
+        if path.endswith("/bundle"):
+            return 200, {}, json.dumps(fixture["bundles"][path.split("/")[4]]).encode()
+        return 404, {}, b'{"error": {"code": "NOT_FOUND", "message": "no"}}'
+
+    hostile.answer = listing
+    r = run("trace", "rx:golden-0001", "--gateway", hostile.url, "--trust", trust)
+    check(r, 1, "\\x1b[2J")  # each row fails step listing (its org and time are not the bundle's)
+    hostile.answer = lambda path, query: (
+        400,
+        {},
+        json.dumps({"error": {"code": evil, "message": evil}}).encode(),
+    )
+    check(run("trace", "rx:golden-0001", "--gateway", hostile.url, "--trust", trust), 2, "\\x9b2J")
+    page = json.loads(
+        json.dumps({"items": [fixture["bundles"][next(iter(fixture["bundles"]))]], "next_cursor": 7})
+    )
+    hostile.answer = lambda path, query: (
+        200,
+        {},
+        json.dumps(page).encode(),
+    )  # the same cursor, whatever asked
+    out = tmp_path / "x.jsonl"
+    check(run("export", "--gateway", hostile.url, "--out", str(out)), 1, "LISTING_INVALID")
+    assert not out.exists()
+    hostile.answer = lambda path, query: (200, {}, b"[]")
+    check(run("export", "--gateway", hostile.url, "--out", str(out)), 1, "LISTING_INVALID")
+    hostile.answer = lambda path, query: (200, {"Content-Encoding": "gzip"}, b"not gzip at all")
+    for args in (("export", "--out", str(out)), ("trace", "rx:golden-0001", "--trust", trust)):
+        check(run(*args, "--gateway", hostile.url), 2, "UNEXPECTED_INPUT")
