@@ -36,10 +36,14 @@ app = cli_app(
 )
 
 # What a terminal would act on rather than show (C0 but tab and newline, DEL, C1: ESC [2J clears the screen,
-# a bare CR overwrites the line, U+009B is a one-byte CSI) and lone surrogates (UTF-8 cannot write them).
-_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-# The same in JSON text, where C0 is escaped already (json.dumps) and the rest must be: DEL, C1, surrogates.
-_JSON_UNSHOWABLE = re.compile("[\x7f-\x9f\ud800-\udfff]")
+# a bare CR overwrites the line, U+009B is a one-byte CSI), lone surrogates (UTF-8 cannot write them), and
+# the invisible characters that make one name read as another: bidi controls (U+202E turns text around),
+# zero-width characters, the word joiners and U+FEFF.
+_UNSHOWABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
+# The same in JSON text, where C0 is escaped already (json.dumps) and the rest must be.
+_JSON_UNSHOWABLE = re.compile("[\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -85,9 +89,10 @@ def json_line(doc: Any) -> str:
 
 
 def json_text(doc: Any, *, indent: int | None = 2) -> str:
-    """``doc`` as JSON for ``--json`` output: non-ASCII as is, but DEL, C1 controls and lone surrogates (which
-    a bundle's JSON may escape; UTF-8 cannot write a surrogate, a terminal acts on C1) escaped as JSON escapes
-    them, so that the output always prints, never drives a terminal, and reads back the same strings."""
+    """``doc`` as JSON for ``--json`` output: non-ASCII as is, but DEL, C1 controls, lone surrogates and the
+    invisible characters of ``shown`` (which a bundle's JSON may carry; UTF-8 cannot write a surrogate, a
+    terminal acts on C1) escaped as JSON escapes them: the output always prints, never drives a terminal, and
+    reads back the same strings."""
     text = json.dumps(doc, ensure_ascii=False, indent=indent)
     return _JSON_UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 

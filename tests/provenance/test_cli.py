@@ -211,8 +211,14 @@ def test_names_a_bundle_chose_print_as_text_never_as_terminal_codes_or_markup(tm
     bundles = Path(__file__).resolve().parents[1] / "assets" / "bundles"
     trust = str(bundles / "trust.json")
     valid = json.loads((bundles / "valid.json").read_text("utf-8"))
-    names = ["\ud800", "[/x]", "\x1b[2J\x1b[H4 of 4 bundles verified\x1b[8m", "\x9b2J\x9bH\x7f"]
-    raw = "\x1b\x9b\x7f"  # what a terminal would act on
+    names = [
+        "\ud800",
+        "[/x]",
+        "\x1b[2J\x1b[H4 of 4 bundles verified\x1b[8m",
+        "\x9b2J\x9bH\x7f",
+        "hosp\u202e1-",
+    ]
+    raw = "\x1b\x9b\x7f\u202e"  # what a terminal would act on, or turn around
     lines = [json.dumps(valid)]
     for i, name in enumerate(names):
         text = json.dumps(valid | {"signer": valid["signer"] | {"org": name}})  # \ud800 escaped: valid UTF-8
@@ -231,14 +237,14 @@ def test_names_a_bundle_chose_print_as_text_never_as_terminal_codes_or_markup(tm
     r = run("verify", "--trust", trust, str(export))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert not any(c in r.stdout + r.stderr for c in raw), r.stderr
-    assert "1 of 5 bundles verified" in " ".join(r.stdout.split())
-    assert [f"line {n}: step 'signer'" in r.stderr for n in (2, 3, 4, 5)] == [True] * 4, r.stderr
+    assert "1 of 6 bundles verified" in " ".join(r.stdout.split())
+    assert [f"line {n}: step 'signer'" in r.stderr for n in (2, 3, 4, 5, 6)] == [True] * 5, r.stderr
     assert "\\x1b[2J" in r.stderr and "\\ud800" in r.stderr and "[/x]" in r.stderr  # shown, not acted on
     r = run("verify", "--json", "--trust", trust, str(export))
     doc = json.loads(r.stdout)
     assert (
         r.returncode == 1
-        and (doc["verified"], doc["failed"]) == (1, 4)
+        and (doc["verified"], doc["failed"]) == (1, 5)
         and not any(c in r.stdout for c in raw)
     )
     assert all(name in f["message"] for name, f in zip(names, doc["failures"], strict=True))
