@@ -8,6 +8,7 @@ package never imports them.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from importlib.metadata import entry_points
@@ -28,6 +29,18 @@ __all__ = ["app", "entry", "main"]
 UNEXPECTED_INPUT = "UNEXPECTED_INPUT"
 
 
+class _LogLines(logging.Handler):
+    """Libraries' warnings (pypdf's about a malformed PDF quote its names) through the safe console: as
+    text, never as the control characters a hostile file put in them (the last-resort handler writes them
+    raw)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # a log line never ends a command
+            self.handleError(record)
+
+
 def _plugin_groups() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group="provenance.cli")}
 
@@ -35,6 +48,9 @@ def _plugin_groups() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: mounts plugin groups, maps project errors to one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    root = logging.getLogger()
+    if not root.handlers:  # as the last-resort handler would: warnings and worse, to stderr
+        root.addHandler(_LogLines(logging.WARNING))
     plugins = _plugin_groups()
     wanted = [a for a in args if not a.startswith("-")][:1]
     # Import only the group asked for: loading the node or gateway costs time on every other command.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from rich.errors import MarkupError
 from rich.markup import escape
 from rich.text import Text
 
-from provenance.errors import FormatError, LedgerError
+from provenance.errors import FormatError, LedgerError, ListingInvalid
 from provenance.files import read_text
 from provenance.records import load_json
 from provenance.verification.trust import TrustStore
@@ -39,11 +40,13 @@ app = cli_app(
 # a bare CR overwrites the line, U+009B is a one-byte CSI), lone surrogates (UTF-8 cannot write them), and
 # the invisible characters that make one name read as another: bidi controls (U+202E turns text around),
 # zero-width characters, the word joiners and U+FEFF.
-_UNSHOWABLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+_INVISIBLE = (
+    "\xad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0"
+    "\U000e0000-\U000e007f"
 )
+_UNSHOWABLE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_INVISIBLE}]")
 # The same in JSON text, where C0 is escaped already (json.dumps) and the rest must be.
-_JSON_UNSHOWABLE = re.compile("[\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_JSON_UNSHOWABLE = re.compile(f"[\x7f-\x9f\ud800-\udfff{_INVISIBLE}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -57,6 +60,9 @@ class SafeConsole(Console):
     (``\\x1b``), and markup it cannot parse (an attacker's ``[/x]``) is shown as text instead of raising.
     Markup inside such strings should still be escaped where they are interpolated (``shown``): a well-formed
     ``[green]`` would otherwise colour them."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(emoji=False, **kw)  # ":white_check_mark:" in a name is text, not a fake ✅
 
     def render_str(self, text: str, **kw: Any) -> Text:
         text = _as_escapes(text)
@@ -75,10 +81,28 @@ def shown(value: object) -> str:
     """Text a bundle, a gateway or a chain supplied, made safe to print in a rich message: characters a
     terminal would act on as escapes (``\\x1b``, ``\\ud800``), rich's markup (``[/x]``) as literal text. A
     trailing backslash is shown as ``\\\\`` so that it cannot escape the markup that follows it."""
-    text = _as_escapes(str(value))
+    text = _as_escapes(str(value)).replace("\n", "\\n")  # one value, one line: no forged line below it
     if text.endswith("\\"):
         text += "\\"
     return escape(text)
+
+
+def bundle_page_items(doc: Any, after: int) -> tuple[list[Any], int | None]:
+    """The items of one page of ``GET /api/v1/bundles`` and the cursor of the next (``None``: the last page),
+    or ``LISTING_INVALID``: a page that is not an object with a list of items, or a cursor that does not
+    advance past ``after`` (a page with none, or an empty page that says more follow) would page for ever."""
+    items = doc.get("items") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ListingInvalid("the gateway's bundle page is not an object with a list of items")
+    cursor = doc.get("next_cursor")
+    if not cursor:
+        return items, None
+    if type(cursor) is not int or cursor <= after or not items:
+        raise ListingInvalid(
+            f"the gateway's next cursor {cursor!r:.40} does not advance past {after}",
+            details={"after": after},
+        )
+    return items, cursor
 
 
 def json_line(doc: Any) -> str:
@@ -93,8 +117,32 @@ def json_text(doc: Any, *, indent: int | None = 2) -> str:
     invisible characters of ``shown`` (which a bundle's JSON may carry; UTF-8 cannot write a surrogate, a
     terminal acts on C1) escaped as JSON escapes them: the output always prints, never drives a terminal, and
     reads back the same strings."""
-    text = json.dumps(doc, ensure_ascii=False, indent=indent)
-    return _JSON_UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    try:
+        text = json.dumps(doc, ensure_ascii=False, indent=indent, allow_nan=False)
+    except (
+        ValueError
+    ):  # NaN or Infinity a lenient reader took from a gateway's answer: JSON has no such number
+        text = json.dumps(_finite(doc), ensure_ascii=False, indent=indent, allow_nan=False)
+    return _JSON_UNSHOWABLE.sub(_json_escape, text)
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    if c > 0xFFFF:  # a tag character: its UTF-16 pair, as JSON writes it
+        c -= 0x10000
+        return f"\\u{0xD800 + (c >> 10):04x}\\u{0xDC00 + (c & 0x3FF):04x}"
+    return f"\\u{c:04x}"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each non-finite float written as its name (``"nan"``), so that it is JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 # Options several commands take, declared once so that each reads the same in every command's help.

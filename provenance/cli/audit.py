@@ -15,6 +15,7 @@ from provenance.cli._app import (
     ChainRpc,
     JsonOutput,
     NetworkManifest,
+    bundle_page_items,
     command_group,
     err,
     json_text,
@@ -193,11 +194,11 @@ def audit_batches(
                     resp = http.get("/api/v1/bundles", params=params)
                     if resp.status_code != 200:
                         raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
-                    page = load_json(resp.content, what="bundle page")
-                    docs += page["items"]
-                    if not page.get("next_cursor"):
+                    items, cursor = bundle_page_items(load_json(resp.content, what="bundle page"), after)
+                    docs += items
+                    if cursor is None:
                         break
-                    after = page["next_cursor"]
+                    after = cursor
     audit = check_roots(events, docs, verifier)
     bad = [r for r in audit.results if not r.ok]
     if as_json:

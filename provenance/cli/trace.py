@@ -17,6 +17,7 @@ from provenance.cli._app import (
     JsonOutput,
     ReaderToken,
     app,
+    bundle_page_items,
     err,
     gateway_trust,
     json_line,
@@ -299,7 +300,7 @@ def _trace_box(
             status = shown(use.get("chain_status") or "?")
             out.print(f"dispense record {shown(use['record'])}, on chain {status}")
             steps = " ".join(
-                f"{shown(s)} {shown(_MARKS.get(v, v))}" for s, v in doc["check"]["steps"].items()
+                f"{shown(s)} {_MARKS.get(v) or shown(v)}" for s, v in doc["check"]["steps"].items()
             )
             out.print(f"checks: {steps}")
     failed = doc.get("check", {}).get("failed_step")
@@ -364,9 +365,7 @@ def export(
             if resp.status_code != 200:
                 raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
             doc = load_json(resp.content, what="bundle page")
-            items = doc.get("items") if isinstance(doc, dict) else None
-            if not isinstance(items, list):
-                raise ListingInvalid("the gateway's bundle page is not an object with a list of items")
+            items, cursor = bundle_page_items(doc, after)
             total = doc.get("total")
             if bar.tasks[task].total is None and type(total) is int:
                 bar.update(task, total=total)
@@ -374,14 +373,8 @@ def export(
                 f.write(json_line(item) + "\n")
             written += len(items)
             bar.advance(task, len(items))
-            cursor = doc.get("next_cursor")
-            if not cursor:
+            if cursor is None:
                 break
-            if type(cursor) is not int or cursor <= after or not items:  # else it would list for ever
-                raise ListingInvalid(
-                    f"the gateway's next cursor {cursor!r:.40} does not advance past {after}",
-                    details={"after": after},
-                )
             after = cursor
     tmp.replace(out_path)  # a complete file or none: an interrupted export leaves only the .part file
     out.print(f"wrote {written} bundles to {out_path}")

@@ -336,3 +336,51 @@ def test_a_hostile_gateway_gets_one_line_never_terminal_codes_markup_or_a_loop(h
     hostile.answer = lambda path, query: (200, {"Content-Encoding": "gzip"}, b"not gzip at all")
     for args in (("export", "--out", str(out)), ("trace", "rx:golden-0001", "--trust", trust)):
         check(run(*args, "--gateway", hostile.url), 2, "UNEXPECTED_INPUT")
+
+
+def _pdf_with_a_name(raw: bytes) -> bytes:
+    """A minimal PDF whose catalog and page name a key twice, named ``raw`` (pypdf warns, quoting it)."""
+    name = b"/" + b"".join(bytes([c]) if chr(c).isalnum() else b"#%02X" % c for c in raw)
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R " + name + b" 1 " + name + b" 2 >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] " + name + b" 1 " + name + b" 2 >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.7\n"), []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+def test_the_fourth_attacks_inputs_print_as_text(tmp_path):
+    """The fourth attack (2026-12-07): pypdf's warnings about a malformed certificate quoted its names with
+    their control characters (Python's last-resort log handler writes them raw); ':white_check_mark:' in a
+    name drew a ✅; a newline in a value forged a line below it; NaN from a gateway's error body made
+    `--json` output that is not JSON; `audit batches` paged for ever on a cursor that did not advance."""
+    from provenance.cli._app import bundle_page_items, json_text, shown
+    from provenance.errors import ListingInvalid
+
+    pdf = tmp_path / "esc.pdf"
+    pdf.write_bytes(_pdf_with_a_name(b"X\x1b[2J\x1b[31mFAKE verified\x1b[0m\r\xc2\x9b"))
+    r = run("verify", str(pdf))
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "\\x1b[2J" in r.stderr and not any(c in r.stdout + r.stderr for c in "\x1b\x9b\r"), r.stderr
+    assert shown(":white_check_mark: ok\nverified") == ":white_check_mark: ok\\nverified"
+    assert json.loads(json_text({"message": float("nan"), "n": [float("inf")]})) == {
+        "message": "nan",
+        "n": ["inf"],
+    }
+    for page, after in [
+        ({"items": [{}], "next_cursor": 1}, 1),
+        ({"items": [], "next_cursor": 2}, 1),
+        ([], 0),
+    ]:
+        with pytest.raises(ListingInvalid):
+            bundle_page_items(page, after)
+    assert bundle_page_items({"items": [{}], "next_cursor": 9}, 1) == ([{}], 9)
+    assert bundle_page_items({"items": [], "next_cursor": None}, 1) == ([], None)
