@@ -62,7 +62,8 @@ class SafeConsole(Console):
     ``[green]`` would otherwise colour them."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(emoji=False, **kw)  # ":white_check_mark:" in a name is text, not a fake ✅
+        kw.setdefault("emoji", False)  # ":white_check_mark:" in a name is text, not a fake ✅
+        super().__init__(**kw)
 
     def render_str(self, text: str, **kw: Any) -> Text:
         text = _as_escapes(text)
