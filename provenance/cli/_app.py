@@ -250,7 +250,10 @@ def required_token(token_file: Path) -> str:
 
 
 def gateway_trust(gateway: str) -> TrustStore:
-    resp = httpx.get(gateway.rstrip("/") + "/api/v1/orgs", timeout=30)
+    from provenance.client.transport import BoundedTransport
+
+    with httpx.Client(timeout=30, transport=BoundedTransport()) as http:
+        resp = http.get(gateway.rstrip("/") + "/api/v1/orgs")
     if resp.status_code != 200:
         raise FormatError(f"gateway answered {resp.status_code} for /api/v1/orgs")
     return TrustStore.from_dict(load_json(resp.content, what="/api/v1/orgs"))

@@ -24,6 +24,7 @@ from provenance.cli._app import (
     required_token,
     shown,
 )
+from provenance.client.transport import BoundedTransport
 from provenance.errors import FormatError
 from provenance.verification.trust import TrustStore
 
@@ -181,7 +182,10 @@ def audit_batches(
         events = read_root_events(connect(rpc), addresses)
         docs: list[object] = []
         headers = {"Authorization": f"Bearer {api_token}"}
-        with httpx.Client(base_url=gateway.rstrip("/"), headers=headers, timeout=60) as http:
+        bounded = BoundedTransport()
+        with httpx.Client(
+            base_url=gateway.rstrip("/"), headers=headers, timeout=60, transport=bounded
+        ) as http:
             for kind in sorted({e.spec.kind for e in events}):
                 after = 0
                 while True:

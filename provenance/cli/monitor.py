@@ -11,6 +11,7 @@ import httpx
 import typer
 
 from provenance.cli._app import app, err, json_text, out, shown
+from provenance.client.transport import BoundedTransport
 from provenance.files import FileUnreadable, read_text
 from provenance.verification.monitor import Monitor, MonitorState, StepReport
 from provenance.verification.trust import TrustStore
@@ -88,7 +89,8 @@ def monitor(
     headers: dict[str, str] = {}
     if token_file is not None:
         headers["Authorization"] = f"Bearer {read_text(token_file, what='token file').strip()}"
-    with httpx.Client(base_url=tiles.rstrip("/"), timeout=30, headers=headers) as client:
+    bounded = BoundedTransport()
+    with httpx.Client(base_url=tiles.rstrip("/"), timeout=30, headers=headers, transport=bounded) as client:
         mon = Monitor(fetch=http_fetch(client), trust=store, state=held)
         while True:
             report = mon.step()  # a bad checkpoint, a fork or a missing quorum raises: exit 1 naming it

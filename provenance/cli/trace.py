@@ -26,6 +26,7 @@ from provenance.cli._app import (
     shown,
     token,
 )
+from provenance.client.transport import BoundedTransport
 from provenance.errors import FormatError, ListingInvalid, NotFound, ProvenanceError
 from provenance.listing import MAX_HISTORY_PAGES, HistoryPages
 from provenance.records import load_json
@@ -354,7 +355,9 @@ def export(
     tmp = out_path.with_name(out_path.name + ".part")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with (
-        httpx.Client(base_url=gateway.rstrip("/"), headers=headers, timeout=60) as http,
+        httpx.Client(
+            base_url=gateway.rstrip("/"), headers=headers, timeout=60, transport=BoundedTransport()
+        ) as http,
         tmp.open("w", encoding="utf-8") as f,
         Progress(console=err, transient=True) as bar,
     ):

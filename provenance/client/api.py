@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from provenance.access_code import HEADER, AccessCode
+from provenance.client.transport import BoundedTransport
 from provenance.errors import FormatError, NotFound, ProvenanceError, ReceiptInvalid
 from provenance.log.receipt import AcceptanceReceipt, verify_receipt
 from provenance.records import SignedRecord, b64decode, load_json
@@ -200,7 +201,9 @@ class GatewayProofs:
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=BoundedTransport()
+        )
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         req = Api.consistency(first, second)

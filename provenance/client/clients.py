@@ -21,6 +21,7 @@ from provenance.access_code import AccessCode
 from provenance.client import ops
 from provenance.client.api import Api, GatewayProofs, Request
 from provenance.client.ops import Run, Sleep
+from provenance.client.transport import BoundedTransport
 from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
 from provenance.log.merkle import items_root
@@ -264,7 +265,10 @@ class Client(ClientBase):
     ) -> None:
         super().__init__(**kw)
         self._http = httpx.Client(
-            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=timeout,
+            transport=transport if transport is not None else BoundedTransport(),
         )
 
     def close(self) -> None:

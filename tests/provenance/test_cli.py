@@ -384,3 +384,45 @@ def test_the_fourth_attacks_inputs_print_as_text(tmp_path):
             bundle_page_items(page, after)
     assert bundle_page_items({"items": [{}], "next_cursor": 9}, 1) == ([{}], 9)
     assert bundle_page_items({"items": [], "next_cursor": None}, 1) == ([], None)
+
+
+@pytest.mark.parametrize("mode", ["endless", "trickle"])
+def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path, mode):
+    """The fourth attack: a gateway that streams an answer without end (or a byte at a time, each inside the
+    read time-out) kept `export`, `trace` and the rest reading and growing until interrupted. An answer is
+    read up to MAX_ANSWER_BYTES, whole within ANSWER_SECONDS (made small here), else one line and exit 2."""
+    import socketserver
+    import threading
+    import time
+
+    from provenance.cli import main as cli
+    from provenance.client import transport
+
+    class Endless(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            try:
+                while True:
+                    self.request.sendall(b"[" * 65536 if mode == "endless" else b" ")
+                    if mode == "trickle":
+                        time.sleep(0.2)
+            except OSError:
+                pass  # the client hung up: the bound held
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Endless)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1 << 20)
+    monkeypatch.setattr(transport, "ANSWER_SECONDS", 1.5)
+    try:
+        for args in (["export", "--out", str(tmp_path / "x.jsonl")], ["trace", "rx:golden-0001"]):
+            started = time.monotonic()
+            assert cli([*args, "--gateway", url]) == 2
+            said = capsys.readouterr().err
+            code = "ANSWER_TOO_LARGE" if mode == "endless" else "ANSWER_TOO_SLOW"
+            assert code in said and "Traceback" not in said, said
+            assert time.monotonic() - started < 30
+    finally:
+        server.shutdown()
