@@ -21,7 +21,7 @@ from provenance.access_code import AccessCode
 from provenance.client import ops
 from provenance.client.api import Api, GatewayProofs, Request
 from provenance.client.ops import Run, Sleep
-from provenance.client.transport import BoundedTransport
+from provenance.client.transport import AsyncBoundedTransport, BoundedTransport
 from provenance.errors import AccessCodeDigestMissing, NotFound, ProvenanceError
 from provenance.files import read_text
 from provenance.log.merkle import items_root
@@ -311,7 +311,10 @@ class AsyncClient(ClientBase):
     ) -> None:
         super().__init__(**kw)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=timeout,
+            transport=transport if transport is not None else AsyncBoundedTransport(),
         )
 
     async def aclose(self) -> None:

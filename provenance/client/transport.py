@@ -8,7 +8,7 @@ interrupted (the fourth attack on the CLI). The bound is on the bytes as sent (b
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -27,27 +27,46 @@ class AnswerTooSlow(ProvenanceError, code="ANSWER_TOO_SLOW"):
     """A server's answer that did not arrive whole within the time a client gives one answer."""
 
 
+class _Bound:
+    """The bytes read of one answer so far, against its bounds."""
+
+    def __init__(self, url: str, max_bytes: int, deadline: float) -> None:
+        self.url, self.max, self.deadline, self.read = url, max_bytes, deadline, 0
+
+    def add(self, chunk: bytes) -> bytes:
+        self.read += len(chunk)
+        if self.read > self.max:
+            raise AnswerTooLarge(
+                f"the answer of {self.url} is larger than {self.max:,} bytes: not read further",
+                details={"max_bytes": self.max},
+            )
+        if time.monotonic() > self.deadline:
+            raise AnswerTooSlow(f"the answer of {self.url} did not arrive whole in time: not read further")
+        return chunk
+
+
 class _BoundedStream(httpx.SyncByteStream):
-    def __init__(self, stream: httpx.SyncByteStream, url: str, max_bytes: int, deadline: float) -> None:
-        self._stream, self._url, self._max, self._deadline = stream, url, max_bytes, deadline
+    def __init__(self, stream: httpx.SyncByteStream, bound: _Bound) -> None:
+        self._stream, self._bound = stream, bound
 
     def __iter__(self) -> Iterator[bytes]:
-        read = 0
         for chunk in self._stream:
-            read += len(chunk)
-            if read > self._max:
-                raise AnswerTooLarge(
-                    f"the answer of {self._url} is larger than {self._max:,} bytes: not read further",
-                    details={"max_bytes": self._max},
-                )
-            if time.monotonic() > self._deadline:
-                raise AnswerTooSlow(
-                    f"the answer of {self._url} did not arrive whole in time: not read further"
-                )
-            yield chunk
+            yield self._bound.add(chunk)
 
     def close(self) -> None:
         self._stream.close()
+
+
+class _AsyncBoundedStream(httpx.AsyncByteStream):
+    def __init__(self, stream: httpx.AsyncByteStream, bound: _Bound) -> None:
+        self._stream, self._bound = stream, bound
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield self._bound.add(chunk)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class BoundedTransport(httpx.HTTPTransport):
@@ -60,8 +79,24 @@ class BoundedTransport(httpx.HTTPTransport):
         self._seconds = ANSWER_SECONDS if seconds is None else seconds
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        deadline = time.monotonic() + self._seconds
+        bound = _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
         response = super().handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _BoundedStream(response.stream, str(request.url), self._max, deadline)
+        response.stream = _BoundedStream(response.stream, bound)
+        return response
+
+
+class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
+    """:class:`BoundedTransport` for the async client."""
+
+    def __init__(self, *, max_bytes: int | None = None, seconds: float | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._max = MAX_ANSWER_BYTES if max_bytes is None else max_bytes
+        self._seconds = ANSWER_SECONDS if seconds is None else seconds
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        bound = _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
+        response = await super().handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _AsyncBoundedStream(response.stream, bound)
         return response

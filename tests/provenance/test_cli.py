@@ -426,3 +426,42 @@ def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path
             assert time.monotonic() - started < 30
     finally:
         server.shutdown()
+
+
+def test_the_async_client_reads_an_answer_within_its_bound() -> None:
+    """The SDK's async client has the same bound: a gateway streaming without end is cut, one error."""
+    import asyncio
+    import socketserver
+    import threading
+
+    from provenance.client import AsyncClient
+    from provenance.client.transport import AnswerTooLarge, AsyncBoundedTransport
+
+    class Endless(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            try:
+                while True:
+                    self.request.sendall(b"[" * 65536)
+            except OSError:
+                pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Endless)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    async def fetch() -> None:
+        client = AsyncClient(base_url=url, transport=AsyncBoundedTransport(max_bytes=1 << 20))
+        try:
+            with pytest.raises(AnswerTooLarge):
+                await client._http.get("/api/v1/orgs")
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(fetch())
+        assert isinstance(AsyncClient(base_url=url)._http._transport, AsyncBoundedTransport)  # the default
+    finally:
+        server.shutdown()
