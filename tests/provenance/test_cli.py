@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -386,17 +387,12 @@ def test_the_fourth_attacks_inputs_print_as_text(tmp_path):
     assert bundle_page_items({"items": [], "next_cursor": None}, 1) == ([], None)
 
 
-@pytest.mark.parametrize("mode", ["endless", "trickle"])
-def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path, mode):
-    """The fourth attack: a gateway that streams an answer without end (or a byte at a time, each inside the
-    read time-out) kept `export`, `trace` and the rest reading and growing until interrupted. An answer is
-    read up to MAX_ANSWER_BYTES, whole within ANSWER_SECONDS (made small here), else one line and exit 2."""
+def _endless_gateway(mode: str) -> tuple[Any, str]:
+    """A server on loopback whose every answer has no end: 64 KiB chunks ("endless"), or a byte every 0.2 s
+    ("trickle", each inside any read time-out); (the server, its URL)."""
     import socketserver
     import threading
     import time
-
-    from provenance.cli import main as cli
-    from provenance.client import transport
 
     class Endless(socketserver.BaseRequestHandler):
         def handle(self) -> None:
@@ -413,7 +409,20 @@ def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Endless)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.parametrize("mode", ["endless", "trickle"])
+def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path, mode):
+    """The fourth attack: a gateway that streams an answer without end (or a byte at a time, each inside the
+    read time-out) kept `export`, `trace` and the rest reading and growing until interrupted. An answer is
+    read up to MAX_ANSWER_BYTES, whole within ANSWER_SECONDS (made small here), else one line and exit 2."""
+    import time
+
+    from provenance.cli import main as cli
+    from provenance.client import transport
+
+    server, url = _endless_gateway(mode)
     monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1 << 20)
     monkeypatch.setattr(transport, "ANSWER_SECONDS", 1.5)
     try:
@@ -431,26 +440,11 @@ def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path
 def test_the_async_client_reads_an_answer_within_its_bound() -> None:
     """The SDK's async client has the same bound: a gateway streaming without end is cut, one error."""
     import asyncio
-    import socketserver
-    import threading
 
     from provenance.client import AsyncClient
     from provenance.client.transport import AnswerTooLarge, AsyncBoundedTransport
 
-    class Endless(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            self.request.recv(65536)
-            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
-            try:
-                while True:
-                    self.request.sendall(b"[" * 65536)
-            except OSError:
-                pass
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Endless)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    server, url = _endless_gateway("endless")
 
     async def fetch() -> None:
         client = AsyncClient(base_url=url, transport=AsyncBoundedTransport(max_bytes=1 << 20))
