@@ -2,7 +2,8 @@
 
 httpx bounds each read (its time-out) but not an answer: a gateway or tile server that streams without end,
 or trickles a byte a little inside each read's time-out, kept a command reading (and growing) until
-interrupted (the fourth attack on the CLI). The bound is on the bytes as sent (before any content decoding).
+interrupted (the fourth attack on the CLI). The bound is on the bytes as sent, so the client asks for them
+uncompressed and refuses a compressed answer (a small gzip body can decode to gigabytes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,27 @@ class AnswerTooLarge(ProvenanceError, code="ANSWER_TOO_LARGE"):
 
 class AnswerTooSlow(ProvenanceError, code="ANSWER_TOO_SLOW"):
     """A server's answer that did not arrive whole within the time a client gives one answer."""
+
+
+class AnswerEncoded(ProvenanceError, code="ANSWER_ENCODED"):
+    """A compressed answer though the client asked for none: a small body can decode to gigabytes."""
+
+
+def _ask_plain(request: httpx.Request) -> None:
+    request.headers["Accept-Encoding"] = (
+        "identity"  # the bound is on bytes as sent: so they are the bytes read
+    )
+
+
+def _encoded(response: httpx.Response, url: str) -> AnswerEncoded | None:
+    """The error to raise for a compressed answer (after closing it), or None."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    return AnswerEncoded(
+        f"the answer of {url} is {encoding[:20]!r}-encoded though none was asked: not read",
+        details={"encoding": encoding[:20]},
+    )
 
 
 class _Bound:
@@ -80,8 +102,12 @@ class BoundedTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         bound = _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
+        _ask_plain(request)
         response = super().handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
+        if (refused := _encoded(response, bound.url)) is not None:
+            response.close()
+            raise refused
         response.stream = _BoundedStream(response.stream, bound)
         return response
 
@@ -96,7 +122,11 @@ class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         bound = _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
+        _ask_plain(request)
         response = await super().handle_async_request(request)
         assert isinstance(response.stream, httpx.AsyncByteStream)
+        if (refused := _encoded(response, bound.url)) is not None:
+            await response.aclose()
+            raise refused
         response.stream = _AsyncBoundedStream(response.stream, bound)
         return response
