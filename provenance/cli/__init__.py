@@ -41,6 +41,12 @@ class _LogLines(logging.Handler):
             self.handleError(record)
 
 
+def _print_traceback() -> None:
+    """``--verbose``'s traceback through the safe console: its last line quotes the error's message, which a
+    gateway may have written (with control characters a terminal would act on)."""
+    err.print(traceback.format_exc(), markup=False, highlight=False, soft_wrap=True)
+
+
 def _plugin_groups() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group="provenance.cli")}
 
@@ -68,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except VerificationError as exc:
         err.print(f"[red]error[/red] [{shown(exc.code)}] step '{shown(exc.step)}': {shown(exc.message)}")
         if state["verbose"]:
-            traceback.print_exc()
+            _print_traceback()
         return 1
     except ProvenanceError as exc:
         err.print(f"[red]error[/red] [{shown(exc.code)}]: {shown(exc.message)}")  # a gateway's code too
         if state["verbose"]:
-            traceback.print_exc()
+            _print_traceback()
         return 2
     except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{type(exc).__name__}: {shown(exc)}" + ("" if state["verbose"] else " (--verbose for where)")
         )
         if state["verbose"]:
-            traceback.print_exc()
+            _print_traceback()
         return 2
 
 

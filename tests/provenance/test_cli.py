@@ -461,3 +461,14 @@ def test_the_async_client_reads_an_answer_within_its_bound() -> None:
         assert isinstance(AsyncClient(base_url=url)._http._transport, AsyncBoundedTransport)  # the default
     finally:
         server.shutdown()
+
+
+def test_verbose_tracebacks_print_a_gateways_words_as_text(hostile):
+    """The fifth attack: `--verbose` printed the traceback raw, and its last line quotes the error's message,
+    which the gateway wrote (ESC, CR, a one-byte CSI). It goes through the safe console now."""
+    trust = str(Path(__file__).resolve().parents[1] / "assets" / "bundles" / "trust.json")
+    body = {"error": {"code": "X\x1b[2J", "message": "m\x1b[31mRED\r\x9b2Jfake 4 of 4 verified"}}
+    hostile.answer = lambda path, query: (400, {}, json.dumps(body).encode())
+    r = run("--verbose", "trace", "rx:golden-0001", "--trust", trust, "--gateway", hostile.url)
+    assert r.returncode == 2 and "Traceback" in r.stderr and "\\x1b[31mRED" in r.stderr, r.stderr
+    assert not any(c in r.stdout + r.stderr for c in "\x1b\x9b\r"), r.stderr
