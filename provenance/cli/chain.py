@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from provenance.chain.chain_verify import ChainInvalid, verify_chain
-from provenance.cli._app import SafeConsole, shown
+from provenance.cli._app import err, out, shown
 from provenance.crypto import SM2PublicKey
 from provenance.errors import ProvenanceError
 
@@ -31,7 +31,6 @@ def verify(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show tracebacks")] = False,
 ) -> None:
     """Re-fetch every block and seal from genesis and verify them; exit 1 naming the first bad block."""
-    out, err = SafeConsole(), SafeConsole(stderr=True)
     keys = [SM2PublicKey.from_pem(p.read_bytes()) for p in validator_pub] if validator_pub else None
     try:
         with Progress(

@@ -91,18 +91,25 @@ class _AsyncBoundedStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-class BoundedTransport(httpx.HTTPTransport):
-    """httpx's transport with a bound on each answer's bytes and on its total time (``None``: the module's
-    ``MAX_ANSWER_BYTES`` / ``ANSWER_SECONDS`` when the transport is made)."""
+class _Bounds:
+    """The bounds of a transport (``None``: the module's ``MAX_ANSWER_BYTES`` / ``ANSWER_SECONDS`` when the
+    transport is made), and each request's start: asked uncompressed, its bound from now."""
 
     def __init__(self, *, max_bytes: int | None = None, seconds: float | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self._max = MAX_ANSWER_BYTES if max_bytes is None else max_bytes
         self._seconds = ANSWER_SECONDS if seconds is None else seconds
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        bound = _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
+    def _start(self, request: httpx.Request) -> _Bound:
         _ask_plain(request)
+        return _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
+
+
+class BoundedTransport(_Bounds, httpx.HTTPTransport):
+    """httpx's transport with a bound on each answer's bytes and on its total time."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        bound = self._start(request)
         response = super().handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
         if (refused := _encoded(response, bound.url)) is not None:
@@ -112,17 +119,11 @@ class BoundedTransport(httpx.HTTPTransport):
         return response
 
 
-class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
+class AsyncBoundedTransport(_Bounds, httpx.AsyncHTTPTransport):
     """:class:`BoundedTransport` for the async client."""
 
-    def __init__(self, *, max_bytes: int | None = None, seconds: float | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        self._max = MAX_ANSWER_BYTES if max_bytes is None else max_bytes
-        self._seconds = ANSWER_SECONDS if seconds is None else seconds
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        bound = _Bound(str(request.url), self._max, time.monotonic() + self._seconds)
-        _ask_plain(request)
+        bound = self._start(request)
         response = await super().handle_async_request(request)
         assert isinstance(response.stream, httpx.AsyncByteStream)
         if (refused := _encoded(response, bound.url)) is not None:

@@ -210,8 +210,8 @@ class BundleReader:
     _SAFE = 9007199254740991  # the schema's integer maximum
 
     def __init__(self, limit: int = 1 << 16) -> None:
-        defs = bundle_schema()["$defs"]
-        anchor = bundle_schema()["properties"]["anchor"]["oneOf"][1]
+        schema = bundle_schema()
+        defs, anchor = schema["$defs"], schema["properties"]["anchor"]["oneOf"][1]
         self._digest = re.compile(defs["digest"]["pattern"]).fullmatch
         self._pem = re.compile(defs["pem"]["pattern"]).fullmatch
         self._hex32 = re.compile(defs["hex32"]["pattern"]).fullmatch

@@ -27,7 +27,7 @@ from provenance.errors import FormatError, ListingMismatch, ProvenanceError, Ver
 from provenance.files import FileUnreadable
 from provenance.log.bundle import BundleReader, EvidenceBundle
 from provenance.log.merkle import MemoTreeHasher
-from provenance.records import MAX_JSON_DEPTH, exact_float, load_json
+from provenance.records import MAX_JSON_DEPTH, _no_constants, exact_float, load_json
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verdict, Verifier, check_listed, verdict
 
@@ -298,16 +298,12 @@ def _a_json_value(line: bytes) -> bool:
     """Whether ``line`` is a JSON value by itself, as the page's ``JSON.parse`` reads one: UTF-8 text, no
     byte order mark, no NaN or Infinity, integers of any length, nesting of any depth."""
     try:
-        json.loads(line.decode("utf-8"), parse_constant=_no_constant, parse_int=len)
+        json.loads(line.decode("utf-8"), parse_constant=_no_constants, parse_int=len)
     except RecursionError:
         return True  # nested past Python's stack (~1,000 levels), which JSON.parse reads
     except ValueError:  # UnicodeDecodeError too
         return False
     return True
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def count_lines(path: Path) -> int:
