@@ -472,3 +472,15 @@ def test_verbose_tracebacks_print_a_gateways_words_as_text(hostile):
     r = run("--verbose", "trace", "rx:golden-0001", "--trust", trust, "--gateway", hostile.url)
     assert r.returncode == 2 and "Traceback" in r.stderr and "\\x1b[31mRED" in r.stderr, r.stderr
     assert not any(c in r.stdout + r.stderr for c in "\x1b\x9b\r"), r.stderr
+
+
+def test_input_no_check_foresaw_is_one_line_unexpected_input():
+    """A certificate PDF mutated so that pypdf fails inside its own reader (an embedded file's stream a
+    dictionary: the third attack's crash-1.pdf) ended `verify` with a traceback; now one line naming the
+    exception, `UNEXPECTED_INPUT`, exit 2, and `--verbose` adds the traceback."""
+    pdf = Path(__file__).resolve().parents[1] / "assets" / "certificates" / "malformed-embedded-file.pdf"
+    r = run("verify", str(pdf))
+    assert r.returncode == 2 and "[UNEXPECTED_INPUT]" in r.stderr and "AttributeError" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("--verbose", "verify", str(pdf))
+    assert r.returncode == 2 and "[UNEXPECTED_INPUT]" in r.stderr and "Traceback" in r.stderr, r.stderr
