@@ -15,7 +15,7 @@ from provenance.cli._app import (
     ChainRpc,
     JsonOutput,
     NetworkManifest,
-    bundle_page_items,
+    bundle_pages,
     command_group,
     err,
     json_text,
@@ -25,7 +25,6 @@ from provenance.cli._app import (
     shown,
 )
 from provenance.client.transport import BoundedTransport
-from provenance.errors import FormatError
 from provenance.verification.trust import TrustStore
 
 audit_app = command_group("audit", "Auditors' whole-log checks.")
@@ -172,7 +171,6 @@ def audit_batches(
     from provenance.audit_roots import check_roots, read_root_events
     from provenance.chain.connect import connect
     from provenance.manifest import Manifest
-    from provenance.records import load_json
     from provenance.verification.verify import Verifier
 
     api_token = required_token(token_file)
@@ -187,22 +185,8 @@ def audit_batches(
             base_url=gateway.rstrip("/"), headers=headers, timeout=60, transport=bounded
         ) as http:
             for kind in sorted({e.spec.kind for e in events}):
-                after = 0
-                while True:
-                    params: dict[str, str | int] = {
-                        "kind": kind,
-                        "payload": "true",
-                        "limit": 500,
-                        "after": after,
-                    }
-                    resp = http.get("/api/v1/bundles", params=params)
-                    if resp.status_code != 200:
-                        raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
-                    items, cursor = bundle_page_items(load_json(resp.content, what="bundle page"), after)
+                for items, _ in bundle_pages(http, {"kind": kind, "payload": "true", "limit": 500}):
                     docs += items
-                    if cursor is None:
-                        break
-                    after = cursor
     audit = check_roots(events, docs, verifier)
     bad = [r for r in audit.results if not r.ok]
     if as_json:

@@ -17,7 +17,7 @@ from provenance.cli._app import (
     JsonOutput,
     ReaderToken,
     app,
-    bundle_page_items,
+    bundle_pages,
     err,
     gateway_trust,
     json_line,
@@ -29,7 +29,6 @@ from provenance.cli._app import (
 from provenance.client.transport import BoundedTransport
 from provenance.errors import FormatError, ListingInvalid, NotFound, ProvenanceError
 from provenance.listing import MAX_HISTORY_PAGES, HistoryPages
-from provenance.records import load_json
 from provenance.verification.batch import check_bundle
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verifier, verdict
@@ -362,22 +361,11 @@ def export(
         Progress(console=err, transient=True) as bar,
     ):
         task = bar.add_task("exporting", total=None)
-        after = 0
-        while True:
-            resp = http.get("/api/v1/bundles", params=params | {"after": after})
-            if resp.status_code != 200:
-                raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
-            doc = load_json(resp.content, what="bundle page")
-            items, cursor = bundle_page_items(doc, after)
-            total = doc.get("total")
-            if bar.tasks[task].total is None and type(total) is int:
-                bar.update(task, total=total)
+        for items, total in bundle_pages(http, params):
+            bar.update(task, total=total)
             for item in items:
                 f.write(json_line(item) + "\n")
             written += len(items)
             bar.advance(task, len(items))
-            if cursor is None:
-                break
-            after = cursor
     tmp.replace(out_path)  # a complete file or none: an interrupted export leaves only the .part file
     out.print(f"wrote {written} bundles to {out_path}")

@@ -322,7 +322,9 @@ def test_a_hostile_gateway_gets_one_line_never_terminal_codes_markup_or_a_loop(h
     )
     check(run("trace", "rx:golden-0001", "--gateway", hostile.url, "--trust", trust), 2, "\\x9b2J")
     page = json.loads(
-        json.dumps({"items": [fixture["bundles"][next(iter(fixture["bundles"]))]], "next_cursor": 7})
+        json.dumps(
+            {"items": [fixture["bundles"][next(iter(fixture["bundles"]))]], "next_cursor": 7, "total": 10**9}
+        )
     )
     hostile.answer = lambda path, query: (
         200,
@@ -334,6 +336,20 @@ def test_a_hostile_gateway_gets_one_line_never_terminal_codes_markup_or_a_loop(h
     assert not out.exists()
     hostile.answer = lambda path, query: (200, {}, b"[]")
     check(run("export", "--gateway", hostile.url, "--out", str(out)), 1, "LISTING_INVALID")
+    # New pages for ever, each cursor past the last (the fifth attack: the export filled the disk): an export
+    # holds the records the first page counted, no more; a first page that counts none is refused.
+    endless = page | {"total": 3}
+    hostile.answer = lambda path, query: (
+        200,
+        {},
+        json.dumps(endless | {"next_cursor": int(query.get("after", "0")) + 1}).encode(),
+    )
+    check(run("export", "--gateway", hostile.url, "--out", str(out)), 0, "wrote 3 bundles")
+    assert len(out.read_text("utf-8").splitlines()) == 3
+    out.unlink()
+    del endless["total"]
+    check(run("export", "--gateway", hostile.url, "--out", str(out)), 1, "LISTING_INVALID")
+    assert not out.exists()
     # A compressed answer (not even the gzip it says; a small one can decode to gigabytes): the client asks
     # for none and refuses it, one line, exit 2.
     hostile.answer = lambda path, query: (200, {"Content-Encoding": "gzip"}, b"not gzip at all")
@@ -391,19 +407,31 @@ def test_the_fourth_attacks_inputs_print_as_text(tmp_path):
 
 def _endless_gateway(mode: str) -> tuple[Any, str]:
     """A server on loopback whose every answer has no end: 64 KiB chunks ("endless"), or a byte every 0.2 s
-    ("trickle", each inside any read time-out); (the server, its URL)."""
+    ("trickle", each inside any read time-out); or whose answer never gets past its head, each piece again
+    inside any read time-out (the fifth attack): header lines ("head"), ``100 Continue`` answers
+    ("continue"), a chunk's extension ("chunk-ext"), or nothing at all ("silent"); (the server, its URL)."""
     import socketserver
     import threading
     import time
 
+    heads = {
+        "endless": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", b"[" * 65536),
+        "trickle": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", b" "),
+        "head": (b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"),
+        "continue": (b"", b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "chunk-ext": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;a=", b"b"),
+        "silent": (b"", b""),
+    }
+    head, piece = heads[mode]
+
     class Endless(socketserver.BaseRequestHandler):
         def handle(self) -> None:
             self.request.recv(65536)
-            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            self.request.sendall(head)
             try:
                 while True:
-                    self.request.sendall(b"[" * 65536 if mode == "endless" else b" ")
-                    if mode == "trickle":
+                    self.request.sendall(piece)
+                    if mode != "endless":
                         time.sleep(0.2)
             except OSError:
                 pass  # the client hung up: the bound held
@@ -414,11 +442,13 @@ def _endless_gateway(mode: str) -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-@pytest.mark.parametrize("mode", ["endless", "trickle"])
+@pytest.mark.parametrize("mode", ["endless", "trickle", "head", "continue", "chunk-ext", "silent"])
 def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path, mode):
     """The fourth attack: a gateway that streams an answer without end (or a byte at a time, each inside the
-    read time-out) kept `export`, `trace` and the rest reading and growing until interrupted. An answer is
-    read up to MAX_ANSWER_BYTES, whole within ANSWER_SECONDS (made small here), else one line and exit 2."""
+    read time-out) kept `export`, `trace` and the rest reading and growing until interrupted; the fifth: one
+    that never finishes the head of its answer did too, as the time bound counted the body alone. An answer
+    is read up to MAX_ANSWER_BYTES, whole (head, framing and body) within ANSWER_SECONDS (made small here),
+    else one line and exit 2."""
     import time
 
     from provenance.cli import main as cli
@@ -439,20 +469,23 @@ def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path
         server.shutdown()
 
 
-def test_the_async_client_reads_an_answer_within_its_bound() -> None:
-    """The SDK's async client has the same bound: a gateway streaming without end is cut, one error."""
+@pytest.mark.parametrize("mode", ["endless", "head"])
+def test_the_async_client_reads_an_answer_within_its_bound(mode: str) -> None:
+    """The SDK's async client has the same bounds: a gateway streaming without end, or never finishing the
+    head of its answer, is cut, one error."""
     import asyncio
 
     from provenance.client import AsyncClient
-    from provenance.client.transport import AnswerTooLarge, AsyncBoundedTransport
+    from provenance.client.transport import AnswerTooLarge, AnswerTooSlow, AsyncBoundedTransport
 
-    server, url = _endless_gateway("endless")
+    server, url = _endless_gateway(mode)
 
     async def fetch() -> None:
-        client = AsyncClient(base_url=url, transport=AsyncBoundedTransport(max_bytes=1 << 20))
+        transport = AsyncBoundedTransport(max_bytes=1 << 20, seconds=1.5)
+        client = AsyncClient(base_url=url, transport=transport)
         try:
-            with pytest.raises(AnswerTooLarge):
-                await client._http.get("/api/v1/orgs")
+            with pytest.raises(AnswerTooLarge if mode == "endless" else AnswerTooSlow):
+                await client._http.get("/api/v1/orgs", timeout=30)
         finally:
             await client.aclose()
 
