@@ -469,6 +469,47 @@ def test_an_answer_without_end_is_cut_at_its_bound(monkeypatch, capsys, tmp_path
         server.shutdown()
 
 
+@pytest.mark.parametrize("mode", ["endless", "head", "closed"])
+def test_a_nodes_answer_is_read_within_the_same_bounds(monkeypatch, capsys, tmp_path, mode):
+    """web3's provider read a node's answer until it ended (each read bounded, not the answer): a chain
+    answering without end or never finishing its head kept `orgs export` (`audit`, `verify --rpc`) reading.
+    The SDK's chain reads go through the same bounded transport; a node that does not answer is still a chain
+    that cannot be reached (exit 2), never a gateway."""
+    import socket
+
+    from provenance.cli import main as cli
+    from provenance.client import transport
+
+    if mode == "closed":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url, server = f"http://127.0.0.1:{s.getsockname()[1]}", None
+    else:
+        server, url = _endless_gateway(mode)
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1 << 20)
+    monkeypatch.setattr(transport, "ANSWER_SECONDS", 1.5)
+    args = [
+        "orgs",
+        "export",
+        "--rpc",
+        url,
+        "--registry",
+        "0x" + "11" * 20,
+        "--log-contract",
+        "0x" + "22" * 20,
+    ]
+    args += ["--log-key-name", "k", "--log-origin", "o", "--out", str(tmp_path / "trust.json")]
+    try:
+        assert cli(args) == 2
+        said = capsys.readouterr().err
+        code = {"endless": "ANSWER_TOO_LARGE", "head": "ANSWER_TOO_SLOW", "closed": "cannot reach the chain"}
+        assert code[mode] in said and "Traceback" not in said and "gateway" not in said, said
+        assert not (tmp_path / "trust.json").exists()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
 @pytest.mark.parametrize("mode", ["endless", "head"])
 def test_the_async_client_reads_an_answer_within_its_bound(mode: str) -> None:
     """The SDK's async client has the same bounds: a gateway streaming without end, or never finishing the
