@@ -57,11 +57,10 @@ def read_certificate(pdf: bytes) -> list[CertificatePage]:
     """The pages of a certificate, each with its embedded bundle; CERTIFICATE_INVALID for a PDF that cannot
     be read or does not hold exactly one ``evidence-NNN.json`` per page and one ``certificate.json``."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
-    try:
+    try:  # whatever pypdf raises on a file it cannot read (AttributeError too, the third attack) is this
         reader = PdfReader(io.BytesIO(pdf), strict=False)
-        attachments = reader.attachments
+        attachments = [(name, list(contents)) for name, contents in reader.attachments.items()]
         texts, printed = [], []
         for p in reader.pages:
             mono: list[str] = []
@@ -72,13 +71,13 @@ def read_certificate(pdf: bytes) -> list[CertificatePage]:
 
             texts.append(p.extract_text(visitor_text=courier) or "")
             printed.append("\n".join(mono))
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise CertificateInvalid(f"the PDF cannot be read: {exc}") from exc
+    except Exception as exc:  # the input's fault whatever its type: only pypdf runs in here
+        raise CertificateInvalid(f"the PDF cannot be read: {type(exc).__name__}: {exc}") from exc
     if not texts or len(texts) > MAX_PAGES:
         raise CertificateInvalid(f"a certificate has 1 to {MAX_PAGES} pages, this PDF {len(texts)}")
     by_page: dict[int, tuple[str, bytes]] = {}
     rendering: list[bytes] = []
-    for name, contents in attachments.items():
+    for name, contents in attachments:
         if name == RENDERING:
             rendering += contents
             continue

@@ -548,13 +548,34 @@ def test_verbose_tracebacks_print_a_gateways_words_as_text(hostile):
     assert not any(c in r.stdout + r.stderr for c in "\x1b\x9b\r"), r.stderr
 
 
-def test_input_no_check_foresaw_is_one_line_unexpected_input():
+def test_a_pdf_pypdf_cannot_read_is_an_invalid_certificate():
     """A certificate PDF mutated so that pypdf fails inside its own reader (an embedded file's stream a
-    dictionary: the third attack's crash-1.pdf) ended `verify` with a traceback; now one line naming the
-    exception, `UNEXPECTED_INPUT`, exit 2, and `--verbose` adds the traceback."""
+    dictionary: the third attack's crash-1.pdf, an AttributeError) ended `verify` with a traceback, then with
+    `UNEXPECTED_INPUT`; it is `CERTIFICATE_INVALID` now, naming what pypdf said, exit 2."""
     pdf = Path(__file__).resolve().parents[1] / "assets" / "certificates" / "malformed-embedded-file.pdf"
     r = run("verify", str(pdf))
-    assert r.returncode == 2 and "[UNEXPECTED_INPUT]" in r.stderr and "AttributeError" in r.stderr, r.stderr
+    assert r.returncode == 2 and "[CERTIFICATE_INVALID]" in r.stderr and "AttributeError" in r.stderr, (
+        r.stderr
+    )
     assert "Traceback" not in r.stderr
-    r = run("--verbose", "verify", str(pdf))
-    assert r.returncode == 2 and "[UNEXPECTED_INPUT]" in r.stderr and "Traceback" in r.stderr, r.stderr
+
+
+def test_input_no_check_foresaw_is_one_line_unexpected_input(monkeypatch, capsys, tmp_path):
+    """What no check foresaw (here the certificate reader failing in a way none of its checks names) ends the
+    command with one line naming the exception, `UNEXPECTED_INPUT`, exit 2; `--verbose` adds the traceback."""
+    from provenance import certificate_check
+    from provenance.cli import main as cli
+
+    def unforeseen(pdf: bytes) -> None:
+        raise LookupError("\x1b[2Jsomething no check foresaw")
+
+    monkeypatch.setattr(certificate_check, "read_certificate", unforeseen)
+    pdf = tmp_path / "c.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n")
+    assert cli(["verify", str(pdf)]) == 2
+    said = capsys.readouterr().err
+    assert "[UNEXPECTED_INPUT]" in said and "LookupError" in said and "Traceback" not in said, said
+    assert "\x1b" not in said and "\\x1b[2J" in said, said
+    assert cli(["--verbose", "verify", str(pdf)]) == 2
+    said = capsys.readouterr().err
+    assert "[UNEXPECTED_INPUT]" in said and "Traceback" in said and "\x1b" not in said, said
