@@ -24,6 +24,7 @@ from provenance.chain.events import (
 )
 from provenance.chain.registry import read_trust
 from provenance.client import NOT_YET_LOGGED, Api, Client, GatewayError
+from provenance.client.transport import AnswerOutOfBounds
 from provenance.errors import ConsistencyInvalid, FormatError, NotFound, ProvenanceError
 from provenance.log.bundle import EvidenceBundle
 from provenance.log.merkle import verify_consistency
@@ -65,6 +66,8 @@ def check_links(
                 results.append(LinkResult(first, second, True))
             except ConsistencyInvalid as exc:
                 results.append(LinkResult(first, second, False, f"fork: {exc.message}"))
+            except AnswerOutOfBounds:
+                raise  # the gateway's answers, not this link: every next proof would cost the bound again
             except ProvenanceError as exc:
                 results.append(LinkResult(first, second, False, f"no proof: {exc.message}"))
         if progress:

@@ -20,6 +20,7 @@ from provenance.crypto import SM2PublicKey
 from provenance.errors import FormatError, LedgerError, VerificationError
 
 BATCH = 100
+MAX_QUANTITY = 1 << 63  # a block number or chain id past it is no node's (the EVM's own bound is 2**64)
 
 # Cancun header fields in RLP order, with how the JSON-RPC block names them.
 HEADER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -75,9 +76,13 @@ def _bytes(v: Any) -> bytes:
 
 
 def _int(v: Any) -> int:
-    if not isinstance(v, str) or not v.startswith("0x"):
-        raise FormatError(f"expected a quantity, got {v!r}")
-    return int(v, 16)
+    """A JSON-RPC quantity: 0x and at most 64 hex digits (a longer one is no block field's)."""
+    if not isinstance(v, str) or not v.startswith("0x") or len(v) > 66:
+        raise FormatError(f"expected a quantity, got {v!r:.80}")
+    try:
+        return int(v, 16)
+    except ValueError:
+        raise FormatError(f"expected a quantity, got {v!r:.80}") from None
 
 
 def header_mismatch(block: dict[str, Any], header_rlp: bytes) -> str | None:
@@ -130,8 +135,17 @@ class ChainVerifier:
         provider: Any = self.w3.provider
         resps = provider.make_batch_request(reqs)
         if not isinstance(resps, list):
-            raise LedgerError(f"batch request failed: {resps}")
-        resps = sorted(resps, key=lambda r: int(r.get("id", 0)))
+            raise LedgerError(f"batch request failed: {str(resps)[:200]}")
+        # One answer to each request, told apart by its id (web3 numbers a batch's requests in order): a node
+        # answering a batch with fewer (an empty list: the sixth attack's "chain valid" over no block) or
+        # other answers is refused, never read as blocks that verified.
+        ids = [r.get("id") if isinstance(r, dict) else None for r in resps]
+        if len(resps) != len(reqs) or any(type(i) is not int for i in ids) or len(set(ids)) != len(ids):
+            raise LedgerError(
+                f"the node answered a batch of {len(reqs)} requests (blocks {lo} to {hi}) with "
+                f"{len(resps)} answers, not one to each"
+            )
+        resps = sorted(resps, key=lambda r: r["id"])
         out = []
         for i in range(0, len(resps), 2):
             b, s = resps[i], resps[i + 1]
@@ -158,6 +172,10 @@ class ChainVerifier:
         keys, source = self._keys()
         head = _int(self._call("eth_blockNumber", []))
         chain_id = _int(self._call("eth_chainId", []))
+        if (
+            head >= MAX_QUANTITY or chain_id >= MAX_QUANTITY
+        ):  # a number no chain reaches (and rich can't print)
+            raise LedgerError(f"the node's head {head:#x} or chain id {chain_id:#x} is past any chain's")
         prev_digest = GENESIS_PREV
         prev_hash: bytes | None = None
         head_hash = b""

@@ -1,9 +1,10 @@
 """The one way the SDK reaches a chain: a web3.py ``Web3`` over JSON-RPC on HTTP.
 
-A node's answers are read as a gateway's are (:mod:`provenance.client.transport`): at most 256 MiB, whole
-within 300 s, uncompressed. web3's own HTTP provider reads an answer through ``requests`` until it ends,
-bounded only by each read's time-out, so a node answering without end or a byte at a time kept
-``orgs export``, ``audit`` and ``verify --rpc`` reading and growing until interrupted.
+A node's answers are read as a gateway's are (:mod:`provenance.client.transport`): whole within 300 s,
+uncompressed, and at most ``CHAIN_ANSWER_BYTES`` (more than a gateway's page: the SDK reads an event's logs
+from genesis in one ``eth_getLogs``, ~800 bytes a log). web3's own HTTP provider reads an answer through
+``requests`` until it ends, bounded only by each read's time-out, so a node answering without end or a byte
+at a time kept ``orgs export``, ``audit`` and ``verify --rpc`` reading and growing until interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from web3 import HTTPProvider, Web3
 
 from provenance.client.transport import BoundedTransport
 
+CHAIN_ANSWER_BYTES = 256 << 20
+
 
 class _BoundedPosts:
     """What :class:`HTTPProvider` posts through (the one method of its session manager it calls for a
@@ -23,7 +26,7 @@ class _BoundedPosts:
     web3 retries and the CLI reports as a chain that does not answer."""
 
     def __init__(self, timeout: float) -> None:
-        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport())
+        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport(max_bytes=CHAIN_ANSWER_BYTES))
 
     def make_post_request(self, endpoint_uri: str, data: bytes | dict[str, Any], **kwargs: Any) -> bytes:
         body = {"content": data} if isinstance(data, bytes) else {"json": data}
@@ -41,10 +44,14 @@ class _BoundedPosts:
 
 
 class BoundedHTTPProvider(HTTPProvider):
-    """web3's HTTP provider (request caching, retries, batches) reading each answer within bounds."""
+    """web3's HTTP provider (request caching, batches) reading each answer within bounds, once: web3 retries
+    a failed read up to five times by default, which made one call five bounded answers (~25 min) from a
+    node failing each slowly (the sixth attack)."""
 
     def __init__(self, endpoint_uri: str, *, timeout: float = 30.0) -> None:
-        super().__init__(endpoint_uri, request_kwargs={"timeout": timeout})
+        super().__init__(
+            endpoint_uri, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+        )
         self._request_session_manager = _BoundedPosts(timeout)  # type: ignore[assignment]
 
 

@@ -88,6 +88,9 @@ def shown(value: object) -> str:
     return escape(text)
 
 
+PAGE = 100  # bundles a page asks for: ~10 MB with 100 kB payloads, well inside an answer's bound
+
+
 def bundle_page_items(doc: Any, after: int) -> tuple[list[Any], int | None]:
     """The items of one page of ``GET /api/v1/bundles`` and the cursor of the next (``None``: the last page),
     or ``LISTING_INVALID``: a page that is not an object with a list of items, or a cursor that does not
@@ -106,24 +109,38 @@ def bundle_page_items(doc: Any, after: int) -> tuple[list[Any], int | None]:
     return items, cursor
 
 
-def bundle_pages(http: httpx.Client, params: dict[str, Any]) -> Iterator[tuple[list[Any], int]]:
-    """The pages of ``GET /api/v1/bundles`` under ``params``: (its items, the ``total`` the first page
-    counted), through :func:`bundle_page_items`' guard. At most ``total`` items in all: the records
-    checkpointed after the first page go into the next export, and a gateway offering pages for ever (the
-    fifth attack: an export filled the disk) is cut there. A first page without its count is
-    ``LISTING_INVALID``."""
-    after, total, given = 0, -1, 0
+def bundle_pages(
+    http: httpx.Client, params: dict[str, Any], *, most: int | None = None
+) -> Iterator[tuple[list[Any], int]]:
+    """The pages of ``GET /api/v1/bundles`` under ``params``: (its items, the number the pages give in all),
+    through :func:`bundle_page_items`' guard. At most the ``total`` the first page counts (and ``most``):
+    the records checkpointed after the first page go into the next export, and a gateway offering pages for
+    ever (the fifth attack: an export filled the disk) is cut there; a first page without its count, or an
+    item that is not a JSON object, is ``LISTING_INVALID``. Pages of ``PAGE`` bundles, fewer when one is
+    larger than an answer may be (bundles with payloads of megabytes), down to one."""
+    from provenance.client.transport import AnswerTooLarge
+
+    after, total, given, limit = 0, -1, 0, PAGE
     while True:
-        resp = http.get("/api/v1/bundles", params=params | {"after": after})
+        try:
+            resp = http.get("/api/v1/bundles", params=params | {"after": after, "limit": limit})
+        except AnswerTooLarge:
+            if limit == 1:
+                raise
+            limit //= 2
+            continue
         if resp.status_code != 200:
-            raise FormatError(f"gateway answered {resp.status_code}: {shown(resp.text[:200])}")
+            raise FormatError(f"gateway answered {resp.status_code}: {resp.text[:200]}")
         doc = load_json(resp.content, what="bundle page")
         items, cursor = bundle_page_items(doc, after)
         if total < 0:
-            total = doc.get("total") if isinstance(doc, dict) else None  # type: ignore[assignment]
-            if type(total) is not int or total < 0:
-                raise ListingInvalid(f"the gateway's first bundle page counts {shown(total)!s:.40} records")
+            count = doc.get("total") if isinstance(doc, dict) else None
+            if type(count) is not int or count < 0:
+                raise ListingInvalid(f"the gateway's first bundle page counts {str(count)[:40]} records")
+            total = count if most is None else min(count, most)
         items = items[: total - given]
+        if not all(isinstance(item, dict) for item in items):
+            raise ListingInvalid("the gateway's bundle page lists an item that is not a JSON object")
         given += len(items)
         yield items, total
         if cursor is None or given >= total:

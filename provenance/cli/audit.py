@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -178,16 +179,18 @@ def audit_batches(
     verifier = Verifier(trust=TrustStore.load(trust), require_anchor=False)
     with reaching(gateway=gateway, rpc=rpc):
         events = read_root_events(connect(rpc), addresses)
-        docs: list[object] = []
         headers = {"Authorization": f"Bearer {api_token}"}
         bounded = BoundedTransport()
         with httpx.Client(
             base_url=gateway.rstrip("/"), headers=headers, timeout=60, transport=bounded
         ) as http:
-            for kind in sorted({e.spec.kind for e in events}):
-                for items, _ in bundle_pages(http, {"kind": kind, "payload": "true", "limit": 500}):
-                    docs += items
-    audit = check_roots(events, docs, verifier)
+
+            def bundles() -> Iterator[object]:  # page by page: only the verified batch heads are kept
+                for kind in sorted({e.spec.kind for e in events}):
+                    for items, _ in bundle_pages(http, {"kind": kind, "payload": "true"}):
+                        yield from items
+
+            audit = check_roots(events, bundles(), verifier)
     bad = [r for r in audit.results if not r.ok]
     if as_json:
         doc = {

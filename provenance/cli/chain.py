@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from provenance.chain.chain_verify import ChainInvalid, verify_chain
-from provenance.cli._app import err, out, shown
+from provenance.cli._app import err, out, reaching, shown
 from provenance.crypto import SM2PublicKey
 from provenance.errors import ProvenanceError
 
@@ -41,11 +41,12 @@ def verify(
             console=err,
         ) as bar:
             task = bar.add_task("verify", total=None)
-            report = verify_chain(
-                rpc,
-                validator_keys=keys,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            with reaching(rpc=rpc):  # a node that fails or does not answer is a chain error, exit 2
+                report = verify_chain(
+                    rpc,
+                    validator_keys=keys,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
     except ChainInvalid as exc:
         err.print(f"[red]chain invalid[/red] at block {exc.block}: {shown(exc.reason)}")
         if verbose:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli._app import ChainRpc, command_group, gateway_trust, out, reaching
+from provenance.cli._app import ChainRpc, command_group, gateway_trust, out, reaching, shown
 from provenance.errors import FormatError
 from provenance.files import write_public
 
@@ -79,8 +79,9 @@ def orgs_export(
     write_public(out_path, (json.dumps(store.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     log = store.logs[0]
     out.print(
-        f"wrote {out_path}: {len(store.orgs)} organisations, {len(store.logs)} log keys ('{log.name}', "
-        f"origin '{log.origin}'), ProvenanceLog {store.provenance_log} on chain {store.chain_id}"
+        f"wrote {shown(out_path)}: {len(store.orgs)} organisations, {len(store.logs)} log keys "
+        f"('{shown(log.name)}', origin '{shown(log.origin)}'), ProvenanceLog {shown(store.provenance_log)} "
+        f"on chain {store.chain_id}"
     )
 
 

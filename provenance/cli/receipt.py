@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provenance.cli._app import JsonOutput, command_group, json_text, out
+from provenance.cli._app import JsonOutput, command_group, json_text, out, shown
 from provenance.cli.verify import (
     GATEWAY_OPTION,
     RPC_OPTION,
@@ -71,12 +71,15 @@ def receipt_verify(
         typer.echo(json_text(entry))
         return
     out.print(
-        f"[green]valid[/green] receipt: log {entry['origin']} accepted record {entry['record']} at "
-        f"{entry['accepted_at']}, promised in the log by {entry['deadline']}"
+        f"[green]valid[/green] receipt: log {shown(entry['origin'])} accepted record "
+        f"{shown(entry['record'])} at {shown(entry['accepted_at'])}, promised in the log by "
+        f"{shown(entry['deadline'])}"
     )
     if bundle is not None:
         print_steps([StepResult(s["step"], s["status"], s["detail"]) for s in entry["bundle"]["steps"]])
-        out.print(f"[green]kept[/green]: leaf {entry['leaf_index']} of tree size {entry['tree_size']}")
+        out.print(
+            f"[green]kept[/green]: leaf {shown(entry['leaf_index'])} of tree size {shown(entry['tree_size'])}"
+        )
 
 
 def _receipt_entry(

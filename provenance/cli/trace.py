@@ -342,11 +342,16 @@ def export(
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339 UTC, inclusive.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="RFC 3339 UTC, exclusive.")] = None,
     payload: Annotated[bool, typer.Option("--payload/--no-payload", help="Include payloads.")] = False,
+    max_bundles: Annotated[
+        int | None,
+        typer.Option("--max-bundles", min=1, help="At most this many (default: all the gateway counts)."),
+    ] = None,
 ) -> None:
-    """Export evidence bundles as JSON Lines (verify them later with `provenance verify FILE`)."""
+    """Export evidence bundles as JSON Lines (verify them later with `provenance verify FILE`): the records
+    under a signed checkpoint when the export starts, as many as the gateway counts then."""
     from rich.progress import Progress
 
-    params: dict[str, Any] = {"payload": str(payload).lower(), "limit": 500}
+    params: dict[str, Any] = {"payload": str(payload).lower()}
     params |= {k: v for k, v in {"org": org, "kind": kind, "since": since, "until": until}.items() if v}
     api_token = token(token_file)
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
@@ -361,7 +366,7 @@ def export(
         Progress(console=err, transient=True) as bar,
     ):
         task = bar.add_task("exporting", total=None)
-        for items, total in bundle_pages(http, params):
+        for items, total in bundle_pages(http, params, most=max_bundles):
             bar.update(task, total=total)
             for item in items:
                 f.write(json_line(item) + "\n")

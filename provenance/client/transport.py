@@ -25,19 +25,27 @@ import httpx
 
 from provenance.errors import ProvenanceError
 
-MAX_ANSWER_BYTES = 256 << 20  # a page of 500 bundles with 100 kB payloads is ~50 MB
+# A page of 100 bundles with 100 kB payloads is ~10 MB; one bundle at the gateway's 8 MiB body bound fits.
+# Parsed, JSON takes up to ~30 times its bytes in memory (the sixth attack): 256 MiB could be 8 GB.
+MAX_ANSWER_BYTES = 64 << 20
 ANSWER_SECONDS = 300.0
 
 
-class AnswerTooLarge(ProvenanceError, code="ANSWER_TOO_LARGE"):
+class AnswerOutOfBounds(ProvenanceError):
+    """An answer a client stopped reading: the server's fault, not one record's, so a command that goes on
+    past a record it cannot check stops here (else a hostile server makes each of its answers cost the
+    whole bound, one after another)."""
+
+
+class AnswerTooLarge(AnswerOutOfBounds, code="ANSWER_TOO_LARGE"):
     """A server's answer past the bytes a client reads of one answer."""
 
 
-class AnswerTooSlow(ProvenanceError, code="ANSWER_TOO_SLOW"):
+class AnswerTooSlow(AnswerOutOfBounds, code="ANSWER_TOO_SLOW"):
     """A server's answer that did not arrive whole within the time a client gives one answer."""
 
 
-class AnswerEncoded(ProvenanceError, code="ANSWER_ENCODED"):
+class AnswerEncoded(AnswerOutOfBounds, code="ANSWER_ENCODED"):
     """A compressed answer though the client asked for none: a small body can decode to gigabytes."""
 
 

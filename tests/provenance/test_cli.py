@@ -579,3 +579,145 @@ def test_input_no_check_foresaw_is_one_line_unexpected_input(monkeypatch, capsys
     assert cli(["--verbose", "verify", str(pdf)]) == 2
     said = capsys.readouterr().err
     assert "[UNEXPECTED_INPUT]" in said and "Traceback" in said and "\x1b" not in said, said
+
+
+class _HostileNode:
+    """A JSON-RPC node on loopback whose every answer a test chooses: ``answer(request) -> (status, body)``
+    for the request's JSON (an object, or a list for a batch); ``asked`` counts the requests."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        node = self
+        self.asked = 0
+        self.answer: Any = lambda request: (200, b"{}")
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                node.asked += 1
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, body = node.answer(request)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_hostile_node_never_passes_chain_verify(tmp_path):
+    """The sixth attack on `chain verify` (a pinned validator key): a node answering every batch of blocks
+    with `[]` was "chain valid: 1000 blocks" having checked none; a head of 4,000 hex digits crashed rich's
+    progress bar with a traceback and looped; a node failing each call slowly was asked five times a call
+    (web3's retries). Now: a batch needs one answer to each request, a head is a block number, one call is
+    one request, and each is one line, exit 2, never "chain valid"."""
+    from provenance.crypto import SM2PrivateKey
+
+    pub = tmp_path / "validator.pub.pem"
+    pub.write_bytes(SM2PrivateKey.generate().public_key().to_pem())
+    node = _HostileNode()
+
+    def single(result: str, batch: Any) -> Any:
+        def answer(request: Any) -> tuple[int, bytes]:
+            if isinstance(request, list):  # the blocks' batch
+                return 200, json.dumps(batch(request)).encode()
+            value = {"eth_blockNumber": result, "eth_chainId": "0x1"}.get(request["method"], "0x0")
+            return 200, json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": value}).encode()
+
+        return answer
+
+    cases = [
+        ("0x3e7", lambda requests: [], "with 0 answers, not one to each"),
+        ("0x3e7", lambda requests: [{"jsonrpc": "2.0", "id": 1, "result": None}] * len(requests), "answers"),
+        ("0x" + "f" * 4000, lambda requests: [], "expected a quantity"),
+        (hex(1 << 63), lambda requests: [], "past any chain's"),
+    ]
+    try:
+        for head, batch, said in cases:
+            node.answer = single(head, batch)
+            r = run("chain", "verify", "--rpc", node.url, "--validator-pub", str(pub))
+            shown = " ".join((r.stdout + r.stderr).split())
+            assert r.returncode == 2 and said in shown, (head[:20], shown)
+            assert "chain valid" not in shown and "Traceback" not in shown, shown
+        node.answer, node.asked = (lambda request: (500, b"{}")), 0
+        r = run("chain", "verify", "--rpc", node.url, "--validator-pub", str(pub))
+        assert r.returncode == 2 and "LEDGER_ERROR" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert node.asked == 1  # one call, one request: no retries that multiply the answer's bound
+    finally:
+        node.server.shutdown()
+
+
+def test_audit_log_stops_at_an_answer_out_of_bounds():
+    """The sixth attack on `audit log`: a gateway that never finished a consistency proof cost the whole
+    bound once per anchored link (83 h for 1,000 anchors), each link "no proof". An answer out of bounds is
+    the gateway's fault, not a link's: the audit stops there."""
+    from provenance.audit import check_links
+    from provenance.chain.events import AnchoredCheckpoint
+    from provenance.client.transport import AnswerTooSlow
+    from provenance.errors import NotFound
+
+    anchors = [AnchoredCheckpoint(n, n, bytes([n]) * 32, n, n) for n in (1, 2, 3)]
+    asked: list[tuple[int, int]] = []
+
+    def slow(first: int, second: int) -> list[bytes]:
+        asked.append((first, second))
+        raise AnswerTooSlow("the answer did not arrive whole in time")
+
+    with pytest.raises(AnswerTooSlow):
+        check_links(anchors, slow)
+    assert asked == [(1, 2)]
+
+    def missing(first: int, second: int) -> list[bytes]:
+        raise NotFound("no such proof")
+
+    results = check_links(anchors, missing)  # a proof the gateway does not have is a finding per link
+    assert [r.ok for r in results] == [False, False] and "no proof" in results[0].reason
+
+
+def test_an_export_reads_pages_it_can_hold(hostile, monkeypatch, capsys, tmp_path):
+    """The sixth attack on `export`: the first page's count is the gateway's word (10**15 with junk items
+    wrote 36 MB/s), and an answer of 256 MiB parsed to ~8 GB. Now an item must be a JSON object, the user
+    may bound the export (`--max-bundles`), an answer is at most 64 MiB, and a page too large for it is
+    asked again smaller (bundles with payloads of megabytes), down to one bundle."""
+    from provenance.cli import main as cli
+    from provenance.client import transport
+
+    bundles = Path(__file__).resolve().parents[1] / "assets" / "bundles"
+    fixture = json.loads((bundles / "gateway-fixture.json").read_text("utf-8"))
+    bundle = fixture["bundles"][next(iter(fixture["bundles"]))]
+    padding = "x" * 40_000  # ~40 kB a bundle: a page of more than 25 is over the 1 MiB bound set below
+    asked: list[int] = []
+
+    def pages(path: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        limit, after = int(query["limit"]), int(query["after"])
+        asked.append(limit)
+        items = [bundle | {"pad": padding}] * limit
+        return 200, {}, json.dumps({"items": items, "next_cursor": after + limit, "total": 60}).encode()
+
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1 << 20)
+    hostile.answer = pages
+    out = tmp_path / "x.jsonl"
+    assert cli(["export", "--gateway", hostile.url, "--out", str(out)]) == 0
+    assert (
+        len(out.read_text("utf-8").splitlines()) == 60
+        and asked[:2] == [100, 50]
+        and asked[-1] == asked[-2] < 50
+    ), asked
+    assert cli(["export", "--gateway", hostile.url, "--out", str(out), "--max-bundles", "7"]) == 0
+    assert len(out.read_text("utf-8").splitlines()) == 7
+    hostile.answer = lambda path, query: (
+        200,
+        {},
+        json.dumps({"items": [bundle, "not a bundle"], "next_cursor": None, "total": 2}).encode(),
+    )
+    out.unlink()
+    capsys.readouterr()
+    assert cli(["export", "--gateway", hostile.url, "--out", str(out)]) == 1
+    assert "LISTING_INVALID" in capsys.readouterr().err and not out.exists()
