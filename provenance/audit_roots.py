@@ -16,6 +16,7 @@ from web3 import Web3
 
 from provenance.audit import subject_id
 from provenance.chain.contracts import at
+from provenance.chain.events import all_logs
 from provenance.domains import RootSpec, root_specs
 from provenance.log.bundle import EvidenceBundle
 from provenance.timestamps import parse_rfc3339
@@ -81,7 +82,7 @@ def read_root_events(
     events = []
     for spec in root_specs() if specs is None else specs:
         contract = at(w3, spec.contract, addresses[spec.contract])
-        for lg in contract.events[spec.event].get_logs(from_block=0):
+        for lg in all_logs(contract.events[spec.event]):
             args = lg["args"]
             events.append(
                 RootEvent(

@@ -1,8 +1,8 @@
 """The one way the SDK reaches a chain: a web3.py ``Web3`` over JSON-RPC on HTTP.
 
-A node's answers are read as a gateway's are (:mod:`provenance.client.transport`): whole within 300 s,
-uncompressed, and at most ``CHAIN_ANSWER_BYTES`` (more than a gateway's page: the SDK reads an event's logs
-from genesis in one ``eth_getLogs``, ~800 bytes a log). web3's own HTTP provider reads an answer through
+A node's answers are read as a gateway's are (:mod:`provenance.client.transport`): at most 64 MiB, whole
+within 300 s, uncompressed (an event's logs from genesis that do not fit one answer are read in spans,
+``provenance.chain.events.all_logs``). web3's own HTTP provider reads an answer through
 ``requests`` until it ends, bounded only by each read's time-out, so a node answering without end or a byte
 at a time kept ``orgs export``, ``audit`` and ``verify --rpc`` reading and growing until interrupted.
 """
@@ -17,8 +17,6 @@ from web3 import HTTPProvider, Web3
 
 from provenance.client.transport import BoundedTransport
 
-CHAIN_ANSWER_BYTES = 256 << 20
-
 
 class _BoundedPosts:
     """What :class:`HTTPProvider` posts through (the one method of its session manager it calls for a
@@ -26,7 +24,7 @@ class _BoundedPosts:
     web3 retries and the CLI reports as a chain that does not answer."""
 
     def __init__(self, timeout: float) -> None:
-        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport(max_bytes=CHAIN_ANSWER_BYTES))
+        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport())
 
     def make_post_request(self, endpoint_uri: str, data: bytes | dict[str, Any], **kwargs: Any) -> bytes:
         body = {"content": data} if isinstance(data, bytes) else {"json": data}

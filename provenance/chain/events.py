@@ -75,6 +75,27 @@ def _hex(value: Any) -> str:
     return bytes(value).hex()
 
 
+def all_logs(event: Any) -> list[Any]:
+    """Every log of ``event`` (a contract's ``events.Name``) from genesis to the head, oldest first: one
+    ``eth_getLogs`` over the whole chain, its range split in halves while an answer is larger than a
+    node's answer may be (a long-lived network's events do not fit one)."""
+    from provenance.client.transport import AnswerTooLarge
+
+    head = int(event.w3.eth.block_number)
+    found: list[Any] = []
+    spans = [(0, head)]
+    while spans:
+        lo, hi = spans.pop()
+        try:
+            found += event.get_logs(from_block=lo, to_block=hi)
+        except AnswerTooLarge:
+            if lo == hi:
+                raise
+            mid = (lo + hi) // 2
+            spans += [(mid + 1, hi), (lo, mid)]  # the older half next
+    return found
+
+
 def read_workflow_events(
     w3: Web3, addresses: Mapping[str, str], specs: Iterable[EventSpec] | None = None
 ) -> list[WorkflowEvent]:
@@ -85,7 +106,7 @@ def read_workflow_events(
     wanted = {(s.contract, s.event) for s in specs} | {
         (s.contract, s.subject_via[0]) for s in specs if s.subject_via is not None
     }
-    logs = {key: list(contracts[key[0]].events[key[1]].get_logs(from_block=0)) for key in sorted(wanted)}
+    logs = {key: all_logs(contracts[key[0]].events[key[1]]) for key in sorted(wanted)}
     senders: dict[str, str] = {}
 
     def sender(tx_hash: str) -> str:
@@ -141,7 +162,7 @@ def read_account_changes(w3: Web3, registry: str) -> list[AccountChange]:
             added=added,
         )
         for name, added in (("AccountAdded", True), ("AccountRemoved", False))
-        for lg in reg.events[name].get_logs(from_block=0)
+        for lg in all_logs(reg.events[name])
     ]
     return sorted(changes, key=lambda c: (c.block_number, c.log_index))
 

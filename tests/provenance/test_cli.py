@@ -721,3 +721,29 @@ def test_an_export_reads_pages_it_can_hold(hostile, monkeypatch, capsys, tmp_pat
     capsys.readouterr()
     assert cli(["export", "--gateway", hostile.url, "--out", str(out)]) == 1
     assert "LISTING_INVALID" in capsys.readouterr().err and not out.exists()
+
+
+def test_an_events_logs_too_many_for_one_answer_are_read_in_spans():
+    """A node's answer is bounded like a gateway's (64 MiB since the sixth attack); an event's logs from
+    genesis are one `eth_getLogs` while they fit, else the span is halved until each answer does, oldest
+    first, every log once; a single block whose logs do not fit is the node's ANSWER_TOO_LARGE."""
+    from types import SimpleNamespace
+
+    from provenance.chain.events import all_logs
+    from provenance.client.transport import AnswerTooLarge
+
+    logs = [{"blockNumber": n, "logIndex": k} for n in range(0, 1000, 7) for k in range(3)]
+    asked: list[tuple[int, int]] = []
+
+    def get_logs(*, from_block: int, to_block: int) -> list[dict[str, int]]:
+        asked.append((from_block, to_block))
+        found = [lg for lg in logs if from_block <= lg["blockNumber"] <= to_block]
+        if len(found) > 40:
+            raise AnswerTooLarge("larger than the bound")
+        return found
+
+    event = SimpleNamespace(w3=SimpleNamespace(eth=SimpleNamespace(block_number=999)), get_logs=get_logs)
+    assert all_logs(event) == logs and asked[0] == (0, 999) and len(asked) < 64
+    logs[:] = [{"blockNumber": 5, "logIndex": k} for k in range(50)]  # one block over the bound
+    with pytest.raises(AnswerTooLarge):
+        all_logs(event)
