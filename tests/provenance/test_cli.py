@@ -252,8 +252,9 @@ def test_names_a_bundle_chose_print_as_text_never_as_terminal_codes_or_markup(tm
 
 
 class _HostileGateway:
-    """A gateway on loopback whose every answer a test chooses: ``answer(path, query) -> (status, headers,
-    body)``."""
+    """A gateway (or JSON-RPC node) on loopback whose every answer a test chooses: a GET's by
+    ``answer(path, query) -> (status, headers, body)``, a POST's by ``rpc(request JSON) -> (status, body)``
+    (``asked`` counts the POSTs)."""
 
     def __init__(self) -> None:
         import threading
@@ -262,6 +263,8 @@ class _HostileGateway:
 
         gateway = self
         self.answer = lambda path, query: (404, {}, b"{}")
+        self.rpc: Any = lambda request: (200, b"{}")
+        self.asked = 0
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
@@ -273,6 +276,16 @@ class _HostileGateway:
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                gateway.asked += 1
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, body = gateway.rpc(request)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -581,38 +594,7 @@ def test_input_no_check_foresaw_is_one_line_unexpected_input(monkeypatch, capsys
     assert "[UNEXPECTED_INPUT]" in said and "Traceback" in said and "\x1b" not in said, said
 
 
-class _HostileNode:
-    """A JSON-RPC node on loopback whose every answer a test chooses: ``answer(request) -> (status, body)``
-    for the request's JSON (an object, or a list for a batch); ``asked`` counts the requests."""
-
-    def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        node = self
-        self.asked = 0
-        self.answer: Any = lambda request: (200, b"{}")
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                node.asked += 1
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, body = node.answer(request)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def test_a_hostile_node_never_passes_chain_verify(tmp_path):
+def test_a_hostile_node_never_passes_chain_verify(hostile, tmp_path):
     """The sixth attack on `chain verify` (a pinned validator key): a node answering every batch of blocks
     with `[]` was "chain valid: 1000 blocks" having checked none; a head of 4,000 hex digits crashed rich's
     progress bar with a traceback and looped; a node failing each call slowly was asked five times a call
@@ -622,7 +604,7 @@ def test_a_hostile_node_never_passes_chain_verify(tmp_path):
 
     pub = tmp_path / "validator.pub.pem"
     pub.write_bytes(SM2PrivateKey.generate().public_key().to_pem())
-    node = _HostileNode()
+    node = hostile
 
     def single(result: str, batch: Any) -> Any:
         def answer(request: Any) -> tuple[int, bytes]:
@@ -639,19 +621,16 @@ def test_a_hostile_node_never_passes_chain_verify(tmp_path):
         ("0x" + "f" * 4000, lambda requests: [], "expected a quantity"),
         (hex(1 << 63), lambda requests: [], "past any chain's"),
     ]
-    try:
-        for head, batch, said in cases:
-            node.answer = single(head, batch)
-            r = run("chain", "verify", "--rpc", node.url, "--validator-pub", str(pub))
-            shown = " ".join((r.stdout + r.stderr).split())
-            assert r.returncode == 2 and said in shown, (head[:20], shown)
-            assert "chain valid" not in shown and "Traceback" not in shown, shown
-        node.answer, node.asked = (lambda request: (500, b"{}")), 0
+    for head, batch, said in cases:
+        node.rpc = single(head, batch)
         r = run("chain", "verify", "--rpc", node.url, "--validator-pub", str(pub))
-        assert r.returncode == 2 and "LEDGER_ERROR" in r.stderr and "Traceback" not in r.stderr, r.stderr
-        assert node.asked == 1  # one call, one request: no retries that multiply the answer's bound
-    finally:
-        node.server.shutdown()
+        shown = " ".join((r.stdout + r.stderr).split())
+        assert r.returncode == 2 and said in shown, (head[:20], shown)
+        assert "chain valid" not in shown and "Traceback" not in shown, shown
+    node.rpc, node.asked = (lambda request: (500, b"{}")), 0
+    r = run("chain", "verify", "--rpc", node.url, "--validator-pub", str(pub))
+    assert r.returncode == 2 and "LEDGER_ERROR" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert node.asked == 1  # one call, one request: no retries that multiply the answer's bound
 
 
 def test_audit_log_stops_at_an_answer_out_of_bounds():
