@@ -249,7 +249,7 @@ class ChainAnchorChecker:
                 header = sealed_header(seal, block_hash=block_hash, number=number, keys=self._seal_keys)
                 block = self._w3.eth.get_block(HexBytes(block_hash))
                 hashes: list[Any] = list(block["transactions"])  # hashes: get_block's default
-                receipts = [self._w3.eth.get_transaction_receipt(h) for h in hashes]
+                receipts = self._paid_receipts(number, hashes, int.from_bytes(header["gasUsed"], "big"))
                 root = receipts_root(receipts)
             except FormatError as exc:
                 raise AnchorInvalid(f"block {number} is not proven to be the chain's: {exc.message}") from exc
@@ -264,6 +264,34 @@ class ChainAnchorChecker:
                 found: Mapping[str, Any] = r
                 return found
         raise AnchorInvalid(f"transaction {anchor.tx_hash} is not in the sealed block {anchor.block_number}")
+
+    def _paid_receipts(self, number: int, hashes: list[Any], gas_used: int) -> list[Any]:
+        """The receipts of ``hashes``, no more than the sealed block's gas paid for. The receipts root is
+        checked only once all are read, so a node listing made-up transactions, or padding receipts with
+        logs, made the verifier read and hold without end (the seventh attack: 3.8 GB in 110 s). Every
+        transaction costs at least 21,000 gas and every log 375, 375 a topic and 8 a byte of data; refunds
+        give back at most a fifth of what a transaction used, so what was spent is at most 5/4 of
+        ``gasUsed``."""
+        budget = gas_used * 5 // 4
+
+        def refuse(what: str) -> AnchorInvalid:
+            return AnchorInvalid(
+                f"block {number}: the node serves {what} than its sealed gas ({gas_used}) paid for",
+                details={"block": number, "gas_used": gas_used},
+            )
+
+        spent = len(hashes) * 21_000
+        if spent > budget:
+            raise refuse(f"{len(hashes)} transactions, more")
+        receipts = []
+        for h in hashes:
+            receipt = self._w3.eth.get_transaction_receipt(h)
+            for lg in receipt["logs"]:
+                spent += 375 + 375 * len(lg["topics"]) + 8 * len(lg["data"])
+            if spent > budget:
+                raise refuse("receipts with more logs")
+            receipts.append(receipt)
+        return receipts
 
     def _anchor_at(self, log: Contract, index: int) -> tuple[int, bytes]:
         key = (log.address, index)

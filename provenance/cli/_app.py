@@ -88,6 +88,7 @@ def shown(value: object) -> str:
     return escape(text)
 
 
+MAX_COUNT = (1 << 53) - 1  # a count every JSON reader holds (10**400 crashed the progress bar)
 PAGE = 100  # bundles a page asks for: ~10 MB with 100 kB payloads, well inside an answer's bound
 
 
@@ -135,7 +136,7 @@ def bundle_pages(
         items, cursor = bundle_page_items(doc, after)
         if total < 0:
             count = doc.get("total") if isinstance(doc, dict) else None
-            if type(count) is not int or count < 0:
+            if type(count) is not int or not 0 <= count <= MAX_COUNT:
                 raise ListingInvalid(f"the gateway's first bundle page counts {str(count)[:40]} records")
             total = count if most is None else min(count, most)
         items = items[: total - given]

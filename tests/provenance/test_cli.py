@@ -700,6 +700,15 @@ def test_an_export_reads_pages_it_can_hold(hostile, monkeypatch, capsys, tmp_pat
     capsys.readouterr()
     assert cli(["export", "--gateway", hostile.url, "--out", str(out)]) == 1
     assert "LISTING_INVALID" in capsys.readouterr().err and not out.exists()
+    # The seventh attack: a count of 10**400 crashed the progress bar's thread (a raw traceback).
+    hostile.answer = lambda path, query: (
+        200,
+        {},
+        json.dumps({"items": [bundle], "next_cursor": int(query["after"]) + 1, "total": 10**400}).encode(),
+    )
+    assert cli(["export", "--gateway", hostile.url, "--out", str(out)]) == 1
+    said = capsys.readouterr().err
+    assert "LISTING_INVALID" in said and "Traceback" not in said and not out.exists(), said
 
 
 def test_an_events_logs_too_many_for_one_answer_are_read_in_spans():
@@ -708,8 +717,9 @@ def test_an_events_logs_too_many_for_one_answer_are_read_in_spans():
     first, every log once; a single block whose logs do not fit is the node's ANSWER_TOO_LARGE."""
     from types import SimpleNamespace
 
-    from provenance.chain.events import all_logs
+    from provenance.chain.events import MAX_LOG_ANSWERS, all_logs
     from provenance.client.transport import AnswerTooLarge
+    from provenance.errors import LedgerError
 
     logs = [{"blockNumber": n, "logIndex": k} for n in range(0, 1000, 7) for k in range(3)]
     asked: list[tuple[int, int]] = []
@@ -721,8 +731,19 @@ def test_an_events_logs_too_many_for_one_answer_are_read_in_spans():
             raise AnswerTooLarge("larger than the bound")
         return found
 
-    event = SimpleNamespace(w3=SimpleNamespace(eth=SimpleNamespace(block_number=999)), get_logs=get_logs)
+    chain = SimpleNamespace(eth=SimpleNamespace(block_number=999))
+    event = SimpleNamespace(w3=chain, get_logs=get_logs, event_name="BatchAnchored")
     assert all_logs(event) == logs and asked[0] == (0, 999) and len(asked) < 64
     logs[:] = [{"blockNumber": 5, "logIndex": k} for k in range(50)]  # one block over the bound
     with pytest.raises(AnswerTooLarge):
+        all_logs(event)
+    # The seventh attack: every span of more than one block "too large" made it ask block by block
+    # (2 x head answers); a log of blocks not asked for was taken.
+    chain.eth.block_number, asked[:] = 10**6, []
+    logs[:] = [{"blockNumber": n, "logIndex": 0} for n in range(0, 10**6, 10)]
+    with pytest.raises(LedgerError, match="fit no 1024 answers"):
+        all_logs(event)
+    assert len(asked) == MAX_LOG_ANSWERS
+    event.get_logs = lambda from_block, to_block: [{"blockNumber": to_block + 1, "logIndex": 0}]
+    with pytest.raises(LedgerError, match="with others"):
         all_logs(event)

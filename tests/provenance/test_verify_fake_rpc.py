@@ -224,3 +224,50 @@ def test_a_fake_rpc_endpoint_cannot_anchor_a_fork(devnet: tuple[Path, str, str],
             anchor_step = report["steps"][-1]
             assert status == 0 and anchor_step["status"] == "warning", report
             assert "no sealing keys are pinned" in anchor_step["detail"]
+
+
+def test_a_block_listing_more_than_its_sealed_gas_paid_for_is_refused(
+    devnet: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """The seventh attack: an endpoint passing the real node through (real seals) but listing 200,000
+    made-up transactions in the anchor's block, each receipt ~1 MB of logs, made `verify --rpc` read and
+    hold every receipt before it checked the sealed receipts root (3.8 GB in 110 s, without end). Every
+    transaction costs 21,000 gas and every log byte 8: what a block lists, and its receipts' logs, must fit
+    the gas its sealed header used, checked as they are read."""
+    state, gateway, rpc = devnet
+    trust_path = state / "trust.json"
+    with Client.devnet("hospital-1", root=state, gateway=gateway) as hospital:
+        p = rx_issue(f"RX-GAS-{secrets.token_hex(3)}")
+        accepted = hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{p['id']}", payload=p), p)
+        real = hospital.wait_anchored(accepted.id, timeout=60)
+    bundle = tmp_path / "genuine.json"
+    bundle.write_text(real.to_json())
+    made_up = [f"0x{n:064x}" for n in range(1, 2001)]
+    fetched: list[str] = []
+
+    def listed(req: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        method, params = req.get("method"), req.get("params") or []
+        if method == "eth_getBlockByHash" and isinstance(answer.get("result"), dict):
+            result = answer["result"]
+            return answer | {"result": result | {"transactions": result["transactions"] + made_up}}
+        if method == "eth_getTransactionReceipt":
+            fetched.append(params[0])
+        return answer
+
+    padding = "0x" + "00" * 200_000
+
+    def padded(req: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        if req.get("method") == "eth_getTransactionReceipt" and isinstance(answer.get("result"), dict):
+            fetched.append(req["params"][0])
+            logs = answer["result"]["logs"] + [{**answer["result"]["logs"][0], "data": padding}] * 5
+            return answer | {"result": answer["result"] | {"logs": logs}}
+        return answer
+
+    for rewrite, said in ((listed, "transactions, more than its sealed gas"), (padded, "more logs than")):
+        fetched.clear()
+        with fake_rpc(rpc, rewrite) as url:
+            status, report = _verify(bundle, trust_path, url, gateway)
+        step = report["steps"][-1]
+        assert (status, report["verdict"], step["step"], step["status"]) == (1, "failed", "anchor", "failed")
+        assert said in report["message"], report["message"]
+        assert len(fetched) <= 1, fetched  # refused before reading what the gas could not have paid for
