@@ -137,7 +137,8 @@ def bundle_pages(
         if total < 0:
             count = doc.get("total") if isinstance(doc, dict) else None
             if type(count) is not int or not 0 <= count <= MAX_COUNT:
-                raise ListingInvalid(f"the gateway's first bundle page counts {str(count)[:40]} records")
+                what = "a number past 2**53-1" if type(count) is int else type(count).__name__
+                raise ListingInvalid(f"the gateway's first bundle page counts its records as {what}")
             total = count if most is None else min(count, most)
         items = items[: total - given]
         if not all(isinstance(item, dict) for item in items):
