@@ -94,6 +94,17 @@ def _verify(bundle: Path, trust: Path, rpc: str, gateway: str) -> tuple[int, dic
     return r.returncode, json.loads(r.stdout)
 
 
+def _anchored_bundle(state: Path, gateway: str, tmp_path: Path, tag: str) -> tuple[EvidenceBundle, Path]:
+    """A hospital's new prescription record, anchored: its bundle and the file it is written to."""
+    with Client.devnet("hospital-1", root=state, gateway=gateway) as hospital:
+        p = rx_issue(f"RX-{tag}-{secrets.token_hex(3)}")
+        accepted = hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{p['id']}", payload=p), p)
+        real = hospital.wait_anchored(accepted.id, timeout=60)
+    path = tmp_path / "genuine.json"
+    path.write_text(real.to_json())
+    return real, path
+
+
 def test_a_fake_rpc_endpoint_cannot_anchor_a_fork(devnet: tuple[Path, str, str], tmp_path: Path) -> None:
     state, gateway, rpc = devnet
     manifest = Manifest.load(state / "manifest.json")
@@ -102,12 +113,7 @@ def test_a_fake_rpc_endpoint_cannot_anchor_a_fork(devnet: tuple[Path, str, str],
     assert trust.seal_keys, "the devnet's trust file pins the node's sealing keys (chain.validators)"
     w3 = Web3(Web3.HTTPProvider(rpc))
 
-    with Client.devnet("hospital-1", root=state, gateway=gateway) as hospital:
-        p = rx_issue(f"RX-FAKE-RPC-{secrets.token_hex(3)}")
-        accepted = hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{p['id']}", payload=p), p)
-        real = hospital.wait_anchored(accepted.id, timeout=60)
-    genuine = tmp_path / "genuine.json"
-    genuine.write_text(real.to_json())
+    real, genuine = _anchored_bundle(state, gateway, tmp_path, "FAKE-RPC")
     status, report = _verify(genuine, trust_path, rpc, gateway)
     assert (status, report["verdict"], report["steps"][-1]["status"]) == (0, "verified", "passed"), report
 
@@ -236,12 +242,7 @@ def test_a_block_listing_more_than_its_sealed_gas_paid_for_is_refused(
     the gas its sealed header used, checked as they are read."""
     state, gateway, rpc = devnet
     trust_path = state / "trust.json"
-    with Client.devnet("hospital-1", root=state, gateway=gateway) as hospital:
-        p = rx_issue(f"RX-GAS-{secrets.token_hex(3)}")
-        accepted = hospital.submit(hospital.sign(kind="rx.issue", subject=f"rx:{p['id']}", payload=p), p)
-        real = hospital.wait_anchored(accepted.id, timeout=60)
-    bundle = tmp_path / "genuine.json"
-    bundle.write_text(real.to_json())
+    _, bundle = _anchored_bundle(state, gateway, tmp_path, "GAS")
     made_up = [f"0x{n:064x}" for n in range(1, 2001)]
     fetched: list[str] = []
 
