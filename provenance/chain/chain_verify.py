@@ -177,9 +177,8 @@ class ChainVerifier:
         keys, source = self._keys()
         head = _int(self._call("eth_blockNumber", []))
         chain_id = _int(self._call("eth_chainId", []))
-        if (
-            head >= MAX_QUANTITY or chain_id >= MAX_QUANTITY
-        ):  # a number no chain reaches (and rich can't print)
+        # A number no chain reaches (a 4,000-digit head crashed rich's progress bar): refused before use.
+        if head >= MAX_QUANTITY or chain_id >= MAX_QUANTITY:
             raise LedgerError(f"the node's head {head:#x} or chain id {chain_id:#x} is past any chain's")
         prev_digest = GENESIS_PREV
         prev_hash: bytes | None = None
