@@ -48,8 +48,9 @@ _SAFE_INT = 2**53
 _MAX_DEPTH = 200
 
 
-def _check_value(obj: Any, depth: int = 0) -> bool:
+def _check_value(obj: Any, depth: int = 0, floats: list[float] | None = None) -> bool:
     """Refuse floats whose canonical form cannot be read back; True when ``json.dumps`` writes the JCS bytes.
+    ``floats``: each float of the value is appended to it (an export's fast path checks them, in this walk).
 
     That holds for a value of exact JSON types without integers beyond ±(2^53 − 1) (refused by JCS), whose
     floats are not integral and lie in [1e-4, 1e16) in magnitude (there both write the same shortest
@@ -73,15 +74,17 @@ def _check_value(obj: Any, depth: int = 0) -> bool:
             if type(k) is not str or not (k.isascii() or max(k) <= "\uffff"):
                 plain = False
             # Strings are most leaves: checked here rather than by a call.
-            if type(v) is not str and not _check_value(v, depth + 1):
+            if type(v) is not str and not _check_value(v, depth + 1, floats):
                 plain = False
         return plain
     if t is list:
         for v in obj:
-            if type(v) is not str and not _check_value(v, depth + 1):
+            if type(v) is not str and not _check_value(v, depth + 1, floats):
                 plain = False
         return plain
     if isinstance(obj, float):
+        if floats is not None:
+            floats.append(obj)
         # JCS writes an integral float below 1e21 without exponent (1e16 -> "10000000000000000"); read
         # back, that is an integer beyond 2^53, which JCS refuses: the digest could never be recomputed.
         if _SAFE_INT <= abs(obj) < 1e21:
@@ -89,16 +92,17 @@ def _check_value(obj: Any, depth: int = 0) -> bool:
         return bool(t is float and 1e-4 <= abs(obj) < 1e16 and not obj.is_integer())
     if isinstance(obj, dict):
         for v in obj.values():
-            _check_value(v, depth + 1)
+            _check_value(v, depth + 1, floats)
     elif isinstance(obj, list | tuple):
         for v in obj:
-            _check_value(v, depth + 1)
+            _check_value(v, depth + 1, floats)
     return False
 
 
-def canonical_bytes(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value whose canonical form reads back to itself."""
-    if _check_value(obj):
+def canonical_bytes(obj: Any, *, floats: list[float] | None = None) -> bytes:
+    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value whose canonical form reads back to itself;
+    ``floats`` (a list) receives the value's floats on the way."""
+    if _check_value(obj, 0, floats):
         # ~5x faster than the rfc8785 library on a FHIR resource, byte-identical (fuzzed against it).
         try:
             return _flat_canonical(obj)

@@ -23,11 +23,12 @@ from typing import Any
 
 import orjson
 
+from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import FormatError, ListingMismatch, ProvenanceError, VerificationError
 from provenance.files import FileUnreadable
 from provenance.log.bundle import BundleReader, EvidenceBundle
 from provenance.log.merkle import MemoTreeHasher
-from provenance.records import MAX_JSON_DEPTH, _no_constants, exact_float, load_json
+from provenance.records import _no_constants, canonical_bytes, exact_float, load_json
 from provenance.verification.trust import TrustStore
 from provenance.verification.verify import StepResult, Verdict, Verifier, check_listed, verdict
 
@@ -74,47 +75,37 @@ def _init(trust: dict[str, Any] | None, require_anchor: bool) -> None:
     _worker_reader = BundleReader()
 
 
-def _floats_read_alike(value: Any) -> bool:
-    """Whether every float in ``value``, as orjson wrote it, passes ``exact_float`` (``load_json``'s rule)."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t is dict:
-            stack.extend(v.values())
-        elif t is list:
-            stack.extend(v)
-        elif t is float:
-            try:
-                exact_float(orjson.dumps(v).decode("ascii"))
-            except ValueError:
-                return False
-    return True
-
-
 def fast_verdict(verifier: Verifier, line: bytes, reader: BundleReader | None = None) -> Verdict | None:
     """The verdict of a line that holds, or ``None``: it failed, or is not read here (then ``verify_line``).
 
     orjson's reading equals ``load_json``'s when the line is orjson's own compact output of what it read
-    (so no key twice, no escape written another way, valid UTF-8 without a byte order mark), every float of
-    the payload passes ``exact_float`` on the text orjson wrote for it (orjson writes the shortest text
-    that reads back to its value, so Python reads the same double; a float anywhere else fails the schema,
-    which wants integers there), and there are no more brackets than ``load_json``'s depth limit: what
-    `provenance export` writes. ``reader`` builds the bundle when it can (the values an export repeats
+    (so no key twice, no escape written another way, valid UTF-8 without a byte order mark, and nesting
+    orjson writes back: at most 254 levels, within ``load_json``'s limit), and every float of the payload
+    passes ``exact_float`` on the text orjson wrote for it (orjson writes the shortest text that reads back
+    to its value, so Python reads the same double; a float anywhere else fails the schema, which wants
+    integers there): what `provenance export` writes. The payload's floats are gathered by the walk that
+    canonicalises it for its digest. ``reader`` builds the bundle when it can (the values an export repeats
     checked once), else ``EvidenceBundle.from_dict`` does.
     """
-    if line.count(b"{") + line.count(b"[") > MAX_JSON_DEPTH:
-        return None
     try:
         data = orjson.loads(line)
         same = orjson.dumps(data) == line
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # orjson reads nesting it will not write
+    except (orjson.JSONDecodeError, TypeError):  # orjson reads nesting it will not write (a TypeError)
         return None
-    if not same or (type(data) is dict and not _floats_read_alike(data.get("payload"))):
+    if not same or type(data) is not dict:
         return None
+    digest = None
+    if "payload" in data:
+        floats: list[float] = []
+        try:
+            digest = sm3_hex(canonical_bytes(data["payload"], floats=floats))
+            for f in floats:
+                exact_float(orjson.dumps(f).decode("ascii"))
+        except Exception:  # a payload that cannot be canonicalised, a float not exact: the reference says
+            return None
     try:
         bundle = reader.read(data) if reader is not None else None
-        return verifier.verify_consistent(bundle or EvidenceBundle.from_dict(data))
+        return verifier.verify_consistent(bundle or EvidenceBundle.from_dict(data), payload_digest=digest)
     except Exception:  # whatever failed, the reference path names it
         return None
 

@@ -169,6 +169,7 @@ class _Run:
 
     out: list[StepResult]
     cp: Checkpoint | None = None
+    payload_digest: str | None = None  # the caller's, when it computed it (an export's fast path)
 
 
 class Verifier:
@@ -214,12 +215,17 @@ class Verifier:
         )
 
     def verify_consistent(
-        self, bundle: EvidenceBundle, *, report: list[StepResult] | None = None
+        self,
+        bundle: EvidenceBundle,
+        *,
+        report: list[StepResult] | None = None,
+        payload_digest: str | None = None,
     ) -> Literal["verified", "consistent"]:
         """The explicit opt-in for unpinned keys: return the verdict, ``"verified"`` or ``"consistent"``
         (every step held, some against keys the bundle carries itself: integrity, not attribution); raise
-        naming the first failed step otherwise."""
-        run = _Run(out=report if report is not None else [])
+        naming the first failed step otherwise. ``payload_digest``: the SM3 hex of the bundle's payload's
+        canonical bytes (``digest_of``), when the caller has computed it; the payload step compares it."""
+        run = _Run(out=report if report is not None else [], payload_digest=payload_digest)
         out = run.out
         for name, step in self._STEPS:
             if name in ("item", "batch_anchor") and bundle.item is None:
@@ -258,7 +264,7 @@ class Verifier:
             run.out.append(StepResult("payload", "skipped", "payload not included (withheld or purged)"))
             return
         try:
-            actual = digest_of(b.payload)
+            actual = run.payload_digest or digest_of(b.payload)
         except FormatError as exc:
             raise PayloadDigestMismatch(f"payload cannot be canonicalised: {exc.message}") from exc
         if actual != b.signed.envelope.payload_digest:
