@@ -36,6 +36,21 @@ class TreeHasher:
         """Interior node hash: H(0x01 ‖ left ‖ right)."""
         return self.digest(b"\x01" + left + right)
 
+    def climb(self, fn: int, sn: int, r: bytes, proof: Sequence[bytes]) -> tuple[bytes, int]:
+        """RFC 9162 §2.1.3.2's loop: from node ``r`` at (fn, sn) up through ``proof``, to (the root, sn)."""
+        for p in proof:
+            if fn & 1 or fn == sn:
+                r = self.node(p, r)
+                # On the right edge a node may have no sibling at some levels: skip those levels.
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+            else:
+                r = self.node(r, p)
+            fn >>= 1
+            sn >>= 1
+        return r, sn
+
 
 SM3_HASHER = TreeHasher(digest=sm3)
 
@@ -46,13 +61,21 @@ class MemoTreeHasher(TreeHasher):
 
     The proofs of an export's bundles climb the same tree: leaf by leaf they meet the nodes their
     neighbours' proofs computed, so with every node remembered (by its exact input: a pure function, no
-    trust in it) n proofs cost about n node hashes, the tree rebuilt once, instead of n log n. Bounded:
-    past ``limit`` nodes the memory starts afresh. Threads may share one: a race only hashes a node twice.
+    trust in it) n proofs cost about n node hashes, the tree rebuilt once, instead of n log n; and a proof
+    climbs only to the first node a neighbour's climb passed with the same hashes above it. Bounded: past
+    ``limit`` nodes (``climb_limit`` climbs) the memory starts afresh. Threads may share one: a race only hashes a node twice.
     """
 
     digest: Callable[[bytes], bytes] = sm3
     limit: int = 1 << 18
+    climb_limit: int = 1 << 15  # each holds a proof's upper part (~300 bytes): ~10 MB
     _memo: dict[bytes, bytes] = field(default_factory=dict, init=False, compare=False, hash=False)
+    # (fn, sn, node, rest of the proof) -> (root, sn): where a climb from that point ends, for proofs that
+    # meet at a node an earlier proof passed with the same hashes above it (neighbouring leaves share all
+    # but their lowest levels), so each proof climbs only to the first node its neighbours reached.
+    _climbs: dict[tuple[int, int, bytes, tuple[bytes, ...]], tuple[bytes, int]] = field(
+        default_factory=dict, init=False, compare=False, hash=False
+    )
 
     def node(self, left: bytes, right: bytes) -> bytes:
         data = b"\x01" + left + right
@@ -62,6 +85,35 @@ class MemoTreeHasher(TreeHasher):
                 self._memo.clear()
             value = self._memo[data] = self.digest(data)
         return value
+
+    def climb(self, fn: int, sn: int, r: bytes, proof: Sequence[bytes]) -> tuple[bytes, int]:
+        """The base climb, remembered by its exact input at every level (a pure function: no trust in what
+        is remembered, the same input gives the same output); stops at the first point climbed before."""
+        rest = proof if type(proof) is tuple else tuple(proof)
+        climbs, seen = self._climbs, []
+        end = None
+        for i, p in enumerate(rest):
+            point = (fn, sn, r, rest[i:])
+            end = climbs.get(point)
+            if end is not None:
+                break
+            seen.append(point)
+            if fn & 1 or fn == sn:
+                r = self.node(p, r)
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+            else:
+                r = self.node(r, p)
+            fn >>= 1
+            sn >>= 1
+        if end is None:
+            end = (r, sn)
+        if len(climbs) + len(seen) > self.climb_limit:
+            climbs.clear()
+        for point in seen:
+            climbs[point] = end
+        return end
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -179,18 +231,7 @@ def root_from_inclusion_proof(
         if type(p) is not bytes or len(p) != size:  # the message is formatted only for a bad hash
             _check_hash(p, f"inclusion proof hash {i}", hasher, ProofInvalid)
 
-    fn, sn, r = index, tree_size - 1, bytes(leaf)
-    for p in proof:
-        if fn & 1 or fn == sn:
-            r = hasher.node(p, r)
-            # On the right edge a node may have no sibling at some levels: skip those levels.
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = hasher.node(r, p)
-        fn >>= 1
-        sn >>= 1
+    r, sn = hasher.climb(index, tree_size - 1, bytes(leaf), proof)
     if sn != 0:  # unreachable after the length check; kept because the RFC makes it the final condition
         raise ProofInvalid("inclusion proof is too short for the tree size", details=details)
     return r

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from provenance.crypto.sm3 import sm3
 from provenance.errors import ConsistencyInvalid, NotFound, ProofInvalid
 from provenance.log.merkle import (
     InMemoryLogStorage,
+    MemoTreeHasher,
     MerkleLog,
     TreeHasher,
     empty_root,
@@ -245,6 +247,32 @@ def test_all_proofs_in_one_pass_equal_the_log_s_proofs() -> None:
         assert proofs == [log.inclusion_proof(i, n) for i in range(n)]
     with pytest.raises(ValueError):
         root_and_inclusion_proofs([])
+
+
+def test_a_remembering_hasher_climbs_to_the_roots_the_plain_one_does() -> None:
+    """An export's verifier remembers nodes and where climbs from them ended (``MemoTreeHasher``): one
+    instance, small enough to start afresh many times, is given every proof of trees of 1 to 70 leaves in a
+    shuffled order, each beside its copy with one bit of one hash flipped (the leaf, or a hash of the proof):
+    every genuine proof leads where the plain hasher's does and every altered one fails as it does,
+    whatever the remembered climbs of its neighbours (which share all but their lowest levels)."""
+    log, hashes = big_log()
+    memo, plain = MemoTreeHasher(limit=64, climb_limit=50), TreeHasher(digest=sm3)
+    cases = []
+    for n in range(1, 71):
+        for i in range(n):
+            proof = log.inclusion_proof(i, n)
+            cases.append((hashes[i], i, n, tuple(proof)))
+            for j in range(len(proof)):
+                cases.append((hashes[i], i, n, (*proof[:j], flip(proof[j], j), *proof[j + 1 :])))
+            cases.append((flip(hashes[i], i % 256), i, n, tuple(proof)))
+    random.Random(20).shuffle(cases)
+    held = 0
+    for leaf, i, n, proof in cases:
+        want = root_from_inclusion_proof(leaf, i, n, proof, hasher=plain)
+        assert root_from_inclusion_proof(leaf, i, n, proof, hasher=memo) == want
+        held += want == log.root(n)
+    assert held == sum(range(1, 71))  # exactly the genuine proofs lead to the root
+    assert memo._climbs  # remembered, after starting afresh many times
 
 
 def _draw_leaf(data: st.DataObject, *, smallest: int) -> tuple[int, int]:
