@@ -63,7 +63,8 @@ class MemoTreeHasher(TreeHasher):
     neighbours' proofs computed, so with every node remembered (by its exact input: a pure function, no
     trust in it) n proofs cost about n node hashes, the tree rebuilt once, instead of n log n; and a proof
     climbs only to the first node a neighbour's climb passed with the same hashes above it. Bounded: past
-    ``limit`` nodes (``climb_limit`` climbs) the memory starts afresh. Threads may share one: a race only hashes a node twice.
+    ``limit`` nodes (``climb_limit`` climbs) the memory starts afresh. Threads may share one: a race only
+    hashes a node twice.
     """
 
     digest: Callable[[bytes], bytes] = sm3
