@@ -30,6 +30,7 @@ ENVELOPE_VERSION = 1
 
 # Closed set of envelope fields: an extra field would be signed but ignored by readers, a gap for abuse.
 ENVELOPE_FIELDS = ("version", "kind", "subject", "org", "timestamp", "nonce", "prev", "payload_digest")
+_ENVELOPE_FIELD_SET = frozenset(ENVELOPE_FIELDS)
 
 # Matched with fullmatch: ``$`` in a Python pattern also matches before a final "\n", so N and N + "\n" would
 # both pass (a replayed nonce, a subject the bundle schema and the page refuse). The bundle schema's patterns
@@ -179,9 +180,9 @@ class Envelope:
         """Parse and validate an envelope from its JSON object form."""
         if not isinstance(data, Mapping):
             raise RecordInvalid("record envelope must be a JSON object")
-        missing = [f for f in ENVELOPE_FIELDS if f not in data]
-        extra = sorted(set(data) - set(ENVELOPE_FIELDS))
-        if missing or extra:
+        if data.keys() != _ENVELOPE_FIELD_SET:
+            missing = [f for f in ENVELOPE_FIELDS if f not in data]
+            extra = sorted(set(data) - _ENVELOPE_FIELD_SET)
             raise RecordInvalid(
                 "record envelope fields are wrong",
                 details={"missing": missing, "unexpected": extra},
