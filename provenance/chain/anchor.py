@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import requests
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -32,6 +33,7 @@ from provenance.abc import ConsistencyProofs
 from provenance.chain.block_proof import receipts_root, sealed_header
 from provenance.chain.connect import connect
 from provenance.chain.contracts import at
+from provenance.client.transport import AnswerOutOfBounds
 from provenance.crypto import SM2PublicKey
 from provenance.errors import (
     AnchorInvalid,
@@ -64,6 +66,7 @@ class ChainAnchorChecker:
         chain_id: int | None = None,
         proofs: ConsistencyProofs | None = None,
         seal_keys: Sequence[SM2PublicKey] = (),
+        give_up_after_bound: bool = False,
     ) -> None:
         self._w3 = w3
         self._contract = Web3.to_checksum_address(contract) if contract else None
@@ -75,6 +78,11 @@ class ChainAnchorChecker:
         self._anchors: dict[tuple[str, int], tuple[int, bytes]] = {}
         # Blocks proven sealed: block hash -> their receipts, which hash to the sealed receipts root.
         self._proven: dict[bytes, list[Any]] = {}
+        # A command checking many anchors stops asking after one answer out of its bounds (too slow, too
+        # large; the chain's or the proof source's): else a hostile endpoint makes every anchor cost the whole
+        # bound, one after another. Each later anchor fails at once, saying why.
+        self._give_up_after_bound = give_up_after_bound
+        self._gave_up: str | None = None
 
     @classmethod
     def from_rpc(
@@ -86,12 +94,21 @@ class ChainAnchorChecker:
         proofs: ConsistencyProofs | None = None,
         seal_keys: Sequence[SM2PublicKey] = (),
         timeout: float = 10.0,
+        give_up_after_bound: bool = False,
     ) -> ChainAnchorChecker:
         """A checker over JSON-RPC; ``contract`` and ``chain_id`` pin the ``ProvenanceLog`` (recommended),
         ``proofs`` serves the consistency proofs between anchored checkpoints (the gateway), ``seal_keys``
-        are the chain's sealing keys that prove the endpoint's blocks."""
+        are the chain's sealing keys that prove the endpoint's blocks; ``give_up_after_bound``: after one
+        answer out of its bounds, fail every later anchor at once (a command checking many)."""
         w3 = connect(rpc_url, timeout=timeout)
-        return cls(w3, contract=contract, chain_id=chain_id, proofs=proofs, seal_keys=seal_keys)
+        return cls(
+            w3,
+            contract=contract,
+            chain_id=chain_id,
+            proofs=proofs,
+            seal_keys=seal_keys,
+            give_up_after_bound=give_up_after_bound,
+        )
 
     @classmethod
     def for_trust(
@@ -101,6 +118,7 @@ class ChainAnchorChecker:
         *,
         proofs: ConsistencyProofs | None = None,
         timeout: float = 10.0,
+        give_up_after_bound: bool = False,
     ) -> ChainAnchorChecker:
         """A checker over JSON-RPC with all ``trust`` pins: chain id, ``ProvenanceLog``, sealing keys."""
         return cls.from_rpc(
@@ -110,20 +128,37 @@ class ChainAnchorChecker:
             seal_keys=trust.seal_keys if trust else (),
             proofs=proofs,
             timeout=timeout,
+            give_up_after_bound=give_up_after_bound,
         )
 
     def check(self, anchor: Anchor, checkpoint: Checkpoint) -> str | None:
         """Return ``None`` if the chain holds the anchor, proven by pinned sealing keys; a warning if it
         holds by the word of an endpoint no pinned key proves; raise :class:`AnchorInvalid` saying why not."""
+        self._not_given_up(AnchorInvalid)
         try:
             self._check(anchor, checkpoint)
         except AnchorInvalid:
             raise
+        except (AnswerOutOfBounds, requests.Timeout) as exc:
+            raise self._give_up(AnchorInvalid, exc) from exc
         except (Web3Exception, OSError, ValueError) as exc:
             raise AnchorInvalid(f"cannot look the anchor up on chain: {exc}") from exc
         except ProvenanceError as exc:  # the proof source's own failures (unreachable, refused)
             raise AnchorInvalid(f"cannot get a consistency proof: {exc.message}") from exc
         return None if self._seal_keys else UNPINNED
+
+    def _not_given_up(self, error: type[AnchorInvalid | BatchAnchorInvalid]) -> None:
+        if self._gave_up is not None:
+            raise error(f"not looked up: {self._gave_up}; the endpoints are not asked again in this run")
+
+    def _give_up(
+        self, error: type[AnchorInvalid | BatchAnchorInvalid], exc: Exception
+    ) -> AnchorInvalid | BatchAnchorInvalid:
+        """The failure of an answer out of its bounds, remembered when this checker gives up after one."""
+        why = exc.message if isinstance(exc, ProvenanceError) else f"no answer in time ({exc})"
+        if self._give_up_after_bound:
+            self._gave_up = why
+        return error(f"cannot look the anchor up: {why}")
 
     def _check(self, anchor: Anchor, checkpoint: Checkpoint) -> None:
         if self._served is None:
@@ -177,12 +212,15 @@ class ChainAnchorChecker:
         the word of an unproven endpoint; raise :class:`BatchAnchorInvalid` saying why not. ``batch`` is
         the signed batch payload of a ``kind`` record of ``subject``: the anchor event must say what it
         says (its domain's ``RootSpec``: root, subject and fields)."""
+        self._not_given_up(BatchAnchorInvalid)
         try:
             self._check_batch(anchor, kind, subject, batch)
         except BatchAnchorInvalid:
             raise
         except AnchorInvalid as exc:  # the sealed-block proof's failures, for this step
             raise BatchAnchorInvalid(exc.message, details=exc.details) from exc
+        except (AnswerOutOfBounds, requests.Timeout) as exc:
+            raise self._give_up(BatchAnchorInvalid, exc) from exc
         except (Web3Exception, OSError, ValueError) as exc:
             raise BatchAnchorInvalid(f"cannot look the batch anchor up on chain: {exc}") from exc
         return None if self._seal_keys else UNPINNED

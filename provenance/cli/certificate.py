@@ -66,7 +66,7 @@ def certificate(
         if rpc:
             from provenance.chain.anchor import ChainAnchorChecker
 
-            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client)
+            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client, give_up_after_bound=True)
         verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=not allow_unanchored)
         if _RECORD_ID.fullmatch(target):
             records.append(certify(verifier, client.bundle_document(target, payload=False), store))

@@ -90,7 +90,7 @@ def trace(
         if rpc:
             from provenance.chain.anchor import ChainAnchorChecker
 
-            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client)
+            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client, give_up_after_bound=True)
         verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
         seen: set[str] = set()
         try:
@@ -254,7 +254,7 @@ def _trace_box(
         if rpc:
             from provenance.chain.anchor import ChainAnchorChecker
 
-            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client)
+            checker = ChainAnchorChecker.for_trust(rpc, store, proofs=client, give_up_after_bound=True)
         verifier = Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
         item = {"id": use["record"], "kind": "rx.dispense"}
         item |= {"org": use["pharmacy"]} if use.get("pharmacy") else {}

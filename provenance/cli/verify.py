@@ -65,7 +65,9 @@ def bundle_verifier(
     if rpc:
         from provenance.chain.anchor import ChainAnchorChecker
 
-        checker = ChainAnchorChecker.for_trust(rpc, store, proofs=_proofs(gateway, token_file))
+        checker = ChainAnchorChecker.for_trust(
+            rpc, store, proofs=_proofs(gateway, token_file), give_up_after_bound=True
+        )
     return Verifier(trust=store, anchor_checker=checker, require_anchor=require_anchor)
 
 

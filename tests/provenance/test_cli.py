@@ -747,3 +747,48 @@ def test_an_events_logs_too_many_for_one_answer_are_read_in_spans():
     event.get_logs = lambda from_block, to_block: [{"blockNumber": to_block + 1, "logIndex": 0}]
     with pytest.raises(LedgerError, match="with others"):
         all_logs(event)
+
+
+@pytest.mark.parametrize("give_up", [True, False])
+def test_anchor_checks_stop_asking_after_one_answer_out_of_bounds(monkeypatch, give_up):
+    """`trace --rpc` and `audit workflow` check one anchor a bundle: a node that never finishes an answer made
+    each of them cost the whole bound (hours for a subject's history). The CLI's checker gives up after the
+    first such answer: that anchor and every later one fail (ANCHOR_INVALID, saying why), the later ones at
+    once; the SDK's default checker asks again each time."""
+    import time
+
+    from provenance.chain.anchor import ChainAnchorChecker
+    from provenance.client import transport
+    from provenance.errors import AnchorInvalid
+    from provenance.log.bundle import Anchor
+    from provenance.log.checkpoint import Checkpoint
+
+    server, url = _endless_gateway("head")
+    monkeypatch.setattr(transport, "ANSWER_SECONDS", 1.0)
+    checker = ChainAnchorChecker.from_rpc(url, chain_id=31337, give_up_after_bound=give_up)
+    root = b"\x55" * 32
+    anchor = Anchor(
+        chain_id=31337,
+        contract="0x" + "22" * 20,
+        tx_hash="0x" + "33" * 32,
+        block_number=7,
+        block_hash="0x" + "44" * 32,
+        tree_size=5,
+        root=root,
+    )
+    cp = Checkpoint(origin="test/log", size=5, root=root)
+    try:
+        took = []
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(AnchorInvalid) as info:
+                checker.check(anchor, cp)
+            took.append(time.monotonic() - started)
+            assert "did not arrive whole in time" in info.value.message, info.value.message
+        assert took[0] >= 0.9
+        if give_up:
+            assert max(took[1:]) < 0.1 and "not asked again" in info.value.message
+        else:
+            assert min(took[1:]) >= 0.9
+    finally:
+        server.shutdown()
