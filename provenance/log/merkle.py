@@ -39,17 +39,20 @@ class TreeHasher:
     def climb(self, fn: int, sn: int, r: bytes, proof: Sequence[bytes]) -> tuple[bytes, int]:
         """RFC 9162 §2.1.3.2's loop: from node ``r`` at (fn, sn) up through ``proof``, to (the root, sn)."""
         for p in proof:
-            if fn & 1 or fn == sn:
-                r = self.node(p, r)
-                # On the right edge a node may have no sibling at some levels: skip those levels.
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-            else:
-                r = self.node(r, p)
-            fn >>= 1
-            sn >>= 1
+            fn, sn, r = self.step(fn, sn, r, p)
         return r, sn
+
+    def step(self, fn: int, sn: int, r: bytes, p: bytes) -> tuple[int, int, bytes]:
+        """One turn of that loop: node ``r`` and its sibling ``p`` to their parent."""
+        if fn & 1 or fn == sn:
+            r = self.node(p, r)
+            # On the right edge a node may have no sibling at some levels: skip those levels.
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = self.node(r, p)
+        return fn >> 1, sn >> 1, r
 
 
 SM3_HASHER = TreeHasher(digest=sm3)
@@ -99,15 +102,7 @@ class MemoTreeHasher(TreeHasher):
             if end is not None:
                 break
             seen.append(point)
-            if fn & 1 or fn == sn:
-                r = self.node(p, r)
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-            else:
-                r = self.node(r, p)
-            fn >>= 1
-            sn >>= 1
+            fn, sn, r = self.step(fn, sn, r, p)
         if end is None:
             end = (r, sn)
         if len(climbs) + len(seen) > self.climb_limit:
