@@ -67,12 +67,13 @@ def test_every_line_once_with_its_number(
 def test_blocks_are_whole_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch, "CHUNK_BYTES", 7)
     path = tmp_path / "x.jsonl"
-    path.write_bytes(b"a\nbbbbbbbbbbbbbbbbbbbb\n\nccc\r\nd")
+    # lines within a read, across two, across many (a line without end is gathered, then joined once)
+    path.write_bytes(b"a\nbbbbbbbbbbbbbbbbbbbb\n\nccc\r\nd" + b"e" * 200 + b"\nf\n" + b"g" * 50)
     blocks = list(batch._blocks(path))
     assert b"".join(b for _, b in blocks) == path.read_bytes()
     assert all(b.endswith(b"\n") for _, b in blocks[:-1])
     numbers = [first + i for first, b in blocks for i, _ in enumerate(b.splitlines())]
-    assert numbers == [1, 2, 3, 4, 5]
+    assert numbers == [1, 2, 3, 4, 5, 6, 7]
 
 
 def _compact(value: object) -> bytes:
@@ -347,6 +348,41 @@ def test_lines_that_fail_alone_fail_in_an_export(tmp_path: Path, workers: int) -
     # A pretty-printed single bundle is still one document, not lines.
     pretty = tmp_path / "one.json"
     pretty.write_text(json.dumps(json.loads(valid), indent=2), "utf-8")
+    assert not batch.is_json_lines(pretty)
+
+
+def test_a_document_cannot_hide_bundle_lines(tmp_path: Path) -> None:
+    """The eighth attack (2026-12-07): JSON allows a line break between any two tokens, so a signed bundle
+    whose payload opens on its first line can hold whole bundles on lines of their own. Neither of its first
+    two lines is a JSON value, so the file was read as one document: one bundle "verified" (exit 0), the
+    altered bundles on its lines never checked or counted. A later line that starts a bundle makes it an
+    export: every line is verified as it is alone. A document printed over lines (objects inline too, as
+    some formatters print them) is still one bundle."""
+    lines, _ = _signed_export([{"n": 1}, {"n": 2}])
+    a, b = json.loads(lines[0]), json.loads(lines[1])
+    a["payload"]["n"] = 999  # fails step payload
+    b["record"]["subject"] = "rx:forged"  # fails step digest
+    (carrier,), trust = _signed_export([[0, a, b]])
+    head = json.loads(carrier)
+    del head["payload"]
+    text = _compact(head)[:-1] + b',"payload":[\n0,\n' + _compact(a) + b"\n,\n" + _compact(b) + b"\n]}\n"
+    path = tmp_path / "carrier.jsonl"
+    path.write_bytes(text)
+    single = Verifier(trust=trust, require_anchor=False)
+    assert verify_line(single, 1, text) is None  # read as one document it holds: the attack's premise
+    assert batch.is_json_lines(path)
+    summary = verify_export(path, trust=trust, require_anchor=False, workers=1)
+    assert summary.total == 6 and summary.verified == 0
+    steps = {f.line: f.step for f in summary.failures}
+    assert (steps[3], steps[5]) == ("payload", "digest") and len(steps) == 6
+    # Printed over lines, with or without objects inline, a bundle is one document still.
+    doc = json.loads(_line("valid.json"))
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(doc, indent=2), "utf-8")
+    assert not batch.is_json_lines(pretty)
+    inline = json.dumps(doc, indent=2).replace('"signer": {', '"signer": {"x": 1,\n', 1)
+    inline = inline.replace('"log": {', '"log":\n{ "leaf_index": 0, "y": [\n{ "z": 1 }\n],', 1)
+    pretty.write_text(inline, "utf-8")
     assert not batch.is_json_lines(pretty)
 
 

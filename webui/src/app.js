@@ -316,11 +316,25 @@ function isJsonValue(bytes) {
   }
 }
 
+// One character a byte, ASCII as itself: the bytes of a line searched as text, whatever their encoding.
+const BYTEWISE = new TextDecoder('latin1');
+
+/**
+ * Whether a line opens an object and names a bundle's media_type in it (batch.py _a_bundle_start, on the
+ * bytes, valid UTF-8 or not): an export's line, never a line of a document printed over lines. Whitespace is
+ * JSON's (not trimStart's).
+ */
+function isBundleStart(bytes) {
+  const text = BYTEWISE.decode(bytes);
+  return /^[ \t\r\n]*\{/.test(text) && text.includes('"media_type"');
+}
+
 /**
  * The lines of an export (JSON Lines) as [number, bytes], or null for a single document: the rule of
  * provenance/verification/batch.py is_json_lines (two non-blank lines or more, the first or the second a JSON
- * value by itself, read leniently). One bad first line (a key twice, a BOM, a cut-off bundle) is one failed
- * line of the export, not a reason to read the whole file as one bundle.
+ * value by itself, read leniently, or a later one the start of a bundle). One bad first line (a key twice, a
+ * BOM, a cut-off bundle) is one failed line of the export, not a reason to read the whole file as one bundle;
+ * nor are two that open a signed payload holding whole bundles on lines of their own (the eighth attack).
  */
 function exportLines(bytes) {
   const lines = [];
@@ -335,8 +349,10 @@ function exportLines(bytes) {
     }
   }
   if (lines.length < 2) return null;
-  // A document printed over several lines has neither line a value: its first opens it, its second is a member.
-  return isJsonValue(lines[0][1]) || isJsonValue(lines[1][1]) ? lines : null;
+  // A document printed over several lines has neither line a value: its first opens it, its second is a member;
+  // and no line of it starts an object with its members.
+  if (isJsonValue(lines[0][1]) || isJsonValue(lines[1][1])) return lines;
+  return lines.slice(2).some(([, line]) => isBundleStart(line)) ? lines : null;
 }
 
 function verifyBytes(bytes, source) {
