@@ -58,6 +58,16 @@ def read_certificate(pdf: bytes) -> list[CertificatePage]:
     be read or does not hold exactly one ``evidence-NNN.json`` per page and one ``certificate.json``."""
     from pypdf import PdfReader
 
+    from provenance.verification.batch import starts_a_bundle
+
+    # A certificate is the PDF alone: bytes after its end, or lines of an export anywhere in it, are what the
+    # page (which reads no PDF) and a JSON Lines reader take for an export this check never looked at (the
+    # ninth attack: a genuine certificate with altered bundles appended was "verified", exit 0).
+    end = pdf.rfind(b"%%EOF")
+    if end < 0 or pdf[end + 5 :].strip(b" \t\r\n\x00\x0c"):
+        raise CertificateInvalid("bytes follow the PDF's end (%%EOF): a certificate is the PDF alone")
+    if any(starts_a_bundle(line) for line in pdf.split(b"\n")):
+        raise CertificateInvalid("the PDF holds lines of evidence bundles outside its attachments")
     try:  # whatever pypdf raises on a file it cannot read (AttributeError too, the third attack) is this
         reader = PdfReader(io.BytesIO(pdf), strict=False)
         attachments = [(name, list(contents)) for name, contents in reader.attachments.items()]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -271,7 +272,7 @@ def _collect(
 def is_json_lines(path: Path) -> bool:
     """True when the file holds one bundle per line (an export) rather than one JSON document: it has two
     non-blank lines or more, and the first or the second of them is a JSON value by itself, or a later one
-    starts a bundle (``_a_bundle_start``).
+    starts a bundle (``starts_a_bundle``).
 
     A document printed over several lines has neither: its first line opens it, its second is a member or an
     opening, and no line of it starts an object with its members. Lines are read leniently (as the page's
@@ -292,16 +293,30 @@ def is_json_lines(path: Path) -> bool:
                 return False
             if _a_json_value(lines[0]) or _a_json_value(lines[1]):
                 return True
-            return any(_a_bundle_start(line) for line in f)
+            return any(starts_a_bundle(line) for line in f)
     except OSError as exc:
         raise FileUnreadable(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _a_bundle_start(line: bytes) -> bool:
-    """Whether ``line`` opens an object and names a bundle's ``media_type`` in it: an export's line (valid
-    or not), never a line of a document printed over lines, where an object's members start lines of their
-    own. The page applies the same test."""
-    return line.lstrip(JSON_SPACE).startswith(b"{") and b'"media_type"' in line
+# The members every bundle has (the schema's required ones): an export's line names each of them.
+_BUNDLE_MEMBERS = tuple(
+    f'"{m}"'.encode() for m in ("media_type", "record", "digest", "signature", "signer", "log")
+)
+# A member's name may be written with escapes (``"media\\u005ftype"`` reads as ``"media_type"``, the ninth
+# attack); a name is ASCII, so these are the only escapes that can spell one.
+_ASCII_ESCAPE = re.compile(rb"\\u00([0-7][0-9A-Fa-f])")
+
+
+def starts_a_bundle(line: bytes) -> bool:
+    """Whether ``line`` opens an object and names every member a bundle has (its escapes of ASCII characters
+    read): an export's line, valid or not, never a line of a document printed over lines, where an object's
+    members start lines of their own, nor an object a formatter kept on one line (it is no bundle). The page
+    applies the same test; so does the certificate reader, to a PDF's lines."""
+    if not line.lstrip(JSON_SPACE).startswith(b"{"):
+        return False
+    if b"\\u" in line:
+        line = _ASCII_ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), line)
+    return all(name in line for name in _BUNDLE_MEMBERS)
 
 
 def _a_json_value(line: bytes) -> bool:

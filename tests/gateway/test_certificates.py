@@ -175,6 +175,17 @@ def test_altered_bundle_or_printed_digest_fails_naming_the_step(
     assert rc == 1 and entry["failed_step"] == "certificate" and entry["code"] == "CERTIFICATE_MISMATCH"
     assert forged in entry["message"]
 
+    # 4. The genuine certificate with export lines after its end, or inside it before an %%EOF added after
+    # them (the ninth attack: "verified", exit 0, the lines never looked at; the page, which reads no PDF,
+    # took them for an export): no certificate.
+    line = json.dumps(json.loads(page.bundle), ensure_ascii=False, separators=(",", ":")).encode()
+    for name, tail in (("appended", b"\n" + line + b"\n"), ("before-eof", b"\n" + line + b"\n%%EOF\n")):
+        polyglot = tmp_path / f"{name}.pdf"
+        polyglot.write_bytes(original + tail)
+        capsys.readouterr()
+        assert main(["verify", *trust, str(polyglot)]) == 2, name
+        assert "CERTIFICATE_INVALID" in capsys.readouterr().err, name
+
     # 3. A PDF without an embedded bundle is no certificate (exit 2, one line).
     bare = PdfWriter()
     bare.add_blank_page(200, 200)

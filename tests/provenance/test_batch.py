@@ -375,6 +375,11 @@ def test_a_document_cannot_hide_bundle_lines(tmp_path: Path) -> None:
     assert summary.total == 6 and summary.verified == 0
     steps = {f.line: f.step for f in summary.failures}
     assert (steps[3], steps[5]) == ("payload", "digest") and len(steps) == 6
+    # The ninth attack: the members' names written with escapes (read, they are the same names).
+    escaped = text.replace(b'"media_type"', b'"media\\u005ftype"').replace(b'"record"', b'"\\u0072ecord"')
+    assert escaped != text and verify_line(single, 1, escaped) is None
+    path.write_bytes(escaped)
+    assert batch.is_json_lines(path)
     # Printed over lines, with or without objects inline, a bundle is one document still.
     doc = json.loads(_line("valid.json"))
     pretty = tmp_path / "pretty.json"
@@ -383,6 +388,12 @@ def test_a_document_cannot_hide_bundle_lines(tmp_path: Path) -> None:
     inline = json.dumps(doc, indent=2).replace('"signer": {', '"signer": {"x": 1,\n', 1)
     inline = inline.replace('"log": {', '"log":\n{ "leaf_index": 0, "y": [\n{ "z": 1 }\n],', 1)
     pretty.write_text(inline, "utf-8")
+    assert not batch.is_json_lines(pretty)
+    # An object a formatter kept on one line that names a media type is no bundle (it has not its members).
+    attachment = '"attachments": [\n  { "media_type": "application/pdf", "record": 3 }\n],\n'
+    pretty.write_text(
+        json.dumps(doc, indent=2).replace('"signer": {', attachment + '"signer": {', 1), "utf-8"
+    )
     assert not batch.is_json_lines(pretty)
 
 

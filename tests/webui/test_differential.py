@@ -444,24 +444,36 @@ def test_hostile_export_lines_fail_as_they_do_alone_on_both_sides(probe: PagePro
         ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
     )
     assert verdicts == ["failed", "verified", "failed"]
+
     # Two first lines that are not JSON values (the eighth attack opened a signed payload on them, to hold
     # bundles on lines of their own): a later line that starts a bundle makes the file an export on both
-    # sides, every line verified as alone (tests/provenance/test_batch.py has the signed carrier).
-    opened = tmp_path / "opened.jsonl"
-    opened.write_bytes(
-        b'{"media_type":\n"x",\n' + valid + b"\n" + golden_line("tampered-payload.json") + b"\n"
-    )
-    out = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        cli_main(["verify", "--json", "--trust", str(BUNDLES / "trust.json"), str(opened)])
-    summary = json.loads(out.getvalue())
-    assert [f["line"] for f in summary["failures"]] == [1, 2, 4] and summary["verified"] == 1, summary
-    page.set_input_files("#file", str(opened))
-    page.wait_for_function("document.querySelectorAll('.export-result tbody tr').length === 4")
-    verdicts = page.eval_on_selector_all(
-        ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
-    )
-    assert verdicts == ["failed", "failed", "verified", "failed"]
+    # sides, every line verified as alone (tests/provenance/test_batch.py has the signed carrier); also with
+    # the members' names written with escapes (the ninth: the same names, read). The second file has a line
+    # more, so that the page's table is the second file's.
+    def escaped(line: bytes) -> bytes:
+        return line.replace(b'"media_type"', b'"media\\u005Ftype"').replace(b'"log"', b'"\\u006cog"')
+
+    tampered = golden_line("tampered-payload.json")
+    for name, rows in (
+        ("opened", [valid, tampered]),
+        ("escaped", [escaped(valid), escaped(tampered), escaped(valid)]),
+    ):
+        opened = tmp_path / f"{name}.jsonl"
+        opened.write_bytes(b'{"media_type":\n"x",\n' + b"\n".join(rows) + b"\n")
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            cli_main(["verify", "--json", "--trust", str(BUNDLES / "trust.json"), str(opened)])
+        summary = json.loads(out.getvalue())
+        assert [f["line"] for f in summary["failures"]] == [1, 2, 4], summary
+        assert summary["verified"] == len(rows) - 1, summary
+        page.set_input_files("#file", str(opened))
+        page.wait_for_function(
+            f"document.querySelectorAll('.export-result tbody tr').length === {len(rows) + 2}"
+        )
+        verdicts = page.eval_on_selector_all(
+            ".export-result tbody tr", "rows => rows.map(r => r.dataset.verdict)"
+        )
+        assert verdicts == ["failed", "failed", "verified", "failed", "verified"][: len(rows) + 2], name
 
 
 def _trace(server: str, subject: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:

@@ -319,22 +319,30 @@ function isJsonValue(bytes) {
 // One character a byte, ASCII as itself: the bytes of a line searched as text, whatever their encoding.
 const BYTEWISE = new TextDecoder('latin1');
 
+// The members every bundle has (the schema's required ones): an export's line names each of them.
+const BUNDLE_MEMBERS = ['media_type', 'record', 'digest', 'signature', 'signer', 'log'].map((m) => `"${m}"`);
+
 /**
- * Whether a line opens an object and names a bundle's media_type in it (batch.py _a_bundle_start, on the
- * bytes, valid UTF-8 or not): an export's line, never a line of a document printed over lines. Whitespace is
- * JSON's (not trimStart's).
+ * Whether a line opens an object and names every member a bundle has, its escapes of ASCII characters read
+ * (batch.py starts_a_bundle, on the bytes, valid UTF-8 or not): an export's line, never a line of a document
+ * printed over lines, nor an object a formatter kept on one line. Whitespace is JSON's (not trimStart's).
  */
 function isBundleStart(bytes) {
-  const text = BYTEWISE.decode(bytes);
-  return /^[ \t\r\n]*\{/.test(text) && text.includes('"media_type"');
+  let text = BYTEWISE.decode(bytes);
+  if (!/^[ \t\r\n]*\{/.test(text)) return false;
+  if (text.includes('\\u')) {
+    text = text.replace(/\\u00([0-7][0-9A-Fa-f])/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+  }
+  return BUNDLE_MEMBERS.every((name) => text.includes(name));
 }
 
 /**
  * The lines of an export (JSON Lines) as [number, bytes], or null for a single document: the rule of
- * provenance/verification/batch.py is_json_lines (two non-blank lines or more, the first or the second a JSON
- * value by itself, read leniently, or a later one the start of a bundle). One bad first line (a key twice, a
- * BOM, a cut-off bundle) is one failed line of the export, not a reason to read the whole file as one bundle;
- * nor are two that open a signed payload holding whole bundles on lines of their own (the eighth attack).
+ * provenance/verification/batch.py is_json_lines (two non-blank lines or more, the first or the second a
+ * JSON value by itself, read leniently, or a later one the start of a bundle: isBundleStart). One bad first
+ * line (a key twice, a BOM, a cut-off bundle) is one failed line of the export, not a reason to read the
+ * whole file as one bundle; nor are two that open a signed payload holding whole bundles on lines of their
+ * own (the eighth and ninth attacks).
  */
 function exportLines(bytes) {
   const lines = [];
