@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -97,6 +98,21 @@ TOKEN_OPTION = typer.Option("--token-file", help="API token for --gateway.")
 UNANCHORED_OPTION = typer.Option("--allow-unanchored", help="Accept bundles not yet anchored on chain.")
 
 
+class Form(StrEnum):
+    """What a file to verify holds."""
+
+    bundle = "bundle"
+    export = "export"
+    certificate = "certificate"
+
+
+FORM_OPTION = typer.Option(
+    "--as",
+    help="Read FILE as one bundle (JSON), an export (JSON Lines, a bundle a line) or a certificate (PDF), "
+    "instead of telling it from the file.",
+)
+
+
 @app.command()
 def verify(
     file: Annotated[
@@ -113,6 +129,7 @@ def verify(
     rpc: Annotated[str | None, RPC_OPTION] = None,
     gateway: Annotated[str | None, GATEWAY_OPTION] = None,
     token_file: Annotated[Path | None, TOKEN_OPTION] = None,
+    form: Annotated[Form | None, FORM_OPTION] = None,
     as_json: JsonOutput = False,
 ) -> None:
     """Verify evidence: exit 0 when every step holds, 1 naming the failed step.
@@ -123,14 +140,18 @@ def verify(
     (JSON Lines) is summed up by verdict: verified, only consistent, failed (exit 1 when any failed). A
     certificate (PDF) has each page's embedded bundle verified, then step "certificate": the page's text is
     what the renderer prints from that bundle and the embedded rendering inputs, its steps printed passed
-    are ones the bundle supports, and with --trust the organisation name is the trust file's.
+    are ones the bundle supports, and with --trust the organisation name is the trust file's. The form is
+    told from the file (a PDF; JSON Lines; else one bundle); --as names it instead, which a script that knows
+    what it holds should do (a file can be written to read as either).
     """
     store = TrustStore.load(trust) if trust else None
-    if _is_pdf(file):  # a certificate (`provenance certificate`): its embedded bundles
+    if form is None:
+        form = Form.certificate if _is_pdf(file) else Form.export if is_json_lines(file) else Form.bundle
+    if form is Form.certificate:  # `provenance certificate`'s PDF: its embedded bundles
         raw = read_bytes(file, what="certificate file")
         _verify_certificate(raw, store, rpc, gateway, token_file, not allow_unanchored, as_json)
         return
-    if is_json_lines(file):
+    if form is Form.export:
         _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
         return
     verifier = bundle_verifier(

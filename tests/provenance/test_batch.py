@@ -358,7 +358,7 @@ def test_a_document_cannot_hide_bundle_lines(tmp_path: Path) -> None:
     altered bundles on its lines never checked or counted. A later line that starts a bundle makes it an
     export: every line is verified as it is alone. A document printed over lines (objects inline too, as
     some formatters print them) is still one bundle."""
-    lines, _ = _signed_export([{"n": 1}, {"n": 2}])
+    lines, first_trust = _signed_export([{"n": 1}, {"n": 2}])
     a, b = json.loads(lines[0]), json.loads(lines[1])
     a["payload"]["n"] = 999  # fails step payload
     b["record"]["subject"] = "rx:forged"  # fails step digest
@@ -375,6 +375,20 @@ def test_a_document_cannot_hide_bundle_lines(tmp_path: Path) -> None:
     assert summary.total == 6 and summary.verified == 0
     steps = {f.line: f.step for f in summary.failures}
     assert (steps[3], steps[5]) == ("payload", "digest") and len(steps) == 6
+    # A caller that knows what it holds says so: as an export every line is verified; as one bundle the
+    # carrier holds (its signed payload is what its signer signed).
+    from provenance.cli import main as cli
+
+    trust_file = tmp_path / "trust.json"
+    trust_file.write_text(json.dumps(trust.to_dict()), "utf-8")
+    common = ["verify", "--allow-unanchored", "--trust", str(trust_file), "--json"]
+    assert cli([*common, "--as", "export", str(path)]) == 1
+    assert cli([*common, "--as", "bundle", str(path)]) == 0
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(b"\n".join(lines) + b"\n")
+    trust_file.write_text(json.dumps(first_trust.to_dict()), "utf-8")
+    assert cli([*common, "--as", "bundle", str(plain)]) == 1  # two lines are no one JSON document
+    assert cli([*common, "--as", "export", str(plain)]) == 0
     # The ninth attack: the members' names written with escapes (read, they are the same names).
     escaped = text.replace(b'"media_type"', b'"media\\u005ftype"').replace(b'"record"', b'"\\u0072ecord"')
     assert escaped != text and verify_line(single, 1, escaped) is None
