@@ -448,3 +448,26 @@ def test_a_document_printed_over_lines_is_one_bundle(tmp_path: Path) -> None:
         assert not batch.is_json_lines(path), indent
     path.write_bytes(_line("valid.json") + b"\n\n \n")  # one line and blank ones
     assert not batch.is_json_lines(path)
+
+
+def test_an_input_read_through_a_pipe_is_read_once(tmp_path: Path) -> None:
+    """The tenth attack: `provenance verify` opens its file once a step (its form, its lines' count, the
+    verification); through a pipe (`/dev/stdin`, a process substitution) the first reads drained it and the
+    verification read nothing: "0 of 0", exit 0, for an export with an altered line. A pipe is now read once;
+    an export that holds no bundle is no verdict (exit 2)."""
+    import subprocess
+    import sys
+
+    valid, tampered = _line("valid.json"), _line("tampered-payload.json")
+    export = b"\n".join([valid] * 60 + [tampered]) + b"\n"  # past the first reads' 8 KiB
+    cmd = [sys.executable, "-m", "provenance", "verify", "--trust", str(BUNDLES / "trust.json"), "--json"]
+    for extra in ([], ["--as", "export"]):
+        run = subprocess.run([*cmd, *extra, "/dev/stdin"], input=export, capture_output=True, check=False)
+        summary = json.loads(run.stdout)
+        assert run.returncode == 1 and (summary["total"], summary["failed"]) == (61, 1), run.stderr
+    one = subprocess.run([*cmd, "/dev/stdin"], input=_line("valid.json"), capture_output=True, check=False)
+    assert one.returncode == 0 and json.loads(one.stdout)["verdict"] == "verified", one.stderr
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(b"\n \n")
+    empty = subprocess.run([*cmd, "--as", "export", str(blank)], capture_output=True, check=False)
+    assert empty.returncode == 2 and b"holds no bundle" in empty.stderr, empty
