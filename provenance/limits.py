@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from provenance._internal.stack import RECURSION_LIMIT, THREAD_STACK_BYTES
 
-__all__ = ["RECURSION_LIMIT", "THREAD_STACK_BYTES", "json_depth_exceeds"]
+__all__ = ["RECURSION_LIMIT", "THREAD_STACK_BYTES", "json_brackets_close", "json_depth_exceeds"]
 
 # After escapes are removed, only quotes and brackets matter for nesting.
 _DROP = bytes(b for b in range(256) if b not in b'"[]{}')
@@ -28,7 +28,7 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
         return False
     depth = 0
     in_string = False
-    for b in body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DROP):
+    for b in _structure(body):
         if b == 0x22:  # quote
             in_string = not in_string
         elif in_string:
@@ -40,3 +40,26 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
         else:
             depth -= 1
     return False
+
+
+def json_brackets_close(body: bytes) -> bool:
+    """Whether every bracket of JSON text outside strings is closed, in order, by one of its kind (and no
+    string is left open): what a text nested past a recursive parser's reach needs to be a value at all."""
+    opened: list[int] = []
+    in_string = False
+    for b in _structure(body):
+        if b == 0x22:
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif b in (0x5B, 0x7B):
+            opened.append(b + 2)  # "]" is "[" + 2, "}" is "{" + 2
+        elif not opened or opened.pop() != b:
+            return False
+    return not opened and not in_string
+
+
+def _structure(body: bytes) -> bytes:
+    """The quotes and brackets of JSON text that delimit strings and nesting: escaped backslashes, then
+    escaped quotes removed, every other byte dropped (all C-level)."""
+    return body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DROP)

@@ -27,6 +27,7 @@ import orjson
 from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import FormatError, ListingMismatch, ProvenanceError, VerificationError
 from provenance.files import FileUnreadable
+from provenance.limits import json_brackets_close
 from provenance.log.bundle import BundleReader, EvidenceBundle
 from provenance.log.merkle import MemoTreeHasher
 from provenance.records import _no_constants, canonical_bytes, exact_float, load_json
@@ -324,8 +325,8 @@ def _a_json_value(line: bytes) -> bool:
     byte order mark, no NaN or Infinity, integers of any length, nesting of any depth."""
     try:
         json.loads(line.decode("utf-8"), parse_constant=_no_constants, parse_int=len)
-    except RecursionError:
-        return True  # nested past Python's stack (~1,000 levels), which JSON.parse reads
+    except RecursionError:  # nested past Python's stack (~6,000 levels), which JSON.parse reads when closed
+        return json_brackets_close(line)
     except ValueError:  # UnicodeDecodeError too
         return False
     return True

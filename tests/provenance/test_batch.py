@@ -471,3 +471,24 @@ def test_an_input_read_through_a_pipe_is_read_once(tmp_path: Path) -> None:
     blank.write_bytes(b"\n \n")
     empty = subprocess.run([*cmd, "--as", "export", str(blank)], capture_output=True, check=False)
     assert empty.returncode == 2 and b"holds no bundle" in empty.stderr, empty
+
+
+def test_a_first_line_nested_past_the_parser_is_a_value_only_when_closed(tmp_path: Path) -> None:
+    """The ninth attack's remark: a first line of ~6,000 unclosed brackets was a JSON value to the CLI
+    (Python's parser gives up on the depth before it sees the line is cut off) and not to the page
+    (``JSON.parse``). Past the parser's reach a line is a value when its brackets close, in order and by
+    kind, as the page reads it; both sides then tell the file alike."""
+    deep = 20_000
+    cases = {
+        b"[" * deep: False,  # never closed
+        b"[" * deep + b"]" * deep: True,
+        b'{"a":' * deep + b"1" + b"}" * deep: True,
+        b"[" * deep + b"}" * deep: False,  # closed by the other kind
+        b'["]' + b"[" * deep + b"]" * deep: False,  # the quote opens a string that never ends
+        b'["\\\\"' + b"," + b"[" * deep + b"]" * deep + b"]": True,  # an escaped backslash ends its string
+    }
+    for first, value in cases.items():
+        path = tmp_path / "deep.jsonl"
+        path.write_bytes(first + b'\n"x": 1,\n')
+        assert batch._a_json_value(first) is value, first[:8]
+        assert batch.is_json_lines(path) is value
