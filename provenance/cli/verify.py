@@ -150,38 +150,25 @@ def verify(
     """
     store = TrustStore.load(trust) if trust else None
     with _regular(file) as file:
-        _verify_file(file, store, allow_unanchored, rpc, gateway, token_file, form, as_json)
-
-
-def _verify_file(
-    file: Path,
-    store: TrustStore | None,
-    allow_unanchored: bool,
-    rpc: str | None,
-    gateway: str | None,
-    token_file: Path | None,
-    form: Form | None,
-    as_json: bool,
-) -> None:
-    if form is None:
-        form = Form.certificate if _is_pdf(file) else Form.export if is_json_lines(file) else Form.bundle
-    if form is Form.certificate:  # `provenance certificate`'s PDF: its embedded bundles
-        raw = read_bytes(file, what="certificate file")
-        _verify_certificate(raw, store, rpc, gateway, token_file, not allow_unanchored, as_json)
-        return
-    if form is Form.export:
-        _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
-        return
-    verifier = bundle_verifier(
-        store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=not allow_unanchored
-    )
-    entry = bundle_entry(verifier, read_bytes(file, what="bundle file"))
-    if as_json:
-        typer.echo(json_text(entry))
-    else:
-        _print_entry(entry)
-    if not entry["ok"]:
-        raise typer.Exit(1)
+        if form is None:
+            form = Form.certificate if _is_pdf(file) else Form.export if is_json_lines(file) else Form.bundle
+        if form is Form.certificate:  # `provenance certificate`'s PDF: its embedded bundles
+            raw = read_bytes(file, what="certificate file")
+            _verify_certificate(raw, store, rpc, gateway, token_file, not allow_unanchored, as_json)
+            return
+        if form is Form.export:
+            _verify_export(file, store, not allow_unanchored, as_json, rpc is not None)
+            return
+        verifier = bundle_verifier(
+            store, rpc=rpc, gateway=gateway, token_file=token_file, require_anchor=not allow_unanchored
+        )
+        entry = bundle_entry(verifier, read_bytes(file, what="bundle file"))
+        if as_json:
+            typer.echo(json_text(entry))
+        else:
+            _print_entry(entry)
+        if not entry["ok"]:
+            raise typer.Exit(1)
 
 
 @contextlib.contextmanager

@@ -203,7 +203,6 @@ class BundleReader:
     """
 
     _TOP = frozenset(("media_type", "record", "digest", "signature", "signer", "log", "anchor", "payload"))
-    _TOP_REQUIRED = frozenset(("media_type", "record", "digest", "signature", "signer", "log"))
     _LOG = frozenset(("leaf_index", "tree_size", "inclusion_proof", "checkpoint", "log_key"))
     _LOG_REQUIRED = frozenset(("leaf_index", "tree_size", "inclusion_proof", "checkpoint"))
     _SIGNER = frozenset(("org", "public_key", "key_id"))
@@ -212,6 +211,7 @@ class BundleReader:
     def __init__(self, limit: int = 1 << 16) -> None:
         schema = bundle_schema()
         defs, anchor = schema["$defs"], schema["properties"]["anchor"]["oneOf"][1]
+        self._required = frozenset(schema["required"])
         self._digest = re.compile(defs["digest"]["pattern"]).fullmatch
         self._pem = re.compile(defs["pem"]["pattern"]).fullmatch
         self._hex32 = re.compile(defs["hex32"]["pattern"]).fullmatch
@@ -232,7 +232,7 @@ class BundleReader:
         if type(data) is not dict:
             return None
         keys = data.keys()
-        if not (keys >= self._TOP_REQUIRED and keys <= self._TOP) or data["media_type"] != MEDIA_TYPE:
+        if not (keys >= self._required and keys <= self._TOP) or data["media_type"] != MEDIA_TYPE:
             return None
         digest, signer, log = data["digest"], data["signer"], data["log"]
         if type(digest) is not str or not self._digest(digest):

@@ -13,6 +13,7 @@ the schema, canonical JSON), which threads would serialise.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from provenance.crypto.sm3 import sm3_hex
 from provenance.errors import FormatError, ListingMismatch, ProvenanceError, VerificationError
 from provenance.files import FileUnreadable
 from provenance.limits import json_brackets_close
-from provenance.log.bundle import BundleReader, EvidenceBundle
+from provenance.log.bundle import BundleReader, EvidenceBundle, bundle_schema
 from provenance.log.merkle import MemoTreeHasher
 from provenance.records import _no_constants, canonical_bytes, exact_float, load_json
 from provenance.verification.trust import TrustStore
@@ -299,10 +300,12 @@ def is_json_lines(path: Path) -> bool:
         raise FileUnreadable(f"cannot read {path}: {exc.strerror}") from exc
 
 
-# The members every bundle has (the schema's required ones): an export's line names each of them.
-_BUNDLE_MEMBERS = tuple(
-    f'"{m}"'.encode() for m in ("media_type", "record", "digest", "signature", "signer", "log")
-)
+@functools.cache
+def _bundle_members() -> tuple[bytes, ...]:
+    """The members every bundle has (the schema's ``required``), quoted as a line names them."""
+    return tuple(f'"{m}"'.encode() for m in bundle_schema()["required"])
+
+
 # A member's name may be written with escapes (``"media\\u005ftype"`` reads as ``"media_type"``, the ninth
 # attack); a name is ASCII, so these are the only escapes that can spell one.
 _ASCII_ESCAPE = re.compile(rb"\\u00([0-7][0-9A-Fa-f])")
@@ -317,7 +320,7 @@ def starts_a_bundle(line: bytes) -> bool:
         return False
     if b"\\u" in line:
         line = _ASCII_ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), line)
-    return all(name in line for name in _BUNDLE_MEMBERS)
+    return all(name in line for name in _bundle_members())
 
 
 def _a_json_value(line: bytes) -> bool:

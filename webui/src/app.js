@@ -1,5 +1,6 @@
 // The regulators' /verify page: input (file, paste, lookup), rendering, language switch, rx timeline.
 // Everything from a bundle or the gateway is untrusted text: it reaches the DOM only as textContent.
+import bundleSchema from '../../provenance/schemas/evidence-bundle.schema.json';
 import en from './i18n/en.json';
 import zh from './i18n/zh.json';
 import { parseJson } from './jcs.js';
@@ -320,7 +321,7 @@ function isJsonValue(bytes) {
 const BYTEWISE = new TextDecoder('latin1');
 
 // The members every bundle has (the schema's required ones): an export's line names each of them.
-const BUNDLE_MEMBERS = ['media_type', 'record', 'digest', 'signature', 'signer', 'log'].map((m) => `"${m}"`);
+const BUNDLE_MEMBERS = bundleSchema.required.map((m) => `"${m}"`);
 
 /**
  * Whether a line opens an object and names every member a bundle has, its escapes of ASCII characters read
