@@ -179,12 +179,17 @@ def test_altered_bundle_or_printed_digest_fails_naming_the_step(
     # them (the ninth attack: "verified", exit 0, the lines never looked at; the page, which reads no PDF,
     # took them for an export): no certificate.
     line = json.dumps(json.loads(page.bundle), ensure_ascii=False, separators=(",", ":")).encode()
-    for name, tail in (("appended", b"\n" + line + b"\n"), ("before-eof", b"\n" + line + b"\n%%EOF\n")):
-        polyglot = tmp_path / f"{name}.pdf"
+    cases = (
+        (b"\n" + line + b"\n", "bytes follow the PDF's end"),
+        (b"\n" + line + b"\n%%EOF\n", "the PDF holds lines of evidence bundles"),
+    )
+    for tail, why in cases:
+        polyglot = tmp_path / "polyglot.pdf"
         polyglot.write_bytes(original + tail)
         capsys.readouterr()
-        assert main(["verify", *trust, str(polyglot)]) == 2, name
-        assert "CERTIFICATE_INVALID" in capsys.readouterr().err, name
+        assert main(["verify", *trust, str(polyglot)]) == 2, why
+        said = " ".join(capsys.readouterr().err.split())
+        assert "CERTIFICATE_INVALID" in said and why in said, said
 
     # 3. A PDF without an embedded bundle is no certificate (exit 2, one line).
     bare = PdfWriter()

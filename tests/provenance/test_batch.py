@@ -470,7 +470,7 @@ def test_an_input_read_through_a_pipe_is_read_once(tmp_path: Path) -> None:
     blank = tmp_path / "blank.jsonl"
     blank.write_bytes(b"\n \n")
     empty = subprocess.run([*cmd, "--as", "export", str(blank)], capture_output=True, check=False)
-    assert empty.returncode == 2 and b"holds no bundle" in empty.stderr, empty
+    assert empty.returncode == 2 and b"[FORMAT_INVALID]: the export holds no bundle" in empty.stderr, empty
 
 
 def test_a_first_line_nested_past_the_parser_is_a_value_only_when_closed(tmp_path: Path) -> None:
